@@ -1,0 +1,459 @@
+#include "event.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ddb.h"
+#include "kpl.h"
+
+struct s_parser {
+    struct fanout_event *ev;
+    struct fanout_arena *arena;
+    json_t *extras; /* parsed SNS messages kept alive with the event */
+    size_t cap;
+};
+
+static const char *s_str(const json_t *obj, const char *key)
+{
+    const json_t *v = json_object_get(obj, key);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/* The region field of an ARN (arn:partition:service:region:...), or NULL. */
+static const char *s_arn_region(struct fanout_arena *a, const char *arn)
+{
+    if (!arn || strncmp(arn, "arn:", 4) != 0)
+        return NULL;
+    const char *p = arn;
+    for (int i = 0; i < 3; i++) {
+        p = strchr(p, ':');
+        if (!p)
+            return NULL;
+        p++;
+    }
+    const char *end = strchr(p, ':');
+    if (!end || end == p)
+        return NULL;
+    return fanout_arena_memdup(a, p, (size_t)(end - p));
+}
+
+static struct fanout_raw_record *s_new_record(struct s_parser *ps, size_t index,
+                                              const json_t *obj)
+{
+    struct fanout_event *ev = ps->ev;
+    if (ev->count == ps->cap) {
+        size_t cap = ps->cap ? ps->cap * 2 : 64;
+        void *p = realloc(ev->records, cap * sizeof *ev->records);
+        if (!p)
+            return NULL;
+        ev->records = p;
+        ps->cap = cap;
+    }
+    struct fanout_raw_record *r = &ev->records[ev->count++];
+    memset(r, 0, sizeof *r);
+    r->index = index;
+    r->json = obj;
+    return r;
+}
+
+/* Record `r` failed to parse: say which record and what was expected. */
+static void s_fail(struct s_parser *ps, struct fanout_raw_record *r, const char *fmt,
+                   ...) FANOUT_FMT(3, 4);
+static void s_fail(struct s_parser *ps, struct fanout_raw_record *r, const char *fmt,
+                   ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    r->error = fanout_arena_sprintf(ps->arena, "record %zu%s%s%s: %s", r->index,
+                                    r->sequence_number ? " (sequence number " : "",
+                                    r->sequence_number ? r->sequence_number : "",
+                                    r->sequence_number ? ")" : "", msg);
+}
+
+static void s_parse_kinesis(struct s_parser *ps, struct fanout_raw_record *r)
+{
+    const json_t *k = json_object_get(r->json, "kinesis");
+    r->kind = FANOUT_SRC_KINESIS;
+    r->action = "PUT";
+    if (!json_is_object(k)) {
+        s_fail(ps, r, "field \"kinesis\": missing or not an object");
+        return;
+    }
+    const char *seq = s_str(k, "sequenceNumber");
+    if (seq)
+        r->sequence_number = fanout_arena_strdup(ps->arena, seq);
+    const char *pk = s_str(k, "partitionKey");
+    const json_t *data = json_object_get(k, "data");
+    if (!seq) {
+        s_fail(ps, r, "field \"kinesis.sequenceNumber\": missing or not a string");
+        return;
+    }
+    if (!pk) {
+        s_fail(ps, r, "field \"kinesis.partitionKey\": missing or not a string");
+        return;
+    }
+    if (!json_is_string(data)) {
+        s_fail(ps, r, "field \"kinesis.data\": missing or not a string (expected base64)");
+        return;
+    }
+    r->key = (const uint8_t *)fanout_arena_strdup(ps->arena, pk);
+    r->key_len = json_string_length(json_object_get(k, "partitionKey"));
+    size_t n = json_string_length(data), bad = 0;
+    uint8_t *out = fanout_arena_alloc(ps->arena, fanout_base64_decoded_max(n) + 1);
+    long m = out ? fanout_base64_decode(json_string_value(data), n, out, &bad) : -1;
+    if (m < 0) {
+        if (bad == n)
+            s_fail(ps, r,
+                   "field \"kinesis.data\": not valid base64: length %zu is not a "
+                   "multiple of 4 (expected padded standard base64)",
+                   n);
+        else
+            s_fail(ps, r,
+                   "field \"kinesis.data\": not valid base64 at offset %zu (expected "
+                   "the standard alphabet A-Z a-z 0-9 + / with = padding)",
+                   bad);
+        return;
+    }
+    out[m] = 0;
+    r->data = out;
+    r->data_len = (size_t)m;
+}
+
+static void s_parse_dynamodb(struct s_parser *ps, struct fanout_raw_record *r)
+{
+    const json_t *d = json_object_get(r->json, "dynamodb");
+    r->kind = FANOUT_SRC_DYNAMODB;
+    const char *name = s_str(r->json, "eventName");
+    r->action = name ? fanout_arena_strdup(ps->arena, name) : "UNKNOWN";
+    if (!json_is_object(d)) {
+        s_fail(ps, r, "field \"dynamodb\": missing or not an object");
+        return;
+    }
+    const char *seq = s_str(d, "SequenceNumber");
+    if (!seq) {
+        s_fail(ps, r, "field \"dynamodb.SequenceNumber\": missing or not a string");
+        return;
+    }
+    r->sequence_number = fanout_arena_strdup(ps->arena, seq);
+    if (!name) {
+        s_fail(ps, r, "field \"eventName\": missing (expected INSERT, MODIFY or REMOVE)");
+        return;
+    }
+    const json_t *img = json_object_get(d, "NewImage");
+    if (img && !json_is_object(img)) {
+        s_fail(ps, r, "field \"dynamodb.NewImage\": not an object");
+        return;
+    }
+    struct fanout_buf kb = {0};
+    char err[256];
+    if (fanout_ddb_key(json_object_get(d, "Keys"), &kb, err, sizeof err) != 0) {
+        s_fail(ps, r, "field \"dynamodb.Keys\": %s", err);
+        fanout_buf_free(&kb);
+        return;
+    }
+    r->key = fanout_arena_memdup(ps->arena, kb.ptr, kb.len);
+    r->key_len = kb.len;
+    fanout_buf_free(&kb);
+}
+
+static void s_parse_records(struct s_parser *ps, const json_t *records, int nested,
+                            size_t outer_index);
+
+/* Returns 1 when the message was an event and its records were added in
+ * place of the wrapper (`r` is then no longer valid). */
+static int s_parse_sns(struct s_parser *ps, struct fanout_raw_record *r, int nested)
+{
+    const json_t *sns = json_object_get(r->json, "Sns");
+    r->kind = FANOUT_SRC_SNS;
+    r->action = "PUBLISH";
+    if (!json_is_object(sns)) {
+        s_fail(ps, r, "field \"Sns\": missing or not an object");
+        return 0;
+    }
+    const char *id = s_str(sns, "MessageId");
+    const char *topic = s_str(sns, "TopicArn");
+    const json_t *msg = json_object_get(sns, "Message");
+    if (id)
+        r->sequence_number = fanout_arena_strdup(ps->arena, id);
+    if (!id || !topic || !json_is_string(msg)) {
+        s_fail(ps, r, "fields \"Sns.MessageId\", \"Sns.TopicArn\" and \"Sns.Message\" "
+                      "must be strings");
+        return 0;
+    }
+    r->source_arn = fanout_arena_strdup(ps->arena, topic);
+    /* A message that is itself a Kinesis or DynamoDB Streams event (as a
+     * fan-out to SNS with collapse JSON produces) is unwrapped: its records
+     * are processed as if they had arrived directly. */
+    if (!nested) {
+        json_t *inner = json_loadb(json_string_value(msg), json_string_length(msg), 0, NULL);
+        const json_t *recs = json_object_get(inner, "Records");
+        if (json_is_array(recs) && json_array_size(recs) > 0) {
+            const json_t *first = json_array_get(recs, 0);
+            const char *src = s_str(first, "eventSource");
+            if (src && (!strcmp(src, "aws:kinesis") || !strcmp(src, "aws:dynamodb"))) {
+                json_array_append_new(ps->extras, inner);
+                size_t wrapper = r->index;
+                ps->ev->count--; /* the wrapper itself is not a record */
+                s_parse_records(ps, recs, 1, wrapper);
+                return 1;
+            }
+        }
+        json_decref(inner);
+    }
+    r->key = (const uint8_t *)r->sequence_number;
+    r->key_len = strlen(r->sequence_number);
+    r->data = (const uint8_t *)fanout_arena_memdup(ps->arena, json_string_value(msg),
+                                                   json_string_length(msg));
+    r->data_len = json_string_length(msg);
+    return 0;
+}
+
+static void s_parse_records(struct s_parser *ps, const json_t *records, int nested,
+                            size_t outer_index)
+{
+    size_t i;
+    const json_t *obj;
+    json_array_foreach(records, i, obj)
+    {
+        struct fanout_raw_record *r = s_new_record(ps, nested ? outer_index : i, obj);
+        if (!r)
+            return;
+        if (!json_is_object(obj)) {
+            s_fail(ps, r, "not an object");
+            continue;
+        }
+        const char *src = s_str(obj, "eventSource");
+        if (!src)
+            src = s_str(obj, "EventSource"); /* SNS spells it so */
+        const char *arn = s_str(obj, "eventSourceARN");
+        r->source_arn = arn ? fanout_arena_strdup(ps->arena, arn) : NULL;
+        const char *region = s_str(obj, "awsRegion");
+        if (!src) {
+            s_fail(ps, r, "field \"eventSource\": missing (expected aws:kinesis, "
+                          "aws:dynamodb or aws:sns)");
+        } else if (!strcmp(src, "aws:kinesis")) {
+            s_parse_kinesis(ps, r);
+        } else if (!strcmp(src, "aws:dynamodb")) {
+            s_parse_dynamodb(ps, r);
+        } else if (!strcmp(src, "aws:sns")) {
+            if (s_parse_sns(ps, r, nested))
+                continue; /* unwrapped: r is gone or was reused */
+        } else {
+            s_fail(ps, r,
+                   "field \"eventSource\": unknown source \"%s\" (expected aws:kinesis, "
+                   "aws:dynamodb or aws:sns)",
+                   src);
+        }
+        if (!r->source_arn && !r->error)
+            s_fail(ps, r, "field \"eventSourceARN\": missing or not a string");
+        r->region = region ? fanout_arena_strdup(ps->arena, region)
+                           : s_arn_region(ps->arena, r->source_arn);
+    }
+}
+
+static int s_group(struct fanout_event *ev, struct fanout_arena *a)
+{
+    /* Few sources per event in practice: a linear scan per record, over the
+     * groups, keeps first-seen order without a hash table. */
+    size_t *counts = calloc(ev->count + 1, sizeof *counts);
+    size_t *group_of = calloc(ev->count + 1, sizeof *group_of);
+    const char **arns = calloc(ev->count + 1, sizeof *arns);
+    if (!counts || !group_of || !arns) {
+        free(counts);
+        free(group_of);
+        free(arns);
+        return -1;
+    }
+    size_t ng = 0, last = 0;
+    for (size_t i = 0; i < ev->count; i++) {
+        const char *arn = ev->records[i].source_arn ? ev->records[i].source_arn : "";
+        size_t g = ng;
+        if (ng && strcmp(arns[last], arn) == 0)
+            g = last;
+        else
+            for (size_t j = 0; j < ng; j++)
+                if (strcmp(arns[j], arn) == 0) {
+                    g = j;
+                    break;
+                }
+        if (g == ng)
+            arns[ng++] = arn;
+        group_of[i] = last = g;
+        counts[g]++;
+    }
+    ev->groups = fanout_arena_calloc(a, (ng ? ng : 1) * sizeof *ev->groups);
+    int rc = ev->groups ? 0 : -1;
+    for (size_t g = 0; rc == 0 && g < ng; g++) {
+        ev->groups[g].source_arn = arns[g];
+        ev->groups[g].records =
+            fanout_arena_alloc(a, (counts[g] ? counts[g] : 1) * sizeof(void *));
+        if (!ev->groups[g].records)
+            rc = -1;
+    }
+    if (rc == 0) {
+        ev->group_count = ng;
+        for (size_t i = 0; i < ev->count; i++) {
+            struct fanout_source_group *grp = &ev->groups[group_of[i]];
+            grp->records[grp->count++] = &ev->records[i];
+        }
+    }
+    free(counts);
+    free(group_of);
+    free(arns);
+    return rc;
+}
+
+int fanout_event_parse(const char *json, size_t len, struct fanout_arena *arena,
+                       struct fanout_event *ev, char *err, size_t err_len)
+{
+    memset(ev, 0, sizeof *ev);
+    json_error_t je;
+    ev->root = json_loadb(json, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+    if (!ev->root) {
+        snprintf(err, err_len, "event is not valid JSON: line %d, column %d: %s", je.line,
+                 je.column, je.text);
+        return -1;
+    }
+    const json_t *records = json_object_get(ev->root, "Records");
+    if (!json_is_array(records)) {
+        snprintf(err, err_len,
+                 "event has no \"Records\" array (expected a Kinesis, DynamoDB Streams "
+                 "or SNS event: {\"Records\":[...]})");
+        fanout_event_clean_up(ev);
+        return -1;
+    }
+    struct s_parser ps = {.ev = ev, .arena = arena, .extras = json_array()};
+    if (!ps.extras) {
+        snprintf(err, err_len, "out of memory");
+        fanout_event_clean_up(ev);
+        return -1;
+    }
+    json_object_set_new(ev->root, "fanout:extras", ps.extras); /* freed with root */
+    s_parse_records(&ps, records, 0, 0);
+    if (s_group(ev, arena) != 0) {
+        snprintf(err, err_len, "out of memory");
+        fanout_event_clean_up(ev);
+        return -1;
+    }
+    return 0;
+}
+
+void fanout_event_clean_up(struct fanout_event *ev)
+{
+    json_decref(ev->root);
+    free(ev->records);
+    memset(ev, 0, sizeof *ev);
+}
+
+/* ---- decoding --------------------------------------------------------- */
+
+static struct fanout_rec *s_rec(struct fanout_arena *a, const struct fanout_raw_record *raw)
+{
+    struct fanout_rec *r = fanout_arena_calloc(a, sizeof *r);
+    if (!r)
+        return NULL;
+    r->raw = raw;
+    r->pub.key = raw->key;
+    r->pub.key_len = raw->key_len;
+    r->pub.data = raw->data;
+    r->pub.data_len = raw->data_len;
+    r->pub.sequence_number = raw->sequence_number;
+    r->pub.action = raw->action;
+    r->pub.source_arn = raw->source_arn;
+    r->pub.region = raw->region;
+    return r;
+}
+
+int fanout_decode_group(const struct fanout_source_group *g, struct fanout_decode_opts opts,
+                        struct fanout_arena *a, struct fanout_decoded *out)
+{
+    memset(out, 0, sizeof *out);
+    size_t cap = g->count ? g->count : 1;
+    out->records = fanout_arena_alloc(a, cap * sizeof *out->records);
+    out->failures = fanout_arena_alloc(a, cap * sizeof *out->failures);
+    if (!out->records || !out->failures)
+        return -1;
+    struct fanout_buf scratch = {0};
+    char err[512];
+    int rc = 0;
+    for (size_t i = 0; i < g->count && rc == 0; i++) {
+        const struct fanout_raw_record *raw = g->records[i];
+        if (raw->error) {
+            out->failures[out->failed_count++] =
+                (struct fanout_failure){raw, raw->error};
+            continue;
+        }
+        if (raw->kind == FANOUT_SRC_KINESIS && opts.deaggregate &&
+            fanout_kpl_has_magic(raw->data, raw->data_len)) {
+            struct fanout_kpl_user *users;
+            size_t n;
+            if (fanout_kpl_decode(raw->data, raw->data_len, a, &users, &n, err,
+                                  sizeof err) != 0) {
+                out->failures[out->failed_count++] = (struct fanout_failure){
+                    raw, fanout_arena_sprintf(a, "record %zu (sequence number %s): %s",
+                                              raw->index, raw->sequence_number, err)};
+                continue;
+            }
+            if (n > 1) { /* grow the pointer array for the expansion */
+                struct fanout_rec **grown =
+                    fanout_arena_alloc(a, (cap + n - 1) * sizeof *grown);
+                if (!grown) {
+                    rc = -1;
+                    break;
+                }
+                memcpy(grown, out->records, out->count * sizeof *grown);
+                out->records = grown;
+                cap += n - 1;
+            }
+            for (size_t u = 0; u < n; u++) {
+                struct fanout_rec *r = s_rec(a, raw);
+                if (!r) {
+                    rc = -1;
+                    break;
+                }
+                r->pub.key = users[u].key;
+                r->pub.key_len = users[u].key_len;
+                r->pub.data = users[u].data;
+                r->pub.data_len = users[u].data_len;
+                r->pub.explicit_hash_key = users[u].explicit_hash_key;
+                r->pub.sub_sequence_number = u;
+                r->pub.aggregated = 1;
+                out->records[out->count++] = r;
+            }
+            continue;
+        }
+        struct fanout_rec *r = s_rec(a, raw);
+        if (!r) {
+            rc = -1;
+            break;
+        }
+        if (raw->kind == FANOUT_SRC_DYNAMODB) {
+            const json_t *img =
+                json_object_get(json_object_get(raw->json, "dynamodb"), "NewImage");
+            fanout_buf_reset(&scratch);
+            if (fanout_ddb_image_to_json(img, opts.convert_ddb, &scratch, err,
+                                         sizeof err) != 0) {
+                out->failures[out->failed_count++] = (struct fanout_failure){
+                    raw, fanout_arena_sprintf(
+                             a, "record %zu (sequence number %s): field "
+                                "\"dynamodb.NewImage\": %s",
+                             raw->index, raw->sequence_number, err)};
+                continue;
+            }
+            r->pub.data = fanout_arena_memdup(a, scratch.ptr ? scratch.ptr : (uint8_t *)"",
+                                              scratch.len);
+            r->pub.data_len = scratch.len;
+            if (!r->pub.data) {
+                rc = -1;
+                break;
+            }
+        }
+        out->records[out->count++] = r;
+    }
+    fanout_buf_free(&scratch);
+    return rc;
+}

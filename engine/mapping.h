@@ -1,0 +1,100 @@
+/* Mappings (targets) and the mapping stores behind one interface. */
+#ifndef FANOUT_MAPPING_H
+#define FANOUT_MAPPING_H
+
+#include <fanout/plugin.h>
+#include <jansson.h>
+
+/* One validated mapping. Strings point into `json`, which it owns. */
+struct fanout_mapping {
+    const char *source_arn;
+    const char *id;
+    const char *type;
+    const char *destination;
+    const char *region;      /* NULL: the function's region */
+    const char *role;        /* NULL: no AssumeRole */
+    const char *external_id; /* NULL unless role */
+    int active;
+    int collapse; /* enum fanout_collapse, or -1 for the plugin's default */
+    int parallel;
+    int convert_ddb;
+    int deaggregate;
+    json_t *json;  /* the whole mapping object */
+    json_t *extra; /* the fields beyond the schema: plugin options */
+};
+
+/* The schema's field names, in the order of the README's table. */
+extern const char *const fanout_mapping_fields[];
+
+/* Validate one mapping object (`index` is its position, for messages).
+ * Returns the mapping, or NULL with err naming the mapping (id when it has
+ * one, else its position), the field and the rule, e.g.
+ *   mapping "to-sqs" (#2): field "active": expected a boolean (true or
+ *   false), got a string */
+struct fanout_mapping *fanout_mapping_parse(const json_t *obj, size_t index, char *err,
+                                            size_t err_len);
+void fanout_mapping_free(struct fanout_mapping *m);
+
+/* "none", "JSON", "concat", "concat-b64" (case-insensitive) -> mode; -1 if
+ * unknown. */
+int fanout_collapse_parse(const char *s);
+const char *fanout_collapse_name(int mode);
+
+/* A loaded list: the valid mappings and a message per invalid one. */
+struct fanout_mapping_set {
+    size_t count;
+    struct fanout_mapping **items;
+    size_t problem_count;
+    char **problems;
+};
+
+/* Parse a mapping document: a JSON array of mapping objects. Returns -1
+ * with err only when the document itself is unusable; invalid mappings go
+ * to `problems` and the valid ones are kept. Duplicate (sourceArn, id)
+ * pairs are problems too (the first one wins). */
+int fanout_mapping_set_parse(const char *text, size_t len, const char *origin,
+                             struct fanout_mapping_set *set, char *err, size_t err_len);
+void fanout_mapping_set_clean_up(struct fanout_mapping_set *set);
+
+/* ---- stores ---- */
+
+struct fanout_store;
+
+struct fanout_store_ops {
+    const char *kind;
+    /* The active mappings of `source_arn`, borrowed: valid until the next
+     * lookup. Returns 0, or -1 with err when the store cannot answer. */
+    int (*lookup)(struct fanout_store *s, const char *source_arn,
+                  struct fanout_mapping *const **out, size_t *count, char *err,
+                  size_t err_len);
+    /* Every mapping of the store, active or not, and the problems found
+     * (for `fanout validate`). Borrowed like lookup. */
+    int (*all)(struct fanout_store *s, const struct fanout_mapping_set **out, char *err,
+               size_t err_len);
+    void (*destroy)(struct fanout_store *s);
+};
+
+struct fanout_store {
+    const struct fanout_store_ops *ops;
+};
+
+/* The local JSON file store. The file is read now (failing when it cannot
+ * be read or is not a JSON array) and re-read when its modification time or
+ * size changes; a re-read that fails keeps the last good mappings and logs
+ * why. Invalid mappings are logged once per load. */
+struct fanout_store *fanout_store_file_new(const char *path, char *err, size_t err_len);
+
+static inline int fanout_store_lookup(struct fanout_store *s, const char *source_arn,
+                                      struct fanout_mapping *const **out, size_t *count,
+                                      char *err, size_t err_len)
+{
+    return s->ops->lookup(s, source_arn, out, count, err, err_len);
+}
+
+static inline void fanout_store_destroy(struct fanout_store *s)
+{
+    if (s)
+        s->ops->destroy(s);
+}
+
+#endif

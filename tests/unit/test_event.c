@@ -1,0 +1,338 @@
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "event.h"
+#include "log.h"
+
+static struct fanout_arena s_arena;
+
+static void s_setup(void)
+{
+    memset(&s_arena, 0, sizeof s_arena);
+}
+
+static void s_teardown(void)
+{
+    fanout_arena_free(&s_arena);
+}
+
+static char *s_slurp(const char *name, size_t *len)
+{
+    char path[1024];
+    const char *dir = getenv("FANOUT_TESTDATA");
+    snprintf(path, sizeof path, "%s/events/%s", dir ? dir : "tests/data", name);
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s (set FANOUT_TESTDATA)", path);
+    struct fanout_buf b = {0};
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        fanout_buf_append(&b, chunk, n);
+    fclose(f);
+    *len = b.len;
+    return (char *)b.ptr;
+}
+
+static void s_parse_file(const char *name, struct fanout_event *ev)
+{
+    size_t len;
+    char *text = s_slurp(name, &len);
+    char err[512];
+    ck_assert_msg(fanout_event_parse(text, len, &s_arena, ev, err, sizeof err) == 0, "%s", err);
+    free(text);
+}
+
+static void s_parse_text(const char *text, struct fanout_event *ev)
+{
+    char err[512];
+    ck_assert_msg(fanout_event_parse(text, strlen(text), &s_arena, ev, err, sizeof err) == 0,
+                  "%s", err);
+}
+
+START_TEST(kinesis_sample)
+{
+    struct fanout_event ev;
+    s_parse_file("kinesis.json", &ev);
+    ck_assert_uint_eq(ev.count, 5);
+    ck_assert_uint_eq(ev.group_count, 1);
+    ck_assert_str_eq(ev.groups[0].source_arn,
+                     "arn:aws:kinesis:us-east-1:123456789012:stream/example-stream");
+    const struct fanout_raw_record *r = &ev.records[0];
+    ck_assert_ptr_null(r->error);
+    ck_assert_int_eq(r->kind, FANOUT_SRC_KINESIS);
+    ck_assert_str_eq((const char *)r->key, "pk-1001-894");
+    ck_assert_str_eq(r->sequence_number,
+                     "49590338271490256608559692538361571095921575989136588898");
+    ck_assert_str_eq(r->region, "us-east-1");
+    ck_assert(r->data_len > 10 && memcmp(r->data, "{\"id\": 0, \"seed\": 1001", 22) == 0);
+
+    struct fanout_decoded d;
+    ck_assert_int_eq(fanout_decode_group(&ev.groups[0], (struct fanout_decode_opts){1, 1},
+                                         &s_arena, &d),
+                     0);
+    ck_assert_uint_eq(d.count, 5);
+    ck_assert_uint_eq(d.failed_count, 0);
+    ck_assert_ptr_eq(d.records[0]->pub.data, r->data);
+    ck_assert_str_eq(d.records[4]->pub.action, "PUT");
+    fanout_event_clean_up(&ev);
+}
+END_TEST
+
+START_TEST(dynamodb_sample)
+{
+    struct fanout_event ev;
+    s_parse_file("dynamodb.json", &ev);
+    ck_assert_uint_eq(ev.group_count, 1);
+    ck_assert_uint_gt(ev.count, 2);
+    const struct fanout_raw_record *r = &ev.records[0];
+    ck_assert_ptr_null(r->error);
+    ck_assert_str_eq((const char *)r->key, "h1002-0|0");
+    ck_assert_str_eq(r->action, "INSERT");
+    ck_assert_str_eq(r->sequence_number, "111");
+
+    struct fanout_decoded raw, plain;
+    ck_assert_int_eq(fanout_decode_group(&ev.groups[0], (struct fanout_decode_opts){0, 0},
+                                         &s_arena, &raw),
+                     0);
+    ck_assert_int_eq(fanout_decode_group(&ev.groups[0], (struct fanout_decode_opts){0, 1},
+                                         &s_arena, &plain),
+                     0);
+    ck_assert_uint_eq(raw.count, ev.count);
+    ck_assert_uint_eq(plain.count, ev.count);
+    const char *dj = (const char *)raw.records[0]->pub.data;
+    ck_assert_msg(strstr(dj, "\"price\":{\"N\":\"655072485368.431\"}"), "%s", dj);
+    const char *pj = (const char *)plain.records[0]->pub.data;
+    ck_assert_msg(strstr(pj, "\"price\":655072485368.431"), "%s", pj);
+    ck_assert_msg(strstr(pj, "\"big\":12345678901234567890123456789.5"), "%s", pj);
+    ck_assert(fanout_json_valid(plain.records[0]->pub.data, plain.records[0]->pub.data_len));
+    /* a REMOVE has no NewImage: {} */
+    for (size_t i = 0; i < ev.count; i++)
+        if (!strcmp(ev.records[i].action, "REMOVE"))
+            ck_assert_str_eq((const char *)plain.records[i]->pub.data, "{}");
+    fanout_event_clean_up(&ev);
+}
+END_TEST
+
+/* The KPL sample: user records in order, plain records passed through, the
+ * corrupt last record reported with its sequence number. */
+START_TEST(kpl_sample_deaggregated)
+{
+    struct fanout_event ev;
+    s_parse_file("kpl-aggregated.json", &ev);
+    struct fanout_decoded d;
+    ck_assert_int_eq(fanout_decode_group(&ev.groups[0], (struct fanout_decode_opts){1, 0},
+                                         &s_arena, &d),
+                     0);
+    size_t len;
+    char *expected = s_slurp("kpl-aggregated.expected.jsonl", &len);
+    size_t i = 0;
+    for (char *line = strtok(expected, "\n"); line; line = strtok(NULL, "\n")) {
+        json_t *j = json_loads(line, 0, NULL);
+        ck_assert_ptr_nonnull(j);
+        const char *corrupt = json_string_value(json_object_get(j, "corrupt"));
+        if (corrupt) {
+            ck_assert_uint_eq(d.failed_count, 1);
+            ck_assert_str_eq(d.failures[0].raw->sequence_number, corrupt);
+            ck_assert_msg(strstr(d.failures[0].reason, corrupt) &&
+                              strstr(d.failures[0].reason, "digest"),
+                          "%s", d.failures[0].reason);
+        } else {
+            const char *key = json_string_value(json_object_get(j, "key"));
+            const char *b64 = json_string_value(json_object_get(j, "dataB64"));
+            ck_assert_uint_lt(i, d.count);
+            const struct fanout_record *r = &d.records[i]->pub;
+            ck_assert_uint_eq(r->key_len, strlen(key));
+            ck_assert(memcmp(r->key, key, r->key_len) == 0);
+            struct fanout_buf enc = {0};
+            fanout_buf_append_base64(&enc, r->data, r->data_len);
+            ck_assert_str_eq(enc.ptr ? (char *)enc.ptr : "", b64);
+            fanout_buf_free(&enc);
+            i++;
+        }
+        json_decref(j);
+    }
+    ck_assert_uint_eq(i, d.count);
+    free(expected);
+
+    /* without deaggregate, every Kinesis record passes through as is */
+    struct fanout_decoded pass;
+    ck_assert_int_eq(fanout_decode_group(&ev.groups[0], (struct fanout_decode_opts){0, 0},
+                                         &s_arena, &pass),
+                     0);
+    ck_assert_uint_eq(pass.count, ev.count);
+    ck_assert_uint_eq(pass.failed_count, 0);
+    fanout_event_clean_up(&ev);
+}
+END_TEST
+
+START_TEST(event_level_errors)
+{
+    struct fanout_event ev;
+    char err[512];
+    ck_assert_int_eq(fanout_event_parse("{\"Records\": [", 13, &s_arena, &ev, err, sizeof err),
+                     -1);
+    ck_assert_msg(strstr(err, "event is not valid JSON: line 1"), "%s", err);
+    ck_assert_int_eq(fanout_event_parse("{\"records\":[]}", 14, &s_arena, &ev, err, sizeof err),
+                     -1);
+    ck_assert_msg(strstr(err, "no \"Records\" array"), "%s", err);
+    ck_assert_int_eq(fanout_event_parse("[1,2]", 5, &s_arena, &ev, err, sizeof err), -1);
+    ck_assert_int_eq(fanout_event_parse("", 0, &s_arena, &ev, err, sizeof err), -1);
+}
+END_TEST
+
+#define KREC(pk, seq, data)                                                    \
+    "{\"eventSource\":\"aws:kinesis\",\"eventSourceARN\":\"arn:aws:kinesis:eu-west-1:1:"  \
+    "stream/s\",\"kinesis\":{\"partitionKey\":\"" pk "\",\"sequenceNumber\":\"" seq    \
+    "\",\"data\":\"" data "\"}}"
+
+START_TEST(bad_records_named_rest_go_on)
+{
+    struct fanout_event ev;
+    s_parse_text("{\"Records\":[" KREC("a", "1", "aGVsbG8=") "," KREC("b", "2", "aGVsbG8")
+                 "," KREC("c", "3", "aGV$bG8=") ","
+                 "{\"eventSource\":\"aws:kinesis\",\"eventSourceARN\":\"arn:aws:kinesis:eu-west-1:"
+                 "1:stream/s\",\"kinesis\":{\"sequenceNumber\":\"4\",\"data\":\"\"}},"
+                 "{\"eventSource\":\"aws:sqs\",\"eventSourceARN\":\"arn:aws:sqs:x:1:q\"},"
+                 "{\"eventSource\":\"aws:kinesis\",\"kinesis\":{\"partitionKey\":\"f\","
+                 "\"sequenceNumber\":\"6\",\"data\":\"\"}},"
+                 "7," KREC("h", "8", "") "]}",
+                 &ev);
+    ck_assert_uint_eq(ev.count, 8);
+    ck_assert_ptr_null(ev.records[0].error);
+    ck_assert_uint_eq(ev.records[0].data_len, 5);
+    ck_assert_msg(strstr(ev.records[1].error, "record 1 (sequence number 2)") &&
+                      strstr(ev.records[1].error, "length 7 is not a multiple of 4"),
+                  "%s", ev.records[1].error);
+    ck_assert_msg(strstr(ev.records[2].error, "\"kinesis.data\": not valid base64 at offset 3"),
+                  "%s", ev.records[2].error);
+    ck_assert_msg(strstr(ev.records[3].error, "\"kinesis.partitionKey\": missing"), "%s",
+                  ev.records[3].error);
+    ck_assert_msg(strstr(ev.records[4].error, "unknown source \"aws:sqs\""), "%s",
+                  ev.records[4].error);
+    ck_assert_msg(strstr(ev.records[5].error, "\"eventSourceARN\": missing"), "%s",
+                  ev.records[5].error);
+    ck_assert_msg(strstr(ev.records[6].error, "record 6: not an object"), "%s",
+                  ev.records[6].error);
+    ck_assert_ptr_null(ev.records[7].error);
+    ck_assert_uint_eq(ev.records[7].data_len, 0);
+
+    /* decoding lists the bad ones as failures and keeps the good ones */
+    const struct fanout_source_group *g = NULL;
+    for (size_t i = 0; i < ev.group_count; i++)
+        if (!strcmp(ev.groups[i].source_arn, "arn:aws:kinesis:eu-west-1:1:stream/s"))
+            g = &ev.groups[i];
+    ck_assert_ptr_nonnull(g);
+    struct fanout_decoded d;
+    ck_assert_int_eq(fanout_decode_group(g, (struct fanout_decode_opts){1, 0}, &s_arena, &d), 0);
+    ck_assert_uint_eq(d.count, 2);
+    ck_assert_uint_eq(d.failed_count, 3);
+    fanout_event_clean_up(&ev);
+}
+END_TEST
+
+START_TEST(groups_in_first_seen_order)
+{
+    struct fanout_event ev;
+    const char *b = "{\"eventSource\":\"aws:kinesis\",\"eventSourceARN\":\"arn:aws:kinesis:"
+                    "us-east-1:1:stream/B\",\"kinesis\":{\"partitionKey\":\"k\","
+                    "\"sequenceNumber\":\"9\",\"data\":\"\"}}";
+    char text[2048];
+    snprintf(text, sizeof text, "{\"Records\":[%s,%s,%s,%s]}", b, KREC("a", "1", ""), b,
+             KREC("a", "2", ""));
+    s_parse_text(text, &ev);
+    ck_assert_uint_eq(ev.group_count, 2);
+    ck_assert_str_eq(ev.groups[0].source_arn, "arn:aws:kinesis:us-east-1:1:stream/B");
+    ck_assert_uint_eq(ev.groups[0].count, 2);
+    ck_assert_uint_eq(ev.groups[1].count, 2);
+    ck_assert_str_eq(ev.groups[1].records[1]->sequence_number, "2");
+    fanout_event_clean_up(&ev);
+}
+END_TEST
+
+START_TEST(sns_wrapped_and_plain)
+{
+    struct fanout_event ev;
+    /* an SNS message that carries a Kinesis event is unwrapped; a plain one
+     * is a record of the topic */
+    s_parse_text(
+        "{\"Records\":[{\"EventSource\":\"aws:sns\",\"Sns\":{\"MessageId\":\"m1\","
+        "\"TopicArn\":\"arn:aws:sns:us-east-1:1:t\",\"Message\":\"{\\\"Records\\\":["
+        "{\\\"eventSource\\\":\\\"aws:kinesis\\\",\\\"eventSourceARN\\\":"
+        "\\\"arn:aws:kinesis:us-east-1:1:stream/s\\\",\\\"kinesis\\\":{\\\"partitionKey\\\":"
+        "\\\"p\\\",\\\"sequenceNumber\\\":\\\"5\\\",\\\"data\\\":\\\"eA==\\\"}},"
+        "{\\\"eventSource\\\":\\\"aws:kinesis\\\",\\\"eventSourceARN\\\":"
+        "\\\"arn:aws:kinesis:us-east-1:1:stream/s\\\",\\\"kinesis\\\":{\\\"partitionKey\\\":"
+        "\\\"q\\\",\\\"sequenceNumber\\\":\\\"6\\\",\\\"data\\\":\\\"eQ==\\\"}}]}\"}},"
+        "{\"EventSource\":\"aws:sns\",\"Sns\":{\"MessageId\":\"m2\","
+        "\"TopicArn\":\"arn:aws:sns:us-east-1:1:t\",\"Message\":\"hello\"}}]}",
+        &ev);
+    ck_assert_uint_eq(ev.count, 3);
+    ck_assert_ptr_null(ev.records[0].error);
+    ck_assert_str_eq(ev.records[0].source_arn, "arn:aws:kinesis:us-east-1:1:stream/s");
+    ck_assert_str_eq(ev.records[1].sequence_number, "6");
+    ck_assert(ev.records[1].data_len == 1 && ev.records[1].data[0] == 'y');
+    ck_assert_uint_eq(ev.records[1].index, 0); /* the wrapper's position */
+    ck_assert_int_eq(ev.records[2].kind, FANOUT_SRC_SNS);
+    ck_assert_str_eq(ev.records[2].source_arn, "arn:aws:sns:us-east-1:1:t");
+    ck_assert_str_eq(ev.records[2].sequence_number, "m2");
+    ck_assert_uint_eq(ev.records[2].data_len, 5);
+    ck_assert_uint_eq(ev.group_count, 2);
+    fanout_event_clean_up(&ev);
+}
+END_TEST
+
+START_TEST(dynamodb_bad_image_fails_one_record)
+{
+    struct fanout_event ev;
+    s_parse_text(
+        "{\"Records\":[{\"eventSource\":\"aws:dynamodb\",\"eventName\":\"INSERT\","
+        "\"eventSourceARN\":\"arn:aws:dynamodb:us-east-1:1:table/t/stream/x\","
+        "\"dynamodb\":{\"Keys\":{\"id\":{\"S\":\"a\"}},\"SequenceNumber\":\"1\","
+        "\"NewImage\":{\"id\":{\"S\":\"a\"},\"v\":{\"X\":\"?\"}}}},"
+        "{\"eventSource\":\"aws:dynamodb\",\"eventName\":\"INSERT\","
+        "\"eventSourceARN\":\"arn:aws:dynamodb:us-east-1:1:table/t/stream/x\","
+        "\"dynamodb\":{\"Keys\":{\"id\":{\"S\":\"b\"},\"n\":{\"N\":\"7\"}},"
+        "\"SequenceNumber\":\"2\",\"NewImage\":{\"id\":{\"S\":\"b\"}}}},"
+        "{\"eventSource\":\"aws:dynamodb\",\"eventName\":\"INSERT\","
+        "\"eventSourceARN\":\"arn:aws:dynamodb:us-east-1:1:table/t/stream/x\","
+        "\"dynamodb\":{\"Keys\":{\"id\":{\"BOOL\":true}},\"SequenceNumber\":\"3\"}}]}",
+        &ev);
+    ck_assert_str_eq((const char *)ev.records[1].key, "b|7");
+    ck_assert_msg(ev.records[2].error && strstr(ev.records[2].error, "\"dynamodb.Keys\""), "%s",
+                  ev.records[2].error ? ev.records[2].error : "(none)");
+    struct fanout_decoded d;
+    ck_assert_int_eq(fanout_decode_group(&ev.groups[0], (struct fanout_decode_opts){0, 1},
+                                         &s_arena, &d),
+                     0);
+    ck_assert_uint_eq(d.count, 1);
+    ck_assert_uint_eq(d.failed_count, 2);
+    ck_assert_msg(strstr(d.failures[0].reason, "record 0 (sequence number 1)") &&
+                      strstr(d.failures[0].reason, "\"X\""),
+                  "%s", d.failures[0].reason);
+    fanout_event_clean_up(&ev);
+}
+END_TEST
+
+int main(void)
+{
+    fanout_log_set(FANOUT_LOG_ERROR, 0);
+    Suite *s = suite_create("event");
+    TCase *tc = tcase_create("decode");
+    tcase_add_checked_fixture(tc, s_setup, s_teardown);
+    tcase_add_test(tc, kinesis_sample);
+    tcase_add_test(tc, dynamodb_sample);
+    tcase_add_test(tc, kpl_sample_deaggregated);
+    tcase_add_test(tc, event_level_errors);
+    tcase_add_test(tc, bad_records_named_rest_go_on);
+    tcase_add_test(tc, groups_in_first_seen_order);
+    tcase_add_test(tc, sns_wrapped_and_plain);
+    tcase_add_test(tc, dynamodb_bad_image_fails_one_record);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

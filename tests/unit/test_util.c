@@ -1,0 +1,189 @@
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+static char *s_b64(const char *in, size_t n)
+{
+    struct fanout_buf b = {0};
+    ck_assert_int_eq(fanout_buf_append_base64(&b, (const uint8_t *)in, n), 0);
+    return b.ptr ? (char *)b.ptr : strdup("");
+}
+
+START_TEST(base64_rfc4648_vectors)
+{
+    static const char *const plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+    static const char *const enc[] = {"",         "Zg==",     "Zm8=",    "Zm9v",
+                                      "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+    for (int i = 0; i < 7; i++) {
+        char *e = s_b64(plain[i], strlen(plain[i]));
+        ck_assert_str_eq(e, enc[i]);
+        free(e);
+        uint8_t out[16];
+        size_t bad = 99;
+        long n = fanout_base64_decode(enc[i], strlen(enc[i]), out, &bad);
+        ck_assert_int_eq(n, (long)strlen(plain[i]));
+        ck_assert(memcmp(out, plain[i], (size_t)n) == 0);
+    }
+}
+END_TEST
+
+START_TEST(base64_binary_roundtrip)
+{
+    uint8_t in[256], out[300];
+    for (int i = 0; i < 256; i++)
+        in[i] = (uint8_t)(255 - i);
+    for (size_t n = 0; n <= 256; n += 17) {
+        char *e = s_b64((const char *)in, n);
+        ck_assert_uint_eq(strlen(e), fanout_base64_encoded_len(n));
+        long m = fanout_base64_decode(e, strlen(e), out, NULL);
+        ck_assert_int_eq(m, (long)n);
+        ck_assert(memcmp(in, out, n) == 0);
+        free(e);
+    }
+}
+END_TEST
+
+START_TEST(base64_strict_errors)
+{
+    uint8_t out[32];
+    size_t bad;
+    /* length not a multiple of 4 */
+    ck_assert_int_eq(fanout_base64_decode("Zm9", 3, out, &bad), -1);
+    ck_assert_uint_eq(bad, 3);
+    /* a character outside the alphabet, and its offset */
+    ck_assert_int_eq(fanout_base64_decode("Zm9v!mFy", 8, out, &bad), -1);
+    ck_assert_uint_eq(bad, 4);
+    /* URL-safe alphabet is not the standard one */
+    ck_assert_int_eq(fanout_base64_decode("_-8=", 4, out, &bad), -1);
+    ck_assert_uint_eq(bad, 0);
+    /* whitespace is refused */
+    ck_assert_int_eq(fanout_base64_decode("Zm9v Zg==", 9, out, &bad), -1);
+    /* padding in the middle */
+    ck_assert_int_eq(fanout_base64_decode("Zg==Zm9v", 8, out, &bad), -1);
+    /* non-canonical trailing bits */
+    ck_assert_int_eq(fanout_base64_decode("Zh==", 4, out, &bad), -1);
+    ck_assert_int_eq(fanout_base64_decode("Zm9=", 4, out, &bad), -1);
+    /* a lone '=' in the third place */
+    ck_assert_int_eq(fanout_base64_decode("Zm=v", 4, out, &bad), -1);
+}
+END_TEST
+
+START_TEST(utf8_validation)
+{
+    ck_assert(fanout_utf8_valid((const uint8_t *)"", 0));
+    ck_assert(fanout_utf8_valid((const uint8_t *)"plain ascii text, long enough", 29));
+    ck_assert(fanout_utf8_valid((const uint8_t *)"\xc3\xbc\xe2\x82\xac\xf0\x9f\x98\x80", 9));
+    ck_assert(!fanout_utf8_valid((const uint8_t *)"\xc3", 1));           /* truncated */
+    ck_assert(!fanout_utf8_valid((const uint8_t *)"\xc0\xaf", 2));       /* overlong */
+    ck_assert(!fanout_utf8_valid((const uint8_t *)"\xed\xa0\x80", 3));   /* surrogate */
+    ck_assert(!fanout_utf8_valid((const uint8_t *)"\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
+    ck_assert(!fanout_utf8_valid((const uint8_t *)"abcdefgh\xff", 9));
+}
+END_TEST
+
+START_TEST(json_validation)
+{
+    static const char *const good[] = {
+        "{}", "[]", "0", "-0.5e+10", "\"\\u00e9\\n\"", " {\"a\":[1,true,false,null]} ",
+        "{\"k\":{\"n\":{\"m\":[[],{}]}}}", "\"\xc3\xbc\"", "1E5",
+    };
+    static const char *const bad[] = {
+        "", "{", "[1,]", "{\"a\":1,}", "01", "1.", ".5", "+1", "tru", "nul",
+        "\"\\x\"", "\"a", "{\"a\" 1}", "[1 2]", "{} {}", "\"\t\"", "NaN", "\"\\u12G4\"",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+        ck_assert_msg(fanout_json_valid((const uint8_t *)good[i], strlen(good[i])),
+                      "should be valid: %s", good[i]);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        ck_assert_msg(!fanout_json_valid((const uint8_t *)bad[i], strlen(bad[i])),
+                      "should be invalid: %s", bad[i]);
+    /* invalid UTF-8 inside a string */
+    ck_assert(!fanout_json_valid((const uint8_t *)"\"\xff\"", 3));
+    /* nesting is bounded rather than recursing without end */
+    size_t n = 100000;
+    char *deep = malloc(n);
+    memset(deep, '[', n);
+    ck_assert(!fanout_json_valid((const uint8_t *)deep, n));
+    free(deep);
+}
+END_TEST
+
+START_TEST(json_string_escaping)
+{
+    struct fanout_buf b = {0};
+    const char in[] = "q\"b\\n\n\x01\xc3\xbc\xff";
+    ck_assert_int_eq(fanout_buf_append_json_string(&b, (const uint8_t *)in, sizeof in - 1), 0);
+    ck_assert_str_eq((char *)b.ptr, "\"q\\\"b\\\\n\\n\\u0001\xc3\xbc\xef\xbf\xbd\"");
+    ck_assert(fanout_json_valid(b.ptr, b.len));
+    fanout_buf_free(&b);
+}
+END_TEST
+
+START_TEST(buf_and_arena)
+{
+    struct fanout_buf b = {0};
+    for (int i = 0; i < 1000; i++)
+        ck_assert_int_eq(fanout_buf_appendf(&b, "%d,", i), 0);
+    ck_assert_uint_eq(b.ptr[b.len], 0);
+    ck_assert(strncmp((char *)b.ptr, "0,1,2,", 6) == 0);
+    fanout_buf_free(&b);
+
+    struct fanout_arena a = {0};
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 1000; i++) {
+            char *s = fanout_arena_sprintf(&a, "item-%d", i);
+            ck_assert_str_eq(s, s + 0);
+            ck_assert(((uintptr_t)s & 15) == 0);
+        }
+        void *big = fanout_arena_alloc(&a, 1 << 20); /* bigger than a chunk */
+        ck_assert_ptr_nonnull(big);
+        memset(big, 1, 1 << 20);
+        char *small = fanout_arena_strdup(&a, "after the big one");
+        ck_assert_str_eq(small, "after the big one");
+        fanout_arena_reset(&a);
+        ck_assert_uint_eq(a.total, 0);
+    }
+    fanout_arena_free(&a);
+}
+END_TEST
+
+START_TEST(type_names)
+{
+    ck_assert(fanout_valid_type_name("sqs"));
+    ck_assert(fanout_valid_type_name("my_plugin-2"));
+    ck_assert(!fanout_valid_type_name(""));
+    ck_assert(!fanout_valid_type_name("../sqs"));
+    ck_assert(!fanout_valid_type_name("a/b"));
+    ck_assert(!fanout_valid_type_name("sqs.so"));
+    ck_assert(!fanout_valid_type_name("SQS"));
+    ck_assert(!fanout_valid_type_name(NULL));
+    char longname[66];
+    memset(longname, 'a', 65);
+    longname[65] = 0;
+    ck_assert(!fanout_valid_type_name(longname));
+    longname[64] = 0;
+    ck_assert(fanout_valid_type_name(longname));
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("util");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, base64_rfc4648_vectors);
+    tcase_add_test(tc, base64_binary_roundtrip);
+    tcase_add_test(tc, base64_strict_errors);
+    tcase_add_test(tc, utf8_validation);
+    tcase_add_test(tc, json_validation);
+    tcase_add_test(tc, json_string_escaping);
+    tcase_add_test(tc, buf_and_arena);
+    tcase_add_test(tc, type_names);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
