@@ -19,15 +19,21 @@
  *     minor is newer than its own, whose struct is smaller than the 1.0 size,
  *     whose signature differs, or whose name is not the file's type.
  *   - Arrays passed across the ABI are arrays of pointers, so a struct can
- *     grow without changing the stride a plugin walks with. The one exception
- *     is `struct fanout_outcome`, which is frozen for major 1.
+ *     grow without changing the stride a plugin walks with. The exceptions
+ *     are FROZEN for major 1 (never changed, never grown): `struct
+ *     fanout_outcome` and `struct fanout_option` (arrays walked by stride),
+ *     and `struct fanout_limits` (embedded by value in `fanout_plugin`; a
+ *     new limit is appended to `fanout_plugin` itself).
  *
  * Threads
  *   `send` may be called from several threads at once for one instance unless
  *   the plugin sets FANOUT_PLUGIN_SERIAL in `flags`; then the engine never
  *   calls `send` on the same instance concurrently (different instances may
  *   still run at once). `open`/`close` are never concurrent with `send` on
- *   the same instance. `init`/`fini` run once, on the loading thread.
+ *   the same instance. `init` runs once, on whichever thread first needs the
+ *   plugin (loading is lazy), and `fini` once when the engine unloads it;
+ *   never concurrently with anything else of the plugin. `fini` is not
+ *   called after a failed `init`; without `init` it gets a NULL state.
  *
  * Ownership
  *   Everything the engine passes in (host, target, batch, records) is owned
@@ -62,7 +68,8 @@ extern "C" {
 #define FANOUT_STR(x) FANOUT_STR_(x)
 #define FANOUT_ABI_SIGNATURE                                                   \
     "fanout-abi-1:p" FANOUT_STR(__SIZEOF_POINTER__) ":l" FANOUT_STR(            \
-        __SIZEOF_LONG__) ":z" FANOUT_STR(__SIZEOF_SIZE_T__)
+        __SIZEOF_LONG__) ":z" FANOUT_STR(__SIZEOF_SIZE_T__) ":i" FANOUT_STR(    \
+        __SIZEOF_INT__)
 
 #if defined(__GNUC__)
 #define FANOUT_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
@@ -112,7 +119,7 @@ enum fanout_collapse {
  * plus the key when `key_counts` is set), before any encoding the plugin's
  * wire protocol adds; the overheads let a plugin account for envelopes.
  */
-struct fanout_limits {
+struct fanout_limits { /* FROZEN for major 1 */
     /* Messages (entries) per `send` call. */
     uint32_t max_messages_per_call;
     /* Largest single message: body bytes (+ key bytes when key_counts). */
@@ -230,7 +237,7 @@ enum fanout_option_type {
     FANOUT_OPT_BOOL = 3,   /* int (0/1) */
 };
 
-struct fanout_option {
+struct fanout_option { /* FROZEN for major 1 */
     const char *name;        /* the mapping field, e.g. "ttlSeconds" */
     enum fanout_option_type type;
     size_t offset;           /* offsetof(your struct, member) */
@@ -358,7 +365,9 @@ struct fanout_plugin {
     (offsetof(struct fanout_plugin, close) + sizeof(void (*)(void *)))
 
 /*
- * Emit the plugin's exported descriptor. Use once per plugin:
+ * Emit the plugin's exported descriptor (C; from C++ write the struct out
+ * by hand inside extern "C", fields in declaration order). Use once per
+ * plugin:
  *
  *   FANOUT_PLUGIN_DEFINE(
  *       .name = "example", .version = "1.0.0", .description = "...",
@@ -367,8 +376,13 @@ struct fanout_plugin {
  *       .validate = s_validate, .open = s_open, .send = s_send,
  *       .close = s_close);
  */
+#ifdef __cplusplus
+#define FANOUT_LINKAGE extern "C"
+#else
+#define FANOUT_LINKAGE
+#endif
 #define FANOUT_PLUGIN_DEFINE(...)                                              \
-    FANOUT_EXPORT const struct fanout_plugin fanout_plugin_v1 = {              \
+    FANOUT_LINKAGE FANOUT_EXPORT const struct fanout_plugin fanout_plugin_v1 = { \
         .abi_major = FANOUT_ABI_MAJOR,                                         \
         .abi_minor = FANOUT_ABI_MINOR,                                         \
         .struct_size = (uint32_t)sizeof(struct fanout_plugin),                 \
