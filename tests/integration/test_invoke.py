@@ -1,0 +1,332 @@
+"""End-to-end tests of `fanout invoke`, `validate` and `plugins` with the
+`file` plugin and the `flaky` test plugin. Run by meson with
+/usr/bin/python3 (standard library only)."""
+
+import base64
+import json
+import os
+import subprocess
+import tempfile
+import unittest
+
+BUILD = os.environ.get("FANOUT_BUILD_DIR", "build")
+SOURCE = os.environ.get("FANOUT_SOURCE_DIR", ".")
+DATA = os.environ.get("FANOUT_TESTDATA", os.path.join(SOURCE, "tests", "data"))
+FANOUT = os.path.join(BUILD, "engine", "fanout")
+PLUGIN_PATH = ":".join([os.path.join(BUILD, "plugins", "file"),
+                        os.path.join(BUILD, "tests", "plugins")])
+
+KINESIS_ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/example-stream"
+DDB_ARN = ("arn:aws:dynamodb:us-east-1:123456789012:table/example-table/"
+           "stream/2026-01-01T00:00:00.000")
+
+
+def event_records(name):
+    with open(os.path.join(DATA, "events", name), encoding="utf-8") as f:
+        return json.load(f)["Records"]
+
+
+def mapping(id_, type_, destination, source=KINESIS_ARN, **extra):
+    m = {"sourceArn": source, "id": id_, "type": type_,
+         "destination": destination, "active": True}
+    m.update(extra)
+    return m
+
+
+def kinesis_event(records, arn=KINESIS_ARN):
+    """records: (partition key, data bytes or base64 str) pairs."""
+    out = []
+    for i, (pk, data) in enumerate(records):
+        if isinstance(data, bytes):
+            data = base64.b64encode(data).decode()
+        out.append({
+            "eventSource": "aws:kinesis", "eventSourceARN": arn,
+            "awsRegion": "us-east-1",
+            "kinesis": {"partitionKey": pk, "sequenceNumber": str(1000 + i),
+                        "data": data}})
+    return {"Records": out}
+
+
+class Fanout(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = self.tmp.name
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def run_fanout(self, args, stdin=None, env=None):
+        e = dict(os.environ)
+        e.update({"FANOUT_PLUGIN_PATH": PLUGIN_PATH, "FANOUT_LOG_FORMAT": "text",
+                  "FANOUT_RETRY_BASE_MS": "1", "FANOUT_RETRY_CAP_MS": "5",
+                  "FANOUT_RETRY_SEED": "7"})
+        e.pop("FANOUT_CONFIG", None)
+        if env:
+            e.update(env)
+        return subprocess.run([FANOUT] + args, input=stdin, capture_output=True,
+                              env=e, cwd=self.dir, timeout=120)
+
+    def invoke(self, mappings, event, env=None, extra=()):
+        cfg = self.path("mappings.json")
+        with open(cfg, "w", encoding="utf-8") as f:
+            json.dump(mappings, f)
+        if isinstance(event, str):
+            event_args = ["--event", event]
+            stdin = None
+        else:
+            event_args = ["--event", "-"]
+            stdin = json.dumps(event).encode()
+        return self.run_fanout(["invoke", "--config", cfg, "--response",
+                                self.path("response.json")] + event_args + list(extra),
+                               stdin=stdin, env=env)
+
+    def lines(self, name):
+        with open(self.path(name), encoding="utf-8") as f:
+            return [json.loads(line) for line in f]
+
+    def response(self):
+        with open(self.path("response.json"), encoding="utf-8") as f:
+            return [x["itemIdentifier"] for x in json.load(f)["batchItemFailures"]]
+
+    # ---- the main job ----
+
+    def test_readme_example_fans_out_both_samples(self):
+        """The README's first command: both sample events, two file targets
+        each (stdout and a file)."""
+        examples = os.path.join(SOURCE, "examples")
+        cfg = os.path.join(examples, "mappings.json")
+        for event, name, count in (("kinesis.json", "kinesis.jsonl", 5),
+                                   ("dynamodb.json", "dynamodb.jsonl", 6)):
+            r = self.run_fanout(["invoke", "--config", cfg, "--event",
+                                 os.path.join(DATA, "events", event)])
+            self.assertEqual(r.returncode, 0, r.stderr.decode())
+            stdout = [json.loads(x) for x in r.stdout.decode().splitlines()]
+            self.assertEqual(len(stdout), count)
+            self.assertEqual(len(self.lines(name)), count)
+        # Kinesis: data decoded, keys and sequence numbers kept
+        src = event_records("kinesis.json")
+        out = self.lines("kinesis.jsonl")
+        for rec, line in zip(src, out):
+            self.assertEqual(line["key"], rec["kinesis"]["partitionKey"])
+            self.assertEqual(line["sequenceNumber"], rec["kinesis"]["sequenceNumber"])
+            self.assertEqual(line["data"].encode(),
+                             base64.b64decode(rec["kinesis"]["data"]))
+            self.assertEqual(line["source"], KINESIS_ARN)
+        # DynamoDB with convertDDB: plain JSON, exact numbers
+        ddb = self.lines("dynamodb.jsonl")
+        self.assertEqual(ddb[0]["key"], "h1002-0|0")
+        self.assertEqual(ddb[0]["action"], "INSERT")
+        self.assertIn('"big":12345678901234567890123456789.5', ddb[0]["data"])
+        image = json.loads(ddb[0]["data"])
+        self.assertEqual(image["tags"], ["a", "b"])
+        self.assertIs(image["ok"], True)
+        self.assertIsNone(image["nothing"])
+
+    def test_kpl_deaggregated_and_corrupt_reported(self):
+        expected = []
+        corrupt = None
+        with open(os.path.join(DATA, "events", "kpl-aggregated.expected.jsonl"),
+                  encoding="utf-8") as f:
+            for line in f:
+                obj = json.loads(line)
+                if "corrupt" in obj:
+                    corrupt = obj["corrupt"]
+                else:
+                    expected.append(obj)
+        r = self.invoke([mapping("kpl", "file", "out.jsonl", deaggregate=True)],
+                        os.path.join(DATA, "events", "kpl-aggregated.json"))
+        self.assertEqual(r.returncode, 1, r.stderr.decode())
+        out = self.lines("out.jsonl")
+        self.assertEqual(len(out), len(expected))
+        for want, got in zip(expected, out):
+            self.assertEqual(got["key"], want["key"])
+            data = (got["data"].encode() if "data" in got
+                    else base64.b64decode(got["dataBase64"]))
+            self.assertEqual(data, base64.b64decode(want["dataB64"]))
+        self.assertEqual(self.response(), [corrupt])
+        err = r.stderr.decode()
+        self.assertIn(corrupt, err)
+        self.assertIn("digest", err)
+
+    def test_collapse_modes(self):
+        recs = [("a", b'{"n":1}'), ("b", b"text"), ("c", b"\xff\x00")]
+        for mode, check in (
+            ("JSON", lambda d: json.loads(d["data"]) == {"Records": [{"n": 1}, "text", "/wA="]}),
+            ("concat", lambda d: base64.b64decode(d["dataBase64"]) == b'{"n":1}text\xff\x00'),
+            ("concat-b64", lambda d: base64.b64decode(d["data"]) == b'{"n":1}text\xff\x00'),
+        ):
+            out = "out-%s.jsonl" % mode
+            r = self.invoke([mapping("c", "file", out, collapse=mode)], kinesis_event(recs))
+            self.assertEqual(r.returncode, 0, r.stderr.decode())
+            lines = self.lines(out)
+            self.assertEqual(len(lines), 1, mode)
+            self.assertEqual(lines[0]["records"], 3)
+            self.assertEqual(lines[0]["key"], "a")
+            self.assertTrue(check(lines[0]), (mode, lines[0]))
+
+    # ---- bad input ----
+
+    def test_malformed_event(self):
+        r = self.invoke([mapping("t", "file", "out.jsonl")], self.path("nope.json"))
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("cannot read the event", r.stderr.decode())
+        with open(self.path("bad.json"), "w") as f:
+            f.write('{"Records": [1,')
+        r = self.invoke([mapping("t", "file", "out.jsonl")], self.path("bad.json"))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("not valid JSON", r.stderr.decode())
+
+    def test_bad_record_named_rest_delivered(self):
+        ev = kinesis_event([("a", b"one"), ("b", "not*base64"), ("c", b"three")])
+        r = self.invoke([mapping("t", "file", "out.jsonl")], ev)
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual([x["data"] for x in self.lines("out.jsonl")], ["one", "three"])
+        self.assertEqual(self.response(), ["1001"])
+        err = r.stderr.decode()
+        self.assertIn("record 1 (sequence number 1001)", err)
+        self.assertIn("kinesis.data", err)
+
+    def test_invalid_mapping_others_keep_working(self):
+        maps = [mapping("good", "file", "good.jsonl"),
+                mapping("bad", "file", "bad.jsonl", active="true"),
+                mapping("missing", "nosuchplugin", "x"),
+                mapping("evil", "../file", "x"),
+                mapping("opt", "file", "opt.jsonl", fsync="yes")]
+        r = self.invoke(maps, kinesis_event([("a", b"1"), ("b", b"2")]))
+        err = r.stderr.decode()
+        self.assertEqual(r.returncode, 1, err)
+        self.assertEqual(len(self.lines("good.jsonl")), 2)
+        self.assertFalse(os.path.exists(self.path("bad.jsonl")))
+        self.assertIn('mapping "bad" (#1): field "active": expected a boolean', err)
+        self.assertIn('mapping "evil" (#3): field "type"', err)
+        self.assertIn('plugin "nosuchplugin" not found', err)
+        self.assertIn('field "fsync": expected a boolean', err)
+        self.assertEqual(sorted(self.response()), ["1000", "1001"])
+
+    def test_record_too_large_reported_with_size_and_limit(self):
+        log = self.path("flaky.log")
+        r = self.invoke([mapping("f", "flaky", log)],
+                        kinesis_event([("a", b"x" * 64), ("b", b"y" * 65)]))
+        self.assertEqual(r.returncode, 1)
+        err = r.stderr.decode()
+        self.assertIn("sequence number 1001", err)
+        self.assertIn("65 bytes", err)
+        self.assertIn("limit of 64 bytes", err)
+        self.assertEqual(len(self.lines("flaky.log")), 1)
+
+    def test_validate_command(self):
+        cfg = self.path("m.json")
+        with open(cfg, "w") as f:
+            json.dump([mapping("ok", "file", "-"),
+                       mapping("nocollapse", "file", "-", collapse="gzip"),
+                       mapping("dest", "flaky", "relative/path"),
+                       mapping("gone", "absent", "x")], f)
+        r = self.run_fanout(["validate", "--config", cfg])
+        out = r.stdout.decode()
+        self.assertEqual(r.returncode, 2, out)
+        self.assertIn('mapping "nocollapse" (#1): field "collapse"', out)
+        self.assertIn('mapping "dest": field "destination": expected an absolute path', out)
+        self.assertIn("/tmp/flaky.log", out)  # the plugin's example
+        self.assertIn('plugin "absent" not found', out)
+        self.assertIn("4 mappings, 1 valid, 3 invalid", out)
+        with open(cfg, "w") as f:
+            json.dump([mapping("ok", "file", "-")], f)
+        r = self.run_fanout(["validate", "--config", cfg])
+        self.assertEqual(r.returncode, 0, r.stdout.decode())
+
+    def test_plugins_command(self):
+        r = self.run_fanout(["plugins", "--json"])
+        listed = {p["type"]: p for p in json.loads(r.stdout)}
+        self.assertTrue(listed["file"]["ok"])
+        self.assertEqual(listed["file"]["abi"], "1.0")
+        self.assertEqual(listed["flaky"]["limits"]["maxMessageBytes"], 64)
+        r = self.run_fanout(["plugins"])
+        self.assertIn("JSON Lines", r.stdout.decode())
+        self.assertIn("retries:", r.stdout.decode())
+
+    def test_usage_errors(self):
+        r = self.run_fanout(["invoke", "--bogus"])
+        self.assertEqual(r.returncode, 2)
+        r = self.run_fanout(["frobnicate"])
+        self.assertEqual(r.returncode, 2)
+        self.assertIn('unknown command "frobnicate"', r.stderr.decode())
+        r = self.run_fanout(["invoke", "--event", "-"], stdin=b'{"Records":[]}')
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--config", r.stderr.decode())
+        r = self.run_fanout(["register"])
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("not available in this build yet", r.stderr.decode())
+        for cmd in ("invoke", "plugins", "validate"):
+            r = self.run_fanout([cmd, "--help"])
+            self.assertEqual(r.returncode, 0)
+            self.assertIn("usage: fanout " + cmd, r.stdout.decode())
+
+    # ---- retries, partial failures, order, concurrency ----
+
+    def test_retry_only_failed_then_deliver(self):
+        log = self.path("flaky.log")
+        recs = [("a", b"ok-1"), ("b", b"retry:2:x"), ("c", b"throttle:1:y"), ("d", b"ok-2")]
+        r = self.invoke([mapping("f", "flaky", log)], kinesis_event(recs))
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        calls = self.lines("flaky.log")
+        delivered = [c["body"] for c in calls if c["status"] == 0]
+        self.assertEqual(sorted(delivered), sorted(b.decode() for _, b in recs))
+        # ok records were sent once; only the failed one went again
+        self.assertEqual(sum(1 for c in calls if c["body"] == "ok-1"), 1)
+        self.assertEqual([c["attempt"] for c in calls if c["body"] == "retry:2:x"], [1, 2, 3])
+        self.assertEqual([c["attempt"] for c in calls if c["body"] == "throttle:1:y"], [1, 2])
+
+    def test_gives_up_and_reports(self):
+        log = self.path("flaky.log")
+        recs = [("a", b"fatal:no"), ("b", b"retry:99:never"), ("c", b"fine")]
+        r = self.invoke([mapping("f", "flaky", log)], kinesis_event(recs),
+                        env={"FANOUT_RETRY_ATTEMPTS": "3"})
+        self.assertEqual(r.returncode, 1)
+        err = r.stderr.decode()
+        self.assertIn("sequence number 1000: failed: ValidationError: refused", err)
+        self.assertIn("sequence number 1001: retryable failure: InternalFailure: try again "
+                      "(3 attempts)", err)
+        self.assertEqual(sorted(self.response()), ["1000", "1001"])
+        self.assertEqual(sum(1 for c in self.lines("flaky.log") if c["body"] == "fatal:no"), 1)
+
+    def test_ordered_target_stops_after_a_failed_batch(self):
+        log = self.path("flaky.log")
+        # flaky takes 2 messages per call: calls [r0 r1] [r2 r3] [r4 r5]
+        recs = [("k", b"m0"), ("k", b"m1"), ("k", b"fatal:m2"), ("k", b"m3"),
+                ("k", b"m4"), ("k", b"m5")]
+        r = self.invoke([mapping("f", "flaky", log, parallel=False)], kinesis_event(recs))
+        self.assertEqual(r.returncode, 1)
+        sent = [c["body"] for c in self.lines("flaky.log")]
+        self.assertEqual(sent, ["m0", "m1", "fatal:m2", "m3"])
+        self.assertIn("an earlier batch of this ordered target", r.stderr.decode())
+        self.assertEqual(self.response(), ["1002", "1004", "1005"])
+
+    def test_parallel_limit(self):
+        log = self.path("flaky.log")
+        recs = [("k%d" % i, b"sleep:40:") for i in range(16)]  # 8 calls
+        r = self.invoke([mapping("f", "flaky", log)], kinesis_event(recs),
+                        env={"FANOUT_MAX_PARALLEL": "3"})
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        peak = max(c["inflight"] for c in self.lines("flaky.log"))
+        self.assertLessEqual(peak, 3)
+        self.assertGreaterEqual(peak, 2)
+        r = self.invoke([mapping("f", "flaky", log, parallel=False)], kinesis_event(recs),
+                        env={"FANOUT_MAX_PARALLEL": "8"})
+        self.assertEqual(max(c["inflight"] for c in self.lines("flaky.log")[16:]), 1)
+
+    def test_one_bad_target_does_not_hurt_the_others(self):
+        log = self.path("flaky.log")
+        recs = [("a", b"fatal:x"), ("b", b"y")]
+        r = self.invoke([mapping("f", "flaky", log), mapping("g", "file", "good.jsonl")],
+                        kinesis_event(recs))
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual([x["data"] for x in self.lines("good.jsonl")], ["fatal:x", "y"])
+        self.assertIn("g file good.jsonl: 2 records, 2 messages, 1 calls, 2 delivered, 0 failed",
+                      r.stderr.decode().replace("[g] ", "g "))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,107 @@
+"""The fanout binary as a Lambda custom runtime (`bootstrap`): the Runtime
+API loop against tests/runtime_emulator.py, the engine and the file plugin
+behind it. Run by meson with /usr/bin/python3."""
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+BUILD = os.environ.get("FANOUT_BUILD_DIR", "build")
+TESTS = os.environ.get("FANOUT_TESTS_DIR", "tests")
+FANOUT = os.path.join(BUILD, "engine", "fanout")
+ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/s"
+
+
+def event(*datas):
+    return {"Records": [{
+        "eventSource": "aws:kinesis", "eventSourceARN": ARN, "awsRegion": "us-east-1",
+        "kinesis": {"partitionKey": "k%d" % i, "sequenceNumber": str(100 + i),
+                    "data": base64.b64encode(d).decode()}} for i, d in enumerate(datas)]}
+
+
+class Lambda(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = self.tmp.name
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def run_runtime(self, events, env=None, config=True):
+        evfile = os.path.join(self.dir, "events.json")
+        out = os.path.join(self.dir, "api.jsonl")
+        with open(evfile, "w") as f:
+            json.dump(events, f)
+        emu = subprocess.Popen(
+            [sys.executable, os.path.join(TESTS, "runtime_emulator.py"), "--events", evfile,
+             "--output", out, "--exit-when-empty", "--max-lifetime", "60",
+             "--parent-pid", str(os.getpid())], stdout=subprocess.PIPE)
+        try:
+            port = emu.stdout.readline().decode().strip()
+            cfg = os.path.join(self.dir, "mappings.json")
+            with open(cfg, "w") as f:
+                json.dump([{"sourceArn": ARN, "id": "out", "type": "file",
+                            "destination": os.path.join(self.dir, "out.jsonl"),
+                            "active": True},
+                           {"sourceArn": ARN, "id": "flaky", "type": "flaky",
+                            "destination": os.path.join(self.dir, "flaky.log"),
+                            "active": True}], f)
+            e = dict(os.environ)
+            e.update({"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:" + port,
+                      "FANOUT_PLUGIN_PATH": os.path.join(BUILD, "plugins", "file") + ":" +
+                      os.path.join(BUILD, "tests", "plugins"),
+                      "FANOUT_RETRY_BASE_MS": "1", "FANOUT_RETRY_CAP_MS": "2"})
+            if config:
+                e["FANOUT_CONFIG"] = cfg
+            else:
+                e.pop("FANOUT_CONFIG", None)
+            if env:
+                e.update(env)
+            r = subprocess.run([FANOUT], env=e, capture_output=True, timeout=60)
+        finally:
+            emu.kill()
+            emu.wait()
+        with open(out) as f:
+            calls = [json.loads(line) for line in f]
+        return r, [c for c in calls if c["kind"] in ("response", "error", "init_error")]
+
+    def test_invocations_answered(self):
+        r, posts = self.run_runtime([
+            {"event": event(b"a", b"b")},
+            {"event": event(b"fatal:c", b"d")},
+            {"event": "this is not json"},
+        ])
+        log = r.stderr.decode()
+        self.assertEqual([p["kind"] for p in posts], ["response", "error", "error"], log)
+        self.assertEqual(json.loads(posts[0]["body"]), {"batchItemFailures": []})
+        self.assertEqual(posts[1]["headers"]["lambda-runtime-function-error-type"],
+                         "Fanout.DeliveryFailed")
+        self.assertIn("1 of 2 records", json.loads(posts[1]["body"])["errorMessage"])
+        self.assertEqual(posts[2]["headers"]["lambda-runtime-function-error-type"],
+                         "Fanout.InvalidEvent")
+        with open(os.path.join(self.dir, "out.jsonl")) as f:
+            self.assertEqual(len(f.readlines()), 4)
+        # logs are JSON lines under Lambda
+        for line in log.splitlines():
+            json.loads(line)
+
+    def test_partial_batch_response(self):
+        r, posts = self.run_runtime([{"event": event(b"a", b"fatal:b", b"c")}],
+                                    env={"FANOUT_REPORT_BATCH_ITEM_FAILURES": "true"})
+        self.assertEqual([p["kind"] for p in posts], ["response"], r.stderr.decode())
+        self.assertEqual(json.loads(posts[0]["body"]),
+                         {"batchItemFailures": [{"itemIdentifier": "101"}]})
+
+    def test_init_error_without_config(self):
+        r, posts = self.run_runtime([{"event": event(b"a")}], config=False)
+        self.assertEqual(r.returncode, 2)
+        self.assertEqual([p["kind"] for p in posts], ["init_error"])
+        self.assertIn("FANOUT_CONFIG", json.loads(posts[0]["body"])["errorMessage"])
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
