@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Set up a Debian machine for fanout and build it.
+#
+#   scripts/setup.sh           build dependencies, build, install to /usr/local
+#   scripts/setup.sh --test    also what the tests need (valgrind, Node.js and
+#                              the npm packages of tests/node, python3-botocore,
+#                              redis, memcached, clang-format)
+#
+# Installs only what is missing; run as root (or with sudo available).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_tests=0
+[ "${1:-}" = "--test" ] && want_tests=1
+
+build_pkgs=(gcc libc6-dev pkg-config meson ninja-build protobuf-c-compiler
+    libprotobuf-c-dev libjansson-dev libcurl4-openssl-dev libssl-dev
+    libhiredis-dev libmemcached-dev check)
+test_pkgs=(valgrind python3 python3-botocore nodejs npm redis-server memcached
+    clang-format)
+
+pkgs=("${build_pkgs[@]}")
+[ "$want_tests" = 1 ] && pkgs+=("${test_pkgs[@]}")
+
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+        missing+=("$p")
+done
+# node and npm may come from elsewhere than Debian's packages: keep those.
+if command -v node >/dev/null && command -v npm >/dev/null; then
+    filtered=()
+    for p in "${missing[@]}"; do
+        [ "$p" = nodejs ] || [ "$p" = npm ] || filtered+=("$p")
+    done
+    missing=("${filtered[@]}")
+fi
+if [ "${#missing[@]}" -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo=sudo
+    echo "setup: installing ${missing[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null
+fi
+
+if [ "$want_tests" = 1 ]; then
+    # npm packages the tests use, pinned by tests/node/package-lock.json
+    (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+[ -d build ] || meson setup build --prefix=/usr/local >/dev/null
+ninja -C build >/dev/null
+if [ "$want_tests" = 0 ]; then
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo meson install -C build --quiet >/dev/null
+    echo "setup: installed $(command -v fanout) and its plugins"
+fi

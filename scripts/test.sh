@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Set up everything the tests need, then run every test:
+#   1. the release build's Check suites, integration tests and node tests;
+#   2. the unit suites under valgrind (no leaks, no errors);
+#   3. the unit suites in an AddressSanitizer + UndefinedBehaviorSanitizer build;
+#   4. the C formatting check (clang-format).
+# Servers a test needs are started by that test on loopback ports and stopped
+# by it. Prints "N passed, N failed" last.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh --test
+
+passed=0
+failed=0
+count() { # count <build dir>: add up meson's test log
+    local log="$1/meson-logs/testlog.json"
+    [ -f "$log" ] || return 0
+    local p f
+    p=$(grep -c '"result": "OK"' "$log" || true)
+    f=$(grep -c -E '"result": "(FAIL|TIMEOUT|ERROR|UNEXPECTEDPASS)"' "$log" || true)
+    passed=$((passed + p))
+    failed=$((failed + f))
+}
+run() { # run <label> <command...>: keep going, count failures
+    echo "== $1"
+    shift
+    "$@" || true
+}
+
+run "tests (release build)" meson test -C build --print-errorlogs
+count build
+
+run "unit tests under valgrind" meson test -C build --setup=valgrind --suite unit --print-errorlogs
+count build
+
+if [ ! -d build-san ]; then
+    meson setup build-san -Db_sanitize=address,undefined -Db_lundef=false \
+        -Dbuildtype=debug >/dev/null
+fi
+ninja -C build-san >/dev/null
+run "unit tests under ASan + UBSan" meson test -C build-san --suite unit --print-errorlogs
+count build-san
+
+echo "== formatting (clang-format)"
+if clang-format --dry-run --Werror $(git ls-files '*.c' '*.h' | grep -v '^tests/fixtures/abi-1.0/') 2>/tmp/fanout-format.log; then
+    passed=$((passed + 1))
+else
+    head -40 /tmp/fanout-format.log
+    failed=$((failed + 1))
+fi
+
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
