@@ -2,8 +2,8 @@
 
 #include <string.h>
 
-#define JSON_PREFIX "{\"Records\":["
-#define JSON_SUFFIX "]}"
+#define JSON_PREFIX     "{\"Records\":["
+#define JSON_SUFFIX     "]}"
 #define JSON_PREFIX_LEN (sizeof JSON_PREFIX - 1)
 #define JSON_SUFFIX_LEN (sizeof JSON_SUFFIX - 1)
 
@@ -31,7 +31,7 @@ struct s_builder {
     enum fanout_collapse mode;
     uint64_t limit;
     struct fanout_plan *plan;
-    struct fanout_message **msgs; /* all messages, in order */
+    struct fanout_message **msgs;       /* all messages, in order */
     const struct fanout_record **slots; /* the records of all messages */
     size_t used_slots;
     /* the message being built (collapse modes) */
@@ -183,7 +183,8 @@ static int s_add_collapsed(struct s_builder *b, struct fanout_rec *rec)
         if (b->mode == FANOUT_COLLAPSE_JSON &&
             fanout_buf_append(&b->body, JSON_PREFIX, JSON_PREFIX_LEN) != 0)
             return -1;
-    } else if (b->mode == FANOUT_COLLAPSE_JSON && fanout_buf_append_byte(&b->body, ',') != 0) {
+    } else if (b->mode == FANOUT_COLLAPSE_JSON &&
+               fanout_buf_append_byte(&b->body, ',') != 0) {
         return -1;
     }
     if (fanout_buf_append(&b->body, item, item_len) != 0)

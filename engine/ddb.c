@@ -13,10 +13,10 @@
  * digits of precision, positive and negative magnitudes from 1E-130 to
  * 9.9999999999999999999999999999999999999E+125) and "Quotas" (nested
  * attribute depth: 32 levels). */
-#define DDB_MAX_DEPTH 32
+#define DDB_MAX_DEPTH         32
 #define DDB_NUMBER_MAX_DIGITS 38
-#define DDB_NUMBER_MAX_EXP 125
-#define DDB_NUMBER_MIN_EXP (-130)
+#define DDB_NUMBER_MAX_EXP    125
+#define DDB_NUMBER_MIN_EXP    (-130)
 
 #define DDB_TYPES "S, N, B, BOOL, NULL, M, L, SS, NS, BS"
 
@@ -46,7 +46,7 @@ struct s_ctx {
 struct s_num {
     size_t int_start, int_len;   /* digits before the '.' */
     size_t frac_start, frac_len; /* digits after it */
-    size_t exp_start; /* the 'e' or 'E'; the string's length when absent */
+    size_t exp_start;            /* the 'e' or 'E'; the string's length when absent */
 };
 
 /* ---- error text --------------------------------------------------------- */
@@ -183,8 +183,8 @@ static int s_type_is(const char *type, size_t type_len, const char *name)
 
 /* Check that av is an AttributeValue (an object with exactly one type key)
  * and return its type and value. */
-static int s_unwrap(struct s_ctx *c, const json_t *av, const struct s_path *path, const char **type,
-                    size_t *type_len, const json_t **val)
+static int s_unwrap(struct s_ctx *c, const json_t *av, const struct s_path *path,
+                    const char **type, size_t *type_len, const json_t **val)
 {
     if (!json_is_object(av))
         return s_fail(c, path,
@@ -192,16 +192,19 @@ static int s_unwrap(struct s_ctx *c, const json_t *av, const struct s_path *path
                       s_kind(av));
     size_t n = json_object_size(av);
     if (n == 0)
-        return s_fail(c, path,
-                      "empty AttributeValue (expected exactly one type key, one of " DDB_TYPES ")");
+        return s_fail(
+            c, path,
+            "empty AttributeValue (expected exactly one type key, one of " DDB_TYPES ")");
     void *it = s_iter(av);
     if (n > 1) {
         void *it2 = s_iter_next(av, it);
         char q1[DDB_QUOTE_MAX + 8], q2[DDB_QUOTE_MAX + 8];
         return s_fail(
-            c, path, "AttributeValue has %zu type keys (\"%s\", \"%s\"%s); expected exactly one", n,
+            c, path,
+            "AttributeValue has %zu type keys (\"%s\", \"%s\"%s); expected exactly one", n,
             s_quoted(q1, sizeof q1, json_object_iter_key(it), json_object_iter_key_len(it)),
-            s_quoted(q2, sizeof q2, json_object_iter_key(it2), json_object_iter_key_len(it2)),
+            s_quoted(q2, sizeof q2, json_object_iter_key(it2),
+                     json_object_iter_key_len(it2)),
             n > 2 ? ", ..." : "");
     }
     *type = json_object_iter_key(it);
@@ -264,16 +267,18 @@ static int s_number_check(struct s_ctx *c, const struct s_path *path, const char
             exp = -exp;
     }
     if (!ok || i != n)
-        return s_fail(c, path,
-                      "%s value \"%s\" is not a number (expected [+-]digits[.digits][e[+-]digits])",
-                      what, s_quoted(q, sizeof q, s, n));
+        return s_fail(
+            c, path,
+            "%s value \"%s\" is not a number (expected [+-]digits[.digits][e[+-]digits])",
+            what, s_quoted(q, sizeof q, s, n));
 
     /* Significant digits: from the first non-zero digit to the last one,
      * across the '.'. */
     size_t total = num->int_len + num->frac_len;
     size_t first = total, last = 0;
     for (size_t k = 0; k < total; k++) {
-        char d = k < num->int_len ? s[num->int_start + k] : s[num->frac_start + (k - num->int_len)];
+        char d = k < num->int_len ? s[num->int_start + k]
+                                  : s[num->frac_start + (k - num->int_len)];
         if (d != '0') {
             if (first == total)
                 first = k;
@@ -284,9 +289,10 @@ static int s_number_check(struct s_ctx *c, const struct s_path *path, const char
         return 0; /* zero, whatever its exponent */
     size_t digits = last - first + 1;
     if (digits > DDB_NUMBER_MAX_DIGITS)
-        return s_fail(c, path,
-                      "%s value \"%s\" has %zu significant digits (DynamoDB allows at most %d)",
-                      what, s_quoted(q, sizeof q, s, n), digits, DDB_NUMBER_MAX_DIGITS);
+        return s_fail(
+            c, path,
+            "%s value \"%s\" has %zu significant digits (DynamoDB allows at most %d)", what,
+            s_quoted(q, sizeof q, s, n), digits, DDB_NUMBER_MAX_DIGITS);
     /* The exponent of the first significant digit in scientific notation. */
     long long adjusted = (long long)num->int_len - 1 - (long long)first + exp;
     if (adjusted > DDB_NUMBER_MAX_EXP)
@@ -295,10 +301,11 @@ static int s_number_check(struct s_ctx *c, const struct s_path *path, const char
                       "9.9999999999999999999999999999999999999E+125)",
                       what, s_quoted(q, sizeof q, s, n));
     if (adjusted < DDB_NUMBER_MIN_EXP)
-        return s_fail(c, path,
-                      "%s value \"%s\" is too small (DynamoDB's smallest non-zero magnitude is "
-                      "1E-130)",
-                      what, s_quoted(q, sizeof q, s, n));
+        return s_fail(
+            c, path,
+            "%s value \"%s\" is too small (DynamoDB's smallest non-zero magnitude is "
+            "1E-130)",
+            what, s_quoted(q, sizeof q, s, n));
     return 0;
 }
 
@@ -319,8 +326,9 @@ static int s_number_emit(struct s_ctx *c, const char *s, size_t n, const struct 
     size_t skip = 0;
     while (skip + 1 < num->int_len && s[num->int_start + skip] == '0')
         skip++;
-    int rc = num->int_len ? fanout_buf_append(out, s + num->int_start + skip, num->int_len - skip)
-                          : fanout_buf_append_byte(out, '0');
+    int rc = num->int_len
+                 ? fanout_buf_append(out, s + num->int_start + skip, num->int_len - skip)
+                 : fanout_buf_append_byte(out, '0');
     if (rc == 0 && num->frac_len) {
         rc = fanout_buf_append_byte(out, '.');
         if (rc == 0)
@@ -365,7 +373,8 @@ static int s_base64_validate(struct s_ctx *c, const struct s_path *path, const c
     if (s_base64_check(s, n, &bad) == 0)
         return 0;
     if (bad >= n)
-        return s_fail(c, path, "%s value is not valid base64: length %zu is not a multiple of 4",
+        return s_fail(c, path,
+                      "%s value is not valid base64: length %zu is not a multiple of 4",
                       what, n);
     char ch[8];
     unsigned char b = (unsigned char)s[bad];
@@ -373,13 +382,14 @@ static int s_base64_validate(struct s_ctx *c, const struct s_path *path, const c
         snprintf(ch, sizeof ch, "'%c'", b);
     else
         snprintf(ch, sizeof ch, "0x%02x", b);
-    return s_fail(c, path, "%s value is not valid base64: unexpected %s at offset %zu", what, ch,
-                  bad);
+    return s_fail(c, path, "%s value is not valid base64: unexpected %s at offset %zu",
+                  what, ch, bad);
 }
 
 /* ---- plain JSON --------------------------------------------------------- */
 
-static int s_emit_value(struct s_ctx *c, const json_t *av, const struct s_path *path, int depth);
+static int s_emit_value(struct s_ctx *c, const json_t *av, const struct s_path *path,
+                        int depth);
 
 static int s_emit_string(struct s_ctx *c, const json_t *v)
 {
@@ -390,8 +400,8 @@ static int s_emit_string(struct s_ctx *c, const json_t *v)
 }
 
 /* One scalar of type S, N or B (also the members of SS, NS, BS). */
-static int s_emit_scalar(struct s_ctx *c, char type, const json_t *v, const struct s_path *path,
-                         const char *what)
+static int s_emit_scalar(struct s_ctx *c, char type, const json_t *v,
+                         const struct s_path *path, const char *what)
 {
     if (!json_is_string(v))
         return s_fail(c, path, "%s value must be a string, got %s", what, s_kind(v));
@@ -414,7 +424,9 @@ static int s_emit_set(struct s_ctx *c, char type, const char *what, const json_t
     if (!json_is_array(v))
         return s_fail(c, path, "%s value must be an array, got %s", what, s_kind(v));
     /* the member's own kind, for messages about it */
-    const char *member = type == 'S' ? "SS member" : type == 'N' ? "NS member" : "BS member";
+    const char *member = type == 'S'   ? "SS member"
+                         : type == 'N' ? "NS member"
+                                       : "BS member";
     if (fanout_buf_append_byte(c->out, '[') != 0)
         return s_oom(c);
     size_t n = json_array_size(v);
@@ -431,7 +443,8 @@ static int s_emit_set(struct s_ctx *c, char type, const char *what, const json_t
 }
 
 /* The members of an M value, or the attributes of an image. */
-static int s_emit_map(struct s_ctx *c, const json_t *m, const struct s_path *path, int depth)
+static int s_emit_map(struct s_ctx *c, const json_t *m, const struct s_path *path,
+                      int depth)
 {
     if (fanout_buf_append_byte(c->out, '{') != 0)
         return s_oom(c);
@@ -455,7 +468,8 @@ static int s_emit_map(struct s_ctx *c, const json_t *m, const struct s_path *pat
 }
 
 /* depth: how many M and L values enclose av. */
-static int s_emit_value(struct s_ctx *c, const json_t *av, const struct s_path *path, int depth)
+static int s_emit_value(struct s_ctx *c, const json_t *av, const struct s_path *path,
+                        int depth)
 {
     const char *type;
     size_t tl;
@@ -490,9 +504,10 @@ static int s_emit_value(struct s_ctx *c, const json_t *av, const struct s_path *
             return s_fail(c, path, "%s value must be %s, got %s", is_map ? "M" : "L",
                           is_map ? "an object" : "an array", s_kind(v));
         if (depth >= DDB_MAX_DEPTH)
-            return s_fail(c, path,
-                          "M and L values nested more than %d levels deep (DynamoDB's limit)",
-                          DDB_MAX_DEPTH);
+            return s_fail(
+                c, path,
+                "M and L values nested more than %d levels deep (DynamoDB's limit)",
+                DDB_MAX_DEPTH);
         if (is_map)
             return s_emit_map(c, v, path, depth + 1);
         if (fanout_buf_append_byte(c->out, '[') != 0)
@@ -535,8 +550,8 @@ static void s_restore(struct fanout_buf *out, size_t len)
         out->ptr[len] = 0;
 }
 
-int fanout_ddb_image_to_json(const json_t *image, int convert, struct fanout_buf *out, char *err,
-                             size_t err_len)
+int fanout_ddb_image_to_json(const json_t *image, int convert, struct fanout_buf *out,
+                             char *err, size_t err_len)
 {
     struct s_ctx c = {out, err, err_len, "attribute"};
     size_t start = out->len;
@@ -547,11 +562,13 @@ int fanout_ddb_image_to_json(const json_t *image, int convert, struct fanout_buf
     if (!image) {
         rc = fanout_buf_append_str(out, "{}") == 0 ? 0 : s_oom(&c);
     } else if (!json_is_object(image)) {
-        rc = s_fail(&c, NULL, "image: expected an object of attributes, got %s", s_kind(image));
+        rc = s_fail(&c, NULL, "image: expected an object of attributes, got %s",
+                    s_kind(image));
     } else if (!convert) {
         /* DynamoDB JSON as it came: N values are strings, so jansson does not
          * reformat them. Attribute values are not checked in this mode. */
-        rc = json_dump_callback(image, s_dump_to_buf, out, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        rc = json_dump_callback(image, s_dump_to_buf, out,
+                                JSON_COMPACT | JSON_PRESERVE_ORDER);
         if (rc != 0)
             rc = s_fail(&c, NULL, "image: cannot be written as JSON (out of memory?)");
     } else {
@@ -570,7 +587,8 @@ int fanout_ddb_key(const json_t *keys, struct fanout_buf *out, char *err, size_t
         err[0] = 0;
 
     if (!json_is_object(keys)) {
-        s_fail(&c, NULL, "Keys: expected an object of key attributes, got %s", s_kind(keys));
+        s_fail(&c, NULL, "Keys: expected an object of key attributes, got %s",
+               s_kind(keys));
         goto fail;
     }
     if (json_object_size(keys) == 0) {
@@ -585,7 +603,8 @@ int fanout_ddb_key(const json_t *keys, struct fanout_buf *out, char *err, size_t
         const json_t *v;
         if (s_unwrap(&c, json_object_iter_value(it), &p, &type, &tl, &v) != 0)
             goto fail;
-        if (!s_type_is(type, tl, "S") && !s_type_is(type, tl, "N") && !s_type_is(type, tl, "B")) {
+        if (!s_type_is(type, tl, "S") && !s_type_is(type, tl, "N") &&
+            !s_type_is(type, tl, "B")) {
             char q[DDB_QUOTE_MAX + 8];
             s_fail(&c, &p, "type \"%s\" cannot be a key (expected S, N or B)",
                    s_quoted(q, sizeof q, type, tl));

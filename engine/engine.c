@@ -48,8 +48,10 @@ static int s_env_uint(const char *name, unsigned min, unsigned max, unsigned *ou
     errno = 0;
     unsigned long n = strtoul(v, &end, 10);
     if (errno || *end || v[0] == '-' || n < min || n > max) {
-        snprintf(err, err_len, "environment variable %s=\"%s\": expected a whole number "
-                 "from %u to %u", name, v, min, max);
+        snprintf(err, err_len,
+                 "environment variable %s=\"%s\": expected a whole number "
+                 "from %u to %u",
+                 name, v, min, max);
         return -1;
     }
     *out = (unsigned)n;
@@ -170,8 +172,7 @@ static int s_options(const struct fanout_loaded_plugin *p, const struct fanout_m
     *values = NULL;
     const char *key;
     json_t *val;
-    json_object_foreach(m->extra, key, val)
-    {
+    json_object_foreach (m->extra, key, val) {
         int known = 0;
         for (const struct fanout_option *o = opts; o && o->name; o++)
             known |= strcmp(o->name, key) == 0;
@@ -258,7 +259,8 @@ fail:
     return -1;
 }
 
-static int s_collapse_of(const struct fanout_loaded_plugin *p, const struct fanout_mapping *m)
+static int s_collapse_of(const struct fanout_loaded_plugin *p,
+                         const struct fanout_mapping *m)
 {
     return m->collapse >= 0 ? m->collapse : (int)p->desc.default_collapse;
 }
@@ -287,8 +289,8 @@ static int s_check(struct fanout_engine *e, const struct fanout_mapping *m,
                    char *err, size_t err_len)
 {
     char why[512];
-    const struct fanout_loaded_plugin *p = fanout_loader_get(e->loader, m->type, why,
-                                                             sizeof why);
+    const struct fanout_loaded_plugin *p =
+        fanout_loader_get(e->loader, m->type, why, sizeof why);
     if (!p) {
         snprintf(err, err_len, "mapping \"%s\": field \"type\": %s", m->id, why);
         return -1;
@@ -347,9 +349,9 @@ static char *s_instance_key(const struct fanout_mapping *m, int collapse)
     char *extra = json_dumps(m->extra, JSON_COMPACT | JSON_SORT_KEYS);
     struct fanout_buf b = {0};
     fanout_buf_appendf(&b, "%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%d\x1f%d\x1f%s", m->type,
-                       m->destination, m->region ? m->region : "",
-                       m->role ? m->role : "", m->external_id ? m->external_id : "",
-                       collapse, m->parallel, extra ? extra : "");
+                       m->destination, m->region ? m->region : "", m->role ? m->role : "",
+                       m->external_id ? m->external_id : "", collapse, m->parallel,
+                       extra ? extra : "");
     free(extra);
     return (char *)b.ptr;
 }
@@ -399,9 +401,8 @@ static struct s_instance *s_instance_get(struct fanout_engine *e,
     s_fill_target(&in->target, m, p, block);
     const char *src[] = {m->source_arn, m->id,   m->type,       m->destination,
                          m->region,     m->role, m->external_id};
-    const char **dst[] = {&in->target.source_arn, &in->target.id,
-                          &in->target.type,       &in->target.destination,
-                          &in->target.region,     &in->target.role,
+    const char **dst[] = {&in->target.source_arn,  &in->target.id,     &in->target.type,
+                          &in->target.destination, &in->target.region, &in->target.role,
                           &in->target.external_id};
     for (size_t i = 0; i < sizeof src / sizeof *src; i++) {
         in->strings[i] = s_dup(src[i]);
@@ -411,7 +412,8 @@ static struct s_instance *s_instance_get(struct fanout_engine *e,
     if (p->desc.open(p->state, &in->target, &in->handle, &perr) != 0) {
         snprintf(err, err_len, "mapping \"%s\": plugin \"%s\" could not open %s: %s%s%s",
                  m->id, m->type, m->destination, perr.code[0] ? perr.code : "",
-                 perr.code[0] ? ": " : "", perr.message[0] ? perr.message : "no reason given");
+                 perr.code[0] ? ": " : "",
+                 perr.message[0] ? perr.message : "no reason given");
         in->handle = NULL;
         in->next = NULL;
         /* not cached: the next invocation tries again */
@@ -475,7 +477,8 @@ static void s_fail_record(struct s_target_run *t, const struct fanout_record *r,
     if (r && r->aggregated)
         snprintf(sub, sizeof sub, " sub-sequence %llu",
                  (unsigned long long)r->sub_sequence_number);
-    LOG_ERROR(t->scope, "record not delivered to %s %s: source %s, sequence number %s%s: %s",
+    LOG_ERROR(t->scope,
+              "record not delivered to %s %s: source %s, sequence number %s%s: %s",
               t->sum->type, t->sum->destination, raw->source_arn ? raw->source_arn : "?",
               raw->sequence_number ? raw->sequence_number : "?", sub, reason);
 }
@@ -594,16 +597,19 @@ static int s_send_call(struct s_target_run *t, const struct fanout_call *c, unsi
             for (size_t i = 0; i < n; i++) {
                 s_outcome_reason(reason, sizeof reason, &last[i], attempt);
                 if (out_of_time && attempt < cfg->retry_attempts)
-                    strncat(reason, "; no time left before the invocation's deadline to "
-                                    "retry",
+                    strncat(reason,
+                            "; no time left before the invocation's deadline to "
+                            "retry",
                             sizeof reason - strlen(reason) - 1);
                 s_fail_message(t, pending[i], reason);
             }
             rc = -1;
             break;
         }
-        LOG_WARN(t->scope, "%zu of %zu messages to %s %s: %s; retrying in %u ms (attempt %u "
-                 "of %u)", n, c->count, t->sum->type, t->sum->destination,
+        LOG_WARN(t->scope,
+                 "%zu of %zu messages to %s %s: %s; retrying in %u ms (attempt %u "
+                 "of %u)",
+                 n, c->count, t->sum->type, t->sum->destination,
                  throttled ? "throttled" : "retryable failure", delay, attempt + 1,
                  cfg->retry_attempts);
         s_sleep_ms(delay);
@@ -729,8 +735,10 @@ int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
             continue; /* records without a source: failed above */
         if (fanout_store_lookup(e->store, g->source_arn, &maps, &nmaps, why, sizeof why) !=
             0) {
-            LOG_ERROR("mappings", "cannot look up the targets of %s: %s; its %zu records "
-                      "are not delivered", g->source_arn, why, g->count);
+            LOG_ERROR("mappings",
+                      "cannot look up the targets of %s: %s; its %zu records "
+                      "are not delivered",
+                      g->source_arn, why, g->count);
             for (size_t i = 0; i < g->count; i++)
                 s_mark_failed(&run, g->records[i]);
             continue;
@@ -800,14 +808,15 @@ int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
                 s_fail_record(t, NULL, d->failures[i].raw, d->failures[i].reason);
             }
             if (fanout_plan_build(d->records, d->count, t->collapse,
-                                  &t->inst->plugin->desc.limits, &e->arena, &t->plan) != 0) {
+                                  &t->inst->plugin->desc.limits, &e->arena,
+                                  &t->plan) != 0) {
                 snprintf(err, err_len, "out of memory");
                 goto out;
             }
             sum->messages = t->plan.message_count;
             for (size_t i = 0; i < t->plan.rejected_count; i++)
-                s_fail_record(t, &t->plan.rejected[i].rec->pub, t->plan.rejected[i].rec->raw,
-                              t->plan.rejected[i].reason);
+                s_fail_record(t, &t->plan.rejected[i].rec->pub,
+                              t->plan.rejected[i].rec->raw, t->plan.rejected[i].reason);
             size_t need = run.unit_count + (m->parallel ? t->plan.call_count : 1);
             if (need > unit_cap) {
                 size_t cap = unit_cap ? unit_cap : 16;
@@ -845,7 +854,8 @@ int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
         /* One entry per source record; a record without a sequence number
          * gets an empty identifier, which Lambda reads as "retry the whole
          * batch": the safe answer when we cannot name it. */
-        const char *seq = ev.records[i].sequence_number ? ev.records[i].sequence_number : "";
+        const char *seq =
+            ev.records[i].sequence_number ? ev.records[i].sequence_number : "";
         int dup = 0;
         for (size_t j = res->failed_seq_count; j-- > 0 && !dup;)
             dup = strcmp(res->failed_seqs[j], seq) == 0 && *seq;
@@ -854,9 +864,11 @@ int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
     }
     for (size_t i = 0; i < res->target_count; i++) {
         const struct fanout_target_summary *s = &res->targets[i];
-        LOG_INFO(s->id, "%s %s: %zu records, %zu messages, %zu calls, %zu delivered, %zu "
-                 "failed", s->type, s->destination, s->records, s->messages, s->calls,
-                 s->delivered, s->failed);
+        LOG_INFO(s->id,
+                 "%s %s: %zu records, %zu messages, %zu calls, %zu delivered, %zu "
+                 "failed",
+                 s->type, s->destination, s->records, s->messages, s->calls, s->delivered,
+                 s->failed);
     }
     rc = res->failed_records ? 1 : 0;
 out:
@@ -888,7 +900,8 @@ int fanout_result_response(const struct fanout_result *res, struct fanout_buf *o
 {
     int rc = fanout_buf_append_str(out, "{\"batchItemFailures\":[");
     for (size_t i = 0; rc == 0 && i < res->failed_seq_count; i++) {
-        rc |= fanout_buf_append_str(out, i ? ",{\"itemIdentifier\":" : "{\"itemIdentifier\":");
+        rc |= fanout_buf_append_str(out,
+                                    i ? ",{\"itemIdentifier\":" : "{\"itemIdentifier\":");
         rc |= fanout_buf_append_json_string(out, (const uint8_t *)res->failed_seqs[i],
                                             strlen(res->failed_seqs[i]));
         rc |= fanout_buf_append_byte(out, '}');

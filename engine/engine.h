@@ -50,8 +50,8 @@ struct fanout_target_summary {
 };
 
 struct fanout_result {
-    size_t records;         /* records in the event */
-    size_t failed_records;  /* records that failed somewhere */
+    size_t records;        /* records in the event */
+    size_t failed_records; /* records that failed somewhere */
     size_t target_count;
     struct fanout_target_summary *targets;
     size_t failed_seq_count;

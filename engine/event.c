@@ -58,10 +58,9 @@ static struct fanout_raw_record *s_new_record(struct s_parser *ps, size_t index,
 }
 
 /* Record `r` failed to parse: say which record and what was expected. */
-static void s_fail(struct s_parser *ps, struct fanout_raw_record *r, const char *fmt,
-                   ...) FANOUT_FMT(3, 4);
-static void s_fail(struct s_parser *ps, struct fanout_raw_record *r, const char *fmt,
-                   ...)
+static void s_fail(struct s_parser *ps, struct fanout_raw_record *r, const char *fmt, ...)
+    FANOUT_FMT(3, 4);
+static void s_fail(struct s_parser *ps, struct fanout_raw_record *r, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -180,8 +179,9 @@ static int s_parse_sns(struct s_parser *ps, struct fanout_raw_record *r, int nes
     if (id)
         r->sequence_number = fanout_arena_strdup(ps->arena, id);
     if (!id || !topic || !json_is_string(msg)) {
-        s_fail(ps, r, "fields \"Sns.MessageId\", \"Sns.TopicArn\" and \"Sns.Message\" "
-                      "must be strings");
+        s_fail(ps, r,
+               "fields \"Sns.MessageId\", \"Sns.TopicArn\" and \"Sns.Message\" "
+               "must be strings");
         return 0;
     }
     r->source_arn = fanout_arena_strdup(ps->arena, topic);
@@ -189,7 +189,8 @@ static int s_parse_sns(struct s_parser *ps, struct fanout_raw_record *r, int nes
      * fan-out to SNS with collapse JSON produces) is unwrapped: its records
      * are processed as if they had arrived directly. */
     if (!nested) {
-        json_t *inner = json_loadb(json_string_value(msg), json_string_length(msg), 0, NULL);
+        json_t *inner =
+            json_loadb(json_string_value(msg), json_string_length(msg), 0, NULL);
         const json_t *recs = json_object_get(inner, "Records");
         if (json_is_array(recs) && json_array_size(recs) > 0) {
             const json_t *first = json_array_get(recs, 0);
@@ -217,8 +218,7 @@ static void s_parse_records(struct s_parser *ps, const json_t *records, int nest
 {
     size_t i;
     const json_t *obj;
-    json_array_foreach(records, i, obj)
-    {
+    json_array_foreach (records, i, obj) {
         struct fanout_raw_record *r = s_new_record(ps, nested ? outer_index : i, obj);
         if (!r)
             return;
@@ -233,8 +233,9 @@ static void s_parse_records(struct s_parser *ps, const json_t *records, int nest
         r->source_arn = arn ? fanout_arena_strdup(ps->arena, arn) : NULL;
         const char *region = s_str(obj, "awsRegion");
         if (!src) {
-            s_fail(ps, r, "field \"eventSource\": missing (expected aws:kinesis, "
-                          "aws:dynamodb or aws:sns)");
+            s_fail(ps, r,
+                   "field \"eventSource\": missing (expected aws:kinesis, "
+                   "aws:dynamodb or aws:sns)");
         } else if (!strcmp(src, "aws:kinesis")) {
             s_parse_kinesis(ps, r);
         } else if (!strcmp(src, "aws:dynamodb")) {
@@ -383,8 +384,7 @@ int fanout_decode_group(const struct fanout_source_group *g, struct fanout_decod
     for (size_t i = 0; i < g->count && rc == 0; i++) {
         const struct fanout_raw_record *raw = g->records[i];
         if (raw->error) {
-            out->failures[out->failed_count++] =
-                (struct fanout_failure){raw, raw->error};
+            out->failures[out->failed_count++] = (struct fanout_failure){raw, raw->error};
             continue;
         }
         if (raw->kind == FANOUT_SRC_KINESIS && opts.deaggregate &&
@@ -438,10 +438,10 @@ int fanout_decode_group(const struct fanout_source_group *g, struct fanout_decod
             if (fanout_ddb_image_to_json(img, opts.convert_ddb, &scratch, err,
                                          sizeof err) != 0) {
                 out->failures[out->failed_count++] = (struct fanout_failure){
-                    raw, fanout_arena_sprintf(
-                             a, "record %zu (sequence number %s): field "
-                                "\"dynamodb.NewImage\": %s",
-                             raw->index, raw->sequence_number, err)};
+                    raw, fanout_arena_sprintf(a,
+                                              "record %zu (sequence number %s): field "
+                                              "\"dynamodb.NewImage\": %s",
+                                              raw->index, raw->sequence_number, err)};
                 continue;
             }
             r->pub.data = fanout_arena_memdup(a, scratch.ptr ? scratch.ptr : (uint8_t *)"",

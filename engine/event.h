@@ -87,8 +87,7 @@ struct fanout_decoded {
 /* Decode a group's records as a target asks. Records that fail (bad KPL
  * digest, bad DynamoDB image...) are listed in failures with why; the others
  * go on. Returns -1 only when out of memory. */
-int fanout_decode_group(const struct fanout_source_group *g,
-                        struct fanout_decode_opts opts, struct fanout_arena *arena,
-                        struct fanout_decoded *out);
+int fanout_decode_group(const struct fanout_source_group *g, struct fanout_decode_opts opts,
+                        struct fanout_arena *arena, struct fanout_decoded *out);
 
 #endif

@@ -67,8 +67,7 @@ static int s_digest_matches(const uint8_t *p, size_t n, const uint8_t *digest)
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;
-    if (!EVP_Digest(p, n, md, &md_len, EVP_md5(), NULL) ||
-        md_len != FANOUT_KPL_DIGEST_LEN)
+    if (!EVP_Digest(p, n, md, &md_len, EVP_md5(), NULL) || md_len != FANOUT_KPL_DIGEST_LEN)
         return -1;
     return memcmp(md, digest, FANOUT_KPL_DIGEST_LEN) == 0;
 }
@@ -116,8 +115,8 @@ int fanout_kpl_decode(const uint8_t *p, size_t n, struct fanout_arena *arena,
     AggregatedRecord *agg = aggregated_record__unpack(&allocator, pb_len, pb);
     if (!agg) {
         if (ctx.failed)
-            return s_fail(err, err_len,
-                          "out of memory unpacking the %zu-byte KPL protobuf", pb_len);
+            return s_fail(err, err_len, "out of memory unpacking the %zu-byte KPL protobuf",
+                          pb_len);
         return s_fail(err, err_len,
                       "malformed KPL protobuf: the %zu bytes between magic and digest "
                       "are not an AggregatedRecord (bad encoding or a missing "
@@ -131,8 +130,7 @@ int fanout_kpl_decode(const uint8_t *p, size_t n, struct fanout_arena *arena,
     if (agg->n_records > SIZE_MAX / sizeof(struct fanout_kpl_user))
         return s_fail(err, err_len, "KPL aggregate has too many user records (%zu)",
                       agg->n_records);
-    struct fanout_kpl_user *out =
-        fanout_arena_calloc(arena, agg->n_records * sizeof *out);
+    struct fanout_kpl_user *out = fanout_arena_calloc(arena, agg->n_records * sizeof *out);
     if (!out)
         return s_fail(err, err_len, "out of memory for %zu KPL user records",
                       agg->n_records);

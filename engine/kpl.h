@@ -12,15 +12,15 @@
 
 #include "util.h"
 
-#define FANOUT_KPL_MAGIC "\xF3\x89\x9A\xC2"
-#define FANOUT_KPL_MAGIC_LEN 4
+#define FANOUT_KPL_MAGIC      "\xF3\x89\x9A\xC2"
+#define FANOUT_KPL_MAGIC_LEN  4
 #define FANOUT_KPL_DIGEST_LEN 16
 
 struct fanout_kpl_user {
     const uint8_t *key; /* partition key bytes (UTF-8 as produced; not re-checked) */
     size_t key_len;
     const char *explicit_hash_key; /* NUL-terminated, as produced; NULL when none */
-    const uint8_t *data; /* never NULL, even when data_len is 0 */
+    const uint8_t *data;           /* never NULL, even when data_len is 0 */
     size_t data_len;
 };
 

@@ -22,7 +22,7 @@
 #endif
 
 #define LAYER_PLUGIN_DIR "/opt/fanout/plugins"
-#define TYPE_RULE "[a-z0-9_-]{1,64}"
+#define TYPE_RULE        "[a-z0-9_-]{1,64}"
 
 /* A walk over an options table stops here: a table without its NULL-named
  * terminator would otherwise be read until the process faults. */
@@ -109,14 +109,10 @@ static char *s_format(const char *fmt, ...)
 static const char *s_collapse_name(unsigned mode)
 {
     switch (mode) {
-    case FANOUT_COLLAPSE_NONE:
-        return "none";
-    case FANOUT_COLLAPSE_JSON:
-        return "JSON";
-    case FANOUT_COLLAPSE_CONCAT:
-        return "concat";
-    case FANOUT_COLLAPSE_CONCAT_B64:
-        return "concat-b64";
+    case FANOUT_COLLAPSE_NONE: return "none";
+    case FANOUT_COLLAPSE_JSON: return "JSON";
+    case FANOUT_COLLAPSE_CONCAT: return "concat";
+    case FANOUT_COLLAPSE_CONCAT_B64: return "concat-b64";
     }
     return "?";
 }
@@ -189,8 +185,8 @@ static int s_build_search_path(struct fanout_loader *l, const char *search_path)
 
 /* Mapping fields of the schema itself: an option may not shadow one. */
 static const char *const s_mapping_fields[] = {
-    "sourceArn", "id",       "type",     "destination", "active",     "role",
-    "externalId", "region",  "collapse", "parallel",    "convertDDB", "deaggregate",
+    "sourceArn",  "id",     "type",     "destination", "active",     "role",
+    "externalId", "region", "collapse", "parallel",    "convertDDB", "deaggregate",
 };
 
 static int s_valid_option_name(const char *s)
@@ -279,7 +275,8 @@ static char *s_check_options(const struct fanout_plugin *d, const char *where)
 
 /* The rules after the layout is known: metadata, callbacks, collapse modes,
  * options. `d` is our zero-padded copy. */
-static char *s_check_desc(const struct fanout_plugin *d, const char *type, const char *where)
+static char *s_check_desc(const struct fanout_plugin *d, const char *type,
+                          const char *where)
 {
     char buf[96], want[96];
     if (!d->signature || strcmp(d->signature, FANOUT_ABI_SIGNATURE) != 0) {
@@ -402,10 +399,10 @@ static void s_load(struct fanout_loader *l, struct loader_entry *e)
         e->refusal = s_format("%s has ABI major %u, this engine speaks %d", where,
                               d->abi_major, FANOUT_ABI_MAJOR);
     } else if (d->abi_minor > FANOUT_ABI_MINOR) {
-        e->refusal = s_format("%s was built for ABI %u.%u, newer than this engine's "
-                              "%d.%d: upgrade the engine",
-                              where, d->abi_major, d->abi_minor, FANOUT_ABI_MAJOR,
-                              FANOUT_ABI_MINOR);
+        e->refusal =
+            s_format("%s was built for ABI %u.%u, newer than this engine's "
+                     "%d.%d: upgrade the engine",
+                     where, d->abi_major, d->abi_minor, FANOUT_ABI_MAJOR, FANOUT_ABI_MINOR);
     } else if (d->struct_size < FANOUT_PLUGIN_SIZE_1_0) {
         e->refusal = s_format("%s has struct_size %u, smaller than the ABI 1.0 "
                               "descriptor (%zu bytes)",
@@ -414,7 +411,8 @@ static void s_load(struct fanout_loader *l, struct loader_entry *e)
         e->refusal = s_format("%s declares struct_size %u but its %s is only %zu bytes",
                               where, d->struct_size, FANOUT_PLUGIN_SYMBOL, obj_size);
     } else {
-        size_t n = d->struct_size < sizeof e->pub.desc ? d->struct_size : sizeof e->pub.desc;
+        size_t n =
+            d->struct_size < sizeof e->pub.desc ? d->struct_size : sizeof e->pub.desc;
         memcpy(&e->pub.desc, d, n);
         e->refusal = s_check_desc(&e->pub.desc, type, where);
         if (!e->refusal && e->pub.desc.init) {
@@ -424,18 +422,19 @@ static void s_load(struct fanout_loader *l, struct loader_entry *e)
             if (e->pub.desc.init(l->host, &state, &ferr) != 0) {
                 ferr.code[sizeof ferr.code - 1] = 0;
                 ferr.message[sizeof ferr.message - 1] = 0;
-                e->refusal = s_format("%s: init failed: %s%s%s%s", where,
-                                      ferr.message[0] ? ferr.message : "no reason given",
-                                      ferr.code[0] ? " (" : "", ferr.code,
-                                      ferr.code[0] ? ")" : "");
+                e->refusal =
+                    s_format("%s: init failed: %s%s%s%s", where,
+                             ferr.message[0] ? ferr.message : "no reason given",
+                             ferr.code[0] ? " (" : "", ferr.code, ferr.code[0] ? ")" : "");
             } else {
                 e->pub.state = state;
             }
         }
         if (!e->refusal) {
             e->handle = h;
-            fanout_log(FANOUT_LOG_INFO, "loader", "loaded plugin \"%s\" %s (ABI %u.%u) from %s",
-                       type, e->pub.desc.version ? e->pub.desc.version : "(no version)",
+            fanout_log(FANOUT_LOG_INFO, "loader",
+                       "loaded plugin \"%s\" %s (ABI %u.%u) from %s", type,
+                       e->pub.desc.version ? e->pub.desc.version : "(no version)",
                        e->pub.desc.abi_major, e->pub.desc.abi_minor, path);
             return;
         }
@@ -562,9 +561,8 @@ void fanout_loader_destroy(struct fanout_loader *l)
     free(l);
 }
 
-const struct fanout_loaded_plugin *fanout_loader_get(struct fanout_loader *l,
-                                                     const char *type, char *err,
-                                                     size_t err_len)
+const struct fanout_loaded_plugin *
+fanout_loader_get(struct fanout_loader *l, const char *type, char *err, size_t err_len)
 {
     /* The name is checked before anything touches the filesystem: it is
      * spliced into a path. */

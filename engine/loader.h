@@ -30,9 +30,8 @@ void fanout_loader_destroy(struct fanout_loader *l);
  * speaks 1`, `plugin type "../x" is not a valid name: use [a-z0-9_-]{1,64}`,
  * `plugin "foo" not found in /a:/opt/fanout/plugins:/usr/lib/fanout/plugins`.
  * Thread-safe. */
-const struct fanout_loaded_plugin *fanout_loader_get(struct fanout_loader *l,
-                                                     const char *type, char *err,
-                                                     size_t err_len);
+const struct fanout_loaded_plugin *
+fanout_loader_get(struct fanout_loader *l, const char *type, char *err, size_t err_len);
 
 /* Every `*.so` on the search path (the first of each name wins, as in
  * lookup): `p` is the loaded plugin, or NULL and `refusal` says why. */

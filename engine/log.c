@@ -64,9 +64,9 @@ void fanout_vlog(enum fanout_log_level level, const char *scope, const char *fmt
     struct tm tm;
     gmtime_r(&tv.tv_sec, &tm);
     char ts[64];
-    snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-             tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
+    snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (int)(tv.tv_usec / 1000));
 
     struct fanout_buf b = {0};
     if (s_json) {
@@ -74,8 +74,7 @@ void fanout_vlog(enum fanout_log_level level, const char *scope, const char *fmt
                            s_names[level]);
         if (scope) {
             fanout_buf_append_str(&b, ",\"scope\":");
-            fanout_buf_append_json_string(&b, (const uint8_t *)scope,
-                                          strlen(scope));
+            fanout_buf_append_json_string(&b, (const uint8_t *)scope, strlen(scope));
         }
         fanout_buf_append_str(&b, ",\"message\":");
         fanout_buf_append_json_string(&b, (const uint8_t *)msg, mlen);

@@ -21,12 +21,12 @@ void fanout_vlog(enum fanout_log_level level, const char *scope, const char *fmt
 void fanout_log_set_fd(int fd);
 
 #define LOG_ERROR(scope, ...) fanout_log(FANOUT_LOG_ERROR, scope, __VA_ARGS__)
-#define LOG_WARN(scope, ...) fanout_log(FANOUT_LOG_WARN, scope, __VA_ARGS__)
-#define LOG_INFO(scope, ...) fanout_log(FANOUT_LOG_INFO, scope, __VA_ARGS__)
-#define LOG_DEBUG(scope, ...)                                                  \
-    do {                                                                       \
-        if (fanout_log_enabled(FANOUT_LOG_DEBUG))                              \
-            fanout_log(FANOUT_LOG_DEBUG, scope, __VA_ARGS__);                  \
+#define LOG_WARN(scope, ...)  fanout_log(FANOUT_LOG_WARN, scope, __VA_ARGS__)
+#define LOG_INFO(scope, ...)  fanout_log(FANOUT_LOG_INFO, scope, __VA_ARGS__)
+#define LOG_DEBUG(scope, ...)                                                              \
+    do {                                                                                   \
+        if (fanout_log_enabled(FANOUT_LOG_DEBUG))                                          \
+            fanout_log(FANOUT_LOG_DEBUG, scope, __VA_ARGS__);                              \
     } while (0)
 
 #endif

@@ -68,27 +68,26 @@ static int s_engine(const char *config, const char *plugin_path, struct fanout_e
 
 static void s_usage_invoke(FILE *f)
 {
-    fprintf(f,
-            "usage: fanout invoke [--config FILE] [--event FILE|-] [--response FILE]\n"
-            "                     [--plugin-path DIRS] [--verbose|--quiet]\n"
-            "\n"
-            "Run one Lambda event (Kinesis, DynamoDB Streams or SNS) through the\n"
-            "engine: every record goes to every active target of its source.\n"
-            "\n"
-            "  --config FILE       mapping file (default: $FANOUT_CONFIG)\n"
-            "  --event FILE|-      the event; - or no --event reads standard input\n"
-            "  --response FILE     write the Lambda response (batchItemFailures) there\n"
-            "  --plugin-path DIRS  colon-separated plugin directories, searched before\n"
-            "                      /opt/fanout/plugins and the install directory\n"
-            "  --verbose, --quiet  log at debug level, or warnings and errors only\n"
-            "\n"
-            "Exit status: 0 every record reached every active target, 1 some record\n"
-            "failed (each is logged with its source, sequence number and reason),\n"
-            "2 usage or configuration error.\n"
-            "\n"
-            "Example:\n"
-            "  fanout invoke --config examples/mappings.json --event "
-            "examples/events/kinesis.json\n");
+    fprintf(f, "usage: fanout invoke [--config FILE] [--event FILE|-] [--response FILE]\n"
+               "                     [--plugin-path DIRS] [--verbose|--quiet]\n"
+               "\n"
+               "Run one Lambda event (Kinesis, DynamoDB Streams or SNS) through the\n"
+               "engine: every record goes to every active target of its source.\n"
+               "\n"
+               "  --config FILE       mapping file (default: $FANOUT_CONFIG)\n"
+               "  --event FILE|-      the event; - or no --event reads standard input\n"
+               "  --response FILE     write the Lambda response (batchItemFailures) there\n"
+               "  --plugin-path DIRS  colon-separated plugin directories, searched before\n"
+               "                      /opt/fanout/plugins and the install directory\n"
+               "  --verbose, --quiet  log at debug level, or warnings and errors only\n"
+               "\n"
+               "Exit status: 0 every record reached every active target, 1 some record\n"
+               "failed (each is logged with its source, sequence number and reason),\n"
+               "2 usage or configuration error.\n"
+               "\n"
+               "Example:\n"
+               "  fanout invoke --config examples/mappings.json --event "
+               "examples/events/kinesis.json\n");
 }
 
 static const struct option s_invoke_opts[] = {
@@ -138,7 +137,8 @@ static int s_cmd_invoke(int argc, char **argv)
     }
     struct fanout_result res;
     char err[1024];
-    rc = fanout_engine_invoke(e, ev.ptr ? (char *)ev.ptr : "", ev.len, &res, err, sizeof err);
+    rc = fanout_engine_invoke(e, ev.ptr ? (char *)ev.ptr : "", ev.len, &res, err,
+                              sizeof err);
     if (rc < 0) {
         LOG_ERROR("event", "%s: %s", strcmp(event, "-") ? event : "standard input", err);
         rc = EXIT_DELIVERY;
@@ -237,9 +237,9 @@ static void s_scan_cb(void *ctx, const char *type, const char *path,
                             json_string(fanout_collapse_name((int)d->default_collapse)));
         json_t *opts = json_array();
         for (const struct fanout_option *opt = d->options; opt && opt->name; opt++)
-            json_array_append_new(opts, json_pack("{s:s, s:s}", "name", opt->name,
-                                                  "description",
-                                                  opt->description ? opt->description : ""));
+            json_array_append_new(opts,
+                                  json_pack("{s:s, s:s}", "name", opt->name, "description",
+                                            opt->description ? opt->description : ""));
         json_object_set_new(j, "options", opts);
     }
     char *text = json_dumps(j, JSON_COMPACT);
@@ -256,12 +256,13 @@ static int s_cmd_plugins(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *usage = "usage: fanout plugins [--json] [--plugin-path DIRS]\n"
-                        "\n"
-                        "List the plugins found on the search path ($FANOUT_PLUGIN_PATH,\n"
-                        "/opt/fanout/plugins, then the install directory) with their ABI,\n"
-                        "description, limits and collapse modes, and the ones refused with\n"
-                        "the reason. Exit status 1 when some plugin was refused.\n";
+    const char *usage =
+        "usage: fanout plugins [--json] [--plugin-path DIRS]\n"
+        "\n"
+        "List the plugins found on the search path ($FANOUT_PLUGIN_PATH,\n"
+        "/opt/fanout/plugins, then the install directory) with their ABI,\n"
+        "description, limits and collapse modes, and the ones refused with\n"
+        "the reason. Exit status 1 when some plugin was refused.\n";
     struct s_scan s = {0};
     const char *plugin_path = NULL;
     int c;
@@ -274,7 +275,8 @@ static int s_cmd_plugins(int argc, char **argv)
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "fanout plugins: unexpected argument \"%s\"\n%s", argv[optind], usage);
+        fprintf(stderr, "fanout plugins: unexpected argument \"%s\"\n%s", argv[optind],
+                usage);
         return EXIT_USAGE;
     }
     struct fanout_loader *l = fanout_loader_new(fanout_host_default(), plugin_path);
@@ -288,7 +290,8 @@ static int s_cmd_plugins(int argc, char **argv)
     if (s.json)
         fanout_buf_append_str(&s.out, "]\n");
     else if (!s.count)
-        fanout_buf_appendf(&s.out, "no plugins found in %s\n", fanout_loader_search_path(l));
+        fanout_buf_appendf(&s.out, "no plugins found in %s\n",
+                           fanout_loader_search_path(l));
     if (!s.json) {
         struct fanout_engine_config cfg;
         char err[256];
@@ -451,24 +454,23 @@ static int s_lambda(const char *api)
 
 static void s_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: fanout <command> [options]      (fanout <command> --help for more)\n"
-            "\n"
-            "Stream fan-out: forwards Kinesis and DynamoDB Streams records to many\n"
-            "targets through destination plugins.\n"
-            "\n"
-            "Commands:\n"
-            "  invoke     run one event locally (--config FILE --event FILE|-)\n"
-            "  plugins    list the plugins on the search path, and the refused ones\n"
-            "  validate   check a mapping file against the schema and the plugins\n"
-            "\n"
-            "As an AWS Lambda custom runtime (bootstrap), fanout runs the Runtime API\n"
-            "loop when AWS_LAMBDA_RUNTIME_API is set and no command is given.\n"
-            "\n"
-            "Environment: FANOUT_CONFIG, FANOUT_PLUGIN_PATH, FANOUT_MAX_PARALLEL,\n"
-            "FANOUT_RETRY_ATTEMPTS, FANOUT_RETRY_BASE_MS, FANOUT_RETRY_CAP_MS,\n"
-            "FANOUT_LOG_LEVEL, FANOUT_LOG_FORMAT, FANOUT_REPORT_BATCH_ITEM_FAILURES\n"
-            "(see the README).\n");
+    fprintf(f, "usage: fanout <command> [options]      (fanout <command> --help for more)\n"
+               "\n"
+               "Stream fan-out: forwards Kinesis and DynamoDB Streams records to many\n"
+               "targets through destination plugins.\n"
+               "\n"
+               "Commands:\n"
+               "  invoke     run one event locally (--config FILE --event FILE|-)\n"
+               "  plugins    list the plugins on the search path, and the refused ones\n"
+               "  validate   check a mapping file against the schema and the plugins\n"
+               "\n"
+               "As an AWS Lambda custom runtime (bootstrap), fanout runs the Runtime API\n"
+               "loop when AWS_LAMBDA_RUNTIME_API is set and no command is given.\n"
+               "\n"
+               "Environment: FANOUT_CONFIG, FANOUT_PLUGIN_PATH, FANOUT_MAX_PARALLEL,\n"
+               "FANOUT_RETRY_ATTEMPTS, FANOUT_RETRY_BASE_MS, FANOUT_RETRY_CAP_MS,\n"
+               "FANOUT_LOG_LEVEL, FANOUT_LOG_FORMAT, FANOUT_REPORT_BATCH_ITEM_FAILURES\n"
+               "(see the README).\n");
 }
 
 struct s_command {
@@ -527,7 +529,8 @@ int main(int argc, char **argv)
             s_usage(stderr);
             rc = EXIT_USAGE;
         } else if (!cmd->run) {
-            fprintf(stderr, "fanout %s: not available in this build yet; it comes with %s\n",
+            fprintf(stderr,
+                    "fanout %s: not available in this build yet; it comes with %s\n",
                     cmd->name, cmd->later);
             rc = EXIT_USAGE;
         } else {

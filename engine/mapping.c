@@ -11,9 +11,8 @@
 #include "util.h"
 
 const char *const fanout_mapping_fields[] = {
-    "sourceArn", "id",       "type",     "destination", "active",      "role",
-    "externalId", "region",  "collapse", "parallel",    "convertDDB",  "deaggregate",
-    NULL,
+    "sourceArn", "id",       "type",     "destination", "active",      "role", "externalId",
+    "region",    "collapse", "parallel", "convertDDB",  "deaggregate", NULL,
 };
 
 static const char *const s_collapse_names[] = {"none", "JSON", "concat", "concat-b64"};
@@ -173,8 +172,7 @@ struct fanout_mapping *fanout_mapping_parse(const json_t *obj, size_t index, cha
         s_string(&c, "destination", 1, &m->destination) ||
         s_bool(&c, "active", 1, 0, &m->active) || s_string(&c, "role", 0, &m->role) ||
         s_string(&c, "externalId", 0, &m->external_id) ||
-        s_string(&c, "region", 0, &m->region) ||
-        s_string(&c, "collapse", 0, &collapse) ||
+        s_string(&c, "region", 0, &m->region) || s_string(&c, "collapse", 0, &collapse) ||
         s_bool(&c, "parallel", 0, 1, &m->parallel) ||
         s_bool(&c, "convertDDB", 0, 0, &m->convert_ddb) ||
         s_bool(&c, "deaggregate", 0, 0, &m->deaggregate))
@@ -208,8 +206,9 @@ struct fanout_mapping *fanout_mapping_parse(const json_t *obj, size_t index, cha
     if (m->external_id) {
         size_t n = strlen(m->external_id);
         if (!m->role) {
-            s_problem(&c, "externalId", "set without \"role\": it is only used to "
-                                        "assume a role");
+            s_problem(&c, "externalId",
+                      "set without \"role\": it is only used to "
+                      "assume a role");
             goto fail;
         }
         if (n < 2 || n > 1224 || !s_all(m->external_id, "_+=,.@:/-")) {
@@ -252,8 +251,7 @@ struct fanout_mapping *fanout_mapping_parse(const json_t *obj, size_t index, cha
 
     const char *key;
     json_t *val;
-    json_object_foreach(m->json, key, val)
-    {
+    json_object_foreach (m->json, key, val) {
         int known = 0;
         for (const char *const *f = fanout_mapping_fields; *f; f++)
             known |= strcmp(*f, key) == 0;
@@ -289,10 +287,11 @@ int fanout_mapping_set_parse(const char *text, size_t len, const char *origin,
         return -1;
     }
     if (!json_is_array(root)) {
-        snprintf(err, err_len,
-                 "%s: expected a JSON array of mappings ([{\"sourceArn\": ..., \"id\": "
-                 "..., \"type\": ..., \"destination\": ..., \"active\": true}, ...]), got %s",
-                 origin, s_json_type(root));
+        snprintf(
+            err, err_len,
+            "%s: expected a JSON array of mappings ([{\"sourceArn\": ..., \"id\": "
+            "..., \"type\": ..., \"destination\": ..., \"active\": true}, ...]), got %s",
+            origin, s_json_type(root));
         json_decref(root);
         return -1;
     }
@@ -307,8 +306,8 @@ int fanout_mapping_set_parse(const char *text, size_t len, const char *origin,
     }
     for (size_t i = 0; i < n; i++) {
         char msg[512];
-        struct fanout_mapping *m = fanout_mapping_parse(json_array_get(root, i), i, msg,
-                                                        sizeof msg);
+        struct fanout_mapping *m =
+            fanout_mapping_parse(json_array_get(root, i), i, msg, sizeof msg);
         for (size_t j = 0; m && j < set->count; j++) {
             if (strcmp(set->items[j]->source_arn, m->source_arn) == 0 &&
                 strcmp(set->items[j]->id, m->id) == 0) {
@@ -410,8 +409,8 @@ static int s_file_refresh(struct s_file_store *fs, char *err, size_t err_len)
     fs->size = st.st_size;
     fs->loaded = 1;
     for (size_t i = 0; i < set.problem_count; i++)
-        LOG_ERROR("mappings", "%s: %s; this mapping is ignored, the others work",
-                  fs->path, set.problems[i]);
+        LOG_ERROR("mappings", "%s: %s; this mapping is ignored, the others work", fs->path,
+                  set.problems[i]);
     LOG_DEBUG("mappings", "%s: %zu valid mappings loaded", fs->path, set.count);
     return 0;
 failed:

@@ -25,7 +25,7 @@ typedef int(fanout_runtime_handler_fn)(void *ctx, const struct fanout_invocation
                                        size_t error_message_len);
 
 struct fanout_runtime_options {
-    const char *api;            /* AWS_LAMBDA_RUNTIME_API: "host:port" */
+    const char *api; /* AWS_LAMBDA_RUNTIME_API: "host:port" */
     fanout_runtime_handler_fn *handler;
     void *ctx;
     /* Stop after this many invocations (tests); 0 = run until a fatal

@@ -42,7 +42,7 @@ struct fanout_arena {
     size_t total; /* bytes handed out since the last reset */
 };
 
-void *fanout_arena_alloc(struct fanout_arena *a, size_t n);   /* 16-aligned */
+void *fanout_arena_alloc(struct fanout_arena *a, size_t n); /* 16-aligned */
 void *fanout_arena_calloc(struct fanout_arena *a, size_t n);
 char *fanout_arena_strdup(struct fanout_arena *a, const char *s);
 void *fanout_arena_memdup(struct fanout_arena *a, const void *p, size_t n);

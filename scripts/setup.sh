@@ -50,7 +50,7 @@ if [ "$want_tests" = 1 ]; then
 fi
 
 [ -d build ] || meson setup build --prefix=/usr/local >/dev/null
-ninja -C build >/dev/null
+ninja -C build | tail -3
 if [ "$want_tests" = 0 ]; then
     sudo=""
     [ "$(id -u)" = 0 ] || sudo=sudo

@@ -65,8 +65,11 @@ static int s_puts(struct s_buf *b, const char *s)
 static size_t s_utf8_len(const uint8_t *s, size_t n)
 {
     uint8_t c = s[0];
-    size_t k = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
-                          : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    size_t k = c < 0x80                 ? 1
+               : c >= 0xC2 && c <= 0xDF ? 2
+               : c >= 0xE0 && c <= 0xEF ? 3
+               : c >= 0xF0 && c <= 0xF4 ? 4
+                                        : 0;
     if (!k || k > n)
         return 0;
     for (size_t i = 1; i < k; i++)

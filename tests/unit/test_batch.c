@@ -9,7 +9,7 @@
 static struct fanout_arena s_arena;
 static struct fanout_rec s_recs[2000];
 static struct fanout_rec *s_ptrs[2000];
-static char s_seqs[2000][16];
+static char s_seqs[2000][24];
 
 static void s_setup(void)
 {
@@ -41,7 +41,7 @@ static char s_blob[1 << 16];
 /* n records of `size` bytes of 'x' (keys "k<i>"). */
 static void s_fill(size_t n, size_t size)
 {
-    static char keys[2000][16];
+    static char keys[2000][24];
     memset(s_blob, 'x', sizeof s_blob);
     for (size_t i = 0; i < n; i++) {
         snprintf(keys[i], sizeof keys[i], "k%zu", i);
@@ -78,7 +78,8 @@ START_TEST(none_counts_per_call)
     s_fill(7, 10);
     struct fanout_limits lim = {.max_messages_per_call = 3};
     struct fanout_plan p;
-    ck_assert_int_eq(fanout_plan_build(s_ptrs, 7, FANOUT_COLLAPSE_NONE, &lim, &s_arena, &p), 0);
+    ck_assert_int_eq(fanout_plan_build(s_ptrs, 7, FANOUT_COLLAPSE_NONE, &lim, &s_arena, &p),
+                     0);
     ck_assert_uint_eq(p.call_count, 3);
     ck_assert_uint_eq(p.calls[0].count, 3);
     ck_assert_uint_eq(p.calls[1].count, 3);
@@ -96,15 +97,17 @@ START_TEST(none_bytes_per_call_exact_fit)
 {
     /* 10 + 3 * (20 + 5) = 85 <= 85; a fourth would make 110 */
     s_fill(7, 20);
-    struct fanout_limits lim = {.max_call_bytes = 85, .per_call_overhead = 10,
-                                .per_message_overhead = 5};
+    struct fanout_limits lim = {
+        .max_call_bytes = 85, .per_call_overhead = 10, .per_message_overhead = 5};
     struct fanout_plan p;
-    ck_assert_int_eq(fanout_plan_build(s_ptrs, 7, FANOUT_COLLAPSE_NONE, &lim, &s_arena, &p), 0);
+    ck_assert_int_eq(fanout_plan_build(s_ptrs, 7, FANOUT_COLLAPSE_NONE, &lim, &s_arena, &p),
+                     0);
     ck_assert_uint_eq(p.call_count, 3);
     ck_assert_uint_eq(p.calls[0].count, 3);
     /* one byte less: two per call */
     lim.max_call_bytes = 84;
-    ck_assert_int_eq(fanout_plan_build(s_ptrs, 7, FANOUT_COLLAPSE_NONE, &lim, &s_arena, &p), 0);
+    ck_assert_int_eq(fanout_plan_build(s_ptrs, 7, FANOUT_COLLAPSE_NONE, &lim, &s_arena, &p),
+                     0);
     ck_assert_uint_eq(p.calls[0].count, 2);
     ck_assert_uint_eq(p.call_count, 4);
     s_check_complete(&p, 7);
@@ -117,7 +120,8 @@ START_TEST(none_oversized_reported_not_dropped)
     s_rec(1, "key", s_blob, 51);
     struct fanout_limits lim = {.max_message_bytes = 50};
     struct fanout_plan p;
-    ck_assert_int_eq(fanout_plan_build(s_ptrs, 3, FANOUT_COLLAPSE_NONE, &lim, &s_arena, &p), 0);
+    ck_assert_int_eq(fanout_plan_build(s_ptrs, 3, FANOUT_COLLAPSE_NONE, &lim, &s_arena, &p),
+                     0);
     ck_assert_uint_eq(p.message_count, 2);
     ck_assert_uint_eq(p.rejected_count, 1);
     ck_assert_ptr_eq(p.rejected[0].rec, &s_recs[1]);
@@ -135,7 +139,8 @@ START_TEST(none_key_counts_toward_size)
     s_rec(1, "12345", s_blob, 45);  /* 45 + 5 = 50 fits */
     struct fanout_limits lim = {.max_message_bytes = 50, .key_counts = 1};
     struct fanout_plan p;
-    ck_assert_int_eq(fanout_plan_build(s_ptrs, 2, FANOUT_COLLAPSE_NONE, &lim, &s_arena, &p), 0);
+    ck_assert_int_eq(fanout_plan_build(s_ptrs, 2, FANOUT_COLLAPSE_NONE, &lim, &s_arena, &p),
+                     0);
     ck_assert_uint_eq(p.rejected_count, 1);
     ck_assert_ptr_eq(p.rejected[0].rec, &s_recs[0]);
     ck_assert_msg(strstr(p.rejected[0].reason, "data 45 + partition key 6"), "reason: %s",
@@ -153,7 +158,8 @@ START_TEST(call_limit_caps_message_size)
     s_rec(1, "k", s_blob, 91);
     struct fanout_limits lim = {.max_call_bytes = 100, .per_call_overhead = 10};
     struct fanout_plan p;
-    ck_assert_int_eq(fanout_plan_build(s_ptrs, 2, FANOUT_COLLAPSE_NONE, &lim, &s_arena, &p), 0);
+    ck_assert_int_eq(fanout_plan_build(s_ptrs, 2, FANOUT_COLLAPSE_NONE, &lim, &s_arena, &p),
+                     0);
     ck_assert_uint_eq(p.message_count, 1);
     ck_assert_uint_eq(p.rejected_count, 1);
     ck_assert_ptr_eq(p.rejected[0].rec, &s_recs[1]);
@@ -168,7 +174,8 @@ START_TEST(json_collapse_body)
     s_rec(3, "d", " [1, 2.50] ", 11);
     struct fanout_limits lim = {0};
     struct fanout_plan p;
-    ck_assert_int_eq(fanout_plan_build(s_ptrs, 4, FANOUT_COLLAPSE_JSON, &lim, &s_arena, &p), 0);
+    ck_assert_int_eq(fanout_plan_build(s_ptrs, 4, FANOUT_COLLAPSE_JSON, &lim, &s_arena, &p),
+                     0);
     ck_assert_uint_eq(p.message_count, 1);
     const struct fanout_message *m = p.calls[0].messages[0];
     ck_assert_uint_eq(m->record_count, 4);
@@ -192,17 +199,20 @@ START_TEST(json_collapse_boundary)
     s_rec(2, "c", "{\"i\":3}", 7);
     struct fanout_limits lim = {.max_message_bytes = 29};
     struct fanout_plan p;
-    ck_assert_int_eq(fanout_plan_build(s_ptrs, 3, FANOUT_COLLAPSE_JSON, &lim, &s_arena, &p), 0);
+    ck_assert_int_eq(fanout_plan_build(s_ptrs, 3, FANOUT_COLLAPSE_JSON, &lim, &s_arena, &p),
+                     0);
     ck_assert_uint_eq(p.message_count, 2);
     ck_assert_uint_eq(p.calls[0].messages[0]->record_count, 2);
     ck_assert_uint_eq(p.calls[0].messages[0]->body_len, 29);
     ck_assert_str_eq((const char *)p.calls[0].messages[1]->key, "c");
     lim.max_message_bytes = 28;
-    ck_assert_int_eq(fanout_plan_build(s_ptrs, 3, FANOUT_COLLAPSE_JSON, &lim, &s_arena, &p), 0);
+    ck_assert_int_eq(fanout_plan_build(s_ptrs, 3, FANOUT_COLLAPSE_JSON, &lim, &s_arena, &p),
+                     0);
     ck_assert_uint_eq(p.message_count, 3);
     /* a record that does not fit even alone: 14 + 7 = 21 > 20 */
     lim.max_message_bytes = 20;
-    ck_assert_int_eq(fanout_plan_build(s_ptrs, 3, FANOUT_COLLAPSE_JSON, &lim, &s_arena, &p), 0);
+    ck_assert_int_eq(fanout_plan_build(s_ptrs, 3, FANOUT_COLLAPSE_JSON, &lim, &s_arena, &p),
+                     0);
     ck_assert_uint_eq(p.message_count, 0);
     ck_assert_uint_eq(p.rejected_count, 3);
     ck_assert_msg(strstr(p.rejected[0].reason, "21 bytes in a JSON message"), "reason: %s",
@@ -218,7 +228,8 @@ START_TEST(concat_and_b64)
     s_rec(2, "c", "g", 1);
     struct fanout_limits lim = {.max_message_bytes = 6};
     struct fanout_plan p;
-    ck_assert_int_eq(fanout_plan_build(s_ptrs, 3, FANOUT_COLLAPSE_CONCAT, &lim, &s_arena, &p), 0);
+    ck_assert_int_eq(
+        fanout_plan_build(s_ptrs, 3, FANOUT_COLLAPSE_CONCAT, &lim, &s_arena, &p), 0);
     ck_assert_uint_eq(p.message_count, 2);
     ck_assert_uint_eq(p.calls[0].messages[0]->body_len, 6);
     ck_assert(memcmp(p.calls[0].messages[0]->body, "abcdef", 6) == 0);
@@ -242,8 +253,8 @@ START_TEST(collapsed_messages_grouped_into_calls)
     s_fill(100, 10);
     struct fanout_limits lim = {.max_message_bytes = 100, .max_messages_per_call = 2};
     struct fanout_plan p;
-    ck_assert_int_eq(fanout_plan_build(s_ptrs, 100, FANOUT_COLLAPSE_CONCAT, &lim, &s_arena, &p),
-                     0);
+    ck_assert_int_eq(
+        fanout_plan_build(s_ptrs, 100, FANOUT_COLLAPSE_CONCAT, &lim, &s_arena, &p), 0);
     ck_assert_uint_eq(p.message_count, 10);
     ck_assert_uint_eq(p.call_count, 5);
     s_check_complete(&p, 100);
@@ -259,14 +270,17 @@ START_TEST(random_sizes_keep_every_record_in_order)
         s_rec(i, keys[i], s_blob, (size_t)rand_r(&seed) % 700);
     }
     memset(s_blob, '7', sizeof s_blob); /* "777..." is valid JSON */
-    struct fanout_limits lim = {.max_messages_per_call = 10, .max_message_bytes = 600,
-                                .max_call_bytes = 3000, .per_message_overhead = 20,
-                                .per_call_overhead = 15, .key_counts = 1};
+    struct fanout_limits lim = {.max_messages_per_call = 10,
+                                .max_message_bytes = 600,
+                                .max_call_bytes = 3000,
+                                .per_message_overhead = 20,
+                                .per_call_overhead = 15,
+                                .key_counts = 1};
     for (int mode = 0; mode < 4; mode++) {
         struct fanout_plan p;
-        ck_assert_int_eq(fanout_plan_build(s_ptrs, 2000, (enum fanout_collapse)mode, &lim,
-                                           &s_arena, &p),
-                         0);
+        ck_assert_int_eq(
+            fanout_plan_build(s_ptrs, 2000, (enum fanout_collapse)mode, &lim, &s_arena, &p),
+            0);
         s_check_complete(&p, 2000);
         ck_assert_uint_gt(p.rejected_count, 0);
         for (size_t c = 0; c < p.call_count; c++) {
@@ -288,7 +302,8 @@ START_TEST(empty_input)
 {
     struct fanout_limits lim = {0};
     struct fanout_plan p;
-    ck_assert_int_eq(fanout_plan_build(s_ptrs, 0, FANOUT_COLLAPSE_JSON, &lim, &s_arena, &p), 0);
+    ck_assert_int_eq(fanout_plan_build(s_ptrs, 0, FANOUT_COLLAPSE_JSON, &lim, &s_arena, &p),
+                     0);
     ck_assert_uint_eq(p.call_count, 0);
     ck_assert_uint_eq(p.message_count, 0);
 }

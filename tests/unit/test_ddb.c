@@ -43,13 +43,15 @@ static void s_assert_json(const uint8_t *p, size_t n, size_t flags)
     json_t *j = json_loadb((const char *)p, n, flags, &e);
     ck_assert_msg(j != NULL, "output is not valid JSON (%s): %.*s", e.text, (int)n,
                   (const char *)p);
-    ck_assert_msg(json_is_object(j), "output is not an object: %.*s", (int)n, (const char *)p);
+    ck_assert_msg(json_is_object(j), "output is not an object: %.*s", (int)n,
+                  (const char *)p);
     json_decref(j);
     ck_assert_msg(fanout_json_valid(p, n), "fanout_json_valid refuses: %.*s", (int)n,
                   (const char *)p);
 }
 
-static void s_ok_json_flags(const json_t *image, int convert, const char *expected, size_t flags)
+static void s_ok_json_flags(const json_t *image, int convert, const char *expected,
+                            size_t flags)
 {
     struct fanout_buf b = {0};
     char err[256] = "untouched";
@@ -64,7 +66,8 @@ static void s_ok_json_flags(const json_t *image, int convert, const char *expect
 }
 
 /* image and expected in single-quote JSON */
-static void s_ok_flags(const char *image_sq, int convert, const char *expected_sq, size_t flags)
+static void s_ok_flags(const char *image_sq, int convert, const char *expected_sq,
+                       size_t flags)
 {
     json_t *image = s_load(image_sq);
     char *expected = s_dq(expected_sq);
@@ -91,9 +94,10 @@ static void s_err_json_v(const json_t *image, int convert, va_list ap)
     ck_assert_msg(rc == -1, "expected an error, got %d and %s", rc, (const char *)b.ptr);
     ck_assert_uint_eq(b.len, strlen(PREFIX));
     ck_assert_str_eq((const char *)b.ptr, PREFIX);
-    for (const char *needle = va_arg(ap, const char *); needle; needle = va_arg(ap, const char *))
-        ck_assert_msg(strstr(err, needle) != NULL, "error \"%s\" does not contain \"%s\"", err,
-                      needle);
+    for (const char *needle = va_arg(ap, const char *); needle;
+         needle = va_arg(ap, const char *))
+        ck_assert_msg(strstr(err, needle) != NULL, "error \"%s\" does not contain \"%s\"",
+                      err, needle);
     ck_assert_msg(strchr(err, '\n') == NULL, "error has a newline: %s", err);
     fanout_buf_free(&b);
 }
@@ -147,9 +151,10 @@ static void s_key_err_json(const json_t *keys, ...)
     ck_assert_str_eq((const char *)b.ptr, PREFIX);
     va_list ap;
     va_start(ap, keys);
-    for (const char *needle = va_arg(ap, const char *); needle; needle = va_arg(ap, const char *))
-        ck_assert_msg(strstr(err, needle) != NULL, "error \"%s\" does not contain \"%s\"", err,
-                      needle);
+    for (const char *needle = va_arg(ap, const char *); needle;
+         needle = va_arg(ap, const char *))
+        ck_assert_msg(strstr(err, needle) != NULL, "error \"%s\" does not contain \"%s\"",
+                      err, needle);
     va_end(ap);
     fanout_buf_free(&b);
 }
@@ -251,7 +256,8 @@ static json_t *s_load_sample(void)
         snprintf(path, sizeof path, "%s", __FILE__);
         char *slash = strrchr(path, '/');
         ck_assert_ptr_nonnull(slash);
-        snprintf(slash, sizeof path - (size_t)(slash - path), "/../data/events/dynamodb.json");
+        snprintf(slash, sizeof path - (size_t)(slash - path),
+                 "/../data/events/dynamodb.json");
     }
     json_error_t e;
     json_t *event = json_load_file(path, 0, &e);
@@ -295,17 +301,18 @@ START_TEST(test_sample_event)
     }
 
     /* unconverted: DynamoDB JSON, compact, in order */
-    const json_t *image =
-        json_object_get(json_object_get(json_array_get(records, 0), "dynamodb"), "NewImage");
-    s_ok_json_flags(image, 0,
-                    "{\"hash\":{\"S\":\"h1002-0\"},\"range\":{\"N\":\"0\"},"
-                    "\"price\":{\"N\":\"655072485368.431\"},"
-                    "\"big\":{\"N\":\"12345678901234567890123456789.5\"},"
-                    "\"blob\":{\"B\":\"AAD/\"},\"ok\":{\"BOOL\":true},\"nothing\":{\"NULL\":true},"
-                    "\"tags\":{\"SS\":[\"a\",\"b\"]},\"nums\":{\"NS\":[\"1\",\"2.5\"]},"
-                    "\"blobs\":{\"BS\":[\"AAD/\"]},\"nested\":{\"M\":{\"l\":{\"L\":[{\"S\":\"x\"},"
-                    "{\"N\":\"7\"},{\"M\":{\"deep\":{\"BOOL\":false}}}]}}}}",
-                    0);
+    const json_t *image = json_object_get(
+        json_object_get(json_array_get(records, 0), "dynamodb"), "NewImage");
+    s_ok_json_flags(
+        image, 0,
+        "{\"hash\":{\"S\":\"h1002-0\"},\"range\":{\"N\":\"0\"},"
+        "\"price\":{\"N\":\"655072485368.431\"},"
+        "\"big\":{\"N\":\"12345678901234567890123456789.5\"},"
+        "\"blob\":{\"B\":\"AAD/\"},\"ok\":{\"BOOL\":true},\"nothing\":{\"NULL\":true},"
+        "\"tags\":{\"SS\":[\"a\",\"b\"]},\"nums\":{\"NS\":[\"1\",\"2.5\"]},"
+        "\"blobs\":{\"BS\":[\"AAD/\"]},\"nested\":{\"M\":{\"l\":{\"L\":[{\"S\":\"x\"},"
+        "{\"N\":\"7\"},{\"M\":{\"deep\":{\"BOOL\":false}}}]}}}}",
+        0);
 
     /* the converted big number reads back as the number it is */
     struct fanout_buf b = {0};
@@ -359,15 +366,18 @@ START_TEST(test_numbers_accepted)
         {"0e1000", "0e1000", 0},
         {"0E-99999999999999999999", "0E-99999999999999999999", 0},
         /* limits: 38 significant digits, magnitudes 1E-130 .. 9.99..E+125 */
-        {"12345678901234567890123456789012345678", "12345678901234567890123456789012345678", 1},
-        {"-12345678901234567890123456789012345678", "-12345678901234567890123456789012345678", 1},
-        {"3.1415926535897932384626433832795028841", "3.1415926535897932384626433832795028841", 0},
+        {"12345678901234567890123456789012345678", "12345678901234567890123456789012345678",
+         1},
+        {"-12345678901234567890123456789012345678",
+         "-12345678901234567890123456789012345678", 1},
+        {"3.1415926535897932384626433832795028841",
+         "3.1415926535897932384626433832795028841", 0},
         {"12345678901234567890123456789012345678000000",
          "12345678901234567890123456789012345678000000", 1},
         {"0.000012345678901234567890123456789012345678",
          "0.000012345678901234567890123456789012345678", 0},
-        {"31415926535897932384626433832795028841e30", "31415926535897932384626433832795028841e30",
-         0},
+        {"31415926535897932384626433832795028841e30",
+         "31415926535897932384626433832795028841e30", 0},
         {"9.9999999999999999999999999999999999999E125",
          "9.9999999999999999999999999999999999999E125", 0},
         {"-9.9999999999999999999999999999999999999E+125",
@@ -441,7 +451,8 @@ START_TEST(test_numbers_rejected)
         char in[256];
         snprintf(in, sizeof in, "{'a':{'S':'ok'},'n':{'N':'%s'}}", cases[i].in);
         s_err(in, 1, "attribute \"n\": N value \"", cases[i].why, NULL);
-        snprintf(in, sizeof in, "{'a':{'S':'ok'},'n':{'M':{'x':{'NS':['1','%s']}}}}", cases[i].in);
+        snprintf(in, sizeof in, "{'a':{'S':'ok'},'n':{'M':{'x':{'NS':['1','%s']}}}}",
+                 cases[i].in);
         s_err(in, 1, "attribute \"n.x[1]\": NS member value \"", cases[i].why, NULL);
         /* without conversion, values pass through unchecked */
         snprintf(in, sizeof in, "{'n':{'N':'%s'}}", cases[i].in);
@@ -467,8 +478,9 @@ START_TEST(test_string_escapes)
 {
     /* quotes, backslash, control characters, non-ASCII (2, 3, 4 bytes) and
      * '/', which needs no escape; in names too */
-    const char *in = "{\"k\\\"e\\\\y\\n\":{\"S\":\"q\\\"b\\\\c\\u0001\\n\\t\\r\\b\\f\\u001f\\u007f"
-                     "/é日😀\"},\"m\":{\"M\":{\"\\u00e9\\\"\":{\"SS\":[\"\\\"\",\"\\\\\"]}}}}";
+    const char *in =
+        "{\"k\\\"e\\\\y\\n\":{\"S\":\"q\\\"b\\\\c\\u0001\\n\\t\\r\\b\\f\\u001f\\u007f"
+        "/é日😀\"},\"m\":{\"M\":{\"\\u00e9\\\"\":{\"SS\":[\"\\\"\",\"\\\\\"]}}}}";
     json_error_t e;
     json_t *image = json_loads(in, 0, &e);
     ck_assert_msg(image != NULL, "%s", e.text);
@@ -477,10 +489,11 @@ START_TEST(test_string_escapes)
                     "/é日😀\",\"m\":{\"é\\\"\":[\"\\\"\",\"\\\\\"]}}",
                     0);
     /* jansson writes \u escapes in upper case */
-    s_ok_json_flags(image, 0,
-                    "{\"k\\\"e\\\\y\\n\":{\"S\":\"q\\\"b\\\\c\\u0001\\n\\t\\r\\b\\f\\u001F\x7f"
-                    "/é日😀\"},\"m\":{\"M\":{\"é\\\"\":{\"SS\":[\"\\\"\",\"\\\\\"]}}}}",
-                    0);
+    s_ok_json_flags(
+        image, 0,
+        "{\"k\\\"e\\\\y\\n\":{\"S\":\"q\\\"b\\\\c\\u0001\\n\\t\\r\\b\\f\\u001F\x7f"
+        "/é日😀\"},\"m\":{\"M\":{\"é\\\"\":{\"SS\":[\"\\\"\",\"\\\\\"]}}}}",
+        0);
     json_decref(image);
 }
 END_TEST
@@ -512,11 +525,13 @@ START_TEST(test_large_values)
     ck_assert_int_eq(fanout_buf_append_base64(&b64, raw, 8999), 0); /* ends in '=' */
     ck_assert_uint_eq(b64.len, 12000);
 
-    json_t *image = json_pack("{s:{s:s},s:{s:s}}", "s", "S", s, "b", "B", (const char *)b64.ptr);
+    json_t *image =
+        json_pack("{s:{s:s},s:{s:s}}", "s", "S", s, "b", "B", (const char *)b64.ptr);
     ck_assert_ptr_nonnull(image);
     struct fanout_buf expected = {0};
-    ck_assert_int_eq(
-        fanout_buf_appendf(&expected, "{\"s\":\"%s\",\"b\":\"%s\"}", s, (const char *)b64.ptr), 0);
+    ck_assert_int_eq(fanout_buf_appendf(&expected, "{\"s\":\"%s\",\"b\":\"%s\"}", s,
+                                        (const char *)b64.ptr),
+                     0);
     s_ok_json_flags(image, 1, (const char *)expected.ptr, 0);
     json_decref(image);
 
@@ -536,7 +551,8 @@ START_TEST(test_large_values)
         ck_assert_ptr_nonnull(copy);
         memcpy(copy + bad[i].at, bad[i].set, strlen(bad[i].set));
         image = json_pack("{s:{s:s}}", "b", "B", copy);
-        s_err_json(image, 1, "attribute \"b\": B value is not valid base64", bad[i].offset, NULL);
+        s_err_json(image, 1, "attribute \"b\": B value is not valid base64", bad[i].offset,
+                   NULL);
         json_decref(image);
         free(copy);
     }
@@ -624,14 +640,16 @@ START_TEST(test_error_unknown_type)
     struct fanout_buf b = {0};
     char err[256];
     ck_assert_int_eq(fanout_ddb_image_to_json(image, 1, &b, err, sizeof err), -1);
-    ck_assert_str_eq(err, "attribute \"nested.l[2]\": unknown DynamoDB type \"X\" (expected one "
-                          "of S, N, B, BOOL, NULL, M, L, SS, NS, BS)");
+    ck_assert_str_eq(err,
+                     "attribute \"nested.l[2]\": unknown DynamoDB type \"X\" (expected one "
+                     "of S, N, B, BOOL, NULL, M, L, SS, NS, BS)");
     ck_assert_uint_eq(b.len, 0);
     ck_assert(b.ptr == NULL || b.ptr[0] == 0);
     json_decref(image);
     fanout_buf_free(&b);
 
-    s_err("{'a':{'s':'lowercase'}}", 1, "attribute \"a\": unknown DynamoDB type \"s\"", NULL);
+    s_err("{'a':{'s':'lowercase'}}", 1, "attribute \"a\": unknown DynamoDB type \"s\"",
+          NULL);
     s_err("{'a':{'':'x'}}", 1, "attribute \"a\": unknown DynamoDB type \"\"", NULL);
 }
 END_TEST
@@ -640,14 +658,16 @@ START_TEST(test_error_wrappers)
 {
     s_err("{'a':{}}", 1, "attribute \"a\": empty AttributeValue", "exactly one", NULL);
     s_err("{'a':{'S':'x','N':'1'}}", 1,
-          "attribute \"a\": AttributeValue has 2 type keys (\"S\", \"N\"); expected exactly one",
+          "attribute \"a\": AttributeValue has 2 type keys (\"S\", \"N\"); expected "
+          "exactly one",
           NULL);
     s_err("{'a':{'S':'x','N':'1','B':''}}", 1, "has 3 type keys (\"S\", \"N\", ...)", NULL);
-    s_err("{'a':'x'}", 1, "attribute \"a\": expected an AttributeValue object", "got a string",
+    s_err("{'a':'x'}", 1, "attribute \"a\": expected an AttributeValue object",
+          "got a string", NULL);
+    s_err("{'a':[]}", 1, "attribute \"a\": expected an AttributeValue object",
+          "got an array", NULL);
+    s_err("{'a':null}", 1, "attribute \"a\": expected an AttributeValue object", "got null",
           NULL);
-    s_err("{'a':[]}", 1, "attribute \"a\": expected an AttributeValue object", "got an array",
-          NULL);
-    s_err("{'a':null}", 1, "attribute \"a\": expected an AttributeValue object", "got null", NULL);
     s_err("{'a':{'L':[{'S':'x'},5]}}", 1, "attribute \"a[1]\": expected an AttributeValue",
           "got an integer", NULL);
 }
@@ -665,7 +685,8 @@ START_TEST(test_error_wrong_json_types)
         {"{'a':{'B':[]}}", "attribute \"a\": B value must be a string, got an array"},
         {"{'a':{'BOOL':'true'}}",
          "attribute \"a\": BOOL value must be true or false, got a string"},
-        {"{'a':{'BOOL':1}}", "attribute \"a\": BOOL value must be true or false, got an integer"},
+        {"{'a':{'BOOL':1}}",
+         "attribute \"a\": BOOL value must be true or false, got an integer"},
         {"{'a':{'NULL':false}}", "attribute \"a\": NULL value must be true, got false"},
         {"{'a':{'NULL':null}}", "attribute \"a\": NULL value must be true, got null"},
         {"{'a':{'M':[]}}", "attribute \"a\": M value must be an object, got an array"},
@@ -708,9 +729,11 @@ START_TEST(test_error_base64)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char in[128];
         snprintf(in, sizeof in, "{'a':{'M':{'b':{'B':'%s'}}}}", cases[i].in);
-        s_err(in, 1, "attribute \"a.b\": B value is not valid base64: ", cases[i].msg, NULL);
+        s_err(in, 1, "attribute \"a.b\": B value is not valid base64: ", cases[i].msg,
+              NULL);
         snprintf(in, sizeof in, "{'a':{'BS':['AAAA','%s']}}", cases[i].in);
-        s_err(in, 1, "attribute \"a[1]\": BS member value is not valid base64: ", cases[i].msg,
+        s_err(in, 1,
+              "attribute \"a[1]\": BS member value is not valid base64: ", cases[i].msg,
               NULL);
     }
 }
@@ -764,7 +787,8 @@ START_TEST(test_error_restores_buffer)
     struct fanout_buf b = {0};
     ck_assert_int_eq(fanout_buf_append_str(&b, "keep"), 0);
     json_t *image = s_load(
-        "{'a':{'S':'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'},"
+        "{'a':{'S':'"
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'},"
         "'b':{'L':[{'N':'1'},{'N':'2'},{'M':{'c':{'BOOL':'no'}}}]}}");
     char err[256];
     for (int i = 0; i < 300; i++) /* grow it past its first capacity */
@@ -774,7 +798,8 @@ START_TEST(test_error_restores_buffer)
     ck_assert_uint_eq(b.len, len);
     ck_assert_int_eq(b.ptr[len], 0);
     ck_assert_int_eq(memcmp(b.ptr, "keep{", 5), 0);
-    ck_assert_str_eq(err, "attribute \"b[2].c\": BOOL value must be true or false, got a string");
+    ck_assert_str_eq(
+        err, "attribute \"b[2].c\": BOOL value must be true or false, got a string");
     json_decref(image);
     fanout_buf_free(&b);
 
@@ -826,7 +851,8 @@ START_TEST(test_key)
 {
     s_key_ok("{'hash':{'S':'h1'},'range':{'N':'0'}}", "h1|0");
     s_key_ok("{'hash':{'S':'h1'}}", "h1");
-    s_key_ok("{'id':{'N':'12345678901234567890123456789.5'}}", "12345678901234567890123456789.5");
+    s_key_ok("{'id':{'N':'12345678901234567890123456789.5'}}",
+             "12345678901234567890123456789.5");
     s_key_ok("{'id':{'N':'+5'}}", "+5"); /* checked, kept as sent: the key is text */
     s_key_ok("{'blob':{'B':'AAD/'}}", "AAD/");
     s_key_ok("{'blob':{'B':'AAD/'},'range':{'S':'x|y'}}", "AAD/|x|y");
@@ -843,14 +869,15 @@ START_TEST(test_key_errors)
 {
     json_t *k;
     k = s_load("{'k':{'BOOL':true}}");
-    s_key_err_json(k, "key attribute \"k\": type \"BOOL\" cannot be a key (expected S, N or B)",
-                   NULL);
+    s_key_err_json(
+        k, "key attribute \"k\": type \"BOOL\" cannot be a key (expected S, N or B)", NULL);
     json_decref(k);
     static const char *const not_keys[] = {"NULL", "M", "L", "SS", "NS", "BS", "X"};
     for (size_t i = 0; i < sizeof not_keys / sizeof not_keys[0]; i++) {
         char in[64], msg[128];
         snprintf(in, sizeof in, "{'h':{'S':'x'},'k':{'%s':true}}", not_keys[i]);
-        snprintf(msg, sizeof msg, "key attribute \"k\": type \"%s\" cannot be a key", not_keys[i]);
+        snprintf(msg, sizeof msg, "key attribute \"k\": type \"%s\" cannot be a key",
+                 not_keys[i]);
         k = s_load(in);
         s_key_err_json(k, msg, NULL);
         json_decref(k);
@@ -867,7 +894,8 @@ START_TEST(test_key_errors)
     static const struct {
         const char *in, *msg;
     } cases[] = {
-        {"{'h':{'S':'x'},'k':'v'}", "key attribute \"k\": expected an AttributeValue object"},
+        {"{'h':{'S':'x'},'k':'v'}",
+         "key attribute \"k\": expected an AttributeValue object"},
         {"{'k':{}}", "key attribute \"k\": empty AttributeValue"},
         {"{'k':{'S':'x','N':'1'}}", "key attribute \"k\": AttributeValue has 2 type keys"},
         {"{'k':{'S':1}}", "key attribute \"k\": S value must be a string, got an integer"},
@@ -877,7 +905,8 @@ START_TEST(test_key_errors)
          "key attribute \"k\": N value \"1.2.3\" is not a number"},
         {"{'k':{'N':'NaN'}}", "key attribute \"k\": N value \"NaN\" is not a number"},
         {"{'k':{'N':'1e200'}}", "key attribute \"k\": N value \"1e200\" is too large"},
-        {"{'h':{'S':'x'},'k':{'B':'AAD'}}", "key attribute \"k\": B value is not valid base64"},
+        {"{'h':{'S':'x'},'k':{'B':'AAD'}}",
+         "key attribute \"k\": B value is not valid base64"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         k = s_load(cases[i].in);

@@ -40,14 +40,16 @@ static void s_parse_file(const char *name, struct fanout_event *ev)
     size_t len;
     char *text = s_slurp(name, &len);
     char err[512];
-    ck_assert_msg(fanout_event_parse(text, len, &s_arena, ev, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(fanout_event_parse(text, len, &s_arena, ev, err, sizeof err) == 0, "%s",
+                  err);
     free(text);
 }
 
 static void s_parse_text(const char *text, struct fanout_event *ev)
 {
     char err[512];
-    ck_assert_msg(fanout_event_parse(text, strlen(text), &s_arena, ev, err, sizeof err) == 0,
+    ck_assert_msg(fanout_event_parse(text, strlen(text), &s_arena, ev, err, sizeof err) ==
+                      0,
                   "%s", err);
 }
 
@@ -69,9 +71,9 @@ START_TEST(kinesis_sample)
     ck_assert(r->data_len > 10 && memcmp(r->data, "{\"id\": 0, \"seed\": 1001", 22) == 0);
 
     struct fanout_decoded d;
-    ck_assert_int_eq(fanout_decode_group(&ev.groups[0], (struct fanout_decode_opts){1, 1},
-                                         &s_arena, &d),
-                     0);
+    ck_assert_int_eq(
+        fanout_decode_group(&ev.groups[0], (struct fanout_decode_opts){1, 1}, &s_arena, &d),
+        0);
     ck_assert_uint_eq(d.count, 5);
     ck_assert_uint_eq(d.failed_count, 0);
     ck_assert_ptr_eq(d.records[0]->pub.data, r->data);
@@ -106,7 +108,8 @@ START_TEST(dynamodb_sample)
     const char *pj = (const char *)plain.records[0]->pub.data;
     ck_assert_msg(strstr(pj, "\"price\":655072485368.431"), "%s", pj);
     ck_assert_msg(strstr(pj, "\"big\":12345678901234567890123456789.5"), "%s", pj);
-    ck_assert(fanout_json_valid(plain.records[0]->pub.data, plain.records[0]->pub.data_len));
+    ck_assert(
+        fanout_json_valid(plain.records[0]->pub.data, plain.records[0]->pub.data_len));
     /* a REMOVE has no NewImage: {} */
     for (size_t i = 0; i < ev.count; i++)
         if (!strcmp(ev.records[i].action, "REMOVE"))
@@ -122,9 +125,9 @@ START_TEST(kpl_sample_deaggregated)
     struct fanout_event ev;
     s_parse_file("kpl-aggregated.json", &ev);
     struct fanout_decoded d;
-    ck_assert_int_eq(fanout_decode_group(&ev.groups[0], (struct fanout_decode_opts){1, 0},
-                                         &s_arena, &d),
-                     0);
+    ck_assert_int_eq(
+        fanout_decode_group(&ev.groups[0], (struct fanout_decode_opts){1, 0}, &s_arena, &d),
+        0);
     size_t len;
     char *expected = s_slurp("kpl-aggregated.expected.jsonl", &len);
     size_t i = 0;
@@ -171,42 +174,49 @@ START_TEST(event_level_errors)
 {
     struct fanout_event ev;
     char err[512];
-    ck_assert_int_eq(fanout_event_parse("{\"Records\": [", 13, &s_arena, &ev, err, sizeof err),
-                     -1);
+    ck_assert_int_eq(
+        fanout_event_parse("{\"Records\": [", 13, &s_arena, &ev, err, sizeof err), -1);
     ck_assert_msg(strstr(err, "event is not valid JSON: line 1"), "%s", err);
-    ck_assert_int_eq(fanout_event_parse("{\"records\":[]}", 14, &s_arena, &ev, err, sizeof err),
-                     -1);
+    ck_assert_int_eq(
+        fanout_event_parse("{\"records\":[]}", 14, &s_arena, &ev, err, sizeof err), -1);
     ck_assert_msg(strstr(err, "no \"Records\" array"), "%s", err);
     ck_assert_int_eq(fanout_event_parse("[1,2]", 5, &s_arena, &ev, err, sizeof err), -1);
     ck_assert_int_eq(fanout_event_parse("", 0, &s_arena, &ev, err, sizeof err), -1);
 }
 END_TEST
 
-#define KREC(pk, seq, data)                                                    \
-    "{\"eventSource\":\"aws:kinesis\",\"eventSourceARN\":\"arn:aws:kinesis:eu-west-1:1:"  \
-    "stream/s\",\"kinesis\":{\"partitionKey\":\"" pk "\",\"sequenceNumber\":\"" seq    \
+#define KREC(pk, seq, data)                                                                \
+    "{\"eventSource\":\"aws:kinesis\",\"eventSourceARN\":\"arn:aws:kinesis:eu-west-1:1:"   \
+    "stream/s\",\"kinesis\":{\"partitionKey\":\"" pk "\",\"sequenceNumber\":\"" seq        \
     "\",\"data\":\"" data "\"}}"
 
 START_TEST(bad_records_named_rest_go_on)
 {
     struct fanout_event ev;
-    s_parse_text("{\"Records\":[" KREC("a", "1", "aGVsbG8=") "," KREC("b", "2", "aGVsbG8")
-                 "," KREC("c", "3", "aGV$bG8=") ","
-                 "{\"eventSource\":\"aws:kinesis\",\"eventSourceARN\":\"arn:aws:kinesis:eu-west-1:"
-                 "1:stream/s\",\"kinesis\":{\"sequenceNumber\":\"4\",\"data\":\"\"}},"
-                 "{\"eventSource\":\"aws:sqs\",\"eventSourceARN\":\"arn:aws:sqs:x:1:q\"},"
-                 "{\"eventSource\":\"aws:kinesis\",\"kinesis\":{\"partitionKey\":\"f\","
-                 "\"sequenceNumber\":\"6\",\"data\":\"\"}},"
-                 "7," KREC("h", "8", "") "]}",
-                 &ev);
+    s_parse_text(
+        "{\"Records\":[" KREC("a", "1", "aGVsbG8=") "," KREC("b", "2", "aGVsbG8") "," KREC(
+            "c", "3",
+            "aGV$bG8=") ","
+                        "{\"eventSource\":\"aws:kinesis\",\"eventSourceARN\":\"arn:aws:"
+                        "kinesis:eu-west-1:"
+                        "1:stream/"
+                        "s\",\"kinesis\":{\"sequenceNumber\":\"4\",\"data\":\"\"}},"
+                        "{\"eventSource\":\"aws:sqs\",\"eventSourceARN\":\"arn:aws:sqs:x:1:"
+                        "q\"},"
+                        "{\"eventSource\":\"aws:kinesis\",\"kinesis\":{\"partitionKey\":"
+                        "\"f\","
+                        "\"sequenceNumber\":\"6\",\"data\":\"\"}},"
+                        "7," KREC("h", "8", "") "]}",
+        &ev);
     ck_assert_uint_eq(ev.count, 8);
     ck_assert_ptr_null(ev.records[0].error);
     ck_assert_uint_eq(ev.records[0].data_len, 5);
     ck_assert_msg(strstr(ev.records[1].error, "record 1 (sequence number 2)") &&
                       strstr(ev.records[1].error, "length 7 is not a multiple of 4"),
                   "%s", ev.records[1].error);
-    ck_assert_msg(strstr(ev.records[2].error, "\"kinesis.data\": not valid base64 at offset 3"),
-                  "%s", ev.records[2].error);
+    ck_assert_msg(
+        strstr(ev.records[2].error, "\"kinesis.data\": not valid base64 at offset 3"), "%s",
+        ev.records[2].error);
     ck_assert_msg(strstr(ev.records[3].error, "\"kinesis.partitionKey\": missing"), "%s",
                   ev.records[3].error);
     ck_assert_msg(strstr(ev.records[4].error, "unknown source \"aws:sqs\""), "%s",
@@ -225,7 +235,8 @@ START_TEST(bad_records_named_rest_go_on)
             g = &ev.groups[i];
     ck_assert_ptr_nonnull(g);
     struct fanout_decoded d;
-    ck_assert_int_eq(fanout_decode_group(g, (struct fanout_decode_opts){1, 0}, &s_arena, &d), 0);
+    ck_assert_int_eq(
+        fanout_decode_group(g, (struct fanout_decode_opts){1, 0}, &s_arena, &d), 0);
     ck_assert_uint_eq(d.count, 2);
     ck_assert_uint_eq(d.failed_count, 3);
     fanout_event_clean_up(&ev);
@@ -260,10 +271,12 @@ START_TEST(sns_wrapped_and_plain)
         "{\"Records\":[{\"EventSource\":\"aws:sns\",\"Sns\":{\"MessageId\":\"m1\","
         "\"TopicArn\":\"arn:aws:sns:us-east-1:1:t\",\"Message\":\"{\\\"Records\\\":["
         "{\\\"eventSource\\\":\\\"aws:kinesis\\\",\\\"eventSourceARN\\\":"
-        "\\\"arn:aws:kinesis:us-east-1:1:stream/s\\\",\\\"kinesis\\\":{\\\"partitionKey\\\":"
+        "\\\"arn:aws:kinesis:us-east-1:1:stream/"
+        "s\\\",\\\"kinesis\\\":{\\\"partitionKey\\\":"
         "\\\"p\\\",\\\"sequenceNumber\\\":\\\"5\\\",\\\"data\\\":\\\"eA==\\\"}},"
         "{\\\"eventSource\\\":\\\"aws:kinesis\\\",\\\"eventSourceARN\\\":"
-        "\\\"arn:aws:kinesis:us-east-1:1:stream/s\\\",\\\"kinesis\\\":{\\\"partitionKey\\\":"
+        "\\\"arn:aws:kinesis:us-east-1:1:stream/"
+        "s\\\",\\\"kinesis\\\":{\\\"partitionKey\\\":"
         "\\\"q\\\",\\\"sequenceNumber\\\":\\\"6\\\",\\\"data\\\":\\\"eQ==\\\"}}]}\"}},"
         "{\"EventSource\":\"aws:sns\",\"Sns\":{\"MessageId\":\"m2\","
         "\"TopicArn\":\"arn:aws:sns:us-east-1:1:t\",\"Message\":\"hello\"}}]}",
@@ -300,12 +313,12 @@ START_TEST(dynamodb_bad_image_fails_one_record)
         "\"dynamodb\":{\"Keys\":{\"id\":{\"BOOL\":true}},\"SequenceNumber\":\"3\"}}]}",
         &ev);
     ck_assert_str_eq((const char *)ev.records[1].key, "b|7");
-    ck_assert_msg(ev.records[2].error && strstr(ev.records[2].error, "\"dynamodb.Keys\""), "%s",
-                  ev.records[2].error ? ev.records[2].error : "(none)");
+    ck_assert_msg(ev.records[2].error && strstr(ev.records[2].error, "\"dynamodb.Keys\""),
+                  "%s", ev.records[2].error ? ev.records[2].error : "(none)");
     struct fanout_decoded d;
-    ck_assert_int_eq(fanout_decode_group(&ev.groups[0], (struct fanout_decode_opts){0, 1},
-                                         &s_arena, &d),
-                     0);
+    ck_assert_int_eq(
+        fanout_decode_group(&ev.groups[0], (struct fanout_decode_opts){0, 1}, &s_arena, &d),
+        0);
     ck_assert_uint_eq(d.count, 1);
     ck_assert_uint_eq(d.failed_count, 2);
     ck_assert_msg(strstr(d.failures[0].reason, "record 0 (sequence number 1)") &&

@@ -44,8 +44,7 @@ static json_t *s_load_json(const char *path)
 {
     json_error_t jerr;
     json_t *root = json_load_file(path, 0, &jerr);
-    ck_assert_msg(root != NULL, "cannot load %s: %s (line %d)", path, jerr.text,
-                  jerr.line);
+    ck_assert_msg(root != NULL, "cannot load %s: %s (line %d)", path, jerr.text, jerr.line);
     return root;
 }
 
@@ -147,14 +146,15 @@ static void s_check_user(const struct fanout_kpl_user *u, const char *where, siz
                   (int)u->key_len, (const char *)u->key, (int)key_len, key);
     if (ehk && ehk != s_any_ehk)
         ck_assert_msg(u->explicit_hash_key && strcmp(u->explicit_hash_key, ehk) == 0,
-                      "%s, user record %zu: explicit hash key %s, expected %s", where,
-                      i, u->explicit_hash_key ? u->explicit_hash_key : "(none)", ehk);
+                      "%s, user record %zu: explicit hash key %s, expected %s", where, i,
+                      u->explicit_hash_key ? u->explicit_hash_key : "(none)", ehk);
     else if (!ehk)
         ck_assert_msg(u->explicit_hash_key == NULL,
-                      "%s, user record %zu: explicit hash key %s, expected none",
-                      where, i, u->explicit_hash_key);
-    ck_assert_msg(u->data_len == data_len, "%s, user record %zu: %zu data bytes, expected %zu",
-                  where, i, u->data_len, data_len);
+                      "%s, user record %zu: explicit hash key %s, expected none", where, i,
+                      u->explicit_hash_key);
+    ck_assert_msg(u->data_len == data_len,
+                  "%s, user record %zu: %zu data bytes, expected %zu", where, i,
+                  u->data_len, data_len);
     ck_assert_ptr_nonnull(u->data);
     ck_assert_msg(data_len == 0 || memcmp(u->data, data, data_len) == 0,
                   "%s, user record %zu: data differs", where, i);
@@ -310,15 +310,16 @@ START_TEST(test_events_file)
         aggregates++;
         ck_assert_uint_gt(count, 0);
         for (size_t i = 0; i < count; i++) {
-            ck_assert_msg(next < json_array_size(expected), "%s: more user records than expected",
-                          where);
+            ck_assert_msg(next < json_array_size(expected),
+                          "%s: more user records than expected", where);
             const json_t *e = json_array_get(expected, next++);
             ck_assert_msg(json_object_get(e, "corrupt") == NULL,
                           "%s: decoded, but the list says it is corrupt", where);
             const char *key = s_str(e, "key");
             s_b64(s_str(e, "dataB64"), &want);
             /* the list gives no explicit hash keys: the fixture test checks them */
-            s_check_user(&users[i], where, i, key, strlen(key), s_any_ehk, want.ptr, want.len);
+            s_check_user(&users[i], where, i, key, strlen(key), s_any_ehk, want.ptr,
+                         want.len);
         }
         fanout_arena_reset(&arena);
     }
@@ -356,15 +357,18 @@ START_TEST(test_library_fixture)
     for (size_t a = 0; a < json_array_size(aggs); a++) {
         const json_t *agg = json_array_get(aggs, a);
         const json_t *expect = json_object_get(agg, "records");
-        snprintf(where, sizeof where, "%s: aggregate %zu (%s)", path, a, s_str(agg, "name"));
+        snprintf(where, sizeof where, "%s: aggregate %zu (%s)", path, a,
+                 s_str(agg, "name"));
         s_b64(s_str(agg, "dataB64"), &blob);
         ck_assert_msg(fanout_kpl_has_magic(blob.ptr, blob.len), "%s: no magic", where);
 
         struct fanout_kpl_user *users = NULL;
         size_t count = 0;
-        ck_assert_msg(s_decode(&blob, &arena, &users, &count, err) == 0, "%s: %s", where, err);
-        ck_assert_msg(count == json_array_size(expect), "%s: %zu user records, expected %zu",
-                      where, count, json_array_size(expect));
+        ck_assert_msg(s_decode(&blob, &arena, &users, &count, err) == 0, "%s: %s", where,
+                      err);
+        ck_assert_msg(count == json_array_size(expect),
+                      "%s: %zu user records, expected %zu", where, count,
+                      json_array_size(expect));
         for (size_t i = 0; i < count; i++) {
             const json_t *e = json_array_get(expect, i);
             const json_t *key = json_object_get(e, "key");
@@ -372,8 +376,9 @@ START_TEST(test_library_fixture)
             ck_assert(json_is_string(key));
             ck_assert(json_is_string(ehk) || json_is_null(ehk));
             s_b64(s_str(e, "dataB64"), &want);
-            s_check_user(&users[i], where, i, json_string_value(key), json_string_length(key),
-                         json_string_value(ehk), want.ptr, want.len);
+            s_check_user(&users[i], where, i, json_string_value(key),
+                         json_string_length(key), json_string_value(ehk), want.ptr,
+                         want.len);
             with_ehk += json_is_string(ehk);
         }
         total += count;
@@ -468,13 +473,14 @@ static void s_check_prefixes(const struct fanout_buf *blob, const char *what)
             ck_assert_int_eq(rc, -1);
             ck_assert_msg(err[0] != '\0', "%s: prefix %zu fails without a reason", what, n);
             if (n < FANOUT_KPL_MAGIC_LEN + FANOUT_KPL_DIGEST_LEN) {
-                snprintf(want, sizeof want,
-                         "truncated KPL record: %zu bytes, need at least 20 (magic + digest)",
-                         n);
+                snprintf(
+                    want, sizeof want,
+                    "truncated KPL record: %zu bytes, need at least 20 (magic + digest)",
+                    n);
                 ck_assert_str_eq(err, want);
             } else {
-                ck_assert_msg(strstr(err, "KPL digest mismatch") != NULL, "%s: prefix %zu: %s",
-                              what, n, err);
+                ck_assert_msg(strstr(err, "KPL digest mismatch") != NULL,
+                              "%s: prefix %zu: %s", what, n, err);
             }
         }
         free(p);
@@ -506,8 +512,8 @@ static void s_check_sealed_prefixes(const struct fanout_buf *blob, size_t full_c
             failed++;
             ck_assert_msg(err[0] != '\0', "%s: sealed prefix %zu fails without a reason",
                           what, n);
-            ck_assert_msg(strstr(err, "digest mismatch") == NULL, "%s: sealed prefix %zu: %s",
-                          what, n, err);
+            ck_assert_msg(strstr(err, "digest mismatch") == NULL,
+                          "%s: sealed prefix %zu: %s", what, n, err);
         }
         fanout_arena_reset(&arena);
     }
@@ -609,7 +615,8 @@ START_TEST(test_partition_key_index_out_of_range)
 
     s_build_indices(2, 0, 2, 0, 0, &blob);
     ck_assert_int_eq(s_decode(&blob, &arena, &u, &count, err), -1);
-    ck_assert_str_eq(err, "user record 1: partition_key_index 2 out of range (table has 2 keys)");
+    ck_assert_str_eq(
+        err, "user record 1: partition_key_index 2 out of range (table has 2 keys)");
     ck_assert_ptr_null(u);
     ck_assert_uint_eq(count, 0);
 
@@ -620,7 +627,8 @@ START_TEST(test_partition_key_index_out_of_range)
 
     s_build_indices(0, 0, 0, 0, 0, &blob); /* records but no keys at all */
     ck_assert_int_eq(s_decode(&blob, &arena, &u, &count, err), -1);
-    ck_assert_str_eq(err, "user record 0: partition_key_index 0 out of range (table has 0 keys)");
+    ck_assert_str_eq(
+        err, "user record 0: partition_key_index 0 out of range (table has 0 keys)");
 
     fanout_buf_free(&blob);
     fanout_arena_free(&arena);
@@ -641,18 +649,21 @@ START_TEST(test_explicit_hash_key_index_out_of_range)
 
     s_build_indices(3, 2, 2, 1, 2, &blob);
     ck_assert_int_eq(s_decode(&blob, &arena, &u, &count, err), -1);
-    ck_assert_str_eq(err, "user record 1: explicit_hash_key_index 2 out of range (table has 2 "
-                          "explicit hash keys)");
+    ck_assert_str_eq(err,
+                     "user record 1: explicit_hash_key_index 2 out of range (table has 2 "
+                     "explicit hash keys)");
 
     s_build_indices(3, 0, 0, 1, 0, &blob); /* an index into an empty table */
     ck_assert_int_eq(s_decode(&blob, &arena, &u, &count, err), -1);
-    ck_assert_str_eq(err, "user record 1: explicit_hash_key_index 0 out of range (table has 0 "
-                          "explicit hash keys)");
+    ck_assert_str_eq(err,
+                     "user record 1: explicit_hash_key_index 0 out of range (table has 0 "
+                     "explicit hash keys)");
 
     s_build_indices(3, 1, 0, 1, UINT64_MAX, &blob);
     ck_assert_int_eq(s_decode(&blob, &arena, &u, &count, err), -1);
-    ck_assert_str_eq(err, "user record 1: explicit_hash_key_index 18446744073709551615 out of "
-                          "range (table has 1 explicit hash keys)");
+    ck_assert_str_eq(err,
+                     "user record 1: explicit_hash_key_index 18446744073709551615 out of "
+                     "range (table has 1 explicit hash keys)");
 
     fanout_buf_free(&blob);
     fanout_arena_free(&arena);
@@ -666,16 +677,19 @@ START_TEST(test_magic_only)
     struct fanout_kpl_user *u = NULL;
     size_t count = 0;
     const uint8_t magic[] = {0xF3, 0x89, 0x9A, 0xC2};
-    ck_assert_int_eq(fanout_kpl_decode(magic, sizeof magic, &arena, &u, &count, err, sizeof err),
-                     -1);
-    ck_assert_str_eq(err, "truncated KPL record: 4 bytes, need at least 20 (magic + digest)");
+    ck_assert_int_eq(
+        fanout_kpl_decode(magic, sizeof magic, &arena, &u, &count, err, sizeof err), -1);
+    ck_assert_str_eq(err,
+                     "truncated KPL record: 4 bytes, need at least 20 (magic + digest)");
     ck_assert_ptr_null(u);
     ck_assert_uint_eq(count, 0);
 
     ck_assert_int_eq(fanout_kpl_decode(magic, 2, &arena, &u, &count, err, sizeof err), -1);
-    ck_assert_str_eq(err, "truncated KPL record: 2 bytes, need at least 20 (magic + digest)");
+    ck_assert_str_eq(err,
+                     "truncated KPL record: 2 bytes, need at least 20 (magic + digest)");
     ck_assert_int_eq(fanout_kpl_decode(NULL, 0, &arena, &u, &count, err, sizeof err), -1);
-    ck_assert_str_eq(err, "truncated KPL record: 0 bytes, need at least 20 (magic + digest)");
+    ck_assert_str_eq(err,
+                     "truncated KPL record: 0 bytes, need at least 20 (magic + digest)");
     fanout_arena_free(&arena);
 }
 END_TEST
@@ -760,10 +774,11 @@ START_TEST(test_malformed_protobuf)
         s_seal((const uint8_t *)cases[i].pb, cases[i].len, &blob);
         ck_assert_msg(s_decode(&blob, &arena, &u, &count, err) == -1, "%s: decoded",
                       cases[i].what);
-        snprintf(want, sizeof want,
-                 "malformed KPL protobuf: the %zu bytes between magic and digest are not an "
-                 "AggregatedRecord (bad encoding or a missing required field)",
-                 cases[i].len);
+        snprintf(
+            want, sizeof want,
+            "malformed KPL protobuf: the %zu bytes between magic and digest are not an "
+            "AggregatedRecord (bad encoding or a missing required field)",
+            cases[i].len);
         ck_assert_str_eq(err, want);
         ck_assert_ptr_null(u);
     }
@@ -820,7 +835,8 @@ START_TEST(test_error_buffer)
     char small[10] = "xxxxxxxxx";
     ck_assert_int_eq(fanout_kpl_decode(magic, 4, &arena, &u, &count, small, 1), -1);
     ck_assert_str_eq(small, "");
-    ck_assert_int_eq(fanout_kpl_decode(magic, 4, &arena, &u, &count, small, sizeof small), -1);
+    ck_assert_int_eq(fanout_kpl_decode(magic, 4, &arena, &u, &count, small, sizeof small),
+                     -1);
     ck_assert_str_eq(small, "truncated");
     fanout_arena_free(&arena);
 }
@@ -848,7 +864,8 @@ START_TEST(test_key_bytes_as_produced)
     ck_assert_msg(s_decode(&blob, &arena, &u, &count, err) == 0, "%s", err);
     ck_assert_uint_eq(count, 1);
     ck_assert_uint_eq(u[0].key_len, 12);
-    s_check_user(&u[0], "raw key", 0, (const char *)keys[0].data, keys[0].len, NULL, (const uint8_t *)"d", 1);
+    s_check_user(&u[0], "raw key", 0, (const char *)keys[0].data, keys[0].len, NULL,
+                 (const uint8_t *)"d", 1);
     fanout_buf_free(&blob);
     fanout_arena_free(&arena);
 }

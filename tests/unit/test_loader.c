@@ -234,8 +234,8 @@ START_TEST(test_good_plugin_loads_intact)
     ck_assert_int_eq(s_plugin_log_count("[good] init"), 1);
 
     /* The callbacks work through the copy. */
-    struct fanout_target t = {.struct_size = sizeof t, .id = "t1", .type = "good",
-                              .destination = "elsewhere"};
+    struct fanout_target t = {
+        .struct_size = sizeof t, .id = "t1", .type = "good", .destination = "elsewhere"};
     ck_assert_int_eq(d->validate(&t, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "e.g. good:queue"));
     t.destination = "good:queue";
@@ -245,8 +245,8 @@ START_TEST(test_good_plugin_loads_intact)
     ck_assert_int_eq(d->open(p->state, &t, &inst, &ferr), 0);
     struct fanout_message m = {.key = (const uint8_t *)"k", .key_len = 1};
     const struct fanout_message *ms[3] = {&m, &m, &m};
-    struct fanout_batch b = {.struct_size = sizeof b, .count = 3, .messages = ms,
-                             .attempt = 1};
+    struct fanout_batch b = {
+        .struct_size = sizeof b, .count = 3, .messages = ms, .attempt = 1};
     struct fanout_outcome out[3];
     memset(out, 0, sizeof out);
     ck_assert_int_eq(d->send(inst, &b, out), 0);
@@ -298,7 +298,8 @@ static const struct refusal_case s_refusals[] = {
     {"newerminor", {"built for ABI 1.7", "newer than this engine's 1.0"}, NULL},
     {"shortstruct", {"struct_size", "smaller than the ABI 1.0 descriptor"}, NULL},
     {"oversize", {"declares struct_size", "is only 32 bytes"}, NULL},
-    {"badsig", {"not binary compatible", "\"fanout-abi-1:p4:l4:z4\"", FANOUT_ABI_SIGNATURE},
+    {"badsig",
+     {"not binary compatible", "\"fanout-abi-1:p4:l4:z4\"", FANOUT_ABI_SIGNATURE},
      NULL},
     {"nosymbol", {"does not export fanout_plugin_v1", "FANOUT_PLUGIN_DEFINE"}, NULL},
     /* its library's descriptor is not its own */
@@ -390,8 +391,8 @@ START_TEST(test_path_like_types_never_touch_the_filesystem)
     long65[65] = 0;
     ck_assert_int_gt(asprintf(&sub, "%s/sub", tmp), 0);
     ck_assert_int_eq(mkdir(sub, 0700), 0);
-    const char *const planted[] = {"../x.so", "a/b.so", "x.so.so", ".so", "UPPER.so",
-                                   "Good.so", "a b.so"};
+    const char *const planted[] = {"../x.so",  "a/b.so",  "x.so.so", ".so",
+                                   "UPPER.so", "Good.so", "a b.so"};
     ck_assert_int_gt(asprintf(&p, "%s/a", sub), 0);
     ck_assert_int_eq(mkdir(p, 0700), 0);
     free(p);
@@ -405,8 +406,17 @@ START_TEST(test_path_like_types_never_touch_the_filesystem)
     free(p);
 
     struct fanout_loader *l = fanout_loader_new(&s_host, sub);
-    const char *const bad[] = {"../x", "a/b", "x.so", "", "UPPER", "Good", "a b", long65,
-                               "/etc/passwd", "good\n", "\xc3\xa9t\xc3\xa9"};
+    const char *const bad[] = {"../x",
+                               "a/b",
+                               "x.so",
+                               "",
+                               "UPPER",
+                               "Good",
+                               "a b",
+                               long65,
+                               "/etc/passwd",
+                               "good\n",
+                               "\xc3\xa9t\xc3\xa9"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         char err[1024] = "";
         ck_assert_ptr_null(fanout_loader_get(l, bad[i], err, sizeof err));
@@ -420,7 +430,8 @@ START_TEST(test_path_like_types_never_touch_the_filesystem)
     ck_assert_ptr_null(fanout_loader_get(l, "../x", err, sizeof err));
     ck_assert_str_eq(err, "plugin type \"../x\" is not a valid name: use [a-z0-9_-]{1,64}");
     ck_assert_ptr_null(fanout_loader_get(l, NULL, err, sizeof err));
-    ck_assert_str_eq(err, "plugin type \"(null)\" is not a valid name: use [a-z0-9_-]{1,64}");
+    ck_assert_str_eq(err,
+                     "plugin type \"(null)\" is not a valid name: use [a-z0-9_-]{1,64}");
 
     /* 64 characters is still a name: it is looked up (and not found). */
     ck_assert_ptr_null(fanout_loader_get(l, long65 + 1, err, sizeof err));
@@ -449,14 +460,16 @@ START_TEST(test_not_found_lists_searched_dirs)
     l = fanout_loader_new(&s_host, "");
     ck_assert_str_eq(fanout_loader_search_path(l), "");
     ck_assert_ptr_null(fanout_loader_get(l, "sns", err, sizeof err));
-    ck_assert_str_eq(err, "plugin \"sns\" not found in (no directories) (looked for sns.so)");
+    ck_assert_str_eq(err,
+                     "plugin \"sns\" not found in (no directories) (looked for sns.so)");
     fanout_loader_destroy(l);
 }
 END_TEST
 
 START_TEST(test_default_search_path)
 {
-    char *saved = getenv("FANOUT_PLUGIN_PATH") ? strdup(getenv("FANOUT_PLUGIN_PATH")) : NULL;
+    char *saved =
+        getenv("FANOUT_PLUGIN_PATH") ? strdup(getenv("FANOUT_PLUGIN_PATH")) : NULL;
 
     setenv("FANOUT_PLUGIN_PATH", "/x::/y/:/opt/fanout/plugins", 1);
     struct fanout_loader *l = fanout_loader_new(&s_host, NULL);
@@ -466,10 +479,12 @@ START_TEST(test_default_search_path)
 
     unsetenv("FANOUT_PLUGIN_PATH");
     l = fanout_loader_new(&s_host, NULL);
-    ck_assert_str_eq(fanout_loader_search_path(l), "/opt/fanout/plugins:" FANOUT_PLUGIN_DIR);
+    ck_assert_str_eq(fanout_loader_search_path(l),
+                     "/opt/fanout/plugins:" FANOUT_PLUGIN_DIR);
     char err[2048] = "";
     ck_assert_ptr_null(fanout_loader_get(l, "no-such-plugin-here", err, sizeof err));
-    ck_assert_ptr_nonnull(strstr(err, "not found in /opt/fanout/plugins:" FANOUT_PLUGIN_DIR));
+    ck_assert_ptr_nonnull(
+        strstr(err, "not found in /opt/fanout/plugins:" FANOUT_PLUGIN_DIR));
     fanout_loader_destroy(l);
 
     /* The given string replaces the default entirely. */
@@ -570,7 +585,8 @@ static void *s_thread(void *p)
     struct thread_arg *a = p;
     char err[1024];
     for (int i = 0; i < 50; i++) {
-        const struct fanout_loaded_plugin *g = fanout_loader_get(a->l, "good", err, sizeof err);
+        const struct fanout_loaded_plugin *g =
+            fanout_loader_get(a->l, "good", err, sizeof err);
         if (!a->good)
             a->good = g;
         else if (a->good != g)
@@ -627,7 +643,8 @@ static void s_scan_cb(void *ctx, const char *type, const char *path,
     fanout_strlcpy(row->type, type, sizeof row->type);
     fanout_strlcpy(row->path, path, sizeof row->path);
     row->p = p;
-    ck_assert_msg((p == NULL) == (refusal != NULL), "%s: exactly one of p and refusal", type);
+    ck_assert_msg((p == NULL) == (refusal != NULL), "%s: exactly one of p and refusal",
+                  type);
     fanout_strlcpy(row->refusal, refusal ? refusal : "", sizeof row->refusal);
 }
 
@@ -671,8 +688,9 @@ START_TEST(test_scan_lists_every_fixture)
     /* A name that breaks the rule is reported, never opened. */
     const struct scan_row *bad = s_row(r, "Invalid_Name");
     ck_assert_ptr_null(bad->p);
-    ck_assert_str_eq(bad->refusal,
-                     "plugin type \"Invalid_Name\" is not a valid name: use [a-z0-9_-]{1,64}");
+    ck_assert_str_eq(
+        bad->refusal,
+        "plugin type \"Invalid_Name\" is not a valid name: use [a-z0-9_-]{1,64}");
     char *bad_path = s_fixture_path("Invalid_Name");
     ck_assert_str_eq(bad->path, bad_path);
     free(bad_path);
@@ -751,11 +769,14 @@ START_TEST(test_hello_example)
     char *tmp = s_mkdtemp(), *file = NULL;
     ck_assert_int_gt(asprintf(&file, "%s/out.tsv", tmp), 0);
     struct hello_options opts = {.prefix = "p:"};
-    struct fanout_target t = {.struct_size = sizeof t, .id = "demo", .type = "hello",
-                              .destination = "out.tsv", .options = &opts};
+    struct fanout_target t = {.struct_size = sizeof t,
+                              .id = "demo",
+                              .type = "hello",
+                              .destination = "out.tsv",
+                              .options = &opts};
     ck_assert_int_eq(d->validate(&t, err, sizeof err), -1);
-    ck_assert_msg(strstr(err, "absolute") && strstr(err, "e.g. /tmp/fanout-hello.tsv"), "%s",
-                  err);
+    ck_assert_msg(strstr(err, "absolute") && strstr(err, "e.g. /tmp/fanout-hello.tsv"),
+                  "%s", err);
     t.destination = "/tmp/";
     ck_assert_int_eq(d->validate(&t, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "directory"));
@@ -776,19 +797,31 @@ START_TEST(test_hello_example)
     struct fanout_record r2 = {.sequence_number = "51"};
     struct fanout_record r3 = {.sequence_number = "60"}, r4 = {.sequence_number = "61"};
     const struct fanout_record *rs1[] = {&r1}, *rs2[] = {&r2}, *rs3[] = {&r3, &r4};
-    struct fanout_message m1 = {.key = (const uint8_t *)"k1", .key_len = 2,
-                                .body = (const uint8_t *)"hello", .body_len = 5,
-                                .record_count = 1, .records = rs1};
-    struct fanout_message m2 = {.key = (const uint8_t *)"a\tb\\", .key_len = 4,
-                                .body = (const uint8_t *)"", .body_len = 0,
-                                .record_count = 1, .records = rs2};
-    struct fanout_message m3 = {.key = (const uint8_t *)"k3", .key_len = 2,
-                                .body = (const uint8_t *)"[1,2]xx", .body_len = 7,
-                                .record_count = 2, .records = rs3};
+    struct fanout_message m1 = {.key = (const uint8_t *)"k1",
+                                .key_len = 2,
+                                .body = (const uint8_t *)"hello",
+                                .body_len = 5,
+                                .record_count = 1,
+                                .records = rs1};
+    struct fanout_message m2 = {.key = (const uint8_t *)"a\tb\\",
+                                .key_len = 4,
+                                .body = (const uint8_t *)"",
+                                .body_len = 0,
+                                .record_count = 1,
+                                .records = rs2};
+    struct fanout_message m3 = {.key = (const uint8_t *)"k3",
+                                .key_len = 2,
+                                .body = (const uint8_t *)"[1,2]xx",
+                                .body_len = 7,
+                                .record_count = 2,
+                                .records = rs3};
     struct fanout_message m4 = {.key = (const uint8_t *)"", .key_len = 0};
     const struct fanout_message *ms[] = {&m1, &m2, &m3, &m4};
-    struct fanout_batch b = {.struct_size = sizeof b, .collapse = FANOUT_COLLAPSE_NONE,
-                             .count = 4, .messages = ms, .attempt = 1};
+    struct fanout_batch b = {.struct_size = sizeof b,
+                             .collapse = FANOUT_COLLAPSE_NONE,
+                             .count = 4,
+                             .messages = ms,
+                             .attempt = 1};
     struct fanout_outcome out[4];
     memset(out, 0, sizeof out);
     ck_assert_int_eq(d->send(inst, &b, out), 0);

@@ -71,7 +71,8 @@ struct bad_case {
 };
 
 static const struct bad_case s_bad[] = {
-    {"\"active\":\"true\"", {"mapping \"t\" (#3)", "field \"active\"", "got a string \"true\""}},
+    {"\"active\":\"true\"",
+     {"mapping \"t\" (#3)", "field \"active\"", "got a string \"true\""}},
     {"\"active\":null", {"field \"active\"", "required", NULL}},
     {"\"type\":\"../evil\"", {"field \"type\"", "[a-z0-9_-]", "never a path"}},
     {"\"type\":\"SQS\"", {"field \"type\"", "\"SQS\"", NULL}},
@@ -83,7 +84,8 @@ static const struct bad_case s_bad[] = {
     {"\"role\":\"arn:aws:iam::123456789012:role/r\",\"externalId\":\"a b\"",
      {"field \"externalId\"", "2 to 1224", NULL}},
     {"\"region\":\"mars\"", {"field \"region\"", "us-east-1", NULL}},
-    {"\"collapse\":\"zip\"", {"field \"collapse\"", "none, JSON, concat, concat-b64", NULL}},
+    {"\"collapse\":\"zip\"",
+     {"field \"collapse\"", "none, JSON, concat, concat-b64", NULL}},
     {"\"parallel\":1", {"field \"parallel\"", "expected a boolean", "got a number"}},
     {"\"convertDDB\":\"yes\"", {"field \"convertDDB\"", NULL, NULL}},
     {"\"deaggregate\":[]", {"field \"deaggregate\"", "got an array", NULL}},
@@ -109,7 +111,8 @@ END_TEST
 START_TEST(missing_id_named_by_position)
 {
     char err[512];
-    ck_assert_ptr_null(s_parse("{\"sourceArn\":\"" SRC "\",\"type\":\"sqs\"}", err, sizeof err));
+    ck_assert_ptr_null(
+        s_parse("{\"sourceArn\":\"" SRC "\",\"type\":\"sqs\"}", err, sizeof err));
     ck_assert_msg(strstr(err, "mapping #3: field \"id\": required"), "%s", err);
     json_t *arr = json_array();
     ck_assert_ptr_null(fanout_mapping_parse(arr, 0, err, sizeof err));
@@ -131,24 +134,24 @@ START_TEST(collapse_names)
 }
 END_TEST
 
-#define GOOD(id, active)                                                       \
-    "{\"sourceArn\":\"" SRC "\",\"id\":\"" id "\",\"type\":\"file\","         \
+#define GOOD(id, active)                                                                   \
+    "{\"sourceArn\":\"" SRC "\",\"id\":\"" id "\",\"type\":\"file\","                      \
     "\"destination\":\"-\",\"active\":" active "}"
 
 START_TEST(set_keeps_valid_reports_invalid)
 {
-    const char *doc = "[" GOOD("a", "true") ",{\"id\":\"broken\"}," GOOD("b", "false") "," GOOD(
-        "a", "true") ",42]";
+    const char *doc = "[" GOOD("a", "true") ",{\"id\":\"broken\"}," GOOD(
+        "b", "false") "," GOOD("a", "true") ",42]";
     struct fanout_mapping_set set;
     char err[512];
-    ck_assert_int_eq(fanout_mapping_set_parse(doc, strlen(doc), "m.json", &set, err, sizeof err),
-                     0);
+    ck_assert_int_eq(
+        fanout_mapping_set_parse(doc, strlen(doc), "m.json", &set, err, sizeof err), 0);
     ck_assert_uint_eq(set.count, 2);
     ck_assert_str_eq(set.items[0]->id, "a");
     ck_assert_str_eq(set.items[1]->id, "b");
     ck_assert_uint_eq(set.problem_count, 3);
-    ck_assert_msg(strstr(set.problems[0], "mapping \"broken\" (#1): field \"sourceArn\""), "%s",
-                  set.problems[0]);
+    ck_assert_msg(strstr(set.problems[0], "mapping \"broken\" (#1): field \"sourceArn\""),
+                  "%s", set.problems[0]);
     ck_assert_msg(strstr(set.problems[1], "mapping \"a\" (#3)") &&
                       strstr(set.problems[1], "duplicate"),
                   "%s", set.problems[1]);
@@ -162,10 +165,11 @@ START_TEST(set_document_errors)
 {
     struct fanout_mapping_set set;
     char err[512];
-    ck_assert_int_eq(fanout_mapping_set_parse("{\"a\":1}", 7, "m.json", &set, err, sizeof err),
-                     -1);
+    ck_assert_int_eq(
+        fanout_mapping_set_parse("{\"a\":1}", 7, "m.json", &set, err, sizeof err), -1);
     ck_assert_msg(strstr(err, "m.json: expected a JSON array of mappings"), "%s", err);
-    ck_assert_int_eq(fanout_mapping_set_parse("[\n{,", 4, "m.json", &set, err, sizeof err), -1);
+    ck_assert_int_eq(fanout_mapping_set_parse("[\n{,", 4, "m.json", &set, err, sizeof err),
+                     -1);
     ck_assert_msg(strstr(err, "m.json: not valid JSON: line 2"), "%s", err);
     ck_assert_int_eq(fanout_mapping_set_parse("[]", 2, "m.json", &set, err, sizeof err), 0);
     ck_assert_uint_eq(set.count, 0);

@@ -74,10 +74,11 @@ START_TEST(utf8_validation)
 {
     ck_assert(fanout_utf8_valid((const uint8_t *)"", 0));
     ck_assert(fanout_utf8_valid((const uint8_t *)"plain ascii text, long enough", 29));
-    ck_assert(fanout_utf8_valid((const uint8_t *)"\xc3\xbc\xe2\x82\xac\xf0\x9f\x98\x80", 9));
-    ck_assert(!fanout_utf8_valid((const uint8_t *)"\xc3", 1));           /* truncated */
-    ck_assert(!fanout_utf8_valid((const uint8_t *)"\xc0\xaf", 2));       /* overlong */
-    ck_assert(!fanout_utf8_valid((const uint8_t *)"\xed\xa0\x80", 3));   /* surrogate */
+    ck_assert(
+        fanout_utf8_valid((const uint8_t *)"\xc3\xbc\xe2\x82\xac\xf0\x9f\x98\x80", 9));
+    ck_assert(!fanout_utf8_valid((const uint8_t *)"\xc3", 1));             /* truncated */
+    ck_assert(!fanout_utf8_valid((const uint8_t *)"\xc0\xaf", 2));         /* overlong */
+    ck_assert(!fanout_utf8_valid((const uint8_t *)"\xed\xa0\x80", 3));     /* surrogate */
     ck_assert(!fanout_utf8_valid((const uint8_t *)"\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
     ck_assert(!fanout_utf8_valid((const uint8_t *)"abcdefgh\xff", 9));
 }
@@ -86,12 +87,20 @@ END_TEST
 START_TEST(json_validation)
 {
     static const char *const good[] = {
-        "{}", "[]", "0", "-0.5e+10", "\"\\u00e9\\n\"", " {\"a\":[1,true,false,null]} ",
-        "{\"k\":{\"n\":{\"m\":[[],{}]}}}", "\"\xc3\xbc\"", "1E5",
+        "{}",
+        "[]",
+        "0",
+        "-0.5e+10",
+        "\"\\u00e9\\n\"",
+        " {\"a\":[1,true,false,null]} ",
+        "{\"k\":{\"n\":{\"m\":[[],{}]}}}",
+        "\"\xc3\xbc\"",
+        "1E5",
     };
     static const char *const bad[] = {
-        "", "{", "[1,]", "{\"a\":1,}", "01", "1.", ".5", "+1", "tru", "nul",
-        "\"\\x\"", "\"a", "{\"a\" 1}", "[1 2]", "{} {}", "\"\t\"", "NaN", "\"\\u12G4\"",
+        "",          "{",     "[1,]",  "{\"a\":1,}", "01",      "1.",
+        ".5",        "+1",    "tru",   "nul",        "\"\\x\"", "\"a",
+        "{\"a\" 1}", "[1 2]", "{} {}", "\"\t\"",     "NaN",     "\"\\u12G4\"",
     };
     for (size_t i = 0; i < sizeof good / sizeof *good; i++)
         ck_assert_msg(fanout_json_valid((const uint8_t *)good[i], strlen(good[i])),
@@ -114,7 +123,8 @@ START_TEST(json_string_escaping)
 {
     struct fanout_buf b = {0};
     const char in[] = "q\"b\\n\n\x01\xc3\xbc\xff";
-    ck_assert_int_eq(fanout_buf_append_json_string(&b, (const uint8_t *)in, sizeof in - 1), 0);
+    ck_assert_int_eq(fanout_buf_append_json_string(&b, (const uint8_t *)in, sizeof in - 1),
+                     0);
     ck_assert_str_eq((char *)b.ptr, "\"q\\\"b\\\\n\\n\\u0001\xc3\xbc\xef\xbf\xbd\"");
     ck_assert(fanout_json_valid(b.ptr, b.len));
     fanout_buf_free(&b);

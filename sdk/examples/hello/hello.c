@@ -29,8 +29,8 @@
 /* A file has no service quotas; these only keep one write() bounded. A
  * plugin for a service names its documented limits here, with their source. */
 #define HELLO_MAX_MESSAGES_PER_CALL 500
-#define HELLO_MAX_MESSAGE_BYTES (1024 * 1024)
-#define HELLO_MAX_CALL_BYTES (8 * 1024 * 1024)
+#define HELLO_MAX_MESSAGE_BYTES     (1024 * 1024)
+#define HELLO_MAX_CALL_BYTES        (8 * 1024 * 1024)
 
 /* The mapping fields this plugin adds (see s_options). */
 struct hello_options {
@@ -225,8 +225,8 @@ static int s_send(void *instance, const struct fanout_batch *batch,
             fanout_outcome_set(&outcomes[i], s_status_for(e), "WriteFailed",
                                "write to %s failed: %s", in->path, strerror(e));
     } else if (in->host->log_enabled(FANOUT_LOG_DEBUG)) {
-        in->host->log(FANOUT_LOG_DEBUG, in->scope, "appended %zu lines to %s",
-                      batch->count, in->path);
+        in->host->log(FANOUT_LOG_DEBUG, in->scope, "appended %zu lines to %s", batch->count,
+                      in->path);
     }
     free(buf);
     free(ends);
@@ -244,26 +244,18 @@ static void s_close(void *instance)
 }
 
 FANOUT_PLUGIN_DEFINE(
-    /* One instance appends in batch order: keep its sends one at a time. */
-    .flags = FANOUT_PLUGIN_SERIAL,
-    .name = "hello",
-    .version = "1.0.0",
-    .description = "Appends key, body length and first sequence number per message "
-                   "to a file (SDK example)",
-    .destination_example = "/tmp/fanout-hello.tsv",
-    .limits =
-        {
-            .max_messages_per_call = HELLO_MAX_MESSAGES_PER_CALL,
-            .max_message_bytes = HELLO_MAX_MESSAGE_BYTES,
-            .max_call_bytes = HELLO_MAX_CALL_BYTES,
-        },
-    .collapse_modes = FANOUT_COLLAPSE_ALL,
-    .default_collapse = FANOUT_COLLAPSE_NONE,
-    .options = s_options,
-    .options_size = sizeof(struct hello_options),
-    .init = s_init,
-    .fini = s_fini,
-    .validate = s_validate,
-    .open = s_open,
-    .send = s_send,
-    .close = s_close);
+        /* One instance appends in batch order: keep its sends one at a time. */
+        .flags = FANOUT_PLUGIN_SERIAL, .name = "hello", .version = "1.0.0",
+        .description = "Appends key, body length and first sequence number per message "
+                       "to a file (SDK example)",
+        .destination_example = "/tmp/fanout-hello.tsv",
+        .limits =
+            {
+                .max_messages_per_call = HELLO_MAX_MESSAGES_PER_CALL,
+                .max_message_bytes = HELLO_MAX_MESSAGE_BYTES,
+                .max_call_bytes = HELLO_MAX_CALL_BYTES,
+            },
+        .collapse_modes = FANOUT_COLLAPSE_ALL, .default_collapse = FANOUT_COLLAPSE_NONE,
+        .options = s_options, .options_size = sizeof(struct hello_options), .init = s_init,
+        .fini = s_fini, .validate = s_validate, .open = s_open, .send = s_send,
+        .close = s_close);

@@ -65,15 +65,14 @@ extern "C" {
  * "not binary compatible" rather than crashing.
  */
 #define FANOUT_STR_(x) #x
-#define FANOUT_STR(x) FANOUT_STR_(x)
-#define FANOUT_ABI_SIGNATURE                                                   \
-    "fanout-abi-1:p" FANOUT_STR(__SIZEOF_POINTER__) ":l" FANOUT_STR(            \
-        __SIZEOF_LONG__) ":z" FANOUT_STR(__SIZEOF_SIZE_T__) ":i" FANOUT_STR(    \
-        __SIZEOF_INT__)
+#define FANOUT_STR(x)  FANOUT_STR_(x)
+#define FANOUT_ABI_SIGNATURE                                                               \
+    "fanout-abi-1:p" FANOUT_STR(__SIZEOF_POINTER__) ":l" FANOUT_STR(                       \
+        __SIZEOF_LONG__) ":z" FANOUT_STR(__SIZEOF_SIZE_T__) ":i" FANOUT_STR(__SIZEOF_INT__)
 
 #if defined(__GNUC__)
 #define FANOUT_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
-#define FANOUT_EXPORT __attribute__((visibility("default")))
+#define FANOUT_EXPORT            __attribute__((visibility("default")))
 #else
 #define FANOUT_PRINTF(fmt, args)
 #define FANOUT_EXPORT
@@ -100,10 +99,10 @@ enum fanout_collapse {
     FANOUT_COLLAPSE_CONCAT_B64 = 3,
 };
 #define FANOUT_COLLAPSE_BIT(mode) (1u << (unsigned)(mode))
-#define FANOUT_COLLAPSE_ALL                                                    \
-    (FANOUT_COLLAPSE_BIT(FANOUT_COLLAPSE_NONE) |                               \
-     FANOUT_COLLAPSE_BIT(FANOUT_COLLAPSE_JSON) |                               \
-     FANOUT_COLLAPSE_BIT(FANOUT_COLLAPSE_CONCAT) |                             \
+#define FANOUT_COLLAPSE_ALL                                                                \
+    (FANOUT_COLLAPSE_BIT(FANOUT_COLLAPSE_NONE) |                                           \
+     FANOUT_COLLAPSE_BIT(FANOUT_COLLAPSE_JSON) |                                           \
+     FANOUT_COLLAPSE_BIT(FANOUT_COLLAPSE_CONCAT) |                                         \
      FANOUT_COLLAPSE_BIT(FANOUT_COLLAPSE_CONCAT_B64))
 
 /* ------------------------------------------------------------------------ */
@@ -207,11 +206,11 @@ enum fanout_status {
  * signatures or payloads in them.
  */
 struct fanout_outcome {
-    int32_t status;         /* enum fanout_status */
+    int32_t status;          /* enum fanout_status */
     uint32_t retry_after_ms; /* a hint from the service, 0 when none */
-    char code[64];          /* the service's own error code, e.g.
-                               "ProvisionedThroughputExceededException" */
-    char message[256];      /* human readable reason */
+    char code[64];           /* the service's own error code, e.g.
+                                "ProvisionedThroughputExceededException" */
+    char message[256];       /* human readable reason */
 };
 
 /* A plugin-level error (from `open`), same rules as fanout_outcome. */
@@ -238,7 +237,7 @@ enum fanout_option_type {
 };
 
 struct fanout_option { /* FROZEN for major 1 */
-    const char *name;        /* the mapping field, e.g. "ttlSeconds" */
+    const char *name;  /* the mapping field, e.g. "ttlSeconds" */
     enum fanout_option_type type;
     size_t offset;           /* offsetof(your struct, member) */
     const char *default_str; /* default for STRING, or NULL */
@@ -286,10 +285,10 @@ struct fanout_host {
     /* since 1.0: one log line. `scope` is shown as the line's prefix
      * (use the target id, or NULL). Never log credentials; log payloads
      * only at FANOUT_LOG_DEBUG. */
-    void (*log)(enum fanout_log_level level, const char *scope,
-                const char *fmt, ...) FANOUT_PRINTF(3, 4);
-    void (*vlog)(enum fanout_log_level level, const char *scope,
-                 const char *fmt, va_list ap);
+    void (*log)(enum fanout_log_level level, const char *scope, const char *fmt, ...)
+        FANOUT_PRINTF(3, 4);
+    void (*vlog)(enum fanout_log_level level, const char *scope, const char *fmt,
+                 va_list ap);
     /* since 1.0: non-zero when a line at `level` would be written. */
     int (*log_enabled)(enum fanout_log_level level);
     /* since 1.0: wall clock, ms since the Unix epoch. */
@@ -300,17 +299,17 @@ struct fanout_host {
 };
 
 /* Does `host` provide the service `field` (added in a later minor)? */
-#define FANOUT_HOST_HAS(host, field)                                           \
-    ((host)->struct_size >=                                                    \
-         offsetof(struct fanout_host, field) + sizeof((host)->field) &&        \
+#define FANOUT_HOST_HAS(host, field)                                                       \
+    ((host)->struct_size >= offsetof(struct fanout_host, field) + sizeof((host)->field) && \
      (host)->field != NULL)
 
 /* ------------------------------------------------------------------------ */
 /* The plugin descriptor                                                     */
 
 /* `flags` */
-#define FANOUT_PLUGIN_SERIAL 0x1u /* never call send concurrently on one
-                                     instance */
+#define FANOUT_PLUGIN_SERIAL                                                               \
+    0x1u /* never call send concurrently on one                                            \
+            instance */
 
 struct fanout_plugin {
     /* Header, filled by FANOUT_PLUGIN_DEFINE. */
@@ -337,19 +336,17 @@ struct fanout_plugin {
 
     /* Optional: once after loading. `*state` is passed to `open`. Return 0
      * on success; on failure write a reason into `err`. */
-    int (*init)(const struct fanout_host *host, void **state,
-                struct fanout_error *err);
+    int (*init)(const struct fanout_host *host, void **state, struct fanout_error *err);
     /* Optional: once before unloading. */
     void (*fini)(void *state);
     /* Required: check a target's destination (and options). Return 0 when
      * valid; otherwise write into `err` what is wrong and what was expected
      * (an example of the right form), and return -1. Must not do I/O. */
-    int (*validate)(const struct fanout_target *target, char *err,
-                    size_t err_len);
+    int (*validate)(const struct fanout_target *target, char *err, size_t err_len);
     /* Required: make an instance for a target. Instances are cached by the
      * engine and reused across invocations; keep connections in them. */
-    int (*open)(void *state, const struct fanout_target *target,
-                void **instance, struct fanout_error *err);
+    int (*open)(void *state, const struct fanout_target *target, void **instance,
+                struct fanout_error *err);
     /* Required: deliver a batch; fill `outcomes[i]` for message i that was
      * not delivered (entries start zeroed = FANOUT_OK). The return value is
      * informational: 0 when the call itself ran, -1 when it could not run at
@@ -361,7 +358,7 @@ struct fanout_plugin {
 };
 
 /* The size of the 1.0 struct: the smallest the loader accepts. */
-#define FANOUT_PLUGIN_SIZE_1_0                                                 \
+#define FANOUT_PLUGIN_SIZE_1_0                                                             \
     (offsetof(struct fanout_plugin, close) + sizeof(void (*)(void *)))
 
 /*
@@ -381,12 +378,12 @@ struct fanout_plugin {
 #else
 #define FANOUT_LINKAGE
 #endif
-#define FANOUT_PLUGIN_DEFINE(...)                                              \
-    FANOUT_LINKAGE FANOUT_EXPORT const struct fanout_plugin fanout_plugin_v1 = { \
-        .abi_major = FANOUT_ABI_MAJOR,                                         \
-        .abi_minor = FANOUT_ABI_MINOR,                                         \
-        .struct_size = (uint32_t)sizeof(struct fanout_plugin),                 \
-        .signature = FANOUT_ABI_SIGNATURE,                                     \
+#define FANOUT_PLUGIN_DEFINE(...)                                                          \
+    FANOUT_LINKAGE FANOUT_EXPORT const struct fanout_plugin fanout_plugin_v1 = {           \
+        .abi_major = FANOUT_ABI_MAJOR,                                                     \
+        .abi_minor = FANOUT_ABI_MINOR,                                                     \
+        .struct_size = (uint32_t)sizeof(struct fanout_plugin),                             \
+        .signature = FANOUT_ABI_SIGNATURE,                                                 \
         __VA_ARGS__}
 
 /* Helpers for plugins. */
