@@ -25,6 +25,7 @@ struct s_instance {
     json_t *option_values; /* keeps option strings alive */
     void *handle;
     pthread_mutex_t send_lock; /* for FANOUT_PLUGIN_SERIAL plugins */
+    int64_t last_used_ms;      /* instances idle too long are closed */
 };
 
 struct fanout_engine {
@@ -34,6 +35,7 @@ struct fanout_engine {
     struct fanout_store *store;
     struct s_instance *instances;
     struct fanout_arena arena;
+    int64_t idle_ms; /* close instances unused this long (mapping gone) */
 };
 
 /* ---- configuration ------------------------------------------------------ */
@@ -67,7 +69,10 @@ int fanout_engine_config_from_env(struct fanout_engine_config *cfg, char *err,
     cfg->retry_cap_ms = 5000;
     cfg->deadline_margin_ms = 2000;
     cfg->retry_seed = 0;
-    if (s_env_uint("FANOUT_MAX_PARALLEL", 1, 1024, &cfg->max_parallel, err, err_len) ||
+    cfg->instance_idle_s = 900;
+    if (s_env_uint("FANOUT_INSTANCE_IDLE_SECONDS", 0, 86400 * 7, &cfg->instance_idle_s, err,
+                   err_len) ||
+        s_env_uint("FANOUT_MAX_PARALLEL", 1, 1024, &cfg->max_parallel, err, err_len) ||
         s_env_uint("FANOUT_RETRY_ATTEMPTS", 1, 100, &cfg->retry_attempts, err, err_len) ||
         s_env_uint("FANOUT_RETRY_BASE_MS", 0, 60000, &cfg->retry_base_ms, err, err_len) ||
         s_env_uint("FANOUT_RETRY_CAP_MS", 0, 600000, &cfg->retry_cap_ms, err, err_len) ||
@@ -88,6 +93,7 @@ struct fanout_engine *fanout_engine_new(const struct fanout_engine_config *cfg,
         return NULL;
     }
     e->cfg = *cfg;
+    e->idle_ms = (int64_t)cfg->instance_idle_s * 1000;
     if (!e->cfg.retry_attempts)
         e->cfg.retry_attempts = 1;
     if (!e->cfg.max_parallel)
@@ -114,6 +120,38 @@ struct fanout_engine *fanout_engine_new(const struct fanout_engine_config *cfg,
     return e;
 }
 
+static void s_instance_free(struct s_instance *in)
+{
+    if (in->handle)
+        in->plugin->desc.close(in->handle);
+    pthread_mutex_destroy(&in->send_lock);
+    for (size_t i = 0; i < sizeof in->strings / sizeof *in->strings; i++)
+        free(in->strings[i]);
+    free(in->options);
+    json_decref(in->option_values);
+    free(in->key);
+    free(in);
+}
+
+/* Close the instances no mapping has used for a while: their mapping was
+ * changed or removed, and their connections should not linger. */
+static void s_instances_evict(struct fanout_engine *e, int64_t now)
+{
+    struct s_instance **link = &e->instances;
+    while (*link) {
+        struct s_instance *in = *link;
+        if (now - in->last_used_ms >= e->idle_ms) {
+            LOG_DEBUG(in->target.id, "closing the %s instance for %s: unused for %lld ms",
+                      in->target.type, in->target.destination,
+                      (long long)(now - in->last_used_ms));
+            *link = in->next;
+            s_instance_free(in);
+        } else {
+            link = &in->next;
+        }
+    }
+}
+
 void fanout_engine_destroy(struct fanout_engine *e)
 {
     if (!e)
@@ -121,15 +159,7 @@ void fanout_engine_destroy(struct fanout_engine *e)
     struct s_instance *in = e->instances;
     while (in) {
         struct s_instance *next = in->next;
-        if (in->handle)
-            in->plugin->desc.close(in->handle);
-        pthread_mutex_destroy(&in->send_lock);
-        for (size_t i = 0; i < sizeof in->strings / sizeof *in->strings; i++)
-            free(in->strings[i]);
-        free(in->options);
-        json_decref(in->option_values);
-        free(in->key);
-        free(in);
+        s_instance_free(in);
         in = next;
     }
     fanout_store_destroy(e->store);
@@ -378,11 +408,13 @@ static struct s_instance *s_instance_get(struct fanout_engine *e,
         snprintf(err, err_len, "out of memory");
         return NULL;
     }
+    int64_t now = e->host->now_ms();
     for (struct s_instance *in = e->instances; in; in = in->next)
         if (strcmp(in->key, key) == 0) {
             free(key);
             free(block);
             json_decref(values);
+            in->last_used_ms = now;
             return in;
         }
     struct s_instance *in = calloc(1, sizeof *in);
@@ -394,6 +426,7 @@ static struct s_instance *s_instance_get(struct fanout_engine *e,
         return NULL;
     }
     in->key = key;
+    in->last_used_ms = now;
     in->plugin = p;
     in->options = block;
     in->option_values = values;
@@ -417,13 +450,7 @@ static struct s_instance *s_instance_get(struct fanout_engine *e,
         in->handle = NULL;
         in->next = NULL;
         /* not cached: the next invocation tries again */
-        pthread_mutex_destroy(&in->send_lock);
-        for (size_t i = 0; i < sizeof in->strings / sizeof *in->strings; i++)
-            free(in->strings[i]);
-        free(in->options);
-        json_decref(in->option_values);
-        free(in->key);
-        free(in);
+        s_instance_free(in);
         return NULL;
     }
     in->next = e->instances;
@@ -856,11 +883,7 @@ int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
          * batch": the safe answer when we cannot name it. */
         const char *seq =
             ev.records[i].sequence_number ? ev.records[i].sequence_number : "";
-        int dup = 0;
-        for (size_t j = res->failed_seq_count; j-- > 0 && !dup;)
-            dup = strcmp(res->failed_seqs[j], seq) == 0 && *seq;
-        if (!dup)
-            res->failed_seqs[res->failed_seq_count++] = strdup(seq);
+        res->failed_seqs[res->failed_seq_count++] = strdup(seq);
     }
     for (size_t i = 0; i < res->target_count; i++) {
         const struct fanout_target_summary *s = &res->targets[i];
@@ -871,6 +894,7 @@ int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
                  s->failed);
     }
     rc = res->failed_records ? 1 : 0;
+    s_instances_evict(e, e->host->now_ms());
 out:
     free(run.raw_failed);
     free(run.units);

@@ -29,6 +29,10 @@ struct fanout_engine_config {
     /* Seed for the backoff jitter (0: from the clock), for repeatable
      * tests: FANOUT_RETRY_SEED. */
     unsigned retry_seed;
+    /* Plugin instances no mapping used for this long are closed (their
+     * mapping changed or went away): FANOUT_INSTANCE_IDLE_SECONDS, default
+     * 900. */
+    unsigned instance_idle_s;
 };
 
 /* Fill defaults, then apply the FANOUT_* environment variables. Returns -1

@@ -279,6 +279,9 @@ static int s_cmd_plugins(int argc, char **argv)
                 usage);
         return EXIT_USAGE;
     }
+    /* Refusals are part of the listing; do not log them a second time. */
+    if (!fanout_log_enabled(FANOUT_LOG_DEBUG))
+        fanout_log_set(FANOUT_LOG_ERROR, !isatty(2));
     struct fanout_loader *l = fanout_loader_new(fanout_host_default(), plugin_path);
     if (!l) {
         fprintf(stderr, "fanout plugins: cannot set up the loader\n");

@@ -243,9 +243,23 @@ class Fanout(unittest.TestCase):
         self.assertTrue(listed["file"]["ok"])
         self.assertEqual(listed["file"]["abi"], "1.0")
         self.assertEqual(listed["flaky"]["limits"]["maxMessageBytes"], 64)
+        self.assertEqual(r.returncode, 0)
         r = self.run_fanout(["plugins"])
         self.assertIn("JSON Lines", r.stdout.decode())
         self.assertIn("retries:", r.stdout.decode())
+        # refused plugins are listed with the reason, and the exit status says so
+        fixtures = os.environ.get("FANOUT_LOADER_FIXTURES")
+        if fixtures:
+            r = self.run_fanout(["plugins", "--json"],
+                                env={"FANOUT_PLUGIN_PATH": fixtures + ":" + PLUGIN_PATH})
+            self.assertEqual(r.returncode, 1)
+            listed = {p["type"]: p for p in json.loads(r.stdout)}
+            self.assertTrue(listed["good"]["ok"])
+            self.assertFalse(listed["wrongmajor"]["ok"])
+            self.assertIn("ABI major", listed["wrongmajor"]["error"])
+            self.assertIn("not binary compatible", listed["badsig"]["error"])
+            self.assertTrue(listed["file"]["ok"])
+            self.assertEqual(r.stderr, b"")
 
     def test_usage_errors(self):
         r = self.run_fanout(["invoke", "--bogus"])

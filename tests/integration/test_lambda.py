@@ -34,6 +34,8 @@ class Lambda(unittest.TestCase):
     def run_runtime(self, events, env=None, config=True):
         evfile = os.path.join(self.dir, "events.json")
         out = os.path.join(self.dir, "api.jsonl")
+        if os.path.exists(out):
+            os.unlink(out)
         with open(evfile, "w") as f:
             json.dump(events, f)
         emu = subprocess.Popen(
@@ -88,6 +90,22 @@ class Lambda(unittest.TestCase):
         # logs are JSON lines under Lambda
         for line in log.splitlines():
             json.loads(line)
+
+    def test_instances_reused_across_invocations(self):
+        r, posts = self.run_runtime([{"event": event(b"a")}, {"event": event(b"b")},
+                                     {"event": event(b"c")}],
+                                    env={"FANOUT_LOG_LEVEL": "debug"})
+        log = r.stderr.decode()
+        self.assertEqual([p["kind"] for p in posts], ["response"] * 3, log)
+        self.assertEqual(log.count("opened file instance"), 1, log)
+        # an instance left unused past the idle time is closed, then reopened
+        r, posts = self.run_runtime([{"event": event(b"a")}, {"event": event(b"b")}],
+                                    env={"FANOUT_LOG_LEVEL": "debug",
+                                         "FANOUT_INSTANCE_IDLE_SECONDS": "0"})
+        log = r.stderr.decode()
+        self.assertEqual([p["kind"] for p in posts], ["response"] * 2, log)
+        self.assertGreaterEqual(log.count("opened file instance"), 2, log)
+        self.assertIn("closing the file instance", log)
 
     def test_partial_batch_response(self):
         r, posts = self.run_runtime([{"event": event(b"a", b"fatal:b", b"c")}],
