@@ -1,4 +1,6 @@
 #include <check.h>
+
+#include "check_main.h"
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -326,9 +328,5 @@ int main(void)
     tcase_add_test(tc, random_sizes_keep_every_record_in_order);
     tcase_add_test(tc, empty_input);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return fanout_check_run(s);
 }

@@ -1,5 +1,7 @@
 /* DynamoDB Streams attribute conversion (engine/ddb.c). */
 #include <check.h>
+
+#include "check_main.h"
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -966,9 +968,5 @@ static Suite *s_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(s_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return fanout_check_run(s_suite());
 }

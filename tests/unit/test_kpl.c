@@ -7,6 +7,8 @@
  * Invalid aggregates are built here with the same generated protobuf-c code,
  * which packs whatever indices it is given. */
 #include <check.h>
+
+#include "check_main.h"
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -902,9 +904,5 @@ static Suite *s_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(s_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return fanout_check_run(s_suite());
 }

@@ -3,6 +3,8 @@
  * must keep loading, the type-name rule, caching, scanning and the SDK
  * example (hello). */
 #include <check.h>
+
+#include "check_main.h"
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -882,9 +884,5 @@ static Suite *s_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(s_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return fanout_check_run(s_suite());
 }

@@ -1,4 +1,6 @@
 #include <check.h>
+
+#include "check_main.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -254,9 +256,5 @@ int main(void)
     tcase_add_test(st, file_store_lookup_and_reload);
     tcase_add_test(st, file_store_open_errors);
     suite_add_tcase(s, st);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return fanout_check_run(s);
 }

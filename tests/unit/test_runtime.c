@@ -6,6 +6,8 @@
  * per request) to check what reached the API. The emulator exits on its own
  * when this process goes away, and after a lifetime backstop. */
 #include <check.h>
+
+#include "check_main.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -891,9 +893,5 @@ int main(void)
 {
     /* No curl_global_init here: the runtime's own init/cleanup pairs must
      * balance on their own (valgrind checks). */
-    SRunner *sr = srunner_create(s_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return fanout_check_run(s_suite());
 }
