@@ -14,6 +14,7 @@ fail() {
 
 : "${FANOUT_BUILD_DIR:?FANOUT_BUILD_DIR is not set (run through meson test)}"
 src=${FANOUT_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
+export FANOUT_SOURCE_DIR="$src"
 example="$src/sdk/examples/hello"
 fanout="$FANOUT_BUILD_DIR/engine/fanout"
 
@@ -63,8 +64,13 @@ if h.get("ok") is not True:
 if os.path.realpath(h.get("path", "")) != os.path.realpath(path):
     problems.append("path %r, expected %r" % (h.get("path"), path))
 if h.get("ok") is True:
-    if h.get("abi") != "1.0":
-        problems.append("abi %r, expected '1.0'" % h.get("abi"))
+    import re
+    hdr = open(os.path.join(os.environ["FANOUT_SOURCE_DIR"], "sdk", "include", "fanout",
+                            "plugin.h")).read()
+    want = "%s.%s" % (re.search(r"#define FANOUT_ABI_MAJOR (\d+)", hdr).group(1),
+                      re.search(r"#define FANOUT_ABI_MINOR (\d+)", hdr).group(1))
+    if h.get("abi") != want:
+        problems.append("abi %r, expected %r (the SDK header's)" % (h.get("abi"), want))
     if h.get("version") != "1.0.0":
         problems.append("version %r, expected '1.0.0'" % h.get("version"))
     if not h.get("description"):

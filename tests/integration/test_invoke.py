@@ -241,7 +241,8 @@ class Fanout(unittest.TestCase):
         r = self.run_fanout(["plugins", "--json"])
         listed = {p["type"]: p for p in json.loads(r.stdout)}
         self.assertTrue(listed["file"]["ok"])
-        self.assertEqual(listed["file"]["abi"], "1.0")
+        self.assertEqual(listed["file"]["abi"], "1.1")
+        self.assertEqual(listed["good"]["abi"] if "good" in listed else "1.0", "1.0")
         self.assertEqual(listed["flaky"]["limits"]["maxMessageBytes"], 64)
         self.assertEqual(r.returncode, 0)
         r = self.run_fanout(["plugins"])

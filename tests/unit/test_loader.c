@@ -295,9 +295,16 @@ struct refusal_case {
     const char *absent;   /* must not appear, or NULL */
 };
 
+/* The newerminor fixture declares FANOUT_ABI_MINOR + 7, as a literal here. */
+#define S_NEWER_MINOR 8
+_Static_assert(S_NEWER_MINOR == FANOUT_ABI_MINOR + 7, "update S_NEWER_MINOR");
+
 static const struct refusal_case s_refusals[] = {
     {"wrongmajor", {"has ABI major 2", "this engine speaks 1"}, NULL},
-    {"newerminor", {"built for ABI 1.7", "newer than this engine's 1.0"}, NULL},
+    {"newerminor",
+     {"built for ABI 1." FANOUT_STR(S_NEWER_MINOR),
+      "newer than this engine's 1." FANOUT_STR(FANOUT_ABI_MINOR)},
+     NULL},
     {"shortstruct", {"struct_size", "smaller than the ABI 1.0 descriptor"}, NULL},
     {"oversize", {"declares struct_size", "is only 32 bytes"}, NULL},
     {"badsig",

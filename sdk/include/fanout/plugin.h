@@ -54,7 +54,7 @@ extern "C" {
 #endif
 
 #define FANOUT_ABI_MAJOR 1
-#define FANOUT_ABI_MINOR 0
+#define FANOUT_ABI_MINOR 1
 
 /* The exported symbol the loader looks up with dlsym(). */
 #define FANOUT_PLUGIN_SYMBOL "fanout_plugin_v1"
@@ -269,6 +269,9 @@ struct fanout_target {
 /* ------------------------------------------------------------------------ */
 /* Host services                                                             */
 
+struct fanout_aws_request;  /* fanout/aws.h */
+struct fanout_aws_response; /* fanout/aws.h */
+
 enum fanout_log_level {
     FANOUT_LOG_ERROR = 0,
     FANOUT_LOG_WARN = 1,
@@ -296,6 +299,25 @@ struct fanout_host {
     /* since 1.0: ms left before the invocation's deadline (Lambda), or
      * INT64_MAX locally. Plugins size their timeouts with it. */
     int64_t (*remaining_ms)(void);
+
+    /* since 1.1: AWS requests (fanout/aws.h). Sends the `n` requests
+     * concurrently, each signed for its service, region and role, retried
+     * by the engine's policy, and waits for all. Every response is filled,
+     * whatever its outcome; release each with aws_response_clean_up.
+     * Returns 0, or -1 when an argument is unusable (then each response
+     * says why). Callable from several threads at once. */
+    int (*aws_call)(const struct fanout_aws_request *const *requests,
+                    struct fanout_aws_response *const *responses, size_t n);
+    /* since 1.1: free what the engine put in a response. */
+    void (*aws_response_clean_up)(struct fanout_aws_response *response);
+    /* since 1.1: a response header (case-insensitive name), or NULL. */
+    const char *(*aws_response_header)(const struct fanout_aws_response *response,
+                                       const char *name);
+    /* since 1.1: the base URL the engine would use for `service` in
+     * `region` (NULL: the default region), overrides applied. Returns 0, or
+     * -1 with err (an unknown service, no region configured). */
+    int (*aws_endpoint)(const char *service, const char *region, char *url,
+                        size_t url_len, char *err, size_t err_len);
 };
 
 /* Does `host` provide the service `field` (added in a later minor)? */
