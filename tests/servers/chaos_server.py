@@ -1,0 +1,353 @@
+#!/usr/bin/python3
+"""An HTTP/1.1 test server that misbehaves on demand, for the HTTP tests.
+
+Standard library only. It listens on 127.0.0.1 (port 0 unless --port) and
+prints the port it bound on the first line of stdout (flushed). Connections
+are kept alive. With --tls CERT KEY it speaks HTTPS; the handshake happens in
+the connection's own thread, so a client that refuses the certificate only
+breaks its own connection.
+
+Paths (any method; the request body is always read first):
+
+  /status/<code>   answer <code> with the body given by ?body= (default
+                   "{}"), ?content_type= (default application/json) and
+                   any number of ?header=Name:Value
+  /throttle/<n>    the first n requests for ?key= (default: the path) get
+                   400 {"__type":"ThrottlingException","message":"Rate
+                   exceeded"} (?status=429 for a 429), then 200 and the echo
+  /fail/<n>        the first n requests for ?key= get 500, then the echo
+  /reset           close without answering: an RST (?mode=fin: a FIN)
+  /reset-mid       send the status line, headers and part of the body,
+                   then an RST (?mode=fin: a FIN)
+  /stall/<ms>      sleep, then the echo
+  /stall-body/<ms> send the headers and half the body, sleep, then the rest
+  /big/<bytes>     a body of that many bytes, byte i being i % 251
+                   (?chunked=1: chunked, without a Content-Length)
+  /echo-body       the request body, as sent
+  /stats           the counters, as JSON (not counted)
+  /control/reset-counters
+                   zero the counters (not counted)
+  anything else    the echo: JSON with method, path, query, target (the
+                   request line's, absolute under a proxy), headers (lower-
+                   case name: value), headerList ([name, value] as sent),
+                   bodyLength, bodySha256, connectionId, connectionRequest
+                   (1 for the first request on the connection), tls
+
+Counters (/stats), since the start or the last reset: accepted (TCP
+connections accepted), connections (connections whose first counted request
+came: a connection reused after a reset is not counted again, so 0 says no
+new connection carried a request), requests (counted requests),
+inflight, maxInflight (most counted requests in progress at once), keys
+(throttle and fail counts per key).
+
+Options: --tls CERT KEY, --parent-pid PID (exit when that process is gone),
+--max-lifetime S (exit after S seconds whatever happens: a backstop so a
+broken test never leaves us running).
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import socket
+import ssl
+import struct
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+# A pattern block whose length is a multiple of 251, so slices of it
+# continue the i % 251 sequence.
+PATTERN = bytes(range(251)) * 4177
+
+
+class Counters:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.next_conn_id = 0
+        self.reset()
+
+    def reset(self):
+        self.accepted = 0
+        self.connections = 0
+        self.requests = 0
+        self.inflight = 0
+        self.max_inflight = 0
+        self.keys = {}
+
+    def as_dict(self):
+        return {
+            "accepted": self.accepted,
+            "connections": self.connections,
+            "requests": self.requests,
+            "inflight": self.inflight,
+            "maxInflight": self.max_inflight,
+            "keys": dict(self.keys),
+        }
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle on, the body
+    # would wait for the client's delayed ACK.
+    disable_nagle_algorithm = True
+    server_version = "chaos-server"
+    sys_version = "python"
+
+    def log_message(self, format, *args):  # noqa: A002 (stdlib signature)
+        pass
+
+    def setup(self):
+        c = self.server.counters
+        with c.lock:
+            c.accepted += 1
+            c.next_conn_id += 1
+            self.conn_id = c.next_conn_id
+        self.conn_requests = 0
+        self.conn_counted = False
+        if self.server.tls:
+            self.request.settimeout(10)
+            self.request.do_handshake()
+            self.request.settimeout(None)
+        super().setup()
+
+    # every method goes the same way
+    def do_GET(self):
+        self._dispatch()
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET
+
+    def _read_body(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length", "0") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _dispatch(self):
+        body = self._read_body()
+        url = urlsplit(self.path)
+        path = url.path
+        query = parse_qs(url.query, keep_blank_values=True)
+        c = self.server.counters
+        if path == "/stats":
+            with c.lock:
+                doc = c.as_dict()
+            self._send(200, json.dumps(doc).encode())
+            return
+        if path == "/control/reset-counters":
+            with c.lock:
+                c.reset()
+            self._send(200, b"{}")
+            return
+        self.conn_requests += 1
+        with c.lock:
+            c.requests += 1
+            if not self.conn_counted:
+                self.conn_counted = True
+                c.connections += 1
+            c.inflight += 1
+            c.max_inflight = max(c.max_inflight, c.inflight)
+        try:
+            self._route(path, query, body)
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+            self.close_connection = True
+        finally:
+            with c.lock:
+                c.inflight -= 1
+
+    def _route(self, path, query, body):
+        parts = path.strip("/").split("/")
+        head, arg = parts[0], parts[1] if len(parts) > 1 else ""
+        if head == "status" and arg.isdigit():
+            self._status(int(arg), query)
+        elif head in ("throttle", "fail") and arg.isdigit():
+            key = query.get("key", [path])[0]
+            c = self.server.counters
+            with c.lock:
+                seen = c.keys.get(key, 0) + 1
+                c.keys[key] = seen
+            if seen > int(arg):
+                self._echo(body)
+            elif head == "fail":
+                self._send(500, b'{"__type":"InternalFailure","message":"injected failure"}')
+            else:
+                status = int(query.get("status", ["400"])[0])
+                self._send(status, b'{"__type":"ThrottlingException",'
+                                   b'"message":"Rate exceeded"}')
+        elif head == "reset":
+            self._drop(query)
+        elif head == "reset-mid":
+            self._write_raw(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                            b"Content-Length: 100000\r\n\r\n" + PATTERN[:1000])
+            time.sleep(0.05)
+            self._drop(query)
+        elif head == "stall" and arg.isdigit():
+            time.sleep(int(arg) / 1000.0)
+            self._echo(body)
+        elif head == "stall-body" and arg.isdigit():
+            data = PATTERN[:2000]
+            self._write_raw(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                            b"Content-Length: %d\r\n\r\n" % len(data) + data[:1000])
+            time.sleep(int(arg) / 1000.0)
+            self._write_raw(data[1000:])
+        elif head == "big" and arg.isdigit():
+            self._big(int(arg), query.get("chunked", ["0"])[0] == "1")
+        elif head == "echo-body":
+            self._send(200, body, content_type="application/octet-stream",
+                       headers=[("X-Body-Sha256", hashlib.sha256(body).hexdigest())])
+        else:
+            self._echo(body)
+
+    def _echo(self, body):
+        url = urlsplit(self.path)
+        doc = {
+            "method": self.command,
+            "path": url.path,
+            "query": url.query,
+            "target": self.path,
+            "headers": {k.lower(): v for k, v in self.headers.items()},
+            "headerList": [[k, v] for k, v in self.headers.items()],
+            "bodyLength": len(body),
+            "bodySha256": hashlib.sha256(body).hexdigest(),
+            "connectionId": self.conn_id,
+            "connectionRequest": self.conn_requests,
+            "tls": self.server.tls,
+        }
+        self._send(200, json.dumps(doc).encode())
+
+    def _status(self, code, query):
+        body = query.get("body", ["{}"])[0].encode()
+        headers = []
+        for h in query.get("header", []):
+            name, _, value = h.partition(":")
+            headers.append((name, value))
+        if code < 200 or code in (204, 304):
+            body = None
+        self._send(code, body,
+                   content_type=query.get("content_type", ["application/json"])[0],
+                   headers=headers)
+
+    def _send(self, status, data, content_type="application/json", headers=()):
+        self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
+        if data is not None:
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if data and self.command != "HEAD":
+            self.wfile.write(data)
+        self.wfile.flush()
+
+    def _write_raw(self, data):
+        self.wfile.write(data)
+        self.wfile.flush()
+
+    def _big(self, size, chunked):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(size))
+        self.end_headers()
+        if self.command == "HEAD":
+            self.wfile.flush()
+            return
+        sent = 0
+        while sent < size:
+            n = min(len(PATTERN), size - sent)
+            block = PATTERN[:n]
+            if chunked:
+                self.wfile.write(b"%x\r\n" % n + block + b"\r\n")
+            else:
+                self.wfile.write(block)
+            sent += n
+        if chunked:
+            self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def _drop(self, query):
+        """Close the connection without (finishing) an answer."""
+        self.close_connection = True
+        if query.get("mode", ["rst"])[0] == "fin":
+            return  # the server's normal close: shutdown, then close
+        # An RST: SO_LINGER 0, and close before anyone sends a FIN (the
+        # server would shut the socket down first).
+        self.wfile.close()
+        self.rfile.close()
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                   struct.pack("ii", 1, 0))
+        self.connection.close()
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256  # many connections arrive at once
+
+    def __init__(self, addr, tls_ctx):
+        self.tls = tls_ctx is not None
+        self.tls_ctx = tls_ctx
+        self.counters = Counters()
+        super().__init__(addr, Handler)
+
+    def get_request(self):
+        sock, addr = self.socket.accept()
+        if self.tls_ctx is not None:
+            sock = self.tls_ctx.wrap_socket(sock, server_side=True,
+                                            do_handshake_on_connect=False)
+        return sock, addr
+
+    def handle_error(self, request, client_address):
+        # Clients that hang up, refuse our certificate or time out are
+        # part of the tests.
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (OSError, ssl.SSLError, ValueError)):
+            return
+        super().handle_error(request, client_address)
+
+
+def watchdog(args):
+    start = time.monotonic()
+    while True:
+        time.sleep(0.2)
+        if args.parent_pid and os.getppid() != args.parent_pid:
+            os._exit(2)
+        if args.max_lifetime and time.monotonic() - start > args.max_lifetime:
+            sys.stderr.write("chaos_server: --max-lifetime reached\n")
+            os._exit(3)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
+    ap.add_argument("--max-lifetime", type=float, default=0)
+    ap.add_argument("--parent-pid", type=int, default=0)
+    args = ap.parse_args()
+
+    tls_ctx = None
+    if args.tls:
+        tls_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls_ctx.load_cert_chain(args.tls[0], args.tls[1])
+    server = Server(("127.0.0.1", args.port), tls_ctx)
+    if args.max_lifetime or args.parent_pid:
+        threading.Thread(target=watchdog, args=(args,), daemon=True).start()
+    sys.stdout.write("%d\n" % server.server_address[1])
+    sys.stdout.flush()
+    server.serve_forever(poll_interval=0.1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1254 @@
+/* Check suite for sdk/aws/http.c: requests on libcurl against
+ * tests/servers/chaos_server.py.
+ *
+ * Each test starts the chaos server on an ephemeral port (it prints the port
+ * on its first stdout line) and stops it in the teardown. The server counts
+ * the connections that carried requests and says on which connection each
+ * request came (connectionId), which is how reuse is proven; it also counts
+ * the requests in progress at once (maxInflight), which with the elapsed
+ * time proves concurrency. Counters are read with a separate libcurl handle
+ * of the test's own, on a connection the server does not count. */
+#include <check.h>
+
+#include "check_main.h"
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <openssl/evp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "http.h"
+#include "log.h"
+#include "util.h"
+
+extern char **environ;
+
+#define PATH_LEN     512
+#define WAIT_PORT_MS 15000
+#define MAX_BODY     ((size_t)64 * 1024 * 1024) /* http.c's cap */
+
+static const char *const s_env_vars[] = {
+    "http_proxy",       "https_proxy",
+    "HTTPS_PROXY",      "all_proxy",
+    "ALL_PROXY",        "no_proxy",
+    "NO_PROXY",         "HTTP_PROXY",
+    "FANOUT_CA_BUNDLE", "FANOUT_TLS_INSECURE_HOSTS",
+};
+
+struct server {
+    pid_t pid;
+    int port;
+};
+
+static struct {
+    char dir[PATH_LEN / 2];
+    char log[PATH_LEN];
+    char cert[PATH_LEN];
+    char key[PATH_LEN];
+    int log_fd;
+    struct server plain;
+    struct server tls;
+} s_t;
+
+static int64_t s_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- the server ------------------------------------------------------------ */
+
+static void s_server_start(struct server *sv, int tls)
+{
+    const char *dir = getenv("FANOUT_TESTS_DIR");
+    char script[PATH_LEN], ppid[32];
+    snprintf(script, sizeof script, "%s/servers/chaos_server.py",
+             dir && *dir ? dir : "tests");
+    snprintf(ppid, sizeof ppid, "%ld", (long)getpid());
+    const char *argv[12] = {"/usr/bin/python3", script, "--parent-pid", ppid,
+                            "--max-lifetime",   "120"};
+    size_t argc = 6;
+    if (tls) {
+        argv[argc++] = "--tls";
+        argv[argc++] = s_t.cert;
+        argv[argc++] = s_t.key;
+    }
+    argv[argc] = NULL;
+
+    int fds[2];
+    ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+    int rc = posix_spawn(&sv->pid, argv[0], &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(fds[1]);
+    ck_assert_msg(rc == 0, "posix_spawn %s: %s", argv[0], strerror(rc));
+
+    char line[32];
+    size_t n = 0;
+    int64_t until = s_mono_ms() + WAIT_PORT_MS;
+    while (n < sizeof line - 1 && (n == 0 || line[n - 1] != '\n')) {
+        int64_t left = until - s_mono_ms();
+        ck_assert_msg(left > 0, "the chaos server did not print its port");
+        struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
+        int pr = poll(&pfd, 1, (int)left);
+        if (pr < 0 && errno == EINTR)
+            continue;
+        ck_assert_int_ge(pr, 0);
+        if (pr == 0)
+            continue;
+        ssize_t r = read(fds[0], line + n, sizeof line - 1 - n);
+        ck_assert_msg(r > 0, "the chaos server exited before printing its port");
+        n += (size_t)r;
+    }
+    close(fds[0]);
+    line[n] = 0;
+    sv->port = atoi(line);
+    ck_assert_msg(sv->port > 0 && sv->port < 65536, "bad port line \"%s\"", line);
+}
+
+static void s_server_stop(struct server *sv)
+{
+    if (sv->pid <= 0)
+        return;
+    kill(sv->pid, SIGTERM);
+    int64_t until = s_mono_ms() + 5000;
+    int status;
+    while (waitpid(sv->pid, &status, WNOHANG) == 0) {
+        if (s_mono_ms() > until) {
+            kill(sv->pid, SIGKILL);
+            waitpid(sv->pid, &status, 0);
+            break;
+        }
+        usleep(2000);
+    }
+    sv->pid = -1;
+}
+
+/* Run a program to its end, its output discarded; returns its exit status. */
+static int s_run(const char *const *argv)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    pid_t pid;
+    int rc = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0)
+        return -1;
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* A self-signed certificate for 127.0.0.1 and localhost, then the TLS
+ * server. */
+static void s_tls_start(void)
+{
+    const char *argv[] = {"openssl",
+                          "req",
+                          "-x509",
+                          "-newkey",
+                          "ec",
+                          "-pkeyopt",
+                          "ec_paramgen_curve:prime256v1",
+                          "-nodes",
+                          "-keyout",
+                          s_t.key,
+                          "-out",
+                          s_t.cert,
+                          "-days",
+                          "2",
+                          "-subj",
+                          "/CN=127.0.0.1",
+                          "-addext",
+                          "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                          NULL};
+    ck_assert_int_eq(s_run(argv), 0);
+    s_server_start(&s_t.tls, 1);
+}
+
+/* GET `path` from a server with a libcurl handle of our own, on a new
+ * connection; returns the JSON answer. */
+static json_t *s_control(const struct server *sv, int tls, const char *path)
+{
+    char url[PATH_LEN];
+    snprintf(url, sizeof url, "%s://127.0.0.1:%d%s", tls ? "https" : "http", sv->port,
+             path);
+    CURL *e = curl_easy_init();
+    ck_assert_ptr_nonnull(e);
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
+    char *text = NULL;
+    size_t text_len = 0;
+    FILE *mem = open_memstream(&text, &text_len);
+    ck_assert_ptr_nonnull(mem);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, mem);
+    CURLcode cc = curl_easy_perform(e);
+    curl_easy_cleanup(e);
+    fclose(mem);
+    ck_assert_msg(cc == CURLE_OK, "%s: %s", path, curl_easy_strerror(cc));
+    json_error_t jerr;
+    json_t *doc = json_loadb(text, text_len, 0, &jerr);
+    free(text);
+    ck_assert_msg(doc != NULL, "%s: bad JSON: %s", path, jerr.text);
+    return doc;
+}
+
+static json_int_t s_stat(const struct server *sv, int tls, const char *name)
+{
+    json_t *doc = s_control(sv, tls, "/stats");
+    json_int_t v = json_integer_value(json_object_get(doc, name));
+    json_decref(doc);
+    return v;
+}
+
+static void s_reset_counters(const struct server *sv, int tls)
+{
+    json_decref(s_control(sv, tls, "/control/reset-counters"));
+}
+
+/* ---- fixtures ---------------------------------------------------------------- */
+
+static void s_setup(void)
+{
+    memset(&s_t, 0, sizeof s_t);
+    s_t.plain.pid = s_t.tls.pid = -1;
+    for (size_t i = 0; i < sizeof s_env_vars / sizeof s_env_vars[0]; i++)
+        unsetenv(s_env_vars[i]);
+    const char *tmp = getenv("TMPDIR");
+    snprintf(s_t.dir, sizeof s_t.dir, "%s/fanout-http-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    ck_assert_ptr_nonnull(mkdtemp(s_t.dir));
+    snprintf(s_t.log, sizeof s_t.log, "%s/log.txt", s_t.dir);
+    snprintf(s_t.cert, sizeof s_t.cert, "%s/cert.pem", s_t.dir);
+    snprintf(s_t.key, sizeof s_t.key, "%s/key.pem", s_t.dir);
+    s_t.log_fd = open(s_t.log, O_CREAT | O_WRONLY | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+    ck_assert_int_ge(s_t.log_fd, 0);
+    fanout_log_set(FANOUT_LOG_INFO, 0);
+    fanout_log_set_fd(s_t.log_fd);
+    ck_assert_int_eq(fanout_http_global_init(), 0);
+    s_server_start(&s_t.plain, 0);
+}
+
+static void s_teardown(void)
+{
+    s_server_stop(&s_t.plain);
+    s_server_stop(&s_t.tls);
+    fanout_http_global_cleanup();
+    fanout_log_set_fd(-1);
+    fanout_log_set(FANOUT_LOG_INFO, 0);
+    if (s_t.log_fd >= 0)
+        close(s_t.log_fd);
+    unlink(s_t.log);
+    unlink(s_t.cert);
+    unlink(s_t.key);
+    rmdir(s_t.dir);
+    for (size_t i = 0; i < sizeof s_env_vars / sizeof s_env_vars[0]; i++)
+        unsetenv(s_env_vars[i]);
+}
+
+/* Global state changes (environment) need a fresh init. */
+static void s_reinit(void)
+{
+    fanout_http_global_cleanup();
+    ck_assert_int_eq(fanout_http_global_init(), 0);
+}
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+static char *s_url(char *buf, size_t len, const struct server *sv, int tls,
+                   const char *host, const char *path)
+{
+    snprintf(buf, len, "%s://%s:%d%s", tls ? "https" : "http", host, sv->port, path);
+    return buf;
+}
+
+static void s_perform1(const struct fanout_http_request *q, struct fanout_http_response *r)
+{
+    const struct fanout_http_request *qs[1] = {q};
+    struct fanout_http_response *rs[1] = {r};
+    fanout_http_perform(qs, rs, 1);
+}
+
+/* GET http://127.0.0.1:port`path` */
+static void s_get(const char *path, int64_t timeout_ms, struct fanout_http_response *r)
+{
+    char url[PATH_LEN];
+    struct fanout_http_request q = {
+        .method = "GET",
+        .url = s_url(url, sizeof url, &s_t.plain, 0, "127.0.0.1", path),
+        .timeout_ms = timeout_ms,
+    };
+    s_perform1(&q, r);
+}
+
+static json_t *s_body_json(const struct fanout_http_response *r)
+{
+    json_error_t jerr;
+    json_t *doc = json_loadb((const char *)r->body.ptr, r->body.len, 0, &jerr);
+    ck_assert_msg(doc != NULL, "bad JSON (%s): %.*s", jerr.text, (int)r->body.len,
+                  r->body.ptr ? (const char *)r->body.ptr : "");
+    return doc;
+}
+
+static const char *s_jstr(json_t *doc, const char *key)
+{
+    return json_string_value(json_object_get(doc, key));
+}
+
+static json_int_t s_jint(json_t *doc, const char *key)
+{
+    return json_integer_value(json_object_get(doc, key));
+}
+
+static const char *s_jheader(json_t *doc, const char *name)
+{
+    return json_string_value(json_object_get(json_object_get(doc, "headers"), name));
+}
+
+static void s_sha256_hex(const void *p, size_t n, char out[65])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    ck_assert_int_eq(EVP_Digest(p, n, md, &len, EVP_sha256(), NULL), 1);
+    for (unsigned i = 0; i < len; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+static char *s_read_log(void)
+{
+    FILE *f = fopen(s_t.log, "r");
+    ck_assert_ptr_nonnull(f);
+    struct fanout_buf b = {0};
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        fanout_buf_append(&b, chunk, n);
+    fclose(f);
+    fanout_buf_append(&b, "", 0);
+    return (char *)b.ptr;
+}
+
+static void s_expect_error(const struct fanout_http_response *r, enum fanout_http_error e,
+                           const char *what)
+{
+    ck_assert_msg(r->error == e, "%s: error %d (%s), want %d", what, (int)r->error,
+                  r->error_text, (int)e);
+    ck_assert_msg(r->status == 0, "%s: status %ld with an error", what, r->status);
+    ck_assert_msg(r->error_text[0] != 0, "%s: no error text", what);
+    ck_assert_uint_eq(r->body.len, 0);
+    ck_assert_uint_eq(r->header_count, 0);
+}
+
+/* ---- round trips ------------------------------------------------------------ */
+
+START_TEST(test_get_round_trip)
+{
+    struct fanout_http_header hs[] = {
+        {"X-Custom", "value 1"},
+        {"x-amz-target", "Kinesis_20131202.PutRecords"},
+        {"X-Empty", ""},
+        {"X-Blank", "  "},
+    };
+    char url[PATH_LEN];
+    struct fanout_http_request q = {
+        .method = "GET",
+        .url = s_url(url, sizeof url, &s_t.plain, 0, "127.0.0.1", "/some/path?a=1&b=two"),
+        .headers = hs,
+        .header_count = 4,
+        .timeout_ms = 5000,
+    };
+    struct fanout_http_response r = {0};
+    s_perform1(&q, &r);
+    ck_assert_msg(r.error == FANOUT_HTTP_OK, "%s", r.error_text);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.error_text, "");
+    json_t *doc = s_body_json(&r);
+    ck_assert_str_eq(s_jstr(doc, "method"), "GET");
+    ck_assert_str_eq(s_jstr(doc, "path"), "/some/path");
+    ck_assert_str_eq(s_jstr(doc, "query"), "a=1&b=two");
+    ck_assert_str_eq(s_jheader(doc, "x-custom"), "value 1");
+    ck_assert_str_eq(s_jheader(doc, "x-amz-target"), "Kinesis_20131202.PutRecords");
+    ck_assert_str_eq(s_jheader(doc, "x-empty"), "");
+    ck_assert_str_eq(s_jheader(doc, "x-blank"), "");
+    ck_assert_ptr_null(s_jheader(doc, "expect"));
+    ck_assert_int_eq(s_jint(doc, "bodyLength"), 0);
+    /* names as sent */
+    json_t *list = json_object_get(doc, "headerList");
+    int seen = 0;
+    for (size_t i = 0; i < json_array_size(list); i++)
+        seen |= strcmp(json_string_value(json_array_get(json_array_get(list, i), 0)),
+                       "x-amz-target") == 0;
+    ck_assert(seen);
+    json_decref(doc);
+    /* response headers, names as received */
+    ck_assert_str_eq(fanout_http_response_header(&r, "content-type"), "application/json");
+    ck_assert_str_eq(fanout_http_response_header(&r, "SERVER"), "chaos-server python");
+    fanout_http_response_clean_up(&r);
+    ck_assert_ptr_null(r.body.ptr);
+    ck_assert_ptr_null(r.headers);
+}
+END_TEST
+
+START_TEST(test_methods_and_bodies)
+{
+    /* binary with NULs, small and 5 MB */
+    static const size_t big_len = 5 * 1000 * 1000;
+    uint8_t small[300];
+    for (size_t i = 0; i < sizeof small; i++)
+        small[i] = (uint8_t)(i % 7 == 0 ? 0 : i * 31);
+    uint8_t *big = malloc(big_len);
+    ck_assert_ptr_nonnull(big);
+    uint32_t x = 12345;
+    for (size_t i = 0; i < big_len; i++) {
+        x = x * 1103515245u + 12345u;
+        big[i] = (uint8_t)(i % 97 == 0 ? 0 : x >> 24);
+    }
+    char sha_small[65], sha_big[65];
+    s_sha256_hex(small, sizeof small, sha_small);
+    s_sha256_hex(big, big_len, sha_big);
+
+    struct fanout_http_header json_type[] = {
+        {"Content-Type", "application/x-amz-json-1.1"}};
+    char u[6][PATH_LEN];
+    struct fanout_http_request q[6] = {
+        {.method = "POST",
+         .url = s_url(u[0], PATH_LEN, &s_t.plain, 0, "127.0.0.1", "/echo-body"),
+         .body = small,
+         .body_len = sizeof small,
+         .timeout_ms = 10000},
+        {.method = "POST",
+         .url = s_url(u[1], PATH_LEN, &s_t.plain, 0, "127.0.0.1", "/echo"),
+         .headers = json_type,
+         .header_count = 1,
+         .body = big,
+         .body_len = big_len,
+         .timeout_ms = 20000},
+        {.method = "PUT",
+         .url = s_url(u[2], PATH_LEN, &s_t.plain, 0, "127.0.0.1", "/echo"),
+         .body = small,
+         .body_len = sizeof small,
+         .timeout_ms = 10000},
+        {.method = "DELETE",
+         .url = s_url(u[3], PATH_LEN, &s_t.plain, 0, "127.0.0.1", "/echo"),
+         .timeout_ms = 10000},
+        {.method = "POST",
+         .url = s_url(u[4], PATH_LEN, &s_t.plain, 0, "127.0.0.1", "/echo"),
+         .timeout_ms = 10000}, /* POST, empty body */
+        {.method = "HEAD",
+         .url = s_url(u[5], PATH_LEN, &s_t.plain, 0, "127.0.0.1", "/echo"),
+         .timeout_ms = 10000},
+    };
+    struct fanout_http_response r[6] = {0};
+    const struct fanout_http_request *qs[6];
+    struct fanout_http_response *rs[6];
+    for (int i = 0; i < 6; i++) {
+        qs[i] = &q[i];
+        rs[i] = &r[i];
+    }
+    fanout_http_perform(qs, rs, 6);
+    for (int i = 0; i < 6; i++) {
+        ck_assert_msg(r[i].error == FANOUT_HTTP_OK, "%d: %s", i, r[i].error_text);
+        ck_assert_int_eq(r[i].status, 200);
+    }
+
+    /* the body back, byte for byte */
+    ck_assert_uint_eq(r[0].body.len, sizeof small);
+    ck_assert_mem_eq(r[0].body.ptr, small, sizeof small);
+    ck_assert_str_eq(fanout_http_response_header(&r[0], "x-body-sha256"), sha_small);
+
+    json_t *d = s_body_json(&r[1]);
+    ck_assert_str_eq(s_jstr(d, "method"), "POST");
+    ck_assert_int_eq(s_jint(d, "bodyLength"), (json_int_t)big_len);
+    ck_assert_str_eq(s_jstr(d, "bodySha256"), sha_big);
+    ck_assert_str_eq(s_jheader(d, "content-type"), "application/x-amz-json-1.1");
+    ck_assert_ptr_null(s_jheader(d, "expect")); /* no 100-continue */
+    json_decref(d);
+
+    d = s_body_json(&r[2]);
+    ck_assert_str_eq(s_jstr(d, "method"), "PUT");
+    ck_assert_str_eq(s_jstr(d, "bodySha256"), sha_small);
+    ck_assert_ptr_null(s_jheader(d, "content-type")); /* not libcurl's form type */
+    json_decref(d);
+
+    d = s_body_json(&r[3]);
+    ck_assert_str_eq(s_jstr(d, "method"), "DELETE");
+    ck_assert_int_eq(s_jint(d, "bodyLength"), 0);
+    json_decref(d);
+
+    d = s_body_json(&r[4]);
+    ck_assert_str_eq(s_jstr(d, "method"), "POST");
+    ck_assert_int_eq(s_jint(d, "bodyLength"), 0);
+    ck_assert_str_eq(s_jheader(d, "content-length"), "0");
+    json_decref(d);
+
+    /* HEAD: headers, no body, no wait for one */
+    ck_assert_uint_eq(r[5].body.len, 0);
+    ck_assert_ptr_nonnull(fanout_http_response_header(&r[5], "Content-Length"));
+
+    for (int i = 0; i < 6; i++)
+        fanout_http_response_clean_up(&r[i]);
+    free(big);
+}
+END_TEST
+
+START_TEST(test_big_response)
+{
+    static const char *const paths[] = {"/big/5000000", "/big/5000000?chunked=1"};
+    for (int k = 0; k < 2; k++) {
+        struct fanout_http_response r = {0};
+        s_get(paths[k], 20000, &r);
+        ck_assert_msg(r.error == FANOUT_HTTP_OK, "%s", r.error_text);
+        ck_assert_int_eq(r.status, 200);
+        ck_assert_uint_eq(r.body.len, 5000000);
+        size_t bad = 0;
+        for (size_t i = 0; i < r.body.len; i++)
+            bad += r.body.ptr[i] != (uint8_t)(i % 251);
+        ck_assert_uint_eq(bad, 0);
+        ck_assert_uint_eq(r.body.ptr[r.body.len], 0); /* kept NUL-terminated */
+        fanout_http_response_clean_up(&r);
+    }
+}
+END_TEST
+
+/* ---- concurrency and reuse ---------------------------------------------------- */
+
+START_TEST(test_concurrent_requests)
+{
+    enum { N = 50 };
+    static char urls[N][PATH_LEN];
+    struct fanout_http_request q[N];
+    struct fanout_http_response r[N];
+    const struct fanout_http_request *qs[N];
+    struct fanout_http_response *rs[N];
+    for (int i = 0; i < N; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "/stall/300?i=%d", i);
+        q[i] = (struct fanout_http_request){
+            .method = "GET",
+            .url = s_url(urls[i], PATH_LEN, &s_t.plain, 0, "127.0.0.1", path),
+            .timeout_ms = 20000,
+        };
+        memset(&r[i], 0, sizeof r[i]);
+        qs[i] = &q[i];
+        rs[i] = &r[i];
+    }
+    int64_t t0 = s_mono_ms();
+    fanout_http_perform(qs, rs, N);
+    int64_t took = s_mono_ms() - t0;
+    for (int i = 0; i < N; i++) {
+        ck_assert_msg(r[i].error == FANOUT_HTTP_OK, "%d: %s", i, r[i].error_text);
+        ck_assert_int_eq(r[i].status, 200);
+        json_t *d = s_body_json(&r[i]);
+        char want[32];
+        snprintf(want, sizeof want, "i=%d", i);
+        ck_assert_str_eq(s_jstr(d, "query"), want); /* each answer to its request */
+        json_decref(d);
+        fanout_http_response_clean_up(&r[i]);
+    }
+    /* one after the other: 15 s */
+    ck_assert_msg(took < 5000, "50 requests of 300 ms took %lld ms", (long long)took);
+    json_int_t most = s_stat(&s_t.plain, 0, "maxInflight");
+    ck_assert_msg(most >= 10, "at most %lld requests at once", (long long)most);
+    ck_assert_int_eq(s_stat(&s_t.plain, 0, "requests"), N);
+}
+END_TEST
+
+static json_int_t s_conn_id(const struct fanout_http_response *r)
+{
+    ck_assert_msg(r->error == FANOUT_HTTP_OK && r->status == 200, "%ld %s", r->status,
+                  r->error_text);
+    json_t *d = s_body_json(r);
+    json_int_t id = s_jint(d, "connectionId");
+    json_decref(d);
+    return id;
+}
+
+START_TEST(test_reuse_across_calls)
+{
+    struct fanout_http_response r = {0};
+    s_get("/echo", 5000, &r);
+    json_int_t first = s_conn_id(&r);
+    for (int i = 0; i < 5; i++) {
+        s_get("/echo", 5000, &r);
+        ck_assert_int_eq(s_conn_id(&r), first);
+    }
+    fanout_http_response_clean_up(&r);
+    ck_assert_int_eq(s_stat(&s_t.plain, 0, "connections"), 1);
+    ck_assert_int_eq(s_stat(&s_t.plain, 0, "requests"), 6);
+
+    /* a wide call opens connections; the next wide call reuses them all */
+    enum { N = 10 };
+    static char urls[N][PATH_LEN];
+    struct fanout_http_request q[N];
+    struct fanout_http_response rr[N];
+    const struct fanout_http_request *qs[N];
+    struct fanout_http_response *rs[N];
+    for (int i = 0; i < N; i++) {
+        q[i] = (struct fanout_http_request){
+            .method = "GET",
+            .url = s_url(urls[i], PATH_LEN, &s_t.plain, 0, "127.0.0.1", "/stall/100"),
+            .timeout_ms = 10000,
+        };
+        memset(&rr[i], 0, sizeof rr[i]);
+        qs[i] = &q[i];
+        rs[i] = &rr[i];
+    }
+    for (int round = 0; round < 3; round++) {
+        fanout_http_perform(qs, rs, N);
+        for (int i = 0; i < N; i++) {
+            ck_assert_msg(rr[i].error == FANOUT_HTTP_OK, "%s", rr[i].error_text);
+            fanout_http_response_clean_up(&rr[i]);
+        }
+        if (round == 0) {
+            /* the first connection and N-1 new ones */
+            ck_assert_int_eq(s_stat(&s_t.plain, 0, "connections"), N);
+            s_reset_counters(&s_t.plain, 0);
+        }
+    }
+    /* two more wide calls, not one new connection */
+    ck_assert_int_eq(s_stat(&s_t.plain, 0, "requests"), 2 * N);
+    ck_assert_int_eq(s_stat(&s_t.plain, 0, "connections"), 0);
+}
+END_TEST
+
+struct thread_job {
+    int rounds;
+    int width;
+    int failures;
+    json_int_t conn_id; /* of the last answer */
+    char url[PATH_LEN];
+};
+
+static void *s_thread_main(void *arg)
+{
+    struct thread_job *job = arg;
+    enum { MAX_W = 4 };
+    struct fanout_http_request q[MAX_W];
+    struct fanout_http_response r[MAX_W];
+    const struct fanout_http_request *qs[MAX_W];
+    struct fanout_http_response *rs[MAX_W];
+    for (int i = 0; i < job->width; i++) {
+        q[i] = (struct fanout_http_request){
+            .method = "GET", .url = job->url, .timeout_ms = 10000};
+        memset(&r[i], 0, sizeof r[i]);
+        qs[i] = &q[i];
+        rs[i] = &r[i];
+    }
+    for (int k = 0; k < job->rounds; k++) {
+        fanout_http_perform(qs, rs, (size_t)job->width);
+        for (int i = 0; i < job->width; i++) {
+            if (r[i].error != FANOUT_HTTP_OK || r[i].status != 200) {
+                job->failures++;
+            } else {
+                json_t *d = json_loadb((const char *)r[i].body.ptr, r[i].body.len, 0, NULL);
+                job->conn_id = json_integer_value(json_object_get(d, "connectionId"));
+                json_decref(d);
+            }
+            fanout_http_response_clean_up(&r[i]);
+        }
+    }
+    return NULL;
+}
+
+START_TEST(test_reuse_across_threads)
+{
+    struct fanout_http_response r = {0};
+    s_get("/echo", 5000, &r);
+    json_int_t first = s_conn_id(&r);
+    fanout_http_response_clean_up(&r);
+
+    /* another thread, later: the same connection */
+    struct thread_job one = {.rounds = 1, .width = 1};
+    s_url(one.url, sizeof one.url, &s_t.plain, 0, "127.0.0.1", "/echo");
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, s_thread_main, &one), 0);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(one.failures, 0);
+    ck_assert_int_eq(one.conn_id, first);
+    ck_assert_int_eq(s_stat(&s_t.plain, 0, "connections"), 1);
+
+    /* threads at once: each call has its own connections, and they are
+     * reused from call to call whichever thread makes it */
+    enum { T = 4, ROUNDS = 15, WIDTH = 2 };
+    struct thread_job jobs[T];
+    pthread_t ts[T];
+    for (int i = 0; i < T; i++) {
+        jobs[i] = (struct thread_job){.rounds = ROUNDS, .width = WIDTH};
+        s_url(jobs[i].url, sizeof jobs[i].url, &s_t.plain, 0, "127.0.0.1", "/stall/5");
+        ck_assert_int_eq(pthread_create(&ts[i], NULL, s_thread_main, &jobs[i]), 0);
+    }
+    for (int i = 0; i < T; i++) {
+        pthread_join(ts[i], NULL);
+        ck_assert_int_eq(jobs[i].failures, 0);
+    }
+    ck_assert_int_eq(s_stat(&s_t.plain, 0, "requests"), 2 + T * ROUNDS * WIDTH);
+    json_int_t conns = s_stat(&s_t.plain, 0, "connections");
+    ck_assert_msg(conns <= T * WIDTH, "%lld connections for %d requests", (long long)conns,
+                  T * ROUNDS * WIDTH);
+}
+END_TEST
+
+/* ---- errors ---------------------------------------------------------------- */
+
+START_TEST(test_timeout)
+{
+    char u[3][PATH_LEN];
+    struct fanout_http_request q[3] = {
+        {.method = "GET",
+         .url = s_url(u[0], PATH_LEN, &s_t.plain, 0, "127.0.0.1", "/stall/3000"),
+         .timeout_ms = 300},
+        {.method = "GET",
+         .url = s_url(u[1], PATH_LEN, &s_t.plain, 0, "127.0.0.1", "/stall-body/3000"),
+         .timeout_ms = 300},
+        /* the same stall, well inside its own timeout */
+        {.method = "GET",
+         .url = s_url(u[2], PATH_LEN, &s_t.plain, 0, "127.0.0.1", "/stall/100"),
+         .timeout_ms = 10000},
+    };
+    struct fanout_http_response r[3] = {0};
+    const struct fanout_http_request *qs[3] = {&q[0], &q[1], &q[2]};
+    struct fanout_http_response *rs[3] = {&r[0], &r[1], &r[2]};
+    int64_t t0 = s_mono_ms();
+    fanout_http_perform(qs, rs, 3);
+    int64_t took = s_mono_ms() - t0;
+    s_expect_error(&r[0], FANOUT_HTTP_TIMEOUT, "stalled answer");
+    s_expect_error(&r[1], FANOUT_HTTP_TIMEOUT, "stalled body");
+    ck_assert_ptr_nonnull(strstr(r[0].error_text, "timed out"));
+    ck_assert_msg(r[2].error == FANOUT_HTTP_OK, "%s", r[2].error_text);
+    ck_assert_int_eq(r[2].status, 200);
+    ck_assert_msg(took < 2500, "took %lld ms", (long long)took);
+    for (int i = 0; i < 3; i++)
+        fanout_http_response_clean_up(&r[i]);
+}
+END_TEST
+
+START_TEST(test_connect_errors)
+{
+    /* a port nobody listens on */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    socklen_t sl = sizeof sa;
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    close(fd);
+    char url[PATH_LEN];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/echo", ntohs(sa.sin_port));
+    struct fanout_http_request q = {.method = "GET", .url = url, .timeout_ms = 5000};
+    struct fanout_http_response r = {0};
+    s_perform1(&q, &r);
+    s_expect_error(&r, FANOUT_HTTP_CONNECT, "refused");
+
+    /* a name that cannot resolve (a label over 63 characters fails in the
+     * resolver itself, with no DNS traffic) */
+    snprintf(url, sizeof url, "http://%s.invalid/echo",
+             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    s_perform1(&q, &r);
+    s_expect_error(&r, FANOUT_HTTP_CONNECT, "unresolvable");
+    fanout_http_response_clean_up(&r);
+}
+END_TEST
+
+START_TEST(test_connect_timeout)
+{
+    /* a listener whose accept queue is full: new SYNs go unanswered */
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(ls, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(bind(ls, (struct sockaddr *)&sa, sizeof sa), 0);
+    socklen_t sl = sizeof sa;
+    ck_assert_int_eq(getsockname(ls, (struct sockaddr *)&sa, &sl), 0);
+    ck_assert_int_eq(listen(ls, 0), 0);
+    int fill[4];
+    for (int i = 0; i < 4; i++) {
+        fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        ck_assert_int_ge(fill[i], 0);
+        int rc = connect(fill[i], (struct sockaddr *)&sa, sizeof sa);
+        ck_assert(rc == 0 || errno == EINPROGRESS);
+    }
+    usleep(50000);
+    char url[PATH_LEN];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/echo", ntohs(sa.sin_port));
+    struct fanout_http_request q = {
+        .method = "GET", .url = url, .timeout_ms = 5000, .connect_timeout_ms = 300};
+    struct fanout_http_response r = {0};
+    int64_t t0 = s_mono_ms();
+    s_perform1(&q, &r);
+    int64_t took = s_mono_ms() - t0;
+    s_expect_error(&r, FANOUT_HTTP_TIMEOUT, "connect timeout");
+    ck_assert_msg(took < 2000, "took %lld ms", (long long)took);
+    fanout_http_response_clean_up(&r);
+    for (int i = 0; i < 4; i++)
+        close(fill[i]);
+    close(ls);
+}
+END_TEST
+
+START_TEST(test_resets)
+{
+    static const char *const paths[] = {"/reset", "/reset?mode=fin", "/reset-mid",
+                                        "/reset-mid?mode=fin"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        struct fanout_http_response r = {0};
+        s_get(paths[i], 5000, &r);
+        s_expect_error(&r, FANOUT_HTTP_RESET, paths[i]);
+        fanout_http_response_clean_up(&r);
+    }
+    /* and the next request is fine */
+    struct fanout_http_response r = {0};
+    s_get("/echo", 5000, &r);
+    ck_assert_int_eq(r.status, 200);
+    fanout_http_response_clean_up(&r);
+}
+END_TEST
+
+START_TEST(test_statuses)
+{
+    struct fanout_http_response r = {0};
+    s_get("/status/404?body=%7B%22__type%22%3A%22ResourceNotFoundException%22%7D"
+          "&header=x-amzn-ErrorType:ResourceNotFoundException",
+          5000, &r);
+    ck_assert_int_eq(r.error, FANOUT_HTTP_OK);
+    ck_assert_int_eq(r.status, 404);
+    ck_assert_str_eq((const char *)r.body.ptr,
+                     "{\"__type\":\"ResourceNotFoundException\"}");
+    ck_assert_str_eq(fanout_http_response_header(&r, "X-Amzn-ErrorType"),
+                     "ResourceNotFoundException");
+
+    s_get("/status/503", 5000, &r);
+    ck_assert_int_eq(r.error, FANOUT_HTTP_OK);
+    ck_assert_int_eq(r.status, 503);
+    s_get("/status/204", 5000, &r);
+    ck_assert_int_eq(r.status, 204);
+    ck_assert_uint_eq(r.body.len, 0);
+
+    /* throttled twice, then through */
+    for (int i = 0; i < 3; i++) {
+        s_get("/throttle/2?key=t1", 5000, &r);
+        ck_assert_int_eq(r.error, FANOUT_HTTP_OK);
+        if (i < 2) {
+            ck_assert_int_eq(r.status, 400);
+            json_t *d = s_body_json(&r);
+            ck_assert_str_eq(s_jstr(d, "__type"), "ThrottlingException");
+            ck_assert_str_eq(s_jstr(d, "message"), "Rate exceeded");
+            json_decref(d);
+        } else {
+            ck_assert_int_eq(r.status, 200);
+        }
+    }
+    s_get("/throttle/1?key=t2&status=429", 5000, &r);
+    ck_assert_int_eq(r.status, 429);
+    s_get("/fail/1?key=f1", 5000, &r);
+    ck_assert_int_eq(r.status, 500);
+    s_get("/fail/1?key=f1", 5000, &r);
+    ck_assert_int_eq(r.status, 200);
+    fanout_http_response_clean_up(&r);
+    /* all of that on one connection */
+    ck_assert_int_eq(s_stat(&s_t.plain, 0, "connections"), 1);
+}
+END_TEST
+
+START_TEST(test_response_headers)
+{
+    struct fanout_http_response r = {0};
+    s_get("/status/200?header=X-Amzn-RequestId:abc-123&header=x-amz-crc32:42"
+          "&header=X-Padded:%20%20padded%20value%20%20&header=X-Empty:",
+          5000, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(fanout_http_response_header(&r, "x-amzn-requestid"), "abc-123");
+    ck_assert_str_eq(fanout_http_response_header(&r, "X-AMZN-REQUESTID"), "abc-123");
+    ck_assert_str_eq(fanout_http_response_header(&r, "X-Amz-Crc32"), "42");
+    ck_assert_str_eq(fanout_http_response_header(&r, "x-padded"), "padded value");
+    ck_assert_str_eq(fanout_http_response_header(&r, "x-empty"), "");
+    ck_assert_ptr_null(fanout_http_response_header(&r, "x-absent"));
+    ck_assert_ptr_null(fanout_http_response_header(NULL, "x-absent"));
+    /* names as received; no status line among them */
+    int found = 0;
+    for (size_t i = 0; i < r.header_count; i++) {
+        found |= strcmp(r.headers[i].name, "X-Amzn-RequestId") == 0;
+        ck_assert_ptr_null(strstr(r.headers[i].name, "HTTP/"));
+    }
+    ck_assert(found);
+    fanout_http_response_clean_up(&r);
+}
+END_TEST
+
+START_TEST(test_body_cap)
+{
+    char path[64];
+    /* announced by Content-Length: refused before reading */
+    struct fanout_http_response r = {0};
+    snprintf(path, sizeof path, "/big/%zu", MAX_BODY + 1);
+    s_get(path, 20000, &r);
+    ck_assert_int_eq(r.error, FANOUT_HTTP_OTHER);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_ptr_nonnull(strstr(r.error_text, "over"));
+    ck_assert_uint_eq(r.body.len, 0);
+    /* chunked: refused when it gets there */
+    snprintf(path, sizeof path, "/big/%zu?chunked=1", MAX_BODY + 100000);
+    s_get(path, 60000, &r);
+    ck_assert_int_eq(r.error, FANOUT_HTTP_OTHER);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_ptr_nonnull(strstr(r.error_text, "over"));
+    ck_assert_uint_eq(r.body.len, 0);
+    ck_assert_ptr_null(r.body.ptr);
+    /* the connection was dropped, the next request is fine */
+    s_get("/echo", 5000, &r);
+    ck_assert_int_eq(r.status, 200);
+    /* HEAD: the announced length is not a body */
+    char url[PATH_LEN];
+    snprintf(path, sizeof path, "/big/%zu", MAX_BODY + 1);
+    struct fanout_http_request q = {
+        .method = "HEAD",
+        .url = s_url(url, sizeof url, &s_t.plain, 0, "127.0.0.1", path),
+        .timeout_ms = 5000,
+    };
+    s_perform1(&q, &r);
+    ck_assert_msg(r.error == FANOUT_HTTP_OK, "%s", r.error_text);
+    ck_assert_int_eq(r.status, 200);
+    fanout_http_response_clean_up(&r);
+}
+END_TEST
+
+START_TEST(test_invalid_requests)
+{
+    char good[PATH_LEN];
+    s_url(good, sizeof good, &s_t.plain, 0, "127.0.0.1", "/echo");
+    struct fanout_http_header bad_value[] = {{"X-Bad", "a\r\nX-Injected: 1"}};
+    struct fanout_http_header bad_name[] = {{"X Bad", "a"}};
+    struct fanout_http_request q[6] = {
+        {.method = "GET", .url = good, .headers = bad_value, .header_count = 1},
+        {.method = "GET", .url = good, .headers = bad_name, .header_count = 1},
+        {.method = "GET", .url = "not a url"},
+        {.method = "GET", .url = "file:///etc/passwd"},
+        {.method = "GET\r\nX", .url = good},
+        {.method = "GET", .url = good, .timeout_ms = 5000}, /* fine */
+    };
+    struct fanout_http_response r[6] = {0};
+    const struct fanout_http_request *qs[6];
+    struct fanout_http_response *rs[6];
+    for (int i = 0; i < 6; i++) {
+        qs[i] = &q[i];
+        rs[i] = &r[i];
+    }
+    fanout_http_perform(qs, rs, 6);
+    for (int i = 0; i < 5; i++)
+        s_expect_error(&r[i], FANOUT_HTTP_OTHER, "invalid request");
+    ck_assert_int_eq(r[5].status, 200);
+    for (int i = 0; i < 6; i++)
+        fanout_http_response_clean_up(&r[i]);
+    ck_assert_int_eq(s_stat(&s_t.plain, 0, "requests"), 1);
+    /* nothing to do */
+    fanout_http_perform(NULL, NULL, 0);
+}
+END_TEST
+
+/* ---- TLS ---------------------------------------------------------------------- */
+
+START_TEST(test_tls_verified_by_default)
+{
+    s_tls_start();
+    char url[PATH_LEN];
+    struct fanout_http_request q = {
+        .method = "GET",
+        .url = s_url(url, sizeof url, &s_t.tls, 1, "127.0.0.1", "/echo"),
+        .timeout_ms = 5000,
+    };
+    struct fanout_http_response r = {0};
+    s_perform1(&q, &r);
+    s_expect_error(&r, FANOUT_HTTP_TLS, "self-signed");
+    ck_assert_msg(strstr(r.error_text, "certificate") != NULL, "%s", r.error_text);
+    fanout_http_response_clean_up(&r);
+}
+END_TEST
+
+START_TEST(test_tls_ca_bundle)
+{
+    s_tls_start();
+    setenv("FANOUT_CA_BUNDLE", s_t.cert, 1);
+    s_reinit();
+    static const char *const hosts[] = {"127.0.0.1", "localhost", "127.0.0.1"};
+    for (int i = 0; i < 3; i++) {
+        char url[PATH_LEN];
+        struct fanout_http_request q = {
+            .method = "POST",
+            .url = s_url(url, sizeof url, &s_t.tls, 1, hosts[i], "/echo"),
+            .body = (const uint8_t *)"x\0y",
+            .body_len = 3,
+            .timeout_ms = 5000,
+        };
+        struct fanout_http_response r = {0};
+        s_perform1(&q, &r);
+        ck_assert_msg(r.error == FANOUT_HTTP_OK, "%s: %s", hosts[i], r.error_text);
+        ck_assert_int_eq(r.status, 200);
+        json_t *d = s_body_json(&r);
+        ck_assert(json_is_true(json_object_get(d, "tls")));
+        ck_assert_int_eq(s_jint(d, "bodyLength"), 3);
+        json_decref(d);
+        fanout_http_response_clean_up(&r);
+    }
+    /* one connection per host name, the second 127.0.0.1 call reused its */
+    ck_assert_int_eq(s_stat(&s_t.tls, 1, "connections"), 2);
+    ck_assert_int_eq(s_stat(&s_t.tls, 1, "requests"), 3);
+}
+END_TEST
+
+static enum fanout_http_error s_tls_get(const char *host, char *text, size_t text_len)
+{
+    char url[PATH_LEN];
+    struct fanout_http_request q = {
+        .method = "GET",
+        .url = s_url(url, sizeof url, &s_t.tls, 1, host, "/echo"),
+        .timeout_ms = 5000,
+    };
+    struct fanout_http_response r = {0};
+    s_perform1(&q, &r);
+    enum fanout_http_error e = r.error;
+    if (e == FANOUT_HTTP_OK)
+        ck_assert_int_eq(r.status, 200);
+    fanout_strlcpy(text, r.error_text, text_len);
+    fanout_http_response_clean_up(&r);
+    return e;
+}
+
+START_TEST(test_tls_insecure_hosts)
+{
+    s_tls_start();
+    char list[PATH_LEN], text[256];
+
+    /* host:port */
+    snprintf(list, sizeof list, "example.com, 127.0.0.1:%d", s_t.tls.port);
+    setenv("FANOUT_TLS_INSECURE_HOSTS", list, 1);
+    s_reinit();
+    ck_assert_msg(s_tls_get("127.0.0.1", text, sizeof text) == FANOUT_HTTP_OK, "%s", text);
+    ck_assert_int_eq(s_tls_get("localhost", text, sizeof text), FANOUT_HTTP_TLS);
+
+    /* another port: still verified */
+    setenv("FANOUT_TLS_INSECURE_HOSTS", "127.0.0.1:1", 1);
+    s_reinit();
+    ck_assert_int_eq(s_tls_get("127.0.0.1", text, sizeof text), FANOUT_HTTP_TLS);
+
+    /* a host, any port, any case; read once at init */
+    setenv("FANOUT_TLS_INSECURE_HOSTS", "LOCALHOST", 1);
+    s_reinit();
+    unsetenv("FANOUT_TLS_INSECURE_HOSTS");
+    ck_assert_msg(s_tls_get("localhost", text, sizeof text) == FANOUT_HTTP_OK, "%s", text);
+    ck_assert_int_eq(s_tls_get("127.0.0.1", text, sizeof text), FANOUT_HTTP_TLS);
+
+    /* the warning names the setting */
+    char *log = s_read_log();
+    ck_assert_ptr_nonnull(strstr(log, "FANOUT_TLS_INSECURE_HOSTS"));
+    free(log);
+}
+END_TEST
+
+/* ---- environment, logging, lifecycle ------------------------------------------ */
+
+START_TEST(test_proxy_from_environment)
+{
+    /* the chaos server as an HTTP proxy: it sees the absolute URL */
+    char proxy[64];
+    snprintf(proxy, sizeof proxy, "http://127.0.0.1:%d", s_t.plain.port);
+    setenv("http_proxy", proxy, 1);
+    struct fanout_http_request q = {
+        .method = "GET",
+        .url = "http://fanout-proxy-test.invalid/via-proxy?x=1",
+        .timeout_ms = 5000,
+    };
+    struct fanout_http_response r = {0};
+    s_perform1(&q, &r);
+    ck_assert_msg(r.error == FANOUT_HTTP_OK, "%s", r.error_text);
+    ck_assert_int_eq(r.status, 200);
+    json_t *d = s_body_json(&r);
+    ck_assert_str_eq(s_jstr(d, "target"), "http://fanout-proxy-test.invalid/via-proxy?x=1");
+    ck_assert_str_eq(s_jheader(d, "host"), "fanout-proxy-test.invalid");
+    json_decref(d);
+
+    /* NO_PROXY: straight to a host that does not resolve */
+    setenv("NO_PROXY", ".invalid", 1);
+    s_perform1(&q, &r);
+    s_expect_error(&r, FANOUT_HTTP_CONNECT, "no proxy");
+    fanout_http_response_clean_up(&r);
+}
+END_TEST
+
+static const char *const s_secrets[] = {
+    "AKIDSECRET1",  "SIGSECRET2",  "TOKENSECRET3",
+    "QUERYSECRET4", "BODYSECRET5", "RESPSECRET6",
+};
+
+static void s_secret_traffic(void)
+{
+    struct fanout_http_header hs[] = {
+        {"Authorization", "AWS4-HMAC-SHA256 Credential=AKIDSECRET1/20240101/us-east-1/"
+                          "kinesis/aws4_request, SignedHeaders=host, Signature=SIGSECRET2"},
+        {"X-Amz-Security-Token", "TOKENSECRET3"},
+    };
+    char u[4][PATH_LEN];
+    struct fanout_http_request q[4] = {
+        {.method = "POST",
+         .url = s_url(u[0], PATH_LEN, &s_t.plain, 0, "127.0.0.1",
+                      "/status/200?X-Amz-Signature=QUERYSECRET4&header=X-Resp:RESPSECRET6"),
+         .headers = hs,
+         .header_count = 2,
+         .body = (const uint8_t *)"BODYSECRET5",
+         .body_len = 11,
+         .timeout_ms = 5000},
+        {.method = "POST",
+         .url = s_url(u[1], PATH_LEN, &s_t.plain, 0, "127.0.0.1", "/reset-mid"),
+         .headers = hs,
+         .header_count = 2,
+         .body = (const uint8_t *)"BODYSECRET5",
+         .body_len = 11,
+         .timeout_ms = 5000},
+        {.method = "GET",
+         .url = s_url(u[2], PATH_LEN, &s_t.plain, 0, "127.0.0.1", "/stall/2000"),
+         .headers = hs,
+         .header_count = 2,
+         .timeout_ms = 100},
+        {.method = "GET",
+         .url =
+             s_url(u[3], PATH_LEN, &s_t.plain, 0, "127.0.0.1", "/echo?token=QUERYSECRET4"),
+         .headers = hs,
+         .header_count = 2,
+         .timeout_ms = 5000},
+    };
+    struct fanout_http_response r[4] = {0};
+    const struct fanout_http_request *qs[4] = {&q[0], &q[1], &q[2], &q[3]};
+    struct fanout_http_response *rs[4] = {&r[0], &r[1], &r[2], &r[3]};
+    fanout_http_perform(qs, rs, 4);
+    ck_assert_int_eq(r[0].status, 200);
+    ck_assert_str_eq(fanout_http_response_header(&r[0], "x-resp"), "RESPSECRET6");
+    ck_assert_int_eq(r[1].error, FANOUT_HTTP_RESET);
+    ck_assert_int_eq(r[2].error, FANOUT_HTTP_TIMEOUT);
+    ck_assert_int_eq(r[3].status, 200); /* the echo holds them all */
+    for (int i = 0; i < 4; i++) {
+        for (size_t k = 0; k < sizeof s_secrets / sizeof s_secrets[0]; k++)
+            ck_assert_msg(strstr(r[i].error_text, s_secrets[k]) == NULL, "%s in error text",
+                          s_secrets[k]);
+        fanout_http_response_clean_up(&r[i]);
+    }
+}
+
+START_TEST(test_no_secrets_logged)
+{
+    /* info: nothing with a secret (nothing at all, in fact) */
+    s_secret_traffic();
+    char *log = s_read_log();
+    for (size_t k = 0; k < sizeof s_secrets / sizeof s_secrets[0]; k++)
+        ck_assert_msg(strstr(log, s_secrets[k]) == NULL, "%s logged at info", s_secrets[k]);
+    free(log);
+
+    /* debug: method, host, path, status, timing; still no secret */
+    fanout_log_set(FANOUT_LOG_DEBUG, 0);
+    s_secret_traffic();
+    log = s_read_log();
+    for (size_t k = 0; k < sizeof s_secrets / sizeof s_secrets[0]; k++)
+        ck_assert_msg(strstr(log, s_secrets[k]) == NULL, "%s logged at debug: %s",
+                      s_secrets[k], log);
+    ck_assert_msg(strstr(log, "POST 127.0.0.1:") && strstr(log, "/status/200 -> 200"), "%s",
+                  log);
+    ck_assert_msg(strstr(log, "/stall/2000 failed") && strstr(log, "timeout"), "%s", log);
+    ck_assert_ptr_nonnull(strstr(log, "[http]"));
+    free(log);
+}
+END_TEST
+
+START_TEST(test_init_reference_counted)
+{
+    struct fanout_http_response r = {0};
+    /* the fixture's init, and one more */
+    ck_assert_int_eq(fanout_http_global_init(), 0);
+    fanout_http_global_cleanup();
+    s_get("/echo", 5000, &r);
+    ck_assert_int_eq(r.status, 200);
+    /* the last clean-up: calls fail cleanly, extra clean-ups are harmless */
+    fanout_http_global_cleanup();
+    fanout_http_global_cleanup();
+    s_get("/echo", 5000, &r);
+    s_expect_error(&r, FANOUT_HTTP_OTHER, "after clean-up");
+    /* and it starts again */
+    ck_assert_int_eq(fanout_http_global_init(), 0);
+    s_get("/echo", 5000, &r);
+    ck_assert_int_eq(r.status, 200);
+    fanout_http_response_clean_up(&r);
+    fanout_http_response_clean_up(NULL);
+}
+END_TEST
+
+START_TEST(test_response_reused)
+{
+    /* a response passed again is emptied first, not leaked */
+    struct fanout_http_response r = {0};
+    s_get("/big/100000", 5000, &r);
+    ck_assert_uint_eq(r.body.len, 100000);
+    s_get("/status/200?header=X-Only:1&body=abc", 5000, &r);
+    ck_assert_uint_eq(r.body.len, 3);
+    ck_assert_str_eq(fanout_http_response_header(&r, "x-only"), "1");
+    s_get("/reset", 5000, &r);
+    s_expect_error(&r, FANOUT_HTTP_RESET, "reset");
+    fanout_http_response_clean_up(&r);
+}
+END_TEST
+
+static Suite *s_suite(void)
+{
+    Suite *s = suite_create("http");
+    TCase *tc = tcase_create("http");
+    tcase_add_checked_fixture(tc, s_setup, s_teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_get_round_trip);
+    tcase_add_test(tc, test_methods_and_bodies);
+    tcase_add_test(tc, test_big_response);
+    tcase_add_test(tc, test_concurrent_requests);
+    tcase_add_test(tc, test_reuse_across_calls);
+    tcase_add_test(tc, test_reuse_across_threads);
+    tcase_add_test(tc, test_timeout);
+    tcase_add_test(tc, test_connect_errors);
+    tcase_add_test(tc, test_connect_timeout);
+    tcase_add_test(tc, test_resets);
+    tcase_add_test(tc, test_statuses);
+    tcase_add_test(tc, test_response_headers);
+    tcase_add_test(tc, test_body_cap);
+    tcase_add_test(tc, test_invalid_requests);
+    tcase_add_test(tc, test_tls_verified_by_default);
+    tcase_add_test(tc, test_tls_ca_bundle);
+    tcase_add_test(tc, test_tls_insecure_hosts);
+    tcase_add_test(tc, test_proxy_from_environment);
+    tcase_add_test(tc, test_no_secrets_logged);
+    tcase_add_test(tc, test_init_reference_counted);
+    tcase_add_test(tc, test_response_reused);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return fanout_check_run(s_suite());
+}
