@@ -1,0 +1,33 @@
+/* Credentials: the standard provider chain, and STS AssumeRole for
+ * cross-account targets, cached and refreshed before they expire. */
+#ifndef FANOUT_CREDENTIALS_H
+#define FANOUT_CREDENTIALS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct fanout_credentials {
+    char access_key_id[128];
+    char secret_access_key[128];
+    char session_token[4096]; /* empty for long-term keys */
+    int64_t expires_ms;       /* Unix epoch ms; 0 = does not expire */
+    char source[32];          /* "environment", "profile", "container",
+                                 "assume-role": for messages */
+};
+
+/* Credentials for a request: the base chain (environment, shared
+ * credentials/config files with AWS_PROFILE, container credentials) or,
+ * with `role_arn`, that role assumed through STS (in `region`) with the
+ * base credentials and `external_id`. Cached; refreshed when less than the
+ * refresh margin (FANOUT_CREDENTIALS_REFRESH_SECONDS, default 300, or a
+ * quarter of the lifetime when shorter) is left; `force` refreshes now
+ * (after an expired-token error). Thread-safe. Returns 0, or -1 with err
+ * (never containing a secret). */
+int fanout_credentials_get(const char *role_arn, const char *external_id,
+                           const char *region, int force, struct fanout_credentials *out,
+                           char *err, size_t err_len);
+
+/* Forget every cached credential (tests). */
+void fanout_credentials_reset(void);
+
+#endif
