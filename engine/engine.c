@@ -24,8 +24,9 @@ struct s_instance {
     void *options;
     json_t *option_values; /* keeps option strings alive */
     void *handle;
-    pthread_mutex_t send_lock; /* for FANOUT_PLUGIN_SERIAL plugins */
-    int64_t last_used_ms;      /* instances idle too long are closed */
+    pthread_mutex_t send_lock;   /* for FANOUT_PLUGIN_SERIAL plugins */
+    int64_t last_used_ms;        /* instances idle too long are closed */
+    struct fanout_limits limits; /* the plugin's, adjusted for this target */
 };
 
 struct fanout_engine {
@@ -441,6 +442,17 @@ static struct s_instance *s_instance_get(struct fanout_engine *e,
         in->strings[i] = s_dup(src[i]);
         *dst[i] = in->strings[i];
     }
+    in->limits = p->desc.limits;
+    if (p->desc.target_limits) {
+        char why[256] = "";
+        if (p->desc.target_limits(p->state, &in->target, &in->limits, why, sizeof why) !=
+            0) {
+            snprintf(err, err_len, "mapping \"%s\": plugin \"%s\" refused its limits: %s",
+                     m->id, m->type, why[0] ? why : "no reason given");
+            s_instance_free(in);
+            return NULL;
+        }
+    }
     struct fanout_error perr = {{0}, {0}};
     if (p->desc.open(p->state, &in->target, &in->handle, &perr) != 0) {
         snprintf(err, err_len, "mapping \"%s\": plugin \"%s\" could not open %s: %s%s%s",
@@ -775,8 +787,8 @@ int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
                      g->source_arn, g->count);
             continue;
         }
-        struct fanout_decoded variants[4];
-        int have[4] = {0};
+        struct fanout_decoded variants[8];
+        int have[8] = {0};
         for (size_t mi = 0; mi < nmaps; mi++) {
             const struct fanout_mapping *m = maps[mi];
             if (trun_count == trun_cap) {
@@ -816,9 +828,11 @@ int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
                 continue;
             }
             t->collapse = t->inst->target.collapse;
-            int vi = (m->deaggregate ? 1 : 0) | (m->convert_ddb ? 2 : 0);
+            int want_json = (t->inst->plugin->desc.flags & FANOUT_PLUGIN_SOURCE_JSON) != 0;
+            int vi =
+                (m->deaggregate ? 1 : 0) | (m->convert_ddb ? 2 : 0) | (want_json ? 4 : 0);
             if (!have[vi]) {
-                struct fanout_decode_opts o = {m->deaggregate, m->convert_ddb};
+                struct fanout_decode_opts o = {m->deaggregate, m->convert_ddb, want_json};
                 if (fanout_decode_group(g, o, &e->arena, &variants[vi]) != 0) {
                     snprintf(err, err_len, "out of memory");
                     goto out;
@@ -834,9 +848,8 @@ int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
                 }
                 s_fail_record(t, NULL, d->failures[i].raw, d->failures[i].reason);
             }
-            if (fanout_plan_build(d->records, d->count, t->collapse,
-                                  &t->inst->plugin->desc.limits, &e->arena,
-                                  &t->plan) != 0) {
+            if (fanout_plan_build(d->records, d->count, t->collapse, &t->inst->limits,
+                                  &e->arena, &t->plan) != 0) {
                 snprintf(err, err_len, "out of memory");
                 goto out;
             }

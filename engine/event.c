@@ -455,5 +455,24 @@ int fanout_decode_group(const struct fanout_source_group *g, struct fanout_decod
         out->records[out->count++] = r;
     }
     fanout_buf_free(&scratch);
+    /* The source record's JSON, once per source record (the user records
+     * of one KPL aggregate are contiguous and share it). */
+    const struct fanout_raw_record *prev = NULL;
+    const char *text = NULL;
+    size_t text_len = 0;
+    for (size_t i = 0; rc == 0 && opts.source_json && i < out->count; i++) {
+        struct fanout_rec *r = out->records[i];
+        if (r->raw != prev) {
+            char *dump = json_dumps(r->raw->json, JSON_COMPACT | JSON_PRESERVE_ORDER);
+            text_len = dump ? strlen(dump) : 0;
+            text = dump ? fanout_arena_memdup(a, dump, text_len) : NULL;
+            free(dump);
+            if (!text)
+                rc = -1;
+            prev = r->raw;
+        }
+        r->pub.source_json = text;
+        r->pub.source_json_len = text_len;
+    }
     return rc;
 }

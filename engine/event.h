@@ -63,6 +63,7 @@ void fanout_event_clean_up(struct fanout_event *ev);
 struct fanout_decode_opts {
     int deaggregate;
     int convert_ddb;
+    int source_json; /* fill fanout_record.source_json */
 };
 
 /* A decoded record: the plugin-facing view first, then bookkeeping. */

@@ -4,6 +4,7 @@
 
 #include "engine.h"
 #include "log.h"
+#include "client.h"
 #include "runtime.h"
 
 static int64_t s_now_ms(void)
@@ -27,6 +28,10 @@ static const struct fanout_host s_host = {
     .log_enabled = s_log_enabled,
     .now_ms = s_now_ms,
     .remaining_ms = fanout_runtime_remaining_ms,
+    .aws_call = fanout_aws_call,
+    .aws_response_clean_up = fanout_aws_response_clean_up,
+    .aws_response_header = fanout_aws_response_header,
+    .aws_endpoint = fanout_aws_endpoint,
 };
 
 const struct fanout_host *fanout_host_default(void)

@@ -33,7 +33,7 @@
 /* The header fields: readable whatever else the plugin got wrong. */
 #define HEADER_SIZE (offsetof(struct fanout_plugin, struct_size) + sizeof(uint32_t))
 
-#define KNOWN_FLAGS FANOUT_PLUGIN_SERIAL
+#define KNOWN_FLAGS (FANOUT_PLUGIN_SERIAL | FANOUT_PLUGIN_SOURCE_JSON)
 
 struct loader_entry {
     struct fanout_loaded_plugin pub;

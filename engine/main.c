@@ -4,13 +4,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
 
+#include "client.h"
 #include "engine.h"
+#include "http.h"
 #include "log.h"
 #include "runtime.h"
 
@@ -305,6 +308,12 @@ static int s_cmd_plugins(int argc, char **argv)
                                "parallel\n",
                                fanout_loader_search_path(l), cfg.retry_attempts,
                                cfg.retry_base_ms, cfg.retry_cap_ms, cfg.max_parallel);
+        const struct fanout_retry_policy *ap = fanout_aws_policy();
+        fanout_buf_appendf(
+            &s.out,
+            "AWS requests: %u attempts, backoff full jitter from %u ms up to "
+            "%u ms, %u ms per attempt\n",
+            ap->max_attempts, ap->base_ms, ap->cap_ms, ap->request_timeout_ms);
     }
     fwrite(s.out.ptr ? s.out.ptr : (uint8_t *)"", 1, s.out.len, stdout);
     fanout_buf_free(&s.out);
@@ -503,9 +512,19 @@ static const struct s_command s_commands[] = {
 
 int main(int argc, char **argv)
 {
+    /* A peer closing a kept-alive connection must be an error, not a
+     * signal that kills the process. */
+    signal(SIGPIPE, SIG_IGN);
     fanout_log_init();
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0 || fanout_http_global_init() != 0) {
         fprintf(stderr, "fanout: cannot initialise libcurl\n");
+        return EXIT_USAGE;
+    }
+    char aws_err[256];
+    if (fanout_aws_init(fanout_runtime_remaining_ms, aws_err, sizeof aws_err) != 0) {
+        fprintf(stderr, "fanout: %s\n", aws_err);
+        fanout_http_global_cleanup();
+        curl_global_cleanup();
         return EXIT_USAGE;
     }
     int rc;
@@ -540,6 +559,7 @@ int main(int argc, char **argv)
             rc = cmd->run(argc - 1, argv + 1);
         }
     }
+    fanout_http_global_cleanup();
     curl_global_cleanup();
     return rc;
 }

@@ -217,6 +217,25 @@ class Fanout(unittest.TestCase):
         self.assertIn("limit of 64 bytes", err)
         self.assertEqual(len(self.lines("flaky.log")), 1)
 
+    def test_target_limits_and_source_json(self):
+        log = self.path("flaky.log")
+        r = self.invoke([mapping("f", "flaky", log, maxBytes=65)],
+                        kinesis_event([("a", b"x" * 64), ("b", b"y" * 65)]))
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        calls = self.lines("flaky.log")
+        self.assertEqual(len(calls), 2)
+        self.assertEqual(calls[1]["src"]["kinesis"]["sequenceNumber"], "1001")
+        self.assertEqual(calls[1]["src"]["kinesis"]["partitionKey"], "b")
+        r = self.invoke([mapping("f", "flaky", log, maxBytes=-1)], kinesis_event([("a", b"x")]))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("maxBytes must not be negative", r.stderr.decode())
+        # KPL user records carry their aggregate's source record
+        os.unlink(log)
+        r = self.invoke([mapping("f", "flaky", log, deaggregate=True, maxBytes=4096)],
+                        os.path.join(DATA, "events", "kpl-aggregated.json"))
+        srcs = {c["src"]["kinesis"]["sequenceNumber"] for c in self.lines("flaky.log")}
+        self.assertEqual(len(srcs), 12)  # 13 source records, the corrupt one fails
+
     def test_validate_command(self):
         cfg = self.path("m.json")
         with open(cfg, "w") as f:

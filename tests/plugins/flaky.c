@@ -10,7 +10,9 @@
  *   anything else   delivered
  * Every message of every call is logged as one JSON line:
  *   {"attempt":A,"seq":"...","records":N,"status":S,"inflight":K,"body":"..."}
- * where inflight is the number of send calls in progress at that moment.
+ * where inflight is the number of send calls in progress at that moment,
+ * and "src" the first record's source JSON (FANOUT_PLUGIN_SOURCE_JSON).
+ * Option "maxBytes" changes the per-message limit (target_limits).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -18,7 +20,13 @@
 #include <string.h>
 #include <time.h>
 
+#include <stddef.h>
+
 #include <fanout/plugin.h>
+
+struct flaky_options {
+    int64_t max_bytes;
+};
 
 struct flaky {
     FILE *log;
@@ -87,8 +95,9 @@ static int s_send(void *instance, const struct fanout_batch *b, struct fanout_ou
         pthread_mutex_lock(&f->lock);
         fprintf(f->log,
                 "{\"attempt\":%u,\"seq\":\"%s\",\"records\":%zu,\"status\":%d,"
-                "\"inflight\":%d,\"body\":\"",
-                b->attempt, m->records[0]->sequence_number, m->record_count, st, inflight);
+                "\"inflight\":%d,\"src\":%s,\"body\":\"",
+                b->attempt, m->records[0]->sequence_number, m->record_count, st, inflight,
+                m->records[0]->source_json ? m->records[0]->source_json : "null");
         for (size_t k = 0; k < len; k++) {
             unsigned char c = (unsigned char)body[k];
             if (c == '"' || c == '\\')
@@ -114,10 +123,37 @@ static void s_close(void *instance)
     free(f);
 }
 
+static int s_limits(void *state, const struct fanout_target *t, struct fanout_limits *lim,
+                    char *err, size_t n)
+{
+    (void)state;
+    const struct flaky_options *o = t->options;
+    if (o->max_bytes < 0) {
+        snprintf(err, n, "maxBytes must not be negative");
+        return -1;
+    }
+    if (o->max_bytes)
+        lim->max_message_bytes = (uint64_t)o->max_bytes;
+    return 0;
+}
+
+static const struct fanout_option s_options[] = {
+    {.name = "maxBytes",
+     .type = FANOUT_OPT_INT,
+     .offset = offsetof(struct flaky_options, max_bytes),
+     .min = -1,
+     .max = 1 << 20,
+     .description = "per-message limit instead of 64"},
+    {.name = NULL},
+};
+
 FANOUT_PLUGIN_DEFINE(.name = "flaky", .version = "0.0.1",
                      .description = "test destination that fails on demand",
                      .destination_example = "/tmp/flaky.log",
                      .limits = {.max_messages_per_call = 2, .max_message_bytes = 64},
                      .collapse_modes = FANOUT_COLLAPSE_ALL,
                      .default_collapse = FANOUT_COLLAPSE_NONE, .validate = s_validate,
-                     .open = s_open, .send = s_send, .close = s_close);
+                     .open = s_open, .send = s_send, .close = s_close,
+                     .flags = FANOUT_PLUGIN_SOURCE_JSON, .options = s_options,
+                     .options_size = sizeof(struct flaky_options),
+                     .target_limits = s_limits);

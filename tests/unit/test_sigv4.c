@@ -16,7 +16,6 @@
 #include "sigv4.h"
 #include "util.h"
 
-
 #define SUITE_DIR       "aws-sigv4-test-suite"
 #define SUITE_MIN_CASES 38
 #define MAX_CASES       256

@@ -101,8 +101,8 @@ enum fanout_aws_result {
 struct fanout_aws_response {
     uint32_t struct_size;
     enum fanout_aws_result result;
-    long status;       /* HTTP status, 0 when no response arrived */
-    uint8_t *body;     /* NUL-terminated; owned by the engine */
+    long status;   /* HTTP status, 0 when no response arrived */
+    uint8_t *body; /* NUL-terminated; owned by the engine */
     size_t body_len;
     /* The service's own error code and message ("ThrottlingException",
      * "AccessDenied"...) or, with no response, the transport's ("Timeout",

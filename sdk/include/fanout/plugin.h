@@ -162,6 +162,12 @@ struct fanout_record {
     /* eventSourceARN and awsRegion of the source record. */
     const char *source_arn;
     const char *region;
+    /* since 1.1: the source record as it came in the event (one element of
+     * its "Records", compact JSON; for KPL user records, the aggregate's
+     * record). Set only for plugins that ask with FANOUT_PLUGIN_SOURCE_JSON,
+     * else NULL. */
+    const char *source_json;
+    size_t source_json_len;
 };
 
 /* What one `send` entry carries: one record (collapse NONE) or several. */
@@ -316,8 +322,8 @@ struct fanout_host {
     /* since 1.1: the base URL the engine would use for `service` in
      * `region` (NULL: the default region), overrides applied. Returns 0, or
      * -1 with err (an unknown service, no region configured). */
-    int (*aws_endpoint)(const char *service, const char *region, char *url,
-                        size_t url_len, char *err, size_t err_len);
+    int (*aws_endpoint)(const char *service, const char *region, char *url, size_t url_len,
+                        char *err, size_t err_len);
 };
 
 /* Does `host` provide the service `field` (added in a later minor)? */
@@ -329,9 +335,11 @@ struct fanout_host {
 /* The plugin descriptor                                                     */
 
 /* `flags` */
-#define FANOUT_PLUGIN_SERIAL                                                               \
-    0x1u /* never call send concurrently on one                                            \
-            instance */
+/* never call send concurrently on one instance */
+#define FANOUT_PLUGIN_SERIAL 0x1u
+/* since 1.1: fill fanout_record.source_json (e.g. to hand a target the
+ * source event itself) */
+#define FANOUT_PLUGIN_SOURCE_JSON 0x2u
 
 struct fanout_plugin {
     /* Header, filled by FANOUT_PLUGIN_DEFINE. */
@@ -377,6 +385,14 @@ struct fanout_plugin {
                 struct fanout_outcome *outcomes);
     /* Required: release an instance. */
     void (*close)(void *instance);
+
+    /* since 1.1, optional: the limits for one target, when they depend on
+     * it (a stream raised to 10 MiB records, a topic's own maximum, a
+     * mapping option). `limits` comes filled with the plugin's declared
+     * ones; adjust it and return 0, or return -1 with err to refuse the
+     * target. No I/O. */
+    int (*target_limits)(void *state, const struct fanout_target *target,
+                         struct fanout_limits *limits, char *err, size_t err_len);
 };
 
 /* The size of the 1.0 struct: the smallest the loader accepts. */

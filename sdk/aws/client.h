@@ -1,0 +1,33 @@
+/* The AWS layer as plugins see it (fanout/aws.h): endpoint, region,
+ * credentials, SigV4, HTTP, retries and error parsing, in one call. */
+#ifndef FANOUT_CLIENT_H
+#define FANOUT_CLIENT_H
+
+#include <fanout/aws.h>
+#include <stdint.h>
+
+#include "retry.h"
+
+/* Set up the layer once at start: the deadline hook (ms left in the
+ * invocation; NULL = no deadline) and the retry policy from the
+ * environment. Returns -1 with err for a malformed FANOUT_AWS_* value. */
+int fanout_aws_init(int64_t (*remaining_ms)(void), char *err, size_t err_len);
+const struct fanout_retry_policy *fanout_aws_policy(void);
+
+int fanout_aws_call(const struct fanout_aws_request *const *reqs,
+                    struct fanout_aws_response *const *resps, size_t n);
+void fanout_aws_response_clean_up(struct fanout_aws_response *r);
+const char *fanout_aws_response_header(const struct fanout_aws_response *r,
+                                       const char *name);
+int fanout_aws_endpoint(const char *service, const char *region, char *url, size_t url_len,
+                        char *err, size_t err_len);
+
+/* Parse a service error body: JSON ({"__type": "...#Code", "message"}),
+ * REST-JSON (x-amzn-ErrorType header + {"Message"}), Query XML
+ * (<Error><Code>..</Code><Message>..</Message></Error>), OpenSearch
+ * ({"error":{"type","reason"}}). Fills code and message (possibly empty). */
+void fanout_aws_parse_error(int protocol, const char *error_type_header,
+                            const uint8_t *body, size_t len, char *code, size_t code_len,
+                            char *message, size_t message_len);
+
+#endif

@@ -1,0 +1,268 @@
+"""Shared helpers for the integration tests (run with /usr/bin/python3).
+
+Starts the servers a test needs on loopback ports (each is stopped when the
+test ends, and exits by itself if the test process dies), runs the fanout
+binary, and builds events. Standard library, plus botocore (Debian's
+python3-botocore) where a test reads back from an emulator.
+"""
+
+import base64
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+BUILD = os.environ.get("FANOUT_BUILD_DIR", "build")
+SOURCE = os.environ.get("FANOUT_SOURCE_DIR", ".")
+TESTS = os.environ.get("FANOUT_TESTS_DIR", os.path.join(SOURCE, "tests"))
+DATA = os.environ.get("FANOUT_TESTDATA", os.path.join(TESTS, "data"))
+NODE_BIN = os.path.join(TESTS, "node", "node_modules", ".bin")
+FANOUT = os.path.join(BUILD, "engine", "fanout")
+PYTHON = "/usr/bin/python3"
+
+# The credentials every test signs with (the servers know them).
+ACCESS_KEY = "AKIDFANOUTTEST000001"
+SECRET_KEY = "fanout-test-secret-key-0000000000000000"
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+
+
+def plugin_path():
+    """Every plugin built in this tree, then the test plugins."""
+    dirs = []
+    plugins = os.path.join(BUILD, "plugins")
+    if os.path.isdir(plugins):
+        for name in sorted(os.listdir(plugins)):
+            if os.path.isdir(os.path.join(plugins, name)):
+                dirs.append(os.path.join(plugins, name))
+    dirs.append(os.path.join(BUILD, "tests", "plugins"))
+    return ":".join(dirs)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=20.0, proc=None):
+    end = time.time() + timeout
+    while time.time() < end:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("server exited with %s before listening" % proc.returncode)
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("nothing listening on port %d after %.0f s" % (port, timeout))
+
+
+class Server:
+    """A process started for a test; stop() (or the context manager) ends it."""
+
+    def __init__(self, argv, port=None, port_from_stdout=False, env=None, cwd=None):
+        e = dict(os.environ)
+        if env:
+            e.update(env)
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE if port_from_stdout
+                                     else subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, env=e, cwd=cwd)
+        if port_from_stdout:
+            line = self.proc.stdout.readline().decode().strip()
+            if not line.isdigit():
+                self.stop()
+                raise RuntimeError("%s did not print its port: %r" % (argv[0], line))
+            port = int(line)
+        self.port = port
+        wait_port(port, proc=self.proc)
+        self.url = "http://127.0.0.1:%d" % port
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def _guard():
+    return ["--parent-pid", str(os.getpid()), "--max-lifetime", "600"]
+
+
+class AwsService(Server):
+    """tests/servers/aws_service.py: SNS, Firehose, Lambda, IoT, OpenSearch,
+    every request's signature checked with botocore."""
+
+    def __init__(self, tmpdir, resources=None, extra_credentials=()):
+        creds = os.path.join(tmpdir, "aws-credentials.json")
+        with open(creds, "w") as f:
+            json.dump([{"accessKeyId": ACCESS_KEY, "secretAccessKey": SECRET_KEY}] +
+                      list(extra_credentials), f)
+        argv = [PYTHON, os.path.join(TESTS, "servers", "aws_service.py"), "--port", "0",
+                "--credentials", creds] + _guard()
+        if resources is not None:
+            res = os.path.join(tmpdir, "aws-resources.json")
+            with open(res, "w") as f:
+                json.dump(resources, f)
+            argv += ["--resources", res]
+        super().__init__(argv, port_from_stdout=True)
+
+    def _json(self, method, path, body=None):
+        req = urllib.request.Request(self.url + path, method=method,
+                                     data=None if body is None else json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            data = r.read()
+        return json.loads(data) if data else None
+
+    def received(self, service, target, min_count=0, timeout_ms=5000):
+        from urllib.parse import urlencode
+        q = urlencode({"service": service, "target": target, "min": min_count,
+                       "timeout_ms": timeout_ms})
+        return self._json("GET", "/__received?" + q)
+
+    def faults(self, rules):
+        return self._json("POST", "/__faults", rules)
+
+    def reset(self):
+        return self._json("POST", "/__reset", {})
+
+    def add_credentials(self, creds):
+        return self._json("POST", "/__credentials", creds)
+
+    def stats(self):
+        return self._json("GET", "/__stats")
+
+
+class Kinesalite(Server):
+    """kinesalite (npm): a Kinesis emulator, in memory."""
+
+    def __init__(self):
+        port = free_port()
+        super().__init__([os.path.join(NODE_BIN, "kinesalite"), "--port", str(port),
+                          "--createStreamMs", "0", "--deleteStreamMs", "0",
+                          "--updateStreamMs", "0", "--shardLimit", "100"], port=port)
+
+
+class Dynalite(Server):
+    """dynalite (npm): a DynamoDB emulator, in memory."""
+
+    def __init__(self):
+        port = free_port()
+        super().__init__([os.path.join(NODE_BIN, "dynalite"), "--port", str(port),
+                          "--createTableMs", "0", "--deleteTableMs", "0",
+                          "--updateTableMs", "0"], port=port)
+
+
+def botocore_client(service, endpoint_url, region=REGION):
+    """A botocore client for reading back from an emulator."""
+    import botocore.session
+    from botocore.config import Config
+    session = botocore.session.get_session()
+    return session.create_client(service, region_name=region, endpoint_url=endpoint_url,
+                                 aws_access_key_id=ACCESS_KEY,
+                                 aws_secret_access_key=SECRET_KEY,
+                                 config=Config(retries={"max_attempts": 1}))
+
+
+def aws_env(**endpoints):
+    """Environment for fanout talking to loopback AWS endpoints:
+    aws_env(KINESIS="http://127.0.0.1:1234", SNS=...)."""
+    env = {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+           "AWS_REGION": REGION, "AWS_CONFIG_FILE": "/nonexistent",
+           "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+           "FANOUT_AWS_RETRY_BASE_MS": "1", "FANOUT_AWS_RETRY_CAP_MS": "20",
+           "FANOUT_RETRY_BASE_MS": "1", "FANOUT_RETRY_CAP_MS": "20"}
+    for name, url in endpoints.items():
+        env["AWS_ENDPOINT_URL_" + name.upper()] = url
+    return env
+
+
+def run_fanout(args, env=None, stdin=None, cwd=None, timeout=120):
+    e = dict(os.environ)
+    for k in list(e):
+        if k.startswith("AWS_") or k in ("FANOUT_CONFIG", "FANOUT_TABLE"):
+            del e[k]
+    e.update({"FANOUT_PLUGIN_PATH": plugin_path(), "FANOUT_LOG_FORMAT": "text"})
+    if env:
+        e.update(env)
+    return subprocess.run([FANOUT] + list(args), input=stdin, capture_output=True, env=e,
+                          cwd=cwd, timeout=timeout)
+
+
+def invoke(tmpdir, mappings, event, env=None):
+    """fanout invoke with these mappings (list of dicts) and event (dict or a
+    path). Returns (CompletedProcess, failed sequence numbers)."""
+    cfg = os.path.join(tmpdir, "mappings.json")
+    with open(cfg, "w") as f:
+        json.dump(mappings, f)
+    resp = os.path.join(tmpdir, "response.json")
+    if isinstance(event, str):
+        args, stdin = ["--event", event], None
+    else:
+        args, stdin = ["--event", "-"], json.dumps(event).encode()
+    r = run_fanout(["invoke", "--config", cfg, "--response", resp] + args, env=env, stdin=stdin)
+    failed = []
+    if os.path.exists(resp):
+        with open(resp) as f:
+            failed = [x["itemIdentifier"] for x in json.load(f)["batchItemFailures"]]
+    return r, failed
+
+
+KINESIS_SOURCE = "arn:aws:kinesis:us-east-1:123456789012:stream/source"
+DDB_SOURCE = ("arn:aws:dynamodb:us-east-1:123456789012:table/source/stream/"
+              "2026-01-01T00:00:00.000")
+
+
+def mapping(id_, type_, destination, source=KINESIS_SOURCE, **extra):
+    m = {"sourceArn": source, "id": id_, "type": type_, "destination": destination,
+         "active": True}
+    m.update(extra)
+    return m
+
+
+def kinesis_event(records, arn=KINESIS_SOURCE):
+    """records: (partition key, bytes) pairs; sequence numbers 1000, 1001..."""
+    out = []
+    for i, (pk, data) in enumerate(records):
+        seq = str(1000 + i)
+        out.append({"eventSource": "aws:kinesis", "eventSourceARN": arn,
+                    "awsRegion": REGION, "eventID": "shardId-000000000000:" + seq,
+                    "eventName": "aws:kinesis:record", "eventVersion": "1.0",
+                    "kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": pk,
+                                "sequenceNumber": seq,
+                                "data": base64.b64encode(data).decode(),
+                                "approximateArrivalTimestamp": 1545084650.987}})
+    return {"Records": out}
+
+
+def sample_event(name):
+    return os.path.join(DATA, "events", name)
+
+
+class TempDir:
+    def __init__(self):
+        self._t = tempfile.TemporaryDirectory()
+        self.path = self._t.name
+
+    def cleanup(self):
+        self._t.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit("harness.py is a module for the integration tests")

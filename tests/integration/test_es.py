@@ -1,0 +1,3 @@
+"""Integration test of the es plugin: being written."""
+import sys
+sys.exit(0)

@@ -1,0 +1,3 @@
+"""Integration test of the redis plugin: being written."""
+import sys
+sys.exit(0)

@@ -1,0 +1,882 @@
+#!/usr/bin/python3
+"""Tests of tests/servers/aws_service.py with botocore itself as the client.
+
+Starts the server on a loopback port and drives every emulated operation
+through botocore clients (several regions, a base key and a role key with a
+session token from another account), plus requests signed by botocore and
+sent by hand where a client would refuse to send them (wrong Content-Type,
+no X-Amz-Target, OpenSearch _bulk, expired X-Amz-Date). Run with
+/usr/bin/python3 (Debian's python3-botocore). Prints "N passed, N failed".
+"""
+
+import base64
+import datetime
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+from unittest import mock
+
+import botocore.auth
+import botocore.session
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.config import Config
+from botocore.credentials import Credentials
+from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SERVER = os.path.join(HERE, "aws_service.py")
+
+BASE = {"accessKeyId": "AKIDFANOUTBASE", "secretAccessKey": "base-secret/+="}
+ROLE = {"accessKeyId": "ASIAFANOUTROLE", "secretAccessKey": "role-secret",
+        "sessionToken": "FwoGZXIvYXdzEroleToken==", "accountId": "222222222222"}
+EXPIRED = {"accessKeyId": "ASIAFANOUTOLD", "secretAccessKey": "old-secret",
+           "sessionToken": "old-token", "expiration": "2001-01-01T00:00:00Z"}
+LATE = {"accessKeyId": "AKIDFANOUTLATE", "secretAccessKey": "late-secret"}
+
+TOPIC = "arn:aws:sns:us-east-1:123456789012:orders"
+TOPIC_W2 = "arn:aws:sns:us-west-2:222222222222:events"
+FIFO = "arn:aws:sns:us-east-1:123456789012:orders.fifo"
+FIFO_CBD = "arn:aws:sns:us-east-1:123456789012:dedup.fifo"
+RESOURCES = {
+    "firehose": ["stream-a", "stream-b"],
+    "sns": [TOPIC, TOPIC_W2, FIFO, {"arn": FIFO_CBD, "contentBasedDeduplication": True}],
+    "lambda": ["fn", "fn:live", "arn:aws:lambda:eu-west-1:222222222222:function:other"],
+}
+
+SRV = {}
+
+
+def setUpModule():
+    SRV["dir"] = tempfile.TemporaryDirectory()
+    d = SRV["dir"].name
+    creds = os.path.join(d, "credentials.json")
+    with open(creds, "w") as f:
+        json.dump([BASE, ROLE, EXPIRED], f)
+    res = os.path.join(d, "resources.json")
+    with open(res, "w") as f:
+        json.dump(RESOURCES, f)
+    SRV["creds"] = creds
+    SRV["log"] = os.path.join(d, "requests.jsonl")
+    SRV["proc"] = subprocess.Popen(
+        [sys.executable, SERVER, "--port", "0", "--credentials", creds, "--resources", res,
+         "--log", SRV["log"], "--parent-pid", str(os.getpid()), "--max-lifetime", "300"],
+        stdout=subprocess.PIPE)
+    SRV["port"] = int(SRV["proc"].stdout.readline())
+    SRV["url"] = "http://127.0.0.1:%d" % SRV["port"]
+
+
+def tearDownModule():
+    for c in CLIENTS.values():
+        c.close()
+    SRV["proc"].terminate()
+    SRV["proc"].wait(10)
+    SRV["proc"].stdout.close()
+    SRV["dir"].cleanup()
+
+
+# ---- helpers ----
+
+def ctl(method, path, body=None):
+    conn = http.client.HTTPConnection("127.0.0.1", SRV["port"], timeout=10)
+    data = json.dumps(body).encode() if body is not None else None
+    conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
+    r = conn.getresponse()
+    out = r.read()
+    conn.close()
+    if r.status != 200:
+        raise AssertionError("%s %s: %d %s" % (method, path, r.status, out))
+    return json.loads(out)
+
+
+def received(service, target=None, minimum=0, timeout_ms=0):
+    from urllib.parse import urlencode
+    q = {"service": service}
+    if target is not None:
+        q["target"] = target
+    if minimum:
+        q.update({"min": minimum, "timeout_ms": timeout_ms})
+    return ctl("GET", "/__received?" + urlencode(q))
+
+
+def faults(*rules):
+    return ctl("POST", "/__faults", list(rules))
+
+
+CLIENTS = {}
+
+
+def client(service, region="us-east-1", cred=BASE, secret=None):
+    """A botocore client (kept for reuse) with retries off."""
+    key = (service, region, cred["accessKeyId"], secret or cred["secretAccessKey"],
+           cred.get("sessionToken"))
+    if key not in CLIENTS:
+        session = botocore.session.get_session()
+        CLIENTS[key] = session.create_client(
+            service, region_name=region, endpoint_url=SRV["url"],
+            aws_access_key_id=cred["accessKeyId"],
+            aws_secret_access_key=secret or cred["secretAccessKey"],
+            aws_session_token=cred.get("sessionToken"),
+            config=Config(retries={"total_max_attempts": 1}, connect_timeout=5,
+                          read_timeout=10))
+    return CLIENTS[key]
+
+
+def signed(method, path, signing_name, region="us-east-1", body=b"", headers=None, cred=BASE,
+           when=None, sign_token=True):
+    """Sign with botocore's SigV4Auth and send with http.client; returns
+    (status, headers dict (lower-case names), body bytes)."""
+    host = "127.0.0.1:%d" % SRV["port"]
+    req = AWSRequest(method=method, url="http://%s%s" % (host, path), data=body,
+                     headers=dict(headers or {}))
+    creds = Credentials(cred["accessKeyId"], cred["secretAccessKey"],
+                        cred.get("sessionToken") if sign_token else None)
+    if when is None:
+        SigV4Auth(creds, signing_name, region).add_auth(req)
+    else:
+        # as botocore's own tests do: fix the clock botocore.auth reads
+        with mock.patch.object(botocore.auth.datetime, "datetime",
+                               mock.Mock(wraps=datetime.datetime)) as dt:
+            dt.utcnow.return_value = when
+            SigV4Auth(creds, signing_name, region).add_auth(req)
+    send_headers = dict(req.headers.items())
+    if not sign_token and cred.get("sessionToken"):
+        send_headers["X-Amz-Security-Token"] = cred["sessionToken"]
+    conn = http.client.HTTPConnection("127.0.0.1", SRV["port"], timeout=10)
+    conn.request(method, path, body=body, headers=send_headers)
+    r = conn.getresponse()
+    out = r.read()
+    conn.close()
+    return r.status, {k.lower(): v for k, v in r.getheaders()}, out
+
+
+def bulk(lines, path="/_bulk", region="us-east-1", cred=BASE, ctype="application/x-ndjson",
+         raw=None):
+    body = raw if raw is not None else "".join(
+        (json.dumps(x) if not isinstance(x, str) else x) + "\n" for x in lines).encode()
+    status, headers, out = signed("POST", path, "es", region, body,
+                                  {"Content-Type": ctype} if ctype else {}, cred)
+    return status, json.loads(out) if out else None
+
+
+def error_of(exc):
+    return (exc.response["ResponseMetadata"]["HTTPStatusCode"], exc.response["Error"]["Code"],
+            exc.response["Error"].get("Message", ""))
+
+
+class Base(unittest.TestCase):
+    def setUp(self):
+        ctl("POST", "/__reset")
+
+    def assertClientError(self, fn, status, code, message_part=""):
+        with self.assertRaises(ClientError) as cm:
+            fn()
+        got = error_of(cm.exception)
+        self.assertEqual(got[:2], (status, code), got)
+        self.assertIn(message_part, got[2])
+        return cm.exception
+
+
+# ---- Firehose ----
+
+class Firehose(Base):
+    def test_put_record_batch_regions_and_received(self):
+        for region, cred in (("us-east-1", BASE), ("eu-west-1", ROLE)):
+            fh = client("firehose", region, cred)
+            r = fh.put_record_batch(DeliveryStreamName="stream-a",
+                                    Records=[{"Data": b"one\n"}, {"Data": b"\x00\xff"},
+                                             {"Data": b""}])
+            self.assertEqual(r["FailedPutCount"], 0)
+            self.assertFalse(r["Encrypted"])
+            self.assertEqual(len(r["RequestResponses"]), 3)
+            self.assertTrue(all("RecordId" in x for x in r["RequestResponses"]))
+        got = received("firehose", "stream-a")
+        self.assertEqual(len(got), 6)
+        self.assertEqual([g["dataBase64"] for g in got[:3]],
+                         [base64.b64encode(x).decode() for x in (b"one\n", b"\x00\xff", b"")])
+        self.assertEqual(got[0]["data"], "one\n")
+        self.assertIsNone(got[1]["data"])
+        self.assertEqual((got[0]["accessKeyId"], got[0]["region"]), (BASE["accessKeyId"],
+                                                                     "us-east-1"))
+        self.assertEqual((got[3]["accessKeyId"], got[3]["region"], got[3]["accountId"]),
+                         (ROLE["accessKeyId"], "eu-west-1", "222222222222"))
+        self.assertEqual(got[0]["recordId"], got[0]["recordId"].strip())
+        self.assertEqual(received("firehose", "stream-b"), [])
+
+    def test_put_record(self):
+        r = client("firehose").put_record(DeliveryStreamName="stream-b", Record={"Data": b"x"})
+        self.assertIn("RecordId", r)
+        self.assertEqual(received("firehose", "stream-b")[0]["data"], "x")
+
+    def test_unknown_stream(self):
+        fh = client("firehose")
+        self.assertClientError(lambda: fh.put_record_batch(
+            DeliveryStreamName="nope", Records=[{"Data": b"x"}]), 400,
+            "ResourceNotFoundException", "Firehose nope under account 123456789012 not found.")
+
+    def test_limits(self):
+        fh = client("firehose")
+        self.assertClientError(lambda: fh.put_record_batch(
+            DeliveryStreamName="stream-a", Records=[{"Data": b"x"}] * 501), 400,
+            "ValidationException", "less than or equal to 500")
+        fh.put_record_batch(DeliveryStreamName="stream-a", Records=[{"Data": b"x"}] * 500)
+        self.assertClientError(lambda: fh.put_record(
+            DeliveryStreamName="stream-a", Record={"Data": b"x" * 1024001}), 400,
+            "ValidationException", "records.1.member.data" if False else "record.data")
+        fh.put_record(DeliveryStreamName="stream-a", Record={"Data": b"x" * 1024000})
+        self.assertClientError(lambda: fh.put_record_batch(
+            DeliveryStreamName="stream-a", Records=[{"Data": b"y" * 1024000}] * 5), 400,
+            "InvalidArgumentException", "4 MiB")
+        self.assertEqual(len(received("firehose", "stream-a")), 501)
+
+    def test_shape_checks(self):
+        body = json.dumps({"DeliveryStreamName": "stream-a", "Records": [{"Data": "eA=="}]})
+        st, h, out = signed("POST", "/", "firehose", body=body.encode(),
+                            headers={"Content-Type": "application/x-amz-json-1.1"})
+        self.assertEqual((st, json.loads(out)["__type"]), (400, "UnknownOperationException"))
+        st, h, out = signed("POST", "/", "firehose", body=body.encode(),
+                            headers={"Content-Type": "application/json",
+                                     "X-Amz-Target": "Firehose_20150804.PutRecordBatch"})
+        self.assertEqual((st, json.loads(out)["__type"]), (400, "SerializationException"))
+        st, h, out = signed("POST", "/", "firehose", body=b'{"Records": [{"Data": "eA=="}]}',
+                            headers={"Content-Type": "application/x-amz-json-1.1",
+                                     "X-Amz-Target": "Firehose_20150804.PutRecordBatch"})
+        self.assertEqual(st, 400)
+        self.assertEqual(json.loads(out)["__type"], "ValidationException")
+        self.assertIn("deliveryStreamName", json.loads(out)["message"])
+
+    def test_partial_every_second(self):
+        faults({"service": "firehose", "target": "stream-a", "kind": "partial", "every": 2})
+        r = client("firehose").put_record_batch(
+            DeliveryStreamName="stream-a", Records=[{"Data": b"r%d" % i} for i in range(5)])
+        self.assertEqual(r["FailedPutCount"], 2)
+        codes = [x.get("ErrorCode") for x in r["RequestResponses"]]
+        self.assertEqual(codes, [None, "ServiceUnavailableException", None,
+                                 "ServiceUnavailableException", None])
+        self.assertEqual(r["RequestResponses"][1]["ErrorMessage"], "Slow down.")
+        self.assertEqual([g["data"] for g in received("firehose", "stream-a")],
+                         ["r0", "r2", "r4"])
+        # count 1: the next batch is whole
+        r = client("firehose").put_record_batch(DeliveryStreamName="stream-a",
+                                                Records=[{"Data": b"a"}, {"Data": b"b"}])
+        self.assertEqual(r["FailedPutCount"], 0)
+
+    def test_partial_indexes_and_code(self):
+        faults({"service": "firehose", "kind": "partial", "indexes": [0], "count": -1,
+                "code": "InternalFailure", "message": "Internal service failure."})
+        for _ in range(2):
+            r = client("firehose").put_record_batch(
+                DeliveryStreamName="stream-b", Records=[{"Data": b"a"}, {"Data": b"b"}])
+            self.assertEqual(r["RequestResponses"][0]["ErrorCode"], "InternalFailure")
+            self.assertIn("RecordId", r["RequestResponses"][1])
+        self.assertEqual(ctl("GET", "/__stats")["faults_by_kind"]["partial"], 2)
+
+    def test_throttle_and_error500(self):
+        faults({"service": "firehose", "kind": "throttle"},
+               {"service": "firehose", "kind": "error500"})
+        fh = client("firehose")
+        call = lambda: fh.put_record(DeliveryStreamName="stream-a", Record={"Data": b"x"})
+        self.assertClientError(call, 500, "ServiceUnavailableException", "Slow down.")
+        self.assertClientError(call, 500, "InternalFailure")
+        call()
+        stats = ctl("GET", "/__stats")
+        self.assertEqual(stats["faults_fired"], 2)
+        self.assertEqual(stats["faults_by_service"]["firehose"], 2)
+        self.assertEqual(len(received("firehose")), 1)
+
+
+# ---- SNS ----
+
+class Sns(Base):
+    def test_publish(self):
+        sns = client("sns")
+        r = sns.publish(TopicArn=TOPIC, Message="héllo", Subject="Greeting",
+                        MessageAttributes={"k": {"DataType": "String", "StringValue": "v"},
+                                           "n": {"DataType": "Number", "StringValue": "12.5"},
+                                           "b": {"DataType": "Binary", "BinaryValue": b"\x01"}})
+        self.assertEqual(len(r["MessageId"]), 36)
+        got = received("sns", TOPIC)
+        self.assertEqual(len(got), 1)
+        g = got[0]
+        self.assertEqual((g["message"], g["subject"], g["messageId"]),
+                         ("héllo", "Greeting", r["MessageId"]))
+        self.assertEqual(g["messageAttributes"]["b"], {"DataType": "Binary", "BinaryValue": "AQ=="})
+        self.assertEqual(g["messageAttributes"]["n"]["StringValue"], "12.5")
+        self.assertEqual(g["accessKeyId"], BASE["accessKeyId"])
+
+    def test_publish_other_region_role(self):
+        sns = client("sns", "us-west-2", ROLE)
+        sns.publish(TopicArn=TOPIC_W2, Message="m")
+        g = received("sns", TOPIC_W2)[0]
+        self.assertEqual((g["accessKeyId"], g["region"]), (ROLE["accessKeyId"], "us-west-2"))
+        # a topic of another region than the signature's
+        self.assertClientError(lambda: sns.publish(TopicArn=TOPIC, Message="m"), 400,
+                               "InvalidParameter", "TopicArn")
+
+    def test_publish_errors(self):
+        sns = client("sns")
+        self.assertClientError(lambda: sns.publish(TopicArn=TOPIC + "x", Message="m"), 404,
+                               "NotFound", "Topic does not exist")
+        self.assertClientError(lambda: sns.publish(TopicArn="arn:aws:sns:bad", Message="m"), 400,
+                               "InvalidParameter", "Invalid parameter: TopicArn")
+        self.assertClientError(lambda: sns.publish(TopicArn=TOPIC, Message="x" * 262145), 400,
+                               "InvalidParameter", "Message too long")
+        sns.publish(TopicArn=TOPIC, Message="x" * 262144)
+        self.assertClientError(lambda: sns.publish(TopicArn=TOPIC, Message=""), 400,
+                               "InvalidParameter", "Empty message")
+        self.assertClientError(lambda: sns.publish(
+            TopicArn=TOPIC, Message="m", MessageAttributes={"a": {"DataType": "Bogus",
+                                                                  "StringValue": "v"}}), 400,
+            "ParameterValueInvalid")
+        self.assertClientError(lambda: sns.publish(TopicArn=FIFO, Message="m"), 400,
+                               "InvalidParameter", "MessageGroupId")
+        self.assertClientError(lambda: sns.publish(TopicArn=FIFO, Message="m",
+                                                   MessageGroupId="g"), 400,
+                               "InvalidParameter", "ContentBasedDeduplication")
+        self.assertEqual(len(received("sns")), 1)
+
+    def test_fifo(self):
+        sns = client("sns")
+        r1 = sns.publish(TopicArn=FIFO, Message="a", MessageGroupId="g",
+                         MessageDeduplicationId="d1")
+        r2 = sns.publish(TopicArn=FIFO_CBD, Message="b", MessageGroupId="g")
+        self.assertTrue(r1["SequenceNumber"].isdigit())
+        self.assertGreater(int(r2["SequenceNumber"]), int(r1["SequenceNumber"]))
+        g = received("sns", FIFO)[0]
+        self.assertEqual((g["messageGroupId"], g["messageDeduplicationId"]), ("g", "d1"))
+
+    def test_publish_batch(self):
+        sns = client("sns")
+        entries = [{"Id": "e-%d" % i, "Message": "m%d" % i,
+                    "MessageAttributes": {"i": {"DataType": "Number", "StringValue": str(i)}}}
+                   for i in range(10)]
+        r = sns.publish_batch(TopicArn=TOPIC, PublishBatchRequestEntries=entries)
+        self.assertEqual([x["Id"] for x in r["Successful"]], [e["Id"] for e in entries])
+        self.assertEqual(r["Failed"], [])
+        got = received("sns", TOPIC)
+        self.assertEqual([g["message"] for g in got], ["m%d" % i for i in range(10)])
+        self.assertEqual(got[3]["batchEntryId"], "e-3")
+        self.assertEqual(got[3]["messageId"], r["Successful"][3]["MessageId"])
+
+    def test_publish_batch_errors(self):
+        sns = client("sns")
+        pb = lambda entries, arn=TOPIC: sns.publish_batch(TopicArn=arn,
+                                                          PublishBatchRequestEntries=entries)
+        self.assertClientError(lambda: pb([{"Id": str(i), "Message": "m"} for i in range(11)]),
+                               400, "TooManyEntriesInBatchRequest")
+        self.assertClientError(lambda: pb([{"Id": "a", "Message": "m"}] * 2), 400,
+                               "BatchEntryIdsNotDistinct")
+        self.assertClientError(lambda: pb([{"Id": "a b", "Message": "m"}]), 400,
+                               "InvalidBatchEntryId")
+        self.assertClientError(lambda: pb([{"Id": "x" * 81, "Message": "m"}]), 400,
+                               "InvalidBatchEntryId")
+        self.assertClientError(lambda: pb([{"Id": "a", "Message": "x" * 131072},
+                                           {"Id": "b", "Message": "x" * 131073}]), 400,
+                               "BatchRequestTooLong")
+        self.assertClientError(lambda: pb([{"Id": "a", "Message": "m"}], TOPIC + "zz"), 404,
+                               "NotFound")
+        r = pb([{"Id": "ok", "Message": "m"}, {"Id": "fifo-less", "Message": ""}])
+        self.assertEqual([x["Id"] for x in r["Successful"]], ["ok"])
+        self.assertEqual(r["Failed"][0]["Code"], "InvalidParameter")
+        self.assertTrue(r["Failed"][0]["SenderFault"])
+        self.assertEqual(len(received("sns")), 1)
+
+    def test_publish_batch_partial(self):
+        faults({"service": "sns", "target": TOPIC, "kind": "partial", "indexes": [1, 2]})
+        r = client("sns").publish_batch(
+            TopicArn=TOPIC, PublishBatchRequestEntries=[{"Id": c, "Message": c} for c in "abcd"])
+        self.assertEqual([x["Id"] for x in r["Successful"]], ["a", "d"])
+        self.assertEqual([(x["Id"], x["Code"], x["SenderFault"]) for x in r["Failed"]],
+                         [("b", "InternalError", False), ("c", "InternalError", False)])
+        self.assertEqual([g["message"] for g in received("sns", TOPIC)], ["a", "d"])
+
+    def test_throttle_error500_and_shape(self):
+        faults({"service": "sns", "operation": "Publish", "kind": "throttle"},
+               {"service": "sns", "kind": "error500"})
+        sns = client("sns")
+        self.assertClientError(lambda: sns.publish(TopicArn=TOPIC, Message="m"), 400,
+                               "ThrottlingException", "Rate exceeded")
+        self.assertClientError(lambda: sns.publish(TopicArn=TOPIC, Message="m"), 500,
+                               "InternalError")
+        body = b"Action=Publish&Version=2010-03-31&TopicArn=" + TOPIC.encode() + b"&Message=m"
+        st, h, out = signed("POST", "/", "sns", body=body,
+                            headers={"Content-Type": "application/json"})
+        self.assertEqual(st, 400)
+        self.assertIn(b"<Code>MissingAction</Code>", out)
+        st, h, out = signed("POST", "/", "sns", body=body.replace(b"2010-03-31", b"2011-01-01"),
+                            headers={"Content-Type": "application/x-www-form-urlencoded"})
+        self.assertEqual(st, 400)
+        self.assertIn(b"<Code>InvalidAction</Code>", out)
+        st, h, out = signed("POST", "/", "sns", body=body,
+                            headers={"Content-Type":
+                                     "application/x-www-form-urlencoded; charset=utf-8"})
+        self.assertEqual(st, 200)
+        self.assertIn(b'<PublishResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/">', out)
+        self.assertIn(b"<ResponseMetadata>", out)
+
+
+# ---- Lambda ----
+
+class Lambda(Base):
+    def test_invocation_types(self):
+        lam = client("lambda")
+        r = lam.invoke(FunctionName="fn", InvocationType="Event", Payload=b'{"a": 1}')
+        self.assertEqual(r["StatusCode"], 202)
+        self.assertEqual(r["Payload"].read(), b"")
+        r = lam.invoke(FunctionName="fn", Payload=b'{"b": 2}')
+        self.assertEqual((r["StatusCode"], r["Payload"].read()), (200, b'{"b": 2}'))
+        self.assertEqual(r["ExecutedVersion"], "$LATEST")
+        r = lam.invoke(FunctionName="fn", InvocationType="DryRun", Payload=b"{}")
+        self.assertEqual(r["StatusCode"], 204)
+        got = received("lambda", "fn")
+        self.assertEqual([(g["invocationType"], g["payload"]) for g in got],
+                         [("Event", {"a": 1}), ("RequestResponse", {"b": 2})])
+
+    def test_name_forms(self):
+        lam = client("lambda", "eu-west-1", ROLE)
+        for ref, qual in (("fn", None), ("222222222222:function:fn", None),
+                          ("arn:aws:lambda:eu-west-1:222222222222:function:fn:live", "live"),
+                          ("fn:$LATEST", "$LATEST"), ("other", None)):
+            lam.invoke(FunctionName=ref, InvocationType="Event", Payload=b"{}")
+        lam.invoke(FunctionName="fn", Qualifier="live", InvocationType="Event", Payload=b"{}")
+        got = received("lambda", "fn")
+        self.assertEqual([g["qualifier"] for g in got], [None, None, "live", "$LATEST", "live"])
+        self.assertEqual(got[2]["functionArn"],
+                         "arn:aws:lambda:eu-west-1:222222222222:function:fn")
+        self.assertTrue(all(g["accessKeyId"] == ROLE["accessKeyId"] and
+                            g["region"] == "eu-west-1" for g in got))
+        self.assertEqual(len(received("lambda", "other")), 1)
+
+    def test_errors(self):
+        lam = client("lambda")
+        ev = dict(InvocationType="Event", Payload=b"{}")
+        self.assertClientError(lambda: lam.invoke(FunctionName="missing", **ev), 404,
+                               "ResourceNotFoundException",
+                               "Function not found: arn:aws:lambda:us-east-1:123456789012:"
+                               "function:missing")
+        self.assertClientError(lambda: lam.invoke(FunctionName="fn:nosuchalias", **ev), 404,
+                               "ResourceNotFoundException")
+        self.assertClientError(lambda: lam.invoke(
+            FunctionName="arn:aws:lambda:eu-west-1:123456789012:function:fn", **ev), 404,
+            "ResourceNotFoundException", "not reachable in this region")
+        self.assertClientError(lambda: lam.invoke(FunctionName="fn:live", Qualifier="other",
+                                                  **ev), 400, "InvalidParameterValueException")
+        self.assertClientError(lambda: lam.invoke(FunctionName="fn", InvocationType="Event",
+                                                  Payload=b"not json"), 400,
+                               "InvalidRequestContentException")
+        big = b'"' + b"x" * (1048576 - 2) + b'"'
+        lam.invoke(FunctionName="fn", InvocationType="Event", Payload=big)
+        self.assertClientError(lambda: lam.invoke(FunctionName="fn", InvocationType="Event",
+                                                  Payload=big + b" "), 413,
+                               "RequestEntityTooLargeException",
+                               "1048577 byte payload is too large for the Event invocation type")
+        self.assertEqual(len(received("lambda")), 1)
+
+    def test_faults(self):
+        faults({"service": "lambda", "target": "fn", "kind": "throttle"},
+               {"service": "lambda", "kind": "error500"})
+        lam = client("lambda")
+        e = self.assertClientError(lambda: lam.invoke(FunctionName="fn", InvocationType="Event",
+                                                      Payload=b"{}"), 429,
+                                   "TooManyRequestsException", "Rate Exceeded.")
+        self.assertEqual(e.response["ResponseMetadata"]["HTTPHeaders"]["x-amzn-errortype"],
+                         "TooManyRequestsException")
+        self.assertEqual(e.response["Reason"], "CallerRateLimitExceeded")
+        self.assertClientError(lambda: lam.invoke(FunctionName="fn", InvocationType="Event",
+                                                  Payload=b"{}"), 500, "ServiceException")
+
+
+# ---- IoT Data Plane ----
+
+class Iot(Base):
+    def test_publish(self):
+        iot = client("iot-data", "ap-southeast-2", ROLE)
+        iot.publish(topic="fleet/truck 1/gps", qos=1, retain=True, payload=b'{"lat": 1}')
+        iot.publish(topic="plain", payload=b"\x00bin")
+        g = received("iot", "fleet/truck 1/gps")
+        self.assertEqual(len(g), 1)
+        self.assertEqual((g[0]["qos"], g[0]["retain"], g[0]["payload"]), (1, True, '{"lat": 1}'))
+        self.assertEqual((g[0]["accessKeyId"], g[0]["region"]),
+                         (ROLE["accessKeyId"], "ap-southeast-2"))
+        p = received("iot", "plain")[0]
+        self.assertEqual((p["qos"], p["retain"], p["payloadBase64"]),
+                         (0, False, base64.b64encode(b"\x00bin").decode()))
+        st, h, out = signed("POST", "/topics/raw%2Fslash?qos=0", "iotdata", body=b"x")
+        self.assertEqual(st, 200)
+        self.assertEqual(json.loads(out)["message"], "OK")
+
+    def test_query_canonicalised_like_aws(self):
+        # signed over the canonical query (names and values encoded, sorted),
+        # sent unsorted with a raw '/': AWS decodes and re-encodes what it
+        # receives, and so does the server
+        host = "127.0.0.1:%d" % SRV["port"]
+        params = [("qos", "1"), ("contentType", "application/json"), ("retain", "false")]
+        req = AWSRequest(method="POST", url="http://%s/topics/q" % host, data=b"{}",
+                         params=params)
+        SigV4Auth(Credentials(BASE["accessKeyId"], BASE["secretAccessKey"]), "iotdata",
+                  "us-east-1").add_auth(req)
+        conn = http.client.HTTPConnection("127.0.0.1", SRV["port"], timeout=5)
+        conn.request("POST", "/topics/q?retain=false&contentType=application/json&qos=1",
+                     body=b"{}", headers=dict(req.headers.items()))
+        r = conn.getresponse()
+        self.assertEqual(r.status, 200, r.read())
+        conn.close()
+        self.assertEqual(received("iot", "q")[0]["contentType"], "application/json")
+
+    def test_errors_and_faults(self):
+        iot = client("iot-data")
+        self.assertClientError(lambda: iot.publish(topic="t", qos=2, payload=b"x"), 400,
+                               "InvalidRequestException", "qos")
+        iot.publish(topic="t", payload=b"x" * 131072)
+        self.assertClientError(lambda: iot.publish(topic="t", payload=b"x" * 131073), 413,
+                               "RequestEntityTooLargeException")
+        self.assertClientError(lambda: iot.publish(topic="a/#", payload=b"x"), 400,
+                               "InvalidRequestException")
+        faults({"service": "iot", "kind": "throttle"}, {"service": "iot", "kind": "error500"})
+        self.assertClientError(lambda: iot.publish(topic="t", payload=b"x"), 429,
+                               "ThrottlingException")
+        self.assertClientError(lambda: iot.publish(topic="t", payload=b"x"), 500,
+                               "InternalFailureException")
+        self.assertEqual(len(received("iot", "t")), 1)
+
+
+# ---- OpenSearch ----
+
+class OpenSearch(Base):
+    def test_bulk_paths_and_items(self):
+        st, r = bulk([{"index": {"_index": "logs", "_id": "1"}}, {"a": 1},
+                      {"create": {"_index": "logs"}}, {"b": 2},
+                      {"index": {"_index": "logs", "_id": "1"}}, {"a": 3}])
+        self.assertEqual(st, 200)
+        self.assertFalse(r["errors"])
+        items = [next(iter(i.items())) for i in r["items"]]
+        self.assertEqual([(a, i["status"], i["result"]) for a, i in items],
+                         [("index", 201, "created"), ("create", 201, "created"),
+                          ("index", 200, "updated")])
+        self.assertTrue(items[1][1]["_id"])
+        self.assertIsInstance(r["took"], int)
+        st, r = bulk([{"index": {}}, {"c": 3}], path="/metrics/_bulk", region="eu-central-1",
+                     cred=ROLE, ctype="application/json; charset=UTF-8")
+        self.assertEqual((st, r["items"][0]["index"]["_index"]), (200, "metrics"))
+        st, r = bulk([{"index": {"_id": "x"}}, {"d": 4}], path="/old/_doc/_bulk")
+        self.assertEqual(st, 200)
+        got = received("opensearch", "logs")
+        self.assertEqual([g["source"] for g in got], [{"a": 1}, {"b": 2}, {"a": 3}])
+        m = received("opensearch", "metrics")[0]
+        self.assertEqual((m["accessKeyId"], m["region"]), (ROLE["accessKeyId"], "eu-central-1"))
+        self.assertEqual(len(received("opensearch")), 5)
+
+    def test_item_errors(self):
+        st, r = bulk([{"index": {"_index": "logs", "_id": "ok"}}, {"a": 1},
+                      {"index": {"_index": "logs", "_id": "bad"}}, "this is not json",
+                      {"create": {"_index": "logs", "_id": "ok"}}, {"a": 2},
+                      {"index": {"_index": "Upper"}}, {"a": 3}])
+        self.assertEqual(st, 200)
+        self.assertTrue(r["errors"])
+        st_types = [(i[k]["status"], i[k].get("error", {}).get("type"))
+                    for i in r["items"] for k in i]
+        self.assertEqual(st_types, [(201, None), (400, "mapper_parsing_exception"),
+                                    (409, "version_conflict_engine_exception"),
+                                    (400, "invalid_index_name_exception")])
+        self.assertEqual(len(received("opensearch", "logs")), 1)
+
+    def test_request_errors(self):
+        st, r = bulk([{"index": {"_index": "logs", "_id": "i" * 513}}, {"a": 1}])
+        self.assertEqual((st, r["error"]["type"]), (400, "action_request_validation_exception"))
+        self.assertIn("is too long, must be no longer than 512 bytes but was: 513",
+                      r["error"]["reason"])
+        st, r = bulk([{"index": {"_index": "logs", "_id": "i" * 512}}, {"a": 1}])
+        self.assertEqual(st, 200)
+        st, r = bulk(None, raw=b'{"index":{"_index":"logs"}}\n{"a":1}')
+        self.assertEqual((st, r["error"]["type"]), (400, "illegal_argument_exception"))
+        st, r = bulk([{"index": {}}, {"a": 1}])
+        self.assertEqual(st, 400)
+        self.assertIn("index is missing", r["error"]["reason"])
+        st, r = bulk([{"index": {"_index": "x"}}, {"a": 1}], ctype="text/plain")
+        self.assertEqual(st, 406)
+        self.assertEqual(len(received("opensearch")), 1)
+
+    def test_info(self):
+        st, h, out = signed("GET", "/", "es")
+        self.assertEqual(st, 200)
+        self.assertEqual(json.loads(out)["version"]["distribution"], "opensearch")
+
+    def test_faults(self):
+        faults({"service": "opensearch", "kind": "partial", "every": 2, "target": "logs"},
+               {"service": "opensearch", "kind": "throttle", "skip": 1},
+               {"service": "opensearch", "kind": "error500", "count": 1})
+        lines = []
+        for n in range(4):
+            lines += [{"index": {"_id": str(n)}}, {"n": n}]
+        st, r = bulk(lines, path="/logs/_bulk")
+        self.assertEqual(st, 200)
+        self.assertTrue(r["errors"])
+        self.assertEqual([i["index"]["status"] for i in r["items"]], [201, 429, 201, 429])
+        self.assertEqual(r["items"][1]["index"]["error"]["type"], "rejected_execution_exception")
+        self.assertEqual([g["id"] for g in received("opensearch", "logs")], ["0", "2"])
+        # the throttle rule lets one through (skip 1), error500 takes the next
+        st, r = bulk(lines, path="/other/_bulk")
+        self.assertEqual(st, 500)
+        st, r = bulk(lines, path="/other/_bulk")
+        self.assertEqual((st, r["error"]["type"], r["status"]),
+                         (429, "rejected_execution_exception", 429))
+        st, r = bulk(lines, path="/other/_bulk")
+        self.assertEqual(st, 200)
+        # /_bulk with every item in "logs" is matched by the rule's target too
+        faults({"service": "opensearch", "kind": "partial", "indexes": [0], "target": "logs"})
+        st, r = bulk([{"index": {"_index": "logs", "_id": "z"}}, {"n": 9}])
+        self.assertEqual(r["items"][0]["index"]["status"], 429)
+
+
+# ---- signatures ----
+
+class Signatures(Base):
+    def test_wrong_secret_every_service(self):
+        bad = dict(cred=BASE, secret="not-the-secret")
+        self.assertClientError(lambda: client("firehose", **bad).put_record(
+            DeliveryStreamName="stream-a", Record={"Data": b"x"}), 403,
+            "InvalidSignatureException", "The request signature we calculated does not match")
+        e = self.assertClientError(lambda: client("sns", **bad).publish(
+            TopicArn=TOPIC, Message="m"), 403, "SignatureDoesNotMatch",
+            "The Canonical String for this request should have been")
+        self.assertEqual(e.response["Error"]["Type"], "Sender")
+        self.assertClientError(lambda: client("lambda", **bad).invoke(
+            FunctionName="fn", InvocationType="Event", Payload=b"{}"), 403,
+            "InvalidSignatureException")
+        self.assertClientError(lambda: client("iot-data", **bad).publish(
+            topic="t", payload=b"x"), 403, "InvalidSignatureException")
+        st, h, out = signed("POST", "/_bulk", "es", body=b'{"index":{"_index":"a"}}\n{}\n',
+                            headers={"Content-Type": "application/x-ndjson"},
+                            cred=dict(BASE, secretAccessKey="wrong"))
+        self.assertEqual(st, 403)
+        self.assertTrue(json.loads(out)["message"].startswith(
+            "The request signature we calculated does not match"))
+        for svc in ("firehose", "sns", "lambda", "iot", "opensearch"):
+            self.assertEqual(received(svc), [])
+        self.assertEqual(ctl("GET", "/__stats")["auth_failures_by_kind"]["mismatch"], 5)
+
+    def test_unknown_key_token_and_expiry(self):
+        stranger = {"accessKeyId": "AKIDSTRANGER", "secretAccessKey": "x"}
+        self.assertClientError(lambda: client("firehose", cred=stranger).put_record(
+            DeliveryStreamName="stream-a", Record={"Data": b"x"}), 403,
+            "UnrecognizedClientException")
+        self.assertClientError(lambda: client("sns", cred=stranger).publish(
+            TopicArn=TOPIC, Message="m"), 403, "InvalidClientTokenId")
+        wrong_token = dict(ROLE, sessionToken="another-token")
+        self.assertClientError(lambda: client("lambda", cred=wrong_token).invoke(
+            FunctionName="fn", InvocationType="Event", Payload=b"{}"), 403,
+            "UnrecognizedClientException")
+        no_token = {k: v for k, v in ROLE.items() if k != "sessionToken"}
+        self.assertClientError(lambda: client("sns", cred=no_token).publish(
+            TopicArn=TOPIC, Message="m"), 403, "InvalidClientTokenId")
+        self.assertClientError(lambda: client("firehose", cred=EXPIRED).put_record(
+            DeliveryStreamName="stream-a", Record={"Data": b"x"}), 403, "ExpiredTokenException")
+        utcnow = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+        old = utcnow - datetime.timedelta(minutes=16)
+        body = b"Action=Publish&Version=2010-03-31&TopicArn=%s&Message=m" % TOPIC.encode()
+        st, h, out = signed("POST", "/", "sns", body=body, when=old,
+                            headers={"Content-Type": "application/x-www-form-urlencoded"})
+        self.assertEqual(st, 403)
+        self.assertIn(b"Signature expired", out)
+        recent = utcnow - datetime.timedelta(minutes=10)
+        st, h, out = signed("POST", "/", "sns", body=body, when=recent,
+                            headers={"Content-Type": "application/x-www-form-urlencoded"})
+        self.assertEqual(st, 200, out)
+        st, h, out = signed("POST", "/topics/t", "iot", body=b"x")   # wrong signing name
+        self.assertEqual((st, h["x-amzn-errortype"]), (403, "InvalidSignatureException"))
+        self.assertIn("iotdata", json.loads(out)["message"])
+        st, h, out = signed("POST", "/topics/t", "iotdata", body=b"x", cred=ROLE,
+                            sign_token=False)
+        self.assertEqual(st, 403)
+        conn = http.client.HTTPConnection("127.0.0.1", SRV["port"], timeout=5)
+        conn.request("POST", "/2015-03-31/functions/fn/invocations", body=b"{}")
+        r = conn.getresponse()
+        self.assertEqual((r.status, r.getheader("x-amzn-ErrorType")),
+                         (403, "MissingAuthenticationTokenException"))
+        r.read()
+        conn.close()
+
+    def test_tampered_body_and_signed_user_agent(self):
+        class SignsEverything(SigV4Auth):
+            """botocore leaves User-Agent unsigned; AWS verifies it when a client signs it."""
+            def headers_to_sign(self, request):
+                h = super().headers_to_sign(request)
+                h["user-agent"] = request.headers["User-Agent"]
+                return h
+
+        host = "127.0.0.1:%d" % SRV["port"]
+        body = b'{"DeliveryStreamName":"stream-a","Record":{"Data":"eA=="}}'
+        for signer in (SigV4Auth, SignsEverything):
+            req = AWSRequest(method="POST", url="http://%s/" % host, data=body, headers={
+                "Content-Type": "application/x-amz-json-1.1", "User-Agent": "fanout/1",
+                "X-Amz-Target": "Firehose_20150804.PutRecord"})
+            signer(Credentials(BASE["accessKeyId"], BASE["secretAccessKey"]), "firehose",
+                   "us-east-1").add_auth(req)
+            self.assertEqual(signer is SignsEverything,
+                             "user-agent" in req.headers["Authorization"])
+            for payload, want in ((body.replace(b"eA==", b"eQ=="), 403), (body, 200)):
+                conn = http.client.HTTPConnection("127.0.0.1", SRV["port"], timeout=5)
+                conn.request("POST", "/", body=payload, headers=dict(req.headers.items()))
+                r = conn.getresponse()
+                r.read()
+                conn.close()
+                self.assertEqual(r.status, want)
+        self.assertEqual(len(received("firehose")), 2)
+
+    def test_expect_100_continue_and_chunked(self):
+        payload = b'"' + b"z" * 200000 + b'"'
+        host = "127.0.0.1:%d" % SRV["port"]
+        path = "/2015-03-31/functions/fn/invocations"
+        req = AWSRequest(method="POST", url="http://%s%s" % (host, path), data=payload,
+                         headers={"X-Amz-Invocation-Type": "Event"})
+        SigV4Auth(Credentials(BASE["accessKeyId"], BASE["secretAccessKey"]), "lambda",
+                  "us-east-1").add_auth(req)
+        head = "".join("%s: %s\r\n" % kv for kv in req.headers.items())
+        with socket.create_connection(("127.0.0.1", SRV["port"]), timeout=5) as s:
+            s.sendall(("POST %s HTTP/1.1\r\nHost: %s\r\n%sContent-Length: %d\r\n"
+                       "Expect: 100-continue\r\n\r\n" % (path, host, head, len(payload)))
+                      .encode())
+            self.assertTrue(s.recv(100).startswith(b"HTTP/1.1 100"))
+            s.sendall(payload)
+            self.assertTrue(s.recv(1000).startswith(b"HTTP/1.1 202"))
+            chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(payload), payload)
+            s.sendall(("POST %s HTTP/1.1\r\nHost: %s\r\n%sTransfer-Encoding: chunked\r\n\r\n"
+                       % (path, host, head)).encode() + chunked)
+            self.assertTrue(s.recv(1000).startswith(b"HTTP/1.1 202"))
+        self.assertEqual(len(received("lambda", "fn")), 2)
+
+    def test_credentials_added_at_run_time(self):
+        fh = client("firehose", cred=LATE)
+        call = lambda: fh.put_record(DeliveryStreamName="stream-a", Record={"Data": b"x"})
+        self.assertClientError(call, 403, "UnrecognizedClientException")
+        ctl("POST", "/__credentials", [LATE])
+        call()
+        self.assertEqual(received("firehose")[0]["accessKeyId"], LATE["accessKeyId"])
+
+
+# ---- faults that act on the connection, keep-alive, control ----
+
+class Connection(Base):
+    def test_slow(self):
+        faults({"service": "sns", "kind": "slow", "delay_ms": 300})
+        sns = client("sns")
+        t0 = time.monotonic()
+        sns.publish(TopicArn=TOPIC, Message="m")
+        self.assertGreaterEqual(time.monotonic() - t0, 0.3)
+        t0 = time.monotonic()
+        sns.publish(TopicArn=TOPIC, Message="m")
+        self.assertLess(time.monotonic() - t0, 0.3)
+        self.assertEqual(ctl("GET", "/__stats")["faults_by_kind"]["slow"], 1)
+
+    def test_reset_close_and_rst(self):
+        faults({"service": "iot", "kind": "reset"}, {"service": "iot", "kind": "reset",
+                                                     "mode": "rst"})
+        iot = client("iot-data")
+        for _ in range(2):
+            with self.assertRaises((ConnectionClosedError, EndpointConnectionError)):
+                iot.publish(topic="t", payload=b"x")
+        iot.publish(topic="t", payload=b"x")
+        self.assertEqual(len(received("iot", "t")), 1)
+        self.assertEqual(ctl("GET", "/__stats")["faults_by_kind"]["reset"], 2)
+
+    def test_status(self):
+        faults({"service": "firehose", "kind": "status", "status": 503,
+                "body": {"__type": "ServiceUnavailableException", "message": "busy"},
+                "contentType": "application/x-amz-json-1.1"})
+        self.assertClientError(lambda: client("firehose").put_record(
+            DeliveryStreamName="stream-a", Record={"Data": b"x"}), 503,
+            "ServiceUnavailableException", "busy")
+
+    def test_fault_listing_and_forever(self):
+        ids = faults({"service": "lambda", "kind": "throttle", "count": -1})["ids"]
+        lam = client("lambda")
+        for _ in range(3):
+            self.assertClientError(lambda: lam.invoke(FunctionName="fn", InvocationType="Event",
+                                                      Payload=b"{}"), 429,
+                                   "TooManyRequestsException")
+        rules = ctl("GET", "/__faults")
+        self.assertEqual([(r["id"], r["fired"], r["remaining"]) for r in rules],
+                         [(ids[0], 3, -1)])
+        ctl("DELETE", "/__faults")
+        lam.invoke(FunctionName="fn", InvocationType="Event", Payload=b"{}")
+
+    def test_keep_alive_and_content_length(self):
+        conn = http.client.HTTPConnection("127.0.0.1", SRV["port"], timeout=5)
+        host = "127.0.0.1:%d" % SRV["port"]
+        for n in range(3):
+            req = AWSRequest(method="POST", url="http://%s/topics/ka" % host, data=b"%d" % n)
+            SigV4Auth(Credentials(BASE["accessKeyId"], BASE["secretAccessKey"]), "iotdata",
+                      "us-east-1").add_auth(req)
+            conn.request("POST", "/topics/ka", body=b"%d" % n, headers=dict(req.headers.items()))
+            r = conn.getresponse()
+            self.assertEqual(r.status, 200)
+            self.assertEqual(int(r.getheader("Content-Length")), len(r.read()))
+            sock = conn.sock
+        self.assertIs(conn.sock, sock)   # one connection for all three
+        conn.close()
+        self.assertEqual([g["payload"] for g in received("iot", "ka")], ["0", "1", "2"])
+
+    def test_received_waits(self):
+        import threading
+        t = threading.Timer(0.2, lambda: client("iot-data").publish(topic="later", payload=b"1"))
+        t.start()
+        t0 = time.monotonic()
+        got = received("iot", "later", minimum=1, timeout_ms=5000)
+        t.join()
+        self.assertEqual(len(got), 1)
+        self.assertLess(time.monotonic() - t0, 4)
+        self.assertEqual(received("iot", "never", minimum=1, timeout_ms=100), [])
+
+    def test_reset_forgets(self):
+        client("iot-data").publish(topic="t", payload=b"x")
+        faults({"service": "iot", "kind": "throttle"})
+        ctl("POST", "/__reset")
+        self.assertEqual(received("iot"), [])
+        self.assertEqual(ctl("GET", "/__faults"), [])
+        self.assertEqual(ctl("GET", "/__stats")["requests"], 0)
+
+    def test_log_lines(self):
+        client("iot-data").publish(topic="logged", payload=b"x")
+        with open(SRV["log"]) as f:
+            lines = [json.loads(x) for x in f if x.strip()]
+        last = [x for x in lines if x["target"] == "logged"][-1]
+        self.assertEqual((last["service"], last["operation"], last["status"]),
+                         ("iot", "Publish", 200))
+        self.assertGreaterEqual(last["latency_ms"], 0)
+
+
+class Lifetime(unittest.TestCase):
+    def start(self, *extra):
+        p = subprocess.Popen([sys.executable, SERVER, "--port", "0", *extra],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        port = int(p.stdout.readline())
+        p.stdout.close()
+        self.assertGreater(port, 0)
+        return p
+
+    def test_parent_pid(self):
+        parent = subprocess.Popen(["sleep", "30"])
+        p = self.start("--parent-pid", str(parent.pid))
+        time.sleep(0.3)
+        self.assertIsNone(p.poll())
+        parent.kill()
+        parent.wait()
+        self.assertEqual(p.wait(5), 0)
+
+    def test_max_lifetime(self):
+        p = self.start("--max-lifetime", "0.5")
+        self.assertNotEqual(p.wait(5), None)
+
+
+if __name__ == "__main__":
+    result = unittest.main(exit=False, verbosity=1).result
+    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
+    passed = result.testsRun - failed - len(result.skipped)
+    print("%d passed, %d failed" % (passed, failed))
+    sys.exit(1 if failed else 0)
