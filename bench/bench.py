@@ -1,6 +1,10 @@
 #!/usr/bin/python3
 """fanout benchmark: records/s, MB/s of event JSON, peak RSS, cold start.
 
+Two views: the whole process per event (a cold Lambda start, or a local
+run), and one invocation in a warm process (`fanout invoke --repeat`, what
+a Lambda container serves after its first event).
+
 Generates a Kinesis event of N records of S bytes (random JSON payloads of
 that size, base64 in the event as Lambda sends them), runs
 `fanout invoke` with the `file` plugin writing to /dev/null, and reports
@@ -56,6 +60,17 @@ def run_once(fanout, env, cfg, event_path):
     return elapsed, after.ru_maxrss, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
+def run_warm(fanout, env, cfg, event_path, repeat):
+    """Median time of one invocation in a warm process (--repeat)."""
+    r = subprocess.run([fanout, "invoke", "--quiet", "--repeat", str(repeat), "--config", cfg,
+                        "--event", event_path], env=env, capture_output=True)
+    if r.returncode != 0:
+        raise SystemExit("fanout failed: " + r.stderr.decode())
+    times = [float(line.split()[2]) for line in r.stderr.decode().splitlines()
+             if line.startswith("run ")]
+    return statistics.median(times[1:] if len(times) > 1 else times) / 1000.0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
@@ -76,8 +91,9 @@ def main():
             f.write('{"Records":[]}')
         cold = statistics.median(run_once(fanout, env, cfg, empty)[0] for _ in range(args.runs))
         print("cold start (process start to exit, empty event): %.1f ms" % (cold * 1000))
-        print("%-12s %10s %12s %10s %12s %10s" % ("records x B", "event MB", "records/s",
-                                                 "MB/s", "CPU s", "peak RSS"))
+        print("%-12s %10s %12s %10s %12s %10s %14s %10s" % (
+            "records x B", "event MB", "records/s", "MB/s", "CPU s", "peak RSS",
+            "warm records/s", "warm MB/s"))
         for spec in args.sizes.split(","):
             n, size = (int(x) for x in spec.split("x"))
             event = make_event(n, size)
@@ -89,8 +105,9 @@ def main():
             cpu = statistics.median(r[2] for r in runs)
             rss = max(r[1] for r in runs)
             mb = len(event) / 1e6
-            print("%-12s %10.2f %12.0f %10.1f %12.3f %8.1f MB" % (
-                spec, mb, n / t, mb / t, cpu, rss / 1024))
+            warm = run_warm(fanout, env, cfg, path, 10)
+            print("%-12s %10.2f %12.0f %10.1f %12.3f %7.1f MB %14.0f %10.1f" % (
+                spec, mb, n / t, mb / t, cpu, rss / 1024, n / warm, mb / warm))
 
 
 if __name__ == "__main__":

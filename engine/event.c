@@ -5,19 +5,21 @@
 #include <string.h>
 
 #include "ddb.h"
+#include "jscan.h"
 #include "kpl.h"
 
 struct s_parser {
     struct fanout_event *ev;
     struct fanout_arena *arena;
-    json_t *extras; /* parsed SNS messages kept alive with the event */
+    json_t *keep; /* jansson trees of DynamoDB records, freed with the event */
     size_t cap;
 };
 
-static const char *s_str(const json_t *obj, const char *key)
+/* A string member, unescaped into the arena, or NULL. */
+static const char *s_str(struct s_parser *ps, const struct fanout_jnode *obj,
+                         const char *key, size_t *len)
 {
-    const json_t *v = json_object_get(obj, key);
-    return json_is_string(v) ? json_string_value(v) : NULL;
+    return fanout_jstr(fanout_jget(obj, key), ps->arena, len);
 }
 
 /* The region field of an ARN (arn:partition:service:region:...), or NULL. */
@@ -39,7 +41,7 @@ static const char *s_arn_region(struct fanout_arena *a, const char *arn)
 }
 
 static struct fanout_raw_record *s_new_record(struct s_parser *ps, size_t index,
-                                              const json_t *obj)
+                                              const struct fanout_jnode *obj)
 {
     struct fanout_event *ev = ps->ev;
     if (ev->count == ps->cap) {
@@ -53,7 +55,7 @@ static struct fanout_raw_record *s_new_record(struct s_parser *ps, size_t index,
     struct fanout_raw_record *r = &ev->records[ev->count++];
     memset(r, 0, sizeof *r);
     r->index = index;
-    r->json = obj;
+    r->node = obj;
     return r;
 }
 
@@ -75,19 +77,18 @@ static void s_fail(struct s_parser *ps, struct fanout_raw_record *r, const char 
 
 static void s_parse_kinesis(struct s_parser *ps, struct fanout_raw_record *r)
 {
-    const json_t *k = json_object_get(r->json, "kinesis");
+    const struct fanout_jnode *k = fanout_jget(r->node, "kinesis");
     r->kind = FANOUT_SRC_KINESIS;
     r->action = "PUT";
-    if (!json_is_object(k)) {
+    if (!k || k->type != FANOUT_J_OBJECT) {
         s_fail(ps, r, "field \"kinesis\": missing or not an object");
         return;
     }
-    const char *seq = s_str(k, "sequenceNumber");
-    if (seq)
-        r->sequence_number = fanout_arena_strdup(ps->arena, seq);
-    const char *pk = s_str(k, "partitionKey");
-    const json_t *data = json_object_get(k, "data");
-    if (!seq) {
+    r->sequence_number = s_str(ps, k, "sequenceNumber", NULL);
+    size_t pk_len;
+    const char *pk = s_str(ps, k, "partitionKey", &pk_len);
+    const struct fanout_jnode *data = fanout_jget(k, "data");
+    if (!r->sequence_number) {
         s_fail(ps, r, "field \"kinesis.sequenceNumber\": missing or not a string");
         return;
     }
@@ -95,15 +96,19 @@ static void s_parse_kinesis(struct s_parser *ps, struct fanout_raw_record *r)
         s_fail(ps, r, "field \"kinesis.partitionKey\": missing or not a string");
         return;
     }
-    if (!json_is_string(data)) {
+    if (!data || data->type != FANOUT_J_STRING) {
         s_fail(ps, r, "field \"kinesis.data\": missing or not a string (expected base64)");
         return;
     }
-    r->key = (const uint8_t *)fanout_arena_strdup(ps->arena, pk);
-    r->key_len = json_string_length(json_object_get(k, "partitionKey"));
-    size_t n = json_string_length(data), bad = 0;
-    uint8_t *out = fanout_arena_alloc(ps->arena, fanout_base64_decoded_max(n) + 1);
-    long m = out ? fanout_base64_decode(json_string_value(data), n, out, &bad) : -1;
+    r->key = (const uint8_t *)pk;
+    r->key_len = pk_len;
+    /* base64 has no character JSON must escape, but a writer may escape
+     * '/' as "\/": decode from the text when it has no escape */
+    size_t n = data->len, bad = 0;
+    const char *text = data->escaped ? fanout_jstr(data, ps->arena, &n) : data->text;
+    uint8_t *out =
+        text ? fanout_arena_alloc(ps->arena, fanout_base64_decoded_max(n) + 1) : NULL;
+    long m = out ? fanout_base64_decode(text, n, out, &bad) : -1;
     if (m < 0) {
         if (bad == n)
             s_fail(ps, r,
@@ -124,114 +129,115 @@ static void s_parse_kinesis(struct s_parser *ps, struct fanout_raw_record *r)
 
 static void s_parse_dynamodb(struct s_parser *ps, struct fanout_raw_record *r)
 {
-    const json_t *d = json_object_get(r->json, "dynamodb");
     r->kind = FANOUT_SRC_DYNAMODB;
-    const char *name = s_str(r->json, "eventName");
-    r->action = name ? fanout_arena_strdup(ps->arena, name) : "UNKNOWN";
-    if (!json_is_object(d)) {
+    const char *name = s_str(ps, r->node, "eventName", NULL);
+    r->action = name ? name : "UNKNOWN";
+    const struct fanout_jnode *d = fanout_jget(r->node, "dynamodb");
+    if (!d || d->type != FANOUT_J_OBJECT) {
         s_fail(ps, r, "field \"dynamodb\": missing or not an object");
         return;
     }
-    const char *seq = s_str(d, "SequenceNumber");
-    if (!seq) {
+    r->sequence_number = s_str(ps, d, "SequenceNumber", NULL);
+    if (!r->sequence_number) {
         s_fail(ps, r, "field \"dynamodb.SequenceNumber\": missing or not a string");
         return;
     }
-    r->sequence_number = fanout_arena_strdup(ps->arena, seq);
     if (!name) {
         s_fail(ps, r, "field \"eventName\": missing (expected INSERT, MODIFY or REMOVE)");
         return;
     }
-    const json_t *img = json_object_get(d, "NewImage");
+    /* the images are read with jansson (ddb.c): this record only */
+    json_t *j = json_loadb(d->text, d->len, JSON_ALLOW_NUL, NULL);
+    if (!j || json_array_append_new(ps->keep, j) != 0) {
+        s_fail(ps, r, "field \"dynamodb\": cannot be read (out of memory?)");
+        return;
+    }
+    r->json = j;
+    const json_t *img = json_object_get(j, "NewImage");
     if (img && !json_is_object(img)) {
         s_fail(ps, r, "field \"dynamodb.NewImage\": not an object");
         return;
     }
     struct fanout_buf kb = {0};
     char err[256];
-    if (fanout_ddb_key(json_object_get(d, "Keys"), &kb, err, sizeof err) != 0) {
+    if (fanout_ddb_key(json_object_get(j, "Keys"), &kb, err, sizeof err) != 0) {
         s_fail(ps, r, "field \"dynamodb.Keys\": %s", err);
         fanout_buf_free(&kb);
         return;
     }
-    r->key = fanout_arena_memdup(ps->arena, kb.ptr, kb.len);
+    r->key = fanout_arena_memdup(ps->arena, kb.ptr ? kb.ptr : (uint8_t *)"", kb.len);
     r->key_len = kb.len;
     fanout_buf_free(&kb);
 }
 
-static void s_parse_records(struct s_parser *ps, const json_t *records, int nested,
-                            size_t outer_index);
+static void s_parse_records(struct s_parser *ps, const struct fanout_jnode *records,
+                            int nested, size_t outer_index);
 
 /* Returns 1 when the message was an event and its records were added in
  * place of the wrapper (`r` is then no longer valid). */
 static int s_parse_sns(struct s_parser *ps, struct fanout_raw_record *r, int nested)
 {
-    const json_t *sns = json_object_get(r->json, "Sns");
+    const struct fanout_jnode *sns = fanout_jget(r->node, "Sns");
     r->kind = FANOUT_SRC_SNS;
     r->action = "PUBLISH";
-    if (!json_is_object(sns)) {
+    if (!sns || sns->type != FANOUT_J_OBJECT) {
         s_fail(ps, r, "field \"Sns\": missing or not an object");
         return 0;
     }
-    const char *id = s_str(sns, "MessageId");
-    const char *topic = s_str(sns, "TopicArn");
-    const json_t *msg = json_object_get(sns, "Message");
-    if (id)
-        r->sequence_number = fanout_arena_strdup(ps->arena, id);
-    if (!id || !topic || !json_is_string(msg)) {
+    const char *id = s_str(ps, sns, "MessageId", NULL);
+    const char *topic = s_str(ps, sns, "TopicArn", NULL);
+    size_t msg_len;
+    const char *msg = s_str(ps, sns, "Message", &msg_len);
+    r->sequence_number = id;
+    if (!id || !topic || !msg) {
         s_fail(ps, r,
                "fields \"Sns.MessageId\", \"Sns.TopicArn\" and \"Sns.Message\" "
                "must be strings");
         return 0;
     }
-    r->source_arn = fanout_arena_strdup(ps->arena, topic);
+    r->source_arn = topic;
     /* A message that is itself a Kinesis or DynamoDB Streams event (as a
      * fan-out to SNS with collapse JSON produces) is unwrapped: its records
      * are processed as if they had arrived directly. */
-    if (!nested) {
-        json_t *inner =
-            json_loadb(json_string_value(msg), json_string_length(msg), 0, NULL);
-        const json_t *recs = json_object_get(inner, "Records");
-        if (json_is_array(recs) && json_array_size(recs) > 0) {
-            const json_t *first = json_array_get(recs, 0);
-            const char *src = s_str(first, "eventSource");
+    if (!nested && msg_len && msg[0] == '{') {
+        char err[8];
+        const struct fanout_jnode *inner =
+            fanout_jscan(msg, msg_len, ps->arena, err, sizeof err);
+        const struct fanout_jnode *recs = fanout_jget(inner, "Records");
+        if (recs && recs->type == FANOUT_J_ARRAY && recs->count > 0) {
+            const char *src = s_str(ps, recs->child, "eventSource", NULL);
             if (src && (!strcmp(src, "aws:kinesis") || !strcmp(src, "aws:dynamodb"))) {
-                json_array_append_new(ps->extras, inner);
                 size_t wrapper = r->index;
                 ps->ev->count--; /* the wrapper itself is not a record */
                 s_parse_records(ps, recs, 1, wrapper);
                 return 1;
             }
         }
-        json_decref(inner);
     }
     r->key = (const uint8_t *)r->sequence_number;
     r->key_len = strlen(r->sequence_number);
-    r->data = (const uint8_t *)fanout_arena_memdup(ps->arena, json_string_value(msg),
-                                                   json_string_length(msg));
-    r->data_len = json_string_length(msg);
+    r->data = (const uint8_t *)msg;
+    r->data_len = msg_len;
     return 0;
 }
 
-static void s_parse_records(struct s_parser *ps, const json_t *records, int nested,
-                            size_t outer_index)
+static void s_parse_records(struct s_parser *ps, const struct fanout_jnode *records,
+                            int nested, size_t outer_index)
 {
-    size_t i;
-    const json_t *obj;
-    json_array_foreach (records, i, obj) {
+    size_t i = 0;
+    for (const struct fanout_jnode *obj = records->child; obj; obj = obj->next, i++) {
         struct fanout_raw_record *r = s_new_record(ps, nested ? outer_index : i, obj);
         if (!r)
             return;
-        if (!json_is_object(obj)) {
+        if (obj->type != FANOUT_J_OBJECT) {
             s_fail(ps, r, "not an object");
             continue;
         }
-        const char *src = s_str(obj, "eventSource");
+        const char *src = s_str(ps, obj, "eventSource", NULL);
         if (!src)
-            src = s_str(obj, "EventSource"); /* SNS spells it so */
-        const char *arn = s_str(obj, "eventSourceARN");
-        r->source_arn = arn ? fanout_arena_strdup(ps->arena, arn) : NULL;
-        const char *region = s_str(obj, "awsRegion");
+            src = s_str(ps, obj, "EventSource", NULL); /* SNS spells it so */
+        r->source_arn = s_str(ps, obj, "eventSourceARN", NULL);
+        const char *region = s_str(ps, obj, "awsRegion", NULL);
         if (!src) {
             s_fail(ps, r,
                    "field \"eventSource\": missing (expected aws:kinesis, "
@@ -251,8 +257,7 @@ static void s_parse_records(struct s_parser *ps, const json_t *records, int nest
         }
         if (!r->source_arn && !r->error)
             s_fail(ps, r, "field \"eventSourceARN\": missing or not a string");
-        r->region = region ? fanout_arena_strdup(ps->arena, region)
-                           : s_arn_region(ps->arena, r->source_arn);
+        r->region = region ? region : s_arn_region(ps->arena, r->source_arn);
     }
 }
 
@@ -312,28 +317,25 @@ int fanout_event_parse(const char *json, size_t len, struct fanout_arena *arena,
                        struct fanout_event *ev, char *err, size_t err_len)
 {
     memset(ev, 0, sizeof *ev);
-    json_error_t je;
-    ev->root = json_loadb(json, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
-    if (!ev->root) {
-        snprintf(err, err_len, "event is not valid JSON: line %d, column %d: %s", je.line,
-                 je.column, je.text);
+    char why[256];
+    const struct fanout_jnode *root = fanout_jscan(json, len, arena, why, sizeof why);
+    if (!root) {
+        snprintf(err, err_len, "event is not valid JSON: %s", why);
         return -1;
     }
-    const json_t *records = json_object_get(ev->root, "Records");
-    if (!json_is_array(records)) {
+    const struct fanout_jnode *records = fanout_jget(root, "Records");
+    if (!records || records->type != FANOUT_J_ARRAY) {
         snprintf(err, err_len,
                  "event has no \"Records\" array (expected a Kinesis, DynamoDB Streams "
                  "or SNS event: {\"Records\":[...]})");
-        fanout_event_clean_up(ev);
         return -1;
     }
-    struct s_parser ps = {.ev = ev, .arena = arena, .extras = json_array()};
-    if (!ps.extras) {
+    struct s_parser ps = {.ev = ev, .arena = arena, .keep = json_array()};
+    ev->root = ps.keep;
+    if (!ps.keep) {
         snprintf(err, err_len, "out of memory");
-        fanout_event_clean_up(ev);
         return -1;
     }
-    json_object_set_new(ev->root, "fanout:extras", ps.extras); /* freed with root */
     s_parse_records(&ps, records, 0, 0);
     if (s_group(ev, arena) != 0) {
         snprintf(err, err_len, "out of memory");
@@ -432,8 +434,7 @@ int fanout_decode_group(const struct fanout_source_group *g, struct fanout_decod
             break;
         }
         if (raw->kind == FANOUT_SRC_DYNAMODB) {
-            const json_t *img =
-                json_object_get(json_object_get(raw->json, "dynamodb"), "NewImage");
+            const json_t *img = json_object_get(raw->json, "NewImage");
             fanout_buf_reset(&scratch);
             if (fanout_ddb_image_to_json(img, opts.convert_ddb, &scratch, err,
                                          sizeof err) != 0) {
@@ -455,24 +456,12 @@ int fanout_decode_group(const struct fanout_source_group *g, struct fanout_decod
         out->records[out->count++] = r;
     }
     fanout_buf_free(&scratch);
-    /* The source record's JSON, once per source record (the user records
-     * of one KPL aggregate are contiguous and share it). */
-    const struct fanout_raw_record *prev = NULL;
-    const char *text = NULL;
-    size_t text_len = 0;
+    /* The source record's JSON: its text in the event, shared by the user
+     * records of one KPL aggregate. */
     for (size_t i = 0; rc == 0 && opts.source_json && i < out->count; i++) {
         struct fanout_rec *r = out->records[i];
-        if (r->raw != prev) {
-            char *dump = json_dumps(r->raw->json, JSON_COMPACT | JSON_PRESERVE_ORDER);
-            text_len = dump ? strlen(dump) : 0;
-            text = dump ? fanout_arena_memdup(a, dump, text_len) : NULL;
-            free(dump);
-            if (!text)
-                rc = -1;
-            prev = r->raw;
-        }
-        r->pub.source_json = text;
-        r->pub.source_json_len = text_len;
+        r->pub.source_json = r->raw->node->text;
+        r->pub.source_json_len = r->raw->node->len;
     }
     return rc;
 }

@@ -24,7 +24,8 @@ struct fanout_raw_record {
     const char *region;
     const char *sequence_number;
     const char *action;
-    const json_t *json; /* the record object, owned by the event's root */
+    const struct fanout_jnode *node; /* the record in the event's text */
+    const json_t *json;              /* DynamoDB: the "dynamodb" object */
     const uint8_t *key;
     size_t key_len;
     /* Kinesis and SNS: the payload. DynamoDB: unused (the image is encoded
@@ -42,8 +43,10 @@ struct fanout_source_group {
     struct fanout_raw_record **records;
 };
 
+struct fanout_jnode;
+
 struct fanout_event {
-    json_t *root;
+    json_t *root; /* holds the jansson trees of DynamoDB records */
     size_t count;
     struct fanout_raw_record *records;
     size_t group_count;

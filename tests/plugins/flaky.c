@@ -95,9 +95,18 @@ static int s_send(void *instance, const struct fanout_batch *b, struct fanout_ou
         pthread_mutex_lock(&f->lock);
         fprintf(f->log,
                 "{\"attempt\":%u,\"seq\":\"%s\",\"records\":%zu,\"status\":%d,"
-                "\"inflight\":%d,\"src\":%s,\"body\":\"",
-                b->attempt, m->records[0]->sequence_number, m->record_count, st, inflight,
-                m->records[0]->source_json ? m->records[0]->source_json : "null");
+                "\"inflight\":%d,\"src\":",
+                b->attempt, m->records[0]->sequence_number, m->record_count, st, inflight);
+        /* the source JSON as received may span lines: keep one line */
+        const struct fanout_record *r0 = m->records[0];
+        if (!r0->source_json)
+            fputs("null", f->log);
+        for (size_t k = 0; r0->source_json && k < r0->source_json_len; k++)
+            fputc(r0->source_json[k] == '\n' || r0->source_json[k] == '\r'
+                      ? ' '
+                      : r0->source_json[k],
+                  f->log);
+        fputs(",\"body\":\"", f->log);
         for (size_t k = 0; k < len; k++) {
             unsigned char c = (unsigned char)body[k];
             if (c == '"' || c == '\\')

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "event.h"
+#include "jscan.h"
 #include "log.h"
 
 static struct fanout_arena s_arena;
@@ -330,6 +331,76 @@ START_TEST(dynamodb_bad_image_fails_one_record)
 }
 END_TEST
 
+START_TEST(jscan_values_and_escapes)
+{
+    char err[256];
+    const char *text = " {\"a\\u0062\":\"x\\ny\\u00e9\\ud83d\\ude00\\/\", \"n\": -1.5e3,"
+                       " \"l\": [true, false, null, {}, []]} ";
+    const struct fanout_jnode *root =
+        fanout_jscan(text, strlen(text), &s_arena, err, sizeof err);
+    ck_assert_msg(root != NULL, "%s", err);
+    ck_assert_int_eq(root->type, FANOUT_J_OBJECT);
+    ck_assert_uint_eq(root->count, 3);
+    size_t len;
+    const char *v = fanout_jstr(fanout_jget(root, "ab"), &s_arena, &len); /* escaped key */
+    ck_assert_ptr_nonnull(v);
+    ck_assert_str_eq(v, "x\ny\xc3\xa9\xf0\x9f\x98\x80/");
+    const struct fanout_jnode *n = fanout_jget(root, "n");
+    ck_assert_int_eq(n->type, FANOUT_J_NUMBER);
+    ck_assert(n->len == 6 && memcmp(n->text, "-1.5e3", 6) == 0);
+    const struct fanout_jnode *l = fanout_jget(root, "l");
+    ck_assert_uint_eq(l->count, 5);
+    ck_assert_int_eq(l->child->next->next->type, FANOUT_J_NULL);
+    ck_assert_ptr_null(fanout_jget(root, "missing"));
+    /* the text span of a value is its JSON */
+    ck_assert(l->len == 27 && l->text[0] == '[' && l->text[26] == ']');
+}
+END_TEST
+
+START_TEST(jscan_errors_located)
+{
+    static const char *const bad[][2] = {
+        {"{\"a\":1,}", "column 8"},
+        {"{\"a\" 1}", "expected ':'"},
+        {"[1,\n 2,\n x]", "line 3, column 2"},
+        {"\"\\ud800\"", "lone high surrogate"},
+        {"\"\\udc00\"", "lone low surrogate"},
+        {"\"a\tb\"", "control character"},
+        {"\"\xff\"", "invalid UTF-8"},
+        {"[1] 2", "unexpected text after"},
+        {"{\"a\":", "unexpected end of input"},
+        {"01", "unexpected text after"},
+        {"", "unexpected end"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char err[256] = "";
+        ck_assert_msg(
+            fanout_jscan(bad[i][0], strlen(bad[i][0]), &s_arena, err, sizeof err) == NULL,
+            "accepted %s", bad[i][0]);
+        ck_assert_msg(strstr(err, bad[i][1]), "%s: %s", bad[i][0], err);
+    }
+    size_t depth = 100000;
+    char *deep = malloc(depth);
+    memset(deep, '[', depth);
+    char err[256];
+    ck_assert_ptr_null(fanout_jscan(deep, depth, &s_arena, err, sizeof err));
+    ck_assert_msg(strstr(err, "nested too deeply"), "%s", err);
+    free(deep);
+}
+END_TEST
+
+START_TEST(escaped_base64_data)
+{
+    /* a JSON writer may escape '/' in base64 as "\/" */
+    struct fanout_event ev;
+    s_parse_text("{\"Records\":[" KREC("a", "1", "AAD\\/") "]}", &ev);
+    ck_assert_ptr_null(ev.records[0].error);
+    ck_assert_uint_eq(ev.records[0].data_len, 3);
+    ck_assert(memcmp(ev.records[0].data, "\x00\x00\xff", 3) == 0);
+    fanout_event_clean_up(&ev);
+}
+END_TEST
+
 int main(void)
 {
     fanout_log_set(FANOUT_LOG_ERROR, 0);
@@ -344,6 +415,9 @@ int main(void)
     tcase_add_test(tc, groups_in_first_seen_order);
     tcase_add_test(tc, sns_wrapped_and_plain);
     tcase_add_test(tc, dynamodb_bad_image_fails_one_record);
+    tcase_add_test(tc, jscan_values_and_escapes);
+    tcase_add_test(tc, jscan_errors_located);
+    tcase_add_test(tc, escaped_base64_data);
     suite_add_tcase(s, tc);
     return fanout_check_run(s);
 }

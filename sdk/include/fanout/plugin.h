@@ -163,9 +163,9 @@ struct fanout_record {
     const char *source_arn;
     const char *region;
     /* since 1.1: the source record as it came in the event (one element of
-     * its "Records", compact JSON; for KPL user records, the aggregate's
-     * record). Set only for plugins that ask with FANOUT_PLUGIN_SOURCE_JSON,
-     * else NULL. */
+     * its "Records", its JSON text as received; for KPL user records, the aggregate's
+     * record). `source_json_len` bytes, NOT NUL-terminated. Set only for
+     * plugins that ask with FANOUT_PLUGIN_SOURCE_JSON, else NULL. */
     const char *source_json;
     size_t source_json_len;
 };
