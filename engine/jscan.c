@@ -68,7 +68,20 @@ static int s_string(struct s_p *s, const char **text, size_t *len, int *escaped)
     const uint8_t *q = (const uint8_t *)s->p + 1, *end = (const uint8_t *)s->end;
     *escaped = 0;
     for (;;) {
-        /* plain printable ASCII: the common case */
+        /* plain printable ASCII: the common case, 8 bytes at a time (a
+         * word has a byte that needs a look when it is '"', '\\', below
+         * 0x20 or non-ASCII) */
+        while (end - q >= 8) {
+            uint64_t v;
+            memcpy(&v, q, 8);
+            const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+            uint64_t quote = v ^ (ones * '"'), slash = v ^ (ones * '\\');
+            uint64_t stop = ((quote - ones) & ~quote) | ((slash - ones) & ~slash) |
+                            ((v - ones * 0x20) & ~v) | v;
+            if (stop & high)
+                break;
+            q += 8;
+        }
         while (q < end && *q >= 0x20 && *q < 0x80 && *q != '"' && *q != '\\')
             q++;
         if (q >= end) {
