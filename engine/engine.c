@@ -349,10 +349,15 @@ static int s_check(struct fanout_engine *e, const struct fanout_mapping *m,
     s_fill_target(&t, m, p, opt_block);
     why[0] = 0;
     if (p->desc.validate(&t, why, sizeof why) != 0) {
-        snprintf(err, err_len, "mapping \"%s\": field \"destination\": %s%s%s", m->id,
-                 why[0] ? why : "refused by the plugin",
-                 p->desc.destination_example ? "; expected e.g. " : "",
-                 p->desc.destination_example ? p->desc.destination_example : "");
+        /* a plugin that names another field (an option, the region) says
+         * so itself; anything else is about the destination */
+        if (strncmp(why, "field \"", 7) == 0)
+            snprintf(err, err_len, "mapping \"%s\": %s", m->id, why);
+        else
+            snprintf(err, err_len, "mapping \"%s\": field \"destination\": %s%s%s", m->id,
+                     why[0] ? why : "refused by the plugin",
+                     p->desc.destination_example ? "; expected e.g. " : "",
+                     p->desc.destination_example ? p->desc.destination_example : "");
         free(opt_block);
         json_decref(opt_values);
         return -1;

@@ -371,7 +371,9 @@ struct fanout_plugin {
     void (*fini)(void *state);
     /* Required: check a target's destination (and options). Return 0 when
      * valid; otherwise write into `err` what is wrong and what was expected
-     * (an example of the right form), and return -1. Must not do I/O. */
+     * (an example of the right form), and return -1. Must not do I/O. A
+     * message about another field than the destination starts with
+     * `field "<name>": ` so the engine names that field. */
     int (*validate)(const struct fanout_target *target, char *err, size_t err_len);
     /* Required: make an instance for a target. Instances are cached by the
      * engine and reused across invocations; keep connections in them. */

@@ -1,0 +1,285 @@
+/*
+ * PutRecordBatch on the wire (JSON 1.1): build the request, read the
+ * answer.
+ *
+ * Request:  POST /, X-Amz-Target: Firehose_20150804.PutRecordBatch,
+ *           Content-Type: application/x-amz-json-1.1,
+ *           {"DeliveryStreamName":..., "Records":[{"Data":<base64>}, ...]}
+ * Response: {"FailedPutCount":N, "Encrypted":..., "RequestResponses":[...]}
+ *           in request order and of the request's length, each entry
+ *           {"RecordId"} or {"ErrorCode","ErrorMessage"}; ErrorCode is
+ *           ServiceUnavailableException (Firehose's "slow down": throttled)
+ *           or InternalFailure (retry). Source: the PutRecordBatch API
+ *           reference and botocore's firehose/2015-08-04/service-2.json.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "firehose.h"
+
+/* ---- a growable buffer ---- */
+
+struct s_buf {
+    char *p;
+    size_t len, cap;
+    int failed;
+};
+
+static void s_reserve(struct s_buf *b, size_t more)
+{
+    if (b->failed || b->len + more <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 1024;
+    while (cap < b->len + more)
+        cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p) {
+        b->failed = 1;
+        return;
+    }
+    b->p = p;
+    b->cap = cap;
+}
+
+static void s_puts(struct s_buf *b, const char *s)
+{
+    size_t n = strlen(s);
+    s_reserve(b, n);
+    if (b->failed)
+        return;
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+static size_t s_b64_len(size_t n)
+{
+    return (n + 2) / 3 * 4;
+}
+
+/* Base64 of `p` followed by `tail` (0 or 1 bytes), as one blob. */
+static void s_put_b64(struct s_buf *b, const uint8_t *p, size_t n, const uint8_t *tail,
+                      size_t tail_len)
+{
+    static const char t[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t total = n + tail_len;
+    s_reserve(b, s_b64_len(total));
+    if (b->failed)
+        return;
+    char *o = b->p + b->len;
+    size_t i = 0;
+    for (; i + 3 <= n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+        *o++ = t[v >> 18];
+        *o++ = t[(v >> 12) & 63];
+        *o++ = t[(v >> 6) & 63];
+        *o++ = t[v & 63];
+    }
+    /* the last 1 to 3 bytes, the tail among them */
+    uint8_t last[4];
+    size_t k = 0;
+    for (; i < n; i++)
+        last[k++] = p[i];
+    for (size_t j = 0; j < tail_len; j++)
+        last[k++] = tail[j];
+    for (size_t j = 0; j < k; j += 3) {
+        size_t m = k - j < 3 ? k - j : 3;
+        uint32_t v = (uint32_t)last[j] << 16 | (m > 1 ? (uint32_t)last[j + 1] << 8 : 0) |
+                     (m > 2 ? last[j + 2] : 0);
+        *o++ = t[v >> 18];
+        *o++ = t[(v >> 12) & 63];
+        *o++ = m > 1 ? t[(v >> 6) & 63] : '=';
+        *o++ = m > 2 ? t[v & 63] : '=';
+    }
+    b->len = (size_t)(o - b->p);
+}
+
+/* ---- the call ---- */
+
+static void s_log(const struct firehose_target *t, enum fanout_log_level level,
+                  const char *fmt, ...) FANOUT_PRINTF(3, 4);
+static void s_log(const struct firehose_target *t, enum fanout_log_level level,
+                  const char *fmt, ...)
+{
+    if (!t->host || !t->host->log_enabled(level))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    t->host->vlog(level, t->id, fmt, ap);
+    va_end(ap);
+}
+
+static void s_mark_all(size_t n, struct fanout_outcome *out, int status, const char *code,
+                       const char *fmt, ...) FANOUT_PRINTF(5, 6);
+static void s_mark_all(size_t n, struct fanout_outcome *out, int status, const char *code,
+                       const char *fmt, ...)
+{
+    char msg[sizeof out->message];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    for (size_t i = 0; i < n; i++)
+        fanout_outcome_set(&out[i], status, code, "%s", msg);
+}
+
+/* ServiceUnavailableException is how Firehose says "slow down" (the
+ * stream's throughput quota), per entry and per request. */
+static int s_is_throttle(const char *code)
+{
+    return strcmp(code, "ServiceUnavailableException") == 0 ||
+           strcmp(code, "ThrottlingException") == 0;
+}
+
+static int s_entry_status(const char *code)
+{
+    if (s_is_throttle(code))
+        return FANOUT_THROTTLED;
+    if (strcmp(code, "InternalFailure") == 0 || strcmp(code, "ServiceUnavailable") == 0)
+        return FANOUT_RETRY;
+    return FANOUT_FATAL;
+}
+
+static void s_read_answer(const struct firehose_target *t, size_t n, const uint8_t *body,
+                          size_t body_len, struct fanout_outcome *out)
+{
+    json_error_t jerr;
+    json_t *root = body ? json_loadb((const char *)body, body_len, 0, &jerr) : NULL;
+    json_t *rs = json_object_get(root, "RequestResponses");
+    if (!json_is_array(rs) || json_array_size(rs) != n) {
+        char what[96];
+        if (!root)
+            snprintf(what, sizeof what, "a body that is not JSON");
+        else if (!json_is_array(rs))
+            snprintf(what, sizeof what, "no \"RequestResponses\" array");
+        else
+            snprintf(what, sizeof what, "%zu entries in \"RequestResponses\"",
+                     json_array_size(rs));
+        s_log(t, FANOUT_LOG_WARN, "PutRecordBatch to %s: %zu records sent, answer has %s",
+              t->stream, n, what);
+        s_mark_all(n, out, FANOUT_RETRY, "ProtocolError",
+                   "PutRecordBatch answered with %s for %zu records sent; nothing is known "
+                   "accepted",
+                   what, n);
+        json_decref(root);
+        return;
+    }
+    size_t failed = 0, throttled = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *r = json_array_get(rs, i);
+        const char *code = json_string_value(json_object_get(r, "ErrorCode"));
+        const char *id = json_string_value(json_object_get(r, "RecordId"));
+        if (code && *code) {
+            const char *msg = json_string_value(json_object_get(r, "ErrorMessage"));
+            int st = s_entry_status(code);
+            fanout_outcome_set(&out[i], st, code, "%s", msg && *msg ? msg : "(no message)");
+            failed++;
+            throttled += st == FANOUT_THROTTLED;
+        } else if (!id || !*id) {
+            fanout_outcome_set(&out[i], FANOUT_RETRY, "ProtocolError",
+                               "PutRecordBatch answer entry %zu has neither RecordId nor "
+                               "ErrorCode",
+                               i);
+            failed++;
+        }
+    }
+    json_t *fc = json_object_get(root, "FailedPutCount");
+    if (json_is_integer(fc) && (size_t)json_integer_value(fc) != failed)
+        s_log(t, FANOUT_LOG_WARN,
+              "PutRecordBatch to %s: FailedPutCount says %lld, the entries say %zu",
+              t->stream, (long long)json_integer_value(fc), failed);
+    if (failed)
+        s_log(t, FANOUT_LOG_INFO,
+              "PutRecordBatch to %s: %zu of %zu records failed (%zu throttled)", t->stream,
+              failed, n, throttled);
+    else
+        s_log(t, FANOUT_LOG_DEBUG, "PutRecordBatch to %s: %zu records accepted", t->stream,
+              n);
+    json_decref(root);
+}
+
+void firehose_put_record_batch(const struct firehose_target *t,
+                               const struct fanout_batch *batch, struct fanout_outcome *out)
+{
+    static const uint8_t newline[] = "\n";
+    size_t n = batch->count, tail = t->append_newline ? 1 : 0;
+    if (!n)
+        return;
+    struct s_buf b = {0};
+    size_t need = 40 + strlen(t->stream);
+    for (size_t i = 0; i < n; i++)
+        need += 16 + s_b64_len(batch->messages[i]->body_len + tail);
+    s_reserve(&b, need);
+    s_puts(&b, "{\"DeliveryStreamName\":\"");
+    s_puts(&b, t->stream); /* no character to escape */
+    s_puts(&b, "\",\"Records\":[");
+    for (size_t i = 0; i < n; i++) {
+        const struct fanout_message *m = batch->messages[i];
+        s_puts(&b, i ? ",{\"Data\":\"" : "{\"Data\":\"");
+        s_put_b64(&b, m->body, m->body_len, newline, tail);
+        s_puts(&b, "\"}");
+    }
+    s_puts(&b, "]}");
+    if (b.failed) {
+        s_mark_all(n, out, FANOUT_RETRY, "OutOfMemory",
+                   "out of memory building PutRecordBatch");
+        free(b.p);
+        return;
+    }
+    if (b.len > FIREHOSE_MAX_REQUEST_BYTES)
+        s_log(t, FANOUT_LOG_WARN,
+              "PutRecordBatch to %s: the request is %zu bytes, over the %u this plugin "
+              "keeps to",
+              t->stream, b.len, FIREHOSE_MAX_REQUEST_BYTES);
+
+    static const struct fanout_aws_header headers[] = {
+        {"Content-Type", "application/x-amz-json-1.1"},
+        {"X-Amz-Target", "Firehose_20150804.PutRecordBatch"},
+    };
+    struct fanout_aws_request req = {
+        .struct_size = sizeof req,
+        .service = "firehose",
+        .region = t->region,
+        .role_arn = t->role,
+        .external_id = t->external_id,
+        .method = "POST",
+        .path = "/",
+        .headers = headers,
+        .header_count = sizeof headers / sizeof *headers,
+        .body = (const uint8_t *)b.p,
+        .body_len = b.len,
+        .protocol = FANOUT_AWS_JSON,
+    };
+    struct fanout_aws_response resp = {.struct_size = sizeof resp};
+    const struct fanout_aws_request *reqs[] = {&req};
+    struct fanout_aws_response *resps[] = {&resp};
+    s_log(t, FANOUT_LOG_DEBUG, "PutRecordBatch to %s: %zu records, %zu bytes (attempt %u)",
+          t->stream, n, b.len, batch->attempt);
+    t->host->aws_call(reqs, resps, 1);
+    switch (resp.result) {
+    case FANOUT_AWS_OK: s_read_answer(t, n, resp.body, resp.body_len, out); break;
+    case FANOUT_AWS_THROTTLED:
+        s_mark_all(n, out, FANOUT_THROTTLED, resp.error_code, "PutRecordBatch to %s: %s",
+                   t->stream, resp.error_message);
+        break;
+    case FANOUT_AWS_RETRYABLE:
+        /* the engine retries ServiceUnavailableException as a 5xx; it is
+         * Firehose's throttling all the same */
+        s_mark_all(n, out, s_is_throttle(resp.error_code) ? FANOUT_THROTTLED : FANOUT_RETRY,
+                   resp.error_code, "PutRecordBatch to %s: %s", t->stream,
+                   resp.error_message);
+        break;
+    default:
+        s_mark_all(n, out, FANOUT_FATAL,
+                   resp.error_code[0] ? resp.error_code : "RequestFailed",
+                   "PutRecordBatch to %s: %s", t->stream,
+                   resp.error_message[0] ? resp.error_message : "the request failed");
+        break;
+    }
+    t->host->aws_response_clean_up(&resp);
+    free(b.p);
+}
