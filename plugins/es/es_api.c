@@ -1,0 +1,1022 @@
+/*
+ * The OpenSearch / Elasticsearch side of the es plugin: the destination,
+ * one bulk entry per record, and the _bulk answer.
+ *
+ * Wire format (OpenSearch Bulk API, docs.opensearch.org/docs/latest/
+ * api-reference/document-apis/bulk/; Elasticsearch 6.0 reference,
+ * docs-bulk.html): POST /<index>/_bulk, or /<index>/<type>/_bulk for the
+ * mapping types of Elasticsearch before 7 (the index and type in the path
+ * stand for "_index" and "_type" in every action), with a newline-delimited
+ * JSON body: an action line, then the document line for index, each line
+ * ending with '\n', the last one included. The answer is 200 even when
+ * entries fail: {"took", "errors", "items": [{"<action>": {"_index", "_id",
+ * "status", "error"?}}]}, one item per action, in request order.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+
+#include "es.h"
+
+/* Deeper JSON is sent wrapped as text: OpenSearch's parser refuses such
+ * documents anyway (Jackson's StreamReadConstraints allow 1000 levels, and
+ * index.mapping.depth.limit defaults to 20). */
+#define S_MAX_DEPTH 1000
+
+/* ---- buffer ---- */
+
+void es_buf_put(struct es_buf *b, const void *src, size_t n)
+{
+    if (b->oom || n == 0)
+        return;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, src, n);
+    b->len += n;
+}
+
+void es_buf_puts(struct es_buf *b, const char *s)
+{
+    es_buf_put(b, s, strlen(s));
+}
+
+void es_buf_free(struct es_buf *b)
+{
+    free(b->p);
+    memset(b, 0, sizeof *b);
+}
+
+/* ---- text helpers ---- */
+
+/* Length of the UTF-8 sequence at s (RFC 3629: no overlongs, no
+ * surrogates, nothing above U+10FFFF), 0 if invalid. */
+static size_t s_utf8_len(const uint8_t *s, size_t n)
+{
+    uint8_t c = s[0];
+    size_t k = c < 0x80                 ? 1
+               : c >= 0xC2 && c <= 0xDF ? 2
+               : c >= 0xE0 && c <= 0xEF ? 3
+               : c >= 0xF0 && c <= 0xF4 ? 4
+                                        : 0;
+    if (!k || k > n)
+        return 0;
+    for (size_t i = 1; i < k; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] >= 0xA0) ||
+        (c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] >= 0x90))
+        return 0;
+    return k;
+}
+
+static int s_is_utf8(const uint8_t *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        size_t k = s_utf8_len(s + i, n - i);
+        if (!k)
+            return 0;
+        i += k;
+    }
+    return 1;
+}
+
+/* Valid UTF-8 text as a JSON string. */
+static void s_json_str(struct es_buf *b, const uint8_t *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    es_buf_put(b, "\"", 1);
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        es_buf_put(b, s + run, i - run);
+        run = i + 1;
+        switch (c) {
+        case '"': es_buf_puts(b, "\\\""); break;
+        case '\\': es_buf_puts(b, "\\\\"); break;
+        case '\n': es_buf_puts(b, "\\n"); break;
+        case '\r': es_buf_puts(b, "\\r"); break;
+        case '\t': es_buf_puts(b, "\\t"); break;
+        default: {
+            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            es_buf_put(b, esc, 6);
+        }
+        }
+    }
+    es_buf_put(b, s + run, n - run);
+    es_buf_put(b, "\"", 1);
+}
+
+static void s_b64_str(struct es_buf *b, const uint8_t *p, size_t n)
+{
+    static const char t[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    es_buf_put(b, "\"", 1);
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16;
+        if (i + 1 < n)
+            v |= (uint32_t)p[i + 1] << 8;
+        if (i + 2 < n)
+            v |= p[i + 2];
+        char q[4] = {t[v >> 18], t[(v >> 12) & 63], i + 1 < n ? t[(v >> 6) & 63] : '=',
+                     i + 2 < n ? t[v & 63] : '='};
+        es_buf_put(b, q, 4);
+    }
+    es_buf_put(b, "\"", 1);
+}
+
+/* ---- destination ---- */
+
+static char *s_strndup(const char *s, size_t n)
+{
+    char *p = malloc(n + 1);
+    if (p) {
+        memcpy(p, s, n);
+        p[n] = 0;
+    }
+    return p;
+}
+
+static int s_err(char *err, size_t err_len, const char *fmt, ...) FANOUT_PRINTF(3, 4);
+static int s_err(char *err, size_t err_len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, err_len, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* A name as shown in a message: cut, control bytes as '?'. */
+static const char *s_shown(const char *s, size_t n, char *out, size_t out_len)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n && k + 4 < out_len; i++)
+        out[k++] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? '?' : s[i];
+    if (k < n && k + 4 <= out_len) {
+        memcpy(out + k, "...", 3);
+        k += 3;
+    }
+    out[k] = 0;
+    return out;
+}
+
+/* OpenSearch's rules for index names (MetadataCreateIndexService.
+ * validateIndexOrAliasName plus the lowercase check; the same as
+ * Elasticsearch 7+), with control characters refused as well. */
+static int s_index_check(const char *s, size_t n, char *err, size_t err_len)
+{
+    char shown[80];
+    s_shown(s, n, shown, sizeof shown);
+    if (n == 0)
+        return s_err(err, err_len, "the index name after '#' is empty");
+    if (n > ES_MAX_INDEX_BYTES)
+        return s_err(err, err_len, "index name \"%s\" is %zu bytes; the limit is %d bytes",
+                     shown, n, ES_MAX_INDEX_BYTES);
+    if (!s_is_utf8((const uint8_t *)s, n))
+        return s_err(err, err_len, "index name \"%s\" is not valid UTF-8", shown);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 'A' && c <= 'Z')
+            return s_err(err, err_len, "index name \"%s\" must be lowercase", shown);
+        if (c < 0x20 || c == 0x7f)
+            return s_err(err, err_len, "index name \"%s\" contains a control character",
+                         shown);
+        if (strchr("\\/*?\"<>| ,#:", c))
+            return s_err(err, err_len,
+                         "index name \"%s\" must not contain '%c' (nor any of \\ / * ? \" "
+                         "< > | , # : or a space)",
+                         shown, c);
+    }
+    if (s[0] == '_' || s[0] == '-' || s[0] == '+')
+        return s_err(err, err_len, "index name \"%s\" must not start with '_', '-' or '+'",
+                     shown);
+    if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+        return s_err(err, err_len, "index name must not be \".\" or \"..\"");
+    return 0;
+}
+
+/* Mapping types (Elasticsearch before 7): no leading '_' except "_doc". */
+static int s_type_check(const char *s, size_t n, char *err, size_t err_len)
+{
+    char shown[80];
+    s_shown(s, n, shown, sizeof shown);
+    if (n == 0)
+        return s_err(err, err_len, "the document type after '/' is empty");
+    if (n > ES_MAX_TYPE_BYTES)
+        return s_err(err, err_len,
+                     "document type \"%s\" is %zu bytes; the limit is %d bytes", shown, n,
+                     ES_MAX_TYPE_BYTES);
+    if (!s_is_utf8((const uint8_t *)s, n))
+        return s_err(err, err_len, "document type \"%s\" is not valid UTF-8", shown);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c <= 0x20 || c == 0x7f || c == '/' || c == '#' || c == ',')
+            return s_err(err, err_len,
+                         "document type \"%s\" must not contain '/', '#', ',', spaces or "
+                         "control characters",
+                         shown);
+    }
+    if (s[0] == '_' && !(n == 4 && memcmp(s, "_doc", 4) == 0))
+        return s_err(err, err_len,
+                     "document type \"%s\" must not start with '_' (except \"_doc\")",
+                     shown);
+    return 0;
+}
+
+static int s_region_label(const char *s, size_t n)
+{
+    int dash = 0, digit = 0;
+    if (n < 4 || n > 32)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '-')
+            dash = 1;
+        else if (s[i] >= '0' && s[i] <= '9')
+            digit = 1;
+        else if (!(s[i] >= 'a' && s[i] <= 'z'))
+            return 0;
+    }
+    return dash && digit;
+}
+
+static int s_ends_with(const char *s, size_t n, const char *suffix, size_t *at)
+{
+    size_t k = strlen(suffix);
+    if (n <= k || strncmp(s + n - k, suffix, k) != 0)
+        return 0;
+    *at = n - k;
+    return 1;
+}
+
+/* The region and signing name an AWS host name carries:
+ *   <domain>.<region>.es.amazonaws.com[.cn]   OpenSearch Service, "es"
+ *   <collection>.<region>.aoss.amazonaws.com  OpenSearch Serverless, "aoss"
+ *   <collection>.aoss.<region>.on.aws          OpenSearch Serverless NextGen
+ *                                               endpoints, "aoss" (UNCONFIRMED)
+ * (managedomains-signing-service-requests.html: domain endpoints are
+ * domain-id.region.es.amazonaws.com; serverless-collection-endpoints.html
+ * for the collection endpoints.) The signing name "aoss" is what AWS's own
+ * OpenSearch clients use for collections (opensearch-py AWSV4SignerAuth,
+ * the Go and Java clients); the fact sheet marks it UNCONFIRMED. */
+static void s_host_facts(const char *host, size_t n, struct es_dest *d)
+{
+    char low[300];
+    if (n >= sizeof low)
+        return;
+    for (size_t i = 0; i < n; i++)
+        low[i] = (host[i] >= 'A' && host[i] <= 'Z') ? (char)(host[i] - 'A' + 'a') : host[i];
+    low[n] = 0;
+    static const struct {
+        const char *suffix;
+        const char *signer;
+    } tails[] = {{".es.amazonaws.com", "es"},
+                 {".es.amazonaws.com.cn", "es"},
+                 {".aoss.amazonaws.com", "aoss"}};
+    size_t at;
+    for (size_t t = 0; t < sizeof tails / sizeof *tails; t++) {
+        if (!s_ends_with(low, n, tails[t].suffix, &at))
+            continue;
+        /* the region is the label just before the suffix, and something
+         * (the domain or collection) comes before it */
+        size_t r = at;
+        while (r > 0 && low[r - 1] != '.')
+            r--;
+        if (r < 2 || !s_region_label(low + r, at - r))
+            return;
+        d->region = s_strndup(low + r, at - r);
+        d->signer = tails[t].signer;
+        d->aws_host = 1;
+        return;
+    }
+    if (s_ends_with(low, n, ".on.aws", &at)) {
+        size_t r = at;
+        while (r > 0 && low[r - 1] != '.')
+            r--;
+        if (r >= 6 && memcmp(low + r - 6, ".aoss.", 6) == 0 && r - 6 > 0 &&
+            s_region_label(low + r, at - r)) {
+            d->region = s_strndup(low + r, at - r);
+            d->signer = "aoss";
+            d->aws_host = 1;
+        }
+    }
+}
+
+static int s_port_ok(const char *s, size_t n)
+{
+    unsigned long v = 0;
+    if (n == 0 || n > 5)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+        v = v * 10 + (unsigned long)(s[i] - '0');
+    }
+    return v >= 1 && v <= 65535;
+}
+
+static int s_host_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '-' || c == '.';
+}
+
+/* host[:port] (or [v6]:port): 0 with the host part's length, or -1. */
+static int s_host_port(const char *s, size_t n, size_t *host_len, char *err, size_t err_len)
+{
+    char shown[80];
+    size_t h = 0;
+    if (n && s[0] == '[') {
+        const char *close = memchr(s, ']', n);
+        if (!close)
+            return s_err(err, err_len, "unclosed '[' in the endpoint's host");
+        h = (size_t)(close - s) + 1;
+    } else {
+        while (h < n && s_host_char(s[h]))
+            h++;
+    }
+    if (h == 0)
+        return s_err(err, err_len, "the endpoint has no host name");
+    if (h < n && (s[h] != ':' || !s_port_ok(s + h + 1, n - h - 1)))
+        return s_err(
+            err, err_len,
+            "endpoint \"%s\": expected a host name (letters, digits, '-' and '.'), "
+            "optionally with :port",
+            s_shown(s, n, shown, sizeof shown));
+    *host_len = h;
+    return 0;
+}
+
+int es_dest_parse(const char *destination, struct es_dest *d, char *err, size_t err_len)
+{
+    memset(d, 0, sizeof *d);
+    d->signer = "es";
+    if (!destination || !*destination)
+        return s_err(err, err_len, "the destination is empty: expected <endpoint>#<index>");
+    const char *hash = strchr(destination, '#');
+    if (!hash)
+        return s_err(err, err_len,
+                     "no '#' in the destination: expected <endpoint>#<index> or "
+                     "<endpoint>#<index>/<type>, the domain endpoint, '#', and the index");
+    size_t elen = (size_t)(hash - destination);
+    const char *target = hash + 1;
+    if (elen == 0)
+        return s_err(err, err_len, "nothing before '#': the domain endpoint is missing");
+    if (!*target)
+        return s_err(err, err_len, "nothing after '#': the index name is missing");
+
+    const char *slash = strchr(target, '/');
+    size_t ilen = slash ? (size_t)(slash - target) : strlen(target);
+    if (s_index_check(target, ilen, err, err_len) != 0)
+        return -1;
+    if (slash && s_type_check(slash + 1, strlen(slash + 1), err, err_len) != 0)
+        return -1;
+
+    /* the endpoint: a URL, or a bare host name for https */
+    const char *ep = destination, *sep = NULL;
+    for (size_t i = 0; i + 2 < elen; i++)
+        if (ep[i] == ':' && ep[i + 1] == '/' && ep[i + 2] == '/') {
+            sep = ep + i;
+            break;
+        }
+    const char *hostp;
+    size_t hostn, rest;
+    if (sep) {
+        size_t sl = (size_t)(sep - ep);
+        if (!((sl == 4 && strncasecmp(ep, "http", 4) == 0) ||
+              (sl == 5 && strncasecmp(ep, "https", 5) == 0)))
+            return s_err(err, err_len, "the endpoint's scheme must be http or https");
+        hostp = sep + 3;
+        size_t after = elen - (size_t)(hostp - ep);
+        const char *path = memchr(hostp, '/', after);
+        size_t hp = path ? (size_t)(path - hostp) : after;
+        if (s_host_port(hostp, hp, &hostn, err, err_len) != 0)
+            return -1;
+        /* a path prefix (a proxy in front of the domain) is kept; no query
+         * or fragment */
+        for (size_t i = 0; path && i < after - hp; i++) {
+            unsigned char c = (unsigned char)path[i];
+            if (c <= 0x20 || c == 0x7f || c == '?')
+                return s_err(err, err_len,
+                             "the endpoint URL's path must have no query, spaces or "
+                             "control characters");
+        }
+        rest = elen;
+        while (rest > 0 && ep[rest - 1] == '/')
+            rest--;
+        d->endpoint = s_strndup(ep, rest);
+    } else {
+        if (s_host_port(ep, elen, &hostn, err, err_len) != 0)
+            return -1;
+        hostp = ep;
+        d->endpoint = malloc(elen + 9);
+        if (d->endpoint) {
+            memcpy(d->endpoint, "https://", 8);
+            memcpy(d->endpoint + 8, ep, elen);
+            d->endpoint[elen + 8] = 0;
+        }
+    }
+    d->index = s_strndup(target, ilen);
+    if (slash)
+        d->doctype = strdup(slash + 1);
+    if (!d->endpoint || !d->index || (slash && !d->doctype)) {
+        es_dest_free(d);
+        return s_err(err, err_len, "out of memory");
+    }
+    s_host_facts(hostp, hostn, d);
+    return 0;
+}
+
+void es_dest_free(struct es_dest *d)
+{
+    free(d->endpoint);
+    free(d->index);
+    free(d->doctype);
+    free(d->region);
+    memset(d, 0, sizeof *d);
+}
+
+/* RFC 3986 unreserved characters stay, everything else is %XX: what SigV4
+ * canonical URIs expect, so the path is signed as it is sent. */
+static void s_uri_segment(struct es_buf *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '_' || c == '.' || c == '~') {
+            es_buf_put(b, s, 1);
+        } else {
+            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+            es_buf_put(b, e, 3);
+        }
+    }
+}
+
+char *es_bulk_path(const struct es_dest *d)
+{
+    struct es_buf b = {0};
+    es_buf_put(&b, "/", 1);
+    s_uri_segment(&b, d->index);
+    if (d->doctype) {
+        es_buf_put(&b, "/", 1);
+        s_uri_segment(&b, d->doctype);
+    }
+    es_buf_put(&b, "/_bulk", 7); /* with the NUL */
+    if (b.oom) {
+        es_buf_free(&b);
+        return NULL;
+    }
+    return b.p;
+}
+
+/* ---- JSON: checking a document without building it ---- */
+
+/* What the scan found for the id field. */
+enum s_id_kind { S_ID_ABSENT = 0, S_ID_STRING, S_ID_NUMBER, S_ID_OTHER };
+
+struct s_scan {
+    const char *field; /* the top-level member looked for, or NULL */
+    size_t field_len;
+    enum s_id_kind kind;
+    size_t vstart, vlen; /* the value's token (quotes included for a string) */
+};
+
+static size_t s_ws(const uint8_t *p, size_t n, size_t i)
+{
+    while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r'))
+        i++;
+    return i;
+}
+
+static int s_hex(uint8_t c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* A string token at p[i] == '"': the index after its closing quote, or 0. */
+static size_t s_string(const uint8_t *p, size_t n, size_t i)
+{
+    i++;
+    while (i < n) {
+        uint8_t c = p[i];
+        if (c == '"')
+            return i + 1;
+        if (c == '\\') {
+            if (i + 1 >= n)
+                return 0;
+            uint8_t e = p[i + 1];
+            if (e == 'u') {
+                if (i + 5 >= n)
+                    return 0;
+                for (size_t k = 2; k < 6; k++)
+                    if (s_hex(p[i + k]) < 0)
+                        return 0;
+                i += 6;
+            } else if (strchr("\"\\/bfnrt", e) && e) {
+                i += 2;
+            } else {
+                return 0;
+            }
+        } else if (c < 0x20) {
+            return 0;
+        } else if (c < 0x80) {
+            i++;
+        } else {
+            size_t k = s_utf8_len(p + i, n - i);
+            if (!k)
+                return 0;
+            i += k;
+        }
+    }
+    return 0;
+}
+
+static size_t s_number(const uint8_t *p, size_t n, size_t i)
+{
+    size_t s = i;
+    if (i < n && p[i] == '-')
+        i++;
+    if (i < n && p[i] == '0') {
+        i++;
+    } else if (i < n && p[i] >= '1' && p[i] <= '9') {
+        while (i < n && p[i] >= '0' && p[i] <= '9')
+            i++;
+    } else {
+        return 0;
+    }
+    if (i < n && p[i] == '.') {
+        size_t d = ++i;
+        while (i < n && p[i] >= '0' && p[i] <= '9')
+            i++;
+        if (i == d)
+            return 0;
+    }
+    if (i < n && (p[i] == 'e' || p[i] == 'E')) {
+        i++;
+        if (i < n && (p[i] == '+' || p[i] == '-'))
+            i++;
+        size_t d = i;
+        while (i < n && p[i] >= '0' && p[i] <= '9')
+            i++;
+        if (i == d)
+            return 0;
+    }
+    return i > s ? i : 0;
+}
+
+/* Decode a string token's content (without its quotes) into UTF-8. */
+static void s_unescape(const uint8_t *p, size_t n, struct es_buf *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] != '\\') {
+            es_buf_put(out, p + i, 1);
+            continue;
+        }
+        uint8_t e = p[++i];
+        const char *simple = NULL;
+        switch (e) {
+        case 'b': simple = "\b"; break;
+        case 'f': simple = "\f"; break;
+        case 'n': simple = "\n"; break;
+        case 'r': simple = "\r"; break;
+        case 't': simple = "\t"; break;
+        case 'u': break;
+        default: es_buf_put(out, &e, 1); continue;
+        }
+        if (simple) {
+            es_buf_puts(out, simple);
+            continue;
+        }
+        uint32_t cp = 0;
+        for (size_t k = 1; k <= 4; k++)
+            cp = cp << 4 | (uint32_t)s_hex(p[i + k]);
+        i += 4;
+        if (cp >= 0xD800 && cp <= 0xDBFF && i + 6 < n && p[i + 1] == '\\' &&
+            p[i + 2] == 'u') {
+            uint32_t lo = 0;
+            for (size_t k = 3; k <= 6; k++)
+                lo = lo << 4 | (uint32_t)s_hex(p[i + k]);
+            if (lo >= 0xDC00 && lo <= 0xDFFF) {
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                i += 6;
+            }
+        }
+        uint8_t u[4];
+        size_t k;
+        if (cp < 0x80) {
+            u[0] = (uint8_t)cp;
+            k = 1;
+        } else if (cp < 0x800) {
+            u[0] = (uint8_t)(0xC0 | cp >> 6);
+            u[1] = (uint8_t)(0x80 | (cp & 63));
+            k = 2;
+        } else if (cp < 0x10000) {
+            u[0] = (uint8_t)(0xE0 | cp >> 12);
+            u[1] = (uint8_t)(0x80 | ((cp >> 6) & 63));
+            u[2] = (uint8_t)(0x80 | (cp & 63));
+            k = 3;
+        } else {
+            u[0] = (uint8_t)(0xF0 | cp >> 18);
+            u[1] = (uint8_t)(0x80 | ((cp >> 12) & 63));
+            u[2] = (uint8_t)(0x80 | ((cp >> 6) & 63));
+            u[3] = (uint8_t)(0x80 | (cp & 63));
+            k = 4;
+        }
+        es_buf_put(out, u, k);
+    }
+}
+
+/* Is the key token p[s..e) (quotes included) the field looked for? */
+static int s_key_is(const uint8_t *p, size_t s, size_t e, const struct s_scan *sc)
+{
+    const uint8_t *q = p + s + 1;
+    size_t n = e - s - 2;
+    if (!memchr(q, '\\', n))
+        return n == sc->field_len && memcmp(q, sc->field, n) == 0;
+    struct es_buf b = {0};
+    s_unescape(q, n, &b);
+    int same = !b.oom && b.len == sc->field_len && memcmp(b.p, sc->field, b.len) == 0;
+    es_buf_free(&b);
+    return same;
+}
+
+/*
+ * Is p[0..n) exactly one JSON object (RFC 8259; surrounding white space
+ * allowed), in valid UTF-8? When sc->field is set, also find that top-level
+ * member (the first one, if repeated). Iterative, so a deep document cannot
+ * exhaust the stack.
+ */
+static int s_scan_object(const uint8_t *p, size_t n, struct s_scan *sc)
+{
+    char stack[S_MAX_DEPTH]; /* '{' or '[' per open container */
+    size_t depth = 0;
+    size_t i = s_ws(p, n, 0);
+    enum { VALUE, KEY, AFTER } state = VALUE;
+    int want = 0, capture = 0;
+    enum s_id_kind kind = S_ID_ABSENT;
+    if (i >= n || p[i] != '{')
+        return 0;
+    for (;;) {
+        if (state == VALUE) {
+            i = s_ws(p, n, i);
+            if (i >= n)
+                return 0;
+            uint8_t c = p[i];
+            size_t start = i;
+            if (want) {
+                want = 0;
+                if (c == '"' || c == '-' || (c >= '0' && c <= '9')) {
+                    capture = 1;
+                    kind = c == '"' ? S_ID_STRING : S_ID_NUMBER;
+                    sc->vstart = i;
+                } else if (sc->kind == S_ID_ABSENT) {
+                    sc->kind = S_ID_OTHER;
+                }
+            }
+            if (c == '{' || c == '[') {
+                if (depth == S_MAX_DEPTH)
+                    return 0;
+                stack[depth++] = (char)c;
+                i = s_ws(p, n, i + 1);
+                if (i < n && p[i] == (c == '{' ? '}' : ']')) {
+                    depth--;
+                    i++;
+                    state = AFTER;
+                } else {
+                    state = c == '{' ? KEY : VALUE;
+                }
+                continue;
+            }
+            if (c == '"')
+                i = s_string(p, n, i);
+            else if (c == '-' || (c >= '0' && c <= '9'))
+                i = s_number(p, n, i);
+            else if (n - i >= 4 && memcmp(p + i, "true", 4) == 0)
+                i += 4;
+            else if (n - i >= 5 && memcmp(p + i, "false", 5) == 0)
+                i += 5;
+            else if (n - i >= 4 && memcmp(p + i, "null", 4) == 0)
+                i += 4;
+            else
+                return 0;
+            if (i == 0)
+                return 0;
+            if (capture) {
+                capture = 0;
+                if (sc->kind == S_ID_ABSENT) {
+                    sc->kind = kind;
+                    sc->vlen = i - start;
+                }
+            }
+            state = AFTER;
+        } else if (state == KEY) {
+            i = s_ws(p, n, i);
+            if (i >= n || p[i] != '"')
+                return 0;
+            size_t ks = i;
+            i = s_string(p, n, i);
+            if (i == 0)
+                return 0;
+            if (sc->field && depth == 1 && sc->kind == S_ID_ABSENT)
+                want = s_key_is(p, ks, i, sc);
+            i = s_ws(p, n, i);
+            if (i >= n || p[i] != ':')
+                return 0;
+            i++;
+            state = VALUE;
+        } else { /* AFTER a value */
+            i = s_ws(p, n, i);
+            if (depth == 0)
+                return i == n;
+            if (i >= n)
+                return 0;
+            char top = stack[depth - 1];
+            if (p[i] == ',') {
+                i++;
+                state = top == '{' ? KEY : VALUE;
+            } else if ((p[i] == '}' && top == '{') || (p[i] == ']' && top == '[')) {
+                depth--;
+                i++;
+            } else {
+                return 0;
+            }
+        }
+    }
+}
+
+/* ---- bulk entries ---- */
+
+/* FNV-1a, 64 bits: a stable fingerprint of the source stream and the
+ * record's key in default ids. Never change it: ids must stay the same
+ * across versions, or a record resent after an upgrade is a new document. */
+static uint64_t s_fnv1a(uint64_t h, const void *p, size_t n)
+{
+    const uint8_t *s = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= s[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+static void s_copy_object(struct es_buf *b, const uint8_t *p, size_t n)
+{
+    /* In valid JSON a CR or LF can only be white space between tokens (a
+     * string holds them escaped), so a space keeps the document the same
+     * while keeping it on one NDJSON line. */
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] != '\n' && p[i] != '\r')
+            continue;
+        es_buf_put(b, p + run, i - run);
+        es_buf_put(b, " ", 1);
+        run = i + 1;
+    }
+    es_buf_put(b, p + run, n - run);
+}
+
+int es_entry_append(struct es_buf *b, const struct es_doc_opts *opts,
+                    const struct fanout_message *m, int *is_delete,
+                    struct fanout_outcome *o)
+{
+    const struct fanout_record *r = m->record_count ? m->records[0] : NULL;
+    const uint8_t *data = m->body;
+    size_t n = m->body_len;
+    struct s_scan sc = {0};
+    if (opts->id_mode == ES_ID_FIELD) {
+        sc.field = opts->id_field;
+        sc.field_len = strlen(opts->id_field);
+    }
+    int del =
+        opts->id_mode == ES_ID_KEY && r && r->action && strcmp(r->action, "REMOVE") == 0;
+    int object = s_scan_object(data, n, &sc);
+    if (!object && !del && opts->refuse_non_json) {
+        fanout_outcome_set(o, FANOUT_FATAL, "NotJsonObject",
+                           "the record's data (%zu bytes) is not a JSON object, and the "
+                           "mapping says nonJson \"refuse\"",
+                           n);
+        return -1;
+    }
+
+    /* the id, as a JSON string token */
+    struct es_buf id = {0};
+    switch (opts->id_mode) {
+    case ES_ID_SEQUENCE: {
+        char tail[64];
+        uint64_t h = 0xcbf29ce484222325ULL;
+        const char *arn = r && r->source_arn ? r->source_arn : "";
+        h = s_fnv1a(h, arn, strlen(arn) + 1); /* with the NUL as separator */
+        h = s_fnv1a(h, m->key, m->key_len);
+        snprintf(tail, sizeof tail, "-%llu-%016llx",
+                 (unsigned long long)(r ? r->sub_sequence_number : 0),
+                 (unsigned long long)h);
+        struct es_buf raw = {0};
+        es_buf_puts(&raw, r && r->sequence_number ? r->sequence_number : "");
+        es_buf_puts(&raw, tail);
+        if (!raw.oom &&
+            (raw.len > ES_MAX_ID_BYTES || !s_is_utf8((uint8_t *)raw.p, raw.len))) {
+            fanout_outcome_set(o, FANOUT_FATAL, "InvalidDocumentId",
+                               "the id made from the sequence number is %zu bytes or not "
+                               "UTF-8; OpenSearch takes ids of at most %d bytes",
+                               raw.len, ES_MAX_ID_BYTES);
+            es_buf_free(&raw);
+            return -1;
+        }
+        if (!raw.oom)
+            s_json_str(&id, (uint8_t *)raw.p, raw.len);
+        id.oom |= raw.oom;
+        es_buf_free(&raw);
+        break;
+    }
+    case ES_ID_KEY:
+        if (m->key_len == 0 || m->key_len > ES_MAX_ID_BYTES ||
+            !s_is_utf8(m->key, m->key_len)) {
+            fanout_outcome_set(o, FANOUT_FATAL, "InvalidDocumentId",
+                               "documentId \"key\": the record's key is %zu bytes%s; an id "
+                               "is 1 to %d bytes of UTF-8",
+                               m->key_len,
+                               s_is_utf8(m->key, m->key_len) ? "" : " and not UTF-8",
+                               ES_MAX_ID_BYTES);
+            return -1;
+        }
+        s_json_str(&id, m->key, m->key_len);
+        break;
+    case ES_ID_FIELD: {
+        if (!object || sc.kind == S_ID_ABSENT || sc.kind == S_ID_OTHER) {
+            fanout_outcome_set(o, FANOUT_FATAL, "MissingDocumentId",
+                               "idField \"%.64s\": %s", opts->id_field,
+                               !object ? "the record's data is not a JSON object"
+                               : sc.kind == S_ID_ABSENT
+                                   ? "the document has no such top-level field"
+                                   : "the field is not a string or a number");
+            return -1;
+        }
+        const uint8_t *v = data + sc.vstart;
+        size_t bytes = sc.vlen;
+        if (sc.kind == S_ID_STRING) {
+            struct es_buf dec = {0};
+            s_unescape(v + 1, sc.vlen - 2, &dec);
+            bytes = dec.len;
+            es_buf_free(&dec);
+        }
+        if (bytes == 0 || bytes > ES_MAX_ID_BYTES) {
+            fanout_outcome_set(o, FANOUT_FATAL, "InvalidDocumentId",
+                               "idField \"%.64s\" is %zu bytes; an id is 1 to %d bytes",
+                               opts->id_field, bytes, ES_MAX_ID_BYTES);
+            return -1;
+        }
+        if (sc.kind == S_ID_STRING) {
+            es_buf_put(&id, v, sc.vlen); /* already a JSON string token */
+        } else {
+            es_buf_put(&id, "\"", 1);
+            es_buf_put(&id, v, sc.vlen);
+            es_buf_put(&id, "\"", 1);
+        }
+        break;
+    }
+    case ES_ID_NONE: break;
+    }
+
+    size_t start = b->len;
+    int oom_before = b->oom;
+    es_buf_puts(b, del ? "{\"delete\":{" : "{\"index\":{");
+    if (id.len) {
+        es_buf_puts(b, "\"_id\":");
+        es_buf_put(b, id.p, id.len);
+    }
+    es_buf_puts(b, "}}\n");
+    if (!del) {
+        if (object) {
+            s_copy_object(b, data, n);
+        } else if (s_is_utf8(data, n)) {
+            es_buf_puts(b, "{\"data\":");
+            s_json_str(b, data, n);
+            es_buf_puts(b, "}");
+        } else {
+            es_buf_puts(b, "{\"dataBase64\":");
+            s_b64_str(b, data, n);
+            es_buf_puts(b, "}");
+        }
+        es_buf_put(b, "\n", 1);
+    }
+    int oom = id.oom || (b->oom && !oom_before);
+    es_buf_free(&id);
+    if (oom) {
+        b->len = start;
+        b->oom = oom_before;
+        fanout_outcome_set(o, FANOUT_RETRY, "OutOfMemory",
+                           "out of memory building the request");
+        return -1;
+    }
+    *is_delete = del;
+    return 0;
+}
+
+/* ---- the answer ---- */
+
+/* An item's reason without what could quote the document: mapper errors
+ * append "Preview of field's value: '...'" (OpenSearch DocumentParser). */
+static void s_reason(const char *reason, char *out, size_t out_len)
+{
+    const char *cut = reason ? strstr(reason, "Preview of field's value") : NULL;
+    size_t n = reason ? (cut ? (size_t)(cut - reason) : strlen(reason)) : 0;
+    while (n && (reason[n - 1] == ' ' || reason[n - 1] == '.'))
+        n--;
+    if (n >= out_len)
+        n = out_len - 1;
+    for (size_t i = 0; i < n; i++)
+        out[i] = ((unsigned char)reason[i] < 0x20) ? ' ' : reason[i];
+    out[n] = 0;
+}
+
+static void s_all(struct fanout_outcome *const *outs, size_t count, int status,
+                  const char *code, const char *msg)
+{
+    for (size_t k = 0; k < count; k++)
+        fanout_outcome_set(outs[k], status, code, "%s", msg);
+}
+
+int es_bulk_read(const uint8_t *body, size_t len, size_t count, const uint8_t *deletes,
+                 struct fanout_outcome *const *outs)
+{
+    char msg[256];
+    json_error_t je;
+    json_t *root = body && len
+                       ? json_loadb((const char *)body, len, JSON_DECODE_INT_AS_REAL, &je)
+                       : NULL;
+    json_t *items = json_object_get(root, "items");
+    if (!json_is_array(items)) {
+        snprintf(msg, sizeof msg,
+                 "the _bulk answer (%zu bytes) has no \"items\" list; resending the %zu "
+                 "document%s",
+                 len, count, count == 1 ? "" : "s");
+        s_all(outs, count, FANOUT_RETRY, "BulkResponseUnreadable", msg);
+        json_decref(root);
+        return -1;
+    }
+    if (json_array_size(items) != count) {
+        snprintf(msg, sizeof msg,
+                 "the _bulk answer has %zu items for the %zu actions sent; which ones "
+                 "succeeded is unknown, so all are resent",
+                 json_array_size(items), count);
+        s_all(outs, count, FANOUT_RETRY, "BulkResponseMismatch", msg);
+        json_decref(root);
+        return -1;
+    }
+    for (size_t k = 0; k < count; k++) {
+        json_t *item = json_array_get(items, k);
+        void *it = json_is_object(item) ? json_object_iter(item) : NULL;
+        json_t *res = it ? json_object_iter_value(it) : NULL;
+        json_t *st = json_object_get(res, "status");
+        long status = json_is_number(st) ? (long)json_number_value(st) : 0;
+        if (status >= 200 && status < 300)
+            continue;
+        json_t *error = json_object_get(res, "error");
+        /* deleting what is already gone is what a delete wants */
+        if (deletes && deletes[k] && status == 404 && !json_is_object(error))
+            continue;
+        const char *type = json_string_value(json_object_get(error, "type"));
+        const char *reason = json_is_string(error)
+                                 ? json_string_value(error)
+                                 : json_string_value(json_object_get(error, "reason"));
+        char why[200];
+        s_reason(reason, why, sizeof why);
+        char code[64];
+        if (type)
+            snprintf(code, sizeof code, "%s", type);
+        else
+            snprintf(code, sizeof code, "HTTP%ld", status);
+        int kind = status == 429                               ? FANOUT_THROTTLED
+                   : status >= 500 || status == 408 || !status ? FANOUT_RETRY
+                                                               : FANOUT_FATAL;
+        if (!status)
+            fanout_outcome_set(outs[k], kind, "BulkResponseUnreadable",
+                               "item %zu of the _bulk answer has no status", k);
+        else
+            fanout_outcome_set(outs[k], kind, code, "%s (HTTP %ld)%s%s",
+                               kind == FANOUT_THROTTLED ? "throttled by the domain"
+                               : kind == FANOUT_RETRY   ? "the domain failed this document"
+                                                      : "the domain refused this document",
+                               status, why[0] ? ": " : "", why);
+    }
+    json_decref(root);
+    return 0;
+}
