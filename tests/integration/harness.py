@@ -132,8 +132,10 @@ class AwsService(Server):
 
     def received(self, service, target, min_count=0, timeout_ms=5000):
         from urllib.parse import urlencode
-        q = urlencode({"service": service, "target": target, "min": min_count,
-                       "timeout_ms": timeout_ms})
+        params = {"service": service, "min": min_count, "timeout_ms": timeout_ms}
+        if target is not None:
+            params["target"] = target
+        q = urlencode(params)
         return self._json("GET", "/__received?" + q)
 
     def faults(self, rules):
