@@ -29,6 +29,7 @@ static const char *const s_throttle_codes[] = {
     /* standard.py _THROTTLED_ERROR_CODES */
     "Throttling",
     "ThrottlingException",
+    "KmsThrottled", /* SQS (JSON protocol): KMS throttled the queue's key */
     "ThrottledException",
     "RequestThrottledException",
     "TooManyRequestsException",

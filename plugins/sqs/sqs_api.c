@@ -1,0 +1,427 @@
+/*
+ * The SQS wire protocol: JSON 1.0 (Content-Type application/x-amz-json-1.0,
+ * X-Amz-Target AmazonSQS.SendMessage / AmazonSQS.SendMessageBatch, the
+ * QueueUrl in the body), as in botocore's sqs service-2.json (aws-facts §3).
+ *
+ * A SendMessageBatch answer is HTTP 200 even when entries failed:
+ *   {"Successful":[{"Id","MessageId","MD5OfMessageBody",...}],
+ *    "Failed":[{"Id","SenderFault","Code","Message"}]}
+ * Each entry is judged on its own; an entry the answer does not mention,
+ * or whose MD5OfMessageBody is not the MD5 of what was sent (the check the
+ * AWS SDKs make), is not taken as delivered.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "sqs.h"
+
+/* ---- buffer ---- */
+
+int sqs_buf_put(struct sqs_buf *b, const void *src, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p)
+            return -1;
+        b->p = p;
+        b->cap = cap;
+    }
+    if (n)
+        memcpy(b->p + b->len, src, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+    return 0;
+}
+
+int sqs_buf_puts(struct sqs_buf *b, const char *s)
+{
+    return sqs_buf_put(b, s, strlen(s));
+}
+
+void sqs_buf_free(struct sqs_buf *b)
+{
+    free(b->p);
+    *b = (struct sqs_buf){0};
+}
+
+int sqs_buf_json_str(struct sqs_buf *b, const uint8_t *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    int rc = sqs_buf_put(b, "\"", 1);
+    size_t run = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        uint8_t c = s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        rc |= sqs_buf_put(b, s + run, i - run);
+        run = i + 1;
+        char esc[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], 0};
+        switch (c) {
+        case '"': rc |= sqs_buf_puts(b, "\\\""); break;
+        case '\\': rc |= sqs_buf_puts(b, "\\\\"); break;
+        case '\n': rc |= sqs_buf_puts(b, "\\n"); break;
+        case '\r': rc |= sqs_buf_puts(b, "\\r"); break;
+        case '\t': rc |= sqs_buf_puts(b, "\\t"); break;
+        default: rc |= sqs_buf_put(b, esc, 6);
+        }
+    }
+    rc |= sqs_buf_put(b, s + run, n - run);
+    return rc | sqs_buf_put(b, "\"", 1);
+}
+
+int sqs_buf_base64(struct sqs_buf *b, const uint8_t *p, size_t n)
+{
+    static const char t[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16;
+        if (i + 1 < n)
+            v |= (uint32_t)p[i + 1] << 8;
+        if (i + 2 < n)
+            v |= p[i + 2];
+        char q[4] = {t[v >> 18], t[(v >> 12) & 63], i + 1 < n ? t[(v >> 6) & 63] : '=',
+                     i + 2 < n ? t[v & 63] : '='};
+        rc = sqs_buf_put(b, q, 4);
+    }
+    return rc;
+}
+
+/* ---- text ---- */
+
+/* Decode one UTF-8 sequence (no overlongs, no surrogates, <= U+10FFFF):
+ * its length, or 0 when invalid. */
+static size_t s_utf8_next(const uint8_t *s, size_t n, uint32_t *cp)
+{
+    uint8_t c = s[0];
+    size_t k = c < 0x80                 ? 1
+               : c >= 0xC2 && c <= 0xDF ? 2
+               : c >= 0xE0 && c <= 0xEF ? 3
+               : c >= 0xF0 && c <= 0xF4 ? 4
+                                        : 0;
+    if (!k || k > n)
+        return 0;
+    for (size_t i = 1; i < k; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] >= 0xA0) ||
+        (c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] >= 0x90))
+        return 0;
+    uint32_t v = k == 1 ? c : k == 2 ? c & 0x1Fu : k == 3 ? c & 0x0Fu : c & 0x07u;
+    for (size_t i = 1; i < k; i++)
+        v = (v << 6) | (s[i] & 0x3Fu);
+    *cp = v;
+    return k;
+}
+
+static int s_sqs_char(uint32_t c)
+{
+    return c == 0x9 || c == 0xA || c == 0xD || (c >= 0x20 && c <= 0xD7FF) ||
+           (c >= 0xE000 && c <= 0xFFFD) || (c >= 0x10000 && c <= 0x10FFFF);
+}
+
+size_t sqs_text_check(const uint8_t *s, size_t n, char *what, size_t what_len)
+{
+    for (size_t i = 0; i < n;) {
+        uint32_t cp = 0;
+        size_t k = s_utf8_next(s + i, n - i, &cp);
+        if (!k) {
+            snprintf(what, what_len, "invalid UTF-8 (byte 0x%02X)", s[i]);
+            return i;
+        }
+        if (!s_sqs_char(cp)) {
+            snprintf(what, what_len, "character U+%04X", (unsigned)cp);
+            return i;
+        }
+        i += k;
+    }
+    if (what_len)
+        what[0] = '\0';
+    return n;
+}
+
+/* ---- digests ---- */
+
+static void s_hex(const unsigned char *md, unsigned len, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (unsigned i = 0; i < len; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[2 * len] = '\0';
+}
+
+int sqs_sha256_hex(const void *const *parts, const size_t *lens, size_t count, char out[65])
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
+    for (size_t i = 0; ok && i < count; i++)
+        ok = EVP_DigestUpdate(ctx, parts[i], lens[i]) == 1;
+    ok = ok && EVP_DigestFinal_ex(ctx, md, &len) == 1 && len == 32;
+    EVP_MD_CTX_free(ctx);
+    if (!ok)
+        return -1;
+    s_hex(md, len, out);
+    return 0;
+}
+
+/* MD5 hex of a body, or "" when MD5 is not available (a FIPS provider):
+ * then the check is skipped. */
+static void s_md5_hex(const uint8_t *p, size_t n, char out[33])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    out[0] = '\0';
+    if (EVP_Digest(p, n, md, &len, EVP_md5(), NULL) == 1 && len == 16)
+        s_hex(md, len, out);
+}
+
+/* ---- FIFO ids ---- */
+
+static int s_id_char(uint8_t c)
+{
+    /* alphanumeric and punctuation: the printable ASCII but space */
+    return c > 0x20 && c < 0x7F;
+}
+
+int sqs_group_id(const uint8_t *key, size_t key_len, char out[SQS_MAX_ID_CHARS + 1])
+{
+    int ok = key_len > 0 && key_len <= SQS_MAX_ID_CHARS;
+    for (size_t i = 0; ok && i < key_len; i++)
+        ok = s_id_char(key[i]);
+    if (ok) {
+        memcpy(out, key, key_len);
+        out[key_len] = '\0';
+        return 0;
+    }
+    const void *parts[] = {key ? (const void *)key : ""};
+    size_t lens[] = {key ? key_len : 0};
+    return sqs_sha256_hex(parts, lens, 1, out);
+}
+
+int sqs_dedup_id(const char *target_id, const struct fanout_message *m,
+                 char out[SQS_MAX_ID_CHARS + 1])
+{
+    const struct fanout_record *first = m->records[0];
+    const struct fanout_record *last = m->records[m->record_count - 1];
+    char subs[96];
+    int n = snprintf(subs, sizeof subs, "%llu:%llu:%zu",
+                     (unsigned long long)first->sub_sequence_number,
+                     (unsigned long long)last->sub_sequence_number, m->record_count);
+    const char *src = first->source_arn ? first->source_arn : "";
+    /* NUL-terminated parts, so ("ab","c") and ("a","bc") differ */
+    const void *parts[] = {"fanout-dedup-1",      target_id, src, first->sequence_number,
+                           last->sequence_number, subs};
+    size_t lens[] = {sizeof "fanout-dedup-1",
+                     strlen(target_id) + 1,
+                     strlen(src) + 1,
+                     strlen(first->sequence_number) + 1,
+                     strlen(last->sequence_number) + 1,
+                     (size_t)(n > 0 ? n : 0)};
+    return sqs_sha256_hex(parts, lens, sizeof lens / sizeof *lens, out);
+}
+
+/* ---- requests ---- */
+
+static int s_entry_fields(struct sqs_buf *b, const struct sqs_entry *e)
+{
+    int rc = sqs_buf_puts(b, "\"MessageBody\":");
+    rc |= sqs_buf_json_str(b, e->body, e->body_len);
+    if (e->fifo) {
+        rc |= sqs_buf_puts(b, ",\"MessageGroupId\":");
+        rc |= sqs_buf_json_str(b, (const uint8_t *)e->group_id, strlen(e->group_id));
+        rc |= sqs_buf_puts(b, ",\"MessageDeduplicationId\":");
+        rc |= sqs_buf_json_str(b, (const uint8_t *)e->dedup_id, strlen(e->dedup_id));
+    }
+    if (e->encoded)
+        rc |= sqs_buf_puts(b, ",\"MessageAttributes\":{\"" SQS_B64_ATTR_NAME
+                              "\":{\"DataType\":\"" SQS_B64_ATTR_TYPE
+                              "\",\"StringValue\":\"" SQS_B64_ATTR_VALUE "\"}}");
+    return rc;
+}
+
+int sqs_request_body(struct sqs_buf *b, const char *queue_url,
+                     struct sqs_entry *const *entries, size_t count, int batch)
+{
+    int rc = sqs_buf_puts(b, "{\"QueueUrl\":");
+    rc |= sqs_buf_json_str(b, (const uint8_t *)queue_url, strlen(queue_url));
+    if (!batch) {
+        rc |= sqs_buf_puts(b, ",");
+        rc |= s_entry_fields(b, entries[0]);
+        return rc | sqs_buf_puts(b, "}");
+    }
+    rc |= sqs_buf_puts(b, ",\"Entries\":[");
+    for (size_t i = 0; i < count && rc == 0; i++) {
+        char id[48];
+        snprintf(id, sizeof id, "%s{\"Id\":\"%zu\",", i ? "," : "", entries[i]->index);
+        rc |= sqs_buf_puts(b, id);
+        rc |= s_entry_fields(b, entries[i]);
+        rc |= sqs_buf_puts(b, "}");
+    }
+    return rc | sqs_buf_puts(b, "]}");
+}
+
+/* ---- responses ---- */
+
+/* Throttling codes of SQS (RequestThrottled; KmsThrottled, whose Query
+ * code is KMS.ThrottlingException) and the generic ones. */
+static int s_throttling(const char *code)
+{
+    static const char *const codes[] = {
+        "RequestThrottled",       "KmsThrottled",         "KMS.ThrottlingException",
+        "ThrottlingException",    "Throttling",           "TooManyRequestsException",
+        "KMSThrottlingException", "RequestLimitExceeded",
+    };
+    const char *prefix = "AWS.SimpleQueueService.";
+    if (strncmp(code, prefix, strlen(prefix)) == 0)
+        code += strlen(prefix);
+    for (size_t i = 0; i < sizeof codes / sizeof *codes; i++)
+        if (strcmp(codes[i], code) == 0)
+            return 1;
+    return 0;
+}
+
+/* The outcome of one failed entry: throttling is retried whoever is at
+ * fault; otherwise the sender's fault will not pass on a resend, and the
+ * service's own fault may. */
+static int s_entry_status(const char *code, int sender_fault)
+{
+    if (s_throttling(code))
+        return FANOUT_THROTTLED;
+    return sender_fault ? FANOUT_FATAL : FANOUT_RETRY;
+}
+
+static void s_all(struct sqs_entry *const *entries, size_t count,
+                  struct fanout_outcome *out, int status, const char *code, const char *msg)
+{
+    for (size_t i = 0; i < count; i++)
+        fanout_outcome_set(&out[entries[i]->index], status, code, "%s", msg);
+}
+
+/* MD5OfMessageBody as the service computed it against what was sent. */
+static int s_md5_matches(json_t *obj, const struct sqs_entry *e)
+{
+    const char *md5 = json_string_value(json_object_get(obj, "MD5OfMessageBody"));
+    if (!md5)
+        return 1; /* not given: nothing to check */
+    char mine[33];
+    s_md5_hex(e->body, e->body_len, mine);
+    return !mine[0] || strcasecmp(md5, mine) == 0;
+}
+
+/* The position in the request of the entry with this Id, or `count`. */
+static size_t s_find(struct sqs_entry *const *entries, size_t count, const char *id)
+{
+    for (size_t i = 0; id && i < count; i++) {
+        char mine[32];
+        snprintf(mine, sizeof mine, "%zu", entries[i]->index);
+        if (strcmp(mine, id) == 0)
+            return i;
+    }
+    return count;
+}
+
+void sqs_read_response(const struct fanout_aws_response *r,
+                       struct sqs_entry *const *entries, size_t count, int batch,
+                       struct fanout_outcome *out)
+{
+    const char *op = batch ? "SendMessageBatch" : "SendMessage";
+    if (r->result != FANOUT_AWS_OK) {
+        const char *code = r->error_code[0] ? r->error_code : "RequestFailed";
+        int st = r->result == FANOUT_AWS_THROTTLED   ? FANOUT_THROTTLED
+                 : r->result == FANOUT_AWS_RETRYABLE ? FANOUT_RETRY
+                 : s_throttling(code)                ? FANOUT_THROTTLED
+                                                     : FANOUT_FATAL;
+        char msg[600];
+        snprintf(msg, sizeof msg, "%s: %s", op,
+                 r->error_message[0] ? r->error_message : "no reason given");
+        s_all(entries, count, out, st, code, msg);
+        return;
+    }
+    json_error_t je;
+    json_t *root = json_loadb((const char *)r->body, r->body_len, 0, &je);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        s_all(entries, count, out, FANOUT_RETRY, "InvalidResponse",
+              batch ? "SendMessageBatch answered HTTP 200 with a body that is not a JSON "
+                      "object: delivery unknown"
+                    : "SendMessage answered HTTP 200 with a body that is not a JSON "
+                      "object: delivery unknown");
+        return;
+    }
+    if (!batch) {
+        if (!json_is_string(json_object_get(root, "MessageId")))
+            s_all(entries, count, out, FANOUT_RETRY, "InvalidResponse",
+                  "SendMessage answered without a MessageId: delivery unknown");
+        else if (!s_md5_matches(root, entries[0]))
+            s_all(entries, count, out, FANOUT_RETRY, "MD5Mismatch",
+                  "MD5OfMessageBody differs from the MD5 of the body sent: the message "
+                  "was altered on the way");
+        json_decref(root);
+        return;
+    }
+    /* which entries the answer names */
+    char *seen = calloc(count, 1);
+    if (!seen) {
+        json_decref(root);
+        s_all(entries, count, out, FANOUT_RETRY, "OutOfMemory",
+              "out of memory reading the answer: delivery unknown");
+        return;
+    }
+    size_t i;
+    json_t *item;
+    json_array_foreach (json_object_get(root, "Successful"), i, item) {
+        const char *id = json_string_value(json_object_get(item, "Id"));
+        size_t at = s_find(entries, count, id);
+        if (at == count || seen[at])
+            continue;
+        seen[at] = 1;
+        struct sqs_entry *e = entries[at];
+        if (!json_is_string(json_object_get(item, "MessageId")))
+            fanout_outcome_set(&out[e->index], FANOUT_RETRY, "InvalidResponse",
+                               "SendMessageBatch entry %s: no MessageId: delivery unknown",
+                               id);
+        else if (!s_md5_matches(item, e))
+            fanout_outcome_set(&out[e->index], FANOUT_RETRY, "MD5Mismatch",
+                               "SendMessageBatch entry %s: MD5OfMessageBody differs from "
+                               "the MD5 of the body sent",
+                               id);
+    }
+    json_array_foreach (json_object_get(root, "Failed"), i, item) {
+        const char *id = json_string_value(json_object_get(item, "Id"));
+        size_t at = s_find(entries, count, id);
+        if (at == count)
+            continue;
+        seen[at] = 1;
+        struct sqs_entry *e = entries[at];
+        const char *code = json_string_value(json_object_get(item, "Code"));
+        const char *msg = json_string_value(json_object_get(item, "Message"));
+        json_t *sf = json_object_get(item, "SenderFault");
+        /* a string "true" from a Query-minded server reads the same */
+        int sender = json_is_true(sf) ||
+                     (json_is_string(sf) && strcmp(json_string_value(sf), "true") == 0);
+        code = code && *code ? code : "UnknownError";
+        fanout_outcome_set(&out[e->index], s_entry_status(code, sender), code,
+                           "SendMessageBatch entry %s failed (%s fault): %s", id,
+                           sender ? "sender" : "service", msg && *msg ? msg : "no message");
+    }
+    for (size_t j = 0; j < count; j++)
+        if (!seen[j] && out[entries[j]->index].status == FANOUT_OK)
+            fanout_outcome_set(&out[entries[j]->index], FANOUT_RETRY, "InvalidResponse",
+                               "SendMessageBatch answer names entry %zu neither in "
+                               "Successful nor in Failed: delivery unknown",
+                               entries[j]->index);
+    free(seen);
+    json_decref(root);
+}
