@@ -1,0 +1,607 @@
+/*
+ * The `redis` destination (ElastiCache for Redis OSS / Valkey with cluster
+ * mode disabled, or any Redis server): each record is stored under its key
+ * (Kinesis partition key, or the DynamoDB key string) with its data as the
+ * value, by pipelined SET commands (optionally with EX) or one MSET per
+ * call.
+ *
+ * Destination: host:port, a.b.c.d:port or [v6]:port. Options: database,
+ * passwordEnv, username, ttlSeconds, command, tls, tlsServerName, timeoutMs
+ * (see s_options). The password comes from the environment, never from the
+ * mapping, and is never logged.
+ *
+ * Concurrency: `send` may run on several threads for one instance; each call
+ * takes a connection from the instance's pool of idle connections (or opens
+ * one) and gives it back afterwards, so concurrent calls never share a
+ * connection, and connections stay open across invocations. An ordered
+ * target (parallel: false) gets one call at a time from the engine, and
+ * one call's pipeline is written and answered in order on one connection.
+ *
+ * The wire side (transport, TLS, AUTH/SELECT, replies) is in redis_api.c.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <fanout/plugin.h>
+
+#include "redis_api.h"
+
+/* Redis strings (keys and values) are at most 512 MB (proto-max-bulk-len;
+ * https://redis.io/docs/latest/develop/data-types/strings/). The key counts
+ * too, so the limit holds for key + value together, conservatively. */
+#define REDIS_MAX_MESSAGE_BYTES (512ull << 20)
+/* Commands per pipeline: Redis queues the replies of a pipeline in memory,
+ * and its documentation advises batches of a reasonable size ("for instance
+ * 10k commands", https://redis.io/docs/latest/develop/use/pipelining/). A
+ * Kinesis batch is at most 10,000 records; 1000 keeps one call short on a
+ * single-threaded server. */
+#define REDIS_MAX_COMMANDS_PER_CALL 1000
+/* Bytes per call: our bound on the pipeline buffer we build (Redis itself
+ * accepts a 1 GB query buffer, client-query-buffer-limit). */
+#define REDIS_MAX_CALL_BYTES (64ull << 20)
+/* RESP framing of "SET key value EX ttl" beyond key and value. */
+#define REDIS_PER_COMMAND_OVERHEAD 64
+/* Idle connections kept per instance: the engine's default
+ * FANOUT_MAX_PARALLEL; more are closed when given back. */
+#define REDIS_MAX_IDLE_CONNECTIONS 16
+#define REDIS_DEFAULT_TIMEOUT_MS   2000
+/* Stop this long before the invocation's deadline, so the engine can still
+ * report the outcome (the same margin as the engine's AWS calls). */
+#define REDIS_DEADLINE_MARGIN_MS   500
+#define REDIS_DEFAULT_PASSWORD_ENV "FANOUT_REDIS_PASSWORD"
+
+struct redis_options {
+    int64_t database;
+    const char *password_env;
+    const char *username;
+    int64_t ttl_seconds;
+    const char *command;
+    int tls;
+    const char *tls_server_name;
+    int64_t timeout_ms;
+};
+
+struct redis_instance {
+    char *id;
+    struct redis_endpoint ep;
+    struct redis_conn_config cfg;
+    int mset;
+    int ordered;
+    char ttl[24]; /* "" when no TTL */
+    char *username;
+    char *password;
+    size_t password_len;
+    char *password_from;
+    char *tls_name;
+    SSL_CTX *tls;
+    pthread_mutex_t lock; /* guards idle[] */
+    struct redis_conn *idle[REDIS_MAX_IDLE_CONNECTIONS];
+    size_t idle_count;
+};
+
+static const struct fanout_host *s_host;
+
+/* ---- options and validation -------------------------------------------- */
+
+static int s_env_name_ok(const char *s)
+{
+    if (!s || !*s || strlen(s) > 255 || (*s >= '0' && *s <= '9'))
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+              (*s >= '0' && *s <= '9') || *s == '_'))
+            return 0;
+    return 1;
+}
+
+static int s_is_mset(const struct redis_options *o)
+{
+    return o && o->command && strcasecmp(o->command, "MSET") == 0;
+}
+
+static int s_validate(const struct fanout_target *t, char *err, size_t err_len)
+{
+    const struct redis_options *o = t->options;
+    struct redis_endpoint ep;
+    if (t->role || t->region || t->external_id) {
+        const char *f = t->role ? "role" : t->region ? "region" : "externalId";
+        snprintf(
+            err, err_len,
+            "\"%s\" does not apply to a redis target: Redis is reached directly in the "
+            "function's VPC, with no IAM role or AWS region; remove \"%s\"",
+            f, f);
+        return -1;
+    }
+    if (redis_parse_destination(t->destination, &ep, err, err_len) != 0)
+        return -1;
+    if (!o)
+        return 0;
+    if (o->command && !s_is_mset(o) && strcasecmp(o->command, "SET") != 0) {
+        snprintf(err, err_len, "\"command\" must be \"SET\" or \"MSET\"");
+        return -1;
+    }
+    if (s_is_mset(o) && o->ttl_seconds > 0) {
+        snprintf(err, err_len,
+                 "\"ttlSeconds\" cannot be used with \"command\": \"MSET\" (MSET sets no "
+                 "expiry); use \"SET\" for a TTL");
+        return -1;
+    }
+    if (o->password_env && !s_env_name_ok(o->password_env)) {
+        /* The value is not echoed: someone may have put the password here. */
+        snprintf(
+            err, err_len,
+            "\"passwordEnv\" must be the NAME of an environment variable that holds the "
+            "password ([A-Za-z_][A-Za-z0-9_]*), never the password itself (the value "
+            "given is not shown)");
+        return -1;
+    }
+    if (o->username) {
+        int ok = *o->username && strlen(o->username) < 256;
+        for (const char *p = o->username; ok && *p; p++)
+            ok = (unsigned char)*p > ' ' && *p != 0x7f;
+        if (!ok) {
+            snprintf(err, err_len, "\"username\" must be a non-empty name without spaces");
+            return -1;
+        }
+    }
+    if (o->tls_server_name) {
+        if (!o->tls) {
+            snprintf(err, err_len, "\"tlsServerName\" needs \"tls\": true");
+            return -1;
+        }
+        /* Checked as a host name (or address): borrow the destination parser. */
+        char probe[REDIS_HOST_MAX + 8];
+        struct redis_endpoint tmp;
+        int bracket = strchr(o->tls_server_name, ':') != NULL;
+        snprintf(probe, sizeof probe, bracket ? "[%s]:1" : "%s:1", o->tls_server_name);
+        if (strlen(o->tls_server_name) >= REDIS_HOST_MAX ||
+            redis_parse_destination(probe, &tmp, err, err_len) != 0) {
+            snprintf(err, err_len,
+                     "\"tlsServerName\" must be a host name (or address) to verify the "
+                     "server's certificate against");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- instances ---------------------------------------------------------- */
+
+static int s_init(const struct fanout_host *host, void **state, struct fanout_error *err)
+{
+    (void)err;
+    s_host = host;
+    *state = NULL;
+    return 0;
+}
+
+static void s_close(void *instance)
+{
+    struct redis_instance *in = instance;
+    for (size_t i = 0; i < in->idle_count; i++)
+        redis_conn_close(in->idle[i]);
+    if (in->tls)
+        SSL_CTX_free(in->tls);
+    if (in->password) {
+        explicit_bzero(in->password, in->password_len);
+        free(in->password);
+    }
+    pthread_mutex_destroy(&in->lock);
+    free(in->password_from);
+    free(in->username);
+    free(in->tls_name);
+    free(in->id);
+    free(in);
+}
+
+static int s_open(void *state, const struct fanout_target *t, void **out,
+                  struct fanout_error *err)
+{
+    (void)state;
+    const struct redis_options *o = t->options;
+    char why[256];
+    struct redis_instance *in = calloc(1, sizeof *in);
+    if (!in) {
+        snprintf(err->message, sizeof err->message, "out of memory");
+        return -1;
+    }
+    pthread_mutex_init(&in->lock, NULL);
+    if (redis_parse_destination(t->destination, &in->ep, why, sizeof why) != 0) {
+        snprintf(err->code, sizeof err->code, "InvalidDestination");
+        snprintf(err->message, sizeof err->message, "%s", why);
+        goto fail;
+    }
+    in->id = strdup(t->id ? t->id : "redis");
+    in->mset = s_is_mset(o);
+    in->ordered = !t->parallel;
+    if (o && o->ttl_seconds > 0)
+        snprintf(in->ttl, sizeof in->ttl, "%lld", (long long)o->ttl_seconds);
+
+    /* The password: the variable the mapping names, else the default one. */
+    const char *var = o && o->password_env ? o->password_env : REDIS_DEFAULT_PASSWORD_ENV;
+    const char *pw = getenv(var);
+    if (o && o->password_env && (!pw || !*pw)) {
+        snprintf(err->code, sizeof err->code, "PasswordNotSet");
+        snprintf(err->message, sizeof err->message,
+                 "\"passwordEnv\" names %s, which is not set (or empty) in the environment",
+                 var);
+        goto fail;
+    }
+    if (pw && *pw) {
+        in->password_len = strlen(pw);
+        in->password = malloc(in->password_len + 1);
+        if (in->password)
+            memcpy(in->password, pw, in->password_len + 1);
+        in->password_from = strdup(var);
+    }
+    if (o && o->username) {
+        if (!in->password) {
+            snprintf(err->code, sizeof err->code, "PasswordNotSet");
+            snprintf(err->message, sizeof err->message,
+                     "\"username\" is set but there is no password: set %s%s", var,
+                     o->password_env ? ""
+                                     : " or name another variable with \"passwordEnv\"");
+            goto fail;
+        }
+        in->username = strdup(o->username);
+    }
+    if (o && o->tls) {
+        const char *ca = getenv("FANOUT_CA_BUNDLE");
+        in->tls = redis_tls_context_new(ca && *ca ? ca : NULL, why, sizeof why);
+        if (!in->tls) {
+            snprintf(err->code, sizeof err->code, "TLSSetupFailed");
+            snprintf(err->message, sizeof err->message, "%s", why);
+            goto fail;
+        }
+        if (o->tls_server_name)
+            in->tls_name = strdup(o->tls_server_name);
+    }
+    if (!in->id || (pw && *pw && (!in->password || !in->password_from)) ||
+        (o && o->username && !in->username) || (o && o->tls_server_name && !in->tls_name)) {
+        snprintf(err->message, sizeof err->message, "out of memory");
+        goto fail;
+    }
+    in->cfg = (struct redis_conn_config){
+        .host = s_host,
+        .scope = in->id,
+        .ep = &in->ep,
+        .tls = in->tls,
+        .tls_name = in->tls_name,
+        .username = in->username,
+        .password = in->password,
+        .password_len = in->password_len,
+        .password_from = in->password_from,
+        .database = o ? o->database : 0,
+        .timeout_ms =
+            o && o->timeout_ms > 0 ? (int)o->timeout_ms : REDIS_DEFAULT_TIMEOUT_MS,
+    };
+    *out = in;
+    return 0;
+fail:
+    s_close(in);
+    return -1;
+}
+
+/* An idle connection that still works, or NULL (the caller opens one). */
+static struct redis_conn *s_take(struct redis_instance *in)
+{
+    for (;;) {
+        pthread_mutex_lock(&in->lock);
+        struct redis_conn *c = in->idle_count ? in->idle[--in->idle_count] : NULL;
+        pthread_mutex_unlock(&in->lock);
+        if (!c || redis_conn_alive(c))
+            return c;
+        /* Closed while idle: a server restart, a failover, an idle timeout. */
+        s_host->log(FANOUT_LOG_INFO, in->id,
+                    "the connection to %s was closed since it was last used; reconnecting",
+                    in->ep.display);
+        redis_conn_close(c);
+    }
+}
+
+static void s_give(struct redis_instance *in, struct redis_conn *c)
+{
+    pthread_mutex_lock(&in->lock);
+    if (in->idle_count < REDIS_MAX_IDLE_CONNECTIONS) {
+        in->idle[in->idle_count++] = c;
+        c = NULL;
+    }
+    pthread_mutex_unlock(&in->lock);
+    redis_conn_close(c);
+}
+
+/* ---- send ----------------------------------------------------------------- */
+
+/* The formatted commands of one call, back to back. */
+struct s_cmds {
+    char *buf;
+    size_t len, cap;
+    size_t *off; /* where command i starts */
+    size_t count;
+};
+
+static int s_append(struct s_cmds *c, int argc, const char **argv, const size_t *lens)
+{
+    char *cmd = NULL;
+    int n = redisFormatCommandArgv(&cmd, argc, argv, lens);
+    if (n < 0 || !cmd)
+        return -1;
+    if (c->len + (size_t)n > c->cap) {
+        size_t cap = c->cap ? c->cap : 4096;
+        while (cap < c->len + (size_t)n)
+            cap *= 2;
+        char *p = realloc(c->buf, cap);
+        if (!p) {
+            redisFreeCommand(cmd);
+            return -1;
+        }
+        c->buf = p;
+        c->cap = cap;
+    }
+    memcpy(c->buf + c->len, cmd, (size_t)n);
+    c->off[c->count++] = c->len;
+    c->len += (size_t)n;
+    redisFreeCommand(cmd);
+    return 0;
+}
+
+/* Engine pointers may be NULL for empty keys or bodies. */
+static const char *s_bytes(const uint8_t *p)
+{
+    return p ? (const char *)p : "";
+}
+
+static int s_build(const struct redis_instance *in, const struct fanout_batch *b,
+                   struct s_cmds *c)
+{
+    memset(c, 0, sizeof *c);
+    c->off = malloc((b->count + 1) * sizeof *c->off);
+    if (!c->off)
+        return -1;
+    if (in->mset) {
+        size_t argc = 1 + 2 * b->count;
+        const char **argv = malloc(argc * sizeof *argv);
+        size_t *lens = malloc(argc * sizeof *lens);
+        int rc = -1;
+        if (argv && lens && argc <= INT32_MAX) {
+            argv[0] = "MSET";
+            lens[0] = 4;
+            for (size_t i = 0; i < b->count; i++) {
+                const struct fanout_message *m = b->messages[i];
+                argv[1 + 2 * i] = s_bytes(m->key);
+                lens[1 + 2 * i] = m->key_len;
+                argv[2 + 2 * i] = s_bytes(m->body);
+                lens[2 + 2 * i] = m->body_len;
+            }
+            rc = s_append(c, (int)argc, argv, lens);
+        }
+        free(argv);
+        free(lens);
+        return rc;
+    }
+    for (size_t i = 0; i < b->count; i++) {
+        const struct fanout_message *m = b->messages[i];
+        const char *argv[5] = {"SET", s_bytes(m->key), s_bytes(m->body), "EX", in->ttl};
+        size_t lens[5] = {3, m->key_len, m->body_len, 2, strlen(in->ttl)};
+        if (s_append(c, in->ttl[0] ? 5 : 3, argv, lens) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void s_cmds_free(struct s_cmds *c)
+{
+    free(c->buf);
+    free(c->off);
+}
+
+struct s_call {
+    const struct redis_instance *in;
+    const struct fanout_batch *batch;
+    struct fanout_outcome *out;
+    size_t base; /* the command that reply 0 of this exchange answers */
+    int drop;    /* do not reuse the connection */
+};
+
+static void s_set_outcome(struct fanout_outcome *o, const struct redis_failure *f)
+{
+    fanout_outcome_set(o, f->status, f->code, "%s", f->message);
+}
+
+static void s_on_reply(void *ud, size_t i, const redisReply *r)
+{
+    struct s_call *c = ud;
+    struct redis_failure f;
+    if (r->type == REDIS_REPLY_STATUS && r->len == 2 && memcmp(r->str, "OK", 2) == 0)
+        return;
+    if (r->type == REDIS_REPLY_ERROR) {
+        int drop = 0;
+        redis_classify_error(r->str, r->len, &f, &drop);
+        c->drop |= drop;
+    } else {
+        f = (struct redis_failure){.status = FANOUT_FATAL};
+        snprintf(f.code, sizeof f.code, "UnexpectedReply");
+        snprintf(f.message, sizeof f.message,
+                 "%.200s answered with a reply of type %d, not OK", c->in->ep.display,
+                 r->type);
+    }
+    size_t cmd = c->base + i;
+    if (c->in->mset) {
+        for (size_t k = 0; k < c->batch->count; k++)
+            s_set_outcome(&c->out[k], &f);
+    } else {
+        s_set_outcome(&c->out[cmd], &f);
+    }
+}
+
+/* Commands [first, count) got no reply: mark their messages. */
+static void s_fail_rest(const struct redis_instance *in, const struct fanout_batch *b,
+                        struct fanout_outcome *out, size_t first, size_t count,
+                        const struct redis_failure *f)
+{
+    for (size_t i = first; i < count; i++) {
+        if (in->mset) {
+            for (size_t k = 0; k < b->count; k++)
+                s_set_outcome(&out[k], f);
+        } else {
+            s_set_outcome(&out[i], f);
+        }
+    }
+}
+
+/*
+ * An ordered target: the engine resends the messages that failed
+ * retryably, after the others. A later message already stored would then
+ * be overwritten by an earlier one on the same key. So every message after
+ * the first retryable failure is resent too, in order; SET being
+ * idempotent, storing it again is harmless.
+ */
+static void s_keep_order(const struct fanout_batch *b, struct fanout_outcome *out)
+{
+    size_t i = 0;
+    while (i < b->count && out[i].status != FANOUT_RETRY &&
+           out[i].status != FANOUT_THROTTLED)
+        i++;
+    for (size_t k = i + 1; k < b->count; k++)
+        if (out[k].status == FANOUT_OK)
+            fanout_outcome_set(
+                &out[k], FANOUT_RETRY, "OrderKept",
+                "stored, but sent again after an earlier record that must be "
+                "retried, to keep the order (parallel: false)");
+}
+
+static int s_send(void *instance, const struct fanout_batch *b, struct fanout_outcome *out)
+{
+    struct redis_instance *in = instance;
+    struct redis_failure f;
+    if (b->count == 0)
+        return 0;
+    int64_t left = s_host->remaining_ms();
+    if (left != INT64_MAX)
+        left -= REDIS_DEADLINE_MARGIN_MS;
+    if (left <= 0) {
+        f = (struct redis_failure){.status = FANOUT_RETRY};
+        snprintf(f.code, sizeof f.code, "Timeout");
+        snprintf(f.message, sizeof f.message,
+                 "no time left before the invocation's deadline");
+        s_fail_rest(in, b, out, 0, b->count, &f);
+        return -1;
+    }
+    int64_t now = redis_now_ms();
+    int64_t deadline = left > INT64_MAX - now ? INT64_MAX : now + left;
+    struct s_cmds cmds;
+    if (s_build(in, b, &cmds) != 0) {
+        s_cmds_free(&cmds);
+        for (size_t i = 0; i < b->count; i++)
+            fanout_outcome_set(&out[i], FANOUT_RETRY, "OutOfMemory",
+                               "out of memory formatting the commands");
+        return -1;
+    }
+    struct s_call call = {.in = in, .batch = b, .out = out};
+    struct redis_conn *conn = s_take(in);
+    int reconnects = 1;
+    size_t first = 0;
+    for (;;) {
+        if (!conn) {
+            conn = redis_conn_open(&in->cfg, deadline, &f);
+            if (!conn) {
+                s_fail_rest(in, b, out, first, cmds.count, &f);
+                break;
+            }
+        }
+        size_t got = 0;
+        call.base = first;
+        if (redis_conn_exchange(conn, cmds.buf + cmds.off[first],
+                                cmds.len - cmds.off[first], cmds.count - first, s_on_reply,
+                                &call, in->cfg.timeout_ms, deadline, &got, &f) == 0)
+            break;
+        /* The connection broke: the replies of commands [first+got, count)
+         * are lost, and nothing says whether those commands ran. */
+        redis_conn_close(conn);
+        conn = NULL;
+        first += got;
+        if (!reconnects-- || redis_now_ms() >= deadline) {
+            s_fail_rest(in, b, out, first, cmds.count, &f);
+            break;
+        }
+        s_host->log(FANOUT_LOG_WARN, in->id,
+                    "%s; reconnecting and sending again the %zu command%s whose replies "
+                    "were lost",
+                    f.message, cmds.count - first, cmds.count - first == 1 ? "" : "s");
+    }
+    if (conn && call.drop)
+        redis_conn_close(conn);
+    else if (conn)
+        s_give(in, conn);
+    if (in->ordered)
+        s_keep_order(b, out);
+    s_cmds_free(&cmds);
+    return 0;
+}
+
+static const struct fanout_option s_options[] = {
+    {.name = "database",
+     .type = FANOUT_OPT_INT,
+     .offset = offsetof(struct redis_options, database),
+     .default_int = 0,
+     .min = 0,
+     .max = INT32_MAX,
+     .description = "database number, selected after connecting (SELECT; default 0)"},
+    {.name = "passwordEnv",
+     .type = FANOUT_OPT_STRING,
+     .offset = offsetof(struct redis_options, password_env),
+     .description = "NAME of the environment variable holding the AUTH password (default "
+                    "FANOUT_REDIS_PASSWORD, when set)"},
+    {.name = "username",
+     .type = FANOUT_OPT_STRING,
+     .offset = offsetof(struct redis_options, username),
+     .description = "ACL/RBAC user for AUTH (needs a password)"},
+    {.name = "ttlSeconds",
+     .type = FANOUT_OPT_INT,
+     .offset = offsetof(struct redis_options, ttl_seconds),
+     .default_int = 0,
+     .min = 0,
+     .max = INT32_MAX,
+     .description = "expiry of each key in seconds (SET ... EX); 0 = none"},
+    {.name = "command",
+     .type = FANOUT_OPT_STRING,
+     .offset = offsetof(struct redis_options, command),
+     .default_str = "SET",
+     .description =
+         "\"SET\" (pipelined, one per record) or \"MSET\" (one per call, no TTL)"},
+    {.name = "tls",
+     .type = FANOUT_OPT_BOOL,
+     .offset = offsetof(struct redis_options, tls),
+     .default_int = 0,
+     .description = "TLS with certificate verification (system CAs, or FANOUT_CA_BUNDLE)"},
+    {.name = "tlsServerName",
+     .type = FANOUT_OPT_STRING,
+     .offset = offsetof(struct redis_options, tls_server_name),
+     .description = "name to verify and send as SNI instead of the destination's host"},
+    {.name = "timeoutMs",
+     .type = FANOUT_OPT_INT,
+     .offset = offsetof(struct redis_options, timeout_ms),
+     .default_int = REDIS_DEFAULT_TIMEOUT_MS,
+     .min = 1,
+     .max = 600000,
+     .description = "connect and reply timeout in ms (default 2000), within the deadline"},
+    {.name = NULL},
+};
+
+FANOUT_PLUGIN_DEFINE(
+        .name = "redis", .version = "1.0.0",
+        .description = "ElastiCache Redis OSS / Valkey (cluster mode disabled) "
+                       "or any Redis: SET key data, pipelined",
+        .destination_example = "my-cache.abc123.ng.0001.use1.cache.amazonaws.com:6379 (or "
+                               "10.0.0.5:6379, [2001:db8::5]:6379)",
+        .limits = {.max_messages_per_call = REDIS_MAX_COMMANDS_PER_CALL,
+                   .max_message_bytes = REDIS_MAX_MESSAGE_BYTES,
+                   .max_call_bytes = REDIS_MAX_CALL_BYTES,
+                   .per_message_overhead = REDIS_PER_COMMAND_OVERHEAD,
+                   .key_counts = 1},
+        .collapse_modes = FANOUT_COLLAPSE_BIT(FANOUT_COLLAPSE_NONE),
+        .default_collapse = FANOUT_COLLAPSE_NONE, .options = s_options,
+        .options_size = sizeof(struct redis_options), .init = s_init,
+        .validate = s_validate, .open = s_open, .send = s_send, .close = s_close);

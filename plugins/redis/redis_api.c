@@ -1,0 +1,765 @@
+/*
+ * The redis plugin's wire side: destination parsing, the transport (TCP or
+ * OpenSSL over TCP, non-blocking, with timeouts), AUTH/SELECT, pipelined
+ * exchanges read with hiredis's reply reader, and error-reply classes.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include "redis_api.h"
+
+/* Bytes read from the socket per call; replies are small ("+OK"). */
+#define REDIS_READ_CHUNK 16384
+
+struct redis_conn {
+    int fd;
+    SSL *ssl; /* NULL for plain TCP */
+    redisReader *reader;
+    const struct redis_endpoint *ep; /* owned by the instance, which outlives us */
+    uint64_t replies;                /* replies read on this connection so far */
+};
+
+int64_t redis_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void s_fail(struct redis_failure *f, int status, const char *code, const char *fmt,
+                   ...) FANOUT_PRINTF(4, 5);
+static void s_fail(struct redis_failure *f, int status, const char *code, const char *fmt,
+                   ...)
+{
+    va_list ap;
+    f->status = status;
+    snprintf(f->code, sizeof f->code, "%s", code);
+    va_start(ap, fmt);
+    vsnprintf(f->message, sizeof f->message, fmt, ap);
+    va_end(ap);
+}
+
+/* Replace the message only (vsnprintf: cut to fit, by design). */
+static void s_msgf(struct redis_failure *f, const char *fmt, ...) FANOUT_PRINTF(2, 3);
+static void s_msgf(struct redis_failure *f, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(f->message, sizeof f->message, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- destinations ------------------------------------------------------ */
+
+int redis_is_ip_literal(const char *s)
+{
+    unsigned char a[sizeof(struct in6_addr)];
+    return inet_pton(AF_INET, s, a) == 1 || inet_pton(AF_INET6, s, a) == 1;
+}
+
+static int s_host_name_ok(const char *h, size_t n)
+{
+    /* RFC 1123 labels; '_' is tolerated (some private zones use it). */
+    if (n == 0 || n > 253)
+        return 0;
+    size_t label = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = h[i];
+        if (c == '.') {
+            if (label == 0 || h[i - 1] == '-')
+                return 0;
+            label = 0;
+            continue;
+        }
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                 (c >= '0' && c <= '9') || c == '-' || c == '_';
+        if (!ok || (label == 0 && c == '-') || ++label > 63)
+            return 0;
+    }
+    return h[n - 1] != '-';
+}
+
+int redis_parse_destination(const char *d, struct redis_endpoint *ep, char *err,
+                            size_t err_len)
+{
+    memset(ep, 0, sizeof *ep);
+    if (!d || !*d) {
+        snprintf(err, err_len, "the destination is empty");
+        return -1;
+    }
+    if (strstr(d, "://")) {
+        snprintf(err, err_len,
+                 "a URL is not accepted: give host:port (for rediss:// set \"tls\": true; "
+                 "for a database number set \"database\")");
+        return -1;
+    }
+    for (const char *p = d; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f) {
+            snprintf(err, err_len, "the destination contains a space or control character");
+            return -1;
+        }
+    const char *host, *colon;
+    size_t host_len;
+    int v6 = 0;
+    if (d[0] == '[') {
+        const char *close = strchr(d, ']');
+        if (!close) {
+            snprintf(err, err_len,
+                     "\"[\" without \"]\": an IPv6 address is written [v6]:port");
+            return -1;
+        }
+        host = d + 1;
+        host_len = (size_t)(close - host);
+        if (close[1] != ':') {
+            snprintf(err, err_len, "missing the port after \"]\"");
+            return -1;
+        }
+        colon = close + 1;
+        v6 = 1;
+    } else {
+        colon = strrchr(d, ':');
+        if (!colon) {
+            snprintf(err, err_len, "missing the port (Redis listens on 6379 by default)");
+            return -1;
+        }
+        host = d;
+        host_len = (size_t)(colon - d);
+        if (memchr(host, ':', host_len)) {
+            snprintf(err, err_len, "an IPv6 address needs brackets: [v6]:port");
+            return -1;
+        }
+    }
+    if (host_len == 0 || host_len >= sizeof ep->host) {
+        snprintf(err, err_len, "the host is %s", host_len ? "too long" : "empty");
+        return -1;
+    }
+    memcpy(ep->host, host, host_len);
+    ep->host[host_len] = 0;
+    const char *port = colon + 1;
+    unsigned long pn = 0;
+    size_t digits = 0;
+    for (const char *p = port; *p; p++, digits++) {
+        if (*p < '0' || *p > '9' || digits >= 5) {
+            snprintf(err, err_len, "the port must be a number from 1 to 65535");
+            return -1;
+        }
+        pn = pn * 10 + (unsigned long)(*p - '0');
+    }
+    if (digits == 0 || pn < 1 || pn > 65535) {
+        snprintf(err, err_len, "the port must be a number from 1 to 65535");
+        return -1;
+    }
+    ep->port = (unsigned)pn;
+    unsigned char addr[sizeof(struct in6_addr)];
+    if (v6) {
+        if (inet_pton(AF_INET6, ep->host, addr) != 1) {
+            snprintf(err, err_len, "\"%s\" inside brackets is not an IPv6 address",
+                     ep->host);
+            return -1;
+        }
+    } else if (strspn(ep->host, "0123456789.") == host_len) {
+        if (inet_pton(AF_INET, ep->host, addr) != 1) {
+            snprintf(err, err_len, "\"%s\" is not an IPv4 address", ep->host);
+            return -1;
+        }
+    } else if (!s_host_name_ok(ep->host, host_len)) {
+        snprintf(err, err_len, "\"%s\" is not a valid host name", ep->host);
+        return -1;
+    }
+    snprintf(ep->display, sizeof ep->display, v6 ? "[%s]:%u" : "%s:%u", ep->host, ep->port);
+    return 0;
+}
+
+/* ---- error replies ----------------------------------------------------- */
+
+void redis_classify_error(const char *text, size_t len, struct redis_failure *f, int *drop)
+{
+    /* Redis echoes the arguments of an unknown command after this phrase:
+     * that would be payload, which must not reach a log. */
+    static const char echo[] = " with args beginning with";
+    const char *cut = memmem(text, len, echo, sizeof echo - 1);
+    int mlen = (int)(cut ? (size_t)(cut - text) : len);
+    if (mlen > (int)sizeof f->message)
+        mlen = (int)sizeof f->message;
+    size_t w = 0;
+    while (w < len && w < sizeof f->code - 1 && text[w] != ' ')
+        w++;
+    char code[64];
+    memcpy(code, text, w);
+    code[w] = 0;
+
+    /* Transient states of a healthy server: resending later can succeed. */
+    static const char *const transient[] = {
+        "OOM",         /* maxmemory reached; eviction or expiry may make room */
+        "LOADING",     /* loading its dataset after a restart */
+        "BUSY",        /* a script or function is running */
+        "TRYAGAIN",    /* multi-key operation during resharding */
+        "MASTERDOWN",  /* replica lost its primary */
+        "CLUSTERDOWN", /* cluster not (yet) serving */
+        "MISCONF",     /* cannot persist, refuses writes until it can */
+        "NOREPLICAS",  /* min-replicas-to-write not met */
+        "READONLY",    /* a replica: the primary moved in a failover */
+    };
+    *drop = 0;
+    for (size_t i = 0; i < sizeof transient / sizeof *transient; i++)
+        if (strcmp(code, transient[i]) == 0) {
+            *drop = strcmp(code, "READONLY") == 0;
+            s_fail(f, FANOUT_RETRY, code, "%.*s%s", mlen, text,
+                   *drop ? " (the connection reaches a replica, probably after a failover: "
+                           "reconnecting)"
+                         : "");
+            return;
+        }
+    if (strcmp(code, "MOVED") == 0 || strcmp(code, "ASK") == 0)
+        s_fail(f, FANOUT_FATAL, code,
+               "cluster mode is not supported: the server answered \"%.*s\"; use a cache "
+               "with cluster mode disabled (its primary endpoint)",
+               mlen, text);
+    else if (strcmp(code, "NOAUTH") == 0)
+        s_fail(f, FANOUT_FATAL, code,
+               "%.*s (the server requires a password: set FANOUT_REDIS_PASSWORD, or name "
+               "another variable with the mapping's \"passwordEnv\")",
+               mlen, text);
+    else
+        s_fail(f, FANOUT_FATAL, code[0] ? code : "ERR", "%.*s", mlen, text);
+}
+
+/* ---- TLS ------------------------------------------------------------- */
+
+SSL_CTX *redis_tls_context_new(const char *ca_file, char *err, size_t err_len)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) {
+        snprintf(err, err_len, "cannot create a TLS context");
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    /* Partial writes into a buffer that moves on: the exchange loop writes
+     * whatever the socket takes and goes on reading replies. */
+    SSL_CTX_set_mode(ctx,
+                     SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    ERR_clear_error();
+    int ok = ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
+                     : SSL_CTX_set_default_verify_paths(ctx);
+    if (ok != 1) {
+        unsigned long e = ERR_peek_last_error();
+        const char *why = ERR_reason_error_string(e);
+        if (ca_file)
+            snprintf(err, err_len, "cannot load the CA file %s (FANOUT_CA_BUNDLE): %s",
+                     ca_file, why ? why : "unknown error");
+        else
+            snprintf(err, err_len, "cannot load the system's CA certificates: %s",
+                     why ? why : "unknown error");
+        ERR_clear_error();
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+static void s_ssl_reason(char *out, size_t n)
+{
+    unsigned long e = ERR_peek_last_error();
+    const char *why = e ? ERR_reason_error_string(e) : NULL;
+    snprintf(out, n, "%s", why ? why : e ? "TLS error" : "TLS error (no detail)");
+    ERR_clear_error();
+}
+
+/* ---- transport --------------------------------------------------------- */
+
+/* Wait for events on fd until `until_ms`: 1 ready, 0 timed out, -1 error. */
+static int s_wait(int fd, short events, int64_t until_ms)
+{
+    for (;;) {
+        int64_t left = until_ms - redis_now_ms();
+        if (left <= 0)
+            return 0;
+        struct pollfd p = {.fd = fd, .events = events};
+        int r = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
+        if (r > 0)
+            return 1;
+        if (r == 0)
+            return 0;
+        if (errno != EINTR)
+            return -1;
+    }
+}
+
+enum { IO_CLOSED = -1, IO_FAILED = -2 };
+
+/*
+ * Move bytes: > 0 moved, 0 would block (*ev says what to wait for),
+ * IO_CLOSED the peer closed the connection, IO_FAILED with why.
+ * The fanout engine ignores SIGPIPE (engine/main.c): OpenSSL's socket BIO
+ * writes with write(), which would raise it on a closed connection.
+ */
+static ssize_t s_io(struct redis_conn *c, int writing, const char *wbuf, char *rbuf,
+                    size_t n, short *ev, char *why, size_t why_len)
+{
+    if (n > INT_MAX)
+        n = INT_MAX;
+    if (!c->ssl) {
+        for (;;) {
+            ssize_t r =
+                writing ? send(c->fd, wbuf, n, MSG_NOSIGNAL) : recv(c->fd, rbuf, n, 0);
+            if (r > 0)
+                return r;
+            if (r == 0)
+                return writing ? 0 : IO_CLOSED;
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                *ev = writing ? POLLOUT : POLLIN;
+                return 0;
+            }
+            snprintf(why, why_len, "%s", strerror(errno));
+            return IO_FAILED;
+        }
+    }
+    ERR_clear_error();
+    errno = 0;
+    int r = writing ? SSL_write(c->ssl, wbuf, (int)n) : SSL_read(c->ssl, rbuf, (int)n);
+    if (r > 0)
+        return r;
+    int e = SSL_get_error(c->ssl, r);
+    switch (e) {
+    case SSL_ERROR_WANT_READ: *ev = POLLIN; return 0;
+    case SSL_ERROR_WANT_WRITE: *ev = POLLOUT; return 0;
+    case SSL_ERROR_ZERO_RETURN: return IO_CLOSED;
+    case SSL_ERROR_SYSCALL:
+        if (errno == 0) {
+            ERR_clear_error();
+            return IO_CLOSED;
+        }
+        snprintf(why, why_len, "%s", strerror(errno));
+        ERR_clear_error();
+        return IO_FAILED;
+    default:
+        if (ERR_GET_REASON(ERR_peek_last_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+            ERR_clear_error();
+            return IO_CLOSED;
+        }
+        s_ssl_reason(why, why_len);
+        return IO_FAILED;
+    }
+}
+
+static int s_lost(struct redis_conn *c, struct redis_failure *f, ssize_t kind,
+                  const char *why)
+{
+    /* A TLS-only server drops a plain connection at its first bytes. */
+    const char *hint =
+        c->replies == 0 && !c->ssl
+            ? " before any reply (if the server accepts only TLS, set \"tls\": "
+              "true)"
+            : "";
+    if (kind == IO_CLOSED)
+        s_fail(f, FANOUT_RETRY, "ConnectionClosed",
+               "connection to %s closed by the server%s", c->ep->display, hint);
+    else
+        s_fail(f, FANOUT_RETRY, "ConnectionLost", "connection to %s failed: %s%s",
+               c->ep->display, why, hint);
+    return -1;
+}
+
+int redis_conn_exchange(struct redis_conn *c, const char *buf, size_t len, size_t want,
+                        redis_reply_fn fn, void *ud, int timeout_ms, int64_t deadline_ms,
+                        size_t *got, struct redis_failure *f)
+{
+    char rbuf[REDIS_READ_CHUNK];
+    char why[160] = "";
+    size_t off = 0;
+    int64_t last = redis_now_ms();
+    *got = 0;
+    for (;;) {
+        while (*got < want) {
+            void *reply = NULL;
+            if (redisReaderGetReply(c->reader, &reply) != REDIS_OK) {
+                s_fail(f, FANOUT_RETRY, "ProtocolError", "unreadable reply from %s: %s",
+                       c->ep->display, c->reader->errstr);
+                return -1;
+            }
+            if (!reply)
+                break;
+            c->replies++;
+            fn(ud, (*got)++, reply);
+            freeReplyObject(reply);
+        }
+        if (*got == want)
+            return 0;
+        short ev = 0;
+        int progress = 0;
+        if (off < len) {
+            short wev = 0;
+            ssize_t w = s_io(c, 1, buf + off, NULL, len - off, &wev, why, sizeof why);
+            if (w < 0)
+                return s_lost(c, f, w, why);
+            if (w > 0) {
+                off += (size_t)w;
+                progress = 1;
+            }
+            ev |= wev;
+        }
+        short rev = 0;
+        ssize_t r = s_io(c, 0, NULL, rbuf, sizeof rbuf, &rev, why, sizeof why);
+        if (r < 0)
+            return s_lost(c, f, r, why);
+        if (r > 0) {
+            if (redisReaderFeed(c->reader, rbuf, (size_t)r) != REDIS_OK) {
+                s_fail(f, FANOUT_RETRY, "ProtocolError", "unreadable reply from %s: %s",
+                       c->ep->display, c->reader->errstr);
+                return -1;
+            }
+            progress = 1;
+        }
+        ev |= rev;
+        int64_t now = redis_now_ms();
+        if (progress) {
+            last = now;
+            continue;
+        }
+        int64_t until = last + timeout_ms;
+        int by_deadline = until >= deadline_ms;
+        if (by_deadline)
+            until = deadline_ms;
+        int ready = s_wait(c->fd, ev ? ev : POLLIN, until);
+        if (ready == 0) {
+            if (by_deadline)
+                s_fail(f, FANOUT_RETRY, "Timeout",
+                       "no reply from %s before the invocation's deadline", c->ep->display);
+            else
+                s_fail(f, FANOUT_RETRY, "Timeout",
+                       "no reply from %s within %d ms (timeoutMs)", c->ep->display,
+                       timeout_ms);
+            return -1;
+        }
+        if (ready < 0)
+            return s_lost(c, f, IO_FAILED, strerror(errno));
+    }
+}
+
+static int s_tcp_connect(const struct redis_conn_config *cfg, int64_t until,
+                         struct redis_failure *f)
+{
+    const struct redis_endpoint *ep = cfg->ep;
+    char port[8];
+    snprintf(port, sizeof port, "%u", ep->port);
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    /* Resolved again on every connect: after a failover, ElastiCache points
+     * the primary endpoint's name at the new primary. */
+    int rc = getaddrinfo(ep->host, port, &hints, &res);
+    if (rc != 0) {
+        int fatal = rc == EAI_NONAME;
+        s_fail(f, fatal ? FANOUT_FATAL : FANOUT_RETRY, "NameNotResolved",
+               "cannot resolve %s: %s", ep->host,
+               rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+        return -1;
+    }
+    int fd = -1, last_err = 0, timed_out = 0;
+    for (struct addrinfo *ai = res; ai && !timed_out; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    ai->ai_protocol);
+        if (fd < 0) {
+            last_err = errno;
+            continue;
+        }
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+            break;
+        if (errno == EINPROGRESS) {
+            int w = s_wait(fd, POLLOUT, until);
+            if (w > 0) {
+                int soerr = 0;
+                socklen_t sl = sizeof soerr;
+                if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr == 0)
+                    break;
+                last_err = soerr ? soerr : errno;
+            } else if (w == 0) {
+                timed_out = 1;
+            } else {
+                last_err = errno;
+            }
+        } else {
+            last_err = errno;
+        }
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        if (timed_out)
+            s_fail(f, FANOUT_RETRY, "ConnectTimeout", "no connection to %s within %d ms%s",
+                   ep->display, cfg->timeout_ms,
+                   " (timeoutMs, or the invocation's deadline)");
+        else
+            s_fail(f, FANOUT_RETRY, "ConnectFailed", "cannot connect to %s: %s",
+                   ep->display, strerror(last_err));
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    return fd;
+}
+
+static int s_tls_handshake(struct redis_conn *c, const struct redis_conn_config *cfg,
+                           int64_t until, struct redis_failure *f)
+{
+    const char *name = cfg->tls_name ? cfg->tls_name : cfg->ep->host;
+    c->ssl = SSL_new(cfg->tls);
+    if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1) {
+        s_fail(f, FANOUT_RETRY, "TLSSetupFailed", "cannot set up TLS for %s",
+               cfg->ep->display);
+        return -1;
+    }
+    int named;
+    if (redis_is_ip_literal(name)) {
+        /* No SNI for an address (RFC 6066); verify it against the
+         * certificate's IP addresses. */
+        named = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), name) == 1;
+    } else {
+        named =
+            SSL_set_tlsext_host_name(c->ssl, name) == 1 && SSL_set1_host(c->ssl, name) == 1;
+    }
+    if (!named) {
+        ERR_clear_error();
+        s_fail(f, FANOUT_FATAL, "TLSSetupFailed", "cannot verify the TLS name \"%s\"",
+               name);
+        return -1;
+    }
+    for (;;) {
+        ERR_clear_error();
+        errno = 0;
+        int r = SSL_connect(c->ssl);
+        if (r == 1)
+            return 0;
+        int e = SSL_get_error(c->ssl, r);
+        short ev = e == SSL_ERROR_WANT_READ    ? POLLIN
+                   : e == SSL_ERROR_WANT_WRITE ? POLLOUT
+                                               : 0;
+        if (ev) {
+            int w = s_wait(c->fd, ev, until);
+            if (w > 0)
+                continue;
+            s_fail(f, FANOUT_RETRY, "TLSHandshakeFailed",
+                   w == 0
+                       ? "no TLS handshake with %s within %d ms (timeoutMs, or the "
+                         "invocation's deadline; does the server accept TLS on this port?)"
+                       : "TLS handshake with %s failed while waiting (%d ms)",
+                   cfg->ep->display, cfg->timeout_ms);
+            return -1;
+        }
+        long v = SSL_get_verify_result(c->ssl);
+        if (v != X509_V_OK) {
+            ERR_clear_error();
+            s_fail(f, FANOUT_FATAL, "TLSVerifyFailed",
+                   "the TLS certificate of %s was refused: %s (name checked: \"%s\"; a "
+                   "private CA is trusted with FANOUT_CA_BUNDLE, another name is set with "
+                   "\"tlsServerName\")",
+                   cfg->ep->display, X509_verify_cert_error_string(v), name);
+            return -1;
+        }
+        char why[160];
+        if (e == SSL_ERROR_SYSCALL) {
+            snprintf(why, sizeof why, "%s",
+                     errno ? strerror(errno) : "the server closed the connection");
+            ERR_clear_error();
+        } else {
+            s_ssl_reason(why, sizeof why);
+        }
+        /* A protocol error (no TLS on that port, no shared version) will not
+         * go away by itself; a reset might. */
+        s_fail(
+            f, e == SSL_ERROR_SSL ? FANOUT_FATAL : FANOUT_RETRY, "TLSHandshakeFailed",
+            "TLS handshake with %s failed: %s (does the server accept TLS on this port?)",
+            cfg->ep->display, why);
+        return -1;
+    }
+}
+
+/* ---- AUTH and SELECT --------------------------------------------------- */
+
+struct s_login {
+    const struct redis_conn_config *cfg;
+    int auth; /* reply 0 answers AUTH */
+    int failed;
+    struct redis_failure *f;
+};
+
+static int s_no_password_set(const redisReply *r)
+{
+    /* Redis 6+ and 5 wording when AUTH meets a server without a password. */
+    return strstr(r->str, "without any password configured") != NULL ||
+           strstr(r->str, "no password is set") != NULL;
+}
+
+static void s_login_reply(void *ud, size_t i, const redisReply *r)
+{
+    struct s_login *l = ud;
+    const struct redis_conn_config *cfg = l->cfg;
+    int is_auth = l->auth && i == 0;
+    if (l->failed || r->type != REDIS_REPLY_ERROR)
+        return;
+    if (is_auth && s_no_password_set(r)) {
+        cfg->host->log(FANOUT_LOG_WARN, cfg->scope,
+                       "%s has no password, but one was given (from %s): connected without "
+                       "AUTH",
+                       cfg->ep->display, cfg->password_from);
+        return;
+    }
+    int drop;
+    redis_classify_error(r->str, r->len, l->f, &drop);
+    char text[sizeof l->f->message];
+    snprintf(text, sizeof text, "%s", l->f->message);
+    if (is_auth)
+        s_msgf(l->f, "AUTH refused by %s%s%s%s: %s (password from %s)", cfg->ep->display,
+               cfg->username ? " for user \"" : "", cfg->username ? cfg->username : "",
+               cfg->username ? "\"" : "", text, cfg->password_from);
+    else
+        s_msgf(l->f, "SELECT %lld (\"database\") refused by %s: %s",
+               (long long)cfg->database, cfg->ep->display, text);
+    l->failed = 1;
+}
+
+static int s_login(struct redis_conn *c, const struct redis_conn_config *cfg, int64_t until,
+                   struct redis_failure *f)
+{
+    char *auth = NULL, *sel = NULL, *buf = NULL;
+    int alen = 0, slen = 0, rc = -1;
+    if (cfg->password) {
+        const char *argv[3] = {"AUTH"};
+        size_t lens[3] = {4};
+        int argc = 1;
+        if (cfg->username) {
+            argv[argc] = cfg->username;
+            lens[argc++] = strlen(cfg->username);
+        }
+        argv[argc] = cfg->password;
+        lens[argc++] = cfg->password_len;
+        alen = redisFormatCommandArgv(&auth, argc, argv, lens);
+    }
+    if (cfg->database) {
+        char db[24];
+        snprintf(db, sizeof db, "%lld", (long long)cfg->database);
+        const char *argv[2] = {"SELECT", db};
+        size_t lens[2] = {6, strlen(db)};
+        slen = redisFormatCommandArgv(&sel, 2, argv, lens);
+    }
+    if (alen < 0 || slen < 0 || (cfg->password && !auth) || (cfg->database && !sel) ||
+        !(buf = malloc((size_t)alen + (size_t)slen + 1))) {
+        s_fail(f, FANOUT_RETRY, "OutOfMemory", "out of memory");
+        goto out;
+    }
+    if (alen)
+        memcpy(buf, auth, (size_t)alen);
+    if (slen)
+        memcpy(buf + alen, sel, (size_t)slen);
+    struct s_login l = {.cfg = cfg, .auth = cfg->password != NULL, .f = f};
+    size_t got;
+    size_t want = (size_t)(alen > 0) + (size_t)(slen > 0);
+    if (want == 0) {
+        rc = 0;
+        goto out;
+    }
+    if (redis_conn_exchange(c, buf, (size_t)(alen + slen), want, s_login_reply, &l,
+                            cfg->timeout_ms, until, &got, f) != 0) {
+        /* `until` is the connect limit, not necessarily the deadline. */
+        if (strcmp(f->code, "Timeout") == 0)
+            s_msgf(f,
+                   "no reply to %s from %s within %d ms (timeoutMs, or the invocation's "
+                   "deadline)",
+                   cfg->password ? "AUTH" : "SELECT", cfg->ep->display, cfg->timeout_ms);
+        goto out;
+    }
+    rc = l.failed ? -1 : 0;
+out:
+    /* The password does not linger in freed memory. */
+    if (auth)
+        explicit_bzero(auth, (size_t)alen);
+    if (buf)
+        explicit_bzero(buf, (size_t)alen);
+    redisFreeCommand(auth);
+    redisFreeCommand(sel);
+    free(buf);
+    return rc;
+}
+
+/* ---- connections ------------------------------------------------------- */
+
+struct redis_conn *redis_conn_open(const struct redis_conn_config *cfg, int64_t deadline_ms,
+                                   struct redis_failure *f)
+{
+    int64_t until = redis_now_ms() + cfg->timeout_ms;
+    if (until > deadline_ms)
+        until = deadline_ms;
+    struct redis_conn *c = calloc(1, sizeof *c);
+    if (!c || !(c->reader = redisReaderCreate())) {
+        free(c);
+        s_fail(f, FANOUT_RETRY, "OutOfMemory", "out of memory");
+        return NULL;
+    }
+    c->ep = cfg->ep;
+    c->fd = s_tcp_connect(cfg, until, f);
+    if (c->fd < 0)
+        goto fail;
+    if (cfg->tls && s_tls_handshake(c, cfg, until, f) != 0)
+        goto fail;
+    if (s_login(c, cfg, until, f) != 0)
+        goto fail;
+    return c;
+fail:
+    redis_conn_close(c);
+    return NULL;
+}
+
+int redis_conn_alive(struct redis_conn *c)
+{
+    struct pollfd p = {.fd = c->fd, .events = POLLIN};
+    int r = poll(&p, 1, 0);
+    if (r == 0)
+        return 1;
+    if (r < 0 || (p.revents & (POLLERR | POLLHUP | POLLNVAL)) || !c->ssl)
+        return 0; /* an EOF, a reset, or bytes nobody asked for */
+    /* TLS: the bytes may be a post-handshake message (a TLS 1.3 session
+     * ticket); let OpenSSL consume it and see whether data follows. */
+    char b;
+    ERR_clear_error();
+    int n = SSL_peek(c->ssl, &b, 1);
+    int e = n > 0 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, n);
+    ERR_clear_error();
+    return n <= 0 && e == SSL_ERROR_WANT_READ;
+}
+
+void redis_conn_close(struct redis_conn *c)
+{
+    if (!c)
+        return;
+    if (c->ssl) {
+        /* No close_notify: the connection is being dropped, often because
+         * it is already broken, and waiting for the peer helps nobody. */
+        SSL_free(c->ssl);
+        ERR_clear_error();
+    }
+    if (c->fd >= 0)
+        close(c->fd);
+    if (c->reader)
+        redisReaderFree(c->reader);
+    free(c);
+}
