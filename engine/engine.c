@@ -11,6 +11,7 @@
 #include "batch.h"
 #include "event.h"
 #include "log.h"
+#include "store_ddb.h"
 
 /* A plugin instance for one target configuration, kept across invocations
  * so its connections stay warm. Owns copies of everything the plugin may
@@ -106,14 +107,17 @@ struct fanout_engine *fanout_engine_new(const struct fanout_engine_config *cfg,
         free(e);
         return NULL;
     }
-    if (!cfg->config_path) {
+    if (cfg->config_path) {
+        e->store = fanout_store_file_new(cfg->config_path, err, err_len);
+    } else if (cfg->table) {
+        e->store = fanout_store_ddb_new(cfg->table, NULL, err, err_len);
+    } else {
         snprintf(err, err_len,
-                 "no mapping store: give --config FILE, or set FANOUT_CONFIG to a mapping "
-                 "file");
+                 "no mapping store: give --config FILE (or FANOUT_CONFIG) for a mapping "
+                 "file, or FANOUT_TABLE for a DynamoDB table");
         fanout_engine_destroy(e);
         return NULL;
     }
-    e->store = fanout_store_file_new(cfg->config_path, err, err_len);
     if (!e->store) {
         fanout_engine_destroy(e);
         return NULL;

@@ -11,7 +11,8 @@
 #include "util.h"
 
 struct fanout_engine_config {
-    const char *config_path; /* mapping file */
+    const char *config_path; /* mapping file; NULL: the DynamoDB table */
+    const char *table;       /* DynamoDB mapping table when no file */
     const char *plugin_path; /* NULL: the default search path */
     /* Targets (or parallel batches) in flight at once:
      * FANOUT_MAX_PARALLEL, default 16. */

@@ -12,11 +12,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "client.h"
 #include "engine.h"
 #include "http.h"
 #include "log.h"
 #include "runtime.h"
+#include "store_ddb.h"
 
 #ifndef FANOUT_VERSION
 #define FANOUT_VERSION "dev"
@@ -55,10 +57,14 @@ static int s_engine(const char *config, const char *plugin_path, struct fanout_e
     }
     cfg.config_path = config ? config : getenv("FANOUT_CONFIG");
     cfg.plugin_path = plugin_path;
-    if (!cfg.config_path && getenv("FANOUT_TABLE")) {
-        fprintf(stderr, "fanout: FANOUT_TABLE is set, but this build has only the file "
-                        "mapping store; give --config FILE or set FANOUT_CONFIG\n");
-        return EXIT_USAGE;
+    char table[256];
+    if (!cfg.config_path) {
+        /* the DynamoDB store: FANOUT_TABLE, or <function name>Targets */
+        cfg.table = fanout_store_ddb_table_name(table, sizeof table, err, sizeof err);
+        if (!cfg.table) {
+            fprintf(stderr, "fanout: %s\n", err);
+            return EXIT_USAGE;
+        }
     }
     *out = fanout_engine_new(&cfg, NULL, err, sizeof err);
     if (!*out) {
@@ -84,8 +90,8 @@ static void s_usage_invoke(FILE *f)
                "  --plugin-path DIRS  colon-separated plugin directories, searched before\n"
                "                      /opt/fanout/plugins and the install directory\n"
                "  --verbose, --quiet  log at debug level, or warnings and errors only\n"
-            "  --repeat N          run the event N times in this process (warm engine,\n"
-            "                      for benchmarks); prints each run's time on stderr\n"
+               "  --repeat N          run the event N times in this process (warm engine,\n"
+               "                      for benchmarks); prints each run's time on stderr\n"
                "\n"
                "Exit status: 0 every record reached every active target, 1 some record\n"
                "failed (each is logged with its source, sequence number and reason),\n"
@@ -167,7 +173,8 @@ static int s_cmd_invoke(int argc, char **argv)
         if (r >= 0)
             fanout_result_clean_up(&res);
         fprintf(stderr, "run %u: %.3f ms\n", i,
-                (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+                (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+                    (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
     }
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -176,7 +183,8 @@ static int s_cmd_invoke(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (repeat > 1)
         fprintf(stderr, "run %u: %.3f ms\n", repeat,
-                (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+                (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+                    (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
     if (rc < 0) {
         LOG_ERROR("event", "%s: %s", strcmp(event, "-") ? event : "standard input", err);
         rc = EXIT_DELIVERY;
@@ -367,9 +375,10 @@ static int s_cmd_validate(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const char *usage =
-        "usage: fanout validate --config FILE [--plugin-path DIRS]\n"
+        "usage: fanout validate [--config FILE] [--plugin-path DIRS]\n"
         "\n"
-        "Check a mapping file: the schema of every mapping, then each mapping\n"
+        "Check the mappings (a file with --config or FANOUT_CONFIG, else the\n"
+        "DynamoDB table of FANOUT_TABLE): the schema of every mapping, then each mapping\n"
         "against its plugin (installed, collapse mode accepted, options,\n"
         "destination form). Prints one line per problem. Exit status 0 when\n"
         "all mappings are valid, 2 otherwise.\n"
@@ -386,9 +395,9 @@ static int s_cmd_validate(int argc, char **argv)
         default: fputs(usage, stderr); return EXIT_USAGE;
         }
     }
-    if (optind < argc || !(config || getenv("FANOUT_CONFIG"))) {
-        fprintf(stderr, "fanout validate: %s\n%s",
-                optind < argc ? "unexpected argument" : "--config FILE is required", usage);
+    if (optind < argc) {
+        fprintf(stderr, "fanout validate: unexpected argument \"%s\"\n%s", argv[optind],
+                usage);
         return EXIT_USAGE;
     }
     /* Invalid mappings are printed here, one line each, rather than logged
@@ -472,13 +481,12 @@ static int s_lambda(const char *api)
     struct s_lambda l = {0};
     struct fanout_engine_config cfg = {0};
     char err[1024];
+    char table[256];
     if (fanout_engine_config_from_env(&cfg, err, sizeof err) == 0) {
         cfg.config_path = getenv("FANOUT_CONFIG");
         if (!cfg.config_path)
-            snprintf(err, sizeof err,
-                     "FANOUT_CONFIG is not set: point it at the mapping file (the "
-                     "DynamoDB mapping store is not in this build)");
-        else
+            cfg.table = fanout_store_ddb_table_name(table, sizeof table, err, sizeof err);
+        if (cfg.config_path || cfg.table)
             l.e = fanout_engine_new(&cfg, NULL, err, sizeof err);
     }
     if (!l.e) {
@@ -510,6 +518,8 @@ static void s_usage(FILE *f)
                "  invoke     run one event locally (--config FILE --event FILE|-)\n"
                "  plugins    list the plugins on the search path, and the refused ones\n"
                "  validate   check a mapping file against the schema and the plugins\n"
+               "  register, list, update, activate, deactivate, unregister\n"
+               "             manage the mappings in the DynamoDB table\n"
                "\n"
                "As an AWS Lambda custom runtime (bootstrap), fanout runs the Runtime API\n"
                "loop when AWS_LAMBDA_RUNTIME_API is set and no command is given.\n"
@@ -585,6 +595,8 @@ int main(int argc, char **argv)
             fprintf(stderr, "fanout: unknown command \"%s\"\n\n", argv[1]);
             s_usage(stderr);
             rc = EXIT_USAGE;
+        } else if (!cmd->run && fanout_cli_has(cmd->name)) {
+            rc = fanout_cli_run(cmd->name, argc - 1, argv + 1);
         } else if (!cmd->run) {
             fprintf(stderr,
                     "fanout %s: not available in this build yet; it comes with %s\n",

@@ -287,10 +287,11 @@ class Fanout(unittest.TestCase):
         r = self.run_fanout(["frobnicate"])
         self.assertEqual(r.returncode, 2)
         self.assertIn('unknown command "frobnicate"', r.stderr.decode())
-        r = self.run_fanout(["invoke", "--event", "-"], stdin=b'{"Records":[]}')
+        r = self.run_fanout(["invoke", "--event", "-"], stdin=b'{"Records":[]}',
+                            env={"FANOUT_TABLE": "", "AWS_LAMBDA_FUNCTION_NAME": ""})
         self.assertEqual(r.returncode, 2)
         self.assertIn("--config", r.stderr.decode())
-        r = self.run_fanout(["register"])
+        r = self.run_fanout(["deploy"])
         self.assertEqual(r.returncode, 2)
         self.assertIn("not available in this build yet", r.stderr.decode())
         for cmd in ("invoke", "plugins", "validate"):

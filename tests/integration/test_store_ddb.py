@@ -1,0 +1,200 @@
+"""The DynamoDB mapping store end to end: targets registered as items of a
+dynalite table (written with botocore, as the seed design's tools did),
+`fanout invoke` with no --config reading them, and the fanout binary as a
+Lambda bootstrap (tests/runtime_emulator.py) seeing a deactivated target
+stop after the refresh interval. Run by meson with /usr/bin/python3."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+SOURCE = harness.KINESIS_SOURCE
+OTHER = "arn:aws:kinesis:us-east-1:123456789012:stream/other"
+
+
+def item(source, id_, destination, active=True, type_="file", **extra):
+    """A mapping item as the seed design stored it: strings S, booleans
+    BOOL."""
+    it = {"sourceArn": {"S": source}, "id": {"S": id_}, "type": {"S": type_},
+          "destination": {"S": destination}, "active": {"BOOL": active}}
+    it.update(extra)
+    return it
+
+
+class DynamoDBStore(unittest.TestCase):
+    def setUp(self):
+        self.tmp = harness.TempDir()
+        self.dir = self.tmp.path
+        self.ddb = harness.Dynalite()
+        self.client = harness.botocore_client("dynamodb", self.ddb.url)
+
+    def tearDown(self):
+        self.client.close()
+        self.ddb.stop()
+        self.tmp.cleanup()
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def create_table(self, name):
+        self.client.create_table(
+            TableName=name,
+            AttributeDefinitions=[{"AttributeName": "sourceArn", "AttributeType": "S"},
+                                  {"AttributeName": "id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "sourceArn", "KeyType": "HASH"},
+                       {"AttributeName": "id", "KeyType": "RANGE"}],
+            BillingMode="PAY_PER_REQUEST")
+        end = time.time() + 20
+        while self.client.describe_table(TableName=name)["Table"]["TableStatus"] != "ACTIVE":
+            self.assertLess(time.time(), end, "table %s never became ACTIVE" % name)
+            time.sleep(0.02)
+
+    def put(self, table, *items):
+        for it in items:
+            self.client.put_item(TableName=table, Item=it)
+
+    def lines(self, name):
+        p = self.path(name)
+        if not os.path.exists(p):
+            return []
+        with open(p, encoding="utf-8") as f:
+            return [json.loads(line) for line in f]
+
+    def datas(self, name):
+        return [r["data"] for r in self.lines(name)]
+
+    def test_invoke_reads_the_targets_from_the_table(self):
+        self.create_table("fanout-mappings")
+        self.put("fanout-mappings",
+                 item(SOURCE, "to-a", self.path("a.jsonl")),
+                 item(SOURCE, "to-b", self.path("b.jsonl"), collapse={"S": "none"}),
+                 item(SOURCE, "off", self.path("off.jsonl"), active=False),
+                 item(OTHER, "elsewhere", self.path("other.jsonl")),
+                 # the seed design stored booleans as BOOL: a string is refused
+                 # and named, the other targets still work
+                 dict(item(SOURCE, "stringly", self.path("s.jsonl")),
+                      active={"S": "true"}))
+        env = harness.aws_env(DYNAMODB=self.ddb.url)
+        env["FANOUT_TABLE"] = "fanout-mappings"
+        event = harness.kinesis_event([("k1", b"first"), ("k2", b"second")])
+        r = harness.run_fanout(["invoke", "--event", "-"], env=env,
+                               stdin=json.dumps(event).encode())
+        log = r.stderr.decode()
+        self.assertEqual(r.returncode, 0, log)
+        self.assertEqual(self.datas("a.jsonl"), ["first", "second"], log)
+        self.assertEqual(self.datas("b.jsonl"), ["first", "second"], log)
+        self.assertEqual(self.lines("off.jsonl"), [])
+        self.assertEqual(self.lines("other.jsonl"), [])
+        self.assertEqual(self.lines("s.jsonl"), [])
+        self.assertIn('mapping "stringly"', log)
+        self.assertIn('field "active": expected a boolean (DynamoDB BOOL', log)
+        self.assertIn('got S "true"', log)
+
+    def test_missing_table_fails_the_records_and_says_why(self):
+        env = harness.aws_env(DYNAMODB=self.ddb.url)
+        env["FANOUT_TABLE"] = "no-such-table"
+        event = harness.kinesis_event([("k1", b"first")])
+        r = harness.run_fanout(["invoke", "--event", "-"], env=env,
+                               stdin=json.dumps(event).encode())
+        log = r.stderr.decode()
+        self.assertEqual(r.returncode, 1, log)
+        self.assertIn("table no-such-table", log)
+        self.assertIn("ResourceNotFoundException", log)
+
+    def run_bootstrap(self, events, env, while_running):
+        """The fanout binary as a Lambda bootstrap, serving `events` from
+        the runtime emulator; `while_running(api_lines)` is called while it
+        runs. Returns (CompletedProcess-like, posted results)."""
+        evfile, out = self.path("events.json"), self.path("api.jsonl")
+        with open(evfile, "w") as f:
+            json.dump(events, f)
+        emu = subprocess.Popen(
+            [harness.PYTHON, os.path.join(harness.TESTS, "runtime_emulator.py"),
+             "--events", evfile, "--output", out, "--exit-when-empty",
+             "--max-lifetime", "120", "--parent-pid", str(os.getpid())],
+            stdout=subprocess.PIPE)
+        proc = None
+        try:
+            port = emu.stdout.readline().decode().strip()
+            e = dict(os.environ)
+            for k in list(e):
+                if k.startswith("AWS_") or k in ("FANOUT_CONFIG", "FANOUT_TABLE"):
+                    del e[k]
+            e.update(env)
+            e.update({"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:" + port,
+                      "FANOUT_PLUGIN_PATH": harness.plugin_path(),
+                      "FANOUT_RETRY_BASE_MS": "1", "FANOUT_RETRY_CAP_MS": "2"})
+            proc = subprocess.Popen([harness.FANOUT], env=e, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE)
+
+            def api_lines():
+                if not os.path.exists(out):
+                    return []
+                with open(out) as f:
+                    return [json.loads(line) for line in f if line.endswith("\n")]
+
+            while_running(api_lines)
+            stdout, stderr = proc.communicate(timeout=60)
+        finally:
+            if proc and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            emu.kill()
+            emu.wait()
+            emu.stdout.close()
+        posts = [c for c in api_lines() if c["kind"] in ("response", "error", "init_error")]
+        return stderr.decode(), posts
+
+    def test_deactivated_target_stops_after_the_refresh_interval(self):
+        # the default table of a Lambda function: <function name>Targets
+        self.create_table("fanout-testTargets")
+        self.put("fanout-testTargets",
+                 item(SOURCE, "to-a", self.path("a.jsonl")),
+                 item(SOURCE, "to-b", self.path("b.jsonl")),
+                 # paces the invocations: "sleep:MS:" records take MS ms
+                 item(SOURCE, "pacer", self.path("pacer.log"), type_="flaky"))
+        env = harness.aws_env(DYNAMODB=self.ddb.url)
+        env.update({"AWS_LAMBDA_FUNCTION_NAME": "fanout-test",
+                    "FANOUT_MAPPING_REFRESH_SECONDS": "1"})
+        events = [
+            # 1: read from the table, both targets active
+            {"event": harness.kinesis_event([("k", b"one")])},
+            # 2: from the cache; while it sleeps, "to-b" is deactivated
+            {"event": harness.kinesis_event([("k", b"sleep:2500:pause")])},
+            # 3: more than the refresh interval later: read again, "to-b" off
+            {"event": harness.kinesis_event([("k", b"three")])},
+        ]
+        state = {}
+
+        def deactivate_after_first(api_lines):
+            end = time.time() + 30
+            while not any(c["kind"] == "response" for c in api_lines()):
+                self.assertLess(time.time(), end, "no answer to the first invocation")
+                time.sleep(0.02)
+            state["at"] = time.monotonic()
+            self.client.update_item(
+                TableName="fanout-testTargets",
+                Key={"sourceArn": {"S": SOURCE}, "id": {"S": "to-b"}},
+                UpdateExpression="SET active = :f",
+                ExpressionAttributeValues={":f": {"BOOL": False}})
+            state["done"] = time.monotonic()
+
+        log, posts = self.run_bootstrap(events, env, deactivate_after_first)
+        self.assertEqual([p["kind"] for p in posts], ["response"] * 3, log)
+        for p in posts:
+            self.assertEqual(json.loads(p["body"]), {"batchItemFailures": []}, log)
+        # the update landed while the second invocation was still sleeping
+        self.assertLess(state["done"] - state["at"], 2.0)
+        self.assertEqual(self.datas("a.jsonl"), ["one", "sleep:2500:pause", "three"], log)
+        self.assertEqual(self.datas("b.jsonl"), ["one", "sleep:2500:pause"], log)
+        self.assertNotIn("cannot refresh", log)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
