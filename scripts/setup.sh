@@ -16,7 +16,7 @@ want_tests=0
 build_pkgs=(gcc libc6-dev pkg-config meson ninja-build protobuf-c-compiler
     libprotobuf-c-dev libjansson-dev libcurl4-openssl-dev libssl-dev
     libhiredis-dev libmemcached-dev check)
-test_pkgs=(valgrind python3 python3-botocore nodejs npm redis-server memcached
+test_pkgs=(valgrind python3 python3-botocore nodejs npm redis-server memcached openssl
     clang-format)
 
 pkgs=("${build_pkgs[@]}")

@@ -1,0 +1,122 @@
+/* The SDK's header-only helpers for plugin authors (fanout/helpers.h). */
+#include <check.h>
+
+#include "check_main.h"
+
+#include <fanout/helpers.h>
+#include <jansson.h>
+
+START_TEST(sbuf_grows_and_formats)
+{
+    struct fanout_sbuf b = {0};
+    for (int i = 0; i < 2000; i++)
+        ck_assert_int_eq(fanout_sbuf_printf(&b, "%d,", i), 0);
+    ck_assert(strncmp(b.p, "0,1,2,", 6) == 0);
+    ck_assert_int_eq(b.p[b.len], 0);
+    ck_assert_int_eq(fanout_sbuf_puts(&b, "end"), 0);
+    ck_assert(strcmp(b.p + b.len - 3, "end") == 0);
+    fanout_sbuf_free(&b);
+    ck_assert_ptr_null(b.p);
+}
+END_TEST
+
+START_TEST(json_strings_always_valid)
+{
+    struct fanout_sbuf b = {0};
+    const char in[] = "q\"\\\n\t\x01 \xc3\xbc \xf0\x9f\x98\x80 \xff \xed\xa0\x80 end";
+    ck_assert_int_eq(fanout_sbuf_json_str(&b, in, sizeof in - 1), 0);
+    json_error_t je;
+    json_t *j = json_loadb(b.p, b.len, JSON_DECODE_ANY, &je);
+    ck_assert_msg(j != NULL, "%s: %s", b.p, je.text);
+    ck_assert_str_eq(
+        json_string_value(j),
+        "q\"\\\n\t\x01 \xc3\xbc \xf0\x9f\x98\x80 \xef\xbf\xbd \xef\xbf\xbd\xef\xbf\xbd"
+        "\xef\xbf\xbd end");
+    json_decref(j);
+    fanout_sbuf_free(&b);
+}
+END_TEST
+
+START_TEST(base64_vectors)
+{
+    static const char *const plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+    static const char *const enc[] = {"",         "Zg==",     "Zm8=",    "Zm9v",
+                                      "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+    for (int i = 0; i < 7; i++) {
+        struct fanout_sbuf b = {0};
+        ck_assert_int_eq(fanout_sbuf_base64(&b, plain[i], strlen(plain[i])), 0);
+        ck_assert_str_eq(b.p ? b.p : "", enc[i]);
+        fanout_sbuf_free(&b);
+    }
+}
+END_TEST
+
+START_TEST(utf8)
+{
+    ck_assert(fanout_utf8_check((const uint8_t *)"plain \xc3\xbc", 8));
+    ck_assert(!fanout_utf8_check((const uint8_t *)"\xc0\xaf", 2));
+    ck_assert(!fanout_utf8_check((const uint8_t *)"\xed\xa0\x80", 3));
+    ck_assert(!fanout_utf8_check((const uint8_t *)"\xf4\x90\x80\x80", 4));
+    ck_assert(!fanout_utf8_check((const uint8_t *)"ab\xe2\x82", 4));
+}
+END_TEST
+
+START_TEST(arns)
+{
+    struct fanout_arn a;
+    ck_assert_int_eq(fanout_arn_split("arn:aws-cn:sqs:cn-north-1:123456789012:q", &a), 0);
+    ck_assert(a.partition_len == 6 && !strncmp(a.partition, "aws-cn", 6));
+    ck_assert(a.region_len == 10 && !strncmp(a.region, "cn-north-1", 10));
+    ck_assert(a.resource_len == 1 && a.resource[0] == 'q');
+    /* resources may contain ':' (Lambda qualifiers) and '/' */
+    ck_assert_int_eq(fanout_arn_split("arn:aws:lambda:us-east-1:1:function:f:alias", &a),
+                     0);
+    ck_assert(a.resource_len == 16 && !strncmp(a.resource, "function:f:alias", 16));
+    ck_assert_int_eq(fanout_arn_split("arn:aws:iam::123456789012:role/x", &a), 0);
+    ck_assert_uint_eq(a.region_len, 0);
+    ck_assert_int_eq(fanout_arn_split("arn:aws:sqs:us-east-1:1:", &a), -1);
+    ck_assert_int_eq(fanout_arn_split("arn:aws:sqs", &a), -1);
+    ck_assert_int_eq(fanout_arn_split("not-an-arn", &a), -1);
+    ck_assert_int_eq(fanout_arn_split(NULL, &a), -1);
+}
+END_TEST
+
+START_TEST(aws_outcomes)
+{
+    struct fanout_aws_response r = {.struct_size = sizeof r};
+    struct fanout_outcome o = {0};
+    r.result = FANOUT_AWS_OK;
+    ck_assert_int_eq(fanout_aws_outcome(&r, &o), FANOUT_OK);
+    ck_assert_int_eq(o.status, FANOUT_OK);
+    r.result = FANOUT_AWS_THROTTLED;
+    strcpy(r.error_code, "ThrottlingException");
+    strcpy(r.error_message, "Rate exceeded");
+    ck_assert_int_eq(fanout_aws_outcome(&r, &o), FANOUT_THROTTLED);
+    ck_assert_str_eq(o.code, "ThrottlingException");
+    ck_assert_str_eq(o.message, "Rate exceeded");
+    r.result = FANOUT_AWS_RETRYABLE;
+    ck_assert_int_eq(fanout_aws_outcome(&r, &o), FANOUT_RETRY);
+    r.result = FANOUT_AWS_FAILED;
+    r.error_code[0] = 0;
+    r.error_message[0] = 0;
+    ck_assert_int_eq(fanout_aws_outcome(&r, &o), FANOUT_FATAL);
+    ck_assert_str_eq(o.code, "RequestFailed");
+    char *d = fanout_strndup("abcdef", 3);
+    ck_assert_str_eq(d, "abc");
+    free(d);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("helpers");
+    TCase *tc = tcase_create("sdk");
+    tcase_add_test(tc, sbuf_grows_and_formats);
+    tcase_add_test(tc, json_strings_always_valid);
+    tcase_add_test(tc, base64_vectors);
+    tcase_add_test(tc, utf8);
+    tcase_add_test(tc, arns);
+    tcase_add_test(tc, aws_outcomes);
+    suite_add_tcase(s, tc);
+    return fanout_check_run(s);
+}
