@@ -3,6 +3,7 @@
 #include <check.h>
 
 #include "check_main.h"
+#include "test_server.h"
 
 #include <fcntl.h>
 #include <jansson.h>
@@ -30,32 +31,19 @@ static char s_base[64];
 static pid_t s_start(const char *script_name, const char *const *extra, char *base,
                      size_t base_len)
 {
-    int out[2];
-    ck_assert_int_eq(pipe(out), 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        dup2(out[1], 1);
-        close(out[0]);
-        char script[1024], ppid[32];
-        const char *dir = getenv("FANOUT_TESTS_DIR");
-        snprintf(script, sizeof script, "%s/servers/%s", dir ? dir : "tests", script_name);
-        snprintf(ppid, sizeof ppid, "%d", (int)getppid());
-        const char *argv[16] = {"python3", script,           "--parent-pid",
-                                ppid,      "--max-lifetime", "120"};
-        int k = 6;
-        for (; extra && *extra && k < 15; extra++)
-            argv[k++] = *extra;
-        argv[k] = NULL;
-        execv("/usr/bin/python3", (char *const *)argv);
-        _exit(127);
-    }
-    close(out[1]);
-    char line[64] = "";
-    FILE *f = fdopen(out[0], "r");
-    ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
-    fclose(f);
-    snprintf(base, base_len, "http://127.0.0.1:%d", atoi(line));
+    char script[1024], ppid[32];
+    const char *dir = getenv("FANOUT_TESTS_DIR");
+    snprintf(script, sizeof script, "%s/servers/%s", dir ? dir : "tests", script_name);
+    snprintf(ppid, sizeof ppid, "%d", (int)getpid());
+    const char *argv[16] = {"/usr/bin/python3", script, "--parent-pid", ppid,
+                            "--max-lifetime",   "120"};
+    int k = 6;
+    for (; extra && *extra && k < 15; extra++)
+        argv[k++] = *extra;
+    argv[k] = NULL;
+    pid_t pid;
+    int port = fanout_test_spawn_server(argv, &pid, script_name);
+    snprintf(base, base_len, "http://127.0.0.1:%d", port);
     return pid;
 }
 

@@ -10,6 +10,7 @@
 #include <check.h>
 
 #include "check_main.h"
+#include "test_server.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -34,7 +35,6 @@
 extern char **environ;
 
 #define PATH_LEN     512
-#define WAIT_PORT_MS 15000
 #define REGION       "us-east-1"
 #define ACCOUNT_ROLE "arn:aws:iam::123456789012:role/"
 
@@ -205,37 +205,7 @@ static void s_server_start(const char *opt, ...)
     va_end(ap);
     argv[argc] = NULL;
 
-    int fds[2];
-    ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
-    int rc = posix_spawn(&s_t.pid, argv[0], &fa, NULL, (char *const *)argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(fds[1]);
-    ck_assert_msg(rc == 0, "posix_spawn %s: %s", argv[0], strerror(rc));
-
-    char line[32];
-    size_t n = 0;
-    int64_t until = s_mono_ms() + WAIT_PORT_MS;
-    while (n < sizeof line - 1 && (n == 0 || line[n - 1] != '\n')) {
-        int64_t left = until - s_mono_ms();
-        ck_assert_msg(left > 0, "sts_server.py did not print its port");
-        struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
-        int pr = poll(&pfd, 1, (int)left);
-        if (pr < 0 && errno == EINTR)
-            continue;
-        ck_assert_int_ge(pr, 0);
-        if (pr == 0)
-            continue;
-        ssize_t r = read(fds[0], line + n, sizeof line - 1 - n);
-        ck_assert_msg(r > 0, "sts_server.py exited before printing its port");
-        n += (size_t)r;
-    }
-    close(fds[0]);
-    line[n] = 0;
-    s_t.port = atoi(line);
-    ck_assert_msg(s_t.port > 0 && s_t.port < 65536, "bad port line \"%s\"", line);
+    s_t.port = fanout_test_spawn_server(argv, &s_t.pid, "sts_server.py");
     snprintf(s_t.url, sizeof s_t.url, "http://127.0.0.1:%d", s_t.port);
     setenv("AWS_ENDPOINT_URL_STS", s_t.url, 1);
 }

@@ -8,6 +8,7 @@
 #include <check.h>
 
 #include "check_main.h"
+#include "test_server.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -33,10 +34,9 @@
 
 extern char **environ;
 
-#define PATH_LEN     512
-#define MAX_CALLS    8
-#define WAIT_PORT_MS 15000
-#define DEFAULT_ARN  "arn:aws:lambda:us-east-1:123456789012:function:fanout-test"
+#define PATH_LEN    512
+#define MAX_CALLS   8
+#define DEFAULT_ARN "arn:aws:lambda:us-east-1:123456789012:function:fanout-test"
 #define TRACE_ID                                                                           \
     "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
 
@@ -141,38 +141,7 @@ static void s_emu_start(json_t *events, ...)
     va_end(ap);
     argv[argc] = NULL;
 
-    int fds[2];
-    ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
-    int rc = posix_spawn(&s_emu.pid, argv[0], &fa, NULL, (char *const *)argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(fds[1]);
-    ck_assert_msg(rc == 0, "posix_spawn %s: %s", argv[0], strerror(rc));
-
-    /* The first line is the port; bounded wait. */
-    char line[32];
-    size_t n = 0;
-    int64_t until = s_mono_ms() + WAIT_PORT_MS;
-    while (n < sizeof line - 1 && (n == 0 || line[n - 1] != '\n')) {
-        int64_t left = until - s_mono_ms();
-        ck_assert_msg(left > 0, "the emulator did not print its port");
-        struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
-        int pr = poll(&pfd, 1, (int)left);
-        if (pr < 0 && errno == EINTR)
-            continue;
-        ck_assert_int_ge(pr, 0);
-        if (pr == 0)
-            continue;
-        ssize_t r = read(fds[0], line + n, sizeof line - 1 - n);
-        ck_assert_msg(r > 0, "the emulator exited before printing its port");
-        n += (size_t)r;
-    }
-    close(fds[0]);
-    line[n] = 0;
-    int port = atoi(line);
-    ck_assert_msg(port > 0 && port < 65536, "bad port line \"%s\"", line);
+    int port = fanout_test_spawn_server(argv, &s_emu.pid, "the emulator");
     snprintf(s_emu.api, sizeof s_emu.api, "127.0.0.1:%d", port);
 }
 
