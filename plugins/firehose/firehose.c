@@ -194,16 +194,6 @@ static int s_target_limits(void *state, const struct fanout_target *t,
     return 0;
 }
 
-static char *s_strndup(const char *s, size_t n)
-{
-    char *c = malloc(n + 1);
-    if (c) {
-        memcpy(c, s, n);
-        c[n] = 0;
-    }
-    return c;
-}
-
 static char *s_dup(const char *s)
 {
     return s ? strdup(s) : NULL;
@@ -237,11 +227,11 @@ static int s_open(void *state, const struct fanout_target *t, void **out,
         goto oom;
     f->host = s_host;
     f->id = s_dup(t->id ? t->id : "firehose");
-    f->stream = s_strndup(d.name, d.name_len);
+    f->stream = fanout_strndup(d.name, d.name_len);
     if (t->region)
         f->region = s_dup(t->region);
     else if (d.region)
-        f->region = s_strndup(d.region, d.region_len);
+        f->region = fanout_strndup(d.region, d.region_len);
     f->role = s_dup(t->role);
     f->external_id = s_dup(t->external_id);
     f->append_newline = o && o->append_newline;

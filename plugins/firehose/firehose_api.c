@@ -21,81 +21,18 @@
 
 #include "firehose.h"
 
-/* ---- a growable buffer ---- */
-
-struct s_buf {
-    char *p;
-    size_t len, cap;
-    int failed;
-};
-
-static void s_reserve(struct s_buf *b, size_t more)
+/* Base64 of `p` followed by `tail` (0 or 1 bytes), as one blob: the whole
+ * 3-byte groups of `p`, then its last 0 to 2 bytes with the tail. */
+static int s_put_b64(struct fanout_sbuf *b, const uint8_t *p, size_t n, const uint8_t *tail,
+                     size_t tail_len)
 {
-    if (b->failed || b->len + more <= b->cap)
-        return;
-    size_t cap = b->cap ? b->cap : 1024;
-    while (cap < b->len + more)
-        cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) {
-        b->failed = 1;
-        return;
-    }
-    b->p = p;
-    b->cap = cap;
-}
-
-static void s_puts(struct s_buf *b, const char *s)
-{
-    size_t n = strlen(s);
-    s_reserve(b, n);
-    if (b->failed)
-        return;
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-}
-
-static size_t s_b64_len(size_t n)
-{
-    return (n + 2) / 3 * 4;
-}
-
-/* Base64 of `p` followed by `tail` (0 or 1 bytes), as one blob. */
-static void s_put_b64(struct s_buf *b, const uint8_t *p, size_t n, const uint8_t *tail,
-                      size_t tail_len)
-{
-    static const char t[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t total = n + tail_len;
-    s_reserve(b, s_b64_len(total));
-    if (b->failed)
-        return;
-    char *o = b->p + b->len;
-    size_t i = 0;
-    for (; i + 3 <= n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-        *o++ = t[v >> 18];
-        *o++ = t[(v >> 12) & 63];
-        *o++ = t[(v >> 6) & 63];
-        *o++ = t[v & 63];
-    }
-    /* the last 1 to 3 bytes, the tail among them */
+    size_t whole = n - n % 3, k = 0;
     uint8_t last[4];
-    size_t k = 0;
-    for (; i < n; i++)
+    for (size_t i = whole; i < n; i++)
         last[k++] = p[i];
     for (size_t j = 0; j < tail_len; j++)
         last[k++] = tail[j];
-    for (size_t j = 0; j < k; j += 3) {
-        size_t m = k - j < 3 ? k - j : 3;
-        uint32_t v = (uint32_t)last[j] << 16 | (m > 1 ? (uint32_t)last[j + 1] << 8 : 0) |
-                     (m > 2 ? last[j + 2] : 0);
-        *o++ = t[v >> 18];
-        *o++ = t[(v >> 12) & 63];
-        *o++ = m > 1 ? t[(v >> 6) & 63] : '=';
-        *o++ = m > 2 ? t[v & 63] : '=';
-    }
-    b->len = (size_t)(o - b->p);
+    return fanout_sbuf_base64(b, p, whole) | fanout_sbuf_base64(b, last, k);
 }
 
 /* ---- the call ---- */
@@ -209,25 +146,25 @@ void firehose_put_record_batch(const struct firehose_target *t,
     size_t n = batch->count, tail = t->append_newline ? 1 : 0;
     if (!n)
         return;
-    struct s_buf b = {0};
+    struct fanout_sbuf b = {0};
     size_t need = 40 + strlen(t->stream);
     for (size_t i = 0; i < n; i++)
-        need += 16 + s_b64_len(batch->messages[i]->body_len + tail);
-    s_reserve(&b, need);
-    s_puts(&b, "{\"DeliveryStreamName\":\"");
-    s_puts(&b, t->stream); /* no character to escape */
-    s_puts(&b, "\",\"Records\":[");
+        need += 16 + (batch->messages[i]->body_len + tail + 2) / 3 * 4;
+    int rc = fanout_sbuf_reserve(&b, need);
+    rc |= fanout_sbuf_puts(&b, "{\"DeliveryStreamName\":\"");
+    rc |= fanout_sbuf_puts(&b, t->stream); /* no character to escape */
+    rc |= fanout_sbuf_puts(&b, "\",\"Records\":[");
     for (size_t i = 0; i < n; i++) {
         const struct fanout_message *m = batch->messages[i];
-        s_puts(&b, i ? ",{\"Data\":\"" : "{\"Data\":\"");
-        s_put_b64(&b, m->body, m->body_len, newline, tail);
-        s_puts(&b, "\"}");
+        rc |= fanout_sbuf_puts(&b, i ? ",{\"Data\":\"" : "{\"Data\":\"");
+        rc |= s_put_b64(&b, m->body, m->body_len, newline, tail);
+        rc |= fanout_sbuf_puts(&b, "\"}");
     }
-    s_puts(&b, "]}");
-    if (b.failed) {
+    rc |= fanout_sbuf_puts(&b, "]}");
+    if (rc != 0) {
         s_mark_all(n, out, FANOUT_RETRY, "OutOfMemory",
                    "out of memory building PutRecordBatch");
-        free(b.p);
+        fanout_sbuf_free(&b);
         return;
     }
     if (b.len > FIREHOSE_MAX_REQUEST_BYTES)
@@ -281,5 +218,5 @@ void firehose_put_record_batch(const struct firehose_target *t,
         break;
     }
     t->host->aws_response_clean_up(&resp);
-    free(b.p);
+    fanout_sbuf_free(&b);
 }

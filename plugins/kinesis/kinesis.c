@@ -212,16 +212,6 @@ static int s_target_limits(void *state, const struct fanout_target *t,
     return 0;
 }
 
-static char *s_strndup(const char *s, size_t n)
-{
-    char *c = malloc(n + 1);
-    if (c) {
-        memcpy(c, s, n);
-        c[n] = 0;
-    }
-    return c;
-}
-
 static char *s_dup(const char *s)
 {
     return s ? strdup(s) : NULL;
@@ -256,13 +246,13 @@ static int s_open(void *state, const struct fanout_target *t, void **out,
         goto oom;
     k->host = s_host;
     k->id = s_dup(t->id ? t->id : "kinesis");
-    k->stream = s_strndup(d.name, d.name_len);
+    k->stream = fanout_strndup(d.name, d.name_len);
     if (d.arn)
         k->stream_arn = s_dup(t->destination);
     if (t->region)
         k->region = s_dup(t->region);
     else if (d.arn)
-        k->region = s_strndup(d.region, d.region_len);
+        k->region = fanout_strndup(d.region, d.region_len);
     k->role = s_dup(t->role);
     k->external_id = s_dup(t->external_id);
     k->ordered = !t->parallel;

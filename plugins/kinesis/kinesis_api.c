@@ -22,100 +22,6 @@
 
 #include "kinesis.h"
 
-/* ---- a growable buffer ---- */
-
-struct s_buf {
-    char *p;
-    size_t len, cap;
-    int failed;
-};
-
-static void s_reserve(struct s_buf *b, size_t more)
-{
-    if (b->failed || b->len + more <= b->cap)
-        return;
-    size_t cap = b->cap ? b->cap : 1024;
-    while (cap < b->len + more)
-        cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) {
-        b->failed = 1;
-        return;
-    }
-    b->p = p;
-    b->cap = cap;
-}
-
-static void s_put(struct s_buf *b, const void *src, size_t n)
-{
-    s_reserve(b, n);
-    if (b->failed)
-        return;
-    memcpy(b->p + b->len, src, n);
-    b->len += n;
-}
-
-static void s_puts(struct s_buf *b, const char *s)
-{
-    s_put(b, s, strlen(s));
-}
-
-static size_t s_b64_len(size_t n)
-{
-    return (n + 2) / 3 * 4;
-}
-
-static void s_put_b64(struct s_buf *b, const uint8_t *p, size_t n)
-{
-    static const char t[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    s_reserve(b, s_b64_len(n));
-    if (b->failed)
-        return;
-    char *o = b->p + b->len;
-    size_t i = 0;
-    for (; i + 3 <= n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-        *o++ = t[v >> 18];
-        *o++ = t[(v >> 12) & 63];
-        *o++ = t[(v >> 6) & 63];
-        *o++ = t[v & 63];
-    }
-    if (i < n) {
-        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0);
-        *o++ = t[v >> 18];
-        *o++ = t[(v >> 12) & 63];
-        *o++ = i + 1 < n ? t[(v >> 6) & 63] : '=';
-        *o++ = '=';
-    }
-    b->len = (size_t)(o - b->p);
-}
-
-/* A JSON string of valid UTF-8 text (control characters, quote and
- * backslash escaped). */
-static void s_put_json_str(struct s_buf *b, const uint8_t *s, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    s_put(b, "\"", 1);
-    size_t run = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint8_t c = s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        s_put(b, s + run, i - run);
-        run = i + 1;
-        if (c == '"' || c == '\\') {
-            char e[2] = {'\\', (char)c};
-            s_put(b, e, 2);
-        } else {
-            char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            s_put(b, e, 6);
-        }
-    }
-    s_put(b, s + run, n - run);
-    s_put(b, "\"", 1);
-}
-
 /* ---- partition keys ---- */
 
 /* The length of `s` in UTF-16 code units, or -1 when it is not UTF-8. */
@@ -123,19 +29,8 @@ static long s_utf16_units(const uint8_t *s, size_t n)
 {
     long units = 0;
     for (size_t i = 0; i < n;) {
-        uint8_t c = s[i];
-        size_t k = c < 0x80                 ? 1
-                   : c >= 0xC2 && c <= 0xDF ? 2
-                   : c >= 0xE0 && c <= 0xEF ? 3
-                   : c >= 0xF0 && c <= 0xF4 ? 4
-                                            : 0;
-        if (!k || k > n - i)
-            return -1;
-        for (size_t j = 1; j < k; j++)
-            if ((s[i + j] & 0xC0) != 0x80)
-                return -1;
-        if (k > 1 && ((c == 0xE0 && s[i + 1] < 0xA0) || (c == 0xED && s[i + 1] >= 0xA0) ||
-                      (c == 0xF0 && s[i + 1] < 0x90) || (c == 0xF4 && s[i + 1] >= 0x90)))
+        size_t k = fanout_utf8_seq(s + i, n - i);
+        if (!k)
             return -1;
         units += k == 4 ? 2 : 1;
         i += k;
@@ -344,7 +239,7 @@ void kinesis_put_records(const struct kinesis_target *t, const struct fanout_bat
     size_t n = batch->count;
     struct s_entry *entries = calloc(n ? n : 1, sizeof *entries);
     size_t *idx = calloc(n ? n : 1, sizeof *idx);
-    struct s_buf b = {0};
+    struct fanout_sbuf b = {0};
     if (!entries || !idx) {
         for (size_t i = 0; i < n; i++)
             fanout_outcome_set(&out[i], FANOUT_RETRY, "OutOfMemory",
@@ -373,31 +268,31 @@ void kinesis_put_records(const struct kinesis_target *t, const struct fanout_bat
             e->explicit_hash = r->explicit_hash_key;
         }
         idx[sent++] = i;
-        need += 64 + s_b64_len(m->body_len) + 6 * e->key_len + (e->explicit_hash ? 64 : 0);
+        need +=
+            64 + (m->body_len + 2) / 3 * 4 + 6 * e->key_len + (e->explicit_hash ? 64 : 0);
     }
     if (!sent)
         goto done;
 
-    s_reserve(&b, need);
-    s_puts(&b, t->stream_arn ? "{\"StreamARN\":\"" : "{\"StreamName\":\"");
-    s_puts(&b, t->stream_arn ? t->stream_arn : t->stream); /* no character to escape */
-    s_puts(&b, "\",\"Records\":[");
+    int rc = fanout_sbuf_reserve(&b, need);
+    rc |= fanout_sbuf_puts(&b, t->stream_arn ? "{\"StreamARN\":\"" : "{\"StreamName\":\"");
+    /* no character to escape in a stream name or ARN */
+    rc |= fanout_sbuf_puts(&b, t->stream_arn ? t->stream_arn : t->stream);
+    rc |= fanout_sbuf_puts(&b, "\",\"Records\":[");
     for (size_t k = 0; k < sent; k++) {
         const struct fanout_message *m = batch->messages[idx[k]];
         const struct s_entry *e = &entries[idx[k]];
-        s_puts(&b, k ? ",{\"Data\":\"" : "{\"Data\":\"");
-        s_put_b64(&b, m->body, m->body_len);
-        s_puts(&b, "\",\"PartitionKey\":");
-        s_put_json_str(&b, e->key, e->key_len);
-        if (e->explicit_hash) {
-            s_puts(&b, ",\"ExplicitHashKey\":\"");
-            s_puts(&b, e->explicit_hash);
-            s_puts(&b, "\"");
-        }
-        s_puts(&b, "}");
+        rc |= fanout_sbuf_puts(&b, k ? ",{\"Data\":\"" : "{\"Data\":\"");
+        rc |= fanout_sbuf_base64(&b, m->body, m->body_len);
+        rc |= fanout_sbuf_puts(&b, "\",\"PartitionKey\":");
+        /* the key is valid UTF-8 here (s_prepare_key), so nothing is replaced */
+        rc |= fanout_sbuf_json_str(&b, e->key, e->key_len);
+        if (e->explicit_hash)
+            rc |= fanout_sbuf_printf(&b, ",\"ExplicitHashKey\":\"%s\"", e->explicit_hash);
+        rc |= fanout_sbuf_puts(&b, "}");
     }
-    s_puts(&b, "]}");
-    if (b.failed) {
+    rc |= fanout_sbuf_puts(&b, "]}");
+    if (rc != 0) {
         s_mark_all(idx, sent, out, FANOUT_RETRY, "OutOfMemory",
                    "out of memory building PutRecords");
         goto done;
@@ -448,7 +343,7 @@ void kinesis_put_records(const struct kinesis_target *t, const struct fanout_bat
     }
     t->host->aws_response_clean_up(&resp);
 done:
-    free(b.p);
+    fanout_sbuf_free(&b);
     free(entries);
     free(idx);
 }
