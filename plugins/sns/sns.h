@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include <fanout/aws.h>
+#include <fanout/helpers.h>
 #include <fanout/plugin.h>
 
 /* Service limits: aws-facts §3 "SNS" (botocore sns service-2.json,
@@ -38,18 +39,6 @@
 #define SNS_B64_ATTR_BYTES                                                                 \
     (sizeof SNS_B64_ATTR_NAME - 1 + sizeof SNS_B64_ATTR_TYPE - 1 +                         \
      sizeof SNS_B64_ATTR_VALUE - 1)
-
-/* ---- a growable buffer ---- */
-
-struct sns_buf {
-    char *p;
-    size_t len, cap;
-};
-
-int sns_buf_put(struct sns_buf *b, const void *src, size_t n);
-int sns_buf_puts(struct sns_buf *b, const char *s);
-int sns_buf_base64(struct sns_buf *b, const uint8_t *p, size_t n);
-void sns_buf_free(struct sns_buf *b);
 
 /* ---- messages ---- */
 
@@ -87,7 +76,7 @@ struct sns_entry {
 
 /* The form body of Publish (count 1, batch 0) or PublishBatch. Returns 0
  * or -1 (out of memory). */
-int sns_request_body(struct sns_buf *b, const char *topic_arn,
+int sns_request_body(struct fanout_sbuf *b, const char *topic_arn,
                      struct sns_entry *const *entries, size_t count, int batch);
 
 /* Fill `out[entry->index]` for every entry of one request that was not

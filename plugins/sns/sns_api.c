@@ -25,59 +25,11 @@
 
 #include "sns.h"
 
-/* ---- buffer ---- */
-
-int sns_buf_put(struct sns_buf *b, const void *src, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p)
-            return -1;
-        b->p = p;
-        b->cap = cap;
-    }
-    if (n)
-        memcpy(b->p + b->len, src, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-    return 0;
-}
-
-int sns_buf_puts(struct sns_buf *b, const char *s)
-{
-    return sns_buf_put(b, s, strlen(s));
-}
-
-void sns_buf_free(struct sns_buf *b)
-{
-    free(b->p);
-    *b = (struct sns_buf){0};
-}
-
-int sns_buf_base64(struct sns_buf *b, const uint8_t *p, size_t n)
-{
-    static const char t[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)p[i + 1] << 8;
-        if (i + 2 < n)
-            v |= p[i + 2];
-        char q[4] = {t[v >> 18], t[(v >> 12) & 63], i + 1 < n ? t[(v >> 6) & 63] : '=',
-                     i + 2 < n ? t[v & 63] : '='};
-        rc = sns_buf_put(b, q, 4);
-    }
-    return rc;
-}
+/* ---- form encoding ---- */
 
 /* Percent-encoding of a form value: everything but the unreserved
  * characters, as the AWS SDKs' Query serializers do. */
-static int s_form_value(struct sns_buf *b, const uint8_t *s, size_t n)
+static int s_form_value(struct fanout_sbuf *b, const uint8_t *s, size_t n)
 {
     static const char hex[] = "0123456789ABCDEF";
     int rc = 0;
@@ -86,26 +38,26 @@ static int s_form_value(struct sns_buf *b, const uint8_t *s, size_t n)
         uint8_t c = s[i];
         if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~')
             continue;
-        rc |= sns_buf_put(b, s + run, i - run);
+        rc |= fanout_sbuf_put(b, s + run, i - run);
         char esc[3] = {'%', hex[c >> 4], hex[c & 15]};
-        rc |= sns_buf_put(b, esc, 3);
+        rc |= fanout_sbuf_put(b, esc, 3);
         run = i + 1;
     }
-    return rc | sns_buf_put(b, s + run, n - run);
+    return rc | fanout_sbuf_put(b, s + run, n - run);
 }
 
 /* "&<prefix><name>=<value>" */
-static int s_param(struct sns_buf *b, const char *prefix, const char *name,
+static int s_param(struct fanout_sbuf *b, const char *prefix, const char *name,
                    const uint8_t *value, size_t len)
 {
-    int rc = sns_buf_puts(b, "&");
-    rc |= sns_buf_puts(b, prefix);
-    rc |= sns_buf_puts(b, name);
-    rc |= sns_buf_puts(b, "=");
+    int rc = fanout_sbuf_puts(b, "&");
+    rc |= fanout_sbuf_puts(b, prefix);
+    rc |= fanout_sbuf_puts(b, name);
+    rc |= fanout_sbuf_puts(b, "=");
     return rc | s_form_value(b, value, len);
 }
 
-static int s_param_str(struct sns_buf *b, const char *prefix, const char *name,
+static int s_param_str(struct fanout_sbuf *b, const char *prefix, const char *name,
                        const char *value)
 {
     return s_param(b, prefix, name, (const uint8_t *)value, strlen(value));
@@ -116,19 +68,8 @@ static int s_param_str(struct sns_buf *b, const char *prefix, const char *name,
 size_t sns_utf8_check(const uint8_t *s, size_t n)
 {
     for (size_t i = 0; i < n;) {
-        uint8_t c = s[i];
-        size_t k = c < 0x80                 ? 1
-                   : c >= 0xC2 && c <= 0xDF ? 2
-                   : c >= 0xE0 && c <= 0xEF ? 3
-                   : c >= 0xF0 && c <= 0xF4 ? 4
-                                            : 0;
-        if (!k || k > n - i)
-            return i;
-        for (size_t j = 1; j < k; j++)
-            if ((s[i + j] & 0xC0) != 0x80)
-                return i;
-        if ((c == 0xE0 && s[i + 1] < 0xA0) || (c == 0xED && s[i + 1] >= 0xA0) ||
-            (c == 0xF0 && s[i + 1] < 0x90) || (c == 0xF4 && s[i + 1] >= 0x90))
+        size_t k = fanout_utf8_seq(s + i, n - i);
+        if (!k)
             return i;
         i += k;
     }
@@ -198,7 +139,8 @@ int sns_dedup_id(const char *target_id, const struct fanout_message *m,
 
 /* ---- requests ---- */
 
-static int s_entry_params(struct sns_buf *b, const char *prefix, const struct sns_entry *e)
+static int s_entry_params(struct fanout_sbuf *b, const char *prefix,
+                          const struct sns_entry *e)
 {
     int rc = s_param(b, prefix, "Message", e->body, e->body_len);
     if (e->fifo) {
@@ -215,10 +157,10 @@ static int s_entry_params(struct sns_buf *b, const char *prefix, const struct sn
     return rc;
 }
 
-int sns_request_body(struct sns_buf *b, const char *topic_arn,
+int sns_request_body(struct fanout_sbuf *b, const char *topic_arn,
                      struct sns_entry *const *entries, size_t count, int batch)
 {
-    int rc = sns_buf_puts(b, batch ? "Action=PublishBatch" : "Action=Publish");
+    int rc = fanout_sbuf_puts(b, batch ? "Action=PublishBatch" : "Action=Publish");
     rc |= s_param_str(b, "", "Version", SNS_API_VERSION);
     rc |= s_param_str(b, "", "TopicArn", topic_arn);
     if (!batch)

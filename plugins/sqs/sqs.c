@@ -467,9 +467,9 @@ static int s_prepare(const struct sqs_instance *in, const struct fanout_message 
                                m->body_len, what, bad);
             return -1;
         }
-        struct sqs_buf b = {0};
-        if (sqs_buf_base64(&b, m->body, m->body_len) != 0) {
-            sqs_buf_free(&b);
+        struct fanout_sbuf b = {0};
+        if (fanout_sbuf_base64(&b, m->body, m->body_len) != 0) {
+            fanout_sbuf_free(&b);
             fanout_outcome_set(out, FANOUT_RETRY, "OutOfMemory", "out of memory");
             return -1;
         }
@@ -502,7 +502,7 @@ static int s_prepare(const struct sqs_instance *in, const struct fanout_message 
 struct s_request {
     struct sqs_entry **entries;
     size_t count;
-    struct sqs_buf body;
+    struct fanout_sbuf body;
     struct fanout_aws_header headers[2];
     struct fanout_aws_request req;
     struct fanout_aws_response resp;
@@ -660,7 +660,7 @@ static int s_send(void *instance, const struct fanout_batch *batch,
 done:
     /* every request's body, built or half-built (reqs is zeroed) */
     for (size_t k = 0; reqs && k < n; k++)
-        sqs_buf_free(&reqs[k].body);
+        fanout_sbuf_free(&reqs[k].body);
     for (size_t i = 0; entries && i < n; i++)
         free(entries[i].encoded);
     free(entries);

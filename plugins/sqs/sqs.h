@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include <fanout/aws.h>
+#include <fanout/helpers.h>
 #include <fanout/plugin.h>
 
 /* Service limits: aws-facts §3 "SQS" (botocore sqs service-2.json,
@@ -36,20 +37,6 @@
 #define SQS_B64_ATTR_BYTES                                                                 \
     (sizeof SQS_B64_ATTR_NAME - 1 + sizeof SQS_B64_ATTR_TYPE - 1 +                         \
      sizeof SQS_B64_ATTR_VALUE - 1)
-
-/* ---- a growable buffer ---- */
-
-struct sqs_buf {
-    char *p;
-    size_t len, cap;
-};
-
-int sqs_buf_put(struct sqs_buf *b, const void *src, size_t n);
-int sqs_buf_puts(struct sqs_buf *b, const char *s);
-/* A JSON string of valid UTF-8 text, quotes included. */
-int sqs_buf_json_str(struct sqs_buf *b, const uint8_t *s, size_t n);
-int sqs_buf_base64(struct sqs_buf *b, const uint8_t *p, size_t n);
-void sqs_buf_free(struct sqs_buf *b);
 
 /* ---- message bodies ---- */
 
@@ -91,7 +78,7 @@ struct sqs_entry {
 
 /* The JSON 1.0 body of SendMessage (count 1, batch 0) or SendMessageBatch
  * for these entries. Returns 0 or -1 (out of memory). */
-int sqs_request_body(struct sqs_buf *b, const char *queue_url,
+int sqs_request_body(struct fanout_sbuf *b, const char *queue_url,
                      struct sqs_entry *const *entries, size_t count, int batch);
 
 /* Fill `out[entry->index]` for every entry of one request that was not

@@ -20,101 +20,16 @@
 
 #include "sqs.h"
 
-/* ---- buffer ---- */
-
-int sqs_buf_put(struct sqs_buf *b, const void *src, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p)
-            return -1;
-        b->p = p;
-        b->cap = cap;
-    }
-    if (n)
-        memcpy(b->p + b->len, src, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-    return 0;
-}
-
-int sqs_buf_puts(struct sqs_buf *b, const char *s)
-{
-    return sqs_buf_put(b, s, strlen(s));
-}
-
-void sqs_buf_free(struct sqs_buf *b)
-{
-    free(b->p);
-    *b = (struct sqs_buf){0};
-}
-
-int sqs_buf_json_str(struct sqs_buf *b, const uint8_t *s, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    int rc = sqs_buf_put(b, "\"", 1);
-    size_t run = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        uint8_t c = s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        rc |= sqs_buf_put(b, s + run, i - run);
-        run = i + 1;
-        char esc[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], 0};
-        switch (c) {
-        case '"': rc |= sqs_buf_puts(b, "\\\""); break;
-        case '\\': rc |= sqs_buf_puts(b, "\\\\"); break;
-        case '\n': rc |= sqs_buf_puts(b, "\\n"); break;
-        case '\r': rc |= sqs_buf_puts(b, "\\r"); break;
-        case '\t': rc |= sqs_buf_puts(b, "\\t"); break;
-        default: rc |= sqs_buf_put(b, esc, 6);
-        }
-    }
-    rc |= sqs_buf_put(b, s + run, n - run);
-    return rc | sqs_buf_put(b, "\"", 1);
-}
-
-int sqs_buf_base64(struct sqs_buf *b, const uint8_t *p, size_t n)
-{
-    static const char t[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)p[i + 1] << 8;
-        if (i + 2 < n)
-            v |= p[i + 2];
-        char q[4] = {t[v >> 18], t[(v >> 12) & 63], i + 1 < n ? t[(v >> 6) & 63] : '=',
-                     i + 2 < n ? t[v & 63] : '='};
-        rc = sqs_buf_put(b, q, 4);
-    }
-    return rc;
-}
-
 /* ---- text ---- */
 
 /* Decode one UTF-8 sequence (no overlongs, no surrogates, <= U+10FFFF):
  * its length, or 0 when invalid. */
 static size_t s_utf8_next(const uint8_t *s, size_t n, uint32_t *cp)
 {
+    size_t k = fanout_utf8_seq(s, n);
+    if (!k)
+        return 0;
     uint8_t c = s[0];
-    size_t k = c < 0x80                 ? 1
-               : c >= 0xC2 && c <= 0xDF ? 2
-               : c >= 0xE0 && c <= 0xEF ? 3
-               : c >= 0xF0 && c <= 0xF4 ? 4
-                                        : 0;
-    if (!k || k > n)
-        return 0;
-    for (size_t i = 1; i < k; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-    if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] >= 0xA0) ||
-        (c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] >= 0x90))
-        return 0;
     uint32_t v = k == 1 ? c : k == 2 ? c & 0x1Fu : k == 3 ? c & 0x0Fu : c & 0x07u;
     for (size_t i = 1; i < k; i++)
         v = (v << 6) | (s[i] & 0x3Fu);
@@ -234,42 +149,40 @@ int sqs_dedup_id(const char *target_id, const struct fanout_message *m,
 
 /* ---- requests ---- */
 
-static int s_entry_fields(struct sqs_buf *b, const struct sqs_entry *e)
+static int s_entry_fields(struct fanout_sbuf *b, const struct sqs_entry *e)
 {
-    int rc = sqs_buf_puts(b, "\"MessageBody\":");
-    rc |= sqs_buf_json_str(b, e->body, e->body_len);
+    int rc = fanout_sbuf_puts(b, "\"MessageBody\":");
+    rc |= fanout_sbuf_json_str(b, e->body, e->body_len);
     if (e->fifo) {
-        rc |= sqs_buf_puts(b, ",\"MessageGroupId\":");
-        rc |= sqs_buf_json_str(b, (const uint8_t *)e->group_id, strlen(e->group_id));
-        rc |= sqs_buf_puts(b, ",\"MessageDeduplicationId\":");
-        rc |= sqs_buf_json_str(b, (const uint8_t *)e->dedup_id, strlen(e->dedup_id));
+        rc |= fanout_sbuf_puts(b, ",\"MessageGroupId\":");
+        rc |= fanout_sbuf_json_str(b, e->group_id, strlen(e->group_id));
+        rc |= fanout_sbuf_puts(b, ",\"MessageDeduplicationId\":");
+        rc |= fanout_sbuf_json_str(b, e->dedup_id, strlen(e->dedup_id));
     }
     if (e->encoded)
-        rc |= sqs_buf_puts(b, ",\"MessageAttributes\":{\"" SQS_B64_ATTR_NAME
-                              "\":{\"DataType\":\"" SQS_B64_ATTR_TYPE
-                              "\",\"StringValue\":\"" SQS_B64_ATTR_VALUE "\"}}");
+        rc |= fanout_sbuf_puts(b, ",\"MessageAttributes\":{\"" SQS_B64_ATTR_NAME
+                                  "\":{\"DataType\":\"" SQS_B64_ATTR_TYPE
+                                  "\",\"StringValue\":\"" SQS_B64_ATTR_VALUE "\"}}");
     return rc;
 }
 
-int sqs_request_body(struct sqs_buf *b, const char *queue_url,
+int sqs_request_body(struct fanout_sbuf *b, const char *queue_url,
                      struct sqs_entry *const *entries, size_t count, int batch)
 {
-    int rc = sqs_buf_puts(b, "{\"QueueUrl\":");
-    rc |= sqs_buf_json_str(b, (const uint8_t *)queue_url, strlen(queue_url));
+    int rc = fanout_sbuf_puts(b, "{\"QueueUrl\":");
+    rc |= fanout_sbuf_json_str(b, queue_url, strlen(queue_url));
     if (!batch) {
-        rc |= sqs_buf_puts(b, ",");
+        rc |= fanout_sbuf_puts(b, ",");
         rc |= s_entry_fields(b, entries[0]);
-        return rc | sqs_buf_puts(b, "}");
+        return rc | fanout_sbuf_puts(b, "}");
     }
-    rc |= sqs_buf_puts(b, ",\"Entries\":[");
+    rc |= fanout_sbuf_puts(b, ",\"Entries\":[");
     for (size_t i = 0; i < count && rc == 0; i++) {
-        char id[48];
-        snprintf(id, sizeof id, "%s{\"Id\":\"%zu\",", i ? "," : "", entries[i]->index);
-        rc |= sqs_buf_puts(b, id);
+        rc |= fanout_sbuf_printf(b, "%s{\"Id\":\"%zu\",", i ? "," : "", entries[i]->index);
         rc |= s_entry_fields(b, entries[i]);
-        rc |= sqs_buf_puts(b, "}");
+        rc |= fanout_sbuf_puts(b, "}");
     }
-    return rc | sqs_buf_puts(b, "]}");
+    return rc | fanout_sbuf_puts(b, "]}");
 }
 
 /* ---- responses ---- */
