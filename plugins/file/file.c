@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <fanout/helpers.h>
 #include <fanout/plugin.h>
 
 struct file_options {
@@ -33,147 +34,82 @@ struct file_instance {
 
 static const struct fanout_host *s_host;
 
-/* ---- a tiny growable buffer (a plugin only has the SDK headers) ---- */
+/* ---- the line ---- */
 
-struct s_buf {
-    char *p;
-    size_t len, cap;
-};
-
-static int s_put(struct s_buf *b, const void *src, size_t n)
-{
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p)
-            return -1;
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, src, n);
-    b->len += n;
-    return 0;
-}
-
-static int s_puts(struct s_buf *b, const char *s)
-{
-    return s_put(b, s, strlen(s));
-}
-
-static size_t s_utf8_len(const uint8_t *s, size_t n)
-{
-    uint8_t c = s[0];
-    size_t k = c < 0x80                 ? 1
-               : c >= 0xC2 && c <= 0xDF ? 2
-               : c >= 0xE0 && c <= 0xEF ? 3
-               : c >= 0xF0 && c <= 0xF4 ? 4
-                                        : 0;
-    if (!k || k > n)
-        return 0;
-    for (size_t i = 1; i < k; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-    if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] >= 0xA0) ||
-        (c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] >= 0x90))
-        return 0;
-    return k;
-}
-
-static int s_is_utf8(const uint8_t *s, size_t n)
-{
-    for (size_t i = 0; i < n;) {
-        size_t k = s_utf8_len(s + i, n - i);
-        if (!k)
-            return 0;
-        i += k;
-    }
-    return 1;
-}
-
-/* A JSON string of valid UTF-8 text. */
-static int s_json_str(struct s_buf *b, const uint8_t *s, size_t n)
+/*
+ * A JSON string, kept rather than fanout_sbuf_json_str: bytes >= 0x80 go
+ * through as they are, where the SDK's turns invalid UTF-8 into U+FFFD.
+ * The same for valid UTF-8 (data and key are checked first), but the
+ * record's other strings are not re-checked here (an explicit hash key
+ * comes from a KPL aggregate's protobuf), and the lines stay byte for byte.
+ */
+static int s_json_str(struct fanout_sbuf *b, const uint8_t *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    int rc = s_put(b, "\"", 1);
+    int rc = fanout_sbuf_put(b, "\"", 1);
     size_t run = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         uint8_t c = s[i];
         if (c >= 0x20 && c != '"' && c != '\\')
             continue;
-        rc |= s_put(b, s + run, i - run);
+        rc |= fanout_sbuf_put(b, s + run, i - run);
         run = i + 1;
         char esc[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], 0};
         switch (c) {
-        case '"': rc |= s_puts(b, "\\\""); break;
-        case '\\': rc |= s_puts(b, "\\\\"); break;
-        case '\n': rc |= s_puts(b, "\\n"); break;
-        case '\r': rc |= s_puts(b, "\\r"); break;
-        case '\t': rc |= s_puts(b, "\\t"); break;
-        default: rc |= s_put(b, esc, 6);
+        case '"': rc |= fanout_sbuf_puts(b, "\\\""); break;
+        case '\\': rc |= fanout_sbuf_puts(b, "\\\\"); break;
+        case '\n': rc |= fanout_sbuf_puts(b, "\\n"); break;
+        case '\r': rc |= fanout_sbuf_puts(b, "\\r"); break;
+        case '\t': rc |= fanout_sbuf_puts(b, "\\t"); break;
+        default: rc |= fanout_sbuf_put(b, esc, 6);
         }
     }
-    rc |= s_put(b, s + run, n - run);
-    rc |= s_put(b, "\"", 1);
-    return rc;
+    rc |= fanout_sbuf_put(b, s + run, n - run);
+    return rc | fanout_sbuf_put(b, "\"", 1);
 }
 
-static int s_b64(struct s_buf *b, const uint8_t *p, size_t n)
+static int s_str(struct fanout_sbuf *b, const char *s)
 {
-    static const char t[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    int rc = s_put(b, "\"", 1);
-    for (size_t i = 0; i < n && rc == 0; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)p[i + 1] << 8;
-        if (i + 2 < n)
-            v |= p[i + 2];
-        char q[4] = {t[v >> 18], t[(v >> 12) & 63], i + 1 < n ? t[(v >> 6) & 63] : '=',
-                     i + 2 < n ? t[v & 63] : '='};
-        rc |= s_put(b, q, 4);
-    }
-    return rc | s_put(b, "\"", 1);
+    return s_json_str(b, (const uint8_t *)s, strlen(s));
 }
 
 /* Bytes as "data" (text) or "dataBase64". */
-static int s_bytes(struct s_buf *b, const char *text_key, const char *b64_key,
+static int s_bytes(struct fanout_sbuf *b, const char *text_key, const char *b64_key,
                    const uint8_t *p, size_t n)
 {
-    int text = s_is_utf8(p, n);
-    int rc = s_puts(b, ",\"");
-    rc |= s_puts(b, text ? text_key : b64_key);
-    rc |= s_puts(b, "\":");
-    return rc | (text ? s_json_str(b, p, n) : s_b64(b, p, n));
+    int text = fanout_utf8_check(p, n);
+    int rc = fanout_sbuf_printf(b, ",\"%s\":", text ? text_key : b64_key);
+    if (text)
+        return rc | s_json_str(b, p, n);
+    rc |= fanout_sbuf_put(b, "\"", 1);
+    rc |= fanout_sbuf_base64(b, p, n);
+    return rc | fanout_sbuf_put(b, "\"", 1);
 }
 
-static int s_line(struct s_buf *b, const struct fanout_message *m, int collapsed)
+static int s_line(struct fanout_sbuf *b, const struct fanout_message *m, int collapsed)
 {
     const struct fanout_record *r = m->records[0];
-    char num[64];
-    int rc = s_puts(b, "{\"source\":");
-    rc |= s_json_str(b, (const uint8_t *)r->source_arn, strlen(r->source_arn));
+    int rc = fanout_sbuf_puts(b, "{\"source\":");
+    rc |= s_str(b, r->source_arn);
     rc |= s_bytes(b, "key", "keyBase64", m->key, m->key_len);
-    rc |= s_puts(b, ",\"sequenceNumber\":");
-    rc |= s_json_str(b, (const uint8_t *)r->sequence_number, strlen(r->sequence_number));
-    snprintf(num, sizeof num, ",\"subSequenceNumber\":%llu",
-             (unsigned long long)r->sub_sequence_number);
-    rc |= s_puts(b, num);
+    rc |= fanout_sbuf_puts(b, ",\"sequenceNumber\":");
+    rc |= s_str(b, r->sequence_number);
+    rc |= fanout_sbuf_printf(b, ",\"subSequenceNumber\":%llu",
+                             (unsigned long long)r->sub_sequence_number);
     if (r->explicit_hash_key) {
-        rc |= s_puts(b, ",\"explicitHashKey\":");
-        rc |= s_json_str(b, (const uint8_t *)r->explicit_hash_key,
-                         strlen(r->explicit_hash_key));
+        rc |= fanout_sbuf_puts(b, ",\"explicitHashKey\":");
+        /* from the KPL protobuf, never checked as UTF-8: the SDK's
+         * escaper keeps the line valid JSON whatever the bytes */
+        rc |= fanout_sbuf_json_str(b, r->explicit_hash_key, strlen(r->explicit_hash_key));
     }
     if (collapsed) {
-        snprintf(num, sizeof num, ",\"records\":%zu", m->record_count);
-        rc |= s_puts(b, num);
+        rc |= fanout_sbuf_printf(b, ",\"records\":%zu", m->record_count);
     } else {
-        rc |= s_puts(b, ",\"action\":");
-        rc |= s_json_str(b, (const uint8_t *)r->action, strlen(r->action));
+        rc |= fanout_sbuf_puts(b, ",\"action\":");
+        rc |= s_str(b, r->action);
     }
     rc |= s_bytes(b, "data", "dataBase64", m->body, m->body_len);
-    return rc | s_puts(b, "}\n");
+    return rc | fanout_sbuf_puts(b, "}\n");
 }
 
 /* ---- the plugin ---- */
@@ -234,14 +170,14 @@ static int s_send(void *instance, const struct fanout_batch *batch,
                   struct fanout_outcome *outcomes)
 {
     struct file_instance *in = instance;
-    struct s_buf b = {0};
+    struct fanout_sbuf b = {0};
     int collapsed = batch->collapse != FANOUT_COLLAPSE_NONE;
     for (size_t i = 0; i < batch->count; i++) {
         if (s_line(&b, batch->messages[i], collapsed) != 0) {
             for (size_t j = 0; j < batch->count; j++)
                 fanout_outcome_set(&outcomes[j], FANOUT_RETRY, "OutOfMemory",
                                    "out of memory formatting the lines");
-            free(b.p);
+            fanout_sbuf_free(&b);
             return -1;
         }
     }
@@ -261,7 +197,7 @@ static int s_send(void *instance, const struct fanout_batch *batch,
     if (!e && in->fsync && in->owned && fsync(in->fd) != 0)
         e = errno;
     pthread_mutex_unlock(&in->lock);
-    free(b.p);
+    fanout_sbuf_free(&b);
     if (e) {
         /* A full or failing disk may recover; anything else will not. */
         int st = (e == ENOSPC || e == EIO || e == EAGAIN) ? FANOUT_RETRY : FANOUT_FATAL;

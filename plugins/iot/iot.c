@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include <fanout/aws.h>
+#include <fanout/helpers.h>
 #include <fanout/plugin.h>
 
 /* AWS IoT Core quotas (docs.aws.amazon.com/general/latest/gr/iot-core.html,
@@ -91,25 +92,6 @@ static const char s_form[] =
 
 /* ---- destination ---- */
 
-static size_t s_utf8_len(const uint8_t *s, size_t n)
-{
-    uint8_t c = s[0];
-    size_t k = c < 0x80                 ? 1
-               : c >= 0xC2 && c <= 0xDF ? 2
-               : c >= 0xE0 && c <= 0xEF ? 3
-               : c >= 0xF0 && c <= 0xF4 ? 4
-                                        : 0;
-    if (!k || k > n)
-        return 0;
-    for (size_t i = 1; i < k; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-    if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] >= 0xA0) ||
-        (c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] >= 0x90))
-        return 0;
-    return k;
-}
-
 static int s_topic_check(const char *topic, size_t n, char *err, size_t err_len)
 {
     if (n == 0) {
@@ -117,7 +99,7 @@ static int s_topic_check(const char *topic, size_t n, char *err, size_t err_len)
         return -1;
     }
     for (size_t i = 0; i < n;) {
-        size_t k = s_utf8_len((const uint8_t *)topic + i, n - i);
+        size_t k = fanout_utf8_seq((const uint8_t *)topic + i, n - i);
         if (!k) {
             snprintf(err, err_len, "the topic is not valid UTF-8 (byte %zu)", i);
             return -1;
@@ -434,11 +416,10 @@ static int s_open(void *state, const struct fanout_target *target, void **out,
 static void s_judge(const struct iot_target *t, const struct fanout_aws_response *r,
                     struct fanout_outcome *o)
 {
-    if (r->result == FANOUT_AWS_OK)
+    /* The SDK's mapping of the AWS layer's result; our code and message. */
+    int st = fanout_aws_outcome(r, o);
+    if (st == FANOUT_OK)
         return;
-    int st = r->result == FANOUT_AWS_THROTTLED   ? FANOUT_THROTTLED
-             : r->result == FANOUT_AWS_RETRYABLE ? FANOUT_RETRY
-                                                 : FANOUT_FATAL;
     fanout_outcome_set(o, st, r->error_code[0] ? r->error_code : "PublishFailed",
                        "publishing to %s: %s", t->destination,
                        r->error_message[0] ? r->error_message : "no detail");

@@ -41,9 +41,9 @@ static const char s_forms[] =
 
 /* ---- destination ---- */
 
-static int s_name_char(char c)
+static int s_name_char(int c)
 {
-    return isalnum((unsigned char)c) || c == '-' || c == '_';
+    return isalnum(c) || c == '-' || c == '_';
 }
 
 static int s_all(const char *s, size_t n, int (*ok)(int))
@@ -56,24 +56,14 @@ static int s_all(const char *s, size_t n, int (*ok)(int))
 
 static int s_name_ok(const char *s, size_t n)
 {
-    if (n == 0 || n > LAMBDA_NAME_MAX)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!s_name_char(s[i]))
-            return 0;
-    return 1;
+    return n <= LAMBDA_NAME_MAX && s_all(s, n, s_name_char);
 }
 
 static int s_qualifier_ok(const char *s, size_t n)
 {
     if (n == 7 && memcmp(s, "$LATEST", 7) == 0)
         return 1;
-    if (n == 0 || n > LAMBDA_QUALIFIER_MAX)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!s_name_char(s[i]))
-            return 0;
-    return 1;
+    return n <= LAMBDA_QUALIFIER_MAX && s_all(s, n, s_name_char);
 }
 
 /* "us-east-1", "us-gov-west-1", "cn-north-1", "eusc-de-east-1": lower-case
@@ -369,7 +359,8 @@ static int s_open(void *state, const struct fanout_target *target, void **out,
     if (rc == 0) {
         t->id = s_dup(target->id ? target->id : "lambda");
         t->destination = s_dup(target->destination);
-        t->region = d.region ? strndup(d.region, d.region_len) : s_dup(target->region);
+        t->region =
+            d.region ? fanout_strndup(d.region, d.region_len) : s_dup(target->region);
         t->role = s_dup(target->role);
         t->external_id = s_dup(target->external_id);
         t->records_payload = o && o->payload && strcmp(o->payload, "records") == 0;

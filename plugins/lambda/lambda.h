@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include <fanout/aws.h>
+#include <fanout/helpers.h>
 #include <fanout/plugin.h>
 
 /*

@@ -101,29 +101,7 @@ static int s_code_status(const char *code, int fallback)
     return fallback;
 }
 
-/* ---- base64 (records payload) ---- */
-
-static char *s_base64(const uint8_t *p, size_t n)
-{
-    static const char t[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
-    if (!out)
-        return NULL;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)p[i + 1] << 8;
-        if (i + 2 < n)
-            v |= p[i + 2];
-        *o++ = t[v >> 18];
-        *o++ = t[(v >> 12) & 63];
-        *o++ = i + 1 < n ? t[(v >> 6) & 63] : '=';
-        *o++ = i + 2 < n ? t[v & 63] : '=';
-    }
-    *o = 0;
-    return out;
-}
+/* ---- records payload ---- */
 
 /* obj[text_key] = the bytes as a string when they are UTF-8, else
  * obj[b64_key] = their base64. */
@@ -133,11 +111,11 @@ static int s_set_bytes(json_t *obj, const char *text_key, const char *b64_key,
     json_t *v = json_stringn((const char *)(p ? p : (const uint8_t *)""), n);
     if (v)
         return json_object_set_new(obj, text_key, v);
-    char *enc = s_base64(p, n);
-    if (!enc)
-        return -1;
-    int rc = json_object_set_new(obj, b64_key, json_string(enc));
-    free(enc);
+    struct fanout_sbuf enc = {0};
+    int rc = fanout_sbuf_base64(&enc, p, n) == 0
+                 ? json_object_set_new(obj, b64_key, json_string(enc.p))
+                 : -1;
+    fanout_sbuf_free(&enc);
     return rc;
 }
 
@@ -345,7 +323,10 @@ static void s_judge(const struct fanout_host *host, const struct lambda_target *
                     const struct fanout_aws_response *r, struct s_payload *p)
 {
     struct fanout_outcome *o = &p->outcome;
-    if (r->result == FANOUT_AWS_OK) {
+    /* The SDK's mapping of the AWS layer's result; the error code's status,
+     * code and message (ours) are set below. */
+    int fallback = fanout_aws_outcome(r, o);
+    if (fallback == FANOUT_OK) {
         /* An Event invocation is accepted with 202; any 2xx is an
          * acknowledgement, but another one is worth a line. */
         if (r->status != 202)
@@ -354,9 +335,6 @@ static void s_judge(const struct fanout_host *host, const struct lambda_target *
                       t->destination, r->status);
         return;
     }
-    int fallback = r->result == FANOUT_AWS_THROTTLED   ? FANOUT_THROTTLED
-                   : r->result == FANOUT_AWS_RETRYABLE ? FANOUT_RETRY
-                                                       : FANOUT_FATAL;
     int status = s_code_status(r->error_code, fallback);
     /* TooManyRequestsException names which limit in "Reason" (API_Invoke:
      * ConcurrentInvocationLimitExceeded, ReservedFunction..., CallerRate...). */
