@@ -371,7 +371,7 @@ static int s_send(void *instance, const struct fanout_batch *batch,
      * documents already have their outcome and take no room */
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
-        size_t before = body.len;
+        size_t before = body.s.len;
         int is_del = 0;
         if (es_entry_append(&body, &in->doc, batch->messages[i], &is_del, &outcomes[i]) !=
             0)
@@ -381,7 +381,7 @@ static int s_send(void *instance, const struct fanout_batch *batch,
         outs[m] = &outcomes[i];
         m++;
     }
-    off[m] = body.len;
+    off[m] = body.s.len;
 
     /* cut into requests on the real sizes: the engine's batch was cut on an
      * estimate, and wrapped text or base64 grows */
@@ -392,7 +392,7 @@ static int s_send(void *instance, const struct fanout_batch *batch,
         if (!c || c->body_len + size > in->max_bulk_bytes) {
             c = &chunks[nc++];
             c->first = j;
-            c->body = (const uint8_t *)body.p + off[j];
+            c->body = (const uint8_t *)body.s.p + off[j];
         }
         c->count++;
         c->body_len += size;

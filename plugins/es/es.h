@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <fanout/helpers.h>
 #include <fanout/plugin.h>
 
 /* ---- limits ---- */
@@ -26,9 +27,10 @@
 
 /* ---- a growable byte buffer ---- */
 
+/* The SDK's buffer with a sticky out-of-memory flag, so a run of appends
+ * needs one check at the end. */
 struct es_buf {
-    char *p;
-    size_t len, cap;
+    struct fanout_sbuf s;
     int oom; /* an append failed: the content is incomplete */
 };
 

@@ -30,22 +30,8 @@
 
 void es_buf_put(struct es_buf *b, const void *src, size_t n)
 {
-    if (b->oom || n == 0)
-        return;
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, src, n);
-    b->len += n;
+    if (!b->oom && n && fanout_sbuf_put(&b->s, src, n) != 0)
+        b->oom = 1;
 }
 
 void es_buf_puts(struct es_buf *b, const char *s)
@@ -55,101 +41,29 @@ void es_buf_puts(struct es_buf *b, const char *s)
 
 void es_buf_free(struct es_buf *b)
 {
-    free(b->p);
-    memset(b, 0, sizeof *b);
+    fanout_sbuf_free(&b->s);
+    b->oom = 0;
 }
 
 /* ---- text helpers ---- */
 
-/* Length of the UTF-8 sequence at s (RFC 3629: no overlongs, no
- * surrogates, nothing above U+10FFFF), 0 if invalid. */
-static size_t s_utf8_len(const uint8_t *s, size_t n)
-{
-    uint8_t c = s[0];
-    size_t k = c < 0x80                 ? 1
-               : c >= 0xC2 && c <= 0xDF ? 2
-               : c >= 0xE0 && c <= 0xEF ? 3
-               : c >= 0xF0 && c <= 0xF4 ? 4
-                                        : 0;
-    if (!k || k > n)
-        return 0;
-    for (size_t i = 1; i < k; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-    if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] >= 0xA0) ||
-        (c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] >= 0x90))
-        return 0;
-    return k;
-}
-
-static int s_is_utf8(const uint8_t *s, size_t n)
-{
-    for (size_t i = 0; i < n;) {
-        size_t k = s_utf8_len(s + i, n - i);
-        if (!k)
-            return 0;
-        i += k;
-    }
-    return 1;
-}
-
-/* Valid UTF-8 text as a JSON string. */
+/* Valid UTF-8 text as a JSON string (callers check it is UTF-8 first, so
+ * the SDK's replacement of invalid sequences never applies). */
 static void s_json_str(struct es_buf *b, const uint8_t *s, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
-    es_buf_put(b, "\"", 1);
-    size_t run = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint8_t c = s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        es_buf_put(b, s + run, i - run);
-        run = i + 1;
-        switch (c) {
-        case '"': es_buf_puts(b, "\\\""); break;
-        case '\\': es_buf_puts(b, "\\\\"); break;
-        case '\n': es_buf_puts(b, "\\n"); break;
-        case '\r': es_buf_puts(b, "\\r"); break;
-        case '\t': es_buf_puts(b, "\\t"); break;
-        default: {
-            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            es_buf_put(b, esc, 6);
-        }
-        }
-    }
-    es_buf_put(b, s + run, n - run);
-    es_buf_put(b, "\"", 1);
+    if (!b->oom && fanout_sbuf_json_str(&b->s, s, n) != 0)
+        b->oom = 1;
 }
 
 static void s_b64_str(struct es_buf *b, const uint8_t *p, size_t n)
 {
-    static const char t[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     es_buf_put(b, "\"", 1);
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)p[i + 1] << 8;
-        if (i + 2 < n)
-            v |= p[i + 2];
-        char q[4] = {t[v >> 18], t[(v >> 12) & 63], i + 1 < n ? t[(v >> 6) & 63] : '=',
-                     i + 2 < n ? t[v & 63] : '='};
-        es_buf_put(b, q, 4);
-    }
+    if (!b->oom && fanout_sbuf_base64(&b->s, p, n) != 0)
+        b->oom = 1;
     es_buf_put(b, "\"", 1);
 }
 
 /* ---- destination ---- */
-
-static char *s_strndup(const char *s, size_t n)
-{
-    char *p = malloc(n + 1);
-    if (p) {
-        memcpy(p, s, n);
-        p[n] = 0;
-    }
-    return p;
-}
 
 static int s_err(char *err, size_t err_len, const char *fmt, ...) FANOUT_PRINTF(3, 4);
 static int s_err(char *err, size_t err_len, const char *fmt, ...)
@@ -187,7 +101,7 @@ static int s_index_check(const char *s, size_t n, char *err, size_t err_len)
     if (n > ES_MAX_INDEX_BYTES)
         return s_err(err, err_len, "index name \"%s\" is %zu bytes; the limit is %d bytes",
                      shown, n, ES_MAX_INDEX_BYTES);
-    if (!s_is_utf8((const uint8_t *)s, n))
+    if (!fanout_utf8_check((const uint8_t *)s, n))
         return s_err(err, err_len, "index name \"%s\" is not valid UTF-8", shown);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -221,7 +135,7 @@ static int s_type_check(const char *s, size_t n, char *err, size_t err_len)
         return s_err(err, err_len,
                      "document type \"%s\" is %zu bytes; the limit is %d bytes", shown, n,
                      ES_MAX_TYPE_BYTES);
-    if (!s_is_utf8((const uint8_t *)s, n))
+    if (!fanout_utf8_check((const uint8_t *)s, n))
         return s_err(err, err_len, "document type \"%s\" is not valid UTF-8", shown);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -298,7 +212,7 @@ static void s_host_facts(const char *host, size_t n, struct es_dest *d)
             r--;
         if (r < 2 || !s_region_label(low + r, at - r))
             return;
-        d->region = s_strndup(low + r, at - r);
+        d->region = fanout_strndup(low + r, at - r);
         d->signer = tails[t].signer;
         d->aws_host = 1;
         return;
@@ -309,7 +223,7 @@ static void s_host_facts(const char *host, size_t n, struct es_dest *d)
             r--;
         if (r >= 6 && memcmp(low + r - 6, ".aoss.", 6) == 0 && r - 6 > 0 &&
             s_region_label(low + r, at - r)) {
-            d->region = s_strndup(low + r, at - r);
+            d->region = fanout_strndup(low + r, at - r);
             d->signer = "aoss";
             d->aws_host = 1;
         }
@@ -418,7 +332,7 @@ int es_dest_parse(const char *destination, struct es_dest *d, char *err, size_t 
         rest = elen;
         while (rest > 0 && ep[rest - 1] == '/')
             rest--;
-        d->endpoint = s_strndup(ep, rest);
+        d->endpoint = fanout_strndup(ep, rest);
     } else {
         if (s_host_port(ep, elen, &hostn, err, err_len) != 0)
             return -1;
@@ -430,7 +344,7 @@ int es_dest_parse(const char *destination, struct es_dest *d, char *err, size_t 
             d->endpoint[elen + 8] = 0;
         }
     }
-    d->index = s_strndup(target, ilen);
+    d->index = fanout_strndup(target, ilen);
     if (slash)
         d->doctype = strdup(slash + 1);
     if (!d->endpoint || !d->index || (slash && !d->doctype)) {
@@ -476,12 +390,12 @@ char *es_bulk_path(const struct es_dest *d)
         es_buf_put(&b, "/", 1);
         s_uri_segment(&b, d->doctype);
     }
-    es_buf_put(&b, "/_bulk", 7); /* with the NUL */
+    es_buf_puts(&b, "/_bulk"); /* the buffer keeps a NUL after it */
     if (b.oom) {
         es_buf_free(&b);
         return NULL;
     }
-    return b.p;
+    return b.s.p;
 }
 
 /* ---- JSON: checking a document without building it ---- */
@@ -540,7 +454,7 @@ static size_t s_string(const uint8_t *p, size_t n, size_t i)
         } else if (c < 0x80) {
             i++;
         } else {
-            size_t k = s_utf8_len(p + i, n - i);
+            size_t k = fanout_utf8_seq(p + i, n - i);
             if (!k)
                 return 0;
             i += k;
@@ -653,7 +567,7 @@ static int s_key_is(const uint8_t *p, size_t s, size_t e, const struct s_scan *s
         return n == sc->field_len && memcmp(q, sc->field, n) == 0;
     struct es_buf b = {0};
     s_unescape(q, n, &b);
-    int same = !b.oom && b.len == sc->field_len && memcmp(b.p, sc->field, b.len) == 0;
+    int same = !b.oom && b.s.len == sc->field_len && memcmp(b.s.p, sc->field, b.s.len) == 0;
     es_buf_free(&b);
     return same;
 }
@@ -831,30 +745,30 @@ int es_entry_append(struct es_buf *b, const struct es_doc_opts *opts,
         struct es_buf raw = {0};
         es_buf_puts(&raw, r && r->sequence_number ? r->sequence_number : "");
         es_buf_puts(&raw, tail);
-        if (!raw.oom &&
-            (raw.len > ES_MAX_ID_BYTES || !s_is_utf8((uint8_t *)raw.p, raw.len))) {
+        if (!raw.oom && (raw.s.len > ES_MAX_ID_BYTES ||
+                         !fanout_utf8_check((uint8_t *)raw.s.p, raw.s.len))) {
             fanout_outcome_set(o, FANOUT_FATAL, "InvalidDocumentId",
                                "the id made from the sequence number is %zu bytes or not "
                                "UTF-8; OpenSearch takes ids of at most %d bytes",
-                               raw.len, ES_MAX_ID_BYTES);
+                               raw.s.len, ES_MAX_ID_BYTES);
             es_buf_free(&raw);
             return -1;
         }
         if (!raw.oom)
-            s_json_str(&id, (uint8_t *)raw.p, raw.len);
+            s_json_str(&id, (uint8_t *)raw.s.p, raw.s.len);
         id.oom |= raw.oom;
         es_buf_free(&raw);
         break;
     }
     case ES_ID_KEY:
         if (m->key_len == 0 || m->key_len > ES_MAX_ID_BYTES ||
-            !s_is_utf8(m->key, m->key_len)) {
-            fanout_outcome_set(o, FANOUT_FATAL, "InvalidDocumentId",
-                               "documentId \"key\": the record's key is %zu bytes%s; an id "
-                               "is 1 to %d bytes of UTF-8",
-                               m->key_len,
-                               s_is_utf8(m->key, m->key_len) ? "" : " and not UTF-8",
-                               ES_MAX_ID_BYTES);
+            !fanout_utf8_check(m->key, m->key_len)) {
+            fanout_outcome_set(
+                o, FANOUT_FATAL, "InvalidDocumentId",
+                "documentId \"key\": the record's key is %zu bytes%s; an id "
+                "is 1 to %d bytes of UTF-8",
+                m->key_len, fanout_utf8_check(m->key, m->key_len) ? "" : " and not UTF-8",
+                ES_MAX_ID_BYTES);
             return -1;
         }
         s_json_str(&id, m->key, m->key_len);
@@ -874,7 +788,7 @@ int es_entry_append(struct es_buf *b, const struct es_doc_opts *opts,
         if (sc.kind == S_ID_STRING) {
             struct es_buf dec = {0};
             s_unescape(v + 1, sc.vlen - 2, &dec);
-            bytes = dec.len;
+            bytes = dec.s.len;
             es_buf_free(&dec);
         }
         if (bytes == 0 || bytes > ES_MAX_ID_BYTES) {
@@ -895,18 +809,18 @@ int es_entry_append(struct es_buf *b, const struct es_doc_opts *opts,
     case ES_ID_NONE: break;
     }
 
-    size_t start = b->len;
+    size_t start = b->s.len;
     int oom_before = b->oom;
     es_buf_puts(b, del ? "{\"delete\":{" : "{\"index\":{");
-    if (id.len) {
+    if (id.s.len) {
         es_buf_puts(b, "\"_id\":");
-        es_buf_put(b, id.p, id.len);
+        es_buf_put(b, id.s.p, id.s.len);
     }
     es_buf_puts(b, "}}\n");
     if (!del) {
         if (object) {
             s_copy_object(b, data, n);
-        } else if (s_is_utf8(data, n)) {
+        } else if (fanout_utf8_check(data, n)) {
             es_buf_puts(b, "{\"data\":");
             s_json_str(b, data, n);
             es_buf_puts(b, "}");
@@ -920,7 +834,9 @@ int es_entry_append(struct es_buf *b, const struct es_doc_opts *opts,
     int oom = id.oom || (b->oom && !oom_before);
     es_buf_free(&id);
     if (oom) {
-        b->len = start;
+        b->s.len = start;
+        if (b->s.p)
+            b->s.p[start] = 0;
         b->oom = oom_before;
         fanout_outcome_set(o, FANOUT_RETRY, "OutOfMemory",
                            "out of memory building the request");

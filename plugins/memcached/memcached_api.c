@@ -36,6 +36,13 @@ static int s_left_ms(int64_t deadline)
     return left > 0 ? (int)left : 0;
 }
 
+/* Non-zero when fd is ready for `events` before the deadline. */
+static int s_ready(int fd, short events, int64_t deadline)
+{
+    struct pollfd pf = {.fd = fd, .events = events};
+    return poll(&pf, 1, s_left_ms(deadline)) > 0;
+}
+
 /* A reply line for an error message: printable ASCII, the rest as '?'. */
 static void s_printable(const char *s, size_t n, char *out, size_t out_len)
 {
@@ -107,8 +114,7 @@ static int s_send_all(int fd, const char *p, size_t len, int64_t deadline, char 
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            struct pollfd pf = {.fd = fd, .events = POLLOUT};
-            if (poll(&pf, 1, s_left_ms(deadline)) > 0)
+            if (s_ready(fd, POLLOUT, deadline))
                 continue;
             snprintf(err, n, "timed out sending the discovery command");
             return -1;
@@ -192,8 +198,7 @@ static int s_ask(int fd, const char *cmd, int64_t deadline, char **reply, size_t
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            struct pollfd pf = {.fd = fd, .events = POLLIN};
-            if (poll(&pf, 1, s_left_ms(deadline)) > 0)
+            if (s_ready(fd, POLLIN, deadline))
                 continue;
             snprintf(err, n, "no complete reply to \"%.*s\" within the timeout",
                      (int)strcspn(cmd, "\r"), cmd);

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include <fanout/helpers.h>
 #include <fanout/plugin.h>
 
 #include "redis_api.h"
@@ -316,8 +317,7 @@ static void s_give(struct redis_instance *in, struct redis_conn *c)
 
 /* The formatted commands of one call, back to back. */
 struct s_cmds {
-    char *buf;
-    size_t len, cap;
+    struct fanout_sbuf out;
     size_t *off; /* where command i starts */
     size_t count;
 };
@@ -328,22 +328,12 @@ static int s_append(struct s_cmds *c, int argc, const char **argv, const size_t 
     int n = redisFormatCommandArgv(&cmd, argc, argv, lens);
     if (n < 0 || !cmd)
         return -1;
-    if (c->len + (size_t)n > c->cap) {
-        size_t cap = c->cap ? c->cap : 4096;
-        while (cap < c->len + (size_t)n)
-            cap *= 2;
-        char *p = realloc(c->buf, cap);
-        if (!p) {
-            redisFreeCommand(cmd);
-            return -1;
-        }
-        c->buf = p;
-        c->cap = cap;
-    }
-    memcpy(c->buf + c->len, cmd, (size_t)n);
-    c->off[c->count++] = c->len;
-    c->len += (size_t)n;
+    size_t at = c->out.len;
+    int rc = fanout_sbuf_put(&c->out, cmd, (size_t)n);
     redisFreeCommand(cmd);
+    if (rc != 0)
+        return -1;
+    c->off[c->count++] = at;
     return 0;
 }
 
@@ -393,7 +383,7 @@ static int s_build(const struct redis_instance *in, const struct fanout_batch *b
 
 static void s_cmds_free(struct s_cmds *c)
 {
-    free(c->buf);
+    fanout_sbuf_free(&c->out);
     free(c->off);
 }
 
@@ -513,9 +503,10 @@ static int s_send(void *instance, const struct fanout_batch *b, struct fanout_ou
         }
         size_t got = 0;
         call.base = first;
-        if (redis_conn_exchange(conn, cmds.buf + cmds.off[first],
-                                cmds.len - cmds.off[first], cmds.count - first, s_on_reply,
-                                &call, in->cfg.timeout_ms, deadline, &got, &f) == 0)
+        if (redis_conn_exchange(conn, cmds.out.p + cmds.off[first],
+                                cmds.out.len - cmds.off[first], cmds.count - first,
+                                s_on_reply, &call, in->cfg.timeout_ms, deadline, &got,
+                                &f) == 0)
             break;
         /* The connection broke: the replies of commands [first+got, count)
          * are lost, and nothing says whether those commands ran. */
