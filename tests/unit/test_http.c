@@ -38,8 +38,8 @@
 
 extern char **environ;
 
-#define PATH_LEN     512
-#define MAX_BODY     ((size_t)64 * 1024 * 1024) /* http.c's cap */
+#define PATH_LEN 512
+#define MAX_BODY ((size_t)64 * 1024 * 1024) /* http.c's cap */
 
 static const char *const s_env_vars[] = {
     "http_proxy",       "https_proxy",
