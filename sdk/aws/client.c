@@ -32,6 +32,7 @@ static int64_t s_margin_ms = 500;
 int fanout_aws_init(int64_t (*remaining_ms)(void), char *err, size_t err_len)
 {
     s_remaining_ms = remaining_ms ? remaining_ms : s_forever;
+    fanout_credentials_set_deadline(remaining_ms);
     return fanout_retry_policy_from_env(&s_policy, err, err_len);
 }
 

@@ -317,6 +317,28 @@ static void s_perform(const struct fanout_http_request *req,
     fanout_http_perform(reqs, resps, 1);
 }
 
+/* The invocation's deadline: requests are cut to it and not retried past
+ * it (a margin is kept for the engine to report). */
+#define S_DEADLINE_MARGIN_MS 500
+static int64_t (*s_remaining_ms)(void);
+
+void fanout_credentials_set_deadline(int64_t (*remaining_ms)(void))
+{
+    s_remaining_ms = remaining_ms;
+}
+
+static int64_t s_left_ms(void)
+{
+    return s_remaining_ms ? s_remaining_ms() - S_DEADLINE_MARGIN_MS : INT64_MAX;
+}
+
+/* A request's time limit: the policy's, cut to what is left. */
+static int64_t s_timeout_ms(int64_t wanted)
+{
+    int64_t left = s_left_ms();
+    return left < wanted ? (left > 1 ? left : 1) : wanted;
+}
+
 static void s_sleep_ms(unsigned ms)
 {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
@@ -816,9 +838,9 @@ static int s_container_fetch(struct fanout_credentials *out, char *err, size_t e
         .url = url,
         .headers = headers,
         .header_count = token ? 2 : 1,
-        .timeout_ms = policy.request_timeout_ms < CONTAINER_TIMEOUT_MS
-                          ? policy.request_timeout_ms
-                          : CONTAINER_TIMEOUT_MS,
+        .timeout_ms = s_timeout_ms(policy.request_timeout_ms < CONTAINER_TIMEOUT_MS
+                                       ? policy.request_timeout_ms
+                                       : CONTAINER_TIMEOUT_MS),
         .connect_timeout_ms = CONTAINER_CONNECT_MS,
     };
     unsigned seed = s_seed();
@@ -835,10 +857,11 @@ static int s_container_fetch(struct fanout_credentials *out, char *err, size_t e
         }
         enum fanout_retry_class cls =
             fanout_retry_classify(resp.status, NULL, (int)resp.error);
+        unsigned delay = fanout_retry_delay_ms(&policy, attempt, &seed);
         if ((cls == FANOUT_RETRY_THROTTLE || cls == FANOUT_RETRY_TRANSIENT) &&
-            attempt < policy.max_attempts) {
+            attempt < policy.max_attempts && s_left_ms() > (int64_t)delay) {
             s_response_clean_up(&resp);
-            s_sleep_ms(fanout_retry_delay_ms(&policy, attempt, &seed));
+            s_sleep_ms(delay);
             continue;
         }
         if (resp.status) {
@@ -1194,7 +1217,7 @@ static int s_assume_role(const char *role_arn, const char *external_id,
             .header_count = base.session_token[0] ? 5 : 4,
             .body = body.ptr,
             .body_len = body.len,
-            .timeout_ms = policy.request_timeout_ms,
+            .timeout_ms = s_timeout_ms(policy.request_timeout_ms),
         };
         struct fanout_http_response resp;
         s_perform(&req, &resp);
@@ -1227,9 +1250,9 @@ static int s_assume_role(const char *role_arn, const char *external_id,
             s_response_clean_up(&resp);
             continue;
         }
+        unsigned delay = fanout_retry_delay_ms(&policy, attempt, &seed);
         if ((cls == FANOUT_RETRY_THROTTLE || cls == FANOUT_RETRY_TRANSIENT) &&
-            attempt < policy.max_attempts) {
-            unsigned delay = fanout_retry_delay_ms(&policy, attempt, &seed);
+            attempt < policy.max_attempts && s_left_ms() > (int64_t)delay) {
             LOG_DEBUG(LOG_SCOPE, "AssumeRole %s: attempt %u: %s%s%s; retrying in %u ms",
                       role_arn, attempt,
                       resp.status ? (code[0] ? code : "error") : "no response",

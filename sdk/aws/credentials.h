@@ -27,6 +27,10 @@ int fanout_credentials_get(const char *role_arn, const char *external_id,
                            const char *region, int force, struct fanout_credentials *out,
                            char *err, size_t err_len);
 
+/* The invocation's deadline hook (ms left; NULL: none): STS and container
+ * requests are cut to it, and not retried past it. Set by fanout_aws_init. */
+void fanout_credentials_set_deadline(int64_t (*remaining_ms)(void));
+
 /* Forget every cached credential (tests). */
 void fanout_credentials_reset(void);
 

@@ -1094,6 +1094,37 @@ START_TEST(test_throttling_retried)
 }
 END_TEST
 
+/* The invocation's deadline bounds AssumeRole's retries. */
+static int64_t s_deadline_at;
+static int64_t s_deadline_left(void)
+{
+    return s_deadline_at - s_mono_ms();
+}
+
+START_TEST(test_deadline_bounds_retries)
+{
+    s_server_start(NULL);
+    s_set_base_env(1);
+    setenv("FANOUT_AWS_RETRY_BASE_MS", "300", 1);
+    setenv("FANOUT_AWS_RETRY_CAP_MS", "300", 1);
+    setenv("FANOUT_AWS_MAX_ATTEMPTS", "20", 1);
+    const char *busy = s_role("throttle99-deadline");
+    /* 1200 ms left, 500 of them kept as margin: about two attempts fit */
+    s_deadline_at = s_mono_ms() + 1200;
+    fanout_credentials_set_deadline(s_deadline_left);
+    struct fanout_credentials c;
+    char err[512];
+    int64_t t0 = s_mono_ms();
+    ck_assert_int_eq(s_get(busy, NULL, 0, &c, err, sizeof err), -1);
+    int64_t took = s_mono_ms() - t0;
+    fanout_credentials_set_deadline(NULL);
+    ck_assert_msg(strstr(err, "Throttling"), "%s", err);
+    ck_assert_msg(took < 1200, "took %lld ms", (long long)took);
+    long n = s_role_stat(busy, "requests");
+    ck_assert_msg(n >= 1 && n < 20, "%ld requests", n);
+}
+END_TEST
+
 /* ---- secrets ------------------------------------------------------------ */
 
 static void s_assert_clean(const char *what, const char *text, const char *const *secrets,
@@ -1201,6 +1232,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_concurrent_single_fetch);
     tcase_add_test(tc, test_sts_errors);
     tcase_add_test(tc, test_throttling_retried);
+    tcase_add_test(tc, test_deadline_bounds_retries);
     tcase_add_test(tc, test_no_secrets_in_logs_or_errors);
     suite_add_tcase(s, tc);
     return s;
