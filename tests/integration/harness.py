@@ -151,6 +151,31 @@ class AwsService(Server):
         return self._json("GET", "/__stats")
 
 
+class StsServer(Server):
+    """tests/servers/sts_server.py, signed to with the base key. Every key
+    AssumeRole issues is registered (in the role ARN's account) with each
+    URL of register_with (AwsService.url) before fanout gets it, so those
+    services accept it. Point AWS_ENDPOINT_URL_STS at .url."""
+
+    def __init__(self, register_with=(), extra_args=(), max_lifetime=600):
+        argv = [PYTHON, os.path.join(TESTS, "servers", "sts_server.py"), "--port", "0",
+                "--base-key", "%s:%s" % (ACCESS_KEY, SECRET_KEY),
+                "--parent-pid", str(os.getpid()), "--max-lifetime", str(max_lifetime)]
+        for url in register_with:
+            argv += ["--register-with", url]
+        super().__init__(argv + list(extra_args), port_from_stdout=True)
+
+    def stats(self):
+        with urllib.request.urlopen(self.url + "/stats", timeout=10) as r:
+            return json.load(r)
+
+    @property
+    def issued(self):
+        """The key ids AssumeRole issued, in order."""
+        return [k["accessKeyId"] for k in self.stats()["issued_keys"]
+                if k["source"].startswith("assume-role:")]
+
+
 class Kinesalite(Server):
     """kinesalite (npm): a Kinesis emulator, in memory."""
 

@@ -4,21 +4,18 @@
 checks every request's SigV4 signature with botocore, answers _bulk the way
 OpenSearch does (per-item statuses, 200 with "errors": true) and injects
 faults on demand; what it stored is read back from /__received and its
-request log. Cross-account runs through tests/servers/sts_server.py behind a
-small relay here that registers the keys STS issues with the search service,
-so those keys' signatures are checked too. Run by meson with /usr/bin/python3.
+request log. Cross-account runs through tests/servers/sts_server.py, which
+registers the keys it issues with the search service, so those keys'
+signatures are checked too. Run by meson with /usr/bin/python3.
 """
 
 import base64
-import http.client
 import json
 import os
 import re
 import sys
-import threading
 import unittest
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -81,54 +78,6 @@ class SearchService(harness.AwsService):
                 "--parent-pid", str(os.getpid()), "--max-lifetime", "600"]
         harness.Server.__init__(self, argv, port_from_stdout=True)
         self.log_path = log
-
-
-class StsRelay:
-    """Passes STS calls to sts_server.py unchanged (the Host header too, so
-    signatures still verify) and registers every key AssumeRole issues with
-    the search service before fanout gets it."""
-
-    def __init__(self, sts_port, service, account):
-        relay = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                conn = http.client.HTTPConnection("127.0.0.1", sts_port, timeout=30)
-                conn.request("POST", self.path, body,
-                             {k: v for k, v in self.headers.items()
-                              if k.lower() not in ("connection", "expect")})
-                resp = conn.getresponse()
-                data = resp.read()
-                conn.close()
-                fields = {k: re.search(r"<%s>([^<]*)</%s>" % (k, k), data.decode())
-                          for k in ("AccessKeyId", "SecretAccessKey", "SessionToken")}
-                if resp.status == 200 and all(fields.values()):
-                    creds = {k: v.group(1) for k, v in fields.items()}
-                    creds["accountId"] = account
-                    service.add_credentials([creds])
-                    relay.issued.append(creds["AccessKeyId"])
-                self.send_response(resp.status)
-                self.send_header("Content-Type", resp.getheader("Content-Type") or "text/xml")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.issued = []
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class EsPlugin(unittest.TestCase):
@@ -606,23 +555,17 @@ class EsPlugin(unittest.TestCase):
         self.assertEqual({d["region"] for d in self.docs("vec", 5)}, {"us-east-2"})
 
     def test_cross_account_role(self):
-        sts = harness.Server([harness.PYTHON, os.path.join(harness.TESTS, "servers",
-                                                           "sts_server.py"),
-                              "--port", "0", "--base-key",
-                              "%s:%s" % (harness.ACCESS_KEY, harness.SECRET_KEY),
-                              "--parent-pid", str(os.getpid()), "--max-lifetime", "300"],
-                             port_from_stdout=True)
-        relay = StsRelay(sts.port, self.es, OTHER_ACCOUNT)
+        sts = harness.StsServer(register_with=[self.es.url])
         try:
             role = "arn:aws:iam::%s:role/ext-search-writer" % OTHER_ACCOUNT
             m = [harness.mapping("x", "es", self.dest("xacct"), source=KINESIS_ARN,
                                  role=role, externalId=EXTERNAL_ID)]
             r, failed = self.run_es(m, harness.sample_event("kinesis.json"),
-                                    AWS_ENDPOINT_URL_STS=relay.url)
+                                    AWS_ENDPOINT_URL_STS=sts.url)
             self.assertEqual(r.returncode, 0, r.stderr.decode())
             docs = self.docs("xacct", 5)
-            self.assertEqual(len(relay.issued), 1)
-            self.assertEqual({d["accessKeyId"] for d in docs}, {relay.issued[0]})
+            self.assertEqual(len(sts.issued), 1)
+            self.assertEqual({d["accessKeyId"] for d in docs}, {sts.issued[0]})
             self.assertEqual({d["accountId"] for d in docs}, {OTHER_ACCOUNT})
             with urllib.request.urlopen(sts.url + "/stats", timeout=10) as f:
                 self.assertEqual(json.load(f)["roles"][role]["issued"], 1)
@@ -630,12 +573,11 @@ class EsPlugin(unittest.TestCase):
             m[0]["externalId"] = "not-the-one"
             m[0]["id"] = "y"
             r, failed = self.run_es(m, harness.sample_event("kinesis.json"),
-                                    AWS_ENDPOINT_URL_STS=relay.url)
+                                    AWS_ENDPOINT_URL_STS=sts.url)
             self.assertEqual(r.returncode, 1)
             self.assertEqual(len(failed), 5)
             self.assertIn("AccessDenied", r.stderr.decode())
         finally:
-            relay.stop()
             sts.stop()
 
 

@@ -4,19 +4,16 @@ The real `fanout invoke` against tests/servers/aws_service.py (every
 request's SigV4 signature checked with botocore; what was accepted read back
 from /__received; partial failures, throttling, 500s, slow answers and
 resets injected with /__faults), and tests/servers/sts_server.py for
-cross-account roles. Run by meson with /usr/bin/python3.
+cross-account roles (registering the keys it issues with aws_service). Run by meson with /usr/bin/python3.
 """
 
 import base64
-import http.client
 import json
 import os
 import re
 import sys
-import threading
 import unittest
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -33,54 +30,6 @@ def firehose_mapping(id_, dest, **extra):
 def event_records(name):
     with open(harness.sample_event(name), encoding="utf-8") as f:
         return json.load(f)["Records"]
-
-
-class StsRelay:
-    """Between fanout and sts_server: passes AssumeRole through untouched
-    (Host included, so the signature still holds) and registers the issued
-    credentials with the AWS service, which checks every signature."""
-
-    def __init__(self, sts_url, aws, account):
-        target = sts_url.split("//", 1)[1]
-        relay = self
-        self.issued = []
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                conn = http.client.HTTPConnection(target, timeout=30)
-                conn.request("POST", self.path, body=body, headers=dict(self.headers.items()))
-                resp = conn.getresponse()
-                data = resp.read()
-                conn.close()
-                text = data.decode()
-                if resp.status == 200 and "<AccessKeyId>" in text:
-                    creds = {k: re.search("<%s>(.*?)</%s>" % (k, k), text, re.S).group(1)
-                             for k in ("AccessKeyId", "SecretAccessKey", "SessionToken")}
-                    aws.add_credentials([{"accessKeyId": creds["AccessKeyId"],
-                                          "secretAccessKey": creds["SecretAccessKey"],
-                                          "sessionToken": creds["SessionToken"],
-                                          "accountId": account}])
-                    relay.issued.append(creds["AccessKeyId"])
-                self.send_response(resp.status)
-                self.send_header("Content-Type", resp.getheader("Content-Type", "text/xml"))
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class FirehoseTest(unittest.TestCase):
@@ -353,31 +302,25 @@ class FirehoseTest(unittest.TestCase):
 
     def test_cross_account_role(self):
         role = "arn:aws:iam::%s:role/ext-firehose-writer" % OTHER_ACCOUNT
-        sts = harness.Server([harness.PYTHON, os.path.join(harness.TESTS, "servers",
-                                                           "sts_server.py"),
-                              "--port", "0", "--base-key",
-                              "%s:%s" % (harness.ACCESS_KEY, harness.SECRET_KEY),
-                              "--external-id", "fh-ext-1"] + harness._guard(),
-                             port_from_stdout=True)
-        relay = StsRelay(sts.url, self.aws, OTHER_ACCOUNT)
+        sts = harness.StsServer(register_with=[self.aws.url],
+                                extra_args=["--external-id", "fh-ext-1"])
         try:
             arn = "arn:aws:firehose:us-east-1:%s:deliverystream/fh-cross" % OTHER_ACCOUNT
             r, failed = self.invoke(
                 [firehose_mapping("x", arn, role=role, externalId="fh-ext-1")],
                 harness.kinesis_event([("a", b"1"), ("b", b"2")]),
-                AWS_ENDPOINT_URL_STS=relay.url)
+                AWS_ENDPOINT_URL_STS=sts.url)
             self.assertEqual(r.returncode, 0, r.stderr.decode())
             got = self.received("fh-cross")
             self.assertEqual(len(got), 2)
-            self.assertEqual(len(relay.issued), 1)
-            self.assertEqual({e["accessKeyId"] for e in got}, set(relay.issued))
+            self.assertEqual(len(sts.issued), 1)
+            self.assertEqual({e["accessKeyId"] for e in got}, set(sts.issued))
             self.assertEqual({e["accountId"] for e in got}, {OTHER_ACCOUNT})
             with urllib.request.urlopen(sts.url + "/stats", timeout=10) as f:
                 stats = json.load(f)
             self.assertEqual(stats["roles"][role]["last"]["ExternalId"], "fh-ext-1")
             self.assertEqual(self.aws.stats()["auth_failures"], 0)
         finally:
-            relay.stop()
             sts.stop()
 
 

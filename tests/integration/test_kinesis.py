@@ -547,12 +547,7 @@ class KinesisTest(unittest.TestCase):
 
     def test_cross_account_role(self):
         role = "arn:aws:iam::210987654321:role/ext-fanout-writer"
-        sts = harness.Server([harness.PYTHON, os.path.join(harness.TESTS, "servers",
-                                                           "sts_server.py"),
-                              "--port", "0", "--base-key",
-                              "%s:%s" % (harness.ACCESS_KEY, harness.SECRET_KEY),
-                              "--external-id", "fanout-ext-1"] + harness._guard(),
-                             port_from_stdout=True)
+        sts = harness.StsServer(extra_args=["--external-id", "fanout-ext-1"])
         try:
             arn = "arn:aws:kinesis:us-east-1:210987654321:stream/shared"
             maps = [kinesis_mapping("x", arn, role=role, externalId="fanout-ext-1")]

@@ -4,22 +4,18 @@
 every request's SigV4 signature with botocore, validates Invoke as Lambda
 does (function name forms, Qualifier, 1 MB Event payloads, existing
 functions and aliases) and records what each invocation carried. STS is
-tests/servers/sts_server.py, behind a small tap that registers the keys it
-issues with aws_service so the assumed role's requests are accepted.
+tests/servers/sts_server.py, which registers the keys it issues with
+aws_service so the assumed role's requests are accepted.
 (tests/integration/test_lambda.py is the fanout binary as a Lambda runtime,
 not this plugin.) Run by meson with /usr/bin/python3.
 """
 
 import base64
-import http.server
 import json
 import os
 import re
 import sys
-import threading
 import unittest
-import urllib.error
-import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -47,63 +43,6 @@ def elements(text):
         out.append((obj, text[i:end]))
         i = end + (1 if text[end] == "," else 0)
     return out
-
-
-class StsTap:
-    """Forwards STS calls to sts_server.py and, before the answer goes back,
-    registers the credentials it issued with the AwsService (with the role's
-    account), as IAM would make them valid everywhere."""
-
-    def __init__(self, sts_url, aws):
-        tap = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                hop = {"content-length", "connection", "transfer-encoding", "keep-alive"}
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in hop}
-                req = urllib.request.Request(sts_url + self.path, data=body, method="POST",
-                                             headers=headers)
-                try:
-                    with urllib.request.urlopen(req, timeout=30) as r:
-                        status, ctype, out = r.status, r.headers.get("Content-Type"), r.read()
-                except urllib.error.HTTPError as e:
-                    status, ctype, out = e.code, e.headers.get("Content-Type"), e.read()
-                if status == 200:
-                    role = dict(urllib.parse.parse_qsl(body.decode())).get("RoleArn", "")
-                    text = out.decode()
-
-                    def tag(name):
-                        m = re.search(r"<%s>([^<]*)</%s>" % (name, name), text)
-                        return m.group(1) if m else None
-                    aws.add_credentials([{
-                        "accessKeyId": tag("AccessKeyId"),
-                        "secretAccessKey": tag("SecretAccessKey").replace("&#34;", '"')
-                        .replace("&apos;", "'").replace("&amp;", "&"),
-                        "sessionToken": tag("SessionToken"),
-                        "accountId": role.split(":")[4] if role.count(":") >= 5 else ""}])
-                    tap.issued.append(tag("AccessKeyId"))
-                self.send_response(status)
-                self.send_header("Content-Type", ctype or "text/xml")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-        self.issued = []
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class LambdaPlugin(unittest.TestCase):
@@ -451,23 +390,17 @@ class LambdaPlugin(unittest.TestCase):
                          "arn:aws:lambda:ap-southeast-2:123456789012:function:other-region")
 
     def test_cross_account_role(self):
-        sts = harness.Server([harness.PYTHON,
-                              os.path.join(harness.TESTS, "servers", "sts_server.py"),
-                              "--port", "0", "--base-key",
-                              "%s:%s" % (harness.ACCESS_KEY, harness.SECRET_KEY),
-                              "--parent-pid", str(os.getpid()), "--max-lifetime", "300"],
-                             port_from_stdout=True)
-        tap = StsTap(sts.url, self.aws)
+        sts = harness.StsServer(register_with=[self.aws.url])
         try:
             role = "arn:aws:iam::%s:role/ext-fanout-target" % OTHER_ACCOUNT
             ev = harness.kinesis_event([("k", b'{"n":1}'), ("k", b'{"n":2}')])
             m = harness.mapping("l", "lambda", "%s:function:fn" % OTHER_ACCOUNT, role=role,
                                 externalId=EXTERNAL_ID)
-            r, _ = self.invoke([m], ev, AWS_ENDPOINT_URL_STS=tap.url)
+            r, _ = self.invoke([m], ev, AWS_ENDPOINT_URL_STS=sts.url)
             self.assertEqual(r.returncode, 0, r.stderr.decode())
             inv = self.received("fn", 1)
             self.assertEqual(len(inv), 1)
-            self.assertEqual(inv[0]["accessKeyId"], tap.issued[0])
+            self.assertEqual(inv[0]["accessKeyId"], sts.issued[0])
             self.assertEqual(inv[0]["accountId"], OTHER_ACCOUNT)
             self.assertEqual(inv[0]["functionArn"],
                              "arn:aws:lambda:us-east-1:%s:function:fn" % OTHER_ACCOUNT)
@@ -477,13 +410,12 @@ class LambdaPlugin(unittest.TestCase):
             # a wrong external id: STS refuses, every record is reported
             self.aws.reset()
             m["externalId"] = "wrong-id"
-            r, failed = self.invoke([m], ev, AWS_ENDPOINT_URL_STS=tap.url)
+            r, failed = self.invoke([m], ev, AWS_ENDPOINT_URL_STS=sts.url)
             self.assertEqual(r.returncode, 1)
             self.assertEqual(sorted(failed), ["1000", "1001"])
             self.assertIn("AccessDenied", r.stderr.decode())
             self.assertEqual(self.received("fn"), [])
         finally:
-            tap.stop()
             sts.stop()
 
     # ---- order ----

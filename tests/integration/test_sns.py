@@ -2,14 +2,13 @@
 tests/servers/aws_service.py (SNS Query API, every request's signature
 checked with botocore, faults on demand), read back through its
 /__received and /__stats; the cross-account role through
-tests/servers/sts_server.py, with the keys it issues registered with
-aws_service by a small relay in front of it.
+tests/servers/sts_server.py, which registers the keys it issues with
+aws_service.
 
 Run by meson with /usr/bin/python3 (standard library + python3-botocore)."""
 
 import base64
 import hashlib
-import http.client
 import json
 import os
 import re
@@ -35,59 +34,6 @@ def topic(name, region="us-east-1", account=ACCOUNT):
 
 def records(n, fmt='{"n":%d}'):
     return [("k%d" % i, (fmt % i).encode()) for i in range(n)]
-
-
-class StsRelay:
-    """Passes requests to sts_server.py unchanged (the Host header too, so
-    signatures still verify) and registers every key an AssumeRole answer
-    issues with aws_service, in the role's account."""
-
-    def __init__(self, sts_url, aws_service, account):
-        relay = self
-        self.target = sts_url.split("://", 1)[1]
-        self.issued = []
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                conn = http.client.HTTPConnection(relay.target, timeout=30)
-                headers = {k: v for k, v in self.headers.items()
-                           if k.lower() not in ("connection", "content-length")}
-                conn.request("POST", self.path, body=body, headers=headers)
-                resp = conn.getresponse()
-                data = resp.read()
-                text = data.decode("utf-8", "replace")
-                m = {k: re.search(r"<%s>([^<]*)</%s>" % (k, k), text)
-                     for k in ("AccessKeyId", "SecretAccessKey", "SessionToken")}
-                if resp.status == 200 and all(m.values()):
-                    creds = {"accessKeyId": m["AccessKeyId"].group(1),
-                             "secretAccessKey": m["SecretAccessKey"].group(1),
-                             "sessionToken": m["SessionToken"].group(1),
-                             "accountId": account}
-                    aws_service.add_credentials([creds])
-                    relay.issued.append(creds["accessKeyId"])
-                self.send_response(resp.status)
-                self.send_header("Content-Type", resp.getheader("Content-Type") or "text/xml")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-                conn.close()
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class FakeSns:
@@ -531,26 +477,20 @@ class SnsPlugin(unittest.TestCase):
         self.assertEqual({e["region"] for e in got}, {"eu-west-1"})
 
     def test_cross_account_role_with_external_id(self):
-        sts = harness.Server([harness.PYTHON, os.path.join(harness.TESTS, "servers",
-                                                            "sts_server.py"),
-                              "--port", "0", "--base-key",
-                              "%s:%s" % (harness.ACCESS_KEY, harness.SECRET_KEY),
-                              "--parent-pid", str(os.getpid()), "--max-lifetime", "600"],
-                             port_from_stdout=True)
-        relay = StsRelay(sts.url, self.srv, ROLE_ACCOUNT)
+        sts = harness.StsServer(register_with=[self.srv.url])
         try:
             arn = topic("x", account=ROLE_ACCOUNT)
             role = "arn:aws:iam::%s:role/ext-fanout-publisher" % ROLE_ACCOUNT
-            env = {"AWS_ENDPOINT_URL_STS": relay.url}
+            env = {"AWS_ENDPOINT_URL_STS": sts.url}
             r, failed, err = self.invoke(
                 [harness.mapping("x", "sns", arn, collapse="none", role=role,
                                  externalId=STS_EXTERNAL_ID)],
                 harness.kinesis_event(records(3)), env=env)
             self.assertEqual(r.returncode, 0, err)
-            self.assertEqual(len(relay.issued), 1)
+            self.assertEqual(len(sts.issued), 1)
             got = self.received(arn, 3)
             self.assertEqual({(e["accessKeyId"], e["accountId"]) for e in got},
-                             {(relay.issued[0], ROLE_ACCOUNT)})
+                             {(sts.issued[0], ROLE_ACCOUNT)})
             with urllib.request.urlopen(sts.url + "/stats", timeout=10) as resp:
                 stats = json.loads(resp.read())
             self.assertEqual(stats["roles"][role]["last"]["ExternalId"], STS_EXTERNAL_ID)
@@ -564,7 +504,6 @@ class SnsPlugin(unittest.TestCase):
             self.assertIn("AccessDenied", err)
             self.assertEqual(len(self.received(arn)), 3)
         finally:
-            relay.stop()
             sts.stop()
 
 

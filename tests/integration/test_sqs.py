@@ -527,12 +527,7 @@ class SqsPlugin(unittest.TestCase):
     # ---- cross-account ----
 
     def test_cross_account_role_with_external_id(self):
-        sts = harness.Server([harness.PYTHON, os.path.join(harness.TESTS, "servers",
-                                                            "sts_server.py"),
-                              "--port", "0", "--base-key",
-                              "%s:%s" % (harness.ACCESS_KEY, harness.SECRET_KEY),
-                              "--parent-pid", str(os.getpid()), "--max-lifetime", "600"],
-                             port_from_stdout=True)
+        sts = harness.StsServer()
         try:
             q = self.queue("xacct")
             role = "arn:aws:iam::%s:role/ext-fanout-writer" % ROLE_ACCOUNT

@@ -27,7 +27,10 @@ stdout (flushed), then serves:
                          UnrecognizedClientException for an unknown key, 403
                          InvalidSignatureException for a bad signature, else
                          200 {"ok": true, "accessKeyId": ...}.
-  GET  /stats            JSON counters, for the tests (see State.stats).
+  GET  /stats            JSON counters, for the tests (see State.stats), and
+                         "issued_keys": every key issued, in order, as
+                         {"accessKeyId", "source"} (source "container" or
+                         "assume-role:ARN").
   POST /control          JSON {"role": ARN, "mode": "throttle"|"500"|"deny"|
                          "ok", "count": N}: the next N AssumeRole requests
                          for ROLE get that answer ("ok" clears).
@@ -35,6 +38,13 @@ stdout (flushed), then serves:
 Keys the server accepts as signers: the --base-key pairs, and every key it
 has issued (AssumeRole and container credentials), so issued credentials can
 sign later requests. Each issue gets a new, unique key id, secret and token.
+
+With --register-with URL, every key AssumeRole issues is POSTed to
+URL/__credentials (tests/servers/aws_service.py's JSON: accessKeyId,
+secretAccessKey, sessionToken, accountId (the account of the role ARN),
+expiration) before the AssumeRole answer goes out, as IAM makes the
+credentials valid everywhere; a registration that fails is answered 500
+InternalError (the key is not handed out).
 
 Roles behave by the name after "role/" (the last path segment):
   deny...           always 403 AccessDenied
@@ -59,6 +69,7 @@ Options:
   --container-fail-first N        answer the first N container requests 500
   --max-lifetime S                exit after S seconds whatever happens
   --parent-pid PID                exit when PID is no longer our parent
+  --register-with URL             register AssumeRole keys there (repeatable)
 """
 
 import argparse
@@ -71,6 +82,7 @@ import string
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl
@@ -83,7 +95,9 @@ from botocore.credentials import Credentials
 STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 # Quotes as entities too, so the client's entity decoding is exercised.
 QUOTES = {"'": "&apos;", '"': "&#34;"}
-ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/(?:[\w+=,.@-]+/)*([\w+=,.@-]{1,64})$")
+# Groups: the account, the role name (the last path segment).
+ROLE_ARN_RE = re.compile(
+    r"^arn:aws[a-z-]*:iam::(\d{12}):role/(?:[\w+=,.@-]+/)*([\w+=,.@-]{1,64})$")
 SESSION_NAME_RE = re.compile(r"^[\w+=,.@-]{2,64}$")
 EXTERNAL_ID_RE = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
 AUTH_RE = re.compile(
@@ -139,6 +153,7 @@ class State:
         self.container = {"requests": 0, "issued": 0, "unauthorized": 0}
         self.service = {"requests": 0, "ok": 0, "expired": 0, "bad_signature": 0,
                         "unknown_key": 0}
+        self.issued_keys = []  # {"accessKeyId", "source"}, in the order issued
 
     def issue(self, source, lifetime):
         with self.lock:
@@ -150,6 +165,7 @@ class State:
                      "expires": int(time.time()) + lifetime, "source": source,
                      "issued": time.time()}
             self.signers[akid] = creds
+            self.issued_keys.append({"accessKeyId": akid, "source": source})
         return akid, creds
 
     def role_stats(self, arn):
@@ -159,7 +175,24 @@ class State:
     def stats(self):
         with self.lock:
             return {"roles": self.roles, "sts": self.sts, "container": self.container,
-                    "service": self.service}
+                    "service": self.service, "issued_keys": list(self.issued_keys)}
+
+    def register(self, akid, creds, account):
+        """POST the key to every --register-with URL's /__credentials.
+        Returns None, or what went wrong."""
+        entry = json.dumps([{"accessKeyId": akid, "secretAccessKey": creds["secret"],
+                             "sessionToken": creds["token"], "accountId": account,
+                             "expiration": iso8601(creds["expires"])}]).encode()
+        for url in self.args.register_with or []:
+            req = urllib.request.Request(url.rstrip("/") + "/__credentials", data=entry,
+                                         method="POST",
+                                         headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=30) as r:
+                    r.read()
+            except OSError as e:
+                return "registering %s with %s failed: %s" % (akid, url, e)
+        return None
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -405,7 +438,7 @@ class Handler(BaseHTTPRequestHandler):
             self._validation("1 validation error detected: Value '%s' at 'roleArn' failed "
                              "to satisfy constraint" % arn)
             return
-        role_name = m.group(1)
+        account, role_name = m.group(1), m.group(2)
         session = params.get("RoleSessionName", "")
         if not SESSION_NAME_RE.match(session):
             self._validation("Value '%s' at 'roleSessionName' failed to satisfy constraint"
@@ -469,6 +502,13 @@ class Handler(BaseHTTPRequestHandler):
             return
 
         akid_new, creds = state.issue("assume-role:" + arn, args.lifetime_seconds or duration)
+        failure = state.register(akid_new, creds, account)
+        if failure:
+            sys.stderr.write("sts_server: %s\n" % failure)
+            with state.lock:
+                rs["failed"] += 1
+            self._sts_error(500, "InternalError", failure, "Receiver")
+            return
         with state.lock:
             rs["issued"] += 1
         # Credentials last and Expiration first, with a decoy element of the
@@ -527,6 +567,7 @@ def main():
     ap.add_argument("--container-fail-first", type=int, default=0)
     ap.add_argument("--max-lifetime", type=float, default=0)
     ap.add_argument("--parent-pid", type=int, default=0)
+    ap.add_argument("--register-with", action="append", metavar="URL")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
 
