@@ -49,6 +49,21 @@ static int s_json_str(struct fanout_sbuf *b, const uint8_t *s, size_t n)
     int rc = fanout_sbuf_put(b, "\"", 1);
     size_t run = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
+        /* eight bytes at a time while none is '"', '\\' or below 0x20 (bytes
+         * of 0x80 and above pass: the text was checked as UTF-8) */
+        while (n - i >= 8) {
+            uint64_t v;
+            memcpy(&v, s + i, 8);
+            const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+            uint64_t q = v ^ (ones * '"'), bs = v ^ (ones * '\\');
+            uint64_t low = v & ~high; /* the test below is exact for bytes < 0x80 */
+            if ((((q - ones) & ~q) | ((bs - ones) & ~bs) | ((low - ones * 0x20) & ~v)) &
+                high)
+                break;
+            i += 8;
+        }
+        if (i >= n)
+            break;
         uint8_t c = s[i];
         if (c >= 0x20 && c != '"' && c != '\\')
             continue;
