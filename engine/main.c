@@ -524,10 +524,10 @@ static void s_usage(FILE *f)
                "As an AWS Lambda custom runtime (bootstrap), fanout runs the Runtime API\n"
                "loop when AWS_LAMBDA_RUNTIME_API is set and no command is given.\n"
                "\n"
-               "Environment: FANOUT_CONFIG, FANOUT_PLUGIN_PATH, FANOUT_MAX_PARALLEL,\n"
-               "FANOUT_RETRY_ATTEMPTS, FANOUT_RETRY_BASE_MS, FANOUT_RETRY_CAP_MS,\n"
-               "FANOUT_LOG_LEVEL, FANOUT_LOG_FORMAT, FANOUT_REPORT_BATCH_ITEM_FAILURES\n"
-               "(see the README).\n");
+               "Environment: FANOUT_CONFIG or FANOUT_TABLE, FANOUT_PLUGIN_PATH,\n"
+               "FANOUT_MAX_PARALLEL, FANOUT_RETRY_*, FANOUT_AWS_*, FANOUT_LOG_LEVEL,\n"
+               "FANOUT_LOG_FORMAT, FANOUT_REPORT_BATCH_ITEM_FAILURES, and the AWS SDKs'\n"
+               "AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL[_<SERVICE>] (see the README).\n");
 }
 
 struct s_command {
