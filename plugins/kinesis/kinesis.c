@@ -60,35 +60,6 @@ static int s_name_ok(const char *s, size_t n)
     return 1;
 }
 
-/* A region as AWS names them: us-east-1, us-gov-west-1, cn-north-1... */
-static int s_region_ok(const char *s, size_t n)
-{
-    size_t dashes = 0;
-    if (n < 6 || n > 32 || s[0] == '-' || s[n - 1] < '0' || s[n - 1] > '9')
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '-') {
-            if (s[i - 1] == '-')
-                return 0;
-            dashes++;
-        } else if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9'))) {
-            return 0;
-        }
-    }
-    return dashes >= 2;
-}
-
-/* aws, aws-cn, aws-us-gov, aws-iso-b, aws-eusc... */
-static int s_partition_ok(const char *s, size_t n)
-{
-    if (n < 3 || strncmp(s, "aws", 3) != 0 || s[n - 1] == '-')
-        return 0;
-    for (size_t i = 3; i < n; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || s[i] == '-'))
-            return 0;
-    return n == 3 || s[3] == '-';
-}
-
 struct s_dest {
     const char *name;
     size_t name_len;
@@ -139,7 +110,8 @@ static int s_parse_dest(const char *d, struct s_dest *out, char *err, size_t err
                  d, (int)(fl[2] > 40 ? 40 : fl[2]), f[2]);
         return -1;
     }
-    if (!s_partition_ok(f[1], fl[1]) || !s_region_ok(f[3], fl[3]) || fl[4] != 12 ||
+    if (!fanout_aws_partition_name_ok(f[1], fl[1]) ||
+        !fanout_aws_region_name_ok(f[3], fl[3]) || fl[4] != 12 ||
         strspn(f[4], "0123456789") < 12 || fl[5] < 8 || strncmp(f[5], "stream/", 7) != 0 ||
         !s_name_ok(f[5] + 7, fl[5] - 7))
         goto bad_arn;

@@ -90,10 +90,7 @@ static void s_setup(void)
 
 static void s_teardown(void)
 {
-    if (s_server > 0) {
-        kill(s_server, SIGTERM);
-        waitpid(s_server, NULL, 0);
-    }
+    fanout_test_stop_server(&s_server);
     fanout_credentials_reset();
     fanout_http_global_cleanup();
 }
@@ -399,8 +396,7 @@ START_TEST(expired_token_refreshed_and_retried_once)
     json_decref(j);
     fanout_aws_response_clean_up(&out);
     unsetenv("AWS_ENDPOINT_URL_STS");
-    kill(pid, SIGTERM);
-    waitpid(pid, NULL, 0);
+    fanout_test_stop_server(&pid);
 }
 END_TEST
 

@@ -149,20 +149,7 @@ static void s_setup(void)
 
 static void s_server_stop(void)
 {
-    if (s_t.pid <= 0)
-        return;
-    kill(s_t.pid, SIGTERM);
-    int64_t until = s_mono_ms() + 5000;
-    int status;
-    while (waitpid(s_t.pid, &status, WNOHANG) == 0) {
-        if (s_mono_ms() > until) {
-            kill(s_t.pid, SIGKILL);
-            waitpid(s_t.pid, &status, 0);
-            break;
-        }
-        usleep(5000);
-    }
-    s_t.pid = -1;
+    fanout_test_stop_server(&s_t.pid);
 }
 
 static void s_teardown(void)

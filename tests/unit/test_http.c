@@ -95,20 +95,7 @@ static void s_server_start(struct server *sv, int tls)
 
 static void s_server_stop(struct server *sv)
 {
-    if (sv->pid <= 0)
-        return;
-    kill(sv->pid, SIGTERM);
-    int64_t until = s_mono_ms() + 5000;
-    int status;
-    while (waitpid(sv->pid, &status, WNOHANG) == 0) {
-        if (s_mono_ms() > until) {
-            kill(sv->pid, SIGKILL);
-            waitpid(sv->pid, &status, 0);
-            break;
-        }
-        usleep(2000);
-    }
-    sv->pid = -1;
+    fanout_test_stop_server(&sv->pid);
 }
 
 /* Run a program to its end, its output discarded; returns its exit status. */

@@ -87,20 +87,7 @@ static void s_setup(void)
 
 static void s_emu_stop(void)
 {
-    if (s_emu.pid <= 0)
-        return;
-    kill(s_emu.pid, SIGTERM);
-    int64_t until = s_mono_ms() + 5000;
-    int status;
-    while (waitpid(s_emu.pid, &status, WNOHANG) == 0) {
-        if (s_mono_ms() > until) {
-            kill(s_emu.pid, SIGKILL);
-            waitpid(s_emu.pid, &status, 0);
-            break;
-        }
-        usleep(5000);
-    }
-    s_emu.pid = -1;
+    fanout_test_stop_server(&s_emu.pid);
 }
 
 static void s_teardown(void)

@@ -7,11 +7,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -64,6 +66,26 @@ static inline int fanout_test_spawn_server(const char *const *argv, pid_t *pid,
     int port = atoi(line);
     ck_assert_msg(port > 0 && port < 65536, "%s: bad port line \"%s\"", what, line);
     return port;
+}
+
+/* Stop a server started above: SIGTERM, then SIGKILL after 5 s; *pid
+ * becomes -1. Nothing to do when *pid <= 0. */
+static inline void fanout_test_stop_server(pid_t *pid)
+{
+    if (*pid <= 0)
+        return;
+    kill(*pid, SIGTERM);
+    int64_t until = fanout_test_mono_ms() + 5000;
+    int status;
+    while (waitpid(*pid, &status, WNOHANG) == 0) {
+        if (fanout_test_mono_ms() > until) {
+            kill(*pid, SIGKILL);
+            waitpid(*pid, &status, 0);
+            break;
+        }
+        usleep(2000);
+    }
+    *pid = -1;
 }
 
 #endif

@@ -234,6 +234,36 @@ static inline int fanout_arn_split(const char *arn, struct fanout_arn *out)
     return 0;
 }
 
+/* A region as AWS names them ("us-east-1", "us-gov-west-1", "cn-north-1"):
+ * 6 to 32 of [a-z0-9-], at least two '-', no "--", a digit last. */
+static inline int fanout_aws_region_name_ok(const char *s, size_t n)
+{
+    size_t dashes = 0;
+    if (n < 6 || n > 32 || s[0] == '-' || s[n - 1] < '0' || s[n - 1] > '9')
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '-') {
+            if (s[i - 1] == '-')
+                return 0;
+            dashes++;
+        } else if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9'))) {
+            return 0;
+        }
+    }
+    return dashes >= 2;
+}
+
+/* A partition name: "aws", or "aws-" and [a-z-] ("aws-cn", "aws-iso-b"). */
+static inline int fanout_aws_partition_name_ok(const char *s, size_t n)
+{
+    if (n < 3 || strncmp(s, "aws", 3) != 0 || s[n - 1] == '-')
+        return 0;
+    for (size_t i = 3; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || s[i] == '-'))
+            return 0;
+    return n == 3 || s[3] == '-';
+}
+
 /* ---- AWS responses -------------------------------------------------------- */
 
 /* The outcome of a whole request that did not succeed: THROTTLED ->
