@@ -82,6 +82,9 @@ int fanout_engine_config_from_env(struct fanout_engine_config *cfg, char *err,
                    err_len) ||
         s_env_uint("FANOUT_RETRY_SEED", 0, UINT_MAX, &cfg->retry_seed, err, err_len))
         return -1;
+    cfg->skip_invalid_mappings = fanout_skip_invalid_mappings(err, err_len);
+    if (cfg->skip_invalid_mappings < 0)
+        return -1;
     return 0;
 }
 
@@ -146,8 +149,9 @@ static void s_instances_evict(struct fanout_engine *e, int64_t now)
     while (*link) {
         struct s_instance *in = *link;
         if (now - in->last_used_ms >= e->idle_ms) {
+            char qdest[FANOUT_QUOTE_SIZE];
             LOG_DEBUG(in->target.id, "closing the %s instance for %s: unused for %lld ms",
-                      in->target.type, in->target.destination,
+                      in->target.type, fanout_quote(qdest, in->target.destination),
                       (long long)(now - in->last_used_ms));
             *link = in->next;
             s_instance_free(in);
@@ -203,6 +207,7 @@ static int s_options(const struct fanout_loaded_plugin *p, const struct fanout_m
                      void **block, json_t **values, char *err, size_t err_len)
 {
     const struct fanout_option *opts = p->desc.options;
+    char qid[FANOUT_QUOTE_SIZE], qkey[FANOUT_QUOTE_SIZE];
     *block = NULL;
     *values = NULL;
     const char *key;
@@ -218,7 +223,8 @@ static int s_options(const struct fanout_loaded_plugin *p, const struct fanout_m
             snprintf(err, err_len,
                      "mapping \"%s\": field \"%s\" is neither a mapping field nor an "
                      "option of plugin \"%s\" (its options: %s)",
-                     m->id, key, p->type, names.len ? (char *)names.ptr : "none");
+                     fanout_quote(qid, m->id), fanout_quote(qkey, key), p->type,
+                     names.len ? (char *)names.ptr : "none");
             fanout_buf_free(&names);
             return -1;
         }
@@ -259,8 +265,8 @@ static int s_options(const struct fanout_loaded_plugin *p, const struct fanout_m
                     snprintf(err, err_len,
                              "mapping \"%s\": field \"%s\": %lld is out of range (plugin "
                              "\"%s\" accepts %lld to %lld)",
-                             m->id, o->name, (long long)n, p->type, (long long)o->min,
-                             (long long)o->max);
+                             fanout_quote(qid, m->id), o->name, (long long)n, p->type,
+                             (long long)o->min, (long long)o->max);
                     goto fail;
                 }
             }
@@ -280,8 +286,8 @@ static int s_options(const struct fanout_loaded_plugin *p, const struct fanout_m
         }
         continue;
     type_error:
-        snprintf(err, err_len, "mapping \"%s\": field \"%s\": expected %s (%s)", m->id,
-                 o->name, s_option_type_name(o->type),
+        snprintf(err, err_len, "mapping \"%s\": field \"%s\": expected %s (%s)",
+                 fanout_quote(qid, m->id), o->name, s_option_type_name(o->type),
                  o->description ? o->description : "an option of the plugin");
         goto fail;
     }
@@ -323,11 +329,12 @@ static int s_check(struct fanout_engine *e, const struct fanout_mapping *m,
                    const struct fanout_loaded_plugin **pp, void **block, json_t **values,
                    char *err, size_t err_len)
 {
-    char why[512];
+    char why[512], qid[FANOUT_QUOTE_SIZE];
+    const char *id = fanout_quote(qid, m->id);
     const struct fanout_loaded_plugin *p =
         fanout_loader_get(e->loader, m->type, why, sizeof why);
     if (!p) {
-        snprintf(err, err_len, "mapping \"%s\": field \"type\": %s", m->id, why);
+        snprintf(err, err_len, "mapping \"%s\": field \"type\": %s", id, why);
         return -1;
     }
     int mode = s_collapse_of(p, m);
@@ -340,7 +347,7 @@ static int s_check(struct fanout_engine *e, const struct fanout_mapping *m,
         snprintf(err, err_len,
                  "mapping \"%s\": field \"collapse\": plugin \"%s\" does not accept \"%s\" "
                  "(it accepts: %s)",
-                 m->id, m->type, fanout_collapse_name(mode),
+                 id, m->type, fanout_collapse_name(mode),
                  names.len ? (char *)names.ptr : "none");
         fanout_buf_free(&names);
         return -1;
@@ -356,9 +363,9 @@ static int s_check(struct fanout_engine *e, const struct fanout_mapping *m,
         /* a plugin that names another field (an option, the region) says
          * so itself; anything else is about the destination */
         if (strncmp(why, "field \"", 7) == 0)
-            snprintf(err, err_len, "mapping \"%s\": %s", m->id, why);
+            snprintf(err, err_len, "mapping \"%s\": %s", id, why);
         else
-            snprintf(err, err_len, "mapping \"%s\": field \"destination\": %s%s%s", m->id,
+            snprintf(err, err_len, "mapping \"%s\": field \"destination\": %s%s%s", id,
                      why[0] ? why : "refused by the plugin",
                      p->desc.destination_example ? "; expected e.g. " : "",
                      p->desc.destination_example ? p->desc.destination_example : "");
@@ -403,14 +410,17 @@ static char *s_dup(const char *s)
 
 /* The open instance for a mapping, from the cache or newly opened. */
 static struct s_instance *s_instance_get(struct fanout_engine *e,
-                                         const struct fanout_mapping *m, char *err,
-                                         size_t err_len)
+                                         const struct fanout_mapping *m, int *invalid,
+                                         char *err, size_t err_len)
 {
     const struct fanout_loaded_plugin *p;
     void *block;
     json_t *values;
-    if (s_check(e, m, &p, &block, &values, err, err_len) != 0)
+    *invalid = 0;
+    if (s_check(e, m, &p, &block, &values, err, err_len) != 0) {
+        *invalid = 1; /* what `fanout validate` reports too */
         return NULL;
+    }
     char *key = s_instance_key(m, s_collapse_of(p, m));
     if (!key) {
         free(block);
@@ -456,17 +466,19 @@ static struct s_instance *s_instance_get(struct fanout_engine *e,
         char why[256] = "";
         if (p->desc.target_limits(p->state, &in->target, &in->limits, why, sizeof why) !=
             0) {
+            char qid[FANOUT_QUOTE_SIZE];
             snprintf(err, err_len, "mapping \"%s\": plugin \"%s\" refused its limits: %s",
-                     m->id, m->type, why[0] ? why : "no reason given");
+                     fanout_quote(qid, m->id), m->type, why[0] ? why : "no reason given");
             s_instance_free(in);
             return NULL;
         }
     }
     struct fanout_error perr = {{0}, {0}};
     if (p->desc.open(p->state, &in->target, &in->handle, &perr) != 0) {
+        char qid[FANOUT_QUOTE_SIZE], qdest[FANOUT_QUOTE_SIZE];
         snprintf(err, err_len, "mapping \"%s\": plugin \"%s\" could not open %s: %s%s%s",
-                 m->id, m->type, m->destination, perr.code[0] ? perr.code : "",
-                 perr.code[0] ? ": " : "",
+                 fanout_quote(qid, m->id), m->type, fanout_quote(qdest, m->destination),
+                 perr.code[0] ? perr.code : "", perr.code[0] ? ": " : "",
                  perr.message[0] ? perr.message : "no reason given");
         in->handle = NULL;
         in->next = NULL;
@@ -476,7 +488,9 @@ static struct s_instance *s_instance_get(struct fanout_engine *e,
     }
     in->next = e->instances;
     e->instances = in;
-    LOG_DEBUG(m->id, "opened %s instance for %s", m->type, m->destination);
+    char qdest[FANOUT_QUOTE_SIZE];
+    LOG_DEBUG(m->id, "opened %s instance for %s", m->type,
+              fanout_quote(qdest, m->destination));
     return in;
 }
 
@@ -484,11 +498,17 @@ static struct s_instance *s_instance_get(struct fanout_engine *e,
 
 struct s_run;
 
+/* One target of one invocation. Its summary is res->targets[sum_index]:
+ * an index, never a pointer, since that array grows while targets are
+ * added. */
 struct s_target_run {
     struct s_run *run;
-    struct fanout_target_summary *sum;
+    size_t sum_index;
     struct s_instance *inst;
-    const char *scope; /* the mapping id, for log lines */
+    const char *scope; /* the mapping id, for log lines (capped) */
+    const char *dest;  /* the destination, for log lines (capped) */
+    char scope_buf[FANOUT_QUOTE_SIZE];
+    char dest_buf[FANOUT_QUOTE_SIZE];
     enum fanout_collapse collapse;
     struct fanout_plan plan;
 };
@@ -501,12 +521,18 @@ struct s_unit {
 struct s_run {
     struct fanout_engine *e;
     struct fanout_event *ev;
+    struct fanout_result *res;
     uint8_t *raw_failed; /* per ev->records entry */
     struct s_unit *units;
     size_t unit_count;
     size_t next_unit;
     unsigned seed;
 };
+
+static struct fanout_target_summary *s_sum(const struct s_target_run *t)
+{
+    return &t->run->res->targets[t->sum_index];
+}
 
 static void s_mark_failed(struct s_run *run, const struct fanout_raw_record *raw)
 {
@@ -520,15 +546,17 @@ static void s_fail_record(struct s_target_run *t, const struct fanout_record *r,
                           const struct fanout_raw_record *raw, const char *reason)
 {
     s_mark_failed(t->run, raw);
-    __atomic_fetch_add(&t->sum->failed, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&s_sum(t)->failed, 1, __ATOMIC_RELAXED);
     char sub[48] = "";
     if (r && r->aggregated)
         snprintf(sub, sizeof sub, " sub-sequence %llu",
                  (unsigned long long)r->sub_sequence_number);
-    LOG_ERROR(t->scope,
-              "record not delivered to %s %s: source %s, sequence number %s%s: %s",
-              t->sum->type, t->sum->destination, raw->source_arn ? raw->source_arn : "?",
-              raw->sequence_number ? raw->sequence_number : "?", sub, reason);
+    char qsrc[FANOUT_QUOTE_SIZE], qseq[FANOUT_QUOTE_SIZE];
+    LOG_ERROR(
+        t->scope, "record not delivered to %s %s: source %s, sequence number %s%s: %s",
+        s_sum(t)->type, t->dest,
+        raw->source_arn ? fanout_quote(qsrc, raw->source_arn) : "?",
+        raw->sequence_number ? fanout_quote(qseq, raw->sequence_number) : "?", sub, reason);
 }
 
 static void s_fail_message(struct s_target_run *t, const struct fanout_message *m,
@@ -557,17 +585,31 @@ static const char *s_status_name(int st)
     }
 }
 
+/* Why a message failed for good. The engine's count of attempts is the
+ * only one stated (the AWS client does not add its own): "failed: <code>:
+ * <msg> (attempt 2; not retryable)", "retryable failure: <code>: <msg>
+ * (gave up after 4 attempts)". `tail`, when given, says why it gave up
+ * early. */
 static void s_outcome_reason(char *out, size_t n, const struct fanout_outcome *o,
-                             unsigned attempts)
+                             unsigned attempts, const char *tail)
 {
     char code[sizeof o->code + 1], msg[sizeof o->message + 1];
     memcpy(code, o->code, sizeof o->code);
     code[sizeof o->code] = 0;
     memcpy(msg, o->message, sizeof o->message);
     msg[sizeof o->message] = 0;
-    snprintf(out, n, "%s%s%s%s%s (%u attempt%s)", s_status_name(o->status),
-             code[0] ? ": " : "", code, msg[0] ? ": " : "", msg, attempts,
-             attempts == 1 ? "" : "s");
+    char count[160];
+    int w;
+    if (o->status == FANOUT_RETRY || o->status == FANOUT_THROTTLED)
+        w = snprintf(count, sizeof count, "gave up after %u attempt%s%s%s", attempts,
+                     attempts == 1 ? "" : "s", tail ? ": " : "", tail ? tail : "");
+    else
+        w = snprintf(count, sizeof count, "attempt %u; not retryable", attempts);
+    (void)w;
+    w = snprintf(out, n, "%s%s%s%s%s (%s)", s_status_name(o->status), code[0] ? ": " : "",
+                 code, msg[0] ? ": " : "", msg, count);
+    if (w >= (int)n && n > 4)
+        memcpy(out + n - 4, "...", 4); /* cut: say so */
 }
 
 /* Send one call with retries of the messages that failed retryably.
@@ -591,6 +633,15 @@ static int s_send_call(struct s_target_run *t, const struct fanout_call *c, unsi
     }
     memcpy(pending, c->messages, n * sizeof *pending);
     for (unsigned attempt = 1; n > 0; attempt++) {
+        if (attempt == 1 && t->run->e->host->remaining_ms() <= 0) {
+            /* retries check the time before they sleep (below) */
+            for (size_t i = 0; i < n; i++)
+                s_fail_message(t, pending[i],
+                               "not sent: the invocation's deadline had passed (Lambda's, "
+                               "or fanout invoke --timeout)");
+            rc = -1;
+            break;
+        }
         struct fanout_batch batch = {
             .struct_size = sizeof batch,
             .collapse = t->collapse,
@@ -605,7 +656,7 @@ static int s_send_call(struct s_target_run *t, const struct fanout_call *c, unsi
         pd->send(t->inst->handle, &batch, out);
         if (serial)
             pthread_mutex_unlock(&t->inst->send_lock);
-        __atomic_fetch_add(&t->sum->calls, 1, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&s_sum(t)->calls, 1, __ATOMIC_RELAXED);
 
         size_t again = 0;
         unsigned hint_ms = 0;
@@ -614,7 +665,7 @@ static int s_send_call(struct s_target_run *t, const struct fanout_call *c, unsi
         for (size_t i = 0; i < n; i++) {
             int st = out[i].status;
             if (st == FANOUT_OK) {
-                __atomic_fetch_add(&t->sum->delivered, pending[i]->record_count,
+                __atomic_fetch_add(&s_sum(t)->delivered, pending[i]->record_count,
                                    __ATOMIC_RELAXED);
             } else if (st == FANOUT_RETRY || st == FANOUT_THROTTLED) {
                 throttled |= st == FANOUT_THROTTLED;
@@ -623,7 +674,7 @@ static int s_send_call(struct s_target_run *t, const struct fanout_call *c, unsi
                 last[again] = out[i];
                 pending[again++] = pending[i];
             } else {
-                s_outcome_reason(reason, sizeof reason, &out[i], attempt);
+                s_outcome_reason(reason, sizeof reason, &out[i], attempt, NULL);
                 s_fail_message(t, pending[i], reason);
                 rc = -1;
             }
@@ -643,12 +694,11 @@ static int s_send_call(struct s_target_run *t, const struct fanout_call *c, unsi
         int out_of_time = left < (int64_t)delay + cfg->deadline_margin_ms;
         if (attempt >= cfg->retry_attempts || out_of_time) {
             for (size_t i = 0; i < n; i++) {
-                s_outcome_reason(reason, sizeof reason, &last[i], attempt);
-                if (out_of_time && attempt < cfg->retry_attempts)
-                    strncat(reason,
-                            "; no time left before the invocation's deadline to "
-                            "retry",
-                            sizeof reason - strlen(reason) - 1);
+                s_outcome_reason(reason, sizeof reason, &last[i], attempt,
+                                 out_of_time && attempt < cfg->retry_attempts
+                                     ? "no time left before the invocation's deadline "
+                                       "(Lambda's, or fanout invoke --timeout) to retry"
+                                     : NULL);
                 s_fail_message(t, pending[i], reason);
             }
             rc = -1;
@@ -657,7 +707,7 @@ static int s_send_call(struct s_target_run *t, const struct fanout_call *c, unsi
         LOG_WARN(t->scope,
                  "%zu of %zu messages to %s %s: %s; retrying in %u ms (attempt %u "
                  "of %u)",
-                 n, c->count, t->sum->type, t->sum->destination,
+                 n, c->count, s_sum(t)->type, t->dest,
                  throttled ? "throttled" : "retryable failure", delay, attempt + 1,
                  cfg->retry_attempts);
         s_sleep_ms(delay);
@@ -736,13 +786,74 @@ static char *s_strdup_or(const char *s, const char *dflt)
 static void s_fail_target(struct s_target_run *t, const struct fanout_source_group *g,
                           const char *why)
 {
-    t->sum->error = strdup(why);
-    t->sum->records = g->count;
-    LOG_ERROR(t->scope, "target failed, %zu records not delivered: %s", g->count, why);
+    struct fanout_target_summary *sum = s_sum(t);
+    free(sum->error);
+    sum->error = strdup(why);
+    sum->records = g->count;
+    char qsrc[FANOUT_QUOTE_SIZE];
+    LOG_ERROR(t->scope, "target failed, %zu records of source %s not delivered: %s",
+              g->count, fanout_quote(qsrc, g->source_arn), why);
     for (size_t i = 0; i < g->count; i++) {
         s_mark_failed(t->run, g->records[i]);
-        t->sum->failed++;
+        sum->failed++;
     }
+}
+
+/* A new target (summary and run state) for this invocation, or NULL when
+ * out of memory. */
+static struct s_target_run *s_target_add(struct s_run *run, size_t *cap,
+                                         const char *source_arn, const char *id,
+                                         const char *type, const char *destination)
+{
+    struct fanout_result *res = run->res;
+    if (res->target_count == *cap) {
+        size_t n = *cap ? *cap * 2 : 8;
+        void *q = realloc(res->targets, n * sizeof *res->targets);
+        if (!q)
+            return NULL;
+        res->targets = q;
+        *cap = n;
+    }
+    struct s_target_run *t = fanout_arena_calloc(&run->e->arena, sizeof *t);
+    if (!t)
+        return NULL;
+    struct fanout_target_summary *sum = &res->targets[res->target_count];
+    memset(sum, 0, sizeof *sum);
+    sum->source_arn = s_strdup_or(source_arn, "");
+    sum->id = s_strdup_or(id, "");
+    sum->type = s_strdup_or(type, "");
+    sum->destination = s_strdup_or(destination, "");
+    t->sum_index = res->target_count++;
+    t->run = run;
+    t->scope = fanout_quote(t->scope_buf, sum->id);
+    t->dest = fanout_quote(t->dest_buf, sum->destination);
+    return t;
+}
+
+/* An invalid mapping of this source: its records fail on it (the other
+ * targets still get them), unless FANOUT_SKIP_INVALID_MAPPINGS. */
+static int s_invalid_mapping(struct s_run *run, size_t *cap,
+                             const struct fanout_source_group *g, const char *id,
+                             const char *type, const char *destination, const char *why)
+{
+    char qsrc[FANOUT_QUOTE_SIZE], qid[FANOUT_QUOTE_SIZE];
+    if (run->e->cfg.skip_invalid_mappings) {
+        LOG_WARN(
+            "mappings",
+            "invalid mapping \"%s\" of %s SKIPPED (FANOUT_SKIP_INVALID_MAPPINGS=true): "
+            "%zu records acknowledged without reaching it: %s",
+            fanout_quote(qid, id ? id : "?"), fanout_quote(qsrc, g->source_arn), g->count,
+            why);
+        return 0;
+    }
+    struct s_target_run *t = s_target_add(run, cap, g->source_arn, id ? id : "",
+                                          type ? type : "", destination ? destination : "");
+    if (!t)
+        return -1;
+    char reason[1200];
+    snprintf(reason, sizeof reason, "invalid mapping: %s", why);
+    s_fail_target(t, g, reason);
+    return 0;
 }
 
 int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
@@ -754,18 +865,21 @@ int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
     if (fanout_event_parse(event, len, &e->arena, &ev, err, err_len) != 0)
         return -1;
 
-    struct s_run run = {.e = e, .ev = &ev};
+    struct s_run run = {.e = e, .ev = &ev, .res = res};
     run.raw_failed = calloc(ev.count ? ev.count : 1, 1);
     run.seed = e->cfg.retry_seed ? e->cfg.retry_seed : (unsigned)time(NULL);
-    size_t unit_cap = 0;
-    struct s_target_run **truns = NULL;
-    size_t trun_count = 0, trun_cap = 0;
+    size_t unit_cap = 0, target_cap = 0;
     int rc = -1;
     if (!run.raw_failed) {
         snprintf(err, err_len, "out of memory");
         goto out;
     }
     res->records = ev.count;
+    if (e->cfg.skip_invalid_mappings)
+        LOG_WARN("mappings",
+                 "FANOUT_SKIP_INVALID_MAPPINGS=true: invalid mappings are skipped, so "
+                 "records can be acknowledged without reaching the target such a mapping "
+                 "was meant to add");
 
     /* Records the event itself got wrong fail once, whatever the targets. */
     for (size_t i = 0; i < ev.count; i++)
@@ -777,61 +891,64 @@ int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
     for (size_t gi = 0; gi < ev.group_count; gi++) {
         const struct fanout_source_group *g = &ev.groups[gi];
         struct fanout_mapping *const *maps;
-        size_t nmaps;
-        char why[512];
+        size_t nmaps, nbad;
+        const size_t *bad;
+        const struct fanout_mapping_set *bad_set;
+        char why[1024], qsrc[FANOUT_QUOTE_SIZE];
         if (!*g->source_arn)
             continue; /* records without a source: failed above */
-        if (fanout_store_lookup(e->store, g->source_arn, &maps, &nmaps, why, sizeof why) !=
-            0) {
+        if (fanout_store_lookup_checked(e->store, g->source_arn, &maps, &nmaps, &bad, &nbad,
+                                        &bad_set, why, sizeof why) != 0) {
             LOG_ERROR("mappings",
                       "cannot look up the targets of %s: %s; its %zu records "
                       "are not delivered",
-                      g->source_arn, why, g->count);
+                      fanout_quote(qsrc, g->source_arn), why, g->count);
             for (size_t i = 0; i < g->count; i++)
                 s_mark_failed(&run, g->records[i]);
             continue;
         }
+        /* Invalid mappings that are (or may be) targets of this source. */
+        for (size_t k = 0; k < nbad; k++) {
+            const struct fanout_mapping_problem *d = &bad_set->details[bad[k]];
+            const char *msg = bad_set->problems[bad[k]];
+            char full[1024];
+            snprintf(full, sizeof full, "%s%s", msg,
+                     d->source_arn ? ""
+                                   : " (its sourceArn cannot be read, so it may be a "
+                                     "target of any source)");
+            if (s_invalid_mapping(&run, &target_cap, g, d->id, "(invalid)", "(none)",
+                                  full) != 0) {
+                snprintf(err, err_len, "out of memory");
+                goto out;
+            }
+        }
         if (!nmaps) {
-            LOG_INFO("mappings", "no active target for %s: %zu records not forwarded",
-                     g->source_arn, g->count);
+            if (!nbad)
+                LOG_INFO("mappings", "no active target for %s: %zu records not forwarded",
+                         fanout_quote(qsrc, g->source_arn), g->count);
             continue;
         }
         struct fanout_decoded variants[8];
         int have[8] = {0};
         for (size_t mi = 0; mi < nmaps; mi++) {
             const struct fanout_mapping *m = maps[mi];
-            if (trun_count == trun_cap) {
-                size_t cap = trun_cap ? trun_cap * 2 : 8;
-                void *q = realloc(res->targets, cap * sizeof *res->targets);
-                if (!q) {
+            int invalid;
+            struct s_instance *inst = s_instance_get(e, m, &invalid, why, sizeof why);
+            if (!inst && invalid) {
+                if (s_invalid_mapping(&run, &target_cap, g, m->id, m->type, m->destination,
+                                      why) != 0) {
                     snprintf(err, err_len, "out of memory");
                     goto out;
                 }
-                res->targets = q;
-                void *p = realloc(truns, cap * sizeof *truns);
-                if (!p) {
-                    snprintf(err, err_len, "out of memory");
-                    goto out;
-                }
-                truns = p;
-                trun_cap = cap;
+                continue;
             }
-            struct fanout_target_summary *sum = &res->targets[res->target_count++];
-            memset(sum, 0, sizeof *sum);
-            sum->source_arn = s_strdup_or(m->source_arn, "");
-            sum->id = s_strdup_or(m->id, "");
-            sum->type = s_strdup_or(m->type, "");
-            sum->destination = s_strdup_or(m->destination, "");
-            struct s_target_run *t = fanout_arena_calloc(&e->arena, sizeof *t);
+            struct s_target_run *t = s_target_add(&run, &target_cap, m->source_arn, m->id,
+                                                  m->type, m->destination);
             if (!t) {
                 snprintf(err, err_len, "out of memory");
                 goto out;
             }
-            truns[trun_count++] = t;
-            t->run = &run;
-            t->sum = sum;
-            t->scope = sum->id;
-            t->inst = s_instance_get(e, m, why, sizeof why);
+            t->inst = inst;
             if (!t->inst) {
                 s_fail_target(t, g, why);
                 continue;
@@ -849,10 +966,10 @@ int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
                 have[vi] = 1;
             }
             const struct fanout_decoded *d = &variants[vi];
-            sum->records = d->count + d->failed_count;
+            s_sum(t)->records = d->count + d->failed_count;
             for (size_t i = 0; i < d->failed_count; i++) {
                 if (d->failures[i].raw->error) { /* logged once, above */
-                    sum->failed++;
+                    s_sum(t)->failed++;
                     continue;
                 }
                 s_fail_record(t, NULL, d->failures[i].raw, d->failures[i].reason);
@@ -862,7 +979,7 @@ int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
                 snprintf(err, err_len, "out of memory");
                 goto out;
             }
-            sum->messages = t->plan.message_count;
+            s_sum(t)->messages = t->plan.message_count;
             for (size_t i = 0; i < t->plan.rejected_count; i++)
                 s_fail_record(t, &t->plan.rejected[i].rec->pub,
                               t->plan.rejected[i].rec->raw, t->plan.rejected[i].reason);
@@ -909,18 +1026,18 @@ int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
     }
     for (size_t i = 0; i < res->target_count; i++) {
         const struct fanout_target_summary *s = &res->targets[i];
+        char qdest[FANOUT_QUOTE_SIZE];
         LOG_INFO(s->id,
                  "%s %s: %zu records, %zu messages, %zu calls, %zu delivered, %zu "
                  "failed",
-                 s->type, s->destination, s->records, s->messages, s->calls, s->delivered,
-                 s->failed);
+                 s->type, fanout_quote(qdest, s->destination), s->records, s->messages,
+                 s->calls, s->delivered, s->failed);
     }
     rc = res->failed_records ? 1 : 0;
     s_instances_evict(e, e->host->now_ms());
 out:
     free(run.raw_failed);
     free(run.units);
-    free(truns);
     fanout_event_clean_up(&ev);
     return rc;
 }

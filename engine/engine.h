@@ -34,6 +34,9 @@ struct fanout_engine_config {
      * mapping changed or went away): FANOUT_INSTANCE_IDLE_SECONDS, default
      * 900. */
     unsigned instance_idle_s;
+    /* FANOUT_SKIP_INVALID_MAPPINGS=true: an invalid mapping is skipped
+     * (logged) instead of failing its source's records. */
+    int skip_invalid_mappings;
 };
 
 /* Fill defaults, then apply the FANOUT_* environment variables. Returns -1

@@ -147,7 +147,7 @@ static void s_parse_dynamodb(struct s_parser *ps, struct fanout_raw_record *r)
         return;
     }
     /* the images are read with jansson (ddb.c): this record only */
-    json_t *j = json_loadb(d->text, d->len, JSON_ALLOW_NUL, NULL);
+    json_t *j = json_loadb(d->text, d->len, JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, NULL);
     if (!j || json_array_append_new(ps->keep, j) != 0) {
         s_fail(ps, r, "field \"dynamodb\": cannot be read (out of memory?)");
         return;
@@ -172,6 +172,32 @@ static void s_parse_dynamodb(struct s_parser *ps, struct fanout_raw_record *r)
 
 static void s_parse_records(struct s_parser *ps, const struct fanout_jnode *records,
                             int nested, size_t outer_index);
+
+/* A record whose JSON repeats a member name anywhere is refused: readers
+ * disagree on which value counts (the first, the last), so no target may
+ * get it. When the repeated name is the record's identifier, it is not
+ * trusted either (the record is then reported without one, which makes
+ * Lambda retry the whole batch). */
+static void s_fail_duplicate(struct s_parser *ps, struct fanout_raw_record *r, int rc,
+                             const char *path)
+{
+    if (rc == 0)
+        return;
+    if (rc < 0) {
+        r->error = NULL;
+        s_fail(ps, r, "cannot be checked (out of memory)");
+        return;
+    }
+    if (!strcmp(path, "kinesis.sequenceNumber") || !strcmp(path, "kinesis") ||
+        !strcmp(path, "dynamodb.SequenceNumber") || !strcmp(path, "dynamodb") ||
+        !strcmp(path, "Sns.MessageId") || !strcmp(path, "Sns"))
+        r->sequence_number = NULL;
+    r->error = NULL;
+    s_fail(ps, r,
+           "duplicate key \"%s\": a name may appear once per object (the record is "
+           "not sent to any target)",
+           path);
+}
 
 /* Returns 1 when the message was an event and its records were added in
  * place of the wrapper (`r` is then no longer valid). */
@@ -204,6 +230,12 @@ static int s_parse_sns(struct s_parser *ps, struct fanout_raw_record *r, int nes
         const struct fanout_jnode *inner =
             fanout_jscan(msg, msg_len, ps->arena, err, sizeof err);
         const struct fanout_jnode *recs = fanout_jget(inner, "Records");
+        char dup[80];
+        if (recs && fanout_jdup_members(inner, ps->arena, dup, sizeof dup) != 0) {
+            s_fail(ps, r, "field \"Sns.Message\": the event inside repeats the key \"%s\"",
+                   dup);
+            return 0;
+        }
         if (recs && recs->type == FANOUT_J_ARRAY && recs->count > 0) {
             const char *src = s_str(ps, recs->child, "eventSource", NULL);
             if (src && (!strcmp(src, "aws:kinesis") || !strcmp(src, "aws:dynamodb"))) {
@@ -233,6 +265,10 @@ static void s_parse_records(struct s_parser *ps, const struct fanout_jnode *reco
             s_fail(ps, r, "not an object");
             continue;
         }
+        /* checked first: an SNS wrapper with a repeated name is not
+         * unwrapped */
+        char path[160];
+        int dup = fanout_jdup(obj, ps->arena, path, sizeof path);
         const char *src = s_str(ps, obj, "eventSource", NULL);
         if (!src)
             src = s_str(ps, obj, "EventSource", NULL); /* SNS spells it so */
@@ -247,7 +283,7 @@ static void s_parse_records(struct s_parser *ps, const struct fanout_jnode *reco
         } else if (!strcmp(src, "aws:dynamodb")) {
             s_parse_dynamodb(ps, r);
         } else if (!strcmp(src, "aws:sns")) {
-            if (s_parse_sns(ps, r, nested))
+            if (s_parse_sns(ps, r, nested || dup))
                 continue; /* unwrapped: r is gone or was reused */
         } else {
             s_fail(ps, r,
@@ -257,6 +293,7 @@ static void s_parse_records(struct s_parser *ps, const struct fanout_jnode *reco
         }
         if (!r->source_arn && !r->error)
             s_fail(ps, r, "field \"eventSourceARN\": missing or not a string");
+        s_fail_duplicate(ps, r, dup, path);
         r->region = region ? region : s_arn_region(ps->arena, r->source_arn);
     }
 }
@@ -321,6 +358,13 @@ int fanout_event_parse(const char *json, size_t len, struct fanout_arena *arena,
     const struct fanout_jnode *root = fanout_jscan(json, len, arena, why, sizeof why);
     if (!root) {
         snprintf(err, err_len, "event is not valid JSON: %s", why);
+        return -1;
+    }
+    if (fanout_jdup_members(root, arena, why, sizeof why) != 0) {
+        snprintf(err, err_len,
+                 "event repeats the key \"%s\" at its top level (a name may appear once "
+                 "per object)",
+                 why);
         return -1;
     }
     const struct fanout_jnode *records = fanout_jget(root, "Records");

@@ -431,3 +431,169 @@ const struct fanout_jnode *fanout_jget(const struct fanout_jnode *obj, const cha
     }
     return NULL;
 }
+
+/* ---- duplicate member names ------------------------------------------- */
+
+struct s_key {
+    const char *p;
+    size_t len;
+};
+
+static int s_key_of(const struct fanout_jnode *c, struct fanout_arena *a, struct s_key *k)
+{
+    k->p = c->key;
+    k->len = c->key_len;
+    if (!c->key_escaped)
+        return 0;
+    char *out = fanout_arena_alloc(a, c->key_len + 1);
+    if (!out)
+        return -1;
+    k->len = s_unescape(c->key, c->key_len, out);
+    k->p = out;
+    return 0;
+}
+
+static int s_key_eq(const struct s_key *a, const struct s_key *b)
+{
+    return a->len == b->len && memcmp(a->p, b->p, a->len) == 0;
+}
+
+/* Append a member name (".name", no dot first) or an element index
+ * ("[i]") to the path at `at`; returns the new end (kept within bounds). */
+static size_t s_path_add(char *path, size_t path_len, size_t at, const char *key,
+                         size_t key_len, size_t index)
+{
+    char tmp[96];
+    size_t n;
+    if (key) {
+        size_t k = key_len > 64 ? 64 : key_len;
+        n = 0;
+        if (at)
+            tmp[n++] = '.';
+        memcpy(tmp + n, key, k);
+        n += k;
+    } else {
+        int w = snprintf(tmp, sizeof tmp, "[%zu]", index);
+        n = w > 0 ? (size_t)w : 0;
+    }
+    if (at + n >= path_len)
+        n = at < path_len ? path_len - 1 - at : 0;
+    memcpy(path + at, tmp, n);
+    path[at + n] = 0;
+    return at + n;
+}
+
+#define S_PAIRWISE_MAX 8
+
+static int s_dup_in(const struct fanout_jnode *obj, struct fanout_arena *a,
+                    const struct fanout_jnode **dup)
+{
+    size_t n = obj->count;
+    if (n < 2)
+        return 0;
+    if (n <= S_PAIRWISE_MAX) {
+        /* raw spans first: equal raw names are equal; different raw names
+         * can only be equal when one of them has an escape */
+        struct s_key keys[S_PAIRWISE_MAX];
+        int any_escaped = 0;
+        size_t i = 0;
+        for (const struct fanout_jnode *c = obj->child; c; c = c->next, i++) {
+            any_escaped |= c->key_escaped;
+            keys[i].p = c->key;
+            keys[i].len = c->key_len;
+        }
+        if (any_escaped) {
+            i = 0;
+            for (const struct fanout_jnode *c = obj->child; c; c = c->next, i++)
+                if (s_key_of(c, a, &keys[i]) != 0)
+                    return -1;
+        }
+        i = 0;
+        for (const struct fanout_jnode *c = obj->child; c; c = c->next, i++)
+            for (size_t j = 0; j < i; j++)
+                if (s_key_eq(&keys[i], &keys[j])) {
+                    *dup = c;
+                    return 1;
+                }
+        return 0;
+    }
+    /* open addressing over FNV-1a hashes of the unescaped names */
+    size_t cap = 16;
+    while (cap < n * 2)
+        cap *= 2;
+    struct s_key *slots = fanout_arena_calloc(a, cap * sizeof *slots);
+    if (!slots)
+        return -1;
+    for (const struct fanout_jnode *c = obj->child; c; c = c->next) {
+        struct s_key k;
+        if (s_key_of(c, a, &k) != 0)
+            return -1;
+        uint64_t h = 1469598103934665603ULL;
+        for (size_t i = 0; i < k.len; i++)
+            h = (h ^ (uint8_t)k.p[i]) * 1099511628211ULL;
+        for (size_t i = (size_t)h & (cap - 1);; i = (i + 1) & (cap - 1)) {
+            if (!slots[i].p) {
+                slots[i] = k;
+                break;
+            }
+            if (s_key_eq(&slots[i], &k)) {
+                *dup = c;
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+static int s_dup_walk(const struct fanout_jnode *n, struct fanout_arena *a, char *path,
+                      size_t path_len, size_t at)
+{
+    if (n->type != FANOUT_J_OBJECT && n->type != FANOUT_J_ARRAY)
+        return 0;
+    if (n->type == FANOUT_J_OBJECT) {
+        const struct fanout_jnode *dup = NULL;
+        int rc = s_dup_in(n, a, &dup);
+        if (rc != 0) {
+            if (rc > 0)
+                s_path_add(path, path_len, at, dup->key, dup->key_len, 0);
+            return rc;
+        }
+    }
+    size_t i = 0;
+    for (const struct fanout_jnode *c = n->child; c; c = c->next, i++) {
+        if (c->type != FANOUT_J_OBJECT && c->type != FANOUT_J_ARRAY)
+            continue;
+        size_t end = n->type == FANOUT_J_OBJECT
+                         ? s_path_add(path, path_len, at, c->key, c->key_len, 0)
+                         : s_path_add(path, path_len, at, NULL, 0, i);
+        int rc = s_dup_walk(c, a, path, path_len, end);
+        if (rc != 0)
+            return rc;
+        path[at] = 0;
+    }
+    return 0;
+}
+
+int fanout_jdup(const struct fanout_jnode *n, struct fanout_arena *arena, char *path,
+                size_t path_len)
+{
+    if (!path_len)
+        return -1;
+    path[0] = 0;
+    return n ? s_dup_walk(n, arena, path, path_len, 0) : 0;
+}
+
+int fanout_jdup_members(const struct fanout_jnode *obj, struct fanout_arena *arena,
+                        char *name, size_t name_len)
+{
+    if (!name_len)
+        return -1;
+    name[0] = 0;
+    const struct fanout_jnode *dup = NULL;
+    if (!obj || obj->type != FANOUT_J_OBJECT)
+        return 0;
+    int rc = s_dup_in(obj, arena, &dup);
+    if (rc > 0)
+        s_path_add(name, name_len, 0, dup->key, dup->key_len, 0);
+    return rc;
+}

@@ -47,4 +47,16 @@ const struct fanout_jnode *fanout_jget(const struct fanout_jnode *obj, const cha
 const char *fanout_jstr(const struct fanout_jnode *n, struct fanout_arena *arena,
                         size_t *len);
 
+/* Duplicate member names: the first member name that appears twice in one
+ * object, in `n` or anywhere inside it (names compared after unescaping).
+ * Returns 1 with its path written to `path` (e.g. kinesis.data or
+ * Records[2].kinesis), 0 when every object's names are distinct, -1 when
+ * out of memory. Small objects are compared pairwise, larger ones hashed:
+ * linear in the size of the value. */
+int fanout_jdup(const struct fanout_jnode *n, struct fanout_arena *arena, char *path,
+                size_t path_len);
+/* The same for the members of `obj` only, not the objects inside it. */
+int fanout_jdup_members(const struct fanout_jnode *obj, struct fanout_arena *arena,
+                        char *name, size_t name_len);
+
 #endif

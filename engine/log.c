@@ -46,6 +46,29 @@ int fanout_log_enabled(enum fanout_log_level level)
     return level <= s_level;
 }
 
+/* Text format: one entry, one line, and no control character reaches the
+ * terminal (a quoted id could hold escape sequences): a newline becomes a
+ * space, other control characters \xNN. */
+static void s_append_text(struct fanout_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t start = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != 0x7f)
+            continue;
+        fanout_buf_append(b, s + start, i - start);
+        if (c == '\n') {
+            fanout_buf_append_byte(b, ' ');
+        } else {
+            char esc[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
+            fanout_buf_append(b, esc, 4);
+        }
+        start = i + 1;
+    }
+    fanout_buf_append(b, s + start, n - start);
+}
+
 void fanout_vlog(enum fanout_log_level level, const char *scope, const char *fmt,
                  va_list ap)
 {
@@ -68,6 +91,10 @@ void fanout_vlog(enum fanout_log_level level, const char *scope, const char *fmt
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
              (int)(tv.tv_usec / 1000));
 
+    /* the scope is a mapping id or the like: user-controlled, capped */
+    char qbuf[FANOUT_QUOTE_SIZE];
+    if (scope)
+        scope = fanout_quote(qbuf, scope);
     struct fanout_buf b = {0};
     if (s_json) {
         fanout_buf_appendf(&b, "{\"timestamp\":\"%s\",\"level\":\"%s\"", ts,
@@ -81,13 +108,12 @@ void fanout_vlog(enum fanout_log_level level, const char *scope, const char *fmt
         fanout_buf_append_str(&b, "}\n");
     } else {
         fanout_buf_appendf(&b, "%s %-5s ", ts, s_names[level]);
-        if (scope)
-            fanout_buf_appendf(&b, "[%s] ", scope);
-        /* one entry, one line */
-        for (size_t i = 0; i < mlen; i++)
-            if (msg[i] == '\n')
-                msg[i] = ' ';
-        fanout_buf_append(&b, msg, mlen);
+        if (scope) {
+            fanout_buf_append_byte(&b, '[');
+            s_append_text(&b, scope, strlen(scope));
+            fanout_buf_append_str(&b, "] ");
+        }
+        s_append_text(&b, msg, mlen);
         fanout_buf_append_byte(&b, '\n');
     }
     if (b.ptr) {

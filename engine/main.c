@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <math.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +27,11 @@
 #endif
 
 enum { EXIT_DELIVERY = 1, EXIT_USAGE = 2 };
+
+/* fanout invoke --timeout: default as Lambda's longest timeout, at most a
+ * day. */
+#define S_INVOKE_TIMEOUT_DEFAULT_S 900
+#define S_INVOKE_TIMEOUT_MAX_S     86400
 
 static int s_read_all(const char *path, struct fanout_buf *b)
 {
@@ -47,6 +54,35 @@ static int s_read_all(const char *path, struct fanout_buf *b)
     return rc;
 }
 
+/* `fanout invoke --timeout`: the deadline of the local invocation (Unix
+ * epoch ms), INT64_MAX when none; the Lambda loop has its own (runtime.c).
+ * The engine's retries, every plugin (host->remaining_ms) and every AWS
+ * request (fanout_aws_init) see the earlier of the two. */
+static _Atomic int64_t s_invoke_deadline_ms = INT64_MAX;
+
+static int64_t s_epoch_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t s_remaining_ms(void)
+{
+    int64_t left = fanout_runtime_remaining_ms();
+    int64_t d = atomic_load_explicit(&s_invoke_deadline_ms, memory_order_relaxed);
+    if (d != INT64_MAX) {
+        int64_t mine = d - s_epoch_ms();
+        if (mine < 0)
+            mine = 0;
+        if (mine < left)
+            left = mine;
+    }
+    return left;
+}
+
+static struct fanout_host s_host;
+
 static int s_engine(const char *config, const char *plugin_path, struct fanout_engine **out)
 {
     struct fanout_engine_config cfg = {0};
@@ -66,7 +102,9 @@ static int s_engine(const char *config, const char *plugin_path, struct fanout_e
             return EXIT_USAGE;
         }
     }
-    *out = fanout_engine_new(&cfg, NULL, err, sizeof err);
+    s_host = *fanout_host_default();
+    s_host.remaining_ms = s_remaining_ms;
+    *out = fanout_engine_new(&cfg, &s_host, err, sizeof err);
     if (!*out) {
         fprintf(stderr, "fanout: %s\n", err);
         return EXIT_USAGE;
@@ -78,28 +116,34 @@ static int s_engine(const char *config, const char *plugin_path, struct fanout_e
 
 static void s_usage_invoke(FILE *f)
 {
-    fprintf(f, "usage: fanout invoke [--config FILE] [--event FILE|-] [--response FILE]\n"
-               "                     [--plugin-path DIRS] [--verbose|--quiet]\n"
-               "\n"
-               "Run one Lambda event (Kinesis, DynamoDB Streams or SNS) through the\n"
-               "engine: every record goes to every active target of its source.\n"
-               "\n"
-               "  --config FILE       mapping file (default: $FANOUT_CONFIG)\n"
-               "  --event FILE|-      the event; - or no --event reads standard input\n"
-               "  --response FILE     write the Lambda response (batchItemFailures) there\n"
-               "  --plugin-path DIRS  colon-separated plugin directories, searched before\n"
-               "                      /opt/fanout/plugins and the install directory\n"
-               "  --verbose, --quiet  log at debug level, or warnings and errors only\n"
-               "  --repeat N          run the event N times in this process (warm engine,\n"
-               "                      for benchmarks); prints each run's time on stderr\n"
-               "\n"
-               "Exit status: 0 every record reached every active target, 1 some record\n"
-               "failed (each is logged with its source, sequence number and reason),\n"
-               "2 usage or configuration error.\n"
-               "\n"
-               "Example:\n"
-               "  fanout invoke --config examples/mappings.json --event "
-               "examples/events/kinesis.json\n");
+    fprintf(f,
+            "usage: fanout invoke [--config FILE] [--event FILE|-] [--response FILE]\n"
+            "                     [--plugin-path DIRS] [--verbose|--quiet]\n"
+            "\n"
+            "Run one Lambda event (Kinesis, DynamoDB Streams or SNS) through the\n"
+            "engine: every record goes to every active target of its source.\n"
+            "\n"
+            "  --config FILE       mapping file (default: $FANOUT_CONFIG)\n"
+            "  --event FILE|-      the event; - or no --event reads standard input\n"
+            "  --response FILE     write the Lambda response (batchItemFailures) there\n"
+            "  --plugin-path DIRS  colon-separated plugin directories, searched before\n"
+            "                      /opt/fanout/plugins and the install directory\n"
+            "  --verbose, --quiet  log at debug level, or warnings and errors only\n"
+            "  --repeat N          run the event N times in this process (warm engine,\n"
+            "                      for benchmarks); prints each run's time on stderr\n"
+            "  --timeout SECONDS   total time for the invocation, like Lambda's timeout\n"
+            "                      (default $FANOUT_INVOKE_TIMEOUT_SECONDS, else 900):\n"
+            "                      sends and retries stop there and the records not\n"
+            "                      delivered by then are reported failed\n"
+            "\n"
+            "Exit status: 0 every record reached every active target, 1 some record\n"
+            "failed (each is logged with its source, sequence number and reason),\n"
+            "2 usage or configuration error, or an event that cannot be read at all\n"
+            "(not JSON, no \"Records\" array): then no record is acknowledged.\n"
+            "\n"
+            "Example:\n"
+            "  fanout invoke --config examples/mappings.json --event "
+            "examples/events/kinesis.json\n");
 }
 
 static const struct option s_invoke_opts[] = {
@@ -110,6 +154,7 @@ static const struct option s_invoke_opts[] = {
     {"verbose", no_argument, NULL, 'v'},
     {"quiet", no_argument, NULL, 'q'},
     {"repeat", required_argument, NULL, 'n'},
+    {"timeout", required_argument, NULL, 't'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -118,9 +163,17 @@ static int s_cmd_invoke(int argc, char **argv)
 {
     const char *config = NULL, *event = "-", *response = NULL, *plugin_path = NULL;
     unsigned repeat = 1;
+    const char *timeout = getenv("FANOUT_INVOKE_TIMEOUT_SECONDS");
+    const char *timeout_from = "FANOUT_INVOKE_TIMEOUT_SECONDS";
+    if (timeout && !*timeout)
+        timeout = NULL;
     int c;
-    while ((c = getopt_long(argc, argv, "c:e:r:p:vqhn:", s_invoke_opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:e:r:p:vqhn:t:", s_invoke_opts, NULL)) != -1) {
         switch (c) {
+        case 't':
+            timeout = optarg;
+            timeout_from = "--timeout";
+            break;
         case 'n': {
             char *end;
             unsigned long n = strtoul(optarg, &end, 10);
@@ -147,6 +200,23 @@ static int s_cmd_invoke(int argc, char **argv)
         s_usage_invoke(stderr);
         return EXIT_USAGE;
     }
+    int64_t timeout_ms = S_INVOKE_TIMEOUT_DEFAULT_S * 1000;
+    if (timeout) {
+        char *end;
+        errno = 0;
+        double secs = strtod(timeout, &end);
+        if (errno || end == timeout || *end || !isfinite(secs) || secs <= 0 ||
+            secs > S_INVOKE_TIMEOUT_MAX_S) {
+            fprintf(stderr,
+                    "fanout invoke: %s \"%.64s\": expected a number of seconds above 0 "
+                    "and at most %d\n",
+                    timeout_from, timeout, S_INVOKE_TIMEOUT_MAX_S);
+            return EXIT_USAGE;
+        }
+        timeout_ms = (int64_t)(secs * 1000.0);
+        if (timeout_ms < 1)
+            timeout_ms = 1;
+    }
     struct fanout_buf ev = {0};
     if (s_read_all(event, &ev) != 0) {
         fprintf(stderr, "fanout invoke: cannot read the event from %s: %s\n",
@@ -167,6 +237,7 @@ static int s_cmd_invoke(int argc, char **argv)
     for (unsigned i = 1; i < repeat; i++) {
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
+        atomic_store(&s_invoke_deadline_ms, s_epoch_ms() + timeout_ms);
         int r = fanout_engine_invoke(e, ev.ptr ? (char *)ev.ptr : "", ev.len, &res, err,
                                      sizeof err);
         clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -178,6 +249,7 @@ static int s_cmd_invoke(int argc, char **argv)
     }
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    atomic_store(&s_invoke_deadline_ms, s_epoch_ms() + timeout_ms);
     rc = fanout_engine_invoke(e, ev.ptr ? (char *)ev.ptr : "", ev.len, &res, err,
                               sizeof err);
     clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -185,9 +257,11 @@ static int s_cmd_invoke(int argc, char **argv)
         fprintf(stderr, "run %u: %.3f ms\n", repeat,
                 (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
                     (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+    atomic_store(&s_invoke_deadline_ms, INT64_MAX);
     if (rc < 0) {
+        /* nothing was sent and no record can be named: as a usage error */
         LOG_ERROR("event", "%s: %s", strcmp(event, "-") ? event : "standard input", err);
-        rc = EXIT_DELIVERY;
+        rc = EXIT_USAGE;
     } else {
         LOG_INFO("invoke", "%zu records, %zu targets, %zu records failed", res.records,
                  res.target_count, res.failed_records);
@@ -566,7 +640,7 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     char aws_err[256];
-    if (fanout_aws_init(fanout_runtime_remaining_ms, aws_err, sizeof aws_err) != 0) {
+    if (fanout_aws_init(s_remaining_ms, aws_err, sizeof aws_err) != 0) {
         fprintf(stderr, "fanout: %s\n", aws_err);
         fanout_http_global_cleanup();
         curl_global_cleanup();

@@ -7,6 +7,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "jscan.h"
 #include "log.h"
 #include "util.h"
 
@@ -61,9 +62,10 @@ static int s_problem(struct s_ctx *c, const char *field, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(rule, sizeof rule, fmt, ap);
     va_end(ap);
+    char q[FANOUT_QUOTE_SIZE];
     if (c->id)
-        snprintf(c->err, c->err_len, "mapping \"%s\" (#%zu): field \"%s\": %s", c->id,
-                 c->index, field, rule);
+        snprintf(c->err, c->err_len, "mapping \"%s\" (#%zu): field \"%s\": %s",
+                 fanout_quote(q, c->id), c->index, field, rule);
     else
         snprintf(c->err, c->err_len, "mapping #%zu: field \"%s\": %s", c->index, field,
                  rule);
@@ -100,10 +102,11 @@ static int s_bool(struct s_ctx *c, const char *field, int required, int dflt, in
             return s_problem(c, field, "required, missing (expected true or false)");
         return 0;
     }
+    char q[FANOUT_QUOTE_SIZE];
     if (!json_is_boolean(v))
         return s_problem(c, field, "expected a boolean (true or false), got %s%s%s%s",
                          s_json_type(v), json_is_string(v) ? " \"" : "",
-                         json_is_string(v) ? json_string_value(v) : "",
+                         json_is_string(v) ? fanout_quote(q, json_string_value(v)) : "",
                          json_is_string(v) ? "\"" : "");
     *out = json_is_true(v);
     return 0;
@@ -151,6 +154,7 @@ struct fanout_mapping *fanout_mapping_parse(const json_t *obj, size_t index, cha
                                             size_t err_len)
 {
     struct s_ctx c = {obj, index, NULL, err, err_len};
+    char q[FANOUT_QUOTE_SIZE];
     if (!json_is_object(obj)) {
         snprintf(err, err_len, "mapping #%zu: expected an object, got %s", index,
                  s_json_type(obj));
@@ -182,7 +186,7 @@ struct fanout_mapping *fanout_mapping_parse(const json_t *obj, size_t index, cha
         s_problem(&c, "sourceArn",
                   "expected the ARN of a Kinesis stream or a DynamoDB stream, e.g. "
                   "arn:aws:kinesis:us-east-1:123456789012:stream/my-stream, got \"%s\"",
-                  m->source_arn);
+                  fanout_quote(q, m->source_arn));
         goto fail;
     }
     if (strlen(m->id) > 255) {
@@ -193,14 +197,14 @@ struct fanout_mapping *fanout_mapping_parse(const json_t *obj, size_t index, cha
         s_problem(&c, "type",
                   "\"%s\" is not a plugin name: use 1 to 64 of [a-z0-9_-] (e.g. sqs, "
                   "kinesis, file), never a path",
-                  m->type);
+                  fanout_quote(q, m->type));
         goto fail;
     }
     if (m->role && !s_role_ok(m->role)) {
         s_problem(&c, "role",
                   "expected an IAM role ARN like arn:aws:iam::123456789012:role/fanout, "
                   "got \"%s\"",
-                  m->role);
+                  fanout_quote(q, m->role));
         goto fail;
     }
     if (m->external_id) {
@@ -220,7 +224,7 @@ struct fanout_mapping *fanout_mapping_parse(const json_t *obj, size_t index, cha
     }
     if (m->region && !s_region_ok(m->region)) {
         s_problem(&c, "region", "expected an AWS region like us-east-1, got \"%s\"",
-                  m->region);
+                  fanout_quote(q, m->region));
         goto fail;
     }
     if (collapse) {
@@ -228,7 +232,7 @@ struct fanout_mapping *fanout_mapping_parse(const json_t *obj, size_t index, cha
         if (m->collapse < 0) {
             s_problem(&c, "collapse",
                       "expected one of none, JSON, concat, concat-b64, got \"%s\"",
-                      collapse);
+                      fanout_quote(q, collapse));
             goto fail;
         }
     }
@@ -275,6 +279,62 @@ void fanout_mapping_free(struct fanout_mapping *m)
     free(m);
 }
 
+int fanout_mapping_set_add_problem(struct fanout_mapping_set *set, const char *message,
+                                   const char *source_arn, const char *id, int active)
+{
+    struct fanout_mapping_problem d = {NULL, NULL, active};
+    char *msg = strdup(message);
+    if (source_arn && *source_arn)
+        d.source_arn = strdup(source_arn);
+    if (id && *id)
+        d.id = strdup(id);
+    if (!msg || (source_arn && *source_arn && !d.source_arn) || (id && *id && !d.id)) {
+        free(msg);
+        free(d.source_arn);
+        free(d.id);
+        return -1;
+    }
+    set->problems[set->problem_count] = msg;
+    set->details[set->problem_count] = d;
+    set->problem_count++;
+    return 0;
+}
+
+int fanout_mapping_problem_applies(const struct fanout_mapping_problem *p,
+                                   const char *source_arn)
+{
+    if (p->active == 0)
+        return 0;
+    return !p->source_arn || strcmp(p->source_arn, source_arn) == 0;
+}
+
+int fanout_skip_invalid_mappings(char *err, size_t err_len)
+{
+    const char *v = getenv("FANOUT_SKIP_INVALID_MAPPINGS");
+    if (!v || !*v || !strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "no"))
+        return 0;
+    if (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes"))
+        return 1;
+    char q[FANOUT_QUOTE_SIZE];
+    snprintf(err, err_len,
+             "environment variable FANOUT_SKIP_INVALID_MAPPINGS=\"%s\": expected true or "
+             "false",
+             fanout_quote(q, v));
+    return -1;
+}
+
+/* What can be read of an invalid mapping object, to attribute it. */
+static void s_problem_facts(const json_t *obj, const char **source_arn, const char **id,
+                            int *active)
+{
+    const json_t *v = json_object_get(obj, "sourceArn");
+    *source_arn = json_is_string(v) ? json_string_value(v) : NULL;
+    v = json_object_get(obj, "id");
+    *id = json_is_string(v) ? json_string_value(v) : NULL;
+    v = json_object_get(obj, "active");
+    *active = json_is_boolean(v) ? json_is_true(v) : -1;
+}
+
 int fanout_mapping_set_parse(const char *text, size_t len, const char *origin,
                              struct fanout_mapping_set *set, char *err, size_t err_len)
 {
@@ -295,36 +355,84 @@ int fanout_mapping_set_parse(const char *text, size_t len, const char *origin,
         json_decref(root);
         return -1;
     }
+    /* jansson keeps the last of repeated member names; the scanner finds
+     * them, per mapping, so that such a mapping is refused by name */
+    struct fanout_arena arena = {0};
+    char why[256];
+    const struct fanout_jnode *scan = fanout_jscan(text, len, &arena, why, sizeof why);
+    if (!scan || scan->type != FANOUT_J_ARRAY || scan->count != json_array_size(root)) {
+        snprintf(err, err_len, "%s: not valid JSON: %s", origin,
+                 scan ? "the array cannot be read" : why);
+        fanout_arena_free(&arena);
+        json_decref(root);
+        return -1;
+    }
     size_t n = json_array_size(root);
     set->items = calloc(n ? n : 1, sizeof *set->items);
     set->problems = calloc(n ? n : 1, sizeof *set->problems);
-    if (!set->items || !set->problems) {
+    set->details = calloc(n ? n : 1, sizeof *set->details);
+    if (!set->items || !set->problems || !set->details) {
         json_decref(root);
+        fanout_arena_free(&arena);
         fanout_mapping_set_clean_up(set);
         snprintf(err, err_len, "out of memory");
         return -1;
     }
-    for (size_t i = 0; i < n; i++) {
-        char msg[512];
-        struct fanout_mapping *m =
-            fanout_mapping_parse(json_array_get(root, i), i, msg, sizeof msg);
+    const struct fanout_jnode *node = scan->child;
+    for (size_t i = 0; i < n; i++, node = node->next) {
+        char msg[768];
+        const json_t *obj = json_array_get(root, i);
+        char path[160];
+        int dup = fanout_jdup(node, &arena, path, sizeof path);
+        struct fanout_mapping *m = NULL;
+        const char *src, *id;
+        int active;
+        s_problem_facts(obj, &src, &id, &active);
+        if (dup != 0) {
+            char q[FANOUT_QUOTE_SIZE];
+            if (id && *id)
+                snprintf(msg, sizeof msg,
+                         "mapping \"%s\" (#%zu): field \"%s\": appears more than once (a "
+                         "name may appear once per object)",
+                         fanout_quote(q, id), i, dup > 0 ? path : "?");
+            else
+                snprintf(msg, sizeof msg,
+                         "mapping #%zu: field \"%s\": appears more than once (a name may "
+                         "appear once per object)",
+                         i, dup > 0 ? path : "?");
+            /* a repeated sourceArn or active is not trusted */
+            if (!strcmp(path, "sourceArn"))
+                src = NULL;
+            if (!strcmp(path, "active"))
+                active = -1;
+        } else {
+            m = fanout_mapping_parse(obj, i, msg, sizeof msg);
+        }
         for (size_t j = 0; m && j < set->count; j++) {
             if (strcmp(set->items[j]->source_arn, m->source_arn) == 0 &&
                 strcmp(set->items[j]->id, m->id) == 0) {
+                char q[FANOUT_QUOTE_SIZE];
                 snprintf(msg, sizeof msg,
                          "mapping \"%s\" (#%zu): field \"id\": duplicate of an earlier "
                          "mapping with the same sourceArn and id (each pair must be "
-                         "unique; the first one is used)",
-                         m->id, i);
+                         "unique)",
+                         fanout_quote(q, m->id), i);
+                active = m->active;
                 fanout_mapping_free(m);
                 m = NULL;
             }
         }
         if (m)
             set->items[set->count++] = m;
-        else if (!(set->problems[set->problem_count++] = strdup(msg)))
-            set->problem_count--;
+        else if (fanout_mapping_set_add_problem(set, msg, src, id, active) != 0) {
+            json_decref(root);
+            fanout_arena_free(&arena);
+            fanout_mapping_set_clean_up(set);
+            snprintf(err, err_len, "out of memory");
+            return -1;
+        }
     }
+    fanout_arena_free(&arena);
     json_decref(root);
     return 0;
 }
@@ -333,10 +441,14 @@ void fanout_mapping_set_clean_up(struct fanout_mapping_set *set)
 {
     for (size_t i = 0; i < set->count; i++)
         fanout_mapping_free(set->items[i]);
-    for (size_t i = 0; i < set->problem_count; i++)
+    for (size_t i = 0; i < set->problem_count; i++) {
         free(set->problems[i]);
+        free(set->details[i].source_arn);
+        free(set->details[i].id);
+    }
     free(set->items);
     free(set->problems);
+    free(set->details);
     memset(set, 0, sizeof *set);
 }
 
@@ -352,6 +464,8 @@ struct s_file_store {
     /* scratch for lookup results */
     struct fanout_mapping **found;
     size_t found_cap;
+    size_t *bad;
+    size_t bad_cap;
 };
 
 static int s_read_file(const char *path, char **out, size_t *len, char *err, size_t err_len)
@@ -409,8 +523,10 @@ static int s_file_refresh(struct s_file_store *fs, char *err, size_t err_len)
     fs->size = st.st_size;
     fs->loaded = 1;
     for (size_t i = 0; i < set.problem_count; i++)
-        LOG_ERROR("mappings", "%s: %s; this mapping is ignored, the others work", fs->path,
-                  set.problems[i]);
+        LOG_ERROR("mappings",
+                  "%s: %s; while it is invalid, the records of its source are reported "
+                  "failed (the other targets still get them)",
+                  fs->path, set.problems[i]);
     LOG_DEBUG("mappings", "%s: %zu valid mappings loaded", fs->path, set.count);
     return 0;
 failed:
@@ -421,7 +537,9 @@ failed:
 }
 
 static int s_file_lookup(struct fanout_store *s, const char *source_arn,
-                         struct fanout_mapping *const **out, size_t *count, char *err,
+                         struct fanout_mapping *const **out, size_t *count,
+                         const size_t **bad, size_t *bad_count,
+                         const struct fanout_mapping_set **bad_set, char *err,
                          size_t err_len)
 {
     struct s_file_store *fs = (struct s_file_store *)s;
@@ -436,6 +554,15 @@ static int s_file_lookup(struct fanout_store *s, const char *source_arn,
         fs->found = p;
         fs->found_cap = fs->set.count;
     }
+    if (fs->bad_cap < fs->set.problem_count) {
+        void *p = realloc(fs->bad, fs->set.problem_count * sizeof *fs->bad);
+        if (!p) {
+            snprintf(err, err_len, "out of memory");
+            return -1;
+        }
+        fs->bad = p;
+        fs->bad_cap = fs->set.problem_count;
+    }
     size_t n = 0;
     for (size_t i = 0; i < fs->set.count; i++) {
         struct fanout_mapping *m = fs->set.items[i];
@@ -444,6 +571,15 @@ static int s_file_lookup(struct fanout_store *s, const char *source_arn,
     }
     *out = fs->found;
     *count = n;
+    if (bad) {
+        size_t k = 0;
+        for (size_t i = 0; i < fs->set.problem_count; i++)
+            if (fanout_mapping_problem_applies(&fs->set.details[i], source_arn))
+                fs->bad[k++] = i;
+        *bad = fs->bad;
+        *bad_count = k;
+        *bad_set = &fs->set;
+    }
     return 0;
 }
 
@@ -462,6 +598,7 @@ static void s_file_destroy(struct fanout_store *s)
     struct s_file_store *fs = (struct s_file_store *)s;
     fanout_mapping_set_clean_up(&fs->set);
     free(fs->found);
+    free(fs->bad);
     free(fs->path);
     free(fs);
 }

@@ -40,13 +40,38 @@ void fanout_mapping_free(struct fanout_mapping *m);
 int fanout_collapse_parse(const char *s);
 const char *fanout_collapse_name(int mode);
 
-/* A loaded list: the valid mappings and a message per invalid one. */
+/* What is known of an invalid mapping, to decide whose records it fails
+ * (see "Invalid mappings" in the README). */
+struct fanout_mapping_problem {
+    char *source_arn; /* its "sourceArn" when a non-empty string, else NULL:
+                         it may belong to any source */
+    char *id;         /* its "id" when a non-empty string, else NULL */
+    int active;       /* 1, 0, or -1 when unreadable (counts as active) */
+};
+
+/* A loaded list: the valid mappings and a message per invalid one, with
+ * what is known of it (details[i] goes with problems[i]). */
 struct fanout_mapping_set {
     size_t count;
     struct fanout_mapping **items;
     size_t problem_count;
     char **problems;
+    struct fanout_mapping_problem *details;
 };
+
+/* Add an invalid mapping to `set` (`problems` and `details` must have room
+ * for one more). Strings are copied; returns -1 when out of memory. */
+int fanout_mapping_set_add_problem(struct fanout_mapping_set *set, const char *message,
+                                   const char *source_arn, const char *id, int active);
+
+/* Whether an invalid mapping fails the records of `source_arn`: it is, or
+ * may be, active, and its sourceArn is that string or unreadable. */
+int fanout_mapping_problem_applies(const struct fanout_mapping_problem *p,
+                                   const char *source_arn);
+
+/* FANOUT_SKIP_INVALID_MAPPINGS=true: invalid mappings are skipped instead
+ * of failing their source's records. -1 (with err) for another value. */
+int fanout_skip_invalid_mappings(char *err, size_t err_len);
 
 /* Parse a mapping document: a JSON array of mapping objects. Returns -1
  * with err only when the document itself is unusable; invalid mappings go
@@ -62,10 +87,14 @@ struct fanout_store;
 
 struct fanout_store_ops {
     const char *kind;
-    /* The active mappings of `source_arn`, borrowed: valid until the next
-     * lookup. Returns 0, or -1 with err when the store cannot answer. */
+    /* The active mappings of `source_arn`, and (when `bad` is not NULL)
+     * the problems of its invalid mappings that may be active (see
+     * fanout_mapping_problem_applies), with their messages. Borrowed: valid
+     * until the next lookup. Returns 0, or -1 with err when the store cannot
+     * answer. */
     int (*lookup)(struct fanout_store *s, const char *source_arn,
-                  struct fanout_mapping *const **out, size_t *count, char *err,
+                  struct fanout_mapping *const **out, size_t *count, const size_t **bad,
+                  size_t *bad_count, const struct fanout_mapping_set **bad_set, char *err,
                   size_t err_len);
     /* Every mapping of the store, active or not, and the problems found
      * (for `fanout validate`). Borrowed like lookup. */
@@ -88,7 +117,17 @@ static inline int fanout_store_lookup(struct fanout_store *s, const char *source
                                       struct fanout_mapping *const **out, size_t *count,
                                       char *err, size_t err_len)
 {
-    return s->ops->lookup(s, source_arn, out, count, err, err_len);
+    return s->ops->lookup(s, source_arn, out, count, NULL, NULL, NULL, err, err_len);
+}
+
+/* The lookup with the invalid mappings of the source: bad[0..bad_count)
+ * are indexes into (*bad_set)->problems and ->details. */
+static inline int fanout_store_lookup_checked(
+    struct fanout_store *s, const char *source_arn, struct fanout_mapping *const **out,
+    size_t *count, const size_t **bad, size_t *bad_count,
+    const struct fanout_mapping_set **bad_set, char *err, size_t err_len)
+{
+    return s->ops->lookup(s, source_arn, out, count, bad, bad_count, bad_set, err, err_len);
 }
 
 static inline void fanout_store_destroy(struct fanout_store *s)

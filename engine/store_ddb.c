@@ -100,9 +100,10 @@ static int s_item_problem(struct s_item_ctx *c, const char *field, const char *f
     vsnprintf(rule, sizeof rule, fmt, ap);
     va_end(ap);
     /* the same shape as fanout_mapping_parse's messages */
+    char q[FANOUT_QUOTE_SIZE];
     if (c->id)
-        snprintf(c->err, c->err_len, "mapping \"%s\" (#%zu): field \"%s\": %s", c->id,
-                 c->index, field, rule);
+        snprintf(c->err, c->err_len, "mapping \"%s\" (#%zu): field \"%s\": %s",
+                 fanout_quote(q, c->id), c->index, field, rule);
     else
         snprintf(c->err, c->err_len, "mapping #%zu: field \"%s\": %s", c->index, field,
                  rule);
@@ -449,6 +450,8 @@ struct s_entry {
     struct fanout_mapping_set set; /* every valid mapping of the source */
     struct fanout_mapping **active;
     size_t active_count;
+    size_t *bad; /* problems that may be active: indexes into set */
+    size_t bad_count;
     int have;        /* read successfully at least once */
     int64_t read_ms; /* end of the last good read */
     int64_t next_ms; /* read again from then on */
@@ -506,19 +509,33 @@ static int s_add_item(struct s_collect *c, struct fanout_mapping *m)
     return 0;
 }
 
-static int s_add_problem(struct s_collect *c, const char *msg)
+/* What can be read of an invalid item, to attribute it: its key
+ * attributes and a BOOL "active" (anything else there reads as unknown). */
+static int s_add_problem(struct s_collect *c, const char *msg, const json_t *item)
 {
-    char *copy = strdup(msg);
-    void *p = copy ? s_grow(c->set->problems, &c->problem_cap, c->set->problem_count,
-                            sizeof *c->set->problems)
-                   : NULL;
-    if (!p) {
-        free(copy);
+    size_t cap = c->problem_cap;
+    void *p =
+        s_grow(c->set->problems, &cap, c->set->problem_count, sizeof *c->set->problems);
+    if (!p)
         return -1;
-    }
     c->set->problems = p;
-    c->set->problems[c->set->problem_count++] = copy;
-    return 0;
+    if (cap != c->problem_cap) {
+        void *d = realloc(c->set->details, cap * sizeof *c->set->details);
+        if (!d)
+            return -1; /* problems grew: harmless, problem_cap not raised */
+        c->set->details = d;
+        c->problem_cap = cap;
+    }
+    const json_t *v;
+    const char *t = s_attr_type(json_object_get(item, "sourceArn"), &v);
+    const char *src =
+        t && !strcmp(t, "S") && json_is_string(v) ? json_string_value(v) : NULL;
+    t = s_attr_type(json_object_get(item, "id"), &v);
+    const char *id =
+        t && !strcmp(t, "S") && json_is_string(v) ? json_string_value(v) : NULL;
+    t = s_attr_type(json_object_get(item, "active"), &v);
+    int active = t && !strcmp(t, "BOOL") && json_is_boolean(v) ? json_is_true(v) : -1;
+    return fanout_mapping_set_add_problem(c->set, msg, src, id, active);
 }
 
 /* One request. Returns the parsed reply, or NULL with err. */
@@ -568,7 +585,8 @@ static json_t *s_call(struct s_ddb_store *st, const char *op, json_t *body, char
                          : "");
     } else {
         json_error_t je;
-        reply = json_loadb((const char *)resp.body, resp.body_len, 0, &je);
+        reply =
+            json_loadb((const char *)resp.body, resp.body_len, JSON_REJECT_DUPLICATES, &je);
         if (!json_is_object(reply)) {
             snprintf(err, err_len,
                      "table %s: DynamoDB %s: the reply is not a JSON object: %s", st->table,
@@ -631,12 +649,13 @@ static int s_read(struct s_ddb_store *st, const char *source,
                 /* in a Scan, ids repeat across sources: name the source */
                 const json_t *sv;
                 const char *t = s_attr_type(json_object_get(item, "sourceArn"), &sv);
-                if (!source && t && !strcmp(t, "S") && json_is_string(sv))
-                    snprintf(full, sizeof full, "sourceArn %s: %s", json_string_value(sv),
-                             msg);
-                else
+                if (!source && t && !strcmp(t, "S") && json_is_string(sv)) {
+                    char q[FANOUT_QUOTE_SIZE];
+                    snprintf(full, sizeof full, "sourceArn %s: %s",
+                             fanout_quote(q, json_string_value(sv)), msg);
+                } else
                     snprintf(full, sizeof full, "%s", msg);
-                added = s_add_problem(&c, full);
+                added = s_add_problem(&c, full, item);
             }
             if (added != 0) {
                 snprintf(err, err_len, "out of memory");
@@ -676,6 +695,9 @@ static void s_entry_clean_up(struct s_entry *e)
     free(e->active);
     e->active = NULL;
     e->active_count = 0;
+    free(e->bad);
+    e->bad = NULL;
+    e->bad_count = 0;
 }
 
 static struct s_entry *s_entry_get(struct s_ddb_store *st, const char *source)
@@ -700,16 +722,27 @@ static int s_entry_set(struct s_ddb_store *st, struct s_entry *e,
                        struct fanout_mapping_set *set)
 {
     struct fanout_mapping **active = calloc(set->count ? set->count : 1, sizeof *active);
-    if (!active)
+    size_t *bad = calloc(set->problem_count ? set->problem_count : 1, sizeof *bad);
+    if (!active || !bad) {
+        free(active);
+        free(bad);
         return -1;
-    size_t n = 0;
+    }
+    size_t n = 0, k = 0;
     for (size_t i = 0; i < set->count; i++)
         if (set->items[i]->active)
             active[n++] = set->items[i];
+    /* a Query returns the items of this source only: an invalid one is
+     * attributed with certainty, and fails it unless it is inactive */
+    for (size_t i = 0; i < set->problem_count; i++)
+        if (set->details[i].active != 0)
+            bad[k++] = i;
     s_entry_clean_up(e);
     e->set = *set;
     e->active = active;
     e->active_count = n;
+    e->bad = bad;
+    e->bad_count = k;
     e->have = 1;
     e->read_ms = s_now_ms();
     e->next_ms = e->read_ms + st->refresh_ms;
@@ -717,7 +750,9 @@ static int s_entry_set(struct s_ddb_store *st, struct s_entry *e,
 }
 
 static int s_ddb_lookup(struct fanout_store *s, const char *source_arn,
-                        struct fanout_mapping *const **out, size_t *count, char *err,
+                        struct fanout_mapping *const **out, size_t *count,
+                        const size_t **bad, size_t *bad_count,
+                        const struct fanout_mapping_set **bad_set, char *err,
                         size_t err_len)
 {
     struct s_ddb_store *st = (struct s_ddb_store *)s;
@@ -734,8 +769,9 @@ static int s_ddb_lookup(struct fanout_store *s, const char *source_arn,
         if (rc == 0) {
             for (size_t i = 0; i < set.problem_count; i++)
                 LOG_ERROR("mappings",
-                          "table %s, sourceArn %s: %s; this mapping is ignored, the "
-                          "others work",
+                          "table %s, sourceArn %s: %s; while it is invalid, the records "
+                          "of this source are reported failed (the other targets still "
+                          "get them)",
                           st->table, source_arn, set.problems[i]);
             if (s_entry_set(st, e, &set) != 0) {
                 fanout_mapping_set_clean_up(&set);
@@ -780,6 +816,11 @@ static int s_ddb_lookup(struct fanout_store *s, const char *source_arn,
     }
     *out = e->active;
     *count = e->active_count;
+    if (bad) {
+        *bad = e->bad;
+        *bad_count = e->bad_count;
+        *bad_set = &e->set;
+    }
     return 0;
 }
 

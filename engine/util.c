@@ -585,6 +585,22 @@ char *fanout_strlcpy(char *dst, const char *src, size_t dst_len)
     return dst;
 }
 
+const char *fanout_quote(char buf[FANOUT_QUOTE_SIZE], const char *s)
+{
+    if (!s)
+        return "";
+    size_t n = strnlen(s, FANOUT_QUOTE_MAX + 1);
+    if (n <= FANOUT_QUOTE_MAX)
+        return s;
+    n = strlen(s);
+    size_t k = FANOUT_QUOTE_MAX;
+    while (k > 0 && ((unsigned char)s[k] & 0xC0) == 0x80)
+        k--; /* never cut a UTF-8 sequence */
+    memcpy(buf, s, k);
+    snprintf(buf + k, FANOUT_QUOTE_SIZE - k, "\xe2\x80\xa6(%zu bytes)", n);
+    return buf;
+}
+
 int fanout_valid_type_name(const char *s)
 {
     size_t n = 0;

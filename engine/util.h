@@ -69,6 +69,15 @@ int fanout_json_valid(const uint8_t *s, size_t n);
 /* Copy at most dst_len-1 bytes and NUL-terminate; returns dst. */
 char *fanout_strlcpy(char *dst, const char *src, size_t dst_len);
 
+/* Quoting user-controlled strings (ids, destinations, keys, sequence
+ * numbers) in log lines and messages: `s` itself when it has at most
+ * FANOUT_QUOTE_MAX bytes, else its first bytes (cut on a UTF-8 character
+ * boundary) written to `buf` followed by "…(N bytes)". NULL reads as "".
+ * Control characters are left to the log's escaping. */
+#define FANOUT_QUOTE_MAX  200
+#define FANOUT_QUOTE_SIZE (FANOUT_QUOTE_MAX + 40)
+const char *fanout_quote(char buf[FANOUT_QUOTE_SIZE], const char *s);
+
 /* Type names are [a-z0-9_-]{1,64}: never a path. */
 int fanout_valid_type_name(const char *s);
 

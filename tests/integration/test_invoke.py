@@ -47,7 +47,7 @@ def kinesis_event(records, arn=KINESIS_ARN):
     return {"Records": out}
 
 
-class Fanout(unittest.TestCase):
+class Base(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory()
         self.dir = self.tmp.name
@@ -91,6 +91,9 @@ class Fanout(unittest.TestCase):
         with open(self.path("response.json"), encoding="utf-8") as f:
             return [x["itemIdentifier"] for x in json.load(f)["batchItemFailures"]]
 
+
+
+class Fanout(Base):
     # ---- the main job ----
 
     def test_readme_example_fans_out_both_samples(self):
@@ -176,7 +179,8 @@ class Fanout(unittest.TestCase):
         with open(self.path("bad.json"), "w") as f:
             f.write('{"Records": [1,')
         r = self.invoke([mapping("t", "file", "out.jsonl")], self.path("bad.json"))
-        self.assertEqual(r.returncode, 1)
+        # no record can be named, so none is acknowledged: as a usage error
+        self.assertEqual(r.returncode, 2)
         self.assertIn("not valid JSON", r.stderr.decode())
 
     def test_bad_record_named_rest_delivered(self):
@@ -323,7 +327,9 @@ class Fanout(unittest.TestCase):
         err = r.stderr.decode()
         self.assertIn("sequence number 1000: failed: ValidationError: refused", err)
         self.assertIn("sequence number 1001: retryable failure: InternalFailure: try again "
-                      "(3 attempts)", err)
+                      "(gave up after 3 attempts)", err)
+        self.assertIn("sequence number 1000: failed: ValidationError: refused: fatal:no "
+                      "(attempt 1; not retryable)", err)
         self.assertEqual(sorted(self.response()), ["1000", "1001"])
         self.assertEqual(sum(1 for c in self.lines("flaky.log") if c["body"] == "fatal:no"), 1)
 
@@ -361,6 +367,85 @@ class Fanout(unittest.TestCase):
         self.assertEqual([x["data"] for x in self.lines("good.jsonl")], ["fatal:x", "y"])
         self.assertIn("g file good.jsonl: 2 records, 2 messages, 1 calls, 2 delivered, 0 failed",
                       r.stderr.decode().replace("[g] ", "g "))
+
+
+
+import re
+import socket
+import threading
+import time
+
+SUMMARY = re.compile(r"\[([^\]]+)\] (\S+) (\S+): (\d+) records, (\d+) messages, (\d+) calls, "
+                     r"(\d+) delivered, (\d+) failed")
+
+
+def summaries(stderr):
+    """{mapping id: (records, delivered, failed)} from the per-target lines."""
+    out = {}
+    for m in SUMMARY.finditer(stderr):
+        out[m.group(1)] = (int(m.group(4)), int(m.group(7)), int(m.group(8)))
+    return out
+
+
+class ManyTargets(Base):
+    """Issue 9: 9 or more targets on one source wrote through pointers into
+    a reallocated array (wrong summaries, crashes)."""
+
+    def check(self, n, files):
+        recs = [("k%d" % i, ("rec-%d" % i).encode()) for i in range(5)]
+        maps = [mapping("t%d" % i, "file", "out-%d.jsonl" % (i % files)) for i in range(n)]
+        r = self.invoke(maps, kinesis_event(recs))
+        err = r.stderr.decode()
+        self.assertEqual(r.returncode, 0, err[-3000:])
+        self.assertEqual(self.response(), [])
+        sums = summaries(err)
+        self.assertEqual(len(sums), n, err[-3000:])
+        for i in range(n):
+            self.assertEqual(sums["t%d" % i], (5, 5, 0), "target t%d of %d" % (i, n))
+        self.assertIn("5 records, %d targets, 0 records failed" % n, err)
+        # every target got every record: a file shared by k targets has
+        # each record k times
+        for f in range(min(n, files)):
+            k = len([i for i in range(n) if i % files == f])
+            datas = sorted(x["data"] for x in self.lines("out-%d.jsonl" % f))
+            self.assertEqual(datas, sorted(["rec-%d" % i for i in range(5)] * k), (n, f))
+
+    def test_1_8_9_17_64_targets_each_with_its_own_file(self):
+        for n in (1, 8, 9, 17, 64):
+            with self.subTest(targets=n):
+                self.check(n, n)
+                for f in os.listdir(self.dir):
+                    if f.startswith("out-"):
+                        os.unlink(self.path(f))
+
+    def test_1000_targets(self):
+        self.check(1000, 50)
+
+    def test_many_targets_with_failures_and_invalid_mappings(self):
+        """The summaries stay right when targets fail and invalid mappings
+        add entries while the array grows."""
+        log = self.path("flaky.log")
+        maps = []
+        for i in range(40):
+            if i % 10 == 3:
+                maps.append(mapping("bad%d" % i, "file", "x", collapse="gzip"))
+            elif i % 10 == 7:
+                maps.append(mapping("f%d" % i, "flaky", log))
+            else:
+                maps.append(mapping("t%d" % i, "file", "out-%d.jsonl" % i))
+        r = self.invoke(maps, kinesis_event([("a", b"fatal:x"), ("b", b"fine")]))
+        err = r.stderr.decode()
+        self.assertEqual(r.returncode, 1, err[-3000:])
+        sums = summaries(err)
+        for i in range(40):
+            if i % 10 == 3:
+                self.assertEqual(sums["bad%d" % i], (2, 0, 2))
+            elif i % 10 == 7:
+                self.assertEqual(sums["f%d" % i], (2, 1, 1))
+            else:
+                self.assertEqual(sums["t%d" % i], (2, 2, 0))
+                self.assertEqual(len(self.lines("out-%d.jsonl" % i)), 2)
+        self.assertEqual(sorted(self.response()), ["1000", "1001"])
 
 
 if __name__ == "__main__":

@@ -77,16 +77,21 @@ class DynamoDBStore(unittest.TestCase):
                  item(SOURCE, "off", self.path("off.jsonl"), active=False),
                  item(OTHER, "elsewhere", self.path("other.jsonl")),
                  # the seed design stored booleans as BOOL: a string is refused
-                 # and named, the other targets still work
+                 # and named; the other targets still work, but the records
+                 # do not count as delivered (issue 9: one rule for invalid
+                 # mappings, in both stores)
                  dict(item(SOURCE, "stringly", self.path("s.jsonl")),
-                      active={"S": "true"}))
+                      active={"S": "true"}),
+                 # invalid but inactive: changes nothing
+                 item(SOURCE, "off-bad", self.path("x.jsonl"), active=False,
+                      collapse={"S": "gzip"}))
         env = harness.aws_env(DYNAMODB=self.ddb.url)
         env["FANOUT_TABLE"] = "fanout-mappings"
         event = harness.kinesis_event([("k1", b"first"), ("k2", b"second")])
         r = harness.run_fanout(["invoke", "--event", "-"], env=env,
                                stdin=json.dumps(event).encode())
         log = r.stderr.decode()
-        self.assertEqual(r.returncode, 0, log)
+        self.assertEqual(r.returncode, 1, log)
         self.assertEqual(self.datas("a.jsonl"), ["first", "second"], log)
         self.assertEqual(self.datas("b.jsonl"), ["first", "second"], log)
         self.assertEqual(self.lines("off.jsonl"), [])
@@ -95,6 +100,19 @@ class DynamoDBStore(unittest.TestCase):
         self.assertIn('mapping "stringly"', log)
         self.assertIn('field "active": expected a boolean (DynamoDB BOOL', log)
         self.assertIn('got S "true"', log)
+        self.assertIn("[stringly] target failed, 2 records of source %s not delivered: "
+                      "invalid mapping:" % SOURCE, log)
+        self.assertNotIn("[off-bad] target failed", log)
+        self.assertIn("2 records, 3 targets, 2 records failed", log)
+        # the opt-out: skipped, loudly
+        env["FANOUT_SKIP_INVALID_MAPPINGS"] = "true"
+        r = harness.run_fanout(["invoke", "--event", "-"], env=env,
+                               stdin=json.dumps(event).encode())
+        log = r.stderr.decode()
+        self.assertEqual(r.returncode, 0, log)
+        self.assertIn("WARN  [mappings] FANOUT_SKIP_INVALID_MAPPINGS=true", log)
+        self.assertIn('invalid mapping "stringly" of %s SKIPPED' % SOURCE, log)
+        self.assertEqual(self.datas("a.jsonl"), ["first", "second"] * 2, log)
 
     def test_missing_table_fails_the_records_and_says_why(self):
         env = harness.aws_env(DYNAMODB=self.ddb.url)
@@ -150,6 +168,28 @@ class DynamoDBStore(unittest.TestCase):
             emu.stdout.close()
         posts = [c for c in api_lines() if c["kind"] in ("response", "error", "init_error")]
         return stderr.decode(), posts
+
+    def test_lambda_loop_with_more_than_8_targets(self):
+        """Issue 9: 9 or more targets crashed the Lambda loop (nothing was
+        posted). 12 targets, two invocations, every record everywhere."""
+        self.create_table("fanout-testTargets")
+        n = 12
+        self.put("fanout-testTargets",
+                 *[item(SOURCE, "t%02d" % i, self.path("out-%d.jsonl" % i)) for i in range(n)])
+        env = harness.aws_env(DYNAMODB=self.ddb.url)
+        env.update({"AWS_LAMBDA_FUNCTION_NAME": "fanout-test"})
+        events = [{"event": harness.kinesis_event([("k%d" % j, b"e%d-%d" % (e, j))
+                                                   for j in range(3)])}
+                  for e in range(2)]
+        log, posts = self.run_bootstrap(events, env, lambda api_lines: None)
+        self.assertEqual([p["kind"] for p in posts], ["response"] * 2, log)
+        for p in posts:
+            self.assertEqual(json.loads(p["body"]), {"batchItemFailures": []}, log)
+        want = ["e%d-%d" % (e, j) for e in range(2) for j in range(3)]
+        for i in range(n):
+            self.assertEqual(self.datas("out-%d.jsonl" % i), want, log[-2000:])
+        self.assertEqual(log.count("3 records, 3 messages, 1 calls, 3 delivered, 0 failed"),
+                         2 * n, log[-2000:])
 
     def test_deactivated_target_stops_after_the_refresh_interval(self):
         # the default table of a Lambda function: <function name>Targets

@@ -454,12 +454,40 @@ START_TEST(invalid_mapping_reported_others_work)
           "\",\"id\":\"no-dest\",\"type\":\"file\",\"active\":true}");
     s_put("{\"sourceArn\":\"" SRC "\",\"id\":\"bad-region\",\"type\":\"file\","
           "\"destination\":\"x\",\"active\":true,\"region\":\"mars\"}");
+    /* inactive: never fails anything; unreadable "active": may be active */
+    s_put("{\"sourceArn\":\"" SRC "\",\"id\":\"off-bad\",\"type\":\"file\","
+          "\"destination\":\"x\",\"active\":false,\"region\":\"mars\"}");
+    s_put("{\"sourceArn\":\"" SRC "\",\"id\":\"maybe\",\"type\":\"file\","
+          "\"destination\":\"x\",\"active\":\"yes\"}");
     struct fanout_store *st = s_store();
     ASSERT_IDS(st, SRC, "good");
     s_log_has((const char *const[]){
         "mapping \"evil\"", "field \"type\"", "never a path", "mapping \"no-dest\"",
         "field \"destination\"", "required, missing", "mapping \"bad-region\"",
-        "field \"region\"", "\"mars\"", "this mapping is ignored, the others work", NULL});
+        "field \"region\"", "\"mars\"", "the records of", "reported failed", NULL});
+    /* the invalid mappings that fail this source's records: by id */
+    struct fanout_mapping *const *found;
+    const size_t *bad;
+    const struct fanout_mapping_set *bset;
+    size_t n, nbad;
+    char err[512];
+    ck_assert_int_eq(fanout_store_lookup_checked(st, SRC, &found, &n, &bad, &nbad, &bset,
+                                                 err, sizeof err),
+                     0);
+    ck_assert_uint_eq(nbad, 4);
+    int seen = 0;
+    for (size_t i = 0; i < nbad; i++) {
+        const struct fanout_mapping_problem *d = &bset->details[bad[i]];
+        ck_assert_ptr_nonnull(d->id);
+        ck_assert_str_eq(d->source_arn, SRC);
+        ck_assert_str_ne(d->id, "off-bad");
+        seen |= (strcmp(d->id, "evil") == 0) | (strcmp(d->id, "no-dest") == 0) << 1 |
+                (strcmp(d->id, "bad-region") == 0) << 2 |
+                (strcmp(d->id, "maybe") == 0) << 3;
+        if (!strcmp(d->id, "maybe"))
+            ck_assert_int_eq(d->active, -1);
+    }
+    ck_assert_int_eq(seen, 15);
     /* once per load: a lookup served from the cache (or an unchanged file)
      * says nothing again */
     s_log_clear();
