@@ -69,9 +69,10 @@ static void s_fail(struct s_parser *ps, struct fanout_raw_record *r, const char 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    char q[FANOUT_QUOTE_SIZE];
     r->error = fanout_arena_sprintf(ps->arena, "record %zu%s%s%s: %s", r->index,
                                     r->sequence_number ? " (sequence number " : "",
-                                    r->sequence_number ? r->sequence_number : "",
+                                    fanout_quote(q, r->sequence_number),
                                     r->sequence_number ? ")" : "", msg);
 }
 
@@ -286,10 +287,11 @@ static void s_parse_records(struct s_parser *ps, const struct fanout_jnode *reco
             if (s_parse_sns(ps, r, nested || dup))
                 continue; /* unwrapped: r is gone or was reused */
         } else {
+            char q[FANOUT_QUOTE_SIZE];
             s_fail(ps, r,
                    "field \"eventSource\": unknown source \"%s\" (expected aws:kinesis, "
                    "aws:dynamodb or aws:sns)",
-                   src);
+                   fanout_quote(q, src));
         }
         if (!r->source_arn && !r->error)
             s_fail(ps, r, "field \"eventSourceARN\": missing or not a string");
@@ -439,9 +441,11 @@ int fanout_decode_group(const struct fanout_source_group *g, struct fanout_decod
             size_t n;
             if (fanout_kpl_decode(raw->data, raw->data_len, a, &users, &n, err,
                                   sizeof err) != 0) {
+                char q[FANOUT_QUOTE_SIZE];
                 out->failures[out->failed_count++] = (struct fanout_failure){
                     raw, fanout_arena_sprintf(a, "record %zu (sequence number %s): %s",
-                                              raw->index, raw->sequence_number, err)};
+                                              raw->index,
+                                              fanout_quote(q, raw->sequence_number), err)};
                 continue;
             }
             if (n > 1) { /* grow the pointer array for the expansion */
@@ -482,11 +486,13 @@ int fanout_decode_group(const struct fanout_source_group *g, struct fanout_decod
             fanout_buf_reset(&scratch);
             if (fanout_ddb_image_to_json(img, opts.convert_ddb, &scratch, err,
                                          sizeof err) != 0) {
+                char q[FANOUT_QUOTE_SIZE];
                 out->failures[out->failed_count++] = (struct fanout_failure){
                     raw, fanout_arena_sprintf(a,
                                               "record %zu (sequence number %s): field "
                                               "\"dynamodb.NewImage\": %s",
-                                              raw->index, raw->sequence_number, err)};
+                                              raw->index,
+                                              fanout_quote(q, raw->sequence_number), err)};
                 continue;
             }
             r->pub.data = fanout_arena_memdup(a, scratch.ptr ? scratch.ptr : (uint8_t *)"",

@@ -93,8 +93,8 @@ void fanout_vlog(enum fanout_log_level level, const char *scope, const char *fmt
 
     /* the scope is a mapping id or the like: user-controlled, capped */
     char qbuf[FANOUT_QUOTE_SIZE];
-    if (scope)
-        scope = fanout_quote(qbuf, scope);
+    if (scope && strnlen(scope, FANOUT_QUOTE_SIZE) >= FANOUT_QUOTE_SIZE)
+        scope = fanout_quote(qbuf, scope); /* one the caller capped stays as is */
     struct fanout_buf b = {0};
     if (s_json) {
         fanout_buf_appendf(&b, "{\"timestamp\":\"%s\",\"level\":\"%s\"", ts,

@@ -757,6 +757,8 @@ static int s_ddb_lookup(struct fanout_store *s, const char *source_arn,
 {
     struct s_ddb_store *st = (struct s_ddb_store *)s;
     struct s_entry *e = s_entry_get(st, source_arn);
+    char qsrc[FANOUT_QUOTE_SIZE];
+    const char *shown = fanout_quote(qsrc, source_arn); /* for messages */
     if (!e) {
         snprintf(err, err_len, "out of memory");
         return -1;
@@ -772,22 +774,21 @@ static int s_ddb_lookup(struct fanout_store *s, const char *source_arn,
                           "table %s, sourceArn %s: %s; while it is invalid, the records "
                           "of this source are reported failed (the other targets still "
                           "get them)",
-                          st->table, source_arn, set.problems[i]);
+                          st->table, shown, set.problems[i]);
             if (s_entry_set(st, e, &set) != 0) {
                 fanout_mapping_set_clean_up(&set);
                 snprintf(why, sizeof why, "out of memory");
                 rc = -1;
             } else {
                 LOG_DEBUG("mappings", "table %s: %s: %zu mappings read, %zu active",
-                          st->table, source_arn, e->set.count, e->active_count);
+                          st->table, shown, e->set.count, e->active_count);
             }
         }
         if (rc != 0) {
             now = s_now_ms();
             int64_t age = now - e->read_ms;
             if (!e->have) {
-                snprintf(err, err_len, "cannot read the mappings of %s: %s", source_arn,
-                         why);
+                snprintf(err, err_len, "cannot read the mappings of %s: %s", shown, why);
                 return -1;
             }
             if (age > st->stale_ms) {
@@ -799,7 +800,7 @@ static int s_ddb_lookup(struct fanout_store *s, const char *source_arn,
                     "cannot read the mappings of %s, and the last good ones (read "
                     "%.1f s ago) are older than FANOUT_MAPPING_STALE_SECONDS (%.1f s), "
                     "so no longer used: %s",
-                    source_arn, age / 1000.0, st->stale_ms / 1000.0, why);
+                    shown, age / 1000.0, st->stale_ms / 1000.0, why);
                 return -1;
             }
             /* try again after the refresh interval, but no later than the
@@ -811,7 +812,7 @@ static int s_ddb_lookup(struct fanout_store *s, const char *source_arn,
                      "cannot refresh the mappings of %s: %s; serving the %zu active "
                      "mappings read %.1f s ago, for at most %.1f s after that read "
                      "(FANOUT_MAPPING_STALE_SECONDS)",
-                     source_arn, why, e->active_count, age / 1000.0, st->stale_ms / 1000.0);
+                     shown, why, e->active_count, age / 1000.0, st->stale_ms / 1000.0);
         }
     }
     *out = e->active;

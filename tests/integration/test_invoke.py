@@ -69,11 +69,16 @@ class Base(unittest.TestCase):
         return subprocess.run([FANOUT] + args, input=stdin, capture_output=True,
                               env=e, cwd=self.dir, timeout=120)
 
-    def invoke(self, mappings, event, env=None, extra=()):
+    def invoke(self, mappings, event, env=None, extra=(), stdin_text=None):
         cfg = self.path("mappings.json")
         with open(cfg, "w", encoding="utf-8") as f:
             json.dump(mappings, f)
-        if isinstance(event, str):
+        if os.path.exists(self.path("response.json")):
+            os.unlink(self.path("response.json"))
+        if stdin_text is not None:
+            event_args = ["--event", "-"]
+            stdin = stdin_text.encode()
+        elif isinstance(event, str):
             event_args = ["--event", event]
             stdin = None
         else:
@@ -446,6 +451,327 @@ class ManyTargets(Base):
                 self.assertEqual(sums["t%d" % i], (2, 2, 0))
                 self.assertEqual(len(self.lines("out-%d.jsonl" % i)), 2)
         self.assertEqual(sorted(self.response()), ["1000", "1001"])
+
+
+
+class InvalidMappings(Base):
+    """Issue 9: one fate for every invalid mapping, whatever step refuses
+    it: its source's records are reported failed naming the mapping, the
+    healthy targets still get them."""
+
+    EVENT = kinesis_event([("a", b"one"), ("b", b"two")])
+
+    def check_fails(self, bad, name, why, source=KINESIS_ARN, event=None):
+        maps = [mapping("good", "file", "good.jsonl"), bad]
+        r = self.invoke(maps, event or self.EVENT)
+        err = r.stderr.decode()
+        self.assertEqual(r.returncode, 1, err)
+        self.assertEqual(len(self.lines("good.jsonl")), 2, err)
+        os.unlink(self.path("good.jsonl"))
+        self.assertEqual(sorted(self.response()), ["1000", "1001"], err)
+        self.assertIn("target failed, 2 records of source %s not delivered: invalid mapping: "
+                      % source, err)
+        self.assertIn(name, err)
+        self.assertIn(why, err)
+        # the same verdict from validate
+        v = self.run_fanout(["validate", "--config", self.path("mappings.json")])
+        self.assertEqual(v.returncode, 2, v.stdout.decode())
+        self.assertIn(why, v.stdout.decode())
+        self.assertIn("2 mappings, 1 valid, 1 invalid", v.stdout.decode())
+        # the opt-out skips it, loudly
+        r = self.invoke(maps, event or self.EVENT,
+                        env={"FANOUT_SKIP_INVALID_MAPPINGS": "true"})
+        err = r.stderr.decode()
+        self.assertEqual(r.returncode, 0, err)
+        self.assertIn("WARN  [mappings] FANOUT_SKIP_INVALID_MAPPINGS=true", err)
+        self.assertIn("SKIPPED", err)
+        self.assertEqual(len(self.lines("good.jsonl")), 2, err)
+        os.unlink(self.path("good.jsonl"))
+
+    def test_schema_errors_fail_the_records(self):
+        cases = [
+            (mapping("b1", "file", "b.jsonl", active="true"), 'mapping "b1" (#1)',
+             'field "active": expected a boolean (true or false), got a string "true"'),
+            (mapping("b2", "file", "b.jsonl", parallel="false"), 'mapping "b2" (#1)',
+             'field "parallel": expected a boolean'),
+            (mapping("b3", "file", "b.jsonl", collapse="gzip"), 'mapping "b3" (#1)',
+             'field "collapse": expected one of none, JSON, concat, concat-b64, got "gzip"'),
+            (mapping("b4", "file", "b.jsonl", region=42), 'mapping "b4" (#1)',
+             'field "region": expected a string, got a number'),
+            (mapping("b5", "file", "b.jsonl", convertDDB=1), 'mapping "b5" (#1)',
+             'field "convertDDB": expected a boolean'),
+        ]
+        for bad, name, why in cases:
+            with self.subTest(bad=bad):
+                self.check_fails(bad, name, why)
+        self.assertFalse(os.path.exists(self.path("b.jsonl")))
+
+    def test_plugin_refusals_fail_the_records(self):
+        cases = [
+            (mapping("p1", "file", "b.jsonl", fsync="yes"), 'mapping "p1"',
+             'field "fsync": expected a boolean'),
+            (mapping("p2", "file", "b.jsonl", nosuch=1), 'mapping "p2"',
+             'field "nosuch" is neither a mapping field nor an option'),
+            (mapping("p3", "nosuchplugin", "x"), 'mapping "p3"',
+             'plugin "nosuchplugin" not found'),
+            (mapping("p4", "flaky", "relative"), 'mapping "p4"',
+             'field "destination": expected an absolute path'),
+        ]
+        for bad, name, why in cases:
+            with self.subTest(bad=bad):
+                self.check_fails(bad, name, why)
+
+    def test_malformed_source_arn(self):
+        # equal to the event's own (malformed) source string: it applies
+        ev = kinesis_event([("a", b"one"), ("b", b"two")], arn="my-stream")
+        good = mapping("good", "file", "good.jsonl", source="my-stream")
+        bad = mapping("m1", "file", "b.jsonl", source="my-stream")
+        r = self.invoke([good, bad], ev)
+        err = r.stderr.decode()
+        self.assertEqual(r.returncode, 1, err)
+        self.assertEqual(sorted(self.response()), ["1000", "1001"])
+        self.assertIn('mapping "m1" (#1): field "sourceArn": expected the ARN', err)
+        self.assertIn("[m1] target failed, 2 records of source my-stream", err)
+        # "good" too is invalid (same sourceArn): no target, nothing sent
+        self.assertFalse(os.path.exists(self.path("good.jsonl")))
+        # a string that is another source's: not this one's
+        r = self.invoke([mapping("good", "file", "good.jsonl"),
+                         mapping("m2", "file", "b.jsonl", source="elsewhere")], self.EVENT)
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        # not a string, or missing: it may be any source's
+        for i, src in enumerate((42, None, "")):
+            bad = mapping("m%d" % (3 + i), "file", "b.jsonl")
+            if src is None:
+                del bad["sourceArn"]
+            else:
+                bad["sourceArn"] = src
+            r = self.invoke([mapping("good", "file", "good.jsonl"), bad], self.EVENT)
+            err = r.stderr.decode()
+            self.assertEqual(r.returncode, 1, err)
+            self.assertEqual(sorted(self.response()), ["1000", "1001"])
+            self.assertIn("its sourceArn cannot be read, so it may be a target of any source",
+                          err)
+
+    def test_active_unreadable_or_false(self):
+        # inactive and invalid: nothing fails
+        r = self.invoke([mapping("good", "file", "good.jsonl"),
+                         mapping("off", "file", "b.jsonl", active=False, collapse="gzip")],
+                        self.EVENT)
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        # "active" missing, a string, a number, null: maybe active, fails
+        for active in ("missing", "no", 0, None):
+            bad = mapping("maybe", "file", "b.jsonl")
+            if active == "missing":
+                del bad["active"]
+            else:
+                bad["active"] = active
+            r = self.invoke([mapping("good", "file", "good.jsonl"), bad], self.EVENT)
+            self.assertEqual(r.returncode, 1, (active, r.stderr.decode()))
+            self.assertEqual(sorted(self.response()), ["1000", "1001"])
+
+    def test_duplicate_id_and_not_an_object(self):
+        r = self.invoke([mapping("good", "file", "good.jsonl"),
+                         mapping("good", "file", "other.jsonl")], self.EVENT)
+        err = r.stderr.decode()
+        self.assertEqual(r.returncode, 1, err)
+        self.assertIn("duplicate of an earlier mapping", err)
+        self.assertEqual(len(self.lines("good.jsonl")), 2)
+        # an array element that is not an object: it may be anyone's
+        r = self.invoke([mapping("good", "file", "good.jsonl"), 7], self.EVENT)
+        self.assertEqual(r.returncode, 1, r.stderr.decode())
+        self.assertIn("mapping #1: expected an object", r.stderr.decode())
+
+    def test_bad_opt_out_value_is_a_usage_error(self):
+        r = self.invoke([mapping("good", "file", "good.jsonl")], self.EVENT,
+                        env={"FANOUT_SKIP_INVALID_MAPPINGS": "maybe"})
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("FANOUT_SKIP_INVALID_MAPPINGS", r.stderr.decode())
+
+
+
+class ExitStatus(Base):
+    """Issue 9: a file that is not JSON is a usage/configuration error (2),
+    not a delivery failure (1)."""
+
+    def test_config_not_json(self):
+        cfg = self.path("m.json")
+        for text in ("not json", "[{\"a\":1", "", "{\"a\":1}"):
+            with open(cfg, "w") as f:
+                f.write(text)
+            for cmd in (["invoke", "--config", cfg, "--event", "-"],
+                        ["validate", "--config", cfg]):
+                r = self.run_fanout(cmd, stdin=json.dumps(kinesis_event([("a", b"1")])).encode())
+                self.assertEqual(r.returncode, 2, (text, cmd, r.stderr.decode()))
+                self.assertIn("m.json", r.stderr.decode())
+
+    def test_event_unusable(self):
+        for text in (b"not json", b"", b'{"Records": 5}', b'{"Records":[],"Records":[]}',
+                     b"\xff\xfe"):
+            with open(self.path("ev.json"), "wb") as f:
+                f.write(text)
+            r = self.invoke([mapping("t", "file", "out.jsonl")], self.path("ev.json"))
+            self.assertEqual(r.returncode, 2, (text, r.stderr.decode()))
+            self.assertFalse(os.path.exists(self.path("response.json")))
+
+    def test_duplicate_keys_named(self):
+        # in a record: that record fails, named; the others go
+        ev = json.dumps(kinesis_event([("a", b"one"), ("b", b"two")]))
+        ev = ev.replace('"partitionKey": "b"', '"partitionKey": "b", "partitionKey": "c"')
+        r = self.invoke([mapping("t", "file", "out.jsonl")], None, stdin_text=ev)
+        err = r.stderr.decode()
+        self.assertEqual(r.returncode, 1, err)
+        self.assertIn('record 1 (sequence number 1001): duplicate key "kinesis.partitionKey"',
+                      err)
+        self.assertEqual([x["data"] for x in self.lines("out.jsonl")], ["one"])
+        self.assertEqual(self.response(), ["1001"])
+        # in a mapping file: that mapping is invalid, named
+        cfg = self.path("m.json")
+        with open(cfg, "w") as f:
+            f.write('[{"sourceArn": "%s", "id": "d", "type": "file", "destination": '
+                    '"x.jsonl", "active": false, "active": true}]' % KINESIS_ARN)
+        r = self.run_fanout(["validate", "--config", cfg])
+        self.assertEqual(r.returncode, 2)
+        self.assertIn('mapping "d" (#0): field "active": appears more than once',
+                      r.stdout.decode())
+
+
+class Timeout(Base):
+    """Issue 9: fanout invoke has a total deadline, like the Lambda loop."""
+
+    def test_retries_stop_at_the_deadline(self):
+        log = self.path("flaky.log")
+        env = {"FANOUT_RETRY_ATTEMPTS": "100", "FANOUT_RETRY_BASE_MS": "300",
+               "FANOUT_RETRY_CAP_MS": "300", "FANOUT_DEADLINE_MARGIN_MS": "0"}
+        t0 = time.monotonic()
+        r = self.invoke([mapping("f", "flaky", log)],
+                        kinesis_event([("a", b"retry:1000:x"), ("b", b"fine")]), env=env,
+                        extra=["--timeout", "2"])
+        took = time.monotonic() - t0
+        err = r.stderr.decode()
+        self.assertEqual(r.returncode, 1, err)
+        self.assertEqual(self.response(), ["1000"])
+        self.assertIn("no time left before the invocation's deadline", err)
+        self.assertIn("sequence number 1000: retryable failure: InternalFailure: try again "
+                      "(gave up after", err)
+        self.assertGreater(took, 1.5)
+        self.assertLess(took, 4.0)
+        # the same through the environment variable
+        t0 = time.monotonic()
+        env["FANOUT_INVOKE_TIMEOUT_SECONDS"] = "1.5"
+        r = self.invoke([mapping("f", "flaky", log)],
+                        kinesis_event([("a", b"retry:1000:x")]), env=env)
+        self.assertEqual(r.returncode, 1)
+        self.assertLess(time.monotonic() - t0, 3.5)
+
+    def test_a_silent_server_is_cut_at_the_deadline(self):
+        """An SQS endpoint that accepts and never answers, each attempt
+        allowed 60 s: invoke still ends near its 3 s deadline."""
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(16)
+        held = []
+        stop = threading.Event()
+
+        def accept():
+            srv.settimeout(0.2)
+            while not stop.is_set():
+                try:
+                    held.append(srv.accept()[0])
+                except OSError:
+                    pass
+        th = threading.Thread(target=accept, daemon=True)
+        th.start()
+        try:
+            env = {"AWS_ENDPOINT_URL_SQS": "http://127.0.0.1:%d" % srv.getsockname()[1],
+                   "AWS_ACCESS_KEY_ID": "AKIDFANOUTTEST000001",
+                   "AWS_SECRET_ACCESS_KEY": "secret", "AWS_REGION": "us-east-1",
+                   "AWS_CONFIG_FILE": "/nonexistent",
+                   "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+                   "FANOUT_AWS_TIMEOUT_MS": "60000", "FANOUT_PLUGIN_PATH":
+                   PLUGIN_PATH + ":" + os.path.join(BUILD, "plugins", "sqs")}
+            q = "https://sqs.us-east-1.amazonaws.com/123456789012/q"
+            t0 = time.monotonic()
+            r = self.invoke([mapping("s", "sqs", q)], kinesis_event([("a", b"one")]), env=env,
+                            extra=["--timeout", "3"])
+            took = time.monotonic() - t0
+        finally:
+            stop.set()
+            th.join()
+            for c in held:
+                c.close()
+            srv.close()
+        err = r.stderr.decode()
+        print("\nsilent server, --timeout 3: invoke took %.2f s; %s" % (
+            took, [x for x in err.splitlines() if "not delivered" in x]))
+        self.assertEqual(r.returncode, 1, err)
+        self.assertEqual(self.response(), ["1000"], err)
+        self.assertIn("sequence number 1000", err)
+        self.assertLess(took, 6.0, err)
+        self.assertGreater(took, 1.0, err)
+
+    def test_bad_timeout_values(self):
+        for v in ("0", "-1", "abc", "1e9", "nan", ""):
+            r = self.run_fanout(["invoke", "--timeout", v, "--event", "-"], stdin=b"{}")
+            self.assertEqual(r.returncode, 2, v)
+            self.assertIn("--timeout", r.stderr.decode())
+
+
+
+class LogQuotes(Base):
+    """Issue 9: a 1 MB id was echoed in full in every log line."""
+
+    BIG = 1 << 20
+
+    def check_lines(self, err, json_lines):
+        lines = err.splitlines()
+        self.assertTrue(lines)
+        for line in lines:
+            self.assertLess(len(line.encode()), 4096, line[:300])
+            if json_lines:
+                json.loads(line)  # every line is one JSON object
+            else:
+                self.assertNotIn("\x1b", line)
+                self.assertNotIn("\r", line)
+
+    def test_huge_values_are_capped(self):
+        big_id = "i" * self.BIG
+        big_dest = "/" + "d" * self.BIG
+        ev = kinesis_event([("a", b"one"), ("b", "not*base64")])
+        ev["Records"][1]["kinesis"]["sequenceNumber"] = "9" * self.BIG
+        ev["Records"][1]["eventSourceARN"] = KINESIS_ARN
+        maps = [mapping(big_id, "file", "x.jsonl"),             # invalid: id too long
+                mapping("dest", "file", big_dest),             # cannot be opened
+                mapping("good", "file", "good.jsonl")]
+        for fmt in ("text", "json"):
+            with self.subTest(fmt=fmt):
+                r = self.invoke(maps, ev, env={"FANOUT_LOG_FORMAT": fmt})
+                err = r.stderr.decode()
+                self.assertEqual(r.returncode, 1, err[:2000])
+                self.check_lines(err, fmt == "json")
+                if fmt == "json":
+                    objs = [json.loads(x) for x in err.splitlines()]
+                    err = "\n".join(o.get("scope", "") + " " + o["message"] for o in objs)
+                self.assertIn("\u2026(%d bytes)" % self.BIG, err)
+                self.assertNotIn("bytes)\u2026", err)  # never capped twice
+                self.assertNotIn("(218 bytes)", err)
+                self.assertIn('field "id": longer than 255 characters', err)
+                self.assertIn("(%d bytes)" % (self.BIG + 1), err)  # the destination
+                self.assertIn("not valid base64", err)
+                self.assertLess(len(err), 64 * 1024)
+
+    def test_control_characters_escaped(self):
+        evil = "evil\x1b[31m\r\nINFO fake line\x07"
+        maps = [mapping(evil, "file", "x.jsonl", collapse="gzip"),
+                mapping("good", "file", "good.jsonl")]
+        r = self.invoke(maps, kinesis_event([("a", b"one")]))
+        err = r.stderr.decode()
+        self.assertEqual(r.returncode, 1, err)
+        self.check_lines(err, False)
+        self.assertIn("evil\\x1b[31m\\x0d INFO fake line\\x07", err)
+        r = self.invoke(maps, kinesis_event([("a", b"one")]), env={"FANOUT_LOG_FORMAT": "json"})
+        self.check_lines(r.stderr.decode(), True)
+        scopes = [json.loads(x).get("scope") for x in r.stderr.decode().splitlines()]
+        self.assertIn(evil, scopes)
 
 
 if __name__ == "__main__":

@@ -399,6 +399,117 @@ START_TEST(escaped_base64_data)
     ck_assert(memcmp(ev.records[0].data, "\x00\x00\xff", 3) == 0);
     fanout_event_clean_up(&ev);
 }
+
+/* ---- duplicate member names (issue 9) ---- */
+
+static int s_dup(const char *json, char *path, size_t path_len)
+{
+    char err[256];
+    const struct fanout_jnode *n =
+        fanout_jscan(json, strlen(json), &s_arena, err, sizeof err);
+    ck_assert_msg(n != NULL, "%s", err);
+    return fanout_jdup(n, &s_arena, path, path_len);
+}
+
+START_TEST(jdup_finds_repeated_names)
+{
+    char path[128];
+    ck_assert_int_eq(
+        s_dup("{\"a\":1,\"b\":{\"c\":[1,{\"d\":2,\"e\":3}]}}", path, sizeof path), 0);
+    ck_assert_int_eq(s_dup("{\"a\":1,\"a\":2}", path, sizeof path), 1);
+    ck_assert_str_eq(path, "a");
+    /* equal after unescaping */
+    ck_assert_int_eq(s_dup("{\"ab\":1,\"\\u0061b\":2}", path, sizeof path), 1);
+    ck_assert_int_eq(s_dup("{\"x\":{\"k\":[0,{\"q\":1,\"q\":1}]}}", path, sizeof path), 1);
+    ck_assert_str_eq(path, "x.k[1].q");
+    /* different names that look alike raw are not duplicates */
+    ck_assert_int_eq(s_dup("{\"a\\\\\":1,\"a\\\\\\\\\":2}", path, sizeof path), 0);
+    /* a large object (hashed): distinct names pass, one repeat is found */
+    struct fanout_buf b = {0};
+    fanout_buf_append_str(&b, "{");
+    for (int i = 0; i < 1000; i++)
+        fanout_buf_appendf(&b, "%s\"k%d\":%d", i ? "," : "", i, i);
+    fanout_buf_append_str(&b, "}");
+    ck_assert_int_eq(s_dup((const char *)b.ptr, path, sizeof path), 0);
+    b.len--;
+    fanout_buf_append_str(&b, ",\"k\\u0035\\u0030\\u0030\":0}"); /* k500, escaped */
+    ck_assert_int_eq(s_dup((const char *)b.ptr, path, sizeof path), 1);
+    ck_assert_str_eq(path, "k\\u0035\\u0030\\u0030");
+    fanout_buf_free(&b);
+}
+END_TEST
+
+START_TEST(duplicate_key_fails_that_record_only)
+{
+    struct fanout_event ev;
+    /* record 1 repeats kinesis.data: neither value is taken */
+    s_parse_text(
+        "{\"Records\":[" KREC(
+            "a", "1",
+            "aGVsbG8=") ","
+                        "{\"eventSource\":\"aws:kinesis\",\"eventSourceARN\":\"arn:aws:"
+                        "kinesis:eu-west-1:1:"
+                        "stream/"
+                        "s\",\"kinesis\":{\"partitionKey\":\"b\",\"sequenceNumber\":\"2\","
+                        "\"data\":\"aGVsbG8=\",\"data\":\"d29ybGQ=\"}},"
+                        "{\"eventSource\":\"aws:kinesis\",\"eventSource\":\"aws:dynamodb\","
+                        "\"eventSourceARN\":\"arn:aws:kinesis:eu-west-1:1:stream/"
+                        "s\",\"kinesis\":{"
+                        "\"partitionKey\":\"c\",\"sequenceNumber\":\"3\",\"data\":"
+                        "\"aGVsbG8=\"}},"
+                        "{\"eventSource\":\"aws:kinesis\",\"eventSourceARN\":\"arn:aws:"
+                        "kinesis:eu-west-1:1:"
+                        "stream/"
+                        "s\",\"kinesis\":{\"partitionKey\":\"d\",\"sequenceNumber\":\"4\","
+                        "\"sequenceNumber\":\"5\",\"data\":\"aGVsbG8=\"}}]}",
+        &ev);
+    ck_assert_uint_eq(ev.count, 4);
+    ck_assert_ptr_null(ev.records[0].error);
+    ck_assert_ptr_nonnull(ev.records[1].error);
+    ck_assert_msg(strstr(ev.records[1].error, "record 1 (sequence number 2): duplicate key "
+                                              "\"kinesis.data\""),
+                  "%s", ev.records[1].error);
+    ck_assert_msg(strstr(ev.records[2].error, "record 2 (sequence number 3): duplicate key "
+                                              "\"eventSource\""),
+                  "%s", ev.records[2].error);
+    /* the identifier itself repeated: not trusted, the record has none */
+    ck_assert_msg(strstr(ev.records[3].error, "record 3: duplicate key "
+                                              "\"kinesis.sequenceNumber\""),
+                  "%s", ev.records[3].error);
+    ck_assert_ptr_null(ev.records[3].sequence_number);
+    fanout_event_clean_up(&ev);
+
+    char err[512];
+    const char *top = "{\"Records\":[],\"Records\":[]}";
+    ck_assert_int_eq(fanout_event_parse(top, strlen(top), &s_arena, &ev, err, sizeof err),
+                     -1);
+    ck_assert_msg(strstr(err, "repeats the key \"Records\""), "%s", err);
+}
+END_TEST
+
+START_TEST(duplicate_key_in_dynamodb_and_sns)
+{
+    struct fanout_event ev;
+    s_parse_text(
+        "{\"Records\":[{\"eventSource\":\"aws:dynamodb\",\"eventName\":\"INSERT\","
+        "\"eventSourceARN\":\"arn:aws:dynamodb:eu-west-1:1:table/t/stream/x\","
+        "\"dynamodb\":{\"SequenceNumber\":\"7\",\"Keys\":{\"id\":{\"S\":\"1\"}},"
+        "\"NewImage\":{\"id\":{\"S\":\"1\"},\"v\":{\"N\":\"1\"},\"v\":{\"N\":\"2\"}}}},"
+        "{\"EventSource\":\"aws:sns\",\"Sns\":{\"MessageId\":\"m1\",\"TopicArn\":"
+        "\"arn:aws:sns:eu-west-1:1:t\",\"Message\":\"x\",\"Message\":\"y\"}}]}",
+        &ev);
+    ck_assert_uint_eq(ev.count, 2);
+    ck_assert_msg(ev.records[0].error &&
+                      strstr(ev.records[0].error, "duplicate key \"dynamodb.NewImage.v\""),
+                  "%s", ev.records[0].error);
+    ck_assert_msg(
+        ev.records[1].error &&
+            strstr(ev.records[1].error,
+                   "record 1 (sequence number m1): duplicate key \"Sns.Message\""),
+        "%s", ev.records[1].error);
+    fanout_event_clean_up(&ev);
+}
+END_TEST
 END_TEST
 
 int main(void)
@@ -418,6 +529,9 @@ int main(void)
     tcase_add_test(tc, jscan_values_and_escapes);
     tcase_add_test(tc, jscan_errors_located);
     tcase_add_test(tc, escaped_base64_data);
+    tcase_add_test(tc, jdup_finds_repeated_names);
+    tcase_add_test(tc, duplicate_key_fails_that_record_only);
+    tcase_add_test(tc, duplicate_key_in_dynamodb_and_sns);
     suite_add_tcase(s, tc);
     return fanout_check_run(s);
 }

@@ -179,6 +179,69 @@ START_TEST(set_document_errors)
 }
 END_TEST
 
+START_TEST(set_refuses_repeated_names_per_mapping)
+{
+    /* jansson alone keeps the last "active": false -> the mapping would be
+     * silently inactive; both values are distrusted instead */
+    const char *doc = "[" GOOD(
+        "a", "true") ",{\"sourceArn\":\"" SRC "\",\"id\":\"twice\",\"type\":"
+                     "\"file\",\"destination\":\"-\",\"active\":true,\"active\":false},"
+                     "{\"sourceArn\":\"" SRC
+                     "\",\"sourceArn\":\"arn:aws:kinesis:x:1:stream/o\","
+                     "\"type\":\"file\",\"destination\":\"-\",\"active\":true},"
+                     "{\"sourceArn\":\"" SRC
+                     "\",\"id\":\"opt\",\"type\":\"file\",\"destination\":"
+                     "\"-\",\"active\":true,\"o\":{\"k\":1,\"k\":2}}]";
+    struct fanout_mapping_set set;
+    char err[512];
+    ck_assert_int_eq(
+        fanout_mapping_set_parse(doc, strlen(doc), "m.json", &set, err, sizeof err), 0);
+    ck_assert_uint_eq(set.count, 1);
+    ck_assert_uint_eq(set.problem_count, 3);
+    ck_assert_msg(strstr(set.problems[0], "mapping \"twice\" (#1): field \"active\": "
+                                          "appears more than once"),
+                  "%s", set.problems[0]);
+    ck_assert_int_eq(set.details[0].active, -1);
+    ck_assert_str_eq(set.details[0].source_arn, SRC);
+    ck_assert_msg(strstr(set.problems[1], "mapping #2: field \"sourceArn\": appears more"),
+                  "%s", set.problems[1]);
+    ck_assert_ptr_null(set.details[1].source_arn); /* any source's */
+    ck_assert_msg(strstr(set.problems[2], "mapping \"opt\" (#3): field \"o.k\""), "%s",
+                  set.problems[2]);
+    for (size_t i = 0; i < 3; i++)
+        ck_assert(fanout_mapping_problem_applies(&set.details[i], SRC));
+    ck_assert(
+        fanout_mapping_problem_applies(&set.details[1], "arn:aws:kinesis:x:1:stream/z"));
+    ck_assert(
+        !fanout_mapping_problem_applies(&set.details[0], "arn:aws:kinesis:x:1:stream/z"));
+    fanout_mapping_set_clean_up(&set);
+}
+END_TEST
+
+START_TEST(long_id_is_capped_in_messages)
+{
+    /* a 1 MB id: the message still says which field and why */
+    size_t n = 1 << 20;
+    struct fanout_buf b = {0};
+    fanout_buf_append_str(&b, "[{\"sourceArn\":\"" SRC "\",\"id\":\"");
+    for (size_t i = 0; i < n; i++)
+        fanout_buf_append_byte(&b, 'x');
+    fanout_buf_append_str(&b, "\",\"type\":\"file\",\"destination\":\"-\",\"active\":1}]");
+    struct fanout_mapping_set set;
+    char err[512];
+    ck_assert_int_eq(fanout_mapping_set_parse((const char *)b.ptr, b.len, "m.json", &set,
+                                              err, sizeof err),
+                     0);
+    ck_assert_uint_eq(set.problem_count, 1);
+    ck_assert_msg(
+        strstr(set.problems[0], "\xe2\x80\xa6(1048576 bytes)\" (#0): field \"active\""),
+        "%s", set.problems[0]);
+    ck_assert_uint_lt(strlen(set.problems[0]), 600);
+    fanout_mapping_set_clean_up(&set);
+    fanout_buf_free(&b);
+}
+END_TEST
+
 static void s_write(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
@@ -251,6 +314,8 @@ int main(void)
     tcase_add_test(tc, collapse_names);
     tcase_add_test(tc, set_keeps_valid_reports_invalid);
     tcase_add_test(tc, set_document_errors);
+    tcase_add_test(tc, set_refuses_repeated_names_per_mapping);
+    tcase_add_test(tc, long_id_is_capped_in_messages);
     suite_add_tcase(s, tc);
     TCase *st = tcase_create("file-store");
     tcase_add_test(st, file_store_lookup_and_reload);
