@@ -493,8 +493,10 @@ static int s_dup_in(const struct fanout_jnode *obj, struct fanout_arena *a,
         return 0;
     if (n <= S_PAIRWISE_MAX) {
         /* raw spans first: equal raw names are equal; different raw names
-         * can only be equal when one of them has an escape */
+         * can only be equal when one of them has an escape. A signature
+         * (length, first and last byte) rules most pairs out at once. */
         struct s_key keys[S_PAIRWISE_MAX];
+        uint64_t sig[S_PAIRWISE_MAX];
         int any_escaped = 0;
         size_t i = 0;
         for (const struct fanout_jnode *c = obj->child; c; c = c->next, i++) {
@@ -508,10 +510,15 @@ static int s_dup_in(const struct fanout_jnode *obj, struct fanout_arena *a,
                 if (s_key_of(c, a, &keys[i]) != 0)
                     return -1;
         }
+        for (i = 0; i < n; i++)
+            sig[i] = keys[i].len ? (uint64_t)keys[i].len << 16 |
+                                       (uint64_t)(uint8_t)keys[i].p[0] << 8 |
+                                       (uint8_t)keys[i].p[keys[i].len - 1]
+                                 : 0;
         i = 0;
         for (const struct fanout_jnode *c = obj->child; c; c = c->next, i++)
             for (size_t j = 0; j < i; j++)
-                if (s_key_eq(&keys[i], &keys[j])) {
+                if (sig[i] == sig[j] && s_key_eq(&keys[i], &keys[j])) {
                     *dup = c;
                     return 1;
                 }

@@ -600,6 +600,7 @@ static void s_usage(FILE *f)
                "\n"
                "Environment: FANOUT_CONFIG or FANOUT_TABLE, FANOUT_PLUGIN_PATH,\n"
                "FANOUT_MAX_PARALLEL, FANOUT_RETRY_*, FANOUT_AWS_*, FANOUT_LOG_LEVEL,\n"
+               "FANOUT_INVOKE_TIMEOUT_SECONDS, FANOUT_SKIP_INVALID_MAPPINGS,\n"
                "FANOUT_LOG_FORMAT, FANOUT_REPORT_BATCH_ITEM_FAILURES, and the AWS SDKs'\n"
                "AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL[_<SERVICE>] (see the README).\n");
 }
