@@ -790,9 +790,15 @@ static void s_fail_target(struct s_target_run *t, const struct fanout_source_gro
     free(sum->error);
     sum->error = strdup(why);
     sum->records = g->count;
-    char qsrc[FANOUT_QUOTE_SIZE];
-    LOG_ERROR(t->scope, "target failed, %zu records of source %s not delivered: %s",
-              g->count, fanout_quote(qsrc, g->source_arn), why);
+    char qsrc[FANOUT_QUOTE_SIZE], qfirst[FANOUT_QUOTE_SIZE], qlast[FANOUT_QUOTE_SIZE];
+    const char *first = g->count ? g->records[0]->sequence_number : NULL;
+    const char *last = g->count ? g->records[g->count - 1]->sequence_number : NULL;
+    LOG_ERROR(t->scope,
+              "target failed, %zu records of source %s not delivered (sequence numbers %s "
+              "to %s): %s",
+              g->count, fanout_quote(qsrc, g->source_arn),
+              first ? fanout_quote(qfirst, first) : "?",
+              last ? fanout_quote(qlast, last) : "?", why);
     for (size_t i = 0; i < g->count; i++) {
         s_mark_failed(t->run, g->records[i]);
         sum->failed++;

@@ -469,8 +469,8 @@ class InvalidMappings(Base):
         self.assertEqual(len(self.lines("good.jsonl")), 2, err)
         os.unlink(self.path("good.jsonl"))
         self.assertEqual(sorted(self.response()), ["1000", "1001"], err)
-        self.assertIn("target failed, 2 records of source %s not delivered: invalid mapping: "
-                      % source, err)
+        self.assertIn("target failed, 2 records of source %s not delivered (sequence numbers "
+                      "1000 to 1001): invalid mapping: " % source, err)
         self.assertIn(name, err)
         self.assertIn(why, err)
         # the same verdict from validate
@@ -531,7 +531,8 @@ class InvalidMappings(Base):
         self.assertEqual(r.returncode, 1, err)
         self.assertEqual(sorted(self.response()), ["1000", "1001"])
         self.assertIn('mapping "m1" (#1): field "sourceArn": expected the ARN', err)
-        self.assertIn("[m1] target failed, 2 records of source my-stream", err)
+        self.assertIn("[m1] target failed, 2 records of source my-stream not delivered "
+                      "(sequence numbers 1000 to 1001)", err)
         # "good" too is invalid (same sourceArn): no target, nothing sent
         self.assertFalse(os.path.exists(self.path("good.jsonl")))
         # a string that is another source's: not this one's

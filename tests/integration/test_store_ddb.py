@@ -100,8 +100,8 @@ class DynamoDBStore(unittest.TestCase):
         self.assertIn('mapping "stringly"', log)
         self.assertIn('field "active": expected a boolean (DynamoDB BOOL', log)
         self.assertIn('got S "true"', log)
-        self.assertIn("[stringly] target failed, 2 records of source %s not delivered: "
-                      "invalid mapping:" % SOURCE, log)
+        self.assertIn("[stringly] target failed, 2 records of source %s not delivered "
+                      "(sequence numbers 1000 to 1001): invalid mapping:" % SOURCE, log)
         self.assertNotIn("[off-bad] target failed", log)
         self.assertIn("2 records, 3 targets, 2 records failed", log)
         # the opt-out: skipped, loudly
