@@ -373,6 +373,19 @@ static int s_check(struct fanout_engine *e, const struct fanout_mapping *m,
         json_decref(opt_values);
         return -1;
     }
+    /* the limits the plugin sets for this target are part of its verdict
+     * (an option out of its range...): `validate` must see them too */
+    if (p->desc.target_limits) {
+        struct fanout_limits lim = p->desc.limits;
+        why[0] = 0;
+        if (p->desc.target_limits(p->state, &t, &lim, why, sizeof why) != 0) {
+            snprintf(err, err_len, "mapping \"%s\": plugin \"%s\" refused its limits: %s",
+                     id, m->type, why[0] ? why : "no reason given");
+            free(opt_block);
+            json_decref(opt_values);
+            return -1;
+        }
+    }
     *pp = p;
     if (block) {
         *block = opt_block;

@@ -516,6 +516,8 @@ class InvalidMappings(Base):
              'plugin "nosuchplugin" not found'),
             (mapping("p4", "flaky", "relative"), 'mapping "p4"',
              'field "destination": expected an absolute path'),
+            (mapping("p5", "flaky", "/tmp/x.log", maxBytes=-1), 'mapping "p5"',
+             'plugin "flaky" refused its limits: maxBytes must not be negative'),
         ]
         for bad, name, why in cases:
             with self.subTest(bad=bad):
