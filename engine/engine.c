@@ -1058,6 +1058,8 @@ out:
     free(run.raw_failed);
     free(run.units);
     fanout_event_clean_up(&ev);
+    if (rc < 0)
+        fanout_result_clean_up(res); /* the caller only cleans up a result */
     return rc;
 }
 
