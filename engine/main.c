@@ -440,6 +440,20 @@ static int s_cmd_plugins(int argc, char **argv)
 
 /* ---- validate ---- */
 
+/* One line of the report: control characters (from a mapping's own
+ * strings) shown as \xNN, never sent to the terminal. */
+static void s_print_line(const char *prefix, const char *text)
+{
+    fputs(prefix, stdout);
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            printf("\\x%02x", *p);
+        else
+            putchar(*p);
+    }
+    putchar('\n');
+}
+
 static int s_cmd_validate(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -495,10 +509,10 @@ static int s_cmd_validate(int argc, char **argv)
     }
     size_t problems = set->problem_count;
     for (size_t i = 0; i < set->problem_count; i++)
-        printf("invalid: %s\n", set->problems[i]);
+        s_print_line("invalid: ", set->problems[i]);
     for (size_t i = 0; i < set->count; i++) {
         if (fanout_engine_check_mapping(e, set->items[i], err, sizeof err) != 0) {
-            printf("invalid: %s\n", err);
+            s_print_line("invalid: ", err);
             problems++;
         }
     }

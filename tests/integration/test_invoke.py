@@ -771,6 +771,10 @@ class LogQuotes(Base):
         self.assertEqual(r.returncode, 1, err)
         self.check_lines(err, False)
         self.assertIn("evil\\x1b[31m\\x0d INFO fake line\\x07", err)
+        v = self.run_fanout(["validate", "--config", self.path("mappings.json")])
+        self.assertEqual(v.returncode, 2)
+        self.check_lines(v.stdout.decode(), False)
+        self.assertIn("evil\\x1b[31m\\x0d\\x0aINFO fake line\\x07", v.stdout.decode())
         r = self.invoke(maps, kinesis_event([("a", b"one")]), env={"FANOUT_LOG_FORMAT": "json"})
         self.check_lines(r.stderr.decode(), True)
         scopes = [json.loads(x).get("scope") for x in r.stderr.decode().splitlines()]
