@@ -4,7 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "util.h"
+
+#include <stdio.h>
+#include <unistd.h>
 
 static char *s_b64(const char *in, size_t n)
 {
@@ -161,6 +165,74 @@ START_TEST(buf_and_arena)
 }
 END_TEST
 
+START_TEST(quote_caps_and_marks)
+{
+    char buf[FANOUT_QUOTE_SIZE];
+    const char *s = "short";
+    ck_assert_ptr_eq(fanout_quote(buf, s), s);
+    ck_assert_str_eq(fanout_quote(buf, NULL), "");
+    char big[1000];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    big[FANOUT_QUOTE_MAX] = 0;
+    ck_assert_ptr_eq(fanout_quote(buf, big), big); /* exactly the cap: as is */
+    big[FANOUT_QUOTE_MAX] = 'a';
+    const char *q = fanout_quote(buf, big);
+    ck_assert_ptr_eq(q, buf);
+    ck_assert_uint_eq(strspn(q, "a"), FANOUT_QUOTE_MAX);
+    ck_assert_str_eq(q + FANOUT_QUOTE_MAX, "\xe2\x80\xa6(999 bytes)");
+    /* a cut never splits a UTF-8 character */
+    for (size_t i = 1; i + 1 < sizeof big - 1; i += 2) { /* odd: 0xa9 at the cap */
+        big[i] = (char)0xc3;
+        big[i + 1] = (char)0xa9;
+    }
+    q = fanout_quote(buf, big);
+    size_t kept = strlen(q) - strlen(strstr(q, "\xe2\x80\xa6("));
+    ck_assert_uint_le(kept, FANOUT_QUOTE_MAX);
+    ck_assert(fanout_utf8_valid((const uint8_t *)q, strlen(q)));
+}
+END_TEST
+
+static char *s_logged(int json, const char *scope, const char *msg)
+{
+    FILE *f = tmpfile();
+    ck_assert_ptr_nonnull(f);
+    fanout_log_set(FANOUT_LOG_INFO, json);
+    fanout_log_set_fd(fileno(f));
+    fanout_log(FANOUT_LOG_ERROR, scope, "%s", msg);
+    fanout_log_set_fd(-1);
+    long n = ftell(f) >= 0 ? lseek(fileno(f), 0, SEEK_END) : 0;
+    char *out = calloc(1, (size_t)n + 1);
+    ck_assert_int_eq(pread(fileno(f), out, (size_t)n, 0), n);
+    fclose(f);
+    return out;
+}
+
+START_TEST(log_escapes_and_caps)
+{
+    char *t = s_logged(0, "id\x1b[2J", "a\rb\nc\td\x7f");
+    ck_assert_msg(strstr(t, "[id\\x1b[2J] a\\x0db c\\x09d\\x7f\n"), "%s", t);
+    ck_assert_ptr_null(strchr(t, '\x1b'));
+    free(t);
+    t = s_logged(1, "id\x1b", "a\rb\x01");
+    ck_assert_msg(strstr(t, "\"scope\":\"id\\u001b\",\"message\":\"a\\rb\\u0001\"}"), "%s",
+                  t);
+    free(t);
+    /* a 1 MB scope (a mapping id) is capped, in both formats */
+    size_t n = 1 << 20;
+    char *scope = malloc(n + 1);
+    memset(scope, 's', n);
+    scope[n] = 0;
+    for (int json = 0; json < 2; json++) {
+        t = s_logged(json, scope, "m");
+        ck_assert_uint_lt(strlen(t), 600);
+        ck_assert_msg(strstr(t, "\xe2\x80\xa6(1048576 bytes)"), "%s", t);
+        free(t);
+    }
+    free(scope);
+}
+END_TEST
+
 START_TEST(type_names)
 {
     ck_assert(fanout_valid_type_name("sqs"));
@@ -192,6 +264,8 @@ int main(void)
     tcase_add_test(tc, json_string_escaping);
     tcase_add_test(tc, buf_and_arena);
     tcase_add_test(tc, type_names);
+    tcase_add_test(tc, quote_caps_and_marks);
+    tcase_add_test(tc, log_escapes_and_caps);
     suite_add_tcase(s, tc);
     return fanout_check_run(s);
 }
