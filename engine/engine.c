@@ -600,9 +600,9 @@ static const char *s_status_name(int st)
 
 /* Why a message failed for good. The engine's count of attempts is the
  * only one stated (the AWS client does not add its own): "failed: <code>:
- * <msg> (attempt 2; not retryable)", "retryable failure: <code>: <msg>
- * (gave up after 4 attempts)". `tail`, when given, says why it gave up
- * early. */
+ * <msg> (2 attempts)" for a permanent failure, "retryable failure: <code>:
+ * <msg> (gave up after 4 attempts)" when retries ran out. `tail`, when
+ * given, says why it gave up early. */
 static void s_outcome_reason(char *out, size_t n, const struct fanout_outcome *o,
                              unsigned attempts, const char *tail)
 {
@@ -616,8 +616,9 @@ static void s_outcome_reason(char *out, size_t n, const struct fanout_outcome *o
     if (o->status == FANOUT_RETRY || o->status == FANOUT_THROTTLED)
         w = snprintf(count, sizeof count, "gave up after %u attempt%s%s%s", attempts,
                      attempts == 1 ? "" : "s", tail ? ": " : "", tail ? tail : "");
-    else
-        w = snprintf(count, sizeof count, "attempt %u; not retryable", attempts);
+    else /* permanent: the attempt that got that answer was the last */
+        w = snprintf(count, sizeof count, "%u attempt%s", attempts,
+                     attempts == 1 ? "" : "s");
     (void)w;
     w = snprintf(out, n, "%s%s%s%s%s (%s)", s_status_name(o->status), code[0] ? ": " : "",
                  code, msg[0] ? ": " : "", msg, count);
