@@ -216,7 +216,7 @@ class FirehoseTest(unittest.TestCase):
         err = r.stderr.decode()
         self.assertEqual(failed, ["1000"])
         self.assertIn("sequence number 1000: throttled: ServiceUnavailableException: "
-                      "Slow down. (3 attempts)", err)
+                      "Slow down. (gave up after 3 attempts)", err)
         self.assertEqual(self.datas("fh-err"), [b"2"])
 
     def test_throttling_500_reset_and_timeout(self):

@@ -455,7 +455,7 @@ class KinesisTest(unittest.TestCase):
         self.assertEqual(r.returncode, 1, err)
         self.assertEqual(sorted(failed), ["1000", "1002"])
         self.assertIn("sequence number 1000: throttled: ProvisionedThroughputExceededException"
-                      ": injected ProvisionedThroughputExceededException (2 attempts)", err)
+                      ": injected ProvisionedThroughputExceededException (gave up after 2 attempts)", err)
         self.assertIn("sequence number 1002: failed: SomethingPermanentException", err)
         self.assertEqual([d for _, _, d in self.fake.written], [b"2"])
         self.assertEqual(len(self.fake.requests), 2)

@@ -650,7 +650,7 @@ class MemcachedPlugin(unittest.TestCase):
         self.assertEqual(sorted(failed), ["1000", "1001"])
         self.assertIn("DiscoveryFailed: cluster discovery failed: cannot connect to "
                       "127.0.0.1:%d: Connection refused" % port, err)
-        self.assertIn("(4 attempts)", err)
+        self.assertIn("(gave up after 4 attempts)", err)
 
     # ---- auto-discovery ----
 
