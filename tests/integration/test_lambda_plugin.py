@@ -234,7 +234,7 @@ class LambdaPlugin(unittest.TestCase):
         err = r.stderr.decode()
         self.assertIn("throttled: TooManyRequestsException", err)
         self.assertIn("ReservedFunctionConcurrentInvocationLimitExceeded", err)
-        self.assertIn("(2 attempts)", err)
+        self.assertIn("(gave up after 2 attempts)", err)
         self.assertEqual(self.received("fn"), [])
 
     def test_500_retried_and_for_good(self):

@@ -535,7 +535,7 @@ class RedisPlugin(unittest.TestCase):
         self.assertEqual(r.returncode, 1, err)
         self.assertEqual(failed, ["1000", "1001"])
         self.assertIn("retryable failure: OOM: OOM command not allowed", err)
-        self.assertIn("(4 attempts)", err)
+        self.assertIn("(gave up after 4 attempts)", err)
 
     def test_busy_script_is_retried_until_it_ends(self):
         srv = self.server("--busy-reply-threshold", "50")
@@ -610,7 +610,7 @@ class RedisPlugin(unittest.TestCase):
         self.assertEqual(r.returncode, 1, err)
         self.assertEqual(failed, ["1000", "1001"])
         self.assertIn("cannot connect to 127.0.0.1:%d: Connection refused" % srv.port, err)
-        self.assertIn("(4 attempts)", err)
+        self.assertIn("(gave up after 4 attempts)", err)
 
     def test_no_reply_times_out(self):
         silent = socket.socket()
@@ -628,7 +628,7 @@ class RedisPlugin(unittest.TestCase):
         err = r.stderr.decode()
         self.assertEqual(r.returncode, 1, err)
         self.assertIn("no reply from 127.0.0.1:%d within 200 ms (timeoutMs)" % port, err)
-        self.assertIn("(2 attempts)", err)
+        self.assertIn("(gave up after 2 attempts)", err)
         self.assertLess(took, 10)
 
     def test_connection_dropped_mid_pipeline_resends_only_lost(self):
