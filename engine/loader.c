@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -374,7 +375,9 @@ static size_t s_symbol_size(void *handle, const void *sym, const char **other)
  * target checked) must be owned by root or the effective user and not be
  * writable by group or others. A directory with the sticky bit (/tmp) may
  * be writable by others: there nobody but a file's owner can rename or
- * remove it, so the file's own rules still protect it.
+ * remove it, so the file's own rules still protect it. Nor do the rules
+ * apply on a read-only mount (fstatvfs ST_RDONLY): nobody can change what
+ * is there.
  *
  * The walk goes down from / with O_PATH|O_NOFOLLOW descriptors, each
  * directory checked with fstat before the next component is opened under
@@ -389,10 +392,16 @@ static int s_trusted_uid(uid_t uid)
     return uid == 0 || uid == geteuid();
 }
 
-/* Appends to `why` what is wrong with `st` (the object at `path`). */
-static void s_judge_stat(struct fanout_buf *why, const char *path, const struct stat *st,
-                         int is_dir)
+/* Appends to `why` what is wrong with the object at `path`, open as `fd`
+ * (`st` its fstat). On a read-only mount nobody can change it, whatever its
+ * owner and mode say (a Lambda layer under /opt, whose zip may carry any
+ * mode): no rule applies there. */
+static void s_judge_stat(struct fanout_buf *why, const char *path, int fd,
+                         const struct stat *st, int is_dir)
 {
+    struct statvfs vfs;
+    if (fstatvfs(fd, &vfs) == 0 && (vfs.f_flag & ST_RDONLY))
+        return;
     const char *what = is_dir ? "directory" : "file";
     if (!s_trusted_uid(st->st_uid))
         fanout_buf_appendf(why,
@@ -424,7 +433,7 @@ static int s_open_checked(const char *real, struct fanout_buf *why)
             close(dfd);
         return -1;
     }
-    s_judge_stat(why, "/", &st, 1);
+    s_judge_stat(why, "/", dfd, &st, 1);
     const char *p = real;
     while (*p == '/')
         p++;
@@ -449,7 +458,7 @@ static int s_open_checked(const char *real, struct fanout_buf *why)
                 close(dfd);
             return -1;
         }
-        s_judge_stat(why, shown ? shown : real, &st, 1);
+        s_judge_stat(why, shown ? shown : real, dfd, &st, 1);
         free(name);
         free(shown);
         p = slash + 1;
@@ -478,7 +487,7 @@ static int s_open_checked(const char *real, struct fanout_buf *why)
             close(fd);
         return -1;
     }
-    s_judge_stat(why, real, &st, 0);
+    s_judge_stat(why, real, fd, &st, 0);
     return fd;
 }
 

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -1054,6 +1055,39 @@ START_TEST(test_perm_opt_out)
 }
 END_TEST
 
+/* On a read-only mount nobody can change a plugin, whatever its mode and
+ * owner say (a Lambda layer's zip may carry 0777): it loads. */
+START_TEST(test_perm_read_only_mount)
+{
+    unsetenv("FANOUT_ALLOW_INSECURE_PLUGINS");
+    char *tmp = s_secure_tmp();
+    char *d = s_mkdir_in(tmp, "layer", 0755);
+    if (mount("fanout-test", d, "tmpfs", 0, "mode=0777,size=16m") != 0) {
+        fprintf(stderr,
+                "test_perm_read_only_mount: cannot mount a tmpfs (%s): not tested\n",
+                strerror(errno));
+        s_rm_tree(tmp);
+        free(d);
+        free(tmp);
+        return;
+    }
+    char *f = s_plant(d, 0666);
+    if (geteuid() == 0)
+        ck_assert_int_eq(chown(f, NOBODY, NOBODY), 0);
+    /* writable: refused */
+    ck_refused(d, "is writable by group and others (mode 0666)",
+               "is writable by group and others (mode 0777, no sticky bit)");
+    ck_assert_msg(mount("fanout-test", d, "tmpfs", MS_REMOUNT | MS_RDONLY, "") == 0, "%s",
+                  strerror(errno));
+    ck_loads(d);
+    ck_assert_int_eq(umount2(d, MNT_DETACH), 0);
+    free(f);
+    free(d);
+    s_rm_tree(tmp);
+    free(tmp);
+}
+END_TEST
+
 /* `fanout plugins` lists the refusal with the rest. */
 START_TEST(test_perm_scan)
 {
@@ -1242,6 +1276,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_perm_directories);
     tcase_add_test(tc, test_perm_owners);
     tcase_add_test(tc, test_perm_opt_out);
+    tcase_add_test(tc, test_perm_read_only_mount);
     tcase_add_test(tc, test_perm_scan);
     tcase_add_test(tc, test_perm_loads_what_was_checked);
     suite_add_tcase(s, tc);
