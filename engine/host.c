@@ -28,7 +28,9 @@ static const struct fanout_host s_host = {
     .log_enabled = s_log_enabled,
     .now_ms = s_now_ms,
     .remaining_ms = fanout_runtime_remaining_ms,
-    .aws_call = fanout_aws_call,
+    /* One attempt per request: the engine owns the retries of record
+     * sends (client.h). */
+    .aws_call = fanout_aws_call_once,
     .aws_response_clean_up = fanout_aws_response_clean_up,
     .aws_response_header = fanout_aws_response_header,
     .aws_endpoint = fanout_aws_endpoint,

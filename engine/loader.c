@@ -6,6 +6,8 @@
 
 #include <dirent.h>
 #include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <link.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -13,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "util.h"
@@ -42,6 +46,10 @@ struct loader_entry {
     char *type_copy; /* owned; pub.type points here */
     char *path_copy; /* owned, NULL when not found; pub.path points here */
     char *refusal;   /* owned, NULL when loaded */
+    /* The checked file, held open while its library may be mapped: the
+     * library was opened as /proc/self/fd/N, and glibc matches later
+     * dlopen calls by that name, so N must not be reused meanwhile. */
+    int fd;
 };
 
 struct fanout_loader {
@@ -357,6 +365,157 @@ static size_t s_symbol_size(void *handle, const void *sym, const char **other)
     return size;
 }
 
+/* ---- file permissions --------------------------------------------------- */
+
+/* Code in a plugin runs with fanout's credentials, so whoever can change
+ * which code a plugin file holds must be someone fanout already trusts:
+ * root or the effective user running it. As OpenSSH's StrictModes
+ * (safe_path) and sudo do for their files, the file and every directory
+ * from / down to it (on its resolved path: a symlink is followed and its
+ * target checked) must be owned by root or the effective user and not be
+ * writable by group or others. A directory with the sticky bit (/tmp) may
+ * be writable by others: there nobody but a file's owner can rename or
+ * remove it, so the file's own rules still protect it. Nor do the rules
+ * apply on a read-only mount (fstatvfs ST_RDONLY): nobody can change what
+ * is there.
+ *
+ * The walk goes down from / with O_PATH|O_NOFOLLOW descriptors, each
+ * directory checked with fstat before the next component is opened under
+ * it, and the file is opened under the last one: what is checked is what
+ * is opened, whatever happens to the names meanwhile, and the library is
+ * then loaded from that descriptor (/proc/self/fd/N). */
+
+#define INSECURE_ENV "FANOUT_ALLOW_INSECURE_PLUGINS"
+
+static int s_trusted_uid(uid_t uid)
+{
+    return uid == 0 || uid == geteuid();
+}
+
+/* Appends to `why` what is wrong with the object at `path`, open as `fd`
+ * (`st` its fstat). On a read-only mount nobody can change it, whatever its
+ * owner and mode say (a Lambda layer under /opt, whose zip may carry any
+ * mode): no rule applies there. */
+static void s_judge_stat(struct fanout_buf *why, const char *path, int fd,
+                         const struct stat *st, int is_dir)
+{
+    struct statvfs vfs;
+    if (fstatvfs(fd, &vfs) == 0 && (vfs.f_flag & ST_RDONLY))
+        return;
+    const char *what = is_dir ? "directory" : "file";
+    if (!s_trusted_uid(st->st_uid))
+        fanout_buf_appendf(why,
+                           "%s%s %s is owned by uid %lu, not by root or uid %lu "
+                           "that runs fanout",
+                           why->len ? "; " : "", what, path, (unsigned long)st->st_uid,
+                           (unsigned long)geteuid());
+    mode_t w = st->st_mode & (S_IWGRP | S_IWOTH);
+    if (w && !(is_dir && (st->st_mode & S_ISVTX)))
+        fanout_buf_appendf(why, "%s%s %s is writable by %s (mode %04o%s)",
+                           why->len ? "; " : "", what, path,
+                           w == (S_IWGRP | S_IWOTH) ? "group and others"
+                           : w == S_IWGRP           ? "group"
+                                                    : "others",
+                           (unsigned)(st->st_mode & 07777),
+                           is_dir ? ", no sticky bit" : "");
+}
+
+/* Opens `real` (absolute, no symlinks: realpath's output) for loading.
+ * Returns the descriptor, with the broken rules in `why` (empty when none);
+ * or -1 with the reason in `why` when it cannot be opened at all. */
+static int s_open_checked(const char *real, struct fanout_buf *why)
+{
+    struct stat st;
+    int dfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || fstat(dfd, &st) != 0) {
+        fanout_buf_appendf(why, "cannot open /: %s", strerror(errno));
+        if (dfd >= 0)
+            close(dfd);
+        return -1;
+    }
+    s_judge_stat(why, "/", dfd, &st, 1);
+    const char *p = real;
+    while (*p == '/')
+        p++;
+    for (;;) {
+        const char *slash = strchr(p, '/');
+        if (!slash)
+            break;
+        char *name = strndup(p, (size_t)(slash - p));
+        char *shown = strndup(real, (size_t)(slash - real));
+        int nfd =
+            name ? openat(dfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
+        int saved = errno;
+        close(dfd);
+        dfd = nfd;
+        if (dfd < 0 || fstat(dfd, &st) != 0) {
+            fanout_buf_appendf(why, "%scannot open directory %s: %s", why->len ? "; " : "",
+                               shown ? shown : real,
+                               strerror(dfd < 0 ? (name ? saved : ENOMEM) : errno));
+            free(name);
+            free(shown);
+            if (dfd >= 0)
+                close(dfd);
+            return -1;
+        }
+        s_judge_stat(why, shown ? shown : real, dfd, &st, 1);
+        free(name);
+        free(shown);
+        p = slash + 1;
+        while (*p == '/')
+            p++;
+    }
+    /* Not a FIFO or a device: look before opening, then check again. */
+    if (fstatat(dfd, p, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        fanout_buf_appendf(why, "%scannot stat %s: %s", why->len ? "; " : "", real,
+                           strerror(errno));
+        close(dfd);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        fanout_buf_appendf(why, "%s%s is not a regular file", why->len ? "; " : "", real);
+        close(dfd);
+        return -1;
+    }
+    int fd = openat(dfd, p, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    int saved = errno;
+    close(dfd);
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        fanout_buf_appendf(why, "%scannot open %s: %s", why->len ? "; " : "", real,
+                           fd < 0 ? strerror(saved) : "not a regular file");
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    s_judge_stat(why, real, fd, &st, 0);
+    return fd;
+}
+
+/* The opt-out, read at each load so that each use is logged. */
+static int s_insecure_allowed(void)
+{
+    const char *v = getenv(INSECURE_ENV);
+    return v && strcmp(v, "1") == 0;
+}
+
+/* Closes the descriptor a library was loaded from, unless that library
+ * is still mapped (dlclose does not unmap a library marked NODELETE, or
+ * one with unique symbols): then its name must stay unique, and the
+ * descriptor is kept for the life of the process. */
+static void s_release_fd(int fd, const char *load_path)
+{
+    if (fd < 0)
+        return;
+    if (strncmp(load_path, "/proc/self/fd/", 14) == 0) {
+        void *still = dlopen(load_path, RTLD_NOW | RTLD_NOLOAD);
+        if (still) {
+            dlclose(still);
+            return;
+        }
+    }
+    close(fd);
+}
+
 /* ---- loading ----------------------------------------------------------- */
 
 /* Opens and checks `path`; fills e->handle and e->pub, or e->refusal. */
@@ -366,18 +525,74 @@ static void s_load(struct fanout_loader *l, struct loader_entry *e)
     char where[4096 + 128];
     snprintf(where, sizeof where, "plugin \"%s\": %s", type, path);
 
-    dlerror();
-    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        const char *why = dlerror();
-        size_t plen = strlen(path);
-        /* glibc prefixes its message with the path: say it once. */
-        if (why && strncmp(why, path, plen) == 0 && strncmp(why + plen, ": ", 2) == 0)
-            why += plen + 2;
-        e->refusal = s_format("plugin \"%s\": cannot load %s: %s", type, path,
-                              why ? why : "dlopen failed");
+    char *real = realpath(path, NULL);
+    if (!real) {
+        e->refusal = s_format("%s: cannot resolve its path: %s", where, strerror(errno));
         return;
     }
+    struct fanout_buf bad = {0};
+    int fd = s_open_checked(real, &bad);
+    if (fd < 0 || bad.len) {
+        if (fd < 0)
+            e->refusal = s_format("%s: cannot check who may change it: %s", where,
+                                  bad.ptr ? (const char *)bad.ptr : "?");
+        else if (!s_insecure_allowed())
+            e->refusal = s_format(
+                "%s is refused: %s (code in a plugin runs with fanout's credentials, so "
+                "only root or uid %lu that runs fanout may be able to change the file or "
+                "a directory above it; fix the owner or mode, or set " INSECURE_ENV
+                "=1 for development)",
+                where, (const char *)bad.ptr, (unsigned long)geteuid());
+        if (e->refusal) {
+            if (fd >= 0)
+                close(fd);
+            fanout_buf_free(&bad);
+            free(real);
+            return;
+        }
+        fanout_log(FANOUT_LOG_WARN, "loader",
+                   "%s: loading it although %s (" INSECURE_ENV "=1: for development only; "
+                   "anyone who can change it runs code with fanout's credentials)",
+                   where, (const char *)bad.ptr);
+    }
+    fanout_buf_free(&bad);
+
+    /* Load what was checked: through the descriptor, when /proc is there;
+     * else by the resolved name, and compare the file loaded with it. */
+    char load_path[64];
+    snprintf(load_path, sizeof load_path, "/proc/self/fd/%d", fd);
+    int by_fd = access(load_path, F_OK) == 0;
+    dlerror();
+    void *h = dlopen(by_fd ? load_path : real, RTLD_NOW | RTLD_LOCAL);
+    if (h && !by_fd) {
+        struct stat a, b;
+        if (fstat(fd, &a) != 0 || stat(real, &b) != 0 || a.st_dev != b.st_dev ||
+            a.st_ino != b.st_ino) {
+            dlclose(h);
+            e->refusal = s_format("%s: %s changed while it was loaded", where, real);
+            close(fd);
+            free(real);
+            return;
+        }
+    }
+    if (!h) {
+        const char *why = dlerror();
+        /* glibc prefixes its message with the name opened: say it once. */
+        const char *names[] = {load_path, real, path};
+        for (size_t i = 0; why && i < sizeof names / sizeof *names; i++) {
+            size_t plen = strlen(names[i]);
+            if (strncmp(why, names[i], plen) == 0 && strncmp(why + plen, ": ", 2) == 0) {
+                why += plen + 2;
+                break;
+            }
+        }
+        e->refusal = s_format("plugin \"%s\": cannot load %s: %s", type, path,
+                              why ? why : "dlopen failed");
+        s_release_fd(fd, by_fd ? load_path : real);
+        free(real);
+        return;
+    }
+    free(real);
 
     dlerror();
     const struct fanout_plugin *d = dlsym(h, FANOUT_PLUGIN_SYMBOL);
@@ -432,6 +647,9 @@ static void s_load(struct fanout_loader *l, struct loader_entry *e)
         }
         if (!e->refusal) {
             e->handle = h;
+            e->fd = by_fd ? fd : -1;
+            if (!by_fd)
+                close(fd);
             fanout_log(FANOUT_LOG_INFO, "loader",
                        "loaded plugin \"%s\" %s (ABI %u.%u) from %s", type,
                        e->pub.desc.version ? e->pub.desc.version : "(no version)",
@@ -445,6 +663,9 @@ static void s_load(struct fanout_loader *l, struct loader_entry *e)
     memset(&e->pub.desc, 0, sizeof e->pub.desc);
     e->pub.state = NULL;
     dlclose(h);
+    s_release_fd(by_fd ? fd : -1, load_path);
+    if (!by_fd)
+        close(fd);
 }
 
 static struct loader_entry *s_find(struct fanout_loader *l, const char *type)
@@ -468,6 +689,7 @@ static struct loader_entry *s_get_locked(struct fanout_loader *l, const char *ty
         return NULL;
     }
     e->pub.type = e->type_copy;
+    e->fd = -1;
 
     for (size_t i = 0; i < l->ndirs && !e->path_copy; i++) {
         char *path = s_format("%s/%s.so", l->dirs[i], type);
@@ -546,6 +768,11 @@ void fanout_loader_destroy(struct fanout_loader *l)
             if (e->pub.desc.fini)
                 e->pub.desc.fini(e->pub.state);
             dlclose(e->handle);
+            if (e->fd >= 0) {
+                char load_path[64];
+                snprintf(load_path, sizeof load_path, "/proc/self/fd/%d", e->fd);
+                s_release_fd(e->fd, load_path);
+            }
         }
         free(e->refusal);
         free(e->path_copy);

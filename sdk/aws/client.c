@@ -1,7 +1,15 @@
-/* One AWS call for plugins: endpoint, region, credentials, SigV4, HTTP,
- * retries and error parsing. Requests of one call go out together (one
- * multi transfer per round); the ones that fail retryably go again in the
- * next round after a full-jitter backoff, inside the invocation's deadline. */
+/* One AWS call: endpoint, region, credentials, SigV4, HTTP and error
+ * parsing. Requests of one call go out together (one multi transfer per
+ * round).
+ *
+ * Who retries (see client.h): fanout_aws_call, for the engine's own calls
+ * (mapping store, management commands), sends again the requests that fail
+ * retryably, in the next round after a full-jitter backoff, inside the
+ * invocation's deadline. fanout_aws_call_once, the host table's aws_call
+ * that plugins send records with, makes one attempt and returns the
+ * throttled or retryable outcome: the engine owns the retries of record
+ * sends, so a throttled send goes out FANOUT_RETRY_ATTEMPTS times, not
+ * that many times FANOUT_AWS_MAX_ATTEMPTS. */
 #include "client.h"
 
 #include <errno.h>
@@ -52,7 +60,8 @@ struct s_call {
     char base_path[256]; /* a path prefix of the endpoint URL, or "" */
     const char *signing_name;
     int done;
-    int refreshed; /* credentials refreshed after an expired-token error */
+    unsigned max_attempts; /* 1 for record sends: the engine retries them */
+    int refreshed;         /* credentials refreshed after an expired-token error */
     unsigned delay_ms;
     int64_t started_ms;
     /* this round */
@@ -303,24 +312,31 @@ static void s_judge(struct s_call *c, unsigned *seed)
     }
     enum fanout_aws_result res =
         k == FANOUT_RETRY_THROTTLE ? FANOUT_AWS_THROTTLED : FANOUT_AWS_RETRYABLE;
+    if (c->max_attempts == 1) {
+        /* A record send: the engine retries it and counts the attempts. */
+        if (h->status)
+            s_finish(c, res, code, "%s%s(HTTP %ld)", msg, msg[0] ? " " : "", h->status);
+        else
+            s_finish(c, res, code, "no response: %s", msg[0] ? msg : "?");
+        return;
+    }
     unsigned delay = fanout_retry_delay_ms(&s_policy, c->resp->attempts, seed);
     int64_t elapsed = s_now_ms() - c->started_ms;
     int out_of_time = s_remaining_ms() - s_margin_ms < (int64_t)delay + 1 ||
                       (c->req->timeout_ms > 0 && elapsed + delay >= c->req->timeout_ms);
-    if (c->resp->attempts >= s_policy.max_attempts || out_of_time) {
-        s_finish(c, res, code, "%s%s(%s after %u attempt%s)", msg, msg[0] ? " " : "",
-                 h->status ? "HTTP status" : "no response", c->resp->attempts,
-                 c->resp->attempts == 1 ? "" : "s");
+    if (c->resp->attempts >= c->max_attempts || out_of_time) {
         if (h->status)
-            snprintf(c->resp->error_message + strlen(c->resp->error_message),
-                     sizeof c->resp->error_message - strlen(c->resp->error_message),
-                     " [HTTP %ld]", h->status);
+            s_finish(c, res, code, "%s%s(HTTP %ld, %u attempt%s)", msg, msg[0] ? " " : "",
+                     h->status, c->resp->attempts, c->resp->attempts == 1 ? "" : "s");
+        else
+            s_finish(c, res, code, "no response after %u attempt%s: %s", c->resp->attempts,
+                     c->resp->attempts == 1 ? "" : "s", msg[0] ? msg : "?");
         return;
     }
     c->delay_ms = delay;
     LOG_DEBUG("aws", "%s %s: %s (%s), attempt %u of %u; retrying in %u ms", c->req->service,
               c->host, k == FANOUT_RETRY_THROTTLE ? "throttled" : "transient failure",
-              code[0] ? code : "?", c->resp->attempts, s_policy.max_attempts, delay);
+              code[0] ? code : "?", c->resp->attempts, c->max_attempts, delay);
 }
 
 static void s_sleep_ms(unsigned ms)
@@ -330,8 +346,8 @@ static void s_sleep_ms(unsigned ms)
         ;
 }
 
-int fanout_aws_call(const struct fanout_aws_request *const *reqs,
-                    struct fanout_aws_response *const *resps, size_t n)
+static int s_call(const struct fanout_aws_request *const *reqs,
+                  struct fanout_aws_response *const *resps, size_t n, unsigned max_attempts)
 {
     struct s_call *calls = calloc(n ? n : 1, sizeof *calls);
     const struct fanout_http_request **hr = calloc(n ? n : 1, sizeof *hr);
@@ -360,6 +376,7 @@ int fanout_aws_call(const struct fanout_aws_request *const *reqs,
     for (size_t i = 0; i < n; i++) {
         calls[i].req = reqs[i];
         calls[i].resp = resps[i];
+        calls[i].max_attempts = max_attempts;
         if (s_prepare(&calls[i]) != 0)
             rc = -1;
     }
@@ -415,6 +432,18 @@ int fanout_aws_call(const struct fanout_aws_request *const *reqs,
     free(hs);
     free(idx);
     return rc;
+}
+
+int fanout_aws_call(const struct fanout_aws_request *const *reqs,
+                    struct fanout_aws_response *const *resps, size_t n)
+{
+    return s_call(reqs, resps, n, s_policy.max_attempts);
+}
+
+int fanout_aws_call_once(const struct fanout_aws_request *const *reqs,
+                         struct fanout_aws_response *const *resps, size_t n)
+{
+    return s_call(reqs, resps, n, 1);
 }
 
 void fanout_aws_response_clean_up(struct fanout_aws_response *r)

@@ -52,6 +52,12 @@
 /* And the refresh is tried again no sooner than this (or a quarter of what
  * is left), so a failing STS is not asked on every call. */
 #define RETRY_AFTER_MS 10000
+/* A fetch that failed with nothing usable to fall back on is not tried
+ * again before this: its error is the answer meanwhile. So a throttled or
+ * failing STS sees one bounded burst of attempts (FANOUT_AWS_MAX_ATTEMPTS)
+ * per this period, however many sends, batches, targets or engine retries
+ * ask for the same credentials. */
+#define FAILURE_HOLD_MS 5000
 /* STS AssumeRole limits [aws-facts 3]. */
 #define DEFAULT_DURATION_S 3600
 #define MIN_DURATION_S     900
@@ -943,6 +949,7 @@ struct cred_entry {
     int last_failed;        /* the last fetch failed ... */
     char last_err[ERR_LEN]; /* ... with this */
     int64_t retry_after_ms; /* no new early refresh before this */
+    int64_t failed_ms;      /* when the last fetch failed with nothing usable */
 };
 
 static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -1351,6 +1358,16 @@ static int s_get(const char *role_arn, const char *external_id, const char *regi
         pthread_mutex_unlock(&s_lock);
         return rc;
     }
+    if (e->last_failed && !s_usable(e, now) && now >= e->failed_ms &&
+        now - e->failed_ms < FAILURE_HOLD_MS) {
+        /* It failed a moment ago, and asking again at once would only
+         * multiply the requests: the same answer, until the hold is over
+         * (even for `force`: that fetch is as fresh as one can be). */
+        s_set_err(err, err_len, "%s (failed %" PRId64 " ms ago; not asked again for %d s)",
+                  e->last_err, now - e->failed_ms, FAILURE_HOLD_MS / 1000);
+        pthread_mutex_unlock(&s_lock);
+        return -1;
+    }
     if (!force && s_usable(e, now) && now < e->retry_after_ms) {
         /* An early refresh failed a moment ago: not again yet. */
         *out = e->creds;
@@ -1395,6 +1412,7 @@ static int s_get(const char *role_arn, const char *external_id, const char *regi
                      e->role_arn ? e->role_arn : "", left / 1000, ferr);
             *out = e->creds;
         } else {
+            e->failed_ms = now;
             s_set_err(err, err_len, "%s", ferr);
             rc = -1;
         }

@@ -22,7 +22,15 @@ struct fanout_credentials {
  * refresh margin (FANOUT_CREDENTIALS_REFRESH_SECONDS, default 300, or a
  * quarter of the lifetime when shorter) is left; `force` refreshes now
  * (after an expired-token error). Thread-safe. Returns 0, or -1 with err
- * (never containing a secret). */
+ * (never containing a secret).
+ *
+ * Retries: one fetch at a time per key, shared by every caller waiting for
+ * it; STS and the container endpoint are retried inside that fetch (up to
+ * FANOUT_AWS_MAX_ATTEMPTS, within the deadline), as nothing else retries
+ * them. A fetch that failed with no usable credentials to fall back on is
+ * not repeated for 5 s: its error is returned meanwhile, `force` included,
+ * so the engine's retries of record sends, other batches and other targets
+ * of the same role do not multiply the requests to STS. */
 int fanout_credentials_get(const char *role_arn, const char *external_id,
                            const char *region, int force, struct fanout_credentials *out,
                            char *err, size_t err_len);

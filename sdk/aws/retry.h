@@ -1,4 +1,8 @@
-/* The one retry policy of all AWS calls. */
+/* The retry policy of the AWS calls that retry themselves: the engine's
+ * own calls through fanout_aws_call (mapping store, management commands),
+ * STS AssumeRole and container credentials. Record sends are retried by
+ * the engine alone (FANOUT_RETRY_ATTEMPTS; see client.h): the classification
+ * below still tells them throttled from retryable from fatal. */
 #ifndef FANOUT_RETRY_H
 #define FANOUT_RETRY_H
 
@@ -6,7 +10,8 @@
 #include <stdint.h>
 
 struct fanout_retry_policy {
-    unsigned max_attempts;       /* FANOUT_AWS_MAX_ATTEMPTS, default 5 */
+    unsigned max_attempts;       /* FANOUT_AWS_MAX_ATTEMPTS, default 5; not for
+                                    record sends */
     unsigned base_ms;            /* FANOUT_AWS_RETRY_BASE_MS, default 50 */
     unsigned cap_ms;             /* FANOUT_AWS_RETRY_CAP_MS, default 5000 */
     unsigned request_timeout_ms; /* FANOUT_AWS_TIMEOUT_MS, one attempt, default 10000 */

@@ -180,9 +180,8 @@ START_TEST(throttled_until_attempts_run_out)
     ck_assert_int_eq(out.result, FANOUT_AWS_THROTTLED);
     ck_assert_uint_eq(out.attempts, 3);
     ck_assert_str_eq(out.error_code, "ThrottlingException");
-    ck_assert_msg(strstr(out.error_message, "Rate exceeded") &&
-                      strstr(out.error_message, "3 attempts"),
-                  "%s", out.error_message);
+    /* the engine's own calls (store, commands): this layer counts */
+    ck_assert_str_eq(out.error_message, "Rate exceeded (HTTP 400, 3 attempts)");
     fanout_aws_response_clean_up(&out);
 }
 END_TEST
@@ -395,8 +394,101 @@ START_TEST(expired_token_refreshed_and_retried_once)
     ck_assert_str_ne(json_string_value(json_object_get(j, "accessKeyId")), first);
     json_decref(j);
     fanout_aws_response_clean_up(&out);
+    /* A record send (one attempt) is cured the same way: the refresh and
+     * the resend are part of that attempt. */
+    usleep(1200 * 1000);
+    const struct fanout_aws_request *rs[] = {&r};
+    struct fanout_aws_response *os[] = {&out};
+    memset(&out, 0, sizeof out);
+    out.struct_size = sizeof out;
+    fanout_aws_call_once(rs, os, 1);
+    ck_assert_msg(out.result == FANOUT_AWS_OK, "%s: %s", out.error_code, out.error_message);
+    ck_assert_uint_eq(out.attempts, 2);
+    fanout_aws_response_clean_up(&out);
     unsetenv("AWS_ENDPOINT_URL_STS");
     fanout_test_stop_server(&pid);
+}
+END_TEST
+
+/* Record sends (the host table's aws_call): one attempt, the outcome
+ * returned at once for the engine to retry; no attempt count in the
+ * message, the engine reports it. */
+static void s_call1_once(struct fanout_aws_request *r, struct fanout_aws_response *out)
+{
+    const struct fanout_aws_request *rs[] = {r};
+    struct fanout_aws_response *os[] = {out};
+    memset(out, 0, sizeof *out);
+    out->struct_size = sizeof *out;
+    fanout_aws_call_once(rs, os, 1);
+}
+
+static long s_key_count(const char *key)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "%s/stats", s_base);
+    struct fanout_http_request hr = {.method = "GET", .url = cmd, .timeout_ms = 5000};
+    struct fanout_http_response hs;
+    memset(&hs, 0, sizeof hs);
+    const struct fanout_http_request *hrs[] = {&hr};
+    struct fanout_http_response *hss[] = {&hs};
+    fanout_http_perform(hrs, hss, 1);
+    ck_assert_int_eq(hs.status, 200);
+    json_t *j = json_loadb((const char *)hs.body.ptr, hs.body.len, 0, NULL);
+    ck_assert_ptr_nonnull(j);
+    long n = (long)json_integer_value(json_object_get(json_object_get(j, "keys"), key));
+    json_decref(j);
+    fanout_http_response_clean_up(&hs);
+    return n;
+}
+
+START_TEST(record_send_makes_one_attempt)
+{
+    char err[256];
+    setenv("FANOUT_AWS_MAX_ATTEMPTS", "5", 1);
+    ck_assert_int_eq(fanout_aws_init(s_left, err, sizeof err), 0);
+    unsetenv("FANOUT_AWS_MAX_ATTEMPTS");
+    struct fanout_aws_request r;
+    struct fanout_aws_response out;
+
+    s_request(&r, "/throttle/50", "key=once-t");
+    s_call1_once(&r, &out);
+    ck_assert_int_eq(out.result, FANOUT_AWS_THROTTLED);
+    ck_assert_uint_eq(out.attempts, 1);
+    ck_assert_int_eq(out.status, 400);
+    ck_assert_str_eq(out.error_code, "ThrottlingException");
+    ck_assert_str_eq(out.error_message, "Rate exceeded (HTTP 400)");
+    /* the answer's headers stay readable (a Retry-After for the engine) */
+    ck_assert_ptr_nonnull(fanout_aws_response_header(&out, "Content-Type"));
+    fanout_aws_response_clean_up(&out);
+    ck_assert_int_eq(s_key_count("once-t"), 1);
+
+    s_request(&r, "/fail/50", "key=once-f");
+    s_call1_once(&r, &out);
+    ck_assert_int_eq(out.result, FANOUT_AWS_RETRYABLE);
+    ck_assert_uint_eq(out.attempts, 1);
+    ck_assert_int_eq(out.status, 500);
+    ck_assert_msg(!strstr(out.error_message, "attempt"), "%s", out.error_message);
+    ck_assert_msg(strstr(out.error_message, "(HTTP 500)"), "%s", out.error_message);
+    fanout_aws_response_clean_up(&out);
+    ck_assert_int_eq(s_key_count("once-f"), 1);
+
+    s_request(&r, "/reset", NULL);
+    s_call1_once(&r, &out);
+    ck_assert_int_eq(out.result, FANOUT_AWS_RETRYABLE);
+    ck_assert_uint_eq(out.attempts, 1);
+    ck_assert_int_eq(out.status, 0);
+    ck_assert_str_eq(out.error_code, "ConnectionReset");
+    ck_assert_msg(strncmp(out.error_message, "no response: ", 13) == 0 &&
+                      !strstr(out.error_message, "attempt"),
+                  "%s", out.error_message);
+    fanout_aws_response_clean_up(&out);
+
+    /* Success and permanent errors are what they were. */
+    s_request(&r, "/echo", NULL);
+    s_call1_once(&r, &out);
+    ck_assert_int_eq(out.result, FANOUT_AWS_OK);
+    ck_assert_uint_eq(out.attempts, 1);
+    fanout_aws_response_clean_up(&out);
 }
 END_TEST
 
@@ -436,6 +528,7 @@ int main(void)
     tcase_add_test(tc, secrets_never_logged);
     tcase_add_test(tc, expired_token_refreshed_and_retried_once);
     tcase_add_test(tc, endpoint_resolution_exposed);
+    tcase_add_test(tc, record_send_makes_one_attempt);
     suite_add_tcase(s, tc);
     return fanout_check_run(s);
 }

@@ -1112,6 +1112,42 @@ START_TEST(test_deadline_bounds_retries)
 }
 END_TEST
 
+/* A fetch that failed with nothing to fall back on is not repeated by
+ * every caller: one bounded burst of STS requests, the same error to the
+ * callers that come within the hold, and a new burst after it. */
+START_TEST(test_failure_held_not_multiplied)
+{
+    s_server_start(NULL);
+    s_set_base_env(1);
+    setenv("FANOUT_AWS_MAX_ATTEMPTS", "3", 1);
+    char busy[256];
+    snprintf(busy, sizeof busy, "%s", s_role("throttle999-held"));
+    struct fanout_credentials c;
+    char err[512];
+    ck_assert_int_eq(s_get(busy, NULL, 0, &c, err, sizeof err), -1);
+    int64_t t0 = s_mono_ms(); /* the hold began a little before */
+    ck_assert_msg(strstr(err, "Throttling") && strstr(err, "after 3 attempts"), "%s", err);
+    ck_assert_int_eq(s_role_stat(busy, "requests"), 3);
+    /* Ten more callers (an engine retrying, other batches, other targets
+     * with this role), a forced refresh among them: no new request. */
+    for (int i = 0; i < 10; i++) {
+        ck_assert_int_eq(s_get(busy, NULL, i == 5, &c, err, sizeof err), -1);
+        ck_assert_msg(strstr(err, "Throttling") && strstr(err, "not asked again"), "%s",
+                      err);
+    }
+    ck_assert_msg(s_mono_ms() - t0 < 4000, "the hold is 5 s: this test is too slow");
+    ck_assert_int_eq(s_role_stat(busy, "requests"), 3);
+    /* Another role is not held by this one's failure. */
+    const char *other = s_role("fine-meanwhile");
+    ck_assert_get_ok(other, NULL, 0, &c);
+    /* After the hold: asked again, one more burst. */
+    s_sleep_ms(5100 - (s_mono_ms() - t0));
+    ck_assert_int_eq(s_get(busy, NULL, 0, &c, err, sizeof err), -1);
+    ck_assert_msg(!strstr(err, "not asked again"), "%s", err);
+    ck_assert_int_eq(s_role_stat(busy, "requests"), 6);
+}
+END_TEST
+
 /* ---- secrets ------------------------------------------------------------ */
 
 static void s_assert_clean(const char *what, const char *text, const char *const *secrets,
@@ -1220,6 +1256,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_sts_errors);
     tcase_add_test(tc, test_throttling_retried);
     tcase_add_test(tc, test_deadline_bounds_retries);
+    tcase_add_test(tc, test_failure_held_not_multiplied);
     tcase_add_test(tc, test_no_secrets_in_logs_or_errors);
     suite_add_tcase(s, tc);
     return s;

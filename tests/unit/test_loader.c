@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -753,6 +754,392 @@ START_TEST(test_new_needs_a_host)
 }
 END_TEST
 
+/* ---- file permissions --------------------------------------------------- */
+
+#define NOBODY 65534
+
+static void s_copy_file(const char *from, const char *to, mode_t mode)
+{
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    ck_assert_msg(in >= 0, "%s: %s", from, strerror(errno));
+    int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    ck_assert_msg(out >= 0, "%s: %s", to, strerror(errno));
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(in, buf, sizeof buf)) > 0)
+        ck_assert_int_eq(write(out, buf, (size_t)n), n);
+    ck_assert_int_eq(n, 0);
+    close(in);
+    ck_assert_int_eq(fchmod(out, mode), 0);
+    close(out);
+}
+
+static char *s_join(const char *a, const char *b)
+{
+    char *p = NULL;
+    ck_assert_int_gt(asprintf(&p, "%s/%s", a, b), 0);
+    return p;
+}
+
+static char *s_mkdir_in(const char *parent, const char *name, mode_t mode)
+{
+    char *d = s_join(parent, name);
+    ck_assert_msg(mkdir(d, 0700) == 0, "%s: %s", d, strerror(errno));
+    ck_assert_int_eq(chmod(d, mode), 0); /* umask aside */
+    return d;
+}
+
+/* A copy of the good fixture as DIR/good.so with `mode`. */
+static char *s_plant(const char *dir, mode_t mode)
+{
+    char *src = s_fixture_path("good");
+    char *dst = s_join(dir, "good.so");
+    s_copy_file(src, dst, mode);
+    free(src);
+    return dst;
+}
+
+/* Loads "good" from `dir` with a fresh loader: NULL when it loaded, else
+ * the refusal (allocated). */
+static char *s_try_load(const char *dir)
+{
+    struct fanout_loader *l = fanout_loader_new(&s_host, dir);
+    ck_assert_ptr_nonnull(l);
+    char err[2048] = "";
+    const struct fanout_loaded_plugin *p = fanout_loader_get(l, "good", err, sizeof err);
+    char *r = p ? NULL : strdup(err);
+    if (p)
+        ck_assert_str_eq(p->desc.name, "good");
+    fanout_loader_destroy(l);
+    return r;
+}
+
+#define ck_refused(dir, ...)                                                               \
+    do {                                                                                   \
+        char *why_ = s_try_load(dir);                                                      \
+        ck_assert_msg(why_ != NULL, "%s: loaded, should be refused", dir);                 \
+        const char *want_[] = {__VA_ARGS__, NULL};                                         \
+        for (size_t i_ = 0; want_[i_]; i_++)                                               \
+            ck_assert_msg(strstr(why_, want_[i_]), "want \"%s\" in: %s", want_[i_], why_); \
+        ck_assert_msg(strstr(why_, "FANOUT_ALLOW_INSECURE_PLUGINS=1"), "%s", why_);        \
+        free(why_);                                                                        \
+    } while (0)
+
+#define ck_loads(dir)                                                                      \
+    do {                                                                                   \
+        char *why_ = s_try_load(dir);                                                      \
+        ck_assert_msg(why_ == NULL, "%s: refused: %s", dir, why_ ? why_ : "");             \
+    } while (0)
+
+/* A scratch tree whose own directories pass: mode 0755, ours. */
+static char *s_secure_tmp(void)
+{
+    char *t = s_mkdtemp();
+    ck_assert_int_eq(chmod(t, 0755), 0);
+    return t;
+}
+
+START_TEST(test_perm_file_modes)
+{
+    unsetenv("FANOUT_ALLOW_INSECURE_PLUGINS");
+    char *tmp = s_secure_tmp();
+    char *d = s_mkdir_in(tmp, "p", 0755);
+    char *f = s_plant(d, 0644);
+    ck_loads(d);
+    ck_assert_int_eq(chmod(f, 0755), 0);
+    ck_loads(d);
+    ck_assert_int_eq(chmod(f, 0400), 0);
+    ck_loads(d);
+
+    char want[1024];
+    ck_assert_int_eq(chmod(f, 0664), 0);
+    snprintf(want, sizeof want, "file %s is writable by group (mode 0664)", f);
+    ck_refused(d, "plugin \"good\": ", " is refused: ", want,
+               "runs with fanout's credentials");
+    ck_assert_int_eq(chmod(f, 0646), 0);
+    snprintf(want, sizeof want, "file %s is writable by others (mode 0646)", f);
+    ck_refused(d, want);
+    ck_assert_int_eq(chmod(f, 0777), 0);
+    snprintf(want, sizeof want, "file %s is writable by group and others (mode 0777)", f);
+    ck_refused(d, want);
+    /* The sticky bit excuses directories only. */
+    ck_assert_int_eq(chmod(f, 01666), 0);
+    ck_refused(d, "is writable by group and others (mode 1666)");
+
+    /* The refusal is also the target's reason, and logged as a warning. */
+    char *log = s_engine_log_text();
+    ck_assert_msg(strstr(log, want), "%s", log);
+    free(log);
+    free(f);
+    free(d);
+    s_rm_tree(tmp);
+    free(tmp);
+}
+END_TEST
+
+START_TEST(test_perm_directories)
+{
+    unsetenv("FANOUT_ALLOW_INSECURE_PLUGINS");
+    char *tmp = s_secure_tmp();
+    char want[1024];
+
+    /* The directory holding the plugin. */
+    char *d = s_mkdir_in(tmp, "open", 0777);
+    free(s_plant(d, 0644));
+    snprintf(want, sizeof want,
+             "directory %s is writable by group and others (mode 0777, "
+             "no sticky bit)",
+             d);
+    ck_refused(d, want);
+    ck_assert_int_eq(chmod(d, 0775), 0);
+    ck_refused(d, "is writable by group (mode 0775, no sticky bit)");
+    /* Sticky, like /tmp: others cannot replace our file there. */
+    ck_assert_int_eq(chmod(d, 01777), 0);
+    ck_loads(d);
+    free(d);
+
+    /* An ancestor: tmp/up/mid/leaf/good.so with `up` writable. */
+    char *up = s_mkdir_in(tmp, "up", 0755);
+    char *mid = s_mkdir_in(up, "mid", 0755);
+    char *leaf = s_mkdir_in(mid, "leaf", 0755);
+    free(s_plant(leaf, 0644));
+    ck_loads(leaf);
+    ck_assert_int_eq(chmod(up, 0757), 0);
+    snprintf(want, sizeof want,
+             "directory %s is writable by others (mode 0757, no sticky "
+             "bit)",
+             up);
+    ck_refused(leaf, want);
+    /* Every broken rule is named, top down. */
+    ck_assert_int_eq(chmod(leaf, 0777), 0);
+    char *why = s_try_load(leaf);
+    ck_assert_ptr_nonnull(why);
+    char *a = strstr(why, up), *b = strstr(why, "directory "), *c = NULL;
+    snprintf(want, sizeof want, "directory %s is writable", leaf);
+    c = strstr(why, want);
+    ck_assert_msg(a && b && c && b < c, "%s", why);
+    free(why);
+    ck_assert_int_eq(chmod(up, 0755), 0);
+    ck_assert_int_eq(chmod(leaf, 0755), 0);
+    ck_loads(leaf);
+
+    /* The search path names a symlink: its target is what is checked. A
+     * link in an open directory to a sound tree loads; a link in a sound
+     * directory into an open one does not. */
+    char *open_dir = s_mkdir_in(tmp, "open2", 0777);
+    char *link = s_join(open_dir, "link");
+    ck_assert_int_eq(symlink(leaf, link), 0);
+    ck_loads(link);
+    free(link);
+    char *sound = s_mkdir_in(tmp, "sound", 0755);
+    char *target = s_mkdir_in(open_dir, "plugins", 0755);
+    free(s_plant(target, 0644));
+    link = s_join(sound, "link");
+    ck_assert_int_eq(symlink(target, link), 0);
+    snprintf(want, sizeof want, "directory %s is writable by group and others", open_dir);
+    ck_refused(link, want);
+    /* A plugin file that is a symlink: likewise. */
+    char *fl = s_join(sound, "good.so");
+    char *tf = s_join(target, "good.so");
+    ck_assert_int_eq(symlink(tf, fl), 0);
+    ck_refused(sound, want);
+    ck_assert_int_eq(unlink(fl), 0);
+    free(tf);
+    tf = s_join(leaf, "good.so");
+    ck_assert_int_eq(symlink(tf, fl), 0);
+    ck_loads(sound);
+
+    free(tf);
+    free(fl);
+    free(link);
+    free(target);
+    free(sound);
+    free(open_dir);
+    free(leaf);
+    free(mid);
+    free(up);
+    s_rm_tree(tmp);
+    free(tmp);
+}
+END_TEST
+
+START_TEST(test_perm_owners)
+{
+    unsetenv("FANOUT_ALLOW_INSECURE_PLUGINS");
+    if (geteuid() != 0) {
+        /* chown to another user needs root: the modes are tested above. */
+        fprintf(stderr, "test_perm_owners: not root, owner rules not tested\n");
+        return;
+    }
+    char *tmp = s_secure_tmp();
+    char want[1024];
+
+    char *d = s_mkdir_in(tmp, "p", 0755);
+    char *f = s_plant(d, 0644);
+    ck_assert_int_eq(chown(f, NOBODY, NOBODY), 0);
+    ck_assert_int_eq(chmod(f, 0644), 0);
+    snprintf(want, sizeof want,
+             "file %s is owned by uid %d, not by root or uid 0 that runs "
+             "fanout",
+             f, NOBODY);
+    ck_refused(d, want);
+    /* In a sticky directory the file must still be ours. */
+    ck_assert_int_eq(chmod(d, 01777), 0);
+    ck_refused(d, want);
+    ck_assert_int_eq(chown(f, 0, 0), 0);
+    ck_loads(d);
+    ck_assert_int_eq(chmod(d, 0755), 0);
+
+    /* A directory owned by someone else, even with a sound mode. */
+    ck_assert_int_eq(chown(d, NOBODY, NOBODY), 0);
+    snprintf(want, sizeof want, "directory %s is owned by uid %d", d, NOBODY);
+    ck_refused(d, want);
+    /* ... or above it. */
+    ck_assert_int_eq(chown(d, 0, 0), 0);
+    ck_loads(d);
+    ck_assert_int_eq(chown(tmp, NOBODY, NOBODY), 0);
+    snprintf(want, sizeof want, "directory %s is owned by uid %d", tmp, NOBODY);
+    ck_refused(d, want);
+    ck_assert_int_eq(chown(tmp, 0, 0), 0);
+
+    free(f);
+    free(d);
+    s_rm_tree(tmp);
+    free(tmp);
+}
+END_TEST
+
+START_TEST(test_perm_opt_out)
+{
+    char *tmp = s_secure_tmp();
+    char *d = s_mkdir_in(tmp, "open", 0777);
+    char *f = s_plant(d, 0666);
+
+    /* Only "1" opts out. */
+    setenv("FANOUT_ALLOW_INSECURE_PLUGINS", "yes", 1);
+    ck_refused(d, "is writable by group and others");
+    setenv("FANOUT_ALLOW_INSECURE_PLUGINS", "0", 1);
+    ck_refused(d, "is writable by group and others");
+
+    setenv("FANOUT_ALLOW_INSECURE_PLUGINS", "1", 1);
+    ck_loads(d);
+    ck_loads(d);
+    /* Each load that relied on it is logged, naming every broken rule. */
+    char *log = s_engine_log_text();
+    int n = 0;
+    for (const char *p = log; (p = strstr(p, "loading it although")) != NULL; p++)
+        n++;
+    ck_assert_msg(n == 2, "%d warnings in: %s", n, log);
+    char want[1024];
+    snprintf(want, sizeof want, "WARN");
+    ck_assert_msg(strstr(log, want) && strstr(log, "FANOUT_ALLOW_INSECURE_PLUGINS=1") &&
+                      strstr(log, "directory ") && strstr(log, "file "),
+                  "%s", log);
+    free(log);
+
+    /* A sound plugin never mentions it. */
+    ck_assert_int_eq(chmod(d, 0755), 0);
+    ck_assert_int_eq(chmod(f, 0644), 0);
+    ck_assert_int_eq(ftruncate(fileno(s_engine_log), 0), 0);
+    rewind(s_engine_log);
+    ck_loads(d);
+    log = s_engine_log_text();
+    ck_assert_msg(!strstr(log, "although"), "%s", log);
+    free(log);
+    unsetenv("FANOUT_ALLOW_INSECURE_PLUGINS");
+
+    free(f);
+    free(d);
+    s_rm_tree(tmp);
+    free(tmp);
+}
+END_TEST
+
+/* On a read-only mount nobody can change a plugin, whatever its mode and
+ * owner say (a Lambda layer's zip may carry 0777): it loads. */
+START_TEST(test_perm_read_only_mount)
+{
+    unsetenv("FANOUT_ALLOW_INSECURE_PLUGINS");
+    char *tmp = s_secure_tmp();
+    char *d = s_mkdir_in(tmp, "layer", 0755);
+    if (mount("fanout-test", d, "tmpfs", 0, "mode=0777,size=16m") != 0) {
+        fprintf(stderr,
+                "test_perm_read_only_mount: cannot mount a tmpfs (%s): not tested\n",
+                strerror(errno));
+        s_rm_tree(tmp);
+        free(d);
+        free(tmp);
+        return;
+    }
+    char *f = s_plant(d, 0666);
+    if (geteuid() == 0)
+        ck_assert_int_eq(chown(f, NOBODY, NOBODY), 0);
+    /* writable: refused */
+    ck_refused(d, "is writable by group and others (mode 0666)",
+               "is writable by group and others (mode 0777, no sticky bit)");
+    ck_assert_msg(mount("fanout-test", d, "tmpfs", MS_REMOUNT | MS_RDONLY, "") == 0, "%s",
+                  strerror(errno));
+    ck_loads(d);
+    ck_assert_int_eq(umount2(d, MNT_DETACH), 0);
+    free(f);
+    free(d);
+    s_rm_tree(tmp);
+    free(tmp);
+}
+END_TEST
+
+/* `fanout plugins` lists the refusal with the rest. */
+START_TEST(test_perm_scan)
+{
+    unsetenv("FANOUT_ALLOW_INSECURE_PLUGINS");
+    char *tmp = s_secure_tmp();
+    char *d = s_mkdir_in(tmp, "p", 0755);
+    char *f = s_plant(d, 0620);
+    struct fanout_loader *l = fanout_loader_new(&s_host, d);
+    struct scan_result *r = calloc(1, sizeof *r);
+    fanout_loader_scan(l, s_scan_cb, r);
+    ck_assert_uint_eq(r->n, 1);
+    const struct scan_row *row = s_row(r, "good");
+    ck_assert_ptr_null(row->p);
+    ck_assert_msg(strstr(row->refusal, "is writable by group (mode 0620)"), "%s",
+                  row->refusal);
+    fanout_loader_destroy(l);
+    free(r);
+    free(f);
+    free(d);
+    s_rm_tree(tmp);
+    free(tmp);
+}
+END_TEST
+
+/* The library loaded is the file checked, and its descriptor is not
+ * reused while it is mapped: two plugins loaded one after the other, each
+ * through /proc/self/fd/N, stay two. */
+START_TEST(test_perm_loads_what_was_checked)
+{
+    unsetenv("FANOUT_ALLOW_INSECURE_PLUGINS");
+    char *tmp = s_secure_tmp();
+    char *path = NULL;
+    ck_assert_int_gt(asprintf(&path, "%s:%s", tmp, s_fixtures()), 0);
+    char *f = s_plant(tmp, 0644);
+    struct fanout_loader *l = fanout_loader_new(&s_host, path);
+    char err[1024];
+    const struct fanout_loaded_plugin *g = fanout_loader_get(l, "good", err, sizeof err);
+    ck_assert_msg(g != NULL, "%s", err);
+    ck_assert_str_eq(g->path, f);
+    const struct fanout_loaded_plugin *b = fanout_loader_get(l, "bigger", err, sizeof err);
+    ck_assert_msg(b != NULL, "%s", err);
+    ck_assert_str_eq(b->desc.name, "bigger");
+    ck_assert_str_eq(g->desc.name, "good");
+    ck_assert_ptr_ne(g->desc.send, b->desc.send);
+    fanout_loader_destroy(l);
+    free(f);
+    free(path);
+    s_rm_tree(tmp);
+    free(tmp);
+}
+END_TEST
+
 /* ---- the SDK example ---------------------------------------------------- */
 
 struct hello_options {
@@ -885,6 +1272,13 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_scan_missing_dirs);
     tcase_add_test(tc, test_new_needs_a_host);
     tcase_add_test(tc, test_hello_example);
+    tcase_add_test(tc, test_perm_file_modes);
+    tcase_add_test(tc, test_perm_directories);
+    tcase_add_test(tc, test_perm_owners);
+    tcase_add_test(tc, test_perm_opt_out);
+    tcase_add_test(tc, test_perm_read_only_mount);
+    tcase_add_test(tc, test_perm_scan);
+    tcase_add_test(tc, test_perm_loads_what_was_checked);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -5,10 +5,18 @@
  * credentials (environment, shared files, container credentials, STS
  * AssumeRole for a target's role with its external id, cached and refreshed
  * before they expire), signs with SigV4, sends over kept-alive HTTPS
- * connections (many requests of one call in flight at once), and retries
- * throttling, 5xx, timeouts and connection resets with backoff inside the
- * invocation's deadline. A plugin describes requests and reads responses;
- * it needs nothing else to talk to an AWS service.
+ * connections (many requests of one call in flight at once), and reads the
+ * service's errors. A plugin describes requests and reads responses; it
+ * needs nothing else to talk to an AWS service.
+ *
+ * Retries: the engine owns the retry budget of record sends. aws_call makes
+ * one attempt per request (plus one re-signed resend when the service says
+ * the credentials expired) and returns a throttled or retryable outcome at
+ * once; report it in the message's outcome (FANOUT_THROTTLED, FANOUT_RETRY,
+ * with retry_after_ms from a Retry-After header if you like) and the engine
+ * resends, FANOUT_RETRY_ATTEMPTS in all. Do not loop on aws_call yourself:
+ * that would multiply the engine's attempts. Credentials (STS AssumeRole)
+ * are fetched and retried once for all callers, inside the deadline.
  *
  * Reach these through `struct fanout_host` (plugin.h), after checking
  * FANOUT_HOST_HAS(host, aws_call): an engine older than 1.1 lacks them.
@@ -85,11 +93,12 @@ enum fanout_aws_protocol {
     FANOUT_AWS_REST = 2,
 };
 
-/* How a request ended, after the engine's retries. */
+/* How a request ended. aws_call makes one attempt: THROTTLED and
+ * RETRYABLE are for the engine to retry (see above). */
 enum fanout_aws_result {
     FANOUT_AWS_OK = 0,        /* 2xx */
-    FANOUT_AWS_THROTTLED = 1, /* still throttled when retries ran out */
-    FANOUT_AWS_RETRYABLE = 2, /* 5xx, timeout, reset: retries ran out */
+    FANOUT_AWS_THROTTLED = 1, /* throttled: resend after backoff */
+    FANOUT_AWS_RETRYABLE = 2, /* 5xx, timeout, reset: may be resent */
     FANOUT_AWS_FAILED = 3,    /* validation, access, not found...: do not
                                  retry */
 };
@@ -109,7 +118,7 @@ struct fanout_aws_response {
      * "ConnectionReset"...). Empty on success. */
     char error_code[128];
     char error_message[512];
-    uint32_t attempts; /* requests sent, retries included */
+    uint32_t attempts; /* requests sent: 1, or 2 after an expired token */
     /* Internal to the engine: response headers. Read them with
      * host->aws_response_header(). */
     void *internal;

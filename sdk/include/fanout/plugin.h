@@ -307,9 +307,11 @@ struct fanout_host {
     int64_t (*remaining_ms)(void);
 
     /* since 1.1: AWS requests (fanout/aws.h). Sends the `n` requests
-     * concurrently, each signed for its service, region and role, retried
-     * by the engine's policy, and waits for all. Every response is filled,
-     * whatever its outcome; release each with aws_response_clean_up.
+     * concurrently, each signed for its service, region and role, one
+     * attempt each (the engine retries what the plugin reports throttled
+     * or retryable: it owns the retry budget), and waits for all. Every
+     * response is filled, whatever its outcome; release each with
+     * aws_response_clean_up.
      * Returns 0, or -1 when an argument is unusable (then each response
      * says why). Callable from several threads at once. */
     int (*aws_call)(const struct fanout_aws_request *const *requests,
