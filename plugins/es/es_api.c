@@ -994,7 +994,8 @@ int es_bulk_read(const uint8_t *req, size_t req_len, long status, const uint8_t 
     json_error_t je;
     struct s_action *a = calloc(count ? count : 1, sizeof *a);
     json_t *root = body && len
-                       ? json_loadb((const char *)body, len, JSON_DECODE_INT_AS_REAL, &je)
+                       ? json_loadb((const char *)body, len,
+                                    JSON_DECODE_INT_AS_REAL | JSON_REJECT_DUPLICATES, &je)
                        : NULL;
     int rc = -1;
     if (!a) {
@@ -1008,9 +1009,10 @@ int es_bulk_read(const uint8_t *req, size_t req_len, long status, const uint8_t 
         goto out;
     }
     if (!root || s_bulk_check(status, root, count, a, why, sizeof why) != 0) {
-        if (!root)
-            snprintf(why, sizeof why, "%s",
-                     len ? "a body that is not JSON" : "an empty body");
+        if (!root && len)
+            snprintf(why, sizeof why, "a body that is not JSON (%.60s)", je.text);
+        else if (!root)
+            snprintf(why, sizeof why, "an empty body");
         snprintf(msg, sizeof msg,
                  "the _bulk answer (%zu bytes) has %s; which documents were stored is "
                  "unknown, so all %zu are resent",

@@ -191,13 +191,17 @@ static void s_read_answer(const struct kinesis_target *t, const struct s_entry *
                  status);
         goto doubt;
     }
-    root = body && body_len ? json_loadb((const char *)body, body_len, 0, &jerr) : NULL;
+    root = body && body_len
+               ? json_loadb((const char *)body, body_len, JSON_REJECT_DUPLICATES, &jerr)
+               : NULL;
     recs = json_object_get(root, "Records");
     if (!json_is_object(root)) {
-        snprintf(what, sizeof what, "%s",
-                 root       ? "a JSON body that is not an object"
-                 : body_len ? "a body that is not JSON"
-                            : "an empty body");
+        if (root)
+            snprintf(what, sizeof what, "a JSON body that is not an object");
+        else if (body_len)
+            snprintf(what, sizeof what, "a body that is not JSON (%.60s)", jerr.text);
+        else
+            snprintf(what, sizeof what, "an empty body");
         goto doubt;
     }
     if (!json_is_array(recs) || json_array_size(recs) != sent) {

@@ -398,6 +398,14 @@ void sns_read_response(const struct fanout_aws_response *r,
         snprintf(why, sizeof why, "HTTP %ld, not the 200 %s answers with", r->status, op);
         goto doubt;
     }
+    /* comments, CDATA and declarations are not in SNS's answers, and a
+     * scanner that skips none of them could be shown an Id that is not */
+    for (const char *lt = memchr(body, '<', len); lt && (size_t)(lt - body) + 1 < len;
+         lt = memchr(lt + 1, '<', len - (size_t)(lt - body) - 1))
+        if (lt[1] == '!') {
+            snprintf(why, sizeof why, "XML comments, CDATA or declarations (\"<!\")");
+            goto doubt;
+        }
     const char *root = batch ? "PublishBatchResponse" : "PublishResponse";
     const char *result = batch ? "PublishBatchResult" : "PublishResult";
     if (s_xml_only(body, len, root, &c, &cl) != 1 ||

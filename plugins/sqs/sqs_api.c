@@ -327,13 +327,16 @@ void sqs_read_response(const struct fanout_aws_response *r,
         snprintf(why, sizeof why, "HTTP %ld, not the 200 %s answers with", r->status, op);
         goto doubt;
     }
-    root = r->body && r->body_len ? json_loadb((const char *)r->body, r->body_len, 0, &je)
-                                  : NULL;
+    root = r->body && r->body_len
+               ? json_loadb((const char *)r->body, r->body_len, JSON_REJECT_DUPLICATES, &je)
+               : NULL;
     if (!json_is_object(root)) {
-        snprintf(why, sizeof why, "%s",
-                 root          ? "a JSON body that is not an object"
-                 : r->body_len ? "a body that is not JSON"
-                               : "an empty body");
+        if (root)
+            snprintf(why, sizeof why, "a JSON body that is not an object");
+        else if (r->body_len)
+            snprintf(why, sizeof why, "a body that is not JSON (%.60s)", je.text);
+        else
+            snprintf(why, sizeof why, "an empty body");
         goto doubt;
     }
     if (!batch) {

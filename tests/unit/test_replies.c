@@ -113,6 +113,13 @@ START_TEST(kinesis_answers)
         {200, "", "RRR", "empty body"},
         {200, "{\"FailedRecordCount\":0,\"Records\":[" OK1 "," OK1 ",{\"Seq", "RRR", NULL},
         {200, "[]", "RRR", NULL},
+        /* a key given twice: which value is meant is unknown */
+        {200,
+         "{\"FailedRecordCount\":0,\"FailedRecordCount\":1,\"Records\":[" OK1 "," OK1
+         "," OK1 "]}",
+         "RRR", "duplicate"},
+        {200, "{\"FailedRecordCount\":0,\"Records\":[" OK1 ",{" SEQ "," SEQ "}," OK1 "]}",
+         "RRR", "duplicate"},
         {201, "{\"FailedRecordCount\":0,\"Records\":[" OK1 "," OK1 "," OK1 "]}", "RRR",
          "HTTP 201"},
         {204, "", "RRR", "HTTP 204"},
@@ -161,6 +168,10 @@ START_TEST(firehose_answers)
          "{\"FailedPutCount\":0,\"RequestResponses\":[" RID ",{\"RecordId\":1}," RID "]}",
          "RRR", NULL},
         {200, "not json", "RRR", "not JSON"},
+        {200,
+         "{\"FailedPutCount\":0,\"RequestResponses\":[" RID "," RID "," RID
+         "],\"FailedPutCount\":1}",
+         "RRR", "duplicate"},
         {200, "", "RRR", "empty body"},
         {200, "{\"FailedPutCount\":0,\"RequestResponses\":[" RID, "RRR", NULL},
         {202, "{\"FailedPutCount\":0,\"RequestResponses\":[" RID "," RID "," RID "]}",
@@ -237,6 +248,15 @@ START_TEST(sns_answers)
         {200, "<ErrorResponse><Error><Code>InternalError</Code></Error></ErrorResponse>",
          "RRR", NULL},
         {200, "{\"Successful\":[]}", "RRR", NULL},
+        /* a comment that hides members from a reader and shows them to another */
+        {200,
+         PBR_HEAD
+         "<Successful>" SM("0") "<!-- " SM("1") " -->" SM("2") "</Successful>" PBR_TAIL,
+         "RRR", "<!"},
+        {200,
+         PBR_HEAD "<Successful>" SM("0")
+             SM("1") "<![CDATA[" SM("2") "]]></Successful>" PBR_TAIL,
+         "RRR", "<!"},
         {200, "", "RRR", "empty body"},
         {204, PBR_HEAD "<Successful>" SM("0") SM("1") SM("2") "</Successful>" PBR_TAIL,
          "RRR", "HTTP 204"},
@@ -299,7 +319,7 @@ END_TEST
 #define MD2 "fa3f212516c45c713781b9dae87824a9"
 #define QS(id, md)                                                                         \
     "{\"Id\":\"" id "\",\"MessageId\":\"0a5231c7-" id "\",\"MD5OfMessageBody\":\"" md "\"" \
-                                                                                      "}"
+    "}"
 #define QN(id) "{\"Id\":\"" id "\",\"MessageId\":\"0a5231c7-" id "\"}"
 #define QF(id, sf)                                                                         \
     "{\"Id\":\"" id "\",\"SenderFault\":" sf                                               \
@@ -349,6 +369,8 @@ START_TEST(sqs_answers)
         {200, "<SendMessageBatchResponse/>", "RRR", "not JSON"},
         {200, "", "RRR", "empty body"},
         {200, "[1]", "RRR", "not an object"},
+        {200, "{\"Successful\":[" QN("0") "," QN("1") "," QN("2") "],\"Successful\":[]}",
+         "RRR", "duplicate"},
         {203, "{\"Successful\":[" QN("0") "," QN("1") "," QN("2") "]}", "RRR", "HTTP 203"},
     };
     static const char *bodies[] = {"{\"n\":0}", "{\"n\":1}", "{\"n\":2}"};
@@ -474,6 +496,8 @@ START_TEST(es_answers)
          "RRR", "without a status"},
         /* truncated, empty, not JSON, another 2xx */
         {200, "{\"errors\":false,\"items\":[" ES_OK3, "RRR", "not JSON"},
+        {200, "{\"errors\":true,\"errors\":false,\"items\":[" ES_OK3 "]}", "RRR",
+         "duplicate"},
         {200, "", "RRR", "empty body"},
         {201, "{\"errors\":false,\"items\":[" ES_OK3 "]}", "RRR", "HTTP 201"},
     };
