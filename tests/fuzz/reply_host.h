@@ -174,8 +174,8 @@ static inline void reply_host_response(struct fanout_aws_response *r)
 /* Records and messages for a representative batch: n messages, message i
  * with key "k<i>" and body {"n":<i>}. */
 struct reply_batch {
-    char keys[8][8];
-    char bodies[8][16];
+    char keys[8][24];
+    char bodies[8][32];
     struct fanout_record recs[8];
     const struct fanout_record *rec_ptrs[8];
     struct fanout_message msgs[8];
