@@ -234,6 +234,14 @@ static void s_read_answer(const struct kinesis_target *t, const struct s_entry *
                          : "a SequenceNumber or ErrorCode not a string");
             goto doubt;
         }
+        /* SequenceNumber: 0|([1-9]\d{0,128}) (botocore's model) */
+        size_t sl = has_seq ? strlen(seq) : 0;
+        if (has_seq &&
+            (sl > 129 || strspn(seq, "0123456789") != sl || (sl > 1 && seq[0] == '0'))) {
+            snprintf(what, sizeof what, "entry %zu with a SequenceNumber that is not one",
+                     i);
+            goto doubt;
+        }
         if (has_code) {
             failed++;
             throttled += s_entry_status(code) == FANOUT_THROTTLED;

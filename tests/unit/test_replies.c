@@ -108,6 +108,11 @@ START_TEST(kinesis_answers)
          "{\"FailedRecordCount\":0,\"Records\":[" OK1 ",{\"SequenceNumber\":\"\"}," OK1
          "]}",
          "RRR", NULL},
+        /* a SequenceNumber that is not one */
+        {200,
+         "{\"FailedRecordCount\":0,\"Records\":[" OK1 ",{\"SequenceNumber\":\"ok\"}," OK1
+         "]}",
+         "RRR", "not one"},
         /* not JSON, empty, truncated, an array, another 2xx */
         {200, "<html>OK</html>", "RRR", "not JSON"},
         {200, "", "RRR", "empty body"},
