@@ -238,6 +238,49 @@ static int s_md5_matches(json_t *obj, const struct sqs_entry *e)
     return !mine[0] || strcasecmp(md5, mine) == 0;
 }
 
+/* MD5OfMessageAttributes of the one attribute a base64 entry carries, as
+ * SQS digests attributes (the AWS SDKs' check, e.g. the Java SDK's
+ * MessageMD5ChecksumHandler): for each attribute in name order, the name,
+ * the data type, transport byte 1 (String), the value, each string as a
+ * 4-byte big-endian length and its bytes. */
+static void s_attr_md5(char out[33])
+{
+    static const char *const parts[] = {SQS_B64_ATTR_NAME, SQS_B64_ATTR_TYPE, NULL,
+                                        SQS_B64_ATTR_VALUE};
+    uint8_t buf[128];
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) {
+        if (!parts[i]) {
+            buf[n++] = 1;
+            continue;
+        }
+        size_t l = strlen(parts[i]);
+        buf[n++] = (uint8_t)(l >> 24);
+        buf[n++] = (uint8_t)(l >> 16);
+        buf[n++] = (uint8_t)(l >> 8);
+        buf[n++] = (uint8_t)l;
+        memcpy(buf + n, parts[i], l);
+        n += l;
+    }
+    s_md5_hex(buf, n, out);
+}
+
+/* MD5OfMessageAttributes against the attributes sent: 1 when it matches or
+ * is absent, 0 when it differs, is not a string, or digests attributes
+ * that were not sent. */
+static int s_attr_md5_matches(json_t *obj, const struct sqs_entry *e)
+{
+    json_t *j = json_object_get(obj, "MD5OfMessageAttributes");
+    if (!j || json_is_null(j))
+        return 1;
+    const char *md5 = json_string_value(j);
+    if (!md5 || !e->encoded)
+        return 0;
+    char mine[33];
+    s_attr_md5(mine);
+    return !mine[0] || strcasecmp(md5, mine) == 0;
+}
+
 /* The position in the request of the entry with this Id, or `count`. */
 static size_t s_find(struct sqs_entry *const *entries, size_t count, const char *id)
 {
@@ -348,6 +391,10 @@ void sqs_read_response(const struct fanout_aws_response *r,
             s_all(entries, count, out, FANOUT_RETRY, "MD5Mismatch",
                   "MD5OfMessageBody differs from the MD5 of the body sent: the message "
                   "was altered on the way");
+        else if (!s_attr_md5_matches(root, entries[0]))
+            s_all(entries, count, out, FANOUT_RETRY, "MD5Mismatch",
+                  "MD5OfMessageAttributes differs from the MD5 of the attributes sent: the "
+                  "message was altered on the way");
         json_decref(root);
         return;
     }
@@ -375,6 +422,11 @@ void sqs_read_response(const struct fanout_aws_response *r,
             fanout_outcome_set(&out[e->index], FANOUT_RETRY, "MD5Mismatch",
                                "SendMessageBatch entry %s: MD5OfMessageBody differs from "
                                "the MD5 of the body sent",
+                               id);
+        else if (!s_attr_md5_matches(item, e))
+            fanout_outcome_set(&out[e->index], FANOUT_RETRY, "MD5Mismatch",
+                               "SendMessageBatch entry %s: MD5OfMessageAttributes differs "
+                               "from the MD5 of the attributes sent",
                                id);
     }
     json_array_foreach (json_object_get(root, "Failed"), i, item) {

@@ -398,6 +398,33 @@ START_TEST(sqs_answers)
         s_reply_clean_up(&r);
         s_check(&cases[k], out, 3, k);
     }
+    /* MD5OfMessageAttributes: of the base64 marker attribute (the value
+     * local-aws-sqs returns too), and never for an entry sent without one */
+#define QA(id, md)                                                                         \
+    "{\"Id\":\"" id "\",\"MessageId\":\"m\",\"MD5OfMessageAttributes\":\"" md "\"}"
+#define ATTR_MD5 "25a04cbc4dd7a1d0bd51ce25850c0b8c"
+    static const struct s_case attrs[] = {
+        {200, "{\"Successful\":[" QA("0", ATTR_MD5) "," QA("1", ATTR_MD5) "," QN("2") "]}",
+         "ORO", "MD5OfMessageAttributes"},
+        {200,
+         "{\"Successful\":[" QA("0", "00000000000000000000000000000000") "," QN("1") "," QA(
+             "2", ATTR_MD5) "]}",
+         "ROO", "MD5OfMessageAttributes"},
+    };
+    uint8_t marker = 1;
+    e[0].encoded = &marker; /* entries 0 and 2 carry the attribute, 1 does not */
+    e[2].encoded = &marker;
+    for (size_t k = 0; k < sizeof attrs / sizeof *attrs; k++) {
+        struct fanout_outcome out[3];
+        memset(out, 0, sizeof out);
+        reply_host_answer(attrs[k].status, attrs[k].body, strlen(attrs[k].body));
+        struct fanout_aws_response r;
+        reply_host_response(&r);
+        sqs_read_response(&r, ep, 3, 1, out);
+        s_reply_clean_up(&r);
+        s_check(&attrs[k], out, 3, k);
+    }
+    e[0].encoded = e[2].encoded = NULL;
     /* SendMessage: a MessageId, and the MD5 of what was sent when given */
     static const struct s_case single[] = {
         {200, "{\"MessageId\":\"5fea7756\"}", "O", NULL},
