@@ -283,6 +283,14 @@ class FirehoseTest(unittest.TestCase):
                 self.assertEqual(r.returncode, 0, err)
                 self.assertEqual(self.datas("fh-doubt"), [b"r0", b"r1", b"r2"] * 2, name)
                 self.assertIn("3 records sent, answer has", err)
+        # a body shorter than its Content-Length (the connection closed
+        # half-way): a transport error, retried by the AWS layer
+        self.aws.reset()
+        self.aws.faults({"service": "firehose", "kind": "mangle", "op": "cut"})
+        r, failed = self.invoke([firehose_mapping("f", "fh-doubt")], harness.kinesis_event(recs))
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        self.assertEqual(self.datas("fh-doubt"), [b"r0", b"r1", b"r2"] * 2)
+        self.assertEqual(self.requests()["count"], 2)
         self.aws.reset()
         self.aws.faults({"service": "firehose", "kind": "mangle", "count": -1,
                          "op": "set", "path": "FailedPutCount", "value": 2})

@@ -117,6 +117,8 @@ validation (a request that fails validation takes no rule).
               replace  regex "pattern" by "repl" in the body text ("count"
                        0: all), for XML answers
               truncate keep the first "keep" bytes (default half)
+              cut      announce the whole body (Content-Length), send the
+                       first "keep" bytes (default half), close
               status   answer "status" instead (body kept), "headers" added
               body     answer "body" (string or JSON) instead
             JSON ops need a JSON body; the answer says what it was mangled
@@ -161,7 +163,8 @@ SERVICE_BY_SIGNING_NAME = {v: k for k, v in SIGNING_NAMES.items()}
 SERVICE_ALIASES = {"iotdata": "iot", "iot-data": "iot", "es": "opensearch",
                    "elasticsearch": "opensearch"}
 FAULT_KINDS = ("throttle", "error500", "partial", "slow", "reset", "status", "mangle")
-MANGLE_OPS = ("set", "delete", "dup", "swap", "replace", "truncate", "status", "body")
+MANGLE_OPS = ("set", "delete", "dup", "swap", "replace", "truncate", "cut", "status",
+              "body")
 
 SNS_NS = "http://sns.amazonaws.com/doc/2010-03-31/"
 SNS_MAX_BYTES = 262144
@@ -969,6 +972,9 @@ def mangle_response(spec, resp):
         elif op == "truncate":
             keep = o.get("keep")
             resp.body = resp.body[:int(keep) if keep is not None else len(resp.body) // 2]
+        elif op == "cut":
+            keep = o.get("keep")
+            resp.cut = int(keep) if keep is not None else len(resp.body) // 2
         elif op == "replace":
             text = resp.body.decode("utf-8")
             resp.body = re.sub(o["pattern"], o.get("repl", ""), text,
@@ -1919,6 +1925,13 @@ class Handler(BaseHTTPRequestHandler):
         for k, v in resp.headers.items():
             self.send_header(k, v)
         self.end_headers()
+        cut = getattr(resp, "cut", None)
+        if cut is not None:
+            # announce the whole body, send part of it, hang up
+            self.wfile.write(resp.body[:cut])
+            self.wfile.flush()
+            self._reset("close")
+            return
         if self.command != "HEAD" and resp.body:
             self.wfile.write(resp.body)
 

@@ -825,6 +825,10 @@ class Connection(Base):
         status, _, out = signed("POST", "/", "sns", body=body, headers={
             "Content-Type": "application/x-www-form-urlencoded"})
         self.assertEqual((status, len(out)), (200, 20))
+        faults({"service": "sns", "kind": "mangle", "op": "cut", "keep": 10})
+        with self.assertRaises(http.client.IncompleteRead):
+            signed("POST", "/", "sns", body=body, headers={
+                "Content-Type": "application/x-www-form-urlencoded"})
         with self.assertRaises(Exception):
             faults({"service": "sns", "kind": "mangle", "op": "nonsense"})
 
