@@ -291,6 +291,15 @@ class FirehoseTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr.decode())
         self.assertEqual(self.datas("fh-doubt"), [b"r0", b"r1", b"r2"] * 2)
         self.assertEqual(self.requests()["count"], 2)
+        # an answer over the AWS layer's 64 MiB bound (valid JSON padded
+        # with spaces): refused, not read to the end, and retried
+        self.aws.reset()
+        self.aws.faults({"service": "firehose", "kind": "mangle", "op": "pad",
+                         "bytes": 65 << 20})
+        r, failed = self.invoke([firehose_mapping("f", "fh-doubt")], harness.kinesis_event(recs))
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        self.assertEqual(self.datas("fh-doubt"), [b"r0", b"r1", b"r2"] * 2)
+        self.assertEqual(self.requests()["count"], 2)
         self.aws.reset()
         self.aws.faults({"service": "firehose", "kind": "mangle", "count": -1,
                          "op": "set", "path": "FailedPutCount", "value": 2})

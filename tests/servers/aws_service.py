@@ -119,6 +119,7 @@ validation (a request that fails validation takes no rule).
               truncate keep the first "keep" bytes (default half)
               cut      announce the whole body (Content-Length), send the
                        first "keep" bytes (default half), close
+              pad      append "bytes" spaces (JSON stays valid)
               status   answer "status" instead (body kept), "headers" added
               body     answer "body" (string or JSON) instead
             JSON ops need a JSON body; the answer says what it was mangled
@@ -163,8 +164,8 @@ SERVICE_BY_SIGNING_NAME = {v: k for k, v in SIGNING_NAMES.items()}
 SERVICE_ALIASES = {"iotdata": "iot", "iot-data": "iot", "es": "opensearch",
                    "elasticsearch": "opensearch"}
 FAULT_KINDS = ("throttle", "error500", "partial", "slow", "reset", "status", "mangle")
-MANGLE_OPS = ("set", "delete", "dup", "swap", "replace", "truncate", "cut", "status",
-              "body")
+MANGLE_OPS = ("set", "delete", "dup", "swap", "replace", "truncate", "cut", "pad",
+              "status", "body")
 
 SNS_NS = "http://sns.amazonaws.com/doc/2010-03-31/"
 SNS_MAX_BYTES = 262144
@@ -972,6 +973,8 @@ def mangle_response(spec, resp):
         elif op == "truncate":
             keep = o.get("keep")
             resp.body = resp.body[:int(keep) if keep is not None else len(resp.body) // 2]
+        elif op == "pad":
+            resp.body += b" " * int(o.get("bytes", 0))
         elif op == "cut":
             keep = o.get("keep")
             resp.cut = int(keep) if keep is not None else len(resp.body) // 2
