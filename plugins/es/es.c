@@ -350,16 +350,14 @@ static int s_send(void *instance, const struct fanout_batch *batch,
         return 0;
     struct es_buf body = {0};
     size_t *off = calloc(n + 1, sizeof *off);
-    uint8_t *del = calloc(n, 1);
     struct fanout_outcome **outs = calloc(n, sizeof *outs);
     struct s_chunk *chunks = calloc(n, sizeof *chunks);
     const struct fanout_aws_request **reqs = calloc(n, sizeof *reqs);
     struct fanout_aws_response **resps = calloc(n, sizeof *resps);
-    if (!off || !del || !outs || !chunks || !reqs || !resps) {
+    if (!off || !outs || !chunks || !reqs || !resps) {
         for (size_t i = 0; i < n; i++)
             fanout_outcome_set(&outcomes[i], FANOUT_RETRY, "OutOfMemory", "out of memory");
         free(off);
-        free(del);
         free(outs);
         free(chunks);
         free(reqs);
@@ -377,7 +375,6 @@ static int s_send(void *instance, const struct fanout_batch *batch,
             0)
             continue;
         off[m] = before;
-        del[m] = (uint8_t)is_del;
         outs[m] = &outcomes[i];
         m++;
     }
@@ -436,8 +433,8 @@ static int s_send(void *instance, const struct fanout_batch *batch,
         struct s_chunk *c = &chunks[k];
         struct fanout_outcome *const *co = outs + c->first;
         if (c->resp.result == FANOUT_AWS_OK) {
-            if (es_bulk_read(c->resp.body, c->resp.body_len, c->count, del + c->first,
-                             co) != 0)
+            if (es_bulk_read(c->body, c->body_len, c->resp.status, c->resp.body,
+                             c->resp.body_len, c->count, co) != 0)
                 in->host->log(FANOUT_LOG_WARN, in->scope,
                               "es: unreadable _bulk answer (HTTP %ld, %zu bytes) for %zu "
                               "documents: %s",
@@ -471,7 +468,6 @@ static int s_send(void *instance, const struct fanout_batch *batch,
 
     es_buf_free(&body);
     free(off);
-    free(del);
     free(outs);
     free(chunks);
     free(reqs);

@@ -84,13 +84,14 @@ int es_entry_append(struct es_buf *b, const struct es_doc_opts *opts,
                     struct fanout_outcome *o);
 
 /*
- * Read a _bulk answer for `count` entries sent in this order, whose
- * outcomes are *outs[0..count) (deletes[k] non-zero for a delete). Fills the
- * outcome of each entry that did not succeed. Returns 0, or -1 when the
- * answer is not a _bulk answer for these entries: then every outcome is
- * FANOUT_RETRY with the reason.
+ * Read the answer (HTTP `status`, `body`) to the _bulk request `req` of
+ * `count` entries, whose outcomes are *outs[0..count). The actions and ids
+ * the answer must match are read back from `req`. Fills the outcome of each
+ * entry that did not succeed. Returns 0, or -1 when the answer is not a
+ * _bulk answer for these entries or contradicts itself: then every outcome
+ * is FANOUT_RETRY with the reason.
  */
-int es_bulk_read(const uint8_t *body, size_t len, size_t count, const uint8_t *deletes,
-                 struct fanout_outcome *const *outs);
+int es_bulk_read(const uint8_t *req, size_t req_len, long status, const uint8_t *body,
+                 size_t len, size_t count, struct fanout_outcome *const *outs);
 
 #endif

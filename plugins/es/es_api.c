@@ -870,69 +870,188 @@ static void s_all(struct fanout_outcome *const *outs, size_t count, int status,
         fanout_outcome_set(outs[k], status, code, "%s", msg);
 }
 
-int es_bulk_read(const uint8_t *body, size_t len, size_t count, const uint8_t *deletes,
-                 struct fanout_outcome *const *outs)
+/* What one action of the request asked: its action name and its _id (NULL
+ * when the service picks one), read back from the request's action line. */
+struct s_action {
+    json_t *line; /* owns what follows */
+    const char *name;
+    const char *id;
+};
+
+/* The actions of the `count` entries of an ndjson _bulk request. Returns 0,
+ * or -1 when the request is not what es_entry_append writes. */
+static int s_actions(const uint8_t *req, size_t req_len, size_t count, struct s_action *a)
 {
-    char msg[256];
-    json_error_t je;
-    json_t *root = body && len
-                       ? json_loadb((const char *)body, len, JSON_DECODE_INT_AS_REAL, &je)
-                       : NULL;
+    size_t pos = 0;
+    for (size_t k = 0; k < count; k++) {
+        const uint8_t *nl = pos < req_len ? memchr(req + pos, '\n', req_len - pos) : NULL;
+        if (!nl)
+            return -1;
+        size_t end = (size_t)(nl - req);
+        a[k].line = json_loadb((const char *)req + pos, end - pos, 0, NULL);
+        void *it = json_is_object(a[k].line) ? json_object_iter(a[k].line) : NULL;
+        if (!it || json_object_size(a[k].line) != 1)
+            return -1;
+        a[k].name = json_object_iter_key(it);
+        a[k].id = json_string_value(json_object_get(json_object_iter_value(it), "_id"));
+        pos = end + 1;
+        if (strcmp(a[k].name, "delete") != 0) { /* the document line */
+            nl = pos < req_len ? memchr(req + pos, '\n', req_len - pos) : NULL;
+            if (!nl)
+                return -1;
+            pos = (size_t)(nl - req) + 1;
+        }
+    }
+    return pos == req_len ? 0 : -1;
+}
+
+/* The status of item k if it is an integral number, else 0. */
+static long s_item_status(json_t *res)
+{
+    json_t *st = json_object_get(res, "status");
+    if (!json_is_number(st))
+        return 0;
+    double v = json_number_value(st);
+    return v >= 100 && v <= 599 && v == (double)(long)v ? (long)v : 0;
+}
+
+/*
+ * Check that the answer holds together before believing any of it: HTTP
+ * 200; an object with a boolean "errors" and one item per action; item k
+ * names action k, has a status, the _id that action k sent (or some _id when
+ * it sent none), a success status the Bulk API documents for that action
+ * (index: 200 updated / 201 created; delete: 200, or 404 not_found without
+ * an error), or an error with a 4xx/5xx status; and "errors" is true exactly
+ * when an item has an error. Returns 0, or -1 with `why`.
+ */
+static int s_bulk_check(long status, json_t *root, size_t count, const struct s_action *a,
+                        char *why, size_t why_len)
+{
     json_t *items = json_object_get(root, "items");
-    if (!json_is_array(items)) {
-        snprintf(msg, sizeof msg,
-                 "the _bulk answer (%zu bytes) has no \"items\" list; resending the %zu "
-                 "document%s",
-                 len, count, count == 1 ? "" : "s");
-        s_all(outs, count, FANOUT_RETRY, "BulkResponseUnreadable", msg);
-        json_decref(root);
+    if (status != 200) {
+        snprintf(why, why_len, "HTTP %ld where _bulk answers 200", status);
+        return -1;
+    }
+    if (!json_is_object(root) || !json_is_array(items)) {
+        snprintf(why, why_len, "no \"items\" list");
         return -1;
     }
     if (json_array_size(items) != count) {
-        snprintf(msg, sizeof msg,
-                 "the _bulk answer has %zu items for the %zu actions sent; which ones "
-                 "succeeded is unknown, so all are resent",
-                 json_array_size(items), count);
-        s_all(outs, count, FANOUT_RETRY, "BulkResponseMismatch", msg);
-        json_decref(root);
+        snprintf(why, why_len, "%zu items for the %zu actions sent", json_array_size(items),
+                 count);
         return -1;
     }
+    json_t *errors = json_object_get(root, "errors");
+    if (!json_is_boolean(errors)) {
+        snprintf(why, why_len, "no boolean \"errors\"");
+        return -1;
+    }
+    int any_error = 0;
     for (size_t k = 0; k < count; k++) {
         json_t *item = json_array_get(items, k);
         void *it = json_is_object(item) ? json_object_iter(item) : NULL;
         json_t *res = it ? json_object_iter_value(it) : NULL;
-        json_t *st = json_object_get(res, "status");
-        long status = json_is_number(st) ? (long)json_number_value(st) : 0;
-        if (status >= 200 && status < 300)
-            continue;
+        if (!it || json_object_size(item) != 1 || !json_is_object(res) ||
+            strcmp(json_object_iter_key(it), a[k].name) != 0) {
+            snprintf(why, why_len, "item %zu not a \"%s\" result", k, a[k].name);
+            return -1;
+        }
+        long st = s_item_status(res);
+        if (!st) {
+            snprintf(why, why_len, "item %zu without a status", k);
+            return -1;
+        }
+        json_t *err = json_object_get(res, "error");
+        int failed = err && !json_is_null(err);
+        const char *id = json_string_value(json_object_get(res, "_id"));
+        if (a[k].id ? (id && strcmp(id, a[k].id) != 0) || (!failed && !id)
+                    : !failed && (!id || !*id)) {
+            snprintf(why, why_len, "item %zu with %s _id than action %zu sent", k,
+                     id ? "another" : "no", k);
+            return -1;
+        }
+        int del = strcmp(a[k].name, "delete") == 0;
+        int ok_status = del ? st == 200 || st == 404 : st == 200 || st == 201;
+        if (failed ? st < 400 : !ok_status) {
+            snprintf(why, why_len, "item %zu with status %ld%s", k, st,
+                     failed ? " and an error" : ", not a success of this action");
+            return -1;
+        }
+        any_error |= failed;
+    }
+    if (json_is_true(errors) != any_error) {
+        snprintf(why, why_len, "\"errors\": %s but %s item with an error",
+                 json_is_true(errors) ? "true" : "false", any_error ? "an" : "no");
+        return -1;
+    }
+    return 0;
+}
+
+int es_bulk_read(const uint8_t *req, size_t req_len, long status, const uint8_t *body,
+                 size_t len, size_t count, struct fanout_outcome *const *outs)
+{
+    char msg[512], why[160];
+    json_error_t je;
+    struct s_action *a = calloc(count ? count : 1, sizeof *a);
+    json_t *root = body && len
+                       ? json_loadb((const char *)body, len,
+                                    JSON_DECODE_INT_AS_REAL | JSON_REJECT_DUPLICATES, &je)
+                       : NULL;
+    int rc = -1;
+    if (!a) {
+        s_all(outs, count, FANOUT_RETRY, "OutOfMemory",
+              "out of memory reading the _bulk answer");
+        goto out;
+    }
+    if (s_actions(req, req_len, count, a) != 0) {
+        s_all(outs, count, FANOUT_RETRY, "BulkRequestUnreadable",
+              "the _bulk request sent could not be read back to check its answer");
+        goto out;
+    }
+    if (!root || s_bulk_check(status, root, count, a, why, sizeof why) != 0) {
+        if (!root && len)
+            snprintf(why, sizeof why, "a body that is not JSON (%.60s)", je.text);
+        else if (!root)
+            snprintf(why, sizeof why, "an empty body");
+        snprintf(msg, sizeof msg,
+                 "the _bulk answer (%zu bytes) has %s; which documents were stored is "
+                 "unknown, so all %zu are resent",
+                 len, why, count);
+        s_all(outs, count, FANOUT_RETRY, "BulkResponseMismatch", msg);
+        goto out;
+    }
+    json_t *items = json_object_get(root, "items");
+    for (size_t k = 0; k < count; k++) {
+        json_t *res = json_object_iter_value(json_object_iter(json_array_get(items, k)));
+        long st = s_item_status(res);
         json_t *error = json_object_get(res, "error");
-        /* deleting what is already gone is what a delete wants */
-        if (deletes && deletes[k] && status == 404 && !json_is_object(error))
-            continue;
+        if (!error || json_is_null(error))
+            continue; /* stored (or, for a delete, already gone) */
         const char *type = json_string_value(json_object_get(error, "type"));
         const char *reason = json_is_string(error)
                                  ? json_string_value(error)
                                  : json_string_value(json_object_get(error, "reason"));
-        char why[200];
-        s_reason(reason, why, sizeof why);
+        char text[200];
+        s_reason(reason, text, sizeof text);
         char code[64];
         if (type)
             snprintf(code, sizeof code, "%s", type);
         else
-            snprintf(code, sizeof code, "HTTP%ld", status);
-        int kind = status == 429                               ? FANOUT_THROTTLED
-                   : status >= 500 || status == 408 || !status ? FANOUT_RETRY
-                                                               : FANOUT_FATAL;
-        if (!status)
-            fanout_outcome_set(outs[k], kind, "BulkResponseUnreadable",
-                               "item %zu of the _bulk answer has no status", k);
-        else
-            fanout_outcome_set(outs[k], kind, code, "%s (HTTP %ld)%s%s",
-                               kind == FANOUT_THROTTLED ? "throttled by the domain"
-                               : kind == FANOUT_RETRY   ? "the domain failed this document"
-                                                      : "the domain refused this document",
-                               status, why[0] ? ": " : "", why);
+            snprintf(code, sizeof code, "HTTP%ld", st);
+        int kind = st == 429                ? FANOUT_THROTTLED
+                   : st >= 500 || st == 408 ? FANOUT_RETRY
+                                            : FANOUT_FATAL;
+        fanout_outcome_set(outs[k], kind, code, "%s (HTTP %ld)%s%s",
+                           kind == FANOUT_THROTTLED ? "throttled by the domain"
+                           : kind == FANOUT_RETRY   ? "the domain failed this document"
+                                                    : "the domain refused this document",
+                           st, text[0] ? ": " : "", text);
     }
+    rc = 0;
+out:
+    for (size_t k = 0; a && k < count; k++)
+        json_decref(a[k].line);
+    free(a);
     json_decref(root);
-    return 0;
+    return rc;
 }

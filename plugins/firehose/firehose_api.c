@@ -81,54 +81,87 @@ static int s_entry_status(const char *code)
     return FANOUT_FATAL;
 }
 
-static void s_read_answer(const struct firehose_target *t, size_t n, const uint8_t *body,
-                          size_t body_len, struct fanout_outcome *out)
+/* Read a 2xx answer. It counts only when it is the one the API documents:
+ * HTTP 200, a JSON object whose "RequestResponses" has one entry per record
+ * sent, each an object with either a RecordId or an ErrorCode (not both),
+ * and a "FailedPutCount" that is the number of entries with an ErrorCode.
+ * Anything else contradicts itself or answers another request: nothing in
+ * it is believed and every record is retried (a duplicate is what
+ * at-least-once allows; a record wrongly taken as accepted is a loss). */
+static void s_read_answer(const struct firehose_target *t, size_t n, long status,
+                          const uint8_t *body, size_t body_len, struct fanout_outcome *out)
 {
+    char what[160] = "";
     json_error_t jerr;
-    json_t *root = body ? json_loadb((const char *)body, body_len, 0, &jerr) : NULL;
-    json_t *rs = json_object_get(root, "RequestResponses");
+    json_t *root = NULL, *rs = NULL;
+    size_t failed = 0, throttled = 0;
+    if (status != 200) {
+        snprintf(what, sizeof what, "HTTP %ld, not the 200 PutRecordBatch answers with",
+                 status);
+        goto doubt;
+    }
+    root = body && body_len
+               ? json_loadb((const char *)body, body_len, JSON_REJECT_DUPLICATES, &jerr)
+               : NULL;
+    rs = json_object_get(root, "RequestResponses");
+    if (!json_is_object(root)) {
+        if (root)
+            snprintf(what, sizeof what, "a JSON body that is not an object");
+        else if (body_len)
+            snprintf(what, sizeof what, "a body that is not JSON (%.60s)", jerr.text);
+        else
+            snprintf(what, sizeof what, "an empty body");
+        goto doubt;
+    }
     if (!json_is_array(rs) || json_array_size(rs) != n) {
-        char what[96];
-        if (!root)
-            snprintf(what, sizeof what, "a body that is not JSON");
-        else if (!json_is_array(rs))
+        if (!json_is_array(rs))
             snprintf(what, sizeof what, "no \"RequestResponses\" array");
         else
             snprintf(what, sizeof what, "%zu entries in \"RequestResponses\"",
                      json_array_size(rs));
-        s_log(t, FANOUT_LOG_WARN, "PutRecordBatch to %s: %zu records sent, answer has %s",
-              t->stream, n, what);
-        s_mark_all(n, out, FANOUT_RETRY, "ProtocolError",
-                   "PutRecordBatch answered with %s for %zu records sent; nothing is known "
-                   "accepted",
-                   what, n);
-        json_decref(root);
-        return;
+        goto doubt;
     }
-    size_t failed = 0, throttled = 0;
+    json_t *fc = json_object_get(root, "FailedPutCount");
+    if (!json_is_integer(fc) || json_integer_value(fc) < 0) {
+        snprintf(what, sizeof what, "%s \"FailedPutCount\"", fc ? "a non-count" : "no");
+        goto doubt;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *r = json_array_get(rs, i);
+        json_t *jc = json_object_get(r, "ErrorCode");
+        json_t *ji = json_object_get(r, "RecordId");
+        const char *code = json_string_value(jc);
+        const char *id = json_string_value(ji);
+        int has_code = code && *code, has_id = id && *id;
+        if (!json_is_object(r) || has_code == has_id ||
+            (jc && !json_is_null(jc) && !code) || (ji && !json_is_null(ji) && !id)) {
+            snprintf(what, sizeof what, "entry %zu with %s", i,
+                     !json_is_object(r)     ? "no object"
+                     : has_code && has_id   ? "both RecordId and ErrorCode"
+                     : !has_code && !has_id ? "neither RecordId nor ErrorCode"
+                                            : "a RecordId or ErrorCode not a string");
+            goto doubt;
+        }
+        if (has_code) {
+            failed++;
+            throttled += s_entry_status(code) == FANOUT_THROTTLED;
+        }
+    }
+    if ((json_int_t)failed != json_integer_value(fc)) {
+        snprintf(what, sizeof what,
+                 "\"FailedPutCount\" %" JSON_INTEGER_FORMAT " but %zu failed entries",
+                 json_integer_value(fc), failed);
+        goto doubt;
+    }
     for (size_t i = 0; i < n; i++) {
         json_t *r = json_array_get(rs, i);
         const char *code = json_string_value(json_object_get(r, "ErrorCode"));
-        const char *id = json_string_value(json_object_get(r, "RecordId"));
-        if (code && *code) {
-            const char *msg = json_string_value(json_object_get(r, "ErrorMessage"));
-            int st = s_entry_status(code);
-            fanout_outcome_set(&out[i], st, code, "%s", msg && *msg ? msg : "(no message)");
-            failed++;
-            throttled += st == FANOUT_THROTTLED;
-        } else if (!id || !*id) {
-            fanout_outcome_set(&out[i], FANOUT_RETRY, "ProtocolError",
-                               "PutRecordBatch answer entry %zu has neither RecordId nor "
-                               "ErrorCode",
-                               i);
-            failed++;
-        }
+        if (!code)
+            continue; /* accepted: the outcome stays FANOUT_OK */
+        const char *msg = json_string_value(json_object_get(r, "ErrorMessage"));
+        fanout_outcome_set(&out[i], s_entry_status(code), code, "%s",
+                           msg && *msg ? msg : "(no message)");
     }
-    json_t *fc = json_object_get(root, "FailedPutCount");
-    if (json_is_integer(fc) && (size_t)json_integer_value(fc) != failed)
-        s_log(t, FANOUT_LOG_WARN,
-              "PutRecordBatch to %s: FailedPutCount says %lld, the entries say %zu",
-              t->stream, (long long)json_integer_value(fc), failed);
     if (failed)
         s_log(t, FANOUT_LOG_INFO,
               "PutRecordBatch to %s: %zu of %zu records failed (%zu throttled)", t->stream,
@@ -136,6 +169,15 @@ static void s_read_answer(const struct firehose_target *t, size_t n, const uint8
     else
         s_log(t, FANOUT_LOG_DEBUG, "PutRecordBatch to %s: %zu records accepted", t->stream,
               n);
+    json_decref(root);
+    return;
+doubt:
+    s_log(t, FANOUT_LOG_WARN, "PutRecordBatch to %s: %zu records sent, answer has %s",
+          t->stream, n, what);
+    s_mark_all(n, out, FANOUT_RETRY, "ProtocolError",
+               "PutRecordBatch answered with %s for %zu records sent; nothing is known "
+               "accepted",
+               what, n);
     json_decref(root);
 }
 
@@ -198,7 +240,9 @@ void firehose_put_record_batch(const struct firehose_target *t,
           t->stream, n, b.len, batch->attempt);
     t->host->aws_call(reqs, resps, 1);
     switch (resp.result) {
-    case FANOUT_AWS_OK: s_read_answer(t, n, resp.body, resp.body_len, out); break;
+    case FANOUT_AWS_OK:
+        s_read_answer(t, n, resp.status, resp.body, resp.body_len, out);
+        break;
     case FANOUT_AWS_THROTTLED:
         s_mark_all(n, out, FANOUT_THROTTLED, resp.error_code, "PutRecordBatch to %s: %s",
                    t->stream, resp.error_message);

@@ -418,8 +418,20 @@ static void s_judge(const struct iot_target *t, const struct fanout_aws_response
 {
     /* The SDK's mapping of the AWS layer's result; our code and message. */
     int st = fanout_aws_outcome(r, o);
-    if (st == FANOUT_OK)
+    if (st == FANOUT_OK) {
+        /* Publish documents one success: HTTP 200 (botocore iot-data
+         * model: Publish has no other 2xx, its output is empty). Another
+         * 2xx (a 202 or 204 from something in between) says nothing of the
+         * broker: resend, a second copy is what at-least-once allows. */
+        if (r->status == 200)
+            return;
+        fanout_outcome_set(o, FANOUT_RETRY, "UnexpectedResponse",
+                           "publishing to %s: HTTP %ld where Publish answers 200; the "
+                           "message is not known published",
+                           t->destination, r->status);
+        s_host->log(FANOUT_LOG_WARN, t->id, "%s", o->message);
         return;
+    }
     fanout_outcome_set(o, st, r->error_code[0] ? r->error_code : "PublishFailed",
                        "publishing to %s: %s", t->destination,
                        r->error_message[0] ? r->error_message : "no detail");

@@ -170,57 +170,98 @@ static void s_warn_reordered(const struct kinesis_target *t, const struct s_entr
     }
 }
 
-/* Read a 200 answer: one outcome per entry sent. */
+/* Read a 2xx answer: one outcome per entry sent. The answer counts only
+ * when it is the one the API documents: HTTP 200, a JSON object whose
+ * "Records" has one entry per record sent, each an object with either a
+ * SequenceNumber or an ErrorCode (not both), and a "FailedRecordCount" that
+ * is the number of entries with an ErrorCode. Anything else contradicts
+ * itself or answers another request: nothing in it is believed, and every
+ * record sent is retried (a record written twice is what at-least-once
+ * allows; a record taken as written when it was not is a loss). */
 static void s_read_answer(const struct kinesis_target *t, const struct s_entry *entries,
-                          const size_t *idx, size_t sent, const uint8_t *body,
+                          const size_t *idx, size_t sent, long status, const uint8_t *body,
                           size_t body_len, struct fanout_outcome *out)
 {
+    char what[160] = "";
     json_error_t jerr;
-    json_t *root = body ? json_loadb((const char *)body, body_len, 0, &jerr) : NULL;
-    json_t *recs = json_object_get(root, "Records");
+    json_t *root = NULL, *recs = NULL;
+    size_t failed = 0, throttled = 0;
+    if (status != 200) {
+        snprintf(what, sizeof what, "HTTP %ld, not the 200 PutRecords answers with",
+                 status);
+        goto doubt;
+    }
+    root = body && body_len
+               ? json_loadb((const char *)body, body_len, JSON_REJECT_DUPLICATES, &jerr)
+               : NULL;
+    recs = json_object_get(root, "Records");
+    if (!json_is_object(root)) {
+        if (root)
+            snprintf(what, sizeof what, "a JSON body that is not an object");
+        else if (body_len)
+            snprintf(what, sizeof what, "a body that is not JSON (%.60s)", jerr.text);
+        else
+            snprintf(what, sizeof what, "an empty body");
+        goto doubt;
+    }
     if (!json_is_array(recs) || json_array_size(recs) != sent) {
-        char what[96];
-        if (!root)
-            snprintf(what, sizeof what, "a body that is not JSON");
-        else if (!json_is_array(recs))
+        if (!json_is_array(recs))
             snprintf(what, sizeof what, "no \"Records\" array");
         else
             snprintf(what, sizeof what, "%zu entries in \"Records\"",
                      json_array_size(recs));
-        s_log(t, FANOUT_LOG_WARN, "PutRecords to %s: %zu records sent, answer has %s",
-              t->stream, sent, what);
-        s_mark_all(idx, sent, out, FANOUT_RETRY, "ProtocolError",
-                   "PutRecords answered with %s for %zu records sent; nothing is known "
-                   "written",
-                   what, sent);
-        json_decref(root);
-        return;
+        goto doubt;
     }
-    size_t failed = 0, throttled = 0;
+    json_t *fc = json_object_get(root, "FailedRecordCount");
+    if (!json_is_integer(fc) || json_integer_value(fc) < 0) {
+        snprintf(what, sizeof what, "%s \"FailedRecordCount\"", fc ? "a non-count" : "no");
+        goto doubt;
+    }
+    for (size_t i = 0; i < sent; i++) {
+        json_t *r = json_array_get(recs, i);
+        json_t *jc = json_object_get(r, "ErrorCode");
+        json_t *js = json_object_get(r, "SequenceNumber");
+        const char *code = json_string_value(jc);
+        const char *seq = json_string_value(js);
+        int has_code = code && *code, has_seq = seq && *seq;
+        if (!json_is_object(r) || has_code == has_seq ||
+            (jc && !json_is_null(jc) && !code) || (js && !json_is_null(js) && !seq)) {
+            snprintf(what, sizeof what, "entry %zu with %s", i,
+                     !json_is_object(r)    ? "no object"
+                     : has_code && has_seq ? "both SequenceNumber and ErrorCode"
+                     : !has_code && !has_seq
+                         ? "neither SequenceNumber nor ErrorCode"
+                         : "a SequenceNumber or ErrorCode not a string");
+            goto doubt;
+        }
+        /* SequenceNumber: 0|([1-9]\d{0,128}) (botocore's model) */
+        size_t sl = has_seq ? strlen(seq) : 0;
+        if (has_seq &&
+            (sl > 129 || strspn(seq, "0123456789") != sl || (sl > 1 && seq[0] == '0'))) {
+            snprintf(what, sizeof what, "entry %zu with a SequenceNumber that is not one",
+                     i);
+            goto doubt;
+        }
+        if (has_code) {
+            failed++;
+            throttled += s_entry_status(code) == FANOUT_THROTTLED;
+        }
+    }
+    if ((json_int_t)failed != json_integer_value(fc)) {
+        snprintf(what, sizeof what,
+                 "\"FailedRecordCount\" %" JSON_INTEGER_FORMAT " but %zu failed entries",
+                 json_integer_value(fc), failed);
+        goto doubt;
+    }
     for (size_t i = 0; i < sent; i++) {
         json_t *r = json_array_get(recs, i);
         const char *code = json_string_value(json_object_get(r, "ErrorCode"));
-        const char *seq = json_string_value(json_object_get(r, "SequenceNumber"));
-        struct fanout_outcome *o = &out[idx[i]];
-        if (code && *code) {
-            const char *msg = json_string_value(json_object_get(r, "ErrorMessage"));
-            int st = s_entry_status(code);
-            fanout_outcome_set(o, st, code, "%s", msg && *msg ? msg : "(no message)");
-            failed++;
-            throttled += st == FANOUT_THROTTLED;
-        } else if (!seq || !*seq) {
-            fanout_outcome_set(o, FANOUT_RETRY, "ProtocolError",
-                               "PutRecords answer entry %zu has neither SequenceNumber "
-                               "nor ErrorCode",
-                               i);
-            failed++;
-        }
+        if (!code)
+            continue; /* written: the outcome stays FANOUT_OK */
+        const char *msg = json_string_value(json_object_get(r, "ErrorMessage"));
+        fanout_outcome_set(&out[idx[i]], s_entry_status(code), code, "%s",
+                           msg && *msg ? msg : "(no message)");
     }
-    json_t *fc = json_object_get(root, "FailedRecordCount");
-    if (json_is_integer(fc) && (size_t)json_integer_value(fc) != failed)
-        s_log(t, FANOUT_LOG_WARN,
-              "PutRecords to %s: FailedRecordCount says %lld, the entries say %zu",
-              t->stream, (long long)json_integer_value(fc), failed);
     if (failed)
         s_log(t, FANOUT_LOG_INFO,
               "PutRecords to %s: %zu of %zu records failed (%zu throttled)", t->stream,
@@ -230,6 +271,15 @@ static void s_read_answer(const struct kinesis_target *t, const struct s_entry *
               sent);
     if (failed && t->ordered)
         s_warn_reordered(t, entries, idx, sent, out);
+    json_decref(root);
+    return;
+doubt:
+    s_log(t, FANOUT_LOG_WARN, "PutRecords to %s: %zu records sent, answer has %s",
+          t->stream, sent, what);
+    s_mark_all(idx, sent, out, FANOUT_RETRY, "ProtocolError",
+               "PutRecords answered with %s for %zu records sent; nothing is known "
+               "written",
+               what, sent);
     json_decref(root);
 }
 
@@ -324,7 +374,7 @@ void kinesis_put_records(const struct kinesis_target *t, const struct fanout_bat
     t->host->aws_call(reqs, resps, 1);
     switch (resp.result) {
     case FANOUT_AWS_OK:
-        s_read_answer(t, entries, idx, sent, resp.body, resp.body_len, out);
+        s_read_answer(t, entries, idx, sent, resp.status, resp.body, resp.body_len, out);
         break;
     case FANOUT_AWS_THROTTLED:
         s_mark_all(idx, sent, out, FANOUT_THROTTLED, resp.error_code,

@@ -327,12 +327,23 @@ static void s_judge(const struct fanout_host *host, const struct lambda_target *
      * code and message (ours) are set below. */
     int fallback = fanout_aws_outcome(r, o);
     if (fallback == FANOUT_OK) {
-        /* An Event invocation is accepted with 202; any 2xx is an
-         * acknowledgement, but another one is worth a line. */
-        if (r->status != 202)
-            host->log(FANOUT_LOG_WARN, t->id,
-                      "lambda %s: invocation answered HTTP %ld instead of 202 Accepted",
-                      t->destination, r->status);
+        /* An Event invocation is accepted with 202 and only 202 (API_Invoke:
+         * "For asynchronous invocation, Lambda adds events to a queue before
+         * sending them to your function ... the status code is 202"). A 200
+         * answers a RequestResponse invocation, so it is not the answer to
+         * ours; any other 2xx is undocumented; a function error cannot come
+         * with a queued event. None of them says the event was queued:
+         * resend (a second copy is what at-least-once allows). */
+        const char *fe = host->aws_response_header(r, "X-Amz-Function-Error");
+        if (r->status == 202 && !fe)
+            return;
+        fanout_outcome_set(
+            o, FANOUT_RETRY, "UnexpectedResponse",
+            "invoking %s: HTTP %ld%s%.40s%s to an Event invocation, which is "
+            "answered 202 Accepted; the event is not known queued",
+            t->destination, r->status, fe ? " with X-Amz-Function-Error \"" : "",
+            fe ? fe : "", fe ? "\"" : "");
+        host->log(FANOUT_LOG_WARN, t->id, "%s", o->message);
         return;
     }
     int status = s_code_status(r->error_code, fallback);

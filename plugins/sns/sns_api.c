@@ -316,6 +316,61 @@ static size_t s_find(struct sns_entry *const *entries, size_t count, const char 
     return count;
 }
 
+/* The one element `name` of [p, p + n): 1 with its content, 0 when absent,
+ * -1 when there are two or more. */
+static int s_xml_only(const char *p, size_t n, const char *name, const char **content,
+                      size_t *content_len)
+{
+    size_t after, after2, l2;
+    const char *c2;
+    if (!s_xml_elem(p, n, name, content, content_len, &after))
+        return 0;
+    if (s_xml_elem(p + after, n - after, name, &c2, &l2, &after2))
+        return -1;
+    return 1;
+}
+
+/* One member of Successful or Failed: checks its Id against the request's
+ * and the ones already seen. Returns the entry's position, or `count` with
+ * `why` filled. */
+static size_t s_member(struct sns_entry *const *entries, size_t count, const char *m,
+                       size_t ml, char *seen, const char *list, char *id, size_t id_len,
+                       char *why, size_t why_len)
+{
+    const char *c;
+    size_t cl;
+    int k = s_xml_only(m, ml, "Id", &c, &cl);
+    if (k != 1) {
+        snprintf(why, why_len, "a member of %s with %s Id", list,
+                 k ? "more than one" : "no");
+        return count;
+    }
+    s_xml_text(c, cl, id, id_len);
+    size_t at = s_find(entries, count, id);
+    if (at == count) {
+        snprintf(why, why_len, "%s names Id \"%.24s\", which was not sent", list, id);
+        return count;
+    }
+    if (seen[at]) {
+        snprintf(why, why_len, "Id %s named twice", id);
+        return count;
+    }
+    seen[at] = 1;
+    return at;
+}
+
+/*
+ * Read the answer to one Publish or PublishBatch. It counts only when it is
+ * the one the API documents: HTTP 200, a complete <PublishResponse> (with
+ * one non-empty MessageId) or <PublishBatchResponse> whose Successful and
+ * Failed name no Id twice and none that was not sent. Anything else
+ * (truncated XML, an answer to the other action, an Id unknown, repeated or
+ * both successful and failed) contradicts itself or answers another
+ * request: nothing in it is believed and every entry is retried (a
+ * duplicate is what at-least-once allows; an entry wrongly taken as
+ * published is a loss). An entry the answer leaves out, or a Successful
+ * member without a MessageId, leaves that entry alone in doubt: retried.
+ */
 void sns_read_response(const struct fanout_aws_response *r,
                        struct sns_entry *const *entries, size_t count, int batch,
                        struct fanout_outcome *out)
@@ -335,71 +390,124 @@ void sns_read_response(const struct fanout_aws_response *r,
     }
     const char *body = r->body ? (const char *)r->body : "";
     size_t len = r->body ? r->body_len : 0;
-    const char *c;
-    size_t cl, after;
+    const char *c, *res;
+    size_t cl, resl;
+    char why[160] = "", msg[256];
+    char *seen = NULL;
+    if (r->status != 200) {
+        snprintf(why, sizeof why, "HTTP %ld, not the 200 %s answers with", r->status, op);
+        goto doubt;
+    }
+    /* comments, CDATA and declarations are not in SNS's answers, and a
+     * scanner that skips none of them could be shown an Id that is not */
+    for (const char *lt = memchr(body, '<', len); lt && (size_t)(lt - body) + 1 < len;
+         lt = memchr(lt + 1, '<', len - (size_t)(lt - body) - 1))
+        if (lt[1] == '!') {
+            snprintf(why, sizeof why, "XML comments, CDATA or declarations (\"<!\")");
+            goto doubt;
+        }
+    const char *root = batch ? "PublishBatchResponse" : "PublishResponse";
+    const char *result = batch ? "PublishBatchResult" : "PublishResult";
+    if (s_xml_only(body, len, root, &c, &cl) != 1 ||
+        s_xml_only(c, cl, result, &res, &resl) != 1) {
+        if (len)
+            snprintf(why, sizeof why, "no complete <%s> with one <%s>", root, result);
+        else
+            snprintf(why, sizeof why, "an empty body");
+        goto doubt;
+    }
     if (!batch) {
         char mid[128];
-        s_xml_child(body, len, "MessageId", mid, sizeof mid);
-        if (!mid[0])
-            s_all(entries, count, out, FANOUT_RETRY, "InvalidResponse",
-                  "Publish answered HTTP 200 without a MessageId: delivery unknown");
+        if (s_xml_only(res, resl, "MessageId", &c, &cl) != 1) {
+            snprintf(why, sizeof why, "no single MessageId");
+            goto doubt;
+        }
+        s_xml_text(c, cl, mid, sizeof mid);
+        if (!mid[0]) {
+            snprintf(why, sizeof why, "an empty MessageId");
+            goto doubt;
+        }
         return;
     }
-    char *seen = calloc(count, 1);
+    seen = calloc(count ? count : 1, 1);
     if (!seen) {
         s_all(entries, count, out, FANOUT_RETRY, "OutOfMemory",
               "out of memory reading the answer: delivery unknown");
         return;
     }
-    if (s_xml_elem(body, len, "Successful", &c, &cl, &after)) {
-        const char *m;
-        size_t ml, pos = 0, next;
-        while (pos < cl && s_xml_elem(c + pos, cl - pos, "member", &m, &ml, &next)) {
-            pos += next;
-            char id[64], mid[128];
-            s_xml_child(m, ml, "Id", id, sizeof id);
-            s_xml_child(m, ml, "MessageId", mid, sizeof mid);
-            size_t at = s_find(entries, count, id);
-            if (at == count || seen[at])
-                continue;
-            seen[at] = 1;
-            if (!mid[0])
-                fanout_outcome_set(
-                    &out[entries[at]->index], FANOUT_RETRY, "InvalidResponse",
-                    "PublishBatch entry %s: no MessageId: delivery unknown", id);
-        }
+    int ks = s_xml_only(res, resl, "Successful", &c, &cl);
+    if (ks < 0) {
+        snprintf(why, sizeof why, "two <Successful> lists");
+        goto doubt;
     }
-    if (s_xml_elem(body, len, "Failed", &c, &cl, &after)) {
+    for (size_t pos = 0, next, ml; ks && pos < cl;) {
         const char *m;
-        size_t ml, pos = 0, next;
-        while (pos < cl && s_xml_elem(c + pos, cl - pos, "member", &m, &ml, &next)) {
-            pos += next;
-            char id[64], code[64], msg[200], sender[16];
-            s_xml_child(m, ml, "Id", id, sizeof id);
-            s_xml_child(m, ml, "Code", code, sizeof code);
-            s_xml_child(m, ml, "Message", msg, sizeof msg);
-            s_xml_child(m, ml, "SenderFault", sender, sizeof sender);
-            size_t at = s_find(entries, count, id);
-            if (at == count)
-                continue;
-            seen[at] = 1;
-            int sf = strcmp(sender, "true") == 0;
-            /* throttling is retried whoever is at fault; otherwise the
-             * sender's fault will not pass on a resend */
-            int st = s_throttling(code) ? FANOUT_THROTTLED
-                     : sf               ? FANOUT_FATAL
-                                        : FANOUT_RETRY;
-            fanout_outcome_set(&out[entries[at]->index], st,
-                               code[0] ? code : "UnknownError",
-                               "PublishBatch entry %s failed (%s fault): %s", id,
-                               sf ? "sender" : "service", msg[0] ? msg : "no message");
-        }
+        if (!s_xml_elem(c + pos, cl - pos, "member", &m, &ml, &next))
+            break;
+        pos += next;
+        char id[64], mid[128];
+        size_t at = s_member(entries, count, m, ml, seen, "Successful", id, sizeof id, why,
+                             sizeof why);
+        if (at == count)
+            goto doubt;
+        const char *mc;
+        size_t mcl;
+        mid[0] = 0;
+        if (s_xml_only(m, ml, "MessageId", &mc, &mcl) == 1)
+            s_xml_text(mc, mcl, mid, sizeof mid);
+        /* incomplete, not contradictory: this entry alone is in doubt */
+        if (!mid[0])
+            fanout_outcome_set(&out[entries[at]->index], FANOUT_RETRY, "InvalidResponse",
+                               "PublishBatch entry %s: no MessageId: delivery unknown", id);
     }
+    int kf = s_xml_only(res, resl, "Failed", &c, &cl);
+    if (kf < 0) {
+        snprintf(why, sizeof why, "two <Failed> lists");
+        goto doubt;
+    }
+    for (size_t pos = 0, next, ml; kf && pos < cl;) {
+        const char *m;
+        if (!s_xml_elem(c + pos, cl - pos, "member", &m, &ml, &next))
+            break;
+        pos += next;
+        char id[64];
+        if (s_member(entries, count, m, ml, seen, "Failed", id, sizeof id, why,
+                     sizeof why) == count)
+            goto doubt;
+    }
+    /* an entry not mentioned leaves the answer incomplete, not contradictory:
+     * that entry alone is in doubt */
     for (size_t j = 0; j < count; j++)
-        if (!seen[j] && out[entries[j]->index].status == FANOUT_OK)
+        if (!seen[j])
             fanout_outcome_set(&out[entries[j]->index], FANOUT_RETRY, "InvalidResponse",
                                "PublishBatch answer names entry %zu neither in Successful "
                                "nor in Failed: delivery unknown",
                                entries[j]->index);
+    /* the answer holds together: the failed entries' outcomes */
+    for (size_t pos = 0, next, ml; kf && pos < cl;) {
+        const char *m;
+        if (!s_xml_elem(c + pos, cl - pos, "member", &m, &ml, &next))
+            break;
+        pos += next;
+        char id[64], code[64], text[200], sender[16];
+        s_xml_child(m, ml, "Id", id, sizeof id);
+        s_xml_child(m, ml, "Code", code, sizeof code);
+        s_xml_child(m, ml, "Message", text, sizeof text);
+        s_xml_child(m, ml, "SenderFault", sender, sizeof sender);
+        size_t at = s_find(entries, count, id);
+        int sf = strcmp(sender, "true") == 0;
+        /* throttling is retried whoever is at fault; otherwise the
+         * sender's fault will not pass on a resend */
+        int st = s_throttling(code) ? FANOUT_THROTTLED : sf ? FANOUT_FATAL : FANOUT_RETRY;
+        fanout_outcome_set(&out[entries[at]->index], st, code[0] ? code : "UnknownError",
+                           "PublishBatch entry %s failed (%s fault): %s", id,
+                           sf ? "sender" : "service", text[0] ? text : "no message");
+    }
+    free(seen);
+    return;
+doubt:
+    snprintf(msg, sizeof msg, "%s answered with %s; delivery of the %zu entr%s unknown", op,
+             why, count, count == 1 ? "y is" : "ies is");
+    s_all(entries, count, out, FANOUT_RETRY, "InvalidResponse", msg);
     free(seen);
 }

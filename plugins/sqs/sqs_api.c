@@ -222,14 +222,62 @@ static void s_all(struct sqs_entry *const *entries, size_t count,
         fanout_outcome_set(&out[entries[i]->index], status, code, "%s", msg);
 }
 
-/* MD5OfMessageBody as the service computed it against what was sent. */
+/* MD5OfMessageBody as the service computed it against what was sent: 1
+ * when it matches or is absent (nothing to check), 0 when it differs or is
+ * not a string. */
 static int s_md5_matches(json_t *obj, const struct sqs_entry *e)
 {
-    const char *md5 = json_string_value(json_object_get(obj, "MD5OfMessageBody"));
+    json_t *j = json_object_get(obj, "MD5OfMessageBody");
+    if (!j || json_is_null(j))
+        return 1;
+    const char *md5 = json_string_value(j);
     if (!md5)
-        return 1; /* not given: nothing to check */
+        return 0;
     char mine[33];
     s_md5_hex(e->body, e->body_len, mine);
+    return !mine[0] || strcasecmp(md5, mine) == 0;
+}
+
+/* MD5OfMessageAttributes of the one attribute a base64 entry carries, as
+ * SQS digests attributes (the AWS SDKs' check, e.g. the Java SDK's
+ * MessageMD5ChecksumHandler): for each attribute in name order, the name,
+ * the data type, transport byte 1 (String), the value, each string as a
+ * 4-byte big-endian length and its bytes. */
+static void s_attr_md5(char out[33])
+{
+    static const char *const parts[] = {SQS_B64_ATTR_NAME, SQS_B64_ATTR_TYPE, NULL,
+                                        SQS_B64_ATTR_VALUE};
+    uint8_t buf[128];
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) {
+        if (!parts[i]) {
+            buf[n++] = 1;
+            continue;
+        }
+        size_t l = strlen(parts[i]);
+        buf[n++] = (uint8_t)(l >> 24);
+        buf[n++] = (uint8_t)(l >> 16);
+        buf[n++] = (uint8_t)(l >> 8);
+        buf[n++] = (uint8_t)l;
+        memcpy(buf + n, parts[i], l);
+        n += l;
+    }
+    s_md5_hex(buf, n, out);
+}
+
+/* MD5OfMessageAttributes against the attributes sent: 1 when it matches or
+ * is absent, 0 when it differs, is not a string, or digests attributes
+ * that were not sent. */
+static int s_attr_md5_matches(json_t *obj, const struct sqs_entry *e)
+{
+    json_t *j = json_object_get(obj, "MD5OfMessageAttributes");
+    if (!j || json_is_null(j))
+        return 1;
+    const char *md5 = json_string_value(j);
+    if (!md5 || !e->encoded)
+        return 0;
+    char mine[33];
+    s_attr_md5(mine);
     return !mine[0] || strcasecmp(md5, mine) == 0;
 }
 
@@ -245,6 +293,58 @@ static size_t s_find(struct sqs_entry *const *entries, size_t count, const char 
     return count;
 }
 
+/* A non-empty string member of obj, or NULL. */
+static const char *s_str(json_t *obj, const char *key)
+{
+    const char *v = json_string_value(json_object_get(obj, key));
+    return v && *v ? v : NULL;
+}
+
+/* Checks the members of list `name` (absent or an array of objects, each
+ * with an Id sent and not yet seen). Returns 0, or -1 with `why`. */
+static int s_check_list(json_t *root, const char *name, struct sqs_entry *const *entries,
+                        size_t count, char *seen, char *why, size_t why_len)
+{
+    json_t *list = json_object_get(root, name);
+    if (!list || json_is_null(list))
+        return 0;
+    if (!json_is_array(list)) {
+        snprintf(why, why_len, "\"%s\" that is not a list", name);
+        return -1;
+    }
+    size_t i;
+    json_t *item;
+    json_array_foreach (list, i, item) {
+        const char *id = s_str(item, "Id");
+        size_t at = s_find(entries, count, id);
+        if (!json_is_object(item) || !id) {
+            snprintf(why, why_len, "member %zu of %s without an Id", i, name);
+            return -1;
+        }
+        if (at == count) {
+            snprintf(why, why_len, "%s names Id \"%.24s\", which was not sent", name, id);
+            return -1;
+        }
+        if (seen[at]) {
+            snprintf(why, why_len, "Id %s named twice", id);
+            return -1;
+        }
+        seen[at] = 1;
+    }
+    return 0;
+}
+
+/*
+ * Read the answer to one SendMessage or SendMessageBatch. It counts only
+ * when it is the one the API documents: HTTP 200, a JSON object with a
+ * MessageId (SendMessage) or whose Successful and Failed are lists that
+ * name no Id twice and none that was not sent. Anything else (not JSON,
+ * truncated, an Id unknown, repeated or both successful and failed)
+ * contradicts itself or answers another request: nothing in it is believed
+ * and every entry is retried. An entry the answer leaves out, a Successful
+ * member without a MessageId, or one whose MD5OfMessageBody is not the MD5
+ * of what was sent, leaves that entry alone in doubt: retried.
+ */
 void sqs_read_response(const struct fanout_aws_response *r,
                        struct sqs_entry *const *entries, size_t count, int batch,
                        struct fanout_outcome *out)
@@ -262,46 +362,59 @@ void sqs_read_response(const struct fanout_aws_response *r,
         s_all(entries, count, out, st, code, msg);
         return;
     }
+    char why[160] = "", msg[256];
+    char *seen = NULL;
+    json_t *root = NULL;
     json_error_t je;
-    json_t *root = json_loadb((const char *)r->body, r->body_len, 0, &je);
+    if (r->status != 200) {
+        snprintf(why, sizeof why, "HTTP %ld, not the 200 %s answers with", r->status, op);
+        goto doubt;
+    }
+    root = r->body && r->body_len
+               ? json_loadb((const char *)r->body, r->body_len, JSON_REJECT_DUPLICATES, &je)
+               : NULL;
     if (!json_is_object(root)) {
-        json_decref(root);
-        s_all(entries, count, out, FANOUT_RETRY, "InvalidResponse",
-              batch ? "SendMessageBatch answered HTTP 200 with a body that is not a JSON "
-                      "object: delivery unknown"
-                    : "SendMessage answered HTTP 200 with a body that is not a JSON "
-                      "object: delivery unknown");
-        return;
+        if (root)
+            snprintf(why, sizeof why, "a JSON body that is not an object");
+        else if (r->body_len)
+            snprintf(why, sizeof why, "a body that is not JSON (%.60s)", je.text);
+        else
+            snprintf(why, sizeof why, "an empty body");
+        goto doubt;
     }
     if (!batch) {
-        if (!json_is_string(json_object_get(root, "MessageId")))
-            s_all(entries, count, out, FANOUT_RETRY, "InvalidResponse",
-                  "SendMessage answered without a MessageId: delivery unknown");
-        else if (!s_md5_matches(root, entries[0]))
+        if (!s_str(root, "MessageId")) {
+            snprintf(why, sizeof why, "no MessageId");
+            goto doubt;
+        }
+        if (!s_md5_matches(root, entries[0]))
             s_all(entries, count, out, FANOUT_RETRY, "MD5Mismatch",
                   "MD5OfMessageBody differs from the MD5 of the body sent: the message "
                   "was altered on the way");
+        else if (!s_attr_md5_matches(root, entries[0]))
+            s_all(entries, count, out, FANOUT_RETRY, "MD5Mismatch",
+                  "MD5OfMessageAttributes differs from the MD5 of the attributes sent: the "
+                  "message was altered on the way");
         json_decref(root);
         return;
     }
-    /* which entries the answer names */
-    char *seen = calloc(count, 1);
+    seen = calloc(count ? count : 1, 1);
     if (!seen) {
         json_decref(root);
         s_all(entries, count, out, FANOUT_RETRY, "OutOfMemory",
               "out of memory reading the answer: delivery unknown");
         return;
     }
+    if (s_check_list(root, "Successful", entries, count, seen, why, sizeof why) != 0 ||
+        s_check_list(root, "Failed", entries, count, seen, why, sizeof why) != 0)
+        goto doubt;
+    /* the answer holds together: judge each entry */
     size_t i;
     json_t *item;
     json_array_foreach (json_object_get(root, "Successful"), i, item) {
-        const char *id = json_string_value(json_object_get(item, "Id"));
-        size_t at = s_find(entries, count, id);
-        if (at == count || seen[at])
-            continue;
-        seen[at] = 1;
-        struct sqs_entry *e = entries[at];
-        if (!json_is_string(json_object_get(item, "MessageId")))
+        const char *id = s_str(item, "Id");
+        struct sqs_entry *e = entries[s_find(entries, count, id)];
+        if (!s_str(item, "MessageId"))
             fanout_outcome_set(&out[e->index], FANOUT_RETRY, "InvalidResponse",
                                "SendMessageBatch entry %s: no MessageId: delivery unknown",
                                id);
@@ -310,16 +423,17 @@ void sqs_read_response(const struct fanout_aws_response *r,
                                "SendMessageBatch entry %s: MD5OfMessageBody differs from "
                                "the MD5 of the body sent",
                                id);
+        else if (!s_attr_md5_matches(item, e))
+            fanout_outcome_set(&out[e->index], FANOUT_RETRY, "MD5Mismatch",
+                               "SendMessageBatch entry %s: MD5OfMessageAttributes differs "
+                               "from the MD5 of the attributes sent",
+                               id);
     }
     json_array_foreach (json_object_get(root, "Failed"), i, item) {
-        const char *id = json_string_value(json_object_get(item, "Id"));
-        size_t at = s_find(entries, count, id);
-        if (at == count)
-            continue;
-        seen[at] = 1;
-        struct sqs_entry *e = entries[at];
+        const char *id = s_str(item, "Id");
+        struct sqs_entry *e = entries[s_find(entries, count, id)];
         const char *code = json_string_value(json_object_get(item, "Code"));
-        const char *msg = json_string_value(json_object_get(item, "Message"));
+        const char *text = json_string_value(json_object_get(item, "Message"));
         json_t *sf = json_object_get(item, "SenderFault");
         /* a string "true" from a Query-minded server reads the same */
         int sender = json_is_true(sf) ||
@@ -327,14 +441,24 @@ void sqs_read_response(const struct fanout_aws_response *r,
         code = code && *code ? code : "UnknownError";
         fanout_outcome_set(&out[e->index], s_entry_status(code, sender), code,
                            "SendMessageBatch entry %s failed (%s fault): %s", id,
-                           sender ? "sender" : "service", msg && *msg ? msg : "no message");
+                           sender ? "sender" : "service",
+                           text && *text ? text : "no message");
     }
+    /* an entry not mentioned leaves the answer incomplete, not contradictory:
+     * that entry alone is in doubt */
     for (size_t j = 0; j < count; j++)
-        if (!seen[j] && out[entries[j]->index].status == FANOUT_OK)
+        if (!seen[j])
             fanout_outcome_set(&out[entries[j]->index], FANOUT_RETRY, "InvalidResponse",
                                "SendMessageBatch answer names entry %zu neither in "
                                "Successful nor in Failed: delivery unknown",
                                entries[j]->index);
+    free(seen);
+    json_decref(root);
+    return;
+doubt:
+    snprintf(msg, sizeof msg, "%s answered with %s; delivery of the %zu entr%s unknown", op,
+             why, count, count == 1 ? "y is" : "ies is");
+    s_all(entries, count, out, FANOUT_RETRY, "InvalidResponse", msg);
     free(seen);
     json_decref(root);
 }

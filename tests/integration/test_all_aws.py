@@ -152,6 +152,48 @@ class AllSeven(unittest.TestCase):
         es = self.aws.received("opensearch", "e2e-index", n)
         self.assertEqual(len(es), n)
 
+    def test_spoiled_answers_everywhere_at_once(self):
+        """Every aws_service destination stores the records, then answers
+        with a spoiled answer once (a count that lies, an Id twice, a 200
+        to an Event invocation, a 202 to Publish, an errors flag that
+        lies): nothing is taken as delivered on those answers, everything is
+        sent again, and every record lands (at least once) with no failure."""
+        self.aws.reset()
+        self.aws.faults([
+            {"service": "firehose", "kind": "mangle", "op": "set", "path": "FailedPutCount",
+             "value": 1},
+            {"service": "sns", "kind": "mangle", "op": "replace", "pattern": "<Id>1</Id>",
+             "repl": "<Id>0</Id>"},
+            {"service": "lambda", "kind": "mangle", "op": "status", "status": 200},
+            {"service": "iot", "kind": "mangle", "op": "status", "status": 202, "count": 5},
+            {"service": "opensearch", "kind": "mangle", "op": "set", "path": "errors",
+             "value": True}])
+        with open(harness.sample_event("kinesis.json")) as f:
+            kev = json.load(f)
+        src = kev["Records"][0]["eventSourceARN"]
+        datas = [base64.b64decode(r["kinesis"]["data"]) for r in kev["Records"]]
+        ms = [m for m in self.mappings(src) if m["id"] not in ("kinesis", "sqs")]
+        r, failed = harness.invoke(self.tmp.path, ms, harness.sample_event("kinesis.json"),
+                                   env=self.env())
+        log = r.stderr.decode()
+        self.assertEqual(r.returncode, 0, log)
+        self.assertEqual(failed, [])
+        for target in ("sns", "firehose", "lambda", "iot", "es"):
+            self.assertRegex(log, r"\[%s\] %s .*: 5 records, .* 5 delivered, 0 failed"
+                             % (target, target))
+        self.assertEqual(self.aws.stats()["faults_fired"], 9)
+        twice = sorted(datas * 2)
+        sns = self.aws.received("sns", TOPIC, 10)
+        self.assertEqual(sorted(e["message"].encode() for e in sns), twice)
+        fh = self.aws.received("firehose", "e2e-firehose", 10)
+        self.assertEqual(sorted(base64.b64decode(e["dataBase64"]) for e in fh), twice)
+        self.assertEqual(len(self.aws.received("lambda", "e2e-fn", 2)), 2)
+        iot = self.aws.received("iot", "e2e/topic", 10)
+        self.assertEqual(sorted(base64.b64decode(e["payloadBase64"]) for e in iot), twice)
+        es = self.aws.received("opensearch", "e2e-index", 10)
+        self.assertEqual(len(es), 10)
+        self.assertEqual(len({e["id"] for e in es}), 5)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -380,6 +380,52 @@ class EsPlugin(unittest.TestCase):
         self.assertEqual(len(docs), 10)
         self.assertEqual(len({d["id"] for d in docs}), 5)
 
+    def test_doubtful_bulk_answers_resend_everything(self):
+        """aws_service stores the documents, then spoils its _bulk answer;
+        an answer that contradicts itself or does not match the actions sent
+        (count, order, action, _id, status) is believed in no part: all five
+        documents are sent again (same ids: updated, not duplicated); and
+        reported failed when no answer can be believed."""
+        m = [harness.mapping("k", "es", self.dest("doubt"), source=KINESIS_ARN)]
+        spoilers = {
+            "errors true, no failed item": [{"op": "set", "path": "errors", "value": True}],
+            "errors false, a failed item": [
+                {"op": "set", "path": "items.1.index.status", "value": 400},
+                {"op": "set", "path": "items.1.index.error",
+                 "value": {"type": "mapper_parsing_exception", "reason": "r"}}],
+            "errors missing": [{"op": "delete", "path": "errors"}],
+            "an item short": [{"op": "delete", "path": "items.-1"}],
+            "an item more": [{"op": "dup", "path": "items.0"}],
+            "items out of order": [{"op": "swap", "path": "items", "i": 0, "j": 1}],
+            "another _id": [{"op": "set", "path": "items.2.index._id", "value": "x"}],
+            "no status": [{"op": "delete", "path": "items.0.index.status"}],
+            "status 202": [{"op": "set", "path": "items.0.index.status", "value": 202}],
+            "another action": [{"op": "replace", "pattern": '"index":', "repl": '"create":',
+                                "count": 1}],
+            "truncated": [{"op": "truncate"}],
+            "HTTP 201": [{"op": "status", "status": 201}],
+        }
+        for name, ops in spoilers.items():
+            with self.subTest(name):
+                self.es.reset()
+                open(self.es.log_path, "w").close()
+                self.es.faults({"service": "opensearch", "kind": "mangle", "ops": ops})
+                r, failed = self.run_es(m, harness.sample_event("kinesis.json"))
+                err = r.stderr.decode()
+                self.assertEqual(r.returncode, 0, err)
+                docs = self.docs("doubt", 10)
+                self.assertEqual(len(docs), 10, name)
+                self.assertEqual(len({d["id"] for d in docs}), 5)
+                self.assertEqual(len(self.bulk_requests()), 2)
+                self.assertIn("so all 5 are resent", err)
+        self.es.reset()
+        self.es.faults({"service": "opensearch", "kind": "mangle", "count": -1,
+                        "op": "set", "path": "errors", "value": True})
+        r, failed = self.run_es(m, harness.sample_event("kinesis.json"),
+                                FANOUT_RETRY_ATTEMPTS="2")
+        self.assertEqual(r.returncode, 1, r.stderr.decode())
+        self.assertEqual(len(failed), 5)
+
     def test_request_too_large_is_reported_with_its_size(self):
         self.es.faults({"service": "opensearch", "kind": "status", "status": 413,
                         "body": {"Message": "Request size exceeded 10485760 bytes"},

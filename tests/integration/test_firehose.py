@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
 STREAMS = ["fh", "fh-none", "fh-json", "fh-concat", "fh-b64", "fh-nl", "fh-big", "fh-nlbig",
-           "fh-part", "fh-err", "fh-slow", "fh-order", "fh-region", "fh-cross"]
+           "fh-part", "fh-err", "fh-slow", "fh-order", "fh-region", "fh-cross", "fh-doubt"]
 OTHER_ACCOUNT = "210987654321"
 
 
@@ -249,6 +249,66 @@ class FirehoseTest(unittest.TestCase):
         self.assertEqual(sorted(failed), ["1000", "1001"])
         self.assertIn("throttled: ServiceUnavailableException", err)
         self.assertEqual(self.datas("fh-slow"), [])
+
+    def test_doubtful_answers_are_not_deliveries(self):
+        """An answer that contradicts itself or is not the documented one:
+        the records were stored by the service, but the answer does not say
+        so, so every record is sent again (count 1), or reported failed when
+        no answer can be believed (forever)."""
+        recs = [("k", b"r%d" % i) for i in range(3)]
+        spoilers = {
+            "count says one failed": {"op": "set", "path": "FailedPutCount", "value": 1},
+            "count missing": {"op": "delete", "path": "FailedPutCount"},
+            "count a string": {"op": "set", "path": "FailedPutCount", "value": "0"},
+            "entry with neither": {"op": "set", "path": "RequestResponses.1", "value": {}},
+            "entry with both": {"op": "set", "path": "RequestResponses.1.ErrorCode",
+                                "value": "InternalFailure"},
+            "one entry short": {"op": "delete", "path": "RequestResponses.-1"},
+            "one entry more": {"op": "dup", "path": "RequestResponses.0"},
+            "truncated": {"op": "truncate"},
+            "not JSON": {"op": "body", "body": "<html>OK</html>"},
+            "empty": {"op": "body", "body": ""},
+            "HTTP 201": {"op": "status", "status": 201},
+            # 204 carries no body (a body there would be read as the next answer)
+            "HTTP 204": [{"op": "status", "status": 204}, {"op": "body", "body": ""}],
+        }
+        for name, op in spoilers.items():
+            with self.subTest(name):
+                self.aws.reset()
+                self.aws.faults({"service": "firehose", "kind": "mangle",
+                                 "ops": op if isinstance(op, list) else [op]})
+                r, failed = self.invoke([firehose_mapping("f", "fh-doubt")],
+                                        harness.kinesis_event(recs))
+                err = r.stderr.decode()
+                self.assertEqual(r.returncode, 0, err)
+                self.assertEqual(self.datas("fh-doubt"), [b"r0", b"r1", b"r2"] * 2, name)
+                self.assertIn("3 records sent, answer has", err)
+        # a body shorter than its Content-Length (the connection closed
+        # half-way): a transport error, retried by the AWS layer
+        self.aws.reset()
+        self.aws.faults({"service": "firehose", "kind": "mangle", "op": "cut"})
+        r, failed = self.invoke([firehose_mapping("f", "fh-doubt")], harness.kinesis_event(recs))
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        self.assertEqual(self.datas("fh-doubt"), [b"r0", b"r1", b"r2"] * 2)
+        self.assertEqual(self.requests()["count"], 2)
+        # an answer over the AWS layer's 64 MiB bound (valid JSON padded
+        # with spaces): refused, not read to the end, and retried
+        self.aws.reset()
+        self.aws.faults({"service": "firehose", "kind": "mangle", "op": "pad",
+                         "bytes": 65 << 20})
+        r, failed = self.invoke([firehose_mapping("f", "fh-doubt")], harness.kinesis_event(recs))
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        self.assertEqual(self.datas("fh-doubt"), [b"r0", b"r1", b"r2"] * 2)
+        self.assertEqual(self.requests()["count"], 2)
+        self.aws.reset()
+        self.aws.faults({"service": "firehose", "kind": "mangle", "count": -1,
+                         "op": "set", "path": "FailedPutCount", "value": 2})
+        r, failed = self.invoke([firehose_mapping("f", "fh-doubt")], harness.kinesis_event(recs),
+                                FANOUT_RETRY_ATTEMPTS="2")
+        err = r.stderr.decode()
+        self.assertEqual(r.returncode, 1, err)
+        self.assertEqual(sorted(failed), ["1000", "1001", "1002"])
+        self.assertIn("\"FailedPutCount\" 2 but 0 failed entries", err)
 
     def test_parallel_false_in_order(self):
         recs = [("k", b"%04d" % i) for i in range(1200)]

@@ -154,6 +154,31 @@ class IotPlugin(unittest.TestCase):
         self.assertIn("throttled: ThrottlingException", r.stderr.decode())
         self.assertEqual(self.received("thr"), [])
 
+    def test_only_200_is_a_publish(self):
+        """aws_service publishes, then answers another 2xx than the 200
+        Publish documents: published again; reported failed when it never
+        changes."""
+        ev = harness.kinesis_event([("k", b"a"), ("k", b"b")])
+        for status in (201, 202, 204, 299):
+            with self.subTest(status):
+                self.aws.reset()
+                self.aws.faults({"service": "iot", "kind": "mangle", "count": 2, "ops": [
+                    {"op": "status", "status": status}, {"op": "body", "body": ""}]})
+                r, _ = self.invoke([harness.mapping("i", "iot", HOST + "#odd",
+                                                    collapse="none")], ev)
+                err = r.stderr.decode()
+                self.assertEqual(r.returncode, 0, err)
+                self.assertEqual(sorted(data_of(g) for g in self.received("odd", 4)),
+                                 [b"a", b"a", b"b", b"b"])
+                self.assertIn("HTTP %d where Publish answers 200" % status, err)
+        self.aws.reset()
+        self.aws.faults({"service": "iot", "kind": "mangle", "count": -1, "op": "status",
+                         "status": 202})
+        r, failed = self.invoke([harness.mapping("i", "iot", HOST + "#odd")], ev,
+                                FANOUT_RETRY_ATTEMPTS=2)
+        self.assertEqual(r.returncode, 1, r.stderr.decode())
+        self.assertEqual(sorted(failed), ["1000", "1001"])
+
     def test_500s(self):
         ev = harness.kinesis_event([("k", b"a")])
         self.aws.faults({"service": "iot", "kind": "error500", "count": 1})

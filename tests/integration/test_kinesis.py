@@ -34,7 +34,9 @@ class FakeKinesis:
     """PutRecords on loopback. Each request takes the next plan of
     `plans` (then answers normally): {"status": 400/500, "code": ...} fails
     the whole request; {"fail": {index: code}} fails those entries;
-    {"short": True} answers one entry too few; {"sleep": s} answers late.
+    {"short": True} answers one entry too few; {"sleep": s} answers late;
+    {"mangle": fn} writes as usual, then answers fn(200, answer): a status
+    and a JSON value or raw bytes.
     Every request is recorded: region and service of the credential scope,
     access key, security token, target, stream, records."""
 
@@ -55,7 +57,7 @@ class FakeKinesis:
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 status, answer = fake.handle(self.headers, body)
-                data = json.dumps(answer).encode()
+                data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/x-amz-json-1.1")
@@ -115,7 +117,10 @@ class FakeKinesis:
                             "ShardId": "shardId-000000000000"})
         if plan.get("short"):
             out = out[:-1]
-        return 200, {"FailedRecordCount": len(fail), "Records": out}
+        answer = {"FailedRecordCount": len(fail), "Records": out}
+        if plan.get("mangle"):  # (status, answer) -> (status, answer or raw bytes)
+            return plan["mangle"](200, answer)
+        return 200, answer
 
 
 # --------------------------------------------------------------------------
@@ -471,6 +476,57 @@ class KinesisTest(unittest.TestCase):
         self.assertEqual(len(self.fake.requests), 2)
         self.assertEqual([x["data"] for x in self.fake.requests[1]["records"]],
                          [b"1", b"2", b"3"])
+
+    def test_doubtful_answers_retry_every_record(self):
+        """The records are written, then the answer contradicts itself or is
+        not PutRecords' own: none is taken as written, all are sent again."""
+        def setk(key, value):
+            def f(st, a):
+                a[key] = value
+                return st, a
+            return f
+
+        def entry(i, value):
+            def f(st, a):
+                a["Records"][i] = value
+                return st, a
+            return f
+
+        thr = {"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "x"}
+        spoilers = {
+            "count > 0, no failed entry": (setk("FailedRecordCount", 1),
+                                           '"FailedRecordCount" 1 but 0 failed'),
+            "count 0, a failed entry": (entry(1, thr), '"FailedRecordCount" 0 but 1 failed'),
+            "count missing": (lambda st, a: (st, {"Records": a["Records"]}),
+                              'no "FailedRecordCount"'),
+            "count a string": (setk("FailedRecordCount", "0"), 'non-count "FailedRecordCount"'),
+            "entry with neither": (entry(1, {"ShardId": "shardId-000000000000"}),
+                                   "neither SequenceNumber nor ErrorCode"),
+            "entry with both": (entry(1, dict(thr, SequenceNumber="1")), "both"),
+            "one entry more": (lambda st, a: (st, dict(a, Records=a["Records"] * 2)),
+                               '6 entries in "Records"'),
+            "not JSON": (lambda st, a: (st, b"<html>OK</html>"), "not JSON"),
+            "truncated": (lambda st, a: (st, json.dumps(a).encode()[:40]), "not JSON"),
+            "empty": (lambda st, a: (st, b""), "empty body"),
+            "HTTP 201": (lambda st, a: (201, a), "HTTP 201"),
+        }
+        recs = [("a", b"1"), ("b", b"2"), ("c", b"3")]
+        for name, (fn, why) in spoilers.items():
+            with self.subTest(name):
+                self.fake.reset([{"mangle": fn}])
+                r, failed = self.invoke([kinesis_mapping("k", "s")],
+                                        harness.kinesis_event(recs), endpoint=self.fake.url)
+                err = r.stderr.decode()
+                self.assertEqual(r.returncode, 0, err)
+                self.assertIn(why, err)
+                self.assertEqual(len(self.fake.requests), 2)
+                self.assertEqual([x["data"] for x in self.fake.requests[1]["records"]],
+                                 [b"1", b"2", b"3"])
+        self.fake.reset([{"mangle": setk("FailedRecordCount", 2)}] * 10)
+        r, failed = self.invoke([kinesis_mapping("k", "s")], harness.kinesis_event(recs),
+                                endpoint=self.fake.url, FANOUT_RETRY_ATTEMPTS="2")
+        self.assertEqual(r.returncode, 1, r.stderr.decode())
+        self.assertEqual(sorted(failed), ["1000", "1001", "1002"])
 
     def test_throttling_500_and_timeout_retried(self):
         self.fake.reset([{"status": 400, "code": "ProvisionedThroughputExceededException"},

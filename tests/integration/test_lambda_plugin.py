@@ -222,6 +222,41 @@ class LambdaPlugin(unittest.TestCase):
         st = self.aws.stats()["by_service"]["lambda"]["Invoke"]["status"]
         self.assertEqual((st.get("429"), st.get("202")), (2, 1))
 
+    def test_only_202_queues_an_event(self):
+        """aws_service queues the event, then answers something other than
+        the 202 an Event invocation gets: a 200 (a RequestResponse answer),
+        another 2xx, or a 202 with X-Amz-Function-Error. None says the event
+        was queued: invoked again; reported failed when it never changes."""
+        ev = harness.kinesis_event([("k", b'{"n":1}'), ("k", b'{"n":2}')])
+        spoilers = {
+            "HTTP 200": [{"op": "status", "status": 200}],
+            "HTTP 204": [{"op": "status", "status": 204}, {"op": "body", "body": ""}],
+            "HTTP 201": [{"op": "status", "status": 201}],
+            "202 with a function error": [
+                {"op": "status", "status": 202,
+                 "headers": {"X-Amz-Function-Error": "Unhandled"}}],
+        }
+        for name, ops in spoilers.items():
+            with self.subTest(name):
+                self.aws.reset()
+                self.aws.faults({"service": "lambda", "kind": "mangle", "ops": ops})
+                r, failed = self.invoke([harness.mapping("l", "lambda", "fn")], ev)
+                err = r.stderr.decode()
+                self.assertEqual(r.returncode, 0, err)
+                inv = self.received("fn", 2)
+                self.assertEqual(len(inv), 2, name)
+                self.assert_exactly_once(inv[:1], ev["Records"])
+                self.assert_exactly_once(inv[1:], ev["Records"])
+                self.assertIn("which is answered 202 Accepted", err)
+        self.aws.reset()
+        self.aws.faults({"service": "lambda", "kind": "mangle", "count": -1,
+                         "op": "status", "status": 200})
+        r, failed = self.invoke([harness.mapping("l", "lambda", "fn")], ev,
+                                FANOUT_RETRY_ATTEMPTS=2)
+        self.assertEqual(r.returncode, 1, r.stderr.decode())
+        self.assertEqual(sorted(failed), ["1000", "1001"])
+        self.assertIn("UnexpectedResponse", r.stderr.decode())
+
     def test_throttled_for_good_reported_with_reason(self):
         self.aws.faults({"service": "lambda", "kind": "throttle", "count": -1,
                          "retryAfter": 0,

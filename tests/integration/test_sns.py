@@ -385,6 +385,71 @@ class SnsPlugin(unittest.TestCase):
 
     # ---- limits ----
 
+    def test_doubtful_answers_are_not_deliveries(self):
+        """aws_service publishes, then spoils its answer: an answer that
+        contradicts itself or answers another action makes every entry of
+        the batch resent; an entry it leaves out is resent alone; a single
+        Publish needs a complete PublishResponse with a MessageId."""
+        both = ("<Failed>\n<member><Id>1</Id><Code>InternalError</Code><Message>m</Message>"
+                "<SenderFault>false</SenderFault></member>")
+        spoilers = {
+            "unknown Id": ([{"op": "replace", "pattern": "<Id>2</Id>", "repl": "<Id>7</Id>"}],
+                           "not sent", 3),
+            "Id twice": ([{"op": "replace", "pattern": "<Id>2</Id>", "repl": "<Id>1</Id>"}],
+                         "named twice", 3),
+            "successful and failed": ([{"op": "replace", "pattern": "<Failed>", "repl": both}],
+                                      "named twice", 3),
+            "PublishResponse to PublishBatch": (
+                [{"op": "replace", "pattern": "PublishBatch(Response|Result)",
+                  "repl": "Publish\\1"}], "no complete <PublishBatchResponse>", 3),
+            "truncated": ([{"op": "truncate"}], "no complete", 3),
+            "two answers in one": ([{"op": "replace", "pattern": "(?s)^(.*)$",
+                                     "repl": "\\1\\1"}], "no complete", 3),
+            "empty": ([{"op": "body", "body": ""}], "empty body", 3),
+            "HTTP 201": ([{"op": "status", "status": 201}], "HTTP 201", 3),
+            "an entry left out": ([{"op": "replace", "pattern": "(?s)<member>\\s*<Id>2</Id>.*?"
+                                    "</member>", "repl": ""}],
+                                  "neither in Successful nor in Failed", 1),
+        }
+        arn = topic("c")
+        for name, (ops, why, resent) in spoilers.items():
+            with self.subTest(name):
+                self.srv.reset()
+                self.srv.faults({"service": "sns", "kind": "mangle", "ops": ops})
+                r, failed, err = self.invoke(
+                    [harness.mapping("m", "sns", arn, collapse="none")],
+                    harness.kinesis_event(records(3)))
+                self.assertEqual(r.returncode, 0, err)
+                got = sorted(e["message"] for e in self.received(arn, 3 + resent))
+                want = ['{"n":0}', '{"n":1}', '{"n":2}']
+                self.assertEqual(got, sorted(want + want[3 - resent:]), name)
+                self.assertIn(why, err)
+        # a single Publish: no MessageId, or a PublishBatchResponse
+        for name, ops in {
+                "no MessageId": [{"op": "replace", "pattern": "<MessageId>[^<]*</MessageId>",
+                                  "repl": ""}],
+                "PublishBatchResponse to Publish": [
+                    {"op": "replace", "pattern": "Publish(Response|Result)",
+                     "repl": "PublishBatch\\1"}]}.items():
+            with self.subTest(name):
+                self.srv.reset()
+                self.srv.faults({"service": "sns", "kind": "mangle", "ops": ops})
+                r, failed, err = self.invoke(
+                    [harness.mapping("m", "sns", arn, collapse="none")],
+                    harness.kinesis_event(records(1)))
+                self.assertEqual(r.returncode, 0, err)
+                self.assertEqual([e["message"] for e in self.received(arn, 2)],
+                                 ['{"n":0}'] * 2)
+                self.assertIn("Publish answered with", err)
+        # forever: reported failed, not delivered
+        self.srv.reset()
+        self.srv.faults({"service": "sns", "kind": "mangle", "count": -1, "op": "truncate"})
+        r, failed, err = self.invoke([harness.mapping("m", "sns", arn, collapse="none")],
+                                     harness.kinesis_event(records(3)),
+                                     env={"FANOUT_RETRY_ATTEMPTS": "2"})
+        self.assertEqual(r.returncode, 1, err)
+        self.assertEqual(len(failed), 3)
+
     def test_oversize_record_rejected_with_size_and_limit(self):
         recs = [("a", b"x" * (LIMIT + 1)), ("b", b"y" * LIMIT), ("c", b"small")]
         r, failed, err = self.invoke([harness.mapping("m", "sns", topic("big"),

@@ -53,7 +53,8 @@ class FakeSqs:
     returns None for the normal answer (every entry Successful with the
     right MD5), or a dict with any of: "status", "body" (dict or bytes),
     "fail" {entry Id: (code, sender_fault)}, "omit" [Ids], "bad_md5" [Ids],
-    "delay" (seconds before answering)."""
+    "delay" (seconds before answering), "mangle" fn(answer) -> answer (a
+    JSON value or raw bytes) applied to the answer built."""
 
     def __init__(self, plan=None):
         self.plan = plan or (lambda n, req: None)
@@ -106,6 +107,8 @@ class FakeSqs:
                             md5 = "0" * 32
                         out["Successful"].append({"Id": eid, "MessageId": "m-%d-%s" % (idx, eid),
                                                   "MD5OfMessageBody": md5})
+                if spec.get("mangle"):
+                    out = spec["mangle"](out)
                 data = out if isinstance(out, bytes) else json.dumps(out).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/x-amz-json-1.0")
@@ -611,6 +614,59 @@ class SqsPlugin(unittest.TestCase):
             self.assertIn("neither in Successful nor in Failed", err)
         finally:
             fake.stop()
+
+    def test_doubtful_answers_resend_the_batch(self):
+        """An answer that contradicts itself (an Id unknown, twice, or both
+        successful and failed), is not a list, is not JSON or comes with
+        another 2xx: every entry is resent. An entry left out or without a
+        MessageId is resent alone; an MD5 of another body too."""
+        def dup(a):
+            a["Successful"][3] = dict(a["Successful"][2])
+            return a
+
+        def unknown(a):
+            a["Successful"][3]["Id"] = "9"
+            return a
+
+        def both(a):
+            a["Failed"] = [{"Id": "1", "SenderFault": False, "Code": "InternalError"}]
+            return a
+
+        def no_mid(a):
+            del a["Successful"][1]["MessageId"]
+            return a
+
+        def swapped_md5(a):
+            s = a["Successful"]
+            s[0]["MD5OfMessageBody"], s[1]["MD5OfMessageBody"] = \
+                s[1]["MD5OfMessageBody"], s[0]["MD5OfMessageBody"]
+            return a
+
+        spoilers = {
+            "Id twice": (dup, {}, "named twice", [0, 1, 2, 3]),
+            "unknown Id": (unknown, {}, "which was not sent", [0, 1, 2, 3]),
+            "successful and failed": (both, {}, "named twice", [0, 1, 2, 3]),
+            "Successful not a list": (lambda a: {"Successful": {"Id": "0"}}, {},
+                                      "not a list", [0, 1, 2, 3]),
+            "truncated": (lambda a: json.dumps(a).encode()[:50], {}, "not JSON",
+                          [0, 1, 2, 3]),
+            "empty": (lambda a: b"", {}, "empty body", [0, 1, 2, 3]),
+            "HTTP 201": (lambda a: a, {"status": 201}, "HTTP 201", [0, 1, 2, 3]),
+            "no MessageId": (no_mid, {}, "no MessageId", [1]),
+            "MD5s of other bodies": (swapped_md5, {}, "MD5Mismatch", [0, 1]),
+        }
+        for name, (fn, extra, why, resent) in spoilers.items():
+            with self.subTest(name):
+                fake = FakeSqs(lambda n, req, fn=fn, extra=extra:
+                               dict(extra, mangle=fn) if n == 0 else None)
+                try:
+                    q, r, failed, err = self.fake_invoke(fake, records(4))
+                    self.assertEqual(r.returncode, 0, err)
+                    self.assertIn(why, err)
+                    self.assertEqual(len(fake.requests), 2)
+                    self.assertEqual(fake.bodies(1), ['{"n":%d}' % i for i in resent])
+                finally:
+                    fake.stop()
 
     def test_sender_fault_is_permanent_throttling_is_not(self):
         fake = FakeSqs(lambda n, req: {"fail": {"0": ("KmsThrottled", True),

@@ -107,6 +107,23 @@ validation (a request that fails validation takes no rule).
             default) or "rst" (RST)
   status    answer "status" with "body" (string or JSON), "headers",
             "contentType"
+  mangle    serve the request as usual (the records are stored), then
+            change its 2xx answer into one that misbehaves: "ops", a list
+            of {"op": ...} applied in order (or the rule itself is one op):
+              set      "path" (dots; list indexes, -1 the last) to "value"
+              delete   the key or element at "path"
+              dup      insert a copy of the element at "path" after it
+              swap     elements "i" and "j" of the list at "path"
+              replace  regex "pattern" by "repl" in the body text ("count"
+                       0: all), for XML answers
+              truncate keep the first "keep" bytes (default half)
+              cut      announce the whole body (Content-Length), send the
+                       first "keep" bytes (default half), close
+              pad      append "bytes" spaces (JSON stays valid)
+              status   answer "status" instead (body kept), "headers" added
+              body     answer "body" (string or JSON) instead
+            JSON ops need a JSON body; the answer says what it was mangled
+            into only by being wrong.
 
 Options: --port (0: any free port; the port is the first line on stdout),
 --credentials FILE, --resources FILE, --account-id (of keys whose entry
@@ -146,7 +163,9 @@ SIGNING_NAMES = {"sns": "sns", "firehose": "firehose", "lambda": "lambda",
 SERVICE_BY_SIGNING_NAME = {v: k for k, v in SIGNING_NAMES.items()}
 SERVICE_ALIASES = {"iotdata": "iot", "iot-data": "iot", "es": "opensearch",
                    "elasticsearch": "opensearch"}
-FAULT_KINDS = ("throttle", "error500", "partial", "slow", "reset", "status")
+FAULT_KINDS = ("throttle", "error500", "partial", "slow", "reset", "status", "mangle")
+MANGLE_OPS = ("set", "delete", "dup", "swap", "replace", "truncate", "cut", "pad",
+              "status", "body")
 
 SNS_NS = "http://sns.amazonaws.com/doc/2010-03-31/"
 SNS_MAX_BYTES = 262144
@@ -522,6 +541,12 @@ class FaultRule:
             raise ValueError("fault rule: partial needs 'every' or 'indexes'")
         if kind == "status" and not isinstance(spec.get("status"), int):
             raise ValueError("fault rule: status needs an integer 'status'")
+        if kind == "mangle":
+            ops = spec.get("ops", [spec])
+            if not isinstance(ops, list) or not ops or not all(
+                    isinstance(o, dict) and o.get("op") in MANGLE_OPS for o in ops):
+                raise ValueError("fault rule: mangle needs 'op' or 'ops' of %s"
+                                 % ", ".join(MANGLE_OPS))
         self.id = next(FaultRule._ids)
 
     def live(self):
@@ -765,6 +790,7 @@ class Ctx:
         self.account = None
         self.request_id = request_id()
         self.fault = None
+        self.mangle = None  # the mangle rule this request took
 
     def header(self, name, default=None):
         return self.headers.get(name, default)
@@ -920,7 +946,58 @@ def apply_faults(ctx, batch=False):
         raise fault_error(ctx.service, rule)
     if rule.kind == "partial":
         return rule
+    if rule.kind == "mangle":
+        ctx.mangle = rule
     return None
+
+
+def _json_walk(doc, path):
+    """The container holding the last step of `path` and that step."""
+    steps = [int(p) if re.fullmatch(r"-?\d+", p) else p for p in str(path).split(".")]
+    node = doc
+    for st in steps[:-1]:
+        node = node[st]
+    return node, steps[-1]
+
+
+def mangle_response(spec, resp):
+    """The answer `resp` changed by the ops of a mangle rule."""
+    for o in spec.get("ops", [spec]):
+        op = o["op"]
+        if op == "status":
+            resp.status = int(o["status"])
+            resp.headers.update(o.get("headers") or {})
+        elif op == "body":
+            b = o.get("body", "")
+            resp.body = (b.encode() if isinstance(b, str) else json.dumps(b).encode())
+        elif op == "truncate":
+            keep = o.get("keep")
+            resp.body = resp.body[:int(keep) if keep is not None else len(resp.body) // 2]
+        elif op == "pad":
+            resp.body += b" " * int(o.get("bytes", 0))
+        elif op == "cut":
+            keep = o.get("keep")
+            resp.cut = int(keep) if keep is not None else len(resp.body) // 2
+        elif op == "replace":
+            text = resp.body.decode("utf-8")
+            resp.body = re.sub(o["pattern"], o.get("repl", ""), text,
+                               count=int(o.get("count", 0))).encode("utf-8")
+        else:
+            doc = json.loads(resp.body)
+            node, key = _json_walk(doc, o.get("path", ""))
+            if op == "set":
+                node[key] = o.get("value")
+            elif op == "delete":
+                del node[key]
+            elif op == "dup":
+                lst, i = node, key
+                lst.insert(i + 1 if i >= 0 else len(lst) + i + 1, json.loads(json.dumps(lst[i])))
+            elif op == "swap":
+                lst = node[key]
+                i, j = int(o["i"]), int(o["j"])
+                lst[i], lst[j] = lst[j], lst[i]
+            resp.body = json.dumps(doc).encode("utf-8")
+    return resp
 
 
 class ResponseReady(Exception):
@@ -1851,6 +1928,13 @@ class Handler(BaseHTTPRequestHandler):
         for k, v in resp.headers.items():
             self.send_header(k, v)
         self.end_headers()
+        cut = getattr(resp, "cut", None)
+        if cut is not None:
+            # announce the whole body, send part of it, hang up
+            self.wfile.write(resp.body[:cut])
+            self.wfile.flush()
+            self._reset("close")
+            return
         if self.command != "HEAD" and resp.body:
             self.wfile.write(resp.body)
 
@@ -1941,7 +2025,10 @@ class Handler(BaseHTTPRequestHandler):
         ctx.akid, ctx.region = akid, region
         ctx.account = entry["account"] or STATE.args.account_id
         try:
-            return HANDLERS[service](ctx)
+            resp = HANDLERS[service](ctx)
+            if ctx.mangle is not None and resp is not None and 200 <= resp.status < 300:
+                resp = mangle_response(ctx.mangle.spec, resp)
+            return resp
         except ApiError as e:
             return render_error(service, ctx, e)
         except ResponseReady as r:

@@ -21,6 +21,7 @@ import tempfile
 import time
 import unittest
 from unittest import mock
+from urllib.parse import quote
 
 import botocore.auth
 import botocore.session
@@ -792,6 +793,44 @@ class Connection(Base):
         self.assertClientError(lambda: client("firehose").put_record(
             DeliveryStreamName="stream-a", Record={"Data": b"x"}), 503,
             "ServiceUnavailableException", "busy")
+
+    def test_mangle(self):
+        """mangle stores the records, then spoils the answer."""
+        faults({"service": "firehose", "kind": "mangle", "ops": [
+            {"op": "set", "path": "FailedPutCount", "value": 1},
+            {"op": "delete", "path": "RequestResponses.-1"},
+            {"op": "dup", "path": "RequestResponses.0"},
+            {"op": "swap", "path": "RequestResponses", "i": 0, "j": 1}]})
+        body = json.dumps({"DeliveryStreamName": "stream-a", "Records": [
+            {"Data": "YQ=="}, {"Data": "Yg=="}]}).encode()
+        status, _, out = signed("POST", "/", "firehose", body=body, headers={
+            "Content-Type": "application/x-amz-json-1.1",
+            "X-Amz-Target": "Firehose_20150804.PutRecordBatch"})
+        got = json.loads(out)
+        self.assertEqual((status, got["FailedPutCount"], len(got["RequestResponses"])),
+                         (200, 1, 2))
+        self.assertEqual(got["RequestResponses"][0], got["RequestResponses"][1])
+        self.assertEqual([g["data"] for g in received("firehose", "stream-a")], ["a", "b"])
+        faults({"service": "sns", "kind": "mangle", "ops": [
+            {"op": "replace", "pattern": "<MessageId>[^<]*</MessageId>", "repl": ""},
+            {"op": "status", "status": 201}]},
+               {"service": "sns", "kind": "mangle", "op": "truncate", "keep": 20})
+        body = ("Action=Publish&Version=2010-03-31&Message=hi&TopicArn="
+                + quote(TOPIC, safe="")).encode()
+        status, _, out = signed("POST", "/", "sns", body=body, headers={
+            "Content-Type": "application/x-www-form-urlencoded"})
+        self.assertEqual(status, 201)
+        self.assertIn(b"<PublishResponse", out)
+        self.assertNotIn(b"MessageId", out)
+        status, _, out = signed("POST", "/", "sns", body=body, headers={
+            "Content-Type": "application/x-www-form-urlencoded"})
+        self.assertEqual((status, len(out)), (200, 20))
+        faults({"service": "sns", "kind": "mangle", "op": "cut", "keep": 10})
+        with self.assertRaises(http.client.IncompleteRead):
+            signed("POST", "/", "sns", body=body, headers={
+                "Content-Type": "application/x-www-form-urlencoded"})
+        with self.assertRaises(Exception):
+            faults({"service": "sns", "kind": "mangle", "op": "nonsense"})
 
     def test_fault_listing_and_forever(self):
         ids = faults({"service": "lambda", "kind": "throttle", "count": -1})["ids"]
