@@ -718,7 +718,8 @@ enum s_end { S_DONE, S_LOST, S_TIMEOUT, S_DESYNC };
  * while the replies are read and matched. */
 static enum s_end s_exchange(struct mc_node *node, struct mc_item *const *items,
                              size_t count, time_t exp, int timeout_ms, int64_t deadline,
-                             struct mc_match *m, char *why, size_t why_len)
+                             int by_invocation, struct mc_match *m, char *why,
+                             size_t why_len)
 {
     int fd = node->mc->fd;
     char in[MC_MAX_REPLY_LINE * 4];
@@ -726,6 +727,7 @@ static enum s_end s_exchange(struct mc_node *node, struct mc_item *const *items,
     struct s_cursor w = {0};
     int64_t last = s_mono_ms();
     int written = 0;
+    size_t received = 0;
     for (;;) {
         if (!written) {
             int moved = 0;
@@ -741,6 +743,7 @@ static enum s_end s_exchange(struct mc_node *node, struct mc_item *const *items,
         ssize_t r = recv(fd, in + in_len, sizeof in - in_len, 0);
         if (r > 0) {
             in_len += (size_t)r;
+            received += (size_t)r;
             size_t used = mc_match_feed(m, in, in_len);
             memmove(in, in + used, in_len - used);
             in_len -= used;
@@ -773,7 +776,10 @@ static enum s_end s_exchange(struct mc_node *node, struct mc_item *const *items,
         int64_t now = s_mono_ms();
         int64_t until = last + timeout_ms < deadline ? last + timeout_ms : deadline;
         if (now >= until) {
-            if (until == deadline)
+            if (until == deadline && by_invocation && received == 0)
+                snprintf(why, why_len, "%s: no reply before the invocation's deadline",
+                         m->where);
+            else if (until == deadline && received > 0)
                 snprintf(why, why_len,
                          "%s: the exchange did not end in time (%zu of its %zu replies "
                          "came; the limit is timeoutMs plus 1 ms per 10 kB sent, within "
@@ -829,8 +835,11 @@ void mc_write_node(struct mc_node *node, struct mc_item *const *items, size_t co
         bytes += items[i]->key_len + items[i]->value_len + 64;
     int64_t start = s_mono_ms();
     int64_t allow = (int64_t)wo->timeout_ms + (int64_t)(bytes / MC_BYTES_PER_MS);
-    if (left != INT64_MAX && allow > left - MC_DEADLINE_MARGIN_MS)
+    int by_invocation = 0;
+    if (left != INT64_MAX && allow > left - MC_DEADLINE_MARGIN_MS) {
         allow = left - MC_DEADLINE_MARGIN_MS;
+        by_invocation = 1;
+    }
     int64_t deadline = start + allow;
 
     struct mc_match m = {0};
@@ -861,8 +870,8 @@ void mc_write_node(struct mc_node *node, struct mc_item *const *items, size_t co
         }
         m = (struct mc_match){.items = items, .count = count, .where = where};
         why[0] = 0;
-        end = s_exchange(node, items, count, wo->expiration, wo->timeout_ms, deadline, &m,
-                         why, sizeof why);
+        end = s_exchange(node, items, count, wo->expiration, wo->timeout_ms, deadline,
+                         by_invocation, &m, why, sizeof why);
         node->mc->used = 1;
         if (end == S_DONE)
             break;
