@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libmemcached/memcached.h>
 #include <openssl/evp.h>
 
 #include "memcached.h"

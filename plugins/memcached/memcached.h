@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <libmemcached/memcached.h>
+#include <time.h>
 
 #include <fanout/plugin.h>
 

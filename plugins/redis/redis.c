@@ -526,10 +526,16 @@ static int s_send(void *instance, const struct fanout_batch *b, struct fanout_ou
             s_fail_rest(in, b, out, first, cmds.count, &f);
             break;
         }
-        s_host->log(FANOUT_LOG_WARN, in->id,
-                    "%s; reconnecting and sending again the %zu command%s whose replies "
-                    "were lost",
-                    f.message, cmds.count - first, cmds.count - first == 1 ? "" : "s");
+        if (got == 0 && strcmp(f.code, "ProtocolError") == 0)
+            s_host->log(FANOUT_LOG_WARN, in->id,
+                        "ProtocolError: %s; reconnecting and sending again the %zu "
+                        "command%s of that exchange (none of its replies is trusted)",
+                        f.message, cmds.count - first, cmds.count - first == 1 ? "" : "s");
+        else
+            s_host->log(FANOUT_LOG_WARN, in->id,
+                        "%s; reconnecting and sending again the %zu command%s whose "
+                        "replies were lost",
+                        f.message, cmds.count - first, cmds.count - first == 1 ? "" : "s");
     }
     if (conn && call.drop)
         redis_conn_close(conn);

@@ -4,6 +4,9 @@
  * exchanges whose replies are parsed here (bounded, each matched to its
  * command, closed by a PING marker), and error-reply classes.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* memmem; meson defines it, a standalone fuzz build may not */
+#endif
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
