@@ -909,6 +909,18 @@ class MisbehavingServer(unittest.TestCase):
                 rc, log, failed = self.run_one(srv)
                 self.assertAllDelivered(rc, log, failed, srv)
 
+    def test_replies_before_a_reset_stand(self):
+        """Two STOREDs, then a reset: those two records are confirmed (their
+        replies came in step) and not sent again; the other three are, on a
+        new connection. The server handles 3 sets on the first connection
+        (it resets at the third) and 3 on the second; 5 delivered."""
+        srv = self.chaos("resetafter:2", bad=1)
+        rc, log, failed = self.run_one(srv)
+        self.assertAllDelivered(rc, log, failed, srv)
+        self.assertEqual(srv.data_commands, 6, log)
+        self.assertIn("Connection reset by peer", log)
+        self.assertIn("3 record(s) of this batch for it not confirmed", log)
+
     def test_delete_replies(self):
         """deleteOnRemove: DELETED and NOT_FOUND confirm a delete; STORED
         does not."""

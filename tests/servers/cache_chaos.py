@@ -22,6 +22,7 @@ which a behaviour replaces:
                 Memcached: "SERVER_ERROR " then 'x' without end, the same way
   drip          the honest reply, one byte every `drip_ms` (default 150)
   reset         half the honest reply, then a TCP reset
+  resetafter:N  N honest data replies, then half of the next one and a reset
   halffin       half the honest reply, then FIN
   garbage       64 random bytes (seeded) instead of the reply
   empty         an empty line instead of the reply
@@ -244,7 +245,10 @@ class ChaosServer:
             for i in range(len(honest)):
                 c.sendall(honest[i:i + 1])
                 time.sleep(self.drip_ms / 1000.0)
-        elif b == "reset":
+        elif b.startswith("resetafter:") and st.setdefault("answered", 0) < int(b[11:]):
+            st["answered"] += 1
+            c.sendall(honest)
+        elif b == "reset" or b.startswith("resetafter:"):
             c.sendall(honest[:len(honest) // 2])
             time.sleep(0.05)
             c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
