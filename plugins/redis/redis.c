@@ -299,9 +299,12 @@ static struct redis_conn *s_take(struct redis_instance *in)
         pthread_mutex_unlock(&in->lock);
         if (!c || redis_conn_alive(c))
             return c;
-        /* Closed while idle: a server restart, a failover, an idle timeout. */
+        /* Closed while idle (a server restart, a failover, an idle
+         * timeout), or bytes nobody asked for arrived (a late extra reply):
+         * never read as the answer to the next commands. */
         s_host->log(FANOUT_LOG_INFO, in->id,
-                    "the connection to %s was closed since it was last used; reconnecting",
+                    "the connection to %s was closed since it was last used, or has "
+                    "unread bytes; reconnecting",
                     in->ep.display);
         redis_conn_close(c);
     }

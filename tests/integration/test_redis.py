@@ -732,7 +732,8 @@ class RedisPlugin(unittest.TestCase):
         self.assertEqual(c.get("third"), b"3")
         self.assertIsNone(c.get("first"))  # a new, empty server: no persistence
         self.assertEqual(log.count("opened redis instance"), 1, log)
-        self.assertIn("was closed since it was last used; reconnecting", log)
+        self.assertIn("was closed since it was last used, or has unread bytes; reconnecting",
+                      log)
 
     def test_invocation_deadline_bounds_the_wait(self):
         """timeoutMs is 10 s, but the invocation has 2.5 s: the plugin stops
@@ -987,7 +988,8 @@ class MisbehavingServer(unittest.TestCase):
         self.assertEqual(srv.connections, 2, log)
         srv = self.chaos("leftover")
         log = self.run_two_invocations(srv)
-        self.assertIn("was closed since it was last used; reconnecting", log)
+        self.assertIn("was closed since it was last used, or has unread bytes; reconnecting",
+                      log)
         self.assertEqual(srv.connections, 2, log)
 
     def test_huge_bulk_header_fed_slowly(self):
