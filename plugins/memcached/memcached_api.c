@@ -747,6 +747,16 @@ static enum s_end s_exchange(struct mc_node *node, struct mc_item *const *items,
             size_t used = mc_match_feed(m, in, in_len);
             memmove(in, in + used, in_len - used);
             in_len -= used;
+            /* A reply answers a command only once that command was written
+             * entirely (commands 0 .. w.item-1): one that comes earlier was
+             * not caused by it. */
+            if (m->got > w.item) {
+                s_desync(m,
+                         "%s answered command %zu of %zu before it was sent entirely: a "
+                         "reply nobody asked for",
+                         m->where, w.item + 1, count + 1);
+                return S_DESYNC;
+            }
             if (m->desync)
                 return S_DESYNC;
             if (m->done) {

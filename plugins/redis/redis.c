@@ -497,6 +497,14 @@ static int s_send(void *instance, const struct fanout_batch *b, struct fanout_ou
                                "out of memory formatting the commands");
         return -1;
     }
+    size_t *ends = malloc(cmds.count * sizeof *ends);
+    if (!ends) {
+        s_cmds_free(&cmds);
+        for (size_t i = 0; i < b->count; i++)
+            fanout_outcome_set(&out[i], FANOUT_RETRY, "OutOfMemory",
+                               "out of memory formatting the commands");
+        return -1;
+    }
     struct s_call call = {.in = in, .batch = b, .out = out};
     struct redis_conn *conn = s_take(in);
     int reconnects = 1;
@@ -511,8 +519,12 @@ static int s_send(void *instance, const struct fanout_batch *b, struct fanout_ou
         }
         size_t got = 0;
         call.base = first;
+        /* where each command of this exchange ends, from its first byte */
+        for (size_t i = first; i < cmds.count; i++)
+            ends[i - first] =
+                (i + 1 < cmds.count ? cmds.off[i + 1] : cmds.out.len) - cmds.off[first];
         if (redis_conn_exchange(conn, cmds.out.p + cmds.off[first],
-                                cmds.out.len - cmds.off[first], cmds.count - first,
+                                cmds.out.len - cmds.off[first], ends, cmds.count - first,
                                 s_on_reply, &call, in->cfg.timeout_ms, deadline, &got,
                                 &f) == 0)
             break;
@@ -525,6 +537,8 @@ static int s_send(void *instance, const struct fanout_batch *b, struct fanout_ou
         conn = NULL;
         call.drop = 0;
         first += got;
+        if (first == cmds.count)
+            break; /* every command answered in step; only the PING's reply was lost */
         if (!reconnects-- || redis_now_ms() >= deadline) {
             s_fail_rest(in, b, out, first, cmds.count, &f);
             break;
@@ -546,6 +560,7 @@ static int s_send(void *instance, const struct fanout_batch *b, struct fanout_ou
         s_give(in, conn);
     if (in->ordered)
         s_keep_order(b, out);
+    free(ends);
     s_cmds_free(&cmds);
     return 0;
 }

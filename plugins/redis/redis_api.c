@@ -543,10 +543,12 @@ static ssize_t s_write_two(struct redis_conn *c, const char *a, size_t alen, con
     return s_io(c, 1, b + (off - alen), NULL, blen - (off - alen), ev, why, why_len);
 }
 
-int redis_conn_exchange(struct redis_conn *c, const char *buf, size_t len, size_t want,
-                        redis_reply_fn fn, void *ud, int timeout_ms, int64_t deadline_ms,
-                        size_t *got, struct redis_failure *f)
+int redis_conn_exchange(struct redis_conn *c, const char *buf, size_t len,
+                        const size_t *ends, size_t want, redis_reply_fn fn, void *ud,
+                        int timeout_ms, int64_t deadline_ms, size_t *got,
+                        struct redis_failure *f)
 {
+    size_t sent = 0; /* commands written entirely (the marker's included) */
     char in[REDIS_MAX_REPLY_LINE * 2 + 16];
     size_t in_len = 0;
     char why[160] = "";
@@ -598,10 +600,21 @@ int redis_conn_exchange(struct redis_conn *c, const char *buf, size_t len, size_
             in_len += (size_t)r;
             received += (size_t)r;
             size_t before = m->got;
+            while (sent < want && ends[sent] <= off)
+                sent++;
+            if (sent == want && off == out_len)
+                sent = want + 1;
             size_t used = redis_match_feed(m, in, in_len);
             c->replies += m->got - before;
             memmove(in, in + used, in_len - used);
             in_len -= used;
+            /* A reply answers a command only once that command was written
+             * entirely: one that comes earlier was not caused by it. */
+            if (m->got > sent && !m->desync)
+                s_desync(m,
+                         "%s answered command %zu of %zu before it was sent entirely: a "
+                         "reply nobody asked for",
+                         c->ep->display, sent + 1, want + (c->marker ? 1 : 0));
             if (m->done)
                 redis_match_end(m, in_len);
             if (m->desync) {
@@ -890,7 +903,8 @@ static int s_login(struct redis_conn *c, const struct redis_conn_config *cfg, in
         rc = 0;
         goto out;
     }
-    if (redis_conn_exchange(c, buf, (size_t)(alen + slen), want, s_login_reply, &l,
+    size_t ends[2] = {(size_t)(alen > 0 ? alen : alen + slen), (size_t)(alen + slen)};
+    if (redis_conn_exchange(c, buf, (size_t)(alen + slen), ends, want, s_login_reply, &l,
                             cfg->timeout_ms, until, &got, f) != 0) {
         /* `until` is the connect limit, not necessarily the deadline. */
         if (strcmp(f->code, "Timeout") == 0)

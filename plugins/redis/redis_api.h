@@ -149,7 +149,9 @@ void redis_match_end(struct redis_match *m, size_t extra);
 /*
  * Write `len` bytes of formatted commands (then the PING marker, unless the
  * connection's user may not run it) and read their `want` replies, calling
- * fn for each in order; writing and reading are interleaved, so a long
+ * fn for each in order. Command i ends at buf + ends[i]: its reply may not
+ * come before it is written entirely (a reply that does was not caused by
+ * it, and puts the exchange out of step). Writing and reading are interleaved, so a long
  * pipeline cannot deadlock on full socket buffers. Waits at most
  * timeout_ms without progress, at most timeout_ms + len / REDIS_BYTES_PER_MS
  * in all, and never past deadline_ms (the invocation's). Returns 0 when every reply came in
@@ -157,9 +159,10 @@ void redis_match_end(struct redis_match *m, size_t extra);
  * stand) or the replies were out of step (f->code "ProtocolError", *got = 0: no reply
  * delivered to fn is to be trusted). Either way the connection must be closed.
  */
-int redis_conn_exchange(struct redis_conn *c, const char *buf, size_t len, size_t want,
-                        redis_reply_fn fn, void *ud, int timeout_ms, int64_t deadline_ms,
-                        size_t *got, struct redis_failure *f);
+int redis_conn_exchange(struct redis_conn *c, const char *buf, size_t len,
+                        const size_t *ends, size_t want, redis_reply_fn fn, void *ud,
+                        int timeout_ms, int64_t deadline_ms, size_t *got,
+                        struct redis_failure *f);
 
 void redis_conn_close(struct redis_conn *c);
 

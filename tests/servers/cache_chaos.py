@@ -26,6 +26,9 @@ which a behaviour replaces:
   halffin       half the honest reply, then FIN
   garbage       64 random bytes (seeded) instead of the reply
   empty         an empty line instead of the reply
+  ahead         at the first bytes of a command, the replies of a whole
+                one-command exchange (+OK +PONG / STORED VERSION), before the
+                command could be complete; then it reads slowly and is mute
   silent        from the first data command on, no reply at all (the
                 connection stays open)
 
@@ -111,6 +114,15 @@ class ChaosServer:
         try:
             if bad and self.behaviour == "early":
                 c.sendall(self._ok_reply())
+            if bad and self.behaviour == "ahead":
+                if not self._recv(st):
+                    return
+                c.sendall(b"+OK\r\n+PONG\r\n" if self.protocol == "redis"
+                          else b"STORED\r\nVERSION 1.6.99-chaos\r\n")
+                time.sleep(0.5)
+                while not self.stopping.is_set() and self._recv(st):
+                    st["buf"] = b""
+                return
             while not self.stopping.is_set():
                 cmd = self._read_command(st)
                 if cmd is None:
@@ -300,7 +312,10 @@ def _parse_resp_array(b):
 def invoke_measured(harness, tmpdir, mappings, event, env=None, timeout=60):
     """`fanout invoke` as harness.invoke runs it, also measuring the process:
     returns (returncode, stderr text, failed sequence numbers, peak RSS in
-    KiB from wait4, seconds taken). A negative returncode is a signal."""
+    KiB, seconds taken). A negative returncode is a signal. The peak RSS is
+    the fanout process's own VmHWM, sampled every 10 ms from /proc once it
+    runs the fanout binary (wait4's ru_maxrss would count the Python parent's
+    pages from before the exec)."""
     import json
     import subprocess
     cfg = os.path.join(tmpdir, "mappings.json")
@@ -326,10 +341,31 @@ def invoke_measured(harness, tmpdir, mappings, event, env=None, timeout=60):
                              stderr=err)
         timer = threading.Timer(timeout, p.kill)
         timer.start()
+        peak = [0]
+        done = threading.Event()
+
+        def sample():
+            exe = os.path.realpath(harness.FANOUT)
+            while not done.is_set():
+                try:
+                    if os.readlink("/proc/%d/exe" % p.pid) == exe:
+                        with open("/proc/%d/status" % p.pid) as f:
+                            for line in f:
+                                if line.startswith("VmHWM:"):
+                                    peak[0] = max(peak[0], int(line.split()[1]))
+                except OSError:
+                    pass
+                done.wait(0.01)
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         try:
-            _, status, usage = os.wait4(p.pid, 0)
+            # (the zombie keeps /proc/PID until wait4: one last sample
+            # could see it, but its status then has no VmHWM)
+            _, status, _ = os.wait4(p.pid, 0)
         finally:
             timer.cancel()
+            done.set()
+            sampler.join()
         p.returncode = os.waitstatus_to_exitcode(status)
     took = time.monotonic() - t0
     with open(errpath, "rb") as f:
@@ -338,7 +374,7 @@ def invoke_measured(harness, tmpdir, mappings, event, env=None, timeout=60):
     if os.path.exists(resp):
         with open(resp) as f:
             failed = [x["itemIdentifier"] for x in json.load(f)["batchItemFailures"]]
-    return p.returncode, log, failed, usage.ru_maxrss, took
+    return p.returncode, log, failed, peak[0], took
 
 
 def main(argv):
