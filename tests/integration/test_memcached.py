@@ -936,6 +936,24 @@ class MisbehavingServer(unittest.TestCase):
         self.assertIn("Connection reset by peer", log)
         self.assertIn("3 record(s) of this batch for it not confirmed", log)
 
+    def test_discovery_replies_bounded_and_checked(self):
+        """The configuration endpoint answers `config get cluster` with a
+        CONFIG header and bytes without end, or with a body that is no node
+        list: discovery fails (bounded at 64 KiB and timeoutMs), the records
+        are reported retryable then failed, nothing crashes."""
+        for behaviour, phrase in (("confighuge", "is not understood"),
+                                  ("configjunk", "is not host|ip|port")):
+            with self.subTest(behaviour=behaviour):
+                srv = self.chaos(behaviour)
+                m = mc_mapping("mc", srv.address, timeoutMs=500)
+                ev = kinesis_event([(k, k.encode()) for k in self.KEYS])
+                rc, log, failed, rss, took = invoke_measured(h, self.dir, [m], ev,
+                                                             env=FAST_RETRY)
+                self.assertGreaterEqual(rc, 0, log)
+                self.assertLess(rss, self.MAX_RSS_KIB, log)
+                self.assertLess(took, self.MAX_SECONDS, log)
+                self.assertAllFailed(rc, log, failed, "DiscoveryFailed", phrase)
+
     def test_delete_replies(self):
         """deleteOnRemove: DELETED and NOT_FOUND confirm a delete; STORED
         does not."""

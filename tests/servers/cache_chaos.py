@@ -29,6 +29,10 @@ which a behaviour replaces:
   ahead         at the first bytes of a command, the replies of a whole
                 one-command exchange (+OK +PONG / STORED VERSION), before the
                 command could be complete; then it reads slowly and is mute
+  confighuge    (memcached) `config get cluster` answered by a CONFIG header
+                and then 'x' without end, 4 KiB every 10 ms
+  configjunk    (memcached) `config get cluster` answered by a CONFIG block
+                whose body is not a node list
   silent        from the first data command on, no reply at all (the
                 connection stays open)
 
@@ -203,6 +207,16 @@ class ChaosServer:
             c.sendall(b"+OK\r\n")
             return True
         if name == "CONFIG":
+            if st["bad"] and self.behaviour == "confighuge":
+                c.sendall(b"CONFIG cluster 0 99999999\r\n")
+                while not self.stopping.is_set():
+                    c.sendall(b"x" * 4096)
+                    time.sleep(0.01)
+                return False
+            if st["bad"] and self.behaviour == "configjunk":
+                body = b"7\nnot-a-node also|bad\n"
+                c.sendall(b"CONFIG cluster 0 %d\r\n%s\r\nEND\r\n" % (len(body), body))
+                return True
             c.sendall(b"ERROR\r\n")
             return True
         if name == "GET":
