@@ -768,17 +768,16 @@ static enum s_end s_exchange(struct mc_node *node, struct mc_item *const *items,
                 return S_DESYNC;
             }
             last = s_mono_ms();
-            continue;
-        }
-        if (r == 0) {
+            if (last < deadline)
+                continue; /* (a steady stream still ends at the deadline) */
+        } else if (r == 0) {
             snprintf(why, why_len,
                      "%s closed the connection after %zu of the %zu replies%s", m->where,
                      m->got, count + 1, in_len ? " (in the middle of one)" : "");
             return S_LOST;
-        }
-        if (errno == EINTR)
+        } else if (errno == EINTR) {
             continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
             snprintf(why, why_len, "reading from %s after %zu of the %zu replies: %s",
                      m->where, m->got, count + 1, strerror(errno));
             return S_LOST;

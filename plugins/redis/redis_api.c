@@ -642,7 +642,8 @@ int redis_conn_exchange(struct redis_conn *c, const char *buf, size_t len,
         int64_t now = redis_now_ms();
         if (progress) {
             last = now;
-            continue;
+            if (now < total)
+                continue; /* (a steady stream still ends at the limit) */
         }
         int64_t until = last + timeout_ms;
         int by_total = until >= total;
