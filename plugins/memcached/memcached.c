@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libmemcached/memcached.h>
 #include <openssl/evp.h>
 
 #include "memcached.h"
@@ -240,8 +241,7 @@ static int s_make_key(const struct mc_instance *in, const struct fanout_message 
 static void s_free_nodes(struct mc_node *nodes, size_t count)
 {
     for (size_t i = 0; i < count; i++)
-        if (nodes[i].mc)
-            memcached_free(nodes[i].mc);
+        mc_conn_free(nodes[i].mc);
     free(nodes);
 }
 
@@ -288,8 +288,8 @@ static int s_apply(struct mc_instance *in, const struct mc_node *list, size_t co
         if (!nodes[i].mc)
             nodes[i].mc = mc_node_handle(&list[i].ep, (int)in->opt.timeout_ms);
         if (!nodes[i].mc) {
-            snprintf(err, n, "cannot set up a libmemcached handle for %s:%u",
-                     list[i].ep.host, (unsigned)list[i].ep.port);
+            snprintf(err, n, "out of memory setting up node %s:%u", list[i].ep.host,
+                     (unsigned)list[i].ep.port);
             goto fail;
         }
         if ((rc = memcached_server_add(ring, list[i].ep.host, list[i].ep.port)) !=

@@ -1,8 +1,10 @@
 /*
  * The memcached destination, shared between memcached.c (lifecycle, mapping
  * options, keys, the send loop) and memcached_api.c (ElastiCache
- * auto-discovery over a socket of our own, and the per-node writes through
- * libmemcached). Internal to the plugin: everything here has hidden
+ * auto-discovery and the per-node writes, both over sockets of our own:
+ * the text protocol is written and every reply parsed and checked here;
+ * libmemcached only computes the ketama ring, where no server reply can
+ * reach it). Internal to the plugin: everything here has hidden
  * visibility; the only exported symbol is the plugin descriptor.
  */
 #ifndef FANOUT_MEMCACHED_H
@@ -11,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <libmemcached/memcached.h>
+#include <time.h>
 
 #include <fanout/plugin.h>
 
@@ -51,6 +53,16 @@
 /* No write is started with less than the I/O timeout plus this margin left
  * before the invocation's deadline: it is reported retryable instead. */
 #define MC_DEADLINE_MARGIN_MS 200
+/* The longest reply line accepted to a set, delete or version (protocol.txt:
+ * STORED, NOT_STORED, EXISTS, NOT_FOUND, DELETED, ERROR, CLIENT_ERROR <msg>,
+ * SERVER_ERROR <msg>, VERSION <v>; memcached's own error texts are under
+ * 100 bytes). A longer line is a protocol error, never buffered further. */
+#define MC_MAX_REPLY_LINE 1024
+/* A node's exchange (one call's records for it) must end within timeoutMs
+ * plus this much per byte sent: 1 ms per 10 kB, i.e. it must move at least
+ * 10 MB/s on average (a VPC link moves 100 times that). The invocation's
+ * deadline caps it too. */
+#define MC_BYTES_PER_MS 10000
 
 /* ---- mapping options (the engine fills this block) ---- */
 
@@ -72,17 +84,23 @@ struct mc_endpoint {
     uint16_t port;
 };
 
-/* One node of the cluster: its own libmemcached handle holding only this
- * server, so that the nodes of a batch can be written concurrently (a
- * memcached_st is not thread-safe; each is used by one thread at a time). */
+/* A node's connection, kept across calls and invocations. Used by one
+ * thread at a time (the send's thread for that node). */
+struct mc_conn {
+    int fd;   /* -1: not connected */
+    int used; /* has carried an exchange (it may have gone stale since) */
+};
+
+/* One node of the cluster, with its own connection, so that the nodes of a
+ * batch can be written concurrently. */
 struct mc_node {
     struct mc_endpoint ep; /* the name ketama hashes: the discovered host
                               name, else its IP address */
     char ip[64];           /* from discovery, may be empty */
-    memcached_st *mc;
-    int used;             /* has carried a request (its connection may have gone stale) */
-    char last_code[64];   /* the last retryable failure's code and cause */
-    char last_cause[160]; /* (libmemcached hides a repeated one) */
+    struct mc_conn *mc;
+    int used;           /* unused (kept for the layout of mc_config) */
+    char last_code[64]; /* the last retryable failure's code and cause */
+    char last_cause[160];
 };
 
 /* What a discovery reply says. */
@@ -134,7 +152,70 @@ struct mc_write_options {
 void mc_write_node(struct mc_node *node, struct mc_item *const *items, size_t count,
                    const struct mc_write_options *wo);
 
-/* A libmemcached handle for one server with our behaviours. */
-memcached_st *mc_node_handle(const struct mc_endpoint *ep, int timeout_ms);
+/* A node's connection state (not connected yet), and its release. */
+struct mc_conn *mc_node_handle(const struct mc_endpoint *ep, int timeout_ms);
+void mc_conn_free(struct mc_conn *c);
+
+/* ---- replies: plain functions over bytes (no I/O), fuzzed ---- */
+
+enum mc_reply_kind {
+    MC_REPLY_STORED,
+    MC_REPLY_NOT_STORED,
+    MC_REPLY_EXISTS,
+    MC_REPLY_NOT_FOUND,
+    MC_REPLY_DELETED,
+    MC_REPLY_ERROR,
+    MC_REPLY_CLIENT_ERROR,
+    MC_REPLY_SERVER_ERROR,
+    MC_REPLY_VERSION,
+    MC_REPLY_OTHER, /* a line that is none of those (OK, END, a number...) */
+};
+
+struct mc_reply {
+    enum mc_reply_kind kind;
+    const char *line; /* the whole line, without its CRLF (not NUL-terminated) */
+    size_t len;
+};
+
+/* One reply line at buf[0..len): 1 with *used bytes (CRLF included), 0 when
+ * more bytes are needed, -1 when buf cannot start a reply line (a line over
+ * MC_MAX_REPLY_LINE, a bare LF or CR): the stream is out of step. */
+int mc_reply_next(const char *buf, size_t len, struct mc_reply *r, size_t *used);
+
+/* The replies of one exchange: `count` items, then the `version` marker.
+ * Every reply must answer exactly the next command with a reply that
+ * command can get; anything else (a reply kind the command cannot get, a
+ * VERSION before the marker, a set reply at the marker, bytes after the
+ * marker's reply) puts the exchange out of step: none of its replies is
+ * trusted. */
+struct mc_match {
+    struct mc_item *const *items;
+    size_t count;
+    const char *where; /* "host:port", for messages */
+    size_t got;        /* replies matched so far (the marker's included) */
+    int done;          /* the marker's reply came: every item has its answer */
+    int desync;        /* out of step: why[] says how */
+    int drop;          /* do not reuse the connection (ERROR, CLIENT_ERROR) */
+    char why[224];
+};
+
+/* Match the complete replies at buf[0..len) to the next commands, filling
+ * the items' outcomes (a reply that does not confirm its command fails its
+ * item with the reply); stops at the marker's reply or out of step.
+ * Returns the bytes used; bytes left after the marker's reply are the
+ * caller's to judge (mc_match_end). */
+size_t mc_match_feed(struct mc_match *m, const char *buf, size_t len);
+
+/* After the marker's reply, `extra` bytes left unread put the exchange out
+ * of step too. */
+void mc_match_end(struct mc_match *m, size_t extra);
+
+/* How much of `b` is one complete discovery reply (CONFIG/VALUE block, or
+ * one line): > 0 its length, 0 not yet, -1 never will be. */
+long mc_discovery_complete(const char *b, size_t len);
+
+/* The mc_config of a complete discovery reply (a CONFIG or VALUE block), or
+ * NULL with err. */
+struct mc_config *mc_discovery_parse(const char *reply, size_t len, char *err, size_t n);
 
 #endif /* FANOUT_MEMCACHED_H */

@@ -1,6 +1,9 @@
 /*
- * The memcached wire: ElastiCache auto-discovery over a small socket client
- * of our own, and the per-node writes through libmemcached.
+ * The memcached wire: ElastiCache auto-discovery and the per-node writes,
+ * both over small socket clients of our own (text protocol). Every reply is
+ * parsed here, bounded, and matched to the command it answers; libmemcached
+ * never sees a server's bytes (it asserts on some replies, e.g. `OK` or a
+ * number to a set, which would abort the process).
  *
  * Auto-discovery (AWS, "Adding Auto Discovery to your client library"):
  *   config get cluster\r\n
@@ -11,11 +14,15 @@
  */
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -134,8 +141,7 @@ static const char *s_find(const char *h, size_t hn, const char *needle)
     return NULL;
 }
 
-/* How much of `b` is one complete reply: 0 not yet, -1 never will be. */
-static long s_complete(const char *b, size_t len)
+long mc_discovery_complete(const char *b, size_t len)
 {
     const char *eol = s_find(b, len, "\r\n");
     if (!eol)
@@ -165,7 +171,7 @@ static int s_ask(int fd, const char *cmd, int64_t deadline, char **reply, size_t
         return -1;
     }
     for (;;) {
-        long done = s_complete(b, len);
+        long done = mc_discovery_complete(b, len);
         if (done > 0) {
             b[done] = 0;
             *reply = b;
@@ -328,11 +334,17 @@ struct mc_config *mc_config_parse(const char *body, size_t len, char *err, size_
 }
 
 /* The body of a CONFIG/VALUE reply, between the header line and END. */
-static struct mc_config *s_parse_reply(const char *reply, size_t len, char *err, size_t n)
+struct mc_config *mc_discovery_parse(const char *reply, size_t len, char *err, size_t n)
 {
-    /* s_complete() made sure the reply ends with "\r\nEND\r\n" after the
-     * header line's CRLF, or right at it for an empty body. */
-    const char *eol = strstr(reply, "\r\n");
+    /* Checked again here (the fuzzer calls this directly): the reply ends
+     * with "\r\nEND\r\n" after the header line's CRLF, or right at it for
+     * an empty body. */
+    const char *eol = s_find(reply, len, "\r\n");
+    if (!eol || len < 7 || reply + len - 7 < eol ||
+        memcmp(reply + len - 7, "\r\nEND\r\n", 7)) {
+        snprintf(err, n, "the configuration reply does not end with END");
+        return NULL;
+    }
     const char *tail = reply + len - 7;
     const char *body = tail == eol ? tail : eol + 2;
     return mc_config_parse(body, (size_t)(tail - body), err, n);
@@ -353,7 +365,7 @@ enum mc_discovery mc_discover(const struct mc_endpoint *ep, int timeout_ms,
     if (s_ask(fd, "config get cluster\r\n", deadline, &reply, &len, why, sizeof why) != 0)
         goto done;
     if (!strncmp(reply, "CONFIG ", 7)) {
-        *out = s_parse_reply(reply, len, why, sizeof why);
+        *out = mc_discovery_parse(reply, len, why, sizeof why);
         if (*out)
             result = MC_DISCOVERED;
         goto done;
@@ -373,7 +385,7 @@ enum mc_discovery mc_discover(const struct mc_endpoint *ep, int timeout_ms,
               sizeof why) != 0)
         goto done;
     if (!strncmp(reply, "VALUE ", 6)) {
-        *out = s_parse_reply(reply, len, why, sizeof why);
+        *out = mc_discovery_parse(reply, len, why, sizeof why);
         if (*out)
             result = MC_DISCOVERED;
     } else {
@@ -387,236 +399,538 @@ done:
     return result;
 }
 
-/* ---- writes through libmemcached ---- */
+/* ---- replies ---- */
 
-memcached_st *mc_node_handle(const struct mc_endpoint *ep, int timeout_ms)
+static int s_is(const char *line, size_t len, const char *word)
 {
-    memcached_st *mc = memcached_create(NULL);
-    if (!mc)
-        return NULL;
-    /* Text protocol, one reply per request: noreply and buffered requests
-     * both lose the per-key result (libmemcached assumes success for
-     * noreply, and memcached_purge() drops the replies of buffered
-     * requests), so neither is used. No key checks of libmemcached's own
-     * (its isgraph() test refuses UTF-8 keys the server accepts); ours run
-     * before. A failed server is retried after the next second
-     * (RETRY_TIMEOUT 0) rather than 2 s, and never ejected: there is only
-     * this server in the handle, and keys must not move to another node
-     * behind the readers' backs. */
-    memcached_return_t rc = MEMCACHED_SUCCESS;
-    const struct {
-        memcached_behavior_t b;
-        uint64_t v;
-    } behaviours[] = {
-        {MEMCACHED_BEHAVIOR_TCP_NODELAY, 1},
-        {MEMCACHED_BEHAVIOR_TCP_KEEPALIVE, 1},
-        {MEMCACHED_BEHAVIOR_CONNECT_TIMEOUT, (uint64_t)timeout_ms},
-        {MEMCACHED_BEHAVIOR_POLL_TIMEOUT, (uint64_t)timeout_ms},
-        {MEMCACHED_BEHAVIOR_RETRY_TIMEOUT, 0},
-        {MEMCACHED_BEHAVIOR_REMOVE_FAILED_SERVERS, 0},
-        {MEMCACHED_BEHAVIOR_NOREPLY, 0},
-        {MEMCACHED_BEHAVIOR_BUFFER_REQUESTS, 0},
-        {MEMCACHED_BEHAVIOR_VERIFY_KEY, 0},
-    };
-    for (size_t i = 0;
-         i < sizeof behaviours / sizeof *behaviours && rc == MEMCACHED_SUCCESS; i++)
-        rc = memcached_behavior_set(mc, behaviours[i].b, behaviours[i].v);
-    if (rc == MEMCACHED_SUCCESS)
-        rc = memcached_server_add(mc, ep->host, ep->port);
-    if (rc != MEMCACHED_SUCCESS) {
-        memcached_free(mc);
-        return NULL;
-    }
-    return mc;
+    size_t n = strlen(word);
+    return len == n && memcmp(line, word, n) == 0;
 }
 
-enum s_class { S_OK, S_FATAL, S_RETRY };
-
-static enum s_class s_classify(memcached_return_t rc)
+/* "WORD" alone or "WORD <text>". */
+static int s_starts(const char *line, size_t len, const char *word)
 {
-    switch (rc) {
-    case MEMCACHED_SUCCESS:
-    case MEMCACHED_STORED:
-    case MEMCACHED_DELETED:
-    case MEMCACHED_NOTFOUND: /* deleting a key that is not there */ return S_OK;
-    case MEMCACHED_E2BIG:        /* SERVER_ERROR object too large for cache */
-    case MEMCACHED_CLIENT_ERROR: /* the server refused the request itself */
-    case MEMCACHED_BAD_KEY_PROVIDED:
-    case MEMCACHED_KEY_TOO_BIG:
-    case MEMCACHED_NOTSTORED: /* a set is never NOT_STORED; do not loop on it */
-        return S_FATAL;
-    default:
-        /* connection, timeout, read/write failures, a disabled server,
-         * SERVER_ERROR out of memory and other server-side errors, and
-         * anything unknown: retryable, never dropped */
-        return S_RETRY;
-    }
+    size_t n = strlen(word);
+    return len >= n && memcmp(line, word, n) == 0 && (len == n || line[n] == ' ');
 }
 
-/* Errors where a stale connection (closed while the function was frozen)
- * is the likely cause, worth one immediate reconnect. */
-static int s_connection_error(memcached_return_t rc)
+int mc_reply_next(const char *buf, size_t len, struct mc_reply *r, size_t *used)
 {
-    return rc == MEMCACHED_CONNECTION_FAILURE || rc == MEMCACHED_WRITE_FAILURE ||
-           rc == MEMCACHED_READ_FAILURE || rc == MEMCACHED_UNKNOWN_READ_FAILURE ||
-           rc == MEMCACHED_PARTIAL_READ || rc == MEMCACHED_ERRNO;
-}
-
-/* The protocol's own word for an error (the server's SERVER_ERROR or
- * CLIENT_ERROR, else libmemcached's return code), as the outcome's code. */
-static void s_code(memcached_st *mc, memcached_return_t rc, char *out, size_t n)
-{
-    static const struct {
-        memcached_return_t rc;
-        const char *name;
-    } names[] = {
-        {MEMCACHED_E2BIG, "SERVER_ERROR"},
-        {MEMCACHED_SERVER_ERROR, "SERVER_ERROR"},
-        {MEMCACHED_SERVER_MEMORY_ALLOCATION_FAILURE, "SERVER_ERROR"},
-        {MEMCACHED_CLIENT_ERROR, "CLIENT_ERROR"},
-        {MEMCACHED_NOTSTORED, "NOT_STORED"},
-        {MEMCACHED_CONNECTION_FAILURE, "CONNECTION_FAILURE"},
-        {MEMCACHED_CONNECTION_SOCKET_CREATE_FAILURE, "CONNECTION_FAILURE"},
-        {MEMCACHED_HOST_LOOKUP_FAILURE, "HOST_LOOKUP_FAILURE"},
-        {MEMCACHED_WRITE_FAILURE, "WRITE_FAILURE"},
-        {MEMCACHED_READ_FAILURE, "READ_FAILURE"},
-        {MEMCACHED_UNKNOWN_READ_FAILURE, "READ_FAILURE"},
-        {MEMCACHED_PARTIAL_READ, "READ_FAILURE"},
-        {MEMCACHED_TIMEOUT, "TIMEOUT"},
-        {MEMCACHED_ERRNO, "SYSTEM_ERROR"},
-        {MEMCACHED_SERVER_TEMPORARILY_DISABLED, "SERVER_TEMPORARILY_DISABLED"},
-        {MEMCACHED_SERVER_MARKED_DEAD, "SERVER_MARKED_DEAD"},
-    };
-    const char *c = NULL;
-    for (size_t i = 0; i < sizeof names / sizeof *names && !c; i++)
-        if (names[i].rc == rc)
-            c = names[i].name;
-    if (!c)
-        c = memcached_strerror(mc, rc);
+    size_t max = len < MC_MAX_REPLY_LINE + 2 ? len : MC_MAX_REPLY_LINE + 2;
     size_t i = 0;
-    for (; c[i] && i + 1 < n; i++)
-        out[i] = c[i] == ' ' ? '_' : c[i];
-    out[i] = 0;
+    while (i < max && buf[i] != '\r' && buf[i] != '\n')
+        i++;
+    if (i == max)
+        return len >= MC_MAX_REPLY_LINE + 2 ? -1 : 0;
+    if (buf[i] == '\n')
+        return -1; /* a bare LF: not the protocol's CRLF */
+    if (i + 1 == len)
+        return 0; /* the CR came, the LF not yet */
+    if (buf[i + 1] != '\n')
+        return -1;
+    r->line = buf;
+    r->len = i;
+    *used = i + 2;
+    if (s_is(buf, i, "STORED"))
+        r->kind = MC_REPLY_STORED;
+    else if (s_is(buf, i, "NOT_STORED"))
+        r->kind = MC_REPLY_NOT_STORED;
+    else if (s_is(buf, i, "EXISTS"))
+        r->kind = MC_REPLY_EXISTS;
+    else if (s_is(buf, i, "NOT_FOUND"))
+        r->kind = MC_REPLY_NOT_FOUND;
+    else if (s_is(buf, i, "DELETED"))
+        r->kind = MC_REPLY_DELETED;
+    else if (s_is(buf, i, "ERROR"))
+        r->kind = MC_REPLY_ERROR;
+    else if (s_starts(buf, i, "CLIENT_ERROR"))
+        r->kind = MC_REPLY_CLIENT_ERROR;
+    else if (s_starts(buf, i, "SERVER_ERROR"))
+        r->kind = MC_REPLY_SERVER_ERROR;
+    else if (i > 8 && memcmp(buf, "VERSION ", 8) == 0)
+        r->kind = MC_REPLY_VERSION;
+    else
+        r->kind = MC_REPLY_OTHER;
+    return 1;
 }
 
-/* What libmemcached knows beyond its return code: the system error, or the
- * text of a SERVER_ERROR/CLIENT_ERROR line (its message reads "(0x...)
- * <what>, <text> -> file:line"; only <text> is kept). */
-static void s_detail(memcached_st *mc, memcached_return_t rc, char *out, size_t n)
+/* A reply line for a message: at most 80 printable characters. */
+static void s_shown(const struct mc_reply *r, char *out, size_t n)
 {
-    out[0] = 0;
-    if (memcached_last_error_errno(mc)) {
-        snprintf(out, n, "%s", strerror(memcached_last_error_errno(mc)));
+    if (r->len == 0) {
+        snprintf(out, n, "(an empty line)");
         return;
     }
-    const char *m = memcached_last_error_message(mc);
-    if (!m || (rc != MEMCACHED_SERVER_ERROR && rc != MEMCACHED_CLIENT_ERROR))
-        return;
-    const char *start = strstr(m, ", ");
-    start = start ? start + 2 : m;
-    const char *end = strstr(start, " -> ");
-    size_t len = end ? (size_t)(end - start) : strlen(start);
-    snprintf(out, n, "%.*s", (int)len, start);
+    char p[88];
+    s_printable(r->line, r->len < 84 ? r->len : 84, p, sizeof p);
+    snprintf(out, n, "\"%s%s\"", p, r->len > 84 ? "..." : "");
 }
 
-static memcached_return_t s_write(struct mc_node *node, const struct mc_item *it,
-                                  const struct mc_write_options *wo)
+static void s_desync(struct mc_match *m, const char *fmt, ...) FANOUT_PRINTF(2, 3);
+static void s_desync(struct mc_match *m, const char *fmt, ...)
 {
-    if (it->remove)
-        return memcached_delete(node->mc, it->key, it->key_len, 0);
-    return memcached_set(node->mc, it->key, it->key_len, (const char *)it->value,
-                         it->value_len, wo->expiration, 0);
+    va_list ap;
+    m->desync = 1;
+    va_start(ap, fmt);
+    vsnprintf(m->why, sizeof m->why, fmt, ap);
+    va_end(ap);
 }
 
-static void s_fail(struct mc_node *node, const struct mc_item *it, memcached_return_t rc,
-                   int status)
+/* The outcome of item `it` from its reply; 0, or -1 when the reply is not
+ * one its command can get (out of step). */
+static int s_judge(struct mc_match *m, struct mc_item *it, const struct mc_reply *r)
 {
-    char code[64], detail[160];
-    s_code(node->mc, rc, code, sizeof code);
-    const char *ep = node->ep.host;
-    unsigned port = node->ep.port;
-    if (rc == MEMCACHED_E2BIG) {
-        fanout_outcome_set(it->outcome, status, code,
-                           "%s:%u refused the item: \"SERVER_ERROR object too large for "
-                           "cache\" (key %zu + value %zu bytes; the server's item size "
-                           "limit, memcached -I / max_item_size, is below maxItemBytes)",
-                           ep, port, it->key_len, it->value_len);
+    const char *cmd = it->remove ? "delete" : "set";
+    char shown[100];
+    s_shown(r, shown, sizeof shown);
+    switch (r->kind) {
+    case MC_REPLY_STORED:
+        if (it->remove)
+            return -1;
+        memset(it->outcome, 0, sizeof *it->outcome);
+        return 0;
+    case MC_REPLY_DELETED:
+        if (!it->remove)
+            return -1;
+        memset(it->outcome, 0, sizeof *it->outcome);
+        return 0;
+    case MC_REPLY_NOT_FOUND:
+        if (it->remove) { /* deleting a key that is not there */
+            memset(it->outcome, 0, sizeof *it->outcome);
+            return 0;
+        }
+        /* a set is confirmed by STORED only */
+        __attribute__((fallthrough));
+    case MC_REPLY_NOT_STORED:
+    case MC_REPLY_EXISTS:
+        if (it->remove && r->kind != MC_REPLY_NOT_FOUND)
+            return -1; /* delete gets DELETED or NOT_FOUND */
+        fanout_outcome_set(it->outcome, FANOUT_RETRY,
+                           r->kind == MC_REPLY_EXISTS      ? "EXISTS"
+                           : r->kind == MC_REPLY_NOT_FOUND ? "NOT_FOUND"
+                                                           : "NOT_STORED",
+                           "%s answered %s to the set of key \"%.64s\": not stored (only "
+                           "STORED confirms a set)",
+                           m->where, shown, it->key);
+        return 0;
+    case MC_REPLY_ERROR:
+        /* The server did not take our command as one: it may read the data
+         * block as commands next, so the connection is not reused. */
+        m->drop = 1;
+        fanout_outcome_set(it->outcome, FANOUT_RETRY, "ERROR",
+                           "%s answered ERROR (unknown command) to the %s of key \"%.64s\"",
+                           m->where, cmd, it->key);
+        return 0;
+    case MC_REPLY_CLIENT_ERROR:
+        m->drop = 1;
+        fanout_outcome_set(it->outcome, FANOUT_FATAL, "CLIENT_ERROR",
+                           "%s refused the %s of key \"%.64s\": %s", m->where, cmd, it->key,
+                           shown);
+        return 0;
+    case MC_REPLY_SERVER_ERROR:
+        if (!it->remove && r->len >= 39 &&
+            memcmp(r->line, "SERVER_ERROR object too large for cache", 39) == 0)
+            fanout_outcome_set(
+                it->outcome, FANOUT_FATAL, "SERVER_ERROR",
+                "%s refused the item: \"SERVER_ERROR object too large for "
+                "cache\" (key %zu + value %zu bytes; the server's item size "
+                "limit, memcached -I / max_item_size, is below maxItemBytes)",
+                m->where, it->key_len, it->value_len);
+        else
+            fanout_outcome_set(it->outcome, FANOUT_RETRY, "SERVER_ERROR",
+                               "%s: %s to the %s of key \"%.64s\"", m->where, shown, cmd,
+                               it->key);
+        return 0;
+    case MC_REPLY_VERSION:
+    case MC_REPLY_OTHER: return -1;
+    }
+    return -1;
+}
+
+size_t mc_match_feed(struct mc_match *m, const char *buf, size_t len)
+{
+    size_t off = 0;
+    while (!m->done && !m->desync) {
+        struct mc_reply r;
+        size_t used = 0;
+        int k = mc_reply_next(buf + off, len - off, &r, &used);
+        if (k == 0)
+            break;
+        if (k < 0) {
+            char p[48];
+            s_printable(buf + off, len - off < 40 ? len - off : 40, p, sizeof p);
+            s_desync(m,
+                     "%s sent reply %zu of %zu as no reply line (a line over %d bytes, or "
+                     "without CRLF; starts \"%s\")",
+                     m->where, m->got + 1, m->count + 1, MC_MAX_REPLY_LINE, p);
+            break;
+        }
+        off += used;
+        if (m->got == m->count) {
+            if (r.kind != MC_REPLY_VERSION) {
+                char shown[100];
+                s_shown(&r, shown, sizeof shown);
+                s_desync(m,
+                         "%s answered %s where the reply to the closing \"version\" "
+                         "(VERSION ...) was due: its replies are out of step with the "
+                         "commands (an extra or missing reply)",
+                         m->where, shown);
+                break;
+            }
+            m->got++;
+            m->done = 1;
+            break;
+        }
+        struct mc_item *it = m->items[m->got];
+        if (s_judge(m, it, &r) != 0) {
+            char shown[100];
+            s_shown(&r, shown, sizeof shown);
+            s_desync(m,
+                     "%s answered %s to the %s of key \"%.64s\" (reply %zu of %zu), which "
+                     "that command cannot get: its replies are out of step with the "
+                     "commands",
+                     m->where, shown, it->remove ? "delete" : "set", it->key, m->got + 1,
+                     m->count + 1);
+            break;
+        }
+        m->got++;
+    }
+    return off;
+}
+
+void mc_match_end(struct mc_match *m, size_t extra)
+{
+    if (m->done && !m->desync && extra)
+        s_desync(m,
+                 "%s sent %zu byte(s) after the last reply of the exchange: more replies "
+                 "than commands, so none is trusted",
+                 m->where, extra);
+}
+
+/* ---- writes ---- */
+
+struct mc_conn *mc_node_handle(const struct mc_endpoint *ep, int timeout_ms)
+{
+    (void)ep;
+    (void)timeout_ms;
+    struct mc_conn *c = calloc(1, sizeof *c);
+    if (c)
+        c->fd = -1;
+    return c;
+}
+
+static void s_conn_close(struct mc_conn *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    c->used = 0;
+}
+
+void mc_conn_free(struct mc_conn *c)
+{
+    if (!c)
         return;
+    s_conn_close(c);
+    free(c);
+}
+
+/* Non-zero when a kept connection has something to read (bytes nobody asked
+ * for, or its EOF) or an error: it cannot carry a new exchange. */
+static int s_pending(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return poll(&p, 1, 0) != 0;
+}
+
+/* The bytes of one item's command: header, value, CRLF. */
+struct s_cursor {
+    size_t item; /* == count: the marker */
+    size_t off;  /* bytes of that command already written */
+    char head[MC_MAX_KEY_BYTES + 64];
+    size_t head_len;
+};
+
+static void s_head(struct s_cursor *w, const struct mc_item *it, time_t exp)
+{
+    int n = it->remove ? snprintf(w->head, sizeof w->head, "delete %s\r\n", it->key)
+                       : snprintf(w->head, sizeof w->head, "set %s 0 %lld %zu\r\n", it->key,
+                                  (long long)exp, it->value_len);
+    w->head_len = n > 0 ? (size_t)n : 0;
+}
+
+static const char s_marker[] = "version\r\n";
+
+/* Write what the socket takes. 1 when all is written, 0 when it would block,
+ * -1 on an error (errno). */
+static int s_write_some(int fd, struct s_cursor *w, struct mc_item *const *items,
+                        size_t count, time_t exp, int *moved)
+{
+    for (;;) {
+        struct iovec iov[3];
+        int n = 0;
+        size_t total;
+        if (w->item == count) {
+            total = sizeof s_marker - 1;
+            iov[n++] = (struct iovec){(void *)s_marker, total};
+        } else if (w->item > count) {
+            return 1;
+        } else {
+            const struct mc_item *it = items[w->item];
+            if (w->off == 0)
+                s_head(w, it, exp);
+            iov[n++] = (struct iovec){w->head, w->head_len};
+            total = w->head_len;
+            if (!it->remove) {
+                iov[n++] = (struct iovec){(void *)it->value, it->value_len};
+                iov[n++] = (struct iovec){(void *)"\r\n", 2};
+                total += it->value_len + 2;
+            }
+        }
+        /* skip what is written already */
+        size_t skip = w->off;
+        int first = 0;
+        while (first < n && skip >= iov[first].iov_len) {
+            skip -= iov[first].iov_len;
+            first++;
+        }
+        iov[first].iov_base = (char *)iov[first].iov_base + skip;
+        iov[first].iov_len -= skip;
+        struct msghdr mh = {.msg_iov = iov + first, .msg_iovlen = (size_t)(n - first)};
+        ssize_t k = sendmsg(fd, &mh, MSG_NOSIGNAL);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+        }
+        w->off += (size_t)k;
+        *moved = 1;
+        if (w->off == total) {
+            w->item++;
+            w->off = 0;
+        }
     }
-    if (rc == MEMCACHED_SERVER_MEMORY_ALLOCATION_FAILURE) {
-        fanout_outcome_set(it->outcome, status, code,
-                           "%s:%u: \"SERVER_ERROR out of memory storing object\"", ep,
-                           port);
-        return;
+}
+
+enum s_end { S_DONE, S_LOST, S_TIMEOUT, S_DESYNC };
+
+/* One exchange on node->mc: the items' commands, then `version`, written
+ * while the replies are read and matched. */
+static enum s_end s_exchange(struct mc_node *node, struct mc_item *const *items,
+                             size_t count, time_t exp, int timeout_ms, int64_t deadline,
+                             int by_invocation, struct mc_match *m, char *why,
+                             size_t why_len)
+{
+    int fd = node->mc->fd;
+    char in[MC_MAX_REPLY_LINE * 4];
+    size_t in_len = 0;
+    struct s_cursor w = {0};
+    int64_t last = s_mono_ms();
+    int written = 0;
+    size_t received = 0;
+    for (;;) {
+        if (!written) {
+            int moved = 0;
+            int k = s_write_some(fd, &w, items, count, exp, &moved);
+            if (k < 0) {
+                snprintf(why, why_len, "sending to %s: %s", m->where, strerror(errno));
+                return S_LOST;
+            }
+            written = k;
+            if (moved)
+                last = s_mono_ms();
+        }
+        ssize_t r = recv(fd, in + in_len, sizeof in - in_len, 0);
+        if (r > 0) {
+            in_len += (size_t)r;
+            received += (size_t)r;
+            size_t used = mc_match_feed(m, in, in_len);
+            memmove(in, in + used, in_len - used);
+            in_len -= used;
+            /* A reply answers a command only once that command was written
+             * entirely (commands 0 .. w.item-1): one that comes earlier was
+             * not caused by it. */
+            if (m->got > w.item) {
+                s_desync(m,
+                         "%s answered command %zu of %zu before it was sent entirely: a "
+                         "reply nobody asked for",
+                         m->where, w.item + 1, count + 1);
+                return S_DESYNC;
+            }
+            if (m->desync)
+                return S_DESYNC;
+            if (m->done) {
+                mc_match_end(m, in_len);
+                return m->desync ? S_DESYNC : S_DONE;
+            }
+            if (in_len == sizeof in) { /* cannot happen: a line is shorter */
+                s_desync(m, "%s sent an overlong reply", m->where);
+                return S_DESYNC;
+            }
+            last = s_mono_ms();
+            if (last < deadline)
+                continue; /* (a steady stream still ends at the deadline) */
+        } else if (r == 0) {
+            snprintf(why, why_len,
+                     "%s closed the connection after %zu of the %zu replies%s", m->where,
+                     m->got, count + 1, in_len ? " (in the middle of one)" : "");
+            return S_LOST;
+        } else if (errno == EINTR) {
+            continue;
+        } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            snprintf(why, why_len, "reading from %s after %zu of the %zu replies: %s",
+                     m->where, m->got, count + 1, strerror(errno));
+            return S_LOST;
+        }
+        int64_t now = s_mono_ms();
+        int64_t until = last + timeout_ms < deadline ? last + timeout_ms : deadline;
+        if (now >= until) {
+            if (until == deadline && by_invocation && received == 0)
+                snprintf(why, why_len, "%s: no reply before the invocation's deadline",
+                         m->where);
+            else if (until == deadline && received > 0)
+                snprintf(why, why_len,
+                         "%s: the exchange did not end in time (%zu of its %zu replies "
+                         "came; the limit is timeoutMs plus 1 ms per 10 kB sent, within "
+                         "the invocation's deadline)",
+                         m->where, m->got, count + 1);
+            else
+                snprintf(why, why_len,
+                         "%s: nothing received for %d ms (timeoutMs) after %zu of the %zu "
+                         "replies",
+                         m->where, timeout_ms, m->got, count + 1);
+            return S_TIMEOUT;
+        }
+        struct pollfd p = {.fd = fd, .events = (short)(POLLIN | (written ? 0 : POLLOUT))};
+        if (poll(&p, 1, (int)(until - now)) < 0 && errno != EINTR) {
+            snprintf(why, why_len, "waiting for %s: %s", m->where, strerror(errno));
+            return S_LOST;
+        }
     }
-    if (rc == MEMCACHED_SERVER_TEMPORARILY_DISABLED && node->last_cause[0]) {
-        /* libmemcached reports a server that failed before and fails
-         * again this way, hiding the new cause: name the last one seen */
-        fanout_outcome_set(it->outcome, status, node->last_code,
-                           "%s:%u: still failing when tried again (%s)", ep, port,
-                           node->last_cause);
-        return;
-    }
-    s_detail(node->mc, rc, detail, sizeof detail);
-    fanout_outcome_set(it->outcome, status, code, "%s:%u: %s%s%s", ep, port,
-                       memcached_strerror(node->mc, rc), detail[0] ? ": " : "", detail);
-    if (status == FANOUT_RETRY) {
-        snprintf(node->last_code, sizeof node->last_code, "%s", code);
-        snprintf(node->last_cause, sizeof node->last_cause, "%s%s%s",
-                 memcached_strerror(node->mc, rc), detail[0] ? ": " : "", detail);
-    }
+}
+
+/* Connect node->mc within the deadline; 0, or -1 with why. */
+static int s_node_connect(struct mc_node *node, int64_t deadline, char *why, size_t why_len)
+{
+    int fd = s_connect(&node->ep, deadline, why, why_len);
+    if (fd < 0)
+        return -1;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    node->mc->fd = fd;
+    node->mc->used = 0;
+    return 0;
 }
 
 void mc_write_node(struct mc_node *node, struct mc_item *const *items, size_t count,
                    const struct mc_write_options *wo)
 {
-    /* libmemcached keeps a failed server disabled until the next whole
-     * second after its RETRY_TIMEOUT; the engine's backoff paces our
-     * retries instead, so every send tries the node (once: the first
-     * retryable failure ends the node's part). */
-    const memcached_instance_st *server =
-        memcached_server_instance_by_position(node->mc, 0);
-    if (server)
-        memcached_instance_next_retry(server, 0);
-    for (size_t i = 0; i < count; i++) {
-        struct mc_item *it = items[i];
-        if (wo->host->remaining_ms() < (int64_t)wo->timeout_ms + MC_DEADLINE_MARGIN_MS) {
-            for (size_t j = i; j < count; j++)
-                fanout_outcome_set(items[j]->outcome, FANOUT_RETRY, "DeadlineNear",
-                                   "not sent to %s:%u: too little time left before the "
-                                   "invocation's deadline",
-                                   node->ep.host, (unsigned)node->ep.port);
-            return;
-        }
-        memcached_return_t rc = s_write(node, it, wo);
-        if (s_classify(rc) == S_RETRY && i == 0 && node->used && s_connection_error(rc)) {
-            /* The connection kept from an earlier invocation may have been
-             * closed meanwhile: reconnect once before giving up on the node
-             * (a set is idempotent). */
-            if (wo->host->log_enabled(FANOUT_LOG_DEBUG))
-                wo->host->log(FANOUT_LOG_DEBUG, wo->scope, "%s:%u: %s; reconnecting once",
-                              node->ep.host, (unsigned)node->ep.port,
-                              memcached_strerror(node->mc, rc));
-            if (server)
-                memcached_instance_next_retry(server, 0);
-            rc = s_write(node, it, wo);
-        }
-        node->used = 1;
-        switch (s_classify(rc)) {
-        case S_OK: break;
-        case S_FATAL: s_fail(node, it, rc, FANOUT_FATAL); break;
-        case S_RETRY:
-            s_fail(node, it, rc, FANOUT_RETRY);
-            for (size_t j = i + 1; j < count; j++)
-                fanout_outcome_set(items[j]->outcome, FANOUT_RETRY, it->outcome->code,
-                                   "not sent: node %s:%u failed earlier in this batch (%s)",
-                                   node->ep.host, (unsigned)node->ep.port,
-                                   it->outcome->message);
-            wo->host->log(FANOUT_LOG_WARN, wo->scope,
-                          "node %s; %zu record(s) of this batch for it not stored "
-                          "(retryable)",
-                          it->outcome->message, count - i);
-            return;
-        }
+    char where[MC_MAX_HOST + 16];
+    snprintf(where, sizeof where, "%s:%u", node->ep.host, (unsigned)node->ep.port);
+    int64_t left = wo->host->remaining_ms();
+    if (left < (int64_t)wo->timeout_ms + MC_DEADLINE_MARGIN_MS) {
+        for (size_t j = 0; j < count; j++)
+            fanout_outcome_set(items[j]->outcome, FANOUT_RETRY, "DeadlineNear",
+                               "not sent to %s: too little time left before the "
+                               "invocation's deadline",
+                               where);
+        return;
     }
+    /* The whole exchange's limit: timeoutMs plus time for the bytes, and
+     * never past the invocation's deadline (less the margin). */
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < count; i++)
+        bytes += items[i]->key_len + items[i]->value_len + 64;
+    int64_t start = s_mono_ms();
+    int64_t allow = (int64_t)wo->timeout_ms + (int64_t)(bytes / MC_BYTES_PER_MS);
+    int by_invocation = 0;
+    if (left != INT64_MAX && allow > left - MC_DEADLINE_MARGIN_MS) {
+        allow = left - MC_DEADLINE_MARGIN_MS;
+        by_invocation = 1;
+    }
+    int64_t deadline = start + allow;
+
+    struct mc_match m = {0};
+    enum s_end end = S_LOST;
+    char why[320] = "";
+    const char *code = "CONNECTION_FAILURE";
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int reused = node->mc->fd >= 0 && node->mc->used;
+        if (node->mc->fd >= 0 && s_pending(node->mc->fd)) {
+            /* bytes nobody asked for (a late extra reply), or the EOF of a
+             * connection closed while idle: never read them as answers */
+            if (wo->host->log_enabled(FANOUT_LOG_DEBUG))
+                wo->host->log(FANOUT_LOG_DEBUG, wo->scope,
+                              "%s: the kept connection has unread bytes or was closed; "
+                              "reconnecting",
+                              where);
+            s_conn_close(node->mc);
+            reused = 0;
+        }
+        if (node->mc->fd < 0) {
+            int64_t until = s_mono_ms() + wo->timeout_ms;
+            if (s_node_connect(node, until < deadline ? until : deadline, why,
+                               sizeof why) != 0) {
+                code = "CONNECTION_FAILURE";
+                end = S_LOST;
+                break;
+            }
+        }
+        m = (struct mc_match){.items = items, .count = count, .where = where};
+        why[0] = 0;
+        end = s_exchange(node, items, count, wo->expiration, wo->timeout_ms, deadline,
+                         by_invocation, &m, why, sizeof why);
+        node->mc->used = 1;
+        if (end == S_DONE)
+            break;
+        s_conn_close(node->mc);
+        code = end == S_TIMEOUT  ? "TIMEOUT"
+               : end == S_DESYNC ? "PROTOCOL_ERROR"
+                                 : "CONNECTION_FAILURE";
+        /* A connection kept from an earlier invocation may have been closed
+         * meanwhile: reconnect once when it failed before any reply (set and
+         * delete are idempotent). */
+        if (end == S_LOST && reused && m.got == 0 && attempt == 0 &&
+            s_mono_ms() < deadline) {
+            if (wo->host->log_enabled(FANOUT_LOG_DEBUG))
+                wo->host->log(FANOUT_LOG_DEBUG, wo->scope, "%s; reconnecting once", why);
+            continue;
+        }
+        break;
+    }
+    if (end == S_DONE) {
+        if (m.drop)
+            s_conn_close(node->mc);
+    } else {
+        /* Out of step: none of the exchange's replies is trusted (an extra
+         * reply shifts every one after it). Lost or late: the replies that
+         * came in step stand; the rest are unknown. */
+        size_t trusted = end == S_DESYNC ? 0 : m.got;
+        if (trusted > count)
+            trusted = count;
+        const char *cause = end == S_DESYNC ? m.why : why;
+        for (size_t j = trusted; j < count; j++)
+            fanout_outcome_set(items[j]->outcome, FANOUT_RETRY, code, "%s%s", cause,
+                               end == S_DESYNC ? "; no reply of the exchange is trusted"
+                                               : "");
+        snprintf(node->last_code, sizeof node->last_code, "%s", code);
+        snprintf(node->last_cause, sizeof node->last_cause, "%.150s", cause);
+        wo->host->log(
+            FANOUT_LOG_WARN, wo->scope,
+            "%s: %s; %zu record(s) of this batch for it not confirmed (retryable)", code,
+            cause, count - trusted);
+    }
+    /* Keys in order: after a record that will be sent again, a later one on
+     * this node must not stay stored ahead of it (it could be the same key),
+     * so it is sent again too. */
+    size_t i = 0;
+    while (i < count && items[i]->outcome->status != FANOUT_RETRY)
+        i++;
+    for (size_t k = i + 1; k < count; k++)
+        if (items[k]->outcome->status == FANOUT_OK)
+            fanout_outcome_set(items[k]->outcome, FANOUT_RETRY, "OrderKept",
+                               "stored, but sent again after an earlier record for %s that "
+                               "must be retried, to keep the order",
+                               where);
 }

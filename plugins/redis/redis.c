@@ -50,7 +50,12 @@
 #define REDIS_DEFAULT_TIMEOUT_MS   2000
 /* Stop this long before the invocation's deadline, so the engine can still
  * report the outcome (the same margin as the engine's AWS calls). */
-#define REDIS_DEADLINE_MARGIN_MS   500
+#define REDIS_DEADLINE_MARGIN_MS 500
+/* One exchange (a call's pipeline on one connection) must end within
+ * timeoutMs plus 1 ms per this many bytes sent (at least 10 MB/s on average;
+ * a VPC link moves 100 times that): a server that drips its replies cannot
+ * hold a call for longer. */
+#define REDIS_BYTES_PER_MS         10000
 #define REDIS_DEFAULT_PASSWORD_ENV "FANOUT_REDIS_PASSWORD"
 
 struct redis_options {
@@ -294,9 +299,12 @@ static struct redis_conn *s_take(struct redis_instance *in)
         pthread_mutex_unlock(&in->lock);
         if (!c || redis_conn_alive(c))
             return c;
-        /* Closed while idle: a server restart, a failover, an idle timeout. */
+        /* Closed while idle (a server restart, a failover, an idle
+         * timeout), or bytes nobody asked for arrived (a late extra reply):
+         * never read as the answer to the next commands. */
         s_host->log(FANOUT_LOG_INFO, in->id,
-                    "the connection to %s was closed since it was last used; reconnecting",
+                    "the connection to %s was closed since it was last used, or has "
+                    "unread bytes; reconnecting",
                     in->ep.display);
         redis_conn_close(c);
     }
@@ -400,24 +408,24 @@ static void s_set_outcome(struct fanout_outcome *o, const struct redis_failure *
     fanout_outcome_set(o, f->status, f->code, "%s", f->message);
 }
 
-static void s_on_reply(void *ud, size_t i, const redisReply *r)
+/* The reply to command base + i: +OK (the exchange checked that a status
+ * is exactly OK) or an error. Every reply writes its outcome, so a resend
+ * after an exchange out of step replaces what the untrusted one wrote. */
+static void s_on_reply(void *ud, size_t i, int is_error, const char *text, size_t len)
 {
     struct s_call *c = ud;
     struct redis_failure f;
-    if (r->type == REDIS_REPLY_STATUS && r->len == 2 && memcmp(r->str, "OK", 2) == 0)
-        return;
-    if (r->type == REDIS_REPLY_ERROR) {
-        int drop = 0;
-        redis_classify_error(r->str, r->len, &f, &drop);
-        c->drop |= drop;
-    } else {
-        f = (struct redis_failure){.status = FANOUT_FATAL};
-        snprintf(f.code, sizeof f.code, "UnexpectedReply");
-        snprintf(f.message, sizeof f.message,
-                 "%.200s answered with a reply of type %d, not OK", c->in->ep.display,
-                 r->type);
-    }
     size_t cmd = c->base + i;
+    if (!is_error) {
+        if (c->in->mset)
+            memset(c->out, 0, c->batch->count * sizeof *c->out);
+        else
+            memset(&c->out[cmd], 0, sizeof c->out[cmd]);
+        return;
+    }
+    int drop = 0;
+    redis_classify_error(text, len, &f, &drop);
+    c->drop |= drop;
     if (c->in->mset) {
         for (size_t k = 0; k < c->batch->count; k++)
             s_set_outcome(&c->out[k], &f);
@@ -489,6 +497,14 @@ static int s_send(void *instance, const struct fanout_batch *b, struct fanout_ou
                                "out of memory formatting the commands");
         return -1;
     }
+    size_t *ends = malloc(cmds.count * sizeof *ends);
+    if (!ends) {
+        s_cmds_free(&cmds);
+        for (size_t i = 0; i < b->count; i++)
+            fanout_outcome_set(&out[i], FANOUT_RETRY, "OutOfMemory",
+                               "out of memory formatting the commands");
+        return -1;
+    }
     struct s_call call = {.in = in, .batch = b, .out = out};
     struct redis_conn *conn = s_take(in);
     int reconnects = 1;
@@ -503,24 +519,40 @@ static int s_send(void *instance, const struct fanout_batch *b, struct fanout_ou
         }
         size_t got = 0;
         call.base = first;
+        /* where each command of this exchange ends, from its first byte */
+        for (size_t i = first; i < cmds.count; i++)
+            ends[i - first] =
+                (i + 1 < cmds.count ? cmds.off[i + 1] : cmds.out.len) - cmds.off[first];
         if (redis_conn_exchange(conn, cmds.out.p + cmds.off[first],
-                                cmds.out.len - cmds.off[first], cmds.count - first,
+                                cmds.out.len - cmds.off[first], ends, cmds.count - first,
                                 s_on_reply, &call, in->cfg.timeout_ms, deadline, &got,
                                 &f) == 0)
             break;
         /* The connection broke: the replies of commands [first+got, count)
-         * are lost, and nothing says whether those commands ran. */
+         * are lost, and nothing says whether those commands ran. Or the
+         * replies were out of step (got is 0): none of them is trusted, and
+         * every command of the exchange is sent again (SET and MSET are
+         * idempotent); the resend's replies overwrite the outcomes. */
         redis_conn_close(conn);
         conn = NULL;
+        call.drop = 0;
         first += got;
+        if (first == cmds.count)
+            break; /* every command answered in step; only the PING's reply was lost */
         if (!reconnects-- || redis_now_ms() >= deadline) {
             s_fail_rest(in, b, out, first, cmds.count, &f);
             break;
         }
-        s_host->log(FANOUT_LOG_WARN, in->id,
-                    "%s; reconnecting and sending again the %zu command%s whose replies "
-                    "were lost",
-                    f.message, cmds.count - first, cmds.count - first == 1 ? "" : "s");
+        if (got == 0 && strcmp(f.code, "ProtocolError") == 0)
+            s_host->log(FANOUT_LOG_WARN, in->id,
+                        "ProtocolError: %s; reconnecting and sending again the %zu "
+                        "command%s of that exchange (none of its replies is trusted)",
+                        f.message, cmds.count - first, cmds.count - first == 1 ? "" : "s");
+        else
+            s_host->log(FANOUT_LOG_WARN, in->id,
+                        "%s; reconnecting and sending again the %zu command%s whose "
+                        "replies were lost",
+                        f.message, cmds.count - first, cmds.count - first == 1 ? "" : "s");
     }
     if (conn && call.drop)
         redis_conn_close(conn);
@@ -528,6 +560,7 @@ static int s_send(void *instance, const struct fanout_batch *b, struct fanout_ou
         s_give(in, conn);
     if (in->ordered)
         s_keep_order(b, out);
+    free(ends);
     s_cmds_free(&cmds);
     return 0;
 }

@@ -1,8 +1,12 @@
 /*
  * The redis plugin's wire side: destination parsing, the transport (TCP or
  * OpenSSL over TCP, non-blocking, with timeouts), AUTH/SELECT, pipelined
- * exchanges read with hiredis's reply reader, and error-reply classes.
+ * exchanges whose replies are parsed here (bounded, each matched to its
+ * command, closed by a PING marker), and error-reply classes.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* memmem; meson defines it, a standalone fuzz build may not */
+#endif
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
@@ -23,16 +27,19 @@
 
 #include "redis_api.h"
 
-/* Bytes read from the socket per call; replies are small ("+OK"). */
-#define REDIS_READ_CHUNK 16384
-
 struct redis_conn {
     int fd;
-    SSL *ssl; /* NULL for plain TCP */
-    redisReader *reader;
+    SSL *ssl;                        /* NULL for plain TCP */
     const struct redis_endpoint *ep; /* owned by the instance, which outlives us */
-    uint64_t replies;                /* replies read on this connection so far */
+    const struct fanout_host *host;  /* for log lines */
+    const char *scope;
+    uint64_t replies; /* replies read on this connection so far */
+    int marker;       /* close each exchange with PING (0: the user may not) */
 };
+
+/* The marker that closes every exchange: its +PONG must be the reply right
+ * after the last command's, which proves no reply was added or lost. */
+static const char s_ping[] = "*1\r\n$4\r\nPING\r\n";
 
 int64_t redis_now_ms(void)
 {
@@ -378,38 +385,203 @@ static int s_lost(struct redis_conn *c, struct redis_failure *f, ssize_t kind,
     return -1;
 }
 
-int redis_conn_exchange(struct redis_conn *c, const char *buf, size_t len, size_t want,
-                        redis_reply_fn fn, void *ud, int timeout_ms, int64_t deadline_ms,
-                        size_t *got, struct redis_failure *f)
+/* ---- replies ------------------------------------------------------------ */
+
+int redis_reply_next(const char *buf, size_t len, char *type, const char **text,
+                     size_t *text_len, size_t *used)
 {
-    char rbuf[REDIS_READ_CHUNK];
+    if (len == 0)
+        return 0;
+    if (buf[0] != '+' && buf[0] != '-')
+        return -1;
+    size_t max = len < REDIS_MAX_REPLY_LINE + 2 ? len : REDIS_MAX_REPLY_LINE + 2;
+    size_t i = 1;
+    while (i < max && buf[i] != '\r' && buf[i] != '\n')
+        i++;
+    if (i == max)
+        return len >= REDIS_MAX_REPLY_LINE + 2 ? -1 : 0;
+    if (buf[i] == '\n')
+        return -1;
+    if (i + 1 == len)
+        return 0;
+    if (buf[i + 1] != '\n')
+        return -1;
+    *type = buf[0];
+    *text = buf + 1;
+    *text_len = i - 1;
+    *used = i + 2;
+    return 1;
+}
+
+/* Up to 60 bytes of a reply for a message, printable. */
+static void s_shown(const char *p, size_t n, char *out, size_t out_len)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n && i < 60 && o + 5 < out_len; i++)
+        out[o++] = (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '"') ? p[i] : '?';
+    if (n > 60 && o + 4 < out_len) {
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
+    out[o] = 0;
+}
+
+static const char *s_type_name(char t)
+{
+    switch (t) {
+    case '$': return "a bulk string";
+    case '*': return "an array";
+    case ':': return "an integer";
+    case '_': return "a RESP3 null";
+    case ',': return "a RESP3 double";
+    case '#': return "a RESP3 boolean";
+    case '!': return "a RESP3 blob error";
+    case '=': return "a RESP3 verbatim string";
+    case '%': return "a RESP3 map";
+    case '~': return "a RESP3 set";
+    case '>': return "a RESP3 push";
+    case '(': return "a RESP3 big number";
+    case '|': return "a RESP3 attribute";
+    default: return "no RESP type";
+    }
+}
+
+static void s_desync(struct redis_match *m, const char *fmt, ...) FANOUT_PRINTF(2, 3);
+static void s_desync(struct redis_match *m, const char *fmt, ...)
+{
+    va_list ap;
+    m->desync = 1;
+    va_start(ap, fmt);
+    vsnprintf(m->why, sizeof m->why, fmt, ap);
+    va_end(ap);
+}
+
+size_t redis_match_feed(struct redis_match *m, const char *buf, size_t len)
+{
+    size_t off = 0;
+    size_t total = m->want + (m->marker ? 1 : 0);
+    while (!m->done && !m->desync) {
+        char type = 0;
+        const char *text = NULL;
+        size_t tlen = 0, used = 0;
+        int k = redis_reply_next(buf + off, len - off, &type, &text, &tlen, &used);
+        if (k == 0)
+            break;
+        if (k < 0) {
+            char shown[80];
+            s_shown(buf + off, len - off, shown, sizeof shown);
+            if (buf[off] == '+' || buf[off] == '-')
+                s_desync(m,
+                         "%s sent reply %zu of %zu as a line over %d bytes or without CRLF "
+                         "(starts \"%s\")",
+                         m->where, m->got + 1, total, REDIS_MAX_REPLY_LINE, shown);
+            else
+                s_desync(m,
+                         "%s sent %s ('%c') as reply %zu of %zu, where only +OK, +PONG or "
+                         "an error can come (starts \"%s\")",
+                         m->where, s_type_name(buf[off]),
+                         buf[off] >= 0x20 && buf[off] < 0x7f ? buf[off] : '?', m->got + 1,
+                         total, shown);
+            break;
+        }
+        off += used;
+        int is_error = type == '-';
+        int at_marker = m->marker && m->got == m->want;
+        if (at_marker) {
+            if (is_error) {
+                /* PING refused (NOAUTH, BUSY, NOPERM...): still the reply
+                 * to PING, not an OK shifted into its place */
+                m->marker_refused = tlen >= 6 && memcmp(text, "NOPERM", 6) == 0;
+            } else if (tlen != 4 || memcmp(text, "PONG", 4) != 0) {
+                char shown[80];
+                s_shown(text, tlen, shown, sizeof shown);
+                s_desync(m,
+                         "%s answered \"%c%s\" where the closing PING's +PONG was due: its "
+                         "replies are out of step with the commands (an extra or missing "
+                         "reply)",
+                         m->where, type, shown);
+                break;
+            }
+            m->got++;
+            m->done = 1;
+            break;
+        }
+        if (!is_error && !(tlen == 2 && memcmp(text, "OK", 2) == 0)) {
+            char shown[80];
+            s_shown(text, tlen, shown, sizeof shown);
+            s_desync(m,
+                     "%s answered \"+%s\" to command %zu of %zu, which can only get +OK or "
+                     "an error: its replies are out of step with the commands",
+                     m->where, shown, m->got + 1, m->want);
+            break;
+        }
+        memcpy(m->text, text, tlen);
+        m->text[tlen] = 0;
+        m->fn(m->ud, m->got, is_error, m->text, tlen);
+        m->got++;
+        if (!m->marker && m->got == m->want)
+            m->done = 1;
+    }
+    return off;
+}
+
+void redis_match_end(struct redis_match *m, size_t extra)
+{
+    if (m->done && !m->desync && extra)
+        s_desync(m,
+                 "%s sent %zu byte(s) after the last reply of the exchange: more replies "
+                 "than commands, so none is trusted",
+                 m->where, extra);
+}
+
+/* Write a, then b: bytes moved (> 0), 0, or an IO_ error. */
+static ssize_t s_write_two(struct redis_conn *c, const char *a, size_t alen, const char *b,
+                           size_t blen, size_t off, short *ev, char *why, size_t why_len)
+{
+    if (off < alen)
+        return s_io(c, 1, a + off, NULL, alen - off, ev, why, why_len);
+    return s_io(c, 1, b + (off - alen), NULL, blen - (off - alen), ev, why, why_len);
+}
+
+int redis_conn_exchange(struct redis_conn *c, const char *buf, size_t len,
+                        const size_t *ends, size_t want, redis_reply_fn fn, void *ud,
+                        int timeout_ms, int64_t deadline_ms, size_t *got,
+                        struct redis_failure *f)
+{
+    size_t sent = 0; /* commands written entirely (the marker's included) */
+    char in[REDIS_MAX_REPLY_LINE * 2 + 16];
+    size_t in_len = 0;
     char why[160] = "";
     size_t off = 0;
+    size_t mlen = c->marker ? sizeof s_ping - 1 : 0;
+    size_t out_len = len + mlen;
     int64_t last = redis_now_ms();
+    int64_t total = last + timeout_ms + (int64_t)(len / REDIS_BYTES_PER_MS);
+    int by_invocation = deadline_ms <= total;
+    if (by_invocation)
+        total = deadline_ms;
+    size_t received = 0;
+    struct redis_match *m = malloc(sizeof *m);
+    if (!m) {
+        s_fail(f, FANOUT_RETRY, "OutOfMemory", "out of memory");
+        *got = 0;
+        return -1;
+    }
+    *m = (struct redis_match){
+        .want = want, .marker = c->marker, .where = c->ep->display, .fn = fn, .ud = ud};
+    int rc = -1;
     *got = 0;
     for (;;) {
-        while (*got < want) {
-            void *reply = NULL;
-            if (redisReaderGetReply(c->reader, &reply) != REDIS_OK) {
-                s_fail(f, FANOUT_RETRY, "ProtocolError", "unreadable reply from %s: %s",
-                       c->ep->display, c->reader->errstr);
-                return -1;
-            }
-            if (!reply)
-                break;
-            c->replies++;
-            fn(ud, (*got)++, reply);
-            freeReplyObject(reply);
-        }
-        if (*got == want)
-            return 0;
         short ev = 0;
         int progress = 0;
-        if (off < len) {
+        if (off < out_len) {
             short wev = 0;
-            ssize_t w = s_io(c, 1, buf + off, NULL, len - off, &wev, why, sizeof why);
-            if (w < 0)
-                return s_lost(c, f, w, why);
+            ssize_t w = s_write_two(c, buf, len, s_ping, mlen, off, &wev, why, sizeof why);
+            if (w < 0) {
+                *got = m->got > want ? want : m->got;
+                rc = s_lost(c, f, w, why);
+                goto out;
+            }
             if (w > 0) {
                 off += (size_t)w;
                 progress = 1;
@@ -417,14 +589,52 @@ int redis_conn_exchange(struct redis_conn *c, const char *buf, size_t len, size_
             ev |= wev;
         }
         short rev = 0;
-        ssize_t r = s_io(c, 0, NULL, rbuf, sizeof rbuf, &rev, why, sizeof why);
-        if (r < 0)
-            return s_lost(c, f, r, why);
+        ssize_t r =
+            s_io(c, 0, NULL, in + in_len, sizeof in - in_len, &rev, why, sizeof why);
+        if (r < 0) {
+            *got = m->got > want ? want : m->got;
+            rc = s_lost(c, f, r, why);
+            goto out;
+        }
         if (r > 0) {
-            if (redisReaderFeed(c->reader, rbuf, (size_t)r) != REDIS_OK) {
-                s_fail(f, FANOUT_RETRY, "ProtocolError", "unreadable reply from %s: %s",
-                       c->ep->display, c->reader->errstr);
-                return -1;
+            in_len += (size_t)r;
+            received += (size_t)r;
+            size_t before = m->got;
+            while (sent < want && ends[sent] <= off)
+                sent++;
+            if (sent == want && off == out_len)
+                sent = want + 1;
+            size_t used = redis_match_feed(m, in, in_len);
+            c->replies += m->got - before;
+            memmove(in, in + used, in_len - used);
+            in_len -= used;
+            /* A reply answers a command only once that command was written
+             * entirely: one that comes earlier was not caused by it. */
+            if (m->got > sent && !m->desync)
+                s_desync(m,
+                         "%s answered command %zu of %zu before it was sent entirely: a "
+                         "reply nobody asked for",
+                         c->ep->display, sent + 1, want + (c->marker ? 1 : 0));
+            if (m->done)
+                redis_match_end(m, in_len);
+            if (m->desync) {
+                *got = 0;
+                s_fail(f, FANOUT_RETRY, "ProtocolError", "%s", m->why);
+                goto out;
+            }
+            if (m->done) {
+                if (m->marker_refused) {
+                    c->marker = 0;
+                    if (c->host)
+                        c->host->log(FANOUT_LOG_WARN, c->scope,
+                                     "%s refuses PING to this user (NOPERM): replies on "
+                                     "this connection are matched by count only; grant "
+                                     "+ping (or +@connection) to check them fully",
+                                     c->ep->display);
+                }
+                *got = want;
+                rc = 0;
+                goto out;
             }
             progress = 1;
         }
@@ -432,26 +642,40 @@ int redis_conn_exchange(struct redis_conn *c, const char *buf, size_t len, size_
         int64_t now = redis_now_ms();
         if (progress) {
             last = now;
-            continue;
+            if (now < total)
+                continue; /* (a steady stream still ends at the limit) */
         }
         int64_t until = last + timeout_ms;
-        int by_deadline = until >= deadline_ms;
-        if (by_deadline)
-            until = deadline_ms;
+        int by_total = until >= total;
+        if (by_total)
+            until = total;
         int ready = s_wait(c->fd, ev ? ev : POLLIN, until);
         if (ready == 0) {
-            if (by_deadline)
+            *got = m->got > want ? want : m->got;
+            if (by_total && by_invocation && received == 0)
                 s_fail(f, FANOUT_RETRY, "Timeout",
                        "no reply from %s before the invocation's deadline", c->ep->display);
+            else if (by_total && received > 0)
+                s_fail(f, FANOUT_RETRY, "Timeout",
+                       "the exchange with %s did not end in time (%zu of %zu replies, %zu "
+                       "bytes received; the limit is timeoutMs plus 1 ms per 10 kB sent%s)",
+                       c->ep->display, m->got, want + (c->marker ? 1 : 0), received,
+                       by_invocation ? ", cut by the invocation's deadline" : "");
             else
                 s_fail(f, FANOUT_RETRY, "Timeout",
                        "no reply from %s within %d ms (timeoutMs)", c->ep->display,
                        timeout_ms);
-            return -1;
+            goto out;
         }
-        if (ready < 0)
-            return s_lost(c, f, IO_FAILED, strerror(errno));
+        if (ready < 0) {
+            *got = m->got > want ? want : m->got;
+            rc = s_lost(c, f, IO_FAILED, strerror(errno));
+            goto out;
+        }
     }
+out:
+    free(m);
+    return rc;
 }
 
 static int s_tcp_connect(const struct redis_conn_config *cfg, int64_t until,
@@ -603,21 +827,21 @@ struct s_login {
     struct redis_failure *f;
 };
 
-static int s_no_password_set(const redisReply *r)
+static int s_no_password_set(const char *text)
 {
     /* Redis 6+ and 5 wording when AUTH meets a server without a password. */
-    return strstr(r->str, "without any password configured") != NULL ||
-           strstr(r->str, "no password is set") != NULL;
+    return strstr(text, "without any password configured") != NULL ||
+           strstr(text, "no password is set") != NULL;
 }
 
-static void s_login_reply(void *ud, size_t i, const redisReply *r)
+static void s_login_reply(void *ud, size_t i, int is_error, const char *text, size_t len)
 {
     struct s_login *l = ud;
     const struct redis_conn_config *cfg = l->cfg;
     int is_auth = l->auth && i == 0;
-    if (l->failed || r->type != REDIS_REPLY_ERROR)
+    if (l->failed || !is_error)
         return;
-    if (is_auth && s_no_password_set(r)) {
+    if (is_auth && s_no_password_set(text)) {
         cfg->host->log(FANOUT_LOG_WARN, cfg->scope,
                        "%s has no password, but one was given (from %s): connected without "
                        "AUTH",
@@ -625,16 +849,16 @@ static void s_login_reply(void *ud, size_t i, const redisReply *r)
         return;
     }
     int drop;
-    redis_classify_error(r->str, r->len, l->f, &drop);
-    char text[sizeof l->f->message];
-    snprintf(text, sizeof text, "%s", l->f->message);
+    redis_classify_error(text, len, l->f, &drop);
+    char said[sizeof l->f->message];
+    snprintf(said, sizeof said, "%s", l->f->message);
     if (is_auth)
         s_msgf(l->f, "AUTH refused by %s%s%s%s: %s (password from %s)", cfg->ep->display,
                cfg->username ? " for user \"" : "", cfg->username ? cfg->username : "",
-               cfg->username ? "\"" : "", text, cfg->password_from);
+               cfg->username ? "\"" : "", said, cfg->password_from);
     else
         s_msgf(l->f, "SELECT %lld (\"database\") refused by %s: %s",
-               (long long)cfg->database, cfg->ep->display, text);
+               (long long)cfg->database, cfg->ep->display, said);
     l->failed = 1;
 }
 
@@ -675,10 +899,13 @@ static int s_login(struct redis_conn *c, const struct redis_conn_config *cfg, in
     size_t got;
     size_t want = (size_t)(alen > 0) + (size_t)(slen > 0);
     if (want == 0) {
+        /* Nothing to log in with. A server that sends bytes on connect is
+         * caught by the first exchange's closing PING. */
         rc = 0;
         goto out;
     }
-    if (redis_conn_exchange(c, buf, (size_t)(alen + slen), want, s_login_reply, &l,
+    size_t ends[2] = {(size_t)(alen > 0 ? alen : alen + slen), (size_t)(alen + slen)};
+    if (redis_conn_exchange(c, buf, (size_t)(alen + slen), ends, want, s_login_reply, &l,
                             cfg->timeout_ms, until, &got, f) != 0) {
         /* `until` is the connect limit, not necessarily the deadline. */
         if (strcmp(f->code, "Timeout") == 0)
@@ -710,12 +937,14 @@ struct redis_conn *redis_conn_open(const struct redis_conn_config *cfg, int64_t 
     if (until > deadline_ms)
         until = deadline_ms;
     struct redis_conn *c = calloc(1, sizeof *c);
-    if (!c || !(c->reader = redisReaderCreate())) {
-        free(c);
+    if (!c) {
         s_fail(f, FANOUT_RETRY, "OutOfMemory", "out of memory");
         return NULL;
     }
     c->ep = cfg->ep;
+    c->host = cfg->host;
+    c->scope = cfg->scope;
+    c->marker = 1;
     c->fd = s_tcp_connect(cfg, until, f);
     if (c->fd < 0)
         goto fail;
@@ -759,7 +988,5 @@ void redis_conn_close(struct redis_conn *c)
     }
     if (c->fd >= 0)
         close(c->fd);
-    if (c->reader)
-        redisReaderFree(c->reader);
     free(c);
 }

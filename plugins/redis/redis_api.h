@@ -1,14 +1,17 @@
 /*
  * The wire side of the redis plugin: destinations, one transport (a plain
  * TCP socket or OpenSSL over it), and a small client that uses only
- * hiredis's command formatter and reply reader on top of that transport, so
- * plain and TLS connections run the same code.
+ * hiredis's command formatter (replies are parsed here, bounded) on top of that transport,
+ * so plain and TLS connections run the same code.
  *
  * Why not hiredis's own connection: Debian's hiredis 0.14 has no TLS, and
- * ElastiCache needs TLS for AUTH. Its formatter and reader work on any byte
- * stream.
+ * ElastiCache needs TLS for AUTH. Its formatter works on any byte stream;
+ * its reply reader is not used (it buffers a bulk string of any announced
+ * size): the replies our commands can get are two line types, parsed here.
  *
  * Internal to the plugin (hidden visibility): nothing here is exported.
+ * The reply parser (redis_reply_next, redis_match_*) touches no socket, so
+ * tests/fuzz/fuzz_redis_reply.c runs it on arbitrary bytes.
  */
 #ifndef FANOUT_REDIS_API_H
 #define FANOUT_REDIS_API_H
@@ -83,19 +86,83 @@ struct redis_conn *redis_conn_open(const struct redis_conn_config *cfg, int64_t 
  * step). No waiting. */
 int redis_conn_alive(struct redis_conn *c);
 
-typedef void (*redis_reply_fn)(void *ud, size_t index, const redisReply *reply);
+/* ---- replies: plain functions over bytes (no I/O), fuzzed ---- */
+
+/* The longest reply line accepted. Every command the plugin sends (AUTH,
+ * SELECT, SET, MSET, PING) is answered by a simple string (+OK, +PONG) or an
+ * error line; Redis's error texts are well under 1 KiB. Anything longer is a
+ * protocol error, never buffered further. */
+#define REDIS_MAX_REPLY_LINE 4096
+/* One exchange (a call's pipeline on one connection) must end within
+ * timeoutMs plus 1 ms per this many bytes sent (at least 10 MB/s on average;
+ * a VPC link moves 100 times that): a server that drips its replies cannot
+ * hold a call longer, whatever the inactivity timer says. */
+#define REDIS_BYTES_PER_MS 10000
+
+/* One reply at buf[0..len): 1 with *used bytes (CRLF included), *type '+'
+ * or '-' and the text after the type byte (len *text_len, not
+ * NUL-terminated); 0 when more bytes are needed; -1 when the bytes cannot
+ * start a reply any command of ours can get (another RESP type: a bulk
+ * string, an integer, an array, a RESP3 type; a line over
+ * REDIS_MAX_REPLY_LINE; a CR without LF or a bare LF). No reply type is
+ * buffered beyond its first line: a "$2000000000" header is refused at once. */
+int redis_reply_next(const char *buf, size_t len, char *type, const char **text,
+                     size_t *text_len, size_t *used);
+
+/* Called for the reply to command `index` of an exchange: is_error, and
+ * the text after '+' or '-' (NUL-terminated, at most REDIS_MAX_REPLY_LINE). */
+typedef void (*redis_reply_fn)(void *ud, size_t index, int is_error, const char *text,
+                               size_t len);
 
 /*
- * Write `len` bytes of formatted commands and read `want` replies, calling
- * fn for each in order; writing and reading are interleaved, so a long
- * pipeline cannot deadlock on full socket buffers. Waits at most
- * timeout_ms without progress, and never past deadline_ms. Returns 0 when
- * every reply came; -1 when the connection failed (f filled, *got replies
- * were delivered to fn; the connection must be closed).
+ * The replies of one exchange: `want` commands, each answered by +OK or an
+ * error, then (when `marker`) the closing PING, answered by +PONG. Every
+ * reply must answer exactly the next command with a reply that command can
+ * get; anything else (another type, +PONG before the marker, +OK at the
+ * marker) puts the exchange out of step, and none of its replies is trusted
+ * (an extra reply shifts all those after it). An error at the marker (PING
+ * refused: NOAUTH, BUSY...) ends the exchange too; -NOPERM (a user who may
+ * not run PING) sets marker_refused.
  */
-int redis_conn_exchange(struct redis_conn *c, const char *buf, size_t len, size_t want,
-                        redis_reply_fn fn, void *ud, int timeout_ms, int64_t deadline_ms,
-                        size_t *got, struct redis_failure *f);
+struct redis_match {
+    size_t want;
+    int marker;
+    const char *where; /* "host:port", for messages */
+    redis_reply_fn fn;
+    void *ud;
+    size_t got; /* replies matched (the marker's included) */
+    int done;
+    int desync;
+    int marker_refused;
+    char why[224];
+    char text[REDIS_MAX_REPLY_LINE + 1];
+};
+
+/* Match the complete replies at buf[0..len), calling fn for each command's;
+ * stops when done or out of step. Returns the bytes used. */
+size_t redis_match_feed(struct redis_match *m, const char *buf, size_t len);
+
+/* After the last reply, `extra` bytes left unread put the exchange out of
+ * step too (more replies than commands). */
+void redis_match_end(struct redis_match *m, size_t extra);
+
+/*
+ * Write `len` bytes of formatted commands (then the PING marker, unless the
+ * connection's user may not run it) and read their `want` replies, calling
+ * fn for each in order. Command i ends at buf + ends[i]: its reply may not
+ * come before it is written entirely (a reply that does was not caused by
+ * it, and puts the exchange out of step). Writing and reading are interleaved, so a long
+ * pipeline cannot deadlock on full socket buffers. Waits at most
+ * timeout_ms without progress, at most timeout_ms + len / REDIS_BYTES_PER_MS
+ * in all, and never past deadline_ms (the invocation's). Returns 0 when every reply came in
+ * step; -1 when the connection failed (f filled; *got replies were delivered to fn and
+ * stand) or the replies were out of step (f->code "ProtocolError", *got = 0: no reply
+ * delivered to fn is to be trusted). Either way the connection must be closed.
+ */
+int redis_conn_exchange(struct redis_conn *c, const char *buf, size_t len,
+                        const size_t *ends, size_t want, redis_reply_fn fn, void *ud,
+                        int timeout_ms, int64_t deadline_ms, size_t *got,
+                        struct redis_failure *f);
 
 void redis_conn_close(struct redis_conn *c);
 

@@ -19,7 +19,10 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "servers"))
 import harness  # noqa: E402
+from cache_chaos import ChaosServer, invoke_measured  # noqa: E402
 
 REDIS_SERVER = "/usr/bin/redis-server"
 PASSWORD = "S3cret-Token-For-Fanout-Tests"  # 16-128 printable, as ElastiCache wants
@@ -729,7 +732,8 @@ class RedisPlugin(unittest.TestCase):
         self.assertEqual(c.get("third"), b"3")
         self.assertIsNone(c.get("first"))  # a new, empty server: no persistence
         self.assertEqual(log.count("opened redis instance"), 1, log)
-        self.assertIn("was closed since it was last used; reconnecting", log)
+        self.assertIn("was closed since it was last used, or has unread bytes; reconnecting",
+                      log)
 
     def test_invocation_deadline_bounds_the_wait(self):
         """timeoutMs is 10 s, but the invocation has 2.5 s: the plugin stops
@@ -857,6 +861,183 @@ class RedisPlugin(unittest.TestCase):
         self.assertIn('mapping "timeout": field "timeoutMs"', out)
         self.assertIn("e.g. my-cache.abc123.ng.0001.use1.cache.amazonaws.com:6379", out)
         self.assertIn("%d mappings, 3 valid, %d invalid" % (len(maps) + 3, len(maps)), out)
+
+
+class MisbehavingServer(unittest.TestCase):
+    """tests/servers/cache_chaos.py plays a Redis that answers the plugin's
+    commands wrongly. In every case the process ends (no signal, bounded
+    time and peak RSS), the records the server did not confirm with their
+    own +OK are reported failed (exit 1) or were resent to success, and
+    none is counted twice."""
+
+    KEYS = ["k%d" % i for i in range(5)]
+    MAX_SECONDS = 15
+    MAX_RSS_KIB = 64 * 1024  # about 11 MiB measured, 32 MiB under ASan
+
+    def setUp(self):
+        os.environ.pop("FANOUT_REDIS_PASSWORD", None)
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = self.tmp.name
+        self.servers = []
+
+    def tearDown(self):
+        for s in self.servers:
+            s.stop()
+        self.tmp.cleanup()
+
+    def chaos(self, behaviour, bad=None, **kw):
+        s = ChaosServer("redis", behaviour, bad, **kw)
+        self.servers.append(s)
+        return s
+
+    def run_one(self, srv, **opts):
+        opts.setdefault("timeoutMs", 500)
+        m = redis_map(srv.address, **opts)
+        ev = harness.kinesis_event([(k, k.encode()) for k in self.KEYS])
+        rc, log, failed, rss, took = invoke_measured(harness, self.dir, [m], ev, env=FAST)
+        self.assertGreaterEqual(rc, 0, "killed by a signal:\n" + log)
+        self.assertNotIn("Sanitizer", log)
+        self.assertNotIn("runtime error:", log)
+        self.assertLess(took, self.MAX_SECONDS, log)
+        self.assertLess(rss, self.MAX_RSS_KIB, log)
+        return rc, log, failed
+
+    def assertAllFailed(self, rc, log, failed, *phrases):
+        self.assertEqual(rc, 1, log)
+        self.assertEqual(sorted(failed), [str(1000 + i) for i in range(len(self.KEYS))], log)
+        self.assertIn("0 delivered, %d failed" % len(self.KEYS), log)
+        for p in phrases:
+            self.assertIn(p, log)
+
+    def assertAllDelivered(self, rc, log, failed, srv):
+        self.assertEqual(rc, 0, log)
+        self.assertEqual(failed, [], log)
+        self.assertIn("%d delivered, 0 failed" % len(self.KEYS), log)
+        for k in self.KEYS:
+            self.assertEqual(srv.stored.get(k.encode()), k.encode())
+
+    def test_reply_types_set_cannot_get(self):
+        """SET (no NX/XX/GET) and MSET get +OK or an error, nothing else: an
+        integer, a bulk string, a nil, an array, a RESP3 type or another
+        status is a protocol error, never a confirmation."""
+        for reply in (":1", "$2\\r\\nOK", "$-1", "*1\\r\\n+OK", "*0", "_", "#t", ",1.5",
+                      "+QUEUED", "+PONG", "+ok", "+OK extra", ">2\\r\\n+a\\r\\n+b"):
+            for command in ("SET", "MSET"):
+                with self.subTest(reply=reply, command=command):
+                    srv = self.chaos("reply:" + reply)
+                    rc, log, failed = self.run_one(srv, command=command)
+                    self.assertAllFailed(rc, log, failed, "ProtocolError")
+                    self.assertGreater(srv.connections, 1)  # dropped, resent
+
+    def test_error_replies_fail_the_records(self):
+        for reply, code, attempts in (("-ERR something", "ERR", 1),
+                                      ("-WRONGTYPE Operation against a key", "WRONGTYPE", 1),
+                                      ("-OOM command not allowed", "OOM", 4)):
+            with self.subTest(reply=reply):
+                srv = self.chaos("reply:" + reply)
+                rc, log, failed = self.run_one(srv)
+                self.assertAllFailed(rc, log, failed, code, "(%d attempt" % attempts)
+
+    def test_extra_replies(self):
+        for command in ("SET", "MSET"):
+            with self.subTest(command=command):
+                srv = self.chaos("extra")
+                rc, log, failed = self.run_one(srv, command=command)
+                self.assertAllFailed(rc, log, failed, "ProtocolError", "out of step")
+                srv = self.chaos("extra", bad=1)
+                rc, log, failed = self.run_one(srv, command=command)
+                self.assertAllDelivered(rc, log, failed, srv)
+                self.assertIn("ProtocolError", log)
+                self.assertEqual(srv.connections, 2)
+
+    def test_reply_before_any_command(self):
+        srv = self.chaos("early")
+        rc, log, failed = self.run_one(srv)
+        self.assertAllFailed(rc, log, failed, "ProtocolError")
+        srv = self.chaos("early", bad=1)
+        rc, log, failed = self.run_one(srv)
+        self.assertAllDelivered(rc, log, failed, srv)
+
+    def test_replies_before_the_command_was_sent(self):
+        """A 16 MiB value takes several writes; the server answers +OK and
+        +PONG at its first bytes. Those replies were not caused by the
+        command: protocol error, then resent on a new connection."""
+        srv = self.chaos("ahead", bad=1)
+        big = b"v" * (16 << 20)
+        rc, log, failed, _, _ = invoke_measured(
+            harness, self.dir, [redis_map(srv.address, timeoutMs=2000)],
+            harness.kinesis_event([("big", big)]), env=FAST)
+        self.assertEqual(rc, 0, log)
+        self.assertIn("before it was sent entirely", log)
+        self.assertEqual(srv.stored.get(b"big"), big)
+        self.assertEqual(srv.connections, 2)
+
+    def run_two_invocations(self, srv):
+        """Two batches in one process (the Lambda loop), a slow target's
+        invocation between them: the second batch reuses the connection."""
+        src_slow = "arn:aws:kinesis:us-east-1:123456789012:stream/slow"
+        maps = [redis_map(srv.address, timeoutMs=500),
+                harness.mapping("slow", "flaky", os.path.join(self.dir, "flaky.log"),
+                                source=src_slow)]
+        events = [{"event": harness.kinesis_event([("a%d" % i, b"1") for i in range(3)])},
+                  {"event": harness.kinesis_event([("x", b"sleep:300:")], arn=src_slow)},
+                  {"event": harness.kinesis_event([("b%d" % i, b"2") for i in range(3)])}]
+        top = self.dir
+        self.dir = tempfile.mkdtemp(dir=top)  # run_runtime's files, per run
+        try:
+            log, posts = RedisPlugin.run_runtime(self, maps, events)
+        finally:
+            self.dir = top
+        self.assertEqual([p["kind"] for p in posts], ["response"] * 3, log)
+        for p in posts:
+            self.assertEqual(json.loads(p["body"]), {"batchItemFailures": []}, log)
+        for k in ["a%d" % i for i in range(3)] + ["b%d" % i for i in range(3)]:
+            self.assertIn(k.encode(), srv.stored)
+        return log
+
+    def test_reply_left_over_from_the_previous_batch(self):
+        srv = self.chaos("stale")
+        log = self.run_two_invocations(srv)
+        self.assertIn("where the closing PING's +PONG was due", log)
+        self.assertEqual(srv.connections, 2, log)
+        srv = self.chaos("leftover")
+        log = self.run_two_invocations(srv)
+        self.assertIn("was closed since it was last used, or has unread bytes; reconnecting",
+                      log)
+        self.assertEqual(srv.connections, 2, log)
+
+    def test_huge_bulk_header_fed_slowly(self):
+        """$2000000000 then 1 KiB every 20 ms: refused at its first byte
+        (SET cannot get a bulk string), not buffered."""
+        srv = self.chaos("huge")
+        rc, log, failed = self.run_one(srv)
+        self.assertAllFailed(rc, log, failed, "ProtocolError", "a bulk string ('$')")
+
+    def test_endless_status_line(self):
+        srv = self.chaos("reply:+" + "x" * 5000)
+        rc, log, failed = self.run_one(srv)
+        self.assertAllFailed(rc, log, failed, "ProtocolError", "a line over 4096 bytes")
+
+    def test_slow_drip_ends_at_the_exchange_deadline(self):
+        # a byte every 150 ms: never 500 ms (timeoutMs) without progress, but
+        # the exchange has timeoutMs + 1 ms per 10 kB in all
+        srv = self.chaos("drip")
+        rc, log, failed = self.run_one(srv)
+        self.assertAllFailed(rc, log, failed, "Timeout", "did not end in time")
+
+    def test_broken_and_noisy_replies(self):
+        for behaviour, phrase in (("reset", "ConnectionLost"),
+                                  ("halffin", "closed by the server"),
+                                  ("garbage", "ProtocolError"),
+                                  ("empty", "ProtocolError"),
+                                  ("silent", "no reply from 127.0.0.1")):
+            with self.subTest(behaviour=behaviour):
+                srv = self.chaos(behaviour)
+                rc, log, failed = self.run_one(srv)
+                self.assertAllFailed(rc, log, failed, phrase)
+                srv = self.chaos(behaviour, bad=1)
+                rc, log, failed = self.run_one(srv)
+                self.assertAllDelivered(rc, log, failed, srv)
 
 
 if __name__ == "__main__":

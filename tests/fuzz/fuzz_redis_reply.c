@@ -1,0 +1,103 @@
+/*
+ * libFuzzer target: the redis plugin's reply parser and matcher
+ * (plugins/redis/redis_api.c: redis_reply_next, redis_match_feed,
+ * redis_match_end, redis_classify_error), fed the bytes as a server's answer
+ * to one exchange.
+ *
+ * The first byte shapes the exchange: 1-8 commands (bits 0-2), with or
+ * without the closing PING (bit 3), and the size of the reads (bits 4-7:
+ * 1-16 bytes, or all at once for 0). The rest are the server's bytes. The
+ * bytes are fed as the plugin's exchange loop feeds them (a bounded buffer,
+ * complete replies consumed, the rest kept), and once in one piece; both
+ * must reach the same verdict, and the verdict must be consistent (no more
+ * replies than commands, every reply delivered once and in order, a
+ * finished exchange has all its replies).
+ *
+ * Build: clang -g -O1 -fsanitize=fuzzer,address,undefined -Isdk/include
+ *   -Iplugins/redis -I/usr/include/hiredis tests/fuzz/fuzz_redis_reply.c
+ *   plugins/redis/redis_api.c -lhiredis -lssl -lcrypto
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "redis_api.h"
+
+struct s_seen {
+    size_t calls;
+    int bad;
+};
+
+static void s_on_reply(void *ud, size_t index, int is_error, const char *text, size_t len)
+{
+    struct s_seen *s = ud;
+    if (index != s->calls++ || text[len] != 0 || len > REDIS_MAX_REPLY_LINE)
+        s->bad = 1;
+    if (is_error) {
+        /* what the plugin does with an error reply */
+        struct redis_failure f;
+        int drop = 0;
+        redis_classify_error(text, len, &f, &drop);
+        if (f.status != FANOUT_RETRY && f.status != FANOUT_FATAL)
+            s->bad = 1;
+    }
+}
+
+struct s_verdict {
+    size_t got;
+    int done;
+    int desync;
+    size_t calls;
+};
+
+static struct s_verdict s_run(const uint8_t *data, size_t size, size_t want, int marker,
+                              size_t step)
+{
+    static struct redis_match m; /* large: not on the stack */
+    struct s_seen seen = {0};
+    m = (struct redis_match){
+        .want = want, .marker = marker, .where = "fuzz:1", .fn = s_on_reply, .ud = &seen};
+    char in[REDIS_MAX_REPLY_LINE * 2 + 16];
+    size_t in_len = 0, off = 0;
+    size_t total = want + (marker ? 1 : 0);
+    while (!m.done && !m.desync && off < size) {
+        size_t n = step ? step : size - off;
+        if (n > size - off)
+            n = size - off;
+        if (n > sizeof in - in_len)
+            n = sizeof in - in_len;
+        if (n == 0)
+            abort(); /* the buffer is full yet no reply could be taken */
+        memcpy(in + in_len, data + off, n);
+        in_len += n;
+        off += n;
+        size_t used = redis_match_feed(&m, in, in_len);
+        if (used > in_len)
+            abort();
+        memmove(in, in + used, in_len - used);
+        in_len -= used;
+        if (m.done)
+            redis_match_end(&m, in_len + (size - off));
+    }
+    if (seen.bad || m.got > total || (m.done && m.got != total) ||
+        (m.done && m.desync == 0 && seen.calls != want))
+        abort();
+    if (m.desync && m.why[0] == 0)
+        abort();
+    return (struct s_verdict){m.got, m.done, m.desync, seen.calls};
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 1)
+        return 0;
+    size_t want = (size_t)(data[0] & 7) + 1;
+    int marker = (data[0] >> 3) & 1;
+    size_t step = (size_t)(data[0] >> 4);
+    struct s_verdict a = s_run(data + 1, size - 1, want, marker, step);
+    struct s_verdict b = s_run(data + 1, size - 1, want, marker, 0);
+    if (a.got != b.got || a.done != b.done || a.desync != b.desync || a.calls != b.calls)
+        abort(); /* the verdict must not depend on how the bytes arrive */
+    return 0;
+}

@@ -1,0 +1,171 @@
+/* The redis plugin's reply parser and matcher (plugins/redis/redis_api.c):
+ * bounded lines, only +OK/-error for commands and +PONG for the marker, and
+ * any shift of the replies detected. */
+#include <check.h>
+#include <string.h>
+
+#include "check_main.h"
+
+#include "redis_api.h"
+
+struct s_seen {
+    size_t n;
+    int err[16];
+    char text[16][64];
+};
+
+static void s_on(void *ud, size_t i, int is_error, const char *text, size_t len)
+{
+    struct s_seen *s = ud;
+    ck_assert_uint_eq(i, s->n);
+    ck_assert_uint_lt(i, 16);
+    s->err[i] = is_error;
+    snprintf(s->text[i], sizeof s->text[i], "%.*s", (int)len, text);
+    s->n++;
+}
+
+static struct redis_match m;
+static struct s_seen seen;
+
+/* Feed `bytes` (all at once) for `want` commands with the marker. */
+static size_t s_feed(const char *bytes, size_t want, int marker)
+{
+    memset(&seen, 0, sizeof seen);
+    m = (struct redis_match){
+        .want = want, .marker = marker, .where = "h:1", .fn = s_on, .ud = &seen};
+    size_t len = strlen(bytes);
+    size_t used = redis_match_feed(&m, bytes, len);
+    if (m.done)
+        redis_match_end(&m, len - used);
+    return used;
+}
+
+START_TEST(line_parser_bounds)
+{
+    char type;
+    const char *text;
+    size_t tlen, used;
+    ck_assert_int_eq(redis_reply_next("+OK\r\n", 5, &type, &text, &tlen, &used), 1);
+    ck_assert_int_eq(type, '+');
+    ck_assert_uint_eq(tlen, 2);
+    ck_assert_uint_eq(used, 5);
+    ck_assert_int_eq(redis_reply_next("+OK\r", 4, &type, &text, &tlen, &used), 0);
+    ck_assert_int_eq(redis_reply_next("+O", 2, &type, &text, &tlen, &used), 0);
+    ck_assert_int_eq(redis_reply_next("", 0, &type, &text, &tlen, &used), 0);
+    ck_assert_int_eq(redis_reply_next("+OK\n", 4, &type, &text, &tlen, &used), -1);
+    ck_assert_int_eq(redis_reply_next("+OK\rX", 5, &type, &text, &tlen, &used), -1);
+    /* other types are refused at their first byte, whatever follows */
+    const char *types = "$*:_,#!=%~>(|x\r";
+    for (const char *t = types; *t; t++)
+        ck_assert_int_eq(redis_reply_next(t, 1, &type, &text, &tlen, &used), -1);
+    ck_assert_int_eq(redis_reply_next("$2000000000\r\n", 13, &type, &text, &tlen, &used),
+                     -1);
+    /* a line at the bound is read; one byte more is refused */
+    static char big[REDIS_MAX_REPLY_LINE + 8];
+    memset(big, 'e', sizeof big);
+    big[0] = '-';
+    memcpy(big + REDIS_MAX_REPLY_LINE, "\r\n", 2);
+    ck_assert_int_eq(
+        redis_reply_next(big, REDIS_MAX_REPLY_LINE + 2, &type, &text, &tlen, &used), 1);
+    ck_assert_uint_eq(tlen, REDIS_MAX_REPLY_LINE - 1);
+    memset(big, 'e', sizeof big);
+    big[0] = '-';
+    ck_assert_int_eq(
+        redis_reply_next(big, REDIS_MAX_REPLY_LINE + 1, &type, &text, &tlen, &used), 0);
+    ck_assert_int_eq(
+        redis_reply_next(big, REDIS_MAX_REPLY_LINE + 2, &type, &text, &tlen, &used), -1);
+}
+END_TEST
+
+START_TEST(in_step_exchange)
+{
+    s_feed("+OK\r\n-OOM no memory\r\n+OK\r\n+PONG\r\n", 3, 1);
+    ck_assert(m.done);
+    ck_assert(!m.desync);
+    ck_assert_uint_eq(seen.n, 3);
+    ck_assert_int_eq(seen.err[1], 1);
+    ck_assert_str_eq(seen.text[1], "OOM no memory");
+    /* no marker: done at the last reply */
+    s_feed("+OK\r\n", 1, 0);
+    ck_assert(m.done && !m.desync);
+    /* PING refused: NOPERM marks the marker refused, any error ends it */
+    s_feed("+OK\r\n-NOPERM no ping\r\n", 1, 1);
+    ck_assert(m.done && !m.desync && m.marker_refused);
+    s_feed("-NOAUTH Authentication required.\r\n-NOAUTH Authentication required.\r\n", 1,
+           1);
+    ck_assert(m.done && !m.desync && !m.marker_refused);
+}
+END_TEST
+
+START_TEST(out_of_step_is_detected)
+{
+    /* an extra reply: +OK where +PONG was due */
+    s_feed("+OK\r\n+OK\r\n+PONG\r\n", 1, 1);
+    ck_assert(m.desync);
+    ck_assert_ptr_nonnull(strstr(m.why, "closing PING"));
+    /* a missing reply: +PONG where +OK was due */
+    s_feed("+OK\r\n+PONG\r\n", 2, 1);
+    ck_assert(m.desync);
+    /* bytes after the last reply */
+    s_feed("+OK\r\n+PONG\r\n+OK\r\n", 1, 1);
+    ck_assert(m.desync);
+    ck_assert_ptr_nonnull(strstr(m.why, "after the last reply"));
+    s_feed("+OK\r\n+OK\r\n", 1, 0);
+    ck_assert(m.desync);
+    /* a status a SET cannot get, and other types */
+    const char *bad[] = {"+QUEUED\r\n+PONG\r\n",  "+ok\r\n+PONG\r\n", ":1\r\n+PONG\r\n",
+                         "$2\r\nOK\r\n+PONG\r\n", "$-1\r\n+PONG\r\n", "*0\r\n+PONG\r\n",
+                         "_\r\n+PONG\r\n",        "\r\n+PONG\r\n",    "+OK\n+PONG\r\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        s_feed(bad[i], 1, 1);
+        ck_assert_msg(m.desync, "%s", bad[i]);
+        ck_assert_uint_eq(seen.n, 0);
+    }
+}
+END_TEST
+
+START_TEST(partial_replies_wait)
+{
+    const char *all = "+OK\r\n+OK\r\n+PONG\r\n";
+    for (size_t cut = 0; cut < strlen(all); cut++) {
+        memset(&seen, 0, sizeof seen);
+        m = (struct redis_match){
+            .want = 2, .marker = 1, .where = "h:1", .fn = s_on, .ud = &seen};
+        size_t used = redis_match_feed(&m, all, cut);
+        ck_assert(!m.done && !m.desync);
+        char rest[64];
+        snprintf(rest, sizeof rest, "%.*s%s", (int)(cut - used), all + used, all + cut);
+        redis_match_feed(&m, rest, strlen(rest));
+        ck_assert(m.done && !m.desync);
+        ck_assert_uint_eq(seen.n, 2);
+    }
+}
+END_TEST
+
+START_TEST(error_classes)
+{
+    struct redis_failure f;
+    int drop;
+    redis_classify_error("OOM x", 5, &f, &drop);
+    ck_assert_int_eq(f.status, FANOUT_RETRY);
+    redis_classify_error("READONLY x", 10, &f, &drop);
+    ck_assert_int_eq(drop, 1);
+    redis_classify_error("ERR unknown command 'SET', with args beginning with: 'secret'",
+                         61, &f, &drop);
+    ck_assert_int_eq(f.status, FANOUT_FATAL);
+    ck_assert_ptr_null(strstr(f.message, "secret"));
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("redis_api");
+    TCase *tc = tcase_create("replies");
+    tcase_add_test(tc, line_parser_bounds);
+    tcase_add_test(tc, in_step_exchange);
+    tcase_add_test(tc, out_of_step_is_detected);
+    tcase_add_test(tc, partial_replies_wait);
+    tcase_add_test(tc, error_classes);
+    suite_add_tcase(s, tc);
+    return fanout_check_run(s);
+}
