@@ -75,8 +75,13 @@ TARGETS = tuple(t for t in os.environ.get("FANOUT_FAULT_TARGETS", ",".join(TARGE
                 if t in TARGETS)
 ID_RE = re.compile(rb'"id"\s*:\s*"([kad]\d+x\d+)"')
 
-HTTP_KINDS = "throttle,error5xx,reset,stall,drop_answer,stall_answer,partial,incomplete,contradict"
-CACHE_KINDS = "wrong,error,garbage,truncate,stall,huge,reset,drop_reply,extra"
+# FANOUT_FAULT_HTTP_KINDS / FANOUT_FAULT_CACHE_KINDS narrow the kinds (to
+# tell which one loses records); see tests/servers/fault_proxy.py
+HTTP_KINDS = os.environ.get(
+    "FANOUT_FAULT_HTTP_KINDS",
+    "throttle,error5xx,reset,stall,drop_answer,stall_answer,partial,incomplete,contradict")
+CACHE_KINDS = os.environ.get(
+    "FANOUT_FAULT_CACHE_KINDS", "wrong,error,garbage,truncate,stall,huge,reset,drop_reply,extra")
 
 REDIS_TIMEOUT_MS = 500
 MEMCACHED_TIMEOUT_MS = 250
@@ -95,6 +100,15 @@ def sanitizer_build():
     except (OSError, ValueError):
         pass
     return False
+
+
+def cpu_seconds(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def ids_in(data):
@@ -397,20 +411,26 @@ class FaultInjection(unittest.TestCase):
         self.queue = qc.create_queue(QueueName=QUEUE)["QueueUrl"]
         qc.close()
         r = self.rng
-        http_rate = 0.04
+        # Rates per request (HTTP) or storage command (caches), chosen for a
+        # few dozen faults per target in a run of 100,000 records (the
+        # number of requests differs by target: batches of 500, 10, 1000...)
+        scale = 100000.0 / max(self.total, 1)
+        stall = AWS_TIMEOUT_MS + 400
         self.proxies = {
-            "kinesis": Proxy("http", self.kinesis.port, r.randrange(2 ** 31), http_rate,
-                             HTTP_KINDS, AWS_TIMEOUT_MS + 400, service="kinesis"),
-            "sqs": Proxy("http", self.sqs.port, r.randrange(2 ** 31), http_rate,
-                         HTTP_KINDS, AWS_TIMEOUT_MS + 400, service="sqs"),
-            "sns": Proxy("http", self.aws.port, r.randrange(2 ** 31), http_rate / 2,
-                         HTTP_KINDS, AWS_TIMEOUT_MS + 400, service="sns"),
-            "firehose": Proxy("http", self.aws.port, r.randrange(2 ** 31), http_rate,
-                              HTTP_KINDS, AWS_TIMEOUT_MS + 400, service="firehose"),
-            "redis": Proxy("redis", self.redis.port, r.randrange(2 ** 31), 0.002,
-                           CACHE_KINDS, REDIS_TIMEOUT_MS + 400, extra_rate=0.05),
-            "memcached": Proxy("memcached", self.memcached.port, r.randrange(2 ** 31), 0.0006,
-                               CACHE_KINDS, MEMCACHED_TIMEOUT_MS + 300),
+            "kinesis": Proxy("http", self.kinesis.port, r.randrange(2 ** 31),
+                             min(0.3, 0.08 * scale), HTTP_KINDS, stall, service="kinesis"),
+            "sqs": Proxy("http", self.sqs.port, r.randrange(2 ** 31), min(0.3, 0.1 * scale),
+                         HTTP_KINDS, stall, service="sqs"),
+            "sns": Proxy("http", self.aws.port, r.randrange(2 ** 31), min(0.3, 0.006 * scale),
+                         HTTP_KINDS, stall, service="sns"),
+            "firehose": Proxy("http", self.aws.port, r.randrange(2 ** 31),
+                              min(0.3, 0.1 * scale), HTTP_KINDS, stall, service="firehose"),
+            "redis": Proxy("redis", self.redis.port, r.randrange(2 ** 31),
+                           min(0.05, 0.0003 * scale), CACHE_KINDS, REDIS_TIMEOUT_MS + 400,
+                           extra_rate=0.3),
+            "memcached": Proxy("memcached", self.memcached.port, r.randrange(2 ** 31),
+                               min(0.05, 0.0004 * scale), CACHE_KINDS,
+                               MEMCACHED_TIMEOUT_MS + 300),
         }
         # aws_service's own partial batch failures (entries really not stored)
         rules = []
@@ -436,14 +456,18 @@ class FaultInjection(unittest.TestCase):
         out = []
         # SQS: JSON everywhere (local-aws-sqs reads back slowly, message by
         # message); SNS: one message per record for KPL and DynamoDB
-        coll = {"kin": ("JSON", "JSON"), "kpl": ("JSON", "none"), "ddb": ("JSON", "none")}
+        # message); Kinesis: one record per record for DynamoDB only
+        # (kinesalite spends about 1 ms of CPU per record stored or read)
+        coll = {"kin": ("JSON", "JSON", "JSON"), "kpl": ("JSON", "none", "JSON"),
+                "ddb": ("JSON", "none", "none")}
         for src, arn in SOURCES.items():
             extra = {"deaggregate": True} if src == "kpl" else {}
             if src == "ddb":
                 extra = {"convertDDB": True}
-            sqs_c, sns_c = coll[src]
+            sqs_c, sns_c, kin_c = coll[src]
             out += [
-                harness.mapping(src + "-kinesis", "kinesis", STREAM, arn, **extra),
+                harness.mapping(src + "-kinesis", "kinesis", STREAM, arn, collapse=kin_c,
+                                **extra),
                 harness.mapping(src + "-sqs", "sqs", self.queue, arn, collapse=sqs_c, **extra),
                 harness.mapping(src + "-sns", "sns", TOPIC, arn, collapse=sns_c, **extra),
                 harness.mapping(src + "-firehose", "firehose", FIREHOSE, arn,
@@ -735,19 +759,30 @@ class FaultInjection(unittest.TestCase):
         print("crashes: %d, hangs: %d, inconsistent answers: %d; read back in %.1f s; "
               "total %.1f s" % (len(crashes), len(hangs), len(inconsistent), read_s,
                                 time.monotonic() - self.t0))
+        import resource
+        cpu = {"fanout (all invocations)": resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
+               + resource.getrusage(resource.RUSAGE_CHILDREN).ru_stime}
+        for name, proc in (("kinesalite", self.kinesis.proc), ("sqs", self.sqs.proc),
+                           ("aws_service", self.aws.proc), ("redis", self.redis.proc),
+                           ("memcached", self.memcached.proc)):
+            cpu[name] = cpu_seconds(proc.pid)
+        for name, p in self.proxies.items():
+            cpu["proxy " + name] = cpu_seconds(p.proc.pid)
+        print("CPU seconds: %s" % ", ".join("%s %.1f" % kv for kv in cpu.items()))
         if reasons:
             print("failure reasons (most frequent):")
             for why, n in reasons.most_common(12):
                 print("  %6d  %s" % (n, why))
-        # which injected cache faults touched the lost keys
-        for t in ("redis", "memcached"):
+        # which injected faults touched the lost records
+        for t in TARGETS:
             if lost[t]:
                 by_key = collections.defaultdict(list)
                 for kind, key in proxy_stats[t]["events"]:
-                    by_key[key].append(kind)
-                kinds = collections.Counter(",".join(by_key.get(u, ["none"]))
+                    if kind not in by_key[key]:
+                        by_key[key].append(kind)
+                kinds = collections.Counter(",".join(by_key.get(u, ["no proxy fault"]))
                                             for u in lost[t])
-                print("  %s: lost keys by the faults their commands got: %s"
+                print("  %s: lost records by the proxy faults that touched them: %s"
                       % (t, dict(kinds)))
         for t in TARGETS:
             if lost[t]:

@@ -54,14 +54,18 @@ Cache commands (the command is not forwarded unless said):
                 memcached, in the same write as the real reply (the client
                 waits for one reply per command, so the extra one is already
                 in its buffer when it sends the next); Redis, once the
-                connection has been idle 30 ms after its last reply (between
+                connection has been idle 5 ms after its last reply (between
                 two pipelines). The next storage command on that connection
                 is then not forwarded and the connection is closed when its
                 turn comes: a client that took the extra reply for that
                 command's answer counts an unstored record as stored.
+                (Redis: with probability --extra-rate each time a
+                connection has answered everything and stayed idle 5 ms.)
 
-Every fault is counted by kind; the keys of cache commands that got a fault
-are listed (the key withheld after an extra reply too).
+Every fault is counted by kind, and listed with what it touched: the key
+of a cache command (the key withheld after an extra reply too), the record
+ids ("id": "..." in the data) of an HTTP request (of the entries taken out,
+for partial and incomplete).
 
 The first line on stdout is "PORT ADMIN_PORT". Admin (HTTP, JSON):
   GET  /stats      {"units", "faults": {kind: n}, "events": [[kind, key], ...],
@@ -74,9 +78,12 @@ Options: --parent-pid PID (exit when it is gone), --max-lifetime S.
 """
 
 import argparse
+import base64
+import binascii
 import json
 import os
 import random
+import re
 import socket
 import struct
 import sys
@@ -84,6 +91,7 @@ import threading
 import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote_to_bytes
 
 HTTP_KINDS = ("throttle", "error5xx", "reset", "stall", "drop_answer", "stall_answer",
               "partial", "incomplete", "contradict")
@@ -131,10 +139,13 @@ class State:
             return self.rng.choice(kinds), sub
 
     def count(self, kind, key=None):
+        """key: the key (or list of record ids) the fault touched."""
         with self.lock:
             self.faults[kind] = self.faults.get(kind, 0) + 1
-            if key is not None and len(self.events) < 100000:
-                self.events.append([kind, key])
+            keys = key if isinstance(key, list) else [] if key is None else [key]
+            for k in keys:
+                if len(self.events) < 500000:
+                    self.events.append([kind, k])
 
     def snapshot(self):
         with self.lock:
@@ -398,6 +409,34 @@ def patch_partial(service, resp_body, removed, entries, incomplete):
     return json.dumps(obj).encode()
 
 
+ID_RE = re.compile(rb'"id"\s*:\s*"([A-Za-z0-9_-]{1,64})"')
+
+
+def request_ids(service, body, only=None):
+    """The record ids ("id": "...") carried by a request, for the fault log:
+    Kinesis / Firehose Records[].Data (base64), SQS Entries[].MessageBody
+    (or MessageBody), SNS form fields. only: entry positions to keep."""
+    found = []
+    try:
+        if service in ("kinesis", "firehose", "sqs"):
+            obj = json.loads(body)
+            if service == "sqs":
+                items = obj.get("Entries") or [{"MessageBody": obj.get("MessageBody", "")}]
+                datas = [str(e.get("MessageBody", "")).encode() for e in items]
+            else:
+                items = obj.get("Records") or ([obj["Record"]] if "Record" in obj else [])
+                datas = [base64.b64decode(e.get("Data", "")) for e in items]
+            for i, d in enumerate(datas):
+                if only is None or i in only:
+                    found += [m.decode() for m in ID_RE.findall(d)]
+        else:
+            text = unquote_to_bytes(body.replace(b"+", b" "))
+            found = [m.decode() for m in ID_RE.findall(text)]
+    except (ValueError, TypeError, AttributeError, binascii.Error):
+        pass
+    return found
+
+
 class HttpConn(threading.Thread):
     def __init__(self, csock, upstream, service, stall_ms):
         super().__init__(daemon=True)
@@ -457,7 +496,9 @@ class HttpConn(threading.Thread):
                     cut = cut_entries(self.service, body, rnd, kind == "incomplete")
                     if cut is None:
                         kind = "error5xx"
-                STATE.count(kind)
+                ids = request_ids(self.service, body,
+                                  set(cut[1]) if kind in ("partial", "incomplete") else None)
+                STATE.count(kind, ids)
                 if kind == "throttle":
                     self.c.sendall(throttle_answer(self.service, rnd))
                 elif kind == "error5xx":
@@ -670,7 +711,7 @@ class CacheConn:
         stamp = self.last_activity
 
         def later():
-            time.sleep(0.03)
+            time.sleep(0.005)
             with self.lock:
                 if self.dead or self.fifo or self.last_activity != stamp or self.armed:
                     return
