@@ -677,7 +677,8 @@ class FaultInjection(unittest.TestCase):
                 seqs = wl.seqs[ev_i][start:]
                 if failed is None:
                     (hangs if rc == "hang" else crashes).append(
-                        (ev_i, rnd, rc, "\n".join(log.splitlines()[-15:])))
+                        (ev_i, rnd, rc, "\n".join([x for x in log.splitlines()
+                                                    if " INFO " not in x][-12:])))
                     next_pending[ev_i] = start
                     continue
                 if rc == 0 and failed:

@@ -334,17 +334,20 @@ def entries_field(service):
 
 
 def contradict_answer(service, body, rnd):
+    """(answer, variant name)."""
     if service == "kinesis":
         try:
             n = len(json.loads(body).get("Records") or [])
         except ValueError:
             n = 1
         if rnd.random() < 0.3:
-            return build("HTTP/1.1 204 No Content", [("x-amzn-RequestId", "fault-proxy")], b"")
+            return build("HTTP/1.1 204 No Content", [("x-amzn-RequestId", "fault-proxy")],
+                         b""), "204-no-body"
         recs = [{"SequenceNumber": "4963%052d" % i, "ShardId": "shardId-000000000000"}
                 for i in range(n)]
         return answer(200, "OK", "application/x-amz-json-1.1",
-                      json.dumps({"FailedRecordCount": 1, "Records": recs}))
+                      json.dumps({"FailedRecordCount": 1, "Records": recs})), \
+            "FailedRecordCount-without-failed-entry"
     if service == "firehose":
         try:
             n = len(json.loads(body).get("Records") or [])
@@ -353,12 +356,15 @@ def contradict_answer(service, body, rnd):
         recs = [{"RecordId": "fault-proxy-%d" % i} for i in range(n)]
         return answer(200, "OK", "application/x-amz-json-1.1",
                       json.dumps({"FailedPutCount": 1, "Encrypted": False,
-                                  "RequestResponses": recs}))
+                                  "RequestResponses": recs})), \
+            "FailedPutCount-without-failed-entry"
     if service == "sns":
         return answer(200, "OK", "text/xml",
                       '<?xml version="1.0"?>\n<PublishBatchResponse xmlns="http://sns.'
-                      'amazonaws.com/doc/2010-03-31/"><PublishBatchResult><Successful>')
-    return answer(200, "OK", "application/x-amz-json-1.0", '{"Successful":[{"Id":"0",')
+                      'amazonaws.com/doc/2010-03-31/"><PublishBatchResult><Successful>'), \
+            "xml-cut-short"
+    return answer(200, "OK", "application/x-amz-json-1.0",
+                  '{"Successful":[{"Id":"0",'), "json-cut-short"
 
 
 def cut_entries(service, body, rnd, incomplete):
@@ -498,7 +504,11 @@ class HttpConn(threading.Thread):
                         kind = "error5xx"
                 ids = request_ids(self.service, body,
                                   set(cut[1]) if kind in ("partial", "incomplete") else None)
-                STATE.count(kind, ids)
+                label = kind
+                if kind == "contradict":
+                    contra, variant = contradict_answer(self.service, body, rnd)
+                    label = "contradict:" + variant
+                STATE.count(label, ids)
                 if kind == "throttle":
                     self.c.sendall(throttle_answer(self.service, rnd))
                 elif kind == "error5xx":
@@ -516,7 +526,7 @@ class HttpConn(threading.Thread):
                     time.sleep(self.stall_ms / 1000.0)
                     break
                 elif kind == "contradict":
-                    self.c.sendall(contradict_answer(self.service, body, rnd))
+                    self.c.sendall(contra)
                 else:  # partial, incomplete
                     nbody, removed, entries = cut
                     rf, rh, rb = self.forward(first, headers, nbody)
@@ -679,10 +689,8 @@ class CacheConn:
                     self.emit(reply)
                 continue
             self.fifo.popleft()
-            if action == "wrong":
-                self.emit(rnd.choice(REDIS_WRONG if self.proto == "redis" else MC_WRONG))
-            elif action == "error":
-                self.emit(rnd.choice(REDIS_ERROR if self.proto == "redis" else MC_ERROR))
+            if action in ("wrong", "error"):
+                self.emit(rnd)  # the reply chosen when the command came
             elif action == "garbage":
                 junk = bytes(rnd.getrandbits(8) for _ in range(rnd.randint(1, 64)))
                 self.emit(junk if rnd.random() < 0.5 else b"HTTP/1.1 400 Bad Request\r\n" + junk)
@@ -751,15 +759,26 @@ class CacheConn:
                             action = "stall"
                         if action == "extra" and self.proto == "redis":
                             action = None  # injected when the connection idles
+                    label = action
+                    if action in ("wrong", "error"):
+                        choices = {("wrong", "redis"): REDIS_WRONG,
+                                   ("wrong", "memcached"): MC_WRONG,
+                                   ("error", "redis"): REDIS_ERROR,
+                                   ("error", "memcached"): MC_ERROR}[(action, self.proto)]
+                        variant = rnd.choice(choices)
+                        rnd = variant
+                        text = variant.decode().rstrip("\r\n")
+                        label = "%s:%s" % (action, text.replace("\r\n", "\\r\\n")
+                                           if "\r\n" in text else text.split(" ")[0])
                     with self.lock:
                         if self.dead:
                             return
                         self.last_activity = time.monotonic()
                         if storage and expects and self.armed:
-                            action = "withhold"
+                            action = label = "withhold"
                             self.armed = False
                         if action is not None:
-                            STATE.count(action, key)
+                            STATE.count(label, key)
                         forwarded = action in (None, "drop_reply", "extra")
                         if expects:
                             self.fifo.append((action or "pass", forwarded, key, reply_kind, rnd))
