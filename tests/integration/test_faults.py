@@ -616,11 +616,10 @@ class FaultInjection(unittest.TestCase):
         self.snapshots = {"redis": {}, "memcached": {}}
         self.kills = []
         # two kills of each cache, during chosen events of the first round
-        kill_plan = {}
-        picks = self.rng.sample(range(len(wl.events)), min(4, len(wl.events)))
-        for i, ev_i in enumerate(picks):
-            kill_plan[ev_i] = ("redis" if i % 2 == 0 else "memcached",
-                               self.rng.uniform(0.2, 1.5))
+        kill_plan = collections.defaultdict(list)
+        for i, name in enumerate(("redis", "memcached", "redis", "memcached")):
+            kill_plan[self.rng.randrange(len(wl.events))].append(
+                (name, self.rng.uniform(0.2, 1.5)))
 
         acked = set()           # (event, raw index) some invocation acknowledged
         pending = {i: 0 for i in range(len(wl.events))}  # event -> first raw index to run
@@ -660,9 +659,10 @@ class FaultInjection(unittest.TestCase):
                         seen_keys.extend(group)
                 killer = None
                 if rnd == 0 and ev_i in kill_plan:
-                    name, delay = kill_plan[ev_i]
-                    killer = threading.Thread(target=self.kill_cache,
-                                              args=(name, delay, list(seen_keys)))
+                    def kills(plan=kill_plan[ev_i], keys=list(seen_keys)):
+                        for name, delay in plan:
+                            self.kill_cache(name, delay, keys)
+                    killer = threading.Thread(target=kills)
                     killer.start()
                 rc, failed, log, took = self.run_event(evpath, cfg, resp)
                 if killer:
@@ -832,6 +832,21 @@ class FaultInjection(unittest.TestCase):
             problems.append("fanout hung %d times" % len(hangs))
         if inconsistent:
             problems.append("%d inconsistent answers" % len(inconsistent))
+        # the test must have tested something: faults on every target, both
+        # caches killed (kinds that did not fire this time are only named)
+        fired = collections.Counter()
+        for n, st in proxy_stats.items():
+            for k, v in st["faults"].items():
+                fired[k.split(":")[0]] += v
+            if n in TARGETS and not st["faults"]:
+                problems.append("no fault was injected on %s" % n)
+        idle = [k for k in (HTTP_KINDS + "," + CACHE_KINDS).split(",") if k and not fired[k]]
+        if idle:
+            print("fault kinds that did not fire with this seed: %s" % ", ".join(idle))
+        killed = {k[0] for k in self.kills}
+        for name in ("redis", "memcached"):
+            if name in TARGETS and name not in killed:
+                problems.append("%s was not killed" % name)
         if any(foreign.values()) or any(corrupt.values()):
             problems.append("records read back that were never sent or were corrupt")
         self.assertEqual(problems, [])
