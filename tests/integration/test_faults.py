@@ -428,7 +428,7 @@ class FaultInjection(unittest.TestCase):
         self.proxies = {
             "kinesis": Proxy("http", self.kinesis.port, r.randrange(2 ** 31),
                              min(0.3, 0.08 * scale), HTTP_KINDS, stall, service="kinesis"),
-            "sqs": Proxy("http", self.sqs.port, r.randrange(2 ** 31), min(0.3, 0.1 * scale),
+            "sqs": Proxy("http", self.sqs.port, r.randrange(2 ** 31), min(0.3, 0.2 * scale),
                          HTTP_KINDS, stall, service="sqs"),
             "sns": Proxy("http", self.aws.port, r.randrange(2 ** 31), min(0.3, 0.006 * scale),
                          HTTP_KINDS, stall, service="sns"),
