@@ -617,7 +617,7 @@ class FaultInjection(unittest.TestCase):
         self.kills = []
         # two kills of each cache, during chosen events of the first round
         kill_plan = collections.defaultdict(list)
-        for i, name in enumerate(("redis", "memcached", "redis", "memcached")):
+        for name in ("redis", "memcached", "redis", "memcached"):
             kill_plan[self.rng.randrange(len(wl.events))].append(
                 (name, self.rng.uniform(0.2, 1.5)))
 
