@@ -416,6 +416,8 @@ class FaultInjection(unittest.TestCase):
                 break
             time.sleep(0.05)
         self.kc = kc
+        self.shards = kc.list_shards(StreamName=STREAM)["Shards"]
+        self.aws_marks = []
         qc = harness.botocore_client("sqs", self.sqs.url)
         self.queue = qc.create_queue(QueueName=QUEUE)["QueueUrl"]
         qc.close()
@@ -537,22 +539,39 @@ class FaultInjection(unittest.TestCase):
 
     # ---- reading back
 
-    def read_kinesis(self, seen):
+    def read_kinesis(self, seen, first):
+        """seen[id] += 1 per delivery; first[id] = the invocation by whose end
+        it was first stored (the markers written after each invocation
+        split every shard into invocations)."""
         shards = self.kc.list_shards(StreamName=STREAM)["Shards"]
         n = 0
         for sh in shards:
             it = self.kc.get_shard_iterator(StreamName=STREAM, ShardId=sh["ShardId"],
                                             ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+            epoch = 0
             for _ in range(10000):
                 r = self.kc.get_records(ShardIterator=it, Limit=10000)
                 for rec in r["Records"]:
+                    if rec["Data"].startswith(b'{"marker":'):
+                        epoch = json.loads(rec["Data"])["marker"] + 1
+                        continue
                     n += 1
                     for uid in ids_in(rec["Data"]):
                         seen[uid] += 1
+                        first[uid] = min(first.get(uid, epoch), epoch)
                 it = r.get("NextShardIterator")
                 if not r["Records"] or not it:
                     break
         return n
+
+    def mark_invocation(self, inv):
+        """After invocation inv: a marker record in each Kinesis shard (straight
+        to kinesalite), and aws_service's delivery count."""
+        for sh in self.shards:
+            self.kc.put_record(StreamName=STREAM, Data=json.dumps({"marker": inv}).encode(),
+                               PartitionKey="marker",
+                               ExplicitHashKey=sh["HashKeyRange"]["StartingHashKey"])
+        self.aws_marks.append(self.aws.stats()["deliveries"])
 
     def read_sqs(self, seen):
         conn = http.client.HTTPConnection("127.0.0.1", self.sqs.port, timeout=30)
@@ -589,12 +608,16 @@ class FaultInjection(unittest.TestCase):
         conn.close()
         return n
 
-    def read_aws(self, service, target, field, seen):
+    def read_aws(self, service, target, field, seen, first):
+        import bisect
         entries = self.aws.received(service, target, 0, 0)
         for e in entries:
             data = base64.b64decode(e[field]) if field == "dataBase64" else e[field].encode()
+            # stored by the end of the first invocation whose mark reaches seq
+            epoch = bisect.bisect_left(self.aws_marks, e["seq"])
             for uid in ids_in(data):
                 seen[uid] += 1
+                first.setdefault(uid, epoch)
         return len(entries)
 
     # ---- the run
@@ -622,6 +645,8 @@ class FaultInjection(unittest.TestCase):
                 (name, self.rng.uniform(0.2, 1.5)))
 
         acked = set()           # (event, raw index) some invocation acknowledged
+        acked_at = {}           # (event, raw index) -> the first invocation that did
+        early = collections.defaultdict(list)  # target -> acknowledged, not there yet
         pending = {i: 0 for i in range(len(wl.events))}  # event -> first raw index to run
         stats = collections.Counter()
         crashes, hangs, inconsistent = [], [], []
@@ -667,7 +692,9 @@ class FaultInjection(unittest.TestCase):
                 rc, failed, log, took = self.run_event(evpath, cfg, resp)
                 if killer:
                     killer.join()
+                inv = stats["invocations"]
                 stats["invocations"] += 1
+                self.mark_invocation(inv)
                 stats["records sent"] += len(recs)
                 for line in log.splitlines():
                     m = FAIL_RE.search(line)
@@ -690,15 +717,27 @@ class FaultInjection(unittest.TestCase):
                     inconsistent.append((ev_i, rnd, "unknown identifiers %s"
                                          % sorted(unknown)[:3]))
                 first = None
+                new_acks = []
                 for k, sn in enumerate(seqs):
                     if sn in failed:
                         stats["source records reported failed"] += 1
                         if first is None:
                             first = start + k
                     else:
+                        if (ev_i, start + k) not in acked:
+                            acked_at[(ev_i, start + k)] = inv
+                            new_acks.extend(ev["users"][start + k])
                         acked.add((ev_i, start + k))
                 if first is not None:
                     next_pending[ev_i] = first
+                # the caches, right away: every record just acknowledged must
+                # be there (or in the snapshot taken before a kill)
+                for name, server in (("redis", self.redis), ("memcached", self.memcached)):
+                    if name in TARGETS and new_acks:
+                        held = server.read(new_acks)
+                        snap = self.snapshots[name]
+                        early[name].extend(u for u in new_acks
+                                           if u not in held and u not in snap)
             pending = next_pending
             print("round %d: %d events left to retry, %.1f s (total %.1f s)"
                   % (rnd, len(pending), time.monotonic() - t_round,
@@ -708,15 +747,17 @@ class FaultInjection(unittest.TestCase):
         t_read = time.monotonic()
         seen = {t: collections.Counter() for t in TARGETS}
         msgs = {}
+        first_seen = {t: {} for t in TARGETS}
         if "kinesis" in TARGETS:
-            msgs["kinesis"] = self.read_kinesis(seen["kinesis"])
+            msgs["kinesis"] = self.read_kinesis(seen["kinesis"], first_seen["kinesis"])
         if "sqs" in TARGETS:
             msgs["sqs"] = self.read_sqs(seen["sqs"])
         if "sns" in TARGETS:
-            msgs["sns"] = self.read_aws("sns", TOPIC, "message", seen["sns"])
+            msgs["sns"] = self.read_aws("sns", TOPIC, "message", seen["sns"],
+                                        first_seen["sns"])
         if "firehose" in TARGETS:
             msgs["firehose"] = self.read_aws("firehose", FIREHOSE, "dataBase64",
-                                             seen["firehose"])
+                                             seen["firehose"], first_seen["firehose"])
         corrupt = collections.Counter()
         for name, server in (("redis", self.redis), ("memcached", self.memcached)):
             if name not in TARGETS:
@@ -754,12 +795,18 @@ class FaultInjection(unittest.TestCase):
         print("  cache servers killed and restarted: %s"
               % ", ".join("%s (%d keys held)" % k for k in self.kills))
         print("per target: delivered (unique) / duplicates / missing / LOST / "
-              "failure reports in logs / messages read back")
+              "failure reports in logs / messages read back; then, if any, the records "
+              "acknowledged by an invocation before they were on the target (there later "
+              "only because a retry of the batch sent them again)")
         for t in TARGETS:
             c = seen[t]
             dup = sum(v - 1 for v in c.values() if v > 1)
             missing = [u for u in all_ids if u not in c]
             lost[t] = [u for u in missing if u in acked_ids]
+            if t in ("kinesis", "sns", "firehose"):
+                fs = first_seen[t]
+                early[t] = [u for u in all_ids if u in fs and wl.owner[u] in acked_at
+                            and fs[u] > acked_at[wl.owner[u]]]
             foreign[t] = [u for u in c if u not in wl.owner]
             by_src = collections.Counter()
             for u, v in c.items():
@@ -771,6 +818,11 @@ class FaultInjection(unittest.TestCase):
                      ("  (%d corrupt values)" % corrupt[t]) if corrupt[t] else "",
                      ("  (duplicates by source k/a/d: %d/%d/%d)"
                       % (by_src["k"], by_src["a"], by_src["d"])) if dup else ""))
+            if early[t]:
+                print("  %-9s ACKNOWLEDGED BEFORE DELIVERED: %d (first 5: %s)%s"
+                      % (t, len(early[t]), early[t][:5],
+                         " (read right after the invocation; the lost ones included)"
+                         if t in ("redis", "memcached") else ""))
         print("retries: %d invocations re-ran part of an event (from its first failed record), "
               "%d source records sent again" % (stats["invocations"] - len(wl.events),
                                                 stats["records sent"] - sum(
@@ -797,6 +849,15 @@ class FaultInjection(unittest.TestCase):
                 print("  %6d  %s" % (n, why))
         # which injected faults touched the lost records
         for t in TARGETS:
+            if early[t]:
+                by_key = collections.defaultdict(list)
+                for kind, key in proxy_stats[t]["events"]:
+                    if kind not in by_key[key]:
+                        by_key[key].append(kind)
+                kinds = collections.Counter(",".join(by_key.get(u, ["no proxy fault"]))
+                                            for u in early[t])
+                print("  %s: acknowledged before delivered, by the proxy faults that "
+                      "touched them: %s" % (t, dict(kinds)))
             if lost[t]:
                 by_key = collections.defaultdict(list)
                 for kind, key in proxy_stats[t]["events"]:
@@ -822,6 +883,10 @@ class FaultInjection(unittest.TestCase):
         if total_lost:
             problems.append("%d records acknowledged but missing: %s" % (
                 total_lost, {t: len(v) for t, v in lost.items() if v}))
+        n_early = sum(len(v) for v in early.values())
+        if n_early:
+            problems.append("%d records acknowledged before they were delivered: %s" % (
+                n_early, {t: len(v) for t, v in early.items() if v}))
         if never_acked:
             problems.append("%d user records never acknowledged after %d rounds"
                             % (never_acked, ROUNDS))
