@@ -28,9 +28,15 @@ Accounting, per (target, user record): found on the server (delivered;
 found more than once: duplicates, allowed), or its source record was
 reported failed (batchItemFailures) by every invocation that carried it.
 A record that some invocation acknowledged (not in its batchItemFailures)
-but that is missing from a target is LOST; the test fails on a single lost
-record, on a record never acknowledged within the bound, on a crashed or
-hung fanout, and prints the counts.
+but that is missing from a target is LOST. A record must also be on every
+target by the end of the invocation that first acknowledged it, or its
+acknowledgement was false even if a later retry of the batch (from an
+earlier failed record) delivered it: Kinesis gets a marker record in each
+shard after each invocation, aws_service's delivery count is noted, and the
+caches are read right away (SQS is checked at the end only). The test fails
+on a single lost or falsely acknowledged record, on a record never
+acknowledged within the bound, on a crashed or hung fanout, and prints the
+counts, with the injected faults that touched each lost record.
 
 FANOUT_FAULT_SEED sets the seed (printed); FANOUT_FAULT_RECORDS the number
 of user records. Run by meson with /usr/bin/python3.
