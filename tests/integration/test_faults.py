@@ -403,6 +403,17 @@ class FaultInjection(unittest.TestCase):
         self.rng = random.Random(self.seed)
         self.tmp = tempfile.TemporaryDirectory()
         self.servers = []
+        self.proxies = {}
+
+        # meson ends a test that runs out of time with SIGTERM: stop the
+        # servers then (redis-server, memcached and kinesalite do not watch
+        # for their parent)
+        def on_term(signum, frame):
+            try:
+                self.tearDown()
+            finally:
+                os._exit(1)
+        signal.signal(signal.SIGTERM, on_term)
         d = self.tmp.name
         self.kinesis = harness.Kinesalite()
         self.servers.append(self.kinesis)
