@@ -903,17 +903,18 @@ void mc_write_node(struct mc_node *node, struct mc_item *const *items, size_t co
         if (m.drop)
             s_conn_close(node->mc);
     } else {
-        /* Out of step: none of the exchange's replies is trusted (an extra
-         * reply shifts every one after it). Lost or late: the replies that
-         * came in step stand; the rest are unknown. */
-        size_t trusted = end == S_DESYNC ? 0 : m.got;
-        if (trusted > count)
-            trusted = count;
+        /* Only the closing `version` reply, in its place, proves that the
+         * replies before it answered these commands: out of step (an extra
+         * reply shifts every one after it), or lost or late (a reply read
+         * before the break may be a stray one that came before its command),
+         * none of the exchange's replies is trusted. */
+        size_t trusted = 0;
         const char *cause = end == S_DESYNC ? m.why : why;
         for (size_t j = trusted; j < count; j++)
-            fanout_outcome_set(items[j]->outcome, FANOUT_RETRY, code, "%s%s", cause,
-                               end == S_DESYNC ? "; no reply of the exchange is trusted"
-                                               : "");
+            fanout_outcome_set(items[j]->outcome, FANOUT_RETRY, code,
+                               "%s; no reply of the exchange is trusted (%zu of %zu came "
+                               "before it ended)",
+                               cause, m.got > count ? count : m.got, count);
         snprintf(node->last_code, sizeof node->last_code, "%s", code);
         snprintf(node->last_cause, sizeof node->last_cause, "%.150s", cause);
         wo->host->log(

@@ -528,31 +528,27 @@ static int s_send(void *instance, const struct fanout_batch *b, struct fanout_ou
                                 s_on_reply, &call, in->cfg.timeout_ms, deadline, &got,
                                 &f) == 0)
             break;
-        /* The connection broke: the replies of commands [first+got, count)
-         * are lost, and nothing says whether those commands ran. Or the
-         * replies were out of step (got is 0): none of them is trusted, and
-         * every command of the exchange is sent again (SET and MSET are
-         * idempotent); the resend's replies overwrite the outcomes. */
+        /* The exchange did not end with its marker's reply in place, so no
+         * reply of it is proven to answer its command: the connection broke
+         * (a reply read before the break may have been a stray one, sent
+         * before the command it seems to answer), or the replies were out of
+         * step. Every command of the exchange is sent again on a new
+         * connection (SET and MSET are idempotent); the resend's replies
+         * overwrite the outcomes, and if it fails too, every command of the
+         * exchange is reported unconfirmed. */
         redis_conn_close(conn);
         conn = NULL;
         call.drop = 0;
-        first += got;
-        if (first == cmds.count)
-            break; /* every command answered in step; only the PING's reply was lost */
         if (!reconnects-- || redis_now_ms() >= deadline) {
             s_fail_rest(in, b, out, first, cmds.count, &f);
             break;
         }
-        if (got == 0 && strcmp(f.code, "ProtocolError") == 0)
-            s_host->log(FANOUT_LOG_WARN, in->id,
-                        "ProtocolError: %s; reconnecting and sending again the %zu "
-                        "command%s of that exchange (none of its replies is trusted)",
-                        f.message, cmds.count - first, cmds.count - first == 1 ? "" : "s");
-        else
-            s_host->log(FANOUT_LOG_WARN, in->id,
-                        "%s; reconnecting and sending again the %zu command%s whose "
-                        "replies were lost",
-                        f.message, cmds.count - first, cmds.count - first == 1 ? "" : "s");
+        s_host->log(FANOUT_LOG_WARN, in->id,
+                    "%s: %s; reconnecting and sending again the %zu command%s of that "
+                    "exchange (%zu of them had a reply, but an exchange whose marker "
+                    "reply did not come in place proves none)",
+                    f.code, f.message, cmds.count - first, cmds.count - first == 1 ? "" : "s",
+                    got);
     }
     if (conn && call.drop)
         redis_conn_close(conn);
