@@ -76,7 +76,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(text != NULL, "out of memory");
     memcpy(text, data + 1, size - 1);
     char *v = s_lookup(text, size - 1, credentials, profile, key);
-    s_check_value(v);
+    /* a NUL in the file cuts a value short where it stands: only files
+     * without one have trimmed values */
+    if (!memchr(text, 0, size - 1))
+        s_check_value(v);
     free(v);
     free(text);
 
