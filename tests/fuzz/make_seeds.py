@@ -33,7 +33,7 @@ def compact(obj):
 
 
 for t in ("jscan", "event", "kpl", "ddb", "mapping", "sigv4", "aws_error", "credentials",
-          "aws_config"):
+          "aws_config", "http"):
     shutil.rmtree(os.path.join(OUT, t), ignore_errors=True)
 
 kinesis = json.loads(load("events", "kinesis.json"))
@@ -228,3 +228,11 @@ write("aws_config", "config-continued", bytes([0 | (2 << 1) | (2 << 4)]) + confi
 write("aws_config", "credentials", bytes([1 | (1 << 1) | (0 << 4)]) + credentials.encode())
 write("aws_config", "url", bytes([0]) + b"https://kinesis.us-east-1.amazonaws.com:443/base/path\n[default]\nregion=x\n")
 write("aws_config", "url-ipv6", bytes([1]) + b"http://[::1]:4566\n")
+
+# ---- HTTP answers as libcurl gives them: HEAD flag byte, headers, body -------
+write("http", "kinesis-ok", b'\x00HTTP/1.1 200 OK\r\nx-amzn-RequestId: f0f1\r\nx-amz-id-2: abc==\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: 98\r\nDate: Thu, 03 Dec 2026 19:00:00 GMT\r\n\r\n{"FailedRecordCount":0,"Records":[{"SequenceNumber":"4959","ShardId":"shardId-000000000000"}]}')
+write("http", "continue-then-error", b'\x00HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 400 Bad Request\r\nx-amzn-ErrorType: ValidationException:http://internal.amazon.com/\r\nContent-Length: 40\r\n\r\n{"message":"1 validation error detected"}')
+write("http", "folded", b'\x00HTTP/1.1 503 Slow Down\r\nRetry-After: 1\r\nX-Long: part one\r\n  part two\r\n\tpart three \r\n\r\n<Error><Code>SlowDown</Code></Error>')
+write("http", "head-big", b'\x01HTTP/1.1 200 OK\r\nContent-Length: 999999999999\r\n\r\n')
+write("http", "too-big", b'\x00HTTP/1.1 200 OK\r\ncontent-length:   67108865\r\n\r\nxx')
+write("http", "odd-lines", b'\x00HTTP/2 200\r\n: empty name\r\nno colon here\r\nName   :   spaced value   \r\nA:\r\n\r\n')
