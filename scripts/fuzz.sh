@@ -89,8 +89,11 @@ fi
 
 logs="$build/fuzz-logs"
 mkdir -p "$logs"
+# this run's verdicts (another run may share the build directory)
+results=$(mktemp -d "$build/fuzz-results.XXXXXX")
+trap 'rm -rf "$results"' EXIT
 
-run_one() { # run_one NAME: fuzz one target, write logs/NAME.result
+run_one() { # run_one NAME: fuzz one target, its verdict in $results/NAME
     local name=$1
     local exe="$build/tests/fuzz/fuzz_$name"
     local work="$build/fuzz-work/$name"
@@ -123,7 +126,7 @@ run_one() { # run_one NAME: fuzz one target, write logs/NAME.result
     local msg
     if [ "$rc" = 0 ]; then
         msg="fuzz $name: passed (${runs:-?} inputs, ${rate:-?}/s, coverage ${cov:-?}, corpus $corpus)"
-        echo pass >"$logs/$name.result"
+        echo pass >"$results/$name"
     else
         msg="fuzz $name: FAILED (exit $rc after ${runs:-?} inputs; log $log)"
         local what
@@ -136,13 +139,12 @@ run_one() { # run_one NAME: fuzz one target, write logs/NAME.result
             msg+=$'\n'"    reproduce: $exe $f"
         done
         [ "$found" = 0 ] && msg+=$'\n'"    (no input saved: see the log)"
-        echo fail >"$logs/$name.result"
+        echo fail >"$results/$name"
     fi
     echo "$msg"
 }
 
 echo "== fuzzing ${#names[@]} targets, ${secs} s each, $jobs at a time (ASan + UBSan)"
-rm -f "$logs"/*.result
 running=0
 for n in "${names[@]}"; do
     run_one "$n" &
@@ -157,7 +159,7 @@ wait
 passed=0
 failed=0
 for n in "${names[@]}"; do
-    if [ "$(cat "$logs/$n.result" 2>/dev/null)" = pass ]; then
+    if [ "$(cat "$results/$n" 2>/dev/null)" = pass ]; then
         passed=$((passed + 1))
     else
         failed=$((failed + 1))

@@ -33,7 +33,7 @@ def compact(obj):
 
 
 for t in ("jscan", "event", "kpl", "ddb", "mapping", "sigv4", "aws_error", "credentials",
-          "aws_config", "http"):
+          "aws_config", "http", "helpers"):
     shutil.rmtree(os.path.join(OUT, t), ignore_errors=True)
 
 kinesis = json.loads(load("events", "kinesis.json"))
@@ -236,3 +236,11 @@ write("http", "folded", b'\x00HTTP/1.1 503 Slow Down\r\nRetry-After: 1\r\nX-Long
 write("http", "head-big", b'\x01HTTP/1.1 200 OK\r\nContent-Length: 999999999999\r\n\r\n')
 write("http", "too-big", b'\x00HTTP/1.1 200 OK\r\ncontent-length:   67108865\r\n\r\nxx')
 write("http", "odd-lines", b'\x00HTTP/2 200\r\n: empty name\r\nno colon here\r\nName   :   spaced value   \r\nA:\r\n\r\n')
+
+# ---- plugin helpers: any bytes (record data) -----------------------------------
+write("helpers", "arn", "arn:aws:kinesis:us-east-1:123456789012:stream/s")
+write("helpers", "arn-empty-parts", "arn:aws:s3:::bucket/key:with:colons")
+write("helpers", "json-escapes", b'quote " backslash \\ \n\t\x01\x7f')
+write("helpers", "utf8", "\u00e9\u20ac\U0001f511".encode())
+write("helpers", "bad-utf8", b"\xc0\xaf \xed\xa0\x80 \xf4\x90\x80\x80 \xe2\x82")
+write("helpers", "binary", bytes(range(0, 256, 7)))
