@@ -27,6 +27,10 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
+# One block, read whole before it runs: editing or checking out this file
+# while it runs does not change what runs.
+{
+
 secs=${1:-60}
 [ $# -gt 0 ] && shift
 case "$secs" in
@@ -82,7 +86,7 @@ for n in "${names[@]}"; do
     targets+=("tests/fuzz/fuzz_$n")
 done
 if ! ninja -C "$build" -j"$jobs" "${targets[@]}" >"$build/fuzz-build.log" 2>&1; then
-    grep -E -A5 'error|FAILED' "$build/fuzz-build.log" | head -40
+    grep -a -E -A5 'error|FAILED' "$build/fuzz-build.log" | head -40
     echo "fuzz: build failed (whole log: $build/fuzz-build.log)"
     all_failed
 fi
@@ -119,9 +123,9 @@ run_one() { # run_one NAME: fuzz one target, its verdict in $results/NAME
         "$exe" "${args[@]}" "$work/corpus" >"$log" 2>&1 || rc=$?
 
     local runs rate cov corpus
-    runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
-    rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
-    cov=$(grep -oE ' cov: [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+')
+    runs=$(grep -a '^stat::number_of_executed_units:' "$log" | tail -1 | grep -oE '[0-9]+$')
+    rate=$(grep -a '^stat::average_exec_per_sec:' "$log" | tail -1 | grep -oE '[0-9]+$')
+    cov=$(grep -aoE ' cov: [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+')
     corpus=$(find "$work/corpus" -type f | wc -l)
     local msg
     if [ "$rc" = 0 ]; then
@@ -130,7 +134,7 @@ run_one() { # run_one NAME: fuzz one target, its verdict in $results/NAME
     else
         msg="fuzz $name: FAILED (exit $rc after ${runs:-?} inputs; log $log)"
         local what
-        what=$(grep -m3 -E '^==[0-9]+==ERROR|fuzz check failed|runtime error|^SUMMARY|ERROR: libFuzzer' "$log")
+        what=$(grep -a -m3 -E '^==[0-9]+==ERROR|fuzz check failed|runtime error|^SUMMARY|ERROR: libFuzzer' "$log")
         [ -n "$what" ] && msg+=$'\n'"$(sed 's/^/    /' <<<"$what")"
         local found=0 f
         for f in $(find "$findings" -type f -newer "$work/start" | sort); do
@@ -168,3 +172,5 @@ done
 echo
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
+exit
+}
