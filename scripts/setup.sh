@@ -4,7 +4,8 @@
 #   scripts/setup.sh           build dependencies, build, install to /usr/local
 #   scripts/setup.sh --test    also what the tests need (valgrind, Node.js and
 #                              the npm packages of tests/node, python3-botocore,
-#                              redis, memcached, clang-format)
+#                              redis, memcached, clang-format, and clang with
+#                              its libFuzzer runtime for scripts/fuzz.sh)
 #
 # Installs only what is missing; run as root (or with sudo available).
 set -euo pipefail
@@ -17,7 +18,7 @@ build_pkgs=(gcc libc6-dev pkg-config meson ninja-build protobuf-c-compiler
     libprotobuf-c-dev libjansson-dev libcurl4-openssl-dev libssl-dev
     libhiredis-dev libmemcached-dev check)
 test_pkgs=(valgrind python3 python3-botocore nodejs npm redis-server memcached openssl
-    clang-format)
+    clang-format clang libclang-rt-dev)
 
 pkgs=("${build_pkgs[@]}")
 [ "$want_tests" = 1 ] && pkgs+=("${test_pkgs[@]}")

@@ -3,7 +3,9 @@
 #   1. the release build's Check suites, integration tests and node tests;
 #   2. the unit suites under valgrind (no leaks, no errors);
 #   3. the unit suites in an AddressSanitizer + UndefinedBehaviorSanitizer build;
-#   4. the C formatting check (clang-format).
+#   4. the C formatting check (clang-format);
+#   5. every libFuzzer target for a short time (scripts/fuzz.sh, clang with
+#      ASan + UBSan; FANOUT_FUZZ_SECONDS per target, default 10).
 # Servers a test needs are started by that test on loopback ports and stopped
 # by it. Prints "N passed, N failed" last.
 set -euo pipefail
@@ -49,6 +51,18 @@ else
     head -40 /tmp/fanout-format.log
     failed=$((failed + 1))
 fi
+
+# Each fuzz target counts as one test: it passes when it found nothing.
+fuzz_log=$(mktemp)
+scripts/fuzz.sh "${FANOUT_FUZZ_SECONDS:-10}" 2>&1 | tee "$fuzz_log" || true
+if fuzz_counts=$(tail -1 "$fuzz_log" | grep -E '^[0-9]+ passed, [0-9]+ failed$'); then
+    passed=$((passed + $(cut -d' ' -f1 <<<"$fuzz_counts")))
+    failed=$((failed + $(cut -d' ' -f3 <<<"$fuzz_counts")))
+else
+    echo "fuzz: no result line"
+    failed=$((failed + 1))
+fi
+rm -f "$fuzz_log"
 
 echo
 echo "$passed passed, $failed failed"

@@ -1,0 +1,104 @@
+/* Whole Lambda events (Kinesis, KPL-aggregated Kinesis, DynamoDB Streams,
+ * SNS-wrapped) through the engine's parser and per-target decoder
+ * (engine/event.c, and through it jscan.c, kpl.c, ddb.c). Checks, beyond
+ * ASan and UBSan, that every record is accounted for: each record is in
+ * exactly one source group; after decoding, each is either failed once
+ * (with a reason) or delivered (an aggregate as its user records), never
+ * both and never dropped; converted DynamoDB images are valid JSON. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "event.h"
+#include "fuzz.h"
+#include "kpl.h"
+#include "util.h"
+
+static struct fanout_arena s_arena;
+
+static void s_check_decoded(const struct fanout_source_group *g,
+                            const struct fanout_decoded *d, struct fanout_decode_opts o)
+{
+    /* per record of the group: times delivered, times failed */
+    size_t *out = calloc(g->count + 1, sizeof *out);
+    size_t *failed = calloc(g->count + 1, sizeof *failed);
+    FUZZ_CHECK(out && failed, "out of memory");
+    for (size_t i = 0; i < d->count; i++) {
+        const struct fanout_rec *r = d->records[i];
+        size_t k = 0;
+        while (k < g->count && g->records[k] != r->raw)
+            k++;
+        FUZZ_CHECK(k < g->count, "decoded record %zu is not from this group", i);
+        out[k]++;
+        FUZZ_CHECK(r->pub.data || r->pub.data_len == 0, "record without data");
+        FUZZ_CHECK(r->pub.key || r->pub.key_len == 0, "record without key");
+        FUZZ_CHECK(!o.source_json || r->pub.source_json, "no source JSON");
+        if (r->raw->kind == FANOUT_SRC_DYNAMODB)
+            FUZZ_CHECK(fanout_json_valid(r->pub.data, r->pub.data_len),
+                       "DynamoDB image (convert %d) is not valid JSON: %.*s", o.convert_ddb,
+                       (int)(r->pub.data_len > 300 ? 300 : r->pub.data_len),
+                       (const char *)r->pub.data);
+        if (!r->pub.aggregated)
+            FUZZ_CHECK(out[k] == 1, "record %zu delivered twice", k);
+    }
+    for (size_t i = 0; i < d->failed_count; i++) {
+        size_t k = 0;
+        while (k < g->count && g->records[k] != d->failures[i].raw)
+            k++;
+        FUZZ_CHECK(k < g->count, "failure %zu is not from this group", i);
+        FUZZ_CHECK(d->failures[i].reason && d->failures[i].reason[0],
+                   "failure without reason");
+        failed[k]++;
+    }
+    for (size_t k = 0; k < g->count; k++) {
+        const struct fanout_raw_record *raw = g->records[k];
+        FUZZ_CHECK(failed[k] <= 1, "record %zu failed twice", k);
+        FUZZ_CHECK(!(failed[k] && out[k]), "record %zu both failed and delivered", k);
+        if (raw->error)
+            FUZZ_CHECK(failed[k] == 1, "record %zu has an error but was not failed", k);
+        /* only an aggregate with no user records may yield nothing */
+        if (!failed[k] && !out[k])
+            FUZZ_CHECK(raw->kind == FANOUT_SRC_KINESIS && o.deaggregate &&
+                           fanout_kpl_has_magic(raw->data, raw->data_len),
+                       "record %zu neither delivered nor failed", k);
+    }
+    free(out);
+    free(failed);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fuzz_quiet_logs();
+    struct fanout_event ev;
+    char err[512];
+    if (fanout_event_parse((const char *)data, size, &s_arena, &ev, err, sizeof err) != 0) {
+        FUZZ_CHECK(err[0], "event refused without a reason");
+        fanout_arena_reset(&s_arena);
+        return 0;
+    }
+    size_t grouped = 0;
+    for (size_t g = 0; g < ev.group_count; g++) {
+        const struct fanout_source_group *grp = &ev.groups[g];
+        grouped += grp->count;
+        for (size_t i = 0; i < grp->count; i++) {
+            const struct fanout_raw_record *r = grp->records[i];
+            FUZZ_CHECK(r >= ev.records && r < ev.records + ev.count, "foreign record");
+            FUZZ_CHECK(strcmp(r->source_arn ? r->source_arn : "", grp->source_arn) == 0,
+                       "record in another source's group");
+            FUZZ_CHECK(r->error || (r->source_arn && r->sequence_number),
+                       "usable record without source or sequence number");
+        }
+    }
+    FUZZ_CHECK(grouped == ev.count, "%zu records, %zu grouped", ev.count, grouped);
+    static const struct fanout_decode_opts s_opts[] = {
+        {1, 1, 1}, {0, 0, 0}, {1, 0, 0}, {0, 1, 1}};
+    for (size_t g = 0; g < ev.group_count; g++)
+        for (size_t o = 0; o < sizeof s_opts / sizeof s_opts[0]; o++) {
+            struct fanout_decoded d;
+            FUZZ_CHECK(fanout_decode_group(&ev.groups[g], s_opts[o], &s_arena, &d) == 0,
+                       "decoding failed as a whole");
+            s_check_decoded(&ev.groups[g], &d, s_opts[o]);
+        }
+    fanout_event_clean_up(&ev);
+    fanout_arena_reset(&s_arena);
+    return 0;
+}
