@@ -511,7 +511,7 @@ int fanout_decode_group(const struct fanout_source_group *g, struct fanout_decod
      * decoded data may be shared with the other targets' variants. */
     for (size_t i = 0; rc == 0 && opts.append_newline && i < out->count; i++) {
         struct fanout_rec *r = out->records[i];
-        uint8_t *d = fanout_arena_alloc(a, r->pub.data_len + 1);
+        uint8_t *d = fanout_arena_alloc(a, r->pub.data_len + 2); /* + NUL, as memdup */
         if (!d) {
             rc = -1;
             break;
@@ -519,6 +519,7 @@ int fanout_decode_group(const struct fanout_source_group *g, struct fanout_decod
         if (r->pub.data_len)
             memcpy(d, r->pub.data, r->pub.data_len);
         d[r->pub.data_len] = '\n';
+        d[r->pub.data_len + 1] = 0;
         r->pub.data = d;
         r->pub.data_len++;
     }
