@@ -712,6 +712,10 @@ static int s_plugin_check(const struct s_command *cmd, const struct fanout_mappi
         fprintf(stderr, "fanout %s: %s\n", cmd->name, err);
         rc = CLI_USAGE;
     }
+    /* settings aws-lambda-fanout ignored for this type: invoke ignores them
+     * too, and says so */
+    if (rc == CLI_OK && m->ignored)
+        fprintf(stderr, "fanout %s: warning: %s\n", cmd->name, m->ignored);
     fanout_engine_destroy(e);
     if (devnull >= 0) {
         fanout_log_set_fd(-1);

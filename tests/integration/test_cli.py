@@ -336,6 +336,17 @@ class CliTest(unittest.TestCase):
             "collapse": {"S": "concat-b64"}, "parallel": {"BOOL": False},
             "convertDDB": {"BOOL": True}, "deaggregate": {"BOOL": True}})
 
+    def test_register_setting_the_original_ignored_warns(self):
+        r = self.ok("register", "redis", "--source-arn", K_ARN, "--id", "cache",
+                    "--destination", "127.0.0.1:6379", "--collapse", "JSON",
+                    "--destination-region", "eu-west-1")
+        self.assertIn('fanout register: warning: mapping "cache" (#0): field "collapse" '
+                      '("JSON"), field "region" ("eu-west-1"): ignored for type "redis"',
+                      r.stderr.decode())
+        # stored as given: the original reads the same item
+        self.assertEqual(self.item("cache")["collapse"], {"S": "JSON"})
+        self.assertEqual(self.item("cache")["region"], {"S": "eu-west-1"})
+
     def test_register_empty_option_is_left_out(self):
         self.register("e", None, K_ARN, "file", "--destination-region", "",
                       "--collapse", "")
