@@ -712,6 +712,10 @@ static int s_plugin_check(const struct s_command *cmd, const struct fanout_mappi
         fprintf(stderr, "fanout %s: %s\n", cmd->name, err);
         rc = CLI_USAGE;
     }
+    /* settings aws-lambda-fanout ignored for this type: invoke ignores them
+     * too, and says so */
+    if (rc == CLI_OK && m->ignored)
+        fprintf(stderr, "fanout %s: warning: %s\n", cmd->name, m->ignored);
     fanout_engine_destroy(e);
     if (devnull >= 0) {
         fanout_log_set_fd(-1);
@@ -1011,6 +1015,7 @@ static int s_cmd_unregister(const struct s_command *cmd, const struct s_args *a)
 struct s_row {
     json_t *obj;   /* the mapping, in the schema's order */
     char *problem; /* why it is invalid, or NULL */
+    char *note;    /* settings ignored, or why the plugin did not check it */
 };
 
 struct s_rows {
@@ -1018,16 +1023,63 @@ struct s_rows {
     size_t count;
     size_t cap;
     size_t unreadable;
+    /* the plugin checks `invoke` runs (s_check_engine), when it loads */
+    struct fanout_engine *e;
+    int e_tried;
+    char e_err[512];
 };
+
+/* The verdict of `invoke` on a mapping that passed the schema: its plugin's
+ * checks (problem), or a note when they cannot run here. */
+static void s_rows_check(struct s_rows *rows, const struct fanout_mapping *m, char *problem,
+                         size_t problem_len, struct fanout_buf *note)
+{
+    char why[512], qid[FANOUT_QUOTE_SIZE];
+    const char *id = fanout_quote(qid, m->id);
+    /* the loader's own log lines would repeat what is printed here */
+    int devnull = -1;
+    if (!fanout_log_enabled(FANOUT_LOG_DEBUG)) {
+        devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        if (devnull >= 0)
+            fanout_log_set_fd(devnull);
+    }
+    if (!rows->e_tried) {
+        rows->e_tried = 1;
+        rows->e = s_check_engine(rows->e_err, sizeof rows->e_err);
+    }
+    if (!rows->e)
+        fanout_buf_appendf(note,
+                           "%smapping \"%s\": not checked by its plugin: plugins cannot be "
+                           "loaded here (%s); checked against the mapping schema only",
+                           note->len ? "; " : "", id, rows->e_err);
+    else if (!fanout_loader_get(fanout_engine_loader(rows->e), m->type, why, sizeof why))
+        fanout_buf_appendf(note,
+                           "%smapping \"%s\": not checked by its plugin: plugin \"%s\" is "
+                           "not installed here (%s); checked against the mapping schema "
+                           "only (invoke refuses it where the plugin is missing too)",
+                           note->len ? "; " : "", id, m->type, why);
+    else if (fanout_engine_check_mapping(rows->e, m, problem, problem_len) != 0 &&
+             !problem[0])
+        snprintf(problem, problem_len, "mapping \"%s\": refused by its plugin", id);
+    if (devnull >= 0) {
+        fanout_log_set_fd(-1);
+        close(devnull);
+    }
+}
 
 static int s_rows_add(struct s_rows *rows, const json_t *item, size_t index)
 {
     char problem[1024] = "";
+    struct fanout_buf note = {0};
     struct fanout_mapping *m =
         fanout_mapping_from_item(item, index, problem, sizeof problem);
     int valid = m != NULL;
     json_t *plain;
     if (valid) {
+        if (m->ignored)
+            fanout_buf_appendf(&note, "%s", m->ignored);
+        s_rows_check(rows, m, problem, sizeof problem, &note);
+        valid = problem[0] == 0;
         plain = json_incref(m->json);
         fanout_mapping_free(m);
     } else {
@@ -1053,12 +1105,18 @@ static int s_rows_add(struct s_rows *rows, const json_t *item, size_t index)
         rows->v = v;
         rows->cap = cap;
     }
-    if (!obj)
+    if (!obj) {
+        fanout_buf_free(&note);
         return -1;
+    }
     rows->v[rows->count].obj = obj;
     rows->v[rows->count].problem = valid ? NULL : strdup(problem);
+    rows->v[rows->count].note = note.len ? (char *)note.ptr : NULL;
+    if (!note.len)
+        fanout_buf_free(&note);
     if (!valid && !rows->v[rows->count].problem) {
         json_decref(obj);
+        free(rows->v[rows->count].note);
         return -1;
     }
     rows->count++;
@@ -1070,8 +1128,10 @@ static void s_rows_free(struct s_rows *rows)
     for (size_t i = 0; i < rows->count; i++) {
         json_decref(rows->v[i].obj);
         free(rows->v[i].problem);
+        free(rows->v[i].note);
     }
     free(rows->v);
+    fanout_engine_destroy(rows->e);
 }
 
 static const char *s_str_or_empty(const json_t *obj, const char *field)
@@ -1298,12 +1358,23 @@ static int s_cmd_list(const struct s_command *cmd, const struct s_args *a)
                    rows.count ? "\n" : "", rows.count, rows.count == 1 ? "" : "s", active,
                    invalid ? ", some invalid" : "", p.table, p.source_arn ? " for " : "",
                    p.source_arn ? p.source_arn : "");
-        for (size_t i = 0; i < rows.count; i++)
-            if (rows.v[i].problem)
+        for (size_t i = 0; i < rows.count; i++) {
+            const json_t *act = json_object_get(rows.v[i].obj, "active");
+            if (rows.v[i].problem && json_is_false(act))
                 fprintf(stderr,
-                        "fanout list: invalid: %s (the engine ignores it; fix it "
-                        "with fanout update)\n",
+                        "fanout list: invalid: %s (inactive, so invoke does not use it; "
+                        "fix it with fanout update before activating it)\n",
                         rows.v[i].problem);
+            else if (rows.v[i].problem)
+                fprintf(stderr,
+                        "fanout list: invalid: %s (invoke reports every record of its "
+                        "source failed until it is fixed with fanout update or "
+                        "deactivated; the other targets still get them; with "
+                        "FANOUT_SKIP_INVALID_MAPPINGS=true it is skipped instead)\n",
+                        rows.v[i].problem);
+            if (rows.v[i].note)
+                fprintf(stderr, "fanout list: warning: %s\n", rows.v[i].note);
+        }
     }
     s_rows_free(&rows);
     free(p.source_arn);
@@ -1350,8 +1421,11 @@ static const struct s_command s_commands[] = {
      "List the mappings of the table, or of one source, sorted by source and id:\n"
      "a table of id, type, active, destination, source and the options set, or\n"
      "with --json the mapping objects as a mapping file holds them, so that\n"
-     "`fanout list --json > mappings.json` gives a file for --config. Invalid\n"
-     "mappings are listed (ACTIVE shows INVALID) and explained on standard error.\n"
+     "`fanout list --json > mappings.json` gives a file for --config. Each item\n"
+     "gets the checks invoke runs, its plugin's too when the plugin is installed\n"
+     "here (FANOUT_PLUGIN_PATH; when it is not, a warning says so). Invalid\n"
+     "mappings are listed (ACTIVE shows INVALID) and explained on standard error,\n"
+     "with what invoke does with them; so are settings that invoke ignores.\n"
      "FANOUT_DDB_PAGE_LIMIT sets the items per request (pages are followed).\n",
      "  fanout list --function fanout\n"
      "  fanout list --function fanout --source-type dynamodb --source users\n"

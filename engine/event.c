@@ -506,6 +506,23 @@ int fanout_decode_group(const struct fanout_source_group *g, struct fanout_decod
         out->records[out->count++] = r;
     }
     fanout_buf_free(&scratch);
+    /* "appendNewlines": each record's data (Kinesis, KPL user record,
+     * DynamoDB image) gets a newline, before any collapse. A copy: the
+     * decoded data may be shared with the other targets' variants. */
+    for (size_t i = 0; rc == 0 && opts.append_newline && i < out->count; i++) {
+        struct fanout_rec *r = out->records[i];
+        uint8_t *d = fanout_arena_alloc(a, r->pub.data_len + 2); /* + NUL, as memdup */
+        if (!d) {
+            rc = -1;
+            break;
+        }
+        if (r->pub.data_len)
+            memcpy(d, r->pub.data, r->pub.data_len);
+        d[r->pub.data_len] = '\n';
+        d[r->pub.data_len + 1] = 0;
+        r->pub.data = d;
+        r->pub.data_len++;
+    }
     /* The source record's JSON: its text in the event, shared by the user
      * records of one KPL aggregate. */
     for (size_t i = 0; rc == 0 && opts.source_json && i < out->count; i++) {

@@ -66,7 +66,8 @@ void fanout_event_clean_up(struct fanout_event *ev);
 struct fanout_decode_opts {
     int deaggregate;
     int convert_ddb;
-    int source_json; /* fill fanout_record.source_json */
+    int source_json;    /* fill fanout_record.source_json */
+    int append_newline; /* "appendNewlines": a '\n' after each record's data */
 };
 
 /* A decoded record: the plugin-facing view first, then bookkeeping. */

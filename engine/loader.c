@@ -193,8 +193,9 @@ static int s_build_search_path(struct fanout_loader *l, const char *search_path)
 
 /* Mapping fields of the schema itself: an option may not shadow one. */
 static const char *const s_mapping_fields[] = {
-    "sourceArn",  "id",     "type",     "destination", "active",     "role",
-    "externalId", "region", "collapse", "parallel",    "convertDDB", "deaggregate",
+    "sourceArn",  "id",          "type",           "destination", "active",
+    "role",       "externalId",  "region",         "collapse",    "parallel",
+    "convertDDB", "deaggregate", "appendNewlines",
 };
 
 static int s_valid_option_name(const char *s)

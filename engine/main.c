@@ -514,6 +514,8 @@ static int s_cmd_validate(int argc, char **argv)
         if (fanout_engine_check_mapping(e, set->items[i], err, sizeof err) != 0) {
             s_print_line("invalid: ", err);
             problems++;
+        } else if (set->items[i]->ignored) {
+            s_print_line("warning: ", set->items[i]->ignored);
         }
     }
     printf("%zu mappings, %zu valid, %zu invalid\n", set->count + set->problem_count,

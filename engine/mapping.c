@@ -12,8 +12,9 @@
 #include "util.h"
 
 const char *const fanout_mapping_fields[] = {
-    "sourceArn", "id",       "type",     "destination", "active",      "role", "externalId",
-    "region",    "collapse", "parallel", "convertDDB",  "deaggregate", NULL,
+    "sourceArn",  "id",          "type",           "destination", "active",
+    "role",       "externalId",  "region",         "collapse",    "parallel",
+    "convertDDB", "deaggregate", "appendNewlines", NULL,
 };
 
 static const char *const s_collapse_names[] = {"none", "JSON", "concat", "concat-b64"};
@@ -150,6 +151,73 @@ static int s_role_ok(const char *arn)
     return strncmp(p + 12, ":role/", 6) == 0 && p[18] != 0;
 }
 
+/* What aws-lambda-fanout's configuration reader (lib/configuration.js)
+ * accepted and then dropped, per type: its CLI writes "collapse" (default
+ * "none") for every type, and "role", "externalId", "region" when given.
+ * Only these types and fields: anything else is used, or refused when
+ * invalid. "collapse": "none" is not ignored on these types, since it is
+ * what their plugins do. */
+static const struct {
+    const char *type;
+    int collapse, aws; /* collapse ignored; role, externalId, region ignored */
+} s_legacy[] = {
+    {"lambda", 1, 0},
+    {"es", 1, 0},
+    {"memcached", 1, 1},
+    {"redis", 1, 1},
+};
+
+/* Clear the settings of `m` that the original ignored (values already
+ * checked), naming them in m->ignored. Returns -1 when out of memory. */
+static int s_legacy_ignored(struct s_ctx *c, struct fanout_mapping *m)
+{
+    int collapse = 0, aws = 0;
+    for (size_t i = 0; i < sizeof s_legacy / sizeof *s_legacy; i++)
+        if (strcmp(m->type, s_legacy[i].type) == 0) {
+            collapse = s_legacy[i].collapse;
+            aws = s_legacy[i].aws;
+        }
+    if (!collapse && !aws)
+        return 0;
+    struct fanout_buf b = {0};
+    char q[FANOUT_QUOTE_SIZE];
+    int n = 0, rc = 0;
+    if (c->id)
+        rc |= fanout_buf_appendf(&b, "mapping \"%s\" (#%zu): ", fanout_quote(q, c->id),
+                                 c->index);
+    else
+        rc |= fanout_buf_appendf(&b, "mapping #%zu: ", c->index);
+    if (collapse && m->collapse > 0) {
+        rc |= fanout_buf_appendf(&b, "field \"collapse\" (\"%s\")",
+                                 fanout_collapse_name(m->collapse));
+        m->collapse = -1;
+        n++;
+    }
+    const char *names[] = {"role", "externalId", "region"};
+    const char **fields[] = {&m->role, &m->external_id, &m->region};
+    for (size_t i = 0; aws && i < 3; i++)
+        if (*fields[i]) {
+            rc |= fanout_buf_appendf(&b, "%sfield \"%s\" (\"%s\")", n ? ", " : "", names[i],
+                                     fanout_quote(q, *fields[i]));
+            *fields[i] = NULL;
+            n++;
+        }
+    if (!n) {
+        fanout_buf_free(&b);
+        return 0;
+    }
+    rc |= fanout_buf_appendf(&b,
+                             ": ignored for type \"%s\", as aws-lambda-fanout ignored %s; "
+                             "the mapping is used without %s",
+                             m->type, n > 1 ? "them" : "it", n > 1 ? "them" : "it");
+    if (rc != 0 || !b.ptr) {
+        fanout_buf_free(&b);
+        return -1;
+    }
+    m->ignored = (char *)b.ptr;
+    return 0;
+}
+
 struct fanout_mapping *fanout_mapping_parse(const json_t *obj, size_t index, char *err,
                                             size_t err_len)
 {
@@ -179,7 +247,8 @@ struct fanout_mapping *fanout_mapping_parse(const json_t *obj, size_t index, cha
         s_string(&c, "region", 0, &m->region) || s_string(&c, "collapse", 0, &collapse) ||
         s_bool(&c, "parallel", 0, 1, &m->parallel) ||
         s_bool(&c, "convertDDB", 0, 0, &m->convert_ddb) ||
-        s_bool(&c, "deaggregate", 0, 0, &m->deaggregate))
+        s_bool(&c, "deaggregate", 0, 0, &m->deaggregate) ||
+        s_bool(&c, "appendNewlines", 0, 0, &m->append_newlines))
         goto fail;
 
     if (strncmp(m->source_arn, "arn:", 4) != 0) {
@@ -252,6 +321,10 @@ struct fanout_mapping *fanout_mapping_parse(const json_t *obj, size_t index, cha
     m->external_id =
         m->external_id ? json_string_value(json_object_get(m->json, "externalId")) : NULL;
     m->region = m->region ? json_string_value(json_object_get(m->json, "region")) : NULL;
+    if (s_legacy_ignored(&c, m) != 0) {
+        snprintf(err, err_len, "out of memory");
+        goto fail;
+    }
 
     const char *key;
     json_t *val;
@@ -266,6 +339,7 @@ struct fanout_mapping *fanout_mapping_parse(const json_t *obj, size_t index, cha
 fail:
     json_decref(m->json);
     json_decref(m->extra);
+    free(m->ignored);
     free(m);
     return NULL;
 }
@@ -274,6 +348,7 @@ void fanout_mapping_free(struct fanout_mapping *m)
 {
     if (!m)
         return;
+    free(m->ignored);
     json_decref(m->json);
     json_decref(m->extra);
     free(m);
@@ -527,6 +602,9 @@ static int s_file_refresh(struct s_file_store *fs, char *err, size_t err_len)
                   "%s: %s; while it is invalid, the records of its source are reported "
                   "failed (the other targets still get them)",
                   fs->path, set.problems[i]);
+    for (size_t i = 0; i < set.count; i++)
+        if (set.items[i]->ignored)
+            LOG_WARN("mappings", "%s: %s", fs->path, set.items[i]->ignored);
     LOG_DEBUG("mappings", "%s: %zu valid mappings loaded", fs->path, set.count);
     return 0;
 failed:

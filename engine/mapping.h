@@ -19,6 +19,13 @@ struct fanout_mapping {
     int parallel;
     int convert_ddb;
     int deaggregate;
+    int append_newlines; /* "appendNewlines": a '\n' after each record's data */
+    /* Settings that aws-lambda-fanout accepted and ignored for this type
+     * (collapse on lambda, es, memcached, redis; role, region, externalId on
+     * memcached, redis): cleared above, and named here for the one warning
+     * per load ("mapping \"id\" (#n): ignored, as aws-lambda-fanout did:
+     * ..."). NULL when nothing is ignored. */
+    char *ignored;
     json_t *json;  /* the whole mapping object */
     json_t *extra; /* the fields beyond the schema: plugin options */
 };

@@ -36,8 +36,8 @@
 /* ---- item codec ------------------------------------------------------------ */
 
 /* The schema's boolean fields; its other fields are strings. */
-static const char *const s_bool_fields[] = {"active", "parallel", "convertDDB",
-                                            "deaggregate", NULL};
+static const char *const s_bool_fields[] = {"active",      "parallel",       "convertDDB",
+                                            "deaggregate", "appendNewlines", NULL};
 
 static int s_in(const char *const *list, const char *name)
 {
@@ -775,6 +775,10 @@ static int s_ddb_lookup(struct fanout_store *s, const char *source_arn,
                           "of this source are reported failed (the other targets still "
                           "get them)",
                           st->table, shown, set.problems[i]);
+            for (size_t i = 0; i < set.count; i++)
+                if (set.items[i]->ignored)
+                    LOG_WARN("mappings", "table %s, sourceArn %s: %s", st->table, shown,
+                             set.items[i]->ignored);
             if (s_entry_set(st, e, &set) != 0) {
                 fanout_mapping_set_clean_up(&set);
                 snprintf(why, sizeof why, "out of memory");

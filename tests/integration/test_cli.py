@@ -336,6 +336,17 @@ class CliTest(unittest.TestCase):
             "collapse": {"S": "concat-b64"}, "parallel": {"BOOL": False},
             "convertDDB": {"BOOL": True}, "deaggregate": {"BOOL": True}})
 
+    def test_register_setting_the_original_ignored_warns(self):
+        r = self.ok("register", "redis", "--source-arn", K_ARN, "--id", "cache",
+                    "--destination", "127.0.0.1:6379", "--collapse", "JSON",
+                    "--destination-region", "eu-west-1")
+        self.assertIn('fanout register: warning: mapping "cache" (#0): field "collapse" '
+                      '("JSON"), field "region" ("eu-west-1"): ignored for type "redis"',
+                      r.stderr.decode())
+        # stored as given: the original reads the same item
+        self.assertEqual(self.item("cache")["collapse"], {"S": "JSON"})
+        self.assertEqual(self.item("cache")["region"], {"S": "eu-west-1"})
+
     def test_register_empty_option_is_left_out(self):
         self.register("e", None, K_ARN, "file", "--destination-region", "",
                       "--collapse", "")
@@ -638,6 +649,62 @@ class CliTest(unittest.TestCase):
         got = self.list_json()
         self.assertEqual(got[0]["id"], "bad")
         self.assertEqual(got[0]["active"], "true")  # as stored, for validate to report
+
+    def test_list_says_what_invoke_does(self):
+        """Items as aws-lambda-fanout's CLI writes them (put-item with BOOL
+        and S attributes): list runs the checks invoke runs, the plugin's
+        too, and says what invoke does with each one."""
+        role = "arn:aws:iam::123456789012:role/fanout"
+
+        def put(id_, type_, dest, active=True, **attrs):
+            item = {"sourceArn": {"S": K_ARN}, "id": {"S": id_}, "type": {"S": type_},
+                    "destination": {"S": dest}, "active": {"BOOL": active},
+                    "collapse": {"S": "none"}}
+            for k, v in attrs.items():
+                item[k] = {"BOOL": v} if isinstance(v, bool) else {"S": v}
+            self.ddb.put_item(TableName=self.table, Item=item)
+        put("a-nl", "file", "/tmp/a-nl", appendNewlines=True, parallel=True)
+        put("b-lam", "lambda", "arn:aws:lambda:us-east-1:123456789012:function:f",
+            collapse="JSON")
+        put("c-red", "redis", "127.0.0.1:6379", role=role, externalId="ext-1",
+            region="eu-west-1")
+        put("d-dest", "flaky", "relative/path")
+        put("e-off", "flaky", "relative/path", active=False)
+        put("f-gone", "absent", "x")
+        r = self.ok("list")
+        out, err = r.stdout.decode(), r.stderr.decode()
+        rows = {line.split()[0]: line.split() for line in out.splitlines()[1:7]}
+        self.assertEqual(rows["a-nl"][2], "true")
+        self.assertIn("appendNewlines=true", rows["a-nl"])
+        self.assertEqual(rows["b-lam"][2], "true")
+        self.assertEqual(rows["c-red"][2], "true")
+        self.assertEqual(rows["d-dest"][2], "INVALID")
+        self.assertEqual(rows["e-off"][2], "INVALID")
+        self.assertEqual(rows["f-gone"][2], "true")
+        self.assertIn("6 mappings (4 active, some invalid)", out)
+        lines = err.splitlines()
+        self.assertEqual(len(lines), 5, err)
+        self.assertIn('fanout list: warning: mapping "b-lam" (#', err)
+        self.assertIn('field "collapse" ("JSON"): ignored for type "lambda", as '
+                      'aws-lambda-fanout ignored it', err)
+        self.assertIn('field "role" ("%s"), field "externalId" ("ext-1"), field "region" '
+                      '("eu-west-1"): ignored for type "redis"' % role, err)
+        self.assertRegex(err, r'invalid: mapping "d-dest": field "destination": expected an '
+                         r'absolute path.*invoke reports every record of its source failed')
+        self.assertRegex(err, r'invalid: mapping "e-off": .*inactive, so invoke does not use')
+        self.assertRegex(err, r'warning: mapping "f-gone": not checked by its plugin: plugin '
+                         r'"absent" is not installed here \(plugin "absent" not found')
+        self.assertNotIn("a-nl", err)
+        # the same verdicts from validate, on the same items listed as a file
+        path = os.path.join(self.tmp.path, "listed-%s.json" % self.table)
+        with open(path, "wb") as f:
+            f.write(self.ok("list", "--json").stdout)
+        v = harness.run_fanout(["validate", "--config", path])
+        vout = v.stdout.decode()
+        self.assertEqual(v.returncode, 2, vout)
+        self.assertIn("6 mappings, 3 valid, 3 invalid", vout)
+        self.assertEqual(vout.count("warning: "), 2, vout)
+        self.assertIn('plugin "absent" not found', vout)
 
     # ---- table, region, profile, endpoint ----
 

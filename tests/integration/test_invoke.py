@@ -385,6 +385,148 @@ SUMMARY = re.compile(r"\[([^\]]+)\] (\S+) (\S+): (\d+) records, (\d+) messages, 
                      r"(\d+) delivered, (\d+) failed")
 
 
+class OriginalTables(Base):
+    """Mappings as aws-lambda-fanout's CLI writes them (issue 10)."""
+
+    LEGACY_PATH = ":".join([PLUGIN_PATH] + [os.path.join(BUILD, "plugins", t)
+                                            for t in ("redis", "memcached", "lambda", "es")])
+
+    def test_append_newlines_kinesis_each_record_then_collapse(self):
+        recs = [("a", b"one"), ("b", b'{"n":2}'), ("c", b"\xff\x00")]
+        r = self.invoke([mapping("nl", "file", "nl.jsonl", appendNewlines=True),
+                         mapping("cat", "file", "cat.jsonl", collapse="concat",
+                                 appendNewlines=True),
+                         mapping("b64", "file", "b64.jsonl", collapse="concat-b64",
+                                 appendNewlines=True),
+                         mapping("no", "file", "no.jsonl", appendNewlines=False),
+                         mapping("unset", "file", "unset.jsonl")],
+                        kinesis_event(recs))
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+
+        def data(line):
+            return (line["data"].encode() if "data" in line
+                    else base64.b64decode(line["dataBase64"]))
+        self.assertEqual([data(x) for x in self.lines("nl.jsonl")],
+                         [b"one\n", b'{"n":2}\n', b"\xff\x00\n"])
+        cat = self.lines("cat.jsonl")
+        self.assertEqual(len(cat), 1)
+        self.assertEqual(cat[0]["records"], 3)
+        self.assertEqual(data(cat[0]), b'one\n{"n":2}\n\xff\x00\n')
+        b64 = self.lines("b64.jsonl")
+        self.assertEqual(base64.b64decode(b64[0]["data"]), b'one\n{"n":2}\n\xff\x00\n')
+        # the other targets of the same records are not touched
+        for name in ("no.jsonl", "unset.jsonl"):
+            self.assertEqual([data(x) for x in self.lines(name)],
+                             [b"one", b'{"n":2}', b"\xff\x00"], name)
+
+    def test_append_newlines_dynamodb_and_kpl(self):
+        r = self.invoke([mapping("nl", "file", "nl.jsonl", source=DDB_ARN,
+                                 convertDDB=True, appendNewlines=True),
+                         mapping("plain", "file", "plain.jsonl", source=DDB_ARN,
+                                 convertDDB=True)],
+                        os.path.join(DATA, "events", "dynamodb.json"))
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        nl, plain = self.lines("nl.jsonl"), self.lines("plain.jsonl")
+        self.assertEqual(len(nl), 6)
+        for a, b in zip(nl, plain):
+            self.assertEqual(a["data"], b["data"] + "\n")
+        # KPL user records: each one gets its newline
+        r = self.invoke([mapping("kpl", "file", "kpl.jsonl", deaggregate=True,
+                                 appendNewlines=True)],
+                        os.path.join(DATA, "events", "kpl-aggregated.json"))
+        out = self.lines("kpl.jsonl")
+        self.assertGreater(len(out), 1)
+        for line in out:
+            d = (line["data"].encode() if "data" in line
+                 else base64.b64decode(line["dataBase64"]))
+            self.assertTrue(d.endswith(b"\n"), line)
+
+    def test_append_newlines_must_be_a_boolean(self):
+        r = self.invoke([mapping("s", "file", "s.jsonl", appendNewlines="true"),
+                         mapping("ok", "file", "ok.jsonl")],
+                        kinesis_event([("a", b"x")]))
+        self.assertEqual(r.returncode, 1, r.stderr.decode())
+        self.assertIn('mapping "s" (#0): field "appendNewlines": expected a boolean',
+                      r.stderr.decode())
+        self.assertEqual(len(self.lines("ok.jsonl")), 1)
+
+    def original_cli_items(self):
+        role = "arn:aws:iam::123456789012:role/fanout"
+        return [
+            # the original CLI writes collapse (default "none") for every type
+            mapping("l", "lambda", "arn:aws:lambda:us-east-1:123456789012:function:f",
+                    collapse="JSON", parallel=True, appendNewlines=True),
+            mapping("e", "es", "https://search-d.us-east-1.es.amazonaws.com#doc/idx",
+                    collapse="concat"),
+            mapping("m", "memcached", "127.0.0.1:1", collapse="JSON", role=role,
+                    externalId="ext-1", region="eu-west-1"),
+            mapping("r", "redis", "127.0.0.1:1", collapse="concat-b64", region="eu-west-1"),
+            mapping("n", "redis", "127.0.0.1:1", collapse="none"),
+        ]
+
+    def test_settings_the_original_ignored_are_accepted_with_one_warning(self):
+        cfg = self.path("m.json")
+        with open(cfg, "w") as f:
+            json.dump(self.original_cli_items(), f)
+        r = self.run_fanout(["validate", "--config", cfg],
+                            env={"FANOUT_PLUGIN_PATH": self.LEGACY_PATH})
+        out = r.stdout.decode()
+        self.assertEqual(r.returncode, 0, out)
+        self.assertIn("5 mappings, 5 valid, 0 invalid", out)
+        warnings = [x for x in out.splitlines() if x.startswith("warning: ")]
+        self.assertEqual(len(warnings), 4, out)
+        self.assertIn('mapping "l" (#0): field "collapse" ("JSON"): ignored for type '
+                      '"lambda"', out)
+        self.assertIn('mapping "e" (#1): field "collapse" ("concat"): ignored', out)
+        self.assertIn('mapping "m" (#2): field "collapse" ("JSON"), field "role" ("%s"), '
+                      'field "externalId" ("ext-1"), field "region" ("eu-west-1"): '
+                      'ignored for type "memcached"' % self.original_cli_items()[2]["role"],
+                      out)
+        self.assertIn('mapping "r" (#3): field "collapse" ("concat-b64"), field "region"',
+                      out)
+        self.assertNotIn('"n"', out)
+
+    def test_other_invalid_values_stay_invalid(self):
+        cfg = self.path("m.json")
+        with open(cfg, "w") as f:
+            json.dump([
+                mapping("c", "lambda", "arn:aws:lambda:us-east-1:123456789012:function:f",
+                        collapse="gzip"),
+                mapping("g", "redis", "127.0.0.1:1", region="mars"),
+                mapping("x", "memcached", "127.0.0.1:1", externalId="no-role"),
+                # collapse is used (so checked) by the other types
+                mapping("f", "file", "-", collapse="JSON", role="admin"),
+            ], f)
+        r = self.run_fanout(["validate", "--config", cfg],
+                            env={"FANOUT_PLUGIN_PATH": self.LEGACY_PATH})
+        out = r.stdout.decode()
+        self.assertEqual(r.returncode, 2, out)
+        self.assertIn('mapping "c" (#0): field "collapse"', out)
+        self.assertIn('mapping "g" (#1): field "region"', out)
+        self.assertIn('mapping "x" (#2): field "externalId"', out)
+        self.assertIn('mapping "f" (#3): field "role"', out)
+        self.assertIn("4 mappings, 0 valid, 4 invalid", out)
+        self.assertNotIn("warning:", out)
+
+    def test_invoke_uses_them_and_warns_once(self):
+        """Invoke: the mappings are used (their records reach the plugin,
+        which fails to connect here), not failed as invalid; one warning
+        per mapping for the load, whatever the number of records."""
+        items = self.original_cli_items()
+        recs = [("k%d" % i, b"v") for i in range(5)]
+        r = self.invoke(items[2:4] + [mapping("f", "file", "f.jsonl")],
+                        kinesis_event(recs),
+                        env={"FANOUT_PLUGIN_PATH": self.LEGACY_PATH})
+        err = r.stderr.decode()
+        self.assertEqual(r.returncode, 1, err)
+        self.assertEqual(err.count("ignored for type"), 2, err)
+        self.assertEqual(err.count('mapping "m" (#0): field "collapse"'), 1, err)
+        self.assertNotIn("invalid mapping", err)
+        self.assertNotIn("field \"role\": ", err.replace('field "role" ("', ""))
+        self.assertIn("cannot connect to 127.0.0.1:1", err)
+        self.assertEqual(len(self.lines("f.jsonl")), 5)
+
+
 def summaries(stderr):
     """{mapping id: (records, delivered, failed)} from the per-target lines."""
     out = {}

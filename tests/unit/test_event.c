@@ -121,6 +121,43 @@ START_TEST(dynamodb_sample)
 }
 END_TEST
 
+/* appendNewlines: each record's data (Kinesis, KPL user record, DynamoDB
+ * image) gets a '\n', in a copy: the other variants keep theirs. */
+START_TEST(append_newline_per_record_in_a_copy)
+{
+    static const char *const files[] = {"kinesis.json", "kpl-aggregated.json",
+                                        "dynamodb.json"};
+    for (size_t f = 0; f < 3; f++) {
+        struct fanout_event ev;
+        s_parse_file(files[f], &ev);
+        struct fanout_decode_opts plain_opts = {1, 1, 0, 0}, nl_opts = {1, 1, 0, 1};
+        struct fanout_decoded plain, nl;
+        ck_assert_int_eq(fanout_decode_group(&ev.groups[0], plain_opts, &s_arena, &plain),
+                         0);
+        ck_assert_int_eq(fanout_decode_group(&ev.groups[0], nl_opts, &s_arena, &nl), 0);
+        ck_assert_uint_eq(nl.count, plain.count);
+        ck_assert_uint_eq(nl.failed_count, plain.failed_count);
+        ck_assert_uint_gt(nl.count, 1);
+        for (size_t i = 0; i < nl.count; i++) {
+            const struct fanout_record *a = &plain.records[i]->pub,
+                                       *b = &nl.records[i]->pub;
+            ck_assert_uint_eq(b->data_len, a->data_len + 1);
+            ck_assert(memcmp(a->data, b->data, a->data_len) == 0);
+            ck_assert_int_eq(b->data[a->data_len], '\n');
+            ck_assert_int_eq(b->data[b->data_len], 0);
+            ck_assert_ptr_ne(a->data, b->data);
+            ck_assert_uint_eq(b->key_len, a->key_len);
+            ck_assert_uint_eq(b->sub_sequence_number, a->sub_sequence_number);
+        }
+        /* the source's own data is untouched */
+        const struct fanout_raw_record *r = &ev.records[0];
+        if (r->kind == FANOUT_SRC_KINESIS && !plain.records[0]->pub.aggregated)
+            ck_assert_ptr_eq(plain.records[0]->pub.data, r->data);
+        fanout_event_clean_up(&ev);
+    }
+}
+END_TEST
+
 /* The KPL sample: user records in order, plain records passed through, the
  * corrupt last record reported with its sequence number. */
 START_TEST(kpl_sample_deaggregated)
@@ -520,6 +557,7 @@ int main(void)
     tcase_add_checked_fixture(tc, s_setup, s_teardown);
     tcase_add_test(tc, kinesis_sample);
     tcase_add_test(tc, dynamodb_sample);
+    tcase_add_test(tc, append_newline_per_record_in_a_copy);
     tcase_add_test(tc, kpl_sample_deaggregated);
     tcase_add_test(tc, event_level_errors);
     tcase_add_test(tc, bad_records_named_rest_go_on);

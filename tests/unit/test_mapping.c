@@ -91,6 +91,14 @@ static const struct bad_case s_bad[] = {
     {"\"parallel\":1", {"field \"parallel\"", "expected a boolean", "got a number"}},
     {"\"convertDDB\":\"yes\"", {"field \"convertDDB\"", NULL, NULL}},
     {"\"deaggregate\":[]", {"field \"deaggregate\"", "got an array", NULL}},
+    {"\"appendNewlines\":\"true\"",
+     {"field \"appendNewlines\"", "expected a boolean", "got a string \"true\""}},
+    {"\"appendNewlines\":1", {"field \"appendNewlines\"", "got a number", NULL}},
+    /* the original's ignored settings are checked all the same */
+    {"\"type\":\"lambda\",\"collapse\":\"zip\"", {"field \"collapse\"", "\"zip\"", NULL}},
+    {"\"type\":\"redis\",\"region\":\"mars\"", {"field \"region\"", NULL, NULL}},
+    {"\"type\":\"memcached\",\"role\":\"admin\"", {"field \"role\"", NULL, NULL}},
+    {"\"type\":\"redis\",\"externalId\":\"abc\"", {"field \"externalId\"", NULL, NULL}},
 };
 
 START_TEST(invalid_fields_named)
@@ -107,6 +115,138 @@ START_TEST(invalid_fields_named)
     for (int k = 0; k < 3 && c->expect[k]; k++)
         ck_assert_msg(strstr(err, c->expect[k]), "case %s: \"%s\" not in: %s", c->fields,
                       c->expect[k], err);
+}
+END_TEST
+
+START_TEST(append_newlines)
+{
+    char err[512] = "";
+    struct fanout_mapping *m = s_parse("{\"sourceArn\":\"" SRC "\",\"id\":\"t\",\"type\":"
+                                       "\"file\",\"destination\":\"-\",\"active\":true,"
+                                       "\"appendNewlines\":true}",
+                                       err, sizeof err);
+    ck_assert_msg(m != NULL, "%s", err);
+    ck_assert_int_eq(m->append_newlines, 1);
+    /* a mapping field, not a plugin option */
+    ck_assert_uint_eq(json_object_size(m->extra), 0);
+    ck_assert_ptr_null(m->ignored);
+    fanout_mapping_free(m);
+    m = s_parse("{\"sourceArn\":\"" SRC "\",\"id\":\"t\",\"type\":\"file\","
+                "\"destination\":\"-\",\"active\":true,\"appendNewlines\":false}",
+                err, sizeof err);
+    ck_assert_msg(m != NULL, "%s", err);
+    ck_assert_int_eq(m->append_newlines, 0);
+    fanout_mapping_free(m);
+    m = s_parse("{\"sourceArn\":\"" SRC "\",\"id\":\"t\",\"type\":\"file\","
+                "\"destination\":\"-\",\"active\":true}",
+                err, sizeof err);
+    ck_assert_int_eq(m->append_newlines, 0);
+    fanout_mapping_free(m);
+}
+END_TEST
+
+/* What aws-lambda-fanout accepted and dropped: cleared, and named once. */
+struct legacy_case {
+    const char *type, *fields;
+    int ignored;                     /* expect m->ignored */
+    const char *expect[3];           /* in m->ignored */
+    int collapse, role, region, ext; /* expected after parsing (1: kept) */
+};
+
+#define ROLE "\"role\":\"arn:aws:iam::123456789012:role/r\""
+static const struct legacy_case s_legacy[] = {
+    {"lambda",
+     "\"collapse\":\"JSON\"",
+     1,
+     {"mapping \"t\" (#3)", "field \"collapse\" (\"JSON\")", "type \"lambda\""},
+     -1,
+     0,
+     0,
+     0},
+    {"es",
+     "\"collapse\":\"concat\"",
+     1,
+     {"field \"collapse\" (\"concat\")", NULL, NULL},
+     -1,
+     0,
+     0,
+     0},
+    /* "none" is what these plugins do: nothing to warn about */
+    {"lambda", "\"collapse\":\"none\"", 0, {NULL}, FANOUT_COLLAPSE_NONE, 0, 0, 0},
+    /* role and region stay for lambda and es: the original used them */
+    {"lambda", ROLE ",\"region\":\"eu-west-1\"", 0, {NULL}, -1, 1, 1, 0},
+    {"es", ROLE ",\"region\":\"eu-west-1\"", 0, {NULL}, -1, 1, 1, 0},
+    {"memcached",
+     "\"collapse\":\"concat-b64\"",
+     1,
+     {"\"collapse\"", NULL, NULL},
+     -1,
+     0,
+     0,
+     0},
+    {"redis",
+     ROLE ",\"externalId\":\"ext-1\",\"region\":\"eu-west-1\",\"collapse\":\"JSON\"",
+     1,
+     {"field \"collapse\" (\"JSON\"), field \"role\" "
+      "(\"arn:aws:iam::123456789012:role/r\"), "
+      "field \"externalId\" (\"ext-1\"), field \"region\" (\"eu-west-1\")",
+      "ignored them", NULL},
+     -1,
+     0,
+     0,
+     0},
+    {"memcached",
+     "\"region\":\"eu-west-1\"",
+     1,
+     {"field \"region\"", "ignored it", NULL},
+     -1,
+     0,
+     0,
+     0},
+    /* collapse is used by the other types, role and region too */
+    {"sqs",
+     ROLE ",\"region\":\"eu-west-1\",\"collapse\":\"concat\"",
+     0,
+     {NULL},
+     FANOUT_COLLAPSE_CONCAT,
+     1,
+     1,
+     0},
+    {"kinesis", "\"collapse\":\"JSON\"", 0, {NULL}, FANOUT_COLLAPSE_JSON, 0, 0, 0},
+    {"file", "\"collapse\":\"JSON\"", 0, {NULL}, FANOUT_COLLAPSE_JSON, 0, 0, 0},
+    /* a plugin merely named like one: only the exact type names */
+    {"redis2", "\"region\":\"eu-west-1\"", 0, {NULL}, -1, 0, 1, 0},
+};
+#undef ROLE
+
+START_TEST(legacy_settings_ignored)
+{
+    const struct legacy_case *c = &s_legacy[_i];
+    char json[1024], err[512] = "";
+    snprintf(json, sizeof json,
+             "{\"sourceArn\":\"" SRC "\",\"id\":\"t\",\"type\":\"%s\","
+             "\"destination\":\"d\",\"active\":true,%s}",
+             c->type, c->fields);
+    struct fanout_mapping *m = s_parse(json, err, sizeof err);
+    ck_assert_msg(m != NULL, "%s %s: %s", c->type, c->fields, err);
+    if (c->ignored) {
+        ck_assert_msg(m->ignored != NULL, "%s %s: nothing ignored", c->type, c->fields);
+        for (int k = 0; k < 3 && c->expect[k]; k++)
+            ck_assert_msg(strstr(m->ignored, c->expect[k]), "%s: \"%s\" not in: %s",
+                          c->fields, c->expect[k], m->ignored);
+    } else {
+        ck_assert_msg(m->ignored == NULL, "%s %s: %s", c->type, c->fields, m->ignored);
+    }
+    ck_assert_int_eq(m->collapse, c->collapse);
+    ck_assert_int_eq(m->role != NULL, c->role);
+    ck_assert_int_eq(m->region != NULL, c->region);
+    ck_assert_int_eq(m->external_id != NULL, c->ext);
+    /* the stored mapping is unchanged: list shows what the table holds */
+    json_error_t je;
+    json_t *in = json_loads(json, 0, &je);
+    ck_assert(json_equal(in, m->json));
+    json_decref(in);
+    fanout_mapping_free(m);
 }
 END_TEST
 
@@ -311,6 +451,9 @@ int main(void)
     tcase_add_test(tc, defaults);
     tcase_add_loop_test(tc, invalid_fields_named, 0, (int)(sizeof s_bad / sizeof *s_bad));
     tcase_add_test(tc, missing_id_named_by_position);
+    tcase_add_test(tc, append_newlines);
+    tcase_add_loop_test(tc, legacy_settings_ignored, 0,
+                        (int)(sizeof s_legacy / sizeof *s_legacy));
     tcase_add_test(tc, collapse_names);
     tcase_add_test(tc, set_keeps_valid_reports_invalid);
     tcase_add_test(tc, set_document_errors);

@@ -673,6 +673,61 @@ START_TEST(failed_refresh_serves_the_last_good_mappings)
 }
 END_TEST
 
+static size_t s_log_count(const char *what)
+{
+    char *log = s_log_text();
+    size_t n = 0;
+    for (const char *p = log; (p = strstr(p, what)) != NULL; p += strlen(what))
+        n++;
+    free(log);
+    return n;
+}
+
+/* A mapping as aws-lambda-fanout's CLI writes it: appendNewlines is read,
+ * the settings the original ignored for the type are dropped with one
+ * warning per load of the mappings, not one per lookup. */
+START_TEST(original_cli_mapping_read_and_warned_once_per_load)
+{
+    setenv("FANOUT_MAPPING_REFRESH_SECONDS", "0.2", 1);
+    s_put("{\"sourceArn\":\"" SRC "\",\"id\":\"r\",\"type\":\"redis\","
+          "\"destination\":\"cache.example:6379\",\"active\":true,\"collapse\":\"JSON\","
+          "\"region\":\"eu-west-1\",\"parallel\":true,\"appendNewlines\":true}");
+    s_put(MAP(SRC, "f", "true"));
+    s_log_clear();
+    struct fanout_store *st = s_store();
+    for (int i = 0; i < 3; i++) {
+        struct fanout_mapping *const *found;
+        size_t n;
+        char err[1024] = "";
+        ck_assert_msg(fanout_store_lookup(st, SRC, &found, &n, err, sizeof err) == 0, "%s",
+                      err);
+        ck_assert_uint_eq(n, 2);
+        for (size_t k = 0; k < n; k++) {
+            int redis = strcmp(found[k]->id, "r") == 0;
+            ck_assert_int_eq(found[k]->append_newlines, redis);
+            if (redis) {
+                ck_assert_int_eq(found[k]->collapse, -1);
+                ck_assert_ptr_null(found[k]->region);
+            }
+        }
+    }
+    ck_assert_uint_eq(s_log_count("ignored for type"), 1);
+    s_log_has(
+        (const char *const[]){"WARN", "mapping \"r\"",
+                              "field \"collapse\" (\"JSON\"), field "
+                              "\"region\" (\"eu-west-1\"): ignored for type \"redis\"",
+                              NULL});
+    /* a new load (the file changed, the refresh interval passed) warns
+     * again, once */
+    s_sleep_ms(300);
+    s_put(MAP(SRC, "g", "true"));
+    ASSERT_IDS(st, SRC, "f,g,r");
+    ASSERT_IDS(st, SRC, "f,g,r");
+    ck_assert_uint_eq(s_log_count("ignored for type"), 2);
+    fanout_store_destroy(st);
+}
+END_TEST
+
 /* ---- DynamoDB only -------------------------------------------------------- */
 
 /* Past FANOUT_MAPPING_STALE_SECONDS the last good mappings are no longer
@@ -924,6 +979,9 @@ static const struct s_bad_item s_bad_items[] = {
     {",\"active\":{\"BOOL\":true},\"collapse\":{\"S\":\"zip\"}",
      {"field \"collapse\"", "none, JSON, concat, concat-b64"}},
     {",\"active\":{\"BOOL\":true},\"type\":{\"S\":\"../x\"}", {"field \"type\"", "path"}},
+    /* the original CLI writes it as a BOOL; that only */
+    {",\"active\":{\"BOOL\":true},\"appendNewlines\":{\"S\":\"true\"}",
+     {"field \"appendNewlines\": expected a boolean (DynamoDB BOOL", "got S \"true\""}},
 };
 
 START_TEST(item_invalid_fields_named)
@@ -1004,6 +1062,7 @@ static void s_add_shared(TCase *tc)
     tcase_add_test(tc, pages_of_one_megabyte_followed);
     tcase_add_test(tc, changes_show_after_the_refresh_interval);
     tcase_add_test(tc, failed_refresh_serves_the_last_good_mappings);
+    tcase_add_test(tc, original_cli_mapping_read_and_warned_once_per_load);
 }
 
 int main(void)
