@@ -17,6 +17,19 @@ the shapes of the services' API references:
   OpenSearch POST|PUT /_bulk, /{index}/_bulk, /{index}/{type}/_bulk (NDJSON),
              GET / (cluster info)
 
+and the control-plane lookups `fanout register` makes for short names (as
+aws-lambda-fanout's CLI did), each signed like the rest:
+  SNS        Action=ListTopics (100 a page, NextToken) over the "sns" resources
+  Firehose   .DescribeDeliveryStream (ResourceNotFoundException when unknown)
+  Lambda     GET /2015-03-31/functions/{name} (GetFunction; 404 when unknown)
+  IoT        GET /endpoint?endpointType=iot:Data-ATS|iot:Data (signing name
+             execute-api; service "iot_control")
+  ES         GET /2015-01-01/es/domain/{name} and /2021-01-01/opensearch/
+             domain/{name} (service "es_control", signing name es)
+  ElastiCache Query, Version=2015-02-02, DescribeCacheClusters (memcached:
+             ConfigurationEndpoint) and DescribeReplicationGroups (redis:
+             PrimaryEndpoint); CacheClusterNotFound / ReplicationGroupNotFoundFault
+
 Signatures. Every service request must carry a SigV4 signature that
 botocore reproduces: the request is rebuilt from what was received (method,
 http://<Host as received><path as received>, the query's parameters decoded
@@ -68,7 +81,10 @@ Resources (--resources FILE, POST /__resources); lists, "*" = any:
    "sns": ["arn:aws:sns:REGION:ACCOUNT:topic",
            {"arn": "arn:aws:sns:REGION:ACCOUNT:t.fifo",
             "contentBasedDeduplication": true}],
-   "lambda": ["name", "name:alias", "arn:aws:lambda:REGION:ACCOUNT:function:name"]}
+   "lambda": ["name", "name:alias", "arn:aws:lambda:REGION:ACCOUNT:function:name"],
+   "es": {"domain": "endpoint host" | {"vpc": "host"}},
+   "memcached": {"cluster-id": "host:port"}, "redis": {"group-id": "host:port"},
+   "iotEndpoint": "xxxx-ats.iot.REGION.amazonaws.com"}
 A bare Lambda name exists in every region and account and takes no
 qualifier, $LATEST or a version number; aliases must be listed. IoT topics
 and OpenSearch indexes always exist.
