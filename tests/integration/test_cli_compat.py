@@ -255,6 +255,52 @@ class CompatTest(unittest.TestCase):
         self.assertIn("looking up the AWS Lambda function \"fn\" failed", err)
         self.assertEqual(self.items(), [])
 
+    # ---- lookup answers that do not say what was asked ----
+
+    def test_throttled_lookup_is_retried(self):
+        self.aws.faults([{"service": "lambda", "operation": "GetFunction", "kind": "throttle",
+                          "count": 1}])
+        self.register("lambda", "targetFunction", "thr")
+        self.assertEqual(self.lookups("lambda"), {"GetFunction": 2})
+        self.assertEqual(self.item("thr")["destination"], {"S": "targetFunction"})
+
+    def test_answers_without_the_value_are_errors(self):
+        reg = ["register", "--function", self.function, "--source-arn", self.input_arn,
+               "--id", "bad"]
+        cases = [
+            ({"service": "lambda", "operation": "GetFunction", "kind": "mangle",
+              "op": "delete", "path": "Configuration.FunctionArn"},
+             ["lambda", "--destination", "targetFunction"],
+             "no Configuration.FunctionArn"),
+            ({"service": "iot_control", "kind": "mangle", "op": "delete",
+              "path": "endpointAddress"},
+             ["iot", "--destination", "a/b"], "no endpointAddress"),
+            ({"service": "firehose", "operation": "DescribeDeliveryStream", "kind": "mangle",
+              "op": "set", "path": "DeliveryStreamDescription", "value": "x"},
+             ["firehose", "--destination", "deliveryStream"], "no DeliveryStreamDescription"),
+            ({"service": "elasticache", "kind": "mangle", "op": "replace",
+              "pattern": "<Port>6379</Port>", "repl": "<Port>63x9</Port>"},
+             ["redis", "--destination", "cache"], "no node group PrimaryEndpoint"),
+            ({"service": "elasticache", "kind": "mangle", "op": "truncate", "keep": 200},
+             ["memcached", "--destination", "sessions"], "no ConfigurationEndpoint"),
+            ({"service": "sns", "operation": "ListTopics", "kind": "status", "status": 200,
+              "body": "<html>not SNS</html>", "contentType": "text/html"},
+             ["sns", "--destination", "alerts"], "no ListTopicsResult"),
+            ({"service": "es_control", "kind": "mangle", "op": "body", "body": "[]"},
+             ["es", "--destination", "logs", "--index", "i"], "not a JSON object"),
+            # a page that hands back the token it was given: stop, not loop
+            ({"service": "sns", "operation": "ListTopics", "kind": "mangle", "count": -1,
+              "ops": [{"op": "replace", "pattern": "</Topics>",
+                       "repl": "</Topics><NextToken>100</NextToken>"}]},
+             ["sns", "--destination", "nosuchtopic"], "the same NextToken twice"),
+        ]
+        for rule, args, message in cases:
+            self.aws.reset()
+            self.aws.faults([rule])
+            err = self.fails(1, *(reg[:1] + args[:1] + reg[1:] + args[1:]))
+            self.assertIn(message, err, rule)
+        self.assertEqual(self.items(), [])
+
     # ---- full forms: no lookup ----
 
     def test_full_forms_are_not_looked_up(self):

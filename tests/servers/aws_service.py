@@ -26,6 +26,8 @@ aws-lambda-fanout's CLI did), each signed like the rest:
              execute-api; service "iot_control")
   ES         GET /2015-01-01/es/domain/{name} and /2021-01-01/opensearch/
              domain/{name} (service "es_control", signing name es)
+  (fault rules apply to these too: service names as above, "operation" the
+  call's name)
   ElastiCache Query, Version=2015-02-02, DescribeCacheClusters (memcached:
              ConfigurationEndpoint) and DescribeReplicationGroups (redis:
              PrimaryEndpoint); CacheClusterNotFound / ReplicationGroupNotFoundFault
@@ -1899,6 +1901,7 @@ def firehose_describe(ctx, req):
     if not isinstance(name, str) or not FIREHOSE_STREAM_RE.match(name):
         raise ApiError(400, "ValidationException", "1 validation error detected: Value '%s' at "
                        "'deliveryStreamName' failed to satisfy constraint" % (name,))
+    apply_faults(ctx)
     if not STATE.firehose_exists(name):
         raise ApiError(400, "ResourceNotFoundException", "Firehose %s under account %s not "
                        "found." % (name, ctx.account))
@@ -1914,6 +1917,7 @@ SNS_LIST_PAGE = 100
 
 
 def sns_list_topics(ctx, form):
+    apply_faults(ctx)
     with STATE.lock:
         arns = sorted(a for a in STATE.resources["sns"] if a != "*")
     token = form.get("NextToken")
@@ -1948,6 +1952,7 @@ def lambda_get_function(ctx):
         raise lambda_error(400, "ValidationException", "1 validation error detected: Value "
                            "'%s' at 'functionName' failed to satisfy constraint" % ref)
     arn = "arn:aws:lambda:%s:%s:function:%s" % (region, account, name)
+    apply_faults(ctx)
     if region != ctx.region or not STATE.lambda_exists(region, account, name, qual):
         raise lambda_error(404, "ResourceNotFoundException", "Function not found: %s" % arn)
     return Response(200, {"Configuration": {"FunctionName": name, "FunctionArn": arn,
@@ -1961,6 +1966,7 @@ def iot_describe_endpoint(ctx):
         raise ApiError(405, "MethodNotAllowedException", "DescribeEndpoint is GET /endpoint")
     etype = ctx.qparam("endpointType")
     ctx.target = etype
+    apply_faults(ctx)
     with STATE.lock:
         host = STATE.resources["iotEndpoint"] or ("a1b2c3d4e5f6g7-ats.iot.%s.amazonaws.com"
                                                   % ctx.region)
@@ -1980,6 +1986,7 @@ def es_describe_domain(ctx):
         raise ApiError(400, "ValidationException", "GET /2015-01-01/es/domain/{DomainName}")
     name = unquote(m.group(2))
     ctx.target = name
+    apply_faults(ctx)
     with STATE.lock:
         endpoint = STATE.resources["es"].get(name)
     if endpoint is None:
@@ -2010,6 +2017,7 @@ def elasticache(ctx):
     if action == "DescribeCacheClusters":
         cid = form.get("CacheClusterId")
         ctx.target = cid
+        apply_faults(ctx)
         with STATE.lock:
             ep = STATE.resources["memcached"].get(cid)
         if ep is None:
@@ -2026,6 +2034,7 @@ def elasticache(ctx):
     else:
         gid = form.get("ReplicationGroupId")
         ctx.target = gid
+        apply_faults(ctx)
         with STATE.lock:
             ep = STATE.resources["redis"].get(gid)
         if ep is None:
