@@ -18,6 +18,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "cli_resolve.h"
 #include "client.h"
 #include "ddb.h"
 #include "engine.h"
@@ -67,10 +68,16 @@ struct s_args {
     int parallel;
     int convert_ddb;
     int deaggregate;
+    int append_newlines;
+    const char *index;
     const char *region;
     const char *profile;
     const char *endpoint_url;
+    const char *table_arn;
+    const char *function_arn;
     int json;
+    int debug;
+    int no_verify_ssl;
 };
 
 enum s_kind {
@@ -128,13 +135,24 @@ static const struct s_flag s_flags[] = {
      "DynamoDB Streams images as plain JSON"},
     {"deaggregate", S_BOOL, S_ARG(deaggregate), S_EDIT, "deaggregate", 0, "true|false",
      "expand KPL aggregated records"},
+    {"append-newlines", S_BOOL, S_ARG(append_newlines), S_EDIT, "appendNewlines", 0,
+     "true|false", "a newline after each record's data"},
+    {"index", S_VALUE, S_ARG(index), S_REGISTER, NULL, 0, "INDEX",
+     "es: the index, when --destination is a domain\n"
+     "name (stored as <domain endpoint>#INDEX)"},
     {"json", S_SWITCH, S_ARG(json), S_LIST, NULL, 0, NULL,
      "a JSON array of mappings: a file for --config"},
     {"table", S_VALUE, S_ARG(table), S_ALL, NULL, 0, "NAME",
      "the mapping table (default: $FANOUT_TABLE, else\n"
      "${AWS_LAMBDA_FUNCTION_NAME}Targets)"},
+    {"table-arn", S_VALUE, S_ARG(table_arn), S_ALL, NULL, 0, "ARN",
+     "the mapping table by ARN (its region, unless\n"
+     "--region)"},
     {"function", S_VALUE, S_ARG(function), S_ALL, NULL, 0, "NAME",
-     "the fanout function: the table <NAME>Targets"},
+     "the fanout function: the table <NAME>Targets\n"
+     "(default: fanout, when nothing names the table)"},
+    {"function-arn", S_VALUE, S_ARG(function_arn), S_ALL, NULL, 0, "ARN",
+     "the fanout function by ARN: <NAME>Targets"},
     {"region", S_VALUE, S_ARG(region), S_ALL, NULL, 0, "REGION",
      "region of the table and the source\n"
      "(default: $AWS_REGION, the profile's)"},
@@ -143,6 +161,11 @@ static const struct s_flag s_flags[] = {
     {"endpoint-url", S_VALUE, S_ARG(endpoint_url), S_ALL, NULL, 0, "URL",
      "send the DynamoDB and Kinesis requests there\n"
      "(an emulator)"},
+    {"debug", S_SWITCH, S_ARG(debug), S_ALL, NULL, 0, NULL,
+     "log at debug level (AWS retries, name lookups)"},
+    {"no-verify-ssl", S_SWITCH, S_ARG(no_verify_ssl), S_ALL, NULL, 0, NULL,
+     "do not verify TLS certificates for this\n"
+     "command's AWS requests (warns; unsafe)"},
 };
 
 #define S_FLAG_COUNT (sizeof s_flags / sizeof *s_flags)
@@ -232,7 +255,7 @@ static int s_wants_help(int argc, char **argv)
 static int s_parse(const struct s_command *cmd, int argc, char **argv, struct s_args *a)
 {
     memset(a, 0, sizeof *a);
-    a->active = a->parallel = a->convert_ddb = a->deaggregate = -1;
+    a->active = a->parallel = a->convert_ddb = a->deaggregate = a->append_newlines = -1;
     int options_done = 0;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -557,21 +580,120 @@ static int s_table_ok(const char *t)
     return 1;
 }
 
-/* The table (in buf), and the AWS layer pointed where the flags say. */
+/* arn:<partition>:<service>:<region>:<account>:<prefix><name>: the name
+ * (up to the next ':' when `colon_ends`) and the region. */
+static int s_arn_name(const char *arn, const char *service, const char *prefix,
+                      int colon_ends, char *name, size_t name_len, char *region,
+                      size_t region_len)
+{
+    char svc[32];
+    s_arn_service(arn, svc, sizeof svc);
+    if (strcmp(svc, service) != 0)
+        return -1;
+    const char *r = strchr(strchr(arn + 4, ':') + 1, ':') + 1; /* after service: */
+    const char *acct = strchr(r, ':');
+    const char *res = acct ? strchr(acct + 1, ':') : NULL;
+    if (!acct || !res || acct == r || (size_t)(acct - r) >= region_len)
+        return -1;
+    res++;
+    size_t pl = strlen(prefix);
+    if (strncmp(res, prefix, pl) != 0)
+        return -1;
+    const char *n = res + pl;
+    size_t nl = colon_ends ? strcspn(n, ":") : strlen(n);
+    if (nl == 0 || nl >= name_len || strchr(n, '/'))
+        return -1;
+    snprintf(name, name_len, "%.*s", (int)nl, n);
+    snprintf(region, region_len, "%.*s", (int)(acct - r), r);
+    return 0;
+}
+
+int fanout_cli_table(const char *table, const char *table_arn, const char *function,
+                     const char *function_arn, char *buf, size_t len, char *region,
+                     size_t region_len, char *err, size_t err_len)
+{
+    char name[S_TABLE_MAX + 16];
+    region[0] = 0;
+    if (table && table_arn) {
+        snprintf(err, err_len, "give the table once: --table NAME or --table-arn ARN");
+        return -1;
+    }
+    if (function && function_arn) {
+        snprintf(err, err_len,
+                 "give the function once: --function NAME or --function-arn ARN");
+        return -1;
+    }
+    /* a table ARN, by either flag: its name, and its region */
+    const char *arn = table_arn                             ? table_arn
+                      : table && !strncmp(table, "arn:", 4) ? table
+                                                            : NULL;
+    if (arn) {
+        if (s_arn_name(arn, "dynamodb", "table/", 0, name, sizeof name, region,
+                       region_len) != 0) {
+            snprintf(err, err_len,
+                     "\"%s\" is not a DynamoDB table ARN "
+                     "(arn:aws:dynamodb:REGION:ACCOUNT:table/NAME)",
+                     arn);
+            return -1;
+        }
+        snprintf(buf, len, "%s", name);
+        return 0;
+    }
+    /* the table wins over the function, as with aws-lambda-fanout */
+    if (table) {
+        snprintf(buf, len, "%s", table);
+        return 0;
+    }
+    if (function_arn) {
+        char fregion[64];
+        if (s_arn_name(function_arn, "lambda", "function:", 1, name, sizeof name, fregion,
+                       sizeof fregion) != 0) {
+            snprintf(err, err_len,
+                     "\"%s\" is not a Lambda function ARN "
+                     "(arn:aws:lambda:REGION:ACCOUNT:function:NAME)",
+                     function_arn);
+            return -1;
+        }
+        snprintf(buf, len, "%sTargets", name);
+        return 0;
+    }
+    if (function) {
+        snprintf(buf, len, "%sTargets", function);
+        return 0;
+    }
+    return 1;
+}
+
+/* The table (in buf; the region of a table ARN in `region`), and the AWS
+ * layer pointed where the flags say. */
 static int s_setup(const struct s_command *cmd, const struct s_args *a, char *buf,
-                   size_t len)
+                   size_t len, char *region, size_t region_len)
 {
     char err[512];
-    if (a->table && a->function)
-        return s_usage_error(cmd, "give the table once: --table NAME, or --function NAME "
-                                  "for the table <NAME>Targets");
-    if (a->table)
-        snprintf(buf, len, "%s", a->table);
-    else if (a->function)
-        snprintf(buf, len, "%sTargets", a->function);
-    else if (!fanout_store_ddb_table_name(buf, len, err, sizeof err))
-        return s_usage_error(cmd, "which mapping table? Give --table NAME or --function "
-                                  "NAME, or set FANOUT_TABLE");
+    int t = fanout_cli_table(a->table, a->table_arn, a->function, a->function_arn, buf, len,
+                             region, region_len, err, sizeof err);
+    if (t < 0)
+        return s_usage_error(cmd, "%s", err);
+    if (t > 0 && !fanout_store_ddb_table_name(buf, len, err, sizeof err)) {
+        /* aws-lambda-fanout's default, and its words */
+        snprintf(buf, len, "fanoutTargets");
+        fprintf(stderr,
+                "fanout %s: no function name provided, using default name 'fanout' (table "
+                "fanoutTargets)\n",
+                cmd->name);
+    }
+    if (a->debug) {
+        setenv("FANOUT_LOG_LEVEL", "debug", 1);
+        fanout_log_init();
+    }
+    if (a->no_verify_ssl) {
+        fprintf(stderr,
+                "fanout %s: warning: --no-verify-ssl: TLS certificates are not "
+                "verified for this command's AWS requests; anyone on the network path "
+                "can read and change them\n",
+                cmd->name);
+        fanout_aws_set_tls_no_verify(1);
+    }
     if (!s_table_ok(buf))
         return s_usage_error(cmd,
                              "\"%s\" is not a DynamoDB table name (%d to %d of "
@@ -808,6 +930,7 @@ static int s_put(const struct s_ctx *c, const json_t *obj, const char *condition
 struct s_prepared {
     struct s_ctx ctx;
     char table[1100];
+    char table_region[64]; /* of --table-arn, when --region is not given */
     char *source_arn;
 };
 
@@ -817,9 +940,12 @@ static int s_prepare(const struct s_command *cmd, const struct s_args *a, int ne
     memset(p, 0, sizeof *p);
     p->ctx.cmd = cmd;
     p->ctx.region = a->region;
-    int rc = s_setup(cmd, a, p->table, sizeof p->table);
+    int rc =
+        s_setup(cmd, a, p->table, sizeof p->table, p->table_region, sizeof p->table_region);
     if (rc != CLI_OK)
         return rc;
+    if (!a->region && p->table_region[0])
+        p->ctx.region = p->table_region;
     p->ctx.table = p->table;
     if ((cmd->bit & (S_REGISTER | S_KEYED)) && !a->id)
         return s_usage_error(cmd, "--id ID is required");
@@ -854,14 +980,32 @@ static int s_cmd_register(const struct s_command *cmd, const struct s_args *a)
         free(p.source_arn);
         return rc;
     }
+    /* a short name (queue, topic, domain, cluster...) becomes what the
+     * original CLI stored, looked up as it did */
+    char *dest = NULL;
+    const struct fanout_cli_dest d = {cmd->name,          a->type,        a->destination,
+                                      a->index,           a->dest_region, a->region,
+                                      a->role && *a->role};
+    rc = fanout_cli_resolve_destination(&d, &dest);
+    if (rc != CLI_OK) {
+        free(p.source_arn);
+        return rc;
+    }
     json_t *obj = json_pack("{s:s, s:s, s:s}", "sourceArn", p.source_arn, "id", a->id,
                             "type", a->type);
     if (!obj) {
+        free(dest);
         free(p.source_arn);
         fprintf(stderr, "fanout register: out of memory\n");
         return CLI_FAILED;
     }
+    /* aws-lambda-fanout's register wrote collapse "none" when --collapse
+     * was not given: the same command makes the same mapping */
+    if (!a->collapse)
+        json_object_set_new(obj, "collapse", json_string("none"));
     s_apply_fields(a, obj);
+    json_object_set_new(obj, "destination", json_string(dest));
+    free(dest);
     if (!json_object_get(obj, "active"))
         json_object_set_new(obj, "active", json_false());
     char conflict[1536];
@@ -893,7 +1037,7 @@ static int s_cmd_update(const struct s_command *cmd, const struct s_args *a)
         return s_usage_error(cmd, "nothing to change: give at least one of --destination, "
                                   "--active, --destination-role-arn, --external-id, "
                                   "--destination-region, --collapse, --parallel, "
-                                  "--convert-ddb, --deaggregate");
+                                  "--convert-ddb, --deaggregate, --append-newlines");
     struct s_prepared p;
     int rc = s_prepare(cmd, a, 1, &p);
     if (rc != CLI_OK) {
@@ -926,8 +1070,30 @@ static int s_cmd_update(const struct s_command *cmd, const struct s_args *a)
             rc = CLI_FAILED;
         }
     }
-    if (rc == CLI_OK) {
+    if (rc == CLI_OK && a->destination) {
+        /* a new destination by short name: looked up as register does */
+        const char *type = json_string_value(json_object_get(obj, "type"));
+        const json_t *role = json_object_get(obj, "role");
+        char *dest = NULL;
+        const struct fanout_cli_dest d = {
+            cmd->name,
+            type ? type : "",
+            a->destination,
+            NULL,
+            a->dest_region ? a->dest_region
+                           : json_string_value(json_object_get(obj, "region")),
+            a->region,
+            a->role ? *a->role != 0 : json_is_string(role)};
+        rc = fanout_cli_resolve_destination(&d, &dest);
+        if (rc == CLI_OK) {
+            s_apply_fields(a, obj);
+            json_object_set_new(obj, "destination", json_string(dest));
+        }
+        free(dest);
+    } else if (rc == CLI_OK) {
         s_apply_fields(a, obj);
+    }
+    if (rc == CLI_OK) {
         char conflict[1536];
         snprintf(conflict, sizeof conflict,
                  "mapping \"%s\" for %s was unregistered while it was being updated", a->id,
@@ -1385,27 +1551,39 @@ static int s_cmd_list(const struct s_command *cmd, const struct s_args *a)
 
 #define S_WHERE "(--source-arn ARN | --source NAME --source-type kinesis|dynamodb)"
 #define S_GLOBAL                                                                           \
-    "           [--table NAME | --function NAME] [--region REGION]\n"                      \
-    "           [--profile NAME] [--endpoint-url URL]"
+    "           [--table NAME | --table-arn ARN | --function NAME |\n"                     \
+    "            --function-arn ARN] [--region REGION] [--profile NAME]\n"                 \
+    "           [--endpoint-url URL] [--debug] [--no-verify-ssl]"
 #define S_TARGET                                                                           \
     "           [--destination-role-arn ARN [--external-id ID]]\n"                         \
     "           [--destination-region REGION] [--collapse MODE]\n"                         \
     "           [--parallel true|false] [--convert-ddb true|false]\n"                      \
-    "           [--deaggregate true|false]\n"
+    "           [--deaggregate true|false] [--append-newlines true|false]\n"
 #define S_ORDERS "arn:aws:kinesis:us-east-1:123456789012:stream/orders"
 
 static const struct s_command s_commands[] = {
     {"register", S_REGISTER, s_cmd_register,
      "register <type> --id ID --destination DEST\n"
      "           " S_WHERE "\n"
-     "           [--active true|false]\n" S_TARGET S_GLOBAL,
+     "           [--active true|false] [--index INDEX]\n" S_TARGET S_GLOBAL,
      "Create a mapping: records of the source go to DEST through the plugin\n"
      "<type> (sns, sqs, kinesis, firehose, lambda, iot, es, memcached, redis, file\n"
      "or any installed plugin). The mapping is checked as the engine checks it,\n"
      "including the plugin's own destination check when the plugin is installed\n"
      "here (when it is not, a warning says so), and written only if no mapping\n"
      "with this id exists for the source (else use update). New mappings are\n"
-     "inactive unless --active true. An empty value leaves an option out.\n",
+     "inactive unless --active true. An empty value leaves an option out.\n"
+     "DEST may be a short name, looked up in the destination's region as\n"
+     "aws-lambda-fanout did: a queue name (sqs: its URL), a topic name (sns: its\n"
+     "ARN), a stream, delivery stream or function name (checked), a domain name\n"
+     "with --index (es: endpoint#INDEX), an MQTT topic (iot: the account's ATS\n"
+     "endpoint#topic), a cluster id (memcached: its configuration endpoint) or a\n"
+     "replication group id (redis: its primary endpoint). A name that does not\n"
+     "exist is an error (status 2). Full forms are stored without a lookup.\n",
+     "  fanout register lambda --function fanout --source-type kinesis \\\n"
+     "      --source inputStream --id target1 --destination targetFunction\n"
+     "  fanout register es --source-type kinesis --source orders --id search \\\n"
+     "      --destination logs --index orders/doc --active true\n"
      "  fanout register sqs --function fanout --source-type kinesis --source orders \\\n"
      "      --id audit --collapse JSON --active true \\\n"
      "      --destination https://sqs.us-east-1.amazonaws.com/123456789012/audit\n"

@@ -459,14 +459,21 @@ static int s_cmd_validate(int argc, char **argv)
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
         {"plugin-path", required_argument, NULL, 'p'},
+        {"table", required_argument, NULL, 'T'},
+        {"table-arn", required_argument, NULL, 'A'},
+        {"function", required_argument, NULL, 'F'},
+        {"function-arn", required_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *usage =
         "usage: fanout validate [--config FILE] [--plugin-path DIRS]\n"
+        "                       [--table NAME | --table-arn ARN | --function NAME |\n"
+        "                        --function-arn ARN]\n"
         "\n"
         "Check the mappings (a file with --config or FANOUT_CONFIG, else the\n"
-        "DynamoDB table of FANOUT_TABLE): the schema of every mapping, then each mapping\n"
+        "DynamoDB table named by --table, --table-arn, --function (<NAME>Targets),\n"
+        "--function-arn, or FANOUT_TABLE): the schema of every mapping, then each mapping\n"
         "against its plugin (installed, collapse mode accepted, options,\n"
         "destination form). Prints one line per problem. Exit status 0 when\n"
         "all mappings are valid, 2 otherwise.\n"
@@ -474,11 +481,16 @@ static int s_cmd_validate(int argc, char **argv)
         "Example:\n"
         "  fanout validate --config examples/mappings.json\n";
     const char *config = NULL, *plugin_path = NULL;
+    const char *table = NULL, *table_arn = NULL, *function = NULL, *function_arn = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "c:p:h", opts, NULL)) != -1) {
         switch (c) {
         case 'c': config = optarg; break;
         case 'p': plugin_path = optarg; break;
+        case 'T': table = optarg; break;
+        case 'A': table_arn = optarg; break;
+        case 'F': function = optarg; break;
+        case 'R': function_arn = optarg; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return EXIT_USAGE;
         }
@@ -487,6 +499,22 @@ static int s_cmd_validate(int argc, char **argv)
         fprintf(stderr, "fanout validate: unexpected argument \"%s\"\n%s", argv[optind],
                 usage);
         return EXIT_USAGE;
+    }
+    /* the table flags of the other commands: the DynamoDB store */
+    char tname[300], tregion[64], terr[512];
+    int t = fanout_cli_table(table, table_arn, function, function_arn, tname, sizeof tname,
+                             tregion, sizeof tregion, terr, sizeof terr);
+    if (t < 0 || (t == 0 && config)) {
+        fprintf(stderr, "fanout validate: %s\n%s",
+                t < 0 ? terr : "give --config FILE or a table, not both", usage);
+        return EXIT_USAGE;
+    }
+    if (t == 0) {
+        setenv("FANOUT_TABLE", tname, 1);
+        unsetenv("FANOUT_CONFIG");
+        const char *env_region = getenv("AWS_REGION");
+        if (tregion[0] && (!env_region || !*env_region))
+            setenv("AWS_REGION", tregion, 1);
     }
     /* Invalid mappings are printed here, one line each, rather than logged
      * as the engine does while it runs. */

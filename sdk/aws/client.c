@@ -36,6 +36,12 @@ static int64_t s_forever(void)
 static int64_t (*s_remaining_ms)(void) = s_forever;
 static struct fanout_retry_policy s_policy = {5, 50, 5000, 10000};
 static int64_t s_margin_ms = 500;
+static int s_tls_no_verify;
+
+void fanout_aws_set_tls_no_verify(int on)
+{
+    s_tls_no_verify = on != 0;
+}
 
 int fanout_aws_init(int64_t (*remaining_ms)(void), char *err, size_t err_len)
 {
@@ -259,6 +265,7 @@ static int s_build(struct s_call *c, int force_refresh)
         .body = r->body,
         .body_len = r->body_len,
         .timeout_ms = timeout,
+        .tls_no_verify = s_tls_no_verify,
     };
     memset(&c->hresp, 0, sizeof c->hresp);
     return 0;

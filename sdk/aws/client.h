@@ -34,6 +34,12 @@ const struct fanout_retry_policy *fanout_aws_policy(void);
  *   credentials, once per refresh shared by all callers, a failure being
  *   remembered for a while rather than fetched again by every send (see
  *   credentials.h). */
+/* Skip TLS verification for the requests sent from now on (on != 0), or
+ * verify again (0). For the management commands' --no-verify-ssl, which
+ * warn when they set it; the engine never does. Not thread-safe: set it
+ * before the requests start. */
+void fanout_aws_set_tls_no_verify(int on);
+
 int fanout_aws_call(const struct fanout_aws_request *const *reqs,
                     struct fanout_aws_response *const *resps, size_t n);
 int fanout_aws_call_once(const struct fanout_aws_request *const *reqs,

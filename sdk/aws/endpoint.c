@@ -44,6 +44,9 @@ static const struct fanout_aws_service s_services[] = {
     {"cloudwatch_logs", "CLOUDWATCH_LOGS", "logs", "logs"},
     /* An OpenSearch domain has its own host: no default. */
     {"es", "ES", NULL, "es"},
+    /* Control plane, for the management commands' name lookups. */
+    {"iot", "IOT", "iot", "execute-api"},
+    {"elasticache", "ELASTICACHE", "elasticache", "elasticache"},
 };
 
 const struct fanout_aws_service *fanout_aws_service_find(const char *id)

@@ -659,7 +659,7 @@ static int s_prepare(struct s_xfer *x)
     S_SET(CURLOPT_TCP_KEEPINTVL, HTTP_KEEPINTVL_S);
     /* proxies: CURLOPT_PROXY left unset, so libcurl reads http_proxy,
      * HTTPS_PROXY, ALL_PROXY and NO_PROXY itself */
-    int insecure = https && s_is_insecure(x->host, x->port);
+    int insecure = https && (q->tls_no_verify || s_is_insecure(x->host, x->port));
     S_SET(CURLOPT_SSL_VERIFYPEER, insecure ? 0L : 1L);
     S_SET(CURLOPT_SSL_VERIFYHOST, insecure ? 0L : 2L);
     if (s_ca_bundle)

@@ -22,6 +22,9 @@ struct fanout_http_request {
     size_t body_len;
     int64_t timeout_ms;         /* whole request; 0 = no limit */
     int64_t connect_timeout_ms; /* 0 = the default (3000) */
+    /* Skip TLS certificate and host name verification for this request
+     * only (the management commands' --no-verify-ssl). */
+    int tls_no_verify;
 };
 
 /* Transport outcomes when no HTTP status arrived. */

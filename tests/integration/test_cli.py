@@ -315,7 +315,9 @@ class CliTest(unittest.TestCase):
                       % (K_ARN, self.table), r.stdout.decode())
         self.assertEqual(self.item("to-file"), {
             "sourceArn": {"S": K_ARN}, "id": {"S": "to-file"}, "type": {"S": "file"},
-            "destination": {"S": dest}, "active": {"BOOL": False}})
+            "destination": {"S": dest}, "active": {"BOOL": False},
+            # aws-lambda-fanout's register wrote collapse none by default
+            "collapse": {"S": "none"}})
         put = self.shim.ops("PutItem")
         self.assertEqual(len(put), 1)
         self.assertEqual(put[0]["body"]["ConditionExpression"], "attribute_not_exists(id)")
@@ -547,8 +549,10 @@ class CliTest(unittest.TestCase):
         lines = r.stdout.decode().splitlines()
         self.assertEqual(lines[0].split(), ["ID", "TYPE", "ACTIVE", "DESTINATION", "SOURCE",
                                             "OPTIONS"])
-        self.assertEqual(lines[1].split(), ["z-other", "file", "false", "/tmp/z", K_ARN2, "-"])
-        self.assertEqual(lines[2].split(), ["a-file", "file", "false", "/tmp/a", K_ARN, "-"])
+        self.assertEqual(lines[1].split(), ["z-other", "file", "false", "/tmp/z", K_ARN2,
+                                            "collapse=none"])
+        self.assertEqual(lines[2].split(), ["a-file", "file", "false", "/tmp/a", K_ARN,
+                                            "collapse=none"])
         self.assertEqual(lines[3].split(), ["b-file", "file", "true", "/tmp/b", K_ARN,
                                             "collapse=concat", "parallel=false"])
         # columns line up
@@ -591,11 +595,11 @@ class CliTest(unittest.TestCase):
              "collapse": "none"},
             {"sourceArn": K_ARN, "id": "j1", "type": "file",
              "destination": os.path.join(self.tmp.path, "j1.jsonl"), "active": True,
-             "parallel": False},
+             "collapse": "none", "parallel": False},
         ])
         # the schema's field order, as in the README's table
         self.assertEqual(list(got[1]), ["sourceArn", "id", "type", "destination", "active",
-                                        "parallel"])
+                                        "collapse", "parallel"])
         path = os.path.join(self.tmp.path, "listed-%s.json" % self.table)
         with open(path, "wb") as f:
             f.write(r.stdout)
@@ -720,9 +724,15 @@ class CliTest(unittest.TestCase):
         r = self.fanout("list", "--json", table=False,
                         env=self.env(AWS_LAMBDA_FUNCTION_NAME="clifn"))
         self.assertEqual([m["id"] for m in json.loads(r.stdout)], ["f"])
-        self.assertIn("which mapping table?", self.fails(2, "list", table=False))
+        # nothing names the table: aws-lambda-fanout's default function
+        err = self.fails(1, "list", table=False)
+        self.assertIn("no function name provided, using default name 'fanout'", err)
+        self.assertIn('the table "fanoutTargets" does not exist', err)
+        # the table wins over the function, as in aws-lambda-fanout
+        self.assertEqual(self.list_json("--function", "clifn"), [])
         self.assertIn("give the table once",
-                      self.fails(2, "list", "--function", "clifn"))
+                      self.fails(2, "list", "--table-arn",
+                                 "arn:aws:dynamodb:us-east-1:123456789012:table/t"))
         self.assertIn('"x" is not a DynamoDB table name',
                       self.fails(2, "list", "--table", "x", table=False))
 

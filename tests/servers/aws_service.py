@@ -17,6 +17,21 @@ the shapes of the services' API references:
   OpenSearch POST|PUT /_bulk, /{index}/_bulk, /{index}/{type}/_bulk (NDJSON),
              GET / (cluster info)
 
+and the control-plane lookups `fanout register` makes for short names (as
+aws-lambda-fanout's CLI did), each signed like the rest:
+  SNS        Action=ListTopics (100 a page, NextToken) over the "sns" resources
+  Firehose   .DescribeDeliveryStream (ResourceNotFoundException when unknown)
+  Lambda     GET /2015-03-31/functions/{name} (GetFunction; 404 when unknown)
+  IoT        GET /endpoint?endpointType=iot:Data-ATS|iot:Data (signing name
+             execute-api; service "iot_control")
+  ES         GET /2015-01-01/es/domain/{name} and /2021-01-01/opensearch/
+             domain/{name} (service "es_control", signing name es)
+  (fault rules apply to these too: service names as above, "operation" the
+  call's name)
+  ElastiCache Query, Version=2015-02-02, DescribeCacheClusters (memcached:
+             ConfigurationEndpoint) and DescribeReplicationGroups (redis:
+             PrimaryEndpoint); CacheClusterNotFound / ReplicationGroupNotFoundFault
+
 Signatures. Every service request must carry a SigV4 signature that
 botocore reproduces: the request is rebuilt from what was received (method,
 http://<Host as received><path as received>, the query's parameters decoded
@@ -68,7 +83,10 @@ Resources (--resources FILE, POST /__resources); lists, "*" = any:
    "sns": ["arn:aws:sns:REGION:ACCOUNT:topic",
            {"arn": "arn:aws:sns:REGION:ACCOUNT:t.fifo",
             "contentBasedDeduplication": true}],
-   "lambda": ["name", "name:alias", "arn:aws:lambda:REGION:ACCOUNT:function:name"]}
+   "lambda": ["name", "name:alias", "arn:aws:lambda:REGION:ACCOUNT:function:name"],
+   "es": {"domain": "endpoint host" | {"vpc": "host"}},
+   "memcached": {"cluster-id": "host:port"}, "redis": {"group-id": "host:port"},
+   "iotEndpoint": "xxxx-ats.iot.REGION.amazonaws.com"}
 A bare Lambda name exists in every region and account and takes no
 qualifier, $LATEST or a version number; aliases must be listed. IoT topics
 and OpenSearch indexes always exist.
@@ -159,8 +177,10 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 SIGNING_NAMES = {"sns": "sns", "firehose": "firehose", "lambda": "lambda",
-                 "iot": "iotdata", "opensearch": "es"}
-SERVICE_BY_SIGNING_NAME = {v: k for k, v in SIGNING_NAMES.items()}
+                 "iot": "iotdata", "opensearch": "es", "iot_control": "execute-api",
+                 "es_control": "es", "elasticache": "elasticache"}
+# es_control (the domain API) shares the signing name es: told apart by path
+SERVICE_BY_SIGNING_NAME = {v: k for k, v in SIGNING_NAMES.items() if k != "es_control"}
 SERVICE_ALIASES = {"iotdata": "iot", "iot-data": "iot", "es": "opensearch",
                    "elasticsearch": "opensearch"}
 FAULT_KINDS = ("throttle", "error500", "partial", "slow", "reset", "status", "mangle")
@@ -594,7 +614,8 @@ class State:
         self.lock = threading.Lock()
         self.cond = threading.Condition(self.lock)
         self.creds = CredentialStore(args.credentials)
-        self.resources = {"firehose": set(), "sns": {}, "lambda": set()}
+        self.resources = {"firehose": set(), "sns": {}, "lambda": set(), "es": {},
+                          "memcached": {}, "redis": {}, "iotEndpoint": None}
         if args.resources:
             with open(args.resources) as f:
                 self.add_resources(json.load(f))
@@ -633,13 +654,24 @@ class State:
                 self.resources["sns"][arn] = {"contentBasedDeduplication": cbd}
             for fn in obj.get("lambda", []):
                 self.resources["lambda"].add(str(fn))
+            # control-plane lookups: domain -> endpoint, cluster / group id
+            # -> "host:port", the account's IoT host (DescribeEndpoint)
+            for kind in ("es", "memcached", "redis"):
+                for k, v in (obj.get(kind) or {}).items():
+                    self.resources[kind][str(k)] = v
+            if obj.get("iotEndpoint"):
+                self.resources["iotEndpoint"] = str(obj["iotEndpoint"])
 
     def describe_resources(self):
         with self.lock:
             return {"firehose": sorted(self.resources["firehose"]),
                     "sns": [dict({"arn": a}, **v)
                             for a, v in sorted(self.resources["sns"].items())],
-                    "lambda": sorted(self.resources["lambda"])}
+                    "lambda": sorted(self.resources["lambda"]),
+                    "es": dict(self.resources["es"]),
+                    "memcached": dict(self.resources["memcached"]),
+                    "redis": dict(self.resources["redis"]),
+                    "iotEndpoint": self.resources["iotEndpoint"]}
 
     def firehose_exists(self, name):
         with self.lock:
@@ -845,7 +877,13 @@ def render_error(service, ctx, err):
             body["message"] = err.message
         body.update(err.extra)
         return Response(err.status, body, "application/x-amz-json-1.1", headers)
-    if service in ("lambda", "iot"):
+    if service == "elasticache":
+        xml = ('<ErrorResponse xmlns="%s">\n  <Error>\n    <Type>Sender</Type>\n'
+               '    <Code>%s</Code>\n    <Message>%s</Message>\n  </Error>\n'
+               '  <RequestId>%s</RequestId>\n</ErrorResponse>\n'
+               % (ELASTICACHE_NS, escape(err.code), escape(err.message or ""), rid))
+        return Response(err.status, xml, "text/xml", headers)
+    if service in ("lambda", "iot", "iot_control", "es_control"):
         headers["x-amzn-ErrorType"] = err.code
         body = dict(err.extra) if err.extra else {"message": err.message}
         return Response(err.status, body, "application/json", headers)
@@ -859,7 +897,7 @@ def render_error(service, ctx, err):
 
 def auth_error(service, failure):
     json_code, query_code = AUTH_CODES[failure.kind]
-    if service == "sns":
+    if service in ("sns", "elasticache"):
         return ApiError(403, query_code, failure.message)
     if service == "opensearch":
         return ApiError(403, json_code, failure.message)
@@ -1017,7 +1055,8 @@ def firehose(ctx):
         raise ApiError(400, "UnknownOperationException", "Missing X-Amz-Target header")
     prefix, _, op = target.partition(".")
     ctx.operation = op or target
-    if prefix != "Firehose_20150804" or op not in ("PutRecord", "PutRecordBatch"):
+    if prefix != "Firehose_20150804" or op not in ("PutRecord", "PutRecordBatch",
+                                                   "DescribeDeliveryStream"):
         raise ApiError(400, "UnknownOperationException",
                        "Operation %s is not served here (PutRecord, PutRecordBatch)" % target)
     if ctx.method != "POST" or ctx.path != "/":
@@ -1032,6 +1071,8 @@ def firehose(ctx):
         raise ApiError(400, "SerializationException", "The request body is not JSON: %s" % e)
     if not isinstance(req, dict):
         raise ApiError(400, "SerializationException", "The request body must be a JSON object")
+    if op == "DescribeDeliveryStream":
+        return firehose_describe(ctx, req)
     errors = []
     name = req.get("DeliveryStreamName")
     if name is None:
@@ -1281,11 +1322,13 @@ def sns(ctx):
     if not action:
         raise ApiError(400, "MissingAction", "Missing Action")
     version = form.get("Version")
-    if action not in ("Publish", "PublishBatch") or version != "2010-03-31":
+    if action not in ("Publish", "PublishBatch", "ListTopics") or version != "2010-03-31":
         raise ApiError(400, "InvalidAction", "Could not find operation %s for version %s"
                        % (action, version or "NO_VERSION_SPECIFIED"))
     rid = ctx.request_id
     headers = {"x-amzn-RequestId": rid}
+    if action == "ListTopics":
+        return sns_list_topics(ctx, form)
     if action == "Publish":
         arn = form.get("TopicArn") or form.get("TargetArn")
         ctx.target = arn
@@ -1414,6 +1457,8 @@ def lambda_error(status, code, message, member="Message"):
 
 
 def lambda_invoke(ctx):
+    if ctx.method == "GET" and re.match(r"^/2015-03-31/functions/[^/]+$", ctx.path):
+        return lambda_get_function(ctx)
     m = re.match(r"^/2015-03-31/functions/([^/]+)/invocations$", ctx.path)
     ctx.operation = "Invoke"
     if not m or ctx.method != "POST":
@@ -1843,6 +1888,174 @@ def opensearch_bulk(ctx):
                     "application/json; charset=UTF-8", {"x-amzn-RequestId": ctx.request_id})
 
 
+# --------------------------------------------------------------------------
+# control-plane lookups (fanout register resolving short names, as the
+# original aws-lambda-fanout CLI did with the aws command)
+
+ELASTICACHE_NS = "http://elasticache.amazonaws.com/doc/2015-02-02/"
+
+
+def firehose_describe(ctx, req):
+    name = req.get("DeliveryStreamName")
+    ctx.target = name
+    if not isinstance(name, str) or not FIREHOSE_STREAM_RE.match(name):
+        raise ApiError(400, "ValidationException", "1 validation error detected: Value '%s' at "
+                       "'deliveryStreamName' failed to satisfy constraint" % (name,))
+    apply_faults(ctx)
+    if not STATE.firehose_exists(name):
+        raise ApiError(400, "ResourceNotFoundException", "Firehose %s under account %s not "
+                       "found." % (name, ctx.account))
+    arn = "arn:aws:firehose:%s:%s:deliverystream/%s" % (ctx.region, ctx.account, name)
+    return Response(200, {"DeliveryStreamDescription": {
+        "DeliveryStreamName": name, "DeliveryStreamARN": arn,
+        "DeliveryStreamStatus": "ACTIVE", "DeliveryStreamType": "DirectPut",
+        "VersionId": "1", "Destinations": [], "HasMoreDestinations": False}},
+        "application/x-amz-json-1.1")
+
+
+SNS_LIST_PAGE = 100
+
+
+def sns_list_topics(ctx, form):
+    apply_faults(ctx)
+    with STATE.lock:
+        arns = sorted(a for a in STATE.resources["sns"] if a != "*")
+    token = form.get("NextToken")
+    start = 0
+    if token:
+        if not token.isdigit() or int(token) > len(arns):
+            raise ApiError(400, "InvalidParameter", "Invalid parameter: NextToken")
+        start = int(token)
+    page = arns[start:start + SNS_LIST_PAGE]
+    inner = "    <Topics>\n%s    </Topics>\n" % "".join(
+        "      <member>\n        <TopicArn>%s</TopicArn>\n      </member>\n" % escape(a)
+        for a in page)
+    if start + SNS_LIST_PAGE < len(arns):
+        inner += "    <NextToken>%d</NextToken>\n" % (start + SNS_LIST_PAGE)
+    return Response(200, sns_xml("ListTopics", inner, ctx.request_id), "text/xml",
+                    {"x-amzn-RequestId": ctx.request_id})
+
+
+def lambda_get_function(ctx):
+    ref = unquote(ctx.path.rsplit("/", 1)[1])
+    ctx.operation = "GetFunction"
+    ctx.target = ref
+    region, account, name, qual = ctx.region, ctx.account, ref, ctx.qparam("Qualifier")
+    fm = LAMBDA_FULL_ARN_RE.match(ref)
+    if fm:
+        region, account, name = fm.group(2), fm.group(3), fm.group(4)
+        qual = fm.group(5) or qual
+    elif LAMBDA_NAME_RE.match(ref):
+        nm = LAMBDA_NAME_RE.match(ref)
+        name, qual = nm.group(1), nm.group(2) or qual
+    else:
+        raise lambda_error(400, "ValidationException", "1 validation error detected: Value "
+                           "'%s' at 'functionName' failed to satisfy constraint" % ref)
+    arn = "arn:aws:lambda:%s:%s:function:%s" % (region, account, name)
+    apply_faults(ctx)
+    if region != ctx.region or not STATE.lambda_exists(region, account, name, qual):
+        raise lambda_error(404, "ResourceNotFoundException", "Function not found: %s" % arn)
+    return Response(200, {"Configuration": {"FunctionName": name, "FunctionArn": arn,
+                                            "Runtime": "provided.al2023", "State": "Active"},
+                          "Code": {"RepositoryType": "S3"}})
+
+
+def iot_describe_endpoint(ctx):
+    ctx.operation = "DescribeEndpoint"
+    if ctx.method != "GET":
+        raise ApiError(405, "MethodNotAllowedException", "DescribeEndpoint is GET /endpoint")
+    etype = ctx.qparam("endpointType")
+    ctx.target = etype
+    apply_faults(ctx)
+    with STATE.lock:
+        host = STATE.resources["iotEndpoint"] or ("a1b2c3d4e5f6g7-ats.iot.%s.amazonaws.com"
+                                                  % ctx.region)
+    if etype in (None, "iot:Data"):
+        host = host.replace("-ats.", ".", 1)
+    elif etype != "iot:Data-ATS":
+        raise ApiError(400, "InvalidRequestException",
+                       "Endpoint type %s is not served here" % etype)
+    return Response(200, {"endpointAddress": host})
+
+
+def es_describe_domain(ctx):
+    m = re.match(r"^/(2015-01-01/es|2021-01-01/opensearch)/domain/([^/]+)$", ctx.path)
+    ctx.operation = ("DescribeElasticsearchDomain" if m and m.group(1).startswith("2015")
+                     else "DescribeDomain")
+    if not m or ctx.method != "GET":
+        raise ApiError(400, "ValidationException", "GET /2015-01-01/es/domain/{DomainName}")
+    name = unquote(m.group(2))
+    ctx.target = name
+    apply_faults(ctx)
+    with STATE.lock:
+        endpoint = STATE.resources["es"].get(name)
+    if endpoint is None:
+        raise ApiError(409, "ResourceNotFoundException", "Domain not found: %s" % name)
+    status = {"DomainName": name, "DomainId": "%s/%s" % (ctx.account, name),
+              "ARN": "arn:aws:es:%s:%s:domain/%s" % (ctx.region, ctx.account, name),
+              "Created": True, "Deleted": False, "Processing": False}
+    if isinstance(endpoint, dict):  # {"vpc": host}: a domain in a VPC
+        status["Endpoints"] = endpoint
+    else:
+        status["Endpoint"] = endpoint
+    key = "DomainStatus"
+    return Response(200, {key: status})
+
+
+def elasticache(ctx):
+    if ctx.method != "POST" or ctx.path != "/":
+        raise ApiError(400, "InvalidAction", "Query API calls are POST /")
+    form = dict(ctx.query)
+    form.update(parse_qsl(ctx.body.decode("utf-8", "replace"), keep_blank_values=True))
+    action = form.get("Action")
+    ctx.operation = action
+    if form.get("Version") != "2015-02-02" or action not in (
+            "DescribeCacheClusters", "DescribeReplicationGroups"):
+        raise ApiError(400, "InvalidAction", "Could not find operation %s for version %s"
+                       % (action, form.get("Version")))
+    rid = ctx.request_id
+    if action == "DescribeCacheClusters":
+        cid = form.get("CacheClusterId")
+        ctx.target = cid
+        apply_faults(ctx)
+        with STATE.lock:
+            ep = STATE.resources["memcached"].get(cid)
+        if ep is None:
+            raise ApiError(404, "CacheClusterNotFound", "CacheCluster not found: %s" % cid)
+        host, _, port = ep.rpartition(":")
+        inner = ("    <CacheClusters>\n      <CacheCluster>\n"
+                 "        <CacheClusterId>%s</CacheClusterId>\n"
+                 "        <Engine>memcached</Engine>\n"
+                 "        <CacheClusterStatus>available</CacheClusterStatus>\n"
+                 "        <ConfigurationEndpoint>\n          <Address>%s</Address>\n"
+                 "          <Port>%s</Port>\n        </ConfigurationEndpoint>\n"
+                 "      </CacheCluster>\n    </CacheClusters>\n"
+                 % (escape(cid), escape(host), escape(port)))
+    else:
+        gid = form.get("ReplicationGroupId")
+        ctx.target = gid
+        apply_faults(ctx)
+        with STATE.lock:
+            ep = STATE.resources["redis"].get(gid)
+        if ep is None:
+            raise ApiError(404, "ReplicationGroupNotFoundFault",
+                           "ReplicationGroup %s not found." % gid)
+        host, _, port = ep.rpartition(":")
+        inner = ("    <ReplicationGroups>\n      <ReplicationGroup>\n"
+                 "        <ReplicationGroupId>%s</ReplicationGroupId>\n"
+                 "        <Status>available</Status>\n        <NodeGroups>\n"
+                 "          <NodeGroup>\n            <NodeGroupId>0001</NodeGroupId>\n"
+                 "            <PrimaryEndpoint>\n              <Address>%s</Address>\n"
+                 "              <Port>%s</Port>\n            </PrimaryEndpoint>\n"
+                 "          </NodeGroup>\n        </NodeGroups>\n"
+                 "      </ReplicationGroup>\n    </ReplicationGroups>\n"
+                 % (escape(gid), escape(host), escape(port)))
+    xml = ('<%sResponse xmlns="%s">\n  <%sResult>\n%s  </%sResult>\n'
+           '  <ResponseMetadata>\n    <RequestId>%s</RequestId>\n  </ResponseMetadata>\n'
+           '</%sResponse>\n' % (action, ELASTICACHE_NS, action, inner, action, rid, action))
+    return Response(200, xml, "text/xml", {"x-amzn-RequestId": rid})
+
+
 def guess_operation(ctx, service):
     """The operation name for logs and stats before the request is parsed."""
     if service == "firehose":
@@ -1850,11 +2063,18 @@ def guess_operation(ctx, service):
     if service == "sns":
         m = re.search(rb"(?:^|&)Action=([A-Za-z]+)", ctx.body or b"")
         return m.group(1).decode() if m else None
-    return {"lambda": "Invoke", "iot": "Publish", "opensearch": "Bulk"}.get(service)
+    if service == "elasticache":
+        m = re.search(rb"(?:^|&)Action=([A-Za-z]+)", ctx.body or b"")
+        return m.group(1).decode() if m else None
+    if service == "lambda" and ctx.method == "GET":
+        return "GetFunction"
+    return {"lambda": "Invoke", "iot": "Publish", "opensearch": "Bulk",
+            "iot_control": "DescribeEndpoint"}.get(service)
 
 
 HANDLERS = {"firehose": firehose, "sns": sns, "lambda": lambda_invoke, "iot": iot_publish,
-            "opensearch": opensearch_bulk}
+            "opensearch": opensearch_bulk, "iot_control": iot_describe_endpoint,
+            "es_control": es_describe_domain, "elasticache": elasticache}
 
 
 def identify_service(ctx):
@@ -1865,6 +2085,10 @@ def identify_service(ctx):
         return "lambda"
     if ctx.path.startswith("/topics/"):
         return "iot"
+    if ctx.path == "/endpoint":
+        return "iot_control"
+    if ctx.path.startswith(("/2015-01-01/es/domain/", "/2021-01-01/opensearch/domain/")):
+        return "es_control"
     if ctx.path == "/_bulk" or ctx.path.endswith("/_bulk"):
         return "opensearch"
     parts = parse_authorization(ctx.header("Authorization"))
