@@ -1,16 +1,22 @@
 /* Credentials: the base provider chain and STS AssumeRole, cached.
  *
- * The providers are static functions behind one small table (s_providers),
- * tried in the order of the AWS SDKs' default chain, as far as fanout
- * supports it: environment, (assume-role profile: refused), shared
- * credentials file, config file, container credentials.
+ * The base chain is the aws command's (botocore's create_credential_
+ * resolver), tried in order (s_providers): environment; the profile
+ * (AWS_PROFILE or "default"): a role it assumes (role_arn with
+ * source_profile, chained through profiles that assume roles themselves,
+ * or credential_source Environment / Ec2InstanceMetadata / EcsContainer;
+ * external_id, role_session_name, duration_seconds; mfa_serial refused:
+ * nothing can prompt), else web identity (AWS_WEB_IDENTITY_TOKEN_FILE /
+ * AWS_ROLE_ARN or the profile's keys), IAM Identity Center (legacy sso_*
+ * keys or an sso-session section; the token `aws sso login` cached),
+ * the credentials file's keys, credential_process, the config file's keys;
+ * then container credentials; then the EC2 instance metadata service
+ * (IMDSv2, 1 s timeouts). The whole chain's answer is one cache entry, so
+ * every step of it (STS calls of a role chain included) runs once per
+ * refresh for all callers.
  *
- * Out of scope: profiles that assume a role themselves (role_arn with
- * source_profile or credential_source). Meeting one is an error that says
- * so, rather than silently using other keys: give the role in the mapping
- * instead. Web identity, SSO, credential_process and IMDS are not
- * providers here either; the "no credentials" error mentions web identity
- * when its variables are set.
+ * Not done: refreshing an expired SSO token with its refresh token (the
+ * error asks for `aws sso login`); MFA prompts.
  *
  * Secrets (secret keys, session tokens, the Authorization header and the
  * container authorization token) never reach a log line or an error
