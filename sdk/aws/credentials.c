@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1784,12 +1785,41 @@ static int64_t s_mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Whether `cmd` names an executable file (searched in PATH when it has no
+ * '/', as execvp does), so that a wrong command is said as such rather than
+ * as the child's exit status 127. */
+static int s_executable(const char *cmd)
+{
+    struct stat st;
+    if (strchr(cmd, '/'))
+        return stat(cmd, &st) == 0 && S_ISREG(st.st_mode) && access(cmd, X_OK) == 0;
+    const char *path = getenv("PATH");
+    if (!path)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    char full[4096];
+    for (const char *p = path;; p++) {
+        const char *end = strchr(p, ':');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        snprintf(full, sizeof full, "%.*s/%s", (int)n, n ? p : ".", cmd);
+        if (stat(full, &st) == 0 && S_ISREG(st.st_mode) && access(full, X_OK) == 0)
+            return 1;
+        if (!end)
+            return 0;
+        p = end;
+    }
+}
+
 /* Run argv (no shell, PATH searched) with stdout on a pipe; stdin and
  * stderr are ours. Reads at most PROCESS_OUTPUT_MAX bytes within
  * timeout_ms; the process is killed when it overruns either. */
 static int s_run(char **argv, int64_t timeout_ms, struct fanout_buf *outb, int *status,
                  char *err, size_t err_len)
 {
+    if (!s_executable(argv[0])) {
+        s_set_err(err, err_len, "credential_process: cannot run %.200s: %s", argv[0],
+                  strchr(argv[0], '/') ? "not an executable file" : "not found in PATH");
+        return -1;
+    }
     int fds[2];
     if (pipe2(fds, O_CLOEXEC)) {
         s_set_err(err, err_len, "credential_process: pipe: %s", strerror(errno));
