@@ -1,16 +1,22 @@
 /* Credentials: the base provider chain and STS AssumeRole, cached.
  *
- * The providers are static functions behind one small table (s_providers),
- * tried in the order of the AWS SDKs' default chain, as far as fanout
- * supports it: environment, (assume-role profile: refused), shared
- * credentials file, config file, container credentials.
+ * The base chain is the aws command's (botocore's create_credential_
+ * resolver), tried in order (s_providers): environment; the profile
+ * (AWS_PROFILE or "default"): a role it assumes (role_arn with
+ * source_profile, chained through profiles that assume roles themselves,
+ * or credential_source Environment / Ec2InstanceMetadata / EcsContainer;
+ * external_id, role_session_name, duration_seconds; mfa_serial refused:
+ * nothing can prompt), else web identity (AWS_WEB_IDENTITY_TOKEN_FILE /
+ * AWS_ROLE_ARN or the profile's keys), IAM Identity Center (legacy sso_*
+ * keys or an sso-session section; the token `aws sso login` cached),
+ * the credentials file's keys, credential_process, the config file's keys;
+ * then container credentials; then the EC2 instance metadata service
+ * (IMDSv2, 1 s timeouts). The whole chain's answer is one cache entry, so
+ * every step of it (STS calls of a role chain included) runs once per
+ * refresh for all callers.
  *
- * Out of scope: profiles that assume a role themselves (role_arn with
- * source_profile or credential_source). Meeting one is an error that says
- * so, rather than silently using other keys: give the role in the mapping
- * instead. Web identity, SSO, credential_process and IMDS are not
- * providers here either; the "no credentials" error mentions web identity
- * when its variables are set.
+ * Not done: refreshing an expired SSO token with its refresh token (the
+ * error asks for `aws sso login`); MFA prompts.
  *
  * Secrets (secret keys, session tokens, the Authorization header and the
  * container authorization token) never reach a log line or an error
@@ -20,14 +26,21 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <netinet/in.h>
+#include <openssl/evp.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,6 +52,8 @@
 #include "util.h"
 
 #define LOG_SCOPE "credentials"
+
+extern char **environ;
 
 #define ERR_LEN 512
 /* Refresh margin: FANOUT_CREDENTIALS_REFRESH_SECONDS, or a quarter of the
@@ -230,21 +245,35 @@ static void s_format_time(int64_t ms, char out[32])
     strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* Replace every occurrence of `secret` in b with `with`. */
+/* Replace every occurrence of `secret` in b with `with`, and of its first
+ * SECRET_PREFIX_MIN characters or more (a server that quotes a secret cut
+ * short, as STS does with a refused web identity token). */
+#define SECRET_PREFIX_MIN 16
 static void s_replace_all(struct fanout_buf *b, const char *secret, const char *with)
 {
     size_t sl = secret ? strlen(secret) : 0;
     if (sl < 4 || !b->ptr)
         return;
+    size_t key = sl < SECRET_PREFIX_MIN ? sl : SECRET_PREFIX_MIN;
     struct fanout_buf out = {0};
     const char *s = (const char *)b->ptr;
     const char *hit;
-    while ((hit = strstr(s, secret)) != NULL) {
+    int any = 0;
+    while ((hit = strstr(s, secret)) != NULL ||
+           (key < sl && (hit = memmem(s, strlen(s), secret, key)) != NULL)) {
+        /* The earliest of the two kinds of match. */
+        const char *part = key < sl ? memmem(s, strlen(s), secret, key) : NULL;
+        if (part && part < hit)
+            hit = part;
+        size_t m = 0;
+        while (m < sl && hit[m] == secret[m])
+            m++;
         fanout_buf_append(&out, s, (size_t)(hit - s));
         fanout_buf_append_str(&out, with);
-        s = hit + sl;
+        s = hit + m;
+        any = 1;
     }
-    if (s == (const char *)b->ptr)
+    if (!any)
         return;
     fanout_buf_append_str(&out, s);
     s_wipe(b->ptr, b->len);
@@ -584,42 +613,19 @@ static const char *s_file_name(int credentials_file)
     return f ? f : credentials_file ? "~/.aws/credentials" : "~/.aws/config";
 }
 
-/* A profile that assumes a role itself (role_arn with source_profile or
- * credential_source) comes before the static keys in the SDKs' chain.
- * fanout does not chain roles from the shared files: refuse it by name
- * rather than use other keys the user did not mean. */
-static int s_role_profile_fetch(struct fanout_credentials *out, char *err, size_t err_len)
+/* The keys of `profile` in the credentials file (1) or the config file (0). */
+static int s_profile_keys(int credentials_file, const char *profile,
+                          struct fanout_credentials *out, char *err, size_t err_len)
 {
-    (void)out;
-    for (int cf = 1; cf >= 0; cf--) {
-        char *role = fanout_aws_profile_value(cf, NULL, "role_arn");
-        if (role) {
-            s_set_err(
-                err, err_len,
-                "profile \"%s\" in %s assumes a role (role_arn %.200s with "
-                "source_profile/credential_source): role chaining from the shared "
-                "files is not supported; put base keys in the profile and the role in "
-                "the mapping's \"role\"",
-                s_profile_name(), s_file_name(cf), role);
-            free(role);
-            return S_ERROR;
-        }
-    }
-    return S_NOT_FOUND;
-}
-
-static int s_profile_keys(int credentials_file, struct fanout_credentials *out, char *err,
-                          size_t err_len)
-{
-    char *id = fanout_aws_profile_value(credentials_file, NULL, "aws_access_key_id");
+    char *id = fanout_aws_profile_value(credentials_file, profile, "aws_access_key_id");
     char *secret =
-        fanout_aws_profile_value(credentials_file, NULL, "aws_secret_access_key");
-    char *token = fanout_aws_profile_value(credentials_file, NULL, "aws_session_token");
+        fanout_aws_profile_value(credentials_file, profile, "aws_secret_access_key");
+    char *token = fanout_aws_profile_value(credentials_file, profile, "aws_session_token");
     int rc = S_NOT_FOUND;
     if (id && secret && *id && *secret) {
         rc = s_fill(out, "profile", id, secret, token, err, err_len) ? S_ERROR : S_FOUND;
     } else if ((id && *id) || (secret && *secret)) {
-        s_set_err(err, err_len, "profile \"%s\" in %s has %s but no %s", s_profile_name(),
+        s_set_err(err, err_len, "profile \"%s\" in %s has %s but no %s", profile,
                   s_file_name(credentials_file),
                   id && *id ? "aws_access_key_id" : "aws_secret_access_key",
                   id && *id ? "aws_secret_access_key" : "aws_access_key_id");
@@ -629,17 +635,6 @@ static int s_profile_keys(int credentials_file, struct fanout_credentials *out, 
     s_free_secret(secret);
     s_free_secret(token);
     return rc;
-}
-
-static int s_shared_credentials_fetch(struct fanout_credentials *out, char *err,
-                                      size_t err_len)
-{
-    return s_profile_keys(1, out, err, err_len);
-}
-
-static int s_config_file_fetch(struct fanout_credentials *out, char *err, size_t err_len)
-{
-    return s_profile_keys(0, out, err, err_len);
 }
 
 /* http is allowed only to loopback and the container agents' link-local
@@ -900,38 +895,6 @@ static int s_container_fetch(struct fanout_credentials *out, char *err, size_t e
     return rc;
 }
 
-static const struct cred_provider s_providers[] = {
-    {"environment", s_env_fetch},
-    {"assume-role profile", s_role_profile_fetch},
-    {"shared credentials file", s_shared_credentials_fetch},
-    {"config file", s_config_file_fetch},
-    {"container", s_container_fetch},
-};
-
-static int s_chain_fetch(struct fanout_credentials *out, char *err, size_t err_len)
-{
-    for (size_t i = 0; i < sizeof s_providers / sizeof s_providers[0]; i++) {
-        int rc = s_providers[i].fetch(out, err, err_len);
-        if (rc == S_FOUND) {
-            char hint[16];
-            s_key_hint(out->access_key_id, hint);
-            LOG_DEBUG(LOG_SCOPE, "credentials from the %s (key %s)", s_providers[i].name,
-                      hint);
-            return 0;
-        }
-        if (rc == S_ERROR)
-            return -1;
-    }
-    s_set_err(err, err_len,
-              "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-              "keys for profile \"%s\" in the shared files, or container credentials%s",
-              s_profile_name(),
-              s_env("AWS_WEB_IDENTITY_TOKEN_FILE")
-                  ? " (AWS_WEB_IDENTITY_TOKEN_FILE is set: web identity is not supported)"
-                  : "");
-    return -1;
-}
-
 /* ---- the cache ---------------------------------------------------------- */
 
 struct cred_entry {
@@ -1014,6 +977,17 @@ static int s_usable(const struct cred_entry *e, int64_t now)
 static int s_get(const char *role_arn, const char *external_id, const char *region,
                  int force, struct fanout_credentials *out, char *err, size_t err_len);
 
+struct sts_call {
+    const char *role_arn;
+    const char *external_id;
+    const char *region;       /* NULL: the configured one */
+    int region_fallback;      /* no region configured: us-east-1 (profile roles) */
+    const char *session_name; /* NULL: fanout-<function>-<pid> */
+    long duration_s;          /* 0: FANOUT_ASSUME_ROLE_SECONDS */
+    const struct fanout_credentials *base; /* NULL: the cached base chain */
+    const char *web_token;                 /* AssumeRoleWithWebIdentity (unsigned) */
+};
+
 /* ---- STS AssumeRole ----------------------------------------------------- */
 
 static int s_form_append(struct fanout_buf *b, const char *name, const char *value)
@@ -1052,23 +1026,27 @@ static void s_session_name(char out[SESSION_NAME_MAX + 1])
     }
 }
 
-static int s_sts_parse(const char *xml, size_t n, const char *role_arn,
+static int s_sts_parse(const char *xml, size_t n, const char *action, const char *role_arn,
                        struct fanout_credentials *out, char *err, size_t err_len)
 {
     const char *result = xml, *creds;
     size_t result_len = n, creds_len;
     const char *r;
     size_t rl;
-    if (s_xml_find(xml, n, "AssumeRoleResult", &r, &rl)) {
+    char result_name[64];
+    snprintf(result_name, sizeof result_name, "%sResult", action);
+    if (s_xml_find(xml, n, result_name, &r, &rl)) {
         result = r;
         result_len = rl;
     }
     if (!s_xml_find(result, result_len, "Credentials", &creds, &creds_len)) {
-        s_set_err(err, err_len, "AssumeRole %s: the reply has no Credentials", role_arn);
+        s_set_err(err, err_len, "%s %s: the reply has no Credentials", action, role_arn);
         return -1;
     }
     memset(out, 0, sizeof *out);
-    fanout_strlcpy(out->source, "assume-role", sizeof out->source);
+    fanout_strlcpy(out->source,
+                   strcmp(action, "AssumeRole") == 0 ? "assume-role" : "web-identity",
+                   sizeof out->source);
     char exp[64] = "";
     static const char *const s_names[] = {"AccessKeyId", "SecretAccessKey", "SessionToken",
                                           "Expiration"};
@@ -1079,14 +1057,14 @@ static int s_sts_parse(const char *xml, size_t n, const char *role_arn,
         int rc = s_xml_field(creds, creds_len, s_names[i], dst[i], cap[i]);
         if (rc != 0 || !*dst[i]) {
             s_wipe(out, sizeof *out);
-            s_set_err(err, err_len, "AssumeRole %s: the reply's Credentials %s %s",
+            s_set_err(err, err_len, "%s %s: the reply's Credentials %s %s", action,
                       role_arn, rc < 0 ? "has too long a" : "lack", s_names[i]);
             return -1;
         }
     }
     if (s_parse_iso8601(exp, &out->expires_ms)) {
         s_wipe(out, sizeof *out);
-        s_set_err(err, err_len, "AssumeRole %s: Expiration \"%.40s\" is not ISO 8601",
+        s_set_err(err, err_len, "%s %s: Expiration \"%.40s\" is not ISO 8601", action,
                   role_arn, exp);
         return -1;
     }
@@ -1124,26 +1102,38 @@ static void s_sts_error(const struct fanout_http_response *resp, const char *con
     }
 }
 
-static int s_assume_role(const char *role_arn, const char *external_id,
-                         const char *region_in, struct fanout_credentials *out, char *err,
-                         size_t err_len)
+/* One STS call: AssumeRole signed with the base credentials (c->base, or
+ * the cached base chain), or AssumeRoleWithWebIdentity (unsigned, with
+ * c->web_token). Retried here within the deadline (nothing above retries
+ * credentials). */
+static int s_sts_call(const struct sts_call *c, struct fanout_credentials *out, char *err,
+                      size_t err_len)
 {
-    long duration;
+    const char *role_arn = c->role_arn, *external_id = c->external_id;
+    const char *action = c->web_token ? "AssumeRoleWithWebIdentity" : "AssumeRole";
+    long duration = c->duration_s;
     struct fanout_retry_policy policy;
     char region[64], url[1024], scheme[16], host[512], base_path[512], path[520];
     if (strncmp(role_arn, "arn:", 4) != 0) {
         s_set_err(err, err_len, "AssumeRole: \"%.200s\" is not a role ARN", role_arn);
         return -1;
     }
-    if (s_env_int("FANOUT_ASSUME_ROLE_SECONDS", DEFAULT_DURATION_S, MIN_DURATION_S,
-                  MAX_DURATION_S, &duration, err, err_len) ||
-        fanout_retry_policy_from_env(&policy, err, err_len) ||
-        fanout_aws_region(region_in, region, sizeof region, err, err_len) ||
-        fanout_aws_endpoint_url("sts", region, NULL, url, sizeof url, err, err_len))
+    if ((!duration && s_env_int("FANOUT_ASSUME_ROLE_SECONDS", DEFAULT_DURATION_S,
+                                MIN_DURATION_S, MAX_DURATION_S, &duration, err, err_len)) ||
+        fanout_retry_policy_from_env(&policy, err, err_len))
+        return -1;
+    if (fanout_aws_region(c->region, region, sizeof region, err, err_len)) {
+        if (!c->region_fallback)
+            return -1;
+        /* No region configured: the global endpoint's region, as the aws
+         * command does for the profile's STS calls. */
+        fanout_strlcpy(region, "us-east-1", sizeof region);
+    }
+    if (fanout_aws_endpoint_url("sts", region, NULL, url, sizeof url, err, err_len))
         return -1;
     if (fanout_url_split(url, scheme, sizeof scheme, host, sizeof host, base_path,
                          sizeof base_path)) {
-        s_set_err(err, err_len, "AssumeRole %s: bad STS endpoint %.300s", role_arn, url);
+        s_set_err(err, err_len, "%s %s: bad STS endpoint %.300s", action, role_arn, url);
         return -1;
     }
     size_t bl = strlen(base_path);
@@ -1151,15 +1141,19 @@ static int s_assume_role(const char *role_arn, const char *external_id,
              bl && base_path[bl - 1] == '/' ? "" : "/");
 
     char session[SESSION_NAME_MAX + 1], dur[16];
-    s_session_name(session);
+    if (c->session_name)
+        fanout_strlcpy(session, c->session_name, sizeof session);
+    else
+        s_session_name(session);
     snprintf(dur, sizeof dur, "%ld", duration);
     struct fanout_buf body = {0};
-    if (s_form_append(&body, "Action", "AssumeRole") ||
+    if (s_form_append(&body, "Action", action) ||
         s_form_append(&body, "Version", STS_VERSION) ||
         s_form_append(&body, "RoleArn", role_arn) ||
         s_form_append(&body, "RoleSessionName", session) ||
         s_form_append(&body, "DurationSeconds", dur) ||
-        (external_id && s_form_append(&body, "ExternalId", external_id))) {
+        (external_id && s_form_append(&body, "ExternalId", external_id)) ||
+        (c->web_token && s_form_append(&body, "WebIdentityToken", c->web_token))) {
         fanout_buf_free(&body);
         s_set_err(err, err_len, "out of memory");
         return -1;
@@ -1173,8 +1167,14 @@ static int s_assume_role(const char *role_arn, const char *external_id,
     for (unsigned attempt = 1;; attempt++) {
         struct fanout_credentials base;
         char base_err[ERR_LEN];
-        if (s_get(NULL, NULL, NULL, base_forced == 1, &base, base_err, sizeof base_err)) {
-            s_set_err(err, err_len, "AssumeRole %s: no base credentials: %s", role_arn,
+        memset(&base, 0, sizeof base);
+        if (c->base) {
+            base = *c->base;
+        } else if (c->web_token) {
+            /* unsigned */
+        } else if (s_get(NULL, NULL, NULL, base_forced == 1, &base, base_err,
+                         sizeof base_err)) {
+            s_set_err(err, err_len, "%s %s: no base credentials: %s", action, role_arn,
                       base_err);
             break;
         }
@@ -1205,9 +1205,9 @@ static int s_assume_role(const char *role_arn, const char *external_id,
         };
         struct fanout_sigv4_result sig;
         memset(&sig, 0, sizeof sig);
-        if (fanout_sigv4_sign(&sreq, &params, &sc, &sig)) {
+        if (!c->web_token && fanout_sigv4_sign(&sreq, &params, &sc, &sig)) {
             s_wipe(&base, sizeof base);
-            s_set_err(err, err_len, "AssumeRole %s: signing failed", role_arn);
+            s_set_err(err, err_len, "%s %s: signing failed", action, role_arn);
             break;
         }
         struct fanout_http_header headers[5] = {
@@ -1221,7 +1221,9 @@ static int s_assume_role(const char *role_arn, const char *external_id,
             .method = "POST",
             .url = url,
             .headers = headers,
-            .header_count = base.session_token[0] ? 5 : 4,
+            .header_count = c->web_token            ? 2
+                            : base.session_token[0] ? 5
+                                                    : 4,
             .body = body.ptr,
             .body_len = body.len,
             .timeout_ms = s_timeout_ms(policy.request_timeout_ms),
@@ -1231,27 +1233,28 @@ static int s_assume_role(const char *role_arn, const char *external_id,
 
         if (resp.status >= 200 && resp.status < 300) {
             rc = s_sts_parse(resp.body.ptr ? (const char *)resp.body.ptr : "",
-                             resp.body.len, role_arn, out, err, err_len);
+                             resp.body.len, action, role_arn, out, err, err_len);
             s_response_clean_up(&resp);
             s_wipe(&base, sizeof base);
             s_wipe(&sig, sizeof sig);
             break;
         }
         char code[128] = "", msg[SERVER_MESSAGE_MAX + 8] = "";
-        const char *secrets[4] = {base.secret_access_key, base.session_token,
-                                  sig.authorization, sig.signature};
+        const char *secrets[5] = {base.secret_access_key, base.session_token,
+                                  sig.authorization, sig.signature,
+                                  c->web_token ? c->web_token : ""};
         if (resp.status)
-            s_sts_error(&resp, secrets, 4, base.access_key_id, code, sizeof code, msg,
+            s_sts_error(&resp, secrets, 5, base.access_key_id, code, sizeof code, msg,
                         sizeof msg);
         enum fanout_retry_class cls =
             fanout_retry_classify(resp.status, code[0] ? code : NULL, (int)resp.error);
         s_wipe(&base, sizeof base);
         s_wipe(&sig, sizeof sig);
-        if (cls == FANOUT_RETRY_EXPIRED && base_forced == 0 &&
+        if (cls == FANOUT_RETRY_EXPIRED && base_forced == 0 && !c->base && !c->web_token &&
             attempt < policy.max_attempts) {
             /* The base credentials were refused as expired: fetch them
              * again, once, and retry at once. */
-            LOG_WARN(LOG_SCOPE, "AssumeRole %s: %s; refreshing the base credentials",
+            LOG_WARN(LOG_SCOPE, "%s %s: %s; refreshing the base credentials", action,
                      role_arn, code);
             base_forced = 1;
             s_response_clean_up(&resp);
@@ -1260,7 +1263,7 @@ static int s_assume_role(const char *role_arn, const char *external_id,
         unsigned delay = fanout_retry_delay_ms(&policy, attempt, &seed);
         if ((cls == FANOUT_RETRY_THROTTLE || cls == FANOUT_RETRY_TRANSIENT) &&
             attempt < policy.max_attempts && s_left_ms() > (int64_t)delay) {
-            LOG_DEBUG(LOG_SCOPE, "AssumeRole %s: attempt %u: %s%s%s; retrying in %u ms",
+            LOG_DEBUG(LOG_SCOPE, "%s %s: attempt %u: %s%s%s; retrying in %u ms", action,
                       role_arn, attempt,
                       resp.status ? (code[0] ? code : "error") : "no response",
                       resp.status ? "" : ": ", resp.status ? "" : resp.error_text, delay);
@@ -1272,11 +1275,11 @@ static int s_assume_role(const char *role_arn, const char *external_id,
         if (attempt > 1)
             snprintf(tries, sizeof tries, " after %u attempts", attempt);
         if (resp.status)
-            s_set_err(err, err_len, "AssumeRole %s failed%s: %s%s%s (HTTP %ld)", role_arn,
+            s_set_err(err, err_len, "%s %s failed%s: %s%s%s (HTTP %ld)", action, role_arn,
                       tries, code[0] ? code : "error", msg[0] ? ": " : "", msg,
                       resp.status);
         else
-            s_set_err(err, err_len, "AssumeRole %s failed%s: no response from %s: %s",
+            s_set_err(err, err_len, "%s %s failed%s: no response from %s: %s", action,
                       role_arn, tries, host, resp.error_text);
         s_response_clean_up(&resp);
         break;
@@ -1286,10 +1289,1041 @@ static int s_assume_role(const char *role_arn, const char *external_id,
         char hint[16], until[32];
         s_key_hint(out->access_key_id, hint);
         s_format_time(out->expires_ms, until);
-        LOG_DEBUG(LOG_SCOPE, "assumed %s%s (key %s) until %s", role_arn,
+        LOG_DEBUG(LOG_SCOPE, "%s: assumed %s%s (key %s) until %s", action, role_arn,
                   external_id ? " with an external id" : "", hint, until);
     }
     return rc;
+}
+
+static int s_assume_role(const char *role_arn, const char *external_id,
+                         const char *region_in, struct fanout_credentials *out, char *err,
+                         size_t err_len)
+{
+    struct sts_call c = {
+        .role_arn = role_arn, .external_id = external_id, .region = region_in};
+    return s_sts_call(&c, out, err, err_len);
+}
+
+/* ---- profiles: assume role, web identity, SSO, credential_process ------- */
+
+/* The aws command's precedence (botocore's create_credential_resolver):
+ * environment; the profile's role (role_arn with source_profile or
+ * credential_source, unless it has web_identity_token_file); then the
+ * profile's own providers: web identity, IAM Identity Center (SSO), the
+ * shared credentials file's keys, credential_process, the config file's
+ * keys; then container credentials; then the EC2 instance metadata
+ * service. A profile's keys are looked up in the credentials file first,
+ * then in the config file (the credentials file's values win). */
+
+#define MAX_CHAIN          16
+#define WEB_TOKEN_MAX      (64 * 1024)
+#define SSO_CACHE_MAX      (1024 * 1024)
+#define PROCESS_OUTPUT_MAX (64 * 1024)
+#define PROCESS_TIMEOUT_S  60
+#define IMDS_HOST          "http://169.254.169.254"
+#define IMDS_TOKEN_TTL     "21600"
+#define IMDS_TIMEOUT_S     1
+#define IMDS_BODY_MAX      (64 * 1024)
+
+struct chain_ctx {
+    const char *visited[MAX_CHAIN];
+    size_t n;
+};
+
+static int s_imds_fetch(struct fanout_credentials *out, char *err, size_t err_len);
+
+static char *s_pv(const char *profile, const char *key)
+{
+    char *v = fanout_aws_profile_value(1, profile, key);
+    return v ? v : fanout_aws_profile_value(0, profile, key);
+}
+
+static int s_has(const char *profile, const char *key)
+{
+    char *v = s_pv(profile, key);
+    int has = v != NULL;
+    s_free_secret(v);
+    return has;
+}
+
+static int s_has_static(const char *profile)
+{
+    return s_has(profile, "aws_access_key_id") || s_has(profile, "aws_secret_access_key");
+}
+
+static int s_has_role(const char *profile)
+{
+    return s_has(profile, "role_arn") && !s_has(profile, "web_identity_token_file");
+}
+
+/* A whole small file, NUL-terminated, or NULL with err. */
+static char *s_slurp(const char *path, size_t max, const char *what, size_t *len, char *err,
+                     size_t err_len)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        s_set_err(err, err_len, "cannot read %s %s: %s", what, path, strerror(errno));
+        return NULL;
+    }
+    char *buf = calloc(1, max + 1);
+    size_t n = buf ? fread(buf, 1, max + 1, f) : 0;
+    int bad = buf && (ferror(f) || n > max);
+    fclose(f);
+    if (!buf || bad) {
+        s_free_secret(buf);
+        s_set_err(err, err_len, "cannot read %s %s: %s", what, path,
+                  buf ? "unreadable or larger than the limit" : "out of memory");
+        return NULL;
+    }
+    buf[n] = 0;
+    if (len)
+        *len = n;
+    return buf;
+}
+
+/* AWS_WEB_IDENTITY_TOKEN_FILE / AWS_ROLE_ARN / AWS_ROLE_SESSION_NAME (each
+ * before its profile key web_identity_token_file / role_arn /
+ * role_session_name, unless `use_env` is 0: a source profile), then STS
+ * AssumeRoleWithWebIdentity, unsigned. */
+static int s_web_identity_fetch(const char *profile, int use_env,
+                                struct fanout_credentials *out, char *err, size_t err_len)
+{
+    char *file = NULL, *role = NULL, *session = NULL;
+    const char *v;
+    if (use_env && (v = s_env("AWS_WEB_IDENTITY_TOKEN_FILE")) != NULL)
+        file = strdup(v);
+    else
+        file = s_pv(profile, "web_identity_token_file");
+    if (!file || !*file) {
+        free(file);
+        return S_NOT_FOUND;
+    }
+    if (use_env && (v = s_env("AWS_ROLE_ARN")) != NULL)
+        role = strdup(v);
+    else
+        role = s_pv(profile, "role_arn");
+    if (use_env && (v = s_env("AWS_ROLE_SESSION_NAME")) != NULL)
+        session = strdup(v);
+    else
+        session = s_pv(profile, "role_session_name");
+    int rc = S_ERROR;
+    char *token = NULL;
+    if (!role || !*role) {
+        s_set_err(
+            err, err_len,
+            "web identity: a token file is set (%.200s) but no role: set AWS_ROLE_ARN "
+            "or role_arn in profile \"%s\"",
+            file, profile);
+        goto done;
+    }
+    size_t n = 0;
+    token = s_slurp(file, WEB_TOKEN_MAX, "the web identity token file", &n, err, err_len);
+    if (!token)
+        goto done;
+    while (n > 0 && strchr("\r\n \t", token[n - 1]))
+        token[--n] = 0;
+    if (n == 0) {
+        s_set_err(err, err_len, "web identity token file %.200s is empty", file);
+        goto done;
+    }
+    struct sts_call c = {.role_arn = role,
+                         .session_name = session && *session ? session : NULL,
+                         .web_token = token,
+                         .region_fallback = 1};
+    rc = s_sts_call(&c, out, err, err_len) ? S_ERROR : S_FOUND;
+done:
+    s_free_secret(token);
+    free(file);
+    free(role);
+    free(session);
+    return rc;
+}
+
+/* ---- IAM Identity Center (SSO) ---- */
+
+static void s_sha1_hex(const char *text, char out[41])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdl = 0;
+    EVP_Digest(text, strlen(text), md, &mdl, EVP_sha1(), NULL);
+    for (unsigned i = 0; i < mdl && i < 20; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    out[40] = 0;
+}
+
+/* The access token `aws sso login` cached for `key` (the sso-session name,
+ * or the legacy profile's start URL) in ~/.aws/sso/cache/<sha1>.json. Not
+ * refreshed here: an expired token is an error asking for `aws sso login`. */
+static char *s_sso_token(const char *profile, const char *key, char *err, size_t err_len)
+{
+    const char *home = s_env("HOME");
+    if (!home) {
+        s_set_err(err, err_len,
+                  "SSO profile \"%s\": HOME is not set (the token cache is "
+                  "~/.aws/sso/cache)",
+                  profile);
+        return NULL;
+    }
+    char sha[41], path[1024];
+    s_sha1_hex(key, sha);
+    snprintf(path, sizeof path, "%s/.aws/sso/cache/%s.json", home, sha);
+    char rerr[ERR_LEN];
+    size_t n = 0;
+    char *text = s_slurp(path, SSO_CACHE_MAX, "the SSO token cache", &n, rerr, sizeof rerr);
+    if (!text) {
+        s_set_err(err, err_len,
+                  "SSO profile \"%s\": no cached token (%s); run `aws sso login --profile "
+                  "%s`",
+                  profile, rerr, profile);
+        return NULL;
+    }
+    json_t *j = json_loadb(text, n, 0, NULL);
+    s_free_secret(text);
+    const char *tok = json_string_value(json_object_get(j, "accessToken"));
+    const char *exp = json_string_value(json_object_get(j, "expiresAt"));
+    char *res = NULL;
+    int64_t exp_ms = 0;
+    if (!tok || !*tok || !exp) {
+        s_set_err(err, err_len,
+                  "SSO profile \"%s\": the token cache %s lacks accessToken or expiresAt; "
+                  "run `aws sso login --profile %s`",
+                  profile, path, profile);
+    } else if (s_parse_iso8601(exp, &exp_ms)) {
+        s_set_err(err, err_len,
+                  "SSO profile \"%s\": expiresAt \"%.40s\" in %s is not ISO 8601", profile,
+                  exp, path);
+    } else if (exp_ms <= s_now_ms()) {
+        s_set_err(
+            err, err_len,
+            "SSO profile \"%s\": the SSO session expired at %.40s; run `aws sso login "
+            "--profile %s`",
+            profile, exp, profile);
+    } else if (strpbrk(tok, "\r\n")) {
+        s_set_err(err, err_len, "SSO profile \"%s\": the cached token has a line break",
+                  profile);
+    } else {
+        res = strdup(tok);
+        if (!res)
+            s_set_err(err, err_len, "out of memory");
+    }
+    if (tok)
+        s_wipe((void *)tok, strlen(tok));
+    json_decref(j);
+    return res;
+}
+
+static int s_sso_parse(const struct fanout_http_response *resp, const char *profile,
+                       struct fanout_credentials *out, char *err, size_t err_len)
+{
+    json_t *j = json_loadb(resp->body.ptr ? (const char *)resp->body.ptr : "",
+                           resp->body.len, 0, NULL);
+    json_t *rc_obj = json_object_get(j, "roleCredentials");
+    const char *id = json_string_value(json_object_get(rc_obj, "accessKeyId"));
+    const char *secret = json_string_value(json_object_get(rc_obj, "secretAccessKey"));
+    const char *token = json_string_value(json_object_get(rc_obj, "sessionToken"));
+    json_t *exp = json_object_get(rc_obj, "expiration");
+    int rc = -1;
+    if (!id || !*id || !secret || !*secret || !token || !*token || !json_is_integer(exp) ||
+        json_integer_value(exp) <= 0) {
+        s_set_err(err, err_len,
+                  "SSO profile \"%s\": GetRoleCredentials' reply lacks roleCredentials "
+                  "(accessKeyId, secretAccessKey, sessionToken, expiration in ms)",
+                  profile);
+    } else if (s_fill(out, "sso", id, secret, token, err, err_len) == 0) {
+        out->expires_ms = (int64_t)json_integer_value(exp);
+        rc = 0;
+    }
+    if (j && resp->body.ptr)
+        json_object_clear(j);
+    json_decref(j);
+    return rc;
+}
+
+/* A profile with sso_account_id / sso_role_name: its start URL and region
+ * from the profile (legacy) or its sso-session section, the token from the
+ * cache, then the portal's GetRoleCredentials. */
+static int s_sso_fetch(const char *profile, struct fanout_credentials *out, char *err,
+                       size_t err_len)
+{
+    char *account = s_pv(profile, "sso_account_id");
+    char *role = s_pv(profile, "sso_role_name");
+    if (!account && !role)
+        return S_NOT_FOUND;
+    char *session = s_pv(profile, "sso_session");
+    char *start = s_pv(profile, "sso_start_url");
+    char *region = s_pv(profile, "sso_region");
+    char *token = NULL;
+    int rc = S_ERROR;
+    if (session) {
+        char *s_start = fanout_aws_sso_session_value(session, "sso_start_url");
+        char *s_region = fanout_aws_sso_session_value(session, "sso_region");
+        if (!s_start) {
+            s_set_err(err, err_len,
+                      "The specified sso-session does not exist: \"%.100s\" "
+                      "(profile \"%s\"; no [sso-session %.100s] in %s)",
+                      session, profile, session, s_file_name(0));
+            free(s_region);
+            goto done;
+        }
+        const char *names[2] = {"sso_start_url", "sso_region"};
+        char **mine[2] = {&start, &region};
+        char *theirs[2] = {s_start, s_region};
+        for (int i = 0; i < 2; i++) {
+            if (theirs[i] && *theirs[i] && *mine[i] && strcmp(*mine[i], theirs[i]) != 0) {
+                s_set_err(err, err_len,
+                          "The value for %s is inconsistent between profile (%.200s) and "
+                          "sso-session (%.200s) (profile \"%s\")",
+                          names[i], *mine[i], theirs[i], profile);
+                free(s_start);
+                free(s_region);
+                goto done;
+            }
+            if (theirs[i] && *theirs[i] && !*mine[i]) {
+                *mine[i] = theirs[i];
+                theirs[i] = NULL;
+            }
+        }
+        free(theirs[0]);
+        free(theirs[1]);
+    }
+    char missing[128] = "";
+    const char *req[4] = {"sso_role_name", "sso_account_id", "sso_start_url", "sso_region"};
+    const char *val[4] = {role, account, start, region};
+    for (int i = 0; i < 4; i++)
+        if (!val[i] || !*val[i])
+            snprintf(missing + strlen(missing), sizeof missing - strlen(missing), "%s%s",
+                     missing[0] ? ", " : "", req[i]);
+    if (missing[0]) {
+        s_set_err(err, err_len,
+                  "The profile \"%s\" is configured to use SSO but is missing required "
+                  "configuration: %s",
+                  profile, missing);
+        goto done;
+    }
+    token = s_sso_token(profile, session ? session : start, err, err_len);
+    if (!token)
+        goto done;
+    char base[1024];
+    if (fanout_aws_endpoint_url("sso", region, NULL, base, sizeof base, err, err_len))
+        goto done;
+    struct fanout_buf query = {0}, url = {0};
+    if (s_form_append(&query, "account_id", account) ||
+        s_form_append(&query, "role_name", role) || fanout_buf_append(&query, "", 0) ||
+        fanout_buf_appendf(&url, "%s/federation/credentials?%s", base,
+                           (const char *)query.ptr) ||
+        fanout_buf_append(&url, "", 0)) {
+        fanout_buf_free(&query);
+        fanout_buf_free(&url);
+        s_set_err(err, err_len, "out of memory");
+        goto done;
+    }
+    fanout_buf_free(&query);
+    struct fanout_retry_policy policy;
+    if (fanout_retry_policy_from_env(&policy, err, err_len)) {
+        fanout_buf_free(&url);
+        goto done;
+    }
+    char h_tok[] = "x-amz-sso_bearer_token", h_acc[] = "Accept",
+         v_acc[] = "application/json";
+    struct fanout_http_header headers[2] = {{h_tok, token}, {h_acc, v_acc}};
+    struct fanout_http_request hreq = {
+        .method = "GET",
+        .url = (const char *)url.ptr,
+        .headers = headers,
+        .header_count = 2,
+        .timeout_ms = s_timeout_ms(policy.request_timeout_ms),
+    };
+    unsigned seed = s_seed();
+    for (unsigned attempt = 1;; attempt++) {
+        struct fanout_http_response resp;
+        s_perform(&hreq, &resp);
+        if (resp.status == 200) {
+            rc = s_sso_parse(&resp, profile, out, err, err_len) ? S_ERROR : S_FOUND;
+            s_response_clean_up(&resp);
+            break;
+        }
+        enum fanout_retry_class cls =
+            fanout_retry_classify(resp.status, NULL, (int)resp.error);
+        unsigned delay = fanout_retry_delay_ms(&policy, attempt, &seed);
+        if ((cls == FANOUT_RETRY_THROTTLE || cls == FANOUT_RETRY_TRANSIENT) &&
+            attempt < policy.max_attempts && s_left_ms() > (int64_t)delay) {
+            s_response_clean_up(&resp);
+            s_sleep_ms(delay);
+            continue;
+        }
+        if (resp.status) {
+            char said[SERVER_MESSAGE_MAX + 8] = "";
+            json_t *j = json_loadb(resp.body.ptr ? (const char *)resp.body.ptr : "",
+                                   resp.body.len, 0, NULL);
+            const char *msg = json_string_value(json_object_get(j, "message"));
+            const char *secrets[1] = {token};
+            if (msg)
+                s_server_text(msg, strlen(msg), secrets, 1, NULL, said, sizeof said);
+            json_decref(j);
+            s_set_err(err, err_len,
+                      "SSO profile \"%s\": GetRoleCredentials (account %.20s, role %.64s) "
+                      "failed: HTTP %ld%s%s%s",
+                      profile, account, role, resp.status, said[0] ? ": " : "", said,
+                      resp.status == 401 || resp.status == 403
+                          ? "; the SSO session may have ended: run `aws sso login`"
+                          : "");
+        } else {
+            s_set_err(err, err_len,
+                      "SSO profile \"%s\": GetRoleCredentials: no response after %u "
+                      "attempt%s: %s",
+                      profile, attempt, attempt == 1 ? "" : "s", resp.error_text);
+        }
+        s_response_clean_up(&resp);
+        break;
+    }
+    fanout_buf_free(&url);
+done:
+    s_free_secret(token);
+    free(account);
+    free(role);
+    free(session);
+    free(start);
+    free(region);
+    return rc;
+}
+
+/* ---- credential_process ---- */
+
+/* Python's shlex.split (POSIX mode, no comments), as botocore splits the
+ * command: words separated by blanks, '...' literal, "..." with \" and \\
+ * escapes, \ escaping any character outside quotes. NULL with err. */
+static char **s_shell_split(const char *cmd, char *err, size_t err_len)
+{
+    size_t cap = 8, n = 0;
+    char **argv = calloc(cap, sizeof *argv);
+    char *word = malloc(strlen(cmd) + 1);
+    if (!argv || !word)
+        goto oom;
+    const char *p = cmd;
+    for (;;) {
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+            p++;
+        if (!*p)
+            break;
+        size_t w = 0;
+        while (*p && !(*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) {
+            if (*p == '\\') {
+                if (!p[1]) {
+                    s_set_err(err, err_len, "credential_process: No escaped character");
+                    goto fail;
+                }
+                word[w++] = p[1];
+                p += 2;
+            } else if (*p == '\'') {
+                const char *close = strchr(p + 1, '\'');
+                if (!close) {
+                    s_set_err(err, err_len, "credential_process: No closing quotation");
+                    goto fail;
+                }
+                memcpy(word + w, p + 1, (size_t)(close - p - 1));
+                w += (size_t)(close - p - 1);
+                p = close + 1;
+            } else if (*p == '"') {
+                p++;
+                while (*p && *p != '"') {
+                    if (*p == '\\' && (p[1] == '"' || p[1] == '\\'))
+                        p++;
+                    word[w++] = *p++;
+                }
+                if (*p != '"') {
+                    s_set_err(err, err_len, "credential_process: No closing quotation");
+                    goto fail;
+                }
+                p++;
+            } else {
+                word[w++] = *p++;
+            }
+        }
+        if (n + 2 > cap) {
+            char **g = realloc(argv, 2 * cap * sizeof *argv);
+            if (!g)
+                goto oom;
+            argv = g;
+            cap *= 2;
+        }
+        argv[n] = malloc(w + 1);
+        if (!argv[n])
+            goto oom;
+        memcpy(argv[n], word, w);
+        argv[n][w] = 0;
+        argv[++n] = NULL;
+    }
+    free(word);
+    if (n == 0) {
+        s_set_err(err, err_len, "credential_process is empty");
+        free(argv);
+        return NULL;
+    }
+    return argv;
+oom:
+    s_set_err(err, err_len, "out of memory");
+fail:
+    free(word);
+    if (argv)
+        for (size_t i = 0; i < n; i++)
+            free(argv[i]);
+    free(argv);
+    return NULL;
+}
+
+static void s_argv_free(char **argv)
+{
+    for (size_t i = 0; argv && argv[i]; i++)
+        free(argv[i]);
+    free(argv);
+}
+
+static int64_t s_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Whether `cmd` names an executable file (searched in PATH when it has no
+ * '/', as execvp does), so that a wrong command is said as such rather than
+ * as the child's exit status 127. */
+static int s_executable(const char *cmd)
+{
+    struct stat st;
+    if (strchr(cmd, '/'))
+        return stat(cmd, &st) == 0 && S_ISREG(st.st_mode) && access(cmd, X_OK) == 0;
+    const char *path = getenv("PATH");
+    if (!path)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    char full[4096];
+    for (const char *p = path;; p++) {
+        const char *end = strchr(p, ':');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        snprintf(full, sizeof full, "%.*s/%s", (int)n, n ? p : ".", cmd);
+        if (stat(full, &st) == 0 && S_ISREG(st.st_mode) && access(full, X_OK) == 0)
+            return 1;
+        if (!end)
+            return 0;
+        p = end;
+    }
+}
+
+/* Run argv (no shell, PATH searched) with stdout on a pipe; stdin and
+ * stderr are ours. Reads at most PROCESS_OUTPUT_MAX bytes within
+ * timeout_ms; the process is killed when it overruns either. */
+static int s_run(char **argv, int64_t timeout_ms, struct fanout_buf *outb, int *status,
+                 char *err, size_t err_len)
+{
+    if (!s_executable(argv[0])) {
+        s_set_err(err, err_len, "credential_process: cannot run %.200s: %s", argv[0],
+                  strchr(argv[0], '/') ? "not an executable file" : "not found in PATH");
+        return -1;
+    }
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC)) {
+        s_set_err(err, err_len, "credential_process: pipe: %s", strerror(errno));
+        return -1;
+    }
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+    pid_t pid;
+    int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(fds[1]);
+    if (rc != 0) {
+        close(fds[0]);
+        s_set_err(err, err_len, "credential_process: cannot run %.200s: %s", argv[0],
+                  strerror(rc));
+        return -1;
+    }
+    int64_t until = s_mono_ms() + timeout_ms;
+    const char *why = NULL;
+    for (;;) {
+        int64_t left = until - s_mono_ms();
+        if (left <= 0) {
+            why = "timed out";
+            break;
+        }
+        struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
+        int pr = poll(&pfd, 1, (int)(left > 1000 ? 1000 : left));
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr <= 0)
+            continue;
+        char chunk[4096];
+        ssize_t r = read(fds[0], chunk, sizeof chunk);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        if (outb->len + (size_t)r > PROCESS_OUTPUT_MAX) {
+            why = "wrote more than 64 KiB";
+            break;
+        }
+        if (fanout_buf_append(outb, chunk, (size_t)r)) {
+            why = "out of memory";
+            break;
+        }
+    }
+    close(fds[0]);
+    if (why)
+        kill(pid, SIGKILL);
+    /* Its stdout is closed: wait for the exit within the time left. */
+    int st = 0;
+    pid_t w;
+    while ((w = waitpid(pid, &st, WNOHANG)) == 0) {
+        if (!why && s_mono_ms() > until) {
+            why = "timed out";
+            kill(pid, SIGKILL);
+        }
+        s_sleep_ms(2);
+    }
+    if (why) {
+        s_set_err(err, err_len, "credential_process %.200s %s (limit %" PRId64 " ms)",
+                  argv[0], why, timeout_ms);
+        return -1;
+    }
+    *status = st;
+    return 0;
+}
+
+static int s_process_fetch(const char *profile, struct fanout_credentials *out, char *err,
+                           size_t err_len)
+{
+    char *cmd = s_pv(profile, "credential_process");
+    if (!cmd)
+        return S_NOT_FOUND;
+    long timeout_s;
+    char **argv = NULL;
+    if (s_env_int("FANOUT_CREDENTIAL_PROCESS_TIMEOUT_SECONDS", PROCESS_TIMEOUT_S, 1, 3600,
+                  &timeout_s, err, err_len) ||
+        !(argv = s_shell_split(cmd, err, err_len))) {
+        free(cmd);
+        return S_ERROR;
+    }
+    free(cmd);
+    struct fanout_buf outb = {0};
+    int status = 0, rc = S_ERROR;
+    if (s_run(argv, s_timeout_ms((int64_t)timeout_s * 1000), &outb, &status, err,
+              err_len) == 0) {
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            s_set_err(err, err_len, "credential_process %.200s (profile \"%s\") %s %d",
+                      argv[0], profile,
+                      WIFEXITED(status) ? "exited with status" : "was killed by signal",
+                      WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+        } else {
+            json_t *j =
+                json_loadb(outb.ptr ? (const char *)outb.ptr : "", outb.len, 0, NULL);
+            json_t *ver = json_object_get(j, "Version");
+            const char *id = json_string_value(json_object_get(j, "AccessKeyId"));
+            const char *secret = json_string_value(json_object_get(j, "SecretAccessKey"));
+            const char *token = json_string_value(json_object_get(j, "SessionToken"));
+            const char *exp = json_string_value(json_object_get(j, "Expiration"));
+            if (!json_is_object(j)) {
+                s_set_err(err, err_len,
+                          "credential_process %.200s (profile \"%s\"): the output is not a "
+                          "JSON object",
+                          argv[0], profile);
+            } else if (!json_is_integer(ver) || json_integer_value(ver) != 1) {
+                s_set_err(err, err_len,
+                          "credential_process %.200s (profile \"%s\"): Unsupported version "
+                          "for credential process provider; expected \"Version\": 1",
+                          argv[0], profile);
+            } else if (!id || !*id || !secret || !*secret) {
+                s_set_err(err, err_len,
+                          "credential_process %.200s (profile \"%s\"): the output lacks %s",
+                          argv[0], profile,
+                          !id || !*id ? "AccessKeyId" : "SecretAccessKey");
+            } else if (s_fill(out, "process", id, secret, token && *token ? token : NULL,
+                              err, err_len) == 0) {
+                if (exp && s_parse_iso8601(exp, &out->expires_ms)) {
+                    s_wipe(out, sizeof *out);
+                    s_set_err(err, err_len,
+                              "credential_process %.200s (profile \"%s\"): Expiration "
+                              "\"%.40s\" is not ISO 8601",
+                              argv[0], profile, exp);
+                } else {
+                    rc = S_FOUND;
+                }
+            }
+            if (j)
+                json_object_clear(j);
+            json_decref(j);
+        }
+    }
+    s_wipe(outb.ptr, outb.len);
+    fanout_buf_free(&outb);
+    s_argv_free(argv);
+    return rc;
+}
+
+/* ---- EC2 instance metadata (IMDSv2) ---- */
+
+static void s_imds_get(const char *url, const char *token, int64_t timeout_ms,
+                       struct fanout_http_response *resp)
+{
+    char h_tok[] = "X-aws-ec2-metadata-token";
+    struct fanout_http_header headers[1] = {{h_tok, (char *)token}};
+    struct fanout_http_request req = {
+        .method = "GET",
+        .url = url,
+        .headers = headers,
+        .header_count = token ? 1 : 0,
+        .timeout_ms = s_timeout_ms(timeout_ms),
+        .connect_timeout_ms = timeout_ms,
+    };
+    s_perform(&req, resp);
+}
+
+/* The instance profile's credentials: PUT /latest/api/token, then
+ * /latest/meta-data/iam/security-credentials/ and /<role>. Unreachable, or
+ * no role attached: S_NOT_FOUND (it is last in the chain, and must not slow
+ * down a machine without it: 1 s per request, 1 attempt, as botocore's
+ * AWS_METADATA_SERVICE_TIMEOUT / AWS_METADATA_SERVICE_NUM_ATTEMPTS). */
+static int s_imds_fetch(struct fanout_credentials *out, char *err, size_t err_len)
+{
+    const char *off = s_env("AWS_EC2_METADATA_DISABLED");
+    if (off && strcasecmp(off, "true") == 0)
+        return S_NOT_FOUND;
+    long timeout_s, attempts;
+    if (s_env_int("AWS_METADATA_SERVICE_TIMEOUT", IMDS_TIMEOUT_S, 1, 60, &timeout_s, err,
+                  err_len) ||
+        s_env_int("AWS_METADATA_SERVICE_NUM_ATTEMPTS", 1, 1, 10, &attempts, err, err_len))
+        return S_ERROR;
+    const char *host = s_env("AWS_EC2_METADATA_SERVICE_ENDPOINT");
+    if (!host)
+        host = IMDS_HOST;
+    size_t hl = strlen(host);
+    while (hl > 0 && host[hl - 1] == '/')
+        hl--;
+    if (hl > 512 ||
+        (strncasecmp(host, "http://", 7) != 0 && strncasecmp(host, "https://", 8) != 0)) {
+        s_set_err(err, err_len,
+                  "AWS_EC2_METADATA_SERVICE_ENDPOINT must be an http(s) URL of at most 512 "
+                  "bytes");
+        return S_ERROR;
+    }
+    int64_t tmo = (int64_t)timeout_s * 1000;
+    char url[1200];
+    char *token = NULL;
+    struct fanout_http_response resp;
+    int rc = S_NOT_FOUND;
+    char role[256] = "";
+    for (long attempt = 1; attempt <= attempts; attempt++) {
+        snprintf(url, sizeof url, "%.*s/latest/api/token", (int)hl, host);
+        char h_ttl[] = "X-aws-ec2-metadata-token-ttl-seconds", v_ttl[] = IMDS_TOKEN_TTL;
+        struct fanout_http_header th[1] = {{h_ttl, v_ttl}};
+        struct fanout_http_request treq = {
+            .method = "PUT",
+            .url = url,
+            .headers = th,
+            .header_count = 1,
+            .timeout_ms = s_timeout_ms(tmo),
+            .connect_timeout_ms = tmo,
+        };
+        s_perform(&treq, &resp);
+        if (resp.status == 200 && resp.body.len > 0 && resp.body.len < 4096 &&
+            !memchr(resp.body.ptr, '\n', resp.body.len) &&
+            !memchr(resp.body.ptr, '\r', resp.body.len)) {
+            free(token);
+            token = strndup((const char *)resp.body.ptr, resp.body.len);
+        } else if (resp.status == 0 || resp.status >= 500) {
+            LOG_DEBUG(LOG_SCOPE, "instance metadata %.*s: %s", (int)hl, host,
+                      resp.status ? "server error" : resp.error_text);
+            s_response_clean_up(&resp);
+            continue;
+        } else if (resp.status != 403 && resp.status != 404 && resp.status != 405) {
+            s_set_err(err, err_len,
+                      "instance metadata %.*s: token request answered HTTP %ld", (int)hl,
+                      host, resp.status);
+            s_response_clean_up(&resp);
+            rc = S_ERROR;
+            break;
+        } /* else IMDSv1: no token */
+        s_response_clean_up(&resp);
+
+        snprintf(url, sizeof url, "%.*s/latest/meta-data/iam/security-credentials/",
+                 (int)hl, host);
+        s_imds_get(url, token, tmo, &resp);
+        if (resp.status == 404) {
+            LOG_DEBUG(LOG_SCOPE, "instance metadata %.*s: no role attached", (int)hl, host);
+            s_response_clean_up(&resp);
+            break;
+        }
+        if (resp.status != 200) {
+            LOG_DEBUG(LOG_SCOPE, "instance metadata %.*s: role list: HTTP %ld %s", (int)hl,
+                      host, resp.status, resp.status ? "" : resp.error_text);
+            s_response_clean_up(&resp);
+            continue;
+        }
+        size_t rl = 0;
+        const char *b = resp.body.ptr ? (const char *)resp.body.ptr : "";
+        while (rl < resp.body.len && b[rl] != '\n' && b[rl] != '\r')
+            rl++;
+        if (rl == 0 || rl >= sizeof role || memchr(b, '/', rl) || memchr(b, '?', rl) ||
+            memchr(b, '#', rl)) {
+            s_set_err(err, err_len, "instance metadata %.*s: the role name is %s", (int)hl,
+                      host, rl == 0 ? "empty" : "not a role name");
+            s_response_clean_up(&resp);
+            rc = S_ERROR;
+            break;
+        }
+        memcpy(role, b, rl);
+        role[rl] = 0;
+        s_response_clean_up(&resp);
+
+        snprintf(url, sizeof url, "%.*s/latest/meta-data/iam/security-credentials/%s",
+                 (int)hl, host, role);
+        s_imds_get(url, token, tmo, &resp);
+        if (resp.status != 200) {
+            LOG_DEBUG(LOG_SCOPE, "instance metadata %.*s: credentials of %s: HTTP %ld %s",
+                      (int)hl, host, role, resp.status, resp.status ? "" : resp.error_text);
+            s_response_clean_up(&resp);
+            continue;
+        }
+        json_t *j = json_loadb(resp.body.ptr ? (const char *)resp.body.ptr : "",
+                               resp.body.len, 0, NULL);
+        const char *code = json_string_value(json_object_get(j, "Code"));
+        const char *id = json_string_value(json_object_get(j, "AccessKeyId"));
+        const char *secret = json_string_value(json_object_get(j, "SecretAccessKey"));
+        const char *tok = json_string_value(json_object_get(j, "Token"));
+        const char *exp = json_string_value(json_object_get(j, "Expiration"));
+        rc = S_ERROR;
+        if (code && strcmp(code, "Success") != 0) {
+            s_set_err(err, err_len, "instance metadata %.*s: role %s: Code %.64s", (int)hl,
+                      host, role, code);
+        } else if (!id || !*id || !secret || !*secret || !tok || !*tok || !exp) {
+            s_set_err(err, err_len,
+                      "instance metadata %.*s: role %s: the reply lacks AccessKeyId, "
+                      "SecretAccessKey, Token or Expiration",
+                      (int)hl, host, role);
+        } else if (s_fill(out, "instance-metadata", id, secret, tok, err, err_len) == 0) {
+            if (s_parse_iso8601(exp, &out->expires_ms)) {
+                s_wipe(out, sizeof *out);
+                s_set_err(err, err_len,
+                          "instance metadata %.*s: Expiration \"%.40s\" is not ISO 8601",
+                          (int)hl, host, exp);
+            } else {
+                rc = S_FOUND;
+            }
+        }
+        if (j)
+            json_object_clear(j);
+        json_decref(j);
+        s_response_clean_up(&resp);
+        break;
+    }
+    s_free_secret(token);
+    return rc;
+}
+
+/* ---- the profile chain ---- */
+
+/* botocore's ProfileProviderBuilder: the providers that read one profile. */
+static int s_profile_providers(const char *profile, int use_env,
+                               struct fanout_credentials *out, char *err, size_t err_len)
+{
+    int rc = s_web_identity_fetch(profile, use_env, out, err, err_len);
+    if (rc == S_NOT_FOUND)
+        rc = s_sso_fetch(profile, out, err, err_len);
+    if (rc == S_NOT_FOUND)
+        rc = s_profile_keys(1, profile, out, err, err_len);
+    if (rc == S_NOT_FOUND)
+        rc = s_process_fetch(profile, out, err, err_len);
+    if (rc == S_NOT_FOUND)
+        rc = s_profile_keys(0, profile, out, err, err_len);
+    return rc;
+}
+
+static void s_visited_text(const struct chain_ctx *ctx, char *out, size_t len)
+{
+    out[0] = 0;
+    for (size_t i = 0; i < ctx->n; i++)
+        snprintf(out + strlen(out), len - strlen(out), "%s%.64s", i ? " -> " : "",
+                 ctx->visited[i]);
+}
+
+/* A profile with role_arn (and no web_identity_token_file): its source
+ * credentials (credential_source, or source_profile: keys, its own
+ * providers, or a role it assumes in turn), then STS AssumeRole. */
+static int s_role_profile(const char *profile, struct chain_ctx *ctx,
+                          struct fanout_credentials *out, char *err, size_t err_len)
+{
+    char *role = s_pv(profile, "role_arn");
+    char *mfa = s_pv(profile, "mfa_serial");
+    char *sp = s_pv(profile, "source_profile");
+    char *cs = s_pv(profile, "credential_source");
+    char *ext = s_pv(profile, "external_id");
+    char *session = s_pv(profile, "role_session_name");
+    char *dur = s_pv(profile, "duration_seconds");
+    struct fanout_credentials base;
+    memset(&base, 0, sizeof base);
+    int rc = S_ERROR;
+    if (mfa) {
+        s_set_err(err, err_len,
+                  "profile \"%s\" assumes %.200s with mfa_serial %.200s: fanout cannot ask "
+                  "for an MFA code; use a profile without mfa_serial (or export the "
+                  "credentials of `aws sts assume-role ... --serial-number --token-code` "
+                  "in AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN)",
+                  profile, role, mfa);
+        goto done;
+    }
+    if (sp && cs) {
+        s_set_err(err, err_len,
+                  "The profile \"%s\" contains both source_profile and credential_source.",
+                  profile);
+        goto done;
+    }
+    if (!sp && !cs) {
+        s_set_err(err, err_len,
+                  "profile \"%s\" has role_arn %.200s but neither source_profile nor "
+                  "credential_source",
+                  profile, role);
+        goto done;
+    }
+    int src;
+    if (cs) {
+        if (strcmp(cs, "Environment") == 0)
+            src = s_env_fetch(&base, err, err_len);
+        else if (strcmp(cs, "Ec2InstanceMetadata") == 0)
+            src = s_imds_fetch(&base, err, err_len);
+        else if (strcmp(cs, "EcsContainer") == 0)
+            src = s_container_fetch(&base, err, err_len);
+        else {
+            s_set_err(err, err_len,
+                      "The credential source \"%.64s\" referenced in profile \"%s\" is not "
+                      "valid (Environment, Ec2InstanceMetadata or EcsContainer)",
+                      cs, profile);
+            goto done;
+        }
+        if (src == S_NOT_FOUND)
+            s_set_err(err, err_len,
+                      "No credentials found in credential_source %s referenced in profile "
+                      "\"%s\"",
+                      cs, profile);
+    } else {
+        int seen = 0;
+        for (size_t i = 0; i < ctx->n; i++)
+            seen |= strcmp(ctx->visited[i], sp) == 0;
+        if (seen && (strcmp(sp, profile) != 0 || !s_has_static(sp))) {
+            char path[600];
+            s_visited_text(ctx, path, sizeof path);
+            s_set_err(err, err_len,
+                      "Infinite loop in credential configuration detected. Attempting to "
+                      "load from profile %.64s which has already been visited. Visited "
+                      "profiles: %s",
+                      sp, path);
+            goto done;
+        }
+        if (ctx->n >= MAX_CHAIN) {
+            s_set_err(err, err_len, "profile \"%s\": more than %d roles chained", profile,
+                      MAX_CHAIN);
+            goto done;
+        }
+        ctx->visited[ctx->n++] = sp;
+        if (s_has_static(sp) || !s_has_role(sp))
+            src = s_profile_providers(sp, 0, &base, err, err_len);
+        else
+            src = s_role_profile(sp, ctx, &base, err, err_len);
+        if (src == S_NOT_FOUND)
+            s_set_err(err, err_len,
+                      "The source profile \"%.64s\" (of profile \"%s\") must have "
+                      "credentials.",
+                      sp, profile);
+    }
+    if (src != S_FOUND)
+        goto done;
+    long duration = 0;
+    if (dur) {
+        char *end;
+        errno = 0;
+        long d = strtol(dur, &end, 10);
+        if (errno || end == dur || *end || d <= 0 || d > MAX_DURATION_S * 10)
+            LOG_WARN(LOG_SCOPE,
+                     "profile \"%s\": duration_seconds \"%.32s\" is not a number: ignored "
+                     "(as the aws command does)",
+                     profile, dur);
+        else
+            duration = d;
+    }
+    struct sts_call c = {
+        .role_arn = role,
+        .external_id = ext,
+        .session_name = session && *session ? session : NULL,
+        .duration_s = duration,
+        .region_fallback = 1,
+        .base = &base,
+    };
+    rc = s_sts_call(&c, out, err, err_len) ? S_ERROR : S_FOUND;
+    if (rc == S_FOUND) {
+        char hint[16];
+        s_key_hint(base.access_key_id, hint);
+        LOG_DEBUG(LOG_SCOPE, "profile \"%s\": assumed %s with the %s credentials (key %s)",
+                  profile, role, base.source, hint);
+    }
+done:
+    s_wipe(&base, sizeof base);
+    free(role);
+    free(mfa);
+    free(sp);
+    free(cs);
+    s_free_secret(ext);
+    free(session);
+    free(dur);
+    return rc;
+}
+
+static int s_env_provider(struct fanout_credentials *out, char *err, size_t err_len)
+{
+    return s_env_fetch(out, err, err_len);
+}
+
+static int s_profile_provider(struct fanout_credentials *out, char *err, size_t err_len)
+{
+    const char *profile = s_profile_name();
+    if (s_has_role(profile)) {
+        struct chain_ctx ctx = {{profile}, 1};
+        return s_role_profile(profile, &ctx, out, err, err_len);
+    }
+    return s_profile_providers(profile, 1, out, err, err_len);
+}
+
+static int s_container_provider(struct fanout_credentials *out, char *err, size_t err_len)
+{
+    return s_container_fetch(out, err, err_len);
+}
+
+static const struct cred_provider s_providers[] = {
+    {"environment", s_env_provider},
+    {"profile", s_profile_provider},
+    {"container", s_container_provider},
+    {"instance metadata", s_imds_fetch},
+};
+
+static int s_chain_fetch(struct fanout_credentials *out, char *err, size_t err_len)
+{
+    for (size_t i = 0; i < sizeof s_providers / sizeof s_providers[0]; i++) {
+        int rc = s_providers[i].fetch(out, err, err_len);
+        if (rc == S_FOUND) {
+            char hint[16];
+            s_key_hint(out->access_key_id, hint);
+            LOG_DEBUG(LOG_SCOPE, "credentials from the %s (%s, key %s)",
+                      s_providers[i].name, out->source, hint);
+            return 0;
+        }
+        if (rc == S_ERROR)
+            return -1;
+    }
+    s_set_err(
+        err, err_len,
+        "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+        "or configure profile \"%s\" in %s or %s (keys, role_arn, sso, "
+        "credential_process), web identity, container credentials, or run on EC2 with "
+        "an instance profile",
+        s_profile_name(), s_file_name(0), s_file_name(1));
+    return -1;
 }
 
 /* ---- get ---------------------------------------------------------------- */

@@ -12,11 +12,13 @@ struct fanout_credentials {
     char session_token[4096]; /* empty for long-term keys */
     int64_t expires_ms;       /* Unix epoch ms; 0 = does not expire */
     char source[32];          /* "environment", "profile", "container",
-                                 "assume-role": for messages */
+                                 "assume-role", "web-identity", "sso",
+                                 "process", "instance-metadata": messages */
 };
 
-/* Credentials for a request: the base chain (environment, shared
- * credentials/config files with AWS_PROFILE, container credentials) or,
+/* Credentials for a request: the base chain (the aws command's: environment,
+ * the AWS_PROFILE profile with its role / web identity / SSO / keys /
+ * credential_process, container credentials, instance metadata) or,
  * with `role_arn`, that role assumed through STS (in `region`) with the
  * base credentials and `external_id`. Cached; refreshed when less than the
  * refresh margin (FANOUT_CREDENTIALS_REFRESH_SECONDS, default 300, or a

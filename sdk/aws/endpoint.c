@@ -41,6 +41,8 @@ static const struct fanout_aws_service s_services[] = {
     {"dynamodb_streams", "DYNAMODB_STREAMS", "streams.dynamodb", "dynamodb"},
     /* Regional, as the SDKs now default to (sts_regional_endpoints). */
     {"sts", "STS", "sts", "sts"},
+    /* The IAM Identity Center portal (GetRoleCredentials; bearer token). */
+    {"sso", "SSO", "portal.sso", "awsssoportal"},
     {"cloudwatch_logs", "CLOUDWATCH_LOGS", "logs", "logs"},
     /* An OpenSearch domain has its own host: no default. */
     {"es", "ES", NULL, "es"},
@@ -267,6 +269,7 @@ enum s_section {
     S_SEC_PROFILE,      /* [profile name], [name] in the credentials file */
     S_SEC_BARE_DEFAULT, /* [default] in the config file */
     S_SEC_SERVICES,     /* [services name] */
+    S_SEC_SSO_SESSION,  /* [sso-session name] */
 };
 
 /* `inner` is what stands between the brackets. */
@@ -286,7 +289,9 @@ static enum s_section s_header(int credentials, struct s_slice inner, struct s_s
     static const struct {
         const char *word;
         enum s_section kind;
-    } kinds[] = {{"profile", S_SEC_PROFILE}, {"services", S_SEC_SERVICES}};
+    } kinds[] = {{"profile", S_SEC_PROFILE},
+                 {"services", S_SEC_SERVICES},
+                 {"sso-session", S_SEC_SSO_SESSION}};
     for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++) {
         size_t w = strlen(kinds[i].word);
         if (inner.n > w && memcmp(inner.p, kinds[i].word, w) == 0 && s_ws(inner.p[w])) {
@@ -544,6 +549,23 @@ char *fanout_aws_profile_value(int credentials_file, const char *profile, const 
     char *v = s_lookup(text, len, credentials_file, s_profile_name(profile), key);
     free(text);
     return v;
+}
+
+char *fanout_aws_sso_session_value(const char *session, const char *key)
+{
+    if (!session || !*session || !key || !*key)
+        return NULL;
+    size_t len = 0;
+    char *text = s_read_file(0, &len);
+    if (!text)
+        return NULL;
+    struct s_query q = {0, S_SEC_SSO_SESSION, session, key, NULL};
+    struct s_result r = {0, NULL};
+    s_scan(text, len, &q, &r);
+    free(text);
+    if (!r.value && r.section_seen)
+        return strdup(""); /* the section exists, without that key */
+    return r.value;
 }
 
 /* ---- region ---- */

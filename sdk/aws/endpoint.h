@@ -56,4 +56,9 @@ int fanout_url_split(const char *url, char *scheme, size_t scheme_len, char *hos
  * malloc'd string, or NULL. */
 char *fanout_aws_profile_value(int credentials_file, const char *profile, const char *key);
 
+/* A value of the "[sso-session NAME]" section of the config file, or NULL
+ * when the section does not exist; "" when it exists without `key`.
+ * Returns a malloc'd string. */
+char *fanout_aws_sso_session_value(const char *session, const char *key);
+
 #endif

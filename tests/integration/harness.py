@@ -225,6 +225,8 @@ def run_fanout(args, env=None, stdin=None, cwd=None, timeout=120):
     for k in list(e):
         if k.startswith("AWS_") or k in ("FANOUT_CONFIG", "FANOUT_TABLE"):
             del e[k]
+    # Never the real EC2 instance metadata service (the chain's last step).
+    e["AWS_EC2_METADATA_DISABLED"] = "true"
     e.update({"FANOUT_PLUGIN_PATH": plugin_path(), "FANOUT_LOG_FORMAT": "text"})
     if env:
         e.update(env)

@@ -523,6 +523,8 @@ class FaultInjection(unittest.TestCase):
         for k in list(e):
             if k.startswith("AWS_") or k in ("FANOUT_CONFIG", "FANOUT_TABLE"):
                 del e[k]
+        # Never the real EC2 instance metadata service (the chain's last step).
+        e["AWS_EC2_METADATA_DISABLED"] = "true"
         e.update({"FANOUT_PLUGIN_PATH": harness.plugin_path(), "FANOUT_LOG_FORMAT": "text"})
         e.update(self.env())
         t = time.monotonic()

@@ -355,6 +355,8 @@ class MemcachedPlugin(unittest.TestCase):
             for k in list(e):
                 if k.startswith("AWS_"):
                     del e[k]
+            # Never the real EC2 instance metadata service (the chain's last step).
+            e["AWS_EC2_METADATA_DISABLED"] = "true"
             e.update({"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:" + port, "FANOUT_CONFIG": cfg,
                       "FANOUT_PLUGIN_PATH": h.plugin_path(), "FANOUT_LOG_FORMAT": "text"})
             e.update(FAST_RETRY)

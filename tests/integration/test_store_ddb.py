@@ -144,6 +144,8 @@ class DynamoDBStore(unittest.TestCase):
             for k in list(e):
                 if k.startswith("AWS_") or k in ("FANOUT_CONFIG", "FANOUT_TABLE"):
                     del e[k]
+            # Never the real EC2 instance metadata service (the chain's last step).
+            e["AWS_EC2_METADATA_DISABLED"] = "true"
             e.update(env)
             e.update({"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:" + port,
                       "FANOUT_PLUGIN_PATH": harness.plugin_path(),

@@ -31,6 +31,13 @@ stdout (flushed), then serves:
                          "issued_keys": every key issued, in order, as
                          {"accessKeyId", "source"} (source "container" or
                          "assume-role:ARN").
+  POST /                 Action=AssumeRoleWithWebIdentity: unsigned (an
+                         Authorization header is refused, as a sign that the
+                         client signed what must not be); WebIdentityToken
+                         must equal --web-token (else 400
+                         InvalidIdentityToken); RoleArn, RoleSessionName and
+                         DurationSeconds checked as for AssumeRole. Counted
+                         under roles[ARN] with last.Action set.
   POST /control          JSON {"role": ARN, "mode": "throttle"|"500"|"deny"|
                          "ok", "count": N}: the next N AssumeRole requests
                          for ROLE get that answer ("ok" clears).
@@ -70,6 +77,7 @@ Options:
   --max-lifetime S                exit after S seconds whatever happens
   --parent-pid PID                exit when PID is no longer our parent
   --register-with URL             register AssumeRole keys there (repeatable)
+  --web-token TOKEN               what AssumeRoleWithWebIdentity accepts
 """
 
 import argparse
@@ -374,11 +382,64 @@ class Handler(BaseHTTPRequestHandler):
             state.service["ok"] += 1
         self._json(200, {"ok": True, "accessKeyId": akid})
 
+    def _web_identity(self, body):
+        state = self.server.state
+        args = state.args
+        params = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        if self.headers.get("Authorization") or self.headers.get("X-Amz-Security-Token"):
+            self._validation("AssumeRoleWithWebIdentity must not be signed")
+            return
+        arn = params.get("RoleArn", "")
+        m = ROLE_ARN_RE.match(arn)
+        session = params.get("RoleSessionName", "")
+        if not m or not SESSION_NAME_RE.match(session) or params.get("Version") != "2011-06-15":
+            self._validation("bad RoleArn, RoleSessionName or Version")
+            return
+        try:
+            duration = int(params.get("DurationSeconds", "3600"))
+        except ValueError:
+            duration = -1
+        if not 900 <= duration <= 43200:
+            self._validation("bad DurationSeconds")
+            return
+        with state.lock:
+            rs = state.role_stats(arn)
+            rs["requests"] += 1
+            rs["last"] = {"Action": "AssumeRoleWithWebIdentity", "RoleSessionName": session,
+                          "DurationSeconds": duration, "signer": None}
+        if not args.web_token or params.get("WebIdentityToken") != args.web_token:
+            with state.lock:
+                rs["denied"] += 1
+            self._sts_error(400, "InvalidIdentityToken",
+                            "The web identity token that was passed could not be validated "
+                            "by AWS: " + params.get("WebIdentityToken", "")[:40])
+            return
+        akid_new, creds = state.issue("web-identity:" + arn, args.lifetime_seconds or duration)
+        with state.lock:
+            rs["issued"] += 1
+        xml = ('<AssumeRoleWithWebIdentityResponse xmlns="%s">\n'
+               '  <AssumeRoleWithWebIdentityResult>\n'
+               '    <SubjectFromWebIdentityToken>system:serviceaccount:x</SubjectFromWebIdentityToken>\n'
+               '    <Credentials>\n'
+               '      <SessionToken>%s</SessionToken>\n'
+               '      <SecretAccessKey>%s</SecretAccessKey>\n'
+               '      <Expiration>%s</Expiration>\n'
+               '      <AccessKeyId>%s</AccessKeyId>\n'
+               '    </Credentials>\n'
+               '  </AssumeRoleWithWebIdentityResult>\n'
+               '</AssumeRoleWithWebIdentityResponse>\n'
+               % (STS_NS, escape(creds["token"]), escape(creds["secret"]),
+                  iso8601(creds["expires"]), akid_new))
+        self._send(200, xml, "text/xml")
+
     def _sts(self, body):
         state = self.server.state
         args = state.args
         with state.lock:
             state.sts["requests"] += 1
+        if b"Action=AssumeRoleWithWebIdentity" in body:
+            self._web_identity(body)
+            return
         reason, akid, signer, canonical, region = self._verify(body)
         if reason is None and canonical != "sts":
             with state.lock:
@@ -568,6 +629,7 @@ def main():
     ap.add_argument("--max-lifetime", type=float, default=0)
     ap.add_argument("--parent-pid", type=int, default=0)
     ap.add_argument("--register-with", action="append", metavar="URL")
+    ap.add_argument("--web-token", default="")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
 

@@ -26,6 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "credentials.h"
 #include "http.h"
 #include "log.h"
@@ -82,7 +84,20 @@ static const char *const s_env_vars[] = {
     "FANOUT_AWS_RETRY_BASE_MS",
     "FANOUT_AWS_RETRY_CAP_MS",
     "FANOUT_AWS_TIMEOUT_MS",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_ENDPOINT_URL_SSO",
+    "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+    "AWS_METADATA_SERVICE_TIMEOUT",
+    "AWS_METADATA_SERVICE_NUM_ATTEMPTS",
+    "FANOUT_CREDENTIAL_PROCESS_TIMEOUT_SECONDS",
+    "MODE",
 };
+
+/* The SSO portal / IMDS test endpoint (sso_imds_server.py). */
+static struct {
+    pid_t pid;
+    char url[64];
+} s_aux = {-1, ""};
 
 static int64_t s_mono_ms(void)
 {
@@ -144,6 +159,10 @@ static void s_setup(void)
     setenv("FANOUT_AWS_RETRY_BASE_MS", "20", 1);
     setenv("FANOUT_AWS_RETRY_CAP_MS", "200", 1);
     setenv("FANOUT_AWS_TIMEOUT_MS", "5000", 1);
+    /* Never the real instance metadata service, never the real ~/.aws. */
+    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+    setenv("HOME", s_t.dir, 1);
+    s_aux.pid = -1;
     fanout_credentials_reset();
 }
 
@@ -156,16 +175,22 @@ static void s_teardown(void)
 {
     fanout_credentials_reset();
     s_server_stop();
+    fanout_test_stop_server(&s_aux.pid);
     fanout_log_set_fd(-1);
     fanout_log_set(FANOUT_LOG_INFO, 0);
     if (s_t.log_fd >= 0)
         close(s_t.log_fd);
-    static const char *const files[] = {"log.txt", "credentials", "config", "token"};
+    static const char *const files[] = {"log.txt", "credentials", "config",
+                                        "token",   "proc.sh",     "args.txt"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char p[PATH_LEN];
         s_path(p, sizeof p, files[i]);
         unlink(p);
     }
+    char cmd[PATH_LEN + 32];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s/home'", s_t.dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s/home\n", s_t.dir);
     rmdir(s_t.dir);
 }
 
@@ -533,28 +558,6 @@ START_TEST(test_profile_credentials)
     ck_assert_int_eq(s_get(NULL, NULL, 0, &c, err, sizeof err), -1);
     ck_assert_msg(strstr(err, "no AWS credentials") && strstr(err, "\"missing\""), "%s",
                   err);
-}
-END_TEST
-
-START_TEST(test_profile_role_arn_refused)
-{
-    char p[PATH_LEN];
-    s_write_file("credentials",
-                 "[default]\n"
-                 "aws_access_key_id = AKIDPROFILEDEFAULT01\n"
-                 "aws_secret_access_key = profileDefaultSecret/0123456789\n");
-    s_write_file("config", "[profile chained]\n"
-                           "role_arn = arn:aws:iam::123456789012:role/chained\n"
-                           "source_profile = default\n");
-    s_path(p, sizeof p, "credentials");
-    setenv("AWS_SHARED_CREDENTIALS_FILE", p, 1);
-    s_path(p, sizeof p, "config");
-    setenv("AWS_CONFIG_FILE", p, 1);
-    setenv("AWS_PROFILE", "chained", 1);
-    struct fanout_credentials c;
-    char err[512];
-    ck_assert_int_eq(s_get(NULL, NULL, 0, &c, err, sizeof err), -1);
-    ck_assert_msg(strstr(err, "role_arn") && strstr(err, "not supported"), "%s", err);
 }
 END_TEST
 
@@ -1231,6 +1234,534 @@ START_TEST(test_no_secrets_in_logs_or_errors)
 }
 END_TEST
 
+/* ---- profiles, web identity, SSO, credential_process, IMDS -------------- */
+
+/* Keys the SSO portal and IMDS test endpoint hand out; sts_server.py knows
+ * them as signers, so roles assumed with them verify. */
+#define SSO_KEY     "ASIAFANOUTSSOKEY0001"
+#define SSO_SECRET  "ssoSecret/0123456789abcdef"
+#define SSO_TOKEN   "ssoSessionTokenFromThePortal0123456789"
+#define SSO_BEARER  "fanout-sso-bearer-access-token-0123456789"
+#define IMDS_KEY    "ASIAFANOUTIMDSKEY001"
+#define IMDS_SECRET "imdsSecret/0123456789abcdef"
+#define IMDS_TOKEN  "imdsSessionTokenFromTheInstance0123456789"
+#define WEB_TOKEN   "eyJhbGciOiJSUzI1NiJ9.fanoutWebIdentityToken.signature0123456789"
+#define START_URL   "https://fanout-test.awsapps.com/start"
+
+/* Shared files in the test directory, AWS_PROFILE, and HOME there too (the
+ * SSO token cache is ~/.aws/sso/cache). */
+static void s_profiles(const char *credentials, const char *config, const char *profile)
+{
+    char p[PATH_LEN];
+    if (credentials) {
+        s_write_file("credentials", credentials);
+        s_path(p, sizeof p, "credentials");
+        setenv("AWS_SHARED_CREDENTIALS_FILE", p, 1);
+    }
+    if (config) {
+        s_write_file("config", config);
+        s_path(p, sizeof p, "config");
+        setenv("AWS_CONFIG_FILE", p, 1);
+    }
+    if (profile)
+        setenv("AWS_PROFILE", profile, 1);
+    else
+        unsetenv("AWS_PROFILE");
+}
+
+/* sso_imds_server.py, with extra options (NULL-terminated). */
+static void s_aux_start(const char *opt, ...)
+{
+    const char *dir = getenv("FANOUT_TESTS_DIR");
+    char script[PATH_LEN], ppid[32];
+    snprintf(script, sizeof script, "%s/servers/sso_imds_server.py",
+             dir && *dir ? dir : "tests");
+    snprintf(ppid, sizeof ppid, "%ld", (long)getpid());
+    const char *argv[24] = {"/usr/bin/python3", script,
+                            "--sso-token",      SSO_BEARER,
+                            "--sso-key",        SSO_KEY ":" SSO_SECRET ":" SSO_TOKEN,
+                            "--imds-key",       IMDS_KEY ":" IMDS_SECRET ":" IMDS_TOKEN,
+                            "--parent-pid",     ppid,
+                            "--max-lifetime",   "120"};
+    size_t argc = 12;
+    va_list ap;
+    va_start(ap, opt);
+    for (const char *o = opt; o && argc < 23; o = va_arg(ap, const char *))
+        argv[argc++] = o;
+    va_end(ap);
+    argv[argc] = NULL;
+    int port = fanout_test_spawn_server(argv, &s_aux.pid, "sso_imds_server.py");
+    snprintf(s_aux.url, sizeof s_aux.url, "http://127.0.0.1:%d", port);
+    setenv("AWS_ENDPOINT_URL_SSO", s_aux.url, 1);
+    setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", s_aux.url, 1);
+    unsetenv("AWS_EC2_METADATA_DISABLED");
+}
+
+static long s_aux_stat(const char *group, const char *field)
+{
+    char saved[64];
+    snprintf(saved, sizeof saved, "%s", s_t.url);
+    snprintf(s_t.url, sizeof s_t.url, "%s", s_aux.url);
+    char *body;
+    long st = s_http("GET", "/stats", NULL, &body);
+    snprintf(s_t.url, sizeof s_t.url, "%s", saved);
+    ck_assert_int_eq(st, 200);
+    json_t *j = json_loads(body, 0, NULL);
+    free(body);
+    json_t *v = json_object_get(json_object_get(j, group), field);
+    long n = json_is_integer(v) ? (long)json_integer_value(v) : -1;
+    json_decref(j);
+    return n;
+}
+
+static int s_get_base(struct fanout_credentials *c, char *err, size_t err_len)
+{
+    fanout_credentials_reset();
+    return s_get(NULL, NULL, 0, c, err, err_len);
+}
+
+#define ck_assert_fails_with(c, ...)                                                       \
+    do {                                                                                   \
+        char err_[512];                                                                    \
+        ck_assert_int_eq(s_get_base(c, err_, sizeof err_), -1);                            \
+        const char *const want_[] = {__VA_ARGS__};                                         \
+        for (size_t i_ = 0; i_ < sizeof want_ / sizeof want_[0]; i_++)                     \
+            ck_assert_msg(strstr(err_, want_[i_]), "\"%s\" not in: %s", want_[i_], err_);  \
+    } while (0)
+
+START_TEST(test_profile_role_chain)
+{
+    s_server_start(NULL);
+    s_profiles("[base]\n"
+               "aws_access_key_id = " LT_AKID "\n"
+               "aws_secret_access_key = " LT_SECRET "\n",
+               "[profile mid]\n"
+               "role_arn = " ACCOUNT_ROLE "mid\n"
+               "source_profile = base\n"
+               "[profile top]\n"
+               "role_arn = " ACCOUNT_ROLE "top\n"
+               "source_profile = mid\n"
+               "external_id = " EXTERNAL_ID "\n"
+               "role_session_name = my-session@fanout\n"
+               "duration_seconds = 1800\n",
+               "top");
+    struct fanout_credentials c;
+    char err[512], v[256];
+    ck_assert_msg(s_get_base(&c, err, sizeof err) == 0, "%s", err);
+    s_check_issued(&c, "assume-role");
+    /* mid was assumed with the base profile's keys, top with mid's. */
+    s_role_last(ACCOUNT_ROLE "mid", "signer", v, sizeof v);
+    ck_assert_str_eq(v, "base");
+    s_role_last(ACCOUNT_ROLE "top", "signer", v, sizeof v);
+    ck_assert_str_eq(v, "assume-role:" ACCOUNT_ROLE "mid");
+    s_role_last(ACCOUNT_ROLE "top", "ExternalId", v, sizeof v);
+    ck_assert_str_eq(v, EXTERNAL_ID);
+    s_role_last(ACCOUNT_ROLE "top", "RoleSessionName", v, sizeof v);
+    ck_assert_str_eq(v, "my-session@fanout");
+    s_role_last(ACCOUNT_ROLE "top", "DurationSeconds", v, sizeof v);
+    ck_assert_str_eq(v, "1800");
+    s_role_last(ACCOUNT_ROLE "mid", "ExternalId", v, sizeof v);
+    ck_assert_str_eq(v, "");
+    char type[64];
+    ck_assert_int_eq(s_service_call(&c, type, sizeof type), 200);
+    /* Cached: the next callers get the same keys without STS. */
+    struct fanout_credentials again;
+    ck_assert_get_ok(NULL, NULL, 0, &again);
+    ck_assert_str_eq(again.access_key_id, c.access_key_id);
+    ck_assert_int_eq(s_role_stat(ACCOUNT_ROLE "top", "requests"), 1);
+    ck_assert_int_eq(s_role_stat(ACCOUNT_ROLE "mid", "requests"), 1);
+
+    /* The credentials file's role_arn counts too, and a profile may name
+     * itself as source when it has keys (botocore allows it). */
+    s_profiles("[self]\n"
+               "aws_access_key_id = " LT_AKID "\n"
+               "aws_secret_access_key = " LT_SECRET "\n"
+               "role_arn = " ACCOUNT_ROLE "self\n"
+               "source_profile = self\n",
+               "", "self");
+    ck_assert_msg(s_get_base(&c, err, sizeof err) == 0, "%s", err);
+    s_check_issued(&c, "assume-role");
+    ck_assert_int_eq(s_role_stat(ACCOUNT_ROLE "self", "issued"), 1);
+
+    /* A role the server denies: its error, naming the role. */
+    s_profiles("[base]\n"
+               "aws_access_key_id = " LT_AKID "\n"
+               "aws_secret_access_key = " LT_SECRET "\n",
+               "[profile d]\nrole_arn = " ACCOUNT_ROLE "deny-me\nsource_profile = base\n",
+               "d");
+    ck_assert_fails_with(&c, "AccessDenied", ACCOUNT_ROLE "deny-me");
+}
+END_TEST
+
+START_TEST(test_profile_role_errors)
+{
+    struct fanout_credentials c;
+    s_server_start(NULL);
+    /* A loop: a -> b -> a. */
+    s_profiles("",
+               "[profile a]\nrole_arn = " ACCOUNT_ROLE "a\nsource_profile = b\n"
+               "[profile b]\nrole_arn = " ACCOUNT_ROLE "b\nsource_profile = a\n",
+               "a");
+    ck_assert_fails_with(&c, "Infinite loop", "a -> b");
+    /* Self-reference without keys is a loop too. */
+    s_profiles("", "[profile s]\nrole_arn = " ACCOUNT_ROLE "s\nsource_profile = s\n", "s");
+    ck_assert_fails_with(&c, "Infinite loop");
+    /* mfa_serial: refused, fanout cannot prompt. */
+    s_profiles("[base]\naws_access_key_id = " LT_AKID "\naws_secret_access_key = " LT_SECRET
+               "\n",
+               "[profile m]\nrole_arn = " ACCOUNT_ROLE "m\nsource_profile = base\n"
+               "mfa_serial = arn:aws:iam::123456789012:mfa/me\n",
+               "m");
+    ck_assert_fails_with(&c, "mfa_serial", "cannot ask for an MFA code", "\"m\"");
+    /* Both sources; neither; an unknown credential_source. */
+    s_profiles(NULL,
+               "[profile x]\nrole_arn = " ACCOUNT_ROLE "x\nsource_profile = base\n"
+               "credential_source = Environment\n",
+               "x");
+    ck_assert_fails_with(&c, "both source_profile and credential_source");
+    s_profiles(NULL, "[profile x]\nrole_arn = " ACCOUNT_ROLE "x\n", "x");
+    ck_assert_fails_with(&c, "neither source_profile nor credential_source");
+    s_profiles(NULL, "[profile x]\nrole_arn = " ACCOUNT_ROLE "x\ncredential_source = Ec2\n",
+               "x");
+    ck_assert_fails_with(&c, "credential source \"Ec2\"", "not valid");
+    /* A source profile without credentials; Environment with none set. */
+    s_profiles(NULL,
+               "[profile x]\nrole_arn = " ACCOUNT_ROLE "x\nsource_profile = empty\n"
+               "[profile empty]\nregion = us-east-1\n",
+               "x");
+    ck_assert_fails_with(&c, "source profile \"empty\"", "must have credentials");
+    s_profiles(NULL,
+               "[profile x]\nrole_arn = " ACCOUNT_ROLE "x\n"
+               "credential_source = Environment\n",
+               "x");
+    ck_assert_fails_with(&c, "No credentials found in credential_source Environment");
+    /* Environment keys come first in the chain, as for the aws command:
+     * AWS_PROFILE does not hide them. */
+    s_set_base_env(0);
+    char err[512];
+    ck_assert_msg(s_get_base(&c, err, sizeof err) == 0, "%s", err);
+    ck_assert_str_eq(c.source, "environment");
+    ck_assert_str_eq(c.access_key_id, LT_AKID);
+    ck_assert_int_eq(s_stat("sts", "requests"), 0);
+}
+END_TEST
+
+START_TEST(test_credential_source)
+{
+    s_server_start("--base-key", IMDS_KEY ":" IMDS_SECRET ":" IMDS_TOKEN, NULL);
+    s_aux_start(NULL);
+    struct fanout_credentials c;
+    char err[512], v[256];
+    s_profiles(NULL,
+               "[profile ec2]\nrole_arn = " ACCOUNT_ROLE "from-ec2\n"
+               "credential_source = Ec2InstanceMetadata\n",
+               "ec2");
+    ck_assert_msg(s_get_base(&c, err, sizeof err) == 0, "%s", err);
+    s_check_issued(&c, "assume-role");
+    s_role_last(ACCOUNT_ROLE "from-ec2", "signer", v, sizeof v);
+    ck_assert_str_eq(v, "base"); /* the IMDS key, a --base-key of the STS */
+    ck_assert_int_eq(s_aux_stat("imds", "token_requests"), 1);
+
+    /* EcsContainer: the container endpoint's key signs AssumeRole. */
+    s_container_env("/container/credentials");
+    setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", CT_TOKEN, 1);
+    s_profiles(NULL,
+               "[profile ecs]\nrole_arn = " ACCOUNT_ROLE "from-ecs\n"
+               "credential_source = EcsContainer\n",
+               "ecs");
+    ck_assert_msg(s_get_base(&c, err, sizeof err) == 0, "%s", err);
+    s_check_issued(&c, "assume-role");
+    s_role_last(ACCOUNT_ROLE "from-ecs", "signer", v, sizeof v);
+    ck_assert_str_eq(v, "container");
+}
+END_TEST
+
+START_TEST(test_web_identity)
+{
+    s_server_start("--web-token", WEB_TOKEN, NULL);
+    char tok[PATH_LEN];
+    s_write_file("token", WEB_TOKEN "\n");
+    s_path(tok, sizeof tok, "token");
+    setenv("AWS_WEB_IDENTITY_TOKEN_FILE", tok, 1);
+    setenv("AWS_ROLE_ARN", ACCOUNT_ROLE "web", 1);
+    setenv("AWS_ROLE_SESSION_NAME", "web-session", 1);
+    struct fanout_credentials c;
+    char err[512], v[256];
+    ck_assert_msg(s_get_base(&c, err, sizeof err) == 0, "%s", err);
+    s_check_issued(&c, "web-identity");
+    s_role_last(ACCOUNT_ROLE "web", "Action", v, sizeof v);
+    ck_assert_str_eq(v, "AssumeRoleWithWebIdentity");
+    s_role_last(ACCOUNT_ROLE "web", "RoleSessionName", v, sizeof v);
+    ck_assert_str_eq(v, "web-session");
+    char type[64];
+    ck_assert_int_eq(s_service_call(&c, type, sizeof type), 200);
+
+    /* From the profile: web_identity_token_file and role_arn. */
+    unsetenv("AWS_WEB_IDENTITY_TOKEN_FILE");
+    unsetenv("AWS_ROLE_ARN");
+    unsetenv("AWS_ROLE_SESSION_NAME");
+    char cfg[1024];
+    snprintf(cfg, sizeof cfg,
+             "[profile w]\nweb_identity_token_file = %s\nrole_arn = " ACCOUNT_ROLE
+             "web-profile\n",
+             tok);
+    s_profiles(NULL, cfg, "w");
+    ck_assert_msg(s_get_base(&c, err, sizeof err) == 0, "%s", err);
+    s_check_issued(&c, "web-identity");
+    ck_assert_int_eq(s_role_stat(ACCOUNT_ROLE "web-profile", "issued"), 1);
+
+    /* A token STS refuses: its error, without the token. */
+    s_write_file("token", "eyJrefusedTokenRefusedToken.0123456789abcdefghijkl");
+    ck_assert_fails_with(&c, "InvalidIdentityToken", ACCOUNT_ROLE "web-profile");
+    {
+        char e2[512];
+        ck_assert_int_eq(s_get_base(&c, e2, sizeof e2), -1);
+        ck_assert_msg(!strstr(e2, "RefusedToken"), "token in the error: %s", e2);
+    }
+    /* A token file without a role. */
+    s_profiles(NULL, "", NULL);
+    setenv("AWS_WEB_IDENTITY_TOKEN_FILE", tok, 1);
+    ck_assert_fails_with(&c, "no role", "AWS_ROLE_ARN");
+    char *log = s_read_log();
+    ck_assert_msg(!strstr(log, WEB_TOKEN) && !strstr(log, "RefusedToken"),
+                  "token in the log");
+    free(log);
+}
+END_TEST
+
+static void s_sha1_hex(const char *text, char out[41])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    EVP_Digest(text, strlen(text), md, &n, EVP_sha1(), NULL);
+    for (unsigned i = 0; i < 20; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/* HOME in the test directory, with the token `aws sso login` would have
+ * cached for `key` (the sso-session name or the start URL). */
+static void s_sso_cache(const char *key, const char *token, int64_t expires_in_s)
+{
+    char home[PATH_LEN], p[PATH_LEN + 80], sha[41];
+    s_path(home, sizeof home, "home");
+    setenv("HOME", home, 1);
+    snprintf(p, sizeof p, "%s/.aws/sso/cache", home);
+    char cmd[PATH_LEN + 100];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", p);
+    ck_assert_int_eq(system(cmd), 0);
+    s_sha1_hex(key, sha);
+    snprintf(p + strlen(p), sizeof p - strlen(p), "/%s.json", sha);
+    char when[40];
+    time_t t = time(NULL) + expires_in_s;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    FILE *f = fopen(p, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f,
+            "{\"startUrl\": \"" START_URL "\", \"region\": \"us-east-1\", "
+            "\"accessToken\": \"%s\", \"expiresAt\": \"%s\"}",
+            token, when);
+    fclose(f);
+}
+
+START_TEST(test_sso)
+{
+    s_server_start("--base-key", SSO_KEY ":" SSO_SECRET ":" SSO_TOKEN, NULL);
+    s_aux_start(NULL);
+    struct fanout_credentials c;
+    char err[512];
+    /* Legacy profile: the cache key is the start URL. */
+    s_sso_cache(START_URL, SSO_BEARER, 3600);
+    s_profiles(NULL,
+               "[profile legacy]\nsso_start_url = " START_URL "\n"
+               "sso_region = us-east-1\nsso_account_id = 111122223333\n"
+               "sso_role_name = ReadOnly\n",
+               "legacy");
+    ck_assert_msg(s_get_base(&c, err, sizeof err) == 0, "%s", err);
+    ck_assert_str_eq(c.source, "sso");
+    ck_assert_str_eq(c.access_key_id, SSO_KEY);
+    ck_assert_str_eq(c.session_token, SSO_TOKEN);
+    ck_assert_int_gt(c.expires_ms, s_wall_ms() + 3000 * 1000);
+    ck_assert_int_eq(s_aux_stat("sso", "requests"), 1);
+
+    /* sso-session: the cache key is the session's name. */
+    s_sso_cache("my-sso", SSO_BEARER, 3600);
+    s_profiles(NULL,
+               "[profile dev]\nsso_session = my-sso\nsso_account_id = 111122223333\n"
+               "sso_role_name = Dev\n"
+               "[sso-session my-sso]\nsso_start_url = https://other.awsapps.com/start\n"
+               "sso_region = eu-west-1\nsso_registration_scopes = sso:account:access\n",
+               "dev");
+    ck_assert_msg(s_get_base(&c, err, sizeof err) == 0, "%s", err);
+    ck_assert_str_eq(c.access_key_id, SSO_KEY);
+
+    /* An SSO profile as the source of a role. */
+    s_profiles(NULL,
+               "[profile dev]\nsso_session = my-sso\nsso_account_id = 111122223333\n"
+               "sso_role_name = Dev\n"
+               "[sso-session my-sso]\nsso_start_url = https://other.awsapps.com/start\n"
+               "sso_region = eu-west-1\n"
+               "[profile admin]\nrole_arn = " ACCOUNT_ROLE "admin\nsource_profile = dev\n",
+               "admin");
+    ck_assert_msg(s_get_base(&c, err, sizeof err) == 0, "%s", err);
+    s_check_issued(&c, "assume-role");
+
+    /* Expired token; a token the portal refuses; missing settings; a
+     * session that does not exist; no cached token. */
+    s_profiles(NULL,
+               "[profile dev]\nsso_session = my-sso\nsso_account_id = 111122223333\n"
+               "sso_role_name = Dev\n"
+               "[sso-session my-sso]\nsso_start_url = https://other.awsapps.com/start\n"
+               "sso_region = eu-west-1\n",
+               "dev");
+    s_sso_cache("my-sso", SSO_BEARER, -60);
+    ck_assert_fails_with(&c, "expired", "aws sso login");
+    s_sso_cache("my-sso", "not-the-portal-token-0123456789", 3600);
+    ck_assert_fails_with(&c, "HTTP 401", "aws sso login");
+    s_profiles(NULL, "[profile dev]\nsso_start_url = " START_URL "\nsso_account_id = 1\n",
+               "dev");
+    ck_assert_fails_with(&c, "missing required configuration", "sso_role_name",
+                         "sso_region");
+    s_profiles(NULL,
+               "[profile dev]\nsso_session = nope\nsso_account_id = 1\n"
+               "sso_role_name = R\n",
+               "dev");
+    ck_assert_fails_with(&c, "sso-session does not exist", "nope");
+    s_profiles(NULL,
+               "[profile dev]\nsso_start_url = https://never.example/start\n"
+               "sso_region = us-east-1\nsso_account_id = 1\nsso_role_name = R\n",
+               "dev");
+    ck_assert_fails_with(&c, "no cached token", "aws sso login --profile dev");
+    char *log = s_read_log();
+    ck_assert_msg(!strstr(log, SSO_BEARER) && !strstr(log, SSO_SECRET) &&
+                      !strstr(log, "not-the-portal-token"),
+                  "a secret in the log");
+    free(log);
+}
+END_TEST
+
+START_TEST(test_credential_process)
+{
+    struct fanout_credentials c;
+    char err[512], script[PATH_LEN], cfg[2048], args[PATH_LEN];
+    s_path(script, sizeof script, "proc.sh");
+    s_path(args, sizeof args, "args.txt");
+    /* The script records its arguments, then prints what $MODE says. */
+    char text[2048];
+    snprintf(text, sizeof text,
+             "printf '%%s|' \"$@\" > '%s'\n"
+             "case \"$MODE\" in\n"
+             "ok) printf '{\"Version\": 1, \"AccessKeyId\": \"AKIDPROCESS000000001\", "
+             "\"SecretAccessKey\": \"processSecret/0123\", \"SessionToken\": \"procTok\", "
+             "\"Expiration\": \"2099-01-02T03:04:05Z\"}' ;;\n"
+             "v2) echo '{\"Version\": 2, \"AccessKeyId\": \"A\", \"SecretAccessKey\": "
+             "\"S\"}' ;;\n"
+             "nokey) echo '{\"Version\": 1, \"AccessKeyId\": \"A\"}' ;;\n"
+             "fail) echo oops >&2; exit 3 ;;\n"
+             "slow) sleep 30 ;;\n"
+             "big) head -c 200000 /dev/zero | tr '\\\\0' x ;;\n"
+             "esac\n",
+             args);
+    s_write_file("proc.sh", text);
+    snprintf(cfg, sizeof cfg,
+             "[profile p]\ncredential_process = /bin/sh \"%s\" 'one two' three\\ four "
+             "\"five \\\"six\\\"\"\n",
+             script);
+    s_profiles(NULL, cfg, "p");
+    setenv("MODE", "ok", 1);
+    ck_assert_msg(s_get_base(&c, err, sizeof err) == 0, "%s", err);
+    ck_assert_str_eq(c.source, "process");
+    ck_assert_str_eq(c.access_key_id, "AKIDPROCESS000000001");
+    ck_assert_str_eq(c.secret_access_key, "processSecret/0123");
+    ck_assert_str_eq(c.session_token, "procTok");
+    ck_assert_int_eq(c.expires_ms, 4071006245000LL);
+    FILE *f = fopen(args, "r");
+    ck_assert_ptr_nonnull(f);
+    char got[256] = "";
+    ck_assert_ptr_nonnull(fgets(got, sizeof got, f));
+    fclose(f);
+    ck_assert_str_eq(got, "one two|three four|five \"six\"|");
+
+    setenv("MODE", "v2", 1);
+    ck_assert_fails_with(&c, "Version", "\"p\"");
+    setenv("MODE", "nokey", 1);
+    ck_assert_fails_with(&c, "lacks SecretAccessKey");
+    setenv("MODE", "fail", 1);
+    ck_assert_fails_with(&c, "exited with status 3");
+    setenv("MODE", "big", 1);
+    ck_assert_fails_with(&c, "more than 64 KiB");
+    setenv("MODE", "slow", 1);
+    setenv("FANOUT_CREDENTIAL_PROCESS_TIMEOUT_SECONDS", "1", 1);
+    int64_t t0 = s_mono_ms();
+    ck_assert_fails_with(&c, "timed out");
+    ck_assert_int_lt(s_mono_ms() - t0, 5000);
+    unsetenv("FANOUT_CREDENTIAL_PROCESS_TIMEOUT_SECONDS");
+    /* A command that does not exist; a bad quote. */
+    s_profiles(NULL, "[profile p]\ncredential_process = /nonexistent/fanout-helper --x\n",
+               "p");
+    ck_assert_fails_with(&c, "cannot run", "/nonexistent/fanout-helper");
+    s_profiles(NULL, "[profile p]\ncredential_process = /bin/echo 'unclosed\n", "p");
+    ck_assert_fails_with(&c, "No closing quotation");
+    unsetenv("MODE");
+}
+END_TEST
+
+START_TEST(test_imds)
+{
+    s_aux_start(NULL);
+    struct fanout_credentials c;
+    char err[512];
+    ck_assert_msg(s_get_base(&c, err, sizeof err) == 0, "%s", err);
+    ck_assert_str_eq(c.source, "instance-metadata");
+    ck_assert_str_eq(c.access_key_id, IMDS_KEY);
+    ck_assert_str_eq(c.session_token, IMDS_TOKEN);
+    ck_assert_int_gt(c.expires_ms, s_wall_ms());
+    ck_assert_int_eq(s_aux_stat("imds", "token_requests"), 1);
+    ck_assert_int_eq(s_aux_stat("imds", "tokens_seen"), 2);
+    ck_assert_int_eq(s_aux_stat("imds", "unauthorized"), 0);
+
+    /* Last in the chain: a profile's keys win over it. */
+    s_profiles("[default]\naws_access_key_id = " LT_AKID
+               "\naws_secret_access_key = " LT_SECRET "\n",
+               NULL, NULL);
+    ck_assert_msg(s_get_base(&c, err, sizeof err) == 0, "%s", err);
+    ck_assert_str_eq(c.source, "profile");
+    ck_assert_int_eq(s_aux_stat("imds", "token_requests"), 1);
+
+    /* Disabled: not asked. */
+    s_profiles("", NULL, NULL);
+    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+    ck_assert_fails_with(&c, "no AWS credentials found");
+    ck_assert_int_eq(s_aux_stat("imds", "token_requests"), 1);
+    unsetenv("AWS_EC2_METADATA_DISABLED");
+
+    /* Nothing listening: no credentials, quickly. */
+    setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:1", 1);
+    int64_t t0 = s_mono_ms();
+    ck_assert_fails_with(&c, "no AWS credentials found");
+    ck_assert_int_lt(s_mono_ms() - t0, 3000);
+    s_server_stop();
+}
+END_TEST
+
+START_TEST(test_imds_variants)
+{
+    struct fanout_credentials c;
+    char err[512];
+    /* IMDSv1 only (the token PUT answered 404): on without a token. */
+    s_aux_start("--imds-v1-only", NULL);
+    ck_assert_msg(s_get_base(&c, err, sizeof err) == 0, "%s", err);
+    ck_assert_str_eq(c.access_key_id, IMDS_KEY);
+    ck_assert_int_eq(s_aux_stat("imds", "tokens_seen"), 0);
+    fanout_test_stop_server(&s_aux.pid);
+    /* No role attached: no credentials. */
+    s_aux_start("--imds-no-role", NULL);
+    ck_assert_fails_with(&c, "no AWS credentials found");
+    ck_assert_int_eq(s_aux_stat("imds", "requests"), 1);
+}
+END_TEST
+
 static Suite *s_suite(void)
 {
     Suite *s = suite_create("credentials");
@@ -1240,7 +1771,6 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_env_credentials);
     tcase_add_test(tc, test_env_half_set);
     tcase_add_test(tc, test_profile_credentials);
-    tcase_add_test(tc, test_profile_role_arn_refused);
     tcase_add_test(tc, test_container_full_uri);
     tcase_add_test(tc, test_container_retried);
     tcase_add_test(tc, test_container_token_file);
@@ -1258,6 +1788,14 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_deadline_bounds_retries);
     tcase_add_test(tc, test_failure_held_not_multiplied);
     tcase_add_test(tc, test_no_secrets_in_logs_or_errors);
+    tcase_add_test(tc, test_profile_role_chain);
+    tcase_add_test(tc, test_profile_role_errors);
+    tcase_add_test(tc, test_credential_source);
+    tcase_add_test(tc, test_web_identity);
+    tcase_add_test(tc, test_sso);
+    tcase_add_test(tc, test_credential_process);
+    tcase_add_test(tc, test_imds);
+    tcase_add_test(tc, test_imds_variants);
     suite_add_tcase(s, tc);
     return s;
 }
