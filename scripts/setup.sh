@@ -18,7 +18,7 @@ build_pkgs=(gcc libc6-dev pkg-config meson ninja-build protobuf-c-compiler
     libprotobuf-c-dev libjansson-dev libcurl4-openssl-dev libssl-dev
     libhiredis-dev libmemcached-dev check)
 test_pkgs=(valgrind python3 python3-botocore nodejs npm redis-server memcached openssl
-    clang-format clang libclang-rt-dev)
+    clang-format clang libclang-rt-dev dpkg-dev)
 
 pkgs=("${build_pkgs[@]}")
 [ "$want_tests" = 1 ] && pkgs+=("${test_pkgs[@]}")

@@ -86,8 +86,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char err[ERR_LEN];
 
     err[0] = 0;
-    if (s_sts_parse((const char *)body, size, "arn:aws:iam::123456789012:role/r", &c, err,
-                    sizeof err) == 0)
+    if (s_sts_parse((const char *)body, size,
+                    size % 2 ? "AssumeRoleWithWebIdentity" : "AssumeRole",
+                    "arn:aws:iam::123456789012:role/r", &c, err, sizeof err) == 0)
         s_check_creds(&c, 1);
     else
         FUZZ_CHECK(err[0], "STS reply refused without a reason");
