@@ -547,8 +547,8 @@ static int s_send(void *instance, const struct fanout_batch *b, struct fanout_ou
                     "%s: %s; reconnecting and sending again the %zu command%s of that "
                     "exchange (%zu of them had a reply, but an exchange whose marker "
                     "reply did not come in place proves none)",
-                    f.code, f.message, cmds.count - first, cmds.count - first == 1 ? "" : "s",
-                    got);
+                    f.code, f.message, cmds.count - first,
+                    cmds.count - first == 1 ? "" : "s", got);
     }
     if (conn && call.drop)
         redis_conn_close(conn);
