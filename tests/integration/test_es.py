@@ -541,9 +541,11 @@ class EsPlugin(unittest.TestCase):
         self.assertIn("keep one", lines["opt-both"])
         self.assertIn('expected "es" or "aoss"', lines["opt-sign"])
         self.assertIn("maxBulkBytes", lines["opt-size"])
-        self.assertIn('does not accept "JSON"', lines["collapse"])
+        self.assertNotIn("collapse", lines)  # ignored, as aws-lambda-fanout did, with a warning
+        self.assertRegex(out, r'warning: mapping "collapse"[^\n]*ignored for type "es", as '
+                              r'aws-lambda-fanout ignored it')
         self.assertNotIn("good", lines)
-        self.assertIn("%d mappings, 1 valid" % len(maps), out)
+        self.assertIn("%d mappings, 2 valid" % len(maps), out)
         # the other mappings keep working when one is invalid
         r, failed = self.run_es([harness.mapping("bad", "es", "nowhere", source=KINESIS_ARN),
                                  harness.mapping("ok", "es", self.dest("fine"),

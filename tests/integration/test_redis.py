@@ -852,17 +852,18 @@ class RedisPlugin(unittest.TestCase):
         self.assertEqual(r.returncode, 2, out)
         for i, (_, why) in bad.items():
             self.assertIn('mapping "%s": field "destination": %s' % (i, why), out)
-        self.assertIn('"role" does not apply to a redis target', out)
-        self.assertIn("function's VPC, with no IAM role or AWS region; remove \"region\"", out)
+        # aws-lambda-fanout ignored role, region and collapse on redis: so does fanout, loudly
+        for f in ("role", "region", "collapse"):
+            self.assertRegex(out, r'warning: mapping "%s"[^\n]*field "%s" [^\n]*ignored for '
+                                  r'type "redis", as aws-lambda-fanout ignored it' % (f, f))
         self.assertIn('"ttlSeconds" cannot be used with "command": "MSET"', out)
         self.assertIn('"command" must be "SET" or "MSET"', out)
         self.assertIn('"passwordEnv" must be the NAME of an environment variable', out)
         self.assertNotIn("hunter2", out)
         self.assertIn('"tlsServerName" needs "tls": true', out)
-        self.assertIn('plugin "redis" does not accept "JSON"', out)
         self.assertIn('mapping "timeout": field "timeoutMs"', out)
         self.assertIn("e.g. my-cache.abc123.ng.0001.use1.cache.amazonaws.com:6379", out)
-        self.assertIn("%d mappings, 3 valid, %d invalid" % (len(maps) + 3, len(maps)), out)
+        self.assertIn("%d mappings, 6 valid, %d invalid" % (len(maps) + 3, len(maps) - 3), out)
 
 
 class MisbehavingServer(unittest.TestCase):
