@@ -381,6 +381,19 @@ static void s_sleep_ms(unsigned ms)
         ;
 }
 
+/* Whether a failed attempt of a credentials call may be tried again: a
+ * throttling or transient answer, attempts left in the policy, and time left
+ * for the backoff (*delay_ms) before the deadline. The one rule for the
+ * container, STS and SSO calls. */
+static int s_may_retry(const struct fanout_retry_policy *policy,
+                       enum fanout_retry_class cls, unsigned attempt, unsigned *seed,
+                       unsigned *delay_ms)
+{
+    *delay_ms = fanout_retry_delay_ms(policy, attempt, seed);
+    return (cls == FANOUT_RETRY_THROTTLE || cls == FANOUT_RETRY_TRANSIENT) &&
+           attempt < policy->max_attempts && s_left_ms() > (int64_t)*delay_ms;
+}
+
 static unsigned s_seed(void)
 {
     unsigned seed = (unsigned)s_now_ms() ^ ((unsigned)getpid() << 16);
@@ -858,9 +871,8 @@ static int s_container_fetch(struct fanout_credentials *out, char *err, size_t e
         }
         enum fanout_retry_class cls =
             fanout_retry_classify(resp.status, NULL, (int)resp.error);
-        unsigned delay = fanout_retry_delay_ms(&policy, attempt, &seed);
-        if ((cls == FANOUT_RETRY_THROTTLE || cls == FANOUT_RETRY_TRANSIENT) &&
-            attempt < policy.max_attempts && s_left_ms() > (int64_t)delay) {
+        unsigned delay;
+        if (s_may_retry(&policy, cls, attempt, &seed, &delay)) {
             s_response_clean_up(&resp);
             s_sleep_ms(delay);
             continue;
@@ -1260,9 +1272,8 @@ static int s_sts_call(const struct sts_call *c, struct fanout_credentials *out, 
             s_response_clean_up(&resp);
             continue;
         }
-        unsigned delay = fanout_retry_delay_ms(&policy, attempt, &seed);
-        if ((cls == FANOUT_RETRY_THROTTLE || cls == FANOUT_RETRY_TRANSIENT) &&
-            attempt < policy.max_attempts && s_left_ms() > (int64_t)delay) {
+        unsigned delay;
+        if (s_may_retry(&policy, cls, attempt, &seed, &delay)) {
             LOG_DEBUG(LOG_SCOPE, "%s %s: attempt %u: %s%s%s; retrying in %u ms", action,
                       role_arn, attempt,
                       resp.status ? (code[0] ? code : "error") : "no response",
@@ -1644,9 +1655,8 @@ static int s_sso_fetch(const char *profile, struct fanout_credentials *out, char
         }
         enum fanout_retry_class cls =
             fanout_retry_classify(resp.status, NULL, (int)resp.error);
-        unsigned delay = fanout_retry_delay_ms(&policy, attempt, &seed);
-        if ((cls == FANOUT_RETRY_THROTTLE || cls == FANOUT_RETRY_TRANSIENT) &&
-            attempt < policy.max_attempts && s_left_ms() > (int64_t)delay) {
+        unsigned delay;
+        if (s_may_retry(&policy, cls, attempt, &seed, &delay)) {
             s_response_clean_up(&resp);
             s_sleep_ms(delay);
             continue;
