@@ -14,13 +14,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "client.h"
-#include "engine.h"
-#include "http.h"
-#include "log.h"
-#include "runtime.h"
-#include "store_ddb.h"
+#include "cli/cli.h"
+#include "aws/client.h"
+#include "core/engine.h"
+#include "aws/http.h"
+#include "common/log.h"
+#include "core/runtime.h"
+#include "core/store_ddb.h"
 
 #ifndef FANOUT_VERSION
 #define FANOUT_VERSION "dev"

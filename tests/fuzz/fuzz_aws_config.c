@@ -1,4 +1,4 @@
-/* The shared config and credentials files (INI, sdk/aws/endpoint.c,
+/* The shared config and credentials files (INI, engine/aws/endpoint.c,
  * included here: the parser is static) and endpoint URL splitting.
  *
  * Input: byte 0 picks the file kind (bit 0: credentials file), the
@@ -9,7 +9,7 @@
  * Checks, beyond ASan and UBSan: a value read is trimmed (a continued
  * value's lines too); a split URL has an http(s) scheme, a host, and a
  * path that is empty or starts with '/', each terminated in its buffer. */
-#include "../../sdk/aws/endpoint.c"
+#include "aws/endpoint.c"
 
 #include "fuzz.h"
 

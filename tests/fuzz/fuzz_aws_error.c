@@ -1,4 +1,4 @@
-/* Service error answers (sdk/aws/errors.c): JSON 1.0/1.1, REST-JSON with
+/* Service error answers (engine/aws/errors.c): JSON 1.0/1.1, REST-JSON with
  * x-amzn-ErrorType, Query XML, EC2 and S3 XML, OpenSearch, and anything
  * else a proxy may send; the code read is then classified for retries.
  *
@@ -11,10 +11,10 @@
  * valid UTF-8 without control characters, not ending with a space. */
 #include <string.h>
 
-#include "client.h"
+#include "aws/client.h"
 #include "fuzz.h"
-#include "retry.h"
-#include "util.h"
+#include "aws/retry.h"
+#include "common/util.h"
 
 static void s_check(const char *code, size_t code_len, const char *msg, size_t msg_len)
 {

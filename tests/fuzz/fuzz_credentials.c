@@ -1,4 +1,4 @@
-/* Credential answers (sdk/aws/credentials.c, included here: its parsers
+/* Credential answers (engine/aws/credentials.c, included here: its parsers
  * are static): the STS AssumeRole reply and error reader, the container
  * credentials JSON, ISO 8601 expirations and the container URL check, all
  * on the same input.
@@ -8,7 +8,7 @@
  * and message never contain a secret of the request nor the full access
  * key id, and have no control characters; an http:// container URL the
  * check lets through has, as libcurl reads it, a loopback or agent host. */
-#include "../../sdk/aws/credentials.c"
+#include "aws/credentials.c"
 
 #include <curl/curl.h>
 

@@ -1,4 +1,4 @@
-/* DynamoDB JSON conversion (engine/ddb.c): the input, read by jansson as the
+/* DynamoDB JSON conversion (engine/core/ddb.c): the input, read by jansson as the
  * engine reads a record's "dynamodb" object, is taken as an image and as a
  * Keys object. Checks, beyond ASan and UBSan: on success the appended text
  * is valid JSON (both modes); on failure the buffer is back to its length
@@ -9,9 +9,9 @@
 
 #include <jansson.h>
 
-#include "ddb.h"
+#include "core/ddb.h"
 #include "fuzz.h"
-#include "util.h"
+#include "common/util.h"
 
 #define PREFIX "prefix:"
 

@@ -1,6 +1,6 @@
 /* Whole Lambda events (Kinesis, KPL-aggregated Kinesis, DynamoDB Streams,
  * SNS-wrapped) through the engine's parser and per-target decoder
- * (engine/event.c, and through it jscan.c, kpl.c, ddb.c). Checks, beyond
+ * (engine/core/event.c, and through it jscan.c, kpl.c, ddb.c). Checks, beyond
  * ASan and UBSan, that every record is accounted for: each record is in
  * exactly one source group; after decoding, each is either failed once
  * (with a reason) or delivered (an aggregate as its user records), never
@@ -8,10 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "event.h"
+#include "core/event.h"
 #include "fuzz.h"
-#include "kpl.h"
-#include "util.h"
+#include "core/kpl.h"
+#include "common/util.h"
 
 static struct fanout_arena s_arena;
 

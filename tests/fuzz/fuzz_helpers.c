@@ -1,5 +1,5 @@
 /* The plugin helpers (sdk/include/fanout/helpers.h: what plugins use to
- * put record bytes into requests) against the engine's own (engine/util.c)
+ * put record bytes into requests) against the engine's own (engine/common/util.c)
  * and jansson, on any bytes.
  *
  * Checks, beyond ASan and UBSan: the two UTF-8 validators agree; both JSON
@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "util.h"
+#include "common/util.h"
 
 static json_t *s_read_string(const uint8_t *p, size_t n)
 {

@@ -1,4 +1,4 @@
-/* HTTP answers as libcurl hands them over (sdk/aws/http.c, included here:
+/* HTTP answers as libcurl hands them over (engine/aws/http.c, included here:
  * its callbacks are static): header lines, one call each, with interim
  * 1xx answers, folded lines and oversized Content-Length, then the body in
  * pieces.
@@ -12,7 +12,7 @@
  * ':' or trailing space, a value without trailing white space, and are
  * found by name; only the last answer's headers are kept; the body is
  * the bytes given. */
-#include "../../sdk/aws/http.c"
+#include "aws/http.c"
 
 #include "fuzz.h"
 

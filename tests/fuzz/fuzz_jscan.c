@@ -1,4 +1,4 @@
-/* The event scanner (engine/jscan.c) on any bytes. Checks, beyond ASan and
+/* The event scanner (engine/common/jscan.c) on any bytes. Checks, beyond ASan and
  * UBSan: every node's text and key lie inside the input; a container's
  * count is its number of children; fanout_jget finds each member by its
  * unescaped name; strings unescape to valid UTF-8 of at most their raw
@@ -11,8 +11,8 @@
 #include <jansson.h>
 
 #include "fuzz.h"
-#include "jscan.h"
-#include "util.h"
+#include "common/jscan.h"
+#include "common/util.h"
 
 static struct fanout_arena s_arena;
 

@@ -1,4 +1,4 @@
-/* KPL de-aggregation (engine/kpl.c). The first byte picks the mode: odd,
+/* KPL de-aggregation (engine/core/kpl.c). The first byte picks the mode: odd,
  * the rest is decoded as is (magic and digest checks); even, the rest is
  * taken as the protobuf and wrapped with the magic and its correct MD5, so
  * that mutations reach the protobuf decoder and the checks after it.
@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "kpl.h"
-#include "util.h"
+#include "core/kpl.h"
+#include "common/util.h"
 
 static struct fanout_arena s_arena;
 

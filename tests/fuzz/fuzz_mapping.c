@@ -1,4 +1,4 @@
-/* Mapping files (engine/mapping.c): a file's bytes through the parser and
+/* Mapping files (engine/core/mapping.c): a file's bytes through the parser and
  * validator the file store uses.
  *
  * Checks, beyond ASan and UBSan: a usable document accounts for every
@@ -9,8 +9,8 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "mapping.h"
-#include "util.h"
+#include "core/mapping.h"
+#include "common/util.h"
 
 static void s_check_mapping(const struct fanout_mapping *m)
 {

@@ -1,4 +1,4 @@
-/* SigV4 (sdk/aws/sigv4.c): requests built from the input, canonicalised and
+/* SigV4 (engine/aws/sigv4.c): requests built from the input, canonicalised and
  * signed with fixed keys and time.
  *
  * Input: one flags byte, then a request as in AWS's test suite
@@ -19,8 +19,8 @@
 #include <time.h>
 
 #include "fuzz.h"
-#include "sigv4.h"
-#include "util.h"
+#include "aws/sigv4.h"
+#include "common/util.h"
 
 #define MAX_HEADERS 80
 #define KEY_ID      "AKIDEXAMPLE"

@@ -1,5 +1,5 @@
 """Integration tests of the management commands: register, list, update,
-activate, deactivate, unregister (engine/cli.c).
+activate, deactivate, unregister (engine/cli/cli.c).
 
 The real fanout binary against dynalite (the mapping table, created here
 with botocore: hash key sourceArn, range key id) and kinesalite (streams for

@@ -1,5 +1,5 @@
-"""aws-lambda-fanout's command lines against fanout's CLI (engine/cli.c,
-engine/cli_resolve.c): the commands of the original's README, unchanged,
+"""aws-lambda-fanout's command lines against fanout's CLI (engine/cli/cli.c,
+engine/cli/cli_resolve.c): the commands of the original's README, unchanged,
 with its short names resolved by the same service calls, checked by the
 items written to the table and the lookups the servers saw.
 

@@ -19,8 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sigv4.h"
-#include "util.h"
+#include "aws/sigv4.h"
+#include "common/util.h"
 
 static const char *s_str(json_t *o, const char *key)
 {

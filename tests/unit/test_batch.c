@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "batch.h"
+#include "core/batch.h"
 
 static struct fanout_arena s_arena;
 static struct fanout_rec s_recs[2000];

@@ -15,10 +15,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "client.h"
-#include "credentials.h"
-#include "http.h"
-#include "log.h"
+#include "aws/client.h"
+#include "aws/credentials.h"
+#include "aws/http.h"
+#include "common/log.h"
 
 #define AKID   "AKIDEXAMPLECLIENT01"
 #define SECRET "client-test-secret-do-not-log-0123456789"

@@ -1,4 +1,4 @@
-/* Check suite for sdk/aws/credentials.c: the base chain, STS AssumeRole and
+/* Check suite for engine/aws/credentials.c: the base chain, STS AssumeRole and
  * the cache.
  *
  * Tests that talk to a server start tests/servers/sts_server.py on an
@@ -28,11 +28,11 @@
 
 #include <openssl/evp.h>
 
-#include "credentials.h"
-#include "http.h"
-#include "log.h"
-#include "sigv4.h"
-#include "util.h"
+#include "aws/credentials.h"
+#include "aws/http.h"
+#include "common/log.h"
+#include "aws/sigv4.h"
+#include "common/util.h"
 
 extern char **environ;
 

@@ -1,4 +1,4 @@
-/* DynamoDB Streams attribute conversion (engine/ddb.c). */
+/* DynamoDB Streams attribute conversion (engine/core/ddb.c). */
 #include <check.h>
 
 #include "check_main.h"
@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ddb.h"
-#include "util.h"
+#include "core/ddb.h"
+#include "common/util.h"
 
 /* DynamoDB's nesting limit, as ddb.c enforces it. */
 #define DDB_MAX_DEPTH 32

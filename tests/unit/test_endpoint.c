@@ -7,8 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "endpoint.h"
-#include "log.h"
+#include "aws/endpoint.h"
+#include "common/log.h"
 
 /* Every variable the module reads: cleared before each test so the
  * machine's environment and ~/.aws never leak in. */

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "event.h"
-#include "jscan.h"
-#include "log.h"
+#include "core/event.h"
+#include "common/jscan.h"
+#include "common/log.h"
 
 static struct fanout_arena s_arena;
 

@@ -1,4 +1,4 @@
-/* Check suite for sdk/aws/http.c: requests on libcurl against
+/* Check suite for engine/aws/http.c: requests on libcurl against
  * tests/servers/chaos_server.py.
  *
  * Each test starts the chaos server on an ephemeral port (it prints the port
@@ -32,9 +32,9 @@
 
 #include <curl/curl.h>
 
-#include "http.h"
-#include "log.h"
-#include "util.h"
+#include "aws/http.h"
+#include "common/log.h"
+#include "common/util.h"
 
 extern char **environ;
 

@@ -1,4 +1,4 @@
-/* Check suite for engine/kpl.c: KPL de-aggregation.
+/* Check suite for engine/core/kpl.c: KPL de-aggregation.
  *
  * Real producer output comes from two places: the Lambda event in
  * tests/data/events (written by aws-kinesis-agg) and the fixture that
@@ -17,12 +17,12 @@
 
 #include <openssl/evp.h>
 
-#include "kpl.h"
-#include "kpl.pb-c.h"
+#include "core/kpl.h"
+#include "core/kpl.pb-c.h"
 
 /* A table entry of the bytes-typed partition key table. */
 #define S_BIN(lit) ((ProtobufCBinaryData){sizeof(lit) - 1, (uint8_t *)(lit)})
-#include "util.h"
+#include "common/util.h"
 
 #define ERR_LEN 256
 

@@ -17,9 +17,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "loader.h"
-#include "log.h"
-#include "util.h"
+#include "core/loader.h"
+#include "common/log.h"
+#include "common/util.h"
 
 /* ---- a host table that records what plugins log ------------------------- */
 

@@ -6,8 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "mapping.h"
+#include "common/log.h"
+#include "core/mapping.h"
 
 #define SRC "arn:aws:kinesis:us-east-1:123456789012:stream/s"
 

@@ -6,10 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client.h"
-#include "http.h"
-#include "log.h"
-#include "retry.h"
+#include "aws/client.h"
+#include "aws/http.h"
+#include "common/log.h"
+#include "aws/retry.h"
 
 /* ---- classification ---- */
 

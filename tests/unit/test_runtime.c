@@ -1,4 +1,4 @@
-/* Check suite for engine/runtime.c: the Lambda Runtime API loop.
+/* Check suite for engine/core/runtime.c: the Lambda Runtime API loop.
  *
  * Each test starts tests/runtime_emulator.py on an ephemeral port (it prints
  * the port on its first stdout line), runs fanout_runtime_run against it with
@@ -28,9 +28,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "runtime.h"
-#include "util.h"
+#include "common/log.h"
+#include "core/runtime.h"
+#include "common/util.h"
 
 extern char **environ;
 

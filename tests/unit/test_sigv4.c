@@ -12,9 +12,9 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "sigv4.h"
-#include "util.h"
+#include "common/log.h"
+#include "aws/sigv4.h"
+#include "common/util.h"
 
 #define SUITE_DIR       "aws-sigv4-test-suite"
 #define SUITE_MIN_CASES 38

@@ -20,12 +20,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "client.h"
-#include "credentials.h"
-#include "http.h"
-#include "log.h"
-#include "mapping.h"
-#include "store_ddb.h"
+#include "aws/client.h"
+#include "aws/credentials.h"
+#include "aws/http.h"
+#include "common/log.h"
+#include "core/mapping.h"
+#include "core/store_ddb.h"
 
 #define SRC "arn:aws:kinesis:us-east-1:123456789012:stream/s"
 #define OTHER                                                                              \

@@ -1,0 +1,880 @@
+/* HTTP for the AWS layer on libcurl's multi interface.
+ *
+ * Where connections live. libcurl 7.88 documents sharing the connection
+ * cache through a share object (CURL_LOCK_DATA_CONNECT) between concurrent
+ * threads as unsupported (KNOWN_BUGS "A shared connection cache is not
+ * thread-safe", curl issues #4544, #4915, #13840): a connection is touched
+ * outside the share's lock after it went back to the cache. So the share
+ * holds what is safe to share between threads (DNS cache, TLS sessions,
+ * behind one mutex per kind) and the connections live in the connection
+ * cache of multi handles kept in a pool. A call takes a multi handle from
+ * the pool (the most recently returned, whose connections are the warmest),
+ * runs all its requests on it and gives it back: connections are reused by
+ * the next call on any thread, one call at a time per multi, with no
+ * connection ever seen by two threads at once. Concurrent calls use
+ * different multi handles, so the pool holds about as many multi handles as
+ * calls ever ran at once. Easy handles are pooled too.
+ *
+ * Nothing but method, host, path, status and timing is logged, at debug
+ * level: header values carry signatures and tokens, query strings may carry
+ * presigned signatures, bodies carry records. */
+#include "aws/http.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/log.h"
+
+#define HTTP_SCOPE "http"
+
+/* Refuse response bodies over this size (no AWS API we call answers more
+ * than a few MiB; a runaway answer must not take the function's memory). */
+#define HTTP_MAX_BODY_BYTES     ((size_t)FANOUT_HTTP_MAX_BODY_BYTES)
+#define HTTP_CONNECT_TIMEOUT_MS 3000L
+/* Idle connections one multi handle keeps. libcurl's default is 4 per easy
+ * handle added, which shrinks the cache after a wide call. A Lambda process
+ * has 1024 descriptors: HTTP_IDLE_MULTIS * HTTP_MULTI_MAXCONNECTS (512) is
+ * the most the pool can hold idle. */
+#define HTTP_MULTI_MAXCONNECTS 64L
+#define HTTP_IDLE_MULTIS       8
+#define HTTP_IDLE_EASIES       128
+#define HTTP_MAX_INSECURE      32
+#define HTTP_HOST_LEN          256
+/* TCP keep-alive on pooled connections (seconds): NAT gateways drop idle
+ * flows after 350 s. */
+#define HTTP_KEEPIDLE_S  60L
+#define HTTP_KEEPINTVL_S 30L
+
+struct s_insecure_host {
+    char host[HTTP_HOST_LEN];
+    long port; /* 0: any */
+};
+
+/* s_lock guards the reference count and the pools; the rest is written
+ * under it at the first init and read-only until the last clean-up. */
+static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned s_refs;
+static CURLSH *s_share;
+static pthread_mutex_t s_share_locks[CURL_LOCK_DATA_LAST];
+static CURLM *s_idle_multis[HTTP_IDLE_MULTIS];
+static size_t s_idle_multi_count;
+static CURL *s_idle_easies[HTTP_IDLE_EASIES];
+static size_t s_idle_easy_count;
+static char *s_ca_bundle;
+static struct s_insecure_host s_insecure[HTTP_MAX_INSECURE];
+static size_t s_insecure_count;
+
+/* One request of a call in flight. */
+struct s_xfer {
+    const struct fanout_http_request *req;
+    struct fanout_http_response *resp;
+    CURL *easy;
+    CURLU *url;
+    struct curl_slist *headers;
+    size_t header_cap;
+    int is_head; /* no body comes, whatever Content-Length says */
+    int added;   /* in the multi handle */
+    int done;    /* resp filled */
+    int too_big; /* refused: body over HTTP_MAX_BODY_BYTES */
+    int no_mem;
+    char host[HTTP_HOST_LEN];
+    long port;
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+/* ---- share locks ------------------------------------------------------- */
+
+static void s_share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *ud)
+{
+    (void)h;
+    (void)access;
+    (void)ud;
+    if ((unsigned)data < CURL_LOCK_DATA_LAST)
+        pthread_mutex_lock(&s_share_locks[data]);
+}
+
+static void s_share_unlock(CURL *h, curl_lock_data data, void *ud)
+{
+    (void)h;
+    (void)ud;
+    if ((unsigned)data < CURL_LOCK_DATA_LAST)
+        pthread_mutex_unlock(&s_share_locks[data]);
+}
+
+/* ---- configuration from the environment --------------------------------- */
+
+/* One FANOUT_TLS_INSECURE_HOSTS entry: host, host:port, [v6], [v6]:port or
+ * a bare v6 address. */
+static int s_parse_insecure(const char *s, size_t n, struct s_insecure_host *out)
+{
+    while (n && (*s == ' ' || *s == '\t'))
+        s++, n--;
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        n--;
+    if (!n)
+        return -1;
+    const char *host = s, *port = NULL;
+    size_t host_len = n;
+    if (*s == '[') {
+        const char *end = memchr(s, ']', n);
+        if (!end)
+            return -1;
+        host = s + 1;
+        host_len = (size_t)(end - host);
+        size_t rest = n - (size_t)(end + 1 - s);
+        if (rest) {
+            if (end[1] != ':' || rest < 2)
+                return -1;
+            port = end + 2;
+        }
+    } else {
+        const char *colon = memchr(s, ':', n);
+        if (colon && !memchr(colon + 1, ':', n - (size_t)(colon + 1 - s))) {
+            host_len = (size_t)(colon - s);
+            port = colon + 1;
+        }
+    }
+    if (!host_len || host_len >= sizeof out->host)
+        return -1;
+    memcpy(out->host, host, host_len);
+    out->host[host_len] = 0;
+    out->port = 0;
+    if (port) {
+        long p = 0;
+        for (const char *c = port; c < s + n; c++) {
+            if (*c < '0' || *c > '9' || p > 65535)
+                return -1;
+            p = p * 10 + (*c - '0');
+        }
+        if (p < 1 || p > 65535)
+            return -1;
+        out->port = p;
+    }
+    return 0;
+}
+
+static void s_read_env(void)
+{
+    const char *ca = getenv("FANOUT_CA_BUNDLE");
+    free(s_ca_bundle);
+    s_ca_bundle = ca && *ca ? strdup(ca) : NULL;
+
+    s_insecure_count = 0;
+    const char *list = getenv("FANOUT_TLS_INSECURE_HOSTS");
+    if (!list || !*list)
+        return;
+    const char *p = list;
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        struct s_insecure_host h;
+        if (s_parse_insecure(p, n, &h) == 0) {
+            if (s_insecure_count < HTTP_MAX_INSECURE)
+                s_insecure[s_insecure_count++] = h;
+            else
+                LOG_WARN(HTTP_SCOPE, "FANOUT_TLS_INSECURE_HOSTS: more than %d entries",
+                         HTTP_MAX_INSECURE);
+        } else if (n) {
+            LOG_WARN(HTTP_SCOPE, "FANOUT_TLS_INSECURE_HOSTS: ignoring \"%.*s\"", (int)n, p);
+        }
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    if (s_insecure_count)
+        LOG_WARN(HTTP_SCOPE,
+                 "TLS certificate verification is off for %s (FANOUT_TLS_INSECURE_HOSTS)",
+                 list);
+}
+
+static int s_is_insecure(const char *host, long port)
+{
+    for (size_t i = 0; i < s_insecure_count; i++)
+        if (strcasecmp(s_insecure[i].host, host) == 0 &&
+            (s_insecure[i].port == 0 || s_insecure[i].port == port))
+            return 1;
+    return 0;
+}
+
+/* ---- set-up and tear-down ---------------------------------------------- */
+
+int fanout_http_global_init(void)
+{
+    int rc = 0;
+    pthread_mutex_lock(&s_lock);
+    if (s_refs > 0) {
+        s_refs++;
+        goto out;
+    }
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        LOG_ERROR(HTTP_SCOPE, "curl_global_init failed");
+        rc = -1;
+        goto out;
+    }
+    CURLSH *sh = curl_share_init();
+    CURLSHcode sc = sh ? CURLSHE_OK : CURLSHE_NOMEM;
+    if (sc == CURLSHE_OK)
+        sc = curl_share_setopt(sh, CURLSHOPT_LOCKFUNC, s_share_lock);
+    if (sc == CURLSHE_OK)
+        sc = curl_share_setopt(sh, CURLSHOPT_UNLOCKFUNC, s_share_unlock);
+    if (sc == CURLSHE_OK)
+        sc = curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    if (sc == CURLSHE_OK)
+        sc = curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    if (sc != CURLSHE_OK) {
+        LOG_ERROR(HTTP_SCOPE, "curl share set-up failed: %s", curl_share_strerror(sc));
+        if (sh)
+            curl_share_cleanup(sh);
+        curl_global_cleanup();
+        rc = -1;
+        goto out;
+    }
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+        pthread_mutex_init(&s_share_locks[i], NULL);
+    s_share = sh;
+    s_read_env();
+    s_refs = 1;
+out:
+    pthread_mutex_unlock(&s_lock);
+    return rc;
+}
+
+void fanout_http_global_cleanup(void)
+{
+    pthread_mutex_lock(&s_lock);
+    if (s_refs == 0 || --s_refs > 0) {
+        pthread_mutex_unlock(&s_lock);
+        return;
+    }
+    /* easy handles first: the share refuses to go while one uses it */
+    for (size_t i = 0; i < s_idle_easy_count; i++)
+        curl_easy_cleanup(s_idle_easies[i]);
+    s_idle_easy_count = 0;
+    for (size_t i = 0; i < s_idle_multi_count; i++)
+        curl_multi_cleanup(s_idle_multis[i]);
+    s_idle_multi_count = 0;
+    if (curl_share_cleanup(s_share) != CURLSHE_OK)
+        LOG_ERROR(HTTP_SCOPE, "curl share still in use at clean-up");
+    s_share = NULL;
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+        pthread_mutex_destroy(&s_share_locks[i]);
+    free(s_ca_bundle);
+    s_ca_bundle = NULL;
+    s_insecure_count = 0;
+    curl_global_cleanup();
+    pthread_mutex_unlock(&s_lock);
+}
+
+/* ---- the pools ---------------------------------------------------------- */
+
+static CURLM *s_take_multi(void)
+{
+    CURLM *m = NULL;
+    pthread_mutex_lock(&s_lock);
+    if (s_idle_multi_count)
+        m = s_idle_multis[--s_idle_multi_count];
+    pthread_mutex_unlock(&s_lock);
+    if (m)
+        return m;
+    m = curl_multi_init();
+    if (m)
+        curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, HTTP_MULTI_MAXCONNECTS);
+    return m;
+}
+
+static void s_give_multi(CURLM *m)
+{
+    pthread_mutex_lock(&s_lock);
+    if (s_refs > 0 && s_idle_multi_count < HTTP_IDLE_MULTIS) {
+        s_idle_multis[s_idle_multi_count++] = m;
+        m = NULL;
+    }
+    pthread_mutex_unlock(&s_lock);
+    if (m)
+        curl_multi_cleanup(m); /* closes its connections */
+}
+
+static CURL *s_take_easy(void)
+{
+    CURL *e = NULL;
+    pthread_mutex_lock(&s_lock);
+    if (s_idle_easy_count)
+        e = s_idle_easies[--s_idle_easy_count];
+    pthread_mutex_unlock(&s_lock);
+    return e ? e : curl_easy_init();
+}
+
+static void s_give_easy(CURL *e)
+{
+    /* forget this request's options (pointers into it among them) */
+    curl_easy_reset(e);
+    pthread_mutex_lock(&s_lock);
+    if (s_refs > 0 && s_idle_easy_count < HTTP_IDLE_EASIES) {
+        s_idle_easies[s_idle_easy_count++] = e;
+        e = NULL;
+    }
+    pthread_mutex_unlock(&s_lock);
+    if (e)
+        curl_easy_cleanup(e);
+}
+
+/* ---- responses ------------------------------------------------------------ */
+
+static void s_free_headers(struct fanout_http_response *r)
+{
+    for (size_t i = 0; i < r->header_count; i++) {
+        free(r->headers[i].name);
+        free(r->headers[i].value);
+    }
+    free(r->headers);
+    r->headers = NULL;
+    r->header_count = 0;
+}
+
+void fanout_http_response_clean_up(struct fanout_http_response *r)
+{
+    if (!r)
+        return;
+    s_free_headers(r);
+    fanout_buf_free(&r->body);
+    memset(r, 0, sizeof *r);
+}
+
+const char *fanout_http_response_header(const struct fanout_http_response *r,
+                                        const char *name)
+{
+    if (!r || !name)
+        return NULL;
+    for (size_t i = 0; i < r->header_count; i++)
+        if (strcasecmp(r->headers[i].name, name) == 0)
+            return r->headers[i].value;
+    return NULL;
+}
+
+/* A failed request: no status, no body, no headers; the reason. */
+static void s_fail(struct fanout_http_response *r, enum fanout_http_error e,
+                   const char *text)
+{
+    s_free_headers(r);
+    fanout_buf_free(&r->body);
+    r->status = 0;
+    r->error = e;
+    fanout_strlcpy(r->error_text, text, sizeof r->error_text);
+}
+
+/* ---- libcurl callbacks ---------------------------------------------------- */
+
+static int s_is_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+static char *s_strndup(const char *s, size_t n)
+{
+    char *p = malloc(n + 1);
+    if (p) {
+        memcpy(p, s, n);
+        p[n] = 0;
+    }
+    return p;
+}
+
+static size_t s_on_header(char *p, size_t size, size_t nmemb, void *ud)
+{
+    struct s_xfer *x = ud;
+    struct fanout_http_response *r = x->resp;
+    size_t n = size * nmemb;
+    /* a status line starts a response: keep only the last one's headers
+     * (1xx interim answers come before) */
+    if (n >= 5 && memcmp(p, "HTTP/", 5) == 0) {
+        s_free_headers(r);
+        x->header_cap = 0;
+        return n;
+    }
+    size_t len = n;
+    while (len && s_is_ws(p[len - 1]))
+        len--;
+    if (!len)
+        return n;
+    if (p[0] == ' ' || p[0] == '\t') {
+        /* obsolete line folding: continues the previous value */
+        if (!r->header_count)
+            return n;
+        size_t start = 0;
+        while (start < len && s_is_ws(p[start]))
+            start++;
+        char **v = &r->headers[r->header_count - 1].value;
+        size_t old = strlen(*v);
+        char *nv = realloc(*v, old + 1 + (len - start) + 1);
+        if (!nv) {
+            x->no_mem = 1;
+            return 0;
+        }
+        nv[old] = ' ';
+        memcpy(nv + old + 1, p + start, len - start);
+        nv[old + 1 + len - start] = 0;
+        *v = nv;
+        return n;
+    }
+    const char *colon = memchr(p, ':', len);
+    if (!colon)
+        return n;
+    size_t name_len = (size_t)(colon - p);
+    while (name_len && s_is_ws(p[name_len - 1]))
+        name_len--;
+    if (!name_len)
+        return n;
+    const char *value = colon + 1;
+    size_t value_len = len - (size_t)(value - p);
+    while (value_len && s_is_ws(*value))
+        value++, value_len--;
+
+    if (!x->is_head && name_len == 14 && strncasecmp(p, "Content-Length", 14) == 0) {
+        /* refuse an announced oversized body before reading it */
+        char num[32];
+        if (value_len < sizeof num) {
+            memcpy(num, value, value_len);
+            num[value_len] = 0;
+            errno = 0;
+            unsigned long long cl = strtoull(num, NULL, 10);
+            if (errno == 0 && cl > HTTP_MAX_BODY_BYTES) {
+                x->too_big = 1;
+                return 0;
+            }
+        }
+    }
+    if (r->header_count == x->header_cap) {
+        size_t cap = x->header_cap ? x->header_cap * 2 : 16;
+        struct fanout_http_header *h = realloc(r->headers, cap * sizeof *h);
+        if (!h) {
+            x->no_mem = 1;
+            return 0;
+        }
+        r->headers = h;
+        x->header_cap = cap;
+    }
+    char *nm = s_strndup(p, name_len);
+    char *vl = s_strndup(value, value_len);
+    if (!nm || !vl) {
+        free(nm);
+        free(vl);
+        x->no_mem = 1;
+        return 0;
+    }
+    r->headers[r->header_count++] = (struct fanout_http_header){nm, vl};
+    return n;
+}
+
+static size_t s_on_body(char *p, size_t size, size_t nmemb, void *ud)
+{
+    struct s_xfer *x = ud;
+    struct fanout_buf *b = &x->resp->body;
+    size_t n = size * nmemb;
+    if (n > HTTP_MAX_BODY_BYTES - b->len) {
+        x->too_big = 1;
+        return 0;
+    }
+    if (fanout_buf_append(b, p, n) != 0) {
+        x->no_mem = 1;
+        return 0;
+    }
+    return n;
+}
+
+/* ---- one request ------------------------------------------------------- */
+
+/* An RFC 9110 token: methods and header names. */
+static int s_is_token(const char *s)
+{
+    if (!s || !*s)
+        return 0;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c <= 32 || c >= 127 || strchr("\"(),/:;<=>?@[\\]{}", c))
+            return 0;
+    }
+    return 1;
+}
+
+static int s_is_header_value(const char *s)
+{
+    for (; *s; s++)
+        if (*s == '\r' || *s == '\n')
+            return 0;
+    return 1;
+}
+
+static int s_add_line(struct s_xfer *x, const char *line)
+{
+    struct curl_slist *l = curl_slist_append(x->headers, line);
+    if (!l)
+        return -1;
+    x->headers = l;
+    return 0;
+}
+
+/* The request's header lines, plus what turns libcurl's own additions
+ * off. Returns -1 with the reason in `why`. */
+static int s_build_headers(struct s_xfer *x, int has_body, const char **why)
+{
+    const struct fanout_http_request *q = x->req;
+    int has_type = 0, has_expect = 0;
+    struct fanout_buf line = {0};
+    int rc = 0;
+    for (size_t i = 0; i < q->header_count && rc == 0; i++) {
+        const struct fanout_http_header *h = &q->headers[i];
+        if (!s_is_token(h->name) || !h->value || !s_is_header_value(h->value)) {
+            *why = "invalid request header";
+            rc = -1;
+            break;
+        }
+        has_type |= strcasecmp(h->name, "Content-Type") == 0;
+        has_expect |= strcasecmp(h->name, "Expect") == 0;
+        fanout_buf_reset(&line);
+        /* "Name:" (or blanks only) would remove the header; "Name;" sends
+         * it empty */
+        int empty = h->value[strspn(h->value, " \t")] == 0;
+        if ((!empty ? fanout_buf_appendf(&line, "%s: %s", h->name, h->value)
+                    : fanout_buf_appendf(&line, "%s;", h->name)) != 0 ||
+            s_add_line(x, (const char *)line.ptr) != 0) {
+            *why = "out of memory";
+            rc = -1;
+        }
+    }
+    fanout_buf_free(&line);
+    if (rc != 0)
+        return rc;
+    /* no 100-continue round trip before the body */
+    if (!has_expect && s_add_line(x, "Expect:") != 0)
+        rc = -1;
+    /* with a body and no type, libcurl would say form-urlencoded */
+    if (rc == 0 && has_body && !has_type && s_add_line(x, "Content-Type:") != 0)
+        rc = -1;
+    if (rc != 0)
+        *why = "out of memory";
+    return rc;
+}
+
+/* Parse the URL once, for libcurl (CURLOPT_CURLU) and for our checks and
+ * log lines, so both see the same host and port. */
+static int s_parse_url(struct s_xfer *x, int *https)
+{
+    x->url = curl_url();
+    if (!x->url || curl_url_set(x->url, CURLUPART_URL, x->req->url, 0) != CURLUE_OK)
+        return -1;
+    char *scheme = NULL, *host = NULL, *port = NULL;
+    int rc = -1;
+    if (curl_url_get(x->url, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+        curl_url_get(x->url, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+        curl_url_get(x->url, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
+        const char *h = host;
+        size_t n = strlen(h);
+        if (n >= 2 && h[0] == '[' && h[n - 1] == ']')
+            h++, n -= 2; /* an IPv6 literal */
+        if (n && n < sizeof x->host) {
+            memcpy(x->host, h, n);
+            x->host[n] = 0;
+            x->port = strtol(port, NULL, 10);
+            *https = strcasecmp(scheme, "https") == 0;
+            rc = 0;
+        }
+    }
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    return rc;
+}
+
+#define S_SET(opt, val)                                                                    \
+    do {                                                                                   \
+        if (cc == CURLE_OK)                                                                \
+            cc = curl_easy_setopt(e, opt, val);                                            \
+    } while (0)
+
+/* Prepare x->easy for x->req. On failure, fills the response and marks the
+ * request done. */
+static int s_prepare(struct s_xfer *x)
+{
+    const struct fanout_http_request *q = x->req;
+    const char *why = "out of memory";
+    int https = 0;
+    if (!q || !q->url) {
+        s_fail(x->resp, FANOUT_HTTP_OTHER, "no URL");
+        x->done = 1;
+        return -1;
+    }
+    const char *method = q->method && *q->method ? q->method : "GET";
+    int is_head = strcmp(method, "HEAD") == 0;
+    x->is_head = is_head;
+    int has_body = !is_head && (q->body_len > 0 || q->body || strcmp(method, "POST") == 0 ||
+                                strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0);
+    if (!s_is_token(method)) {
+        why = "invalid method";
+        goto fail;
+    }
+    if (q->body_len > 0 && !q->body) {
+        why = "request body length without a body";
+        goto fail;
+    }
+    if (s_parse_url(x, &https) != 0) {
+        why = "malformed URL";
+        goto fail;
+    }
+    if (s_build_headers(x, has_body, &why) != 0)
+        goto fail;
+    why = "out of memory";
+    x->easy = s_take_easy();
+    if (!x->easy)
+        goto fail;
+
+    CURL *e = x->easy;
+    CURLcode cc = CURLE_OK;
+    x->errbuf[0] = 0;
+    S_SET(CURLOPT_SHARE, s_share);
+    S_SET(CURLOPT_CURLU, x->url);
+    S_SET(CURLOPT_PROTOCOLS_STR, "http,https");
+    S_SET(CURLOPT_NOSIGNAL, 1L);
+    S_SET(CURLOPT_PRIVATE, x);
+    S_SET(CURLOPT_ERRORBUFFER, x->errbuf);
+    /* HTTP/1.1, as the AWS SDKs speak to these APIs: one request per
+     * connection at a time, so a reset or a GOAWAY fails only its own */
+    S_SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    S_SET(CURLOPT_HTTPHEADER, x->headers);
+    S_SET(CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
+    S_SET(CURLOPT_HEADERFUNCTION, s_on_header);
+    S_SET(CURLOPT_HEADERDATA, x);
+    S_SET(CURLOPT_WRITEFUNCTION, s_on_body);
+    S_SET(CURLOPT_WRITEDATA, x);
+    S_SET(CURLOPT_CONNECTTIMEOUT_MS, q->connect_timeout_ms > 0 ? (long)q->connect_timeout_ms
+                                                               : HTTP_CONNECT_TIMEOUT_MS);
+    if (q->timeout_ms > 0)
+        S_SET(CURLOPT_TIMEOUT_MS, (long)q->timeout_ms);
+    S_SET(CURLOPT_TCP_KEEPALIVE, 1L);
+    S_SET(CURLOPT_TCP_KEEPIDLE, HTTP_KEEPIDLE_S);
+    S_SET(CURLOPT_TCP_KEEPINTVL, HTTP_KEEPINTVL_S);
+    /* proxies: CURLOPT_PROXY left unset, so libcurl reads http_proxy,
+     * HTTPS_PROXY, ALL_PROXY and NO_PROXY itself */
+    int insecure = https && (q->tls_no_verify || s_is_insecure(x->host, x->port));
+    S_SET(CURLOPT_SSL_VERIFYPEER, insecure ? 0L : 1L);
+    S_SET(CURLOPT_SSL_VERIFYHOST, insecure ? 0L : 2L);
+    if (s_ca_bundle)
+        S_SET(CURLOPT_CAINFO, s_ca_bundle);
+    if (is_head) {
+        S_SET(CURLOPT_NOBODY, 1L);
+    } else if (has_body) {
+        /* sent from memory, binary-safe: the size first */
+        S_SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)q->body_len);
+        S_SET(CURLOPT_POSTFIELDS, q->body ? (const void *)q->body : (const void *)"");
+        if (strcmp(method, "POST") != 0)
+            S_SET(CURLOPT_CUSTOMREQUEST, method);
+    } else if (strcmp(method, "GET") != 0) {
+        S_SET(CURLOPT_CUSTOMREQUEST, method);
+    }
+    if (cc != CURLE_OK) {
+        why = curl_easy_strerror(cc);
+        goto fail;
+    }
+    return 0;
+fail:
+    s_fail(x->resp, FANOUT_HTTP_OTHER, why);
+    x->done = 1;
+    return -1;
+}
+
+#undef S_SET
+
+static enum fanout_http_error s_map_error(CURLcode c)
+{
+    switch (c) {
+    case CURLE_OK: return FANOUT_HTTP_OK;
+    case CURLE_OPERATION_TIMEDOUT: return FANOUT_HTTP_TIMEOUT;
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_CONNECT: return FANOUT_HTTP_CONNECT;
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE: return FANOUT_HTTP_RESET;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION: /* = CURLE_SSL_CACERT */
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CLIENTCERT:
+    case CURLE_USE_SSL_FAILED: return FANOUT_HTTP_TLS;
+    default: return FANOUT_HTTP_OTHER;
+    }
+}
+
+static const char *s_error_name(enum fanout_http_error e)
+{
+    switch (e) {
+    case FANOUT_HTTP_OK: return "ok";
+    case FANOUT_HTTP_TIMEOUT: return "timeout";
+    case FANOUT_HTTP_CONNECT: return "connect";
+    case FANOUT_HTTP_RESET: return "reset";
+    case FANOUT_HTTP_TLS: return "tls";
+    default: return "other";
+    }
+}
+
+static void s_finish(struct s_xfer *x, CURLcode cc)
+{
+    struct fanout_http_response *r = x->resp;
+    long status = 0;
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (cc == CURLE_OK) {
+        r->status = status;
+        r->error = FANOUT_HTTP_OK;
+    } else if (x->too_big) {
+        char text[128];
+        snprintf(text, sizeof text, "response body over %zu bytes (HTTP %ld)",
+                 HTTP_MAX_BODY_BYTES, status);
+        s_fail(r, FANOUT_HTTP_OTHER, text);
+    } else if (x->no_mem) {
+        s_fail(r, FANOUT_HTTP_OTHER, "out of memory reading the response");
+    } else {
+        s_fail(r, s_map_error(cc), x->errbuf[0] ? x->errbuf : curl_easy_strerror(cc));
+    }
+    x->done = 1;
+
+    if (fanout_log_enabled(FANOUT_LOG_DEBUG)) {
+        curl_off_t us = 0;
+        long conns = 0;
+        char *path = NULL;
+        curl_easy_getinfo(x->easy, CURLINFO_TOTAL_TIME_T, &us);
+        curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &conns);
+        /* the path only: a query may hold a presigned signature */
+        curl_url_get(x->url, CURLUPART_PATH, &path, 0);
+        const char *m = x->req->method && *x->req->method ? x->req->method : "GET";
+        if (r->error == FANOUT_HTTP_OK)
+            LOG_DEBUG(HTTP_SCOPE, "%s %s:%ld%s -> %ld in %.1f ms (%s connection)", m,
+                      x->host, x->port, path ? path : "", r->status, (double)us / 1000.0,
+                      conns ? "new" : "reused");
+        else
+            LOG_DEBUG(HTTP_SCOPE, "%s %s:%ld%s failed after %.1f ms: %s (%s)", m, x->host,
+                      x->port, path ? path : "", (double)us / 1000.0,
+                      s_error_name(r->error), r->error_text);
+        curl_free(path);
+    }
+}
+
+static void s_release(struct s_xfer *x, CURLM *m)
+{
+    if (x->added)
+        curl_multi_remove_handle(m, x->easy);
+    if (x->easy)
+        s_give_easy(x->easy);
+    curl_slist_free_all(x->headers);
+    curl_url_cleanup(x->url);
+}
+
+/* ---- the call -------------------------------------------------------------- */
+
+static int s_ready(void)
+{
+    pthread_mutex_lock(&s_lock);
+    int ready = s_refs > 0;
+    pthread_mutex_unlock(&s_lock);
+    return ready;
+}
+
+void fanout_http_perform(const struct fanout_http_request *const *reqs,
+                         struct fanout_http_response *const *resps, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        fanout_http_response_clean_up(resps[i]);
+    if (!n)
+        return;
+    if (!s_ready()) {
+        for (size_t i = 0; i < n; i++)
+            s_fail(resps[i], FANOUT_HTTP_OTHER, "fanout_http_global_init was not called");
+        return;
+    }
+    struct s_xfer *xs = calloc(n, sizeof *xs);
+    CURLM *m = xs ? s_take_multi() : NULL;
+    if (!m) {
+        for (size_t i = 0; i < n; i++)
+            s_fail(resps[i], FANOUT_HTTP_OTHER, "out of memory");
+        free(xs);
+        return;
+    }
+
+    size_t active = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct s_xfer *x = &xs[i];
+        x->req = reqs[i];
+        x->resp = resps[i];
+        if (s_prepare(x) != 0)
+            continue;
+        if (curl_multi_add_handle(m, x->easy) != CURLM_OK) {
+            s_fail(x->resp, FANOUT_HTTP_OTHER, "curl_multi_add_handle failed");
+            x->done = 1;
+            continue;
+        }
+        x->added = 1;
+        active++;
+    }
+
+    /* libcurl enforces each request's timeouts; poll wakes up for them */
+    int broken = 0;
+    while (active) {
+        int running = 0;
+        CURLMcode mc = curl_multi_perform(m, &running);
+        if (mc != CURLM_OK) {
+            LOG_ERROR(HTTP_SCOPE, "curl_multi_perform: %s", curl_multi_strerror(mc));
+            broken = 1;
+            break;
+        }
+        CURLMsg *msg;
+        int left;
+        while ((msg = curl_multi_info_read(m, &left)) != NULL) {
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            char *priv = NULL;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+            struct s_xfer *x = (struct s_xfer *)priv;
+            if (x && !x->done) {
+                s_finish(x, msg->data.result);
+                active--;
+            }
+        }
+        if (!active)
+            break;
+        if (!running) {
+            LOG_ERROR(HTTP_SCOPE, "libcurl finished with %zu requests unanswered", active);
+            broken = 1;
+            break;
+        }
+        mc = curl_multi_poll(m, NULL, 0, 1000, NULL);
+        if (mc != CURLM_OK) {
+            LOG_ERROR(HTTP_SCOPE, "curl_multi_poll: %s", curl_multi_strerror(mc));
+            broken = 1;
+            break;
+        }
+    }
+
+    for (size_t i = 0; i < n; i++) {
+        if (!xs[i].done)
+            s_fail(xs[i].resp, FANOUT_HTTP_OTHER, "the transfer loop failed");
+        s_release(&xs[i], m);
+    }
+    if (broken)
+        curl_multi_cleanup(m);
+    else
+        s_give_multi(m);
+    free(xs);
+}

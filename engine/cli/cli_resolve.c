@@ -1,0 +1,807 @@
+/* register's short destination names, resolved as the original
+ * aws-lambda-fanout CLI resolved them (its `fanout` script asked the aws
+ * command; here the same API calls go through the AWS layer, signed, with
+ * the endpoint overrides AWS_ENDPOINT_URL_<SERVICE>). What is stored is
+ * what the original stored, so that its engine still reads the table. */
+#include "cli/cli_resolve.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aws/client.h"
+#include "aws/endpoint.h"
+#include "common/log.h"
+#include "common/util.h"
+
+enum { R_OK = 0, R_FAILED = 1, R_USAGE = 2 };
+
+/* ListTopics answers 100 topics a page: 1,000 pages is 100,000 topics,
+ * the most an account can have. */
+#define R_MAX_TOPIC_PAGES 1000
+#define R_MAX_NAME        1024
+
+struct r_reply {
+    char *body; /* NUL-terminated, on success */
+    size_t len;
+    char code[128];
+    char message[512];
+};
+
+/* One request through the AWS layer (retries included). 0 with r->body on
+ * a 2xx answer; -1 with r->code and r->message otherwise. */
+static int r_call(const char *service, const char *signing_name, const char *region,
+                  const char *endpoint, const char *method, const char *path,
+                  const char *query, const struct fanout_aws_header *headers,
+                  size_t header_count, const char *body, int protocol, struct r_reply *r)
+{
+    memset(r, 0, sizeof *r);
+    const struct fanout_aws_request req = {
+        .struct_size = sizeof req,
+        .service = service,
+        .signing_name = signing_name,
+        .region = region,
+        .endpoint = endpoint,
+        .method = method,
+        .path = path,
+        .query = query,
+        .headers = headers,
+        .header_count = header_count,
+        .body = (const uint8_t *)body,
+        .body_len = body ? strlen(body) : 0,
+        .protocol = protocol,
+    };
+    struct fanout_aws_response resp = {.struct_size = sizeof resp};
+    const struct fanout_aws_request *reqs[] = {&req};
+    struct fanout_aws_response *resps[] = {&resp};
+    fanout_aws_call(reqs, resps, 1);
+    int rc = -1;
+    if (resp.result == FANOUT_AWS_OK) {
+        r->body = malloc(resp.body_len + 1);
+        if (r->body) {
+            if (resp.body_len)
+                memcpy(r->body, resp.body, resp.body_len);
+            r->body[resp.body_len] = 0;
+            r->len = resp.body_len;
+            rc = 0;
+        } else {
+            fanout_strlcpy(r->code, "OutOfMemory", sizeof r->code);
+        }
+    } else {
+        fanout_strlcpy(r->code, resp.error_code[0] ? resp.error_code : "RequestFailed",
+                       sizeof r->code);
+        if (resp.error_message[0])
+            fanout_strlcpy(r->message, resp.error_message, sizeof r->message);
+        else if (resp.status)
+            snprintf(r->message, sizeof r->message, "HTTP status %ld", resp.status);
+    }
+    fanout_aws_response_clean_up(&resp);
+    return rc;
+}
+
+/* A JSON object answer, or NULL with r->code / r->message set. */
+static json_t *r_json(struct r_reply *r)
+{
+    json_error_t je;
+    json_t *j = json_loadb(r->body ? r->body : "", r->len, 0, &je);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        fanout_strlcpy(r->code, "InvalidResponse", sizeof r->code);
+        snprintf(r->message, sizeof r->message, "the answer is not a JSON object (%s)",
+                 je.text);
+        return NULL;
+    }
+    return j;
+}
+
+static const char *r_str(const json_t *obj, const char *a, const char *b)
+{
+    const json_t *v = json_object_get(obj, a);
+    if (b)
+        v = json_object_get(v, b);
+    const char *s = json_string_value(v);
+    return s && *s ? s : NULL;
+}
+
+/* ---- a small XML reader for the Query answers (SNS, ElastiCache) -------- */
+
+/* The content of the first element <name> (or <name ...>) in [p, p+n),
+ * without nested elements of the same name. 1 when found. */
+static int r_xml_find(const char *p, size_t n, const char *name, const char **content,
+                      size_t *content_len)
+{
+    size_t nl = strlen(name);
+    const char *end = p + n;
+    for (const char *q = p; q + nl + 2 <= end; q++) {
+        q = memchr(q, '<', (size_t)(end - q));
+        if (!q || q + nl + 2 > end)
+            return 0;
+        if (memcmp(q + 1, name, nl) != 0 || (q[nl + 1] != '>' && q[nl + 1] != ' '))
+            continue;
+        const char *gt = memchr(q, '>', (size_t)(end - q));
+        if (!gt)
+            return 0;
+        if (gt[-1] == '/') { /* <name/>: empty */
+            *content = gt + 1;
+            *content_len = 0;
+            return 1;
+        }
+        const char *c = gt + 1;
+        for (const char *e = c; e + nl + 3 <= end; e++) {
+            e = memchr(e, '<', (size_t)(end - e));
+            if (!e || e + nl + 3 > end)
+                return 0;
+            if (e[1] == '/' && memcmp(e + 2, name, nl) == 0 && e[nl + 2] == '>') {
+                *content = c;
+                *content_len = (size_t)(e - c);
+                return 1;
+            }
+        }
+        return 0;
+    }
+    return 0;
+}
+
+/* The text of [s, s+n) with the XML entities decoded, trimmed; malloc'd,
+ * or NULL when it holds an element or a malformed entity. */
+static char *r_xml_text(const char *s, size_t n)
+{
+    while (n && (*s == ' ' || *s == '\n' || *s == '\r' || *s == '\t')) {
+        s++;
+        n--;
+    }
+    while (n &&
+           (s[n - 1] == ' ' || s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == '\t'))
+        n--;
+    char *out = malloc(n + 1), *o = out;
+    if (!out)
+        return NULL;
+    static const struct {
+        const char *ent;
+        char c;
+    } ents[] = {
+        {"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
+    for (size_t i = 0; i < n;) {
+        if (s[i] == '<') {
+            free(out);
+            return NULL;
+        }
+        if (s[i] != '&') {
+            *o++ = s[i++];
+            continue;
+        }
+        size_t k = 0;
+        for (; k < sizeof ents / sizeof *ents; k++) {
+            size_t el = strlen(ents[k].ent);
+            if (i + el <= n && memcmp(s + i, ents[k].ent, el) == 0) {
+                *o++ = ents[k].c;
+                i += el;
+                break;
+            }
+        }
+        if (k == sizeof ents / sizeof *ents) { /* numeric references: not in names */
+            free(out);
+            return NULL;
+        }
+    }
+    *o = 0;
+    return out;
+}
+
+/* The text of element `name` inside [p, p+n): malloc'd, or NULL. */
+static char *r_xml_field(const char *p, size_t n, const char *name)
+{
+    const char *c;
+    size_t cl;
+    return r_xml_find(p, n, name, &c, &cl) ? r_xml_text(c, cl) : NULL;
+}
+
+/* application/x-www-form-urlencoded value. */
+static void r_form_value(struct fanout_buf *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+            (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.' || *p == '~') {
+            fanout_buf_append_byte(b, *p);
+        } else {
+            fanout_buf_append_byte(b, '%');
+            fanout_buf_append_byte(b, (uint8_t)hex[*p >> 4]);
+            fanout_buf_append_byte(b, (uint8_t)hex[*p & 15]);
+        }
+    }
+}
+
+/* ---- messages --------------------------------------------------------------- */
+
+static const char *r_service_name(const char *type)
+{
+    static const struct {
+        const char *type, *what;
+    } names[] = {
+        {"sqs", "Amazon SQS queue"},
+        {"sns", "Amazon SNS topic"},
+        {"kinesis", "Amazon Kinesis stream"},
+        {"firehose", "Amazon Data Firehose delivery stream"},
+        {"lambda", "AWS Lambda function"},
+        {"es", "Amazon OpenSearch Service (Elasticsearch) domain"},
+        {"iot", "AWS IoT endpoint"},
+        {"memcached", "Amazon ElastiCache Memcached cluster"},
+        {"redis", "Amazon ElastiCache Redis replication group"},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (!strcmp(names[i].type, type))
+            return names[i].what;
+    return type;
+}
+
+/* The service answered that the resource does not exist (exit 2), or the
+ * request failed (exit 1). */
+static int r_lookup_failed(const struct fanout_cli_dest *d, const char *op,
+                           const struct r_reply *r, const char *const *not_found_codes)
+{
+    int missing = 0;
+    for (const char *const *c = not_found_codes; *c; c++)
+        missing |= strcmp(r->code, *c) == 0;
+    if (missing) {
+        fprintf(stderr,
+                "fanout %s: %s: there is no %s \"%s\" in this account and region (%s "
+                "answered %s%s%s); give an existing name, or the full form\n",
+                d->command, d->type, r_service_name(d->type), d->destination, op, r->code,
+                r->message[0] ? ": " : "", r->message);
+        return R_USAGE;
+    }
+    fprintf(stderr,
+            "fanout %s: %s: looking up the %s \"%s\" failed: %s %s%s%s; nothing was "
+            "written\n",
+            d->command, d->type, r_service_name(d->type), d->destination, op, r->code,
+            r->message[0] ? ": " : "", r->message);
+    return R_FAILED;
+}
+
+static int r_oom(const struct fanout_cli_dest *d)
+{
+    fprintf(stderr, "fanout %s: out of memory\n", d->command);
+    return R_FAILED;
+}
+
+static int r_done(const struct fanout_cli_dest *d, const char *op, const char *value,
+                  char **out)
+{
+    *out = strdup(value);
+    if (!*out)
+        return r_oom(d);
+    if (fanout_log_enabled(FANOUT_LOG_DEBUG))
+        fprintf(stderr, "fanout %s: %s \"%s\" is %s (%s)\n", d->command, d->type,
+                d->destination, value, op);
+    return R_OK;
+}
+
+/* The region the lookups go to: the destination's, else --region, else
+ * the default. */
+static const char *r_region(const struct fanout_cli_dest *d)
+{
+    return d->dest_region && *d->dest_region ? d->dest_region : d->region;
+}
+
+/* ---- the lookups -------------------------------------------------------------- */
+
+static int r_json_call(const struct fanout_cli_dest *d, const char *service,
+                       const char *content_type, const char *target, json_t *body,
+                       struct r_reply *r)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!text) {
+        fanout_strlcpy(r->code, "OutOfMemory", sizeof r->code);
+        return -1;
+    }
+    const struct fanout_aws_header h[] = {{"Content-Type", content_type},
+                                          {"X-Amz-Target", target}};
+    int rc = r_call(service, NULL, r_region(d), NULL, "POST", "/", NULL, h, 2, text,
+                    FANOUT_AWS_JSON, r);
+    free(text);
+    return rc;
+}
+
+static int r_sqs(const struct fanout_cli_dest *d, char **out)
+{
+    static const char *const missing[] = {"QueueDoesNotExist",
+                                          "AWS.SimpleQueueService.NonExistentQueue", NULL};
+    struct r_reply r;
+    if (r_json_call(d, "sqs", "application/x-amz-json-1.0", "AmazonSQS.GetQueueUrl",
+                    json_pack("{s:s}", "QueueName", d->destination), &r) != 0)
+        return r_lookup_failed(d, "SQS GetQueueUrl", &r, missing);
+    json_t *j = r_json(&r);
+    const char *url = j ? r_str(j, "QueueUrl", NULL) : NULL;
+    int rc;
+    if (url)
+        rc = r_done(d, "SQS GetQueueUrl", url, out);
+    else {
+        if (j)
+            snprintf(r.message, sizeof r.message, "the answer has no QueueUrl");
+        fanout_strlcpy(r.code, "InvalidResponse", sizeof r.code);
+        rc = r_lookup_failed(d, "SQS GetQueueUrl", &r, missing);
+    }
+    json_decref(j);
+    free(r.body);
+    return rc;
+}
+
+static int r_kinesis(const struct fanout_cli_dest *d, char **out)
+{
+    static const char *const missing[] = {"ResourceNotFoundException", NULL};
+    struct r_reply r;
+    if (r_json_call(
+            d, "kinesis", "application/x-amz-json-1.1", "Kinesis_20131202.DescribeStream",
+            json_pack("{s:s, s:i}", "StreamName", d->destination, "Limit", 1), &r) != 0)
+        return r_lookup_failed(d, "Kinesis DescribeStream", &r, missing);
+    json_t *j = r_json(&r);
+    const char *arn = j ? r_str(j, "StreamDescription", "StreamARN") : NULL;
+    int rc;
+    if (arn)
+        rc = r_done(d, "Kinesis DescribeStream", d->destination, out);
+    else {
+        fanout_strlcpy(r.code, "InvalidResponse", sizeof r.code);
+        if (j)
+            snprintf(r.message, sizeof r.message,
+                     "the answer has no StreamDescription.StreamARN");
+        rc = r_lookup_failed(d, "Kinesis DescribeStream", &r, missing);
+    }
+    json_decref(j);
+    free(r.body);
+    return rc;
+}
+
+static int r_firehose(const struct fanout_cli_dest *d, char **out)
+{
+    static const char *const missing[] = {"ResourceNotFoundException", NULL};
+    struct r_reply r;
+    if (r_json_call(d, "firehose", "application/x-amz-json-1.1",
+                    "Firehose_20150804.DescribeDeliveryStream",
+                    json_pack("{s:s}", "DeliveryStreamName", d->destination), &r) != 0)
+        return r_lookup_failed(d, "Firehose DescribeDeliveryStream", &r, missing);
+    json_t *j = r_json(&r);
+    const char *arn = j ? r_str(j, "DeliveryStreamDescription", "DeliveryStreamARN") : NULL;
+    int rc;
+    if (arn)
+        rc = r_done(d, "Firehose DescribeDeliveryStream", d->destination, out);
+    else {
+        fanout_strlcpy(r.code, "InvalidResponse", sizeof r.code);
+        if (j)
+            snprintf(r.message, sizeof r.message,
+                     "the answer has no DeliveryStreamDescription.DeliveryStreamARN");
+        rc = r_lookup_failed(d, "Firehose DescribeDeliveryStream", &r, missing);
+    }
+    json_decref(j);
+    free(r.body);
+    return rc;
+}
+
+static int r_lambda(const struct fanout_cli_dest *d, char **out)
+{
+    static const char *const missing[] = {"ResourceNotFoundException", NULL};
+    struct fanout_buf path = {0};
+    fanout_buf_append_str(&path, "/2015-03-31/functions/");
+    r_form_value(&path, d->destination);
+    fanout_buf_append_byte(&path, 0);
+    if (!path.ptr)
+        return r_oom(d);
+    struct r_reply r;
+    int rc;
+    if (r_call("lambda", NULL, r_region(d), NULL, "GET", (const char *)path.ptr, NULL, NULL,
+               0, NULL, FANOUT_AWS_JSON, &r) != 0) {
+        fanout_buf_free(&path);
+        return r_lookup_failed(d, "Lambda GetFunction", &r, missing);
+    }
+    fanout_buf_free(&path);
+    json_t *j = r_json(&r);
+    const char *arn = j ? r_str(j, "Configuration", "FunctionArn") : NULL;
+    if (arn)
+        rc = r_done(d, "Lambda GetFunction", d->destination, out);
+    else {
+        fanout_strlcpy(r.code, "InvalidResponse", sizeof r.code);
+        if (j)
+            snprintf(r.message, sizeof r.message,
+                     "the answer has no Configuration.FunctionArn");
+        rc = r_lookup_failed(d, "Lambda GetFunction", &r, missing);
+    }
+    json_decref(j);
+    free(r.body);
+    return rc;
+}
+
+static int r_sns(const struct fanout_cli_dest *d, char **out)
+{
+    static const char *const none[] = {NULL};
+    size_t nl = strlen(d->destination);
+    char *token = NULL, *found = NULL;
+    int rc = R_OK;
+    for (int page = 0; rc == R_OK && !found; page++) {
+        if (page == R_MAX_TOPIC_PAGES) {
+            fprintf(stderr,
+                    "fanout %s: sns: SNS ListTopics gave more than %d pages; "
+                    "give the topic ARN\n",
+                    d->command, R_MAX_TOPIC_PAGES);
+            rc = R_FAILED;
+            break;
+        }
+        struct fanout_buf body = {0};
+        fanout_buf_append_str(&body, "Action=ListTopics&Version=2010-03-31");
+        if (token) {
+            fanout_buf_append_str(&body, "&NextToken=");
+            r_form_value(&body, token);
+        }
+        fanout_buf_append_byte(&body, 0);
+        if (!body.ptr) {
+            rc = r_oom(d);
+            break;
+        }
+        const struct fanout_aws_header h[] = {
+            {"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}};
+        struct r_reply r;
+        if (r_call("sns", NULL, r_region(d), NULL, "POST", "/", NULL, h, 1,
+                   (const char *)body.ptr, FANOUT_AWS_QUERY, &r) != 0) {
+            fanout_buf_free(&body);
+            rc = r_lookup_failed(d, "SNS ListTopics", &r, none);
+            break;
+        }
+        fanout_buf_free(&body);
+        const char *res;
+        size_t res_len;
+        if (!r_xml_find(r.body, r.len, "ListTopicsResult", &res, &res_len)) {
+            fanout_strlcpy(r.code, "InvalidResponse", sizeof r.code);
+            snprintf(r.message, sizeof r.message, "the answer has no ListTopicsResult");
+            rc = r_lookup_failed(d, "SNS ListTopics", &r, none);
+            free(r.body);
+            break;
+        }
+        /* every TopicArn of the page: the one ending ":<name>" */
+        const char *p = res;
+        size_t left = res_len;
+        const char *c;
+        size_t cl;
+        while (!found && r_xml_find(p, left, "TopicArn", &c, &cl)) {
+            char *arn = r_xml_text(c, cl);
+            size_t al = arn ? strlen(arn) : 0;
+            if (arn && al > nl && arn[al - nl - 1] == ':' &&
+                strcmp(arn + al - nl, d->destination) == 0)
+                found = arn;
+            else
+                free(arn);
+            left -= (size_t)(c + cl - p);
+            p = c + cl;
+        }
+        char *next = found ? NULL : r_xml_field(res, res_len, "NextToken");
+        if (next && !*next) {
+            free(next);
+            next = NULL;
+        }
+        if (next && token && strcmp(next, token) == 0) {
+            fprintf(stderr,
+                    "fanout %s: sns: SNS ListTopics returned the same NextToken twice; "
+                    "stopping\n",
+                    d->command);
+            free(next);
+            next = NULL;
+            rc = R_FAILED;
+        }
+        free(token);
+        token = next;
+        free(r.body);
+        if (!found && !token && rc == R_OK) {
+            fprintf(stderr,
+                    "fanout %s: sns: there is no %s \"%s\" in this account and region (SNS "
+                    "ListTopics lists no topic ARN ending \":%s\"); give an existing name, "
+                    "or the topic ARN\n",
+                    d->command, r_service_name("sns"), d->destination, d->destination);
+            rc = R_USAGE;
+        }
+    }
+    free(token);
+    if (found) {
+        rc = r_done(d, "SNS ListTopics", found, out);
+        free(found);
+    }
+    return rc;
+}
+
+static int r_es(const struct fanout_cli_dest *d, char **out)
+{
+    static const char *const missing[] = {"ResourceNotFoundException", NULL};
+    if (!d->index || !*d->index) {
+        fprintf(stderr,
+                "fanout %s: es: --destination %s is a domain name: give --index INDEX too "
+                "(or the full form endpoint#index)\n",
+                d->command, d->destination);
+        return R_USAGE;
+    }
+    /* the configuration API's host: es.<region>.<suffix>, unless
+     * AWS_ENDPOINT_URL_ES says otherwise */
+    char region[64], err[256], endpoint[256];
+    if (fanout_aws_region(r_region(d), region, sizeof region, err, sizeof err) != 0) {
+        fprintf(stderr, "fanout %s: es: %s\n", d->command, err);
+        return R_USAGE;
+    }
+    snprintf(endpoint, sizeof endpoint, "https://es.%s.%s", region,
+             fanout_aws_dns_suffix(region));
+    struct fanout_buf path = {0};
+    fanout_buf_append_str(&path, "/2015-01-01/es/domain/");
+    r_form_value(&path, d->destination);
+    fanout_buf_append_byte(&path, 0);
+    if (!path.ptr)
+        return r_oom(d);
+    struct r_reply r;
+    int failed = r_call("es", NULL, region, endpoint, "GET", (const char *)path.ptr, NULL,
+                        NULL, 0, NULL, FANOUT_AWS_JSON, &r);
+    fanout_buf_free(&path);
+    if (failed)
+        return r_lookup_failed(d, "DescribeElasticsearchDomain", &r, missing);
+    json_t *j = r_json(&r);
+    const json_t *st = json_object_get(j, "DomainStatus");
+    const char *host = r_str(st, "Endpoint", NULL);
+    if (!host) /* a domain in a VPC */
+        host = r_str(st, "Endpoints", "vpc");
+    int rc;
+    if (host) {
+        struct fanout_buf v = {0};
+        fanout_buf_appendf(&v, "%s#%s", host, d->index);
+        fanout_buf_append_byte(&v, 0);
+        rc = v.ptr ? r_done(d, "DescribeElasticsearchDomain", (const char *)v.ptr, out)
+                   : r_oom(d);
+        fanout_buf_free(&v);
+    } else {
+        fanout_strlcpy(r.code, "NoEndpoint", sizeof r.code);
+        if (j)
+            snprintf(
+                r.message, sizeof r.message,
+                "the domain has no endpoint yet (DomainStatus.Endpoint / Endpoints.vpc); "
+                "wait until it is created");
+        rc = r_lookup_failed(d, "DescribeElasticsearchDomain", &r, missing);
+    }
+    json_decref(j);
+    free(r.body);
+    return rc;
+}
+
+static int r_iot(const struct fanout_cli_dest *d, char **out)
+{
+    static const char *const none[] = {NULL};
+    struct r_reply r;
+    if (r_call("iot", NULL, r_region(d), NULL, "GET", "/endpoint",
+               "endpointType=iot%3AData-ATS", NULL, 0, NULL, FANOUT_AWS_JSON, &r) != 0)
+        return r_lookup_failed(d, "IoT DescribeEndpoint", &r, none);
+    json_t *j = r_json(&r);
+    const char *host = j ? r_str(j, "endpointAddress", NULL) : NULL;
+    int rc;
+    if (host) {
+        struct fanout_buf v = {0};
+        fanout_buf_appendf(&v, "%s#%s", host, d->destination);
+        fanout_buf_append_byte(&v, 0);
+        rc = v.ptr
+                 ? r_done(d, "IoT DescribeEndpoint iot:Data-ATS", (const char *)v.ptr, out)
+                 : r_oom(d);
+        fanout_buf_free(&v);
+    } else {
+        fanout_strlcpy(r.code, "InvalidResponse", sizeof r.code);
+        if (j)
+            snprintf(r.message, sizeof r.message, "the answer has no endpointAddress");
+        rc = r_lookup_failed(d, "IoT DescribeEndpoint", &r, none);
+    }
+    json_decref(j);
+    free(r.body);
+    return rc;
+}
+
+/* memcached: DescribeCacheClusters, ConfigurationEndpoint; redis:
+ * DescribeReplicationGroups, the first node group's PrimaryEndpoint. */
+static int r_elasticache(const struct fanout_cli_dest *d, char **out)
+{
+    int memcached = strcmp(d->type, "memcached") == 0;
+    const char *action = memcached ? "DescribeCacheClusters" : "DescribeReplicationGroups";
+    static const char *const missing[] = {"CacheClusterNotFound",
+                                          "CacheClusterNotFoundFault",
+                                          "ReplicationGroupNotFoundFault", NULL};
+    char op[64];
+    snprintf(op, sizeof op, "ElastiCache %s", action);
+    struct fanout_buf body = {0};
+    fanout_buf_appendf(&body, "Action=%s&Version=2015-02-02&%s=", action,
+                       memcached ? "CacheClusterId" : "ReplicationGroupId");
+    r_form_value(&body, d->destination);
+    fanout_buf_append_byte(&body, 0);
+    if (!body.ptr)
+        return r_oom(d);
+    const struct fanout_aws_header h[] = {
+        {"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}};
+    struct r_reply r;
+    int failed = r_call("elasticache", NULL, r_region(d), NULL, "POST", "/", NULL, h, 1,
+                        (const char *)body.ptr, FANOUT_AWS_QUERY, &r);
+    fanout_buf_free(&body);
+    if (failed)
+        return r_lookup_failed(d, op, &r, missing);
+    const char *ep;
+    size_t ep_len;
+    const char *block = memcached ? "ConfigurationEndpoint" : "PrimaryEndpoint";
+    char *addr = NULL, *port = NULL;
+    if (r_xml_find(r.body, r.len, block, &ep, &ep_len)) {
+        addr = r_xml_field(ep, ep_len, "Address");
+        port = r_xml_field(ep, ep_len, "Port");
+    }
+    int rc;
+    if (addr && port && *addr && *port && strspn(port, "0123456789") == strlen(port)) {
+        struct fanout_buf v = {0};
+        fanout_buf_appendf(&v, "%s:%s", addr, port);
+        fanout_buf_append_byte(&v, 0);
+        rc = v.ptr ? r_done(d, op, (const char *)v.ptr, out) : r_oom(d);
+        fanout_buf_free(&v);
+    } else {
+        fanout_strlcpy(r.code, "NoEndpoint", sizeof r.code);
+        snprintf(r.message, sizeof r.message,
+                 memcached
+                     ? "the answer has no ConfigurationEndpoint Address and Port (a "
+                       "Redis cluster, or not available yet?)"
+                     : "the answer has no node group PrimaryEndpoint Address and Port "
+                       "(a cluster-mode group, which fanout does not support, or not "
+                       "available yet?)");
+        rc = r_lookup_failed(d, op, &r, missing);
+    }
+    free(addr);
+    free(port);
+    free(r.body);
+    return rc;
+}
+
+/* ---- full forms ------------------------------------------------------------- */
+
+/* arn:<partition>:<service>:<region>:<account>:<resource>: the fields, or
+ * 0 when `s` is not an ARN of `service`. */
+static int r_arn(const char *s, const char *service, char *region, size_t region_len,
+                 const char **resource)
+{
+    if (strncmp(s, "arn:", 4) != 0)
+        return 0;
+    const char *f[5];
+    const char *p = s + 4;
+    f[0] = p;
+    for (int i = 1; i < 5; i++) {
+        p = strchr(p, ':');
+        if (!p)
+            return 0;
+        f[i] = ++p;
+    }
+    size_t sl = strlen(service);
+    if ((size_t)(f[2] - f[1] - 1) != sl || strncmp(f[1], service, sl) != 0)
+        return 0;
+    size_t rl = (size_t)(f[3] - f[2] - 1);
+    if (rl >= region_len)
+        return 0;
+    memcpy(region, f[2], rl);
+    region[rl] = 0;
+    *resource = f[4];
+    return 1;
+}
+
+/* An ARN of kinesis / firehose / lambda: the name the original stored.
+ * Returns 1 (name in *out), 0 (not an ARN of that service) or a negative
+ * R_ status already printed. */
+static int r_arn_to_name(const struct fanout_cli_dest *d, char **out, int *status)
+{
+    static const struct {
+        const char *type, *service, *prefix;
+    } forms[] = {{"kinesis", "kinesis", "stream/"},
+                 {"firehose", "firehose", "deliverystream/"},
+                 {"lambda", "lambda", "function:"}};
+    for (size_t i = 0; i < sizeof forms / sizeof *forms; i++) {
+        if (strcmp(d->type, forms[i].type) != 0)
+            continue;
+        char region[64];
+        const char *res;
+        if (!r_arn(d->destination, forms[i].service, region, sizeof region, &res))
+            return 0;
+        size_t pl = strlen(forms[i].prefix);
+        const char *name = strncmp(res, forms[i].prefix, pl) == 0 ? res + pl : NULL;
+        if (!name || !*name || strchr(name, ':') || strchr(name, '/')) {
+            /* a qualified Lambda ARN, or a form the original did not read:
+             * kept as given, for the plugin to check */
+            *status = r_done(d, "kept as given", d->destination, out);
+            return 1;
+        }
+        /* the name alone loses the ARN's region: it must be the mapping's */
+        char want[64], err[256];
+        const char *mine = d->dest_region && *d->dest_region ? d->dest_region : NULL;
+        if (!mine && fanout_aws_region(d->region, want, sizeof want, err, sizeof err) == 0)
+            mine = want;
+        if (mine && strcmp(mine, region) != 0) {
+            fprintf(stderr,
+                    "fanout %s: %s: --destination %s is in %s, but the mapping's region is "
+                    "%s: add --destination-region %s (the table stores the name, as "
+                    "aws-lambda-fanout did)\n",
+                    d->command, d->type, d->destination, region, mine, region);
+            *status = R_USAGE;
+            return 1;
+        }
+        *status = r_done(d, "the name of the ARN", name, out);
+        return 1;
+    }
+    return 0;
+}
+
+int fanout_cli_resolve_destination(const struct fanout_cli_dest *d, char **out)
+{
+    *out = NULL;
+    const char *t = d->type, *dest = d->destination;
+    int es = strcmp(t, "es") == 0;
+    if (d->index && !es) {
+        fprintf(stderr, "fanout %s: --index is only for es destinations (the type is %s)\n",
+                d->command, t);
+        return R_USAGE;
+    }
+    if (d->index && !*d->index) {
+        fprintf(stderr, "fanout %s: --index must not be empty\n", d->command);
+        return R_USAGE;
+    }
+    if (!*dest || strlen(dest) > R_MAX_NAME * 4)
+        return r_done(d, "kept as given", dest, out); /* the schema says why */
+    int status;
+    if (r_arn_to_name(d, out, &status))
+        return status;
+
+    /* full forms: no lookup */
+    int full;
+    if (!strcmp(t, "sqs"))
+        full = strncmp(dest, "https://", 8) == 0 || strncmp(dest, "http://", 7) == 0 ||
+               strncmp(dest, "arn:", 4) == 0;
+    else if (!strcmp(t, "sns"))
+        full = strncmp(dest, "arn:", 4) == 0;
+    else if (es || !strcmp(t, "iot"))
+        full = strchr(dest, '#') != NULL;
+    else if (!strcmp(t, "memcached") || !strcmp(t, "redis"))
+        full = strchr(dest, ':') != NULL || strchr(dest, ',') != NULL;
+    else if (!strcmp(t, "kinesis") || !strcmp(t, "firehose") || !strcmp(t, "lambda"))
+        full = strncmp(dest, "arn:", 4) == 0;
+    else
+        full = 1; /* file, and plugins the original did not have */
+    if (full) {
+        if (es && d->index)
+            fprintf(stderr,
+                    "fanout %s: warning: --index %s is ignored: --destination %s already "
+                    "names the index (endpoint#index)\n",
+                    d->command, d->index, dest);
+        return r_done(d, "kept as given", dest, out);
+    }
+
+    /* a short name, looked up in this account: with a role, the
+     * destination is in another account, where this lookup cannot see */
+    if (d->has_role) {
+        if (!strcmp(t, "kinesis") || !strcmp(t, "firehose") || !strcmp(t, "lambda"))
+            return r_done(d, "kept as given (another account)", dest, out);
+        fprintf(stderr,
+                "fanout %s: %s: --destination %s is a name, and with "
+                "--destination-role-arn the %s is in another account, where names are "
+                "not looked up: give the full form (%s)\n",
+                d->command, t, dest, r_service_name(t),
+                !strcmp(t, "sqs")   ? "the queue URL"
+                : !strcmp(t, "sns") ? "the topic ARN"
+                : es                ? "endpoint#index"
+                : !strcmp(t, "iot") ? "<account endpoint>#topic"
+                                    : "host:port");
+        return R_USAGE;
+    }
+    if (!strcmp(t, "sqs"))
+        return r_sqs(d, out);
+    if (!strcmp(t, "sns"))
+        return r_sns(d, out);
+    if (!strcmp(t, "kinesis"))
+        return r_kinesis(d, out);
+    if (!strcmp(t, "firehose"))
+        return r_firehose(d, out);
+    if (!strcmp(t, "lambda"))
+        return r_lambda(d, out);
+    if (es)
+        return r_es(d, out);
+    if (!strcmp(t, "iot"))
+        return r_iot(d, out);
+    return r_elasticache(d, out);
+}

@@ -1,0 +1,607 @@
+#include "common/jscan.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define MAX_DEPTH 512
+
+struct s_p {
+    const char *p, *end, *start;
+    struct fanout_arena *arena;
+    char *err;
+    size_t err_len;
+    int failed;
+};
+
+static void s_fail(struct s_p *s, const char *what)
+{
+    if (s->failed)
+        return;
+    s->failed = 1;
+    size_t line = 1, col = 1;
+    for (const char *q = s->start; q < s->p && q < s->end; q++) {
+        if (*q == '\n') {
+            line++;
+            col = 1;
+        } else {
+            col++;
+        }
+    }
+    if (s->p >= s->end)
+        snprintf(s->err, s->err_len, "line %zu, column %zu: unexpected end of input (%s)",
+                 line, col, what);
+    else
+        snprintf(s->err, s->err_len, "line %zu, column %zu: %s", line, col, what);
+}
+
+static void s_ws(struct s_p *s)
+{
+    while (s->p < s->end &&
+           (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t'))
+        s->p++;
+}
+
+static int s_hex4(const char *q, unsigned *out)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = q[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v |= (unsigned)(c - 'A' + 10);
+        else
+            return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* A string starting at the opening quote: sets text/len (inside the quotes)
+ * and escaped. Validates escapes (surrogates paired), control characters
+ * and UTF-8. */
+static int s_string(struct s_p *s, const char **text, size_t *len, int *escaped)
+{
+    const uint8_t *q = (const uint8_t *)s->p + 1, *end = (const uint8_t *)s->end;
+    *escaped = 0;
+    for (;;) {
+        /* plain printable ASCII: the common case, 8 bytes at a time (a
+         * word has a byte that needs a look when it is '"', '\\', below
+         * 0x20 or non-ASCII) */
+        while (end - q >= 8) {
+            uint64_t v;
+            memcpy(&v, q, 8);
+            const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+            uint64_t quote = v ^ (ones * '"'), slash = v ^ (ones * '\\');
+            uint64_t stop = ((quote - ones) & ~quote) | ((slash - ones) & ~slash) |
+                            ((v - ones * 0x20) & ~v) | v;
+            if (stop & high)
+                break;
+            q += 8;
+        }
+        while (q < end && *q >= 0x20 && *q < 0x80 && *q != '"' && *q != '\\')
+            q++;
+        if (q >= end) {
+            s->p = (const char *)q;
+            s_fail(s, "unterminated string");
+            return -1;
+        }
+        uint8_t c = *q;
+        if (c == '"')
+            break;
+        if (c < 0x20) {
+            s->p = (const char *)q;
+            s_fail(s, "control character in a string (expected it escaped)");
+            return -1;
+        }
+        if (c == '\\') {
+            *escaped = 1;
+            if (q + 1 >= end) {
+                s->p = (const char *)q;
+                s_fail(s, "unterminated escape");
+                return -1;
+            }
+            uint8_t e = q[1];
+            if (e == 'u') {
+                unsigned cp;
+                if (end - q < 6 || s_hex4((const char *)q + 2, &cp) != 0) {
+                    s->p = (const char *)q;
+                    s_fail(s, "bad \\u escape (expected 4 hex digits)");
+                    return -1;
+                }
+                q += 6;
+                if (cp >= 0xD800 && cp <= 0xDBFF) {
+                    unsigned lo;
+                    if (end - q < 6 || q[0] != '\\' || q[1] != 'u' ||
+                        s_hex4((const char *)q + 2, &lo) != 0 || lo < 0xDC00 ||
+                        lo > 0xDFFF) {
+                        s->p = (const char *)q;
+                        s_fail(s, "lone high surrogate in a \\u escape");
+                        return -1;
+                    }
+                    q += 6;
+                } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                    s->p = (const char *)q;
+                    s_fail(s, "lone low surrogate in a \\u escape");
+                    return -1;
+                }
+                continue;
+            }
+            if (!strchr("\"\\/bfnrt", e) || e == 0) {
+                s->p = (const char *)q;
+                s_fail(s, "bad escape in a string");
+                return -1;
+            }
+            q += 2;
+            continue;
+        }
+        /* non-ASCII: one UTF-8 sequence */
+        size_t k = 0;
+        if (c >= 0xC2 && c <= 0xDF)
+            k = 2;
+        else if (c >= 0xE0 && c <= 0xEF)
+            k = 3;
+        else if (c >= 0xF0 && c <= 0xF4)
+            k = 4;
+        if (!k || (size_t)(end - q) < k || !fanout_utf8_valid(q, k)) {
+            s->p = (const char *)q;
+            s_fail(s, "invalid UTF-8 in a string");
+            return -1;
+        }
+        q += k;
+    }
+    *text = s->p + 1;
+    *len = (size_t)((const char *)q - s->p - 1);
+    s->p = (const char *)q + 1;
+    return 0;
+}
+
+static int s_digits(struct s_p *s)
+{
+    const char *b = s->p;
+    while (s->p < s->end && *s->p >= '0' && *s->p <= '9')
+        s->p++;
+    return s->p > b;
+}
+
+static int s_number(struct s_p *s)
+{
+    if (*s->p == '-')
+        s->p++;
+    if (s->p < s->end && *s->p == '0')
+        s->p++;
+    else if (!s_digits(s))
+        return -1;
+    if (s->p < s->end && *s->p == '.') {
+        s->p++;
+        if (!s_digits(s))
+            return -1;
+    }
+    if (s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
+        s->p++;
+        if (s->p < s->end && (*s->p == '+' || *s->p == '-'))
+            s->p++;
+        if (!s_digits(s))
+            return -1;
+    }
+    return 0;
+}
+
+static struct fanout_jnode *s_value(struct s_p *s, int depth);
+
+static struct fanout_jnode *s_container(struct s_p *s, int depth, int object)
+{
+    struct fanout_jnode *n = fanout_arena_calloc(s->arena, sizeof *n);
+    if (!n) {
+        s_fail(s, "out of memory");
+        return NULL;
+    }
+    n->type = object ? FANOUT_J_OBJECT : FANOUT_J_ARRAY;
+    n->text = s->p;
+    char close = object ? '}' : ']';
+    s->p++;
+    s_ws(s);
+    struct fanout_jnode **link = &n->child;
+    if (s->p < s->end && *s->p == close) {
+        s->p++;
+        n->len = (size_t)(s->p - n->text);
+        return n;
+    }
+    for (;;) {
+        const char *key = NULL;
+        size_t key_len = 0;
+        int key_escaped = 0;
+        if (object) {
+            s_ws(s);
+            if (s->p >= s->end || *s->p != '"') {
+                s_fail(s, "expected a member name in double quotes");
+                return NULL;
+            }
+            if (s_string(s, &key, &key_len, &key_escaped) != 0)
+                return NULL;
+            s_ws(s);
+            if (s->p >= s->end || *s->p != ':') {
+                s_fail(s, "expected ':' after a member name");
+                return NULL;
+            }
+            s->p++;
+        }
+        struct fanout_jnode *c = s_value(s, depth + 1);
+        if (!c)
+            return NULL;
+        c->key = key;
+        c->key_len = key_len;
+        c->key_escaped = key_escaped;
+        *link = c;
+        link = &c->next;
+        n->count++;
+        s_ws(s);
+        if (s->p >= s->end) {
+            s_fail(s, object ? "expected ',' or '}'" : "expected ',' or ']'");
+            return NULL;
+        }
+        if (*s->p == ',') {
+            s->p++;
+            continue;
+        }
+        if (*s->p == close) {
+            s->p++;
+            n->len = (size_t)(s->p - n->text);
+            return n;
+        }
+        s_fail(s, object ? "expected ',' or '}'" : "expected ',' or ']'");
+        return NULL;
+    }
+}
+
+static struct fanout_jnode *s_literal(struct s_p *s, const char *lit, enum fanout_jtype t)
+{
+    size_t n = strlen(lit);
+    if ((size_t)(s->end - s->p) < n || memcmp(s->p, lit, n) != 0) {
+        s_fail(s, "invalid literal (expected true, false or null)");
+        return NULL;
+    }
+    struct fanout_jnode *node = fanout_arena_calloc(s->arena, sizeof *node);
+    if (!node) {
+        s_fail(s, "out of memory");
+        return NULL;
+    }
+    node->type = t;
+    node->text = s->p;
+    node->len = n;
+    s->p += n;
+    return node;
+}
+
+static struct fanout_jnode *s_value(struct s_p *s, int depth)
+{
+    s_ws(s);
+    if (s->p >= s->end) {
+        s_fail(s, "expected a value");
+        return NULL;
+    }
+    if (depth > MAX_DEPTH) {
+        s_fail(s, "nested too deeply");
+        return NULL;
+    }
+    switch (*s->p) {
+    case '{': return s_container(s, depth, 1);
+    case '[': return s_container(s, depth, 0);
+    case '"': {
+        struct fanout_jnode *n = fanout_arena_calloc(s->arena, sizeof *n);
+        if (!n) {
+            s_fail(s, "out of memory");
+            return NULL;
+        }
+        n->type = FANOUT_J_STRING;
+        if (s_string(s, &n->text, &n->len, &n->escaped) != 0)
+            return NULL;
+        return n;
+    }
+    case 't': return s_literal(s, "true", FANOUT_J_TRUE);
+    case 'f': return s_literal(s, "false", FANOUT_J_FALSE);
+    case 'n': return s_literal(s, "null", FANOUT_J_NULL);
+    default: {
+        const char *b = s->p;
+        if ((*b != '-' && (*b < '0' || *b > '9')) || s_number(s) != 0) {
+            s_fail(s, "expected a value (object, array, string, number, true, false or "
+                      "null)");
+            return NULL;
+        }
+        struct fanout_jnode *n = fanout_arena_calloc(s->arena, sizeof *n);
+        if (!n) {
+            s_fail(s, "out of memory");
+            return NULL;
+        }
+        n->type = FANOUT_J_NUMBER;
+        n->text = b;
+        n->len = (size_t)(s->p - b);
+        return n;
+    }
+    }
+}
+
+struct fanout_jnode *fanout_jscan(const char *text, size_t len, struct fanout_arena *arena,
+                                  char *err, size_t err_len)
+{
+    struct s_p s = {text, text + len, text, arena, err, err_len, 0};
+    struct fanout_jnode *root = s_value(&s, 0);
+    if (!root)
+        return NULL;
+    s_ws(&s);
+    if (s.p != s.end) {
+        s_fail(&s, "unexpected text after the JSON value");
+        return NULL;
+    }
+    return root;
+}
+
+/* Unescape a validated string span into out (room for len+1 bytes: an
+ * escape never grows). Returns the length. */
+static size_t s_unescape(const char *in, size_t len, char *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        char c = in[i];
+        if (c != '\\') {
+            out[o++] = c;
+            i++;
+            continue;
+        }
+        char e = in[i + 1];
+        i += 2;
+        switch (e) {
+        case 'b': out[o++] = '\b'; break;
+        case 'f': out[o++] = '\f'; break;
+        case 'n': out[o++] = '\n'; break;
+        case 'r': out[o++] = '\r'; break;
+        case 't': out[o++] = '\t'; break;
+        case 'u': {
+            /* s_hex4 sets them on validated text (gcc -O3 cannot tell) */
+            unsigned cp = 0, lo = 0;
+            s_hex4(in + i, &cp);
+            i += 4;
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                s_hex4(in + i + 2, &lo);
+                i += 6;
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            }
+            if (cp < 0x80) {
+                out[o++] = (char)cp;
+            } else if (cp < 0x800) {
+                out[o++] = (char)(0xC0 | (cp >> 6));
+                out[o++] = (char)(0x80 | (cp & 0x3F));
+            } else if (cp < 0x10000) {
+                out[o++] = (char)(0xE0 | (cp >> 12));
+                out[o++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+                out[o++] = (char)(0x80 | (cp & 0x3F));
+            } else {
+                out[o++] = (char)(0xF0 | (cp >> 18));
+                out[o++] = (char)(0x80 | ((cp >> 12) & 0x3F));
+                out[o++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+                out[o++] = (char)(0x80 | (cp & 0x3F));
+            }
+            break;
+        }
+        default: out[o++] = e; break; /* \" \\ \/ */
+        }
+    }
+    out[o] = 0;
+    return o;
+}
+
+const char *fanout_jstr(const struct fanout_jnode *n, struct fanout_arena *arena,
+                        size_t *len)
+{
+    if (!n || n->type != FANOUT_J_STRING)
+        return NULL;
+    char *out = fanout_arena_alloc(arena, n->len + 1);
+    if (!out)
+        return NULL;
+    size_t l;
+    if (!n->escaped) {
+        memcpy(out, n->text, n->len);
+        out[n->len] = 0;
+        l = n->len;
+    } else {
+        l = s_unescape(n->text, n->len, out);
+    }
+    if (len)
+        *len = l;
+    return out;
+}
+
+const struct fanout_jnode *fanout_jget(const struct fanout_jnode *obj, const char *key)
+{
+    if (!obj || obj->type != FANOUT_J_OBJECT)
+        return NULL;
+    size_t kl = strlen(key);
+    for (const struct fanout_jnode *c = obj->child; c; c = c->next) {
+        if (!c->key_escaped) {
+            if (c->key_len == kl && memcmp(c->key, key, kl) == 0)
+                return c;
+        } else if (c->key_len >= kl) {
+            char buf[256];
+            if (c->key_len < sizeof buf && s_unescape(c->key, c->key_len, buf) == kl &&
+                memcmp(buf, key, kl) == 0)
+                return c;
+        }
+    }
+    return NULL;
+}
+
+/* ---- duplicate member names ------------------------------------------- */
+
+struct s_key {
+    const char *p;
+    size_t len;
+};
+
+static int s_key_of(const struct fanout_jnode *c, struct fanout_arena *a, struct s_key *k)
+{
+    k->p = c->key;
+    k->len = c->key_len;
+    if (!c->key_escaped)
+        return 0;
+    char *out = fanout_arena_alloc(a, c->key_len + 1);
+    if (!out)
+        return -1;
+    k->len = s_unescape(c->key, c->key_len, out);
+    k->p = out;
+    return 0;
+}
+
+static int s_key_eq(const struct s_key *a, const struct s_key *b)
+{
+    return a->len == b->len && memcmp(a->p, b->p, a->len) == 0;
+}
+
+/* Append a member name (".name", no dot first) or an element index
+ * ("[i]") to the path at `at`; returns the new end (kept within bounds). */
+static size_t s_path_add(char *path, size_t path_len, size_t at, const char *key,
+                         size_t key_len, size_t index)
+{
+    char tmp[96];
+    size_t n;
+    if (key) {
+        size_t k = key_len > 64 ? 64 : key_len;
+        n = 0;
+        if (at)
+            tmp[n++] = '.';
+        memcpy(tmp + n, key, k);
+        n += k;
+    } else {
+        int w = snprintf(tmp, sizeof tmp, "[%zu]", index);
+        n = w > 0 ? (size_t)w : 0;
+    }
+    if (at + n >= path_len)
+        n = at < path_len ? path_len - 1 - at : 0;
+    memcpy(path + at, tmp, n);
+    path[at + n] = 0;
+    return at + n;
+}
+
+#define S_PAIRWISE_MAX 8
+
+static int s_dup_in(const struct fanout_jnode *obj, struct fanout_arena *a,
+                    const struct fanout_jnode **dup)
+{
+    size_t n = obj->count;
+    if (n < 2)
+        return 0;
+    if (n <= S_PAIRWISE_MAX) {
+        /* raw spans first: equal raw names are equal; different raw names
+         * can only be equal when one of them has an escape. A signature
+         * (length, first and last byte) rules most pairs out at once. */
+        struct s_key keys[S_PAIRWISE_MAX];
+        uint64_t sig[S_PAIRWISE_MAX];
+        int any_escaped = 0;
+        size_t i = 0;
+        for (const struct fanout_jnode *c = obj->child; c; c = c->next, i++) {
+            any_escaped |= c->key_escaped;
+            keys[i].p = c->key;
+            keys[i].len = c->key_len;
+        }
+        if (any_escaped) {
+            i = 0;
+            for (const struct fanout_jnode *c = obj->child; c; c = c->next, i++)
+                if (s_key_of(c, a, &keys[i]) != 0)
+                    return -1;
+        }
+        for (i = 0; i < n; i++)
+            sig[i] = keys[i].len ? (uint64_t)keys[i].len << 16 |
+                                       (uint64_t)(uint8_t)keys[i].p[0] << 8 |
+                                       (uint8_t)keys[i].p[keys[i].len - 1]
+                                 : 0;
+        i = 0;
+        for (const struct fanout_jnode *c = obj->child; c; c = c->next, i++)
+            for (size_t j = 0; j < i; j++)
+                if (sig[i] == sig[j] && s_key_eq(&keys[i], &keys[j])) {
+                    *dup = c;
+                    return 1;
+                }
+        return 0;
+    }
+    /* open addressing over FNV-1a hashes of the unescaped names */
+    size_t cap = 16;
+    while (cap < n * 2)
+        cap *= 2;
+    struct s_key *slots = fanout_arena_calloc(a, cap * sizeof *slots);
+    if (!slots)
+        return -1;
+    for (const struct fanout_jnode *c = obj->child; c; c = c->next) {
+        struct s_key k;
+        if (s_key_of(c, a, &k) != 0)
+            return -1;
+        uint64_t h = 1469598103934665603ULL;
+        for (size_t i = 0; i < k.len; i++)
+            h = (h ^ (uint8_t)k.p[i]) * 1099511628211ULL;
+        for (size_t i = (size_t)h & (cap - 1);; i = (i + 1) & (cap - 1)) {
+            if (!slots[i].p) {
+                slots[i] = k;
+                break;
+            }
+            if (s_key_eq(&slots[i], &k)) {
+                *dup = c;
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+static int s_dup_walk(const struct fanout_jnode *n, struct fanout_arena *a, char *path,
+                      size_t path_len, size_t at)
+{
+    if (n->type != FANOUT_J_OBJECT && n->type != FANOUT_J_ARRAY)
+        return 0;
+    if (n->type == FANOUT_J_OBJECT) {
+        const struct fanout_jnode *dup = NULL;
+        int rc = s_dup_in(n, a, &dup);
+        if (rc != 0) {
+            if (rc > 0)
+                s_path_add(path, path_len, at, dup->key, dup->key_len, 0);
+            return rc;
+        }
+    }
+    size_t i = 0;
+    for (const struct fanout_jnode *c = n->child; c; c = c->next, i++) {
+        if (c->type != FANOUT_J_OBJECT && c->type != FANOUT_J_ARRAY)
+            continue;
+        size_t end = n->type == FANOUT_J_OBJECT
+                         ? s_path_add(path, path_len, at, c->key, c->key_len, 0)
+                         : s_path_add(path, path_len, at, NULL, 0, i);
+        int rc = s_dup_walk(c, a, path, path_len, end);
+        if (rc != 0)
+            return rc;
+        path[at] = 0;
+    }
+    return 0;
+}
+
+int fanout_jdup(const struct fanout_jnode *n, struct fanout_arena *arena, char *path,
+                size_t path_len)
+{
+    if (!path_len)
+        return -1;
+    path[0] = 0;
+    return n ? s_dup_walk(n, arena, path, path_len, 0) : 0;
+}
+
+int fanout_jdup_members(const struct fanout_jnode *obj, struct fanout_arena *arena,
+                        char *name, size_t name_len)
+{
+    if (!name_len)
+        return -1;
+    name[0] = 0;
+    const struct fanout_jnode *dup = NULL;
+    if (!obj || obj->type != FANOUT_J_OBJECT)
+        return 0;
+    int rc = s_dup_in(obj, arena, &dup);
+    if (rc > 0)
+        s_path_add(name, name_len, 0, dup->key, dup->key_len, 0);
+    return rc;
+}

@@ -1,0 +1,62 @@
+/* A small validating JSON parser into the per-invocation arena, for Lambda
+ * events: it keeps each value's text span, so strings are unescaped only
+ * when read and a record's JSON is available without printing it again.
+ * Several times faster than building a jansson tree for a large event. */
+#ifndef FANOUT_JSCAN_H
+#define FANOUT_JSCAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/util.h"
+
+enum fanout_jtype {
+    FANOUT_J_OBJECT = 1,
+    FANOUT_J_ARRAY,
+    FANOUT_J_STRING,
+    FANOUT_J_NUMBER,
+    FANOUT_J_TRUE,
+    FANOUT_J_FALSE,
+    FANOUT_J_NULL,
+};
+
+struct fanout_jnode {
+    enum fanout_jtype type;
+    int escaped;      /* a string with backslash escapes */
+    size_t count;     /* members or elements */
+    const char *text; /* the value's text; for a string, inside the quotes */
+    size_t len;
+    const char *key; /* member name inside the quotes (raw), or NULL */
+    size_t key_len;
+    int key_escaped;
+    struct fanout_jnode *child; /* first member or element */
+    struct fanout_jnode *next;  /* next sibling */
+};
+
+/* Parse one JSON document (RFC 8259, whitespace around allowed). Returns the
+ * root, or NULL with err giving line, column and what was expected. The
+ * nodes point into `text`, which must outlive them. */
+struct fanout_jnode *fanout_jscan(const char *text, size_t len, struct fanout_arena *arena,
+                                  char *err, size_t err_len);
+
+/* The member `key` of an object (keys compared after unescaping), or NULL. */
+const struct fanout_jnode *fanout_jget(const struct fanout_jnode *obj, const char *key);
+
+/* A string's value, unescaped into the arena (NUL-terminated; *len set when
+ * not NULL; embedded NULs possible). NULL when `n` is not a string. */
+const char *fanout_jstr(const struct fanout_jnode *n, struct fanout_arena *arena,
+                        size_t *len);
+
+/* Duplicate member names: the first member name that appears twice in one
+ * object, in `n` or anywhere inside it (names compared after unescaping).
+ * Returns 1 with its path written to `path` (e.g. kinesis.data or
+ * Records[2].kinesis), 0 when every object's names are distinct, -1 when
+ * out of memory. Small objects are compared pairwise, larger ones hashed:
+ * linear in the size of the value. */
+int fanout_jdup(const struct fanout_jnode *n, struct fanout_arena *arena, char *path,
+                size_t path_len);
+/* The same for the members of `obj` only, not the objects inside it. */
+int fanout_jdup_members(const struct fanout_jnode *obj, struct fanout_arena *arena,
+                        char *name, size_t name_len);
+
+#endif

@@ -1,0 +1,132 @@
+#include "common/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+static enum fanout_log_level s_level = FANOUT_LOG_INFO;
+static int s_json;
+static int s_fd = 2;
+
+static const char *const s_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
+
+void fanout_log_init(void)
+{
+    const char *lv = getenv("FANOUT_LOG_LEVEL");
+    if (lv) {
+        for (int i = 0; i < 4; i++)
+            if (strcasecmp(lv, s_names[i]) == 0 ||
+                (i == 1 && strcasecmp(lv, "warning") == 0))
+                s_level = (enum fanout_log_level)i;
+    }
+    const char *fmt = getenv("FANOUT_LOG_FORMAT");
+    if (fmt)
+        s_json = strcasecmp(fmt, "json") == 0;
+    else
+        s_json = getenv("AWS_LAMBDA_RUNTIME_API") != NULL || !isatty(2);
+}
+
+void fanout_log_set(enum fanout_log_level level, int json)
+{
+    s_level = level;
+    s_json = json;
+}
+
+void fanout_log_set_fd(int fd)
+{
+    s_fd = fd < 0 ? 2 : fd;
+}
+
+int fanout_log_enabled(enum fanout_log_level level)
+{
+    return level <= s_level;
+}
+
+/* Text format: one entry, one line, and no control character reaches the
+ * terminal (a quoted id could hold escape sequences): a newline becomes a
+ * space, other control characters \xNN. */
+static void s_append_text(struct fanout_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t start = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != 0x7f)
+            continue;
+        fanout_buf_append(b, s + start, i - start);
+        if (c == '\n') {
+            fanout_buf_append_byte(b, ' ');
+        } else {
+            char esc[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
+            fanout_buf_append(b, esc, 4);
+        }
+        start = i + 1;
+    }
+    fanout_buf_append(b, s + start, n - start);
+}
+
+void fanout_vlog(enum fanout_log_level level, const char *scope, const char *fmt,
+                 va_list ap)
+{
+    if (!fanout_log_enabled(level))
+        return;
+    if ((unsigned)level > FANOUT_LOG_DEBUG)
+        level = FANOUT_LOG_DEBUG;
+    char msg[2048];
+    int n = vsnprintf(msg, sizeof msg, fmt, ap);
+    if (n < 0)
+        return;
+    size_t mlen = (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1;
+
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    struct tm tm;
+    gmtime_r(&tv.tv_sec, &tm);
+    char ts[64];
+    snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (int)(tv.tv_usec / 1000));
+
+    /* the scope is a mapping id or the like: user-controlled, capped */
+    char qbuf[FANOUT_QUOTE_SIZE];
+    if (scope && strnlen(scope, FANOUT_QUOTE_SIZE) >= FANOUT_QUOTE_SIZE)
+        scope = fanout_quote(qbuf, scope); /* one the caller capped stays as is */
+    struct fanout_buf b = {0};
+    if (s_json) {
+        fanout_buf_appendf(&b, "{\"timestamp\":\"%s\",\"level\":\"%s\"", ts,
+                           s_names[level]);
+        if (scope) {
+            fanout_buf_append_str(&b, ",\"scope\":");
+            fanout_buf_append_json_string(&b, (const uint8_t *)scope, strlen(scope));
+        }
+        fanout_buf_append_str(&b, ",\"message\":");
+        fanout_buf_append_json_string(&b, (const uint8_t *)msg, mlen);
+        fanout_buf_append_str(&b, "}\n");
+    } else {
+        fanout_buf_appendf(&b, "%s %-5s ", ts, s_names[level]);
+        if (scope) {
+            fanout_buf_append_byte(&b, '[');
+            s_append_text(&b, scope, strlen(scope));
+            fanout_buf_append_str(&b, "] ");
+        }
+        s_append_text(&b, msg, mlen);
+        fanout_buf_append_byte(&b, '\n');
+    }
+    if (b.ptr) {
+        ssize_t w = write(s_fd, b.ptr, b.len);
+        (void)w;
+    }
+    fanout_buf_free(&b);
+}
+
+void fanout_log(enum fanout_log_level level, const char *scope, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fanout_vlog(level, scope, fmt, ap);
+    va_end(ap);
+}

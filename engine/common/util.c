@@ -1,0 +1,617 @@
+#include "common/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- buffers ------------------------------------------------------------ */
+
+int fanout_buf_reserve(struct fanout_buf *b, size_t extra)
+{
+    size_t need = b->len + extra + 1; /* keep room for the NUL */
+    if (need < b->len)
+        return -1;
+    if (need <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need) {
+        if (cap > SIZE_MAX / 2)
+            return -1;
+        cap *= 2;
+    }
+    uint8_t *p = realloc(b->ptr, cap);
+    if (!p)
+        return -1;
+    b->ptr = p;
+    b->cap = cap;
+    return 0;
+}
+
+int fanout_buf_append(struct fanout_buf *b, const void *p, size_t n)
+{
+    if (fanout_buf_reserve(b, n) != 0)
+        return -1;
+    if (n)
+        memcpy(b->ptr + b->len, p, n);
+    b->len += n;
+    b->ptr[b->len] = 0;
+    return 0;
+}
+
+int fanout_buf_append_str(struct fanout_buf *b, const char *s)
+{
+    return fanout_buf_append(b, s, strlen(s));
+}
+
+int fanout_buf_append_byte(struct fanout_buf *b, uint8_t c)
+{
+    return fanout_buf_append(b, &c, 1);
+}
+
+int fanout_buf_appendf(struct fanout_buf *b, const char *fmt, ...)
+{
+    va_list ap, ap2;
+    va_start(ap, fmt);
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || fanout_buf_reserve(b, (size_t)n) != 0) {
+        va_end(ap2);
+        return -1;
+    }
+    vsnprintf((char *)b->ptr + b->len, (size_t)n + 1, fmt, ap2);
+    va_end(ap2);
+    b->len += (size_t)n;
+    return 0;
+}
+
+void fanout_buf_reset(struct fanout_buf *b)
+{
+    b->len = 0;
+    if (b->ptr)
+        b->ptr[0] = 0;
+}
+
+void fanout_buf_free(struct fanout_buf *b)
+{
+    free(b->ptr);
+    b->ptr = NULL;
+    b->len = b->cap = 0;
+}
+
+/* Length of the valid UTF-8 sequence at s (n bytes left), or 0. */
+static size_t s_utf8_seq(const uint8_t *s, size_t n)
+{
+    uint8_t c = s[0];
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF) {
+        if (n >= 2 && (s[1] & 0xC0) == 0x80)
+            return 2;
+        return 0;
+    }
+    if (c >= 0xE0 && c <= 0xEF) {
+        if (n < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80)
+            return 0;
+        if (c == 0xE0 && s[1] < 0xA0)
+            return 0; /* overlong */
+        if (c == 0xED && s[1] >= 0xA0)
+            return 0; /* surrogate */
+        return 3;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 ||
+            (s[3] & 0xC0) != 0x80)
+            return 0;
+        if (c == 0xF0 && s[1] < 0x90)
+            return 0;
+        if (c == 0xF4 && s[1] >= 0x90)
+            return 0;
+        return 4;
+    }
+    return 0;
+}
+
+int fanout_utf8_valid(const uint8_t *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        /* fast path over ASCII, 8 bytes at a time */
+        while (i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (w & 0x8080808080808080ULL)
+                break;
+            i += 8;
+        }
+        if (i >= n)
+            break;
+        size_t k = s_utf8_seq(s + i, n - i);
+        if (!k)
+            return 0;
+        i += k;
+    }
+    return 1;
+}
+
+int fanout_buf_append_json_string(struct fanout_buf *b, const uint8_t *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    /* worst case: every byte becomes \u00XX (6) or U+FFFD (3) */
+    if (fanout_buf_reserve(b, n * 6 + 2) != 0)
+        return -1;
+    uint8_t *o = b->ptr + b->len;
+    *o++ = '"';
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = s[i];
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+            *o++ = c;
+            i++;
+            continue;
+        }
+        if (c < 0x80) {
+            *o++ = '\\';
+            switch (c) {
+            case '"': *o++ = '"'; break;
+            case '\\': *o++ = '\\'; break;
+            case '\n': *o++ = 'n'; break;
+            case '\r': *o++ = 'r'; break;
+            case '\t': *o++ = 't'; break;
+            case '\b': *o++ = 'b'; break;
+            case '\f': *o++ = 'f'; break;
+            default:
+                *o++ = 'u';
+                *o++ = '0';
+                *o++ = '0';
+                *o++ = (uint8_t)hex[c >> 4];
+                *o++ = (uint8_t)hex[c & 15];
+            }
+            i++;
+            continue;
+        }
+        size_t k = s_utf8_seq(s + i, n - i);
+        if (k) {
+            memcpy(o, s + i, k);
+            o += k;
+            i += k;
+        } else {
+            *o++ = 0xEF;
+            *o++ = 0xBF;
+            *o++ = 0xBD;
+            i++;
+        }
+    }
+    *o++ = '"';
+    b->len = (size_t)(o - b->ptr);
+    b->ptr[b->len] = 0;
+    return 0;
+}
+
+/* ---- base64 ------------------------------------------------------------- */
+
+static const char s_b64[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+size_t fanout_base64_encoded_len(size_t n)
+{
+    return (n + 2) / 3 * 4;
+}
+
+size_t fanout_base64_decoded_max(size_t n)
+{
+    return n / 4 * 3 + 3;
+}
+
+int fanout_buf_append_base64(struct fanout_buf *b, const uint8_t *p, size_t n)
+{
+    size_t out = fanout_base64_encoded_len(n);
+    if (fanout_buf_reserve(b, out) != 0)
+        return -1;
+    uint8_t *o = b->ptr + b->len;
+    size_t i = 0;
+    for (; i + 3 <= n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+        *o++ = (uint8_t)s_b64[v >> 18];
+        *o++ = (uint8_t)s_b64[(v >> 12) & 63];
+        *o++ = (uint8_t)s_b64[(v >> 6) & 63];
+        *o++ = (uint8_t)s_b64[v & 63];
+    }
+    if (i < n) {
+        uint32_t v = (uint32_t)p[i] << 16;
+        if (i + 1 < n)
+            v |= (uint32_t)p[i + 1] << 8;
+        *o++ = (uint8_t)s_b64[v >> 18];
+        *o++ = (uint8_t)s_b64[(v >> 12) & 63];
+        *o++ = i + 1 < n ? (uint8_t)s_b64[(v >> 6) & 63] : '=';
+        *o++ = '=';
+    }
+    b->len += out;
+    b->ptr[b->len] = 0;
+    return 0;
+}
+
+static const int8_t *s_b64_table(void)
+{
+    static int8_t t[256];
+    static int ready;
+    if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE)) {
+        int8_t tmp[256];
+        memset(tmp, -1, sizeof tmp);
+        for (int i = 0; i < 64; i++)
+            tmp[(uint8_t)s_b64[i]] = (int8_t)i;
+        memcpy(t, tmp, sizeof t);
+        __atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
+    }
+    return t;
+}
+
+long fanout_base64_decode(const char *in, size_t n, uint8_t *out, size_t *bad_at)
+{
+    const int8_t *t = s_b64_table();
+    const uint8_t *s = (const uint8_t *)in;
+    if (n % 4 != 0) {
+        if (bad_at)
+            *bad_at = n;
+        return -1;
+    }
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 4) {
+        int last = i + 4 == n;
+        int a = t[s[i]], b = t[s[i + 1]];
+        int c = t[s[i + 2]], d = t[s[i + 3]];
+        if (a < 0 || b < 0) {
+            if (bad_at)
+                *bad_at = a < 0 ? i : i + 1;
+            return -1;
+        }
+        if (last && s[i + 3] == '=') {
+            if (s[i + 2] == '=') {
+                if (b & 15) { /* non-canonical trailing bits */
+                    if (bad_at)
+                        *bad_at = i + 1;
+                    return -1;
+                }
+                out[o++] = (uint8_t)(a << 2 | b >> 4);
+                break;
+            }
+            if (c < 0 || (c & 3)) {
+                if (bad_at)
+                    *bad_at = i + 2;
+                return -1;
+            }
+            out[o++] = (uint8_t)(a << 2 | b >> 4);
+            out[o++] = (uint8_t)(b << 4 | c >> 2);
+            break;
+        }
+        if (c < 0 || d < 0) {
+            if (bad_at)
+                *bad_at = c < 0 ? i + 2 : i + 3;
+            return -1;
+        }
+        out[o++] = (uint8_t)(a << 2 | b >> 4);
+        out[o++] = (uint8_t)(b << 4 | c >> 2);
+        out[o++] = (uint8_t)(c << 6 | d);
+    }
+    return (long)o;
+}
+
+/* ---- arena -------------------------------------------------------------- */
+
+struct fanout_arena_chunk {
+    struct fanout_arena_chunk *next;
+    size_t size;
+    size_t used;
+    _Alignas(16) unsigned char data[];
+};
+
+#define ARENA_CHUNK (64 * 1024)
+
+void *fanout_arena_alloc(struct fanout_arena *a, size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    if (n == 0)
+        n = 16;
+    struct fanout_arena_chunk *c = a->head;
+    if (!c || c->size - c->used < n) {
+        size_t size = n > ARENA_CHUNK / 4 ? n : ARENA_CHUNK;
+        struct fanout_arena_chunk *nc = malloc(sizeof *nc + size);
+        if (!nc)
+            return NULL;
+        nc->size = size;
+        nc->used = 0;
+        if (c && size != ARENA_CHUNK) {
+            /* big one-off block: keep the current chunk at the head */
+            nc->next = c->next;
+            c->next = nc;
+        } else {
+            nc->next = c;
+            a->head = nc;
+        }
+        c = nc;
+    }
+    void *p = c->data + c->used;
+    c->used += n;
+    a->total += n;
+    return p;
+}
+
+void *fanout_arena_calloc(struct fanout_arena *a, size_t n)
+{
+    void *p = fanout_arena_alloc(a, n);
+    if (p)
+        memset(p, 0, n);
+    return p;
+}
+
+void *fanout_arena_memdup(struct fanout_arena *a, const void *p, size_t n)
+{
+    uint8_t *d = fanout_arena_alloc(a, n + 1);
+    if (!d)
+        return NULL;
+    if (n)
+        memcpy(d, p, n);
+    d[n] = 0;
+    return d;
+}
+
+char *fanout_arena_strdup(struct fanout_arena *a, const char *s)
+{
+    return s ? fanout_arena_memdup(a, s, strlen(s)) : NULL;
+}
+
+char *fanout_arena_sprintf(struct fanout_arena *a, const char *fmt, ...)
+{
+    va_list ap, ap2;
+    va_start(ap, fmt);
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *p = n < 0 ? NULL : fanout_arena_alloc(a, (size_t)n + 1);
+    if (p)
+        vsnprintf(p, (size_t)n + 1, fmt, ap2);
+    va_end(ap2);
+    return p;
+}
+
+void fanout_arena_reset(struct fanout_arena *a)
+{
+    struct fanout_arena_chunk *keep = NULL, *c = a->head;
+    while (c) {
+        struct fanout_arena_chunk *next = c->next;
+        if (!keep && c->size == ARENA_CHUNK) {
+            keep = c;
+            keep->used = 0;
+        } else {
+            free(c);
+        }
+        c = next;
+    }
+    if (keep)
+        keep->next = NULL;
+    a->head = keep;
+    a->total = 0;
+}
+
+void fanout_arena_free(struct fanout_arena *a)
+{
+    struct fanout_arena_chunk *c = a->head;
+    while (c) {
+        struct fanout_arena_chunk *next = c->next;
+        free(c);
+        c = next;
+    }
+    a->head = NULL;
+    a->total = 0;
+}
+
+/* ---- JSON validation ------------------------------------------------------ */
+
+struct jv {
+    const uint8_t *p, *end;
+    int depth;
+};
+
+static void jv_ws(struct jv *v)
+{
+    while (v->p < v->end &&
+           (*v->p == ' ' || *v->p == '\n' || *v->p == '\r' || *v->p == '\t'))
+        v->p++;
+}
+
+static int jv_value(struct jv *v);
+
+static int jv_string(struct jv *v)
+{
+    v->p++; /* opening quote */
+    while (v->p < v->end) {
+        uint8_t c = *v->p;
+        if (c == '"') {
+            v->p++;
+            return 1;
+        }
+        if (c < 0x20)
+            return 0;
+        if (c == '\\') {
+            if (++v->p >= v->end)
+                return 0;
+            c = *v->p;
+            if (c == 'u') {
+                if (v->end - v->p < 5)
+                    return 0;
+                for (int i = 1; i <= 4; i++) {
+                    uint8_t h = v->p[i];
+                    if (!((h >= '0' && h <= '9') || (h >= 'a' && h <= 'f') ||
+                          (h >= 'A' && h <= 'F')))
+                        return 0;
+                }
+                v->p += 5;
+                continue;
+            }
+            if (!strchr("\"\\/bfnrt", c) || c == 0)
+                return 0;
+            v->p++;
+            continue;
+        }
+        if (c < 0x80) {
+            v->p++;
+            continue;
+        }
+        size_t k = s_utf8_seq(v->p, (size_t)(v->end - v->p));
+        if (!k)
+            return 0;
+        v->p += k;
+    }
+    return 0;
+}
+
+static int jv_digits(struct jv *v)
+{
+    const uint8_t *s = v->p;
+    while (v->p < v->end && *v->p >= '0' && *v->p <= '9')
+        v->p++;
+    return v->p > s;
+}
+
+static int jv_number(struct jv *v)
+{
+    if (*v->p == '-')
+        v->p++;
+    if (v->p >= v->end)
+        return 0;
+    if (*v->p == '0')
+        v->p++;
+    else if (!jv_digits(v))
+        return 0;
+    if (v->p < v->end && *v->p == '.') {
+        v->p++;
+        if (!jv_digits(v))
+            return 0;
+    }
+    if (v->p < v->end && (*v->p == 'e' || *v->p == 'E')) {
+        v->p++;
+        if (v->p < v->end && (*v->p == '+' || *v->p == '-'))
+            v->p++;
+        if (!jv_digits(v))
+            return 0;
+    }
+    return 1;
+}
+
+static int jv_lit(struct jv *v, const char *lit)
+{
+    size_t n = strlen(lit);
+    if ((size_t)(v->end - v->p) < n || memcmp(v->p, lit, n) != 0)
+        return 0;
+    v->p += n;
+    return 1;
+}
+
+static int jv_container(struct jv *v, uint8_t close, int object)
+{
+    if (++v->depth > 512)
+        return 0;
+    v->p++;
+    jv_ws(v);
+    if (v->p < v->end && *v->p == close) {
+        v->p++;
+        v->depth--;
+        return 1;
+    }
+    for (;;) {
+        if (object) {
+            jv_ws(v);
+            if (v->p >= v->end || *v->p != '"' || !jv_string(v))
+                return 0;
+            jv_ws(v);
+            if (v->p >= v->end || *v->p != ':')
+                return 0;
+            v->p++;
+        }
+        if (!jv_value(v))
+            return 0;
+        jv_ws(v);
+        if (v->p >= v->end)
+            return 0;
+        if (*v->p == ',') {
+            v->p++;
+            continue;
+        }
+        if (*v->p == close) {
+            v->p++;
+            v->depth--;
+            return 1;
+        }
+        return 0;
+    }
+}
+
+static int jv_value(struct jv *v)
+{
+    jv_ws(v);
+    if (v->p >= v->end)
+        return 0;
+    switch (*v->p) {
+    case '{': return jv_container(v, '}', 1);
+    case '[': return jv_container(v, ']', 0);
+    case '"': return jv_string(v);
+    case 't': return jv_lit(v, "true");
+    case 'f': return jv_lit(v, "false");
+    case 'n': return jv_lit(v, "null");
+    default: return jv_number(v);
+    }
+}
+
+int fanout_json_valid(const uint8_t *s, size_t n)
+{
+    struct jv v = {s, s + n, 0};
+    if (!jv_value(&v))
+        return 0;
+    jv_ws(&v);
+    return v.p == v.end;
+}
+
+/* ---- strings ------------------------------------------------------------ */
+
+char *fanout_strlcpy(char *dst, const char *src, size_t dst_len)
+{
+    if (!dst_len)
+        return dst;
+    size_t n = strlen(src);
+    if (n >= dst_len)
+        n = dst_len - 1;
+    memcpy(dst, src, n);
+    dst[n] = 0;
+    return dst;
+}
+
+const char *fanout_quote(char buf[FANOUT_QUOTE_SIZE], const char *s)
+{
+    if (!s)
+        return "";
+    size_t n = strnlen(s, FANOUT_QUOTE_MAX + 1);
+    if (n <= FANOUT_QUOTE_MAX)
+        return s;
+    n = strlen(s);
+    size_t k = FANOUT_QUOTE_MAX;
+    while (k > 0 && ((unsigned char)s[k] & 0xC0) == 0x80)
+        k--; /* never cut a UTF-8 sequence */
+    memcpy(buf, s, k);
+    snprintf(buf + k, FANOUT_QUOTE_SIZE - k, "\xe2\x80\xa6(%zu bytes)", n);
+    return buf;
+}
+
+int fanout_valid_type_name(const char *s)
+{
+    size_t n = 0;
+    if (!s)
+        return 0;
+    for (; s[n]; n++) {
+        char c = s[n];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+            return 0;
+        if (n >= 64)
+            return 0;
+    }
+    return n > 0;
+}

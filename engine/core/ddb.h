@@ -1,0 +1,29 @@
+/* DynamoDB Streams attribute values (AttributeValue JSON) to plain JSON, and
+ * the record key string. */
+#ifndef FANOUT_DDB_H
+#define FANOUT_DDB_H
+
+#include <jansson.h>
+
+#include "common/util.h"
+
+/* Append an image (a map of attribute name -> AttributeValue) as JSON.
+ * With `convert` 0, the image is written as DynamoDB JSON (compact, order
+ * kept). With `convert` non-zero, as plain JSON: S -> string, N -> JSON
+ * number with exactly the digits DynamoDB sent (validated, never rounded
+ * through a double), B -> its base64 string, BOOL -> true/false, NULL ->
+ * null, M -> object, L -> array, SS/NS/BS -> arrays of those. `image` NULL
+ * appends {}. Returns 0, or -1 with err naming the attribute path and what
+ * was expected, e.g. `attribute "nested.l[2]": unknown DynamoDB type "X"
+ * (expected one of S, N, B, BOOL, NULL, M, L, SS, NS, BS)`. On failure the
+ * buffer is restored to its length at entry. */
+int fanout_ddb_image_to_json(const json_t *image, int convert, struct fanout_buf *out,
+                             char *err, size_t err_len);
+
+/* Append the key string of a record's `Keys`: each key attribute's value in
+ * the order of the object, joined by '|'; S and N as their text, B as its
+ * base64 text. Returns 0, or -1 with err (a key attribute of another type,
+ * an empty Keys object, a malformed value). */
+int fanout_ddb_key(const json_t *keys, struct fanout_buf *out, char *err, size_t err_len);
+
+#endif

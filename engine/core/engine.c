@@ -1,0 +1,1097 @@
+#include "core/engine.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/batch.h"
+#include "core/event.h"
+#include "common/log.h"
+#include "core/store_ddb.h"
+
+/* A plugin instance for one target configuration, kept across invocations
+ * so its connections stay warm. Owns copies of everything the plugin may
+ * keep pointers to. */
+struct s_instance {
+    struct s_instance *next;
+    char *key;
+    const struct fanout_loaded_plugin *plugin;
+    struct fanout_target target;
+    char *strings[8];
+    void *options;
+    json_t *option_values; /* keeps option strings alive */
+    void *handle;
+    pthread_mutex_t send_lock;   /* for FANOUT_PLUGIN_SERIAL plugins */
+    int64_t last_used_ms;        /* instances idle too long are closed */
+    struct fanout_limits limits; /* the plugin's, adjusted for this target */
+};
+
+struct fanout_engine {
+    struct fanout_engine_config cfg;
+    const struct fanout_host *host;
+    struct fanout_loader *loader;
+    struct fanout_store *store;
+    struct s_instance *instances;
+    struct fanout_arena arena;
+    int64_t idle_ms; /* close instances unused this long (mapping gone) */
+};
+
+/* ---- configuration ------------------------------------------------------ */
+
+static int s_env_uint(const char *name, unsigned min, unsigned max, unsigned *out,
+                      char *err, size_t err_len)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return 0;
+    char *end;
+    errno = 0;
+    unsigned long n = strtoul(v, &end, 10);
+    if (errno || *end || v[0] == '-' || n < min || n > max) {
+        snprintf(err, err_len,
+                 "environment variable %s=\"%s\": expected a whole number "
+                 "from %u to %u",
+                 name, v, min, max);
+        return -1;
+    }
+    *out = (unsigned)n;
+    return 0;
+}
+
+int fanout_engine_config_from_env(struct fanout_engine_config *cfg, char *err,
+                                  size_t err_len)
+{
+    cfg->max_parallel = 16;
+    cfg->retry_attempts = 4;
+    cfg->retry_base_ms = 100;
+    cfg->retry_cap_ms = 5000;
+    cfg->deadline_margin_ms = 2000;
+    cfg->retry_seed = 0;
+    cfg->instance_idle_s = 900;
+    if (s_env_uint("FANOUT_INSTANCE_IDLE_SECONDS", 0, 86400 * 7, &cfg->instance_idle_s, err,
+                   err_len) ||
+        s_env_uint("FANOUT_MAX_PARALLEL", 1, 1024, &cfg->max_parallel, err, err_len) ||
+        s_env_uint("FANOUT_RETRY_ATTEMPTS", 1, 100, &cfg->retry_attempts, err, err_len) ||
+        s_env_uint("FANOUT_RETRY_BASE_MS", 0, 60000, &cfg->retry_base_ms, err, err_len) ||
+        s_env_uint("FANOUT_RETRY_CAP_MS", 0, 600000, &cfg->retry_cap_ms, err, err_len) ||
+        s_env_uint("FANOUT_DEADLINE_MARGIN_MS", 0, 600000, &cfg->deadline_margin_ms, err,
+                   err_len) ||
+        s_env_uint("FANOUT_RETRY_SEED", 0, UINT_MAX, &cfg->retry_seed, err, err_len))
+        return -1;
+    cfg->skip_invalid_mappings = fanout_skip_invalid_mappings(err, err_len);
+    if (cfg->skip_invalid_mappings < 0)
+        return -1;
+    return 0;
+}
+
+struct fanout_engine *fanout_engine_new(const struct fanout_engine_config *cfg,
+                                        const struct fanout_host *host, char *err,
+                                        size_t err_len)
+{
+    struct fanout_engine *e = calloc(1, sizeof *e);
+    if (!e) {
+        snprintf(err, err_len, "out of memory");
+        return NULL;
+    }
+    e->cfg = *cfg;
+    e->idle_ms = (int64_t)cfg->instance_idle_s * 1000;
+    if (!e->cfg.retry_attempts)
+        e->cfg.retry_attempts = 1;
+    if (!e->cfg.max_parallel)
+        e->cfg.max_parallel = 1;
+    e->host = host ? host : fanout_host_default();
+    e->loader = fanout_loader_new(e->host, cfg->plugin_path);
+    if (!e->loader) {
+        snprintf(err, err_len, "cannot set up the plugin loader");
+        free(e);
+        return NULL;
+    }
+    if (cfg->config_path) {
+        e->store = fanout_store_file_new(cfg->config_path, err, err_len);
+    } else if (cfg->table) {
+        e->store = fanout_store_ddb_new(cfg->table, NULL, err, err_len);
+    } else {
+        snprintf(err, err_len,
+                 "no mapping store: give --config FILE (or FANOUT_CONFIG) for a mapping "
+                 "file, or FANOUT_TABLE for a DynamoDB table");
+        fanout_engine_destroy(e);
+        return NULL;
+    }
+    if (!e->store) {
+        fanout_engine_destroy(e);
+        return NULL;
+    }
+    return e;
+}
+
+static void s_instance_free(struct s_instance *in)
+{
+    if (in->handle)
+        in->plugin->desc.close(in->handle);
+    pthread_mutex_destroy(&in->send_lock);
+    for (size_t i = 0; i < sizeof in->strings / sizeof *in->strings; i++)
+        free(in->strings[i]);
+    free(in->options);
+    json_decref(in->option_values);
+    free(in->key);
+    free(in);
+}
+
+/* Close the instances no mapping has used for a while: their mapping was
+ * changed or removed, and their connections should not linger. */
+static void s_instances_evict(struct fanout_engine *e, int64_t now)
+{
+    struct s_instance **link = &e->instances;
+    while (*link) {
+        struct s_instance *in = *link;
+        if (now - in->last_used_ms >= e->idle_ms) {
+            char qdest[FANOUT_QUOTE_SIZE];
+            LOG_DEBUG(in->target.id, "closing the %s instance for %s: unused for %lld ms",
+                      in->target.type, fanout_quote(qdest, in->target.destination),
+                      (long long)(now - in->last_used_ms));
+            *link = in->next;
+            s_instance_free(in);
+        } else {
+            link = &in->next;
+        }
+    }
+}
+
+void fanout_engine_destroy(struct fanout_engine *e)
+{
+    if (!e)
+        return;
+    struct s_instance *in = e->instances;
+    while (in) {
+        struct s_instance *next = in->next;
+        s_instance_free(in);
+        in = next;
+    }
+    fanout_store_destroy(e->store);
+    fanout_loader_destroy(e->loader);
+    fanout_arena_free(&e->arena);
+    free(e);
+}
+
+struct fanout_loader *fanout_engine_loader(struct fanout_engine *e)
+{
+    return e->loader;
+}
+
+struct fanout_store *fanout_engine_store(struct fanout_engine *e)
+{
+    return e->store;
+}
+
+/* ---- targets: plugin checks, options, instances -------------------------- */
+
+static const char *s_option_type_name(enum fanout_option_type t)
+{
+    switch (t) {
+    case FANOUT_OPT_STRING: return "a string";
+    case FANOUT_OPT_INT: return "an integer";
+    case FANOUT_OPT_BOOL: return "a boolean";
+    }
+    return "?";
+}
+
+/* Fill the plugin's options block from the mapping's extra fields. On
+ * success *block (malloc'd, may be NULL when the plugin has no options) and
+ * *values (the option values, keeping string options alive) belong to the
+ * caller. */
+static int s_options(const struct fanout_loaded_plugin *p, const struct fanout_mapping *m,
+                     void **block, json_t **values, char *err, size_t err_len)
+{
+    const struct fanout_option *opts = p->desc.options;
+    char qid[FANOUT_QUOTE_SIZE], qkey[FANOUT_QUOTE_SIZE];
+    *block = NULL;
+    *values = NULL;
+    const char *key;
+    json_t *val;
+    json_object_foreach (m->extra, key, val) {
+        int known = 0;
+        for (const struct fanout_option *o = opts; o && o->name; o++)
+            known |= strcmp(o->name, key) == 0;
+        if (!known) {
+            struct fanout_buf names = {0};
+            for (const struct fanout_option *o = opts; o && o->name; o++)
+                fanout_buf_appendf(&names, "%s%s", names.len ? ", " : "", o->name);
+            snprintf(err, err_len,
+                     "mapping \"%s\": field \"%s\" is neither a mapping field nor an "
+                     "option of plugin \"%s\" (its options: %s)",
+                     fanout_quote(qid, m->id), fanout_quote(qkey, key), p->type,
+                     names.len ? (char *)names.ptr : "none");
+            fanout_buf_free(&names);
+            return -1;
+        }
+    }
+    if (!opts || !p->desc.options_size)
+        return 0;
+    uint8_t *b = calloc(1, p->desc.options_size);
+    json_t *keep = json_object();
+    if (!b || !keep) {
+        free(b);
+        json_decref(keep);
+        snprintf(err, err_len, "out of memory");
+        return -1;
+    }
+    for (const struct fanout_option *o = opts; o->name; o++) {
+        json_t *v = json_object_get(m->extra, o->name);
+        if (v && json_is_null(v))
+            v = NULL;
+        switch (o->type) {
+        case FANOUT_OPT_STRING: {
+            const char *s = o->default_str;
+            if (v) {
+                if (!json_is_string(v))
+                    goto type_error;
+                json_object_set(keep, o->name, v);
+                s = json_string_value(json_object_get(keep, o->name));
+            }
+            memcpy(b + o->offset, &s, sizeof s);
+            break;
+        }
+        case FANOUT_OPT_INT: {
+            int64_t n = o->default_int;
+            if (v) {
+                if (!json_is_integer(v))
+                    goto type_error;
+                n = json_integer_value(v);
+                if (o->min != o->max && (n < o->min || n > o->max)) {
+                    snprintf(err, err_len,
+                             "mapping \"%s\": field \"%s\": %lld is out of range (plugin "
+                             "\"%s\" accepts %lld to %lld)",
+                             fanout_quote(qid, m->id), o->name, (long long)n, p->type,
+                             (long long)o->min, (long long)o->max);
+                    goto fail;
+                }
+            }
+            memcpy(b + o->offset, &n, sizeof n);
+            break;
+        }
+        case FANOUT_OPT_BOOL: {
+            int n = (int)o->default_int;
+            if (v) {
+                if (!json_is_boolean(v))
+                    goto type_error;
+                n = json_is_true(v);
+            }
+            memcpy(b + o->offset, &n, sizeof n);
+            break;
+        }
+        }
+        continue;
+    type_error:
+        snprintf(err, err_len, "mapping \"%s\": field \"%s\": expected %s (%s)",
+                 fanout_quote(qid, m->id), o->name, s_option_type_name(o->type),
+                 o->description ? o->description : "an option of the plugin");
+        goto fail;
+    }
+    *block = b;
+    *values = keep;
+    return 0;
+fail:
+    free(b);
+    json_decref(keep);
+    return -1;
+}
+
+static int s_collapse_of(const struct fanout_loaded_plugin *p,
+                         const struct fanout_mapping *m)
+{
+    return m->collapse >= 0 ? m->collapse : (int)p->desc.default_collapse;
+}
+
+static void s_fill_target(struct fanout_target *t, const struct fanout_mapping *m,
+                          const struct fanout_loaded_plugin *p, const void *options)
+{
+    memset(t, 0, sizeof *t);
+    t->struct_size = sizeof *t;
+    t->source_arn = m->source_arn;
+    t->id = m->id;
+    t->type = m->type;
+    t->destination = m->destination;
+    t->region = m->region;
+    t->role = m->role;
+    t->external_id = m->external_id;
+    t->collapse = (enum fanout_collapse)s_collapse_of(p, m);
+    t->parallel = m->parallel;
+    t->options = options;
+}
+
+/* Plugin-level checks of a mapping. On success *p is the plugin, and, when
+ * block/values are given, the options are handed over. */
+static int s_check(struct fanout_engine *e, const struct fanout_mapping *m,
+                   const struct fanout_loaded_plugin **pp, void **block, json_t **values,
+                   char *err, size_t err_len)
+{
+    char why[512], qid[FANOUT_QUOTE_SIZE];
+    const char *id = fanout_quote(qid, m->id);
+    const struct fanout_loaded_plugin *p =
+        fanout_loader_get(e->loader, m->type, why, sizeof why);
+    if (!p) {
+        snprintf(err, err_len, "mapping \"%s\": field \"type\": %s", id, why);
+        return -1;
+    }
+    int mode = s_collapse_of(p, m);
+    if (!(p->desc.collapse_modes & FANOUT_COLLAPSE_BIT(mode))) {
+        struct fanout_buf names = {0};
+        for (int i = 0; i < 4; i++)
+            if (p->desc.collapse_modes & FANOUT_COLLAPSE_BIT(i))
+                fanout_buf_appendf(&names, "%s%s", names.len ? ", " : "",
+                                   fanout_collapse_name(i));
+        snprintf(err, err_len,
+                 "mapping \"%s\": field \"collapse\": plugin \"%s\" does not accept \"%s\" "
+                 "(it accepts: %s)",
+                 id, m->type, fanout_collapse_name(mode),
+                 names.len ? (char *)names.ptr : "none");
+        fanout_buf_free(&names);
+        return -1;
+    }
+    void *opt_block;
+    json_t *opt_values;
+    if (s_options(p, m, &opt_block, &opt_values, err, err_len) != 0)
+        return -1;
+    struct fanout_target t;
+    s_fill_target(&t, m, p, opt_block);
+    why[0] = 0;
+    if (p->desc.validate(&t, why, sizeof why) != 0) {
+        /* a plugin that names another field (an option, the region) says
+         * so itself; anything else is about the destination */
+        if (strncmp(why, "field \"", 7) == 0)
+            snprintf(err, err_len, "mapping \"%s\": %s", id, why);
+        else
+            snprintf(err, err_len, "mapping \"%s\": field \"destination\": %s%s%s", id,
+                     why[0] ? why : "refused by the plugin",
+                     p->desc.destination_example ? "; expected e.g. " : "",
+                     p->desc.destination_example ? p->desc.destination_example : "");
+        free(opt_block);
+        json_decref(opt_values);
+        return -1;
+    }
+    /* the limits the plugin sets for this target are part of its verdict
+     * (an option out of its range...): `validate` must see them too */
+    if (p->desc.target_limits) {
+        struct fanout_limits lim = p->desc.limits;
+        why[0] = 0;
+        if (p->desc.target_limits(p->state, &t, &lim, why, sizeof why) != 0) {
+            snprintf(err, err_len, "mapping \"%s\": plugin \"%s\" refused its limits: %s",
+                     id, m->type, why[0] ? why : "no reason given");
+            free(opt_block);
+            json_decref(opt_values);
+            return -1;
+        }
+    }
+    *pp = p;
+    if (block) {
+        *block = opt_block;
+        *values = opt_values;
+    } else {
+        free(opt_block);
+        json_decref(opt_values);
+    }
+    return 0;
+}
+
+int fanout_engine_check_mapping(struct fanout_engine *e, const struct fanout_mapping *m,
+                                char *err, size_t err_len)
+{
+    const struct fanout_loaded_plugin *p;
+    return s_check(e, m, &p, NULL, NULL, err, err_len);
+}
+
+static char *s_instance_key(const struct fanout_mapping *m, int collapse)
+{
+    char *extra = json_dumps(m->extra, JSON_COMPACT | JSON_SORT_KEYS);
+    struct fanout_buf b = {0};
+    fanout_buf_appendf(&b, "%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%d\x1f%d\x1f%s", m->type,
+                       m->destination, m->region ? m->region : "", m->role ? m->role : "",
+                       m->external_id ? m->external_id : "", collapse, m->parallel,
+                       extra ? extra : "");
+    free(extra);
+    return (char *)b.ptr;
+}
+
+static char *s_dup(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+/* The open instance for a mapping, from the cache or newly opened. */
+static struct s_instance *s_instance_get(struct fanout_engine *e,
+                                         const struct fanout_mapping *m, int *invalid,
+                                         char *err, size_t err_len)
+{
+    const struct fanout_loaded_plugin *p;
+    void *block;
+    json_t *values;
+    *invalid = 0;
+    if (s_check(e, m, &p, &block, &values, err, err_len) != 0) {
+        *invalid = 1; /* what `fanout validate` reports too */
+        return NULL;
+    }
+    char *key = s_instance_key(m, s_collapse_of(p, m));
+    if (!key) {
+        free(block);
+        json_decref(values);
+        snprintf(err, err_len, "out of memory");
+        return NULL;
+    }
+    int64_t now = e->host->now_ms();
+    for (struct s_instance *in = e->instances; in; in = in->next)
+        if (strcmp(in->key, key) == 0) {
+            free(key);
+            free(block);
+            json_decref(values);
+            in->last_used_ms = now;
+            return in;
+        }
+    struct s_instance *in = calloc(1, sizeof *in);
+    if (!in) {
+        free(key);
+        free(block);
+        json_decref(values);
+        snprintf(err, err_len, "out of memory");
+        return NULL;
+    }
+    in->key = key;
+    in->last_used_ms = now;
+    in->plugin = p;
+    in->options = block;
+    in->option_values = values;
+    pthread_mutex_init(&in->send_lock, NULL);
+    s_fill_target(&in->target, m, p, block);
+    const char *src[] = {m->source_arn, m->id,   m->type,       m->destination,
+                         m->region,     m->role, m->external_id};
+    const char **dst[] = {&in->target.source_arn,  &in->target.id,     &in->target.type,
+                          &in->target.destination, &in->target.region, &in->target.role,
+                          &in->target.external_id};
+    for (size_t i = 0; i < sizeof src / sizeof *src; i++) {
+        in->strings[i] = s_dup(src[i]);
+        *dst[i] = in->strings[i];
+    }
+    in->limits = p->desc.limits;
+    if (p->desc.target_limits) {
+        char why[256] = "";
+        if (p->desc.target_limits(p->state, &in->target, &in->limits, why, sizeof why) !=
+            0) {
+            char qid[FANOUT_QUOTE_SIZE];
+            snprintf(err, err_len, "mapping \"%s\": plugin \"%s\" refused its limits: %s",
+                     fanout_quote(qid, m->id), m->type, why[0] ? why : "no reason given");
+            s_instance_free(in);
+            return NULL;
+        }
+    }
+    struct fanout_error perr = {{0}, {0}};
+    if (p->desc.open(p->state, &in->target, &in->handle, &perr) != 0) {
+        char qid[FANOUT_QUOTE_SIZE], qdest[FANOUT_QUOTE_SIZE];
+        snprintf(err, err_len, "mapping \"%s\": plugin \"%s\" could not open %s: %s%s%s",
+                 fanout_quote(qid, m->id), m->type, fanout_quote(qdest, m->destination),
+                 perr.code[0] ? perr.code : "", perr.code[0] ? ": " : "",
+                 perr.message[0] ? perr.message : "no reason given");
+        in->handle = NULL;
+        in->next = NULL;
+        /* not cached: the next invocation tries again */
+        s_instance_free(in);
+        return NULL;
+    }
+    in->next = e->instances;
+    e->instances = in;
+    char qdest[FANOUT_QUOTE_SIZE];
+    LOG_DEBUG(m->id, "opened %s instance for %s", m->type,
+              fanout_quote(qdest, m->destination));
+    return in;
+}
+
+/* ---- one invocation ---------------------------------------------------- */
+
+struct s_run;
+
+/* One target of one invocation. Its summary is res->targets[sum_index]:
+ * an index, never a pointer, since that array grows while targets are
+ * added. */
+struct s_target_run {
+    struct s_run *run;
+    size_t sum_index;
+    struct s_instance *inst;
+    const char *scope; /* the mapping id, for log lines (capped) */
+    const char *dest;  /* the destination, for log lines (capped) */
+    char scope_buf[FANOUT_QUOTE_SIZE];
+    char dest_buf[FANOUT_QUOTE_SIZE];
+    enum fanout_collapse collapse;
+    struct fanout_plan plan;
+};
+
+struct s_unit {
+    struct s_target_run *t;
+    size_t call; /* SIZE_MAX: every call of the target, in order */
+};
+
+struct s_run {
+    struct fanout_engine *e;
+    struct fanout_event *ev;
+    struct fanout_result *res;
+    uint8_t *raw_failed; /* per ev->records entry */
+    struct s_unit *units;
+    size_t unit_count;
+    size_t next_unit;
+    unsigned seed;
+};
+
+static struct fanout_target_summary *s_sum(const struct s_target_run *t)
+{
+    return &t->run->res->targets[t->sum_index];
+}
+
+static void s_mark_failed(struct s_run *run, const struct fanout_raw_record *raw)
+{
+    size_t i = (size_t)(raw - run->ev->records);
+    __atomic_store_n(&run->raw_failed[i], 1, __ATOMIC_RELAXED);
+}
+
+/* Report one record as not delivered to a target: logged with its source,
+ * sequence number and the reason. */
+static void s_fail_record(struct s_target_run *t, const struct fanout_record *r,
+                          const struct fanout_raw_record *raw, const char *reason)
+{
+    s_mark_failed(t->run, raw);
+    __atomic_fetch_add(&s_sum(t)->failed, 1, __ATOMIC_RELAXED);
+    char sub[48] = "";
+    if (r && r->aggregated)
+        snprintf(sub, sizeof sub, " sub-sequence %llu",
+                 (unsigned long long)r->sub_sequence_number);
+    char qsrc[FANOUT_QUOTE_SIZE], qseq[FANOUT_QUOTE_SIZE];
+    LOG_ERROR(
+        t->scope, "record not delivered to %s %s: source %s, sequence number %s%s: %s",
+        s_sum(t)->type, t->dest,
+        raw->source_arn ? fanout_quote(qsrc, raw->source_arn) : "?",
+        raw->sequence_number ? fanout_quote(qseq, raw->sequence_number) : "?", sub, reason);
+}
+
+static void s_fail_message(struct s_target_run *t, const struct fanout_message *m,
+                           const char *reason)
+{
+    for (size_t i = 0; i < m->record_count; i++) {
+        const struct fanout_rec *r = (const struct fanout_rec *)m->records[i];
+        s_fail_record(t, &r->pub, r->raw, reason);
+    }
+}
+
+static void s_sleep_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static const char *s_status_name(int st)
+{
+    switch (st) {
+    case FANOUT_RETRY: return "retryable failure";
+    case FANOUT_THROTTLED: return "throttled";
+    case FANOUT_FATAL: return "failed";
+    default: return "unknown status";
+    }
+}
+
+/* Why a message failed for good. The engine's count of attempts is the
+ * only one stated (the AWS client does not add its own): "failed: <code>:
+ * <msg> (2 attempts)" for a permanent failure, "retryable failure: <code>:
+ * <msg> (gave up after 4 attempts)" when retries ran out. `tail`, when
+ * given, says why it gave up early. */
+static void s_outcome_reason(char *out, size_t n, const struct fanout_outcome *o,
+                             unsigned attempts, const char *tail)
+{
+    char code[sizeof o->code + 1], msg[sizeof o->message + 1];
+    memcpy(code, o->code, sizeof o->code);
+    code[sizeof o->code] = 0;
+    memcpy(msg, o->message, sizeof o->message);
+    msg[sizeof o->message] = 0;
+    char count[160];
+    int w;
+    if (o->status == FANOUT_RETRY || o->status == FANOUT_THROTTLED)
+        w = snprintf(count, sizeof count, "gave up after %u attempt%s%s%s", attempts,
+                     attempts == 1 ? "" : "s", tail ? ": " : "", tail ? tail : "");
+    else /* permanent: the attempt that got that answer was the last */
+        w = snprintf(count, sizeof count, "%u attempt%s", attempts,
+                     attempts == 1 ? "" : "s");
+    (void)w;
+    w = snprintf(out, n, "%s%s%s%s%s (%s)", s_status_name(o->status), code[0] ? ": " : "",
+                 code, msg[0] ? ": " : "", msg, count);
+    if (w >= (int)n && n > 4)
+        memcpy(out + n - 4, "...", 4); /* cut: say so */
+}
+
+/* Send one call with retries of the messages that failed retryably.
+ * Returns 0 when all were delivered, -1 when some failed for good. */
+static int s_send_call(struct s_target_run *t, const struct fanout_call *c, unsigned *seed)
+{
+    const struct fanout_engine_config *cfg = &t->run->e->cfg;
+    const struct fanout_plugin *pd = &t->inst->plugin->desc;
+    size_t n = c->count;
+    struct fanout_message **pending = malloc(n * sizeof *pending);
+    struct fanout_outcome *out = calloc(n, sizeof *out);
+    struct fanout_outcome *last = calloc(n, sizeof *last);
+    int rc = 0;
+    if (!pending || !out || !last) {
+        for (size_t i = 0; i < n; i++)
+            s_fail_message(t, c->messages[i], "out of memory");
+        free(pending);
+        free(out);
+        free(last);
+        return -1;
+    }
+    memcpy(pending, c->messages, n * sizeof *pending);
+    for (unsigned attempt = 1; n > 0; attempt++) {
+        if (attempt == 1 && t->run->e->host->remaining_ms() <= 0) {
+            /* retries check the time before they sleep (below) */
+            for (size_t i = 0; i < n; i++)
+                s_fail_message(t, pending[i],
+                               "not sent: the invocation's deadline had passed (Lambda's, "
+                               "or fanout invoke --timeout)");
+            rc = -1;
+            break;
+        }
+        struct fanout_batch batch = {
+            .struct_size = sizeof batch,
+            .collapse = t->collapse,
+            .count = n,
+            .messages = (const struct fanout_message *const *)pending,
+            .attempt = attempt,
+        };
+        memset(out, 0, n * sizeof *out);
+        int serial = pd->flags & FANOUT_PLUGIN_SERIAL;
+        if (serial)
+            pthread_mutex_lock(&t->inst->send_lock);
+        pd->send(t->inst->handle, &batch, out);
+        if (serial)
+            pthread_mutex_unlock(&t->inst->send_lock);
+        __atomic_fetch_add(&s_sum(t)->calls, 1, __ATOMIC_RELAXED);
+
+        size_t again = 0;
+        unsigned hint_ms = 0;
+        int throttled = 0;
+        char reason[400];
+        for (size_t i = 0; i < n; i++) {
+            int st = out[i].status;
+            if (st == FANOUT_OK) {
+                __atomic_fetch_add(&s_sum(t)->delivered, pending[i]->record_count,
+                                   __ATOMIC_RELAXED);
+            } else if (st == FANOUT_RETRY || st == FANOUT_THROTTLED) {
+                throttled |= st == FANOUT_THROTTLED;
+                if (out[i].retry_after_ms > hint_ms)
+                    hint_ms = out[i].retry_after_ms;
+                last[again] = out[i];
+                pending[again++] = pending[i];
+            } else {
+                s_outcome_reason(reason, sizeof reason, &out[i], attempt, NULL);
+                s_fail_message(t, pending[i], reason);
+                rc = -1;
+            }
+        }
+        n = again;
+        if (!n)
+            break;
+        unsigned ceiling = cfg->retry_base_ms;
+        for (unsigned k = 1; k < attempt && ceiling < cfg->retry_cap_ms; k++)
+            ceiling *= 2;
+        if (ceiling > cfg->retry_cap_ms)
+            ceiling = cfg->retry_cap_ms;
+        unsigned delay = ceiling ? (unsigned)rand_r(seed) % (ceiling + 1) : 0;
+        if (hint_ms > delay)
+            delay = hint_ms;
+        int64_t left = t->run->e->host->remaining_ms();
+        int out_of_time = left < (int64_t)delay + cfg->deadline_margin_ms;
+        if (attempt >= cfg->retry_attempts || out_of_time) {
+            for (size_t i = 0; i < n; i++) {
+                s_outcome_reason(reason, sizeof reason, &last[i], attempt,
+                                 out_of_time && attempt < cfg->retry_attempts
+                                     ? "no time left before the invocation's deadline "
+                                       "(Lambda's, or fanout invoke --timeout) to retry"
+                                     : NULL);
+                s_fail_message(t, pending[i], reason);
+            }
+            rc = -1;
+            break;
+        }
+        LOG_WARN(t->scope,
+                 "%zu of %zu messages to %s %s: %s; retrying in %u ms (attempt %u "
+                 "of %u)",
+                 n, c->count, s_sum(t)->type, t->dest,
+                 throttled ? "throttled" : "retryable failure", delay, attempt + 1,
+                 cfg->retry_attempts);
+        s_sleep_ms(delay);
+    }
+    free(pending);
+    free(out);
+    free(last);
+    return rc;
+}
+
+static void s_run_unit(struct s_run *run, struct s_unit *u, unsigned seed)
+{
+    struct s_target_run *t = u->t;
+    if (u->call != SIZE_MAX) {
+        s_send_call(t, &t->plan.calls[u->call], &seed);
+        return;
+    }
+    /* Ordered target: one call at a time; after a call fails for good, the
+     * later ones are not sent, so the target never sees records out of
+     * order (the source retries from the first failed record). */
+    for (size_t i = 0; i < t->plan.call_count; i++) {
+        if (s_send_call(t, &t->plan.calls[i], &seed) == 0)
+            continue;
+        for (size_t j = i + 1; j < t->plan.call_count; j++)
+            for (size_t k = 0; k < t->plan.calls[j].count; k++)
+                s_fail_message(t, t->plan.calls[j].messages[k],
+                               "not sent: an earlier batch of this ordered target "
+                               "(parallel: false) failed, and sending later records "
+                               "would break their order");
+        break;
+    }
+    (void)run;
+}
+
+static void *s_worker(void *arg)
+{
+    struct s_run *run = arg;
+    for (;;) {
+        size_t i = __atomic_fetch_add(&run->next_unit, 1, __ATOMIC_RELAXED);
+        if (i >= run->unit_count)
+            break;
+        s_run_unit(run, &run->units[i], run->seed + (unsigned)i * 2654435761u);
+    }
+    return NULL;
+}
+
+static void s_dispatch(struct s_run *run)
+{
+    size_t threads = run->e->cfg.max_parallel;
+    if (threads > run->unit_count)
+        threads = run->unit_count;
+    if (threads <= 1) {
+        s_worker(run);
+        return;
+    }
+    pthread_t *tids = calloc(threads, sizeof *tids);
+    size_t started = 0;
+    for (size_t i = 0; tids && i < threads; i++) {
+        if (pthread_create(&tids[i], NULL, s_worker, run) != 0)
+            break;
+        started++;
+    }
+    if (!started)
+        s_worker(run); /* no thread could be made: do the work here */
+    for (size_t i = 0; i < started; i++)
+        pthread_join(tids[i], NULL);
+    free(tids);
+}
+
+static char *s_strdup_or(const char *s, const char *dflt)
+{
+    return strdup(s ? s : dflt);
+}
+
+/* Fail a whole target: every record of its source group. */
+static void s_fail_target(struct s_target_run *t, const struct fanout_source_group *g,
+                          const char *why)
+{
+    struct fanout_target_summary *sum = s_sum(t);
+    free(sum->error);
+    sum->error = strdup(why);
+    sum->records = g->count;
+    char qsrc[FANOUT_QUOTE_SIZE], qfirst[FANOUT_QUOTE_SIZE], qlast[FANOUT_QUOTE_SIZE];
+    const char *first = g->count ? g->records[0]->sequence_number : NULL;
+    const char *last = g->count ? g->records[g->count - 1]->sequence_number : NULL;
+    LOG_ERROR(t->scope,
+              "target failed, %zu records of source %s not delivered (sequence numbers %s "
+              "to %s): %s",
+              g->count, fanout_quote(qsrc, g->source_arn),
+              first ? fanout_quote(qfirst, first) : "?",
+              last ? fanout_quote(qlast, last) : "?", why);
+    for (size_t i = 0; i < g->count; i++) {
+        s_mark_failed(t->run, g->records[i]);
+        sum->failed++;
+    }
+}
+
+/* A new target (summary and run state) for this invocation, or NULL when
+ * out of memory. */
+static struct s_target_run *s_target_add(struct s_run *run, size_t *cap,
+                                         const char *source_arn, const char *id,
+                                         const char *type, const char *destination)
+{
+    struct fanout_result *res = run->res;
+    if (res->target_count == *cap) {
+        size_t n = *cap ? *cap * 2 : 8;
+        void *q = realloc(res->targets, n * sizeof *res->targets);
+        if (!q)
+            return NULL;
+        res->targets = q;
+        *cap = n;
+    }
+    struct s_target_run *t = fanout_arena_calloc(&run->e->arena, sizeof *t);
+    if (!t)
+        return NULL;
+    struct fanout_target_summary *sum = &res->targets[res->target_count];
+    memset(sum, 0, sizeof *sum);
+    sum->source_arn = s_strdup_or(source_arn, "");
+    sum->id = s_strdup_or(id, "");
+    sum->type = s_strdup_or(type, "");
+    sum->destination = s_strdup_or(destination, "");
+    t->sum_index = res->target_count++;
+    t->run = run;
+    t->scope = fanout_quote(t->scope_buf, sum->id);
+    t->dest = fanout_quote(t->dest_buf, sum->destination);
+    return t;
+}
+
+/* An invalid mapping of this source: its records fail on it (the other
+ * targets still get them), unless FANOUT_SKIP_INVALID_MAPPINGS. */
+static int s_invalid_mapping(struct s_run *run, size_t *cap,
+                             const struct fanout_source_group *g, const char *id,
+                             const char *type, const char *destination, const char *why)
+{
+    char qsrc[FANOUT_QUOTE_SIZE], qid[FANOUT_QUOTE_SIZE];
+    if (run->e->cfg.skip_invalid_mappings) {
+        LOG_WARN(
+            "mappings",
+            "invalid mapping \"%s\" of %s SKIPPED (FANOUT_SKIP_INVALID_MAPPINGS=true): "
+            "%zu records acknowledged without reaching it: %s",
+            fanout_quote(qid, id ? id : "?"), fanout_quote(qsrc, g->source_arn), g->count,
+            why);
+        return 0;
+    }
+    struct s_target_run *t = s_target_add(run, cap, g->source_arn, id ? id : "",
+                                          type ? type : "", destination ? destination : "");
+    if (!t)
+        return -1;
+    char reason[1200];
+    snprintf(reason, sizeof reason, "invalid mapping: %s", why);
+    s_fail_target(t, g, reason);
+    return 0;
+}
+
+int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
+                         struct fanout_result *res, char *err, size_t err_len)
+{
+    memset(res, 0, sizeof *res);
+    fanout_arena_reset(&e->arena);
+    struct fanout_event ev;
+    if (fanout_event_parse(event, len, &e->arena, &ev, err, err_len) != 0)
+        return -1;
+
+    struct s_run run = {.e = e, .ev = &ev, .res = res};
+    run.raw_failed = calloc(ev.count ? ev.count : 1, 1);
+    run.seed = e->cfg.retry_seed ? e->cfg.retry_seed : (unsigned)time(NULL);
+    size_t unit_cap = 0, target_cap = 0;
+    int rc = -1;
+    if (!run.raw_failed) {
+        snprintf(err, err_len, "out of memory");
+        goto out;
+    }
+    res->records = ev.count;
+    if (e->cfg.skip_invalid_mappings)
+        LOG_WARN("mappings",
+                 "FANOUT_SKIP_INVALID_MAPPINGS=true: invalid mappings are skipped, so "
+                 "records can be acknowledged without reaching the target such a mapping "
+                 "was meant to add");
+
+    /* Records the event itself got wrong fail once, whatever the targets. */
+    for (size_t i = 0; i < ev.count; i++)
+        if (ev.records[i].error) {
+            run.raw_failed[i] = 1;
+            LOG_ERROR("event", "%s", ev.records[i].error);
+        }
+
+    for (size_t gi = 0; gi < ev.group_count; gi++) {
+        const struct fanout_source_group *g = &ev.groups[gi];
+        struct fanout_mapping *const *maps;
+        size_t nmaps, nbad;
+        const size_t *bad;
+        const struct fanout_mapping_set *bad_set;
+        char why[1024], qsrc[FANOUT_QUOTE_SIZE];
+        if (!*g->source_arn)
+            continue; /* records without a source: failed above */
+        if (fanout_store_lookup_checked(e->store, g->source_arn, &maps, &nmaps, &bad, &nbad,
+                                        &bad_set, why, sizeof why) != 0) {
+            LOG_ERROR("mappings",
+                      "cannot look up the targets of %s: %s; its %zu records "
+                      "are not delivered",
+                      fanout_quote(qsrc, g->source_arn), why, g->count);
+            for (size_t i = 0; i < g->count; i++)
+                s_mark_failed(&run, g->records[i]);
+            continue;
+        }
+        /* Invalid mappings that are (or may be) targets of this source. */
+        for (size_t k = 0; k < nbad; k++) {
+            const struct fanout_mapping_problem *d = &bad_set->details[bad[k]];
+            const char *msg = bad_set->problems[bad[k]];
+            char full[1024];
+            snprintf(full, sizeof full, "%s%s", msg,
+                     d->source_arn ? ""
+                                   : " (its sourceArn cannot be read, so it may be a "
+                                     "target of any source)");
+            if (s_invalid_mapping(&run, &target_cap, g, d->id, "(invalid)", "(none)",
+                                  full) != 0) {
+                snprintf(err, err_len, "out of memory");
+                goto out;
+            }
+        }
+        if (!nmaps) {
+            if (!nbad)
+                LOG_INFO("mappings", "no active target for %s: %zu records not forwarded",
+                         fanout_quote(qsrc, g->source_arn), g->count);
+            continue;
+        }
+        struct fanout_decoded variants[16];
+        int have[16] = {0};
+        for (size_t mi = 0; mi < nmaps; mi++) {
+            const struct fanout_mapping *m = maps[mi];
+            int invalid;
+            struct s_instance *inst = s_instance_get(e, m, &invalid, why, sizeof why);
+            if (!inst && invalid) {
+                if (s_invalid_mapping(&run, &target_cap, g, m->id, m->type, m->destination,
+                                      why) != 0) {
+                    snprintf(err, err_len, "out of memory");
+                    goto out;
+                }
+                continue;
+            }
+            struct s_target_run *t = s_target_add(&run, &target_cap, m->source_arn, m->id,
+                                                  m->type, m->destination);
+            if (!t) {
+                snprintf(err, err_len, "out of memory");
+                goto out;
+            }
+            t->inst = inst;
+            if (!t->inst) {
+                s_fail_target(t, g, why);
+                continue;
+            }
+            t->collapse = t->inst->target.collapse;
+            int want_json = (t->inst->plugin->desc.flags & FANOUT_PLUGIN_SOURCE_JSON) != 0;
+            int vi = (m->deaggregate ? 1 : 0) | (m->convert_ddb ? 2 : 0) |
+                     (want_json ? 4 : 0) | (m->append_newlines ? 8 : 0);
+            if (!have[vi]) {
+                struct fanout_decode_opts o = {m->deaggregate, m->convert_ddb, want_json,
+                                               m->append_newlines};
+                if (fanout_decode_group(g, o, &e->arena, &variants[vi]) != 0) {
+                    snprintf(err, err_len, "out of memory");
+                    goto out;
+                }
+                have[vi] = 1;
+            }
+            const struct fanout_decoded *d = &variants[vi];
+            s_sum(t)->records = d->count + d->failed_count;
+            for (size_t i = 0; i < d->failed_count; i++) {
+                if (d->failures[i].raw->error) { /* logged once, above */
+                    s_sum(t)->failed++;
+                    continue;
+                }
+                s_fail_record(t, NULL, d->failures[i].raw, d->failures[i].reason);
+            }
+            if (fanout_plan_build(d->records, d->count, t->collapse, &t->inst->limits,
+                                  &e->arena, &t->plan) != 0) {
+                snprintf(err, err_len, "out of memory");
+                goto out;
+            }
+            s_sum(t)->messages = t->plan.message_count;
+            for (size_t i = 0; i < t->plan.rejected_count; i++)
+                s_fail_record(t, &t->plan.rejected[i].rec->pub,
+                              t->plan.rejected[i].rec->raw, t->plan.rejected[i].reason);
+            size_t need = run.unit_count + (m->parallel ? t->plan.call_count : 1);
+            if (need > unit_cap) {
+                size_t cap = unit_cap ? unit_cap : 16;
+                while (cap < need)
+                    cap *= 2;
+                void *p = realloc(run.units, cap * sizeof *run.units);
+                if (!p) {
+                    snprintf(err, err_len, "out of memory");
+                    goto out;
+                }
+                run.units = p;
+                unit_cap = cap;
+            }
+            if (!t->plan.call_count)
+                continue;
+            if (m->parallel)
+                for (size_t c = 0; c < t->plan.call_count; c++)
+                    run.units[run.unit_count++] = (struct s_unit){t, c};
+            else
+                run.units[run.unit_count++] = (struct s_unit){t, SIZE_MAX};
+        }
+    }
+
+    s_dispatch(&run);
+
+    res->failed_seqs = calloc(ev.count ? ev.count : 1, sizeof *res->failed_seqs);
+    if (!res->failed_seqs) {
+        snprintf(err, err_len, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < ev.count; i++) {
+        if (!run.raw_failed[i])
+            continue;
+        res->failed_records++;
+        /* One entry per source record; a record without a sequence number
+         * gets an empty identifier, which Lambda reads as "retry the whole
+         * batch": the safe answer when we cannot name it. */
+        const char *seq =
+            ev.records[i].sequence_number ? ev.records[i].sequence_number : "";
+        res->failed_seqs[res->failed_seq_count++] = strdup(seq);
+    }
+    for (size_t i = 0; i < res->target_count; i++) {
+        const struct fanout_target_summary *s = &res->targets[i];
+        char qdest[FANOUT_QUOTE_SIZE];
+        LOG_INFO(s->id,
+                 "%s %s: %zu records, %zu messages, %zu calls, %zu delivered, %zu "
+                 "failed",
+                 s->type, fanout_quote(qdest, s->destination), s->records, s->messages,
+                 s->calls, s->delivered, s->failed);
+    }
+    rc = res->failed_records ? 1 : 0;
+    s_instances_evict(e, e->host->now_ms());
+out:
+    free(run.raw_failed);
+    free(run.units);
+    fanout_event_clean_up(&ev);
+    if (rc < 0)
+        fanout_result_clean_up(res); /* the caller only cleans up a result */
+    return rc;
+}
+
+void fanout_result_clean_up(struct fanout_result *res)
+{
+    for (size_t i = 0; i < res->target_count; i++) {
+        struct fanout_target_summary *s = &res->targets[i];
+        free(s->source_arn);
+        free(s->id);
+        free(s->type);
+        free(s->destination);
+        free(s->error);
+    }
+    free(res->targets);
+    for (size_t i = 0; i < res->failed_seq_count; i++)
+        free(res->failed_seqs[i]);
+    free(res->failed_seqs);
+    memset(res, 0, sizeof *res);
+}
+
+int fanout_result_response(const struct fanout_result *res, struct fanout_buf *out)
+{
+    int rc = fanout_buf_append_str(out, "{\"batchItemFailures\":[");
+    for (size_t i = 0; rc == 0 && i < res->failed_seq_count; i++) {
+        rc |= fanout_buf_append_str(out,
+                                    i ? ",{\"itemIdentifier\":" : "{\"itemIdentifier\":");
+        rc |= fanout_buf_append_json_string(out, (const uint8_t *)res->failed_seqs[i],
+                                            strlen(res->failed_seqs[i]));
+        rc |= fanout_buf_append_byte(out, '}');
+    }
+    rc |= fanout_buf_append_str(out, "]}");
+    return rc ? -1 : 0;
+}

@@ -1,0 +1,534 @@
+#include "core/event.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/ddb.h"
+#include "common/jscan.h"
+#include "core/kpl.h"
+
+struct s_parser {
+    struct fanout_event *ev;
+    struct fanout_arena *arena;
+    json_t *keep; /* jansson trees of DynamoDB records, freed with the event */
+    size_t cap;
+};
+
+/* A string member, unescaped into the arena, or NULL. */
+static const char *s_str(struct s_parser *ps, const struct fanout_jnode *obj,
+                         const char *key, size_t *len)
+{
+    return fanout_jstr(fanout_jget(obj, key), ps->arena, len);
+}
+
+/* The region field of an ARN (arn:partition:service:region:...), or NULL. */
+static const char *s_arn_region(struct fanout_arena *a, const char *arn)
+{
+    if (!arn || strncmp(arn, "arn:", 4) != 0)
+        return NULL;
+    const char *p = arn;
+    for (int i = 0; i < 3; i++) {
+        p = strchr(p, ':');
+        if (!p)
+            return NULL;
+        p++;
+    }
+    const char *end = strchr(p, ':');
+    if (!end || end == p)
+        return NULL;
+    return fanout_arena_memdup(a, p, (size_t)(end - p));
+}
+
+static struct fanout_raw_record *s_new_record(struct s_parser *ps, size_t index,
+                                              const struct fanout_jnode *obj)
+{
+    struct fanout_event *ev = ps->ev;
+    if (ev->count == ps->cap) {
+        size_t cap = ps->cap ? ps->cap * 2 : 64;
+        void *p = realloc(ev->records, cap * sizeof *ev->records);
+        if (!p)
+            return NULL;
+        ev->records = p;
+        ps->cap = cap;
+    }
+    struct fanout_raw_record *r = &ev->records[ev->count++];
+    memset(r, 0, sizeof *r);
+    r->index = index;
+    r->node = obj;
+    return r;
+}
+
+/* Record `r` failed to parse: say which record and what was expected. */
+static void s_fail(struct s_parser *ps, struct fanout_raw_record *r, const char *fmt, ...)
+    FANOUT_FMT(3, 4);
+static void s_fail(struct s_parser *ps, struct fanout_raw_record *r, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    char q[FANOUT_QUOTE_SIZE];
+    r->error = fanout_arena_sprintf(ps->arena, "record %zu%s%s%s: %s", r->index,
+                                    r->sequence_number ? " (sequence number " : "",
+                                    fanout_quote(q, r->sequence_number),
+                                    r->sequence_number ? ")" : "", msg);
+}
+
+static void s_parse_kinesis(struct s_parser *ps, struct fanout_raw_record *r)
+{
+    const struct fanout_jnode *k = fanout_jget(r->node, "kinesis");
+    r->kind = FANOUT_SRC_KINESIS;
+    r->action = "PUT";
+    if (!k || k->type != FANOUT_J_OBJECT) {
+        s_fail(ps, r, "field \"kinesis\": missing or not an object");
+        return;
+    }
+    r->sequence_number = s_str(ps, k, "sequenceNumber", NULL);
+    size_t pk_len;
+    const char *pk = s_str(ps, k, "partitionKey", &pk_len);
+    const struct fanout_jnode *data = fanout_jget(k, "data");
+    if (!r->sequence_number) {
+        s_fail(ps, r, "field \"kinesis.sequenceNumber\": missing or not a string");
+        return;
+    }
+    if (!pk) {
+        s_fail(ps, r, "field \"kinesis.partitionKey\": missing or not a string");
+        return;
+    }
+    if (!data || data->type != FANOUT_J_STRING) {
+        s_fail(ps, r, "field \"kinesis.data\": missing or not a string (expected base64)");
+        return;
+    }
+    r->key = (const uint8_t *)pk;
+    r->key_len = pk_len;
+    /* base64 has no character JSON must escape, but a writer may escape
+     * '/' as "\/": decode from the text when it has no escape */
+    size_t n = data->len, bad = 0;
+    const char *text = data->escaped ? fanout_jstr(data, ps->arena, &n) : data->text;
+    uint8_t *out =
+        text ? fanout_arena_alloc(ps->arena, fanout_base64_decoded_max(n) + 1) : NULL;
+    long m = out ? fanout_base64_decode(text, n, out, &bad) : -1;
+    if (m < 0) {
+        if (bad == n)
+            s_fail(ps, r,
+                   "field \"kinesis.data\": not valid base64: length %zu is not a "
+                   "multiple of 4 (expected padded standard base64)",
+                   n);
+        else
+            s_fail(ps, r,
+                   "field \"kinesis.data\": not valid base64 at offset %zu (expected "
+                   "the standard alphabet A-Z a-z 0-9 + / with = padding)",
+                   bad);
+        return;
+    }
+    out[m] = 0;
+    r->data = out;
+    r->data_len = (size_t)m;
+}
+
+static void s_parse_dynamodb(struct s_parser *ps, struct fanout_raw_record *r)
+{
+    r->kind = FANOUT_SRC_DYNAMODB;
+    const char *name = s_str(ps, r->node, "eventName", NULL);
+    r->action = name ? name : "UNKNOWN";
+    const struct fanout_jnode *d = fanout_jget(r->node, "dynamodb");
+    if (!d || d->type != FANOUT_J_OBJECT) {
+        s_fail(ps, r, "field \"dynamodb\": missing or not an object");
+        return;
+    }
+    r->sequence_number = s_str(ps, d, "SequenceNumber", NULL);
+    if (!r->sequence_number) {
+        s_fail(ps, r, "field \"dynamodb.SequenceNumber\": missing or not a string");
+        return;
+    }
+    if (!name) {
+        s_fail(ps, r, "field \"eventName\": missing (expected INSERT, MODIFY or REMOVE)");
+        return;
+    }
+    /* the images are read with jansson (ddb.c): this record only */
+    json_t *j = json_loadb(d->text, d->len, JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, NULL);
+    if (!j || json_array_append_new(ps->keep, j) != 0) {
+        s_fail(ps, r, "field \"dynamodb\": cannot be read (out of memory?)");
+        return;
+    }
+    r->json = j;
+    const json_t *img = json_object_get(j, "NewImage");
+    if (img && !json_is_object(img)) {
+        s_fail(ps, r, "field \"dynamodb.NewImage\": not an object");
+        return;
+    }
+    struct fanout_buf kb = {0};
+    char err[256];
+    if (fanout_ddb_key(json_object_get(j, "Keys"), &kb, err, sizeof err) != 0) {
+        s_fail(ps, r, "field \"dynamodb.Keys\": %s", err);
+        fanout_buf_free(&kb);
+        return;
+    }
+    r->key = fanout_arena_memdup(ps->arena, kb.ptr ? kb.ptr : (uint8_t *)"", kb.len);
+    r->key_len = kb.len;
+    fanout_buf_free(&kb);
+}
+
+static void s_parse_records(struct s_parser *ps, const struct fanout_jnode *records,
+                            int nested, size_t outer_index);
+
+/* A record whose JSON repeats a member name anywhere is refused: readers
+ * disagree on which value counts (the first, the last), so no target may
+ * get it. When the repeated name is the record's identifier, it is not
+ * trusted either (the record is then reported without one, which makes
+ * Lambda retry the whole batch). */
+static void s_fail_duplicate(struct s_parser *ps, struct fanout_raw_record *r, int rc,
+                             const char *path)
+{
+    if (rc == 0)
+        return;
+    if (rc < 0) {
+        r->error = NULL;
+        s_fail(ps, r, "cannot be checked (out of memory)");
+        return;
+    }
+    if (!strcmp(path, "kinesis.sequenceNumber") || !strcmp(path, "kinesis") ||
+        !strcmp(path, "dynamodb.SequenceNumber") || !strcmp(path, "dynamodb") ||
+        !strcmp(path, "Sns.MessageId") || !strcmp(path, "Sns"))
+        r->sequence_number = NULL;
+    r->error = NULL;
+    s_fail(ps, r,
+           "duplicate key \"%s\": a name may appear once per object (the record is "
+           "not sent to any target)",
+           path);
+}
+
+/* Returns 1 when the message was an event and its records were added in
+ * place of the wrapper (`r` is then no longer valid). */
+static int s_parse_sns(struct s_parser *ps, struct fanout_raw_record *r, int nested)
+{
+    const struct fanout_jnode *sns = fanout_jget(r->node, "Sns");
+    r->kind = FANOUT_SRC_SNS;
+    r->action = "PUBLISH";
+    if (!sns || sns->type != FANOUT_J_OBJECT) {
+        s_fail(ps, r, "field \"Sns\": missing or not an object");
+        return 0;
+    }
+    const char *id = s_str(ps, sns, "MessageId", NULL);
+    const char *topic = s_str(ps, sns, "TopicArn", NULL);
+    size_t msg_len;
+    const char *msg = s_str(ps, sns, "Message", &msg_len);
+    r->sequence_number = id;
+    if (!id || !topic || !msg) {
+        s_fail(ps, r,
+               "fields \"Sns.MessageId\", \"Sns.TopicArn\" and \"Sns.Message\" "
+               "must be strings");
+        return 0;
+    }
+    r->source_arn = topic;
+    /* A message that is itself a Kinesis or DynamoDB Streams event (as a
+     * fan-out to SNS with collapse JSON produces) is unwrapped: its records
+     * are processed as if they had arrived directly. */
+    if (!nested && msg_len && msg[0] == '{') {
+        char err[8];
+        const struct fanout_jnode *inner =
+            fanout_jscan(msg, msg_len, ps->arena, err, sizeof err);
+        const struct fanout_jnode *recs = fanout_jget(inner, "Records");
+        char dup[80];
+        if (recs && fanout_jdup_members(inner, ps->arena, dup, sizeof dup) != 0) {
+            s_fail(ps, r, "field \"Sns.Message\": the event inside repeats the key \"%s\"",
+                   dup);
+            return 0;
+        }
+        if (recs && recs->type == FANOUT_J_ARRAY && recs->count > 0) {
+            const char *src = s_str(ps, recs->child, "eventSource", NULL);
+            if (src && (!strcmp(src, "aws:kinesis") || !strcmp(src, "aws:dynamodb"))) {
+                size_t wrapper = r->index;
+                ps->ev->count--; /* the wrapper itself is not a record */
+                s_parse_records(ps, recs, 1, wrapper);
+                return 1;
+            }
+        }
+    }
+    r->key = (const uint8_t *)r->sequence_number;
+    r->key_len = strlen(r->sequence_number);
+    r->data = (const uint8_t *)msg;
+    r->data_len = msg_len;
+    return 0;
+}
+
+static void s_parse_records(struct s_parser *ps, const struct fanout_jnode *records,
+                            int nested, size_t outer_index)
+{
+    size_t i = 0;
+    for (const struct fanout_jnode *obj = records->child; obj; obj = obj->next, i++) {
+        struct fanout_raw_record *r = s_new_record(ps, nested ? outer_index : i, obj);
+        if (!r)
+            return;
+        if (obj->type != FANOUT_J_OBJECT) {
+            s_fail(ps, r, "not an object");
+            continue;
+        }
+        /* checked first: an SNS wrapper with a repeated name is not
+         * unwrapped */
+        char path[160];
+        int dup = fanout_jdup(obj, ps->arena, path, sizeof path);
+        const char *src = s_str(ps, obj, "eventSource", NULL);
+        if (!src)
+            src = s_str(ps, obj, "EventSource", NULL); /* SNS spells it so */
+        r->source_arn = s_str(ps, obj, "eventSourceARN", NULL);
+        const char *region = s_str(ps, obj, "awsRegion", NULL);
+        if (!src) {
+            s_fail(ps, r,
+                   "field \"eventSource\": missing (expected aws:kinesis, "
+                   "aws:dynamodb or aws:sns)");
+        } else if (!strcmp(src, "aws:kinesis")) {
+            s_parse_kinesis(ps, r);
+        } else if (!strcmp(src, "aws:dynamodb")) {
+            s_parse_dynamodb(ps, r);
+        } else if (!strcmp(src, "aws:sns")) {
+            if (s_parse_sns(ps, r, nested || dup))
+                continue; /* unwrapped: r is gone or was reused */
+        } else {
+            char q[FANOUT_QUOTE_SIZE];
+            s_fail(ps, r,
+                   "field \"eventSource\": unknown source \"%s\" (expected aws:kinesis, "
+                   "aws:dynamodb or aws:sns)",
+                   fanout_quote(q, src));
+        }
+        if (!r->source_arn && !r->error)
+            s_fail(ps, r, "field \"eventSourceARN\": missing or not a string");
+        s_fail_duplicate(ps, r, dup, path);
+        r->region = region ? region : s_arn_region(ps->arena, r->source_arn);
+    }
+}
+
+static int s_group(struct fanout_event *ev, struct fanout_arena *a)
+{
+    /* Few sources per event in practice: a linear scan per record, over the
+     * groups, keeps first-seen order without a hash table. */
+    size_t *counts = calloc(ev->count + 1, sizeof *counts);
+    size_t *group_of = calloc(ev->count + 1, sizeof *group_of);
+    const char **arns = calloc(ev->count + 1, sizeof *arns);
+    if (!counts || !group_of || !arns) {
+        free(counts);
+        free(group_of);
+        free(arns);
+        return -1;
+    }
+    size_t ng = 0, last = 0;
+    for (size_t i = 0; i < ev->count; i++) {
+        const char *arn = ev->records[i].source_arn ? ev->records[i].source_arn : "";
+        size_t g = ng;
+        if (ng && strcmp(arns[last], arn) == 0)
+            g = last;
+        else
+            for (size_t j = 0; j < ng; j++)
+                if (strcmp(arns[j], arn) == 0) {
+                    g = j;
+                    break;
+                }
+        if (g == ng)
+            arns[ng++] = arn;
+        group_of[i] = last = g;
+        counts[g]++;
+    }
+    ev->groups = fanout_arena_calloc(a, (ng ? ng : 1) * sizeof *ev->groups);
+    int rc = ev->groups ? 0 : -1;
+    for (size_t g = 0; rc == 0 && g < ng; g++) {
+        ev->groups[g].source_arn = arns[g];
+        ev->groups[g].records =
+            fanout_arena_alloc(a, (counts[g] ? counts[g] : 1) * sizeof(void *));
+        if (!ev->groups[g].records)
+            rc = -1;
+    }
+    if (rc == 0) {
+        ev->group_count = ng;
+        for (size_t i = 0; i < ev->count; i++) {
+            struct fanout_source_group *grp = &ev->groups[group_of[i]];
+            grp->records[grp->count++] = &ev->records[i];
+        }
+    }
+    free(counts);
+    free(group_of);
+    free(arns);
+    return rc;
+}
+
+int fanout_event_parse(const char *json, size_t len, struct fanout_arena *arena,
+                       struct fanout_event *ev, char *err, size_t err_len)
+{
+    memset(ev, 0, sizeof *ev);
+    char why[256];
+    const struct fanout_jnode *root = fanout_jscan(json, len, arena, why, sizeof why);
+    if (!root) {
+        snprintf(err, err_len, "event is not valid JSON: %s", why);
+        return -1;
+    }
+    if (fanout_jdup_members(root, arena, why, sizeof why) != 0) {
+        snprintf(err, err_len,
+                 "event repeats the key \"%s\" at its top level (a name may appear once "
+                 "per object)",
+                 why);
+        return -1;
+    }
+    const struct fanout_jnode *records = fanout_jget(root, "Records");
+    if (!records || records->type != FANOUT_J_ARRAY) {
+        snprintf(err, err_len,
+                 "event has no \"Records\" array (expected a Kinesis, DynamoDB Streams "
+                 "or SNS event: {\"Records\":[...]})");
+        return -1;
+    }
+    struct s_parser ps = {.ev = ev, .arena = arena, .keep = json_array()};
+    ev->root = ps.keep;
+    if (!ps.keep) {
+        snprintf(err, err_len, "out of memory");
+        return -1;
+    }
+    s_parse_records(&ps, records, 0, 0);
+    if (s_group(ev, arena) != 0) {
+        snprintf(err, err_len, "out of memory");
+        fanout_event_clean_up(ev);
+        return -1;
+    }
+    return 0;
+}
+
+void fanout_event_clean_up(struct fanout_event *ev)
+{
+    json_decref(ev->root);
+    free(ev->records);
+    memset(ev, 0, sizeof *ev);
+}
+
+/* ---- decoding --------------------------------------------------------- */
+
+static struct fanout_rec *s_rec(struct fanout_arena *a, const struct fanout_raw_record *raw)
+{
+    struct fanout_rec *r = fanout_arena_calloc(a, sizeof *r);
+    if (!r)
+        return NULL;
+    r->raw = raw;
+    r->pub.key = raw->key;
+    r->pub.key_len = raw->key_len;
+    r->pub.data = raw->data;
+    r->pub.data_len = raw->data_len;
+    r->pub.sequence_number = raw->sequence_number;
+    r->pub.action = raw->action;
+    r->pub.source_arn = raw->source_arn;
+    r->pub.region = raw->region;
+    return r;
+}
+
+int fanout_decode_group(const struct fanout_source_group *g, struct fanout_decode_opts opts,
+                        struct fanout_arena *a, struct fanout_decoded *out)
+{
+    memset(out, 0, sizeof *out);
+    size_t cap = g->count ? g->count : 1;
+    out->records = fanout_arena_alloc(a, cap * sizeof *out->records);
+    out->failures = fanout_arena_alloc(a, cap * sizeof *out->failures);
+    if (!out->records || !out->failures)
+        return -1;
+    struct fanout_buf scratch = {0};
+    char err[512];
+    int rc = 0;
+    for (size_t i = 0; i < g->count && rc == 0; i++) {
+        const struct fanout_raw_record *raw = g->records[i];
+        if (raw->error) {
+            out->failures[out->failed_count++] = (struct fanout_failure){raw, raw->error};
+            continue;
+        }
+        if (raw->kind == FANOUT_SRC_KINESIS && opts.deaggregate &&
+            fanout_kpl_has_magic(raw->data, raw->data_len)) {
+            struct fanout_kpl_user *users;
+            size_t n;
+            if (fanout_kpl_decode(raw->data, raw->data_len, a, &users, &n, err,
+                                  sizeof err) != 0) {
+                char q[FANOUT_QUOTE_SIZE];
+                out->failures[out->failed_count++] = (struct fanout_failure){
+                    raw, fanout_arena_sprintf(a, "record %zu (sequence number %s): %s",
+                                              raw->index,
+                                              fanout_quote(q, raw->sequence_number), err)};
+                continue;
+            }
+            if (n > 1) { /* grow the pointer array for the expansion */
+                struct fanout_rec **grown =
+                    fanout_arena_alloc(a, (cap + n - 1) * sizeof *grown);
+                if (!grown) {
+                    rc = -1;
+                    break;
+                }
+                memcpy(grown, out->records, out->count * sizeof *grown);
+                out->records = grown;
+                cap += n - 1;
+            }
+            for (size_t u = 0; u < n; u++) {
+                struct fanout_rec *r = s_rec(a, raw);
+                if (!r) {
+                    rc = -1;
+                    break;
+                }
+                r->pub.key = users[u].key;
+                r->pub.key_len = users[u].key_len;
+                r->pub.data = users[u].data;
+                r->pub.data_len = users[u].data_len;
+                r->pub.explicit_hash_key = users[u].explicit_hash_key;
+                r->pub.sub_sequence_number = u;
+                r->pub.aggregated = 1;
+                out->records[out->count++] = r;
+            }
+            continue;
+        }
+        struct fanout_rec *r = s_rec(a, raw);
+        if (!r) {
+            rc = -1;
+            break;
+        }
+        if (raw->kind == FANOUT_SRC_DYNAMODB) {
+            const json_t *img = json_object_get(raw->json, "NewImage");
+            fanout_buf_reset(&scratch);
+            if (fanout_ddb_image_to_json(img, opts.convert_ddb, &scratch, err,
+                                         sizeof err) != 0) {
+                char q[FANOUT_QUOTE_SIZE];
+                out->failures[out->failed_count++] = (struct fanout_failure){
+                    raw, fanout_arena_sprintf(a,
+                                              "record %zu (sequence number %s): field "
+                                              "\"dynamodb.NewImage\": %s",
+                                              raw->index,
+                                              fanout_quote(q, raw->sequence_number), err)};
+                continue;
+            }
+            r->pub.data = fanout_arena_memdup(a, scratch.ptr ? scratch.ptr : (uint8_t *)"",
+                                              scratch.len);
+            r->pub.data_len = scratch.len;
+            if (!r->pub.data) {
+                rc = -1;
+                break;
+            }
+        }
+        out->records[out->count++] = r;
+    }
+    fanout_buf_free(&scratch);
+    /* "appendNewlines": each record's data (Kinesis, KPL user record,
+     * DynamoDB image) gets a newline, before any collapse. A copy: the
+     * decoded data may be shared with the other targets' variants. */
+    for (size_t i = 0; rc == 0 && opts.append_newline && i < out->count; i++) {
+        struct fanout_rec *r = out->records[i];
+        uint8_t *d = fanout_arena_alloc(a, r->pub.data_len + 2); /* + NUL, as memdup */
+        if (!d) {
+            rc = -1;
+            break;
+        }
+        if (r->pub.data_len)
+            memcpy(d, r->pub.data, r->pub.data_len);
+        d[r->pub.data_len] = '\n';
+        d[r->pub.data_len + 1] = 0;
+        r->pub.data = d;
+        r->pub.data_len++;
+    }
+    /* The source record's JSON: its text in the event, shared by the user
+     * records of one KPL aggregate. */
+    for (size_t i = 0; rc == 0 && opts.source_json && i < out->count; i++) {
+        struct fanout_rec *r = out->records[i];
+        r->pub.source_json = r->raw->node->text;
+        r->pub.source_json_len = r->raw->node->len;
+    }
+    return rc;
+}

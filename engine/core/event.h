@@ -1,0 +1,98 @@
+/* Lambda events in: Kinesis, DynamoDB Streams and SNS-wrapped records,
+ * grouped by source, then decoded per target (KPL, DynamoDB conversion). */
+#ifndef FANOUT_EVENT_H
+#define FANOUT_EVENT_H
+
+#include <fanout/plugin.h>
+#include <jansson.h>
+
+#include "common/util.h"
+
+enum fanout_source_kind {
+    FANOUT_SRC_KINESIS = 1,
+    FANOUT_SRC_DYNAMODB = 2,
+    FANOUT_SRC_SNS = 3,
+};
+
+/* One record as received, with what every target shares already done
+ * (base64 decoding, DynamoDB key). */
+struct fanout_raw_record {
+    size_t index; /* position in the event's Records (SNS-wrapped: the
+                     wrapper's position) */
+    enum fanout_source_kind kind;
+    const char *source_arn;
+    const char *region;
+    const char *sequence_number;
+    const char *action;
+    const struct fanout_jnode *node; /* the record in the event's text */
+    const json_t *json;              /* DynamoDB: the "dynamodb" object */
+    const uint8_t *key;
+    size_t key_len;
+    /* Kinesis and SNS: the payload. DynamoDB: unused (the image is encoded
+     * per target). */
+    const uint8_t *data;
+    size_t data_len;
+    /* Non-NULL when the record cannot be decoded: what is wrong. Such a
+     * record fails on every target it would have gone to. */
+    const char *error;
+};
+
+struct fanout_source_group {
+    const char *source_arn;
+    size_t count;
+    struct fanout_raw_record **records;
+};
+
+struct fanout_jnode;
+
+struct fanout_event {
+    json_t *root; /* holds the jansson trees of DynamoDB records */
+    size_t count;
+    struct fanout_raw_record *records;
+    size_t group_count;
+    struct fanout_source_group *groups;
+};
+
+/* Parse a Lambda event. Returns 0, or -1 with err when the event as a whole
+ * is unusable (not JSON, no "Records" array). Per-record problems (missing
+ * fields, bad base64, unknown source) leave `error` set on that record and
+ * the rest go on. Strings and buffers come from `arena`. */
+int fanout_event_parse(const char *json, size_t len, struct fanout_arena *arena,
+                       struct fanout_event *ev, char *err, size_t err_len);
+void fanout_event_clean_up(struct fanout_event *ev);
+
+/* ---- per-target decoding ---- */
+
+struct fanout_decode_opts {
+    int deaggregate;
+    int convert_ddb;
+    int source_json;    /* fill fanout_record.source_json */
+    int append_newline; /* "appendNewlines": a '\n' after each record's data */
+};
+
+/* A decoded record: the plugin-facing view first, then bookkeeping. */
+struct fanout_rec {
+    struct fanout_record pub;
+    const struct fanout_raw_record *raw;
+};
+
+/* A record that could not be decoded for a target. */
+struct fanout_failure {
+    const struct fanout_raw_record *raw;
+    const char *reason;
+};
+
+struct fanout_decoded {
+    size_t count;
+    struct fanout_rec **records;
+    size_t failed_count;
+    struct fanout_failure *failures;
+};
+
+/* Decode a group's records as a target asks. Records that fail (bad KPL
+ * digest, bad DynamoDB image...) are listed in failures with why; the others
+ * go on. Returns -1 only when out of memory. */
+int fanout_decode_group(const struct fanout_source_group *g, struct fanout_decode_opts opts,
+                        struct fanout_arena *arena, struct fanout_decoded *out);
+
+#endif
