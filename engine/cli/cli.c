@@ -20,19 +20,21 @@
 
 #include "cli/cli_cmd.h"
 #include "common/log.h"
+#include "core/ddb_table.h"
 
 #ifndef FANOUT_VERSION
 #define FANOUT_VERSION "dev"
 #endif
 
-/* DynamoDB's rule for table names. */
-#define S_TABLE_MAX 255
 /* Where the flags' descriptions start in --help. */
 #define S_HELP_COLUMN 24
 /* Where the summaries start in `fanout help`. */
 #define S_SUMMARY_COLUMN 13
-/* The deployment commands' summaries: they say what the command will do. */
-#define S_LATER(what) what " (not yet available)"
+/* A deployment command: named, summarised, not available yet. */
+#define S_LATER(cmd, what)                                                                 \
+    {                                                                                      \
+        .name = cmd, .summary = what " (not yet available)", .run = cli_not_yet            \
+    }
 
 /* ---- the mapping commands' flags ------------------------------------------- */
 
@@ -303,24 +305,12 @@ static const struct cli_command s_commands[] = {
      "  fanout unregister --function fanout \\\n"
      "      --source-arn " S_ORDERS " \\\n"
      "      --id audit\n"},
-    {.name = "deploy",
-     .summary = S_LATER("deploy the function, its role and table"),
-     .run = cli_not_yet},
-    {.name = "destroy",
-     .summary = S_LATER("remove what deploy created"),
-     .run = cli_not_yet},
-    {.name = "hook",
-     .summary = S_LATER("connect a source to the function"),
-     .run = cli_not_yet},
-    {.name = "unhook",
-     .summary = S_LATER("disconnect a source from the function"),
-     .run = cli_not_yet},
-    {.name = "pause",
-     .summary = S_LATER("stop reading a source (kept hooked)"),
-     .run = cli_not_yet},
-    {.name = "resume",
-     .summary = S_LATER("read a paused source again"),
-     .run = cli_not_yet},
+    S_LATER("deploy", "deploy the function, its role and table"),
+    S_LATER("destroy", "remove what deploy created"),
+    S_LATER("hook", "connect a source to the function"),
+    S_LATER("unhook", "disconnect a source from the function"),
+    S_LATER("pause", "stop reading a source (kept hooked)"),
+    S_LATER("resume", "read a paused source again"),
 };
 
 /* ---- help and messages -------------------------------------------------------- */
@@ -569,11 +559,17 @@ static int s_arn_name(const char *arn, const char *service, const char *prefix,
     return 0;
 }
 
+static int s_not_arn(char *err, size_t err_len, const char *arn, const char *form)
+{
+    snprintf(err, err_len, "\"%s\" is not a %s", arn, form);
+    return -1;
+}
+
 int cli_table(const char *table, const char *table_arn, const char *function,
               const char *function_arn, char *buf, size_t len, char *region,
               size_t region_len, char *err, size_t err_len)
 {
-    char name[S_TABLE_MAX + 16];
+    char name[FANOUT_DDB_TABLE_MAX + 16];
     region[0] = 0;
     if (table && table_arn) {
         snprintf(err, err_len, "give the table once: --table NAME or --table-arn ARN");
@@ -588,38 +584,23 @@ int cli_table(const char *table, const char *table_arn, const char *function,
     const char *arn = table_arn                             ? table_arn
                       : table && !strncmp(table, "arn:", 4) ? table
                                                             : NULL;
-    if (arn) {
-        if (s_arn_name(arn, "dynamodb", "table/", 0, name, sizeof name, region,
-                       region_len) != 0) {
-            snprintf(err, err_len,
-                     "\"%s\" is not a DynamoDB table ARN "
-                     "(arn:aws:dynamodb:REGION:ACCOUNT:table/NAME)",
-                     arn);
-            return -1;
-        }
-        snprintf(buf, len, "%s", name);
-        return 0;
-    }
+    if (arn && s_arn_name(arn, "dynamodb", "table/", 0, name, sizeof name, region,
+                          region_len) != 0)
+        return s_not_arn(err, err_len, arn,
+                         "DynamoDB table ARN (arn:aws:dynamodb:REGION:ACCOUNT:table/NAME)");
     /* the table wins over the function, as with aws-lambda-fanout */
-    if (table) {
-        snprintf(buf, len, "%s", table);
+    if (arn || table) {
+        snprintf(buf, len, "%s", arn ? name : table);
         return 0;
     }
-    if (function_arn) {
-        char fregion[64];
-        if (s_arn_name(function_arn, "lambda", "function:", 1, name, sizeof name, fregion,
-                       sizeof fregion) != 0) {
-            snprintf(err, err_len,
-                     "\"%s\" is not a Lambda function ARN "
-                     "(arn:aws:lambda:REGION:ACCOUNT:function:NAME)",
-                     function_arn);
-            return -1;
-        }
-        snprintf(buf, len, "%sTargets", name);
-        return 0;
-    }
-    if (function) {
-        snprintf(buf, len, "%sTargets", function);
+    char fregion[64];
+    if (function_arn && s_arn_name(function_arn, "lambda", "function:", 1, name,
+                                   sizeof name, fregion, sizeof fregion) != 0)
+        return s_not_arn(
+            err, err_len, function_arn,
+            "Lambda function ARN (arn:aws:lambda:REGION:ACCOUNT:function:NAME)");
+    if (function_arn || function) {
+        snprintf(buf, len, "%sTargets", function_arn ? name : function);
         return 0;
     }
     return 1;

@@ -19,12 +19,6 @@
 #include "core/mapping.h"
 #include "core/store_ddb.h"
 
-/* DynamoDB's rule for table names; an ARN of a table is accepted as well. */
-#define S_TABLE_MIN 3
-#define S_TABLE_MAX 255
-/* Query/Scan Limit accepted from FANOUT_DDB_PAGE_LIMIT (as the store). */
-#define S_PAGE_LIMIT_MAX 100000
-
 /* ---- requests --------------------------------------------------------------- */
 
 /* What every request of a command needs. */
@@ -171,20 +165,6 @@ static int s_source(const struct s_ctx *c, const struct cli_args *a, int require
 
 /* ---- setup ---------------------------------------------------------------- */
 
-static int s_table_ok(const char *t)
-{
-    size_t n = strlen(t);
-    if (strncmp(t, "arn:", 4) == 0)
-        return n <= 1024 && strstr(t, ":table/") != NULL;
-    if (n < S_TABLE_MIN || n > S_TABLE_MAX)
-        return 0;
-    for (; *t; t++)
-        if (!((*t >= 'a' && *t <= 'z') || (*t >= 'A' && *t <= 'Z') ||
-              (*t >= '0' && *t <= '9') || *t == '_' || *t == '.' || *t == '-'))
-            return 0;
-    return 1;
-}
-
 /* The table (in buf; the region of a table ARN in `region`), and the AWS
  * layer pointed where the flags say. */
 static int s_setup(const struct cli_command *cmd, const struct cli_args *a, char *buf,
@@ -215,11 +195,11 @@ static int s_setup(const struct cli_command *cmd, const struct cli_args *a, char
                 cmd->name);
         fanout_aws_set_tls_no_verify(1);
     }
-    if (!s_table_ok(buf))
+    if (!fanout_ddb_table_ok(buf))
         return cli_usage_error(cmd,
                                "\"%s\" is not a DynamoDB table name (%d to %d of "
                                "[A-Za-z0-9_.-]) or table ARN",
-                               buf, S_TABLE_MIN, S_TABLE_MAX);
+                               buf, FANOUT_DDB_TABLE_MIN, FANOUT_DDB_TABLE_MAX);
     if (a->region && !*a->region)
         return cli_usage_error(cmd, "--region must not be empty");
     if (a->profile) {
@@ -847,24 +827,6 @@ static int s_print_table(const struct s_rows *rows)
     return rc;
 }
 
-static int s_page_limit(const struct cli_command *cmd, long *out)
-{
-    const char *v = getenv("FANOUT_DDB_PAGE_LIMIT");
-    *out = 0;
-    if (!v || !*v)
-        return CLI_OK;
-    char *end;
-    long n = strtol(v, &end, 10);
-    if (end == v || *end || n < 1 || n > S_PAGE_LIMIT_MAX)
-        return cli_usage_error(
-            cmd,
-            "FANOUT_DDB_PAGE_LIMIT: expected items per page from 1 to %d, "
-            "got \"%s\"",
-            S_PAGE_LIMIT_MAX, v);
-    *out = n;
-    return CLI_OK;
-}
-
 static int s_row_read(void *ctx, const json_t *item)
 {
     struct s_rows *rows = ctx;
@@ -902,11 +864,11 @@ static int s_read_rows(const struct s_prepared *p, long limit, struct s_rows *ro
 int cli_list(const struct cli_command *cmd, const struct cli_args *a)
 {
     long limit;
-    int rc = s_page_limit(cmd, &limit);
-    if (rc != CLI_OK)
-        return rc;
+    char err[256];
+    if (fanout_ddb_page_limit(&limit, err, sizeof err) != 0)
+        return cli_usage_error(cmd, "%s", err);
     struct s_prepared p;
-    rc = s_prepare(cmd, a, 0, &p);
+    int rc = s_prepare(cmd, a, 0, &p);
     if (rc != CLI_OK)
         return rc;
     struct s_rows rows = {0};

@@ -2,6 +2,7 @@
  * management commands alike. */
 #include "core/ddb_table.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,41 @@
 #include "common/util.h"
 
 #define S_DDB_JSON_VERSION "1.0"
+/* Query/Scan Limit: a positive integer (larger pages are cut at 1 MB anyway). */
+#define S_PAGE_LIMIT_MAX 100000
+
+int fanout_ddb_table_ok(const char *t)
+{
+    size_t n = strlen(t);
+    if (strncmp(t, "arn:", 4) == 0)
+        return n <= 1024 && strstr(t, ":table/") != NULL;
+    if (n < FANOUT_DDB_TABLE_MIN || n > FANOUT_DDB_TABLE_MAX)
+        return 0;
+    for (; *t; t++)
+        if (!((*t >= 'a' && *t <= 'z') || (*t >= 'A' && *t <= 'Z') ||
+              (*t >= '0' && *t <= '9') || *t == '_' || *t == '.' || *t == '-'))
+            return 0;
+    return 1;
+}
+
+int fanout_ddb_page_limit(long *out, char *err, size_t err_len)
+{
+    const char *v = getenv("FANOUT_DDB_PAGE_LIMIT");
+    *out = 0;
+    if (!v || !*v)
+        return 0;
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno || end == v || *end || n < 1 || n > S_PAGE_LIMIT_MAX) {
+        snprintf(err, err_len,
+                 "FANOUT_DDB_PAGE_LIMIT: expected items per page from 1 to %d, got \"%s\"",
+                 S_PAGE_LIMIT_MAX, v);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
 
 static int s_invalid(struct fanout_json_reply *r, const char *fmt, const char *what)
 {

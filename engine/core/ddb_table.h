@@ -6,6 +6,17 @@
 
 #include <jansson.h>
 
+/* DynamoDB's rule for table names: 3 to 255 of [A-Za-z0-9_.-]. */
+#define FANOUT_DDB_TABLE_MIN 3
+#define FANOUT_DDB_TABLE_MAX 255
+
+/* Is `t` a table name by that rule, or a table's ARN? */
+int fanout_ddb_table_ok(const char *t);
+
+/* The items per Query or Scan page from FANOUT_DDB_PAGE_LIMIT (1 to
+ * 100000), 0 when unset (DynamoDB's own pages). -1 with err when malformed. */
+int fanout_ddb_page_limit(long *out, char *err, size_t err_len);
+
 /* The answer of one request. On failure `code` is the service's error code
  * ("" when it gave none; "InvalidResponse" when the answer cannot be read,
  * "OutOfMemory") and `message` its message. */

@@ -25,12 +25,8 @@
 #define S_STALE_DEFAULT_MS   900000
 /* Longest interval accepted for either: a day. */
 #define S_SECONDS_MAX 86400.0
-/* DynamoDB's own limits: nesting depth of an item (32), Query/Scan Limit
- * (a positive integer; larger pages are cut at 1 MB anyway). */
+/* DynamoDB's own limit on the nesting depth of an item. */
 #define S_DEPTH_MAX  32
-#define S_LIMIT_MAX  100000
-#define S_TABLE_MAX  255
-#define S_TABLE_MIN  3
 #define S_SHOWN_TEXT 64 /* characters of a wrong value quoted in a message */
 
 /* ---- item codec ------------------------------------------------------------ */
@@ -388,20 +384,6 @@ const char *fanout_store_ddb_table_name(char *buf, size_t len, char *err, size_t
 }
 
 /* DynamoDB's rule: 3 to 255 of [A-Za-z0-9_.-]; or the table's ARN. */
-static int s_table_ok(const char *t)
-{
-    size_t n = strlen(t);
-    if (strncmp(t, "arn:", 4) == 0)
-        return n <= 1024 && strstr(t, ":table/") != NULL;
-    if (n < S_TABLE_MIN || n > S_TABLE_MAX)
-        return 0;
-    for (; *t; t++)
-        if (!((*t >= 'a' && *t <= 'z') || (*t >= 'A' && *t <= 'Z') ||
-              (*t >= '0' && *t <= '9') || *t == '_' || *t == '.' || *t == '-'))
-            return 0;
-    return 1;
-}
-
 /* A duration in seconds from the environment (decimals allowed). */
 static int s_env_seconds(const char *name, int64_t dflt_ms, int64_t *out_ms, char *err,
                          size_t err_len)
@@ -420,25 +402,6 @@ static int s_env_seconds(const char *name, int64_t dflt_ms, int64_t *out_ms, cha
         return -1;
     }
     *out_ms = (int64_t)(d * 1000 + 0.5); /* d is in [0, S_SECONDS_MAX] */
-    return 0;
-}
-
-static int s_env_limit(long *out, char *err, size_t err_len)
-{
-    const char *v = getenv("FANOUT_DDB_PAGE_LIMIT");
-    *out = 0;
-    if (!v || !*v)
-        return 0;
-    char *end;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    if (errno || end == v || *end || n < 1 || n > S_LIMIT_MAX) {
-        snprintf(err, err_len,
-                 "FANOUT_DDB_PAGE_LIMIT: expected items per page from 1 to %d, got \"%s\"",
-                 S_LIMIT_MAX, v);
-        return -1;
-    }
-    *out = n;
     return 0;
 }
 
@@ -787,7 +750,7 @@ static const struct fanout_store_ops s_ddb_ops = {
 struct fanout_store *fanout_store_ddb_new(const char *table, const char *region, char *err,
                                           size_t err_len)
 {
-    if (!table || !s_table_ok(table)) {
+    if (!table || !fanout_ddb_table_ok(table)) {
         snprintf(err, err_len,
                  "mapping table \"%s\": a DynamoDB table name is 3 to 255 of "
                  "[A-Za-z0-9_.-] (or the table's ARN)",
@@ -804,7 +767,7 @@ struct fanout_store *fanout_store_ddb_new(const char *table, const char *region,
                       &st->refresh_ms, err, err_len) != 0 ||
         s_env_seconds("FANOUT_MAPPING_STALE_SECONDS", S_STALE_DEFAULT_MS, &st->stale_ms,
                       err, err_len) != 0 ||
-        s_env_limit(&st->page_limit, err, err_len) != 0)
+        fanout_ddb_page_limit(&st->page_limit, err, err_len) != 0)
         goto fail;
     /* Nothing is read yet: the first lookup of a source queries it, so a
      * cold start costs no DescribeTable (and needs no permission for it). */
