@@ -67,31 +67,16 @@ void cli_unmute_log(int fd);
  * given. */
 struct cli_args {
     const char *type; /* register's positional <type> */
-    const char *table;
-    const char *function;
-    const char *source_arn;
-    const char *source;
-    const char *source_type;
-    const char *id;
-    const char *destination;
-    const char *role;
-    const char *external_id;
-    const char *dest_region;
-    const char *collapse;
-    int active;
-    int parallel;
-    int convert_ddb;
-    int deaggregate;
-    int append_newlines;
-    const char *index;
-    const char *region;
-    const char *profile;
-    const char *endpoint_url;
-    const char *table_arn;
-    const char *function_arn;
-    int json;
-    int debug;
-    int no_verify_ssl;
+    /* the table */
+    const char *table, *table_arn, *function, *function_arn;
+    /* the mapping's key */
+    const char *source_arn, *source, *source_type, *id;
+    /* the mapping's fields */
+    const char *destination, *role, *external_id, *dest_region, *collapse, *index;
+    int active, parallel, convert_ddb, deaggregate, append_newlines;
+    /* output and the AWS requests */
+    int json, debug, no_verify_ssl;
+    const char *region, *profile, *endpoint_url;
 };
 
 /* How many mapping fields the flags give. */

@@ -245,20 +245,14 @@ static int r_lookup_failed(const struct fanout_cli_dest *d, const char *op,
     int missing = 0;
     for (const char *const *c = not_found_codes; *c; c++)
         missing |= strcmp(r->code, *c) == 0;
-    if (missing) {
-        fprintf(stderr,
-                "fanout %s: %s: there is no %s \"%s\" in this account and region (%s "
-                "answered %s%s%s); give an existing name, or the full form\n",
-                d->command, d->type, r_service_name(d->type), d->destination, op, r->code,
-                r->message[0] ? ": " : "", r->message);
-        return R_USAGE;
-    }
     fprintf(stderr,
-            "fanout %s: %s: looking up the %s \"%s\" failed: %s %s%s%s; nothing was "
-            "written\n",
+            missing ? "fanout %s: %s: there is no %s \"%s\" in this account and region (%s "
+                      "answered %s%s%s); give an existing name, or the full form\n"
+                    : "fanout %s: %s: looking up the %s \"%s\" failed: %s %s%s%s; nothing "
+                      "was written\n",
             d->command, d->type, r_service_name(d->type), d->destination, op, r->code,
             r->message[0] ? ": " : "", r->message);
-    return R_FAILED;
+    return missing ? R_USAGE : R_FAILED;
 }
 
 static int r_oom(const struct fanout_cli_dest *d)
