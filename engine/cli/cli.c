@@ -366,11 +366,11 @@ int cli_usage_error(const struct cli_command *cmd, const char *fmt, ...)
     return CLI_USAGE;
 }
 
-int cli_no_extra_args(const struct cli_command *cmd, int argc, char **argv, int optind_)
+int cli_no_extra_args(const struct cli_command *cmd, int argc, char **argv, int first)
 {
-    if (optind_ >= argc)
+    if (first >= argc)
         return CLI_OK;
-    fprintf(stderr, "fanout %s: unexpected argument \"%s\"\n", cmd->name, argv[optind_]);
+    fprintf(stderr, "fanout %s: unexpected argument \"%s\"\n", cmd->name, argv[first]);
     cli_help(cmd, stderr);
     return CLI_USAGE;
 }

@@ -50,9 +50,9 @@ struct cli_command {
 /* The command's help (--help: stdout; after a usage error: stderr). */
 void cli_help(const struct cli_command *cmd, FILE *f);
 
-/* An argument left after the options: the message and the help, CLI_USAGE;
- * else CLI_OK. */
-int cli_no_extra_args(const struct cli_command *cmd, int argc, char **argv, int optind_);
+/* An argument left at argv[first], after the options: the message and the
+ * help, CLI_USAGE; else CLI_OK. */
+int cli_no_extra_args(const struct cli_command *cmd, int argc, char **argv, int first);
 
 /* A usage error of a mapping command: "fanout <cmd>: <message>", its
  * synopsis and where the help is. Returns CLI_USAGE. */

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/cli_cmd.h"
 #include "aws/client.h"
+#include "cli/cli_cmd.h"
 #include "cli/cli_resolve.h"
 #include "common/log.h"
 #include "core/ddb.h"
