@@ -133,7 +133,7 @@ START_TEST(kinesis_answers)
         struct reply_batch b;
         reply_batch_init(&b, 3);
         reply_host_answer(cases[k].status, cases[k].body, strlen(cases[k].body));
-        struct kinesis_target t = {.host = &reply_host, .id = "m", .stream = "s"};
+        struct kinesis_target t = {.s = {.host = &reply_host, .id = "m", .name = "s"}};
         kinesis_put_records(&t, &b.batch, b.out);
         s_check(&cases[k], b.out, 3, k);
     }
@@ -186,7 +186,7 @@ START_TEST(firehose_answers)
         struct reply_batch b;
         reply_batch_init(&b, 3);
         reply_host_answer(cases[k].status, cases[k].body, strlen(cases[k].body));
-        struct firehose_target t = {.host = &reply_host, .id = "m", .stream = "s"};
+        struct firehose_target t = {.s = {.host = &reply_host, .id = "m", .name = "s"}};
         firehose_put_record_batch(&t, &b.batch, b.out);
         s_check(&cases[k], b.out, 3, k);
     }
