@@ -25,15 +25,7 @@ struct firehose_options {
     int append_newline;
 };
 
-static int s_init(const struct fanout_host *host, void **state, struct fanout_error *err)
-{
-    return fanout_stream_init(&firehose_kind, host, state, err);
-}
-
-static int s_validate(const struct fanout_target *t, char *err, size_t err_len)
-{
-    return fanout_stream_check(&firehose_kind, t, err, err_len);
-}
+FANOUT_STREAM_ENTRY_POINTS(firehose_kind)
 
 /* The newline is part of the record Firehose counts and of the request. */
 static int s_target_limits(void *state, const struct fanout_target *t,
@@ -54,18 +46,13 @@ static int s_open(void *state, const struct fanout_target *t, void **out,
                   struct fanout_error *err)
 {
     const struct firehose_options *o = t->options;
-    struct firehose_target *f = fanout_stream_open(&firehose_kind, state, t, sizeof *f, err);
+    struct firehose_target *f =
+        fanout_stream_open(&firehose_kind, state, t, sizeof *f, err);
     if (!f)
         return -1;
     f->append_newline = o && o->append_newline;
     *out = f;
     return 0;
-}
-
-static int s_send(void *instance, const struct fanout_batch *batch,
-                  struct fanout_outcome *outcomes)
-{
-    return firehose_put_record_batch(instance, batch, outcomes);
 }
 
 static const struct fanout_option s_options[] = {
@@ -90,5 +77,6 @@ FANOUT_PLUGIN_DEFINE(
                    .per_call_overhead = FIREHOSE_PER_REQUEST_OVERHEAD},
         .collapse_modes = FANOUT_COLLAPSE_ALL, .default_collapse = FANOUT_COLLAPSE_NONE,
         .options = s_options, .options_size = sizeof(struct firehose_options),
-        .init = s_init, .validate = s_validate, .open = s_open, .send = s_send,
-        .close = fanout_stream_close, .target_limits = s_target_limits);
+        .init = s_stream_init, .validate = s_stream_validate, .open = s_open,
+        .send = fanout_stream_send, .close = fanout_stream_close,
+        .target_limits = s_target_limits);

@@ -53,14 +53,8 @@ struct firehose_target {
     int append_newline;
 };
 
-/* Firehose streams as fanout/stream.h describes a service. */
+/* Firehose streams as fanout/stream.h describes a service, with the plugin's
+ * PutRecordBatch protocol (firehose_api.c); fanout_stream_send is its `send`. */
 extern const struct fanout_stream_kind firehose_kind;
-
-/* Send one batch with PutRecordBatch (fanout_batch_send) and fill the
- * outcomes of the messages that were not accepted. Returns 0, or -1 when
- * out of memory (the outcomes say so). */
-int firehose_put_record_batch(const struct firehose_target *t,
-                              const struct fanout_batch *batch,
-                              struct fanout_outcome *outcomes);
 
 #endif /* FANOUT_PLUGIN_FIREHOSE_H */

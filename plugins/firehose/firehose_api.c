@@ -36,26 +36,6 @@ static int s_put_b64(struct fanout_sbuf *b, const uint8_t *p, size_t n, const ui
  * stream's throughput quota), per entry and per request. */
 static const char *const s_throttle_codes[] = {"ServiceUnavailableException",
                                                "ThrottlingException", NULL};
-static const char *const s_retry_codes[] = {"InternalFailure", "ServiceUnavailable", NULL};
-
-const struct fanout_stream_kind firehose_kind = {
-    .plugin = "firehose",
-    .service = "firehose",
-    .resource = "deliverystream/",
-    .label = "Firehose stream",
-    .arn_label = "Firehose stream ARN",
-    .max_name_len = FIREHOSE_MAX_NAME_LEN,
-    .operation = "PutRecordBatch",
-    .amz_target = "Firehose_20150804.PutRecordBatch",
-    .name_field = "DeliveryStreamName", /* the API takes no ARN */
-    .entries = "Records",
-    .failed_count = "FailedPutCount",
-    .answers = "RequestResponses",
-    .ok_field = "RecordId",
-    .done = "accepted",
-    .throttle_codes = s_throttle_codes,
-    .retry_codes = s_retry_codes,
-};
 
 /* The bytes of the body's envelope, at most (firehose.h): the rest of the
  * 4 MiB goes to the entries. */
@@ -80,15 +60,17 @@ static int s_build(void *ctx, struct fanout_batch_request *r)
     const struct firehose_target *t = ctx;
     size_t tail = t->append_newline ? 1 : 0;
     struct fanout_sbuf *b = &r->body;
-    int rc = fanout_stream_build_begin(&firehose_kind, &t->s, r, r->bytes + 16);
+    int rc = fanout_stream_build_begin(&t->s, r, r->bytes + 16);
     for (size_t i = 0; i < r->count; i++) {
-        const struct fanout_message *m = *(const struct fanout_message *const *)r->entries[i];
+        const struct fanout_message *m =
+            *(const struct fanout_message *const *)r->entries[i];
         rc |= fanout_sbuf_puts(b, i ? ",{\"Data\":\"" : "{\"Data\":\"");
         rc |= s_put_b64(b, m->body, m->body_len, newline, tail);
         rc |= fanout_sbuf_puts(b, "\"}");
     }
     rc |= fanout_stream_build_end(r);
-    if (rc == 0 && b->len > FIREHOSE_MAX_REQUEST_BYTES && t->s.host->log_enabled(FANOUT_LOG_WARN))
+    if (rc == 0 && b->len > FIREHOSE_MAX_REQUEST_BYTES &&
+        t->s.host->log_enabled(FANOUT_LOG_WARN))
         t->s.host->log(FANOUT_LOG_WARN, t->s.id,
                        "PutRecordBatch to %s: the request is %zu bytes, over the %u this "
                        "plugin keeps to",
@@ -100,7 +82,7 @@ static void s_read(void *ctx, const struct fanout_batch_request *r,
                    struct fanout_outcome *out)
 {
     const struct firehose_target *t = ctx;
-    fanout_stream_read(&firehose_kind, &t->s, r, out);
+    fanout_stream_read(&t->s, r, out);
 }
 
 /* The engine retries ServiceUnavailableException as a 5xx; it is
@@ -115,18 +97,20 @@ static int s_failed_status(void *ctx, const struct fanout_aws_response *resp, in
                : status;
 }
 
-static const struct fanout_batch_api s_api = {
-    .entry_size = sizeof(const struct fanout_message *),
-    .max_entries = FIREHOSE_MAX_RECORDS_PER_CALL,
-    .max_request_bytes = FIREHOSE_MAX_REQUEST_BYTES - S_ENVELOPE,
-    .prepare = s_prepare,
-    .build = s_build,
-    .read = s_read,
-    .failed_status = s_failed_status,
+const struct fanout_stream_kind firehose_kind = {
+    .plugin = "firehose",
+    .dest = {"firehose", "deliverystream/", "Firehose stream", "Firehose stream ARN",
+             FIREHOSE_MAX_NAME_LEN},
+    /* the API names a stream by its name only */
+    .request = {"PutRecordBatch", "Firehose_20150804.PutRecordBatch", "DeliveryStreamName",
+                NULL, "Records"},
+    .answer = {"FailedPutCount", "RequestResponses", "RecordId", NULL, "accepted",
+               s_throttle_codes, NULL},
+    .batch = {.entry_size = sizeof(const struct fanout_message *),
+              .max_entries = FIREHOSE_MAX_RECORDS_PER_CALL,
+              .max_request_bytes = FIREHOSE_MAX_REQUEST_BYTES - S_ENVELOPE,
+              .prepare = s_prepare,
+              .build = s_build,
+              .read = s_read,
+              .failed_status = s_failed_status},
 };
-
-int firehose_put_record_batch(const struct firehose_target *t,
-                              const struct fanout_batch *batch, struct fanout_outcome *out)
-{
-    return fanout_stream_send(&s_api, &t->s, (void *)t, batch, out);
-}

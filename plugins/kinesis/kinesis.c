@@ -40,15 +40,7 @@ struct kinesis_options {
     int hash_long_keys;
 };
 
-static int s_init(const struct fanout_host *host, void **state, struct fanout_error *err)
-{
-    return fanout_stream_init(&kinesis_kind, host, state, err);
-}
-
-static int s_validate(const struct fanout_target *t, char *err, size_t err_len)
-{
-    return fanout_stream_check(&kinesis_kind, t, err, err_len);
-}
+FANOUT_STREAM_ENTRY_POINTS(kinesis_kind)
 
 static int s_target_limits(void *state, const struct fanout_target *t,
                            struct fanout_limits *lim, char *err, size_t err_len)
@@ -74,12 +66,6 @@ static int s_open(void *state, const struct fanout_target *t, void **out,
     k->explicit_hashes = t->collapse == FANOUT_COLLAPSE_NONE;
     *out = k;
     return 0;
-}
-
-static int s_send(void *instance, const struct fanout_batch *batch,
-                  struct fanout_outcome *outcomes)
-{
-    return kinesis_put_records(instance, batch, outcomes);
 }
 
 static const struct fanout_option s_options[] = {
@@ -111,5 +97,6 @@ FANOUT_PLUGIN_DEFINE(
                    .key_counts = 1},
         .collapse_modes = FANOUT_COLLAPSE_ALL, .default_collapse = FANOUT_COLLAPSE_NONE,
         .options = s_options, .options_size = sizeof(struct kinesis_options),
-        .init = s_init, .validate = s_validate, .open = s_open, .send = s_send,
-        .close = fanout_stream_close, .target_limits = s_target_limits);
+        .init = s_stream_init, .validate = s_stream_validate, .open = s_open,
+        .send = fanout_stream_send, .close = fanout_stream_close,
+        .target_limits = s_target_limits);

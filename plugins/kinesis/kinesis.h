@@ -42,13 +42,8 @@ struct kinesis_target {
     int explicit_hashes;    /* collapse none: pass KPL explicit hash keys on */
 };
 
-/* Kinesis data streams as fanout/stream.h describes a service. */
+/* Kinesis data streams as fanout/stream.h describes a service, with the plugin's
+ * PutRecords protocol (kinesis_api.c); fanout_stream_send is its `send`. */
 extern const struct fanout_stream_kind kinesis_kind;
-
-/* Send one batch with PutRecords (fanout_batch_send) and fill the outcomes
- * of the messages that were not written. Returns 0, or -1 when out of
- * memory (the outcomes say so). */
-int kinesis_put_records(const struct kinesis_target *t, const struct fanout_batch *batch,
-                        struct fanout_outcome *outcomes);
 
 #endif /* FANOUT_PLUGIN_KINESIS_H */

@@ -114,30 +114,6 @@ static int s_seq_ok(const char *seq)
 
 static const char *const s_throttle_codes[] = {"ProvisionedThroughputExceededException",
                                                "KMSThrottlingException", NULL};
-static const char *const s_retry_codes[] = {"InternalFailure", "ServiceUnavailable", NULL};
-
-const struct fanout_stream_kind kinesis_kind = {
-    .plugin = "kinesis",
-    .service = "kinesis",
-    .resource = "stream/",
-    .label = "Kinesis stream",
-    .arn_label = "stream ARN",
-    .max_name_len = KINESIS_MAX_NAME_LEN,
-    .operation = "PutRecords",
-    .amz_target = "Kinesis_20131202.PutRecords",
-    .name_field = "StreamName",
-    /* a stream of another account, shared by a resource policy, can only
-     * be named by its ARN */
-    .arn_field = "StreamARN",
-    .entries = "Records",
-    .failed_count = "FailedRecordCount",
-    .answers = "Records",
-    .ok_field = "SequenceNumber",
-    .ok_valid = s_seq_ok,
-    .done = "written",
-    .throttle_codes = s_throttle_codes,
-    .retry_codes = s_retry_codes,
-};
 
 /* Message `index` as a record: its partition key (maybe hashed) and
  * explicit hash key; it counts key + data, as Kinesis does. */
@@ -175,7 +151,7 @@ static int s_build(void *ctx, struct fanout_batch_request *r)
                 (e->explicit_hash ? 64 : 0);
     }
     struct fanout_sbuf *b = &r->body;
-    int rc = fanout_stream_build_begin(&kinesis_kind, &t->s, r, need);
+    int rc = fanout_stream_build_begin(&t->s, r, need);
     for (size_t k = 0; k < r->count; k++) {
         const struct s_entry *e = r->entries[k];
         rc |= fanout_sbuf_puts(b, k ? ",{\"Data\":\"" : "{\"Data\":\"");
@@ -223,21 +199,23 @@ static void s_read(void *ctx, const struct fanout_batch_request *r,
                    struct fanout_outcome *out)
 {
     const struct kinesis_target *t = ctx;
-    if (fanout_stream_read(&kinesis_kind, &t->s, r, out) > 0 && t->s.ordered)
+    if (fanout_stream_read(&t->s, r, out) > 0 && t->s.ordered)
         s_warn_reordered(t, r, out);
 }
 
-static const struct fanout_batch_api s_api = {
-    .entry_size = sizeof(struct s_entry),
-    .max_entries = KINESIS_MAX_RECORDS_PER_CALL,
-    .max_request_bytes = KINESIS_MAX_CALL_BYTES,
-    .prepare = s_prepare,
-    .build = s_build,
-    .read = s_read,
+const struct fanout_stream_kind kinesis_kind = {
+    .plugin = "kinesis",
+    .dest = {"kinesis", "stream/", "Kinesis stream", "stream ARN", KINESIS_MAX_NAME_LEN},
+    /* by StreamARN when given one: a stream of another account, shared by a
+     * resource policy, can only be named that way */
+    .request = {"PutRecords", "Kinesis_20131202.PutRecords", "StreamName", "StreamARN",
+                "Records"},
+    .answer = {"FailedRecordCount", "Records", "SequenceNumber", s_seq_ok, "written",
+               s_throttle_codes, NULL},
+    .batch = {.entry_size = sizeof(struct s_entry),
+              .max_entries = KINESIS_MAX_RECORDS_PER_CALL,
+              .max_request_bytes = KINESIS_MAX_CALL_BYTES,
+              .prepare = s_prepare,
+              .build = s_build,
+              .read = s_read},
 };
-
-int kinesis_put_records(const struct kinesis_target *t, const struct fanout_batch *batch,
-                        struct fanout_outcome *out)
-{
-    return fanout_stream_send(&s_api, &t->s, (void *)t, batch, out);
-}

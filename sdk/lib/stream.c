@@ -6,8 +6,9 @@
 
 #include "fanout/stream.h"
 
-int fanout_stream_init(const struct fanout_stream_kind *kind, const struct fanout_host *host,
-                       void **state, struct fanout_error *err)
+int fanout_stream_init(const struct fanout_stream_kind *kind,
+                       const struct fanout_host *host, void **state,
+                       struct fanout_error *err)
 {
     *state = NULL;
     if (!FANOUT_HOST_HAS(host, aws_call) || !FANOUT_HOST_HAS(host, aws_response_clean_up)) {
@@ -24,7 +25,7 @@ int fanout_stream_init(const struct fanout_stream_kind *kind, const struct fanou
 
 static int s_name_ok(const struct fanout_stream_kind *k, const char *s, size_t n)
 {
-    if (n < 1 || n > k->max_name_len)
+    if (n < 1 || n > k->dest.max_name_len)
         return 0;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
@@ -48,8 +49,8 @@ static int s_parse(const struct fanout_stream_kind *k, const char *d, struct s_d
 {
     memset(out, 0, sizeof *out);
     if (!d || !*d) {
-        snprintf(err, err_len, "expected a %s name or %s, got nothing", k->label,
-                 k->arn_label);
+        snprintf(err, err_len, "expected a %s name or %s, got nothing", k->dest.label,
+                 k->dest.arn_label);
         return -1;
     }
     if (strncmp(d, "arn:", 4) != 0) {
@@ -61,26 +62,28 @@ static int s_parse(const struct fanout_stream_kind *k, const char *d, struct s_d
         snprintf(err, err_len,
                  "\"%.200s\"%s is not a %s name ([a-zA-Z0-9_.-], 1 to %zu characters) nor "
                  "a %s (arn:<partition>:%s:<region>:<account>:%s<name>)",
-                 d, strstr(d, "://") ? " (a URL is not a stream)" : "", k->label,
-                 k->max_name_len, k->arn_label, k->service, k->resource);
+                 d, strstr(d, "://") ? " (a URL is not a stream)" : "", k->dest.label,
+                 k->dest.max_name_len, k->dest.arn_label, k->dest.service,
+                 k->dest.resource);
         return -1;
     }
     struct fanout_arn a;
-    size_t plen = strlen(k->resource);
+    size_t plen = strlen(k->dest.resource);
     if (fanout_arn_split(d, &a) != 0)
         goto bad_arn;
-    if (a.service_len != strlen(k->service) || strncmp(a.service, k->service, a.service_len)) {
+    if (a.service_len != strlen(k->dest.service) ||
+        strncmp(a.service, k->dest.service, a.service_len)) {
         snprintf(err, err_len,
                  "\"%.200s\" is an ARN of service \"%.*s\", not a %s ARN "
                  "(arn:<partition>:%s:<region>:<account>:%s<name>)",
-                 d, (int)(a.service_len > 40 ? 40 : a.service_len), a.service, k->label,
-                 k->service, k->resource);
+                 d, (int)(a.service_len > 40 ? 40 : a.service_len), a.service,
+                 k->dest.label, k->dest.service, k->dest.resource);
         return -1;
     }
     if (!fanout_aws_partition_name_ok(a.partition, a.partition_len) ||
         !fanout_aws_region_name_ok(a.region, a.region_len) || a.account_len != 12 ||
         strspn(a.account, "0123456789") < 12 || a.resource_len <= plen ||
-        strncmp(a.resource, k->resource, plen) != 0 ||
+        strncmp(a.resource, k->dest.resource, plen) != 0 ||
         !s_name_ok(k, a.resource + plen, a.resource_len - plen))
         goto bad_arn;
     out->name = a.resource + plen;
@@ -92,7 +95,7 @@ bad_arn:
     snprintf(err, err_len,
              "\"%.200s\" is not a %s ARN: expected arn:<partition>:%s:<region>:<12-digit "
              "account>:%s<name> with a name of [a-zA-Z0-9_.-], 1 to %zu characters",
-             d, k->label, k->service, k->resource, k->max_name_len);
+             d, k->dest.label, k->dest.service, k->dest.resource, k->dest.max_name_len);
     return -1;
 }
 
@@ -108,14 +111,14 @@ static int s_check(const struct fanout_stream_kind *k, const struct fanout_targe
         snprintf(err, err_len,
                  "the %s is in region %.*s but the mapping's \"region\" is %s; drop "
                  "\"region\" or make them agree",
-                 k->arn_label, (int)d->region_len, d->region, t->region);
+                 k->dest.arn_label, (int)d->region_len, d->region, t->region);
         return -1;
     }
     return 0;
 }
 
-int fanout_stream_check(const struct fanout_stream_kind *kind, const struct fanout_target *t,
-                        char *err, size_t err_len)
+int fanout_stream_check(const struct fanout_stream_kind *kind,
+                        const struct fanout_target *t, char *err, size_t err_len)
 {
     struct s_dest d;
     return s_check(kind, t, &d, err, err_len);
@@ -157,6 +160,7 @@ void *fanout_stream_open(const struct fanout_stream_kind *kind, void *state,
     struct fanout_stream *s = calloc(1, size < sizeof *s ? sizeof *s : size);
     int rc = s ? 0 : -1;
     if (s) {
+        s->kind = kind;
         s->host = state;
         rc = s_dup(&s->id, id, strlen(id)) | s_dup(&s->name, d.name, d.name_len) |
              s_dup(&s->arn, d.region ? t->destination : NULL, strlen(t->destination)) |
@@ -174,25 +178,26 @@ void *fanout_stream_open(const struct fanout_stream_kind *kind, void *state,
     return s;
 }
 
-int fanout_stream_send(const struct fanout_batch_api *api, const struct fanout_stream *s,
-                       void *ctx, const struct fanout_batch *batch,
+int fanout_stream_send(void *instance, const struct fanout_batch *batch,
                        struct fanout_outcome *outcomes)
 {
+    const struct fanout_stream *s = instance;
     const struct fanout_batch_target t = {
         .host = s->host, .target_id = s->id, .destination = s->name, .ordered = s->ordered};
-    return fanout_batch_send(api, &t, ctx, batch, outcomes);
+    return fanout_batch_send(&s->kind->batch, &t, instance, batch, outcomes);
 }
 
-int fanout_stream_build_begin(const struct fanout_stream_kind *kind,
-                              const struct fanout_stream *s, struct fanout_batch_request *r,
+int fanout_stream_build_begin(const struct fanout_stream *s, struct fanout_batch_request *r,
                               size_t need)
 {
-    int by_arn = kind->arn_field && s->arn;
+    const struct fanout_stream_kind *kind = s->kind;
+    int by_arn = kind->request.arn_field && s->arn;
     const char *name = by_arn ? s->arn : s->name;
-    r->operation = kind->operation;
-    r->headers[0] = (struct fanout_aws_header){"Content-Type", "application/x-amz-json-1.1"};
-    r->headers[1] = (struct fanout_aws_header){"X-Amz-Target", kind->amz_target};
-    r->req.service = kind->service;
+    r->operation = kind->request.operation;
+    r->headers[0] =
+        (struct fanout_aws_header){"Content-Type", "application/x-amz-json-1.1"};
+    r->headers[1] = (struct fanout_aws_header){"X-Amz-Target", kind->request.amz_target};
+    r->req.service = kind->dest.service;
     r->req.region = s->region;
     r->req.role_arn = s->role;
     r->req.external_id = s->external_id;
@@ -202,10 +207,11 @@ int fanout_stream_build_begin(const struct fanout_stream_kind *kind,
     r->req.header_count = 2;
     r->req.protocol = FANOUT_AWS_JSON;
     /* no character to escape in a name or an ARN (checked at open) */
-    return fanout_sbuf_reserve(&r->body, 32 + strlen(name) + strlen(kind->entries) + need) |
+    return fanout_sbuf_reserve(&r->body,
+                               32 + strlen(name) + strlen(kind->request.entries) + need) |
            fanout_sbuf_printf(&r->body, "{\"%s\":\"%s\",\"%s\":[",
-                              by_arn ? kind->arn_field : kind->name_field, name,
-                              kind->entries);
+                              by_arn ? kind->request.arn_field : kind->request.name_field,
+                              name, kind->request.entries);
 }
 
 int fanout_stream_build_end(struct fanout_batch_request *r)

@@ -17,9 +17,10 @@ static int s_in(const char *const *list, const char *code)
 
 int fanout_stream_code_status(const struct fanout_stream_kind *kind, const char *code)
 {
-    if (s_in(kind->throttle_codes, code))
+    if (s_in(kind->answer.throttle_codes, code))
         return FANOUT_THROTTLED;
-    if (s_in(kind->retry_codes, code))
+    static const char *const server[] = {"InternalFailure", "ServiceUnavailable", NULL};
+    if (s_in(kind->answer.retry_codes ? kind->answer.retry_codes : server, code))
         return FANOUT_RETRY;
     return FANOUT_FATAL;
 }
@@ -29,7 +30,7 @@ int fanout_stream_code_status(const struct fanout_stream_kind *kind, const char 
 static int s_check_entries(const struct fanout_stream_kind *k, json_t *rs, size_t sent,
                            size_t *failed, size_t *throttled, char *what, size_t what_len)
 {
-    const char *okf = k->ok_field;
+    const char *okf = k->answer.ok_field;
     for (size_t i = 0; i < sent; i++) {
         json_t *r = json_array_get(rs, i);
         json_t *jc = json_object_get(r, "ErrorCode");
@@ -37,8 +38,8 @@ static int s_check_entries(const struct fanout_stream_kind *k, json_t *rs, size_
         const char *code = json_string_value(jc);
         const char *ok = json_string_value(jo);
         int has_code = code && *code, has_ok = ok && *ok;
-        if (!json_is_object(r) || has_code == has_ok || (jc && !json_is_null(jc) && !code) ||
-            (jo && !json_is_null(jo) && !ok)) {
+        if (!json_is_object(r) || has_code == has_ok ||
+            (jc && !json_is_null(jc) && !code) || (jo && !json_is_null(jo) && !ok)) {
             if (!json_is_object(r))
                 snprintf(what, what_len, "entry %zu with no object", i);
             else if (has_code && has_ok)
@@ -50,7 +51,7 @@ static int s_check_entries(const struct fanout_stream_kind *k, json_t *rs, size_
                          okf);
             return -1;
         }
-        if (has_ok && k->ok_valid && !k->ok_valid(ok)) {
+        if (has_ok && k->answer.ok_valid && !k->answer.ok_valid(ok)) {
             snprintf(what, what_len, "entry %zu with a %s that is not one", i, okf);
             return -1;
         }
@@ -62,25 +63,27 @@ static int s_check_entries(const struct fanout_stream_kind *k, json_t *rs, size_
     return 0;
 }
 
-int fanout_stream_read(const struct fanout_stream_kind *kind, const struct fanout_stream *s,
-                       const struct fanout_batch_request *r, struct fanout_outcome *out)
+int fanout_stream_read(const struct fanout_stream *s, const struct fanout_batch_request *r,
+                       struct fanout_outcome *out)
 {
+    const struct fanout_stream_kind *kind = s->kind;
     const struct fanout_host *h = s->host;
     const struct fanout_aws_response *resp = &r->resp;
-    const char *op = kind->operation;
+    const char *op = kind->request.operation;
     size_t sent = r->count, failed = 0, throttled = 0;
     char what[160] = "";
     json_error_t jerr;
     json_t *root = NULL;
     if (resp->status != 200) {
-        snprintf(what, sizeof what, "HTTP %ld, not the 200 %s answers with", resp->status, op);
+        snprintf(what, sizeof what, "HTTP %ld, not the 200 %s answers with", resp->status,
+                 op);
         goto doubt;
     }
     if (resp->body && resp->body_len)
         root = json_loadb((const char *)resp->body, resp->body_len, JSON_REJECT_DUPLICATES,
                           &jerr);
-    json_t *rs = json_object_get(root, kind->answers);
-    json_t *fc = json_object_get(root, kind->failed_count);
+    json_t *rs = json_object_get(root, kind->answer.answers);
+    json_t *fc = json_object_get(root, kind->answer.failed_count);
     if (!json_is_object(root)) {
         if (root)
             snprintf(what, sizeof what, "a JSON body that is not an object");
@@ -91,24 +94,25 @@ int fanout_stream_read(const struct fanout_stream_kind *kind, const struct fanou
         goto doubt;
     }
     if (!json_is_array(rs)) {
-        snprintf(what, sizeof what, "no \"%s\" array", kind->answers);
+        snprintf(what, sizeof what, "no \"%s\" array", kind->answer.answers);
         goto doubt;
     }
     if (json_array_size(rs) != sent) {
         snprintf(what, sizeof what, "%zu entries in \"%s\"", json_array_size(rs),
-                 kind->answers);
+                 kind->answer.answers);
         goto doubt;
     }
     if (!json_is_integer(fc) || json_integer_value(fc) < 0) {
         snprintf(what, sizeof what, "%s \"%s\"", fc ? "a non-count" : "no",
-                 kind->failed_count);
+                 kind->answer.failed_count);
         goto doubt;
     }
     if (s_check_entries(kind, rs, sent, &failed, &throttled, what, sizeof what) != 0)
         goto doubt;
     if ((json_int_t)failed != json_integer_value(fc)) {
-        snprintf(what, sizeof what, "\"%s\" %" JSON_INTEGER_FORMAT " but %zu failed entries",
-                 kind->failed_count, json_integer_value(fc), failed);
+        snprintf(what, sizeof what,
+                 "\"%s\" %" JSON_INTEGER_FORMAT " but %zu failed entries",
+                 kind->answer.failed_count, json_integer_value(fc), failed);
         goto doubt;
     }
     for (size_t i = 0; i < sent; i++) {
@@ -121,11 +125,12 @@ int fanout_stream_read(const struct fanout_stream_kind *kind, const struct fanou
                            "%s", msg && *msg ? msg : "(no message)");
     }
     if (failed && h->log_enabled(FANOUT_LOG_INFO))
-        h->log(FANOUT_LOG_INFO, s->id, "%s to %s: %zu of %zu records failed (%zu throttled)",
-               op, s->name, failed, sent, throttled);
+        h->log(FANOUT_LOG_INFO, s->id,
+               "%s to %s: %zu of %zu records failed (%zu throttled)", op, s->name, failed,
+               sent, throttled);
     else if (!failed && h->log_enabled(FANOUT_LOG_DEBUG))
         h->log(FANOUT_LOG_DEBUG, s->id, "%s to %s: %zu records %s", op, s->name, sent,
-               kind->done);
+               kind->answer.done);
     json_decref(root);
     return (int)failed;
 doubt:
@@ -135,7 +140,7 @@ doubt:
     for (size_t i = 0; i < sent; i++)
         fanout_outcome_set(&out[r->indexes[i]], FANOUT_RETRY, "ProtocolError",
                            "%s answered with %s for %zu records sent; nothing is known %s",
-                           op, what, sent, kind->done);
+                           op, what, sent, kind->answer.done);
     json_decref(root);
     return -1;
 }

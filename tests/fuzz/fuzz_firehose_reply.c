@@ -1,6 +1,6 @@
 /*
  * libFuzzer target: the Firehose plugin's PutRecordBatch answer reader,
- * through firehose_put_record_batch (see stream_reply.h; the status byte's
+ * through fanout_stream_send (see stream_reply.h; the status byte's
  * low bit sets appendNewline).
  *
  * Build: clang -g -O1 -fsanitize=fuzzer,address,undefined -Isdk/include
@@ -16,8 +16,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void s_send(const struct fanout_batch *batch, struct fanout_outcome *out, int flag)
 {
     struct firehose_target t = {
-        .s = {.host = &reply_host, .id = "fuzz", .name = "s"}, .append_newline = flag};
-    firehose_put_record_batch(&t, batch, out);
+        .s = {&firehose_kind, &reply_host, .id = "fuzz", .name = "s"},
+        .append_newline = flag};
+    fanout_stream_send(&t, batch, out);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

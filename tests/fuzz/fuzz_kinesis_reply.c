@@ -1,6 +1,6 @@
 /*
  * libFuzzer target: the Kinesis plugin's PutRecords answer reader, through
- * kinesis_put_records (see stream_reply.h; the status byte's low bit makes
+ * fanout_stream_send (see stream_reply.h; the status byte's low bit makes
  * the target ordered).
  *
  * Build: clang -g -O1 -fsanitize=fuzzer,address,undefined -Isdk/include
@@ -16,8 +16,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void s_send(const struct fanout_batch *batch, struct fanout_outcome *out, int flag)
 {
     struct kinesis_target t = {
-        .s = {.host = &reply_host, .id = "fuzz", .name = "s", .ordered = flag}};
-    kinesis_put_records(&t, batch, out);
+        .s = {&kinesis_kind, &reply_host, .id = "fuzz", .name = "s", .ordered = flag}};
+    fanout_stream_send(&t, batch, out);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -4,8 +4,10 @@
  * shape): in libfanout-sdk (pkg-config fanout-sdk), for plugins built on
  * fanout_batch_send (fanout/batch.h).
  *
- * The plugin describes its service once (struct fanout_stream_kind); the
- * helpers below own what every such plugin would otherwise write again:
+ * The plugin describes its service once (struct fanout_stream_kind: names,
+ * request, answer, and its fanout_batch_api callbacks); the helpers below
+ * own what every such plugin would otherwise write again, down to its
+ * init, validate, open, send and close:
  *
  *   the destination: a resource name ([a-zA-Z0-9_.-], 1 to max_name_len)
  *     or its ARN arn:<partition>:<service>:<region>:<12 digits>:<resource
@@ -35,35 +37,42 @@ extern "C" {
 #endif
 
 struct fanout_stream_kind {
-    const char *plugin;    /* "kinesis": messages, the default log scope */
-    const char *service;   /* the ARN's service and the request's: "kinesis" */
-    const char *resource;  /* the ARN resource before the name: "stream/" */
-    const char *label;     /* "Kinesis stream" (messages) */
-    const char *arn_label; /* "stream ARN" (messages) */
-    size_t max_name_len;
-
-    /* the request */
-    const char *operation;  /* "PutRecords" (logs, messages) */
-    const char *amz_target; /* "Kinesis_20131202.PutRecords" */
-    const char *name_field; /* "StreamName" */
-    const char *arn_field;  /* "StreamARN", or NULL: the name even for an ARN */
-    const char *entries;    /* "Records" */
-
-    /* the answer */
-    const char *failed_count; /* "FailedRecordCount" */
-    const char *answers;      /* "Records" */
-    const char *ok_field;     /* "SequenceNumber" */
-    /* Optional: is an ok_field value one (NULL: any non-empty string). */
-    int (*ok_valid)(const char *value);
-    const char *done; /* "written": what a delivered entry is, in messages */
-    /* Entry ErrorCodes, NULL-terminated: throttled ones, then those worth a
-     * retry; any other fails for good. */
-    const char *const *throttle_codes;
-    const char *const *retry_codes;
+    const char *plugin; /* "kinesis": messages, the default log scope */
+    struct fanout_stream_names {
+        const char *service;   /* the ARN's service and the request's: "kinesis" */
+        const char *resource;  /* the ARN resource before the name: "stream/" */
+        const char *label;     /* "Kinesis stream" (messages) */
+        const char *arn_label; /* "stream ARN" (messages) */
+        size_t max_name_len;
+    } dest;
+    struct fanout_stream_request {
+        const char *operation;  /* "PutRecords" (logs, messages) */
+        const char *amz_target; /* "Kinesis_20131202.PutRecords" */
+        const char *name_field; /* "StreamName" */
+        const char *arn_field;  /* "StreamARN", or NULL: the name even for an ARN */
+        const char *entries;    /* "Records" */
+    } request;
+    struct fanout_stream_answer {
+        const char *failed_count; /* "FailedRecordCount" */
+        const char *answers;      /* "Records" */
+        const char *ok_field;     /* "SequenceNumber" */
+        /* Optional: is an ok_field value one (NULL: any non-empty string). */
+        int (*ok_valid)(const char *value);
+        const char *done; /* "written": what a delivered entry is, in messages */
+        /* Entry ErrorCodes, NULL-terminated: the throttled ones; those worth
+         * a retry (NULL: InternalFailure and ServiceUnavailable, the server
+         * failures of these APIs). Any other fails for good. */
+        const char *const *throttle_codes;
+        const char *const *retry_codes;
+    } answer;
+    /* How fanout_stream_send sends (fanout/batch.h): the plugin's entry,
+     * limits and callbacks; their ctx is the instance. */
+    struct fanout_batch_api batch;
 };
 
 /* What an instance keeps of its target. Every string is its own copy. */
 struct fanout_stream {
+    const struct fanout_stream_kind *kind;
     const struct fanout_host *host;
     char *id;          /* the mapping id (or the plugin's name): log scope */
     char *name;        /* the resource name */
@@ -77,13 +86,28 @@ struct fanout_stream {
 /* `init` of such a plugin: checks that the engine has the AWS services
  * (plugin ABI 1.1; else EngineTooOld naming kind->plugin) and makes the
  * host the plugin's state, which fanout_stream_open takes. */
-int fanout_stream_init(const struct fanout_stream_kind *kind, const struct fanout_host *host,
-                       void **state, struct fanout_error *err);
+int fanout_stream_init(const struct fanout_stream_kind *kind,
+                       const struct fanout_host *host, void **state,
+                       struct fanout_error *err);
+
+/* The `init` and `validate` of a plugin for `kind`: defines s_stream_init
+ * (fanout_stream_init) and s_stream_validate (fanout_stream_check) for
+ * FANOUT_PLUGIN_DEFINE. */
+#define FANOUT_STREAM_ENTRY_POINTS(kind)                                                   \
+    static int s_stream_init(const struct fanout_host *host, void **state,                 \
+                             struct fanout_error *err)                                     \
+    {                                                                                      \
+        return fanout_stream_init(&(kind), host, state, err);                              \
+    }                                                                                      \
+    static int s_stream_validate(const struct fanout_target *t, char *err, size_t err_len) \
+    {                                                                                      \
+        return fanout_stream_check(&(kind), t, err, err_len);                              \
+    }
 
 /* Is the target's destination one (and its region the mapping's)? Returns
  * 0, or -1 with what was expected in err. */
-int fanout_stream_check(const struct fanout_stream_kind *kind, const struct fanout_target *t,
-                        char *err, size_t err_len);
+int fanout_stream_check(const struct fanout_stream_kind *kind,
+                        const struct fanout_target *t, char *err, size_t err_len);
 
 /* `open` of such a plugin: a zeroed instance of `size` bytes whose first
  * member is the struct fanout_stream, filled from the target (`state`: what
@@ -95,17 +119,17 @@ void *fanout_stream_open(const struct fanout_stream_kind *kind, void *state,
                          struct fanout_error *err);
 void fanout_stream_close(void *instance);
 
-/* fanout_batch_send to `s` (log scope, destination name, order). */
-int fanout_stream_send(const struct fanout_batch_api *api, const struct fanout_stream *s,
-                       void *ctx, const struct fanout_batch *batch,
+/* `send` of such a plugin (`instance` from fanout_stream_open): the batch
+ * through fanout_batch_send with the kind's batch api, to the instance's
+ * log scope and destination name, in order when it is `ordered`. */
+int fanout_stream_send(void *instance, const struct fanout_batch *batch,
                        struct fanout_outcome *outcomes);
 
 /* For a `build` callback: set up r's request to `s` and open its body with
  * the envelope, reserving `need` more bytes for the entries. The plugin then
  * writes the entries into r->body, comma-separated, and calls
  * fanout_stream_build_end. Return 0, or -1 when out of memory. */
-int fanout_stream_build_begin(const struct fanout_stream_kind *kind,
-                              const struct fanout_stream *s, struct fanout_batch_request *r,
+int fanout_stream_build_begin(const struct fanout_stream *s, struct fanout_batch_request *r,
                               size_t need);
 int fanout_stream_build_end(struct fanout_batch_request *r);
 
@@ -119,8 +143,8 @@ int fanout_stream_build_end(struct fanout_batch_request *r);
  * a duplicate is what at-least-once allows, an entry wrongly taken as
  * delivered is a loss). Returns the number of failed entries, or -1 when
  * the answer was not believed. */
-int fanout_stream_read(const struct fanout_stream_kind *kind, const struct fanout_stream *s,
-                       const struct fanout_batch_request *r, struct fanout_outcome *out);
+int fanout_stream_read(const struct fanout_stream *s, const struct fanout_batch_request *r,
+                       struct fanout_outcome *out);
 
 /* The status of an entry's ErrorCode (kind's lists). */
 int fanout_stream_code_status(const struct fanout_stream_kind *kind, const char *code);
