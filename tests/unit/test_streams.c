@@ -442,18 +442,19 @@ START_TEST(kinesis_partial_failure)
     struct s_batch b;
     s_batch(&b, 5);
     struct kinesis_target *k = s_kinesis("s", NULL);
-    s_answer(0, "{\"FailedRecordCount\":3,\"Records\":[" SEQ "," KTHR
-                ",{\"ErrorCode\":\"InternalFailure\",\"ErrorMessage\":\"oops\"}," SEQ
-                ",{\"ErrorCode\":\"KMSAccessDeniedException\",\"ErrorMessage\":\"no\"}]}");
+    s_answer(0, "{\"FailedRecordCount\":4,\"Records\":[" SEQ "," KTHR
+                ",{\"ErrorCode\":\"InternalFailure\",\"ErrorMessage\":\"oops\"},"
+                "{\"ErrorCode\":\"KMSThrottlingException\"},"
+                "{\"ErrorCode\":\"KMSAccessDeniedException\",\"ErrorMessage\":\"no\"}]}");
     fanout_stream_send(k, &b.batch, b.out);
-    s_expect(b.out, "OTROF");
+    s_expect(b.out, "OTRTF");
     ck_assert_str_eq(b.out[1].code, "ProvisionedThroughputExceededException");
     ck_assert_str_eq(b.out[1].message, "Rate exceeded");
     ck_assert_str_eq(b.out[2].code, "InternalFailure");
     ck_assert_str_eq(b.out[4].code, "KMSAccessDeniedException");
     ck_assert_str_eq(b.out[4].message, "no");
     ck_assert_ptr_nonnull(
-        strstr(S.log, "PutRecords to s: 3 of 5 records failed (1 throttled)"));
+        strstr(S.log, "PutRecords to s: 4 of 5 records failed (2 throttled)"));
     /* the same answer whose count lies: nothing believed */
     s_answer(0, "{\"FailedRecordCount\":2,\"Records\":[" SEQ "," KTHR
                 ",{\"ErrorCode\":\"InternalFailure\",\"ErrorMessage\":\"oops\"}," SEQ
@@ -720,24 +721,26 @@ END_TEST
 START_TEST(firehose_partial_failure)
 {
     struct s_batch b;
-    s_batch(&b, 4);
+    s_batch(&b, 6);
     struct firehose_target *f = s_firehose("s", NULL);
-    s_answer(0, "{\"FailedPutCount\":3,\"RequestResponses\":[" FTHR "," RID
-                ",{\"ErrorCode\":\"InternalFailure\",\"ErrorMessage\":\"oops\"},"
-                "{\"ErrorCode\":\"SomethingPermanent\"}]}");
+    s_answer(
+        0, "{\"FailedPutCount\":5,\"RequestResponses\":[" FTHR "," RID
+           ",{\"ErrorCode\":\"InternalFailure\",\"ErrorMessage\":\"oops\"},"
+           "{\"ErrorCode\":\"SomethingPermanent\"},{\"ErrorCode\":\"ThrottlingException\"},"
+           "{\"ErrorCode\":\"ServiceUnavailable\"}]}");
     fanout_stream_send(f, &b.batch, b.out);
-    s_expect(b.out, "TORF");
+    s_expect(b.out, "TORFTR");
     ck_assert_str_eq(b.out[0].code, "ServiceUnavailableException");
     ck_assert_str_eq(b.out[0].message, "Slow down.");
     ck_assert_str_eq(b.out[3].message, "(no message)");
-    ck_assert_ptr_nonnull(strstr(S.log, "3 of 4 records failed (1 throttled)"));
+    ck_assert_ptr_nonnull(strstr(S.log, "5 of 6 records failed (2 throttled)"));
     /* a count that lies */
-    s_answer(
-        0, "{\"FailedPutCount\":1,\"RequestResponses\":[" FTHR "," RID
-           ",{\"ErrorCode\":\"InternalFailure\"},{\"ErrorCode\":\"SomethingPermanent\"}]}");
-    memset(b.out, 0, 4 * sizeof *b.out);
+    s_answer(0, "{\"FailedPutCount\":0,\"RequestResponses\":[" FTHR "," RID "," RID "," RID
+                "," RID "," RID "]}");
+    memset(b.out, 0, 6 * sizeof *b.out);
     fanout_stream_send(f, &b.batch, b.out);
-    s_expect_all(b.out, 0, 4, FANOUT_RETRY, "ProtocolError");
+    s_expect_all(b.out, 0, 6, FANOUT_RETRY, "ProtocolError");
+    ck_assert_ptr_nonnull(strstr(b.out[0].message, "\"FailedPutCount\" 0 but 1"));
     ck_assert_ptr_nonnull(strstr(b.out[0].message, "nothing is known accepted"));
     fanout_stream_close(f);
     s_batch_free(&b);
