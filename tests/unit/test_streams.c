@@ -280,6 +280,44 @@ static char *s_all_ok(const char *count_field, const char *list, const char *ent
     return b.p;
 }
 
+/* Request k: a JSON 1.1 POST / of `service` with X-Amz-Target `target`,
+ * signed for `region` with the role and external id s_open gives. */
+static void s_expect_request(size_t k, const char *service, const char *target,
+                             const char *region)
+{
+    ck_assert_str_eq(S.req[k].service, service);
+    ck_assert_str_eq(S.target[k], target);
+    ck_assert_str_eq(S.req[k].method, "POST");
+    ck_assert_str_eq(S.req[k].path, "/");
+    ck_assert_int_eq(S.req[k].protocol, FANOUT_AWS_JSON);
+    ck_assert_str_eq(S.ctype[k], "application/x-amz-json-1.1");
+    ck_assert_str_eq(S.req[k].region, region);
+    ck_assert_str_eq(S.req[k].role_arn, "arn:aws:iam::123456789012:role/r");
+    ck_assert_str_eq(S.req[k].external_id, "ext");
+}
+
+/* 501 messages go as 500 + 1 (the script reset first); `count`, `list` and
+ * `entry` make the answers. */
+static void s_split_501(void *inst, const char *count, const char *list, const char *entry)
+{
+    s_teardown();
+    s_setup();
+    struct s_batch m;
+    s_batch(&m, 501);
+    char *ok500 = s_all_ok(count, list, entry, 500);
+    char *ok1 = s_all_ok(count, list, entry, 1);
+    s_answer(0, ok500);
+    s_answer(1, ok1);
+    fanout_stream_send(inst, &m.batch, m.out);
+    s_expect_all(m.out, 0, 501, FANOUT_OK, NULL);
+    ck_assert_uint_eq(S.nsent, 2);
+    ck_assert_uint_eq(s_entries(S.body[0]), 500);
+    ck_assert_uint_eq(s_entries(S.body[1]), 1);
+    free(ok500);
+    free(ok1);
+    s_batch_free(&m);
+}
+
 #define SEQ "{\"SequenceNumber\":\"4954346307654800757710509270303956035997522851839501\"}"
 #define KTHR                                                                               \
     "{\"ErrorCode\":\"ProvisionedThroughputExceededException\",\"ErrorMessage\":\"Rate "   \
@@ -303,15 +341,7 @@ START_TEST(kinesis_request)
                                 "{\"Data\":\"eyJuIjowfQ==\",\"PartitionKey\":\"k0\"},"
                                 "{\"Data\":\"eyJuIjoxfQ==\",\"PartitionKey\":\"k1\"},"
                                 "{\"Data\":\"eyJuIjoyfQ==\",\"PartitionKey\":\"k2\"}]}");
-    ck_assert_str_eq(S.target[0], "Kinesis_20131202.PutRecords");
-    ck_assert_str_eq(S.req[0].service, "kinesis");
-    ck_assert_str_eq(S.req[0].method, "POST");
-    ck_assert_str_eq(S.req[0].path, "/");
-    ck_assert_int_eq(S.req[0].protocol, FANOUT_AWS_JSON);
-    ck_assert_str_eq(S.ctype[0], "application/x-amz-json-1.1");
-    ck_assert_str_eq(S.req[0].region, "eu-west-1");
-    ck_assert_str_eq(S.req[0].role_arn, "arn:aws:iam::123456789012:role/r");
-    ck_assert_str_eq(S.req[0].external_id, "ext");
+    s_expect_request(0, "kinesis", "Kinesis_20131202.PutRecords", "eu-west-1");
     ck_assert_ptr_nonnull(
         strstr(S.log, "PutRecords to s: 3 messages, 27 bytes (attempt 1)"));
     ck_assert_ptr_nonnull(strstr(S.log, "PutRecords to s: 3 records written"));
@@ -574,35 +604,6 @@ START_TEST(kinesis_reorder_warning)
 }
 END_TEST
 
-/* A call the AWS layer gave up on: every message, with the service's code. */
-START_TEST(kinesis_whole_call)
-{
-    static const struct {
-        enum fanout_aws_result result;
-        const char *code;
-        int status;
-    } cases[] = {
-        {FANOUT_AWS_THROTTLED, "ProvisionedThroughputExceededException", FANOUT_THROTTLED},
-        {FANOUT_AWS_RETRYABLE, "InternalFailure", FANOUT_RETRY},
-        /* unlike Firehose's, this code stays a retry */
-        {FANOUT_AWS_RETRYABLE, "ServiceUnavailableException", FANOUT_RETRY},
-        {FANOUT_AWS_FAILED, "ResourceNotFoundException", FANOUT_FATAL},
-    };
-    struct s_batch b;
-    s_batch(&b, 3);
-    struct kinesis_target *k = s_kinesis("s", NULL);
-    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
-        s_fail(cases[c].result, cases[c].code, "it went wrong");
-        memset(b.out, 0, 3 * sizeof *b.out);
-        fanout_stream_send(k, &b.batch, b.out);
-        s_expect_all(b.out, 0, 3, cases[c].status, cases[c].code);
-        ck_assert_str_eq(b.out[2].message, "PutRecords: it went wrong");
-    }
-    fanout_stream_close(k);
-    s_batch_free(&b);
-}
-END_TEST
-
 /* Requests of at most 500 records and 10 MiB (key + data); a record over
  * that alone. */
 START_TEST(kinesis_oversize)
@@ -639,20 +640,7 @@ START_TEST(kinesis_oversize)
                              "\"PartitionKey\":\"k1\"}]}") +
                           ((11u << 20) + 2) / 3 * 4);
     free(data);
-
-    s_teardown();
-    s_setup();
-    struct s_batch m;
-    s_batch(&m, 501);
-    char *ok500 = s_all_ok("FailedRecordCount", "Records", SEQ, 500);
-    s_answer(0, ok500);
-    s_answer(1, "{\"FailedRecordCount\":0,\"Records\":[" SEQ "]}");
-    fanout_stream_send(k, &m.batch, m.out);
-    s_expect_all(m.out, 0, 501, FANOUT_OK, NULL);
-    ck_assert_uint_eq(s_entries(S.body[0]), 500);
-    ck_assert_uint_eq(s_entries(S.body[1]), 1);
-    free(ok500);
-    s_batch_free(&m);
+    s_split_501(k, "FailedRecordCount", "Records", SEQ);
     fanout_stream_close(k);
     s_batch_free(&b);
 }
@@ -671,11 +659,7 @@ START_TEST(firehose_request)
     ck_assert_str_eq(S.body[0], "{\"DeliveryStreamName\":\"s\",\"Records\":["
                                 "{\"Data\":\"eyJuIjowfQ==\"},{\"Data\":\"eyJuIjoxfQ==\"},"
                                 "{\"Data\":\"eyJuIjoyfQ==\"}]}");
-    ck_assert_str_eq(S.target[0], "Firehose_20150804.PutRecordBatch");
-    ck_assert_str_eq(S.req[0].service, "firehose");
-    ck_assert_str_eq(S.req[0].region, "eu-west-1");
-    ck_assert_str_eq(S.req[0].role_arn, "arn:aws:iam::123456789012:role/r");
-    ck_assert_str_eq(S.req[0].external_id, "ext");
+    s_expect_request(0, "firehose", "Firehose_20150804.PutRecordBatch", "eu-west-1");
     /* the body's entries, counted as sent: 3 x (12 + 12) */
     ck_assert_ptr_nonnull(
         strstr(S.log, "PutRecordBatch to s: 3 messages, 72 bytes (attempt 1)"));
@@ -747,31 +731,43 @@ START_TEST(firehose_partial_failure)
 }
 END_TEST
 
-/* Firehose's "slow down" comes as a 5xx the AWS layer calls retryable: it is
- * throttling all the same. */
-START_TEST(firehose_whole_call)
+/* A call the AWS layer gave up on: every message gets the status and the
+ * service's code, the message "<operation>: <the service's message>".
+ * Firehose's "slow down" comes as a 5xx the AWS layer calls retryable: it is
+ * throttling all the same (not for Kinesis). */
+START_TEST(whole_calls)
 {
     static const struct {
+        const struct fanout_stream_kind *kind;
         enum fanout_aws_result result;
         const char *code;
         int status;
     } cases[] = {
-        {FANOUT_AWS_RETRYABLE, "ServiceUnavailableException", FANOUT_THROTTLED},
-        {FANOUT_AWS_RETRYABLE, "InternalFailure", FANOUT_RETRY},
-        {FANOUT_AWS_THROTTLED, "ThrottlingException", FANOUT_THROTTLED},
-        {FANOUT_AWS_FAILED, "ResourceNotFoundException", FANOUT_FATAL},
+        {&kinesis_kind, FANOUT_AWS_THROTTLED, "ProvisionedThroughputExceededException",
+         FANOUT_THROTTLED},
+        {&kinesis_kind, FANOUT_AWS_RETRYABLE, "InternalFailure", FANOUT_RETRY},
+        {&kinesis_kind, FANOUT_AWS_RETRYABLE, "ServiceUnavailableException", FANOUT_RETRY},
+        {&kinesis_kind, FANOUT_AWS_FAILED, "ResourceNotFoundException", FANOUT_FATAL},
+        {&firehose_kind, FANOUT_AWS_RETRYABLE, "ServiceUnavailableException",
+         FANOUT_THROTTLED},
+        {&firehose_kind, FANOUT_AWS_RETRYABLE, "InternalFailure", FANOUT_RETRY},
+        {&firehose_kind, FANOUT_AWS_THROTTLED, "ThrottlingException", FANOUT_THROTTLED},
+        {&firehose_kind, FANOUT_AWS_FAILED, "ResourceNotFoundException", FANOUT_FATAL},
     };
     struct s_batch b;
-    s_batch(&b, 2);
-    struct firehose_target *f = s_firehose("s", NULL);
+    s_batch(&b, 3);
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
-        s_fail(cases[c].result, cases[c].code, "Slow down.");
-        memset(b.out, 0, 2 * sizeof *b.out);
-        fanout_stream_send(f, &b.batch, b.out);
-        s_expect_all(b.out, 0, 2, cases[c].status, cases[c].code);
-        ck_assert_str_eq(b.out[0].message, "PutRecordBatch: Slow down.");
+        void *inst = s_open(cases[c].kind, "s", NULL,
+                            sizeof(struct kinesis_target) + sizeof(struct firehose_target));
+        char want[64];
+        snprintf(want, sizeof want, "%s: it went wrong", cases[c].kind->request.operation);
+        s_fail(cases[c].result, cases[c].code, "it went wrong");
+        memset(b.out, 0, 3 * sizeof *b.out);
+        fanout_stream_send(inst, &b.batch, b.out);
+        s_expect_all(b.out, 0, 3, cases[c].status, cases[c].code);
+        ck_assert_str_eq(b.out[2].message, want);
+        fanout_stream_close(inst);
     }
-    fanout_stream_close(f);
     s_batch_free(&b);
 }
 END_TEST
@@ -798,20 +794,7 @@ START_TEST(firehose_oversize)
     ck_assert_uint_gt(S.req[0].body_len, 3u << 20);
     ck_assert_ptr_null(strstr(S.log, "over the"));
     free(data);
-
-    s_teardown();
-    s_setup();
-    struct s_batch m;
-    s_batch(&m, 501);
-    char *ok500 = s_all_ok("FailedPutCount", "RequestResponses", RID, 500);
-    s_answer(0, ok500);
-    s_answer(1, "{\"FailedPutCount\":0,\"RequestResponses\":[" RID "]}");
-    fanout_stream_send(f, &m.batch, m.out);
-    s_expect_all(m.out, 0, 501, FANOUT_OK, NULL);
-    ck_assert_uint_eq(s_entries(S.body[0]), 500);
-    ck_assert_uint_eq(s_entries(S.body[1]), 1);
-    free(ok500);
-    s_batch_free(&m);
+    s_split_501(f, "FailedPutCount", "RequestResponses", RID);
     fanout_stream_close(f);
     s_batch_free(&b);
 }
@@ -936,12 +919,11 @@ int main(void)
     tcase_add_test(tc, kinesis_partial_failure);
     tcase_add_test(tc, kinesis_ordered);
     tcase_add_test(tc, kinesis_reorder_warning);
-    tcase_add_test(tc, kinesis_whole_call);
     tcase_add_test(tc, kinesis_oversize);
     tcase_add_test(tc, firehose_request);
     tcase_add_test(tc, firehose_newline_and_arn);
     tcase_add_test(tc, firehose_partial_failure);
-    tcase_add_test(tc, firehose_whole_call);
+    tcase_add_test(tc, whole_calls);
     tcase_add_test(tc, firehose_oversize);
     tcase_add_test(tc, destinations);
     tcase_add_test(tc, init_needs_aws_services);
