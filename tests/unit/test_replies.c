@@ -133,7 +133,8 @@ START_TEST(kinesis_answers)
         struct reply_batch b;
         reply_batch_init(&b, 3);
         reply_host_answer(cases[k].status, cases[k].body, strlen(cases[k].body));
-        struct kinesis_target t = {.s = {&kinesis_kind, &reply_host, .id = "m", .name = "s"}};
+        struct kinesis_target t = {
+            .s = {&kinesis_kind, &reply_host, .id = "m", .name = "s"}};
         fanout_stream_send(&t, &b.batch, b.out);
         s_check(&cases[k], b.out, 3, k);
     }
@@ -186,7 +187,8 @@ START_TEST(firehose_answers)
         struct reply_batch b;
         reply_batch_init(&b, 3);
         reply_host_answer(cases[k].status, cases[k].body, strlen(cases[k].body));
-        struct firehose_target t = {.s = {&firehose_kind, &reply_host, .id = "m", .name = "s"}};
+        struct firehose_target t = {
+            .s = {&firehose_kind, &reply_host, .id = "m", .name = "s"}};
         fanout_stream_send(&t, &b.batch, b.out);
         s_check(&cases[k], b.out, 3, k);
     }
