@@ -265,9 +265,8 @@ size_t fanout_xml_text(const char *s, size_t n, unsigned flags, char *out, size_
         } else if (s[i] == '<') {
             if (s_starts(s, n, i, "<![CDATA[")) {
                 size_t end = s_past(s, n, i + 9, "]]>");
-                size_t stop = end >= i + 12 && memcmp(s + end - 3, "]]>", 3) == 0
-                                  ? end - 3
-                                  : end;
+                size_t stop =
+                    end >= i + 12 && memcmp(s + end - 3, "]]>", 3) == 0 ? end - 3 : end;
                 s_put(&sink, s + i + 9, stop - (i + 9));
                 i = end;
             } else if (s_starts(s, n, i, "<!--")) {

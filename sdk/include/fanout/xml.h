@@ -33,8 +33,8 @@ enum {
 struct fanout_xml_elem {
     const char *content; /* between the start and the end tag */
     size_t content_len;
-    size_t after;        /* offset in the scanned range just past the element */
-    int closed;          /* 0: its end tag is missing; content runs to the end */
+    size_t after; /* offset in the scanned range just past the element */
+    int closed;   /* 0: its end tag is missing; content runs to the end */
 };
 
 /*
