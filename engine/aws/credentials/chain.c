@@ -1,7 +1,27 @@
-/* The base chain and the cache: environment, profile, container,
- * instance metadata, tried in order; every answer (a role's included)
- * cached per key and refreshed before it expires, one fetch serving all
- * the callers waiting for it, a failure held for a while. */
+/* The base chain and the cache.
+ *
+ * The base chain is the aws command's (botocore's create_credential_
+ * resolver), tried in order (s_providers): environment; the profile
+ * (AWS_PROFILE or "default"): a role it assumes (role_arn with
+ * source_profile, chained through profiles that assume roles themselves,
+ * or credential_source Environment / Ec2InstanceMetadata / EcsContainer;
+ * external_id, role_session_name, duration_seconds; mfa_serial refused:
+ * nothing can prompt), else web identity (AWS_WEB_IDENTITY_TOKEN_FILE /
+ * AWS_ROLE_ARN or the profile's keys), IAM Identity Center (legacy sso_*
+ * keys or an sso-session section; the token `aws sso login` cached),
+ * the credentials file's keys, credential_process, the config file's keys;
+ * then container credentials; then the EC2 instance metadata service
+ * (IMDSv2, 1 s timeouts). The whole chain's answer is one cache entry, so
+ * every step of it (STS calls of a role chain included) runs once per
+ * refresh for all callers; a target's role (STS AssumeRole with the base
+ * chain) is an entry of its own.
+ *
+ * Each entry is refreshed before it expires, by one caller while the
+ * others wait for its answer (or keep using credentials still good); a
+ * fetch that failed with nothing usable is held for a while.
+ *
+ * Not done: refreshing an expired SSO token with its refresh token (the
+ * error asks for `aws sso login`); MFA prompts. */
 #include "aws/credentials/provider.h"
 
 #include <inttypes.h>

@@ -145,6 +145,9 @@ void cred_response_clean_up(struct fanout_http_response *r); /* wipes the body *
 /* The invocation's deadline (fanout_credentials_set_deadline): ms left
  * before it, less the margin kept for the engine to report. */
 int64_t cred_left_ms(void);
+/* The same without the margin (INT64_MAX with no deadline), as the
+ * signed-call path (client.c) takes it. */
+int64_t cred_remaining_ms(void);
 /* A request's time limit: `wanted`, cut to what is left (at least 1). */
 int64_t cred_timeout_ms(int64_t wanted);
 void cred_sleep_ms(unsigned ms);

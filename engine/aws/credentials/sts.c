@@ -9,8 +9,8 @@
 #include <unistd.h>
 #include <fanout/xml.h>
 
+#include "aws/client.h"
 #include "aws/endpoint.h"
-#include "aws/sigv4.h"
 #include "common/log.h"
 
 #define LOG_SCOPE "credentials"
@@ -122,10 +122,52 @@ void cred_sts_error(const uint8_t *body, size_t len, const char *const *secrets,
     }
 }
 
-/* One STS call: AssumeRole signed with the base credentials (c->base, or
- * the cached base chain), or AssumeRoleWithWebIdentity (unsigned, with
- * c->web_token). Retried here within the deadline (nothing above retries
- * credentials). */
+/* What went wrong with an STS call that got no 2xx answer, into err: the
+ * service's code and message (scrubbed of the secrets the request used),
+ * or the transport's words. */
+static void s_sts_failure(const struct cred_sts_call *c, const char *action,
+                          const struct fanout_aws_response *resp, const char *host,
+                          char *err, size_t err_len)
+{
+    const char *role_arn = c->role_arn;
+    char tries[48] = "";
+    if (resp->attempts > 1)
+        snprintf(tries, sizeof tries, " after %u attempts", (unsigned)resp->attempts);
+    if (resp->status) {
+        /* the secrets of the request: the base credentials the call used
+         * (the cached ones when not given) and the web identity token */
+        struct fanout_credentials base;
+        char ignored[ERR_LEN];
+        memset(&base, 0, sizeof base);
+        if (c->base)
+            base = *c->base;
+        else if (!c->web_token)
+            (void)cred_base_get(0, &base, ignored, sizeof ignored);
+        const char *secrets[3] = {base.secret_access_key, base.session_token,
+                                  c->web_token ? c->web_token : ""};
+        char code[128] = "", msg[SERVER_MESSAGE_MAX + 8] = "";
+        cred_sts_error(resp->body, resp->body_len, secrets, 3, base.access_key_id, code,
+                       sizeof code, msg, sizeof msg);
+        cred_wipe(&base, sizeof base);
+        cred_set_err(err, err_len, "%s %s failed%s: %s%s%s (HTTP %ld)", action, role_arn,
+                     tries, code[0] ? code : "error", msg[0] ? ": " : "", msg,
+                     resp->status);
+    } else if (strcmp(resp->error_code, "CredentialsError") == 0) {
+        cred_set_err(err, err_len, "%s %s: no base credentials: %s", action, role_arn,
+                     resp->error_message);
+    } else {
+        const char *said = fanout_aws_response_transport_error(resp);
+        cred_set_err(err, err_len, "%s %s failed%s: no response from %s: %s", action,
+                     role_arn, tries, host, said ? said : resp->error_message);
+    }
+}
+
+/* One STS call, through the layer's signed-call path (client.c) with this
+ * call's retry policy (FANOUT_AWS_* as they are now) and the credentials'
+ * deadline: AssumeRole signed with c->base, or with the cached base chain
+ * (refreshed once after an expired-token answer), or
+ * AssumeRoleWithWebIdentity, unsigned. Retried there within the deadline:
+ * nothing above retries credentials. */
 int cred_sts_call(const struct cred_sts_call *c, struct fanout_credentials *out, char *err,
                   size_t err_len)
 {
@@ -133,7 +175,7 @@ int cred_sts_call(const struct cred_sts_call *c, struct fanout_credentials *out,
     const char *action = c->web_token ? "AssumeRoleWithWebIdentity" : "AssumeRole";
     long duration = c->duration_s;
     struct fanout_retry_policy policy;
-    char region[64], url[1024], scheme[16], host[512], base_path[512], path[520];
+    char region[64], url[1024], scheme[16], host[512], base_path[512];
     if (strncmp(role_arn, "arn:", 4) != 0) {
         cred_set_err(err, err_len, "AssumeRole: \"%.200s\" is not a role ARN", role_arn);
         return -1;
@@ -150,6 +192,7 @@ int cred_sts_call(const struct cred_sts_call *c, struct fanout_credentials *out,
          * command does for the profile's STS calls. */
         fanout_strlcpy(region, "us-east-1", sizeof region);
     }
+    /* the host, for messages (the call resolves the endpoint the same way) */
     if (fanout_aws_endpoint_url("sts", region, NULL, url, sizeof url, err, err_len))
         return -1;
     if (fanout_url_split(url, scheme, sizeof scheme, host, sizeof host, base_path,
@@ -157,9 +200,6 @@ int cred_sts_call(const struct cred_sts_call *c, struct fanout_credentials *out,
         cred_set_err(err, err_len, "%s %s: bad STS endpoint %.300s", action, role_arn, url);
         return -1;
     }
-    size_t bl = strlen(base_path);
-    snprintf(path, sizeof path, "%s%s", base_path,
-             bl && base_path[bl - 1] == '/' ? "" : "/");
 
     char session[SESSION_NAME_MAX + 1], dur[16];
     if (c->session_name)
@@ -175,135 +215,43 @@ int cred_sts_call(const struct cred_sts_call *c, struct fanout_credentials *out,
         cred_form_append(&body, "DurationSeconds", dur) ||
         (external_id && cred_form_append(&body, "ExternalId", external_id)) ||
         (c->web_token && cred_form_append(&body, "WebIdentityToken", c->web_token))) {
+        cred_wipe(body.ptr, body.len);
         fanout_buf_free(&body);
         cred_set_err(err, err_len, "out of memory");
         return -1;
     }
 
-    unsigned seed = cred_seed();
-    int rc = -1, base_forced = 0;
-    char h_host[] = "Host", h_ctype[] = "Content-Type", v_ctype[] = FORM_CONTENT_TYPE,
-         h_date[] = "X-Amz-Date", h_token[] = "X-Amz-Security-Token",
-         h_auth[] = "Authorization";
-    for (unsigned attempt = 1;; attempt++) {
-        struct fanout_credentials base;
-        char base_err[ERR_LEN];
-        memset(&base, 0, sizeof base);
-        if (c->base) {
-            base = *c->base;
-        } else if (c->web_token) {
-            /* unsigned */
-        } else if (cred_base_get(base_forced == 1, &base, base_err, sizeof base_err)) {
-            cred_set_err(err, err_len, "%s %s: no base credentials: %s", action, role_arn,
-                         base_err);
-            break;
-        }
-        if (base_forced == 1)
-            base_forced = 2;
-        const struct fanout_sigv4_header sign_headers[] = {
-            {"Host", host}, {"Content-Type", FORM_CONTENT_TYPE}};
-        struct fanout_sigv4_request sreq = {
-            .method = "POST",
-            .path = path,
-            .query = NULL,
-            .headers = sign_headers,
-            .header_count = 2,
-            .body = body.ptr,
-            .body_len = body.len,
-        };
-        struct fanout_sigv4_params params = {
-            .region = region,
-            .service = "sts",
-            .now = time(NULL),
-            .normalize_path = 1,
-            .content_sha256_header = 0,
-        };
-        struct fanout_sigv4_credentials sc = {
-            .access_key_id = base.access_key_id,
-            .secret_access_key = base.secret_access_key,
-            .session_token = base.session_token[0] ? base.session_token : NULL,
-        };
-        struct fanout_sigv4_result sig;
-        memset(&sig, 0, sizeof sig);
-        if (!c->web_token && fanout_sigv4_sign(&sreq, &params, &sc, &sig)) {
-            cred_wipe(&base, sizeof base);
-            cred_set_err(err, err_len, "%s %s: signing failed", action, role_arn);
-            break;
-        }
-        struct fanout_http_header headers[5] = {
-            {h_host, host},
-            {h_ctype, v_ctype},
-            {h_date, sig.amz_date},
-            {h_auth, sig.authorization},
-            {h_token, base.session_token},
-        };
-        struct fanout_http_request req = {
-            .method = "POST",
-            .url = url,
-            .headers = headers,
-            .header_count = c->web_token            ? 2
-                            : base.session_token[0] ? 5
-                                                    : 4,
-            .body = body.ptr,
-            .body_len = body.len,
-            .timeout_ms = cred_timeout_ms(policy.request_timeout_ms),
-        };
-        struct fanout_http_response resp;
-        cred_perform(&req, &resp);
-
-        if (resp.status >= 200 && resp.status < 300) {
-            rc = cred_sts_parse(resp.body.ptr ? (const char *)resp.body.ptr : "",
-                                resp.body.len, action, role_arn, out, err, err_len);
-            cred_response_clean_up(&resp);
-            cred_wipe(&base, sizeof base);
-            cred_wipe(&sig, sizeof sig);
-            break;
-        }
-        char code[128] = "", msg[SERVER_MESSAGE_MAX + 8] = "";
-        const char *secrets[5] = {base.secret_access_key, base.session_token,
-                                  sig.authorization, sig.signature,
-                                  c->web_token ? c->web_token : ""};
-        if (resp.status)
-            cred_sts_error(resp.body.ptr, resp.body.len, secrets, 5, base.access_key_id,
-                           code, sizeof code, msg, sizeof msg);
-        enum fanout_retry_class cls =
-            fanout_retry_classify(resp.status, code[0] ? code : NULL, (int)resp.error);
-        cred_wipe(&base, sizeof base);
-        cred_wipe(&sig, sizeof sig);
-        if (cls == FANOUT_RETRY_EXPIRED && base_forced == 0 && !c->base && !c->web_token &&
-            attempt < policy.max_attempts) {
-            /* The base credentials were refused as expired: fetch them
-             * again, once, and retry at once. */
-            LOG_WARN(LOG_SCOPE, "%s %s: %s; refreshing the base credentials", action,
-                     role_arn, code);
-            base_forced = 1;
-            cred_response_clean_up(&resp);
-            continue;
-        }
-        unsigned delay;
-        if (cred_may_retry(&policy, cls, attempt, &seed, &delay)) {
-            LOG_DEBUG(LOG_SCOPE, "%s %s: attempt %u: %s%s%s; retrying in %u ms", action,
-                      role_arn, attempt,
-                      resp.status ? (code[0] ? code : "error") : "no response",
-                      resp.status ? "" : ": ", resp.status ? "" : resp.error_text, delay);
-            cred_response_clean_up(&resp);
-            cred_sleep_ms(delay);
-            continue;
-        }
-        char tries[48] = "";
-        if (attempt > 1)
-            snprintf(tries, sizeof tries, " after %u attempts", attempt);
-        if (resp.status)
-            cred_set_err(err, err_len, "%s %s failed%s: %s%s%s (HTTP %ld)", action,
-                         role_arn, tries, code[0] ? code : "error", msg[0] ? ": " : "", msg,
-                         resp.status);
-        else
-            cred_set_err(err, err_len, "%s %s failed%s: no response from %s: %s", action,
-                         role_arn, tries, host, resp.error_text);
-        cred_response_clean_up(&resp);
-        break;
-    }
+    const struct fanout_aws_header headers[] = {{"Content-Type", FORM_CONTENT_TYPE}};
+    const struct fanout_aws_request req = {
+        .struct_size = sizeof req,
+        .service = "sts",
+        .region = region,
+        .method = "POST",
+        .path = "/",
+        .headers = headers,
+        .header_count = 1,
+        .body = body.ptr,
+        .body_len = body.len,
+        .protocol = FANOUT_AWS_QUERY,
+    };
+    const struct fanout_aws_call_opts opts = {
+        .policy = &policy,
+        .remaining_ms = cred_remaining_ms,
+        .creds = c->base,
+        .unsigned_request = c->web_token != NULL,
+    };
+    struct fanout_aws_response resp = {.struct_size = sizeof resp};
+    fanout_aws_call_with(&req, &resp, &opts);
+    cred_wipe(body.ptr, body.len); /* the web identity token */
     fanout_buf_free(&body);
+    int rc = -1;
+    if (resp.result == FANOUT_AWS_OK)
+        rc = cred_sts_parse(resp.body ? (const char *)resp.body : "", resp.body_len, action,
+                            role_arn, out, err, err_len);
+    else
+        s_sts_failure(c, action, &resp, host, err, err_len);
+    cred_wipe(resp.body, resp.body_len); /* the credentials */
+    fanout_aws_response_clean_up(&resp);
     if (rc == 0) {
         char hint[16], until[32];
         cred_key_hint(out->access_key_id, hint);

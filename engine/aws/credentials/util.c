@@ -287,6 +287,11 @@ void fanout_credentials_set_deadline(int64_t (*remaining_ms)(void))
     s_remaining_ms = remaining_ms;
 }
 
+int64_t cred_remaining_ms(void)
+{
+    return s_remaining_ms ? s_remaining_ms() : INT64_MAX;
+}
+
 int64_t cred_left_ms(void)
 {
     return s_remaining_ms ? s_remaining_ms() - S_DEADLINE_MARGIN_MS : INT64_MAX;
