@@ -19,6 +19,8 @@
 
 #include <jansson.h>
 
+#include <fanout/aws_codes.h>
+
 #include "firehose.h"
 
 /* Base64 of `p` followed by `tail` (0 or 1 bytes), as one blob: the whole
@@ -69,7 +71,7 @@ static void s_mark_all(size_t n, struct fanout_outcome *out, int status, const c
 static int s_is_throttle(const char *code)
 {
     return strcmp(code, "ServiceUnavailableException") == 0 ||
-           strcmp(code, "ThrottlingException") == 0;
+           fanout_aws_code_is_throttling(code);
 }
 
 static int s_entry_status(const char *code)

@@ -20,6 +20,8 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include <fanout/aws_codes.h>
+
 #include "kinesis.h"
 
 /* ---- partition keys ---- */
@@ -136,8 +138,7 @@ static void s_mark_all(const size_t *idx, size_t n, struct fanout_outcome *out, 
 
 static int s_entry_status(const char *code)
 {
-    if (strcmp(code, "ProvisionedThroughputExceededException") == 0 ||
-        strcmp(code, "KMSThrottlingException") == 0)
+    if (fanout_aws_code_is_throttling(code))
         return FANOUT_THROTTLED;
     if (strcmp(code, "InternalFailure") == 0 || strcmp(code, "ServiceUnavailable") == 0)
         return FANOUT_RETRY;
