@@ -232,53 +232,28 @@ static int s_fetch(const struct cred_scope *scope, struct fanout_credentials *ou
                                           : CONTAINER_TIMEOUT_MS),
         .connect_timeout_ms = CONTAINER_CONNECT_MS,
     };
-    unsigned seed = cred_seed();
+    struct fanout_http_response resp;
+    unsigned attempts;
+    cred_get_retried(&req, &policy, &resp, &attempts);
     int rc = CRED_ERROR;
-    for (unsigned attempt = 1;; attempt++) {
-        struct fanout_http_response resp;
-        cred_perform(&req, &resp);
-        if (resp.status == 200) {
-            rc =
-                cred_container_parse(resp.body.ptr, resp.body.len, shown, out, err, err_len)
-                    ? CRED_ERROR
-                    : CRED_FOUND;
-            cred_response_clean_up(&resp);
-            break;
-        }
-        enum fanout_retry_class cls =
-            fanout_retry_classify(resp.status, NULL, (int)resp.error);
-        unsigned delay;
-        if (cred_may_retry(&policy, cls, attempt, &seed, &delay)) {
-            cred_response_clean_up(&resp);
-            cred_sleep_ms(delay);
-            continue;
-        }
-        if (resp.status) {
-            /* The agents answer {"code","message"} (EKS) or text (ECS). */
-            char said[SERVER_MESSAGE_MAX + 8] = "";
-            json_t *j = json_loadb((const char *)resp.body.ptr, resp.body.len, 0, NULL);
-            const char *msg = json_string_value(json_object_get(j, "message"));
-            if (!msg)
-                msg = json_string_value(json_object_get(j, "Message"));
-            const char *secrets[1] = {token};
-            if (msg)
-                cred_server_text(msg, strlen(msg), secrets, token ? 1 : 0, NULL, said,
-                                 sizeof said);
-            json_decref(j);
-            char tries[48] = "";
-            if (attempt > 1)
-                snprintf(tries, sizeof tries, " after %u attempts", attempt);
-            cred_set_err(err, err_len, "container credentials from %s%s: HTTP %ld%s%s",
-                         shown, tries, resp.status, *said ? ": " : "", said);
-        } else {
-            cred_set_err(err, err_len,
-                         "container credentials from %s: no response after %u "
-                         "attempt%s: %s",
-                         shown, attempt, attempt == 1 ? "" : "s", resp.error_text);
-        }
-        cred_response_clean_up(&resp);
-        break;
+    if (resp.status == 200) {
+        rc = cred_container_parse(resp.body.ptr, resp.body.len, shown, out, err, err_len)
+                 ? CRED_ERROR
+                 : CRED_FOUND;
+    } else if (resp.status) {
+        /* The agents answer {"code","message"} (EKS) or text (ECS). */
+        char said[SERVER_MESSAGE_MAX + 8], tries[48] = "";
+        cred_json_message(&resp, token, said, sizeof said);
+        if (attempts > 1)
+            snprintf(tries, sizeof tries, " after %u attempts", attempts);
+        cred_set_err(err, err_len, "container credentials from %s%s: HTTP %ld%s%s", shown,
+                     tries, resp.status, *said ? ": " : "", said);
+    } else {
+        cred_set_err(err, err_len,
+                     "container credentials from %s: no response after %u attempt%s: %s",
+                     shown, attempts, attempts == 1 ? "" : "s", resp.error_text);
     }
+    cred_response_clean_up(&resp);
     cred_free_secret(token);
     return rc;
 }

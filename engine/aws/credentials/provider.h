@@ -151,12 +151,18 @@ int64_t cred_remaining_ms(void);
 /* A request's time limit: `wanted`, cut to what is left (at least 1). */
 int64_t cred_timeout_ms(int64_t wanted);
 void cred_sleep_ms(unsigned ms);
-unsigned cred_seed(void);
-/* Whether a failed attempt of a credentials request may be tried again: a
- * throttling or transient answer, attempts left in the policy, and time
- * left for the backoff (*delay_ms, fanout_retry_delay_ms) before the
- * deadline. The one rule for the container and SSO requests. */
-int cred_may_retry(const struct fanout_retry_policy *policy, enum fanout_retry_class cls,
-                   unsigned attempt, unsigned *seed, unsigned *delay_ms);
+/* An unsigned credentials request (the container agent, the SSO portal),
+ * sent again after a throttling or transient answer while the policy has
+ * attempts and the deadline time for the backoff (fanout_retry_delay_ms,
+ * the one backoff). *resp is the last answer (200, or what stopped it; the
+ * caller cleans it up with cred_response_clean_up), *attempts how many
+ * were sent. */
+void cred_get_retried(const struct fanout_http_request *req,
+                      const struct fanout_retry_policy *policy,
+                      struct fanout_http_response *resp, unsigned *attempts);
+/* The "message" (or "Message") of a JSON error body, made safe by
+ * cred_server_text with `secret` (may be NULL) scrubbed; "" when none. */
+void cred_json_message(const struct fanout_http_response *resp, const char *secret,
+                       char *out, size_t out_len);
 
 #endif

@@ -214,49 +214,28 @@ static int s_fetch(const struct cred_scope *scope, struct fanout_credentials *ou
         .header_count = 2,
         .timeout_ms = cred_timeout_ms(policy.request_timeout_ms),
     };
-    unsigned seed = cred_seed();
-    for (unsigned attempt = 1;; attempt++) {
-        struct fanout_http_response resp;
-        cred_perform(&hreq, &resp);
-        if (resp.status == 200) {
-            rc = s_sso_parse(&resp, profile, out, err, err_len) ? CRED_ERROR : CRED_FOUND;
-            cred_response_clean_up(&resp);
-            break;
-        }
-        enum fanout_retry_class cls =
-            fanout_retry_classify(resp.status, NULL, (int)resp.error);
-        unsigned delay;
-        if (cred_may_retry(&policy, cls, attempt, &seed, &delay)) {
-            cred_response_clean_up(&resp);
-            cred_sleep_ms(delay);
-            continue;
-        }
-        if (resp.status) {
-            char said[SERVER_MESSAGE_MAX + 8] = "";
-            json_t *j = json_loadb(resp.body.ptr ? (const char *)resp.body.ptr : "",
-                                   resp.body.len, 0, NULL);
-            const char *msg = json_string_value(json_object_get(j, "message"));
-            const char *secrets[1] = {token};
-            if (msg)
-                cred_server_text(msg, strlen(msg), secrets, 1, NULL, said, sizeof said);
-            json_decref(j);
-            cred_set_err(
-                err, err_len,
-                "SSO profile \"%s\": GetRoleCredentials (account %.20s, role %.64s) "
-                "failed: HTTP %ld%s%s%s",
-                profile, account, role, resp.status, said[0] ? ": " : "", said,
-                resp.status == 401 || resp.status == 403
-                    ? "; the SSO session may have ended: run `aws sso login`"
-                    : "");
-        } else {
-            cred_set_err(err, err_len,
-                         "SSO profile \"%s\": GetRoleCredentials: no response after %u "
-                         "attempt%s: %s",
-                         profile, attempt, attempt == 1 ? "" : "s", resp.error_text);
-        }
-        cred_response_clean_up(&resp);
-        break;
+    struct fanout_http_response resp;
+    unsigned attempts;
+    cred_get_retried(&hreq, &policy, &resp, &attempts);
+    if (resp.status == 200) {
+        rc = s_sso_parse(&resp, profile, out, err, err_len) ? CRED_ERROR : CRED_FOUND;
+    } else if (resp.status) {
+        char said[SERVER_MESSAGE_MAX + 8];
+        cred_json_message(&resp, token, said, sizeof said);
+        cred_set_err(err, err_len,
+                     "SSO profile \"%s\": GetRoleCredentials (account %.20s, role %.64s) "
+                     "failed: HTTP %ld%s%s%s",
+                     profile, account, role, resp.status, said[0] ? ": " : "", said,
+                     resp.status == 401 || resp.status == 403
+                         ? "; the SSO session may have ended: run `aws sso login`"
+                         : "");
+    } else {
+        cred_set_err(err, err_len,
+                     "SSO profile \"%s\": GetRoleCredentials: no response after %u "
+                     "attempt%s: %s",
+                     profile, attempts, attempts == 1 ? "" : "s", resp.error_text);
     }
+    cred_response_clean_up(&resp);
     fanout_buf_free(&url);
 done:
     cred_free_secret(token);

@@ -4,6 +4,7 @@
 #include "aws/credentials/provider.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -311,23 +312,50 @@ void cred_sleep_ms(unsigned ms)
         ;
 }
 
-/* Whether a failed attempt of a credentials call may be tried again: a
- * throttling or transient answer, attempts left in the policy, and time left
- * for the backoff (*delay_ms) before the deadline. The one rule for the
- * container, STS and SSO calls. */
-int cred_may_retry(const struct fanout_retry_policy *policy, enum fanout_retry_class cls,
-                   unsigned attempt, unsigned *seed, unsigned *delay_ms)
-{
-    *delay_ms = fanout_retry_delay_ms(policy, attempt, seed);
-    return (cls == FANOUT_RETRY_THROTTLE || cls == FANOUT_RETRY_TRANSIENT) &&
-           attempt < policy->max_attempts && cred_left_ms() > (int64_t)*delay_ms;
-}
-
-unsigned cred_seed(void)
+static unsigned s_seed(void)
 {
     unsigned seed = (unsigned)cred_now_ms() ^ ((unsigned)getpid() << 16);
     seed ^= (unsigned)(uintptr_t)&seed;
     return seed;
+}
+
+void cred_get_retried(const struct fanout_http_request *req,
+                      const struct fanout_retry_policy *policy,
+                      struct fanout_http_response *resp, unsigned *attempts)
+{
+    unsigned seed = s_seed();
+    for (unsigned attempt = 1;; attempt++) {
+        cred_perform(req, resp);
+        *attempts = attempt;
+        if (resp->status == 200)
+            return;
+        /* A throttling or transient answer, attempts left in the policy,
+         * and time left for the backoff before the deadline. */
+        enum fanout_retry_class cls =
+            fanout_retry_classify(resp->status, NULL, (int)resp->error);
+        unsigned delay = fanout_retry_delay_ms(policy, attempt, &seed);
+        if (!(cls == FANOUT_RETRY_THROTTLE || cls == FANOUT_RETRY_TRANSIENT) ||
+            attempt >= policy->max_attempts || cred_left_ms() <= (int64_t)delay)
+            return;
+        cred_response_clean_up(resp);
+        cred_sleep_ms(delay);
+    }
+}
+
+void cred_json_message(const struct fanout_http_response *resp, const char *secret,
+                       char *out, size_t out_len)
+{
+    if (out_len)
+        out[0] = 0;
+    json_t *j = json_loadb(resp->body.ptr ? (const char *)resp->body.ptr : "",
+                           resp->body.len, 0, NULL);
+    const char *msg = json_string_value(json_object_get(j, "message"));
+    if (!msg)
+        msg = json_string_value(json_object_get(j, "Message"));
+    const char *secrets[1] = {secret};
+    if (msg)
+        cred_server_text(msg, strlen(msg), secrets, secret ? 1 : 0, NULL, out, out_len);
+    json_decref(j);
 }
 int cred_form_append(struct fanout_buf *b, const char *name, const char *value)
 {
