@@ -85,6 +85,18 @@ class RetryBudgetTest(unittest.TestCase):
                     self.assertEqual(self.sent(service, op), n, err)
                     self.assert_counts_say(err, n)
 
+    def test_default_budget_is_four_attempts(self):
+        """Without FANOUT_RETRY_ATTEMPTS a record goes out 4 times (README,
+        "Who retries"): the first send and three resends."""
+        ev = harness.kinesis_event([("k", b"one")])
+        self.aws.faults({"service": "sns", "kind": "throttle", "count": -1, "retryAfter": 0})
+        r, failed = self.invoke([harness.mapping("t", "sns", TOPIC)], ev,
+                                FANOUT_AWS_MAX_ATTEMPTS=5)
+        err = r.stderr.decode()
+        self.assertEqual(failed, ["1000"], err)
+        self.assertEqual(self.sent("sns", "Publish"), 4, err)
+        self.assert_counts_say(err, 4)
+
     def test_server_errors_go_out_exactly_n_times(self):
         ev = harness.kinesis_event([("k", b"one")])
         for service, plugin, dest, op in TARGETS:
