@@ -9,6 +9,7 @@ python3-botocore) where a test reads back from an emulator.
 import base64
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -20,7 +21,9 @@ BUILD = os.environ.get("FANOUT_BUILD_DIR", "build")
 SOURCE = os.environ.get("FANOUT_SOURCE_DIR", ".")
 TESTS = os.environ.get("FANOUT_TESTS_DIR", os.path.join(SOURCE, "tests"))
 DATA = os.environ.get("FANOUT_TESTDATA", os.path.join(TESTS, "data"))
+SERVERS = os.path.join(TESTS, "servers")  # every test server's script
 NODE_BIN = os.path.join(TESTS, "node", "node_modules", ".bin")
+NODE = shutil.which("node") or "/usr/bin/node"
 FANOUT = os.path.join(BUILD, "engine", "fanout")
 PYTHON = "/usr/bin/python3"
 
@@ -62,6 +65,17 @@ def wait_port(port, timeout=20.0, proc=None):
     raise RuntimeError("nothing listening on port %d after %.0f s" % (port, timeout))
 
 
+def stop_process(proc, timeout=5):
+    """SIGTERM, then SIGKILL after `timeout` s; waits for the end."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class Server:
     """A process started for a test; stop() (or the context manager) ends it."""
 
@@ -83,13 +97,7 @@ class Server:
         self.url = "http://127.0.0.1:%d" % port
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         if self.proc.stdout:
             self.proc.stdout.close()
 
@@ -100,8 +108,10 @@ class Server:
         self.stop()
 
 
-def _guard():
-    return ["--parent-pid", str(os.getpid()), "--max-lifetime", "600"]
+def _guard(max_lifetime=600):
+    """The options that end a test server when this process is gone or
+    after max_lifetime s (tests/servers/serve.py)."""
+    return ["--parent-pid", str(os.getpid()), "--max-lifetime", str(max_lifetime)]
 
 
 class AwsService(Server):
@@ -113,7 +123,7 @@ class AwsService(Server):
         with open(creds, "w") as f:
             json.dump([{"accessKeyId": ACCESS_KEY, "secretAccessKey": SECRET_KEY}] +
                       list(extra_credentials), f)
-        argv = [PYTHON, os.path.join(TESTS, "servers", "aws_service.py"), "--port", "0",
+        argv = [PYTHON, os.path.join(SERVERS, "aws_service.py"), "--port", "0",
                 "--credentials", creds] + _guard()
         if resources is not None:
             res = os.path.join(tmpdir, "aws-resources.json")
@@ -158,9 +168,8 @@ class StsServer(Server):
     services accept it. Point AWS_ENDPOINT_URL_STS at .url."""
 
     def __init__(self, register_with=(), extra_args=(), max_lifetime=600):
-        argv = [PYTHON, os.path.join(TESTS, "servers", "sts_server.py"), "--port", "0",
-                "--base-key", "%s:%s" % (ACCESS_KEY, SECRET_KEY),
-                "--parent-pid", str(os.getpid()), "--max-lifetime", str(max_lifetime)]
+        argv = [PYTHON, os.path.join(SERVERS, "sts_server.py"), "--port", "0",
+                "--base-key", "%s:%s" % (ACCESS_KEY, SECRET_KEY)] + _guard(max_lifetime)
         for url in register_with:
             argv += ["--register-with", url]
         super().__init__(argv + list(extra_args), port_from_stdout=True)
@@ -174,6 +183,30 @@ class StsServer(Server):
         """The key ids AssumeRole issued, in order."""
         return [k["accessKeyId"] for k in self.stats()["issued_keys"]
                 if k["source"].startswith("assume-role:")]
+
+
+class SqsServer(Server):
+    """local-aws-sqs (npm) through tests/servers/sqs_server.js: GET /__calls
+    lists the calls."""
+
+    def __init__(self, max_lifetime=600):
+        super().__init__([NODE, os.path.join(SERVERS, "sqs_server.js"), "--port", "0"] +
+                         _guard(max_lifetime), port_from_stdout=True)
+
+    def calls(self, target=None, queue_url=None):
+        with urllib.request.urlopen(self.url + "/__calls", timeout=10) as r:
+            out = json.loads(r.read())
+        return [c for c in out if (target is None or c["target"] == target) and
+                (queue_url is None or c["queueUrl"] == queue_url)]
+
+
+def runtime_emulator(events_file, output, max_lifetime=60):
+    """tests/servers/runtime_emulator.py serving the events of events_file
+    until each is answered (--exit-when-empty), recording the calls in
+    `output`. The process; its first stdout line is the port."""
+    return subprocess.Popen([PYTHON, os.path.join(SERVERS, "runtime_emulator.py"),
+                             "--events", events_file, "--output", output, "--exit-when-empty"]
+                            + _guard(max_lifetime), stdout=subprocess.PIPE)
 
 
 class Kinesalite(Server):

@@ -49,7 +49,6 @@ import json
 import os
 import random
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -63,8 +62,8 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
-NODE = shutil.which("node") or "/usr/bin/node"
-SERVERS = os.path.join(harness.TESTS, "servers")
+NODE = harness.NODE
+SERVERS = harness.SERVERS
 TOPIC = "arn:aws:sns:us-east-1:123456789012:fault-topic"
 FIREHOSE = "fault-firehose"
 STREAM = "fault-out"
@@ -174,13 +173,6 @@ class Proxy:
                 self.proc.kill()
                 self.proc.wait()
         self.proc.stdout.close()
-
-
-class Sqs(harness.Server):
-    def __init__(self):
-        script = os.path.join(harness.TESTS, "integration", "sqs_server.js")
-        super().__init__([NODE, script, "--port", "0", "--parent-pid", str(os.getpid()),
-                          "--max-lifetime", "900"], port_from_stdout=True)
 
 
 class CacheServer:
@@ -417,7 +409,7 @@ class FaultInjection(unittest.TestCase):
         d = self.tmp.name
         self.kinesis = harness.Kinesalite()
         self.servers.append(self.kinesis)
-        self.sqs = Sqs()
+        self.sqs = harness.SqsServer(max_lifetime=900)
         self.servers.append(self.sqs)
         self.aws = harness.AwsService(d, resources={"firehose": [FIREHOSE], "sns": [TOPIC]})
         self.servers.append(self.aws)

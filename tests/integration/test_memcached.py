@@ -1,7 +1,7 @@
 """The memcached plugin against real memcached servers (Debian's binary) on
 loopback: three nodes, a small ElastiCache configuration endpoint of ours,
 and the fanout binary (`fanout invoke`, and as a Lambda `bootstrap` behind
-tests/runtime_emulator.py to keep one process across invocations). Run by
+tests/servers/runtime_emulator.py to keep one process across invocations). Run by
 meson with /usr/bin/python3 (standard library only)."""
 
 import base64
@@ -326,10 +326,7 @@ class MemcachedPlugin(unittest.TestCase):
             json.dump([{"event": ev} for ev in events], f)
         with open(cfg, "w") as f:
             json.dump(mappings, f)
-        emu = subprocess.Popen(
-            [h.PYTHON, os.path.join(h.TESTS, "runtime_emulator.py"), "--events", evfile,
-             "--output", out, "--exit-when-empty", "--max-lifetime", "60",
-             "--parent-pid", str(os.getpid())], stdout=subprocess.PIPE)
+        emu = h.runtime_emulator(evfile, out)
         stop = threading.Event()
 
         def posts():

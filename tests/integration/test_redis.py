@@ -662,7 +662,7 @@ class RedisPlugin(unittest.TestCase):
 
     def run_runtime(self, maps, events, after_first=None, env=None):
         """fanout as a Lambda custom runtime (one process, several
-        invocations) against tests/runtime_emulator.py. `after_first` runs
+        invocations) against tests/servers/runtime_emulator.py. `after_first` runs
         once the first invocation is answered. Returns (log, answers)."""
         cfg = os.path.join(self.dir, "mappings.json")
         with open(cfg, "w") as f:
@@ -671,10 +671,7 @@ class RedisPlugin(unittest.TestCase):
         out = os.path.join(self.dir, "api.jsonl")
         with open(evfile, "w") as f:
             json.dump(events, f)
-        emu = subprocess.Popen(
-            [harness.PYTHON, os.path.join(harness.TESTS, "runtime_emulator.py"), "--events",
-             evfile, "--output", out, "--exit-when-empty", "--max-lifetime", "60",
-             "--parent-pid", str(os.getpid())], stdout=subprocess.PIPE)
+        emu = harness.runtime_emulator(evfile, out)
         try:
             port = emu.stdout.readline().decode().strip()
             e = dict(os.environ)

@@ -1,5 +1,5 @@
 """Integration tests of the sqs plugin: the real `fanout invoke` against
-local-aws-sqs (npm, served by tests/integration/sqs_server.js, which also
+local-aws-sqs (npm, served by tests/servers/sqs_server.js, which also
 records every call it passes on), read back with botocore's SQS client;
 partial failures, MD5 checks, 5xx, throttling and timeouts against a fake
 SQS endpoint written here (local-aws-sqs cannot fail on demand); the
@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import sys
 import threading
 import time
@@ -24,26 +23,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
 ACCOUNT = harness.ACCOUNT
-NODE = shutil.which("node") or "/usr/bin/node"
 MIB = 1048576
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 ROLE_ACCOUNT = "210987654321"
 STS_EXTERNAL_ID = "fanout+ext:id/=,.@-1"  # sts_server.py's default for ext-... roles
-
-
-class SqsEmulator(harness.Server):
-    """local-aws-sqs through sqs_server.js: GET /__calls lists the calls."""
-
-    def __init__(self):
-        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sqs_server.js")
-        super().__init__([NODE, script, "--port", "0", "--parent-pid", str(os.getpid()),
-                          "--max-lifetime", "600"], port_from_stdout=True)
-
-    def calls(self, target=None, queue_url=None):
-        with urllib.request.urlopen(self.url + "/__calls", timeout=10) as r:
-            out = json.loads(r.read())
-        return [c for c in out if (target is None or c["target"] == target) and
-                (queue_url is None or c["queueUrl"] == queue_url)]
 
 
 class FakeSqs:
@@ -147,7 +130,7 @@ def records(n, fmt='{"n":%d}'):
 class SqsPlugin(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.sqs = SqsEmulator()
+        cls.sqs = harness.SqsServer()
         cls.client = harness.botocore_client("sqs", cls.sqs.url)
         cls.counter = 0
 
