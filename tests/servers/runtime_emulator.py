@@ -103,20 +103,6 @@ class Handler(BaseHTTPRequestHandler):
     def _hname(self, name):
         return name.lower() if self.server.state.args.lowercase_headers else name
 
-    def _read_body(self):
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length", "0") or 0)
-        return self.rfile.read(length) if length else b""
-
     def _record(self, kind, status, body=b"", request_id=None):
         self.server.state.record({
             "kind": kind,
@@ -195,7 +181,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         state = self.server.state
-        body = self._read_body()
+        body = serve.read_body(self)
         request_id = None
         m = INVOCATION_RE.match(self.path)
         if self.path == INIT_ERROR_PATH:

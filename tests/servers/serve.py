@@ -34,6 +34,26 @@ class Server(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
+def read_body(handler):
+    """The body of the request `handler` (a BaseHTTPRequestHandler) is
+    reading: Content-Length bytes, or the chunks of a chunked body (its
+    trailers skipped). Raises ValueError or OSError on a malformed one."""
+    rfile = handler.rfile
+    if "chunked" in (handler.headers.get("Transfer-Encoding") or "").lower():
+        chunks = []
+        while True:
+            size_line = rfile.readline(65537)
+            size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                while rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                    pass
+                return b"".join(chunks)
+            chunks.append(rfile.read(size))
+            rfile.readline(65537)
+    n = int(handler.headers.get("Content-Length") or 0)
+    return rfile.read(n) if n > 0 else b""
+
+
 def arguments(doc, port=True):
     """A parser described by the first line of `doc`, with --port (unless
     port is False), --parent-pid and --max-lifetime."""

@@ -24,6 +24,9 @@ Writing a service module (aws/NAME.py):
     class Name(Service):
         name = "NAME"                    # /__received?service=, fault rules, stats
         signing_name = "..."             # the SigV4 scope's service
+        resource_kinds = {"NAME": set}   # --resources {"NAME": ["a", "*"]}, read
+                                         # under ctx.state.lock from
+                                         # ctx.state.resources["NAME"]
         def match(self, ctx):            # claims a request by path or header;
             return ctx.header("X-Amz-Target", "").startswith("...")
         def operation(self, ctx):        # the operation's name before handle()
@@ -32,9 +35,10 @@ Writing a service module (aws/NAME.py):
             return put(ctx)
         # as needed: error(ctx, err, headers) (the protocol's error shape;
         # core has query_error and query_xml for Query APIs), throttle(spec)
-        # and error500(spec) (the ApiError fault rules answer), resources(),
-        # add_resources(res, obj), describe_resources(res) (--resources,
-        # /__resources), aliases, by_scope, query_codes, match_last(ctx).
+        # and error500(spec) (the ApiError fault rules answer; the defaults
+        # are OpenSearch's), resources(), add_resources(res, obj) and
+        # describe_resources(res) (other resource shapes), aliases,
+        # by_scope, query_codes, match_last(ctx).
 
     SERVICES = [Name()]
 

@@ -685,6 +685,9 @@ class Service:
     by_scope = True         # claimed by its signing name when no match() does
     query_codes = False     # signature failures answered with the Query codes
     error_content_type = "application/json"  # of errors with a ready body
+    # resource key -> set (a list of names, "*" = any) or dict (name ->
+    # endpoint): what the default resources methods keep
+    resource_kinds = {}
 
     def match(self, ctx):
         """True when the request is this service's by its path or headers."""
@@ -723,15 +726,21 @@ class Service:
 
     def resources(self):
         """{key: empty value} of the resources this service keeps."""
-        return {}
+        return {k: kind() for k, kind in self.resource_kinds.items()}
 
     def add_resources(self, res, obj):
         """Take this service's keys of `obj` (--resources, POST /__resources)
         into `res` (the lock is held)."""
+        for k, kind in self.resource_kinds.items():
+            if kind is set:
+                res[k].update(str(name) for name in obj.get(k, []))
+            else:
+                res[k].update((str(name), v) for name, v in (obj.get(k) or {}).items())
 
     def describe_resources(self, res):
         """This service's part of GET /__resources (the lock is held)."""
-        return {}
+        return {k: sorted(res[k]) if kind is set else dict(res[k])
+                for k, kind in self.resource_kinds.items()}
 
 
 def render_error(svc, ctx, err):
@@ -881,22 +890,6 @@ class Handler(BaseHTTPRequestHandler):
         if STATE.args.verbose:
             sys.stderr.write("aws_service: " + (fmt % args) + "\n")
 
-    def _read_body(self):
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            chunks = []
-            while True:
-                size_line = self.rfile.readline(65537)
-                size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                        pass
-                    break
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline(65537)
-            return b"".join(chunks)
-        n = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(n) if n > 0 else b""
-
     def _write(self, resp):
         self.send_response(resp.status)
         self.send_header("Content-Type", resp.content_type)
@@ -946,7 +939,7 @@ class Handler(BaseHTTPRequestHandler):
     def _dispatch(self):
         t0 = time.monotonic()
         try:
-            body = self._read_body()
+            body = serve.read_body(self)
         except (ValueError, OSError):
             self.close_connection = True
             return

@@ -67,6 +67,7 @@ def elasticache(ctx):
 class ElastiCache(Service):
     name = signing_name = "elasticache"
     query_codes = True
+    resource_kinds = {"memcached": dict, "redis": dict}
 
     def operation(self, ctx):
         return form_action(ctx)
@@ -76,17 +77,6 @@ class ElastiCache(Service):
 
     def error(self, ctx, err, headers):
         return query_error(ELASTICACHE_NS, err, ctx.request_id, headers, True)
-
-    def resources(self):
-        return {"memcached": {}, "redis": {}}
-
-    def add_resources(self, res, obj):
-        for kind in ("memcached", "redis"):
-            for k, v in (obj.get(kind) or {}).items():
-                res[kind][str(k)] = v
-
-    def describe_resources(self, res):
-        return {"memcached": dict(res["memcached"]), "redis": dict(res["redis"])}
 
 
 SERVICES = [ElastiCache()]

@@ -330,22 +330,13 @@ class EsControl(Service):
     name = "es_control"
     signing_name = "es"
     by_scope = False   # the scope's "es" is the data plane's
+    resource_kinds = {"es": dict}
 
     def match(self, ctx):
         return ctx.path.startswith(("/2015-01-01/es/domain/", "/2021-01-01/opensearch/domain/"))
 
     def handle(self, ctx):
         return es_describe_domain(ctx)
-
-    def resources(self):
-        return {"es": {}}
-
-    def add_resources(self, res, obj):
-        for k, v in (obj.get("es") or {}).items():
-            res["es"][str(k)] = v
-
-    def describe_resources(self, res):
-        return {"es": dict(res["es"])}
 
 
 # es_control's paths are matched before the data plane's /_bulk

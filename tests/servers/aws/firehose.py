@@ -165,6 +165,7 @@ def firehose_describe(ctx, req):
 
 class Firehose(Service):
     name = signing_name = "firehose"
+    resource_kinds = {"firehose": set}
 
     def match(self, ctx):
         return (ctx.header("X-Amz-Target") or "").startswith("Firehose_")
@@ -189,16 +190,6 @@ class Firehose(Service):
     def error500(self, s):
         return ApiError(s.get("status", 500), s.get("code", "InternalFailure"),
                         s.get("message", "Internal service failure."), sender=False)
-
-    def resources(self):
-        return {"firehose": set()}
-
-    def add_resources(self, res, obj):
-        for name in obj.get("firehose", []):
-            res["firehose"].add(str(name))
-
-    def describe_resources(self, res):
-        return {"firehose": sorted(res["firehose"])}
 
 
 SERVICES = [Firehose()]

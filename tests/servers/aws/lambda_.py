@@ -179,6 +179,7 @@ def lambda_get_function(ctx):
 
 class Lambda(Service):
     name = signing_name = "lambda"
+    resource_kinds = {"lambda": set}
 
     def match(self, ctx):
         return ctx.path.startswith("/2015-03-31/functions/")
@@ -200,16 +201,6 @@ class Lambda(Service):
         msg = s.get("message", "An internal error occurred.")
         return ApiError(s.get("status", 500), s.get("code", "ServiceException"), msg,
                         extra={"Type": "Service", "Message": msg})
-
-    def resources(self):
-        return {"lambda": set()}
-
-    def add_resources(self, res, obj):
-        for fn in obj.get("lambda", []):
-            res["lambda"].add(str(fn))
-
-    def describe_resources(self, res):
-        return {"lambda": sorted(res["lambda"])}
 
 
 SERVICES = [Lambda()]
