@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import unittest
 import urllib.request
 
 BUILD = os.environ.get("FANOUT_BUILD_DIR", "build")
@@ -315,6 +316,79 @@ def kinesis_event(records, arn=KINESIS_SOURCE):
 
 def sample_event(name):
     return os.path.join(DATA, "events", name)
+
+
+def cache_chaos():
+    """The module tests/servers/cache_chaos.py."""
+    if SERVERS not in sys.path:
+        sys.path.insert(0, SERVERS)
+    import cache_chaos as module
+    return module
+
+
+class CacheChaosCase(unittest.TestCase):
+    """Base of a cache plugin's MisbehavingServer tests: ChaosServer (of
+    tests/servers/cache_chaos.py) plays a KIND node that answers the
+    plugin's commands wrongly, and run_one() sends KEYS to it with `fanout
+    invoke`, checking the process ends without a signal or a sanitizer
+    report, in MAX_SECONDS and MAX_RSS_KIB. A subclass sets KIND and ENV
+    and writes mapping(server, **options) (and event() for another source
+    than KINESIS_SOURCE)."""
+
+    KIND = None
+    ENV = None
+    KEYS = ["k%d" % i for i in range(5)]
+    # bounds for every run: the engine's 4 attempts of at most ~0.6 s each
+    MAX_SECONDS = 15
+    MAX_RSS_KIB = 64 * 1024  # about 11 MiB measured, 32 MiB under ASan
+
+    def setUp(self):
+        self.tmp = TempDir()
+        self.dir = self.tmp.path
+        self.servers = []
+
+    def tearDown(self):
+        for s in self.servers:
+            s.stop()
+        self.tmp.cleanup()
+
+    def chaos(self, behaviour, bad=None, **kw):
+        s = cache_chaos().ChaosServer(self.KIND, behaviour, bad, **kw)
+        self.servers.append(s)
+        return s
+
+    def mapping(self, srv, **opts):
+        raise NotImplementedError
+
+    def event(self):
+        """What run_one sends: KEYS as Kinesis records (sequence numbers
+        1000, 1001, ...), from the source mapping() names."""
+        return kinesis_event([(k, k.encode()) for k in self.KEYS])
+
+    def run_one(self, srv, **opts):
+        ev = self.event()
+        rc, log, failed, rss, took = cache_chaos().invoke_measured(
+            sys.modules[__name__], self.dir, [self.mapping(srv, **opts)], ev, env=self.ENV)
+        self.assertGreaterEqual(rc, 0, "killed by a signal:\n" + log)
+        self.assertNotIn("Sanitizer", log)
+        self.assertNotIn("runtime error:", log)
+        self.assertLess(took, self.MAX_SECONDS, log)
+        self.assertLess(rss, self.MAX_RSS_KIB, log)
+        return rc, log, failed
+
+    def assertAllFailed(self, rc, log, failed, *phrases):
+        self.assertEqual(rc, 1, log)
+        self.assertEqual(sorted(failed), [str(1000 + i) for i in range(len(self.KEYS))], log)
+        self.assertIn("0 delivered, %d failed" % len(self.KEYS), log)
+        for p in phrases:
+            self.assertIn(p, log)
+
+    def assertAllDelivered(self, rc, log, failed, srv):
+        self.assertEqual(rc, 0, log)
+        self.assertEqual(failed, [], log)
+        self.assertIn("%d delivered, 0 failed" % len(self.KEYS), log)
+        for k in self.KEYS:
+            self.assertEqual(srv.stored.get(k.encode()), k.encode())
 
 
 class TempDir:
