@@ -287,6 +287,50 @@ def invoke(tmpdir, mappings, event, env=None):
     return r, failed
 
 
+def validate(tmpdir, mappings, env=None):
+    """fanout validate of these mappings: (returncode, stdout + stderr)."""
+    cfg = os.path.join(tmpdir, "validate.json")
+    with open(cfg, "w") as f:
+        json.dump(mappings, f)
+    r = run_fanout(["validate", "--config", cfg], env=env)
+    return r.returncode, r.stdout.decode() + r.stderr.decode()
+
+
+class AwsServiceCase(unittest.TestCase):
+    """Base of the tests against one AwsService for the class, started with
+    RESOURCES, reset before each test (self.aws); each test has a fresh
+    self.tmp. env() points the aws_env names of ENDPOINTS (e.g.
+    ("FIREHOSE",)) at it."""
+
+    RESOURCES = None
+    ENDPOINTS = ()
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmpdir = TempDir()
+        cls.aws = AwsService(cls.tmpdir.path, resources=cls.RESOURCES)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.aws.stop()
+        cls.tmpdir.cleanup()
+
+    def setUp(self):
+        self.tmp = TempDir()
+        self.aws.reset()
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def env(self, **extra):
+        e = aws_env(**{name: self.aws.url for name in self.ENDPOINTS})
+        e.update({k: str(v) for k, v in extra.items()})
+        return e
+
+    def invoke(self, mappings, event, **env):
+        return invoke(self.tmp.path, mappings, event, env=self.env(**env))
+
+
 KINESIS_SOURCE = "arn:aws:kinesis:us-east-1:123456789012:stream/source"
 DDB_SOURCE = ("arn:aws:dynamodb:us-east-1:123456789012:table/source/stream/"
               "2026-01-01T00:00:00.000")

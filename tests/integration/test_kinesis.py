@@ -224,11 +224,7 @@ class KinesisTest(unittest.TestCase):
         return harness.invoke(self.tmp.path, mappings, event, env=e)
 
     def validate(self, mappings):
-        cfg = os.path.join(self.tmp.path, "validate.json")
-        with open(cfg, "w") as f:
-            json.dump(mappings, f)
-        r = harness.run_fanout(["validate", "--config", cfg], env=harness.aws_env())
-        return r.returncode, r.stdout.decode() + r.stderr.decode()
+        return harness.validate(self.tmp.path, mappings, harness.aws_env())
 
     # ---- delivery against kinesalite ----
 

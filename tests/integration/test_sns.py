@@ -140,11 +140,7 @@ class SnsPlugin(unittest.TestCase):
         return {op: v["count"] for op, v in by.items()}
 
     def validate(self, mappings):
-        cfg = os.path.join(self.tmp.path, "validate.json")
-        with open(cfg, "w") as f:
-            json.dump(mappings, f)
-        r = harness.run_fanout(["validate", "--config", cfg], env=self.env)
-        return r.returncode, r.stdout.decode() + r.stderr.decode()
+        return harness.validate(self.tmp.path, mappings, self.env)
 
     # ---- delivery and the batch API ----
 
