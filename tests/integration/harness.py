@@ -14,9 +14,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import urllib.request
+from http.server import ThreadingHTTPServer
 
 BUILD = os.environ.get("FANOUT_BUILD_DIR", "build")
 SOURCE = os.environ.get("FANOUT_SOURCE_DIR", ".")
@@ -107,6 +109,23 @@ class Server:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class InProcessServer:
+    """A fake endpoint served by threads of the test process: serve(Handler)
+    binds a free loopback port (.server, .url), stop() ends it."""
+
+    def serve(self, handler, poll_interval=0.5):
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       kwargs={"poll_interval": poll_interval}, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def _guard(max_lifetime=600):

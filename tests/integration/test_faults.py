@@ -165,13 +165,7 @@ class Proxy:
         return self._call("POST", "/resume?drop=1" if drop else "/resume", {})
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        harness.stop_process(self.proc)
         self.proc.stdout.close()
 
 
@@ -215,13 +209,8 @@ class CacheServer:
         self.proc.wait()
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc:
+            harness.stop_process(self.proc, timeout=10)
 
     # -- reading back, straight from the server (not through the proxy)
 

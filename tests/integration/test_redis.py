@@ -136,13 +136,8 @@ class RedisServer:
         harness.wait_port(self.port, proc=self.proc)
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc:
+            harness.stop_process(self.proc, timeout=10)
 
     def restart(self):
         self.stop()

@@ -17,7 +17,7 @@ import threading
 import time
 import unittest
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -29,7 +29,7 @@ ROLE_ACCOUNT = "210987654321"
 STS_EXTERNAL_ID = "fanout+ext:id/=,.@-1"  # sts_server.py's default for ext-... roles
 
 
-class FakeSqs:
+class FakeSqs(harness.InProcessServer):
     """A fake SQS JSON endpoint on loopback that fails on demand.
 
     `plan(n, request)` decides the answer to the n-th call (0-based):
@@ -102,16 +102,7 @@ class FakeSqs:
                 except OSError:
                     pass  # the client gave up (timeout test)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever,
-                                       kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self.serve(Handler, poll_interval=0.05)
 
     def entries(self, idx):
         """The messages of request idx (SendMessageBatch entries or the
