@@ -5,6 +5,7 @@ Service base class each module of this package derives from. What a
 service module holds is described in aws/__init__.py."""
 
 import base64
+import binascii
 import datetime
 import hashlib
 import hmac
@@ -606,6 +607,17 @@ class Ctx:
             if k == name:
                 return v
         return None
+
+    def json_header(self, name, error):
+        """The header `name` decoded (base64, then JSON), None when absent;
+        raises ApiError `error` when it is not base64-encoded JSON."""
+        value = self.header(name)
+        if not value:
+            return None
+        try:
+            return json.loads(base64.b64decode(value, validate=True))
+        except (binascii.Error, ValueError):
+            raise error
 
     def media_type(self):
         return (self.header("Content-Type") or "").split(";", 1)[0].strip().lower()

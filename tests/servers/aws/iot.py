@@ -9,9 +9,6 @@ Topics always exist. Resources: {"iotEndpoint":
 "xxxx-ats.iot.REGION.amazonaws.com"}. Faults (iot): throttle 429
 ThrottlingException, error500 500 InternalFailureException."""
 
-import base64
-import binascii
-import json
 import uuid
 from urllib.parse import unquote
 
@@ -59,14 +56,10 @@ def iot_publish(ctx):
         raise ApiError(413, "RequestEntityTooLargeException",
                        "Payload exceeds the maximum size allowed (%d bytes > %d)"
                        % (len(ctx.body), IOT_MAX_PAYLOAD))
-    user_props = ctx.header("x-amz-mqtt5-user-properties")
-    user_props_decoded = None
-    if user_props:
-        try:
-            user_props_decoded = json.loads(base64.b64decode(user_props, validate=True))
-        except (binascii.Error, ValueError):
-            raise ApiError(400, "InvalidRequestException",
-                           "x-amz-mqtt5-user-properties must be base64-encoded JSON")
+    user_props_decoded = ctx.json_header(
+        "x-amz-mqtt5-user-properties",
+        ApiError(400, "InvalidRequestException",
+                 "x-amz-mqtt5-user-properties must be base64-encoded JSON"))
     apply_faults(ctx)
     e = ctx.base_entry()
     e.update({"topic": topic, "qos": qos, "retain": retain, "payloadBase64": b64(ctx.body),

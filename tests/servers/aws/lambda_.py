@@ -11,8 +11,6 @@ number; aliases must be listed. Faults: throttle 429
 TooManyRequestsException (Retry-After, Reason CallerRateLimitExceeded),
 error500 500 ServiceException."""
 
-import base64
-import binascii
 import json
 import re
 from urllib.parse import unquote
@@ -125,15 +123,11 @@ def lambda_invoke(ctx):
         except ValueError as e:
             raise lambda_error(400, "InvalidRequestContentException",
                                "Could not parse request body into json: %s" % e, member="message")
-    client_context = ctx.header("X-Amz-Client-Context")
-    cc_decoded = None
-    if client_context:
-        try:
-            cc_decoded = json.loads(base64.b64decode(client_context, validate=True))
-        except (binascii.Error, ValueError):
-            raise lambda_error(400, "InvalidRequestContentException",
-                               "Client context must be a valid Base64-encoded JSON object.",
-                               member="message")
+    cc_decoded = ctx.json_header(
+        "X-Amz-Client-Context",
+        lambda_error(400, "InvalidRequestContentException",
+                     "Client context must be a valid Base64-encoded JSON object.",
+                     member="message"))
     apply_faults(ctx)
     headers = {"x-amzn-RequestId": ctx.request_id}
     if itype == "DryRun":
