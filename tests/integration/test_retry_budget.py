@@ -31,29 +31,9 @@ TARGETS = [
 ]
 
 
-class RetryBudgetTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmpdir = harness.TempDir()
-        cls.aws = harness.AwsService(cls.tmpdir.path, resources={
-            "firehose": ["budget", "budget-sts"], "sns": [TOPIC], "lambda": ["budget"]})
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.aws.stop()
-        cls.tmpdir.cleanup()
-
-    def setUp(self):
-        self.tmp = harness.TempDir()
-        self.aws.reset()
-
-    def tearDown(self):
-        self.tmp.cleanup()
-
-    def invoke(self, mappings, event, **env):
-        e = harness.aws_env(FIREHOSE=self.aws.url, SNS=self.aws.url, LAMBDA=self.aws.url)
-        e.update({k: str(v) for k, v in env.items()})
-        return harness.invoke(self.tmp.path, mappings, event, env=e)
+class RetryBudgetTest(harness.AwsServiceCase):
+    RESOURCES = {"firehose": ["budget", "budget-sts"], "sns": [TOPIC], "lambda": ["budget"]}
+    ENDPOINTS = ("FIREHOSE", "SNS", "LAMBDA")
 
     def sent(self, service, operation):
         by = self.aws.stats()["by_service"].get(service, {})
