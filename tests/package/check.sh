@@ -3,7 +3,7 @@
 # test):
 #
 #   tests/package/check.sh [ARCH...]     (default: $FANOUT_PACKAGE_ARCHS, or
-#                                         "x86_64 arm64")
+#                                         "x86_64 arm64"; arm64 alone on arm64)
 #
 # For each architecture:
 #   package      scripts/package.sh --arch ARCH (release build in
@@ -27,8 +27,11 @@ cd "$(dirname "$0")/../.."
 src=$PWD
 provides=$src/scripts/package/al2023-provides.txt
 
+# arm64 is cross-compiled on x86_64; an arm64 machine builds only arm64.
+default_archs="x86_64 arm64"
+[ "$(uname -m)" = aarch64 ] && default_archs=arm64
 archs=("$@")
-[ "${#archs[@]}" -gt 0 ] || read -r -a archs <<<"${FANOUT_PACKAGE_ARCHS:-x86_64 arm64}"
+[ "${#archs[@]}" -gt 0 ] || read -r -a archs <<<"${FANOUT_PACKAGE_ARCHS:-$default_archs}"
 
 passed=0
 failed=0

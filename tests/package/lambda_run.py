@@ -110,6 +110,12 @@ def host_lib(triplet, soname):
     return None
 
 
+def emulated(arch):
+    """arm64 on another machine runs under qemu-user, called directly (no
+    binfmt_misc needed): the static qemu is copied into the root."""
+    return arch == "arm64" and os.uname().machine != "aarch64"
+
+
 def build_root(root, args, zips_libs):
     """The image's libraries (Debian stand-ins) and their own needs, minus
     what the zips bundle."""
@@ -149,6 +155,7 @@ def build_root(root, args, zips_libs):
         shutil.copy2(os.path.realpath(host_lib(triplet, name) or interp), os.path.join(lib64, name))
     if args.arch == "arm64":
         os.symlink("../lib64/" + name, os.path.join(root, "usr", "lib", name))
+    if emulated(args.arch):
         shutil.copy2(QEMU, os.path.join(root, "usr", "bin", os.path.basename(QEMU)))
     for d in ("tmp", "proc", "dev", "etc", "var/task", "opt", "var/runtime"):
         os.makedirs(os.path.join(root, d), exist_ok=True)
@@ -245,7 +252,7 @@ def kinesis_event(records):
 
 def run_in_root(root, args, argv, timeout, stdout_path):
     """argv run as the bootstrap's user inside the root, Lambda's env only."""
-    prefix = ["/usr/bin/" + os.path.basename(QEMU)] if args.arch == "arm64" else []
+    prefix = ["/usr/bin/" + os.path.basename(QEMU)] if emulated(args.arch) else []
     # Host tools by absolute path: PATH is Lambda's from here on.
     mount, chroot = shutil.which("mount"), shutil.which("chroot")
     if not mount or not chroot:
@@ -277,7 +284,10 @@ def main():
     if os.geteuid() != 0:
         log("SKIPPED: needs root (chroot, mount and PID namespaces); CI runs as root")
         return 77
-    if args.arch == "arm64" and os.uname().machine != "aarch64" and not os.path.exists(QEMU):
+    if args.arch == "x86_64" and os.uname().machine != "x86_64":
+        log("FAILED: x86_64 packages are run on an x86_64 machine")
+        return 1
+    if emulated(args.arch) and not os.path.exists(QEMU):
         log("FAILED: %s is missing (apt-get install qemu-user-static)" % QEMU)
         return 1
     tmp = tempfile.mkdtemp(prefix="fanout-lambda-root.")
@@ -403,7 +413,7 @@ def main():
                          % (r.returncode, stderr[-4000:]))
         log("bootstrap served %d invocations in %.1f s (%s%s): %d records each to file, "
             "redis, memcached%s" % (len(posts), took, args.arch,
-                                    " under qemu-aarch64-static" if args.arch == "arm64" else "",
+                                    " under qemu-aarch64-static" if emulated(args.arch) else "",
                                     len(want), ", hello" if args.hello else ""))
         return 0
     except Failed as e:
