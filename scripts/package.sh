@@ -89,7 +89,7 @@ if [ "$cross" = 1 ]; then
     # .pc files and .so links come from the .debs, unpacked here; the headers
     # are the same files as the installed amd64 ones (/usr/include), and the
     # runtime libraries (libmemcached11:arm64, libsasl2-2:arm64) are installed.
-    deps=$src/$build.deps
+    deps=$(realpath -m "$build").deps
     if [ ! -f "$deps/cross.ini" ]; then
         rm -rf "$deps"
         mkdir -p "$deps/debs" "$deps/lib/pkgconfig"
@@ -129,6 +129,10 @@ if [ ! -f "$build/build.ninja" ]; then
         }
     rm -f "$build.setup.log"
 fi
+bt=$(/usr/bin/python3 -c 'import json, sys
+print([o["value"] for o in json.load(open(sys.argv[1])) if o["name"] == "buildtype"][0])' \
+    "$build/meson-info/intro-buildoptions.json" 2>/dev/null || true)
+[ "$bt" = release ] || fail "$build is a $bt build, not release: give another BUILD_DIR"
 ninja -C "$build" >"$build.ninja.log" 2>&1 || {
     grep -E "error|warning" "$build.ninja.log" | head -20 >&2
     fail "the build failed (log: $build.ninja.log)"
