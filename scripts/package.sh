@@ -75,7 +75,7 @@ fail() {
 for tool in zip readelf patchelf; do
     command -v "$tool" >/dev/null || fail "$tool is missing (scripts/setup.sh --package)"
 done
-strip=strip
+strip="strip"
 [ "$cross" = 1 ] && strip=$triplet-strip
 
 # ---- the build -------------------------------------------------------------
