@@ -5,7 +5,11 @@
 #   3. the unit suites in an AddressSanitizer + UndefinedBehaviorSanitizer build;
 #   4. the C formatting check (clang-format);
 #   5. every libFuzzer target for a short time (scripts/fuzz.sh, clang with
-#      ASan + UBSan; FANOUT_FUZZ_SECONDS per target, default 10).
+#      ASan + UBSan; FANOUT_FUZZ_SECONDS per target, default 10);
+#   6. the Lambda packages (tests/package/check.sh: scripts/package.sh, the
+#      ELF checks, the packages run in a chroot as Lambda would), for the
+#      architectures in FANOUT_PACKAGE_ARCHS (default "x86_64 arm64"; arm64 is
+#      cross-compiled and run under qemu-user).
 # Servers a test needs are started by that test on loopback ports and stopped
 # by it. Prints "N passed, N failed" last.
 set -euo pipefail
@@ -119,6 +123,19 @@ else
     failed=$((failed + 1))
 fi
 rm -f "$fuzz_log"
+
+# Each package check counts as one test.
+echo "== Lambda packages"
+pkg_log=$(mktemp)
+tests/package/check.sh 2>&1 | tee "$pkg_log" || true
+if pkg_counts=$(tail -1 "$pkg_log" | grep -E '^[0-9]+ passed, [0-9]+ failed'); then
+    passed=$((passed + $(cut -d' ' -f1 <<<"$pkg_counts")))
+    failed=$((failed + $(cut -d' ' -f3 <<<"$pkg_counts" | tr -d ,)))
+else
+    echo "package checks: no result line"
+    failed=$((failed + 1))
+fi
+rm -f "$pkg_log"
 
 echo
 echo "$passed passed, $failed failed"
