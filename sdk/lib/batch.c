@@ -1,4 +1,5 @@
 /* fanout_batch_send: the send loop of the AWS batch plugins (fanout/batch.h). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,7 +60,7 @@ static void s_log_failures(const struct fanout_batch_target *t,
 
 /* The answer to one request: the plugin reads a successful one; a request
  * the AWS layer gave up on is every entry's outcome. Returns non-zero when
- * the request failed as a whole or in part. */
+ * the request failed as a whole. */
 static int s_answer(const struct fanout_batch_api *api, const struct fanout_batch_target *t,
                     void *ctx, struct fanout_batch_request *r, struct fanout_outcome *out,
                     unsigned attempt)
@@ -78,10 +79,7 @@ static int s_answer(const struct fanout_batch_api *api, const struct fanout_batc
                                                       : "no reason given");
     }
     s_log_failures(t, r, out, attempt);
-    int failed = 0;
-    for (size_t j = 0; j < r->count; j++)
-        failed |= out[r->indexes[j]].status != FANOUT_OK;
-    return failed;
+    return resp->result != FANOUT_AWS_OK;
 }
 
 /* Requests in message order, each up to max_entries entries and
@@ -166,8 +164,8 @@ int fanout_batch_send(const struct fanout_batch_api *api,
         }
     }
     /* Unordered: every request in one aws_call (the host sends them
-     * together). Ordered: one at a time; after one that failed, the later
-     * ones wait for the retry. */
+     * together). Ordered: one at a time; after one the AWS layer gave up
+     * on, the later ones wait for the retry. */
     size_t step = t->ordered ? 1 : c.nreq;
     for (size_t k = 0; k < c.nreq; k += step) {
         size_t m = k + step <= c.nreq ? step : c.nreq - k;
@@ -184,9 +182,12 @@ int fanout_batch_send(const struct fanout_batch_api *api,
             t->host->aws_response_clean_up(&r->resp);
         }
         if (t->ordered && failed && k + m < c.nreq) {
-            s_mark(c.reqs, k + m, c.nreq, outcomes, FANOUT_RETRY, "NotSent",
-                   "not sent yet: an earlier request to this destination failed, and "
-                   "order comes first");
+            char msg[160];
+            snprintf(msg, sizeof msg,
+                     "not sent yet: an earlier request to this %s failed, and order "
+                     "comes first",
+                     t->order_scope ? t->order_scope : "destination");
+            s_mark(c.reqs, k + m, c.nreq, outcomes, FANOUT_RETRY, "NotSent", msg);
             break;
         }
     }

@@ -1,6 +1,6 @@
 /*
  * libFuzzer target: the SQS plugin's SendMessage / SendMessageBatch answer
- * reader (sqs_read_response, JSON 1.0). The input is one answer: byte 0
+ * reader (sqs_read, JSON 1.0). The input is one answer: byte 0
  * picks the HTTP status (reply_host.h) and, by its lowest bit, a
  * SendMessage of one entry (1) or a SendMessageBatch of 3 entries with Ids
  * 0, 1, 2 and bodies {"n":0}.. (0); the rest is the body. Beyond memory
@@ -26,21 +26,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int batch = !(data[0] & 1);
     size_t count = batch ? 3 : 1;
     reply_host_answer(status, data + 1, size - 1);
-    struct sqs_entry e[3];
-    struct sqs_entry *ep[3];
+    struct fanout_msg_entry e[3];
+    void *ep[3];
+    static const size_t idx[3] = {0, 1, 2};
     static const char *bodies[] = {"{\"n\":0}", "{\"n\":1}", "{\"n\":2}"};
     memset(e, 0, sizeof e);
     for (size_t i = 0; i < 3; i++) {
-        e[i].index = i;
         e[i].body = (const uint8_t *)bodies[i];
         e[i].body_len = strlen(bodies[i]);
         ep[i] = &e[i];
     }
     struct fanout_outcome out[3];
     memset(out, 0, sizeof out);
-    struct fanout_aws_response r;
-    reply_host_response(&r);
-    sqs_read_response(&r, ep, count, batch, out);
+    struct fanout_batch_request q = {.entries = ep, .indexes = idx, .count = count};
+    struct fanout_aws_response *r = &q.resp;
+    reply_host_response(r);
+    if (r->result != FANOUT_AWS_OK) {
+        /* fanout_batch_send's to report, not the reader's */
+        s_reply_clean_up(r);
+        return 0;
+    }
+    sqs_read(NULL, &q, out);
     size_t ok = 0;
     for (size_t i = 0; i < count; i++) {
         ok += out[i].status == FANOUT_OK;
@@ -53,6 +59,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             __builtin_trap();
         json_decref(j);
     }
-    s_reply_clean_up(&r);
+    s_reply_clean_up(r);
     return 0;
 }
