@@ -453,10 +453,8 @@ static int s_prepare(void *ctx, const struct fanout_message *m, size_t i, void *
                            m->body_len, what, bad);
         return -1;
     }
-    if (fanout_msg_entry_body(e, m, bad < m->body_len, in->max_message_bytes, size, out) !=
-        0)
-        return -1;
-    return in->fifo ? fanout_msg_entry_fifo(e, in->target_id, m, out) : 0;
+    return fanout_msg_entry_prepare(e, m, bad < m->body_len, in->max_message_bytes,
+                                    in->fifo ? in->target_id : NULL, size, out);
 }
 
 /* A standard queue takes the requests together; a FIFO queue one after

@@ -94,9 +94,9 @@ int fanout_fifo_dedup_id(const char *target_id, const struct fanout_message *m,
     return fanout_sha256_hex(parts, lens, sizeof lens / sizeof *lens, out);
 }
 
-int fanout_msg_entry_body(struct fanout_msg_entry *e, const struct fanout_message *m,
-                          int base64, uint64_t max_bytes, uint64_t *size,
-                          struct fanout_outcome *out)
+int fanout_msg_entry_prepare(struct fanout_msg_entry *e, const struct fanout_message *m,
+                             int base64, uint64_t max_bytes, const char *fifo_target_id,
+                             uint64_t *size, struct fanout_outcome *out)
 {
     e->body = m->body;
     e->body_len = m->body_len;
@@ -122,14 +122,10 @@ int fanout_msg_entry_body(struct fanout_msg_entry *e, const struct fanout_messag
             (unsigned long long)max_bytes);
         return -1;
     }
-    return 0;
-}
-
-int fanout_msg_entry_fifo(struct fanout_msg_entry *e, const char *target_id,
-                          const struct fanout_message *m, struct fanout_outcome *out)
-{
+    if (!fifo_target_id)
+        return 0;
     if (fanout_fifo_group_id(m->key, m->key_len, e->group_id) != 0 ||
-        fanout_fifo_dedup_id(target_id, m, e->dedup_id) != 0) {
+        fanout_fifo_dedup_id(fifo_target_id, m, e->dedup_id) != 0) {
         fanout_outcome_set(out, FANOUT_RETRY, "DigestUnavailable",
                            "could not compute the FIFO group and deduplication ids "
                            "(SHA-256 unavailable)");

@@ -155,18 +155,15 @@ int fanout_fifo_group_id(const uint8_t *key, size_t key_len,
 int fanout_fifo_dedup_id(const char *target_id, const struct fanout_message *m,
                          char out[FANOUT_FIFO_ID_MAX + 1]);
 
-/* Fill `e` with message m's body, or its base64 when `base64`, and check
- * the size the service counts (the base64 and its attribute) against
- * `max_bytes` into `*size`. Returns 0, or -1 with `out` set (MessageTooLong,
- * fatal; out of memory). */
-int fanout_msg_entry_body(struct fanout_msg_entry *e, const struct fanout_message *m,
-                          int base64, uint64_t max_bytes, uint64_t *size,
-                          struct fanout_outcome *out);
-
-/* The FIFO ids of message m (`e->fifo` set). Returns 0, or -1 with `out`
- * set (DigestUnavailable, retried). */
-int fanout_msg_entry_fifo(struct fanout_msg_entry *e, const char *target_id,
-                          const struct fanout_message *m, struct fanout_outcome *out);
+/* Fill `e` with message m's body, or its base64 when `base64`, check the
+ * size the service counts (the base64 and its attribute) against
+ * `max_bytes` into `*size`, and, for a FIFO target (`fifo_target_id` its
+ * id, else NULL), set the group and deduplication ids. Returns 0, or -1
+ * with `out` set: MessageTooLong (fatal), out of memory or
+ * DigestUnavailable (retried). */
+int fanout_msg_entry_prepare(struct fanout_msg_entry *e, const struct fanout_message *m,
+                             int base64, uint64_t max_bytes, const char *fifo_target_id,
+                             uint64_t *size, struct fanout_outcome *out);
 
 /* fanout_batch_api.release for a struct fanout_msg_entry. */
 void fanout_msg_entry_release(void *ctx, void *entry);
