@@ -60,7 +60,7 @@ static void s_log_failures(const struct fanout_batch_target *t,
 
 /* The answer to one request: the plugin reads a successful one; a request
  * the AWS layer gave up on is every entry's outcome. Returns non-zero when
- * the request failed as a whole. */
+ * the request failed as a whole or in part. */
 static int s_answer(const struct fanout_batch_api *api, const struct fanout_batch_target *t,
                     void *ctx, struct fanout_batch_request *r, struct fanout_outcome *out,
                     unsigned attempt)
@@ -79,7 +79,10 @@ static int s_answer(const struct fanout_batch_api *api, const struct fanout_batc
                                                       : "no reason given");
     }
     s_log_failures(t, r, out, attempt);
-    return resp->result != FANOUT_AWS_OK;
+    int failed = 0;
+    for (size_t j = 0; j < r->count; j++)
+        failed |= out[r->indexes[j]].status != FANOUT_OK;
+    return failed;
 }
 
 /* Requests in message order, each up to max_entries entries and
@@ -164,8 +167,8 @@ int fanout_batch_send(const struct fanout_batch_api *api,
         }
     }
     /* Unordered: every request in one aws_call (the host sends them
-     * together). Ordered: one at a time; after one the AWS layer gave up
-     * on, the later ones wait for the retry. */
+     * together). Ordered: one at a time; after one that failed, the later
+     * ones wait for the retry. */
     size_t step = t->ordered ? 1 : c.nreq;
     for (size_t k = 0; k < c.nreq; k += step) {
         size_t m = k + step <= c.nreq ? step : c.nreq - k;

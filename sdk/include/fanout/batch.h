@@ -18,11 +18,10 @@
  * The helper splits the prepared entries, in message order, into requests of
  * at most `max_entries` entries and `max_request_bytes` bytes (as `prepare`
  * counted them); sends them together through the host's aws_call, or one
- * after the other when the target is `ordered` (FIFO queues and topics),
- * stopping after a request the AWS layer gave up on as a whole so that no
- * later request overtakes it (those wait for the engine's retry, outcome
- * FANOUT_RETRY "NotSent"; entries an answer refused are retried too, and
- * land after the ones that went); turns a whole request the AWS layer gave
+ * after the other when the target is `ordered` (parallel: false, FIFO
+ * queues and topics), stopping at the first request that fails so that no
+ * later message overtakes an earlier one (those wait for the engine's retry,
+ * outcome FANOUT_RETRY "NotSent"); turns a whole request the AWS layer gave
  * up on into every entry's outcome (throttled, retry or fatal, with the
  * service's code and "<operation>: <message>"); logs each request and each
  * entry that failed at debug level; and frees everything.
