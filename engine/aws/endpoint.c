@@ -43,6 +43,7 @@ static const struct fanout_aws_service s_services[] = {
     /* The IAM Identity Center portal (GetRoleCredentials; bearer token). */
     {"sso", "SSO", "portal.sso", "awsssoportal"},
     {"cloudwatch_logs", "CLOUDWATCH_LOGS", "logs", "logs"},
+    {"eventbridge", "EVENTBRIDGE", "events", "events"},
     /* An OpenSearch domain has its own host: no default. */
     {"es", "ES", NULL, "es"},
     /* Control plane, for the management commands' name lookups. */

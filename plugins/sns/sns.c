@@ -50,18 +50,6 @@ struct sns_options {
     int64_t max_message_bytes;
 };
 
-struct sns_instance {
-    const struct fanout_host *host;
-    const char *target_id; /* the target outlives the instance */
-    const char *topic_arn;
-    const char *role;
-    const char *external_id;
-    char region[64];
-    int fifo;
-    int binary_base64;
-    uint64_t max_message_bytes; /* per message and per PublishBatch */
-};
-
 #define S_FORM "a topic ARN (arn:aws:sns:<region>:<account>:<topic>)"
 
 /* ---- destination ---- */
@@ -239,226 +227,51 @@ static void s_close(void *instance)
 /* ---- send ---- */
 
 /* Make message i's entry; on a refusal fill its outcome and return -1. */
-static int s_prepare(const struct sns_instance *in, const struct fanout_message *m,
-                     size_t i, struct sns_entry *e, struct fanout_outcome *out)
+static int s_prepare(void *ctx, const struct fanout_message *m, size_t i, void *entry,
+                     uint64_t *size, struct fanout_outcome *out)
 {
-    e->index = i;
-    e->body = m->body;
-    e->body_len = m->body_len;
+    const struct sns_instance *in = ctx;
+    struct fanout_msg_entry *e = entry;
+    (void)i;
     if (m->body_len == 0) {
         fanout_outcome_set(out, FANOUT_FATAL, "InvalidParameter",
                            "empty message: SNS refuses an empty Message");
         return -1;
     }
-    size_t bad = sns_utf8_check(m->body, m->body_len);
-    if (bad < m->body_len) {
-        if (!in->binary_base64) {
-            fanout_outcome_set(
-                out, FANOUT_FATAL, "InvalidParameter",
-                "message of %zu bytes is not UTF-8 text (byte 0x%02X at "
-                "offset %zu); for binary data use collapse \"concat-b64\" (or "
-                "\"JSON\"), or set \"binaryBase64\": true",
-                m->body_len, m->body[bad], bad);
-            return -1;
-        }
-        struct fanout_sbuf b = {0};
-        if (fanout_sbuf_base64(&b, m->body, m->body_len) != 0) {
-            fanout_sbuf_free(&b);
-            fanout_outcome_set(out, FANOUT_RETRY, "OutOfMemory", "out of memory");
-            return -1;
-        }
-        e->encoded = (uint8_t *)b.p;
-        e->body = e->encoded;
-        e->body_len = b.len;
-    }
-    e->size = e->body_len + (e->encoded ? SNS_B64_ATTR_BYTES : 0);
-    if (e->size > in->max_message_bytes) {
-        fanout_outcome_set(
-            out, FANOUT_FATAL, "MessageTooLong",
-            "message of %zu bytes is %zu bytes%s, larger than the limit of "
-            "%llu bytes per message",
-            m->body_len, e->size,
-            e->encoded ? " as base64 with its \"" SNS_B64_ATTR_NAME "\" attribute" : "",
-            (unsigned long long)in->max_message_bytes);
+    size_t bad = fanout_text_check(m->body, m->body_len, NULL, NULL, 0);
+    if (bad < m->body_len && !in->binary_base64) {
+        fanout_outcome_set(out, FANOUT_FATAL, "InvalidParameter",
+                           "message of %zu bytes is not UTF-8 text (byte 0x%02X at "
+                           "offset %zu); for binary data use collapse \"concat-b64\" (or "
+                           "\"JSON\"), or set \"binaryBase64\": true",
+                           m->body_len, m->body[bad], bad);
         return -1;
     }
-    if (in->fifo && (sns_group_id(m->key, m->key_len, e->group_id) != 0 ||
-                     sns_dedup_id(in->target_id, m, e->dedup_id) != 0)) {
-        fanout_outcome_set(out, FANOUT_RETRY, "DigestUnavailable",
-                           "could not compute the FIFO group and deduplication ids "
-                           "(SHA-256 unavailable)");
-        return -1;
-    }
-    e->fifo = in->fifo;
-    return 0;
+    return fanout_msg_entry_prepare(e, m, bad < m->body_len, in->max_message_bytes,
+                                    in->fifo ? in->target_id : NULL, size, out);
 }
 
-struct s_request {
-    struct sns_entry **entries;
-    size_t count;
-    struct fanout_sbuf body;
-    struct fanout_aws_header headers[1];
-    struct fanout_aws_request req;
-    struct fanout_aws_response resp;
-};
-
-static int s_build(const struct sns_instance *in, struct s_request *r)
-{
-    int batch = r->count > 1;
-    if (sns_request_body(&r->body, in->topic_arn, r->entries, r->count, batch) != 0)
-        return -1;
-    r->headers[0] = (struct fanout_aws_header){
-        "Content-Type", "application/x-www-form-urlencoded; charset=utf-8"};
-    r->req = (struct fanout_aws_request){
-        .struct_size = sizeof r->req,
-        .service = "sns",
-        .region = in->region,
-        .role_arn = in->role,
-        .external_id = in->external_id,
-        .method = "POST",
-        .path = "/",
-        .headers = r->headers,
-        .header_count = 1,
-        .body = (const uint8_t *)r->body.p,
-        .body_len = r->body.len,
-        .protocol = FANOUT_AWS_QUERY,
-    };
-    r->resp.struct_size = sizeof r->resp;
-    return 0;
-}
-
-static void s_log_request(const struct sns_instance *in, const struct s_request *r,
-                          unsigned attempt)
-{
-    if (!in->host->log_enabled(FANOUT_LOG_DEBUG))
-        return;
-    size_t bytes = 0;
-    for (size_t i = 0; i < r->count; i++)
-        bytes += r->entries[i]->size;
-    in->host->log(FANOUT_LOG_DEBUG, in->target_id,
-                  "%s: %zu message%s, %zu bytes, to %s (attempt %u)",
-                  r->count > 1 ? "PublishBatch" : "Publish", r->count,
-                  r->count == 1 ? "" : "s", bytes, in->topic_arn, attempt);
-}
-
-static void s_mark(struct s_request *reqs, size_t from, size_t to, struct fanout_outcome *o,
-                   int status, const char *code, const char *msg)
-{
-    for (size_t j = from; j < to; j++)
-        for (size_t e = 0; e < reqs[j].count; e++)
-            fanout_outcome_set(&o[reqs[j].entries[e]->index], status, code, "%s", msg);
-}
-
-/* Entries that did not go, at debug level: the engine logs the final
- * outcome only, and a retried entry's first reason helps. */
-static void s_log_failures(const struct sns_instance *in, const struct s_request *r,
-                           const struct fanout_outcome *out, unsigned attempt)
-{
-    if (!in->host->log_enabled(FANOUT_LOG_DEBUG))
-        return;
-    static const char *const names[] = {"ok", "retry", "throttled", "fatal"};
-    for (size_t i = 0; i < r->count; i++) {
-        const struct fanout_outcome *o = &out[r->entries[i]->index];
-        if (o->status == FANOUT_OK)
-            continue;
-        in->host->log(FANOUT_LOG_DEBUG, in->target_id,
-                      "message %zu (attempt %u): %s: %.64s: %.256s", r->entries[i]->index,
-                      attempt, o->status >= 0 && o->status <= 3 ? names[o->status] : "?",
-                      o->code, o->message);
-    }
-}
-
+/* A standard topic takes the requests together; a FIFO topic one after
+ * the other, so its messages arrive in order. */
 static int s_send(void *instance, const struct fanout_batch *batch,
                   struct fanout_outcome *outcomes)
 {
     struct sns_instance *in = instance;
-    size_t n = batch->count;
-    struct sns_entry *entries = calloc(n ? n : 1, sizeof *entries);
-    struct sns_entry **ready = calloc(n ? n : 1, sizeof *ready);
-    struct s_request *reqs = calloc(n ? n : 1, sizeof *reqs);
-    size_t nready = 0, nreq = 0;
-    int rc = 0;
-    if (!entries || !ready || !reqs) {
-        for (size_t i = 0; i < n; i++)
-            fanout_outcome_set(&outcomes[i], FANOUT_RETRY, "OutOfMemory", "out of memory");
-        rc = -1;
-        goto done;
-    }
-    for (size_t i = 0; i < n; i++)
-        if (s_prepare(in, batch->messages[i], i, &entries[i], &outcomes[i]) == 0)
-            ready[nready++] = &entries[i];
-
-    /* Requests: in order, up to 10 entries and the byte limit each (the
-     * engine cut the batch so already, unless base64 made some messages
-     * larger). */
-    for (size_t i = 0; i < nready;) {
-        struct s_request *r = &reqs[nreq++];
-        r->entries = &ready[i];
-        uint64_t bytes = 0;
-        while (i < nready && r->count < SNS_MAX_ENTRIES &&
-               (r->count == 0 || bytes + ready[i]->size <= in->max_message_bytes)) {
-            bytes += ready[i]->size;
-            r->count++;
-            i++;
-        }
-    }
-    for (size_t k = 0; k < nreq; k++) {
-        if (s_build(in, &reqs[k]) != 0) {
-            s_mark(reqs, k, nreq, outcomes, FANOUT_RETRY, "OutOfMemory",
-                   "out of memory building the request");
-            nreq = k;
-            rc = -1;
-            break;
-        }
-    }
-    /* A standard topic takes the requests together; a FIFO topic one after
-     * the other, so its messages arrive in order, and after a request that
-     * failed the later ones wait for the retry. */
-    size_t step = in->fifo ? 1 : nreq;
-    for (size_t k = 0; k < nreq; k += step) {
-        size_t m = k + step <= nreq ? step : nreq - k;
-        const struct fanout_aws_request **rq = calloc(m, sizeof *rq);
-        struct fanout_aws_response **rs = calloc(m, sizeof *rs);
-        if (!rq || !rs) {
-            free(rq);
-            free(rs);
-            s_mark(reqs, k, nreq, outcomes, FANOUT_RETRY, "OutOfMemory", "out of memory");
-            rc = -1;
-            break;
-        }
-        for (size_t j = 0; j < m; j++) {
-            rq[j] = &reqs[k + j].req;
-            rs[j] = &reqs[k + j].resp;
-            s_log_request(in, &reqs[k + j], batch->attempt);
-        }
-        in->host->aws_call(rq, rs, m);
-        int failed = 0;
-        for (size_t j = 0; j < m; j++) {
-            struct s_request *r = &reqs[k + j];
-            sns_read_response(&r->resp, r->entries, r->count, r->count > 1, outcomes);
-            s_log_failures(in, r, outcomes, batch->attempt);
-            in->host->aws_response_clean_up(&r->resp);
-            failed |= r->resp.result != FANOUT_AWS_OK;
-        }
-        free(rq);
-        free(rs);
-        if (in->fifo && failed && k + m < nreq) {
-            s_mark(reqs, k + m, nreq, outcomes, FANOUT_RETRY, "NotSent",
-                   "not sent yet: an earlier request to this FIFO topic failed, and order "
-                   "comes first");
-            break;
-        }
-    }
-done:
-    /* every request's body, built or half-built (reqs is zeroed) */
-    for (size_t k = 0; reqs && k < n; k++)
-        fanout_sbuf_free(&reqs[k].body);
-    for (size_t i = 0; entries && i < n; i++)
-        free(entries[i].encoded);
-    free(entries);
-    free(ready);
-    free(reqs);
-    return rc;
+    const struct fanout_batch_api api = {
+        .entry_size = sizeof(struct fanout_msg_entry),
+        .max_entries = SNS_MAX_ENTRIES,
+        .max_request_bytes = in->max_message_bytes,
+        .prepare = s_prepare,
+        .build = sns_build,
+        .read = sns_read,
+        .release = fanout_msg_entry_release,
+    };
+    const struct fanout_batch_target t = {.host = in->host,
+                                          .target_id = in->target_id,
+                                          .destination = in->topic_arn,
+                                          .ordered = in->fifo,
+                                          .order_scope = "FIFO topic"};
+    return fanout_batch_send(&api, &t, in, batch, outcomes);
 }
 
 static const struct fanout_option s_options[] = {

@@ -21,8 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
 #include <fanout/aws_codes.h>
 
 #include "sns.h"
@@ -65,84 +63,10 @@ static int s_param_str(struct fanout_sbuf *b, const char *prefix, const char *na
     return s_param(b, prefix, name, (const uint8_t *)value, strlen(value));
 }
 
-/* ---- text ---- */
-
-size_t sns_utf8_check(const uint8_t *s, size_t n)
-{
-    for (size_t i = 0; i < n;) {
-        size_t k = fanout_utf8_seq(s + i, n - i);
-        if (!k)
-            return i;
-        i += k;
-    }
-    return n;
-}
-
-/* ---- digests and FIFO ids ---- */
-
-int sns_sha256_hex(const void *const *parts, const size_t *lens, size_t count, char out[65])
-{
-    static const char hex[] = "0123456789abcdef";
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned len = 0;
-    int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
-    for (size_t i = 0; ok && i < count; i++)
-        ok = EVP_DigestUpdate(ctx, parts[i], lens[i]) == 1;
-    ok = ok && EVP_DigestFinal_ex(ctx, md, &len) == 1 && len == 32;
-    EVP_MD_CTX_free(ctx);
-    if (!ok)
-        return -1;
-    for (unsigned i = 0; i < len; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
-    }
-    out[2 * len] = '\0';
-    return 0;
-}
-
-int sns_group_id(const uint8_t *key, size_t key_len, char out[SNS_MAX_ID_CHARS + 1])
-{
-    /* alphanumeric and punctuation: the printable ASCII but space */
-    int ok = key_len > 0 && key_len <= SNS_MAX_ID_CHARS;
-    for (size_t i = 0; ok && i < key_len; i++)
-        ok = key[i] > 0x20 && key[i] < 0x7F;
-    if (ok) {
-        memcpy(out, key, key_len);
-        out[key_len] = '\0';
-        return 0;
-    }
-    const void *parts[] = {key ? (const void *)key : ""};
-    size_t lens[] = {key ? key_len : 0};
-    return sns_sha256_hex(parts, lens, 1, out);
-}
-
-int sns_dedup_id(const char *target_id, const struct fanout_message *m,
-                 char out[SNS_MAX_ID_CHARS + 1])
-{
-    const struct fanout_record *first = m->records[0];
-    const struct fanout_record *last = m->records[m->record_count - 1];
-    char subs[96];
-    int n = snprintf(subs, sizeof subs, "%llu:%llu:%zu",
-                     (unsigned long long)first->sub_sequence_number,
-                     (unsigned long long)last->sub_sequence_number, m->record_count);
-    const char *src = first->source_arn ? first->source_arn : "";
-    /* NUL-terminated parts, so ("ab","c") and ("a","bc") differ */
-    const void *parts[] = {"fanout-dedup-1",      target_id, src, first->sequence_number,
-                           last->sequence_number, subs};
-    size_t lens[] = {sizeof "fanout-dedup-1",
-                     strlen(target_id) + 1,
-                     strlen(src) + 1,
-                     strlen(first->sequence_number) + 1,
-                     strlen(last->sequence_number) + 1,
-                     (size_t)(n > 0 ? n : 0)};
-    return sns_sha256_hex(parts, lens, sizeof lens / sizeof *lens, out);
-}
-
 /* ---- requests ---- */
 
 static int s_entry_params(struct fanout_sbuf *b, const char *prefix,
-                          const struct sns_entry *e)
+                          const struct fanout_msg_entry *e)
 {
     int rc = s_param(b, prefix, "Message", e->body, e->body_len);
     if (e->fifo) {
@@ -150,31 +74,54 @@ static int s_entry_params(struct fanout_sbuf *b, const char *prefix,
         rc |= s_param_str(b, prefix, "MessageDeduplicationId", e->dedup_id);
     }
     if (e->encoded) {
-        rc |= s_param_str(b, prefix, "MessageAttributes.entry.1.Name", SNS_B64_ATTR_NAME);
+        rc |=
+            s_param_str(b, prefix, "MessageAttributes.entry.1.Name", FANOUT_B64_ATTR_NAME);
         rc |= s_param_str(b, prefix, "MessageAttributes.entry.1.Value.DataType",
-                          SNS_B64_ATTR_TYPE);
+                          FANOUT_B64_ATTR_TYPE);
         rc |= s_param_str(b, prefix, "MessageAttributes.entry.1.Value.StringValue",
-                          SNS_B64_ATTR_VALUE);
+                          FANOUT_B64_ATTR_VALUE);
     }
     return rc;
 }
 
-int sns_request_body(struct fanout_sbuf *b, const char *topic_arn,
-                     struct sns_entry *const *entries, size_t count, int batch)
+int sns_build(void *ctx, struct fanout_batch_request *r)
 {
+    const struct sns_instance *in = ctx;
+    struct fanout_msg_entry *const *entries = (struct fanout_msg_entry *const *)r->entries;
+    int batch = r->count > 1;
+    struct fanout_sbuf *b = &r->body;
     int rc = fanout_sbuf_puts(b, batch ? "Action=PublishBatch" : "Action=Publish");
     rc |= s_param_str(b, "", "Version", SNS_API_VERSION);
-    rc |= s_param_str(b, "", "TopicArn", topic_arn);
+    rc |= s_param_str(b, "", "TopicArn", in->topic_arn);
     if (!batch)
-        return rc | s_entry_params(b, "", entries[0]);
-    for (size_t i = 0; i < count && rc == 0; i++) {
+        rc |= s_entry_params(b, "", entries[0]);
+    for (size_t i = 0; batch && i < r->count && rc == 0; i++) {
         char prefix[64], id[32];
         snprintf(prefix, sizeof prefix, "PublishBatchRequestEntries.member.%zu.", i + 1);
-        snprintf(id, sizeof id, "%zu", entries[i]->index);
+        snprintf(id, sizeof id, "%zu", r->indexes[i]);
         rc |= s_param_str(b, prefix, "Id", id);
         rc |= s_entry_params(b, prefix, entries[i]);
     }
-    return rc;
+    if (rc != 0)
+        return -1;
+    r->operation = batch ? "PublishBatch" : "Publish";
+    r->headers[0] = (struct fanout_aws_header){
+        "Content-Type", "application/x-www-form-urlencoded; charset=utf-8"};
+    r->req = (struct fanout_aws_request){
+        .struct_size = sizeof r->req,
+        .service = "sns",
+        .region = in->region,
+        .role_arn = in->role,
+        .external_id = in->external_id,
+        .method = "POST",
+        .path = "/",
+        .headers = r->headers,
+        .header_count = 1,
+        .body = (const uint8_t *)b->p,
+        .body_len = b->len,
+        .protocol = FANOUT_AWS_QUERY,
+    };
+    return 0;
 }
 
 /* ---- a tolerant XML scanner ---- */
@@ -286,23 +233,23 @@ static int s_throttling(const char *code)
     return fanout_aws_code_is_throttling(code);
 }
 
-static void s_all(struct sns_entry *const *entries, size_t count,
-                  struct fanout_outcome *out, int status, const char *code, const char *msg)
+static void s_all(const struct fanout_batch_request *r, struct fanout_outcome *out,
+                  int status, const char *code, const char *msg)
 {
-    for (size_t i = 0; i < count; i++)
-        fanout_outcome_set(&out[entries[i]->index], status, code, "%s", msg);
+    for (size_t i = 0; i < r->count; i++)
+        fanout_outcome_set(&out[r->indexes[i]], status, code, "%s", msg);
 }
 
 /* The position in the request of the entry with this Id, or `count`. */
-static size_t s_find(struct sns_entry *const *entries, size_t count, const char *id)
+static size_t s_find(const struct fanout_batch_request *r, const char *id)
 {
-    for (size_t i = 0; i < count; i++) {
+    for (size_t i = 0; i < r->count; i++) {
         char mine[32];
-        snprintf(mine, sizeof mine, "%zu", entries[i]->index);
+        snprintf(mine, sizeof mine, "%zu", r->indexes[i]);
         if (strcmp(mine, id) == 0)
             return i;
     }
-    return count;
+    return r->count;
 }
 
 /* The one element `name` of [p, p + n): 1 with its content, 0 when absent,
@@ -322,9 +269,9 @@ static int s_xml_only(const char *p, size_t n, const char *name, const char **co
 /* One member of Successful or Failed: checks its Id against the request's
  * and the ones already seen. Returns the entry's position, or `count` with
  * `why` filled. */
-static size_t s_member(struct sns_entry *const *entries, size_t count, const char *m,
-                       size_t ml, char *seen, const char *list, char *id, size_t id_len,
-                       char *why, size_t why_len)
+static size_t s_member(const struct fanout_batch_request *r, const char *m, size_t ml,
+                       char *seen, const char *list, char *id, size_t id_len, char *why,
+                       size_t why_len)
 {
     const char *c;
     size_t cl;
@@ -332,17 +279,17 @@ static size_t s_member(struct sns_entry *const *entries, size_t count, const cha
     if (k != 1) {
         snprintf(why, why_len, "a member of %s with %s Id", list,
                  k ? "more than one" : "no");
-        return count;
+        return r->count;
     }
     s_xml_text(c, cl, id, id_len);
-    size_t at = s_find(entries, count, id);
-    if (at == count) {
+    size_t at = s_find(r, id);
+    if (at == r->count) {
         snprintf(why, why_len, "%s names Id \"%.24s\", which was not sent", list, id);
-        return count;
+        return r->count;
     }
     if (seen[at]) {
         snprintf(why, why_len, "Id %s named twice", id);
-        return count;
+        return r->count;
     }
     seen[at] = 1;
     return at;
@@ -360,23 +307,13 @@ static size_t s_member(struct sns_entry *const *entries, size_t count, const cha
  * published is a loss). An entry the answer leaves out, or a Successful
  * member without a MessageId, leaves that entry alone in doubt: retried.
  */
-void sns_read_response(const struct fanout_aws_response *r,
-                       struct sns_entry *const *entries, size_t count, int batch,
-                       struct fanout_outcome *out)
+void sns_read(void *ctx, const struct fanout_batch_request *q, struct fanout_outcome *out)
 {
+    (void)ctx;
+    size_t count = q->count;
+    int batch = count > 1;
     const char *op = batch ? "PublishBatch" : "Publish";
-    if (r->result != FANOUT_AWS_OK) {
-        const char *code = r->error_code[0] ? r->error_code : "RequestFailed";
-        int st = r->result == FANOUT_AWS_THROTTLED   ? FANOUT_THROTTLED
-                 : r->result == FANOUT_AWS_RETRYABLE ? FANOUT_RETRY
-                 : s_throttling(code)                ? FANOUT_THROTTLED
-                                                     : FANOUT_FATAL;
-        char msg[600];
-        snprintf(msg, sizeof msg, "%s: %s", op,
-                 r->error_message[0] ? r->error_message : "no reason given");
-        s_all(entries, count, out, st, code, msg);
-        return;
-    }
+    const struct fanout_aws_response *r = &q->resp;
     const char *body = r->body ? (const char *)r->body : "";
     size_t len = r->body ? r->body_len : 0;
     const char *c, *res;
@@ -420,7 +357,7 @@ void sns_read_response(const struct fanout_aws_response *r,
     }
     seen = calloc(count ? count : 1, 1);
     if (!seen) {
-        s_all(entries, count, out, FANOUT_RETRY, "OutOfMemory",
+        s_all(q, out, FANOUT_RETRY, "OutOfMemory",
               "out of memory reading the answer: delivery unknown");
         return;
     }
@@ -435,8 +372,7 @@ void sns_read_response(const struct fanout_aws_response *r,
             break;
         pos += next;
         char id[64], mid[128];
-        size_t at = s_member(entries, count, m, ml, seen, "Successful", id, sizeof id, why,
-                             sizeof why);
+        size_t at = s_member(q, m, ml, seen, "Successful", id, sizeof id, why, sizeof why);
         if (at == count)
             goto doubt;
         const char *mc;
@@ -446,7 +382,7 @@ void sns_read_response(const struct fanout_aws_response *r,
             s_xml_text(mc, mcl, mid, sizeof mid);
         /* incomplete, not contradictory: this entry alone is in doubt */
         if (!mid[0])
-            fanout_outcome_set(&out[entries[at]->index], FANOUT_RETRY, "InvalidResponse",
+            fanout_outcome_set(&out[q->indexes[at]], FANOUT_RETRY, "InvalidResponse",
                                "PublishBatch entry %s: no MessageId: delivery unknown", id);
     }
     int kf = s_xml_only(res, resl, "Failed", &c, &cl);
@@ -460,18 +396,17 @@ void sns_read_response(const struct fanout_aws_response *r,
             break;
         pos += next;
         char id[64];
-        if (s_member(entries, count, m, ml, seen, "Failed", id, sizeof id, why,
-                     sizeof why) == count)
+        if (s_member(q, m, ml, seen, "Failed", id, sizeof id, why, sizeof why) == count)
             goto doubt;
     }
     /* an entry not mentioned leaves the answer incomplete, not contradictory:
      * that entry alone is in doubt */
     for (size_t j = 0; j < count; j++)
         if (!seen[j])
-            fanout_outcome_set(&out[entries[j]->index], FANOUT_RETRY, "InvalidResponse",
+            fanout_outcome_set(&out[q->indexes[j]], FANOUT_RETRY, "InvalidResponse",
                                "PublishBatch answer names entry %zu neither in Successful "
                                "nor in Failed: delivery unknown",
-                               entries[j]->index);
+                               q->indexes[j]);
     /* the answer holds together: the failed entries' outcomes */
     for (size_t pos = 0, next, ml; kf && pos < cl;) {
         const char *m;
@@ -483,12 +418,12 @@ void sns_read_response(const struct fanout_aws_response *r,
         s_xml_child(m, ml, "Code", code, sizeof code);
         s_xml_child(m, ml, "Message", text, sizeof text);
         s_xml_child(m, ml, "SenderFault", sender, sizeof sender);
-        size_t at = s_find(entries, count, id);
+        size_t at = s_find(q, id);
         int sf = strcmp(sender, "true") == 0;
         /* throttling is retried whoever is at fault; otherwise the
          * sender's fault will not pass on a resend */
         int st = s_throttling(code) ? FANOUT_THROTTLED : sf ? FANOUT_FATAL : FANOUT_RETRY;
-        fanout_outcome_set(&out[entries[at]->index], st, code[0] ? code : "UnknownError",
+        fanout_outcome_set(&out[q->indexes[at]], st, code[0] ? code : "UnknownError",
                            "PublishBatch entry %s failed (%s fault): %s", id,
                            sf ? "sender" : "service", text[0] ? text : "no message");
     }
@@ -497,6 +432,6 @@ void sns_read_response(const struct fanout_aws_response *r,
 doubt:
     snprintf(msg, sizeof msg, "%s answered with %s; delivery of the %zu entr%s unknown", op,
              why, count, count == 1 ? "y is" : "ies is");
-    s_all(entries, count, out, FANOUT_RETRY, "InvalidResponse", msg);
+    s_all(q, out, FANOUT_RETRY, "InvalidResponse", msg);
     free(seen);
 }

@@ -69,19 +69,6 @@ struct s_dest {
     int aws_host;
 };
 
-struct sqs_instance {
-    const struct fanout_host *host;
-    const char *target_id; /* the target outlives the instance */
-    const char *role;
-    const char *external_id;
-    char region[64]; /* "" = the default region */
-    char endpoint[320];
-    char *queue_url;
-    int fifo;
-    int binary_base64;
-    uint64_t max_message_bytes;
-};
-
 #define S_FORMS                                                                            \
     "a queue URL (https://sqs.<region>.amazonaws.com/<account>/<queue>) or a queue ARN "   \
     "(arn:aws:sqs:<region>:<account>:<queue>)"
@@ -433,228 +420,53 @@ static void s_close(void *instance)
 /* ---- send ---- */
 
 /* Make message i's entry; on a refusal fill its outcome and return -1. */
-static int s_prepare(const struct sqs_instance *in, const struct fanout_message *m,
-                     size_t i, struct sqs_entry *e, struct fanout_outcome *out)
+static int s_prepare(void *ctx, const struct fanout_message *m, size_t i, void *entry,
+                     uint64_t *size, struct fanout_outcome *out)
 {
-    e->index = i;
-    e->body = m->body;
-    e->body_len = m->body_len;
+    const struct sqs_instance *in = ctx;
+    struct fanout_msg_entry *e = entry;
+    (void)i;
     if (m->body_len == 0) {
         fanout_outcome_set(out, FANOUT_FATAL, "MissingParameter",
                            "empty message: SQS needs a body of at least one character");
         return -1;
     }
     char what[64];
-    size_t bad = sqs_text_check(m->body, m->body_len, what, sizeof what);
-    if (bad < m->body_len) {
-        if (!in->binary_base64) {
-            fanout_outcome_set(out, FANOUT_FATAL, "InvalidMessageContents",
-                               "message of %zu bytes is not text SQS accepts: %s at byte "
-                               "%zu; for binary data use collapse \"concat-b64\" (or "
-                               "\"JSON\"), or set \"binaryBase64\": true",
-                               m->body_len, what, bad);
-            return -1;
-        }
-        struct fanout_sbuf b = {0};
-        if (fanout_sbuf_base64(&b, m->body, m->body_len) != 0) {
-            fanout_sbuf_free(&b);
-            fanout_outcome_set(out, FANOUT_RETRY, "OutOfMemory", "out of memory");
-            return -1;
-        }
-        e->encoded = (uint8_t *)b.p;
-        e->body = e->encoded;
-        e->body_len = b.len;
-    }
-    e->size = e->body_len + (e->encoded ? SQS_B64_ATTR_BYTES : 0);
-    if (e->size > in->max_message_bytes) {
-        fanout_outcome_set(
-            out, FANOUT_FATAL, "MessageTooLong",
-            "message of %zu bytes is %zu bytes%s, larger than the limit of "
-            "%llu bytes per message",
-            m->body_len, e->size,
-            e->encoded ? " as base64 with its \"" SQS_B64_ATTR_NAME "\" attribute" : "",
-            (unsigned long long)in->max_message_bytes);
+    size_t bad = fanout_text_check(m->body, m->body_len, sqs_char, what, sizeof what);
+    if (bad < m->body_len && !in->binary_base64) {
+        fanout_outcome_set(out, FANOUT_FATAL, "InvalidMessageContents",
+                           "message of %zu bytes is not text SQS accepts: %s at byte "
+                           "%zu; for binary data use collapse \"concat-b64\" (or "
+                           "\"JSON\"), or set \"binaryBase64\": true",
+                           m->body_len, what, bad);
         return -1;
     }
-    if (in->fifo && (sqs_group_id(m->key, m->key_len, e->group_id) != 0 ||
-                     sqs_dedup_id(in->target_id, m, e->dedup_id) != 0)) {
-        fanout_outcome_set(out, FANOUT_RETRY, "DigestUnavailable",
-                           "could not compute the FIFO group and deduplication ids "
-                           "(SHA-256 unavailable)");
-        return -1;
-    }
-    e->fifo = in->fifo;
-    return 0;
+    return fanout_msg_entry_prepare(e, m, bad < m->body_len, in->max_message_bytes,
+                                    in->fifo ? in->target_id : NULL, size, out);
 }
 
-struct s_request {
-    struct sqs_entry **entries;
-    size_t count;
-    struct fanout_sbuf body;
-    struct fanout_aws_header headers[2];
-    struct fanout_aws_request req;
-    struct fanout_aws_response resp;
-};
-
-static int s_build(const struct sqs_instance *in, struct s_request *r)
-{
-    int batch = r->count > 1;
-    if (sqs_request_body(&r->body, in->queue_url, r->entries, r->count, batch) != 0)
-        return -1;
-    r->headers[0] =
-        (struct fanout_aws_header){"Content-Type", "application/x-amz-json-1.0"};
-    r->headers[1] = (struct fanout_aws_header){
-        "X-Amz-Target", batch ? "AmazonSQS.SendMessageBatch" : "AmazonSQS.SendMessage"};
-    r->req = (struct fanout_aws_request){
-        .struct_size = sizeof r->req,
-        .service = "sqs",
-        .region = in->region[0] ? in->region : NULL,
-        .endpoint = in->endpoint[0] ? in->endpoint : NULL,
-        .role_arn = in->role,
-        .external_id = in->external_id,
-        .method = "POST",
-        .path = "/",
-        .headers = r->headers,
-        .header_count = 2,
-        .body = (const uint8_t *)r->body.p,
-        .body_len = r->body.len,
-        .protocol = FANOUT_AWS_JSON,
-    };
-    r->resp.struct_size = sizeof r->resp;
-    return 0;
-}
-
-static void s_log_request(const struct sqs_instance *in, const struct s_request *r,
-                          unsigned attempt)
-{
-    if (!in->host->log_enabled(FANOUT_LOG_DEBUG))
-        return;
-    size_t bytes = 0;
-    for (size_t i = 0; i < r->count; i++)
-        bytes += r->entries[i]->size;
-    in->host->log(FANOUT_LOG_DEBUG, in->target_id,
-                  "%s: %zu message%s, %zu bytes, to %s (attempt %u)",
-                  r->count > 1 ? "SendMessageBatch" : "SendMessage", r->count,
-                  r->count == 1 ? "" : "s", bytes, in->queue_url, attempt);
-}
-
-static void s_mark(struct s_request *reqs, size_t from, size_t to, struct fanout_outcome *o,
-                   int status, const char *code, const char *msg)
-{
-    for (size_t j = from; j < to; j++)
-        for (size_t e = 0; e < reqs[j].count; e++)
-            fanout_outcome_set(&o[reqs[j].entries[e]->index], status, code, "%s", msg);
-}
-
-/* Entries that did not go, at debug level: the engine logs the final
- * outcome only, and a retried entry's first reason helps. */
-static void s_log_failures(const struct sqs_instance *in, const struct s_request *r,
-                           const struct fanout_outcome *out, unsigned attempt)
-{
-    if (!in->host->log_enabled(FANOUT_LOG_DEBUG))
-        return;
-    static const char *const names[] = {"ok", "retry", "throttled", "fatal"};
-    for (size_t i = 0; i < r->count; i++) {
-        const struct fanout_outcome *o = &out[r->entries[i]->index];
-        if (o->status == FANOUT_OK)
-            continue;
-        in->host->log(FANOUT_LOG_DEBUG, in->target_id,
-                      "message %zu (attempt %u): %s: %.64s: %.256s", r->entries[i]->index,
-                      attempt, o->status >= 0 && o->status <= 3 ? names[o->status] : "?",
-                      o->code, o->message);
-    }
-}
-
+/* A standard queue takes the requests together; a FIFO queue one after
+ * the other, so its messages arrive in order. */
 static int s_send(void *instance, const struct fanout_batch *batch,
                   struct fanout_outcome *outcomes)
 {
     struct sqs_instance *in = instance;
-    size_t n = batch->count;
-    struct sqs_entry *entries = calloc(n ? n : 1, sizeof *entries);
-    struct sqs_entry **ready = calloc(n ? n : 1, sizeof *ready);
-    struct s_request *reqs = calloc(n ? n : 1, sizeof *reqs);
-    size_t nready = 0, nreq = 0;
-    int rc = 0;
-    if (!entries || !ready || !reqs) {
-        for (size_t i = 0; i < n; i++)
-            fanout_outcome_set(&outcomes[i], FANOUT_RETRY, "OutOfMemory", "out of memory");
-        rc = -1;
-        goto done;
-    }
-    for (size_t i = 0; i < n; i++)
-        if (s_prepare(in, batch->messages[i], i, &entries[i], &outcomes[i]) == 0)
-            ready[nready++] = &entries[i];
-
-    /* Requests: in order, up to 10 entries and 1 MiB each (the engine cut
-     * the batch so already, unless base64 made some messages larger). */
-    for (size_t i = 0; i < nready;) {
-        struct s_request *r = &reqs[nreq++];
-        r->entries = &ready[i];
-        uint64_t bytes = 0;
-        while (i < nready && r->count < SQS_MAX_ENTRIES &&
-               (r->count == 0 || bytes + ready[i]->size <= SQS_MAX_MESSAGE_BYTES)) {
-            bytes += ready[i]->size;
-            r->count++;
-            i++;
-        }
-    }
-    for (size_t k = 0; k < nreq; k++) {
-        if (s_build(in, &reqs[k]) != 0) {
-            s_mark(reqs, k, nreq, outcomes, FANOUT_RETRY, "OutOfMemory",
-                   "out of memory building the request");
-            nreq = k;
-            rc = -1;
-            break;
-        }
-    }
-    /* A standard queue takes the requests together; a FIFO queue one after
-     * the other, so its messages arrive in order, and after a request that
-     * failed the later ones wait for the retry. */
-    size_t step = in->fifo ? 1 : nreq;
-    for (size_t k = 0; k < nreq; k += step) {
-        size_t m = k + step <= nreq ? step : nreq - k;
-        const struct fanout_aws_request **rq = calloc(m, sizeof *rq);
-        struct fanout_aws_response **rs = calloc(m, sizeof *rs);
-        if (!rq || !rs) {
-            free(rq);
-            free(rs);
-            s_mark(reqs, k, nreq, outcomes, FANOUT_RETRY, "OutOfMemory", "out of memory");
-            rc = -1;
-            break;
-        }
-        for (size_t j = 0; j < m; j++) {
-            rq[j] = &reqs[k + j].req;
-            rs[j] = &reqs[k + j].resp;
-            s_log_request(in, &reqs[k + j], batch->attempt);
-        }
-        in->host->aws_call(rq, rs, m);
-        int failed = 0;
-        for (size_t j = 0; j < m; j++) {
-            struct s_request *r = &reqs[k + j];
-            sqs_read_response(&r->resp, r->entries, r->count, r->count > 1, outcomes);
-            s_log_failures(in, r, outcomes, batch->attempt);
-            in->host->aws_response_clean_up(&r->resp);
-            failed |= r->resp.result != FANOUT_AWS_OK;
-        }
-        free(rq);
-        free(rs);
-        if (in->fifo && failed && k + m < nreq) {
-            s_mark(reqs, k + m, nreq, outcomes, FANOUT_RETRY, "NotSent",
-                   "not sent yet: an earlier request to this FIFO queue failed, and order "
-                   "comes first");
-            break;
-        }
-    }
-done:
-    /* every request's body, built or half-built (reqs is zeroed) */
-    for (size_t k = 0; reqs && k < n; k++)
-        fanout_sbuf_free(&reqs[k].body);
-    for (size_t i = 0; entries && i < n; i++)
-        free(entries[i].encoded);
-    free(entries);
-    free(ready);
-    free(reqs);
-    return rc;
+    static const struct fanout_batch_api api = {
+        .entry_size = sizeof(struct fanout_msg_entry),
+        .max_entries = SQS_MAX_ENTRIES,
+        .max_request_bytes = SQS_MAX_MESSAGE_BYTES,
+        .prepare = s_prepare,
+        .build = sqs_build,
+        .read = sqs_read,
+        .release = fanout_msg_entry_release,
+        .failed_status = sqs_failed_status,
+    };
+    const struct fanout_batch_target t = {.host = in->host,
+                                          .target_id = in->target_id,
+                                          .destination = in->queue_url,
+                                          .ordered = in->fifo,
+                                          .order_scope = "FIFO queue"};
+    return fanout_batch_send(&api, &t, in, batch, outcomes);
 }
 
 static const struct fanout_option s_options[] = {

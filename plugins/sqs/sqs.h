@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include <fanout/aws.h>
+#include <fanout/batch.h>
 #include <fanout/helpers.h>
 #include <fanout/plugin.h>
 
@@ -23,68 +24,41 @@
 #define SQS_MAX_MESSAGE_BYTES 1048576
 /* The queue attribute MaximumMessageSize ranges over 1,024..1,048,576. */
 #define SQS_MIN_MESSAGE_BYTES 1024
-/* MessageGroupId and MessageDeduplicationId: 1..128 characters,
- * alphanumeric and punctuation. */
-#define SQS_MAX_ID_CHARS 128
 /* Queue names: 1..80 characters of [A-Za-z0-9_-], ".fifo" included. */
 #define SQS_MAX_QUEUE_NAME 80
 
-/* The message attribute that marks a body sent as base64 (option
- * binaryBase64), and what it adds to the message's size. */
-#define SQS_B64_ATTR_NAME  "fanout-encoding"
-#define SQS_B64_ATTR_TYPE  "String"
-#define SQS_B64_ATTR_VALUE "base64"
-#define SQS_B64_ATTR_BYTES                                                                 \
-    (sizeof SQS_B64_ATTR_NAME - 1 + sizeof SQS_B64_ATTR_TYPE - 1 +                         \
-     sizeof SQS_B64_ATTR_VALUE - 1)
-
-/* ---- message bodies ---- */
-
-/* The offset of the first byte of `s` that SQS does not accept (invalid
- * UTF-8, or a character outside #x9 | #xA | #xD | #x20-#xD7FF |
- * #xE000-#xFFFD | #x10000-#x10FFFF), or `n` when the whole body is
- * acceptable. `*what` describes the offending character. */
-size_t sqs_text_check(const uint8_t *s, size_t n, char *what, size_t what_len);
-
-/* Lower-case hex SHA-256 of the concatenated parts (64 characters + NUL
- * into out[65]). Returns 0, or -1 when the digest is not available. */
-int sqs_sha256_hex(const void *const *parts, const size_t *lens, size_t count,
-                   char out[65]);
-
-/* The FIFO MessageGroupId for a key: the key itself when it is 1..128
- * characters SQS accepts, else the hex SHA-256 of the key. */
-int sqs_group_id(const uint8_t *key, size_t key_len, char out[SQS_MAX_ID_CHARS + 1]);
-
-/* The FIFO MessageDeduplicationId of a message: the hex SHA-256 of the
- * mapping id, the source ARN and the first and last records' sequence and
- * sub-sequence numbers with the record count, so the same message sent
- * again (a retry, a redelivered batch) carries the same id. */
-int sqs_dedup_id(const char *target_id, const struct fanout_message *m,
-                 char out[SQS_MAX_ID_CHARS + 1]);
+/* An open queue: what sqs.c makes of a target, and the requests' ctx. */
+struct sqs_instance {
+    const struct fanout_host *host;
+    const char *target_id; /* the target outlives the instance */
+    const char *role;
+    const char *external_id;
+    char region[64];    /* "" = the default region */
+    char endpoint[320]; /* "" = the queue's region's endpoint */
+    char *queue_url;
+    int fifo;
+    int binary_base64;
+    uint64_t max_message_bytes;
+};
 
 /* ---- the wire protocol ---- */
 
-/* One message as it goes on the wire. */
-struct sqs_entry {
-    size_t index;        /* the message's index in the batch; the entry Id */
-    const uint8_t *body; /* as sent (the message body, or `encoded`) */
-    size_t body_len;
-    uint8_t *encoded; /* owned: the base64 of the body (binaryBase64) */
-    size_t size;      /* what SQS counts: body + attribute bytes */
-    int fifo;
-    char group_id[SQS_MAX_ID_CHARS + 1];
-    char dedup_id[SQS_MAX_ID_CHARS + 1];
-};
+/* Characters SQS accepts in a body: #x9 | #xA | #xD | #x20-#xD7FF |
+ * #xE000-#xFFFD | #x10000-#x10FFFF (fanout_text_check's `accept`). */
+int sqs_char(uint32_t cp);
 
-/* The JSON 1.0 body of SendMessage (count 1, batch 0) or SendMessageBatch
- * for these entries. Returns 0 or -1 (out of memory). */
-int sqs_request_body(struct fanout_sbuf *b, const char *queue_url,
-                     struct sqs_entry *const *entries, size_t count, int batch);
+/* fanout_batch_api.failed_status: a request that failed as a whole with
+ * one of SQS's throttling codes the AWS layer does not know (the
+ * AWS.SimpleQueueService. prefix, KMS.ThrottlingException) is throttled. */
+int sqs_failed_status(void *ctx, const struct fanout_aws_response *resp, int status);
 
-/* Fill `out[entry->index]` for every entry of one request that was not
- * delivered, from the engine's response. */
-void sqs_read_response(const struct fanout_aws_response *r,
-                       struct sqs_entry *const *entries, size_t count, int batch,
-                       struct fanout_outcome *out);
+/* fanout_batch_api.build: the JSON 1.0 SendMessage (one entry) or
+ * SendMessageBatch (Ids: the messages' batch indexes) of request r, whose
+ * entries are struct fanout_msg_entry; ctx is the sqs_instance. */
+int sqs_build(void *ctx, struct fanout_batch_request *r);
+
+/* fanout_batch_api.read: the outcome of each entry of r that did not go,
+ * from its successful (FANOUT_AWS_OK) answer. */
+void sqs_read(void *ctx, const struct fanout_batch_request *r, struct fanout_outcome *out);
 
 #endif

@@ -1,4 +1,5 @@
 /* fanout_batch_send: the send loop of the AWS batch plugins (fanout/batch.h). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -184,9 +185,12 @@ int fanout_batch_send(const struct fanout_batch_api *api,
             t->host->aws_response_clean_up(&r->resp);
         }
         if (t->ordered && failed && k + m < c.nreq) {
-            s_mark(c.reqs, k + m, c.nreq, outcomes, FANOUT_RETRY, "NotSent",
-                   "not sent yet: an earlier request to this destination failed, and "
-                   "order comes first");
+            char msg[160];
+            snprintf(msg, sizeof msg,
+                     "not sent yet: an earlier request to this %s failed, and order "
+                     "comes first",
+                     t->order_scope ? t->order_scope : "destination");
+            s_mark(c.reqs, k + m, c.nreq, outcomes, FANOUT_RETRY, "NotSent", msg);
             break;
         }
     }

@@ -1,10 +1,8 @@
 /*
  * libFuzzer target: the SNS plugin's Publish / PublishBatch answer reader
- * (sns_read_response, XML). The input is one answer: byte 0 picks the HTTP
- * status (reply_host.h) and, by its lowest bit, a Publish of one entry (1)
- * or a PublishBatch of 3 entries with Ids 0, 1, 2 (0); the rest is the
- * body. Beyond memory errors it checks that no entry counts as published
- * unless the answer was HTTP 200 and names a MessageId.
+ * (sns_read, XML), driven as msg_reply.h says. Beyond memory errors it
+ * checks that no entry counts as published unless the answer was HTTP 200
+ * and names a MessageId.
  *
  * Build: clang -g -O1 -fsanitize=fuzzer,address,undefined -Isdk/include
  *        -Iplugins/sns -Itests/fuzz tests/fuzz/fuzz_sns_reply.c
@@ -13,42 +11,17 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1 /* memmem */
 #endif
-#include "reply_host.h"
+#include "msg_reply.h"
 #include "sns.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static int s_believable(long status, const uint8_t *body, size_t len)
+{
+    return status == 200 && memmem(body, len, "MessageId>", 10) != NULL;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size < 1)
-        return 0;
-    long status = reply_host_status(data[0]);
-    int batch = !(data[0] & 1);
-    size_t count = batch ? 3 : 1;
-    reply_host_answer(status, data + 1, size - 1);
-    struct sns_entry e[3];
-    struct sns_entry *ep[3];
-    static const char *bodies[] = {"{\"n\":0}", "{\"n\":1}", "{\"n\":2}"};
-    memset(e, 0, sizeof e);
-    for (size_t i = 0; i < 3; i++) {
-        e[i].index = i;
-        e[i].body = (const uint8_t *)bodies[i];
-        e[i].body_len = strlen(bodies[i]);
-        ep[i] = &e[i];
-    }
-    struct fanout_outcome out[3];
-    memset(out, 0, sizeof out);
-    struct fanout_aws_response r;
-    reply_host_response(&r);
-    sns_read_response(&r, ep, count, batch, out);
-    size_t ok = 0;
-    for (size_t i = 0; i < count; i++) {
-        ok += out[i].status == FANOUT_OK;
-        if (out[i].status < FANOUT_OK || out[i].status > FANOUT_FATAL)
-            __builtin_trap();
-    }
-    if (ok && (status != 200 || !memmem(data + 1, size - 1, "MessageId>", 10)))
-        __builtin_trap(); /* published on a doubtful answer */
-    s_reply_clean_up(&r);
-    return 0;
+    return msg_reply_fuzz(data, size, sns_read, s_believable);
 }

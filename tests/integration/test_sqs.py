@@ -201,8 +201,8 @@ class SqsPlugin(unittest.TestCase):
         for c in calls:
             self.assertEqual(c["contentType"], "application/x-amz-json-1.0")
             self.assertEqual((c["service"], c["region"]), ("sqs", "us-east-1"))
-        self.assertEqual(len(re.findall(r"SendMessageBatch: 10 messages", err)), 2, err)
-        self.assertEqual(len(re.findall(r"SendMessageBatch: 5 messages", err)), 1, err)
+        self.assertEqual(len(re.findall(r"SendMessageBatch to \S+: 10 messages", err)), 2, err)
+        self.assertEqual(len(re.findall(r"SendMessageBatch to \S+: 5 messages", err)), 1, err)
 
     def test_one_message_goes_with_send_message(self):
         q = self.queue("single")

@@ -206,6 +206,21 @@ END_TEST
     "<member><Id>" id "</Id><Code>InternalError</Code><Message>Internal "                  \
     "Error</Message><SenderFault>false</SenderFault></member>"
 
+/* One request of n entries (Ids 0..n-1) read by an sqs or sns reader, as
+ * fanout_batch_send hands it the engine's answer. */
+static void s_read_one(void (*read)(void *, const struct fanout_batch_request *,
+                                    struct fanout_outcome *),
+                       struct fanout_msg_entry *e, size_t n, struct fanout_outcome *out)
+{
+    void *ep[3] = {&e[0], &e[1], &e[2]};
+    static const size_t idx[3] = {0, 1, 2};
+    struct fanout_batch_request q = {.entries = ep, .indexes = idx, .count = n};
+    reply_host_response(&q.resp);
+    ck_assert_int_eq(q.resp.result, FANOUT_AWS_OK);
+    read(NULL, &q, out);
+    s_reply_clean_up(&q.resp);
+}
+
 START_TEST(sns_answers)
 {
     static const struct s_case cases[] = {
@@ -293,14 +308,11 @@ START_TEST(sns_answers)
          "</PublishResponse>",
          "R", "HTTP 202"},
     };
-    struct sns_entry e[3];
-    struct sns_entry *ep[3];
+    struct fanout_msg_entry e[3];
     memset(e, 0, sizeof e);
     for (size_t i = 0; i < 3; i++) {
-        e[i].index = i;
         e[i].body = (const uint8_t *)"x";
         e[i].body_len = 1;
-        ep[i] = &e[i];
     }
     for (size_t pass = 0; pass < 2; pass++) {
         const struct s_case *cs = pass ? single : cases;
@@ -310,10 +322,7 @@ START_TEST(sns_answers)
             struct fanout_outcome out[3];
             memset(out, 0, sizeof out);
             reply_host_answer(cs[k].status, cs[k].body, strlen(cs[k].body));
-            struct fanout_aws_response r;
-            reply_host_response(&r);
-            sns_read_response(&r, ep, n, !pass, out);
-            s_reply_clean_up(&r);
+            s_read_one(sns_read, e, n, out);
             s_check(&cs[k], out, n, k);
         }
     }
@@ -381,23 +390,17 @@ START_TEST(sqs_answers)
         {203, "{\"Successful\":[" QN("0") "," QN("1") "," QN("2") "]}", "RRR", "HTTP 203"},
     };
     static const char *bodies[] = {"{\"n\":0}", "{\"n\":1}", "{\"n\":2}"};
-    struct sqs_entry e[3];
-    struct sqs_entry *ep[3];
+    struct fanout_msg_entry e[3];
     memset(e, 0, sizeof e);
     for (size_t i = 0; i < 3; i++) {
-        e[i].index = i;
         e[i].body = (const uint8_t *)bodies[i];
         e[i].body_len = strlen(bodies[i]);
-        ep[i] = &e[i];
     }
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
         struct fanout_outcome out[3];
         memset(out, 0, sizeof out);
         reply_host_answer(cases[k].status, cases[k].body, strlen(cases[k].body));
-        struct fanout_aws_response r;
-        reply_host_response(&r);
-        sqs_read_response(&r, ep, 3, 1, out);
-        s_reply_clean_up(&r);
+        s_read_one(sqs_read, e, 3, out);
         s_check(&cases[k], out, 3, k);
     }
     /* MD5OfMessageAttributes: of the base64 marker attribute (the value
@@ -420,10 +423,7 @@ START_TEST(sqs_answers)
         struct fanout_outcome out[3];
         memset(out, 0, sizeof out);
         reply_host_answer(attrs[k].status, attrs[k].body, strlen(attrs[k].body));
-        struct fanout_aws_response r;
-        reply_host_response(&r);
-        sqs_read_response(&r, ep, 3, 1, out);
-        s_reply_clean_up(&r);
+        s_read_one(sqs_read, e, 3, out);
         s_check(&attrs[k], out, 3, k);
     }
     e[0].encoded = e[2].encoded = NULL;
@@ -440,10 +440,7 @@ START_TEST(sqs_answers)
         struct fanout_outcome out[1];
         memset(out, 0, sizeof out);
         reply_host_answer(single[k].status, single[k].body, strlen(single[k].body));
-        struct fanout_aws_response r;
-        reply_host_response(&r);
-        sqs_read_response(&r, ep, 1, 0, out);
-        s_reply_clean_up(&r);
+        s_read_one(sqs_read, e, 1, out);
         s_check(&single[k], out, 1, k);
     }
 }

@@ -78,12 +78,14 @@ struct fanout_batch_api {
      * (outcomes[r->indexes[j]] for entry j). */
     void (*read)(void *ctx, const struct fanout_batch_request *r,
                  struct fanout_outcome *outcomes);
-    /* Optional: free what `prepare` allocated in an entry. */
+    /* Optional: free what `prepare` allocated in an entry. Called for every
+     * entry, prepared or refused (a refused one may be half-filled). */
     void (*release)(void *ctx, void *entry);
     /* Optional: the outcome status of a request that failed as a whole,
      * given the one fanout_aws_outcome chose (`status`), for a service whose
      * codes say more than the AWS layer's class (Firehose throttles with a
-     * 5xx ServiceUnavailableException). */
+     * 5xx ServiceUnavailableException; SQS's Query-compatible codes, such
+     * as "AWS.SimpleQueueService.RequestThrottled", are not in its list). */
     int (*failed_status)(void *ctx, const struct fanout_aws_response *resp, int status);
 };
 
@@ -92,6 +94,8 @@ struct fanout_batch_target {
     const char *target_id;   /* the log lines' scope */
     const char *destination; /* what the log lines name */
     int ordered;             /* requests one at a time, stop at a failure */
+    const char *order_scope; /* the NotSent message's "an earlier request to
+                              * this <order_scope> failed" ("destination") */
 };
 
 /* Send `batch`, filling the outcomes of the messages that did not go.
@@ -99,6 +103,69 @@ struct fanout_batch_target {
 int fanout_batch_send(const struct fanout_batch_api *api,
                       const struct fanout_batch_target *t, void *ctx,
                       const struct fanout_batch *batch, struct fanout_outcome *outcomes);
+
+/* ---- messages of queue and topic APIs (SQS, SNS) ---------------------- */
+
+/* FIFO MessageGroupId and MessageDeduplicationId: 1..128 characters,
+ * alphanumeric and punctuation. */
+#define FANOUT_FIFO_ID_MAX 128
+
+/* The message attribute that marks a body sent as base64, and what it adds
+ * to the message's size. */
+#define FANOUT_B64_ATTR_NAME  "fanout-encoding"
+#define FANOUT_B64_ATTR_TYPE  "String"
+#define FANOUT_B64_ATTR_VALUE "base64"
+#define FANOUT_B64_ATTR_BYTES                                                              \
+    (sizeof FANOUT_B64_ATTR_NAME - 1 + sizeof FANOUT_B64_ATTR_TYPE - 1 +                   \
+     sizeof FANOUT_B64_ATTR_VALUE - 1)
+
+/* One message as it goes on the wire; an entry type for fanout_batch_send
+ * (release: fanout_msg_entry_release). */
+struct fanout_msg_entry {
+    const uint8_t *body; /* as sent: the message body, or `encoded` */
+    size_t body_len;
+    uint8_t *encoded; /* owned: the base64 of a binary body, with the attribute */
+    int fifo;         /* group_id and dedup_id are set */
+    char group_id[FANOUT_FIFO_ID_MAX + 1];
+    char dedup_id[FANOUT_FIFO_ID_MAX + 1];
+};
+
+/* The offset of the first byte of s[0..n) that is not valid UTF-8 or whose
+ * character `accept` (NULL: any) refuses, or `n`; `what` (may be NULL)
+ * describes it ("invalid UTF-8 (byte 0xC3)", "character U+0001"). */
+size_t fanout_text_check(const uint8_t *s, size_t n, int (*accept)(uint32_t cp), char *what,
+                         size_t what_len);
+
+/* Lower-case hex SHA-256 of the concatenated parts into out[65]. Returns 0,
+ * or -1 when the digest is not available (a FIPS provider without it). */
+int fanout_sha256_hex(const void *const *parts, const size_t *lens, size_t count,
+                      char out[65]);
+
+/* The FIFO MessageGroupId for a key: the key itself when it is 1..128
+ * printable ASCII characters but space, else the hex SHA-256 of the key (one
+ * key still maps to one group). */
+int fanout_fifo_group_id(const uint8_t *key, size_t key_len,
+                         char out[FANOUT_FIFO_ID_MAX + 1]);
+
+/* The FIFO MessageDeduplicationId of a message: the hex SHA-256 of the
+ * mapping id, the source ARN, and the first and last records' sequence and
+ * sub-sequence numbers with the record count, so the same message sent
+ * again (a retry, a redelivered batch) carries the same id. */
+int fanout_fifo_dedup_id(const char *target_id, const struct fanout_message *m,
+                         char out[FANOUT_FIFO_ID_MAX + 1]);
+
+/* Fill `e` with message m's body, or its base64 when `base64`, check the
+ * size the service counts (the base64 and its attribute) against
+ * `max_bytes` into `*size`, and, for a FIFO target (`fifo_target_id` its
+ * id, else NULL), set the group and deduplication ids. Returns 0, or -1
+ * with `out` set: MessageTooLong (fatal), out of memory or
+ * DigestUnavailable (retried). */
+int fanout_msg_entry_prepare(struct fanout_msg_entry *e, const struct fanout_message *m,
+                             int base64, uint64_t max_bytes, const char *fifo_target_id,
+                             uint64_t *size, struct fanout_outcome *out);
+
+/* fanout_batch_api.release for a struct fanout_msg_entry. */
+void fanout_msg_entry_release(void *ctx, void *entry);
 
 #ifdef __cplusplus
 }
