@@ -205,17 +205,17 @@ static int s_build(struct s_call *c, int force_refresh)
     }
     char path[4096];
     snprintf(path, sizeof path, "%s%s", c->base_path, r->path);
-    struct fanout_buf url = {0};
+    struct fanout_sbuf url = {0};
     const char *sep = strstr(c->base, "://");
     size_t scheme_len = sep ? (size_t)(sep - c->base) + 3 : 0;
-    fanout_buf_append(&url, c->base, scheme_len);
-    fanout_buf_append_str(&url, c->host);
-    fanout_buf_append_str(&url, path);
+    fanout_sbuf_put(&url, c->base, scheme_len);
+    fanout_sbuf_puts(&url, c->host);
+    fanout_sbuf_puts(&url, path);
     if (r->query && *r->query) {
-        fanout_buf_append_byte(&url, '?');
-        fanout_buf_append_str(&url, r->query);
+        fanout_sbuf_putc(&url, '?');
+        fanout_sbuf_puts(&url, r->query);
     }
-    c->url = (char *)url.ptr;
+    c->url = (char *)url.bytes;
 
     /* headers to sign: Host + the plugin's */
     size_t nh = r->header_count + 1;
@@ -305,7 +305,7 @@ static void s_judge(struct s_call *c, unsigned *seed)
     } else if (h->status >= 300) {
         fanout_aws_parse_error(
             c->req->protocol, fanout_http_response_header(h, "x-amzn-ErrorType"),
-            h->body.ptr, h->body.len, code, sizeof code, msg, sizeof msg);
+            h->body.bytes, h->body.len, code, sizeof code, msg, sizeof msg);
     }
     enum fanout_retry_class k =
         fanout_retry_classify(h->status, code[0] ? code : NULL, (int)h->error);
@@ -433,9 +433,9 @@ static int s_call(const struct fanout_aws_request *const *reqs,
                 struct fanout_http_response *keep = malloc(sizeof *keep);
                 if (keep) {
                     *keep = c->hresp;
-                    c->resp->body = keep->body.ptr;
+                    c->resp->body = keep->body.bytes;
                     c->resp->body_len = keep->body.len;
-                    keep->body = (struct fanout_buf){0};
+                    keep->body = (struct fanout_sbuf){0};
                     c->resp->internal = keep;
                 } else {
                     fanout_http_response_clean_up(&c->hresp);

@@ -380,25 +380,25 @@ static char *s_file_path(int credentials)
     const char *env =
         s_env(credentials ? "AWS_SHARED_CREDENTIALS_FILE" : "AWS_CONFIG_FILE");
     const char *home = s_env("HOME");
-    struct fanout_buf b = {0};
+    struct fanout_sbuf b = {0};
     int rc;
     if (env && env[0] == '~' && (env[1] == '/' || env[1] == '\0')) {
         if (!home)
             return NULL;
-        rc = fanout_buf_appendf(&b, "%s%s", home, env + 1);
+        rc = fanout_sbuf_printf(&b, "%s%s", home, env + 1);
     } else if (env) {
-        rc = fanout_buf_append_str(&b, env);
+        rc = fanout_sbuf_puts(&b, env);
     } else {
         if (!home)
             return NULL;
-        rc = fanout_buf_appendf(&b, "%s/.aws/%s", home,
+        rc = fanout_sbuf_printf(&b, "%s/.aws/%s", home,
                                 credentials ? "credentials" : "config");
     }
     if (rc != 0) {
-        fanout_buf_free(&b);
+        fanout_sbuf_free(&b);
         return NULL;
     }
-    return (char *)b.ptr;
+    return (char *)b.bytes;
 }
 
 /* The whole file, or NULL when it is missing, unreadable or too large. */
@@ -412,12 +412,12 @@ static char *s_read_file(int credentials, size_t *len)
         free(path);
         return NULL;
     }
-    struct fanout_buf b = {0};
+    struct fanout_sbuf b = {0};
     char chunk[8192];
     size_t n;
     int ok = 1;
     while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (b.len + n > S_MAX_FILE_BYTES || fanout_buf_append(&b, chunk, n) != 0) {
+        if (b.len + n > S_MAX_FILE_BYTES || fanout_sbuf_put(&b, chunk, n) != 0) {
             ok = 0;
             break;
         }
@@ -429,12 +429,12 @@ static char *s_read_file(int credentials, size_t *len)
         LOG_WARN("aws", "%s: not read (unreadable, or larger than %u bytes)", path,
                  S_MAX_FILE_BYTES);
         free(path);
-        fanout_buf_free(&b);
+        fanout_sbuf_free(&b);
         return NULL;
     }
     free(path);
     *len = b.len;
-    return b.ptr ? (char *)b.ptr : strdup("");
+    return b.bytes ? (char *)b.bytes : strdup("");
 }
 
 static const char *s_profile_name(const char *profile)

@@ -119,7 +119,7 @@ static size_t s_put_text(const char *s, size_t n, char *dst, size_t dst_len, int
     while (k > 0 && dst[k - 1] == ' ') /* a control character at the end */
         k--;
     dst[k] = '\0';
-    if (!fanout_utf8_valid((const uint8_t *)dst, k))
+    if (!fanout_utf8_check((const uint8_t *)dst, k))
         for (size_t b = 0; b < k; b++)
             if ((unsigned char)dst[b] >= 0x80)
                 dst[b] = '?';

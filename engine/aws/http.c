@@ -341,7 +341,7 @@ void fanout_http_response_clean_up(struct fanout_http_response *r)
     if (!r)
         return;
     s_free_headers(r);
-    fanout_buf_free(&r->body);
+    fanout_sbuf_free(&r->body);
     memset(r, 0, sizeof *r);
 }
 
@@ -361,7 +361,7 @@ static void s_fail(struct fanout_http_response *r, enum fanout_http_error e,
                    const char *text)
 {
     s_free_headers(r);
-    fanout_buf_free(&r->body);
+    fanout_sbuf_free(&r->body);
     r->status = 0;
     r->error = e;
     fanout_strlcpy(r->error_text, text, sizeof r->error_text);
@@ -473,13 +473,13 @@ static size_t s_on_header(char *p, size_t size, size_t nmemb, void *ud)
 static size_t s_on_body(char *p, size_t size, size_t nmemb, void *ud)
 {
     struct s_xfer *x = ud;
-    struct fanout_buf *b = &x->resp->body;
+    struct fanout_sbuf *b = &x->resp->body;
     size_t n = size * nmemb;
     if (n > HTTP_MAX_BODY_BYTES - b->len) {
         x->too_big = 1;
         return 0;
     }
-    if (fanout_buf_append(b, p, n) != 0) {
+    if (fanout_sbuf_put(b, p, n) != 0) {
         x->no_mem = 1;
         return 0;
     }
@@ -524,7 +524,7 @@ static int s_build_headers(struct s_xfer *x, int has_body, const char **why)
 {
     const struct fanout_http_request *q = x->req;
     int has_type = 0, has_expect = 0;
-    struct fanout_buf line = {0};
+    struct fanout_sbuf line = {0};
     int rc = 0;
     for (size_t i = 0; i < q->header_count && rc == 0; i++) {
         const struct fanout_http_header *h = &q->headers[i];
@@ -535,18 +535,18 @@ static int s_build_headers(struct s_xfer *x, int has_body, const char **why)
         }
         has_type |= strcasecmp(h->name, "Content-Type") == 0;
         has_expect |= strcasecmp(h->name, "Expect") == 0;
-        fanout_buf_reset(&line);
+        fanout_sbuf_reset(&line);
         /* "Name:" (or blanks only) would remove the header; "Name;" sends
          * it empty */
         int empty = h->value[strspn(h->value, " \t")] == 0;
-        if ((!empty ? fanout_buf_appendf(&line, "%s: %s", h->name, h->value)
-                    : fanout_buf_appendf(&line, "%s;", h->name)) != 0 ||
-            s_add_line(x, (const char *)line.ptr) != 0) {
+        if ((!empty ? fanout_sbuf_printf(&line, "%s: %s", h->name, h->value)
+                    : fanout_sbuf_printf(&line, "%s;", h->name)) != 0 ||
+            s_add_line(x, (const char *)line.bytes) != 0) {
             *why = "out of memory";
             rc = -1;
         }
     }
-    fanout_buf_free(&line);
+    fanout_sbuf_free(&line);
     if (rc != 0)
         return rc;
     /* no 100-continue round trip before the body */

@@ -41,7 +41,7 @@ struct fanout_http_response {
     long status; /* 0 when no response */
     enum fanout_http_error error;
     char error_text[256]; /* libcurl's words, no secrets */
-    struct fanout_buf body;
+    struct fanout_sbuf body;
     size_t header_count;
     struct fanout_http_header *headers; /* names as received */
 };

@@ -73,11 +73,11 @@ void fanout_sha256_hex(const uint8_t *data, size_t len, char out[65])
     s_to_hex(md, sizeof md, out);
 }
 
-static void s_buf_wipe(struct fanout_buf *b)
+static void s_buf_wipe(struct fanout_sbuf *b)
 {
-    if (b->ptr)
-        OPENSSL_cleanse(b->ptr, b->cap);
-    fanout_buf_free(b);
+    if (b->bytes)
+        OPENSSL_cleanse(b->bytes, b->cap);
+    fanout_sbuf_free(b);
 }
 
 static int s_is_unreserved(uint8_t c)
@@ -206,7 +206,7 @@ static int s_format_amz_date(time_t now, char out[17])
 /* Remove dot segments and empty segments, as botocore's remove_dot_segments
  * does: "//a/./b/../c/" -> "/a/c/". A trailing slash is kept when something
  * is left; nothing left gives "/". Appends the result to `out`. */
-static int s_normalize_path(const char *path, size_t len, struct fanout_buf *out)
+static int s_normalize_path(const char *path, size_t len, struct fanout_sbuf *out)
 {
     size_t max_segs = 1;
     for (size_t i = 0; i < len; i++)
@@ -237,15 +237,15 @@ static int s_normalize_path(const char *path, size_t len, struct fanout_buf *out
         i = j + 1;
     }
 
-    if (fanout_buf_append_byte(out, '/') != 0)
+    if (fanout_sbuf_putc(out, '/') != 0)
         goto done;
     for (size_t k = 0; k < n; k++) {
-        if (k && fanout_buf_append_byte(out, '/') != 0)
+        if (k && fanout_sbuf_putc(out, '/') != 0)
             goto done;
-        if (fanout_buf_append(out, path + start[k], slen[k]) != 0)
+        if (fanout_sbuf_put(out, path + start[k], slen[k]) != 0)
             goto done;
     }
-    if (n && len && path[len - 1] == '/' && fanout_buf_append_byte(out, '/') != 0)
+    if (n && len && path[len - 1] == '/' && fanout_sbuf_putc(out, '/') != 0)
         goto done;
     rc = 0;
 done:
@@ -258,27 +258,27 @@ done:
  * `keep_escapes`, a valid %XX escape is kept (hex upper-cased) instead of
  * its '%' being encoded again. */
 static int s_encode_path(const uint8_t *s, size_t n, int keep_escapes,
-                         struct fanout_buf *out)
+                         struct fanout_sbuf *out)
 {
-    if (n > (SIZE_MAX - 1) / 3 || fanout_buf_reserve(out, 3 * n) != 0)
+    if (n > (SIZE_MAX - 1) / 3 || fanout_sbuf_reserve(out, 3 * n) != 0)
         return -1;
     for (size_t i = 0; i < n; i++) {
         uint8_t c = s[i];
         if (s_is_unreserved(c) || c == '/') {
-            out->ptr[out->len++] = c;
+            out->bytes[out->len++] = c;
         } else if (keep_escapes && c == '%' && i + 2 < n && s_hexval(s[i + 1]) >= 0 &&
                    s_hexval(s[i + 2]) >= 0) {
-            out->ptr[out->len++] = '%';
-            out->ptr[out->len++] = (uint8_t)s_hex_upper[s_hexval(s[i + 1])];
-            out->ptr[out->len++] = (uint8_t)s_hex_upper[s_hexval(s[i + 2])];
+            out->bytes[out->len++] = '%';
+            out->bytes[out->len++] = (uint8_t)s_hex_upper[s_hexval(s[i + 1])];
+            out->bytes[out->len++] = (uint8_t)s_hex_upper[s_hexval(s[i + 2])];
             i += 2;
         } else {
-            out->ptr[out->len++] = '%';
-            out->ptr[out->len++] = (uint8_t)s_hex_upper[c >> 4];
-            out->ptr[out->len++] = (uint8_t)s_hex_upper[c & 15];
+            out->bytes[out->len++] = '%';
+            out->bytes[out->len++] = (uint8_t)s_hex_upper[c >> 4];
+            out->bytes[out->len++] = (uint8_t)s_hex_upper[c & 15];
         }
     }
-    out->ptr[out->len] = 0;
+    out->bytes[out->len] = 0;
     return 0;
 }
 
@@ -286,7 +286,7 @@ static int s_encode_path(const uint8_t *s, size_t n, int keep_escapes,
  * Every service but S3 wants the normalised path encoded once more (a '%'
  * becomes "%25"); S3 (normalize_path = 0) wants it as sent, so there we only
  * encode what is not valid in an encoded path and keep the escapes. */
-static int s_canonical_uri(const char *path, int normalize, struct fanout_buf *out)
+static int s_canonical_uri(const char *path, int normalize, struct fanout_sbuf *out)
 {
     if (!path || !*path)
         path = "/";
@@ -296,11 +296,11 @@ static int s_canonical_uri(const char *path, int normalize, struct fanout_buf *o
     if (!normalize)
         return s_encode_path((const uint8_t *)path, len, 1, out);
 
-    struct fanout_buf norm = {0};
+    struct fanout_sbuf norm = {0};
     int rc = s_normalize_path(path, len, &norm);
     if (rc == 0)
-        rc = s_encode_path(norm.ptr, norm.len, 0, out);
-    fanout_buf_free(&norm);
+        rc = s_encode_path(norm.bytes, norm.len, 0, out);
+    fanout_sbuf_free(&norm);
     return rc;
 }
 
@@ -308,9 +308,9 @@ static int s_canonical_uri(const char *path, int normalize, struct fanout_buf *o
 
 /* Percent-decode s[0..n) (only valid %XX escapes; '+' stays '+'), then
  * encode with the unreserved set. */
-static int s_reencode_query_part(const char *s, size_t n, struct fanout_buf *out)
+static int s_reencode_query_part(const char *s, size_t n, struct fanout_sbuf *out)
 {
-    if (n > (SIZE_MAX - 1) / 3 || fanout_buf_reserve(out, 3 * n) != 0)
+    if (n > (SIZE_MAX - 1) / 3 || fanout_sbuf_reserve(out, 3 * n) != 0)
         return -1;
     for (size_t i = 0; i < n; i++) {
         uint8_t c = (uint8_t)s[i];
@@ -320,14 +320,14 @@ static int s_reencode_query_part(const char *s, size_t n, struct fanout_buf *out
             i += 2;
         }
         if (s_is_unreserved(c)) {
-            out->ptr[out->len++] = c;
+            out->bytes[out->len++] = c;
         } else {
-            out->ptr[out->len++] = '%';
-            out->ptr[out->len++] = (uint8_t)s_hex_upper[c >> 4];
-            out->ptr[out->len++] = (uint8_t)s_hex_upper[c & 15];
+            out->bytes[out->len++] = '%';
+            out->bytes[out->len++] = (uint8_t)s_hex_upper[c >> 4];
+            out->bytes[out->len++] = (uint8_t)s_hex_upper[c & 15];
         }
     }
-    out->ptr[out->len] = 0;
+    out->bytes[out->len] = 0;
     return 0;
 }
 
@@ -355,7 +355,7 @@ static int s_cmp_param(const void *a, const void *b)
 
 /* Parameters sorted by encoded name, then encoded value; "name=" for a
  * parameter without a value. */
-static int s_canonical_query(const char *query, struct fanout_buf *out)
+static int s_canonical_query(const char *query, struct fanout_sbuf *out)
 {
     if (!query || !*query)
         return 0;
@@ -364,7 +364,7 @@ static int s_canonical_query(const char *query, struct fanout_buf *out)
     for (size_t i = 0; i < qlen; i++)
         max_params += query[i] == '&';
 
-    struct fanout_buf scratch = {0};
+    struct fanout_sbuf scratch = {0};
     size_t *offs = calloc(max_params, 4 * sizeof *offs);
     struct s_param *params = calloc(max_params, sizeof *params);
     int rc = -1;
@@ -393,24 +393,24 @@ static int s_canonical_query(const char *query, struct fanout_buf *out)
         i = j + 1;
     }
     for (size_t k = 0; k < n; k++) {
-        params[k].name = scratch.ptr + offs[4 * k];
+        params[k].name = scratch.bytes + offs[4 * k];
         params[k].name_len = offs[4 * k + 1];
-        params[k].value = scratch.ptr + offs[4 * k + 2];
+        params[k].value = scratch.bytes + offs[4 * k + 2];
         params[k].value_len = offs[4 * k + 3];
     }
     qsort(params, n, sizeof *params, s_cmp_param);
     for (size_t k = 0; k < n; k++) {
-        if ((k && fanout_buf_append_byte(out, '&') != 0) ||
-            fanout_buf_append(out, params[k].name, params[k].name_len) != 0 ||
-            fanout_buf_append_byte(out, '=') != 0 ||
-            fanout_buf_append(out, params[k].value, params[k].value_len) != 0)
+        if ((k && fanout_sbuf_putc(out, '&') != 0) ||
+            fanout_sbuf_put(out, params[k].name, params[k].name_len) != 0 ||
+            fanout_sbuf_putc(out, '=') != 0 ||
+            fanout_sbuf_put(out, params[k].value, params[k].value_len) != 0)
             goto done;
     }
     rc = 0;
 done:
     free(offs);
     free(params);
-    fanout_buf_free(&scratch);
+    fanout_sbuf_free(&scratch);
     return rc;
 }
 
@@ -448,17 +448,17 @@ static int s_skip_header(const char *lname, int content_sha256_header)
 /* Append NUL-terminated `name` lower-cased, then `value` trimmed with inner
  * whitespace (folded lines included) collapsed to one space. Records the
  * offsets of both. */
-static int s_add_header(struct fanout_buf *scratch, const char *name, const char *value,
+static int s_add_header(struct fanout_sbuf *scratch, const char *name, const char *value,
                         size_t *name_off, size_t *value_off)
 {
     size_t nlen = strlen(name);
     size_t vlen = strlen(value);
-    if (fanout_buf_reserve(scratch, nlen + vlen + 2) != 0)
+    if (fanout_sbuf_reserve(scratch, nlen + vlen + 2) != 0)
         return -1;
     *name_off = scratch->len;
     for (size_t i = 0; i < nlen; i++)
-        scratch->ptr[scratch->len++] = s_lower((uint8_t)name[i]);
-    scratch->ptr[scratch->len++] = 0;
+        scratch->bytes[scratch->len++] = s_lower((uint8_t)name[i]);
+    scratch->bytes[scratch->len++] = 0;
     *value_off = scratch->len;
     int pending_space = 0;
     for (size_t i = 0; i < vlen; i++) {
@@ -468,26 +468,26 @@ static int s_add_header(struct fanout_buf *scratch, const char *name, const char
             continue;
         }
         if (pending_space)
-            scratch->ptr[scratch->len++] = ' ';
+            scratch->bytes[scratch->len++] = ' ';
         pending_space = 0;
-        scratch->ptr[scratch->len++] = c;
+        scratch->bytes[scratch->len++] = c;
     }
-    scratch->ptr[scratch->len++] = 0;
-    scratch->ptr[scratch->len] = 0;
+    scratch->bytes[scratch->len++] = 0;
+    scratch->bytes[scratch->len] = 0;
     return 0;
 }
 
 static int s_canonical_headers(const struct fanout_sigv4_request *req,
                                const struct fanout_sigv4_params *p, const char *amz_date,
                                const char *session_token, const char *payload_hash,
-                               struct fanout_buf *out, struct fanout_buf *signed_headers)
+                               struct fanout_sbuf *out, struct fanout_sbuf *signed_headers)
 {
     if (req->header_count > S_MAX_HEADERS || (req->header_count && !req->headers))
         return -1;
     size_t max = req->header_count + 3;
     struct s_header *h = calloc(max, sizeof *h);
     size_t *offs = calloc(max, 2 * sizeof *offs);
-    struct fanout_buf scratch = {0};
+    struct fanout_sbuf scratch = {0};
     int rc = -1;
     int have_host = 0;
     size_t n = 0;
@@ -502,7 +502,7 @@ static int s_canonical_headers(const struct fanout_sigv4_request *req,
         }
         if (s_add_header(&scratch, src->name, src->value, &offs[2 * n], &offs[2 * n + 1]))
             goto done;
-        const char *lname = (const char *)scratch.ptr + offs[2 * n];
+        const char *lname = (const char *)scratch.bytes + offs[2 * n];
         if (s_skip_header(lname, p->content_sha256_header)) {
             scratch.len = offs[2 * n]; /* drop it */
             continue;
@@ -534,8 +534,8 @@ static int s_canonical_headers(const struct fanout_sigv4_request *req,
 
     /* The scratch buffer no longer moves: take pointers, sort, emit. */
     for (size_t k = 0; k < n; k++) {
-        h[k].name = (const char *)scratch.ptr + offs[2 * k];
-        h[k].value = (const char *)scratch.ptr + offs[2 * k + 1];
+        h[k].name = (const char *)scratch.bytes + offs[2 * k];
+        h[k].value = (const char *)scratch.bytes + offs[2 * k + 1];
         h[k].order = k;
     }
     qsort(h, n, sizeof *h, s_cmp_header);
@@ -543,18 +543,17 @@ static int s_canonical_headers(const struct fanout_sigv4_request *req,
         int first = k == 0 || strcmp(h[k].name, h[k - 1].name) != 0;
         int last = k + 1 == n || strcmp(h[k].name, h[k + 1].name) != 0;
         if (first) {
-            if (fanout_buf_append_str(out, h[k].name) != 0 ||
-                fanout_buf_append_byte(out, ':') != 0)
+            if (fanout_sbuf_puts(out, h[k].name) != 0 || fanout_sbuf_putc(out, ':') != 0)
                 goto done;
-            if ((k && fanout_buf_append_byte(signed_headers, ';') != 0) ||
-                fanout_buf_append_str(signed_headers, h[k].name) != 0)
+            if ((k && fanout_sbuf_putc(signed_headers, ';') != 0) ||
+                fanout_sbuf_puts(signed_headers, h[k].name) != 0)
                 goto done;
-        } else if (fanout_buf_append_byte(out, ',') != 0) {
+        } else if (fanout_sbuf_putc(out, ',') != 0) {
             goto done;
         }
-        if (fanout_buf_append_str(out, h[k].value) != 0)
+        if (fanout_sbuf_puts(out, h[k].value) != 0)
             goto done;
-        if (last && fanout_buf_append_byte(out, '\n') != 0)
+        if (last && fanout_sbuf_putc(out, '\n') != 0)
             goto done;
     }
     rc = 0;
@@ -570,42 +569,42 @@ done:
 static int s_canonical_request(const struct fanout_sigv4_request *req,
                                const struct fanout_sigv4_params *p, const char *amz_date,
                                const char *session_token, const char *payload_hash,
-                               struct fanout_buf *out, struct fanout_buf *signed_headers)
+                               struct fanout_sbuf *out, struct fanout_sbuf *signed_headers)
 {
     if (!req || !out || !signed_headers || !s_valid_params(p, amz_date) ||
         !s_valid_token(req->method) || (req->body_len && !req->body))
         return -1;
     size_t out_len = out->len, sh_len = signed_headers->len;
-    struct fanout_buf sh = {0};
+    struct fanout_sbuf sh = {0};
     int rc = -1;
-    if (fanout_buf_append_str(out, req->method) != 0 || fanout_buf_append_byte(out, '\n'))
+    if (fanout_sbuf_puts(out, req->method) != 0 || fanout_sbuf_putc(out, '\n'))
         goto done;
     if (s_canonical_uri(req->path, p->normalize_path, out) != 0) {
         LOG_DEBUG("sigv4", "invalid request path");
         goto done;
     }
-    if (fanout_buf_append_byte(out, '\n') != 0 || s_canonical_query(req->query, out) != 0 ||
-        fanout_buf_append_byte(out, '\n') != 0)
+    if (fanout_sbuf_putc(out, '\n') != 0 || s_canonical_query(req->query, out) != 0 ||
+        fanout_sbuf_putc(out, '\n') != 0)
         goto done;
     if (s_canonical_headers(req, p, amz_date, session_token, payload_hash, out, &sh) != 0)
         goto done;
-    if (fanout_buf_append_byte(out, '\n') != 0 || fanout_buf_append(out, sh.ptr, sh.len) ||
-        fanout_buf_append_byte(out, '\n') != 0 || fanout_buf_append_str(out, payload_hash))
+    if (fanout_sbuf_putc(out, '\n') != 0 || fanout_sbuf_put(out, sh.bytes, sh.len) ||
+        fanout_sbuf_putc(out, '\n') != 0 || fanout_sbuf_puts(out, payload_hash))
         goto done;
-    if (fanout_buf_append(signed_headers, sh.ptr, sh.len) != 0)
+    if (fanout_sbuf_put(signed_headers, sh.bytes, sh.len) != 0)
         goto done;
     rc = 0;
 done:
-    fanout_buf_free(&sh);
+    fanout_sbuf_free(&sh);
     if (rc != 0) {
         /* leave both as they were (but never a partial token behind) */
-        if (out->ptr) {
-            OPENSSL_cleanse(out->ptr + out_len, out->cap - out_len);
+        if (out->bytes) {
+            OPENSSL_cleanse(out->bytes + out_len, out->cap - out_len);
             out->len = out_len;
         }
-        if (signed_headers->ptr) {
+        if (signed_headers->bytes) {
             signed_headers->len = sh_len;
-            signed_headers->ptr[sh_len] = 0;
+            signed_headers->bytes[sh_len] = 0;
         }
     }
     return rc;
@@ -614,8 +613,8 @@ done:
 int fanout_sigv4_canonical_request(const struct fanout_sigv4_request *req,
                                    const struct fanout_sigv4_params *p,
                                    const char *amz_date, const char *session_token,
-                                   struct fanout_buf *out,
-                                   struct fanout_buf *signed_headers)
+                                   struct fanout_sbuf *out,
+                                   struct fanout_sbuf *signed_headers)
 {
     if (!req || (req->body_len && !req->body))
         return -1;
@@ -629,7 +628,7 @@ int fanout_sigv4_canonical_request(const struct fanout_sigv4_request *req,
 
 int fanout_sigv4_string_to_sign(const char *canonical_request, size_t len,
                                 const struct fanout_sigv4_params *p, const char *amz_date,
-                                struct fanout_buf *out)
+                                struct fanout_sbuf *out)
 {
     if (!canonical_request || !out || !s_valid_params(p, amz_date))
         return -1;
@@ -638,7 +637,7 @@ int fanout_sigv4_string_to_sign(const char *canonical_request, size_t len,
     if (s_sha256(len ? canonical_request : "", len, md) != 0)
         return -1;
     s_to_hex(md, sizeof md, hex);
-    return fanout_buf_appendf(out, S_ALGORITHM "\n%s\n%.8s/%s/%s/" S_TERMINATOR "\n%s",
+    return fanout_sbuf_printf(out, S_ALGORITHM "\n%s\n%.8s/%s/%s/" S_TERMINATOR "\n%s",
                               amz_date, amz_date, p->region, p->service, hex);
 }
 
@@ -647,12 +646,12 @@ int fanout_sigv4_string_to_sign(const char *canonical_request, size_t len,
 static int s_derive_key(const char *secret, const char *date8, const char *region,
                         const char *service, uint8_t key[S_KEY_LEN])
 {
-    struct fanout_buf k0 = {0};
+    struct fanout_sbuf k0 = {0};
     uint8_t a[S_KEY_LEN], b[S_KEY_LEN];
     int rc = -1;
-    if (fanout_buf_append_str(&k0, "AWS4") != 0 || fanout_buf_append_str(&k0, secret) != 0)
+    if (fanout_sbuf_puts(&k0, "AWS4") != 0 || fanout_sbuf_puts(&k0, secret) != 0)
         goto done;
-    if (s_hmac(k0.ptr, k0.len, date8, 8, a) != 0 ||
+    if (s_hmac(k0.bytes, k0.len, date8, 8, a) != 0 ||
         s_hmac(a, sizeof a, region, strlen(region), b) != 0 ||
         s_hmac(b, sizeof b, service, strlen(service), a) != 0 ||
         s_hmac(a, sizeof a, S_TERMINATOR, strlen(S_TERMINATOR), key) != 0)
@@ -807,7 +806,7 @@ int fanout_sigv4_sign(const struct fanout_sigv4_request *req,
         (req->body_len && !req->body))
         return -1;
 
-    struct fanout_buf creq = {0}, signed_headers = {0}, sts = {0};
+    struct fanout_sbuf creq = {0}, signed_headers = {0}, sts = {0};
     char amz_date[17], payload_hash[65], signature[65];
     int rc = -1;
     if (s_format_amz_date(p->now, amz_date) != 0)
@@ -818,16 +817,16 @@ int fanout_sigv4_sign(const struct fanout_sigv4_request *req,
     if (s_canonical_request(req, p, amz_date, c->session_token, payload_hash, &creq,
                             &signed_headers) != 0)
         goto done;
-    if (fanout_sigv4_string_to_sign((const char *)creq.ptr, creq.len, p, amz_date, &sts))
+    if (fanout_sigv4_string_to_sign((const char *)creq.bytes, creq.len, p, amz_date, &sts))
         goto done;
-    if (s_signature((const char *)sts.ptr, sts.len, p, amz_date, c->access_key_id,
+    if (s_signature((const char *)sts.bytes, sts.len, p, amz_date, c->access_key_id,
                     c->secret_access_key, signature) != 0)
         goto done;
     int n = snprintf(out->authorization, sizeof out->authorization,
                      S_ALGORITHM " Credential=%s/%.8s/%s/%s/" S_TERMINATOR
                                  ", SignedHeaders=%s, Signature=%s",
                      c->access_key_id, amz_date, p->region, p->service,
-                     (const char *)signed_headers.ptr, signature);
+                     (const char *)signed_headers.bytes, signature);
     if (n < 0 || (size_t)n >= sizeof out->authorization) {
         LOG_DEBUG("sigv4", "Authorization header longer than %zu bytes",
                   sizeof out->authorization - 1);
@@ -841,7 +840,7 @@ done:
     if (rc != 0)
         memset(out, 0, sizeof *out);
     s_buf_wipe(&creq); /* holds the session token */
-    fanout_buf_free(&signed_headers);
-    fanout_buf_free(&sts);
+    fanout_sbuf_free(&signed_headers);
+    fanout_sbuf_free(&sts);
     return rc;
 }

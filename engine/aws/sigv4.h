@@ -58,11 +58,11 @@ struct fanout_sigv4_result {
 int fanout_sigv4_canonical_request(const struct fanout_sigv4_request *req,
                                    const struct fanout_sigv4_params *p,
                                    const char *amz_date, const char *session_token,
-                                   struct fanout_buf *out,
-                                   struct fanout_buf *signed_headers);
+                                   struct fanout_sbuf *out,
+                                   struct fanout_sbuf *signed_headers);
 int fanout_sigv4_string_to_sign(const char *canonical_request, size_t len,
                                 const struct fanout_sigv4_params *p, const char *amz_date,
-                                struct fanout_buf *out);
+                                struct fanout_sbuf *out);
 int fanout_sigv4_signature(const char *string_to_sign, size_t len,
                            const struct fanout_sigv4_params *p, const char *amz_date,
                            const char *secret_access_key, char hex_out[65]);

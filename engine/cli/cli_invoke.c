@@ -83,7 +83,7 @@ int cli_engine(const char *config, const char *plugin_path, struct fanout_engine
 
 /* ---- invoke ---- */
 
-static int s_read_all(const char *path, struct fanout_buf *b)
+static int s_read_all(const char *path, struct fanout_sbuf *b)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
     if (!f)
@@ -92,7 +92,7 @@ static int s_read_all(const char *path, struct fanout_buf *b)
     size_t n;
     int rc = 0;
     while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        if (fanout_buf_append(b, chunk, n) != 0) {
+        if (fanout_sbuf_put(b, chunk, n) != 0) {
             rc = -1;
             errno = ENOMEM;
             break;
@@ -172,17 +172,17 @@ int cli_invoke(const struct cli_command *cmd, int argc, char **argv)
         if (timeout_ms < 1)
             timeout_ms = 1;
     }
-    struct fanout_buf ev = {0};
+    struct fanout_sbuf ev = {0};
     if (s_read_all(event, &ev) != 0) {
         fprintf(stderr, "fanout invoke: cannot read the event from %s: %s\n",
                 strcmp(event, "-") ? event : "standard input", strerror(errno));
-        fanout_buf_free(&ev);
+        fanout_sbuf_free(&ev);
         return CLI_USAGE;
     }
     struct fanout_engine *e;
     int rc = cli_engine(config, plugin_path, &e);
     if (rc) {
-        fanout_buf_free(&ev);
+        fanout_sbuf_free(&ev);
         return rc;
     }
     struct fanout_result res;
@@ -193,7 +193,7 @@ int cli_invoke(const struct cli_command *cmd, int argc, char **argv)
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         atomic_store(&s_invoke_deadline_ms, s_epoch_ms() + timeout_ms);
-        int r = fanout_engine_invoke(e, ev.ptr ? (char *)ev.ptr : "", ev.len, &res, err,
+        int r = fanout_engine_invoke(e, ev.bytes ? (char *)ev.bytes : "", ev.len, &res, err,
                                      sizeof err);
         clock_gettime(CLOCK_MONOTONIC, &t1);
         if (r >= 0)
@@ -205,7 +205,7 @@ int cli_invoke(const struct cli_command *cmd, int argc, char **argv)
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     atomic_store(&s_invoke_deadline_ms, s_epoch_ms() + timeout_ms);
-    rc = fanout_engine_invoke(e, ev.ptr ? (char *)ev.ptr : "", ev.len, &res, err,
+    rc = fanout_engine_invoke(e, ev.bytes ? (char *)ev.bytes : "", ev.len, &res, err,
                               sizeof err);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (repeat > 1)
@@ -221,21 +221,21 @@ int cli_invoke(const struct cli_command *cmd, int argc, char **argv)
         LOG_INFO("invoke", "%zu records, %zu targets, %zu records failed", res.records,
                  res.target_count, res.failed_records);
         if (response) {
-            struct fanout_buf out = {0};
+            struct fanout_sbuf out = {0};
             FILE *f = fopen(response, "w");
             if (!f || fanout_result_response(&res, &out) != 0 ||
-                fwrite(out.ptr, 1, out.len, f) != out.len) {
+                fwrite(out.bytes, 1, out.len, f) != out.len) {
                 fprintf(stderr, "fanout invoke: cannot write %s: %s\n", response,
                         strerror(errno));
                 rc = CLI_USAGE;
             }
             if (f)
                 fclose(f);
-            fanout_buf_free(&out);
+            fanout_sbuf_free(&out);
         }
         fanout_result_clean_up(&res);
     }
-    fanout_buf_free(&ev);
+    fanout_sbuf_free(&ev);
     fanout_engine_destroy(e);
     return rc;
 }
@@ -248,7 +248,7 @@ struct s_lambda {
 };
 
 static int s_lambda_handler(void *ctx, const struct fanout_invocation *inv,
-                            struct fanout_buf *response, char *error_type,
+                            struct fanout_sbuf *response, char *error_type,
                             size_t error_type_len, char *error_message,
                             size_t error_message_len)
 {

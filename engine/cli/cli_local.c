@@ -19,40 +19,40 @@ struct s_scan {
     int json;
     int count;
     int refused;
-    struct fanout_buf out;
+    struct fanout_sbuf out;
 };
 
 static void s_scan_cb(void *ctx, const char *type, const char *path,
                       const struct fanout_loaded_plugin *p, const char *refusal)
 {
     struct s_scan *s = ctx;
-    struct fanout_buf *o = &s->out;
+    struct fanout_sbuf *o = &s->out;
     s->count++;
     s->refused += !p;
     if (!s->json) {
         if (!p) {
-            fanout_buf_appendf(o, "%-12s REFUSED  %s\n", type, refusal);
+            fanout_sbuf_printf(o, "%-12s REFUSED  %s\n", type, refusal);
             return;
         }
         const struct fanout_plugin *d = &p->desc;
-        fanout_buf_appendf(o, "%-12s %-8s abi %u.%u  %s\n", type,
+        fanout_sbuf_printf(o, "%-12s %-8s abi %u.%u  %s\n", type,
                            d->version ? d->version : "?", d->abi_major, d->abi_minor,
                            d->description ? d->description : "");
-        fanout_buf_appendf(o, "%-12s          %s\n", "", path);
-        fanout_buf_appendf(o,
+        fanout_sbuf_printf(o, "%-12s          %s\n", "", path);
+        fanout_sbuf_printf(o,
                            "%-12s          limits: %u messages/call, %llu bytes/message, "
                            "%llu bytes/call (0 = none)\n",
                            "", d->limits.max_messages_per_call,
                            (unsigned long long)d->limits.max_message_bytes,
                            (unsigned long long)d->limits.max_call_bytes);
-        fanout_buf_appendf(o, "%-12s          collapse:", "");
+        fanout_sbuf_printf(o, "%-12s          collapse:", "");
         for (int i = 0; i < 4; i++)
             if (d->collapse_modes & FANOUT_COLLAPSE_BIT(i))
-                fanout_buf_appendf(o, " %s%s", fanout_collapse_name(i),
+                fanout_sbuf_printf(o, " %s%s", fanout_collapse_name(i),
                                    (int)d->default_collapse == i ? " (default)" : "");
-        fanout_buf_append_str(o, "\n");
+        fanout_sbuf_puts(o, "\n");
         for (const struct fanout_option *opt = d->options; opt && opt->name; opt++)
-            fanout_buf_appendf(o, "%-12s          option %s: %s\n", "", opt->name,
+            fanout_sbuf_printf(o, "%-12s          option %s: %s\n", "", opt->name,
                                opt->description ? opt->description : "");
         return;
     }
@@ -91,7 +91,7 @@ static void s_scan_cb(void *ctx, const char *type, const char *path,
         json_object_set_new(j, "options", opts);
     }
     char *text = json_dumps(j, JSON_COMPACT);
-    fanout_buf_appendf(o, "%s%s", s->count > 1 ? "," : "", text ? text : "{}");
+    fanout_sbuf_printf(o, "%s%s", s->count > 1 ? "," : "", text ? text : "{}");
     free(text);
     json_decref(j);
 }
@@ -126,32 +126,32 @@ int cli_plugins(const struct cli_command *cmd, int argc, char **argv)
         return CLI_USAGE;
     }
     if (s.json)
-        fanout_buf_append_str(&s.out, "[");
+        fanout_sbuf_puts(&s.out, "[");
     fanout_loader_scan(l, s_scan_cb, &s);
     if (s.json)
-        fanout_buf_append_str(&s.out, "]\n");
+        fanout_sbuf_puts(&s.out, "]\n");
     else if (!s.count)
-        fanout_buf_appendf(&s.out, "no plugins found in %s\n",
+        fanout_sbuf_printf(&s.out, "no plugins found in %s\n",
                            fanout_loader_search_path(l));
     if (!s.json) {
         struct fanout_engine_config cfg;
         char err[256];
         if (fanout_engine_config_from_env(&cfg, err, sizeof err) == 0)
-            fanout_buf_appendf(&s.out,
+            fanout_sbuf_printf(&s.out,
                                "\nsearch path: %s\nretries: %u attempts, backoff full "
                                "jitter from %u ms up to %u ms; %u targets/batches in "
                                "parallel\n",
                                fanout_loader_search_path(l), cfg.retry_attempts,
                                cfg.retry_base_ms, cfg.retry_cap_ms, cfg.max_parallel);
         const struct fanout_retry_policy *ap = fanout_aws_policy();
-        fanout_buf_appendf(
+        fanout_sbuf_printf(
             &s.out,
             "AWS requests: %u attempts, backoff full jitter from %u ms up to "
             "%u ms, %u ms per attempt\n",
             ap->max_attempts, ap->base_ms, ap->cap_ms, ap->request_timeout_ms);
     }
-    fwrite(s.out.ptr ? s.out.ptr : (uint8_t *)"", 1, s.out.len, stdout);
-    fanout_buf_free(&s.out);
+    fwrite(s.out.bytes ? s.out.bytes : (uint8_t *)"", 1, s.out.len, stdout);
+    fanout_sbuf_free(&s.out);
     fanout_loader_destroy(l);
     return s.refused ? 1 : 0;
 }

@@ -265,14 +265,14 @@ static json_t *s_ordered(const json_t *obj)
  * the wrong types can still be listed and repaired with `update`. */
 static json_t *s_item_plain(const json_t *item, char *err, size_t err_len)
 {
-    struct fanout_buf b = {0};
+    struct fanout_sbuf b = {0};
     if (fanout_ddb_image_to_json(item, 1, &b, err, err_len) != 0) {
-        fanout_buf_free(&b);
+        fanout_sbuf_free(&b);
         return NULL;
     }
     json_error_t je;
-    json_t *j = json_loadb(b.ptr ? (const char *)b.ptr : "", b.len, 0, &je);
-    fanout_buf_free(&b);
+    json_t *j = json_loadb(b.bytes ? (const char *)b.bytes : "", b.len, 0, &je);
+    fanout_sbuf_free(&b);
     if (!json_is_object(j)) {
         json_decref(j);
         snprintf(err, err_len, "the item does not read as a JSON object: %s", je.text);
@@ -631,19 +631,19 @@ struct s_rows {
 /* The verdict of `invoke` on a mapping that passed the schema: its plugin's
  * checks (problem), or a note when they cannot run here. */
 static void s_rows_check(struct s_rows *rows, const struct fanout_mapping *m, char *problem,
-                         size_t problem_len, struct fanout_buf *note)
+                         size_t problem_len, struct fanout_sbuf *note)
 {
     char why[1024], qid[FANOUT_QUOTE_SIZE];
     const char *id = fanout_quote(qid, m->id);
     switch (s_check(&rows->checker, m, why, sizeof why)) {
     case S_NO_LOADER:
-        fanout_buf_appendf(note,
+        fanout_sbuf_printf(note,
                            "%smapping \"%s\": not checked by its plugin: plugins cannot be "
                            "loaded here (%s); checked against the mapping schema only",
                            note->len ? "; " : "", id, why);
         break;
     case S_NO_PLUGIN:
-        fanout_buf_appendf(note,
+        fanout_sbuf_printf(note,
                            "%smapping \"%s\": not checked by its plugin: plugin \"%s\" is "
                            "not installed here (%s); checked against the mapping schema "
                            "only (invoke refuses it where the plugin is missing too)",
@@ -662,14 +662,14 @@ static void s_rows_check(struct s_rows *rows, const struct fanout_mapping *m, ch
 static int s_rows_add(struct s_rows *rows, const json_t *item, size_t index)
 {
     char problem[1024] = "";
-    struct fanout_buf note = {0};
+    struct fanout_sbuf note = {0};
     struct fanout_mapping *m =
         fanout_mapping_from_item(item, index, problem, sizeof problem);
     int valid = m != NULL;
     json_t *plain;
     if (valid) {
         if (m->ignored)
-            fanout_buf_appendf(&note, "%s", m->ignored);
+            fanout_sbuf_printf(&note, "%s", m->ignored);
         s_rows_check(rows, m, problem, sizeof problem, &note);
         valid = problem[0] == 0;
         plain = json_incref(m->json);
@@ -692,21 +692,21 @@ static int s_rows_add(struct s_rows *rows, const json_t *item, size_t index)
         void *v = realloc(rows->v, cap * sizeof *rows->v);
         if (!v) {
             json_decref(obj);
-            fanout_buf_free(&note);
+            fanout_sbuf_free(&note);
             return -1;
         }
         rows->v = v;
         rows->cap = cap;
     }
     if (!obj) {
-        fanout_buf_free(&note);
+        fanout_sbuf_free(&note);
         return -1;
     }
     rows->v[rows->count].obj = obj;
     rows->v[rows->count].problem = valid ? NULL : strdup(problem);
-    rows->v[rows->count].note = note.len ? (char *)note.ptr : NULL;
+    rows->v[rows->count].note = note.len ? (char *)note.bytes : NULL;
     if (!note.len)
-        fanout_buf_free(&note);
+        fanout_sbuf_free(&note);
     if (!valid && !rows->v[rows->count].problem) {
         json_decref(obj);
         free(rows->v[rows->count].note);
@@ -791,7 +791,7 @@ static int s_print_table(const struct s_rows *rows)
                          ? strdup("INVALID")
                          : s_cell(json_object_get(obj, fields[k]));
         /* the options set: every field after the five columns */
-        struct fanout_buf b = {0};
+        struct fanout_sbuf b = {0};
         const char *key;
         json_t *v;
         json_object_foreach ((json_t *)obj, key, v) {
@@ -801,12 +801,12 @@ static int s_print_table(const struct s_rows *rows)
             if (shown)
                 continue;
             char *c = s_cell(v);
-            fanout_buf_appendf(&b, "%s%s=%s", b.len ? " " : "", key, c ? c : "?");
+            fanout_sbuf_printf(&b, "%s%s=%s", b.len ? " " : "", key, c ? c : "?");
             free(c);
         }
-        row[S_COL_OPTIONS] = b.len ? (char *)b.ptr : strdup("-");
+        row[S_COL_OPTIONS] = b.len ? (char *)b.bytes : strdup("-");
         if (!b.len)
-            fanout_buf_free(&b);
+            fanout_sbuf_free(&b);
         for (int k = 0; k < S_COLS; k++) {
             if (!row[k]) {
                 rc = -1;

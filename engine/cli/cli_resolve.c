@@ -133,17 +133,17 @@ static char *r_xml_field(const char *p, size_t n, const char *name)
 }
 
 /* application/x-www-form-urlencoded value. */
-static void r_form_value(struct fanout_buf *b, const char *s)
+static void r_form_value(struct fanout_sbuf *b, const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
             (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.' || *p == '~') {
-            fanout_buf_append_byte(b, *p);
+            fanout_sbuf_putc(b, *p);
         } else {
-            fanout_buf_append_byte(b, '%');
-            fanout_buf_append_byte(b, (uint8_t)hex[*p >> 4]);
-            fanout_buf_append_byte(b, (uint8_t)hex[*p & 15]);
+            fanout_sbuf_putc(b, '%');
+            fanout_sbuf_putc(b, (uint8_t)hex[*p >> 4]);
+            fanout_sbuf_putc(b, (uint8_t)hex[*p & 15]);
         }
     }
 }
@@ -256,31 +256,31 @@ static int r_get(const struct fanout_cli_dest *d, const char *service, const cha
                  const char *endpoint, const char *path, const char *query,
                  struct r_reply *r)
 {
-    struct fanout_buf p = {0};
-    fanout_buf_append_str(&p, path);
+    struct fanout_sbuf p = {0};
+    fanout_sbuf_puts(&p, path);
     if (path[strlen(path) - 1] == '/')
         r_form_value(&p, d->destination);
-    fanout_buf_append_byte(&p, 0);
-    if (!p.ptr)
+    fanout_sbuf_putc(&p, 0);
+    if (!p.bytes)
         return r_no_memory(r);
-    int rc = r_call(service, NULL, region, endpoint, "GET", (const char *)p.ptr, query,
+    int rc = r_call(service, NULL, region, endpoint, "GET", (const char *)p.bytes, query,
                     NULL, 0, NULL, FANOUT_AWS_JSON, r);
-    fanout_buf_free(&p);
+    fanout_sbuf_free(&p);
     return rc;
 }
 
 /* POST a Query-protocol form (`form`, freed here). */
 static int r_query_call(const struct fanout_cli_dest *d, const char *service,
-                        struct fanout_buf *form, struct r_reply *r)
+                        struct fanout_sbuf *form, struct r_reply *r)
 {
-    fanout_buf_append_byte(form, 0);
-    if (!form->ptr)
+    fanout_sbuf_putc(form, 0);
+    if (!form->bytes)
         return r_no_memory(r);
     const struct fanout_aws_header h[] = {
         {"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}};
     int rc = r_call(service, NULL, r_region(d), NULL, "POST", "/", NULL, h, 1,
-                    (const char *)form->ptr, FANOUT_AWS_QUERY, r);
-    fanout_buf_free(form);
+                    (const char *)form->bytes, FANOUT_AWS_QUERY, r);
+    fanout_sbuf_free(form);
     return rc;
 }
 
@@ -376,10 +376,10 @@ static int r_sns(const struct fanout_cli_dest *d, char **out)
             rc = R_FAILED;
             break;
         }
-        struct fanout_buf form = {0};
-        fanout_buf_append_str(&form, "Action=ListTopics&Version=2010-03-31");
+        struct fanout_sbuf form = {0};
+        fanout_sbuf_puts(&form, "Action=ListTopics&Version=2010-03-31");
         if (token) {
-            fanout_buf_append_str(&form, "&NextToken=");
+            fanout_sbuf_puts(&form, "&NextToken=");
             r_form_value(&form, token);
         }
         struct r_reply r;
@@ -498,8 +498,8 @@ static int r_elasticache(const struct fanout_cli_dest *d, char **out)
                                           "ReplicationGroupNotFoundFault", NULL};
     char op[64];
     snprintf(op, sizeof op, "ElastiCache %s", action);
-    struct fanout_buf form = {0};
-    fanout_buf_appendf(&form, "Action=%s&Version=2015-02-02&%s=", action,
+    struct fanout_sbuf form = {0};
+    fanout_sbuf_printf(&form, "Action=%s&Version=2015-02-02&%s=", action,
                        memcached ? "CacheClusterId" : "ReplicationGroupId");
     r_form_value(&form, d->destination);
     struct r_reply r;

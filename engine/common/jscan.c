@@ -146,7 +146,7 @@ static int s_string(struct s_p *s, const char **text, size_t *len, int *escaped)
             k = 3;
         else if (c >= 0xF0 && c <= 0xF4)
             k = 4;
-        if (!k || (size_t)(end - q) < k || !fanout_utf8_valid(q, k)) {
+        if (!k || (size_t)(end - q) < k || !fanout_utf8_check(q, k)) {
             s->p = (const char *)q;
             s_fail(s, "invalid UTF-8 in a string");
             return -1;

@@ -49,7 +49,7 @@ int fanout_log_enabled(enum fanout_log_level level)
 /* Text format: one entry, one line, and no control character reaches the
  * terminal (a quoted id could hold escape sequences): a newline becomes a
  * space, other control characters \xNN. */
-static void s_append_text(struct fanout_buf *b, const char *s, size_t n)
+static void s_append_text(struct fanout_sbuf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     size_t start = 0;
@@ -57,16 +57,16 @@ static void s_append_text(struct fanout_buf *b, const char *s, size_t n)
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x20 && c != 0x7f)
             continue;
-        fanout_buf_append(b, s + start, i - start);
+        fanout_sbuf_put(b, s + start, i - start);
         if (c == '\n') {
-            fanout_buf_append_byte(b, ' ');
+            fanout_sbuf_putc(b, ' ');
         } else {
             char esc[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
-            fanout_buf_append(b, esc, 4);
+            fanout_sbuf_put(b, esc, 4);
         }
         start = i + 1;
     }
-    fanout_buf_append(b, s + start, n - start);
+    fanout_sbuf_put(b, s + start, n - start);
 }
 
 void fanout_vlog(enum fanout_log_level level, const char *scope, const char *fmt,
@@ -95,32 +95,32 @@ void fanout_vlog(enum fanout_log_level level, const char *scope, const char *fmt
     char qbuf[FANOUT_QUOTE_SIZE];
     if (scope && strnlen(scope, FANOUT_QUOTE_SIZE) >= FANOUT_QUOTE_SIZE)
         scope = fanout_quote(qbuf, scope); /* one the caller capped stays as is */
-    struct fanout_buf b = {0};
+    struct fanout_sbuf b = {0};
     if (s_json) {
-        fanout_buf_appendf(&b, "{\"timestamp\":\"%s\",\"level\":\"%s\"", ts,
+        fanout_sbuf_printf(&b, "{\"timestamp\":\"%s\",\"level\":\"%s\"", ts,
                            s_names[level]);
         if (scope) {
-            fanout_buf_append_str(&b, ",\"scope\":");
-            fanout_buf_append_json_string(&b, (const uint8_t *)scope, strlen(scope));
+            fanout_sbuf_puts(&b, ",\"scope\":");
+            fanout_sbuf_json_str(&b, (const uint8_t *)scope, strlen(scope));
         }
-        fanout_buf_append_str(&b, ",\"message\":");
-        fanout_buf_append_json_string(&b, (const uint8_t *)msg, mlen);
-        fanout_buf_append_str(&b, "}\n");
+        fanout_sbuf_puts(&b, ",\"message\":");
+        fanout_sbuf_json_str(&b, (const uint8_t *)msg, mlen);
+        fanout_sbuf_puts(&b, "}\n");
     } else {
-        fanout_buf_appendf(&b, "%s %-5s ", ts, s_names[level]);
+        fanout_sbuf_printf(&b, "%s %-5s ", ts, s_names[level]);
         if (scope) {
-            fanout_buf_append_byte(&b, '[');
+            fanout_sbuf_putc(&b, '[');
             s_append_text(&b, scope, strlen(scope));
-            fanout_buf_append_str(&b, "] ");
+            fanout_sbuf_puts(&b, "] ");
         }
         s_append_text(&b, msg, mlen);
-        fanout_buf_append_byte(&b, '\n');
+        fanout_sbuf_putc(&b, '\n');
     }
-    if (b.ptr) {
-        ssize_t w = write(s_fd, b.ptr, b.len);
+    if (b.bytes) {
+        ssize_t w = write(s_fd, b.bytes, b.len);
         (void)w;
     }
-    fanout_buf_free(&b);
+    fanout_sbuf_free(&b);
 }
 
 void fanout_log(enum fanout_log_level level, const char *scope, const char *fmt, ...)

@@ -7,32 +7,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <fanout/helpers.h>
+
 #if defined(__GNUC__)
 #define FANOUT_FMT(a, b) __attribute__((format(printf, a, b)))
 #else
 #define FANOUT_FMT(a, b)
 #endif
 
-/* An owning, growable byte buffer. Zero-initialise before use. The byte past
- * `len` is kept NUL so text can be used as a C string. */
-struct fanout_buf {
-    uint8_t *ptr;
-    size_t len;
-    size_t cap;
-};
-
-int fanout_buf_reserve(struct fanout_buf *b, size_t extra);
-int fanout_buf_append(struct fanout_buf *b, const void *p, size_t n);
-int fanout_buf_append_str(struct fanout_buf *b, const char *s);
-int fanout_buf_append_byte(struct fanout_buf *b, uint8_t c);
-int fanout_buf_appendf(struct fanout_buf *b, const char *fmt, ...) FANOUT_FMT(2, 3);
-/* Append `s` as a JSON string literal, quotes included. Invalid UTF-8 is
- * replaced by U+FFFD so the output is always valid JSON. */
-int fanout_buf_append_json_string(struct fanout_buf *b, const uint8_t *s, size_t n);
-/* Append the base64 (standard alphabet, padded) of p[0..n). */
-int fanout_buf_append_base64(struct fanout_buf *b, const uint8_t *p, size_t n);
-void fanout_buf_reset(struct fanout_buf *b);
-void fanout_buf_free(struct fanout_buf *b);
+/* Buffers (struct fanout_sbuf), UTF-8 checks, JSON string escaping and the
+ * base64 encoder are the SDK's: <fanout/helpers.h>, sdk/lib/buffer.c. */
 
 /* A bump allocator for per-invocation data: records, keys, message bodies.
  * Everything it gave out is released at once by reset or free. */
@@ -58,9 +42,6 @@ void fanout_arena_free(struct fanout_arena *a);
 size_t fanout_base64_encoded_len(size_t n);
 size_t fanout_base64_decoded_max(size_t n);
 long fanout_base64_decode(const char *in, size_t n, uint8_t *out, size_t *bad_at);
-
-/* Non-zero when s[0..n) is valid UTF-8 (no overlongs, no surrogates). */
-int fanout_utf8_valid(const uint8_t *s, size_t n);
 
 /* Non-zero when s[0..n) is exactly one JSON value (RFC 8259), optionally
  * surrounded by whitespace. Does not allocate. */

@@ -35,9 +35,9 @@ struct s_builder {
     const struct fanout_record **slots; /* the records of all messages */
     size_t used_slots;
     /* the message being built (collapse modes) */
-    struct fanout_buf body;
+    struct fanout_sbuf body;
     size_t first_slot, cur_count;
-    struct fanout_buf item;
+    struct fanout_sbuf item;
 };
 
 static int s_reject(struct s_builder *b, struct fanout_rec *r, const char *fmt, ...)
@@ -78,17 +78,17 @@ static int s_flush(struct s_builder *b)
     if (!b->cur_count)
         return 0;
     if (b->mode == FANOUT_COLLAPSE_JSON &&
-        fanout_buf_append(&b->body, JSON_SUFFIX, JSON_SUFFIX_LEN) != 0)
+        fanout_sbuf_put(&b->body, JSON_SUFFIX, JSON_SUFFIX_LEN) != 0)
         return -1;
-    const uint8_t *body = b->body.len ? b->body.ptr : (const uint8_t *)"";
+    const uint8_t *body = b->body.len ? b->body.bytes : (const uint8_t *)"";
     if (b->mode == FANOUT_COLLAPSE_CONCAT_B64) {
-        struct fanout_buf enc = {0};
-        if (fanout_buf_append_base64(&enc, b->body.ptr ? b->body.ptr : (uint8_t *)"",
-                                     b->body.len) != 0)
+        struct fanout_sbuf enc = {0};
+        if (fanout_sbuf_base64(&enc, b->body.bytes ? b->body.bytes : (uint8_t *)"",
+                               b->body.len) != 0)
             return -1;
-        fanout_buf_free(&b->body);
+        fanout_sbuf_free(&b->body);
         b->body = enc;
-        body = enc.len ? enc.ptr : (const uint8_t *)"";
+        body = enc.len ? enc.bytes : (const uint8_t *)"";
     }
     uint8_t *copy = fanout_arena_memdup(b->arena, body, b->body.len);
     if (!copy)
@@ -97,7 +97,7 @@ static int s_flush(struct s_builder *b)
     if (s_emit(b, first->key, first->key_len, copy, b->body.len, b->first_slot,
                b->cur_count) != 0)
         return -1;
-    fanout_buf_reset(&b->body);
+    fanout_sbuf_reset(&b->body);
     b->cur_count = 0;
     return 0;
 }
@@ -130,19 +130,19 @@ static int s_json_item(struct s_builder *b, const struct fanout_record *r,
         *out_len = r->data_len;
         return 0;
     }
-    fanout_buf_reset(&b->item);
+    fanout_sbuf_reset(&b->item);
     int rc;
-    if (fanout_utf8_valid(r->data, r->data_len)) {
-        rc = fanout_buf_append_json_string(&b->item, r->data, r->data_len);
+    if (fanout_utf8_check(r->data, r->data_len)) {
+        rc = fanout_sbuf_json_str(&b->item, r->data, r->data_len);
     } else {
-        struct fanout_buf enc = {0};
-        rc = fanout_buf_append_base64(&enc, r->data, r->data_len);
+        struct fanout_sbuf enc = {0};
+        rc = fanout_sbuf_base64(&enc, r->data, r->data_len);
         if (rc == 0)
-            rc = fanout_buf_append_json_string(&b->item, enc.ptr ? enc.ptr : (uint8_t *)"",
-                                               enc.len);
-        fanout_buf_free(&enc);
+            rc = fanout_sbuf_json_str(&b->item, enc.bytes ? enc.bytes : (uint8_t *)"",
+                                      enc.len);
+        fanout_sbuf_free(&enc);
     }
-    *out = b->item.ptr;
+    *out = b->item.bytes;
     *out_len = b->item.len;
     return rc;
 }
@@ -181,13 +181,12 @@ static int s_add_collapsed(struct s_builder *b, struct fanout_rec *rec)
     if (b->cur_count == 0) {
         b->first_slot = b->used_slots;
         if (b->mode == FANOUT_COLLAPSE_JSON &&
-            fanout_buf_append(&b->body, JSON_PREFIX, JSON_PREFIX_LEN) != 0)
+            fanout_sbuf_put(&b->body, JSON_PREFIX, JSON_PREFIX_LEN) != 0)
             return -1;
-    } else if (b->mode == FANOUT_COLLAPSE_JSON &&
-               fanout_buf_append_byte(&b->body, ',') != 0) {
+    } else if (b->mode == FANOUT_COLLAPSE_JSON && fanout_sbuf_putc(&b->body, ',') != 0) {
         return -1;
     }
-    if (fanout_buf_append(&b->body, item, item_len) != 0)
+    if (fanout_sbuf_put(&b->body, item, item_len) != 0)
         return -1;
     b->slots[b->used_slots++] = r;
     b->cur_count++;
@@ -270,7 +269,7 @@ int fanout_plan_build(struct fanout_rec *const *recs, size_t n, enum fanout_coll
         rc = s_flush(&b);
     if (rc == 0)
         rc = s_calls(&b);
-    fanout_buf_free(&b.body);
-    fanout_buf_free(&b.item);
+    fanout_sbuf_free(&b.body);
+    fanout_sbuf_free(&b.item);
     return rc;
 }

@@ -36,7 +36,7 @@ struct s_path {
 };
 
 struct s_ctx {
-    struct fanout_buf *out;
+    struct fanout_sbuf *out;
     char *err;
     size_t err_len;
     const char *what; /* "attribute" or "key attribute" */
@@ -320,22 +320,22 @@ static int s_number_check(struct s_ctx *c, const struct s_path *path, const char
  * are valid JSON and kept. */
 static int s_number_emit(struct s_ctx *c, const char *s, size_t n, const struct s_num *num)
 {
-    struct fanout_buf *out = c->out;
-    if (s[0] == '-' && fanout_buf_append_byte(out, '-') != 0)
+    struct fanout_sbuf *out = c->out;
+    if (s[0] == '-' && fanout_sbuf_putc(out, '-') != 0)
         return s_oom(c);
     size_t skip = 0;
     while (skip + 1 < num->int_len && s[num->int_start + skip] == '0')
         skip++;
     int rc = num->int_len
-                 ? fanout_buf_append(out, s + num->int_start + skip, num->int_len - skip)
-                 : fanout_buf_append_byte(out, '0');
+                 ? fanout_sbuf_put(out, s + num->int_start + skip, num->int_len - skip)
+                 : fanout_sbuf_putc(out, '0');
     if (rc == 0 && num->frac_len) {
-        rc = fanout_buf_append_byte(out, '.');
+        rc = fanout_sbuf_putc(out, '.');
         if (rc == 0)
-            rc = fanout_buf_append(out, s + num->frac_start, num->frac_len);
+            rc = fanout_sbuf_put(out, s + num->frac_start, num->frac_len);
     }
     if (rc == 0 && num->exp_start < n)
-        rc = fanout_buf_append(out, s + num->exp_start, n - num->exp_start);
+        rc = fanout_sbuf_put(out, s + num->exp_start, n - num->exp_start);
     return rc == 0 ? 0 : s_oom(c);
 }
 
@@ -393,8 +393,8 @@ static int s_emit_value(struct s_ctx *c, const json_t *av, const struct s_path *
 
 static int s_emit_string(struct s_ctx *c, const json_t *v)
 {
-    if (fanout_buf_append_json_string(c->out, (const uint8_t *)json_string_value(v),
-                                      json_string_length(v)) != 0)
+    if (fanout_sbuf_json_str(c->out, (const uint8_t *)json_string_value(v),
+                             json_string_length(v)) != 0)
         return s_oom(c);
     return 0;
 }
@@ -427,17 +427,17 @@ static int s_emit_set(struct s_ctx *c, char type, const char *what, const json_t
     const char *member = type == 'S'   ? "SS member"
                          : type == 'N' ? "NS member"
                                        : "BS member";
-    if (fanout_buf_append_byte(c->out, '[') != 0)
+    if (fanout_sbuf_putc(c->out, '[') != 0)
         return s_oom(c);
     size_t n = json_array_size(v);
     for (size_t i = 0; i < n; i++) {
         struct s_path p = {path, NULL, 0, i};
-        if (i && fanout_buf_append_byte(c->out, ',') != 0)
+        if (i && fanout_sbuf_putc(c->out, ',') != 0)
             return s_oom(c);
         if (s_emit_scalar(c, type, json_array_get(v, i), &p, member) != 0)
             return -1;
     }
-    if (fanout_buf_append_byte(c->out, ']') != 0)
+    if (fanout_sbuf_putc(c->out, ']') != 0)
         return s_oom(c);
     return 0;
 }
@@ -446,23 +446,23 @@ static int s_emit_set(struct s_ctx *c, char type, const char *what, const json_t
 static int s_emit_map(struct s_ctx *c, const json_t *m, const struct s_path *path,
                       int depth)
 {
-    if (fanout_buf_append_byte(c->out, '{') != 0)
+    if (fanout_sbuf_putc(c->out, '{') != 0)
         return s_oom(c);
     int first = 1;
     for (void *it = s_iter(m); it; it = s_iter_next(m, it)) {
         const char *key = json_object_iter_key(it);
         size_t key_len = json_object_iter_key_len(it);
         struct s_path p = {path, key, key_len, 0};
-        if (!first && fanout_buf_append_byte(c->out, ',') != 0)
+        if (!first && fanout_sbuf_putc(c->out, ',') != 0)
             return s_oom(c);
         first = 0;
-        if (fanout_buf_append_json_string(c->out, (const uint8_t *)key, key_len) != 0 ||
-            fanout_buf_append_byte(c->out, ':') != 0)
+        if (fanout_sbuf_json_str(c->out, (const uint8_t *)key, key_len) != 0 ||
+            fanout_sbuf_putc(c->out, ':') != 0)
             return s_oom(c);
         if (s_emit_value(c, json_object_iter_value(it), &p, depth) != 0)
             return -1;
     }
-    if (fanout_buf_append_byte(c->out, '}') != 0)
+    if (fanout_sbuf_putc(c->out, '}') != 0)
         return s_oom(c);
     return 0;
 }
@@ -486,7 +486,7 @@ static int s_emit_value(struct s_ctx *c, const json_t *av, const struct s_path *
     if (s_type_is(type, tl, "BOOL")) {
         if (!json_is_boolean(v))
             return s_fail(c, path, "BOOL value must be true or false, got %s", s_kind(v));
-        if (fanout_buf_append_str(c->out, json_is_true(v) ? "true" : "false") != 0)
+        if (fanout_sbuf_puts(c->out, json_is_true(v) ? "true" : "false") != 0)
             return s_oom(c);
         return 0;
     }
@@ -494,7 +494,7 @@ static int s_emit_value(struct s_ctx *c, const json_t *av, const struct s_path *
         /* DynamoDB only ever sends {"NULL": true}. */
         if (!json_is_true(v))
             return s_fail(c, path, "NULL value must be true, got %s", s_kind(v));
-        if (fanout_buf_append_str(c->out, "null") != 0)
+        if (fanout_sbuf_puts(c->out, "null") != 0)
             return s_oom(c);
         return 0;
     }
@@ -510,17 +510,17 @@ static int s_emit_value(struct s_ctx *c, const json_t *av, const struct s_path *
                 DDB_MAX_DEPTH);
         if (is_map)
             return s_emit_map(c, v, path, depth + 1);
-        if (fanout_buf_append_byte(c->out, '[') != 0)
+        if (fanout_sbuf_putc(c->out, '[') != 0)
             return s_oom(c);
         size_t n = json_array_size(v);
         for (size_t i = 0; i < n; i++) {
             struct s_path p = {path, NULL, 0, i};
-            if (i && fanout_buf_append_byte(c->out, ',') != 0)
+            if (i && fanout_sbuf_putc(c->out, ',') != 0)
                 return s_oom(c);
             if (s_emit_value(c, json_array_get(v, i), &p, depth + 1) != 0)
                 return -1;
         }
-        if (fanout_buf_append_byte(c->out, ']') != 0)
+        if (fanout_sbuf_putc(c->out, ']') != 0)
             return s_oom(c);
         return 0;
     }
@@ -540,17 +540,17 @@ static int s_emit_value(struct s_ctx *c, const json_t *av, const struct s_path *
 
 static int s_dump_to_buf(const char *buffer, size_t size, void *data)
 {
-    return fanout_buf_append(data, buffer, size);
+    return fanout_sbuf_put(data, buffer, size);
 }
 
-static void s_restore(struct fanout_buf *out, size_t len)
+static void s_restore(struct fanout_sbuf *out, size_t len)
 {
     out->len = len;
-    if (out->ptr)
-        out->ptr[len] = 0;
+    if (out->bytes)
+        out->bytes[len] = 0;
 }
 
-int fanout_ddb_image_to_json(const json_t *image, int convert, struct fanout_buf *out,
+int fanout_ddb_image_to_json(const json_t *image, int convert, struct fanout_sbuf *out,
                              char *err, size_t err_len)
 {
     struct s_ctx c = {out, err, err_len, "attribute"};
@@ -560,7 +560,7 @@ int fanout_ddb_image_to_json(const json_t *image, int convert, struct fanout_buf
         err[0] = 0;
 
     if (!image) {
-        rc = fanout_buf_append_str(out, "{}") == 0 ? 0 : s_oom(&c);
+        rc = fanout_sbuf_puts(out, "{}") == 0 ? 0 : s_oom(&c);
     } else if (!json_is_object(image)) {
         rc = s_fail(&c, NULL, "image: expected an object of attributes, got %s",
                     s_kind(image));
@@ -579,7 +579,7 @@ int fanout_ddb_image_to_json(const json_t *image, int convert, struct fanout_buf
     return rc;
 }
 
-int fanout_ddb_key(const json_t *keys, struct fanout_buf *out, char *err, size_t err_len)
+int fanout_ddb_key(const json_t *keys, struct fanout_sbuf *out, char *err, size_t err_len)
 {
     struct s_ctx c = {out, err, err_len, "key attribute"};
     size_t start = out->len;
@@ -622,8 +622,8 @@ int fanout_ddb_key(const json_t *keys, struct fanout_buf *out, char *err, size_t
             goto fail;
         if (type[0] == 'B' && s_base64_validate(&c, &p, "B", s, n) != 0)
             goto fail;
-        if ((!first && fanout_buf_append_byte(out, '|') != 0) ||
-            fanout_buf_append(out, s, n) != 0) {
+        if ((!first && fanout_sbuf_putc(out, '|') != 0) ||
+            fanout_sbuf_put(out, s, n) != 0) {
             s_oom(&c);
             goto fail;
         }

@@ -17,13 +17,13 @@
  * was expected, e.g. `attribute "nested.l[2]": unknown DynamoDB type "X"
  * (expected one of S, N, B, BOOL, NULL, M, L, SS, NS, BS)`. On failure the
  * buffer is restored to its length at entry. */
-int fanout_ddb_image_to_json(const json_t *image, int convert, struct fanout_buf *out,
+int fanout_ddb_image_to_json(const json_t *image, int convert, struct fanout_sbuf *out,
                              char *err, size_t err_len);
 
 /* Append the key string of a record's `Keys`: each key attribute's value in
  * the order of the object, joined by '|'; S and N as their text, B as its
  * base64 text. Returns 0, or -1 with err (a key attribute of another type,
  * an empty Keys object, a malformed value). */
-int fanout_ddb_key(const json_t *keys, struct fanout_buf *out, char *err, size_t err_len);
+int fanout_ddb_key(const json_t *keys, struct fanout_sbuf *out, char *err, size_t err_len);
 
 #endif

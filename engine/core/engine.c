@@ -218,15 +218,15 @@ static int s_options(const struct fanout_loaded_plugin *p, const struct fanout_m
         for (const struct fanout_option *o = opts; o && o->name; o++)
             known |= strcmp(o->name, key) == 0;
         if (!known) {
-            struct fanout_buf names = {0};
+            struct fanout_sbuf names = {0};
             for (const struct fanout_option *o = opts; o && o->name; o++)
-                fanout_buf_appendf(&names, "%s%s", names.len ? ", " : "", o->name);
+                fanout_sbuf_printf(&names, "%s%s", names.len ? ", " : "", o->name);
             snprintf(err, err_len,
                      "mapping \"%s\": field \"%s\" is neither a mapping field nor an "
                      "option of plugin \"%s\" (its options: %s)",
                      fanout_quote(qid, m->id), fanout_quote(qkey, key), p->type,
-                     names.len ? (char *)names.ptr : "none");
-            fanout_buf_free(&names);
+                     names.len ? (char *)names.bytes : "none");
+            fanout_sbuf_free(&names);
             return -1;
         }
     }
@@ -339,17 +339,17 @@ static int s_check(struct fanout_loader *l, const struct fanout_mapping *m,
     }
     int mode = s_collapse_of(p, m);
     if (!(p->desc.collapse_modes & FANOUT_COLLAPSE_BIT(mode))) {
-        struct fanout_buf names = {0};
+        struct fanout_sbuf names = {0};
         for (int i = 0; i < 4; i++)
             if (p->desc.collapse_modes & FANOUT_COLLAPSE_BIT(i))
-                fanout_buf_appendf(&names, "%s%s", names.len ? ", " : "",
+                fanout_sbuf_printf(&names, "%s%s", names.len ? ", " : "",
                                    fanout_collapse_name(i));
         snprintf(err, err_len,
                  "mapping \"%s\": field \"collapse\": plugin \"%s\" does not accept \"%s\" "
                  "(it accepts: %s)",
                  id, m->type, fanout_collapse_name(mode),
-                 names.len ? (char *)names.ptr : "none");
-        fanout_buf_free(&names);
+                 names.len ? (char *)names.bytes : "none");
+        fanout_sbuf_free(&names);
         return -1;
     }
     void *opt_block;
@@ -413,13 +413,13 @@ int fanout_engine_check_mapping(struct fanout_engine *e, const struct fanout_map
 static char *s_instance_key(const struct fanout_mapping *m, int collapse)
 {
     char *extra = json_dumps(m->extra, JSON_COMPACT | JSON_SORT_KEYS);
-    struct fanout_buf b = {0};
-    fanout_buf_appendf(&b, "%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%d\x1f%d\x1f%s", m->type,
+    struct fanout_sbuf b = {0};
+    fanout_sbuf_printf(&b, "%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%d\x1f%d\x1f%s", m->type,
                        m->destination, m->region ? m->region : "", m->role ? m->role : "",
                        m->external_id ? m->external_id : "", collapse, m->parallel,
                        extra ? extra : "");
     free(extra);
-    return (char *)b.ptr;
+    return (char *)b.bytes;
 }
 
 static char *s_dup(const char *s)
@@ -1086,16 +1086,15 @@ void fanout_result_clean_up(struct fanout_result *res)
     memset(res, 0, sizeof *res);
 }
 
-int fanout_result_response(const struct fanout_result *res, struct fanout_buf *out)
+int fanout_result_response(const struct fanout_result *res, struct fanout_sbuf *out)
 {
-    int rc = fanout_buf_append_str(out, "{\"batchItemFailures\":[");
+    int rc = fanout_sbuf_puts(out, "{\"batchItemFailures\":[");
     for (size_t i = 0; rc == 0 && i < res->failed_seq_count; i++) {
-        rc |= fanout_buf_append_str(out,
-                                    i ? ",{\"itemIdentifier\":" : "{\"itemIdentifier\":");
-        rc |= fanout_buf_append_json_string(out, (const uint8_t *)res->failed_seqs[i],
-                                            strlen(res->failed_seqs[i]));
-        rc |= fanout_buf_append_byte(out, '}');
+        rc |= fanout_sbuf_puts(out, i ? ",{\"itemIdentifier\":" : "{\"itemIdentifier\":");
+        rc |= fanout_sbuf_json_str(out, (const uint8_t *)res->failed_seqs[i],
+                                   strlen(res->failed_seqs[i]));
+        rc |= fanout_sbuf_putc(out, '}');
     }
-    rc |= fanout_buf_append_str(out, "]}");
+    rc |= fanout_sbuf_puts(out, "]}");
     return rc ? -1 : 0;
 }

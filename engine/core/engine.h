@@ -81,7 +81,7 @@ int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
 void fanout_result_clean_up(struct fanout_result *res);
 
 /* {"batchItemFailures":[{"itemIdentifier":"<seq>"},...]} */
-int fanout_result_response(const struct fanout_result *res, struct fanout_buf *out);
+int fanout_result_response(const struct fanout_result *res, struct fanout_sbuf *out);
 
 struct fanout_loader *fanout_engine_loader(struct fanout_engine *e);
 struct fanout_store *fanout_engine_store(struct fanout_engine *e);

@@ -159,16 +159,16 @@ static void s_parse_dynamodb(struct s_parser *ps, struct fanout_raw_record *r)
         s_fail(ps, r, "field \"dynamodb.NewImage\": not an object");
         return;
     }
-    struct fanout_buf kb = {0};
+    struct fanout_sbuf kb = {0};
     char err[256];
     if (fanout_ddb_key(json_object_get(j, "Keys"), &kb, err, sizeof err) != 0) {
         s_fail(ps, r, "field \"dynamodb.Keys\": %s", err);
-        fanout_buf_free(&kb);
+        fanout_sbuf_free(&kb);
         return;
     }
-    r->key = fanout_arena_memdup(ps->arena, kb.ptr ? kb.ptr : (uint8_t *)"", kb.len);
+    r->key = fanout_arena_memdup(ps->arena, kb.bytes ? kb.bytes : (uint8_t *)"", kb.len);
     r->key_len = kb.len;
-    fanout_buf_free(&kb);
+    fanout_sbuf_free(&kb);
 }
 
 static void s_parse_records(struct s_parser *ps, const struct fanout_jnode *records,
@@ -426,7 +426,7 @@ int fanout_decode_group(const struct fanout_source_group *g, struct fanout_decod
     out->failures = fanout_arena_alloc(a, cap * sizeof *out->failures);
     if (!out->records || !out->failures)
         return -1;
-    struct fanout_buf scratch = {0};
+    struct fanout_sbuf scratch = {0};
     char err[512];
     int rc = 0;
     for (size_t i = 0; i < g->count && rc == 0; i++) {
@@ -483,7 +483,7 @@ int fanout_decode_group(const struct fanout_source_group *g, struct fanout_decod
         }
         if (raw->kind == FANOUT_SRC_DYNAMODB) {
             const json_t *img = json_object_get(raw->json, "NewImage");
-            fanout_buf_reset(&scratch);
+            fanout_sbuf_reset(&scratch);
             if (fanout_ddb_image_to_json(img, opts.convert_ddb, &scratch, err,
                                          sizeof err) != 0) {
                 char q[FANOUT_QUOTE_SIZE];
@@ -495,8 +495,8 @@ int fanout_decode_group(const struct fanout_source_group *g, struct fanout_decod
                                               fanout_quote(q, raw->sequence_number), err)};
                 continue;
             }
-            r->pub.data = fanout_arena_memdup(a, scratch.ptr ? scratch.ptr : (uint8_t *)"",
-                                              scratch.len);
+            r->pub.data = fanout_arena_memdup(
+                a, scratch.bytes ? scratch.bytes : (uint8_t *)"", scratch.len);
             r->pub.data_len = scratch.len;
             if (!r->pub.data) {
                 rc = -1;
@@ -505,7 +505,7 @@ int fanout_decode_group(const struct fanout_source_group *g, struct fanout_decod
         }
         out->records[out->count++] = r;
     }
-    fanout_buf_free(&scratch);
+    fanout_sbuf_free(&scratch);
     /* "appendNewlines": each record's data (Kinesis, KPL user record,
      * DynamoDB image) gets a newline, before any collapse. A copy: the
      * decoded data may be shared with the other targets' variants. */

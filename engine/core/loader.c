@@ -93,15 +93,15 @@ static void s_printable(char *out, size_t out_len, const char *s)
 static char *s_vformat(const char *fmt, va_list ap) FANOUT_FMT(1, 0);
 static char *s_vformat(const char *fmt, va_list ap)
 {
-    struct fanout_buf b = {0};
+    struct fanout_sbuf b = {0};
     va_list ap2;
     va_copy(ap2, ap);
     int n = vsnprintf(NULL, 0, fmt, ap2);
     va_end(ap2);
-    if (n < 0 || fanout_buf_reserve(&b, (size_t)n) != 0)
+    if (n < 0 || fanout_sbuf_reserve(&b, (size_t)n) != 0)
         return NULL;
-    vsnprintf((char *)b.ptr, (size_t)n + 1, fmt, ap);
-    return (char *)b.ptr;
+    vsnprintf((char *)b.bytes, (size_t)n + 1, fmt, ap);
+    return (char *)b.bytes;
 }
 
 static char *s_format(const char *fmt, ...) FANOUT_FMT(1, 2);
@@ -175,17 +175,17 @@ static int s_build_search_path(struct fanout_loader *l, const char *search_path)
         if (s_add_path(l, LAYER_PLUGIN_DIR) != 0 || s_add_path(l, FANOUT_PLUGIN_DIR) != 0)
             return -1;
     }
-    struct fanout_buf b = {0};
-    if (fanout_buf_append_str(&b, "") != 0)
+    struct fanout_sbuf b = {0};
+    if (fanout_sbuf_puts(&b, "") != 0)
         return -1;
     for (size_t i = 0; i < l->ndirs; i++) {
-        if ((i && fanout_buf_append_byte(&b, ':') != 0) ||
-            fanout_buf_append_str(&b, l->dirs[i]) != 0) {
-            fanout_buf_free(&b);
+        if ((i && fanout_sbuf_putc(&b, ':') != 0) ||
+            fanout_sbuf_puts(&b, l->dirs[i]) != 0) {
+            fanout_sbuf_free(&b);
             return -1;
         }
     }
-    l->search_path = (char *)b.ptr;
+    l->search_path = (char *)b.bytes;
     return 0;
 }
 
@@ -397,7 +397,7 @@ static int s_trusted_uid(uid_t uid)
  * (`st` its fstat). On a read-only mount nobody can change it, whatever its
  * owner and mode say (a Lambda layer under /opt, whose zip may carry any
  * mode): no rule applies there. */
-static void s_judge_stat(struct fanout_buf *why, const char *path, int fd,
+static void s_judge_stat(struct fanout_sbuf *why, const char *path, int fd,
                          const struct stat *st, int is_dir)
 {
     struct statvfs vfs;
@@ -405,14 +405,14 @@ static void s_judge_stat(struct fanout_buf *why, const char *path, int fd,
         return;
     const char *what = is_dir ? "directory" : "file";
     if (!s_trusted_uid(st->st_uid))
-        fanout_buf_appendf(why,
+        fanout_sbuf_printf(why,
                            "%s%s %s is owned by uid %lu, not by root or uid %lu "
                            "that runs fanout",
                            why->len ? "; " : "", what, path, (unsigned long)st->st_uid,
                            (unsigned long)geteuid());
     mode_t w = st->st_mode & (S_IWGRP | S_IWOTH);
     if (w && !(is_dir && (st->st_mode & S_ISVTX)))
-        fanout_buf_appendf(why, "%s%s %s is writable by %s (mode %04o%s)",
+        fanout_sbuf_printf(why, "%s%s %s is writable by %s (mode %04o%s)",
                            why->len ? "; " : "", what, path,
                            w == (S_IWGRP | S_IWOTH) ? "group and others"
                            : w == S_IWGRP           ? "group"
@@ -424,12 +424,12 @@ static void s_judge_stat(struct fanout_buf *why, const char *path, int fd,
 /* Opens `real` (absolute, no symlinks: realpath's output) for loading.
  * Returns the descriptor, with the broken rules in `why` (empty when none);
  * or -1 with the reason in `why` when it cannot be opened at all. */
-static int s_open_checked(const char *real, struct fanout_buf *why)
+static int s_open_checked(const char *real, struct fanout_sbuf *why)
 {
     struct stat st;
     int dfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0 || fstat(dfd, &st) != 0) {
-        fanout_buf_appendf(why, "cannot open /: %s", strerror(errno));
+        fanout_sbuf_printf(why, "cannot open /: %s", strerror(errno));
         if (dfd >= 0)
             close(dfd);
         return -1;
@@ -450,7 +450,7 @@ static int s_open_checked(const char *real, struct fanout_buf *why)
         close(dfd);
         dfd = nfd;
         if (dfd < 0 || fstat(dfd, &st) != 0) {
-            fanout_buf_appendf(why, "%scannot open directory %s: %s", why->len ? "; " : "",
+            fanout_sbuf_printf(why, "%scannot open directory %s: %s", why->len ? "; " : "",
                                shown ? shown : real,
                                strerror(dfd < 0 ? (name ? saved : ENOMEM) : errno));
             free(name);
@@ -468,13 +468,13 @@ static int s_open_checked(const char *real, struct fanout_buf *why)
     }
     /* Not a FIFO or a device: look before opening, then check again. */
     if (fstatat(dfd, p, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-        fanout_buf_appendf(why, "%scannot stat %s: %s", why->len ? "; " : "", real,
+        fanout_sbuf_printf(why, "%scannot stat %s: %s", why->len ? "; " : "", real,
                            strerror(errno));
         close(dfd);
         return -1;
     }
     if (!S_ISREG(st.st_mode)) {
-        fanout_buf_appendf(why, "%s%s is not a regular file", why->len ? "; " : "", real);
+        fanout_sbuf_printf(why, "%s%s is not a regular file", why->len ? "; " : "", real);
         close(dfd);
         return -1;
     }
@@ -482,7 +482,7 @@ static int s_open_checked(const char *real, struct fanout_buf *why)
     int saved = errno;
     close(dfd);
     if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        fanout_buf_appendf(why, "%scannot open %s: %s", why->len ? "; " : "", real,
+        fanout_sbuf_printf(why, "%scannot open %s: %s", why->len ? "; " : "", real,
                            fd < 0 ? strerror(saved) : "not a regular file");
         if (fd >= 0)
             close(fd);
@@ -531,32 +531,32 @@ static void s_load(struct fanout_loader *l, struct loader_entry *e)
         e->refusal = s_format("%s: cannot resolve its path: %s", where, strerror(errno));
         return;
     }
-    struct fanout_buf bad = {0};
+    struct fanout_sbuf bad = {0};
     int fd = s_open_checked(real, &bad);
     if (fd < 0 || bad.len) {
         if (fd < 0)
             e->refusal = s_format("%s: cannot check who may change it: %s", where,
-                                  bad.ptr ? (const char *)bad.ptr : "?");
+                                  bad.bytes ? (const char *)bad.bytes : "?");
         else if (!s_insecure_allowed())
             e->refusal = s_format(
                 "%s is refused: %s (code in a plugin runs with fanout's credentials, so "
                 "only root or uid %lu that runs fanout may be able to change the file or "
                 "a directory above it; fix the owner or mode, or set " INSECURE_ENV
                 "=1 for development)",
-                where, (const char *)bad.ptr, (unsigned long)geteuid());
+                where, (const char *)bad.bytes, (unsigned long)geteuid());
         if (e->refusal) {
             if (fd >= 0)
                 close(fd);
-            fanout_buf_free(&bad);
+            fanout_sbuf_free(&bad);
             free(real);
             return;
         }
         fanout_log(FANOUT_LOG_WARN, "loader",
                    "%s: loading it although %s (" INSECURE_ENV "=1: for development only; "
                    "anyone who can change it runs code with fanout's credentials)",
-                   where, (const char *)bad.ptr);
+                   where, (const char *)bad.bytes);
     }
-    fanout_buf_free(&bad);
+    fanout_sbuf_free(&bad);
 
     /* Load what was checked: through the descriptor, when /proc is there;
      * else by the resolved name, and compare the file loaded with it. */

@@ -179,16 +179,16 @@ static int s_legacy_ignored(struct s_ctx *c, struct fanout_mapping *m)
         }
     if (!collapse && !aws)
         return 0;
-    struct fanout_buf b = {0};
+    struct fanout_sbuf b = {0};
     char q[FANOUT_QUOTE_SIZE];
     int n = 0, rc = 0;
     if (c->id)
-        rc |= fanout_buf_appendf(&b, "mapping \"%s\" (#%zu): ", fanout_quote(q, c->id),
+        rc |= fanout_sbuf_printf(&b, "mapping \"%s\" (#%zu): ", fanout_quote(q, c->id),
                                  c->index);
     else
-        rc |= fanout_buf_appendf(&b, "mapping #%zu: ", c->index);
+        rc |= fanout_sbuf_printf(&b, "mapping #%zu: ", c->index);
     if (collapse && m->collapse > 0) {
-        rc |= fanout_buf_appendf(&b, "field \"collapse\" (\"%s\")",
+        rc |= fanout_sbuf_printf(&b, "field \"collapse\" (\"%s\")",
                                  fanout_collapse_name(m->collapse));
         m->collapse = -1;
         n++;
@@ -197,24 +197,24 @@ static int s_legacy_ignored(struct s_ctx *c, struct fanout_mapping *m)
     const char **fields[] = {&m->role, &m->external_id, &m->region};
     for (size_t i = 0; aws && i < 3; i++)
         if (*fields[i]) {
-            rc |= fanout_buf_appendf(&b, "%sfield \"%s\" (\"%s\")", n ? ", " : "", names[i],
+            rc |= fanout_sbuf_printf(&b, "%sfield \"%s\" (\"%s\")", n ? ", " : "", names[i],
                                      fanout_quote(q, *fields[i]));
             *fields[i] = NULL;
             n++;
         }
     if (!n) {
-        fanout_buf_free(&b);
+        fanout_sbuf_free(&b);
         return 0;
     }
-    rc |= fanout_buf_appendf(&b,
+    rc |= fanout_sbuf_printf(&b,
                              ": ignored for type \"%s\", as aws-lambda-fanout ignored %s; "
                              "the mapping is used without %s",
                              m->type, n > 1 ? "them" : "it", n > 1 ? "them" : "it");
-    if (rc != 0 || !b.ptr) {
-        fanout_buf_free(&b);
+    if (rc != 0 || !b.bytes) {
+        fanout_sbuf_free(&b);
         return -1;
     }
-    m->ignored = (char *)b.ptr;
+    m->ignored = (char *)b.bytes;
     return 0;
 }
 
@@ -550,24 +550,24 @@ static int s_read_file(const char *path, char **out, size_t *len, char *err, siz
         snprintf(err, err_len, "%s: cannot open the mapping file: %m", path);
         return -1;
     }
-    struct fanout_buf b = {0};
+    struct fanout_sbuf b = {0};
     char chunk[65536];
     size_t n;
     while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        if (fanout_buf_append(&b, chunk, n) != 0) {
+        if (fanout_sbuf_put(&b, chunk, n) != 0) {
             fclose(f);
-            fanout_buf_free(&b);
+            fanout_sbuf_free(&b);
             snprintf(err, err_len, "%s: out of memory", path);
             return -1;
         }
     int bad = ferror(f);
     fclose(f);
     if (bad) {
-        fanout_buf_free(&b);
+        fanout_sbuf_free(&b);
         snprintf(err, err_len, "%s: read error", path);
         return -1;
     }
-    *out = b.ptr ? (char *)b.ptr : strdup("");
+    *out = b.bytes ? (char *)b.bytes : strdup("");
     *len = b.len;
     return *out ? 0 : -1;
 }

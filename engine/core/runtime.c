@@ -53,7 +53,7 @@ static _Atomic int64_t s_deadline_ms = INT64_MAX;
 /* One HTTP exchange's reply: status, body and the /next headers. */
 struct rt_reply {
     long status;
-    struct fanout_buf body;
+    struct fanout_sbuf body;
     size_t body_limit;
     int abort_over_limit; /* /next: fail the transfer; posts: truncate */
     int over_limit;
@@ -160,7 +160,7 @@ static void s_reply_clear_headers(struct rt_reply *r)
 static void s_reply_reset(struct rt_reply *r, size_t limit, int abort_over_limit)
 {
     s_reply_clear_headers(r);
-    fanout_buf_reset(&r->body);
+    fanout_sbuf_reset(&r->body);
     r->status = 0;
     r->body_limit = limit;
     r->abort_over_limit = abort_over_limit;
@@ -171,7 +171,7 @@ static void s_reply_reset(struct rt_reply *r, size_t limit, int abort_over_limit
 static void s_reply_free(struct rt_reply *r)
 {
     s_reply_clear_headers(r);
-    fanout_buf_free(&r->body);
+    fanout_sbuf_free(&r->body);
 }
 
 static size_t s_on_body(char *data, size_t size, size_t nmemb, void *userdata)
@@ -183,11 +183,11 @@ static size_t s_on_body(char *data, size_t size, size_t nmemb, void *userdata)
         if (r->abort_over_limit)
             return 0; /* CURLE_WRITE_ERROR */
         size_t room = r->body_limit - r->body.len;
-        if (room && fanout_buf_append(&r->body, data, room) != 0)
+        if (room && fanout_sbuf_put(&r->body, data, room) != 0)
             r->oom = 1;
         return n;
     }
-    if (fanout_buf_append(&r->body, data, n) != 0) {
+    if (fanout_sbuf_put(&r->body, data, n) != 0) {
         r->oom = 1;
         return 0;
     }
@@ -248,7 +248,7 @@ static size_t s_on_header(char *data, size_t size, size_t nitems, void *userdata
          * request id among them) are in. A failed reserve is retried by
          * the appends. */
         if (len <= r->body_limit)
-            (void)fanout_buf_reserve(&r->body, (size_t)len);
+            (void)fanout_sbuf_reserve(&r->body, (size_t)len);
         return n;
     }
     if (!slot)
@@ -335,7 +335,7 @@ static const char *s_describe_reply(const struct rt_reply *r, char *out, size_t 
     out[0] = 0;
     if (!r->body.len)
         return out;
-    json_t *doc = json_loadb((const char *)r->body.ptr, r->body.len, 0, NULL);
+    json_t *doc = json_loadb((const char *)r->body.bytes, r->body.len, 0, NULL);
     const char *type = doc ? json_string_value(json_object_get(doc, "errorType")) : NULL;
     const char *msg = doc ? json_string_value(json_object_get(doc, "errorMessage")) : NULL;
     if (type || msg) {
@@ -344,7 +344,7 @@ static const char *s_describe_reply(const struct rt_reply *r, char *out, size_t 
                  type ? s_printable(type, strlen(type), t, sizeof t) : "?",
                  msg ? s_printable(msg, strlen(msg), m, sizeof m) : "");
     } else {
-        s_printable((const char *)r->body.ptr, r->body.len, out, out_len);
+        s_printable((const char *)r->body.bytes, r->body.len, out, out_len);
     }
     json_decref(doc);
     return out;
@@ -357,13 +357,13 @@ static const char *s_describe_reply(const struct rt_reply *r, char *out, size_t 
 static json_t *s_json_text(const char *s)
 {
     size_t n = strlen(s);
-    if (fanout_utf8_valid((const uint8_t *)s, n))
+    if (fanout_utf8_check((const uint8_t *)s, n))
         return json_stringn(s, n);
-    struct fanout_buf lit = {0};
+    struct fanout_sbuf lit = {0};
     json_t *v = NULL;
-    if (fanout_buf_append_json_string(&lit, (const uint8_t *)s, n) == 0)
-        v = json_loadb((const char *)lit.ptr, lit.len, JSON_DECODE_ANY, NULL);
-    fanout_buf_free(&lit);
+    if (fanout_sbuf_json_str(&lit, (const uint8_t *)s, n) == 0)
+        v = json_loadb((const char *)lit.bytes, lit.len, JSON_DECODE_ANY, NULL);
+    fanout_sbuf_free(&lit);
     return v;
 }
 
@@ -477,7 +477,7 @@ struct rt_loop {
     struct rt_client client;
     struct rt_reply next; /* the event and its headers */
     struct rt_reply post; /* replies to posts */
-    struct fanout_buf response;
+    struct fanout_sbuf response;
 };
 
 /* The handler's answer is in; deliver it. 0 when the invocation ended (even
@@ -489,7 +489,7 @@ static int s_finish(struct rt_loop *l, const char *id, int ok, const char *error
     enum rt_post_result res;
     if (ok) {
         snprintf(path, sizeof path, "/runtime/invocation/%s/response", id);
-        res = s_post(&l->client, path, l->response.ptr, l->response.len, NULL, &l->post);
+        res = s_post(&l->client, path, l->response.bytes, l->response.len, NULL, &l->post);
         if (res != RT_POST_REJECTED)
             return res == RT_POST_ACCEPTED ? 0 : -1;
         /* Rejected (413 for a response over the limit, typically): end the
@@ -599,12 +599,12 @@ static int s_invoke_once(struct rt_loop *l)
         .function_arn = next->function_arn ? next->function_arn : "",
         .trace_id = next->trace_id ? next->trace_id : "",
         .deadline_ms = deadline < 0 ? 0 : deadline,
-        .event = next->body.ptr ? (const char *)next->body.ptr : "",
+        .event = next->body.bytes ? (const char *)next->body.bytes : "",
         .event_len = next->body.len,
     };
     char error_type[RT_ERROR_TYPE_LEN] = {0};
     char error_message[RT_ERROR_MESSAGE_LEN] = {0};
-    fanout_buf_reset(&l->response);
+    fanout_sbuf_reset(&l->response);
     int hrc = l->opts->handler(l->opts->ctx, &inv, &l->response, error_type,
                                sizeof error_type, error_message, sizeof error_message);
     error_type[sizeof error_type - 1] = 0;
@@ -650,7 +650,7 @@ int fanout_runtime_run(const struct fanout_runtime_options *opts)
     atomic_store_explicit(&s_deadline_ms, INT64_MAX, memory_order_relaxed);
     s_reply_free(&l.next);
     s_reply_free(&l.post);
-    fanout_buf_free(&l.response);
+    fanout_sbuf_free(&l.response);
     s_client_free(&l.client);
     curl_global_cleanup();
     return rc == 0 ? 0 : -1;

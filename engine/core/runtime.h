@@ -20,7 +20,7 @@ struct fanout_invocation {
  * return -1 and fill `error_type` (e.g. "Fanout.DeliveryFailed") and
  * `error_message` to report an invocation error. */
 typedef int(fanout_runtime_handler_fn)(void *ctx, const struct fanout_invocation *inv,
-                                       struct fanout_buf *response, char *error_type,
+                                       struct fanout_sbuf *response, char *error_type,
                                        size_t error_type_len, char *error_message,
                                        size_t error_message_len);
 

@@ -28,7 +28,7 @@ static void s_check(const char *code, size_t code_len, const char *msg, size_t m
     if (msg_len) {
         size_t n = strnlen(msg, msg_len);
         FUZZ_CHECK(n < msg_len, "message not terminated in %zu bytes", msg_len);
-        FUZZ_CHECK(fanout_utf8_valid((const uint8_t *)msg, n), "message not UTF-8: %s",
+        FUZZ_CHECK(fanout_utf8_check((const uint8_t *)msg, n), "message not UTF-8: %s",
                    msg);
         for (size_t i = 0; i < n; i++)
             FUZZ_CHECK((unsigned char)msg[i] >= 0x20 && msg[i] != 0x7f,

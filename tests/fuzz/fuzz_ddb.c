@@ -15,24 +15,24 @@
 
 #define PREFIX "prefix:"
 
-static int s_convert(const json_t *image, int convert, struct fanout_buf *out)
+static int s_convert(const json_t *image, int convert, struct fanout_sbuf *out)
 {
     char err[512];
-    fanout_buf_reset(out);
-    FUZZ_CHECK(fanout_buf_append_str(out, PREFIX) == 0, "out of memory");
+    fanout_sbuf_reset(out);
+    FUZZ_CHECK(fanout_sbuf_puts(out, PREFIX) == 0, "out of memory");
     size_t start = out->len;
     int rc = fanout_ddb_image_to_json(image, convert, out, err, sizeof err);
     if (rc != 0) {
         FUZZ_CHECK(rc == -1, "rc %d", rc);
-        FUZZ_CHECK(out->len == start && out->ptr[start] == 0,
+        FUZZ_CHECK(out->len == start && out->bytes[start] == 0,
                    "failure left %zu bytes in the buffer", out->len - start);
         FUZZ_CHECK(err[0], "failure without a reason");
         FUZZ_CHECK(strlen(err) < sizeof err, "err not terminated");
     } else {
-        FUZZ_CHECK(fanout_json_valid(out->ptr + start, out->len - start),
+        FUZZ_CHECK(fanout_json_valid(out->bytes + start, out->len - start),
                    "convert %d wrote invalid JSON: %.*s", convert,
                    (int)(out->len - start > 400 ? 400 : out->len - start),
-                   (const char *)out->ptr + start);
+                   (const char *)out->bytes + start);
     }
     return rc;
 }
@@ -44,12 +44,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_loadb((const char *)data, size, JSON_ALLOW_NUL | JSON_DECODE_ANY, NULL);
     if (!root)
         return 0;
-    struct fanout_buf raw = {0}, plain = {0}, again = {0}, key = {0};
+    struct fanout_sbuf raw = {0}, plain = {0}, again = {0}, key = {0};
 
     int rc_plain = s_convert(root, 1, &plain);
     if (s_convert(root, 0, &raw) == 0 && json_is_object(root)) {
         /* pass-through output read back, then converted: same answer */
-        json_t *back = json_loadb((const char *)raw.ptr + strlen(PREFIX),
+        json_t *back = json_loadb((const char *)raw.bytes + strlen(PREFIX),
                                   raw.len - strlen(PREFIX), JSON_ALLOW_NUL, NULL);
         FUZZ_CHECK(back != NULL, "pass-through output not readable by jansson");
         int rc_again = s_convert(back, 1, &again);
@@ -57,22 +57,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    "converting the pass-through output: rc %d, not %d", rc_again, rc_plain);
         if (rc_plain == 0)
             FUZZ_CHECK(again.len == plain.len &&
-                           memcmp(again.ptr, plain.ptr, plain.len) == 0,
+                           memcmp(again.bytes, plain.bytes, plain.len) == 0,
                        "converting the pass-through output gives other JSON");
         json_decref(back);
     }
 
     char err[512];
-    FUZZ_CHECK(fanout_buf_append_str(&key, PREFIX) == 0, "out of memory");
+    FUZZ_CHECK(fanout_sbuf_puts(&key, PREFIX) == 0, "out of memory");
     size_t start = key.len;
     if (fanout_ddb_key(root, &key, err, sizeof err) != 0) {
         FUZZ_CHECK(key.len == start, "failed key left bytes in the buffer");
         FUZZ_CHECK(err[0], "key failure without a reason");
     }
-    fanout_buf_free(&raw);
-    fanout_buf_free(&plain);
-    fanout_buf_free(&again);
-    fanout_buf_free(&key);
+    fanout_sbuf_free(&raw);
+    fanout_sbuf_free(&plain);
+    fanout_sbuf_free(&again);
+    fanout_sbuf_free(&key);
     json_decref(root);
     return 0;
 }

@@ -99,7 +99,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t n = (size_t)(end - p), half = n / 2;
         FUZZ_CHECK(s_call(s_on_body, p, half, &x) == half, "body refused");
         FUZZ_CHECK(s_call(s_on_body, p + half, n - half, &x) == n - half, "body refused");
-        FUZZ_CHECK(resp.body.len == n && memcmp(resp.body.ptr, p, n) == 0, "body differs");
+        FUZZ_CHECK(resp.body.len == n && memcmp(resp.body.bytes, p, n) == 0,
+                   "body differs");
     }
     fanout_http_response_clean_up(&resp);
     return 0;

@@ -33,7 +33,7 @@ static void s_walk(const struct fanout_jnode *n, const struct fanout_jnode *pare
         size_t kl = 0;
         const char *key = fanout_jstr(&k, &s_arena, &kl);
         FUZZ_CHECK(key != NULL, "key not unescaped");
-        FUZZ_CHECK(fanout_utf8_valid((const uint8_t *)key, kl), "key not UTF-8");
+        FUZZ_CHECK(fanout_utf8_check((const uint8_t *)key, kl), "key not UTF-8");
         /* a key with an embedded NUL cannot be asked for by C string;
          * fanout_jget compares escaped keys of up to 255 raw bytes (the
          * names the engine asks for are short) */
@@ -46,7 +46,7 @@ static void s_walk(const struct fanout_jnode *n, const struct fanout_jnode *pare
         FUZZ_CHECK(s != NULL, "string not unescaped");
         FUZZ_CHECK(len <= n->len, "unescaped string longer than its text");
         FUZZ_CHECK(s[len] == '\0', "unescaped string not terminated");
-        FUZZ_CHECK(fanout_utf8_valid((const uint8_t *)s, len), "string not UTF-8");
+        FUZZ_CHECK(fanout_utf8_check((const uint8_t *)s, len), "string not UTF-8");
         if (!n->escaped)
             FUZZ_CHECK(len == n->len && memcmp(s, n->text, len) == 0,
                        "unescaped plain string differs from its text");

@@ -157,27 +157,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* stage by stage */
     struct fanout_sigv4_result r;
     const char *amz_date = "20150830T123600Z";
-    struct fanout_buf creq = {0}, sh = {0}, sts = {0};
+    struct fanout_sbuf creq = {0}, sh = {0}, sts = {0};
     char sig[65] = "";
     int staged = fanout_sigv4_canonical_request(&req, &p, amz_date, c.session_token, &creq,
                                                 &sh) == 0 &&
-                 fanout_sigv4_string_to_sign((const char *)creq.ptr, creq.len, &p, amz_date,
-                                             &sts) == 0 &&
-                 fanout_sigv4_signature((const char *)sts.ptr, sts.len, &p, amz_date,
+                 fanout_sigv4_string_to_sign((const char *)creq.bytes, creq.len, &p,
+                                             amz_date, &sts) == 0 &&
+                 fanout_sigv4_signature((const char *)sts.bytes, sts.len, &p, amz_date,
                                         SECRET, sig) == 0;
     int rc = fanout_sigv4_sign(&req, &p, &c, &r);
     if (staged) {
         size_t lines = 0, semis = 0;
         for (size_t i = 0; i < creq.len; i++)
-            lines += creq.ptr[i] == '\n';
+            lines += creq.bytes[i] == '\n';
         for (size_t i = 0; i < sh.len; i++)
-            semis += sh.ptr[i] == ';';
-        FUZZ_CHECK(strlen((const char *)creq.ptr) == creq.len,
+            semis += sh.bytes[i] == ';';
+        FUZZ_CHECK(strlen((const char *)creq.bytes) == creq.len,
                    "NUL in the canonical request");
         FUZZ_CHECK(lines == semis + 1 + 5,
                    "canonical request has %zu line breaks for %zu signed headers", lines,
                    semis + 1);
-        s_check_signed_headers((const char *)sh.ptr);
+        s_check_signed_headers((const char *)sh.bytes);
         FUZZ_CHECK(s_is_hex64(sig), "signature \"%s\"", sig);
     }
     if (rc == 0) {
@@ -188,16 +188,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char hash[65];
         fanout_sha256_hex(req.body, req.body_len, hash);
         FUZZ_CHECK(strcmp(r.content_sha256, hash) == 0, "body hash");
-        struct fanout_buf want = {0};
-        FUZZ_CHECK(fanout_buf_appendf(&want,
+        struct fanout_sbuf want = {0};
+        FUZZ_CHECK(fanout_sbuf_printf(&want,
                                       "AWS4-HMAC-SHA256 Credential=" KEY_ID
                                       "/20150830/%s/%s/aws4_request, SignedHeaders=%s, "
                                       "Signature=%s",
-                                      p.region, p.service, (const char *)sh.ptr, sig) == 0,
+                                      p.region, p.service, (const char *)sh.bytes,
+                                      sig) == 0,
                    "out of memory");
-        FUZZ_CHECK(strcmp(r.authorization, (const char *)want.ptr) == 0,
+        FUZZ_CHECK(strcmp(r.authorization, (const char *)want.bytes) == 0,
                    "Authorization \"%s\"", r.authorization);
-        fanout_buf_free(&want);
+        fanout_sbuf_free(&want);
         struct fanout_sigv4_result again;
         FUZZ_CHECK(fanout_sigv4_sign(&req, &p, &c, &again) == 0, "second signing failed");
         FUZZ_CHECK(strcmp(again.signature, r.signature) == 0, "cached key signs otherwise");
@@ -211,9 +212,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    "stages succeed, signing fails (Authorization %zu bytes)", auth);
         FUZZ_CHECK(r.signature[0] == 0 && r.authorization[0] == 0, "failure left output");
     }
-    fanout_buf_free(&creq);
-    fanout_buf_free(&sh);
-    fanout_buf_free(&sts);
+    fanout_sbuf_free(&creq);
+    fanout_sbuf_free(&sh);
+    fanout_sbuf_free(&sts);
 out:
     for (size_t i = 0; i < nh; i++)
         free(values[i]);

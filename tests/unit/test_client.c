@@ -433,7 +433,7 @@ static long s_key_count(const char *key)
     struct fanout_http_response *hss[] = {&hs};
     fanout_http_perform(hrs, hss, 1);
     ck_assert_int_eq(hs.status, 200);
-    json_t *j = json_loadb((const char *)hs.body.ptr, hs.body.len, 0, NULL);
+    json_t *j = json_loadb((const char *)hs.body.bytes, hs.body.len, 0, NULL);
     ck_assert_ptr_nonnull(j);
     long n = (long)json_integer_value(json_object_get(json_object_get(j, "keys"), key));
     json_decref(j);

@@ -244,7 +244,7 @@ static long s_http(const char *method, const char *path, const char *body, char 
     fanout_http_perform(rq, rs, 1);
     long status = resp.status;
     if (out)
-        *out = strdup(resp.body.ptr ? (const char *)resp.body.ptr : "");
+        *out = strdup(resp.body.bytes ? (const char *)resp.body.bytes : "");
     fanout_http_response_clean_up(&resp);
     return status;
 }
@@ -345,7 +345,7 @@ static long s_service_call(const struct fanout_credentials *c, char *type, size_
     struct fanout_http_response *rs[1] = {&resp};
     fanout_http_perform(rq, rs, 1);
     long status = resp.status;
-    json_t *j = resp.body.ptr ? json_loads((const char *)resp.body.ptr, 0, NULL) : NULL;
+    json_t *j = resp.body.bytes ? json_loads((const char *)resp.body.bytes, 0, NULL) : NULL;
     const char *t = json_string_value(json_object_get(j, "__type"));
     snprintf(type, type_len, "%s", t ? t : "");
     json_decref(j);
@@ -359,14 +359,14 @@ static char *s_read_log(void)
 {
     FILE *f = fopen(s_t.log, "r");
     ck_assert_ptr_nonnull(f);
-    struct fanout_buf b = {0};
+    struct fanout_sbuf b = {0};
     char chunk[4096];
     size_t n;
     while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        fanout_buf_append(&b, chunk, n);
+        fanout_sbuf_put(&b, chunk, n);
     fclose(f);
-    fanout_buf_append(&b, "", 0);
-    return (char *)b.ptr;
+    fanout_sbuf_put(&b, "", 0);
+    return (char *)b.bytes;
 }
 
 static int s_log_contains(const char *needle)

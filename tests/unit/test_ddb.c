@@ -55,16 +55,16 @@ static void s_assert_json(const uint8_t *p, size_t n, size_t flags)
 static void s_ok_json_flags(const json_t *image, int convert, const char *expected,
                             size_t flags)
 {
-    struct fanout_buf b = {0};
+    struct fanout_sbuf b = {0};
     char err[256] = "untouched";
     int rc = fanout_ddb_image_to_json(image, convert, &b, err, sizeof err);
     ck_assert_msg(rc == 0, "conversion failed: %s", err);
     ck_assert_str_eq(err, "");
-    ck_assert_ptr_nonnull(b.ptr);
-    ck_assert_str_eq((const char *)b.ptr, expected);
+    ck_assert_ptr_nonnull(b.bytes);
+    ck_assert_str_eq((const char *)b.bytes, expected);
     ck_assert_uint_eq(b.len, strlen(expected));
-    s_assert_json(b.ptr, b.len, flags);
-    fanout_buf_free(&b);
+    s_assert_json(b.bytes, b.len, flags);
+    fanout_sbuf_free(&b);
 }
 
 /* image and expected in single-quote JSON */
@@ -89,19 +89,19 @@ static void s_ok(const char *image_sq, int convert, const char *expected_sq)
  * the buffer back as it was: text already in it, and its NUL. */
 static void s_err_json_v(const json_t *image, int convert, va_list ap)
 {
-    struct fanout_buf b = {0};
-    ck_assert_int_eq(fanout_buf_append_str(&b, PREFIX), 0);
+    struct fanout_sbuf b = {0};
+    ck_assert_int_eq(fanout_sbuf_puts(&b, PREFIX), 0);
     char err[512] = "";
     int rc = fanout_ddb_image_to_json(image, convert, &b, err, sizeof err);
-    ck_assert_msg(rc == -1, "expected an error, got %d and %s", rc, (const char *)b.ptr);
+    ck_assert_msg(rc == -1, "expected an error, got %d and %s", rc, (const char *)b.bytes);
     ck_assert_uint_eq(b.len, strlen(PREFIX));
-    ck_assert_str_eq((const char *)b.ptr, PREFIX);
+    ck_assert_str_eq((const char *)b.bytes, PREFIX);
     for (const char *needle = va_arg(ap, const char *); needle;
          needle = va_arg(ap, const char *))
         ck_assert_msg(strstr(err, needle) != NULL, "error \"%s\" does not contain \"%s\"",
                       err, needle);
     ck_assert_msg(strchr(err, '\n') == NULL, "error has a newline: %s", err);
-    fanout_buf_free(&b);
+    fanout_sbuf_free(&b);
 }
 
 static void s_err_json(const json_t *image, int convert, ...)
@@ -124,15 +124,15 @@ static void s_err(const char *image_sq, int convert, ...)
 
 static void s_key_ok_json(const json_t *keys, const char *expected)
 {
-    struct fanout_buf b = {0};
-    ck_assert_int_eq(fanout_buf_append_str(&b, PREFIX), 0);
+    struct fanout_sbuf b = {0};
+    ck_assert_int_eq(fanout_sbuf_puts(&b, PREFIX), 0);
     char err[256] = "untouched";
     int rc = fanout_ddb_key(keys, &b, err, sizeof err);
     ck_assert_msg(rc == 0, "key failed: %s", err);
     ck_assert_str_eq(err, "");
-    ck_assert_str_eq((const char *)b.ptr + strlen(PREFIX), expected);
+    ck_assert_str_eq((const char *)b.bytes + strlen(PREFIX), expected);
     ck_assert_uint_eq(b.len, strlen(PREFIX) + strlen(expected));
-    fanout_buf_free(&b);
+    fanout_sbuf_free(&b);
 }
 
 static void s_key_ok(const char *keys_sq, const char *expected)
@@ -144,13 +144,13 @@ static void s_key_ok(const char *keys_sq, const char *expected)
 
 static void s_key_err_json(const json_t *keys, ...)
 {
-    struct fanout_buf b = {0};
-    ck_assert_int_eq(fanout_buf_append_str(&b, PREFIX), 0);
+    struct fanout_sbuf b = {0};
+    ck_assert_int_eq(fanout_sbuf_puts(&b, PREFIX), 0);
     char err[512] = "";
     int rc = fanout_ddb_key(keys, &b, err, sizeof err);
-    ck_assert_msg(rc == -1, "expected an error, got key %s", (const char *)b.ptr);
+    ck_assert_msg(rc == -1, "expected an error, got key %s", (const char *)b.bytes);
     ck_assert_uint_eq(b.len, strlen(PREFIX));
-    ck_assert_str_eq((const char *)b.ptr, PREFIX);
+    ck_assert_str_eq((const char *)b.bytes, PREFIX);
     va_list ap;
     va_start(ap, keys);
     for (const char *needle = va_arg(ap, const char *); needle;
@@ -158,7 +158,7 @@ static void s_key_err_json(const json_t *keys, ...)
         ck_assert_msg(strstr(err, needle) != NULL, "error \"%s\" does not contain \"%s\"",
                       err, needle);
     va_end(ap);
-    fanout_buf_free(&b);
+    fanout_sbuf_free(&b);
 }
 
 /* ---- every type --------------------------------------------------------- */
@@ -230,18 +230,18 @@ END_TEST
 START_TEST(test_appends)
 {
     /* the output is appended to what the buffer holds */
-    struct fanout_buf b = {0};
+    struct fanout_sbuf b = {0};
     char err[128];
-    ck_assert_int_eq(fanout_buf_append_str(&b, "["), 0);
+    ck_assert_int_eq(fanout_sbuf_puts(&b, "["), 0);
     json_t *image = s_load("{'a':{'N':'1'}}");
     ck_assert_int_eq(fanout_ddb_image_to_json(image, 1, &b, err, sizeof err), 0);
-    ck_assert_int_eq(fanout_buf_append_str(&b, ","), 0);
+    ck_assert_int_eq(fanout_sbuf_puts(&b, ","), 0);
     ck_assert_int_eq(fanout_ddb_image_to_json(image, 0, &b, err, sizeof err), 0);
-    ck_assert_int_eq(fanout_buf_append_str(&b, ","), 0);
+    ck_assert_int_eq(fanout_sbuf_puts(&b, ","), 0);
     ck_assert_int_eq(fanout_ddb_image_to_json(NULL, 1, &b, err, sizeof err), 0);
-    ck_assert_str_eq((const char *)b.ptr, "[{\"a\":1},{\"a\":{\"N\":\"1\"}},{}");
+    ck_assert_str_eq((const char *)b.bytes, "[{\"a\":1},{\"a\":{\"N\":\"1\"}},{}");
     json_decref(image);
-    fanout_buf_free(&b);
+    fanout_sbuf_free(&b);
 }
 END_TEST
 
@@ -317,16 +317,16 @@ START_TEST(test_sample_event)
         0);
 
     /* the converted big number reads back as the number it is */
-    struct fanout_buf b = {0};
+    struct fanout_sbuf b = {0};
     char err[128];
     ck_assert_int_eq(fanout_ddb_image_to_json(image, 1, &b, err, sizeof err), 0);
-    json_t *plain = json_loadb((const char *)b.ptr, b.len, 0, NULL);
+    json_t *plain = json_loadb((const char *)b.bytes, b.len, 0, NULL);
     ck_assert_ptr_nonnull(plain);
     ck_assert(json_is_real(json_object_get(plain, "big")));
     ck_assert_double_eq_tol(json_real_value(json_object_get(plain, "big")),
                             12345678901234567890123456789.5, 1e13);
     json_decref(plain);
-    fanout_buf_free(&b);
+    fanout_sbuf_free(&b);
     json_decref(event);
 }
 END_TEST
@@ -523,18 +523,18 @@ START_TEST(test_large_values)
     ck_assert_ptr_nonnull(raw);
     for (size_t i = 0; i < 9000; i++)
         raw[i] = (uint8_t)(i * 7);
-    struct fanout_buf b64 = {0};
-    ck_assert_int_eq(fanout_buf_append_base64(&b64, raw, 8999), 0); /* ends in '=' */
+    struct fanout_sbuf b64 = {0};
+    ck_assert_int_eq(fanout_sbuf_base64(&b64, raw, 8999), 0); /* ends in '=' */
     ck_assert_uint_eq(b64.len, 12000);
 
     json_t *image =
-        json_pack("{s:{s:s},s:{s:s}}", "s", "S", s, "b", "B", (const char *)b64.ptr);
+        json_pack("{s:{s:s},s:{s:s}}", "s", "S", s, "b", "B", (const char *)b64.bytes);
     ck_assert_ptr_nonnull(image);
-    struct fanout_buf expected = {0};
-    ck_assert_int_eq(fanout_buf_appendf(&expected, "{\"s\":\"%s\",\"b\":\"%s\"}", s,
-                                        (const char *)b64.ptr),
+    struct fanout_sbuf expected = {0};
+    ck_assert_int_eq(fanout_sbuf_printf(&expected, "{\"s\":\"%s\",\"b\":\"%s\"}", s,
+                                        (const char *)b64.bytes),
                      0);
-    s_ok_json_flags(image, 1, (const char *)expected.ptr, 0);
+    s_ok_json_flags(image, 1, (const char *)expected.bytes, 0);
     json_decref(image);
 
     /* padding at the end of a chunk but not of the value */
@@ -549,7 +549,7 @@ START_TEST(test_large_values)
         {11997, "\n", "unexpected 0x0a at offset 11997"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        char *copy = strdup((const char *)b64.ptr);
+        char *copy = strdup((const char *)b64.bytes);
         ck_assert_ptr_nonnull(copy);
         memcpy(copy + bad[i].at, bad[i].set, strlen(bad[i].set));
         image = json_pack("{s:{s:s}}", "b", "B", copy);
@@ -559,8 +559,8 @@ START_TEST(test_large_values)
         free(copy);
     }
 
-    fanout_buf_free(&expected);
-    fanout_buf_free(&b64);
+    fanout_sbuf_free(&expected);
+    fanout_sbuf_free(&b64);
     free(raw);
     free(s);
 }
@@ -570,7 +570,7 @@ END_TEST
 
 /* An image {"d": V} where V is `levels` nested M (kind 'M'), L ('L') or
  * alternating ('X') values around {"S": "x"}; *expected gets the plain JSON. */
-static json_t *s_nested(int levels, char kind, struct fanout_buf *expected)
+static json_t *s_nested(int levels, char kind, struct fanout_sbuf *expected)
 {
     json_t *v = json_pack("{s:s}", "S", "x");
     for (int i = 0; i < levels; i++) {
@@ -579,17 +579,17 @@ static json_t *s_nested(int levels, char kind, struct fanout_buf *expected)
         ck_assert_ptr_nonnull(v);
     }
     if (expected) {
-        fanout_buf_append_str(expected, "{\"d\":");
+        fanout_sbuf_puts(expected, "{\"d\":");
         for (int i = levels - 1; i >= 0; i--) {
             int map = kind == 'M' || (kind == 'X' && i % 2 == 0);
-            fanout_buf_append_str(expected, map ? "{\"d\":" : "[");
+            fanout_sbuf_puts(expected, map ? "{\"d\":" : "[");
         }
-        fanout_buf_append_str(expected, "\"x\"");
+        fanout_sbuf_puts(expected, "\"x\"");
         for (int i = 0; i < levels; i++) {
             int map = kind == 'M' || (kind == 'X' && i % 2 == 0);
-            fanout_buf_append_str(expected, map ? "}" : "]");
+            fanout_sbuf_puts(expected, map ? "}" : "]");
         }
-        fanout_buf_append_str(expected, "}");
+        fanout_sbuf_puts(expected, "}");
     }
     return json_pack("{s:o}", "d", v);
 }
@@ -598,11 +598,11 @@ START_TEST(test_nesting_limit)
 {
     static const char kinds[] = {'M', 'L', 'X'};
     for (size_t k = 0; k < sizeof kinds; k++) {
-        struct fanout_buf expected = {0};
+        struct fanout_sbuf expected = {0};
         json_t *image = s_nested(DDB_MAX_DEPTH, kinds[k], &expected);
-        s_ok_json_flags(image, 1, (const char *)expected.ptr, 0);
+        s_ok_json_flags(image, 1, (const char *)expected.bytes, 0);
         json_decref(image);
-        fanout_buf_free(&expected);
+        fanout_sbuf_free(&expected);
 
         image = s_nested(DDB_MAX_DEPTH + 1, kinds[k], NULL);
         s_err_json(image, 1, "attribute \"d", "nested more than 32 levels deep", NULL);
@@ -615,14 +615,14 @@ START_TEST(test_nesting_limit)
     }
     /* the path names the value that goes too deep */
     json_t *image = s_nested(DDB_MAX_DEPTH + 1, 'M', NULL);
-    struct fanout_buf path = {0};
-    fanout_buf_append_str(&path, "attribute \"d");
+    struct fanout_sbuf path = {0};
+    fanout_sbuf_puts(&path, "attribute \"d");
     for (int i = 0; i < DDB_MAX_DEPTH; i++)
-        fanout_buf_append_str(&path, ".d");
-    fanout_buf_append_str(&path, "\": M and L values nested more than 32 levels deep");
-    s_err_json(image, 1, (const char *)path.ptr, NULL);
+        fanout_sbuf_puts(&path, ".d");
+    fanout_sbuf_puts(&path, "\": M and L values nested more than 32 levels deep");
+    s_err_json(image, 1, (const char *)path.bytes, NULL);
     json_decref(image);
-    fanout_buf_free(&path);
+    fanout_sbuf_free(&path);
 }
 END_TEST
 
@@ -639,16 +639,16 @@ START_TEST(test_error_unknown_type)
 {
     /* the message is the one ddb.h documents, exactly */
     json_t *image = s_load("{'nested':{'M':{'l':{'L':[{'S':'x'},{'N':'7'},{'X':'?'}]}}}}");
-    struct fanout_buf b = {0};
+    struct fanout_sbuf b = {0};
     char err[256];
     ck_assert_int_eq(fanout_ddb_image_to_json(image, 1, &b, err, sizeof err), -1);
     ck_assert_str_eq(err,
                      "attribute \"nested.l[2]\": unknown DynamoDB type \"X\" (expected one "
                      "of S, N, B, BOOL, NULL, M, L, SS, NS, BS)");
     ck_assert_uint_eq(b.len, 0);
-    ck_assert(b.ptr == NULL || b.ptr[0] == 0);
+    ck_assert(b.bytes == NULL || b.bytes[0] == 0);
     json_decref(image);
-    fanout_buf_free(&b);
+    fanout_sbuf_free(&b);
 
     s_err("{'a':{'s':'lowercase'}}", 1, "attribute \"a\": unknown DynamoDB type \"s\"",
           NULL);
@@ -758,17 +758,17 @@ START_TEST(test_error_paths)
     s_err(in, 1, needle, NULL);
     /* a long type name is cut too, at a UTF-8 character boundary: 41 two-byte
      * characters, cut to the 32 that fit in 64 bytes */
-    struct fanout_buf type = {0};
+    struct fanout_sbuf type = {0};
     for (int i = 0; i < 41; i++)
-        fanout_buf_append_str(&type, "\u00e9");
-    snprintf(in, sizeof in, "{'a':{'%s':1}}", (const char *)type.ptr);
-    fanout_buf_reset(&type);
-    fanout_buf_append_str(&type, "unknown DynamoDB type \"");
+        fanout_sbuf_puts(&type, "\u00e9");
+    snprintf(in, sizeof in, "{'a':{'%s':1}}", (const char *)type.bytes);
+    fanout_sbuf_reset(&type);
+    fanout_sbuf_puts(&type, "unknown DynamoDB type \"");
     for (int i = 0; i < 32; i++)
-        fanout_buf_append_str(&type, "\xc3\xa9");
-    fanout_buf_append_str(&type, "...\"");
-    s_err(in, 1, (const char *)type.ptr, NULL);
-    fanout_buf_free(&type);
+        fanout_sbuf_puts(&type, "\xc3\xa9");
+    fanout_sbuf_puts(&type, "...\"");
+    s_err(in, 1, (const char *)type.bytes, NULL);
+    fanout_sbuf_free(&type);
 }
 END_TEST
 
@@ -786,8 +786,8 @@ END_TEST
 START_TEST(test_error_restores_buffer)
 {
     /* the error comes after much output: all of it is taken back */
-    struct fanout_buf b = {0};
-    ck_assert_int_eq(fanout_buf_append_str(&b, "keep"), 0);
+    struct fanout_sbuf b = {0};
+    ck_assert_int_eq(fanout_sbuf_puts(&b, "keep"), 0);
     json_t *image = s_load(
         "{'a':{'S':'"
         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'},"
@@ -798,27 +798,27 @@ START_TEST(test_error_restores_buffer)
     size_t len = b.len;
     ck_assert_int_eq(fanout_ddb_image_to_json(image, 1, &b, err, sizeof err), -1);
     ck_assert_uint_eq(b.len, len);
-    ck_assert_int_eq(b.ptr[len], 0);
-    ck_assert_int_eq(memcmp(b.ptr, "keep{", 5), 0);
+    ck_assert_int_eq(b.bytes[len], 0);
+    ck_assert_int_eq(memcmp(b.bytes, "keep{", 5), 0);
     ck_assert_str_eq(
         err, "attribute \"b[2].c\": BOOL value must be true or false, got a string");
     json_decref(image);
-    fanout_buf_free(&b);
+    fanout_sbuf_free(&b);
 
     /* an empty, never-allocated buffer stays that way */
-    struct fanout_buf empty = {0};
+    struct fanout_sbuf empty = {0};
     image = s_load("{'a':{'X':1}}");
     ck_assert_int_eq(fanout_ddb_image_to_json(image, 1, &empty, err, sizeof err), -1);
     ck_assert_uint_eq(empty.len, 0);
     json_decref(image);
-    fanout_buf_free(&empty);
+    fanout_sbuf_free(&empty);
 }
 END_TEST
 
 START_TEST(test_error_text_bounds)
 {
     json_t *image = s_load("{'attribute_with_a_long_name':{'X':1}}");
-    struct fanout_buf b = {0};
+    struct fanout_sbuf b = {0};
     /* no error buffer at all */
     ck_assert_int_eq(fanout_ddb_image_to_json(image, 1, &b, NULL, 0), -1);
     /* a small one: cut and terminated */
@@ -835,7 +835,7 @@ START_TEST(test_error_text_bounds)
     json_t *keys = s_load("{'k':{'BOOL':true}}");
     ck_assert_int_eq(fanout_ddb_key(keys, &b, NULL, 0), -1);
     json_decref(keys);
-    fanout_buf_free(&b);
+    fanout_sbuf_free(&b);
 }
 END_TEST
 

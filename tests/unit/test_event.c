@@ -28,14 +28,14 @@ static char *s_slurp(const char *name, size_t *len)
     snprintf(path, sizeof path, "%s/events/%s", dir ? dir : "tests/data", name);
     FILE *f = fopen(path, "rb");
     ck_assert_msg(f != NULL, "cannot open %s (set FANOUT_TESTDATA)", path);
-    struct fanout_buf b = {0};
+    struct fanout_sbuf b = {0};
     char chunk[4096];
     size_t n;
     while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        fanout_buf_append(&b, chunk, n);
+        fanout_sbuf_put(&b, chunk, n);
     fclose(f);
     *len = b.len;
-    return (char *)b.ptr;
+    return (char *)b.bytes;
 }
 
 static void s_parse_file(const char *name, struct fanout_event *ev)
@@ -188,10 +188,10 @@ START_TEST(kpl_sample_deaggregated)
             const struct fanout_record *r = &d.records[i]->pub;
             ck_assert_uint_eq(r->key_len, strlen(key));
             ck_assert(memcmp(r->key, key, r->key_len) == 0);
-            struct fanout_buf enc = {0};
-            fanout_buf_append_base64(&enc, r->data, r->data_len);
-            ck_assert_str_eq(enc.ptr ? (char *)enc.ptr : "", b64);
-            fanout_buf_free(&enc);
+            struct fanout_sbuf enc = {0};
+            fanout_sbuf_base64(&enc, r->data, r->data_len);
+            ck_assert_str_eq(enc.bytes ? (char *)enc.bytes : "", b64);
+            fanout_sbuf_free(&enc);
             i++;
         }
         json_decref(j);
@@ -462,17 +462,17 @@ START_TEST(jdup_finds_repeated_names)
     /* different names that look alike raw are not duplicates */
     ck_assert_int_eq(s_dup("{\"a\\\\\":1,\"a\\\\\\\\\":2}", path, sizeof path), 0);
     /* a large object (hashed): distinct names pass, one repeat is found */
-    struct fanout_buf b = {0};
-    fanout_buf_append_str(&b, "{");
+    struct fanout_sbuf b = {0};
+    fanout_sbuf_puts(&b, "{");
     for (int i = 0; i < 1000; i++)
-        fanout_buf_appendf(&b, "%s\"k%d\":%d", i ? "," : "", i, i);
-    fanout_buf_append_str(&b, "}");
-    ck_assert_int_eq(s_dup((const char *)b.ptr, path, sizeof path), 0);
+        fanout_sbuf_printf(&b, "%s\"k%d\":%d", i ? "," : "", i, i);
+    fanout_sbuf_puts(&b, "}");
+    ck_assert_int_eq(s_dup((const char *)b.bytes, path, sizeof path), 0);
     b.len--;
-    fanout_buf_append_str(&b, ",\"k\\u0035\\u0030\\u0030\":0}"); /* k500, escaped */
-    ck_assert_int_eq(s_dup((const char *)b.ptr, path, sizeof path), 1);
+    fanout_sbuf_puts(&b, ",\"k\\u0035\\u0030\\u0030\":0}"); /* k500, escaped */
+    ck_assert_int_eq(s_dup((const char *)b.bytes, path, sizeof path), 1);
     ck_assert_str_eq(path, "k\\u0035\\u0030\\u0030");
-    fanout_buf_free(&b);
+    fanout_sbuf_free(&b);
 }
 END_TEST
 

@@ -265,9 +265,9 @@ static void s_get(const char *path, int64_t timeout_ms, struct fanout_http_respo
 static json_t *s_body_json(const struct fanout_http_response *r)
 {
     json_error_t jerr;
-    json_t *doc = json_loadb((const char *)r->body.ptr, r->body.len, 0, &jerr);
+    json_t *doc = json_loadb((const char *)r->body.bytes, r->body.len, 0, &jerr);
     ck_assert_msg(doc != NULL, "bad JSON (%s): %.*s", jerr.text, (int)r->body.len,
-                  r->body.ptr ? (const char *)r->body.ptr : "");
+                  r->body.bytes ? (const char *)r->body.bytes : "");
     return doc;
 }
 
@@ -299,14 +299,14 @@ static char *s_read_log(void)
 {
     FILE *f = fopen(s_t.log, "r");
     ck_assert_ptr_nonnull(f);
-    struct fanout_buf b = {0};
+    struct fanout_sbuf b = {0};
     char chunk[4096];
     size_t n;
     while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        fanout_buf_append(&b, chunk, n);
+        fanout_sbuf_put(&b, chunk, n);
     fclose(f);
-    fanout_buf_append(&b, "", 0);
-    return (char *)b.ptr;
+    fanout_sbuf_put(&b, "", 0);
+    return (char *)b.bytes;
 }
 
 static void s_expect_error(const struct fanout_http_response *r, enum fanout_http_error e,
@@ -365,7 +365,7 @@ START_TEST(test_get_round_trip)
     ck_assert_str_eq(fanout_http_response_header(&r, "content-type"), "application/json");
     ck_assert_str_eq(fanout_http_response_header(&r, "SERVER"), "chaos-server python");
     fanout_http_response_clean_up(&r);
-    ck_assert_ptr_null(r.body.ptr);
+    ck_assert_ptr_null(r.body.bytes);
     ck_assert_ptr_null(r.headers);
 }
 END_TEST
@@ -434,7 +434,7 @@ START_TEST(test_methods_and_bodies)
 
     /* the body back, byte for byte */
     ck_assert_uint_eq(r[0].body.len, sizeof small);
-    ck_assert_mem_eq(r[0].body.ptr, small, sizeof small);
+    ck_assert_mem_eq(r[0].body.bytes, small, sizeof small);
     ck_assert_str_eq(fanout_http_response_header(&r[0], "x-body-sha256"), sha_small);
 
     json_t *d = s_body_json(&r[1]);
@@ -483,9 +483,9 @@ START_TEST(test_big_response)
         ck_assert_uint_eq(r.body.len, 5000000);
         size_t bad = 0;
         for (size_t i = 0; i < r.body.len; i++)
-            bad += r.body.ptr[i] != (uint8_t)(i % 251);
+            bad += r.body.bytes[i] != (uint8_t)(i % 251);
         ck_assert_uint_eq(bad, 0);
-        ck_assert_uint_eq(r.body.ptr[r.body.len], 0); /* kept NUL-terminated */
+        ck_assert_uint_eq(r.body.bytes[r.body.len], 0); /* kept NUL-terminated */
         fanout_http_response_clean_up(&r);
     }
 }
@@ -621,7 +621,8 @@ static void *s_thread_main(void *arg)
             if (r[i].error != FANOUT_HTTP_OK || r[i].status != 200) {
                 job->failures++;
             } else {
-                json_t *d = json_loadb((const char *)r[i].body.ptr, r[i].body.len, 0, NULL);
+                json_t *d =
+                    json_loadb((const char *)r[i].body.bytes, r[i].body.len, 0, NULL);
                 job->conn_id = json_integer_value(json_object_get(d, "connectionId"));
                 json_decref(d);
             }
@@ -793,7 +794,7 @@ START_TEST(test_statuses)
           5000, &r);
     ck_assert_int_eq(r.error, FANOUT_HTTP_OK);
     ck_assert_int_eq(r.status, 404);
-    ck_assert_str_eq((const char *)r.body.ptr,
+    ck_assert_str_eq((const char *)r.body.bytes,
                      "{\"__type\":\"ResourceNotFoundException\"}");
     ck_assert_str_eq(fanout_http_response_header(&r, "X-Amzn-ErrorType"),
                      "ResourceNotFoundException");
@@ -874,7 +875,7 @@ START_TEST(test_body_cap)
     ck_assert_int_eq(r.status, 0);
     ck_assert_ptr_nonnull(strstr(r.error_text, "over"));
     ck_assert_uint_eq(r.body.len, 0);
-    ck_assert_ptr_null(r.body.ptr);
+    ck_assert_ptr_null(r.body.bytes);
     /* the connection was dropped, the next request is fine */
     s_get("/echo", 5000, &r);
     ck_assert_int_eq(r.status, 200);

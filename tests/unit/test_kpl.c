@@ -82,31 +82,31 @@ static const char *s_str(const json_t *obj, const char *field)
 }
 
 /* Decode base64 text into `out` (replacing its contents). */
-static void s_b64(const char *text, struct fanout_buf *out)
+static void s_b64(const char *text, struct fanout_sbuf *out)
 {
     size_t n = strlen(text);
-    fanout_buf_reset(out);
-    ck_assert_int_eq(fanout_buf_reserve(out, fanout_base64_decoded_max(n)), 0);
+    fanout_sbuf_reset(out);
+    ck_assert_int_eq(fanout_sbuf_reserve(out, fanout_base64_decoded_max(n)), 0);
     size_t bad_at = 0;
-    long got = fanout_base64_decode(text, n, out->ptr, &bad_at);
+    long got = fanout_base64_decode(text, n, out->bytes, &bad_at);
     ck_assert_msg(got >= 0, "bad base64 at offset %zu", bad_at);
     out->len = (size_t)got;
 }
 
 /* magic + protobuf + MD5(protobuf), the way a producer frames it. */
-static void s_seal(const uint8_t *pb, size_t n, struct fanout_buf *out)
+static void s_seal(const uint8_t *pb, size_t n, struct fanout_sbuf *out)
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;
     ck_assert(EVP_Digest(pb, n, md, &md_len, EVP_md5(), NULL));
     ck_assert_uint_eq(md_len, FANOUT_KPL_DIGEST_LEN);
-    fanout_buf_reset(out);
-    ck_assert_int_eq(fanout_buf_append(out, FANOUT_KPL_MAGIC, FANOUT_KPL_MAGIC_LEN), 0);
-    ck_assert_int_eq(fanout_buf_append(out, pb, n), 0);
-    ck_assert_int_eq(fanout_buf_append(out, md, md_len), 0);
+    fanout_sbuf_reset(out);
+    ck_assert_int_eq(fanout_sbuf_put(out, FANOUT_KPL_MAGIC, FANOUT_KPL_MAGIC_LEN), 0);
+    ck_assert_int_eq(fanout_sbuf_put(out, pb, n), 0);
+    ck_assert_int_eq(fanout_sbuf_put(out, md, md_len), 0);
 }
 
-static void s_pack_seal(const AggregatedRecord *agg, struct fanout_buf *out)
+static void s_pack_seal(const AggregatedRecord *agg, struct fanout_sbuf *out)
 {
     size_t n = aggregated_record__get_packed_size(agg);
     uint8_t *pb = malloc(n ? n : 1);
@@ -175,7 +175,7 @@ static uint64_t s_rand(uint64_t *state)
 
 /* A valid aggregate using every field: two keys, two explicit hash keys, a
  * record without one, a tag, empty data. */
-static void s_build_rich(struct fanout_buf *out)
+static void s_build_rich(struct fanout_sbuf *out)
 {
     ProtobufCBinaryData keys[] = {S_BIN("alpha"), S_BIN("ключ")};
     char *ehks[] = {"340282366920938463463374607431768211455", "4294967296"};
@@ -216,7 +216,7 @@ static void s_build_rich(struct fanout_buf *out)
 /* An aggregate whose one record points at (pk, ehk) indices that the tables
  * (of n_keys and n_ehks entries) may not have. */
 static void s_build_indices(size_t n_keys, size_t n_ehks, uint64_t pk, int has_ehk,
-                            uint64_t ehk, struct fanout_buf *out)
+                            uint64_t ehk, struct fanout_sbuf *out)
 {
     ProtobufCBinaryData keys[] = {S_BIN("k0"), S_BIN("k1"), S_BIN("k2")};
     char *ehks[] = {"1", "2", "3"};
@@ -237,11 +237,11 @@ static void s_build_indices(size_t n_keys, size_t n_ehks, uint64_t pk, int has_e
     s_pack_seal(&agg, out);
 }
 
-static int s_decode(const struct fanout_buf *b, struct fanout_arena *arena,
+static int s_decode(const struct fanout_sbuf *b, struct fanout_arena *arena,
                     struct fanout_kpl_user **users, size_t *count, char *err)
 {
     err[0] = '\0';
-    return fanout_kpl_decode(b->ptr, b->len, arena, users, count, err, ERR_LEN);
+    return fanout_kpl_decode(b->bytes, b->len, arena, users, count, err, ERR_LEN);
 }
 
 /* ---- magic -------------------------------------------------------------- */
@@ -276,7 +276,7 @@ START_TEST(test_events_file)
     ck_assert_uint_gt(json_array_size(records), 0);
 
     struct fanout_arena arena = {0};
-    struct fanout_buf data = {0}, want = {0};
+    struct fanout_sbuf data = {0}, want = {0};
     char err[ERR_LEN], where[128];
     size_t next = 0, aggregates = 0, plain = 0, corrupt = 0;
 
@@ -286,7 +286,7 @@ START_TEST(test_events_file)
         s_b64(s_str(kin, "data"), &data);
         snprintf(where, sizeof where, "event record %zu (%s)", r, seq);
 
-        if (!fanout_kpl_has_magic(data.ptr, data.len)) {
+        if (!fanout_kpl_has_magic(data.bytes, data.len)) {
             plain++;
             ck_assert_msg(next < json_array_size(expected), "%s: not expected", where);
             const json_t *e = json_array_get(expected, next++);
@@ -294,7 +294,7 @@ START_TEST(test_events_file)
             ck_assert_str_eq(s_str(e, "key"), key);
             s_b64(s_str(e, "dataB64"), &want);
             ck_assert_uint_eq(data.len, want.len);
-            ck_assert_mem_eq(data.ptr, want.ptr, want.len);
+            ck_assert_mem_eq(data.bytes, want.bytes, want.len);
             continue;
         }
 
@@ -320,7 +320,7 @@ START_TEST(test_events_file)
             const char *key = s_str(e, "key");
             s_b64(s_str(e, "dataB64"), &want);
             /* the list gives no explicit hash keys: the fixture test checks them */
-            s_check_user(&users[i], where, i, key, strlen(key), s_any_ehk, want.ptr,
+            s_check_user(&users[i], where, i, key, strlen(key), s_any_ehk, want.bytes,
                          want.len);
         }
         fanout_arena_reset(&arena);
@@ -330,8 +330,8 @@ START_TEST(test_events_file)
     ck_assert_uint_gt(aggregates, 0);
     ck_assert_uint_gt(plain, 0);
 
-    fanout_buf_free(&data);
-    fanout_buf_free(&want);
+    fanout_sbuf_free(&data);
+    fanout_sbuf_free(&want);
     fanout_arena_free(&arena);
     json_decref(expected);
     json_decref(event);
@@ -352,7 +352,7 @@ START_TEST(test_library_fixture)
     ck_assert_msg(json_array_size(aggs) > 0, "%s: no aggregates", path);
 
     struct fanout_arena arena = {0};
-    struct fanout_buf blob = {0}, want = {0};
+    struct fanout_sbuf blob = {0}, want = {0};
     char err[ERR_LEN], where[160];
     size_t total = 0, with_ehk = 0;
 
@@ -362,7 +362,7 @@ START_TEST(test_library_fixture)
         snprintf(where, sizeof where, "%s: aggregate %zu (%s)", path, a,
                  s_str(agg, "name"));
         s_b64(s_str(agg, "dataB64"), &blob);
-        ck_assert_msg(fanout_kpl_has_magic(blob.ptr, blob.len), "%s: no magic", where);
+        ck_assert_msg(fanout_kpl_has_magic(blob.bytes, blob.len), "%s: no magic", where);
 
         struct fanout_kpl_user *users = NULL;
         size_t count = 0;
@@ -379,7 +379,7 @@ START_TEST(test_library_fixture)
             ck_assert(json_is_string(ehk) || json_is_null(ehk));
             s_b64(s_str(e, "dataB64"), &want);
             s_check_user(&users[i], where, i, json_string_value(key),
-                         json_string_length(key), json_string_value(ehk), want.ptr,
+                         json_string_length(key), json_string_value(ehk), want.bytes,
                          want.len);
             with_ehk += json_is_string(ehk);
         }
@@ -389,8 +389,8 @@ START_TEST(test_library_fixture)
     ck_assert_uint_gt(total, 0);
     ck_assert_uint_gt(with_ehk, 0);
 
-    fanout_buf_free(&blob);
-    fanout_buf_free(&want);
+    fanout_sbuf_free(&blob);
+    fanout_sbuf_free(&want);
     fanout_arena_free(&arena);
     json_decref(fixture);
     free(path);
@@ -402,7 +402,7 @@ END_TEST
 START_TEST(test_explicit_hash_keys)
 {
     struct fanout_arena arena = {0};
-    struct fanout_buf blob = {0};
+    struct fanout_sbuf blob = {0};
     char err[ERR_LEN];
     struct fanout_kpl_user *u = NULL;
     size_t count = 0;
@@ -416,7 +416,7 @@ START_TEST(test_explicit_hash_keys)
                  "340282366920938463463374607431768211455", NULL, 0);
     s_check_user(&u[3], "rich", 3, "alpha", 5, "4294967296",
                  (const uint8_t *)"{\"last\":\"one\"}\n", 15);
-    fanout_buf_free(&blob);
+    fanout_sbuf_free(&blob);
     fanout_arena_free(&arena);
 }
 END_TEST
@@ -424,7 +424,7 @@ END_TEST
 START_TEST(test_digest_mismatch)
 {
     struct fanout_arena arena = {0};
-    struct fanout_buf blob = {0};
+    struct fanout_sbuf blob = {0};
     char err[ERR_LEN], want[ERR_LEN];
     struct fanout_kpl_user *u = NULL;
     size_t count = 0;
@@ -434,21 +434,21 @@ START_TEST(test_digest_mismatch)
              "KPL digest mismatch: the trailing MD5 does not match the %zu-byte protobuf",
              pb_len);
 
-    blob.ptr[blob.len - 1] ^= 0x01; /* the digest */
+    blob.bytes[blob.len - 1] ^= 0x01; /* the digest */
     ck_assert_int_eq(s_decode(&blob, &arena, &u, &count, err), -1);
     ck_assert_str_eq(err, want);
     ck_assert_ptr_null(u);
     ck_assert_uint_eq(count, 0);
-    blob.ptr[blob.len - 1] ^= 0x01;
+    blob.bytes[blob.len - 1] ^= 0x01;
 
-    blob.ptr[FANOUT_KPL_MAGIC_LEN + pb_len / 2] ^= 0x80; /* the protobuf */
+    blob.bytes[FANOUT_KPL_MAGIC_LEN + pb_len / 2] ^= 0x80; /* the protobuf */
     ck_assert_int_eq(s_decode(&blob, &arena, &u, &count, err), -1);
     ck_assert_str_eq(err, want);
-    blob.ptr[FANOUT_KPL_MAGIC_LEN + pb_len / 2] ^= 0x80;
+    blob.bytes[FANOUT_KPL_MAGIC_LEN + pb_len / 2] ^= 0x80;
 
     ck_assert_int_eq(s_decode(&blob, &arena, &u, &count, err), 0);
     ck_assert_uint_eq(count, 4);
-    fanout_buf_free(&blob);
+    fanout_sbuf_free(&blob);
     fanout_arena_free(&arena);
 }
 END_TEST
@@ -456,7 +456,7 @@ END_TEST
 /* Every prefix of a valid aggregate fails cleanly (the digest is then read
  * from the wrong place); none crashes or reads past the prefix. The input is
  * copied to an exact-size allocation so an over-read is caught. */
-static void s_check_prefixes(const struct fanout_buf *blob, const char *what)
+static void s_check_prefixes(const struct fanout_sbuf *blob, const char *what)
 {
     struct fanout_arena arena = {0};
     char err[ERR_LEN], want[ERR_LEN];
@@ -464,7 +464,7 @@ static void s_check_prefixes(const struct fanout_buf *blob, const char *what)
         uint8_t *p = malloc(n ? n : 1);
         ck_assert_ptr_nonnull(p);
         if (n)
-            memcpy(p, blob->ptr, n);
+            memcpy(p, blob->bytes, n);
         struct fanout_kpl_user *u = NULL;
         size_t count = 0;
         err[0] = '\0';
@@ -493,13 +493,13 @@ static void s_check_prefixes(const struct fanout_buf *blob, const char *what)
 
 /* Every prefix of the protobuf, sealed with its own valid digest, so that the
  * protobuf parser itself meets the truncation. */
-static void s_check_sealed_prefixes(const struct fanout_buf *blob, size_t full_count,
+static void s_check_sealed_prefixes(const struct fanout_sbuf *blob, size_t full_count,
                                     const char *what)
 {
     struct fanout_arena arena = {0};
-    struct fanout_buf sealed = {0};
+    struct fanout_sbuf sealed = {0};
     char err[ERR_LEN];
-    const uint8_t *pb = blob->ptr + FANOUT_KPL_MAGIC_LEN;
+    const uint8_t *pb = blob->bytes + FANOUT_KPL_MAGIC_LEN;
     size_t pb_len = blob->len - FANOUT_KPL_MAGIC_LEN - FANOUT_KPL_DIGEST_LEN;
     size_t decoded = 0, failed = 0;
     for (size_t n = 0; n <= pb_len; n++) {
@@ -521,13 +521,13 @@ static void s_check_sealed_prefixes(const struct fanout_buf *blob, size_t full_c
     }
     ck_assert_uint_gt(decoded, 1); /* at least the empty and the whole protobuf */
     ck_assert_uint_gt(failed, 0);
-    fanout_buf_free(&sealed);
+    fanout_sbuf_free(&sealed);
     fanout_arena_free(&arena);
 }
 
 START_TEST(test_truncated)
 {
-    struct fanout_buf blob = {0};
+    struct fanout_sbuf blob = {0};
     s_build_rich(&blob);
     s_check_prefixes(&blob, "rich aggregate");
     s_check_sealed_prefixes(&blob, 4, "rich aggregate");
@@ -538,12 +538,12 @@ START_TEST(test_truncated)
     const json_t *kin =
         json_object_get(json_array_get(json_object_get(event, "Records"), 0), "kinesis");
     s_b64(s_str(kin, "data"), &blob);
-    ck_assert(fanout_kpl_has_magic(blob.ptr, blob.len));
+    ck_assert(fanout_kpl_has_magic(blob.bytes, blob.len));
     s_check_prefixes(&blob, "event aggregate");
     s_check_sealed_prefixes(&blob, SIZE_MAX, "event aggregate");
     json_decref(event);
     free(path);
-    fanout_buf_free(&blob);
+    fanout_sbuf_free(&blob);
 }
 END_TEST
 
@@ -554,7 +554,7 @@ START_TEST(test_random_corruption)
 {
     enum { ROUNDS = 3000 };
     struct fanout_arena arena = {0};
-    struct fanout_buf blob = {0}, work = {0}, sealed = {0};
+    struct fanout_sbuf blob = {0}, work = {0}, sealed = {0};
     char err[ERR_LEN];
     uint64_t state = UINT64_C(0x9E3779B97F4A7C15);
     size_t decoded = 0, failed = 0;
@@ -562,14 +562,14 @@ START_TEST(test_random_corruption)
     size_t pb_len = blob.len - FANOUT_KPL_MAGIC_LEN - FANOUT_KPL_DIGEST_LEN;
 
     for (int round = 0; round < ROUNDS; round++) {
-        fanout_buf_reset(&work);
-        ck_assert_int_eq(fanout_buf_append(&work, blob.ptr, blob.len), 0);
+        fanout_sbuf_reset(&work);
+        ck_assert_int_eq(fanout_sbuf_put(&work, blob.bytes, blob.len), 0);
         int flips = 1 + (int)(s_rand(&state) % 4);
         for (int f = 0; f < flips; f++) {
             size_t at = (size_t)(s_rand(&state) % work.len);
-            work.ptr[at] = (uint8_t)s_rand(&state);
+            work.bytes[at] = (uint8_t)s_rand(&state);
         }
-        int changed = memcmp(work.ptr, blob.ptr, blob.len) != 0;
+        int changed = memcmp(work.bytes, blob.bytes, blob.len) != 0;
 
         struct fanout_kpl_user *u = NULL;
         size_t count = 0;
@@ -582,7 +582,7 @@ START_TEST(test_random_corruption)
         }
         fanout_arena_reset(&arena);
 
-        s_seal(work.ptr + FANOUT_KPL_MAGIC_LEN, pb_len, &sealed);
+        s_seal(work.bytes + FANOUT_KPL_MAGIC_LEN, pb_len, &sealed);
         if (s_decode(&sealed, &arena, &u, &count, err) == 0) {
             decoded++;
             s_touch_users(u, count);
@@ -595,9 +595,9 @@ START_TEST(test_random_corruption)
     /* Both outcomes occur, so the parser and the checks were exercised. */
     ck_assert_uint_gt(decoded, 0);
     ck_assert_uint_gt(failed, 0);
-    fanout_buf_free(&blob);
-    fanout_buf_free(&work);
-    fanout_buf_free(&sealed);
+    fanout_sbuf_free(&blob);
+    fanout_sbuf_free(&work);
+    fanout_sbuf_free(&sealed);
     fanout_arena_free(&arena);
 }
 END_TEST
@@ -605,7 +605,7 @@ END_TEST
 START_TEST(test_partition_key_index_out_of_range)
 {
     struct fanout_arena arena = {0};
-    struct fanout_buf blob = {0};
+    struct fanout_sbuf blob = {0};
     char err[ERR_LEN];
     struct fanout_kpl_user *u = NULL;
     size_t count = 0;
@@ -632,7 +632,7 @@ START_TEST(test_partition_key_index_out_of_range)
     ck_assert_str_eq(
         err, "user record 0: partition_key_index 0 out of range (table has 0 keys)");
 
-    fanout_buf_free(&blob);
+    fanout_sbuf_free(&blob);
     fanout_arena_free(&arena);
 }
 END_TEST
@@ -640,7 +640,7 @@ END_TEST
 START_TEST(test_explicit_hash_key_index_out_of_range)
 {
     struct fanout_arena arena = {0};
-    struct fanout_buf blob = {0};
+    struct fanout_sbuf blob = {0};
     char err[ERR_LEN];
     struct fanout_kpl_user *u = NULL;
     size_t count = 0;
@@ -667,7 +667,7 @@ START_TEST(test_explicit_hash_key_index_out_of_range)
                      "user record 1: explicit_hash_key_index 18446744073709551615 out of "
                      "range (table has 1 explicit hash keys)");
 
-    fanout_buf_free(&blob);
+    fanout_sbuf_free(&blob);
     fanout_arena_free(&arena);
 }
 END_TEST
@@ -701,7 +701,7 @@ END_TEST
 START_TEST(test_zero_records)
 {
     struct fanout_arena arena = {0};
-    struct fanout_buf blob = {0};
+    struct fanout_sbuf blob = {0};
     char err[ERR_LEN];
     struct fanout_kpl_user *u = (void *)&blob;
     size_t count = 99;
@@ -721,7 +721,7 @@ START_TEST(test_zero_records)
     ck_assert_msg(s_decode(&blob, &arena, &u, &count, err) == 0, "%s", err);
     ck_assert_uint_eq(count, 0);
 
-    fanout_buf_free(&blob);
+    fanout_sbuf_free(&blob);
     fanout_arena_free(&arena);
 }
 END_TEST
@@ -768,7 +768,7 @@ START_TEST(test_malformed_protobuf)
         {"tag without key", "\x0a\x01k\x1a\x09\x08\x00\x1a\x01x\x22\x02\x12\x00", 14},
     };
     struct fanout_arena arena = {0};
-    struct fanout_buf blob = {0};
+    struct fanout_sbuf blob = {0};
     char err[ERR_LEN], want[ERR_LEN];
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct fanout_kpl_user *u = NULL;
@@ -784,7 +784,7 @@ START_TEST(test_malformed_protobuf)
         ck_assert_str_eq(err, want);
         ck_assert_ptr_null(u);
     }
-    fanout_buf_free(&blob);
+    fanout_sbuf_free(&blob);
     fanout_arena_free(&arena);
 }
 END_TEST
@@ -793,7 +793,7 @@ END_TEST
 START_TEST(test_empty_data_not_null)
 {
     struct fanout_arena arena = {0};
-    struct fanout_buf blob = {0};
+    struct fanout_sbuf blob = {0};
     char err[ERR_LEN];
     struct fanout_kpl_user *u = NULL;
     size_t count = 0;
@@ -801,7 +801,7 @@ START_TEST(test_empty_data_not_null)
     ck_assert_int_eq(s_decode(&blob, &arena, &u, &count, err), 0);
     ck_assert_uint_eq(u[2].data_len, 0);
     ck_assert_ptr_nonnull(u[2].data);
-    fanout_buf_free(&blob);
+    fanout_sbuf_free(&blob);
     fanout_arena_free(&arena);
 }
 END_TEST
@@ -810,14 +810,14 @@ END_TEST
 START_TEST(test_results_outlive_input)
 {
     struct fanout_arena arena = {0};
-    struct fanout_buf blob = {0};
+    struct fanout_sbuf blob = {0};
     char err[ERR_LEN];
     struct fanout_kpl_user *u = NULL;
     size_t count = 0;
     s_build_rich(&blob);
     ck_assert_int_eq(s_decode(&blob, &arena, &u, &count, err), 0);
-    memset(blob.ptr, 0xAA, blob.len);
-    fanout_buf_free(&blob);
+    memset(blob.bytes, 0xAA, blob.len);
+    fanout_sbuf_free(&blob);
     s_check_user(&u[0], "after free", 0, "ключ", strlen("ключ"), "4294967296",
                  (const uint8_t *)"hello", 5);
     s_check_user(&u[3], "after free", 3, "alpha", 5, "4294967296",
@@ -848,7 +848,7 @@ END_TEST
 START_TEST(test_key_bytes_as_produced)
 {
     struct fanout_arena arena = {0};
-    struct fanout_buf blob = {0};
+    struct fanout_sbuf blob = {0};
     char err[ERR_LEN];
     struct fanout_kpl_user *u = NULL;
     size_t count = 0;
@@ -868,7 +868,7 @@ START_TEST(test_key_bytes_as_produced)
     ck_assert_uint_eq(u[0].key_len, 12);
     s_check_user(&u[0], "raw key", 0, (const char *)keys[0].data, keys[0].len, NULL,
                  (const uint8_t *)"d", 1);
-    fanout_buf_free(&blob);
+    fanout_sbuf_free(&blob);
     fanout_arena_free(&arena);
 }
 END_TEST

@@ -24,7 +24,7 @@
 /* ---- a host table that records what plugins log ------------------------- */
 
 static pthread_mutex_t s_log_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct fanout_buf s_plugin_log; /* "LEVEL [scope] message\n" lines */
+static struct fanout_sbuf s_plugin_log; /* "LEVEL [scope] message\n" lines */
 
 static void s_host_vlog(enum fanout_log_level level, const char *scope, const char *fmt,
                         va_list ap) FANOUT_FMT(3, 0);
@@ -34,7 +34,7 @@ static void s_host_vlog(enum fanout_log_level level, const char *scope, const ch
     char msg[1024];
     vsnprintf(msg, sizeof msg, fmt, ap);
     pthread_mutex_lock(&s_log_lock);
-    fanout_buf_appendf(&s_plugin_log, "%d [%s] %s\n", (int)level, scope ? scope : "-", msg);
+    fanout_sbuf_printf(&s_plugin_log, "%d [%s] %s\n", (int)level, scope ? scope : "-", msg);
     pthread_mutex_unlock(&s_log_lock);
 }
 
@@ -80,7 +80,7 @@ static int s_plugin_log_count(const char *needle)
 {
     int n = 0;
     pthread_mutex_lock(&s_log_lock);
-    const char *p = s_plugin_log.ptr ? (const char *)s_plugin_log.ptr : "";
+    const char *p = s_plugin_log.bytes ? (const char *)s_plugin_log.bytes : "";
     while ((p = strstr(p, needle)) != NULL) {
         n++;
         p += strlen(needle);
@@ -104,7 +104,7 @@ static char *s_engine_log_text(void)
 
 static void s_setup(void)
 {
-    fanout_buf_free(&s_plugin_log);
+    fanout_sbuf_free(&s_plugin_log);
     s_engine_log = tmpfile();
     ck_assert_ptr_nonnull(s_engine_log);
     fanout_log_set(FANOUT_LOG_INFO, 0);
@@ -116,7 +116,7 @@ static void s_teardown(void)
     fanout_log_set_fd(-1);
     fclose(s_engine_log);
     s_engine_log = NULL;
-    fanout_buf_free(&s_plugin_log);
+    fanout_sbuf_free(&s_plugin_log);
 }
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -157,14 +157,14 @@ static char *s_read_file(const char *path)
 {
     FILE *f = fopen(path, "r");
     ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
-    struct fanout_buf b = {0};
+    struct fanout_sbuf b = {0};
     char chunk[512];
     size_t n;
-    fanout_buf_append_str(&b, "");
+    fanout_sbuf_puts(&b, "");
     while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        fanout_buf_append(&b, chunk, n);
+        fanout_sbuf_put(&b, chunk, n);
     fclose(f);
-    return (char *)b.ptr;
+    return (char *)b.bytes;
 }
 
 /* A scratch directory, removed (with what tests put in it) by s_rm_tree. */

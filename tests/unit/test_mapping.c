@@ -362,14 +362,14 @@ START_TEST(long_id_is_capped_in_messages)
 {
     /* a 1 MB id: the message still says which field and why */
     size_t n = 1 << 20;
-    struct fanout_buf b = {0};
-    fanout_buf_append_str(&b, "[{\"sourceArn\":\"" SRC "\",\"id\":\"");
+    struct fanout_sbuf b = {0};
+    fanout_sbuf_puts(&b, "[{\"sourceArn\":\"" SRC "\",\"id\":\"");
     for (size_t i = 0; i < n; i++)
-        fanout_buf_append_byte(&b, 'x');
-    fanout_buf_append_str(&b, "\",\"type\":\"file\",\"destination\":\"-\",\"active\":1}]");
+        fanout_sbuf_putc(&b, 'x');
+    fanout_sbuf_puts(&b, "\",\"type\":\"file\",\"destination\":\"-\",\"active\":1}]");
     struct fanout_mapping_set set;
     char err[512];
-    ck_assert_int_eq(fanout_mapping_set_parse((const char *)b.ptr, b.len, "m.json", &set,
+    ck_assert_int_eq(fanout_mapping_set_parse((const char *)b.bytes, b.len, "m.json", &set,
                                               err, sizeof err),
                      0);
     ck_assert_uint_eq(set.problem_count, 1);
@@ -378,7 +378,7 @@ START_TEST(long_id_is_capped_in_messages)
         "%s", set.problems[0]);
     ck_assert_uint_lt(strlen(set.problems[0]), 600);
     fanout_mapping_set_clean_up(&set);
-    fanout_buf_free(&b);
+    fanout_sbuf_free(&b);
 }
 END_TEST
 

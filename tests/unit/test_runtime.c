@@ -175,14 +175,14 @@ static char *s_read_log(void)
 {
     FILE *f = fopen(s_emu.log, "r");
     ck_assert_ptr_nonnull(f);
-    struct fanout_buf b = {0};
+    struct fanout_sbuf b = {0};
     char chunk[4096];
     size_t n;
     while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        fanout_buf_append(&b, chunk, n);
+        fanout_sbuf_put(&b, chunk, n);
     fclose(f);
-    fanout_buf_append(&b, "", 0);
-    return (char *)b.ptr;
+    fanout_sbuf_put(&b, "", 0);
+    return (char *)b.bytes;
 }
 
 static int s_log_contains(const char *needle)
@@ -225,7 +225,7 @@ struct th_ctx {
 };
 
 static int s_handler(void *vctx, const struct fanout_invocation *inv,
-                     struct fanout_buf *response, char *error_type, size_t error_type_len,
+                     struct fanout_sbuf *response, char *error_type, size_t error_type_len,
                      char *error_message, size_t error_message_len)
 {
     struct th_ctx *ctx = vctx;
@@ -254,14 +254,14 @@ static int s_handler(void *vctx, const struct fanout_invocation *inv,
         return -1;
     }
     if (ctx->big_response[i]) {
-        fanout_buf_append_byte(response, '"');
+        fanout_sbuf_putc(response, '"');
         for (size_t k = 0; k + 2 < ctx->big_response[i]; k++)
-            fanout_buf_append_byte(response, (uint8_t)('a' + k % 26));
-        fanout_buf_append_byte(response, '"');
+            fanout_sbuf_putc(response, (uint8_t)('a' + k % 26));
+        fanout_sbuf_putc(response, '"');
     } else if (ctx->response[i]) {
-        fanout_buf_append_str(response, ctx->response[i]);
+        fanout_sbuf_puts(response, ctx->response[i]);
     } else {
-        fanout_buf_append(response, inv->event, inv->event_len);
+        fanout_sbuf_put(response, inv->event, inv->event_len);
     }
     return 0;
 }

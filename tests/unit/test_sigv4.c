@@ -33,18 +33,18 @@ static char *s_read_file(const char *dir, const char *name, size_t *len_out)
     FILE *f = fopen(path, "rb");
     if (!f)
         return NULL;
-    struct fanout_buf b = {0};
+    struct fanout_sbuf b = {0};
     char chunk[4096];
     size_t n;
     while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        ck_assert_int_eq(fanout_buf_append(&b, chunk, n), 0);
+        ck_assert_int_eq(fanout_sbuf_put(&b, chunk, n), 0);
     fclose(f);
-    if (!b.ptr)
-        ck_assert_int_eq(fanout_buf_reserve(&b, 0), 0);
-    b.ptr[b.len] = 0;
+    if (!b.bytes)
+        ck_assert_int_eq(fanout_sbuf_reserve(&b, 0), 0);
+    b.bytes[b.len] = 0;
     if (len_out)
         *len_out = b.len;
-    return (char *)b.ptr;
+    return (char *)b.bytes;
 }
 
 static int s_cmp_str(const void *a, const void *b)
@@ -280,27 +280,27 @@ START_TEST(suite_case)
     char *want;
 
     /* 1. canonical request */
-    struct fanout_buf creq = {0}, sh = {0}, sts = {0};
+    struct fanout_sbuf creq = {0}, sh = {0}, sts = {0};
     ck_assert_int_eq(
         fanout_sigv4_canonical_request(&req, &p, amz_date, signed_token, &creq, &sh), 0);
     want = s_read_file(dir, "header-canonical-request.txt", &want_len);
     ck_assert_ptr_nonnull(want);
-    s_assert_bytes("canonical request", name, creq.ptr, creq.len, want, want_len);
+    s_assert_bytes("canonical request", name, creq.bytes, creq.len, want, want_len);
     free(want);
 
     /* 2. string to sign */
     ck_assert_int_eq(
-        fanout_sigv4_string_to_sign((const char *)creq.ptr, creq.len, &p, amz_date, &sts),
+        fanout_sigv4_string_to_sign((const char *)creq.bytes, creq.len, &p, amz_date, &sts),
         0);
     want = s_read_file(dir, "header-string-to-sign.txt", &want_len);
     ck_assert_ptr_nonnull(want);
-    s_assert_bytes("string to sign", name, sts.ptr, sts.len, want, want_len);
+    s_assert_bytes("string to sign", name, sts.bytes, sts.len, want, want_len);
     free(want);
 
     /* 3. signature */
     char sig[65];
     ck_assert_int_eq(
-        fanout_sigv4_signature((const char *)sts.ptr, sts.len, &p, amz_date, secret, sig),
+        fanout_sigv4_signature((const char *)sts.bytes, sts.len, &p, amz_date, secret, sig),
         0);
     want = s_read_file(dir, "header-signature.txt", &want_len);
     ck_assert_ptr_nonnull(want);
@@ -332,9 +332,9 @@ START_TEST(suite_case)
     ck_assert_ptr_null(strstr(res.authorization, secret));
 
     free(signed_req);
-    fanout_buf_free(&creq);
-    fanout_buf_free(&sh);
-    fanout_buf_free(&sts);
+    fanout_sbuf_free(&creq);
+    fanout_sbuf_free(&sh);
+    fanout_sbuf_free(&sts);
     s_free_request(&r);
     json_decref(ctx);
 }
@@ -382,11 +382,11 @@ static struct fanout_sigv4_params s_params(void)
 static char *s_canonical(const struct fanout_sigv4_request *req,
                          const struct fanout_sigv4_params *p, const char *token)
 {
-    struct fanout_buf out = {0}, sh = {0};
+    struct fanout_sbuf out = {0}, sh = {0};
     ck_assert_int_eq(
         fanout_sigv4_canonical_request(req, p, "20150830T123600Z", token, &out, &sh), 0);
-    fanout_buf_free(&sh);
-    return (char *)out.ptr;
+    fanout_sbuf_free(&sh);
+    return (char *)out.bytes;
 }
 
 /* Line `n` (0-based) of a canonical request, copied into `out`. */
@@ -509,16 +509,16 @@ START_TEST(sign_twice_same_result)
 
     /* the cached result equals the uncached stages */
     char *creq = s_canonical(&req, &p, NULL);
-    struct fanout_buf sts = {0};
+    struct fanout_sbuf sts = {0};
     ck_assert_int_eq(
         fanout_sigv4_string_to_sign(creq, strlen(creq), &p, "20150830T123600Z", &sts), 0);
     char sig[65];
-    ck_assert_int_eq(fanout_sigv4_signature((const char *)sts.ptr, sts.len, &p,
+    ck_assert_int_eq(fanout_sigv4_signature((const char *)sts.bytes, sts.len, &p,
                                             "20150830T123600Z", T_SECRET, sig),
                      0);
     ck_assert_str_eq(sig, a.signature);
     free(creq);
-    fanout_buf_free(&sts);
+    fanout_sbuf_free(&sts);
 
     /* a day later: another date, another key, another signature */
     p.now += 86400;
@@ -862,7 +862,7 @@ START_TEST(bad_input)
     ck_assert_int_eq(s_sign_with(&req, &p, &bc), -1);
 
     /* the stages check their input too */
-    struct fanout_buf out = {0}, sh = {0};
+    struct fanout_sbuf out = {0}, sh = {0};
     ck_assert_int_eq(
         fanout_sigv4_canonical_request(&req, &p, "2015-08-30", NULL, &out, &sh), -1);
     ck_assert_int_eq(fanout_sigv4_canonical_request(&req, &bp, NULL, NULL, &out, &sh), -1);
@@ -873,8 +873,8 @@ START_TEST(bad_input)
     ck_assert_int_eq(fanout_sigv4_signature("x", 1, &p, "20150830T123600Z", NULL, sig), -1);
     ck_assert_uint_eq(out.len, 0);
     ck_assert_uint_eq(sh.len, 0);
-    fanout_buf_free(&out);
-    fanout_buf_free(&sh);
+    fanout_sbuf_free(&out);
+    fanout_sbuf_free(&sh);
 }
 END_TEST
 

@@ -12,9 +12,9 @@
 
 static char *s_b64(const char *in, size_t n)
 {
-    struct fanout_buf b = {0};
-    ck_assert_int_eq(fanout_buf_append_base64(&b, (const uint8_t *)in, n), 0);
-    return b.ptr ? (char *)b.ptr : strdup("");
+    struct fanout_sbuf b = {0};
+    ck_assert_int_eq(fanout_sbuf_base64(&b, (const uint8_t *)in, n), 0);
+    return b.bytes ? (char *)b.bytes : strdup("");
 }
 
 START_TEST(base64_rfc4648_vectors)
@@ -78,15 +78,15 @@ END_TEST
 
 START_TEST(utf8_validation)
 {
-    ck_assert(fanout_utf8_valid((const uint8_t *)"", 0));
-    ck_assert(fanout_utf8_valid((const uint8_t *)"plain ascii text, long enough", 29));
+    ck_assert(fanout_utf8_check((const uint8_t *)"", 0));
+    ck_assert(fanout_utf8_check((const uint8_t *)"plain ascii text, long enough", 29));
     ck_assert(
-        fanout_utf8_valid((const uint8_t *)"\xc3\xbc\xe2\x82\xac\xf0\x9f\x98\x80", 9));
-    ck_assert(!fanout_utf8_valid((const uint8_t *)"\xc3", 1));             /* truncated */
-    ck_assert(!fanout_utf8_valid((const uint8_t *)"\xc0\xaf", 2));         /* overlong */
-    ck_assert(!fanout_utf8_valid((const uint8_t *)"\xed\xa0\x80", 3));     /* surrogate */
-    ck_assert(!fanout_utf8_valid((const uint8_t *)"\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
-    ck_assert(!fanout_utf8_valid((const uint8_t *)"abcdefgh\xff", 9));
+        fanout_utf8_check((const uint8_t *)"\xc3\xbc\xe2\x82\xac\xf0\x9f\x98\x80", 9));
+    ck_assert(!fanout_utf8_check((const uint8_t *)"\xc3", 1));             /* truncated */
+    ck_assert(!fanout_utf8_check((const uint8_t *)"\xc0\xaf", 2));         /* overlong */
+    ck_assert(!fanout_utf8_check((const uint8_t *)"\xed\xa0\x80", 3));     /* surrogate */
+    ck_assert(!fanout_utf8_check((const uint8_t *)"\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
+    ck_assert(!fanout_utf8_check((const uint8_t *)"abcdefgh\xff", 9));
 }
 END_TEST
 
@@ -127,24 +127,23 @@ END_TEST
 
 START_TEST(json_string_escaping)
 {
-    struct fanout_buf b = {0};
+    struct fanout_sbuf b = {0};
     const char in[] = "q\"b\\n\n\x01\xc3\xbc\xff";
-    ck_assert_int_eq(fanout_buf_append_json_string(&b, (const uint8_t *)in, sizeof in - 1),
-                     0);
-    ck_assert_str_eq((char *)b.ptr, "\"q\\\"b\\\\n\\n\\u0001\xc3\xbc\xef\xbf\xbd\"");
-    ck_assert(fanout_json_valid(b.ptr, b.len));
-    fanout_buf_free(&b);
+    ck_assert_int_eq(fanout_sbuf_json_str(&b, (const uint8_t *)in, sizeof in - 1), 0);
+    ck_assert_str_eq((char *)b.bytes, "\"q\\\"b\\\\n\\n\\u0001\xc3\xbc\xef\xbf\xbd\"");
+    ck_assert(fanout_json_valid(b.bytes, b.len));
+    fanout_sbuf_free(&b);
 }
 END_TEST
 
 START_TEST(buf_and_arena)
 {
-    struct fanout_buf b = {0};
+    struct fanout_sbuf b = {0};
     for (int i = 0; i < 1000; i++)
-        ck_assert_int_eq(fanout_buf_appendf(&b, "%d,", i), 0);
-    ck_assert_uint_eq(b.ptr[b.len], 0);
-    ck_assert(strncmp((char *)b.ptr, "0,1,2,", 6) == 0);
-    fanout_buf_free(&b);
+        ck_assert_int_eq(fanout_sbuf_printf(&b, "%d,", i), 0);
+    ck_assert_uint_eq(b.bytes[b.len], 0);
+    ck_assert(strncmp((char *)b.bytes, "0,1,2,", 6) == 0);
+    fanout_sbuf_free(&b);
 
     struct fanout_arena a = {0};
     for (int round = 0; round < 3; round++) {
@@ -189,7 +188,7 @@ START_TEST(quote_caps_and_marks)
     q = fanout_quote(buf, big);
     size_t kept = strlen(q) - strlen(strstr(q, "\xe2\x80\xa6("));
     ck_assert_uint_le(kept, FANOUT_QUOTE_MAX);
-    ck_assert(fanout_utf8_valid((const uint8_t *)q, strlen(q)));
+    ck_assert(fanout_utf8_check((const uint8_t *)q, strlen(q)));
 }
 END_TEST
 

@@ -237,7 +237,7 @@ static int s_fetch(const struct cred_scope *scope, struct fanout_credentials *ou
     cred_get_retried(&req, &policy, &resp, &attempts);
     int rc = CRED_ERROR;
     if (resp.status == 200) {
-        rc = cred_container_parse(resp.body.ptr, resp.body.len, shown, out, err, err_len)
+        rc = cred_container_parse(resp.body.bytes, resp.body.len, shown, out, err, err_len)
                  ? CRED_ERROR
                  : CRED_FOUND;
     } else if (resp.status) {

@@ -87,10 +87,10 @@ static int s_fetch(const struct cred_scope *scope, struct fanout_credentials *ou
         };
         cred_perform(&treq, &resp);
         if (resp.status == 200 && resp.body.len > 0 && resp.body.len < 4096 &&
-            !memchr(resp.body.ptr, '\n', resp.body.len) &&
-            !memchr(resp.body.ptr, '\r', resp.body.len)) {
+            !memchr(resp.body.bytes, '\n', resp.body.len) &&
+            !memchr(resp.body.bytes, '\r', resp.body.len)) {
             free(token);
-            token = strndup((const char *)resp.body.ptr, resp.body.len);
+            token = strndup((const char *)resp.body.bytes, resp.body.len);
         } else if (resp.status == 0 || resp.status >= 500) {
             LOG_DEBUG(LOG_SCOPE, "instance metadata %.*s: %s", (int)hl, host,
                       resp.status ? "server error" : resp.error_text);
@@ -121,7 +121,7 @@ static int s_fetch(const struct cred_scope *scope, struct fanout_credentials *ou
             continue;
         }
         size_t rl = 0;
-        const char *b = resp.body.ptr ? (const char *)resp.body.ptr : "";
+        const char *b = resp.body.bytes ? (const char *)resp.body.bytes : "";
         while (rl < resp.body.len && b[rl] != '\n' && b[rl] != '\r')
             rl++;
         if (rl == 0 || rl >= sizeof role || memchr(b, '/', rl) || memchr(b, '?', rl) ||
@@ -145,7 +145,7 @@ static int s_fetch(const struct cred_scope *scope, struct fanout_credentials *ou
             cred_response_clean_up(&resp);
             continue;
         }
-        json_t *j = json_loadb(resp.body.ptr ? (const char *)resp.body.ptr : "",
+        json_t *j = json_loadb(resp.body.bytes ? (const char *)resp.body.bytes : "",
                                resp.body.len, 0, NULL);
         const char *code = json_string_value(json_object_get(j, "Code"));
         const char *id = json_string_value(json_object_get(j, "AccessKeyId"));

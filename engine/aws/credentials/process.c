@@ -151,7 +151,7 @@ static int s_executable(const char *cmd)
 /* Run argv (no shell, PATH searched) with stdout on a pipe; stdin and
  * stderr are ours. Reads at most PROCESS_OUTPUT_MAX bytes within
  * timeout_ms; the process is killed when it overruns either. */
-static int s_run(char **argv, int64_t timeout_ms, struct fanout_buf *outb, int *status,
+static int s_run(char **argv, int64_t timeout_ms, struct fanout_sbuf *outb, int *status,
                  char *err, size_t err_len)
 {
     if (!s_executable(argv[0])) {
@@ -201,7 +201,7 @@ static int s_run(char **argv, int64_t timeout_ms, struct fanout_buf *outb, int *
             why = "wrote more than 64 KiB";
             break;
         }
-        if (fanout_buf_append(outb, chunk, (size_t)r)) {
+        if (fanout_sbuf_put(outb, chunk, (size_t)r)) {
             why = "out of memory";
             break;
         }
@@ -244,7 +244,7 @@ static int s_fetch(const struct cred_scope *scope, struct fanout_credentials *ou
         return CRED_ERROR;
     }
     free(cmd);
-    struct fanout_buf outb = {0};
+    struct fanout_sbuf outb = {0};
     int status = 0, rc = CRED_ERROR;
     if (s_run(argv, cred_timeout_ms((int64_t)timeout_s * 1000), &outb, &status, err,
               err_len) == 0) {
@@ -255,7 +255,7 @@ static int s_fetch(const struct cred_scope *scope, struct fanout_credentials *ou
                          WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
         } else {
             json_t *j =
-                json_loadb(outb.ptr ? (const char *)outb.ptr : "", outb.len, 0, NULL);
+                json_loadb(outb.bytes ? (const char *)outb.bytes : "", outb.len, 0, NULL);
             json_t *ver = json_object_get(j, "Version");
             const char *id = json_string_value(json_object_get(j, "AccessKeyId"));
             const char *secret = json_string_value(json_object_get(j, "SecretAccessKey"));
@@ -295,8 +295,8 @@ static int s_fetch(const struct cred_scope *scope, struct fanout_credentials *ou
             json_decref(j);
         }
     }
-    cred_wipe(outb.ptr, outb.len);
-    fanout_buf_free(&outb);
+    cred_wipe(outb.bytes, outb.len);
+    fanout_sbuf_free(&outb);
     s_argv_free(argv);
     return rc;
 }

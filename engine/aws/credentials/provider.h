@@ -124,7 +124,7 @@ int cred_copy_field(char *dst, size_t dst_len, const char *src, size_t n, const 
 int cred_fill(struct fanout_credentials *out, const char *source, const char *id,
               const char *secret, const char *token, char *err, size_t err_len);
 /* name=value, form-encoded, appended after a '&' unless b is empty. */
-int cred_form_append(struct fanout_buf *b, const char *name, const char *value);
+int cred_form_append(struct fanout_sbuf *b, const char *name, const char *value);
 
 /* The shared files: the config file (0) or the credentials file (1) as
  * named in messages; a profile's key from the credentials file, else the

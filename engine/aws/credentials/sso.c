@@ -94,7 +94,7 @@ static char *s_sso_token(const char *profile, const char *key, char *err, size_t
 static int s_sso_parse(const struct fanout_http_response *resp, const char *profile,
                        struct fanout_credentials *out, char *err, size_t err_len)
 {
-    json_t *j = json_loadb(resp->body.ptr ? (const char *)resp->body.ptr : "",
+    json_t *j = json_loadb(resp->body.bytes ? (const char *)resp->body.bytes : "",
                            resp->body.len, 0, NULL);
     json_t *rc_obj = json_object_get(j, "roleCredentials");
     const char *id = json_string_value(json_object_get(rc_obj, "accessKeyId"));
@@ -112,7 +112,7 @@ static int s_sso_parse(const struct fanout_http_response *resp, const char *prof
         out->expires_ms = (int64_t)json_integer_value(exp);
         rc = 0;
     }
-    if (j && resp->body.ptr)
+    if (j && resp->body.bytes)
         json_object_clear(j);
     json_decref(j);
     return rc;
@@ -187,21 +187,21 @@ static int s_fetch(const struct cred_scope *scope, struct fanout_credentials *ou
     char base[1024];
     if (fanout_aws_endpoint_url("sso", region, NULL, base, sizeof base, err, err_len))
         goto done;
-    struct fanout_buf query = {0}, url = {0};
+    struct fanout_sbuf query = {0}, url = {0};
     if (cred_form_append(&query, "account_id", account) ||
-        cred_form_append(&query, "role_name", role) || fanout_buf_append(&query, "", 0) ||
-        fanout_buf_appendf(&url, "%s/federation/credentials?%s", base,
-                           (const char *)query.ptr) ||
-        fanout_buf_append(&url, "", 0)) {
-        fanout_buf_free(&query);
-        fanout_buf_free(&url);
+        cred_form_append(&query, "role_name", role) || fanout_sbuf_put(&query, "", 0) ||
+        fanout_sbuf_printf(&url, "%s/federation/credentials?%s", base,
+                           (const char *)query.bytes) ||
+        fanout_sbuf_put(&url, "", 0)) {
+        fanout_sbuf_free(&query);
+        fanout_sbuf_free(&url);
         cred_set_err(err, err_len, "out of memory");
         goto done;
     }
-    fanout_buf_free(&query);
+    fanout_sbuf_free(&query);
     struct fanout_retry_policy policy;
     if (fanout_retry_policy_from_env(&policy, err, err_len)) {
-        fanout_buf_free(&url);
+        fanout_sbuf_free(&url);
         goto done;
     }
     char h_tok[] = "x-amz-sso_bearer_token", h_acc[] = "Accept",
@@ -209,7 +209,7 @@ static int s_fetch(const struct cred_scope *scope, struct fanout_credentials *ou
     struct fanout_http_header headers[2] = {{h_tok, token}, {h_acc, v_acc}};
     struct fanout_http_request hreq = {
         .method = "GET",
-        .url = (const char *)url.ptr,
+        .url = (const char *)url.bytes,
         .headers = headers,
         .header_count = 2,
         .timeout_ms = cred_timeout_ms(policy.request_timeout_ms),
@@ -236,7 +236,7 @@ static int s_fetch(const struct cred_scope *scope, struct fanout_credentials *ou
                      profile, attempts, attempts == 1 ? "" : "s", resp.error_text);
     }
     cred_response_clean_up(&resp);
-    fanout_buf_free(&url);
+    fanout_sbuf_free(&url);
 done:
     cred_free_secret(token);
     free(account);

@@ -207,7 +207,7 @@ int cred_sts_call(const struct cred_sts_call *c, struct fanout_credentials *out,
     else
         s_session_name(session);
     snprintf(dur, sizeof dur, "%ld", duration);
-    struct fanout_buf body = {0};
+    struct fanout_sbuf body = {0};
     if (cred_form_append(&body, "Action", action) ||
         cred_form_append(&body, "Version", STS_VERSION) ||
         cred_form_append(&body, "RoleArn", role_arn) ||
@@ -215,8 +215,8 @@ int cred_sts_call(const struct cred_sts_call *c, struct fanout_credentials *out,
         cred_form_append(&body, "DurationSeconds", dur) ||
         (external_id && cred_form_append(&body, "ExternalId", external_id)) ||
         (c->web_token && cred_form_append(&body, "WebIdentityToken", c->web_token))) {
-        cred_wipe(body.ptr, body.len);
-        fanout_buf_free(&body);
+        cred_wipe(body.bytes, body.len);
+        fanout_sbuf_free(&body);
         cred_set_err(err, err_len, "out of memory");
         return -1;
     }
@@ -230,7 +230,7 @@ int cred_sts_call(const struct cred_sts_call *c, struct fanout_credentials *out,
         .path = "/",
         .headers = headers,
         .header_count = 1,
-        .body = body.ptr,
+        .body = body.bytes,
         .body_len = body.len,
         .protocol = FANOUT_AWS_QUERY,
     };
@@ -242,8 +242,8 @@ int cred_sts_call(const struct cred_sts_call *c, struct fanout_credentials *out,
     };
     struct fanout_aws_response resp = {.struct_size = sizeof resp};
     fanout_aws_call_with(&req, &resp, &opts);
-    cred_wipe(body.ptr, body.len); /* the web identity token */
-    fanout_buf_free(&body);
+    cred_wipe(body.bytes, body.len); /* the web identity token */
+    fanout_sbuf_free(&body);
     int rc = -1;
     if (resp.result == FANOUT_AWS_OK)
         rc = cred_sts_parse(resp.body ? (const char *)resp.body : "", resp.body_len, action,

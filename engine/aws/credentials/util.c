@@ -177,14 +177,14 @@ void cred_format_time(int64_t ms, char out[32])
  * SECRET_PREFIX_MIN characters or more (a server that quotes a secret cut
  * short, as STS does with a refused web identity token). */
 #define SECRET_PREFIX_MIN 16
-static void s_replace_all(struct fanout_buf *b, const char *secret, const char *with)
+static void s_replace_all(struct fanout_sbuf *b, const char *secret, const char *with)
 {
     size_t sl = secret ? strlen(secret) : 0;
-    if (sl < 4 || !b->ptr)
+    if (sl < 4 || !b->bytes)
         return;
     size_t key = sl < SECRET_PREFIX_MIN ? sl : SECRET_PREFIX_MIN;
-    struct fanout_buf out = {0};
-    const char *s = (const char *)b->ptr;
+    struct fanout_sbuf out = {0};
+    const char *s = (const char *)b->bytes;
     const char *hit;
     int any = 0;
     while ((hit = strstr(s, secret)) != NULL ||
@@ -196,16 +196,16 @@ static void s_replace_all(struct fanout_buf *b, const char *secret, const char *
         size_t m = 0;
         while (m < sl && hit[m] == secret[m])
             m++;
-        fanout_buf_append(&out, s, (size_t)(hit - s));
-        fanout_buf_append_str(&out, with);
+        fanout_sbuf_put(&out, s, (size_t)(hit - s));
+        fanout_sbuf_puts(&out, with);
         s = hit + m;
         any = 1;
     }
     if (!any)
         return;
-    fanout_buf_append_str(&out, s);
-    cred_wipe(b->ptr, b->len);
-    fanout_buf_free(b);
+    fanout_sbuf_puts(&out, s);
+    cred_wipe(b->bytes, b->len);
+    fanout_sbuf_free(b);
     *b = out;
 }
 
@@ -214,12 +214,12 @@ static void s_replace_all(struct fanout_buf *b, const char *secret, const char *
 void cred_server_text(const char *text, size_t n, const char *const *secrets,
                       size_t secret_count, const char *key_id, char *out, size_t out_len)
 {
-    struct fanout_buf b = {0};
+    struct fanout_sbuf b = {0};
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)text[i];
-        fanout_buf_append_byte(&b, c < 0x20 || c == 0x7f ? ' ' : c);
+        fanout_sbuf_putc(&b, c < 0x20 || c == 0x7f ? ' ' : c);
     }
-    fanout_buf_append(&b, "", 0);
+    fanout_sbuf_put(&b, "", 0);
     for (size_t i = 0; i < secret_count; i++)
         s_replace_all(&b, secrets[i], "***");
     if (key_id && *key_id) {
@@ -229,7 +229,7 @@ void cred_server_text(const char *text, size_t n, const char *const *secrets,
     }
     /* Collapse runs of spaces (AWS messages carry blank lines). */
     size_t w = 0;
-    const char *s = b.ptr ? (const char *)b.ptr : "";
+    const char *s = b.bytes ? (const char *)b.bytes : "";
     for (size_t r = 0; s[r] && w + 1 < out_len; r++) {
         if (s[r] == ' ' && (w == 0 || out[w - 1] == ' '))
             continue;
@@ -245,8 +245,8 @@ void cred_server_text(const char *text, size_t n, const char *const *secrets,
     }
     if (out_len)
         out[w < out_len ? w : out_len - 1] = 0;
-    cred_wipe(b.ptr, b.len);
-    fanout_buf_free(&b);
+    cred_wipe(b.bytes, b.len);
+    fanout_sbuf_free(&b);
 }
 
 int cred_copy_field(char *dst, size_t dst_len, const char *src, size_t n, const char *what,
@@ -266,7 +266,7 @@ int cred_copy_field(char *dst, size_t dst_len, const char *src, size_t n, const 
 
 void cred_response_clean_up(struct fanout_http_response *r)
 {
-    cred_wipe(r->body.ptr, r->body.len); /* may hold credentials */
+    cred_wipe(r->body.bytes, r->body.len); /* may hold credentials */
     fanout_http_response_clean_up(r);
 }
 
@@ -347,7 +347,7 @@ void cred_json_message(const struct fanout_http_response *resp, const char *secr
 {
     if (out_len)
         out[0] = 0;
-    json_t *j = json_loadb(resp->body.ptr ? (const char *)resp->body.ptr : "",
+    json_t *j = json_loadb(resp->body.bytes ? (const char *)resp->body.bytes : "",
                            resp->body.len, 0, NULL);
     const char *msg = json_string_value(json_object_get(j, "message"));
     if (!msg)
@@ -357,17 +357,17 @@ void cred_json_message(const struct fanout_http_response *resp, const char *secr
         cred_server_text(msg, strlen(msg), secrets, secret ? 1 : 0, NULL, out, out_len);
     json_decref(j);
 }
-int cred_form_append(struct fanout_buf *b, const char *name, const char *value)
+int cred_form_append(struct fanout_sbuf *b, const char *name, const char *value)
 {
     static const char s_hex[] = "0123456789ABCDEF";
-    int rc = fanout_buf_appendf(b, "%s%s=", b->len ? "&" : "", name);
+    int rc = fanout_sbuf_printf(b, "%s%s=", b->len ? "&" : "", name);
     for (const unsigned char *p = (const unsigned char *)value; *p && rc == 0; p++) {
         if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
             (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.' || *p == '~') {
-            rc = fanout_buf_append_byte(b, *p);
+            rc = fanout_sbuf_putc(b, *p);
         } else {
             char enc[3] = {'%', s_hex[*p >> 4], s_hex[*p & 15]};
-            rc = fanout_buf_append(b, enc, 3);
+            rc = fanout_sbuf_put(b, enc, 3);
         }
     }
     return rc;
