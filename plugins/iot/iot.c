@@ -239,7 +239,7 @@ static int s_parse(const char *dest, struct iot_dest *d, char *err, size_t err_l
 
 /* ---- the plugin ---- */
 
-/* Host and state (plugin.h): init keeps the host in a fanout_aws_state; an
+/* Host and state (plugin.h): init keeps the host in a fanout_plugin_state; an
  * instance is a fanout_aws_target, which carries it. */
 static int s_init(const struct fanout_host *host, void **state, struct fanout_error *err)
 {
@@ -287,7 +287,7 @@ static void s_close(void *instance)
 static int s_open(void *state, const struct fanout_target *target, void **out,
                   struct fanout_error *err)
 {
-    const struct fanout_aws_state *s = state;
+    const struct fanout_plugin_state *s = state;
     struct iot_dest d;
     char why[256];
     if (s_parse(target->destination, &d, why, sizeof why) != 0)
@@ -425,5 +425,6 @@ FANOUT_PLUGIN_DEFINE(.name = "iot", .version = "1.0.0",
                      .collapse_modes = FANOUT_COLLAPSE_ALL,
                      .default_collapse = FANOUT_COLLAPSE_JSON, .options = s_options,
                      .options_size = sizeof(struct iot_options), .init = s_init,
-                     .fini = fanout_aws_plugin_fini, .validate = s_validate, .open = s_open,
-                     .send = s_send, .close = s_close, .target_limits = s_limits);
+                     .fini = fanout_plugin_state_free, .validate = s_validate,
+                     .open = s_open, .send = s_send, .close = s_close,
+                     .target_limits = s_limits);

@@ -253,7 +253,7 @@ static uint64_t s_max_payload(const struct fanout_target *t)
 
 /* ---- the plugin ---- */
 
-/* Host and state (plugin.h): init keeps the host in a fanout_aws_state;
+/* Host and state (plugin.h): init keeps the host in a fanout_plugin_state;
  * open copies it into the instance's fanout_aws_target. */
 static int s_init(const struct fanout_host *host, void **state, struct fanout_error *err)
 {
@@ -301,7 +301,7 @@ static void s_close(void *instance)
 static int s_open(void *state, const struct fanout_target *target, void **out,
                   struct fanout_error *err)
 {
-    const struct fanout_aws_state *s = state;
+    const struct fanout_plugin_state *s = state;
     struct lambda_dest d;
     char why[256];
     if (lambda_parse_destination(target->destination, &d, why, sizeof why) != 0)
@@ -371,5 +371,5 @@ FANOUT_PLUGIN_DEFINE(
         .collapse_modes = FANOUT_COLLAPSE_BIT(FANOUT_COLLAPSE_NONE),
         .default_collapse = FANOUT_COLLAPSE_NONE, .flags = FANOUT_PLUGIN_SOURCE_JSON,
         .options = s_options, .options_size = sizeof(struct lambda_options), .init = s_init,
-        .fini = fanout_aws_plugin_fini, .validate = s_validate, .open = s_open,
+        .fini = fanout_plugin_state_free, .validate = s_validate, .open = s_open,
         .send = s_send, .close = s_close, .target_limits = s_limits);

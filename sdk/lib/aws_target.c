@@ -2,7 +2,6 @@
  * A target of an AWS plugin: its fields, its request path, and rounds of
  * requests through host->aws_call (fanout/aws_target.h).
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,16 +9,6 @@
 /* Compiled into the plugin: nothing of it is exported. */
 #pragma GCC visibility push(hidden)
 #include <fanout/aws_target.h>
-
-int fanout_error_set(struct fanout_error *err, const char *code, const char *fmt, ...)
-{
-    va_list ap;
-    snprintf(err->code, sizeof err->code, "%s", code);
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 int fanout_aws_plugin_init(const char *plugin, const struct fanout_host *host, void **state,
                            struct fanout_error *err)
@@ -30,17 +19,7 @@ int fanout_aws_plugin_init(const char *plugin, const struct fanout_host *host, v
                                 "the %s plugin needs the engine's AWS services (plugin "
                                 "ABI 1.1)",
                                 plugin);
-    struct fanout_aws_state *s = calloc(1, sizeof *s);
-    if (!s)
-        return fanout_error_set(err, "OutOfMemory", "%s: out of memory", plugin);
-    s->host = host;
-    *state = s;
-    return 0;
-}
-
-void fanout_aws_plugin_fini(void *state)
-{
-    free(state);
+    return fanout_plugin_state_new(host, state, err);
 }
 
 /* A copy of s; NULL for NULL, and *ok cleared when out of memory. */

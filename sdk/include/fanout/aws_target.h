@@ -17,6 +17,7 @@
 
 #include "aws.h"
 #include "plugin.h"
+#include "plugin_state.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -26,18 +27,12 @@ extern "C" {
  * connections of one call; not a service limit). */
 #define FANOUT_AWS_ROUND 16u
 
-/* The state an AWS plugin's init returns (plugin.h, "Host and state"). */
-struct fanout_aws_state {
-    const struct fanout_host *host;
-};
-
 /* init for a plugin that calls AWS: checks that the engine has the AWS
  * services of plugin ABI 1.1 (else EngineTooOld naming `plugin`) and
- * returns a struct fanout_aws_state in `*state`. Free it with
- * fanout_aws_plugin_fini. */
+ * returns a struct fanout_plugin_state in `*state` (free it with
+ * fanout_plugin_state_free). */
 int fanout_aws_plugin_init(const char *plugin, const struct fanout_host *host, void **state,
                            struct fanout_error *err);
-void fanout_aws_plugin_fini(void *state);
 
 /* What an instance keeps of its target. Every string is its own copy. */
 struct fanout_aws_target {
@@ -65,10 +60,6 @@ void fanout_aws_target_clean_up(struct fanout_aws_target *a);
  * percent-encoded ('/' included) + tail, malloc'ed; NULL when out of
  * memory. */
 char *fanout_aws_uri_join(const char *head, const char *s, size_t n, const char *tail);
-
-/* A plugin's error: code and printf message. Returns -1. */
-int fanout_error_set(struct fanout_error *err, const char *code, const char *fmt, ...)
-    FANOUT_PRINTF(3, 4);
 
 /* How a target's requests are made, besides the target's own fields. */
 struct fanout_aws_call_spec {
