@@ -216,6 +216,36 @@ START_TEST(key_changes_stay_in_order)
 }
 END_TEST
 
+START_TEST(destinations)
+{
+    static char long_index[300];
+    memset(long_index, 0, sizeof long_index);
+    memcpy(long_index, "h#", 2);
+    memset(long_index + 2, 'a', 256);
+    static const struct {
+        const char *dest, *says;
+    } cases[] = {
+        {"https://h:9200#logs", NULL},
+        {"h#logs/_doc", NULL},
+        {"h#", "the index name is missing"},
+        {"h#logs/", "the document type after '/' is empty"},
+        {"h#Logs", "index name \"Logs\" must be lowercase"},
+        {"h#lo\xffgs", "gs\" is not valid UTF-8"},
+        {"h#logs/t\xc3", "document type \"t"},
+        {"h#logs/_x", "must not start with '_'"},
+        {long_index, "is 256 bytes; the limit is 255 bytes"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        struct fanout_target t = {.struct_size = sizeof t, .destination = cases[k].dest};
+        char err[256] = "";
+        int rc = p->validate(&t, err, sizeof err);
+        ck_assert_msg(rc == (cases[k].says ? -1 : 0), "%s: %s", cases[k].dest, err);
+        if (cases[k].says)
+            ck_assert_msg(strstr(err, cases[k].says), "%.40s: \"%s\"", cases[k].dest, err);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("plugin_es");
@@ -224,6 +254,7 @@ int main(void)
     tcase_add_test(tc, bulk_answers);
     tcase_add_test(tc, bulk_cut_by_size);
     tcase_add_test(tc, key_changes_stay_in_order);
+    tcase_add_test(tc, destinations);
     suite_add_tcase(s, tc);
     return fanout_check_run(s);
 }
