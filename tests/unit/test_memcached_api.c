@@ -96,6 +96,36 @@ START_TEST(shifts_are_detected)
 }
 END_TEST
 
+/* Each item gets its own reply's outcome, whatever the reads' sizes. */
+START_TEST(outcomes_per_item)
+{
+    const char *all = "STORED\r\nSERVER_ERROR out of memory storing object\r\nDELETED\r\n"
+                      "CLIENT_ERROR bad data chunk\r\nVERSION 1.6\r\n";
+    static const int want[] = {FANOUT_OK, FANOUT_RETRY, FANOUT_OK, FANOUT_FATAL};
+    for (size_t step = 1; step <= strlen(all); step++) {
+        s_feed("", 4, 1u << 2); /* item 2 is a delete */
+        char in[256];
+        size_t in_len = 0, len = strlen(all);
+        for (size_t off = 0; off < len && !m.done && !m.desync;) {
+            size_t n = len - off < step ? len - off : step;
+            memcpy(in + in_len, all + off, n);
+            in_len += n;
+            off += n;
+            size_t used = mc_match_feed(&m, in, in_len);
+            memmove(in, in + used, in_len - used);
+            in_len -= used;
+            if (m.done)
+                mc_match_end(&m, in_len + len - off);
+        }
+        ck_assert_msg(m.done && !m.desync, "step %zu: %s", step, m.why);
+        for (size_t i = 0; i < 4; i++)
+            ck_assert_msg(out[i].status == want[i], "step %zu, item %zu: %d (%s)", step, i,
+                          out[i].status, out[i].message);
+        ck_assert_str_eq(out[3].code, "CLIENT_ERROR");
+    }
+}
+END_TEST
+
 START_TEST(lines_are_bounded)
 {
     struct mc_reply r;
@@ -144,6 +174,7 @@ int main(void)
     tcase_add_test(tc, delete_replies);
     tcase_add_test(tc, replies_a_set_cannot_get);
     tcase_add_test(tc, shifts_are_detected);
+    tcase_add_test(tc, outcomes_per_item);
     tcase_add_test(tc, lines_are_bounded);
     tcase_add_test(tc, discovery_replies);
     suite_add_tcase(s, tc);
