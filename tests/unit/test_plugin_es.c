@@ -10,11 +10,7 @@
 #include <check.h>
 
 #include "check_main.h"
-#include "reply_host.h"
-
-extern const struct fanout_plugin fanout_plugin_v1;
-
-static const struct fanout_plugin *const p = &fanout_plugin_v1;
+#include "plugin_harness.h"
 
 /* es.c's options block, as the plugin declares it */
 struct s_es_options {
@@ -26,30 +22,17 @@ struct s_es_options {
     const char *signing_name;
 };
 
-static void *s_state, *s_inst;
-
-static void s_open(const char *dest, int64_t max_bulk_bytes)
+static void s_open(const char *dest, int64_t max_bulk_bytes,
+                   const struct reply_answer *script, size_t n)
 {
     static struct s_es_options o;
-    struct fanout_error err = {0};
     o = (struct s_es_options){max_bulk_bytes, 500, "key", NULL, NULL, NULL};
-    ck_assert_int_eq(p->init(&reply_host, &s_state, &err), 0);
-    struct fanout_target t = {.struct_size = sizeof t,
-                              .id = "m1",
-                              .type = "es",
-                              .destination = dest,
-                              .role = "arn:aws:iam::123456789012:role/r",
-                              .parallel = 1,
-                              .options = &o};
-    ck_assert_msg(p->validate(&t, err.message, sizeof err.message) == 0, "%s", err.message);
-    ck_assert_msg(p->open(s_state, &t, &s_inst, &err) == 0, "%s", err.message);
-}
-
-static void s_close(void)
-{
-    p->close(s_inst);
-    p->fini(s_state);
-    reply_host_script(NULL, 0);
+    harness_open((struct fanout_target){.id = "m1",
+                                        .destination = dest,
+                                        .role = "arn:aws:iam::123456789012:role/r",
+                                        .parallel = 1,
+                                        .options = &o},
+                 script, n);
 }
 
 #define ITEM(id, st) "{\"index\":{\"_index\":\"idx\",\"_id\":\"" id "\",\"status\":" st "}}"
@@ -63,14 +46,10 @@ START_TEST(bulk_request)
         {.status = 200,
          .body = "{\"took\":1,\"errors\":false,\"items\":[" ITEM("k0", "201") "," ITEM(
              "k1", "200") "," ITEM("k2", "201") "]}"}};
-    reply_host_script(ok, 1);
-    s_open("https://search-d.us-west-2.es.amazonaws.com#idx", 5 << 20);
+    s_open("https://search-d.us-west-2.es.amazonaws.com#idx", 5 << 20, ok, 1);
     struct reply_batch b;
     reply_batch_init(&b, 3);
-    p->send(s_inst, &b.batch, b.out);
-    char got[8];
-    reply_letters(b.out, 3, got);
-    ck_assert_str_eq(got, "OOO");
+    harness_send(&b, 3, "OOO");
     ck_assert_uint_eq(s_reply.seen_count, 1);
     const struct reply_seen *w = &s_reply.seen[0];
     ck_assert_str_eq(w->service, "es");
@@ -83,7 +62,7 @@ START_TEST(bulk_request)
     ck_assert_str_eq(w->body, "{\"index\":{\"_id\":\"k0\"}}\n{\"n\":0}\n"
                               "{\"index\":{\"_id\":\"k1\"}}\n{\"n\":1}\n"
                               "{\"index\":{\"_id\":\"k2\"}}\n{\"n\":2}\n");
-    s_close();
+    harness_close();
 }
 END_TEST
 
@@ -137,19 +116,14 @@ START_TEST(bulk_answers)
          {"HttpError", "HttpError", "HttpError", "HttpError"}},
     };
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
-        reply_host_script(&cases[k].a, 1);
-        s_open("https://search-d.us-west-2.es.amazonaws.com#idx", 5 << 20);
+        s_open("https://search-d.us-west-2.es.amazonaws.com#idx", 5 << 20, &cases[k].a, 1);
         struct reply_batch b;
         reply_batch_init(&b, 4);
-        p->send(s_inst, &b.batch, b.out);
-        char got[8];
-        reply_letters(b.out, 4, got);
-        ck_assert_msg(strcmp(got, cases[k].want) == 0, "case %zu: got %s (%s)", k, got,
-                      b.out[0].message);
+        harness_send(&b, 4, cases[k].want);
         for (size_t i = 0; i < 4 && cases[k].codes[0]; i++)
             ck_assert_msg(strcmp(b.out[i].code, cases[k].codes[i]) == 0,
                           "case %zu, document %zu: code %s", k, i, b.out[i].code);
-        s_close();
+        harness_close();
     }
 }
 END_TEST
@@ -165,8 +139,7 @@ START_TEST(bulk_cut_by_size)
         {503, FANOUT_AWS_RETRYABLE, "ServiceUnavailable", "", NULL, NULL, NULL},
         {.status = 200, .body = "{\"errors\":false,\"items\":[" ITEM("k4", "201") "]}"},
     };
-    reply_host_script(ans, 3);
-    s_open("http://127.0.0.1:9200#idx", 1024);
+    s_open("http://127.0.0.1:9200#idx", 1024, ans, 3);
     struct reply_batch b;
     reply_batch_init(&b, 5);
     static char docs[5][400];
@@ -175,17 +148,14 @@ START_TEST(bulk_cut_by_size)
         b.msgs[i].body = (const uint8_t *)docs[i];
         b.msgs[i].body_len = strlen(docs[i]);
     }
-    p->send(s_inst, &b.batch, b.out);
-    char got[8];
-    reply_letters(b.out, 5, got);
-    ck_assert_str_eq(got, "OFRRO");
+    harness_send(&b, 5, "OFRRO");
     ck_assert_uint_eq(s_reply.seen_count, 3);
     ck_assert_ptr_nonnull(strstr(s_reply.seen[0].body, "\"k1\""));
     ck_assert_ptr_nonnull(strstr(s_reply.seen[1].body, "\"k2\""));
     ck_assert_ptr_nonnull(strstr(s_reply.seen[1].body, "\"k3\""));
     ck_assert_ptr_nonnull(strstr(s_reply.seen[2].body, "\"k4\""));
     ck_assert_str_eq(s_reply.seen[0].region, ""); /* none in the endpoint */
-    s_close();
+    harness_close();
 }
 END_TEST
 
@@ -200,19 +170,15 @@ START_TEST(key_changes_stay_in_order)
              "es_rejected_execution_exception") "," ITEM("k1", "200") "," ITEM("k0",
                                                                                "200") "]}"},
     };
-    reply_host_script(ans, 1);
-    s_open("https://search-d.us-west-2.es.amazonaws.com#idx", 5 << 20);
+    s_open("https://search-d.us-west-2.es.amazonaws.com#idx", 5 << 20, ans, 1);
     struct reply_batch b;
     reply_batch_init(&b, 4);
     /* keys k0 k1 k1 k0 */
     b.msgs[2].key = (const uint8_t *)b.keys[1];
     b.msgs[3].key = (const uint8_t *)b.keys[0];
-    p->send(s_inst, &b.batch, b.out);
-    char got[8];
-    reply_letters(b.out, 4, got);
-    ck_assert_str_eq(got, "OTRO");
+    harness_send(&b, 4, "OTRO");
     ck_assert_str_eq(b.out[2].code, "ResentAfterEarlierChange");
-    s_close();
+    harness_close();
 }
 END_TEST
 
@@ -222,27 +188,18 @@ START_TEST(destinations)
     memset(long_index, 0, sizeof long_index);
     memcpy(long_index, "h#", 2);
     memset(long_index + 2, 'a', 256);
-    static const struct {
-        const char *dest, *says;
-    } cases[] = {
-        {"https://h:9200#logs", NULL},
-        {"h#logs/_doc", NULL},
-        {"h#", "the index name is missing"},
-        {"h#logs/", "the document type after '/' is empty"},
-        {"h#Logs", "index name \"Logs\" must be lowercase"},
-        {"h#lo\xffgs", "gs\" is not valid UTF-8"},
-        {"h#logs/t\xc3", "document type \"t"},
-        {"h#logs/_x", "must not start with '_'"},
-        {long_index, "is 256 bytes; the limit is 255 bytes"},
+    static const struct harness_dest cases[] = {
+        {"https://h:9200#logs", NULL, NULL},
+        {"h#logs/_doc", NULL, NULL},
+        {"h#", NULL, "the index name is missing"},
+        {"h#logs/", NULL, "the document type after '/' is empty"},
+        {"h#Logs", NULL, "index name \"Logs\" must be lowercase"},
+        {"h#lo\xffgs", NULL, "gs\" is not valid UTF-8"},
+        {"h#logs/t\xc3", NULL, "document type \"t"},
+        {"h#logs/_x", NULL, "must not start with '_'"},
+        {long_index, NULL, "is 256 bytes; the limit is 255 bytes"},
     };
-    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
-        struct fanout_target t = {.struct_size = sizeof t, .destination = cases[k].dest};
-        char err[256] = "";
-        int rc = p->validate(&t, err, sizeof err);
-        ck_assert_msg(rc == (cases[k].says ? -1 : 0), "%s: %s", cases[k].dest, err);
-        if (cases[k].says)
-            ck_assert_msg(strstr(err, cases[k].says), "%.40s: \"%s\"", cases[k].dest, err);
-    }
+    harness_destinations(cases, sizeof cases / sizeof *cases);
 }
 END_TEST
 

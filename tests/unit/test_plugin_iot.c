@@ -7,11 +7,7 @@
 #include <check.h>
 
 #include "check_main.h"
-#include "reply_host.h"
-
-extern const struct fanout_plugin fanout_plugin_v1;
-
-static const struct fanout_plugin *const p = &fanout_plugin_v1;
+#include "plugin_harness.h"
 
 /* iot.c's options block, as the plugin declares it */
 struct s_iot_options {
@@ -19,45 +15,29 @@ struct s_iot_options {
     int retain;
 };
 
-static void *s_state, *s_inst;
-
-static void s_open(const char *dest, const char *region, int64_t qos, int retain)
+static void s_open(const char *dest, const char *region, int64_t qos, int retain,
+                   const struct reply_answer *script, size_t n)
 {
     static struct s_iot_options o;
-    struct fanout_error err = {0};
     o = (struct s_iot_options){qos, retain};
-    ck_assert_int_eq(p->init(&reply_host, &s_state, &err), 0);
-    struct fanout_target t = {.struct_size = sizeof t,
-                              .id = "m1",
-                              .type = "iot",
-                              .destination = dest,
-                              .region = region,
-                              .role = "arn:aws:iam::123456789012:role/r",
-                              .external_id = "ext-2",
-                              .parallel = 1,
-                              .options = &o};
-    ck_assert_msg(p->validate(&t, err.message, sizeof err.message) == 0, "%s", err.message);
-    ck_assert_msg(p->open(s_state, &t, &s_inst, &err) == 0, "%s", err.message);
-}
-
-static void s_close(void)
-{
-    p->close(s_inst);
-    p->fini(s_state);
-    reply_host_script(NULL, 0);
+    harness_open((struct fanout_target){.id = "m1",
+                                        .destination = dest,
+                                        .region = region,
+                                        .role = "arn:aws:iam::123456789012:role/r",
+                                        .external_id = "ext-2",
+                                        .parallel = 1,
+                                        .options = &o},
+                 script, n);
 }
 
 START_TEST(publish_requests)
 {
     static const struct reply_answer ok[] = {{.status = 200}};
-    reply_host_script(ok, 1);
-    s_open("a1b2c3-ats.iot.us-east-1.amazonaws.com#sensors/room 1/\xc3\xa9~x", NULL, 1, 1);
+    s_open("a1b2c3-ats.iot.us-east-1.amazonaws.com#sensors/room 1/\xc3\xa9~x", NULL, 1, 1,
+           ok, 1);
     struct reply_batch b;
     reply_batch_init(&b, 3);
-    p->send(s_inst, &b.batch, b.out);
-    char got[8];
-    reply_letters(b.out, 3, got);
-    ck_assert_str_eq(got, "OOO");
+    harness_send(&b, 3, "OOO");
     ck_assert_uint_eq(s_reply.seen_count, 3); /* one Publish per message */
     for (size_t i = 0; i < 3; i++) {
         const struct reply_seen *w = &s_reply.seen[i];
@@ -73,24 +53,23 @@ START_TEST(publish_requests)
         ck_assert_str_eq(w->headers[0][1], "application/octet-stream");
         ck_assert_str_eq(w->body, (const char *)b.bodies[i]); /* in order */
     }
-    s_close();
+    harness_close();
 }
 END_TEST
 
 START_TEST(url_endpoint_and_region)
 {
     static const struct reply_answer ok[] = {{.status = 200}};
-    reply_host_script(ok, 1);
-    s_open("http://127.0.0.1:8443#t", "eu-west-1", 0, 0);
+    s_open("http://127.0.0.1:8443#t", "eu-west-1", 0, 0, ok, 1);
     struct reply_batch b;
     reply_batch_init(&b, 1);
-    p->send(s_inst, &b.batch, b.out);
+    plugin->send(harness_inst, &b.batch, b.out);
     ck_assert_int_eq(b.out[0].status, FANOUT_OK);
     ck_assert_str_eq(s_reply.seen[0].endpoint, "http://127.0.0.1:8443");
     ck_assert_str_eq(s_reply.seen[0].region, "eu-west-1");
     ck_assert_str_eq(s_reply.seen[0].query, "qos=0");
     ck_assert_str_eq(s_reply.seen[0].path, "/topics/t");
-    s_close();
+    harness_close();
 }
 END_TEST
 
@@ -114,42 +93,36 @@ START_TEST(publish_answers)
                                         "ServiceUnavailableException",
                                         "PublishFailed",
                                         ""};
-    reply_host_script(ans, 7);
-    s_open("a1b2c3-ats.iot.us-east-1.amazonaws.com#t", NULL, 0, 0);
+    s_open("a1b2c3-ats.iot.us-east-1.amazonaws.com#t", NULL, 0, 0, ans, 7);
     struct reply_batch b;
     reply_batch_init(&b, 7);
-    p->send(s_inst, &b.batch, b.out);
-    char got[8];
-    reply_letters(b.out, 7, got);
-    ck_assert_str_eq(got, "OTRFRFO");
+    harness_send(&b, 7, "OTRFRFO");
     for (size_t i = 0; i < 7; i++)
         ck_assert_msg(strcmp(b.out[i].code, codes[i]) == 0, "message %zu: code %s", i,
                       b.out[i].code);
     ck_assert_ptr_nonnull(strstr(b.out[3].message, "not allowed"));
     ck_assert_ptr_nonnull(strstr(b.out[2].message, "HTTP 204"));
     ck_assert_ptr_nonnull(strstr(b.out[5].message, "no detail"));
-    s_close();
+    harness_close();
 }
 END_TEST
 
 START_TEST(ordered_is_one_per_call)
 {
-    struct fanout_limits lim = p->limits;
+    struct fanout_limits lim = plugin->limits;
     struct fanout_target t = {.struct_size = sizeof t, .destination = "h#t", .parallel = 1};
     char err[64];
-    ck_assert_int_eq(p->target_limits(NULL, &t, &lim, err, sizeof err), 0);
+    ck_assert_int_eq(plugin->target_limits(NULL, &t, &lim, err, sizeof err), 0);
     ck_assert_uint_eq(lim.max_messages_per_call, 16);
     t.parallel = 0;
-    ck_assert_int_eq(p->target_limits(NULL, &t, &lim, err, sizeof err), 0);
+    ck_assert_int_eq(plugin->target_limits(NULL, &t, &lim, err, sizeof err), 0);
     ck_assert_uint_eq(lim.max_messages_per_call, 1);
 }
 END_TEST
 
 START_TEST(destinations)
 {
-    static const struct {
-        const char *dest, *region, *says;
-    } cases[] = {
+    static const struct harness_dest cases[] = {
         {"a1-ats.iot.us-east-1.amazonaws.com#a/b", NULL, NULL},
         {"a1-ats.iot.us-east-1.amazonaws.com#a/b", "us-east-1", NULL},
         {"https://127.0.0.1:8443/#a", NULL, NULL},
@@ -165,16 +138,7 @@ START_TEST(destinations)
         {"http://h:0#t", NULL, "no valid port"},
         {"h/path#t", NULL, "not a host name"},
     };
-    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
-        struct fanout_target t = {.struct_size = sizeof t,
-                                  .destination = cases[k].dest,
-                                  .region = cases[k].region};
-        char err[256] = "";
-        int rc = p->validate(&t, err, sizeof err);
-        ck_assert_msg(rc == (cases[k].says ? -1 : 0), "%s: %s", cases[k].dest, err);
-        if (cases[k].says)
-            ck_assert_msg(strstr(err, cases[k].says), "%s: \"%s\"", cases[k].dest, err);
-    }
+    harness_destinations(cases, sizeof cases / sizeof *cases);
 }
 END_TEST
 

@@ -10,60 +10,33 @@
 #include <check.h>
 
 #include "check_main.h"
-#include "reply_host.h"
+#include "plugin_harness.h"
 
 #include "lambda.h"
 
-extern const struct fanout_plugin fanout_plugin_v1;
-
-static const struct fanout_plugin *const p = &fanout_plugin_v1;
-static void *s_state, *s_inst;
-
-/* Open `dest` with the options; ck-fails when open does. */
-static void s_open(const char *dest, const char *payload, int64_t max_payload, int parallel)
+/* Open `dest` with the options, answering from `script`. */
+static void s_open(const char *dest, const char *payload, int64_t max_payload, int parallel,
+                   const struct reply_answer *script, size_t n)
 {
     static struct lambda_options o;
-    struct fanout_error err = {0};
     o = (struct lambda_options){payload, max_payload};
-    ck_assert_int_eq(p->init(&reply_host, &s_state, &err), 0);
-    struct fanout_target t = {.struct_size = sizeof t,
-                              .id = "m1",
-                              .type = "lambda",
-                              .destination = dest,
-                              .role = "arn:aws:iam::123456789012:role/r",
-                              .external_id = "ext-1",
-                              .parallel = parallel,
-                              .options = &o};
-    ck_assert_msg(p->validate(&t, err.message, sizeof err.message) == 0, "%s", err.message);
-    ck_assert_msg(p->open(s_state, &t, &s_inst, &err) == 0, "%s", err.message);
-}
-
-static void s_close(void)
-{
-    p->close(s_inst);
-    p->fini(s_state);
-    reply_host_script(NULL, 0);
-}
-
-static const char *s_header(const struct reply_seen *w, const char *name)
-{
-    for (size_t h = 0; h < w->header_count && h < 4; h++)
-        if (strcmp(w->headers[h][0], name) == 0)
-            return w->headers[h][1];
-    return NULL;
+    harness_open((struct fanout_target){.id = "m1",
+                                        .destination = dest,
+                                        .role = "arn:aws:iam::123456789012:role/r",
+                                        .external_id = "ext-1",
+                                        .parallel = parallel,
+                                        .options = &o},
+                 script, n);
 }
 
 START_TEST(invoke_request)
 {
     static const struct reply_answer ok[] = {{.status = 202}};
-    reply_host_script(ok, 1);
-    s_open("arn:aws:lambda:eu-west-1:123456789012:function:my-fn:live", "records", 0, 1);
+    s_open("arn:aws:lambda:eu-west-1:123456789012:function:my-fn:live", "records", 0, 1, ok,
+           1);
     struct reply_batch b;
     reply_batch_init(&b, 3);
-    ck_assert_int_eq(p->send(s_inst, &b.batch, b.out), 0);
-    char got[8];
-    reply_letters(b.out, 3, got);
-    ck_assert_str_eq(got, "OOO");
+    harness_send(&b, 3, "OOO");
     ck_assert_uint_eq(s_reply.seen_count, 1); /* the three records in one event */
     const struct reply_seen *w = &s_reply.seen[0];
     ck_assert_str_eq(w->service, "lambda");
@@ -77,15 +50,15 @@ START_TEST(invoke_request)
                      "arn%3Aaws%3Alambda%3Aeu-west-1%3A123456789012%3Afunction%3Amy-"
                      "fn/invocations");
     ck_assert_str_eq(w->query, "Qualifier=live");
-    ck_assert_str_eq(s_header(w, "X-Amz-Invocation-Type"), "Event");
-    ck_assert_str_eq(s_header(w, "Content-Type"), "application/json");
+    ck_assert_str_eq(harness_header(w, "X-Amz-Invocation-Type"), "Event");
+    ck_assert_str_eq(harness_header(w, "Content-Type"), "application/json");
     /* the event: the decoded records, in order */
     ck_assert_msg(strncmp(w->body, "{\"Records\":[{", 13) == 0, "%s", w->body);
     const char *a = strstr(w->body, "\"data\":\"{\\\"n\\\":0}\"");
     const char *c = strstr(w->body, "\"data\":\"{\\\"n\\\":2}\"");
     ck_assert_msg(a && c && a < c, "%s", w->body);
     ck_assert_str_eq(w->body + w->body_len - 2, "]}");
-    s_close();
+    harness_close();
 }
 END_TEST
 
@@ -94,8 +67,7 @@ START_TEST(source_records_once)
     /* the user records of one KPL aggregate share their source record:
      * the event carries it once */
     static const struct reply_answer ok[] = {{.status = 202}};
-    reply_host_script(ok, 1);
-    s_open("my-fn", "source", 0, 1);
+    s_open("my-fn", "source", 0, 1, ok, 1);
     struct reply_batch b;
     reply_batch_init(&b, 3);
     static const char agg[] = "{\"kinesis\":{\"data\":\"agg\"}}", one[] = "{\"b\":2}";
@@ -104,33 +76,29 @@ START_TEST(source_records_once)
         b.recs[i].source_json = src[i];
         b.recs[i].source_json_len = strlen(src[i]);
     }
-    p->send(s_inst, &b.batch, b.out);
-    char got[8];
-    reply_letters(b.out, 3, got);
-    ck_assert_str_eq(got, "OOO");
+    harness_send(&b, 3, "OOO");
     ck_assert_uint_eq(s_reply.seen_count, 1);
     ck_assert_str_eq(s_reply.seen[0].body,
                      "{\"Records\":[{\"kinesis\":{\"data\":\"agg\"}},{\"b\":2}]}");
     ck_assert_str_eq(s_reply.seen[0].path, "/2015-03-31/functions/my-fn/invocations");
     ck_assert_str_eq(s_reply.seen[0].query, "");
-    s_close();
+    harness_close();
 }
 END_TEST
 
 START_TEST(no_source_record)
 {
     static const struct reply_answer ok[] = {{.status = 202}};
-    reply_host_script(ok, 1);
-    s_open("my-fn", "source", 0, 1);
+    s_open("my-fn", "source", 0, 1, ok, 1);
     struct reply_batch b;
     reply_batch_init(&b, 2);
-    p->send(s_inst, &b.batch, b.out);
+    plugin->send(harness_inst, &b.batch, b.out);
     for (size_t i = 0; i < 2; i++) {
         ck_assert_int_eq(b.out[i].status, FANOUT_FATAL);
         ck_assert_str_eq(b.out[i].code, "NoSourceRecord");
     }
     ck_assert_uint_eq(s_reply.seen_count, 0);
-    s_close();
+    harness_close();
 }
 END_TEST
 
@@ -222,11 +190,10 @@ START_TEST(invoke_answers)
          NULL},
     };
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
-        reply_host_script(&cases[k].a, 1);
-        s_open("my-fn", "records", 0, 1);
+        s_open("my-fn", "records", 0, 1, &cases[k].a, 1);
         struct reply_batch b;
         reply_batch_init(&b, 3);
-        p->send(s_inst, &b.batch, b.out);
+        plugin->send(harness_inst, &b.batch, b.out);
         for (size_t i = 0; i < 3; i++) {
             const struct fanout_outcome *o = &b.out[i];
             ck_assert_msg("ORTF"[o->status] == cases[k].want,
@@ -241,7 +208,7 @@ START_TEST(invoke_answers)
                               o->message);
         }
         ck_assert_uint_eq(s_reply.seen_count, 1);
-        s_close();
+        harness_close();
     }
 }
 END_TEST
@@ -289,20 +256,16 @@ START_TEST(events_parallel_and_ordered)
     };
     static char data[3][700];
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
-        reply_host_script(cases[k].script, 3);
-        s_open("my-fn", "records", 1024, cases[k].parallel);
+        s_open("my-fn", "records", 1024, cases[k].parallel, cases[k].script, 3);
         struct reply_batch b;
         s_big_batch(&b, 3, data);
-        p->send(s_inst, &b.batch, b.out);
-        char got[8];
-        reply_letters(b.out, 3, got);
-        ck_assert_msg(strcmp(got, cases[k].want) == 0, "case %zu: got %s", k, got);
+        harness_send(&b, 3, cases[k].want);
         ck_assert_uint_eq(s_reply.seen_count, cases[k].requests);
         ck_assert_str_eq(b.out[2].code, cases[k].last_code);
         /* each event carries its own record */
         for (size_t i = 0; i < s_reply.seen_count; i++)
             ck_assert_ptr_nonnull(strstr(s_reply.seen[i].body, data[i]));
-        s_close();
+        harness_close();
     }
 }
 END_TEST
@@ -311,50 +274,37 @@ START_TEST(event_too_large)
 {
     static const struct reply_answer ok[] = {{.status = 202}};
     static char data[3][700];
-    reply_host_script(ok, 1);
-    s_open("my-fn", "records", 1024, 1);
+    s_open("my-fn", "records", 1024, 1, ok, 1);
     struct reply_batch b;
     s_big_batch(&b, 3, data);
     static char big[1200];
     memset(big, 'z', sizeof big - 1);
     b.recs[1].data = (const uint8_t *)big;
     b.recs[1].data_len = sizeof big - 1;
-    p->send(s_inst, &b.batch, b.out);
-    char got[8];
-    reply_letters(b.out, 3, got);
-    ck_assert_str_eq(got, "OFO");
+    harness_send(&b, 3, "OFO");
     ck_assert_str_eq(b.out[1].code, "EventTooLarge");
     ck_assert_ptr_nonnull(strstr(b.out[1].message, "limit of 1024 bytes"));
     ck_assert_uint_eq(s_reply.seen_count, 2);
-    s_close();
+    harness_close();
 }
 END_TEST
 
 START_TEST(destinations)
 {
-    static const struct {
-        const char *dest, *region;
-        int ok;
-    } cases[] = {
-        {"my-fn", NULL, 1},
-        {"my-fn:$LATEST", NULL, 1},
-        {"123456789012:function:my-fn:7", NULL, 1},
-        {"arn:aws:lambda:us-east-1:123456789012:function:f", "us-east-1", 1},
-        {"arn:aws:lambda:us-east-1:123456789012:function:f", "eu-west-1", 0},
-        {"arn:aws:sqs:us-east-1:123456789012:function:f", NULL, 0},
-        {"my fn", NULL, 0},
-        {"", NULL, 0},
-        {"a:b:c:d:e", NULL, 0},
+    static const struct harness_dest cases[] = {
+        {"my-fn", NULL, NULL},
+        {"my-fn:$LATEST", NULL, NULL},
+        {"123456789012:function:my-fn:7", NULL, NULL},
+        {"arn:aws:lambda:us-east-1:123456789012:function:f", "us-east-1", NULL},
+        {"arn:aws:lambda:us-east-1:123456789012:function:f", "eu-west-1",
+         "in region us-east-1"},
+        {"arn:aws:sqs:us-east-1:123456789012:function:f", NULL, "of service \"sqs\""},
+        {"my fn", NULL, "contains a space"},
+        {"", NULL, "is empty"},
+        {"a:b:c:d:e", NULL, "neither a name nor a partial ARN"},
+        {"my-fn:al!as", NULL, "not an alias or a version"},
     };
-    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
-        struct fanout_target t = {.struct_size = sizeof t,
-                                  .destination = cases[k].dest,
-                                  .region = cases[k].region};
-        char err[256] = "";
-        ck_assert_msg((p->validate(&t, err, sizeof err) == 0) == cases[k].ok, "%s: %s",
-                      cases[k].dest, err);
-        ck_assert_int_eq(err[0] != 0, !cases[k].ok);
-    }
+    harness_destinations(cases, sizeof cases / sizeof *cases);
 }
 END_TEST
 
