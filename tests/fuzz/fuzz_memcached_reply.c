@@ -36,16 +36,6 @@ struct s_verdict {
     int status[S_MAX_ITEMS];
 };
 
-static size_t s_feed(void *ctx, const char *in, size_t n, size_t rest, int *stop)
-{
-    struct mc_match *m = ctx;
-    size_t used = mc_match_feed(m, in, n);
-    if (m->done && used <= n)
-        mc_match_end(m, n - used + rest);
-    *stop = m->done || m->desync;
-    return used;
-}
-
 static struct s_verdict s_run(const uint8_t *data, size_t size, size_t count,
                               unsigned removes, size_t step)
 {
@@ -66,7 +56,7 @@ static struct s_verdict s_run(const uint8_t *data, size_t size, size_t count,
     }
     struct mc_match m = {.items = ptrs, .count = count, .where = "fuzz:1"};
     char in[MC_MAX_REPLY_LINE * 4];
-    reply_feed(data, size, step, in, sizeof in, s_feed, &m);
+    reply_feed(data, size, step, in, sizeof in, reply_feed_memcached, &m);
     if (m.got > count + 1 || (m.done && m.got != count + 1) || (m.desync && !m.why[0]))
         abort();
     struct s_verdict v = {m.got, m.done, m.desync, m.drop, {0}};

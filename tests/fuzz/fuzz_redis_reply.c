@@ -51,16 +51,6 @@ struct s_verdict {
     size_t calls;
 };
 
-static size_t s_feed(void *ctx, const char *in, size_t n, size_t rest, int *stop)
-{
-    struct redis_match *m = ctx;
-    size_t used = redis_match_feed(m, in, n);
-    if (m->done && used <= n)
-        redis_match_end(m, n - used + rest);
-    *stop = m->done || m->desync;
-    return used;
-}
-
 static struct s_verdict s_run(const uint8_t *data, size_t size, size_t want, int marker,
                               size_t step)
 {
@@ -70,7 +60,7 @@ static struct s_verdict s_run(const uint8_t *data, size_t size, size_t want, int
         .want = want, .marker = marker, .where = "fuzz:1", .fn = s_on_reply, .ud = &seen};
     char in[REDIS_MAX_REPLY_LINE * 2 + 16];
     size_t total = want + (marker ? 1 : 0);
-    reply_feed(data, size, step, in, sizeof in, s_feed, &m);
+    reply_feed(data, size, step, in, sizeof in, reply_feed_redis, &m);
     if (seen.bad || m.got > total || (m.done && m.got != total) ||
         (m.done && m.desync == 0 && seen.calls != want))
         abort();

@@ -9,6 +9,7 @@
 #include "check_main.h"
 
 #include "memcached.h"
+#include "reply_feed.h"
 
 static struct mc_item items[4];
 static struct mc_item *ptrs[4];
@@ -105,18 +106,8 @@ START_TEST(outcomes_per_item)
     for (size_t step = 1; step <= strlen(all); step++) {
         s_feed("", 4, 1u << 2); /* item 2 is a delete */
         char in[256];
-        size_t in_len = 0, len = strlen(all);
-        for (size_t off = 0; off < len && !m.done && !m.desync;) {
-            size_t n = len - off < step ? len - off : step;
-            memcpy(in + in_len, all + off, n);
-            in_len += n;
-            off += n;
-            size_t used = mc_match_feed(&m, in, in_len);
-            memmove(in, in + used, in_len - used);
-            in_len -= used;
-            if (m.done)
-                mc_match_end(&m, in_len + len - off);
-        }
+        reply_feed((const uint8_t *)all, strlen(all), step, in, sizeof in,
+                   reply_feed_memcached, &m);
         ck_assert_msg(m.done && !m.desync, "step %zu: %s", step, m.why);
         for (size_t i = 0; i < 4; i++)
             ck_assert_msg(out[i].status == want[i], "step %zu, item %zu: %d (%s)", step, i,

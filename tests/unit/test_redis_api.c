@@ -7,6 +7,7 @@
 #include "check_main.h"
 
 #include "redis_api.h"
+#include "reply_feed.h"
 
 struct s_seen {
     size_t n;
@@ -212,16 +213,8 @@ START_TEST(replies_in_order_per_command)
         m = (struct redis_match){
             .want = 5, .marker = 1, .where = "h:1", .fn = s_on, .ud = &seen};
         char in[64];
-        size_t in_len = 0;
-        for (size_t off = 0; off < strlen(all) && !m.done && !m.desync;) {
-            size_t n = strlen(all) - off < step ? strlen(all) - off : step;
-            memcpy(in + in_len, all + off, n);
-            in_len += n;
-            off += n;
-            size_t used = redis_match_feed(&m, in, in_len);
-            memmove(in, in + used, in_len - used);
-            in_len -= used;
-        }
+        reply_feed((const uint8_t *)all, strlen(all), step, in, sizeof in, reply_feed_redis,
+                   &m);
         ck_assert_msg(m.done && !m.desync, "step %zu", step);
         ck_assert_uint_eq(seen.n, 5);
         for (size_t i = 0; i < 5; i++) {
