@@ -68,15 +68,6 @@
 #define ES_KEY_ID_ESTIMATE   256
 #define ES_FIELD_ID_ESTIMATE 128
 
-struct es_options {
-    int64_t max_bulk_bytes;
-    int64_t max_bulk_actions;
-    const char *document_id;
-    const char *id_field;
-    const char *non_json;
-    const char *signing_name;
-};
-
 struct es_instance {
     const struct fanout_host *host;
     char *scope; /* the mapping id, for log lines */

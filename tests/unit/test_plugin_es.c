@@ -12,21 +12,13 @@
 #include "check_main.h"
 #include "plugin_harness.h"
 
-/* es.c's options block, as the plugin declares it */
-struct s_es_options {
-    int64_t max_bulk_bytes;
-    int64_t max_bulk_actions;
-    const char *document_id;
-    const char *id_field;
-    const char *non_json;
-    const char *signing_name;
-};
+#include "es.h"
 
 static void s_open(const char *dest, int64_t max_bulk_bytes,
                    const struct reply_answer *script, size_t n)
 {
-    static struct s_es_options o;
-    o = (struct s_es_options){max_bulk_bytes, 500, "key", NULL, NULL, NULL};
+    static struct es_options o;
+    o = (struct es_options){max_bulk_bytes, 500, "key", NULL, NULL, NULL};
     harness_open((struct fanout_target){.id = "m1",
                                         .destination = dest,
                                         .role = "arn:aws:iam::123456789012:role/r",
