@@ -245,20 +245,14 @@ static int r_lookup_failed(const struct fanout_cli_dest *d, const char *op,
     int missing = 0;
     for (const char *const *c = not_found_codes; *c; c++)
         missing |= strcmp(r->code, *c) == 0;
-    if (missing) {
-        fprintf(stderr,
-                "fanout %s: %s: there is no %s \"%s\" in this account and region (%s "
-                "answered %s%s%s); give an existing name, or the full form\n",
-                d->command, d->type, r_service_name(d->type), d->destination, op, r->code,
-                r->message[0] ? ": " : "", r->message);
-        return R_USAGE;
-    }
     fprintf(stderr,
-            "fanout %s: %s: looking up the %s \"%s\" failed: %s %s%s%s; nothing was "
-            "written\n",
+            missing ? "fanout %s: %s: there is no %s \"%s\" in this account and region (%s "
+                      "answered %s%s%s); give an existing name, or the full form\n"
+                    : "fanout %s: %s: looking up the %s \"%s\" failed: %s %s%s%s; nothing "
+                      "was written\n",
             d->command, d->type, r_service_name(d->type), d->destination, op, r->code,
             r->message[0] ? ": " : "", r->message);
-    return R_FAILED;
+    return missing ? R_USAGE : R_FAILED;
 }
 
 static int r_oom(const struct fanout_cli_dest *d)
@@ -267,15 +261,23 @@ static int r_oom(const struct fanout_cli_dest *d)
     return R_FAILED;
 }
 
-static int r_done(const struct fanout_cli_dest *d, const char *op, const char *value,
-                  char **out)
+/* The value to store, made by `fmt`; shown at debug level. */
+static int r_done(const struct fanout_cli_dest *d, const char *op, char **out,
+                  const char *fmt, ...) FANOUT_FMT(4, 5);
+static int r_done(const struct fanout_cli_dest *d, const char *op, char **out,
+                  const char *fmt, ...)
 {
-    *out = strdup(value);
-    if (!*out)
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(out, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        *out = NULL;
         return r_oom(d);
+    }
     if (fanout_log_enabled(FANOUT_LOG_DEBUG))
         fprintf(stderr, "fanout %s: %s \"%s\" is %s (%s)\n", d->command, d->type,
-                d->destination, value, op);
+                d->destination, *out, op);
     return R_OK;
 }
 
@@ -286,18 +288,26 @@ static const char *r_region(const struct fanout_cli_dest *d)
     return d->dest_region && *d->dest_region ? d->dest_region : d->region;
 }
 
-/* ---- the lookups -------------------------------------------------------------- */
+/* ---- the requests -------------------------------------------------------------- */
 
+static int r_no_memory(struct r_reply *r)
+{
+    memset(r, 0, sizeof *r);
+    fanout_strlcpy(r->code, "OutOfMemory", sizeof r->code);
+    return -1;
+}
+
+/* POST / with X-Amz-Target (JSON 1.0 or 1.1); `body` is consumed. */
 static int r_json_call(const struct fanout_cli_dest *d, const char *service,
-                       const char *content_type, const char *target, json_t *body,
+                       const char *json_version, const char *target, json_t *body,
                        struct r_reply *r)
 {
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
-    if (!text) {
-        fanout_strlcpy(r->code, "OutOfMemory", sizeof r->code);
-        return -1;
-    }
+    if (!text)
+        return r_no_memory(r);
+    char content_type[64];
+    snprintf(content_type, sizeof content_type, "application/x-amz-json-%s", json_version);
     const struct fanout_aws_header h[] = {{"Content-Type", content_type},
                                           {"X-Amz-Target", target}};
     int rc = r_call(service, NULL, r_region(d), NULL, "POST", "/", NULL, h, 2, text,
@@ -306,107 +316,112 @@ static int r_json_call(const struct fanout_cli_dest *d, const char *service,
     return rc;
 }
 
-static int r_sqs(const struct fanout_cli_dest *d, char **out)
+/* GET `path` (REST JSON); a path ending in '/' gets the destination's name,
+ * percent-encoded. */
+static int r_get(const struct fanout_cli_dest *d, const char *service, const char *region,
+                 const char *endpoint, const char *path, const char *query,
+                 struct r_reply *r)
 {
-    static const char *const missing[] = {"QueueDoesNotExist",
-                                          "AWS.SimpleQueueService.NonExistentQueue", NULL};
-    struct r_reply r;
-    if (r_json_call(d, "sqs", "application/x-amz-json-1.0", "AmazonSQS.GetQueueUrl",
-                    json_pack("{s:s}", "QueueName", d->destination), &r) != 0)
-        return r_lookup_failed(d, "SQS GetQueueUrl", &r, missing);
-    json_t *j = r_json(&r);
-    const char *url = j ? r_str(j, "QueueUrl", NULL) : NULL;
-    int rc;
-    if (url)
-        rc = r_done(d, "SQS GetQueueUrl", url, out);
-    else {
-        if (j)
-            snprintf(r.message, sizeof r.message, "the answer has no QueueUrl");
-        fanout_strlcpy(r.code, "InvalidResponse", sizeof r.code);
-        rc = r_lookup_failed(d, "SQS GetQueueUrl", &r, missing);
-    }
-    json_decref(j);
-    free(r.body);
+    struct fanout_buf p = {0};
+    fanout_buf_append_str(&p, path);
+    if (path[strlen(path) - 1] == '/')
+        r_form_value(&p, d->destination);
+    fanout_buf_append_byte(&p, 0);
+    if (!p.ptr)
+        return r_no_memory(r);
+    int rc = r_call(service, NULL, region, endpoint, "GET", (const char *)p.ptr, query,
+                    NULL, 0, NULL, FANOUT_AWS_JSON, r);
+    fanout_buf_free(&p);
     return rc;
 }
 
-static int r_kinesis(const struct fanout_cli_dest *d, char **out)
+/* POST a Query-protocol form (`form`, freed here). */
+static int r_query_call(const struct fanout_cli_dest *d, const char *service,
+                        struct fanout_buf *form, struct r_reply *r)
 {
-    static const char *const missing[] = {"ResourceNotFoundException", NULL};
-    struct r_reply r;
-    if (r_json_call(
-            d, "kinesis", "application/x-amz-json-1.1", "Kinesis_20131202.DescribeStream",
-            json_pack("{s:s, s:i}", "StreamName", d->destination, "Limit", 1), &r) != 0)
-        return r_lookup_failed(d, "Kinesis DescribeStream", &r, missing);
-    json_t *j = r_json(&r);
-    const char *arn = j ? r_str(j, "StreamDescription", "StreamARN") : NULL;
-    int rc;
-    if (arn)
-        rc = r_done(d, "Kinesis DescribeStream", d->destination, out);
-    else {
-        fanout_strlcpy(r.code, "InvalidResponse", sizeof r.code);
-        if (j)
-            snprintf(r.message, sizeof r.message,
-                     "the answer has no StreamDescription.StreamARN");
-        rc = r_lookup_failed(d, "Kinesis DescribeStream", &r, missing);
-    }
-    json_decref(j);
-    free(r.body);
+    fanout_buf_append_byte(form, 0);
+    if (!form->ptr)
+        return r_no_memory(r);
+    const struct fanout_aws_header h[] = {
+        {"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}};
+    int rc = r_call(service, NULL, r_region(d), NULL, "POST", "/", NULL, h, 1,
+                    (const char *)form->ptr, FANOUT_AWS_QUERY, r);
+    fanout_buf_free(form);
     return rc;
 }
 
-static int r_firehose(const struct fanout_cli_dest *d, char **out)
-{
-    static const char *const missing[] = {"ResourceNotFoundException", NULL};
-    struct r_reply r;
-    if (r_json_call(d, "firehose", "application/x-amz-json-1.1",
-                    "Firehose_20150804.DescribeDeliveryStream",
-                    json_pack("{s:s}", "DeliveryStreamName", d->destination), &r) != 0)
-        return r_lookup_failed(d, "Firehose DescribeDeliveryStream", &r, missing);
-    json_t *j = r_json(&r);
-    const char *arn = j ? r_str(j, "DeliveryStreamDescription", "DeliveryStreamARN") : NULL;
-    int rc;
-    if (arn)
-        rc = r_done(d, "Firehose DescribeDeliveryStream", d->destination, out);
-    else {
-        fanout_strlcpy(r.code, "InvalidResponse", sizeof r.code);
-        if (j)
-            snprintf(r.message, sizeof r.message,
-                     "the answer has no DeliveryStreamDescription.DeliveryStreamARN");
-        rc = r_lookup_failed(d, "Firehose DescribeDeliveryStream", &r, missing);
-    }
-    json_decref(j);
-    free(r.body);
-    return rc;
-}
+/* ---- the lookups -------------------------------------------------------------- */
 
-static int r_lambda(const struct fanout_cli_dest *d, char **out)
+static const char *const r_not_found[] = {"ResourceNotFoundException", NULL};
+static const char *const r_none[] = {NULL};
+static const char *const r_no_queue[] = {"QueueDoesNotExist",
+                                         "AWS.SimpleQueueService.NonExistentQueue", NULL};
+
+/* What a lookup stores. */
+enum r_store {
+    R_STORE_NAME,  /* the name as given: the answer shows that it exists */
+    R_STORE_VALUE, /* the answer's value */
+    R_STORE_TOPIC, /* "<the answer's value>#<the name>" */
+};
+
+/* A lookup with a JSON answer: by X-Amz-Target (`target`, the name in
+ * member `member`) or by GET `path`; the answer's a[.b] is the value. */
+struct r_lookup {
+    const char *type;
+    const char *op;
+    const char *service;
+    const char *target, *json_version, *member;
+    const char *path, *query;
+    const char *a, *b;
+    enum r_store store;
+    const char *const *missing; /* the error codes for "no such resource" */
+};
+
+static const struct r_lookup r_lookups[] = {
+    {"sqs", "SQS GetQueueUrl", "sqs", "AmazonSQS.GetQueueUrl", "1.0", "QueueName", NULL,
+     NULL, "QueueUrl", NULL, R_STORE_VALUE, r_no_queue},
+    {"kinesis", "Kinesis DescribeStream", "kinesis", "Kinesis_20131202.DescribeStream",
+     "1.1", "StreamName", NULL, NULL, "StreamDescription", "StreamARN", R_STORE_NAME,
+     r_not_found},
+    {"firehose", "Firehose DescribeDeliveryStream", "firehose",
+     "Firehose_20150804.DescribeDeliveryStream", "1.1", "DeliveryStreamName", NULL, NULL,
+     "DeliveryStreamDescription", "DeliveryStreamARN", R_STORE_NAME, r_not_found},
+    {"lambda", "Lambda GetFunction", "lambda", NULL, NULL, NULL, "/2015-03-31/functions/",
+     NULL, "Configuration", "FunctionArn", R_STORE_NAME, r_not_found},
+    {"iot", "IoT DescribeEndpoint", "iot", NULL, NULL, NULL, "/endpoint",
+     "endpointType=iot%3AData-ATS", "endpointAddress", NULL, R_STORE_TOPIC, r_none},
+};
+
+static int r_lookup(const struct fanout_cli_dest *d, const struct r_lookup *l, char **out)
 {
-    static const char *const missing[] = {"ResourceNotFoundException", NULL};
-    struct fanout_buf path = {0};
-    fanout_buf_append_str(&path, "/2015-03-31/functions/");
-    r_form_value(&path, d->destination);
-    fanout_buf_append_byte(&path, 0);
-    if (!path.ptr)
-        return r_oom(d);
     struct r_reply r;
-    int rc;
-    if (r_call("lambda", NULL, r_region(d), NULL, "GET", (const char *)path.ptr, NULL, NULL,
-               0, NULL, FANOUT_AWS_JSON, &r) != 0) {
-        fanout_buf_free(&path);
-        return r_lookup_failed(d, "Lambda GetFunction", &r, missing);
+    int failed;
+    if (l->target) {
+        json_t *body = json_pack("{s:s}", l->member, d->destination);
+        /* DescribeStream: the stream, not its shards */
+        if (body && !strcmp(l->type, "kinesis"))
+            json_object_set_new(body, "Limit", json_integer(1));
+        failed = r_json_call(d, l->service, l->json_version, l->target, body, &r);
+    } else {
+        failed = r_get(d, l->service, r_region(d), NULL, l->path, l->query, &r);
     }
-    fanout_buf_free(&path);
+    if (failed)
+        return r_lookup_failed(d, l->op, &r, l->missing);
     json_t *j = r_json(&r);
-    const char *arn = j ? r_str(j, "Configuration", "FunctionArn") : NULL;
-    if (arn)
-        rc = r_done(d, "Lambda GetFunction", d->destination, out);
-    else {
+    const char *v = j ? r_str(j, l->a, l->b) : NULL;
+    int rc;
+    if (!v) {
         fanout_strlcpy(r.code, "InvalidResponse", sizeof r.code);
         if (j)
-            snprintf(r.message, sizeof r.message,
-                     "the answer has no Configuration.FunctionArn");
-        rc = r_lookup_failed(d, "Lambda GetFunction", &r, missing);
+            snprintf(r.message, sizeof r.message, "the answer has no %s%s%s", l->a,
+                     l->b ? "." : "", l->b ? l->b : "");
+        rc = r_lookup_failed(d, l->op, &r, l->missing);
+    } else if (l->store == R_STORE_VALUE) {
+        rc = r_done(d, l->op, out, "%s", v);
+    } else if (l->store == R_STORE_TOPIC) {
+        rc = r_done(d, l->op, out, "%s#%s", v, d->destination);
+    } else {
+        rc = r_done(d, l->op, out, "%s", d->destination);
     }
     json_decref(j);
     free(r.body);
@@ -415,7 +430,6 @@ static int r_lambda(const struct fanout_cli_dest *d, char **out)
 
 static int r_sns(const struct fanout_cli_dest *d, char **out)
 {
-    static const char *const none[] = {NULL};
     size_t nl = strlen(d->destination);
     char *token = NULL, *found = NULL;
     int rc = R_OK;
@@ -428,33 +442,23 @@ static int r_sns(const struct fanout_cli_dest *d, char **out)
             rc = R_FAILED;
             break;
         }
-        struct fanout_buf body = {0};
-        fanout_buf_append_str(&body, "Action=ListTopics&Version=2010-03-31");
+        struct fanout_buf form = {0};
+        fanout_buf_append_str(&form, "Action=ListTopics&Version=2010-03-31");
         if (token) {
-            fanout_buf_append_str(&body, "&NextToken=");
-            r_form_value(&body, token);
+            fanout_buf_append_str(&form, "&NextToken=");
+            r_form_value(&form, token);
         }
-        fanout_buf_append_byte(&body, 0);
-        if (!body.ptr) {
-            rc = r_oom(d);
-            break;
-        }
-        const struct fanout_aws_header h[] = {
-            {"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}};
         struct r_reply r;
-        if (r_call("sns", NULL, r_region(d), NULL, "POST", "/", NULL, h, 1,
-                   (const char *)body.ptr, FANOUT_AWS_QUERY, &r) != 0) {
-            fanout_buf_free(&body);
-            rc = r_lookup_failed(d, "SNS ListTopics", &r, none);
+        if (r_query_call(d, "sns", &form, &r) != 0) {
+            rc = r_lookup_failed(d, "SNS ListTopics", &r, r_none);
             break;
         }
-        fanout_buf_free(&body);
         const char *res;
         size_t res_len;
         if (!r_xml_find(r.body, r.len, "ListTopicsResult", &res, &res_len)) {
             fanout_strlcpy(r.code, "InvalidResponse", sizeof r.code);
             snprintf(r.message, sizeof r.message, "the answer has no ListTopicsResult");
-            rc = r_lookup_failed(d, "SNS ListTopics", &r, none);
+            rc = r_lookup_failed(d, "SNS ListTopics", &r, r_none);
             free(r.body);
             break;
         }
@@ -502,7 +506,7 @@ static int r_sns(const struct fanout_cli_dest *d, char **out)
     }
     free(token);
     if (found) {
-        rc = r_done(d, "SNS ListTopics", found, out);
+        rc = r_done(d, "SNS ListTopics", out, "%s", found);
         free(found);
     }
     return rc;
@@ -510,7 +514,6 @@ static int r_sns(const struct fanout_cli_dest *d, char **out)
 
 static int r_es(const struct fanout_cli_dest *d, char **out)
 {
-    static const char *const missing[] = {"ResourceNotFoundException", NULL};
     if (!d->index || !*d->index) {
         fprintf(stderr,
                 "fanout %s: es: --destination %s is a domain name: give --index INDEX too "
@@ -527,18 +530,9 @@ static int r_es(const struct fanout_cli_dest *d, char **out)
     }
     snprintf(endpoint, sizeof endpoint, "https://es.%s.%s", region,
              fanout_aws_dns_suffix(region));
-    struct fanout_buf path = {0};
-    fanout_buf_append_str(&path, "/2015-01-01/es/domain/");
-    r_form_value(&path, d->destination);
-    fanout_buf_append_byte(&path, 0);
-    if (!path.ptr)
-        return r_oom(d);
     struct r_reply r;
-    int failed = r_call("es", NULL, region, endpoint, "GET", (const char *)path.ptr, NULL,
-                        NULL, 0, NULL, FANOUT_AWS_JSON, &r);
-    fanout_buf_free(&path);
-    if (failed)
-        return r_lookup_failed(d, "DescribeElasticsearchDomain", &r, missing);
+    if (r_get(d, "es", region, endpoint, "/2015-01-01/es/domain/", NULL, &r) != 0)
+        return r_lookup_failed(d, "DescribeElasticsearchDomain", &r, r_not_found);
     json_t *j = r_json(&r);
     const json_t *st = json_object_get(j, "DomainStatus");
     const char *host = r_str(st, "Endpoint", NULL);
@@ -546,12 +540,7 @@ static int r_es(const struct fanout_cli_dest *d, char **out)
         host = r_str(st, "Endpoints", "vpc");
     int rc;
     if (host) {
-        struct fanout_buf v = {0};
-        fanout_buf_appendf(&v, "%s#%s", host, d->index);
-        fanout_buf_append_byte(&v, 0);
-        rc = v.ptr ? r_done(d, "DescribeElasticsearchDomain", (const char *)v.ptr, out)
-                   : r_oom(d);
-        fanout_buf_free(&v);
+        rc = r_done(d, "DescribeElasticsearchDomain", out, "%s#%s", host, d->index);
     } else {
         fanout_strlcpy(r.code, "NoEndpoint", sizeof r.code);
         if (j)
@@ -559,36 +548,7 @@ static int r_es(const struct fanout_cli_dest *d, char **out)
                 r.message, sizeof r.message,
                 "the domain has no endpoint yet (DomainStatus.Endpoint / Endpoints.vpc); "
                 "wait until it is created");
-        rc = r_lookup_failed(d, "DescribeElasticsearchDomain", &r, missing);
-    }
-    json_decref(j);
-    free(r.body);
-    return rc;
-}
-
-static int r_iot(const struct fanout_cli_dest *d, char **out)
-{
-    static const char *const none[] = {NULL};
-    struct r_reply r;
-    if (r_call("iot", NULL, r_region(d), NULL, "GET", "/endpoint",
-               "endpointType=iot%3AData-ATS", NULL, 0, NULL, FANOUT_AWS_JSON, &r) != 0)
-        return r_lookup_failed(d, "IoT DescribeEndpoint", &r, none);
-    json_t *j = r_json(&r);
-    const char *host = j ? r_str(j, "endpointAddress", NULL) : NULL;
-    int rc;
-    if (host) {
-        struct fanout_buf v = {0};
-        fanout_buf_appendf(&v, "%s#%s", host, d->destination);
-        fanout_buf_append_byte(&v, 0);
-        rc = v.ptr
-                 ? r_done(d, "IoT DescribeEndpoint iot:Data-ATS", (const char *)v.ptr, out)
-                 : r_oom(d);
-        fanout_buf_free(&v);
-    } else {
-        fanout_strlcpy(r.code, "InvalidResponse", sizeof r.code);
-        if (j)
-            snprintf(r.message, sizeof r.message, "the answer has no endpointAddress");
-        rc = r_lookup_failed(d, "IoT DescribeEndpoint", &r, none);
+        rc = r_lookup_failed(d, "DescribeElasticsearchDomain", &r, r_not_found);
     }
     json_decref(j);
     free(r.body);
@@ -606,20 +566,12 @@ static int r_elasticache(const struct fanout_cli_dest *d, char **out)
                                           "ReplicationGroupNotFoundFault", NULL};
     char op[64];
     snprintf(op, sizeof op, "ElastiCache %s", action);
-    struct fanout_buf body = {0};
-    fanout_buf_appendf(&body, "Action=%s&Version=2015-02-02&%s=", action,
+    struct fanout_buf form = {0};
+    fanout_buf_appendf(&form, "Action=%s&Version=2015-02-02&%s=", action,
                        memcached ? "CacheClusterId" : "ReplicationGroupId");
-    r_form_value(&body, d->destination);
-    fanout_buf_append_byte(&body, 0);
-    if (!body.ptr)
-        return r_oom(d);
-    const struct fanout_aws_header h[] = {
-        {"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}};
+    r_form_value(&form, d->destination);
     struct r_reply r;
-    int failed = r_call("elasticache", NULL, r_region(d), NULL, "POST", "/", NULL, h, 1,
-                        (const char *)body.ptr, FANOUT_AWS_QUERY, &r);
-    fanout_buf_free(&body);
-    if (failed)
+    if (r_query_call(d, "elasticache", &form, &r) != 0)
         return r_lookup_failed(d, op, &r, missing);
     const char *ep;
     size_t ep_len;
@@ -631,11 +583,7 @@ static int r_elasticache(const struct fanout_cli_dest *d, char **out)
     }
     int rc;
     if (addr && port && *addr && *port && strspn(port, "0123456789") == strlen(port)) {
-        struct fanout_buf v = {0};
-        fanout_buf_appendf(&v, "%s:%s", addr, port);
-        fanout_buf_append_byte(&v, 0);
-        rc = v.ptr ? r_done(d, op, (const char *)v.ptr, out) : r_oom(d);
-        fanout_buf_free(&v);
+        rc = r_done(d, op, out, "%s:%s", addr, port);
     } else {
         fanout_strlcpy(r.code, "NoEndpoint", sizeof r.code);
         snprintf(r.message, sizeof r.message,
@@ -705,7 +653,7 @@ static int r_arn_to_name(const struct fanout_cli_dest *d, char **out, int *statu
         if (!name || !*name || strchr(name, ':') || strchr(name, '/')) {
             /* a qualified Lambda ARN, or a form the original did not read:
              * kept as given, for the plugin to check */
-            *status = r_done(d, "kept as given", d->destination, out);
+            *status = r_done(d, "kept as given", out, "%s", d->destination);
             return 1;
         }
         /* the name alone loses the ARN's region: it must be the mapping's */
@@ -722,7 +670,7 @@ static int r_arn_to_name(const struct fanout_cli_dest *d, char **out, int *statu
             *status = R_USAGE;
             return 1;
         }
-        *status = r_done(d, "the name of the ARN", name, out);
+        *status = r_done(d, "the name of the ARN", out, "%s", name);
         return 1;
     }
     return 0;
@@ -743,7 +691,7 @@ int fanout_cli_resolve_destination(const struct fanout_cli_dest *d, char **out)
         return R_USAGE;
     }
     if (!*dest || strlen(dest) > R_MAX_NAME * 4)
-        return r_done(d, "kept as given", dest, out); /* the schema says why */
+        return r_done(d, "kept as given", out, "%s", dest); /* the schema says why */
     int status;
     if (r_arn_to_name(d, out, &status))
         return status;
@@ -769,14 +717,14 @@ int fanout_cli_resolve_destination(const struct fanout_cli_dest *d, char **out)
                     "fanout %s: warning: --index %s is ignored: --destination %s already "
                     "names the index (endpoint#index)\n",
                     d->command, d->index, dest);
-        return r_done(d, "kept as given", dest, out);
+        return r_done(d, "kept as given", out, "%s", dest);
     }
 
     /* a short name, looked up in this account: with a role, the
      * destination is in another account, where this lookup cannot see */
     if (d->has_role) {
         if (!strcmp(t, "kinesis") || !strcmp(t, "firehose") || !strcmp(t, "lambda"))
-            return r_done(d, "kept as given (another account)", dest, out);
+            return r_done(d, "kept as given (another account)", out, "%s", dest);
         fprintf(stderr,
                 "fanout %s: %s: --destination %s is a name, and with "
                 "--destination-role-arn the %s is in another account, where names are "
@@ -789,19 +737,12 @@ int fanout_cli_resolve_destination(const struct fanout_cli_dest *d, char **out)
                                     : "host:port");
         return R_USAGE;
     }
-    if (!strcmp(t, "sqs"))
-        return r_sqs(d, out);
+    for (size_t i = 0; i < sizeof r_lookups / sizeof *r_lookups; i++)
+        if (!strcmp(t, r_lookups[i].type))
+            return r_lookup(d, &r_lookups[i], out);
     if (!strcmp(t, "sns"))
         return r_sns(d, out);
-    if (!strcmp(t, "kinesis"))
-        return r_kinesis(d, out);
-    if (!strcmp(t, "firehose"))
-        return r_firehose(d, out);
-    if (!strcmp(t, "lambda"))
-        return r_lambda(d, out);
     if (es)
         return r_es(d, out);
-    if (!strcmp(t, "iot"))
-        return r_iot(d, out);
     return r_elasticache(d, out);
 }

@@ -325,14 +325,13 @@ static void s_fill_target(struct fanout_target *t, const struct fanout_mapping *
 
 /* Plugin-level checks of a mapping. On success *p is the plugin, and, when
  * block/values are given, the options are handed over. */
-static int s_check(struct fanout_engine *e, const struct fanout_mapping *m,
+static int s_check(struct fanout_loader *l, const struct fanout_mapping *m,
                    const struct fanout_loaded_plugin **pp, void **block, json_t **values,
                    char *err, size_t err_len)
 {
     char why[512], qid[FANOUT_QUOTE_SIZE];
     const char *id = fanout_quote(qid, m->id);
-    const struct fanout_loaded_plugin *p =
-        fanout_loader_get(e->loader, m->type, why, sizeof why);
+    const struct fanout_loaded_plugin *p = fanout_loader_get(l, m->type, why, sizeof why);
     if (!p) {
         snprintf(err, err_len, "mapping \"%s\": field \"type\": %s", id, why);
         return -1;
@@ -397,11 +396,17 @@ static int s_check(struct fanout_engine *e, const struct fanout_mapping *m,
     return 0;
 }
 
-int fanout_engine_check_mapping(struct fanout_engine *e, const struct fanout_mapping *m,
+int fanout_mapping_check_plugin(struct fanout_loader *l, const struct fanout_mapping *m,
                                 char *err, size_t err_len)
 {
     const struct fanout_loaded_plugin *p;
-    return s_check(e, m, &p, NULL, NULL, err, err_len);
+    return s_check(l, m, &p, NULL, NULL, err, err_len);
+}
+
+int fanout_engine_check_mapping(struct fanout_engine *e, const struct fanout_mapping *m,
+                                char *err, size_t err_len)
+{
+    return fanout_mapping_check_plugin(e->loader, m, err, err_len);
 }
 
 static char *s_instance_key(const struct fanout_mapping *m, int collapse)
@@ -430,7 +435,7 @@ static struct s_instance *s_instance_get(struct fanout_engine *e,
     void *block;
     json_t *values;
     *invalid = 0;
-    if (s_check(e, m, &p, &block, &values, err, err_len) != 0) {
+    if (s_check(e->loader, m, &p, &block, &values, err, err_len) != 0) {
         *invalid = 1; /* what `fanout validate` reports too */
         return NULL;
     }

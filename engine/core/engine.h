@@ -91,6 +91,11 @@ struct fanout_store *fanout_engine_store(struct fanout_engine *e);
 int fanout_engine_check_mapping(struct fanout_engine *e, const struct fanout_mapping *m,
                                 char *err, size_t err_len);
 
+/* The same checks with the plugins of loader `l`, without an engine (the
+ * management commands check one mapping before they write it). */
+int fanout_mapping_check_plugin(struct fanout_loader *l, const struct fanout_mapping *m,
+                                char *err, size_t err_len);
+
 /* The host services table given to plugins. */
 const struct fanout_host *fanout_host_default(void);
 

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "aws/client.h"
+#include "core/ddb_table.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -25,12 +25,8 @@
 #define S_STALE_DEFAULT_MS   900000
 /* Longest interval accepted for either: a day. */
 #define S_SECONDS_MAX 86400.0
-/* DynamoDB's own limits: nesting depth of an item (32), Query/Scan Limit
- * (a positive integer; larger pages are cut at 1 MB anyway). */
+/* DynamoDB's own limit on the nesting depth of an item. */
 #define S_DEPTH_MAX  32
-#define S_LIMIT_MAX  100000
-#define S_TABLE_MAX  255
-#define S_TABLE_MIN  3
 #define S_SHOWN_TEXT 64 /* characters of a wrong value quoted in a message */
 
 /* ---- item codec ------------------------------------------------------------ */
@@ -388,20 +384,6 @@ const char *fanout_store_ddb_table_name(char *buf, size_t len, char *err, size_t
 }
 
 /* DynamoDB's rule: 3 to 255 of [A-Za-z0-9_.-]; or the table's ARN. */
-static int s_table_ok(const char *t)
-{
-    size_t n = strlen(t);
-    if (strncmp(t, "arn:", 4) == 0)
-        return n <= 1024 && strstr(t, ":table/") != NULL;
-    if (n < S_TABLE_MIN || n > S_TABLE_MAX)
-        return 0;
-    for (; *t; t++)
-        if (!((*t >= 'a' && *t <= 'z') || (*t >= 'A' && *t <= 'Z') ||
-              (*t >= '0' && *t <= '9') || *t == '_' || *t == '.' || *t == '-'))
-            return 0;
-    return 1;
-}
-
 /* A duration in seconds from the environment (decimals allowed). */
 static int s_env_seconds(const char *name, int64_t dflt_ms, int64_t *out_ms, char *err,
                          size_t err_len)
@@ -420,25 +402,6 @@ static int s_env_seconds(const char *name, int64_t dflt_ms, int64_t *out_ms, cha
         return -1;
     }
     *out_ms = (int64_t)(d * 1000 + 0.5); /* d is in [0, S_SECONDS_MAX] */
-    return 0;
-}
-
-static int s_env_limit(long *out, char *err, size_t err_len)
-{
-    const char *v = getenv("FANOUT_DDB_PAGE_LIMIT");
-    *out = 0;
-    if (!v || !*v)
-        return 0;
-    char *end;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    if (errno || end == v || *end || n < 1 || n > S_LIMIT_MAX) {
-        snprintf(err, err_len,
-                 "FANOUT_DDB_PAGE_LIMIT: expected items per page from 1 to %d, got \"%s\"",
-                 S_LIMIT_MAX, v);
-        return -1;
-    }
-    *out = n;
     return 0;
 }
 
@@ -538,65 +501,50 @@ static int s_add_problem(struct s_collect *c, const char *msg, const json_t *ite
     return fanout_mapping_set_add_problem(c->set, msg, src, id, active);
 }
 
-/* One request. Returns the parsed reply, or NULL with err. */
-static json_t *s_call(struct s_ddb_store *st, const char *op, json_t *body, char *err,
-                      size_t err_len)
+/* Why a read failed, in err. */
+static void s_read_failed(const struct s_ddb_store *st, const char *op,
+                          const struct fanout_json_reply *r, char *err, size_t err_len)
 {
-    char target[64];
-    snprintf(target, sizeof target, "DynamoDB_20120810.%s", op);
-    const struct fanout_aws_header hdrs[] = {
-        {"Content-Type", "application/x-amz-json-1.0"},
-        {"X-Amz-Target", target},
-    };
-    char *text = json_dumps(body, JSON_COMPACT);
-    if (!text) {
-        snprintf(err, err_len, "out of memory");
-        return NULL;
+    if (!strcmp(r->code, "InvalidResponse") || !strcmp(r->code, "OutOfMemory")) {
+        snprintf(err, err_len, "table %s: DynamoDB %s: %s", st->table, op, r->message);
+        return;
     }
-    struct fanout_aws_request req = {
-        .struct_size = sizeof req,
-        .service = "dynamodb",
-        .region = st->region,
-        .method = "POST",
-        .path = "/",
-        .headers = hdrs,
-        .header_count = 2,
-        .body = (const uint8_t *)text,
-        .body_len = strlen(text),
-        .protocol = FANOUT_AWS_JSON,
-    };
-    struct fanout_aws_response resp = {.struct_size = sizeof resp};
-    const struct fanout_aws_request *reqs[] = {&req};
-    struct fanout_aws_response *resps[] = {&resp};
-    fanout_aws_call(reqs, resps, 1);
-    free(text);
-    json_t *reply = NULL;
-    if (resp.result != FANOUT_AWS_OK) {
-        int missing = strcmp(resp.error_code, "ResourceNotFoundException") == 0;
-        char status[64] = "";
-        if (resp.status)
-            snprintf(status, sizeof status, " (HTTP %ld, %u attempt%s)", resp.status,
-                     resp.attempts, resp.attempts == 1 ? "" : "s");
-        snprintf(err, err_len, "table %s: DynamoDB %s failed: %s%s%s%s%s", st->table, op,
-                 resp.error_code[0] ? resp.error_code : "error",
-                 resp.error_message[0] ? ": " : "", resp.error_message, status,
-                 missing ? "; does the table exist in this account and region? (it is "
-                           "FANOUT_TABLE, or <function name>Targets under Lambda)"
-                         : "");
-    } else {
-        json_error_t je;
-        reply =
-            json_loadb((const char *)resp.body, resp.body_len, JSON_REJECT_DUPLICATES, &je);
-        if (!json_is_object(reply)) {
-            snprintf(err, err_len,
-                     "table %s: DynamoDB %s: the reply is not a JSON object: %s", st->table,
-                     op, reply ? "another JSON value" : je.text);
-            json_decref(reply);
-            reply = NULL;
-        }
-    }
-    fanout_aws_response_clean_up(&resp);
-    return reply;
+    int missing = strcmp(r->code, "ResourceNotFoundException") == 0;
+    char status[64] = "";
+    if (r->status)
+        snprintf(status, sizeof status, " (HTTP %ld, %u attempt%s)", r->status, r->attempts,
+                 r->attempts == 1 ? "" : "s");
+    snprintf(err, err_len, "table %s: DynamoDB %s failed: %s%s%s%s%s", st->table, op,
+             r->code[0] ? r->code : "error", r->message[0] ? ": " : "", r->message, status,
+             missing ? "; does the table exist in this account and region? (it is "
+                       "FANOUT_TABLE, or <function name>Targets under Lambda)"
+                     : "");
+}
+
+/* One item of a read: a valid mapping or a problem into the set. */
+struct s_reader {
+    struct s_collect c;
+    const char *source;
+    size_t index;
+};
+
+static int s_read_item(void *ctx, const json_t *item)
+{
+    struct s_reader *rd = ctx;
+    char msg[768], full[1024];
+    struct fanout_mapping *m = fanout_mapping_from_item(item, rd->index++, msg, sizeof msg);
+    if (m)
+        return s_add_item(&rd->c, m);
+    /* in a Scan, ids repeat across sources: name the source */
+    const json_t *sv;
+    const char *t = s_attr_type(json_object_get(item, "sourceArn"), &sv);
+    if (!rd->source && t && !strcmp(t, "S") && json_is_string(sv)) {
+        char q[FANOUT_QUOTE_SIZE];
+        snprintf(full, sizeof full, "sourceArn %s: %s",
+                 fanout_quote(q, json_string_value(sv)), msg);
+    } else
+        snprintf(full, sizeof full, "%s", msg);
+    return s_add_problem(&rd->c, full, item);
 }
 
 /* Read every item of `source` (Query) or of the table (source NULL: Scan),
@@ -605,88 +553,24 @@ static int s_read(struct s_ddb_store *st, const char *source,
                   struct fanout_mapping_set *set, char *err, size_t err_len)
 {
     const char *op = source ? "Query" : "Scan";
-    struct s_collect c = {set, 0, 0};
+    struct s_reader rd = {{set, 0, 0}, source, 0};
     memset(set, 0, sizeof *set);
-    json_t *start = NULL;
-    size_t index = 0;
-    int rc = -1;
-    for (;;) {
-        json_t *body = source ? json_pack("{s:s, s:s, s:{s:{s:s}}}", "TableName", st->table,
-                                          "KeyConditionExpression", "sourceArn = :s",
-                                          "ExpressionAttributeValues", ":s", "S", source)
-                              : json_pack("{s:s}", "TableName", st->table);
-        if (body && ((st->page_limit &&
-                      json_object_set_new(body, "Limit", json_integer(st->page_limit))) ||
-                     (start && json_object_set(body, "ExclusiveStartKey", start)))) {
-            json_decref(body);
-            body = NULL;
-        }
-        if (!body) {
-            snprintf(err, err_len, "out of memory");
-            goto out;
-        }
-        json_t *reply = s_call(st, op, body, err, err_len);
-        json_decref(body);
-        if (!reply)
-            goto out;
-        json_t *items = json_object_get(reply, "Items");
-        if (!json_is_array(items)) {
-            snprintf(err, err_len, "table %s: DynamoDB %s: the reply has no \"Items\" list",
-                     st->table, op);
-            json_decref(reply);
-            goto out;
-        }
-        size_t i;
-        json_t *item;
-        json_array_foreach (items, i, item) {
-            char msg[768], full[1024];
-            struct fanout_mapping *m =
-                fanout_mapping_from_item(item, index++, msg, sizeof msg);
-            int added;
-            if (m) {
-                added = s_add_item(&c, m);
-            } else {
-                /* in a Scan, ids repeat across sources: name the source */
-                const json_t *sv;
-                const char *t = s_attr_type(json_object_get(item, "sourceArn"), &sv);
-                if (!source && t && !strcmp(t, "S") && json_is_string(sv)) {
-                    char q[FANOUT_QUOTE_SIZE];
-                    snprintf(full, sizeof full, "sourceArn %s: %s",
-                             fanout_quote(q, json_string_value(sv)), msg);
-                } else
-                    snprintf(full, sizeof full, "%s", msg);
-                added = s_add_problem(&c, full, item);
-            }
-            if (added != 0) {
-                snprintf(err, err_len, "out of memory");
-                json_decref(reply);
-                goto out;
-            }
-        }
-        /* Pages can be empty and still not be the last: only the absence
-         * of LastEvaluatedKey ends the read. */
-        json_t *next = json_object_get(reply, "LastEvaluatedKey");
-        if (!json_is_object(next) || json_object_size(next) == 0) {
-            json_decref(reply);
-            break;
-        }
-        if (start && json_equal(start, next)) {
-            snprintf(err, err_len,
-                     "table %s: DynamoDB %s returned the same LastEvaluatedKey twice",
-                     st->table, op);
-            json_decref(reply);
-            goto out;
-        }
-        json_decref(start);
-        start = json_incref(next);
-        json_decref(reply);
-    }
-    rc = 0;
-out:
-    json_decref(start);
+    json_t *body = source ? json_pack("{s:s, s:s, s:{s:{s:s}}}", "TableName", st->table,
+                                      "KeyConditionExpression", "sourceArn = :s",
+                                      "ExpressionAttributeValues", ":s", "S", source)
+                          : json_pack("{s:s}", "TableName", st->table);
+    struct fanout_json_reply r;
+    int rc = body ? fanout_ddb_read_pages(st->region, op, body, st->page_limit, s_read_item,
+                                          &rd, &r)
+                  : -2;
+    json_decref(body);
+    if (rc == -1)
+        s_read_failed(st, op, &r, err, err_len);
+    else if (rc != 0)
+        snprintf(err, err_len, "out of memory");
     if (rc != 0)
         fanout_mapping_set_clean_up(set);
-    return rc;
+    return rc ? -1 : 0;
 }
 
 static void s_entry_clean_up(struct s_entry *e)
@@ -866,7 +750,7 @@ static const struct fanout_store_ops s_ddb_ops = {
 struct fanout_store *fanout_store_ddb_new(const char *table, const char *region, char *err,
                                           size_t err_len)
 {
-    if (!table || !s_table_ok(table)) {
+    if (!table || !fanout_ddb_table_ok(table)) {
         snprintf(err, err_len,
                  "mapping table \"%s\": a DynamoDB table name is 3 to 255 of "
                  "[A-Za-z0-9_.-] (or the table's ARN)",
@@ -883,7 +767,7 @@ struct fanout_store *fanout_store_ddb_new(const char *table, const char *region,
                       &st->refresh_ms, err, err_len) != 0 ||
         s_env_seconds("FANOUT_MAPPING_STALE_SECONDS", S_STALE_DEFAULT_MS, &st->stale_ms,
                       err, err_len) != 0 ||
-        s_env_limit(&st->page_limit, err, err_len) != 0)
+        fanout_ddb_page_limit(&st->page_limit, err, err_len) != 0)
         goto fail;
     /* Nothing is read yet: the first lookup of a source queries it, so a
      * cold start costs no DescribeTable (and needs no permission for it). */

@@ -6,8 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Compiled into the plugin: nothing of it is exported. */
-#pragma GCC visibility push(hidden)
 #include <fanout/aws_target.h>
 
 int fanout_aws_plugin_init(const char *plugin, const struct fanout_host *host, void **state,
@@ -124,5 +122,3 @@ void fanout_aws_target_call(const struct fanout_aws_target *a,
         }
     }
 }
-
-#pragma GCC visibility pop

@@ -3,8 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* Compiled into the plugin: nothing of it is exported. */
-#pragma GCC visibility push(hidden)
 #include <fanout/plugin_state.h>
 
 int fanout_plugin_state_new(const struct fanout_host *host, void **state,
@@ -32,5 +30,3 @@ int fanout_error_set(struct fanout_error *err, const char *code, const char *fmt
     va_end(ap);
     return -1;
 }
-
-#pragma GCC visibility pop

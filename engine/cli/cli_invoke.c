@@ -1,0 +1,312 @@
+/* Running events: `fanout invoke` (one event, locally) and the Lambda
+ * Runtime API loop, over one engine each, under one deadline. */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/cli_cmd.h"
+#include "common/log.h"
+#include "core/engine.h"
+#include "core/runtime.h"
+#include "core/store_ddb.h"
+
+/* fanout invoke --timeout: default as Lambda's longest timeout, at most a
+ * day. */
+#define S_INVOKE_TIMEOUT_DEFAULT_S 900
+#define S_INVOKE_TIMEOUT_MAX_S     86400
+
+/* `fanout invoke --timeout`: the deadline of the local invocation (Unix
+ * epoch ms), INT64_MAX when none; the Lambda loop has its own (runtime.c).
+ * The engine's retries, every plugin (host->remaining_ms) and every AWS
+ * request (fanout_aws_init) see the earlier of the two. */
+static _Atomic int64_t s_invoke_deadline_ms = INT64_MAX;
+
+static int64_t s_epoch_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t fanout_cli_remaining_ms(void)
+{
+    int64_t left = fanout_runtime_remaining_ms();
+    int64_t d = atomic_load_explicit(&s_invoke_deadline_ms, memory_order_relaxed);
+    if (d != INT64_MAX) {
+        int64_t mine = d - s_epoch_ms();
+        if (mine < 0)
+            mine = 0;
+        if (mine < left)
+            left = mine;
+    }
+    return left;
+}
+
+static struct fanout_host s_host;
+
+int cli_engine(const char *config, const char *plugin_path, struct fanout_engine **out)
+{
+    struct fanout_engine_config cfg = {0};
+    char err[1024];
+    if (fanout_engine_config_from_env(&cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "fanout: %s\n", err);
+        return CLI_USAGE;
+    }
+    cfg.config_path = config ? config : getenv("FANOUT_CONFIG");
+    cfg.plugin_path = plugin_path;
+    char table[256];
+    if (!cfg.config_path) {
+        /* the DynamoDB store: FANOUT_TABLE, or <function name>Targets */
+        cfg.table = fanout_store_ddb_table_name(table, sizeof table, err, sizeof err);
+        if (!cfg.table) {
+            fprintf(stderr, "fanout: %s\n", err);
+            return CLI_USAGE;
+        }
+    }
+    s_host = *fanout_host_default();
+    s_host.remaining_ms = fanout_cli_remaining_ms;
+    *out = fanout_engine_new(&cfg, &s_host, err, sizeof err);
+    if (!*out) {
+        fprintf(stderr, "fanout: %s\n", err);
+        return CLI_USAGE;
+    }
+    return 0;
+}
+
+/* ---- invoke ---- */
+
+static int s_read_all(const char *path, struct fanout_buf *b)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (!f)
+        return -1;
+    char chunk[65536];
+    size_t n;
+    int rc = 0;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        if (fanout_buf_append(b, chunk, n) != 0) {
+            rc = -1;
+            errno = ENOMEM;
+            break;
+        }
+    if (ferror(f))
+        rc = -1;
+    if (f != stdin)
+        fclose(f);
+    return rc;
+}
+
+static const struct option s_opts[] = {
+    {"config", required_argument, NULL, 'c'},
+    {"event", required_argument, NULL, 'e'},
+    {"response", required_argument, NULL, 'r'},
+    {"plugin-path", required_argument, NULL, 'p'},
+    {"verbose", no_argument, NULL, 'v'},
+    {"quiet", no_argument, NULL, 'q'},
+    {"repeat", required_argument, NULL, 'n'},
+    {"timeout", required_argument, NULL, 't'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+int cli_invoke(const struct cli_command *cmd, int argc, char **argv)
+{
+    const char *config = NULL, *event = "-", *response = NULL, *plugin_path = NULL;
+    unsigned repeat = 1;
+    const char *timeout = getenv("FANOUT_INVOKE_TIMEOUT_SECONDS");
+    const char *timeout_from = "FANOUT_INVOKE_TIMEOUT_SECONDS";
+    if (timeout && !*timeout)
+        timeout = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "c:e:r:p:vqhn:t:", s_opts, NULL)) != -1) {
+        switch (c) {
+        case 't':
+            timeout = optarg;
+            timeout_from = "--timeout";
+            break;
+        case 'n': {
+            char *end;
+            unsigned long n = strtoul(optarg, &end, 10);
+            if (*end || n < 1 || n > 100000) {
+                fprintf(stderr, "fanout invoke: --repeat expects 1 to 100000, got \"%s\"\n",
+                        optarg);
+                return CLI_USAGE;
+            }
+            repeat = (unsigned)n;
+            break;
+        }
+        case 'c': config = optarg; break;
+        case 'e': event = optarg; break;
+        case 'r': response = optarg; break;
+        case 'p': plugin_path = optarg; break;
+        case 'v': fanout_log_set(FANOUT_LOG_DEBUG, !isatty(2)); break;
+        case 'q': fanout_log_set(FANOUT_LOG_WARN, !isatty(2)); break;
+        case 'h': cli_help(cmd, stdout); return CLI_OK;
+        default: cli_help(cmd, stderr); return CLI_USAGE;
+        }
+    }
+    if (cli_no_extra_args(cmd, argc, argv, optind) != CLI_OK)
+        return CLI_USAGE;
+    int64_t timeout_ms = S_INVOKE_TIMEOUT_DEFAULT_S * 1000;
+    if (timeout) {
+        char *end;
+        errno = 0;
+        double secs = strtod(timeout, &end);
+        if (errno || end == timeout || *end || !isfinite(secs) || secs <= 0 ||
+            secs > S_INVOKE_TIMEOUT_MAX_S) {
+            fprintf(stderr,
+                    "fanout invoke: %s \"%.64s\": expected a number of seconds above 0 "
+                    "and at most %d\n",
+                    timeout_from, timeout, S_INVOKE_TIMEOUT_MAX_S);
+            return CLI_USAGE;
+        }
+        timeout_ms = (int64_t)(secs * 1000.0);
+        if (timeout_ms < 1)
+            timeout_ms = 1;
+    }
+    struct fanout_buf ev = {0};
+    if (s_read_all(event, &ev) != 0) {
+        fprintf(stderr, "fanout invoke: cannot read the event from %s: %s\n",
+                strcmp(event, "-") ? event : "standard input", strerror(errno));
+        fanout_buf_free(&ev);
+        return CLI_USAGE;
+    }
+    struct fanout_engine *e;
+    int rc = cli_engine(config, plugin_path, &e);
+    if (rc) {
+        fanout_buf_free(&ev);
+        return rc;
+    }
+    struct fanout_result res;
+    char err[1024];
+    /* --repeat: the same event again in this process, as a warm Lambda
+     * container would see it (benchmarks); the last run's result counts. */
+    for (unsigned i = 1; i < repeat; i++) {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        atomic_store(&s_invoke_deadline_ms, s_epoch_ms() + timeout_ms);
+        int r = fanout_engine_invoke(e, ev.ptr ? (char *)ev.ptr : "", ev.len, &res, err,
+                                     sizeof err);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if (r >= 0)
+            fanout_result_clean_up(&res);
+        fprintf(stderr, "run %u: %.3f ms\n", i,
+                (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+                    (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+    }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    atomic_store(&s_invoke_deadline_ms, s_epoch_ms() + timeout_ms);
+    rc = fanout_engine_invoke(e, ev.ptr ? (char *)ev.ptr : "", ev.len, &res, err,
+                              sizeof err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (repeat > 1)
+        fprintf(stderr, "run %u: %.3f ms\n", repeat,
+                (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+                    (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+    atomic_store(&s_invoke_deadline_ms, INT64_MAX);
+    if (rc < 0) {
+        /* nothing was sent and no record can be named: as a usage error */
+        LOG_ERROR("event", "%s: %s", strcmp(event, "-") ? event : "standard input", err);
+        rc = CLI_USAGE;
+    } else {
+        LOG_INFO("invoke", "%zu records, %zu targets, %zu records failed", res.records,
+                 res.target_count, res.failed_records);
+        if (response) {
+            struct fanout_buf out = {0};
+            FILE *f = fopen(response, "w");
+            if (!f || fanout_result_response(&res, &out) != 0 ||
+                fwrite(out.ptr, 1, out.len, f) != out.len) {
+                fprintf(stderr, "fanout invoke: cannot write %s: %s\n", response,
+                        strerror(errno));
+                rc = CLI_USAGE;
+            }
+            if (f)
+                fclose(f);
+            fanout_buf_free(&out);
+        }
+        fanout_result_clean_up(&res);
+    }
+    fanout_buf_free(&ev);
+    fanout_engine_destroy(e);
+    return rc;
+}
+
+/* ---- the Lambda runtime ---- */
+
+struct s_lambda {
+    struct fanout_engine *e;
+    int partial; /* report batchItemFailures instead of failing the invocation */
+};
+
+static int s_lambda_handler(void *ctx, const struct fanout_invocation *inv,
+                            struct fanout_buf *response, char *error_type,
+                            size_t error_type_len, char *error_message,
+                            size_t error_message_len)
+{
+    struct s_lambda *l = ctx;
+    struct fanout_result res;
+    char err[1024];
+    int rc = fanout_engine_invoke(l->e, inv->event, inv->event_len, &res, err, sizeof err);
+    if (rc < 0) {
+        LOG_ERROR("event", "request %s: %s", inv->request_id, err);
+        snprintf(error_type, error_type_len, "Fanout.InvalidEvent");
+        snprintf(error_message, error_message_len, "%s", err);
+        return -1;
+    }
+    int ret = 0;
+    if (rc == 0 || l->partial) {
+        fanout_result_response(&res, response);
+    } else {
+        snprintf(error_type, error_type_len, "Fanout.DeliveryFailed");
+        snprintf(error_message, error_message_len,
+                 "%zu of %zu records were not delivered to every target (see the log "
+                 "for each record and reason); the batch will be retried",
+                 res.failed_records, res.records);
+        ret = -1;
+    }
+    fanout_result_clean_up(&res);
+    return ret;
+}
+
+static int s_truthy(const char *v)
+{
+    return v && (!strcasecmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes"));
+}
+
+int fanout_cli_lambda(const char *api)
+{
+    struct s_lambda l = {0};
+    struct fanout_engine_config cfg = {0};
+    char err[1024];
+    char table[256];
+    if (fanout_engine_config_from_env(&cfg, err, sizeof err) == 0) {
+        cfg.config_path = getenv("FANOUT_CONFIG");
+        if (!cfg.config_path)
+            cfg.table = fanout_store_ddb_table_name(table, sizeof table, err, sizeof err);
+        if (cfg.config_path || cfg.table)
+            l.e = fanout_engine_new(&cfg, NULL, err, sizeof err);
+    }
+    if (!l.e) {
+        LOG_ERROR("runtime", "cannot start: %s", err);
+        fanout_runtime_init_error(api, "Fanout.InitError", err);
+        return CLI_USAGE;
+    }
+    /* Partial batch responses are only honoured when the event source
+     * mapping has ReportBatchItemFailures; without it Lambda would read them
+     * as success and drop the failed records, so failing the invocation is
+     * the default. */
+    l.partial = s_truthy(getenv("FANOUT_REPORT_BATCH_ITEM_FAILURES"));
+    struct fanout_runtime_options o = {.api = api, .handler = s_lambda_handler, .ctx = &l};
+    int rc = fanout_runtime_run(&o);
+    fanout_engine_destroy(l.e);
+    return rc == 0 ? 0 : CLI_FAILED;
+}

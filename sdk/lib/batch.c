@@ -1,0 +1,193 @@
+/* fanout_batch_send: the send loop of the AWS batch plugins (fanout/batch.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "fanout/batch.h"
+
+/* Everything one call allocates, freed in one place. */
+struct s_call {
+    unsigned char *entries; /* n * entry_size */
+    void **ready;           /* the prepared entries, in message order */
+    size_t *indexes;        /* ready[k] is message indexes[k] */
+    uint64_t *sizes;        /* ready[k]'s size */
+    size_t nready;
+    struct fanout_batch_request *reqs;
+    size_t nreq;
+    const struct fanout_aws_request **rq;
+    struct fanout_aws_response **rs;
+};
+
+static void s_mark(const struct fanout_batch_request *reqs, size_t from, size_t to,
+                   struct fanout_outcome *out, int status, const char *code,
+                   const char *msg)
+{
+    for (size_t k = from; k < to; k++)
+        for (size_t j = 0; j < reqs[k].count; j++)
+            fanout_outcome_set(&out[reqs[k].indexes[j]], status, code, "%s", msg);
+}
+
+static void s_log_request(const struct fanout_batch_target *t,
+                          const struct fanout_batch_request *r, unsigned attempt)
+{
+    if (!t->host->log_enabled(FANOUT_LOG_DEBUG))
+        return;
+    t->host->log(FANOUT_LOG_DEBUG, t->target_id,
+                 "%s to %s: %zu message%s, %llu bytes (attempt %u)", r->operation,
+                 t->destination, r->count, r->count == 1 ? "" : "s",
+                 (unsigned long long)r->bytes, attempt);
+}
+
+/* Entries that did not go, at debug level: the engine logs only the final
+ * outcome, and a retried entry's first reason helps. */
+static void s_log_failures(const struct fanout_batch_target *t,
+                           const struct fanout_batch_request *r,
+                           const struct fanout_outcome *out, unsigned attempt)
+{
+    if (!t->host->log_enabled(FANOUT_LOG_DEBUG))
+        return;
+    static const char *const names[] = {"ok", "retry", "throttled", "fatal"};
+    for (size_t j = 0; j < r->count; j++) {
+        const struct fanout_outcome *o = &out[r->indexes[j]];
+        if (o->status == FANOUT_OK)
+            continue;
+        t->host->log(FANOUT_LOG_DEBUG, t->target_id,
+                     "message %zu (attempt %u): %s: %.64s: %.256s", r->indexes[j], attempt,
+                     o->status >= 0 && o->status <= 3 ? names[o->status] : "?", o->code,
+                     o->message);
+    }
+}
+
+/* The answer to one request: the plugin reads a successful one; a request
+ * the AWS layer gave up on is every entry's outcome. Returns non-zero when
+ * the request failed as a whole or in part. */
+static int s_answer(const struct fanout_batch_api *api, const struct fanout_batch_target *t,
+                    void *ctx, struct fanout_batch_request *r, struct fanout_outcome *out,
+                    unsigned attempt)
+{
+    const struct fanout_aws_response *resp = &r->resp;
+    if (resp->result == FANOUT_AWS_OK) {
+        api->read(ctx, r, out);
+    } else {
+        struct fanout_outcome o = {0};
+        int st = fanout_aws_outcome(resp, &o);
+        for (size_t j = 0; j < r->count; j++)
+            fanout_outcome_set(&out[r->indexes[j]], st, o.code, "%s: %s", r->operation,
+                               resp->error_message[0] ? resp->error_message
+                                                      : "no reason given");
+    }
+    s_log_failures(t, r, out, attempt);
+    int failed = 0;
+    for (size_t j = 0; j < r->count; j++)
+        failed |= out[r->indexes[j]].status != FANOUT_OK;
+    return failed;
+}
+
+/* Requests in message order, each up to max_entries entries and
+ * max_request_bytes bytes (an entry larger than that alone). */
+static void s_split(const struct fanout_batch_api *api, struct s_call *c)
+{
+    for (size_t i = 0; i < c->nready;) {
+        struct fanout_batch_request *r = &c->reqs[c->nreq++];
+        r->entries = &c->ready[i];
+        r->indexes = &c->indexes[i];
+        while (i < c->nready && (api->max_entries == 0 || r->count < api->max_entries) &&
+               (r->count == 0 || api->max_request_bytes == 0 ||
+                r->bytes + c->sizes[i] <= api->max_request_bytes)) {
+            r->bytes += c->sizes[i];
+            r->count++;
+            i++;
+        }
+    }
+}
+
+static void s_free(const struct fanout_batch_api *api, void *ctx, struct s_call *c,
+                   size_t n)
+{
+    /* every request's body, built or half-built (reqs is zeroed); each
+     * answer was cleaned up right after it was read */
+    for (size_t k = 0; c->reqs && k < n; k++)
+        fanout_sbuf_free(&c->reqs[k].body);
+    if (api->release && c->entries)
+        for (size_t i = 0; i < n; i++)
+            api->release(ctx, c->entries + i * api->entry_size);
+    free(c->entries);
+    free(c->ready);
+    free(c->indexes);
+    free(c->sizes);
+    free(c->reqs);
+    free(c->rq);
+    free(c->rs);
+}
+
+int fanout_batch_send(const struct fanout_batch_api *api,
+                      const struct fanout_batch_target *t, void *ctx,
+                      const struct fanout_batch *batch, struct fanout_outcome *outcomes)
+{
+    size_t n = batch->count, alloc = n ? n : 1;
+    struct s_call c = {
+        .entries = calloc(alloc, api->entry_size ? api->entry_size : 1),
+        .ready = calloc(alloc, sizeof(void *)),
+        .indexes = calloc(alloc, sizeof(size_t)),
+        .sizes = calloc(alloc, sizeof(uint64_t)),
+        .reqs = calloc(alloc, sizeof(struct fanout_batch_request)),
+        .rq = calloc(alloc, sizeof(struct fanout_aws_request *)),
+        .rs = calloc(alloc, sizeof(struct fanout_aws_response *)),
+    };
+    int rc = 0;
+    if (!c.entries || !c.ready || !c.indexes || !c.sizes || !c.reqs || !c.rq || !c.rs) {
+        for (size_t i = 0; i < n; i++)
+            fanout_outcome_set(&outcomes[i], FANOUT_RETRY, "OutOfMemory", "out of memory");
+        s_free(api, ctx, &c, 0);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        void *e = c.entries + i * api->entry_size;
+        uint64_t size = 0;
+        if (api->prepare(ctx, batch->messages[i], i, e, &size, &outcomes[i]) != 0)
+            continue;
+        c.ready[c.nready] = e;
+        c.indexes[c.nready] = i;
+        c.sizes[c.nready++] = size;
+    }
+    s_split(api, &c);
+    for (size_t k = 0; k < c.nreq; k++) {
+        struct fanout_batch_request *r = &c.reqs[k];
+        r->req.struct_size = sizeof r->req;
+        r->resp.struct_size = sizeof r->resp;
+        r->operation = "request";
+        if (api->build(ctx, r) != 0) {
+            s_mark(c.reqs, k, c.nreq, outcomes, FANOUT_RETRY, "OutOfMemory",
+                   "out of memory building the request");
+            c.nreq = k;
+            rc = -1;
+            break;
+        }
+    }
+    /* Unordered: every request in one aws_call (the host sends them
+     * together). Ordered: one at a time; after one that failed, the later
+     * ones wait for the retry. */
+    size_t step = t->ordered ? 1 : c.nreq;
+    for (size_t k = 0; k < c.nreq; k += step) {
+        size_t m = k + step <= c.nreq ? step : c.nreq - k;
+        for (size_t j = 0; j < m; j++) {
+            c.rq[j] = &c.reqs[k + j].req;
+            c.rs[j] = &c.reqs[k + j].resp;
+            s_log_request(t, &c.reqs[k + j], batch->attempt);
+        }
+        t->host->aws_call(c.rq, c.rs, m);
+        int failed = 0;
+        for (size_t j = 0; j < m; j++) {
+            struct fanout_batch_request *r = &c.reqs[k + j];
+            failed |= s_answer(api, t, ctx, r, outcomes, batch->attempt);
+            t->host->aws_response_clean_up(&r->resp);
+        }
+        if (t->ordered && failed && k + m < c.nreq) {
+            s_mark(c.reqs, k + m, c.nreq, outcomes, FANOUT_RETRY, "NotSent",
+                   "not sent yet: an earlier request to this destination failed, and "
+                   "order comes first");
+            break;
+        }
+    }
+    s_free(api, ctx, &c, n);
+    return rc;
+}
