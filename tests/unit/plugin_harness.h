@@ -25,8 +25,10 @@ static inline void harness_open(struct fanout_target t, const struct reply_answe
     reply_host_script(script, n);
     t.struct_size = sizeof t;
     ck_assert_int_eq(plugin->init(&reply_host, &harness_state, &err), 0);
-    ck_assert_msg(plugin->validate(&t, err.message, sizeof err.message) == 0, "%s", err.message);
-    ck_assert_msg(plugin->open(harness_state, &t, &harness_inst, &err) == 0, "%s", err.message);
+    ck_assert_msg(plugin->validate(&t, err.message, sizeof err.message) == 0, "%s",
+                  err.message);
+    ck_assert_msg(plugin->open(harness_state, &t, &harness_inst, &err) == 0, "%s",
+                  err.message);
 }
 
 /* Send `b`; its n outcomes as letters (reply_letters) must be `want`. */
