@@ -11,6 +11,7 @@
 #include <fanout/aws.h>
 #include <fanout/helpers.h>
 #include <fanout/plugin.h>
+#include <fanout/stream.h>
 
 /*
  * Limits of PutRecordBatch, which cannot be raised. Sources: the Firehose
@@ -48,19 +49,12 @@
 
 /* What one mapping (target) sends to, fixed at `open`. */
 struct firehose_target {
-    const struct fanout_host *host;
-    char *id;     /* the mapping id, the log lines' scope */
-    char *stream; /* the delivery stream name */
-    char *region; /* the region to sign for, or NULL for the default */
-    char *role;
-    char *external_id;
+    struct fanout_stream s;
     int append_newline;
 };
 
-/* Send one batch as one PutRecordBatch request and fill the outcomes of
- * the messages that were not accepted. */
-void firehose_put_record_batch(const struct firehose_target *t,
-                               const struct fanout_batch *batch,
-                               struct fanout_outcome *outcomes);
+/* Firehose streams as fanout/stream.h describes a service, with the plugin's
+ * PutRecordBatch protocol (firehose_api.c); fanout_stream_send is its `send`. */
+extern const struct fanout_stream_kind firehose_kind;
 
 #endif /* FANOUT_PLUGIN_FIREHOSE_H */

@@ -11,6 +11,7 @@
 #include <fanout/aws.h>
 #include <fanout/helpers.h>
 #include <fanout/plugin.h>
+#include <fanout/stream.h>
 
 /*
  * Limits of PutRecords. Sources: the Kinesis API reference for PutRecords
@@ -36,21 +37,13 @@
 
 /* What one mapping (target) sends to, fixed at `open`. */
 struct kinesis_target {
-    const struct fanout_host *host;
-    char *id;         /* the mapping id, the log lines' scope */
-    char *stream;     /* the stream name */
-    char *stream_arn; /* the destination's ARN, or NULL when given a name */
-    char *region;     /* the region to sign for, or NULL for the default */
-    char *role;
-    char *external_id;
-    int ordered;         /* parallel: false */
-    int hash_long_keys;  /* hashLongPartitionKeys */
-    int explicit_hashes; /* collapse none: pass KPL explicit hash keys on */
+    struct fanout_stream s; /* ordered: parallel: false */
+    int hash_long_keys;     /* hashLongPartitionKeys */
+    int explicit_hashes;    /* collapse none: pass KPL explicit hash keys on */
 };
 
-/* Send one batch as one PutRecords request and fill the outcomes of the
- * messages that were not written. */
-void kinesis_put_records(const struct kinesis_target *t, const struct fanout_batch *batch,
-                         struct fanout_outcome *outcomes);
+/* Kinesis data streams as fanout/stream.h describes a service, with the plugin's
+ * PutRecords protocol (kinesis_api.c); fanout_stream_send is its `send`. */
+extern const struct fanout_stream_kind kinesis_kind;
 
 #endif /* FANOUT_PLUGIN_KINESIS_H */

@@ -70,6 +70,8 @@ static int s_answer(const struct fanout_batch_api *api, const struct fanout_batc
     } else {
         struct fanout_outcome o = {0};
         int st = fanout_aws_outcome(resp, &o);
+        if (api->failed_status)
+            st = api->failed_status(ctx, resp, st);
         for (size_t j = 0; j < r->count; j++)
             fanout_outcome_set(&out[r->indexes[j]], st, o.code, "%s: %s", r->operation,
                                resp->error_message[0] ? resp->error_message

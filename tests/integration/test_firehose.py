@@ -160,7 +160,7 @@ class FirehoseTest(unittest.TestCase):
         for e in got:
             per_request[e["requestId"]] = per_request.get(e["requestId"], 0) + 1
         self.assertEqual(sorted(per_request.values()), [1, 3])
-        sizes = [int(m) for m in re.findall(r"PutRecordBatch to fh-big: \d+ records, (\d+) "
+        sizes = [int(m) for m in re.findall(r"PutRecordBatch to fh-big: \d+ messages?, (\d+) "
                                             r"bytes", err)]
         self.assertEqual(len(sizes), 2)
         self.assertTrue(all(s <= 4 * 1024 * 1024 for s in sizes), sizes)

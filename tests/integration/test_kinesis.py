@@ -321,7 +321,7 @@ class KinesisTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, err)
         calls = [line.split(": ", 2)[1] for line in err.splitlines()
                  if "PutRecords to %s:" % name in line and "(attempt" in line]
-        self.assertEqual([c.split(" records")[0] for c in calls], ["500", "500", "200"])
+        self.assertEqual([c.split(" messages")[0] for c in calls], ["500", "500", "200"])
         got = all_records(self.client, name)
         self.assertEqual(len(got), 1200)
         self.assertEqual(sorted(d for _, d, _ in got), sorted(d for _, d in recs))

@@ -133,8 +133,9 @@ START_TEST(kinesis_answers)
         struct reply_batch b;
         reply_batch_init(&b, 3);
         reply_host_answer(cases[k].status, cases[k].body, strlen(cases[k].body));
-        struct kinesis_target t = {.host = &reply_host, .id = "m", .stream = "s"};
-        kinesis_put_records(&t, &b.batch, b.out);
+        struct kinesis_target t = {
+            .s = {&kinesis_kind, &reply_host, .id = "m", .name = "s"}};
+        fanout_stream_send(&t, &b.batch, b.out);
         s_check(&cases[k], b.out, 3, k);
     }
 }
@@ -186,8 +187,9 @@ START_TEST(firehose_answers)
         struct reply_batch b;
         reply_batch_init(&b, 3);
         reply_host_answer(cases[k].status, cases[k].body, strlen(cases[k].body));
-        struct firehose_target t = {.host = &reply_host, .id = "m", .stream = "s"};
-        firehose_put_record_batch(&t, &b.batch, b.out);
+        struct firehose_target t = {
+            .s = {&firehose_kind, &reply_host, .id = "m", .name = "s"}};
+        fanout_stream_send(&t, &b.batch, b.out);
         s_check(&cases[k], b.out, 3, k);
     }
 }

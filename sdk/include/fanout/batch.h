@@ -80,6 +80,11 @@ struct fanout_batch_api {
                  struct fanout_outcome *outcomes);
     /* Optional: free what `prepare` allocated in an entry. */
     void (*release)(void *ctx, void *entry);
+    /* Optional: the outcome status of a request that failed as a whole,
+     * given the one fanout_aws_outcome chose (`status`), for a service whose
+     * codes say more than the AWS layer's class (Firehose throttles with a
+     * 5xx ServiceUnavailableException). */
+    int (*failed_status)(void *ctx, const struct fanout_aws_response *resp, int status);
 };
 
 struct fanout_batch_target {
