@@ -55,10 +55,15 @@ const struct fanout_retry_policy *fanout_aws_policy(void)
     return &s_policy;
 }
 
+static const struct fanout_aws_call_opts s_no_opts;
+
 /* Per-request state across rounds. */
 struct s_call {
     const struct fanout_aws_request *req;
     struct fanout_aws_response *resp;
+    const struct fanout_aws_call_opts *opts;
+    const struct fanout_retry_policy *policy; /* opts' or s_policy */
+    int64_t (*remaining_ms)(void);            /* opts' or the fanout_aws_init hook */
     const struct fanout_aws_service *svc;
     char region[64];
     char base[512];      /* scheme://host[:port] + base path */
@@ -188,8 +193,12 @@ static int s_build(struct s_call *c, int force_refresh)
         s_finish(c, FANOUT_AWS_FAILED, "OutOfMemory", "out of memory");
         return -1;
     }
-    if (fanout_credentials_get(r->role_arn, r->external_id, c->region, force_refresh, cr,
-                               err, sizeof err) != 0) {
+    if (c->opts->creds) {
+        *cr = *c->opts->creds;
+    } else if (c->opts->unsigned_request) {
+        memset(cr, 0, sizeof *cr);
+    } else if (fanout_credentials_get(r->role_arn, r->external_id, c->region, force_refresh,
+                                      cr, err, sizeof err) != 0) {
         s_finish(c, FANOUT_AWS_FAILED, "CredentialsError", "%s", err);
         free(cr);
         return -1;
@@ -224,14 +233,15 @@ static int s_build(struct s_call *c, int force_refresh)
                                               cr->session_token[0] ? cr->session_token
                                                                    : NULL};
         struct fanout_sigv4_result sig;
-        rc = fanout_sigv4_sign(&sreq, &p, &sc, &sig);
+        int sign = !c->opts->unsigned_request;
+        rc = sign ? fanout_sigv4_sign(&sreq, &p, &sc, &sig) : 0;
         for (size_t i = 1; rc == 0 && i < nh; i++)
             rc = s_add_header(c, sh[i].name, sh[i].value);
-        if (rc == 0)
+        if (rc == 0 && sign)
             rc = s_add_header(c, "X-Amz-Date", sig.amz_date);
-        if (rc == 0 && sc.session_token)
+        if (rc == 0 && sign && sc.session_token)
             rc = s_add_header(c, "X-Amz-Security-Token", sc.session_token);
-        if (rc == 0)
+        if (rc == 0 && sign)
             rc = s_add_header(c, "Authorization", sig.authorization);
         /* libcurl adds Host itself from the URL, the same value */
         memset(&sig, 0, sizeof sig);
@@ -243,8 +253,8 @@ static int s_build(struct s_call *c, int force_refresh)
         s_finish(c, FANOUT_AWS_FAILED, "SigningFailed", "could not sign the request");
         return -1;
     }
-    int64_t left = s_remaining_ms() - s_margin_ms;
-    int64_t timeout = s_policy.request_timeout_ms;
+    int64_t left = c->remaining_ms() - s_margin_ms;
+    int64_t timeout = c->policy->request_timeout_ms;
     if (r->timeout_ms > 0) {
         int64_t own = r->timeout_ms - (s_now_ms() - c->started_ms);
         if (own < timeout)
@@ -304,7 +314,9 @@ static void s_judge(struct s_call *c, unsigned *seed)
         c->resp->result = FANOUT_AWS_OK;
         return;
     }
-    if (k == FANOUT_RETRY_EXPIRED && !c->refreshed) {
+    /* credentials given by the caller cannot be refreshed here */
+    int own_creds = c->opts->creds || c->opts->unsigned_request;
+    if (k == FANOUT_RETRY_EXPIRED && !c->refreshed && !own_creds) {
         /* credentials expired under us: refresh and go again, once */
         c->refreshed = 1;
         c->delay_ms = 0;
@@ -327,9 +339,9 @@ static void s_judge(struct s_call *c, unsigned *seed)
             s_finish(c, res, code, "no response: %s", msg[0] ? msg : "?");
         return;
     }
-    unsigned delay = fanout_retry_delay_ms(&s_policy, c->resp->attempts, seed);
+    unsigned delay = fanout_retry_delay_ms(c->policy, c->resp->attempts, seed);
     int64_t elapsed = s_now_ms() - c->started_ms;
-    int out_of_time = s_remaining_ms() - s_margin_ms < (int64_t)delay + 1 ||
+    int out_of_time = c->remaining_ms() - s_margin_ms < (int64_t)delay + 1 ||
                       (c->req->timeout_ms > 0 && elapsed + delay >= c->req->timeout_ms);
     if (c->resp->attempts >= c->max_attempts || out_of_time) {
         if (h->status)
@@ -354,7 +366,8 @@ static void s_sleep_ms(unsigned ms)
 }
 
 static int s_call(const struct fanout_aws_request *const *reqs,
-                  struct fanout_aws_response *const *resps, size_t n, unsigned max_attempts)
+                  struct fanout_aws_response *const *resps, size_t n, unsigned max_attempts,
+                  const struct fanout_aws_call_opts *opts)
 {
     struct s_call *calls = calloc(n ? n : 1, sizeof *calls);
     const struct fanout_http_request **hr = calloc(n ? n : 1, sizeof *hr);
@@ -384,6 +397,9 @@ static int s_call(const struct fanout_aws_request *const *reqs,
         calls[i].req = reqs[i];
         calls[i].resp = resps[i];
         calls[i].max_attempts = max_attempts;
+        calls[i].opts = opts;
+        calls[i].policy = opts->policy ? opts->policy : &s_policy;
+        calls[i].remaining_ms = opts->remaining_ms ? opts->remaining_ms : s_remaining_ms;
         if (s_prepare(&calls[i]) != 0)
             rc = -1;
     }
@@ -444,13 +460,23 @@ static int s_call(const struct fanout_aws_request *const *reqs,
 int fanout_aws_call(const struct fanout_aws_request *const *reqs,
                     struct fanout_aws_response *const *resps, size_t n)
 {
-    return s_call(reqs, resps, n, s_policy.max_attempts);
+    return s_call(reqs, resps, n, s_policy.max_attempts, &s_no_opts);
+}
+
+int fanout_aws_call_with(const struct fanout_aws_request *req,
+                         struct fanout_aws_response *resp,
+                         const struct fanout_aws_call_opts *opts)
+{
+    if (!opts)
+        opts = &s_no_opts;
+    const struct fanout_retry_policy *p = opts->policy ? opts->policy : &s_policy;
+    return s_call(&req, &resp, 1, p->max_attempts, opts);
 }
 
 int fanout_aws_call_once(const struct fanout_aws_request *const *reqs,
                          struct fanout_aws_response *const *resps, size_t n)
 {
-    return s_call(reqs, resps, n, 1);
+    return s_call(reqs, resps, n, 1, &s_no_opts);
 }
 
 void fanout_aws_response_clean_up(struct fanout_aws_response *r)
@@ -466,6 +492,12 @@ void fanout_aws_response_clean_up(struct fanout_aws_response *r)
     r->body = NULL;
     r->body_len = 0;
     r->internal = NULL;
+}
+
+const char *fanout_aws_response_transport_error(const struct fanout_aws_response *r)
+{
+    const struct fanout_http_response *h = r ? r->internal : NULL;
+    return h && h->error != FANOUT_HTTP_OK ? h->error_text : NULL;
 }
 
 const char *fanout_aws_response_header(const struct fanout_aws_response *r,

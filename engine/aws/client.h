@@ -30,10 +30,24 @@ const struct fanout_retry_policy *fanout_aws_policy(void);
  * - Everything else, which nothing above retries: fanout_aws_call (the
  *   DynamoDB mapping store, the management commands) tries up to
  *   FANOUT_AWS_MAX_ATTEMPTS times with full-jitter backoff inside the
- *   deadline; credentials.c likewise for STS AssumeRole and container
- *   credentials, once per refresh shared by all callers, a failure being
- *   remembered for a while rather than fetched again by every send (see
- *   credentials.h). */
+ *   deadline. The credentials providers (aws/credentials/) send their STS
+ *   calls through the same path (fanout_aws_call_with, with the policy read
+ *   at the call and the credentials' deadline) and retry the container and
+ *   SSO requests with the same backoff, once per refresh shared by all
+ *   callers, a failure being remembered for a while rather than fetched
+ *   again by every send (see credentials.h). */
+/* The layer's own signed calls (STS from the credentials providers): what
+ * fanout_aws_call takes from the process-wide settings, given per call. */
+struct fanout_credentials;
+struct fanout_aws_call_opts {
+    const struct fanout_retry_policy *policy; /* NULL: fanout_aws_policy() */
+    int64_t (*remaining_ms)(void);            /* NULL: fanout_aws_init's hook */
+    /* Sign with these (not refreshed on an expired-token answer); NULL:
+     * fanout_credentials_get for the request's role. */
+    const struct fanout_credentials *creds;
+    int unsigned_request; /* send without a signature (AssumeRoleWithWebIdentity) */
+};
+
 /* Skip TLS verification for the requests sent from now on (on != 0), or
  * verify again (0). For the management commands' --no-verify-ssl, which
  * warn when they set it; the engine never does. Not thread-safe: set it
@@ -44,7 +58,13 @@ int fanout_aws_call(const struct fanout_aws_request *const *reqs,
                     struct fanout_aws_response *const *resps, size_t n);
 int fanout_aws_call_once(const struct fanout_aws_request *const *reqs,
                          struct fanout_aws_response *const *resps, size_t n);
+/* fanout_aws_call for one request, with `opts` (NULL: none). */
+int fanout_aws_call_with(const struct fanout_aws_request *req,
+                         struct fanout_aws_response *resp,
+                         const struct fanout_aws_call_opts *opts);
 void fanout_aws_response_clean_up(struct fanout_aws_response *r);
+/* The transport's words when no response arrived (status 0), else NULL. */
+const char *fanout_aws_response_transport_error(const struct fanout_aws_response *r);
 const char *fanout_aws_response_header(const struct fanout_aws_response *r,
                                        const char *name);
 int fanout_aws_endpoint(const char *service, const char *region, char *url, size_t url_len,

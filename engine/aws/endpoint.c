@@ -2,10 +2,8 @@
  * Regions, partitions, service endpoints and the shared config files.
  *
  * Sources:
- * - Partitions, DNS suffixes and region-name patterns: botocore
- *   botocore/data/partitions.json (github.com/boto/botocore, commit
- *   c870f2c199fe36e2bed3afa8f8b5282a739cb711), the same data the SDKs'
- *   endpoint rules call `aws.partition`.
+ * - Partitions, DNS suffixes and region-name patterns: the SDK's table
+ *   (sdk/lib/aws_partitions.c, from botocore's partitions.json).
  * - Host exceptions: each service's endpoint-rule-set-1.json in botocore
  *   (commit cd9207757d459bba9c524475b601e59f55760a3a).
  * - Endpoint override precedence: AWS SDKs and Tools reference guide,
@@ -18,6 +16,7 @@
 #include "aws/endpoint.h"
 
 #include <ctype.h>
+#include <fanout/aws_partitions.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,37 +62,9 @@ const struct fanout_aws_service *fanout_aws_service_find(const char *id)
 
 /* ---- partitions ---- */
 
-/* From partitions.json (see the top of this file). A region belongs to a
- * partition when it reads <prefix>-<word>-<digits> (the regionRegex, with
- * \w = [A-Za-z0-9_]) or is the partition's "<id>-global" pseudo-region.
- * The patterns do not overlap (a word holds no '-'), so order is free.
- *
- *   aws         ^(us|eu|ap|sa|ca|me|af|il|mx)-\w+-\d+$   amazonaws.com
- *   aws-cn      ^cn-\w+-\d+$                             amazonaws.com.cn
- *   aws-eusc    ^eusc-(de)-\w+-\d+$                      amazonaws.eu
- *   aws-iso     ^us-iso-\w+-\d+$                         c2s.ic.gov
- *   aws-iso-b   ^us-isob-\w+-\d+$                        sc2s.sgov.gov
- *   aws-iso-e   ^eu-isoe-\w+-\d+$                        cloud.adc-e.uk
- *   aws-iso-f   ^us-isof-\w+-\d+$                        csp.hci.ic.gov
- *   aws-us-gov  ^us-gov-\w+-\d+$                         amazonaws.com
- *
- * A region matching none is in "aws", as `aws.partition` answers. */
-struct s_partition {
-    const char *id;
-    const char *dns_suffix;
-    const char *prefixes[10]; /* NULL-terminated */
-};
-
-static const struct s_partition s_partitions[] = {
-    {"aws", "amazonaws.com", {"us", "eu", "ap", "sa", "ca", "me", "af", "il", "mx", NULL}},
-    {"aws-cn", "amazonaws.com.cn", {"cn", NULL}},
-    {"aws-eusc", "amazonaws.eu", {"eusc-de", NULL}},
-    {"aws-iso", "c2s.ic.gov", {"us-iso", NULL}},
-    {"aws-iso-b", "sc2s.sgov.gov", {"us-isob", NULL}},
-    {"aws-iso-e", "cloud.adc-e.uk", {"eu-isoe", NULL}},
-    {"aws-iso-f", "csp.hci.ic.gov", {"us-isof", NULL}},
-    {"aws-us-gov", "amazonaws.com", {"us-gov", NULL}},
-};
+/* The partitions (id, DNS suffix, region patterns) are the SDK's table
+ * (fanout/aws_partitions.h), which the plugins that read AWS hosts use
+ * too. */
 
 /* Hosts that do not follow <prefix>.<region>.<suffix>, from the services'
  * endpoint rule sets (FIPS and dual-stack variants left out). */
@@ -110,54 +81,14 @@ static const struct s_host_exception s_host_exceptions[] = {
     {"sts", "aws-global", "sts.amazonaws.com"},
 };
 
-static int s_word_char(char c)
-{
-    return isalnum((unsigned char)c) || c == '_';
-}
-
-/* region == prefix "-" \w+ "-" \d+ */
-static int s_region_in(const char *region, const char *prefix)
-{
-    size_t n = strlen(prefix);
-    if (strncmp(region, prefix, n) != 0 || region[n] != '-')
-        return 0;
-    const char *p = region + n + 1;
-    const char *w = p;
-    while (s_word_char(*p))
-        p++;
-    if (p == w || *p != '-')
-        return 0;
-    const char *d = ++p;
-    while (isdigit((unsigned char)*p))
-        p++;
-    return p != d && *p == '\0';
-}
-
-static const struct s_partition *s_partition_of(const char *region)
-{
-    size_t count = sizeof s_partitions / sizeof *s_partitions;
-    if (region) {
-        for (size_t i = 0; i < count; i++) {
-            const struct s_partition *pt = &s_partitions[i];
-            size_t n = strlen(pt->id);
-            if (strncmp(region, pt->id, n) == 0 && strcmp(region + n, "-global") == 0)
-                return pt;
-            for (size_t j = 0; pt->prefixes[j]; j++)
-                if (s_region_in(region, pt->prefixes[j]))
-                    return pt;
-        }
-    }
-    return &s_partitions[0];
-}
-
 const char *fanout_aws_partition(const char *region)
 {
-    return s_partition_of(region)->id;
+    return fanout_aws_partition_of(region)->id;
 }
 
 const char *fanout_aws_dns_suffix(const char *region)
 {
-    return s_partition_of(region)->dns_suffix;
+    return fanout_aws_partition_of(region)->dns_suffix;
 }
 
 /* ---- small helpers ---- */

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <fanout/xml.h>
 #include <jansson.h>
 
 #include "aws/client.h"
@@ -188,174 +189,39 @@ static int s_parse_json(int protocol, const char *header, const uint8_t *body, s
 
 /* ---- XML ---- */
 
-/* The content of the first element `name` in [p, p + n): 1 when found.
- * `<Error>` does not match `<Errors>`; an element cut off by the end of
- * the body runs to the end, with *closed 0. */
-static int s_xml_element(const char *p, size_t n, const char *name, const char **content,
-                         size_t *content_len, int *closed)
+/* The text of an element (fanout/xml.h), malloc'd: never longer than its
+ * content. */
+static char *s_xml_text(const struct fanout_xml_elem *e, size_t *out_len)
 {
-    size_t nl = strlen(name);
-    for (size_t i = 0; i + 1 + nl < n; i++) {
-        if (p[i] != '<' || memcmp(p + i + 1, name, nl) != 0)
-            continue;
-        size_t j = i + 1 + nl;
-        if (p[j] != '>' && p[j] != '/' && !s_space((unsigned char)p[j]))
-            continue;
-        const char *gt = memchr(p + j, '>', n - j);
-        if (!gt)
-            return 0;
-        if (p[gt - p - 1] == '/') { /* <Name/> */
-            *content = gt;
-            *content_len = 0;
-            *closed = 1;
-            return 1;
-        }
-        size_t start = (size_t)(gt - p) + 1;
-        for (size_t k = start; k + 3 + nl <= n; k++) {
-            if (p[k] == '<' && p[k + 1] == '/' && memcmp(p + k + 2, name, nl) == 0 &&
-                p[k + 2 + nl] == '>') {
-                *content = p + start;
-                *content_len = k - start;
-                *closed = 1;
-                return 1;
-            }
-        }
-        *content = p + start;
-        *content_len = n - start;
-        *closed = 0;
-        return 1;
-    }
-    return 0;
-}
-
-static size_t s_utf8_put(unsigned long cp, char *out)
-{
-    if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-        out[0] = '?';
-        return 1;
-    }
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xC0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xE0 | (cp >> 12));
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
-/* One entity at s[0] == '&': its text into `out`, the bytes it took into
- * *used. Unknown or malformed entities stay as they are. */
-static size_t s_entity(const char *s, size_t n, char *out, size_t *used)
-{
-    static const struct {
-        const char *name;
-        char c;
-    } named[] = {
-        {"amp;", '&'}, {"lt;", '<'}, {"gt;", '>'}, {"quot;", '"'}, {"apos;", '\''}};
-    for (size_t i = 0; i < sizeof named / sizeof *named; i++) {
-        size_t l = strlen(named[i].name);
-        if (n >= 1 + l && memcmp(s + 1, named[i].name, l) == 0) {
-            out[0] = named[i].c;
-            *used = 1 + l;
-            return 1;
-        }
-    }
-    if (n >= 4 && s[1] == '#') {
-        int hex = s[2] == 'x' || s[2] == 'X';
-        size_t i = hex ? 3 : 2, digits = 0;
-        unsigned long cp = 0;
-        for (; i < n && i < 12 && s[i] != ';'; i++, digits++) {
-            int d;
-            if (isdigit((unsigned char)s[i]))
-                d = s[i] - '0';
-            else if (hex && isxdigit((unsigned char)s[i]))
-                d = tolower((unsigned char)s[i]) - 'a' + 10;
-            else
-                break;
-            cp = cp * (hex ? 16 : 10) + (unsigned long)d;
-        }
-        if (i < n && s[i] == ';' && digits > 0 && digits <= 8) {
-            *used = i + 1;
-            return s_utf8_put(cp, out);
-        }
-    }
-    out[0] = '&';
-    *used = 1;
-    return 1;
-}
-
-/* Element text: entities and CDATA decoded, tags inside dropped. The
- * result is never longer than the input. */
-static char *s_xml_text(const char *s, size_t n, size_t *out_len)
-{
-    char *out = malloc(n + 1);
-    if (!out)
-        return NULL;
-    size_t k = 0, i = 0;
-    while (i < n) {
-        if (s[i] == '&') {
-            size_t used;
-            k += s_entity(s + i, n - i, out + k, &used);
-            i += used;
-        } else if (s[i] == '<') {
-            static const char cdata[] = "<![CDATA[";
-            size_t cl = sizeof cdata - 1;
-            if (n - i >= cl && memcmp(s + i, cdata, cl) == 0) {
-                size_t j = i + cl;
-                while (j < n && !(n - j >= 3 && memcmp(s + j, "]]>", 3) == 0))
-                    out[k++] = s[j++];
-                i = j + 3 <= n ? j + 3 : n;
-            } else {
-                const char *gt = memchr(s + i, '>', n - i);
-                i = gt ? (size_t)(gt - s) + 1 : n;
-            }
-        } else {
-            out[k++] = s[i++];
-        }
-    }
-    out[k] = '\0';
-    *out_len = k;
+    char *out = malloc(e->content_len + 1);
+    if (out)
+        *out_len = fanout_xml_text(e->content, e->content_len, 0, out, e->content_len + 1);
     return out;
 }
 
 static int s_parse_xml(const char *header, const uint8_t *body, size_t len, struct s_out *o)
 {
-    const char *p = (const char *)body, *err;
-    size_t n = len, err_len;
-    int closed;
-    /* Inside the first <Error> when there is one, else the whole body. */
-    if (s_xml_element(p, n, "Error", &err, &err_len, &closed)) {
-        p = err;
-        n = err_len;
+    const char *p = (const char *)body;
+    size_t n = len;
+    struct fanout_xml_elem e;
+    /* Inside the first <Error> when there is one (cut off or not), else the
+     * whole body. */
+    if (fanout_xml_find(p, n, "Error", 0, &e)) {
+        p = e.content;
+        n = e.content_len;
     }
     int said = 0;
-    const char *c;
-    size_t cn;
+    size_t tn;
     /* A code cut off by the end of the body may be another code's start:
      * only a closed <Code> counts. A cut message is still worth showing. */
-    if (s_xml_element(p, n, "Code", &c, &cn, &closed) && closed) {
-        size_t tn;
-        char *t = s_xml_text(c, cn, &tn);
+    if (fanout_xml_find(p, n, "Code", 0, &e) && e.closed) {
+        char *t = s_xml_text(&e, &tn);
         if (t)
             said |= s_put_code(t, tn, o->code, o->code_len) > 0;
         free(t);
     }
-    if (s_xml_element(p, n, "Message", &c, &cn, &closed)) {
-        size_t tn;
-        char *t = s_xml_text(c, cn, &tn);
+    if (fanout_xml_find(p, n, "Message", 0, &e)) {
+        char *t = s_xml_text(&e, &tn);
         if (t)
             said |= s_put_text(t, tn, o->message, o->message_len, 0) > 0;
         free(t);

@@ -11,65 +11,20 @@
  * Kinesis LimitExceededException, SQS RequestThrottled, EC2
  * RequestLimitExceeded, DynamoDB ProvisionedThroughputExceededException).
  * The same lists are in aws-sdk-js-v3's service-error-classification.
+ * The throttling and transient codes are the SDK's (fanout/aws_codes.h),
+ * so that plugins reading per-entry codes use the same lists.
  */
 /* retry.h uses size_t without <stddef.h> */
 #include <stddef.h>
 
 #include "aws/retry.h"
 
+#include <fanout/aws_codes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "aws/http.h"
-
-/* Throttling: retried with backoff; reported as FANOUT_AWS_THROTTLED when
- * the attempts run out. */
-static const char *const s_throttle_codes[] = {
-    /* standard.py _THROTTLED_ERROR_CODES */
-    "Throttling",
-    "ThrottlingException",
-    "KmsThrottled", /* SQS (JSON protocol): KMS throttled the queue's key */
-    "ThrottledException",
-    "RequestThrottledException",
-    "TooManyRequestsException",
-    "ProvisionedThroughputExceededException",
-    /* DynamoDB transactions: a conflicting transaction is still running. */
-    "TransactionInProgressException",
-    "RequestLimitExceeded",
-    "BandwidthLimitExceeded",
-    /* Kinesis control-plane throttling (_retry.json, DescribeStream). */
-    "LimitExceededException",
-    "RequestThrottled",
-    "SlowDown",
-    "EC2ThrottledException",
-    /* KMS behind a service (Kinesis and SQS server-side encryption); SNS
-     * models it as code "KMSThrottling" and ThrottledException as
-     * "Throttled" (sns/2010-03-31/service-2.json). */
-    "KMSThrottlingException",
-    "KMSThrottling",
-    "Throttled",
-};
-
-/* Transient: retried with backoff. */
-static const char *const s_transient_codes[] = {
-    /* standard.py _TRANSIENT_ERROR_CODES. PriorRequestNotComplete is also
-     * in its throttled list; it means "the previous change is still being
-     * applied", so it is counted with the transient ones here. */
-    "RequestTimeout",
-    "RequestTimeoutException",
-    "PriorRequestNotComplete",
-    /* special.py RetryIDPCommunicationError (web identity to STS). */
-    "IDPCommunicationError",
-    /* Server-side failures that arrive without a 5xx status: per-record
-     * codes of Kinesis PutRecords and Firehose PutRecordBatch, and the
-     * Query services' InternalError. */
-    "InternalFailure",
-    "InternalError",
-    "InternalServerError",
-    "ServiceUnavailable",
-    "ServiceUnavailableException",
-};
 
 /* Expired credentials or request: refresh, sign again, retry once.
  * Not InvalidClientTokenId or UnrecognizedClientException: those say the
@@ -109,9 +64,9 @@ enum fanout_retry_class fanout_retry_classify(long status, const char *error_cod
     if (has_code) {
         if (S_IN(s_expired_codes, error_code))
             return FANOUT_RETRY_EXPIRED;
-        if (S_IN(s_throttle_codes, error_code))
+        if (fanout_aws_code_is_throttling(error_code))
             return FANOUT_RETRY_THROTTLE;
-        if (S_IN(s_transient_codes, error_code))
+        if (fanout_aws_code_is_transient(error_code))
             return FANOUT_RETRY_TRANSIENT;
     }
     if (status >= 200 && status < 300)

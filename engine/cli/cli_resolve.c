@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <fanout/xml.h>
+
 #include "aws/client.h"
 #include "aws/endpoint.h"
 #include "common/log.h"
@@ -105,97 +107,29 @@ static const char *r_str(const json_t *obj, const char *a, const char *b)
     return s && *s ? s : NULL;
 }
 
-/* ---- a small XML reader for the Query answers (SNS, ElastiCache) -------- */
+/* ---- Query answers (SNS, ElastiCache): the SDK's XML reader -------------- */
 
-/* The content of the first element <name> (or <name ...>) in [p, p+n),
- * without nested elements of the same name. 1 when found. */
-static int r_xml_find(const char *p, size_t n, const char *name, const char **content,
-                      size_t *content_len)
+/* The first closed element `name` in [p, p+n). 1 when found. */
+static int r_xml_find(const char *p, size_t n, const char *name, struct fanout_xml_elem *el)
 {
-    size_t nl = strlen(name);
-    const char *end = p + n;
-    for (const char *q = p; q + nl + 2 <= end; q++) {
-        q = memchr(q, '<', (size_t)(end - q));
-        if (!q || q + nl + 2 > end)
-            return 0;
-        if (memcmp(q + 1, name, nl) != 0 || (q[nl + 1] != '>' && q[nl + 1] != ' '))
-            continue;
-        const char *gt = memchr(q, '>', (size_t)(end - q));
-        if (!gt)
-            return 0;
-        if (gt[-1] == '/') { /* <name/>: empty */
-            *content = gt + 1;
-            *content_len = 0;
-            return 1;
-        }
-        const char *c = gt + 1;
-        for (const char *e = c; e + nl + 3 <= end; e++) {
-            e = memchr(e, '<', (size_t)(end - e));
-            if (!e || e + nl + 3 > end)
-                return 0;
-            if (e[1] == '/' && memcmp(e + 2, name, nl) == 0 && e[nl + 2] == '>') {
-                *content = c;
-                *content_len = (size_t)(e - c);
-                return 1;
-            }
-        }
-        return 0;
-    }
-    return 0;
+    return fanout_xml_find(p, n, name, 0, el) && el->closed;
 }
 
-/* The text of [s, s+n) with the XML entities decoded, trimmed; malloc'd,
- * or NULL when it holds an element or a malformed entity. */
-static char *r_xml_text(const char *s, size_t n)
+/* The trimmed text of an element's content: malloc'd, or NULL. */
+static char *r_xml_text(const struct fanout_xml_elem *el)
 {
-    while (n && (*s == ' ' || *s == '\n' || *s == '\r' || *s == '\t')) {
-        s++;
-        n--;
-    }
-    while (n &&
-           (s[n - 1] == ' ' || s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == '\t'))
-        n--;
-    char *out = malloc(n + 1), *o = out;
-    if (!out)
-        return NULL;
-    static const struct {
-        const char *ent;
-        char c;
-    } ents[] = {
-        {"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
-    for (size_t i = 0; i < n;) {
-        if (s[i] == '<') {
-            free(out);
-            return NULL;
-        }
-        if (s[i] != '&') {
-            *o++ = s[i++];
-            continue;
-        }
-        size_t k = 0;
-        for (; k < sizeof ents / sizeof *ents; k++) {
-            size_t el = strlen(ents[k].ent);
-            if (i + el <= n && memcmp(s + i, ents[k].ent, el) == 0) {
-                *o++ = ents[k].c;
-                i += el;
-                break;
-            }
-        }
-        if (k == sizeof ents / sizeof *ents) { /* numeric references: not in names */
-            free(out);
-            return NULL;
-        }
-    }
-    *o = 0;
+    char *out = malloc(el->content_len + 1);
+    if (out)
+        fanout_xml_text(el->content, el->content_len, FANOUT_XML_TRIM, out,
+                        el->content_len + 1);
     return out;
 }
 
 /* The text of element `name` inside [p, p+n): malloc'd, or NULL. */
 static char *r_xml_field(const char *p, size_t n, const char *name)
 {
-    const char *c;
-    size_t cl;
-    return r_xml_find(p, n, name, &c, &cl) ? r_xml_text(c, cl) : NULL;
+    struct fanout_xml_elem el;
+    return r_xml_find(p, n, name, &el) ? r_xml_text(&el) : NULL;
 }
 
 /* application/x-www-form-urlencoded value. */
@@ -453,9 +387,8 @@ static int r_sns(const struct fanout_cli_dest *d, char **out)
             rc = r_lookup_failed(d, "SNS ListTopics", &r, r_none);
             break;
         }
-        const char *res;
-        size_t res_len;
-        if (!r_xml_find(r.body, r.len, "ListTopicsResult", &res, &res_len)) {
+        struct fanout_xml_elem result;
+        if (!r_xml_find(r.body, r.len, "ListTopicsResult", &result)) {
             fanout_strlcpy(r.code, "InvalidResponse", sizeof r.code);
             snprintf(r.message, sizeof r.message, "the answer has no ListTopicsResult");
             rc = r_lookup_failed(d, "SNS ListTopics", &r, r_none);
@@ -463,20 +396,19 @@ static int r_sns(const struct fanout_cli_dest *d, char **out)
             break;
         }
         /* every TopicArn of the page: the one ending ":<name>" */
-        const char *p = res;
-        size_t left = res_len;
-        const char *c;
-        size_t cl;
-        while (!found && r_xml_find(p, left, "TopicArn", &c, &cl)) {
-            char *arn = r_xml_text(c, cl);
+        const char *res = result.content, *p = res;
+        size_t res_len = result.content_len, left = res_len;
+        struct fanout_xml_elem el;
+        while (!found && r_xml_find(p, left, "TopicArn", &el)) {
+            char *arn = r_xml_text(&el);
             size_t al = arn ? strlen(arn) : 0;
             if (arn && al > nl && arn[al - nl - 1] == ':' &&
                 strcmp(arn + al - nl, d->destination) == 0)
                 found = arn;
             else
                 free(arn);
-            left -= (size_t)(c + cl - p);
-            p = c + cl;
+            left -= el.after;
+            p += el.after;
         }
         char *next = found ? NULL : r_xml_field(res, res_len, "NextToken");
         if (next && !*next) {
@@ -573,13 +505,12 @@ static int r_elasticache(const struct fanout_cli_dest *d, char **out)
     struct r_reply r;
     if (r_query_call(d, "elasticache", &form, &r) != 0)
         return r_lookup_failed(d, op, &r, missing);
-    const char *ep;
-    size_t ep_len;
+    struct fanout_xml_elem ep;
     const char *block = memcached ? "ConfigurationEndpoint" : "PrimaryEndpoint";
     char *addr = NULL, *port = NULL;
-    if (r_xml_find(r.body, r.len, block, &ep, &ep_len)) {
-        addr = r_xml_field(ep, ep_len, "Address");
-        port = r_xml_field(ep, ep_len, "Port");
+    if (r_xml_find(r.body, r.len, block, &ep)) {
+        addr = r_xml_field(ep.content, ep.content_len, "Address");
+        port = r_xml_field(ep.content, ep.content_len, "Port");
     }
     int rc;
     if (addr && port && *addr && *port && strspn(port, "0123456789") == strlen(port)) {

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "aws/retry.h"
 #include "core/batch.h"
 #include "core/event.h"
 #include "common/log.h"
@@ -701,12 +702,10 @@ static int s_send_call(struct s_target_run *t, const struct fanout_call *c, unsi
         n = again;
         if (!n)
             break;
-        unsigned ceiling = cfg->retry_base_ms;
-        for (unsigned k = 1; k < attempt && ceiling < cfg->retry_cap_ms; k++)
-            ceiling *= 2;
-        if (ceiling > cfg->retry_cap_ms)
-            ceiling = cfg->retry_cap_ms;
-        unsigned delay = ceiling ? (unsigned)rand_r(seed) % (ceiling + 1) : 0;
+        /* the one backoff (full jitter) of every retry loop */
+        const struct fanout_retry_policy backoff = {.base_ms = cfg->retry_base_ms,
+                                                    .cap_ms = cfg->retry_cap_ms};
+        unsigned delay = fanout_retry_delay_ms(&backoff, attempt, seed);
         if (hint_ms > delay)
             delay = hint_ms;
         int64_t left = t->run->e->host->remaining_ms();

@@ -17,6 +17,8 @@
 
 #include <openssl/evp.h>
 
+#include <fanout/aws_codes.h>
+
 #include "kinesis.h"
 
 /* ---- partition keys ---- */
@@ -111,9 +113,6 @@ static int s_seq_ok(const char *seq)
     size_t n = strlen(seq);
     return n <= 129 && strspn(seq, "0123456789") == n && (n == 1 || seq[0] != '0');
 }
-
-static const char *const s_throttle_codes[] = {"ProvisionedThroughputExceededException",
-                                               "KMSThrottlingException", NULL};
 
 /* Message `index` as a record: its partition key (maybe hashed) and
  * explicit hash key; it counts key + data, as Kinesis does. */
@@ -210,8 +209,8 @@ const struct fanout_stream_kind kinesis_kind = {
      * resource policy, can only be named that way */
     .request = {"PutRecords", "Kinesis_20131202.PutRecords", "StreamName", "StreamARN",
                 "Records"},
-    .answer = {"FailedRecordCount", "Records", "SequenceNumber", s_seq_ok, "written",
-               s_throttle_codes, NULL},
+    .answer = {"FailedRecordCount", "Records", "SequenceNumber", s_seq_ok, "written", NULL,
+               NULL},
     .batch = {.entry_size = sizeof(struct s_entry),
               .max_entries = KINESIS_MAX_RECORDS_PER_CALL,
               .max_request_bytes = KINESIS_MAX_CALL_BYTES,

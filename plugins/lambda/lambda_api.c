@@ -26,6 +26,8 @@
 
 #include <jansson.h>
 
+#include <fanout/aws_codes.h>
+
 #include "lambda.h"
 
 /* Invocations in flight at once for one call (ours: bounds the connections
@@ -79,8 +81,6 @@ static const struct {
     {"RequestEntityTooLargeException", FANOUT_FATAL},
     {"SerializedRequestEntityTooLargeException", FANOUT_FATAL},
     {"ResourceNotFoundException", FANOUT_FATAL},
-    {"EC2ThrottledException", FANOUT_THROTTLED},
-    {"TooManyRequestsException", FANOUT_THROTTLED},
     {"EC2UnexpectedException", FANOUT_RETRY},
     {"ENILimitReachedException", FANOUT_RETRY},
     {"SubnetIPAddressLimitReachedException", FANOUT_RETRY},
@@ -98,6 +98,8 @@ static int s_code_status(const char *code, int fallback)
     for (size_t i = 0; code && i < sizeof s_codes / sizeof *s_codes; i++)
         if (strcmp(s_codes[i].code, code) == 0)
             return s_codes[i].status;
+    if (fanout_aws_code_is_throttling(code)) /* TooManyRequests, EC2Throttled */
+        return FANOUT_THROTTLED;
     return fallback;
 }
 

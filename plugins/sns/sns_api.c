@@ -23,6 +23,8 @@
 
 #include <openssl/evp.h>
 
+#include <fanout/aws_codes.h>
+
 #include "sns.h"
 
 /* ---- form encoding ---- */
@@ -281,20 +283,7 @@ static void s_xml_child(const char *p, size_t n, const char *name, char *out,
  * KMSThrottling KMSThrottlingException's) and the generic ones. */
 static int s_throttling(const char *code)
 {
-    static const char *const codes[] = {
-        "Throttled",
-        "ThrottledException",
-        "Throttling",
-        "ThrottlingException",
-        "KMSThrottling",
-        "KMSThrottlingException",
-        "TooManyRequestsException",
-        "RequestLimitExceeded",
-    };
-    for (size_t i = 0; i < sizeof codes / sizeof *codes; i++)
-        if (strcmp(codes[i], code) == 0)
-            return 1;
-    return 0;
+    return fanout_aws_code_is_throttling(code);
 }
 
 static void s_all(struct sns_entry *const *entries, size_t count,

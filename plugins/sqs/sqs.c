@@ -46,6 +46,7 @@
  * the engine gave up on is reported with the service's code.
  */
 #include <ctype.h>
+#include <fanout/aws_partitions.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,24 +130,11 @@ static int s_digits(const char *s, size_t n, size_t want)
     return 1;
 }
 
-static int s_ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && strcmp(s + n - k, suffix) == 0;
-}
-
-/* An AWS host: a partition's DNS suffix (endpoint.c's list) or the
- * dual-stack api.aws. */
+/* An AWS host: a partition's DNS suffix or dual-stack suffix (the SDK's
+ * table, the engine's too). */
 static int s_aws_host(const char *host)
 {
-    static const char *const suffixes[] = {
-        ".amazonaws.com",  ".amazonaws.com.cn", ".c2s.ic.gov",   ".sc2s.sgov.gov",
-        ".cloud.adc-e.uk", ".csp.hci.ic.gov",   ".amazonaws.eu", ".api.aws",
-    };
-    for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++)
-        if (s_ends_with(host, suffixes[i]))
-            return 1;
-    return 0;
+    return fanout_aws_host_is_aws(host);
 }
 
 /* The region named by an SQS host, or "" (emulators, unknown forms). */

@@ -18,6 +18,8 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include <fanout/aws_codes.h>
+
 #include "sqs.h"
 
 /* ---- text ---- */
@@ -191,18 +193,10 @@ int sqs_request_body(struct fanout_sbuf *b, const char *queue_url,
  * code is KMS.ThrottlingException) and the generic ones. */
 static int s_throttling(const char *code)
 {
-    static const char *const codes[] = {
-        "RequestThrottled",       "KmsThrottled",         "KMS.ThrottlingException",
-        "ThrottlingException",    "Throttling",           "TooManyRequestsException",
-        "KMSThrottlingException", "RequestLimitExceeded",
-    };
     const char *prefix = "AWS.SimpleQueueService.";
     if (strncmp(code, prefix, strlen(prefix)) == 0)
         code += strlen(prefix);
-    for (size_t i = 0; i < sizeof codes / sizeof *codes; i++)
-        if (strcmp(codes[i], code) == 0)
-            return 1;
-    return 0;
+    return fanout_aws_code_is_throttling(code);
 }
 
 /* The outcome of one failed entry: throttling is retried whoever is at

@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 
+#include "fanout/aws_codes.h"
 #include "fanout/stream.h"
 
 static int s_in(const char *const *list, const char *code)
@@ -17,10 +18,9 @@ static int s_in(const char *const *list, const char *code)
 
 int fanout_stream_code_status(const struct fanout_stream_kind *kind, const char *code)
 {
-    if (s_in(kind->answer.throttle_codes, code))
+    if (fanout_aws_code_is_throttling(code) || s_in(kind->answer.throttle_codes, code))
         return FANOUT_THROTTLED;
-    static const char *const server[] = {"InternalFailure", "ServiceUnavailable", NULL};
-    if (s_in(kind->answer.retry_codes ? kind->answer.retry_codes : server, code))
+    if (fanout_aws_code_is_transient(code) || s_in(kind->answer.retry_codes, code))
         return FANOUT_RETRY;
     return FANOUT_FATAL;
 }

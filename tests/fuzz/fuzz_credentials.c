@@ -1,16 +1,19 @@
-/* Credential answers (engine/aws/credentials.c, included here: its parsers
- * are static): the STS AssumeRole reply and error reader, the container
- * credentials JSON, ISO 8601 expirations and the container URL check, all
- * on the same input.
+/* Credential answers (engine/aws/credentials/: sts.c, container.c and
+ * util.c, through their internal header): the STS AssumeRole reply and error reader, the
+ * container credentials JSON, ISO 8601 expirations and the container URL check, all on the
+ * same input.
  *
  * Checks, beyond ASan and UBSan: parsed credentials are non-empty and
  * terminated inside their fields; a failure says why; the STS error's code
  * and message never contain a secret of the request nor the full access
  * key id, and have no control characters; an http:// container URL the
  * check lets through has, as libcurl reads it, a loopback or agent host. */
-#include "aws/credentials.c"
-
 #include <curl/curl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "aws/credentials/provider.h"
 
 #include "fuzz.h"
 
@@ -46,7 +49,7 @@ static void s_check_url(const char *url)
 {
     char shown[300], err[ERR_LEN];
     err[0] = 0;
-    if (s_container_check_url(url, shown, sizeof shown, err, sizeof err) != 0) {
+    if (cred_container_check_url(url, shown, sizeof shown, err, sizeof err) != 0) {
         FUZZ_CHECK(err[0], "URL refused without a reason");
         return;
     }
@@ -67,7 +70,7 @@ static void s_check_url(const char *url)
         char *zone = strchr(h, '%');
         if (zone && strchr(h, ':'))
             *zone = 0;
-        FUZZ_CHECK(s_container_host_allowed(h),
+        FUZZ_CHECK(cred_container_host_allowed(h),
                    "http URL \"%s\" accepted, but libcurl would connect to \"%s\"", url,
                    host);
     }
@@ -86,31 +89,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char err[ERR_LEN];
 
     err[0] = 0;
-    if (s_sts_parse((const char *)body, size,
-                    size % 2 ? "AssumeRoleWithWebIdentity" : "AssumeRole",
-                    "arn:aws:iam::123456789012:role/r", &c, err, sizeof err) == 0)
+    if (cred_sts_parse((const char *)body, size,
+                       size % 2 ? "AssumeRoleWithWebIdentity" : "AssumeRole",
+                       "arn:aws:iam::123456789012:role/r", &c, err, sizeof err) == 0)
         s_check_creds(&c, 1);
     else
         FUZZ_CHECK(err[0], "STS reply refused without a reason");
 
     err[0] = 0;
-    if (s_container_parse(body, size, "http://127.0.0.1", &c, err, sizeof err) == 0)
+    if (cred_container_parse(body, size, "http://127.0.0.1", &c, err, sizeof err) == 0)
         s_check_creds(&c, 0);
     else
         FUZZ_CHECK(err[0], "container reply refused without a reason");
 
-    struct fanout_http_response resp = {.status = 403};
-    resp.body.ptr = body;
-    resp.body.len = size;
-    resp.body.cap = size;
     const char *secrets[] = {SECRET, TOKEN};
     char code[64], msg[SERVER_MESSAGE_MAX + 8];
-    s_sts_error(&resp, secrets, 2, KEY_ID, code, sizeof code, msg, sizeof msg);
+    cred_sts_error(body, size, secrets, 2, KEY_ID, code, sizeof code, msg, sizeof msg);
     s_check_said("code", code, sizeof code);
     s_check_said("message", msg, sizeof msg);
 
     int64_t ms = 0;
-    (void)s_parse_iso8601(text, &ms);
+    (void)cred_parse_iso8601(text, &ms);
     if (size < 4096)
         s_check_url(text);
 

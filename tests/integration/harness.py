@@ -9,18 +9,24 @@ python3-botocore) where a test reads back from an emulator.
 import base64
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import unittest
 import urllib.request
+from http.server import ThreadingHTTPServer
 
 BUILD = os.environ.get("FANOUT_BUILD_DIR", "build")
 SOURCE = os.environ.get("FANOUT_SOURCE_DIR", ".")
 TESTS = os.environ.get("FANOUT_TESTS_DIR", os.path.join(SOURCE, "tests"))
 DATA = os.environ.get("FANOUT_TESTDATA", os.path.join(TESTS, "data"))
+SERVERS = os.path.join(TESTS, "servers")  # every test server's script
 NODE_BIN = os.path.join(TESTS, "node", "node_modules", ".bin")
+NODE = shutil.which("node") or "/usr/bin/node"
 FANOUT = os.path.join(BUILD, "engine", "fanout")
 PYTHON = "/usr/bin/python3"
 
@@ -62,6 +68,17 @@ def wait_port(port, timeout=20.0, proc=None):
     raise RuntimeError("nothing listening on port %d after %.0f s" % (port, timeout))
 
 
+def stop_process(proc, timeout=5):
+    """SIGTERM, then SIGKILL after `timeout` s; waits for the end."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class Server:
     """A process started for a test; stop() (or the context manager) ends it."""
 
@@ -83,13 +100,7 @@ class Server:
         self.url = "http://127.0.0.1:%d" % port
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         if self.proc.stdout:
             self.proc.stdout.close()
 
@@ -100,8 +111,27 @@ class Server:
         self.stop()
 
 
-def _guard():
-    return ["--parent-pid", str(os.getpid()), "--max-lifetime", "600"]
+class InProcessServer:
+    """A fake endpoint served by threads of the test process: serve(Handler)
+    binds a free loopback port (.server, .url), stop() ends it."""
+
+    def serve(self, handler, poll_interval=0.5):
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       kwargs={"poll_interval": poll_interval}, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _guard(max_lifetime=600):
+    """The options that end a test server when this process is gone or
+    after max_lifetime s (tests/servers/serve.py)."""
+    return ["--parent-pid", str(os.getpid()), "--max-lifetime", str(max_lifetime)]
 
 
 class AwsService(Server):
@@ -113,7 +143,7 @@ class AwsService(Server):
         with open(creds, "w") as f:
             json.dump([{"accessKeyId": ACCESS_KEY, "secretAccessKey": SECRET_KEY}] +
                       list(extra_credentials), f)
-        argv = [PYTHON, os.path.join(TESTS, "servers", "aws_service.py"), "--port", "0",
+        argv = [PYTHON, os.path.join(SERVERS, "aws_service.py"), "--port", "0",
                 "--credentials", creds] + _guard()
         if resources is not None:
             res = os.path.join(tmpdir, "aws-resources.json")
@@ -158,9 +188,8 @@ class StsServer(Server):
     services accept it. Point AWS_ENDPOINT_URL_STS at .url."""
 
     def __init__(self, register_with=(), extra_args=(), max_lifetime=600):
-        argv = [PYTHON, os.path.join(TESTS, "servers", "sts_server.py"), "--port", "0",
-                "--base-key", "%s:%s" % (ACCESS_KEY, SECRET_KEY),
-                "--parent-pid", str(os.getpid()), "--max-lifetime", str(max_lifetime)]
+        argv = [PYTHON, os.path.join(SERVERS, "sts_server.py"), "--port", "0",
+                "--base-key", "%s:%s" % (ACCESS_KEY, SECRET_KEY)] + _guard(max_lifetime)
         for url in register_with:
             argv += ["--register-with", url]
         super().__init__(argv + list(extra_args), port_from_stdout=True)
@@ -174,6 +203,30 @@ class StsServer(Server):
         """The key ids AssumeRole issued, in order."""
         return [k["accessKeyId"] for k in self.stats()["issued_keys"]
                 if k["source"].startswith("assume-role:")]
+
+
+class SqsServer(Server):
+    """local-aws-sqs (npm) through tests/servers/sqs_server.js: GET /__calls
+    lists the calls."""
+
+    def __init__(self, max_lifetime=600):
+        super().__init__([NODE, os.path.join(SERVERS, "sqs_server.js"), "--port", "0"] +
+                         _guard(max_lifetime), port_from_stdout=True)
+
+    def calls(self, target=None, queue_url=None):
+        with urllib.request.urlopen(self.url + "/__calls", timeout=10) as r:
+            out = json.loads(r.read())
+        return [c for c in out if (target is None or c["target"] == target) and
+                (queue_url is None or c["queueUrl"] == queue_url)]
+
+
+def runtime_emulator(events_file, output, max_lifetime=60):
+    """tests/servers/runtime_emulator.py serving the events of events_file
+    until each is answered (--exit-when-empty), recording the calls in
+    `output`. The process; its first stdout line is the port."""
+    return subprocess.Popen([PYTHON, os.path.join(SERVERS, "runtime_emulator.py"),
+                             "--events", events_file, "--output", output, "--exit-when-empty"]
+                            + _guard(max_lifetime), stdout=subprocess.PIPE)
 
 
 class Kinesalite(Server):
@@ -253,6 +306,50 @@ def invoke(tmpdir, mappings, event, env=None):
     return r, failed
 
 
+def validate(tmpdir, mappings, env=None):
+    """fanout validate of these mappings: (returncode, stdout + stderr)."""
+    cfg = os.path.join(tmpdir, "validate.json")
+    with open(cfg, "w") as f:
+        json.dump(mappings, f)
+    r = run_fanout(["validate", "--config", cfg], env=env)
+    return r.returncode, r.stdout.decode() + r.stderr.decode()
+
+
+class AwsServiceCase(unittest.TestCase):
+    """Base of the tests against one AwsService for the class, started with
+    RESOURCES, reset before each test (self.aws); each test has a fresh
+    self.tmp. env() points the aws_env names of ENDPOINTS (e.g.
+    ("FIREHOSE",)) at it."""
+
+    RESOURCES = None
+    ENDPOINTS = ()
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmpdir = TempDir()
+        cls.aws = AwsService(cls.tmpdir.path, resources=cls.RESOURCES)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.aws.stop()
+        cls.tmpdir.cleanup()
+
+    def setUp(self):
+        self.tmp = TempDir()
+        self.aws.reset()
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def env(self, **extra):
+        e = aws_env(**{name: self.aws.url for name in self.ENDPOINTS})
+        e.update({k: str(v) for k, v in extra.items()})
+        return e
+
+    def invoke(self, mappings, event, **env):
+        return invoke(self.tmp.path, mappings, event, env=self.env(**env))
+
+
 KINESIS_SOURCE = "arn:aws:kinesis:us-east-1:123456789012:stream/source"
 DDB_SOURCE = ("arn:aws:dynamodb:us-east-1:123456789012:table/source/stream/"
               "2026-01-01T00:00:00.000")
@@ -282,6 +379,79 @@ def kinesis_event(records, arn=KINESIS_SOURCE):
 
 def sample_event(name):
     return os.path.join(DATA, "events", name)
+
+
+def cache_chaos():
+    """The module tests/servers/cache_chaos.py."""
+    if SERVERS not in sys.path:
+        sys.path.insert(0, SERVERS)
+    import cache_chaos as module
+    return module
+
+
+class CacheChaosCase(unittest.TestCase):
+    """Base of a cache plugin's MisbehavingServer tests: ChaosServer (of
+    tests/servers/cache_chaos.py) plays a KIND node that answers the
+    plugin's commands wrongly, and run_one() sends KEYS to it with `fanout
+    invoke`, checking the process ends without a signal or a sanitizer
+    report, in MAX_SECONDS and MAX_RSS_KIB. A subclass sets KIND and ENV
+    and writes mapping(server, **options) (and event() for another source
+    than KINESIS_SOURCE)."""
+
+    KIND = None
+    ENV = None
+    KEYS = ["k%d" % i for i in range(5)]
+    # bounds for every run: the engine's 4 attempts of at most ~0.6 s each
+    MAX_SECONDS = 15
+    MAX_RSS_KIB = 64 * 1024  # about 11 MiB measured, 32 MiB under ASan
+
+    def setUp(self):
+        self.tmp = TempDir()
+        self.dir = self.tmp.path
+        self.servers = []
+
+    def tearDown(self):
+        for s in self.servers:
+            s.stop()
+        self.tmp.cleanup()
+
+    def chaos(self, behaviour, bad=None, **kw):
+        s = cache_chaos().ChaosServer(self.KIND, behaviour, bad, **kw)
+        self.servers.append(s)
+        return s
+
+    def mapping(self, srv, **opts):
+        raise NotImplementedError
+
+    def event(self):
+        """What run_one sends: KEYS as Kinesis records (sequence numbers
+        1000, 1001, ...), from the source mapping() names."""
+        return kinesis_event([(k, k.encode()) for k in self.KEYS])
+
+    def run_one(self, srv, **opts):
+        ev = self.event()
+        rc, log, failed, rss, took = cache_chaos().invoke_measured(
+            sys.modules[__name__], self.dir, [self.mapping(srv, **opts)], ev, env=self.ENV)
+        self.assertGreaterEqual(rc, 0, "killed by a signal:\n" + log)
+        self.assertNotIn("Sanitizer", log)
+        self.assertNotIn("runtime error:", log)
+        self.assertLess(took, self.MAX_SECONDS, log)
+        self.assertLess(rss, self.MAX_RSS_KIB, log)
+        return rc, log, failed
+
+    def assertAllFailed(self, rc, log, failed, *phrases):
+        self.assertEqual(rc, 1, log)
+        self.assertEqual(sorted(failed), [str(1000 + i) for i in range(len(self.KEYS))], log)
+        self.assertIn("0 delivered, %d failed" % len(self.KEYS), log)
+        for p in phrases:
+            self.assertIn(p, log)
+
+    def assertAllDelivered(self, rc, log, failed, srv):
+        self.assertEqual(rc, 0, log)
+        self.assertEqual(failed, [], log)
+        self.assertIn("%d delivered, 0 failed" % len(self.KEYS), log)
+        for k in self.KEYS:
+            self.assertEqual(srv.stored.get(k.encode()), k.encode())
 
 
 class TempDir:

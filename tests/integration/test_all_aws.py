@@ -7,23 +7,13 @@ Run by meson with /usr/bin/python3."""
 import base64
 import json
 import os
-import shutil
 import sys
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
-NODE = shutil.which("node") or "/usr/bin/node"
 TOPIC = "arn:aws:sns:us-east-1:123456789012:fanout-e2e"
-
-
-class Sqs(harness.Server):
-    def __init__(self):
-        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sqs_server.js")
-        super().__init__([NODE, script, "--port", "0", "--parent-pid", str(os.getpid()),
-                          "--max-lifetime", "600"], port_from_stdout=True)
 
 
 class AllSeven(unittest.TestCase):
@@ -31,7 +21,7 @@ class AllSeven(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = harness.TempDir()
         cls.kinesis = harness.Kinesalite()
-        cls.sqs = Sqs()
+        cls.sqs = harness.SqsServer()
         cls.aws = harness.AwsService(cls.tmp.path, resources={
             "firehose": ["e2e-firehose"], "sns": [TOPIC], "lambda": ["e2e-fn"]})
         cls.kc = harness.botocore_client("kinesis", cls.kinesis.url)

@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 import unittest
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -34,7 +34,7 @@ USERS_STREAM = ("arn:aws:dynamodb:us-east-1:123456789012:table/users/stream/"
 COMMANDS = ["register", "list", "update", "activate", "deactivate", "unregister"]
 
 
-class DynamoShim:
+class DynamoShim(harness.InProcessServer):
     """A proxy to dynalite: requests are forwarded as they are; the
     DescribeTable answer of a table in `streams` gets StreamSpecification,
     LatestStreamArn and LatestStreamLabel (`disabled` ones a stream with
@@ -64,11 +64,7 @@ class DynamoShim:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.serve(Handler)
 
     def forward(self, headers, body):
         target = headers.get("X-Amz-Target", "")
@@ -109,10 +105,6 @@ class DynamoShim:
     def reset(self):
         with self.lock:
             self.requests = []
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class CliTest(unittest.TestCase):

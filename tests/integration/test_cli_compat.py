@@ -12,14 +12,12 @@ Run by meson with /usr/bin/python3.
 """
 
 import os
-import shutil
 import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
-NODE = shutil.which("node") or "/usr/bin/node"
 ACCOUNT = harness.ACCOUNT
 TOPIC = "arn:aws:sns:us-east-1:%s:alerts" % ACCOUNT
 ES_HOST = "search-logs-abc123def.us-east-1.es.amazonaws.com"
@@ -29,20 +27,13 @@ MEMCACHED = "sessions.abc123.cfg.use1.cache.amazonaws.com:11211"
 REDIS = "cache.abc123.ng.0001.use1.cache.amazonaws.com:6379"
 
 
-class Sqs(harness.Server):
-    def __init__(self):
-        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sqs_server.js")
-        super().__init__([NODE, script, "--port", "0", "--parent-pid", str(os.getpid()),
-                          "--max-lifetime", "600"], port_from_stdout=True)
-
-
 class CompatTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = harness.TempDir()
         cls.dynalite = harness.Dynalite()
         cls.kinesalite = harness.Kinesalite()
-        cls.sqs = Sqs()
+        cls.sqs = harness.SqsServer()
         # 150 topics before the one looked up: ListTopics takes two pages
         topics = ["arn:aws:sns:us-east-1:%s:aaa-filler-%03d" % (ACCOUNT, i) for i in range(150)]
         cls.aws = harness.AwsService(cls.tmp.path, resources={

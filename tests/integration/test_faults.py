@@ -49,7 +49,6 @@ import json
 import os
 import random
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -63,8 +62,8 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
-NODE = shutil.which("node") or "/usr/bin/node"
-SERVERS = os.path.join(harness.TESTS, "servers")
+NODE = harness.NODE
+SERVERS = harness.SERVERS
 TOPIC = "arn:aws:sns:us-east-1:123456789012:fault-topic"
 FIREHOSE = "fault-firehose"
 STREAM = "fault-out"
@@ -166,21 +165,8 @@ class Proxy:
         return self._call("POST", "/resume?drop=1" if drop else "/resume", {})
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        harness.stop_process(self.proc)
         self.proc.stdout.close()
-
-
-class Sqs(harness.Server):
-    def __init__(self):
-        script = os.path.join(harness.TESTS, "integration", "sqs_server.js")
-        super().__init__([NODE, script, "--port", "0", "--parent-pid", str(os.getpid()),
-                          "--max-lifetime", "900"], port_from_stdout=True)
 
 
 class CacheServer:
@@ -223,13 +209,8 @@ class CacheServer:
         self.proc.wait()
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc:
+            harness.stop_process(self.proc, timeout=10)
 
     # -- reading back, straight from the server (not through the proxy)
 
@@ -417,7 +398,7 @@ class FaultInjection(unittest.TestCase):
         d = self.tmp.name
         self.kinesis = harness.Kinesalite()
         self.servers.append(self.kinesis)
-        self.sqs = Sqs()
+        self.sqs = harness.SqsServer(max_lifetime=900)
         self.servers.append(self.sqs)
         self.aws = harness.AwsService(d, resources={"firehose": [FIREHOSE], "sns": [TOPIC]})
         self.servers.append(self.aws)

@@ -32,28 +32,9 @@ def event_records(name):
         return json.load(f)["Records"]
 
 
-class FirehoseTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmpdir = harness.TempDir()
-        cls.aws = harness.AwsService(cls.tmpdir.path, resources={"firehose": STREAMS})
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.aws.stop()
-        cls.tmpdir.cleanup()
-
-    def setUp(self):
-        self.tmp = harness.TempDir()
-        self.aws.reset()
-
-    def tearDown(self):
-        self.tmp.cleanup()
-
-    def invoke(self, mappings, event, **env):
-        e = harness.aws_env(FIREHOSE=self.aws.url)
-        e.update(env)
-        return harness.invoke(self.tmp.path, mappings, event, env=e)
+class FirehoseTest(harness.AwsServiceCase):
+    RESOURCES = {"firehose": STREAMS}
+    ENDPOINTS = ("FIREHOSE",)
 
     def received(self, stream, n=0):
         return self.aws.received("firehose", stream, min_count=n, timeout_ms=2000 if n else 0)
@@ -65,11 +46,7 @@ class FirehoseTest(unittest.TestCase):
         return self.aws.stats()["by_service"].get("firehose", {}).get("PutRecordBatch", {})
 
     def validate(self, mappings):
-        cfg = os.path.join(self.tmp.path, "validate.json")
-        with open(cfg, "w") as f:
-            json.dump(mappings, f)
-        r = harness.run_fanout(["validate", "--config", cfg], env=harness.aws_env())
-        return r.returncode, r.stdout.decode() + r.stderr.decode()
+        return harness.validate(self.tmp.path, mappings, harness.aws_env())
 
     # ---- delivery ----
 

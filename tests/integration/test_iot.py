@@ -28,22 +28,13 @@ def data_of(msg):
     return base64.b64decode(msg["payloadBase64"])
 
 
-class IotPlugin(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = harness.TempDir()
-        cls.aws = harness.AwsService(cls.tmp.path)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.aws.stop()
-        cls.tmp.cleanup()
-
-    def setUp(self):
-        self.aws.reset()
+class IotPlugin(harness.AwsServiceCase):
+    ENDPOINTS = ("IOT_DATA_PLANE",)
 
     def env(self, endpoint=True, **extra):
-        e = harness.aws_env(IOT_DATA_PLANE=self.aws.url) if endpoint else harness.aws_env()
+        if endpoint:
+            return super().env(**extra)
+        e = harness.aws_env()
         e.update({k: str(v) for k, v in extra.items()})
         return e
 
@@ -254,12 +245,8 @@ class IotPlugin(unittest.TestCase):
         maps.append(harness.mapping("ok", "iot", HOST + "#t", region="us-east-1"))
         maps.append(harness.mapping("ok2", "iot", "http://127.0.0.1:1234/#t",
                                     region="eu-west-1"))
-        cfg = os.path.join(self.tmp.path, "validate.json")
-        with open(cfg, "w") as f:
-            json.dump(maps, f)
-        r = harness.run_fanout(["validate", "--config", cfg])
-        self.assertEqual(r.returncode, 2)
-        out = r.stdout.decode() + r.stderr.decode()
+        rc, out = harness.validate(self.tmp.path, maps)
+        self.assertEqual(rc, 2)
         for i, (_, why) in enumerate(cases):
             self.assertRegex(out, r'mapping "m%d"( \(#\d+\))?: field "destination": [^\n]*%s'
                              % (i, re.escape(why)))

@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import unittest
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -30,7 +30,7 @@ MiB = 1024 * 1024
 # A PutRecords fake
 
 
-class FakeKinesis:
+class FakeKinesis(harness.InProcessServer):
     """PutRecords on loopback. Each request takes the next plan of
     `plans` (then answers normally): {"status": 400/500, "code": ...} fails
     the whole request; {"fail": {index: code}} fails those entries;
@@ -67,15 +67,7 @@ class FakeKinesis:
                 except OSError:
                     pass  # the client gave up (timeout test)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self.serve(Handler)
 
     def reset(self, plans=()):
         with self.lock:
@@ -224,11 +216,7 @@ class KinesisTest(unittest.TestCase):
         return harness.invoke(self.tmp.path, mappings, event, env=e)
 
     def validate(self, mappings):
-        cfg = os.path.join(self.tmp.path, "validate.json")
-        with open(cfg, "w") as f:
-            json.dump(mappings, f)
-        r = harness.run_fanout(["validate", "--config", cfg], env=harness.aws_env())
-        return r.returncode, r.stdout.decode() + r.stderr.decode()
+        return harness.validate(self.tmp.path, mappings, harness.aws_env())
 
     # ---- delivery against kinesalite ----
 

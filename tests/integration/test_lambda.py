@@ -1,5 +1,5 @@
 """The fanout binary as a Lambda custom runtime (`bootstrap`): the Runtime
-API loop against tests/runtime_emulator.py, the engine and the file plugin
+API loop against tests/servers/runtime_emulator.py, the engine and the file plugin
 behind it. Run by meson with /usr/bin/python3."""
 
 import base64
@@ -10,9 +10,9 @@ import sys
 import tempfile
 import unittest
 
-BUILD = os.environ.get("FANOUT_BUILD_DIR", "build")
-TESTS = os.environ.get("FANOUT_TESTS_DIR", "tests")
-FANOUT = os.path.join(BUILD, "engine", "fanout")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import BUILD, FANOUT, runtime_emulator  # noqa: E402
+
 ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/s"
 
 
@@ -38,10 +38,7 @@ class Lambda(unittest.TestCase):
             os.unlink(out)
         with open(evfile, "w") as f:
             json.dump(events, f)
-        emu = subprocess.Popen(
-            [sys.executable, os.path.join(TESTS, "runtime_emulator.py"), "--events", evfile,
-             "--output", out, "--exit-when-empty", "--max-lifetime", "60",
-             "--parent-pid", str(os.getpid())], stdout=subprocess.PIPE)
+        emu = runtime_emulator(evfile, out)
         try:
             port = emu.stdout.readline().decode().strip()
             cfg = os.path.join(self.dir, "mappings.json")

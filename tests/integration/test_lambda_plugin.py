@@ -45,30 +45,12 @@ def elements(text):
     return out
 
 
-class LambdaPlugin(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = harness.TempDir()
-        cls.aws = harness.AwsService(cls.tmp.path, resources={"lambda": [
-            "fn", "fn:live", "ordered", "big", "flaky", "other-region",
-            "arn:aws:lambda:eu-west-1:123456789012:function:remote",
-            "arn:aws:lambda:eu-west-1:123456789012:function:remote:prod"]})
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.aws.stop()
-        cls.tmp.cleanup()
-
-    def setUp(self):
-        self.aws.reset()
-
-    def env(self, **extra):
-        e = harness.aws_env(LAMBDA=self.aws.url)
-        e.update({k: str(v) for k, v in extra.items()})
-        return e
-
-    def invoke(self, mappings, event, **env):
-        return harness.invoke(self.tmp.path, mappings, event, env=self.env(**env))
+class LambdaPlugin(harness.AwsServiceCase):
+    RESOURCES = {"lambda": [
+        "fn", "fn:live", "ordered", "big", "flaky", "other-region",
+        "arn:aws:lambda:eu-west-1:123456789012:function:remote",
+        "arn:aws:lambda:eu-west-1:123456789012:function:remote:prod"]}
+    ENDPOINTS = ("LAMBDA",)
 
     def received(self, name, n=0, timeout_ms=3000):
         return self.aws.received("lambda", name, n, timeout_ms)
@@ -367,12 +349,8 @@ class LambdaPlugin(unittest.TestCase):
         maps.append(harness.mapping("opt", "lambda", "fn", payload="xml"))
         maps.append(harness.mapping("collapse", "lambda", "fn", collapse="JSON"))
         maps.append(harness.mapping("ok", "lambda", "fn"))
-        cfg = os.path.join(self.tmp.path, "validate.json")
-        with open(cfg, "w") as f:
-            json.dump(maps, f)
-        r = harness.run_fanout(["validate", "--config", cfg])
-        self.assertEqual(r.returncode, 2)
-        out = r.stdout.decode() + r.stderr.decode()
+        rc, out = harness.validate(self.tmp.path, maps)
+        self.assertEqual(rc, 2)
         for i, (_, why) in enumerate(cases):
             self.assertRegex(out, r'mapping "m%d"( \(#\d+\))?: field "destination": [^\n]*%s'
                              % (i, re.escape(why)))

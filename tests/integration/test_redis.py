@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "servers"))
 import harness  # noqa: E402
-from cache_chaos import ChaosServer, invoke_measured  # noqa: E402
+from cache_chaos import invoke_measured  # noqa: E402
 
 REDIS_SERVER = "/usr/bin/redis-server"
 PASSWORD = "S3cret-Token-For-Fanout-Tests"  # 16-128 printable, as ElastiCache wants
@@ -136,13 +136,8 @@ class RedisServer:
         harness.wait_port(self.port, proc=self.proc)
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc:
+            harness.stop_process(self.proc, timeout=10)
 
     def restart(self):
         self.stop()
@@ -662,7 +657,7 @@ class RedisPlugin(unittest.TestCase):
 
     def run_runtime(self, maps, events, after_first=None, env=None):
         """fanout as a Lambda custom runtime (one process, several
-        invocations) against tests/runtime_emulator.py. `after_first` runs
+        invocations) against tests/servers/runtime_emulator.py. `after_first` runs
         once the first invocation is answered. Returns (log, answers)."""
         cfg = os.path.join(self.dir, "mappings.json")
         with open(cfg, "w") as f:
@@ -671,10 +666,7 @@ class RedisPlugin(unittest.TestCase):
         out = os.path.join(self.dir, "api.jsonl")
         with open(evfile, "w") as f:
             json.dump(events, f)
-        emu = subprocess.Popen(
-            [harness.PYTHON, os.path.join(harness.TESTS, "runtime_emulator.py"), "--events",
-             evfile, "--output", out, "--exit-when-empty", "--max-lifetime", "60",
-             "--parent-pid", str(os.getpid())], stdout=subprocess.PIPE)
+        emu = harness.runtime_emulator(evfile, out)
         try:
             port = emu.stdout.readline().decode().strip()
             e = dict(os.environ)
@@ -866,58 +858,23 @@ class RedisPlugin(unittest.TestCase):
         self.assertIn("%d mappings, 6 valid, %d invalid" % (len(maps) + 3, len(maps) - 3), out)
 
 
-class MisbehavingServer(unittest.TestCase):
+class MisbehavingServer(harness.CacheChaosCase):
     """tests/servers/cache_chaos.py plays a Redis that answers the plugin's
     commands wrongly. In every case the process ends (no signal, bounded
     time and peak RSS), the records the server did not confirm with their
     own +OK are reported failed (exit 1) or were resent to success, and
     none is counted twice."""
 
-    KEYS = ["k%d" % i for i in range(5)]
-    MAX_SECONDS = 15
-    MAX_RSS_KIB = 64 * 1024  # about 11 MiB measured, 32 MiB under ASan
+    KIND = "redis"
+    ENV = FAST
 
     def setUp(self):
         os.environ.pop("FANOUT_REDIS_PASSWORD", None)
-        self.tmp = tempfile.TemporaryDirectory()
-        self.dir = self.tmp.name
-        self.servers = []
+        super().setUp()
 
-    def tearDown(self):
-        for s in self.servers:
-            s.stop()
-        self.tmp.cleanup()
-
-    def chaos(self, behaviour, bad=None, **kw):
-        s = ChaosServer("redis", behaviour, bad, **kw)
-        self.servers.append(s)
-        return s
-
-    def run_one(self, srv, **opts):
+    def mapping(self, srv, **opts):
         opts.setdefault("timeoutMs", 500)
-        m = redis_map(srv.address, **opts)
-        ev = harness.kinesis_event([(k, k.encode()) for k in self.KEYS])
-        rc, log, failed, rss, took = invoke_measured(harness, self.dir, [m], ev, env=FAST)
-        self.assertGreaterEqual(rc, 0, "killed by a signal:\n" + log)
-        self.assertNotIn("Sanitizer", log)
-        self.assertNotIn("runtime error:", log)
-        self.assertLess(took, self.MAX_SECONDS, log)
-        self.assertLess(rss, self.MAX_RSS_KIB, log)
-        return rc, log, failed
-
-    def assertAllFailed(self, rc, log, failed, *phrases):
-        self.assertEqual(rc, 1, log)
-        self.assertEqual(sorted(failed), [str(1000 + i) for i in range(len(self.KEYS))], log)
-        self.assertIn("0 delivered, %d failed" % len(self.KEYS), log)
-        for p in phrases:
-            self.assertIn(p, log)
-
-    def assertAllDelivered(self, rc, log, failed, srv):
-        self.assertEqual(rc, 0, log)
-        self.assertEqual(failed, [], log)
-        self.assertIn("%d delivered, 0 failed" % len(self.KEYS), log)
-        for k in self.KEYS:
-            self.assertEqual(srv.stored.get(k.encode()), k.encode())
+        return redis_map(srv.address, **opts)
 
     def test_reply_types_set_cannot_get(self):
         """SET (no NX/XX/GET) and MSET get +OK or an error, nothing else: an

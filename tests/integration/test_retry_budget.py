@@ -31,29 +31,9 @@ TARGETS = [
 ]
 
 
-class RetryBudgetTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmpdir = harness.TempDir()
-        cls.aws = harness.AwsService(cls.tmpdir.path, resources={
-            "firehose": ["budget", "budget-sts"], "sns": [TOPIC], "lambda": ["budget"]})
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.aws.stop()
-        cls.tmpdir.cleanup()
-
-    def setUp(self):
-        self.tmp = harness.TempDir()
-        self.aws.reset()
-
-    def tearDown(self):
-        self.tmp.cleanup()
-
-    def invoke(self, mappings, event, **env):
-        e = harness.aws_env(FIREHOSE=self.aws.url, SNS=self.aws.url, LAMBDA=self.aws.url)
-        e.update({k: str(v) for k, v in env.items()})
-        return harness.invoke(self.tmp.path, mappings, event, env=e)
+class RetryBudgetTest(harness.AwsServiceCase):
+    RESOURCES = {"firehose": ["budget", "budget-sts"], "sns": [TOPIC], "lambda": ["budget"]}
+    ENDPOINTS = ("FIREHOSE", "SNS", "LAMBDA")
 
     def sent(self, service, operation):
         by = self.aws.stats()["by_service"].get(service, {})
@@ -84,6 +64,18 @@ class RetryBudgetTest(unittest.TestCase):
                     # N, not N x FANOUT_AWS_MAX_ATTEMPTS
                     self.assertEqual(self.sent(service, op), n, err)
                     self.assert_counts_say(err, n)
+
+    def test_default_budget_is_four_attempts(self):
+        """Without FANOUT_RETRY_ATTEMPTS a record goes out 4 times (README,
+        "Who retries"): the first send and three resends."""
+        ev = harness.kinesis_event([("k", b"one")])
+        self.aws.faults({"service": "sns", "kind": "throttle", "count": -1, "retryAfter": 0})
+        r, failed = self.invoke([harness.mapping("t", "sns", TOPIC)], ev,
+                                FANOUT_AWS_MAX_ATTEMPTS=5)
+        err = r.stderr.decode()
+        self.assertEqual(failed, ["1000"], err)
+        self.assertEqual(self.sent("sns", "Publish"), 4, err)
+        self.assert_counts_say(err, 4)
 
     def test_server_errors_go_out_exactly_n_times(self):
         ev = harness.kinesis_event([("k", b"one")])

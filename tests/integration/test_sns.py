@@ -13,10 +13,9 @@ import json
 import os
 import re
 import sys
-import threading
 import unittest
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -36,7 +35,7 @@ def records(n, fmt='{"n":%d}'):
     return [("k%d" % i, (fmt % i).encode()) for i in range(n)]
 
 
-class FakeSns:
+class FakeSns(harness.InProcessServer):
     """A loopback endpoint answering SNS calls with the XML it is given:
     answers[n] for the n-th call, then a plain success. Records each
     request's form."""
@@ -77,11 +76,7 @@ class FakeSns:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()
+        self.serve(Handler, poll_interval=0.05)
 
     def messages(self, n):
         f = self.requests[n]["form"]
@@ -92,10 +87,6 @@ class FakeSns:
             out.append(f["PublishBatchRequestEntries.member.%d.Message" % i])
             i += 1
         return out
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class SnsPlugin(unittest.TestCase):
@@ -140,11 +131,7 @@ class SnsPlugin(unittest.TestCase):
         return {op: v["count"] for op, v in by.items()}
 
     def validate(self, mappings):
-        cfg = os.path.join(self.tmp.path, "validate.json")
-        with open(cfg, "w") as f:
-            json.dump(mappings, f)
-        r = harness.run_fanout(["validate", "--config", cfg], env=self.env)
-        return r.returncode, r.stdout.decode() + r.stderr.decode()
+        return harness.validate(self.tmp.path, mappings, self.env)
 
     # ---- delivery and the batch API ----
 

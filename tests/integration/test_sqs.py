@@ -1,5 +1,5 @@
 """Integration tests of the sqs plugin: the real `fanout invoke` against
-local-aws-sqs (npm, served by tests/integration/sqs_server.js, which also
+local-aws-sqs (npm, served by tests/servers/sqs_server.js, which also
 records every call it passes on), read back with botocore's SQS client;
 partial failures, MD5 checks, 5xx, throttling and timeouts against a fake
 SQS endpoint written here (local-aws-sqs cannot fail on demand); the
@@ -12,41 +12,24 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import sys
 import threading
 import time
 import unittest
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
 ACCOUNT = harness.ACCOUNT
-NODE = shutil.which("node") or "/usr/bin/node"
 MIB = 1048576
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 ROLE_ACCOUNT = "210987654321"
 STS_EXTERNAL_ID = "fanout+ext:id/=,.@-1"  # sts_server.py's default for ext-... roles
 
 
-class SqsEmulator(harness.Server):
-    """local-aws-sqs through sqs_server.js: GET /__calls lists the calls."""
-
-    def __init__(self):
-        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sqs_server.js")
-        super().__init__([NODE, script, "--port", "0", "--parent-pid", str(os.getpid()),
-                          "--max-lifetime", "600"], port_from_stdout=True)
-
-    def calls(self, target=None, queue_url=None):
-        with urllib.request.urlopen(self.url + "/__calls", timeout=10) as r:
-            out = json.loads(r.read())
-        return [c for c in out if (target is None or c["target"] == target) and
-                (queue_url is None or c["queueUrl"] == queue_url)]
-
-
-class FakeSqs:
+class FakeSqs(harness.InProcessServer):
     """A fake SQS JSON endpoint on loopback that fails on demand.
 
     `plan(n, request)` decides the answer to the n-th call (0-based):
@@ -119,16 +102,7 @@ class FakeSqs:
                 except OSError:
                     pass  # the client gave up (timeout test)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever,
-                                       kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self.serve(Handler, poll_interval=0.05)
 
     def entries(self, idx):
         """The messages of request idx (SendMessageBatch entries or the
@@ -147,7 +121,7 @@ def records(n, fmt='{"n":%d}'):
 class SqsPlugin(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.sqs = SqsEmulator()
+        cls.sqs = harness.SqsServer()
         cls.client = harness.botocore_client("sqs", cls.sqs.url)
         cls.counter = 0
 

@@ -1,7 +1,7 @@
 """The DynamoDB mapping store end to end: targets registered as items of a
 dynalite table (written with botocore, as the seed design's tools did),
 `fanout invoke` with no --config reading them, and the fanout binary as a
-Lambda bootstrap (tests/runtime_emulator.py) seeing a deactivated target
+Lambda bootstrap (tests/servers/runtime_emulator.py) seeing a deactivated target
 stop after the refresh interval. Run by meson with /usr/bin/python3."""
 
 import json
@@ -132,11 +132,7 @@ class DynamoDBStore(unittest.TestCase):
         evfile, out = self.path("events.json"), self.path("api.jsonl")
         with open(evfile, "w") as f:
             json.dump(events, f)
-        emu = subprocess.Popen(
-            [harness.PYTHON, os.path.join(harness.TESTS, "runtime_emulator.py"),
-             "--events", evfile, "--output", out, "--exit-when-empty",
-             "--max-lifetime", "120", "--parent-pid", str(os.getpid())],
-            stdout=subprocess.PIPE)
+        emu = harness.runtime_emulator(evfile, out, max_lifetime=120)
         proc = None
         try:
             port = emu.stdout.readline().decode().strip()

@@ -45,7 +45,6 @@ Options: --tls CERT KEY, --parent-pid PID (exit when that process is gone),
 broken test never leaves us running).
 """
 
-import argparse
 import hashlib
 import json
 import os
@@ -55,8 +54,11 @@ import struct
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import serve  # noqa: E402
 
 # A pattern block whose length is a multiple of 251, so slices of it
 # continue the i % 251 sequence.
@@ -119,22 +121,8 @@ class Handler(BaseHTTPRequestHandler):
 
     do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET
 
-    def _read_body(self):
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length", "0") or 0)
-        return self.rfile.read(length) if length else b""
-
     def _dispatch(self):
-        body = self._read_body()
+        body = serve.read_body(self)
         url = urlsplit(self.path)
         path = url.path
         query = parse_qs(url.query, keep_blank_values=True)
@@ -291,10 +279,11 @@ class Handler(BaseHTTPRequestHandler):
         self.connection.close()
 
 
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+class Server(serve.Server):
     request_queue_size = 256  # many connections arrive at once
+    # Clients that hang up, refuse our certificate or time out are part of
+    # the tests.
+    quiet_errors = (OSError, ssl.SSLError, ValueError)
 
     def __init__(self, addr, tls_ctx):
         self.tls = tls_ctx is not None
@@ -309,32 +298,10 @@ class Server(ThreadingHTTPServer):
                                             do_handshake_on_connect=False)
         return sock, addr
 
-    def handle_error(self, request, client_address):
-        # Clients that hang up, refuse our certificate or time out are
-        # part of the tests.
-        exc = sys.exc_info()[1]
-        if isinstance(exc, (OSError, ssl.SSLError, ValueError)):
-            return
-        super().handle_error(request, client_address)
-
-
-def watchdog(args):
-    start = time.monotonic()
-    while True:
-        time.sleep(0.2)
-        if args.parent_pid and os.getppid() != args.parent_pid:
-            os._exit(2)
-        if args.max_lifetime and time.monotonic() - start > args.max_lifetime:
-            sys.stderr.write("chaos_server: --max-lifetime reached\n")
-            os._exit(3)
-
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--port", type=int, default=0)
+    ap = serve.arguments(__doc__)
     ap.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
-    ap.add_argument("--max-lifetime", type=float, default=0)
-    ap.add_argument("--parent-pid", type=int, default=0)
     args = ap.parse_args()
 
     tls_ctx = None
@@ -342,11 +309,7 @@ def main():
         tls_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         tls_ctx.load_cert_chain(args.tls[0], args.tls[1])
     server = Server(("127.0.0.1", args.port), tls_ctx)
-    if args.max_lifetime or args.parent_pid:
-        threading.Thread(target=watchdog, args=(args,), daemon=True).start()
-    sys.stdout.write("%d\n" % server.server_address[1])
-    sys.stdout.flush()
-    server.serve_forever(poll_interval=0.1)
+    serve.run(server, args, "chaos_server")
 
 
 if __name__ == "__main__":

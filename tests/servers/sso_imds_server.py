@@ -30,7 +30,6 @@ Keys given here are meant to be --base-key of tests/servers/sts_server.py, so
 a role assumed with them (credential_source, source_profile) verifies.
 """
 
-import argparse
 import datetime
 import json
 import os
@@ -38,8 +37,11 @@ import secrets
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import serve  # noqa: E402
 
 
 def iso8601(epoch):
@@ -132,18 +134,8 @@ class Handler(BaseHTTPRequestHandler):
         self._send(404, "not found", "text/plain")
 
 
-def watchdog(args):
-    start = time.monotonic()
-    while True:
-        time.sleep(0.2)
-        if args.parent_pid and os.getppid() != args.parent_pid:
-            os._exit(2)
-        if args.max_lifetime and time.monotonic() - start > args.max_lifetime:
-            os._exit(3)
-
-
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = serve.arguments(__doc__, port=False)
     ap.add_argument("--sso-token", default="fanout-sso-access-token")
     ap.add_argument("--sso-key", default="ASIAFANOUTSSOKEY0001:ssoSecret/0123456789abcdef:ssoToken")
     ap.add_argument("--imds-key",
@@ -151,25 +143,15 @@ def main():
     ap.add_argument("--imds-role", default="fanout-instance-role")
     ap.add_argument("--imds-no-role", action="store_true")
     ap.add_argument("--imds-v1-only", action="store_true")
-    ap.add_argument("--max-lifetime", type=float, default=0)
-    ap.add_argument("--parent-pid", type=int, default=0)
     args = ap.parse_args()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
+    server = serve.Server(("127.0.0.1", 0), Handler)
     server.args = args
     server.lock = threading.Lock()
     server.tokens = set()
     server.stats = {"sso": {"requests": 0, "unauthorized": 0, "last": None},
                     "imds": {"token_requests": 0, "requests": 0, "unauthorized": 0,
                              "tokens_seen": 0}}
-    if args.max_lifetime or args.parent_pid:
-        threading.Thread(target=watchdog, args=(args,), daemon=True).start()
-    sys.stdout.write("%d\n" % server.server_address[1])
-    sys.stdout.flush()
-    try:
-        server.serve_forever(poll_interval=0.1)
-    except KeyboardInterrupt:
-        pass
+    serve.run(server, args, None)
 
 
 if __name__ == "__main__":

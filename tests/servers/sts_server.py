@@ -80,7 +80,6 @@ Options:
   --web-token TOKEN               what AssumeRoleWithWebIdentity accepts
 """
 
-import argparse
 import datetime
 import json
 import os
@@ -92,13 +91,16 @@ import threading
 import time
 import urllib.request
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import serve  # noqa: E402
 
 STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 # Quotes as entities too, so the client's entity decoding is exercised.
@@ -601,20 +603,8 @@ class Handler(BaseHTTPRequestHandler):
         self._sts_error(400, "ValidationError", message)
 
 
-def watchdog(args):
-    start = time.monotonic()
-    while True:
-        time.sleep(0.2)
-        if args.parent_pid and os.getppid() != args.parent_pid:
-            os._exit(2)
-        if args.max_lifetime and time.monotonic() - start > args.max_lifetime:
-            sys.stderr.write("sts_server: --max-lifetime reached\n")
-            os._exit(3)
-
-
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--port", type=int, default=0)
+    ap = serve.arguments(__doc__)
     ap.add_argument("--base-key", action="append")
     ap.add_argument("--lifetime-seconds", type=int, default=0)
     # /service treats issued keys as expired this many seconds after issue,
@@ -626,24 +616,14 @@ def main():
     ap.add_argument("--container-token", default="")
     ap.add_argument("--slow-ms", type=int, default=500)
     ap.add_argument("--container-fail-first", type=int, default=0)
-    ap.add_argument("--max-lifetime", type=float, default=0)
-    ap.add_argument("--parent-pid", type=int, default=0)
     ap.add_argument("--register-with", action="append", metavar="URL")
     ap.add_argument("--web-token", default="")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
 
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
-    server.daemon_threads = True
+    server = serve.Server(("127.0.0.1", args.port), Handler)
     server.state = State(args)
-    if args.max_lifetime or args.parent_pid:
-        threading.Thread(target=watchdog, args=(args,), daemon=True).start()
-    sys.stdout.write("%d\n" % server.server_address[1])
-    sys.stdout.flush()
-    try:
-        server.serve_forever(poll_interval=0.1)
-    except KeyboardInterrupt:
-        pass
+    serve.run(server, args, "sts_server")
 
 
 if __name__ == "__main__":

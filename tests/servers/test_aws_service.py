@@ -1,5 +1,6 @@
 #!/usr/bin/python3
 """Tests of tests/servers/aws_service.py with botocore itself as the client.
+Every service module of tests/servers/aws is reached (ServiceTable).
 
 Starts the server on a loopback port and drives every emulated operation
 through botocore clients (several regions, a base key and a role key with a
@@ -33,6 +34,8 @@ from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SERVER = os.path.join(HERE, "aws_service.py")
+sys.path.insert(0, HERE)
+import aws  # noqa: E402  (the service table the server serves)
 
 BASE = {"accessKeyId": "AKIDFANOUTBASE", "secretAccessKey": "base-secret/+="}
 ROLE = {"accessKeyId": "ASIAFANOUTROLE", "secretAccessKey": "role-secret",
@@ -633,6 +636,163 @@ class OpenSearch(Base):
         faults({"service": "opensearch", "kind": "partial", "indexes": [0], "target": "logs"})
         st, r = bulk([{"index": {"_index": "logs", "_id": "z"}}, {"n": 9}])
         self.assertEqual(r["items"][0]["index"]["status"], 429)
+
+
+# ---- control-plane lookups (fanout register) ----
+
+ES_HOST = "search-logs-abc123.us-east-1.es.amazonaws.com"
+VPC_HOST = "vpc-private-abc123.us-east-1.es.amazonaws.com"
+IOT_HOST = "a1b2c3d4e5f6g7-ats.iot.us-east-1.amazonaws.com"
+CONTROL_RESOURCES = {
+    "sns": ["arn:aws:sns:us-east-1:123456789012:page-%03d" % i for i in range(120)],
+    "es": {"logs": ES_HOST, "private": {"vpc": VPC_HOST}},
+    "memcached": {"sessions": "sessions.cfg.use1.cache.amazonaws.com:11211"},
+    "redis": {"cache": "cache.ng.0001.use1.cache.amazonaws.com:6379"},
+    "iotEndpoint": IOT_HOST}
+
+
+class ControlPlane(Base):
+    def setUp(self):
+        super().setUp()
+        res = ctl("POST", "/__resources", CONTROL_RESOURCES)
+        self.assertEqual(res["iotEndpoint"], IOT_HOST)
+        self.assertEqual(res["redis"], CONTROL_RESOURCES["redis"])
+        self.assertIn("stream-a", res["firehose"])
+
+    def test_sns_list_topics_pages(self):
+        pages = list(client("sns").get_paginator("list_topics").paginate())
+        self.assertGreaterEqual(len(pages), 2)
+        self.assertEqual(len(pages[0]["Topics"]), 100)
+        arns = [t["TopicArn"] for p in pages for t in p["Topics"]]
+        self.assertEqual(arns, sorted(arns))
+        self.assertIn(TOPIC, arns)
+        self.assertIn("arn:aws:sns:us-east-1:123456789012:page-119", arns)
+        self.assertClientError(lambda: client("sns").list_topics(NextToken="x"), 400,
+                               "InvalidParameter")
+
+    def test_firehose_describe(self):
+        d = client("firehose").describe_delivery_stream(DeliveryStreamName="stream-a")
+        d = d["DeliveryStreamDescription"]
+        self.assertEqual((d["DeliveryStreamName"], d["DeliveryStreamStatus"]),
+                         ("stream-a", "ACTIVE"))
+        self.assertEqual(d["DeliveryStreamARN"],
+                         "arn:aws:firehose:us-east-1:123456789012:deliverystream/stream-a")
+        self.assertClientError(lambda: client("firehose").describe_delivery_stream(
+            DeliveryStreamName="nope"), 400, "ResourceNotFoundException")
+
+    def test_lambda_get_function(self):
+        c = client("lambda")
+        self.assertEqual(c.get_function(FunctionName="fn")["Configuration"]["FunctionArn"],
+                         "arn:aws:lambda:us-east-1:123456789012:function:fn")
+        self.assertEqual(c.get_function(FunctionName="fn:live")["Configuration"]["FunctionName"],
+                         "fn")
+        self.assertClientError(lambda: c.get_function(FunctionName="fn:gone"), 404,
+                               "ResourceNotFoundException")
+
+    def test_iot_describe_endpoint(self):
+        c = client("iot")
+        self.assertEqual(c.describe_endpoint(endpointType="iot:Data-ATS")["endpointAddress"],
+                         IOT_HOST)
+        self.assertEqual(c.describe_endpoint(endpointType="iot:Data")["endpointAddress"],
+                         IOT_HOST.replace("-ats.", ".", 1))
+        self.assertClientError(lambda: c.describe_endpoint(endpointType="iot:Jobs"), 400,
+                               "InvalidRequestException")
+
+    def test_es_and_opensearch_describe_domain(self):
+        st = client("es").describe_elasticsearch_domain(DomainName="logs")["DomainStatus"]
+        self.assertEqual((st["DomainName"], st["Endpoint"]), ("logs", ES_HOST))
+        st = client("opensearch").describe_domain(DomainName="private")["DomainStatus"]
+        self.assertEqual(st["Endpoints"], {"vpc": VPC_HOST})
+        self.assertClientError(lambda: client("opensearch").describe_domain(DomainName="nope"),
+                               409, "ResourceNotFoundException")
+        stats = ctl("GET", "/__stats")["by_service"]["es_control"]
+        self.assertEqual(set(stats), {"DescribeElasticsearchDomain", "DescribeDomain"})
+
+    def test_elasticache(self):
+        c = client("elasticache")
+        cl = c.describe_cache_clusters(CacheClusterId="sessions")["CacheClusters"][0]
+        self.assertEqual(cl["ConfigurationEndpoint"],
+                         {"Address": "sessions.cfg.use1.cache.amazonaws.com", "Port": 11211})
+        g = c.describe_replication_groups(ReplicationGroupId="cache")["ReplicationGroups"][0]
+        self.assertEqual(g["NodeGroups"][0]["PrimaryEndpoint"]["Port"], 6379)
+        self.assertClientError(lambda: c.describe_cache_clusters(CacheClusterId="nope"), 404,
+                               "CacheClusterNotFound")
+        self.assertClientError(lambda: c.describe_replication_groups(ReplicationGroupId="nope"),
+                               404, "ReplicationGroupNotFoundFault")
+        # a Query API: signature failures carry the Query codes
+        bad = client("elasticache", secret="not-the-secret")
+        self.assertClientError(lambda: bad.describe_cache_clusters(CacheClusterId="sessions"),
+                               403, "SignatureDoesNotMatch")
+
+    def test_faults_on_lookups(self):
+        faults({"service": "elasticache", "kind": "status", "status": 503,
+                "contentType": "text/xml", "body": "<ErrorResponse><Error><Type>Receiver</Type>"
+                "<Code>Busy</Code><Message>busy</Message></Error></ErrorResponse>"},
+               {"service": "lambda", "operation": "GetFunction", "kind": "error500"})
+        self.assertClientError(lambda: client("elasticache").describe_cache_clusters(
+            CacheClusterId="sessions"), 503, "Busy")
+        self.assertClientError(lambda: client("lambda").get_function(FunctionName="fn"), 500,
+                               "ServiceException")
+
+
+# ---- the service table: every module is reached ----
+
+def _one_call(name):
+    """One request to the service `name`, answered 2xx."""
+    if name == "firehose":
+        client("firehose").put_record(DeliveryStreamName="stream-a", Record={"Data": b"x"})
+    elif name == "sns":
+        client("sns").publish(TopicArn=TOPIC, Message="m")
+    elif name == "lambda":
+        client("lambda").invoke(FunctionName="fn", InvocationType="Event", Payload=b"{}")
+    elif name == "iot":
+        client("iot-data").publish(topic="t/table", payload=b"p")
+    elif name == "iot_control":
+        client("iot").describe_endpoint(endpointType="iot:Data-ATS")
+    elif name == "opensearch":
+        status, _ = bulk([{"index": {"_index": "table"}}, {"a": 1}])
+        assert status == 200, status
+    elif name == "es_control":
+        client("es").describe_elasticsearch_domain(DomainName="logs")
+    elif name == "elasticache":
+        client("elasticache").describe_cache_clusters(CacheClusterId="sessions")
+    else:
+        raise AssertionError("no call for the service %r: add one here" % name)
+
+
+class ServiceTable(Base):
+    def test_every_service_module_is_reached(self):
+        ctl("POST", "/__resources", CONTROL_RESOURCES)
+        names = [svc.name for svc in aws.SERVICES]
+        self.assertEqual(len(names), len(set(names)))
+        self.assertEqual({m.__name__.rsplit(".", 1)[1] for m in aws.MODULES},
+                         {"firehose", "sns", "lambda_", "iot", "es", "elasticache"})
+        for name in names:
+            _one_call(name)
+        by_service = ctl("GET", "/__stats")["by_service"]
+        for svc in aws.SERVICES:
+            statuses = {st for op in by_service.get(svc.name, {}).values()
+                        for st in op["status"]}
+            self.assertTrue(statuses and all(st.startswith("2") for st in statuses),
+                            (svc.name, by_service.get(svc.name)))
+        # the data planes stored what they were sent; aliases name them too
+        for service, alias in (("firehose", None), ("sns", None), ("lambda", None),
+                               ("iot", "iotdata"), ("opensearch", "es")):
+            self.assertEqual(len(received(service)), 1, service)
+            if alias:
+                self.assertEqual(len(received(alias)), 1, alias)
+
+    def test_unknown_service_names_refused(self):
+        conn = http.client.HTTPConnection("127.0.0.1", SRV["port"], timeout=10)
+        conn.request("GET", "/__received?service=s3")
+        r = conn.getresponse()
+        self.assertEqual((r.status, json.loads(r.read())["message"]),
+                         (400, "unknown service 's3'"))
+        conn.request("POST", "/__faults", body=json.dumps({"service": "s3", "kind": "throttle"}))
+        r = conn.getresponse()
+        self.assertEqual(r.status, 400)
+        self.assertIn("unknown service", json.loads(r.read())["message"])
+        conn.close()
 
 
 # ---- signatures ----

@@ -1,6 +1,6 @@
 /* Check suite for engine/core/runtime.c: the Lambda Runtime API loop.
  *
- * Each test starts tests/runtime_emulator.py on an ephemeral port (it prints
+ * Each test starts tests/servers/runtime_emulator.py on an ephemeral port (it prints
  * the port on its first stdout line), runs fanout_runtime_run against it with
  * a recording handler, then reads what the emulator recorded (one JSON line
  * per request) to check what reached the API. The emulator exits on its own
@@ -114,7 +114,8 @@ static void s_emu_start(json_t *events, ...)
 
     const char *dir = getenv("FANOUT_TESTS_DIR");
     char script[PATH_LEN], ppid[32];
-    snprintf(script, sizeof script, "%s/runtime_emulator.py", dir && *dir ? dir : "tests");
+    snprintf(script, sizeof script, "%s/servers/runtime_emulator.py",
+             dir && *dir ? dir : "tests");
     snprintf(ppid, sizeof ppid, "%ld", (long)getpid());
     const char *argv[32] = {"/usr/bin/python3", script,    "--events",     s_emu.events,
                             "--output",         s_emu.out, "--parent-pid", ppid,

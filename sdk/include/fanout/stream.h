@@ -59,9 +59,10 @@ struct fanout_stream_kind {
         /* Optional: is an ok_field value one (NULL: any non-empty string). */
         int (*ok_valid)(const char *value);
         const char *done; /* "written": what a delivered entry is, in messages */
-        /* Entry ErrorCodes, NULL-terminated: the throttled ones; those worth
-         * a retry (NULL: InternalFailure and ServiceUnavailable, the server
-         * failures of these APIs). Any other fails for good. */
+        /* Entry ErrorCodes, NULL-terminated, beyond the SDK's one list
+         * (fanout/aws_codes.h): the service's own throttled ones; its own
+         * ones worth a retry (either may be NULL). Any other code fails for
+         * good. */
         const char *const *throttle_codes;
         const char *const *retry_codes;
     } answer;

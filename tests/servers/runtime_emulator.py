@@ -41,7 +41,6 @@ Options for failure cases:
   --parent-pid PID        exit when PID is no longer our parent
 """
 
-import argparse
 import collections
 import hashlib
 import json
@@ -51,7 +50,10 @@ import sys
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import serve  # noqa: E402
 
 PREFIX = "/2018-06-01"
 NEXT_PATH = PREFIX + "/runtime/invocation/next"
@@ -100,20 +102,6 @@ class Handler(BaseHTTPRequestHandler):
 
     def _hname(self, name):
         return name.lower() if self.server.state.args.lowercase_headers else name
-
-    def _read_body(self):
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length", "0") or 0)
-        return self.rfile.read(length) if length else b""
 
     def _record(self, kind, status, body=b"", request_id=None):
         self.server.state.record({
@@ -193,7 +181,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         state = self.server.state
-        body = self._read_body()
+        body = serve.read_body(self)
         request_id = None
         m = INVOCATION_RE.match(self.path)
         if self.path == INIT_ERROR_PATH:
@@ -228,40 +216,19 @@ class Handler(BaseHTTPRequestHandler):
         self._reply(status, doc)
 
 
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def handle_error(self, request, client_address):
-        # A client that hung up mid-request is part of the tests.
-        exc = sys.exc_info()[1]
-        if isinstance(exc, (BrokenPipeError, ConnectionResetError)):
-            return
-        super().handle_error(request, client_address)
-
-
-def watchdog(args):
-    start = time.monotonic()
-    while True:
-        time.sleep(0.2)
-        if args.parent_pid and os.getppid() != args.parent_pid:
-            os._exit(2)
-        if args.max_lifetime and time.monotonic() - start > args.max_lifetime:
-            sys.stderr.write("runtime_emulator: --max-lifetime reached\n")
-            os._exit(3)
+class Server(serve.Server):
+    # A client that hung up mid-request is part of the tests.
+    quiet_errors = (BrokenPipeError, ConnectionResetError)
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--port", type=int, default=0)
+    ap = serve.arguments(__doc__)
     ap.add_argument("--events", help="JSON list of events to serve")
     ap.add_argument("--output", required=True, help="JSON lines record of requests")
     ap.add_argument("--fail-posts", action="store_true")
     ap.add_argument("--max-response-bytes", type=int)
     ap.add_argument("--exit-when-empty", action="store_true")
     ap.add_argument("--lowercase-headers", action="store_true")
-    ap.add_argument("--max-lifetime", type=float, default=0)
-    ap.add_argument("--parent-pid", type=int, default=0)
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
 
@@ -275,11 +242,7 @@ def main():
 
     server = Server(("127.0.0.1", args.port), Handler)
     server.state = State(args, events)
-    if args.max_lifetime or args.parent_pid:
-        threading.Thread(target=watchdog, args=(args,), daemon=True).start()
-    sys.stdout.write("%d\n" % server.server_address[1])
-    sys.stdout.flush()
-    server.serve_forever(poll_interval=0.1)
+    serve.run(server, args, "runtime_emulator")
 
 
 if __name__ == "__main__":
