@@ -40,6 +40,7 @@
 #include <openssl/sha.h>
 
 #include <fanout/aws.h>
+#include <fanout/aws_target.h>
 #include <fanout/plugin.h>
 
 #include "es.h"
@@ -67,15 +68,6 @@
 #define ES_KEY_ID_ESTIMATE   256
 #define ES_FIELD_ID_ESTIMATE 128
 
-struct es_options {
-    int64_t max_bulk_bytes;
-    int64_t max_bulk_actions;
-    const char *document_id;
-    const char *id_field;
-    const char *non_json;
-    const char *signing_name;
-};
-
 struct es_instance {
     const struct fanout_host *host;
     char *scope; /* the mapping id, for log lines */
@@ -87,8 +79,6 @@ struct es_instance {
     struct es_doc_opts doc;
     uint64_t max_bulk_bytes;
 };
-
-static const struct fanout_host *s_host;
 
 static const struct fanout_option s_options[] = {
     {.name = "maxBulkBytes",
@@ -130,17 +120,11 @@ static const struct fanout_option s_options[] = {
     {.name = NULL},
 };
 
+/* Host and state (plugin.h): init keeps the host in a fanout_plugin_state;
+ * open copies it into the instance. */
 static int s_init(const struct fanout_host *host, void **state, struct fanout_error *err)
 {
-    if (!FANOUT_HOST_HAS(host, aws_call) || !FANOUT_HOST_HAS(host, aws_response_clean_up)) {
-        snprintf(err->code, sizeof err->code, "EngineTooOld");
-        snprintf(err->message, sizeof err->message,
-                 "the es plugin needs the engine's AWS requests (plugin ABI 1.1)");
-        return -1;
-    }
-    s_host = host;
-    *state = NULL;
-    return 0;
+    return fanout_aws_plugin_init("es", host, state, err);
 }
 
 static int s_one_of(const char *v, const char *a, const char *b, const char *c)
@@ -249,29 +233,22 @@ static void s_close(void *instance)
 static int s_open(void *state, const struct fanout_target *t, void **out,
                   struct fanout_error *err)
 {
-    (void)state;
+    const struct fanout_plugin_state *s = state;
     const struct es_options *o = t->options;
     struct es_instance *in = calloc(1, sizeof *in);
-    if (!in) {
-        snprintf(err->code, sizeof err->code, "OutOfMemory");
-        snprintf(err->message, sizeof err->message, "out of memory");
-        return -1;
-    }
+    if (!in)
+        return fanout_error_set(err, "OutOfMemory", "out of memory");
     char why[256];
     if (es_dest_parse(t->destination, &in->dest, why, sizeof why) != 0) {
-        snprintf(err->code, sizeof err->code, "InvalidDestination");
-        snprintf(err->message, sizeof err->message, "%s", why);
         s_close(in);
-        return -1;
+        return fanout_error_set(err, "InvalidDestination", "%s", why);
     }
-    in->host = s_host;
+    in->host = s->host;
     in->path = es_bulk_path(&in->dest);
     in->scope = strdup(t->id ? t->id : "es");
     if (!in->path || !in->scope) {
-        snprintf(err->code, sizeof err->code, "OutOfMemory");
-        snprintf(err->message, sizeof err->message, "out of memory");
         s_close(in);
-        return -1;
+        return fanout_error_set(err, "OutOfMemory", "out of memory");
     }
     in->region = t->region ? t->region : in->dest.region;
     in->signer = o && o->signing_name ? o->signing_name : in->dest.signer;
@@ -279,12 +256,12 @@ static int s_open(void *state, const struct fanout_target *t, void **out,
     in->external_id = t->external_id;
     s_doc_opts(o, &in->doc);
     in->max_bulk_bytes = o ? (uint64_t)o->max_bulk_bytes : ES_DEFAULT_BULK_BYTES;
-    if (s_host && s_host->log_enabled(FANOUT_LOG_DEBUG))
-        s_host->log(FANOUT_LOG_DEBUG, in->scope,
-                    "es: %s%s index %s%s%s, region %s, signing %s", in->dest.endpoint,
-                    in->path, in->dest.index, in->dest.doctype ? " type " : "",
-                    in->dest.doctype ? in->dest.doctype : "",
-                    in->region ? in->region : "(from the environment)", in->signer);
+    if (in->host->log_enabled(FANOUT_LOG_DEBUG))
+        in->host->log(FANOUT_LOG_DEBUG, in->scope,
+                      "es: %s%s index %s%s%s, region %s, signing %s", in->dest.endpoint,
+                      in->path, in->dest.index, in->dest.doctype ? " type " : "",
+                      in->dest.doctype ? in->dest.doctype : "",
+                      in->region ? in->region : "(from the environment)", in->signer);
     *out = in;
     return 0;
 }
@@ -486,5 +463,6 @@ FANOUT_PLUGIN_DEFINE(
                    .per_message_overhead = ES_ENTRY_OVERHEAD + ES_SEQ_ID_ESTIMATE},
         .collapse_modes = FANOUT_COLLAPSE_BIT(FANOUT_COLLAPSE_NONE),
         .default_collapse = FANOUT_COLLAPSE_NONE, .options = s_options,
-        .options_size = sizeof(struct es_options), .init = s_init, .validate = s_validate,
-        .open = s_open, .send = s_send, .close = s_close, .target_limits = s_limits);
+        .options_size = sizeof(struct es_options), .init = s_init,
+        .fini = fanout_plugin_state_free, .validate = s_validate, .open = s_open,
+        .send = s_send, .close = s_close, .target_limits = s_limits);

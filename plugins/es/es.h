@@ -40,6 +40,16 @@ void es_buf_free(struct es_buf *b);
 
 /* ---- destination ---- */
 
+/* Mapping options (the plugin's options table, es.c). */
+struct es_options {
+    int64_t max_bulk_bytes;
+    int64_t max_bulk_actions;
+    const char *document_id;
+    const char *id_field;
+    const char *non_json;
+    const char *signing_name;
+};
+
 struct es_dest {
     char *endpoint;     /* "https://host[:port][/path]", what the engine sends to */
     char *index;        /* the index name */

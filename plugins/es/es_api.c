@@ -89,20 +89,31 @@ static const char *s_shown(const char *s, size_t n, char *out, size_t out_len)
     return out;
 }
 
+/* What index names and mapping types have in common: not empty (`what`
+ * after `sep`), at most `max` bytes, UTF-8. `shown` (80 bytes) gets the
+ * name as shown in messages. */
+static int s_name_check(const char *what, const char *sep, int max, const char *s, size_t n,
+                        char shown[80], char *err, size_t err_len)
+{
+    s_shown(s, n, shown, 80);
+    if (n == 0)
+        return s_err(err, err_len, "the %s after %s is empty", what, sep);
+    if (n > (size_t)max)
+        return s_err(err, err_len, "%s \"%s\" is %zu bytes; the limit is %d bytes", what,
+                     shown, n, max);
+    if (!fanout_utf8_check((const uint8_t *)s, n))
+        return s_err(err, err_len, "%s \"%s\" is not valid UTF-8", what, shown);
+    return 0;
+}
+
 /* OpenSearch's rules for index names (MetadataCreateIndexService.
  * validateIndexOrAliasName plus the lowercase check; the same as
  * Elasticsearch 7+), with control characters refused as well. */
 static int s_index_check(const char *s, size_t n, char *err, size_t err_len)
 {
     char shown[80];
-    s_shown(s, n, shown, sizeof shown);
-    if (n == 0)
-        return s_err(err, err_len, "the index name after '#' is empty");
-    if (n > ES_MAX_INDEX_BYTES)
-        return s_err(err, err_len, "index name \"%s\" is %zu bytes; the limit is %d bytes",
-                     shown, n, ES_MAX_INDEX_BYTES);
-    if (!fanout_utf8_check((const uint8_t *)s, n))
-        return s_err(err, err_len, "index name \"%s\" is not valid UTF-8", shown);
+    if (s_name_check("index name", "'#'", ES_MAX_INDEX_BYTES, s, n, shown, err, err_len))
+        return -1;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c >= 'A' && c <= 'Z')
@@ -128,15 +139,8 @@ static int s_index_check(const char *s, size_t n, char *err, size_t err_len)
 static int s_type_check(const char *s, size_t n, char *err, size_t err_len)
 {
     char shown[80];
-    s_shown(s, n, shown, sizeof shown);
-    if (n == 0)
-        return s_err(err, err_len, "the document type after '/' is empty");
-    if (n > ES_MAX_TYPE_BYTES)
-        return s_err(err, err_len,
-                     "document type \"%s\" is %zu bytes; the limit is %d bytes", shown, n,
-                     ES_MAX_TYPE_BYTES);
-    if (!fanout_utf8_check((const uint8_t *)s, n))
-        return s_err(err, err_len, "document type \"%s\" is not valid UTF-8", shown);
+    if (s_name_check("document type", "'/'", ES_MAX_TYPE_BYTES, s, n, shown, err, err_len))
+        return -1;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c <= 0x20 || c == 0x7f || c == '/' || c == '#' || c == ',')

@@ -19,20 +19,20 @@
 
 #include <fanout/helpers.h>
 #include <fanout/plugin.h>
+#include <fanout/plugin_state.h>
 
 struct file_options {
     int fsync;
 };
 
 struct file_instance {
+    const struct fanout_host *host;
     int fd;
     int owned; /* not stdout */
     int fsync;
     char *path;
     pthread_mutex_t lock; /* keeps each call's lines together, in order */
 };
-
-static const struct fanout_host *s_host;
 
 /* ---- the line ---- */
 
@@ -129,12 +129,11 @@ static int s_line(struct fanout_sbuf *b, const struct fanout_message *m, int col
 
 /* ---- the plugin ---- */
 
+/* Host and state (plugin.h): init keeps the host in a fanout_plugin_state;
+ * open copies it into the instance. */
 static int s_init(const struct fanout_host *host, void **state, struct fanout_error *err)
 {
-    (void)err;
-    s_host = host;
-    *state = NULL;
-    return 0;
+    return fanout_plugin_state_new(host, state, err);
 }
 
 static int s_validate(const struct fanout_target *t, char *err, size_t err_len)
@@ -154,13 +153,14 @@ static int s_validate(const struct fanout_target *t, char *err, size_t err_len)
 static int s_open(void *state, const struct fanout_target *t, void **out,
                   struct fanout_error *err)
 {
-    (void)state;
+    const struct fanout_plugin_state *s = state;
     const struct file_options *o = t->options;
     struct file_instance *in = calloc(1, sizeof *in);
     if (!in) {
         snprintf(err->message, sizeof err->message, "out of memory");
         return -1;
     }
+    in->host = s->host;
     in->fsync = o && o->fsync;
     if (strcmp(t->destination, "-") == 0) {
         in->fd = STDOUT_FILENO;
@@ -219,8 +219,8 @@ static int s_send(void *instance, const struct fanout_batch *batch,
         for (size_t j = 0; j < batch->count; j++)
             fanout_outcome_set(&outcomes[j], st, "WriteFailed", "writing %s: %s", in->path,
                                strerror(e));
-        if (s_host)
-            s_host->log(FANOUT_LOG_WARN, "file", "writing %s: %s", in->path, strerror(e));
+        if (in->host)
+            in->host->log(FANOUT_LOG_WARN, "file", "writing %s: %s", in->path, strerror(e));
         return -1;
     }
     return 0;
@@ -254,5 +254,5 @@ FANOUT_PLUGIN_DEFINE(.name = "file", .version = "1.0.0",
                      .collapse_modes = FANOUT_COLLAPSE_ALL,
                      .default_collapse = FANOUT_COLLAPSE_NONE, .options = s_options,
                      .options_size = sizeof(struct file_options), .init = s_init,
-                     .validate = s_validate, .open = s_open, .send = s_send,
-                     .close = s_close);
+                     .fini = fanout_plugin_state_free, .validate = s_validate,
+                     .open = s_open, .send = s_send, .close = s_close);

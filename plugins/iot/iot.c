@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include <fanout/aws.h>
+#include <fanout/aws_target.h>
 #include <fanout/helpers.h>
 #include <fanout/plugin.h>
 
@@ -53,7 +54,7 @@
 #define IOT_BASIC_INGEST_LEN (sizeof IOT_BASIC_INGEST - 1)
 /* Publish requests in flight at once for one call (ours: bounds the memory
  * and connections of one call; the account's publish rate is far above). */
-#define IOT_MESSAGES_PER_CALL 16u
+#define IOT_MESSAGES_PER_CALL FANOUT_AWS_ROUND
 /* Longest region name we take from a host (ours). */
 #define IOT_REGION_MAX 32u
 
@@ -71,19 +72,6 @@ struct iot_dest {
     size_t topic_len;
     char region[IOT_REGION_MAX + 1]; /* from the host, or "" */
 };
-
-struct iot_target {
-    char *id;
-    char *destination;
-    char *endpoint; /* https://host or the URL */
-    char *region;   /* NULL: the default */
-    char *role;
-    char *external_id;
-    char *path;  /* /topics/<encoded topic> */
-    char *query; /* qos=N[&retain=true] */
-};
-
-static const struct fanout_host *s_host;
 
 static const char s_form[] =
     "expected ENDPOINT#TOPIC: the account's IoT data endpoint (a host such as "
@@ -249,42 +237,13 @@ static int s_parse(const char *dest, struct iot_dest *d, char *err, size_t err_l
     return s_topic_check(d->topic, d->topic_len, err, err_len);
 }
 
-/* Percent-encode everything but RFC 3986's unreserved characters. */
-static char *s_encode(const char *s, size_t n)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    char *out = malloc(n * 3 + 1), *p = out;
-    if (!out)
-        return NULL;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        /* ASCII ranges, not isalnum(): the locale must not widen them */
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-            c == '-' || c == '_' || c == '.' || c == '~') {
-            *p++ = (char)c;
-        } else {
-            *p++ = '%';
-            *p++ = hex[c >> 4];
-            *p++ = hex[c & 15];
-        }
-    }
-    *p = 0;
-    return out;
-}
-
 /* ---- the plugin ---- */
 
+/* Host and state (plugin.h): init keeps the host in a fanout_plugin_state; an
+ * instance is a fanout_aws_target, which carries it. */
 static int s_init(const struct fanout_host *host, void **state, struct fanout_error *err)
 {
-    if (!FANOUT_HOST_HAS(host, aws_call) || !FANOUT_HOST_HAS(host, aws_endpoint)) {
-        snprintf(err->code, sizeof err->code, "%s", "EngineTooOld");
-        snprintf(err->message, sizeof err->message,
-                 "the iot plugin needs the engine's AWS services (plugin ABI 1.1)");
-        return -1;
-    }
-    s_host = host;
-    *state = NULL;
-    return 0;
+    return fanout_aws_plugin_init("iot", host, state, err);
 }
 
 static int s_validate(const struct fanout_target *t, char *err, size_t err_len)
@@ -316,93 +275,59 @@ static int s_limits(void *state, const struct fanout_target *t, struct fanout_li
     return 0;
 }
 
-static char *s_dup(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
-
 static void s_close(void *instance)
 {
-    struct iot_target *t = instance;
+    struct fanout_aws_target *t = instance;
     if (!t)
         return;
-    free(t->id);
-    free(t->destination);
-    free(t->endpoint);
-    free(t->region);
-    free(t->role);
-    free(t->external_id);
-    free(t->path);
-    free(t->query);
+    fanout_aws_target_clean_up(t);
     free(t);
 }
 
 static int s_open(void *state, const struct fanout_target *target, void **out,
                   struct fanout_error *err)
 {
-    (void)state;
+    const struct fanout_plugin_state *s = state;
     struct iot_dest d;
     char why[256];
-    if (s_parse(target->destination, &d, why, sizeof why) != 0) {
-        snprintf(err->code, sizeof err->code, "%s", "InvalidDestination");
-        snprintf(err->message, sizeof err->message, "%s", why);
-        return -1;
-    }
+    if (s_parse(target->destination, &d, why, sizeof why) != 0)
+        return fanout_error_set(err, "InvalidDestination", "%s", why);
     const char *region = d.region[0] ? d.region : target->region;
     if (!region) {
         /* No region in the endpoint or the mapping: the default must exist,
          * or every publish would fail the same way. */
         char url[256];
-        if (s_host->aws_endpoint("iot_data_plane", NULL, url, sizeof url, why,
-                                 sizeof why) != 0) {
-            snprintf(err->code, sizeof err->code, "%s", "NoRegion");
-            snprintf(err->message, sizeof err->message,
-                     "the endpoint names no region: set the mapping's \"region\" (%.190s)",
-                     why);
-            return -1;
-        }
+        if (s->host->aws_endpoint("iot_data_plane", NULL, url, sizeof url, why,
+                                  sizeof why) != 0)
+            return fanout_error_set(
+                err, "NoRegion",
+                "the endpoint names no region: set the mapping's \"region\" (%.190s)", why);
     }
     const struct iot_options *o = target->options;
-    struct iot_target *t = calloc(1, sizeof *t);
-    char *topic = t ? s_encode(d.topic, d.topic_len) : NULL;
-    int rc = t && topic ? 0 : -1;
+    struct fanout_aws_target *t = calloc(1, sizeof *t);
+    size_t el = d.endpoint_len + 16;
+    char *endpoint = malloc(el);
+    int rc = t && endpoint ? 0 : -1;
     if (rc == 0) {
-        t->id = s_dup(target->id ? target->id : "iot");
-        t->destination = s_dup(target->destination);
-        t->region = s_dup(region);
-        t->role = s_dup(target->role);
-        t->external_id = s_dup(target->external_id);
-        size_t el = d.endpoint_len + 16;
-        t->endpoint = malloc(el);
-        if (t->endpoint)
-            snprintf(t->endpoint, el, "%s%.*s", d.is_url ? "" : "https://",
-                     (int)d.endpoint_len, d.endpoint);
-        size_t pl = strlen(topic) + 16;
-        t->path = malloc(pl);
-        if (t->path)
-            snprintf(t->path, pl, "/topics/%s", topic);
+        snprintf(endpoint, el, "%s%.*s", d.is_url ? "" : "https://", (int)d.endpoint_len,
+                 d.endpoint);
+        rc = fanout_aws_target_open(t, s->host, target, "iot", region, endpoint);
+        t->path = fanout_aws_uri_join("/topics/", d.topic, d.topic_len, "");
         t->query = malloc(32);
         if (t->query)
             snprintf(t->query, 32, "qos=%d%s", o && o->qos ? 1 : 0,
                      o && o->retain ? "&retain=true" : "");
-        rc = t->id && t->destination && (t->region || !region) &&
-                     (t->role || !target->role) &&
-                     (t->external_id || !target->external_id) && t->endpoint && t->path &&
-                     t->query
-                 ? 0
-                 : -1;
+        rc = rc == 0 && t->path && t->query ? 0 : -1;
     }
-    free(topic);
+    free(endpoint);
     if (rc != 0) {
         s_close(t);
-        snprintf(err->code, sizeof err->code, "%s", "OutOfMemory");
-        snprintf(err->message, sizeof err->message, "out of memory");
-        return -1;
+        return fanout_error_set(err, "OutOfMemory", "out of memory");
     }
-    if (s_host->log_enabled(FANOUT_LOG_DEBUG))
-        s_host->log(FANOUT_LOG_DEBUG, t->id, "iot: publishing to %s%s?%s in %s",
-                    t->endpoint, t->path, t->query,
-                    t->region ? t->region : "the default region");
+    if (s->host->log_enabled(FANOUT_LOG_DEBUG))
+        s->host->log(FANOUT_LOG_DEBUG, t->id, "iot: publishing to %s%s?%s in %s",
+                     t->endpoint, t->path, t->query,
+                     t->region ? t->region : "the default region");
     *out = t;
     return 0;
 }
@@ -413,7 +338,7 @@ static int s_open(void *state, const struct fanout_target *target, void **out,
  * (400), UnauthorizedException (401), ForbiddenException (403),
  * MethodNotAllowedException (405) and RequestEntityTooLargeException (413)
  * -> permanent. The engine's AWS layer has classified and retried them. */
-static void s_judge(const struct iot_target *t, const struct fanout_aws_response *r,
+static void s_judge(const struct fanout_aws_target *t, const struct fanout_aws_response *r,
                     struct fanout_outcome *o)
 {
     /* The SDK's mapping of the AWS layer's result; our code and message. */
@@ -429,7 +354,7 @@ static void s_judge(const struct iot_target *t, const struct fanout_aws_response
                            "publishing to %s: HTTP %ld where Publish answers 200; the "
                            "message is not known published",
                            t->destination, r->status);
-        s_host->log(FANOUT_LOG_WARN, t->id, "%s", o->message);
+        t->host->log(FANOUT_LOG_WARN, t->id, "%s", o->message);
         return;
     }
     fanout_outcome_set(o, st, r->error_code[0] ? r->error_code : "PublishFailed",
@@ -437,50 +362,41 @@ static void s_judge(const struct iot_target *t, const struct fanout_aws_response
                        r->error_message[0] ? r->error_message : "no detail");
 }
 
+/* One call: the target, the batch and its outcomes. */
+struct s_call {
+    const struct fanout_aws_target *t;
+    const struct fanout_batch *b;
+    struct fanout_outcome *out;
+};
+
+static void s_body(void *ctx, size_t i, const uint8_t **body, size_t *len)
+{
+    const struct s_call *c = ctx;
+    *body = c->b->messages[i]->body;
+    *len = c->b->messages[i]->body_len;
+}
+
+static void s_read(void *ctx, size_t i, const struct fanout_aws_response *r)
+{
+    const struct s_call *c = ctx;
+    s_judge(c->t, r, &c->out[i]);
+}
+
 static int s_send(void *instance, const struct fanout_batch *b, struct fanout_outcome *out)
 {
-    const struct iot_target *t = instance;
     static const struct fanout_aws_header headers[] = {
         {"Content-Type", "application/octet-stream"},
     };
-    struct fanout_aws_request req[IOT_MESSAGES_PER_CALL];
-    struct fanout_aws_response resp[IOT_MESSAGES_PER_CALL];
-    const struct fanout_aws_request *rp[IOT_MESSAGES_PER_CALL];
-    struct fanout_aws_response *sp[IOT_MESSAGES_PER_CALL];
-    for (size_t first = 0; first < b->count; first += IOT_MESSAGES_PER_CALL) {
-        size_t n = b->count - first;
-        if (n > IOT_MESSAGES_PER_CALL)
-            n = IOT_MESSAGES_PER_CALL;
-        for (size_t i = 0; i < n; i++) {
-            const struct fanout_message *m = b->messages[first + i];
-            req[i] = (struct fanout_aws_request){
-                .struct_size = sizeof req[i],
-                .service = "iot_data_plane",
-                .signing_name = "iotdata",
-                .region = t->region,
-                .endpoint = t->endpoint,
-                .role_arn = t->role,
-                .external_id = t->external_id,
-                .method = "POST",
-                .path = t->path,
-                .query = t->query,
-                .headers = headers,
-                .header_count = sizeof headers / sizeof *headers,
-                .body = m->body,
-                .body_len = m->body_len,
-                .protocol = FANOUT_AWS_JSON,
-            };
-            memset(&resp[i], 0, sizeof resp[i]);
-            resp[i].struct_size = sizeof resp[i];
-            rp[i] = &req[i];
-            sp[i] = &resp[i];
-        }
-        s_host->aws_call(rp, sp, n);
-        for (size_t i = 0; i < n; i++) {
-            s_judge(t, &resp[i], &out[first + i]);
-            s_host->aws_response_clean_up(&resp[i]);
-        }
-    }
+    static const struct fanout_aws_call_spec spec = {
+        .service = "iot_data_plane",
+        .signing_name = "iotdata",
+        .method = "POST",
+        .headers = headers,
+        .header_count = sizeof headers / sizeof *headers,
+        .protocol = FANOUT_AWS_JSON,
+    };
+    struct s_call c = {instance, b, out};
+    fanout_aws_target_call(instance, &spec, b->count, s_body, s_read, &c);
     return 0;
 }
 
@@ -509,5 +425,6 @@ FANOUT_PLUGIN_DEFINE(.name = "iot", .version = "1.0.0",
                      .collapse_modes = FANOUT_COLLAPSE_ALL,
                      .default_collapse = FANOUT_COLLAPSE_JSON, .options = s_options,
                      .options_size = sizeof(struct iot_options), .init = s_init,
-                     .validate = s_validate, .open = s_open, .send = s_send,
-                     .close = s_close, .target_limits = s_limits);
+                     .fini = fanout_plugin_state_free, .validate = s_validate,
+                     .open = s_open, .send = s_send, .close = s_close,
+                     .target_limits = s_limits);

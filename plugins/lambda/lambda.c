@@ -31,8 +31,6 @@
 #define LAMBDA_QUALIFIER_MAX 128
 #define LAMBDA_ACCOUNT_LEN   12
 
-static const struct fanout_host *s_host;
-
 static const char s_forms[] =
     "expected a function name ([a-zA-Z0-9-_]{1,64}), a partial ARN "
     "(123456789012:function:NAME) or a function ARN "
@@ -255,17 +253,11 @@ static uint64_t s_max_payload(const struct fanout_target *t)
 
 /* ---- the plugin ---- */
 
+/* Host and state (plugin.h): init keeps the host in a fanout_plugin_state;
+ * open copies it into the instance's fanout_aws_target. */
 static int s_init(const struct fanout_host *host, void **state, struct fanout_error *err)
 {
-    if (!FANOUT_HOST_HAS(host, aws_call) || !FANOUT_HOST_HAS(host, aws_response_header)) {
-        snprintf(err->code, sizeof err->code, "%s", "EngineTooOld");
-        snprintf(err->message, sizeof err->message,
-                 "the lambda plugin needs the engine's AWS services (plugin ABI 1.1)");
-        return -1;
-    }
-    s_host = host;
-    *state = NULL;
-    return 0;
+    return fanout_aws_plugin_init("lambda", host, state, err);
 }
 
 static int s_validate(const struct fanout_target *t, char *err, size_t err_len)
@@ -297,104 +289,48 @@ static int s_limits(void *state, const struct fanout_target *t, struct fanout_li
     return 0;
 }
 
-/* Percent-encode everything but RFC 3986's unreserved characters. */
-static char *s_encode(const char *s, size_t n)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    char *out = malloc(n * 3 + 1), *p = out;
-    if (!out)
-        return NULL;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        /* ASCII ranges, not isalnum(): the locale must not widen them */
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-            c == '-' || c == '_' || c == '.' || c == '~') {
-            *p++ = (char)c;
-        } else {
-            *p++ = '%';
-            *p++ = hex[c >> 4];
-            *p++ = hex[c & 15];
-        }
-    }
-    *p = 0;
-    return out;
-}
-
-static char *s_dup(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
-
 static void s_close(void *instance)
 {
     struct lambda_target *t = instance;
     if (!t)
         return;
-    free(t->id);
-    free(t->destination);
-    free(t->region);
-    free(t->role);
-    free(t->external_id);
-    free(t->path);
-    free(t->query);
+    fanout_aws_target_clean_up(&t->aws);
     free(t);
 }
 
 static int s_open(void *state, const struct fanout_target *target, void **out,
                   struct fanout_error *err)
 {
-    (void)state;
+    const struct fanout_plugin_state *s = state;
     struct lambda_dest d;
     char why[256];
-    if (lambda_parse_destination(target->destination, &d, why, sizeof why) != 0) {
-        snprintf(err->code, sizeof err->code, "%s", "InvalidDestination");
-        snprintf(err->message, sizeof err->message, "%s", why);
-        return -1;
-    }
+    if (lambda_parse_destination(target->destination, &d, why, sizeof why) != 0)
+        return fanout_error_set(err, "InvalidDestination", "%s", why);
+    char region[40]; /* the ARN's: s_region_ok took at most 32 */
+    snprintf(region, sizeof region, "%.*s", (int)d.region_len, d.region ? d.region : "");
     const struct lambda_options *o = target->options;
     struct lambda_target *t = calloc(1, sizeof *t);
-    char *fn = t ? s_encode(d.function, d.function_len) : NULL;
-    char *q = t && d.qualifier ? s_encode(d.qualifier, d.qualifier_len) : NULL;
-    int rc = t && fn && (!d.qualifier || q) ? 0 : -1;
-    if (rc == 0) {
-        t->id = s_dup(target->id ? target->id : "lambda");
-        t->destination = s_dup(target->destination);
-        t->region =
-            d.region ? fanout_strndup(d.region, d.region_len) : s_dup(target->region);
-        t->role = s_dup(target->role);
-        t->external_id = s_dup(target->external_id);
-        t->records_payload = o && o->payload && strcmp(o->payload, "records") == 0;
-        t->parallel = target->parallel;
-        t->max_payload = s_max_payload(target);
-        size_t pl = strlen(fn) + 64;
-        t->path = malloc(pl);
-        if (t->path)
-            snprintf(t->path, pl, "/2015-03-31/functions/%s/invocations", fn);
-        if (q) {
-            size_t ql = strlen(q) + 16;
-            t->query = malloc(ql);
-            if (t->query)
-                snprintf(t->query, ql, "Qualifier=%s", q);
-        }
-        rc = t->id && t->destination && t->path && (!q || t->query) &&
-                     (t->region || (!d.region && !target->region)) &&
-                     (t->role || !target->role) && (t->external_id || !target->external_id)
-                 ? 0
-                 : -1;
-    }
-    free(fn);
-    free(q);
-    if (rc != 0) {
+    if (!t)
+        return fanout_error_set(err, "OutOfMemory", "out of memory");
+    struct fanout_aws_target *a = &t->aws;
+    int rc = fanout_aws_target_open(a, s->host, target, "lambda",
+                                    d.region ? region : target->region, NULL);
+    t->records_payload = o && o->payload && strcmp(o->payload, "records") == 0;
+    t->parallel = target->parallel;
+    t->max_payload = s_max_payload(target);
+    a->path = fanout_aws_uri_join("/2015-03-31/functions/", d.function, d.function_len,
+                                  "/invocations");
+    if (d.qualifier)
+        a->query = fanout_aws_uri_join("Qualifier=", d.qualifier, d.qualifier_len, "");
+    if (rc != 0 || !a->path || (d.qualifier && !a->query)) {
         s_close(t);
-        snprintf(err->code, sizeof err->code, "%s", "OutOfMemory");
-        snprintf(err->message, sizeof err->message, "out of memory");
-        return -1;
+        return fanout_error_set(err, "OutOfMemory", "out of memory");
     }
-    if (s_host && s_host->log_enabled(FANOUT_LOG_DEBUG))
-        s_host->log(FANOUT_LOG_DEBUG, t->id, "lambda: invoking %s%s%s in %s, %s payload",
-                    t->path, t->query ? "?" : "", t->query ? t->query : "",
-                    t->region ? t->region : "the default region",
-                    t->records_payload ? "records" : "source event");
+    if (s->host->log_enabled(FANOUT_LOG_DEBUG))
+        s->host->log(FANOUT_LOG_DEBUG, a->id, "lambda: invoking %s%s%s in %s, %s payload",
+                     a->path, a->query ? "?" : "", a->query ? a->query : "",
+                     a->region ? a->region : "the default region",
+                     t->records_payload ? "records" : "source event");
     *out = t;
     return 0;
 }
@@ -402,7 +338,7 @@ static int s_open(void *state, const struct fanout_target *target, void **out,
 static int s_send(void *instance, const struct fanout_batch *batch,
                   struct fanout_outcome *outcomes)
 {
-    return lambda_send(s_host, instance, batch, outcomes);
+    return lambda_send(instance, batch, outcomes);
 }
 
 static const struct fanout_option s_options[] = {
@@ -435,5 +371,5 @@ FANOUT_PLUGIN_DEFINE(
         .collapse_modes = FANOUT_COLLAPSE_BIT(FANOUT_COLLAPSE_NONE),
         .default_collapse = FANOUT_COLLAPSE_NONE, .flags = FANOUT_PLUGIN_SOURCE_JSON,
         .options = s_options, .options_size = sizeof(struct lambda_options), .init = s_init,
-        .validate = s_validate, .open = s_open, .send = s_send, .close = s_close,
-        .target_limits = s_limits);
+        .fini = fanout_plugin_state_free, .validate = s_validate, .open = s_open,
+        .send = s_send, .close = s_close, .target_limits = s_limits);

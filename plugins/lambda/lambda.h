@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include <fanout/aws.h>
+#include <fanout/aws_target.h>
 #include <fanout/helpers.h>
 #include <fanout/plugin.h>
 
@@ -56,13 +57,10 @@ struct lambda_dest {
 
 /* One open target. */
 struct lambda_target {
-    char *id;          /* the mapping id: log scope */
-    char *destination; /* as the mapping names it, for messages */
-    char *region;      /* the ARN's or the mapping's, or NULL for the default */
-    char *role;
-    char *external_id;
-    char *path;  /* /2015-03-31/functions/<FunctionName>/invocations */
-    char *query; /* Qualifier=<alias or version>, or NULL */
+    /* The host; region: the ARN's or the mapping's, or NULL for the
+     * default; path: /2015-03-31/functions/<FunctionName>/invocations;
+     * query: Qualifier=<alias or version>, or NULL. */
+    struct fanout_aws_target aws;
     int records_payload;
     int parallel;
     uint64_t max_payload;
@@ -73,7 +71,7 @@ int lambda_parse_destination(const char *dest, struct lambda_dest *out, char *er
                              size_t err_len);
 
 /* Deliver a batch (lambda_api.c). */
-int lambda_send(const struct fanout_host *host, const struct lambda_target *t,
-                const struct fanout_batch *batch, struct fanout_outcome *outcomes);
+int lambda_send(const struct lambda_target *t, const struct fanout_batch *batch,
+                struct fanout_outcome *outcomes);
 
 #endif

@@ -32,7 +32,7 @@
 
 /* Invocations in flight at once for one call (ours: bounds the connections
  * and the memory of one call, not a service limit). */
-#define S_REQUESTS_PER_ROUND 16
+#define S_REQUESTS_PER_ROUND FANOUT_AWS_ROUND
 /* A Retry-After hint longer than this is not waited for (ours). */
 #define S_RETRY_AFTER_CAP_MS 5000u
 
@@ -321,9 +321,10 @@ static int s_cut(const struct lambda_target *t, struct s_pack *k)
 
 /* ---- invoking ---- */
 
-static void s_judge(const struct fanout_host *host, const struct lambda_target *t,
-                    const struct fanout_aws_response *r, struct s_payload *p)
+static void s_judge(const struct lambda_target *t, const struct fanout_aws_response *r,
+                    struct s_payload *p)
 {
+    const struct fanout_host *host = t->aws.host;
     struct fanout_outcome *o = &p->outcome;
     /* The SDK's mapping of the AWS layer's result; the error code's status,
      * code and message (ours) are set below. */
@@ -343,9 +344,9 @@ static void s_judge(const struct fanout_host *host, const struct lambda_target *
             o, FANOUT_RETRY, "UnexpectedResponse",
             "invoking %s: HTTP %ld%s%.40s%s to an Event invocation, which is "
             "answered 202 Accepted; the event is not known queued",
-            t->destination, r->status, fe ? " with X-Amz-Function-Error \"" : "",
+            t->aws.destination, r->status, fe ? " with X-Amz-Function-Error \"" : "",
             fe ? fe : "", fe ? "\"" : "");
-        host->log(FANOUT_LOG_WARN, t->id, "%s", o->message);
+        host->log(FANOUT_LOG_WARN, t->aws.id, "%s", o->message);
         return;
     }
     int status = s_code_status(r->error_code, fallback);
@@ -360,7 +361,7 @@ static void s_judge(const struct fanout_host *host, const struct lambda_target *
         json_decref(j);
     }
     fanout_outcome_set(o, status, r->error_code[0] ? r->error_code : "InvokeFailed",
-                       "invoking %s: %s%s", t->destination,
+                       "invoking %s: %s%s", t->aws.destination,
                        r->error_message[0] ? r->error_message : "no detail", reason);
     if (status == FANOUT_THROTTLED || status == FANOUT_RETRY) {
         const char *ra = host->aws_response_header(r, "Retry-After");
@@ -374,43 +375,40 @@ static void s_judge(const struct fanout_host *host, const struct lambda_target *
     }
 }
 
-static void s_invoke(const struct fanout_host *host, const struct lambda_target *t,
-                     struct s_payload *pls, size_t n)
+/* The events of one round. */
+struct s_round {
+    const struct lambda_target *t;
+    struct s_payload *pls;
+};
+
+static void s_body(void *ctx, size_t i, const uint8_t **body, size_t *len)
+{
+    const struct s_round *r = ctx;
+    *body = r->pls[i].body;
+    *len = r->pls[i].bytes;
+}
+
+static void s_read(void *ctx, size_t i, const struct fanout_aws_response *resp)
+{
+    const struct s_round *r = ctx;
+    s_judge(r->t, resp, &r->pls[i]);
+}
+
+static void s_invoke(const struct lambda_target *t, struct s_payload *pls, size_t n)
 {
     static const struct fanout_aws_header headers[] = {
         {"Content-Type", "application/json"},
         {"X-Amz-Invocation-Type", "Event"},
     };
-    struct fanout_aws_request req[S_REQUESTS_PER_ROUND];
-    struct fanout_aws_response resp[S_REQUESTS_PER_ROUND];
-    const struct fanout_aws_request *rp[S_REQUESTS_PER_ROUND];
-    struct fanout_aws_response *sp[S_REQUESTS_PER_ROUND];
-    for (size_t i = 0; i < n; i++) {
-        req[i] = (struct fanout_aws_request){
-            .struct_size = sizeof req[i],
-            .service = "lambda",
-            .region = t->region,
-            .role_arn = t->role,
-            .external_id = t->external_id,
-            .method = "POST",
-            .path = t->path,
-            .query = t->query,
-            .headers = headers,
-            .header_count = sizeof headers / sizeof *headers,
-            .body = pls[i].body,
-            .body_len = pls[i].bytes,
-            .protocol = FANOUT_AWS_JSON,
-        };
-        memset(&resp[i], 0, sizeof resp[i]);
-        resp[i].struct_size = sizeof resp[i];
-        rp[i] = &req[i];
-        sp[i] = &resp[i];
-    }
-    host->aws_call(rp, sp, n);
-    for (size_t i = 0; i < n; i++) {
-        s_judge(host, t, &resp[i], &pls[i]);
-        host->aws_response_clean_up(&resp[i]);
-    }
+    static const struct fanout_aws_call_spec spec = {
+        .service = "lambda",
+        .method = "POST",
+        .headers = headers,
+        .header_count = sizeof headers / sizeof *headers,
+        .protocol = FANOUT_AWS_JSON,
+    };
+    struct s_round r = {t, pls};
+    fanout_aws_target_call(&t->aws, &spec, n, s_body, s_read, &r);
 }
 
 /* Worse first: a message carried by several events takes the worst. */
@@ -424,9 +422,10 @@ static int s_rank(int status)
     }
 }
 
-int lambda_send(const struct fanout_host *host, const struct lambda_target *t,
-                const struct fanout_batch *b, struct fanout_outcome *out)
+int lambda_send(const struct lambda_target *t, const struct fanout_batch *b,
+                struct fanout_outcome *out)
 {
+    const struct fanout_host *host = t->aws.host;
     struct s_pack k = {0};
     if (s_collect(t, b, &k) != 0 || s_cut(t, &k) != 0) {
         for (size_t i = 0; i < b->count; i++)
@@ -436,13 +435,13 @@ int lambda_send(const struct fanout_host *host, const struct lambda_target *t,
         return -1;
     }
     if (host->log_enabled(FANOUT_LOG_DEBUG))
-        host->log(FANOUT_LOG_DEBUG, t->id,
+        host->log(FANOUT_LOG_DEBUG, t->aws.id,
                   "lambda %s: %zu messages, %zu events to invoke (attempt %u)",
-                  t->destination, b->count, k.payload_count, b->attempt);
+                  t->aws.destination, b->count, k.payload_count, b->attempt);
     size_t round = t->parallel ? S_REQUESTS_PER_ROUND : 1;
     for (size_t p = 0; p < k.payload_count; p += round) {
         size_t n = k.payload_count - p < round ? k.payload_count - p : round;
-        s_invoke(host, t, &k.payloads[p], n);
+        s_invoke(t, &k.payloads[p], n);
         if (t->parallel || k.payloads[p].outcome.status == FANOUT_OK)
             continue;
         /* Ordered target: nothing after a failed event, so the function

@@ -20,6 +20,8 @@
 #include <libmemcached/memcached.h>
 #include <openssl/evp.h>
 
+#include <fanout/plugin_state.h>
+
 #include "memcached.h"
 
 enum s_mode {
@@ -30,6 +32,7 @@ enum s_mode {
 };
 
 struct mc_instance {
+    const struct fanout_host *host;
     char scope[96];
     struct mc_options opt;
     char *key_prefix;
@@ -48,12 +51,10 @@ struct mc_instance {
     char last_error[320];
 };
 
-static const struct fanout_host *s_host;
-
 #define S_LOG(level, in, ...)                                                              \
     do {                                                                                   \
-        if (s_host)                                                                        \
-            s_host->log(level, (in)->scope, __VA_ARGS__);                                  \
+        if ((in)->host)                                                                    \
+            (in)->host->log(level, (in)->scope, __VA_ARGS__);                              \
     } while (0)
 
 /* ---- destination ---- */
@@ -342,7 +343,7 @@ static void s_node_names(const struct mc_instance *in, char *out, size_t n)
  * a failed refresh keeps the nodes there are. */
 static void s_refresh(struct mc_instance *in)
 {
-    int64_t now = s_host->now_ms();
+    int64_t now = in->host->now_ms();
     if (in->node_count && now < in->next_discovery_ms)
         return;
     in->next_discovery_ms = now + in->opt.discovery_interval_seconds * 1000;
@@ -401,12 +402,11 @@ static void s_refresh(struct mc_instance *in)
 
 /* ---- the plugin ---- */
 
+/* Host and state (plugin.h): init keeps the host in a fanout_plugin_state;
+ * open copies it into the instance. */
 static int s_init(const struct fanout_host *host, void **state, struct fanout_error *err)
 {
-    (void)err;
-    s_host = host;
-    *state = NULL;
-    return 0;
+    return fanout_plugin_state_new(host, state, err);
 }
 
 static int s_validate(const struct fanout_target *t, char *err, size_t n)
@@ -473,12 +473,13 @@ static int s_limits(void *state, const struct fanout_target *t, struct fanout_li
 static int s_open(void *state, const struct fanout_target *t, void **out,
                   struct fanout_error *err)
 {
-    (void)state;
+    const struct fanout_plugin_state *s = state;
     struct mc_instance *in = calloc(1, sizeof *in);
     if (!in) {
         snprintf(err->message, sizeof err->message, "out of memory");
         return -1;
     }
+    in->host = s->host;
     snprintf(in->scope, sizeof in->scope, "memcached:%s", t->id ? t->id : "?");
     if (t->options)
         in->opt = *(const struct mc_options *)t->options;
@@ -599,7 +600,7 @@ static int s_send(void *instance, const struct fanout_batch *b, struct fanout_ou
             continue;
         }
         counts[it->node]++;
-        if (s_host->log_enabled(FANOUT_LOG_DEBUG))
+        if (in->host->log_enabled(FANOUT_LOG_DEBUG))
             S_LOG(FANOUT_LOG_DEBUG, in, "key \"%s\" -> node %s:%u", it->key,
                   in->nodes[it->node].ep.host, (unsigned)in->nodes[it->node].ep.port);
     }
@@ -616,10 +617,10 @@ static int s_send(void *instance, const struct fanout_batch *b, struct fanout_ou
         }
     time_t exp = (time_t)in->opt.expiration_seconds;
     if (exp > MC_RELATIVE_EXPIRY_MAX)
-        exp += (time_t)(s_host->now_ms() / 1000);
+        exp += (time_t)(in->host->now_ms() / 1000);
     struct mc_write_options wo = {.expiration = exp,
                                   .timeout_ms = (int)in->opt.timeout_ms,
-                                  .host = s_host,
+                                  .host = in->host,
                                   .scope = in->scope};
     /* The nodes are written concurrently, each by one thread with its own
      * handle; the last node with work runs on this thread. */
@@ -726,5 +727,6 @@ FANOUT_PLUGIN_DEFINE(
                    .key_counts = 1},
         .collapse_modes = FANOUT_COLLAPSE_BIT(FANOUT_COLLAPSE_NONE),
         .default_collapse = FANOUT_COLLAPSE_NONE, .options = s_options,
-        .options_size = sizeof(struct mc_options), .init = s_init, .validate = s_validate,
-        .open = s_open, .send = s_send, .close = s_close, .target_limits = s_limits);
+        .options_size = sizeof(struct mc_options), .init = s_init,
+        .fini = fanout_plugin_state_free, .validate = s_validate, .open = s_open,
+        .send = s_send, .close = s_close, .target_limits = s_limits);

@@ -26,6 +26,7 @@
 
 #include <fanout/helpers.h>
 #include <fanout/plugin.h>
+#include <fanout/plugin_state.h>
 
 #include "redis_api.h"
 
@@ -86,8 +87,6 @@ struct redis_instance {
     struct redis_conn *idle[REDIS_MAX_IDLE_CONNECTIONS];
     size_t idle_count;
 };
-
-static const struct fanout_host *s_host;
 
 /* ---- options and validation -------------------------------------------- */
 
@@ -175,12 +174,11 @@ static int s_validate(const struct fanout_target *t, char *err, size_t err_len)
 
 /* ---- instances ---------------------------------------------------------- */
 
+/* Host and state (plugin.h): init keeps the host in a fanout_plugin_state;
+ * open copies it into the instance's connection settings (in->cfg.host). */
 static int s_init(const struct fanout_host *host, void **state, struct fanout_error *err)
 {
-    (void)err;
-    s_host = host;
-    *state = NULL;
-    return 0;
+    return fanout_plugin_state_new(host, state, err);
 }
 
 static void s_close(void *instance)
@@ -205,7 +203,7 @@ static void s_close(void *instance)
 static int s_open(void *state, const struct fanout_target *t, void **out,
                   struct fanout_error *err)
 {
-    (void)state;
+    const struct fanout_plugin_state *s = state;
     const struct redis_options *o = t->options;
     char why[256];
     struct redis_instance *in = calloc(1, sizeof *in);
@@ -270,7 +268,7 @@ static int s_open(void *state, const struct fanout_target *t, void **out,
         goto fail;
     }
     in->cfg = (struct redis_conn_config){
-        .host = s_host,
+        .host = s->host,
         .scope = in->id,
         .ep = &in->ep,
         .tls = in->tls,
@@ -302,10 +300,10 @@ static struct redis_conn *s_take(struct redis_instance *in)
         /* Closed while idle (a server restart, a failover, an idle
          * timeout), or bytes nobody asked for arrived (a late extra reply):
          * never read as the answer to the next commands. */
-        s_host->log(FANOUT_LOG_INFO, in->id,
-                    "the connection to %s was closed since it was last used, or has "
-                    "unread bytes; reconnecting",
-                    in->ep.display);
+        in->cfg.host->log(FANOUT_LOG_INFO, in->id,
+                          "the connection to %s was closed since it was last used, or has "
+                          "unread bytes; reconnecting",
+                          in->ep.display);
         redis_conn_close(c);
     }
 }
@@ -476,7 +474,7 @@ static int s_send(void *instance, const struct fanout_batch *b, struct fanout_ou
     struct redis_failure f;
     if (b->count == 0)
         return 0;
-    int64_t left = s_host->remaining_ms();
+    int64_t left = in->cfg.host->remaining_ms();
     if (left != INT64_MAX)
         left -= REDIS_DEADLINE_MARGIN_MS;
     if (left <= 0) {
@@ -543,12 +541,12 @@ static int s_send(void *instance, const struct fanout_batch *b, struct fanout_ou
             s_fail_rest(in, b, out, first, cmds.count, &f);
             break;
         }
-        s_host->log(FANOUT_LOG_WARN, in->id,
-                    "%s: %s; reconnecting and sending again the %zu command%s of that "
-                    "exchange (%zu of them had a reply, but an exchange whose marker "
-                    "reply did not come in place proves none)",
-                    f.code, f.message, cmds.count - first,
-                    cmds.count - first == 1 ? "" : "s", got);
+        in->cfg.host->log(
+            FANOUT_LOG_WARN, in->id,
+            "%s: %s; reconnecting and sending again the %zu command%s of that "
+            "exchange (%zu of them had a reply, but an exchange whose marker "
+            "reply did not come in place proves none)",
+            f.code, f.message, cmds.count - first, cmds.count - first == 1 ? "" : "s", got);
     }
     if (conn && call.drop)
         redis_conn_close(conn);
@@ -624,4 +622,5 @@ FANOUT_PLUGIN_DEFINE(
         .collapse_modes = FANOUT_COLLAPSE_BIT(FANOUT_COLLAPSE_NONE),
         .default_collapse = FANOUT_COLLAPSE_NONE, .options = s_options,
         .options_size = sizeof(struct redis_options), .init = s_init,
-        .validate = s_validate, .open = s_open, .send = s_send, .close = s_close);
+        .fini = fanout_plugin_state_free, .validate = s_validate, .open = s_open,
+        .send = s_send, .close = s_close);

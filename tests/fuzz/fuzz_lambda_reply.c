@@ -33,13 +33,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         reply_host_header("X-Amz-Function-Error", "Unhandled");
     struct reply_batch b;
     reply_batch_init(&b, 3);
-    struct lambda_target t = {.id = "fuzz",
-                              .destination = "f",
-                              .path = "/2015-03-31/functions/f/invocations",
+    struct lambda_target t = {.aws = {.host = &reply_host,
+                                      .id = "fuzz",
+                                      .destination = "f",
+                                      .path = "/2015-03-31/functions/f/invocations"},
                               .records_payload = data[1] & 2 ? 1 : 0,
                               .parallel = data[1] & 4 ? 1 : 0,
                               .max_payload = LAMBDA_EVENT_PAYLOAD_MAX};
-    lambda_send(&reply_host, &t, &b.batch, b.out);
+    lambda_send(&t, &b.batch, b.out);
     for (size_t i = 0; i < 3; i++) {
         if (b.out[i].status < FANOUT_OK || b.out[i].status > FANOUT_FATAL)
             __builtin_trap();

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "memcached.h"
+#include "reply_feed.h"
 
 #define S_MAX_ITEMS 8
 
@@ -55,26 +56,7 @@ static struct s_verdict s_run(const uint8_t *data, size_t size, size_t count,
     }
     struct mc_match m = {.items = ptrs, .count = count, .where = "fuzz:1"};
     char in[MC_MAX_REPLY_LINE * 4];
-    size_t in_len = 0, off = 0;
-    while (!m.done && !m.desync && off < size) {
-        size_t n = step ? step : size - off;
-        if (n > size - off)
-            n = size - off;
-        if (n > sizeof in - in_len)
-            n = sizeof in - in_len;
-        if (n == 0)
-            abort(); /* the buffer is full yet no reply could be taken */
-        memcpy(in + in_len, data + off, n);
-        in_len += n;
-        off += n;
-        size_t used = mc_match_feed(&m, in, in_len);
-        if (used > in_len)
-            abort();
-        memmove(in, in + used, in_len - used);
-        in_len -= used;
-        if (m.done)
-            mc_match_end(&m, in_len + (size - off));
-    }
+    reply_feed(data, size, step, in, sizeof in, reply_feed_memcached, &m);
     if (m.got > count + 1 || (m.done && m.got != count + 1) || (m.desync && !m.why[0]))
         abort();
     struct s_verdict v = {m.got, m.done, m.desync, m.drop, {0}};

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "redis_api.h"
+#include "reply_feed.h"
 
 struct s_seen {
     size_t calls;
@@ -58,27 +59,8 @@ static struct s_verdict s_run(const uint8_t *data, size_t size, size_t want, int
     m = (struct redis_match){
         .want = want, .marker = marker, .where = "fuzz:1", .fn = s_on_reply, .ud = &seen};
     char in[REDIS_MAX_REPLY_LINE * 2 + 16];
-    size_t in_len = 0, off = 0;
     size_t total = want + (marker ? 1 : 0);
-    while (!m.done && !m.desync && off < size) {
-        size_t n = step ? step : size - off;
-        if (n > size - off)
-            n = size - off;
-        if (n > sizeof in - in_len)
-            n = sizeof in - in_len;
-        if (n == 0)
-            abort(); /* the buffer is full yet no reply could be taken */
-        memcpy(in + in_len, data + off, n);
-        in_len += n;
-        off += n;
-        size_t used = redis_match_feed(&m, in, in_len);
-        if (used > in_len)
-            abort();
-        memmove(in, in + used, in_len - used);
-        in_len -= used;
-        if (m.done)
-            redis_match_end(&m, in_len + (size - off));
-    }
+    reply_feed(data, size, step, in, sizeof in, reply_feed_redis, &m);
     if (seen.bad || m.got > total || (m.done && m.got != total) ||
         (m.done && m.desync == 0 && seen.calls != want))
         abort();

@@ -7,6 +7,9 @@
  * by ASan). Used by the fuzz targets tests/fuzz/fuzz_<plugin>_reply.c and by
  * tests/unit/test_replies.c. Header-only; one includer per program.
  *
+ * reply_host_script() answers each request from a script instead and keeps
+ * what the requests said, for the unit suites of the plugins.
+ *
  * The fuzz input format shared by the targets: byte 0 picks the HTTP status
  * (reply_host_status), the rest is the body.
  */
@@ -23,7 +26,35 @@
 #include <fanout/aws.h>
 #include <fanout/plugin.h>
 
+/* A scripted answer (reply_host_script): what the engine's AWS layer hands
+ * the plugin for one request. */
+struct reply_answer {
+    long status;
+    enum fanout_aws_result result;
+    const char *code;                       /* error_code, or NULL */
+    const char *message;                    /* error_message, or NULL */
+    const char *header_name, *header_value; /* one header, or NULL */
+    const char *body;                       /* or NULL */
+};
+
+/* A request as the plugin made it (reply_host_script): its strings and up
+ * to 4 headers copied. */
+#define REPLY_MAX_SEEN 32
+struct reply_seen {
+    char service[32], signing_name[16], region[32], endpoint[96], role[96], external_id[64];
+    char method[8], path[256], query[64];
+    char headers[4][2][64];
+    size_t header_count;
+    char *body; /* NUL-terminated copy */
+    size_t body_len;
+};
+
 static struct {
+    /* scripted: answer k to the k-th request; past the end, the last */
+    const struct reply_answer *script;
+    size_t script_len;
+    struct reply_seen seen[REPLY_MAX_SEEN];
+    size_t seen_count;
     long status;
     const uint8_t *body;
     size_t body_len;
@@ -94,12 +125,65 @@ static int64_t s_reply_remaining_ms(void)
     return INT64_MAX;
 }
 
+static void s_reply_copy(char *to, size_t n, const char *s)
+{
+    snprintf(to, n, "%s", s ? s : "");
+}
+
+/* Keep what request q says, and answer r from the script. */
+static void s_reply_scripted(const struct fanout_aws_request *q,
+                             struct fanout_aws_response *r)
+{
+    if (s_reply.seen_count < REPLY_MAX_SEEN) {
+        struct reply_seen *w = &s_reply.seen[s_reply.seen_count++];
+        s_reply_copy(w->service, sizeof w->service, q->service);
+        s_reply_copy(w->signing_name, sizeof w->signing_name, q->signing_name);
+        s_reply_copy(w->region, sizeof w->region, q->region);
+        s_reply_copy(w->endpoint, sizeof w->endpoint, q->endpoint);
+        s_reply_copy(w->role, sizeof w->role, q->role_arn);
+        s_reply_copy(w->external_id, sizeof w->external_id, q->external_id);
+        s_reply_copy(w->method, sizeof w->method, q->method);
+        s_reply_copy(w->path, sizeof w->path, q->path);
+        s_reply_copy(w->query, sizeof w->query, q->query);
+        for (size_t h = 0; h < q->header_count && h < 4; h++) {
+            s_reply_copy(w->headers[h][0], sizeof w->headers[h][0], q->headers[h].name);
+            s_reply_copy(w->headers[h][1], sizeof w->headers[h][1], q->headers[h].value);
+        }
+        w->header_count = q->header_count;
+        w->body = (char *)malloc(q->body_len + 1);
+        if (!w->body)
+            abort();
+        if (q->body_len)
+            memcpy(w->body, q->body, q->body_len);
+        w->body[q->body_len] = 0;
+        w->body_len = q->body_len;
+    }
+    size_t k = s_reply.calls < s_reply.script_len ? s_reply.calls : s_reply.script_len - 1;
+    const struct reply_answer *a = &s_reply.script[k];
+    r->status = a->status;
+    r->result = a->result;
+    s_reply_copy(r->error_code, sizeof r->error_code, a->code);
+    s_reply_copy(r->error_message, sizeof r->error_message, a->message);
+    size_t len = a->body ? strlen(a->body) : 0;
+    r->body = (uint8_t *)malloc(len + 1);
+    if (!r->body)
+        abort();
+    memcpy(r->body, a->body ? a->body : "", len + 1);
+    r->body_len = len;
+    r->attempts = 1;
+    r->internal = (void *)a; /* what aws_response_header reads */
+}
+
 static int s_reply_aws_call(const struct fanout_aws_request *const *requests,
                             struct fanout_aws_response *const *responses, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         struct fanout_aws_response *r = responses[i];
-        (void)requests[i];
+        if (s_reply.script_len) {
+            s_reply_scripted(requests[i], r);
+            s_reply.calls++;
+            continue;
+        }
         s_reply.calls++;
         r->status = s_reply.status;
         r->attempts = 1;
@@ -128,6 +212,11 @@ static void s_reply_clean_up(struct fanout_aws_response *r)
 
 static const char *s_reply_header(const struct fanout_aws_response *r, const char *name)
 {
+    if (r->internal && r->internal != (void *)&s_reply) {
+        const struct reply_answer *a = (const struct reply_answer *)r->internal;
+        return a->header_name && strcasecmp(name, a->header_name) == 0 ? a->header_value
+                                                                       : NULL;
+    }
     if (!r->internal || !s_reply.header_name || strcasecmp(name, s_reply.header_name) != 0)
         return NULL;
     return s_reply.header_value;
@@ -158,6 +247,20 @@ static const struct fanout_host reply_host = {
     .aws_response_header = s_reply_header,
     .aws_endpoint = s_reply_endpoint,
 };
+
+/* Answer the next requests from `answers` (n > 0; past the last, the last
+ * again), keeping what each request says in s_reply.seen; n = 0 goes back
+ * to reply_host_answer's single answer. Clears what was seen before. */
+static inline void reply_host_script(const struct reply_answer *answers, size_t n)
+{
+    for (size_t i = 0; i < s_reply.seen_count; i++)
+        free(s_reply.seen[i].body);
+    memset(s_reply.seen, 0, sizeof s_reply.seen);
+    s_reply.seen_count = 0;
+    s_reply.calls = 0;
+    s_reply.script = answers;
+    s_reply.script_len = n;
+}
 
 /* A response as the engine hands it for an OK call, for the readers that
  * take one directly (sns_read_response, sqs_read_response). Release with
@@ -216,6 +319,15 @@ static inline void reply_batch_init(struct reply_batch *b, size_t n)
     b->batch.count = n;
     b->batch.messages = b->msg_ptrs;
     b->batch.attempt = 1;
+}
+
+/* The n outcomes as letters: O delivered, R retry, T throttled, F fatal. */
+static inline void reply_letters(const struct fanout_outcome *out, size_t n, char *s)
+{
+    static const char l[] = "ORTF";
+    for (size_t i = 0; i < n; i++)
+        s[i] = out[i].status >= 0 && out[i].status <= 3 ? l[out[i].status] : '?';
+    s[n] = 0;
 }
 
 /* How many of the n outcomes say delivered. */

@@ -9,6 +9,7 @@
 #include "check_main.h"
 
 #include "memcached.h"
+#include "reply_feed.h"
 
 static struct mc_item items[4];
 static struct mc_item *ptrs[4];
@@ -96,6 +97,26 @@ START_TEST(shifts_are_detected)
 }
 END_TEST
 
+/* Each item gets its own reply's outcome, whatever the reads' sizes. */
+START_TEST(outcomes_per_item)
+{
+    const char *all = "STORED\r\nSERVER_ERROR out of memory storing object\r\nDELETED\r\n"
+                      "CLIENT_ERROR bad data chunk\r\nVERSION 1.6\r\n";
+    static const int want[] = {FANOUT_OK, FANOUT_RETRY, FANOUT_OK, FANOUT_FATAL};
+    for (size_t step = 1; step <= strlen(all); step++) {
+        s_feed("", 4, 1u << 2); /* item 2 is a delete */
+        char in[256];
+        reply_feed((const uint8_t *)all, strlen(all), step, in, sizeof in,
+                   reply_feed_memcached, &m);
+        ck_assert_msg(m.done && !m.desync, "step %zu: %s", step, m.why);
+        for (size_t i = 0; i < 4; i++)
+            ck_assert_msg(out[i].status == want[i], "step %zu, item %zu: %d (%s)", step, i,
+                          out[i].status, out[i].message);
+        ck_assert_str_eq(out[3].code, "CLIENT_ERROR");
+    }
+}
+END_TEST
+
 START_TEST(lines_are_bounded)
 {
     struct mc_reply r;
@@ -144,6 +165,7 @@ int main(void)
     tcase_add_test(tc, delete_replies);
     tcase_add_test(tc, replies_a_set_cannot_get);
     tcase_add_test(tc, shifts_are_detected);
+    tcase_add_test(tc, outcomes_per_item);
     tcase_add_test(tc, lines_are_bounded);
     tcase_add_test(tc, discovery_replies);
     suite_add_tcase(s, tc);

@@ -7,6 +7,7 @@
 #include "check_main.h"
 
 #include "redis_api.h"
+#include "reply_feed.h"
 
 struct s_seen {
     size_t n;
@@ -157,6 +158,73 @@ START_TEST(error_classes)
 }
 END_TEST
 
+/* Every class of error reply: status, code, whether the connection is
+ * dropped, and a part of the message. */
+START_TEST(error_table)
+{
+    static const struct {
+        const char *reply;
+        int status;
+        const char *code;
+        int drop;
+        const char *says;
+    } cases[] = {
+        {"OOM command not allowed", FANOUT_RETRY, "OOM", 0, "OOM command not allowed"},
+        {"LOADING Redis is loading", FANOUT_RETRY, "LOADING", 0, "loading"},
+        {"BUSY script", FANOUT_RETRY, "BUSY", 0, NULL},
+        {"TRYAGAIN", FANOUT_RETRY, "TRYAGAIN", 0, NULL},
+        {"MASTERDOWN link down", FANOUT_RETRY, "MASTERDOWN", 0, NULL},
+        {"CLUSTERDOWN", FANOUT_RETRY, "CLUSTERDOWN", 0, NULL},
+        {"MISCONF cannot persist", FANOUT_RETRY, "MISCONF", 0, NULL},
+        {"NOREPLICAS", FANOUT_RETRY, "NOREPLICAS", 0, NULL},
+        {"READONLY replica", FANOUT_RETRY, "READONLY", 1, "after a failover"},
+        {"MOVED 3999 10.0.0.1:6379", FANOUT_FATAL, "MOVED", 0, "cluster mode is not"},
+        {"ASK 3999 10.0.0.1:6379", FANOUT_FATAL, "ASK", 0, "cluster mode is not"},
+        {"NOAUTH Authentication required.", FANOUT_FATAL, "NOAUTH", 0, "passwordEnv"},
+        {"WRONGTYPE Operation", FANOUT_FATAL, "WRONGTYPE", 0, "WRONGTYPE Operation"},
+        {"OOMX not a class", FANOUT_FATAL, "OOMX", 0, NULL},
+        {" leading space", FANOUT_FATAL, "ERR", 0, NULL},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        struct redis_failure f;
+        int drop = -1;
+        redis_classify_error(cases[k].reply, strlen(cases[k].reply), &f, &drop);
+        ck_assert_msg(f.status == cases[k].status, "%s: status %d", cases[k].reply,
+                      f.status);
+        ck_assert_msg(strcmp(f.code, cases[k].code) == 0, "%s: code %s", cases[k].reply,
+                      f.code);
+        ck_assert_msg(drop == cases[k].drop, "%s: drop %d", cases[k].reply, drop);
+        if (cases[k].says)
+            ck_assert_msg(strstr(f.message, cases[k].says), "%s: \"%s\"", cases[k].reply,
+                          f.message);
+    }
+}
+END_TEST
+
+/* Replies reach the callback in command order, each once, whatever the
+ * reads' sizes. */
+START_TEST(replies_in_order_per_command)
+{
+    const char *all = "+OK\r\n-OOM a\r\n+OK\r\n-ERR b\r\n+OK\r\n+PONG\r\n";
+    static const int want_err[] = {0, 1, 0, 1, 0};
+    static const char *const want_text[] = {"OK", "OOM a", "OK", "ERR b", "OK"};
+    for (size_t step = 1; step <= strlen(all); step++) {
+        memset(&seen, 0, sizeof seen);
+        m = (struct redis_match){
+            .want = 5, .marker = 1, .where = "h:1", .fn = s_on, .ud = &seen};
+        char in[64];
+        reply_feed((const uint8_t *)all, strlen(all), step, in, sizeof in, reply_feed_redis,
+                   &m);
+        ck_assert_msg(m.done && !m.desync, "step %zu", step);
+        ck_assert_uint_eq(seen.n, 5);
+        for (size_t i = 0; i < 5; i++) {
+            ck_assert_int_eq(seen.err[i], want_err[i]);
+            ck_assert_str_eq(seen.text[i], want_text[i]);
+        }
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("redis_api");
@@ -166,6 +234,8 @@ int main(void)
     tcase_add_test(tc, out_of_step_is_detected);
     tcase_add_test(tc, partial_replies_wait);
     tcase_add_test(tc, error_classes);
+    tcase_add_test(tc, error_table);
+    tcase_add_test(tc, replies_in_order_per_command);
     suite_add_tcase(s, tc);
     return fanout_check_run(s);
 }

@@ -562,13 +562,14 @@ START_TEST(lambda_event_needs_202)
         reply_host_answer(cases[k].status, "", 0);
         if (cases[k].fe)
             reply_host_header("X-Amz-Function-Error", cases[k].fe);
-        struct lambda_target t = {.id = "m",
-                                  .destination = "f",
-                                  .path = "/2015-03-31/functions/f/invocations",
+        struct lambda_target t = {.aws = {.host = &reply_host,
+                                          .id = "m",
+                                          .destination = "f",
+                                          .path = "/2015-03-31/functions/f/invocations"},
                                   .records_payload = 1,
                                   .parallel = 1,
                                   .max_payload = LAMBDA_EVENT_PAYLOAD_MAX};
-        lambda_send(&reply_host, &t, &b.batch, b.out);
+        lambda_send(&t, &b.batch, b.out);
         char got[8];
         s_letters(b.out, 3, got);
         ck_assert_msg(strcmp(got, cases[k].want) == 0, "HTTP %ld %s: got %s (%s)",

@@ -37,7 +37,8 @@ struct hello_options {
     const char *prefix; /* NULL when unset */
 };
 
-/* Shared by every instance: the host table, kept from init. */
+/* Shared by every instance: the host table, kept from init; open copies it
+ * into the instance (plugin.h, "Host and state"). */
 struct hello_state {
     const struct fanout_host *host;
 };

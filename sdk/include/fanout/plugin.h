@@ -366,6 +366,16 @@ struct fanout_plugin {
     const struct fanout_option *options;
     size_t options_size;
 
+    /*
+     * Host and state (the convention of fanout's own plugins): no
+     * file-static variable holds the host. `init` returns in `*state` a
+     * struct whose member `host` is the host, with whatever else the
+     * instances share (fanout/plugin_state.h has one for plugins that share
+     * nothing else), and `fini` frees it. `open` copies the host from the
+     * state into the instance it makes; `send`, `close` and the plugin's
+     * own functions reach the host through the instance.
+     * sdk/examples/hello does so.
+     */
     /* Optional: once after loading. `*state` is passed to `open`. Return 0
      * on success; on failure write a reason into `err`. */
     int (*init)(const struct fanout_host *host, void **state, struct fanout_error *err);
