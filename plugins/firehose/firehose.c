@@ -77,6 +77,6 @@ FANOUT_PLUGIN_DEFINE(
                    .per_call_overhead = FIREHOSE_PER_REQUEST_OVERHEAD},
         .collapse_modes = FANOUT_COLLAPSE_ALL, .default_collapse = FANOUT_COLLAPSE_NONE,
         .options = s_options, .options_size = sizeof(struct firehose_options),
-        .init = s_stream_init, .validate = s_stream_validate, .open = s_open,
-        .send = fanout_stream_send, .close = fanout_stream_close,
-        .target_limits = s_target_limits);
+        .init = s_stream_init, .fini = fanout_plugin_state_free,
+        .validate = s_stream_validate, .open = s_open, .send = fanout_stream_send,
+        .close = fanout_stream_close, .target_limits = s_target_limits);

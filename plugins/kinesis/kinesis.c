@@ -97,6 +97,6 @@ FANOUT_PLUGIN_DEFINE(
                    .key_counts = 1},
         .collapse_modes = FANOUT_COLLAPSE_ALL, .default_collapse = FANOUT_COLLAPSE_NONE,
         .options = s_options, .options_size = sizeof(struct kinesis_options),
-        .init = s_stream_init, .validate = s_stream_validate, .open = s_open,
-        .send = fanout_stream_send, .close = fanout_stream_close,
-        .target_limits = s_target_limits);
+        .init = s_stream_init, .fini = fanout_plugin_state_free,
+        .validate = s_stream_validate, .open = s_open, .send = fanout_stream_send,
+        .close = fanout_stream_close, .target_limits = s_target_limits);

@@ -155,14 +155,7 @@ static int s_parse(const struct fanout_target *t, char *region, int *fifo, char 
 
 static int s_init(const struct fanout_host *host, void **state, struct fanout_error *err)
 {
-    if (!FANOUT_HOST_HAS(host, aws_call)) {
-        snprintf(err->code, sizeof err->code, "EngineTooOld");
-        snprintf(err->message, sizeof err->message,
-                 "the sns plugin needs an engine with AWS calls (plugin ABI 1.1)");
-        return -1;
-    }
-    *state = (void *)host;
-    return 0;
+    return fanout_aws_plugin_init("sns", host, state, err);
 }
 
 static int s_validate(const struct fanout_target *t, char *err, size_t err_len)
@@ -206,7 +199,7 @@ static int s_open(void *state, const struct fanout_target *t, void **out,
         snprintf(err->message, sizeof err->message, "out of memory");
         return -1;
     }
-    in->host = state;
+    in->host = ((const struct fanout_plugin_state *)state)->host;
     in->target_id = t->id;
     in->topic_arn = t->destination;
     in->role = t->role && *t->role ? t->role : NULL;
@@ -301,5 +294,6 @@ FANOUT_PLUGIN_DEFINE(.name = "sns", .version = "1.0.0",
                      .collapse_modes = FANOUT_COLLAPSE_ALL,
                      .default_collapse = FANOUT_COLLAPSE_JSON, .options = s_options,
                      .options_size = sizeof(struct sns_options), .init = s_init,
-                     .validate = s_validate, .open = s_open, .send = s_send,
-                     .close = s_close, .target_limits = s_limits);
+                     .fini = fanout_plugin_state_free, .validate = s_validate,
+                     .open = s_open, .send = s_send, .close = s_close,
+                     .target_limits = s_limits);

@@ -326,14 +326,7 @@ static int s_parse(const struct fanout_target *t, struct s_dest *o, char *err,
 
 static int s_init(const struct fanout_host *host, void **state, struct fanout_error *err)
 {
-    if (!FANOUT_HOST_HAS(host, aws_call) || !FANOUT_HOST_HAS(host, aws_endpoint)) {
-        snprintf(err->code, sizeof err->code, "EngineTooOld");
-        snprintf(err->message, sizeof err->message,
-                 "the sqs plugin needs an engine with AWS calls (plugin ABI 1.1)");
-        return -1;
-    }
-    *state = (void *)host;
-    return 0;
+    return fanout_aws_plugin_init("sqs", host, state, err);
 }
 
 static int s_validate(const struct fanout_target *t, char *err, size_t err_len)
@@ -359,7 +352,7 @@ static int s_limits(void *state, const struct fanout_target *t, struct fanout_li
 static int s_open(void *state, const struct fanout_target *t, void **out,
                   struct fanout_error *err)
 {
-    const struct fanout_host *host = state;
+    const struct fanout_host *host = ((const struct fanout_plugin_state *)state)->host;
     const struct sqs_options *o = t->options;
     struct s_dest d;
     char why[256];
@@ -486,16 +479,15 @@ static const struct fanout_option s_options[] = {
     {.name = NULL},
 };
 
-FANOUT_PLUGIN_DEFINE(.name = "sqs", .version = "1.0.0",
-                     .description = "Amazon SQS queues (SendMessageBatch, FIFO included)",
-                     .destination_example =
-                         "https://sqs.us-east-1.amazonaws.com/123456789012/my-queue "
-                         "or arn:aws:sqs:us-east-1:123456789012:my-queue",
-                     .limits = {.max_messages_per_call = SQS_MAX_ENTRIES,
-                                .max_message_bytes = SQS_MAX_MESSAGE_BYTES,
-                                .max_call_bytes = SQS_MAX_MESSAGE_BYTES},
-                     .collapse_modes = FANOUT_COLLAPSE_ALL,
-                     .default_collapse = FANOUT_COLLAPSE_JSON, .options = s_options,
-                     .options_size = sizeof(struct sqs_options), .init = s_init,
-                     .validate = s_validate, .open = s_open, .send = s_send,
-                     .close = s_close, .target_limits = s_limits);
+FANOUT_PLUGIN_DEFINE(
+        .name = "sqs", .version = "1.0.0",
+        .description = "Amazon SQS queues (SendMessageBatch, FIFO included)",
+        .destination_example = "https://sqs.us-east-1.amazonaws.com/123456789012/my-queue "
+                               "or arn:aws:sqs:us-east-1:123456789012:my-queue",
+        .limits = {.max_messages_per_call = SQS_MAX_ENTRIES,
+                   .max_message_bytes = SQS_MAX_MESSAGE_BYTES,
+                   .max_call_bytes = SQS_MAX_MESSAGE_BYTES},
+        .collapse_modes = FANOUT_COLLAPSE_ALL, .default_collapse = FANOUT_COLLAPSE_JSON,
+        .options = s_options, .options_size = sizeof(struct sqs_options), .init = s_init,
+        .fini = fanout_plugin_state_free, .validate = s_validate, .open = s_open,
+        .send = s_send, .close = s_close, .target_limits = s_limits);

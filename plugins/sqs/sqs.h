@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include <fanout/aws.h>
+#include <fanout/aws_target.h>
 #include <fanout/batch.h>
 #include <fanout/helpers.h>
 #include <fanout/plugin.h>

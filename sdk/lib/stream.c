@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fanout/aws_target.h"
 #include "fanout/stream.h"
 
 int fanout_stream_init(const struct fanout_stream_kind *kind,
@@ -11,16 +12,7 @@ int fanout_stream_init(const struct fanout_stream_kind *kind,
                        struct fanout_error *err)
 {
     *state = NULL;
-    if (!FANOUT_HOST_HAS(host, aws_call) || !FANOUT_HOST_HAS(host, aws_response_clean_up)) {
-        snprintf(err->code, sizeof err->code, "%s", "EngineTooOld");
-        snprintf(err->message, sizeof err->message,
-                 "the %s plugin needs the engine's AWS services (plugin ABI 1.1); this "
-                 "engine speaks %u.%u",
-                 kind->plugin, host->abi_major, host->abi_minor);
-        return -1;
-    }
-    *state = (void *)host; /* the state is the host, never written through */
-    return 0;
+    return fanout_aws_plugin_init(kind->plugin, host, state, err);
 }
 
 static int s_name_ok(const struct fanout_stream_kind *k, const char *s, size_t n)
@@ -161,7 +153,7 @@ void *fanout_stream_open(const struct fanout_stream_kind *kind, void *state,
     int rc = s ? 0 : -1;
     if (s) {
         s->kind = kind;
-        s->host = state;
+        s->host = ((const struct fanout_plugin_state *)state)->host;
         rc = s_dup(&s->id, id, strlen(id)) | s_dup(&s->name, d.name, d.name_len) |
              s_dup(&s->arn, d.region ? t->destination : NULL, strlen(t->destination)) |
              s_dup(&s->region, region, region_len) |

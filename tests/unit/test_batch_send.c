@@ -105,6 +105,13 @@ static void t_clean_up(struct fanout_aws_response *r)
     r->body = NULL;
 }
 
+static const char *t_header(const struct fanout_aws_response *r, const char *name)
+{
+    (void)r;
+    (void)name;
+    return NULL;
+}
+
 static int t_endpoint(const char *service, const char *region, char *url, size_t url_len,
                       char *err, size_t err_len)
 {
@@ -123,6 +130,7 @@ static const struct fanout_host t_host = {
     .log_enabled = t_log_enabled,
     .aws_call = t_aws_call,
     .aws_response_clean_up = t_clean_up,
+    .aws_response_header = t_header,
     .aws_endpoint = t_endpoint,
 };
 

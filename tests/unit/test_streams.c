@@ -216,7 +216,8 @@ static void *s_open(const struct fanout_stream_kind *kind, const char *destinati
                               .external_id = "ext",
                               .parallel = 1};
     struct fanout_error err = {0};
-    void *inst = fanout_stream_open(kind, &s_host, &t, size, &err);
+    struct fanout_plugin_state state = {.host = &s_host};
+    void *inst = fanout_stream_open(kind, &state, &t, size, &err);
     ck_assert_msg(inst != NULL, "%s: %s", err.code, err.message);
     return inst;
 }
@@ -902,7 +903,8 @@ START_TEST(init_needs_aws_services)
     ck_assert_ptr_nonnull(strstr(err.message, "the firehose plugin needs the engine's AWS "
                                               "services"));
     ck_assert_int_eq(fanout_stream_init(&kinesis_kind, &reply_host, &state, &err), 0);
-    ck_assert_ptr_eq(state, &reply_host);
+    ck_assert_ptr_eq(((struct fanout_plugin_state *)state)->host, &reply_host);
+    fanout_plugin_state_free(state);
 }
 END_TEST
 

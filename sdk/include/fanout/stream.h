@@ -29,6 +29,7 @@
 
 #include <stddef.h>
 
+#include "aws_target.h"
 #include "batch.h"
 #include "plugin.h"
 
