@@ -244,27 +244,20 @@ static int s_prepare(void *ctx, const struct fanout_message *m, size_t i, void *
                                     in->fifo ? in->target_id : NULL, size, out);
 }
 
+static const struct fanout_msg_service s_service = {.max_entries = SNS_MAX_ENTRIES,
+                                                    .order_scope = "FIFO topic",
+                                                    .prepare = s_prepare,
+                                                    .build = sns_build,
+                                                    .read = sns_read};
+
 /* A standard topic takes the requests together; a FIFO topic one after
  * the other, so its messages arrive in order. */
 static int s_send(void *instance, const struct fanout_batch *batch,
                   struct fanout_outcome *outcomes)
 {
     struct sns_instance *in = instance;
-    const struct fanout_batch_api api = {
-        .entry_size = sizeof(struct fanout_msg_entry),
-        .max_entries = SNS_MAX_ENTRIES,
-        .max_request_bytes = in->max_message_bytes,
-        .prepare = s_prepare,
-        .build = sns_build,
-        .read = sns_read,
-        .release = fanout_msg_entry_release,
-    };
-    const struct fanout_batch_target t = {.host = in->host,
-                                          .target_id = in->target_id,
-                                          .destination = in->topic_arn,
-                                          .ordered = in->fifo,
-                                          .order_scope = "FIFO topic"};
-    return fanout_batch_send(&api, &t, in, batch, outcomes);
+    return fanout_msg_send(&s_service, in->host, in->target_id, in->topic_arn, in->fifo,
+                           in->max_message_bytes, in, batch, outcomes);
 }
 
 static const struct fanout_option s_options[] = {

@@ -438,28 +438,21 @@ static int s_prepare(void *ctx, const struct fanout_message *m, size_t i, void *
                                     in->fifo ? in->target_id : NULL, size, out);
 }
 
+static const struct fanout_msg_service s_service = {.max_entries = SQS_MAX_ENTRIES,
+                                                    .order_scope = "FIFO queue",
+                                                    .prepare = s_prepare,
+                                                    .build = sqs_build,
+                                                    .read = sqs_read,
+                                                    .failed_status = sqs_failed_status};
+
 /* A standard queue takes the requests together; a FIFO queue one after
  * the other, so its messages arrive in order. */
 static int s_send(void *instance, const struct fanout_batch *batch,
                   struct fanout_outcome *outcomes)
 {
     struct sqs_instance *in = instance;
-    static const struct fanout_batch_api api = {
-        .entry_size = sizeof(struct fanout_msg_entry),
-        .max_entries = SQS_MAX_ENTRIES,
-        .max_request_bytes = SQS_MAX_MESSAGE_BYTES,
-        .prepare = s_prepare,
-        .build = sqs_build,
-        .read = sqs_read,
-        .release = fanout_msg_entry_release,
-        .failed_status = sqs_failed_status,
-    };
-    const struct fanout_batch_target t = {.host = in->host,
-                                          .target_id = in->target_id,
-                                          .destination = in->queue_url,
-                                          .ordered = in->fifo,
-                                          .order_scope = "FIFO queue"};
-    return fanout_batch_send(&api, &t, in, batch, outcomes);
+    return fanout_msg_send(&s_service, in->host, in->target_id, in->queue_url, in->fifo,
+                           SQS_MAX_MESSAGE_BYTES, in, batch, outcomes);
 }
 
 static const struct fanout_option s_options[] = {

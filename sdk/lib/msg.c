@@ -142,3 +142,26 @@ void fanout_msg_entry_release(void *ctx, void *entry)
     free(e->encoded);
     e->encoded = NULL;
 }
+
+int fanout_msg_send(const struct fanout_msg_service *svc, const struct fanout_host *host,
+                    const char *target_id, const char *destination, int fifo,
+                    uint64_t max_request_bytes, void *ctx, const struct fanout_batch *batch,
+                    struct fanout_outcome *outcomes)
+{
+    const struct fanout_batch_api api = {
+        .entry_size = sizeof(struct fanout_msg_entry),
+        .max_entries = svc->max_entries,
+        .max_request_bytes = max_request_bytes,
+        .prepare = svc->prepare,
+        .build = svc->build,
+        .read = svc->read,
+        .release = fanout_msg_entry_release,
+        .failed_status = svc->failed_status,
+    };
+    const struct fanout_batch_target t = {.host = host,
+                                          .target_id = target_id,
+                                          .destination = destination,
+                                          .ordered = fifo,
+                                          .order_scope = svc->order_scope};
+    return fanout_batch_send(&api, &t, ctx, batch, outcomes);
+}

@@ -167,6 +167,27 @@ int fanout_msg_entry_prepare(struct fanout_msg_entry *e, const struct fanout_mes
 /* fanout_batch_api.release for a struct fanout_msg_entry. */
 void fanout_msg_entry_release(void *ctx, void *entry);
 
+/* A message service (SQS, SNS): its entries are struct fanout_msg_entry;
+ * the callbacks are fanout_batch_api's. */
+struct fanout_msg_service {
+    size_t max_entries;      /* per request */
+    const char *order_scope; /* "FIFO queue" */
+    int (*prepare)(void *ctx, const struct fanout_message *m, size_t index, void *entry,
+                   uint64_t *size, struct fanout_outcome *out);
+    int (*build)(void *ctx, struct fanout_batch_request *r);
+    void (*read)(void *ctx, const struct fanout_batch_request *r,
+                 struct fanout_outcome *outcomes);
+    int (*failed_status)(void *ctx, const struct fanout_aws_response *resp, int status);
+};
+
+/* fanout_batch_send for a message service: requests of up to max_entries
+ * messages and max_request_bytes bytes, sent together, or in order one at a
+ * time when `fifo`. */
+int fanout_msg_send(const struct fanout_msg_service *svc, const struct fanout_host *host,
+                    const char *target_id, const char *destination, int fifo,
+                    uint64_t max_request_bytes, void *ctx, const struct fanout_batch *batch,
+                    struct fanout_outcome *outcomes);
+
 #ifdef __cplusplus
 }
 #endif
