@@ -646,6 +646,13 @@ def event(n, **extra):
     return e
 
 
+def put_events_raw(body, ctype="application/x-amz-json-1.1", target="AWSEvents.PutEvents"):
+    """(status, JSON answer) of a PutEvents signed and sent by hand."""
+    st, _, out = signed("POST", "/", "events", body=body,
+                        headers={"Content-Type": ctype, "X-Amz-Target": target})
+    return st, json.loads(out)
+
+
 class EventBridge(Base):
     def test_put_events_regions_and_received(self):
         for region, cred in (("us-east-1", BASE), ("eu-west-1", ROLE)):
@@ -674,10 +681,7 @@ class EventBridge(Base):
         self.assertEqual([g["index"] for g in received("eventbridge")], [0, 3])
         # required fields: botocore refuses to send them, so by hand
         body = json.dumps({"Entries": [{"Source": "s", "Detail": "{}"}, event(5)]})
-        st, h, out = signed("POST", "/", "events", body=body.encode(),
-                            headers={"Content-Type": "application/x-amz-json-1.1",
-                                     "X-Amz-Target": "AWSEvents.PutEvents"})
-        out = json.loads(out)
+        st, out = put_events_raw(body.encode())
         self.assertEqual((st, out["FailedEntryCount"], out["Entries"][0]["ErrorCode"]),
                          (200, 1, "InvalidArgument"))
 
@@ -689,21 +693,15 @@ class EventBridge(Base):
         self.assertClientError(lambda: ev.put_events(Entries=[event(i, Detail=big)
                                                               for i in range(6)]),
                                400, "ValidationException", "over the limit")
-        for headers in ({"Content-Type": "application/x-amz-json-1.1",
-                         "X-Amz-Target": "AWSEvents.ListRules"},
-                        {"Content-Type": "application/json",
-                         "X-Amz-Target": "AWSEvents.PutEvents"}):
-            st, h, out = signed("POST", "/", "events", body=b'{"Entries": []}',
-                                headers=headers)
-            self.assertEqual((st, json.loads(out)["__type"]), (400, "UnknownOperationException"))
-        st, h, out = signed("POST", "/", "events", body=b'{"Entries": []}',
-                            headers={"Content-Type": "application/x-amz-json-1.1",
-                                     "X-Amz-Target": "AWSEvents.PutEvents"})
-        self.assertEqual((st, json.loads(out)["__type"]), (400, "ValidationException"))
-        st, h, out = signed("POST", "/", "events", body=b"not json",
-                            headers={"Content-Type": "application/x-amz-json-1.1",
-                                     "X-Amz-Target": "AWSEvents.PutEvents"})
-        self.assertEqual((st, json.loads(out)["__type"]), (400, "SerializationException"))
+        one = json.dumps({"Entries": [event(0)]}).encode()
+        for st, out in (put_events_raw(one, target="AWSEvents.ListRules"),
+                        put_events_raw(one, ctype="application/json")):
+            self.assertEqual((st, out["__type"]), (400, "UnknownOperationException"))
+        for body, code in ((b'{"Entries": []}', "ValidationException"),
+                           (b"not json", "SerializationException"),
+                           (b'{"Entries": {}}', "SerializationException")):
+            st, out = put_events_raw(body)
+            self.assertEqual((st, out["__type"]), (400, code), body)
         self.assertEqual(received("eventbridge"), [])
 
     def test_faults(self):
