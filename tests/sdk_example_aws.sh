@@ -3,10 +3,11 @@
 # fanout_batch_send): built out of tree with its Makefile and nothing but
 # pkg-config (fanout-sdk, the uninstalled .pc meson writes, and jansson),
 # loaded by `fanout plugins --json`, then sent events through `fanout invoke`
-# to tests/servers/events_service.py, a loopback PutEvents endpoint that
-# checks every signature with botocore. One entry the endpoint fails
-# (InternalFailure) is retried, then reported; a message that is not a JSON
-# object is refused.
+# to tests/servers/aws_service.py (its eventbridge module: PutEvents, every
+# signature checked with botocore). A fault rule ("partial", index 0 of every
+# request) fails the first entry of each request with InternalFailure: the
+# first message of each of the two batches is retried, then reported. A
+# message that is not a JSON object is refused.
 #
 # Environment (set by tests/meson.build): FANOUT_BUILD_DIR, FANOUT_SOURCE_DIR.
 set -euo pipefail
@@ -59,37 +60,48 @@ plugins()
 creds = os.path.join(tmp, "creds.json")
 with open(creds, "w") as f:
     json.dump([{"accessKeyId": harness.ACCESS_KEY, "secretAccessKey": harness.SECRET_KEY}], f)
-srv = subprocess.Popen([sys.executable, os.path.join(src, "tests", "servers",
-                                                     "events_service.py"),
-                        "--credentials", creds, "--parent-pid", str(os.getpid())],
+srv = subprocess.Popen([sys.executable, os.path.join(src, "tests", "servers", "aws_service.py"),
+                        "--credentials", creds, "--parent-pid", str(os.getpid()),
+                        "--max-lifetime", "300"],
                        stdout=subprocess.PIPE)
 try:
     url = "http://127.0.0.1:%d" % int(srv.stdout.readline())
 
-    def get(path):
-        with urllib.request.urlopen(url + path, timeout=10) as r:
+    def ctl(path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(url + path, data=data,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
             return json.loads(r.read())
 
-    # 12 JSON objects (two requests: 10 + 2), one that the endpoint fails,
-    # one that is not an object
-    recs = [("k%d" % i, json.dumps({"n": i}).encode()) for i in range(12)]
-    recs += [("kf", b'{"fanoutFail": true}'), ("kx", b"[1, 2]")]
+    # entry 0 of every PutEvents fails (InternalFailure), retries included;
+    # batches of 10 messages, sent together, each retried on its own: the
+    # first message of each batch fails every time
+    ctl("/__faults", {"service": "eventbridge", "kind": "partial", "indexes": [0],
+                      "count": -1})
+    # 14 JSON objects (two requests: 10 + 4) of which two fail, then one
+    # that is not an object
+    objs = [json.dumps({"n": i}).encode() for i in range(12)]
+    objs = [b'{"fails": 1}'] + objs[:9] + [b'{"fails": 2}'] + objs[9:]
+    recs = [("k%d" % i, o) for i, o in enumerate(objs)] + [("kx", b"[1, 2]")]
     m = harness.mapping("eb", "eventbridge", "orders-bus", eventSource="com.example.fanout",
                         detailType="Order Placed", collapse="none")
     env = harness.aws_env(EVENTBRIDGE=url)
     env.update({"FANOUT_LOG_LEVEL": "debug", "FANOUT_PLUGIN_PATH": tmp})
     r, failed = harness.invoke(tmp, [m], harness.kinesis_event(recs), env=env)
     err = r.stderr.decode()
-    got = get("/__received")
-    stats = get("/__stats")
+    got = ctl("/__received?service=eventbridge")
+    stats = ctl("/__stats")
+    calls = stats["by_service"].get("eventbridge", {}).get("PutEvents", {}).get("count", 0)
     problems = []
-    if sorted(failed) != ["1012", "1013"]:
-        problems.append("batchItemFailures %r, expected 1012 and 1013" % failed)
-    if stats["authFailures"]:
-        problems.append("%d requests failed their signature check" % stats["authFailures"])
-    if stats["failedEntries"] < 2:
-        problems.append("the failed entry was not retried (%r)" % stats)
-    if sorted(e["detail"]["n"] for e in got) != list(range(12)):
+    if sorted(failed) != ["1000", "1010", "1014"]:
+        problems.append("batchItemFailures %r, expected 1000, 1010 and 1014" % failed)
+    if stats["auth_failures"]:
+        problems.append("%d requests failed their signature check" % stats["auth_failures"])
+    if calls < 4 or stats["faults_by_kind"]["partial"] != calls:
+        problems.append("the failed entries were not retried (%d PutEvents, %d with a "
+                        "failed entry)" % (calls, stats["faults_by_kind"]["partial"]))
+    if sorted(e["detail"].get("n", -1) for e in got) != list(range(12)):
         problems.append("events received: %r" % [e["detail"] for e in got])
     for e in got:
         want = ("orders-bus", "com.example.fanout", "Order Placed", "us-east-1",
@@ -98,15 +110,15 @@ try:
         if have != want:
             problems.append("event %r, expected %r" % (have, want))
             break
-    for want in ("PutEvents to orders-bus: 10 messages", "PutEvents to orders-bus: 3 messages",
+    for want in ("PutEvents to orders-bus: 10 messages", "PutEvents to orders-bus: 4 messages",
                  "InternalFailure", "MalformedDetail"):
         if want not in err:
             problems.append("the log does not say %r" % want)
     if problems:
         die("; ".join(problems) + "\n--- fanout stderr:\n" + err)
     print("sdk-example-aws: eventbridge.so built out of tree, loaded, %d events delivered "
-          "and signed, the failed entry retried (%d failures) and reported"
-          % (len(got), stats["failedEntries"]))
+          "and signed, the failed entries retried (%d PutEvents) and reported"
+          % (len(got), calls))
 finally:
     srv.kill()
     srv.wait()

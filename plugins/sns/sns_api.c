@@ -10,11 +10,11 @@
  *     <Failed><member><Id/><Code/><Message/><SenderFault/></member>..</Failed>
  *   </PublishBatchResult>..
  *
- * The answers are read with a small scanner that looks for the elements it
- * needs and takes attributes, white space, self-closed empty lists and
- * unknown elements in its stride; errors (non-2xx) are the engine's to
- * parse. A PublishBatch answer is HTTP 200 even when entries failed; an
- * entry the answer does not mention is not taken as delivered.
+ * The answers are read with the SDK's XML reader (fanout/xml.h), which
+ * takes attributes, white space, self-closed empty lists and unknown
+ * elements in its stride; errors (non-2xx) are the engine's to parse. A PublishBatch answer
+ * is HTTP 200 even when entries failed; an entry the answer does not mention is not taken
+ * as delivered.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include <fanout/aws_codes.h>
+#include <fanout/xml.h>
 
 #include "sns.h"
 
@@ -124,106 +125,6 @@ int sns_build(void *ctx, struct fanout_batch_request *r)
     return 0;
 }
 
-/* ---- a tolerant XML scanner ---- */
-
-static int s_name_end(char c)
-{
-    return c == '>' || c == '/' || c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
-/* The first element `name` in [p, p + n): its content and where the
- * scan goes on after it. <name/> is found with empty content; an element
- * whose end tag is missing is not found. Returns 1 when found. */
-static int s_xml_elem(const char *p, size_t n, const char *name, const char **content,
-                      size_t *content_len, size_t *after)
-{
-    size_t nl = strlen(name);
-    for (size_t i = 0; i + nl + 2 <= n; i++) {
-        if (p[i] != '<' || memcmp(p + i + 1, name, nl) != 0 || !s_name_end(p[i + 1 + nl]))
-            continue;
-        const char *gt = memchr(p + i + 1 + nl, '>', n - (i + 1 + nl));
-        if (!gt)
-            return 0;
-        size_t start = (size_t)(gt - p) + 1;
-        if (gt[-1] == '/') {
-            *content = p + start;
-            *content_len = 0;
-            *after = start;
-            return 1;
-        }
-        for (size_t k = start; k + nl + 3 <= n; k++) {
-            if (p[k] == '<' && p[k + 1] == '/' && memcmp(p + k + 2, name, nl) == 0 &&
-                (p[k + 2 + nl] == '>' || isspace((unsigned char)p[k + 2 + nl]))) {
-                *content = p + start;
-                *content_len = k - start;
-                *after = k + 2 + nl;
-                return 1;
-            }
-        }
-        return 0;
-    }
-    return 0;
-}
-
-/* An element's text into out: trimmed, the five entities and numeric
- * references decoded (ASCII only; others as '?'), control characters as
- * spaces. */
-static void s_xml_text(const char *p, size_t n, char *out, size_t out_len)
-{
-    static const struct {
-        const char *ent;
-        char c;
-    } ents[] = {
-        {"&lt;", '<'}, {"&gt;", '>'}, {"&amp;", '&'}, {"&quot;", '"'}, {"&apos;", '\''}};
-    while (n && isspace((unsigned char)*p)) {
-        p++;
-        n--;
-    }
-    while (n && isspace((unsigned char)p[n - 1]))
-        n--;
-    size_t k = 0;
-    for (size_t i = 0; i < n && k + 1 < out_len;) {
-        char c = p[i];
-        size_t used = 1;
-        if (c == '&') {
-            int done = 0;
-            for (size_t e = 0; e < sizeof ents / sizeof *ents && !done; e++) {
-                size_t el = strlen(ents[e].ent);
-                if (i + el <= n && memcmp(p + i, ents[e].ent, el) == 0) {
-                    c = ents[e].c;
-                    used = el;
-                    done = 1;
-                }
-            }
-            const char *semi = memchr(p + i, ';', n - i);
-            if (!done && i + 2 < n && p[i + 1] == '#' && semi && semi - (p + i) < 12) {
-                int hexa = p[i + 2] == 'x' || p[i + 2] == 'X';
-                unsigned long v = strtoul(p + i + (hexa ? 3 : 2), NULL, hexa ? 16 : 10);
-                c = v >= 0x20 && v < 0x7F ? (char)v : v == '\n' || v == '\t' ? ' ' : '?';
-                used = (size_t)(semi - (p + i)) + 1;
-            }
-        }
-        if ((unsigned char)c < 0x20 || c == 0x7F)
-            c = ' ';
-        out[k++] = c;
-        i += used;
-    }
-    if (out_len)
-        out[k] = '\0';
-}
-
-/* The text of child `name` of [p, p + n) into out ("" when absent). */
-static void s_xml_child(const char *p, size_t n, const char *name, char *out,
-                        size_t out_len)
-{
-    const char *c;
-    size_t cl, after;
-    if (s_xml_elem(p, n, name, &c, &cl, &after))
-        s_xml_text(c, cl, out, out_len);
-    else if (out_len)
-        out[0] = '\0';
-}
-
 /* ---- responses ---- */
 
 /* SNS's throttling codes (Throttled is ThrottledException's code,
@@ -252,36 +153,58 @@ static size_t s_find(const struct fanout_batch_request *r, const char *id)
     return r->count;
 }
 
-/* The one element `name` of [p, p + n): 1 with its content, 0 when absent,
- * -1 when there are two or more. */
-static int s_xml_only(const char *p, size_t n, const char *name, const char **content,
-                      size_t *content_len)
+/* The one element `name` of [p, p + n) with its end tag: 1 with it in el,
+ * 0 when absent (or cut off), -1 when there are two or more. */
+static int s_xml_only(const char *p, size_t n, const char *name, struct fanout_xml_elem *el)
 {
-    size_t after, after2, l2;
-    const char *c2;
-    if (!s_xml_elem(p, n, name, content, content_len, &after))
+    struct fanout_xml_elem next;
+    if (!fanout_xml_find(p, n, name, 0, el) || !el->closed)
         return 0;
-    if (s_xml_elem(p + after, n - after, name, &c2, &l2, &after2))
-        return -1;
+    return fanout_xml_find(p + el->after, n - el->after, name, 0, &next) && next.closed ? -1
+                                                                                        : 1;
+}
+
+/* The next member (with its end tag) of the list el from *pos on; 0 when
+ * there is none. */
+static int s_next_member(const struct fanout_xml_elem *list, size_t *pos,
+                         struct fanout_xml_elem *m)
+{
+    if (*pos >= list->content_len ||
+        !fanout_xml_find(list->content + *pos, list->content_len - *pos, "member", 0, m) ||
+        !m->closed)
+        return 0;
+    *pos += m->after;
     return 1;
+}
+
+/* An element's trimmed text into out. */
+static void s_text(const struct fanout_xml_elem *el, char *out, size_t out_len)
+{
+    fanout_xml_text(el->content, el->content_len, FANOUT_XML_TRIM, out, out_len);
+}
+
+/* The trimmed text of child `name` of el into out ("" when absent). */
+static void s_child(const struct fanout_xml_elem *el, const char *name, char *out,
+                    size_t out_len)
+{
+    fanout_xml_field(el->content, el->content_len, name, 0, FANOUT_XML_TRIM, out, out_len);
 }
 
 /* One member of Successful or Failed: checks its Id against the request's
  * and the ones already seen. Returns the entry's position, or `count` with
  * `why` filled. */
-static size_t s_member(const struct fanout_batch_request *r, const char *m, size_t ml,
-                       char *seen, const char *list, char *id, size_t id_len, char *why,
-                       size_t why_len)
+static size_t s_member(const struct fanout_batch_request *r,
+                       const struct fanout_xml_elem *m, char *seen, const char *list,
+                       char *id, size_t id_len, char *why, size_t why_len)
 {
-    const char *c;
-    size_t cl;
-    int k = s_xml_only(m, ml, "Id", &c, &cl);
+    struct fanout_xml_elem el;
+    int k = s_xml_only(m->content, m->content_len, "Id", &el);
     if (k != 1) {
         snprintf(why, why_len, "a member of %s with %s Id", list,
                  k ? "more than one" : "no");
         return r->count;
     }
-    s_xml_text(c, cl, id, id_len);
+    s_text(&el, id, id_len);
     size_t at = s_find(r, id);
     if (at == r->count) {
         snprintf(why, why_len, "%s names Id \"%.24s\", which was not sent", list, id);
@@ -316,8 +239,7 @@ void sns_read(void *ctx, const struct fanout_batch_request *q, struct fanout_out
     const struct fanout_aws_response *r = &q->resp;
     const char *body = r->body ? (const char *)r->body : "";
     size_t len = r->body ? r->body_len : 0;
-    const char *c, *res;
-    size_t cl, resl;
+    struct fanout_xml_elem top, res, el, list, m;
     char why[160] = "", msg[256];
     char *seen = NULL;
     if (r->status != 200) {
@@ -334,8 +256,8 @@ void sns_read(void *ctx, const struct fanout_batch_request *q, struct fanout_out
         }
     const char *root = batch ? "PublishBatchResponse" : "PublishResponse";
     const char *result = batch ? "PublishBatchResult" : "PublishResult";
-    if (s_xml_only(body, len, root, &c, &cl) != 1 ||
-        s_xml_only(c, cl, result, &res, &resl) != 1) {
+    if (s_xml_only(body, len, root, &top) != 1 ||
+        s_xml_only(top.content, top.content_len, result, &res) != 1) {
         if (len)
             snprintf(why, sizeof why, "no complete <%s> with one <%s>", root, result);
         else
@@ -344,11 +266,11 @@ void sns_read(void *ctx, const struct fanout_batch_request *q, struct fanout_out
     }
     if (!batch) {
         char mid[128];
-        if (s_xml_only(res, resl, "MessageId", &c, &cl) != 1) {
+        if (s_xml_only(res.content, res.content_len, "MessageId", &el) != 1) {
             snprintf(why, sizeof why, "no single MessageId");
             goto doubt;
         }
-        s_xml_text(c, cl, mid, sizeof mid);
+        s_text(&el, mid, sizeof mid);
         if (!mid[0]) {
             snprintf(why, sizeof why, "an empty MessageId");
             goto doubt;
@@ -361,42 +283,32 @@ void sns_read(void *ctx, const struct fanout_batch_request *q, struct fanout_out
               "out of memory reading the answer: delivery unknown");
         return;
     }
-    int ks = s_xml_only(res, resl, "Successful", &c, &cl);
+    int ks = s_xml_only(res.content, res.content_len, "Successful", &list);
     if (ks < 0) {
         snprintf(why, sizeof why, "two <Successful> lists");
         goto doubt;
     }
-    for (size_t pos = 0, next, ml; ks && pos < cl;) {
-        const char *m;
-        if (!s_xml_elem(c + pos, cl - pos, "member", &m, &ml, &next))
-            break;
-        pos += next;
+    for (size_t pos = 0; ks && s_next_member(&list, &pos, &m);) {
         char id[64], mid[128];
-        size_t at = s_member(q, m, ml, seen, "Successful", id, sizeof id, why, sizeof why);
+        size_t at = s_member(q, &m, seen, "Successful", id, sizeof id, why, sizeof why);
         if (at == count)
             goto doubt;
-        const char *mc;
-        size_t mcl;
         mid[0] = 0;
-        if (s_xml_only(m, ml, "MessageId", &mc, &mcl) == 1)
-            s_xml_text(mc, mcl, mid, sizeof mid);
+        if (s_xml_only(m.content, m.content_len, "MessageId", &el) == 1)
+            s_text(&el, mid, sizeof mid);
         /* incomplete, not contradictory: this entry alone is in doubt */
         if (!mid[0])
             fanout_outcome_set(&out[q->indexes[at]], FANOUT_RETRY, "InvalidResponse",
                                "PublishBatch entry %s: no MessageId: delivery unknown", id);
     }
-    int kf = s_xml_only(res, resl, "Failed", &c, &cl);
+    int kf = s_xml_only(res.content, res.content_len, "Failed", &list);
     if (kf < 0) {
         snprintf(why, sizeof why, "two <Failed> lists");
         goto doubt;
     }
-    for (size_t pos = 0, next, ml; kf && pos < cl;) {
-        const char *m;
-        if (!s_xml_elem(c + pos, cl - pos, "member", &m, &ml, &next))
-            break;
-        pos += next;
+    for (size_t pos = 0; kf && s_next_member(&list, &pos, &m);) {
         char id[64];
-        if (s_member(q, m, ml, seen, "Failed", id, sizeof id, why, sizeof why) == count)
+        if (s_member(q, &m, seen, "Failed", id, sizeof id, why, sizeof why) == count)
             goto doubt;
     }
     /* an entry not mentioned leaves the answer incomplete, not contradictory:
@@ -408,16 +320,12 @@ void sns_read(void *ctx, const struct fanout_batch_request *q, struct fanout_out
                                "nor in Failed: delivery unknown",
                                q->indexes[j]);
     /* the answer holds together: the failed entries' outcomes */
-    for (size_t pos = 0, next, ml; kf && pos < cl;) {
-        const char *m;
-        if (!s_xml_elem(c + pos, cl - pos, "member", &m, &ml, &next))
-            break;
-        pos += next;
+    for (size_t pos = 0; kf && s_next_member(&list, &pos, &m);) {
         char id[64], code[64], text[200], sender[16];
-        s_xml_child(m, ml, "Id", id, sizeof id);
-        s_xml_child(m, ml, "Code", code, sizeof code);
-        s_xml_child(m, ml, "Message", text, sizeof text);
-        s_xml_child(m, ml, "SenderFault", sender, sizeof sender);
+        s_child(&m, "Id", id, sizeof id);
+        s_child(&m, "Code", code, sizeof code);
+        s_child(&m, "Message", text, sizeof text);
+        s_child(&m, "SenderFault", sender, sizeof sender);
         size_t at = s_find(q, id);
         int sf = strcmp(sender, "true") == 0;
         /* throttling is retried whoever is at fault; otherwise the

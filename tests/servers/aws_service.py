@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Loopback test endpoint for SNS, Firehose, Lambda, IoT Data Plane and OpenSearch.
+"""Loopback test endpoint for SNS, Firehose, Lambda, IoT, OpenSearch and EventBridge.
 
 One HTTP/1.1 server on 127.0.0.1 (threaded, keep-alive, TCP_NODELAY,
 Content-Length on every answer, Expect: 100-continue and chunked bodies
@@ -15,6 +15,7 @@ protocol, operations, targets, received fields, resources and fault shapes:
   es.py          OpenSearch _bulk and GET / ("opensearch"), DescribeDomain
                  and DescribeElasticsearchDomain ("es_control")
   elasticache.py ElastiCache DescribeCacheClusters, DescribeReplicationGroups
+  eventbridge.py EventBridge PutEvents (for sdk/examples/eventbridge)
 aws/__init__.py says how a service module is written and registered;
 aws/core.py is what they share.
 
@@ -26,10 +27,11 @@ named in SignedHeaders, the body) and signed by botocore.auth.SigV4Auth at
 the request's X-Amz-Date with the secret this server knows for the key id;
 the Authorization values must agree. The credential scope names the region
 (recorded) and the signing name, which must be the service's (sns,
-firehose, lambda, iotdata, es, ...). X-Amz-Date more than 15 minutes off, an
-unknown key, an X-Amz-Security-Token other than the key's (or one sent for
-a key without one, or none for a key with one), an expired key and a bad
-signature are answered 403 in the service's error shape:
+firehose, lambda, iotdata, es, events, ...). X-Amz-Date more than 15
+minutes off, an unknown key, an X-Amz-Security-Token other than the key's
+(or one sent for a key without one, or none for a key with one), an expired
+key and a bad signature are answered 403 in the service's error shape (JSON
+for EventBridge as for Firehose):
   kind                 Firehose/Lambda/IoT (JSON, x-amzn-ErrorType)  SNS (XML)
   bad signature/skew   InvalidSignatureException          SignatureDoesNotMatch
   unknown key, token   UnrecognizedClientException        InvalidClientTokenId

@@ -638,6 +638,91 @@ class OpenSearch(Base):
         self.assertEqual(r["items"][0]["index"]["status"], 429)
 
 
+# ---- EventBridge ----
+
+def event(n, **extra):
+    e = {"Source": "com.example", "DetailType": "Thing", "Detail": json.dumps({"n": n})}
+    e.update(extra)
+    return e
+
+
+def put_events_raw(body, ctype="application/x-amz-json-1.1", target="AWSEvents.PutEvents"):
+    """(status, JSON answer) of a PutEvents signed and sent by hand."""
+    st, _, out = signed("POST", "/", "events", body=body,
+                        headers={"Content-Type": ctype, "X-Amz-Target": target})
+    return st, json.loads(out)
+
+
+class EventBridge(Base):
+    def test_put_events_regions_and_received(self):
+        for region, cred in (("us-east-1", BASE), ("eu-west-1", ROLE)):
+            r = client("events", region, cred).put_events(
+                Entries=[event(0), event(1, EventBusName="orders")])
+            self.assertEqual(r["FailedEntryCount"], 0)
+            self.assertEqual(len(r["Entries"]), 2)
+            self.assertTrue(all(x["EventId"] for x in r["Entries"]))
+        got = received("eventbridge")
+        self.assertEqual([(g["bus"], g["detail"], g["region"], g["accessKeyId"]) for g in got],
+                         [("default", {"n": 0}, "us-east-1", BASE["accessKeyId"]),
+                          ("orders", {"n": 1}, "us-east-1", BASE["accessKeyId"]),
+                          ("default", {"n": 0}, "eu-west-1", ROLE["accessKeyId"]),
+                          ("orders", {"n": 1}, "eu-west-1", ROLE["accessKeyId"])])
+        self.assertEqual((got[0]["source"], got[0]["detailType"], got[3]["accountId"]),
+                         ("com.example", "Thing", "222222222222"))
+        self.assertEqual(len(received("events", "orders")), 2)
+
+    def test_entry_errors(self):
+        r = client("events").put_events(Entries=[
+            event(0), event(1, Detail="[1, 2]"), event(2, Detail="{"), event(3),
+            event(4, Detail=json.dumps({"x": "y" * 262144}))])
+        self.assertEqual(r["FailedEntryCount"], 3)
+        self.assertEqual([x.get("ErrorCode") for x in r["Entries"]],
+                         [None, "MalformedDetail", "MalformedDetail", None, "InvalidArgument"])
+        self.assertEqual([g["index"] for g in received("eventbridge")], [0, 3])
+        # required fields: botocore refuses to send them, so by hand
+        body = json.dumps({"Entries": [{"Source": "s", "Detail": "{}"}, event(5)]})
+        st, out = put_events_raw(body.encode())
+        self.assertEqual((st, out["FailedEntryCount"], out["Entries"][0]["ErrorCode"]),
+                         (200, 1, "InvalidArgument"))
+
+    def test_request_limits_and_shape(self):
+        ev = client("events")
+        self.assertClientError(lambda: ev.put_events(Entries=[event(i) for i in range(11)]),
+                               400, "ValidationException", "1 to 10")
+        big = json.dumps({"x": "y" * 200000})
+        self.assertClientError(lambda: ev.put_events(Entries=[event(i, Detail=big)
+                                                              for i in range(6)]),
+                               400, "ValidationException", "over the limit")
+        one = json.dumps({"Entries": [event(0)]}).encode()
+        for st, out in (put_events_raw(one, target="AWSEvents.ListRules"),
+                        put_events_raw(one, ctype="application/json")):
+            self.assertEqual((st, out["__type"]), (400, "UnknownOperationException"))
+        for body, code in ((b'{"Entries": []}', "ValidationException"),
+                           (b"not json", "SerializationException"),
+                           (b'{"Entries": {}}', "SerializationException")):
+            st, out = put_events_raw(body)
+            self.assertEqual((st, out["__type"]), (400, code), body)
+        self.assertEqual(received("eventbridge"), [])
+
+    def test_faults(self):
+        faults({"service": "events", "kind": "partial", "indexes": [0, 2], "target": "bus"},
+               {"service": "eventbridge", "kind": "throttle"},
+               {"service": "eventbridge", "kind": "error500"})
+        ev = client("events")
+        r = ev.put_events(Entries=[event(i, EventBusName="bus") for i in range(3)])
+        self.assertEqual(r["FailedEntryCount"], 2)
+        self.assertEqual([x.get("ErrorCode") for x in r["Entries"]],
+                         ["InternalFailure", None, "InternalFailure"])
+        self.assertEqual(r["Entries"][0]["ErrorMessage"], "Internal service error")
+        self.assertEqual([g["detail"]["n"] for g in received("eventbridge", "bus")], [1])
+        self.assertClientError(lambda: ev.put_events(Entries=[event(0)]), 400,
+                               "ThrottlingException", "Rate exceeded")
+        self.assertClientError(lambda: ev.put_events(Entries=[event(0)]), 500,
+                               "InternalException")
+        self.assertEqual(ev.put_events(Entries=[event(0)])["FailedEntryCount"], 0)
+        self.assertEqual(ctl("GET", "/__stats")["faults_by_service"]["eventbridge"], 3)
+
+
 # ---- control-plane lookups (fanout register) ----
 
 ES_HOST = "search-logs-abc123.us-east-1.es.amazonaws.com"
@@ -756,6 +841,8 @@ def _one_call(name):
         client("es").describe_elasticsearch_domain(DomainName="logs")
     elif name == "elasticache":
         client("elasticache").describe_cache_clusters(CacheClusterId="sessions")
+    elif name == "eventbridge":
+        client("events").put_events(Entries=[event(0)])
     else:
         raise AssertionError("no call for the service %r: add one here" % name)
 
@@ -766,7 +853,8 @@ class ServiceTable(Base):
         names = [svc.name for svc in aws.SERVICES]
         self.assertEqual(len(names), len(set(names)))
         self.assertEqual({m.__name__.rsplit(".", 1)[1] for m in aws.MODULES},
-                         {"firehose", "sns", "lambda_", "iot", "es", "elasticache"})
+                         {"firehose", "sns", "lambda_", "iot", "es", "elasticache",
+                          "eventbridge"})
         for name in names:
             _one_call(name)
         by_service = ctl("GET", "/__stats")["by_service"]
@@ -777,7 +865,8 @@ class ServiceTable(Base):
                             (svc.name, by_service.get(svc.name)))
         # the data planes stored what they were sent; aliases name them too
         for service, alias in (("firehose", None), ("sns", None), ("lambda", None),
-                               ("iot", "iotdata"), ("opensearch", "es")):
+                               ("iot", "iotdata"), ("opensearch", "es"),
+                               ("eventbridge", "events")):
             self.assertEqual(len(received(service)), 1, service)
             if alias:
                 self.assertEqual(len(received(alias)), 1, alias)

@@ -49,7 +49,7 @@ Signature checks, fault rules (throttle, error500, slow, reset, status,
 mangle, partial), the log and /__stats come with the core.
 """
 
-from . import elasticache, es, firehose, iot, lambda_, sns
+from . import elasticache, es, eventbridge, firehose, iot, lambda_, sns
 
-MODULES = (firehose, sns, lambda_, iot, es, elasticache)
+MODULES = (firehose, sns, lambda_, iot, es, elasticache, eventbridge)
 SERVICES = [svc for m in MODULES for svc in m.SERVICES]
