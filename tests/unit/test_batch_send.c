@@ -160,7 +160,7 @@ static struct t_batch *t_batch(size_t n)
     struct t_batch *b = calloc(1, sizeof *b);
     ck_assert_ptr_nonnull(b);
     for (size_t i = 0; i < n; i++) {
-        snprintf(b->keys[i], sizeof b->keys[i], "k%zu", i);
+        snprintf(b->keys[i], sizeof b->keys[i], "k%u", (unsigned)i);
         snprintf(b->bodies[i], sizeof b->bodies[i], "{\"n\":%zu}", i);
         b->recs[i] = (struct fanout_record){
             .sequence_number = "4959033827149025660855969253836157109592157598913658889",

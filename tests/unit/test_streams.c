@@ -161,7 +161,7 @@ static void s_batch(struct s_batch *b, size_t n)
     b->out = calloc(n, sizeof *b->out);
     for (size_t i = 0; i < n; i++) {
         snprintf(b->keys[i], sizeof b->keys[i], "k%zu", i);
-        snprintf(b->bodies[i], sizeof b->bodies[i], "{\"n\":%zu}", i);
+        snprintf(b->bodies[i], sizeof b->bodies[i], "{\"n\":%u}", (unsigned)i);
         b->rp[i] = &b->recs[i];
         b->msgs[i] = (struct fanout_message){
             .key = (const uint8_t *)b->keys[i],
