@@ -199,15 +199,15 @@ static int s_open(void *state, const struct fanout_target *t, void **out,
         snprintf(err->message, sizeof err->message, "out of memory");
         return -1;
     }
-    in->host = ((const struct fanout_plugin_state *)state)->host;
-    in->target_id = t->id;
-    in->topic_arn = t->destination;
+    in->msg.host = ((const struct fanout_plugin_state *)state)->host;
+    in->msg.target_id = t->id;
+    in->msg.destination = in->topic_arn = t->destination;
     in->role = t->role && *t->role ? t->role : NULL;
     in->external_id = t->external_id && *t->external_id ? t->external_id : NULL;
     snprintf(in->region, sizeof in->region, "%s", region);
-    in->fifo = fifo;
-    in->binary_base64 = o && o->binary_base64;
-    in->max_message_bytes = s_max_bytes(t);
+    in->msg.fifo = fifo;
+    in->msg.binary_base64 = o && o->binary_base64;
+    in->msg.max_message_bytes = s_max_bytes(t);
     *out = in;
     return 0;
 }
@@ -219,45 +219,26 @@ static void s_close(void *instance)
 
 /* ---- send ---- */
 
-/* Make message i's entry; on a refusal fill its outcome and return -1. */
-static int s_prepare(void *ctx, const struct fanout_message *m, size_t i, void *entry,
-                     uint64_t *size, struct fanout_outcome *out)
-{
-    const struct sns_instance *in = ctx;
-    struct fanout_msg_entry *e = entry;
-    (void)i;
-    if (m->body_len == 0) {
-        fanout_outcome_set(out, FANOUT_FATAL, "InvalidParameter",
-                           "empty message: SNS refuses an empty Message");
-        return -1;
-    }
-    size_t bad = fanout_text_check(m->body, m->body_len, NULL, NULL, 0);
-    if (bad < m->body_len && !in->binary_base64) {
-        fanout_outcome_set(out, FANOUT_FATAL, "InvalidParameter",
-                           "message of %zu bytes is not UTF-8 text (byte 0x%02X at "
-                           "offset %zu); for binary data use collapse \"concat-b64\" (or "
-                           "\"JSON\"), or set \"binaryBase64\": true",
-                           m->body_len, m->body[bad], bad);
-        return -1;
-    }
-    return fanout_msg_entry_prepare(e, m, bad < m->body_len, in->max_message_bytes,
-                                    in->fifo ? in->target_id : NULL, size, out);
-}
-
-static const struct fanout_msg_service s_service = {.max_entries = SNS_MAX_ENTRIES,
-                                                    .order_scope = "FIFO topic",
-                                                    .prepare = s_prepare,
-                                                    .build = sns_build,
-                                                    .read = sns_read};
+static const struct fanout_msg_service s_service = {
+    .name = "SNS",
+    .max_entries = SNS_MAX_ENTRIES,
+    .order_scope = "FIFO topic",
+    .empty_code = "InvalidParameter",
+    .empty_why = "SNS refuses an empty Message",
+    .binary_code = "InvalidParameter",
+    .accept = NULL,
+    .build = sns_build,
+    .read = sns_read,
+};
 
 /* A standard topic takes the requests together; a FIFO topic one after
  * the other, so its messages arrive in order. */
 static int s_send(void *instance, const struct fanout_batch *batch,
                   struct fanout_outcome *outcomes)
 {
-    struct sns_instance *in = instance;
-    return fanout_msg_send(&s_service, in->host, in->target_id, in->topic_arn, in->fifo,
-                           in->max_message_bytes, in, batch, outcomes);
+    const struct sns_instance *in = instance;
+    return fanout_msg_send(&s_service, instance, in->msg.max_message_bytes, batch,
+                           outcomes);
 }
 
 static const struct fanout_option s_options[] = {

@@ -32,15 +32,11 @@
 
 /* An open topic: what sns.c makes of a target, and the requests' ctx. */
 struct sns_instance {
-    const struct fanout_host *host;
-    const char *target_id; /* the target outlives the instance */
+    struct fanout_msg_target msg; /* first: host, id, topic ARN, FIFO, options */
     const char *topic_arn;
     const char *role;
     const char *external_id;
     char region[64];
-    int fifo;
-    int binary_base64;
-    uint64_t max_message_bytes; /* per message and per PublishBatch */
 };
 
 /* ---- the wire protocol ---- */

@@ -366,16 +366,17 @@ static int s_open(void *state, const struct fanout_target *t, void **out,
         snprintf(err->message, sizeof err->message, "out of memory");
         return -1;
     }
-    in->host = host;
-    in->target_id = t->id;
+    in->msg.host = host;
+    in->msg.target_id = t->id;
     in->role = t->role && *t->role ? t->role : NULL;
     in->external_id = t->external_id && *t->external_id ? t->external_id : NULL;
     snprintf(in->region, sizeof in->region, "%s",
              t->region && *t->region ? t->region : d.region);
-    in->fifo = d.fifo;
-    in->binary_base64 = o && o->binary_base64;
-    in->max_message_bytes = o && o->max_message_bytes > 0 ? (uint64_t)o->max_message_bytes
-                                                          : SQS_MAX_MESSAGE_BYTES;
+    in->msg.fifo = d.fifo;
+    in->msg.binary_base64 = o && o->binary_base64;
+    in->msg.max_message_bytes = o && o->max_message_bytes > 0
+                                    ? (uint64_t)o->max_message_bytes
+                                    : SQS_MAX_MESSAGE_BYTES;
     char base[512];
     if (d.is_arn) {
         /* the region's SQS endpoint, overrides applied */
@@ -398,6 +399,7 @@ static int s_open(void *state, const struct fanout_target *t, void **out,
         free(in);
         return -1;
     }
+    in->msg.destination = in->queue_url;
     snprintf(in->queue_url, need, "%s/%s/%s", base, d.account, d.name);
     *out = in;
     return 0;
@@ -412,47 +414,25 @@ static void s_close(void *instance)
 
 /* ---- send ---- */
 
-/* Make message i's entry; on a refusal fill its outcome and return -1. */
-static int s_prepare(void *ctx, const struct fanout_message *m, size_t i, void *entry,
-                     uint64_t *size, struct fanout_outcome *out)
-{
-    const struct sqs_instance *in = ctx;
-    struct fanout_msg_entry *e = entry;
-    (void)i;
-    if (m->body_len == 0) {
-        fanout_outcome_set(out, FANOUT_FATAL, "MissingParameter",
-                           "empty message: SQS needs a body of at least one character");
-        return -1;
-    }
-    char what[64];
-    size_t bad = fanout_text_check(m->body, m->body_len, sqs_char, what, sizeof what);
-    if (bad < m->body_len && !in->binary_base64) {
-        fanout_outcome_set(out, FANOUT_FATAL, "InvalidMessageContents",
-                           "message of %zu bytes is not text SQS accepts: %s at byte "
-                           "%zu; for binary data use collapse \"concat-b64\" (or "
-                           "\"JSON\"), or set \"binaryBase64\": true",
-                           m->body_len, what, bad);
-        return -1;
-    }
-    return fanout_msg_entry_prepare(e, m, bad < m->body_len, in->max_message_bytes,
-                                    in->fifo ? in->target_id : NULL, size, out);
-}
-
-static const struct fanout_msg_service s_service = {.max_entries = SQS_MAX_ENTRIES,
-                                                    .order_scope = "FIFO queue",
-                                                    .prepare = s_prepare,
-                                                    .build = sqs_build,
-                                                    .read = sqs_read,
-                                                    .failed_status = sqs_failed_status};
+static const struct fanout_msg_service s_service = {
+    .name = "SQS",
+    .max_entries = SQS_MAX_ENTRIES,
+    .order_scope = "FIFO queue",
+    .empty_code = "MissingParameter",
+    .empty_why = "SQS needs a body of at least one character",
+    .binary_code = "InvalidMessageContents",
+    .accept = sqs_char,
+    .build = sqs_build,
+    .read = sqs_read,
+    .failed_status = sqs_failed_status,
+};
 
 /* A standard queue takes the requests together; a FIFO queue one after
  * the other, so its messages arrive in order. */
 static int s_send(void *instance, const struct fanout_batch *batch,
                   struct fanout_outcome *outcomes)
 {
-    struct sqs_instance *in = instance;
-    return fanout_msg_send(&s_service, in->host, in->target_id, in->queue_url, in->fifo,
-                           SQS_MAX_MESSAGE_BYTES, in, batch, outcomes);
+    return fanout_msg_send(&s_service, instance, SQS_MAX_MESSAGE_BYTES, batch, outcomes);
 }
 
 static const struct fanout_option s_options[] = {

@@ -30,16 +30,12 @@
 
 /* An open queue: what sqs.c makes of a target, and the requests' ctx. */
 struct sqs_instance {
-    const struct fanout_host *host;
-    const char *target_id; /* the target outlives the instance */
+    struct fanout_msg_target msg; /* first: host, id, queue URL, FIFO, options */
     const char *role;
     const char *external_id;
     char region[64];    /* "" = the default region */
     char endpoint[320]; /* "" = the queue's region's endpoint */
     char *queue_url;
-    int fifo;
-    int binary_base64;
-    uint64_t max_message_bytes;
 };
 
 /* ---- the wire protocol ---- */

@@ -143,25 +143,76 @@ void fanout_msg_entry_release(void *ctx, void *entry)
     e->encoded = NULL;
 }
 
-int fanout_msg_send(const struct fanout_msg_service *svc, const struct fanout_host *host,
-                    const char *target_id, const char *destination, int fifo,
-                    uint64_t max_request_bytes, void *ctx, const struct fanout_batch *batch,
+/* The context fanout_msg_send hands fanout_batch_send. */
+struct s_msg_call {
+    const struct fanout_msg_service *svc;
+    void *instance;
+};
+
+static int s_prepare(void *ctx, const struct fanout_message *m, size_t index, void *entry,
+                     uint64_t *size, struct fanout_outcome *out)
+{
+    const struct s_msg_call *c = ctx;
+    const struct fanout_msg_target *t = c->instance;
+    (void)index;
+    if (m->body_len == 0) {
+        fanout_outcome_set(out, FANOUT_FATAL, c->svc->empty_code, "empty message: %s",
+                           c->svc->empty_why);
+        return -1;
+    }
+    char what[64];
+    size_t bad = fanout_text_check(m->body, m->body_len, c->svc->accept, what, sizeof what);
+    if (bad < m->body_len && !t->binary_base64) {
+        fanout_outcome_set(out, FANOUT_FATAL, c->svc->binary_code,
+                           "message of %zu bytes is not text %s accepts: %s at byte %zu; "
+                           "for binary data use collapse \"concat-b64\" (or \"JSON\"), "
+                           "or set \"binaryBase64\": true",
+                           m->body_len, c->svc->name, what, bad);
+        return -1;
+    }
+    return fanout_msg_entry_prepare(entry, m, bad < m->body_len, t->max_message_bytes,
+                                    t->fifo ? t->target_id : NULL, size, out);
+}
+
+static int s_build(void *ctx, struct fanout_batch_request *r)
+{
+    const struct s_msg_call *c = ctx;
+    return c->svc->build(c->instance, r);
+}
+
+static void s_read(void *ctx, const struct fanout_batch_request *r,
+                   struct fanout_outcome *outcomes)
+{
+    const struct s_msg_call *c = ctx;
+    c->svc->read(c->instance, r, outcomes);
+}
+
+static int s_failed_status(void *ctx, const struct fanout_aws_response *resp, int status)
+{
+    const struct s_msg_call *c = ctx;
+    return c->svc->failed_status(c->instance, resp, status);
+}
+
+int fanout_msg_send(const struct fanout_msg_service *svc, void *instance,
+                    uint64_t max_request_bytes, const struct fanout_batch *batch,
                     struct fanout_outcome *outcomes)
 {
+    const struct fanout_msg_target *t = instance;
+    struct s_msg_call c = {svc, instance};
     const struct fanout_batch_api api = {
         .entry_size = sizeof(struct fanout_msg_entry),
         .max_entries = svc->max_entries,
         .max_request_bytes = max_request_bytes,
-        .prepare = svc->prepare,
-        .build = svc->build,
-        .read = svc->read,
+        .prepare = s_prepare,
+        .build = s_build,
+        .read = s_read,
         .release = fanout_msg_entry_release,
-        .failed_status = svc->failed_status,
+        .failed_status = svc->failed_status ? s_failed_status : NULL,
     };
-    const struct fanout_batch_target t = {.host = host,
-                                          .target_id = target_id,
-                                          .destination = destination,
-                                          .ordered = fifo,
-                                          .order_scope = svc->order_scope};
-    return fanout_batch_send(&api, &t, ctx, batch, outcomes);
+    const struct fanout_batch_target bt = {.host = t->host,
+                                           .target_id = t->target_id,
+                                           .destination = t->destination,
+                                           .ordered = t->fifo,
+                                           .order_scope = svc->order_scope};
+    return fanout_batch_send(&api, &bt, &c, batch, outcomes);
 }

@@ -171,8 +171,8 @@ class SnsPlugin(unittest.TestCase):
         self.assertEqual(r.returncode, 1, err)
         self.assertEqual(sorted(failed), ["1000", "1001", "1002"])
         self.assertRegex(err, r"\[concat\] record not delivered.*failed: InvalidParameter: "
-                              r"message of 20 bytes is not "
-                              r"UTF-8 text \(byte 0xFF at offset 15\).*concat-b64")
+                              r"message of 20 bytes is not text SNS accepts: "
+                              r"invalid UTF-8 \(byte 0xFF\) at byte 15.*concat-b64")
         doc = json.loads(self.received(topic("a"), 1)[0]["message"])
         self.assertEqual(doc["Records"][:2], [{"id": 1}, "caf\u00e9 "])
         self.assertEqual(base64.b64decode(doc["Records"][2]), b"\x00\xff bin")

@@ -167,25 +167,42 @@ int fanout_msg_entry_prepare(struct fanout_msg_entry *e, const struct fanout_mes
 /* fanout_batch_api.release for a struct fanout_msg_entry. */
 void fanout_msg_entry_release(void *ctx, void *entry);
 
-/* A message service (SQS, SNS): its entries are struct fanout_msg_entry;
- * the callbacks are fanout_batch_api's. */
+/* What every message-service instance (SQS, SNS) starts with: the plugin's
+ * instance struct has it as its first member, so that the fanout_msg_*
+ * functions can read it from the instance. */
+struct fanout_msg_target {
+    const struct fanout_host *host;
+    const char *target_id;   /* the target outlives the instance */
+    const char *destination; /* the queue URL, the topic ARN: for logs */
+    int fifo;                /* order, group and deduplication ids */
+    int binary_base64;       /* binaryBase64: send binary bodies as base64 */
+    uint64_t max_message_bytes;
+};
+
+/* A message service (SQS, SNS): how it refuses a message, and the protocol
+ * (build one request, read one answer: fanout_batch_api's callbacks, whose
+ * ctx is the plugin's instance). Entries are struct fanout_msg_entry. */
 struct fanout_msg_service {
-    size_t max_entries;      /* per request */
-    const char *order_scope; /* "FIFO queue" */
-    int (*prepare)(void *ctx, const struct fanout_message *m, size_t index, void *entry,
-                   uint64_t *size, struct fanout_outcome *out);
+    const char *name;           /* "SQS", in messages */
+    size_t max_entries;         /* per request */
+    const char *order_scope;    /* "FIFO queue" */
+    const char *empty_code;     /* the service's error for an empty body */
+    const char *empty_why;      /* "SQS needs a body of at least one character" */
+    const char *binary_code;    /* its error for a body it cannot carry */
+    int (*accept)(uint32_t cp); /* the characters it carries (NULL: any UTF-8) */
     int (*build)(void *ctx, struct fanout_batch_request *r);
     void (*read)(void *ctx, const struct fanout_batch_request *r,
                  struct fanout_outcome *outcomes);
     int (*failed_status)(void *ctx, const struct fanout_aws_response *resp, int status);
 };
 
-/* fanout_batch_send for a message service: requests of up to max_entries
- * messages and max_request_bytes bytes, sent together, or in order one at a
- * time when `fifo`. */
-int fanout_msg_send(const struct fanout_msg_service *svc, const struct fanout_host *host,
-                    const char *target_id, const char *destination, int fifo,
-                    uint64_t max_request_bytes, void *ctx, const struct fanout_batch *batch,
+/* fanout_batch_send for a message service: each message checked (empty,
+ * characters the service cannot carry unless binaryBase64) and prepared
+ * (fanout_msg_entry_prepare), requests of up to max_entries messages and
+ * max_request_bytes bytes, sent together, or in order one at a time for a
+ * FIFO target. `instance` starts with a struct fanout_msg_target. */
+int fanout_msg_send(const struct fanout_msg_service *svc, void *instance,
+                    uint64_t max_request_bytes, const struct fanout_batch *batch,
                     struct fanout_outcome *outcomes);
 
 #ifdef __cplusplus
