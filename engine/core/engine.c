@@ -976,9 +976,8 @@ int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
                 }
                 continue;
             }
-            struct s_target_run *t =
-                s_target_add(&run, &target_cap, g, m->source_arn, m->id, m->type,
-                             m->destination);
+            struct s_target_run *t = s_target_add(&run, &target_cap, g, m->source_arn,
+                                                  m->id, m->type, m->destination);
             if (!t) {
                 snprintf(err, err_len, "out of memory");
                 goto out;

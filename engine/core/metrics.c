@@ -46,10 +46,11 @@ int fanout_metrics_config_from_env(struct fanout_metrics_config *c, int default_
     if (!ns || !*ns)
         ns = FANOUT_METRICS_NAMESPACE_DEFAULT;
     if (!fanout_metrics_namespace_valid(ns)) {
-        snprintf(err, err_len,
-                 "FANOUT_METRICS_NAMESPACE \"%.64s\": expected 1 to %d of A-Z a-z 0-9 . - _ "
-                 "/ # : and space, not starting with AWS/",
-                 ns, FANOUT_METRICS_NAMESPACE_MAX);
+        snprintf(
+            err, err_len,
+            "FANOUT_METRICS_NAMESPACE \"%.64s\": expected 1 to %d of A-Z a-z 0-9 . - _ "
+            "/ # : and space, not starting with AWS/",
+            ns, FANOUT_METRICS_NAMESPACE_MAX);
         return -1;
     }
     fanout_strlcpy(c->ns, ns, sizeof c->ns);
