@@ -17,7 +17,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import emf  # noqa: E402
-from harness import BUILD, FANOUT, runtime_emulator, sample_event  # noqa: E402
+from harness import BUILD, FANOUT, run_bootstrap, sample_event  # noqa: E402
 
 ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/s"
 DDB_ARN = ("arn:aws:dynamodb:us-east-1:123456789012:table/example-table/stream/"
@@ -260,28 +260,12 @@ class Invoke(Base):
 
 class Runtime(Base):
     def run_runtime(self, events, env=None):
-        evfile = os.path.join(self.dir, "events.json")
-        out = os.path.join(self.dir, "api.jsonl")
-        with open(evfile, "w") as f:
-            json.dump(events, f)
-        emu = runtime_emulator(evfile, out)
-        try:
-            port = emu.stdout.readline().decode().strip()
-            cfg = os.path.join(self.dir, "mappings.json")
-            with open(cfg, "w") as f:
-                json.dump(mappings(self.dir), f)
-            e = self.env({"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:" + port,
-                          "FANOUT_CONFIG": cfg})
-            e.update(env or {})
-            r = subprocess.run([FANOUT], env=e, capture_output=True, timeout=60)
-        finally:
-            emu.kill()
-            emu.wait()
-            emu.stdout.close()
-        with open(out) as f:
-            calls = [json.loads(line) for line in f]
-        posts = [c for c in calls if c["kind"] in ("response", "error", "init_error")]
-        return r, posts
+        cfg = os.path.join(self.dir, "mappings.json")
+        with open(cfg, "w") as f:
+            json.dump(mappings(self.dir), f)
+        e = self.env({"FANOUT_CONFIG": cfg})
+        e.update(env or {})
+        return run_bootstrap(self.dir, events, e)
 
     EVENTS = [{"requestId": "req-1", "event": event([b"a", b"retry:1:b"])},
               {"requestId": "req-2", "event": event([b"fatal:c", b"d"])}]
