@@ -168,6 +168,9 @@ static const struct cli_command s_commands[] = {
             "                      (default $FANOUT_INVOKE_TIMEOUT_SECONDS, else 900):\n"
             "                      sends and retries stop there and the records not\n"
             "                      delivered by then are reported failed\n"
+            "  --metrics           print the invocation's metrics on standard output in\n"
+            "                      CloudWatch Embedded Metric Format, one JSON document\n"
+            "                      a line (also FANOUT_METRICS=emf)\n"
             "\n"
             "Exit status: 0 every record reached every active target, 1 some record\n"
             "failed (each is logged with its source, sequence number and reason),\n"
@@ -626,7 +629,9 @@ static void s_usage(FILE *f)
                "Environment: FANOUT_CONFIG or FANOUT_TABLE, FANOUT_PLUGIN_PATH,\n"
                "FANOUT_MAX_PARALLEL, FANOUT_RETRY_*, FANOUT_AWS_*, FANOUT_LOG_LEVEL,\n"
                "FANOUT_INVOKE_TIMEOUT_SECONDS, FANOUT_SKIP_INVALID_MAPPINGS,\n"
-               "FANOUT_LOG_FORMAT, FANOUT_REPORT_BATCH_ITEM_FAILURES, and the AWS SDKs'\n"
+               "FANOUT_LOG_FORMAT, FANOUT_REPORT_BATCH_ITEM_FAILURES, FANOUT_METRICS,\n"
+               "FANOUT_METRICS_NAMESPACE, AWS_LAMBDA_LOG_FORMAT, AWS_LAMBDA_LOG_LEVEL,\n"
+               "and the AWS SDKs'\n"
                "AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL[_<SERVICE>] (see the README).\n");
 }
 

@@ -15,6 +15,7 @@
 #include "cli/cli_cmd.h"
 #include "common/log.h"
 #include "core/engine.h"
+#include "core/metrics.h"
 #include "core/runtime.h"
 #include "core/store_ddb.h"
 
@@ -113,6 +114,7 @@ static const struct option s_opts[] = {
     {"quiet", no_argument, NULL, 'q'},
     {"repeat", required_argument, NULL, 'n'},
     {"timeout", required_argument, NULL, 't'},
+    {"metrics", no_argument, NULL, 'm'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -125,9 +127,16 @@ int cli_invoke(const struct cli_command *cmd, int argc, char **argv)
     const char *timeout_from = "FANOUT_INVOKE_TIMEOUT_SECONDS";
     if (timeout && !*timeout)
         timeout = NULL;
+    struct fanout_metrics_config metrics;
+    char merr[256];
+    if (fanout_metrics_config_from_env(&metrics, 0, merr, sizeof merr) != 0) {
+        fprintf(stderr, "fanout invoke: %s\n", merr);
+        return CLI_USAGE;
+    }
     int c;
     while ((c = getopt_long(argc, argv, "c:e:r:p:vqhn:t:", s_opts, NULL)) != -1) {
         switch (c) {
+        case 'm': metrics.enabled = 1; break;
         case 't':
             timeout = optarg;
             timeout_from = "--timeout";
@@ -147,8 +156,8 @@ int cli_invoke(const struct cli_command *cmd, int argc, char **argv)
         case 'e': event = optarg; break;
         case 'r': response = optarg; break;
         case 'p': plugin_path = optarg; break;
-        case 'v': fanout_log_set(FANOUT_LOG_DEBUG, !isatty(2)); break;
-        case 'q': fanout_log_set(FANOUT_LOG_WARN, !isatty(2)); break;
+        case 'v': fanout_log_set_level(FANOUT_LOG_DEBUG); break;
+        case 'q': fanout_log_set_level(FANOUT_LOG_WARN); break;
         case 'h': cli_help(cmd, stdout); return CLI_OK;
         default: cli_help(cmd, stderr); return CLI_USAGE;
         }
@@ -220,6 +229,8 @@ int cli_invoke(const struct cli_command *cmd, int argc, char **argv)
     } else {
         LOG_INFO("invoke", "%zu records, %zu targets, %zu records failed", res.records,
                  res.target_count, res.failed_records);
+        fflush(stdout); /* the documents are whole lines of their own */
+        fanout_metrics_emit(&metrics, &res, NULL, 1);
         if (response) {
             struct fanout_sbuf out = {0};
             FILE *f = fopen(response, "w");
@@ -245,6 +256,7 @@ int cli_invoke(const struct cli_command *cmd, int argc, char **argv)
 struct s_lambda {
     struct fanout_engine *e;
     int partial; /* report batchItemFailures instead of failing the invocation */
+    struct fanout_metrics_config metrics; /* EMF on stdout, on by default */
 };
 
 static int s_lambda_handler(void *ctx, const struct fanout_invocation *inv,
@@ -262,6 +274,7 @@ static int s_lambda_handler(void *ctx, const struct fanout_invocation *inv,
         snprintf(error_message, error_message_len, "%s", err);
         return -1;
     }
+    fanout_metrics_emit(&l->metrics, &res, inv->request_id, 1);
     int ret = 0;
     if (rc == 0 || l->partial) {
         fanout_result_response(&res, response);
@@ -288,7 +301,8 @@ int fanout_cli_lambda(const char *api)
     struct fanout_engine_config cfg = {0};
     char err[1024];
     char table[256];
-    if (fanout_engine_config_from_env(&cfg, err, sizeof err) == 0) {
+    if (fanout_engine_config_from_env(&cfg, err, sizeof err) == 0 &&
+        fanout_metrics_config_from_env(&l.metrics, 1, err, sizeof err) == 0) {
         cfg.config_path = getenv("FANOUT_CONFIG");
         if (!cfg.config_path)
             cfg.table = fanout_store_ddb_table_name(table, sizeof table, err, sizeof err);

@@ -119,7 +119,7 @@ int cli_plugins(const struct cli_command *cmd, int argc, char **argv)
         return CLI_USAGE;
     /* Refusals are part of the listing; do not log them a second time. */
     if (!fanout_log_enabled(FANOUT_LOG_DEBUG))
-        fanout_log_set(FANOUT_LOG_ERROR, !isatty(2));
+        fanout_log_set_level(FANOUT_LOG_ERROR);
     struct fanout_loader *l = fanout_loader_new(fanout_host_default(), plugin_path);
     if (!l) {
         fprintf(stderr, "fanout plugins: cannot set up the loader\n");

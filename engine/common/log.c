@@ -1,5 +1,6 @@
 #include "common/log.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,32 +9,67 @@
 #include <time.h>
 #include <unistd.h>
 
-static enum fanout_log_level s_level = FANOUT_LOG_INFO;
+/* The most verbose level written; S_FATAL_ONLY: none of ours (Lambda's
+ * FATAL filter: fanout has no fatal lines, every ERROR is filtered). */
+#define S_FATAL_ONLY (-1)
+static int s_level = FANOUT_LOG_INFO;
 static int s_json;
 static int s_fd = 2;
+/* The current invocation's request id (Lambda), NULL outside one: set by
+ * the runtime loop between invocations, read by any thread during one. */
+static char s_request_buf[FANOUT_LOG_REQUEST_ID_MAX + 1];
+static const char *_Atomic s_request_id;
 
 static const char *const s_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 
+int fanout_log_parse_level(const char *name)
+{
+    if (!name)
+        return -2;
+    for (int i = 0; i < 4; i++)
+        if (strcasecmp(name, s_names[i]) == 0)
+            return i;
+    if (strcasecmp(name, "warning") == 0)
+        return FANOUT_LOG_WARN;
+    if (strcasecmp(name, "trace") == 0) /* Lambda's; our most verbose */
+        return FANOUT_LOG_DEBUG;
+    if (strcasecmp(name, "fatal") == 0)
+        return S_FATAL_ONLY;
+    return -2;
+}
+
+int fanout_log_json_wanted(const char *fanout_format, const char *lambda_format,
+                           int is_terminal)
+{
+    if (fanout_format && *fanout_format)
+        return strcasecmp(fanout_format, "json") == 0;
+    if (is_terminal)
+        return 0;
+    return lambda_format && strcasecmp(lambda_format, "json") == 0;
+}
+
 void fanout_log_init(void)
 {
-    const char *lv = getenv("FANOUT_LOG_LEVEL");
-    if (lv) {
-        for (int i = 0; i < 4; i++)
-            if (strcasecmp(lv, s_names[i]) == 0 ||
-                (i == 1 && strcasecmp(lv, "warning") == 0))
-                s_level = (enum fanout_log_level)i;
-    }
-    const char *fmt = getenv("FANOUT_LOG_FORMAT");
-    if (fmt)
-        s_json = strcasecmp(fmt, "json") == 0;
-    else
-        s_json = getenv("AWS_LAMBDA_RUNTIME_API") != NULL || !isatty(2);
+    /* Lambda's application log level first (set with the JSON format's
+     * advanced logging controls), then fanout's own. */
+    int lv = fanout_log_parse_level(getenv("AWS_LAMBDA_LOG_LEVEL"));
+    if (lv == -2)
+        lv = fanout_log_parse_level(getenv("FANOUT_LOG_LEVEL"));
+    if (lv != -2)
+        s_level = lv;
+    s_json = fanout_log_json_wanted(getenv("FANOUT_LOG_FORMAT"),
+                                    getenv("AWS_LAMBDA_LOG_FORMAT"), isatty(2));
 }
 
 void fanout_log_set(enum fanout_log_level level, int json)
 {
-    s_level = level;
+    s_level = (int)level;
     s_json = json;
+}
+
+void fanout_log_set_level(enum fanout_log_level level)
+{
+    s_level = (int)level;
 }
 
 void fanout_log_set_fd(int fd)
@@ -41,9 +77,20 @@ void fanout_log_set_fd(int fd)
     s_fd = fd < 0 ? 2 : fd;
 }
 
+void fanout_log_set_request_id(const char *id)
+{
+    if (!id) {
+        atomic_store(&s_request_id, NULL);
+        return;
+    }
+    atomic_store(&s_request_id, NULL);
+    fanout_strlcpy(s_request_buf, id, sizeof s_request_buf);
+    atomic_store(&s_request_id, s_request_buf);
+}
+
 int fanout_log_enabled(enum fanout_log_level level)
 {
-    return level <= s_level;
+    return (int)level <= s_level;
 }
 
 /* Text format: one entry, one line, and no control character reaches the
@@ -99,6 +146,11 @@ void fanout_vlog(enum fanout_log_level level, const char *scope, const char *fmt
     if (s_json) {
         fanout_sbuf_printf(&b, "{\"timestamp\":\"%s\",\"level\":\"%s\"", ts,
                            s_names[level]);
+        const char *rid = atomic_load(&s_request_id);
+        if (rid) {
+            fanout_sbuf_puts(&b, ",\"requestId\":");
+            fanout_sbuf_json_str(&b, (const uint8_t *)rid, strlen(rid));
+        }
         if (scope) {
             fanout_sbuf_puts(&b, ",\"scope\":");
             fanout_sbuf_json_str(&b, (const uint8_t *)scope, strlen(scope));

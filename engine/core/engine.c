@@ -722,6 +722,10 @@ static int s_send_call(struct s_target_run *t, const struct fanout_call *c, unsi
             rc = -1;
             break;
         }
+        size_t resent = 0;
+        for (size_t i = 0; i < n; i++)
+            resent += pending[i]->record_count;
+        __atomic_fetch_add(&s_sum(t)->retried, resent, __ATOMIC_RELAXED);
         LOG_WARN(t->scope,
                  "%zu of %zu messages to %s %s: %s; retrying in %u ms (attempt %u "
                  "of %u)",
@@ -826,6 +830,7 @@ static void s_fail_target(struct s_target_run *t, const struct fanout_source_gro
 /* A new target (summary and run state) for this invocation, or NULL when
  * out of memory. */
 static struct s_target_run *s_target_add(struct s_run *run, size_t *cap,
+                                         const struct fanout_source_group *g,
                                          const char *source_arn, const char *id,
                                          const char *type, const char *destination)
 {
@@ -844,6 +849,7 @@ static struct s_target_run *s_target_add(struct s_run *run, size_t *cap,
     struct fanout_target_summary *sum = &res->targets[res->target_count];
     memset(sum, 0, sizeof *sum);
     sum->source_arn = s_strdup_or(source_arn, "");
+    sum->oldest_arrival_ms = g->oldest_arrival_ms;
     sum->id = s_strdup_or(id, "");
     sum->type = s_strdup_or(type, "");
     sum->destination = s_strdup_or(destination, "");
@@ -870,7 +876,7 @@ static int s_invalid_mapping(struct s_run *run, size_t *cap,
             why);
         return 0;
     }
-    struct s_target_run *t = s_target_add(run, cap, g->source_arn, id ? id : "",
+    struct s_target_run *t = s_target_add(run, cap, g, g->source_arn, id ? id : "",
                                           type ? type : "", destination ? destination : "");
     if (!t)
         return -1;
@@ -884,10 +890,14 @@ int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
                          struct fanout_result *res, char *err, size_t err_len)
 {
     memset(res, 0, sizeof *res);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    res->started_ms = e->host->now_ms();
     fanout_arena_reset(&e->arena);
     struct fanout_event ev;
     if (fanout_event_parse(event, len, &e->arena, &ev, err, err_len) != 0)
         return -1;
+    res->oldest_arrival_ms = ev.oldest_arrival_ms;
 
     struct s_run run = {.e = e, .ev = &ev, .res = res};
     run.raw_failed = calloc(ev.count ? ev.count : 1, 1);
@@ -966,8 +976,8 @@ int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
                 }
                 continue;
             }
-            struct s_target_run *t = s_target_add(&run, &target_cap, m->source_arn, m->id,
-                                                  m->type, m->destination);
+            struct s_target_run *t = s_target_add(&run, &target_cap, g, m->source_arn,
+                                                  m->id, m->type, m->destination);
             if (!t) {
                 snprintf(err, err_len, "out of memory");
                 goto out;
@@ -1059,6 +1069,10 @@ int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
                  s->calls, s->delivered, s->failed);
     }
     rc = res->failed_records ? 1 : 0;
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    res->duration_ms =
+        (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
     s_instances_evict(e, e->host->now_ms());
 out:
     free(run.raw_failed);

@@ -54,12 +54,23 @@ struct fanout_target_summary {
     size_t calls;     /* send calls, retries included */
     size_t delivered; /* records */
     size_t failed;    /* records */
-    char *error;      /* why the whole target failed (plugin refused...) */
+    /* Records sent again after a retryable failure or throttling, once
+     * per resend (a record resent twice counts 2). */
+    size_t retried;
+    /* The oldest stream arrival time of its source's records (Unix epoch
+     * ms), 0 when the event does not say. */
+    int64_t oldest_arrival_ms;
+    char *error; /* why the whole target failed (plugin refused...) */
 };
 
 struct fanout_result {
     size_t records;        /* records in the event */
     size_t failed_records; /* records that failed somewhere */
+    int64_t started_ms;    /* when the invocation started (Unix epoch ms) */
+    double duration_ms;    /* how long it took (monotonic clock) */
+    /* The oldest stream arrival time of the event's records (Unix epoch
+     * ms), 0 when the event does not say (SNS). */
+    int64_t oldest_arrival_ms;
     size_t target_count;
     struct fanout_target_summary *targets;
     size_t failed_seq_count;

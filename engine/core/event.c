@@ -1,5 +1,6 @@
 #include "core/event.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +77,22 @@ static void s_fail(struct s_parser *ps, struct fanout_raw_record *r, const char 
                                     r->sequence_number ? ")" : "", msg);
 }
 
+/* A time in seconds since the epoch (a JSON number, maybe with a
+ * fraction) as ms, or 0 when absent or not a plausible time. */
+static int64_t s_epoch_seconds_ms(const struct fanout_jnode *n)
+{
+    char num[64];
+    if (!n || n->type != FANOUT_J_NUMBER || n->len >= sizeof num)
+        return 0;
+    memcpy(num, n->text, n->len);
+    num[n->len] = 0;
+    double secs = strtod(num, NULL);
+    /* after 2000-01-01 and before 2100: anything else is not a time */
+    if (!isfinite(secs) || secs < 946684800.0 || secs > 4102444800.0)
+        return 0;
+    return (int64_t)(secs * 1000.0 + 0.5);
+}
+
 static void s_parse_kinesis(struct s_parser *ps, struct fanout_raw_record *r)
 {
     const struct fanout_jnode *k = fanout_jget(r->node, "kinesis");
@@ -86,6 +103,7 @@ static void s_parse_kinesis(struct s_parser *ps, struct fanout_raw_record *r)
         return;
     }
     r->sequence_number = s_str(ps, k, "sequenceNumber", NULL);
+    r->arrival_ms = s_epoch_seconds_ms(fanout_jget(k, "approximateArrivalTimestamp"));
     size_t pk_len;
     const char *pk = s_str(ps, k, "partitionKey", &pk_len);
     const struct fanout_jnode *data = fanout_jget(k, "data");
@@ -139,6 +157,7 @@ static void s_parse_dynamodb(struct s_parser *ps, struct fanout_raw_record *r)
         return;
     }
     r->sequence_number = s_str(ps, d, "SequenceNumber", NULL);
+    r->arrival_ms = s_epoch_seconds_ms(fanout_jget(d, "ApproximateCreationDateTime"));
     if (!r->sequence_number) {
         s_fail(ps, r, "field \"dynamodb.SequenceNumber\": missing or not a string");
         return;
@@ -344,6 +363,11 @@ static int s_group(struct fanout_event *ev, struct fanout_arena *a)
         for (size_t i = 0; i < ev->count; i++) {
             struct fanout_source_group *grp = &ev->groups[group_of[i]];
             grp->records[grp->count++] = &ev->records[i];
+            int64_t t = ev->records[i].arrival_ms;
+            if (t && (!grp->oldest_arrival_ms || t < grp->oldest_arrival_ms))
+                grp->oldest_arrival_ms = t;
+            if (t && (!ev->oldest_arrival_ms || t < ev->oldest_arrival_ms))
+                ev->oldest_arrival_ms = t;
         }
     }
     free(counts);

@@ -35,12 +35,17 @@ struct fanout_raw_record {
     /* Non-NULL when the record cannot be decoded: what is wrong. Such a
      * record fails on every target it would have gone to. */
     const char *error;
+    /* When the stream got it (Unix epoch ms), 0 when unknown: Kinesis'
+     * approximateArrivalTimestamp, DynamoDB's ApproximateCreationDateTime
+     * (both seconds, maybe with a fraction). */
+    int64_t arrival_ms;
 };
 
 struct fanout_source_group {
     const char *source_arn;
     size_t count;
     struct fanout_raw_record **records;
+    int64_t oldest_arrival_ms; /* of its records; 0 when none is known */
 };
 
 struct fanout_jnode;
@@ -51,6 +56,7 @@ struct fanout_event {
     struct fanout_raw_record *records;
     size_t group_count;
     struct fanout_source_group *groups;
+    int64_t oldest_arrival_ms; /* of every record; 0 when none is known */
 };
 
 /* Parse a Lambda event. Returns 0, or -1 with err when the event as a whole

@@ -577,6 +577,7 @@ static int s_invoke_once(struct rt_loop *l)
     s_export_trace_id(next->trace_id);
     atomic_store_explicit(&s_deadline_ms, deadline < 0 ? INT64_MAX : deadline,
                           memory_order_relaxed);
+    fanout_log_set_request_id(id); /* JSON log lines carry it */
 
     if (unreadable) {
         char msg[160];
@@ -589,6 +590,7 @@ static int s_invoke_once(struct rt_loop *l)
         rc = s_finish(l, id, 0, next->oom ? "Fanout.OutOfMemory" : "Fanout.EventTooLarge",
                       msg);
         atomic_store_explicit(&s_deadline_ms, INT64_MAX, memory_order_relaxed);
+        fanout_log_set_request_id(NULL);
         return rc;
     }
 
@@ -619,6 +621,7 @@ static int s_invoke_once(struct rt_loop *l)
     }
     rc = s_finish(l, id, hrc == 0, error_type, error_message);
     atomic_store_explicit(&s_deadline_ms, INT64_MAX, memory_order_relaxed);
+    fanout_log_set_request_id(NULL);
     return rc;
 }
 

@@ -229,6 +229,32 @@ def runtime_emulator(events_file, output, max_lifetime=60):
                             + _guard(max_lifetime), stdout=subprocess.PIPE)
 
 
+def run_bootstrap(directory, events, env):
+    """The fanout binary as Lambda's bootstrap against a runtime emulator
+    serving `events` (files in `directory`), with `env` plus
+    AWS_LAMBDA_RUNTIME_API. Returns (the completed process, the posts the
+    emulator recorded: response, error, init_error)."""
+    evfile = os.path.join(directory, "events.json")
+    out = os.path.join(directory, "api.jsonl")
+    if os.path.exists(out):
+        os.unlink(out)
+    with open(evfile, "w") as f:
+        json.dump(events, f)
+    emu = runtime_emulator(evfile, out)
+    try:
+        port = emu.stdout.readline().decode().strip()
+        e = dict(env)
+        e["AWS_LAMBDA_RUNTIME_API"] = "127.0.0.1:" + port
+        r = subprocess.run([FANOUT], env=e, capture_output=True, timeout=60)
+    finally:
+        emu.kill()
+        emu.wait()
+        emu.stdout.close()
+    with open(out) as f:
+        calls = [json.loads(line) for line in f]
+    return r, [c for c in calls if c["kind"] in ("response", "error", "init_error")]
+
+
 class Kinesalite(Server):
     """kinesalite (npm): a Kinesis emulator, in memory."""
 

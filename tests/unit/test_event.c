@@ -121,6 +121,52 @@ START_TEST(dynamodb_sample)
 }
 END_TEST
 
+/* The stream arrival times (for the batch age metric): per record, the
+ * oldest per source and per event; absent or implausible ones are 0. */
+START_TEST(arrival_times)
+{
+    struct fanout_event ev;
+    s_parse_text(
+        "{\"Records\":["
+        "{\"eventSource\":\"aws:kinesis\",\"eventSourceARN\":\"arn:aws:kinesis:r:1:stream/"
+        "a\","
+        "\"kinesis\":{\"partitionKey\":\"k\",\"sequenceNumber\":\"1\",\"data\":\"YQ==\","
+        "\"approximateArrivalTimestamp\":1700000005.25}},"
+        "{\"eventSource\":\"aws:kinesis\",\"eventSourceARN\":\"arn:aws:kinesis:r:1:stream/"
+        "a\","
+        "\"kinesis\":{\"partitionKey\":\"k\",\"sequenceNumber\":\"2\",\"data\":\"YQ==\","
+        "\"approximateArrivalTimestamp\":1700000001.5}},"
+        "{\"eventSource\":\"aws:kinesis\",\"eventSourceARN\":\"arn:aws:kinesis:r:1:stream/"
+        "a\","
+        "\"kinesis\":{\"partitionKey\":\"k\",\"sequenceNumber\":\"3\",\"data\":\"YQ==\","
+        "\"approximateArrivalTimestamp\":\"1600000000\"}},"
+        "{\"eventSource\":\"aws:kinesis\",\"eventSourceARN\":\"arn:aws:kinesis:r:1:stream/"
+        "a\","
+        "\"kinesis\":{\"partitionKey\":\"k\",\"sequenceNumber\":\"4\",\"data\":\"YQ==\","
+        "\"approximateArrivalTimestamp\":-5}},"
+        "{\"eventSource\":\"aws:dynamodb\",\"eventName\":\"INSERT\","
+        "\"eventSourceARN\":\"arn:aws:dynamodb:r:1:table/t/stream/x\",\"dynamodb\":{"
+        "\"ApproximateCreationDateTime\":1699999999,\"Keys\":{\"id\":{\"S\":\"a\"}},"
+        "\"SequenceNumber\":\"9\",\"NewImage\":{\"id\":{\"S\":\"a\"}}}},"
+        "{\"eventSource\":\"aws:sns\",\"EventSource\":\"aws:sns\",\"Sns\":{"
+        "\"MessageId\":\"m\",\"TopicArn\":\"arn:aws:sns:r:1:t\",\"Message\":\"hi\"}}]}",
+        &ev);
+    ck_assert_uint_eq(ev.count, 6);
+    ck_assert_int_eq(ev.records[0].arrival_ms, 1700000005250);
+    ck_assert_int_eq(ev.records[1].arrival_ms, 1700000001500);
+    ck_assert_int_eq(ev.records[2].arrival_ms, 0); /* a string: not a time */
+    ck_assert_int_eq(ev.records[3].arrival_ms, 0);
+    ck_assert_int_eq(ev.records[4].arrival_ms, 1699999999000);
+    ck_assert_int_eq(ev.records[5].arrival_ms, 0);
+    ck_assert_uint_eq(ev.group_count, 3);
+    ck_assert_int_eq(ev.groups[0].oldest_arrival_ms, 1700000001500);
+    ck_assert_int_eq(ev.groups[1].oldest_arrival_ms, 1699999999000);
+    ck_assert_int_eq(ev.groups[2].oldest_arrival_ms, 0);
+    ck_assert_int_eq(ev.oldest_arrival_ms, 1699999999000);
+    fanout_event_clean_up(&ev);
+}
+END_TEST
+
 /* appendNewlines: each record's data (Kinesis, KPL user record, DynamoDB
  * image) gets a '\n', in a copy: the other variants keep theirs. */
 START_TEST(append_newline_per_record_in_a_copy)
@@ -570,6 +616,7 @@ int main(void)
     tcase_add_test(tc, jdup_finds_repeated_names);
     tcase_add_test(tc, duplicate_key_fails_that_record_only);
     tcase_add_test(tc, duplicate_key_in_dynamodb_and_sns);
+    tcase_add_test(tc, arrival_times);
     suite_add_tcase(s, tc);
     return fanout_check_run(s);
 }

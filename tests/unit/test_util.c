@@ -232,6 +232,58 @@ START_TEST(log_escapes_and_caps)
 }
 END_TEST
 
+START_TEST(log_levels_and_formats)
+{
+    ck_assert_int_eq(fanout_log_parse_level("INFO"), FANOUT_LOG_INFO);
+    ck_assert_int_eq(fanout_log_parse_level("warn"), FANOUT_LOG_WARN);
+    ck_assert_int_eq(fanout_log_parse_level("Warning"), FANOUT_LOG_WARN);
+    ck_assert_int_eq(fanout_log_parse_level("TRACE"), FANOUT_LOG_DEBUG);
+    ck_assert_int_eq(fanout_log_parse_level("debug"), FANOUT_LOG_DEBUG);
+    ck_assert_int_eq(fanout_log_parse_level("ERROR"), FANOUT_LOG_ERROR);
+    ck_assert_int_eq(fanout_log_parse_level("FATAL"), -1);
+    ck_assert_int_eq(fanout_log_parse_level("loud"), -2);
+    ck_assert_int_eq(fanout_log_parse_level(NULL), -2);
+    /* FANOUT_LOG_FORMAT wins; then a terminal reads text; then Lambda's */
+    ck_assert(fanout_log_json_wanted("json", NULL, 1));
+    ck_assert(!fanout_log_json_wanted("text", "JSON", 0));
+    ck_assert(!fanout_log_json_wanted(NULL, "JSON", 1));
+    ck_assert(fanout_log_json_wanted(NULL, "JSON", 0));
+    ck_assert(fanout_log_json_wanted("", "json", 0));
+    ck_assert(!fanout_log_json_wanted(NULL, "Text", 0));
+    ck_assert(!fanout_log_json_wanted(NULL, NULL, 0));
+}
+END_TEST
+
+START_TEST(log_request_id)
+{
+    fanout_log_set_request_id("8476a536-e9f4-11e8-9739-2dfe598c3fcd");
+    char *t = s_logged(1, "out", "m");
+    ck_assert_msg(strstr(t, "\"level\":\"ERROR\",\"requestId\":\"8476a536-e9f4-11e8-9739-"
+                            "2dfe598c3fcd\",\"scope\":\"out\",\"message\":\"m\"}\n"),
+                  "%s", t);
+    free(t);
+    t = s_logged(0, "out", "m"); /* the text format is unchanged */
+    ck_assert_ptr_null(strstr(t, "8476a536"));
+    free(t);
+    char big[300];
+    memset(big, 'r', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    fanout_log_set_request_id(big); /* cut */
+    t = s_logged(1, NULL, "m");
+    ck_assert_uint_lt(strlen(t), 250);
+    free(t);
+    fanout_log_set_request_id(NULL);
+    t = s_logged(1, NULL, "m");
+    ck_assert_ptr_null(strstr(t, "requestId"));
+    free(t);
+    /* FATAL filters every line of fanout's */
+    fanout_log_set_level((enum fanout_log_level)fanout_log_parse_level("FATAL"));
+    ck_assert(!fanout_log_enabled(FANOUT_LOG_ERROR));
+    fanout_log_set_level(FANOUT_LOG_INFO);
+    ck_assert(fanout_log_enabled(FANOUT_LOG_ERROR));
+}
+END_TEST
+
 START_TEST(type_names)
 {
     ck_assert(fanout_valid_type_name("sqs"));
@@ -265,6 +317,8 @@ int main(void)
     tcase_add_test(tc, type_names);
     tcase_add_test(tc, quote_caps_and_marks);
     tcase_add_test(tc, log_escapes_and_caps);
+    tcase_add_test(tc, log_levels_and_formats);
+    tcase_add_test(tc, log_request_id);
     suite_add_tcase(s, tc);
     return fanout_check_run(s);
 }
