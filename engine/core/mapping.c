@@ -56,20 +56,26 @@ struct s_ctx {
 
 static int s_problem(struct s_ctx *c, const char *field, const char *fmt, ...)
     FANOUT_FMT(3, 4);
-static int s_problem(struct s_ctx *c, const char *field, const char *fmt, ...)
+int fanout_mapping_vproblem(char *err, size_t err_len, size_t index, const char *id,
+                            const char *field, const char *fmt, va_list ap)
 {
     char rule[384];
+    vsnprintf(rule, sizeof rule, fmt, ap);
+    char q[FANOUT_QUOTE_SIZE];
+    if (id)
+        snprintf(err, err_len, "mapping \"%s\" (#%zu): field \"%s\": %s",
+                 fanout_quote(q, id), index, field, rule);
+    else
+        snprintf(err, err_len, "mapping #%zu: field \"%s\": %s", index, field, rule);
+    return -1;
+}
+
+static int s_problem(struct s_ctx *c, const char *field, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(rule, sizeof rule, fmt, ap);
+    fanout_mapping_vproblem(c->err, c->err_len, c->index, c->id, field, fmt, ap);
     va_end(ap);
-    char q[FANOUT_QUOTE_SIZE];
-    if (c->id)
-        snprintf(c->err, c->err_len, "mapping \"%s\" (#%zu): field \"%s\": %s",
-                 fanout_quote(q, c->id), c->index, field, rule);
-    else
-        snprintf(c->err, c->err_len, "mapping #%zu: field \"%s\": %s", c->index, field,
-                 rule);
     return -1;
 }
 

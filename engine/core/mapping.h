@@ -2,6 +2,8 @@
 #ifndef FANOUT_MAPPING_H
 #define FANOUT_MAPPING_H
 
+#include <stdarg.h>
+
 #include <fanout/plugin.h>
 #include <jansson.h>
 
@@ -32,6 +34,13 @@ struct fanout_mapping {
 
 /* The schema's field names, in the order of the README's table. */
 extern const char *const fanout_mapping_fields[];
+
+/* The message of a mapping refused for one field, the same wherever the
+ * mapping came from: `mapping "<id>" (#<index>): field "<field>": <rule>`
+ * (id NULL: `mapping #<index>: ...`) into err. Returns -1. */
+int fanout_mapping_vproblem(char *err, size_t err_len, size_t index, const char *id,
+                            const char *field, const char *fmt, va_list ap)
+    FANOUT_PRINTF(6, 0);
 
 /* Validate one mapping object (`index` is its position, for messages).
  * Returns the mapping, or NULL with err naming the mapping (id when it has

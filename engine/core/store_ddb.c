@@ -90,19 +90,11 @@ static int s_item_problem(struct s_item_ctx *c, const char *field, const char *f
     FANOUT_FMT(3, 4);
 static int s_item_problem(struct s_item_ctx *c, const char *field, const char *fmt, ...)
 {
-    char rule[384];
+    /* the same message as fanout_mapping_parse's */
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(rule, sizeof rule, fmt, ap);
+    fanout_mapping_vproblem(c->err, c->err_len, c->index, c->id, field, fmt, ap);
     va_end(ap);
-    /* the same shape as fanout_mapping_parse's messages */
-    char q[FANOUT_QUOTE_SIZE];
-    if (c->id)
-        snprintf(c->err, c->err_len, "mapping \"%s\" (#%zu): field \"%s\": %s",
-                 fanout_quote(q, c->id), c->index, field, rule);
-    else
-        snprintf(c->err, c->err_len, "mapping #%zu: field \"%s\": %s", c->index, field,
-                 rule);
     return -1;
 }
 
