@@ -35,7 +35,10 @@ from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConn
 HERE = os.path.dirname(os.path.abspath(__file__))
 SERVER = os.path.join(HERE, "aws_service.py")
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
 import aws  # noqa: E402  (the service table the server serves)
+import harness  # noqa: E402  (dynalite and kinesalite for --forward)
+from aws import model  # noqa: E402
 
 BASE = {"accessKeyId": "AKIDFANOUTBASE", "secretAccessKey": "base-secret/+="}
 ROLE = {"accessKeyId": "ASIAFANOUTROLE", "secretAccessKey": "role-secret",
@@ -68,9 +71,13 @@ def setUpModule():
         json.dump(RESOURCES, f)
     SRV["creds"] = creds
     SRV["log"] = os.path.join(d, "requests.jsonl")
+    SRV["dynalite"] = harness.Dynalite()
+    SRV["kinesalite"] = harness.Kinesalite()
     SRV["proc"] = subprocess.Popen(
         [sys.executable, SERVER, "--port", "0", "--credentials", creds, "--resources", res,
-         "--log", SRV["log"], "--parent-pid", str(os.getpid()), "--max-lifetime", "300"],
+         "--log", SRV["log"], "--parent-pid", str(os.getpid()), "--max-lifetime", "300",
+         "--forward", "dynamodb=" + SRV["dynalite"].url,
+         "--forward", "kinesis=" + SRV["kinesalite"].url],
         stdout=subprocess.PIPE)
     SRV["port"] = int(SRV["proc"].stdout.readline())
     SRV["url"] = "http://127.0.0.1:%d" % SRV["port"]
@@ -82,6 +89,8 @@ def tearDownModule():
     SRV["proc"].terminate()
     SRV["proc"].wait(10)
     SRV["proc"].stdout.close()
+    SRV["dynalite"].stop()
+    SRV["kinesalite"].stop()
     SRV["dir"].cleanup()
 
 
@@ -253,7 +262,9 @@ class Firehose(Base):
                                      "X-Amz-Target": "Firehose_20150804.PutRecordBatch"})
         self.assertEqual(st, 400)
         self.assertEqual(json.loads(out)["__type"], "ValidationException")
-        self.assertIn("deliveryStreamName", json.loads(out)["message"])
+        # botocore's events model refused it before the module
+        self.assertIn('Missing required parameter in input: "DeliveryStreamName"',
+                      json.loads(out)["message"])
 
     def test_partial_every_second(self):
         faults({"service": "firehose", "target": "stream-a", "kind": "partial", "every": 2})
@@ -694,12 +705,14 @@ class EventBridge(Base):
                                                               for i in range(6)]),
                                400, "ValidationException", "over the limit")
         one = json.dumps({"Entries": [event(0)]}).encode()
-        for st, out in (put_events_raw(one, target="AWSEvents.ListRules"),
+        # ListRules passes botocore's model; this endpoint does not serve it
+        for st, out in (put_events_raw(b"{}", target="AWSEvents.ListRules"),
                         put_events_raw(one, ctype="application/json")):
             self.assertEqual((st, out["__type"]), (400, "UnknownOperationException"))
+        # {"Entries": {}}: refused by botocore's events model (a list is expected)
         for body, code in ((b'{"Entries": []}', "ValidationException"),
                            (b"not json", "SerializationException"),
-                           (b'{"Entries": {}}', "SerializationException")):
+                           (b'{"Entries": {}}', "ValidationException")):
             st, out = put_events_raw(body)
             self.assertEqual((st, out["__type"]), (400, code), body)
         self.assertEqual(received("eventbridge"), [])
@@ -820,6 +833,462 @@ class ControlPlane(Base):
                                "ServiceException")
 
 
+# ---- request validation against botocore's models (aws/model.py) ----
+
+TRUST = json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+     "Action": "sts:AssumeRole"}]})
+FORM = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
+IAM_CREATE = ("Action=CreateRole&Version=2010-05-08&RoleName=fanoutRole&Path=%2F"
+              "&AssumeRolePolicyDocument=" + quote(TRUST, safe="") +
+              "&Tags.member.1.Key=fanout%3Afunction&Tags.member.1.Value=fanout"
+              "&MaxSessionDuration=3600")
+LAMBDA_CREATE = {"FunctionName": "fanout", "Runtime": "provided.al2023", "Handler": "bootstrap",
+                 "Role": "arn:aws:iam::123456789012:role/fanoutRole",
+                 "Code": {"ZipFile": "UEsFBgAAAAAAAAAAAAAAAAAAAAAAAA=="},
+                 "Architectures": ["arm64"], "MemorySize": 128, "Timeout": 30,
+                 "Layers": ["arn:aws:lambda:us-east-1:123456789012:layer:fanout-plugins:3"],
+                 "Environment": {"Variables": {"FANOUT_TABLE": "fanoutTargets"}},
+                 "VpcConfig": {"SubnetIds": ["subnet-1"], "SecurityGroupIds": ["sg-1"]},
+                 "Tags": {"fanout:function": "fanout"}}
+DDB_CREATE = {"TableName": "fanoutTargets", "BillingMode": "PAY_PER_REQUEST",
+              "AttributeDefinitions": [{"AttributeName": "sourceArn", "AttributeType": "S"},
+                                       {"AttributeName": "id", "AttributeType": "S"}],
+              "KeySchema": [{"AttributeName": "sourceArn", "KeyType": "HASH"},
+                            {"AttributeName": "id", "KeyType": "RANGE"}],
+              "Tags": [{"Key": "fanout:function", "Value": "fanout"}]}
+
+
+def jsonreq(target, body, version="1.0"):
+    return ("POST", "/", {"X-Amz-Target": target,
+                          "Content-Type": "application/x-amz-json-" + version},
+            json.dumps(body).encode())
+
+
+class Model(unittest.TestCase):
+    """model.check_request on hand-made requests, without a server."""
+
+    def ok(self, models, method, target, headers, body):
+        return model.check_request(models, method, target, headers, body)
+
+    def refused(self, models, method, target, headers, body, code, *parts):
+        with self.assertRaises(model.ModelError) as cm:
+            model.check_request(models, method, target, headers, body)
+        e = cm.exception
+        self.assertEqual((e.status, e.code), (400, code), e.errors)
+        self.assertTrue(e.message.startswith("Parameter validation failed:\n"), e.message)
+        for p in parts:
+            self.assertIn(p, e.message)
+        return e
+
+    def test_iam_query(self):
+        c = self.ok("iam", "POST", "/", FORM, IAM_CREATE.encode())
+        self.assertEqual((c.model, c.operation), ("iam", "CreateRole"))
+        self.assertEqual(c.params, {"RoleName": "fanoutRole", "Path": "/",
+                                    "AssumeRolePolicyDocument": TRUST,
+                                    "Tags": [{"Key": "fanout:function", "Value": "fanout"}],
+                                    "MaxSessionDuration": 3600})
+        # the parameters may also come in the URL's query
+        c = self.ok("iam", "POST", "/?Action=GetRole&Version=2010-05-08&RoleName=r", {}, b"")
+        self.assertEqual((c.operation, c.params), ("GetRole", {"RoleName": "r"}))
+        bad = (("&RoleNam=x", 'Unknown parameter in query: "RoleNam"'),
+               ("&Tags.member.1.Color=red", '"Tags.member.1.Color" maps to no member'),
+               ("&MaxSessionDuration=1h", "Invalid type for parameter MaxSessionDuration, "
+                "value: 1h"),
+               ("&Tags.member.3.Key=a&Tags.member.3.Value=b", "must run 1..n without gaps"))
+        for extra, part in bad:
+            self.refused("iam", "POST", "/", FORM, (IAM_CREATE + extra).encode(),
+                         "ValidationError", part)
+        self.refused("iam", "POST", "/", FORM, IAM_CREATE.replace("RoleName=fanoutRole&", "")
+                     .encode(), "ValidationError",
+                     'Missing required parameter in input: "RoleName"')
+        self.refused("iam", "POST", "/", FORM, b"Action=ListPolicies&Version=2010-05-08"
+                     b"&Scope=Mine", "ValidationError", "Invalid value for parameter Scope, "
+                     "value: Mine, valid values: All, AWS, Local")
+        self.refused("iam", "POST", "/", FORM, b"Action=ListRoles&Version=2010-05-08"
+                     b"&MaxItems=0", "ValidationError", "valid min value: 1")
+        self.refused("iam", "POST", "/", FORM, b"Action=DeleteRole&Version=2010-05-08"
+                     b"&RoleName=", "ValidationError", "valid min length: 1")
+        e = self.refused("iam", "POST", "/", FORM, IAM_CREATE.replace(
+            "2010-05-08", "2011-06-15").encode(), "InvalidAction",
+            "Version 2011-06-15 is not iam's API version 2010-05-08")
+        self.assertEqual(e.operation, "CreateRole")
+        e = self.refused("iam", "POST", "/", FORM, b"Action=CreateUserGroup&Version=2010-05-08",
+                         "InvalidAction", "Could not find operation CreateUserGroup")
+        self.assertIsNone(e.operation)
+        self.refused("iam", "POST", "/", {"Content-Type": "application/json"},
+                     IAM_CREATE.encode(), "MissingAction")
+
+    def test_query_maps_and_booleans(self):
+        body = ("Action=Publish&Version=2010-03-31&TopicArn=" + quote(TOPIC, safe="") +
+                "&Message=m&MessageAttributes.entry.1.Name=k"
+                "&MessageAttributes.entry.1.Value.DataType=String"
+                "&MessageAttributes.entry.1.Value.StringValue=v")
+        c = self.ok("sns", "POST", "/", FORM, body.encode())
+        self.assertEqual(c.params["MessageAttributes"],
+                         {"k": {"DataType": "String", "StringValue": "v"}})
+        c = self.ok("iam", "POST", "/", FORM, b"Action=UpdateAccountPasswordPolicy"
+                    b"&Version=2010-05-08&RequireSymbols=true&MinimumPasswordLength=8")
+        self.assertEqual(c.params, {"RequireSymbols": True, "MinimumPasswordLength": 8})
+        self.refused("iam", "POST", "/", FORM, b"Action=UpdateAccountPasswordPolicy"
+                     b"&Version=2010-05-08&RequireSymbols=yes", "ValidationError",
+                     "Invalid type for parameter RequireSymbols, value: yes")
+
+    def test_lambda_rest_json(self):
+        c = self.ok("lambda", "POST", "/2015-03-31/functions", {},
+                    json.dumps(LAMBDA_CREATE).encode())
+        self.assertEqual((c.operation, c.params), ("CreateFunction", LAMBDA_CREATE))
+        c = self.ok("lambda", "GET", "/2015-03-31/event-source-mappings/?FunctionName=x", {},
+                    b"")
+        self.assertEqual((c.operation, c.params), ("ListEventSourceMappings",
+                                                   {"FunctionName": "x"}))
+        c = self.ok("lambda", "PUT", "/2015-03-31/functions/f%3Aa/configuration", {},
+                    b'{"Timeout": 60, "Environment": {"Variables": {"A": "1"}}}')
+        self.assertEqual((c.operation, c.params), ("UpdateFunctionConfiguration", {
+            "FunctionName": "f:a", "Timeout": 60, "Environment": {"Variables": {"A": "1"}}}))
+        # the most specific route wins; literals in the requestUri must be there
+        c = self.ok("lambda", "GET", "/2018-10-31/layers?find=LayerVersion&Arn=arn%3Ax", {},
+                    b"")
+        self.assertEqual((c.operation, c.params), ("GetLayerVersionByArn", {"Arn": "arn:x"}))
+        c = self.ok("lambda", "GET", "/2018-10-31/layers?MaxItems=5", {}, b"")
+        self.assertEqual((c.operation, c.params), ("ListLayers", {"MaxItems": 5}))
+        c = self.ok("lambda", "GET", "/2018-10-31/layers/fanout-plugins/versions/3", {}, b"")
+        self.assertEqual(c.params, {"LayerName": "fanout-plugins", "VersionNumber": 3})
+        c = self.ok("lambda", "POST", "/2015-03-31/functions/fn/invocations",
+                    {"X-Amz-Invocation-Type": "Event"}, b"{}")
+        self.assertEqual(c.params, {"FunctionName": "fn", "InvocationType": "Event",
+                                    "Payload": b"{}"})
+        fn = "/2015-03-31/functions"
+        for body, part in (
+                (dict(LAMBDA_CREATE, Memory=128), 'Unknown parameter in body: "Memory"'),
+                ({k: v for k, v in LAMBDA_CREATE.items() if k != "Role"},
+                 'Missing required parameter in input: "Role"'),
+                (dict(LAMBDA_CREATE, Timeout="30"), "Invalid type for parameter Timeout, "
+                 "value: 30, type: <class 'str'>"),
+                (dict(LAMBDA_CREATE, Architectures=["sparc"]),
+                 "Invalid value for parameter Architectures[0], value: sparc, valid values: "
+                 "x86_64, arm64"),
+                (dict(LAMBDA_CREATE, Code={"ZipFile": "not base64!"}),
+                 "Code.ZipFile: not base64"),
+                (dict(LAMBDA_CREATE, MemorySize=64), "valid min value: 128")):
+            self.refused("lambda", "POST", fn, {}, json.dumps(body).encode(),
+                         "ValidationException", part)
+        self.refused("lambda", "GET", "/2015-03-31/event-source-mappings/?Function=x", {},
+                     b"", "ValidationException", 'Unknown query parameter "Function"')
+        self.refused("lambda", "PUT", "/2015-03-31/functions/f/configuration", {},
+                     b'{"FunctionName": "f"}', "ValidationException",
+                     'Unknown parameter in body: "FunctionName"')
+        self.refused("lambda", "PUT", "/2015-03-31/functions/f/configuration", {},
+                     b'{"Timeout": ', "SerializationException", "The body is not JSON")
+        e = self.refused("lambda", "PATCH", "/2015-03-31/functions/f", {}, b"",
+                         "UnknownOperationException", "No operation of lambda")
+        self.assertIsNone(e.operation)
+
+    def test_dynamodb_and_kinesis_json(self):
+        c = self.ok("dynamodb", *jsonreq("DynamoDB_20120810.CreateTable", DDB_CREATE))
+        self.assertEqual((c.operation, c.params), ("CreateTable", DDB_CREATE))
+        self.ok("kinesis", *jsonreq("Kinesis_20131202.PutRecords", {
+            "StreamName": "in", "Records": [{"Data": "eA==", "PartitionKey": "k"}]}, "1.1"))
+        self.refused("dynamodb", *jsonreq("DynamoDB_20120810.CreateTable",
+                                          dict(DDB_CREATE, BillingMode="ON_DEMAND")),
+                     "ValidationException", "Invalid value for parameter BillingMode, value: "
+                     "ON_DEMAND, valid values: PROVISIONED, PAY_PER_REQUEST")
+        self.refused("dynamodb", *jsonreq("DynamoDB_20120810.CreateTable",
+                                          {k: v for k, v in DDB_CREATE.items()
+                                           if k != "KeySchema"}),
+                     "ValidationException", 'Missing required parameter in input: "KeySchema"')
+        self.refused("dynamodb", *jsonreq("DynamoDB_20120810.DescribeTable", {"Table": "t"}),
+                     "ValidationException", 'Unknown parameter in input: "Table"')
+        self.refused("kinesis", *jsonreq("Kinesis_20131202.PutRecord", {
+            "StreamName": "in", "Data": "eA==", "PartitionKey": 7}, "1.1"),
+            "ValidationException", "Invalid type for parameter PartitionKey, value: 7")
+        self.refused("kinesis", *jsonreq("Kinesis_20131202.DescribeStreamSummary",
+                                         {"StreamName": ""}, "1.1"),
+                     "ValidationException", "valid min length: 1")
+        self.refused("kinesis", *jsonreq("Kinesis_20130101.ListStreams", {}, "1.1"),
+                     "UnknownOperationException", "names no operation of kinesis")
+        # a second model is tried when the first knows no such operation
+        c = self.ok(("es", "opensearch"), "GET", "/2021-01-01/opensearch/domain/logs", {}, b"")
+        self.assertEqual((c.model, c.operation), ("opensearch", "DescribeDomain"))
+
+
+def iam_raw(body, region="us-east-1"):
+    st, h, out = signed("POST", "/", "iam", region, body.encode(), FORM)
+    return st, out.decode()
+
+
+class Iam(Base):
+    def test_role_lifecycle(self):
+        iam = client("iam")
+        r = iam.create_role(RoleName="fanoutRole", Path="/", AssumeRolePolicyDocument=TRUST,
+                            Description="fanout", Tags=[{"Key": "fanout:function",
+                                                         "Value": "fanout"}])["Role"]
+        self.assertEqual(r["Arn"], "arn:aws:iam::123456789012:role/fanoutRole")
+        self.assertRegex(r["RoleId"], r"^AROA[A-Z0-9]{17}$")
+        self.assertEqual(r["AssumeRolePolicyDocument"], json.loads(TRUST))
+        g = iam.get_role(RoleName="fanoutRole")["Role"]
+        self.assertEqual((g["RoleId"], g["Tags"], g["MaxSessionDuration"], g["RoleLastUsed"]),
+                         (r["RoleId"], [{"Key": "fanout:function", "Value": "fanout"}],
+                          3600, {}))
+        other = client("iam", cred=ROLE).create_role(
+            RoleName="fanoutRole", Path="/svc/", AssumeRolePolicyDocument=TRUST)["Role"]
+        self.assertEqual(other["Arn"], "arn:aws:iam::222222222222:role/svc/fanoutRole")
+        policy = {"Version": "2012-10-17", "Statement": [
+            {"Sid": "Table", "Effect": "Allow", "Action": ["dynamodb:Query"],
+             "Resource": "arn:aws:dynamodb:us-east-1:123456789012:table/fanoutTargets"}]}
+        iam.put_role_policy(RoleName="fanoutRole", PolicyName="fanout",
+                            PolicyDocument=json.dumps(policy, indent=2))
+        self.assertEqual(iam.get_role_policy(RoleName="fanoutRole", PolicyName="fanout")
+                         ["PolicyDocument"], policy)
+        st, out = iam_raw("Action=GetRolePolicy&Version=2010-05-08&RoleName=fanoutRole"
+                          "&PolicyName=fanout")
+        self.assertIn("<PolicyDocument>%7B%0A%20%20%22Version%22", out)
+        self.assertIn('xmlns="https://iam.amazonaws.com/doc/2010-05-08/"', out)
+        self.assertEqual(iam.list_role_policies(RoleName="fanoutRole")["PolicyNames"],
+                         ["fanout"])
+        vpc = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+        iam.attach_role_policy(RoleName="fanoutRole", PolicyArn=vpc)
+        self.assertEqual(iam.list_attached_role_policies(RoleName="fanoutRole")
+                         ["AttachedPolicies"],
+                         [{"PolicyName": "AWSLambdaVPCAccessExecutionRole", "PolicyArn": vpc}])
+        iam.tag_role(RoleName="fanoutRole", Tags=[{"Key": "team", "Value": "data"}])
+        iam.untag_role(RoleName="fanoutRole", TagKeys=["fanout:function"])
+        self.assertEqual(iam.list_role_tags(RoleName="fanoutRole")["Tags"],
+                         [{"Key": "team", "Value": "data"}])
+        new_trust = json.loads(TRUST)
+        new_trust["Statement"][0]["Principal"]["Service"] = "edgelambda.amazonaws.com"
+        iam.update_assume_role_policy(RoleName="fanoutRole",
+                                      PolicyDocument=json.dumps(new_trust))
+        self.assertEqual(iam.get_role(RoleName="fanoutRole")["Role"]
+                         ["AssumeRolePolicyDocument"], new_trust)
+        self.assertClientError(lambda: iam.delete_role(RoleName="fanoutRole"), 409,
+                               "DeleteConflict", "must delete policies first")
+        iam.delete_role_policy(RoleName="fanoutRole", PolicyName="fanout")
+        self.assertClientError(lambda: iam.delete_role(RoleName="fanoutRole"), 409,
+                               "DeleteConflict", "must detach all policies first")
+        iam.detach_role_policy(RoleName="fanoutRole", PolicyArn=vpc)
+        iam.delete_role(RoleName="fanoutRole")
+        self.assertClientError(lambda: iam.get_role(RoleName="fanoutRole"), 404,
+                               "NoSuchEntity", "The role with name fanoutRole cannot be found.")
+        # received entries carry the parameters, documents parsed
+        got = received("iam")
+        ops = [e["operation"] for e in got]
+        self.assertEqual(ops[:3], ["CreateRole", "GetRole", "CreateRole"])
+        self.assertEqual(got[0]["AssumeRolePolicyDocument"], json.loads(TRUST))
+        self.assertEqual(got[0]["Tags"], [{"Key": "fanout:function", "Value": "fanout"}])
+        put = [e for e in got if e["operation"] == "PutRolePolicy"][0]
+        self.assertEqual((put["PolicyDocument"], put["PolicyName"], put["target"]),
+                         (policy, "fanout", "fanoutRole"))
+        self.assertEqual(ops[-2:], ["DetachRolePolicy", "DeleteRole"])
+        self.assertEqual(ctl("GET", "/__stats")["model_errors"], [])
+
+    def test_errors(self):
+        iam = client("iam")
+        iam.create_role(RoleName="r1", AssumeRolePolicyDocument=TRUST)
+        self.assertClientError(lambda: iam.create_role(
+            RoleName="R1", AssumeRolePolicyDocument=TRUST), 409, "EntityAlreadyExists",
+            "Role with name R1 already exists.")
+        for doc, part in (("{not json", "invalid Json"), ('{"Version": "2012-10-17"}',
+                                                           "has no Statement"),
+                          ("[1]", "invalid Json")):
+            self.assertClientError(lambda: iam.create_role(
+                RoleName="r2", AssumeRolePolicyDocument=doc), 400, "MalformedPolicyDocument",
+                part)
+            self.assertClientError(lambda: iam.put_role_policy(
+                RoleName="r1", PolicyName="p", PolicyDocument=doc), 400,
+                "MalformedPolicyDocument", part)
+        stmt = {"Effect": "Allow", "Action": "sns:Publish",
+                "Resource": "arn:aws:sns:us-east-1:123456789012:" + "t" * 60}
+        big = {"Version": "2012-10-17", "Statement": [stmt] * 100}
+        self.assertClientError(lambda: iam.put_role_policy(
+            RoleName="r1", PolicyName="p", PolicyDocument=json.dumps(big)), 409,
+            "LimitExceeded", "Maximum policy size of 10240 bytes exceeded for role r1")
+        # whitespace does not count
+        fits = {"Version": "2012-10-17", "Statement": [stmt] * 60}
+        iam.put_role_policy(RoleName="r1", PolicyName="p",
+                            PolicyDocument=json.dumps(fits, indent=8))
+        self.assertClientError(lambda: iam.get_role_policy(RoleName="r1", PolicyName="q"),
+                               404, "NoSuchEntity", "The role policy with name q cannot be "
+                               "found.")
+        self.assertClientError(lambda: iam.attach_role_policy(
+            RoleName="r1", PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess"), 404,
+            "NoSuchEntity", "does not exist or is not attachable")
+        self.assertClientError(lambda: iam.detach_role_policy(
+            RoleName="r1", PolicyArn="arn:aws:iam::aws:policy/service-role/"
+            "AWSLambdaBasicExecutionRole"), 404, "NoSuchEntity")
+        self.assertClientError(lambda: iam.put_role_policy(
+            RoleName="nope", PolicyName="p", PolicyDocument=TRUST), 404, "NoSuchEntity")
+        self.assertClientError(lambda: iam.create_role(
+            RoleName="bad name", AssumeRolePolicyDocument=TRUST), 400, "ValidationError",
+            "roleName")
+        self.assertClientError(lambda: iam.create_role(
+            RoleName="r3", Path="nopath", AssumeRolePolicyDocument=TRUST), 400,
+            "ValidationError", "path is invalid")
+        # IAM is global: signed for us-east-1 only
+        self.assertClientError(lambda: client("iam", "eu-west-1").get_role(RoleName="r1"),
+                               403, "SignatureDoesNotMatch", "not 'eu-west-1'")
+        # hand-made requests botocore would not send
+        st, out = iam_raw("Action=GetRole&Version=2010-05-08&RoleName=r1&Color=red")
+        self.assertEqual(st, 400)
+        self.assertIn("<Code>ValidationError</Code>", out)
+        self.assertIn('Unknown parameter in query: "Color"', out)
+        st, out = iam_raw("Action=GetRole&Version=2009-01-01&RoleName=r1")
+        self.assertEqual(st, 400)
+        self.assertIn("<Code>InvalidAction</Code>", out)
+        st, out = iam_raw("Action=CreateRole&Version=2010-05-08&RoleName=r4"
+                          "&AssumeRolePolicyDocument=x&MaxSessionDuration=long")
+        self.assertEqual(st, 400)
+        errs = ctl("GET", "/__stats")["model_errors"]
+        self.assertEqual([(e["service"], e["operation"]) for e in errs],
+                         [("iam", "GetRole"), ("iam", "GetRole"), ("iam", "CreateRole")])
+        self.assertIn("Invalid type for parameter MaxSessionDuration", errs[2]["errors"][0])
+        with open(SRV["log"]) as f:
+            last = [json.loads(line) for line in f][-1]
+        self.assertEqual((last["status"], last["operation"]), (400, "CreateRole"))
+        self.assertEqual(last["model_errors"], errs[2]["errors"])
+
+    def test_faults(self):
+        faults({"service": "iam", "operation": "CreateRole", "kind": "throttle"},
+               {"service": "iam", "kind": "error500"})
+        iam = client("iam")
+        self.assertClientError(lambda: iam.create_role(
+            RoleName="r", AssumeRolePolicyDocument=TRUST), 400, "Throttling")
+        e = self.assertClientError(lambda: iam.create_role(
+            RoleName="r", AssumeRolePolicyDocument=TRUST), 500, "ServiceFailure")
+        self.assertEqual(e.response["Error"]["Type"], "Receiver")
+        iam.create_role(RoleName="r", AssumeRolePolicyDocument=TRUST)
+
+
+class Sts(Base):
+    def test_caller_identity(self):
+        for cred, account in ((BASE, "123456789012"), (ROLE, "222222222222")):
+            r = client("sts", "eu-west-1", cred).get_caller_identity()
+            self.assertEqual((r["Account"], r["Arn"]),
+                             (account, "arn:aws:iam::%s:user/fanout-test" % account))
+            self.assertRegex(r["UserId"], r"^AIDA[0-9A-F]{17}$")
+        st, h, out = signed("POST", "/", "sts", body=b"Action=GetCallerIdentity"
+                            b"&Version=2011-06-15&Account=1", headers=FORM)
+        self.assertEqual(st, 400)
+        self.assertIn(b"<Code>ValidationError</Code>", out)
+        self.assertIn(b'xmlns="https://sts.amazonaws.com/doc/2011-06-15/"', out)
+        self.assertClientError(lambda: client("sts").get_session_token(), 400, "InvalidAction",
+                               "only GetCallerIdentity")
+        self.assertEqual(len(received("sts")), 2)
+
+
+class Deny(Base):
+    def test_query_services(self):
+        faults({"service": "iam", "kind": "deny", "operation": "CreateRole"},
+               {"service": "sts", "kind": "deny"},
+               {"service": "sns", "kind": "deny", "target": TOPIC, "resource": "arn:x"})
+        iam = client("iam")
+        e = self.assertClientError(lambda: iam.create_role(
+            RoleName="fanoutRole", Path="/svc/", AssumeRolePolicyDocument=TRUST), 403,
+            "AccessDenied")
+        self.assertEqual(e.response["Error"]["Message"],
+                         "User: arn:aws:iam::123456789012:user/fanout-test is not authorized "
+                         "to perform: iam:CreateRole on resource: arn:aws:iam::123456789012:"
+                         "role/svc/fanoutRole because no identity-based policy allows the "
+                         "iam:CreateRole action")
+        self.assertEqual(e.response["Error"]["Type"], "Sender")
+        iam.create_role(RoleName="fanoutRole", AssumeRolePolicyDocument=TRUST)
+        self.assertClientError(lambda: client("sts", cred=ROLE).get_caller_identity(), 403,
+                               "AccessDenied", "arn:aws:iam::222222222222:user/fanout-test is "
+                               "not authorized to perform: sts:GetCallerIdentity on resource: *")
+        self.assertClientError(lambda: client("sns").publish(TopicArn=TOPIC, Message="m"),
+                               403, "AccessDenied", "sns:Publish on resource: arn:x because")
+        self.assertEqual([e["operation"] for e in received("iam")], ["CreateRole"])
+        self.assertEqual(received("sns"), [])
+        self.assertEqual(ctl("GET", "/__stats")["faults_by_kind"]["deny"], 3)
+
+    def test_json_services(self):
+        faults({"service": "lambda", "kind": "deny", "message": "nope"},
+               {"service": "dynamodb", "kind": "deny", "operation": "DescribeTable"},
+               {"service": "kinesis", "kind": "deny"})
+        st, h, out = signed("POST", "/2015-03-31/functions/fn/invocations", "lambda",
+                            body=b"{}", headers={"X-Amz-Invocation-Type": "Event"})
+        self.assertEqual((st, h["x-amzn-errortype"], json.loads(out)),
+                         (403, "AccessDeniedException", {"Message": "nope"}))
+        st, h, out = signed("POST", "/", "dynamodb", body=b'{"TableName": "fanoutTargets"}',
+                            headers={"X-Amz-Target": "DynamoDB_20120810.DescribeTable",
+                                     "Content-Type": "application/x-amz-json-1.0"})
+        self.assertEqual((st, json.loads(out)), (400, {
+            "__type": "com.amazonaws.dynamodb.v20120810#AccessDeniedException",
+            "message": "User: arn:aws:iam::123456789012:user/fanout-test is not authorized to "
+                       "perform: dynamodb:DescribeTable on resource: arn:aws:dynamodb:us-east-1:"
+                       "123456789012:table/fanoutTargets because no identity-based policy "
+                       "allows the dynamodb:DescribeTable action"}))
+        self.assertClientError(lambda: client("kinesis").describe_stream_summary(
+            StreamName="in"), 400, "AccessDeniedException",
+            "kinesis:DescribeStreamSummary on resource: arn:aws:kinesis:us-east-1:"
+            "123456789012:stream/in because")
+
+
+class Forward(Base):
+    """--forward: validated, then dynalite / kinesalite answer."""
+
+    def test_dynamodb(self):
+        ddb = client("dynamodb")
+        name = "fwd%d" % int(time.time() * 1000)
+        d = ddb.create_table(**dict(DDB_CREATE, TableName=name))["TableDescription"]
+        self.assertEqual(d["TableName"], name)
+        self.assertEqual(ddb.describe_table(TableName=name)["Table"]["KeySchema"],
+                         DDB_CREATE["KeySchema"])
+        ddb.put_item(TableName=name, Item={"sourceArn": {"S": "a"}, "id": {"S": "1"}})
+        self.assertEqual(ddb.get_item(TableName=name, Key={"sourceArn": {"S": "a"},
+                                                           "id": {"S": "1"}})["Item"]["id"],
+                         {"S": "1"})
+        # the emulator's own errors come back as they are
+        self.assertClientError(lambda: ddb.describe_table(TableName="missing-table"), 400,
+                               "ResourceNotFoundException")
+        # refused here: never reaches dynalite
+        st, h, out = signed("POST", "/", "dynamodb", body=json.dumps(
+            dict(DDB_CREATE, TableName=name + "x", BillingMode="ON_DEMAND")).encode(),
+            headers={"X-Amz-Target": "DynamoDB_20120810.CreateTable",
+                     "Content-Type": "application/x-amz-json-1.0"})
+        self.assertEqual(st, 400)
+        self.assertEqual(json.loads(out)["__type"],
+                         "com.amazonaws.dynamodb.v20120810#ValidationException")
+        direct = harness.botocore_client("dynamodb", SRV["dynalite"].url)
+        self.assertNotIn(name + "x", direct.list_tables()["TableNames"])
+        direct.close()
+        self.assertClientError(lambda: client("dynamodb", secret="wrong").list_tables(), 403,
+                               "InvalidSignatureException")
+        got = received("dynamodb", name)
+        self.assertEqual([(e["operation"], e["status"]) for e in got],
+                         [("CreateTable", 200), ("DescribeTable", 200), ("PutItem", 200),
+                          ("GetItem", 200)])
+        self.assertEqual(got[0]["params"]["BillingMode"], "PAY_PER_REQUEST")
+
+    def test_kinesis(self):
+        k = client("kinesis")
+        name = "fwd%d" % int(time.time() * 1000)
+        k.create_stream(StreamName=name, ShardCount=1)
+        for _ in range(50):
+            if k.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"][
+                    "StreamStatus"] == "ACTIVE":
+                break
+            time.sleep(0.1)
+        r = k.put_records(StreamName=name, Records=[{"Data": b"one", "PartitionKey": "a"}])
+        self.assertEqual(r["FailedRecordCount"], 0)
+        shard = k.list_shards(StreamName=name)["Shards"][0]["ShardId"]
+        it = k.get_shard_iterator(StreamName=name, ShardId=shard,
+                                  ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        self.assertEqual([x["Data"] for x in k.get_records(ShardIterator=it)["Records"]],
+                         [b"one"])
+        st, h, out = signed("POST", "/", "kinesis", body=json.dumps(
+            {"StreamName": name, "Records": [{"Data": "eA==", "Key": "a"}]}).encode(),
+            headers={"X-Amz-Target": "Kinesis_20131202.PutRecords",
+                     "Content-Type": "application/x-amz-json-1.1"})
+        self.assertEqual(st, 400)
+        body = json.loads(out)
+        self.assertEqual(body["__type"], "ValidationException")
+        self.assertIn('Unknown parameter in Records[0]: "Key"', body["message"])
+        self.assertIn('Missing required parameter in Records[0]: "PartitionKey"',
+                      body["message"])
+        self.assertEqual(ctl("GET", "/__stats")["model_errors"][0]["operation"], "PutRecords")
+
+
 # ---- the service table: every module is reached ----
 
 def _one_call(name):
@@ -843,6 +1312,14 @@ def _one_call(name):
         client("elasticache").describe_cache_clusters(CacheClusterId="sessions")
     elif name == "eventbridge":
         client("events").put_events(Entries=[event(0)])
+    elif name == "iam":
+        client("iam").create_role(RoleName="table-role", AssumeRolePolicyDocument=TRUST)
+    elif name == "sts":
+        client("sts").get_caller_identity()
+    elif name == "dynamodb":
+        client("dynamodb").list_tables()
+    elif name == "kinesis":
+        client("kinesis").list_streams()
     else:
         raise AssertionError("no call for the service %r: add one here" % name)
 
@@ -854,7 +1331,7 @@ class ServiceTable(Base):
         self.assertEqual(len(names), len(set(names)))
         self.assertEqual({m.__name__.rsplit(".", 1)[1] for m in aws.MODULES},
                          {"firehose", "sns", "lambda_", "iot", "es", "elasticache",
-                          "eventbridge"})
+                          "eventbridge", "iam", "sts", "forward"})
         for name in names:
             _one_call(name)
         by_service = ctl("GET", "/__stats")["by_service"]
@@ -866,7 +1343,8 @@ class ServiceTable(Base):
         # the data planes stored what they were sent; aliases name them too
         for service, alias in (("firehose", None), ("sns", None), ("lambda", None),
                                ("iot", "iotdata"), ("opensearch", "es"),
-                               ("eventbridge", "events")):
+                               ("eventbridge", "events"), ("iam", None), ("sts", None),
+                               ("dynamodb", None), ("kinesis", None)):
             self.assertEqual(len(received(service)), 1, service)
             if alias:
                 self.assertEqual(len(received(alias)), 1, alias)

@@ -49,7 +49,7 @@ Signature checks, fault rules (throttle, error500, slow, reset, status,
 mangle, partial), the log and /__stats come with the core.
 """
 
-from . import elasticache, es, eventbridge, firehose, iot, lambda_, sns
+from . import elasticache, es, eventbridge, firehose, forward, iam, iot, lambda_, sns, sts
 
-MODULES = (firehose, sns, lambda_, iot, es, elasticache, eventbridge)
+MODULES = (firehose, sns, lambda_, iot, es, elasticache, eventbridge, iam, sts, forward)
 SERVICES = [svc for m in MODULES for svc in m.SERVICES]

@@ -30,7 +30,9 @@ from botocore.credentials import Credentials
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import serve  # noqa: E402  (tests/servers/serve.py)
 
-FAULT_KINDS = ("throttle", "error500", "partial", "slow", "reset", "status", "mangle")
+from . import model  # noqa: E402
+
+FAULT_KINDS = ("throttle", "error500", "partial", "slow", "reset", "status", "mangle", "deny")
 MANGLE_OPS = ("set", "delete", "dup", "swap", "replace", "truncate", "cut", "pad",
               "status", "body")
 SKEW_SECONDS = 15 * 60
@@ -453,10 +455,11 @@ class State:
             self.received = {}        # (service, target) -> [entries]
             self.rules = []
             self.data = {}            # what services keep until the next reset
+            self.shared = {}          # what modules share ("iam_roles": {arn: time})
             self.stats = {"requests": 0, "by_service": {}, "auth_failures": 0,
                           "auth_failures_by_kind": {}, "faults_fired": 0,
                           "faults_by_kind": {k: 0 for k in FAULT_KINDS},
-                          "faults_by_service": {}, "deliveries": 0}
+                          "faults_by_service": {}, "deliveries": 0, "model_errors": []}
             self.cond.notify_all()
 
     def add_resources(self, obj):
@@ -559,6 +562,11 @@ class State:
             k = self.stats["auth_failures_by_kind"]
             k[kind] = k.get(kind, 0) + 1
 
+    def count_model_error(self, service, operation, errors):
+        with self.lock:
+            self.stats["model_errors"].append({"service": service, "operation": operation,
+                                               "errors": list(errors)})
+
     def snapshot_stats(self):
         with self.lock:
             s = json.loads(json.dumps(self.stats))
@@ -598,6 +606,8 @@ class Ctx:
         self.state = STATE
         self.fault = None
         self.mangle = None  # the mangle rule this request took
+        self.params = None  # the input the service's model validated (model.Checked)
+        self.model_errors = None
 
     def header(self, name, default=None):
         return self.headers.get(name, default)
@@ -701,6 +711,10 @@ class Service:
     # endpoint): what the default resources methods keep
     resource_kinds = {}
 
+    model = None            # botocore model name(s) validating each request (model.py)
+    iam_prefix = None       # the IAM action prefix (deny rules); default signing_name
+    deny_status = 403       # of the answer to a deny rule
+
     def match(self, ctx):
         """True when the request is this service's by its path or headers."""
         return False
@@ -736,6 +750,18 @@ class Service:
         return es_error(spec.get("status", 500), spec.get("type", "exception"),
                         spec.get("message", "injected internal error"))
 
+    def access_resource(self, ctx):
+        """The resource a deny rule's message names (ctx.params: the input)."""
+        return "*"
+
+    def deny_body(self, text):
+        """The JSON body of an AccessDeniedException (JSON / REST-JSON)."""
+        return {"Message": text}
+
+    def check_scope(self, ctx):
+        """Called once the signature is good (ctx.region set); raises ApiError
+        for a credential scope the service refuses."""
+
     def resources(self):
         """{key: empty value} of the resources this service keeps."""
         return {k: kind() for k, kind in self.resource_kinds.items()}
@@ -768,6 +794,20 @@ def auth_error(svc, failure):
     return ApiError(403, query_code if svc.query_codes else json_code, failure.message)
 
 
+def deny_error(svc, ctx, spec):
+    """The access-denied ApiError of a deny rule: AWS's message naming the
+    caller, the IAM action (prefix:Operation) and the resource (the rule's
+    "resource", else svc.access_resource(ctx)); "message" overrides."""
+    action = "%s:%s" % (svc.iam_prefix or svc.signing_name, ctx.operation)
+    text = spec.get("message") or (
+        "User: arn:aws:iam::%s:user/fanout-test is not authorized to perform: %s on "
+        "resource: %s because no identity-based policy allows the %s action"
+        % (ctx.account, action, spec.get("resource") or svc.access_resource(ctx), action))
+    if svc.query_codes:
+        return ApiError(svc.deny_status, "AccessDenied", text)
+    return ApiError(svc.deny_status, "AccessDeniedException", text, extra=svc.deny_body(text))
+
+
 def apply_faults(ctx, batch=False):
     """Consult the fault rules for this (parsed) request. Returns the
     partial rule to apply to the entries, if any."""
@@ -791,6 +831,8 @@ def apply_faults(ctx, batch=False):
         raise SERVICES[ctx.service].throttle(rule.spec)
     if rule.kind == "error500":
         raise SERVICES[ctx.service].error500(rule.spec)
+    if rule.kind == "deny":
+        raise deny_error(SERVICES[ctx.service], ctx, rule.spec)
     if rule.kind == "partial":
         return rule
     if rule.kind == "mangle":
@@ -981,7 +1023,7 @@ class Handler(BaseHTTPRequestHandler):
                    "status": status, "latency_ms": round((time.monotonic() - t0) * 1000, 3),
                    "accessKeyId": ctx.akid, "region": ctx.region, "fault": ctx.fault,
                    "method": ctx.method, "path": ctx.path, "requestId": ctx.request_id,
-                   "time": time.time()})
+                   "time": time.time(), "model_errors": ctx.model_errors})
         if reset:
             self._reset(reset)
         else:
@@ -1006,6 +1048,9 @@ class Handler(BaseHTTPRequestHandler):
         ctx.akid, ctx.region = akid, region
         ctx.account = entry["account"] or STATE.args.account_id
         try:
+            svc.check_scope(ctx)
+            if svc.model:
+                validate(svc, ctx)
             resp = svc.handle(ctx)
             if ctx.mangle is not None and resp is not None and 200 <= resp.status < 300:
                 resp = mangle_response(ctx.mangle.spec, resp)
@@ -1015,6 +1060,25 @@ class Handler(BaseHTTPRequestHandler):
         except ResponseReady as r:
             r.response.headers.setdefault("x-amzn-RequestId", ctx.request_id)
             return r.response
+
+
+def validate(svc, ctx):
+    """The request checked against the service's botocore model(s); a
+    refused one is counted in /__stats model_errors, logged, and answered
+    400 in the service's shape (ApiError)."""
+    try:
+        checked = model.check_request(svc.model, ctx.method, ctx.raw_target, ctx.headers,
+                                      ctx.body)
+    except model.ModelError as e:
+        ctx.operation = e.operation or ctx.operation
+        ctx.model_errors = e.errors
+        STATE.count_model_error(svc.name, e.operation, e.errors)
+        sys.stderr.write("aws_service: %s %s refused by botocore's %s model: %s\n"
+                         % (svc.name, e.operation or "(no operation)", e.model,
+                            "; ".join(e.errors)))
+        raise ApiError(e.status, e.code, e.message)
+    ctx.params = checked.params
+    ctx.operation = ctx.operation or checked.operation
 
 
 def control(ctx):
@@ -1078,8 +1142,19 @@ def main(services, doc):
     ap.add_argument("--log", help="append one JSON line per request")
     ap.add_argument("--search-flavor", choices=("opensearch", "elasticsearch"),
                     default="opensearch")
+    ap.add_argument("--forward", action="append", default=[], metavar="SERVICE=URL",
+                    help="validate, then forward SERVICE's requests to URL (an emulator)")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
+    args.forward_map = {}
+    for f in args.forward:
+        name, sep, url = f.partition("=")
+        if not sep or not url.startswith("http://") or not hasattr(
+                SERVICES.get(name), "target_prefix"):
+            ap.error("--forward %s: SERVICE=http://HOST:PORT expected, SERVICE one of %s"
+                     % (f, ", ".join(n for n, s in SERVICES.items()
+                                     if hasattr(s, "target_prefix"))))
+        args.forward_map[name] = url
     args.rejected_type = ("rejected_execution_exception" if args.search_flavor == "opensearch"
                           else "es_rejected_execution_exception")
     STATE = State(args)

@@ -66,6 +66,7 @@ def elasticache(ctx):
 
 class ElastiCache(Service):
     name = signing_name = "elasticache"
+    model = "elasticache"
     query_codes = True
     resource_kinds = {"memcached": dict, "redis": dict}
 

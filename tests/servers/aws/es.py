@@ -11,7 +11,10 @@ Resources: {"es": {"domain": "endpoint host" | {"vpc": "host"}}}. Faults:
 throttle 429 rejected_execution_exception (es_rejected_execution_exception
 with --search-flavor elasticsearch; "type" overrides), error500 500
 {"error": {"type": "exception"}}, partial fails _bulk items with 429
-rejected_execution_exception ("status", "type", "message" override)."""
+rejected_execution_exception ("status", "type", "message" override).
+The domain lookups are validated against botocore's es and opensearch
+models; the data plane is not (model off): _bulk and GET / are
+OpenSearch's own REST API, which no botocore model describes."""
 
 import base64
 import json
@@ -329,6 +332,7 @@ class OpenSearch(Service):
 class EsControl(Service):
     name = "es_control"
     signing_name = "es"
+    model = ("es", "opensearch")
     by_scope = False   # the scope's "es" is the data plane's
     resource_kinds = {"es": dict}
 

@@ -88,6 +88,7 @@ def put_events(ctx):
 class EventBridge(Service):
     name = "eventbridge"
     signing_name = "events"
+    model = "events"
     aliases = ("events",)
 
     def match(self, ctx):

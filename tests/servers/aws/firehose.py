@@ -165,6 +165,7 @@ def firehose_describe(ctx, req):
 
 class Firehose(Service):
     name = signing_name = "firehose"
+    model = "firehose"
     resource_kinds = {"firehose": set}
 
     def match(self, ctx):

@@ -94,6 +94,8 @@ def iot_describe_endpoint(ctx):
 class Iot(Service):
     name = "iot"
     signing_name = "iotdata"
+    model = "iot-data"
+    iam_prefix = "iot"
     aliases = ("iotdata", "iot-data")
 
     def match(self, ctx):
@@ -117,6 +119,8 @@ class Iot(Service):
 class IotControl(Service):
     name = "iot_control"
     signing_name = "execute-api"
+    model = "iot"
+    iam_prefix = "iot"
 
     def match(self, ctx):
         return ctx.path == "/endpoint"

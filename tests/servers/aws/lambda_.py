@@ -173,6 +173,7 @@ def lambda_get_function(ctx):
 
 class Lambda(Service):
     name = signing_name = "lambda"
+    model = "lambda"
     resource_kinds = {"lambda": set}
 
     def match(self, ctx):

@@ -348,6 +348,7 @@ def sns_list_topics(ctx, form):
 
 class Sns(Service):
     name = signing_name = "sns"
+    model = "sns"
     query_codes = True
 
     def match_last(self, ctx):
