@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Loopback test endpoint for SNS, Firehose, Lambda, IoT, OpenSearch and EventBridge.
+"""Loopback test endpoint for SNS, Firehose, Lambda, IoT, OpenSearch, EventBridge,
+IAM and STS, and a validating forward to DynamoDB and Kinesis emulators.
 
 One HTTP/1.1 server on 127.0.0.1 (threaded, keep-alive, TCP_NODELAY,
 Content-Length on every answer, Expect: 100-continue and chunked bodies
@@ -16,8 +17,27 @@ protocol, operations, targets, received fields, resources and fault shapes:
                  and DescribeElasticsearchDomain ("es_control")
   elasticache.py ElastiCache DescribeCacheClusters, DescribeReplicationGroups
   eventbridge.py EventBridge PutEvents (for sdk/examples/eventbridge)
+  iam.py         IAM roles, inline and managed policies, tags (fanout deploy)
+  sts.py         STS GetCallerIdentity (AssumeRole: tests/servers/sts_server.py)
+  forward.py     DynamoDB and Kinesis, forwarded to emulators (--forward)
 aws/__init__.py says how a service module is written and registered;
 aws/core.py is what they share.
+
+Models. Every signed request of a service with a botocore model (all but
+the OpenSearch data plane, which no model describes) is checked against
+botocore's own service model (aws/model.py; model.check_request can be
+called directly) before the module sees it: the operation is found by the
+protocol (Query Action + Version, JSON X-Amz-Target, REST method + URI),
+the input rebuilt from the request and checked with botocore's
+ParamValidator (unknown members, missing required ones, types, minimums)
+plus enums; a Query key that maps to no member is an error. A refused
+request is answered 400 ValidationError (Query) / ValidationException
+(JSON, REST-JSON) with botocore's report (InvalidAction for an unknown
+Action or a wrong Version, UnknownOperationException for an unknown target
+or route, SerializationException for a body that is not JSON, MissingAction
+for a Query body that is not a form), listed in /__stats "model_errors"
+({service, operation, errors}), logged on stderr and in the --log line
+(model_errors), and takes no fault rule.
 
 Signatures. Every service request must carry a SigV4 signature that
 botocore reproduces: the request is rebuilt from what was received (method,
@@ -57,6 +77,9 @@ Control and inspection (no signature), JSON:
   POST   /__resources    add resources; GET /__resources
   POST   /__credentials  add signers (same JSON as --credentials)
 
+IAM roles are kept per account until /__reset; state.shared["iam_roles"]
+maps each live role's ARN to its creation time (for the Lambda module).
+
 Resources (--resources FILE, POST /__resources): an object whose keys each
 service module names ("firehose", "sns", "lambda", "es", "memcached",
 "redis", "iotEndpoint"); lists, "*" = any.
@@ -83,6 +106,19 @@ validation (a request that fails validation takes no rule).
             default) or "rst" (RST)
   status    answer "status" with "body" (string or JSON), "headers",
             "contentType"
+  deny      AWS's access-denied answer: Query services (iam, sts, sns,
+            elasticache) 403 AccessDenied (Type Sender); JSON / REST-JSON
+            ones 403 x-amzn-ErrorType AccessDeniedException {"Message": ...}
+            (DynamoDB and Kinesis, as they answer: 400 {"__type":
+            "[com.amazonaws.dynamodb.v20120810#]AccessDeniedException",
+            "message": ...}). The message: "User: arn:aws:iam::ACCOUNT:user/
+            fanout-test is not authorized to perform: PREFIX:Operation on
+            resource: RESOURCE because no identity-based policy allows the
+            PREFIX:Operation action" (PREFIX the IAM service prefix: iam,
+            sts, lambda, sns, dynamodb, ...; RESOURCE the module's
+            access_resource(): IAM the role's ARN, DynamoDB / Kinesis the
+            table / stream ARN, else "*"); "resource" overrides RESOURCE,
+            "message" the whole text.
   mangle    serve the request as usual (the records are stored), then
             change its 2xx answer into one that misbehaves: "ops", a list
             of {"op": ...} applied in order (or the rule itself is one op):
@@ -106,7 +142,11 @@ Options: --port (0: any free port; the port is the first line on stdout),
 names none, default 123456789012), --parent-pid PID (exit when it is gone),
 --max-lifetime S, --log FILE (one JSON line per request: service,
 operation, target, status (0: connection reset), latency_ms, accessKeyId,
-region, fault, ...), --search-flavor opensearch|elasticsearch, --verbose.
+region, fault, model_errors, ...), --search-flavor opensearch|elasticsearch,
+--forward SERVICE=URL (dynamodb, kinesis; repeatable: such requests are
+signature-checked and model-validated, then sent byte for byte, every
+header but Host kept, to URL, e.g. dynalite or kinesalite, whose answer is
+returned as is; without it those services answer 503), --verbose.
 """
 
 import os

@@ -33,20 +33,28 @@ Writing a service module (aws/NAME.py):
             return ...
         def handle(self, ctx):
             return put(ctx)
+        model = "name"                   # botocore model(s) validating each
+                                         # request before handle() (model.py;
+                                         # the input in ctx.params)
         # as needed: error(ctx, err, headers) (the protocol's error shape;
         # core has query_error and query_xml for Query APIs), throttle(spec)
         # and error500(spec) (the ApiError fault rules answer; the defaults
         # are OpenSearch's), resources(), add_resources(res, obj) and
         # describe_resources(res) (other resource shapes), aliases,
-        # by_scope, query_codes, match_last(ctx).
+        # by_scope, query_codes, match_last(ctx), iam_prefix,
+        # access_resource(ctx) and deny_body(text) (deny rules),
+        # check_scope(ctx) (a credential scope the service refuses).
+        # Query APIs derive from QueryService (namespace, throttle_fault,
+        # error500_fault).
 
     SERVICES = [Name()]
 
 then add the module to MODULES (requests are offered to match() in this
 order; a request no match() claims goes to the service its credential
 scope's signing name names) and a test to tests/servers/test_aws_service.py.
-Signature checks, fault rules (throttle, error500, slow, reset, status,
-mangle, partial), the log and /__stats come with the core.
+Signature checks, model validation, fault rules (throttle, error500, slow,
+reset, status, mangle, partial, deny), the log and /__stats come with the
+core.
 """
 
 from . import elasticache, es, eventbridge, firehose, forward, iam, iot, lambda_, sns, sts

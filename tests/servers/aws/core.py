@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler
-from urllib.parse import parse_qsl, unquote_to_bytes
+from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
 from botocore.auth import SigV4Auth
@@ -234,21 +234,6 @@ def parse_amz_date(value):
         return None
 
 
-def decoded_query(raw):
-    """The query's parameters percent-decoded ('+' stays '+'), empty
-    segments skipped; None when a part is not UTF-8."""
-    out = []
-    for seg in raw.split("&"):
-        if not seg:
-            continue
-        k, _, v = seg.partition("=")
-        try:
-            out.append((unquote_to_bytes(k).decode("utf-8"), unquote_to_bytes(v).decode("utf-8")))
-        except UnicodeDecodeError:
-            return None
-    return out
-
-
 def verify_signature(creds, method, raw_target, headers, body, expected_signing_name):
     """Returns (access key id, region, credential entry) or raises AuthFailure."""
     auth_value = headers.get("Authorization")
@@ -331,7 +316,7 @@ def verify_signature(creds, method, raw_target, headers, body, expected_signing_
     # receives; botocore's other path (a query left in the URL) would take
     # the bytes as they came.
     path, _, query = raw_target.partition("?")
-    params = decoded_query(query)
+    params = model.decoded_query(query)
     url = "http://%s%s" % (headers.get("Host"), path if params is not None else raw_target)
     request = AWSRequest(method=method, url=url, data=body, params=params or {})
     for name, values in signed.items():
@@ -779,6 +764,36 @@ class Service:
         """This service's part of GET /__resources (the lock is held)."""
         return {k: sorted(res[k]) if kind is set else dict(res[k])
                 for k, kind in self.resource_kinds.items()}
+
+
+def fault_error(spec, default, sender=True):
+    """The ApiError a throttle / error500 rule answers: `default` (status,
+    code, message) with the rule's "status", "code", "message" overriding."""
+    status, code, message = default
+    return ApiError(spec.get("status", status), spec.get("code", code),
+                    spec.get("message", message), sender=sender)
+
+
+class QueryService(Service):
+    """A Query API service: Action in a form body, XML answers and errors
+    in `namespace`, the Query codes for signature failures."""
+
+    namespace = None
+    query_codes = True
+    throttle_fault = (400, "Throttling", "Rate exceeded")
+    error500_fault = (500, "InternalFailure", "An internal error occurred.")
+
+    def operation(self, ctx):
+        return form_action(ctx)
+
+    def error(self, ctx, err, headers):
+        return query_error(self.namespace, err, ctx.request_id, headers, err.sender)
+
+    def throttle(self, s):
+        return fault_error(s, self.throttle_fault)
+
+    def error500(self, s):
+        return fault_error(s, self.error500_fault, sender=False)
 
 
 def render_error(svc, ctx, err):

@@ -19,7 +19,7 @@ import http.client
 from urllib.parse import urlsplit
 
 from . import core
-from .core import ApiError, Response, Service, apply_faults
+from .core import ApiError, Response, Service, apply_faults, fault_error
 
 HOP = {"host", "content-length", "transfer-encoding", "connection", "expect"}
 ANSWER_SKIP = {"content-length", "content-type", "transfer-encoding", "connection", "date",
@@ -94,12 +94,10 @@ class Forwarded(Service):
                                            name)
 
     def throttle(self, s):
-        return ApiError(s.get("status", 400), s.get("code", self.throttle_code),
-                        s.get("message", "Rate exceeded"))
+        return fault_error(s, (400, self.throttle_code, "Rate exceeded"))
 
     def error500(self, s):
-        return ApiError(s.get("status", 500), s.get("code", "InternalFailure"),
-                        s.get("message", "An internal error occurred."))
+        return fault_error(s, (500, "InternalFailure", "An internal error occurred."))
 
 
 class DynamoDB(Forwarded):

@@ -19,7 +19,7 @@ Roles are per account (the signing key's), named case-insensitively, ARN
 arn:aws:iam::<account>:role<path><name>, RoleId AROA + 17 random characters;
 kept until /__reset. Every live role's ARN is in
 state.shared["iam_roles"] (ARN -> creation time.time()) for the Lambda
-module. Targets: the role name. Received entries (successful calls): the
+module. Targets: the role name (as created). Received entries (successful calls): the
 operation's parameters as botocore names them (RoleName, PolicyName,
 PolicyArn, Path, Description, MaxSessionDuration, Tags [{Key, Value}],
 TagKeys, Marker, MaxItems), the policy documents (AssumeRolePolicyDocument,
@@ -36,8 +36,7 @@ import time
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
-from .core import (ApiError, Response, Service, apply_faults, form_action, query_error,
-                   query_xml)
+from .core import ApiError, QueryService, Response, apply_faults, query_xml
 
 IAM_NS = "https://iam.amazonaws.com/doc/2010-05-08/"
 ROLE_NAME_RE = re.compile(r"^[\w+=,.@-]{1,64}$")
@@ -224,11 +223,11 @@ def with_role(ctx, p, change):
     the lock; records the call. Returns change's value."""
     name = p["RoleName"]
     with ctx.state.lock:
-        find_role(ctx, name)
+        ctx.target = find_role(ctx, name)["name"]   # as created
     apply_faults(ctx)
     with ctx.state.lock:
         out = change(find_role(ctx, name))
-    record(ctx, name)
+    record(ctx, ctx.target)
     return out
 
 
@@ -377,13 +376,12 @@ OPERATIONS = {
 }
 
 
-class Iam(Service):
+class Iam(QueryService):
     name = signing_name = "iam"
     model = "iam"
-    query_codes = True
-
-    def operation(self, ctx):
-        return form_action(ctx)
+    namespace = IAM_NS
+    error500_fault = (500, "ServiceFailure", "Request processing has failed due to some "
+                      "unknown error, exception or failure.")
 
     def check_scope(self, ctx):
         if ctx.region != "us-east-1":
@@ -407,18 +405,6 @@ class Iam(Service):
             role = roles_of(ctx).get(name.lower())
         path = role["path"] if role else (ctx.params.get("Path") or "/")
         return role_arn(ctx, path, role["name"] if role else name)
-
-    def error(self, ctx, err, headers):
-        return query_error(IAM_NS, err, ctx.request_id, headers, err.sender)
-
-    def throttle(self, s):
-        return ApiError(s.get("status", 400), s.get("code", "Throttling"),
-                        s.get("message", "Rate exceeded"))
-
-    def error500(self, s):
-        return ApiError(s.get("status", 500), s.get("code", "ServiceFailure"),
-                        s.get("message", "Request processing has failed due to some unknown "
-                              "error, exception or failure."), sender=False)
 
 
 SERVICES = [Iam()]

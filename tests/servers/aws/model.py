@@ -167,17 +167,26 @@ def _lower_headers(headers):
     return out
 
 
-def _query_pairs(raw, errors):
+def decoded_query(raw):
+    """The query's parameters percent-decoded ('+' stays '+'), empty
+    segments skipped; None when a part is not UTF-8."""
     out = []
     for seg in raw.split("&"):
         if not seg:
             continue
         k, _, v = seg.partition("=")
         try:
-            out.append((unquote_to_bytes(k.replace("+", " ")).decode("utf-8"),
-                        unquote_to_bytes(v.replace("+", " ")).decode("utf-8")))
+            out.append((unquote_to_bytes(k).decode("utf-8"), unquote_to_bytes(v).decode("utf-8")))
         except UnicodeDecodeError:
-            errors.append("The query string is not UTF-8 percent-encoding: %r" % seg)
+            return None
+    return out
+
+
+def _query_pairs(raw, errors):
+    out = decoded_query(raw)
+    if out is None:
+        errors.append("The query string is not UTF-8 percent-encoding")
+        return []
     return out
 
 

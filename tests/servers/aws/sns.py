@@ -19,8 +19,7 @@ import uuid
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
-from .core import (ApiError, Response, Service, apply_faults, form_action, query_error,
-                   query_xml)
+from .core import ApiError, QueryService, Response, apply_faults, query_xml
 
 SNS_NS = "http://sns.amazonaws.com/doc/2010-03-31/"
 SNS_MAX_BYTES = 262144
@@ -346,30 +345,18 @@ def sns_list_topics(ctx, form):
                     {"x-amzn-RequestId": ctx.request_id})
 
 
-class Sns(Service):
+class Sns(QueryService):
     name = signing_name = "sns"
     model = "sns"
-    query_codes = True
+    namespace = SNS_NS
+    throttle_fault = (400, "ThrottlingException", "Rate exceeded")
+    error500_fault = (500, "InternalError", "Internal Error")
 
     def match_last(self, ctx):
         return ctx.media_type() == "application/x-www-form-urlencoded"
 
-    def operation(self, ctx):
-        return form_action(ctx)
-
     def handle(self, ctx):
         return serve_query(ctx)
-
-    def error(self, ctx, err, headers):
-        return query_error(SNS_NS, err, ctx.request_id, headers, err.sender)
-
-    def throttle(self, s):
-        return ApiError(s.get("status", 400), s.get("code", "ThrottlingException"),
-                        s.get("message", "Rate exceeded"))
-
-    def error500(self, s):
-        return ApiError(s.get("status", 500), s.get("code", "InternalError"),
-                        s.get("message", "Internal Error"), sender=False)
 
     def resources(self):
         return {"sns": {}}

@@ -10,8 +10,7 @@ Faults: throttle 400 Throttling "Rate exceeded", error500 500 InternalFailure
 
 import hashlib
 
-from .core import (ApiError, Response, Service, apply_faults, form_action, query_error,
-                   query_xml)
+from .core import ApiError, QueryService, Response, apply_faults, query_xml
 
 STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 USER = "fanout-test"
@@ -28,30 +27,16 @@ def caller_identity(ctx):
                     "text/xml", {"x-amzn-RequestId": ctx.request_id})
 
 
-class Sts(Service):
+class Sts(QueryService):
     name = signing_name = "sts"
     model = "sts"
-    query_codes = True
-
-    def operation(self, ctx):
-        return form_action(ctx)
+    namespace = STS_NS
 
     def handle(self, ctx):
         if ctx.operation != "GetCallerIdentity":
             raise ApiError(400, "InvalidAction", "Could not find operation %s for version "
                            "2011-06-15 (only GetCallerIdentity is served here)" % ctx.operation)
         return caller_identity(ctx)
-
-    def error(self, ctx, err, headers):
-        return query_error(STS_NS, err, ctx.request_id, headers, err.sender)
-
-    def throttle(self, s):
-        return ApiError(s.get("status", 400), s.get("code", "Throttling"),
-                        s.get("message", "Rate exceeded"))
-
-    def error500(self, s):
-        return ApiError(s.get("status", 500), s.get("code", "InternalFailure"),
-                        s.get("message", "An internal error occurred."), sender=False)
 
 
 SERVICES = [Sts()]
