@@ -6,8 +6,11 @@ Starts the server on a loopback port and drives every emulated operation
 through botocore clients (several regions, a base key and a role key with a
 session token from another account), plus requests signed by botocore and
 sent by hand where a client would refuse to send them (wrong Content-Type,
-no X-Amz-Target, OpenSearch _bulk, expired X-Amz-Date). Run with
-/usr/bin/python3 (Debian's python3-botocore). Prints "N passed, N failed".
+no X-Amz-Target, OpenSearch _bulk, expired X-Amz-Date). The validation
+against botocore's models (aws/model.py) is also tested directly (Model),
+and DynamoDB / Kinesis through --forward to dynalite and kinesalite
+(tests/node). Run with /usr/bin/python3 (Debian's python3-botocore).
+Prints "N passed, N failed".
 """
 
 import base64
@@ -1638,6 +1641,33 @@ class Lifetime(unittest.TestCase):
     def test_max_lifetime(self):
         p = self.start("--max-lifetime", "0.5")
         self.assertNotEqual(p.wait(5), None)
+
+    def test_forward_flag(self):
+        for bad in ("sns=http://127.0.0.1:1", "dynamodb", "kinesis=https://x"):
+            r = subprocess.run([sys.executable, SERVER, "--port", "0", "--forward", bad],
+                               capture_output=True, timeout=30)
+            self.assertEqual(r.returncode, 2, bad)
+            self.assertIn(b"--forward %s: SERVICE=http://HOST:PORT expected, SERVICE one of "
+                          b"dynamodb, kinesis" % bad.encode(), r.stderr)
+        # without --forward for it, DynamoDB is validated, then answered 503
+        p = subprocess.Popen([sys.executable, SERVER, "--port", "0", "--credentials",
+                              SRV["creds"], "--max-lifetime", "30"], stdout=subprocess.PIPE)
+        try:
+            port = int(p.stdout.readline())
+            ddb = botocore.session.get_session().create_client(
+                "dynamodb", region_name="us-east-1", endpoint_url="http://127.0.0.1:%d" % port,
+                aws_access_key_id=BASE["accessKeyId"],
+                aws_secret_access_key=BASE["secretAccessKey"],
+                config=Config(retries={"total_max_attempts": 1}))
+            with self.assertRaises(ClientError) as cm:
+                ddb.list_tables()
+            self.assertEqual(error_of(cm.exception)[:2], (503, "ServiceUnavailable"))
+            self.assertIn("--forward dynamodb=URL", error_of(cm.exception)[2])
+            ddb.close()
+        finally:
+            p.terminate()
+            p.wait(10)
+            p.stdout.close()
 
 
 if __name__ == "__main__":
