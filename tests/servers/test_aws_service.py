@@ -1162,6 +1162,38 @@ class Iam(Base):
         iam.create_role(RoleName="r", AssumeRolePolicyDocument=TRUST)
 
 
+class IamSharedRoles(unittest.TestCase):
+    """state.shared["iam_roles"] (read by the Lambda module), in process."""
+
+    def test_roles_created_and_deleted(self):
+        import argparse
+        from aws import core
+        saved = core.STATE, dict(core.SERVICES)
+        core.SERVICES.update((svc.name, svc) for svc in aws.SERVICES)
+        core.STATE = state = core.State(argparse.Namespace(credentials=None, resources=None,
+                                                           log=None))
+        try:
+            class Ctx(core.Ctx):
+                # core.Ctx's base_entry() without an HTTP handler
+                def __init__(self, operation, params):
+                    self.service, self.operation, self.params = "iam", operation, params
+                    self.state, self.account, self.request_id = state, "123456789012", "r"
+                    self.akid, self.region, self.target, self.fault = "AK", "us-east-1", None, None
+            t0 = time.time()
+            svc = aws.SERVICES[[s.name for s in aws.SERVICES].index("iam")]
+            svc.handle(Ctx("CreateRole", {"RoleName": "fanoutRole", "Path": "/x/",
+                                          "AssumeRolePolicyDocument": TRUST}))
+            arn = "arn:aws:iam::123456789012:role/x/fanoutRole"
+            self.assertEqual(list(state.shared["iam_roles"]), [arn])
+            self.assertTrue(t0 <= state.shared["iam_roles"][arn] <= time.time())
+            svc.handle(Ctx("DeleteRole", {"RoleName": "fanoutRole"}))
+            self.assertEqual(state.shared["iam_roles"], {})
+        finally:
+            core.STATE = saved[0]
+            core.SERVICES.clear()
+            core.SERVICES.update(saved[1])
+
+
 class Sts(Base):
     def test_caller_identity(self):
         for cred, account in ((BASE, "123456789012"), (ROLE, "222222222222")):
