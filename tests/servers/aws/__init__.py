@@ -38,7 +38,8 @@ Writing a service module (aws/NAME.py):
         # and error500(spec) (the ApiError fault rules answer; the defaults
         # are OpenSearch's), resources(), add_resources(res, obj) and
         # describe_resources(res) (other resource shapes), aliases,
-        # by_scope, query_codes, match_last(ctx).
+        # by_scope, query_codes, match_last(ctx), control(ctx) (answers
+        # the module's own /__NAME control paths, None for the others).
 
     SERVICES = [Name()]
 
@@ -49,7 +50,7 @@ Signature checks, fault rules (throttle, error500, slow, reset, status,
 mangle, partial), the log and /__stats come with the core.
 """
 
-from . import elasticache, es, eventbridge, firehose, iot, lambda_, sns
+from . import elasticache, es, eventbridge, firehose, iot, lambda_, lambda_ctl, sns
 
-MODULES = (firehose, sns, lambda_, iot, es, elasticache, eventbridge)
+MODULES = (firehose, sns, lambda_ctl, lambda_, iot, es, elasticache, eventbridge)
 SERVICES = [svc for m in MODULES for svc in m.SERVICES]
