@@ -61,9 +61,11 @@ arn:P:dynamodb:R:A:table/T/stream/LABEL, StartingPosition required
 
 Control (no signature): POST /__lambda {"pendingPolls": N, "updatePolls": N,
 "esmPolls": N, "roleDelayMs": N, "strictRoles": bool, "failCreate": F,
-"failUpdate": F, "pageSize": N} sets options (F: a function name, a list of
-them, or {"function", "reasonCode", "reason"} objects; null clears; pageSize
-> 0 caps every List page so clients must follow NextMarker); it and GET
+"failUpdate": F, "pageSize": N, "roles": {ARN: T}} sets options (F: a
+function name, a list of them, or {"function", "reasonCode", "reason"}
+objects; null clears; pageSize > 0 caps every List page so clients must
+follow NextMarker; roles adds roles created at epoch seconds T (null: now)
+to state.shared["iam_roles"], for tests without the IAM module); it and GET
 /__lambda answer {"options", "functions", "layers", "eventSourceMappings"}.
 Defaults (again after POST /__reset): polls 1, roleDelayMs 0, strictRoles
 false, pageSize 0.
@@ -1210,6 +1212,20 @@ def resources_get_function(ctx):
     return lambda_exists(ctx, region, account, name, qual)
 
 
+def add_roles(ctx, roles):
+    """The "roles" option: {role ARN: creation time (epoch seconds; null:
+    now)} added to state.shared["iam_roles"], as the IAM module keeps them."""
+    if not isinstance(roles, dict) or not all(ROLE_RE.match(str(k)) for k in roles):
+        raise ValueError("/__lambda: roles must map role ARNs "
+                         "(arn:aws:iam::ACCOUNT:role/NAME) to creation times")
+    with ctx.state.lock:
+        if getattr(ctx.state, "shared", None) is None:
+            ctx.state.shared = {}
+        known = ctx.state.shared.setdefault("iam_roles", {})
+        for k, v in roles.items():
+            known[k] = time.time() if v is None else role_created(v)
+
+
 def normalise_failures(value, key):
     if value is None:
         return {}
@@ -1304,6 +1320,7 @@ class LambdaCtl(Lambda):
                 obj = json.loads(ctx.body or b"{}")
                 if not isinstance(obj, dict):
                     raise ValueError("/__lambda: an object of options is expected")
+                roles = obj.pop("roles", None)
                 unknown = sorted(set(obj) - set(DEFAULTS))
                 if unknown:
                     raise ValueError("/__lambda: unknown option(s) %s (known: %s)"
@@ -1320,6 +1337,8 @@ class LambdaCtl(Lambda):
                         if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
                             raise ValueError("/__lambda: %s must be a number >= 0" % k)
                         new[k] = v
+                if roles is not None:
+                    add_roles(ctx, roles)
                 st["options"] = new
             return Response(200, {
                 "options": st["options"],
