@@ -639,8 +639,9 @@ class LambdaControl(Base):
         self.assertEqual(self.create("quick")["State"], "Active")
 
     def test_failed_create_and_update(self):
-        opts = lambda_options(failCreate={"function": "broken", "reasonCode": "InvalidZipFileException",
-                                          "reason": "bad zip"}, failUpdate="flaky")
+        opts = lambda_options(failCreate={"function": "broken", "reason": "bad zip",
+                                          "reasonCode": "InvalidZipFileException"},
+                              failUpdate="flaky")
         self.assertEqual(set(opts["options"]["failCreate"]), {"broken"})
         self.create("broken")
         c = client("lambda")

@@ -333,6 +333,17 @@ def parse_function_ref(ctx, ref, what="functionName"):
     return name, qual
 
 
+def body_function(ctx, body):
+    """(FunctionName, name, qualifier) of a body's FunctionName, the call's
+    target."""
+    ref = body.get("FunctionName")
+    if not isinstance(ref, str) or not ref:
+        raise model_error(ref, "functionName", "Member must not be null")
+    name, qual = parse_function_ref(ctx, ref)
+    ctx.target = name
+    return ref, name, qual
+
+
 def function_arn(ctx, name):
     return arn(ctx, "function:" + name)
 
@@ -542,6 +553,26 @@ def settle(fn):
         fn["update"], fn["update_reason"] = "Successful", None
 
 
+def check_architectures(archs):
+    if archs is not None and (not isinstance(archs, list) or len(archs) != 1
+                              or archs[0] not in ARCHITECTURES):
+        raise model_error(archs, "architectures", "Member must have length 1 and satisfy enum "
+                          "value set: [x86_64, arm64]")
+
+
+def function_to_update(ctx, name, qual, body):
+    """The stored function an Update* call names (LOCK held), its RevisionId
+    checked."""
+    fn = find_function(ctx, name, qual)
+    rev = body.get("RevisionId")
+    if rev and rev != fn["revision"]:
+        raise lambda_error(412, "PreconditionFailedException",
+                           "The Revision Id provided does not match the latest Revision Id. "
+                           "Call the GetFunction/GetAlias API to retrieve the latest "
+                           "Revision Id")
+    return fn
+
+
 def start_update(ctx, fn):
     """An Update* call: 409 while busy, else LastUpdateStatus InProgress."""
     if fn["state"] == "Pending":
@@ -568,13 +599,9 @@ def settle_now(fn):
 
 def create_function(ctx, m):
     body = json_body(ctx)
-    ref = body.get("FunctionName")
-    if not isinstance(ref, str) or not ref:
-        raise model_error(ref, "functionName", "Member must not be null")
-    name, qual = parse_function_ref(ctx, ref)
+    ref, name, qual = body_function(ctx, body)
     if qual:
         raise invalid("CreateFunction takes an unqualified function name, not %s" % ref)
-    ctx.target = name
     ptype = body.get("PackageType") or "Zip"
     if ptype != "Zip":
         raise invalid("PackageType %s: this test server serves PackageType Zip only" % ptype)
@@ -584,9 +611,7 @@ def create_function(ctx, m):
         raise invalid("Handler is required for .zip file archive functions (PackageType Zip)")
     code = code_of(body.get("Code"), "Code")
     archs = body.get("Architectures") or ["x86_64"]
-    if not isinstance(archs, list) or len(archs) != 1 or archs[0] not in ARCHITECTURES:
-        raise model_error(archs, "architectures", "Member must have length 1 and satisfy enum "
-                          "value set: [x86_64, arm64]")
+    check_architectures(archs)
     layers = validate_config(ctx, body, True)
     tags = body.get("Tags") or {}
     if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
@@ -655,19 +680,10 @@ def update_function_code(ctx, m):
     body = json_body(ctx)
     code = code_of(body, "ZipFile")
     archs = body.get("Architectures")
-    if archs is not None and (not isinstance(archs, list) or len(archs) != 1
-                              or archs[0] not in ARCHITECTURES):
-        raise model_error(archs, "architectures", "Member must have length 1 and satisfy enum "
-                          "value set: [x86_64, arm64]")
+    check_architectures(archs)
     accept(ctx, body, FunctionName=name)
     with LOCK:
-        fn = find_function(ctx, name, qual)
-        rev = body.get("RevisionId")
-        if rev and rev != fn["revision"]:
-            raise lambda_error(412, "PreconditionFailedException",
-                               "The Revision Id provided does not match the latest Revision Id. "
-                               "Call the GetFunction/GetAlias API to retrieve the latest "
-                               "Revision Id")
+        fn = function_to_update(ctx, name, qual, body)
         if body.get("DryRun"):
             return Response(200, configuration(fn))
         start_update(ctx, fn)
@@ -683,13 +699,7 @@ def update_function_configuration(ctx, m):
     layers = validate_config(ctx, body, False)
     accept(ctx, body, FunctionName=name)
     with LOCK:
-        fn = find_function(ctx, name, qual)
-        rev = body.get("RevisionId")
-        if rev and rev != fn["revision"]:
-            raise lambda_error(412, "PreconditionFailedException",
-                               "The Revision Id provided does not match the latest Revision Id. "
-                               "Call the GetFunction/GetAlias API to retrieve the latest "
-                               "Revision Id")
+        fn = function_to_update(ctx, name, qual, body)
         if "Role" in body:
             check_role(ctx, body["Role"])
         refs = layer_refs(ctx, layers) if "Layers" in body else None
@@ -897,8 +907,6 @@ def list_layer_versions(ctx, m):
 
 
 def list_layers(ctx, m):
-    if ctx.qparam("find") == "LayerVersion":
-        return get_layer_version_by_arn(ctx, m)
     accept(ctx, {})
     with LOCK:
         items = []
@@ -993,11 +1001,7 @@ def esm_start(ctx, e, state):
 
 def create_event_source_mapping(ctx, m):
     body = json_body(ctx)
-    fref = body.get("FunctionName")
-    if not isinstance(fref, str) or not fref:
-        raise model_error(fref, "functionName", "Member must not be null")
-    fname, _ = parse_function_ref(ctx, fref)
-    ctx.target = fname
+    fref, fname, _ = body_function(ctx, body)
     source = body.get("EventSourceArn")
     if not isinstance(source, str) or not (KINESIS_RE.match(source)
                                            or DDB_STREAM_RE.match(source)):
@@ -1129,51 +1133,38 @@ def list_event_source_mappings(ctx, m):
 
 # ---------------------------------------------------------------- routing
 
-ROUTES = [(method, re.compile(path), op, fn) for method, path, op, fn in (
-    ("POST", r"^/2015-03-31/functions/?$", "CreateFunction", create_function),
-    ("GET", r"^/2015-03-31/functions/?$", "ListFunctions", list_functions),
-    ("GET", r"^/2015-03-31/functions/([^/]+)$", "GetFunction", get_function),
-    ("DELETE", r"^/2015-03-31/functions/([^/]+)$", "DeleteFunction", delete_function),
-    ("GET", r"^/2015-03-31/functions/([^/]+)/configuration$", "GetFunctionConfiguration",
-     get_function_configuration),
-    ("PUT", r"^/2015-03-31/functions/([^/]+)/configuration$", "UpdateFunctionConfiguration",
-     update_function_configuration),
-    ("PUT", r"^/2015-03-31/functions/([^/]+)/code$", "UpdateFunctionCode",
-     update_function_code),
-    ("GET", r"^/2017-03-31/tags/(.+)$", "ListTags", list_tags),
-    ("POST", r"^/2017-03-31/tags/(.+)$", "TagResource", tag_resource),
-    ("DELETE", r"^/2017-03-31/tags/(.+)$", "UntagResource", untag_resource),
-    ("POST", r"^/2018-10-31/layers/([^/]+)/versions$", "PublishLayerVersion",
-     publish_layer_version),
-    ("GET", r"^/2018-10-31/layers/([^/]+)/versions$", "ListLayerVersions",
-     list_layer_versions),
-    ("GET", r"^/2018-10-31/layers/([^/]+)/versions/(\d+)$", "GetLayerVersion",
-     get_layer_version),
-    ("DELETE", r"^/2018-10-31/layers/([^/]+)/versions/(\d+)$", "DeleteLayerVersion",
-     delete_layer_version),
-    ("GET", r"^/2018-10-31/layers/?$", "ListLayers", list_layers),
-    ("POST", r"^/2015-03-31/event-source-mappings/?$", "CreateEventSourceMapping",
-     create_event_source_mapping),
-    ("GET", r"^/2015-03-31/event-source-mappings/?$", "ListEventSourceMappings",
-     list_event_source_mappings),
-    ("GET", r"^/2015-03-31/event-source-mappings/([^/]+)$", "GetEventSourceMapping",
-     get_event_source_mapping),
-    ("PUT", r"^/2015-03-31/event-source-mappings/([^/]+)$", "UpdateEventSourceMapping",
-     update_event_source_mapping),
-    ("DELETE", r"^/2015-03-31/event-source-mappings/([^/]+)$", "DeleteEventSourceMapping",
-     delete_event_source_mapping))]
+# path -> {method: handler}; the operation is the handler's name in CamelCase
+ROUTES = [(re.compile(path), handlers) for path, handlers in (
+    (r"^/2015-03-31/functions/?$", {"POST": create_function, "GET": list_functions}),
+    (r"^/2015-03-31/functions/([^/]+)$", {"GET": get_function, "DELETE": delete_function}),
+    (r"^/2015-03-31/functions/([^/]+)/configuration$",
+     {"GET": get_function_configuration, "PUT": update_function_configuration}),
+    (r"^/2015-03-31/functions/([^/]+)/code$", {"PUT": update_function_code}),
+    (r"^/2017-03-31/tags/(.+)$",
+     {"GET": list_tags, "POST": tag_resource, "DELETE": untag_resource}),
+    (r"^/2018-10-31/layers/?$", {"GET": list_layers}),
+    (r"^/2018-10-31/layers/([^/]+)/versions$",
+     {"POST": publish_layer_version, "GET": list_layer_versions}),
+    (r"^/2018-10-31/layers/([^/]+)/versions/(\d+)$",
+     {"GET": get_layer_version, "DELETE": delete_layer_version}),
+    (r"^/2015-03-31/event-source-mappings/?$",
+     {"POST": create_event_source_mapping, "GET": list_event_source_mappings}),
+    (r"^/2015-03-31/event-source-mappings/([^/]+)$",
+     {"GET": get_event_source_mapping, "PUT": update_event_source_mapping,
+      "DELETE": delete_event_source_mapping}))]
 PREFIXES = ("/2015-03-31/functions", "/2017-03-31/tags/", "/2018-10-31/layers",
             "/2015-03-31/event-source-mappings")
 GET_FUNCTION_RE = re.compile(r"^/2015-03-31/functions/([^/]+)$")
 
 
 def route(ctx):
-    for method, rx, op, fn in ROUTES:
+    for rx, handlers in ROUTES:
         m = rx.match(ctx.path)
-        if m and method == ctx.method:
-            if op == "ListLayers" and ctx.qparam("find") == "LayerVersion":
-                op = "GetLayerVersionByArn"
-            return op, fn, m
+        fn = handlers.get(ctx.method) if m else None
+        if fn is not None:
+            if fn is list_layers and ctx.qparam("find") == "LayerVersion":
+                fn = get_layer_version_by_arn
+            return "".join(w.capitalize() for w in fn.__name__.split("_")), fn, m
     return None, None, None
 
 
