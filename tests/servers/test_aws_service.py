@@ -697,6 +697,13 @@ class LambdaControl(Base):
         self.assertNotIn(201, [e["status"] for e in received("lambda_ctl")])
         self.assertClientError(lambda: c.get_function_configuration(FunctionName="v"), 404,
                                "ResourceNotFoundException")
+        # a ZipFile that is not base64 (botocore always encodes: sent by hand)
+        status, headers, body = signed("POST", "/2015-03-31/functions", "lambda", body=json.dumps(
+            {"FunctionName": "raw", "Runtime": "provided.al2023", "Role": ROLE_ARN,
+             "Handler": "bootstrap", "Code": {"ZipFile": "not base64!"}}).encode())
+        self.assertEqual((status, headers["x-amzn-errortype"]),
+                         (400, "InvalidParameterValueException"))
+        self.assertIn("Code.ZipFile is not valid base64", json.loads(body)["Message"])
         # S3 code is taken (its digest is that of its location)
         fn = self.create("s3", Code={"S3Bucket": "bucket", "S3Key": "k.zip"})
         self.assertEqual(fn["CodeSha256"], code_sha(b"s3://bucket/k.zip"))
@@ -878,6 +885,10 @@ class LambdaControl(Base):
                          [made[0], made[2]])
         both = c.list_event_source_mappings(FunctionName="b", EventSourceArn=STREAM + "-s1")
         self.assertEqual([m["UUID"] for m in both["EventSourceMappings"]], [made[2]])
+        self.create("c")
+        pages = list(c.get_paginator("list_functions").paginate())
+        self.assertEqual([[f["FunctionName"] for f in p["Functions"]] for p in pages],
+                         [["a", "b"], ["c"]])
 
     def test_faults_errors_and_routing(self):
         c = client("lambda")

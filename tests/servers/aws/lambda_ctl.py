@@ -53,7 +53,7 @@ Disabled after esmPolls GetEventSourceMapping calls; an update answers
 Enabling / Disabling (Enabled changed) or Updating, settled the same way;
 delete answers Deleting and the mapping is gone (404) after esmPolls Gets.
 Update or delete of a mapping in a transitional state: 400
-ResourceInUseException. One mapping per (function, source): a second one is
+ResourceInUseException. DeleteFunction leaves the function's mappings. One mapping per (function, source): a second one is
 409 ResourceConflictException (AWS's text, naming the first one's UUID).
 Sources: Kinesis streams arn:P:kinesis:R:A:stream/S and DynamoDB streams
 arn:P:dynamodb:R:A:table/T/stream/LABEL, StartingPosition required
