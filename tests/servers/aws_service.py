@@ -6,12 +6,22 @@ One HTTP/1.1 server on 127.0.0.1 (threaded, keep-alive, TCP_NODELAY,
 Content-Length on every answer, Expect: 100-continue and chunked bodies
 taken) answering the data-plane calls of fanout's destination plugins with
 the shapes of the services' API references, and the control-plane lookups
-`fanout register` makes for short names (as aws-lambda-fanout's CLI did).
+`fanout register` makes for short names (as aws-lambda-fanout's CLI did),
+and Lambda's control plane (functions, layers, event source mappings) for
+the deployment commands.
 One module a service in tests/servers/aws/, whose docstrings give the
 protocol, operations, targets, received fields, resources and fault shapes:
   firehose.py    Firehose PutRecord, PutRecordBatch, DescribeDeliveryStream
   sns.py         SNS Publish, PublishBatch, ListTopics
-  lambda_.py     Lambda Invoke, GetFunction
+  lambda_.py     Lambda Invoke, GetFunction (of the "lambda" resources)
+  lambda_ctl.py  Lambda's control plane ("lambda_ctl"): CreateFunction,
+                 GetFunction, GetFunctionConfiguration, UpdateFunctionCode,
+                 UpdateFunctionConfiguration, DeleteFunction, ListFunctions,
+                 tags; PublishLayerVersion, GetLayerVersion(ByArn),
+                 ListLayerVersions, ListLayers, DeleteLayerVersion; event
+                 source mappings (Create, Get, List, Update, Delete), with
+                 Lambda's states (Pending/Active, LastUpdateStatus, mapping
+                 Creating/Enabled/...) advanced by the Get calls
   iot.py         IoT Data Plane Publish ("iot"), DescribeEndpoint ("iot_control")
   es.py          OpenSearch _bulk and GET / ("opensearch"), DescribeDomain
                  and DescribeElasticsearchDomain ("es_control")
@@ -76,6 +86,10 @@ Control and inspection (no signature), JSON:
                          by service), deliveries, rules
   POST   /__resources    add resources; GET /__resources
   POST   /__credentials  add signers (same JSON as --credentials)
+  POST   /__lambda       lambda_ctl's options (pendingPolls, updatePolls,
+                         esmPolls, roleDelayMs, strictRoles, failCreate,
+                         failUpdate, pageSize, roles; see lambda_ctl.py);
+                         GET /__lambda: them and what the store holds
 
 IAM roles are kept per account until /__reset; state.shared["iam_roles"]
 maps each live role's ARN to its creation time (for the Lambda module).

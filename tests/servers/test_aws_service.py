@@ -15,7 +15,9 @@ Prints "N passed, N failed".
 
 import base64
 import datetime
+import hashlib
 import http.client
+import io
 import json
 import os
 import socket
@@ -24,6 +26,7 @@ import sys
 import tempfile
 import time
 import unittest
+import zipfile
 from unittest import mock
 from urllib.parse import quote
 
@@ -508,6 +511,456 @@ class Lambda(Base):
         self.assertEqual(e.response["Reason"], "CallerRateLimitExceeded")
         self.assertClientError(lambda: lam.invoke(FunctionName="fn", InvocationType="Event",
                                                   Payload=b"{}"), 500, "ServiceException")
+
+
+# ---- Lambda's control plane (lambda_ctl) ----
+
+ROLE_ARN = "arn:aws:iam::123456789012:role/fanoutRole"
+STREAM = "arn:aws:kinesis:us-east-1:123456789012:stream/input"
+DDB_STREAM = ("arn:aws:dynamodb:us-east-1:123456789012:table/orders/stream/"
+              "2026-01-01T00:00:00.000")
+
+
+def zip_of(name, text):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr(name, text)
+    return buf.getvalue()
+
+
+def code_sha(data):
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+def lambda_options(**opts):
+    return ctl("POST", "/__lambda", opts)
+
+
+def unchecked_lambda():
+    """A Lambda client that sends what botocore's own checks would refuse."""
+    if "lambda-unchecked" not in CLIENTS:
+        CLIENTS["lambda-unchecked"] = botocore.session.get_session().create_client(
+            "lambda", region_name="us-east-1", endpoint_url=SRV["url"],
+            aws_access_key_id=BASE["accessKeyId"], aws_secret_access_key=BASE["secretAccessKey"],
+            config=Config(retries={"total_max_attempts": 1}, parameter_validation=False))
+    return CLIENTS["lambda-unchecked"]
+
+
+class LambdaControl(Base):
+    def create(self, name="fanout", c=None, **extra):
+        args = {"FunctionName": name, "Runtime": "provided.al2023", "Role": ROLE_ARN,
+                "Handler": "bootstrap", "Code": {"ZipFile": zip_of("bootstrap", name)}}
+        args.update(extra)
+        return (c or client("lambda")).create_function(**args)
+
+    def states(self, name, n):
+        c = client("lambda")
+        return [(lambda x: (x["State"], x["LastUpdateStatus"]))(
+            c.get_function_configuration(FunctionName=name)) for _ in range(n)]
+
+    def test_function_create_get_update_delete(self):
+        c = client("lambda")
+        code = zip_of("bootstrap", "v1")
+        layer = c.publish_layer_version(LayerName="fanout-plugins",
+                                        Content={"ZipFile": zip_of("lib/a.so", "a")})
+        fn = self.create(Code={"ZipFile": code}, MemorySize=256, Timeout=30,
+                         Architectures=["arm64"], Layers=[layer["LayerVersionArn"]],
+                         Environment={"Variables": {"FANOUT_TABLE": "fanoutTargets"}},
+                         Tags={"fanout:function": "fanout"},
+                         VpcConfig={"SubnetIds": ["subnet-0123456789abcdef0"],
+                                    "SecurityGroupIds": ["sg-0123456789abcdef0"]})
+        self.assertEqual(fn["ResponseMetadata"]["HTTPStatusCode"], 201)
+        self.assertEqual(fn["FunctionArn"], "arn:aws:lambda:us-east-1:123456789012:function:fanout")
+        self.assertEqual((fn["State"], fn["StateReasonCode"], fn["LastUpdateStatus"]),
+                         ("Pending", "Creating", "InProgress"))
+        self.assertEqual((fn["CodeSha256"], fn["CodeSize"]), (code_sha(code), len(code)))
+        self.assertEqual(fn["Layers"], [{"Arn": layer["LayerVersionArn"],
+                                         "CodeSize": layer["Content"]["CodeSize"]}])
+        self.assertEqual(fn["VpcConfig"]["SubnetIds"], ["subnet-0123456789abcdef0"])
+        self.assertTrue(fn["VpcConfig"]["VpcId"].startswith("vpc-"))
+        self.assertClientError(lambda: self.create(), 409, "ResourceConflictException",
+                               "Function already exist: fanout")
+        # one Get sees Pending (pendingPolls 1), the next Active
+        got = c.get_function(FunctionName="fanout")
+        self.assertEqual(got["Configuration"]["State"], "Pending")
+        self.assertEqual(got["Tags"], {"fanout:function": "fanout"})
+        self.assertEqual(got["Code"]["RepositoryType"], "S3")
+        self.assertEqual(self.states("fanout", 1), [("Active", "Successful")])
+        conf = c.get_function_configuration(FunctionName=fn["FunctionArn"])
+        self.assertNotIn("StateReasonCode", conf)
+        self.assertEqual((conf["MemorySize"], conf["Timeout"], conf["Architectures"]),
+                         (256, 30, ["arm64"]))
+        # an update: InProgress for one Get, a second update meanwhile is refused
+        code2 = zip_of("bootstrap", "v2")
+        up = c.update_function_code(FunctionName="fanout", ZipFile=code2)
+        self.assertEqual((up["LastUpdateStatus"], up["CodeSha256"]), ("InProgress",
+                                                                      code_sha(code2)))
+        self.assertNotIn("LastUpdateStatusReasonCode", up)
+        self.assertClientError(
+            lambda: c.update_function_configuration(FunctionName="fanout", MemorySize=512),
+            409, "ResourceConflictException", "The operation cannot be performed at this time. "
+            "An update is in progress for resource: " + fn["FunctionArn"])
+        self.assertEqual(self.states("fanout", 2), [("Active", "InProgress"),
+                                                     ("Active", "Successful")])
+        up = c.update_function_configuration(
+            FunctionName="fanout", MemorySize=512,
+            Environment={"Variables": {"FANOUT_TABLE": "t", "FANOUT_REPORT_BATCH_ITEM_FAILURES":
+                                       "true"}},
+            VpcConfig={"SubnetIds": [], "SecurityGroupIds": []})
+        self.assertEqual(up["LastUpdateStatus"], "InProgress")
+        self.assertEqual(self.states("fanout", 2)[1], ("Active", "Successful"))
+        conf = c.get_function_configuration(FunctionName="fanout")
+        self.assertEqual((conf["MemorySize"], conf["CodeSha256"], conf["Timeout"]),
+                         (512, code_sha(code2), 30))
+        self.assertEqual(conf["Environment"]["Variables"]["FANOUT_REPORT_BATCH_ITEM_FAILURES"],
+                         "true")
+        self.assertEqual(conf["VpcConfig"], {"SubnetIds": [], "SecurityGroupIds": [],
+                                             "VpcId": ""})
+        c.tag_resource(Resource=fn["FunctionArn"], Tags={"k": "v"})
+        self.assertEqual(c.list_tags(Resource=fn["FunctionArn"])["Tags"],
+                         {"fanout:function": "fanout", "k": "v"})
+        self.assertEqual(c.delete_function(FunctionName="fanout")["ResponseMetadata"]
+                         ["HTTPStatusCode"], 204)
+        self.assertClientError(lambda: c.get_function(FunctionName="fanout"), 404,
+                               "ResourceNotFoundException", "Function not found: "
+                               "arn:aws:lambda:us-east-1:123456789012:function:fanout")
+        # what was sent: the zip as its digest and size
+        got = received("lambda_ctl", "fanout")
+        ops = [e["operation"] for e in got]
+        self.assertEqual(ops[0], "CreateFunction")
+        self.assertIn("UpdateFunctionCode", ops)
+        create = got[0]["params"]
+        self.assertEqual(create["Code"]["ZipFile"], {"sha256": hashlib.sha256(code).hexdigest(),
+                                                     "codeSha256": code_sha(code),
+                                                     "size": len(code)})
+        self.assertEqual(create["Role"], ROLE_ARN)
+        refused = [e for e in got if e["operation"] == "UpdateFunctionConfiguration"]
+        self.assertEqual([e["status"] for e in refused], [409, 200])
+
+    def test_update_while_pending_and_polls_option(self):
+        lambda_options(pendingPolls=3, updatePolls=0)
+        self.create("slow")
+        self.assertClientError(
+            lambda: client("lambda").update_function_code(FunctionName="slow",
+                                                          ZipFile=zip_of("b", "x")),
+            409, "ResourceConflictException", "The operation cannot be performed at this time. "
+            "The function is currently in the following state: Pending")
+        self.assertEqual(self.states("slow", 4), [("Pending", "InProgress")] * 3 +
+                         [("Active", "Successful")])
+        up = client("lambda").update_function_code(FunctionName="slow", ZipFile=zip_of("b", "y"))
+        self.assertEqual(up["LastUpdateStatus"], "Successful")
+        lambda_options(pendingPolls=0)
+        self.assertEqual(self.create("quick")["State"], "Active")
+
+    def test_failed_create_and_update(self):
+        opts = lambda_options(failCreate={"function": "broken", "reason": "bad zip",
+                                          "reasonCode": "InvalidZipFileException"},
+                              failUpdate="flaky")
+        self.assertEqual(set(opts["options"]["failCreate"]), {"broken"})
+        self.create("broken")
+        c = client("lambda")
+        c.get_function_configuration(FunctionName="broken")
+        conf = c.get_function_configuration(FunctionName="broken")
+        self.assertEqual((conf["State"], conf["StateReasonCode"], conf["StateReason"],
+                          conf["LastUpdateStatus"]),
+                         ("Failed", "InvalidZipFileException", "bad zip", "Failed"))
+        self.create("flaky")
+        self.states("flaky", 2)
+        c.update_function_configuration(FunctionName="flaky", Timeout=60)
+        self.assertEqual(self.states("flaky", 2), [("Active", "InProgress"),
+                                                    ("Active", "Failed")])
+        conf = c.get_function_configuration(FunctionName="flaky")
+        self.assertIn("flaky", conf["LastUpdateStatusReason"])
+        self.assertEqual(conf["LastUpdateStatusReasonCode"], "InvalidConfiguration")
+
+    def test_create_validation(self):
+        c = client("lambda")
+        bad = [({"Runtime": "cobol"}, 400, "InvalidParameterValueException", "cobol"),
+               ({"Role": "arn:aws:iam::123:role/x"}, 400, "ValidationException", "'role'"),
+               ({"MemorySize": 100}, 400, "ValidationException",
+                "greater than or equal to 128"),
+               ({"MemorySize": 10241}, 400, "ValidationException", "less than or equal to 10240"),
+               ({"Timeout": 901}, 400, "InvalidParameterValueException", "900"),
+               ({"Architectures": ["sparc"]}, 400, "ValidationException", "x86_64, arm64"),
+               ({"Environment": {"Variables": {"AWS_REGION": "x"}}}, 400,
+                "InvalidParameterValueException", "Reserved keys used in this request: "
+                "AWS_REGION"),
+               ({"Environment": {"Variables": {"BIG": "x" * 4096}}}, 400,
+                "InvalidParameterValueException", "exceeded the 4KB limit"),
+               ({"Environment": {"Variables": {"1X": "x"}}}, 400, "ValidationException",
+                "[a-zA-Z]([a-zA-Z0-9_])+"),
+               ({"Layers": ["arn:aws:lambda:us-east-1:123456789012:layer:none:1"]}, 400,
+                "InvalidParameterValueException", "Layer version "
+                "arn:aws:lambda:us-east-1:123456789012:layer:none:1 does not exist."),
+               ({"Layers": ["arn:aws:lambda:us-east-1:123456789012:layer:l:%d" % i
+                            for i in range(6)]}, 400, "InvalidParameterValueException",
+                "more than 5 layers"),
+               ({"Code": {"ZipFile": b"not a zip"}}, 400, "InvalidParameterValueException",
+                "Could not unzip uploaded file"),
+               ({"Code": {"S3Bucket": "bucket"}}, 400, "InvalidParameterValueException",
+                "S3Key"),
+               ({"Handler": ""}, 400, "InvalidParameterValueException", "Handler is required"),
+               ({"VpcConfig": {"SubnetIds": ["net-1"], "SecurityGroupIds": ["sg-12345678"]}},
+                400, "InvalidParameterValueException", "net-1"),
+               ({"FunctionName": "arn:aws:lambda:us-east-1:999999999999:function:x"}, 404,
+                "ResourceNotFoundException", "999999999999")]
+        for extra, status, code, part in bad:
+            with self.subTest(extra=list(extra)):
+                self.assertClientError(lambda: self.create("v", unchecked_lambda(), **extra),
+                                       status, code, part)
+        self.assertNotIn(201, [e["status"] for e in received("lambda_ctl")])
+        self.assertClientError(lambda: c.get_function_configuration(FunctionName="v"), 404,
+                               "ResourceNotFoundException")
+        # a ZipFile that is not base64 (botocore always encodes: sent by hand)
+        status, headers, body = signed("POST", "/2015-03-31/functions", "lambda", body=json.dumps(
+            {"FunctionName": "raw", "Runtime": "provided.al2023", "Role": ROLE_ARN,
+             "Handler": "bootstrap", "Code": {"ZipFile": "not base64!"}}).encode())
+        self.assertEqual((status, headers["x-amzn-errortype"]),
+                         (400, "InvalidParameterValueException"))
+        self.assertIn("Code.ZipFile is not valid base64", json.loads(body)["Message"])
+        # S3 code is taken (its digest is that of its location)
+        fn = self.create("s3", Code={"S3Bucket": "bucket", "S3Key": "k.zip"})
+        self.assertEqual(fn["CodeSha256"], code_sha(b"s3://bucket/k.zip"))
+
+    def test_role_not_yet_assumable(self):
+        young = "arn:aws:iam::123456789012:role/young"
+        lambda_options(roleDelayMs=60000, roles={young: None, ROLE_ARN: time.time() - 120})
+        self.assertClientError(lambda: self.create("r1", Role=young), 400,
+                               "InvalidParameterValueException",
+                               "The role defined for the function cannot be assumed by Lambda.")
+        self.create("r1")  # created two minutes ago: assumable
+        self.states("r1", 2)
+        self.assertClientError(
+            lambda: client("lambda").update_function_configuration(FunctionName="r1", Role=young),
+            400, "InvalidParameterValueException",
+            "The role defined for the function cannot be assumed by Lambda.")
+        # unknown roles pass unless strictRoles
+        self.create("r2", Role="arn:aws:iam::123456789012:role/elsewhere")
+        lambda_options(strictRoles=True)
+        self.assertClientError(
+            lambda: self.create("r3", Role="arn:aws:iam::123456789012:role/elsewhere"), 400,
+            "InvalidParameterValueException", "cannot be assumed by Lambda")
+        lambda_options(roleDelayMs=0)
+        self.create("r3", Role=young)
+
+    def test_layers_and_pagination(self):
+        c = client("lambda")
+        zips = [zip_of("lib/p.so", str(i)) for i in range(3)]
+        for i, z in enumerate(zips):
+            v = c.publish_layer_version(LayerName="plugins", Content={"ZipFile": z},
+                                        Description="fanout plugins all sha256:%d" % i,
+                                        CompatibleRuntimes=["provided.al2023"],
+                                        CompatibleArchitectures=["x86_64"],
+                                        LicenseInfo="Apache-2.0")
+            self.assertEqual(v["ResponseMetadata"]["HTTPStatusCode"], 201)
+            self.assertEqual((v["Version"], v["Content"]["CodeSha256"], v["LayerVersionArn"]),
+                             (i + 1, code_sha(z),
+                              "arn:aws:lambda:us-east-1:123456789012:layer:plugins:%d" % (i + 1)))
+        self.assertEqual(v["LayerArn"], "arn:aws:lambda:us-east-1:123456789012:layer:plugins")
+        page = c.list_layer_versions(LayerName="plugins", MaxItems=2)
+        self.assertEqual([x["Version"] for x in page["LayerVersions"]], [3, 2])
+        rest = c.list_layer_versions(LayerName="plugins", MaxItems=2, Marker=page["NextMarker"])
+        self.assertEqual([x["Version"] for x in rest["LayerVersions"]], [1])
+        self.assertNotIn("NextMarker", rest)
+        self.assertClientError(lambda: c.list_layer_versions(LayerName="plugins", Marker="zz"),
+                               400, "InvalidParameterValueException", "Marker")
+        got = c.get_layer_version(LayerName="plugins", VersionNumber=2)
+        self.assertEqual((got["Description"], got["LicenseInfo"], got["CompatibleRuntimes"]),
+                         ("fanout plugins all sha256:1", "Apache-2.0", ["provided.al2023"]))
+        self.assertEqual(c.get_layer_version_by_arn(Arn=got["LayerVersionArn"])["Version"], 2)
+        for _ in range(2):  # idempotent
+            r = c.delete_layer_version(LayerName="plugins", VersionNumber=2)
+            self.assertEqual(r["ResponseMetadata"]["HTTPStatusCode"], 204)
+        self.assertClientError(lambda: c.get_layer_version(LayerName="plugins", VersionNumber=2),
+                               404, "ResourceNotFoundException",
+                               "The resource you requested does not exist.")
+        self.assertEqual(c.publish_layer_version(LayerName="plugins", Content={
+            "ZipFile": zips[0]})["Version"], 4)
+        # pageSize: every List page is that small; botocore's paginator follows NextMarker
+        lambda_options(pageSize=1)
+        pages = list(c.get_paginator("list_layer_versions").paginate(LayerName="plugins"))
+        self.assertEqual([[x["Version"] for x in p["LayerVersions"]] for p in pages],
+                         [[4], [3], [1]])
+        c.publish_layer_version(LayerName="other", Content={"ZipFile": zips[1]},
+                                CompatibleRuntimes=["python3.12"])
+        layers = [la for p in c.get_paginator("list_layers").paginate() for la in p["Layers"]]
+        self.assertEqual([(la["LayerName"], la["LatestMatchingVersion"]["Version"])
+                          for la in layers], [("other", 1), ("plugins", 4)])
+        only = c.list_layers(CompatibleRuntime="provided.al2023")["Layers"]
+        self.assertEqual([(la["LayerName"], la["LatestMatchingVersion"]["Version"])
+                          for la in only], [("plugins", 3)])
+        self.create("uses", Layers=["arn:aws:lambda:us-east-1:123456789012:layer:plugins:3"])
+        self.assertClientError(lambda: self.create(
+            "gone", Layers=["arn:aws:lambda:us-east-1:123456789012:layer:plugins:2"]), 400,
+            "InvalidParameterValueException", "layer:plugins:2 does not exist")
+
+    def test_event_source_mappings_through_their_states(self):
+        c = client("lambda")
+        self.create("fanout")
+        self.assertClientError(lambda: c.create_event_source_mapping(
+            FunctionName="nofn", EventSourceArn=STREAM, StartingPosition="LATEST"), 404,
+            "ResourceNotFoundException", "function:nofn")
+        m = c.create_event_source_mapping(
+            FunctionName="arn:aws:lambda:us-east-1:123456789012:function:fanout",
+            EventSourceArn=STREAM, StartingPosition="TRIM_HORIZON", BatchSize=500,
+            ParallelizationFactor=4, MaximumRetryAttempts=3, BisectBatchOnFunctionError=True,
+            FunctionResponseTypes=["ReportBatchItemFailures"])
+        self.assertEqual(m["ResponseMetadata"]["HTTPStatusCode"], 202)
+        self.assertEqual((m["State"], m["BatchSize"], m["ParallelizationFactor"],
+                          m["FunctionArn"]),
+                         ("Creating", 500, 4,
+                          "arn:aws:lambda:us-east-1:123456789012:function:fanout"))
+        u = m["UUID"]
+        e = self.assertClientError(lambda: c.create_event_source_mapping(
+            FunctionName="fanout", EventSourceArn=STREAM, StartingPosition="LATEST"), 409,
+            "ResourceConflictException")
+        self.assertEqual(error_of(e)[2], "The event source arn (\" %s \") and function "
+                         "(\" fanout \") provided mapping already exists. Please update or "
+                         "delete the existing mapping with UUID %s" % (STREAM, u))
+
+        def esm_states(n):
+            return [c.get_event_source_mapping(UUID=u)["State"] for _ in range(n)]
+
+        self.assertEqual(esm_states(2), ["Creating", "Enabled"])
+        up = c.update_event_source_mapping(UUID=u, Enabled=False)
+        self.assertEqual((up["State"], up["StartingPosition"]), ("Disabling", "TRIM_HORIZON"))
+        self.assertClientError(lambda: c.update_event_source_mapping(UUID=u, BatchSize=10), 400,
+                               "ResourceInUseException", u)
+        self.assertEqual(esm_states(2), ["Disabling", "Disabled"])
+        up = c.update_event_source_mapping(UUID=u, Enabled=True, BatchSize=10,
+                                           FunctionResponseTypes=[])
+        self.assertEqual(up["State"], "Enabling")
+        self.assertEqual(esm_states(2), ["Enabling", "Enabled"])
+        got = c.get_event_source_mapping(UUID=u)
+        self.assertEqual((got["BatchSize"], got["FunctionResponseTypes"]), (10, []))
+        self.assertEqual(c.update_event_source_mapping(UUID=u, BatchSize=20)["State"],
+                         "Updating")
+        self.assertEqual(esm_states(2), ["Updating", "Enabled"])
+        d = c.delete_event_source_mapping(UUID=u)
+        self.assertEqual((d["ResponseMetadata"]["HTTPStatusCode"], d["State"]), (202, "Deleting"))
+        self.assertEqual(esm_states(1), ["Deleting"])
+        self.assertClientError(lambda: c.get_event_source_mapping(UUID=u), 404,
+                               "ResourceNotFoundException")
+        self.assertEqual(c.list_event_source_mappings(FunctionName="fanout")
+                         ["EventSourceMappings"], [])
+        # esmPolls 0: settled at once
+        lambda_options(esmPolls=0)
+        m = c.create_event_source_mapping(FunctionName="fanout", EventSourceArn=DDB_STREAM,
+                                          StartingPosition="LATEST", Enabled=False)
+        self.assertEqual(c.get_event_source_mapping(UUID=m["UUID"])["State"], "Disabled")
+        got = received("lambda_ctl", m["UUID"])
+        self.assertEqual(got[0]["params"]["EventSourceArn"], DDB_STREAM)
+
+    def test_event_source_mapping_validation(self):
+        c = unchecked_lambda()
+        self.create("fanout")
+        bad = [({"StartingPosition": None}, "InvalidParameterValueException", "StartingPosition"),
+               ({"BatchSize": 10001}, "ValidationException", "less than or equal to 10000"),
+               ({"ParallelizationFactor": 11}, "ValidationException", "parallelizationFactor"),
+               ({"MaximumRetryAttempts": -2}, "ValidationException", "maximumRetryAttempts"),
+               ({"FunctionResponseTypes": ["Other"]}, "ValidationException",
+                "[ReportBatchItemFailures]"),
+               ({"EventSourceArn": "arn:aws:sqs:us-east-1:123456789012:q"},
+                "InvalidParameterValueException", "Kinesis streams"),
+               ({"EventSourceArn": "arn:aws:dynamodb:us-east-1:123456789012:table/t"},
+                "InvalidParameterValueException", "DynamoDB streams"),
+               ({"EventSourceArn": DDB_STREAM, "StartingPosition": "AT_TIMESTAMP",
+                 "StartingPositionTimestamp": 1}, "InvalidParameterValueException", "Kinesis")]
+        for extra, code, part in bad:
+            args = {"FunctionName": "fanout", "EventSourceArn": STREAM,
+                    "StartingPosition": "LATEST"}
+            args.update(extra)
+            args = {k: v for k, v in args.items() if v is not None}
+            with self.subTest(extra=extra):
+                self.assertClientError(lambda: c.create_event_source_mapping(**args), 400, code,
+                                       part)
+        self.assertClientError(lambda: c.get_event_source_mapping(UUID="nope"), 404,
+                               "ResourceNotFoundException")
+
+    def test_list_event_source_mappings_pages_and_filters(self):
+        c = client("lambda")
+        self.create("a")
+        self.create("b")
+        lambda_options(esmPolls=0, pageSize=2)
+        made = []
+        for fn, stream in (("a", "s1"), ("a", "s2"), ("b", "s1"), ("a", "s3")):
+            made.append(c.create_event_source_mapping(
+                FunctionName=fn, EventSourceArn=STREAM + "-" + stream,
+                StartingPosition="LATEST")["UUID"])
+        first = c.list_event_source_mappings()
+        self.assertEqual(len(first["EventSourceMappings"]), 2)
+        self.assertIn("NextMarker", first)
+        pages = list(c.get_paginator("list_event_source_mappings").paginate(
+            FunctionName="arn:aws:lambda:us-east-1:123456789012:function:a"))
+        self.assertEqual([[m["UUID"] for m in p["EventSourceMappings"]] for p in pages],
+                         [made[0:2], [made[3]]])
+        by_source = c.list_event_source_mappings(EventSourceArn=STREAM + "-s1")
+        self.assertEqual([m["UUID"] for m in by_source["EventSourceMappings"]],
+                         [made[0], made[2]])
+        both = c.list_event_source_mappings(FunctionName="b", EventSourceArn=STREAM + "-s1")
+        self.assertEqual([m["UUID"] for m in both["EventSourceMappings"]], [made[2]])
+        self.create("c")
+        pages = list(c.get_paginator("list_functions").paginate())
+        self.assertEqual([[f["FunctionName"] for f in p["Functions"]] for p in pages],
+                         [["a", "b"], ["c"]])
+
+    def test_faults_errors_and_routing(self):
+        c = client("lambda")
+        self.create("fanout")
+        faults({"service": "lambda_ctl", "operation": "GetFunctionConfiguration",
+                "kind": "throttle"},
+               {"service": "lambda_ctl", "operation": "ListLayers", "kind": "error500"})
+        self.assertClientError(lambda: c.get_function_configuration(FunctionName="fanout"),
+                               429, "TooManyRequestsException")
+        self.assertClientError(lambda: c.list_layers(), 500, "ServiceException")
+        status, headers, body = signed("GET", "/2015-03-31/functions/nope/configuration",
+                                       "lambda")
+        self.assertEqual((status, headers["x-amzn-errortype"]),
+                         (404, "ResourceNotFoundException"))
+        self.assertEqual(json.loads(body), {"Type": "User", "Message": "Function not found: "
+                                            "arn:aws:lambda:us-east-1:123456789012:function:nope"})
+        # GET /functions/F: this store's function, else the resources' one (lambda_.py)
+        self.assertEqual(c.get_function(FunctionName="fanout")["Configuration"]["Handler"],
+                         "bootstrap")
+        self.assertEqual(c.get_function(FunctionName="fn")["Configuration"]["FunctionName"], "fn")
+        stats = ctl("GET", "/__stats")["by_service"]
+        self.assertEqual(stats["lambda"]["GetFunction"]["count"], 1)
+        self.assertEqual(stats["lambda_ctl"]["GetFunction"]["count"], 1)
+
+    def test_access_resource_and_control(self):
+        svc = aws.lambda_ctl.SERVICES[0]
+        self.assertEqual(svc.model, "lambda")
+
+        class FakeCtx:
+            region, account, query = "us-east-1", "123456789012", []
+
+            def __init__(self, method, path, body=b""):
+                self.method, self.path, self.body = method, path, body
+
+            def qparam(self, name):
+                return None
+
+        base = "arn:aws:lambda:us-east-1:123456789012:"
+        for method, path, body, want in (
+                ("POST", "/2015-03-31/functions", b'{"FunctionName": "f"}', "function:f"),
+                ("PUT", "/2015-03-31/functions/f/code", b"", "function:f"),
+                ("GET", "/2015-03-31/functions/" + quote(base + "function:f", safe=""), b"",
+                 "function:f"),
+                ("POST", "/2018-10-31/layers/p/versions", b"", "layer:p"),
+                ("DELETE", "/2018-10-31/layers/p/versions/3", b"", "layer:p:3"),
+                ("PUT", "/2015-03-31/event-source-mappings/u-1", b"", "event-source-mapping:u-1"),
+                ("POST", "/2015-03-31/event-source-mappings/", b"", "event-source-mapping:*")):
+            with self.subTest(path=path):
+                self.assertEqual(svc.access_resource(FakeCtx(method, path, body)), base + want)
+        self.assertEqual(lambda_options(pendingPolls=2)["options"]["pendingPolls"], 2)
+        conn = http.client.HTTPConnection("127.0.0.1", SRV["port"], timeout=10)
+        conn.request("POST", "/__lambda", body=json.dumps({"pendingPoll": 1}))
+        r = conn.getresponse()
+        self.assertEqual(r.status, 400)
+        self.assertIn("unknown option(s) pendingPoll", json.loads(r.read())["message"])
+        conn.close()
+        ctl("POST", "/__reset")
+        self.assertEqual(ctl("GET", "/__lambda")["options"]["pendingPolls"], 1)
 
 
 # ---- IoT Data Plane ----
@@ -1334,6 +1787,8 @@ def _one_call(name):
         client("sns").publish(TopicArn=TOPIC, Message="m")
     elif name == "lambda":
         client("lambda").invoke(FunctionName="fn", InvocationType="Event", Payload=b"{}")
+    elif name == "lambda_ctl":
+        client("lambda").list_layers()
     elif name == "iot":
         client("iot-data").publish(topic="t/table", payload=b"p")
     elif name == "iot_control":
@@ -1365,8 +1820,8 @@ class ServiceTable(Base):
         names = [svc.name for svc in aws.SERVICES]
         self.assertEqual(len(names), len(set(names)))
         self.assertEqual({m.__name__.rsplit(".", 1)[1] for m in aws.MODULES},
-                         {"firehose", "sns", "lambda_", "iot", "es", "elasticache",
-                          "eventbridge", "iam", "sts", "forward"})
+                         {"firehose", "sns", "lambda_", "lambda_ctl", "iot", "es",
+                          "elasticache", "eventbridge", "iam", "sts", "forward"})
         for name in names:
             _one_call(name)
         by_service = ctl("GET", "/__stats")["by_service"]

@@ -43,9 +43,10 @@ Writing a service module (aws/NAME.py):
         # describe_resources(res) (other resource shapes), aliases,
         # by_scope, query_codes, match_last(ctx), iam_prefix,
         # access_resource(ctx) and deny_body(text) (deny rules),
-        # check_scope(ctx) (a credential scope the service refuses).
-        # Query APIs derive from QueryService (namespace, throttle_fault,
-        # error500_fault).
+        # check_scope(ctx) (a credential scope the service refuses),
+        # control(ctx) (answers the module's own /__NAME control paths,
+        # None for the others). Query APIs derive from QueryService
+        # (namespace, throttle_fault, error500_fault).
 
     SERVICES = [Name()]
 
@@ -57,7 +58,9 @@ reset, status, mangle, partial, deny), the log and /__stats come with the
 core.
 """
 
-from . import elasticache, es, eventbridge, firehose, forward, iam, iot, lambda_, sns, sts
+from . import (elasticache, es, eventbridge, firehose, forward, iam, iot, lambda_, lambda_ctl,
+               sns, sts)
 
-MODULES = (firehose, sns, lambda_, iot, es, elasticache, eventbridge, iam, sts, forward)
+MODULES = (firehose, sns, lambda_ctl, lambda_, iot, es, elasticache, eventbridge, iam, sts,
+           forward)
 SERVICES = [svc for m in MODULES for svc in m.SERVICES]

@@ -1139,6 +1139,11 @@ def control(ctx):
         return Response(200, STATE.describe_resources())
     if path == "/__credentials" and method == "POST":
         return Response(200, {"added": STATE.creds.add(load())})
+    for svc in SERVICES.values():  # a service's own control paths (its control(ctx))
+        own = getattr(svc, "control", None)
+        resp = own(ctx) if own else None
+        if resp is not None:
+            return resp
     return Response(404, {"message": "unknown control path %s %s" % (method, path)})
 
 
