@@ -402,7 +402,7 @@ class Checker:
             for v in values:
                 if "AllowedValues" in p and v not in [str(a) for a in p["AllowedValues"]]:
                     self.error(where, "Default %r is not in AllowedValues" % v)
-                if "AllowedPattern" in p and v != "" and \
+                if "AllowedPattern" in p and \
                         re.fullmatch(p["AllowedPattern"], v) is None:
                     self.error(where, "Default %r does not match AllowedPattern" % v)
                 if ptype == "Number":
@@ -846,6 +846,8 @@ def _mutations():
                 "Fn::If": ["ReportFailures", True, "false"]}}}), "True is not of type String"),
         ("default outside AllowedValues", lambda t: t["Parameters"]["Architecture"].update(
             Default="arm"), "Default 'arm' is not in AllowedValues"),
+        ("default outside AllowedPattern", lambda t: t["Parameters"]["FunctionName"].update(
+            Default="fan out"), "Default 'fan out' does not match AllowedPattern"),
         ("duplicate Sid", lambda t: res(t, "Role")["Policies"][0]["PolicyDocument"][
             "Statement"][1].update(Sid="Logs"), "Sid Logs twice"),
         ("package of another architecture", lambda t: res(t, "Function").update(
