@@ -24,7 +24,7 @@ want_package=0
 build_pkgs=(gcc libc6-dev pkg-config meson ninja-build protobuf-c-compiler
     libprotobuf-c-dev libjansson-dev libcurl4-openssl-dev libssl-dev
     libhiredis-dev libmemcached-dev check)
-test_pkgs=(valgrind python3 python3-botocore nodejs npm redis-server memcached openssl
+test_pkgs=(valgrind python3 python3-botocore python3-yaml nodejs npm redis-server memcached openssl
     clang-format clang libclang-rt-dev dpkg-dev)
 
 # libmemcached-dev:arm64 and libsasl2-dev:arm64 are not co-installable with
