@@ -46,7 +46,37 @@ static int s_fail_reply(struct cli_aws_reply *r, const char *code, const char *m
     return -1;
 }
 
-/* One request; `json_answer`: a 2xx body must be a JSON object (or empty). */
+int cli_aws_send(const struct fanout_aws_request *req, struct cli_aws_reply *r)
+{
+    memset(r, 0, sizeof *r);
+    struct fanout_aws_response resp = {.struct_size = sizeof resp};
+    const struct fanout_aws_request *reqs[] = {req};
+    struct fanout_aws_response *resps[] = {&resp};
+    fanout_aws_call(reqs, resps, 1);
+    r->status = resp.status;
+    int rc = 0;
+    if (resp.result != FANOUT_AWS_OK) {
+        fanout_strlcpy(r->code, resp.error_code[0] ? resp.error_code : "RequestFailed",
+                       sizeof r->code);
+        if (resp.error_message[0])
+            fanout_strlcpy(r->message, resp.error_message, sizeof r->message);
+        else if (resp.status)
+            snprintf(r->message, sizeof r->message, "HTTP status %ld", resp.status);
+        rc = -1;
+    } else if (!(r->body = malloc(resp.body_len + 1))) {
+        rc = s_fail_reply(r, "OutOfMemory", "out of memory reading the answer");
+    } else {
+        if (resp.body_len)
+            memcpy(r->body, resp.body, resp.body_len);
+        r->body[resp.body_len] = 0;
+        r->len = resp.body_len;
+    }
+    fanout_aws_response_clean_up(&resp);
+    return rc;
+}
+
+/* One request in the commands' region (a global service's signing region);
+ * `json_answer`: a 2xx body must be a JSON object (or empty). */
 static int s_call(const char *service, const char *method, const char *path,
                   const char *query, const struct fanout_aws_header *headers,
                   size_t header_count, const char *body, int protocol, int json_answer,
@@ -66,32 +96,9 @@ static int s_call(const char *service, const char *method, const char *path,
         .body_len = body ? strlen(body) : 0,
         .protocol = protocol,
     };
-    struct fanout_aws_response resp = {.struct_size = sizeof resp};
-    const struct fanout_aws_request *reqs[] = {&req};
-    struct fanout_aws_response *resps[] = {&resp};
-    fanout_aws_call(reqs, resps, 1);
-    r->status = resp.status;
-    if (resp.body_len || resp.result == FANOUT_AWS_OK) {
-        r->body = malloc(resp.body_len + 1);
-        if (!r->body) {
-            fanout_aws_response_clean_up(&resp);
-            return s_fail_reply(r, "OutOfMemory", "out of memory reading the answer");
-        }
-        if (resp.body_len)
-            memcpy(r->body, resp.body, resp.body_len);
-        r->body[resp.body_len] = 0;
-        r->len = resp.body_len;
-    }
-    int rc = 0;
-    if (resp.result != FANOUT_AWS_OK) {
-        fanout_strlcpy(r->code, resp.error_code[0] ? resp.error_code : "RequestFailed",
-                       sizeof r->code);
-        if (resp.error_message[0])
-            fanout_strlcpy(r->message, resp.error_message, sizeof r->message);
-        else if (resp.status)
-            snprintf(r->message, sizeof r->message, "HTTP status %ld", resp.status);
-        rc = -1;
-    } else if (json_answer && r->len) {
+    if (cli_aws_send(&req, r) != 0)
+        return -1;
+    if (json_answer && r->len) {
         json_error_t je;
         r->json = json_loadb(r->body, r->len, 0, &je);
         if (!json_is_object(r->json)) {
@@ -100,11 +107,10 @@ static int s_call(const char *service, const char *method, const char *path,
             fanout_strlcpy(r->code, "InvalidResponse", sizeof r->code);
             snprintf(r->message, sizeof r->message,
                      "the %s answer is not a JSON object (%s)", service, je.text);
-            rc = -1;
+            return -1;
         }
     }
-    fanout_aws_response_clean_up(&resp);
-    return rc;
+    return 0;
 }
 
 /* The body as compact JSON (malloc'd), `body` released. */

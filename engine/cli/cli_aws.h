@@ -19,6 +19,11 @@ struct cli_aws_reply {
 };
 void cli_aws_reply_free(struct cli_aws_reply *r);
 
+/* One request as given (its region, endpoint, signing name): 0 on 2xx with
+ * r->body (r->json not parsed), else -1 with r->code / r->message. */
+struct fanout_aws_request;
+int cli_aws_send(const struct fanout_aws_request *req, struct cli_aws_reply *r);
+
 /* JSON 1.0/1.1 (DynamoDB, Kinesis): POST / with X-Amz-Target; `body` stolen.
  * 0 on 2xx, else -1 (r->code/message). */
 int cli_aws_json(const char *service, const char *json_version, const char *target,

@@ -100,6 +100,27 @@ static void d_line(const char *fmt, ...)
     fflush(stdout);
 }
 
+/* A failed call that may only mean "there is no such resource": 1 then,
+ * else -1 with the failure printed ("fanout <cmd>: <what>: ..."). `r` is
+ * released. */
+static int d_gone_or_fail(const char *cmd, struct cli_aws_reply *r, const char *action,
+                          const char *resource, const char *fmt, ...) FANOUT_FMT(5, 6);
+static int d_gone_or_fail(const char *cmd, struct cli_aws_reply *r, const char *action,
+                          const char *resource, const char *fmt, ...)
+{
+    int gone = d_not_found(r);
+    if (!gone) {
+        char what[1200];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(what, sizeof what, fmt, ap);
+        va_end(ap);
+        cli_aws_fail(cmd, what, action, resource, r);
+    }
+    cli_aws_reply_free(r);
+    return gone ? 1 : -1;
+}
+
 /* prefix + encoded name + suffix into out. 0, or -1 when it does not fit. */
 static int d_path(char *out, size_t len, const char *prefix, const char *name,
                   const char *suffix)
@@ -210,16 +231,9 @@ static int d_function_read(const char *cmd, const char *function, int whole, jso
     *cfg = NULL;
     if (d_lambda("GET", D_FUNCTIONS, function, whole ? "" : "/configuration", NULL, NULL,
                  &r) != 0) {
-        int missing = d_not_found(&r);
-        if (!missing) {
-            char what[160];
-            snprintf(what, sizeof what, "reading function %s", function);
-            cli_aws_fail(cmd, what,
-                         whole ? "lambda:GetFunction" : "lambda:GetFunctionConfiguration",
-                         function, &r);
-        }
-        cli_aws_reply_free(&r);
-        return missing ? 1 : -1;
+        return d_gone_or_fail(
+            cmd, &r, whole ? "lambda:GetFunction" : "lambda:GetFunctionConfiguration",
+            function, "reading function %s", function);
     }
     json_t *c = whole ? json_object_get(r.json, "Configuration") : r.json;
     *cfg = c ? json_incref(c) : json_object();
@@ -393,11 +407,10 @@ static int d_esm_list(const char *cmd, const char *function, json_t *out)
         int rc = cli_aws_rest("lambda", "GET", D_ESMS, q, NULL, &r);
         free(q);
         if (rc != 0) {
-            int missing = d_not_found(&r);
-            if (!missing)
-                cli_aws_fail(cmd, what, "lambda:ListEventSourceMappings", function, &r);
-            cli_aws_reply_free(&r);
-            return missing ? CLI_OK : CLI_FAILED;
+            return d_gone_or_fail(cmd, &r, "lambda:ListEventSourceMappings", function, "%s",
+                                  what) > 0
+                       ? CLI_OK
+                       : CLI_FAILED;
         }
         json_t *list = json_object_get(r.json, "EventSourceMappings");
         if (json_is_array(list) && json_array_extend(out, list) != 0) {
@@ -1072,14 +1085,8 @@ static int d_table_get(const char *cmd, const char *table, json_t **out)
     if (!body)
         return d_oom(cmd), -1;
     if (cli_aws_json("dynamodb", "1.0", "DynamoDB_20120810.DescribeTable", body, &r) != 0) {
-        int missing = d_is(&r, "ResourceNotFoundException");
-        if (!missing) {
-            char what[1100];
-            snprintf(what, sizeof what, "reading table %s", table);
-            cli_aws_fail(cmd, what, "dynamodb:DescribeTable", table, &r);
-        }
-        cli_aws_reply_free(&r);
-        return missing ? 1 : -1;
+        return d_gone_or_fail(cmd, &r, "dynamodb:DescribeTable", table, "reading table %s",
+                              table);
     }
     *out = json_incref(json_object_get(r.json, "Table"));
     cli_aws_reply_free(&r);
@@ -1294,14 +1301,10 @@ static int d_layer_latest(const char *cmd, const char *layer, long long *version
     struct cli_aws_reply r;
     *version = 0;
     if (d_lambda("GET", D_LAYERS, layer, "/versions", NULL, NULL, &r) != 0) {
-        int missing = d_not_found(&r);
-        if (!missing) {
-            char what[256];
-            snprintf(what, sizeof what, "listing the versions of layer %s", layer);
-            cli_aws_fail(cmd, what, "lambda:ListLayerVersions", layer, &r);
-        }
-        cli_aws_reply_free(&r);
-        return missing ? CLI_OK : CLI_FAILED;
+        return d_gone_or_fail(cmd, &r, "lambda:ListLayerVersions", layer,
+                              "listing the versions of layer %s", layer) > 0
+                   ? CLI_OK
+                   : CLI_FAILED;
     }
     size_t i;
     json_t *v;
@@ -1696,11 +1699,8 @@ static int d_esm_probe(void *ctx, char *progress, size_t len)
         cli_aws_reply_free(&r);
     }
     if (d_lambda("GET", D_ESMS, g->uuid, "", NULL, NULL, &r) != 0) {
-        int gone = d_not_found(&r);
-        if (!gone)
-            cli_aws_fail(g->cmd, what, "lambda:GetEventSourceMapping", g->uuid, &r);
-        cli_aws_reply_free(&r);
-        return gone ? 1 : -1;
+        return d_gone_or_fail(g->cmd, &r, "lambda:GetEventSourceMapping", g->uuid, "%s",
+                              what);
     }
     snprintf(progress, len, "State %s%s",
              d_str(r.json, "State", NULL) ? d_str(r.json, "State", NULL) : "-",
@@ -1739,14 +1739,8 @@ static int d_destroy_function(const char *cmd, const char *function)
 {
     struct cli_aws_reply r;
     if (d_lambda("DELETE", D_FUNCTIONS, function, "", NULL, NULL, &r) != 0) {
-        int missing = d_not_found(&r);
-        if (!missing) {
-            char what[160];
-            snprintf(what, sizeof what, "deleting function %s", function);
-            cli_aws_fail(cmd, what, "lambda:DeleteFunction", function, &r);
-        }
-        cli_aws_reply_free(&r);
-        if (!missing)
+        if (d_gone_or_fail(cmd, &r, "lambda:DeleteFunction", function,
+                           "deleting function %s", function) < 0)
             return CLI_FAILED;
         d_line("function %s: not found", function);
         return CLI_OK;
@@ -1788,11 +1782,7 @@ static int d_destroy_layer(const char *cmd, const char *layer)
         int rc = d_lambda("GET", D_LAYERS, layer, "/versions", q[0] ? q : NULL, NULL, &r);
         free(q);
         if (rc != 0) {
-            int missing = d_not_found(&r);
-            if (!missing)
-                cli_aws_fail(cmd, what, "lambda:ListLayerVersions", layer, &r);
-            cli_aws_reply_free(&r);
-            if (!missing)
+            if (d_gone_or_fail(cmd, &r, "lambda:ListLayerVersions", layer, "%s", what) < 0)
                 return CLI_FAILED;
             break;
         }
