@@ -258,6 +258,15 @@ json_t *cli_function_config(const char *cmd, const char *function)
     return rc == 0 ? cfg : NULL;
 }
 
+/* A wait's read (0 read, 1 gone, -1 failed and printed): 0 to go on, -1
+ * to stop. */
+static int d_probe_read(const char *cmd, const char *kind, const char *name, int rc)
+{
+    if (rc == 1)
+        fprintf(stderr, "fanout %s: %s %s: gone while waiting for it\n", cmd, kind, name);
+    return rc == 0 ? 0 : -1;
+}
+
 struct d_fn_wait {
     const char *cmd, *function;
 };
@@ -266,11 +275,8 @@ static int d_fn_probe(void *ctx, char *progress, size_t len)
 {
     const struct d_fn_wait *w = ctx;
     json_t *cfg;
-    int rc = d_function_get(w->cmd, w->function, &cfg);
-    if (rc == 1)
-        fprintf(stderr, "fanout %s: function %s: gone while waiting for it\n", w->cmd,
-                w->function);
-    if (rc != 0)
+    if (d_probe_read(w->cmd, "function", w->function,
+                     d_function_get(w->cmd, w->function, &cfg)) != 0)
         return -1;
     const char *state = d_str(cfg, "State", NULL);
     const char *last = d_str(cfg, "LastUpdateStatus", NULL);
@@ -1102,11 +1108,7 @@ static int d_table_probe(void *ctx, char *progress, size_t len)
 {
     struct d_table_wait *w = ctx;
     json_t *t;
-    int rc = d_table_get(w->cmd, w->table, &t);
-    if (rc == 1)
-        fprintf(stderr, "fanout %s: table %s: gone while waiting for it\n", w->cmd,
-                w->table);
-    if (rc != 0)
+    if (d_probe_read(w->cmd, "table", w->table, d_table_get(w->cmd, w->table, &t)) != 0)
         return -1;
     const char *status = d_str(t, "TableStatus", NULL);
     const char *arn = d_str(t, "TableArn", NULL);
