@@ -1619,17 +1619,24 @@ static int d_update_function(struct d_run *d)
 
 static int d_deploy(struct d_run *d)
 {
-    int rc = d_identity(d->cmd, &d->who);
-    if (rc == CLI_OK) {
-        int got = d_function_read(d->cmd, d->o.name, 1, &d->current);
-        rc = got < 0 ? CLI_FAILED : CLI_OK;
+    /* the packages first when the flags name the architecture; else it is
+     * the existing function's (x86_64 for a new one) */
+    int rc = CLI_OK;
+    if (d->o.arch) {
+        d->arch = d->o.arch;
+        rc = d_packages(d);
+    }
+    if (rc == CLI_OK)
+        rc = d_identity(d->cmd, &d->who);
+    if (rc == CLI_OK && d_function_read(d->cmd, d->o.name, 1, &d->current) < 0)
+        rc = CLI_FAILED;
+    if (rc == CLI_OK && !d->o.arch) {
+        const char *have = json_string_value(
+            json_array_get(json_object_get(d->current, "Architectures"), 0));
+        d->arch = have && !strcmp(have, "arm64") ? "arm64" : "x86_64";
+        rc = d_packages(d);
     }
     if (rc != CLI_OK)
-        return rc;
-    const char *have =
-        json_string_value(json_array_get(json_object_get(d->current, "Architectures"), 0));
-    d->arch = d->o.arch ? d->o.arch : have && !strcmp(have, "arm64") ? "arm64" : "x86_64";
-    if ((rc = d_packages(d)) != CLI_OK)
         return rc;
     if ((rc = d_table(d)) != CLI_OK || (rc = d_role(d)) != CLI_OK)
         return rc;

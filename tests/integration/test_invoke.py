@@ -306,6 +306,14 @@ class Fanout(Base):
         r = self.run_fanout(["deploy", "--subnet", "subnet-1"], env={"AWS_REGION": "us-east-1"})
         self.assertEqual(r.returncode, 2)
         self.assertIn("needs both --subnet and --security-group", r.stderr.decode())
+        r = self.run_fanout(["deploy", "--arch", "arm64", "--package-dir", self.path("none")],
+                            env={"AWS_REGION": "us-east-1"})
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("fanout-function-arm64.zip", r.stderr.decode())
+        self.assertIn("scripts/package.sh --arch arm64", r.stderr.decode())
+        r = self.run_fanout(["deploy", "--plugins", "sqs,sns,kinesis,lambda,iot,es"])
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("at most 5", r.stderr.decode())
         r = self.run_fanout(["destroy", "--function", "f"], stdin=b"y\n",
                             env={"AWS_REGION": "us-east-1"})
         self.assertEqual(r.returncode, 2)
