@@ -4,8 +4,10 @@
 #include <check.h>
 
 #include "check_main.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <fanout/helpers.h>
 
@@ -81,6 +83,67 @@ START_TEST(denied_codes)
     ck_assert_int_eq(cli_aws_is_denied("UnauthorizedOperation"), 1);
     ck_assert_int_eq(cli_aws_is_denied("ResourceNotFoundException"), 0);
     ck_assert_int_eq(cli_aws_is_denied(""), 0);
+}
+END_TEST
+
+/* What cli_aws_fail prints for `r`, from a temporary stderr. */
+static char *s_failed(const char *action, const char *resource, const char *code,
+                      const char *message)
+{
+    struct cli_aws_reply r = {.status = 403};
+    snprintf(r.code, sizeof r.code, "%s", code);
+    snprintf(r.message, sizeof r.message, "%s", message);
+    char path[] = "/tmp/fanout-cli-aws-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    dup2(fd, STDERR_FILENO);
+    ck_assert_int_eq(
+        cli_aws_fail("deploy", "creating role fanoutRole", action, resource, &r), 1);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    static char out[2048];
+    ssize_t n = pread(fd, out, sizeof out - 1, 0);
+    ck_assert_int_ge(n, 0);
+    out[n] = 0;
+    close(fd);
+    unlink(path);
+    return out;
+}
+
+START_TEST(fail_lines)
+{
+    const char *msg =
+        "User: arn:aws:iam::123456789012:user/dev is not authorized to perform: "
+        "iam:CreateRole on resource: arn:aws:iam::123456789012:role/fanoutRole "
+        "because no identity-based policy allows the iam:CreateRole action";
+    char *out = s_failed("iam:CreateRole", "fallback", "AccessDenied", msg);
+    ck_assert_str_eq(out,
+                     "fanout deploy: creating role fanoutRole: access denied: missing "
+                     "permission iam:CreateRole on "
+                     "arn:aws:iam::123456789012:role/fanoutRole\n"
+                     "fanout deploy: creating role fanoutRole: AccessDenied: User: "
+                     "arn:aws:iam::123456789012:user/dev is not authorized to perform: "
+                     "iam:CreateRole on resource: arn:aws:iam::123456789012:role/"
+                     "fanoutRole because no identity-based policy allows the "
+                     "iam:CreateRole action\n");
+    /* no action in the message: the one we called, on what we meant */
+    out = s_failed("iam:CreateRole", "arn:aws:iam::1:role/r", "AccessDeniedException",
+                   "Access denied");
+    ck_assert_str_eq(out, "fanout deploy: creating role fanoutRole: access denied: missing "
+                          "permission iam:CreateRole on arn:aws:iam::1:role/r\n"
+                          "fanout deploy: creating role fanoutRole: AccessDeniedException: "
+                          "Access denied\n");
+    /* an action without a resource: the one we meant */
+    out = s_failed("lambda:ListLayers", "*", "AccessDeniedException",
+                   "x is not authorized to perform: lambda:ListLayers");
+    ck_assert_ptr_nonnull(strstr(out, "missing permission lambda:ListLayers on *\n"));
+    /* not a denial: one line */
+    out = s_failed("iam:CreateRole", "r", "EntityAlreadyExists", "Role exists");
+    ck_assert_str_eq(out, "fanout deploy: creating role fanoutRole: EntityAlreadyExists: "
+                          "Role exists\n");
 }
 END_TEST
 
@@ -167,6 +230,7 @@ int main(void)
     tcase_add_test(t, denied_without_resource);
     tcase_add_test(t, denied_other_messages_not_parsed);
     tcase_add_test(t, denied_codes);
+    tcase_add_test(t, fail_lines);
     suite_add_tcase(s, t);
     t = tcase_create("helpers");
     tcase_add_test(t, encode_form_values);
