@@ -1322,7 +1322,7 @@ static int d_layer_latest(const char *cmd, const char *layer, long long *version
     return CLI_OK;
 }
 
-static int d_layer(struct d_run *d, size_t i)
+static int d_layer_put(struct d_run *d, size_t i)
 {
     const char *cmd = d->cmd, *layer = d->layer_name[i];
     const struct d_zip *z = &d->layer_zip[i];
@@ -1382,6 +1382,14 @@ static int d_layer(struct d_run *d, size_t i)
         d_line("layer %s: version %lld published (%zu bytes)", layer, version, z->size);
     }
     cli_aws_reply_free(&r);
+    return rc;
+}
+
+/* Layer i, its zip released once it is no longer needed. */
+static int d_layer(struct d_run *d, size_t i)
+{
+    int rc = d_layer_put(d, i);
+    d_zip_free(&d->layer_zip[i]);
     return rc;
 }
 
