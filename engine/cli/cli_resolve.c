@@ -15,6 +15,7 @@
 
 #include "aws/client.h"
 #include "aws/endpoint.h"
+#include "cli/cli_aws.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -25,21 +26,15 @@ enum { R_OK = 0, R_FAILED = 1, R_USAGE = 2 };
 #define R_MAX_TOPIC_PAGES 1000
 #define R_MAX_NAME        1024
 
-struct r_reply {
-    char *body; /* NUL-terminated, on success */
-    size_t len;
-    char code[128];
-    char message[512];
-};
-
-/* One request through the AWS layer (retries included). 0 with r->body on
- * a 2xx answer; -1 with r->code and r->message otherwise. */
+/* One request through the AWS layer (retries included): cli_aws_send.
+ * 0 with r->body on a 2xx answer; -1 with r->code and r->message
+ * otherwise. */
 static int r_call(const char *service, const char *signing_name, const char *region,
                   const char *endpoint, const char *method, const char *path,
                   const char *query, const struct fanout_aws_header *headers,
-                  size_t header_count, const char *body, int protocol, struct r_reply *r)
+                  size_t header_count, const char *body, int protocol,
+                  struct cli_aws_reply *r)
 {
-    memset(r, 0, sizeof *r);
     const struct fanout_aws_request req = {
         .struct_size = sizeof req,
         .service = service,
@@ -55,36 +50,11 @@ static int r_call(const char *service, const char *signing_name, const char *reg
         .body_len = body ? strlen(body) : 0,
         .protocol = protocol,
     };
-    struct fanout_aws_response resp = {.struct_size = sizeof resp};
-    const struct fanout_aws_request *reqs[] = {&req};
-    struct fanout_aws_response *resps[] = {&resp};
-    fanout_aws_call(reqs, resps, 1);
-    int rc = -1;
-    if (resp.result == FANOUT_AWS_OK) {
-        r->body = malloc(resp.body_len + 1);
-        if (r->body) {
-            if (resp.body_len)
-                memcpy(r->body, resp.body, resp.body_len);
-            r->body[resp.body_len] = 0;
-            r->len = resp.body_len;
-            rc = 0;
-        } else {
-            fanout_strlcpy(r->code, "OutOfMemory", sizeof r->code);
-        }
-    } else {
-        fanout_strlcpy(r->code, resp.error_code[0] ? resp.error_code : "RequestFailed",
-                       sizeof r->code);
-        if (resp.error_message[0])
-            fanout_strlcpy(r->message, resp.error_message, sizeof r->message);
-        else if (resp.status)
-            snprintf(r->message, sizeof r->message, "HTTP status %ld", resp.status);
-    }
-    fanout_aws_response_clean_up(&resp);
-    return rc;
+    return cli_aws_send(&req, r);
 }
 
 /* A JSON object answer, or NULL with r->code / r->message set. */
-static json_t *r_json(struct r_reply *r)
+static json_t *r_json(struct cli_aws_reply *r)
 {
     json_error_t je;
     json_t *j = json_loadb(r->body ? r->body : "", r->len, 0, &je);
@@ -132,22 +102,6 @@ static char *r_xml_field(const char *p, size_t n, const char *name)
     return r_xml_find(p, n, name, &el) ? r_xml_text(&el) : NULL;
 }
 
-/* application/x-www-form-urlencoded value. */
-static void r_form_value(struct fanout_sbuf *b, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-            (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.' || *p == '~') {
-            fanout_sbuf_putc(b, *p);
-        } else {
-            fanout_sbuf_putc(b, '%');
-            fanout_sbuf_putc(b, (uint8_t)hex[*p >> 4]);
-            fanout_sbuf_putc(b, (uint8_t)hex[*p & 15]);
-        }
-    }
-}
-
 /* ---- messages --------------------------------------------------------------- */
 
 static const char *r_service_name(const char *type)
@@ -174,7 +128,8 @@ static const char *r_service_name(const char *type)
 /* The service answered that the resource does not exist (exit 2), or the
  * request failed (exit 1). */
 static int r_lookup_failed(const struct fanout_cli_dest *d, const char *op,
-                           const struct r_reply *r, const char *const *not_found_codes)
+                           const struct cli_aws_reply *r,
+                           const char *const *not_found_codes)
 {
     int missing = 0;
     for (const char *const *c = not_found_codes; *c; c++)
@@ -224,7 +179,7 @@ static const char *r_region(const struct fanout_cli_dest *d)
 
 /* ---- the requests -------------------------------------------------------------- */
 
-static int r_no_memory(struct r_reply *r)
+static int r_no_memory(struct cli_aws_reply *r)
 {
     memset(r, 0, sizeof *r);
     fanout_strlcpy(r->code, "OutOfMemory", sizeof r->code);
@@ -234,7 +189,7 @@ static int r_no_memory(struct r_reply *r)
 /* POST / with X-Amz-Target (JSON 1.0 or 1.1); `body` is consumed. */
 static int r_json_call(const struct fanout_cli_dest *d, const char *service,
                        const char *json_version, const char *target, json_t *body,
-                       struct r_reply *r)
+                       struct cli_aws_reply *r)
 {
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
@@ -254,12 +209,12 @@ static int r_json_call(const struct fanout_cli_dest *d, const char *service,
  * percent-encoded. */
 static int r_get(const struct fanout_cli_dest *d, const char *service, const char *region,
                  const char *endpoint, const char *path, const char *query,
-                 struct r_reply *r)
+                 struct cli_aws_reply *r)
 {
     struct fanout_sbuf p = {0};
     fanout_sbuf_puts(&p, path);
     if (path[strlen(path) - 1] == '/')
-        r_form_value(&p, d->destination);
+        cli_aws_encode(&p, d->destination);
     fanout_sbuf_putc(&p, 0);
     if (!p.bytes)
         return r_no_memory(r);
@@ -271,7 +226,7 @@ static int r_get(const struct fanout_cli_dest *d, const char *service, const cha
 
 /* POST a Query-protocol form (`form`, freed here). */
 static int r_query_call(const struct fanout_cli_dest *d, const char *service,
-                        struct fanout_sbuf *form, struct r_reply *r)
+                        struct fanout_sbuf *form, struct cli_aws_reply *r)
 {
     fanout_sbuf_putc(form, 0);
     if (!form->bytes)
@@ -328,7 +283,7 @@ static const struct r_lookup r_lookups[] = {
 
 static int r_lookup(const struct fanout_cli_dest *d, const struct r_lookup *l, char **out)
 {
-    struct r_reply r;
+    struct cli_aws_reply r;
     int failed;
     if (l->target) {
         json_t *body = json_pack("{s:s}", l->member, d->destination);
@@ -380,9 +335,9 @@ static int r_sns(const struct fanout_cli_dest *d, char **out)
         fanout_sbuf_puts(&form, "Action=ListTopics&Version=2010-03-31");
         if (token) {
             fanout_sbuf_puts(&form, "&NextToken=");
-            r_form_value(&form, token);
+            cli_aws_encode(&form, token);
         }
-        struct r_reply r;
+        struct cli_aws_reply r;
         if (r_query_call(d, "sns", &form, &r) != 0) {
             rc = r_lookup_failed(d, "SNS ListTopics", &r, r_none);
             break;
@@ -462,7 +417,7 @@ static int r_es(const struct fanout_cli_dest *d, char **out)
     }
     snprintf(endpoint, sizeof endpoint, "https://es.%s.%s", region,
              fanout_aws_dns_suffix(region));
-    struct r_reply r;
+    struct cli_aws_reply r;
     if (r_get(d, "es", region, endpoint, "/2015-01-01/es/domain/", NULL, &r) != 0)
         return r_lookup_failed(d, "DescribeElasticsearchDomain", &r, r_not_found);
     json_t *j = r_json(&r);
@@ -501,8 +456,8 @@ static int r_elasticache(const struct fanout_cli_dest *d, char **out)
     struct fanout_sbuf form = {0};
     fanout_sbuf_printf(&form, "Action=%s&Version=2015-02-02&%s=", action,
                        memcached ? "CacheClusterId" : "ReplicationGroupId");
-    r_form_value(&form, d->destination);
-    struct r_reply r;
+    cli_aws_encode(&form, d->destination);
+    struct cli_aws_reply r;
     if (r_query_call(d, "elasticache", &form, &r) != 0)
         return r_lookup_failed(d, op, &r, missing);
     struct fanout_xml_elem ep;
