@@ -49,6 +49,9 @@ static const struct fanout_aws_service s_services[] = {
     /* Control plane, for the management commands' name lookups. */
     {"iot", "IOT", "iot", "execute-api"},
     {"elasticache", "ELASTICACHE", "elasticache", "elasticache"},
+    /* Global: one endpoint per partition, signed for the partition's IAM
+     * region (fanout_aws_signing_region). For the deployment commands. */
+    {"iam", "IAM", "iam", "iam"},
 };
 
 const struct fanout_aws_service *fanout_aws_service_find(const char *id)
@@ -80,7 +83,33 @@ static const struct s_host_exception s_host_exceptions[] = {
     {"iot_data_plane", "cn-north-1", "data.ats.iot.cn-north-1.amazonaws.com.cn"},
     /* sts/2011-06-15/endpoint-rule-set-1.json: the global pseudo-region */
     {"sts", "aws-global", "sts.amazonaws.com"},
+    /* iam/2010-05-08/endpoint-rule-set-1.json: the partitions' global
+     * endpoints (aws-cn's is iam.cn-north-1.amazonaws.com.cn, the usual
+     * form) */
+    {"iam", "us-east-1", "iam.amazonaws.com"},
+    {"iam", "us-gov-west-1", "iam.us-gov.amazonaws.com"},
 };
+
+/* Global services: the region a request is signed for (and its host
+ * chosen by) in each partition. */
+static const struct {
+    const char *service, *partition, *region;
+} s_global_regions[] = {
+    {"iam", "aws", "us-east-1"},
+    {"iam", "aws-cn", "cn-north-1"},
+    {"iam", "aws-us-gov", "us-gov-west-1"},
+};
+
+const char *fanout_aws_signing_region(const char *service, const char *region)
+{
+    const char *partition = fanout_aws_partition(region);
+    for (size_t i = 0; service && i < sizeof s_global_regions / sizeof *s_global_regions;
+         i++)
+        if (!strcmp(s_global_regions[i].service, service) &&
+            !strcmp(s_global_regions[i].partition, partition))
+            return s_global_regions[i].region;
+    return region;
+}
 
 const char *fanout_aws_partition(const char *region)
 {

@@ -22,6 +22,12 @@ const struct fanout_aws_service *fanout_aws_service_find(const char *id);
 const char *fanout_aws_partition(const char *region);
 const char *fanout_aws_dns_suffix(const char *region);
 
+/* The region to send a request of `service` in `region` to: for a global
+ * service (iam) the partition's signing region (aws: us-east-1, aws-cn:
+ * cn-north-1, aws-us-gov: us-gov-west-1), which also picks its host;
+ * `region` itself otherwise. */
+const char *fanout_aws_signing_region(const char *service, const char *region);
+
 /* The region to use: `explicit_region` when set, else AWS_REGION, else
  * AWS_DEFAULT_REGION, else the `region` of the profile (AWS_PROFILE or
  * "default") in the config file (AWS_CONFIG_FILE or ~/.aws/config).

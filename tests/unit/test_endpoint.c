@@ -135,6 +135,7 @@ START_TEST(service_table)
         {"sts", "STS", "sts", "sts"},
         {"cloudwatch_logs", "CLOUDWATCH_LOGS", "logs", "logs"},
         {"es", "ES", NULL, "es"},
+        {"iam", "IAM", "iam", "iam"},
     };
     for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
         const struct fanout_aws_service *s = fanout_aws_service_find(want[i].id);
@@ -210,6 +211,17 @@ START_TEST(default_endpoints)
     s_url_is("sts", "aws-global", NULL, "https://sts.amazonaws.com");
     s_url_is("iot_data_plane", "eu-west-1", NULL,
              "https://data-ats.iot.eu-west-1.amazonaws.com");
+    /* IAM: one endpoint per partition, at the partition's signing region */
+    s_url_is("iam", fanout_aws_signing_region("iam", "eu-west-1"), NULL,
+             "https://iam.amazonaws.com");
+    s_url_is("iam", fanout_aws_signing_region("iam", "cn-northwest-1"), NULL,
+             "https://iam.cn-north-1.amazonaws.com.cn");
+    s_url_is("iam", fanout_aws_signing_region("iam", "us-gov-east-1"), NULL,
+             "https://iam.us-gov.amazonaws.com");
+    ck_assert_str_eq(fanout_aws_signing_region("iam", "ap-south-1"), "us-east-1");
+    ck_assert_str_eq(fanout_aws_signing_region("iam", "cn-north-1"), "cn-north-1");
+    ck_assert_str_eq(fanout_aws_signing_region("iam", "us-gov-east-1"), "us-gov-west-1");
+    ck_assert_str_eq(fanout_aws_signing_region("lambda", "eu-west-1"), "eu-west-1");
     s_url_is("iot_data_plane", "cn-north-1", NULL,
              "https://data.ats.iot.cn-north-1.amazonaws.com.cn");
     s_url_is("iot_data_plane", "cn-northwest-1", NULL,
