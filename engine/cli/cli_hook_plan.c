@@ -291,12 +291,18 @@ int cli_hook_parse(enum cli_hook_cmd cmd, int argc, char **argv, struct cli_hook
 }
 
 void cli_hook_function(const struct cli_hook_args *a, char *id, size_t id_len, char *name,
-                       size_t name_len)
+                       size_t name_len, char *region, size_t region_len)
 {
     const char *n = a->function ? a->function : "fanout";
     size_t len = a->function_arn ? h_function_name(a->function_arn, &n) : strlen(n);
     snprintf(id, id_len, "%s", a->function_arn ? a->function_arn : n);
     snprintf(name, name_len, "%.*s", (int)len, n);
+    region[0] = 0;
+    if (a->function_arn) {
+        /* arn:P:lambda:REGION:..., checked by cli_hook_parse */
+        const char *r = strchr(strchr(a->function_arn + 4, ':') + 1, ':') + 1;
+        snprintf(region, region_len, "%.*s", (int)strcspn(r, ":"), r);
+    }
 }
 
 /* ---- the batch item failures -------------------------------------------- */

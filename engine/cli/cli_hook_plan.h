@@ -46,10 +46,11 @@ int cli_hook_parse(enum cli_hook_cmd cmd, int argc, char **argv, struct cli_hook
                    char *err, size_t err_len);
 
 /* The function as Lambda's FunctionName takes it (--function-arn, else
- * --function, else "fanout") in `id`, and its bare name in `name` (the
- * ARN's name, without a qualifier). */
+ * --function, else "fanout") in `id`, its bare name in `name` (the ARN's
+ * name, without a qualifier), and the region of its ARN in `region` (""
+ * without --function-arn). */
 void cli_hook_function(const struct cli_hook_args *a, char *id, size_t id_len, char *name,
-                       size_t name_len);
+                       size_t name_len, char *region, size_t region_len);
 
 /* The source type of a stream ARN: "kinesis" (arn:P:kinesis:R:A:stream/NAME)
  * or "dynamodb" (arn:P:dynamodb:R:A:table/T/stream/LABEL); NULL with err

@@ -208,18 +208,20 @@ END_TEST
 START_TEST(function_names)
 {
     struct cli_hook_args a;
-    char err[512], id[256], name[128];
+    char err[512], id[256], name[128], region[64];
     ck_assert_int_eq(s_parse(CLI_HOOK_HOOK, &a, err, sizeof err, "--source-arn", KIN, NULL),
                      0);
-    cli_hook_function(&a, id, sizeof id, name, sizeof name);
+    cli_hook_function(&a, id, sizeof id, name, sizeof name, region, sizeof region);
     ck_assert_str_eq(id, "fanout");
     ck_assert_str_eq(name, "fanout");
+    ck_assert_str_eq(region, "");
     ck_assert_int_eq(s_parse(CLI_HOOK_HOOK, &a, err, sizeof err, "--source-arn", KIN,
                              "--function-arn", FN ":live", NULL),
                      0);
-    cli_hook_function(&a, id, sizeof id, name, sizeof name);
+    cli_hook_function(&a, id, sizeof id, name, sizeof name, region, sizeof region);
     ck_assert_str_eq(id, FN ":live");
     ck_assert_str_eq(name, "fan");
+    ck_assert_str_eq(region, "us-east-1");
     REFUSED(CLI_HOOK_HOOK, "give the function once", "--source-arn", KIN, "--function", "f",
             "--function-arn", FN);
     REFUSED(CLI_HOOK_HOOK, "is not a Lambda function ARN", "--source-arn", KIN,
