@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/cli_aws.h"
 #include "cli/cli_cmd.h"
 #include "common/log.h"
 #include "core/ddb_table.h"
@@ -308,8 +309,105 @@ static const struct cli_command s_commands[] = {
      "  fanout unregister --function fanout \\\n"
      "      --source-arn " S_ORDERS " \\\n"
      "      --id audit\n"},
-    S_LATER("deploy", "deploy the function, its role and table"),
-    S_LATER("destroy", "remove what deploy created"),
+    {
+        .name = "deploy",
+        .summary = "create or update the function, its table, role and layers",
+        .run = cli_deploy,
+        .usage =
+            "usage: fanout deploy [--function NAME | --function-arn ARN] [--arch "
+            "x86_64|arm64]\n"
+            "                     [--memory MB] [--timeout SECONDS] [--plugins TYPES]\n"
+            "                     [--subnet ID ... --security-group ID ...]\n"
+            "                     [--exec-role NAME | --exec-role-arn ARN]\n"
+            "                     [--table NAME | --table-arn ARN] [--package-dir DIR]\n"
+            "                     [--runtime provided.al2023] [--region REGION]\n"
+            "                     [--profile NAME] [--endpoint-url URL] [--no-verify-ssl]\n"
+            "                     [--debug]\n"
+            "\n"
+            "Create or update, idempotently and in this order: the mapping table\n"
+            "<NAME>Targets (on demand; hash key sourceArn, range key id), the execution\n"
+            "role <NAME>Role (trust policy for Lambda, tag fanout:function=NAME; inline\n"
+            "policy \"fanout\": its logs, the table, the sources of the function's event\n"
+            "source mappings and the targets of the table's mappings; the managed policy\n"
+            "AWSLambdaVPCAccessExecutionRole while the function is in a VPC), the plugin\n"
+            "layer(s) (a new version only when the zip changed), and the function\n"
+            "(provided.al2023, the bootstrap zip, the layers, FANOUT_TABLE; the other\n"
+            "environment variables it has are kept). Waits until the function is Active\n"
+            "and its last update Successful, printing progress on standard error. Prints\n"
+            "one line per resource (created, updated, unchanged), the function's ARN "
+            "last.\n"
+            "The code comes from the packages `scripts/package.sh --arch ARCH` writes to\n"
+            "dist/. On an existing function, flags not given keep its current values.\n"
+            "\n"
+            "  --function NAME         the function (default fanout); --function-arn ARN\n"
+            "                          names it by ARN (and its region)\n"
+            "  --table NAME            the mapping table (default <NAME>Targets; created\n"
+            "                          when missing); --table-arn ARN: an existing one\n"
+            "  --exec-role NAME        the role to create or update (default <NAME>Role);\n"
+            "                          --exec-role-arn ARN: yours, used as it is\n"
+            "  --arch x86_64|arm64     the architecture (default x86_64)\n"
+            "  --memory MB             128 to 10240 (default 128)\n"
+            "  --timeout SECONDS       1 to 900 (default 30)\n"
+            "  --subnet ID             a subnet of the VPC (repeat, or comma-separated);\n"
+            "                          for ElastiCache targets, with --security-group\n"
+            "  --security-group ID     a security group (repeat, or comma-separated)\n"
+            "  --plugins TYPES         one layer per plugin type (comma-separated, at "
+            "most\n"
+            "                          5: <NAME>-plugin-<type>) instead of the one layer\n"
+            "                          <NAME>-plugins with every plugin\n"
+            "  --package-dir DIR       where the zips are (default ./dist)\n"
+            "  --runtime RUNTIME       provided.al2023, the only one (a native "
+            "runtime)\n" CLI_AWS_FLAGS_HELP "\n"
+            "Exit status: 0 done, 1 an AWS request failed (a denied one names the missing\n"
+            "permission) or a wait ran out (FANOUT_DEPLOY_WAIT_SECONDS, default 300),\n"
+            "2 usage error or missing packages.\n"
+            "\n"
+            "Examples:\n"
+            "  scripts/package.sh --arch arm64 && fanout deploy --function fanout --arch "
+            "arm64\n"
+            "  fanout deploy --function fanout --memory 256 --timeout 60 --plugins "
+            "sqs,kinesis\n"
+            "  fanout deploy --function fanout --subnet subnet-0a1b2c3d,subnet-4e5f6a7b "
+            "\\\n"
+            "      --security-group sg-0123456789abcdef0\n"
+            "  fanout deploy --function fanout \\\n"
+            "      --exec-role-arn arn:aws:iam::123456789012:role/my-fanout-role\n",
+    },
+    {
+        .name = "destroy",
+        .summary = "remove what deploy created (asks first, unless --yes)",
+        .run = cli_destroy,
+        .usage =
+            "usage: fanout destroy [--function NAME | --function-arn ARN] [--yes]\n"
+            "                      [--delete-table] [--table NAME | --table-arn ARN]\n"
+            "                      [--exec-role NAME | --exec-role-arn ARN]\n"
+            "                      [--region REGION] [--profile NAME] [--endpoint-url "
+            "URL]\n"
+            "                      [--no-verify-ssl] [--debug]\n"
+            "\n"
+            "Remove what deploy created, in this order: the function's event source\n"
+            "mappings (waiting until they are gone), the function, every version of its\n"
+            "layers <NAME>-plugins and <NAME>-plugin-<type>, its role when the role\n"
+            "carries the tag fanout:function=NAME (never a role given with\n"
+            "--exec-role-arn), and the mapping table only with --delete-table. What is\n"
+            "already gone is skipped, so destroy can run again. Asks for confirmation\n"
+            "on the terminal unless --yes; without a terminal, --yes is required.\n"
+            "\n"
+            "  --function NAME         the function (default fanout); --function-arn ARN\n"
+            "  --yes                   do not ask\n"
+            "  --delete-table          delete the mapping table too (its mappings are "
+            "lost)\n"
+            "  --table NAME            the table --delete-table deletes (default\n"
+            "                          <NAME>Targets); --table-arn ARN\n"
+            "  --exec-role NAME        the role, when deploy was given "
+            "--exec-role\n" CLI_AWS_FLAGS_HELP "\n"
+            "Exit status: 0 done, 1 an AWS request failed or not confirmed, 2 usage error\n"
+            "(or no terminal and no --yes).\n"
+            "\n"
+            "Examples:\n"
+            "  fanout destroy --function fanout\n"
+            "  fanout destroy --function fanout --yes --delete-table\n",
+    },
     S_LATER("hook", "connect a source to the function"),
     S_LATER("unhook", "disconnect a source from the function"),
     S_LATER("pause", "stop reading a source (kept hooked)"),

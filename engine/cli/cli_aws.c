@@ -439,7 +439,16 @@ static int64_t s_now_ms(void)
 int cli_aws_wait(const char *cmd, const char *what,
                  int (*probe)(void *ctx, char *progress, size_t progress_len), void *ctx)
 {
-    long limit_s = s_wait_limit_s(cmd);
+    return cli_aws_wait_up_to(cmd, what, 0, probe, ctx);
+}
+
+int cli_aws_wait_up_to(const char *cmd, const char *what, long limit_s,
+                       int (*probe)(void *ctx, char *progress, size_t progress_len),
+                       void *ctx)
+{
+    long most = s_wait_limit_s(cmd);
+    if (limit_s <= 0 || limit_s > most)
+        limit_s = most;
     int64_t end = s_now_ms() + (int64_t)limit_s * 1000;
     int64_t delay = S_WAIT_FIRST_MS;
     char progress[512];
@@ -453,8 +462,8 @@ int cli_aws_wait(const char *cmd, const char *what,
         int64_t left = end - s_now_ms();
         if (left <= 0) {
             fprintf(stderr,
-                    "fanout %s: %s: still %s after %ld s (FANOUT_DEPLOY_WAIT_SECONDS); "
-                    "run the command again to go on waiting\n",
+                    "fanout %s: %s: still %s after %ld s; run the command again to go on "
+                    "(FANOUT_DEPLOY_WAIT_SECONDS sets the longest wait)\n",
                     cmd, what, progress[0] ? progress : "not ready", limit_s);
             return -1;
         }

@@ -100,5 +100,10 @@ int cli_aws_setup(const char *cmd, const struct cli_aws_flags *f, char *err,
  * otherwise (printed). */
 int cli_aws_wait(const char *cmd, const char *what,
                  int (*probe)(void *ctx, char *progress, size_t progress_len), void *ctx);
+/* cli_aws_wait for at most `limit_s` seconds (and never longer than
+ * FANOUT_DEPLOY_WAIT_SECONDS): a retry window, e.g. IAM role propagation. */
+int cli_aws_wait_up_to(const char *cmd, const char *what, long limit_s,
+                       int (*probe)(void *ctx, char *progress, size_t progress_len),
+                       void *ctx);
 
 #endif

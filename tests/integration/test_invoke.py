@@ -300,10 +300,17 @@ class Fanout(Base):
                             env={"FANOUT_TABLE": "", "AWS_LAMBDA_FUNCTION_NAME": ""})
         self.assertEqual(r.returncode, 2)
         self.assertIn("--config", r.stderr.decode())
-        r = self.run_fanout(["deploy"])
+        r = self.run_fanout(["deploy", "--runtime", "python3.12"])
         self.assertEqual(r.returncode, 2)
-        self.assertIn("not available in this build yet", r.stderr.decode())
-        for cmd in ("invoke", "plugins", "validate"):
+        self.assertIn("fanout is a native custom runtime", r.stderr.decode())
+        r = self.run_fanout(["deploy", "--subnet", "subnet-1"], env={"AWS_REGION": "us-east-1"})
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("needs both --subnet and --security-group", r.stderr.decode())
+        r = self.run_fanout(["destroy", "--function", "f"], stdin=b"y\n",
+                            env={"AWS_REGION": "us-east-1"})
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("pass --yes", r.stderr.decode())
+        for cmd in ("invoke", "plugins", "validate", "deploy", "destroy"):
             r = self.run_fanout([cmd, "--help"])
             self.assertEqual(r.returncode, 0)
             self.assertIn("usage: fanout " + cmd, r.stdout.decode())

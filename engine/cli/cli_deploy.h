@@ -1,0 +1,33 @@
+/* What deploy shares with hook, unhook, pause and resume: the function's
+ * configuration, its environment, its waits and its role's policy. The
+ * commands have called cli_aws_setup first. */
+#ifndef FANOUT_CLI_DEPLOY_H
+#define FANOUT_CLI_DEPLOY_H
+
+#include <jansson.h>
+
+/* Rebuild and put the function's inline policy "fanout" (sources from its
+ * event source mappings, targets from its table); no-op with a note when
+ * the role is the user's (--exec-role-arn at deploy: the function's role has
+ * no fanout:function tag for NAME). Returns CLI_OK or CLI_FAILED (printed). */
+int cli_deploy_refresh_policy(const char *cmd, const char *function);
+
+/* The function's configuration (GetFunctionConfiguration) as JSON; NULL
+ * printed. */
+json_t *cli_function_config(const char *cmd, const char *function);
+
+/* Set (value != NULL) or remove environment variable `name` of the
+ * function, keeping the others; waits for LastUpdateStatus Successful.
+ * Returns CLI_OK or CLI_FAILED (printed). */
+int cli_function_set_env(const char *cmd, const char *function, const char *name,
+                         const char *value);
+
+/* Wait until the function is Active and its last update Successful.
+ * Returns CLI_OK or CLI_FAILED (printed). */
+int cli_function_wait(const char *cmd, const char *function);
+
+/* The Lambda API path /2015-03-31/functions/<function, encoded><suffix>
+ * into out (`suffix` "" or "/configuration"...). 0, or -1 when too long. */
+int cli_function_path(const char *function, const char *suffix, char *out, size_t len);
+
+#endif
