@@ -372,14 +372,11 @@ static int s_put_mapping(const struct s_ctx *c, const json_t *mine, int report,
         char what[640], res[512];
         snprintf(what, sizeof what, "%s the event source mapping of function %s for %s",
                  mine ? "updating" : "creating", c->function, c->source_arn);
-        if (mine)
-            s_esm_arn(mine, res, sizeof res);
-        else if (strstr(function_arn, ":function:"))
-            snprintf(res, sizeof res, "%.*s:event-source-mapping:*",
-                     (int)(strstr(function_arn, ":function:") - function_arn),
-                     function_arn);
-        else
-            snprintf(res, sizeof res, "*");
+        /* a new mapping: any of the function's account and region */
+        json_t *any =
+            mine ? NULL : json_pack("{s:s, s:s}", "FunctionArn", function_arn, "UUID", "*");
+        s_esm_arn(mine ? mine : any, res, sizeof res);
+        json_decref(any);
         rc = cli_aws_fail(c->cmd, what,
                           mine ? "lambda:UpdateEventSourceMapping"
                                : "lambda:CreateEventSourceMapping",
@@ -407,8 +404,8 @@ static int s_put_mapping(const struct s_ctx *c, const json_t *mine, int report,
     return rc;
 }
 
-/* The function's mappings as the consistency rule reads them; the array
- * holds the strings. */
+/* The function's mappings as the consistency rule reads them (the strings
+ * stay `list`'s). */
 static struct cli_hook_esm *s_esms(const json_t *list)
 {
     size_t n = json_array_size(list), i;
