@@ -201,24 +201,35 @@ static int d_identity(const char *cmd, struct d_who *w)
 
 /* GetFunctionConfiguration: 0 with *cfg, 1 no such function, -1 failed
  * (printed). */
-static int d_function_get(const char *cmd, const char *function, json_t **cfg)
+/* The function's configuration: GetFunction's Configuration (`whole`), or
+ * GetFunctionConfiguration. 0 with *cfg, 1 no such function, -1 failed
+ * (printed). */
+static int d_function_read(const char *cmd, const char *function, int whole, json_t **cfg)
 {
     struct cli_aws_reply r;
     *cfg = NULL;
-    if (d_lambda("GET", D_FUNCTIONS, function, "/configuration", NULL, NULL, &r) != 0) {
+    if (d_lambda("GET", D_FUNCTIONS, function, whole ? "" : "/configuration", NULL, NULL,
+                 &r) != 0) {
         int missing = d_not_found(&r);
         if (!missing) {
             char what[160];
             snprintf(what, sizeof what, "reading function %s", function);
-            cli_aws_fail(cmd, what, "lambda:GetFunctionConfiguration", function, &r);
+            cli_aws_fail(cmd, what,
+                         whole ? "lambda:GetFunction" : "lambda:GetFunctionConfiguration",
+                         function, &r);
         }
         cli_aws_reply_free(&r);
         return missing ? 1 : -1;
     }
-    *cfg = r.json ? r.json : json_object();
-    r.json = NULL;
+    json_t *c = whole ? json_object_get(r.json, "Configuration") : r.json;
+    *cfg = c ? json_incref(c) : json_object();
     cli_aws_reply_free(&r);
     return *cfg ? 0 : (d_oom(cmd), -1);
+}
+
+static int d_function_get(const char *cmd, const char *function, json_t **cfg)
+{
+    return d_function_read(cmd, function, 0, cfg);
 }
 
 json_t *cli_function_config(const char *cmd, const char *function)
@@ -308,7 +319,7 @@ static int d_retry_probe(void *ctx, char *progress, size_t len)
     if (cli_aws_rest("lambda", c->method, c->path, NULL, json_incref(c->body), &c->r) == 0)
         return 1;
     if (d_role_not_ready(&c->r)) {
-        snprintf(progress, len, "the role is not usable by Lambda yet (%s)", c->r.message);
+        snprintf(progress, len, "Lambda answers: %s", c->r.message);
         return 0;
     }
     cli_aws_fail(c->cmd, c->what, c->action, c->resource, &c->r);
@@ -320,7 +331,7 @@ static int d_retry_role(struct d_retry *c)
 {
     memset(&c->r, 0, sizeof c->r);
     char wait_what[256];
-    snprintf(wait_what, sizeof wait_what, "%s (IAM role propagation)", c->what);
+    snprintf(wait_what, sizeof wait_what, "IAM role propagation (%s)", c->what);
     return cli_aws_wait_up_to(c->cmd, wait_what, D_ROLE_WINDOW_S, d_retry_probe, c);
 }
 
@@ -1453,13 +1464,23 @@ static int d_create_function(struct d_run *d, char *fn_arn, size_t len)
     return cli_function_wait(cmd, d->o.name);
 }
 
-/* Wait when the function is not ready for an update. */
+/* Wait while the function is being created or updated (Lambda refuses
+ * another update meanwhile). A failed last update does not stop this one,
+ * which may be its cure. */
 static int d_ready(struct d_run *d)
 {
     const char *state = d_str(d->current, "State", NULL);
     const char *last = d_str(d->current, "LastUpdateStatus", NULL);
-    if ((!state || !strcmp(state, "Active") || !strcmp(state, "Inactive")) &&
-        (!last || !strcmp(last, "Successful")))
+    if (last && !strcmp(last, "Failed"))
+        fprintf(stderr,
+                "fanout %s: note: function %s: its last update failed (%s); updating "
+                "it again\n",
+                d->cmd, d->o.name,
+                d_str(d->current, "LastUpdateStatusReason", NULL)
+                    ? d_str(d->current, "LastUpdateStatusReason", NULL)
+                    : "no reason given");
+    if ((!state || strcmp(state, "Pending") != 0) &&
+        (!last || strcmp(last, "InProgress") != 0))
         return CLI_OK;
     return cli_function_wait(d->cmd, d->o.name);
 }
@@ -1470,6 +1491,9 @@ static int d_config_diff(struct d_run *d, json_t *upd, char *names, size_t len)
 {
     const json_t *cur = d->current;
     int rc = 0;
+    /* after a failed update, everything is sent again */
+    const char *last = d_str(cur, "LastUpdateStatus", NULL);
+    int force = last && !strcmp(last, "Failed");
     names[0] = 0;
 #define D_CHANGED(member, value)                                                           \
     do {                                                                                   \
@@ -1482,22 +1506,24 @@ static int d_config_diff(struct d_run *d, json_t *upd, char *names, size_t len)
     const char *want[] = {d->role_arn, D_HANDLER, D_RUNTIME, d_description()};
     for (size_t i = 0; i < 4; i++) {
         const char *have = d_str(cur, strs[i], NULL);
-        if (!have || strcmp(have, want[i]) != 0)
+        if (force || !have || strcmp(have, want[i]) != 0)
             D_CHANGED(strs[i], json_string(want[i]));
     }
     if (d->o.memory &&
-        json_integer_value(json_object_get(cur, "MemorySize")) != d->o.memory_mb)
+        (force || json_integer_value(json_object_get(cur, "MemorySize")) != d->o.memory_mb))
         D_CHANGED("MemorySize", json_integer(d->o.memory_mb));
     if (d->o.timeout &&
-        json_integer_value(json_object_get(cur, "Timeout")) != d->o.timeout_s)
+        (force || json_integer_value(json_object_get(cur, "Timeout")) != d->o.timeout_s))
         D_CHANGED("Timeout", json_integer(d->o.timeout_s));
     json_t *have_layers = json_array();
+    if (!have_layers)
+        rc = -1;
     size_t i;
     json_t *l;
     json_array_foreach (json_object_get(cur, "Layers"), i, l)
         rc |= json_array_append_new(
             have_layers, json_string(d_str(l, "Arn", NULL) ? d_str(l, "Arn", NULL) : ""));
-    if (!json_equal(have_layers, d->layer_arns))
+    if (force || !json_equal(have_layers, d->layer_arns))
         D_CHANGED("Layers", json_copy(d->layer_arns));
     json_decref(have_layers);
     json_t *env = d_env(d);
@@ -1505,7 +1531,7 @@ static int d_config_diff(struct d_run *d, json_t *upd, char *names, size_t len)
         json_object_get(json_object_get(cur, "Environment"), "Variables");
     if (!env)
         rc = -1;
-    else if (!json_equal(env, have_env))
+    else if (force || !json_equal(env, have_env))
         D_CHANGED("Environment", json_pack("{s:o}", "Variables", env));
     else
         json_decref(env);
@@ -1590,7 +1616,7 @@ static int d_deploy(struct d_run *d)
 {
     int rc = d_identity(d->cmd, &d->who);
     if (rc == CLI_OK) {
-        int got = d_function_get(d->cmd, d->o.name, &d->current);
+        int got = d_function_read(d->cmd, d->o.name, 1, &d->current);
         rc = got < 0 ? CLI_FAILED : CLI_OK;
     }
     if (rc != CLI_OK)
@@ -1655,14 +1681,13 @@ static int d_esm_probe(void *ctx, char *progress, size_t len)
     struct cli_aws_reply r;
     char what[160];
     snprintf(what, sizeof what, "deleting event source mapping %s", g->uuid);
+    int in_use = 0;
     if (!g->deleted) {
         if (d_lambda("DELETE", D_ESMS, g->uuid, "", NULL, NULL, &r) == 0 ||
             d_not_found(&r)) {
             g->deleted = 1;
         } else if (d_is(&r, "ResourceInUseException")) {
-            snprintf(progress, len, "in use (%s)", r.message);
-            cli_aws_reply_free(&r);
-            return 0;
+            in_use = 1; /* Creating, Updating...: deleted once settled */
         } else {
             cli_aws_fail(g->cmd, what, "lambda:DeleteEventSourceMapping", g->uuid, &r);
             cli_aws_reply_free(&r);
@@ -1677,8 +1702,9 @@ static int d_esm_probe(void *ctx, char *progress, size_t len)
         cli_aws_reply_free(&r);
         return gone ? 1 : -1;
     }
-    snprintf(progress, len, "State %s",
-             d_str(r.json, "State", NULL) ? d_str(r.json, "State", NULL) : "-");
+    snprintf(progress, len, "State %s%s",
+             d_str(r.json, "State", NULL) ? d_str(r.json, "State", NULL) : "-",
+             in_use ? " (it cannot be deleted in this state)" : "");
     cli_aws_reply_free(&r);
     return 0;
 }
