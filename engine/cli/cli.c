@@ -20,6 +20,7 @@
 
 #include "cli/cli_aws.h"
 #include "cli/cli_cmd.h"
+#include "cli/cli_hook.h"
 #include "common/log.h"
 #include "core/ddb_table.h"
 
@@ -31,11 +32,6 @@
 #define S_HELP_COLUMN 24
 /* Where the summaries start in `fanout help`. */
 #define S_SUMMARY_COLUMN 13
-/* A deployment command: named, summarised, not available yet. */
-#define S_LATER(cmd, what)                                                                 \
-    {                                                                                      \
-        .name = cmd, .summary = what " (not yet available)", .run = cli_not_yet            \
-    }
 
 /* ---- the mapping commands' flags ------------------------------------------- */
 
@@ -144,6 +140,34 @@ static const struct s_flag s_flags[] = {
     "           [--parallel true|false] [--convert-ddb true|false]\n"                      \
     "           [--deaggregate true|false] [--append-newlines true|false]\n"
 #define S_ORDERS "arn:aws:kinesis:us-east-1:123456789012:stream/orders"
+
+/* hook, unhook, pause, resume (cli_hook.c): what they share in their help. */
+#define S_HOOK_WHERE                                                                       \
+    "[--function NAME | --function-arn ARN]\n"                                             \
+    "           (--source-type kinesis|dynamodb --source NAME | --source-arn ARN)\n"       \
+    "           [--region REGION] [--profile NAME] [--endpoint-url URL]\n"                 \
+    "           [--no-verify-ssl] [--debug]"
+#define S_HOOK_OPTIONS                                                                     \
+    "  --function NAME         the function (default: fanout)\n"                           \
+    "  --function-arn ARN      the function by ARN (a qualifier is kept)\n"                \
+    "  --source-type kinesis|dynamodb\n"                                                   \
+    "                          what --source names\n"                                      \
+    "  --source NAME           a Kinesis stream (its StreamARN), or a DynamoDB table\n"    \
+    "                          (its LatestStreamArn: the table's stream must be on)\n"     \
+    "  --source-arn ARN        the stream: arn:aws:kinesis:REGION:ACCOUNT:stream/NAME\n"   \
+    "                          or arn:aws:dynamodb:REGION:ACCOUNT:table/NAME/stream/L\n"   \
+    "                          (with --source-type, they must agree)\n"                    \
+    "  --table NAME, --table-arn ARN\n"                                                    \
+    "                          accepted for aws-lambda-fanout's scripts; not "             \
+    "used\n" CLI_AWS_FLAGS_HELP
+#define S_HOOK_END                                                                         \
+    "  --help                  this help\n"                                                \
+    "\n"                                                                                   \
+    "Prints one line per thing done. Exit status: 0 done, 1 an AWS request failed or\n"    \
+    "was denied (the missing permission is named), or the source or mapping is not\n"      \
+    "as the command needs (the message says why), 2 usage error.\n"                        \
+    "\n"                                                                                   \
+    "Examples:\n"
 
 static const struct cli_command s_commands[] = {
     {
@@ -408,10 +432,88 @@ static const struct cli_command s_commands[] = {
             "  fanout destroy --function fanout\n"
             "  fanout destroy --function fanout --yes --delete-table\n",
     },
-    S_LATER("hook", "connect a source to the function"),
-    S_LATER("unhook", "disconnect a source from the function"),
-    S_LATER("pause", "stop reading a source (kept hooked)"),
-    S_LATER("resume", "read a paused source again"),
+    {.name = "hook",
+     .summary = "connect a source to the function (event source mapping)",
+     .run = cli_hook_command,
+     .usage = "usage: fanout hook " S_HOOK_WHERE "\n"
+              "           [--batch-size N] [--starting-position LATEST|TRIM_HORIZON]\n"
+              "           [--parallelization-factor N] [--maximum-retry-attempts N]\n"
+              "           [--[no-]bisect-on-error] [--[no-]report-batch-item-failures]\n"
+              "\n"
+              "Create the event source mapping that makes Lambda call the function with\n"
+              "the source's records, or update the one that exists for that source (the\n"
+              "flags given change it, the others keep their values). Every mapping of\n"
+              "the function must agree on --report-batch-item-failures, because the\n"
+              "function's FANOUT_REPORT_BATCH_ITEM_FAILURES is one setting: a hook that\n"
+              "would make them disagree is refused, naming the other mapping. hook sets\n"
+              "that variable: when turning the reports on, after the mapping; when\n"
+              "turning them off, before it (so the function never answers\n"
+              "batchItemFailures to a mapping that does not expect them). Then the\n"
+              "role's inline policy \"fanout\" is rebuilt to read the function's sources.\n"
+              "\n"
+              "Options:\n" S_HOOK_OPTIONS
+              "  --batch-size N          records per invocation, 1 to 10000 (Lambda's\n"
+              "                          default: 100)\n"
+              "  --starting-position LATEST|TRIM_HORIZON\n"
+              "                          where a new mapping starts reading (default\n"
+              "                          LATEST); an existing mapping's cannot change\n"
+              "  --parallelization-factor N\n"
+              "                          concurrent batches per shard, 1 to 10\n"
+              "  --maximum-retry-attempts N\n"
+              "                          retries of a failed batch, -1 (until the\n"
+              "                          records expire) to 10000\n"
+              "  --bisect-on-error       split a failed batch in two and retry the\n"
+              "                          halves (--no-bisect-on-error: do not)\n"
+              "  --report-batch-item-failures\n"
+              "                          the function reports the failed records only\n"
+              "                          (ReportBatchItemFailures), so Lambda retries\n"
+              "                          from the first of them;\n"
+              "                          --no-report-batch-item-failures turns it "
+              "off\n" S_HOOK_END
+              "  fanout hook --function fanout --source-type kinesis --source inputStream\n"
+              "  fanout hook --source-type dynamodb --source users --batch-size 500 \\\n"
+              "      --starting-position TRIM_HORIZON --report-batch-item-failures\n"
+              "  fanout hook --source-arn " S_ORDERS " \\\n"
+              "      --parallelization-factor 4 --maximum-retry-attempts 10 "
+              "--bisect-on-error\n"},
+    {.name = "unhook",
+     .summary = "disconnect a source from the function",
+     .run = cli_hook_command,
+     .usage =
+         "usage: fanout unhook " S_HOOK_WHERE "\n"
+         "\n"
+         "Delete the function's event source mapping for the source, wait until it\n"
+         "is gone, and rebuild the role's inline policy \"fanout\" without the\n"
+         "source. Nothing else changes (the mapping table keeps the source's\n"
+         "targets). Status 1 when the function has no mapping for the source.\n"
+         "\n"
+         "Options:\n" S_HOOK_OPTIONS S_HOOK_END
+         "  fanout unhook --function fanout --source-type kinesis --source inputStream\n"
+         "  fanout unhook --source-arn " S_ORDERS "\n"},
+    {.name = "pause",
+     .summary = "stop reading a source (kept hooked)",
+     .run = cli_hook_command,
+     .usage =
+         "usage: fanout pause " S_HOOK_WHERE "\n"
+         "\n"
+         "Disable the function's event source mapping for the source and wait\n"
+         "until it is Disabled: Lambda stops reading the source and keeps its\n"
+         "position; resume reads on from there (within the stream's retention).\n"
+         "A mapping already paused is left as it is (status 0).\n"
+         "\n"
+         "Options:\n" S_HOOK_OPTIONS S_HOOK_END
+         "  fanout pause --function fanout --source-type kinesis --source inputStream\n"},
+    {.name = "resume",
+     .summary = "read a paused source again",
+     .run = cli_hook_command,
+     .usage = "usage: fanout resume " S_HOOK_WHERE "\n"
+              "\n"
+              "Enable the function's event source mapping for the source again and wait\n"
+              "until it is Enabled. A mapping already enabled is left as it is\n"
+              "(status 0).\n"
+              "\n"
+              "Options:\n" S_HOOK_OPTIONS S_HOOK_END
+              "  fanout resume --function fanout --source-type dynamodb --source users\n"},
 };
 
 /* ---- help and messages -------------------------------------------------------- */
