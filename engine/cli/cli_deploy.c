@@ -329,7 +329,11 @@ static int d_role_not_ready(const struct cli_aws_reply *r)
 {
     return d_is(r, "InvalidParameterValueException") &&
            (strstr(r->message, "cannot be assumed by Lambda") ||
-            strstr(r->message, "does not have permissions to call CreateNetworkInterface"));
+            strstr(r->message,
+                   "does not have permissions to call CreateNetworkInterface") ||
+            /* CreateEventSourceMapping before the role's new policy reads
+             * the stream everywhere */
+            strstr(r->message, "Please ensure the role can perform"));
 }
 
 static int d_retry_probe(void *ctx, char *progress, size_t len)
@@ -353,6 +357,16 @@ static int d_retry_role(struct d_retry *c)
     char wait_what[256];
     snprintf(wait_what, sizeof wait_what, "IAM role propagation (%s)", c->what);
     return cli_aws_wait_up_to(c->cmd, wait_what, D_ROLE_WINDOW_S, d_retry_probe, c);
+}
+
+int cli_lambda_write(const char *cmd, const char *what, const char *action,
+                     const char *resource, const char *method, const char *path,
+                     json_t *body, struct cli_aws_reply *r)
+{
+    struct d_retry c = {cmd, what, action, resource, method, path, body};
+    int rc = d_retry_role(&c);
+    *r = c.r;
+    return rc;
 }
 
 int cli_function_set_env(const char *cmd, const char *function, const char *name,
@@ -486,7 +500,8 @@ static int d_table_mappings(const char *cmd, const char *table, json_t *out)
 
 /* Put the inline policy "fanout" of `role`. */
 static int d_put_policy(const char *cmd, const struct d_who *w, const char *function,
-                        const char *role, const char *table, const char *table_arn)
+                        const char *role, const char *table, const char *table_arn,
+                        const char *also_source)
 {
     json_t *sources = json_array(), *esms = json_array(), *mappings = json_array();
     int rc = sources && esms && mappings ? CLI_OK : d_oom(cmd);
@@ -501,6 +516,9 @@ static int d_put_policy(const char *cmd, const struct d_who *w, const char *func
         if (rc == CLI_OK && src && json_array_append_new(sources, json_string(src)) != 0)
             rc = d_oom(cmd);
     }
+    if (rc == CLI_OK && also_source &&
+        json_array_append_new(sources, json_string(also_source)) != 0)
+        rc = d_oom(cmd);
     json_t *doc = NULL;
     char *text = NULL;
     if (rc == CLI_OK) {
@@ -588,7 +606,8 @@ static int d_role_get(const char *cmd, const char *role, struct cli_aws_reply *r
     return -1;
 }
 
-int cli_deploy_refresh_policy(const char *cmd, const char *function)
+int cli_deploy_refresh_policy(const char *cmd, const char *function,
+                              const char *also_source)
 {
     struct d_who w;
     if (d_identity(cmd, &w) != CLI_OK)
@@ -642,7 +661,7 @@ int cli_deploy_refresh_policy(const char *cmd, const char *function)
     const char *arn = d_str(json_object_get(r.json, "Table"), "TableArn", NULL);
     fanout_strlcpy(table_arn, arn ? arn : table, sizeof table_arn);
     cli_aws_reply_free(&r);
-    return d_put_policy(cmd, &w, fname, role, table, table_arn);
+    return d_put_policy(cmd, &w, fname, role, table, table_arn, also_source);
 }
 
 /* ---- options ------------------------------------------------------------------- */
@@ -1291,7 +1310,8 @@ static int d_role(struct d_run *d)
     fanout_strlcpy(d->role_arn, arn, sizeof d->role_arn);
     free(arn);
     d_line("role %s: %s", d->role_name, d->role_created ? "created" : "unchanged");
-    rc = d_put_policy(cmd, &d->who, d->o.name, d->role_name, d->o.table_name, d->table_arn);
+    rc = d_put_policy(cmd, &d->who, d->o.name, d->role_name, d->o.table_name, d->table_arn,
+                      NULL);
     return rc == CLI_OK ? d_vpc_policy(d) : rc;
 }
 

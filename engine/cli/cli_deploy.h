@@ -9,8 +9,22 @@
 /* Rebuild and put the function's inline policy "fanout" (sources from its
  * event source mappings, targets from its table); no-op with a note when
  * the role is the user's (--exec-role-arn at deploy: the function's role has
- * no fanout:function tag for NAME). Returns CLI_OK or CLI_FAILED (printed). */
-int cli_deploy_refresh_policy(const char *cmd, const char *function);
+ * no fanout:function tag for NAME). `also_source` (or NULL): a stream to
+ * read besides the mappings' (hook, before it creates the mapping: Lambda
+ * checks that the role can read the stream). Returns CLI_OK or CLI_FAILED
+ * (printed). */
+int cli_deploy_refresh_policy(const char *cmd, const char *function,
+                              const char *also_source);
+
+/* A Lambda write (`body` kept by the caller) retried for up to a minute
+ * while IAM has not yet propagated the function's new role or its new
+ * policy (Lambda answers that it cannot assume the role or read the
+ * stream). 0 with the answer in *r (cli_aws_reply_free it), or -1 printed
+ * with `what`, `action` and `resource`. */
+struct cli_aws_reply;
+int cli_lambda_write(const char *cmd, const char *what, const char *action,
+                     const char *resource, const char *method, const char *path,
+                     json_t *body, struct cli_aws_reply *r);
 
 /* The function's configuration (GetFunctionConfiguration) as JSON; NULL
  * printed. */

@@ -1,7 +1,7 @@
 /* hook, unhook, pause, resume: the function's event source mappings
  * through Lambda's API (2015-03-31), the sources looked up by name in
  * Kinesis and DynamoDB, the function's FANOUT_REPORT_BATCH_ITEM_FAILURES
- * kept consistent with its mappings, and the role's policy rebuilt (by
+ * kept safe for all its mappings (cli_hook_plan), and the role's policy rebuilt (by
  * deploy's cli_deploy_refresh_policy) when the sources change. What needs
  * no call is decided in cli_hook_plan.c. */
 #include "cli/cli_hook.h"
@@ -368,20 +368,22 @@ static int s_put_mapping(const struct s_ctx *c, const json_t *mine, int report,
     snprintf(path, sizeof path, S_ESM_PATH "%s", mine ? uuid : "");
     struct cli_aws_reply r;
     int rc = CLI_OK;
-    if (cli_aws_rest("lambda", mine ? "PUT" : "POST", path, NULL, body, &r) != 0) {
-        char what[640], res[512];
-        snprintf(what, sizeof what, "%s the event source mapping of function %s for %s",
-                 mine ? "updating" : "creating", c->function, c->source_arn);
-        /* a new mapping: any of the function's account and region */
-        json_t *any =
-            mine ? NULL : json_pack("{s:s, s:s}", "FunctionArn", function_arn, "UUID", "*");
-        s_esm_arn(mine ? mine : any, res, sizeof res);
-        json_decref(any);
-        rc = cli_aws_fail(c->cmd, what,
-                          mine ? "lambda:UpdateEventSourceMapping"
-                               : "lambda:CreateEventSourceMapping",
-                          res, &r);
-    }
+    char what[640], res[512];
+    snprintf(what, sizeof what, "%s the event source mapping of function %s for %s",
+             mine ? "updating" : "creating", c->function, c->source_arn);
+    /* a new mapping: any of the function's account and region */
+    json_t *any =
+        mine ? NULL : json_pack("{s:s, s:s}", "FunctionArn", function_arn, "UUID", "*");
+    s_esm_arn(mine ? mine : any, res, sizeof res);
+    json_decref(any);
+    /* Lambda checks that the role reads the stream: the policy that says so
+     * was just put, and IAM takes a moment to apply it everywhere */
+    if (cli_lambda_write(c->cmd, what,
+                         mine ? "lambda:UpdateEventSourceMapping"
+                              : "lambda:CreateEventSourceMapping",
+                         res, mine ? "PUT" : "POST", path, body, &r) != 0)
+        rc = CLI_FAILED;
+    json_decref(body);
     json_t *now = NULL;
     if (rc == CLI_OK)
         rc = s_wait_for(c, r.json, NULL, &now);
@@ -421,21 +423,6 @@ static struct cli_hook_esm *s_esms(const json_t *list)
     return v;
 }
 
-static int s_refuse(const struct s_ctx *c, const struct cli_hook_plan *p)
-{
-    fprintf(stderr,
-            "fanout %s: refused: event source mapping %s (source %s) of function %s has "
-            "ReportBatchItemFailures %s, and this hook would leave the mapping for %s %s; "
-            "all the function's mappings must agree, since its %s is one setting; hook "
-            "with %s as they have it, or unhook the mappings that disagree first\n",
-            c->cmd, p->conflict->uuid, p->conflict->source_arn, c->function,
-            p->conflict->report ? "on" : "off", c->source_arn, p->report ? "on" : "off",
-            CLI_HOOK_ENV,
-            p->conflict->report ? "--report-batch-item-failures"
-                                : "--no-report-batch-item-failures");
-    return CLI_FAILED;
-}
-
 static int s_hook(struct s_ctx *c)
 {
     json_t *config = cli_function_config(c->cmd, c->function);
@@ -470,9 +457,10 @@ static int s_hook(struct s_ctx *c)
             }
         }
         cli_hook_plan(esms, n, c->source_arn, c->a.report, env, &p);
-        if (p.conflict)
-            rc = s_refuse(c, &p);
     }
+    /* a new source: the role reads it before Lambda is asked to */
+    if (rc == CLI_OK && !mine)
+        rc = cli_deploy_refresh_policy(c->cmd, c->name, c->source_arn);
     const char *function_arn = s_str(config, "FunctionArn");
     for (size_t s = 0; rc == CLI_OK && s < p.step_count; s++) {
         if (p.steps[s] == CLI_HOOK_STEP_MAPPING) {
@@ -482,8 +470,8 @@ static int s_hook(struct s_ctx *c)
             rc = cli_function_set_env(c->cmd, c->function, CLI_HOOK_ENV, p.env_value);
         }
     }
-    if (rc == CLI_OK)
-        rc = cli_deploy_refresh_policy(c->cmd, c->name);
+    if (rc == CLI_OK && mine)
+        rc = cli_deploy_refresh_policy(c->cmd, c->name, NULL);
     free(esms);
     json_decref(all);
     json_decref(mine);
@@ -492,6 +480,34 @@ static int s_hook(struct s_ctx *c)
 }
 
 /* ---- unhook, pause, resume ------------------------------------------------------ */
+
+/* The mapping gone: when every mapping left expects batchItemFailures,
+ * the function may answer them again (it may not before: the one gone did
+ * not expect them). */
+static int s_env_after_unhook(struct s_ctx *c)
+{
+    json_t *config = cli_function_config(c->cmd, c->function);
+    if (!config)
+        return CLI_FAILED;
+    json_t *all = NULL;
+    int rc = s_list(c, NULL, &all);
+    struct cli_hook_esm *esms = rc == CLI_OK ? s_esms(all) : NULL;
+    if (rc == CLI_OK && !esms)
+        rc = s_oom(c);
+    if (rc == CLI_OK) {
+        const char *env = json_string_value(json_object_get(
+            json_object_get(json_object_get(config, "Environment"), "Variables"),
+            CLI_HOOK_ENV));
+        const char *v =
+            cli_hook_env_after_unhook(esms, json_array_size(all), c->source_arn, env);
+        if (v)
+            rc = cli_function_set_env(c->cmd, c->function, CLI_HOOK_ENV, v);
+    }
+    free(esms);
+    json_decref(all);
+    json_decref(config);
+    return rc;
+}
 
 static int s_unhook(struct s_ctx *c, json_t **esm)
 {
@@ -515,7 +531,9 @@ static int s_unhook(struct s_ctx *c, json_t **esm)
     if (rc == CLI_OK)
         printf("deleted event source mapping %s for %s (function %s)\n", uuid,
                c->source_arn, c->function);
-    return rc == CLI_OK ? cli_deploy_refresh_policy(c->cmd, c->name) : rc;
+    if (rc == CLI_OK)
+        rc = s_env_after_unhook(c);
+    return rc == CLI_OK ? cli_deploy_refresh_policy(c->cmd, c->name, NULL) : rc;
 }
 
 static int s_switch(struct s_ctx *c, json_t **esm, int enable)

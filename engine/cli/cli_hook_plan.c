@@ -327,22 +327,40 @@ void cli_hook_plan(const struct cli_hook_esm *all, size_t n, const char *source_
         if (!strcmp(all[i].source_arn, source_arn))
             mine = &all[i];
     p->report = requested >= 0 ? requested : mine ? mine->report : 0;
-    p->env_value = p->report ? "true" : "false";
-    for (size_t i = 0; i < n && !p->conflict; i++)
-        if (&all[i] != mine && all[i].report != p->report)
-            p->conflict = &all[i];
-    if (p->conflict)
-        return;
+    /* The function answers batchItemFailures only when every one of its
+     * mappings expects them: a mapping without ReportBatchItemFailures
+     * reads such an answer as success and drops the failed records, while
+     * a failed invocation is safe under both (the whole batch is retried). */
+    int all_report = p->report;
+    for (size_t i = 0; i < n; i++)
+        if (&all[i] != mine && !all[i].report)
+            all_report = 0;
+    p->env_value = all_report ? "true" : "false";
     int env_differs = !env || strcmp(env, p->env_value) != 0;
-    /* The function must never answer batchItemFailures to a mapping that
-     * does not expect them (Lambda would read the answer as success and
-     * drop the failed records): the mapping learns first when turning
-     * them on, the function first when turning them off. */
-    if (!p->report && env_differs)
+    /* The safe order: the function stops answering batchItemFailures
+     * before a mapping stops expecting them, and starts after the last
+     * mapping expects them. */
+    if (!all_report && env_differs)
         p->steps[p->step_count++] = CLI_HOOK_STEP_ENV;
     p->steps[p->step_count++] = CLI_HOOK_STEP_MAPPING;
-    if (p->report && env_differs)
+    if (all_report && env_differs)
         p->steps[p->step_count++] = CLI_HOOK_STEP_ENV;
+}
+
+const char *cli_hook_env_after_unhook(const struct cli_hook_esm *all, size_t n,
+                                      const char *source_arn, const char *env)
+{
+    size_t left = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!strcmp(all[i].source_arn, source_arn))
+            continue;
+        if (!all[i].report)
+            return NULL; /* stays "false": one left does not expect them */
+        left++;
+    }
+    if (!left || (env && !strcmp(env, "true")))
+        return NULL;
+    return "true";
 }
 
 /* ---- request bodies --------------------------------------------------------- */

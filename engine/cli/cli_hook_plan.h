@@ -77,25 +77,29 @@ enum cli_hook_step {
 /* What hook does for a source, decided from all the function's mappings
  * (`all`, this source's included when it exists), --report-batch-item-
  * failures (`requested`: -1 not given, 0, 1) and the function's current
- * value of CLI_HOOK_ENV (`env`, NULL when unset). */
+ * value of CLI_HOOK_ENV (`env`, NULL when unset). The mappings may differ;
+ * the function reports batchItemFailures ("true") only when all of them
+ * expect it, else it fails the invocation ("false"), which is safe under
+ * every mapping. */
 struct cli_hook_plan {
     /* The mapping's ReportBatchItemFailures after the hook: the flag, else
      * the existing mapping's, else off. */
     int report;
-    /* Another mapping that disagrees with `report`: the hook is refused
-     * (no step). NULL otherwise. */
-    const struct cli_hook_esm *conflict;
-    /* The steps, in order: turning the reports on, the mapping first and
-     * then the function; turning them off, the function first. The env
-     * step is left out when the variable already holds env_value. */
+    /* The steps, in order: the variable turning "false" goes first, the
+     * variable turning "true" goes last (after the last mapping learnt to
+     * expect the answer). The env step is left out when the variable
+     * already holds env_value. */
     enum cli_hook_step steps[2];
     size_t step_count;
     const char *env_value; /* "true" or "false" */
 };
-
 void cli_hook_plan(const struct cli_hook_esm *all, size_t n, const char *source_arn,
                    int requested, const char *env, struct cli_hook_plan *p);
-
+/* After unhooking `source_arn`: "true" when the mappings left (at least
+ * one) all report and the variable (`env`) is not "true" yet, to be set
+ * once the mapping is gone; NULL when nothing changes. */
+const char *cli_hook_env_after_unhook(const struct cli_hook_esm *all, size_t n,
+                                      const char *source_arn, const char *env);
 /* CreateEventSourceMapping's body for `function` and `source_arn`: the
  * starting position (default LATEST), Enabled, the flags given, and the
  * response types for `report`. New reference, NULL when out of memory. */

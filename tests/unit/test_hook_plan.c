@@ -242,7 +242,6 @@ START_TEST(new_mapping_alone)
     struct cli_hook_plan p;
     /* on: the mapping first, then the function */
     cli_hook_plan(NULL, 0, KIN, 1, NULL, &p);
-    ck_assert_ptr_null(p.conflict);
     ck_assert_int_eq(p.report, 1);
     ck_assert_str_eq(p.env_value, "true");
     ck_assert_uint_eq(p.step_count, 2);
@@ -273,12 +272,10 @@ START_TEST(existing_mapping_keeps_its_setting)
     struct cli_hook_esm all[] = {{"u-1", KIN, 1}};
     struct cli_hook_plan p;
     cli_hook_plan(all, 1, KIN, -1, "true", &p);
-    ck_assert_ptr_null(p.conflict);
     ck_assert_int_eq(p.report, 1);
     ck_assert_uint_eq(p.step_count, 1);
     /* turned off: the function first, then the mapping */
     cli_hook_plan(all, 1, KIN, 0, "true", &p);
-    ck_assert_ptr_null(p.conflict);
     ck_assert_int_eq(p.report, 0);
     ck_assert_uint_eq(p.step_count, 2);
     ck_assert_int_eq(p.steps[0], CLI_HOOK_STEP_ENV);
@@ -287,35 +284,53 @@ START_TEST(existing_mapping_keeps_its_setting)
 }
 END_TEST
 
-START_TEST(disagreement_refused)
+START_TEST(mappings_may_differ)
 {
     struct cli_hook_esm all[] = {{"u-1", KIN, 0}, {"u-2", KIN2, 1}, {"u-3", DDB, 1}};
     struct cli_hook_plan p;
-    /* a new source without the flag, where the others report: refused */
+    /* a new source without the flag, where the others report: the
+     * function stops answering batchItemFailures first */
     cli_hook_plan(all + 1, 2, KIN, -1, "true", &p);
-    ck_assert_ptr_nonnull(p.conflict);
-    ck_assert_str_eq(p.conflict->uuid, "u-2");
-    ck_assert_str_eq(p.conflict->source_arn, KIN2);
-    ck_assert_uint_eq(p.step_count, 0);
-    /* with it: agreed */
+    ck_assert_int_eq(p.report, 0);
+    ck_assert_str_eq(p.env_value, "false");
+    ck_assert_uint_eq(p.step_count, 2);
+    ck_assert_int_eq(p.steps[0], CLI_HOOK_STEP_ENV);
+    ck_assert_int_eq(p.steps[1], CLI_HOOK_STEP_MAPPING);
+    /* with it: all report, the variable already says so */
     cli_hook_plan(all + 1, 2, KIN, 1, "true", &p);
-    ck_assert_ptr_null(p.conflict);
     ck_assert_uint_eq(p.step_count, 1);
-    /* turning off one of two that report: refused, naming the other */
+    ck_assert_int_eq(p.steps[0], CLI_HOOK_STEP_MAPPING);
+    /* turning off one of two that report: the function first */
     cli_hook_plan(all + 1, 2, DDB, 0, "true", &p);
-    ck_assert_ptr_nonnull(p.conflict);
-    ck_assert_str_eq(p.conflict->uuid, "u-2");
-    /* the mappings already disagree: a hook that keeps this one's setting
-     * is refused too, naming the first one that differs */
-    cli_hook_plan(all, 3, KIN, -1, "false", &p);
-    ck_assert_ptr_nonnull(p.conflict);
-    ck_assert_str_eq(p.conflict->uuid, "u-2");
-    /* the mapping itself never conflicts with its own old setting */
-    struct cli_hook_esm one[] = {{"u-1", KIN, 0}};
-    cli_hook_plan(one, 1, KIN, 1, "false", &p);
-    ck_assert_ptr_null(p.conflict);
+    ck_assert_str_eq(p.env_value, "false");
+    ck_assert_int_eq(p.steps[0], CLI_HOOK_STEP_ENV);
+    ck_assert_int_eq(p.steps[1], CLI_HOOK_STEP_MAPPING);
+    /* the last one that did not report turns it on: the function last */
+    cli_hook_plan(all, 3, KIN, 1, "false", &p);
+    ck_assert_str_eq(p.env_value, "true");
+    ck_assert_uint_eq(p.step_count, 2);
     ck_assert_int_eq(p.steps[0], CLI_HOOK_STEP_MAPPING);
     ck_assert_int_eq(p.steps[1], CLI_HOOK_STEP_ENV);
+    /* another still does not report: turning this one on keeps "false" */
+    struct cli_hook_esm two[] = {{"u-1", KIN, 0}, {"u-2", KIN2, 0}};
+    cli_hook_plan(two, 2, KIN, 1, "false", &p);
+    ck_assert_str_eq(p.env_value, "false");
+    ck_assert_uint_eq(p.step_count, 1);
+    ck_assert_int_eq(p.steps[0], CLI_HOOK_STEP_MAPPING);
+}
+END_TEST
+
+START_TEST(unhook_env)
+{
+    struct cli_hook_esm all[] = {{"u-1", KIN, 0}, {"u-2", KIN2, 1}, {"u-3", DDB, 1}};
+    /* the one that did not report goes: the others all do */
+    ck_assert_str_eq(cli_hook_env_after_unhook(all, 3, KIN, "false"), "true");
+    ck_assert_ptr_null(cli_hook_env_after_unhook(all, 3, KIN, "true"));
+    /* one that does not report stays */
+    ck_assert_ptr_null(cli_hook_env_after_unhook(all, 3, DDB, "false"));
+    /* none left: nothing to change */
+    ck_assert_ptr_null(cli_hook_env_after_unhook(all + 1, 1, KIN2, "false"));
+    ck_assert_ptr_null(cli_hook_env_after_unhook(NULL, 0, KIN, NULL));
 }
 END_TEST
 
@@ -438,7 +453,8 @@ static Suite *s_suite(void)
     tc = tcase_create("plan");
     tcase_add_test(tc, new_mapping_alone);
     tcase_add_test(tc, existing_mapping_keeps_its_setting);
-    tcase_add_test(tc, disagreement_refused);
+    tcase_add_test(tc, mappings_may_differ);
+    tcase_add_test(tc, unhook_env);
     tcase_add_test(tc, create_body);
     tcase_add_test(tc, update_body);
     suite_add_tcase(s, tc);
