@@ -743,6 +743,46 @@ class LambdaControl(Base):
         lambda_options(roleDelayMs=0)
         self.create("r3", Role=young)
 
+    def test_mapping_needs_a_role_that_reads_the_stream(self):
+        """A role the IAM module holds must allow <service>:GetRecords on the
+        stream (inline policies older than policyDelayMs) before Lambda
+        creates the mapping; roles it does not hold are not checked."""
+        iam = client("iam")
+        role = iam.create_role(RoleName="reader", AssumeRolePolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
+        self.create("reads", Role=role)
+        self.states("reads", 2)
+        c = unchecked_lambda()
+        args = {"FunctionName": "reads", "EventSourceArn": STREAM, "StartingPosition": "LATEST"}
+        denied = ("Cannot access stream %s. Please ensure the role can perform the GetRecords, "
+                  "GetShardIterator, DescribeStream, and ListStreams Actions on your stream."
+                  % STREAM)
+        self.assertClientError(lambda: c.create_event_source_mapping(**args), 400,
+                               "InvalidParameterValueException", denied)
+
+        def put(resource, action="kinesis:GetRecords"):
+            iam.put_role_policy(RoleName="reader", PolicyName="fanout", PolicyDocument=json.dumps(
+                {"Version": "2012-10-17", "Statement": [
+                    {"Effect": "Allow", "Action": [action], "Resource": [resource]}]}))
+        put(STREAM.replace("input", "other"))      # another stream
+        self.assertClientError(lambda: c.create_event_source_mapping(**args), 400,
+                               "InvalidParameterValueException", denied)
+        put(STREAM, action="kinesis:PutRecords")    # another action
+        self.assertClientError(lambda: c.create_event_source_mapping(**args), 400,
+                               "InvalidParameterValueException", denied)
+        lambda_options(policyDelayMs=60000)
+        put(STREAM)                                 # right, but not propagated yet
+        self.assertClientError(lambda: c.create_event_source_mapping(**args), 400,
+                               "InvalidParameterValueException", denied)
+        lambda_options(policyDelayMs=0)
+        self.assertEqual(c.create_event_source_mapping(**args)["EventSourceArn"], STREAM)
+        # a wildcard resource and action read a DynamoDB stream too
+        put("arn:aws:dynamodb:us-east-1:123456789012:table/*", action="dynamodb:Get*")
+        c.create_event_source_mapping(FunctionName="reads", EventSourceArn=DDB_STREAM,
+                                      StartingPosition="LATEST")
+
     def test_layers_and_pagination(self):
         c = client("lambda")
         zips = [zip_of("lib/p.so", str(i)) for i in range(3)]

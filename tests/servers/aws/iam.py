@@ -18,7 +18,9 @@ EntityAlreadyExists, 400 ValidationError, with IAM's messages.
 Roles are per account (the signing key's), named case-insensitively, ARN
 arn:aws:iam::<account>:role<path><name>, RoleId AROA + 17 random characters;
 kept until /__reset. Every live role's ARN is in
-state.shared["iam_roles"] (ARN -> creation time.time()) for the Lambda
+state.shared["iam_roles"] (ARN -> creation time.time()) and
+state.shared["iam_role_objects"] (ARN -> the role: "inline" policies by name,
+"inline_put" their times) for the Lambda
 module. Targets: the role name (as created). Received entries (successful calls): the
 operation's parameters as botocore names them (RoleName, PolicyName,
 PolicyArn, Path, Description, MaxSessionDuration, Tags [{Key, Value}],
@@ -214,6 +216,7 @@ def create_role(ctx, p):
             raise iam_error(409, "EntityAlreadyExists", "Role with name %s already exists." % name)
         roles_of(ctx)[name.lower()] = role
         ctx.state.shared.setdefault("iam_roles", {})[role["arn"]] = now
+        ctx.state.shared.setdefault("iam_role_objects", {})[role["arn"]] = role
     record(ctx, name)
     return answer(ctx, "CreateRole", role_xml(role))
 
@@ -241,6 +244,7 @@ def delete_role(ctx, p):
                             "Cannot delete entity, must detach all policies first.")
         del roles_of(ctx)[role["name"].lower()]
         ctx.state.shared.setdefault("iam_roles", {}).pop(role["arn"], None)
+        ctx.state.shared.setdefault("iam_role_objects", {}).pop(role["arn"], None)
     with_role(ctx, p, change)
     return answer(ctx, "DeleteRole")
 
@@ -261,6 +265,7 @@ def put_role_policy(ctx, p):
                             "Maximum policy size of %d bytes exceeded for role %s"
                             % (INLINE_MAX, role["name"]))
         role["inline"][name] = doc
+        role.setdefault("inline_put", {})[name] = time.time()
     with_role(ctx, p, change)
     return answer(ctx, "PutRolePolicy")
 

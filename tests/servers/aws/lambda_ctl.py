@@ -87,6 +87,7 @@ on."""
 import base64
 import binascii
 import datetime
+import fnmatch
 import hashlib
 import json
 import re
@@ -102,6 +103,7 @@ from .lambda_ import (LAMBDA_FULL_ARN_RE, LAMBDA_NAME_RE, LAMBDA_PARTIAL_ARN_RE,
 LOCK = threading.RLock()
 KEY = "lambda_ctl"
 DEFAULTS = {"pendingPolls": 1, "updatePolls": 1, "esmPolls": 1, "roleDelayMs": 0,
+            "policyDelayMs": 0,
             "strictRoles": False, "failCreate": {}, "failUpdate": {}, "pageSize": 0}
 RUNTIMES = (
     "nodejs", "nodejs4.3", "nodejs6.10", "nodejs8.10", "nodejs10.x", "nodejs12.x",
@@ -380,6 +382,54 @@ def check_role(ctx, role):
         return
     if time.time() - role_created(created) < float(opts.get("roleDelayMs") or 0) / 1000.0:
         raise invalid(ROLE_MESSAGE)
+
+
+STREAM_ACCESS_MESSAGE = ("Cannot access stream %s. Please ensure the role can perform the "
+                         "GetRecords, GetShardIterator, DescribeStream, and ListStreams "
+                         "Actions on your stream.")
+
+
+def policy_allows(doc, action, resource):
+    """Whether an IAM policy document (JSON text) has an Allow statement
+    for `action` on `resource` (wildcards * and ? in both, as IAM matches;
+    Deny statements and conditions are not modelled)."""
+    try:
+        statements = json.loads(doc).get("Statement", [])
+    except (ValueError, AttributeError):
+        return False
+    if isinstance(statements, dict):
+        statements = [statements]
+    for st in statements:
+        if not isinstance(st, dict) or st.get("Effect") != "Allow":
+            continue
+        actions = st.get("Action", [])
+        resources = st.get("Resource", [])
+        actions = [actions] if isinstance(actions, str) else actions
+        resources = [resources] if isinstance(resources, str) else resources
+        if any(fnmatch.fnmatchcase(action.lower(), str(a).lower()) for a in actions) and \
+                any(fnmatch.fnmatchcase(resource, str(r)) for r in resources):
+            return True
+    return False
+
+
+def check_stream_access(ctx, fn_config, source):
+    """CreateEventSourceMapping: Lambda checks that the function's role can
+    read the stream. Modelled when the role is one the IAM module holds:
+    one of its inline policies, put at least policyDelayMs ago (IAM's
+    propagation), must allow <service>:GetRecords on the stream."""
+    role_arn = fn_config.get("Role")
+    roles = getattr(ctx.state, "shared", {}).get("iam_role_objects") or {}
+    with ctx.state.lock:
+        role = roles.get(role_arn)
+        if role is None:
+            return
+        delay = float(store(ctx)["options"].get("policyDelayMs") or 0) / 1000.0
+        now = time.time()
+        docs = [d for n, d in role["inline"].items()
+                if now - role.get("inline_put", {}).get(n, 0) >= delay]
+    service = "kinesis" if KINESIS_RE.match(source) else "dynamodb"
+    if not any(policy_allows(d, service + ":GetRecords", source) for d in docs):
+        raise invalid(STREAM_ACCESS_MESSAGE % source)
 
 
 def validate_config(ctx, body, creating):
@@ -1023,6 +1073,8 @@ def create_event_source_mapping(ctx, m):
     accept(ctx, body)
     with LOCK:
         fname, farn = esm_function(ctx, fref)
+        fn_name, qual = parse_function_ref(ctx, fref)
+        check_stream_access(ctx, find_function(ctx, fn_name, qual or "")["config"], source)
         st = store(ctx)
         for other in st["esms"].values():
             if other["function_arn"] == farn and other["source"] == source:
