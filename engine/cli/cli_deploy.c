@@ -498,6 +498,54 @@ static int d_table_mappings(const char *cmd, const char *table, json_t *out)
     return cli_aws_fail(cmd, what, "dynamodb:Scan", table, &r);
 }
 
+/* Percent-decode `s` in place (IAM returns policy documents URL-encoded).
+ * 0, or -1 when an escape is malformed. */
+static int d_unescape(char *s)
+{
+    char *w = s;
+    for (const char *p = s; *p; p++) {
+        if (*p != '%') {
+            *w++ = *p;
+            continue;
+        }
+        unsigned v = 0;
+        for (int k = 1; k <= 2; k++) {
+            char c = p[k];
+            int d = c >= '0' && c <= '9'   ? c - '0'
+                    : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                    : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                           : -1;
+            if (d < 0)
+                return -1;
+            v = v * 16 + (unsigned)d;
+        }
+        *w++ = (char)v;
+        p += 2;
+    }
+    *w = 0;
+    return 0;
+}
+
+/* 1 when the role's policy "fanout" is `doc` already (GetRolePolicy; any
+ * doubt, an error included, is 0: the policy is put). */
+static int d_policy_same(const char *role, const json_t *doc)
+{
+    const char *params[] = {"RoleName", role, "PolicyName", D_POLICY, NULL};
+    struct cli_aws_reply r;
+    int same = 0;
+    if (d_iam("GetRolePolicy", params, &r) == 0) {
+        char *text = cli_aws_xml_text(r.body, r.len, "PolicyDocument");
+        if (text && d_unescape(text) == 0) {
+            json_t *have = json_loads(text, 0, NULL);
+            same = have && json_equal(have, doc);
+            json_decref(have);
+        }
+        free(text);
+    }
+    cli_aws_reply_free(&r);
+    return same;
+}
+
 /* Put the inline policy "fanout" of `role`. */
 static int d_put_policy(const char *cmd, const struct d_who *w, const char *function,
                         const char *role, const char *table, const char *table_arn,
@@ -529,7 +577,12 @@ static int d_put_policy(const char *cmd, const struct d_who *w, const char *func
         if (!text)
             rc = d_oom(cmd);
     }
-    if (rc == CLI_OK) {
+    if (rc == CLI_OK && d_policy_same(role, doc)) {
+        d_line("role %s: policy %s unchanged (%zu statements: %zu sources, %zu mappings "
+               "read)",
+               role, D_POLICY, json_array_size(json_object_get(doc, "Statement")),
+               json_array_size(sources), json_array_size(mappings));
+    } else if (rc == CLI_OK) {
         const char *params[] = {"RoleName",       role, "PolicyName", D_POLICY,
                                 "PolicyDocument", text, NULL};
         struct cli_aws_reply r;
