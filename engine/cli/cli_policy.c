@@ -192,21 +192,71 @@ static const char *s_str(const json_t *o, const char *k)
     return s && *s ? s : NULL;
 }
 
-/* One mapping's permissions into `st`; 0, 1 warned (nothing added), -1
- * out of memory. */
+/* The target statements, one per service (an action only ever applies to
+ * its own service's resources; one statement each says so plainly), with
+ * the Sids of deploy/template.yaml. */
+enum s_kind {
+    K_SNS,
+    K_SQS,
+    K_KINESIS,
+    K_FIREHOSE,
+    K_LAMBDA,
+    K_IOT,
+    K_ES,
+    K_ROLES,
+    K_COUNT
+};
+
+static const struct s_kind_def {
+    const char *type; /* the mapping's type */
+    const char *sid;
+    const char *const actions[3];
+} s_kinds[K_COUNT] = {
+    [K_SNS] = {"sns", "TargetsSns", {"sns:Publish"}},
+    [K_SQS] = {"sqs", "TargetsSqs", {"sqs:SendMessage"}},
+    [K_KINESIS] = {"kinesis",
+                   "TargetsKinesis",
+                   {"kinesis:PutRecords", "kinesis:PutRecord"}},
+    [K_FIREHOSE] = {"firehose",
+                    "TargetsFirehose",
+                    {"firehose:PutRecordBatch", "firehose:PutRecord"}},
+    [K_LAMBDA] = {"lambda", "TargetsLambda", {"lambda:InvokeFunction"}},
+    [K_IOT] = {"iot", "TargetsIot", {"iot:Publish"}},
+    [K_ES] = {"es", "TargetsEs", {"es:ESHttpPost", "es:ESHttpPut"}},
+    /* a target reached through a role: the role holds the service's
+     * permission */
+    [K_ROLES] = {NULL, "TargetsRoles", {"sts:AssumeRole"}},
+};
+
+/* A mapping's destination as the ARN its permission names, for `kind`. */
+static int s_target_arn(const struct cli_policy_in *in, enum s_kind kind, const char *d,
+                        const char *region, char *arn)
+{
+    switch (kind) {
+    case K_SNS: return s_is_arn(d) && s_fmt(arn, "%s", d);
+    case K_SQS: return s_is_arn(d) ? s_fmt(arn, "%s", d) : s_sqs_arn(in, d, region, arn);
+    case K_KINESIS:
+        return s_is_arn(d) ? s_fmt(arn, "%s", d)
+                           : !strchr(d, '/') && !strchr(d, ':') &&
+                                 s_fmt(arn, "arn:%s:kinesis:%s:%s:stream/%s", in->partition,
+                                       region, in->account, d);
+    case K_FIREHOSE:
+        return s_is_arn(d) ? s_fmt(arn, "%s", d)
+                           : !strchr(d, '/') && !strchr(d, ':') &&
+                                 s_fmt(arn, "arn:%s:firehose:%s:%s:deliverystream/%s",
+                                       in->partition, region, in->account, d);
+    case K_LAMBDA: return s_lambda_arn(in, d, region, arn);
+    case K_IOT: return s_iot_arn(in, d, region, arn);
+    case K_ES: return s_es_arn(in, d, arn);
+    default: return 0;
+    }
+}
+
+/* One mapping's permission into its service's statement (`st`, K_COUNT
+ * of them); 0, 1 warned (nothing added), -1 out of memory. */
 static int s_target(const struct cli_policy_in *in, const json_t *m, struct s_stmt *st,
                     const char *cmd, FILE *warn)
 {
-    static const char *const sns[] = {"sns:Publish", NULL};
-    static const char *const sqs[] = {"sqs:SendMessage", NULL};
-    static const char *const kinesis[] = {"kinesis:PutRecords", "kinesis:PutRecord", NULL};
-    static const char *const firehose[] = {"firehose:PutRecordBatch", "firehose:PutRecord",
-                                           NULL};
-    static const char *const lambda[] = {"lambda:InvokeFunction", NULL};
-    static const char *const iot[] = {"iot:Publish", NULL};
-    static const char *const es[] = {"es:ESHttpPost", "es:ESHttpPut", NULL};
-    static const char *const assume[] = {"sts:AssumeRole", NULL};
-
     const char *type = s_str(m, "type"), *d = s_str(m, "destination");
     const char *id = s_str(m, "id"), *role = s_str(m, "role");
     const char *region = s_str(m, "region");
@@ -216,56 +266,31 @@ static int s_target(const struct cli_policy_in *in, const json_t *m, struct s_st
         type = "";
     if (!strcmp(type, "memcached") || !strcmp(type, "redis") || !strcmp(type, "file"))
         return 0; /* the network, or the local file system: no IAM action */
-    const char *const *actions = NULL;
-    char arn[S_ARN_MAX] = "";
-    int ok = 0;
-    int known = 1;
-    if (!strcmp(type, "sns"))
-        actions = sns, ok = d && s_is_arn(d) && s_fmt(arn, "%s", d);
-    else if (!strcmp(type, "sqs"))
-        actions = sqs,
-        ok = d && (s_is_arn(d) ? s_fmt(arn, "%s", d) : s_sqs_arn(in, d, region, arn));
-    else if (!strcmp(type, "kinesis"))
-        actions = kinesis,
-        ok = d && (s_is_arn(d) ? s_fmt(arn, "%s", d)
-                               : !strchr(d, '/') && !strchr(d, ':') &&
-                                     s_fmt(arn, "arn:%s:kinesis:%s:%s:stream/%s",
-                                           in->partition, region, in->account, d));
-    else if (!strcmp(type, "firehose"))
-        actions = firehose,
-        ok = d && (s_is_arn(d) ? s_fmt(arn, "%s", d)
-                               : !strchr(d, '/') && !strchr(d, ':') &&
-                                     s_fmt(arn, "arn:%s:firehose:%s:%s:deliverystream/%s",
-                                           in->partition, region, in->account, d));
-    else if (!strcmp(type, "lambda"))
-        actions = lambda, ok = d && s_lambda_arn(in, d, region, arn);
-    else if (!strcmp(type, "iot"))
-        actions = iot, ok = d && s_iot_arn(in, d, region, arn);
-    else if (!strcmp(type, "es"))
-        actions = es, ok = d && s_es_arn(in, d, arn);
-    else
-        known = 0;
-
     if (role && s_is_arn(role)) {
-        /* the target is reached through that role, which holds the
-         * service's permission */
-        return s_add_actions(st, assume) | s_add(st->resources, role) ? -1 : 0;
+        struct s_stmt *r = &st[K_ROLES];
+        return s_add_actions(r, s_kinds[K_ROLES].actions) | s_add(r->resources, role) ? -1
+                                                                                      : 0;
     }
-    if (!known) {
+    enum s_kind kind = K_SNS;
+    while (kind < K_ROLES && strcmp(type, s_kinds[kind].type) != 0)
+        kind++;
+    if (kind == K_ROLES) {
         fprintf(warn,
                 "fanout %s: warning: mapping %s: plugin type \"%s\" has no known IAM "
                 "permissions; add what it needs to the role yourself\n",
                 cmd, id ? id : "(no id)", type);
         return 1;
     }
-    if (!ok) {
+    char arn[S_ARN_MAX] = "";
+    if (!d || !s_target_arn(in, kind, d, region, arn)) {
         fprintf(warn,
                 "fanout %s: warning: mapping %s: the %s destination \"%s\" is not an ARN "
                 "and cannot be turned into one; no permission added for it\n",
                 cmd, id ? id : "(no id)", type, d ? d : "");
         return 1;
     }
-    return s_add_actions(st, actions) | s_add(st->resources, arn) ? -1 : 0;
+    struct s_stmt *t = &st[kind];
+    return s_add_actions(t, s_kinds[kind].actions) | s_add(t->resources, arn) ? -1 : 0;
 }
 
 static json_t *s_statement(const char *sid, json_t *actions, json_t *resources)
@@ -334,20 +359,26 @@ json_t *cli_policy_build(const struct cli_policy_in *in, const char *cmd, FILE *
                                json_pack("[s]", in->table_arn)));
         rc |= s_sources(in, stmts);
     }
-    struct s_stmt st = {json_array(), json_array()};
-    rc |= !st.actions || !st.resources;
+    struct s_stmt st[K_COUNT];
+    for (int k = 0; k < K_COUNT; k++) {
+        st[k].actions = json_array();
+        st[k].resources = json_array();
+        rc |= !st[k].actions || !st[k].resources;
+    }
     size_t i;
     json_t *m;
     json_array_foreach (in->mappings, i, m) {
         if (!rc && json_is_object(m))
-            rc |= s_target(in, m, &st, cmd, warn) < 0;
+            rc |= s_target(in, m, st, cmd, warn) < 0;
     }
-    if (!rc && json_array_size(st.resources)) {
-        rc |=
-            json_array_append_new(stmts, s_statement("Targets", st.actions, st.resources));
-    } else {
-        json_decref(st.actions);
-        json_decref(st.resources);
+    for (int k = 0; k < K_COUNT; k++) {
+        if (!rc && json_array_size(st[k].resources)) {
+            rc |= json_array_append_new(
+                stmts, s_statement(s_kinds[k].sid, st[k].actions, st[k].resources));
+        } else {
+            json_decref(st[k].actions);
+            json_decref(st[k].resources);
+        }
     }
     if (rc) {
         json_decref(stmts);

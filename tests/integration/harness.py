@@ -138,7 +138,7 @@ class AwsService(Server):
     """tests/servers/aws_service.py: SNS, Firehose, Lambda, IoT, OpenSearch,
     every request's signature checked with botocore."""
 
-    def __init__(self, tmpdir, resources=None, extra_credentials=()):
+    def __init__(self, tmpdir, resources=None, extra_credentials=(), extra_args=()):
         creds = os.path.join(tmpdir, "aws-credentials.json")
         with open(creds, "w") as f:
             json.dump([{"accessKeyId": ACCESS_KEY, "secretAccessKey": SECRET_KEY}] +
@@ -150,7 +150,7 @@ class AwsService(Server):
             with open(res, "w") as f:
                 json.dump(resources, f)
             argv += ["--resources", res]
-        super().__init__(argv, port_from_stdout=True)
+        super().__init__(argv + list(extra_args), port_from_stdout=True)
 
     def _json(self, method, path, body=None):
         req = urllib.request.Request(self.url + path, method=method,

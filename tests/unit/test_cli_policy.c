@@ -73,7 +73,7 @@ START_TEST(no_mappings_no_sources)
                 "[\"dynamodb:Query\",\"dynamodb:GetItem\",\"dynamodb:Scan\","
                 "\"dynamodb:DescribeTable\"]");
     s_member_is(doc, "Table", "Resource", "[\"" TABLE "\"]");
-    ck_assert_ptr_null(s_stmt(doc, "Targets"));
+    ck_assert_int_eq(json_array_size(json_object_get(doc, "Statement")), 2);
     ck_assert_ptr_null(s_stmt(doc, "Sources"));
     ck_assert_str_eq(s_warned, "");
     json_decref(doc);
@@ -120,19 +120,32 @@ START_TEST(targets_each_service)
         "{\"id\":\"t8\",\"type\":\"memcached\",\"destination\":\"h:11211\"},"
         "{\"id\":\"t9\",\"type\":\"redis\",\"destination\":\"h:6379\"}]",
         NULL);
-    s_member_is(doc, "Targets", "Action",
-                "[\"sns:Publish\",\"sqs:SendMessage\",\"kinesis:PutRecords\","
-                "\"kinesis:PutRecord\",\"firehose:PutRecordBatch\",\"firehose:PutRecord\","
-                "\"lambda:InvokeFunction\",\"iot:Publish\",\"es:ESHttpPost\","
-                "\"es:ESHttpPut\"]");
-    s_member_is(doc, "Targets", "Resource",
-                "[\"arn:aws:sns:us-east-1:123456789012:topic\","
-                "\"arn:aws:sqs:eu-west-1:123456789012:q\","
-                "\"arn:aws:kinesis:us-east-1:123456789012:stream/out\","
-                "\"arn:aws:firehose:eu-west-2:123456789012:deliverystream/ds\","
-                "\"arn:aws:lambda:us-east-1:123456789012:function:target:live\","
-                "\"arn:aws:iot:eu-central-1:123456789012:topic/a/b\","
-                "\"arn:aws:es:us-west-2:123456789012:domain/logs/*\"]");
+    /* one statement per service, as deploy/template.yaml has them */
+    s_member_is(doc, "TargetsSns", "Action", "[\"sns:Publish\"]");
+    s_member_is(doc, "TargetsSns", "Resource",
+                "[\"arn:aws:sns:us-east-1:123456789012:topic\"]");
+    s_member_is(doc, "TargetsSqs", "Action", "[\"sqs:SendMessage\"]");
+    s_member_is(doc, "TargetsSqs", "Resource",
+                "[\"arn:aws:sqs:eu-west-1:123456789012:q\"]");
+    s_member_is(doc, "TargetsKinesis", "Action",
+                "[\"kinesis:PutRecords\",\"kinesis:PutRecord\"]");
+    s_member_is(doc, "TargetsKinesis", "Resource",
+                "[\"arn:aws:kinesis:us-east-1:123456789012:stream/out\"]");
+    s_member_is(doc, "TargetsFirehose", "Action",
+                "[\"firehose:PutRecordBatch\",\"firehose:PutRecord\"]");
+    s_member_is(doc, "TargetsFirehose", "Resource",
+                "[\"arn:aws:firehose:eu-west-2:123456789012:deliverystream/ds\"]");
+    s_member_is(doc, "TargetsLambda", "Action", "[\"lambda:InvokeFunction\"]");
+    s_member_is(doc, "TargetsLambda", "Resource",
+                "[\"arn:aws:lambda:us-east-1:123456789012:function:target:live\"]");
+    s_member_is(doc, "TargetsIot", "Action", "[\"iot:Publish\"]");
+    s_member_is(doc, "TargetsIot", "Resource",
+                "[\"arn:aws:iot:eu-central-1:123456789012:topic/a/b\"]");
+    s_member_is(doc, "TargetsEs", "Action", "[\"es:ESHttpPost\",\"es:ESHttpPut\"]");
+    s_member_is(doc, "TargetsEs", "Resource",
+                "[\"arn:aws:es:us-west-2:123456789012:domain/logs/*\"]");
+    /* Logs, Table and the seven services; none for memcached and redis */
+    ck_assert_int_eq(json_array_size(json_object_get(doc, "Statement")), 9);
     ck_assert_str_eq(s_warned, "");
     json_decref(doc);
 }
@@ -151,7 +164,7 @@ START_TEST(sqs_url_forms)
                 "\"arn:aws:sqs:us-east-2:333333333333:byarn\"},"
                 "{\"id\":\"e\",\"type\":\"sqs\",\"destination\":\"just-a-name\"}]",
                 NULL);
-    s_member_is(doc, "Targets", "Resource",
+    s_member_is(doc, "TargetsSqs", "Resource",
                 "[\"arn:aws:sqs:us-east-1:111111111111:old\","
                 "\"arn:aws:sqs:ap-south-1:222222222222:legacy\","
                 "\"arn:aws:sqs:eu-north-1:000000000000:local\","
@@ -167,9 +180,10 @@ START_TEST(role_means_assume_role)
     json_t *doc = s_build("[{\"id\":\"x\",\"type\":\"kinesis\",\"destination\":\"other\","
                           "\"role\":\"arn:aws:iam::210987654321:role/fanout-writer\"}]",
                           NULL);
-    s_member_is(doc, "Targets", "Action", "[\"sts:AssumeRole\"]");
-    s_member_is(doc, "Targets", "Resource",
+    s_member_is(doc, "TargetsRoles", "Action", "[\"sts:AssumeRole\"]");
+    s_member_is(doc, "TargetsRoles", "Resource",
                 "[\"arn:aws:iam::210987654321:role/fanout-writer\"]");
+    ck_assert_ptr_null(s_stmt(doc, "TargetsKinesis"));
     json_decref(doc);
 }
 END_TEST
@@ -182,7 +196,7 @@ START_TEST(not_an_arn_warns)
                 "\"localhost:9200#idx\"},"
                 "{\"id\":\"p\",\"type\":\"myplugin\",\"destination\":\"x\"}]",
                 NULL);
-    ck_assert_ptr_null(s_stmt(doc, "Targets"));
+    ck_assert_int_eq(json_array_size(json_object_get(doc, "Statement")), 2);
     ck_assert_ptr_nonnull(strstr(s_warned, "mapping topic1: the sns destination "
                                            "\"mytopic\" is not an ARN and cannot be turned "
                                            "into one"));
@@ -198,8 +212,9 @@ START_TEST(duplicates_once)
                           "{\"id\":\"b\",\"type\":\"kinesis\",\"destination\":"
                           "\"arn:aws:kinesis:us-east-1:123456789012:stream/out\"}]",
                           NULL);
-    s_member_is(doc, "Targets", "Action", "[\"kinesis:PutRecords\",\"kinesis:PutRecord\"]");
-    s_member_is(doc, "Targets", "Resource",
+    s_member_is(doc, "TargetsKinesis", "Action",
+                "[\"kinesis:PutRecords\",\"kinesis:PutRecord\"]");
+    s_member_is(doc, "TargetsKinesis", "Resource",
                 "[\"arn:aws:kinesis:us-east-1:123456789012:stream/out\"]");
     json_decref(doc);
 }
