@@ -117,6 +117,5 @@ cli_mapping_fn cli_set_active;
 cli_mapping_fn cli_unregister;
 cli_run_fn cli_deploy;
 cli_run_fn cli_destroy;
-cli_run_fn cli_not_yet;
 
 #endif

@@ -1,9 +1,8 @@
 /* The deployment commands deploy and destroy, natively against the AWS
  * APIs (DynamoDB, IAM, Lambda, STS through the AWS layer), with the names
- * and order of docs/notes' contract: the mapping table, the execution role
- * and its inline policy, the plugin layers, the function. What hook and
- * unhook share with them is exported in cli_deploy.h. cli_not_yet answers
- * for the commands not available yet. */
+ * and order the README's "Deploying" gives: the mapping table, the execution
+ * role and its inline policy, the plugin layers, the function. What hook and
+ * unhook share with them is exported in cli_deploy.h. */
 #include "cli/cli_deploy.h"
 
 #include <errno.h>
@@ -2112,17 +2111,4 @@ int cli_destroy(const struct cli_command *cmd, int argc, char **argv)
         rc = d_destroy_table(c, &o);
     d_opts_free(&o);
     return rc;
-}
-
-/* ---- not available yet ------------------------------------------------------------ */
-
-int cli_not_yet(const struct cli_command *cmd, int argc, char **argv)
-{
-    (void)argc;
-    (void)argv;
-    fprintf(stderr,
-            "fanout %s: not available in this build yet; it comes with the "
-            "deployment commands\n",
-            cmd->name);
-    return CLI_USAGE;
 }
