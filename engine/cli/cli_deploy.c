@@ -409,16 +409,15 @@ int cli_function_set_env(const char *cmd, const char *function, const char *name
 
 /* ---- event source mappings ------------------------------------------------------ */
 
-/* Every event source mapping of the function, pages followed, appended to
- * `out`. None when the function does not exist. CLI_OK or CLI_FAILED
- * (printed). */
-static int d_esm_list(const char *cmd, const char *function, json_t *out)
+int cli_esm_list(const char *cmd, const char *function, const char *source_arn, json_t *out)
 {
     char marker[1024] = "";
     char what[160];
     snprintf(what, sizeof what, "listing the event source mappings of %s", function);
     for (int page = 0; page < D_MAX_PAGES; page++) {
-        const char *pairs[] = {"FunctionName", function, "Marker", marker, NULL};
+        /* in the order SigV4 sorts them */
+        const char *pairs[] = {
+            "EventSourceArn", source_arn, "FunctionName", function, "Marker", marker, NULL};
         char *q = d_query(pairs);
         if (!q)
             return d_oom(cmd);
@@ -432,7 +431,16 @@ static int d_esm_list(const char *cmd, const char *function, json_t *out)
                        : CLI_FAILED;
         }
         json_t *list = json_object_get(r.json, "EventSourceMappings");
-        if (json_is_array(list) && json_array_extend(out, list) != 0) {
+        if (!json_is_array(list)) {
+            /* not "none": an answer without the list proves nothing */
+            fprintf(stderr,
+                    "fanout %s: %s: Lambda's answer has no EventSourceMappings list; "
+                    "stopped\n",
+                    cmd, what);
+            cli_aws_reply_free(&r);
+            return CLI_FAILED;
+        }
+        if (json_array_extend(out, list) != 0) {
             cli_aws_reply_free(&r);
             return d_oom(cmd);
         }
@@ -553,7 +561,7 @@ static int d_put_policy(const char *cmd, const struct d_who *w, const char *func
     json_t *sources = json_array(), *esms = json_array(), *mappings = json_array();
     int rc = sources && esms && mappings ? CLI_OK : d_oom(cmd);
     if (rc == CLI_OK)
-        rc = d_esm_list(cmd, function, esms);
+        rc = cli_esm_list(cmd, function, NULL, esms);
     if (rc == CLI_OK)
         rc = d_table_mappings(cmd, table, mappings);
     size_t i;
@@ -1803,7 +1811,7 @@ static int d_destroy_esms(const char *cmd, const char *function)
     json_t *esms = json_array();
     if (!esms)
         return d_oom(cmd);
-    int rc = d_esm_list(cmd, function, esms);
+    int rc = cli_esm_list(cmd, function, NULL, esms);
     size_t i;
     json_t *e;
     json_array_foreach (esms, i, e) {
@@ -2026,6 +2034,36 @@ static int d_destroy_role(const char *cmd, const struct d_opts *o, const char *r
     return rc;
 }
 
+/* DeleteTable answers DELETING: the table is gone when DescribeTable says
+ * it does not exist. */
+struct d_table_gone {
+    const char *cmd, *table;
+};
+
+static int d_table_gone_probe(void *ctx, char *progress, size_t len)
+{
+    struct d_table_gone *g = ctx;
+    json_t *body = json_pack("{s:s}", "TableName", g->table);
+    struct cli_aws_reply r;
+    if (!body)
+        return d_oom(g->cmd), -1;
+    int done;
+    if (cli_aws_json("dynamodb", "1.0", "DynamoDB_20120810.DescribeTable", body, &r) == 0) {
+        snprintf(progress, len, "TableStatus %s",
+                 d_str(json_object_get(r.json, "Table"), "TableStatus", "-"));
+        done = 0;
+    } else if (d_is(&r, "ResourceNotFoundException")) {
+        done = 1;
+    } else {
+        char what[1100];
+        snprintf(what, sizeof what, "waiting for table %s to be deleted", g->table);
+        cli_aws_fail(g->cmd, what, "dynamodb:DescribeTable", g->table, &r);
+        done = -1;
+    }
+    cli_aws_reply_free(&r);
+    return done;
+}
+
 static int d_destroy_table(const char *cmd, const struct d_opts *o)
 {
     if (!o->delete_table) {
@@ -2046,7 +2084,12 @@ static int d_destroy_table(const char *cmd, const struct d_opts *o)
             rc = cli_aws_fail(cmd, what, "dynamodb:DeleteTable", o->table_name, &r);
         }
     } else {
-        d_line("table %s: deleted", o->table_name);
+        struct d_table_gone g = {cmd, o->table_name};
+        char what[1100];
+        snprintf(what, sizeof what, "table %s", o->table_name);
+        rc = cli_aws_wait(cmd, what, d_table_gone_probe, &g) == 0 ? CLI_OK : CLI_FAILED;
+        if (rc == CLI_OK)
+            d_line("table %s: deleted", o->table_name);
     }
     cli_aws_reply_free(&r);
     return rc;

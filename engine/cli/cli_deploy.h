@@ -26,6 +26,14 @@ int cli_lambda_write(const char *cmd, const char *what, const char *action,
                      const char *resource, const char *method, const char *path,
                      json_t *body, struct cli_aws_reply *r);
 
+/* The function's event source mappings (of `source_arn` only, unless
+ * NULL), every page followed (a repeated marker or too many pages stop
+ * it), appended to the array `out`; none when the function does not
+ * exist. An answer without the list is a failure, not "none". CLI_OK or
+ * CLI_FAILED (printed). */
+int cli_esm_list(const char *cmd, const char *function, const char *source_arn,
+                 json_t *out);
+
 /* The function's configuration (GetFunctionConfiguration) as JSON; NULL
  * printed. */
 json_t *cli_function_config(const char *cmd, const char *function);

@@ -175,44 +175,7 @@ static void s_esm_arn(const json_t *esm, char *buf, size_t len)
 static int s_list(const struct s_ctx *c, const char *source_arn, json_t **out)
 {
     json_t *all = json_array();
-    char *marker = NULL;
-    int rc = all ? CLI_OK : s_oom(c);
-    while (rc == CLI_OK) {
-        /* in the canonical order, as SigV4 signs it */
-        struct fanout_sbuf q = {0};
-        int bad = 0;
-        if (source_arn)
-            bad |= fanout_sbuf_puts(&q, "EventSourceArn=") |
-                   cli_aws_encode(&q, source_arn) | fanout_sbuf_puts(&q, "&");
-        bad |= fanout_sbuf_puts(&q, "FunctionName=") | cli_aws_encode(&q, c->function);
-        if (marker)
-            bad |= fanout_sbuf_puts(&q, "&Marker=") | cli_aws_encode(&q, marker);
-        bad |= fanout_sbuf_putc(&q, 0);
-        if (bad) {
-            fanout_sbuf_free(&q);
-            rc = s_oom(c);
-            break;
-        }
-        struct cli_aws_reply r;
-        if (cli_aws_rest("lambda", "GET", S_ESM_PATH, q.p, NULL, &r) != 0) {
-            char what[640];
-            snprintf(what, sizeof what, "listing the event source mappings of function %s",
-                     c->function);
-            rc = cli_aws_fail(c->cmd, what, "lambda:ListEventSourceMappings", "*", &r);
-        } else {
-            json_array_extend(all, json_object_get(r.json, "EventSourceMappings"));
-            free(marker);
-            const char *next = s_str(r.json, "NextMarker");
-            marker = *next ? strdup(next) : NULL;
-            if (*next && !marker)
-                rc = s_oom(c);
-        }
-        cli_aws_reply_free(&r);
-        fanout_sbuf_free(&q);
-        if (!marker)
-            break;
-    }
-    free(marker);
+    int rc = all ? cli_esm_list(c->cmd, c->function, source_arn, all) : s_oom(c);
     if (rc != CLI_OK) {
         json_decref(all);
         all = NULL;

@@ -430,6 +430,52 @@ class Deploy(unittest.TestCase):
         self.assertIn("missing permission dynamodb:Scan", err)
         self.assertNotIn(harness.SECRET_KEY, out + err)
 
+    # ---- servers that misbehave ----
+
+    def test_throttles_and_errors_are_retried(self):
+        self.aws.faults([{"service": "lambda_ctl", "kind": "throttle",
+                          "operation": "CreateFunction"},
+                         {"service": "lambda_ctl", "kind": "error500",
+                          "operation": "PublishLayerVersion"},
+                         {"service": "iam", "kind": "throttle", "operation": "CreateRole"}])
+        self.ok("deploy", "--function", "fanout")
+        self.assertEqual(self.config()["State"], "Active")
+
+    def test_answers_that_prove_nothing(self):
+        self.ok("deploy", "--function", "fanout")
+        # a listing without its list is not "no mappings"
+        self.aws.faults({"service": "lambda_ctl", "kind": "mangle", "count": -1,
+                         "operation": "ListEventSourceMappings",
+                         "ops": [{"op": "delete", "path": "EventSourceMappings"}]})
+        rc, out, err = self.fanout("unhook", "--function", "fanout", "--source-arn", STREAM)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("no EventSourceMappings list", err)
+        rc, out, err = self.fanout("hook", "--function", "fanout", "--source-arn", STREAM)
+        self.assertEqual(rc, 1, out + err)
+        self.assertEqual(self.calls("lambda_ctl", "CreateEventSourceMapping"), [])
+        self.aws._json("DELETE", "/__faults")
+        # a marker that never ends the listing: the first page's marker
+        # is refused by the server on the next request; repeated by the
+        # server itself, it is caught as a repeat. Either way, no loop.
+        self.aws.faults({"service": "lambda_ctl", "kind": "mangle", "count": -1,
+                         "operation": "ListEventSourceMappings",
+                         "ops": [{"op": "set", "path": "NextMarker", "value": "again"}]})
+        rc, out, err = self.fanout("pause", "--function", "fanout", "--source-arn", STREAM)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("listing the event source mappings of fanout", err)
+        self.aws._json("DELETE", "/__faults")
+
+    def test_a_function_that_never_settles(self):
+        self.lambda_options(pendingPolls=100000)
+        env = self.env()
+        env["FANOUT_DEPLOY_WAIT_SECONDS"] = "2"
+        r = harness.run_fanout(["deploy", "--function", "fanout", "--package-dir", self.pkg],
+                               env=env)
+        err = r.stderr.decode()
+        self.assertEqual(r.returncode, 1, err)
+        self.assertIn("State Pending", err)
+        self.lambda_options(pendingPolls=0)
+
     # ---- destroy ----
 
     def test_destroy(self):
@@ -453,7 +499,8 @@ class Deploy(unittest.TestCase):
         self.assertEqual(self.ddb_client.describe_table(
             TableName="fanoutTargets")["Table"]["TableStatus"], "ACTIVE")
         self.ok("destroy", "--function", "fanout", "--yes")   # twice: nothing left, fine
-        self.ok("destroy", "--function", "fanout", "--yes", "--delete-table")
+        out, err = self.ok("destroy", "--function", "fanout", "--yes", "--delete-table")
+        self.assertIn("table fanoutTargets: deleted", out, out + err)
         with self.assertRaises(Exception):
             self.ddb_client.describe_table(TableName="fanoutTargets")
 
