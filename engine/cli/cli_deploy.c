@@ -1326,8 +1326,9 @@ static int d_role(struct d_run *d)
     d->role_ours = 1;
     if (d->o.exec_role)
         fanout_strlcpy(d->role_name, d->o.exec_role, sizeof d->role_name);
-    else
-        snprintf(d->role_name, sizeof d->role_name, "%sRole", d->o.name);
+    else if (snprintf(d->role_name, sizeof d->role_name, "%sRole", d->o.name) >=
+             (int)sizeof d->role_name)
+        return CLI_FAILED; /* d_parse refused such a name */
     struct cli_aws_reply r;
     int rc = d_role_get(cmd, d->role_name, &r);
     if (rc < 0)
@@ -1979,8 +1980,9 @@ static int d_destroy_role(const char *cmd, const struct d_opts *o, const char *r
     }
     if (o->exec_role)
         fanout_strlcpy(role, o->exec_role, sizeof role);
-    else if (!d_role_name(role_arn, role, sizeof role))
-        snprintf(role, sizeof role, "%sRole", o->name);
+    else if (!d_role_name(role_arn, role, sizeof role) &&
+             snprintf(role, sizeof role, "%sRole", o->name) >= (int)sizeof role)
+        return CLI_FAILED; /* d_parse refused such a name */
     struct cli_aws_reply r;
     int rc = d_role_get(cmd, role, &r);
     if (rc < 0)
