@@ -1745,13 +1745,21 @@ static int d_deploy(struct d_run *d)
     return rc;
 }
 
-int cli_deploy(const struct cli_command *cmd, int argc, char **argv)
+/* --help (or -h) anywhere: the help on stdout, 1. */
+static int d_help(const struct cli_command *cmd, int argc, char **argv)
 {
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             cli_help(cmd, stdout);
-            return CLI_OK;
+            return 1;
         }
+    return 0;
+}
+
+int cli_deploy(const struct cli_command *cmd, int argc, char **argv)
+{
+    if (d_help(cmd, argc, argv))
+        return CLI_OK;
     struct d_run d;
     memset(&d, 0, sizeof d);
     d.cmd = cmd->name;
@@ -2127,11 +2135,8 @@ static int d_confirm(const char *cmd, const struct d_opts *o)
 
 int cli_destroy(const struct cli_command *cmd, int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            cli_help(cmd, stdout);
-            return CLI_OK;
-        }
+    if (d_help(cmd, argc, argv))
+        return CLI_OK;
     const char *c = cmd->name;
     struct d_opts o;
     int rc = d_start(c, D_DESTROY, argc, argv, &o);
