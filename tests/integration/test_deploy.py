@@ -294,6 +294,32 @@ class Deploy(unittest.TestCase):
         iam.delete_role(RoleName="mine")
         iam.close()
 
+    def test_plugin_layers_and_arm64(self):
+        for t in ("sqs", "redis"):
+            with zipfile.ZipFile(os.path.join(self.pkg, "fanout-plugin-%s-arm64.zip" % t),
+                                 "w") as z:
+                z.writestr("fanout/plugins/%s.so" % t, t)
+        self.package("arm", "plugins-arm", arch="arm64")
+        rc, out, err = self.fanout("deploy", "--function", "fanout", "--arch", "arm64",
+                                   "--plugins", "sqs,redis,nosuch")
+        self.assertEqual(rc, 2, out + err)
+        self.assertIn("nosuch", err)
+        self.ok("deploy", "--function", "fanout", "--arch", "arm64", "--plugins", "sqs,redis")
+        layers = self.lambda_params("PublishLayerVersion")
+        self.assertEqual(sorted(l["LayerName"] for l in layers),
+                         ["fanout-plugin-redis", "fanout-plugin-sqs"])
+        for l in layers:
+            self.assertEqual(l["CompatibleArchitectures"], ["arm64"])
+        fn = self.lambda_params("CreateFunction")[0]
+        self.assertEqual(fn["Architectures"], ["arm64"])
+        self.assertEqual(len(fn["Layers"]), 2)
+        # more layers than Lambda takes: refused before any call
+        mark = len(self.ops("iam", "lambda_ctl"))
+        rc, out, err = self.fanout("deploy", "--function", "fanout", "--plugins",
+                                   "sqs,sns,kinesis,firehose,lambda,redis")
+        self.assertEqual(rc, 2, out + err)
+        self.assertEqual(self.ops("iam", "lambda_ctl")[mark:], [])
+
     def test_missing_package(self):
         os.unlink(os.path.join(self.pkg, "fanout-function-x86_64.zip"))
         rc, out, err = self.fanout("deploy", "--function", "fanout", "--arch", "x86_64")
