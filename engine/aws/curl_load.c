@@ -43,7 +43,7 @@
     X(slist_free_all, void, (struct curl_slist *))                                         \
     X(url, CURLU *, (void))                                                                \
     X(url_cleanup, void, (CURLU *))                                                        \
-    X(url_get, CURLUcode, (CURLU *, CURLUPart, char **, unsigned))                   \
+    X(url_get, CURLUcode, (CURLU *, CURLUPart, char **, unsigned))                         \
     X(url_set, CURLUcode, (CURLU *, CURLUPart, const char *, unsigned))
 
 static struct {
@@ -71,8 +71,10 @@ static void s_load(void)
 #define S_RESOLVE(name, ret, params)                                                       \
     sym = dlsym(lib, "curl_" #name);                                                       \
     if (!sym) {                                                                            \
-        snprintf(s_error, sizeof s_error, "%s has no function curl_" #name " (libcurl "  \
-                 "7.83 or later is needed)", FANOUT_CURL_LIBRARY);                         \
+        snprintf(s_error, sizeof s_error,                                                  \
+                 "%s has no function curl_" #name " (libcurl "                             \
+                 "7.83 or later is needed)",                                               \
+                 FANOUT_CURL_LIBRARY);                                                     \
         return;                                                                            \
     }                                                                                      \
     *(void **)&s_fn.name = sym;
@@ -194,7 +196,8 @@ CURLMcode(curl_multi_perform)(CURLM *m, int *running)
 CURLMcode(curl_multi_poll)(CURLM *m, struct curl_waitfd *fds, unsigned n, int timeout_ms,
                            int *numfds)
 {
-    return s_ready() ? s_fn.multi_poll(m, fds, n, timeout_ms, numfds) : CURLM_INTERNAL_ERROR;
+    return s_ready() ? s_fn.multi_poll(m, fds, n, timeout_ms, numfds)
+                     : CURLM_INTERNAL_ERROR;
 }
 
 CURLMsg *(curl_multi_info_read)(CURLM *m, int *left)

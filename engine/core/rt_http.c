@@ -51,6 +51,7 @@ int fanout_rt_http_init(struct fanout_rt_http *c, const char *api, int connect_t
     c->used = 0;
     c->in_off = c->in_len = 0;
     c->connect_timeout_ms = connect_timeout_ms;
+    c->status = 0;
     size_t n = api ? strlen(api) : 0;
     if (n == 0 || n >= sizeof c->host) {
         snprintf(err, err_len, "the Runtime API address is empty or longer than %zu bytes",
@@ -82,8 +83,8 @@ int fanout_rt_http_init(struct fanout_rt_http *c, const char *api, int connect_t
     }
     c->node[node_len] = 0;
     if (node_len == 0 || (port && !s_port_ok(port))) {
-        snprintf(err, err_len, "the Runtime API address \"%s\" is not host:port (port 1-65535)",
-                 api);
+        snprintf(err, err_len,
+                 "the Runtime API address \"%s\" is not host:port (port 1-65535)", api);
         return -1;
     }
     fanout_strlcpy(c->port, port ? port : "80", sizeof c->port);
@@ -138,9 +139,8 @@ static int s_connect_one(const struct addrinfo *ai, int timeout_ms, int *fd_out)
 
 static int s_connect(struct fanout_rt_http *c, char *err, size_t err_len)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_NUMERICSERV};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     int g = getaddrinfo(c->node, c->port, &hints, &res);
     if (g != 0) {
@@ -249,8 +249,8 @@ static void s_rx_error(const struct s_rx *rx, const char *what, char *err, size_
 
 /* One line without its CR LF (a bare LF is taken too), pointing into the
  * buffer until the next read. 0, or -1 with `err` set. */
-static int s_line(struct s_rx *rx, const char **line, size_t *len, const char *what, char *err,
-                  size_t err_len)
+static int s_line(struct s_rx *rx, const char **line, size_t *len, const char *what,
+                  char *err, size_t err_len)
 {
     struct fanout_rt_http *c = rx->c;
     for (;;) {
@@ -282,8 +282,8 @@ static int s_line(struct s_rx *rx, const char **line, size_t *len, const char *w
 
 static int s_is_tchar(char ch)
 {
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-           (ch && strchr("!#$%&'*+-.^_`|~", ch));
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+           (ch >= '0' && ch <= '9') || (ch && strchr("!#$%&'*+-.^_`|~", ch));
 }
 
 /* Does the comma-separated list hold the token (any case)? */
@@ -319,14 +319,16 @@ struct s_frame {
 };
 
 /* "HTTP/1.x nnn[ reason]" */
-static int s_status_line(const char *l, size_t n, struct s_frame *f, char *err, size_t err_len)
+static int s_status_line(const char *l, size_t n, struct s_frame *f, char *err,
+                         size_t err_len)
 {
     if (n < 12 || memcmp(l, "HTTP/1.", 7) != 0 || l[7] < '0' || l[7] > '9' || l[8] != ' ' ||
         l[9] < '1' || l[9] > '9' || l[10] < '0' || l[10] > '9' || l[11] < '0' ||
         l[11] > '9' || (n > 12 && l[12] != ' ')) {
         char shown[64];
-        snprintf(err, err_len, "the Runtime API's reply does not start with an HTTP/1.x "
-                               "status line: \"%s\"",
+        snprintf(err, err_len,
+                 "the Runtime API's reply does not start with an HTTP/1.x "
+                 "status line: \"%s\"",
                  s_shown(l, n, shown, sizeof shown));
         return -1;
     }
@@ -390,15 +392,16 @@ static int s_header(const char *l, size_t n, struct s_frame *f,
         f->keep_alive |= s_has_token(v, vn, "keep-alive");
     }
     if (sink && sink->on_header && sink->on_header(sink->ud, l, name_len, v, vn) != 0) {
-        snprintf(err, err_len, "the reply was refused at its %.*s header", (int)name_len, l);
+        snprintf(err, err_len, "the reply was refused at its %.*s header", (int)name_len,
+                 l);
         return -1;
     }
     return 0;
 }
 
 /* The status line and headers of the final reply (interim 1xx skipped). */
-static int s_head(struct s_rx *rx, const struct fanout_rt_http_sink *sink, struct s_frame *f,
-                  char *err, size_t err_len)
+static int s_head(struct s_rx *rx, const struct fanout_rt_http_sink *sink,
+                  struct s_frame *f, char *err, size_t err_len)
 {
     for (;;) {
         const char *l;
@@ -441,7 +444,8 @@ static int s_body(struct s_rx *rx, unsigned long long len, int to_eof,
         size_t avail = c->in_len - c->in_off;
         size_t take = (!to_eof && avail > len) ? (size_t)len : avail;
         if (take) {
-            if (sink && sink->on_body && sink->on_body(sink->ud, c->in + c->in_off, take) != 0) {
+            if (sink && sink->on_body &&
+                sink->on_body(sink->ud, c->in + c->in_off, take) != 0) {
                 snprintf(err, err_len, "the reply body was refused by its reader");
                 return -1;
             }
@@ -458,15 +462,16 @@ static int s_body(struct s_rx *rx, unsigned long long len, int to_eof,
             if (to_eof)
                 snprintf(where, sizeof where, "in the reply body");
             else
-                snprintf(where, sizeof where, "%llu bytes before the end of the reply body", len);
+                snprintf(where, sizeof where, "%llu bytes before the end of the reply body",
+                         len);
             s_rx_error(rx, where, err, err_len);
             return -1;
         }
     }
 }
 
-static int s_chunked_body(struct s_rx *rx, const struct fanout_rt_http_sink *sink, char *err,
-                          size_t err_len)
+static int s_chunked_body(struct s_rx *rx, const struct fanout_rt_http_sink *sink,
+                          char *err, size_t err_len)
 {
     for (;;) {
         const char *l;
@@ -498,7 +503,8 @@ static int s_chunked_body(struct s_rx *rx, const struct fanout_rt_http_sink *sin
         if (s_line(rx, &l, &n, "chunk end", err, err_len) != 0)
             return -1;
         if (n != 0) {
-            snprintf(err, err_len, "a chunk of the reply is longer than its size line says");
+            snprintf(err, err_len,
+                     "a chunk of the reply is longer than its size line says");
             return -1;
         }
     }
@@ -520,21 +526,23 @@ static int s_chunked_body(struct s_rx *rx, const struct fanout_rt_http_sink *sin
 
 /* ---- one exchange ------------------------------------------------------------------ */
 
-static int s_exchange_once(struct fanout_rt_http *c, const struct fanout_rt_http_request *req,
-                           const struct fanout_rt_http_sink *sink, char *err, size_t err_len)
+static int s_exchange_once(struct fanout_rt_http *c,
+                           const struct fanout_rt_http_request *req,
+                           const struct fanout_rt_http_sink *sink, char *err,
+                           size_t err_len)
 {
     char head[2048];
-    int n = snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: fanout/%s\r\n%s",
-                     req->method, req->path, c->host, FANOUT_VERSION,
-                     req->headers ? req->headers : "");
+    int n = snprintf(
+        head, sizeof head, "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: fanout/%s\r\n%s",
+        req->method, req->path, c->host, FANOUT_VERSION, req->headers ? req->headers : "");
     if (n > 0 && (size_t)n < sizeof head && req->body)
         n += snprintf(head + n, sizeof head - (size_t)n, "Content-Length: %zu\r\n",
                       req->body_len);
     if (n > 0 && (size_t)n < sizeof head)
         n += snprintf(head + n, sizeof head - (size_t)n, "\r\n");
     if (n <= 0 || (size_t)n >= sizeof head) {
-        snprintf(err, err_len, "%s %s: the request head is longer than %zu bytes", req->method,
-                 req->path, sizeof head - 1);
+        snprintf(err, err_len, "%s %s: the request head is longer than %zu bytes",
+                 req->method, req->path, sizeof head - 1);
         return -1;
     }
     struct iovec iov[2] = {{head, (size_t)n}, {(void *)req->body, req->body_len}};
@@ -548,6 +556,7 @@ static int s_exchange_once(struct fanout_rt_http *c, const struct fanout_rt_http
     struct s_frame f;
     if (s_head(&rx, sink, &f, err, err_len) != 0)
         return !rx.got_bytes && (rx.eof || rx.error == ECONNRESET) ? S_STALE : -1;
+    c->status = f.status;
     int rc = 0;
     int keep = f.minor >= 1 ? !f.close : f.keep_alive && !f.close;
     if (strcmp(req->method, "HEAD") == 0 || f.status == 204 || f.status == 304) {
@@ -572,14 +581,17 @@ static int s_exchange_once(struct fanout_rt_http *c, const struct fanout_rt_http
     return f.status;
 }
 
-int fanout_rt_http_exchange(struct fanout_rt_http *c, const struct fanout_rt_http_request *req,
-                            const struct fanout_rt_http_sink *sink, char *err, size_t err_len)
+int fanout_rt_http_exchange(struct fanout_rt_http *c,
+                            const struct fanout_rt_http_request *req,
+                            const struct fanout_rt_http_sink *sink, char *err,
+                            size_t err_len)
 {
     for (int attempt = 0;; attempt++) {
         int reused = c->fd >= 0 && c->used;
         if (c->fd < 0 && s_connect(c, err, err_len) != 0)
             return -1;
         c->in_off = c->in_len = 0;
+        c->status = 0;
         int rc = s_exchange_once(c, req, sink, err, err_len);
         if (rc >= 0)
             return rc;

@@ -29,9 +29,10 @@ struct fanout_rt_http_sink {
 };
 
 struct fanout_rt_http {
-    int fd; /* -1 when not connected */
+    int fd;   /* -1 when not connected */
     int used; /* an exchange completed on this connection */
     int connect_timeout_ms;
+    int status; /* the last exchange's final status, also when its body failed; 0: none */
     char host[FANOUT_RT_HTTP_HOST_LEN]; /* as given, for Host: */
     char node[FANOUT_RT_HTTP_HOST_LEN]; /* without [] */
     char port[8];
@@ -46,8 +47,8 @@ int fanout_rt_http_init(struct fanout_rt_http *c, const char *api, int connect_t
 void fanout_rt_http_close(struct fanout_rt_http *c);
 
 struct fanout_rt_http_request {
-    const char *method; /* "GET", "POST" */
-    const char *path;   /* origin form: "/2018-06-01/..." */
+    const char *method;  /* "GET", "POST" */
+    const char *path;    /* origin form: "/2018-06-01/..." */
     const char *headers; /* more header lines, each ending "\r\n", or NULL */
     const void *body;    /* sent with Content-Length when not NULL */
     size_t body_len;
@@ -57,7 +58,9 @@ struct fanout_rt_http_request {
  * (100..999), or -1 with the reason in `err` (a transport or protocol
  * error, or the sink's abort). A request on a kept-alive connection that
  * the peer closed in between is retried once on a new one. */
-int fanout_rt_http_exchange(struct fanout_rt_http *c, const struct fanout_rt_http_request *req,
-                            const struct fanout_rt_http_sink *sink, char *err, size_t err_len);
+int fanout_rt_http_exchange(struct fanout_rt_http *c,
+                            const struct fanout_rt_http_request *req,
+                            const struct fanout_rt_http_sink *sink, char *err,
+                            size_t err_len);
 
 #endif

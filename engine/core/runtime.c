@@ -276,17 +276,18 @@ static int s_exchange(struct rt_client *c, const char *path, const void *body,
         .body = body,
         .body_len = body_len,
     };
-    struct fanout_rt_http_sink sink = {.on_header = s_on_header, .on_body = s_on_body, .ud = r};
+    struct fanout_rt_http_sink sink = {
+        .on_header = s_on_header, .on_body = s_on_body, .ud = r};
     char err[512];
     /* a new status line starts a new header set */
     s_reply_clear_headers(r);
     int status = fanout_rt_http_exchange(&c->http, &req, &sink, err, sizeof err);
+    r->status = c->http.status; /* also when the body failed */
     if (status < 0) {
         if (!r->over_limit && !r->oom)
             LOG_ERROR(RT_SCOPE, "%s %s: %s", req.method, path, err);
         return -1;
     }
-    r->status = status;
     return 0;
 }
 
@@ -374,7 +375,8 @@ static enum rt_post_result s_post(struct rt_client *c, const char *path, const v
     /* No Expect: 100-continue: it would add a round trip to every large
      * response. */
     char hdrs[sizeof "Content-Type: application/json\r\n"
-              "Lambda-Runtime-Function-Error-Type: \r\n" + RT_ERROR_TYPE_LEN];
+                     "Lambda-Runtime-Function-Error-Type: \r\n" +
+              RT_ERROR_TYPE_LEN];
     snprintf(hdrs, sizeof hdrs, "Content-Type: application/json\r\n%s%s%s",
              error_type ? "Lambda-Runtime-Function-Error-Type: " : "",
              error_type ? error_type : "", error_type ? "\r\n" : "");
