@@ -11,9 +11,24 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "common/util.h"
+
+/* The library, for packagers: an ELF note in the format of the freedesktop
+ * "dlopen metadata" spec (section .note.dlopen, owner "FDO", type
+ * 0x407c0c0a, a JSON array), read by scripts/package.sh and
+ * tests/package/elf_check.py as if it were a DT_NEEDED entry. */
+#define S_DLOPEN_JSON                                                                      \
+    "[{\"feature\":\"aws-http\",\"description\":\"HTTP for AWS calls\","                   \
+    "\"priority\":\"required\",\"soname\":[\"" FANOUT_CURL_LIBRARY "\"]}]"
+__attribute__((used, section(".note.dlopen"), aligned(4))) static const struct {
+    uint32_t name_size, desc_size, type;
+    char name[4];
+    char desc[(sizeof S_DLOPEN_JSON + 3) & ~(size_t)3];
+} s_dlopen_note = {4, (sizeof S_DLOPEN_JSON + 3) & ~(size_t)3, 0x407c0c0a, "FDO",
+                   S_DLOPEN_JSON};
 
 /* The functions fanout calls: name, return type, parameters. */
 #define S_CURL_FUNCTIONS(X)                                                                \
