@@ -11,24 +11,12 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
 
+#include "common/dlopen_note.h"
 #include "common/util.h"
 
-/* The library, for packagers: an ELF note in the format of the freedesktop
- * "dlopen metadata" spec (section .note.dlopen, owner "FDO", type
- * 0x407c0c0a, a JSON array), read by scripts/package.sh and
- * tests/package/elf_check.py as if it were a DT_NEEDED entry. */
-#define S_DLOPEN_JSON                                                                      \
-    "[{\"feature\":\"aws-http\",\"description\":\"HTTP for AWS calls\","                   \
-    "\"priority\":\"required\",\"soname\":[\"" FANOUT_CURL_LIBRARY "\"]}]"
-__attribute__((used, section(".note.dlopen"), aligned(4))) static const struct {
-    uint32_t name_size, desc_size, type;
-    char name[4];
-    char desc[(sizeof S_DLOPEN_JSON + 3) & ~(size_t)3];
-} s_dlopen_note = {4, (sizeof S_DLOPEN_JSON + 3) & ~(size_t)3, 0x407c0c0a, "FDO",
-                   S_DLOPEN_JSON};
+FANOUT_DLOPEN_NOTE(s_dlopen_note, "aws-http", "HTTP for AWS calls", FANOUT_CURL_LIBRARY);
 
 /* The functions fanout calls: name, return type, parameters. */
 #define S_CURL_FUNCTIONS(X)                                                                \
@@ -116,6 +104,19 @@ static int s_ready(void)
 
 /* ---- the forwards --------------------------------------------------------- */
 
+/* rc = fn(handle, opt, <the one argument in ap>), its type from the option
+ * number's CURLOPTTYPE_* range: long, curl_off_t, else a pointer (object,
+ * function, blob). */
+#define S_FORWARD_OPTION(rc, fn, handle, opt, ap)                                          \
+    do {                                                                                   \
+        if ((opt) < CURLOPTTYPE_OBJECTPOINT)                                               \
+            rc = fn(handle, opt, va_arg(ap, long));                                        \
+        else if ((opt) >= CURLOPTTYPE_OFF_T && (opt) < CURLOPTTYPE_BLOB)                   \
+            rc = fn(handle, opt, va_arg(ap, curl_off_t));                                  \
+        else                                                                               \
+            rc = fn(handle, opt, va_arg(ap, void *));                                      \
+    } while (0)
+
 CURLcode(curl_global_init)(long flags)
 {
     return s_ready() ? s_fn.global_init(flags) : CURLE_FAILED_INIT;
@@ -151,12 +152,7 @@ CURLcode(curl_easy_setopt)(CURL *h, CURLoption opt, ...)
     va_list ap;
     va_start(ap, opt);
     CURLcode rc;
-    if (opt < CURLOPTTYPE_OBJECTPOINT)
-        rc = s_fn.easy_setopt(h, opt, va_arg(ap, long));
-    else if (opt >= CURLOPTTYPE_OFF_T && opt < CURLOPTTYPE_BLOB)
-        rc = s_fn.easy_setopt(h, opt, va_arg(ap, curl_off_t));
-    else /* object, function and blob pointers */
-        rc = s_fn.easy_setopt(h, opt, va_arg(ap, void *));
+    S_FORWARD_OPTION(rc, s_fn.easy_setopt, h, opt, ap);
     va_end(ap);
     return rc;
 }
@@ -227,12 +223,7 @@ CURLMcode(curl_multi_setopt)(CURLM *m, CURLMoption opt, ...)
     va_list ap;
     va_start(ap, opt);
     CURLMcode rc;
-    if (opt < CURLOPTTYPE_OBJECTPOINT)
-        rc = s_fn.multi_setopt(m, opt, va_arg(ap, long));
-    else if (opt >= CURLOPTTYPE_OFF_T && opt < CURLOPTTYPE_BLOB)
-        rc = s_fn.multi_setopt(m, opt, va_arg(ap, curl_off_t));
-    else
-        rc = s_fn.multi_setopt(m, opt, va_arg(ap, void *));
+    S_FORWARD_OPTION(rc, s_fn.multi_setopt, m, opt, ap);
     va_end(ap);
     return rc;
 }

@@ -17,23 +17,15 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <pthread.h>
-#include <stdint.h>
 #include <string.h>
 
+#include "common/dlopen_note.h"
 #include "common/log.h"
 
 #define S_LIBRARY "libcrypto.so.3"
 
-/* For packagers: the freedesktop dlopen metadata note (aws/curl_load.c). */
-#define S_DLOPEN_JSON                                                                      \
-    "[{\"feature\":\"crypto\",\"description\":\"SHA-256, HMAC, MD5 for AWS calls and "     \
-    "KPL\",\"priority\":\"required\",\"soname\":[\"" S_LIBRARY "\"]}]"
-__attribute__((used, section(".note.dlopen"), aligned(4))) static const struct {
-    uint32_t name_size, desc_size, type;
-    char name[4];
-    char desc[(sizeof S_DLOPEN_JSON + 3) & ~(size_t)3];
-} s_dlopen_note = {4, (sizeof S_DLOPEN_JSON + 3) & ~(size_t)3, 0x407c0c0a, "FDO",
-                   S_DLOPEN_JSON};
+FANOUT_DLOPEN_NOTE(s_dlopen_note, "crypto", "SHA-256, HMAC, MD5 for AWS calls and KPL",
+                   S_LIBRARY);
 
 static struct {
     const EVP_MD *(*md5)(void);
