@@ -3,7 +3,9 @@
 child's user+sys CPU (wait4), wall time and peak RSS; medians of --runs.
 
 Events: the empty `{"Records":[]}` and Lambda-shaped Kinesis events
-(bench.py's make_event), one `file` target writing to /dev/null.
+(bench.py's make_event), one `file` target writing to /dev/null. Last, the
+binary as Lambda's bootstrap: the Runtime API loop serving one empty event
+from tests/servers/runtime_emulator.py, until the emulator goes away.
 
     bench/coldstart.py [--build build-release] [--runs 20] [--sizes 8000x100]
 """
@@ -11,6 +13,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -18,17 +21,39 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench import ARN, make_event  # noqa: E402
 
+SOURCE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-def run_once(argv, env):
+
+def run_once(argv, env, check=True):
     t0 = time.perf_counter()
     pid = os.posix_spawn(argv[0], argv, env, file_actions=[
         (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
         (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0)])
     _, status, ru = os.wait4(pid, 0)
     wall = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
+    if check and os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit("fanout failed: " + " ".join(argv))
     return (ru.ru_utime + ru.ru_stime) * 1000, wall * 1000
+
+
+def run_runtime(fanout, env, tmp):
+    """The bootstrap against the emulator: one empty event, then the API
+    goes away and the loop exits (non-zero: the API is unreachable)."""
+    events = os.path.join(tmp, "events.json")
+    with open(events, "w") as f:
+        json.dump([{"event": {"Records": []}}], f)
+    emu = subprocess.Popen([
+        "/usr/bin/python3", os.path.join(SOURCE, "tests", "servers", "runtime_emulator.py"),
+        "--events", events, "--output", os.path.join(tmp, "api.jsonl"),
+        "--exit-when-empty"], stdout=subprocess.PIPE)
+    try:
+        port = emu.stdout.readline().decode().strip()
+        e = dict(env, AWS_LAMBDA_RUNTIME_API="127.0.0.1:" + port)
+        return run_once([fanout], e, check=False)
+    finally:
+        emu.kill()
+        emu.wait()
+        emu.stdout.close()
 
 
 def peak_rss_mb(argv, env):
@@ -73,6 +98,10 @@ def main():
             argv = [fanout, "invoke", "--quiet", "--config", cfg, "--event", path]
             cpu, wall, rss = measure(argv, env, args.runs)
             print("| %s | %.1f | %.1f | %.1f |" % (name, cpu, wall, rss))
+        env_rt = dict(env, FANOUT_CONFIG=cfg)
+        rows = [run_runtime(fanout, env_rt, tmp) for _ in range(args.runs)]
+        print("| Runtime API loop, empty event | %.1f | %.1f | - |" % tuple(
+            statistics.median(r[i] for r in rows) for i in range(2)))
 
 
 if __name__ == "__main__":
