@@ -1,6 +1,5 @@
 /* fanout: the Lambda `bootstrap` when AWS_LAMBDA_RUNTIME_API is set and no
  * command is given, else the command line (engine/cli). */
-#include <curl/curl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,8 +15,9 @@ int main(int argc, char **argv)
      * signal that kills the process. */
     signal(SIGPIPE, SIG_IGN);
     fanout_log_init();
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0 || fanout_http_global_init() != 0) {
-        fprintf(stderr, "fanout: cannot initialise libcurl\n");
+    /* Cheap: libcurl is loaded by the first AWS request (aws/http.h). */
+    if (fanout_http_global_init() != 0) {
+        fprintf(stderr, "fanout: cannot initialise HTTP\n");
         return 2;
     }
     char aws_err[256];
@@ -32,6 +32,5 @@ int main(int argc, char **argv)
         rc = fanout_cli_main(argc, argv);
     }
     fanout_http_global_cleanup();
-    curl_global_cleanup();
     return rc;
 }

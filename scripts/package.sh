@@ -148,8 +148,12 @@ while read -r a b _; do
     esac
 done <"$provides"
 
-needed() { # needed FILE: its DT_NEEDED entries
+needed() { # needed FILE: its DT_NEEDED entries, and the libraries it loads
+    # at run time (libcurl for the bootstrap), named by its .note.dlopen
+    # ELF note (freedesktop dlopen metadata: a JSON array with "soname" lists)
     readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'
+    readelf -p .note.dlopen "$1" 2>/dev/null | grep -o '"soname":\[[^]]*\]' |
+        grep -o '"[^"]*"' | grep -v '"soname"' | tr -d '"' || true
 }
 find_lib() { # find_lib SONAME: this machine's copy, for the target arch
     local d

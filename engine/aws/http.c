@@ -15,6 +15,12 @@
  * different multi handles, so the pool holds about as many multi handles as
  * calls ever ran at once. Easy handles are pooled too.
  *
+ * libcurl is not linked: fanout_http_global_init only counts and reads the
+ * environment, and the first request loads libcurl (curl_load.h) and sets
+ * up its globals and the share, so a process that makes no AWS call never
+ * maps it. A libcurl that cannot be loaded fails each request with the
+ * library's name and the loader's reason.
+ *
  * Nothing but method, host, path, status and timing is logged, at debug
  * level: header values carry signatures and tokens, query strings may carry
  * presigned signatures, bodies carry records. */
@@ -28,6 +34,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "aws/curl_load.h"
 #include "common/log.h"
 
 #define HTTP_SCOPE "http"
@@ -59,6 +66,9 @@ struct s_insecure_host {
  * under it at the first init and read-only until the last clean-up. */
 static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned s_refs;
+/* libcurl's globals and the share: set up by the first request after the
+ * first init (s_curl_up), torn down by the last clean-up. */
+static int s_curl_up;
 static CURLSH *s_share;
 static pthread_mutex_t s_share_locks[CURL_LOCK_DATA_LAST];
 static CURLM *s_idle_multis[HTTP_IDLE_MULTIS];
@@ -205,16 +215,24 @@ static int s_is_insecure(const char *host, long port)
 
 int fanout_http_global_init(void)
 {
-    int rc = 0;
     pthread_mutex_lock(&s_lock);
-    if (s_refs > 0) {
-        s_refs++;
-        goto out;
-    }
+    if (s_refs++ == 0)
+        s_read_env();
+    pthread_mutex_unlock(&s_lock);
+    return 0;
+}
+
+/* Load libcurl and set up its globals and the share, once per init; called
+ * with s_lock held. 0 when ready, else -1 with the reason in `err`. */
+static int s_curl_start(char *err, size_t err_len)
+{
+    if (s_curl_up)
+        return 0;
+    if (fanout_curl_load(err, err_len) != 0)
+        return -1;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        LOG_ERROR(HTTP_SCOPE, "curl_global_init failed");
-        rc = -1;
-        goto out;
+        fanout_strlcpy(err, "curl_global_init failed", err_len);
+        return -1;
     }
     CURLSH *sh = curl_share_init();
     CURLSHcode sc = sh ? CURLSHE_OK : CURLSHE_NOMEM;
@@ -227,27 +245,30 @@ int fanout_http_global_init(void)
     if (sc == CURLSHE_OK)
         sc = curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
     if (sc != CURLSHE_OK) {
-        LOG_ERROR(HTTP_SCOPE, "curl share set-up failed: %s", curl_share_strerror(sc));
+        snprintf(err, err_len, "curl share set-up failed: %s", curl_share_strerror(sc));
         if (sh)
             curl_share_cleanup(sh);
         curl_global_cleanup();
-        rc = -1;
-        goto out;
+        return -1;
     }
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
         pthread_mutex_init(&s_share_locks[i], NULL);
     s_share = sh;
-    s_read_env();
-    s_refs = 1;
-out:
-    pthread_mutex_unlock(&s_lock);
-    return rc;
+    s_curl_up = 1;
+    return 0;
 }
 
 void fanout_http_global_cleanup(void)
 {
     pthread_mutex_lock(&s_lock);
     if (s_refs == 0 || --s_refs > 0) {
+        pthread_mutex_unlock(&s_lock);
+        return;
+    }
+    free(s_ca_bundle);
+    s_ca_bundle = NULL;
+    s_insecure_count = 0;
+    if (!s_curl_up) {
         pthread_mutex_unlock(&s_lock);
         return;
     }
@@ -263,10 +284,8 @@ void fanout_http_global_cleanup(void)
     s_share = NULL;
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
         pthread_mutex_destroy(&s_share_locks[i]);
-    free(s_ca_bundle);
-    s_ca_bundle = NULL;
-    s_insecure_count = 0;
     curl_global_cleanup();
+    s_curl_up = 0;
     pthread_mutex_unlock(&s_lock);
 }
 
@@ -784,12 +803,18 @@ static void s_release(struct s_xfer *x, CURLM *m)
 
 /* ---- the call -------------------------------------------------------------- */
 
-static int s_ready(void)
+/* Ready for requests: initialised, libcurl loaded and set up. Else -1 with
+ * the reason in `err`. */
+static int s_ready(char *err, size_t err_len)
 {
     pthread_mutex_lock(&s_lock);
-    int ready = s_refs > 0;
+    int rc = -1;
+    if (s_refs == 0)
+        fanout_strlcpy(err, "fanout_http_global_init was not called", err_len);
+    else
+        rc = s_curl_start(err, err_len);
     pthread_mutex_unlock(&s_lock);
-    return ready;
+    return rc;
 }
 
 void fanout_http_perform(const struct fanout_http_request *const *reqs,
@@ -799,9 +824,11 @@ void fanout_http_perform(const struct fanout_http_request *const *reqs,
         fanout_http_response_clean_up(resps[i]);
     if (!n)
         return;
-    if (!s_ready()) {
+    char why[sizeof resps[0]->error_text];
+    if (s_ready(why, sizeof why) != 0) {
+        LOG_ERROR(HTTP_SCOPE, "%s", why);
         for (size_t i = 0; i < n; i++)
-            s_fail(resps[i], FANOUT_HTTP_OTHER, "fanout_http_global_init was not called");
+            s_fail(resps[i], FANOUT_HTTP_OTHER, why);
         return;
     }
     struct s_xfer *xs = calloc(n, sizeof *xs);

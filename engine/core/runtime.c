@@ -1,8 +1,6 @@
-/* The Lambda Runtime API loop on libcurl's easy interface.
- *
- * One easy handle serves the whole loop: curl_easy_reset() between requests
- * clears the options but keeps the live connection, so the runtime talks to
- * the API over one kept-alive TCP connection.
+/* The Lambda Runtime API loop on its own small HTTP/1.1 client (rt_http.h):
+ * the runtime talks to the API over one kept-alive TCP connection, and a
+ * function whose targets make no AWS call never loads libcurl.
  *
  * Error policy (runtime.h): the API unreachable, a non-200 to /next, a
  * reply to /next we cannot attribute (no or invalid request id) and any 5xx
@@ -12,7 +10,6 @@
  * post so the invocation still ends, and the loop goes on. */
 #include "core/runtime.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -24,6 +21,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "core/rt_http.h"
 
 #define RT_SCOPE       "runtime"
 #define RT_API_VERSION "2018-06-01"
@@ -66,9 +64,7 @@ struct rt_reply {
 };
 
 struct rt_client {
-    CURL *curl;
-    char base[sizeof "http://" + RT_MAX_API_LEN + sizeof "/" RT_API_VERSION];
-    char errbuf[CURL_ERROR_SIZE];
+    struct fanout_rt_http http;
 };
 
 static int64_t s_now_ms(void)
@@ -174,24 +170,24 @@ static void s_reply_free(struct rt_reply *r)
     fanout_sbuf_free(&r->body);
 }
 
-static size_t s_on_body(char *data, size_t size, size_t nmemb, void *userdata)
+/* 0 to go on, -1 to abort the exchange (rt_http.h). */
+static int s_on_body(void *userdata, const char *data, size_t n)
 {
     struct rt_reply *r = userdata;
-    size_t n = size * nmemb;
     if (r->over_limit || n > r->body_limit - r->body.len) {
+        size_t room = r->over_limit ? 0 : r->body_limit - r->body.len;
         r->over_limit = 1;
         if (r->abort_over_limit)
-            return 0; /* CURLE_WRITE_ERROR */
-        size_t room = r->body_limit - r->body.len;
+            return -1;
         if (room && fanout_sbuf_put(&r->body, data, room) != 0)
             r->oom = 1;
-        return n;
+        return 0;
     }
     if (fanout_sbuf_put(&r->body, data, n) != 0) {
         r->oom = 1;
-        return 0;
+        return -1;
     }
-    return n;
+    return 0;
 }
 
 static int s_header_is(const char *name, size_t n, const char *want)
@@ -199,30 +195,10 @@ static int s_header_is(const char *name, size_t n, const char *want)
     return strlen(want) == n && strncasecmp(name, want, n) == 0;
 }
 
-static size_t s_on_header(char *data, size_t size, size_t nitems, void *userdata)
+static int s_on_header(void *userdata, const char *data, size_t name_len, const char *v,
+                       size_t vlen)
 {
     struct rt_reply *r = userdata;
-    size_t n = size * nitems;
-    /* A new status line (e.g. after "100 Continue") starts a new header
-     * set. */
-    if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) {
-        s_reply_clear_headers(r);
-        return n;
-    }
-    const char *colon = memchr(data, ':', n);
-    if (!colon)
-        return n;
-    size_t name_len = (size_t)(colon - data);
-    const char *v = colon + 1;
-    size_t vlen = n - name_len - 1;
-    while (vlen && (*v == ' ' || *v == '\t')) {
-        v++;
-        vlen--;
-    }
-    while (vlen && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' ' ||
-                    v[vlen - 1] == '\t'))
-        vlen--;
-
     char **slot = NULL;
     if (s_header_is(data, name_len, "Lambda-Runtime-Aws-Request-Id"))
         slot = &r->request_id;
@@ -236,43 +212,41 @@ static size_t s_on_header(char *data, size_t size, size_t nitems, void *userdata
         /* Size the buffer once for a large event, or refuse it early. */
         char num[32];
         if (vlen == 0 || vlen >= sizeof num)
-            return n;
+            return 0;
         memcpy(num, v, vlen);
         num[vlen] = 0;
         char *end;
         errno = 0;
         unsigned long long len = strtoull(num, &end, 10);
         if (errno || *end)
-            return n;
+            return 0;
         /* Over the limit: s_on_body stops it, once all the headers (the
          * request id among them) are in. A failed reserve is retried by
          * the appends. */
         if (len <= r->body_limit)
             (void)fanout_sbuf_reserve(&r->body, (size_t)len);
-        return n;
+        return 0;
     }
     if (!slot)
-        return n;
+        return 0;
     free(*slot);
     *slot = strndup(v, vlen);
     if (!*slot) {
         r->oom = 1;
-        return 0;
+        return -1;
     }
     if (slot == &r->request_id)
         r->request_id_len = vlen;
-    return n;
+    return 0;
 }
 
 /* ---- client ------------------------------------------------------------- */
 
 static int s_client_init(struct rt_client *c, const char *api)
 {
-    memset(c, 0, sizeof *c);
-    snprintf(c->base, sizeof c->base, "http://%s/" RT_API_VERSION, api);
-    c->curl = curl_easy_init();
-    if (!c->curl) {
-        LOG_ERROR(RT_SCOPE, "curl_easy_init failed");
+    char err[256];
+    if (fanout_rt_http_init(&c->http, api, RT_CONNECT_TIMEOUT_MS, err, sizeof err) != 0) {
+        LOG_ERROR(RT_SCOPE, "%s", err);
         return -1;
     }
     return 0;
@@ -280,49 +254,38 @@ static int s_client_init(struct rt_client *c, const char *api)
 
 static void s_client_free(struct rt_client *c)
 {
-    if (c->curl)
-        curl_easy_cleanup(c->curl);
-    c->curl = NULL;
+    fanout_rt_http_close(&c->http);
 }
 
-/* One exchange. `body` NULL means GET. Returns 0 when a reply arrived
- * (r->status set), -1 on a transport failure (logged unless it was our own
- * size limit or an allocation failure, which the caller reports). */
+/* One exchange. `body` NULL means GET; `headers` are more header lines,
+ * each ending in CR LF. Returns 0 when a reply arrived (r->status set), -1
+ * on a transport failure (logged unless it was our own size limit or an
+ * allocation failure, which the caller reports). Only a connect timeout:
+ * the process can be frozen for hours inside GET /next, and a post's
+ * duration is Lambda's business. No proxy: the function's own HTTP(S)_PROXY
+ * must not capture the Runtime API. */
 static int s_exchange(struct rt_client *c, const char *path, const void *body,
-                      size_t body_len, struct curl_slist *headers, struct rt_reply *r)
+                      size_t body_len, const char *headers, struct rt_reply *r)
 {
-    char url[sizeof c->base + 64 + RT_MAX_REQUEST_ID];
-    snprintf(url, sizeof url, "%s%s", c->base, path);
-
-    CURL *h = c->curl;
-    curl_easy_reset(h); /* options only; the connection stays open */
-    c->errbuf[0] = 0;
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf);
-    /* Only a connect timeout: the process can be frozen for hours inside
-     * GET /next, and a post's duration is Lambda's business. */
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, RT_CONNECT_TIMEOUT_MS);
-    /* The function's own HTTP(S)_PROXY must not capture the Runtime API. */
-    curl_easy_setopt(h, CURLOPT_PROXY, "");
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "fanout/" FANOUT_VERSION);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, s_on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, s_on_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
-    if (body) {
-        curl_easy_setopt(h, CURLOPT_POST, 1L);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-    }
-
-    CURLcode rc = curl_easy_perform(h);
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
-    if (rc != CURLE_OK) {
+    char full[sizeof "/" RT_API_VERSION + 64 + RT_MAX_REQUEST_ID];
+    snprintf(full, sizeof full, "/" RT_API_VERSION "%s", path);
+    struct fanout_rt_http_request req = {
+        .method = body ? "POST" : "GET",
+        .path = full,
+        .headers = headers,
+        .body = body,
+        .body_len = body_len,
+    };
+    struct fanout_rt_http_sink sink = {
+        .on_header = s_on_header, .on_body = s_on_body, .ud = r};
+    char err[512];
+    /* a new status line starts a new header set */
+    s_reply_clear_headers(r);
+    int status = fanout_rt_http_exchange(&c->http, &req, &sink, err, sizeof err);
+    r->status = c->http.status; /* also when the body failed */
+    if (status < 0) {
         if (!r->over_limit && !r->oom)
-            LOG_ERROR(RT_SCOPE, "%s %s: %s", body ? "POST" : "GET", path,
-                      c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
+            LOG_ERROR(RT_SCOPE, "%s %s: %s", req.method, path, err);
         return -1;
     }
     return 0;
@@ -409,33 +372,17 @@ static enum rt_post_result s_post(struct rt_client *c, const char *path, const v
                                   size_t body_len, const char *error_type,
                                   struct rt_reply *reply)
 {
-    struct curl_slist *hdrs = NULL, *tmp;
-    char type_hdr[sizeof "Lambda-Runtime-Function-Error-Type: " + RT_ERROR_TYPE_LEN];
-    int ok = 1;
-    /* Expect: 100-continue would add a round trip (or a 1 s stall) to
-     * every large response. */
-    const char *fixed[] = {"Content-Type: application/json", "Expect:"};
-    for (size_t i = 0; ok && i < sizeof fixed / sizeof fixed[0]; i++) {
-        tmp = curl_slist_append(hdrs, fixed[i]);
-        ok = tmp != NULL;
-        hdrs = tmp ? tmp : hdrs;
-    }
-    if (ok && error_type) {
-        snprintf(type_hdr, sizeof type_hdr, "Lambda-Runtime-Function-Error-Type: %s",
-                 error_type);
-        tmp = curl_slist_append(hdrs, type_hdr);
-        ok = tmp != NULL;
-        hdrs = tmp ? tmp : hdrs;
-    }
-    if (!ok) {
-        curl_slist_free_all(hdrs);
-        LOG_ERROR(RT_SCOPE, "POST %s: out of memory", path);
-        return RT_POST_FATAL;
-    }
+    /* No Expect: 100-continue: it would add a round trip to every large
+     * response. */
+    char hdrs[sizeof "Content-Type: application/json\r\n"
+                     "Lambda-Runtime-Function-Error-Type: \r\n" +
+              RT_ERROR_TYPE_LEN];
+    snprintf(hdrs, sizeof hdrs, "Content-Type: application/json\r\n%s%s%s",
+             error_type ? "Lambda-Runtime-Function-Error-Type: " : "",
+             error_type ? error_type : "", error_type ? "\r\n" : "");
 
     s_reply_reset(reply, RT_MAX_REPLY_BYTES, 0);
     int rc = s_exchange(c, path, body ? body : "", body_len, hdrs, reply);
-    curl_slist_free_all(hdrs);
     if (rc != 0) {
         if (reply->oom)
             LOG_ERROR(RT_SCOPE, "POST %s: out of memory", path);
@@ -636,12 +583,6 @@ int fanout_runtime_run(const struct fanout_runtime_options *opts)
         LOG_ERROR(RT_SCOPE, "AWS_LAMBDA_RUNTIME_API is missing or not host:port");
         return -1;
     }
-    /* Reference-counted by libcurl: harmless when main already did it,
-     * and it keeps this module balanced under leak checkers. */
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        LOG_ERROR(RT_SCOPE, "curl_global_init failed");
-        return -1;
-    }
     struct rt_loop l = {.opts = opts};
     int rc = s_client_init(&l.client, api);
     unsigned served = 0;
@@ -655,7 +596,6 @@ int fanout_runtime_run(const struct fanout_runtime_options *opts)
     s_reply_free(&l.post);
     fanout_sbuf_free(&l.response);
     s_client_free(&l.client);
-    curl_global_cleanup();
     return rc == 0 ? 0 : -1;
 }
 
@@ -666,10 +606,6 @@ int fanout_runtime_init_error(const char *api, const char *error_type,
         api = getenv("AWS_LAMBDA_RUNTIME_API");
     if (!s_valid_api(api)) {
         LOG_ERROR(RT_SCOPE, "AWS_LAMBDA_RUNTIME_API is missing or not host:port");
-        return -1;
-    }
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        LOG_ERROR(RT_SCOPE, "curl_global_init failed");
         return -1;
     }
     struct rt_client c;
@@ -684,6 +620,5 @@ int fanout_runtime_init_error(const char *api, const char *error_type,
     }
     s_reply_free(&reply);
     s_client_free(&c);
-    curl_global_cleanup();
     return rc;
 }

@@ -1,4 +1,5 @@
-/* The AWS Lambda Runtime API loop (custom runtime `bootstrap`), on libcurl. */
+/* The AWS Lambda Runtime API loop (custom runtime `bootstrap`), on its own
+ * HTTP/1.1 client (rt_http.h). */
 #ifndef FANOUT_RUNTIME_H
 #define FANOUT_RUNTIME_H
 

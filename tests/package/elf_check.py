@@ -5,7 +5,9 @@
 
 For every ELF file in every zip:
   - it is built for --arch;
-  - every DT_NEEDED library is in the same zip (a file of that name under
+  - every DT_NEEDED library, and every library its .note.dlopen ELF note
+    says it loads at run time (freedesktop dlopen metadata: libcurl for the
+    bootstrap), is in the same zip (a file of that name under
     lib/, the directory Lambda puts on LD_LIBRARY_PATH: /var/task/lib for the
     function, /opt/lib for a layer) or in the provides list: each zip must
     work on its own with the function zip, so a layer does not count on
@@ -19,6 +21,7 @@ Prints one line per zip; exits 1 on any problem.
 """
 
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -77,6 +80,17 @@ def version_ok(version, maxima):
     return have <= maxima[m.group(1)]
 
 
+def dlopen_sonames(path):
+    """The sonames of the file's .note.dlopen notes (owner FDO, type
+    0x407c0c0a, a JSON array of {"soname": [...], ...})."""
+    r = subprocess.run(["readelf", "-p", ".note.dlopen", path], capture_output=True, text=True)
+    out = []
+    for m in re.finditer(r"\[\s*\w+\]\s+(\[\{.*\}\])\s*$", r.stdout, re.M):
+        for entry in json.loads(m.group(1)):
+            out.extend(entry.get("soname", []))
+    return out
+
+
 def check_zip(zpath, arch, sonames, maxima):
     problems, elves = [], 0
     with tempfile.TemporaryDirectory() as tmp:
@@ -105,6 +119,10 @@ def check_zip(zpath, arch, sonames, maxima):
                 if lib not in shipped and lib not in sonames:
                     problems.append("%s needs %s: neither in this zip's lib/ nor provided"
                                     % (name, lib))
+            for lib in dlopen_sonames(path):
+                if lib not in shipped and lib not in sonames:
+                    problems.append("%s loads %s at run time (.note.dlopen): neither in this "
+                                    "zip's lib/ nor provided" % (name, lib))
             for lib, version in version_needs(path):
                 if lib in sonames and not version_ok(version, maxima):
                     problems.append("%s needs %s from %s: newer than (or not among) what "

@@ -1,0 +1,125 @@
+/* libcrypto on first use, as libcurl (aws/curl_load.h): the fanout binary
+ * calls seven libcrypto functions (SigV4's SHA-256 and HMAC, KPL's MD5, the
+ * SSO cache's SHA-1, cleansing and constant-time compares), defined here
+ * with OpenSSL's prototypes as forwards to the library, dlopen'ed once
+ * (pthread_once) by the first of them. Loading and relocating libcrypto at
+ * start costs more CPU than an empty event; a `file` or `redis` target
+ * never needs it. The link keeps libcrypto for the unit tests and plugins,
+ * and --as-needed drops it from the binary as long as every libcrypto
+ * function it calls is forwarded here (tests/package/elf_check.py and
+ * the `lean-start` test check the binary's DT_NEEDED list).
+ *
+ * When the library cannot be loaded, the failure is logged once with its
+ * name and the loader's reason; digests and HMAC then fail as OpenSSL's do
+ * (NULL, 0), cleansing and compares fall back to local code. */
+#include <dlfcn.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "common/dlopen_note.h"
+#include "common/log.h"
+
+#define S_LIBRARY "libcrypto.so.3"
+
+FANOUT_DLOPEN_NOTE(s_dlopen_note, "crypto", "SHA-256, HMAC, MD5 for AWS calls and KPL",
+                   S_LIBRARY);
+
+static struct {
+    const EVP_MD *(*md5)(void);
+    const EVP_MD *(*sha1)(void);
+    const EVP_MD *(*sha256)(void);
+    int (*digest)(const void *, size_t, unsigned char *, unsigned int *, const EVP_MD *,
+                  ENGINE *);
+    unsigned char *(*hmac)(const EVP_MD *, const void *, int, const unsigned char *, size_t,
+                           unsigned char *, unsigned int *);
+    int (*memcmp)(const void *, const void *, size_t);
+    void (*cleanse)(void *, size_t);
+} s_fn;
+
+static pthread_once_t s_once = PTHREAD_ONCE_INIT;
+static int s_loaded;
+
+static void s_load(void)
+{
+    void *lib = dlopen(S_LIBRARY, RTLD_NOW | RTLD_LOCAL);
+    const char *missing = NULL;
+    if (lib) {
+        static const char *const names[] = {"EVP_md5",        "EVP_sha1", "EVP_sha256",
+                                            "EVP_Digest",     "HMAC",     "CRYPTO_memcmp",
+                                            "OPENSSL_cleanse"};
+        void **slots[] = {(void **)&s_fn.md5,    (void **)&s_fn.sha1, (void **)&s_fn.sha256,
+                          (void **)&s_fn.digest, (void **)&s_fn.hmac, (void **)&s_fn.memcmp,
+                          (void **)&s_fn.cleanse};
+        for (size_t i = 0; i < sizeof names / sizeof names[0] && !missing; i++)
+            if (!(*slots[i] = dlsym(lib, names[i])))
+                missing = names[i];
+        if (!missing) {
+            s_loaded = 1;
+            return;
+        }
+        LOG_ERROR("crypto", "cannot use %s (OpenSSL 3's libcrypto): it has no %s",
+                  S_LIBRARY, missing);
+        return;
+    }
+    const char *why = dlerror();
+    LOG_ERROR("crypto",
+              "cannot load %s (OpenSSL 3's libcrypto, needed for SigV4 and KPL): %s",
+              S_LIBRARY, why ? why : "unknown error");
+}
+
+static int s_ready(void)
+{
+    pthread_once(&s_once, s_load);
+    return s_loaded;
+}
+
+const EVP_MD *(EVP_md5)(void)
+{
+    return s_ready() ? s_fn.md5() : NULL;
+}
+
+const EVP_MD *(EVP_sha1)(void)
+{
+    return s_ready() ? s_fn.sha1() : NULL;
+}
+
+const EVP_MD *(EVP_sha256)(void)
+{
+    return s_ready() ? s_fn.sha256() : NULL;
+}
+
+int(EVP_Digest)(const void *data, size_t count, unsigned char *md, unsigned int *size,
+                const EVP_MD *type, ENGINE *impl)
+{
+    return s_ready() && type ? s_fn.digest(data, count, md, size, type, impl) : 0;
+}
+
+unsigned char *(HMAC)(const EVP_MD *evp_md, const void *key, int key_len,
+                      const unsigned char *data, size_t data_len, unsigned char *md,
+                      unsigned int *md_len)
+{
+    return s_ready() && evp_md ? s_fn.hmac(evp_md, key, key_len, data, data_len, md, md_len)
+                               : NULL;
+}
+
+int(CRYPTO_memcmp)(const void *a, const void *b, size_t len)
+{
+    if (s_ready())
+        return s_fn.memcmp(a, b, len);
+    const volatile unsigned char *x = a, *y = b;
+    unsigned char d = 0;
+    for (size_t i = 0; i < len; i++)
+        d |= x[i] ^ y[i];
+    return d != 0;
+}
+
+void(OPENSSL_cleanse)(void *p, size_t len)
+{
+    if (s_ready())
+        s_fn.cleanse(p, len);
+    else
+        explicit_bzero(p, len);
+}
