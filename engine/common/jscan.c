@@ -3,6 +3,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #define MAX_DEPTH 512
 
 struct s_p {
@@ -68,9 +72,26 @@ static int s_string(struct s_p *s, const char **text, size_t *len, int *escaped)
     const uint8_t *q = (const uint8_t *)s->p + 1, *end = (const uint8_t *)s->end;
     *escaped = 0;
     for (;;) {
-        /* plain printable ASCII: the common case, 8 bytes at a time (a
-         * word has a byte that needs a look when it is '"', '\\', below
-         * 0x20 or non-ASCII) */
+        /* plain printable ASCII: the common case, 16 bytes at a time with
+         * SSE2 (x86-64's baseline), then 8 (a word has a byte that needs a
+         * look when it is '"', '\\', below 0x20 or non-ASCII) */
+#ifdef __SSE2__
+        const __m128i quote16 = _mm_set1_epi8('"'), slash16 = _mm_set1_epi8('\\'),
+                      space16 = _mm_set1_epi8(0x20);
+        while (end - q >= 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
+            /* signed: below 0x20, and 0x80 and above, compare less */
+            __m128i stop = _mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(v, quote16), _mm_cmpeq_epi8(v, slash16)),
+                _mm_cmplt_epi8(v, space16));
+            unsigned mask = (unsigned)_mm_movemask_epi8(stop);
+            if (mask) {
+                q += __builtin_ctz(mask);
+                break;
+            }
+            q += 16;
+        }
+#endif
         while (end - q >= 8) {
             uint64_t v;
             memcpy(&v, q, 8);
@@ -234,7 +255,7 @@ static struct fanout_jnode *s_container(struct s_p *s, int depth, int object)
             return NULL;
         c->key = key;
         c->key_len = key_len;
-        c->key_escaped = key_escaped;
+        c->key_escaped = (unsigned char)key_escaped;
         *link = c;
         link = &c->next;
         n->count++;
@@ -297,8 +318,10 @@ static struct fanout_jnode *s_value(struct s_p *s, int depth)
             return NULL;
         }
         n->type = FANOUT_J_STRING;
-        if (s_string(s, &n->text, &n->len, &n->escaped) != 0)
+        int escaped;
+        if (s_string(s, &n->text, &n->len, &escaped) != 0)
             return NULL;
+        n->escaped = (unsigned char)escaped;
         return n;
     }
     case 't': return s_literal(s, "true", FANOUT_J_TRUE);

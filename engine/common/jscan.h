@@ -20,15 +20,16 @@ enum fanout_jtype {
     FANOUT_J_NULL,
 };
 
+/* 64 bytes: an event of 8,000 records has about 130,000 of these. */
 struct fanout_jnode {
     enum fanout_jtype type;
-    int escaped;      /* a string with backslash escapes */
-    size_t count;     /* members or elements */
-    const char *text; /* the value's text; for a string, inside the quotes */
+    unsigned char escaped;     /* a string with backslash escapes */
+    unsigned char key_escaped; /* the member name has backslash escapes */
+    size_t count;              /* members or elements */
+    const char *text;          /* the value's text; for a string, inside the quotes */
     size_t len;
     const char *key; /* member name inside the quotes (raw), or NULL */
     size_t key_len;
-    int key_escaped;
     struct fanout_jnode *child; /* first member or element */
     struct fanout_jnode *next;  /* next sibling */
 };

@@ -9,11 +9,21 @@
 #include "common/jscan.h"
 #include "core/kpl.h"
 
+/* The last copy made of a member that most records repeat (eventSource,
+ * eventSourceARN, awsRegion): the next record with the same text gets
+ * the same copy, not one of its own. */
+struct s_intern {
+    const char *text;
+    size_t len;
+    const char *copy;
+};
+
 struct s_parser {
     struct fanout_event *ev;
     struct fanout_arena *arena;
     json_t *keep; /* jansson trees of DynamoDB records, freed with the event */
     size_t cap;
+    struct s_intern source, arn, region;
 };
 
 /* A string member, unescaped into the arena, or NULL. */
@@ -21,6 +31,22 @@ static const char *s_str(struct s_parser *ps, const struct fanout_jnode *obj,
                          const char *key, size_t *len)
 {
     return fanout_jstr(fanout_jget(obj, key), ps->arena, len);
+}
+
+/* s_str for a member most records repeat: see struct s_intern. */
+static const char *s_str_interned(struct s_parser *ps, const struct fanout_jnode *obj,
+                                  const char *key, struct s_intern *in)
+{
+    const struct fanout_jnode *n = fanout_jget(obj, key);
+    if (!n || n->type != FANOUT_J_STRING)
+        return NULL;
+    if (in->copy && !n->escaped && n->len == in->len &&
+        memcmp(n->text, in->text, n->len) == 0)
+        return in->copy;
+    const char *copy = fanout_jstr(n, ps->arena, NULL);
+    if (copy && !n->escaped)
+        *in = (struct s_intern){n->text, n->len, copy};
+    return copy;
 }
 
 /* The region field of an ARN (arn:partition:service:region:...), or NULL. */
@@ -146,6 +172,15 @@ static void s_parse_kinesis(struct s_parser *ps, struct fanout_raw_record *r)
     r->data_len = (size_t)m;
 }
 
+/* A value of the event as a jansson tree, kept with the event. */
+static json_t *s_load(struct s_parser *ps, const struct fanout_jnode *n)
+{
+    json_t *j = json_loadb(n->text, n->len, JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, NULL);
+    if (j && json_array_append_new(ps->keep, j) != 0)
+        return NULL;
+    return j;
+}
+
 static void s_parse_dynamodb(struct s_parser *ps, struct fanout_raw_record *r)
 {
     r->kind = FANOUT_SRC_DYNAMODB;
@@ -166,21 +201,24 @@ static void s_parse_dynamodb(struct s_parser *ps, struct fanout_raw_record *r)
         s_fail(ps, r, "field \"eventName\": missing (expected INSERT, MODIFY or REMOVE)");
         return;
     }
-    /* the images are read with jansson (ddb.c): this record only */
-    json_t *j = json_loadb(d->text, d->len, JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, NULL);
-    if (!j || json_array_append_new(ps->keep, j) != 0) {
+    /* the key and the new image are read with jansson (ddb.c): those two
+     * members only (the rest, OldImage the largest, is not needed) */
+    const struct fanout_jnode *img = fanout_jget(d, "NewImage");
+    if (img && img->type != FANOUT_J_OBJECT) {
+        s_fail(ps, r, "field \"dynamodb.NewImage\": not an object");
+        return;
+    }
+    const struct fanout_jnode *keys_node = fanout_jget(d, "Keys");
+    json_t *keys = keys_node ? s_load(ps, keys_node) : NULL;
+    json_t *j = img ? s_load(ps, img) : NULL;
+    if ((keys_node && !keys) || (img && !j)) {
         s_fail(ps, r, "field \"dynamodb\": cannot be read (out of memory?)");
         return;
     }
     r->json = j;
-    const json_t *img = json_object_get(j, "NewImage");
-    if (img && !json_is_object(img)) {
-        s_fail(ps, r, "field \"dynamodb.NewImage\": not an object");
-        return;
-    }
     struct fanout_sbuf kb = {0};
     char err[256];
-    if (fanout_ddb_key(json_object_get(j, "Keys"), &kb, err, sizeof err) != 0) {
+    if (fanout_ddb_key(keys, &kb, err, sizeof err) != 0) {
         s_fail(ps, r, "field \"dynamodb.Keys\": %s", err);
         fanout_sbuf_free(&kb);
         return;
@@ -289,11 +327,11 @@ static void s_parse_records(struct s_parser *ps, const struct fanout_jnode *reco
          * unwrapped */
         char path[160];
         int dup = fanout_jdup(obj, ps->arena, path, sizeof path);
-        const char *src = s_str(ps, obj, "eventSource", NULL);
+        const char *src = s_str_interned(ps, obj, "eventSource", &ps->source);
         if (!src)
             src = s_str(ps, obj, "EventSource", NULL); /* SNS spells it so */
-        r->source_arn = s_str(ps, obj, "eventSourceARN", NULL);
-        const char *region = s_str(ps, obj, "awsRegion", NULL);
+        r->source_arn = s_str_interned(ps, obj, "eventSourceARN", &ps->arn);
+        const char *region = s_str_interned(ps, obj, "awsRegion", &ps->region);
         if (!src) {
             s_fail(ps, r,
                    "field \"eventSource\": missing (expected aws:kinesis, "
@@ -506,7 +544,7 @@ int fanout_decode_group(const struct fanout_source_group *g, struct fanout_decod
             break;
         }
         if (raw->kind == FANOUT_SRC_DYNAMODB) {
-            const json_t *img = json_object_get(raw->json, "NewImage");
+            const json_t *img = raw->json; /* the NewImage, or NULL */
             fanout_sbuf_reset(&scratch);
             if (fanout_ddb_image_to_json(img, opts.convert_ddb, &scratch, err,
                                          sizeof err) != 0) {
