@@ -1,5 +1,6 @@
 #include "common/jscan.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,6 +16,8 @@ struct s_p {
     char *err;
     size_t err_len;
     int failed;
+    int keep_depth;            /* values deeper than this get no node of their own */
+    struct fanout_jnode dummy; /* what they get instead (never linked) */
 };
 
 static void s_fail(struct s_p *s, const char *what)
@@ -36,6 +39,19 @@ static void s_fail(struct s_p *s, const char *what)
                  line, col, what);
     else
         snprintf(s->err, s->err_len, "line %zu, column %zu: %s", line, col, what);
+}
+
+/* A node for a value at `depth`: zeroed from the arena, or the dummy. */
+static struct fanout_jnode *s_node(struct s_p *s, int depth)
+{
+    if (depth > s->keep_depth) {
+        s->dummy.next = NULL;
+        return &s->dummy;
+    }
+    struct fanout_jnode *n = fanout_arena_calloc(s->arena, sizeof *n);
+    if (!n)
+        s_fail(s, "out of memory");
+    return n;
 }
 
 static void s_ws(struct s_p *s)
@@ -215,11 +231,9 @@ static struct fanout_jnode *s_value(struct s_p *s, int depth);
 
 static struct fanout_jnode *s_container(struct s_p *s, int depth, int object)
 {
-    struct fanout_jnode *n = fanout_arena_calloc(s->arena, sizeof *n);
-    if (!n) {
-        s_fail(s, "out of memory");
+    struct fanout_jnode *n = s_node(s, depth);
+    if (!n)
         return NULL;
-    }
     n->type = object ? FANOUT_J_OBJECT : FANOUT_J_ARRAY;
     n->text = s->p;
     char close = object ? '}' : ']';
@@ -253,11 +267,13 @@ static struct fanout_jnode *s_container(struct s_p *s, int depth, int object)
         struct fanout_jnode *c = s_value(s, depth + 1);
         if (!c)
             return NULL;
-        c->key = key;
-        c->key_len = key_len;
-        c->key_escaped = (unsigned char)key_escaped;
-        *link = c;
-        link = &c->next;
+        if (c != &s->dummy) {
+            c->key = key;
+            c->key_len = key_len;
+            c->key_escaped = (unsigned char)key_escaped;
+            *link = c;
+            link = &c->next;
+        }
         n->count++;
         s_ws(s);
         if (s->p >= s->end) {
@@ -278,18 +294,17 @@ static struct fanout_jnode *s_container(struct s_p *s, int depth, int object)
     }
 }
 
-static struct fanout_jnode *s_literal(struct s_p *s, const char *lit, enum fanout_jtype t)
+static struct fanout_jnode *s_literal(struct s_p *s, int depth, const char *lit,
+                                      enum fanout_jtype t)
 {
     size_t n = strlen(lit);
     if ((size_t)(s->end - s->p) < n || memcmp(s->p, lit, n) != 0) {
         s_fail(s, "invalid literal (expected true, false or null)");
         return NULL;
     }
-    struct fanout_jnode *node = fanout_arena_calloc(s->arena, sizeof *node);
-    if (!node) {
-        s_fail(s, "out of memory");
+    struct fanout_jnode *node = s_node(s, depth);
+    if (!node)
         return NULL;
-    }
     node->type = t;
     node->text = s->p;
     node->len = n;
@@ -312,11 +327,9 @@ static struct fanout_jnode *s_value(struct s_p *s, int depth)
     case '{': return s_container(s, depth, 1);
     case '[': return s_container(s, depth, 0);
     case '"': {
-        struct fanout_jnode *n = fanout_arena_calloc(s->arena, sizeof *n);
-        if (!n) {
-            s_fail(s, "out of memory");
+        struct fanout_jnode *n = s_node(s, depth);
+        if (!n)
             return NULL;
-        }
         n->type = FANOUT_J_STRING;
         int escaped;
         if (s_string(s, &n->text, &n->len, &escaped) != 0)
@@ -324,9 +337,9 @@ static struct fanout_jnode *s_value(struct s_p *s, int depth)
         n->escaped = (unsigned char)escaped;
         return n;
     }
-    case 't': return s_literal(s, "true", FANOUT_J_TRUE);
-    case 'f': return s_literal(s, "false", FANOUT_J_FALSE);
-    case 'n': return s_literal(s, "null", FANOUT_J_NULL);
+    case 't': return s_literal(s, depth, "true", FANOUT_J_TRUE);
+    case 'f': return s_literal(s, depth, "false", FANOUT_J_FALSE);
+    case 'n': return s_literal(s, depth, "null", FANOUT_J_NULL);
     default: {
         const char *b = s->p;
         if ((*b != '-' && (*b < '0' || *b > '9')) || s_number(s) != 0) {
@@ -334,11 +347,9 @@ static struct fanout_jnode *s_value(struct s_p *s, int depth)
                       "null)");
             return NULL;
         }
-        struct fanout_jnode *n = fanout_arena_calloc(s->arena, sizeof *n);
-        if (!n) {
-            s_fail(s, "out of memory");
+        struct fanout_jnode *n = s_node(s, depth);
+        if (!n)
             return NULL;
-        }
         n->type = FANOUT_J_NUMBER;
         n->text = b;
         n->len = (size_t)(s->p - b);
@@ -350,7 +361,20 @@ static struct fanout_jnode *s_value(struct s_p *s, int depth)
 struct fanout_jnode *fanout_jscan(const char *text, size_t len, struct fanout_arena *arena,
                                   char *err, size_t err_len)
 {
-    struct s_p s = {text, text + len, text, arena, err, err_len, 0};
+    return fanout_jscan_shallow(text, len, INT_MAX, arena, err, err_len);
+}
+
+struct fanout_jnode *fanout_jscan_shallow(const char *text, size_t len, int keep_depth,
+                                          struct fanout_arena *arena, char *err,
+                                          size_t err_len)
+{
+    struct s_p s = {.p = text,
+                    .end = text + len,
+                    .start = text,
+                    .arena = arena,
+                    .err = err,
+                    .err_len = err_len,
+                    .keep_depth = keep_depth};
     struct fanout_jnode *root = s_value(&s, 0);
     if (!root)
         return NULL;

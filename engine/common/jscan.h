@@ -40,6 +40,15 @@ struct fanout_jnode {
 struct fanout_jnode *fanout_jscan(const char *text, size_t len, struct fanout_arena *arena,
                                   char *err, size_t err_len);
 
+/* The same, validating the whole document, but with nodes only for the
+ * values at most `keep_depth` levels down (the root is level 0): a deeper
+ * container keeps its text, len and count, and child NULL (scan its text
+ * again for its members). An event's records (level 2) are so scanned
+ * one at a time into a scratch arena, not all at once. */
+struct fanout_jnode *fanout_jscan_shallow(const char *text, size_t len, int keep_depth,
+                                          struct fanout_arena *arena, char *err,
+                                          size_t err_len);
+
 /* The member `key` of an object (keys compared after unescaping), or NULL. */
 const struct fanout_jnode *fanout_jget(const struct fanout_jnode *obj, const char *key);
 

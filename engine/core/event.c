@@ -24,6 +24,9 @@ struct s_parser {
     json_t *keep; /* jansson trees of DynamoDB records, freed with the event */
     size_t cap;
     struct s_intern source, arn, region;
+    /* the nodes of one record at a time (the event is scanned with nodes
+     * down to its records only), reset for each record */
+    struct fanout_arena scratch;
 };
 
 /* A string member, unescaped into the arena, or NULL. */
@@ -323,15 +326,29 @@ static void s_parse_records(struct s_parser *ps, const struct fanout_jnode *reco
             s_fail(ps, r, "not an object");
             continue;
         }
+        if (obj->count && !obj->child) {
+            /* scanned shallow (validated already): its members now, into
+             * the scratch arena; r->node goes back to `obj` below */
+            char why[64];
+            fanout_arena_reset(&ps->scratch);
+            const struct fanout_jnode *full =
+                fanout_jscan(obj->text, obj->len, &ps->scratch, why, sizeof why);
+            if (!full) {
+                s_fail(ps, r, "cannot be read (out of memory)");
+                continue;
+            }
+            r->node = full;
+        }
         /* checked first: an SNS wrapper with a repeated name is not
          * unwrapped */
         char path[160];
-        int dup = fanout_jdup(obj, ps->arena, path, sizeof path);
-        const char *src = s_str_interned(ps, obj, "eventSource", &ps->source);
+        int dup = fanout_jdup(r->node, &ps->scratch, path, sizeof path);
+        const struct fanout_jnode *rec = r->node;
+        const char *src = s_str_interned(ps, rec, "eventSource", &ps->source);
         if (!src)
-            src = s_str(ps, obj, "EventSource", NULL); /* SNS spells it so */
-        r->source_arn = s_str_interned(ps, obj, "eventSourceARN", &ps->arn);
-        const char *region = s_str_interned(ps, obj, "awsRegion", &ps->region);
+            src = s_str(ps, rec, "EventSource", NULL); /* SNS spells it so */
+        r->source_arn = s_str_interned(ps, rec, "eventSourceARN", &ps->arn);
+        const char *region = s_str_interned(ps, rec, "awsRegion", &ps->region);
         if (!src) {
             s_fail(ps, r,
                    "field \"eventSource\": missing (expected aws:kinesis, "
@@ -354,6 +371,7 @@ static void s_parse_records(struct s_parser *ps, const struct fanout_jnode *reco
             s_fail(ps, r, "field \"eventSourceARN\": missing or not a string");
         s_fail_duplicate(ps, r, dup, path);
         r->region = region ? region : s_arn_region(ps->arena, r->source_arn);
+        r->node = obj; /* its text stays; the scratch nodes do not */
     }
 }
 
@@ -419,7 +437,11 @@ int fanout_event_parse(const char *json, size_t len, struct fanout_arena *arena,
 {
     memset(ev, 0, sizeof *ev);
     char why[256];
-    const struct fanout_jnode *root = fanout_jscan(json, len, arena, why, sizeof why);
+    /* nodes down to the records (level 2): each record's members are
+     * scanned when it is read (s_parse_records), so the nodes of one
+     * record at a time are in memory, not those of all 10,000 */
+    const struct fanout_jnode *root =
+        fanout_jscan_shallow(json, len, 2, arena, why, sizeof why);
     if (!root) {
         snprintf(err, err_len, "event is not valid JSON: %s", why);
         return -1;
@@ -445,6 +467,7 @@ int fanout_event_parse(const char *json, size_t len, struct fanout_arena *arena,
         return -1;
     }
     s_parse_records(&ps, records, 0, 0);
+    fanout_arena_free(&ps.scratch);
     if (s_group(ev, arena) != 0) {
         snprintf(err, err_len, "out of memory");
         fanout_event_clean_up(ev);
@@ -510,16 +533,21 @@ int fanout_decode_group(const struct fanout_source_group *g, struct fanout_decod
                                               fanout_quote(q, raw->sequence_number), err)};
                 continue;
             }
-            if (n > 1) { /* grow the pointer array for the expansion */
+            /* room for the expansion and the records after this one: the
+             * pointer array grows by doubling (the arena keeps the old one
+             * until reset, so copies stay few) */
+            size_t need = out->count + n + (g->count - i - 1);
+            if (need > cap) {
+                size_t grown_cap = cap * 2 > need ? cap * 2 : need;
                 struct fanout_rec **grown =
-                    fanout_arena_alloc(a, (cap + n - 1) * sizeof *grown);
+                    fanout_arena_alloc(a, grown_cap * sizeof *grown);
                 if (!grown) {
                     rc = -1;
                     break;
                 }
                 memcpy(grown, out->records, out->count * sizeof *grown);
                 out->records = grown;
-                cap += n - 1;
+                cap = grown_cap;
             }
             for (size_t u = 0; u < n; u++) {
                 struct fanout_rec *r = s_rec(a, raw);
