@@ -17,6 +17,7 @@ struct s_p {
     size_t err_len;
     int failed;
     int keep_depth;            /* values deeper than this get no node of their own */
+    int trusted;               /* text fanout_jscan accepted before: see s_string_trusted */
     struct fanout_jnode dummy; /* what they get instead (never linked) */
 };
 
@@ -80,11 +81,51 @@ static int s_hex4(const char *q, unsigned *out)
     return 0;
 }
 
+/* s_string for text already validated (fanout_jscan_valid): only the
+ * closing quote is looked for, and whether there are escapes. */
+static int s_string_trusted(struct s_p *s, const char **text, size_t *len, int *escaped)
+{
+    const uint8_t *q = (const uint8_t *)s->p + 1, *end = (const uint8_t *)s->end;
+    *escaped = 0;
+    for (;;) {
+#ifdef __SSE2__
+        const __m128i quote16 = _mm_set1_epi8('"'), slash16 = _mm_set1_epi8('\\');
+        while (end - q >= 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
+            unsigned mask = (unsigned)_mm_movemask_epi8(
+                _mm_or_si128(_mm_cmpeq_epi8(v, quote16), _mm_cmpeq_epi8(v, slash16)));
+            if (mask) {
+                q += __builtin_ctz(mask);
+                break;
+            }
+            q += 16;
+        }
+#endif
+        while (q < end && *q != '"' && *q != '\\')
+            q++;
+        if (q >= end || (*q == '\\' && end - q < 2)) {
+            s->p = (const char *)q;
+            s_fail(s, "unterminated string");
+            return -1;
+        }
+        if (*q == '"')
+            break;
+        *escaped = 1;
+        q += 2; /* the escaped character is never the closing quote */
+    }
+    *text = s->p + 1;
+    *len = (size_t)((const char *)q - s->p - 1);
+    s->p = (const char *)q + 1;
+    return 0;
+}
+
 /* A string starting at the opening quote: sets text/len (inside the quotes)
  * and escaped. Validates escapes (surrogates paired), control characters
  * and UTF-8. */
 static int s_string(struct s_p *s, const char **text, size_t *len, int *escaped)
 {
+    if (s->trusted)
+        return s_string_trusted(s, text, len, escaped);
     const uint8_t *q = (const uint8_t *)s->p + 1, *end = (const uint8_t *)s->end;
     *escaped = 0;
     for (;;) {
@@ -364,9 +405,27 @@ struct fanout_jnode *fanout_jscan(const char *text, size_t len, struct fanout_ar
     return fanout_jscan_shallow(text, len, INT_MAX, arena, err, err_len);
 }
 
+static struct fanout_jnode *s_scan(const char *text, size_t len, int keep_depth,
+                                   int trusted, struct fanout_arena *arena, char *err,
+                                   size_t err_len);
+
 struct fanout_jnode *fanout_jscan_shallow(const char *text, size_t len, int keep_depth,
                                           struct fanout_arena *arena, char *err,
                                           size_t err_len)
+{
+    return s_scan(text, len, keep_depth, 0, arena, err, err_len);
+}
+
+struct fanout_jnode *fanout_jscan_valid(const char *text, size_t len,
+                                        struct fanout_arena *arena, char *err,
+                                        size_t err_len)
+{
+    return s_scan(text, len, INT_MAX, 1, arena, err, err_len);
+}
+
+static struct fanout_jnode *s_scan(const char *text, size_t len, int keep_depth,
+                                   int trusted, struct fanout_arena *arena, char *err,
+                                   size_t err_len)
 {
     struct s_p s = {.p = text,
                     .end = text + len,
@@ -374,7 +433,8 @@ struct fanout_jnode *fanout_jscan_shallow(const char *text, size_t len, int keep
                     .arena = arena,
                     .err = err,
                     .err_len = err_len,
-                    .keep_depth = keep_depth};
+                    .keep_depth = keep_depth,
+                    .trusted = trusted};
     struct fanout_jnode *root = s_value(&s, 0);
     if (!root)
         return NULL;

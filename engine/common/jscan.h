@@ -49,6 +49,13 @@ struct fanout_jnode *fanout_jscan_shallow(const char *text, size_t len, int keep
                                           struct fanout_arena *arena, char *err,
                                           size_t err_len);
 
+/* fanout_jscan of a part of a document fanout_jscan or fanout_jscan_shallow
+ * accepted (a value's text span): its strings are not checked again (UTF-8,
+ * escapes), only their ends found. Not for text from anywhere else. */
+struct fanout_jnode *fanout_jscan_valid(const char *text, size_t len,
+                                        struct fanout_arena *arena, char *err,
+                                        size_t err_len);
+
 /* The member `key` of an object (keys compared after unescaping), or NULL. */
 const struct fanout_jnode *fanout_jget(const struct fanout_jnode *obj, const char *key);
 

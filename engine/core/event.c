@@ -332,7 +332,7 @@ static void s_parse_records(struct s_parser *ps, const struct fanout_jnode *reco
             char why[64];
             fanout_arena_reset(&ps->scratch);
             const struct fanout_jnode *full =
-                fanout_jscan(obj->text, obj->len, &ps->scratch, why, sizeof why);
+                fanout_jscan_valid(obj->text, obj->len, &ps->scratch, why, sizeof why);
             if (!full) {
                 s_fail(ps, r, "cannot be read (out of memory)");
                 continue;
