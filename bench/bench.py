@@ -1,113 +1,385 @@
 #!/usr/bin/python3
-"""fanout benchmark: records/s, MB/s of event JSON, peak RSS, cold start.
+"""fanout benchmark on events shaped as Lambda delivers them.
 
-Two views: the whole process per event (a cold Lambda start, or a local
-run), and one invocation in a warm process (`fanout invoke --repeat`, what
-a Lambda container serves after its first event).
+Events (generated, seeded; every Kinesis record has Lambda's full envelope:
+eventID, eventSourceARN, invokeIdentityArn, approximateArrivalTimestamp...):
 
-Generates a Kinesis event of N records of S bytes (random JSON payloads of
-that size, base64 in the event as Lambda sends them), runs
-`fanout invoke` with the `file` plugin writing to /dev/null, and reports
-the median of several runs. The whole process is measured: start, plugin
-load, reading and parsing the event, decoding, batching and writing.
+  empty      {"Records":[]}
+  k8000x100  8,000 Kinesis records of 100 B payloads (about 5.7 MB, near
+             Lambda's 6 MB payload cap)
+  k10000x200 10,000 Kinesis records of 200 B (about 8.5 MB)
+  ddb        DynamoDB Streams records (INSERT/MODIFY/REMOVE with Keys,
+             NewImage, OldImage of S, N, M, L, BOOL attributes), delivered
+             with convertDDB
+  kpl        Kinesis records each holding a KPL aggregate (made by
+             aws-kinesis-agg through tests/servers/kpl_aggregate.js),
+             delivered with deaggregate
 
-    bench/bench.py [--build build] [--runs 5] [--sizes 10000x100,10000x1024]
+For each event, with one `file` target writing to /dev/null:
+  cold    the whole process (start, plugin load, read, parse, decode, batch,
+          write, exit): CPU (user + sys of the child) and wall, medians
+  warm    one invocation in a warm process (`fanout invoke --repeat N`, the
+          median of runs 2..N): ms, records/s, MB/s of event JSON
+  RSS     the child's peak RSS (ru_maxrss from wait4), the largest of the runs
+
+--e2e adds one 10,000 x 200 B event delivered to Kinesis (kinesalite), SQS
+(local-aws-sqs) and Redis (redis-server) at once on loopback: the fanout
+process's CPU, wall and peak RSS, and the requests each server received
+against the fewest the services' limits allow.
+
+    bench/bench.py [--build build-release] [--runs 5] [--repeat 30]
+                   [--events empty,k8000x100,...] [--e2e] [--markdown]
+
+A script, not a test: nothing fails on a time.
 """
 import argparse
 import base64
 import json
+import math
 import os
+import platform
 import random
-import resource
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
+import urllib.request
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE = os.path.dirname(HERE)
 ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/bench"
+DDB_ARN = ("arn:aws:dynamodb:us-east-1:123456789012:table/bench/stream/"
+           "2026-01-01T00:00:00.000")
+ROLE = "arn:aws:iam::123456789012:role/lambda-kinesis-role"
+ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+EVENTS = ("empty", "k8000x100", "k10000x200", "ddb", "kpl")
 
 
-def make_event(n, size, seed=1):
+def _payload(rnd, i, size):
+    pad = size - len('{"id":"%d","p":""}' % i)
+    return ('{"id":"%d","p":"%s"}' % (i, "".join(rnd.choice(ALPHABET)
+                                                for _ in range(max(pad, 0))))).encode()
+
+
+def _kinesis_record(i, data, pk, arn=ARN):
+    seq = "4959033827149025660855969253836157109592157598913%07d" % i
+    return {"kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": pk,
+                        "sequenceNumber": seq,
+                        "data": base64.b64encode(data).decode(),
+                        "approximateArrivalTimestamp": 1545084650.987 + i / 1000.0},
+            "eventSource": "aws:kinesis", "eventVersion": "1.0",
+            "eventID": "shardId-000000000006:" + seq, "eventName": "aws:kinesis:record",
+            "invokeIdentityArn": ROLE, "awsRegion": "us-east-1", "eventSourceARN": arn}
+
+
+def kinesis_event(n, size, seed=1):
+    """n records of `size` bytes of JSON payload each."""
+    rnd = random.Random(seed)
+    return {"Records": [_kinesis_record(i, _payload(rnd, i, size), "pk-%d" % (i % 500))
+                        for i in range(n)]}
+
+
+def _image(rnd, i, version):
+    name = "".join(rnd.choice(ALPHABET) for _ in range(12))
+    return {
+        "pk": {"S": "user#%06d" % i},
+        "sk": {"N": str(1700000000 + i)},
+        "name": {"S": name},
+        "score": {"N": "%d.%02d" % (rnd.randrange(10000), rnd.randrange(100))},
+        "active": {"BOOL": bool(version % 2)},
+        "version": {"N": str(version)},
+        "address": {"M": {"street": {"S": "%d %s street" % (rnd.randrange(999), name[:6])},
+                          "zip": {"S": "%05d" % rnd.randrange(100000)},
+                          "geo": {"L": [{"N": "48.%06d" % rnd.randrange(10 ** 6)},
+                                        {"N": "2.%06d" % rnd.randrange(10 ** 6)}]}}},
+        "tags": {"L": [{"S": t} for t in rnd.sample(["a", "b", "vip", "beta", "eu", "us"], 3)]},
+        "deleted": {"NULL": True} if version > 5 else {"BOOL": False},
+    }
+
+
+def ddb_event(n, seed=1):
+    """n DynamoDB Streams records (NEW_AND_OLD_IMAGES), a third of each kind."""
     rnd = random.Random(seed)
     records = []
     for i in range(n):
-        pad = size - len('{"i":%d,"p":""}' % i)
-        payload = '{"i":%d,"p":"%s"}' % (i, "".join(
-            rnd.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(max(pad, 0))))
-        seq = "4959033827149025660855969253836157109592157598913%07d" % i
-        records.append({
-            "kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": "pk-%d" % (i % 500),
-                        "sequenceNumber": seq,
-                        "data": base64.b64encode(payload.encode()).decode(),
-                        "approximateArrivalTimestamp": 1545084650.987},
-            "eventSource": "aws:kinesis", "eventVersion": "1.0",
-            "eventID": "shardId-000000000006:" + seq, "eventName": "aws:kinesis:record",
-            "invokeIdentityArn": "arn:aws:iam::123456789012:role/lambda-role",
-            "awsRegion": "us-east-1", "eventSourceARN": ARN})
-    return json.dumps({"Records": records}).encode()
+        kind = ("INSERT", "MODIFY", "REMOVE")[i % 3]
+        keys = {"pk": {"S": "user#%06d" % i}, "sk": {"N": str(1700000000 + i)}}
+        d = {"ApproximateCreationDateTime": 1767225600 + i // 100, "Keys": keys,
+             "SequenceNumber": "%021d" % (111000000000000000000 + i),
+             "StreamViewType": "NEW_AND_OLD_IMAGES"}
+        if kind != "REMOVE":
+            d["NewImage"] = _image(rnd, i, 2 if kind == "MODIFY" else 1)
+        if kind != "INSERT":
+            d["OldImage"] = _image(rnd, i, 1)
+        d["SizeBytes"] = len(json.dumps(d))
+        records.append({"eventID": "%032x" % rnd.getrandbits(128), "eventName": kind,
+                        "eventVersion": "1.1", "eventSource": "aws:dynamodb",
+                        "awsRegion": "us-east-1", "dynamodb": d, "eventSourceARN": DDB_ARN})
+    return {"Records": records}
 
 
-def run_once(fanout, env, cfg, event_path):
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    r = subprocess.run([fanout, "invoke", "--quiet", "--config", cfg, "--event", event_path],
-                       env=env, capture_output=True)
-    elapsed = time.perf_counter() - t0
-    if r.returncode != 0:
-        raise SystemExit("fanout failed: " + r.stderr.decode())
-    # ru_maxrss of the children is the largest any child reached (KiB)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return elapsed, after.ru_maxrss, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+def kpl_event(aggregates, per_aggregate, size, seed=1):
+    """`aggregates` Kinesis records, each a KPL aggregate of `per_aggregate`
+    user records of `size` bytes, made by aws-kinesis-agg."""
+    rnd = random.Random(seed)
+    groups = [[{"pk": "pk-%d" % (j % 50),
+                "data": base64.b64encode(_payload(rnd, a * per_aggregate + j, size)).decode()}
+               for j in range(per_aggregate)] for a in range(aggregates)]
+    script = os.path.join(SOURCE, "tests", "servers", "kpl_aggregate.js")
+    r = subprocess.run(["node", script], input=json.dumps(groups).encode(),
+                       capture_output=True, check=True)
+    blobs = json.loads(r.stdout)
+    return {"Records": [_kinesis_record(a, base64.b64decode(b), "pk-agg-%d" % a)
+                        for a, b in enumerate(blobs)]}
 
 
-def run_warm(fanout, env, cfg, event_path, repeat):
-    """Median time of one invocation in a warm process (--repeat)."""
-    r = subprocess.run([fanout, "invoke", "--quiet", "--repeat", str(repeat), "--config", cfg,
-                        "--event", event_path], env=env, capture_output=True)
-    if r.returncode != 0:
-        raise SystemExit("fanout failed: " + r.stderr.decode())
-    times = [float(line.split()[2]) for line in r.stderr.decode().splitlines()
-             if line.startswith("run ")]
-    return statistics.median(times[1:] if len(times) > 1 else times) / 1000.0
+def make_event(name):
+    """(event bytes, records the targets receive, mapping options)."""
+    if name == "empty":
+        return b'{"Records":[]}', 0, {}
+    if name.startswith("k") and "x" in name:
+        n, size = (int(x) for x in name[1:].split("x"))
+        return json.dumps(kinesis_event(n, size)).encode(), n, {}
+    if name == "ddb":
+        return json.dumps(ddb_event(6000)).encode(), 6000, {"convertDDB": True,
+                                                             "sourceArn": DDB_ARN}
+    if name == "kpl":
+        return (json.dumps(kpl_event(200, 40, 100)).encode(), 8000, {"deaggregate": True})
+    raise SystemExit("unknown event %r (known: %s, kNxS)" % (name, ", ".join(EVENTS)))
+
+
+def run_child(argv, env):
+    """(wall s, CPU s, peak RSS KiB, stderr) of one child process. Run
+    under GNU time, whose -f %M is fanout's own peak RSS: a child's
+    ru_maxrss counts the memory of the forked Python before exec too."""
+    with tempfile.NamedTemporaryFile("r") as rss:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", rss.name] + argv, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        err = p.stderr.read()
+        _, status, ru = os.wait4(p.pid, 0)  # time's usage includes fanout's
+        wall = time.perf_counter() - t0
+        p.returncode = os.waitstatus_to_exitcode(status)
+        p.stderr.close()
+        if p.returncode != 0:
+            raise SystemExit("fanout failed (%d): %s" % (p.returncode, err.decode()[-2000:]))
+        maxrss = int(rss.read().split()[-1])
+    return wall, ru.ru_utime + ru.ru_stime, maxrss, err.decode()
+
+
+def machine():
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return "%s, %d cores, Linux %s" % (model, os.cpu_count() or 0, platform.release())
+
+
+def bench_event(fanout, env, tmp, name, runs, repeat):
+    event, records, opts = make_event(name)
+    path = os.path.join(tmp, name + ".json")
+    with open(path, "wb") as f:
+        f.write(event)
+    cfg = os.path.join(tmp, name + ".mappings.json")
+    m = {"sourceArn": ARN, "id": "bench", "type": "file", "destination": "/dev/null",
+         "active": True, "collapse": "none"}
+    m.update(opts)
+    with open(cfg, "w") as f:
+        json.dump([m], f)
+    base = [fanout, "invoke", "--quiet", "--config", cfg, "--event", path]
+    cold = [run_child(base, env) for _ in range(runs)]
+    row = {"event": name, "bytes": len(event), "records": records,
+           "cold_cpu": statistics.median(c[1] for c in cold),
+           "cold_wall": statistics.median(c[0] for c in cold),
+           "rss": max(c[2] for c in cold) / 1024.0, "warm": None}
+    if records:
+        _, _, wrss, err = run_child(base[:2] + ["--repeat", str(repeat)] + base[2:], env)
+        times = [float(line.split()[2]) for line in err.splitlines() if line.startswith("run ")]
+        warm = times[1:] if len(times) > 1 else times
+        row["warm"] = statistics.median(warm) / 1000.0
+        row["warm_best"] = min(warm) / 1000.0
+        row["warm_rss"] = wrss / 1024.0
+    return row
+
+
+def e2e(build, fanout, tmp, runs):
+    """One 10,000 x 200 B event to Kinesis, SQS and Redis at once."""
+    sys.path.insert(0, os.path.join(SOURCE, "tests", "integration"))
+    os.environ.setdefault("FANOUT_BUILD_DIR", build)
+    os.environ.setdefault("FANOUT_SOURCE_DIR", SOURCE)
+    import harness  # noqa: E402
+    n, size = 10000, 200
+    ev = kinesis_event(n, size)
+    event = json.dumps(ev).encode()
+    path = os.path.join(tmp, "e2e.json")
+    with open(path, "wb") as f:
+        f.write(event)
+    payload_bytes = sum(len(base64.b64decode(r["kinesis"]["data"])) for r in ev["Records"])
+    kin = harness.Kinesalite()
+    sqs = harness.SqsServer()
+    # requests counted on the way to kinesalite (fault proxy at rate 0)
+    proxy = subprocess.Popen(
+        [harness.PYTHON, os.path.join(harness.SERVERS, "fault_proxy.py"), "--protocol", "http",
+         "--service", "kinesis", "--upstream", "127.0.0.1:%d" % kin.port, "--rate", "0"]
+        + harness._guard(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    rport = harness.free_port()
+    redis = subprocess.Popen(["/usr/bin/redis-server", "--bind", "127.0.0.1", "--port",
+                              str(rport), "--save", "", "--appendonly", "no", "--dir", tmp],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        port, admin = proxy.stdout.readline().decode().split()
+        harness.wait_port(rport, proc=redis)
+        kc = harness.botocore_client("kinesis", kin.url)
+        kc.create_stream(StreamName="bench-out", ShardCount=4)
+        qc = harness.botocore_client("sqs", sqs.url)
+        queue = qc.create_queue(QueueName="bench-queue")["QueueUrl"]
+        cfg = os.path.join(tmp, "e2e.mappings.json")
+        with open(cfg, "w") as f:
+            json.dump([harness.mapping("kinesis", "kinesis", "bench-out", ARN),
+                       harness.mapping("sqs", "sqs", queue, ARN, collapse="none"),
+                       harness.mapping("redis", "redis", "127.0.0.1:%d" % rport, ARN)], f)
+        env = dict(os.environ)
+        for k in list(env):
+            if k.startswith("AWS_"):
+                del env[k]
+        env.update(harness.aws_env(KINESIS="http://127.0.0.1:%s" % port, SQS=sqs.url))
+        env.update({"AWS_EC2_METADATA_DISABLED": "true",
+                    "FANOUT_PLUGIN_PATH": harness.plugin_path()})
+        out = []
+        for _ in range(runs):
+            before_k = _json("http://127.0.0.1:%s/stats" % admin)["units"]
+            before_q = len(sqs.calls("AmazonSQS.SendMessageBatch"))
+            before_r = _redis_calls(rport)
+            wall, cpu, rss, _ = run_child([fanout, "invoke", "--quiet", "--config", cfg,
+                                           "--event", path], env)
+            out.append((wall, cpu, rss,
+                        _json("http://127.0.0.1:%s/stats" % admin)["units"] - before_k,
+                        len(sqs.calls("AmazonSQS.SendMessageBatch")) - before_q,
+                        _redis_calls(rport) - before_r))
+    finally:
+        for p in (proxy, redis):
+            harness.stop_process(p)
+        proxy.stdout.close()
+        kin.stop()
+        sqs.stop()
+    # the fewest requests the limits allow: Kinesis PutRecords 500 records and
+    # 10 MiB per request, SQS SendMessageBatch 10 entries and 1 MiB, one
+    # record per message (collapse none); Redis: one MSET/SET per record
+    # unless MSET (the redis plugin's default is pipelined SET)
+    mib = 1024 * 1024
+    kin_min = max(math.ceil(n / 500), math.ceil((payload_bytes + n * 6) / (10 * mib)))
+    sqs_min = max(math.ceil(n / 10), math.ceil(payload_bytes / mib))
+    return {"bytes": len(event), "records": n,
+            "cpu": statistics.median(o[1] for o in out),
+            "wall": statistics.median(o[0] for o in out),
+            "rss": max(o[2] for o in out) / 1024.0,
+            "kinesis": (statistics.median(o[3] for o in out), kin_min),
+            "sqs": (statistics.median(o[4] for o in out), sqs_min),
+            "redis": (statistics.median(o[5] for o in out), n)}
+
+
+def _json(url):
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def _redis_calls(port):
+    """Commands redis-server processed for SET and MSET (INFO commandstats)."""
+    r = subprocess.run(["redis-cli", "-p", str(port), "info", "commandstats"],
+                       capture_output=True, check=True)
+    total = 0
+    for line in r.stdout.decode().splitlines():
+        if line.startswith(("cmdstat_set:", "cmdstat_mset:")):
+            total += int(line.split("calls=")[1].split(",")[0])
+    return total
+
+
+def text_table(rows):
+    print("%-11s %8s %8s %11s %11s %9s %9s %12s %8s %9s" % (
+        "event", "MB", "records", "cold CPU", "cold wall", "warm ms", "best ms",
+        "warm rec/s", "warm MB/s", "peak RSS"))
+    for r in rows:
+        mb = r["bytes"] / 1e6
+        w = r["warm"]
+        print("%-11s %8.2f %8d %8.1f ms %8.1f ms %9s %9s %12s %8s %6.1f MB" % (
+            r["event"], mb, r["records"], r["cold_cpu"] * 1e3, r["cold_wall"] * 1e3,
+            "%.2f" % (w * 1e3) if w else "-",
+            "%.2f" % (r["warm_best"] * 1e3) if w else "-", "%.0f" % (r["records"] / w) if w else "-",
+            "%.0f" % (mb / w) if w else "-", r["rss"]))
+
+
+LABELS = {"empty": 'empty `{"Records":[]}`',
+          "k8000x100": "Kinesis 8,000 × 100 B",
+          "k10000x200": "Kinesis 10,000 × 200 B",
+          "ddb": "DynamoDB Streams 6,000 records, `convertDDB`",
+          "kpl": "KPL: 200 aggregates × 40 user records × 100 B, `deaggregate`"}
+
+
+def markdown(rows, e2e_row, build, runs, repeat):
+    print("Machine: %s; `%s` build; medians of %d processes, warm = median of "
+          "runs 2..%d of `fanout invoke --repeat %d`; one `file` target writing to "
+          "`/dev/null`, `collapse` none.\n" % (machine(), build, runs, repeat, repeat))
+    print("| event | event JSON | cold process: CPU / wall | warm per invocation: median "
+          "(best) | warm records/s (best) | warm MB/s (best) | peak RSS |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        mb = r["bytes"] / 1e6
+        w = r["warm"]
+        print("| %s | %s | %.1f ms / %.1f ms | %s | %s | %s | %.1f MB |" % (
+            LABELS.get(r["event"], r["event"]),
+            ("%.1f MB" % mb) if mb >= 0.1 else ("%d B" % r["bytes"]),
+            r["cold_cpu"] * 1e3, r["cold_wall"] * 1e3,
+            "%.2f ms (%.2f ms)" % (w * 1e3, r["warm_best"] * 1e3) if w else "–",
+            "{:,.0f} ({:,.0f})".format(r["records"] / w, r["records"] / r["warm_best"])
+            if w else "–",
+            "%.0f (%.0f)" % (mb / w, mb / r["warm_best"]) if w else "–", r["rss"]))
+    if e2e_row:
+        e = e2e_row
+        print("\nEnd to end on loopback: one %.1f MB event of 10,000 × 200 B to Kinesis "
+              "(kinesalite), SQS (local-aws-sqs, `collapse` none) and Redis (redis-server) "
+              "at once:\n" % (e["bytes"] / 1e6))
+        print("| fanout CPU | wall | peak RSS | Kinesis PutRecords (fewest) | "
+              "SQS SendMessageBatch (fewest) | Redis SET/MSET commands (records) |")
+        print("|---|---|---|---|---|---|")
+        print("| %.0f ms | %.0f ms | %.1f MB | %d (%d) | %d (%d) | %d (%d) |" % (
+            e["cpu"] * 1e3, e["wall"] * 1e3, e["rss"], e["kinesis"][0], e["kinesis"][1],
+            e["sqs"][0], e["sqs"][1], e["redis"][0], e["redis"][1]))
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--sizes", default="10000x100,10000x1024")
-    ap.add_argument("--collapse", default="none")
+    ap.add_argument("--repeat", type=int, default=30)
+    ap.add_argument("--events", default=",".join(EVENTS))
+    ap.add_argument("--e2e", action="store_true")
+    ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args()
-    fanout = os.path.join(args.build, "engine", "fanout")
-    env = dict(os.environ, FANOUT_PLUGIN_PATH=os.path.join(args.build, "plugins", "file"))
+    build = os.path.abspath(args.build)
+    fanout = os.path.join(build, "engine", "fanout")
+    env = dict(os.environ, FANOUT_PLUGIN_PATH=os.path.join(build, "plugins", "file"))
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = os.path.join(tmp, "mappings.json")
-        with open(cfg, "w") as f:
-            json.dump([{"sourceArn": ARN, "id": "bench", "type": "file",
-                        "destination": "/dev/null", "active": True,
-                        "collapse": args.collapse}], f)
-        empty = os.path.join(tmp, "empty.json")
-        with open(empty, "w") as f:
-            f.write('{"Records":[]}')
-        cold = statistics.median(run_once(fanout, env, cfg, empty)[0] for _ in range(args.runs))
-        print("cold start (process start to exit, empty event): %.1f ms" % (cold * 1000))
-        print("%-12s %10s %12s %10s %12s %10s %14s %10s" % (
-            "records x B", "event MB", "records/s", "MB/s", "CPU s", "peak RSS",
-            "warm records/s", "warm MB/s"))
-        for spec in args.sizes.split(","):
-            n, size = (int(x) for x in spec.split("x"))
-            event = make_event(n, size)
-            path = os.path.join(tmp, "event.json")
-            with open(path, "wb") as f:
-                f.write(event)
-            runs = [run_once(fanout, env, cfg, path) for _ in range(args.runs)]
-            t = statistics.median(r[0] for r in runs)
-            cpu = statistics.median(r[2] for r in runs)
-            rss = max(r[1] for r in runs)
-            mb = len(event) / 1e6
-            warm = run_warm(fanout, env, cfg, path, 10)
-            print("%-12s %10.2f %12.0f %10.1f %12.3f %7.1f MB %14.0f %10.1f" % (
-                spec, mb, n / t, mb / t, cpu, rss / 1024, n / warm, mb / warm))
+        rows = [bench_event(fanout, env, tmp, name, args.runs, args.repeat)
+                for name in args.events.split(",") if name]
+        e2e_row = e2e(build, fanout, tmp, args.runs) if args.e2e else None
+    if args.markdown:
+        markdown(rows, e2e_row, os.path.basename(build), args.runs, args.repeat)
+    else:
+        text_table(rows)
+        if e2e_row:
+            e = e2e_row
+            print("e2e 10000x200 to kinesis+sqs+redis: CPU %.0f ms, wall %.0f ms, peak RSS "
+                  "%.1f MB; requests kinesis %d (fewest %d), sqs %d (fewest %d), redis "
+                  "commands %d (records %d)" % (
+                      e["cpu"] * 1e3, e["wall"] * 1e3, e["rss"], e["kinesis"][0],
+                      e["kinesis"][1], e["sqs"][0], e["sqs"][1], e["redis"][0],
+                      e["redis"][1]))
 
 
 if __name__ == "__main__":

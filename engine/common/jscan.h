@@ -20,15 +20,16 @@ enum fanout_jtype {
     FANOUT_J_NULL,
 };
 
+/* 64 bytes: an event of 8,000 records has about 130,000 of these. */
 struct fanout_jnode {
     enum fanout_jtype type;
-    int escaped;      /* a string with backslash escapes */
-    size_t count;     /* members or elements */
-    const char *text; /* the value's text; for a string, inside the quotes */
+    unsigned char escaped;     /* a string with backslash escapes */
+    unsigned char key_escaped; /* the member name has backslash escapes */
+    size_t count;              /* members or elements */
+    const char *text;          /* the value's text; for a string, inside the quotes */
     size_t len;
     const char *key; /* member name inside the quotes (raw), or NULL */
     size_t key_len;
-    int key_escaped;
     struct fanout_jnode *child; /* first member or element */
     struct fanout_jnode *next;  /* next sibling */
 };
@@ -38,6 +39,22 @@ struct fanout_jnode {
  * nodes point into `text`, which must outlive them. */
 struct fanout_jnode *fanout_jscan(const char *text, size_t len, struct fanout_arena *arena,
                                   char *err, size_t err_len);
+
+/* The same, validating the whole document, but with nodes only for the
+ * values at most `keep_depth` levels down (the root is level 0): a deeper
+ * container keeps its text, len and count, and child NULL (scan its text
+ * again for its members). An event's records (level 2) are so scanned
+ * one at a time into a scratch arena, not all at once. */
+struct fanout_jnode *fanout_jscan_shallow(const char *text, size_t len, int keep_depth,
+                                          struct fanout_arena *arena, char *err,
+                                          size_t err_len);
+
+/* fanout_jscan of a part of a document fanout_jscan or fanout_jscan_shallow
+ * accepted (a value's text span): its strings are not checked again (UTF-8,
+ * escapes), only their ends found. Not for text from anywhere else. */
+struct fanout_jnode *fanout_jscan_valid(const char *text, size_t len,
+                                        struct fanout_arena *arena, char *err,
+                                        size_t err_len);
 
 /* The member `key` of an object (keys compared after unescaping), or NULL. */
 const struct fanout_jnode *fanout_jget(const struct fanout_jnode *obj, const char *key);

@@ -103,13 +103,19 @@ void *fanout_arena_alloc(struct fanout_arena *a, size_t n)
         n = 16;
     struct fanout_arena_chunk *c = a->head;
     if (!c || c->size - c->used < n) {
-        size_t size = n > ARENA_CHUNK / 4 ? n : ARENA_CHUNK;
-        struct fanout_arena_chunk *nc = malloc(sizeof *nc + size);
-        if (!nc)
-            return NULL;
-        nc->size = size;
+        struct fanout_arena_chunk *nc = NULL;
+        if (n <= ARENA_CHUNK / 4 && a->spare) {
+            nc = a->spare; /* a chunk kept by reset */
+            a->spare = nc->next;
+        } else {
+            size_t size = n > ARENA_CHUNK / 4 ? n : ARENA_CHUNK;
+            nc = malloc(sizeof *nc + size);
+            if (!nc)
+                return NULL;
+            nc->size = size;
+        }
         nc->used = 0;
-        if (c && size != ARENA_CHUNK) {
+        if (c && nc->size != ARENA_CHUNK) {
             /* big one-off block: keep the current chunk at the head */
             nc->next = c->next;
             c->next = nc;
@@ -165,32 +171,36 @@ char *fanout_arena_sprintf(struct fanout_arena *a, const char *fmt, ...)
 
 void fanout_arena_reset(struct fanout_arena *a)
 {
-    struct fanout_arena_chunk *keep = NULL, *c = a->head;
+    struct fanout_arena_chunk *c = a->head;
     while (c) {
         struct fanout_arena_chunk *next = c->next;
-        if (!keep && c->size == ARENA_CHUNK) {
-            keep = c;
-            keep->used = 0;
+        if (c->size == ARENA_CHUNK) {
+            c->next = a->spare;
+            a->spare = c;
         } else {
             free(c);
         }
         c = next;
     }
-    if (keep)
-        keep->next = NULL;
-    a->head = keep;
+    a->head = NULL;
     a->total = 0;
 }
 
-void fanout_arena_free(struct fanout_arena *a)
+static void s_chunks_free(struct fanout_arena_chunk *c)
 {
-    struct fanout_arena_chunk *c = a->head;
     while (c) {
         struct fanout_arena_chunk *next = c->next;
         free(c);
         c = next;
     }
+}
+
+void fanout_arena_free(struct fanout_arena *a)
+{
+    s_chunks_free(a->head);
+    s_chunks_free(a->spare);
     a->head = NULL;
+    a->spare = NULL;
     a->total = 0;
 }
 

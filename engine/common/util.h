@@ -23,7 +23,8 @@
 struct fanout_arena_chunk;
 struct fanout_arena {
     struct fanout_arena_chunk *head;
-    size_t total; /* bytes handed out since the last reset */
+    size_t total;                     /* bytes handed out since the last reset */
+    struct fanout_arena_chunk *spare; /* chunks kept by reset, used again first */
 };
 
 void *fanout_arena_alloc(struct fanout_arena *a, size_t n); /* 16-aligned */
@@ -31,7 +32,9 @@ void *fanout_arena_calloc(struct fanout_arena *a, size_t n);
 char *fanout_arena_strdup(struct fanout_arena *a, const char *s);
 void *fanout_arena_memdup(struct fanout_arena *a, const void *p, size_t n);
 char *fanout_arena_sprintf(struct fanout_arena *a, const char *fmt, ...) FANOUT_FMT(2, 3);
-void fanout_arena_reset(struct fanout_arena *a); /* keeps one chunk */
+/* Keeps the chunks (a warm invocation reuses them: no malloc, no page
+ * faults); blocks made for one large allocation are released. */
+void fanout_arena_reset(struct fanout_arena *a);
 void fanout_arena_free(struct fanout_arena *a);
 
 /* base64 (RFC 4648, standard alphabet). Decoding is strict: padding must be

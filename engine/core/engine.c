@@ -640,10 +640,13 @@ static int s_send_call(struct s_target_run *t, const struct fanout_call *c, unsi
     const struct fanout_plugin *pd = &t->inst->plugin->desc;
     size_t n = c->count;
     struct fanout_message **pending = malloc(n * sizeof *pending);
+    /* zeroed for the first attempt by calloc (a large block comes from the
+     * kernel already zeroed, untouched unless a plugin writes an outcome);
+     * `last` only when a retry needs it */
     struct fanout_outcome *out = calloc(n, sizeof *out);
-    struct fanout_outcome *last = calloc(n, sizeof *last);
+    struct fanout_outcome *last = NULL;
     int rc = 0;
-    if (!pending || !out || !last) {
+    if (!pending || !out) {
         for (size_t i = 0; i < n; i++)
             s_fail_message(t, c->messages[i], "out of memory");
         free(pending);
@@ -669,7 +672,8 @@ static int s_send_call(struct s_target_run *t, const struct fanout_call *c, unsi
             .messages = (const struct fanout_message *const *)pending,
             .attempt = attempt,
         };
-        memset(out, 0, n * sizeof *out);
+        if (attempt > 1)
+            memset(out, 0, n * sizeof *out);
         int serial = pd->flags & FANOUT_PLUGIN_SERIAL;
         if (serial)
             pthread_mutex_lock(&t->inst->send_lock);
@@ -680,6 +684,18 @@ static int s_send_call(struct s_target_run *t, const struct fanout_call *c, unsi
 
         size_t again = 0;
         unsigned hint_ms = 0;
+        for (size_t i = 0; !last && i < n; i++)
+            if (out[i].status == FANOUT_RETRY || out[i].status == FANOUT_THROTTLED) {
+                last = malloc(n * sizeof *last);
+                if (!last) {
+                    for (size_t j = 0; j < n; j++)
+                        s_fail_message(t, pending[j], "out of memory");
+                    rc = -1;
+                    n = 0;
+                }
+            }
+        if (!n)
+            break;
         int throttled = 0;
         char reason[400];
         for (size_t i = 0; i < n; i++) {

@@ -9,11 +9,24 @@
 #include "common/jscan.h"
 #include "core/kpl.h"
 
+/* The last copy made of a member that most records repeat (eventSource,
+ * eventSourceARN, awsRegion): the next record with the same text gets
+ * the same copy, not one of its own. */
+struct s_intern {
+    const char *text;
+    size_t len;
+    const char *copy;
+};
+
 struct s_parser {
     struct fanout_event *ev;
     struct fanout_arena *arena;
     json_t *keep; /* jansson trees of DynamoDB records, freed with the event */
     size_t cap;
+    struct s_intern source, arn, region;
+    /* the nodes of one record at a time (the event is scanned with nodes
+     * down to its records only), reset for each record */
+    struct fanout_arena scratch;
 };
 
 /* A string member, unescaped into the arena, or NULL. */
@@ -21,6 +34,22 @@ static const char *s_str(struct s_parser *ps, const struct fanout_jnode *obj,
                          const char *key, size_t *len)
 {
     return fanout_jstr(fanout_jget(obj, key), ps->arena, len);
+}
+
+/* s_str for a member most records repeat: see struct s_intern. */
+static const char *s_str_interned(struct s_parser *ps, const struct fanout_jnode *obj,
+                                  const char *key, struct s_intern *in)
+{
+    const struct fanout_jnode *n = fanout_jget(obj, key);
+    if (!n || n->type != FANOUT_J_STRING)
+        return NULL;
+    if (in->copy && !n->escaped && n->len == in->len &&
+        memcmp(n->text, in->text, n->len) == 0)
+        return in->copy;
+    const char *copy = fanout_jstr(n, ps->arena, NULL);
+    if (copy && !n->escaped)
+        *in = (struct s_intern){n->text, n->len, copy};
+    return copy;
 }
 
 /* The region field of an ARN (arn:partition:service:region:...), or NULL. */
@@ -146,6 +175,15 @@ static void s_parse_kinesis(struct s_parser *ps, struct fanout_raw_record *r)
     r->data_len = (size_t)m;
 }
 
+/* A value of the event as a jansson tree, kept with the event. */
+static json_t *s_load(struct s_parser *ps, const struct fanout_jnode *n)
+{
+    json_t *j = json_loadb(n->text, n->len, JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, NULL);
+    if (j && json_array_append_new(ps->keep, j) != 0)
+        return NULL;
+    return j;
+}
+
 static void s_parse_dynamodb(struct s_parser *ps, struct fanout_raw_record *r)
 {
     r->kind = FANOUT_SRC_DYNAMODB;
@@ -166,21 +204,24 @@ static void s_parse_dynamodb(struct s_parser *ps, struct fanout_raw_record *r)
         s_fail(ps, r, "field \"eventName\": missing (expected INSERT, MODIFY or REMOVE)");
         return;
     }
-    /* the images are read with jansson (ddb.c): this record only */
-    json_t *j = json_loadb(d->text, d->len, JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, NULL);
-    if (!j || json_array_append_new(ps->keep, j) != 0) {
+    /* the key and the new image are read with jansson (ddb.c): those two
+     * members only (the rest, OldImage the largest, is not needed) */
+    const struct fanout_jnode *img = fanout_jget(d, "NewImage");
+    if (img && img->type != FANOUT_J_OBJECT) {
+        s_fail(ps, r, "field \"dynamodb.NewImage\": not an object");
+        return;
+    }
+    const struct fanout_jnode *keys_node = fanout_jget(d, "Keys");
+    json_t *keys = keys_node ? s_load(ps, keys_node) : NULL;
+    json_t *j = img ? s_load(ps, img) : NULL;
+    if ((keys_node && !keys) || (img && !j)) {
         s_fail(ps, r, "field \"dynamodb\": cannot be read (out of memory?)");
         return;
     }
     r->json = j;
-    const json_t *img = json_object_get(j, "NewImage");
-    if (img && !json_is_object(img)) {
-        s_fail(ps, r, "field \"dynamodb.NewImage\": not an object");
-        return;
-    }
     struct fanout_sbuf kb = {0};
     char err[256];
-    if (fanout_ddb_key(json_object_get(j, "Keys"), &kb, err, sizeof err) != 0) {
+    if (fanout_ddb_key(keys, &kb, err, sizeof err) != 0) {
         s_fail(ps, r, "field \"dynamodb.Keys\": %s", err);
         fanout_sbuf_free(&kb);
         return;
@@ -285,15 +326,29 @@ static void s_parse_records(struct s_parser *ps, const struct fanout_jnode *reco
             s_fail(ps, r, "not an object");
             continue;
         }
+        if (obj->count && !obj->child) {
+            /* scanned shallow (validated already): its members now, into
+             * the scratch arena; r->node goes back to `obj` below */
+            char why[64];
+            fanout_arena_reset(&ps->scratch);
+            const struct fanout_jnode *full =
+                fanout_jscan_valid(obj->text, obj->len, &ps->scratch, why, sizeof why);
+            if (!full) {
+                s_fail(ps, r, "cannot be read (out of memory)");
+                continue;
+            }
+            r->node = full;
+        }
         /* checked first: an SNS wrapper with a repeated name is not
          * unwrapped */
         char path[160];
-        int dup = fanout_jdup(obj, ps->arena, path, sizeof path);
-        const char *src = s_str(ps, obj, "eventSource", NULL);
+        int dup = fanout_jdup(r->node, &ps->scratch, path, sizeof path);
+        const struct fanout_jnode *rec = r->node;
+        const char *src = s_str_interned(ps, rec, "eventSource", &ps->source);
         if (!src)
-            src = s_str(ps, obj, "EventSource", NULL); /* SNS spells it so */
-        r->source_arn = s_str(ps, obj, "eventSourceARN", NULL);
-        const char *region = s_str(ps, obj, "awsRegion", NULL);
+            src = s_str(ps, rec, "EventSource", NULL); /* SNS spells it so */
+        r->source_arn = s_str_interned(ps, rec, "eventSourceARN", &ps->arn);
+        const char *region = s_str_interned(ps, rec, "awsRegion", &ps->region);
         if (!src) {
             s_fail(ps, r,
                    "field \"eventSource\": missing (expected aws:kinesis, "
@@ -316,6 +371,7 @@ static void s_parse_records(struct s_parser *ps, const struct fanout_jnode *reco
             s_fail(ps, r, "field \"eventSourceARN\": missing or not a string");
         s_fail_duplicate(ps, r, dup, path);
         r->region = region ? region : s_arn_region(ps->arena, r->source_arn);
+        r->node = obj; /* its text stays; the scratch nodes do not */
     }
 }
 
@@ -381,7 +437,11 @@ int fanout_event_parse(const char *json, size_t len, struct fanout_arena *arena,
 {
     memset(ev, 0, sizeof *ev);
     char why[256];
-    const struct fanout_jnode *root = fanout_jscan(json, len, arena, why, sizeof why);
+    /* nodes down to the records (level 2): each record's members are
+     * scanned when it is read (s_parse_records), so the nodes of one
+     * record at a time are in memory, not those of all 10,000 */
+    const struct fanout_jnode *root =
+        fanout_jscan_shallow(json, len, 2, arena, why, sizeof why);
     if (!root) {
         snprintf(err, err_len, "event is not valid JSON: %s", why);
         return -1;
@@ -407,6 +467,7 @@ int fanout_event_parse(const char *json, size_t len, struct fanout_arena *arena,
         return -1;
     }
     s_parse_records(&ps, records, 0, 0);
+    fanout_arena_free(&ps.scratch);
     if (s_group(ev, arena) != 0) {
         snprintf(err, err_len, "out of memory");
         fanout_event_clean_up(ev);
@@ -472,16 +533,21 @@ int fanout_decode_group(const struct fanout_source_group *g, struct fanout_decod
                                               fanout_quote(q, raw->sequence_number), err)};
                 continue;
             }
-            if (n > 1) { /* grow the pointer array for the expansion */
+            /* room for the expansion and the records after this one: the
+             * pointer array grows by doubling (the arena keeps the old one
+             * until reset, so copies stay few) */
+            size_t need = out->count + n + (g->count - i - 1);
+            if (need > cap) {
+                size_t grown_cap = cap * 2 > need ? cap * 2 : need;
                 struct fanout_rec **grown =
-                    fanout_arena_alloc(a, (cap + n - 1) * sizeof *grown);
+                    fanout_arena_alloc(a, grown_cap * sizeof *grown);
                 if (!grown) {
                     rc = -1;
                     break;
                 }
                 memcpy(grown, out->records, out->count * sizeof *grown);
                 out->records = grown;
-                cap += n - 1;
+                cap = grown_cap;
             }
             for (size_t u = 0; u < n; u++) {
                 struct fanout_rec *r = s_rec(a, raw);
@@ -506,7 +572,7 @@ int fanout_decode_group(const struct fanout_source_group *g, struct fanout_decod
             break;
         }
         if (raw->kind == FANOUT_SRC_DYNAMODB) {
-            const json_t *img = json_object_get(raw->json, "NewImage");
+            const json_t *img = raw->json; /* the NewImage, or NULL */
             fanout_sbuf_reset(&scratch);
             if (fanout_ddb_image_to_json(img, opts.convert_ddb, &scratch, err,
                                          sizeof err) != 0) {

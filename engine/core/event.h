@@ -25,7 +25,7 @@ struct fanout_raw_record {
     const char *sequence_number;
     const char *action;
     const struct fanout_jnode *node; /* the record in the event's text */
-    const json_t *json;              /* DynamoDB: the "dynamodb" object */
+    const json_t *json;              /* DynamoDB: the NewImage, or NULL */
     const uint8_t *key;
     size_t key_len;
     /* Kinesis and SNS: the payload. DynamoDB: unused (the image is encoded

@@ -88,12 +88,13 @@ static int s_str(struct fanout_sbuf *b, const char *s)
     return s_json_str(b, (const uint8_t *)s, strlen(s));
 }
 
-/* Bytes as "data" (text) or "dataBase64". */
+/* Bytes as "data" (text) or "dataBase64": `text_key` and `b64_key` are the
+ * member names with their comma, quotes and colon. */
 static int s_bytes(struct fanout_sbuf *b, const char *text_key, const char *b64_key,
                    const uint8_t *p, size_t n)
 {
     int text = fanout_utf8_check(p, n);
-    int rc = fanout_sbuf_printf(b, ",\"%s\":", text ? text_key : b64_key);
+    int rc = fanout_sbuf_puts(b, text ? text_key : b64_key);
     if (text)
         return rc | s_json_str(b, p, n);
     rc |= fanout_sbuf_put(b, "\"", 1);
@@ -101,16 +102,28 @@ static int s_bytes(struct fanout_sbuf *b, const char *text_key, const char *b64_
     return rc | fanout_sbuf_put(b, "\"", 1);
 }
 
+/* A count in decimal, without printf. */
+static int s_uint(struct fanout_sbuf *b, unsigned long long v)
+{
+    char digits[24];
+    size_t i = sizeof digits;
+    do {
+        digits[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return fanout_sbuf_put(b, digits + i, sizeof digits - i);
+}
+
 static int s_line(struct fanout_sbuf *b, const struct fanout_message *m, int collapsed)
 {
     const struct fanout_record *r = m->records[0];
     int rc = fanout_sbuf_puts(b, "{\"source\":");
     rc |= s_str(b, r->source_arn);
-    rc |= s_bytes(b, "key", "keyBase64", m->key, m->key_len);
+    rc |= s_bytes(b, ",\"key\":", ",\"keyBase64\":", m->key, m->key_len);
     rc |= fanout_sbuf_puts(b, ",\"sequenceNumber\":");
     rc |= s_str(b, r->sequence_number);
-    rc |= fanout_sbuf_printf(b, ",\"subSequenceNumber\":%llu",
-                             (unsigned long long)r->sub_sequence_number);
+    rc |= fanout_sbuf_puts(b, ",\"subSequenceNumber\":");
+    rc |= s_uint(b, (unsigned long long)r->sub_sequence_number);
     if (r->explicit_hash_key) {
         rc |= fanout_sbuf_puts(b, ",\"explicitHashKey\":");
         /* from the KPL protobuf, never checked as UTF-8: the SDK's
@@ -118,12 +131,13 @@ static int s_line(struct fanout_sbuf *b, const struct fanout_message *m, int col
         rc |= fanout_sbuf_json_str(b, r->explicit_hash_key, strlen(r->explicit_hash_key));
     }
     if (collapsed) {
-        rc |= fanout_sbuf_printf(b, ",\"records\":%zu", m->record_count);
+        rc |= fanout_sbuf_puts(b, ",\"records\":");
+        rc |= s_uint(b, (unsigned long long)m->record_count);
     } else {
         rc |= fanout_sbuf_puts(b, ",\"action\":");
         rc |= s_str(b, r->action);
     }
-    rc |= s_bytes(b, "data", "dataBase64", m->body, m->body_len);
+    rc |= s_bytes(b, ",\"data\":", ",\"dataBase64\":", m->body, m->body_len);
     return rc | fanout_sbuf_puts(b, "}\n");
 }
 
@@ -187,6 +201,14 @@ static int s_send(void *instance, const struct fanout_batch *batch,
     struct file_instance *in = instance;
     struct fanout_sbuf b = {0};
     int collapsed = batch->collapse != FANOUT_COLLAPSE_NONE;
+    /* one buffer of about the lines' size (grown if escapes or base64 need
+     * more): no doubling and copying on the way */
+    size_t guess = 0;
+    for (size_t i = 0; i < batch->count; i++) {
+        const struct fanout_message *m = batch->messages[i];
+        guess += m->body_len + m->key_len + 256;
+    }
+    (void)fanout_sbuf_reserve(&b, guess);
     for (size_t i = 0; i < batch->count; i++) {
         if (s_line(&b, batch->messages[i], collapsed) != 0) {
             for (size_t j = 0; j < batch->count; j++)

@@ -5,7 +5,10 @@
  * length; the scanner never accepts what the plain validator
  * (fanout_json_valid) refuses; and, against jansson: what jansson reads
  * (not too deep) the scanner reads too, to the same values (strings
- * unescaped to the same bytes, same members and elements). */
+ * unescaped to the same bytes, same members and elements). The shallow
+ * scan accepts and refuses the same inputs, with the same nodes down to its
+ * depth; fanout_jscan_valid of an accepted value's text (the records of an
+ * event are so read again) gives the same tree as the full scan. */
 #include <string.h>
 
 #include <jansson.h>
@@ -111,6 +114,47 @@ static void s_same(const struct fanout_jnode *n, const json_t *j)
     FUZZ_CHECK(0, "node type %d", (int)n->type);
 }
 
+/* The same tree (types, spans, keys, counts), down to `depth` levels when
+ * `b` is a shallow scan (its deeper containers have no children). */
+static void s_same_tree(const struct fanout_jnode *a, const struct fanout_jnode *b,
+                        int depth)
+{
+    FUZZ_CHECK(a->type == b->type && a->text == b->text && a->len == b->len &&
+                   a->count == b->count && a->escaped == b->escaped,
+               "nodes differ (type %d/%d, len %zu/%zu)", (int)a->type, (int)b->type, a->len,
+               b->len);
+    FUZZ_CHECK(a->key == b->key && a->key_len == b->key_len &&
+                   a->key_escaped == b->key_escaped,
+               "keys differ");
+    if (depth == 0) {
+        FUZZ_CHECK(b->child == NULL, "a shallow node has children");
+        return;
+    }
+    const struct fanout_jnode *c = a->child, *d = b->child;
+    for (; c && d; c = c->next, d = d->next)
+        s_same_tree(c, d, depth - 1);
+    FUZZ_CHECK(!c && !d, "children differ in number");
+}
+
+/* Every object and array of an accepted document read again with
+ * fanout_jscan_valid (as the event parser reads each record). */
+static void s_rescan(const struct fanout_jnode *n)
+{
+    char err[64];
+    const struct fanout_jnode *again =
+        fanout_jscan_valid(n->text, n->len, &s_arena, err, sizeof err);
+    FUZZ_CHECK(again != NULL, "fanout_jscan_valid refused an accepted value: %s", err);
+    FUZZ_CHECK(again->type == n->type && again->len == n->len && again->count == n->count,
+               "fanout_jscan_valid read another value");
+    const struct fanout_jnode *c = n->child, *d = again->child;
+    for (; c && d; c = c->next, d = d->next)
+        s_same_tree(c, d, 1 << 20);
+    FUZZ_CHECK(!c && !d, "fanout_jscan_valid: children differ in number");
+    for (c = n->child; c; c = c->next)
+        if (c->type == FANOUT_J_OBJECT || c->type == FANOUT_J_ARRAY)
+            s_rescan(c);
+}
+
 /* The deepest nesting of brackets outside strings (an upper bound for
  * what both parsers see). */
 static size_t s_depth(const uint8_t *p, size_t n)
@@ -145,8 +189,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (root) {
         FUZZ_CHECK(fanout_json_valid(data, size), "the scanner accepted invalid JSON");
         s_walk(root, NULL, data, size, 0);
+        if (size < 4096 && (root->type == FANOUT_J_OBJECT || root->type == FANOUT_J_ARRAY))
+            s_rescan(root);
     } else {
         FUZZ_CHECK(err[0] != 0, "refused without a reason");
+    }
+    for (int depth = 0; depth < 3; depth++) {
+        char err2[256];
+        const struct fanout_jnode *shallow = fanout_jscan_shallow(
+            (const char *)data, size, depth, &s_arena, err2, sizeof err2);
+        FUZZ_CHECK((shallow != NULL) == (root != NULL),
+                   "the shallow scan (depth %d) %s what the full scan %s", depth,
+                   shallow ? "accepts" : "refuses", root ? "accepts" : "refuses");
+        if (root)
+            s_same_tree(root, shallow, depth);
+        else
+            FUZZ_CHECK(strcmp(err, err2) == 0, "the shallow scan's error differs: %s / %s",
+                       err, err2);
     }
     /* jansson stops reading at a NUL byte ("null\0x" is null to it): no
      * comparison then */

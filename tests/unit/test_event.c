@@ -414,6 +414,39 @@ START_TEST(dynamodb_bad_image_fails_one_record)
 }
 END_TEST
 
+START_TEST(jscan_shallow_then_valid)
+{
+    char err[256];
+    const char *text =
+        "{\"Records\":[{\"a\":{\"b\":\"q\\\"\\u00e9\"}},[1,[2]],{}],\"x\":{\"y\":1}}";
+    const struct fanout_jnode *root =
+        fanout_jscan_shallow(text, strlen(text), 2, &s_arena, err, sizeof err);
+    ck_assert_msg(root != NULL, "%s", err);
+    const struct fanout_jnode *recs = fanout_jget(root, "Records");
+    ck_assert_uint_eq(recs->count, 3);
+    /* level 2: the records keep their text and count, not their members */
+    const struct fanout_jnode *r0 = recs->child;
+    ck_assert_int_eq(r0->type, FANOUT_J_OBJECT);
+    ck_assert_uint_eq(r0->count, 1);
+    ck_assert_ptr_null(r0->child);
+    ck_assert_uint_eq(recs->child->next->count, 2);
+    ck_assert_ptr_null(recs->child->next->child);
+    ck_assert_int_eq(fanout_jget(root, "x")->child->type, FANOUT_J_NUMBER); /* level 2 */
+    /* read again, trusted: the same members and escapes */
+    const struct fanout_jnode *full =
+        fanout_jscan_valid(r0->text, r0->len, &s_arena, err, sizeof err);
+    ck_assert_msg(full != NULL, "%s", err);
+    const struct fanout_jnode *b = fanout_jget(fanout_jget(full, "a"), "b");
+    ck_assert_int_eq(b->escaped, 1);
+    ck_assert_str_eq(fanout_jstr(b, &s_arena, NULL), "q\"\xc3\xa9");
+    /* deeper errors are still found by the shallow scan */
+    const char *bad = "{\"Records\":[{\"a\":{\"b\":\"\x01\"}}]}";
+    ck_assert_ptr_null(
+        fanout_jscan_shallow(bad, strlen(bad), 2, &s_arena, err, sizeof err));
+    ck_assert_ptr_nonnull(strstr(err, "control character"));
+}
+END_TEST
+
 START_TEST(jscan_values_and_escapes)
 {
     char err[256];
@@ -611,6 +644,7 @@ int main(void)
     tcase_add_test(tc, sns_wrapped_and_plain);
     tcase_add_test(tc, dynamodb_bad_image_fails_one_record);
     tcase_add_test(tc, jscan_values_and_escapes);
+    tcase_add_test(tc, jscan_shallow_then_valid);
     tcase_add_test(tc, jscan_errors_located);
     tcase_add_test(tc, escaped_base64_data);
     tcase_add_test(tc, jdup_finds_repeated_names);

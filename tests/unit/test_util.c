@@ -160,7 +160,16 @@ START_TEST(buf_and_arena)
         fanout_arena_reset(&a);
         ck_assert_uint_eq(a.total, 0);
     }
+    /* reset keeps the chunks: the next invocation's first allocations come
+     * from one of them, not from malloc */
+    void *first = fanout_arena_alloc(&a, 64);
+    fanout_arena_reset(&a);
+    ck_assert_ptr_nonnull(a.spare);
+    void *again = fanout_arena_alloc(&a, 64);
+    ck_assert_ptr_nonnull(again);
+    ck_assert_ptr_eq(first, again);
     fanout_arena_free(&a);
+    ck_assert_ptr_null(a.spare);
 }
 END_TEST
 
