@@ -337,6 +337,21 @@ static int d_vpc_policy(const char *cmd, const struct d_who *who, const char *ro
     return CLI_OK;
 }
 
+/* The role deploy names: `exec_role`, else the last part of `role_arn`
+ * (or NULL: the function's), else FUNCTIONRole; into `role`, then GetRole
+ * as d_role_get (0, 1 none, -1 failed and printed). */
+static int d_role_read(const char *cmd, const char *exec_role, const char *role_arn,
+                       const char *function, char *role, size_t len,
+                       struct cli_aws_reply *r)
+{
+    if (exec_role)
+        fanout_strlcpy(role, exec_role, len);
+    else if (!d_role_name(role_arn, role, len) &&
+             snprintf(role, len, "%sRole", function) >= (int)len)
+        return -1; /* d_parse refused such a name */
+    return d_role_get(cmd, role, r);
+}
+
 int d_role_setup(const struct d_role_in *in, char *role_arn, size_t len)
 {
     const char *cmd = in->cmd;
@@ -349,13 +364,9 @@ int d_role_setup(const struct d_role_in *in, char *role_arn, size_t len)
     }
     char role_name[D_MAX_NAME + 8];
     int created = 0;
-    if (in->exec_role)
-        fanout_strlcpy(role_name, in->exec_role, sizeof role_name);
-    else if (snprintf(role_name, sizeof role_name, "%sRole", in->function) >=
-             (int)sizeof role_name)
-        return CLI_FAILED; /* d_parse refused such a name */
     struct cli_aws_reply r;
-    int rc = d_role_get(cmd, role_name, &r);
+    int rc = d_role_read(cmd, in->exec_role, NULL, in->function, role_name,
+                         sizeof role_name, &r);
     if (rc < 0)
         return CLI_FAILED;
     if (rc == 1) {
@@ -429,13 +440,8 @@ int d_role_destroy(const char *cmd, const char *function, const char *exec_role,
         d_line("role %s: kept (given with --exec-role-arn)", exec_role_arn);
         return CLI_OK;
     }
-    if (exec_role)
-        fanout_strlcpy(role, exec_role, sizeof role);
-    else if (!d_role_name(role_arn, role, sizeof role) &&
-             snprintf(role, sizeof role, "%sRole", function) >= (int)sizeof role)
-        return CLI_FAILED; /* d_parse refused such a name */
     struct cli_aws_reply r;
-    int rc = d_role_get(cmd, role, &r);
+    int rc = d_role_read(cmd, exec_role, role_arn, function, role, sizeof role, &r);
     if (rc < 0)
         return CLI_FAILED;
     if (rc == 1) {
