@@ -106,7 +106,7 @@ int cli_table(const char *table, const char *table_arn, const char *function,
 int cli_engine(const char *config, const char *plugin_path, struct fanout_engine **out);
 
 /* The command families (cli_invoke.c, cli_local.c, cli_mappings.c,
- * cli_deploy.c). */
+ * cli_deploy.c, cli_destroy.c). */
 cli_run_fn cli_invoke;
 cli_run_fn cli_plugins;
 cli_run_fn cli_validate;

@@ -1,6 +1,7 @@
 /* What deploy shares with hook, unhook, pause and resume: the function's
- * configuration, its environment, its waits and its role's policy. The
- * commands have called cli_aws_setup first. */
+ * configuration, its environment, its waits (cli_function.c) and its
+ * role's policy (cli_role.c). The commands have called cli_aws_setup
+ * first. */
 #ifndef FANOUT_CLI_DEPLOY_H
 #define FANOUT_CLI_DEPLOY_H
 
