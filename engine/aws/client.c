@@ -36,6 +36,10 @@ static int64_t s_forever(void)
 static int64_t (*s_remaining_ms)(void) = s_forever;
 static struct fanout_retry_policy s_policy = {5, 50, 5000, 10000};
 static int64_t s_margin_ms = 500;
+/* A retry is not started with less time than this left for it after its
+ * backoff: an attempt squeezed to a few ms only times out, and its
+ * "timed out" would hide the service's own last answer (Throttling...). */
+#define S_MIN_ATTEMPT_MS 100
 static int s_tls_no_verify;
 
 void fanout_aws_set_tls_no_verify(int on)
@@ -341,7 +345,7 @@ static void s_judge(struct s_call *c, unsigned *seed)
     }
     unsigned delay = fanout_retry_delay_ms(c->policy, c->resp->attempts, seed);
     int64_t elapsed = s_now_ms() - c->started_ms;
-    int out_of_time = c->remaining_ms() - s_margin_ms < (int64_t)delay + 1 ||
+    int out_of_time = c->remaining_ms() - s_margin_ms < (int64_t)delay + S_MIN_ATTEMPT_MS ||
                       (c->req->timeout_ms > 0 && elapsed + delay >= c->req->timeout_ms);
     if (c->resp->attempts >= c->max_attempts || out_of_time) {
         if (h->status)
