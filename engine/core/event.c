@@ -108,6 +108,36 @@ static void s_fail(struct s_parser *ps, struct fanout_raw_record *r, const char 
                                     r->sequence_number ? ")" : "", msg);
 }
 
+/* A JSON number of at most 15 digits with maybe a fraction and no sign
+ * or exponent (as Lambda writes times), as strtod reads it: the digits
+ * and the power of ten are exact doubles, so their quotient is the
+ * correctly rounded value strtod gives. -1 for any other number. */
+static int s_decimal_exact(const char *t, size_t n, double *out)
+{
+    static const double p10[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+    uint64_t m = 0;
+    int digits = 0, frac = -1;
+    for (size_t i = 0; i < n; i++) {
+        char c = t[i];
+        if (c >= '0' && c <= '9') {
+            if (++digits > 15)
+                return -1;
+            m = m * 10 + (uint64_t)(c - '0');
+            if (frac >= 0)
+                frac++;
+        } else if (c == '.' && frac < 0) {
+            frac = 0;
+        } else {
+            return -1;
+        }
+    }
+    if (!digits)
+        return -1;
+    *out = (double)m / p10[frac > 0 ? frac : 0];
+    return 0;
+}
+
 /* A time in seconds since the epoch (a JSON number, maybe with a
  * fraction) as ms, or 0 when absent or not a plausible time. */
 static int64_t s_epoch_seconds_ms(const struct fanout_jnode *n)
@@ -115,9 +145,12 @@ static int64_t s_epoch_seconds_ms(const struct fanout_jnode *n)
     char num[64];
     if (!n || n->type != FANOUT_J_NUMBER || n->len >= sizeof num)
         return 0;
-    memcpy(num, n->text, n->len);
-    num[n->len] = 0;
-    double secs = strtod(num, NULL);
+    double secs;
+    if (s_decimal_exact(n->text, n->len, &secs) != 0) {
+        memcpy(num, n->text, n->len);
+        num[n->len] = 0;
+        secs = strtod(num, NULL);
+    }
     /* after 2000-01-01 and before 2100: anything else is not a time */
     if (!isfinite(secs) || secs < 946684800.0 || secs > 4102444800.0)
         return 0;
