@@ -456,58 +456,15 @@ struct fanout_jnode *fanout_jscan(const char *text, size_t len, struct fanout_ar
     return fanout_jscan_shallow(text, len, INT_MAX, arena, err, err_len);
 }
 
-static struct fanout_jnode *s_scan(struct s_p *s);
-
-struct fanout_jnode *fanout_jscan_shallow(const char *text, size_t len, int keep_depth,
-                                          struct fanout_arena *arena, char *err,
-                                          size_t err_len)
+/* Scan with `s`'s mode fields set by the caller. */
+static struct fanout_jnode *s_scan(struct s_p *s, const char *text, size_t len,
+                                   struct fanout_arena *arena, char *err, size_t err_len)
 {
-    struct s_p s = {.p = text,
-                    .end = text + len,
-                    .start = text,
-                    .arena = arena,
-                    .err = err,
-                    .err_len = err_len,
-                    .keep_depth = keep_depth};
-    return s_scan(&s);
-}
-
-struct fanout_jnode *fanout_jscan_each(const char *text, size_t len, const char *key,
-                                       struct fanout_arena *arena,
-                                       struct fanout_arena *scratch, fanout_jeach_fn each,
-                                       void *ctx, char *err, size_t err_len)
-{
-    struct s_p s = {.p = text,
-                    .end = text + len,
-                    .start = text,
-                    .arena = arena,
-                    .err = err,
-                    .err_len = err_len,
-                    .keep_depth = 2,
-                    .each_key = key,
-                    .each = each,
-                    .each_ctx = ctx,
-                    .scratch = scratch};
-    return s_scan(&s);
-}
-
-struct fanout_jnode *fanout_jscan_valid(const char *text, size_t len,
-                                        struct fanout_arena *arena, char *err,
-                                        size_t err_len)
-{
-    struct s_p s = {.p = text,
-                    .end = text + len,
-                    .start = text,
-                    .arena = arena,
-                    .err = err,
-                    .err_len = err_len,
-                    .keep_depth = INT_MAX,
-                    .trusted = 1};
-    return s_scan(&s);
-}
-
-static struct fanout_jnode *s_scan(struct s_p *s)
-{
+    s->p = s->start = text;
+    s->end = text + len;
+    s->arena = arena;
+    s->err = err;
+    s->err_len = err_len;
     struct fanout_jnode *root = s_value(s, 0);
     if (!root)
         return NULL;
@@ -517,6 +474,35 @@ static struct fanout_jnode *s_scan(struct s_p *s)
         return NULL;
     }
     return root;
+}
+
+struct fanout_jnode *fanout_jscan_shallow(const char *text, size_t len, int keep_depth,
+                                          struct fanout_arena *arena, char *err,
+                                          size_t err_len)
+{
+    struct s_p s = {.keep_depth = keep_depth};
+    return s_scan(&s, text, len, arena, err, err_len);
+}
+
+struct fanout_jnode *fanout_jscan_each(const char *text, size_t len, const char *key,
+                                       struct fanout_arena *arena,
+                                       struct fanout_arena *scratch, fanout_jeach_fn each,
+                                       void *ctx, char *err, size_t err_len)
+{
+    struct s_p s = {.keep_depth = 2,
+                    .each_key = key,
+                    .each = each,
+                    .each_ctx = ctx,
+                    .scratch = scratch};
+    return s_scan(&s, text, len, arena, err, err_len);
+}
+
+struct fanout_jnode *fanout_jscan_valid(const char *text, size_t len,
+                                        struct fanout_arena *arena, char *err,
+                                        size_t err_len)
+{
+    struct s_p s = {.keep_depth = INT_MAX, .trusted = 1};
+    return s_scan(&s, text, len, arena, err, err_len);
 }
 
 /* Unescape a validated string span into out (room for len+1 bytes: an
