@@ -19,6 +19,12 @@ struct s_p {
     int keep_depth;            /* values deeper than this get no node of their own */
     int trusted;               /* text fanout_jscan accepted before: see s_string_trusted */
     struct fanout_jnode dummy; /* what they get instead (never linked) */
+    /* fanout_jscan_each: the member whose elements are handed over */
+    const char *each_key;
+    fanout_jeach_fn each;
+    void *each_ctx;
+    struct fanout_arena *scratch;
+    int each_state; /* 0 not met yet, 1 its value is next, 2 met */
 };
 
 static void s_fail(struct s_p *s, const char *what)
@@ -269,12 +275,51 @@ static int s_number(struct s_p *s)
 }
 
 static struct fanout_jnode *s_value(struct s_p *s, int depth);
+static size_t s_unescape(const char *in, size_t len, char *out);
+
+/* The member name is fanout_jscan_each's key (compared as fanout_jget). */
+static int s_is_each_key(const struct s_p *s, const char *key, size_t key_len, int escaped)
+{
+    size_t kl = strlen(s->each_key);
+    if (!escaped)
+        return key_len == kl && memcmp(key, s->each_key, kl) == 0;
+    char buf[256];
+    return key_len >= kl && key_len < sizeof buf && s_unescape(key, key_len, buf) == kl &&
+           memcmp(buf, s->each_key, kl) == 0;
+}
+
+/* An element of fanout_jscan_each's array: scanned in full into the
+ * scratch arena, handed over, and kept as a shallow node. */
+static struct fanout_jnode *s_each_element(struct s_p *s, int depth)
+{
+    struct fanout_arena *arena = s->arena;
+    int keep_depth = s->keep_depth;
+    fanout_arena_reset(s->scratch);
+    s->arena = s->scratch;
+    s->keep_depth = INT_MAX;
+    struct fanout_jnode *full = s_value(s, depth);
+    s->arena = arena;
+    s->keep_depth = keep_depth;
+    if (!full)
+        return NULL;
+    struct fanout_jnode *kept = s_node(s, depth);
+    if (!kept)
+        return NULL;
+    *kept = *full;
+    kept->child = NULL;
+    kept->next = NULL;
+    s->each(s->each_ctx, kept, full);
+    return kept;
+}
 
 static struct fanout_jnode *s_container(struct s_p *s, int depth, int object)
 {
     struct fanout_jnode *n = s_node(s, depth);
     if (!n)
         return NULL;
+    int each_here = !object && depth == 1 && s->each_state == 1;
+    if (each_here)
+        s->each_state = 2;
     n->type = object ? FANOUT_J_OBJECT : FANOUT_J_ARRAY;
     n->text = s->p;
     char close = object ? '}' : ']';
@@ -304,10 +349,16 @@ static struct fanout_jnode *s_container(struct s_p *s, int depth, int object)
                 return NULL;
             }
             s->p++;
+            if (depth == 0 && s->each && s->each_state == 0 &&
+                s_is_each_key(s, key, key_len, key_escaped))
+                s->each_state = 1;
         }
-        struct fanout_jnode *c = s_value(s, depth + 1);
+        struct fanout_jnode *c =
+            each_here ? s_each_element(s, depth + 1) : s_value(s, depth + 1);
         if (!c)
             return NULL;
+        if (s->each_state == 1) /* the member's value was not an array */
+            s->each_state = 2;
         if (c != &s->dummy) {
             c->key = key;
             c->key_len = key_len;
@@ -405,45 +456,53 @@ struct fanout_jnode *fanout_jscan(const char *text, size_t len, struct fanout_ar
     return fanout_jscan_shallow(text, len, INT_MAX, arena, err, err_len);
 }
 
-static struct fanout_jnode *s_scan(const char *text, size_t len, int keep_depth,
-                                   int trusted, struct fanout_arena *arena, char *err,
-                                   size_t err_len);
+/* Scan with `s`'s mode fields set by the caller. */
+static struct fanout_jnode *s_scan(struct s_p *s, const char *text, size_t len,
+                                   struct fanout_arena *arena, char *err, size_t err_len)
+{
+    s->p = s->start = text;
+    s->end = text + len;
+    s->arena = arena;
+    s->err = err;
+    s->err_len = err_len;
+    struct fanout_jnode *root = s_value(s, 0);
+    if (!root)
+        return NULL;
+    s_ws(s);
+    if (s->p != s->end) {
+        s_fail(s, "unexpected text after the JSON value");
+        return NULL;
+    }
+    return root;
+}
 
 struct fanout_jnode *fanout_jscan_shallow(const char *text, size_t len, int keep_depth,
                                           struct fanout_arena *arena, char *err,
                                           size_t err_len)
 {
-    return s_scan(text, len, keep_depth, 0, arena, err, err_len);
+    struct s_p s = {.keep_depth = keep_depth};
+    return s_scan(&s, text, len, arena, err, err_len);
+}
+
+struct fanout_jnode *fanout_jscan_each(const char *text, size_t len, const char *key,
+                                       struct fanout_arena *arena,
+                                       struct fanout_arena *scratch, fanout_jeach_fn each,
+                                       void *ctx, char *err, size_t err_len)
+{
+    struct s_p s = {.keep_depth = 2,
+                    .each_key = key,
+                    .each = each,
+                    .each_ctx = ctx,
+                    .scratch = scratch};
+    return s_scan(&s, text, len, arena, err, err_len);
 }
 
 struct fanout_jnode *fanout_jscan_valid(const char *text, size_t len,
                                         struct fanout_arena *arena, char *err,
                                         size_t err_len)
 {
-    return s_scan(text, len, INT_MAX, 1, arena, err, err_len);
-}
-
-static struct fanout_jnode *s_scan(const char *text, size_t len, int keep_depth,
-                                   int trusted, struct fanout_arena *arena, char *err,
-                                   size_t err_len)
-{
-    struct s_p s = {.p = text,
-                    .end = text + len,
-                    .start = text,
-                    .arena = arena,
-                    .err = err,
-                    .err_len = err_len,
-                    .keep_depth = keep_depth,
-                    .trusted = trusted};
-    struct fanout_jnode *root = s_value(&s, 0);
-    if (!root)
-        return NULL;
-    s_ws(&s);
-    if (s.p != s.end) {
-        s_fail(&s, "unexpected text after the JSON value");
-        return NULL;
-    }
-    return root;
+    struct s_p s = {.keep_depth = INT_MAX, .trusted = 1};
+    return s_scan(&s, text, len, arena, err, err_len);
 }
 
 /* Unescape a validated string span into out (room for len+1 bytes: an

@@ -49,6 +49,20 @@ struct fanout_jnode *fanout_jscan_shallow(const char *text, size_t len, int keep
                                           struct fanout_arena *arena, char *err,
                                           size_t err_len);
 
+/* fanout_jscan_shallow with keep_depth 2, in one pass: each element of
+ * the array that is the root object's member `key` (as fanout_jget finds
+ * it, the first one) gets its nodes in full in `scratch` (reset before
+ * each) and is handed to `each` with its shallow node (in `arena`, child
+ * NULL, what the array keeps) as soon as it is scanned, before the scan
+ * goes on. Validation and errors are those of fanout_jscan_shallow: when
+ * it fails, elements before the error have been handed over already. */
+typedef void (*fanout_jeach_fn)(void *ctx, const struct fanout_jnode *kept,
+                                const struct fanout_jnode *full);
+struct fanout_jnode *fanout_jscan_each(const char *text, size_t len, const char *key,
+                                       struct fanout_arena *arena,
+                                       struct fanout_arena *scratch, fanout_jeach_fn each,
+                                       void *ctx, char *err, size_t err_len);
+
 /* fanout_jscan of a part of a document fanout_jscan or fanout_jscan_shallow
  * accepted (a value's text span): its strings are not checked again (UTF-8,
  * escapes), only their ends found. Not for text from anywhere else. */

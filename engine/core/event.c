@@ -27,6 +27,8 @@ struct s_parser {
     /* the nodes of one record at a time (the event is scanned with nodes
      * down to its records only), reset for each record */
     struct fanout_arena scratch;
+    size_t next_index; /* of the next record of the event's Records */
+    int stopped;       /* out of memory: no further record is read */
 };
 
 /* A string member, unescaped into the arena, or NULL. */
@@ -106,6 +108,36 @@ static void s_fail(struct s_parser *ps, struct fanout_raw_record *r, const char 
                                     r->sequence_number ? ")" : "", msg);
 }
 
+/* A JSON number of at most 15 digits with maybe a fraction and no sign
+ * or exponent (as Lambda writes times), as strtod reads it: the digits
+ * and the power of ten are exact doubles, so their quotient is the
+ * correctly rounded value strtod gives. -1 for any other number. */
+static int s_decimal_exact(const char *t, size_t n, double *out)
+{
+    static const double p10[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+    uint64_t m = 0;
+    int digits = 0, frac = -1;
+    for (size_t i = 0; i < n; i++) {
+        char c = t[i];
+        if (c >= '0' && c <= '9') {
+            if (++digits > 15)
+                return -1;
+            m = m * 10 + (uint64_t)(c - '0');
+            if (frac >= 0)
+                frac++;
+        } else if (c == '.' && frac < 0) {
+            frac = 0;
+        } else {
+            return -1;
+        }
+    }
+    if (!digits)
+        return -1;
+    *out = (double)m / p10[frac > 0 ? frac : 0];
+    return 0;
+}
+
 /* A time in seconds since the epoch (a JSON number, maybe with a
  * fraction) as ms, or 0 when absent or not a plausible time. */
 static int64_t s_epoch_seconds_ms(const struct fanout_jnode *n)
@@ -113,9 +145,12 @@ static int64_t s_epoch_seconds_ms(const struct fanout_jnode *n)
     char num[64];
     if (!n || n->type != FANOUT_J_NUMBER || n->len >= sizeof num)
         return 0;
-    memcpy(num, n->text, n->len);
-    num[n->len] = 0;
-    double secs = strtod(num, NULL);
+    double secs;
+    if (s_decimal_exact(n->text, n->len, &secs) != 0) {
+        memcpy(num, n->text, n->len);
+        num[n->len] = 0;
+        secs = strtod(num, NULL);
+    }
     /* after 2000-01-01 and before 2100: anything else is not a time */
     if (!isfinite(secs) || secs < 946684800.0 || secs > 4102444800.0)
         return 0;
@@ -314,65 +349,75 @@ static int s_parse_sns(struct s_parser *ps, struct fanout_raw_record *r, int nes
     return 0;
 }
 
+/* One record: `obj` as the event keeps it, `full` the same with its
+ * members (when `obj` was scanned shallow; else `obj` itself). Returns -1
+ * when out of memory (no further record is read). */
+static int s_parse_record(struct s_parser *ps, const struct fanout_jnode *obj,
+                          const struct fanout_jnode *full, int nested, size_t index)
+{
+    struct fanout_raw_record *r = s_new_record(ps, index, obj);
+    if (!r)
+        return -1;
+    if (obj->type != FANOUT_J_OBJECT) {
+        s_fail(ps, r, "not an object");
+        return 0;
+    }
+    r->node = full; /* r->node goes back to `obj` below */
+    /* checked first: an SNS wrapper with a repeated name is not
+     * unwrapped */
+    char path[160];
+    int dup = fanout_jdup(r->node, &ps->scratch, path, sizeof path);
+    const struct fanout_jnode *rec = r->node;
+    const char *src = s_str_interned(ps, rec, "eventSource", &ps->source);
+    if (!src)
+        src = s_str(ps, rec, "EventSource", NULL); /* SNS spells it so */
+    r->source_arn = s_str_interned(ps, rec, "eventSourceARN", &ps->arn);
+    const char *region = s_str_interned(ps, rec, "awsRegion", &ps->region);
+    if (!src) {
+        s_fail(ps, r,
+               "field \"eventSource\": missing (expected aws:kinesis, "
+               "aws:dynamodb or aws:sns)");
+    } else if (!strcmp(src, "aws:kinesis")) {
+        s_parse_kinesis(ps, r);
+    } else if (!strcmp(src, "aws:dynamodb")) {
+        s_parse_dynamodb(ps, r);
+    } else if (!strcmp(src, "aws:sns")) {
+        if (s_parse_sns(ps, r, nested || dup))
+            return 0; /* unwrapped: r is gone or was reused */
+    } else {
+        char q[FANOUT_QUOTE_SIZE];
+        s_fail(ps, r,
+               "field \"eventSource\": unknown source \"%s\" (expected aws:kinesis, "
+               "aws:dynamodb or aws:sns)",
+               fanout_quote(q, src));
+    }
+    if (!r->source_arn && !r->error)
+        s_fail(ps, r, "field \"eventSourceARN\": missing or not a string");
+    s_fail_duplicate(ps, r, dup, path);
+    r->region = region ? region : s_arn_region(ps->arena, r->source_arn);
+    r->node = obj; /* its text stays; the scratch nodes do not */
+    return 0;
+}
+
+/* The records of an event inside an SNS message (scanned in full). */
 static void s_parse_records(struct s_parser *ps, const struct fanout_jnode *records,
                             int nested, size_t outer_index)
 {
     size_t i = 0;
-    for (const struct fanout_jnode *obj = records->child; obj; obj = obj->next, i++) {
-        struct fanout_raw_record *r = s_new_record(ps, nested ? outer_index : i, obj);
-        if (!r)
+    for (const struct fanout_jnode *obj = records->child; obj; obj = obj->next, i++)
+        if (s_parse_record(ps, obj, obj, nested, nested ? outer_index : i) != 0)
             return;
-        if (obj->type != FANOUT_J_OBJECT) {
-            s_fail(ps, r, "not an object");
-            continue;
-        }
-        if (obj->count && !obj->child) {
-            /* scanned shallow (validated already): its members now, into
-             * the scratch arena; r->node goes back to `obj` below */
-            char why[64];
-            fanout_arena_reset(&ps->scratch);
-            const struct fanout_jnode *full =
-                fanout_jscan_valid(obj->text, obj->len, &ps->scratch, why, sizeof why);
-            if (!full) {
-                s_fail(ps, r, "cannot be read (out of memory)");
-                continue;
-            }
-            r->node = full;
-        }
-        /* checked first: an SNS wrapper with a repeated name is not
-         * unwrapped */
-        char path[160];
-        int dup = fanout_jdup(r->node, &ps->scratch, path, sizeof path);
-        const struct fanout_jnode *rec = r->node;
-        const char *src = s_str_interned(ps, rec, "eventSource", &ps->source);
-        if (!src)
-            src = s_str(ps, rec, "EventSource", NULL); /* SNS spells it so */
-        r->source_arn = s_str_interned(ps, rec, "eventSourceARN", &ps->arn);
-        const char *region = s_str_interned(ps, rec, "awsRegion", &ps->region);
-        if (!src) {
-            s_fail(ps, r,
-                   "field \"eventSource\": missing (expected aws:kinesis, "
-                   "aws:dynamodb or aws:sns)");
-        } else if (!strcmp(src, "aws:kinesis")) {
-            s_parse_kinesis(ps, r);
-        } else if (!strcmp(src, "aws:dynamodb")) {
-            s_parse_dynamodb(ps, r);
-        } else if (!strcmp(src, "aws:sns")) {
-            if (s_parse_sns(ps, r, nested || dup))
-                continue; /* unwrapped: r is gone or was reused */
-        } else {
-            char q[FANOUT_QUOTE_SIZE];
-            s_fail(ps, r,
-                   "field \"eventSource\": unknown source \"%s\" (expected aws:kinesis, "
-                   "aws:dynamodb or aws:sns)",
-                   fanout_quote(q, src));
-        }
-        if (!r->source_arn && !r->error)
-            s_fail(ps, r, "field \"eventSourceARN\": missing or not a string");
-        s_fail_duplicate(ps, r, dup, path);
-        r->region = region ? region : s_arn_region(ps->arena, r->source_arn);
-        r->node = obj; /* its text stays; the scratch nodes do not */
-    }
+}
+
+/* fanout_jscan_each's callback: a record of the event's Records, as soon
+ * as it is scanned (its members in the scratch arena). */
+static void s_each_record(void *ctx, const struct fanout_jnode *kept,
+                          const struct fanout_jnode *full)
+{
+    struct s_parser *ps = ctx;
+    size_t index = ps->next_index++;
+    if (!ps->stopped && s_parse_record(ps, kept, full, 0, index) != 0)
+        ps->stopped = 1;
 }
 
 static int s_group(struct fanout_event *ev, struct fanout_arena *a)
@@ -437,16 +482,27 @@ int fanout_event_parse(const char *json, size_t len, struct fanout_arena *arena,
 {
     memset(ev, 0, sizeof *ev);
     char why[256];
-    /* nodes down to the records (level 2): each record's members are
-     * scanned when it is read (s_parse_records), so the nodes of one
-     * record at a time are in memory, not those of all 10,000 */
-    const struct fanout_jnode *root =
-        fanout_jscan_shallow(json, len, 2, arena, why, sizeof why);
+    struct s_parser ps = {.ev = ev, .arena = arena, .keep = json_array()};
+    ev->root = ps.keep;
+    if (!ps.keep) {
+        snprintf(err, err_len, "out of memory");
+        return -1;
+    }
+    /* one pass: nodes down to the records (level 2) stay; each record's
+     * members are scanned into the scratch arena and the record read
+     * (s_each_record) as the scan meets it, so the nodes of one record at
+     * a time are in memory, not those of all 10,000. The records read
+     * before an error in the event are dropped with it. */
+    const struct fanout_jnode *root = fanout_jscan_each(
+        json, len, "Records", arena, &ps.scratch, s_each_record, &ps, why, sizeof why);
+    fanout_arena_free(&ps.scratch);
     if (!root) {
+        fanout_event_clean_up(ev);
         snprintf(err, err_len, "event is not valid JSON: %s", why);
         return -1;
     }
     if (fanout_jdup_members(root, arena, why, sizeof why) != 0) {
+        fanout_event_clean_up(ev);
         snprintf(err, err_len,
                  "event repeats the key \"%s\" at its top level (a name may appear once "
                  "per object)",
@@ -455,19 +511,12 @@ int fanout_event_parse(const char *json, size_t len, struct fanout_arena *arena,
     }
     const struct fanout_jnode *records = fanout_jget(root, "Records");
     if (!records || records->type != FANOUT_J_ARRAY) {
+        fanout_event_clean_up(ev);
         snprintf(err, err_len,
                  "event has no \"Records\" array (expected a Kinesis, DynamoDB Streams "
                  "or SNS event: {\"Records\":[...]})");
         return -1;
     }
-    struct s_parser ps = {.ev = ev, .arena = arena, .keep = json_array()};
-    ev->root = ps.keep;
-    if (!ps.keep) {
-        snprintf(err, err_len, "out of memory");
-        return -1;
-    }
-    s_parse_records(&ps, records, 0, 0);
-    fanout_arena_free(&ps.scratch);
     if (s_group(ev, arena) != 0) {
         snprintf(err, err_len, "out of memory");
         fanout_event_clean_up(ev);

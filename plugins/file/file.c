@@ -46,9 +46,15 @@ struct file_instance {
 static int s_json_str(struct fanout_sbuf *b, const uint8_t *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    int rc = fanout_sbuf_put(b, "\"", 1);
-    size_t run = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
+    /* written in place: room for the quotes and the bytes as they are,
+     * and more only when an escape needs it */
+    if (fanout_sbuf_reserve(b, n + 2) != 0)
+        return -1;
+    char *o = b->p + b->len;
+    *o++ = '"';
+    size_t i = 0;
+    for (;;) {
+        size_t run = i;
         /* eight bytes at a time while none is '"', '\\' or below 0x20 (bytes
          * of 0x80 and above pass: the text was checked as UTF-8) */
         while (n - i >= 8) {
@@ -62,25 +68,40 @@ static int s_json_str(struct fanout_sbuf *b, const uint8_t *s, size_t n)
                 break;
             i += 8;
         }
+        while (i < n && s[i] >= 0x20 && s[i] != '"' && s[i] != '\\')
+            i++;
+        if (i > run)
+            memcpy(o, s + run, i - run);
+        o += i - run;
         if (i >= n)
             break;
-        uint8_t c = s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        rc |= fanout_sbuf_put(b, s + run, i - run);
-        run = i + 1;
-        char esc[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], 0};
+        /* the escape (6 bytes at most), the rest, the quote and the NUL */
+        size_t used = (size_t)(o - b->p), rest = 6 + (n - i - 1) + 1;
+        if (b->cap < used + rest + 1) {
+            b->len = used;
+            if (fanout_sbuf_reserve(b, rest) != 0)
+                return -1;
+            o = b->p + used;
+        }
+        uint8_t c = s[i++];
+        *o++ = '\\';
         switch (c) {
-        case '"': rc |= fanout_sbuf_puts(b, "\\\""); break;
-        case '\\': rc |= fanout_sbuf_puts(b, "\\\\"); break;
-        case '\n': rc |= fanout_sbuf_puts(b, "\\n"); break;
-        case '\r': rc |= fanout_sbuf_puts(b, "\\r"); break;
-        case '\t': rc |= fanout_sbuf_puts(b, "\\t"); break;
-        default: rc |= fanout_sbuf_put(b, esc, 6);
+        case '"': *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '\n': *o++ = 'n'; break;
+        case '\r': *o++ = 'r'; break;
+        case '\t': *o++ = 't'; break;
+        default:
+            memcpy(o, "u00", 3);
+            o[3] = hex[c >> 4];
+            o[4] = hex[c & 15];
+            o += 5;
         }
     }
-    rc |= fanout_sbuf_put(b, s + run, n - run);
-    return rc | fanout_sbuf_put(b, "\"", 1);
+    *o++ = '"';
+    b->len = (size_t)(o - b->p);
+    b->p[b->len] = 0;
+    return 0;
 }
 
 static int s_str(struct fanout_sbuf *b, const char *s)

@@ -447,6 +447,93 @@ START_TEST(jscan_shallow_then_valid)
 }
 END_TEST
 
+/* fanout_jscan_each's callback: the elements it was handed, in order. */
+struct s_each_seen {
+    size_t count;
+    const struct fanout_jnode *kept[8];
+    const char *member_a[8]; /* the full node's member "a", unescaped */
+};
+
+static void s_each_note(void *ctx, const struct fanout_jnode *kept,
+                        const struct fanout_jnode *full)
+{
+    struct s_each_seen *seen = ctx;
+    ck_assert_ptr_null(kept->child);
+    ck_assert_uint_eq(kept->count, full->count);
+    ck_assert_ptr_eq(kept->text, full->text);
+    ck_assert_uint_eq(kept->len, full->len);
+    if (seen->count < 8) {
+        seen->kept[seen->count] = kept;
+        seen->member_a[seen->count] =
+            fanout_jstr(fanout_jget(full, "a"), &s_arena, NULL); /* s_arena outlives */
+    }
+    seen->count++;
+}
+
+START_TEST(jscan_each_hands_over_the_records)
+{
+    char err[256];
+    struct fanout_arena scratch = {0};
+    /* the first "Records" only, its name maybe escaped; not the deeper
+     * arrays, nor another member's */
+    const char *text =
+        "{\"x\":[{\"a\":\"no\"}],\"R\\u0065cords\":[{\"a\":\"q\\u00e9\","
+        "\"b\":[1,{\"c\":2}]},7,[{\"a\":\"no\"}]],\"Records\":[{\"a\":\"no\"}],"
+        "\"y\":{\"Records\":[{\"a\":\"no\"}]}}";
+    struct s_each_seen seen = {0};
+    const struct fanout_jnode *root =
+        fanout_jscan_each(text, strlen(text), "Records", &s_arena, &scratch, s_each_note,
+                          &seen, err, sizeof err);
+    ck_assert_msg(root != NULL, "%s", err);
+    ck_assert_uint_eq(seen.count, 3);
+    ck_assert_str_eq(seen.member_a[0], "q\xc3\xa9");
+    ck_assert_ptr_null(seen.member_a[1]);
+    ck_assert_ptr_null(seen.member_a[2]);
+    /* what the array keeps: the shallow nodes that were handed over */
+    const struct fanout_jnode *recs = fanout_jget(root, "Records");
+    ck_assert_ptr_eq(recs->child, seen.kept[0]);
+    ck_assert_ptr_eq(recs->child->next, seen.kept[1]);
+    ck_assert_int_eq(seen.kept[1]->type, FANOUT_J_NUMBER);
+    ck_assert_int_eq(seen.kept[2]->type, FANOUT_J_ARRAY);
+    ck_assert_uint_eq(fanout_jget(root, "x")->count, 1);
+
+    /* "Records" not an array: nothing handed over */
+    seen.count = 0;
+    const char *str = "{\"Records\":\"[{}]\",\"z\":[[{}]]}";
+    ck_assert_ptr_nonnull(fanout_jscan_each(str, strlen(str), "Records", &s_arena, &scratch,
+                                            s_each_note, &seen, err, sizeof err));
+    ck_assert_uint_eq(seen.count, 0);
+
+    /* an error after some records: the same error as the shallow scan's,
+     * the records before it handed over already */
+    seen.count = 0;
+    const char *bad = "{\"Records\":[{\"a\":\"1\"},{\"a\":\"2\"},{\"a\":\"\x01\"}]}";
+    char want[256];
+    ck_assert_ptr_null(
+        fanout_jscan_shallow(bad, strlen(bad), 2, &s_arena, want, sizeof want));
+    ck_assert_ptr_null(fanout_jscan_each(bad, strlen(bad), "Records", &s_arena, &scratch,
+                                         s_each_note, &seen, err, sizeof err));
+    ck_assert_str_eq(err, want);
+    ck_assert_uint_eq(seen.count, 2);
+    fanout_arena_free(&scratch);
+
+    /* the event's records read before such an error go with it */
+    const char *late =
+        "{\"Records\":[{\"eventSource\":\"aws:kinesis\",\"eventSourceARN\":"
+        "\"arn:aws:kinesis:eu-west-1:1:stream/s\",\"kinesis\":{"
+        "\"sequenceNumber\":\"1\",\"partitionKey\":\"k\",\"data\":\"eA==\"}},"
+        "{\"a\":\"\x01\"}]}";
+    struct fanout_event ev;
+    ck_assert_int_eq(fanout_event_parse(late, strlen(late), &s_arena, &ev, err, sizeof err),
+                     -1);
+    ck_assert_msg(strstr(err, "event is not valid JSON: line 1, column 171: control "
+                              "character"),
+                  "%s", err);
+    ck_assert_uint_eq(ev.count, 0);
+    ck_assert_ptr_null(ev.records);
+}
+END_TEST
+
 START_TEST(jscan_values_and_escapes)
 {
     char err[256];
@@ -645,6 +732,7 @@ int main(void)
     tcase_add_test(tc, dynamodb_bad_image_fails_one_record);
     tcase_add_test(tc, jscan_values_and_escapes);
     tcase_add_test(tc, jscan_shallow_then_valid);
+    tcase_add_test(tc, jscan_each_hands_over_the_records);
     tcase_add_test(tc, jscan_errors_located);
     tcase_add_test(tc, escaped_base64_data);
     tcase_add_test(tc, jdup_finds_repeated_names);
