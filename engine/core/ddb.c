@@ -1,13 +1,23 @@
 /* DynamoDB Streams AttributeValue JSON to plain JSON, and record keys.
  *
- * The converted JSON is written by hand into the caller's buffer rather than
- * built as a json_t and dumped: jansson would parse an N string into a double
- * or an int64 and lose digits, and DynamoDB numbers carry up to 38 of them. */
+ * Read from the event's own scanner nodes (common/jscan.h) and written by
+ * hand into the caller's buffer: no jansson tree is built for a record (10
+ * to 20 times the cost of the scan), and N strings keep every digit (jansson
+ * would read them into a double or an int64, and DynamoDB numbers carry up
+ * to 38 digits). The output is byte for byte what the former jansson-based
+ * conversion wrote, its quirks included (pass-through strings escaped its
+ * way, JSON numbers printed its way); tests/unit/ddb_ref.c keeps that
+ * conversion and tests/unit/ddb_diff.c compares the two. */
 #include "core/ddb.h"
 
+#include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "common/jscan.h"
 
 /* Limits from the DynamoDB Developer Guide: "Data types" (Number: up to 38
  * digits of precision, positive and negative magnitudes from 1E-130 to
@@ -39,7 +49,8 @@ struct s_ctx {
     struct fanout_sbuf *out;
     char *err;
     size_t err_len;
-    const char *what; /* "attribute" or "key attribute" */
+    const char *what;          /* "attribute" or "key attribute" */
+    struct fanout_arena arena; /* unescaped strings and names, freed at the end */
 };
 
 /* The parts of a validated N string, as offsets into it. */
@@ -136,20 +147,29 @@ static int s_oom(struct s_ctx *c)
     return s_fail(c, NULL, "out of memory");
 }
 
+/* An integer in JSON's grammar: no fraction, no exponent (jansson, which
+ * read the images before, made the same distinction). */
+static int s_is_integer(const struct fanout_jnode *v)
+{
+    for (size_t i = 0; i < v->len; i++)
+        if (v->text[i] == '.' || v->text[i] == 'e' || v->text[i] == 'E')
+            return 0;
+    return 1;
+}
+
 /* A JSON value's kind, for "expected X, got Y". */
-static const char *s_kind(const json_t *v)
+static const char *s_kind(const struct fanout_jnode *v)
 {
     if (!v)
         return "nothing";
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a real number";
-    case JSON_TRUE: return "true";
-    case JSON_FALSE: return "false";
-    case JSON_NULL: return "null";
+    switch (v->type) {
+    case FANOUT_J_OBJECT: return "an object";
+    case FANOUT_J_ARRAY: return "an array";
+    case FANOUT_J_STRING: return "a string";
+    case FANOUT_J_NUMBER: return s_is_integer(v) ? "an integer" : "a real number";
+    case FANOUT_J_TRUE: return "true";
+    case FANOUT_J_FALSE: return "false";
+    case FANOUT_J_NULL: return "null";
     }
     return "an unknown value";
 }
@@ -163,17 +183,30 @@ static const char *s_quoted(char *dst, size_t dst_len, const char *s, size_t n)
     return dst;
 }
 
-/* ---- jansson helpers ---------------------------------------------------- */
+/* ---- scanner nodes ------------------------------------------------------ */
 
-/* jansson's iterator functions take a non-const object but do not modify it. */
-static void *s_iter(const json_t *o)
+/* A string node's value, unescaped (into the context's arena only when it
+ * has escapes). NULL when out of memory. */
+static const char *s_text_of(struct s_ctx *c, const char *raw, size_t raw_len, int escaped,
+                             size_t *len)
 {
-    return json_object_iter((json_t *)o);
+    if (!escaped) {
+        *len = raw_len;
+        return raw;
+    }
+    struct fanout_jnode k = {
+        .type = FANOUT_J_STRING, .escaped = 1, .text = raw, .len = raw_len};
+    return fanout_jstr(&k, &c->arena, len);
 }
 
-static void *s_iter_next(const json_t *o, void *it)
+static const char *s_value_text(struct s_ctx *c, const struct fanout_jnode *v, size_t *len)
 {
-    return json_object_iter_next((json_t *)o, it);
+    return s_text_of(c, v->text, v->len, v->escaped, len);
+}
+
+static const char *s_key_text(struct s_ctx *c, const struct fanout_jnode *m, size_t *len)
+{
+    return s_text_of(c, m->key, m->key_len, m->key_escaped, len);
 }
 
 static int s_type_is(const char *type, size_t type_len, const char *name)
@@ -183,33 +216,37 @@ static int s_type_is(const char *type, size_t type_len, const char *name)
 
 /* Check that av is an AttributeValue (an object with exactly one type key)
  * and return its type and value. */
-static int s_unwrap(struct s_ctx *c, const json_t *av, const struct s_path *path,
-                    const char **type, size_t *type_len, const json_t **val)
+static int s_unwrap(struct s_ctx *c, const struct fanout_jnode *av,
+                    const struct s_path *path, const char **type, size_t *type_len,
+                    const struct fanout_jnode **val)
 {
-    if (!json_is_object(av))
+    if (!av || av->type != FANOUT_J_OBJECT)
         return s_fail(c, path,
                       "expected an AttributeValue object such as {\"S\": \"text\"}, got %s",
                       s_kind(av));
-    size_t n = json_object_size(av);
+    size_t n = av->count;
     if (n == 0)
         return s_fail(
             c, path,
             "empty AttributeValue (expected exactly one type key, one of " DDB_TYPES ")");
-    void *it = s_iter(av);
+    const struct fanout_jnode *it = av->child;
     if (n > 1) {
-        void *it2 = s_iter_next(av, it);
+        const struct fanout_jnode *it2 = it->next;
+        size_t l1, l2;
+        const char *k1 = s_key_text(c, it, &l1), *k2 = s_key_text(c, it2, &l2);
+        if (!k1 || !k2)
+            return s_oom(c);
         char q1[DDB_QUOTE_MAX + 8], q2[DDB_QUOTE_MAX + 8];
         return s_fail(
             c, path,
             "AttributeValue has %zu type keys (\"%s\", \"%s\"%s); expected exactly one", n,
-            s_quoted(q1, sizeof q1, json_object_iter_key(it), json_object_iter_key_len(it)),
-            s_quoted(q2, sizeof q2, json_object_iter_key(it2),
-                     json_object_iter_key_len(it2)),
+            s_quoted(q1, sizeof q1, k1, l1), s_quoted(q2, sizeof q2, k2, l2),
             n > 2 ? ", ..." : "");
     }
-    *type = json_object_iter_key(it);
-    *type_len = json_object_iter_key_len(it);
-    *val = json_object_iter_value(it);
+    *type = s_key_text(c, it, type_len);
+    if (!*type)
+        return s_oom(c);
+    *val = it;
     return 0;
 }
 
@@ -386,27 +423,193 @@ static int s_base64_validate(struct s_ctx *c, const struct s_path *path, const c
                   what, ch, bad);
 }
 
-/* ---- plain JSON --------------------------------------------------------- */
+/* ---- writing strings ---------------------------------------------------- */
 
-static int s_emit_value(struct s_ctx *c, const json_t *av, const struct s_path *path,
-                        int depth);
-
-static int s_emit_string(struct s_ctx *c, const json_t *v)
+/* A string with no escapes in the event (valid JSON text: no quote,
+ * backslash or control character, valid UTF-8), quoted again as it is:
+ * the bytes both escapers below would write for it. */
+static int s_put_raw_string(struct fanout_sbuf *out, const char *raw, size_t n)
 {
-    if (fanout_sbuf_json_str(c->out, (const uint8_t *)json_string_value(v),
-                             json_string_length(v)) != 0)
-        return s_oom(c);
+    if (fanout_sbuf_reserve(out, n + 2) != 0)
+        return -1;
+    uint8_t *o = out->bytes + out->len;
+    o[0] = '"';
+    memcpy(o + 1, raw, n);
+    o[n + 1] = '"';
+    out->len += n + 2;
+    out->bytes[out->len] = 0;
     return 0;
 }
 
+/* A string as jansson's json_dump (no flags) writes it, for the
+ * pass-through mode: '"', '\\' and control characters escaped, those
+ * without a short form as \u00XX in upper case; the rest as it is. */
+static int s_put_dump_string(struct fanout_sbuf *out, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    if (fanout_sbuf_reserve(out, n * 6 + 2) != 0)
+        return -1;
+    uint8_t *o = out->bytes + out->len;
+    *o++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        uint8_t ch = (uint8_t)s[i];
+        if (ch >= 0x20 && ch != '"' && ch != '\\') {
+            *o++ = ch;
+            continue;
+        }
+        *o++ = '\\';
+        switch (ch) {
+        case '"': *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '\b': *o++ = 'b'; break;
+        case '\f': *o++ = 'f'; break;
+        case '\n': *o++ = 'n'; break;
+        case '\r': *o++ = 'r'; break;
+        case '\t': *o++ = 't'; break;
+        default:
+            memcpy(o, "u00", 3);
+            o[3] = (uint8_t)hex[ch >> 4];
+            o[4] = (uint8_t)hex[ch & 15];
+            o += 5;
+        }
+    }
+    *o++ = '"';
+    out->len = (size_t)(o - out->bytes);
+    out->bytes[out->len] = 0;
+    return 0;
+}
+
+/* A string value or member name: raw its text in the event, s its value.
+ * `dump` picks jansson's escaping (pass-through mode), else
+ * fanout_sbuf_json_str's (converted images). */
+static int s_put_string(struct s_ctx *c, const char *raw, size_t raw_len, int escaped,
+                        const char *s, size_t n, int dump)
+{
+    int rc = !escaped ? s_put_raw_string(c->out, raw, raw_len)
+             : dump   ? s_put_dump_string(c->out, s, n)
+                      : fanout_sbuf_json_str(c->out, s, n);
+    return rc == 0 ? 0 : s_oom(c);
+}
+
+/* ---- JSON numbers (not N values) ---------------------------------------- */
+
+/* jansson's number limits, which the images were read through before:
+ * an integer is a long long, anything else a finite double. Returns 0 with
+ * the value, or -1 when outside them (or out of memory). */
+static int s_json_number(const struct fanout_jnode *v, int *is_int, long long *i, double *d)
+{
+    char small[64], *text = small;
+    if (v->len >= sizeof small && !(text = malloc(v->len + 1)))
+        return -1;
+    memcpy(text, v->text, v->len);
+    text[v->len] = 0;
+    int rc = 0;
+    *is_int = s_is_integer(v);
+    errno = 0;
+    if (*is_int) {
+        *i = strtoll(text, NULL, 10);
+        rc = errno == ERANGE ? -1 : 0;
+    } else {
+        *d = strtod(text, NULL);
+        rc = (*d == HUGE_VAL || *d == -HUGE_VAL) && errno == ERANGE ? -1 : 0;
+    }
+    if (text != small)
+        free(text);
+    return rc;
+}
+
+/* A double as jansson writes it: "%.17g", with ".0" when that has neither
+ * '.' nor 'e', and the exponent without '+' or leading zeros. */
+static int s_put_real(struct fanout_sbuf *out, double d)
+{
+    char buf[64];
+    int n = snprintf(buf, sizeof buf - 3, "%.17g", d);
+    if (n < 0 || (size_t)n >= sizeof buf - 3)
+        return -1;
+    if (!strchr(buf, '.') && !strchr(buf, 'e')) {
+        memcpy(buf + n, ".0", 3);
+        n += 2;
+    }
+    char *e = strchr(buf, 'e');
+    if (e) {
+        char *start = e + 1, *end = e + 2;
+        if (*start == '-')
+            start++;
+        while (*end == '0')
+            end++;
+        if (end != start) {
+            memmove(start, end, (size_t)(buf + n - end) + 1);
+            n -= (int)(end - start);
+        }
+    }
+    return fanout_sbuf_put(out, buf, (size_t)n);
+}
+
+/* ---- pass-through ------------------------------------------------------- */
+
+/* The image as DynamoDB JSON, compact, as jansson dumped it before: member
+ * order kept, strings escaped its way, numbers (never in a well-formed
+ * image) as jansson prints them. */
+static int s_dump(struct s_ctx *c, const struct fanout_jnode *v)
+{
+    struct fanout_sbuf *out = c->out;
+    switch (v->type) {
+    case FANOUT_J_OBJECT:
+    case FANOUT_J_ARRAY: {
+        int obj = v->type == FANOUT_J_OBJECT;
+        if (fanout_sbuf_putc(out, obj ? '{' : '[') != 0)
+            return -1;
+        for (const struct fanout_jnode *m = v->child; m; m = m->next) {
+            if (m != v->child && fanout_sbuf_putc(out, ',') != 0)
+                return -1;
+            if (obj) {
+                size_t kl;
+                const char *k = s_key_text(c, m, &kl);
+                if (!k ||
+                    s_put_string(c, m->key, m->key_len, m->key_escaped, k, kl, 1) != 0 ||
+                    fanout_sbuf_putc(out, ':') != 0)
+                    return -1;
+            }
+            if (s_dump(c, m) != 0)
+                return -1;
+        }
+        return fanout_sbuf_putc(out, obj ? '}' : ']');
+    }
+    case FANOUT_J_STRING: {
+        size_t n;
+        const char *s = s_value_text(c, v, &n);
+        return s ? s_put_string(c, v->text, v->len, v->escaped, s, n, 1) : -1;
+    }
+    case FANOUT_J_NUMBER: {
+        int is_int;
+        long long i;
+        double d;
+        if (s_json_number(v, &is_int, &i, &d) != 0)
+            return -1;
+        return is_int ? fanout_sbuf_printf(out, "%lld", i) : s_put_real(out, d);
+    }
+    case FANOUT_J_TRUE: return fanout_sbuf_puts(out, "true");
+    case FANOUT_J_FALSE: return fanout_sbuf_puts(out, "false");
+    case FANOUT_J_NULL: return fanout_sbuf_puts(out, "null");
+    }
+    return -1;
+}
+
+/* ---- plain JSON --------------------------------------------------------- */
+
+static int s_emit_value(struct s_ctx *c, const struct fanout_jnode *av,
+                        const struct s_path *path, int depth);
+
 /* One scalar of type S, N or B (also the members of SS, NS, BS). */
-static int s_emit_scalar(struct s_ctx *c, char type, const json_t *v,
+static int s_emit_scalar(struct s_ctx *c, char type, const struct fanout_jnode *v,
                          const struct s_path *path, const char *what)
 {
-    if (!json_is_string(v))
+    if (v->type != FANOUT_J_STRING)
         return s_fail(c, path, "%s value must be a string, got %s", what, s_kind(v));
-    const char *s = json_string_value(v);
-    size_t n = json_string_length(v);
+    size_t n;
+    const char *s = s_value_text(c, v, &n);
+    if (!s)
+        return s_oom(c);
     if (type == 'N') {
         struct s_num num;
         if (s_number_check(c, path, what, s, n, &num) != 0)
@@ -415,13 +618,13 @@ static int s_emit_scalar(struct s_ctx *c, char type, const json_t *v,
     }
     if (type == 'B' && s_base64_validate(c, path, what, s, n) != 0)
         return -1;
-    return s_emit_string(c, v);
+    return s_put_string(c, v->text, v->len, v->escaped, s, n, 0);
 }
 
-static int s_emit_set(struct s_ctx *c, char type, const char *what, const json_t *v,
-                      const struct s_path *path)
+static int s_emit_set(struct s_ctx *c, char type, const char *what,
+                      const struct fanout_jnode *v, const struct s_path *path)
 {
-    if (!json_is_array(v))
+    if (v->type != FANOUT_J_ARRAY)
         return s_fail(c, path, "%s value must be an array, got %s", what, s_kind(v));
     /* the member's own kind, for messages about it */
     const char *member = type == 'S'   ? "SS member"
@@ -429,12 +632,12 @@ static int s_emit_set(struct s_ctx *c, char type, const char *what, const json_t
                                        : "BS member";
     if (fanout_sbuf_putc(c->out, '[') != 0)
         return s_oom(c);
-    size_t n = json_array_size(v);
-    for (size_t i = 0; i < n; i++) {
+    size_t i = 0;
+    for (const struct fanout_jnode *e = v->child; e; e = e->next, i++) {
         struct s_path p = {path, NULL, 0, i};
         if (i && fanout_sbuf_putc(c->out, ',') != 0)
             return s_oom(c);
-        if (s_emit_scalar(c, type, json_array_get(v, i), &p, member) != 0)
+        if (s_emit_scalar(c, type, e, &p, member) != 0)
             return -1;
     }
     if (fanout_sbuf_putc(c->out, ']') != 0)
@@ -443,23 +646,24 @@ static int s_emit_set(struct s_ctx *c, char type, const char *what, const json_t
 }
 
 /* The members of an M value, or the attributes of an image. */
-static int s_emit_map(struct s_ctx *c, const json_t *m, const struct s_path *path,
-                      int depth)
+static int s_emit_map(struct s_ctx *c, const struct fanout_jnode *m,
+                      const struct s_path *path, int depth)
 {
     if (fanout_sbuf_putc(c->out, '{') != 0)
         return s_oom(c);
-    int first = 1;
-    for (void *it = s_iter(m); it; it = s_iter_next(m, it)) {
-        const char *key = json_object_iter_key(it);
-        size_t key_len = json_object_iter_key_len(it);
+    for (const struct fanout_jnode *it = m->child; it; it = it->next) {
+        size_t key_len;
+        const char *key = s_key_text(c, it, &key_len);
+        if (!key)
+            return s_oom(c);
         struct s_path p = {path, key, key_len, 0};
-        if (!first && fanout_sbuf_putc(c->out, ',') != 0)
+        if (it != m->child && fanout_sbuf_putc(c->out, ',') != 0)
             return s_oom(c);
-        first = 0;
-        if (fanout_sbuf_json_str(c->out, (const uint8_t *)key, key_len) != 0 ||
-            fanout_sbuf_putc(c->out, ':') != 0)
+        if (s_put_string(c, it->key, it->key_len, it->key_escaped, key, key_len, 0) != 0)
+            return -1;
+        if (fanout_sbuf_putc(c->out, ':') != 0)
             return s_oom(c);
-        if (s_emit_value(c, json_object_iter_value(it), &p, depth) != 0)
+        if (s_emit_value(c, it, &p, depth) != 0)
             return -1;
     }
     if (fanout_sbuf_putc(c->out, '}') != 0)
@@ -468,12 +672,12 @@ static int s_emit_map(struct s_ctx *c, const json_t *m, const struct s_path *pat
 }
 
 /* depth: how many M and L values enclose av. */
-static int s_emit_value(struct s_ctx *c, const json_t *av, const struct s_path *path,
-                        int depth)
+static int s_emit_value(struct s_ctx *c, const struct fanout_jnode *av,
+                        const struct s_path *path, int depth)
 {
     const char *type;
     size_t tl;
-    const json_t *v;
+    const struct fanout_jnode *v;
     if (s_unwrap(c, av, path, &type, &tl, &v) != 0)
         return -1;
 
@@ -484,15 +688,15 @@ static int s_emit_value(struct s_ctx *c, const json_t *av, const struct s_path *
     if (s_type_is(type, tl, "B"))
         return s_emit_scalar(c, 'B', v, path, "B");
     if (s_type_is(type, tl, "BOOL")) {
-        if (!json_is_boolean(v))
+        if (v->type != FANOUT_J_TRUE && v->type != FANOUT_J_FALSE)
             return s_fail(c, path, "BOOL value must be true or false, got %s", s_kind(v));
-        if (fanout_sbuf_puts(c->out, json_is_true(v) ? "true" : "false") != 0)
+        if (fanout_sbuf_puts(c->out, v->type == FANOUT_J_TRUE ? "true" : "false") != 0)
             return s_oom(c);
         return 0;
     }
     if (s_type_is(type, tl, "NULL")) {
         /* DynamoDB only ever sends {"NULL": true}. */
-        if (!json_is_true(v))
+        if (v->type != FANOUT_J_TRUE)
             return s_fail(c, path, "NULL value must be true, got %s", s_kind(v));
         if (fanout_sbuf_puts(c->out, "null") != 0)
             return s_oom(c);
@@ -500,7 +704,7 @@ static int s_emit_value(struct s_ctx *c, const json_t *av, const struct s_path *
     }
     if (s_type_is(type, tl, "M") || s_type_is(type, tl, "L")) {
         int is_map = type[0] == 'M';
-        if (is_map ? !json_is_object(v) : !json_is_array(v))
+        if (v->type != (is_map ? FANOUT_J_OBJECT : FANOUT_J_ARRAY))
             return s_fail(c, path, "%s value must be %s, got %s", is_map ? "M" : "L",
                           is_map ? "an object" : "an array", s_kind(v));
         if (depth >= DDB_MAX_DEPTH)
@@ -512,12 +716,12 @@ static int s_emit_value(struct s_ctx *c, const json_t *av, const struct s_path *
             return s_emit_map(c, v, path, depth + 1);
         if (fanout_sbuf_putc(c->out, '[') != 0)
             return s_oom(c);
-        size_t n = json_array_size(v);
-        for (size_t i = 0; i < n; i++) {
+        size_t i = 0;
+        for (const struct fanout_jnode *e = v->child; e; e = e->next, i++) {
             struct s_path p = {path, NULL, 0, i};
             if (i && fanout_sbuf_putc(c->out, ',') != 0)
                 return s_oom(c);
-            if (s_emit_value(c, json_array_get(v, i), &p, depth + 1) != 0)
+            if (s_emit_value(c, e, &p, depth + 1) != 0)
                 return -1;
         }
         if (fanout_sbuf_putc(c->out, ']') != 0)
@@ -538,11 +742,6 @@ static int s_emit_value(struct s_ctx *c, const json_t *av, const struct s_path *
 
 /* ---- entry points ------------------------------------------------------- */
 
-static int s_dump_to_buf(const char *buffer, size_t size, void *data)
-{
-    return fanout_sbuf_put(data, buffer, size);
-}
-
 static void s_restore(struct fanout_sbuf *out, size_t len)
 {
     out->len = len;
@@ -550,10 +749,10 @@ static void s_restore(struct fanout_sbuf *out, size_t len)
         out->bytes[len] = 0;
 }
 
-int fanout_ddb_image_to_json(const json_t *image, int convert, struct fanout_sbuf *out,
-                             char *err, size_t err_len)
+int fanout_ddb_image_write(const struct fanout_jnode *image, int convert,
+                           struct fanout_sbuf *out, char *err, size_t err_len)
 {
-    struct s_ctx c = {out, err, err_len, "attribute"};
+    struct s_ctx c = {out, err, err_len, "attribute", {0}};
     size_t start = out->len;
     int rc;
     if (err && err_len)
@@ -561,14 +760,13 @@ int fanout_ddb_image_to_json(const json_t *image, int convert, struct fanout_sbu
 
     if (!image) {
         rc = fanout_sbuf_puts(out, "{}") == 0 ? 0 : s_oom(&c);
-    } else if (!json_is_object(image)) {
+    } else if (image->type != FANOUT_J_OBJECT) {
         rc = s_fail(&c, NULL, "image: expected an object of attributes, got %s",
                     s_kind(image));
     } else if (!convert) {
-        /* DynamoDB JSON as it came: N values are strings, so jansson does not
-         * reformat them. Attribute values are not checked in this mode. */
-        rc = json_dump_callback(image, s_dump_to_buf, out,
-                                JSON_COMPACT | JSON_PRESERVE_ORDER);
+        /* DynamoDB JSON as it came. Attribute values are not checked in
+         * this mode. */
+        rc = s_dump(&c, image);
         if (rc != 0)
             rc = s_fail(&c, NULL, "image: cannot be written as JSON (out of memory?)");
     } else {
@@ -576,32 +774,39 @@ int fanout_ddb_image_to_json(const json_t *image, int convert, struct fanout_sbu
     }
     if (rc != 0)
         s_restore(out, start);
+    fanout_arena_free(&c.arena);
     return rc;
 }
 
-int fanout_ddb_key(const json_t *keys, struct fanout_sbuf *out, char *err, size_t err_len)
+int fanout_ddb_key_write(const struct fanout_jnode *keys, struct fanout_sbuf *out,
+                         char *err, size_t err_len)
 {
-    struct s_ctx c = {out, err, err_len, "key attribute"};
+    struct s_ctx c = {out, err, err_len, "key attribute", {0}};
     size_t start = out->len;
     if (err && err_len)
         err[0] = 0;
 
-    if (!json_is_object(keys)) {
+    if (!keys || keys->type != FANOUT_J_OBJECT) {
         s_fail(&c, NULL, "Keys: expected an object of key attributes, got %s",
                s_kind(keys));
         goto fail;
     }
-    if (json_object_size(keys) == 0) {
+    if (keys->count == 0) {
         s_fail(&c, NULL, "Keys: empty object (expected at least one key attribute)");
         goto fail;
     }
-    int first = 1;
-    for (void *it = s_iter(keys); it; it = s_iter_next(keys, it)) {
-        struct s_path p = {NULL, json_object_iter_key(it), json_object_iter_key_len(it), 0};
+    for (const struct fanout_jnode *it = keys->child; it; it = it->next) {
+        size_t name_len;
+        const char *name = s_key_text(&c, it, &name_len);
+        if (!name) {
+            s_oom(&c);
+            goto fail;
+        }
+        struct s_path p = {NULL, name, name_len, 0};
         const char *type;
         size_t tl;
-        const json_t *v;
-        if (s_unwrap(&c, json_object_iter_value(it), &p, &type, &tl, &v) != 0)
+        const struct fanout_jnode *v;
+        if (s_unwrap(&c, it, &p, &type, &tl, &v) != 0)
             goto fail;
         if (!s_type_is(type, tl, "S") && !s_type_is(type, tl, "N") &&
             !s_type_is(type, tl, "B")) {
@@ -610,28 +815,194 @@ int fanout_ddb_key(const json_t *keys, struct fanout_sbuf *out, char *err, size_
                    s_quoted(q, sizeof q, type, tl));
             goto fail;
         }
-        if (!json_is_string(v)) {
-            s_fail(&c, &p, "%s value must be a string, got %s", type, s_kind(v));
+        if (v->type != FANOUT_J_STRING) {
+            s_fail(&c, &p, "%c value must be a string, got %s", type[0], s_kind(v));
             goto fail;
         }
-        const char *s = json_string_value(v);
-        size_t n = json_string_length(v);
+        size_t n;
+        const char *s = s_value_text(&c, v, &n);
+        if (!s) {
+            s_oom(&c);
+            goto fail;
+        }
         struct s_num num;
         /* N keys are checked but kept as sent: the key is text, not JSON. */
         if (type[0] == 'N' && s_number_check(&c, &p, "N", s, n, &num) != 0)
             goto fail;
         if (type[0] == 'B' && s_base64_validate(&c, &p, "B", s, n) != 0)
             goto fail;
-        if ((!first && fanout_sbuf_putc(out, '|') != 0) ||
+        if ((it != keys->child && fanout_sbuf_putc(out, '|') != 0) ||
             fanout_sbuf_put(out, s, n) != 0) {
             s_oom(&c);
             goto fail;
         }
-        first = 0;
     }
+    fanout_arena_free(&c.arena);
     return 0;
 
 fail:
     s_restore(out, start);
+    fanout_arena_free(&c.arena);
     return -1;
+}
+
+/* A \u0000 escape in a member name's text. */
+static int s_name_has_nul(const char *raw, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (raw[i] != '\\')
+            continue;
+        if (raw[i + 1] == 'u' && memcmp(raw + i + 2, "0000", 4) == 0)
+            return 1;
+        i += raw[i + 1] == 'u' ? 5 : 1;
+    }
+    return 0;
+}
+
+static int s_readable(const struct fanout_jnode *v)
+{
+    if (v->type == FANOUT_J_NUMBER) {
+        int is_int;
+        long long i;
+        double d;
+        return s_json_number(v, &is_int, &i, &d) == 0;
+    }
+    for (const struct fanout_jnode *m = v->child; m; m = m->next) {
+        if (m->key_escaped && s_name_has_nul(m->key, m->key_len))
+            return 0;
+        if (!s_readable(m))
+            return 0;
+    }
+    return 1;
+}
+
+int fanout_ddb_readable(const struct fanout_jnode *v)
+{
+    /* jansson read an object or an array only */
+    return (v->type == FANOUT_J_OBJECT || v->type == FANOUT_J_ARRAY) && s_readable(v);
+}
+
+/* ---- jansson trees ------------------------------------------------------ */
+
+/* jansson's iterator functions take a non-const object but do not modify it. */
+static void *s_iter(const json_t *o)
+{
+    return json_object_iter((json_t *)o);
+}
+
+static void *s_iter_next(const json_t *o, void *it)
+{
+    return json_object_iter_next((json_t *)o, it);
+}
+
+/* A string's text as the scanner keeps it: as it is when JSON needs no
+ * escape in it, else escaped (and *escaped set). -1 when out of memory. */
+static int s_scan_text(const char *s, size_t n, struct fanout_arena *a,
+                       struct fanout_sbuf *tmp, const char **text, size_t *len,
+                       unsigned char *escaped)
+{
+    fanout_sbuf_reset(tmp);
+    if (fanout_sbuf_json_str(tmp, s, n) != 0)
+        return -1;
+    const char *enc = (const char *)tmp->bytes + 1;
+    size_t enc_len = tmp->len - 2;
+    *escaped = !(enc_len == n && memcmp(enc, s, n) == 0);
+    *text = *escaped ? fanout_arena_memdup(a, enc, enc_len) : s;
+    *len = *escaped ? enc_len : n;
+    return *text ? 0 : -1;
+}
+
+/* A jansson value as scanner nodes (into `a`, strings pointing into the
+ * tree), built directly: a tree can be deeper than the scanner reads, and
+ * the conversion refuses what is too deep itself. NULL when out of memory. */
+static struct fanout_jnode *s_nodes(const json_t *j, struct fanout_arena *a,
+                                    struct fanout_sbuf *tmp)
+{
+    struct fanout_jnode *n = fanout_arena_calloc(a, sizeof *n);
+    if (!n)
+        return NULL;
+    struct fanout_jnode **link = &n->child;
+    switch (json_typeof(j)) {
+    case JSON_OBJECT:
+        n->type = FANOUT_J_OBJECT;
+        for (void *it = s_iter(j); it; it = s_iter_next(j, it), n->count++) {
+            struct fanout_jnode *m = s_nodes(json_object_iter_value(it), a, tmp);
+            if (!m || s_scan_text(json_object_iter_key(it), json_object_iter_key_len(it), a,
+                                  tmp, &m->key, &m->key_len, &m->key_escaped) != 0)
+                return NULL;
+            *link = m;
+            link = &m->next;
+        }
+        return n;
+    case JSON_ARRAY:
+        n->type = FANOUT_J_ARRAY;
+        for (; n->count < json_array_size(j); n->count++) {
+            struct fanout_jnode *e = s_nodes(json_array_get(j, n->count), a, tmp);
+            if (!e)
+                return NULL;
+            *link = e;
+            link = &e->next;
+        }
+        return n;
+    case JSON_STRING:
+        n->type = FANOUT_J_STRING;
+        return s_scan_text(json_string_value(j), json_string_length(j), a, tmp, &n->text,
+                           &n->len, &n->escaped) == 0
+                   ? n
+                   : NULL;
+    case JSON_INTEGER:
+    case JSON_REAL:
+        n->type = FANOUT_J_NUMBER;
+        fanout_sbuf_reset(tmp);
+        if ((json_is_integer(j)
+                 ? fanout_sbuf_printf(tmp, "%" JSON_INTEGER_FORMAT, json_integer_value(j))
+                 : s_put_real(tmp, json_real_value(j))) != 0)
+            return NULL;
+        n->len = tmp->len;
+        n->text = fanout_arena_memdup(a, tmp->bytes, tmp->len);
+        return n->text ? n : NULL;
+    case JSON_TRUE: n->type = FANOUT_J_TRUE; return n;
+    case JSON_FALSE: n->type = FANOUT_J_FALSE; return n;
+    case JSON_NULL: n->type = FANOUT_J_NULL; return n;
+    }
+    return NULL;
+}
+
+int fanout_ddb_image_to_json(const json_t *image, int convert, struct fanout_sbuf *out,
+                             char *err, size_t err_len)
+{
+    if (!image)
+        return fanout_ddb_image_write(NULL, convert, out, err, err_len);
+    struct fanout_sbuf text = {0};
+    struct fanout_arena a = {0};
+    const struct fanout_jnode *n = s_nodes(image, &a, &text);
+    int rc;
+    if (n) {
+        rc = fanout_ddb_image_write(n, convert, out, err, err_len);
+    } else {
+        struct s_ctx c = {out, err, err_len, "attribute", {0}};
+        rc = s_oom(&c);
+    }
+    fanout_sbuf_free(&text);
+    fanout_arena_free(&a);
+    return rc;
+}
+
+int fanout_ddb_key(const json_t *keys, struct fanout_sbuf *out, char *err, size_t err_len)
+{
+    if (!keys)
+        return fanout_ddb_key_write(NULL, out, err, err_len);
+    struct fanout_sbuf text = {0};
+    struct fanout_arena a = {0};
+    const struct fanout_jnode *n = s_nodes(keys, &a, &text);
+    int rc;
+    if (n) {
+        rc = fanout_ddb_key_write(n, out, err, err_len);
+    } else {
+        struct s_ctx c = {out, err, err_len, "key attribute", {0}};
+        rc = s_oom(&c);
+    }
+    fanout_sbuf_free(&text);
+    fanout_arena_free(&a);
+    return rc;
 }

@@ -7,6 +7,8 @@
 
 #include "common/util.h"
 
+struct fanout_jnode;
+
 /* Append an image (a map of attribute name -> AttributeValue) as JSON.
  * With `convert` 0, the image is written as DynamoDB JSON (compact, order
  * kept). With `convert` non-zero, as plain JSON: S -> string, N -> JSON
@@ -17,13 +19,27 @@
  * was expected, e.g. `attribute "nested.l[2]": unknown DynamoDB type "X"
  * (expected one of S, N, B, BOOL, NULL, M, L, SS, NS, BS)`. On failure the
  * buffer is restored to its length at entry. */
-int fanout_ddb_image_to_json(const json_t *image, int convert, struct fanout_sbuf *out,
-                             char *err, size_t err_len);
+int fanout_ddb_image_write(const struct fanout_jnode *image, int convert,
+                           struct fanout_sbuf *out, char *err, size_t err_len);
 
 /* Append the key string of a record's `Keys`: each key attribute's value in
  * the order of the object, joined by '|'; S and N as their text, B as its
  * base64 text. Returns 0, or -1 with err (a key attribute of another type,
  * an empty Keys object, a malformed value). */
+int fanout_ddb_key_write(const struct fanout_jnode *keys, struct fanout_sbuf *out,
+                         char *err, size_t err_len);
+
+/* Zero when `v` (Keys or an image, as scanned) is what jansson, which read
+ * them before, refused: neither an object nor an array, or holding a member
+ * name with U+0000, an integer beyond 64 bits, a number beyond a double's
+ * range. The event reader keeps those records failing as they did
+ * ("cannot be read"). */
+int fanout_ddb_readable(const struct fanout_jnode *v);
+
+/* The same two conversions from jansson trees (the CLI reads DynamoDB
+ * items so): the tree is turned into nodes, then converted as above. */
+int fanout_ddb_image_to_json(const json_t *image, int convert, struct fanout_sbuf *out,
+                             char *err, size_t err_len);
 int fanout_ddb_key(const json_t *keys, struct fanout_sbuf *out, char *err, size_t err_len);
 
 #endif

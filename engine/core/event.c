@@ -210,15 +210,6 @@ static void s_parse_kinesis(struct s_parser *ps, struct fanout_raw_record *r)
     r->data_len = (size_t)m;
 }
 
-/* A value of the event as a jansson tree, kept with the event. */
-static json_t *s_load(struct s_parser *ps, const struct fanout_jnode *n)
-{
-    json_t *j = json_loadb(n->text, n->len, JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, NULL);
-    if (j && json_array_append_new(ps->keep, j) != 0)
-        return NULL;
-    return j;
-}
-
 static void s_parse_dynamodb(struct s_parser *ps, struct fanout_raw_record *r)
 {
     r->kind = FANOUT_SRC_DYNAMODB;
@@ -239,24 +230,23 @@ static void s_parse_dynamodb(struct s_parser *ps, struct fanout_raw_record *r)
         s_fail(ps, r, "field \"eventName\": missing (expected INSERT, MODIFY or REMOVE)");
         return;
     }
-    /* the key and the new image are read with jansson (ddb.c): those two
-     * members only (the rest, OldImage the largest, is not needed) */
+    /* the key now, from this record's nodes; the new image's text is kept
+     * and converted per target (fanout_decode_group) */
     const struct fanout_jnode *img = fanout_jget(d, "NewImage");
     if (img && img->type != FANOUT_J_OBJECT) {
         s_fail(ps, r, "field \"dynamodb.NewImage\": not an object");
         return;
     }
-    const struct fanout_jnode *keys_node = fanout_jget(d, "Keys");
-    json_t *keys = keys_node ? s_load(ps, keys_node) : NULL;
-    json_t *j = img ? s_load(ps, img) : NULL;
-    if ((keys_node && !keys) || (img && !j)) {
+    const struct fanout_jnode *keys = fanout_jget(d, "Keys");
+    if ((keys && !fanout_ddb_readable(keys)) || (img && !fanout_ddb_readable(img))) {
         s_fail(ps, r, "field \"dynamodb\": cannot be read (out of memory?)");
         return;
     }
-    r->json = j;
+    r->image = img ? img->text : NULL;
+    r->image_len = img ? img->len : 0;
     struct fanout_sbuf kb = {0};
     char err[256];
-    if (fanout_ddb_key(keys, &kb, err, sizeof err) != 0) {
+    if (fanout_ddb_key_write(keys, &kb, err, sizeof err) != 0) {
         s_fail(ps, r, "field \"dynamodb.Keys\": %s", err);
         fanout_sbuf_free(&kb);
         return;
@@ -561,6 +551,7 @@ int fanout_decode_group(const struct fanout_source_group *g, struct fanout_decod
     if (!out->records || !out->failures)
         return -1;
     struct fanout_sbuf scratch = {0};
+    struct fanout_arena nodes = {0}; /* of one DynamoDB image at a time */
     char err[512];
     int rc = 0;
     for (size_t i = 0; i < g->count && rc == 0; i++) {
@@ -621,10 +612,18 @@ int fanout_decode_group(const struct fanout_source_group *g, struct fanout_decod
             break;
         }
         if (raw->kind == FANOUT_SRC_DYNAMODB) {
-            const json_t *img = raw->json; /* the NewImage, or NULL */
+            /* the NewImage (or NULL), scanned again: its nodes were those
+             * of the record's scan, reset since */
+            const struct fanout_jnode *img = NULL;
             fanout_sbuf_reset(&scratch);
-            if (fanout_ddb_image_to_json(img, opts.convert_ddb, &scratch, err,
-                                         sizeof err) != 0) {
+            fanout_arena_reset(&nodes);
+            if (raw->image && !(img = fanout_jscan_valid(raw->image, raw->image_len, &nodes,
+                                                         err, sizeof err))) {
+                rc = -1;
+                break;
+            }
+            if (fanout_ddb_image_write(img, opts.convert_ddb, &scratch, err, sizeof err) !=
+                0) {
                 char q[FANOUT_QUOTE_SIZE];
                 out->failures[out->failed_count++] = (struct fanout_failure){
                     raw, fanout_arena_sprintf(a,
@@ -645,6 +644,7 @@ int fanout_decode_group(const struct fanout_source_group *g, struct fanout_decod
         out->records[out->count++] = r;
     }
     fanout_sbuf_free(&scratch);
+    fanout_arena_free(&nodes);
     /* "appendNewlines": each record's data (Kinesis, KPL user record,
      * DynamoDB image) gets a newline, before any collapse. A copy: the
      * decoded data may be shared with the other targets' variants. */

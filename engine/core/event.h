@@ -25,7 +25,8 @@ struct fanout_raw_record {
     const char *sequence_number;
     const char *action;
     const struct fanout_jnode *node; /* the record in the event's text */
-    const json_t *json;              /* DynamoDB: the NewImage, or NULL */
+    const char *image;               /* DynamoDB: the NewImage's text, or NULL */
+    size_t image_len;
     const uint8_t *key;
     size_t key_len;
     /* Kinesis and SNS: the payload. DynamoDB: unused (the image is encoded
@@ -62,7 +63,9 @@ struct fanout_event {
 /* Parse a Lambda event. Returns 0, or -1 with err when the event as a whole
  * is unusable (not JSON, no "Records" array). Per-record problems (missing
  * fields, bad base64, unknown source) leave `error` set on that record and
- * the rest go on. Strings and buffers come from `arena`. */
+ * the rest go on. Strings and buffers come from `arena`. `json` must outlive
+ * the event and what is decoded from it: records point into it (their
+ * source JSON, DynamoDB images). */
 int fanout_event_parse(const char *json, size_t len, struct fanout_arena *arena,
                        struct fanout_event *ev, char *err, size_t err_len);
 void fanout_event_clean_up(struct fanout_event *ev);

@@ -4,11 +4,14 @@
  * is valid JSON (both modes); on failure the buffer is back to its length
  * at entry and err says why; converting the unconverted output again gives
  * the same result as converting the input (nothing lost or reordered by
- * the pass-through mode). */
+ * the pass-through mode); and the input, scanned as the event reader scans
+ * it, gives the same acceptance, bytes and errors as the former conversion
+ * through jansson trees (tests/unit/ddb_diff.c). */
 #include <string.h>
 
 #include <jansson.h>
 
+#include "../unit/ddb_diff.h"
 #include "core/ddb.h"
 #include "fuzz.h"
 #include "common/util.h"
@@ -40,6 +43,8 @@ static int s_convert(const json_t *image, int convert, struct fanout_sbuf *out)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_quiet_logs();
+    char why[1024];
+    FUZZ_CHECK(ddb_diff((const char *)data, size, why, sizeof why) >= 0, "%s", why);
     json_t *root =
         json_loadb((const char *)data, size, JSON_ALLOW_NUL | JSON_DECODE_ANY, NULL);
     if (!root)

@@ -41,11 +41,13 @@ static char *s_slurp(const char *name, size_t *len)
 static void s_parse_file(const char *name, struct fanout_event *ev)
 {
     size_t len;
-    char *text = s_slurp(name, &len);
+    char *file = s_slurp(name, &len);
+    /* kept as long as the records: they point into the event's text */
+    char *text = fanout_arena_memdup(&s_arena, file, len);
+    free(file);
     char err[512];
     ck_assert_msg(fanout_event_parse(text, len, &s_arena, ev, err, sizeof err) == 0, "%s",
                   err);
-    free(text);
 }
 
 static void s_parse_text(const char *text, struct fanout_event *ev)

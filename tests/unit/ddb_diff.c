@@ -1,0 +1,113 @@
+/* The conversion from the event's scanner nodes (engine/core/ddb.c) against
+ * the former one through jansson trees (ddb_ref.c), on the same JSON text
+ * and as the event reader feeds them: the old reader loaded Keys and the
+ * NewImage with json_loadb(JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES), the
+ * new one scans them, refuses repeated names (fanout_jdup) and what jansson
+ * could not read (fanout_ddb_readable). Both must accept the same texts and
+ * then write the same bytes and the same errors: images in both modes,
+ * keys, and the jansson-tree entry points too. */
+#include "ddb_diff.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "core/ddb.h"
+#include "common/jscan.h"
+#include "common/util.h"
+#include "ddb_ref.h"
+
+static int s_differ(char *why, size_t why_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int s_differ(char *why, size_t why_len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, why_len, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* One conversion both ways: rc, bytes and error text equal. */
+static int s_same(const char *what, int rc_old, const struct fanout_sbuf *old,
+                  const char *err_old, int rc_new, const struct fanout_sbuf *new,
+                  const char *err_new, char *why, size_t why_len)
+{
+    if (rc_old != rc_new)
+        return s_differ(why, why_len, "%s: rc %d before, %d now (errors \"%s\" / \"%s\")",
+                        what, rc_old, rc_new, err_old, err_new);
+    if (strcmp(err_old, err_new) != 0)
+        return s_differ(why, why_len, "%s: error \"%s\" before, \"%s\" now", what, err_old,
+                        err_new);
+    if (old->len != new->len || (old->len && memcmp(old->bytes, new->bytes, old->len) != 0))
+        return s_differ(why, why_len, "%s: \"%.*s\" before, \"%.*s\" now", what,
+                        (int)(old->len > 300 ? 300 : old->len),
+                        old->bytes ? (const char *)old->bytes : "",
+                        (int)(new->len > 300 ? 300 : new->len),
+                        new->bytes ? (const char *)new->bytes : "");
+    return 0;
+}
+
+static int s_compare(const json_t *j, const struct fanout_jnode *root, char *why,
+                     size_t why_len)
+{
+    static const char *const names[] = {"image (pass-through)", "image (convertDDB)",
+                                        "key"};
+    for (int k = 0; k < 3; k++) {
+        struct fanout_sbuf a = {0}, b = {0}, c = {0};
+        char ea[512], eb[512], ec[512];
+        /* a prefix: what is appended goes after it, and a failure keeps it */
+        fanout_sbuf_puts(&a, "p:");
+        fanout_sbuf_puts(&b, "p:");
+        fanout_sbuf_puts(&c, "p:");
+        int ra, rb, rc;
+        if (k < 2) {
+            ra = fanout_ddb_ref_image_to_json(j, k, &a, ea, sizeof ea);
+            rb = fanout_ddb_image_write(root, k, &b, eb, sizeof eb);
+            rc = fanout_ddb_image_to_json(j, k, &c, ec, sizeof ec);
+        } else {
+            ra = fanout_ddb_ref_key(j, &a, ea, sizeof ea);
+            rb = fanout_ddb_key_write(root, &b, eb, sizeof eb);
+            rc = fanout_ddb_key(j, &c, ec, sizeof ec);
+        }
+        char what[64];
+        snprintf(what, sizeof what, "%s from nodes", names[k]);
+        int same = s_same(what, ra, &a, ea, rb, &b, eb, why, why_len);
+        snprintf(what, sizeof what, "%s from a jansson tree", names[k]);
+        if (same == 0)
+            same = s_same(what, ra, &a, ea, rc, &c, ec, why, why_len);
+        fanout_sbuf_free(&a);
+        fanout_sbuf_free(&b);
+        fanout_sbuf_free(&c);
+        if (same != 0)
+            return -1;
+    }
+    return 0;
+}
+
+int ddb_diff(const char *text, size_t len, char *why, size_t why_len)
+{
+    struct fanout_arena arena = {0};
+    char err[256], path[160];
+    int result = 0;
+    const struct fanout_jnode *root = fanout_jscan(text, len, &arena, err, sizeof err);
+    json_t *j = json_loadb(text, len, JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, NULL);
+    if (root) {
+        int dup = fanout_jdup(root, &arena, path, sizeof path);
+        int reads = dup == 0 && fanout_ddb_readable(root);
+        if (reads != (j != NULL))
+            result = s_differ(why, why_len,
+                              "jansson %s it, the scanner %s it (repeated name: %d)",
+                              j ? "reads" : "refuses", reads ? "reads" : "refuses", dup);
+        else if (j)
+            result = s_compare(j, root, why, why_len) == 0 ? 1 : -1;
+        else
+            result = 1; /* both refuse: the record fails the same way */
+    }
+    json_decref(j);
+    fanout_arena_free(&arena);
+    return result;
+}

@@ -1,0 +1,478 @@
+/* The DynamoDB conversion from the event's scanner nodes against the former
+ * conversion through jansson trees (ddb_ref.c), byte for byte and error for
+ * error (ddb_diff.c): on the images and keys of tests/data's events, on
+ * hand-picked edge cases and on generated DynamoDB JSON (seeded: the same
+ * texts every run). */
+#include <check.h>
+
+#include "check_main.h"
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/jscan.h"
+#include "common/util.h"
+#include "ddb_diff.h"
+
+static void s_agree(const char *text, size_t len, int expect_scanned)
+{
+    char why[1024];
+    int rc = ddb_diff(text, len, why, sizeof why);
+    ck_assert_msg(rc >= 0, "%s\ninput: %.*s", why, (int)(len > 600 ? 600 : len), text);
+    if (expect_scanned)
+        ck_assert_msg(rc == 1, "not valid JSON: %.*s", (int)len, text);
+}
+
+/* ---- tests/data events -------------------------------------------------- */
+
+START_TEST(test_event_files)
+{
+    char path[1024];
+    const char *dir = getenv("FANOUT_TESTDATA");
+    snprintf(path, sizeof path, "%s/events/dynamodb.json", dir ? dir : "tests/data");
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s (set FANOUT_TESTDATA)", path);
+    struct fanout_sbuf b = {0};
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        fanout_sbuf_put(&b, chunk, n);
+    fclose(f);
+    struct fanout_arena a = {0};
+    char err[256];
+    const struct fanout_jnode *root =
+        fanout_jscan((const char *)b.bytes, b.len, &a, err, sizeof err);
+    ck_assert_msg(root != NULL, "%s", err);
+    size_t checked = 0;
+    for (const struct fanout_jnode *r = fanout_jget(root, "Records")->child; r;
+         r = r->next) {
+        const struct fanout_jnode *d = fanout_jget(r, "dynamodb");
+        static const char *const parts[] = {"Keys", "NewImage", "OldImage"};
+        for (size_t i = 0; i < 3; i++) {
+            const struct fanout_jnode *v = fanout_jget(d, parts[i]);
+            if (v) {
+                s_agree(v->text, v->len, 1);
+                checked++;
+            }
+        }
+        s_agree(d->text, d->len, 1);
+    }
+    ck_assert_uint_gt(checked, 4);
+    fanout_arena_free(&a);
+    fanout_sbuf_free(&b);
+}
+END_TEST
+
+/* ---- edge cases --------------------------------------------------------- */
+
+static const char *const s_cases[] = {
+    "{}",
+    "[]",
+    "\"text\"",
+    "5",
+    "null",
+    "{\"a\":{\"S\":\"x\"},\"a\":{\"S\":\"y\"}}",
+    "{\"a\":{\"S\":\"x\",\"S\":\"y\"}}",
+    "{\"a\\u0000b\":{\"S\":\"x\"}}",
+    "{\"a\":{\"S\\u0000\":\"x\"}}",
+    "{\"a\":{\"S\":\"x\\u0000y\"}}",
+    "{\"a\":{\"\\u0053\":\"escaped type name\"}}",
+    "{\"\\u00e9\\ud83d\\ude00\\\"\\\\\\/"
+    "\\b\\f\\n\\r\\t\\u001f\\u007f\":{\"S\":\"\\u0001\\u001F\"}}",
+    "{\"k\":{\"S\":\"caf\xc3\xa9 \xf0\x9f\x98\x80 \x7f\"}}",
+    "{\"k\":{\"S\":\"\xff\"}}",
+    "{\"k\":{\"S\":\"\\ud800\"}}",
+    "{\"n\":{\"N\":\"123456789012345678901234567890123456789\"}}",
+    "{\"n\":{\"N\":\"12345678901234567890123456789012345678\"}}",
+    "{\"n\":{\"N\":\"-0\"},\"m\":{\"N\":\"+5\"},\"o\":{\"N\":\"5.\"},\"p\":{\"N\":\".5\"},"
+    "\"q\":{\"N\":\"007\"},\"r\":{\"N\":\"1E+05\"},\"s\":{\"N\":\"0e1000\"}}",
+    "{\"n\":{\"N\":\"1E-130\"},\"m\":{\"N\":\"1e-131\"},\"o\":{\"N\":\"1e126\"},"
+    "\"p\":{\"N\":\"9.9999999999999999999999999999999999999E+125\"}}",
+    "{\"n\":{\"N\":\"NaN\"}}",
+    "{\"n\":{\"N\":\"1e\"}}",
+    "{\"n\":{\"N\":\" 1\"}}",
+    "{\"n\":{\"N\":\"\"}}",
+    "{\"n\":{\"N\":5}}",
+    "{\"n\":{\"N\":5.0}}",
+    "{\"n\":{\"N\":99999999999999999999}}",
+    "{\"n\":{\"N\":-9223372036854775808}}",
+    "{\"n\":{\"N\":9223372036854775807}}",
+    "{\"n\":{\"N\":9223372036854775808}}",
+    "{\"n\":{\"N\":1e400}}",
+    "{\"n\":{\"N\":-1e400}}",
+    "{\"n\":{\"N\":1e-400}}",
+    "{\"n\":{\"N\":-0}}",
+    "{\"n\":{\"N\":-0.0}}",
+    "{\"x\":{\"Z\":[1,-0,0.1,1e5,1E+05,-2.5e-7,123456789.123456789,1e300,5e-324]}}",
+    "{\"b\":{\"B\":\"AAEC\"},\"c\":{\"B\":\"\"},\"d\":{\"B\":\"AA==\"},\"e\":{\"B\":"
+    "\"QUJD\\/w==\"}}",
+    "{\"b\":{\"B\":\"A\"}}",
+    "{\"b\":{\"B\":\"AA=A\"}}",
+    "{\"b\":{\"B\":\"@@@@\"}}",
+    "{\"b\":{\"B\":\"\\u00e9AAA\"}}",
+    "{\"b\":{\"BS\":[\"AAEC\",\"AA==\"]},\"c\":{\"BS\":[]},\"d\":{\"BS\":[\"AA=A\"]}}",
+    "{\"s\":{\"SS\":[]},\"n\":{\"NS\":[]},\"t\":{\"SS\":[\"a\",\"\\n\"]},\"u\":{\"NS\":["
+    "\"1\",\"x\"]}}",
+    "{\"s\":{\"SS\":\"a\"}}",
+    "{\"s\":{\"SS\":[1]}}",
+    "{\"s\":{\"NS\":[null]}}",
+    "{\"t\":{\"BOOL\":true},\"f\":{\"BOOL\":false},\"n\":{\"NULL\":true}}",
+    "{\"t\":{\"BOOL\":\"true\"}}",
+    "{\"t\":{\"BOOL\":1}}",
+    "{\"n\":{\"NULL\":false}}",
+    "{\"n\":{\"NULL\":null}}",
+    "{\"m\":{\"M\":{}},\"l\":{\"L\":[]},\"x\":{\"M\":[]},\"y\":{\"L\":{}}}",
+    "{\"m\":{\"M\":{\"a\":{\"L\":[{\"S\":\"1\"},{\"M\":{\"b\":{\"X\":1}}}]}}}}",
+    "{\"u\":{\"X\":\"x\"}}",
+    "{\"u\":{\"s\":\"lower case\"}}",
+    "{\"u\":{\"BOOLEAN\":true}}",
+    "{\"u\":{}}",
+    "{\"u\":{\"S\":\"a\",\"N\":\"1\",\"B\":\"\"}}",
+    "{\"u\":\"not an AttributeValue\"}",
+    "{\"u\":[{\"S\":\"x\"}]}",
+    "{ \"a\" : { \"S\" : \"spaced\" } ,\n\t\"b\" : { \"L\" : [ { \"N\" : \"1\" } , { "
+    "\"NULL\" : true } ] } }",
+    "{\"k\":{\"N\":\"1\"},\"j\":{\"B\":\"AA==\"},\"i\":{\"S\":\"a|b\"}}",
+    "{\"k\":{\"BOOL\":true}}",
+    "{\"k\":{\"N\":\"1.2.3\"}}",
+};
+
+START_TEST(test_edge_cases)
+{
+    for (size_t i = 0; i < sizeof s_cases / sizeof s_cases[0]; i++)
+        s_agree(s_cases[i], strlen(s_cases[i]), 0);
+}
+END_TEST
+
+/* Nesting around DynamoDB's limit of 32 M and L levels, and far beyond. */
+START_TEST(test_deep)
+{
+    static const int depths[] = {31, 32, 33, 34, 200, 250};
+    for (size_t d = 0; d < sizeof depths / sizeof depths[0]; d++)
+        for (int kind = 0; kind < 3; kind++) {
+            struct fanout_sbuf b = {0};
+            fanout_sbuf_puts(&b, "{\"d\":");
+            for (int i = 0; i < depths[d]; i++)
+                fanout_sbuf_puts(&b, kind == 0   ? "{\"M\":{\"d\":"
+                                     : kind == 1 ? "{\"L\":["
+                                     : (i & 1)   ? "{\"L\":["
+                                                 : "{\"M\":{\"x\\u0064\":");
+            fanout_sbuf_puts(&b, "{\"N\":\"1\"}");
+            for (int i = depths[d] - 1; i >= 0; i--)
+                fanout_sbuf_puts(&b, kind == 0   ? "}}"
+                                     : kind == 1 ? "]}"
+                                     : (i & 1)   ? "]}"
+                                                 : "}}");
+            fanout_sbuf_puts(&b, "}");
+            s_agree((const char *)b.bytes, b.len, 1);
+            fanout_sbuf_free(&b);
+        }
+}
+END_TEST
+
+/* ---- generated ---------------------------------------------------------- */
+
+static uint64_t s_rng = 0x9E3779B97F4A7C15ULL;
+
+static unsigned s_rand(unsigned n)
+{
+    s_rng ^= s_rng << 13;
+    s_rng ^= s_rng >> 7;
+    s_rng ^= s_rng << 17;
+    return (unsigned)(s_rng % n);
+}
+
+static const char *s_pick(const char *const *v, size_t n)
+{
+    return v[s_rand((unsigned)n)];
+}
+#define PICK(v) s_pick(v, sizeof v / sizeof v[0])
+
+static void s_ws(struct fanout_sbuf *b)
+{
+    static const char *const ws[] = {"", "", "", " ", "\n  ", "\t"};
+    fanout_sbuf_puts(b, PICK(ws));
+}
+
+static void s_gen_string(struct fanout_sbuf *b)
+{
+    static const char *const pieces[] = {"a",
+                                         "pk",
+                                         "user#1",
+                                         " ",
+                                         "|",
+                                         "\xc3\xa9",
+                                         "\xf0\x9f\x98\x80",
+                                         "\x7f",
+                                         "\\u0000",
+                                         "\\u001f",
+                                         "\\u001F",
+                                         "\\\"",
+                                         "\\\\",
+                                         "\\/",
+                                         "\\n",
+                                         "\\t",
+                                         "\\b",
+                                         "\\u00e9",
+                                         "\\ud83d\\ude00",
+                                         "\\u2028",
+                                         "S",
+                                         "N",
+                                         "AAEC",
+                                         "==",
+                                         "0",
+                                         "1e5",
+                                         "\xff"};
+    fanout_sbuf_putc(b, '"');
+    for (unsigned i = 0, n = s_rand(5); i < n; i++)
+        fanout_sbuf_puts(b, PICK(pieces));
+    fanout_sbuf_putc(b, '"');
+}
+
+static void s_gen_number_string(struct fanout_sbuf *b)
+{
+    static const char *const fixed[] = {"0",
+                                        "-0",
+                                        "+5",
+                                        "5.",
+                                        ".5",
+                                        "007",
+                                        "1e+05",
+                                        "1E-130",
+                                        "1e-131",
+                                        "0e1000",
+                                        "1e126",
+                                        "9.9999999999999999999999999999999999999E+125",
+                                        "NaN",
+                                        "1e",
+                                        "",
+                                        " 1",
+                                        "1.2.3",
+                                        "-",
+                                        "+e2",
+                                        "123456789012345678901234567890123456789",
+                                        "0.00000000000000000000000000000000000000000001",
+                                        "\\u0031",
+                                        "1\\u0000"};
+    if (s_rand(3) == 0) {
+        fanout_sbuf_putc(b, '"');
+        fanout_sbuf_puts(b, PICK(fixed));
+        fanout_sbuf_putc(b, '"');
+        return;
+    }
+    static const char *const signs[] = {"", "", "-", "+"};
+    fanout_sbuf_putc(b, '"');
+    fanout_sbuf_puts(b, PICK(signs));
+    for (unsigned i = 0, n = s_rand(45); i < n; i++)
+        fanout_sbuf_putc(b, (uint8_t)('0' + s_rand(10)));
+    if (s_rand(2)) {
+        fanout_sbuf_putc(b, '.');
+        for (unsigned i = 0, n = s_rand(10); i < n; i++)
+            fanout_sbuf_putc(b, (uint8_t)('0' + s_rand(10)));
+    }
+    if (s_rand(3) == 0)
+        fanout_sbuf_printf(b, "e%s%u", PICK(signs), s_rand(200));
+    fanout_sbuf_putc(b, '"');
+}
+
+static void s_gen_base64(struct fanout_sbuf *b)
+{
+    static const char *const fixed[] = {
+        "",     "AAEC",       "AA==",     "AAA=", "A",       "AA=A",
+        "@@@@", "QUJD\\/w==", "QUJD/w==", "====", "AAECAw=="};
+    fanout_sbuf_putc(b, '"');
+    if (s_rand(20) == 0) {
+        /* past one validation chunk (4096), padding near its end */
+        unsigned n = 4092 + 4 * s_rand(3);
+        for (unsigned i = 0; i < n; i++)
+            fanout_sbuf_putc(b, (uint8_t) "ABCD+/09"[s_rand(8)]);
+        fanout_sbuf_puts(b, s_rand(2) ? "AA==" : "A===");
+    } else {
+        fanout_sbuf_puts(b, PICK(fixed));
+    }
+    fanout_sbuf_putc(b, '"');
+}
+
+static void s_gen_json(struct fanout_sbuf *b)
+{
+    static const char *const raw[] = {"1",
+                                      "-0",
+                                      "0.1",
+                                      "-2.5e-7",
+                                      "1e5",
+                                      "1E+05",
+                                      "99999999999999999999",
+                                      "1e400",
+                                      "-1e400",
+                                      "1e-400",
+                                      "9223372036854775807",
+                                      "-9223372036854775808",
+                                      "true",
+                                      "false",
+                                      "null",
+                                      "[]",
+                                      "{}",
+                                      "[1,\"a\"]",
+                                      "{\"x\":1}",
+                                      "5e-324",
+                                      "123456789.123456789"};
+    fanout_sbuf_puts(b, PICK(raw));
+}
+
+static void s_gen_value(struct fanout_sbuf *b, int depth, unsigned *budget);
+
+static void s_gen_members(struct fanout_sbuf *b, int depth, unsigned *budget, int map)
+{
+    fanout_sbuf_putc(b, map ? '{' : '[');
+    unsigned n = *budget > 0 ? s_rand(depth > 6 ? 2 : 4) : 0;
+    if (depth > 6 && s_rand(4) == 0)
+        n = 1; /* a chain: deep nesting */
+    for (unsigned i = 0; i < n; i++) {
+        if (i)
+            fanout_sbuf_putc(b, ',');
+        s_ws(b);
+        if (map) {
+            if (s_rand(30) == 0)
+                fanout_sbuf_puts(b, "\"dup\"");
+            else if (s_rand(30) == 0)
+                fanout_sbuf_puts(b, "\"dup\"");
+            else
+                s_gen_string(b);
+            s_ws(b);
+            fanout_sbuf_putc(b, ':');
+        }
+        s_gen_value(b, depth + 1, budget);
+    }
+    s_ws(b);
+    fanout_sbuf_putc(b, map ? '}' : ']');
+}
+
+static void s_gen_set(struct fanout_sbuf *b, void (*member)(struct fanout_sbuf *))
+{
+    fanout_sbuf_putc(b, '[');
+    for (unsigned i = 0, n = s_rand(4); i < n; i++) {
+        if (i)
+            fanout_sbuf_putc(b, ',');
+        if (s_rand(25) == 0)
+            s_gen_json(b);
+        else
+            member(b);
+    }
+    fanout_sbuf_putc(b, ']');
+}
+
+/* An AttributeValue, mostly well-formed. */
+static void s_gen_value(struct fanout_sbuf *b, int depth, unsigned *budget)
+{
+    static const char *const unknown[] = {
+        "\"X\"", "\"s\"", "\"\"", "\"BOOLEAN\"", "\"\\u0053\"", "\"\\u004e\"", "\"SSS\""};
+    if (*budget)
+        (*budget)--;
+    unsigned what = s_rand(depth > 30 ? 3 : 16);
+    if (depth > 30 && s_rand(3))
+        what = 14; /* keep chains going past the limit */
+    if (s_rand(40) == 0) {
+        s_gen_json(b); /* not an AttributeValue */
+        return;
+    }
+    fanout_sbuf_putc(b, '{');
+    s_ws(b);
+    switch (what) {
+    case 0:
+        fanout_sbuf_puts(b, "\"S\":");
+        s_rand(20) ? s_gen_string(b) : s_gen_json(b);
+        break;
+    case 1:
+    case 2:
+        fanout_sbuf_puts(b, "\"N\":");
+        s_rand(20) ? s_gen_number_string(b) : s_gen_json(b);
+        break;
+    case 3:
+        fanout_sbuf_puts(b, "\"B\":");
+        s_rand(20) ? s_gen_base64(b) : s_gen_json(b);
+        break;
+    case 4:
+        fanout_sbuf_puts(b, "\"BOOL\":");
+        s_rand(10) ? fanout_sbuf_puts(b, s_rand(2) ? "true" : "false") : (s_gen_json(b), 0);
+        break;
+    case 5:
+        fanout_sbuf_puts(b, "\"NULL\":");
+        s_rand(10) ? fanout_sbuf_puts(b, "true") : (s_gen_json(b), 0);
+        break;
+    case 6:
+        fanout_sbuf_puts(b, "\"SS\":");
+        s_gen_set(b, s_gen_string);
+        break;
+    case 7:
+        fanout_sbuf_puts(b, "\"NS\":");
+        s_gen_set(b, s_gen_number_string);
+        break;
+    case 8:
+        fanout_sbuf_puts(b, "\"BS\":");
+        s_gen_set(b, s_gen_base64);
+        break;
+    case 9:
+        fanout_sbuf_puts(b, PICK(unknown));
+        fanout_sbuf_putc(b, ':');
+        s_gen_string(b);
+        break;
+    case 10:
+        /* two type keys, or none */
+        if (s_rand(2))
+            fanout_sbuf_puts(b, "\"S\":\"a\",\"N\":\"1\"");
+        break;
+    case 11:
+    case 12:
+    case 13:
+        fanout_sbuf_puts(b, "\"M\":");
+        s_rand(30) ? s_gen_members(b, depth, budget, 1) : s_gen_json(b);
+        break;
+    default:
+        fanout_sbuf_puts(b, "\"L\":");
+        s_rand(30) ? s_gen_members(b, depth, budget, 0) : s_gen_json(b);
+        break;
+    }
+    s_ws(b);
+    fanout_sbuf_putc(b, '}');
+}
+
+START_TEST(test_generated)
+{
+    size_t agreed = 0, total = 20000;
+    struct fanout_sbuf b = {0};
+    for (size_t i = 0; i < total; i++) {
+        fanout_sbuf_reset(&b);
+        unsigned budget = 40 + s_rand(200);
+        if (s_rand(50) == 0)
+            s_gen_json(&b); /* an image or Keys that is not an object */
+        else
+            s_gen_members(&b, 0, &budget, 1);
+        char why[1024];
+        int rc = ddb_diff((const char *)b.bytes, b.len, why, sizeof why);
+        ck_assert_msg(rc >= 0, "case %zu: %s\ninput: %.*s", i, why,
+                      (int)(b.len > 2000 ? 2000 : b.len), (const char *)b.bytes);
+        agreed += rc == 1;
+    }
+    fanout_sbuf_free(&b);
+    /* most texts are valid JSON (some carry invalid UTF-8 on purpose) */
+    ck_assert_uint_gt(agreed, total / 2);
+}
+END_TEST
+
+static Suite *s_suite(void)
+{
+    Suite *s = suite_create("ddb_diff");
+    TCase *tc = tcase_create("differential");
+    tcase_add_test(tc, test_event_files);
+    tcase_add_test(tc, test_edge_cases);
+    tcase_add_test(tc, test_deep);
+    tcase_add_test(tc, test_generated);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return fanout_check_run(s_suite());
+}
