@@ -20,6 +20,7 @@
 #include <openssl/evp.h>
 
 #include <fanout/aws_codes.h>
+#include <fanout/jplain.h>
 
 #include "sqs.h"
 
@@ -273,6 +274,133 @@ static int s_check_list(json_t *root, const char *name,
     return 0;
 }
 
+/* ---- the common batch answer without a tree ----
+ *
+ * A SendMessageBatch answer in which every entry succeeded, of the usual
+ * shape (fanout/jplain.h: plain strings, distinct names, Failed empty or
+ * absent), is read straight from the text: each Successful member names an
+ * entry sent, once, with a MessageId and MD5s that match; every entry is
+ * named. Then nothing is to be said: the outcomes stay OK. Any other
+ * answer goes through the jansson tree below, which says what is wrong. */
+
+/* MD5OfMessageBody / MD5OfMessageAttributes member v against mine, as
+ * s_md5_matches does: absent or null matches, a string must equal. */
+static int s_fast_md5(const struct fanout_jplain *v, int present, const char *mine)
+{
+    if (!present || v->type == FANOUT_JPLAIN_NULL)
+        return 1;
+    if (v->type != FANOUT_JPLAIN_STRING)
+        return 0;
+    return !mine[0] || (v->n == strlen(mine) && strncasecmp(v->p, mine, v->n) == 0);
+}
+
+/* One Successful member m; 0 when it names an unseen entry, has a
+ * MessageId, and its MD5s match. */
+static int s_fast_item(const struct fanout_batch_request *r,
+                       const struct fanout_jplain_member *m, size_t count, char (*ids)[24],
+                       char *seen)
+{
+    const struct fanout_jplain *id = NULL, *mid = NULL, *md5 = NULL, *amd5 = NULL;
+    for (size_t i = 0; i < count; i++) {
+        const char *n = m[i].name;
+        size_t l = m[i].name_len;
+        if (fanout_jplain_is(n, l, "Id"))
+            id = &m[i].value;
+        else if (fanout_jplain_is(n, l, "MessageId"))
+            mid = &m[i].value;
+        else if (fanout_jplain_is(n, l, "MD5OfMessageBody"))
+            md5 = &m[i].value;
+        else if (fanout_jplain_is(n, l, "MD5OfMessageAttributes"))
+            amd5 = &m[i].value;
+    }
+    if (!id || id->type != FANOUT_JPLAIN_STRING || !id->n || !mid ||
+        mid->type != FANOUT_JPLAIN_STRING || !mid->n)
+        return -1;
+    size_t at = 0;
+    while (at < r->count && !fanout_jplain_is(id->p, id->n, ids[at]))
+        at++;
+    if (at == r->count || seen[at])
+        return -1;
+    seen[at] = 1;
+    const struct fanout_msg_entry *e = ((struct fanout_msg_entry *const *)r->entries)[at];
+    char mine[33];
+    if (md5) {
+        s_md5_hex(e->body, e->body_len, mine);
+        if (!s_fast_md5(md5, 1, mine))
+            return -1;
+    }
+    if (amd5 && amd5->type != FANOUT_JPLAIN_NULL) {
+        if (!e->encoded)
+            return -1;
+        s_attr_md5(mine);
+        if (!s_fast_md5(amd5, 1, mine))
+            return -1;
+    }
+    return 0;
+}
+
+/* The Successful array at p: the position after it, or NULL. */
+static const char *s_fast_list(const struct fanout_batch_request *r, const char *p,
+                               const char *end, char (*ids)[24], char *seen)
+{
+    if (p >= end || *p != '[')
+        return NULL;
+    p = fanout_jplain_ws(p + 1, end);
+    if (p < end && *p == ']')
+        return p + 1;
+    for (;;) {
+        struct fanout_jplain_member m[8];
+        size_t count;
+        if (!(p = fanout_jplain_object(p, end, m, 8, &count)) ||
+            s_fast_item(r, m, count, ids, seen) != 0)
+            return NULL;
+        int more = fanout_jplain_next(&p, end, ']');
+        if (more < 0)
+            return NULL;
+        if (!more)
+            return p;
+    }
+}
+
+/* 0 when the answer says every entry of r was sent, as checked above. */
+static int s_fast_batch(const struct fanout_batch_request *r)
+{
+    const char *p = (const char *)r->resp.body, *end = p + r->resp.body_len;
+    char ids[SQS_MAX_ENTRIES][24], seen[SQS_MAX_ENTRIES] = {0};
+    struct fanout_jplain_member names[8];
+    size_t nnames = 0;
+    int more = 1;
+    if (r->count > SQS_MAX_ENTRIES)
+        return -1;
+    for (size_t i = 0; i < r->count; i++)
+        snprintf(ids[i], sizeof ids[i], "%zu", r->indexes[i]);
+    p = fanout_jplain_ws(p, end);
+    if (p >= end || *p != '{')
+        return -1;
+    p++;
+    while (more > 0) {
+        struct fanout_jplain_member *x = &names[nnames];
+        if (nnames == 8 || !(p = fanout_jplain_name(p, end, &x->name, &x->name_len)) ||
+            fanout_jplain_seen(names, nnames, x->name, x->name_len))
+            return -1;
+        nnames++;
+        if (fanout_jplain_is(x->name, x->name_len, "Successful"))
+            p = s_fast_list(r, p, end, ids, seen);
+        else if (fanout_jplain_is(x->name, x->name_len, "Failed"))
+            p = end - p >= 2 && p[0] == '[' && p[1] == ']' ? p + 2 : NULL;
+        else
+            p = fanout_jplain_value(p, end, &x->value);
+        if (!p || (more = fanout_jplain_next(&p, end, '}')) < 0)
+            return -1;
+    }
+    if (fanout_jplain_ws(p, end) != end)
+        return -1;
+    for (size_t i = 0; i < r->count; i++)
+        if (!seen[i])
+            return -1;
+    return 0;
+}
+
 /*
  * Read the answer to one SendMessage or SendMessageBatch. It counts only
  * when it is the one the API documents: HTTP 200, a JSON object with a
@@ -301,6 +429,8 @@ void sqs_read(void *ctx, const struct fanout_batch_request *r, struct fanout_out
                  op);
         goto doubt;
     }
+    if (batch && resp->body && s_fast_batch(r) == 0)
+        return;
     root = resp->body && resp->body_len
                ? json_loadb((const char *)resp->body, resp->body_len,
                             JSON_REJECT_DUPLICATES, &je)

@@ -7,6 +7,7 @@
 #include <jansson.h>
 
 #include "fanout/aws_codes.h"
+#include "fanout/jplain.h"
 #include "fanout/stream.h"
 
 static int s_in(const char *const *list, const char *code)
@@ -85,149 +86,49 @@ struct s_fast_entry {
     struct s_span code, msg;
 };
 
-static const char *s_ws(const char *p, const char *end)
+/* Member `name` of an entry as a string span (p NULL: absent or null);
+ * -1 when it is another type. */
+static int s_member_str(const struct fanout_jplain_member *m, size_t count,
+                        const char *name, struct s_span *out)
 {
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-        p++;
-    return p;
-}
-
-/* A string of printable ASCII without escapes at p (the opening quote):
- * its span, and the position after it, or NULL. */
-static const char *s_plain_str(const char *p, const char *end, struct s_span *out)
-{
-    if (p >= end || *p != '"')
-        return NULL;
-    const char *q = ++p;
-    while (q < end && *q != '"') {
-        unsigned char c = (unsigned char)*q;
-        if (c < 0x20 || c > 0x7e || c == '\\')
-            return NULL;
-        q++;
-    }
-    if (q >= end)
-        return NULL;
-    out->p = p;
-    out->n = (size_t)(q - p);
-    return q + 1;
-}
-
-static int s_span_is(const struct s_span *a, const char *s)
-{
-    return a->p && a->n == strlen(s) && memcmp(a->p, s, a->n) == 0;
-}
-
-static int s_lit(const char *p, const char *end, const char *lit)
-{
-    size_t n = strlen(lit);
-    return (size_t)(end - p) >= n && memcmp(p, lit, n) == 0;
-}
-
-/* A plain value (plain string, null, true, false, or 0|[1-9][0-9]{0,17}):
- * the position after it, or NULL. *num is the integer, or -1. */
-static const char *s_plain_value(const char *p, const char *end, struct s_span *str,
-                                 long long *num)
-{
-    *num = -1;
-    str->p = NULL;
-    str->n = 0;
-    if (p < end && *p == '"')
-        return s_plain_str(p, end, str);
-    if (s_lit(p, end, "null"))
-        return p + 4;
-    if (s_lit(p, end, "true"))
-        return p + 4;
-    if (s_lit(p, end, "false"))
-        return p + 5;
-    if (p < end && *p >= '0' && *p <= '9') {
-        const char *q = p;
-        long long v = 0;
-        while (q < end && *q >= '0' && *q <= '9' && q - p < 18)
-            v = v * 10 + (*q++ - '0');
-        if ((q < end &&
-             (*q == '.' || *q == 'e' || *q == 'E' || (*q >= '0' && *q <= '9'))) ||
-            (*p == '0' && q - p > 1))
-            return NULL;
-        *num = v;
-        return q;
-    }
-    return NULL;
-}
-
-/* Member names seen in one object, to refuse duplicates. */
-#define S_FAST_MAX_MEMBERS 8
-
-static int s_name_new(struct s_span *seen, size_t *nseen, const struct s_span *name)
-{
-    for (size_t i = 0; i < *nseen; i++)
-        if (seen[i].n == name->n && memcmp(seen[i].p, name->p, name->n) == 0)
-            return 0;
-    if (*nseen == S_FAST_MAX_MEMBERS)
-        return 0;
-    seen[(*nseen)++] = *name;
-    return 1;
-}
-
-/* One entry {"name":"plain"|null, ...} at p: the position after it, or NULL.
- * Fills e and the ok field's span. */
-static const char *s_fast_entry(const char *p, const char *end, const char *okf,
-                                struct s_fast_entry *e, struct s_span *ok)
-{
-    struct s_span seen[S_FAST_MAX_MEMBERS];
-    size_t nseen = 0;
-    if (p >= end || *p != '{')
-        return NULL;
-    p = s_ws(p + 1, end);
-    if (p < end && *p == '}')
-        return p + 1;
-    for (;;) {
-        struct s_span name, val = {NULL, 0};
-        p = s_plain_str(p, end, &name);
-        if (!p || !s_name_new(seen, &nseen, &name))
-            return NULL;
-        p = s_ws(p, end);
-        if (p >= end || *p != ':')
-            return NULL;
-        p = s_ws(p + 1, end);
-        if (s_lit(p, end, "null"))
-            p += 4;
-        else if (!(p = s_plain_str(p, end, &val)))
-            return NULL;
-        if (s_span_is(&name, "ErrorCode"))
-            e->code = val;
-        else if (s_span_is(&name, "ErrorMessage"))
-            e->msg = val;
-        else if (s_span_is(&name, okf))
-            *ok = val;
-        p = s_ws(p, end);
-        if (p < end && *p == ',') {
-            p = s_ws(p + 1, end);
+    out->p = NULL;
+    out->n = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (!fanout_jplain_is(m[i].name, m[i].name_len, name))
             continue;
+        if (m[i].value.type == FANOUT_JPLAIN_STRING) {
+            out->p = m[i].value.p;
+            out->n = m[i].value.n;
+        } else if (m[i].value.type != FANOUT_JPLAIN_NULL) {
+            return -1;
         }
-        return p < end && *p == '}' ? p + 1 : NULL;
     }
+    return 0;
 }
 
-/* Check an entry as s_check_entries does (values here are strings or
- * absent); 0 when it checks out. */
-static int s_fast_check(const struct fanout_stream_kind *k, const struct s_fast_entry *e,
-                        const struct s_span *ok, size_t *failed)
+/* One entry, checked as s_check_entries does; 0 when it checks out. */
+static int s_fast_entry(const struct fanout_stream_kind *k,
+                        const struct fanout_jplain_member *m, size_t count,
+                        struct s_fast_entry *e, size_t *failed)
 {
-    int has_code = e->code.p && e->code.n, has_ok = ok->p && ok->n;
+    struct s_span ok;
+    if (s_member_str(m, count, "ErrorCode", &e->code) != 0 ||
+        s_member_str(m, count, "ErrorMessage", &e->msg) != 0 ||
+        s_member_str(m, count, k->answer.ok_field, &ok) != 0)
+        return -1;
+    int has_code = e->code.p && e->code.n, has_ok = ok.p && ok.n;
     /* an empty ErrorCode beside a good entry: the tree's reader's case */
-    if (has_code == has_ok || (e->code.p && !e->code.n))
+    if (has_code == has_ok || (e->code.p && !e->code.n) || (has_code && e->code.n >= 128))
         return -1;
     if (has_ok && k->answer.ok_valid) {
         char v[160];
-        if (ok->n >= sizeof v)
+        if (ok.n >= sizeof v)
             return -1;
-        memcpy(v, ok->p, ok->n);
-        v[ok->n] = 0;
+        memcpy(v, ok.p, ok.n);
+        v[ok.n] = 0;
         if (!k->answer.ok_valid(v))
             return -1;
     }
-    if (has_code && e->code.n >= 128)
-        return -1;
     *failed += has_code;
     return 0;
 }
@@ -240,23 +141,20 @@ static const char *s_fast_array(const struct fanout_stream_kind *k, const char *
 {
     if (p >= end || *p != '[')
         return NULL;
-    p = s_ws(p + 1, end);
-    size_t i = 0;
+    p = fanout_jplain_ws(p + 1, end);
     if (p < end && *p == ']')
         return sent == 0 ? p + 1 : NULL;
-    for (;; i++) {
-        struct s_span ok = {NULL, 0};
-        if (i == sent)
+    for (size_t i = 0;; i++) {
+        struct fanout_jplain_member m[8];
+        size_t count;
+        if (i == sent || !(p = fanout_jplain_object(p, end, m, 8, &count)) ||
+            s_fast_entry(k, m, count, &es[i], failed) != 0)
             return NULL;
-        p = s_fast_entry(p, end, k->answer.ok_field, &es[i], &ok);
-        if (!p || s_fast_check(k, &es[i], &ok, failed) != 0)
+        int more = fanout_jplain_next(&p, end, ']');
+        if (more < 0 || (!more && i + 1 != sent))
             return NULL;
-        p = s_ws(p, end);
-        if (p < end && *p == ',') {
-            p = s_ws(p + 1, end);
-            continue;
-        }
-        return p < end && *p == ']' && i + 1 == sent ? p + 1 : NULL;
+        if (!more)
+            return p;
     }
 }
 
@@ -265,47 +163,32 @@ static const char *s_fast_array(const struct fanout_stream_kind *k, const char *
 static int s_fast(const struct fanout_stream_kind *k, const char *body, size_t len,
                   size_t sent, struct s_fast_entry *es, size_t *failed)
 {
-    const char *end = body + len, *p = s_ws(body, end);
-    struct s_span seen[S_FAST_MAX_MEMBERS];
+    const char *end = body + len, *p = fanout_jplain_ws(body, end);
+    struct fanout_jplain_member seen[8];
     size_t nseen = 0;
     long long count = -1;
-    int have_answers = 0;
+    int have_answers = 0, more = 1;
     *failed = 0;
     if (p >= end || *p != '{')
         return -1;
-    p = s_ws(p + 1, end);
-    if (p < end && *p == '}')
-        return -1;
-    for (;;) {
-        struct s_span name, str;
-        long long num;
-        p = s_plain_str(p, end, &name);
-        if (!p || !s_name_new(seen, &nseen, &name))
+    p++;
+    while (more > 0) {
+        struct fanout_jplain_member *x = &seen[nseen];
+        if (nseen == 8 || !(p = fanout_jplain_name(p, end, &x->name, &x->name_len)) ||
+            fanout_jplain_seen(seen, nseen, x->name, x->name_len))
             return -1;
-        p = s_ws(p, end);
-        if (p >= end || *p != ':')
-            return -1;
-        p = s_ws(p + 1, end);
-        if (s_span_is(&name, k->answer.answers)) {
+        nseen++;
+        if (fanout_jplain_is(x->name, x->name_len, k->answer.answers)) {
             p = s_fast_array(k, p, end, sent, es, failed);
             have_answers = 1;
-        } else {
-            p = s_plain_value(p, end, &str, &num);
-            if (s_span_is(&name, k->answer.failed_count))
-                count = num;
+        } else if ((p = fanout_jplain_value(p, end, &x->value)) &&
+                   fanout_jplain_is(x->name, x->name_len, k->answer.failed_count)) {
+            count = x->value.type == FANOUT_JPLAIN_INT ? x->value.num : -1;
         }
-        if (!p)
+        if (!p || (more = fanout_jplain_next(&p, end, '}')) < 0)
             return -1;
-        p = s_ws(p, end);
-        if (p < end && *p == ',') {
-            p = s_ws(p + 1, end);
-            continue;
-        }
-        if (p >= end || *p != '}')
-            return -1;
-        break;
     }
-    if (s_ws(p + 1, end) != end || !have_answers || count < 0 ||
+    if (fanout_jplain_ws(p, end) != end || !have_answers || count < 0 ||
         (unsigned long long)count != *failed)
         return -1;
     return 0;

@@ -503,6 +503,67 @@ START_TEST(sqs_answers)
 }
 END_TEST
 
+/* The batch answers in which every entry succeeded are read without a
+ * jansson tree (sqs_api.c, s_fast_batch); the same answer with one escaped
+ * member goes through the tree. Both must give the same outcomes. */
+START_TEST(sqs_answers_both_readers)
+{
+#define QA2(id, md)                                                                        \
+    "{\"Id\":\"" id "\",\"MessageId\":\"m\",\"MD5OfMessageAttributes\":\"" md "\"}"
+    static const char *const answers[] = {
+        "{\"Successful\":[" QN("0") "," QN("1") "," QN("2") "],\"Failed\":[]}",
+        " { \"Failed\" : [] ,\n\"Successful\" : [ " QS("2", MD2) " , " QS(
+            "0", MD0) " , " QS("1", MD1) " ] } ",
+        "{\"Successful\":[" QA2("0", "25a04cbc4dd7a1d0bd51ce25850c0b8c") "," QN(
+            "1") "," QA2("2", "25A04CBC4DD7A1D0BD51CE25850C0B8C") "],\"X\":null}",
+        "{\"Successful\":[" QA2("0", "25a04cbc4dd7a1d0bd51ce25850c0b8c") "," QA2(
+            "1", "25a04cbc4dd7a1d0bd51ce25850c0b8c") "," QN("2") "]}",
+        "{\"Successful\":[" QS("0", MD1) "," QS("1", MD2) "," QS("2", MD0) "]}",
+        "{\"Successful\":[" QN("0") "],\"Failed\":[" QF("1", "false") "," QF("2",
+                                                                             "true") "]}",
+        "{\"Successful\":[" QN("0") "," QN("2") "]}",
+        "{\"Successful\":[" QN("0") ",{\"Id\":\"1\",\"MessageId\":\"\"}," QN("2") "]}",
+        "{\"Successful\":[{\"Id\":\"0\",\"MessageId\":\"m\",\"MD5OfMessageBody\":5}," QN(
+            "1") "," QN("2") "]}",
+        "{\"Successful\":[" QN("0") "," QN("0") "," QN("1") "," QN("2") "]}",
+        "{\"Successful\":[" QN("0") "," QN("1") "," QN("2") "," QN("3") "]}",
+        "{\"Successful\":[" QN("0") "," QN("1") "," QN("2") "],\"Successful\":[]}",
+        "{\"Successful\":[" QN("0") "," QN("1") ",{\"Id\":\"02\",\"MessageId\":\"m\"}]}",
+    };
+    static const char *bodies[] = {"{\"n\":0}", "{\"n\":1}", "{\"n\":2}"};
+    uint8_t marker = 1;
+    struct fanout_msg_entry e[3];
+    memset(e, 0, sizeof e);
+    for (size_t i = 0; i < 3; i++) {
+        e[i].body = (const uint8_t *)bodies[i];
+        e[i].body_len = strlen(bodies[i]);
+    }
+    e[0].encoded = &marker;
+    e[2].encoded = &marker;
+    for (size_t k = 0; k < sizeof answers / sizeof *answers; k++) {
+        struct fanout_outcome got[2][3];
+        for (int v = 0; v < 2; v++) {
+            /* v 1: one more member, escaped, at the end of the object */
+            char body[1024];
+            const char *end = strrchr(answers[k], '}');
+            int n = (int)(end - answers[k]);
+            snprintf(body, sizeof body, "%.*s%s%s", n, answers[k],
+                     v ? ",\"Y\":\"\\u0059\"" : "", end);
+            memset(got[v], 0, sizeof got[v]);
+            reply_host_answer(200, body, strlen(body));
+            s_read_one(sqs_read, e, 3, got[v]);
+        }
+        for (size_t i = 0; i < 3; i++) {
+            ck_assert_msg(got[0][i].status == got[1][i].status, "answer %zu entry %zu", k,
+                          i);
+            ck_assert_str_eq(got[0][i].code, got[1][i].code);
+            ck_assert_str_eq(got[0][i].message, got[1][i].message);
+        }
+    }
+#undef QA2
+}
+END_TEST
+
 /* The request: index _id "a", delete _id "b", index with no _id. */
 #define ES_REQ                                                                             \
     "{\"index\":{\"_id\":\"a\"}}\n{\"x\":1}\n{\"delete\":{\"_id\":\"b\"}}\n"               \
@@ -687,6 +748,7 @@ int main(void)
     tcase_add_test(tc, firehose_answers);
     tcase_add_test(tc, sns_answers);
     tcase_add_test(tc, sqs_answers);
+    tcase_add_test(tc, sqs_answers_both_readers);
     tcase_add_test(tc, es_answers);
     tcase_add_test(tc, lambda_event_needs_202);
     tcase_add_test(tc, iot_publish_needs_200);
