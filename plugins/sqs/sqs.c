@@ -51,6 +51,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "sqs.h"
 
 struct sqs_options {
@@ -401,6 +403,7 @@ static int s_open(void *state, const struct fanout_target *t, void **out,
     }
     in->msg.destination = in->queue_url;
     snprintf(in->queue_url, need, "%s/%s/%s", base, d.account, d.name);
+    in->md5 = EVP_MD_fetch(NULL, "MD5", NULL);
     *out = in;
     return 0;
 }
@@ -409,6 +412,7 @@ static void s_close(void *instance)
 {
     struct sqs_instance *in = instance;
     free(in->queue_url);
+    EVP_MD_free(in->md5);
     free(in);
 }
 

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/types.h>
+
 #include <fanout/aws.h>
 #include <fanout/aws_target.h>
 #include <fanout/batch.h>
@@ -36,6 +38,7 @@ struct sqs_instance {
     char region[64];    /* "" = the default region */
     char endpoint[320]; /* "" = the queue's region's endpoint */
     char *queue_url;
+    EVP_MD *md5; /* fetched at open for the answers' checks; NULL: per answer */
 };
 
 /* ---- the wire protocol ---- */

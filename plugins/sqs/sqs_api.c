@@ -19,6 +19,7 @@
 #include <openssl/evp.h>
 
 #include <fanout/aws_codes.h>
+#include <fanout/jplain.h>
 
 #include "sqs.h"
 
@@ -32,14 +33,22 @@ int sqs_char(uint32_t c)
 
 /* MD5 hex of a body, or "" when MD5 is not available (a FIPS provider):
  * then the check is skipped. */
-static void s_md5_hex(const uint8_t *p, size_t n, char out[33])
+/* MD5 fetched once per instance (or per answer, sqs_read) and handed down: EVP_md5() in
+ * EVP_Digest looks the algorithm up again on every call, a third of the
+ * cost of the digest of a small message. NULL: not available (no check). */
+static void s_md5_hex(const EVP_MD *alg, const uint8_t *p, size_t n, char out[33])
 {
+    static const char hex[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned len = 0;
     out[0] = '\0';
-    if (EVP_Digest(p, n, md, &len, EVP_md5(), NULL) == 1 && len == 16)
-        for (unsigned i = 0; i < len; i++)
-            snprintf(out + 2 * i, 3, "%02x", md[i]);
+    if (alg && EVP_Digest(p, n, md, &len, alg, NULL) == 1 && len == 16) {
+        for (unsigned i = 0; i < len; i++) {
+            out[2 * i] = hex[md[i] >> 4];
+            out[2 * i + 1] = hex[md[i] & 15];
+        }
+        out[32] = '\0';
+    }
 }
 
 /* ---- requests ---- */
@@ -146,7 +155,7 @@ static void s_all(const struct fanout_batch_request *r, struct fanout_outcome *o
 /* MD5OfMessageBody as the service computed it against what was sent: 1
  * when it matches or is absent (nothing to check), 0 when it differs or is
  * not a string. */
-static int s_md5_matches(json_t *obj, const struct fanout_msg_entry *e)
+static int s_md5_matches(const EVP_MD *alg, json_t *obj, const struct fanout_msg_entry *e)
 {
     json_t *j = json_object_get(obj, "MD5OfMessageBody");
     if (!j || json_is_null(j))
@@ -155,7 +164,7 @@ static int s_md5_matches(json_t *obj, const struct fanout_msg_entry *e)
     if (!md5)
         return 0;
     char mine[33];
-    s_md5_hex(e->body, e->body_len, mine);
+    s_md5_hex(alg, e->body, e->body_len, mine);
     return !mine[0] || strcasecmp(md5, mine) == 0;
 }
 
@@ -164,7 +173,7 @@ static int s_md5_matches(json_t *obj, const struct fanout_msg_entry *e)
  * MessageMD5ChecksumHandler): for each attribute in name order, the name,
  * the data type, transport byte 1 (String), the value, each string as a
  * 4-byte big-endian length and its bytes. */
-static void s_attr_md5(char out[33])
+static void s_attr_md5(const EVP_MD *alg, char out[33])
 {
     static const char *const parts[] = {FANOUT_B64_ATTR_NAME, FANOUT_B64_ATTR_TYPE, NULL,
                                         FANOUT_B64_ATTR_VALUE};
@@ -183,13 +192,14 @@ static void s_attr_md5(char out[33])
         memcpy(buf + n, parts[i], l);
         n += l;
     }
-    s_md5_hex(buf, n, out);
+    s_md5_hex(alg, buf, n, out);
 }
 
 /* MD5OfMessageAttributes against the attributes sent: 1 when it matches or
  * is absent, 0 when it differs, is not a string, or digests attributes
  * that were not sent. */
-static int s_attr_md5_matches(json_t *obj, const struct fanout_msg_entry *e)
+static int s_attr_md5_matches(const EVP_MD *alg, json_t *obj,
+                              const struct fanout_msg_entry *e)
 {
     json_t *j = json_object_get(obj, "MD5OfMessageAttributes");
     if (!j || json_is_null(j))
@@ -198,7 +208,7 @@ static int s_attr_md5_matches(json_t *obj, const struct fanout_msg_entry *e)
     if (!md5 || !e->encoded)
         return 0;
     char mine[33];
-    s_attr_md5(mine);
+    s_attr_md5(alg, mine);
     return !mine[0] || strcasecmp(md5, mine) == 0;
 }
 
@@ -256,6 +266,133 @@ static int s_check_list(json_t *root, const char *name,
     return 0;
 }
 
+/* ---- the common batch answer without a tree ----
+ *
+ * A SendMessageBatch answer in which every entry succeeded, of the usual
+ * shape (fanout/jplain.h: plain strings, distinct names, Failed empty or
+ * absent), is read straight from the text: each Successful member names an
+ * entry sent, once, with a MessageId and MD5s that match; every entry is
+ * named. Then nothing is to be said: the outcomes stay OK. Any other
+ * answer goes through the jansson tree below, which says what is wrong. */
+
+/* MD5OfMessageBody / MD5OfMessageAttributes member v against mine, as
+ * s_md5_matches does: absent or null matches, a string must equal. */
+static int s_fast_md5(const struct fanout_jplain *v, int present, const char *mine)
+{
+    if (!present || v->type == FANOUT_JPLAIN_NULL)
+        return 1;
+    if (v->type != FANOUT_JPLAIN_STRING)
+        return 0;
+    return !mine[0] || (v->n == strlen(mine) && strncasecmp(v->p, mine, v->n) == 0);
+}
+
+/* One Successful member m; 0 when it names an unseen entry, has a
+ * MessageId, and its MD5s match. */
+static int s_fast_item(const EVP_MD *alg, const struct fanout_batch_request *r,
+                       const struct fanout_jplain_member *m, size_t count, char (*ids)[24],
+                       char *seen)
+{
+    const struct fanout_jplain *id = NULL, *mid = NULL, *md5 = NULL, *amd5 = NULL;
+    for (size_t i = 0; i < count; i++) {
+        const char *n = m[i].name;
+        size_t l = m[i].name_len;
+        if (fanout_jplain_is(n, l, "Id"))
+            id = &m[i].value;
+        else if (fanout_jplain_is(n, l, "MessageId"))
+            mid = &m[i].value;
+        else if (fanout_jplain_is(n, l, "MD5OfMessageBody"))
+            md5 = &m[i].value;
+        else if (fanout_jplain_is(n, l, "MD5OfMessageAttributes"))
+            amd5 = &m[i].value;
+    }
+    if (!id || id->type != FANOUT_JPLAIN_STRING || !id->n || !mid ||
+        mid->type != FANOUT_JPLAIN_STRING || !mid->n)
+        return -1;
+    size_t at = 0;
+    while (at < r->count && !fanout_jplain_is(id->p, id->n, ids[at]))
+        at++;
+    if (at == r->count || seen[at])
+        return -1;
+    seen[at] = 1;
+    const struct fanout_msg_entry *e = ((struct fanout_msg_entry *const *)r->entries)[at];
+    char mine[33];
+    if (md5) {
+        s_md5_hex(alg, e->body, e->body_len, mine);
+        if (!s_fast_md5(md5, 1, mine))
+            return -1;
+    }
+    if (amd5 && amd5->type != FANOUT_JPLAIN_NULL) {
+        if (!e->encoded)
+            return -1;
+        s_attr_md5(alg, mine);
+        if (!s_fast_md5(amd5, 1, mine))
+            return -1;
+    }
+    return 0;
+}
+
+/* The Successful array at p: the position after it, or NULL. */
+static const char *s_fast_list(const EVP_MD *alg, const struct fanout_batch_request *r,
+                               const char *p, const char *end, char (*ids)[24], char *seen)
+{
+    if (p >= end || *p != '[')
+        return NULL;
+    p = fanout_jplain_ws(p + 1, end);
+    if (p < end && *p == ']')
+        return p + 1;
+    for (;;) {
+        struct fanout_jplain_member m[8];
+        size_t count;
+        if (!(p = fanout_jplain_object(p, end, m, 8, &count)) ||
+            s_fast_item(alg, r, m, count, ids, seen) != 0)
+            return NULL;
+        int more = fanout_jplain_next(&p, end, ']');
+        if (more < 0)
+            return NULL;
+        if (!more)
+            return p;
+    }
+}
+
+/* 0 when the answer says every entry of r was sent, as checked above. */
+static int s_fast_batch(const EVP_MD *alg, const struct fanout_batch_request *r)
+{
+    const char *p = (const char *)r->resp.body, *end = p + r->resp.body_len;
+    char ids[SQS_MAX_ENTRIES][24], seen[SQS_MAX_ENTRIES] = {0};
+    struct fanout_jplain_member names[8];
+    size_t nnames = 0;
+    int more = 1;
+    if (r->count > SQS_MAX_ENTRIES)
+        return -1;
+    for (size_t i = 0; i < r->count; i++)
+        snprintf(ids[i], sizeof ids[i], "%zu", r->indexes[i]);
+    p = fanout_jplain_ws(p, end);
+    if (p >= end || *p != '{')
+        return -1;
+    p++;
+    while (more > 0) {
+        struct fanout_jplain_member *x = &names[nnames];
+        if (nnames == 8 || !(p = fanout_jplain_name(p, end, &x->name, &x->name_len)) ||
+            fanout_jplain_seen(names, nnames, x->name, x->name_len))
+            return -1;
+        nnames++;
+        if (fanout_jplain_is(x->name, x->name_len, "Successful"))
+            p = s_fast_list(alg, r, p, end, ids, seen);
+        else if (fanout_jplain_is(x->name, x->name_len, "Failed"))
+            p = end - p >= 2 && p[0] == '[' && p[1] == ']' ? p + 2 : NULL;
+        else
+            p = fanout_jplain_value(p, end, &x->value);
+        if (!p || (more = fanout_jplain_next(&p, end, '}')) < 0)
+            return -1;
+    }
+    if (fanout_jplain_ws(p, end) != end)
+        return -1;
+    for (size_t i = 0; i < r->count; i++)
+        if (!seen[i])
+            return -1;
+    return 0;
+}
+
 /*
  * Read the answer to one SendMessage or SendMessageBatch. It counts only
  * when it is the one the API documents: HTTP 200, a JSON object with a
@@ -267,9 +404,9 @@ static int s_check_list(json_t *root, const char *name,
  * member without a MessageId, or one whose MD5OfMessageBody is not the MD5
  * of what was sent, leaves that entry alone in doubt: retried.
  */
-void sqs_read(void *ctx, const struct fanout_batch_request *r, struct fanout_outcome *out)
+static void s_read_answer(const EVP_MD *alg, const struct fanout_batch_request *r,
+                          struct fanout_outcome *out)
 {
-    (void)ctx;
     struct fanout_msg_entry *const *entries = (struct fanout_msg_entry *const *)r->entries;
     size_t count = r->count;
     int batch = count > 1;
@@ -284,6 +421,8 @@ void sqs_read(void *ctx, const struct fanout_batch_request *r, struct fanout_out
                  op);
         goto doubt;
     }
+    if (batch && resp->body && s_fast_batch(alg, r) == 0)
+        return;
     root = resp->body && resp->body_len
                ? json_loadb((const char *)resp->body, resp->body_len,
                             JSON_REJECT_DUPLICATES, &je)
@@ -302,11 +441,11 @@ void sqs_read(void *ctx, const struct fanout_batch_request *r, struct fanout_out
             snprintf(why, sizeof why, "no MessageId");
             goto doubt;
         }
-        if (!s_md5_matches(root, entries[0]))
+        if (!s_md5_matches(alg, root, entries[0]))
             s_all(r, out, FANOUT_RETRY, "MD5Mismatch",
                   "MD5OfMessageBody differs from the MD5 of the body sent: the message "
                   "was altered on the way");
-        else if (!s_attr_md5_matches(root, entries[0]))
+        else if (!s_attr_md5_matches(alg, root, entries[0]))
             s_all(r, out, FANOUT_RETRY, "MD5Mismatch",
                   "MD5OfMessageAttributes differs from the MD5 of the attributes sent: the "
                   "message was altered on the way");
@@ -334,12 +473,12 @@ void sqs_read(void *ctx, const struct fanout_batch_request *r, struct fanout_out
             fanout_outcome_set(&out[r->indexes[at]], FANOUT_RETRY, "InvalidResponse",
                                "SendMessageBatch entry %s: no MessageId: delivery unknown",
                                id);
-        else if (!s_md5_matches(item, e))
+        else if (!s_md5_matches(alg, item, e))
             fanout_outcome_set(&out[r->indexes[at]], FANOUT_RETRY, "MD5Mismatch",
                                "SendMessageBatch entry %s: MD5OfMessageBody differs from "
                                "the MD5 of the body sent",
                                id);
-        else if (!s_attr_md5_matches(item, e))
+        else if (!s_attr_md5_matches(alg, item, e))
             fanout_outcome_set(&out[r->indexes[at]], FANOUT_RETRY, "MD5Mismatch",
                                "SendMessageBatch entry %s: MD5OfMessageAttributes differs "
                                "from the MD5 of the attributes sent",
@@ -377,4 +516,16 @@ doubt:
     s_all(r, out, FANOUT_RETRY, "InvalidResponse", msg);
     free(seen);
     json_decref(root);
+}
+
+void sqs_read(void *ctx, const struct fanout_batch_request *r, struct fanout_outcome *out)
+{
+    const struct sqs_instance *in = ctx;
+    if (in && in->md5) {
+        s_read_answer(in->md5, r, out);
+        return;
+    }
+    EVP_MD *md5 = EVP_MD_fetch(NULL, "MD5", NULL);
+    s_read_answer(md5, r, out);
+    EVP_MD_free(md5);
 }

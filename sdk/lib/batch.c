@@ -12,7 +12,8 @@ struct s_call {
     size_t *indexes;        /* ready[k] is message indexes[k] */
     uint64_t *sizes;        /* ready[k]'s size */
     size_t nready;
-    struct fanout_batch_request *reqs;
+    struct fanout_batch_request *reqs; /* nalloc of them, zeroed */
+    size_t nalloc;
     size_t nreq;
     const struct fanout_aws_request **rq;
     struct fanout_aws_response **rs;
@@ -86,21 +87,30 @@ static int s_answer(const struct fanout_batch_api *api, const struct fanout_batc
 }
 
 /* Requests in message order, each up to max_entries entries and
- * max_request_bytes bytes (an entry larger than that alone). */
-static void s_split(const struct fanout_batch_api *api, struct s_call *c)
+ * max_request_bytes bytes (an entry larger than that alone). With c->reqs
+ * NULL only counts them. Returns the number of requests. */
+static size_t s_split(const struct fanout_batch_api *api, struct s_call *c)
 {
-    for (size_t i = 0; i < c->nready;) {
-        struct fanout_batch_request *r = &c->reqs[c->nreq++];
-        r->entries = &c->ready[i];
-        r->indexes = &c->indexes[i];
-        while (i < c->nready && (api->max_entries == 0 || r->count < api->max_entries) &&
-               (r->count == 0 || api->max_request_bytes == 0 ||
-                r->bytes + c->sizes[i] <= api->max_request_bytes)) {
-            r->bytes += c->sizes[i];
-            r->count++;
+    size_t nreq = 0;
+    for (size_t i = 0; i < c->nready; nreq++) {
+        size_t from = i, count = 0;
+        uint64_t bytes = 0;
+        while (i < c->nready && (api->max_entries == 0 || count < api->max_entries) &&
+               (count == 0 || api->max_request_bytes == 0 ||
+                bytes + c->sizes[i] <= api->max_request_bytes)) {
+            bytes += c->sizes[i];
+            count++;
             i++;
         }
+        if (c->reqs) {
+            struct fanout_batch_request *r = &c->reqs[nreq];
+            r->entries = &c->ready[from];
+            r->indexes = &c->indexes[from];
+            r->count = count;
+            r->bytes = bytes;
+        }
     }
+    return nreq;
 }
 
 static void s_free(const struct fanout_batch_api *api, void *ctx, struct s_call *c,
@@ -108,7 +118,7 @@ static void s_free(const struct fanout_batch_api *api, void *ctx, struct s_call 
 {
     /* every request's body, built or half-built (reqs is zeroed); each
      * answer was cleaned up right after it was read */
-    for (size_t k = 0; c->reqs && k < n; k++)
+    for (size_t k = 0; c->reqs && k < c->nalloc; k++)
         fanout_sbuf_free(&c->reqs[k].body);
     if (api->release && c->entries)
         for (size_t i = 0; i < n; i++)
@@ -127,17 +137,16 @@ int fanout_batch_send(const struct fanout_batch_api *api,
                       const struct fanout_batch *batch, struct fanout_outcome *outcomes)
 {
     size_t n = batch->count, alloc = n ? n : 1;
+    /* the requests are allocated once their number is known: a request is
+     * large (its answer's error text), one per message would be megabytes */
     struct s_call c = {
         .entries = calloc(alloc, api->entry_size ? api->entry_size : 1),
         .ready = calloc(alloc, sizeof(void *)),
         .indexes = calloc(alloc, sizeof(size_t)),
         .sizes = calloc(alloc, sizeof(uint64_t)),
-        .reqs = calloc(alloc, sizeof(struct fanout_batch_request)),
-        .rq = calloc(alloc, sizeof(struct fanout_aws_request *)),
-        .rs = calloc(alloc, sizeof(struct fanout_aws_response *)),
     };
     int rc = 0;
-    if (!c.entries || !c.ready || !c.indexes || !c.sizes || !c.reqs || !c.rq || !c.rs) {
+    if (!c.entries || !c.ready || !c.indexes || !c.sizes) {
         for (size_t i = 0; i < n; i++)
             fanout_outcome_set(&outcomes[i], FANOUT_RETRY, "OutOfMemory", "out of memory");
         s_free(api, ctx, &c, 0);
@@ -152,7 +161,19 @@ int fanout_batch_send(const struct fanout_batch_api *api,
         c.indexes[c.nready] = i;
         c.sizes[c.nready++] = size;
     }
-    s_split(api, &c);
+    size_t nreq = s_split(api, &c), ralloc = nreq ? nreq : 1;
+    c.reqs = calloc(ralloc, sizeof(struct fanout_batch_request));
+    c.rq = calloc(ralloc, sizeof(struct fanout_aws_request *));
+    c.rs = calloc(ralloc, sizeof(struct fanout_aws_response *));
+    if (!c.reqs || !c.rq || !c.rs) {
+        for (size_t k = 0; k < c.nready; k++)
+            fanout_outcome_set(&outcomes[c.indexes[k]], FANOUT_RETRY, "OutOfMemory",
+                               "out of memory");
+        s_free(api, ctx, &c, n);
+        return -1;
+    }
+    c.nalloc = ralloc;
+    c.nreq = s_split(api, &c);
     for (size_t k = 0; k < c.nreq; k++) {
         struct fanout_batch_request *r = &c.reqs[k];
         r->req.struct_size = sizeof r->req;

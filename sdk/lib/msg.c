@@ -124,6 +124,12 @@ int fanout_msg_entry_prepare(struct fanout_msg_entry *e, const struct fanout_mes
     }
     if (!fifo_target_id)
         return 0;
+    e->group_id = malloc(2 * (FANOUT_FIFO_ID_MAX + 1));
+    if (!e->group_id) {
+        fanout_outcome_set(out, FANOUT_RETRY, "OutOfMemory", "out of memory");
+        return -1;
+    }
+    e->dedup_id = e->group_id + FANOUT_FIFO_ID_MAX + 1;
     if (fanout_fifo_group_id(m->key, m->key_len, e->group_id) != 0 ||
         fanout_fifo_dedup_id(fifo_target_id, m, e->dedup_id) != 0) {
         fanout_outcome_set(out, FANOUT_RETRY, "DigestUnavailable",
@@ -141,6 +147,8 @@ void fanout_msg_entry_release(void *ctx, void *entry)
     struct fanout_msg_entry *e = entry;
     free(e->encoded);
     e->encoded = NULL;
+    free(e->group_id);
+    e->group_id = e->dedup_id = NULL;
 }
 
 /* The context fanout_msg_send hands fanout_batch_send. */

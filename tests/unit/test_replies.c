@@ -141,6 +141,63 @@ START_TEST(kinesis_answers)
 }
 END_TEST
 
+/* The common answers are read without a jansson tree (stream_answer.c,
+ * s_fast); the same answer with one escaped member goes through the tree.
+ * Both must give the same outcomes and log line, byte for byte. */
+START_TEST(kinesis_answers_both_readers)
+{
+    static const char *const bodies[] = {
+        "{\"FailedRecordCount\":0,\"Records\":[" OK1 "," OK1 "," OK1 "]}",
+        " {\n \"FailedRecordCount\" : 2 , \"Records\" : [ " OK1 " , " KTHR
+        " , {\"ErrorCode\":\"InternalFailure\",\"ErrorMessage\":\"\"} ] }\r\n",
+        "{\"Records\":[{\"ErrorCode\":\"KMSAccessDeniedException\",\"ErrorMessage\":null},"
+        "{\"ErrorCode\":null," SEQ "},{\"ErrorCode\":\"AccessDeniedException\"}],"
+        "\"FailedRecordCount\":2,\"EncryptionType\":\"KMS\",\"N\":null,\"B\":true}",
+        /* an empty ErrorCode beside a sequence number: the tree decides */
+        "{\"FailedRecordCount\":0,\"Records\":[" OK1 ",{\"ErrorCode\":\"\"," SEQ "}," OK1
+        "]}",
+        /* in doubt: count, length, both, neither, duplicates, 012, 1.0 */
+        "{\"FailedRecordCount\":1,\"Records\":[" OK1 "," OK1 "," OK1 "]}",
+        "{\"FailedRecordCount\":0,\"Records\":[" OK1 "," OK1 "]}",
+        "{\"FailedRecordCount\":0,\"Records\":[" OK1 "," OK1 "," OK1 "," OK1 "]}",
+        "{\"FailedRecordCount\":1,\"Records\":[" OK1 ",{" SEQ
+        ",\"ErrorCode\":\"InternalFailure\"}," OK1 "]}",
+        "{\"FailedRecordCount\":0,\"Records\":[" OK1 ",{\"ShardId\":\"x\"}," OK1 "]}",
+        "{\"FailedRecordCount\":0,\"Records\":[" OK1 ",{" SEQ "," SEQ "}," OK1 "]}",
+        "{\"FailedRecordCount\":012,\"Records\":[" OK1 "," OK1 "," OK1 "]}",
+        "{\"FailedRecordCount\":0.0,\"Records\":[" OK1 "," OK1 "," OK1 "]}",
+        "{\"FailedRecordCount\":0,\"Records\":[" OK1 "," OK1 "," OK1 "]} x",
+    };
+    for (size_t k = 0; k < sizeof bodies / sizeof *bodies; k++) {
+        struct fanout_outcome got[2][3];
+        char log[2][512];
+        for (int v = 0; v < 2; v++) {
+            /* v 1: one more member, escaped, at the end of the object */
+            char body[1024];
+            const char *end = strrchr(bodies[k], '}');
+            int n = (int)(end - bodies[k]);
+            snprintf(body, sizeof body, "%.*s%s%s", n, bodies[k],
+                     v ? ",\"Y\":\"\\u0059\"" : "", end);
+            struct reply_batch b;
+            reply_batch_init(&b, 3);
+            reply_host_answer(200, body, strlen(body));
+            s_reply.last_log[0] = 0;
+            struct kinesis_target t = {
+                .s = {&kinesis_kind, &reply_host, .id = "m", .name = "s"}};
+            fanout_stream_send(&t, &b.batch, b.out);
+            memcpy(got[v], b.out, sizeof got[v]);
+            memcpy(log[v], s_reply.last_log, sizeof log[v]);
+        }
+        for (size_t i = 0; i < 3; i++) {
+            ck_assert_msg(got[0][i].status == got[1][i].status, "body %zu entry %zu", k, i);
+            ck_assert_str_eq(got[0][i].code, got[1][i].code);
+            ck_assert_str_eq(got[0][i].message, got[1][i].message);
+        }
+        ck_assert_str_eq(log[0], log[1]);
+    }
+}
+END_TEST
+
 #define RID "{\"RecordId\":\"4954346307654800757710509270303956035997522851839501\"}"
 #define FTHR                                                                               \
     "{\"ErrorCode\":\"ServiceUnavailableException\",\"ErrorMessage\":\"Slow down.\"}"
@@ -446,6 +503,67 @@ START_TEST(sqs_answers)
 }
 END_TEST
 
+/* The batch answers in which every entry succeeded are read without a
+ * jansson tree (sqs_api.c, s_fast_batch); the same answer with one escaped
+ * member goes through the tree. Both must give the same outcomes. */
+START_TEST(sqs_answers_both_readers)
+{
+#define QA2(id, md)                                                                        \
+    "{\"Id\":\"" id "\",\"MessageId\":\"m\",\"MD5OfMessageAttributes\":\"" md "\"}"
+    static const char *const answers[] = {
+        "{\"Successful\":[" QN("0") "," QN("1") "," QN("2") "],\"Failed\":[]}",
+        " { \"Failed\" : [] ,\n\"Successful\" : [ " QS("2", MD2) " , " QS(
+            "0", MD0) " , " QS("1", MD1) " ] } ",
+        "{\"Successful\":[" QA2("0", "25a04cbc4dd7a1d0bd51ce25850c0b8c") "," QN(
+            "1") "," QA2("2", "25A04CBC4DD7A1D0BD51CE25850C0B8C") "],\"X\":null}",
+        "{\"Successful\":[" QA2("0", "25a04cbc4dd7a1d0bd51ce25850c0b8c") "," QA2(
+            "1", "25a04cbc4dd7a1d0bd51ce25850c0b8c") "," QN("2") "]}",
+        "{\"Successful\":[" QS("0", MD1) "," QS("1", MD2) "," QS("2", MD0) "]}",
+        "{\"Successful\":[" QN("0") "],\"Failed\":[" QF("1", "false") "," QF("2",
+                                                                             "true") "]}",
+        "{\"Successful\":[" QN("0") "," QN("2") "]}",
+        "{\"Successful\":[" QN("0") ",{\"Id\":\"1\",\"MessageId\":\"\"}," QN("2") "]}",
+        "{\"Successful\":[{\"Id\":\"0\",\"MessageId\":\"m\",\"MD5OfMessageBody\":5}," QN(
+            "1") "," QN("2") "]}",
+        "{\"Successful\":[" QN("0") "," QN("0") "," QN("1") "," QN("2") "]}",
+        "{\"Successful\":[" QN("0") "," QN("1") "," QN("2") "," QN("3") "]}",
+        "{\"Successful\":[" QN("0") "," QN("1") "," QN("2") "],\"Successful\":[]}",
+        "{\"Successful\":[" QN("0") "," QN("1") ",{\"Id\":\"02\",\"MessageId\":\"m\"}]}",
+    };
+    static const char *bodies[] = {"{\"n\":0}", "{\"n\":1}", "{\"n\":2}"};
+    uint8_t marker = 1;
+    struct fanout_msg_entry e[3];
+    memset(e, 0, sizeof e);
+    for (size_t i = 0; i < 3; i++) {
+        e[i].body = (const uint8_t *)bodies[i];
+        e[i].body_len = strlen(bodies[i]);
+    }
+    e[0].encoded = &marker;
+    e[2].encoded = &marker;
+    for (size_t k = 0; k < sizeof answers / sizeof *answers; k++) {
+        struct fanout_outcome got[2][3];
+        for (int v = 0; v < 2; v++) {
+            /* v 1: one more member, escaped, at the end of the object */
+            char body[1024];
+            const char *end = strrchr(answers[k], '}');
+            int n = (int)(end - answers[k]);
+            snprintf(body, sizeof body, "%.*s%s%s", n, answers[k],
+                     v ? ",\"Y\":\"\\u0059\"" : "", end);
+            memset(got[v], 0, sizeof got[v]);
+            reply_host_answer(200, body, strlen(body));
+            s_read_one(sqs_read, e, 3, got[v]);
+        }
+        for (size_t i = 0; i < 3; i++) {
+            ck_assert_msg(got[0][i].status == got[1][i].status, "answer %zu entry %zu", k,
+                          i);
+            ck_assert_str_eq(got[0][i].code, got[1][i].code);
+            ck_assert_str_eq(got[0][i].message, got[1][i].message);
+        }
+    }
+#undef QA2
+}
+END_TEST
+
 /* The request: index _id "a", delete _id "b", index with no _id. */
 #define ES_REQ                                                                             \
     "{\"index\":{\"_id\":\"a\"}}\n{\"x\":1}\n{\"delete\":{\"_id\":\"b\"}}\n"               \
@@ -626,9 +744,11 @@ int main(void)
     Suite *s = suite_create("replies");
     TCase *tc = tcase_create("answers");
     tcase_add_test(tc, kinesis_answers);
+    tcase_add_test(tc, kinesis_answers_both_readers);
     tcase_add_test(tc, firehose_answers);
     tcase_add_test(tc, sns_answers);
     tcase_add_test(tc, sqs_answers);
+    tcase_add_test(tc, sqs_answers_both_readers);
     tcase_add_test(tc, es_answers);
     tcase_add_test(tc, lambda_event_needs_202);
     tcase_add_test(tc, iot_publish_needs_200);

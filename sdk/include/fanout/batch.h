@@ -126,8 +126,10 @@ struct fanout_msg_entry {
     size_t body_len;
     uint8_t *encoded; /* owned: the base64 of a binary body, with the attribute */
     int fifo;         /* group_id and dedup_id are set */
-    char group_id[FANOUT_FIFO_ID_MAX + 1];
-    char dedup_id[FANOUT_FIFO_ID_MAX + 1];
+    /* owned, one allocation for a FIFO target only (an entry of a standard
+     * queue or topic stays small: a batch of 10,000 messages has 10,000) */
+    char *group_id; /* FANOUT_FIFO_ID_MAX + 1 bytes, then dedup_id's */
+    char *dedup_id;
 };
 
 /* The offset of the first byte of s[0..n) that is not valid UTF-8 or whose
