@@ -21,7 +21,6 @@ struct s_intern {
 struct s_parser {
     struct fanout_event *ev;
     struct fanout_arena *arena;
-    json_t *keep; /* jansson trees of DynamoDB records, freed with the event */
     size_t cap;
     struct s_intern source, arn, region;
     /* the nodes of one record at a time (the event is scanned with nodes
@@ -472,12 +471,7 @@ int fanout_event_parse(const char *json, size_t len, struct fanout_arena *arena,
 {
     memset(ev, 0, sizeof *ev);
     char why[256];
-    struct s_parser ps = {.ev = ev, .arena = arena, .keep = json_array()};
-    ev->root = ps.keep;
-    if (!ps.keep) {
-        snprintf(err, err_len, "out of memory");
-        return -1;
-    }
+    struct s_parser ps = {.ev = ev, .arena = arena};
     /* one pass: nodes down to the records (level 2) stay; each record's
      * members are scanned into the scratch arena and the record read
      * (s_each_record) as the scan meets it, so the nodes of one record at
@@ -517,7 +511,6 @@ int fanout_event_parse(const char *json, size_t len, struct fanout_arena *arena,
 
 void fanout_event_clean_up(struct fanout_event *ev)
 {
-    json_decref(ev->root);
     free(ev->records);
     memset(ev, 0, sizeof *ev);
 }

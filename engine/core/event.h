@@ -52,7 +52,6 @@ struct fanout_source_group {
 struct fanout_jnode;
 
 struct fanout_event {
-    json_t *root; /* holds the jansson trees of DynamoDB records */
     size_t count;
     struct fanout_raw_record *records;
     size_t group_count;
