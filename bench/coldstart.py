@@ -90,7 +90,7 @@ def main():
         events = [("empty", b'{"Records":[]}')]
         for spec in filter(None, args.sizes.split(",")):
             n, size = (int(x) for x in spec.split("x"))
-            events.append(("%d x %d B" % (n, size), make_event(n, size)))
+            events.append(("%d x %d B" % (n, size), make_event("k%dx%d" % (n, size))[0]))
         for name, body in events:
             path = os.path.join(tmp, "event.json")
             with open(path, "wb") as f:
