@@ -4,7 +4,6 @@
  * the two entry points are renamed. Not built into fanout. */
 #include "ddb_ref.h"
 
-
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -551,7 +550,7 @@ static void s_restore(struct fanout_sbuf *out, size_t len)
 }
 
 int fanout_ddb_ref_image_to_json(const json_t *image, int convert, struct fanout_sbuf *out,
-                             char *err, size_t err_len)
+                                 char *err, size_t err_len)
 {
     struct s_ctx c = {out, err, err_len, "attribute"};
     size_t start = out->len;
@@ -579,7 +578,8 @@ int fanout_ddb_ref_image_to_json(const json_t *image, int convert, struct fanout
     return rc;
 }
 
-int fanout_ddb_ref_key(const json_t *keys, struct fanout_sbuf *out, char *err, size_t err_len)
+int fanout_ddb_ref_key(const json_t *keys, struct fanout_sbuf *out, char *err,
+                       size_t err_len)
 {
     struct s_ctx c = {out, err, err_len, "key attribute"};
     size_t start = out->len;
