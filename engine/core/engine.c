@@ -338,10 +338,10 @@ static int s_check_on_failure(struct fanout_loader *l, const struct fanout_mappi
     char why[1024], prefix[FANOUT_QUOTE_SIZE + 16], q[FANOUT_QUOTE_SIZE];
     if (!m->on_failure || s_check(l, m->on_failure, &p, NULL, NULL, why, sizeof why) == 0)
         return 0;
-    int n = snprintf(prefix, sizeof prefix, "mapping \"%s\": ",
-                     fanout_quote(q, m->on_failure->id));
-    snprintf(err, err_len, "mapping \"%s\": field \"onFailure\": %s", fanout_quote(q, m->id),
-             strncmp(why, prefix, (size_t)n) == 0 ? why + n : why);
+    int n = snprintf(prefix, sizeof prefix,
+                     "mapping \"%s\": ", fanout_quote(q, m->on_failure->id));
+    snprintf(err, err_len, "mapping \"%s\": field \"onFailure\": %s",
+             fanout_quote(q, m->id), strncmp(why, prefix, (size_t)n) == 0 ? why + n : why);
     return -1;
 }
 

@@ -285,8 +285,8 @@ static int s_on_failure(struct s_ctx *c, struct fanout_mapping *m)
     m->on_failure = fanout_mapping_parse(obj, c->index, why, sizeof why);
     if (!m->on_failure) {
         /* its messages name the child; say which field of ours it is */
-        int n = snprintf(prefix, sizeof prefix, "mapping \"%s\" (#%zu): ",
-                         fanout_quote(q, id.p), c->index);
+        int n = snprintf(prefix, sizeof prefix,
+                         "mapping \"%s\" (#%zu): ", fanout_quote(q, id.p), c->index);
         const char *rest = strncmp(why, prefix, (size_t)n) == 0 ? why + n : why;
         s_problem(c, "onFailure", "%s", rest);
     } else {

@@ -86,7 +86,8 @@ int fanout_onfailure_keep(struct fanout_onfailure *of, const struct fanout_recor
                           const struct fanout_raw_record *raw, const char *reason,
                           unsigned attempts, int64_t now_ms)
 {
-    struct fanout_onfailure_entry e = {.raw = raw, .attempts = attempts, .failed_ms = now_ms};
+    struct fanout_onfailure_entry e = {
+        .raw = raw, .attempts = attempts, .failed_ms = now_ms};
     if (r) {
         e.rec = *r;
     } else {

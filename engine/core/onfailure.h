@@ -36,7 +36,8 @@ struct fanout_onfailure_doc {
  * "attempts", "timestamp" (ISO 8601 UTC, ms), "partitionKey", then "data"
  * as a string when the data is UTF-8, else "dataEncoding": "base64" and
  * its base64}. Returns -1 when out of memory. */
-int fanout_onfailure_document(const struct fanout_onfailure_doc *d, struct fanout_sbuf *out);
+int fanout_onfailure_document(const struct fanout_onfailure_doc *d,
+                              struct fanout_sbuf *out);
 
 /* One record kept for the on-failure destination. */
 struct fanout_onfailure_entry {
