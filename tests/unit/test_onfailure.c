@@ -284,17 +284,21 @@ static char *s_path(const char *name)
     return p;
 }
 
-/* A mapping file of one flaky target (destination `target`, extra JSON
- * members `more`) and the engine on it. */
+/* A mapping file of one flaky target (destination `target`, or
+ * <dir>/target.log when NULL; extra JSON members `more`) whose onFailure
+ * is {"type": of_type, "destination": of_dest, <of_more>}, and the engine
+ * on it. */
 static struct fanout_engine *s_engine(const char *target, const char *more,
-                                      const char *on_failure)
+                                      const char *of_type, const char *of_dest,
+                                      const char *of_more)
 {
     FILE *f = fopen(s_path("mappings.json"), "w");
     ck_assert_ptr_nonnull(f);
     fprintf(f,
             "[{\"sourceArn\":\"" SRC "\",\"id\":\"t\",\"type\":\"flaky\","
-            "\"destination\":\"%s\",\"active\":true%s,\"onFailure\":%s}]",
-            target, more, on_failure);
+            "\"destination\":\"%s\",\"active\":true%s,\"onFailure\":{\"type\":\"%s\","
+            "\"destination\":\"%s\"%s}}]",
+            target ? target : s_path("target.log"), more, of_type, of_dest, of_more);
     fclose(f);
     const char *build = getenv("FANOUT_BUILD_DIR");
     char plugins[1024];
@@ -390,6 +394,19 @@ static const char *s_failed_seqs(const struct fanout_result *res, char *buf, siz
     return buf;
 }
 
+/* The outcome: the sequence numbers reported failed, and the target's
+ * delivered, failed and on-failure counts. */
+static void s_expect(const struct fanout_result *res, const char *failed_seqs,
+                     size_t delivered, size_t failed, size_t on_failure)
+{
+    char seqs[256];
+    ck_assert_str_eq(s_failed_seqs(res, seqs, sizeof seqs), failed_seqs);
+    ck_assert_uint_eq(res->target_count, 1);
+    ck_assert_uint_eq(res->targets[0].delivered, delivered);
+    ck_assert_uint_eq(res->targets[0].failed, failed);
+    ck_assert_uint_eq(res->targets[0].on_failure, on_failure);
+}
+
 static const char s_big[] =
     "this record is longer than the 64 bytes the flaky plugin takes "
     "in one message";
@@ -398,11 +415,9 @@ static const char s_big[] =
  * destination, handled; the rest delivered. */
 START_TEST(refused_records_handed_over)
 {
-    char target[400], of[600];
+    char target[400];
     snprintf(target, sizeof target, "%s", s_path("target.log"));
-    snprintf(of, sizeof of, "{\"type\":\"file\",\"destination\":\"%s\"}",
-             s_path("dlq.jsonl"));
-    struct fanout_engine *e = s_engine(target, "", of);
+    struct fanout_engine *e = s_engine(NULL, "", "file", s_path("dlq.jsonl"), "");
     const struct s_in in[] = {
         {"a", "ok", 2},        {"b", "fatal:\xff\xfe", 8},
         {"c", "retry:9:y", 9}, {"d", s_big, sizeof s_big - 1},
@@ -410,12 +425,7 @@ START_TEST(refused_records_handed_over)
     };
     struct fanout_result res;
     ck_assert_int_eq(s_invoke(e, in, 5, &res), 0);
-    ck_assert_uint_eq(res.failed_records, 0);
-    ck_assert_uint_eq(res.target_count, 1);
-    const struct fanout_target_summary *s = &res.targets[0];
-    ck_assert_uint_eq(s->delivered, 2);
-    ck_assert_uint_eq(s->on_failure, 3);
-    ck_assert_uint_eq(s->failed, 0);
+    s_expect(&res, "", 2, 0, 3);
     json_t *docs = s_documents("dlq.jsonl");
     ck_assert_uint_eq(json_object_size(docs), 3);
     const json_t *d = json_object_get(docs, "101");
@@ -452,18 +462,12 @@ END_TEST
  * would without one, with both reasons. */
 START_TEST(on_failure_destination_fails_too)
 {
-    char target[400];
-    snprintf(target, sizeof target, "%s", s_path("target.log"));
-    struct fanout_engine *e = s_engine(
-        target, "", "{\"type\":\"flaky\",\"destination\":\"/nonexistent/fanout/dlq.log\"}");
+    struct fanout_engine *e =
+        s_engine(NULL, "", "flaky", "/nonexistent/fanout/dlq.log", "");
     const struct s_in in[] = {{"a", "ok", 2}, {"b", "fatal:x", 7}, {"c", "fatal:y", 7}};
     struct fanout_result res;
     ck_assert_int_eq(s_invoke(e, in, 3, &res), 1);
-    char seqs[256];
-    ck_assert_str_eq(s_failed_seqs(&res, seqs, sizeof seqs), "101,102");
-    ck_assert_uint_eq(res.targets[0].failed, 2);
-    ck_assert_uint_eq(res.targets[0].on_failure, 0);
-    ck_assert_uint_eq(res.targets[0].delivered, 1);
+    s_expect(&res, "101,102", 1, 2, 0);
     fanout_result_clean_up(&res);
     fanout_engine_destroy(e);
 }
@@ -473,21 +477,15 @@ END_TEST
  * handled (maxBytes of the flaky plugin as on-failure destination). */
 START_TEST(document_refused_by_its_limits)
 {
-    char target[400], of[600];
-    snprintf(target, sizeof target, "%s", s_path("target.log"));
-    snprintf(of, sizeof of, "{\"type\":\"flaky\",\"destination\":\"%s\",\"maxBytes\":420}",
-             s_path("dlq.log"));
-    struct fanout_engine *e = s_engine(target, "", of);
+    struct fanout_engine *e =
+        s_engine(NULL, "", "flaky", s_path("dlq.log"), ",\"maxBytes\":420");
     char longer[200];
     memset(longer, 'z', sizeof longer);
     memcpy(longer, "fatal:", 6);
     const struct s_in in[] = {{"a", "fatal:x", 7}, {"b", longer, sizeof longer}};
     struct fanout_result res;
     ck_assert_int_eq(s_invoke(e, in, 2, &res), 1);
-    char seqs[256];
-    ck_assert_str_eq(s_failed_seqs(&res, seqs, sizeof seqs), "101");
-    ck_assert_uint_eq(res.targets[0].on_failure, 1);
-    ck_assert_uint_eq(res.targets[0].failed, 1);
+    s_expect(&res, "101", 0, 1, 1);
     fanout_result_clean_up(&res);
     fanout_engine_destroy(e);
 }
@@ -497,14 +495,12 @@ END_TEST
  * to the on-failure destination, never sent (0 attempts). */
 START_TEST(target_not_opened)
 {
-    char of[600];
-    snprintf(of, sizeof of, "{\"type\":\"file\",\"destination\":\"%s\"}",
-             s_path("dlq.jsonl"));
-    struct fanout_engine *e = s_engine("/nonexistent/fanout/target.log", "", of);
+    struct fanout_engine *e =
+        s_engine("/nonexistent/fanout/target.log", "", "file", s_path("dlq.jsonl"), "");
     const struct s_in in[] = {{"a", "one", 3}, {"b", "two", 3}};
     struct fanout_result res;
     ck_assert_int_eq(s_invoke(e, in, 2, &res), 0);
-    ck_assert_uint_eq(res.targets[0].on_failure, 2);
+    s_expect(&res, "", 0, 0, 2);
     ck_assert_ptr_nonnull(res.targets[0].error);
     json_t *docs = s_documents("dlq.jsonl");
     ck_assert_uint_eq(json_object_size(docs), 2);
@@ -523,22 +519,16 @@ END_TEST
  * fail, and nothing reaches either destination. */
 START_TEST(invalid_on_failure_never_used)
 {
-    char target[400], of[600];
-    snprintf(target, sizeof target, "%s", s_path("target.log"));
-    snprintf(of, sizeof of, "{\"type\":\"nosuch\",\"destination\":\"%s\"}",
-             s_path("dlq.jsonl"));
-    struct fanout_engine *e = s_engine(target, "", of);
+    struct fanout_engine *e = s_engine(NULL, "", "nosuch", s_path("dlq.jsonl"), "");
     const struct s_in in[] = {{"a", "fatal:x", 7}, {"b", "ok", 2}};
     struct fanout_result res;
     ck_assert_int_eq(s_invoke(e, in, 2, &res), 1);
-    ck_assert_uint_eq(res.failed_records, 2);
-    ck_assert_uint_eq(res.targets[0].failed, 2);
-    ck_assert_uint_eq(res.targets[0].on_failure, 0);
+    s_expect(&res, "100,101", 0, 2, 0);
     ck_assert_msg(strstr(res.targets[0].error,
                          "field \"onFailure\": field \"type\": plugin "
                          "\"nosuch\" not found"),
                   "%s", res.targets[0].error);
-    ck_assert_int_ne(access(target, F_OK), 0);
+    ck_assert_int_ne(access(s_path("target.log"), F_OK), 0);
     ck_assert_int_ne(access(s_path("dlq.jsonl"), F_OK), 0);
     fanout_result_clean_up(&res);
 
@@ -587,11 +577,8 @@ static void s_aggregate(const char *const *datas, size_t n, struct fanout_sbuf *
 
 START_TEST(kpl_aggregate_handled_when_each_user_record_is)
 {
-    char target[400], of[600];
-    snprintf(target, sizeof target, "%s", s_path("target.log"));
-    snprintf(of, sizeof of, "{\"type\":\"flaky\",\"destination\":\"%s\",\"maxBytes\":420}",
-             s_path("dlq.log"));
-    struct fanout_engine *e = s_engine(target, ",\"deaggregate\":true", of);
+    struct fanout_engine *e = s_engine(NULL, ",\"deaggregate\":true", "flaky",
+                                       s_path("dlq.log"), ",\"maxBytes\":420");
     char longer[201];
     memset(longer, 'z', 200);
     memcpy(longer, "fatal:", 6);
@@ -604,11 +591,7 @@ START_TEST(kpl_aggregate_handled_when_each_user_record_is)
     const struct s_in in[] = {{"pa", ab.bytes, ab.len}, {"pb", bb.bytes, bb.len}};
     struct fanout_result res;
     ck_assert_int_eq(s_invoke(e, in, 2, &res), 1);
-    char seqs[256];
-    ck_assert_str_eq(s_failed_seqs(&res, seqs, sizeof seqs), "100");
-    ck_assert_uint_eq(res.targets[0].on_failure, 2);
-    ck_assert_uint_eq(res.targets[0].failed, 1);
-    ck_assert_uint_eq(res.targets[0].delivered, 1);
+    s_expect(&res, "100", 1, 1, 2);
     fanout_sbuf_free(&ab);
     fanout_sbuf_free(&bb);
     fanout_result_clean_up(&res);
