@@ -487,9 +487,10 @@ static void s_set_outcome(struct fanout_outcome *o, const struct redis_failure *
     fanout_outcome_set(o, f->status, f->code, "%s", f->message);
 }
 
-/* The reply to command base + i: +OK (the exchange checked that a status
- * is exactly OK) or an error. Every reply writes its outcome, so a resend
- * after an exchange out of step replaces what the untrusted one wrote. */
+/* The reply to command base + i: +OK, or :0 / :1 for a DEL (the exchange
+ * checked that it is exactly what its command can get), or an error. Every
+ * reply writes its outcome, so a resend after an exchange out of step
+ * replaces what the untrusted one wrote. */
 static void s_on_reply(void *ud, size_t i, int is_error, const char *text, size_t len)
 {
     struct s_call *c = ud;
@@ -679,7 +680,7 @@ static int s_send(void *instance, const struct fanout_batch *b, struct fanout_ou
          * (a reply read before the break may have been a stray one, sent
          * before the command it seems to answer), or the replies were out of
          * step. Every command of the exchange is sent again on a new
-         * connection (SET and MSET are idempotent); the resend's replies
+         * connection (SET, MSET and DEL are idempotent); the resend's replies
          * overwrite the outcomes, and if it fails too, every command of the
          * exchange is reported unconfirmed. */
         redis_conn_close(conn);
@@ -759,14 +760,16 @@ static const struct fanout_option s_options[] = {
      .type = FANOUT_OPT_BOOL,
      .offset = offsetof(struct redis_options, delete_on_remove),
      .default_int = 0,
-     .description = "DynamoDB REMOVE records delete their key (DEL) instead of storing {}"},
+     .description = "DynamoDB REMOVE records delete their key (DEL) instead of storing "
+                    "{}; a call then takes up to 10,000 commands (a whole stream batch)"},
     {.name = NULL},
 };
 
 FANOUT_PLUGIN_DEFINE(
         .name = "redis", .version = "1.0.0",
-        .description = "ElastiCache Redis OSS / Valkey (cluster mode disabled) "
-                       "or any Redis: SET key data, pipelined",
+        .description =
+            "ElastiCache Redis OSS / Valkey (cluster mode disabled) "
+            "or any Redis: SET key data (DEL on REMOVE with deleteOnRemove), pipelined",
         .destination_example = "my-cache.abc123.ng.0001.use1.cache.amazonaws.com:6379 (or "
                                "10.0.0.5:6379, [2001:db8::5]:6379)",
         .limits = {.max_messages_per_call = REDIS_MAX_COMMANDS_PER_CALL,
