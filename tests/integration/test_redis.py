@@ -994,12 +994,8 @@ class RedisPlugin(unittest.TestCase):
         self.assertIn("%d mappings, 7 valid, %d invalid" % (len(maps) + 4, len(maps) - 3), out)
 
 
-class MisbehavingServer(harness.CacheChaosCase):
-    """tests/servers/cache_chaos.py plays a Redis that answers the plugin's
-    commands wrongly. In every case the process ends (no signal, bounded
-    time and peak RSS), the records the server did not confirm with their
-    own +OK are reported failed (exit 1) or were resent to success, and
-    none is counted twice."""
+class RedisChaosCase(harness.CacheChaosCase):
+    """The Redis side of harness.CacheChaosCase."""
 
     KIND = "redis"
     ENV = FAST
@@ -1011,6 +1007,25 @@ class MisbehavingServer(harness.CacheChaosCase):
     def mapping(self, srv, **opts):
         opts.setdefault("timeoutMs", 500)
         return redis_map(srv.address, **opts)
+
+    def assertErrorRepliesFail(self, cases):
+        """cases: (error reply, code, attempts): every record fails with
+        that code, after that many attempts (retryable ones are retried)."""
+        for reply, code, attempts in cases:
+            with self.subTest(reply=reply):
+                srv = self.chaos("reply:" + reply)
+                rc, log, failed = self.run_one(srv)
+                self.assertAllFailed(rc, log, failed, code,
+                                     "(1 attempt)" if attempts == 1
+                                     else "(gave up after %d attempts)" % attempts)
+
+
+class MisbehavingServer(RedisChaosCase):
+    """tests/servers/cache_chaos.py plays a Redis that answers the plugin's
+    commands wrongly. In every case the process ends (no signal, bounded
+    time and peak RSS), the records the server did not confirm with their
+    own +OK are reported failed (exit 1) or were resent to success, and
+    none is counted twice."""
 
     def test_reply_types_set_cannot_get(self):
         """SET (no NX/XX/GET) and MSET get +OK or an error, nothing else: an
@@ -1026,15 +1041,9 @@ class MisbehavingServer(harness.CacheChaosCase):
                     self.assertGreater(srv.connections, 1)  # dropped, resent
 
     def test_error_replies_fail_the_records(self):
-        for reply, code, attempts in (("-ERR something", "ERR", 1),
-                                      ("-WRONGTYPE Operation against a key", "WRONGTYPE", 1),
-                                      ("-OOM command not allowed", "OOM", 4)):
-            with self.subTest(reply=reply):
-                srv = self.chaos("reply:" + reply)
-                rc, log, failed = self.run_one(srv)
-                self.assertAllFailed(rc, log, failed, code,
-                                     "(1 attempt)" if attempts == 1
-                                     else "(gave up after %d attempts)" % attempts)
+        self.assertErrorRepliesFail((("-ERR something", "ERR", 1),
+                                     ("-WRONGTYPE Operation against a key", "WRONGTYPE", 1),
+                                     ("-OOM command not allowed", "OOM", 4)))
 
     def test_extra_replies(self):
         for command in ("SET", "MSET"):
@@ -1138,24 +1147,16 @@ class MisbehavingServer(harness.CacheChaosCase):
                 self.assertAllDelivered(rc, log, failed, srv)
 
 
-class MisbehavingServerOnDel(harness.CacheChaosCase):
+class MisbehavingServerOnDel(RedisChaosCase):
     """deleteOnRemove against tests/servers/cache_chaos.py: KEYS come as
     DynamoDB REMOVE records (sequence numbers 1000...), each a DEL, which
     counts as done only on its own :0 or :1, in its place. Every other
     answer leaves the record reported failed (exit 1), or resent to
     success."""
 
-    KIND = "redis"
-    ENV = FAST
-
-    def setUp(self):
-        os.environ.pop("FANOUT_REDIS_PASSWORD", None)
-        super().setUp()
-
     def mapping(self, srv, **opts):
-        opts.setdefault("timeoutMs", 500)
-        return redis_map(srv.address, source=harness.DDB_SOURCE, convertDDB=True,
-                         deleteOnRemove=True, **opts)
+        return super().mapping(srv, source=harness.DDB_SOURCE, convertDDB=True,
+                               deleteOnRemove=True, **opts)
 
     def event(self):
         table = DdbTable()
@@ -1194,16 +1195,10 @@ class MisbehavingServerOnDel(harness.CacheChaosCase):
                 self.assertGreater(srv.connections, 1)  # dropped, resent
 
     def test_error_replies_fail_the_records(self):
-        for reply, code, attempts in (("-ERR something", "ERR", 1),
-                                      ("-NOPERM this user has no permissions to run "
-                                       "the 'del' command", "NOPERM", 1),
-                                      ("-OOM command not allowed", "OOM", 4)):
-            with self.subTest(reply=reply):
-                srv = self.chaos("reply:" + reply)
-                rc, log, failed = self.run_one(srv)
-                self.assertAllFailed(rc, log, failed, code,
-                                     "(1 attempt)" if attempts == 1
-                                     else "(gave up after %d attempts)" % attempts)
+        self.assertErrorRepliesFail((("-ERR something", "ERR", 1),
+                                     ("-NOPERM this user has no permissions to run the "
+                                      "'del' command", "NOPERM", 1),
+                                     ("-OOM command not allowed", "OOM", 4)))
 
     def test_extra_early_and_missing_replies(self):
         for behaviour, phrase in (("extra", "out of step"),
