@@ -491,6 +491,43 @@ class Deploy(unittest.TestCase):
         self.assertIn("listing the event source mappings of fanout", err)
         self.aws._json("DELETE", "/__faults")
 
+    def test_a_repeated_marker_stops_the_listing(self):
+        # a real marker that the service hands back again: destroy stops
+        # with the listing named, at the second page, and deletes nothing
+        self.ok("deploy", "--function", "fanout")
+        self.package("v2", "plugins-v2")
+        self.ok("deploy", "--function", "fanout")     # layer version 2
+        self.ok("hook", "--function", "fanout", "--source-arn", STREAM)
+        self.ok("hook", "--function", "fanout", "--source-arn", STREAM2)
+        self.lambda_options(pageSize=1, repeatMarker=True)
+        mark = len(self.calls("lambda_ctl"))
+        rc, out, err = self.fanout("destroy", "--function", "fanout", "--yes")
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("fanout destroy: listing the event source mappings of fanout: the "
+                      "listing's NextMarker repeats; stopped", err)
+        new = [e["operation"] for e in self.calls("lambda_ctl")[mark:]]
+        self.assertEqual(new.count("ListEventSourceMappings"), 2, new)
+        self.assertEqual([o for o in new if o.startswith("Delete")], [])
+        # the mappings gone, the layer's versions are the listing that repeats
+        self.lambda_options(repeatMarker=False)
+        for source in (STREAM, STREAM2):
+            self.ok("unhook", "--function", "fanout", "--source-arn", source)
+        self.lambda_options(repeatMarker=True)
+        mark = len(self.calls("lambda_ctl"))
+        rc, out, err = self.fanout("destroy", "--function", "fanout", "--yes")
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("fanout destroy: listing the versions of layer fanout-plugins: the "
+                      "listing's NextMarker repeats; stopped", err)
+        new = [e["operation"] for e in self.calls("lambda_ctl")[mark:]]
+        self.assertEqual(new.count("ListLayerVersions"), 2, new)
+        self.assertNotIn("DeleteRole", self.ops("iam"))
+        # the service fixed, destroy ends what it began (the two pages'
+        # versions were deleted before the repeat was seen)
+        self.lambda_options(repeatMarker=False)
+        out, err = self.ok("destroy", "--function", "fanout", "--yes")
+        self.assertIn("layers fanout-plugin*: none", out)
+        self.assertIn("role fanoutRole: deleted", out)
+
     def test_a_function_that_never_settles(self):
         self.lambda_options(pendingPolls=100000)
         env = self.env()
