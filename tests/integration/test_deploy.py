@@ -491,35 +491,37 @@ class Deploy(unittest.TestCase):
         self.assertIn("listing the event source mappings of fanout", err)
         self.aws._json("DELETE", "/__faults")
 
+    def destroy_stops_at_a_repeat(self, operation, listing):
+        """destroy with repeatMarker on: it fails at the second page of
+        `operation`, naming the listing. The operations it sent."""
+        mark = len(self.calls("lambda_ctl"))
+        rc, out, err = self.fanout("destroy", "--function", "fanout", "--yes")
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("fanout destroy: %s: the listing's NextMarker repeats; stopped"
+                      % listing, err)
+        sent = [e["operation"] for e in self.calls("lambda_ctl")[mark:]]
+        self.assertEqual(sent.count(operation), 2, sent)
+        return sent
+
     def test_a_repeated_marker_stops_the_listing(self):
         # a real marker that the service hands back again: destroy stops
-        # with the listing named, at the second page, and deletes nothing
+        # with the listing named, at the second page
         self.ok("deploy", "--function", "fanout")
         self.package("v2", "plugins-v2")
         self.ok("deploy", "--function", "fanout")     # layer version 2
         self.ok("hook", "--function", "fanout", "--source-arn", STREAM)
         self.ok("hook", "--function", "fanout", "--source-arn", STREAM2)
         self.lambda_options(pageSize=1, repeatMarker=True)
-        mark = len(self.calls("lambda_ctl"))
-        rc, out, err = self.fanout("destroy", "--function", "fanout", "--yes")
-        self.assertEqual(rc, 1, out + err)
-        self.assertIn("fanout destroy: listing the event source mappings of fanout: the "
-                      "listing's NextMarker repeats; stopped", err)
-        new = [e["operation"] for e in self.calls("lambda_ctl")[mark:]]
-        self.assertEqual(new.count("ListEventSourceMappings"), 2, new)
-        self.assertEqual([o for o in new if o.startswith("Delete")], [])
+        sent = self.destroy_stops_at_a_repeat("ListEventSourceMappings",
+                                              "listing the event source mappings of fanout")
+        self.assertEqual([o for o in sent if o.startswith("Delete")], [])
         # the mappings gone, the layer's versions are the listing that repeats
         self.lambda_options(repeatMarker=False)
         for source in (STREAM, STREAM2):
             self.ok("unhook", "--function", "fanout", "--source-arn", source)
         self.lambda_options(repeatMarker=True)
-        mark = len(self.calls("lambda_ctl"))
-        rc, out, err = self.fanout("destroy", "--function", "fanout", "--yes")
-        self.assertEqual(rc, 1, out + err)
-        self.assertIn("fanout destroy: listing the versions of layer fanout-plugins: the "
-                      "listing's NextMarker repeats; stopped", err)
-        new = [e["operation"] for e in self.calls("lambda_ctl")[mark:]]
-        self.assertEqual(new.count("ListLayerVersions"), 2, new)
+        self.destroy_stops_at_a_repeat("ListLayerVersions",
+                                       "listing the versions of layer fanout-plugins")
         self.assertNotIn("DeleteRole", self.ops("iam"))
         # the service fixed, destroy ends what it began (the two pages'
         # versions were deleted before the repeat was seen)
