@@ -787,6 +787,16 @@ static int s_fast_string(struct s_fast *f, const char **raw, size_t *len, int *e
         return -1;
     const char *b = ++f->p;
     *escaped = 0;
+    /* to the first '"' or '\\', a word at a time */
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    while (f->end - f->p >= 8) {
+        uint64_t v;
+        memcpy(&v, f->p, 8);
+        uint64_t quote = v ^ (ones * '"'), slash = v ^ (ones * '\\');
+        if ((((quote - ones) & ~quote) | ((slash - ones) & ~slash)) & high)
+            break;
+        f->p += 8;
+    }
     while (f->p < f->end && *f->p != '"') {
         if (*f->p == '\\') {
             *escaped = 1;
