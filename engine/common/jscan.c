@@ -650,7 +650,7 @@ static size_t s_path_add(char *path, size_t path_len, size_t at, const char *key
     return at + n;
 }
 
-#define S_PAIRWISE_MAX 8
+#define S_PAIRWISE_MAX 16
 
 static int s_dup_in(const struct fanout_jnode *obj, struct fanout_arena *a,
                     const struct fanout_jnode **dup)

@@ -742,8 +742,20 @@ START_TEST(jdup_finds_repeated_names)
     ck_assert_str_eq(path, "x.k[1].q");
     /* different names that look alike raw are not duplicates */
     ck_assert_int_eq(s_dup("{\"a\\\\\":1,\"a\\\\\\\\\":2}", path, sizeof path), 0);
-    /* a large object (hashed): distinct names pass, one repeat is found */
+    /* 16 names, compared pairwise: distinct ones pass, an escaped repeat
+     * of the first is found */
     struct fanout_sbuf b = {0};
+    fanout_sbuf_puts(&b, "{");
+    for (int i = 0; i < 15; i++)
+        fanout_sbuf_printf(&b, "%s\"a%d\":%d", i ? "," : "", i, i);
+    fanout_sbuf_puts(&b, "}");
+    ck_assert_int_eq(s_dup((const char *)b.bytes, path, sizeof path), 0);
+    b.len--;
+    fanout_sbuf_puts(&b, ",\"a\\u0030\":0}");
+    ck_assert_int_eq(s_dup((const char *)b.bytes, path, sizeof path), 1);
+    ck_assert_str_eq(path, "a\\u0030");
+    fanout_sbuf_reset(&b);
+    /* a large object (hashed): distinct names pass, one repeat is found */
     fanout_sbuf_puts(&b, "{");
     for (int i = 0; i < 1000; i++)
         fanout_sbuf_printf(&b, "%s\"k%d\":%d", i ? "," : "", i, i);
