@@ -846,39 +846,47 @@ static int s_fast_scalar(struct s_fast *f, char type)
 
 static int s_fast_value(struct s_fast *f, int depth);
 
+/* At a container's `open`: writes it; 1 when `close` follows at once
+ * (written too), 0 when members follow, -1 else. */
+static int s_fast_open(struct s_fast *f, char open, char close)
+{
+    if (s_fast_expect(f, open) != 0 || s_fast_putc(f, open) != 0)
+        return -1;
+    s_fast_ws(f);
+    if (f->p >= f->end || *f->p != close)
+        return 0;
+    f->p++;
+    return s_fast_putc(f, close) == 0 ? 1 : -1;
+}
+
+/* After a member or element: copies the ',' (0: more follow) or `close`
+ * (1); -1 else. */
+static int s_fast_next(struct s_fast *f, char close)
+{
+    s_fast_ws(f);
+    if (f->p >= f->end || (*f->p != ',' && *f->p != close))
+        return -1;
+    char ch = *f->p++;
+    return s_fast_putc(f, ch) != 0 ? -1 : ch == close;
+}
+
 /* An array of values (L, depth set) or of scalars (a set: `set` S, N, B). */
 static int s_fast_array(struct s_fast *f, char set, int depth)
 {
-    if (s_fast_expect(f, '[') != 0 || s_fast_putc(f, '[') != 0)
-        return -1;
-    s_fast_ws(f);
-    if (f->p < f->end && *f->p == ']') {
-        f->p++;
-        return s_fast_putc(f, ']');
-    }
-    for (;;) {
+    int rc = s_fast_open(f, '[', ']');
+    while (rc == 0) {
         if ((set ? s_fast_scalar(f, set) : s_fast_value(f, depth)) != 0)
             return -1;
-        s_fast_ws(f);
-        if (f->p >= f->end)
-            return -1;
-        char ch = *f->p++;
-        if (s_fast_putc(f, ch) != 0 || ch == ']')
-            return ch == ']' ? 0 : -1;
+        rc = s_fast_next(f, ']');
     }
+    return rc < 0 ? -1 : 0;
 }
 
 /* The members of an M value, or an image's attributes: s_emit_map. */
 static int s_fast_map(struct s_fast *f, int depth)
 {
-    if (s_fast_expect(f, '{') != 0 || s_fast_putc(f, '{') != 0)
-        return -1;
-    s_fast_ws(f);
-    if (f->p < f->end && *f->p == '}') {
-        f->p++;
-        return s_fast_putc(f, '}');
-    }
-    for (;;) {
+    int rc = s_fast_open(f, '{', '}');
+    while (rc == 0) {
         const char *raw;
         size_t raw_len, n;
         int esc;
@@ -889,13 +897,9 @@ static int s_fast_map(struct s_fast *f, int depth)
             s_fast_expect(f, ':') != 0 || s_fast_putc(f, ':') != 0 ||
             s_fast_value(f, depth) != 0)
             return -1;
-        s_fast_ws(f);
-        if (f->p >= f->end)
-            return -1;
-        char ch = *f->p++;
-        if (s_fast_putc(f, ch) != 0 || ch == '}')
-            return ch == '}' ? 0 : -1;
+        rc = s_fast_next(f, '}');
     }
+    return rc < 0 ? -1 : 0;
 }
 
 /* An AttributeValue: s_emit_value. */
