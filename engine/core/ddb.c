@@ -821,27 +821,42 @@ static int s_fast_expect(struct s_fast *f, char ch)
     return 0;
 }
 
+/* A string read from the text: raw (inside the quotes) and its value. */
+struct s_fast_str {
+    const char *raw, *s;
+    size_t raw_len, n;
+    int escaped;
+};
+
+static int s_fast_text(struct s_fast *f, struct s_fast_str *t)
+{
+    if (s_fast_string(f, &t->raw, &t->raw_len, &t->escaped) != 0)
+        return -1;
+    t->s = s_text_of(f->c, t->raw, t->raw_len, t->escaped, &t->n);
+    return t->s ? 0 : -1;
+}
+
+static int s_fast_put(struct s_fast *f, const struct s_fast_str *t)
+{
+    return s_put_string(f->c, t->raw, t->raw_len, t->escaped, t->s, t->n, 0);
+}
+
 /* One scalar of type S, N or B: s_emit_scalar. */
 static int s_fast_scalar(struct s_fast *f, char type)
 {
-    const char *raw;
-    size_t raw_len, n;
-    int esc;
-    if (s_fast_string(f, &raw, &raw_len, &esc) != 0)
-        return -1;
-    const char *s = s_text_of(f->c, raw, raw_len, esc, &n);
-    if (!s)
+    struct s_fast_str t;
+    if (s_fast_text(f, &t) != 0)
         return -1;
     if (type == 'N') {
         struct s_num num;
-        return s_number_check(f->c, NULL, "N", s, n, &num) == 0
-                   ? s_number_emit(f->c, s, n, &num)
+        return s_number_check(f->c, NULL, "N", t.s, t.n, &num) == 0
+                   ? s_number_emit(f->c, t.s, t.n, &num)
                    : -1;
     }
     size_t bad;
-    if (type == 'B' && s_base64_check(s, n, &bad) != 0)
+    if (type == 'B' && s_base64_check(t.s, t.n, &bad) != 0)
         return -1;
-    return s_put_string(f->c, raw, raw_len, esc, s, n, 0);
+    return s_fast_put(f, &t);
 }
 
 static int s_fast_value(struct s_fast *f, int depth);
@@ -887,13 +902,8 @@ static int s_fast_map(struct s_fast *f, int depth)
 {
     int rc = s_fast_open(f, '{', '}');
     while (rc == 0) {
-        const char *raw;
-        size_t raw_len, n;
-        int esc;
-        if (s_fast_string(f, &raw, &raw_len, &esc) != 0)
-            return -1;
-        const char *key = s_text_of(f->c, raw, raw_len, esc, &n);
-        if (!key || s_put_string(f->c, raw, raw_len, esc, key, n, 0) != 0 ||
+        struct s_fast_str name;
+        if (s_fast_text(f, &name) != 0 || s_fast_put(f, &name) != 0 ||
             s_fast_expect(f, ':') != 0 || s_fast_putc(f, ':') != 0 ||
             s_fast_value(f, depth) != 0)
             return -1;
