@@ -650,7 +650,7 @@ static size_t s_path_add(char *path, size_t path_len, size_t at, const char *key
     return at + n;
 }
 
-#define S_PAIRWISE_MAX 8
+#define S_PAIRWISE_MAX 16
 
 static int s_dup_in(const struct fanout_jnode *obj, struct fanout_arena *a,
                     const struct fanout_jnode **dup)
@@ -719,31 +719,44 @@ static int s_dup_in(const struct fanout_jnode *obj, struct fanout_arena *a,
     return 0;
 }
 
-static int s_dup_walk(const struct fanout_jnode *n, struct fanout_arena *a, char *path,
-                      size_t path_len, size_t at)
+/* The way down to the value being checked: rendered into a path only when
+ * a repeated name is found, not for every value on the way. */
+struct s_dup_up {
+    const struct s_dup_up *up;
+    const struct fanout_jnode *in, *node; /* node: a member or element of `in` */
+    size_t index;
+};
+
+static size_t s_dup_path(const struct s_dup_up *u, char *path, size_t path_len)
 {
-    if (n->type != FANOUT_J_OBJECT && n->type != FANOUT_J_ARRAY)
+    if (!u)
         return 0;
+    size_t at = s_dup_path(u->up, path, path_len);
+    return u->in->type == FANOUT_J_OBJECT
+               ? s_path_add(path, path_len, at, u->node->key, u->node->key_len, 0)
+               : s_path_add(path, path_len, at, NULL, 0, u->index);
+}
+
+static int s_dup_walk(const struct fanout_jnode *n, struct fanout_arena *a,
+                      const struct s_dup_up *up, char *path, size_t path_len)
+{
     if (n->type == FANOUT_J_OBJECT) {
         const struct fanout_jnode *dup = NULL;
         int rc = s_dup_in(n, a, &dup);
-        if (rc != 0) {
-            if (rc > 0)
-                s_path_add(path, path_len, at, dup->key, dup->key_len, 0);
+        if (rc > 0)
+            s_path_add(path, path_len, s_dup_path(up, path, path_len), dup->key,
+                       dup->key_len, 0);
+        if (rc != 0)
             return rc;
-        }
     }
     size_t i = 0;
     for (const struct fanout_jnode *c = n->child; c; c = c->next, i++) {
         if (c->type != FANOUT_J_OBJECT && c->type != FANOUT_J_ARRAY)
             continue;
-        size_t end = n->type == FANOUT_J_OBJECT
-                         ? s_path_add(path, path_len, at, c->key, c->key_len, 0)
-                         : s_path_add(path, path_len, at, NULL, 0, i);
-        int rc = s_dup_walk(c, a, path, path_len, end);
+        struct s_dup_up u = {up, n, c, i};
+        int rc = s_dup_walk(c, a, &u, path, path_len);
         if (rc != 0)
             return rc;
-        path[at] = 0;
     }
     return 0;
 }
@@ -754,7 +767,9 @@ int fanout_jdup(const struct fanout_jnode *n, struct fanout_arena *arena, char *
     if (!path_len)
         return -1;
     path[0] = 0;
-    return n ? s_dup_walk(n, arena, path, path_len, 0) : 0;
+    return n && (n->type == FANOUT_J_OBJECT || n->type == FANOUT_J_ARRAY)
+               ? s_dup_walk(n, arena, NULL, path, path_len)
+               : 0;
 }
 
 int fanout_jdup_members(const struct fanout_jnode *obj, struct fanout_arena *arena,

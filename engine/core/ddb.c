@@ -740,14 +740,230 @@ static int s_emit_value(struct s_ctx *c, const struct fanout_jnode *av,
                   s_quoted(q, sizeof q, type, tl));
 }
 
-/* ---- entry points ------------------------------------------------------- */
-
 static void s_restore(struct fanout_sbuf *out, size_t len)
 {
     out->len = len;
     if (out->bytes)
         out->bytes[len] = 0;
 }
+
+/* ---- plain JSON in one pass over the text ------------------------------ */
+
+/* The same conversion as s_emit_map and s_emit_value, read straight from
+ * the image's text in the event (valid JSON, as the event's scan accepted
+ * it), with no nodes built: each value is met once, checked and written.
+ * It writes only what s_emit_* would write and gives up (-1) on anything
+ * else: a value of the wrong kind, an unknown or escaped type name, a bad N
+ * or B, too deep, out of memory. The caller then converts the image from
+ * its nodes, which fails the same way with the precise message. */
+struct s_fast {
+    struct s_ctx *c; /* err NULL: the checks below report nothing */
+    const char *p, *end;
+};
+
+static void s_fast_ws(struct s_fast *f)
+{
+    while (f->p < f->end &&
+           (*f->p == ' ' || *f->p == '\n' || *f->p == '\r' || *f->p == '\t'))
+        f->p++;
+}
+
+/* A byte into a buffer with room for it (reserved by the caller). */
+static int s_fast_putc(struct s_fast *f, char ch)
+{
+    struct fanout_sbuf *out = f->c->out;
+    if (out->len + 2 > out->cap && fanout_sbuf_reserve(out, 1) != 0)
+        return -1;
+    out->bytes[out->len++] = (uint8_t)ch;
+    out->bytes[out->len] = 0;
+    return 0;
+}
+
+/* At a string's opening quote: its raw text (inside the quotes). */
+static int s_fast_string(struct s_fast *f, const char **raw, size_t *len, int *escaped)
+{
+    s_fast_ws(f);
+    if (f->p >= f->end || *f->p != '"')
+        return -1;
+    const char *b = ++f->p;
+    *escaped = 0;
+    /* to the first '"' or '\\', a word at a time */
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    while (f->end - f->p >= 8) {
+        uint64_t v;
+        memcpy(&v, f->p, 8);
+        uint64_t quote = v ^ (ones * '"'), slash = v ^ (ones * '\\');
+        if ((((quote - ones) & ~quote) | ((slash - ones) & ~slash)) & high)
+            break;
+        f->p += 8;
+    }
+    while (f->p < f->end && *f->p != '"') {
+        if (*f->p == '\\') {
+            *escaped = 1;
+            f->p++;
+        }
+        f->p++;
+    }
+    if (f->p >= f->end)
+        return -1;
+    *raw = b;
+    *len = (size_t)(f->p++ - b);
+    return 0;
+}
+
+/* Expect `ch` (after whitespace) and step over it. */
+static int s_fast_expect(struct s_fast *f, char ch)
+{
+    s_fast_ws(f);
+    if (f->p >= f->end || *f->p != ch)
+        return -1;
+    f->p++;
+    return 0;
+}
+
+/* A string read from the text: raw (inside the quotes) and its value. */
+struct s_fast_str {
+    const char *raw, *s;
+    size_t raw_len, n;
+    int escaped;
+};
+
+static int s_fast_text(struct s_fast *f, struct s_fast_str *t)
+{
+    if (s_fast_string(f, &t->raw, &t->raw_len, &t->escaped) != 0)
+        return -1;
+    t->s = s_text_of(f->c, t->raw, t->raw_len, t->escaped, &t->n);
+    return t->s ? 0 : -1;
+}
+
+static int s_fast_put(struct s_fast *f, const struct s_fast_str *t)
+{
+    return s_put_string(f->c, t->raw, t->raw_len, t->escaped, t->s, t->n, 0);
+}
+
+/* One scalar of type S, N or B: s_emit_scalar. */
+static int s_fast_scalar(struct s_fast *f, char type)
+{
+    struct s_fast_str t;
+    if (s_fast_text(f, &t) != 0)
+        return -1;
+    if (type == 'N') {
+        struct s_num num;
+        return s_number_check(f->c, NULL, "N", t.s, t.n, &num) == 0
+                   ? s_number_emit(f->c, t.s, t.n, &num)
+                   : -1;
+    }
+    size_t bad;
+    if (type == 'B' && s_base64_check(t.s, t.n, &bad) != 0)
+        return -1;
+    return s_fast_put(f, &t);
+}
+
+static int s_fast_value(struct s_fast *f, int depth);
+
+/* At a container's `open`: writes it; 1 when `close` follows at once
+ * (written too), 0 when members follow, -1 else. */
+static int s_fast_open(struct s_fast *f, char open, char close)
+{
+    if (s_fast_expect(f, open) != 0 || s_fast_putc(f, open) != 0)
+        return -1;
+    s_fast_ws(f);
+    if (f->p >= f->end || *f->p != close)
+        return 0;
+    f->p++;
+    return s_fast_putc(f, close) == 0 ? 1 : -1;
+}
+
+/* After a member or element: copies the ',' (0: more follow) or `close`
+ * (1); -1 else. */
+static int s_fast_next(struct s_fast *f, char close)
+{
+    s_fast_ws(f);
+    if (f->p >= f->end || (*f->p != ',' && *f->p != close))
+        return -1;
+    char ch = *f->p++;
+    return s_fast_putc(f, ch) != 0 ? -1 : ch == close;
+}
+
+/* An array of values (L, depth set) or of scalars (a set: `set` S, N, B). */
+static int s_fast_array(struct s_fast *f, char set, int depth)
+{
+    int rc = s_fast_open(f, '[', ']');
+    while (rc == 0) {
+        if ((set ? s_fast_scalar(f, set) : s_fast_value(f, depth)) != 0)
+            return -1;
+        rc = s_fast_next(f, ']');
+    }
+    return rc < 0 ? -1 : 0;
+}
+
+/* The members of an M value, or an image's attributes: s_emit_map. */
+static int s_fast_map(struct s_fast *f, int depth)
+{
+    int rc = s_fast_open(f, '{', '}');
+    while (rc == 0) {
+        struct s_fast_str name;
+        if (s_fast_text(f, &name) != 0 || s_fast_put(f, &name) != 0 ||
+            s_fast_expect(f, ':') != 0 || s_fast_putc(f, ':') != 0 ||
+            s_fast_value(f, depth) != 0)
+            return -1;
+        rc = s_fast_next(f, '}');
+    }
+    return rc < 0 ? -1 : 0;
+}
+
+/* An AttributeValue: s_emit_value. */
+static int s_fast_value(struct s_fast *f, int depth)
+{
+    const char *type;
+    size_t tl;
+    int esc;
+    if (s_fast_expect(f, '{') != 0 || s_fast_string(f, &type, &tl, &esc) != 0 || esc ||
+        s_fast_expect(f, ':') != 0)
+        return -1;
+    s_fast_ws(f);
+    int rc = -1;
+    if (tl == 1 && (type[0] == 'S' || type[0] == 'N' || type[0] == 'B')) {
+        rc = s_fast_scalar(f, type[0]);
+    } else if (s_type_is(type, tl, "BOOL") || s_type_is(type, tl, "NULL")) {
+        int is_bool = type[0] == 'B';
+        if (f->end - f->p >= 4 && memcmp(f->p, "true", 4) == 0) {
+            f->p += 4;
+            rc = fanout_sbuf_puts(f->c->out, is_bool ? "true" : "null");
+        } else if (is_bool && f->end - f->p >= 5 && memcmp(f->p, "false", 5) == 0) {
+            f->p += 5;
+            rc = fanout_sbuf_puts(f->c->out, "false");
+        }
+    } else if (tl == 1 && (type[0] == 'M' || type[0] == 'L')) {
+        if (depth < DDB_MAX_DEPTH)
+            rc = type[0] == 'M' ? s_fast_map(f, depth + 1) : s_fast_array(f, 0, depth + 1);
+    } else if (tl == 2 && type[1] == 'S' &&
+               (type[0] == 'S' || type[0] == 'N' || type[0] == 'B')) {
+        rc = s_fast_array(f, type[0], depth);
+    }
+    /* exactly one type key */
+    return rc == 0 ? s_fast_expect(f, '}') : -1;
+}
+
+/* Convert an image from its text; -1 (the buffer as it was) when s_emit_map
+ * must do it. */
+static int s_fast_image(struct s_ctx *c, const char *text, size_t len)
+{
+    struct s_ctx quiet = {c->out, NULL, 0, c->what, {0}};
+    struct s_fast f = {&quiet, text, text + len};
+    size_t start = c->out->len;
+    int rc = fanout_sbuf_reserve(c->out, len) == 0 ? s_fast_map(&f, 0) : -1;
+    if (rc == 0) {
+        s_fast_ws(&f);
+        rc = f.p == f.end ? 0 : -1;
+    }
+    if (rc != 0)
+        s_restore(c->out, start);
+    fanout_arena_free(&quiet.arena);
+    return rc;
+}
+
+/* ---- entry points ------------------------------------------------------- */
 
 int fanout_ddb_image_write(const struct fanout_jnode *image, int convert,
                            struct fanout_sbuf *out, char *err, size_t err_len)
@@ -844,6 +1060,94 @@ fail:
     s_restore(out, start);
     fanout_arena_free(&c.arena);
     return -1;
+}
+
+int fanout_ddb_image_text(const char *text, size_t len, int convert,
+                          struct fanout_arena *nodes, struct fanout_sbuf *out, char *err,
+                          size_t err_len)
+{
+    if (text && convert) {
+        struct s_ctx c = {out, err, err_len, "attribute", {0}};
+        if (s_fast_image(&c, text, len) == 0) {
+            if (err && err_len)
+                err[0] = 0;
+            return 0;
+        }
+    }
+    const struct fanout_jnode *img = NULL;
+    if (text && !(img = fanout_jscan_valid(text, len, nodes, err, err_len)))
+        return -2;
+    return fanout_ddb_image_write(img, convert, out, err, err_len) == 0 ? 0 : -1;
+}
+
+/* A member of a whole record: an image or Keys (`image`), else a scalar
+ * as it came (a number's text as it is, a string as s_dump writes it). */
+static int s_record_member(struct s_ctx *c, const struct fanout_jnode *v, int image,
+                           int convert)
+{
+    if (!image)
+        return v->type == FANOUT_J_NUMBER
+                   ? (fanout_sbuf_put(c->out, v->text, v->len) == 0 ? 0 : s_oom(c))
+                   : (s_dump(c, v) == 0 ? 0 : s_oom(c));
+    if (v->type != FANOUT_J_OBJECT)
+        return s_fail(c, NULL, "expected an object of attributes, got %s", s_kind(v));
+    if (!convert)
+        return s_dump(c, v) == 0
+                   ? 0
+                   : s_fail(c, NULL, "cannot be written as JSON (out of memory?)");
+    if (s_fast_image(c, v->text, v->len) == 0)
+        return 0;
+    return s_emit_map(c, v, NULL, 0);
+}
+
+int fanout_ddb_record_write(const struct fanout_jnode *record, int convert,
+                            struct fanout_sbuf *out, char *err, size_t err_len)
+{
+    static const struct {
+        const char *name;
+        int in_dynamodb, image;
+    } members[] = {
+        {"eventName", 0, 0},
+        {"eventID", 0, 0},
+        {"Keys", 1, 1},
+        {"OldImage", 1, 1},
+        {"NewImage", 1, 1},
+        {"SequenceNumber", 1, 0},
+        {"ApproximateCreationDateTime", 1, 0},
+    };
+    struct s_ctx c = {out, NULL, 0, "attribute", {0}};
+    size_t start = out->len;
+    char why[384];
+    if (err && err_len)
+        err[0] = 0;
+    const struct fanout_jnode *d = fanout_jget(record, "dynamodb");
+    int rc = fanout_sbuf_putc(out, '{');
+    size_t written = 0;
+    for (size_t i = 0; rc == 0 && i < sizeof members / sizeof members[0]; i++) {
+        const struct fanout_jnode *v =
+            fanout_jget(members[i].in_dynamodb ? d : record, members[i].name);
+        if (!v)
+            continue;
+        if ((written++ && fanout_sbuf_putc(out, ',') != 0) ||
+            fanout_sbuf_printf(out, "\"%s\":", members[i].name) != 0) {
+            rc = -1;
+            break;
+        }
+        c.err = why;
+        c.err_len = sizeof why;
+        rc = s_record_member(&c, v, members[i].image, convert);
+        if (rc != 0)
+            snprintf(err, err_len, "field \"%s%s\": %s",
+                     members[i].in_dynamodb ? "dynamodb." : "", members[i].name, why);
+    }
+    if (rc == 0 && fanout_sbuf_putc(out, '}') != 0)
+        rc = -1;
+    if (rc != 0 && err && err_len && !err[0])
+        snprintf(err, err_len, "out of memory");
+    if (rc != 0)
+        s_restore(out, start);
+    fanout_arena_free(&c.arena);
+    return rc;
 }
 
 /* A \u0000 escape in a member name's text. */

@@ -22,6 +22,27 @@ struct fanout_jnode;
 int fanout_ddb_image_write(const struct fanout_jnode *image, int convert,
                            struct fanout_sbuf *out, char *err, size_t err_len);
 
+/* fanout_ddb_image_write for an image given as its text in the event (an
+ * object the event's scan accepted; NULL for none): with `convert`, written
+ * in one pass over the text, checked as it goes; the image's nodes are
+ * scanned into `nodes` only when that pass gives up (pass-through mode, a
+ * value in error: the message is then fanout_ddb_image_write's). Returns 0,
+ * -1 with err as fanout_ddb_image_write, -2 when out of memory. */
+int fanout_ddb_image_text(const char *text, size_t len, int convert,
+                          struct fanout_arena *nodes, struct fanout_sbuf *out, char *err,
+                          size_t err_len);
+
+/* Append a DynamoDB Streams record as one object ("wholeRecord"): its
+ * members eventName, eventID, dynamodb.Keys, .OldImage, .NewImage,
+ * .SequenceNumber, .ApproximateCreationDateTime in that order, those
+ * present only. Keys and images as fanout_ddb_image_write writes them
+ * (plain JSON with `convert`, else DynamoDB JSON), the others as they came.
+ * Returns 0, or -1 with err naming the field, e.g. `field
+ * "dynamodb.OldImage": attribute "a": unknown DynamoDB type "X" (...)`,
+ * the buffer as it was. */
+int fanout_ddb_record_write(const struct fanout_jnode *record, int convert,
+                            struct fanout_sbuf *out, char *err, size_t err_len);
+
 /* Append the key string of a record's `Keys`: each key attribute's value in
  * the order of the object, joined by '|'; S and N as their text, B as its
  * base64 text. Returns 0, or -1 with err (a key attribute of another type,

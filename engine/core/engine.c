@@ -1120,8 +1120,8 @@ int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
                          fanout_quote(qsrc, g->source_arn), g->count);
             continue;
         }
-        struct fanout_decoded variants[16];
-        int have[16] = {0};
+        struct fanout_decoded variants[32];
+        int have[32] = {0};
         for (size_t mi = 0; mi < nmaps; mi++) {
             const struct fanout_mapping *m = maps[mi];
             int invalid;
@@ -1161,10 +1161,11 @@ int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
             int want_json =
                 t->inst && (t->inst->plugin->desc.flags & FANOUT_PLUGIN_SOURCE_JSON) != 0;
             int vi = (m->deaggregate ? 1 : 0) | (m->convert_ddb ? 2 : 0) |
-                     (want_json ? 4 : 0) | (m->append_newlines ? 8 : 0);
+                     (want_json ? 4 : 0) | (m->append_newlines ? 8 : 0) |
+                     (m->whole_record ? 16 : 0);
             if (!have[vi]) {
                 struct fanout_decode_opts o = {m->deaggregate, m->convert_ddb, want_json,
-                                               m->append_newlines};
+                                               m->append_newlines, m->whole_record};
                 if (fanout_decode_group(g, o, &e->arena, &variants[vi]) != 0) {
                     snprintf(err, err_len, "out of memory");
                     goto out;

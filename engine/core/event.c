@@ -605,25 +605,31 @@ int fanout_decode_group(const struct fanout_source_group *g, struct fanout_decod
             break;
         }
         if (raw->kind == FANOUT_SRC_DYNAMODB) {
-            /* the NewImage (or NULL), scanned again: its nodes were those
-             * of the record's scan, reset since */
-            const struct fanout_jnode *img = NULL;
+            /* the NewImage (or NULL) from its text; the whole record from
+             * its nodes, scanned again (the record's scan reset them) */
+            const struct fanout_jnode *rec = NULL;
             fanout_sbuf_reset(&scratch);
             fanout_arena_reset(&nodes);
-            if (raw->image && !(img = fanout_jscan_valid(raw->image, raw->image_len, &nodes,
-                                                         err, sizeof err))) {
+            int wrc = !opts.whole_record ? fanout_ddb_image_text(raw->image, raw->image_len,
+                                                                 opts.convert_ddb, &nodes,
+                                                                 &scratch, err, sizeof err)
+                      : (rec = fanout_jscan_valid(raw->node->text, raw->node->len, &nodes,
+                                                  err, sizeof err))
+                          ? fanout_ddb_record_write(rec, opts.convert_ddb, &scratch, err,
+                                                    sizeof err)
+                          : -2;
+            if (wrc == -2) {
                 rc = -1;
                 break;
             }
-            if (fanout_ddb_image_write(img, opts.convert_ddb, &scratch, err, sizeof err) !=
-                0) {
+            if (wrc != 0) {
                 char q[FANOUT_QUOTE_SIZE];
                 out->failures[out->failed_count++] = (struct fanout_failure){
-                    raw, fanout_arena_sprintf(a,
-                                              "record %zu (sequence number %s): field "
-                                              "\"dynamodb.NewImage\": %s",
-                                              raw->index,
-                                              fanout_quote(q, raw->sequence_number), err)};
+                    raw,
+                    fanout_arena_sprintf(
+                        a, "record %zu (sequence number %s): %s%s", raw->index,
+                        fanout_quote(q, raw->sequence_number),
+                        opts.whole_record ? "" : "field \"dynamodb.NewImage\": ", err)};
                 continue;
             }
             r->pub.data = fanout_arena_memdup(

@@ -76,6 +76,7 @@ struct fanout_decode_opts {
     int convert_ddb;
     int source_json;    /* fill fanout_record.source_json */
     int append_newline; /* "appendNewlines": a '\n' after each record's data */
+    int whole_record;   /* "wholeRecord": a DynamoDB record's data is the record */
 };
 
 /* A decoded record: the plugin-facing view first, then bookkeeping. */

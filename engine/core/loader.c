@@ -195,7 +195,7 @@ static int s_build_search_path(struct fanout_loader *l, const char *search_path)
 static const char *const s_mapping_fields[] = {
     "sourceArn",  "id",          "type",           "destination", "active",
     "role",       "externalId",  "region",         "collapse",    "parallel",
-    "convertDDB", "deaggregate", "appendNewlines",
+    "convertDDB", "deaggregate", "appendNewlines", "wholeRecord",
 };
 
 static int s_valid_option_name(const char *s)

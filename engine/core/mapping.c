@@ -12,9 +12,10 @@
 #include "common/util.h"
 
 const char *const fanout_mapping_fields[] = {
-    "sourceArn",  "id",          "type",           "destination", "active",
-    "role",       "externalId",  "region",         "collapse",    "parallel",
-    "convertDDB", "deaggregate", "appendNewlines", "onFailure",   NULL,
+    "sourceArn",      "id",        "type",        "destination",
+    "active",         "role",      "externalId",  "region",
+    "collapse",       "parallel",  "convertDDB",  "deaggregate",
+    "appendNewlines", "onFailure", "wholeRecord", NULL,
 };
 
 static const char *const s_collapse_names[] = {"none", "JSON", "concat", "concat-b64"};
@@ -298,6 +299,16 @@ out:
     return rc;
 }
 
+/* arn:<partition>:dynamodb:<region>:<account>:table/<name>/stream/<label> */
+static int s_ddb_stream_arn(const char *arn)
+{
+    const char *p = arn;
+    for (int i = 0; i < 2 && p; i++)
+        p = strchr(p, ':') ? strchr(p, ':') + 1 : NULL;
+    return p && strncmp(p, "dynamodb:", 9) == 0 && strstr(p, ":table/") &&
+           strstr(p, "/stream/");
+}
+
 struct fanout_mapping *fanout_mapping_parse(const json_t *obj, size_t index, char *err,
                                             size_t err_len)
 {
@@ -328,13 +339,22 @@ struct fanout_mapping *fanout_mapping_parse(const json_t *obj, size_t index, cha
         s_bool(&c, "parallel", 0, 1, &m->parallel) ||
         s_bool(&c, "convertDDB", 0, 0, &m->convert_ddb) ||
         s_bool(&c, "deaggregate", 0, 0, &m->deaggregate) ||
-        s_bool(&c, "appendNewlines", 0, 0, &m->append_newlines))
+        s_bool(&c, "appendNewlines", 0, 0, &m->append_newlines) ||
+        s_bool(&c, "wholeRecord", 0, 0, &m->whole_record))
         goto fail;
 
     if (strncmp(m->source_arn, "arn:", 4) != 0) {
         s_problem(&c, "sourceArn",
                   "expected the ARN of a Kinesis stream or a DynamoDB stream, e.g. "
                   "arn:aws:kinesis:us-east-1:123456789012:stream/my-stream, got \"%s\"",
+                  fanout_quote(q, m->source_arn));
+        goto fail;
+    }
+    if (m->whole_record && !s_ddb_stream_arn(m->source_arn)) {
+        s_problem(&c, "wholeRecord",
+                  "only for DynamoDB Streams sources (a sourceArn like "
+                  "arn:aws:dynamodb:us-east-1:123456789012:table/my-table/stream/"
+                  "2026-01-01T00:00:00.000), got sourceArn \"%s\"",
                   fanout_quote(q, m->source_arn));
         goto fail;
     }

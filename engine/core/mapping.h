@@ -22,6 +22,7 @@ struct fanout_mapping {
     int convert_ddb;
     int deaggregate;
     int append_newlines; /* "appendNewlines": a '\n' after each record's data */
+    int whole_record;    /* "wholeRecord": DynamoDB records sent whole, not the NewImage */
     /* Settings that aws-lambda-fanout accepted and ignored for this type
      * (collapse on lambda, es, memcached, redis; role, region, externalId on
      * memcached, redis): cleared above, and named here for the one warning

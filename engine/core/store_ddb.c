@@ -33,7 +33,8 @@
 
 /* The schema's boolean fields; its other fields are strings. */
 static const char *const s_bool_fields[] = {"active",      "parallel",       "convertDDB",
-                                            "deaggregate", "appendNewlines", NULL};
+                                            "deaggregate", "appendNewlines", "wholeRecord",
+                                            NULL};
 
 static int s_in(const char *const *list, const char *name)
 {

@@ -456,6 +456,60 @@ class OriginalTables(Base):
                  else base64.b64decode(line["dataBase64"]))
             self.assertTrue(d.endswith(b"\n"), line)
 
+    def test_whole_record_dynamodb(self):
+        """wholeRecord: each record's data is the stream record (members
+        present only), with convertDDB in plain JSON, else DynamoDB JSON."""
+        records = event_records("dynamodb.json")
+        for i, rec in enumerate(records):  # the sample has no OldImage
+            if rec["eventName"] != "INSERT":
+                rec["dynamodb"]["OldImage"] = records[i - 1]["dynamodb"]["NewImage"]
+        event = {"Records": records}
+        r = self.invoke([mapping("whole", "file", "whole.jsonl", source=DDB_ARN,
+                                 wholeRecord=True, convertDDB=True),
+                         mapping("raw", "file", "raw.jsonl", source=DDB_ARN,
+                                 wholeRecord=True),
+                         mapping("image", "file", "image.jsonl", source=DDB_ARN,
+                                 convertDDB=True)], event)
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        whole, raw, image = (self.lines(n) for n in ("whole.jsonl", "raw.jsonl",
+                                                     "image.jsonl"))
+        self.assertEqual(len(whole), 6)
+        self.assertEqual(len(raw), 6)
+        for rec, w, d, img in zip(records, whole, raw, image):
+            ddb = rec["dynamodb"]
+            got, dj = json.loads(w["data"]), json.loads(d["data"])
+            names = ["eventName", "eventID", "Keys", "OldImage", "NewImage",
+                     "SequenceNumber", "ApproximateCreationDateTime"]
+            want = [n for n in names if n in rec or n in ddb]
+            self.assertEqual(list(got), want)
+            self.assertEqual(list(dj), want)
+            self.assertEqual(got["eventName"], rec["eventName"])
+            self.assertEqual(got["eventID"], rec["eventID"])
+            self.assertEqual(got["SequenceNumber"], ddb["SequenceNumber"])
+            self.assertEqual(got["ApproximateCreationDateTime"],
+                             ddb["ApproximateCreationDateTime"])
+            # without convertDDB: the DynamoDB JSON as it came
+            for n in ("Keys", "OldImage", "NewImage"):
+                if n in ddb:
+                    self.assertEqual(dj[n], ddb[n])
+            # with it: the same converter as the NewImage alone
+            if "NewImage" in ddb:
+                self.assertEqual(got["NewImage"], json.loads(img["data"]))
+                self.assertIn(img["data"], w["data"])
+            else:
+                self.assertEqual(img["data"], "{}")
+            self.assertEqual(w["key"], img["key"])
+        self.assertIn('"big":12345678901234567890123456789.5', whole[0]["data"])
+        for w in whole:  # Keys in plain JSON: the record key's parts
+            keys = json.loads(w["data"])["Keys"]
+            self.assertEqual("|".join(str(v) for v in keys.values()), w["key"])
+        # refused for a Kinesis source: the field is named
+        r = self.invoke([mapping("k", "file", "k.jsonl", wholeRecord=True)],
+                        kinesis_event([("a", b"x")]))
+        self.assertEqual(r.returncode, 1, r.stderr.decode())
+        self.assertIn('mapping "k" (#0): field "wholeRecord": only for DynamoDB Streams',
+                      r.stderr.decode())
+
     def test_append_newlines_must_be_a_boolean(self):
         r = self.invoke([mapping("s", "file", "s.jsonl", appendNewlines="true"),
                          mapping("ok", "file", "ok.jsonl")],

@@ -57,17 +57,23 @@ static int s_compare(const json_t *j, const struct fanout_jnode *root, char *why
     static const char *const names[] = {"image (pass-through)", "image (convertDDB)",
                                         "key"};
     for (int k = 0; k < 3; k++) {
-        struct fanout_sbuf a = {0}, b = {0}, c = {0};
-        char ea[512], eb[512], ec[512];
+        struct fanout_sbuf a = {0}, b = {0}, c = {0}, d = {0};
+        char ea[512], eb[512], ec[512], ed[512];
         /* a prefix: what is appended goes after it, and a failure keeps it */
         fanout_sbuf_puts(&a, "p:");
         fanout_sbuf_puts(&b, "p:");
         fanout_sbuf_puts(&c, "p:");
-        int ra, rb, rc;
+        fanout_sbuf_puts(&d, "p:");
+        int ra, rb, rc, rd = 0;
+        ed[0] = 0;
         if (k < 2) {
+            struct fanout_arena nodes = {0};
             ra = fanout_ddb_ref_image_to_json(j, k, &a, ea, sizeof ea);
             rb = fanout_ddb_image_write(root, k, &b, eb, sizeof eb);
             rc = fanout_ddb_image_to_json(j, k, &c, ec, sizeof ec);
+            /* as the event reader converts: from the image's text */
+            rd = fanout_ddb_image_text(root->text, root->len, k, &nodes, &d, ed, sizeof ed);
+            fanout_arena_free(&nodes);
         } else {
             ra = fanout_ddb_ref_key(j, &a, ea, sizeof ea);
             rb = fanout_ddb_key_write(root, &b, eb, sizeof eb);
@@ -79,9 +85,13 @@ static int s_compare(const json_t *j, const struct fanout_jnode *root, char *why
         snprintf(what, sizeof what, "%s from a jansson tree", names[k]);
         if (same == 0)
             same = s_same(what, ra, &a, ea, rc, &c, ec, why, why_len);
+        snprintf(what, sizeof what, "%s from the text", names[k]);
+        if (same == 0 && k < 2)
+            same = s_same(what, ra, &a, ea, rd, &d, ed, why, why_len);
         fanout_sbuf_free(&a);
         fanout_sbuf_free(&b);
         fanout_sbuf_free(&c);
+        fanout_sbuf_free(&d);
         if (same != 0)
             return -1;
     }

@@ -416,6 +416,119 @@ START_TEST(dynamodb_bad_image_fails_one_record)
 }
 END_TEST
 
+/* "wholeRecord": the data is the stream record's members that are there,
+ * in a fixed order; Keys and images plain JSON with convertDDB, else the
+ * DynamoDB JSON as a NewImage is passed through (compact, escapes
+ * undone). */
+#define S_WR_ARN "\"eventSourceARN\":\"arn:aws:dynamodb:us-east-1:1:table/t/stream/x\""
+START_TEST(whole_record_insert_modify_remove)
+{
+    struct fanout_event ev;
+    s_parse_text(
+        "{\"Records\":["
+        "{\"eventID\":\"e1\",\"eventName\":\"INSERT\",\"eventSource\":\"aws:"
+        "dynamodb\"," S_WR_ARN ",\"dynamodb\":{\"ApproximateCreationDateTime\":1767225600,"
+        "\"Keys\":{\"id\":{\"S\":\"a\"}},\"NewImage\":{\"id\":{\"S\":\"a\"}, \"n\": {\"N\":"
+        "\"12345678901234567890.50\"}},\"SequenceNumber\":\"1\",\"SizeBytes\":9,"
+        "\"StreamViewType\":\"NEW_AND_OLD_IMAGES\"}},"
+        "{\"eventID\":\"e2\",\"eventName\":\"MODIFY\",\"eventSource\":\"aws:"
+        "dynamodb\"," S_WR_ARN ",\"dynamodb\":{\"Keys\":{\"id\":{\"S\":\"a\"}},"
+        "\"NewImage\":{\"id\":{\"S\":\"a\"},\"l\":{\"L\":[{\"BOOL\":true},{\"NULL\":true}]}"
+        "},"
+        "\"OldImage\":{\"id\":{\"S\":\"a\"},\"l\":{\"SS\":[\"x\",\"y\"]}},"
+        "\"SequenceNumber\":\"2\"}},"
+        "{\"eventName\":\"REMOVE\",\"eventSource\":\"aws:dynamodb\"," S_WR_ARN
+        ",\"dynamodb\":{\"ApproximateCreationDateTime\":1767225600.5,"
+        "\"Keys\":{\"id\":{\"S\":\"a\"},\"k\":{\"N\":\"+7\"}},"
+        "\"OldImage\":{\"id\":{\"S\":\"a\\u00e9\"}},\"SequenceNumber\":\"3\"}}]}",
+        &ev);
+    static const char *const want[2][3] = {
+        {"{\"eventName\":\"INSERT\",\"eventID\":\"e1\",\"Keys\":{\"id\":{\"S\":\"a\"}},"
+         "\"NewImage\":{\"id\":{\"S\":\"a\"},\"n\":{\"N\":\"12345678901234567890.50\"}},"
+         "\"SequenceNumber\":\"1\",\"ApproximateCreationDateTime\":1767225600}",
+         "{\"eventName\":\"MODIFY\",\"eventID\":\"e2\",\"Keys\":{\"id\":{\"S\":\"a\"}},"
+         "\"OldImage\":{\"id\":{\"S\":\"a\"},\"l\":{\"SS\":[\"x\",\"y\"]}},"
+         "\"NewImage\":{\"id\":{\"S\":\"a\"},\"l\":{\"L\":[{\"BOOL\":true},{\"NULL\":true}]"
+         "}},"
+         "\"SequenceNumber\":\"2\"}",
+         "{\"eventName\":\"REMOVE\",\"Keys\":{\"id\":{\"S\":\"a\"},\"k\":{\"N\":\"+7\"}},"
+         "\"OldImage\":{\"id\":{\"S\":\"a\xc3\xa9\"}},\"SequenceNumber\":\"3\","
+         "\"ApproximateCreationDateTime\":1767225600.5}"},
+        {"{\"eventName\":\"INSERT\",\"eventID\":\"e1\",\"Keys\":{\"id\":\"a\"},"
+         "\"NewImage\":{\"id\":\"a\",\"n\":12345678901234567890.50},"
+         "\"SequenceNumber\":\"1\",\"ApproximateCreationDateTime\":1767225600}",
+         "{\"eventName\":\"MODIFY\",\"eventID\":\"e2\",\"Keys\":{\"id\":\"a\"},"
+         "\"OldImage\":{\"id\":\"a\",\"l\":[\"x\",\"y\"]},"
+         "\"NewImage\":{\"id\":\"a\",\"l\":[true,null]},\"SequenceNumber\":\"2\"}",
+         "{\"eventName\":\"REMOVE\",\"Keys\":{\"id\":\"a\",\"k\":7},"
+         "\"OldImage\":{\"id\":\"a\xc3\xa9\"},\"SequenceNumber\":\"3\","
+         "\"ApproximateCreationDateTime\":1767225600.5}"},
+    };
+    for (int convert = 0; convert < 2; convert++) {
+        struct fanout_decoded d;
+        ck_assert_int_eq(
+            fanout_decode_group(&ev.groups[0],
+                                (struct fanout_decode_opts){0, convert, 0, 0, 1}, &s_arena,
+                                &d),
+            0);
+        ck_assert_uint_eq(d.failed_count, 0);
+        ck_assert_uint_eq(d.count, 3);
+        for (size_t i = 0; i < 3; i++) {
+            ck_assert_str_eq((const char *)d.records[i]->pub.data, want[convert][i]);
+            ck_assert_uint_eq(d.records[i]->pub.data_len, strlen(want[convert][i]));
+        }
+    }
+    /* without it, the NewImage only ({} for a REMOVE) */
+    struct fanout_decoded d;
+    ck_assert_int_eq(
+        fanout_decode_group(&ev.groups[0], (struct fanout_decode_opts){0, 1}, &s_arena, &d),
+        0);
+    ck_assert_str_eq((const char *)d.records[1]->pub.data,
+                     "{\"id\":\"a\",\"l\":[true,null]}");
+    ck_assert_str_eq((const char *)d.records[2]->pub.data, "{}");
+    fanout_event_clean_up(&ev);
+}
+END_TEST
+
+/* A bad OldImage fails the record with wholeRecord only (it is not sent
+ * otherwise), and the message names the field and the attribute. */
+START_TEST(whole_record_bad_old_image)
+{
+    struct fanout_event ev;
+    s_parse_text(
+        "{\"Records\":[{\"eventName\":\"MODIFY\",\"eventSource\":\"aws:dynamodb\"," S_WR_ARN
+        ",\"dynamodb\":{\"Keys\":{\"id\":{\"S\":\"a\"}},\"SequenceNumber\":\"9\","
+        "\"NewImage\":{\"id\":{\"S\":\"a\"}},"
+        "\"OldImage\":{\"id\":{\"S\":\"a\"},\"m\":{\"M\":{\"x\":{\"N\":\"1e\"}}}}}}]}",
+        &ev);
+    struct fanout_decoded d;
+    ck_assert_int_eq(fanout_decode_group(&ev.groups[0],
+                                         (struct fanout_decode_opts){0, 1, 0, 0, 1},
+                                         &s_arena, &d),
+                     0);
+    ck_assert_uint_eq(d.count, 0);
+    ck_assert_uint_eq(d.failed_count, 1);
+    ck_assert_str_eq(d.failures[0].reason,
+                     "record 0 (sequence number 9): field \"dynamodb.OldImage\": attribute "
+                     "\"m.x\": N value \"1e\" is not a number (expected "
+                     "[+-]digits[.digits][e[+-]digits])");
+    /* pass-through: sent as received */
+    ck_assert_int_eq(fanout_decode_group(&ev.groups[0],
+                                         (struct fanout_decode_opts){0, 0, 0, 0, 1},
+                                         &s_arena, &d),
+                     0);
+    ck_assert_uint_eq(d.count, 1);
+    ck_assert_msg(strstr((const char *)d.records[0]->pub.data, "{\"N\":\"1e\"}"), "%s",
+                  (const char *)d.records[0]->pub.data);
+    /* NewImage alone converts */
+    ck_assert_int_eq(
+        fanout_decode_group(&ev.groups[0], (struct fanout_decode_opts){0, 1}, &s_arena, &d),
+        0);
+    ck_assert_uint_eq(d.count, 1);
+    fanout_event_clean_up(&ev);
+}
+END_TEST
+
 START_TEST(jscan_shallow_then_valid)
 {
     char err[256];
@@ -629,8 +742,20 @@ START_TEST(jdup_finds_repeated_names)
     ck_assert_str_eq(path, "x.k[1].q");
     /* different names that look alike raw are not duplicates */
     ck_assert_int_eq(s_dup("{\"a\\\\\":1,\"a\\\\\\\\\":2}", path, sizeof path), 0);
-    /* a large object (hashed): distinct names pass, one repeat is found */
+    /* 16 names, compared pairwise: distinct ones pass, an escaped repeat
+     * of the first is found */
     struct fanout_sbuf b = {0};
+    fanout_sbuf_puts(&b, "{");
+    for (int i = 0; i < 15; i++)
+        fanout_sbuf_printf(&b, "%s\"a%d\":%d", i ? "," : "", i, i);
+    fanout_sbuf_puts(&b, "}");
+    ck_assert_int_eq(s_dup((const char *)b.bytes, path, sizeof path), 0);
+    b.len--;
+    fanout_sbuf_puts(&b, ",\"a\\u0030\":0}");
+    ck_assert_int_eq(s_dup((const char *)b.bytes, path, sizeof path), 1);
+    ck_assert_str_eq(path, "a\\u0030");
+    fanout_sbuf_reset(&b);
+    /* a large object (hashed): distinct names pass, one repeat is found */
     fanout_sbuf_puts(&b, "{");
     for (int i = 0; i < 1000; i++)
         fanout_sbuf_printf(&b, "%s\"k%d\":%d", i ? "," : "", i, i);
@@ -741,6 +866,8 @@ int main(void)
     tcase_add_test(tc, duplicate_key_fails_that_record_only);
     tcase_add_test(tc, duplicate_key_in_dynamodb_and_sns);
     tcase_add_test(tc, arrival_times);
+    tcase_add_test(tc, whole_record_insert_modify_remove);
+    tcase_add_test(tc, whole_record_bad_old_image);
     suite_add_tcase(s, tc);
     return fanout_check_run(s);
 }

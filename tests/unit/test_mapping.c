@@ -94,6 +94,11 @@ static const struct bad_case s_bad[] = {
     {"\"appendNewlines\":\"true\"",
      {"field \"appendNewlines\"", "expected a boolean", "got a string \"true\""}},
     {"\"appendNewlines\":1", {"field \"appendNewlines\"", "got a number", NULL}},
+    {"\"wholeRecord\":\"yes\"", {"field \"wholeRecord\"", "expected a boolean", NULL}},
+    /* a Kinesis source (SRC) has no stream records to send whole */
+    {"\"wholeRecord\":true",
+     {"mapping \"t\" (#3): field \"wholeRecord\": only for DynamoDB Streams sources",
+      "got sourceArn \"" SRC "\"", NULL}},
     /* the original's ignored settings are checked all the same */
     {"\"type\":\"lambda\",\"collapse\":\"zip\"", {"field \"collapse\"", "\"zip\"", NULL}},
     {"\"type\":\"redis\",\"region\":\"mars\"", {"field \"region\"", NULL, NULL}},
@@ -247,6 +252,38 @@ START_TEST(legacy_settings_ignored)
     ck_assert(json_equal(in, m->json));
     json_decref(in);
     fanout_mapping_free(m);
+}
+END_TEST
+
+/* "wholeRecord": DynamoDB stream sources only, false by default. */
+START_TEST(whole_record)
+{
+    char err[512] = "";
+    const char *ddb = "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/"
+                      "2026-01-01T00:00:00.000";
+    char json[512];
+    snprintf(json, sizeof json,
+             "{\"sourceArn\":\"%s\",\"id\":\"t\",\"type\":\"file\",\"destination\":\"-\","
+             "\"active\":true,\"wholeRecord\":true}",
+             ddb);
+    struct fanout_mapping *m = s_parse(json, err, sizeof err);
+    ck_assert_msg(m != NULL, "%s", err);
+    ck_assert_int_eq(m->whole_record, 1);
+    ck_assert_uint_eq(json_object_size(m->extra), 0); /* not a plugin option */
+    fanout_mapping_free(m);
+    m = s_parse("{\"sourceArn\":\"" SRC "\",\"id\":\"t\",\"type\":\"file\","
+                "\"destination\":\"-\",\"active\":true,\"wholeRecord\":false}",
+                err, sizeof err);
+    ck_assert_msg(m != NULL, "%s", err);
+    ck_assert_int_eq(m->whole_record, 0);
+    fanout_mapping_free(m);
+    /* a table ARN without /stream/ is not a stream */
+    m = s_parse("{\"sourceArn\":\"arn:aws:dynamodb:us-east-1:1:table/t\",\"id\":\"t\","
+                "\"type\":\"file\",\"destination\":\"-\",\"active\":true,"
+                "\"wholeRecord\":true}",
+                err, sizeof err);
+    ck_assert_ptr_null(m);
+    ck_assert_msg(strstr(err, "field \"wholeRecord\""), "%s", err);
 }
 END_TEST
 
@@ -452,6 +489,7 @@ int main(void)
     tcase_add_loop_test(tc, invalid_fields_named, 0, (int)(sizeof s_bad / sizeof *s_bad));
     tcase_add_test(tc, missing_id_named_by_position);
     tcase_add_test(tc, append_newlines);
+    tcase_add_test(tc, whole_record);
     tcase_add_loop_test(tc, legacy_settings_ignored, 0,
                         (int)(sizeof s_legacy / sizeof *s_legacy));
     tcase_add_test(tc, collapse_names);
