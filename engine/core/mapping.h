@@ -7,6 +7,8 @@
 #include <fanout/plugin.h>
 #include <jansson.h>
 
+struct fanout_filter;
+
 /* One validated mapping. Strings point into `json`, which it owns. */
 struct fanout_mapping {
     const char *source_arn;
@@ -22,6 +24,9 @@ struct fanout_mapping {
     int convert_ddb;
     int deaggregate;
     int append_newlines; /* "appendNewlines": a '\n' after each record's data */
+    /* "filter": the compiled event pattern (core/filter.h); NULL: every
+     * record goes to the target */
+    struct fanout_filter *filter;
     /* Settings that aws-lambda-fanout accepted and ignored for this type
      * (collapse on lambda, es, memcached, redis; role, region, externalId on
      * memcached, redis): cleared above, and named here for the one warning
