@@ -357,7 +357,9 @@ static int s_anything_but(struct s_comp *c, const json_t *v, struct s_leaf *l)
     if (!l->but)
         return s_oom(c);
     for (size_t i = 0; i < n; i++) {
-        const json_t *s = json_is_array(x) ? json_array_get(x, i) : x;
+        const json_t *s = n > 1 || (json_is_array(x) && op != S_PREFIX && op != S_SUFFIX)
+                              ? json_array_get(x, i)
+                              : x;
         l->but[i].op = op;
         if (op == S_WILDCARD ? s_wildcard(c, s, &l->but[i]) != 0
                              : s_string_of(c, key, s, &l->but[i]) != 0)
@@ -442,8 +444,8 @@ static int s_or(struct s_comp *c, const json_t *v, struct s_node *node, int dept
 {
     size_t n = json_array_size(v);
     if (!json_is_array(v) || !n)
-        return s_fail(c, "expected a non-empty array of patterns (objects), got %s%s",
-                      json_is_array(v) ? "an empty " : "", s_type(v));
+        return s_fail(c, "expected a non-empty array of patterns (objects), got %s",
+                      json_is_array(v) ? "an empty array" : s_type(v));
     node->or_count = n;
     node->ors = fanout_arena_calloc(c->a, n * sizeof *node->ors);
     if (!node->ors)
@@ -500,8 +502,8 @@ static int s_node(struct s_comp *c, const json_t *obj, struct s_node *node, int 
         } else {
             return s_fail(c,
                           "expected an array of values to match (e.g. [\"INSERT\"]) or an "
-                          "object of nested fields, got %s%s",
-                          json_is_array(v) ? "an empty " : "", s_type(v));
+                          "object of nested fields, got %s",
+                          json_is_array(v) ? "an empty array" : s_type(v));
         }
         c->path[back] = 0;
     }
