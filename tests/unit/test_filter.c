@@ -15,6 +15,7 @@
 #include "common/util.h"
 #include "core/event.h"
 #include "core/filter.h"
+#include "core/mapping.h"
 
 static struct fanout_filter *s_compile(const char *pattern, char *err, size_t len)
 {
@@ -610,6 +611,138 @@ START_TEST(dynamodb_view)
 }
 END_TEST
 
+START_TEST(kpl_user_record_views)
+{
+    /* tests/data/events/kpl-aggregated.json deaggregated: each user record
+     * has its own partitionKey and data; the expected user records (from
+     * the .expected.jsonl beside it) say how many should match */
+    char path[1024];
+    const char *dir = getenv("FANOUT_TESTDATA");
+    snprintf(path, sizeof path, "%s/events/kpl-aggregated.json", dir ? dir : "tests/data");
+    FILE *fp = fopen(path, "rb");
+    ck_assert_msg(fp != NULL, "%s", path);
+    static char text[1 << 20];
+    size_t n = fread(text, 1, sizeof text - 1, fp);
+    fclose(fp);
+    text[n] = 0;
+    snprintf(path, sizeof path, "%s/events/kpl-aggregated.expected.jsonl",
+             dir ? dir : "tests/data");
+    fp = fopen(path, "rb");
+    ck_assert_msg(fp != NULL, "%s", path);
+    char line[4096];
+    size_t want_pk = 0, want_m1 = 0, users = 0;
+    while (fgets(line, sizeof line, fp)) {
+        json_t *o = json_loads(line, 0, NULL);
+        ck_assert_ptr_nonnull(o);
+        const char *key = json_string_value(json_object_get(o, "key"));
+        const char *b64 = json_string_value(json_object_get(o, "dataB64"));
+        if (key && b64) {
+            users++;
+            want_pk += strncmp(key, "pk-", 3) == 0;
+            uint8_t data[4096];
+            size_t bad;
+            long len = fanout_base64_decode(b64, strlen(b64), data, &bad);
+            ck_assert_int_ge(len, 0);
+            json_t *d = json_loadb((const char *)data, (size_t)len, 0, NULL);
+            json_t *m = json_object_get(d, "m");
+            want_m1 += json_is_number(m) && json_number_value(m) == 1;
+            json_decref(d);
+        }
+        json_decref(o);
+    }
+    fclose(fp);
+    ck_assert_uint_gt(want_pk, 0);
+    ck_assert_uint_lt(want_pk, users);
+    ck_assert_uint_gt(want_m1, 0);
+    struct fanout_decode_opts o = {.deaggregate = 1};
+    ck_assert_uint_eq(s_count(text, "{\"partitionKey\":[{\"prefix\":\"pk-\"}]}", o), want_pk);
+    ck_assert_uint_eq(s_count(text, "{\"data\":{\"m\":[1]}}", o), want_m1);
+    /* not deaggregated: an aggregate's data is not JSON, so only the plain
+     * JSON records ("plain-<n>") match a pattern on data */
+    struct fanout_decode_opts whole = {0};
+    size_t plain = s_count(text, "{\"partitionKey\":[{\"prefix\":\"plain-\"}]}", whole);
+    ck_assert_uint_gt(plain, 0);
+    ck_assert_uint_eq(s_count(text, "{\"data\":{\"m\":[{\"exists\":false}]}}", whole), plain);
+    ck_assert_uint_eq(s_count(text, "{\"data\":[{\"exists\":false}]}", whole), plain);
+}
+END_TEST
+
+/* ---- the mapping field ---------------------------------------------------- */
+
+#define MAPPING(filter)                                                                 \
+    "{\"sourceArn\":\"arn:aws:kinesis:us-east-1:123456789012:stream/s\",\"id\":\"t\","   \
+    "\"type\":\"file\",\"destination\":\"-\",\"active\":true" filter "}"
+
+static struct fanout_mapping *s_mapping(const char *json, char *err, size_t n)
+{
+    json_t *obj = json_loads(json, 0, NULL);
+    ck_assert_msg(obj != NULL, "test JSON: %s", json);
+    struct fanout_mapping *m = fanout_mapping_parse(obj, 2, err, n);
+    json_decref(obj);
+    return m;
+}
+
+START_TEST(mapping_field)
+{
+    char err[768] = "";
+    json_t *view = json_loads("{\"data\":{\"type\":\"order\"}}", 0, NULL);
+    /* none, null: every record */
+    struct fanout_mapping *m = s_mapping(MAPPING(""), err, sizeof err);
+    ck_assert_msg(m && !m->filter, "%s", err);
+    fanout_mapping_free(m);
+    m = s_mapping(MAPPING(",\"filter\":null"), err, sizeof err);
+    ck_assert_msg(m && !m->filter, "%s", err);
+    fanout_mapping_free(m);
+    /* an object (a mapping file), a string holding one (the table) */
+    const char *forms[] = {",\"filter\":{\"data\":{\"type\":[\"order\"]}}",
+                           ",\"filter\":\"{\\\"data\\\":{\\\"type\\\":[\\\"order\\\"]}}\""};
+    for (size_t i = 0; i < 2; i++) {
+        char json[512];
+        snprintf(json, sizeof json, MAPPING("%s"), forms[i]);
+        m = s_mapping(json, err, sizeof err);
+        ck_assert_msg(m && m->filter, "%s: %s", json, err);
+        ck_assert_int_eq(fanout_filter_match(m->filter, view, 1), 1);
+        /* a schema field, not a plugin option */
+        ck_assert_ptr_null(json_object_get(m->extra, "filter"));
+        fanout_mapping_free(m);
+    }
+    json_decref(view);
+    /* refused, each with the field and the path */
+    const struct {
+        const char *filter, *want;
+    } bad[] = {
+        {",\"filter\":5", "mapping \"t\" (#2): field \"filter\": expected an event pattern: "
+                          "a JSON object, or a string holding one, got a number"},
+        {",\"filter\":[]", "mapping \"t\" (#2): field \"filter\": expected an event pattern: "
+                           "a JSON object, or a string holding one, got an array"},
+        {",\"filter\":\"{\\\"a\\\":\"",
+         /* then jansson's words, which differ between its versions */
+         "mapping \"t\" (#2): field \"filter\": the string is not an event pattern in JSON: "
+         "line 1, column 5: "},
+        {",\"filter\":\"[1]\"",
+         "mapping \"t\" (#2): field \"filter\": the pattern: expected a pattern object, got "
+         "an array"},
+        {",\"filter\":\"{\\\"a\\\":[1],\\\"b\\\":{\\\"c\\\":[1],\\\"c\\\":[2]}}\"",
+         "mapping \"t\" (#2): field \"filter\": b.c: appears more than once (a name may "
+         "appear once per object)"},
+        {",\"filter\":{\"data\":{\"temperature\":[{\"numeric\":[\"<\"]}]}}",
+         "mapping \"t\" (#2): field \"filter\": data.temperature[0]: \"numeric\" expects "
+         "[\"<op>\", <number>] pairs: one lower bound (\">\" or \">=\") and/or one upper bound "
+         "(\"<\" or \"<=\"), or [\"=\", <number>], got an array of another length"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char json[512];
+        snprintf(json, sizeof json, MAPPING("%s"), bad[i].filter);
+        m = s_mapping(json, err, sizeof err);
+        ck_assert_msg(!m, "accepted: %s", json);
+        if (i == 2)
+            ck_assert_msg(strncmp(err, bad[i].want, strlen(bad[i].want)) == 0, "%s", err);
+        else
+            ck_assert_str_eq(err, bad[i].want);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("filter");
@@ -630,11 +763,13 @@ int main(void)
     tcase_add_test(sem, missing_fields);
     tcase_add_test(sem, non_json_data);
     tcase_add_test(sem, compile_errors_with_paths);
+    tcase_add_test(sem, mapping_field);
     suite_add_tcase(s, sem);
     TCase *views = tcase_create("views");
     tcase_add_checked_fixture(views, s_setup, s_teardown);
     tcase_add_test(views, kinesis_view);
     tcase_add_test(views, dynamodb_view);
+    tcase_add_test(views, kpl_user_record_views);
     suite_add_tcase(s, views);
     return fanout_check_run(s);
 }
