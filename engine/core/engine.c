@@ -1059,8 +1059,8 @@ int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
                 goto out;
             }
             s_sum(t)->filtered = d->count - nrecs;
-            if (fanout_plan_build(recs, nrecs, t->collapse, &t->inst->limits,
-                                  &e->arena, &t->plan) != 0) {
+            if (fanout_plan_build(recs, nrecs, t->collapse, &t->inst->limits, &e->arena,
+                                  &t->plan) != 0) {
                 snprintf(err, err_len, "out of memory");
                 goto out;
             }

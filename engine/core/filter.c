@@ -173,10 +173,11 @@ static int s_wildcard(struct s_comp *c, const json_t *v, struct s_leaf *l)
         }
         if (p[i] == '*') {
             if (k && star[k - 1])
-                return s_fail(c,
-                              "\"wildcard\": consecutive '*' at offset %zu (one '*' already "
-                              "matches any run of characters)",
-                              i);
+                return s_fail(
+                    c,
+                    "\"wildcard\": consecutive '*' at offset %zu (one '*' already "
+                    "matches any run of characters)",
+                    i);
             star[k] = 1;
         }
         s[k++] = p[i];
@@ -349,7 +350,8 @@ static int s_anything_but(struct s_comp *c, const json_t *v, struct s_leaf *l)
                       s_type(v));
     l->strings_only = 1;
     /* prefix and suffix take one string; the others a string or a list */
-    size_t n = json_is_array(x) && op != S_PREFIX && op != S_SUFFIX ? json_array_size(x) : 1;
+    size_t n =
+        json_is_array(x) && op != S_PREFIX && op != S_SUFFIX ? json_array_size(x) : 1;
     if (!n)
         return s_fail(c, "\"anything-but\": \"%s\" expects a non-empty list", key);
     l->but_count = n;
@@ -390,11 +392,12 @@ static int s_affix(struct s_comp *c, const char *op, const json_t *v, struct s_l
 static int s_value(struct s_comp *c, const json_t *v, struct s_leaf *l)
 {
     switch (json_typeof(v)) {
-    case JSON_STRING:
-        l->op = S_EQ_STR;
-        return (l->s = s_dup(c, v, &l->len)) ? 0 : s_oom(c);
+    case JSON_STRING: l->op = S_EQ_STR; return (l->s = s_dup(c, v, &l->len)) ? 0 : s_oom(c);
     case JSON_INTEGER:
-    case JSON_REAL: l->op = S_EQ_NUM; l->num = json_number_value(v); return 0;
+    case JSON_REAL:
+        l->op = S_EQ_NUM;
+        l->num = json_number_value(v);
+        return 0;
     case JSON_TRUE: l->op = S_TRUE; return 0;
     case JSON_FALSE: l->op = S_FALSE; return 0;
     case JSON_NULL: l->op = S_NULL; return 0;
@@ -725,8 +728,8 @@ struct s_view {
 
 struct fanout_filter_views {
     size_t count;
-    struct s_view *raw;   /* per raw record */
-    struct s_view **kpl;  /* per raw record: its user records' views, or NULL */
+    struct s_view *raw;  /* per raw record */
+    struct s_view **kpl; /* per raw record: its user records' views, or NULL */
     size_t *kpl_count;
 };
 
@@ -734,7 +737,8 @@ struct fanout_filter_views *fanout_filter_views_new(size_t count)
 {
     struct fanout_filter_views *v = calloc(1, sizeof *v);
     size_t n = count ? count : 1;
-    if (!v || !(v->raw = calloc(n, sizeof *v->raw)) || !(v->kpl = calloc(n, sizeof *v->kpl)) ||
+    if (!v || !(v->raw = calloc(n, sizeof *v->raw)) ||
+        !(v->kpl = calloc(n, sizeof *v->kpl)) ||
         !(v->kpl_count = calloc(n, sizeof *v->kpl_count))) {
         fanout_filter_views_free(v);
         return NULL;
@@ -789,7 +793,8 @@ static int s_view_build(const struct fanout_rec *r, struct s_view *out)
         json_decref(k);
         return -1;
     }
-    json_t *data = json_loadb((const char *)r->pub.data, r->pub.data_len, S_JSON_FLAGS, NULL);
+    json_t *data =
+        json_loadb((const char *)r->pub.data, r->pub.data_len, S_JSON_FLAGS, NULL);
     out->data_is_json = data != NULL;
     if (data && json_object_set_new(k, "data", data) != 0) {
         json_decref(k);
@@ -808,7 +813,7 @@ int fanout_filter_record(struct fanout_filter_views *v, const struct fanout_filt
         size_t sub = (size_t)r->pub.sub_sequence_number;
         if (sub >= v->kpl_count[raw_index]) {
             size_t n = sub + 1 > v->kpl_count[raw_index] * 2 ? sub + 1
-                                                            : v->kpl_count[raw_index] * 2;
+                                                             : v->kpl_count[raw_index] * 2;
             struct s_view *p = realloc(v->kpl[raw_index], n * sizeof *p);
             if (!p)
                 return -1;

@@ -70,7 +70,8 @@ int fanout_filter_names_data(const struct fanout_filter *f);
 
 /* Whether a record view matches. `data_is_json` 0: the record's data is
  * not JSON (its view has no "data"): a pattern naming data fails. */
-int fanout_filter_match(const struct fanout_filter *f, const json_t *view, int data_is_json);
+int fanout_filter_match(const struct fanout_filter *f, const json_t *view,
+                        int data_is_json);
 
 /* ---- record views, built once per record per invocation ----------------- */
 

@@ -48,7 +48,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(r_raw == r, "data_is_json changed a pattern without data");
     /* {"$or": [pattern]} is the same pattern, unless it nests too deep */
     json_t *wrapped = json_pack("{s:[O]}", "$or", pattern);
-    struct fanout_filter *g = wrapped ? fanout_filter_compile(wrapped, err, sizeof err) : NULL;
+    struct fanout_filter *g =
+        wrapped ? fanout_filter_compile(wrapped, err, sizeof err) : NULL;
     if (g) {
         FUZZ_CHECK(s_match(g, view, 1) == r, "$or of one branch answered otherwise");
         FUZZ_CHECK(fanout_filter_names_data(g) == fanout_filter_names_data(f),

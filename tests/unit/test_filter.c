@@ -42,7 +42,7 @@ static int s_match(const char *pattern, const char *event)
     return r;
 }
 
-#define MATCH(p, e) ck_assert_msg(s_match(p, e) == 1, "%s should match %s", p, e)
+#define MATCH(p, e)    ck_assert_msg(s_match(p, e) == 1, "%s should match %s", p, e)
 #define NO_MATCH(p, e) ck_assert_msg(s_match(p, e) == 0, "%s should not match %s", p, e)
 
 /* The pattern is refused with exactly `want`. */
@@ -62,8 +62,9 @@ START_TEST(doc_kinesis_data_order_type)
      * "stock": "ANYCO", "quantity": 1000}} and the pattern
      * { "data" : { "order" : { "type" : [ "buy" ] } } } */
     const char *p = "{ \"data\" : { \"order\" : { \"type\" : [ \"buy\" ] } } }";
-    MATCH(p, "{\"partitionKey\":\"1\",\"data\":{\"record\":12345,\"order\":{\"type\":\"buy\","
-             "\"stock\":\"ANYCO\",\"quantity\":1000}}}");
+    MATCH(p,
+          "{\"partitionKey\":\"1\",\"data\":{\"record\":12345,\"order\":{\"type\":\"buy\","
+          "\"stock\":\"ANYCO\",\"quantity\":1000}}}");
     NO_MATCH(p, "{\"partitionKey\":\"1\",\"data\":{\"record\":12345,\"order\":{\"type\":"
                 "\"sell\",\"stock\":\"ANYCO\",\"quantity\":1000}}}");
 }
@@ -83,8 +84,9 @@ START_TEST(doc_dynamodb_keys_and_event_name)
     NO_MATCH("{ \"eventName\": [\"REMOVE\"] }", rec);
     /* { "dynamodb": { "NewImage": { "AccountManager": { "S": [ { "exists":
      * false } ] } } } }: absent attributes only */
-    NO_MATCH("{\"dynamodb\":{\"NewImage\":{\"AccountManager\":{\"S\":[{\"exists\":false}]}}}}",
-             rec);
+    NO_MATCH(
+        "{\"dynamodb\":{\"NewImage\":{\"AccountManager\":{\"S\":[{\"exists\":false}]}}}}",
+        rec);
     MATCH("{\"dynamodb\":{\"NewImage\":{\"Phone\":{\"S\":[{\"exists\":false}]}}}}", rec);
 }
 END_TEST
@@ -114,13 +116,14 @@ START_TEST(doc_rule_syntax_table)
     NO_MATCH("{\"PaymentType\":[\"Credit\",\"Debit\"]}", "{\"PaymentType\":\"Cash\"}");
     /* Or (multiple fields): "$or": [ { "Location": [ "New York" ] }, {
      * "Day": [ "Monday" ] } ] */
-    const char *or = "{\"$or\":[{\"Location\":[\"New York\"]},{\"Day\":[\"Monday\"]}]}";
+    const char * or = "{\"$or\":[{\"Location\":[\"New York\"]},{\"Day\":[\"Monday\"]}]}";
     MATCH(or, "{\"Location\":\"New York\",\"Day\":\"Sunday\"}");
     MATCH(or, "{\"Location\":\"Boston\",\"Day\":\"Monday\"}");
     NO_MATCH(or, "{\"Location\":\"Boston\",\"Day\":\"Sunday\"}");
     /* Not: "Weather": [ { "anything-but": [ "Raining" ] } ] */
     MATCH("{\"Weather\":[{\"anything-but\":[\"Raining\"]}]}", "{\"Weather\":\"Sunny\"}");
-    NO_MATCH("{\"Weather\":[{\"anything-but\":[\"Raining\"]}]}", "{\"Weather\":\"Raining\"}");
+    NO_MATCH("{\"Weather\":[{\"anything-but\":[\"Raining\"]}]}",
+             "{\"Weather\":\"Raining\"}");
     /* Numeric (equals): "Price": [ { "numeric": [ "=", 100 ] } ] */
     MATCH("{\"Price\":[{\"numeric\":[\"=\",100]}]}", "{\"Price\":100}");
     NO_MATCH("{\"Price\":[{\"numeric\":[\"=\",100]}]}", "{\"Price\":100.5}");
@@ -159,7 +162,8 @@ START_TEST(doc_eventbridge_string_operators)
     MATCH(sic, "{\"service\":\"TBRIDGE\"}");
     NO_MATCH(sic, "{\"service\":\"bridge\"}");
     /* "time": [ { "prefix": "2017-10-02" } ] matches "2017-10-02T18:43:48Z" */
-    MATCH("{\"time\":[{\"prefix\":\"2017-10-02\"}]}", "{\"time\":\"2017-10-02T18:43:48Z\"}");
+    MATCH("{\"time\":[{\"prefix\":\"2017-10-02\"}]}",
+          "{\"time\":\"2017-10-02T18:43:48Z\"}");
     /* prefix and suffix are for strings */
     NO_MATCH("{\"n\":[{\"prefix\":\"1\"}]}", "{\"n\":12}");
 }
@@ -179,7 +183,8 @@ START_TEST(doc_eventbridge_anything_but)
     NO_MATCH(n, "{\"detail\":{\"x-limit\":123}}");
     NO_MATCH(n, "{\"detail\":{\"x-limit\":1.23e2}}");
     /* { "detail": { "state": [ { "anything-but": [ "stopped", "overloaded" ] } ] } } */
-    const char *l = "{\"detail\":{\"state\":[{\"anything-but\":[\"stopped\",\"overloaded\"]}]}}";
+    const char *l =
+        "{\"detail\":{\"state\":[{\"anything-but\":[\"stopped\",\"overloaded\"]}]}}";
     MATCH(l, "{\"detail\":{\"state\":\"running\"}}");
     NO_MATCH(l, "{\"detail\":{\"state\":\"overloaded\"}}");
     /* { "detail": { "x-limit": [ { "anything-but": [ 100, 200, 300 ] } ] } } */
@@ -195,10 +200,12 @@ START_TEST(doc_eventbridge_anything_but)
     MATCH(as, "{\"FileName\":\"a.jpg\"}");
     NO_MATCH(as, "{\"FileName\":\"a.png\"}");
     /* "state": [{ "anything-but": { "equals-ignore-case": "initializing" }}] */
-    const char *ai = "{\"state\":[{\"anything-but\":{\"equals-ignore-case\":\"initializing\"}}]}";
+    const char *ai =
+        "{\"state\":[{\"anything-but\":{\"equals-ignore-case\":\"initializing\"}}]}";
     MATCH(ai, "{\"state\":\"running\"}");
     NO_MATCH(ai, "{\"state\":\"INITIALIZING\"}");
-    MATCH("{\"s\":[{\"anything-but\":{\"equals-ignore-case\":[\"a\",\"b\"]}}]}", "{\"s\":\"c\"}");
+    MATCH("{\"s\":[{\"anything-but\":{\"equals-ignore-case\":[\"a\",\"b\"]}}]}",
+          "{\"s\":\"c\"}");
     NO_MATCH("{\"s\":[{\"anything-but\":{\"equals-ignore-case\":[\"a\",\"b\"]}}]}",
              "{\"s\":\"B\"}");
     /* "FilePath" : [{ "anything-but": { "wildcard": "<star>/lib/<star>" }}]
@@ -253,8 +260,10 @@ START_TEST(doc_eventbridge_exists_cidr_wildcard)
     NO_MATCH("{\"ip\":[{\"cidr\":\"192.0.2.7\"}]}", "{\"ip\":\"192.0.2.8\"}");
     /* "EventBusArn": [ { "wildcard":
      * "arn:aws:events:us-east-1:<star>:event-bus/<star>" } ] (<star>: '*') */
-    const char *w = "{\"EventBusArn\":[{\"wildcard\":\"arn:aws:events:us-east-1:*:event-bus/*\"}]}";
-    MATCH(w, "{\"EventBusArn\":\"arn:aws:events:us-east-1:123456789012:event-bus/default\"}");
+    const char *w =
+        "{\"EventBusArn\":[{\"wildcard\":\"arn:aws:events:us-east-1:*:event-bus/*\"}]}";
+    MATCH(w,
+          "{\"EventBusArn\":\"arn:aws:events:us-east-1:123456789012:event-bus/default\"}");
     NO_MATCH(w, "{\"EventBusArn\":\"arn:aws:events:us-west-2:123456789012:event-bus/x\"}");
     /* "FileName": [ { "wildcard": "dir/<star>.png" } ] (<star>: '*') */
     const char *wd = "{\"FileName\":[{\"wildcard\":\"dir/*.png\"}]}";
@@ -321,7 +330,8 @@ START_TEST(nesting_and_or)
     NO_MATCH(p, "{\"a\":{\"b\":\"c\"}}");
     NO_MATCH(p, "{\"a\":\"x\"}");
     /* $or inside a nested object, and $or with fields beside it */
-    const char *o = "{\"k\":[\"v\"],\"a\":{\"$or\":[{\"x\":[1]},{\"y\":[{\"prefix\":\"q\"}]}]}}";
+    const char *o =
+        "{\"k\":[\"v\"],\"a\":{\"$or\":[{\"x\":[1]},{\"y\":[{\"prefix\":\"q\"}]}]}}";
     MATCH(o, "{\"k\":\"v\",\"a\":{\"x\":1}}");
     MATCH(o, "{\"k\":\"v\",\"a\":{\"y\":\"qq\"}}");
     NO_MATCH(o, "{\"k\":\"w\",\"a\":{\"x\":1}}");
@@ -337,8 +347,9 @@ START_TEST(arrays_any_element)
 {
     /* EventBridge: the pattern matches when a value of the event's array
      * matches one of the pattern's ("resources" example) */
-    const char *r = "{\"resources\":[\"arn:aws:ec2:us-east-1:123456789012:instance/i-b188560f\","
-                    "\"arn:aws:ec2:us-east-1:111122223333:instance/i-b188560f\"]}";
+    const char *r =
+        "{\"resources\":[\"arn:aws:ec2:us-east-1:123456789012:instance/i-b188560f\","
+        "\"arn:aws:ec2:us-east-1:111122223333:instance/i-b188560f\"]}";
     MATCH(r, "{\"resources\":[\"arn:aws:ec2:us-east-1:123456789012:instance/i-b188560f\","
              "\"arn:aws:ec2:us-east-1:444455556666:instance/i-b188560f\"]}");
     NO_MATCH(r, "{\"resources\":[\"arn:aws:ec2:us-east-1:444455556666:instance/i-x\"]}");
@@ -429,19 +440,22 @@ START_TEST(compile_errors_with_paths)
               "t[0]: \"numeric\": a second lower bound at position 2");
     s_refused("{\"t\":[{\"numeric\":[\"=\",1,\"<\",2]}]}",
               "t[0]: \"numeric\": \"=\" takes no other bound");
-    s_refused("{\"t\":[{\"numeric\":[\"!=\",1]}]}",
-              "t[0]: \"numeric\": unknown operator \"!=\" at position 0 (expected <, <=, =, "
-              ">, >=)");
+    s_refused(
+        "{\"t\":[{\"numeric\":[\"!=\",1]}]}",
+        "t[0]: \"numeric\": unknown operator \"!=\" at position 0 (expected <, <=, =, "
+        ">, >=)");
     s_refused("{\"t\":[{\"numeric\":[\">\",5,\"<\",5]}]}",
               "t[0]: \"numeric\": the lower bound 5 is not below the upper bound 5");
     s_refused("{\"t\":[{\"numeric\":[\"<\",6e9]}]}",
               "t[0]: \"numeric\": 6e+09 at position 1 is out of range (numeric matching "
               "works from -5e9 to 5e9)");
-    s_refused("{\"t\":[{\"numeric\":[\"<\"]}]}",
-              "t[0]: \"numeric\" expects [\"<op>\", <number>] pairs: one lower bound (\">\" or "
-              "\">=\") and/or one upper bound (\"<\" or \"<=\"), or [\"=\", <number>], got an "
-              "array of another length");
-    s_refused("{\"a\":{\"b\":[{\"prefix\":1}]}}", "a.b[0]: \"prefix\" expects a string, got a number");
+    s_refused(
+        "{\"t\":[{\"numeric\":[\"<\"]}]}",
+        "t[0]: \"numeric\" expects [\"<op>\", <number>] pairs: one lower bound (\">\" or "
+        "\">=\") and/or one upper bound (\"<\" or \"<=\"), or [\"=\", <number>], got an "
+        "array of another length");
+    s_refused("{\"a\":{\"b\":[{\"prefix\":1}]}}",
+              "a.b[0]: \"prefix\" expects a string, got a number");
     s_refused("{\"a\":[{\"suffix\":{\"x\":\"y\"}}]}",
               "a[0]: \"suffix\" expects a string or {\"equals-ignore-case\": \"...\"}");
     s_refused("{\"a\":[{\"equals-ignore-case\":[\"x\"]}]}",
@@ -449,22 +463,27 @@ START_TEST(compile_errors_with_paths)
     s_refused("{\"a\":[{\"foo\":1}]}",
               "a[0]: \"foo\" is not an operator (expected one of prefix, suffix, "
               "equals-ignore-case, wildcard, anything-but, numeric, exists, cidr)");
-    s_refused("{\"a\":[{\"prefix\":\"x\",\"suffix\":\"y\"}]}",
-              "a[0]: an operator object has exactly one member (e.g. {\"prefix\": \"us-\"}), "
-              "got 2");
-    s_refused("{\"a\":[{\"exists\":\"true\"}]}", "a[0]: \"exists\" expects true or false, got a string");
-    s_refused("{\"a\":[{\"wildcard\":\"a**b\"}]}",
-              "a[0]: \"wildcard\": consecutive '*' at offset 2 (one '*' already matches any "
-              "run of characters)");
+    s_refused(
+        "{\"a\":[{\"prefix\":\"x\",\"suffix\":\"y\"}]}",
+        "a[0]: an operator object has exactly one member (e.g. {\"prefix\": \"us-\"}), "
+        "got 2");
+    s_refused("{\"a\":[{\"exists\":\"true\"}]}",
+              "a[0]: \"exists\" expects true or false, got a string");
+    s_refused(
+        "{\"a\":[{\"wildcard\":\"a**b\"}]}",
+        "a[0]: \"wildcard\": consecutive '*' at offset 2 (one '*' already matches any "
+        "run of characters)");
     s_refused("{\"a\":[{\"wildcard\":\"a\\\\b\"}]}",
               "a[0]: \"wildcard\": a backslash at offset 1 escapes neither '*' nor '\\' "
               "(write \\\\* for a literal '*', \\\\\\\\ for a backslash)");
-    s_refused("{\"a\":[{\"cidr\":\"10.0.0.0/33\"}]}",
-              "a[0]: \"cidr\" expects an IPv4 or IPv6 address with an optional prefix length, "
-              "like \"10.0.0.0/24\" or \"2001:db8::/32\", got \"10.0.0.0/33\"");
-    s_refused("{\"a\":[{\"cidr\":\"10.0.0/8\"}]}",
-              "a[0]: \"cidr\" expects an IPv4 or IPv6 address with an optional prefix length, "
-              "like \"10.0.0.0/24\" or \"2001:db8::/32\", got \"10.0.0/8\"");
+    s_refused(
+        "{\"a\":[{\"cidr\":\"10.0.0.0/33\"}]}",
+        "a[0]: \"cidr\" expects an IPv4 or IPv6 address with an optional prefix length, "
+        "like \"10.0.0.0/24\" or \"2001:db8::/32\", got \"10.0.0.0/33\"");
+    s_refused(
+        "{\"a\":[{\"cidr\":\"10.0.0/8\"}]}",
+        "a[0]: \"cidr\" expects an IPv4 or IPv6 address with an optional prefix length, "
+        "like \"10.0.0.0/24\" or \"2001:db8::/32\", got \"10.0.0/8\"");
     s_refused("{\"a\":[{\"anything-but\":[\"x\",1]}]}",
               "a[0]: \"anything-but\" expects a non-empty list of strings only or numbers "
               "only");
@@ -480,13 +499,15 @@ START_TEST(compile_errors_with_paths)
               "object");
     s_refused("{\"a\":[{\"anything-but\":{\"prefix\":[\"x\"]}}]}",
               "a[0]: \"prefix\" expects a string, got an array");
-    s_refused("{\"a\":[{\"anything-but\":{\"wildcard\":[\"x**\"]}}]}",
-              "a[0]: \"wildcard\": consecutive '*' at offset 2 (one '*' already matches any "
-              "run of characters)");
+    s_refused(
+        "{\"a\":[{\"anything-but\":{\"wildcard\":[\"x**\"]}}]}",
+        "a[0]: \"wildcard\": consecutive '*' at offset 2 (one '*' already matches any "
+        "run of characters)");
     s_refused("{\"$or\":{\"a\":[1]}}",
               "$or: expected a non-empty array of patterns (objects), got an object");
-    s_refused("{\"$or\":[]}", "$or: expected a non-empty array of patterns (objects), got an "
-                              "empty array");
+    s_refused("{\"$or\":[]}",
+              "$or: expected a non-empty array of patterns (objects), got an "
+              "empty array");
     s_refused("{\"x\":{\"$or\":[{\"a\":[1]},\"b\"]}}",
               "x.$or[1]: expected a pattern object, got a string");
     /* depth */
@@ -518,12 +539,14 @@ static void s_teardown(void)
 }
 
 /* How many records of `event` pass `pattern`, decoded with `opts`. */
-static size_t s_count(const char *event, const char *pattern, struct fanout_decode_opts opts)
+static size_t s_count(const char *event, const char *pattern,
+                      struct fanout_decode_opts opts)
 {
     struct fanout_event ev;
     char err[512];
     char *text = fanout_arena_strdup(&s_arena, event);
-    ck_assert_msg(fanout_event_parse(text, strlen(text), &s_arena, &ev, err, sizeof err) == 0,
+    ck_assert_msg(fanout_event_parse(text, strlen(text), &s_arena, &ev, err, sizeof err) ==
+                      0,
                   "%s", err);
     struct fanout_decoded d;
     ck_assert_int_eq(fanout_decode_group(&ev.groups[0], opts, &s_arena, &d), 0);
@@ -544,24 +567,26 @@ static size_t s_count(const char *event, const char *pattern, struct fanout_deco
     return n;
 }
 
-#define KREC(pk, b64)                                                                   \
-    "{\"eventSource\":\"aws:kinesis\",\"eventSourceARN\":\"arn:aws:kinesis:us-east-1:1:" \
-    "stream/s\",\"awsRegion\":\"us-east-1\",\"kinesis\":{\"kinesisSchemaVersion\":"      \
-    "\"1.0\",\"partitionKey\":\"" pk "\",\"sequenceNumber\":\"49\",\"approximateArrival" \
+#define KREC(pk, b64)                                                                      \
+    "{\"eventSource\":\"aws:kinesis\",\"eventSourceARN\":\"arn:aws:kinesis:us-east-1:1:"   \
+    "stream/s\",\"awsRegion\":\"us-east-1\",\"kinesis\":{\"kinesisSchemaVersion\":"        \
+    "\"1.0\",\"partitionKey\":\"" pk "\",\"sequenceNumber\":\"49\",\"approximateArrival"   \
     "Timestamp\":1545084650.987,\"data\":\"" b64 "\"}}"
 
 START_TEST(kinesis_view)
 {
     /* {"type":"order","n":5} / {"type":"refund","n":50} / not JSON "hello" */
-    const char *ev = "{\"Records\":[" KREC("p1", "eyJ0eXBlIjoib3JkZXIiLCJuIjo1fQ==") "," KREC(
-        "p2", "eyJ0eXBlIjoicmVmdW5kIiwibiI6NTB9") "," KREC("p3", "aGVsbG8=") "]}";
+    const char *ev =
+        "{\"Records\":[" KREC("p1", "eyJ0eXBlIjoib3JkZXIiLCJuIjo1fQ==") "," KREC(
+            "p2", "eyJ0eXBlIjoicmVmdW5kIiwibiI6NTB9") "," KREC("p3", "aGVsbG8=") "]}";
     struct fanout_decode_opts o = {0};
     ck_assert_uint_eq(s_count(ev, "{\"data\":{\"type\":[\"order\"]}}", o), 1);
     ck_assert_uint_eq(s_count(ev, "{\"data\":{\"n\":[{\"numeric\":[\">\",1]}]}}", o), 2);
     ck_assert_uint_eq(s_count(ev, "{\"partitionKey\":[{\"prefix\":\"p\"}]}", o), 3);
     ck_assert_uint_eq(s_count(ev, "{\"kinesisSchemaVersion\":[\"1.0\"]}", o), 3);
-    ck_assert_uint_eq(s_count(ev, "{\"approximateArrivalTimestamp\":[{\"numeric\":[\">\","
-                                  "1545084650]}]}",
+    ck_assert_uint_eq(s_count(ev,
+                              "{\"approximateArrivalTimestamp\":[{\"numeric\":[\">\","
+                              "1545084650]}]}",
                               o),
                       3);
     /* the non-JSON record never matches a pattern naming data */
@@ -592,20 +617,24 @@ START_TEST(dynamodb_view)
     text[n] = 0;
     struct fanout_decode_opts o = {.convert_ddb = 1};
     ck_assert_uint_eq(s_count(text, "{\"eventName\":[\"INSERT\"]}", o), 2);
-    ck_assert_uint_eq(s_count(text, "{\"eventName\":[{\"anything-but\":\"INSERT\"}]}", o), 4);
+    ck_assert_uint_eq(s_count(text, "{\"eventName\":[{\"anything-but\":\"INSERT\"}]}", o),
+                      4);
     ck_assert_uint_eq(s_count(text, "{\"eventSource\":[\"aws:dynamodb\"]}", o), 6);
     /* DynamoDB JSON as received, whatever convertDDB does for the target */
-    ck_assert_uint_eq(s_count(text, "{\"dynamodb\":{\"Keys\":{\"range\":{\"N\":[\"3\"]}}}}", o),
-                      1);
     ck_assert_uint_eq(
-        s_count(text, "{\"dynamodb\":{\"Keys\":{\"hash\":{\"S\":[{\"suffix\":\"-4\"}]}}}}", o), 1);
+        s_count(text, "{\"dynamodb\":{\"Keys\":{\"range\":{\"N\":[\"3\"]}}}}", o), 1);
+    ck_assert_uint_eq(
+        s_count(text, "{\"dynamodb\":{\"Keys\":{\"hash\":{\"S\":[{\"suffix\":\"-4\"}]}}}}",
+                o),
+        1);
     /* REMOVE has no NewImage: an object is not a value, so exists:false
      * also matches an image that is there; a leaf inside it tells */
-    ck_assert_uint_eq(s_count(text, "{\"dynamodb\":{\"NewImage\":[{\"exists\":false}]}}", o),
-                      6);
     ck_assert_uint_eq(
-        s_count(text, "{\"dynamodb\":{\"StreamViewType\":[{\"exists\":true}],\"$or\":[{"
-                      "\"Keys\":{\"range\":{\"N\":[\"0\",\"5\"]}}}]}}",
+        s_count(text, "{\"dynamodb\":{\"NewImage\":[{\"exists\":false}]}}", o), 6);
+    ck_assert_uint_eq(
+        s_count(text,
+                "{\"dynamodb\":{\"StreamViewType\":[{\"exists\":true}],\"$or\":[{"
+                "\"Keys\":{\"range\":{\"N\":[\"0\",\"5\"]}}}]}}",
                 o),
         2);
 }
@@ -655,22 +684,24 @@ START_TEST(kpl_user_record_views)
     ck_assert_uint_lt(want_pk, users);
     ck_assert_uint_gt(want_m1, 0);
     struct fanout_decode_opts o = {.deaggregate = 1};
-    ck_assert_uint_eq(s_count(text, "{\"partitionKey\":[{\"prefix\":\"pk-\"}]}", o), want_pk);
+    ck_assert_uint_eq(s_count(text, "{\"partitionKey\":[{\"prefix\":\"pk-\"}]}", o),
+                      want_pk);
     ck_assert_uint_eq(s_count(text, "{\"data\":{\"m\":[1]}}", o), want_m1);
     /* not deaggregated: an aggregate's data is not JSON, so only the plain
      * JSON records ("plain-<n>") match a pattern on data */
     struct fanout_decode_opts whole = {0};
     size_t plain = s_count(text, "{\"partitionKey\":[{\"prefix\":\"plain-\"}]}", whole);
     ck_assert_uint_gt(plain, 0);
-    ck_assert_uint_eq(s_count(text, "{\"data\":{\"m\":[{\"exists\":false}]}}", whole), plain);
+    ck_assert_uint_eq(s_count(text, "{\"data\":{\"m\":[{\"exists\":false}]}}", whole),
+                      plain);
     ck_assert_uint_eq(s_count(text, "{\"data\":[{\"exists\":false}]}", whole), plain);
 }
 END_TEST
 
 /* ---- the mapping field ---------------------------------------------------- */
 
-#define MAPPING(filter)                                                                 \
-    "{\"sourceArn\":\"arn:aws:kinesis:us-east-1:123456789012:stream/s\",\"id\":\"t\","   \
+#define MAPPING(filter)                                                                    \
+    "{\"sourceArn\":\"arn:aws:kinesis:us-east-1:123456789012:stream/s\",\"id\":\"t\","     \
     "\"type\":\"file\",\"destination\":\"-\",\"active\":true" filter "}"
 
 static struct fanout_mapping *s_mapping(const char *json, char *err, size_t n)
@@ -711,23 +742,27 @@ START_TEST(mapping_field)
     const struct {
         const char *filter, *want;
     } bad[] = {
-        {",\"filter\":5", "mapping \"t\" (#2): field \"filter\": expected an event pattern: "
-                          "a JSON object, or a string holding one, got a number"},
-        {",\"filter\":[]", "mapping \"t\" (#2): field \"filter\": expected an event pattern: "
-                           "a JSON object, or a string holding one, got an array"},
+        {",\"filter\":5",
+         "mapping \"t\" (#2): field \"filter\": expected an event pattern: "
+         "a JSON object, or a string holding one, got a number"},
+        {",\"filter\":[]",
+         "mapping \"t\" (#2): field \"filter\": expected an event pattern: "
+         "a JSON object, or a string holding one, got an array"},
         {",\"filter\":\"{\\\"a\\\":\"",
          /* then jansson's words, which differ between its versions */
-         "mapping \"t\" (#2): field \"filter\": the string is not an event pattern in JSON: "
+         "mapping \"t\" (#2): field \"filter\": the string is not an event pattern in "
+         "JSON: "
          "line 1, column 5: "},
-        {",\"filter\":\"[1]\"",
-         "mapping \"t\" (#2): field \"filter\": the pattern: expected a pattern object, got "
-         "an array"},
+        {",\"filter\":\"[1]\"", "mapping \"t\" (#2): field \"filter\": the pattern: "
+                                "expected a pattern object, got "
+                                "an array"},
         {",\"filter\":\"{\\\"a\\\":[1],\\\"b\\\":{\\\"c\\\":[1],\\\"c\\\":[2]}}\"",
          "mapping \"t\" (#2): field \"filter\": b.c: appears more than once (a name may "
          "appear once per object)"},
         {",\"filter\":{\"data\":{\"temperature\":[{\"numeric\":[\"<\"]}]}}",
          "mapping \"t\" (#2): field \"filter\": data.temperature[0]: \"numeric\" expects "
-         "[\"<op>\", <number>] pairs: one lower bound (\">\" or \">=\") and/or one upper bound "
+         "[\"<op>\", <number>] pairs: one lower bound (\">\" or \">=\") and/or one upper "
+         "bound "
          "(\"<\" or \"<=\"), or [\"=\", <number>], got an array of another length"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {

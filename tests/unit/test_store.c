@@ -986,7 +986,8 @@ static const struct s_bad_item s_bad_items[] = {
     /* a filter is a string holding the pattern's JSON */
     {",\"active\":{\"BOOL\":true},\"filter\":{\"M\":{\"a\":{\"L\":[{\"S\":\"x\"}]}}}",
      {"field \"filter\": expected a string (DynamoDB S), got M", NULL}},
-    {",\"active\":{\"BOOL\":true},\"filter\":{\"S\":\"{\\\"a\\\":{\\\"b\\\":[{\\\"numeric\\\":"
+    {",\"active\":{\"BOOL\":true},\"filter\":{\"S\":\"{\\\"a\\\":{\\\"b\\\":[{"
+     "\\\"numeric\\\":"
      "[\\\">\\\",\\\"1\\\"]}]}}\"}",
      {"field \"filter\": a.b[0]: \"numeric\" expects a number at position 1, got a string",
       NULL}},
@@ -1063,10 +1064,10 @@ START_TEST(item_filter_string)
     char err[512] = "";
     json_t *view = json_loads("{\"data\":{\"type\":\"order\"}}", 0, NULL);
     json_t *other = json_loads("{\"data\":{\"type\":\"refund\"}}", 0, NULL);
-    struct fanout_mapping *m = s_from_item(
-        "{" ITEM_BASE ",\"active\":{\"BOOL\":true},\"filter\":{\"S\":"
-        "\"{\\\"data\\\":{\\\"type\\\":[\\\"order\\\"]}}\"}}",
-        err, sizeof err);
+    struct fanout_mapping *m =
+        s_from_item("{" ITEM_BASE ",\"active\":{\"BOOL\":true},\"filter\":{\"S\":"
+                    "\"{\\\"data\\\":{\\\"type\\\":[\\\"order\\\"]}}\"}}",
+                    err, sizeof err);
     ck_assert_msg(m && m->filter, "%s", err);
     ck_assert_int_eq(fanout_filter_match(m->filter, view, 1), 1);
     ck_assert_int_eq(fanout_filter_match(m->filter, other, 1), 0);
@@ -1080,8 +1081,9 @@ START_TEST(item_filter_string)
     m = fanout_mapping_parse(obj, 0, err, sizeof err);
     ck_assert_msg(m != NULL, "%s", err);
     json_t *item = fanout_mapping_to_item(m);
-    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(item, "filter"), "S")),
-                     "{\"data\":{\"type\":[\"order\"]}}");
+    ck_assert_str_eq(
+        json_string_value(json_object_get(json_object_get(item, "filter"), "S")),
+        "{\"data\":{\"type\":[\"order\"]}}");
     /* plugin options keep their DynamoDB types */
     ck_assert_ptr_nonnull(json_object_get(json_object_get(item, "opts"), "M"));
     struct fanout_mapping *back = fanout_mapping_from_item(item, 0, err, sizeof err);
