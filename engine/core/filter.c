@@ -10,6 +10,7 @@
 #include "common/jscan.h"
 #include "common/util.h"
 #include "core/event.h"
+#include "core/mapping.h"
 
 /* Nesting deeper than this is refused (the matcher recurses). */
 #define S_DEPTH_MAX 32
@@ -87,16 +88,7 @@ struct s_comp {
 
 static const char *s_type(const json_t *v)
 {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER:
-    case JSON_REAL: return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    default: return "null";
-    }
+    return fanout_json_type_name(v);
 }
 
 static int s_fail(struct s_comp *c, const char *fmt, ...) FANOUT_FMT(2, 3);

@@ -33,7 +33,7 @@ const char *fanout_collapse_name(int mode)
     return mode >= 0 && mode < 4 ? s_collapse_names[mode] : "default";
 }
 
-static const char *s_json_type(const json_t *v)
+const char *fanout_json_type_name(const json_t *v)
 {
     switch (json_typeof(v)) {
     case JSON_OBJECT: return "an object";
@@ -45,6 +45,11 @@ static const char *s_json_type(const json_t *v)
     case JSON_FALSE: return "a boolean";
     default: return "null";
     }
+}
+
+static const char *s_json_type(const json_t *v)
+{
+    return fanout_json_type_name(v);
 }
 
 struct s_ctx {

@@ -601,20 +601,40 @@ START_TEST(kinesis_view)
 }
 END_TEST
 
+/* A file of tests/data, opened for reading. */
+static FILE *s_open_data(const char *name)
+{
+    char path[1024];
+    const char *dir = getenv("FANOUT_TESTDATA");
+    snprintf(path, sizeof path, "%s/%s", dir ? dir : "tests/data", name);
+    FILE *fp = fopen(path, "rb");
+    ck_assert_msg(fp != NULL, "%s", path);
+    return fp;
+}
+
+/* Its whole text, NUL-terminated, in the arena. */
+static char *s_read_data(const char *name)
+{
+    FILE *fp = s_open_data(name);
+    struct fanout_sbuf b = {0};
+    char chunk[8192];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, fp)) > 0)
+        ck_assert_int_eq(fanout_sbuf_put(&b, chunk, n), 0);
+    fclose(fp);
+    char *text = fanout_arena_alloc(&s_arena, b.len + 1);
+    memcpy(text, b.bytes, b.len);
+    text[b.len] = 0;
+    fanout_sbuf_free(&b);
+    return text;
+}
+
 START_TEST(dynamodb_view)
 {
     /* tests/data/events/dynamodb.json: 6 records, INSERT MODIFY REMOVE
      * twice, Keys {"hash": {"S": "h1002-<i>"}, "range": {"N": "<i>"}}, no
      * NewImage on REMOVE */
-    char path[1024];
-    const char *dir = getenv("FANOUT_TESTDATA");
-    snprintf(path, sizeof path, "%s/events/dynamodb.json", dir ? dir : "tests/data");
-    FILE *fp = fopen(path, "rb");
-    ck_assert_msg(fp != NULL, "%s", path);
-    static char text[1 << 16];
-    size_t n = fread(text, 1, sizeof text - 1, fp);
-    fclose(fp);
-    text[n] = 0;
+    const char *text = s_read_data("events/dynamodb.json");
     struct fanout_decode_opts o = {.convert_ddb = 1};
     ck_assert_uint_eq(s_count(text, "{\"eventName\":[\"INSERT\"]}", o), 2);
     ck_assert_uint_eq(s_count(text, "{\"eventName\":[{\"anything-but\":\"INSERT\"}]}", o),
@@ -645,19 +665,8 @@ START_TEST(kpl_user_record_views)
     /* tests/data/events/kpl-aggregated.json deaggregated: each user record
      * has its own partitionKey and data; the expected user records (from
      * the .expected.jsonl beside it) say how many should match */
-    char path[1024];
-    const char *dir = getenv("FANOUT_TESTDATA");
-    snprintf(path, sizeof path, "%s/events/kpl-aggregated.json", dir ? dir : "tests/data");
-    FILE *fp = fopen(path, "rb");
-    ck_assert_msg(fp != NULL, "%s", path);
-    static char text[1 << 20];
-    size_t n = fread(text, 1, sizeof text - 1, fp);
-    fclose(fp);
-    text[n] = 0;
-    snprintf(path, sizeof path, "%s/events/kpl-aggregated.expected.jsonl",
-             dir ? dir : "tests/data");
-    fp = fopen(path, "rb");
-    ck_assert_msg(fp != NULL, "%s", path);
+    const char *text = s_read_data("events/kpl-aggregated.json");
+    FILE *fp = s_open_data("events/kpl-aggregated.expected.jsonl");
     char line[4096];
     size_t want_pk = 0, want_m1 = 0, users = 0;
     while (fgets(line, sizeof line, fp)) {
