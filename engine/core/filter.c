@@ -723,6 +723,7 @@ struct fanout_filter_views {
     struct s_view *raw;  /* per raw record */
     struct s_view **kpl; /* per raw record: its user records' views, or NULL */
     size_t *kpl_count;
+    struct fanout_arena scratch; /* the nodes of one record at a time */
 };
 
 struct fanout_filter_views *fanout_filter_views_new(size_t count)
@@ -753,6 +754,7 @@ void fanout_filter_views_free(struct fanout_filter_views *v)
     free(v->raw);
     free(v->kpl);
     free(v->kpl_count);
+    fanout_arena_free(&v->scratch);
     free(v);
 }
 
@@ -760,25 +762,70 @@ void fanout_filter_views_free(struct fanout_filter_views *v)
  * compared as numbers anyway. */
 #define S_JSON_FLAGS (JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL)
 
-/* Build the view of `r` into `out`. -1 when out of memory. */
-static int s_view_build(const struct fanout_rec *r, struct s_view *out)
+/* A member of the event as a jansson value: scalars from the scanner's
+ * node, the rest parsed from its text. NULL when out of memory. */
+static json_t *s_node_json(const struct fanout_jnode *n, struct fanout_arena *a)
+{
+    size_t len;
+    const char *str;
+    switch (n->type) {
+    case FANOUT_J_STRING:
+        str = fanout_jstr(n, a, &len);
+        return str ? json_stringn(str, len) : NULL;
+    case FANOUT_J_NUMBER: {
+        char *num = fanout_arena_memdup(a, n->text, n->len); /* NUL-terminated */
+        return num ? json_real(strtod(num, NULL)) : NULL;
+    }
+    case FANOUT_J_TRUE: return json_true();
+    case FANOUT_J_FALSE: return json_false();
+    case FANOUT_J_NULL: return json_null();
+    default: return json_loadb(n->text, n->len, S_JSON_FLAGS, NULL);
+    }
+}
+
+/* The members of a Kinesis record's "kinesis" object but "data", from the
+ * event's text (scanned again: only the record's own span). NULL when out
+ * of memory. */
+static json_t *s_kinesis_members(const struct fanout_raw_record *raw,
+                                 struct fanout_arena *a)
+{
+    char err[8];
+    const struct fanout_jnode *rec =
+        fanout_jscan_valid(raw->node->text, raw->node->len, a, err, sizeof err);
+    const struct fanout_jnode *k = fanout_jget(rec, "kinesis");
+    json_t *obj = k && k->type == FANOUT_J_OBJECT ? json_object() : NULL;
+    for (const struct fanout_jnode *m = obj ? k->child : NULL; m; m = m->next) {
+        if (m->key_escaped) { /* rare: let jansson read the names */
+            json_decref(obj);
+            json_t *whole = json_loadb(k->text, k->len, S_JSON_FLAGS, NULL);
+            json_object_del(whole, "data");
+            return whole;
+        }
+        if (m->key_len == 4 && !memcmp(m->key, "data", 4))
+            continue;
+        json_t *v = s_node_json(m, a);
+        if (!v || json_object_setn_new(obj, m->key, m->key_len, v) != 0) {
+            json_decref(obj);
+            return NULL;
+        }
+    }
+    return obj;
+}
+
+/* Build the view of `r` into `out` (`a`: scratch). -1 when out of memory. */
+static int s_view_build(const struct fanout_rec *r, struct s_view *out,
+                        struct fanout_arena *a)
 {
     const struct fanout_raw_record *raw = r->raw;
-    json_t *rec = json_loadb(raw->node->text, raw->node->len, S_JSON_FLAGS, NULL);
-    if (!rec)
-        return -1; /* the event parsed: only memory can fail here */
     out->data_is_json = 1;
     if (raw->kind != FANOUT_SRC_KINESIS) {
-        out->json = rec;
-        return 0;
+        out->json = json_loadb(raw->node->text, raw->node->len, S_JSON_FLAGS, NULL);
+        return out->json ? 0 : -1; /* the event parsed: only memory can fail */
     }
-    json_t *k = json_incref(json_object_get(rec, "kinesis"));
-    json_decref(rec);
-    if (!json_is_object(k)) {
-        json_decref(k);
+    fanout_arena_reset(a);
+    json_t *k = s_kinesis_members(raw, a);
+    if (!k)
         return -1;
-    }
-    json_object_del(k, "data");
     if (r->pub.aggregated &&
         json_object_set_new(k, "partitionKey",
                             json_stringn((const char *)r->pub.key, r->pub.key_len)) != 0) {
@@ -816,7 +863,7 @@ int fanout_filter_record(struct fanout_filter_views *v, const struct fanout_filt
         }
         view = &v->kpl[raw_index][sub];
     }
-    if (!view->json && s_view_build(r, view) != 0)
+    if (!view->json && s_view_build(r, view, &v->scratch) != 0)
         return -1;
     return fanout_filter_match(f, view->json, view->data_is_json);
 }

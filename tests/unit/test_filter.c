@@ -595,6 +595,20 @@ START_TEST(kinesis_view)
     ck_assert_uint_eq(s_count(ev, "{\"data\":[{\"exists\":false}]}", o), 2);
     /* the view is the kinesis object: eventSource is not in it */
     ck_assert_uint_eq(s_count(ev, "{\"eventSource\":[{\"exists\":false}]}", o), 3);
+    /* escaped names and values read as their text */
+    const char *esc =
+        "{\"Records\":[{\"eventSource\":\"aws:kinesis\",\"eventSourceARN\":\"arn:aws:"
+        "kinesis:us-east-1:1:stream/s\",\"kinesis\":{\"kinesisSchemaVersio\\u006e\":\"1."
+        "\\u0030\",\"partitionKey\":\"p\\/1\",\"sequenceNumber\":\"49\",\"data\":\"e30=\"}}"
+        "]}";
+    ck_assert_uint_eq(s_count(esc, "{\"kinesisSchemaVersion\":[\"1.0\"]}", o), 1);
+    ck_assert_uint_eq(s_count(esc,
+                              "{\"partitionKey\":[\"p/1\"],\"data\":[{\"exists\":"
+                              "false}]}",
+                              o),
+                      1);
+    const char *val = "{\"Records\":[" KREC("p\\/2", "e30=") "]}";
+    ck_assert_uint_eq(s_count(val, "{\"partitionKey\":[\"p/2\"]}", o), 1);
     /* appendNewlines leaves the data JSON */
     struct fanout_decode_opts nl = {.append_newline = 1};
     ck_assert_uint_eq(s_count(ev, "{\"data\":{\"type\":[\"refund\"]}}", nl), 1);
