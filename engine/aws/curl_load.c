@@ -107,7 +107,7 @@ static int s_ready(void)
 /* rc = fn(handle, opt, <the one argument in ap>), its type from the option
  * number's CURLOPTTYPE_* range: long, curl_off_t, else a pointer (object,
  * function, blob). */
-#define S_FORWARD_OPTION(rc, fn, handle, opt, ap)                                          \
+#define S_PASS_OPTION(rc, fn, handle, opt, ap)                                             \
     do {                                                                                   \
         if ((opt) < CURLOPTTYPE_OBJECTPOINT)                                               \
             rc = fn(handle, opt, va_arg(ap, long));                                        \
@@ -116,6 +116,43 @@ static int s_ready(void)
         else                                                                               \
             rc = fn(handle, opt, va_arg(ap, void *));                                      \
     } while (0)
+
+/* getinfo: always a pointer to the value's type. */
+#define S_PASS_POINTER(rc, fn, handle, opt, ap) rc = fn(handle, opt, va_arg(ap, void *))
+
+/* The share object: CURLSHOPT_SHARE / UNSHARE take a curl_lock_data (an
+ * int), the others (lock functions, user data) a pointer. */
+#define S_PASS_SHARE(rc, fn, handle, opt, ap)                                              \
+    do {                                                                                   \
+        if ((opt) == CURLSHOPT_SHARE || (opt) == CURLSHOPT_UNSHARE)                        \
+            rc = fn(handle, opt, va_arg(ap, int));                                         \
+        else                                                                               \
+            rc = fn(handle, opt, va_arg(ap, void *));                                      \
+    } while (0)
+
+/* A variadic forward, defined with libcurl's prototype (curl.h's
+ * declaration checks it): `fail` before libcurl is loaded, else the one
+ * argument after `opt` read by `pass` and handed to s_fn.name with its
+ * type. */
+#define S_VARIADIC(ret, name, handle_t, opt_t, fail, pass)                                 \
+    ret(curl_##name)(handle_t h, opt_t opt, ...)                                           \
+    {                                                                                      \
+        if (!s_ready())                                                                    \
+            return fail;                                                                   \
+        va_list ap;                                                                        \
+        va_start(ap, opt);                                                                 \
+        ret rc;                                                                            \
+        pass(rc, s_fn.name, h, opt, ap);                                                   \
+        va_end(ap);                                                                        \
+        return rc;                                                                         \
+    }
+
+S_VARIADIC(CURLcode, easy_setopt, CURL *, CURLoption, CURLE_FAILED_INIT, S_PASS_OPTION)
+S_VARIADIC(CURLcode, easy_getinfo, CURL *, CURLINFO, CURLE_FAILED_INIT, S_PASS_POINTER)
+S_VARIADIC(CURLMcode, multi_setopt, CURLM *, CURLMoption, CURLM_INTERNAL_ERROR,
+           S_PASS_OPTION)
+S_VARIADIC(CURLSHcode, share_setopt, CURLSH *, CURLSHoption, CURLSHE_NOT_BUILT_IN,
+           S_PASS_SHARE)
 
 CURLcode(curl_global_init)(long flags)
 {
@@ -143,29 +180,6 @@ void(curl_easy_reset)(CURL *h)
 {
     if (s_ready())
         s_fn.easy_reset(h);
-}
-
-CURLcode(curl_easy_setopt)(CURL *h, CURLoption opt, ...)
-{
-    if (!s_ready())
-        return CURLE_FAILED_INIT;
-    va_list ap;
-    va_start(ap, opt);
-    CURLcode rc;
-    S_FORWARD_OPTION(rc, s_fn.easy_setopt, h, opt, ap);
-    va_end(ap);
-    return rc;
-}
-
-CURLcode(curl_easy_getinfo)(CURL *h, CURLINFO info, ...)
-{
-    if (!s_ready())
-        return CURLE_FAILED_INIT;
-    va_list ap;
-    va_start(ap, info);
-    CURLcode rc = s_fn.easy_getinfo(h, info, va_arg(ap, void *)); /* always a pointer */
-    va_end(ap);
-    return rc;
 }
 
 const char *(curl_easy_strerror)(CURLcode c)
@@ -216,18 +230,6 @@ CURLMsg *(curl_multi_info_read)(CURLM *m, int *left)
     return s_ready() ? s_fn.multi_info_read(m, left) : NULL;
 }
 
-CURLMcode(curl_multi_setopt)(CURLM *m, CURLMoption opt, ...)
-{
-    if (!s_ready())
-        return CURLM_INTERNAL_ERROR;
-    va_list ap;
-    va_start(ap, opt);
-    CURLMcode rc;
-    S_FORWARD_OPTION(rc, s_fn.multi_setopt, m, opt, ap);
-    va_end(ap);
-    return rc;
-}
-
 const char *(curl_multi_strerror)(CURLMcode c)
 {
     return s_ready() ? s_fn.multi_strerror(c) : s_error;
@@ -241,21 +243,6 @@ CURLSH *(curl_share_init)(void)
 CURLSHcode(curl_share_cleanup)(CURLSH *sh)
 {
     return s_ready() ? s_fn.share_cleanup(sh) : CURLSHE_NOT_BUILT_IN;
-}
-
-CURLSHcode(curl_share_setopt)(CURLSH *sh, CURLSHoption opt, ...)
-{
-    if (!s_ready())
-        return CURLSHE_NOT_BUILT_IN;
-    va_list ap;
-    va_start(ap, opt);
-    CURLSHcode rc;
-    if (opt == CURLSHOPT_SHARE || opt == CURLSHOPT_UNSHARE)
-        rc = s_fn.share_setopt(sh, opt, va_arg(ap, int)); /* a curl_lock_data */
-    else /* the lock functions, the user data */
-        rc = s_fn.share_setopt(sh, opt, va_arg(ap, void *));
-    va_end(ap);
-    return rc;
 }
 
 const char *(curl_share_strerror)(CURLSHcode c)

@@ -837,7 +837,7 @@ static void s_usage(FILE *f)
                "AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL[_<SERVICE>] (see the README).\n");
 }
 
-static const struct cli_command *s_find(const char *name)
+const struct cli_command *cli_command_find(const char *name)
 {
     for (size_t i = 0; i < S_COMMAND_COUNT; i++)
         if (strcmp(s_commands[i].name, name) == 0)
@@ -860,7 +860,7 @@ int fanout_cli_main(int argc, char **argv)
                FANOUT_ABI_MINOR);
         return CLI_OK;
     }
-    const struct cli_command *cmd = s_find(argv[1]);
+    const struct cli_command *cmd = cli_command_find(argv[1]);
     if (!cmd) {
         fprintf(stderr, "fanout: unknown command \"%s\"\n\n", argv[1]);
         s_usage(stderr);

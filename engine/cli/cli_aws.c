@@ -46,7 +46,9 @@ static int s_fail_reply(struct cli_aws_reply *r, const char *code, const char *m
     return -1;
 }
 
-int cli_aws_send(const struct fanout_aws_request *req, struct cli_aws_reply *r)
+/* One request as given: 0 on 2xx with r->body (r->json not parsed), else -1
+ * with r->code / r->message. */
+static int s_send(const struct fanout_aws_request *req, struct cli_aws_reply *r)
 {
     memset(r, 0, sizeof *r);
     struct fanout_aws_response resp = {.struct_size = sizeof resp};
@@ -75,18 +77,22 @@ int cli_aws_send(const struct fanout_aws_request *req, struct cli_aws_reply *r)
     return rc;
 }
 
-/* One request in the commands' region (a global service's signing region);
- * `json_answer`: a 2xx body must be a JSON object (or empty). */
-static int s_call(const char *service, const char *method, const char *path,
-                  const char *query, const struct fanout_aws_header *headers,
-                  size_t header_count, const char *body, int protocol, int json_answer,
-                  struct cli_aws_reply *r)
+/* One request in the commands' region (a global service's signing region)
+ * or where `at` says; `json_answer`: a 2xx body must be a JSON object (or
+ * empty). */
+static int s_call(const struct cli_aws_at *at, const char *service, const char *method,
+                  const char *path, const char *query,
+                  const struct fanout_aws_header *headers, size_t header_count,
+                  const char *body, int protocol, int json_answer, struct cli_aws_reply *r)
 {
-    const char *region = s_region[0] ? fanout_aws_signing_region(service, s_region) : NULL;
+    const char *region = at && at->region ? at->region
+                         : s_region[0]    ? fanout_aws_signing_region(service, s_region)
+                                          : NULL;
     const struct fanout_aws_request req = {
         .struct_size = sizeof req,
         .service = service,
         .region = region,
+        .endpoint = at ? at->endpoint : NULL,
         .method = method,
         .path = path,
         .query = query,
@@ -96,7 +102,7 @@ static int s_call(const char *service, const char *method, const char *path,
         .body_len = body ? strlen(body) : 0,
         .protocol = protocol,
     };
-    if (cli_aws_send(&req, r) != 0)
+    if (s_send(&req, r) != 0)
         return -1;
     if (json_answer && r->len) {
         json_error_t je;
@@ -124,6 +130,13 @@ static char *s_dump(json_t *body)
 int cli_aws_json(const char *service, const char *json_version, const char *target,
                  json_t *body, struct cli_aws_reply *r)
 {
+    return cli_aws_json_at(NULL, service, json_version, target, body, r);
+}
+
+int cli_aws_json_at(const struct cli_aws_at *at, const char *service,
+                    const char *json_version, const char *target, json_t *body,
+                    struct cli_aws_reply *r)
+{
     memset(r, 0, sizeof *r);
     char *text = body ? s_dump(body) : strdup("{}");
     if (!text)
@@ -132,7 +145,7 @@ int cli_aws_json(const char *service, const char *json_version, const char *targ
     snprintf(content_type, sizeof content_type, "application/x-amz-json-%s", json_version);
     const struct fanout_aws_header h[] = {{"Content-Type", content_type},
                                           {"X-Amz-Target", target}};
-    int rc = s_call(service, "POST", "/", NULL, h, 2, text, FANOUT_AWS_JSON, 1, r);
+    int rc = s_call(at, service, "POST", "/", NULL, h, 2, text, FANOUT_AWS_JSON, 1, r);
     free(text);
     return rc;
 }
@@ -140,13 +153,20 @@ int cli_aws_json(const char *service, const char *json_version, const char *targ
 int cli_aws_rest(const char *service, const char *method, const char *path,
                  const char *query, json_t *body, struct cli_aws_reply *r)
 {
+    return cli_aws_rest_at(NULL, service, method, path, query, body, r);
+}
+
+int cli_aws_rest_at(const struct cli_aws_at *at, const char *service, const char *method,
+                    const char *path, const char *query, json_t *body,
+                    struct cli_aws_reply *r)
+{
     memset(r, 0, sizeof *r);
     char *text = NULL;
     if (body && !(text = s_dump(body)))
         return s_fail_reply(r, "OutOfMemory", "out of memory writing the request");
     const struct fanout_aws_header h[] = {{"Content-Type", "application/json"}};
-    int rc =
-        s_call(service, method, path, query, h, text ? 1 : 0, text, FANOUT_AWS_JSON, 1, r);
+    int rc = s_call(at, service, method, path, query, h, text ? 1 : 0, text,
+                    FANOUT_AWS_JSON, 1, r);
     free(text);
     return rc;
 }
@@ -170,6 +190,13 @@ int cli_aws_encode(struct fanout_sbuf *b, const char *s)
 int cli_aws_query(const char *service, const char *action, const char *version,
                   const char *const *params, struct cli_aws_reply *r)
 {
+    return cli_aws_query_at(NULL, service, action, version, params, r);
+}
+
+int cli_aws_query_at(const struct cli_aws_at *at, const char *service, const char *action,
+                     const char *version, const char *const *params,
+                     struct cli_aws_reply *r)
+{
     memset(r, 0, sizeof *r);
     struct fanout_sbuf form = {0};
     int rc = fanout_sbuf_printf(&form, "Action=%s&Version=%s", action, version);
@@ -185,7 +212,7 @@ int cli_aws_query(const char *service, const char *action, const char *version,
     }
     const struct fanout_aws_header h[] = {
         {"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}};
-    rc = s_call(service, "POST", "/", NULL, h, 1, form.p, FANOUT_AWS_QUERY, 0, r);
+    rc = s_call(at, service, "POST", "/", NULL, h, 1, form.p, FANOUT_AWS_QUERY, 0, r);
     fanout_sbuf_free(&form);
     return rc;
 }

@@ -19,13 +19,16 @@ struct cli_aws_reply {
 };
 void cli_aws_reply_free(struct cli_aws_reply *r);
 
-/* One request as given (its region, endpoint, signing name): 0 on 2xx with
- * r->body (r->json not parsed), else -1 with r->code / r->message. */
-struct fanout_aws_request;
-int cli_aws_send(const struct fanout_aws_request *req, struct cli_aws_reply *r);
+/* Where a call goes when not to the service in the commands' region
+ * (register's lookups: the destination's region, OpenSearch's
+ * configuration host). NULL members: the commands' defaults. */
+struct cli_aws_at {
+    const char *region;   /* signed for and sent to this region as given */
+    const char *endpoint; /* this URL instead of the service's endpoint */
+};
 
 /* JSON 1.0/1.1 (DynamoDB, Kinesis): POST / with X-Amz-Target; `body` stolen.
- * 0 on 2xx, else -1 (r->code/message). */
+ * 0 on 2xx (a JSON object, or empty, in r->json), else -1 (r->code/message). */
 int cli_aws_json(const char *service, const char *json_version, const char *target,
                  json_t *body, struct cli_aws_reply *r);
 /* REST-JSON (Lambda): `path` already percent-encoded, `query` without '?' or
@@ -37,6 +40,16 @@ int cli_aws_rest(const char *service, const char *method, const char *path,
  * partition's global endpoint. */
 int cli_aws_query(const char *service, const char *action, const char *version,
                   const char *const *params, struct cli_aws_reply *r);
+/* The same, sent where `at` says (NULL: as above). */
+int cli_aws_json_at(const struct cli_aws_at *at, const char *service,
+                    const char *json_version, const char *target, json_t *body,
+                    struct cli_aws_reply *r);
+int cli_aws_rest_at(const struct cli_aws_at *at, const char *service, const char *method,
+                    const char *path, const char *query, json_t *body,
+                    struct cli_aws_reply *r);
+int cli_aws_query_at(const struct cli_aws_at *at, const char *service, const char *action,
+                     const char *version, const char *const *params,
+                     struct cli_aws_reply *r);
 
 /* `s` percent-encoded into b (the unreserved characters as they are): a
  * form value or a path segment. 0, or -1 when out of memory. */

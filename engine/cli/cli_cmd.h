@@ -47,6 +47,9 @@ struct cli_command {
     const char *examples;
 };
 
+/* The command table's entry `name` (cli.c), or NULL. */
+const struct cli_command *cli_command_find(const char *name);
+
 /* The command's help (--help: stdout; after a usage error: stderr). */
 void cli_help(const struct cli_command *cmd, FILE *f);
 

@@ -127,7 +127,8 @@ char *d_query(const char *const *pairs)
 
 /* The next page's marker of a listing into `marker`: 1 there is one, 0
  * the last page, -1 a marker that repeats or does not fit (printed). */
-int d_next(const char *cmd, const char *what, const char *next, char *marker, size_t len)
+static int d_next(const char *cmd, const char *what, const char *next, char *marker,
+                  size_t len)
 {
     if (!next || !*next)
         return 0;
@@ -138,6 +139,79 @@ int d_next(const char *cmd, const char *what, const char *next, char *marker, si
     }
     fanout_strlcpy(marker, next, len);
     return 1;
+}
+
+/* `base` (d_query's) and the marker's pair, when there is a marker:
+ * malloc'd, or NULL. */
+static char *d_page_query(const char *base, const char *name, const char *marker)
+{
+    struct fanout_sbuf q = {0};
+    int rc = fanout_sbuf_puts(&q, base);
+    if (marker[0])
+        rc |= fanout_sbuf_printf(&q, "%s%s=", base[0] ? "&" : "", name) |
+              cli_aws_encode(&q, marker);
+    if (rc != 0) {
+        fanout_sbuf_free(&q);
+        return NULL;
+    }
+    return q.p;
+}
+
+int d_list(const struct d_listing *l)
+{
+    char marker[1024] = "";
+    const char *none[] = {NULL};
+    char *base = d_query(l->pairs ? l->pairs : none);
+    if (!base)
+        return d_oom(l->cmd), -1;
+    for (int page = 0; page < D_MAX_PAGES; page++) {
+        char *q = d_page_query(base, l->marker, marker);
+        if (!q) {
+            free(base);
+            return d_oom(l->cmd), -1;
+        }
+        struct cli_aws_reply r;
+        int failed = cli_aws_rest("lambda", "GET", l->path, q[0] ? q : NULL, NULL, &r);
+        free(q);
+        if (failed) {
+            free(base);
+            if (l->missing_ok)
+                return d_gone_or_fail(l->cmd, &r, l->action, l->resource, "%s", l->what);
+            cli_aws_fail(l->cmd, l->what, l->action, l->resource, &r);
+            cli_aws_reply_free(&r);
+            return -1;
+        }
+        json_t *list = json_object_get(r.json, l->list);
+        if (!json_is_array(list)) {
+            /* not "none": an answer without the list proves nothing */
+            fprintf(stderr, "fanout %s: %s: Lambda's answer has no %s list; stopped\n",
+                    l->cmd, l->what, l->list);
+            cli_aws_reply_free(&r);
+            free(base);
+            return -1;
+        }
+        size_t i;
+        json_t *item;
+        int next = 0;
+        json_array_foreach (list, i, item) {
+            if (l->each(l->ctx, item) != 0) {
+                next = -1;
+                break;
+            }
+        }
+        if (next == 0)
+            next = d_next(l->cmd, l->what, d_str(r.json, l->next, NULL), marker,
+                          sizeof marker);
+        cli_aws_reply_free(&r);
+        if (next <= 0) {
+            free(base);
+            return next;
+        }
+    }
+    free(base);
+    fprintf(stderr, "fanout %s: %s: more than %d pages; stopped\n", l->cmd, l->what,
+            D_MAX_PAGES);
+    return -1;
 }
 
 int d_identity(const char *cmd, struct d_who *w)

@@ -56,9 +56,26 @@ int d_iam(const char *action, const char *const *params, struct cli_aws_reply *r
 /* "name=value&name2=value2" with the values encoded (NULL-terminated
  * pairs; a NULL or empty value leaves its pair out). malloc'd, or NULL. */
 char *d_query(const char *const *pairs);
-/* The next page's marker of a listing into `marker`: 1 there is one, 0
- * the last page, -1 a marker that repeats or does not fit (printed). */
-int d_next(const char *cmd, const char *what, const char *next, char *marker, size_t len);
+/* One item of a listing: 0 to go on, -1 to stop (the failure printed). */
+typedef int(d_list_item_fn)(void *ctx, json_t *item);
+/* A Lambda listing, page by page: GET `path` with the query `pairs` (as
+ * d_query takes them, or NULL) and the marker, under the query member
+ * `marker`, that the answer's member `next` gave; each item of the
+ * answer's array `list` handed to `each`. An answer without its list, a
+ * marker that repeats, more than D_MAX_PAGES pages: failures, not the end
+ * of the listing. */
+struct d_listing {
+    const char *cmd, *what;        /* "fanout <cmd>: <what>: ..." */
+    const char *action, *resource; /* a failed call's permission */
+    const char *path;              /* percent-encoded */
+    const char *const *pairs;
+    const char *marker, *next, *list; /* "Marker", "NextMarker", "Layers" */
+    int missing_ok;                   /* a not-found answer: the listed resource is gone */
+    d_list_item_fn *each;
+    void *ctx;
+};
+/* 0 listed, 1 gone (missing_ok), -1 failed (printed). */
+int d_list(const struct d_listing *l);
 /* A wait's read (0 read, 1 gone, -1 failed and printed): 0 to go on, -1
  * to stop. */
 int d_probe_read(const char *cmd, const char *kind, const char *name, int rc);

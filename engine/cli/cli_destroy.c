@@ -110,93 +110,93 @@ static int d_our_layer(const char *function, const char *layer)
     return 0;
 }
 
+struct d_layer {
+    const char *cmd, *function, *layer;
+    int count; /* versions deleted; layers of the function found */
+};
+
+/* One version of the layer: deleted (already gone is fine). */
+static int d_delete_version(void *ctx, json_t *v)
+{
+    struct d_layer *l = ctx;
+    char suffix[64];
+    struct cli_aws_reply r;
+    long long n = json_integer_value(json_object_get(v, "Version"));
+    snprintf(suffix, sizeof suffix, "/versions/%lld", n);
+    if (d_lambda("DELETE", D_LAYERS, l->layer, suffix, NULL, NULL, &r) != 0 &&
+        !d_not_found(&r)) {
+        char what[256];
+        snprintf(what, sizeof what, "deleting layer %s version %lld", l->layer, n);
+        cli_aws_fail(l->cmd, what, "lambda:DeleteLayerVersion",
+                     d_str(v, "LayerVersionArn", NULL), &r);
+        cli_aws_reply_free(&r);
+        return -1;
+    }
+    cli_aws_reply_free(&r);
+    l->count++;
+    return 0;
+}
+
 /* Delete every version of `layer`. */
 static int d_destroy_layer(const char *cmd, const char *layer)
 {
-    char marker[1024] = "", what[256];
+    char path[1024], what[256];
     snprintf(what, sizeof what, "listing the versions of layer %s", layer);
-    int deleted = 0;
-    for (int page = 0; page < D_MAX_PAGES; page++) {
-        const char *pairs[] = {"Marker", marker, NULL};
-        char *q = d_query(pairs);
-        struct cli_aws_reply r;
-        if (!q)
-            return d_oom(cmd);
-        int rc = d_lambda("GET", D_LAYERS, layer, "/versions", q[0] ? q : NULL, NULL, &r);
-        free(q);
-        if (rc != 0) {
-            if (d_gone_or_fail(cmd, &r, "lambda:ListLayerVersions", layer, "%s", what) < 0)
-                return CLI_FAILED;
-            break;
-        }
-        size_t i;
-        json_t *v;
-        json_array_foreach (json_object_get(r.json, "LayerVersions"), i, v) {
-            char suffix[64];
-            struct cli_aws_reply dr;
-            long long n = json_integer_value(json_object_get(v, "Version"));
-            snprintf(suffix, sizeof suffix, "/versions/%lld", n);
-            if (d_lambda("DELETE", D_LAYERS, layer, suffix, NULL, NULL, &dr) != 0 &&
-                !d_not_found(&dr)) {
-                char dwhat[256];
-                snprintf(dwhat, sizeof dwhat, "deleting layer %s version %lld", layer, n);
-                cli_aws_fail(cmd, dwhat, "lambda:DeleteLayerVersion",
-                             d_str(v, "LayerVersionArn", NULL), &dr);
-                cli_aws_reply_free(&dr);
-                cli_aws_reply_free(&r);
-                return CLI_FAILED;
-            }
-            cli_aws_reply_free(&dr);
-            deleted++;
-        }
-        rc = d_next(cmd, what, d_str(r.json, "NextMarker", NULL), marker, sizeof marker);
-        cli_aws_reply_free(&r);
-        if (rc < 0)
-            return CLI_FAILED;
-        if (rc == 0)
-            break;
+    if (d_path(path, sizeof path, D_LAYERS, layer, "/versions") != 0) {
+        fprintf(stderr, "fanout %s: %s: the name is too long for a request path\n", cmd,
+                what);
+        return CLI_FAILED;
     }
-    d_line("layer %s: %d version%s deleted", layer, deleted, deleted == 1 ? "" : "s");
+    struct d_layer ctx = {cmd, NULL, layer, 0};
+    const struct d_listing l = {
+        .cmd = cmd,
+        .what = what,
+        .action = "lambda:ListLayerVersions",
+        .resource = layer,
+        .path = path,
+        .marker = "Marker",
+        .next = "NextMarker",
+        .list = "LayerVersions",
+        .missing_ok = 1,
+        .each = d_delete_version,
+        .ctx = &ctx,
+    };
+    if (d_list(&l) < 0)
+        return CLI_FAILED;
+    d_line("layer %s: %d version%s deleted", layer, ctx.count, ctx.count == 1 ? "" : "s");
     return CLI_OK;
+}
+
+/* One layer of the account: its versions deleted when it is one of the
+ * function's. */
+static int d_destroy_if_ours(void *ctx, json_t *layer)
+{
+    struct d_layer *l = ctx;
+    const char *name = d_str(layer, "LayerName", NULL);
+    if (!name || !d_our_layer(l->function, name))
+        return 0;
+    l->count++;
+    return d_destroy_layer(l->cmd, name) == CLI_OK ? 0 : -1;
 }
 
 static int d_destroy_layers(const char *cmd, const char *function)
 {
-    char marker[1024] = "";
-    int found = 0;
-    for (int page = 0; page < D_MAX_PAGES; page++) {
-        const char *pairs[] = {"Marker", marker, NULL};
-        char *q = d_query(pairs);
-        struct cli_aws_reply r;
-        if (!q)
-            return d_oom(cmd);
-        int rc =
-            cli_aws_rest("lambda", "GET", "/2018-10-31/layers", q[0] ? q : NULL, NULL, &r);
-        free(q);
-        if (rc != 0) {
-            cli_aws_fail(cmd, "listing the layers", "lambda:ListLayers", "*", &r);
-            cli_aws_reply_free(&r);
-            return CLI_FAILED;
-        }
-        size_t i;
-        json_t *l;
-        json_array_foreach (json_object_get(r.json, "Layers"), i, l) {
-            const char *name = d_str(l, "LayerName", NULL);
-            if (rc == 0 && name && d_our_layer(function, name)) {
-                found++;
-                rc = d_destroy_layer(cmd, name) == CLI_OK ? 0 : -1;
-            }
-        }
-        if (rc == 0)
-            rc = d_next(cmd, "listing the layers", d_str(r.json, "NextMarker", NULL),
-                        marker, sizeof marker);
-        cli_aws_reply_free(&r);
-        if (rc < 0)
-            return CLI_FAILED;
-        if (rc == 0)
-            break;
-    }
-    if (!found)
+    struct d_layer ctx = {cmd, function, NULL, 0};
+    const struct d_listing l = {
+        .cmd = cmd,
+        .what = "listing the layers",
+        .action = "lambda:ListLayers",
+        .resource = "*",
+        .path = "/2018-10-31/layers",
+        .marker = "Marker",
+        .next = "NextMarker",
+        .list = "Layers",
+        .each = d_destroy_if_ours,
+        .ctx = &ctx,
+    };
+    if (d_list(&l) < 0)
+        return CLI_FAILED;
+    if (!ctx.count)
         d_line("layers %s-plugin*: none", function);
     return CLI_OK;
 }

@@ -198,46 +198,37 @@ int cli_function_path(const char *function, const char *suffix, char *out, size_
 
 /* ---- event source mappings ------------------------------------------------------ */
 
+struct d_esm_keep {
+    const char *cmd;
+    json_t *out;
+};
+
+/* One mapping of the listing, kept. */
+static int d_esm_keep(void *ctx, json_t *esm)
+{
+    const struct d_esm_keep *k = ctx;
+    return json_array_append(k->out, esm) == 0 ? 0 : (d_oom(k->cmd), -1);
+}
+
 int cli_esm_list(const char *cmd, const char *function, const char *source_arn, json_t *out)
 {
-    char marker[1024] = "";
     char what[160];
     snprintf(what, sizeof what, "listing the event source mappings of %s", function);
-    for (int page = 0; page < D_MAX_PAGES; page++) {
-        /* in the order SigV4 sorts them */
-        const char *pairs[] = {
-            "EventSourceArn", source_arn, "FunctionName", function, "Marker", marker, NULL};
-        char *q = d_query(pairs);
-        if (!q)
-            return d_oom(cmd);
-        struct cli_aws_reply r;
-        int rc = cli_aws_rest("lambda", "GET", D_ESMS, q, NULL, &r);
-        free(q);
-        if (rc != 0) {
-            return d_gone_or_fail(cmd, &r, "lambda:ListEventSourceMappings", function, "%s",
-                                  what) > 0
-                       ? CLI_OK
-                       : CLI_FAILED;
-        }
-        json_t *list = json_object_get(r.json, "EventSourceMappings");
-        if (!json_is_array(list)) {
-            /* not "none": an answer without the list proves nothing */
-            fprintf(stderr,
-                    "fanout %s: %s: Lambda's answer has no EventSourceMappings list; "
-                    "stopped\n",
-                    cmd, what);
-            cli_aws_reply_free(&r);
-            return CLI_FAILED;
-        }
-        if (json_array_extend(out, list) != 0) {
-            cli_aws_reply_free(&r);
-            return d_oom(cmd);
-        }
-        rc = d_next(cmd, what, d_str(r.json, "NextMarker", NULL), marker, sizeof marker);
-        cli_aws_reply_free(&r);
-        if (rc <= 0)
-            return rc == 0 ? CLI_OK : CLI_FAILED;
-    }
-    fprintf(stderr, "fanout %s: %s: more than %d pages; stopped\n", cmd, what, D_MAX_PAGES);
-    return CLI_FAILED;
+    const char *pairs[] = {"EventSourceArn", source_arn, "FunctionName", function, NULL};
+    struct d_esm_keep keep = {cmd, out};
+    const struct d_listing l = {
+        .cmd = cmd,
+        .what = what,
+        .action = "lambda:ListEventSourceMappings",
+        .resource = function,
+        .path = D_ESMS,
+        .pairs = pairs,
+        .marker = "Marker",
+        .next = "NextMarker",
+        .list = "EventSourceMappings",
+        .missing_ok = 1,
+        .each = d_esm_keep,
+        .ctx = &keep,
+    };
+    return d_list(&l) >= 0 ? CLI_OK : CLI_FAILED;
 }

@@ -58,6 +58,14 @@ static const struct h_flag h_flags[] = {
 
 static const char *const h_names[] = {"hook", "unhook", "pause", "resume"};
 
+const char *cli_hook_flag(size_t i, int *hook_only)
+{
+    if (i >= H_FLAG_COUNT)
+        return NULL;
+    *hook_only = h_flags[i].hook_only;
+    return h_flags[i].name;
+}
+
 static int h_err(char *err, size_t err_len, const char *fmt, ...) FANOUT_FMT(3, 4);
 static int h_err(char *err, size_t err_len, const char *fmt, ...)
 {

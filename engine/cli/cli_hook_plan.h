@@ -45,6 +45,11 @@ struct cli_hook_args {
 int cli_hook_parse(enum cli_hook_cmd cmd, int argc, char **argv, struct cli_hook_args *a,
                    char *err, size_t err_len);
 
+/* The flag table, for the unit test that holds it to the commands' help
+ * in cli.c: the i-th flag's name without "--", NULL past the last;
+ * *hook_only when only hook takes it. */
+const char *cli_hook_flag(size_t i, int *hook_only);
+
 /* The function as Lambda's FunctionName takes it (--function-arn, else
  * --function, else "fanout") in `id`, its bare name in `name` (the ARN's
  * name, without a qualifier), and the region of its ARN in `region` (""

@@ -13,7 +13,6 @@
 
 #include <fanout/xml.h>
 
-#include "aws/client.h"
 #include "aws/endpoint.h"
 #include "cli/cli_aws.h"
 #include "common/log.h"
@@ -25,48 +24,6 @@ enum { R_OK = 0, R_FAILED = 1, R_USAGE = 2 };
  * the most an account can have. */
 #define R_MAX_TOPIC_PAGES 1000
 #define R_MAX_NAME        1024
-
-/* One request through the AWS layer (retries included): cli_aws_send.
- * 0 with r->body on a 2xx answer; -1 with r->code and r->message
- * otherwise. */
-static int r_call(const char *service, const char *signing_name, const char *region,
-                  const char *endpoint, const char *method, const char *path,
-                  const char *query, const struct fanout_aws_header *headers,
-                  size_t header_count, const char *body, int protocol,
-                  struct cli_aws_reply *r)
-{
-    const struct fanout_aws_request req = {
-        .struct_size = sizeof req,
-        .service = service,
-        .signing_name = signing_name,
-        .region = region,
-        .endpoint = endpoint,
-        .method = method,
-        .path = path,
-        .query = query,
-        .headers = headers,
-        .header_count = header_count,
-        .body = (const uint8_t *)body,
-        .body_len = body ? strlen(body) : 0,
-        .protocol = protocol,
-    };
-    return cli_aws_send(&req, r);
-}
-
-/* A JSON object answer, or NULL with r->code / r->message set. */
-static json_t *r_json(struct cli_aws_reply *r)
-{
-    json_error_t je;
-    json_t *j = json_loadb(r->body ? r->body : "", r->len, 0, &je);
-    if (!json_is_object(j)) {
-        json_decref(j);
-        fanout_strlcpy(r->code, "InvalidResponse", sizeof r->code);
-        snprintf(r->message, sizeof r->message, "the answer is not a JSON object (%s)",
-                 je.text);
-        return NULL;
-    }
-    return j;
-}
 
 static const char *r_str(const json_t *obj, const char *a, const char *b)
 {
@@ -186,29 +143,16 @@ static int r_no_memory(struct cli_aws_reply *r)
     return -1;
 }
 
-/* POST / with X-Amz-Target (JSON 1.0 or 1.1); `body` is consumed. */
-static int r_json_call(const struct fanout_cli_dest *d, const char *service,
-                       const char *json_version, const char *target, json_t *body,
-                       struct cli_aws_reply *r)
+/* Where the lookups go: the destination's region (r_region). */
+static struct cli_aws_at r_at(const struct fanout_cli_dest *d)
 {
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    json_decref(body);
-    if (!text)
-        return r_no_memory(r);
-    char content_type[64];
-    snprintf(content_type, sizeof content_type, "application/x-amz-json-%s", json_version);
-    const struct fanout_aws_header h[] = {{"Content-Type", content_type},
-                                          {"X-Amz-Target", target}};
-    int rc = r_call(service, NULL, r_region(d), NULL, "POST", "/", NULL, h, 2, text,
-                    FANOUT_AWS_JSON, r);
-    free(text);
-    return rc;
+    return (struct cli_aws_at){.region = r_region(d)};
 }
 
-/* GET `path` (REST JSON); a path ending in '/' gets the destination's name,
- * percent-encoded. */
-static int r_get(const struct fanout_cli_dest *d, const char *service, const char *region,
-                 const char *endpoint, const char *path, const char *query,
+/* GET `path` (REST JSON) where `at` says; a path ending in '/' gets the
+ * destination's name, percent-encoded. */
+static int r_get(const struct fanout_cli_dest *d, const char *service,
+                 const struct cli_aws_at *at, const char *path, const char *query,
                  struct cli_aws_reply *r)
 {
     struct fanout_sbuf p = {0};
@@ -218,24 +162,8 @@ static int r_get(const struct fanout_cli_dest *d, const char *service, const cha
     fanout_sbuf_putc(&p, 0);
     if (!p.bytes)
         return r_no_memory(r);
-    int rc = r_call(service, NULL, region, endpoint, "GET", (const char *)p.bytes, query,
-                    NULL, 0, NULL, FANOUT_AWS_JSON, r);
+    int rc = cli_aws_rest_at(at, service, "GET", (const char *)p.bytes, query, NULL, r);
     fanout_sbuf_free(&p);
-    return rc;
-}
-
-/* POST a Query-protocol form (`form`, freed here). */
-static int r_query_call(const struct fanout_cli_dest *d, const char *service,
-                        struct fanout_sbuf *form, struct cli_aws_reply *r)
-{
-    fanout_sbuf_putc(form, 0);
-    if (!form->bytes)
-        return r_no_memory(r);
-    const struct fanout_aws_header h[] = {
-        {"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}};
-    int rc = r_call(service, NULL, r_region(d), NULL, "POST", "/", NULL, h, 1,
-                    (const char *)form->bytes, FANOUT_AWS_QUERY, r);
-    fanout_sbuf_free(form);
     return rc;
 }
 
@@ -284,26 +212,30 @@ static const struct r_lookup r_lookups[] = {
 static int r_lookup(const struct fanout_cli_dest *d, const struct r_lookup *l, char **out)
 {
     struct cli_aws_reply r;
+    const struct cli_aws_at at = r_at(d);
     int failed;
     if (l->target) {
         json_t *body = json_pack("{s:s}", l->member, d->destination);
         /* DescribeStream: the stream, not its shards */
         if (body && !strcmp(l->type, "kinesis"))
             json_object_set_new(body, "Limit", json_integer(1));
-        failed = r_json_call(d, l->service, l->json_version, l->target, body, &r);
+        failed =
+            body ? cli_aws_json_at(&at, l->service, l->json_version, l->target, body, &r)
+                 : r_no_memory(&r);
     } else {
-        failed = r_get(d, l->service, r_region(d), NULL, l->path, l->query, &r);
+        failed = r_get(d, l->service, &at, l->path, l->query, &r);
     }
-    if (failed)
-        return r_lookup_failed(d, l->op, &r, l->missing);
-    json_t *j = r_json(&r);
-    const char *v = j ? r_str(j, l->a, l->b) : NULL;
+    if (failed) {
+        int rc = r_lookup_failed(d, l->op, &r, l->missing);
+        cli_aws_reply_free(&r);
+        return rc;
+    }
+    const char *v = r_str(r.json, l->a, l->b);
     int rc;
     if (!v) {
         fanout_strlcpy(r.code, "InvalidResponse", sizeof r.code);
-        if (j)
-            snprintf(r.message, sizeof r.message, "the answer has no %s%s%s", l->a,
-                     l->b ? "." : "", l->b ? l->b : "");
+        snprintf(r.message, sizeof r.message, "the answer has no %s%s%s", l->a,
+                 l->b ? "." : "", l->b ? l->b : "");
         rc = r_lookup_failed(d, l->op, &r, l->missing);
     } else if (l->store == R_STORE_VALUE) {
         rc = r_done(d, l->op, out, "%s", v);
@@ -312,14 +244,14 @@ static int r_lookup(const struct fanout_cli_dest *d, const struct r_lookup *l, c
     } else {
         rc = r_done(d, l->op, out, "%s", d->destination);
     }
-    json_decref(j);
-    free(r.body);
+    cli_aws_reply_free(&r);
     return rc;
 }
 
 static int r_sns(const struct fanout_cli_dest *d, char **out)
 {
     size_t nl = strlen(d->destination);
+    const struct cli_aws_at at = r_at(d);
     char *token = NULL, *found = NULL;
     int rc = R_OK;
     for (int page = 0; rc == R_OK && !found; page++) {
@@ -331,15 +263,11 @@ static int r_sns(const struct fanout_cli_dest *d, char **out)
             rc = R_FAILED;
             break;
         }
-        struct fanout_sbuf form = {0};
-        fanout_sbuf_puts(&form, "Action=ListTopics&Version=2010-03-31");
-        if (token) {
-            fanout_sbuf_puts(&form, "&NextToken=");
-            cli_aws_encode(&form, token);
-        }
+        const char *params[] = {"NextToken", token, NULL};
         struct cli_aws_reply r;
-        if (r_query_call(d, "sns", &form, &r) != 0) {
+        if (cli_aws_query_at(&at, "sns", "ListTopics", "2010-03-31", params, &r) != 0) {
             rc = r_lookup_failed(d, "SNS ListTopics", &r, r_none);
+            cli_aws_reply_free(&r);
             break;
         }
         struct fanout_xml_elem result;
@@ -347,7 +275,7 @@ static int r_sns(const struct fanout_cli_dest *d, char **out)
             fanout_strlcpy(r.code, "InvalidResponse", sizeof r.code);
             snprintf(r.message, sizeof r.message, "the answer has no ListTopicsResult");
             rc = r_lookup_failed(d, "SNS ListTopics", &r, r_none);
-            free(r.body);
+            cli_aws_reply_free(&r);
             break;
         }
         /* every TopicArn of the page: the one ending ":<name>" */
@@ -381,7 +309,7 @@ static int r_sns(const struct fanout_cli_dest *d, char **out)
         }
         free(token);
         token = next;
-        free(r.body);
+        cli_aws_reply_free(&r);
         if (!found && !token && rc == R_OK) {
             fprintf(stderr,
                     "fanout %s: sns: there is no %s \"%s\" in this account and region (SNS "
@@ -417,11 +345,14 @@ static int r_es(const struct fanout_cli_dest *d, char **out)
     }
     snprintf(endpoint, sizeof endpoint, "https://es.%s.%s", region,
              fanout_aws_dns_suffix(region));
+    const struct cli_aws_at at = {.region = region, .endpoint = endpoint};
     struct cli_aws_reply r;
-    if (r_get(d, "es", region, endpoint, "/2015-01-01/es/domain/", NULL, &r) != 0)
-        return r_lookup_failed(d, "DescribeElasticsearchDomain", &r, r_not_found);
-    json_t *j = r_json(&r);
-    const json_t *st = json_object_get(j, "DomainStatus");
+    if (r_get(d, "es", &at, "/2015-01-01/es/domain/", NULL, &r) != 0) {
+        int rc = r_lookup_failed(d, "DescribeElasticsearchDomain", &r, r_not_found);
+        cli_aws_reply_free(&r);
+        return rc;
+    }
+    const json_t *st = json_object_get(r.json, "DomainStatus");
     const char *host = r_str(st, "Endpoint", NULL);
     if (!host) /* a domain in a VPC */
         host = r_str(st, "Endpoints", "vpc");
@@ -430,15 +361,12 @@ static int r_es(const struct fanout_cli_dest *d, char **out)
         rc = r_done(d, "DescribeElasticsearchDomain", out, "%s#%s", host, d->index);
     } else {
         fanout_strlcpy(r.code, "NoEndpoint", sizeof r.code);
-        if (j)
-            snprintf(
-                r.message, sizeof r.message,
-                "the domain has no endpoint yet (DomainStatus.Endpoint / Endpoints.vpc); "
-                "wait until it is created");
+        snprintf(r.message, sizeof r.message,
+                 "the domain has no endpoint yet (DomainStatus.Endpoint / Endpoints.vpc); "
+                 "wait until it is created");
         rc = r_lookup_failed(d, "DescribeElasticsearchDomain", &r, r_not_found);
     }
-    json_decref(j);
-    free(r.body);
+    cli_aws_reply_free(&r);
     return rc;
 }
 
@@ -453,13 +381,15 @@ static int r_elasticache(const struct fanout_cli_dest *d, char **out)
                                           "ReplicationGroupNotFoundFault", NULL};
     char op[64];
     snprintf(op, sizeof op, "ElastiCache %s", action);
-    struct fanout_sbuf form = {0};
-    fanout_sbuf_printf(&form, "Action=%s&Version=2015-02-02&%s=", action,
-                       memcached ? "CacheClusterId" : "ReplicationGroupId");
-    cli_aws_encode(&form, d->destination);
+    const char *params[] = {memcached ? "CacheClusterId" : "ReplicationGroupId",
+                            d->destination, NULL};
+    const struct cli_aws_at at = r_at(d);
     struct cli_aws_reply r;
-    if (r_query_call(d, "elasticache", &form, &r) != 0)
-        return r_lookup_failed(d, op, &r, missing);
+    if (cli_aws_query_at(&at, "elasticache", action, "2015-02-02", params, &r) != 0) {
+        int rc = r_lookup_failed(d, op, &r, missing);
+        cli_aws_reply_free(&r);
+        return rc;
+    }
     struct fanout_xml_elem ep;
     const char *block = memcached ? "ConfigurationEndpoint" : "PrimaryEndpoint";
     char *addr = NULL, *port = NULL;
@@ -483,7 +413,7 @@ static int r_elasticache(const struct fanout_cli_dest *d, char **out)
     }
     free(addr);
     free(port);
-    free(r.body);
+    cli_aws_reply_free(&r);
     return rc;
 }
 

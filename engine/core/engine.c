@@ -12,6 +12,7 @@
 #include "core/batch.h"
 #include "core/event.h"
 #include "core/filter.h"
+#include "core/onfailure.h"
 #include "common/log.h"
 #include "core/store_ddb.h"
 
@@ -325,6 +326,26 @@ static void s_fill_target(struct fanout_target *t, const struct fanout_mapping *
     t->options = options;
 }
 
+static int s_check(struct fanout_loader *l, const struct fanout_mapping *m,
+                   const struct fanout_loaded_plugin **pp, void **block, json_t **values,
+                   char *err, size_t err_len);
+
+/* The on-failure destination is checked like a mapping; its messages name
+ * our field: `mapping "<id>": field "onFailure": field "type": ...`. */
+static int s_check_on_failure(struct fanout_loader *l, const struct fanout_mapping *m,
+                              char *err, size_t err_len)
+{
+    const struct fanout_loaded_plugin *p;
+    char why[1024], prefix[FANOUT_QUOTE_SIZE + 16], q[FANOUT_QUOTE_SIZE];
+    if (!m->on_failure || s_check(l, m->on_failure, &p, NULL, NULL, why, sizeof why) == 0)
+        return 0;
+    int n = snprintf(prefix, sizeof prefix,
+                     "mapping \"%s\": ", fanout_quote(q, m->on_failure->id));
+    snprintf(err, err_len, "mapping \"%s\": field \"onFailure\": %s",
+             fanout_quote(q, m->id), strncmp(why, prefix, (size_t)n) == 0 ? why + n : why);
+    return -1;
+}
+
 /* Plugin-level checks of a mapping. On success *p is the plugin, and, when
  * block/values are given, the options are handed over. */
 static int s_check(struct fanout_loader *l, const struct fanout_mapping *m,
@@ -386,6 +407,11 @@ static int s_check(struct fanout_loader *l, const struct fanout_mapping *m,
             json_decref(opt_values);
             return -1;
         }
+    }
+    if (s_check_on_failure(l, m, err, err_len) != 0) {
+        free(opt_block);
+        json_decref(opt_values);
+        return -1;
     }
     *pp = p;
     if (block) {
@@ -531,6 +557,12 @@ struct s_target_run {
     char dest_buf[FANOUT_QUOTE_SIZE];
     enum fanout_collapse collapse;
     struct fanout_plan plan;
+    /* "onFailure": what this target could not deliver is kept in `of`
+     * (NULL without one); `round` is set on the second round's target,
+     * whose summary is `of->sum`, not one of the result's */
+    struct fanout_onfailure *of;
+    struct fanout_onfailure *round;
+    struct s_target_run *of_next;
 };
 
 struct s_unit {
@@ -547,12 +579,13 @@ struct s_run {
     size_t unit_count;
     size_t next_unit;
     unsigned seed;
+    struct s_target_run *of_list;      /* the targets with an on-failure destination */
     struct fanout_filter_views *views; /* of the records, when a filter asks */
 };
 
 static struct fanout_target_summary *s_sum(const struct s_target_run *t)
 {
-    return &t->run->res->targets[t->sum_index];
+    return t->round ? &t->round->sum : &t->run->res->targets[t->sum_index];
 }
 
 static void s_mark_failed(struct s_run *run, const struct fanout_raw_record *raw)
@@ -566,6 +599,10 @@ static void s_mark_failed(struct s_run *run, const struct fanout_raw_record *raw
 static void s_fail_record(struct s_target_run *t, const struct fanout_record *r,
                           const struct fanout_raw_record *raw, const char *reason)
 {
+    if (t->round) { /* a document the on-failure destination did not take */
+        fanout_onfailure_refused(t->round, r, reason);
+        return;
+    }
     s_mark_failed(t->run, raw);
     __atomic_fetch_add(&s_sum(t)->failed, 1, __ATOMIC_RELAXED);
     char sub[48] = "";
@@ -586,6 +623,28 @@ static void s_fail_message(struct s_target_run *t, const struct fanout_message *
     for (size_t i = 0; i < m->record_count; i++) {
         const struct fanout_rec *r = (const struct fanout_rec *)m->records[i];
         s_fail_record(t, &r->pub, r->raw, reason);
+    }
+}
+
+/* A record the target refused or could not take after `attempts` (0: not
+ * sent): kept for its on-failure destination when it has one, else failed.
+ * Records merely not sent (deadline, order) fail as before: the source
+ * retries them. */
+static void s_refused(struct s_target_run *t, const struct fanout_record *r,
+                      const struct fanout_raw_record *raw, const char *reason,
+                      unsigned attempts)
+{
+    if (!t->of || fanout_onfailure_keep(t->of, r, raw, reason, attempts,
+                                        t->run->e->host->now_ms()) != 0)
+        s_fail_record(t, r, raw, reason);
+}
+
+static void s_refused_message(struct s_target_run *t, const struct fanout_message *m,
+                              const char *reason, unsigned attempts)
+{
+    for (size_t i = 0; i < m->record_count; i++) {
+        const struct fanout_rec *r = (const struct fanout_rec *)m->records[i];
+        s_refused(t, &r->pub, r->raw, reason, attempts);
     }
 }
 
@@ -713,7 +772,7 @@ static int s_send_call(struct s_target_run *t, const struct fanout_call *c, unsi
                 pending[again++] = pending[i];
             } else {
                 s_outcome_reason(reason, sizeof reason, &out[i], attempt, NULL);
-                s_fail_message(t, pending[i], reason);
+                s_refused_message(t, pending[i], reason, attempt);
                 rc = -1;
             }
         }
@@ -735,7 +794,7 @@ static int s_send_call(struct s_target_run *t, const struct fanout_call *c, unsi
                                      ? "no time left before the invocation's deadline "
                                        "(Lambda's, or fanout invoke --timeout) to retry"
                                      : NULL);
-                s_fail_message(t, pending[i], reason);
+                s_refused_message(t, pending[i], reason, attempt);
             }
             rc = -1;
             break;
@@ -929,6 +988,89 @@ static int s_invalid_mapping(struct s_run *run, size_t *cap,
     return 0;
 }
 
+/* The second round: each record a target could not deliver goes to that
+ * target's on-failure destination as one document (its own instance,
+ * collapse none, the same retries and deadline). A confirmed document
+ * makes the record handled; otherwise it fails as before, with both
+ * reasons. Returns -1 only when out of memory. */
+static int s_on_failure_round(struct s_run *run)
+{
+    struct fanout_engine *e = run->e;
+    size_t cap = 0;
+    run->unit_count = run->next_unit = 0;
+    for (struct s_target_run *t = run->of_list; t; t = t->of_next) {
+        struct fanout_onfailure *of = t->of;
+        if (!of->count)
+            continue;
+        struct s_target_run *t2 = fanout_arena_calloc(&e->arena, sizeof *t2);
+        if (!t2 || fanout_onfailure_build(of, s_sum(t), &e->arena) != 0)
+            return -1;
+        t2->run = run;
+        t2->round = of;
+        char why[1024];
+        int invalid;
+        struct fanout_mapping *m = fanout_mapping_parse(of->mapping, 0, why, sizeof why);
+        t2->inst = m ? s_instance_get(e, m, &invalid, why, sizeof why) : NULL;
+        of->sum.type = (char *)json_string_value(json_object_get(of->mapping, "type"));
+        of->sum.destination =
+            (char *)json_string_value(json_object_get(of->mapping, "destination"));
+        t2->scope = fanout_quote(t2->scope_buf, m ? m->id : t->scope);
+        t2->dest = fanout_quote(t2->dest_buf, of->sum.destination);
+        fanout_mapping_free(m);
+        if (!t2->inst) {
+            for (size_t i = 0; i < of->count; i++)
+                fanout_onfailure_refused(of, &of->docs[i].pub, why);
+            continue;
+        }
+        t2->collapse = t2->inst->target.collapse;
+        if (fanout_plan_build(of->doc_ptrs, of->count, t2->collapse, &t2->inst->limits,
+                              &e->arena, &t2->plan) != 0)
+            return -1;
+        for (size_t i = 0; i < t2->plan.rejected_count; i++)
+            fanout_onfailure_refused(of, &t2->plan.rejected[i].rec->pub,
+                                     t2->plan.rejected[i].reason);
+        if (run->unit_count + t2->plan.call_count > cap) {
+            size_t n = run->unit_count + t2->plan.call_count + 16;
+            void *p = realloc(run->units, n * sizeof *run->units);
+            if (!p)
+                return -1;
+            run->units = p;
+            cap = n;
+        }
+        for (size_t c = 0; c < t2->plan.call_count; c++)
+            run->units[run->unit_count++] = (struct s_unit){t2, c};
+    }
+    s_dispatch(run);
+    for (struct s_target_run *t = run->of_list; t; t = t->of_next) {
+        struct fanout_onfailure *of = t->of;
+        for (size_t i = 0; i < of->count; i++) {
+            const struct fanout_onfailure_entry *en = &of->entries[i];
+            char qbuf[FANOUT_QUOTE_SIZE], both[2048];
+            const char *qdest = fanout_quote(qbuf, of->sum.destination);
+            if (en->refused) {
+                snprintf(both, sizeof both,
+                         "%s; its on-failure destination %s %s did not take it either: %s",
+                         en->reason, of->sum.type, qdest,
+                         en->second ? en->second : "out of memory");
+                s_fail_record(t, &en->rec, en->raw, both);
+                continue;
+            }
+            s_sum(t)->on_failure++;
+            char qsrc[FANOUT_QUOTE_SIZE], qseq[FANOUT_QUOTE_SIZE], sub[48] = "";
+            if (en->rec.aggregated)
+                snprintf(sub, sizeof sub, " sub-sequence %llu",
+                         (unsigned long long)en->rec.sub_sequence_number);
+            LOG_WARN(t->scope,
+                     "record not delivered to %s %s, handed to its on-failure destination "
+                     "%s %s: source %s, sequence number %s%s: %s",
+                     s_sum(t)->type, t->dest, of->sum.type, qdest,
+                     fanout_quote(qsrc, en->raw->source_arn),
+                     fanout_quote(qseq, en->raw->sequence_number), sub, en->reason);
+        }
+    }
+    return 0;
+}
+
 int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
                          struct fanout_result *res, char *err, size_t err_len)
 {
@@ -1026,12 +1168,25 @@ int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
                 goto out;
             }
             t->inst = inst;
-            if (!t->inst) {
+            if (m->on_failure) {
+                if (!(t->of = fanout_onfailure_new(m->on_failure->json))) {
+                    snprintf(err, err_len, "out of memory");
+                    goto out;
+                }
+                t->of_next = run.of_list;
+                run.of_list = t;
+            }
+            if (!t->inst && !t->of) {
                 s_fail_target(t, g, why);
                 continue;
             }
-            t->collapse = t->inst->target.collapse;
-            int want_json = (t->inst->plugin->desc.flags & FANOUT_PLUGIN_SOURCE_JSON) != 0;
+            if (!t->inst) { /* its records go to the on-failure destination */
+                LOG_ERROR(t->scope, "target failed: %s", why);
+                s_sum(t)->error = strdup(why);
+            }
+            t->collapse = t->inst ? t->inst->target.collapse : FANOUT_COLLAPSE_NONE;
+            int want_json =
+                t->inst && (t->inst->plugin->desc.flags & FANOUT_PLUGIN_SOURCE_JSON) != 0;
             int vi = (m->deaggregate ? 1 : 0) | (m->convert_ddb ? 2 : 0) |
                      (want_json ? 4 : 0) | (m->append_newlines ? 8 : 0);
             if (!have[vi]) {
@@ -1050,7 +1205,7 @@ int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
                     s_sum(t)->failed++;
                     continue;
                 }
-                s_fail_record(t, NULL, d->failures[i].raw, d->failures[i].reason);
+                s_refused(t, NULL, d->failures[i].raw, d->failures[i].reason, 0);
             }
             struct fanout_rec **recs = d->records;
             size_t nrecs = d->count;
@@ -1059,6 +1214,11 @@ int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
                 goto out;
             }
             s_sum(t)->filtered = d->count - nrecs;
+            if (!t->inst) {
+                for (size_t i = 0; i < nrecs; i++)
+                    s_refused(t, &recs[i]->pub, recs[i]->raw, why, 0);
+                continue;
+            }
             if (fanout_plan_build(recs, nrecs, t->collapse, &t->inst->limits, &e->arena,
                                   &t->plan) != 0) {
                 snprintf(err, err_len, "out of memory");
@@ -1066,8 +1226,8 @@ int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
             }
             s_sum(t)->messages = t->plan.message_count;
             for (size_t i = 0; i < t->plan.rejected_count; i++)
-                s_fail_record(t, &t->plan.rejected[i].rec->pub,
-                              t->plan.rejected[i].rec->raw, t->plan.rejected[i].reason);
+                s_refused(t, &t->plan.rejected[i].rec->pub, t->plan.rejected[i].rec->raw,
+                          t->plan.rejected[i].reason, 0);
             size_t need = run.unit_count + (m->parallel ? t->plan.call_count : 1);
             if (need > unit_cap) {
                 size_t cap = unit_cap ? unit_cap : 16;
@@ -1092,6 +1252,10 @@ int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
     }
 
     s_dispatch(&run);
+    if (run.of_list && s_on_failure_round(&run) != 0) {
+        snprintf(err, err_len, "out of memory");
+        goto out;
+    }
 
     res->failed_seqs = calloc(ev.count ? ev.count : 1, sizeof *res->failed_seqs);
     if (!res->failed_seqs) {
@@ -1114,9 +1278,9 @@ int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
         char qdest[FANOUT_QUOTE_SIZE];
         LOG_INFO(s->id,
                  "%s %s: %zu records, %zu messages, %zu calls, %zu delivered, %zu "
-                 "failed, %zu filtered",
+                 "failed, %zu on failure, %zu filtered",
                  s->type, fanout_quote(qdest, s->destination), s->records, s->messages,
-                 s->calls, s->delivered, s->failed, s->filtered);
+                 s->calls, s->delivered, s->failed, s->on_failure, s->filtered);
     }
     rc = res->failed_records ? 1 : 0;
     struct timespec t1;
@@ -1125,6 +1289,8 @@ int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
         (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
     s_instances_evict(e, e->host->now_ms());
 out:
+    for (struct s_target_run *t = run.of_list; t; t = t->of_next)
+        fanout_onfailure_free(t->of);
     free(run.raw_failed);
     free(run.units);
     fanout_filter_views_free(run.views);

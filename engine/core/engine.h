@@ -58,6 +58,9 @@ struct fanout_target_summary {
     /* Records sent again after a retryable failure or throttling, once
      * per resend (a record resent twice counts 2). */
     size_t retried;
+    /* Records it could not deliver that its on-failure destination
+     * ("onFailure") confirmed: handled, not failed. */
+    size_t on_failure;
     /* The oldest stream arrival time of its source's records (Unix epoch
      * ms), 0 when the event does not say. */
     int64_t oldest_arrival_ms;

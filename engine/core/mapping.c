@@ -13,9 +13,9 @@
 #include "core/filter.h"
 
 const char *const fanout_mapping_fields[] = {
-    "sourceArn",  "id",          "type",           "destination", "active",
-    "role",       "externalId",  "region",         "collapse",    "parallel",
-    "convertDDB", "deaggregate", "appendNewlines", "filter",      NULL,
+    "sourceArn",      "id",        "type",     "destination", "active",     "role",
+    "externalId",     "region",    "collapse", "parallel",    "convertDDB", "deaggregate",
+    "appendNewlines", "onFailure", "filter",   NULL,
 };
 
 static const char *const s_collapse_names[] = {"none", "JSON", "concat", "concat-b64"};
@@ -230,6 +230,80 @@ static int s_legacy_ignored(struct s_ctx *c, struct fanout_mapping *m)
     return 0;
 }
 
+/* "onFailure": a destination object, or (as the table stores it) a string
+ * holding one, parsed into a child mapping of the same source. Its
+ * problems read `field "onFailure": field "<inner>": <rule>`. */
+static int s_on_failure(struct s_ctx *c, struct fanout_mapping *m)
+{
+    static const char *const allowed[] = {"type", "destination", "role", "externalId",
+                                          "region"};
+    const json_t *v = json_object_get(m->json, "onFailure");
+    if (!v || json_is_null(v))
+        return 0;
+    json_t *obj;
+    if (json_is_string(v)) {
+        json_error_t je;
+        obj = json_loadb(json_string_value(v), json_string_length(v), JSON_DECODE_ANY, &je);
+        if (!obj)
+            return s_problem(c, "onFailure",
+                             "expected a destination object or a string holding one, got "
+                             "a string that is not JSON: column %d: %s",
+                             je.column, je.text);
+    } else {
+        obj = json_deep_copy(v);
+    }
+    int rc = -1;
+    if (!json_is_object(obj)) {
+        s_problem(c, "onFailure",
+                  "expected a destination object like {\"type\": \"sqs\", "
+                  "\"destination\": \"https://sqs...\"}, got %s",
+                  obj ? s_json_type(obj) : "nothing");
+        goto out;
+    }
+    const char *key;
+    json_t *val;
+    json_object_foreach (obj, key, val) {
+        int schema = 0, ok = 0;
+        for (const char *const *f = fanout_mapping_fields; *f; f++)
+            schema |= strcmp(*f, key) == 0;
+        for (size_t i = 0; i < sizeof allowed / sizeof *allowed; i++)
+            ok |= strcmp(allowed[i], key) == 0;
+        if (schema && !ok) {
+            s_problem(c, "onFailure",
+                      "field \"%s\": not accepted in an on-failure destination (it takes "
+                      "type, destination, role, externalId, region and its plugin's "
+                      "options)",
+                      key);
+            goto out;
+        }
+    }
+    struct fanout_sbuf id = {0};
+    char why[768], prefix[FANOUT_QUOTE_SIZE + 48], q[FANOUT_QUOTE_SIZE];
+    if (fanout_sbuf_printf(&id, "%s:onFailure", m->id) != 0 ||
+        json_object_set_new(obj, "sourceArn", json_string(m->source_arn)) != 0 ||
+        json_object_set_new(obj, "id", json_string(id.p)) != 0 ||
+        json_object_set_new(obj, "active", json_true()) != 0 ||
+        json_object_set_new(obj, "collapse", json_string("none")) != 0) {
+        fanout_sbuf_free(&id);
+        snprintf(c->err, c->err_len, "out of memory");
+        goto out;
+    }
+    m->on_failure = fanout_mapping_parse(obj, c->index, why, sizeof why);
+    if (!m->on_failure) {
+        /* its messages name the child; say which field of ours it is */
+        int n = snprintf(prefix, sizeof prefix,
+                         "mapping \"%s\" (#%zu): ", fanout_quote(q, id.p), c->index);
+        const char *rest = strncmp(why, prefix, (size_t)n) == 0 ? why + n : why;
+        s_problem(c, "onFailure", "%s", rest);
+    } else {
+        rc = 0;
+    }
+    fanout_sbuf_free(&id);
+out:
+    json_decref(obj);
+    return rc;
+}
+
 /* "filter": an event pattern object, or a string holding one (the table's
  * form), compiled now. A name repeated in the string is refused, as in a
  * mapping file. */
@@ -384,6 +458,8 @@ struct fanout_mapping *fanout_mapping_parse(const json_t *obj, size_t index, cha
         snprintf(err, err_len, "out of memory");
         goto fail;
     }
+    if (s_on_failure(&c, m) != 0)
+        goto fail;
 
     const char *key;
     json_t *val;
@@ -396,6 +472,7 @@ struct fanout_mapping *fanout_mapping_parse(const json_t *obj, size_t index, cha
     }
     return m;
 fail:
+    fanout_mapping_free(m->on_failure);
     fanout_filter_free(m->filter);
     json_decref(m->json);
     json_decref(m->extra);
@@ -408,6 +485,7 @@ void fanout_mapping_free(struct fanout_mapping *m)
 {
     if (!m)
         return;
+    fanout_mapping_free(m->on_failure);
     free(m->ignored);
     fanout_filter_free(m->filter);
     json_decref(m->json);

@@ -33,6 +33,10 @@ struct fanout_mapping {
      * per load ("mapping \"id\" (#n): ignored, as aws-lambda-fanout did:
      * ..."). NULL when nothing is ignored. */
     char *ignored;
+    /* "onFailure": where the records this target could not deliver go, as
+     * a mapping of the same source with id "<id>:onFailure" (collapse none,
+     * no onFailure of its own); NULL when not set. */
+    struct fanout_mapping *on_failure;
     json_t *json;  /* the whole mapping object */
     json_t *extra; /* the fields beyond the schema: plugin options */
 };

@@ -153,6 +153,9 @@ int fanout_metrics_emf(const struct fanout_result *res,
             {"Failed", "Count", (double)s->failed, 1},
             {"Retried", "Count", (double)s->retried, 1},
             {"Requests", "Count", (double)s->calls, 1},
+            /* only from a target that used its on-failure destination: no
+             * custom metric for every target without one */
+            {"OnFailure", "Count", (double)s->on_failure, s->on_failure != 0},
             {"Duration", "Milliseconds", res->duration_ms, 1},
             {"BatchAge", "Milliseconds",
              (double)s_age_ms(res->started_ms, s->oldest_arrival_ms),

@@ -341,14 +341,15 @@ json_t *fanout_mapping_to_item(const struct fanout_mapping *m)
     json_object_foreach (m->json, key, v) {
         if (json_is_null(v))
             continue; /* absent, as the file store reads null */
-        /* a schema field holding an object ("filter") is stored as a
-         * string holding its JSON, the form fanout_mapping_from_item reads */
-        char *text = json_is_object(v) && s_in(fanout_mapping_fields, key)
+        /* a schema field given as an object ("onFailure") is stored as a
+         * string holding its JSON, the form the table is read in */
+        char *text = s_in(fanout_mapping_fields, key) && json_is_object(v)
                          ? json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS)
                          : NULL;
         json_t *attr = text ? json_pack("{s:s}", "S", text) : s_json_to_attr(v);
         free(text);
         if (!item || json_object_set_new(item, key, attr) != 0) {
+            json_decref(item ? NULL : attr); /* set_new took it */
             json_decref(item);
             return NULL;
         }

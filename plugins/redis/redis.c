@@ -3,11 +3,12 @@
  * mode disabled, or any Redis server): each record is stored under its key
  * (Kinesis partition key, or the DynamoDB key string) with its data as the
  * value, by pipelined SET commands (optionally with EX) or one MSET per
- * call.
+ * call. With deleteOnRemove, a DynamoDB REMOVE record is a DEL of its key
+ * in the same pipeline, so the cache mirrors the table.
  *
  * Destination: host:port, a.b.c.d:port or [v6]:port. Options: database,
- * passwordEnv, username, ttlSeconds, command, tls, tlsServerName, timeoutMs
- * (see s_options). The password comes from the environment, never from the
+ * passwordEnv, username, ttlSeconds, command, tls, tlsServerName, timeoutMs,
+ * deleteOnRemove (see s_options). The password comes from the environment, never from the
  * mapping, and is never logged.
  *
  * Concurrency: `send` may run on several threads for one instance; each call
@@ -40,6 +41,12 @@
  * Kinesis batch is at most 10,000 records; 1000 keeps one call short on a
  * single-threaded server. */
 #define REDIS_MAX_COMMANDS_PER_CALL 1000
+/* With deleteOnRemove: a whole Lambda batch of a stream (at most 10,000
+ * records, https://docs.aws.amazon.com/lambda/latest/dg/with-ddb.html) in
+ * one call, so that a parallel target never splits one key's SET and DEL
+ * over calls running at once (the order within a call is the pipeline's).
+ * Still the "10k commands" Redis's guide calls a reasonable batch. */
+#define REDIS_MAX_COMMANDS_PER_MIRROR_CALL 10000
 /* Bytes per call: our bound on the pipeline buffer we build (Redis itself
  * accepts a 1 GB query buffer, client-query-buffer-limit). */
 #define REDIS_MAX_CALL_BYTES (64ull << 20)
@@ -68,6 +75,7 @@ struct redis_options {
     int tls;
     const char *tls_server_name;
     int64_t timeout_ms;
+    int delete_on_remove;
 };
 
 struct redis_instance {
@@ -76,7 +84,8 @@ struct redis_instance {
     struct redis_conn_config cfg;
     int mset;
     int ordered;
-    char ttl[24]; /* "" when no TTL */
+    int del_on_remove; /* deleteOnRemove: REMOVE records are DEL key */
+    char ttl[24];      /* "" when no TTL */
     char *username;
     char *password;
     size_t password_len;
@@ -106,6 +115,42 @@ static int s_is_mset(const struct redis_options *o)
     return o && o->command && strcasecmp(o->command, "MSET") == 0;
 }
 
+/* arn:<partition>:dynamodb:<region>:<account>:table/<name>/stream/<label> */
+static int s_is_ddb_stream(const char *arn)
+{
+    const char *p = arn ? strchr(arn, ':') : NULL;
+    p = p ? strchr(p + 1, ':') : NULL;
+    return p && strncmp(p, ":dynamodb:", 10) == 0 && strstr(p, ":table/") &&
+           strstr(p, "/stream/");
+}
+
+/* deleteOnRemove needs one record per command, on its own key, from a
+ * source that has REMOVE records. */
+static int s_validate_delete(const struct fanout_target *t, const struct redis_options *o,
+                             char *err, size_t err_len)
+{
+    if (s_is_mset(o)) {
+        snprintf(err, err_len,
+                 "field \"deleteOnRemove\": cannot be used with \"command\": \"MSET\" (one "
+                 "MSET per call stores every record, it cannot delete a key); use \"SET\"");
+        return -1;
+    }
+    if (t->collapse != FANOUT_COLLAPSE_NONE) {
+        snprintf(err, err_len,
+                 "field \"deleteOnRemove\": needs \"collapse\": \"none\" (a collapsed "
+                 "message carries several records, not one key to delete)");
+        return -1;
+    }
+    if (!s_is_ddb_stream(t->source_arn)) {
+        snprintf(err, err_len,
+                 "field \"deleteOnRemove\": applies only to a DynamoDB Streams source "
+                 "(arn:aws:dynamodb:...:table/NAME/stream/LABEL), whose REMOVE records it "
+                 "turns into DEL; this mapping's sourceArn is not one");
+        return -1;
+    }
+    return 0;
+}
+
 static int s_validate(const struct fanout_target *t, char *err, size_t err_len)
 {
     const struct redis_options *o = t->options;
@@ -127,6 +172,8 @@ static int s_validate(const struct fanout_target *t, char *err, size_t err_len)
         snprintf(err, err_len, "\"command\" must be \"SET\" or \"MSET\"");
         return -1;
     }
+    if (o->delete_on_remove && s_validate_delete(t, o, err, err_len) != 0)
+        return -1;
     if (s_is_mset(o) && o->ttl_seconds > 0) {
         snprintf(err, err_len,
                  "\"ttlSeconds\" cannot be used with \"command\": \"MSET\" (MSET sets no "
@@ -174,6 +221,18 @@ static int s_validate(const struct fanout_target *t, char *err, size_t err_len)
 
 /* ---- instances ---------------------------------------------------------- */
 
+static int s_limits(void *state, const struct fanout_target *t, struct fanout_limits *lim,
+                    char *err, size_t err_len)
+{
+    (void)state;
+    (void)err;
+    (void)err_len;
+    const struct redis_options *o = t->options;
+    if (o && o->delete_on_remove)
+        lim->max_messages_per_call = REDIS_MAX_COMMANDS_PER_MIRROR_CALL;
+    return 0;
+}
+
 /* Host and state (plugin.h): init keeps the host in a fanout_plugin_state;
  * open copies it into the instance's connection settings (in->cfg.host). */
 static int s_init(const struct fanout_host *host, void **state, struct fanout_error *err)
@@ -220,6 +279,7 @@ static int s_open(void *state, const struct fanout_target *t, void **out,
     in->id = strdup(t->id ? t->id : "redis");
     in->mset = s_is_mset(o);
     in->ordered = !t->parallel;
+    in->del_on_remove = o && o->delete_on_remove && !in->mset;
     if (o && o->ttl_seconds > 0)
         snprintf(in->ttl, sizeof in->ttl, "%lld", (long long)o->ttl_seconds);
 
@@ -324,7 +384,8 @@ static void s_give(struct redis_instance *in, struct redis_conn *c)
 /* The formatted commands of one call, back to back. */
 struct s_cmds {
     struct fanout_sbuf out;
-    size_t *off; /* where command i starts */
+    size_t *off;           /* where command i starts */
+    unsigned char *expect; /* enum redis_expect of command i (deleteOnRemove), or NULL */
     size_t count;
 };
 
@@ -349,12 +410,21 @@ static const char *s_bytes(const uint8_t *p)
     return p ? (const char *)p : "";
 }
 
+/* A DynamoDB REMOVE (collapse none: one record per message). */
+static int s_is_remove(const struct fanout_message *m)
+{
+    const char *action = m->record_count ? m->records[0]->action : NULL;
+    return action && strcmp(action, "REMOVE") == 0;
+}
+
 static int s_build(const struct redis_instance *in, const struct fanout_batch *b,
                    struct s_cmds *c)
 {
     memset(c, 0, sizeof *c);
     c->off = malloc((b->count + 1) * sizeof *c->off);
     if (!c->off)
+        return -1;
+    if (in->del_on_remove && !(c->expect = malloc(b->count)))
         return -1;
     if (in->mset) {
         size_t argc = 1 + 2 * b->count;
@@ -379,8 +449,18 @@ static int s_build(const struct redis_instance *in, const struct fanout_batch *b
     }
     for (size_t i = 0; i < b->count; i++) {
         const struct fanout_message *m = b->messages[i];
+        if (c->expect && s_is_remove(m)) {
+            const char *argv[2] = {"DEL", s_bytes(m->key)};
+            size_t lens[2] = {3, m->key_len};
+            c->expect[c->count] = REDIS_EXPECT_DEL;
+            if (s_append(c, 2, argv, lens) != 0)
+                return -1;
+            continue;
+        }
         const char *argv[5] = {"SET", s_bytes(m->key), s_bytes(m->body), "EX", in->ttl};
         size_t lens[5] = {3, m->key_len, m->body_len, 2, strlen(in->ttl)};
+        if (c->expect)
+            c->expect[c->count] = REDIS_EXPECT_OK;
         if (s_append(c, in->ttl[0] ? 5 : 3, argv, lens) != 0)
             return -1;
     }
@@ -391,6 +471,7 @@ static void s_cmds_free(struct s_cmds *c)
 {
     fanout_sbuf_free(&c->out);
     free(c->off);
+    free(c->expect);
 }
 
 struct s_call {
@@ -406,9 +487,10 @@ static void s_set_outcome(struct fanout_outcome *o, const struct redis_failure *
     fanout_outcome_set(o, f->status, f->code, "%s", f->message);
 }
 
-/* The reply to command base + i: +OK (the exchange checked that a status
- * is exactly OK) or an error. Every reply writes its outcome, so a resend
- * after an exchange out of step replaces what the untrusted one wrote. */
+/* The reply to command base + i: +OK, or :0 / :1 for a DEL (the exchange
+ * checked that it is exactly what its command can get), or an error. Every
+ * reply writes its outcome, so a resend after an exchange out of step
+ * replaces what the untrusted one wrote. */
 static void s_on_reply(void *ud, size_t i, int is_error, const char *text, size_t len)
 {
     struct s_call *c = ud;
@@ -468,6 +550,73 @@ static void s_keep_order(const struct fanout_batch *b, struct fanout_outcome *ou
                 "retried, to keep the order (parallel: false)");
 }
 
+static int s_resent(const struct fanout_outcome *o)
+{
+    return o->status == FANOUT_RETRY || o->status == FANOUT_THROTTLED;
+}
+
+static uint64_t s_key_hash(const struct fanout_message *m)
+{
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (size_t i = 0; i < m->key_len; i++)
+        h = (h ^ m->key[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/*
+ * deleteOnRemove on a parallel target: the engine resends the messages
+ * that failed retryably, after the others. A later SET or DEL of the same
+ * key that went through would then be undone by the earlier one (a DEL
+ * resent after the INSERT that followed it would delete a live item). So a
+ * later message on the key of a message to be resent is resent too, after
+ * it, in order. Keys of resent messages go in an open-addressing table of
+ * message indexes: one pass, whatever the batch.
+ */
+static void s_keep_key_order(const struct fanout_batch *b, struct fanout_outcome *out)
+{
+    size_t first = 0, ok_after = 0;
+    while (first < b->count && !s_resent(&out[first]))
+        first++;
+    for (size_t k = first + 1; k < b->count; k++)
+        ok_after += out[k].status == FANOUT_OK;
+    if (!ok_after)
+        return;
+    size_t cap = 16;
+    while (cap < 2 * b->count)
+        cap *= 2;
+    size_t *slot = malloc(cap * sizeof *slot);
+    if (!slot) {
+        s_keep_order(b, out); /* the coarser rule needs no memory */
+        return;
+    }
+    for (size_t k = 0; k < cap; k++)
+        slot[k] = SIZE_MAX;
+    for (size_t k = first; k < b->count; k++) {
+        const struct fanout_message *m = b->messages[k];
+        int resent = s_resent(&out[k]);
+        if (!resent && out[k].status != FANOUT_OK)
+            continue;
+        size_t h = (size_t)s_key_hash(m) & (cap - 1);
+        while (slot[h] != SIZE_MAX) {
+            const struct fanout_message *o = b->messages[slot[h]];
+            if (o->key_len == m->key_len &&
+                (!m->key_len || !memcmp(o->key, m->key, m->key_len)))
+                break;
+            h = (h + 1) & (cap - 1);
+        }
+        if (slot[h] != SIZE_MAX && !resent) {
+            fanout_outcome_set(
+                &out[k], FANOUT_RETRY, "OrderKept",
+                "written, but sent again after an earlier record of the same "
+                "key that must be retried, to keep the key's order");
+            continue;
+        }
+        if (resent && slot[h] == SIZE_MAX)
+            slot[h] = k;
+    }
+    free(slot);
+}
+
 static int s_send(void *instance, const struct fanout_batch *b, struct fanout_outcome *out)
 {
     struct redis_instance *in = instance;
@@ -521,17 +670,17 @@ static int s_send(void *instance, const struct fanout_batch *b, struct fanout_ou
         for (size_t i = first; i < cmds.count; i++)
             ends[i - first] =
                 (i + 1 < cmds.count ? cmds.off[i + 1] : cmds.out.len) - cmds.off[first];
-        if (redis_conn_exchange(conn, cmds.out.p + cmds.off[first],
-                                cmds.out.len - cmds.off[first], ends, cmds.count - first,
-                                s_on_reply, &call, in->cfg.timeout_ms, deadline, &got,
-                                &f) == 0)
+        if (redis_conn_exchange(
+                conn, cmds.out.p + cmds.off[first], cmds.out.len - cmds.off[first], ends,
+                cmds.expect ? cmds.expect + first : NULL, cmds.count - first, s_on_reply,
+                &call, in->cfg.timeout_ms, deadline, &got, &f) == 0)
             break;
         /* The exchange did not end with its marker's reply in place, so no
          * reply of it is proven to answer its command: the connection broke
          * (a reply read before the break may have been a stray one, sent
          * before the command it seems to answer), or the replies were out of
          * step. Every command of the exchange is sent again on a new
-         * connection (SET and MSET are idempotent); the resend's replies
+         * connection (SET, MSET and DEL are idempotent); the resend's replies
          * overwrite the outcomes, and if it fails too, every command of the
          * exchange is reported unconfirmed. */
         redis_conn_close(conn);
@@ -554,6 +703,8 @@ static int s_send(void *instance, const struct fanout_batch *b, struct fanout_ou
         s_give(in, conn);
     if (in->ordered)
         s_keep_order(b, out);
+    else if (in->del_on_remove)
+        s_keep_key_order(b, out);
     free(ends);
     s_cmds_free(&cmds);
     return 0;
@@ -605,13 +756,20 @@ static const struct fanout_option s_options[] = {
      .min = 1,
      .max = 600000,
      .description = "connect and reply timeout in ms (default 2000), within the deadline"},
+    {.name = "deleteOnRemove",
+     .type = FANOUT_OPT_BOOL,
+     .offset = offsetof(struct redis_options, delete_on_remove),
+     .default_int = 0,
+     .description = "DynamoDB REMOVE records delete their key (DEL) instead of storing "
+                    "{}; a call then takes up to 10,000 commands (a whole stream batch)"},
     {.name = NULL},
 };
 
 FANOUT_PLUGIN_DEFINE(
         .name = "redis", .version = "1.0.0",
-        .description = "ElastiCache Redis OSS / Valkey (cluster mode disabled) "
-                       "or any Redis: SET key data, pipelined",
+        .description =
+            "ElastiCache Redis OSS / Valkey (cluster mode disabled) "
+            "or any Redis: SET key data (DEL on REMOVE with deleteOnRemove), pipelined",
         .destination_example = "my-cache.abc123.ng.0001.use1.cache.amazonaws.com:6379 (or "
                                "10.0.0.5:6379, [2001:db8::5]:6379)",
         .limits = {.max_messages_per_call = REDIS_MAX_COMMANDS_PER_CALL,
@@ -623,4 +781,4 @@ FANOUT_PLUGIN_DEFINE(
         .default_collapse = FANOUT_COLLAPSE_NONE, .options = s_options,
         .options_size = sizeof(struct redis_options), .init = s_init,
         .fini = fanout_plugin_state_free, .validate = s_validate, .open = s_open,
-        .send = s_send, .close = s_close);
+        .send = s_send, .close = s_close, .target_limits = s_limits);

@@ -392,7 +392,7 @@ int redis_reply_next(const char *buf, size_t len, char *type, const char **text,
 {
     if (len == 0)
         return 0;
-    if (buf[0] != '+' && buf[0] != '-')
+    if (buf[0] != '+' && buf[0] != '-' && buf[0] != ':')
         return -1;
     size_t max = len < REDIS_MAX_REPLY_LINE + 2 ? len : REDIS_MAX_REPLY_LINE + 2;
     size_t i = 1;
@@ -470,15 +470,15 @@ size_t redis_match_feed(struct redis_match *m, const char *buf, size_t len)
         if (k < 0) {
             char shown[80];
             s_shown(buf + off, len - off, shown, sizeof shown);
-            if (buf[off] == '+' || buf[off] == '-')
+            if (buf[off] == '+' || buf[off] == '-' || buf[off] == ':')
                 s_desync(m,
                          "%s sent reply %zu of %zu as a line over %d bytes or without CRLF "
                          "(starts \"%s\")",
                          m->where, m->got + 1, total, REDIS_MAX_REPLY_LINE, shown);
             else
                 s_desync(m,
-                         "%s sent %s ('%c') as reply %zu of %zu, where only +OK, +PONG or "
-                         "an error can come (starts \"%s\")",
+                         "%s sent %s ('%c') as reply %zu of %zu, where only +OK, :0 or :1 "
+                         "(DEL), +PONG or an error can come (starts \"%s\")",
                          m->where, s_type_name(buf[off]),
                          buf[off] >= 0x20 && buf[off] < 0x7f ? buf[off] : '?', m->got + 1,
                          total, shown);
@@ -492,7 +492,7 @@ size_t redis_match_feed(struct redis_match *m, const char *buf, size_t len)
                 /* PING refused (NOAUTH, BUSY, NOPERM...): still the reply
                  * to PING, not an OK shifted into its place */
                 m->marker_refused = tlen >= 6 && memcmp(text, "NOPERM", 6) == 0;
-            } else if (tlen != 4 || memcmp(text, "PONG", 4) != 0) {
+            } else if (type != '+' || tlen != 4 || memcmp(text, "PONG", 4) != 0) {
                 char shown[80];
                 s_shown(text, tlen, shown, sizeof shown);
                 s_desync(m,
@@ -506,13 +506,20 @@ size_t redis_match_feed(struct redis_match *m, const char *buf, size_t len)
             m->done = 1;
             break;
         }
-        if (!is_error && !(tlen == 2 && memcmp(text, "OK", 2) == 0)) {
+        int del = m->expect && m->expect[m->got] == REDIS_EXPECT_DEL;
+        /* A DEL of one key counts 0 or 1 keys removed; SET and the others
+         * say +OK. Any other answer is not this command's. */
+        int expected = del ? type == ':' && tlen == 1 && (text[0] == '0' || text[0] == '1')
+                           : type == '+' && tlen == 2 && memcmp(text, "OK", 2) == 0;
+        if (!is_error && !expected) {
             char shown[80];
             s_shown(text, tlen, shown, sizeof shown);
             s_desync(m,
-                     "%s answered \"+%s\" to command %zu of %zu, which can only get +OK or "
-                     "an error: its replies are out of step with the commands",
-                     m->where, shown, m->got + 1, m->want);
+                     "%s answered \"%c%s\" to command %zu of %zu%s or an error: its "
+                     "replies are out of step with the commands",
+                     m->where, type, shown, m->got + 1, m->want,
+                     del ? " (a DEL of one key), which can only get :0, :1"
+                         : ", which can only get +OK");
             break;
         }
         memcpy(m->text, text, tlen);
@@ -544,9 +551,9 @@ static ssize_t s_write_two(struct redis_conn *c, const char *a, size_t alen, con
 }
 
 int redis_conn_exchange(struct redis_conn *c, const char *buf, size_t len,
-                        const size_t *ends, size_t want, redis_reply_fn fn, void *ud,
-                        int timeout_ms, int64_t deadline_ms, size_t *got,
-                        struct redis_failure *f)
+                        const size_t *ends, const unsigned char *expect, size_t want,
+                        redis_reply_fn fn, void *ud, int timeout_ms, int64_t deadline_ms,
+                        size_t *got, struct redis_failure *f)
 {
     size_t sent = 0; /* commands written entirely (the marker's included) */
     char in[REDIS_MAX_REPLY_LINE * 2 + 16];
@@ -567,8 +574,12 @@ int redis_conn_exchange(struct redis_conn *c, const char *buf, size_t len,
         *got = 0;
         return -1;
     }
-    *m = (struct redis_match){
-        .want = want, .marker = c->marker, .where = c->ep->display, .fn = fn, .ud = ud};
+    *m = (struct redis_match){.want = want,
+                              .expect = expect,
+                              .marker = c->marker,
+                              .where = c->ep->display,
+                              .fn = fn,
+                              .ud = ud};
     int rc = -1;
     *got = 0;
     for (;;) {
@@ -905,8 +916,8 @@ static int s_login(struct redis_conn *c, const struct redis_conn_config *cfg, in
         goto out;
     }
     size_t ends[2] = {(size_t)(alen > 0 ? alen : alen + slen), (size_t)(alen + slen)};
-    if (redis_conn_exchange(c, buf, (size_t)(alen + slen), ends, want, s_login_reply, &l,
-                            cfg->timeout_ms, until, &got, f) != 0) {
+    if (redis_conn_exchange(c, buf, (size_t)(alen + slen), ends, NULL, want, s_login_reply,
+                            &l, cfg->timeout_ms, until, &got, f) != 0) {
         /* `until` is the connect limit, not necessarily the deadline. */
         if (strcmp(f->code, "Timeout") == 0)
             s_msgf(f,

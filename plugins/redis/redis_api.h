@@ -89,9 +89,9 @@ int redis_conn_alive(struct redis_conn *c);
 /* ---- replies: plain functions over bytes (no I/O), fuzzed ---- */
 
 /* The longest reply line accepted. Every command the plugin sends (AUTH,
- * SELECT, SET, MSET, PING) is answered by a simple string (+OK, +PONG) or an
- * error line; Redis's error texts are well under 1 KiB. Anything longer is a
- * protocol error, never buffered further. */
+ * SELECT, SET, MSET, DEL, PING) is answered by a simple string (+OK, +PONG),
+ * an integer (DEL: :0 or :1) or an error line; Redis's error texts are well
+ * under 1 KiB. Anything longer is a protocol error, never buffered further. */
 #define REDIS_MAX_REPLY_LINE 4096
 /* One exchange (a call's pipeline on one connection) must end within
  * timeoutMs plus 1 ms per this many bytes sent (at least 10 MB/s on average;
@@ -99,24 +99,35 @@ int redis_conn_alive(struct redis_conn *c);
  * hold a call longer, whatever the inactivity timer says. */
 #define REDIS_BYTES_PER_MS 10000
 
-/* One reply at buf[0..len): 1 with *used bytes (CRLF included), *type '+'
- * or '-' and the text after the type byte (len *text_len, not
+/* One reply at buf[0..len): 1 with *used bytes (CRLF included), *type '+',
+ * '-' or ':' and the text after the type byte (len *text_len, not
  * NUL-terminated); 0 when more bytes are needed; -1 when the bytes cannot
  * start a reply any command of ours can get (another RESP type: a bulk
- * string, an integer, an array, a RESP3 type; a line over
- * REDIS_MAX_REPLY_LINE; a CR without LF or a bare LF). No reply type is
+ * string, an array, a RESP3 type; a line over REDIS_MAX_REPLY_LINE; a CR
+ * without LF or a bare LF). Which line type a command may get is the
+ * matcher's business (an integer answers only a DEL). No reply type is
  * buffered beyond its first line: a "$2000000000" header is refused at once. */
 int redis_reply_next(const char *buf, size_t len, char *type, const char **text,
                      size_t *text_len, size_t *used);
 
+/* What a command of an exchange can be answered by, besides an error. */
+enum redis_expect {
+    REDIS_EXPECT_OK = 0,  /* AUTH, SELECT, SET (no NX/XX/GET), MSET: exactly +OK */
+    REDIS_EXPECT_DEL = 1, /* DEL of one key: exactly :0 (not there) or :1 */
+};
+
 /* Called for the reply to command `index` of an exchange: is_error, and
- * the text after '+' or '-' (NUL-terminated, at most REDIS_MAX_REPLY_LINE). */
+ * the text after '+', ':' or '-' (NUL-terminated, at most
+ * REDIS_MAX_REPLY_LINE). A reply that is not an error is the one its
+ * command expects (+OK, or :0 / :1 for a DEL): anything else puts the
+ * exchange out of step and never reaches fn. */
 typedef void (*redis_reply_fn)(void *ud, size_t index, int is_error, const char *text,
                                size_t len);
 
 /*
- * The replies of one exchange: `want` commands, each answered by +OK or an
- * error, then (when `marker`) the closing PING, answered by +PONG. Every
+ * The replies of one exchange: `want` commands, each answered by an error
+ * or by what `expect[i]` says (+OK for all when expect is NULL), then (when
+ * `marker`) the closing PING, answered by +PONG. Every
  * reply must answer exactly the next command with a reply that command can
  * get; anything else (another type, +PONG before the marker, +OK at the
  * marker) puts the exchange out of step, and none of its replies is trusted
@@ -126,6 +137,7 @@ typedef void (*redis_reply_fn)(void *ud, size_t index, int is_error, const char 
  */
 struct redis_match {
     size_t want;
+    const unsigned char *expect; /* enum redis_expect per command, or NULL */
     int marker;
     const char *where; /* "host:port", for messages */
     redis_reply_fn fn;
@@ -149,8 +161,8 @@ void redis_match_end(struct redis_match *m, size_t extra);
 /*
  * Write `len` bytes of formatted commands (then the PING marker, unless the
  * connection's user may not run it) and read their `want` replies, calling
- * fn for each in order. Command i ends at buf + ends[i]: its reply may not
- * come before it is written entirely (a reply that does was not caused by
+ * fn for each in order (expect: as in struct redis_match). Command i ends at buf + ends[i]:
+ * its reply may not come before it is written entirely (a reply that does was not caused by
  * it, and puts the exchange out of step). Writing and reading are interleaved, so a long
  * pipeline cannot deadlock on full socket buffers. Waits at most
  * timeout_ms without progress, at most timeout_ms + len / REDIS_BYTES_PER_MS
@@ -160,9 +172,9 @@ void redis_match_end(struct redis_match *m, size_t extra);
  * delivered to fn is to be trusted). Either way the connection must be closed.
  */
 int redis_conn_exchange(struct redis_conn *c, const char *buf, size_t len,
-                        const size_t *ends, size_t want, redis_reply_fn fn, void *ud,
-                        int timeout_ms, int64_t deadline_ms, size_t *got,
-                        struct redis_failure *f);
+                        const size_t *ends, const unsigned char *expect, size_t want,
+                        redis_reply_fn fn, void *ud, int timeout_ms, int64_t deadline_ms,
+                        size_t *got, struct redis_failure *f);
 
 void redis_conn_close(struct redis_conn *c);
 

@@ -6,7 +6,9 @@
  *
  * The first byte shapes the exchange: 1-8 commands (bits 0-2), with or
  * without the closing PING (bit 3), and the size of the reads (bits 4-7:
- * 1-16 bytes, or all at once for 0). The rest are the server's bytes. The
+ * 1-16 bytes, or all at once for 0). The rest are the server's bytes. Each
+ * input is matched three times: every command a SET (+OK), every command a
+ * DEL (:0 or :1, deleteOnRemove), and the two alternating. The
  * bytes are fed as the plugin's exchange loop feeds them (a bounded buffer,
  * complete replies consumed, the rest kept), and once in one piece; both
  * must reach the same verdict, and the verdict must be consistent (no more
@@ -52,12 +54,16 @@ struct s_verdict {
 };
 
 static struct s_verdict s_run(const uint8_t *data, size_t size, size_t want, int marker,
-                              size_t step)
+                              size_t step, const unsigned char *expect)
 {
     static struct redis_match m; /* large: not on the stack */
     struct s_seen seen = {0};
-    m = (struct redis_match){
-        .want = want, .marker = marker, .where = "fuzz:1", .fn = s_on_reply, .ud = &seen};
+    m = (struct redis_match){.want = want,
+                             .expect = expect,
+                             .marker = marker,
+                             .where = "fuzz:1",
+                             .fn = s_on_reply,
+                             .ud = &seen};
     char in[REDIS_MAX_REPLY_LINE * 2 + 16];
     size_t total = want + (marker ? 1 : 0);
     reply_feed(data, size, step, in, sizeof in, reply_feed_redis, &m);
@@ -77,9 +83,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t want = (size_t)(data[0] & 7) + 1;
     int marker = (data[0] >> 3) & 1;
     size_t step = (size_t)(data[0] >> 4);
-    struct s_verdict a = s_run(data + 1, size - 1, want, marker, step);
-    struct s_verdict b = s_run(data + 1, size - 1, want, marker, 0);
-    if (a.got != b.got || a.done != b.done || a.desync != b.desync || a.calls != b.calls)
-        abort(); /* the verdict must not depend on how the bytes arrive */
+    static const unsigned char dels[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+    static const unsigned char mixed[8] = {0, 1, 0, 1, 0, 1, 0, 1};
+    const unsigned char *expect[3] = {NULL, dels, mixed};
+    for (size_t k = 0; k < 3; k++) {
+        struct s_verdict a = s_run(data + 1, size - 1, want, marker, step, expect[k]);
+        struct s_verdict b = s_run(data + 1, size - 1, want, marker, 0, expect[k]);
+        if (a.got != b.got || a.done != b.done || a.desync != b.desync ||
+            a.calls != b.calls)
+            abort(); /* the verdict must not depend on how the bytes arrive */
+    }
     return 0;
 }

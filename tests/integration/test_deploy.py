@@ -491,6 +491,45 @@ class Deploy(unittest.TestCase):
         self.assertIn("listing the event source mappings of fanout", err)
         self.aws._json("DELETE", "/__faults")
 
+    def destroy_stops_at_a_repeat(self, operation, listing):
+        """destroy with repeatMarker on: it fails at the second page of
+        `operation`, naming the listing. The operations it sent."""
+        mark = len(self.calls("lambda_ctl"))
+        rc, out, err = self.fanout("destroy", "--function", "fanout", "--yes")
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("fanout destroy: %s: the listing's NextMarker repeats; stopped"
+                      % listing, err)
+        sent = [e["operation"] for e in self.calls("lambda_ctl")[mark:]]
+        self.assertEqual(sent.count(operation), 2, sent)
+        return sent
+
+    def test_a_repeated_marker_stops_the_listing(self):
+        # a real marker that the service hands back again: destroy stops
+        # with the listing named, at the second page
+        self.ok("deploy", "--function", "fanout")
+        self.package("v2", "plugins-v2")
+        self.ok("deploy", "--function", "fanout")     # layer version 2
+        self.ok("hook", "--function", "fanout", "--source-arn", STREAM)
+        self.ok("hook", "--function", "fanout", "--source-arn", STREAM2)
+        self.lambda_options(pageSize=1, repeatMarker=True)
+        sent = self.destroy_stops_at_a_repeat("ListEventSourceMappings",
+                                              "listing the event source mappings of fanout")
+        self.assertEqual([o for o in sent if o.startswith("Delete")], [])
+        # the mappings gone, the layer's versions are the listing that repeats
+        self.lambda_options(repeatMarker=False)
+        for source in (STREAM, STREAM2):
+            self.ok("unhook", "--function", "fanout", "--source-arn", source)
+        self.lambda_options(repeatMarker=True)
+        self.destroy_stops_at_a_repeat("ListLayerVersions",
+                                       "listing the versions of layer fanout-plugins")
+        self.assertNotIn("DeleteRole", self.ops("iam"))
+        # the service fixed, destroy ends what it began (the two pages'
+        # versions were deleted before the repeat was seen)
+        self.lambda_options(repeatMarker=False)
+        out, err = self.ok("destroy", "--function", "fanout", "--yes")
+        self.assertIn("layers fanout-plugin*: none", out)
+        self.assertIn("role fanoutRole: deleted", out)
+
     def test_a_function_that_never_settles(self):
         self.lambda_options(pendingPolls=100000)
         env = self.env()

@@ -63,7 +63,7 @@ class Filters(ti.Base):
             got = [x["key"] for x in self.lines(name + ".jsonl")]
             self.assertEqual(got, keys, name)
             self.assertIn("[%s] file %s.jsonl: %d records, %d messages, %d calls, "
-                          "%d delivered, 0 failed, %d filtered"
+                          "%d delivered, 0 failed, 0 on failure, %d filtered"
                           % (name, name, len(MIXED), len(keys), 1, len(keys),
                              len(MIXED) - len(keys)), log)
 

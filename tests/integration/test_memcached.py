@@ -948,6 +948,32 @@ class MisbehavingServer(h.CacheChaosCase):
                     self.assertEqual(failed, ["500"], log)
                     self.assertIn("PROTOCOL_ERROR", log)
 
+    def test_resent_delete_never_lands_after_a_later_set(self):
+        """deleteOnRemove: REMOVE k then INSERT k in one batch; the delete
+        gets SERVER_ERROR out of memory once (retryable). The later records
+        for that node are resent after it, in order, so k ends set, as in
+        the table."""
+        def rec(name, pk, seq, image=None):
+            d = {"Keys": {"pk": {"S": pk}}, "SequenceNumber": str(seq),
+                 "StreamViewType": "NEW_AND_OLD_IMAGES"}
+            if image is not None:
+                d["NewImage"] = {"pk": {"S": pk}, "v": {"S": image}}
+            return {"eventSource": "aws:dynamodb", "eventSourceARN": DDB, "eventName": name,
+                    "awsRegion": "us-east-1", "dynamodb": d}
+        ev = {"Records": [rec("REMOVE", "k", 600), rec("INSERT", "k", 601, "new"),
+                          rec("INSERT", "j", 602, "j")]}
+        srv = self.chaos("oomat:0")
+        srv.stored[b"k"] = b"old"
+        m = mc_mapping("mc", srv.address, source=DDB, autoDiscovery=False, timeoutMs=500,
+                       deleteOnRemove=True, convertDDB=True)
+        rc, log, failed, _, _ = invoke_measured(h, self.dir, [m], ev, env=FAST_RETRY)
+        self.assertEqual(rc, 0, log)
+        self.assertEqual(failed, [], log)
+        self.assertIn("3 of 3 messages to memcached", log)  # all later on the node
+        self.assertEqual(json.loads(srv.stored[b"k"]), {"pk": "k", "v": "new"})
+        self.assertEqual(json.loads(srv.stored[b"j"]), {"pk": "j", "v": "j"})
+        self.assertEqual(srv.data_commands, 6)  # delete (refused), set, set, then again
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

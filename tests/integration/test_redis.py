@@ -239,6 +239,60 @@ def load_event(name):
         return json.load(f)
 
 
+def ddb_value(v):
+    """A plain value as DynamoDB JSON (the stream's own format)."""
+    if isinstance(v, bool):
+        return {"BOOL": v}
+    if v is None:
+        return {"NULL": True}
+    if isinstance(v, (int, float)):
+        return {"N": str(v)}
+    if isinstance(v, str):
+        return {"S": v}
+    if isinstance(v, list):
+        return {"L": [ddb_value(x) for x in v]}
+    return {"M": {k: ddb_value(x) for k, x in v.items()}}
+
+
+class DdbTable:
+    """A DynamoDB table (hash key "pk", range key "sk") whose changes come
+    out as a DynamoDB Streams event shaped like tests/data/events/
+    dynamodb.json (NEW_AND_OLD_IMAGES): INSERT, MODIFY and REMOVE records,
+    sequence numbers counting up across events. `items` is what the table
+    holds after the changes, keyed as fanout keys DynamoDB records
+    ("pk|sk")."""
+
+    def __init__(self, arn=harness.DDB_SOURCE):
+        self.arn = arn
+        self.items = {}
+        self.seq = 1000
+
+    def event(self, changes):
+        """changes: (eventName, pk, sk, new image without the keys, or None)."""
+        records = []
+        for name, pk, sk, attrs in changes:
+            key = "%s|%d" % (pk, sk)
+            old = self.items.get(key)
+            d = {"ApproximateCreationDateTime": 1767225600,
+                 "Keys": {"pk": {"S": pk}, "sk": {"N": str(sk)}},
+                 "SequenceNumber": str(self.seq), "SizeBytes": 26,
+                 "StreamViewType": "NEW_AND_OLD_IMAGES"}
+            if name == "REMOVE":
+                self.items.pop(key, None)
+            else:
+                new = dict(pk=pk, sk=sk, **attrs)
+                d["NewImage"] = {k: ddb_value(v) for k, v in new.items()}
+                self.items[key] = new
+            if old is not None:
+                d["OldImage"] = {k: ddb_value(v) for k, v in old.items()}
+            records.append({"eventID": "e%d" % self.seq, "eventName": name,
+                            "eventVersion": "1.1", "eventSource": "aws:dynamodb",
+                            "awsRegion": harness.REGION, "eventSourceARN": self.arn,
+                            "dynamodb": d})
+            self.seq += 1
+        return {"Records": records}
+
+
 class RedisPlugin(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -804,6 +858,79 @@ class RedisPlugin(unittest.TestCase):
                                 harness.kinesis_event(recs), env=env)
         self.assertEqual(failed, ["1001"], r.stderr.decode())
 
+    # ---- a DynamoDB table mirrored (deleteOnRemove) ----
+
+    def assertMirrors(self, c, table, others=()):
+        """Redis holds exactly the table's items (and the keys `others`):
+        every key, nothing more, each value the plain-JSON NewImage."""
+        self.assertEqual(sorted(k.decode() for k in c.cmd("KEYS", "*")),
+                         sorted(list(table.items) + list(others)))
+        for key, item in table.items.items():
+            self.assertEqual(json.loads(c.get(key)), item, key)
+
+    def test_redis_mirror_of_a_dynamodb_table(self):
+        """INSERT, MODIFY and REMOVE of several keys over three invocations,
+        with a REMOVE and an INSERT of one key in one batch (both orders),
+        a MODIFY after a REMOVE, and REMOVEs of keys that are not there:
+        after each invocation Redis holds exactly the table."""
+        srv = self.server()
+        table = DdbTable()
+        m = redis_map("127.0.0.1:%d" % srv.port, source=table.arn, convertDDB=True,
+                      deleteOnRemove=True)
+        c = self.client(srv)
+        c.cmd("SET", "unrelated", "kept")  # not the table's: never touched
+        steps = [
+            [("INSERT", "user", 1, {"name": "Ann", "tags": ["a", "b"], "vip": True}),
+             ("INSERT", "user", 2, {"name": "Bob", "n": 2}),
+             ("INSERT", "user", 3, {"name": "Cy", "addr": {"city": "Oslo", "zip": None}}),
+             ("INSERT", "order", 7, {"total": 12.5}),
+             ("REMOVE", "ghost", 0, None)],  # never there: :0 confirms it
+            [("MODIFY", "user", 1, {"name": "Ann", "tags": ["a"], "vip": False}),
+             ("REMOVE", "user", 2, None),
+             ("REMOVE", "user", 3, None),
+             ("INSERT", "user", 3, {"name": "Cy again"}),  # REMOVE then INSERT
+             ("INSERT", "user", 4, {"name": "Dee"}),
+             ("REMOVE", "user", 4, None),  # INSERT then REMOVE: gone
+             ("REMOVE", "user", 2, None)],  # removed twice in one batch
+            [("REMOVE", "order", 7, None),
+             ("MODIFY", "order", 7, {"total": 99}),  # MODIFY after REMOVE: set
+             ("REMOVE", "user", 1, None),
+             ("INSERT", "user", 2, {"name": "Bob is back"}),
+             ("REMOVE", "nobody", 5, None)],
+        ]
+        for i, changes in enumerate(steps):
+            r, failed = self.invoke([m], table.event(changes))
+            self.assertDelivered(r, failed)
+            err = r.stderr.decode()
+            self.assertIn("%d delivered, 0 failed" % len(changes), err)
+            self.assertMirrors(c, table, others=["unrelated"])
+            self.assertEqual(c.get("unrelated"), b"kept")
+        self.assertEqual(sorted(table.items), ["order|7", "user|2", "user|3"])
+        # without deleteOnRemove, REMOVE stores its (empty) NewImage, as before
+        del m["deleteOnRemove"]
+        r, failed = self.invoke([m], table.event([("REMOVE", "user", 3, None)]))
+        self.assertDelivered(r, failed)
+        self.assertEqual(c.get("user|3"), b"{}")
+
+    def test_mirror_keeps_each_key_in_order_in_one_call(self):
+        """2,500 changes of 10 keys, INSERT and REMOVE by turns, to a
+        parallel target: with deleteOnRemove one call takes the whole batch
+        (10,000 commands at most), so no key's SET and DEL land in calls
+        running at once; each key ends as its last change left it."""
+        srv = self.server()
+        table = DdbTable()
+        changes = [("REMOVE" if (i // 10) % 2 else "INSERT", "k", i % 10, {"i": i})
+                   for i in range(2500)]
+        # the last 5 cut: keys 0-4 end with a REMOVE, 5-9 with an INSERT
+        changes = changes[:-5]
+        r, failed = self.invoke([redis_map("127.0.0.1:%d" % srv.port, source=table.arn,
+                                           convertDDB=True, deleteOnRemove=True)],
+                                table.event(changes))
+        self.assertDelivered(r, failed)
+        self.assertIn("2495 messages, 1 calls, 2495 delivered", r.stderr.decode())
+        self.assertEqual(sorted(table.items), ["k|%d" % k for k in range(5, 10)])
+        self.assertMirrors(self.client(srv), table)
+
     # ---- validation ----
 
     def test_validation(self):
@@ -823,6 +950,9 @@ class RedisPlugin(unittest.TestCase):
         maps = [redis_map(d, id_=i) for i, (d, _) in bad.items()]
         role = "arn:aws:iam::123456789012:role/cache-writer"
         maps += [
+            redis_map("cache.example.com:6379", id_="delmset", source=harness.DDB_SOURCE,
+                      command="MSET", deleteOnRemove=True),
+            redis_map("cache.example.com:6379", id_="delkinesis", deleteOnRemove=True),
             redis_map("cache.example.com:6379", id_="role", role=role),
             redis_map("cache.example.com:6379", id_="region", region="eu-west-1"),
             redis_map("cache.example.com:6379", id_="msetttl", command="MSET", ttlSeconds=60),
@@ -835,7 +965,9 @@ class RedisPlugin(unittest.TestCase):
         good = [redis_map("cache.example.com:6379", id_="ok1"),
                 redis_map("10.0.0.5:6380", id_="ok2", tls=True, tlsServerName="cache.internal",
                           database=3, ttlSeconds=60, passwordEnv="CACHE_TOKEN"),
-                redis_map("[2001:db8::5]:6379", id_="ok3", command="mset")]
+                redis_map("[2001:db8::5]:6379", id_="ok3", command="mset"),
+                redis_map("cache.example.com:6379", id_="ok4", source=harness.DDB_SOURCE,
+                          deleteOnRemove=True, ttlSeconds=60)]
         cfg = os.path.join(self.dir, "v.json")
         with open(cfg, "w") as f:
             json.dump(maps + good, f)
@@ -855,15 +987,15 @@ class RedisPlugin(unittest.TestCase):
         self.assertIn('"tlsServerName" needs "tls": true', out)
         self.assertIn('mapping "timeout": field "timeoutMs"', out)
         self.assertIn("e.g. my-cache.abc123.ng.0001.use1.cache.amazonaws.com:6379", out)
-        self.assertIn("%d mappings, 6 valid, %d invalid" % (len(maps) + 3, len(maps) - 3), out)
+        self.assertIn('mapping "delmset": field "deleteOnRemove": cannot be used with '
+                      '"command": "MSET"', out)
+        self.assertIn('mapping "delkinesis": field "deleteOnRemove": applies only to a '
+                      'DynamoDB Streams source', out)
+        self.assertIn("%d mappings, 7 valid, %d invalid" % (len(maps) + 4, len(maps) - 3), out)
 
 
-class MisbehavingServer(harness.CacheChaosCase):
-    """tests/servers/cache_chaos.py plays a Redis that answers the plugin's
-    commands wrongly. In every case the process ends (no signal, bounded
-    time and peak RSS), the records the server did not confirm with their
-    own +OK are reported failed (exit 1) or were resent to success, and
-    none is counted twice."""
+class RedisChaosCase(harness.CacheChaosCase):
+    """The Redis side of harness.CacheChaosCase."""
 
     KIND = "redis"
     ENV = FAST
@@ -875,6 +1007,25 @@ class MisbehavingServer(harness.CacheChaosCase):
     def mapping(self, srv, **opts):
         opts.setdefault("timeoutMs", 500)
         return redis_map(srv.address, **opts)
+
+    def assertErrorRepliesFail(self, cases):
+        """cases: (error reply, code, attempts): every record fails with
+        that code, after that many attempts (retryable ones are retried)."""
+        for reply, code, attempts in cases:
+            with self.subTest(reply=reply):
+                srv = self.chaos("reply:" + reply)
+                rc, log, failed = self.run_one(srv)
+                self.assertAllFailed(rc, log, failed, code,
+                                     "(1 attempt)" if attempts == 1
+                                     else "(gave up after %d attempts)" % attempts)
+
+
+class MisbehavingServer(RedisChaosCase):
+    """tests/servers/cache_chaos.py plays a Redis that answers the plugin's
+    commands wrongly. In every case the process ends (no signal, bounded
+    time and peak RSS), the records the server did not confirm with their
+    own +OK are reported failed (exit 1) or were resent to success, and
+    none is counted twice."""
 
     def test_reply_types_set_cannot_get(self):
         """SET (no NX/XX/GET) and MSET get +OK or an error, nothing else: an
@@ -890,15 +1041,9 @@ class MisbehavingServer(harness.CacheChaosCase):
                     self.assertGreater(srv.connections, 1)  # dropped, resent
 
     def test_error_replies_fail_the_records(self):
-        for reply, code, attempts in (("-ERR something", "ERR", 1),
-                                      ("-WRONGTYPE Operation against a key", "WRONGTYPE", 1),
-                                      ("-OOM command not allowed", "OOM", 4)):
-            with self.subTest(reply=reply):
-                srv = self.chaos("reply:" + reply)
-                rc, log, failed = self.run_one(srv)
-                self.assertAllFailed(rc, log, failed, code,
-                                     "(1 attempt)" if attempts == 1
-                                     else "(gave up after %d attempts)" % attempts)
+        self.assertErrorRepliesFail((("-ERR something", "ERR", 1),
+                                     ("-WRONGTYPE Operation against a key", "WRONGTYPE", 1),
+                                     ("-OOM command not allowed", "OOM", 4)))
 
     def test_extra_replies(self):
         for command in ("SET", "MSET"):
@@ -1000,6 +1145,98 @@ class MisbehavingServer(harness.CacheChaosCase):
                 srv = self.chaos(behaviour, bad=1)
                 rc, log, failed = self.run_one(srv)
                 self.assertAllDelivered(rc, log, failed, srv)
+
+
+class MisbehavingServerOnDel(RedisChaosCase):
+    """deleteOnRemove against tests/servers/cache_chaos.py: KEYS come as
+    DynamoDB REMOVE records (sequence numbers 1000...), each a DEL, which
+    counts as done only on its own :0 or :1, in its place. Every other
+    answer leaves the record reported failed (exit 1), or resent to
+    success."""
+
+    def mapping(self, srv, **opts):
+        return super().mapping(srv, source=harness.DDB_SOURCE, convertDDB=True,
+                               deleteOnRemove=True, **opts)
+
+    def event(self):
+        table = DdbTable()
+        return table.event([("REMOVE", k, 0, None) for k in self.KEYS])
+
+    def assertAllDeleted(self, rc, log, failed, srv):
+        self.assertEqual(rc, 0, log)
+        self.assertEqual(failed, [], log)
+        self.assertIn("%d delivered, 0 failed" % len(self.KEYS), log)
+        for k in self.KEYS:
+            self.assertNotIn(("%s|0" % k).encode(), srv.stored)
+
+    def preload(self, srv):
+        for k in self.KEYS[:3]:  # three there (:1), two not (:0)
+            srv.stored[("%s|0" % k).encode()] = b"{}"
+
+    def test_honest_counts_confirm(self):
+        srv = self.chaos("ok")
+        self.preload(srv)
+        srv.stored[b"other|0"] = b"{}"
+        rc, log, failed = self.run_one(srv)
+        self.assertAllDeleted(rc, log, failed, srv)
+        self.assertIn(b"other|0", srv.stored)
+        self.assertEqual(srv.data_commands, len(self.KEYS))
+
+    def test_answers_a_del_cannot_get(self):
+        """A status (+OK included: a SET's answer), a count other than 0
+        or 1, a bulk string, a nil, an array, RESP3 types: a protocol
+        error, never a confirmation."""
+        for reply in ("+OK", "+QUEUED", ":2", ":-1", ":01", "$1\r\n1", "$-1",
+                      "*1\r\n:1", "_", "#t", ",1", "+PONG"):
+            with self.subTest(reply=reply):
+                srv = self.chaos("reply:" + reply)
+                rc, log, failed = self.run_one(srv)
+                self.assertAllFailed(rc, log, failed, "ProtocolError")
+                self.assertGreater(srv.connections, 1)  # dropped, resent
+
+    def test_error_replies_fail_the_records(self):
+        self.assertErrorRepliesFail((("-ERR something", "ERR", 1),
+                                     ("-NOPERM this user has no permissions to run the "
+                                      "'del' command", "NOPERM", 1),
+                                     ("-OOM command not allowed", "OOM", 4)))
+
+    def test_extra_early_and_missing_replies(self):
+        for behaviour, phrase in (("extra", "out of step"),
+                                  ("early", "ProtocolError"),
+                                  ("silent", "no reply from 127.0.0.1"),
+                                  ("reset", "ConnectionLost")):
+            with self.subTest(behaviour=behaviour):
+                srv = self.chaos(behaviour)
+                self.preload(srv)
+                rc, log, failed = self.run_one(srv)
+                self.assertAllFailed(rc, log, failed, phrase)
+                srv = self.chaos(behaviour, bad=1)
+                self.preload(srv)
+                rc, log, failed = self.run_one(srv)
+                self.assertAllDeleted(rc, log, failed, srv)
+
+    def test_resent_del_never_lands_after_a_later_insert(self):
+        """REMOVE k then INSERT k in one batch of a parallel target; the DEL
+        gets -OOM once (retryable). The INSERT that went through is resent
+        after it (OrderKept), so k ends set, as in the table; the record of
+        another key is not resent."""
+        table = DdbTable()
+        table.items["k|0"] = {"pk": "k", "sk": 0, "v": "old"}
+        ev = table.event([("REMOVE", "k", 0, None), ("INSERT", "k", 0, {"v": "new"}),
+                          ("INSERT", "j", 0, {"v": "j"})])
+        srv = self.chaos("oomat:0")
+        srv.stored[b"k|0"] = b"{}"
+        rc, log, failed, _, _ = invoke_measured(harness, self.dir, [self.mapping(srv)], ev,
+                                                env=FAST)
+        self.assertEqual(rc, 0, log)
+        self.assertEqual(failed, [], log)
+        # the DEL and the INSERT after it on its key are resent; j is not
+        self.assertIn("2 of 3 messages to redis", log)
+        self.assertIn("3 delivered, 0 failed", log)
+        self.assertEqual(json.loads(srv.stored[b"k|0"]), table.items["k|0"])
+        self.assertEqual(json.loads(srv.stored[b"j|0"]), table.items["j|0"])
+        # DEL k (OOM), SET k, SET j; then DEL k, SET k again: j is not resent
+        self.assertEqual(srv.data_commands, 5)
 
 
 if __name__ == "__main__":

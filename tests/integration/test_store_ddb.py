@@ -136,7 +136,7 @@ class DynamoDBStore(unittest.TestCase):
         self.assertEqual(len(self.lines("all.jsonl")), 3, log)
         self.assertEqual(self.lines("m.jsonl"), [])
         self.assertIn("[orders] file %s: 3 records, 1 messages, 1 calls, 1 delivered, "
-                      "0 failed, 2 filtered" % self.path("orders.jsonl"), log)
+                      "0 failed, 0 on failure, 2 filtered" % self.path("orders.jsonl"), log)
         self.assertRegex(log, r'mapping "as-map" \(#\d\): field "filter": expected a '
                               r'string \(DynamoDB S\), got M')
 

@@ -1,11 +1,11 @@
 """A misbehaving Redis or Memcached server on loopback, for the cache plugins'
 tests (standard library only).
 
-It understands what the plugins send (Redis: AUTH, SELECT, SET, MSET, PING as
-RESP arrays; Memcached text protocol: set, delete, version, and the two
-auto-discovery commands, answered as a plain memcached would) and answers
-honestly, except for the replies to data commands (SET, MSET, set, delete),
-which a behaviour replaces:
+It understands what the plugins send (Redis: AUTH, SELECT, SET, MSET, DEL,
+PING as RESP arrays; Memcached text protocol: set, delete, version, and the
+two auto-discovery commands, answered as a plain memcached would) and answers
+honestly, except for the replies to data commands (SET, MSET, DEL, set,
+delete), which a behaviour replaces:
 
   ok            honest
   extra         every data reply sent twice
@@ -35,6 +35,10 @@ which a behaviour replaces:
                 whose body is not a node list
   silent        from the first data command on, no reply at all (the
                 connection stays open)
+  oomat:N[,M..] data commands number N, M... (from 0, over the server's
+                life) refused as a full Redis refuses them (-OOM, not
+                applied; Memcached: SERVER_ERROR out of memory); the others
+                honest
 
 `bad_connections`: how many connections (in accept order) misbehave; the
 later ones are honest (None: all). The server keeps what honest or not data
@@ -222,19 +226,30 @@ class ChaosServer:
         if name == "GET":
             c.sendall(b"END\r\n")
             return True
-        if name not in ("SET", "MSET", "DELETE"):
+        if name not in ("SET", "MSET", "DELETE", "DEL"):
             c.sendall(b"-ERR unknown command\r\n" if redis else b"ERROR\r\n")
             return True
         with self.lock:
+            number = self.data_commands
             self.data_commands += 1
+            if (st["bad"] and self.behaviour.startswith("oomat:") and
+                    number in [int(n) for n in self.behaviour[6:].split(",")]):
+                c.sendall(b"-OOM command not allowed when used memory > 'maxmemory'.\r\n"
+                          if redis else b"SERVER_ERROR out of memory storing object\r\n")
+                return True
+            existed = False
             if name == "SET":
                 self.stored[args[0]] = args[1]
             elif name == "MSET":
                 for i in range(0, len(args) - 1, 2):
                     self.stored[args[i]] = args[i + 1]
             else:
-                self.stored.pop(args[0], None)
-        honest = b"DELETED\r\n" if name == "DELETE" else self._ok_reply()
+                existed = self.stored.pop(args[0], None) is not None
+        if name == "DEL":  # Redis: the count of keys removed
+            honest = b":1\r\n" if existed else b":0\r\n"
+        else:
+            honest = ((b"DELETED\r\n" if existed else b"NOT_FOUND\r\n") if name == "DELETE"
+                      else self._ok_reply())
         if not st["bad"]:
             c.sendall(honest)
             return True
@@ -250,7 +265,7 @@ class ChaosServer:
         c = st["c"]
         b = self.behaviour
         redis = self.protocol == "redis"
-        if b in ("ok", "early", "leftover"):
+        if b in ("ok", "early", "leftover") or b.startswith("oomat:"):
             c.sendall(honest)
         elif b == "stale":
             out = self._ok_reply() * st["held"] + honest

@@ -268,6 +268,35 @@ START_TEST(deadline_respected)
 }
 END_TEST
 
+START_TEST(retry_needs_the_minimum_attempt_time)
+{
+    /* A retry is started only with S_MIN_ATTEMPT_MS (100) left after its
+     * backoff (at most 5 ms here) and the 500 ms margin. 595 ms left at
+     * the start leave less than 95 once the first answer is in: a throttled
+     * call ends after one attempt, though the backoff alone would fit. */
+    struct fanout_aws_request r;
+    struct fanout_aws_response out;
+    s_request(&r, "/echo", NULL); /* the connection made, so the attempts are quick */
+    s_call1(&r, &out);
+    ck_assert_int_eq(out.result, FANOUT_AWS_OK);
+    fanout_aws_response_clean_up(&out);
+    s_deadline_ms = s_mono_ms() + 500 + 95;
+    s_request(&r, "/throttle/50", "key=min1");
+    s_call1(&r, &out);
+    ck_assert_msg(out.result == FANOUT_AWS_THROTTLED, "%s: %s", out.error_code,
+                  out.error_message);
+    ck_assert_uint_eq(out.attempts, 1);
+    fanout_aws_response_clean_up(&out);
+    /* with room for a minimal attempt after the backoff: retried */
+    s_deadline_ms = s_mono_ms() + 500 + 100 + 5 + 400;
+    s_request(&r, "/throttle/1", "key=min2");
+    s_call1(&r, &out);
+    ck_assert_msg(out.result == FANOUT_AWS_OK, "%s: %s", out.error_code, out.error_message);
+    ck_assert_uint_eq(out.attempts, 2);
+    fanout_aws_response_clean_up(&out);
+}
+END_TEST
+
 START_TEST(many_at_once_each_judged)
 {
     enum { N = 24 };
@@ -523,6 +552,7 @@ int main(void)
     tcase_add_test(tc, validation_error_not_retried);
     tcase_add_test(tc, reset_and_timeout);
     tcase_add_test(tc, deadline_respected);
+    tcase_add_test(tc, retry_needs_the_minimum_attempt_time);
     tcase_add_test(tc, many_at_once_each_judged);
     tcase_add_test(tc, no_region_no_credentials);
     tcase_add_test(tc, secrets_never_logged);

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include "cli/cli_cmd.h"
 #include "cli/cli_hook_plan.h"
 
 #define KIN  "arn:aws:kinesis:us-east-1:123456789012:stream/orders"
@@ -438,6 +439,77 @@ START_TEST(update_body)
 }
 END_TEST
 
+/* ---- the flag table against the help texts (cli.c) ---------------------------- */
+
+#define S_MAX_HELP_FLAGS 64
+
+/* The flags a help text names, without "--" (--help left out): "--x",
+ * "--x=", and "--[no-]x" as both x and no-x. Returns their count. */
+static size_t s_help_flags(const char *text, char names[][64], size_t max)
+{
+    static const char name_chars[] = "abcdefghijklmnopqrstuvwxyz0123456789-";
+    size_t n = 0;
+    for (const char *p = strstr(text, "--"); p; p = strstr(p, "--")) {
+        p += 2;
+        int both = strncmp(p, "[no-]", 5) == 0;
+        if (both)
+            p += 5;
+        size_t len = strspn(p, name_chars);
+        ck_assert_msg(len > 0 && len < 60, "a flag of unexpected shape in the help: %.20s",
+                      p - 2);
+        if (len == 4 && !strncmp(p, "help", 4))
+            continue;
+        for (int k = 0; k <= both; k++) {
+            ck_assert_uint_lt(n, max);
+            snprintf(names[n++], 64, "%s%.*s", k ? "no-" : "", (int)len, p);
+        }
+        p += len;
+    }
+    return n;
+}
+
+START_TEST(flag_table_matches_help)
+{
+    static const struct {
+        const char *name;
+        enum cli_hook_cmd cmd;
+    } cmds[] = {{"hook", CLI_HOOK_HOOK},
+                {"unhook", CLI_HOOK_UNHOOK},
+                {"pause", CLI_HOOK_PAUSE},
+                {"resume", CLI_HOOK_RESUME}};
+    for (size_t c = 0; c < sizeof cmds / sizeof *cmds; c++) {
+        const struct cli_command *cmd = cli_command_find(cmds[c].name);
+        ck_assert_msg(cmd && cmd->usage, "no help text for %s in cli.c", cmds[c].name);
+        char names[S_MAX_HELP_FLAGS][64];
+        size_t n = s_help_flags(cmd->usage, names, S_MAX_HELP_FLAGS);
+        /* every flag the command takes is in its help */
+        int hook_only;
+        size_t taken = 0;
+        for (size_t i = 0; cli_hook_flag(i, &hook_only); i++) {
+            const char *flag = cli_hook_flag(i, &hook_only);
+            if (hook_only && cmds[c].cmd != CLI_HOOK_HOOK)
+                continue;
+            taken++;
+            int found = 0;
+            for (size_t j = 0; j < n && !found; j++)
+                found = !strcmp(names[j], flag);
+            ck_assert_msg(found, "fanout %s takes --%s, but its help does not name it",
+                          cmds[c].name, flag);
+        }
+        ck_assert_uint_gt(taken, 10);
+        /* every flag its help names is one the command takes */
+        for (size_t j = 0; j < n; j++) {
+            int found = 0;
+            for (size_t i = 0; !found && cli_hook_flag(i, &hook_only); i++)
+                found = !strcmp(cli_hook_flag(i, &hook_only), names[j]) &&
+                        (!hook_only || cmds[c].cmd == CLI_HOOK_HOOK);
+            ck_assert_msg(found, "the help of fanout %s names --%s, which it does not take",
+                          cmds[c].name, names[j]);
+        }
+    }
+}
+END_TEST
+
 static Suite *s_suite(void)
 {
     Suite *s = suite_create("hook_plan");
@@ -449,6 +521,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, source_rules);
     tcase_add_test(tc, stream_arns);
     tcase_add_test(tc, function_names);
+    tcase_add_test(tc, flag_table_matches_help);
     suite_add_tcase(s, tc);
     tc = tcase_create("plan");
     tcase_add_test(tc, new_mapping_alone);

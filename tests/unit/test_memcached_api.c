@@ -69,6 +69,42 @@ START_TEST(delete_replies)
 }
 END_TEST
 
+/* deleteOnRemove: only DELETED or NOT_FOUND, exactly, in its place,
+ * confirms a delete; an error class fails that record; anything else puts
+ * the exchange out of step, with no outcome written. */
+START_TEST(delete_wrong_answers)
+{
+    const char *bad[] = {"OK\r\n",          "END\r\n",     "42\r\n",         "\r\n",
+                         "VERSION 1\r\n",   "deleted\r\n", "DELETED \r\n",   "DELETED\n",
+                         "NOT_FOUND x\r\n", "TOUCHED\r\n", "VALUE k 0 1\r\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        s_feed(bad[i], 1, 1);
+        ck_assert_msg(m.desync, "%s", bad[i]);
+        ck_assert_str_eq(out[0].code, "Unanswered");
+    }
+    /* missing, extra and trailing replies of a delete */
+    s_feed("DELETED\r\nVERSION 1\r\n", 2, 3);
+    ck_assert(m.desync);
+    s_feed("DELETED\r\nNOT_FOUND\r\nVERSION 1\r\n", 1, 1);
+    ck_assert(m.desync);
+    s_feed("NOT_FOUND\r\nVERSION 1\r\nDELETED\r\n", 1, 1);
+    ck_assert(m.desync);
+    /* a set's STORED and a delete's DELETED are not interchangeable */
+    s_feed("DELETED\r\nSTORED\r\nVERSION 1\r\n", 2, 2);
+    ck_assert(m.desync);
+    /* error classes fail the delete only: retryable or not as for a set */
+    s_feed("SERVER_ERROR object too large for cache\r\nCLIENT_ERROR bad\r\nERROR\r\n"
+           "DELETED\r\nVERSION 1\r\n",
+           4, 0xf);
+    ck_assert(m.done && !m.desync && m.drop);
+    ck_assert_int_eq(out[0].status, FANOUT_RETRY); /* no item size for a delete */
+    ck_assert_int_eq(out[1].status, FANOUT_FATAL);
+    ck_assert_int_eq(out[2].status, FANOUT_RETRY);
+    ck_assert_int_eq(out[3].status, FANOUT_OK);
+    ck_assert_ptr_nonnull(strstr(out[1].message, "delete of key"));
+}
+END_TEST
+
 START_TEST(replies_a_set_cannot_get)
 {
     /* what made libmemcached assert, and more */
@@ -163,6 +199,7 @@ int main(void)
     TCase *tc = tcase_create("replies");
     tcase_add_test(tc, only_stored_confirms_a_set);
     tcase_add_test(tc, delete_replies);
+    tcase_add_test(tc, delete_wrong_answers);
     tcase_add_test(tc, replies_a_set_cannot_get);
     tcase_add_test(tc, shifts_are_detected);
     tcase_add_test(tc, outcomes_per_item);

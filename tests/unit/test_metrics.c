@@ -115,6 +115,25 @@ START_TEST(documents)
 }
 END_TEST
 
+/* OnFailure: present (and defined) only when a record went there. */
+START_TEST(on_failure_metric)
+{
+    struct fanout_metrics_context ctx = {.ns = "FanOut", .now_ms = 1};
+    json_t *all = s_docs(&ctx, 3);
+    ck_assert_ptr_null(json_object_get(json_array_get(all, 0), "OnFailure"));
+    json_decref(all);
+    s_targets[0].on_failure = 2;
+    all = s_docs(&ctx, 3);
+    s_targets[0].on_failure = 0;
+    json_t *t = json_array_get(all, 0);
+    ck_assert_int_eq(json_integer_value(json_object_get(t, "OnFailure")), 2);
+    json_t *dir =
+        json_array_get(json_object_get(json_object_get(t, "_aws"), "CloudWatchMetrics"), 0);
+    ck_assert_uint_eq(json_array_size(json_object_get(dir, "Metrics")), 8);
+    json_decref(all);
+}
+END_TEST
+
 START_TEST(settings)
 {
     ck_assert(fanout_metrics_namespace_valid("FanOut"));
@@ -165,6 +184,7 @@ int main(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, documents);
     tcase_add_test(tc, settings);
+    tcase_add_test(tc, on_failure_metric);
     suite_add_tcase(s, tc);
     return fanout_check_run(s);
 }

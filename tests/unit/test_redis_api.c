@@ -1,6 +1,6 @@
 /* The redis plugin's reply parser and matcher (plugins/redis/redis_api.c):
- * bounded lines, only +OK/-error for commands and +PONG for the marker, and
- * any shift of the replies detected. */
+ * bounded lines, only +OK/-error for commands (:0/:1/-error for a DEL) and
+ * +PONG for the marker, and any shift of the replies detected. */
 #include <check.h>
 #include <string.h>
 
@@ -28,17 +28,31 @@ static void s_on(void *ud, size_t i, int is_error, const char *text, size_t len)
 static struct redis_match m;
 static struct s_seen seen;
 
-/* Feed `bytes` (all at once) for `want` commands with the marker. */
-static size_t s_feed(const char *bytes, size_t want, int marker)
+/* Feed `bytes` (all at once) for `want` commands with the marker; command
+ * i is a DEL when bit i of `dels` is set. */
+static unsigned char s_expect[16];
+
+static size_t s_feed_dels(const char *bytes, size_t want, int marker, unsigned dels)
 {
     memset(&seen, 0, sizeof seen);
-    m = (struct redis_match){
-        .want = want, .marker = marker, .where = "h:1", .fn = s_on, .ud = &seen};
+    for (size_t i = 0; i < 16; i++)
+        s_expect[i] = (dels >> i) & 1 ? REDIS_EXPECT_DEL : REDIS_EXPECT_OK;
+    m = (struct redis_match){.want = want,
+                             .expect = dels ? s_expect : NULL,
+                             .marker = marker,
+                             .where = "h:1",
+                             .fn = s_on,
+                             .ud = &seen};
     size_t len = strlen(bytes);
     size_t used = redis_match_feed(&m, bytes, len);
     if (m.done)
         redis_match_end(&m, len - used);
     return used;
+}
+
+static size_t s_feed(const char *bytes, size_t want, int marker)
+{
+    return s_feed_dels(bytes, want, marker, 0);
 }
 
 START_TEST(line_parser_bounds)
@@ -55,8 +69,14 @@ START_TEST(line_parser_bounds)
     ck_assert_int_eq(redis_reply_next("", 0, &type, &text, &tlen, &used), 0);
     ck_assert_int_eq(redis_reply_next("+OK\n", 4, &type, &text, &tlen, &used), -1);
     ck_assert_int_eq(redis_reply_next("+OK\rX", 5, &type, &text, &tlen, &used), -1);
+    /* an integer is a line too (only a DEL may get one: the matcher's rule) */
+    ck_assert_int_eq(redis_reply_next(":1\r\n", 4, &type, &text, &tlen, &used), 1);
+    ck_assert_int_eq(type, ':');
+    ck_assert_uint_eq(tlen, 1);
+    ck_assert_int_eq(text[0], '1');
+    ck_assert_int_eq(redis_reply_next(":1\n", 3, &type, &text, &tlen, &used), -1);
     /* other types are refused at their first byte, whatever follows */
-    const char *types = "$*:_,#!=%~>(|x\r";
+    const char *types = "$*_,#!=%~>(|x\r";
     for (const char *t = types; *t; t++)
         ck_assert_int_eq(redis_reply_next(t, 1, &type, &text, &tlen, &used), -1);
     ck_assert_int_eq(redis_reply_next("$2000000000\r\n", 13, &type, &text, &tlen, &used),
@@ -122,6 +142,95 @@ START_TEST(out_of_step_is_detected)
         ck_assert_msg(m.desync, "%s", bad[i]);
         ck_assert_uint_eq(seen.n, 0);
     }
+}
+END_TEST
+
+/* DEL of one key: :1 (deleted) and :0 (not there) confirm it, an error
+ * fails that record only, next to SETs answered +OK. */
+START_TEST(del_replies_confirm)
+{
+    s_feed_dels("+OK\r\n:1\r\n:0\r\n-OOM no memory\r\n+OK\r\n+PONG\r\n", 5, 1, 0xeu);
+    ck_assert(m.done && !m.desync);
+    ck_assert_uint_eq(seen.n, 5);
+    static const int want_err[] = {0, 0, 0, 1, 0};
+    static const char *const want_text[] = {"OK", "1", "0", "OOM no memory", "OK"};
+    for (size_t i = 0; i < 5; i++) {
+        ck_assert_int_eq(seen.err[i], want_err[i]);
+        ck_assert_str_eq(seen.text[i], want_text[i]);
+    }
+    /* the same bytes, whatever the reads' sizes */
+    const char *all = ":1\r\n+OK\r\n:0\r\n+PONG\r\n";
+    for (size_t step = 1; step <= strlen(all); step++) {
+        memset(&seen, 0, sizeof seen);
+        s_expect[0] = s_expect[2] = REDIS_EXPECT_DEL;
+        s_expect[1] = REDIS_EXPECT_OK;
+        m = (struct redis_match){.want = 3,
+                                 .expect = s_expect,
+                                 .marker = 1,
+                                 .where = "h:1",
+                                 .fn = s_on,
+                                 .ud = &seen};
+        char in[64];
+        reply_feed((const uint8_t *)all, strlen(all), step, in, sizeof in, reply_feed_redis,
+                   &m);
+        ck_assert_msg(m.done && !m.desync, "step %zu", step);
+        ck_assert_uint_eq(seen.n, 3);
+    }
+}
+END_TEST
+
+/* Every answer a DEL of one key cannot get puts the exchange out of step:
+ * none of its replies reaches the callback, so no record counts as done. */
+START_TEST(del_wrong_answers_are_not_delivered)
+{
+    const char *bad[] = {
+        "+OK\r\n+PONG\r\n",     /* a status */
+        "+QUEUED\r\n+PONG\r\n", /* another status */
+        ":2\r\n+PONG\r\n",      /* a count a one-key DEL cannot reach */
+        ":-1\r\n+PONG\r\n",
+        ":01\r\n+PONG\r\n",
+        ":10\r\n+PONG\r\n",
+        ":\r\n+PONG\r\n",
+        ": 1\r\n+PONG\r\n",
+        ":1 \r\n+PONG\r\n",
+        "$1\r\n1\r\n+PONG\r\n", /* a bulk string */
+        "$-1\r\n+PONG\r\n",
+        "*1\r\n:1\r\n+PONG\r\n",
+        "_\r\n+PONG\r\n",
+        "#t\r\n+PONG\r\n",
+        ",1\r\n+PONG\r\n",
+        ":1\n+PONG\r\n",         /* no CR */
+        "+PONG\r\n",             /* the DEL's reply missing */
+        ":1\r\n:1\r\n+PONG\r\n", /* an extra reply */
+        ":1\r\n:PONG\r\n",       /* an integer where +PONG is due */
+        ":1\r\n+PONG\r\n:0\r\n", /* bytes after the marker */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        s_feed_dels(bad[i], 1, 1, 1);
+        ck_assert_msg(m.desync, "%s", bad[i]);
+        ck_assert_msg(m.why[0], "%s", bad[i]);
+        /* (an extra or misplaced reply may come after good ones: the
+         * exchange is then refused as a whole, its replies all untrusted) */
+    }
+    /* a count other than 0/1 names what a DEL can get */
+    s_feed_dels(":2\r\n+PONG\r\n", 1, 1, 1);
+    ck_assert_ptr_nonnull(strstr(m.why, "a DEL of one key"));
+    ck_assert_ptr_nonnull(strstr(m.why, ":0, :1"));
+    ck_assert_uint_eq(seen.n, 0);
+    /* an integer never answers a SET, even where a DEL sits next to it */
+    s_feed_dels(":1\r\n:1\r\n+PONG\r\n", 2, 1, 2);
+    ck_assert(m.desync);
+    ck_assert_uint_eq(seen.n, 0);
+    ck_assert_ptr_nonnull(strstr(m.why, "can only get +OK"));
+    /* a DEL's +OK is refused in a longer pipeline too, after good replies */
+    s_feed_dels("+OK\r\n:1\r\n+OK\r\n+PONG\r\n", 3, 1, 6);
+    ck_assert(m.desync);
+    ck_assert_uint_eq(seen.n, 2);
+    /* without the marker (NOPERM on PING), the type is still checked */
+    s_feed_dels("+OK\r\n", 1, 0, 1);
+    ck_assert(m.desync);
+    s_feed_dels(":0\r\n", 1, 0, 1);
+    ck_assert(m.done && !m.desync);
 }
 END_TEST
 
@@ -233,6 +342,8 @@ int main(void)
     tcase_add_test(tc, in_step_exchange);
     tcase_add_test(tc, out_of_step_is_detected);
     tcase_add_test(tc, partial_replies_wait);
+    tcase_add_test(tc, del_replies_confirm);
+    tcase_add_test(tc, del_wrong_answers_are_not_delivered);
     tcase_add_test(tc, error_classes);
     tcase_add_test(tc, error_table);
     tcase_add_test(tc, replies_in_order_per_command);

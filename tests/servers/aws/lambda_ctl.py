@@ -61,14 +61,17 @@ arn:P:dynamodb:R:A:table/T/stream/LABEL, StartingPosition required
 
 Control (no signature): POST /__lambda {"pendingPolls": N, "updatePolls": N,
 "esmPolls": N, "roleDelayMs": N, "strictRoles": bool, "failCreate": F,
-"failUpdate": F, "pageSize": N, "roles": {ARN: T}} sets options (F: a
-function name, a list of them, or {"function", "reasonCode", "reason"}
-objects; null clears; pageSize > 0 caps every List page so clients must
-follow NextMarker; roles adds roles created at epoch seconds T (null: now)
-to state.shared["iam_roles"], for tests without the IAM module); it and GET
+"failUpdate": F, "pageSize": N, "repeatMarker": bool, "roles": {ARN: T}}
+sets options (F: a function name, a list of them, or {"function",
+"reasonCode", "reason"} objects; null clears; pageSize > 0 caps every List
+page so clients must follow NextMarker; repeatMarker true makes a List page
+asked for with a Marker answer that same Marker as its NextMarker, a real
+marker that never ends the listing; roles adds roles created at epoch
+seconds T (null: now) to state.shared["iam_roles"], for tests without the
+IAM module); it and GET
 /__lambda answer {"options", "functions", "layers", "eventSourceMappings"}.
 Defaults (again after POST /__reset): polls 1, roleDelayMs 0, strictRoles
-false, pageSize 0.
+false, pageSize 0, repeatMarker false.
 
 Received entries (service lambda_ctl; target the function name, layer name
 or mapping UUID; every call that passed validation and the fault rules):
@@ -104,7 +107,8 @@ LOCK = threading.RLock()
 KEY = "lambda_ctl"
 DEFAULTS = {"pendingPolls": 1, "updatePolls": 1, "esmPolls": 1, "roleDelayMs": 0,
             "policyDelayMs": 0,
-            "strictRoles": False, "failCreate": {}, "failUpdate": {}, "pageSize": 0}
+            "strictRoles": False, "failCreate": {}, "failUpdate": {}, "pageSize": 0,
+            "repeatMarker": False}
 RUNTIMES = (
     "nodejs", "nodejs4.3", "nodejs6.10", "nodejs8.10", "nodejs10.x", "nodejs12.x",
     "nodejs14.x", "nodejs16.x", "nodejs18.x", "nodejs20.x", "nodejs22.x", "java8",
@@ -306,6 +310,8 @@ def paginate(ctx, items, default, limit, member):
     if start + size < len(items):
         nxt = base64.b64encode(json.dumps({"after": page[-1][0], "op": ctx.operation})
                                .encode()).decode()
+    if marker and store(ctx)["options"].get("repeatMarker"):
+        nxt = marker    # the page it was given, again: a client must not loop
     return [v for _, v in page], nxt
 
 
@@ -1372,9 +1378,9 @@ class LambdaCtl(Lambda):
                 for k, v in obj.items():
                     if k in ("failCreate", "failUpdate"):
                         new[k] = normalise_failures(v, k)
-                    elif k == "strictRoles":
+                    elif k in ("strictRoles", "repeatMarker"):
                         if not isinstance(v, bool):
-                            raise ValueError("/__lambda: strictRoles must be true or false")
+                            raise ValueError("/__lambda: %s must be true or false" % k)
                         new[k] = v
                     else:
                         if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
