@@ -102,6 +102,24 @@ class Filters(ti.Base):
         self.assertEqual(len(self.lines("kept.jsonl")),
                          len(names) - names.count("REMOVE"))
 
+    def test_filtered_records_never_reach_the_on_failure_destination(self):
+        # flaky refuses "fatal:" bodies; the filter keeps the "keep-" keys
+        dlq = self.path("dlq.jsonl")
+        r = self.invoke([ti.mapping("f", "flaky", self.path("flaky.log"),
+                                    filter={"partitionKey": [{"prefix": "keep-"}]},
+                                    onFailure={"type": "file", "destination": dlq})],
+                        ti.kinesis_event([("keep-1", b"fatal:1"), ("drop-1", b"fatal:2"),
+                                          ("keep-2", b"fine")]))
+        log = r.stderr.decode()
+        self.assertEqual(r.returncode, 0, log)
+        self.assertEqual(self.response(), [])
+        docs = [json.loads(x["data"]) for x in self.lines("dlq.jsonl")]
+        self.assertEqual(len(docs), 1, docs)
+        self.assertIn("keep-1", json.dumps(docs[0]))
+        self.assertNotIn("drop-1", json.dumps(docs[0]))
+        self.assertIn("3 records, 2 messages, 1 calls, 1 delivered, 0 failed, "
+                      "1 on failure, 1 filtered", log)
+
     def test_bad_pattern_named_by_validate_and_invoke(self):
         bad = ti.mapping("bad", "file", "bad.jsonl",
                          filter={"data": {"temperature": [{"numeric": [">", "5"]}]}})
