@@ -11,6 +11,7 @@
 #include "aws/retry.h"
 #include "core/batch.h"
 #include "core/event.h"
+#include "core/filter.h"
 #include "core/onfailure.h"
 #include "common/log.h"
 #include "core/store_ddb.h"
@@ -578,7 +579,8 @@ struct s_run {
     size_t unit_count;
     size_t next_unit;
     unsigned seed;
-    struct s_target_run *of_list; /* the targets with an on-failure destination */
+    struct s_target_run *of_list;      /* the targets with an on-failure destination */
+    struct fanout_filter_views *views; /* of the records, when a filter asks */
 };
 
 static struct fanout_target_summary *s_sum(const struct s_target_run *t)
@@ -877,6 +879,31 @@ static void s_dispatch(struct s_run *run)
 static char *s_strdup_or(const char *s, const char *dflt)
 {
     return strdup(s ? s : dflt);
+}
+
+/* The records of `d` that pass filter `f`, into *out (the others count as
+ * filtered). Each record's view is built once, for every target. */
+static int s_filter_records(struct s_run *run, const struct fanout_filter *f,
+                            const struct fanout_decoded *d, struct fanout_rec ***out,
+                            size_t *count)
+{
+    if (!run->views && !(run->views = fanout_filter_views_new(run->ev->count)))
+        return -1;
+    struct fanout_rec **keep =
+        fanout_arena_alloc(&run->e->arena, (d->count ? d->count : 1) * sizeof *keep);
+    if (!keep)
+        return -1;
+    *count = 0;
+    for (size_t i = 0; i < d->count; i++) {
+        size_t raw = (size_t)(d->records[i]->raw - run->ev->records);
+        int rc = fanout_filter_record(run->views, f, d->records[i], raw);
+        if (rc < 0)
+            return -1;
+        if (rc)
+            keep[(*count)++] = d->records[i];
+    }
+    *out = keep;
+    return 0;
 }
 
 /* Fail a whole target: every record of its source group. */
@@ -1181,13 +1208,20 @@ int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
                 }
                 s_refused(t, NULL, d->failures[i].raw, d->failures[i].reason, 0);
             }
+            struct fanout_rec **recs = d->records;
+            size_t nrecs = d->count;
+            if (m->filter && s_filter_records(&run, m->filter, d, &recs, &nrecs) != 0) {
+                snprintf(err, err_len, "out of memory");
+                goto out;
+            }
+            s_sum(t)->filtered = d->count - nrecs;
             if (!t->inst) {
-                for (size_t i = 0; i < d->count; i++)
-                    s_refused(t, &d->records[i]->pub, d->records[i]->raw, why, 0);
+                for (size_t i = 0; i < nrecs; i++)
+                    s_refused(t, &recs[i]->pub, recs[i]->raw, why, 0);
                 continue;
             }
-            if (fanout_plan_build(d->records, d->count, t->collapse, &t->inst->limits,
-                                  &e->arena, &t->plan) != 0) {
+            if (fanout_plan_build(recs, nrecs, t->collapse, &t->inst->limits, &e->arena,
+                                  &t->plan) != 0) {
                 snprintf(err, err_len, "out of memory");
                 goto out;
             }
@@ -1245,9 +1279,9 @@ int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
         char qdest[FANOUT_QUOTE_SIZE];
         LOG_INFO(s->id,
                  "%s %s: %zu records, %zu messages, %zu calls, %zu delivered, %zu "
-                 "failed, %zu on failure",
+                 "failed, %zu on failure, %zu filtered",
                  s->type, fanout_quote(qdest, s->destination), s->records, s->messages,
-                 s->calls, s->delivered, s->failed, s->on_failure);
+                 s->calls, s->delivered, s->failed, s->on_failure, s->filtered);
     }
     rc = res->failed_records ? 1 : 0;
     struct timespec t1;
@@ -1260,6 +1294,7 @@ out:
         fanout_onfailure_free(t->of);
     free(run.raw_failed);
     free(run.units);
+    fanout_filter_views_free(run.views);
     fanout_event_clean_up(&ev);
     if (rc < 0)
         fanout_result_clean_up(res); /* the caller only cleans up a result */

@@ -54,6 +54,7 @@ struct fanout_target_summary {
     size_t calls;     /* send calls, retries included */
     size_t delivered; /* records */
     size_t failed;    /* records */
+    size_t filtered;  /* records the mapping's filter dropped (handled) */
     /* Records sent again after a retryable failure or throttling, once
      * per resend (a record resent twice counts 2). */
     size_t retried;

@@ -3,6 +3,7 @@
  * in the order that makes each one safe to do: nothing past the header is
  * read before the major and the size say the layout is the one we know. */
 #include "core/loader.h"
+#include "core/mapping.h"
 
 #include <dirent.h>
 #include <dlfcn.h>
@@ -191,13 +192,6 @@ static int s_build_search_path(struct fanout_loader *l, const char *search_path)
 
 /* ---- descriptor checks -------------------------------------------------- */
 
-/* Mapping fields of the schema itself: an option may not shadow one. */
-static const char *const s_mapping_fields[] = {
-    "sourceArn",  "id",          "type",           "destination", "active",
-    "role",       "externalId",  "region",         "collapse",    "parallel",
-    "convertDDB", "deaggregate", "appendNewlines", "wholeRecord",
-};
-
 static int s_valid_option_name(const char *s)
 {
     size_t n = 0;
@@ -237,8 +231,9 @@ static char *s_check_options(const struct fanout_plugin *d, const char *where)
             return s_format("%s option #%zu has invalid name \"%s\": use a letter then "
                             "[A-Za-z0-9_-], at most 64",
                             where, i + 1, name);
-        for (size_t f = 0; f < sizeof s_mapping_fields / sizeof *s_mapping_fields; f++)
-            if (strcmp(o->name, s_mapping_fields[f]) == 0)
+        /* an option may not shadow a field of the mapping schema */
+        for (size_t f = 0; fanout_mapping_fields[f]; f++)
+            if (strcmp(o->name, fanout_mapping_fields[f]) == 0)
                 return s_format("%s option \"%s\" is a mapping field of the schema and "
                                 "cannot be redeclared",
                                 where, name);

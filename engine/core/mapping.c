@@ -10,12 +10,13 @@
 #include "common/jscan.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "core/filter.h"
 
 const char *const fanout_mapping_fields[] = {
-    "sourceArn",      "id",        "type",        "destination",
-    "active",         "role",      "externalId",  "region",
-    "collapse",       "parallel",  "convertDDB",  "deaggregate",
-    "appendNewlines", "onFailure", "wholeRecord", NULL,
+    "sourceArn",  "id",          "type",           "destination", "active",
+    "role",       "externalId",  "region",         "collapse",    "parallel",
+    "convertDDB", "deaggregate", "appendNewlines", "onFailure",   "wholeRecord",
+    "filter",     NULL,
 };
 
 static const char *const s_collapse_names[] = {"none", "JSON", "concat", "concat-b64"};
@@ -33,7 +34,7 @@ const char *fanout_collapse_name(int mode)
     return mode >= 0 && mode < 4 ? s_collapse_names[mode] : "default";
 }
 
-static const char *s_json_type(const json_t *v)
+const char *fanout_json_type_name(const json_t *v)
 {
     switch (json_typeof(v)) {
     case JSON_OBJECT: return "an object";
@@ -45,6 +46,11 @@ static const char *s_json_type(const json_t *v)
     case JSON_FALSE: return "a boolean";
     default: return "null";
     }
+}
+
+static const char *s_json_type(const json_t *v)
+{
+    return fanout_json_type_name(v);
 }
 
 struct s_ctx {
@@ -309,6 +315,51 @@ static int s_ddb_stream_arn(const char *arn)
            strstr(p, "/stream/");
 }
 
+/* "filter": an event pattern object, or a string holding one (the table's
+ * form), compiled now. A name repeated in the string is refused, as in a
+ * mapping file. */
+static int s_filter(struct s_ctx *c, struct fanout_mapping *m)
+{
+    const json_t *v = json_object_get(c->obj, "filter");
+    json_t *parsed = NULL;
+    char why[384];
+    if (!v || json_is_null(v))
+        return 0;
+    if (json_is_string(v)) {
+        json_error_t je;
+        const char *text = json_string_value(v);
+        size_t len = json_string_length(v);
+        parsed = json_loadb(text, len, 0, &je);
+        if (!parsed)
+            return s_problem(c, "filter",
+                             "the string is not an event pattern in JSON: line %d, column "
+                             "%d: %s",
+                             je.line, je.column, je.text);
+        struct fanout_arena a = {0};
+        const struct fanout_jnode *n = fanout_jscan(text, len, &a, why, sizeof why);
+        int dup = n ? fanout_jdup(n, &a, why, sizeof why) : -1;
+        fanout_arena_free(&a);
+        if (dup != 0) {
+            json_decref(parsed);
+            if (dup < 0)
+                return s_problem(c, "filter", "cannot be read (out of memory)");
+            return s_problem(c, "filter",
+                             "%s: appears more than once (a name may appear once per "
+                             "object)",
+                             why);
+        }
+        v = parsed;
+    } else if (!json_is_object(v)) {
+        return s_problem(c, "filter",
+                         "expected an event pattern: a JSON object, or a string holding "
+                         "one, got %s",
+                         s_json_type(v));
+    }
+    m->filter = fanout_filter_compile(v, why, sizeof why);
+    json_decref(parsed);
+    return m->filter ? 0 : s_problem(c, "filter", "%s", why);
+}
+
 struct fanout_mapping *fanout_mapping_parse(const json_t *obj, size_t index, char *err,
                                             size_t err_len)
 {
@@ -405,6 +456,8 @@ struct fanout_mapping *fanout_mapping_parse(const json_t *obj, size_t index, cha
             goto fail;
         }
     }
+    if (s_filter(&c, m) != 0)
+        goto fail;
 
     m->json = json_deep_copy(obj);
     m->extra = json_object();
@@ -440,6 +493,7 @@ struct fanout_mapping *fanout_mapping_parse(const json_t *obj, size_t index, cha
     return m;
 fail:
     fanout_mapping_free(m->on_failure);
+    fanout_filter_free(m->filter);
     json_decref(m->json);
     json_decref(m->extra);
     free(m->ignored);
@@ -453,6 +507,7 @@ void fanout_mapping_free(struct fanout_mapping *m)
         return;
     fanout_mapping_free(m->on_failure);
     free(m->ignored);
+    fanout_filter_free(m->filter);
     json_decref(m->json);
     json_decref(m->extra);
     free(m);

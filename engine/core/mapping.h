@@ -7,6 +7,8 @@
 #include <fanout/plugin.h>
 #include <jansson.h>
 
+struct fanout_filter;
+
 /* One validated mapping. Strings point into `json`, which it owns. */
 struct fanout_mapping {
     const char *source_arn;
@@ -23,6 +25,9 @@ struct fanout_mapping {
     int deaggregate;
     int append_newlines; /* "appendNewlines": a '\n' after each record's data */
     int whole_record;    /* "wholeRecord": DynamoDB records sent whole, not the NewImage */
+    /* "filter": the compiled event pattern (core/filter.h); NULL: every
+     * record goes to the target */
+    struct fanout_filter *filter;
     /* Settings that aws-lambda-fanout accepted and ignored for this type
      * (collapse on lambda, es, memcached, redis; role, region, externalId on
      * memcached, redis): cleared above, and named here for the one warning
@@ -36,6 +41,9 @@ struct fanout_mapping {
     json_t *json;  /* the whole mapping object */
     json_t *extra; /* the fields beyond the schema: plugin options */
 };
+
+/* What a JSON value is, for messages: "an object", "a string", "null"... */
+const char *fanout_json_type_name(const json_t *v);
 
 /* The schema's field names, in the order of the README's table. */
 extern const char *const fanout_mapping_fields[];

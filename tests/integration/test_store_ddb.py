@@ -114,6 +114,32 @@ class DynamoDBStore(unittest.TestCase):
         self.assertIn('invalid mapping "stringly" of %s SKIPPED' % SOURCE, log)
         self.assertEqual(self.datas("a.jsonl"), ["first", "second"] * 2, log)
 
+    def test_filter_held_as_a_string_in_the_table(self):
+        self.create_table("fanout-mappings")
+        pattern = {"data": {"type": ["order"]}}
+        self.put("fanout-mappings",
+                 item(SOURCE, "orders", self.path("orders.jsonl"),
+                      filter={"S": json.dumps(pattern)}),
+                 item(SOURCE, "all", self.path("all.jsonl")),
+                 # a map is not the table's form: named, its source's records fail
+                 item(SOURCE, "as-map", self.path("m.jsonl"),
+                      filter={"M": {"data": {"M": {"type": {"L": [{"S": "order"}]}}}}}))
+        env = harness.aws_env(DYNAMODB=self.ddb.url)
+        env["FANOUT_TABLE"] = "fanout-mappings"
+        event = harness.kinesis_event([("k1", b'{"type":"order"}'), ("k2", b"text"),
+                                       ("k3", b'{"type":"refund"}')])
+        r = harness.run_fanout(["invoke", "--event", "-"], env=env,
+                               stdin=json.dumps(event).encode())
+        log = r.stderr.decode()
+        self.assertEqual(r.returncode, 1, log)
+        self.assertEqual(self.datas("orders.jsonl"), ['{"type":"order"}'], log)
+        self.assertEqual(len(self.lines("all.jsonl")), 3, log)
+        self.assertEqual(self.lines("m.jsonl"), [])
+        self.assertIn("[orders] file %s: 3 records, 1 messages, 1 calls, 1 delivered, "
+                      "0 failed, 0 on failure, 2 filtered" % self.path("orders.jsonl"), log)
+        self.assertRegex(log, r'mapping "as-map" \(#\d\): field "filter": expected a '
+                              r'string \(DynamoDB S\), got M')
+
     def test_missing_table_fails_the_records_and_says_why(self):
         env = harness.aws_env(DYNAMODB=self.ddb.url)
         env["FANOUT_TABLE"] = "no-such-table"

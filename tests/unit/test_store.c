@@ -24,6 +24,7 @@
 #include "aws/credentials.h"
 #include "aws/http.h"
 #include "common/log.h"
+#include "core/filter.h"
 #include "core/mapping.h"
 #include "core/store_ddb.h"
 
@@ -982,6 +983,14 @@ static const struct s_bad_item s_bad_items[] = {
     /* the original CLI writes it as a BOOL; that only */
     {",\"active\":{\"BOOL\":true},\"appendNewlines\":{\"S\":\"true\"}",
      {"field \"appendNewlines\": expected a boolean (DynamoDB BOOL", "got S \"true\""}},
+    /* a filter is a string holding the pattern's JSON */
+    {",\"active\":{\"BOOL\":true},\"filter\":{\"M\":{\"a\":{\"L\":[{\"S\":\"x\"}]}}}",
+     {"field \"filter\": expected a string (DynamoDB S), got M", NULL}},
+    {",\"active\":{\"BOOL\":true},\"filter\":{\"S\":\"{\\\"a\\\":{\\\"b\\\":[{"
+     "\\\"numeric\\\":"
+     "[\\\">\\\",\\\"1\\\"]}]}}\"}",
+     {"field \"filter\": a.b[0]: \"numeric\" expects a number at position 1, got a string",
+      NULL}},
 };
 
 START_TEST(item_invalid_fields_named)
@@ -1047,6 +1056,49 @@ START_TEST(item_round_trip)
 }
 END_TEST
 
+/* "filter": read from a string (S); a mapping whose filter is an object
+ * is written with the pattern's JSON in a string, and reads back to the
+ * same pattern. */
+START_TEST(item_filter_string)
+{
+    char err[512] = "";
+    json_t *view = json_loads("{\"data\":{\"type\":\"order\"}}", 0, NULL);
+    json_t *other = json_loads("{\"data\":{\"type\":\"refund\"}}", 0, NULL);
+    struct fanout_mapping *m =
+        s_from_item("{" ITEM_BASE ",\"active\":{\"BOOL\":true},\"filter\":{\"S\":"
+                    "\"{\\\"data\\\":{\\\"type\\\":[\\\"order\\\"]}}\"}}",
+                    err, sizeof err);
+    ck_assert_msg(m && m->filter, "%s", err);
+    ck_assert_int_eq(fanout_filter_match(m->filter, view, 1), 1);
+    ck_assert_int_eq(fanout_filter_match(m->filter, other, 1), 0);
+    ck_assert_ptr_null(json_object_get(m->extra, "filter"));
+    fanout_mapping_free(m);
+
+    json_t *obj = json_loads("{\"sourceArn\":\"" SRC "\",\"id\":\"r\",\"type\":\"sqs\","
+                             "\"destination\":\"q\",\"active\":true,\"filter\":{\"data\":"
+                             "{\"type\":[\"order\"]}},\"opts\":{\"a\":1}}",
+                             0, NULL);
+    m = fanout_mapping_parse(obj, 0, err, sizeof err);
+    ck_assert_msg(m != NULL, "%s", err);
+    json_t *item = fanout_mapping_to_item(m);
+    ck_assert_str_eq(
+        json_string_value(json_object_get(json_object_get(item, "filter"), "S")),
+        "{\"data\":{\"type\":[\"order\"]}}");
+    /* plugin options keep their DynamoDB types */
+    ck_assert_ptr_nonnull(json_object_get(json_object_get(item, "opts"), "M"));
+    struct fanout_mapping *back = fanout_mapping_from_item(item, 0, err, sizeof err);
+    ck_assert_msg(back && back->filter, "%s", err);
+    ck_assert_int_eq(fanout_filter_match(back->filter, view, 1), 1);
+    ck_assert_int_eq(fanout_filter_match(back->filter, other, 1), 0);
+    fanout_mapping_free(back);
+    fanout_mapping_free(m);
+    json_decref(item);
+    json_decref(obj);
+    json_decref(view);
+    json_decref(other);
+}
+END_TEST
+
 static void s_codec_setup(void)
 {
     fanout_log_set(FANOUT_LOG_ERROR, 0);
@@ -1092,6 +1144,7 @@ int main(void)
                         (int)(sizeof s_bad_items / sizeof *s_bad_items));
     tcase_add_test(codec, item_not_an_object);
     tcase_add_test(codec, item_round_trip);
+    tcase_add_test(codec, item_filter_string);
     suite_add_tcase(s, codec);
     return fanout_check_run(s);
 }
