@@ -11,7 +11,27 @@
 size_t fanout_text_check(const uint8_t *s, size_t n, int (*accept)(uint32_t cp), char *what,
                          size_t what_len)
 {
+    /* `accept` asked once per ASCII character of the text (it is a
+     * property of the character): a body is mostly ASCII */
+    uint64_t asked[2] = {0, 0}, refused[2] = {0, 0};
     for (size_t i = 0; i < n;) {
+        if (s[i] < 0x80) {
+            unsigned c = s[i], w = c >> 6;
+            if (!accept) {
+                i++;
+                continue;
+            }
+            uint64_t bit = (uint64_t)1 << (c & 63);
+            if (!(asked[w] & bit)) {
+                asked[w] |= bit;
+                if (!accept(c))
+                    refused[w] |= bit;
+            }
+            if (!(refused[w] & bit)) {
+                i++;
+                continue;
+            }
+        }
         size_t k = fanout_utf8_seq(s + i, n - i);
         if (!k) {
             if (what)
