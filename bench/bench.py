@@ -268,7 +268,7 @@ def e2e(build, fanout, tmp, runs, perf=None, keep=False):
                         _redis_calls(rport) - before_r))
         argv = [fanout, "invoke", "--quiet", "--config", cfg, "--event", path]
         if perf:
-            subprocess.run(["perf", "record", "-g", "-o", perf, "--"] + argv, env=env,
+            subprocess.run(["perf", "record", "-F", "5000", "--call-graph", "dwarf,16384", "-o", perf, "--"] + argv, env=env,
                            check=True, stdout=subprocess.DEVNULL)
         if keep:
             print("servers up; run:\n  env %s %s" % (

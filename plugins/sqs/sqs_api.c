@@ -70,13 +70,34 @@ static int s_entry_fields(struct fanout_sbuf *b, const struct fanout_msg_entry *
     return rc;
 }
 
+/* The decimal digits of v into out (no NUL); their count. */
+static size_t s_decimal(size_t v, char out[24])
+{
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
 int sqs_build(void *ctx, struct fanout_batch_request *r)
 {
     const struct sqs_instance *in = ctx;
     struct fanout_msg_entry *const *entries = (struct fanout_msg_entry *const *)r->entries;
     int batch = r->count > 1;
     struct fanout_sbuf *b = &r->body;
-    int rc = fanout_sbuf_puts(b, "{\"QueueUrl\":");
+    /* room for the usual body at once (JSON escapes may still grow it) */
+    size_t need = 64 + strlen(in->queue_url);
+    for (size_t i = 0; i < r->count; i++)
+        need += 64 + entries[i]->body_len +
+                (entries[i]->fifo ? 2 * FANOUT_FIFO_ID_MAX : 0) +
+                (entries[i]->encoded ? 96 : 0);
+    int rc = fanout_sbuf_reserve(b, need);
+    rc |= fanout_sbuf_puts(b, "{\"QueueUrl\":");
     rc |= fanout_sbuf_json_str(b, in->queue_url, strlen(in->queue_url));
     if (!batch) {
         rc |= fanout_sbuf_puts(b, ",");
@@ -85,7 +106,10 @@ int sqs_build(void *ctx, struct fanout_batch_request *r)
     } else {
         rc |= fanout_sbuf_puts(b, ",\"Entries\":[");
         for (size_t i = 0; i < r->count && rc == 0; i++) {
-            rc |= fanout_sbuf_printf(b, "%s{\"Id\":\"%zu\",", i ? "," : "", r->indexes[i]);
+            char id[24];
+            rc |= fanout_sbuf_puts(b, i ? ",{\"Id\":\"" : "{\"Id\":\"");
+            rc |= fanout_sbuf_put(b, id, s_decimal(r->indexes[i], id));
+            rc |= fanout_sbuf_puts(b, "\",");
             rc |= s_entry_fields(b, entries[i]);
             rc |= fanout_sbuf_puts(b, "}");
         }
