@@ -29,6 +29,7 @@ against the fewest the services' limits allow.
 
     bench/bench.py [--build build-release] [--runs 5] [--repeat 30]
                    [--events empty,k8000x100,...] [--e2e] [--markdown]
+                   [--perf FILE] [--keep-servers]
 
 A script, not a test: nothing fails on a time.
 """
@@ -208,8 +209,11 @@ def bench_event(fanout, env, tmp, name, runs, repeat):
     return row
 
 
-def e2e(build, fanout, tmp, runs):
-    """One 10,000 x 200 B event to Kinesis, SQS and Redis at once."""
+def e2e(build, fanout, tmp, runs, perf=None, keep=False):
+    """One 10,000 x 200 B event to Kinesis, SQS and Redis at once. `perf`:
+    one more run under `perf record -g -o perf` (not measured); `keep`:
+    print the command and its environment, then wait for Enter before the
+    servers stop (to run fanout by hand against them)."""
     sys.path.insert(0, os.path.join(SOURCE, "tests", "integration"))
     os.environ.setdefault("FANOUT_BUILD_DIR", build)
     os.environ.setdefault("FANOUT_SOURCE_DIR", SOURCE)
@@ -262,6 +266,19 @@ def e2e(build, fanout, tmp, runs):
                         _json("http://127.0.0.1:%s/stats" % admin)["units"] - before_k,
                         len(sqs.calls("AmazonSQS.SendMessageBatch")) - before_q,
                         _redis_calls(rport) - before_r))
+        argv = [fanout, "invoke", "--quiet", "--config", cfg, "--event", path]
+        if perf:
+            subprocess.run(["perf", "record", "-F", "5000", "--call-graph", "dwarf,16384", "-o", perf, "--"] + argv, env=env,
+                           check=True, stdout=subprocess.DEVNULL)
+        if keep:
+            print("servers up; run:\n  env %s %s" % (
+                " ".join("%s=%s" % (k, env[k]) for k in sorted(env)
+                         if k.startswith(("AWS_", "FANOUT_")) and "SECRET" not in k
+                         and "TOKEN" not in k),
+                " ".join(argv)), file=sys.stderr)
+            print("(secrets: as tests/integration/harness.py aws_env) Enter stops them",
+                  file=sys.stderr)
+            sys.stdin.readline()
     finally:
         for p in (proxy, redis):
             harness.stop_process(p)
@@ -360,6 +377,10 @@ def main():
     ap.add_argument("--events", default=",".join(EVENTS))
     ap.add_argument("--e2e", action="store_true")
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--perf", metavar="FILE",
+                    help="with --e2e: one more run under perf record -g, written to FILE")
+    ap.add_argument("--keep-servers", action="store_true",
+                    help="with --e2e: keep the servers up until Enter, printing the command")
     args = ap.parse_args()
     build = os.path.abspath(args.build)
     fanout = os.path.join(build, "engine", "fanout")
@@ -367,7 +388,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         rows = [bench_event(fanout, env, tmp, name, args.runs, args.repeat)
                 for name in args.events.split(",") if name]
-        e2e_row = e2e(build, fanout, tmp, args.runs) if args.e2e else None
+        e2e_row = e2e(build, fanout, tmp, args.runs, args.perf,
+                      args.keep_servers) if args.e2e else None
     if args.markdown:
         markdown(rows, e2e_row, os.path.basename(build), args.runs, args.repeat)
     else:

@@ -16,11 +16,14 @@
 #include "aws/endpoint.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <fanout/aws_partitions.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/util.h"
@@ -436,24 +439,31 @@ static char *s_read_file(int credentials, size_t *len)
     char *path = s_file_path(credentials);
     if (!path)
         return NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    /* open(2), not fopen: every AWS request looks for the config file,
+     * which usually does not exist, and a FILE is an allocation */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
         free(path);
         return NULL;
     }
     struct fanout_sbuf b = {0};
     char chunk[8192];
-    size_t n;
     int ok = 1;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (b.len + n > S_MAX_FILE_BYTES || fanout_sbuf_put(&b, chunk, n) != 0) {
+    for (;;) {
+        ssize_t n = read(fd, chunk, sizeof chunk);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            ok = n == 0;
+            break;
+        }
+        if (b.len + (size_t)n > S_MAX_FILE_BYTES ||
+            fanout_sbuf_put(&b, chunk, (size_t)n) != 0) {
             ok = 0;
             break;
         }
     }
-    if (ferror(f))
-        ok = 0;
-    fclose(f);
+    close(fd);
     if (!ok) {
         LOG_WARN("aws", "%s: not read (unreadable, or larger than %u bytes)", path,
                  S_MAX_FILE_BYTES);

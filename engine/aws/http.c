@@ -558,9 +558,14 @@ static int s_build_headers(struct s_xfer *x, int has_body, const char **why)
         /* "Name:" (or blanks only) would remove the header; "Name;" sends
          * it empty */
         int empty = h->value[strspn(h->value, " \t")] == 0;
-        if ((!empty ? fanout_sbuf_printf(&line, "%s: %s", h->name, h->value)
-                    : fanout_sbuf_printf(&line, "%s;", h->name)) != 0 ||
-            s_add_line(x, (const char *)line.bytes) != 0) {
+        int put = fanout_sbuf_puts(&line, h->name);
+        if (!empty) {
+            put |= fanout_sbuf_put(&line, ": ", 2);
+            put |= fanout_sbuf_puts(&line, h->value);
+        } else {
+            put |= fanout_sbuf_putc(&line, ';');
+        }
+        if (put != 0 || s_add_line(x, (const char *)line.bytes) != 0) {
             *why = "out of memory";
             rc = -1;
         }

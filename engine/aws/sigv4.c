@@ -12,7 +12,6 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,23 +43,67 @@ static void s_to_hex(const uint8_t *in, size_t n, char *out)
     out[2 * n] = 0;
 }
 
-static int s_sha256(const void *data, size_t len, uint8_t out[32])
+/* SHA-256 fetched once: EVP_sha256() makes OpenSSL 3 look the algorithm
+ * up again at every digest, and HMAC() fetches a MAC and builds its
+ * context at every call; a request is signed with five of them. */
+static pthread_once_t s_md_once = PTHREAD_ONCE_INIT;
+static EVP_MD *s_md_fetched;
+
+static void s_md_fetch(void)
 {
-    unsigned int n = 0;
-    if (EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) != 1 || n != 32)
-        return -1;
-    return 0;
+    s_md_fetched = EVP_MD_fetch(NULL, "SHA256", NULL);
 }
 
+static const EVP_MD *s_md(void)
+{
+    pthread_once(&s_md_once, s_md_fetch);
+    return s_md_fetched ? s_md_fetched : EVP_sha256();
+}
+
+/* SHA-256 of the concatenation of two parts (the second may be empty). */
+static int s_sha256_2(const void *a, size_t a_len, const void *b, size_t b_len,
+                      uint8_t out[32])
+{
+    unsigned int n = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok = ctx && EVP_DigestInit_ex(ctx, s_md(), NULL) == 1 &&
+             EVP_DigestUpdate(ctx, a, a_len) == 1 &&
+             (!b_len || EVP_DigestUpdate(ctx, b, b_len) == 1) &&
+             EVP_DigestFinal_ex(ctx, out, &n) == 1 && n == 32;
+    EVP_MD_CTX_free(ctx);
+    return ok ? 0 : -1;
+}
+
+static int s_sha256(const void *data, size_t len, uint8_t out[32])
+{
+    return s_sha256_2(data, len, NULL, 0, out);
+}
+
+/* HMAC-SHA256 (RFC 2104) on the fetched digest; the same bytes as HMAC(). */
+#define S_SHA256_BLOCK 64
 static int s_hmac(const void *key, size_t key_len, const void *msg, size_t msg_len,
                   uint8_t out[32])
 {
-    unsigned int n = 0;
-    if (key_len > INT32_MAX)
-        return -1;
-    if (!HMAC(EVP_sha256(), key, (int)key_len, msg, msg_len, out, &n) || n != 32)
-        return -1;
-    return 0;
+    uint8_t k[S_SHA256_BLOCK] = {0}, pad[S_SHA256_BLOCK], inner[32];
+    int rc = -1;
+    if (key_len > S_SHA256_BLOCK) {
+        if (s_sha256(key, key_len, k) != 0)
+            goto done;
+    } else if (key_len) {
+        memcpy(k, key, key_len);
+    }
+    for (size_t i = 0; i < sizeof pad; i++)
+        pad[i] = k[i] ^ 0x36;
+    if (s_sha256_2(pad, sizeof pad, msg, msg_len, inner) != 0)
+        goto done;
+    for (size_t i = 0; i < sizeof pad; i++)
+        pad[i] = k[i] ^ 0x5c;
+    rc = s_sha256_2(pad, sizeof pad, inner, sizeof inner, out);
+done:
+    OPENSSL_cleanse(k, sizeof k);
+    OPENSSL_cleanse(pad, sizeof pad);
+    OPENSSL_cleanse(inner, sizeof inner);
+    return rc;
 }
 
 void fanout_sha256_hex(const uint8_t *data, size_t len, char out[65])

@@ -13,6 +13,7 @@
  *           botocore's kinesis/2013-12-02/service-2.json.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/evp.h>
@@ -52,9 +53,18 @@ struct s_entry {
     const struct fanout_message *m;
     const uint8_t *key;
     size_t key_len;
-    char hashed[72]; /* "sha256:" + 64 hex digits */
+    /* owned, for a key hashed by hashLongPartitionKeys only: "sha256:" +
+     * 64 hex digits (an entry stays small: a batch of 10,000 records has
+     * 10,000 of them) */
+    char *hashed;
     const char *explicit_hash;
 };
+
+static void s_release(void *ctx, void *entry)
+{
+    (void)ctx;
+    free(((struct s_entry *)entry)->hashed);
+}
 
 /* Prepare message i's partition key; on refusal fill its outcome. */
 static int s_prepare_key(const struct kinesis_target *t, const struct fanout_message *m,
@@ -94,6 +104,12 @@ static int s_prepare_key(const struct kinesis_target *t, const struct fanout_mes
         return -1;
     }
     static const char hex[] = "0123456789abcdef";
+    e->hashed = malloc(72);
+    if (!e->hashed) {
+        fanout_outcome_set(o, FANOUT_RETRY, "OutOfMemory",
+                           "out of memory hashing the %zu-byte partition key", m->key_len);
+        return -1;
+    }
     memcpy(e->hashed, "sha256:", 7);
     for (unsigned i = 0; i < 32; i++) {
         e->hashed[7 + 2 * i] = hex[md[i] >> 4];
@@ -216,5 +232,6 @@ const struct fanout_stream_kind kinesis_kind = {
               .max_request_bytes = KINESIS_MAX_CALL_BYTES,
               .prepare = s_prepare,
               .build = s_build,
-              .read = s_read},
+              .read = s_read,
+              .release = s_release},
 };

@@ -36,13 +36,23 @@ int sqs_char(uint32_t c)
 /* MD5 fetched once per instance (or per answer, sqs_read) and handed down: EVP_md5() in
  * EVP_Digest looks the algorithm up again on every call, a third of the
  * cost of the digest of a small message. NULL: not available (no check). */
-static void s_md5_hex(const EVP_MD *alg, const uint8_t *p, size_t n, char out[33])
+struct s_md5 {
+    const EVP_MD *alg; /* NULL: not available, no check */
+    EVP_MD_CTX *ctx;   /* one per answer, reset per digest (an EVP_Digest
+                        * builds and frees a context for each message) */
+};
+
+static void s_md5_hex(struct s_md5 *alg, const uint8_t *p, size_t n, char out[33])
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned len = 0;
     out[0] = '\0';
-    if (alg && EVP_Digest(p, n, md, &len, alg, NULL) == 1 && len == 16) {
+    int ok = alg->alg && (alg->ctx ? EVP_DigestInit_ex(alg->ctx, alg->alg, NULL) == 1 &&
+                                         EVP_DigestUpdate(alg->ctx, p, n) == 1 &&
+                                         EVP_DigestFinal_ex(alg->ctx, md, &len) == 1
+                                   : EVP_Digest(p, n, md, &len, alg->alg, NULL) == 1);
+    if (ok && len == 16) {
         for (unsigned i = 0; i < len; i++) {
             out[2 * i] = hex[md[i] >> 4];
             out[2 * i + 1] = hex[md[i] & 15];
@@ -70,13 +80,34 @@ static int s_entry_fields(struct fanout_sbuf *b, const struct fanout_msg_entry *
     return rc;
 }
 
+/* The decimal digits of v into out (no NUL); their count. */
+static size_t s_decimal(size_t v, char out[24])
+{
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
 int sqs_build(void *ctx, struct fanout_batch_request *r)
 {
     const struct sqs_instance *in = ctx;
     struct fanout_msg_entry *const *entries = (struct fanout_msg_entry *const *)r->entries;
     int batch = r->count > 1;
     struct fanout_sbuf *b = &r->body;
-    int rc = fanout_sbuf_puts(b, "{\"QueueUrl\":");
+    /* room for the usual body at once (JSON escapes may still grow it) */
+    size_t need = 64 + strlen(in->queue_url);
+    for (size_t i = 0; i < r->count; i++)
+        need += 64 + entries[i]->body_len +
+                (entries[i]->fifo ? 2 * FANOUT_FIFO_ID_MAX : 0) +
+                (entries[i]->encoded ? 96 : 0);
+    int rc = fanout_sbuf_reserve(b, need);
+    rc |= fanout_sbuf_puts(b, "{\"QueueUrl\":");
     rc |= fanout_sbuf_json_str(b, in->queue_url, strlen(in->queue_url));
     if (!batch) {
         rc |= fanout_sbuf_puts(b, ",");
@@ -85,7 +116,10 @@ int sqs_build(void *ctx, struct fanout_batch_request *r)
     } else {
         rc |= fanout_sbuf_puts(b, ",\"Entries\":[");
         for (size_t i = 0; i < r->count && rc == 0; i++) {
-            rc |= fanout_sbuf_printf(b, "%s{\"Id\":\"%zu\",", i ? "," : "", r->indexes[i]);
+            char id[24];
+            rc |= fanout_sbuf_puts(b, i ? ",{\"Id\":\"" : "{\"Id\":\"");
+            rc |= fanout_sbuf_put(b, id, s_decimal(r->indexes[i], id));
+            rc |= fanout_sbuf_puts(b, "\",");
             rc |= s_entry_fields(b, entries[i]);
             rc |= fanout_sbuf_puts(b, "}");
         }
@@ -155,7 +189,7 @@ static void s_all(const struct fanout_batch_request *r, struct fanout_outcome *o
 /* MD5OfMessageBody as the service computed it against what was sent: 1
  * when it matches or is absent (nothing to check), 0 when it differs or is
  * not a string. */
-static int s_md5_matches(const EVP_MD *alg, json_t *obj, const struct fanout_msg_entry *e)
+static int s_md5_matches(struct s_md5 *alg, json_t *obj, const struct fanout_msg_entry *e)
 {
     json_t *j = json_object_get(obj, "MD5OfMessageBody");
     if (!j || json_is_null(j))
@@ -173,7 +207,7 @@ static int s_md5_matches(const EVP_MD *alg, json_t *obj, const struct fanout_msg
  * MessageMD5ChecksumHandler): for each attribute in name order, the name,
  * the data type, transport byte 1 (String), the value, each string as a
  * 4-byte big-endian length and its bytes. */
-static void s_attr_md5(const EVP_MD *alg, char out[33])
+static void s_attr_md5(struct s_md5 *alg, char out[33])
 {
     static const char *const parts[] = {FANOUT_B64_ATTR_NAME, FANOUT_B64_ATTR_TYPE, NULL,
                                         FANOUT_B64_ATTR_VALUE};
@@ -198,7 +232,7 @@ static void s_attr_md5(const EVP_MD *alg, char out[33])
 /* MD5OfMessageAttributes against the attributes sent: 1 when it matches or
  * is absent, 0 when it differs, is not a string, or digests attributes
  * that were not sent. */
-static int s_attr_md5_matches(const EVP_MD *alg, json_t *obj,
+static int s_attr_md5_matches(struct s_md5 *alg, json_t *obj,
                               const struct fanout_msg_entry *e)
 {
     json_t *j = json_object_get(obj, "MD5OfMessageAttributes");
@@ -288,7 +322,7 @@ static int s_fast_md5(const struct fanout_jplain *v, int present, const char *mi
 
 /* One Successful member m; 0 when it names an unseen entry, has a
  * MessageId, and its MD5s match. */
-static int s_fast_item(const EVP_MD *alg, const struct fanout_batch_request *r,
+static int s_fast_item(struct s_md5 *alg, const struct fanout_batch_request *r,
                        const struct fanout_jplain_member *m, size_t count, char (*ids)[24],
                        char *seen)
 {
@@ -332,7 +366,7 @@ static int s_fast_item(const EVP_MD *alg, const struct fanout_batch_request *r,
 }
 
 /* The Successful array at p: the position after it, or NULL. */
-static const char *s_fast_list(const EVP_MD *alg, const struct fanout_batch_request *r,
+static const char *s_fast_list(struct s_md5 *alg, const struct fanout_batch_request *r,
                                const char *p, const char *end, char (*ids)[24], char *seen)
 {
     if (p >= end || *p != '[')
@@ -355,7 +389,7 @@ static const char *s_fast_list(const EVP_MD *alg, const struct fanout_batch_requ
 }
 
 /* 0 when the answer says every entry of r was sent, as checked above. */
-static int s_fast_batch(const EVP_MD *alg, const struct fanout_batch_request *r)
+static int s_fast_batch(struct s_md5 *alg, const struct fanout_batch_request *r)
 {
     const char *p = (const char *)r->resp.body, *end = p + r->resp.body_len;
     char ids[SQS_MAX_ENTRIES][24], seen[SQS_MAX_ENTRIES] = {0};
@@ -404,7 +438,7 @@ static int s_fast_batch(const EVP_MD *alg, const struct fanout_batch_request *r)
  * member without a MessageId, or one whose MD5OfMessageBody is not the MD5
  * of what was sent, leaves that entry alone in doubt: retried.
  */
-static void s_read_answer(const EVP_MD *alg, const struct fanout_batch_request *r,
+static void s_read_answer(struct s_md5 *alg, const struct fanout_batch_request *r,
                           struct fanout_outcome *out)
 {
     struct fanout_msg_entry *const *entries = (struct fanout_msg_entry *const *)r->entries;
@@ -521,11 +555,9 @@ doubt:
 void sqs_read(void *ctx, const struct fanout_batch_request *r, struct fanout_outcome *out)
 {
     const struct sqs_instance *in = ctx;
-    if (in && in->md5) {
-        s_read_answer(in->md5, r, out);
-        return;
-    }
-    EVP_MD *md5 = EVP_MD_fetch(NULL, "MD5", NULL);
-    s_read_answer(md5, r, out);
-    EVP_MD_free(md5);
+    EVP_MD *fetched = in && in->md5 ? NULL : EVP_MD_fetch(NULL, "MD5", NULL);
+    struct s_md5 md5 = {fetched ? fetched : in ? in->md5 : NULL, EVP_MD_CTX_new()};
+    s_read_answer(&md5, r, out);
+    EVP_MD_CTX_free(md5.ctx);
+    EVP_MD_free(fetched);
 }

@@ -8,10 +8,57 @@
 
 #include "fanout/batch.h"
 
+/* What `accept` said of each ASCII character, per thread and function (it
+ * is a property of the character): a body is mostly ASCII, and asking per
+ * byte was a third of a message's preparation. */
+static __thread int (*s_asked_fn)(uint32_t cp);
+static __thread uint8_t s_asked[128]; /* 0: not asked, 1: accepted, 2: refused */
+static __thread int s_printable_ok;   /* 0: not known, 1: all of 0x20..0x7E, 2: not */
+
+#define S_ONES  0x0101010101010101ull
+#define S_HIGHS 0x8080808080808080ull
+
+static int s_ascii_ok(int (*accept)(uint32_t cp), unsigned c)
+{
+    if (!s_asked[c])
+        s_asked[c] = accept(c) ? 1 : 2;
+    return s_asked[c] == 1;
+}
+
 size_t fanout_text_check(const uint8_t *s, size_t n, int (*accept)(uint32_t cp), char *what,
                          size_t what_len)
 {
+    if (accept && accept != s_asked_fn) {
+        memset(s_asked, 0, sizeof s_asked);
+        s_printable_ok = 0;
+        s_asked_fn = accept;
+    }
+    if (accept && !s_printable_ok && n >= 64) {
+        s_printable_ok = 1;
+        for (unsigned c = 0x20; c < 0x7F; c++)
+            if (!s_ascii_ok(accept, c))
+                s_printable_ok = 2;
+    }
+    int words = !accept || s_printable_ok == 1;
     for (size_t i = 0; i < n;) {
+        if (words) {
+            /* eight characters at a time while all are 0x20..0x7E */
+            while (i + 8 <= n) {
+                uint64_t x;
+                memcpy(&x, s + i, 8);
+                uint64_t below = (x - S_ONES * 0x20) & ~x;
+                uint64_t above = (x + S_ONES * (127 - 0x7E)) | x;
+                if ((below | above) & S_HIGHS)
+                    break;
+                i += 8;
+            }
+            if (i >= n)
+                break;
+        }
+        if (s[i] < 0x80 && (!accept || s_ascii_ok(accept, s[i]))) {
+            i++;
+            continue;
+        }
         size_t k = fanout_utf8_seq(s + i, n - i);
         if (!k) {
             if (what)

@@ -668,6 +668,95 @@ START_TEST(sns_fifo_ids_and_order)
 }
 END_TEST
 
+/* ---- fanout_text_check against a byte-by-byte reference ---- */
+
+static int t_accept_sqs(uint32_t c)
+{
+    return c == 0x9 || c == 0xA || c == 0xD || (c >= 0x20 && c <= 0xD7FF) ||
+           (c >= 0xE000 && c <= 0xFFFD) || (c >= 0x10000 && c <= 0x10FFFF);
+}
+
+static int t_accept_no_x(uint32_t c)
+{
+    return c != 'x';
+}
+
+/* every printable ASCII character, no control character, no DEL */
+static int t_accept_no_del(uint32_t c)
+{
+    return c >= 0x20 && c != 0x7F;
+}
+
+/* The check as it was: each character decoded and asked. */
+static size_t t_text_ref(const uint8_t *s, size_t n, int (*accept)(uint32_t), char *what,
+                         size_t what_len)
+{
+    for (size_t i = 0; i < n;) {
+        size_t k = fanout_utf8_seq(s + i, n - i);
+        if (!k) {
+            snprintf(what, what_len, "invalid UTF-8 (byte 0x%02X)", s[i]);
+            return i;
+        }
+        uint32_t cp = k == 1 ? s[i] : s[i] & (0x7Fu >> k);
+        for (size_t j = 1; j < k; j++)
+            cp = (cp << 6) | (s[i + j] & 0x3Fu);
+        if (accept && !accept(cp)) {
+            snprintf(what, what_len, "character U+%04X", (unsigned)cp);
+            return i;
+        }
+        i += k;
+    }
+    what[0] = 0;
+    return n;
+}
+
+START_TEST(text_check_as_byte_by_byte)
+{
+    /* printable runs longer than a word, with one odd character at every
+     * offset: controls, DEL, 'x', UTF-8 of 2, 3 and 4 bytes, invalid bytes */
+    static const char *const odd[] = {"\x01",        "\x1f",         "\t",
+                                      "\n",          "\x7f",         "x",
+                                      "\xc3\xa9",    "\xe2\x82\xac", "\xf0\x9f\x98\x80",
+                                      "\xff",        "\xc3",         "\xed\xa0\x80",
+                                      "\xef\xbf\xbe"};
+    int (*const fns[])(uint32_t) = {t_accept_sqs, t_accept_no_x, t_accept_no_del, NULL,
+                                    t_accept_sqs};
+    uint8_t buf[200];
+    size_t checked = 0;
+    for (size_t f = 0; f < sizeof fns / sizeof *fns; f++)
+        for (size_t o = 0; o < sizeof odd / sizeof *odd; o++)
+            for (size_t len = 1; len <= 90; len += 7)
+                for (size_t at = 0; at <= len; at += 3) {
+                    size_t ol = strlen(odd[o]), n = 0;
+                    for (size_t i = 0; i < at; i++)
+                        buf[n++] = (uint8_t)(' ' + (i * 7) % 95);
+                    memcpy(buf + n, odd[o], ol);
+                    n += ol;
+                    for (size_t i = at; i < len; i++)
+                        buf[n++] = (uint8_t)('A' + i % 26);
+                    char w1[64], w2[64];
+                    size_t a = fanout_text_check(buf, n, fns[f], w1, sizeof w1);
+                    size_t b = t_text_ref(buf, n, fns[f], w2, sizeof w2);
+                    ck_assert_uint_eq(a, b);
+                    ck_assert_str_eq(w1, w2);
+                    checked++;
+                }
+    ck_assert_uint_gt(checked, 1000);
+    /* a function that refuses a printable character, then one that does
+     * not, in the same thread: each is asked about itself */
+    const uint8_t text[] = "a long enough text of printable characters, with an x in it, "
+                           "to be read a word at a time";
+    char w[64];
+    ck_assert_uint_eq(fanout_text_check(text, sizeof text - 1, t_accept_no_x, w, sizeof w),
+                      (size_t)(strchr((const char *)text, 'x') - (const char *)text));
+    ck_assert_str_eq(w, "character U+0078");
+    ck_assert_uint_eq(fanout_text_check(text, sizeof text - 1, t_accept_sqs, w, sizeof w),
+                      sizeof text - 1);
+    ck_assert_uint_eq(fanout_text_check(text, sizeof text - 1, t_accept_no_x, w, sizeof w),
+                      (size_t)(strchr((const char *)text, 'x') - (const char *)text));
+}
+END_TEST
+
 static Suite *t_suite(void)
 {
     Suite *s = suite_create("batch_send");
@@ -679,6 +768,7 @@ static Suite *t_suite(void)
     tcase_add_test(tc, ordered_stops_after_a_failed_request);
     tcase_add_test(tc, build_failure);
     tcase_add_test(tc, empty_batch);
+    tcase_add_test(tc, text_check_as_byte_by_byte);
     suite_add_tcase(s, tc);
     TCase *tp = tcase_create("plugins");
     tcase_add_test(tp, sqs_requests_and_answers);

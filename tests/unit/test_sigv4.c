@@ -5,6 +5,8 @@
 #include "check_main.h"
 #include <dirent.h>
 #include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -424,6 +426,40 @@ START_TEST(signing_key_vector)
     s_hex(key, 32, hex);
     ck_assert_str_eq(hex,
                      "f4780e2d9f65fa895f9c67b32ce1baf0b0d8a43505a000a1a9e090d414db404d");
+}
+END_TEST
+
+/* The signing key as the specification derives it, with OpenSSL's HMAC(). */
+static void t_ref_key(const char *secret, const char *date8, const char *region,
+                      const char *service, uint8_t key[32])
+{
+    char k0[512];
+    uint8_t a[32], b[32];
+    unsigned n = 0;
+    snprintf(k0, sizeof k0, "AWS4%s", secret);
+    HMAC(EVP_sha256(), k0, (int)strlen(k0), (const uint8_t *)date8, 8, a, &n);
+    HMAC(EVP_sha256(), a, 32, (const uint8_t *)region, strlen(region), b, &n);
+    HMAC(EVP_sha256(), b, 32, (const uint8_t *)service, strlen(service), a, &n);
+    HMAC(EVP_sha256(), a, 32, (const uint8_t *)"aws4_request", 12, key, &n);
+    ck_assert_uint_eq(n, 32);
+}
+
+/* The signer's own HMAC-SHA256 gives HMAC()'s bytes, for a key shorter
+ * than a SHA-256 block, of exactly one, and longer (hashed first). */
+START_TEST(signing_key_as_openssl_hmac)
+{
+    char secret[300];
+    for (size_t len = 1; len < sizeof secret - 1; len += len < 70 ? 1 : 37) {
+        for (size_t i = 0; i < len; i++)
+            secret[i] = (char)('!' + (i * 31 + len) % 90);
+        secret[len] = 0;
+        uint8_t mine[32], ref[32];
+        ck_assert_int_eq(fanout_sigv4_test_signing_key(NULL, secret, "20150830",
+                                                       "us-east-1", "service", mine, NULL),
+                         0);
+        t_ref_key(secret, "20150830", "us-east-1", "service", ref);
+        ck_assert_msg(memcmp(mine, ref, 32) == 0, "secret of %zu bytes", len);
+    }
 }
 END_TEST
 
@@ -957,6 +993,7 @@ static Suite *s_suite(void)
 
     tc = tcase_create("key");
     tcase_add_test(tc, signing_key_vector);
+    tcase_add_test(tc, signing_key_as_openssl_hmac);
     tcase_add_test(tc, key_cache);
     tcase_add_test(tc, key_cache_eviction);
     tcase_add_test(tc, sign_twice_same_result);
