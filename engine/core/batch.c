@@ -31,6 +31,7 @@ struct s_builder {
     enum fanout_collapse mode;
     uint64_t limit;
     struct fanout_plan *plan;
+    size_t cap;                         /* the records: most messages, rejections */
     struct fanout_message **msgs;       /* all messages, in order */
     const struct fanout_record **slots; /* the records of all messages */
     size_t used_slots;
@@ -51,6 +52,10 @@ static int s_reject(struct s_builder *b, struct fanout_rec *r, const char *fmt, 
     va_end(ap);
     const char *reason = fanout_arena_strdup(b->arena, msg);
     if (!reason)
+        return -1;
+    /* made at the first rejection: most plans have none */
+    if (!b->plan->rejected && !(b->plan->rejected = fanout_arena_alloc(
+                                    b->arena, b->cap * sizeof(struct fanout_rejection))))
         return -1;
     b->plan->rejected[b->plan->rejected_count++] = (struct fanout_rejection){r, reason};
     return 0;
@@ -213,32 +218,38 @@ static int s_add_single(struct s_builder *b, struct fanout_rec *rec)
     return s_emit(b, r->key, r->key_len, r->data, r->data_len, b->used_slots++, 1);
 }
 
-/* Group the messages, in order, into calls under the per-call limits. */
-static int s_calls(struct s_builder *b)
+/* The end of the call that starts at message `i`: as many messages as the
+ * per-call limits allow, at least one. */
+static size_t s_call_end(const struct s_builder *b, size_t i)
 {
     const struct fanout_limits *lim = b->lim;
+    size_t n = b->plan->message_count, count = 0;
+    uint64_t bytes = lim->per_call_overhead;
+    for (; i < n; i++, count++) {
+        uint64_t add = fanout_message_size(b->msgs[i], lim) + lim->per_message_overhead;
+        if (count && lim->max_messages_per_call && count >= lim->max_messages_per_call)
+            break;
+        if (count && lim->max_call_bytes && bytes + add > lim->max_call_bytes)
+            break;
+        bytes += add;
+    }
+    return i;
+}
+
+/* Group the messages, in order, into calls under the per-call limits: the
+ * calls counted first, so that their array has the size it needs. */
+static int s_calls(struct s_builder *b)
+{
     struct fanout_plan *p = b->plan;
-    p->calls = fanout_arena_alloc(b->arena, (p->message_count ? p->message_count : 1) *
-                                                sizeof *p->calls);
+    size_t calls = 0;
+    for (size_t i = 0; i < p->message_count; i = s_call_end(b, i))
+        calls++;
+    p->calls = fanout_arena_alloc(b->arena, (calls ? calls : 1) * sizeof *p->calls);
     if (!p->calls)
         return -1;
-    size_t i = 0;
-    while (i < p->message_count) {
-        struct fanout_call *c = &p->calls[p->call_count++];
-        c->messages = &b->msgs[i];
-        c->count = 0;
-        uint64_t bytes = lim->per_call_overhead;
-        while (i < p->message_count) {
-            uint64_t add = fanout_message_size(b->msgs[i], lim) + lim->per_message_overhead;
-            if (c->count && lim->max_messages_per_call &&
-                c->count >= lim->max_messages_per_call)
-                break;
-            if (c->count && lim->max_call_bytes && bytes + add > lim->max_call_bytes)
-                break;
-            bytes += add;
-            c->count++;
-            i++;
-        }
+    for (size_t i = 0, end; i < p->message_count; i = end) {
+        end = s_call_end(b, i);
+        p->calls[p->call_count++] = (struct fanout_call){end - i, &b->msgs[i]};
     }
     return 0;
 }
@@ -255,11 +266,11 @@ int fanout_plan_build(struct fanout_rec *const *recs, size_t n, enum fanout_coll
         .mode = mode,
         .limit = s_message_limit(lim),
         .plan = out,
+        .cap = cap,
         .msgs = fanout_arena_alloc(arena, cap * sizeof(struct fanout_message *)),
         .slots = fanout_arena_alloc(arena, cap * sizeof(struct fanout_record *)),
     };
-    out->rejected = fanout_arena_alloc(arena, cap * sizeof *out->rejected);
-    if (!b.msgs || !b.slots || !out->rejected)
+    if (!b.msgs || !b.slots)
         return -1;
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++)

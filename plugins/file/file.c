@@ -31,8 +31,17 @@ struct file_instance {
     int owned; /* not stdout */
     int fsync;
     char *path;
-    pthread_mutex_t lock; /* keeps each call's lines together, in order */
+    pthread_mutex_t lock;   /* keeps each call's lines together, in order */
+    struct fanout_sbuf buf; /* the lines being written (under the lock) */
 };
+
+/* A call's lines are written in pieces of about S_FLUSH_BYTES (whole lines)
+ * from the instance's one buffer, kept from call to call, rather than from
+ * a buffer of the whole call's size made for each call: its fresh pages
+ * cost a page fault each. A buffer a large message grew past S_KEEP_BYTES
+ * is not kept. */
+#define S_FLUSH_BYTES (64 * 1024)
+#define S_KEEP_BYTES  (1024 * 1024)
 
 /* ---- the line ---- */
 
@@ -216,54 +225,65 @@ static int s_open(void *state, const struct fanout_target *t, void **out,
     return 0;
 }
 
+/* Writes p[0..n) whole: 0, or the errno of the write that failed. */
+static int s_write_all(int fd, const char *p, size_t n)
+{
+    size_t done = 0;
+    while (done < n) {
+        ssize_t w = write(fd, p + done, n - done);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno;
+        }
+        done += (size_t)w;
+    }
+    return 0;
+}
+
 static int s_send(void *instance, const struct fanout_batch *batch,
                   struct fanout_outcome *outcomes)
 {
     struct file_instance *in = instance;
-    struct fanout_sbuf b = {0};
+    struct fanout_sbuf *b = &in->buf;
     int collapsed = batch->collapse != FANOUT_COLLAPSE_NONE;
-    /* one buffer of about the lines' size (grown if escapes or base64 need
-     * more): no doubling and copying on the way */
-    size_t guess = 0;
-    for (size_t i = 0; i < batch->count; i++) {
-        const struct fanout_message *m = batch->messages[i];
-        guess += m->body_len + m->key_len + 256;
-    }
-    (void)fanout_sbuf_reserve(&b, guess);
-    for (size_t i = 0; i < batch->count; i++) {
-        if (s_line(&b, batch->messages[i], collapsed) != 0) {
-            for (size_t j = 0; j < batch->count; j++)
-                fanout_outcome_set(&outcomes[j], FANOUT_RETRY, "OutOfMemory",
-                                   "out of memory formatting the lines");
-            fanout_sbuf_free(&b);
-            return -1;
-        }
-    }
+    size_t written = 0; /* messages whose lines are in the file */
+    int e = 0, oom = 0;
     pthread_mutex_lock(&in->lock);
-    size_t done = 0;
-    int e = 0;
-    while (done < b.len) {
-        ssize_t w = write(in->fd, b.p + done, b.len - done);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            e = errno;
+    fanout_sbuf_reset(b);
+    for (size_t i = 0; i < batch->count && !e; i++) {
+        if (s_line(b, batch->messages[i], collapsed) != 0) {
+            oom = 1;
             break;
         }
-        done += (size_t)w;
+        if (b->len >= S_FLUSH_BYTES || i + 1 == batch->count) {
+            e = s_write_all(in->fd, b->p, b->len);
+            fanout_sbuf_reset(b);
+            if (!e)
+                written = i + 1;
+        }
     }
-    if (!e && in->fsync && in->owned && fsync(in->fd) != 0)
+    if (written && in->fsync && in->owned && fsync(in->fd) != 0) {
         e = errno;
+        written = 0;
+    }
+    if (b->cap > S_KEEP_BYTES)
+        fanout_sbuf_free(b);
     pthread_mutex_unlock(&in->lock);
-    fanout_sbuf_free(&b);
     if (e) {
         /* A full or failing disk may recover; anything else will not. */
         int st = (e == ENOSPC || e == EIO || e == EAGAIN) ? FANOUT_RETRY : FANOUT_FATAL;
-        for (size_t j = 0; j < batch->count; j++)
+        for (size_t j = written; j < batch->count; j++)
             fanout_outcome_set(&outcomes[j], st, "WriteFailed", "writing %s: %s", in->path,
                                strerror(e));
         if (in->host)
             in->host->log(FANOUT_LOG_WARN, "file", "writing %s: %s", in->path, strerror(e));
+        return -1;
+    }
+    if (oom) {
+        for (size_t j = written; j < batch->count; j++)
+            fanout_outcome_set(&outcomes[j], FANOUT_RETRY, "OutOfMemory",
+                               "out of memory formatting the lines");
         return -1;
     }
     return 0;
@@ -275,6 +295,7 @@ static void s_close(void *instance)
     if (in->owned)
         close(in->fd);
     pthread_mutex_destroy(&in->lock);
+    fanout_sbuf_free(&in->buf);
     free(in->path);
     free(in);
 }
