@@ -17,6 +17,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #include <fanout/helpers.h>
 #include <fanout/plugin.h>
 #include <fanout/plugin_state.h>
@@ -55,8 +59,25 @@ static int s_json_str(struct fanout_sbuf *b, const uint8_t *s, size_t n)
     size_t i = 0;
     for (;;) {
         size_t run = i;
-        /* eight bytes at a time while none is '"', '\\' or below 0x20 (bytes
-         * of 0x80 and above pass: the text was checked as UTF-8) */
+        /* sixteen bytes at a time with SSE2 (x86-64's baseline), then
+         * eight, while none is '"', '\\' or below 0x20 (bytes of 0x80 and
+         * above pass: the text was checked as UTF-8); at the first such
+         * byte, straight to its escape */
+#ifdef __SSE2__
+        while (n - i >= 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+            __m128i stop = _mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                             _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v)); /* v <= 0x1f */
+            unsigned mask = (unsigned)_mm_movemask_epi8(stop);
+            if (mask) {
+                i += (size_t)__builtin_ctz(mask);
+                goto stop;
+            }
+            i += 16;
+        }
+#endif
         while (n - i >= 8) {
             uint64_t v;
             memcpy(&v, s + i, 8);
@@ -70,6 +91,9 @@ static int s_json_str(struct fanout_sbuf *b, const uint8_t *s, size_t n)
         }
         while (i < n && s[i] >= 0x20 && s[i] != '"' && s[i] != '\\')
             i++;
+#ifdef __SSE2__
+    stop:
+#endif
         if (i > run)
             memcpy(o, s + run, i - run);
         o += i - run;
