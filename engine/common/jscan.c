@@ -720,6 +720,11 @@ static size_t s_path_add(char *path, size_t path_len, size_t at, const char *key
 }
 
 #define S_PAIRWISE_MAX 16
+/* a name's signature: its length, first and last byte */
+#define S_SIG(k)                                                                           \
+    ((k).len ? (uint64_t)(k).len << 16 | (uint64_t)(uint8_t)(k).p[0] << 8 |                \
+                   (uint8_t)(k).p[(k).len - 1]                                             \
+             : 0)
 
 static int s_dup_in(const struct fanout_jnode *obj, struct fanout_arena *a,
                     const struct fanout_jnode **dup)
@@ -739,18 +744,24 @@ static int s_dup_in(const struct fanout_jnode *obj, struct fanout_arena *a,
             any_escaped |= c->key_escaped;
             keys[i].p = c->key;
             keys[i].len = c->key_len;
+            if (any_escaped)
+                continue;
+            /* no escape so far: compared with the names before it as read */
+            sig[i] = S_SIG(keys[i]);
+            for (size_t j = 0; j < i; j++)
+                if (sig[i] == sig[j] && s_key_eq(&keys[i], &keys[j])) {
+                    *dup = c;
+                    return 1;
+                }
         }
-        if (any_escaped) {
-            i = 0;
-            for (const struct fanout_jnode *c = obj->child; c; c = c->next, i++)
-                if (s_key_of(c, a, &keys[i]) != 0)
-                    return -1;
-        }
+        if (!any_escaped)
+            return 0;
+        i = 0;
+        for (const struct fanout_jnode *c = obj->child; c; c = c->next, i++)
+            if (s_key_of(c, a, &keys[i]) != 0)
+                return -1;
         for (i = 0; i < n; i++)
-            sig[i] = keys[i].len ? (uint64_t)keys[i].len << 16 |
-                                       (uint64_t)(uint8_t)keys[i].p[0] << 8 |
-                                       (uint8_t)keys[i].p[keys[i].len - 1]
-                                 : 0;
+            sig[i] = S_SIG(keys[i]);
         i = 0;
         for (const struct fanout_jnode *c = obj->child; c; c = c->next, i++)
             for (size_t j = 0; j < i; j++)

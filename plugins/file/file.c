@@ -159,31 +159,34 @@ static int s_uint(struct fanout_sbuf *b, unsigned long long v)
     return fanout_sbuf_put(b, digits + i, sizeof digits - i);
 }
 
+/* fanout_sbuf_puts of a string literal, its length counted at compile time */
+#define S_PUTS(b, lit) fanout_sbuf_put((b), (lit), sizeof(lit) - 1)
+
 static int s_line(struct fanout_sbuf *b, const struct fanout_message *m, int collapsed)
 {
     const struct fanout_record *r = m->records[0];
-    int rc = fanout_sbuf_puts(b, "{\"source\":");
+    int rc = S_PUTS(b, "{\"source\":");
     rc |= s_str(b, r->source_arn);
     rc |= s_bytes(b, ",\"key\":", ",\"keyBase64\":", m->key, m->key_len);
-    rc |= fanout_sbuf_puts(b, ",\"sequenceNumber\":");
+    rc |= S_PUTS(b, ",\"sequenceNumber\":");
     rc |= s_str(b, r->sequence_number);
-    rc |= fanout_sbuf_puts(b, ",\"subSequenceNumber\":");
+    rc |= S_PUTS(b, ",\"subSequenceNumber\":");
     rc |= s_uint(b, (unsigned long long)r->sub_sequence_number);
     if (r->explicit_hash_key) {
-        rc |= fanout_sbuf_puts(b, ",\"explicitHashKey\":");
+        rc |= S_PUTS(b, ",\"explicitHashKey\":");
         /* from the KPL protobuf, never checked as UTF-8: the SDK's
          * escaper keeps the line valid JSON whatever the bytes */
         rc |= fanout_sbuf_json_str(b, r->explicit_hash_key, strlen(r->explicit_hash_key));
     }
     if (collapsed) {
-        rc |= fanout_sbuf_puts(b, ",\"records\":");
+        rc |= S_PUTS(b, ",\"records\":");
         rc |= s_uint(b, (unsigned long long)m->record_count);
     } else {
-        rc |= fanout_sbuf_puts(b, ",\"action\":");
+        rc |= S_PUTS(b, ",\"action\":");
         rc |= s_str(b, r->action);
     }
     rc |= s_bytes(b, ",\"data\":", ",\"dataBase64\":", m->body, m->body_len);
-    return rc | fanout_sbuf_puts(b, "}\n");
+    return rc | S_PUTS(b, "}\n");
 }
 
 /* ---- the plugin ---- */
