@@ -33,7 +33,7 @@ struct s_instance {
     struct fanout_limits limits; /* the plugin's, adjusted for this target */
 };
 
-/* The threads that send a run's units besides the invoking thread, kept
+/* The threads that send a run's units, kept
  * across invocations (a warm invocation starts none) and joined at
  * fanout_engine_destroy. A run is posted by bumping `gen`; each thread
  * takes part in a run at most once, the first `wanted` to wake do. */
@@ -929,9 +929,11 @@ static void s_pool_stop(struct s_pool *p)
     pthread_mutex_destroy(&p->lock);
 }
 
-/* The run's units on up to max_parallel threads: this one and the pool's.
- * With no thread to be had (or a run already in progress on the pool),
- * this thread does all the work. */
+/* The run's units on up to max_parallel threads of the pool; this thread
+ * waits (it sends nothing itself: its memory, the event's, is then not
+ * grown and given back by the sends' buffers). With no thread to be had
+ * (or a run already in progress on the pool), this thread does all the
+ * work. */
 static void s_dispatch(struct s_run *run)
 {
     struct s_pool *p = &run->e->pool;
@@ -943,19 +945,16 @@ static void s_dispatch(struct s_run *run)
         return;
     }
     pthread_mutex_lock(&p->lock);
-    size_t helpers = p->run ? 0 : s_pool_grow(p, threads - 1);
+    size_t helpers = p->run ? 0 : s_pool_grow(p, threads);
     if (!helpers) {
         pthread_mutex_unlock(&p->lock);
         s_worker(run);
         return;
     }
     p->run = run;
-    p->wanted = helpers < threads - 1 ? helpers : threads - 1;
+    p->wanted = helpers < threads ? helpers : threads;
     p->gen++;
     pthread_cond_broadcast(&p->post);
-    pthread_mutex_unlock(&p->lock);
-    s_worker(run);
-    pthread_mutex_lock(&p->lock);
     while (p->wanted || p->pending)
         pthread_cond_wait(&p->done, &p->lock);
     p->run = NULL;
