@@ -9,6 +9,7 @@
 #endif
 
 #define MAX_DEPTH 512
+#define S_BLOCK   32
 
 struct s_p {
     const char *p, *end, *start;
@@ -19,6 +20,10 @@ struct s_p {
     int keep_depth;            /* values deeper than this get no node of their own */
     int trusted;               /* text fanout_jscan accepted before: see s_string_trusted */
     struct fanout_jnode dummy; /* what they get instead (never linked) */
+    /* nodes are taken from blocks of S_BLOCK in `arena` (one allocation
+     * per block, not per node) */
+    struct fanout_jnode *block;
+    size_t block_left;
     /* fanout_jscan_each: the member whose elements are handed over */
     const char *each_key;
     fanout_jeach_fn each;
@@ -55,9 +60,17 @@ static struct fanout_jnode *s_node(struct s_p *s, int depth)
         s->dummy.next = NULL;
         return &s->dummy;
     }
-    struct fanout_jnode *n = fanout_arena_calloc(s->arena, sizeof *n);
-    if (!n)
-        s_fail(s, "out of memory");
+    if (!s->block_left) {
+        s->block = fanout_arena_alloc(s->arena, S_BLOCK * sizeof *s->block);
+        if (!s->block) {
+            s_fail(s, "out of memory");
+            return NULL;
+        }
+        s->block_left = S_BLOCK;
+    }
+    s->block_left--;
+    struct fanout_jnode *n = s->block++;
+    *n = (struct fanout_jnode){0};
     return n;
 }
 
@@ -135,25 +148,38 @@ static int s_string(struct s_p *s, const char **text, size_t *len, int *escaped)
     const uint8_t *q = (const uint8_t *)s->p + 1, *end = (const uint8_t *)s->end;
     *escaped = 0;
     for (;;) {
-        /* plain printable ASCII: the common case, 16 bytes at a time with
-         * SSE2 (x86-64's baseline), then 8 (a word has a byte that needs a
-         * look when it is '"', '\\', below 0x20 or non-ASCII) */
+        /* plain printable ASCII: the common case, 32 then 16 bytes at a
+         * time with SSE2 (x86-64's baseline), else 8 (a word has a byte
+         * that needs a look when it is '"', '\\', below 0x20 or
+         * non-ASCII); at the first such byte, straight to its case */
 #ifdef __SSE2__
         const __m128i quote16 = _mm_set1_epi8('"'), slash16 = _mm_set1_epi8('\\'),
                       space16 = _mm_set1_epi8(0x20);
-        while (end - q >= 16) {
-            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
-            /* signed: below 0x20, and 0x80 and above, compare less */
-            __m128i stop = _mm_or_si128(
-                _mm_or_si128(_mm_cmpeq_epi8(v, quote16), _mm_cmpeq_epi8(v, slash16)),
-                _mm_cmplt_epi8(v, space16));
-            unsigned mask = (unsigned)_mm_movemask_epi8(stop);
+/* signed: below 0x20, and 0x80 and above, compare less */
+#define S_STOP16(v)                                                                        \
+    _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote16), _mm_cmpeq_epi8(v, slash16)),     \
+                 _mm_cmplt_epi8(v, space16))
+        while (end - q >= 32) {
+            __m128i a = _mm_loadu_si128((const __m128i *)(const void *)q);
+            __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(q + 16));
+            unsigned mask = (unsigned)_mm_movemask_epi8(S_STOP16(a)) |
+                            (unsigned)_mm_movemask_epi8(S_STOP16(b)) << 16;
             if (mask) {
                 q += __builtin_ctz(mask);
-                break;
+                goto stop;
+            }
+            q += 32;
+        }
+        if (end - q >= 16) {
+            __m128i a = _mm_loadu_si128((const __m128i *)(const void *)q);
+            unsigned mask = (unsigned)_mm_movemask_epi8(S_STOP16(a));
+            if (mask) {
+                q += __builtin_ctz(mask);
+                goto stop;
             }
             q += 16;
         }
+#undef S_STOP16
 #endif
         while (end - q >= 8) {
             uint64_t v;
@@ -168,6 +194,9 @@ static int s_string(struct s_p *s, const char **text, size_t *len, int *escaped)
         }
         while (q < end && *q >= 0x20 && *q < 0x80 && *q != '"' && *q != '\\')
             q++;
+#ifdef __SSE2__
+    stop:
+#endif
         if (q >= end) {
             s->p = (const char *)q;
             s_fail(s, "unterminated string");
@@ -243,6 +272,34 @@ static int s_string(struct s_p *s, const char **text, size_t *len, int *escaped)
     return 0;
 }
 
+/* s_string for a string whose closing quote is among its first 16 bytes
+ * with no byte before it that needs a look (most member names and short
+ * values): done here, without the call. The same result in both modes. */
+static inline int s_string_short(struct s_p *s, const char **text, size_t *len,
+                                 int *escaped)
+{
+#ifdef __SSE2__
+    if (s->end - s->p >= 17) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s->p + 1));
+        __m128i stop = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                                 _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                                    _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+        unsigned mask = (unsigned)_mm_movemask_epi8(stop);
+        if (mask) {
+            unsigned k = (unsigned)__builtin_ctz(mask);
+            if (s->p[1 + k] == '"') {
+                *text = s->p + 1;
+                *len = k;
+                *escaped = 0;
+                s->p += k + 2;
+                return 0;
+            }
+        }
+    }
+#endif
+    return s_string(s, text, len, escaped);
+}
+
 static int s_digits(struct s_p *s)
 {
     const char *b = s->p;
@@ -293,12 +350,17 @@ static int s_is_each_key(const struct s_p *s, const char *key, size_t key_len, i
 static struct fanout_jnode *s_each_element(struct s_p *s, int depth)
 {
     struct fanout_arena *arena = s->arena;
+    struct fanout_jnode *block = s->block;
+    size_t block_left = s->block_left;
     int keep_depth = s->keep_depth;
     fanout_arena_reset(s->scratch);
     s->arena = s->scratch;
+    s->block_left = 0;
     s->keep_depth = INT_MAX;
     struct fanout_jnode *full = s_value(s, depth);
     s->arena = arena;
+    s->block = block;
+    s->block_left = block_left;
     s->keep_depth = keep_depth;
     if (!full)
         return NULL;
@@ -341,7 +403,7 @@ static struct fanout_jnode *s_container(struct s_p *s, int depth, int object)
                 s_fail(s, "expected a member name in double quotes");
                 return NULL;
             }
-            if (s_string(s, &key, &key_len, &key_escaped) != 0)
+            if (s_string_short(s, &key, &key_len, &key_escaped) != 0)
                 return NULL;
             s_ws(s);
             if (s->p >= s->end || *s->p != ':') {
@@ -424,7 +486,7 @@ static struct fanout_jnode *s_value(struct s_p *s, int depth)
             return NULL;
         n->type = FANOUT_J_STRING;
         int escaped;
-        if (s_string(s, &n->text, &n->len, &escaped) != 0)
+        if (s_string_short(s, &n->text, &n->len, &escaped) != 0)
             return NULL;
         n->escaped = (unsigned char)escaped;
         return n;
@@ -580,14 +642,15 @@ const char *fanout_jstr(const struct fanout_jnode *n, struct fanout_arena *arena
     return out;
 }
 
-const struct fanout_jnode *fanout_jget(const struct fanout_jnode *obj, const char *key)
+const struct fanout_jnode *fanout_jget_n(const struct fanout_jnode *obj, const char *key,
+                                         size_t kl)
 {
     if (!obj || obj->type != FANOUT_J_OBJECT)
         return NULL;
-    size_t kl = strlen(key);
     for (const struct fanout_jnode *c = obj->child; c; c = c->next) {
         if (!c->key_escaped) {
-            if (c->key_len == kl && memcmp(c->key, key, kl) == 0)
+            if (c->key_len == kl && (!kl || c->key[0] == key[0]) &&
+                memcmp(c->key, key, kl) == 0)
                 return c;
         } else if (c->key_len >= kl) {
             char buf[256];
@@ -597,6 +660,12 @@ const struct fanout_jnode *fanout_jget(const struct fanout_jnode *obj, const cha
         }
     }
     return NULL;
+}
+
+#undef fanout_jget
+const struct fanout_jnode *fanout_jget(const struct fanout_jnode *obj, const char *key)
+{
+    return fanout_jget_n(obj, key, strlen(key));
 }
 
 /* ---- duplicate member names ------------------------------------------- */
@@ -651,6 +720,11 @@ static size_t s_path_add(char *path, size_t path_len, size_t at, const char *key
 }
 
 #define S_PAIRWISE_MAX 16
+/* a name's signature: its length, first and last byte */
+#define S_SIG(k)                                                                           \
+    ((k).len ? (uint64_t)(k).len << 16 | (uint64_t)(uint8_t)(k).p[0] << 8 |                \
+                   (uint8_t)(k).p[(k).len - 1]                                             \
+             : 0)
 
 static int s_dup_in(const struct fanout_jnode *obj, struct fanout_arena *a,
                     const struct fanout_jnode **dup)
@@ -670,18 +744,24 @@ static int s_dup_in(const struct fanout_jnode *obj, struct fanout_arena *a,
             any_escaped |= c->key_escaped;
             keys[i].p = c->key;
             keys[i].len = c->key_len;
+            if (any_escaped)
+                continue;
+            /* no escape so far: compared with the names before it as read */
+            sig[i] = S_SIG(keys[i]);
+            for (size_t j = 0; j < i; j++)
+                if (sig[i] == sig[j] && s_key_eq(&keys[i], &keys[j])) {
+                    *dup = c;
+                    return 1;
+                }
         }
-        if (any_escaped) {
-            i = 0;
-            for (const struct fanout_jnode *c = obj->child; c; c = c->next, i++)
-                if (s_key_of(c, a, &keys[i]) != 0)
-                    return -1;
-        }
+        if (!any_escaped)
+            return 0;
+        i = 0;
+        for (const struct fanout_jnode *c = obj->child; c; c = c->next, i++)
+            if (s_key_of(c, a, &keys[i]) != 0)
+                return -1;
         for (i = 0; i < n; i++)
-            sig[i] = keys[i].len ? (uint64_t)keys[i].len << 16 |
-                                       (uint64_t)(uint8_t)keys[i].p[0] << 8 |
-                                       (uint8_t)keys[i].p[keys[i].len - 1]
-                                 : 0;
+            sig[i] = S_SIG(keys[i]);
         i = 0;
         for (const struct fanout_jnode *c = obj->child; c; c = c->next, i++)
             for (size_t j = 0; j < i; j++)

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "common/util.h"
 
@@ -70,8 +71,13 @@ struct fanout_jnode *fanout_jscan_valid(const char *text, size_t len,
                                         struct fanout_arena *arena, char *err,
                                         size_t err_len);
 
-/* The member `key` of an object (keys compared after unescaping), or NULL. */
+/* The member `key` of an object (keys compared after unescaping), or NULL.
+ * fanout_jget_n takes the key's length; fanout_jget of a string literal
+ * has it counted at compile time. */
 const struct fanout_jnode *fanout_jget(const struct fanout_jnode *obj, const char *key);
+const struct fanout_jnode *fanout_jget_n(const struct fanout_jnode *obj, const char *key,
+                                         size_t key_len);
+#define fanout_jget(obj, key) fanout_jget_n((obj), (key), strlen(key))
 
 /* A string's value, unescaped into the arena (NUL-terminated; *len set when
  * not NULL; embedded NULs possible). NULL when `n` is not a string. */

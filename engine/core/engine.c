@@ -33,8 +33,25 @@ struct s_instance {
     struct fanout_limits limits; /* the plugin's, adjusted for this target */
 };
 
+/* The threads that send a run's units, kept
+ * across invocations (a warm invocation starts none) and joined at
+ * fanout_engine_destroy. A run is posted by bumping `gen`; each thread
+ * takes part in a run at most once, the first `wanted` to wake do. */
+struct s_pool {
+    pthread_mutex_t lock;
+    pthread_cond_t post, done;
+    pthread_t *threads;
+    size_t count;
+    struct s_run *run; /* the run in progress, or NULL */
+    unsigned long gen;
+    size_t wanted;  /* threads still to join the run */
+    size_t pending; /* threads that joined and have not finished */
+    int quit;
+};
+
 struct fanout_engine {
     struct fanout_engine_config cfg;
+    struct s_pool pool;
     const struct fanout_host *host;
     struct fanout_loader *loader;
     struct fanout_store *store;
@@ -100,6 +117,9 @@ struct fanout_engine *fanout_engine_new(const struct fanout_engine_config *cfg,
         snprintf(err, err_len, "out of memory");
         return NULL;
     }
+    pthread_mutex_init(&e->pool.lock, NULL);
+    pthread_cond_init(&e->pool.post, NULL);
+    pthread_cond_init(&e->pool.done, NULL);
     e->cfg = *cfg;
     e->idle_ms = (int64_t)cfg->instance_idle_s * 1000;
     if (!e->cfg.retry_attempts)
@@ -164,10 +184,13 @@ static void s_instances_evict(struct fanout_engine *e, int64_t now)
     }
 }
 
+static void s_pool_stop(struct s_pool *p);
+
 void fanout_engine_destroy(struct fanout_engine *e)
 {
     if (!e)
         return;
+    s_pool_stop(&e->pool);
     struct s_instance *in = e->instances;
     while (in) {
         struct s_instance *next = in->next;
@@ -853,8 +876,67 @@ static void *s_worker(void *arg)
     return NULL;
 }
 
+static void *s_pool_main(void *arg)
+{
+    struct s_pool *p = arg;
+    pthread_mutex_lock(&p->lock);
+    unsigned long seen = 0; /* runs are numbered from 1 */
+    for (;;) {
+        while (!p->quit && (p->gen == seen || !p->wanted))
+            pthread_cond_wait(&p->post, &p->lock);
+        if (p->quit)
+            break;
+        seen = p->gen;
+        struct s_run *run = p->run;
+        p->wanted--;
+        p->pending++;
+        pthread_mutex_unlock(&p->lock);
+        s_worker(run);
+        pthread_mutex_lock(&p->lock);
+        if (--p->pending == 0 && !p->wanted)
+            pthread_cond_signal(&p->done);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
+
+/* At least `want` threads in the pool when they can be made (lock held):
+ * how many there are. */
+static size_t s_pool_grow(struct s_pool *p, size_t want)
+{
+    if (want > p->count) {
+        pthread_t *t = realloc(p->threads, want * sizeof *t);
+        if (!t)
+            return p->count;
+        p->threads = t;
+        while (p->count < want && pthread_create(&t[p->count], NULL, s_pool_main, p) == 0)
+            p->count++;
+    }
+    return p->count;
+}
+
+static void s_pool_stop(struct s_pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    p->quit = 1;
+    pthread_cond_broadcast(&p->post);
+    pthread_mutex_unlock(&p->lock);
+    for (size_t i = 0; i < p->count; i++)
+        pthread_join(p->threads[i], NULL);
+    free(p->threads);
+    pthread_cond_destroy(&p->post);
+    pthread_cond_destroy(&p->done);
+    pthread_mutex_destroy(&p->lock);
+}
+
+/* The run's units on up to max_parallel threads of the pool; this thread
+ * waits (it sends nothing itself: its memory, the event's, is then not
+ * grown and given back by the sends' buffers). With no thread to be had
+ * (or a run already in progress on the pool), this thread does all the
+ * work. */
 static void s_dispatch(struct s_run *run)
 {
+    struct s_pool *p = &run->e->pool;
     size_t threads = run->e->cfg.max_parallel;
     if (threads > run->unit_count)
         threads = run->unit_count;
@@ -862,18 +944,21 @@ static void s_dispatch(struct s_run *run)
         s_worker(run);
         return;
     }
-    pthread_t *tids = calloc(threads, sizeof *tids);
-    size_t started = 0;
-    for (size_t i = 0; tids && i < threads; i++) {
-        if (pthread_create(&tids[i], NULL, s_worker, run) != 0)
-            break;
-        started++;
+    pthread_mutex_lock(&p->lock);
+    size_t helpers = p->run ? 0 : s_pool_grow(p, threads);
+    if (!helpers) {
+        pthread_mutex_unlock(&p->lock);
+        s_worker(run);
+        return;
     }
-    if (!started)
-        s_worker(run); /* no thread could be made: do the work here */
-    for (size_t i = 0; i < started; i++)
-        pthread_join(tids[i], NULL);
-    free(tids);
+    p->run = run;
+    p->wanted = helpers < threads ? helpers : threads;
+    p->gen++;
+    pthread_cond_broadcast(&p->post);
+    while (p->wanted || p->pending)
+        pthread_cond_wait(&p->done, &p->lock);
+    p->run = NULL;
+    pthread_mutex_unlock(&p->lock);
 }
 
 static char *s_strdup_or(const char *s, const char *dflt)

@@ -17,6 +17,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #include <fanout/helpers.h>
 #include <fanout/plugin.h>
 #include <fanout/plugin_state.h>
@@ -64,8 +68,25 @@ static int s_json_str(struct fanout_sbuf *b, const uint8_t *s, size_t n)
     size_t i = 0;
     for (;;) {
         size_t run = i;
-        /* eight bytes at a time while none is '"', '\\' or below 0x20 (bytes
-         * of 0x80 and above pass: the text was checked as UTF-8) */
+        /* sixteen bytes at a time with SSE2 (x86-64's baseline), then
+         * eight, while none is '"', '\\' or below 0x20 (bytes of 0x80 and
+         * above pass: the text was checked as UTF-8); at the first such
+         * byte, straight to its escape */
+#ifdef __SSE2__
+        while (n - i >= 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+            __m128i stop = _mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                             _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v)); /* v <= 0x1f */
+            unsigned mask = (unsigned)_mm_movemask_epi8(stop);
+            if (mask) {
+                i += (size_t)__builtin_ctz(mask);
+                goto stop;
+            }
+            i += 16;
+        }
+#endif
         while (n - i >= 8) {
             uint64_t v;
             memcpy(&v, s + i, 8);
@@ -79,6 +100,9 @@ static int s_json_str(struct fanout_sbuf *b, const uint8_t *s, size_t n)
         }
         while (i < n && s[i] >= 0x20 && s[i] != '"' && s[i] != '\\')
             i++;
+#ifdef __SSE2__
+    stop:
+#endif
         if (i > run)
             memcpy(o, s + run, i - run);
         o += i - run;
@@ -144,31 +168,34 @@ static int s_uint(struct fanout_sbuf *b, unsigned long long v)
     return fanout_sbuf_put(b, digits + i, sizeof digits - i);
 }
 
+/* fanout_sbuf_puts of a string literal, its length counted at compile time */
+#define S_PUTS(b, lit) fanout_sbuf_put((b), (lit), sizeof(lit) - 1)
+
 static int s_line(struct fanout_sbuf *b, const struct fanout_message *m, int collapsed)
 {
     const struct fanout_record *r = m->records[0];
-    int rc = fanout_sbuf_puts(b, "{\"source\":");
+    int rc = S_PUTS(b, "{\"source\":");
     rc |= s_str(b, r->source_arn);
     rc |= s_bytes(b, ",\"key\":", ",\"keyBase64\":", m->key, m->key_len);
-    rc |= fanout_sbuf_puts(b, ",\"sequenceNumber\":");
+    rc |= S_PUTS(b, ",\"sequenceNumber\":");
     rc |= s_str(b, r->sequence_number);
-    rc |= fanout_sbuf_puts(b, ",\"subSequenceNumber\":");
+    rc |= S_PUTS(b, ",\"subSequenceNumber\":");
     rc |= s_uint(b, (unsigned long long)r->sub_sequence_number);
     if (r->explicit_hash_key) {
-        rc |= fanout_sbuf_puts(b, ",\"explicitHashKey\":");
+        rc |= S_PUTS(b, ",\"explicitHashKey\":");
         /* from the KPL protobuf, never checked as UTF-8: the SDK's
          * escaper keeps the line valid JSON whatever the bytes */
         rc |= fanout_sbuf_json_str(b, r->explicit_hash_key, strlen(r->explicit_hash_key));
     }
     if (collapsed) {
-        rc |= fanout_sbuf_puts(b, ",\"records\":");
+        rc |= S_PUTS(b, ",\"records\":");
         rc |= s_uint(b, (unsigned long long)m->record_count);
     } else {
-        rc |= fanout_sbuf_puts(b, ",\"action\":");
+        rc |= S_PUTS(b, ",\"action\":");
         rc |= s_str(b, r->action);
     }
     rc |= s_bytes(b, ",\"data\":", ",\"dataBase64\":", m->body, m->body_len);
-    return rc | fanout_sbuf_puts(b, "}\n");
+    return rc | S_PUTS(b, "}\n");
 }
 
 /* ---- the plugin ---- */
