@@ -1,6 +1,7 @@
 /* libcrypto on first use, as libcurl (aws/curl_load.h): the fanout binary
- * calls seven libcrypto functions (SigV4's SHA-256 and HMAC, KPL's MD5, the
- * SSO cache's SHA-1, cleansing and constant-time compares), defined here
+ * calls thirteen libcrypto functions (SigV4's SHA-256 on a digest fetched
+ * once and its context calls, KPL's MD5, the SSO cache's SHA-1, cleansing
+ * and constant-time compares), defined here
  * with OpenSSL's prototypes as forwards to the library, dlopen'ed once
  * (pthread_once) by the first of them. Loading and relocating libcrypto at
  * start costs more CPU than an empty event; a `file` or `redis` target
@@ -37,6 +38,12 @@ static struct {
                            unsigned char *, unsigned int *);
     int (*memcmp)(const void *, const void *, size_t);
     void (*cleanse)(void *, size_t);
+    EVP_MD *(*md_fetch)(OSSL_LIB_CTX *, const char *, const char *);
+    EVP_MD_CTX *(*ctx_new)(void);
+    void (*ctx_free)(EVP_MD_CTX *);
+    int (*init_ex)(EVP_MD_CTX *, const EVP_MD *, ENGINE *);
+    int (*update)(EVP_MD_CTX *, const void *, size_t);
+    int (*final_ex)(EVP_MD_CTX *, unsigned char *, unsigned int *);
 } s_fn;
 
 static pthread_once_t s_once = PTHREAD_ONCE_INIT;
@@ -47,12 +54,25 @@ static void s_load(void)
     void *lib = dlopen(S_LIBRARY, RTLD_NOW | RTLD_LOCAL);
     const char *missing = NULL;
     if (lib) {
-        static const char *const names[] = {"EVP_md5",        "EVP_sha1", "EVP_sha256",
-                                            "EVP_Digest",     "HMAC",     "CRYPTO_memcmp",
-                                            "OPENSSL_cleanse"};
-        void **slots[] = {(void **)&s_fn.md5,    (void **)&s_fn.sha1, (void **)&s_fn.sha256,
-                          (void **)&s_fn.digest, (void **)&s_fn.hmac, (void **)&s_fn.memcmp,
-                          (void **)&s_fn.cleanse};
+        static const char *const names[] = {"EVP_md5",
+                                            "EVP_sha1",
+                                            "EVP_sha256",
+                                            "EVP_Digest",
+                                            "HMAC",
+                                            "CRYPTO_memcmp",
+                                            "OPENSSL_cleanse",
+                                            "EVP_MD_fetch",
+                                            "EVP_MD_CTX_new",
+                                            "EVP_MD_CTX_free",
+                                            "EVP_DigestInit_ex",
+                                            "EVP_DigestUpdate",
+                                            "EVP_DigestFinal_ex"};
+        void **slots[] = {
+            (void **)&s_fn.md5,      (void **)&s_fn.sha1,     (void **)&s_fn.sha256,
+            (void **)&s_fn.digest,   (void **)&s_fn.hmac,     (void **)&s_fn.memcmp,
+            (void **)&s_fn.cleanse,  (void **)&s_fn.md_fetch, (void **)&s_fn.ctx_new,
+            (void **)&s_fn.ctx_free, (void **)&s_fn.init_ex,  (void **)&s_fn.update,
+            (void **)&s_fn.final_ex};
         for (size_t i = 0; i < sizeof names / sizeof names[0] && !missing; i++)
             if (!(*slots[i] = dlsym(lib, names[i])))
                 missing = names[i];
@@ -122,4 +142,35 @@ void(OPENSSL_cleanse)(void *p, size_t len)
         s_fn.cleanse(p, len);
     else
         explicit_bzero(p, len);
+}
+
+EVP_MD *(EVP_MD_fetch)(OSSL_LIB_CTX *ctx, const char *algorithm, const char *properties)
+{
+    return s_ready() ? s_fn.md_fetch(ctx, algorithm, properties) : NULL;
+}
+
+EVP_MD_CTX *(EVP_MD_CTX_new)(void)
+{
+    return s_ready() ? s_fn.ctx_new() : NULL;
+}
+
+void(EVP_MD_CTX_free)(EVP_MD_CTX *ctx)
+{
+    if (ctx && s_ready())
+        s_fn.ctx_free(ctx);
+}
+
+int(EVP_DigestInit_ex)(EVP_MD_CTX *ctx, const EVP_MD *type, ENGINE *impl)
+{
+    return s_ready() && ctx && type ? s_fn.init_ex(ctx, type, impl) : 0;
+}
+
+int(EVP_DigestUpdate)(EVP_MD_CTX *ctx, const void *d, size_t cnt)
+{
+    return s_ready() && ctx ? s_fn.update(ctx, d, cnt) : 0;
+}
+
+int(EVP_DigestFinal_ex)(EVP_MD_CTX *ctx, unsigned char *md, unsigned int *s)
+{
+    return s_ready() && ctx ? s_fn.final_ex(ctx, md, s) : 0;
 }
