@@ -39,6 +39,7 @@ enum s_kind {
     S_VALUE,  /* --flag VALUE or --flag=VALUE */
     S_BOOL,   /* --flag true|false */
     S_SWITCH, /* --flag */
+    S_JSON,   /* --flag JSON: an object field (stored as a string holding it) */
 };
 
 struct s_flag {
@@ -92,6 +93,19 @@ static const struct s_flag s_flags[] = {
      "expand KPL aggregated records"},
     {"append-newlines", S_BOOL, CLI_ARG(append_newlines), CLI_EDIT, "appendNewlines", 0,
      "true|false", "a newline after each record's data"},
+    {"filter", S_JSON, CLI_ARG(filter), CLI_EDIT, "filter", 1, "JSON",
+     "an event pattern (Lambda event filtering syntax):\n"
+     "only the records it matches are sent, e.g.\n"
+     "'{\"data\": {\"type\": [\"order\"]}}'"},
+    {"on-failure", S_JSON, CLI_ARG(on_failure), CLI_EDIT, "onFailure", 1, "JSON",
+     "where the records this target could not deliver\n"
+     "go: a destination object, e.g. '{\"type\": \"sqs\",\n"
+     "\"destination\": \"https://sqs.REGION.amazonaws.com/\n"
+     "ACCOUNT/dlq\"}' (a string of JSON in the table)"},
+    {"whole-record", S_BOOL, CLI_ARG(whole_record), CLI_EDIT, "wholeRecord", 0,
+     "true|false",
+     "DynamoDB Streams: send Keys, OldImage, NewImage\n"
+     "and eventName, not only the NewImage"},
     {"index", S_VALUE, CLI_ARG(index), CLI_REGISTER, NULL, 0, "INDEX",
      "es: the index, when --destination is a domain\n"
      "name (stored as <domain endpoint>#INDEX)"},
@@ -125,8 +139,6 @@ static const struct s_flag s_flags[] = {
 
 #define S_FLAG_COUNT (sizeof s_flags / sizeof *s_flags)
 
-#define S_FLAG_COUNT (sizeof s_flags / sizeof *s_flags)
-
 /* ---- the commands ----------------------------------------------------------- */
 
 #define S_WHERE "(--source-arn ARN | --source NAME --source-type kinesis|dynamodb)"
@@ -138,7 +150,8 @@ static const struct s_flag s_flags[] = {
     "           [--destination-role-arn ARN [--external-id ID]]\n"                         \
     "           [--destination-region REGION] [--collapse MODE]\n"                         \
     "           [--parallel true|false] [--convert-ddb true|false]\n"                      \
-    "           [--deaggregate true|false] [--append-newlines true|false]\n"
+    "           [--deaggregate true|false] [--append-newlines true|false]\n"               \
+    "           [--filter JSON] [--on-failure JSON] [--whole-record true|false]\n"
 #define S_ORDERS "arn:aws:kinesis:us-east-1:123456789012:stream/orders"
 
 /* hook, unhook, pause, resume (cli_hook.c): what they share in their help. */
@@ -257,7 +270,11 @@ static const struct cli_command s_commands[] = {
      "with --index (es: endpoint#INDEX), an MQTT topic (iot: the account's ATS\n"
      "endpoint#topic), a cluster id (memcached: its configuration endpoint) or a\n"
      "replication group id (redis: its primary endpoint). A name that does not\n"
-     "exist is an error (status 2). Full forms are stored without a lookup.\n",
+     "exist is an error (status 2). Full forms are stored without a lookup.\n"
+     "--filter and --on-failure take a JSON object (the README's mapping table),\n"
+     "stored in the table as a string holding it; a pattern or destination the\n"
+     "engine would refuse is refused here, with the field and the path of the\n"
+     "offending part.\n",
      "  fanout register lambda --function fanout --source-type kinesis \\\n"
      "      --source inputStream --id target1 --destination targetFunction\n"
      "  fanout register es --source-type kinesis --source orders --id search \\\n"
@@ -269,7 +286,17 @@ static const struct cli_command s_commands[] = {
      "      --source-arn " S_ORDERS " \\\n"
      "      --id replica --destination orders-copy --destination-region eu-west-1 \\\n"
      "      --destination-role-arn arn:aws:iam::210987654321:role/fanout-writer \\\n"
-     "      --external-id s3cr3t --parallel false\n"},
+     "      --external-id s3cr3t --parallel false\n"
+     "  fanout register file --source-type kinesis --source orders \\\n"
+     "      --id big-orders --destination /tmp/big.jsonl --active true \\\n"
+     "      --filter '{\"data\": {\"type\": [\"order\"], \"amount\":\n"
+     "          [{\"numeric\": [\">=\", 100]}]}}'\n"
+     "  fanout register kinesis --source-type kinesis --source orders --id copy \\\n"
+     "      --destination orders-copy --active true \\\n"
+     "      --on-failure '{\"type\": \"sqs\", \"destination\":\n"
+     "          \"https://sqs.us-east-1.amazonaws.com/123456789012/dlq\"}'\n"
+     "  fanout register sqs --source-type dynamodb --source users --id changes \\\n"
+     "      --destination users-changes --whole-record true --convert-ddb true\n"},
     {.name = "list",
      .summary = "list the mappings of the table, or of one source",
      .mapping = cli_list,
@@ -298,12 +325,18 @@ static const struct cli_command s_commands[] = {
               "           [--destination DEST] [--active true|false]\n" S_TARGET S_GLOBAL,
      "Change the given fields of a mapping and keep the others. The result is\n"
      "checked as register checks a new mapping before it is written. An empty\n"
-     "value removes an option (e.g. --destination-region \"\").\n",
+     "value removes an option (e.g. --destination-region \"\", --filter \"\").\n",
      "  fanout update --function fanout --source-type kinesis --source orders \\\n"
      "      --id audit --collapse none --parallel false\n"
      "  fanout update --function fanout \\\n"
      "      --source-arn " S_ORDERS " \\\n"
-     "      --id replica --destination-role-arn \"\" --external-id \"\"\n"},
+     "      --id replica --destination-role-arn \"\" --external-id \"\"\n"
+     "  fanout update --function fanout --source-type kinesis --source orders \\\n"
+     "      --id audit --filter '{\"partitionKey\": [{\"prefix\": \"eu-\"}]}'\n"
+     "  fanout update --function fanout --source-type kinesis --source orders \\\n"
+     "      --id copy --on-failure \"\" --filter \"\"\n"
+     "  fanout update --function fanout --source-type dynamodb --source users \\\n"
+     "      --id changes --whole-record false\n"},
     {.name = "activate",
      .summary = "make a mapping active",
      .mapping = cli_set_active,
@@ -619,7 +652,8 @@ static int s_wants_help(int argc, char **argv)
 static int s_parse(const struct cli_command *cmd, int argc, char **argv, struct cli_args *a)
 {
     memset(a, 0, sizeof *a);
-    a->active = a->parallel = a->convert_ddb = a->deaggregate = a->append_newlines = -1;
+    a->active = a->parallel = a->convert_ddb = a->deaggregate = a->append_newlines =
+        a->whole_record = -1;
     int options_done = 0;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -715,10 +749,21 @@ void cli_apply_fields(const struct cli_args *a, json_t *obj)
             const char *s = s_string_of(a, f);
             if (!s)
                 continue;
+            json_t *v = NULL;
+            if (f->kind == S_JSON && *s) {
+                /* an object is stored as the table's string (compact); any
+                 * other text is kept as given, and the mapping's check says
+                 * what is wrong with it, where */
+                v = json_loads(s, JSON_REJECT_DUPLICATES, NULL);
+                if (!json_is_object(v)) {
+                    json_decref(v);
+                    v = NULL;
+                }
+            }
             if (!*s && f->optional)
                 json_object_del(obj, f->field);
             else
-                json_object_set_new(obj, f->field, json_string(s));
+                json_object_set_new(obj, f->field, v ? v : json_string(s));
         }
     }
 }

@@ -76,7 +76,8 @@ struct cli_args {
     const char *source_arn, *source, *source_type, *id;
     /* the mapping's fields */
     const char *destination, *role, *external_id, *dest_region, *collapse, *index;
-    int active, parallel, convert_ddb, deaggregate, append_newlines;
+    const char *filter, *on_failure; /* JSON objects, as given */
+    int active, parallel, convert_ddb, deaggregate, append_newlines, whole_record;
     /* output and the AWS requests */
     int json, debug, no_verify_ssl;
     const char *region, *profile, *endpoint_url;

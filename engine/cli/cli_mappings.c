@@ -509,7 +509,8 @@ int cli_update(const struct cli_command *cmd, const struct cli_args *a)
                                "nothing to change: give at least one of --destination, "
                                "--active, --destination-role-arn, --external-id, "
                                "--destination-region, --collapse, --parallel, "
-                               "--convert-ddb, --deaggregate, --append-newlines");
+                               "--convert-ddb, --deaggregate, --append-newlines, "
+                               "--filter, --on-failure, --whole-record");
     struct s_prepared p;
     int rc = s_prepare(cmd, a, 1, &p);
     if (rc != CLI_OK)
@@ -659,6 +660,20 @@ static void s_rows_check(struct s_rows *rows, const struct fanout_mapping *m, ch
     }
 }
 
+/* The fields the table stores as a string holding a JSON object, shown as
+ * the object (a mapping file's form) once the mapping has passed its checks. */
+static void s_unstring_objects(json_t *obj)
+{
+    static const char *const fields[] = {"filter", "onFailure"};
+    for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
+        json_t *v = json_object_get(obj, fields[i]);
+        json_t *o = json_is_string(v) ? json_loads(json_string_value(v), 0, NULL) : NULL;
+        if (json_is_object(o))
+            json_object_set(obj, fields[i], o);
+        json_decref(o);
+    }
+}
+
 static int s_rows_add(struct s_rows *rows, const json_t *item, size_t index)
 {
     char problem[1024] = "";
@@ -687,6 +702,8 @@ static int s_rows_add(struct s_rows *rows, const json_t *item, size_t index)
     }
     json_t *obj = s_ordered(plain);
     json_decref(plain);
+    if (obj && valid)
+        s_unstring_objects(obj);
     if (obj && rows->count == rows->cap) {
         size_t cap = rows->cap ? rows->cap * 2 : 64;
         void *v = realloc(rows->v, cap * sizeof *rows->v);

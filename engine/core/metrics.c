@@ -156,6 +156,8 @@ int fanout_metrics_emf(const struct fanout_result *res,
             /* only from a target that used its on-failure destination: no
              * custom metric for every target without one */
             {"OnFailure", "Count", (double)s->on_failure, s->on_failure != 0},
+            /* only from a target whose filter dropped records */
+            {"Filtered", "Count", (double)s->filtered, s->filtered != 0},
             {"Duration", "Milliseconds", res->duration_ms, 1},
             {"BatchAge", "Milliseconds",
              (double)s_age_ms(res->started_ms, s->oldest_arrival_ms),

@@ -502,6 +502,127 @@ class CliTest(unittest.TestCase):
         self.ok("update", "--source-arn", K_ARN, "--id", "typed", "--active", "true")
         self.assertEqual(self.item("typed")["active"], {"BOOL": True})
 
+    # ---- filter, onFailure, wholeRecord ----
+
+    def test_register_filter_on_failure_whole_record(self):
+        dest = os.path.join(self.tmp.path, "filtered.jsonl")
+        failed = os.path.join(self.tmp.path, "failed.jsonl")
+        self.register("flt", dest, K_ARN, "file", "--active", "true",
+                      "--filter", '{"data": {"type": ["order"]}, "partitionKey": '
+                      '[{"prefix": "eu-"}]}',
+                      "--on-failure=" + json.dumps({"type": "file", "destination": failed}))
+        item = self.item("flt")
+        # the table's form: strings holding the JSON (compact, keys sorted)
+        self.assertEqual(item["filter"], {
+            "S": '{"data":{"type":["order"]},"partitionKey":[{"prefix":"eu-"}]}'})
+        self.assertEqual(item["onFailure"], {
+            "S": '{"destination":"%s","type":"file"}' % failed})
+        self.assertNotIn("wholeRecord", item)
+        # whole records: a DynamoDB stream's mapping only
+        self.register("whole", "/tmp/w", USERS_STREAM, "file", "--whole-record", "true")
+        self.assertEqual(self.item("whole", USERS_STREAM)["wholeRecord"], {"BOOL": True})
+        err = self.fails(2, "register", "file", "--source-arn", K_ARN, "--id", "w2",
+                         "--destination", "/tmp/w", "--whole-record", "true")
+        self.assertIn('mapping "w2" (#0): field "wholeRecord": only for DynamoDB Streams '
+                      'sources', err)
+        self.assertIn("nothing was written", err)
+        # list: the table keeps its six columns, the fields among the options
+        out = self.ok("list").stdout.decode()
+        self.assertEqual(out.splitlines()[0].split(), ["ID", "TYPE", "ACTIVE", "DESTINATION",
+                                                       "SOURCE", "OPTIONS"])
+        row = [line.split() for line in out.splitlines() if line.startswith("flt ")][0]
+        self.assertEqual(row[:5], ["flt", "file", "true", dest, K_ARN])
+        self.assertEqual(row[5:], [
+            "collapse=none",
+            'onFailure={"destination":"%s","type":"file"}' % failed,
+            'filter={"data":{"type":["order"]},"partitionKey":[{"prefix":"eu-"}]}'])
+        row = [line.split() for line in out.splitlines() if line.startswith("whole ")][0]
+        self.assertEqual(row[5:], ["collapse=none", "wholeRecord=true"])
+        # list --json: the objects, a mapping file's form, that the engine runs
+        got = {m["id"]: m for m in self.list_json()}
+        self.assertEqual(got["flt"]["filter"], {"data": {"type": ["order"]},
+                                                "partitionKey": [{"prefix": "eu-"}]})
+        self.assertEqual(got["flt"]["onFailure"], {"type": "file", "destination": failed})
+        self.assertIs(got["whole"]["wholeRecord"], True)
+        event = harness.kinesis_event([("eu-1", b'{"type":"order"}'),
+                                       ("us-1", b'{"type":"order"}'),
+                                       ("eu-2", b'{"type":"refund"}'),
+                                       ("eu-3", b"not json")], arn=K_ARN)
+        inv, _ = harness.invoke(self.tmp.path, [got["flt"]], event)
+        self.assertEqual(inv.returncode, 0, inv.stderr.decode())
+        with open(dest) as f:
+            self.assertEqual([json.loads(line)["key"] for line in f], ["eu-1"])
+
+    def test_register_refuses_a_bad_filter_or_on_failure(self):
+        cases = [
+            (["--filter", '{"data": {"amount": [{"numeric": [">", "5"]}]}}'],
+             'mapping "bad" (#0): field "filter": data.amount[0]: "numeric" expects a '
+             'number at position 1, got a string'),
+            (["--filter", '{"data": {"type": "order"}}'],
+             'field "filter": data.type: expected an array of values to match'),
+            (["--filter", '{"a": ["x"], "a": ["y"]}'],
+             'field "filter": a: appears more than once'),
+            (["--filter", '{"data": '],
+             'field "filter": the string is not an event pattern in JSON'),
+            (["--filter", "[1]"],
+             'field "filter": the pattern: expected a pattern object, got an array'),
+            (["--on-failure", '{"type": "file"}'],
+             'field "onFailure": field "destination"'),
+            (["--on-failure", '{"type": "file", "destination": "/tmp/f", "collapse": "JSON"}'],
+             'field "onFailure": field "collapse": not accepted in an on-failure '
+             'destination'),
+            # the on-failure destination's own plugin checks it too
+            (["--on-failure", json.dumps({"type": "file", "destination": "/tmp/f",
+                                          "role": "arn:aws:iam::123456789012:role/r"})],
+             'mapping "bad": field "onFailure": field "destination": a file target has no '
+             'AWS role or region; remove "role"'),
+        ]
+        for extra, message in cases:
+            err = self.fails(2, "register", "file", "--source-arn", K_ARN, "--id", "bad",
+                             "--destination", "/tmp/bad", *extra)
+            self.assertIn(message, err, extra)
+        self.assertEqual(self.items(), [])
+        self.assertEqual(self.shim.ops("PutItem"), [])
+
+    def test_update_filter_on_failure_whole_record(self):
+        self.register("uf", "/tmp/uf", K_ARN, "file", "--filter", '{"eventName": ["x"]}')
+        self.ok("update", "--source-arn", K_ARN, "--id", "uf", "--filter",
+                '{"partitionKey": ["a", "b"]}', "--on-failure",
+                '{"type": "file", "destination": "/tmp/uf-failed"}')
+        item = self.item("uf")
+        self.assertEqual(item["filter"], {"S": '{"partitionKey":["a","b"]}'})
+        self.assertEqual(item["onFailure"],
+                         {"S": '{"destination":"/tmp/uf-failed","type":"file"}'})
+        # other flags keep them
+        self.ok("update", "--source-arn", K_ARN, "--id", "uf", "--active", "true")
+        self.assertEqual(self.item("uf")["filter"], item["filter"])
+        self.assertEqual(self.item("uf")["onFailure"], item["onFailure"])
+        # a bad one is refused and the item stays as it was
+        err = self.fails(2, "update", "--source-arn", K_ARN, "--id", "uf", "--filter",
+                         '{"partitionKey": [{"prefix": 5}]}')
+        self.assertIn('mapping "uf" (#0): field "filter": partitionKey[0]', err)
+        self.assertEqual(self.item("uf")["filter"], item["filter"])
+        # an empty value removes them
+        self.ok("update", "--source-arn", K_ARN, "--id", "uf", "--filter", "",
+                "--on-failure", "")
+        self.assertNotIn("filter", self.item("uf"))
+        self.assertNotIn("onFailure", self.item("uf"))
+        self.assertEqual(self.item("uf")["active"], {"BOOL": True})
+        # whole records on and off, on a DynamoDB stream's mapping
+        self.register("uw", "/tmp/uw", USERS_STREAM)
+        self.ok("update", "--source-arn", USERS_STREAM, "--id", "uw", "--whole-record",
+                "true")
+        self.assertEqual(self.item("uw", USERS_STREAM)["wholeRecord"], {"BOOL": True})
+        self.ok("update", "--source-arn", USERS_STREAM, "--id", "uw", "--whole-record",
+                "false")
+        self.assertEqual(self.item("uw", USERS_STREAM)["wholeRecord"], {"BOOL": False})
+        err = self.fails(2, "update", "--source-arn", K_ARN, "--id", "uf",
+                         "--whole-record", "true")
+        self.assertIn('field "wholeRecord": only for DynamoDB Streams sources', err)
+        err = self.fails(2, "update", "--source-arn", K_ARN, "--id", "uf",
+                         "--whole-record", "yes")
+        self.assertIn('--whole-record expects true or false, got "yes"', err)
+
     def test_activate_deactivate(self):
         self.register("a")
         self.assertEqual(self.item("a")["active"], {"BOOL": False})

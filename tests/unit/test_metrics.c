@@ -134,6 +134,40 @@ START_TEST(on_failure_metric)
 }
 END_TEST
 
+/* Filtered: present only when the target's filter dropped records, next
+ * to OnFailure when both are. */
+START_TEST(filtered_metric)
+{
+    struct fanout_metrics_context ctx = {.ns = "FanOut", .now_ms = 1};
+    json_t *all = s_docs(&ctx, 3);
+    for (size_t i = 0; i < 2; i++)
+        ck_assert_ptr_null(json_object_get(json_array_get(all, i), "Filtered"));
+    json_decref(all);
+    s_targets[1].filtered = 5;
+    s_targets[1].on_failure = 1;
+    all = s_docs(&ctx, 3);
+    s_targets[1].filtered = 0;
+    s_targets[1].on_failure = 0;
+    ck_assert_ptr_null(json_object_get(json_array_get(all, 0), "Filtered"));
+    json_t *t = json_array_get(all, 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(t, "Filtered")), 5);
+    ck_assert_int_eq(json_integer_value(json_object_get(t, "OnFailure")), 1);
+    json_t *metrics = json_object_get(
+        json_array_get(json_object_get(json_object_get(t, "_aws"), "CloudWatchMetrics"), 0),
+        "Metrics");
+    int defined = 0;
+    for (size_t i = 0; i < json_array_size(metrics); i++) {
+        json_t *d = json_array_get(metrics, i);
+        if (!strcmp(json_string_value(json_object_get(d, "Name")), "Filtered")) {
+            ck_assert_str_eq(json_string_value(json_object_get(d, "Unit")), "Count");
+            defined++;
+        }
+    }
+    ck_assert_int_eq(defined, 1);
+    json_decref(all);
+}
+END_TEST
+
 START_TEST(settings)
 {
     ck_assert(fanout_metrics_namespace_valid("FanOut"));
@@ -185,6 +219,7 @@ int main(void)
     tcase_add_test(tc, documents);
     tcase_add_test(tc, settings);
     tcase_add_test(tc, on_failure_metric);
+    tcase_add_test(tc, filtered_metric);
     suite_add_tcase(s, tc);
     return fanout_check_run(s);
 }
