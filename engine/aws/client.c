@@ -61,6 +61,33 @@ const struct fanout_retry_policy *fanout_aws_policy(void)
 
 static const struct fanout_aws_call_opts s_no_opts;
 
+/* Endpoints resolved in this invocation (fanout_aws_begin_invocation): the
+ * config file is read once per service, region and plugin endpoint, not
+ * by every request. s_epoch 0: no invocation started, no reuse. */
+#define S_ENDPOINTS 16
+struct s_endpoint {
+    unsigned epoch;
+    char service[32];
+    char want_region[64]; /* the request's region, "" for none */
+    char user[512];       /* the request's endpoint, "" for none */
+    char region[64];
+    char base[512];
+    char host[300];
+    char base_path[256];
+};
+static pthread_mutex_t s_ep_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned s_epoch;
+static struct s_endpoint s_endpoints[S_ENDPOINTS];
+static size_t s_endpoint_next;
+
+void fanout_aws_begin_invocation(void)
+{
+    pthread_mutex_lock(&s_ep_lock);
+    if (++s_epoch == 0)
+        s_epoch = 1;
+    pthread_mutex_unlock(&s_ep_lock);
+}
+
 /* Per-request state across rounds. */
 struct s_call {
     const struct fanout_aws_request *req;
@@ -86,6 +113,67 @@ struct s_call {
     size_t header_count;
     char *url;
 };
+
+static int s_endpoint_key(const struct fanout_aws_request *r, struct s_endpoint *k)
+{
+    const char *reg = r->region ? r->region : "";
+    const char *user = r->endpoint ? r->endpoint : "";
+    if (strlen(r->service) >= sizeof k->service || strlen(reg) >= sizeof k->want_region ||
+        strlen(user) >= sizeof k->user)
+        return -1;
+    strcpy(k->service, r->service);
+    strcpy(k->want_region, reg);
+    strcpy(k->user, user);
+    return 0;
+}
+
+static int s_endpoint_same(const struct s_endpoint *a, const struct s_endpoint *b)
+{
+    return strcmp(a->service, b->service) == 0 &&
+           strcmp(a->want_region, b->want_region) == 0 && strcmp(a->user, b->user) == 0;
+}
+
+/* 1 when this invocation resolved the request's endpoint already (copied
+ * into c), else 0 with *key ready for s_endpoint_keep. */
+static int s_endpoint_find(struct s_call *c, struct s_endpoint *key)
+{
+    int found = 0;
+    pthread_mutex_lock(&s_ep_lock);
+    key->epoch = s_epoch;
+    if (key->epoch && s_endpoint_key(c->req, key) == 0) {
+        for (size_t i = 0; i < S_ENDPOINTS && !found; i++) {
+            const struct s_endpoint *e = &s_endpoints[i];
+            if (e->epoch == key->epoch && s_endpoint_same(e, key)) {
+                memcpy(c->region, e->region, sizeof c->region);
+                memcpy(c->base, e->base, sizeof c->base);
+                memcpy(c->host, e->host, sizeof c->host);
+                memcpy(c->base_path, e->base_path, sizeof c->base_path);
+                found = 1;
+            }
+        }
+    } else {
+        key->epoch = 0;
+    }
+    pthread_mutex_unlock(&s_ep_lock);
+    return found;
+}
+
+static void s_endpoint_keep(const struct s_call *c, struct s_endpoint *key)
+{
+    if (!key->epoch)
+        return;
+    memcpy(key->region, c->region, sizeof key->region);
+    memcpy(key->base, c->base, sizeof key->base);
+    memcpy(key->host, c->host, sizeof key->host);
+    memcpy(key->base_path, c->base_path, sizeof key->base_path);
+    pthread_mutex_lock(&s_ep_lock);
+    /* resolved under an invocation that is over: not kept */
+    if (key->epoch == s_epoch) {
+        s_endpoints[s_endpoint_next] = *key;
+        s_endpoint_next = (s_endpoint_next + 1) % S_ENDPOINTS;
+    }
+    pthread_mutex_unlock(&s_ep_lock);
+}
 
 static int64_t s_now_ms(void)
 {
@@ -162,6 +250,11 @@ static int s_prepare(struct s_call *c)
                  r->service);
         return -1;
     }
+    c->signing_name = r->signing_name ? r->signing_name : c->svc->signing_name;
+    c->started_ms = s_now_ms();
+    struct s_endpoint key;
+    if (s_endpoint_find(c, &key))
+        return 0;
     if (fanout_aws_region(r->region, c->region, sizeof c->region, err, sizeof err) != 0) {
         s_finish(c, FANOUT_AWS_FAILED, "NoRegion", "%s", err);
         return -1;
@@ -182,8 +275,7 @@ static int s_prepare(struct s_call *c)
     size_t bl = strlen(c->base_path);
     while (bl && c->base_path[bl - 1] == '/')
         c->base_path[--bl] = 0;
-    c->signing_name = r->signing_name ? r->signing_name : c->svc->signing_name;
-    c->started_ms = s_now_ms();
+    s_endpoint_keep(c, &key);
     return 0;
 }
 

@@ -48,6 +48,13 @@ struct fanout_aws_call_opts {
     int unsigned_request; /* send without a signature (AssumeRoleWithWebIdentity) */
 };
 
+/* Start an invocation: the endpoints of record sends are resolved again
+ * (environment, config file) at their first request from now on, then
+ * reused by every request of the invocation to the same service, region
+ * and plugin endpoint. Until the first call, every request resolves its
+ * own. Thread-safe. */
+void fanout_aws_begin_invocation(void);
+
 /* Skip TLS verification for the requests sent from now on (on != 0), or
  * verify again (0). For the management commands' --no-verify-ssl, which
  * warn when they set it; the engine never does. Not thread-safe: set it

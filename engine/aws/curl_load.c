@@ -33,8 +33,8 @@ FANOUT_DLOPEN_NOTE(s_dlopen_note, "aws-http", "HTTP for AWS calls", FANOUT_CURL_
     X(multi_cleanup, CURLMcode, (CURLM *))                                                 \
     X(multi_add_handle, CURLMcode, (CURLM *, CURL *))                                      \
     X(multi_remove_handle, CURLMcode, (CURLM *, CURL *))                                   \
-    X(multi_perform, CURLMcode, (CURLM *, int *))                                          \
-    X(multi_poll, CURLMcode, (CURLM *, struct curl_waitfd *, unsigned, int, int *))        \
+    X(multi_socket_action, CURLMcode, (CURLM *, curl_socket_t, int, int *))                \
+    X(multi_timeout, CURLMcode, (CURLM *, long *))                                         \
     X(multi_info_read, CURLMsg *, (CURLM *, int *))                                        \
     X(multi_setopt, CURLMcode, (CURLM *, CURLMoption, ...))                                \
     X(multi_strerror, const char *, (CURLMcode))                                           \
@@ -213,16 +213,15 @@ CURLMcode(curl_multi_remove_handle)(CURLM *m, CURL *h)
     return s_ready() ? s_fn.multi_remove_handle(m, h) : CURLM_INTERNAL_ERROR;
 }
 
-CURLMcode(curl_multi_perform)(CURLM *m, int *running)
+CURLMcode(curl_multi_socket_action)(CURLM *m, curl_socket_t s, int ev_bitmask, int *running)
 {
-    return s_ready() ? s_fn.multi_perform(m, running) : CURLM_INTERNAL_ERROR;
+    return s_ready() ? s_fn.multi_socket_action(m, s, ev_bitmask, running)
+                     : CURLM_INTERNAL_ERROR;
 }
 
-CURLMcode(curl_multi_poll)(CURLM *m, struct curl_waitfd *fds, unsigned n, int timeout_ms,
-                           int *numfds)
+CURLMcode(curl_multi_timeout)(CURLM *m, long *timeout_ms)
 {
-    return s_ready() ? s_fn.multi_poll(m, fds, n, timeout_ms, numfds)
-                     : CURLM_INTERNAL_ERROR;
+    return s_ready() ? s_fn.multi_timeout(m, timeout_ms) : CURLM_INTERNAL_ERROR;
 }
 
 CURLMsg *(curl_multi_info_read)(CURLM *m, int *left)

@@ -1,4 +1,8 @@
-/* HTTP for the AWS layer on libcurl's multi interface.
+/* HTTP for the AWS layer on libcurl's multi interface, driven through
+ * curl_multi_socket_action with our own poll(2): told which socket is
+ * ready, libcurl reads it without polling it again (curl_multi_perform
+ * polls every transfer's socket on every pass), one system call less per
+ * request.
  *
  * Where connections live. libcurl 7.88 documents sharing the connection
  * cache through a share object (CURL_LOCK_DATA_CONNECT) between concurrent
@@ -28,6 +32,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -289,6 +294,51 @@ void fanout_http_global_cleanup(void)
     pthread_mutex_unlock(&s_lock);
 }
 
+/* ---- the event loop --------------------------------------------------- */
+
+/* The sockets one call waits on, with the events libcurl wants (its
+ * CURLMOPT_SOCKETFUNCTION); its timer is read with curl_multi_timeout. */
+struct s_loop {
+    struct pollfd *fds;
+    size_t count, cap;
+    int no_mem;
+};
+
+static int s_on_socket(CURL *e, curl_socket_t fd, int what, void *ud, void *sockp)
+{
+    (void)e;
+    (void)sockp;
+    struct s_loop *l = ud;
+    if (!l) /* between calls (the multi idle in the pool) */
+        return 0;
+    size_t i = 0;
+    while (i < l->count && l->fds[i].fd != fd)
+        i++;
+    if (what == CURL_POLL_REMOVE) {
+        if (i < l->count)
+            l->fds[i] = l->fds[--l->count];
+        return 0;
+    }
+    if (i == l->count) {
+        if (l->count == l->cap) {
+            size_t cap = l->cap ? l->cap * 2 : 8;
+            struct pollfd *f = realloc(l->fds, cap * sizeof *f);
+            if (!f) {
+                l->no_mem = 1;
+                return -1;
+            }
+            l->fds = f;
+            l->cap = cap;
+        }
+        l->count++;
+    }
+    l->fds[i].fd = fd;
+    l->fds[i].events = (short)(((what & CURL_POLL_IN) ? POLLIN : 0) |
+                               ((what & CURL_POLL_OUT) ? POLLOUT : 0));
+    l->fds[i].revents = 0;
+    return 0;
+}
+
 /* ---- the pools ---------------------------------------------------------- */
 
 static CURLM *s_take_multi(void)
@@ -301,8 +351,10 @@ static CURLM *s_take_multi(void)
     if (m)
         return m;
     m = curl_multi_init();
-    if (m)
+    if (m) {
         curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, HTTP_MULTI_MAXCONNECTS);
+        curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, s_on_socket);
+    }
     return m;
 }
 
@@ -822,6 +874,85 @@ static int s_ready(char *err, size_t err_len)
     return rc;
 }
 
+/* Take the answers of the finished transfers. */
+static void s_collect(CURLM *m, size_t *active)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(m, &left)) != NULL) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        char *priv = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+        struct s_xfer *x = (struct s_xfer *)priv;
+        if (x && !x->done) {
+            s_finish(x, msg->data.result);
+            (*active)--;
+        }
+    }
+}
+
+static int s_act(CURLM *m, curl_socket_t fd, int bits, size_t *active, int *running)
+{
+    CURLMcode mc = curl_multi_socket_action(m, fd, bits, running);
+    if (mc != CURLM_OK) {
+        LOG_ERROR(HTTP_SCOPE, "curl_multi_socket_action: %s", curl_multi_strerror(mc));
+        return -1;
+    }
+    s_collect(m, active);
+    return 0;
+}
+
+/* Run the transfers added to m until none is unanswered. Returns 0, or -1
+ * when the loop broke (the multi handle is not reused then). */
+static int s_run(CURLM *m, struct s_loop *l, size_t *active)
+{
+    int running = 0;
+    if (*active && s_act(m, CURL_SOCKET_TIMEOUT, 0, active, &running) != 0)
+        return -1;
+    while (*active) {
+        if (l->no_mem) {
+            LOG_ERROR(HTTP_SCOPE, "out of memory tracking the sockets of a call");
+            return -1;
+        }
+        if (!running) {
+            LOG_ERROR(HTTP_SCOPE, "libcurl finished with %zu requests unanswered", *active);
+            return -1;
+        }
+        long wait = -1;
+        if (curl_multi_timeout(m, &wait) != CURLM_OK || wait < 0 || wait > 1000)
+            wait = 1000;
+        int ready = wait ? poll(l->fds, (nfds_t)l->count, (int)wait) : 0;
+        if (ready < 0 && errno == EINTR)
+            continue;
+        if (ready < 0) {
+            LOG_ERROR(HTTP_SCOPE, "poll: %s", strerror(errno));
+            return -1;
+        }
+        if (ready == 0) {
+            if (s_act(m, CURL_SOCKET_TIMEOUT, 0, active, &running) != 0)
+                return -1;
+            continue;
+        }
+        /* acting on one socket may change the set: take the ready ones
+         * first (a call has at most a few dozen sockets) */
+        struct pollfd due[64];
+        size_t nd = 0;
+        for (size_t i = 0; i < l->count && nd < sizeof due / sizeof due[0]; i++)
+            if (l->fds[i].revents)
+                due[nd++] = l->fds[i];
+        for (size_t i = 0; i < nd; i++) {
+            short r = due[i].revents;
+            int bits = ((r & POLLIN) ? CURL_CSELECT_IN : 0) |
+                       ((r & POLLOUT) ? CURL_CSELECT_OUT : 0) |
+                       ((r & (POLLERR | POLLHUP | POLLNVAL)) ? CURL_CSELECT_ERR : 0);
+            if (s_act(m, due[i].fd, bits, active, &running) != 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
 void fanout_http_perform(const struct fanout_http_request *const *reqs,
                          struct fanout_http_response *const *resps, size_t n)
 {
@@ -845,6 +976,8 @@ void fanout_http_perform(const struct fanout_http_request *const *reqs,
         return;
     }
 
+    struct s_loop loop = {0};
+    curl_multi_setopt(m, CURLMOPT_SOCKETDATA, &loop);
     size_t active = 0;
     for (size_t i = 0; i < n; i++) {
         struct s_xfer *x = &xs[i];
@@ -861,43 +994,10 @@ void fanout_http_perform(const struct fanout_http_request *const *reqs,
         active++;
     }
 
-    /* libcurl enforces each request's timeouts; poll wakes up for them */
-    int broken = 0;
-    while (active) {
-        int running = 0;
-        CURLMcode mc = curl_multi_perform(m, &running);
-        if (mc != CURLM_OK) {
-            LOG_ERROR(HTTP_SCOPE, "curl_multi_perform: %s", curl_multi_strerror(mc));
-            broken = 1;
-            break;
-        }
-        CURLMsg *msg;
-        int left;
-        while ((msg = curl_multi_info_read(m, &left)) != NULL) {
-            if (msg->msg != CURLMSG_DONE)
-                continue;
-            char *priv = NULL;
-            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
-            struct s_xfer *x = (struct s_xfer *)priv;
-            if (x && !x->done) {
-                s_finish(x, msg->data.result);
-                active--;
-            }
-        }
-        if (!active)
-            break;
-        if (!running) {
-            LOG_ERROR(HTTP_SCOPE, "libcurl finished with %zu requests unanswered", active);
-            broken = 1;
-            break;
-        }
-        mc = curl_multi_poll(m, NULL, 0, 1000, NULL);
-        if (mc != CURLM_OK) {
-            LOG_ERROR(HTTP_SCOPE, "curl_multi_poll: %s", curl_multi_strerror(mc));
-            broken = 1;
-            break;
-        }
-    }
+    /* libcurl enforces each request's timeouts through its timer */
+    int broken = s_run(m, &loop, &active) != 0;
+    curl_multi_setopt(m, CURLMOPT_SOCKETDATA, NULL);
+    free(loop.fds);
 
     for (size_t i = 0; i < n; i++) {
         if (!xs[i].done)

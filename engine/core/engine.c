@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "aws/client.h"
 #include "aws/retry.h"
 #include "core/batch.h"
 #include "core/event.h"
@@ -1160,6 +1161,7 @@ int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
                          struct fanout_result *res, char *err, size_t err_len)
 {
     memset(res, 0, sizeof *res);
+    fanout_aws_begin_invocation(); /* endpoints resolved once per invocation */
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     res->started_ms = e->host->now_ms();
