@@ -10,6 +10,7 @@
 
 #define MAX_DEPTH 512
 #define S_BLOCK   32
+#define S_NAMES   16 /* member names an object's scan compares */
 
 struct s_p {
     const char *p, *end, *start;
@@ -30,6 +31,10 @@ struct s_p {
     void *each_ctx;
     struct fanout_arena *scratch;
     int each_state; /* 0 not met yet, 1 its value is next, 2 met */
+    /* objects so far whose member names the scan could not prove distinct
+     * (an escaped name, many members, two names alike): a container is
+     * `distinct` when the count did not grow while it was scanned */
+    size_t doubt;
 };
 
 static void s_fail(struct s_p *s, const char *what)
@@ -74,8 +79,11 @@ static struct fanout_jnode *s_node(struct s_p *s, int depth)
     return n;
 }
 
-static void s_ws(struct s_p *s)
+static inline void s_ws(struct s_p *s)
 {
+    /* most tokens follow their separator at once or after one space */
+    if (s->p < s->end && (unsigned char)*s->p > ' ')
+        return;
     while (s->p < s->end &&
            (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t'))
         s->p++;
@@ -391,8 +399,18 @@ static struct fanout_jnode *s_container(struct s_p *s, int depth, int object)
     if (s->p < s->end && *s->p == close) {
         s->p++;
         n->len = (size_t)(s->p - n->text);
+        n->distinct = 1;
         return n;
     }
+    size_t doubt = s->doubt;
+    /* the member names so far, as read, with their signatures (length,
+     * first and last byte): a name alike one before it, an escaped one
+     * or more than S_NAMES of them leave the object in doubt (fanout_jdup
+     * then compares the names after unescaping, as before) */
+    uint64_t sig[S_NAMES];
+    const char *names[S_NAMES];
+    size_t named = 0;
+    int in_doubt = 0;
     for (;;) {
         const char *key = NULL;
         size_t key_len = 0;
@@ -414,6 +432,21 @@ static struct fanout_jnode *s_container(struct s_p *s, int depth, int object)
             if (depth == 0 && s->each && s->each_state == 0 &&
                 s_is_each_key(s, key, key_len, key_escaped))
                 s->each_state = 1;
+            if (!in_doubt) {
+                uint64_t g = key_len ? (uint64_t)key_len << 16 |
+                                           (uint64_t)(uint8_t)key[0] << 8 |
+                                           (uint8_t)key[key_len - 1]
+                                     : 0;
+                in_doubt = key_escaped || named == S_NAMES;
+                for (size_t i = 0; i < named && !in_doubt; i++)
+                    in_doubt = sig[i] == g && memcmp(names[i], key, key_len) == 0;
+                if (in_doubt) {
+                    s->doubt++;
+                } else {
+                    sig[named] = g;
+                    names[named++] = key;
+                }
+            }
         }
         struct fanout_jnode *c =
             each_here ? s_each_element(s, depth + 1) : s_value(s, depth + 1);
@@ -441,6 +474,7 @@ static struct fanout_jnode *s_container(struct s_p *s, int depth, int object)
         if (*s->p == close) {
             s->p++;
             n->len = (size_t)(s->p - n->text);
+            n->distinct = s->doubt == doubt;
             return n;
         }
         s_fail(s, object ? "expected ',' or '}'" : "expected ',' or ']'");
@@ -662,6 +696,33 @@ const struct fanout_jnode *fanout_jget_n(const struct fanout_jnode *obj, const c
     return NULL;
 }
 
+void fanout_jget_all(const struct fanout_jnode *obj, const struct fanout_jkey *keys,
+                     size_t n, const struct fanout_jnode **found)
+{
+    for (size_t i = 0; i < n; i++)
+        found[i] = NULL;
+    if (!obj || obj->type != FANOUT_J_OBJECT)
+        return;
+    size_t left = n;
+    for (const struct fanout_jnode *c = obj->child; c && left; c = c->next) {
+        const char *name = c->key;
+        size_t len = c->key_len;
+        char buf[256];
+        if (c->key_escaped) {
+            if (len >= sizeof buf)
+                continue; /* as fanout_jget_n: no key of ours is so long */
+            len = s_unescape(c->key, c->key_len, buf);
+            name = buf;
+        }
+        for (size_t i = 0; i < n; i++)
+            if (!found[i] && keys[i].len == len && memcmp(keys[i].name, name, len) == 0) {
+                found[i] = c;
+                left--;
+                break;
+            }
+    }
+}
+
 #undef fanout_jget
 const struct fanout_jnode *fanout_jget(const struct fanout_jnode *obj, const char *key)
 {
@@ -831,7 +892,7 @@ static int s_dup_walk(const struct fanout_jnode *n, struct fanout_arena *a,
     }
     size_t i = 0;
     for (const struct fanout_jnode *c = n->child; c; c = c->next, i++) {
-        if (c->type != FANOUT_J_OBJECT && c->type != FANOUT_J_ARRAY)
+        if ((c->type != FANOUT_J_OBJECT && c->type != FANOUT_J_ARRAY) || c->distinct)
             continue;
         struct s_dup_up u = {up, n, c, i};
         int rc = s_dup_walk(c, a, &u, path, path_len);
@@ -847,7 +908,7 @@ int fanout_jdup(const struct fanout_jnode *n, struct fanout_arena *arena, char *
     if (!path_len)
         return -1;
     path[0] = 0;
-    return n && (n->type == FANOUT_J_OBJECT || n->type == FANOUT_J_ARRAY)
+    return n && (n->type == FANOUT_J_OBJECT || n->type == FANOUT_J_ARRAY) && !n->distinct
                ? s_dup_walk(n, arena, NULL, path, path_len)
                : 0;
 }
@@ -859,7 +920,7 @@ int fanout_jdup_members(const struct fanout_jnode *obj, struct fanout_arena *are
         return -1;
     name[0] = 0;
     const struct fanout_jnode *dup = NULL;
-    if (!obj || obj->type != FANOUT_J_OBJECT)
+    if (!obj || obj->type != FANOUT_J_OBJECT || obj->distinct)
         return 0;
     int rc = s_dup_in(obj, arena, &dup);
     if (rc > 0)

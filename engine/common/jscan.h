@@ -26,8 +26,11 @@ struct fanout_jnode {
     enum fanout_jtype type;
     unsigned char escaped;     /* a string with backslash escapes */
     unsigned char key_escaped; /* the member name has backslash escapes */
-    size_t count;              /* members or elements */
-    const char *text;          /* the value's text; for a string, inside the quotes */
+    /* 1: the scan saw that no object in this value repeats a member name
+     * (fanout_jdup then has nothing to look for); 0: not known */
+    unsigned char distinct;
+    size_t count;     /* members or elements */
+    const char *text; /* the value's text; for a string, inside the quotes */
     size_t len;
     const char *key; /* member name inside the quotes (raw), or NULL */
     size_t key_len;
@@ -78,6 +81,20 @@ const struct fanout_jnode *fanout_jget(const struct fanout_jnode *obj, const cha
 const struct fanout_jnode *fanout_jget_n(const struct fanout_jnode *obj, const char *key,
                                          size_t key_len);
 #define fanout_jget(obj, key) fanout_jget_n((obj), (key), strlen(key))
+
+/* Several members at once, in one pass over the object's members:
+ * found[i] is what fanout_jget_n(obj, keys[i].name, keys[i].len) returns.
+ * The names in `keys` must be distinct. */
+struct fanout_jkey {
+    const char *name;
+    size_t len;
+};
+#define FANOUT_JKEY(name)                                                                  \
+    {                                                                                      \
+        (name), sizeof(name) - 1                                                           \
+    }
+void fanout_jget_all(const struct fanout_jnode *obj, const struct fanout_jkey *keys,
+                     size_t n, const struct fanout_jnode **found);
 
 /* A string's value, unescaped into the arena (NUL-terminated; *len set when
  * not NULL; embedded NULs possible). NULL when `n` is not a string. */
