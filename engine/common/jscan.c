@@ -10,7 +10,7 @@
 
 #define MAX_DEPTH 512
 #define S_BLOCK   32
-#define S_NAMES   16 /* member names an object's scan compares */
+#define S_NAMES   32 /* member names an object's scan compares */
 
 struct s_p {
     const char *p, *end, *start;
@@ -382,6 +382,29 @@ static struct fanout_jnode *s_each_element(struct s_p *s, int depth)
     return kept;
 }
 
+/* Member names: s_container proves an object's names distinct as it
+ * reads them, with a bit per name (a hash of its length, first and last
+ * byte) and, when the bit was set before, a look at the names before it
+ * (its nodes). An escaped name, more than S_NAMES names, or a bit seen
+ * before when the names before are not at hand leave the object in doubt:
+ * fanout_jdup then compares its names after unescaping, as before. */
+static inline uint64_t s_name_bit(const char *key, size_t key_len)
+{
+    uint64_t g = key_len ? (uint64_t)key_len << 16 | (uint64_t)(uint8_t)key[0] << 8 |
+                               (uint8_t)key[key_len - 1]
+                         : 0;
+    return 1ULL << ((g * 0x9E3779B97F4A7C15ULL) >> 58);
+}
+
+/* A name among the (unescaped) names of the members `c` and after. */
+static int s_name_among(const struct fanout_jnode *c, const char *key, size_t key_len)
+{
+    for (; c; c = c->next)
+        if (c->key_len == key_len && memcmp(c->key, key, key_len) == 0)
+            return 1;
+    return 0;
+}
+
 static struct fanout_jnode *s_container(struct s_p *s, int depth, int object)
 {
     struct fanout_jnode *n = s_node(s, depth);
@@ -403,14 +426,9 @@ static struct fanout_jnode *s_container(struct s_p *s, int depth, int object)
         return n;
     }
     size_t doubt = s->doubt;
-    /* the member names so far, as read, with their signatures (length,
-     * first and last byte): a name alike one before it, an escaped one
-     * or more than S_NAMES of them leave the object in doubt (fanout_jdup
-     * then compares the names after unescaping, as before) */
-    uint64_t sig[S_NAMES];
-    const char *names[S_NAMES];
-    size_t named = 0;
-    int in_doubt = 0;
+    uint64_t seen = 0;                       /* the names' bits */
+    int in_doubt = 0;                        /* counted in s->doubt */
+    int listed = depth + 1 <= s->keep_depth; /* the members have nodes */
     for (;;) {
         const char *key = NULL;
         size_t key_len = 0;
@@ -433,19 +451,12 @@ static struct fanout_jnode *s_container(struct s_p *s, int depth, int object)
                 s_is_each_key(s, key, key_len, key_escaped))
                 s->each_state = 1;
             if (!in_doubt) {
-                uint64_t g = key_len ? (uint64_t)key_len << 16 |
-                                           (uint64_t)(uint8_t)key[0] << 8 |
-                                           (uint8_t)key[key_len - 1]
-                                     : 0;
-                in_doubt = key_escaped || named == S_NAMES;
-                for (size_t i = 0; i < named && !in_doubt; i++)
-                    in_doubt = sig[i] == g && memcmp(names[i], key, key_len) == 0;
-                if (in_doubt) {
-                    s->doubt++;
-                } else {
-                    sig[named] = g;
-                    names[named++] = key;
-                }
+                uint64_t bit = s_name_bit(key, key_len);
+                in_doubt =
+                    key_escaped || n->count >= S_NAMES ||
+                    ((seen & bit) && (!listed || s_name_among(n->child, key, key_len)));
+                seen |= bit;
+                s->doubt += (size_t)in_doubt;
             }
         }
         struct fanout_jnode *c =
@@ -694,33 +705,6 @@ const struct fanout_jnode *fanout_jget_n(const struct fanout_jnode *obj, const c
         }
     }
     return NULL;
-}
-
-void fanout_jget_all(const struct fanout_jnode *obj, const struct fanout_jkey *keys,
-                     size_t n, const struct fanout_jnode **found)
-{
-    for (size_t i = 0; i < n; i++)
-        found[i] = NULL;
-    if (!obj || obj->type != FANOUT_J_OBJECT)
-        return;
-    size_t left = n;
-    for (const struct fanout_jnode *c = obj->child; c && left; c = c->next) {
-        const char *name = c->key;
-        size_t len = c->key_len;
-        char buf[256];
-        if (c->key_escaped) {
-            if (len >= sizeof buf)
-                continue; /* as fanout_jget_n: no key of ours is so long */
-            len = s_unescape(c->key, c->key_len, buf);
-            name = buf;
-        }
-        for (size_t i = 0; i < n; i++)
-            if (!found[i] && keys[i].len == len && memcmp(keys[i].name, name, len) == 0) {
-                found[i] = c;
-                left--;
-                break;
-            }
-    }
 }
 
 #undef fanout_jget

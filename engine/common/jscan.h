@@ -82,20 +82,6 @@ const struct fanout_jnode *fanout_jget_n(const struct fanout_jnode *obj, const c
                                          size_t key_len);
 #define fanout_jget(obj, key) fanout_jget_n((obj), (key), strlen(key))
 
-/* Several members at once, in one pass over the object's members:
- * found[i] is what fanout_jget_n(obj, keys[i].name, keys[i].len) returns.
- * The names in `keys` must be distinct. */
-struct fanout_jkey {
-    const char *name;
-    size_t len;
-};
-#define FANOUT_JKEY(name)                                                                  \
-    {                                                                                      \
-        (name), sizeof(name) - 1                                                           \
-    }
-void fanout_jget_all(const struct fanout_jnode *obj, const struct fanout_jkey *keys,
-                     size_t n, const struct fanout_jnode **found);
-
 /* A string's value, unescaped into the arena (NUL-terminated; *len set when
  * not NULL; embedded NULs possible). NULL when `n` is not a string. */
 const char *fanout_jstr(const struct fanout_jnode *n, struct fanout_arena *arena,

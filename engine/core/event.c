@@ -37,11 +37,11 @@ static const char *s_str(struct s_parser *ps, const struct fanout_jnode *obj,
     return fanout_jstr(fanout_jget(obj, key), ps->arena, len);
 }
 
-/* The value of a string member `n` (NULL: missing) for a member most
- * records repeat: see struct s_intern. */
-static const char *s_str_interned(struct s_parser *ps, const struct fanout_jnode *n,
-                                  struct s_intern *in)
+/* s_str for a member most records repeat: see struct s_intern. */
+static const char *s_str_interned(struct s_parser *ps, const struct fanout_jnode *obj,
+                                  const char *key, struct s_intern *in)
 {
+    const struct fanout_jnode *n = fanout_jget(obj, key);
     if (!n || n->type != FANOUT_J_STRING)
         return NULL;
     if (in->copy && !n->escaped && n->len == in->len &&
@@ -156,50 +156,20 @@ static int64_t s_epoch_seconds_ms(const struct fanout_jnode *n)
     return (int64_t)(secs * 1000.0 + 0.5);
 }
 
-/* The members a record's parse reads, found in one pass over them. */
-enum {
-    S_SOURCE,
-    S_SOURCE_SNS,
-    S_ARN,
-    S_REGION,
-    S_KINESIS,
-    S_DYNAMODB,
-    S_NAME,
-    S_RECORD_KEYS
-};
-static const struct fanout_jkey s_record_keys[S_RECORD_KEYS] = {
-    [S_SOURCE] = FANOUT_JKEY("eventSource"),
-    [S_SOURCE_SNS] = FANOUT_JKEY("EventSource"), /* SNS spells it so */
-    [S_ARN] = FANOUT_JKEY("eventSourceARN"),
-    [S_REGION] = FANOUT_JKEY("awsRegion"),
-    [S_KINESIS] = FANOUT_JKEY("kinesis"),
-    [S_DYNAMODB] = FANOUT_JKEY("dynamodb"),
-    [S_NAME] = FANOUT_JKEY("eventName"),
-};
-
-static void s_parse_kinesis(struct s_parser *ps, struct fanout_raw_record *r,
-                            const struct fanout_jnode *const *got)
+static void s_parse_kinesis(struct s_parser *ps, struct fanout_raw_record *r)
 {
-    enum { SEQ, ARRIVAL, PK, DATA, N };
-    static const struct fanout_jkey wanted[N] = {
-        [SEQ] = FANOUT_JKEY("sequenceNumber"),
-        [ARRIVAL] = FANOUT_JKEY("approximateArrivalTimestamp"),
-        [PK] = FANOUT_JKEY("partitionKey"),
-        [DATA] = FANOUT_JKEY("data"),
-    };
-    const struct fanout_jnode *k = got[S_KINESIS], *f[N];
+    const struct fanout_jnode *k = fanout_jget(r->node, "kinesis");
     r->kind = FANOUT_SRC_KINESIS;
     r->action = "PUT";
     if (!k || k->type != FANOUT_J_OBJECT) {
         s_fail(ps, r, "field \"kinesis\": missing or not an object");
         return;
     }
-    fanout_jget_all(k, wanted, N, f);
-    r->sequence_number = fanout_jstr(f[SEQ], ps->arena, NULL);
-    r->arrival_ms = s_epoch_seconds_ms(f[ARRIVAL]);
+    r->sequence_number = s_str(ps, k, "sequenceNumber", NULL);
+    r->arrival_ms = s_epoch_seconds_ms(fanout_jget(k, "approximateArrivalTimestamp"));
     size_t pk_len;
-    const char *pk = fanout_jstr(f[PK], ps->arena, &pk_len);
-    const struct fanout_jnode *data = f[DATA];
+    const char *pk = s_str(ps, k, "partitionKey", &pk_len);
+    const struct fanout_jnode *data = fanout_jget(k, "data");
     if (!r->sequence_number) {
         s_fail(ps, r, "field \"kinesis.sequenceNumber\": missing or not a string");
         return;
@@ -239,27 +209,18 @@ static void s_parse_kinesis(struct s_parser *ps, struct fanout_raw_record *r,
     r->data_len = (size_t)m;
 }
 
-static void s_parse_dynamodb(struct s_parser *ps, struct fanout_raw_record *r,
-                             const struct fanout_jnode *const *got)
+static void s_parse_dynamodb(struct s_parser *ps, struct fanout_raw_record *r)
 {
-    enum { SEQ, CREATED, IMAGE, KEYS, N };
-    static const struct fanout_jkey wanted[N] = {
-        [SEQ] = FANOUT_JKEY("SequenceNumber"),
-        [CREATED] = FANOUT_JKEY("ApproximateCreationDateTime"),
-        [IMAGE] = FANOUT_JKEY("NewImage"),
-        [KEYS] = FANOUT_JKEY("Keys"),
-    };
     r->kind = FANOUT_SRC_DYNAMODB;
-    const char *name = fanout_jstr(got[S_NAME], ps->arena, NULL);
+    const char *name = s_str(ps, r->node, "eventName", NULL);
     r->action = name ? name : "UNKNOWN";
-    const struct fanout_jnode *d = got[S_DYNAMODB], *f[N];
+    const struct fanout_jnode *d = fanout_jget(r->node, "dynamodb");
     if (!d || d->type != FANOUT_J_OBJECT) {
         s_fail(ps, r, "field \"dynamodb\": missing or not an object");
         return;
     }
-    fanout_jget_all(d, wanted, N, f);
-    r->sequence_number = fanout_jstr(f[SEQ], ps->arena, NULL);
-    r->arrival_ms = s_epoch_seconds_ms(f[CREATED]);
+    r->sequence_number = s_str(ps, d, "SequenceNumber", NULL);
+    r->arrival_ms = s_epoch_seconds_ms(fanout_jget(d, "ApproximateCreationDateTime"));
     if (!r->sequence_number) {
         s_fail(ps, r, "field \"dynamodb.SequenceNumber\": missing or not a string");
         return;
@@ -270,12 +231,12 @@ static void s_parse_dynamodb(struct s_parser *ps, struct fanout_raw_record *r,
     }
     /* the key now, from this record's nodes; the new image's text is kept
      * and converted per target (fanout_decode_group) */
-    const struct fanout_jnode *img = f[IMAGE];
+    const struct fanout_jnode *img = fanout_jget(d, "NewImage");
     if (img && img->type != FANOUT_J_OBJECT) {
         s_fail(ps, r, "field \"dynamodb.NewImage\": not an object");
         return;
     }
-    const struct fanout_jnode *keys = f[KEYS];
+    const struct fanout_jnode *keys = fanout_jget(d, "Keys");
     if ((keys && !fanout_ddb_readable(keys)) || (img && !fanout_ddb_readable(img))) {
         s_fail(ps, r, "field \"dynamodb\": cannot be read (out of memory?)");
         return;
@@ -395,21 +356,20 @@ static int s_parse_record(struct s_parser *ps, const struct fanout_jnode *obj,
      * unwrapped */
     char path[160];
     int dup = fanout_jdup(r->node, &ps->scratch, path, sizeof path);
-    const struct fanout_jnode *m[S_RECORD_KEYS];
-    fanout_jget_all(r->node, s_record_keys, S_RECORD_KEYS, m);
-    const char *src = s_str_interned(ps, m[S_SOURCE], &ps->source);
+    const struct fanout_jnode *rec = r->node;
+    const char *src = s_str_interned(ps, rec, "eventSource", &ps->source);
     if (!src)
-        src = fanout_jstr(m[S_SOURCE_SNS], ps->arena, NULL);
-    r->source_arn = s_str_interned(ps, m[S_ARN], &ps->arn);
-    const char *region = s_str_interned(ps, m[S_REGION], &ps->region);
+        src = s_str(ps, rec, "EventSource", NULL); /* SNS spells it so */
+    r->source_arn = s_str_interned(ps, rec, "eventSourceARN", &ps->arn);
+    const char *region = s_str_interned(ps, rec, "awsRegion", &ps->region);
     if (!src) {
         s_fail(ps, r,
                "field \"eventSource\": missing (expected aws:kinesis, "
                "aws:dynamodb or aws:sns)");
     } else if (!strcmp(src, "aws:kinesis")) {
-        s_parse_kinesis(ps, r, m);
+        s_parse_kinesis(ps, r);
     } else if (!strcmp(src, "aws:dynamodb")) {
-        s_parse_dynamodb(ps, r, m);
+        s_parse_dynamodb(ps, r);
     } else if (!strcmp(src, "aws:sns")) {
         if (s_parse_sns(ps, r, nested || dup))
             return 0; /* unwrapped: r is gone or was reused */
