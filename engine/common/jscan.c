@@ -10,6 +10,7 @@
 
 #define MAX_DEPTH 512
 #define S_BLOCK   32
+#define S_NAMES   32 /* member names an object's scan compares */
 
 struct s_p {
     const char *p, *end, *start;
@@ -30,6 +31,10 @@ struct s_p {
     void *each_ctx;
     struct fanout_arena *scratch;
     int each_state; /* 0 not met yet, 1 its value is next, 2 met */
+    /* objects so far whose member names the scan could not prove distinct
+     * (an escaped name, many members, two names alike): a container is
+     * `distinct` when the count did not grow while it was scanned */
+    size_t doubt;
 };
 
 static void s_fail(struct s_p *s, const char *what)
@@ -74,8 +79,11 @@ static struct fanout_jnode *s_node(struct s_p *s, int depth)
     return n;
 }
 
-static void s_ws(struct s_p *s)
+static inline void s_ws(struct s_p *s)
 {
+    /* most tokens follow their separator at once or after one space */
+    if (s->p < s->end && (unsigned char)*s->p > ' ')
+        return;
     while (s->p < s->end &&
            (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t'))
         s->p++;
@@ -374,6 +382,29 @@ static struct fanout_jnode *s_each_element(struct s_p *s, int depth)
     return kept;
 }
 
+/* Member names: s_container proves an object's names distinct as it
+ * reads them, with a bit per name (a hash of its length, first and last
+ * byte) and, when the bit was set before, a look at the names before it
+ * (its nodes). An escaped name, more than S_NAMES names, or a bit seen
+ * before when the names before are not at hand leave the object in doubt:
+ * fanout_jdup then compares its names after unescaping, as before. */
+static inline uint64_t s_name_bit(const char *key, size_t key_len)
+{
+    uint64_t g = key_len ? (uint64_t)key_len << 16 | (uint64_t)(uint8_t)key[0] << 8 |
+                               (uint8_t)key[key_len - 1]
+                         : 0;
+    return 1ULL << ((g * 0x9E3779B97F4A7C15ULL) >> 58);
+}
+
+/* A name among the (unescaped) names of the members `c` and after. */
+static int s_name_among(const struct fanout_jnode *c, const char *key, size_t key_len)
+{
+    for (; c; c = c->next)
+        if (c->key_len == key_len && memcmp(c->key, key, key_len) == 0)
+            return 1;
+    return 0;
+}
+
 static struct fanout_jnode *s_container(struct s_p *s, int depth, int object)
 {
     struct fanout_jnode *n = s_node(s, depth);
@@ -391,8 +422,13 @@ static struct fanout_jnode *s_container(struct s_p *s, int depth, int object)
     if (s->p < s->end && *s->p == close) {
         s->p++;
         n->len = (size_t)(s->p - n->text);
+        n->distinct = 1;
         return n;
     }
+    size_t doubt = s->doubt;
+    uint64_t seen = 0;                       /* the names' bits */
+    int in_doubt = 0;                        /* counted in s->doubt */
+    int listed = depth + 1 <= s->keep_depth; /* the members have nodes */
     for (;;) {
         const char *key = NULL;
         size_t key_len = 0;
@@ -414,6 +450,14 @@ static struct fanout_jnode *s_container(struct s_p *s, int depth, int object)
             if (depth == 0 && s->each && s->each_state == 0 &&
                 s_is_each_key(s, key, key_len, key_escaped))
                 s->each_state = 1;
+            if (!in_doubt) {
+                uint64_t bit = s_name_bit(key, key_len);
+                in_doubt =
+                    key_escaped || n->count >= S_NAMES ||
+                    ((seen & bit) && (!listed || s_name_among(n->child, key, key_len)));
+                seen |= bit;
+                s->doubt += (size_t)in_doubt;
+            }
         }
         struct fanout_jnode *c =
             each_here ? s_each_element(s, depth + 1) : s_value(s, depth + 1);
@@ -441,6 +485,7 @@ static struct fanout_jnode *s_container(struct s_p *s, int depth, int object)
         if (*s->p == close) {
             s->p++;
             n->len = (size_t)(s->p - n->text);
+            n->distinct = s->doubt == doubt;
             return n;
         }
         s_fail(s, object ? "expected ',' or '}'" : "expected ',' or ']'");
@@ -831,7 +876,7 @@ static int s_dup_walk(const struct fanout_jnode *n, struct fanout_arena *a,
     }
     size_t i = 0;
     for (const struct fanout_jnode *c = n->child; c; c = c->next, i++) {
-        if (c->type != FANOUT_J_OBJECT && c->type != FANOUT_J_ARRAY)
+        if ((c->type != FANOUT_J_OBJECT && c->type != FANOUT_J_ARRAY) || c->distinct)
             continue;
         struct s_dup_up u = {up, n, c, i};
         int rc = s_dup_walk(c, a, &u, path, path_len);
@@ -847,7 +892,7 @@ int fanout_jdup(const struct fanout_jnode *n, struct fanout_arena *arena, char *
     if (!path_len)
         return -1;
     path[0] = 0;
-    return n && (n->type == FANOUT_J_OBJECT || n->type == FANOUT_J_ARRAY)
+    return n && (n->type == FANOUT_J_OBJECT || n->type == FANOUT_J_ARRAY) && !n->distinct
                ? s_dup_walk(n, arena, NULL, path, path_len)
                : 0;
 }
@@ -859,7 +904,7 @@ int fanout_jdup_members(const struct fanout_jnode *obj, struct fanout_arena *are
         return -1;
     name[0] = 0;
     const struct fanout_jnode *dup = NULL;
-    if (!obj || obj->type != FANOUT_J_OBJECT)
+    if (!obj || obj->type != FANOUT_J_OBJECT || obj->distinct)
         return 0;
     int rc = s_dup_in(obj, arena, &dup);
     if (rc > 0)

@@ -26,8 +26,11 @@ struct fanout_jnode {
     enum fanout_jtype type;
     unsigned char escaped;     /* a string with backslash escapes */
     unsigned char key_escaped; /* the member name has backslash escapes */
-    size_t count;              /* members or elements */
-    const char *text;          /* the value's text; for a string, inside the quotes */
+    /* 1: the scan saw that no object in this value repeats a member name
+     * (fanout_jdup then has nothing to look for); 0: not known */
+    unsigned char distinct;
+    size_t count;     /* members or elements */
+    const char *text; /* the value's text; for a string, inside the quotes */
     size_t len;
     const char *key; /* member name inside the quotes (raw), or NULL */
     size_t key_len;

@@ -769,6 +769,47 @@ START_TEST(jdup_finds_repeated_names)
 }
 END_TEST
 
+/* The scan marks values whose objects it saw with distinct names
+ * (fanout_jdup skips them); anything it could not prove stays unmarked. */
+START_TEST(scan_marks_distinct_values)
+{
+    char err[256];
+    const char *json = "{\"a\":{\"axb\":1,\"ayb\":[{\"q\":1,\"q\":2}]},"
+                       "\"b\":{\"x\":{},\"y\":[1,\"s\"]},\"c\":{\"\\u0063\":1},"
+                       "\"d\":{\"k0\":0,\"k1\":1,\"k2\":2,\"k3\":3,\"k4\":4,\"k5\":5,"
+                       "\"k6\":6,\"k7\":7,\"k8\":8,\"k9\":9,\"ka\":10,\"kb\":11,"
+                       "\"kc\":12,\"kd\":13,\"ke\":14,\"kf\":15,\"kg\":16}}";
+    const struct fanout_jnode *root =
+        fanout_jscan(json, strlen(json), &s_arena, err, sizeof err);
+    ck_assert_msg(root != NULL, "%s", err);
+    ck_assert(!root->distinct);
+    const struct fanout_jnode *a = fanout_jget(root, "a");
+    ck_assert(!a->distinct);                     /* axb, ayb differ; the repeat is inside */
+    ck_assert(!fanout_jget(a, "ayb")->distinct); /* [{"q":1,"q":2}] */
+    ck_assert(fanout_jget(root, "b")->distinct); /* plain distinct names */
+    ck_assert(fanout_jget(fanout_jget(root, "b"), "x")->distinct);
+    ck_assert(!fanout_jget(root, "c")->distinct); /* an escaped name */
+    ck_assert(fanout_jget(root, "d")->distinct);  /* 17 names, alike in bits */
+    /* more names than the scan compares: left to fanout_jdup */
+    struct fanout_sbuf b = {0};
+    fanout_sbuf_puts(&b, "{");
+    for (int i = 0; i < 40; i++)
+        fanout_sbuf_printf(&b, "%s\"n%d\":%d", i ? "," : "", i, i);
+    fanout_sbuf_puts(&b, "}");
+    const struct fanout_jnode *big =
+        fanout_jscan((const char *)b.bytes, b.len, &s_arena, err, sizeof err);
+    ck_assert_msg(big != NULL, "%s", err);
+    ck_assert(!big->distinct);
+    char path[64];
+    ck_assert_int_eq(fanout_jdup(big, &s_arena, path, sizeof path), 0);
+    fanout_sbuf_free(&b);
+    ck_assert_int_eq(fanout_jdup(root, &s_arena, path, sizeof path), 1);
+    ck_assert_str_eq(path, "a.ayb[0].q");
+    ck_assert_int_eq(fanout_jdup(fanout_jget(root, "b"), &s_arena, path, sizeof path), 0);
+    ck_assert_int_eq(fanout_jdup(fanout_jget(root, "d"), &s_arena, path, sizeof path), 0);
+}
+END_TEST
+
 START_TEST(duplicate_key_fails_that_record_only)
 {
     struct fanout_event ev;
@@ -863,6 +904,7 @@ int main(void)
     tcase_add_test(tc, jscan_errors_located);
     tcase_add_test(tc, escaped_base64_data);
     tcase_add_test(tc, jdup_finds_repeated_names);
+    tcase_add_test(tc, scan_marks_distinct_values);
     tcase_add_test(tc, duplicate_key_fails_that_record_only);
     tcase_add_test(tc, duplicate_key_in_dynamodb_and_sns);
     tcase_add_test(tc, arrival_times);
