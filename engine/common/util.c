@@ -153,20 +153,6 @@ static void *s_map_huge(size_t n)
     return p + head;
 }
 
-void *fanout_huge_map(size_t n, size_t *mapped)
-{
-    size_t len = (n + ARENA_CHUNK_BIG - 1) / ARENA_CHUNK_BIG * ARENA_CHUNK_BIG;
-    void *p = len >= n ? s_map_huge(len ? len : ARENA_CHUNK_BIG) : NULL;
-    *mapped = p ? (len ? len : ARENA_CHUNK_BIG) : 0;
-    return p;
-}
-
-void fanout_huge_unmap(void *p, size_t mapped)
-{
-    if (p)
-        munmap(p, mapped);
-}
-
 static struct fanout_arena_chunk *s_chunk_new(size_t bytes, int one_off)
 {
     struct fanout_arena_chunk *c = NULL;

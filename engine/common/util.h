@@ -37,15 +37,6 @@ char *fanout_arena_sprintf(struct fanout_arena *a, const char *fmt, ...) FANOUT_
 void fanout_arena_reset(struct fanout_arena *a);
 void fanout_arena_free(struct fanout_arena *a);
 
-/* Zeroed memory for a large block: `n` bytes rounded up to 2 MiB, mapped at
- * a 2 MiB boundary with MADV_HUGEPAGE, so it arrives in one page fault per
- * 2 MiB where transparent huge pages are on for madvise. Read before it is
- * written, it maps the kernel's shared huge zero page: no memory is taken
- * until a byte is written. NULL when it cannot be mapped; *mapped is the
- * length to give fanout_huge_unmap. */
-void *fanout_huge_map(size_t n, size_t *mapped);
-void fanout_huge_unmap(void *p, size_t mapped);
-
 /* base64 (RFC 4648, standard alphabet). Decoding is strict: padding must be
  * correct, no characters outside the alphabet (whitespace is refused).
  * Returns the decoded length, or -1 with `*bad_at` set to the offset of the
