@@ -21,6 +21,7 @@ struct s_intern {
 struct s_parser {
     struct fanout_event *ev;
     struct fanout_arena *arena;
+    const char *start, *end; /* the event's text: sizes the record array */
     size_t cap;
     struct s_intern source, arn, region;
     /* the nodes of one record at a time (the event is scanned with nodes
@@ -76,10 +77,28 @@ static struct fanout_raw_record *s_new_record(struct s_parser *ps, size_t index,
 {
     struct fanout_event *ev = ps->ev;
     if (ev->count == ps->cap) {
-        size_t cap = ps->cap ? ps->cap * 2 : 64;
-        void *p = realloc(ev->records, cap * sizeof *ev->records);
+        /* In the arena (huge pages: a fault per 2 MiB), for as many records
+         * as the event's text holds at the size of those read so far (and a
+         * little more): an event of records alike is sized at its first
+         * record. Made larger (a copy, the old one left to the arena) when
+         * that was too few. */
+        size_t cap = 0;
+        if (obj->text >= ps->start && obj->text < ps->end) {
+            size_t done = (size_t)(obj->text - ps->start) + obj->len + 2;
+            size_t rest = (size_t)(ps->end - obj->text);
+            size_t each = done / (ev->count + 1);
+            cap = ev->count + rest / (each ? each : 1) + 1;
+            cap += cap / 32 + 16;
+        }
+        if (cap < ps->cap + ps->cap / 2 + 16)
+            cap = ps->cap + ps->cap / 2 + 16;
+        if (cap > SIZE_MAX / sizeof *ev->records)
+            return NULL;
+        struct fanout_raw_record *p = fanout_arena_alloc(ps->arena, cap * sizeof *p);
         if (!p)
             return NULL;
+        if (ev->count)
+            memcpy(p, ev->records, ev->count * sizeof *p);
         ev->records = p;
         ps->cap = cap;
     }
@@ -413,9 +432,10 @@ static int s_group(struct fanout_event *ev, struct fanout_arena *a)
 {
     /* Few sources per event in practice: a linear scan per record, over the
      * groups, keeps first-seen order without a hash table. */
-    size_t *counts = calloc(ev->count + 1, sizeof *counts);
-    size_t *group_of = calloc(ev->count + 1, sizeof *group_of);
-    const char **arns = calloc(ev->count + 1, sizeof *arns);
+    /* each entry written before it is read: not zeroed */
+    size_t *counts = malloc((ev->count + 1) * sizeof *counts);
+    size_t *group_of = malloc((ev->count + 1) * sizeof *group_of);
+    const char **arns = malloc((ev->count + 1) * sizeof *arns);
     if (!counts || !group_of || !arns) {
         free(counts);
         free(group_of);
@@ -434,8 +454,10 @@ static int s_group(struct fanout_event *ev, struct fanout_arena *a)
                     g = j;
                     break;
                 }
-        if (g == ng)
+        if (g == ng) {
+            counts[ng] = 0;
             arns[ng++] = arn;
+        }
         group_of[i] = last = g;
         counts[g]++;
     }
@@ -471,7 +493,7 @@ int fanout_event_parse(const char *json, size_t len, struct fanout_arena *arena,
 {
     memset(ev, 0, sizeof *ev);
     char why[256];
-    struct s_parser ps = {.ev = ev, .arena = arena};
+    struct s_parser ps = {.ev = ev, .arena = arena, .start = json, .end = json + len};
     /* one pass: nodes down to the records (level 2) stay; each record's
      * members are scanned into the scratch arena and the record read
      * (s_each_record) as the scan meets it, so the nodes of one record at
@@ -511,7 +533,7 @@ int fanout_event_parse(const char *json, size_t len, struct fanout_arena *arena,
 
 void fanout_event_clean_up(struct fanout_event *ev)
 {
-    free(ev->records);
+    /* the records and groups are the arena's */
     memset(ev, 0, sizeof *ev);
 }
 
