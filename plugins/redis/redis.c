@@ -497,10 +497,14 @@ static void s_on_reply(void *ud, size_t i, int is_error, const char *text, size_
     struct redis_failure f;
     size_t cmd = c->base + i;
     if (!is_error) {
-        if (c->in->mset)
-            memset(c->out, 0, c->batch->count * sizeof *c->out);
-        else
-            memset(&c->out[cmd], 0, sizeof c->out[cmd]);
+        /* Outcomes arrive zeroed (FANOUT_OK); only a failure written by an
+         * exchange that was then sent again needs clearing. Writing the
+         * others would turn the engine's untouched zero pages into page
+         * faults: 3 MB for a batch of 10,000. */
+        size_t from = c->in->mset ? 0 : cmd, to = c->in->mset ? c->batch->count : cmd + 1;
+        for (size_t k = from; k < to; k++)
+            if (c->out[k].status != FANOUT_OK)
+                memset(&c->out[k], 0, sizeof c->out[k]);
         return;
     }
     int drop = 0;
