@@ -1135,9 +1135,11 @@ static int s_on_failure_round(struct s_run *run)
         int invalid;
         struct fanout_mapping *m = fanout_mapping_parse(of->mapping, 0, why, sizeof why);
         t2->inst = m ? s_instance_get(e, m, &invalid, why, sizeof why) : NULL;
-        of->sum.type = (char *)json_string_value(json_object_get(of->mapping, "type"));
-        of->sum.destination =
-            (char *)json_string_value(json_object_get(of->mapping, "destination"));
+        /* the summary owns its strings: copies in the run's arena */
+        of->sum.type = fanout_arena_strdup(
+            &e->arena, json_string_value(json_object_get(of->mapping, "type")));
+        of->sum.destination = fanout_arena_strdup(
+            &e->arena, json_string_value(json_object_get(of->mapping, "destination")));
         t2->scope = fanout_quote(t2->scope_buf, m ? m->id : t->scope);
         t2->dest = fanout_quote(t2->dest_buf, of->sum.destination);
         fanout_mapping_free(m);
