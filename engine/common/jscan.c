@@ -81,12 +81,19 @@ static struct fanout_jnode *s_node(struct s_p *s, int depth)
 
 static inline void s_ws(struct s_p *s)
 {
-    /* most tokens follow their separator at once or after one space */
-    if (s->p < s->end && (unsigned char)*s->p > ' ')
+    /* most tokens follow their separator at once or after one space (as
+     * json.dumps and many writers put ", " and ": "): both without the
+     * loop, the pointer in a register */
+    const char *p = s->p, *end = s->end;
+    if (p < end && (unsigned char)*p > ' ')
         return;
-    while (s->p < s->end &&
-           (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t'))
-        s->p++;
+    if (end - p >= 2 && *p == ' ' && (unsigned char)p[1] > ' ') {
+        s->p = p + 1;
+        return;
+    }
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+        p++;
+    s->p = p;
 }
 
 static int s_hex4(const char *q, unsigned *out)
