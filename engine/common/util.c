@@ -300,6 +300,13 @@ char *fanout_arena_sprintf(struct fanout_arena *a, const char *fmt, ...)
 void fanout_arena_reset(struct fanout_arena *a)
 {
     struct fanout_arena_chunk *c = a->head;
+    if (c && !c->next && !c->one_off) {
+        /* one chunk (a scratch arena reset for each record): used again
+         * from its start, not through the spare list */
+        c->used = 0;
+        a->total = 0;
+        return;
+    }
     while (c) {
         struct fanout_arena_chunk *next = c->next;
         if (!c->one_off) {
