@@ -280,8 +280,14 @@ static void s_parse_kinesis(struct s_parser *ps, struct fanout_raw_record *r,
     s_members(k, want, 4, got);
     r->sequence_number = fanout_jstr(got[0], ps->arena, NULL);
     r->arrival_ms = s_epoch_seconds_ms(got[1]);
-    size_t pk_len;
-    const char *pk = fanout_jstr(got[2], ps->arena, &pk_len);
+    /* the key points into the event's text when it has no escape: the
+     * text outlives the records, and the key is read by its length */
+    size_t pk_len = 0;
+    const char *pk = got[2] && got[2]->type == FANOUT_J_STRING && !got[2]->escaped
+                         ? got[2]->text
+                         : fanout_jstr(got[2], ps->arena, &pk_len);
+    if (pk && pk == got[2]->text)
+        pk_len = got[2]->len;
     const struct fanout_jnode *data = got[3];
     if (!r->sequence_number) {
         s_fail(ps, r, "field \"kinesis.sequenceNumber\": missing or not a string");
