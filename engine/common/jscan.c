@@ -96,6 +96,17 @@ static inline void s_ws(struct s_p *s)
     s->p = p;
 }
 
+/* s_ws, then whether the next byte is `c`: one test when it follows at
+ * once (':' after a member name, ',' after a value, as most writers put
+ * them). s->p is where s_ws leaves it either way. */
+static inline int s_ws_is(struct s_p *s, char c)
+{
+    if (s->p < s->end && *s->p == c)
+        return 1;
+    s_ws(s);
+    return s->p < s->end && *s->p == c;
+}
+
 static int s_hex4(const char *q, unsigned *out)
 {
     unsigned v = 0;
@@ -296,10 +307,10 @@ static inline int s_string_short(struct s_p *s, const char **text, size_t *len,
                                  int *escaped)
 {
 #ifdef __SSE2__
-    const char *q = s->p + 1;
+    const char *open = s->p, *q = open + 1, *end = s->end;
     const __m128i quote16 = _mm_set1_epi8('"'), slash16 = _mm_set1_epi8('\\'),
                   space16 = _mm_set1_epi8(0x20);
-    while (s->end - q >= 16) {
+    while (end - q >= 16) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
         __m128i stop = _mm_or_si128(
             _mm_or_si128(_mm_cmpeq_epi8(v, quote16), _mm_cmpeq_epi8(v, slash16)),
@@ -312,8 +323,8 @@ static inline int s_string_short(struct s_p *s, const char **text, size_t *len,
         q += __builtin_ctz(mask);
         if (*q != '"')
             break;
-        *text = s->p + 1;
-        *len = (size_t)(q - s->p - 1);
+        *text = open + 1;
+        *len = (size_t)(q - open - 1);
         *escaped = 0;
         s->p = q + 1;
         return 0;
@@ -324,10 +335,21 @@ static inline int s_string_short(struct s_p *s, const char **text, size_t *len,
 
 static int s_digits(struct s_p *s)
 {
-    const char *b = s->p;
-    while (s->p < s->end && *s->p >= '0' && *s->p <= '9')
-        s->p++;
-    return s->p > b;
+    const char *b = s->p, *p = s->p, *end = s->end;
+    /* 8 digits at a time (a time's 10): every byte's high nibble 3, and
+     * still 3 with 6 added (no byte above '9') */
+    const uint64_t ones = 0x0101010101010101ULL, high = 0xF0F0F0F0F0F0F0F0ULL;
+    while (end - p >= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        if ((v & high) != ones * 0x30 || ((v + ones * 6) & high) != ones * 0x30)
+            break;
+        p += 8;
+    }
+    while (p < end && *p >= '0' && *p <= '9')
+        p++;
+    s->p = p;
+    return p > b;
 }
 
 static int s_number(struct s_p *s)
@@ -470,8 +492,7 @@ static struct fanout_jnode *s_container(struct s_p *s, int depth, int object)
             }
             if (s_string_short(s, &key, &key_len, &key_escaped) != 0)
                 return NULL;
-            s_ws(s);
-            if (s->p >= s->end || *s->p != ':') {
+            if (!s_ws_is(s, ':')) {
                 s_fail(s, "expected ':' after a member name");
                 return NULL;
             }
@@ -509,16 +530,11 @@ static struct fanout_jnode *s_container(struct s_p *s, int depth, int object)
             link = &c->next;
         }
         n->count++;
-        s_ws(s);
-        if (s->p >= s->end) {
-            s_fail(s, object ? "expected ',' or '}'" : "expected ',' or ']'");
-            return NULL;
-        }
-        if (*s->p == ',') {
+        if (s_ws_is(s, ',')) {
             s->p++;
             continue;
         }
-        if (*s->p == close) {
+        if (s->p < s->end && *s->p == close) {
             s->p++;
             n->len = (size_t)(s->p - n->text);
             n->distinct = s->doubt == doubt;
