@@ -38,11 +38,11 @@ static const char *s_str(struct s_parser *ps, const struct fanout_jnode *obj,
     return fanout_jstr(fanout_jget(obj, key), ps->arena, len);
 }
 
-/* s_str for a member most records repeat: see struct s_intern. */
-static const char *s_str_interned(struct s_parser *ps, const struct fanout_jnode *obj,
-                                  const char *key, struct s_intern *in)
+/* The string `n` (NULL when not a string) for a member most records
+ * repeat: see struct s_intern. */
+static const char *s_str_interned(struct s_parser *ps, const struct fanout_jnode *n,
+                                  struct s_intern *in)
 {
-    const struct fanout_jnode *n = fanout_jget(obj, key);
     if (!n || n->type != FANOUT_J_STRING)
         return NULL;
     if (in->copy && !n->escaped && n->len == in->len &&
@@ -52,6 +52,43 @@ static const char *s_str_interned(struct s_parser *ps, const struct fanout_jnode
     if (copy && !n->escaped)
         *in = (struct s_intern){n->text, n->len, copy};
     return copy;
+}
+
+/* Members of one object found in one walk of it: got[i] is the first
+ * member named want[i], as fanout_jget finds it (NULL when none, or when
+ * `obj` is not an object). A member name with an escape before all are
+ * found sends every name to fanout_jget, which compares names unescaped. */
+struct s_want {
+    const char *name;
+    size_t len;
+};
+#define S_WANT(lit)                                                                        \
+    {                                                                                      \
+        lit, sizeof(lit) - 1                                                               \
+    }
+
+static void s_members(const struct fanout_jnode *obj, const struct s_want *want, size_t n,
+                      const struct fanout_jnode **got)
+{
+    for (size_t k = 0; k < n; k++)
+        got[k] = NULL;
+    if (!obj || obj->type != FANOUT_J_OBJECT)
+        return;
+    size_t left = n;
+    for (const struct fanout_jnode *c = obj->child; c && left; c = c->next) {
+        if (c->key_escaped) {
+            for (size_t k = 0; k < n; k++)
+                got[k] = fanout_jget_n(obj, want[k].name, want[k].len);
+            return;
+        }
+        for (size_t k = 0; k < n; k++)
+            if (!got[k] && c->key_len == want[k].len && c->key[0] == want[k].name[0] &&
+                memcmp(c->key, want[k].name, want[k].len) == 0) {
+                got[k] = c;
+                left--;
+                break;
+            }
+    }
 }
 
 /* The region field of an ARN (arn:partition:service:region:...), or NULL. */
@@ -156,6 +193,55 @@ static int s_decimal_exact(const char *t, size_t n, double *out)
     return 0;
 }
 
+/* after 2000-01-01 and before 2100: anything else is not a time */
+#define S_EPOCH_MIN 946684800.0
+#define S_EPOCH_MAX 4102444800.0
+
+/* The ms of a number of seconds (digits and maybe a point and decimals, as
+ * Lambda writes times) in integers, the same as the double path below:
+ * - up to 3 decimals and 15 digits: that path's rounding error (under
+ *   1e-3 ms) cannot move its + 0.5 across a whole ms;
+ * - more decimals, up to 19 digits: the ms rounded half up, unless the
+ *   part below the ms is within 0.002 of a half (the error of the double
+ *   path is below 0.0015 ms) or the time within 1 ms of the bounds.
+ * -1 for any other number: the double path decides. */
+static int64_t s_epoch_ms_exact(const char *t, size_t n)
+{
+    static const uint64_t scale[] = {1000, 100, 10, 1};
+    const uint64_t min = (uint64_t)(S_EPOCH_MIN * 1000),
+                   max = (uint64_t)(S_EPOCH_MAX * 1000);
+    if (n == 0 || n > 20) /* 19 digits and a point */
+        return -1;
+    uint64_t m = 0;
+    size_t dot = n;
+    for (size_t i = 0; i < n; i++) {
+        unsigned d = (unsigned)(t[i] - '0');
+        if (d < 10)
+            m = m * 10 + d;
+        else if (t[i] == '.' && dot == n && i)
+            dot = i;
+        else
+            return -1;
+    }
+    size_t frac = dot == n ? 0 : n - dot - 1, digits = n - (dot < n);
+    if ((dot < n && !frac) || digits > 19)
+        return -1;
+    if (frac <= 3) {
+        if (digits > 15)
+            return -1;
+        m *= scale[frac];
+        return m < min || m > max ? 0 : (int64_t)m;
+    }
+    uint64_t p = 1;
+    for (size_t k = 3; k < frac; k++)
+        p *= 10;
+    uint64_t ms = m / p, twice = m % p * 2;
+    uint64_t off_half = twice > p ? twice - p : p - twice;
+    if (off_half * 250 <= p || ms <= min || ms + 1 >= max)
+        return -1;
+    return (int64_t)(ms + (twice >= p));
+}
+
 /* A time in seconds since the epoch (a JSON number, maybe with a
  * fraction) as ms, or 0 when absent or not a plausible time. */
 static int64_t s_epoch_seconds_ms(const struct fanout_jnode *n)
@@ -163,32 +249,46 @@ static int64_t s_epoch_seconds_ms(const struct fanout_jnode *n)
     char num[64];
     if (!n || n->type != FANOUT_J_NUMBER || n->len >= sizeof num)
         return 0;
+    int64_t ms = s_epoch_ms_exact(n->text, n->len);
+    if (ms >= 0)
+        return ms;
     double secs;
     if (s_decimal_exact(n->text, n->len, &secs) != 0) {
         memcpy(num, n->text, n->len);
         num[n->len] = 0;
         secs = strtod(num, NULL);
     }
-    /* after 2000-01-01 and before 2100: anything else is not a time */
-    if (!isfinite(secs) || secs < 946684800.0 || secs > 4102444800.0)
+    if (!isfinite(secs) || secs < S_EPOCH_MIN || secs > S_EPOCH_MAX)
         return 0;
     return (int64_t)(secs * 1000.0 + 0.5);
 }
 
-static void s_parse_kinesis(struct s_parser *ps, struct fanout_raw_record *r)
+/* The record's member "kinesis" is `k` (NULL when it has none). */
+static void s_parse_kinesis(struct s_parser *ps, struct fanout_raw_record *r,
+                            const struct fanout_jnode *k)
 {
-    const struct fanout_jnode *k = fanout_jget(r->node, "kinesis");
     r->kind = FANOUT_SRC_KINESIS;
     r->action = "PUT";
     if (!k || k->type != FANOUT_J_OBJECT) {
         s_fail(ps, r, "field \"kinesis\": missing or not an object");
         return;
     }
-    r->sequence_number = s_str(ps, k, "sequenceNumber", NULL);
-    r->arrival_ms = s_epoch_seconds_ms(fanout_jget(k, "approximateArrivalTimestamp"));
-    size_t pk_len;
-    const char *pk = s_str(ps, k, "partitionKey", &pk_len);
-    const struct fanout_jnode *data = fanout_jget(k, "data");
+    static const struct s_want want[] = {S_WANT("sequenceNumber"),
+                                         S_WANT("approximateArrivalTimestamp"),
+                                         S_WANT("partitionKey"), S_WANT("data")};
+    const struct fanout_jnode *got[4];
+    s_members(k, want, 4, got);
+    r->sequence_number = fanout_jstr(got[0], ps->arena, NULL);
+    r->arrival_ms = s_epoch_seconds_ms(got[1]);
+    /* the key points into the event's text when it has no escape: the
+     * text outlives the records, and the key is read by its length */
+    size_t pk_len = 0;
+    const char *pk = got[2] && got[2]->type == FANOUT_J_STRING && !got[2]->escaped
+                         ? got[2]->text
+                         : fanout_jstr(got[2], ps->arena, &pk_len);
+    if (pk && pk == got[2]->text)
+        pk_len = got[2]->len;
+    const struct fanout_jnode *data = got[3];
     if (!r->sequence_number) {
         s_fail(ps, r, "field \"kinesis.sequenceNumber\": missing or not a string");
         return;
@@ -376,17 +476,21 @@ static int s_parse_record(struct s_parser *ps, const struct fanout_jnode *obj,
     char path[160];
     int dup = fanout_jdup(r->node, &ps->scratch, path, sizeof path);
     const struct fanout_jnode *rec = r->node;
-    const char *src = s_str_interned(ps, rec, "eventSource", &ps->source);
+    static const struct s_want want[] = {S_WANT("eventSource"), S_WANT("eventSourceARN"),
+                                         S_WANT("awsRegion"), S_WANT("kinesis")};
+    const struct fanout_jnode *got[4];
+    s_members(rec, want, 4, got);
+    const char *src = s_str_interned(ps, got[0], &ps->source);
     if (!src)
         src = s_str(ps, rec, "EventSource", NULL); /* SNS spells it so */
-    r->source_arn = s_str_interned(ps, rec, "eventSourceARN", &ps->arn);
-    const char *region = s_str_interned(ps, rec, "awsRegion", &ps->region);
+    r->source_arn = s_str_interned(ps, got[1], &ps->arn);
+    const char *region = s_str_interned(ps, got[2], &ps->region);
     if (!src) {
         s_fail(ps, r,
                "field \"eventSource\": missing (expected aws:kinesis, "
                "aws:dynamodb or aws:sns)");
     } else if (!strcmp(src, "aws:kinesis")) {
-        s_parse_kinesis(ps, r);
+        s_parse_kinesis(ps, r, got[3]);
     } else if (!strcmp(src, "aws:dynamodb")) {
         s_parse_dynamodb(ps, r);
     } else if (!strcmp(src, "aws:sns")) {

@@ -27,7 +27,8 @@ struct fanout_raw_record {
     const struct fanout_jnode *node; /* the record in the event's text */
     const char *image;               /* DynamoDB: the NewImage's text, or NULL */
     size_t image_len;
-    const uint8_t *key;
+    const uint8_t *key; /* key_len bytes; Kinesis: maybe in the event's text,
+                           not NUL-terminated */
     size_t key_len;
     /* Kinesis and SNS: the payload. DynamoDB: unused (the image is encoded
      * per target). */

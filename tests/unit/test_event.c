@@ -69,7 +69,9 @@ START_TEST(kinesis_sample)
     const struct fanout_raw_record *r = &ev.records[0];
     ck_assert_ptr_null(r->error);
     ck_assert_int_eq(r->kind, FANOUT_SRC_KINESIS);
-    ck_assert_str_eq((const char *)r->key, "pk-1001-894");
+    /* the key is read by its length (it points into the event's text) */
+    ck_assert_uint_eq(r->key_len, strlen("pk-1001-894"));
+    ck_assert(memcmp(r->key, "pk-1001-894", r->key_len) == 0);
     ck_assert_str_eq(r->sequence_number,
                      "49590338271490256608559692538361571095921575989136588898");
     ck_assert_str_eq(r->region, "us-east-1");
@@ -165,6 +167,103 @@ START_TEST(arrival_times)
     ck_assert_int_eq(ev.groups[1].oldest_arrival_ms, 1699999999000);
     ck_assert_int_eq(ev.groups[2].oldest_arrival_ms, 0);
     ck_assert_int_eq(ev.oldest_arrival_ms, 1699999999000);
+    fanout_event_clean_up(&ev);
+}
+END_TEST
+
+/* Times as Lambda writes them (up to 3 decimals) are read in integers,
+ * others through strtod: every one gives what strtod's seconds * 1000
+ * rounded give (0 outside 2000..2100), and escaped member names are found
+ * as fanout_jget finds them. */
+START_TEST(arrival_times_match_strtod)
+{
+    static const char *const times[] = {"1545084650.987",
+                                        "1545084650.99",
+                                        "1545084650.9",
+                                        "1545084650",
+                                        "1545084651.0370002",
+                                        "1545084650.9875",
+                                        "1545084650.98751",
+                                        "1700000005.125",
+                                        "1700000005.001",
+                                        "946684800",
+                                        "946684799.999",
+                                        "946684800.0",
+                                        "946684800.001",
+                                        "4102444800",
+                                        "4102444800.000",
+                                        "4102444800.001",
+                                        "4102444801",
+                                        "0",
+                                        "0.5",
+                                        "-1545084650.987",
+                                        "1545084650.987e0",
+                                        "1.545084650987E9",
+                                        "154508465098.7",
+                                        "999999999999.999",
+                                        "9999999999999999",
+                                        "123456789012345.6",
+                                        "1545084650.0005",
+                                        "1545084650.9995",
+                                        "1234567890.123456789",
+                                        "1545084650.98749999",
+                                        "1545084650.987500001",
+                                        "1545084650.9874999999",
+                                        "946684799.9999999999",
+                                        "946684799.999999999",
+                                        "946684800.0009999",
+                                        "4102444799.9995",
+                                        "4102444799.99849",
+                                        "4102444800.0004",
+                                        "1545084650.0000000001",
+                                        "1545084650.999999999",
+                                        "1545084650.1234567"};
+    size_t n = sizeof times / sizeof *times;
+    struct fanout_sbuf b = {0};
+    fanout_sbuf_puts(&b, "{\"Records\":[");
+    for (size_t i = 0; i < n; i++) {
+        char rec[512];
+        /* every other record with its member names escaped, "kinesis"
+         * after an escaped name that is not one of them */
+        snprintf(
+            rec, sizeof rec,
+            i % 2 ? "%s{\"event\\u0053ource\":\"aws:kinesis\",\"x\\u0079\":1,"
+                    "\"kinesis\":{\"partition\\u004bey\":\"k\",\"sequenceNumber\":"
+                    "\"%zu\",\"d\\u0061ta\":\"YQ==\",\"approximateArrivalTimestamp\":%s},"
+                    "\"aws\\u0052egion\":\"r%zu\",\"eventSourceARN\":\"arn:aws:kinesis:"
+                    "r:1:stream/a\"}"
+                  : "%s{\"eventSource\":\"aws:kinesis\",\"eventSourceARN\":\"arn:aws:"
+                    "kinesis:r:1:stream/a\",\"kinesis\":{\"partitionKey\":\"k\","
+                    "\"sequenceNumber\":\"%zu\",\"data\":\"YQ==\","
+                    "\"approximateArrivalTimestamp\":%s},\"awsRegion\":\"r%zu\"}",
+            i ? "," : "", i, times[i], i);
+        fanout_sbuf_puts(&b, rec);
+    }
+    fanout_sbuf_puts(&b, "]}");
+    char *text = fanout_arena_memdup(&s_arena, b.bytes, b.len);
+    fanout_sbuf_free(&b);
+    struct fanout_event ev;
+    s_parse_text(text, &ev);
+    ck_assert_uint_eq(ev.count, n);
+    for (size_t i = 0; i < n; i++) {
+        const struct fanout_raw_record *r = &ev.records[i];
+        ck_assert_msg(r->error == NULL, "%s", r->error);
+        double secs = strtod(times[i], NULL);
+        int64_t want =
+            secs < 946684800.0 || secs > 4102444800.0 ? 0 : (int64_t)(secs * 1000.0 + 0.5);
+        ck_assert_msg(r->arrival_ms == want, "%s: %lld, expected %lld", times[i],
+                      (long long)r->arrival_ms, (long long)want);
+        char seq[32], region[32];
+        snprintf(seq, sizeof seq, "%zu", i);
+        snprintf(region, sizeof region, "r%zu", i);
+        ck_assert_str_eq(r->sequence_number, seq);
+        ck_assert_str_eq(r->region, region);
+        ck_assert_str_eq(r->source_arn, "arn:aws:kinesis:r:1:stream/a");
+        ck_assert_uint_eq(r->key_len, 1);
+        ck_assert(r->key[0] == 'k');
+        ck_assert_uint_eq(r->data_len, 1);
+        ck_assert(r->data[0] == 'a');
+    }
     fanout_event_clean_up(&ev);
 }
 END_TEST
@@ -908,6 +1007,7 @@ int main(void)
     tcase_add_test(tc, duplicate_key_fails_that_record_only);
     tcase_add_test(tc, duplicate_key_in_dynamodb_and_sns);
     tcase_add_test(tc, arrival_times);
+    tcase_add_test(tc, arrival_times_match_strtod);
     tcase_add_test(tc, whole_record_insert_modify_remove);
     tcase_add_test(tc, whole_record_bad_old_image);
     suite_add_tcase(s, tc);
