@@ -79,6 +79,10 @@ static pthread_mutex_t s_share_locks[CURL_LOCK_DATA_LAST];
 static CURLM *s_idle_multis[HTTP_IDLE_MULTIS];
 static size_t s_idle_multi_count;
 static CURL *s_idle_easies[HTTP_IDLE_EASIES];
+/* 1: that idle handle is set up for a verified POST with a body (the
+ * options every such request shares are set; the request's own are
+ * cleared), so the next such request sets only its own (see s_prepare) */
+static int s_idle_posts[HTTP_IDLE_EASIES];
 static size_t s_idle_easy_count;
 static char *s_ca_bundle;
 static struct s_insecure_host s_insecure[HTTP_MAX_INSECURE];
@@ -93,6 +97,7 @@ struct s_xfer {
     struct curl_slist *headers;
     size_t header_cap;
     int is_head; /* no body comes, whatever Content-Length says */
+    int post;    /* a verified POST with a body: the handle goes back set up */
     int added;   /* in the multi handle */
     int done;    /* resp filled */
     int too_big; /* refused: body over HTTP_MAX_BODY_BYTES */
@@ -370,22 +375,41 @@ static void s_give_multi(CURLM *m)
         curl_multi_cleanup(m); /* closes its connections */
 }
 
-static CURL *s_take_easy(void)
+/* An idle easy handle, or a new one; *post says whether it is set up for
+ * a verified POST (s_idle_posts). */
+static CURL *s_take_easy(int *post)
 {
     CURL *e = NULL;
+    *post = 0;
     pthread_mutex_lock(&s_lock);
-    if (s_idle_easy_count)
+    if (s_idle_easy_count) {
         e = s_idle_easies[--s_idle_easy_count];
+        *post = s_idle_posts[s_idle_easy_count];
+    }
     pthread_mutex_unlock(&s_lock);
     return e ? e : curl_easy_init();
 }
 
-static void s_give_easy(CURL *e)
+/* `post`: the handle served a verified POST; it keeps the options such
+ * requests share and forgets this one's pointers. Otherwise every option
+ * is forgotten (curl_easy_reset: a fifth of libcurl's instructions per
+ * request, which the POSTs of record sends skip). */
+static void s_give_easy(CURL *e, int post)
 {
-    /* forget this request's options (pointers into it among them) */
-    curl_easy_reset(e);
+    if (post) {
+        curl_easy_setopt(e, CURLOPT_CURLU, (CURLU *)NULL);
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, (const void *)NULL);
+        curl_easy_setopt(e, CURLOPT_ERRORBUFFER, (char *)NULL);
+        curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)NULL);
+        curl_easy_setopt(e, CURLOPT_HEADERDATA, (void *)NULL);
+        curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)NULL);
+    } else {
+        curl_easy_reset(e);
+    }
     pthread_mutex_lock(&s_lock);
     if (s_refs > 0 && s_idle_easy_count < HTTP_IDLE_EASIES) {
+        s_idle_posts[s_idle_easy_count] = post;
         s_idle_easies[s_idle_easy_count++] = e;
         e = NULL;
     }
@@ -704,13 +728,40 @@ static int s_prepare(struct s_xfer *x)
     if (s_build_headers(x, has_body, &why) != 0)
         goto fail;
     why = "out of memory";
-    x->easy = s_take_easy();
+    int was_post = 0;
+    x->easy = s_take_easy(&was_post);
     if (!x->easy)
         goto fail;
 
     CURL *e = x->easy;
     CURLcode cc = CURLE_OK;
     x->errbuf[0] = 0;
+    int insecure = https && (q->tls_no_verify || s_is_insecure(x->host, x->port));
+    x->post = has_body && !insecure && strcmp(method, "POST") == 0;
+    if (x->post && was_post) {
+        /* set up by an earlier verified POST (s_give_easy): this
+         * request's own options only, each one s_give_easy cleared or
+         * that differs between requests */
+        S_SET(CURLOPT_CURLU, x->url);
+        S_SET(CURLOPT_PRIVATE, x);
+        S_SET(CURLOPT_ERRORBUFFER, x->errbuf);
+        S_SET(CURLOPT_HTTPHEADER, x->headers);
+        S_SET(CURLOPT_HEADERDATA, x);
+        S_SET(CURLOPT_WRITEDATA, x);
+        S_SET(CURLOPT_CONNECTTIMEOUT_MS, q->connect_timeout_ms > 0
+                                             ? (long)q->connect_timeout_ms
+                                             : HTTP_CONNECT_TIMEOUT_MS);
+        S_SET(CURLOPT_TIMEOUT_MS, q->timeout_ms > 0 ? (long)q->timeout_ms : 0L);
+        S_SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)q->body_len);
+        S_SET(CURLOPT_POSTFIELDS, q->body ? (const void *)q->body : (const void *)"");
+        if (cc != CURLE_OK) {
+            why = curl_easy_strerror(cc);
+            goto fail;
+        }
+        return 0;
+    }
+    if (was_post)
+        curl_easy_reset(e);
     S_SET(CURLOPT_SHARE, s_share);
     S_SET(CURLOPT_CURLU, x->url);
     S_SET(CURLOPT_PROTOCOLS_STR, "http,https");
@@ -735,7 +786,6 @@ static int s_prepare(struct s_xfer *x)
     S_SET(CURLOPT_TCP_KEEPINTVL, HTTP_KEEPINTVL_S);
     /* proxies: CURLOPT_PROXY left unset, so libcurl reads http_proxy,
      * HTTPS_PROXY, ALL_PROXY and NO_PROXY itself */
-    int insecure = https && (q->tls_no_verify || s_is_insecure(x->host, x->port));
     S_SET(CURLOPT_SSL_VERIFYPEER, insecure ? 0L : 1L);
     S_SET(CURLOPT_SSL_VERIFYHOST, insecure ? 0L : 2L);
     if (s_ca_bundle)
@@ -757,6 +807,7 @@ static int s_prepare(struct s_xfer *x)
     }
     return 0;
 fail:
+    x->post = 0; /* its options may be half set: reset when given back */
     s_fail(x->resp, FANOUT_HTTP_OTHER, why);
     x->done = 1;
     return -1;
@@ -853,7 +904,7 @@ static void s_release(struct s_xfer *x, CURLM *m)
     if (x->added)
         curl_multi_remove_handle(m, x->easy);
     if (x->easy)
-        s_give_easy(x->easy);
+        s_give_easy(x->easy, x->post);
     curl_slist_free_all(x->headers);
     curl_url_cleanup(x->url);
 }

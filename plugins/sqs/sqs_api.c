@@ -399,7 +399,7 @@ static int s_fast_batch(struct s_md5 *alg, const struct fanout_batch_request *r)
     if (r->count > SQS_MAX_ENTRIES)
         return -1;
     for (size_t i = 0; i < r->count; i++)
-        snprintf(ids[i], sizeof ids[i], "%zu", r->indexes[i]);
+        ids[i][s_decimal(r->indexes[i], ids[i])] = 0; /* snprintf: a tenth of a read */
     p = fanout_jplain_ws(p, end);
     if (p >= end || *p != '{')
         return -1;

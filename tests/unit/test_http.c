@@ -477,6 +477,64 @@ START_TEST(test_methods_and_bodies)
 }
 END_TEST
 
+/* One request at a time, so each takes the easy handle the one before gave
+ * back: a POST after a POST sets only its own options on a handle kept set
+ * up; nothing of one request (headers, body, timeout, method) reaches the
+ * next, whatever the methods. */
+static json_t *s_echo1(const char *method, const char *body, const char *header,
+                       int64_t timeout_ms, const char *path, struct fanout_http_response *r)
+{
+    char url[PATH_LEN];
+    struct fanout_http_header h[] = {{"X-Only-Here", (char *)header}};
+    struct fanout_http_request q = {
+        .method = method,
+        .url = s_url(url, sizeof url, &s_t.plain, 0, "127.0.0.1", path),
+        .headers = header ? h : NULL,
+        .header_count = header ? 1 : 0,
+        .body = (const uint8_t *)body,
+        .body_len = body ? strlen(body) : 0,
+        .timeout_ms = timeout_ms,
+    };
+    s_perform1(&q, r);
+    if (r->error != FANOUT_HTTP_OK || strcmp(method, "HEAD") == 0)
+        return NULL;
+    ck_assert_int_eq(r->status, 200);
+    json_t *d = s_body_json(r);
+    ck_assert_str_eq(s_jstr(d, "method"), method);
+    char sha[65];
+    s_sha256_hex(body ? body : "", body ? strlen(body) : 0, sha);
+    ck_assert_str_eq(s_jstr(d, "bodySha256"), sha);
+    if (header)
+        ck_assert_str_eq(s_jheader(d, "x-only-here"), header);
+    else
+        ck_assert_ptr_null(s_jheader(d, "x-only-here"));
+    return d;
+}
+
+START_TEST(test_handles_reused_between_requests)
+{
+    struct fanout_http_response r = {0};
+    json_decref(s_echo1("POST", "first", "one", 10000, "/echo", &r));
+    /* a short timeout on the reused handle, then none */
+    s_echo1("POST", "slow", NULL, 200, "/stall/700", &r);
+    s_expect_error(&r, FANOUT_HTTP_TIMEOUT, "POST with a 200 ms timeout");
+    json_decref(s_echo1("POST", "slow again", NULL, 0, "/stall/400", &r));
+    ck_assert_msg(r.error == FANOUT_HTTP_OK, "%s", r.error_text);
+    json_decref(s_echo1("POST", "second", NULL, 10000, "/echo", &r));
+    json_t *d = s_echo1("GET", NULL, "two", 10000, "/echo", &r);
+    ck_assert_int_eq(s_jint(d, "bodyLength"), 0);
+    json_decref(d);
+    json_decref(s_echo1("POST", "third", NULL, 10000, "/echo", &r));
+    s_echo1("HEAD", NULL, NULL, 10000, "/echo", &r);
+    ck_assert_msg(r.error == FANOUT_HTTP_OK, "%s", r.error_text);
+    ck_assert_uint_eq(r.body.len, 0);
+    d = s_echo1("PUT", "fourth", NULL, 10000, "/echo", &r);
+    json_decref(d);
+    json_decref(s_echo1("POST", "fifth", "three", 10000, "/echo", &r));
+    fanout_http_response_clean_up(&r);
+}
+END_TEST
+
 START_TEST(test_big_response)
 {
     static const char *const paths[] = {"/big/5000000", "/big/5000000?chunked=1"};
@@ -1192,6 +1250,7 @@ static Suite *s_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_get_round_trip);
     tcase_add_test(tc, test_methods_and_bodies);
+    tcase_add_test(tc, test_handles_reused_between_requests);
     tcase_add_test(tc, test_big_response);
     tcase_add_test(tc, test_concurrent_requests);
     tcase_add_test(tc, test_reuse_across_calls);
