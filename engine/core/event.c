@@ -228,6 +228,23 @@ static void s_parse_kinesis(struct s_parser *ps, struct fanout_raw_record *r)
     r->data_len = (size_t)m;
 }
 
+/* The images the scan keeps no nodes below (fanout_jscan_each_skip): the
+ * key comes from Keys' nodes, a NewImage is converted from its text. */
+static const char *const s_ddb_skipped[] = {"NewImage", "OldImage", NULL};
+
+/* fanout_ddb_readable of a NewImage: one the scan kept no nodes below is
+ * scanned again only when it holds what may be unreadable (a number, an
+ * escaped member name); with neither, an object is readable. */
+static int s_image_readable(struct s_parser *ps, const struct fanout_jnode *img)
+{
+    if (img->child || !img->inside)
+        return fanout_ddb_readable(img);
+    char err[8];
+    const struct fanout_jnode *full =
+        fanout_jscan_valid(img->text, img->len, &ps->scratch, err, sizeof err);
+    return full && fanout_ddb_readable(full);
+}
+
 static void s_parse_dynamodb(struct s_parser *ps, struct fanout_raw_record *r)
 {
     r->kind = FANOUT_SRC_DYNAMODB;
@@ -256,7 +273,7 @@ static void s_parse_dynamodb(struct s_parser *ps, struct fanout_raw_record *r)
         return;
     }
     const struct fanout_jnode *keys = fanout_jget(d, "Keys");
-    if ((keys && !fanout_ddb_readable(keys)) || (img && !fanout_ddb_readable(img))) {
+    if ((keys && !fanout_ddb_readable(keys)) || (img && !s_image_readable(ps, img))) {
         s_fail(ps, r, "field \"dynamodb\": cannot be read (out of memory?)");
         return;
     }
@@ -499,8 +516,9 @@ int fanout_event_parse(const char *json, size_t len, struct fanout_arena *arena,
      * (s_each_record) as the scan meets it, so the nodes of one record at
      * a time are in memory, not those of all 10,000. The records read
      * before an error in the event are dropped with it. */
-    const struct fanout_jnode *root = fanout_jscan_each(
-        json, len, "Records", arena, &ps.scratch, s_each_record, &ps, why, sizeof why);
+    const struct fanout_jnode *root =
+        fanout_jscan_each_skip(json, len, "Records", "dynamodb", s_ddb_skipped, arena,
+                               &ps.scratch, s_each_record, &ps, why, sizeof why);
     fanout_arena_free(&ps.scratch);
     if (!root) {
         fanout_event_clean_up(ev);
