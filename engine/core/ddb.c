@@ -19,6 +19,10 @@
 
 #include "common/jscan.h"
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 /* Limits from the DynamoDB Developer Guide: "Data types" (Number: up to 38
  * digits of precision, positive and negative magnitudes from 1E-130 to
  * 9.9999999999999999999999999999999999999E+125) and "Quotas" (nested
@@ -794,6 +798,26 @@ static int s_fast_string(struct s_fast *f, const char **raw, size_t *len, int *e
         return -1;
     const char *b = ++f->p;
     *escaped = 0;
+#ifdef __SSE2__
+    /* most strings (type names, attribute names, short values) end within
+     * 16 bytes: their closing quote found at once */
+    const __m128i quote16 = _mm_set1_epi8('"'), slash16 = _mm_set1_epi8('\\');
+    while (f->end - f->p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)f->p);
+        unsigned mask = (unsigned)_mm_movemask_epi8(
+            _mm_or_si128(_mm_cmpeq_epi8(v, quote16), _mm_cmpeq_epi8(v, slash16)));
+        if (mask) {
+            f->p += __builtin_ctz(mask);
+            if (*f->p == '"') {
+                *raw = b;
+                *len = (size_t)(f->p++ - b);
+                return 0;
+            }
+            break; /* an escape: as below */
+        }
+        f->p += 16;
+    }
+#endif
     /* to the first '"' or '\\', a word at a time */
     const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
     while (f->end - f->p >= 8) {
