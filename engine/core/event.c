@@ -27,8 +27,9 @@ struct s_parser {
     /* the nodes of one record at a time (the event is scanned with nodes
      * down to its records only), reset for each record */
     struct fanout_arena scratch;
-    size_t next_index; /* of the next record of the event's Records */
-    int stopped;       /* out of memory: no further record is read */
+    size_t next_index;      /* of the next record of the event's Records */
+    struct fanout_sbuf key; /* a DynamoDB record's key, reset for each */
+    int stopped;            /* out of memory: no further record is read */
 };
 
 /* A string member, unescaped into the arena, or NULL. */
@@ -279,16 +280,15 @@ static void s_parse_dynamodb(struct s_parser *ps, struct fanout_raw_record *r)
     }
     r->image = img ? img->text : NULL;
     r->image_len = img ? img->len : 0;
-    struct fanout_sbuf kb = {0};
+    struct fanout_sbuf *kb = &ps->key;
     char err[256];
-    if (fanout_ddb_key_write(keys, &kb, err, sizeof err) != 0) {
+    fanout_sbuf_reset(kb);
+    if (fanout_ddb_key_write(keys, kb, err, sizeof err) != 0) {
         s_fail(ps, r, "field \"dynamodb.Keys\": %s", err);
-        fanout_sbuf_free(&kb);
         return;
     }
-    r->key = fanout_arena_memdup(ps->arena, kb.bytes ? kb.bytes : (uint8_t *)"", kb.len);
-    r->key_len = kb.len;
-    fanout_sbuf_free(&kb);
+    r->key = fanout_arena_memdup(ps->arena, kb->bytes ? kb->bytes : (uint8_t *)"", kb->len);
+    r->key_len = kb->len;
 }
 
 static void s_parse_records(struct s_parser *ps, const struct fanout_jnode *records,
@@ -520,6 +520,7 @@ int fanout_event_parse(const char *json, size_t len, struct fanout_arena *arena,
         fanout_jscan_each_skip(json, len, "Records", "dynamodb", s_ddb_skipped, arena,
                                &ps.scratch, s_each_record, &ps, why, sizeof why);
     fanout_arena_free(&ps.scratch);
+    fanout_sbuf_free(&ps.key);
     if (!root) {
         fanout_event_clean_up(ev);
         snprintf(err, err_len, "event is not valid JSON: %s", why);
