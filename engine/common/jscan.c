@@ -35,6 +35,15 @@ struct s_p {
      * (an escaped name, many members, two names alike): a container is
      * `distinct` when the count did not grow while it was scanned */
     size_t doubt;
+    /* fanout_jscan_each_skip: the members named skip_names of an element's
+     * member skip_in get no nodes below them (s_skip_member) */
+    const char *skip_in;
+    size_t skip_in_len;
+    const char *const *skip_names;
+    int skip_open;        /* the depth-3 object is skip_in's value */
+    unsigned char inside; /* FANOUT_J_HAS_* met by the s_skip_* functions */
+    struct s_name *names; /* their objects' member names, a stack */
+    size_t names_top;
 };
 
 static void s_fail(struct s_p *s, const char *what)
@@ -352,7 +361,7 @@ static int s_digits(struct s_p *s)
     return p > b;
 }
 
-static int s_number(struct s_p *s)
+static inline int s_number(struct s_p *s)
 {
     if (*s->p == '-')
         s->p++;
@@ -413,6 +422,7 @@ static struct fanout_jnode *s_each_element(struct s_p *s, int depth)
     size_t block_left = s->block_left;
     int keep_depth = s->keep_depth;
     fanout_arena_reset(s->scratch);
+    s->skip_open = 0;
     s->arena = s->scratch;
     s->block_left = 0;
     s->keep_depth = INT_MAX;
@@ -456,6 +466,201 @@ static int s_name_among(const struct fanout_jnode *c, const char *key, size_t ke
     return 0;
 }
 
+/* ---- values validated without nodes below them ---------------------- */
+
+/* fanout_jscan_each_skip: the values of an element's member skip_in (an
+ * object at depth 3) whose names are among skip_names are scanned by the
+ * functions below: validated and checked for repeated member names as
+ * s_value does, with the same errors at the same places, but with no node
+ * for anything inside them. */
+
+#define S_SKIP_NAMES 256 /* member names on the stack of s_skip_container */
+
+struct s_name {
+    const char *key;
+    size_t len;
+};
+
+static int s_skip_value(struct s_p *s, int depth);
+
+/* Whether the member `key` of the object at `depth` is to be skipped (at
+ * depth 2, an element's member: notes whether it is skip_in). Names with
+ * escapes never match: their values get nodes, as before. */
+static int s_skip_here(struct s_p *s, int depth, const char *key, size_t key_len,
+                       int escaped)
+{
+    if (depth == 2) {
+        s->skip_open = !escaped && key_len == s->skip_in_len && key_len &&
+                       key[0] == s->skip_in[0] && memcmp(key, s->skip_in, key_len) == 0;
+        return 0;
+    }
+    if (!s->skip_open || escaped)
+        return 0;
+    for (const char *const *n = s->skip_names; *n; n++)
+        if (key_len && key[0] == (*n)[0] && strlen(*n) == key_len &&
+            memcmp(key, *n, key_len) == 0)
+            return 1;
+    return 0;
+}
+
+/* s_ws, a single space first */
+static inline void s_skip_ws(struct s_p *s)
+{
+    if (s->p < s->end && (unsigned char)*s->p > ' ')
+        return;
+    if (s->end - s->p >= 2 && s->p[0] == ' ' && (unsigned char)s->p[1] > ' ') {
+        s->p++;
+        return;
+    }
+    s_ws(s);
+}
+
+/* A name among the names from `from` on the stack. */
+static int s_skip_among(const struct s_p *s, size_t from, const char *key, size_t key_len)
+{
+    for (size_t i = from; i < s->names_top; i++)
+        if (s->names[i].len == key_len && memcmp(s->names[i].key, key, key_len) == 0)
+            return 1;
+    return 0;
+}
+
+/* s_container without nodes: the members counted into *count. */
+static int s_skip_container(struct s_p *s, int depth, int object, size_t *count)
+{
+    char close = object ? '}' : ']';
+    s->p++;
+    s_skip_ws(s);
+    *count = 0;
+    if (s->p < s->end && *s->p == close) {
+        s->p++;
+        return 0;
+    }
+    size_t base = s->names_top;
+    uint64_t seen = 0;
+    int in_doubt = 0, listed = 1; /* listed: every name so far is on the stack */
+    int rc = -1;
+    for (;;) {
+        if (object) {
+            const char *key;
+            size_t key_len;
+            int key_escaped;
+            s_skip_ws(s);
+            if (s->p >= s->end || *s->p != '"') {
+                s_fail(s, "expected a member name in double quotes");
+                break;
+            }
+            if (s_string_short(s, &key, &key_len, &key_escaped) != 0)
+                break;
+            s_skip_ws(s);
+            if (s->p >= s->end || *s->p != ':') {
+                s_fail(s, "expected ':' after a member name");
+                break;
+            }
+            s->p++;
+            if (key_escaped)
+                s->inside |= FANOUT_J_HAS_ESCAPED_NAME;
+            if (!in_doubt) {
+                uint64_t bit = s_name_bit(key, key_len);
+                in_doubt =
+                    key_escaped || *count >= S_NAMES ||
+                    ((seen & bit) && (!listed || s_skip_among(s, base, key, key_len)));
+                seen |= bit;
+                s->doubt += (size_t)in_doubt;
+                if (s->names_top < S_SKIP_NAMES)
+                    s->names[s->names_top++] = (struct s_name){key, key_len};
+                else
+                    listed = 0;
+            }
+        }
+        if (s_skip_value(s, depth + 1) != 0)
+            break;
+        ++*count;
+        s_skip_ws(s);
+        if (s->p < s->end && *s->p == ',') {
+            s->p++;
+            continue;
+        }
+        if (s->p < s->end && *s->p == close) {
+            s->p++;
+            rc = 0;
+            break;
+        }
+        s_fail(s, object ? "expected ',' or '}'" : "expected ',' or ']'");
+        break;
+    }
+    s->names_top = base;
+    return rc;
+}
+
+/* s_value without nodes. */
+static int s_skip_value(struct s_p *s, int depth)
+{
+    s_skip_ws(s);
+    if (s->p >= s->end) {
+        s_fail(s, "expected a value");
+        return -1;
+    }
+    if (depth > MAX_DEPTH) {
+        s_fail(s, "nested too deeply");
+        return -1;
+    }
+    size_t count;
+    const char *text;
+    size_t len;
+    int escaped;
+    switch (*s->p) {
+    case '{': return s_skip_container(s, depth, 1, &count);
+    case '[': return s_skip_container(s, depth, 0, &count);
+    case '"': return s_string_short(s, &text, &len, &escaped);
+    case 't':
+    case 'f':
+    case 'n': {
+        const char *lit = *s->p == 't' ? "true" : *s->p == 'f' ? "false" : "null";
+        size_t n = strlen(lit);
+        if ((size_t)(s->end - s->p) < n || memcmp(s->p, lit, n) != 0) {
+            s_fail(s, "invalid literal (expected true, false or null)");
+            return -1;
+        }
+        s->p += n;
+        return 0;
+    }
+    default:
+        if ((*s->p != '-' && (*s->p < '0' || *s->p > '9')) || s_number(s) != 0) {
+            s_fail(s, "expected a value (object, array, string, number, true, false or "
+                      "null)");
+            return -1;
+        }
+        s->inside |= FANOUT_J_HAS_NUMBER;
+        return 0;
+    }
+}
+
+/* A skipped member's value: a node of its own (count, text, distinct and
+ * `inside` set, child NULL), nothing below. */
+__attribute__((noinline)) static struct fanout_jnode *s_skip_member(struct s_p *s,
+                                                                    int depth)
+{
+    s_skip_ws(s);
+    if (s->p >= s->end || (*s->p != '{' && *s->p != '[') || depth > MAX_DEPTH)
+        return s_value(s, depth);
+    struct fanout_jnode *n = s_node(s, depth);
+    if (!n)
+        return NULL;
+    int object = *s->p == '{';
+    n->type = object ? FANOUT_J_OBJECT : FANOUT_J_ARRAY;
+    n->text = s->p;
+    size_t doubt = s->doubt;
+    unsigned char inside = s->inside;
+    s->inside = 0;
+    if (s_skip_container(s, depth, object, &n->count) != 0)
+        return NULL;
+    n->len = (size_t)(s->p - n->text);
+    n->distinct = s->doubt == doubt;
+    n->inside = s->inside;
+    s->inside |= inside;
+    return n;
+}
+
 static struct fanout_jnode *s_container(struct s_p *s, int depth, int object)
 {
     struct fanout_jnode *n = s_node(s, depth);
@@ -480,6 +685,9 @@ static struct fanout_jnode *s_container(struct s_p *s, int depth, int object)
     uint64_t seen = 0;                       /* the names' bits */
     int in_doubt = 0;                        /* counted in s->doubt */
     int listed = depth + 1 <= s->keep_depth; /* the members have nodes */
+    /* fanout_jscan_each_skip: an element, or skip_in's value */
+    int skip_check =
+        s->skip_names && object && (depth == 2 || (depth == 3 && s->skip_open));
     for (;;) {
         const char *key = NULL;
         size_t key_len = 0;
@@ -512,6 +720,8 @@ static struct fanout_jnode *s_container(struct s_p *s, int depth, int object)
         struct fanout_jnode *c;
         if (each_here) {
             c = s_each_element(s, depth + 1);
+        } else if (skip_check && s_skip_here(s, depth, key, key_len, key_escaped)) {
+            c = s_skip_member(s, depth + 1);
         } else {
             s_ws(s);
             c = s->p < s->end && *s->p == '"' && depth < MAX_DEPTH
@@ -638,11 +848,26 @@ struct fanout_jnode *fanout_jscan_each(const char *text, size_t len, const char 
                                        struct fanout_arena *scratch, fanout_jeach_fn each,
                                        void *ctx, char *err, size_t err_len)
 {
+    return fanout_jscan_each_skip(text, len, key, NULL, NULL, arena, scratch, each, ctx,
+                                  err, err_len);
+}
+
+struct fanout_jnode *
+fanout_jscan_each_skip(const char *text, size_t len, const char *key, const char *skip_in,
+                       const char *const *skip_names, struct fanout_arena *arena,
+                       struct fanout_arena *scratch, fanout_jeach_fn each, void *ctx,
+                       char *err, size_t err_len)
+{
+    struct s_name names[S_SKIP_NAMES]; /* s_skip_container's stack: not zeroed */
     struct s_p s = {.keep_depth = 2,
                     .each_key = key,
                     .each = each,
                     .each_ctx = ctx,
-                    .scratch = scratch};
+                    .scratch = scratch,
+                    .skip_in = skip_in,
+                    .skip_in_len = skip_in ? strlen(skip_in) : 0,
+                    .skip_names = skip_in ? skip_names : NULL,
+                    .names = names};
     return s_scan(&s, text, len, arena, err, err_len);
 }
 
@@ -904,6 +1129,15 @@ static size_t s_dup_path(const struct s_dup_up *u, char *path, size_t path_len)
                : s_path_add(path, path_len, at, NULL, 0, u->index);
 }
 
+/* A value scanned without nodes below it (fanout_jscan_each_skip), with
+ * its nodes: its text scanned again. NULL when out of memory. */
+static const struct fanout_jnode *s_rescan(const struct fanout_jnode *n,
+                                           struct fanout_arena *a)
+{
+    char err[8];
+    return fanout_jscan_valid(n->text, n->len, a, err, sizeof err);
+}
+
 static int s_dup_walk(const struct fanout_jnode *n, struct fanout_arena *a,
                       const struct s_dup_up *up, char *path, size_t path_len)
 {
@@ -921,7 +1155,10 @@ static int s_dup_walk(const struct fanout_jnode *n, struct fanout_arena *a,
         if ((c->type != FANOUT_J_OBJECT && c->type != FANOUT_J_ARRAY) || c->distinct)
             continue;
         struct s_dup_up u = {up, n, c, i};
-        int rc = s_dup_walk(c, a, &u, path, path_len);
+        const struct fanout_jnode *full = c->child || !c->count ? c : s_rescan(c, a);
+        if (!full)
+            return -1;
+        int rc = s_dup_walk(full, a, &u, path, path_len);
         if (rc != 0)
             return rc;
     }
@@ -934,9 +1171,10 @@ int fanout_jdup(const struct fanout_jnode *n, struct fanout_arena *arena, char *
     if (!path_len)
         return -1;
     path[0] = 0;
-    return n && (n->type == FANOUT_J_OBJECT || n->type == FANOUT_J_ARRAY) && !n->distinct
-               ? s_dup_walk(n, arena, NULL, path, path_len)
-               : 0;
+    if (!n || (n->type != FANOUT_J_OBJECT && n->type != FANOUT_J_ARRAY) || n->distinct)
+        return 0;
+    const struct fanout_jnode *full = n->child || !n->count ? n : s_rescan(n, arena);
+    return full ? s_dup_walk(full, arena, NULL, path, path_len) : -1;
 }
 
 int fanout_jdup_members(const struct fanout_jnode *obj, struct fanout_arena *arena,

@@ -21,6 +21,11 @@ enum fanout_jtype {
     FANOUT_J_NULL,
 };
 
+enum {
+    FANOUT_J_HAS_NUMBER = 1,       /* a number */
+    FANOUT_J_HAS_ESCAPED_NAME = 2, /* a member name with a backslash escape */
+};
+
 /* 64 bytes: an event of 8,000 records has about 130,000 of these. */
 struct fanout_jnode {
     enum fanout_jtype type;
@@ -29,6 +34,9 @@ struct fanout_jnode {
     /* 1: the scan saw that no object in this value repeats a member name
      * (fanout_jdup then has nothing to look for); 0: not known */
     unsigned char distinct;
+    /* a value fanout_jscan_each_skip scanned without nodes below it:
+     * FANOUT_J_HAS_* found anywhere inside; else 0 */
+    unsigned char inside;
     size_t count;     /* members or elements */
     const char *text; /* the value's text; for a string, inside the quotes */
     size_t len;
@@ -66,6 +74,19 @@ struct fanout_jnode *fanout_jscan_each(const char *text, size_t len, const char 
                                        struct fanout_arena *arena,
                                        struct fanout_arena *scratch, fanout_jeach_fn each,
                                        void *ctx, char *err, size_t err_len);
+
+/* fanout_jscan_each, but the members named in `skip_names` (NULL-terminated)
+ * of an element's member `skip_in` (names as written, without escapes),
+ * e.g. a DynamoDB record's dynamodb.NewImage, are validated (the same
+ * errors) with no nodes below them: their own node keeps its text, count
+ * and `distinct`, child NULL, and `inside` says whether they hold numbers
+ * or escaped member names. fanout_jdup scans such a value again when its
+ * names are not known to be distinct. */
+struct fanout_jnode *
+fanout_jscan_each_skip(const char *text, size_t len, const char *key, const char *skip_in,
+                       const char *const *skip_names, struct fanout_arena *arena,
+                       struct fanout_arena *scratch, fanout_jeach_fn each, void *ctx,
+                       char *err, size_t err_len);
 
 /* fanout_jscan of a part of a document fanout_jscan or fanout_jscan_shallow
  * accepted (a value's text span): its strings are not checked again (UTF-8,

@@ -19,6 +19,10 @@
 
 #include "common/jscan.h"
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 /* Limits from the DynamoDB Developer Guide: "Data types" (Number: up to 38
  * digits of precision, positive and negative magnitudes from 1E-130 to
  * 9.9999999999999999999999999999999999999E+125) and "Quotas" (nested
@@ -761,8 +765,15 @@ struct s_fast {
     const char *p, *end;
 };
 
-static void s_fast_ws(struct s_fast *f)
+static inline void s_fast_ws(struct s_fast *f)
 {
+    /* most tokens follow their separator at once or after one space */
+    if (f->p < f->end && (unsigned char)*f->p > ' ')
+        return;
+    if (f->end - f->p >= 2 && f->p[0] == ' ' && (unsigned char)f->p[1] > ' ') {
+        f->p++;
+        return;
+    }
     while (f->p < f->end &&
            (*f->p == ' ' || *f->p == '\n' || *f->p == '\r' || *f->p == '\t'))
         f->p++;
@@ -787,6 +798,26 @@ static int s_fast_string(struct s_fast *f, const char **raw, size_t *len, int *e
         return -1;
     const char *b = ++f->p;
     *escaped = 0;
+#ifdef __SSE2__
+    /* most strings (type names, attribute names, short values) end within
+     * 16 bytes: their closing quote found at once */
+    const __m128i quote16 = _mm_set1_epi8('"'), slash16 = _mm_set1_epi8('\\');
+    while (f->end - f->p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)f->p);
+        unsigned mask = (unsigned)_mm_movemask_epi8(
+            _mm_or_si128(_mm_cmpeq_epi8(v, quote16), _mm_cmpeq_epi8(v, slash16)));
+        if (mask) {
+            f->p += __builtin_ctz(mask);
+            if (*f->p == '"') {
+                *raw = b;
+                *len = (size_t)(f->p++ - b);
+                return 0;
+            }
+            break; /* an escape: as below */
+        }
+        f->p += 16;
+    }
+#endif
     /* to the first '"' or '\\', a word at a time */
     const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
     while (f->end - f->p >= 8) {
@@ -838,6 +869,23 @@ static int s_fast_text(struct s_fast *f, struct s_fast_str *t)
 
 static int s_fast_put(struct s_fast *f, const struct s_fast_str *t)
 {
+#ifdef __SSE2__
+    /* a short string without escapes, with room after it: copied 16 bytes
+     * at once (the bytes past its closing quote, inside the image's text,
+     * are overwritten by what follows or lie past the end) */
+    struct fanout_sbuf *out = f->c->out;
+    if (!t->escaped && t->raw_len <= 14 && f->end - t->raw >= 16 &&
+        out->cap - out->len >= 19) {
+        uint8_t *o = out->bytes + out->len;
+        o[0] = '"';
+        _mm_storeu_si128((__m128i *)(void *)(o + 1),
+                         _mm_loadu_si128((const __m128i *)(const void *)t->raw));
+        o[t->raw_len + 1] = '"';
+        out->len += t->raw_len + 2;
+        out->bytes[out->len] = 0;
+        return 0;
+    }
+#endif
     return s_put_string(f->c, t->raw, t->raw_len, t->escaped, t->s, t->n, 0);
 }
 

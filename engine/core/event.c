@@ -27,8 +27,9 @@ struct s_parser {
     /* the nodes of one record at a time (the event is scanned with nodes
      * down to its records only), reset for each record */
     struct fanout_arena scratch;
-    size_t next_index; /* of the next record of the event's Records */
-    int stopped;       /* out of memory: no further record is read */
+    size_t next_index;      /* of the next record of the event's Records */
+    struct fanout_sbuf key; /* a DynamoDB record's key, reset for each */
+    int stopped;            /* out of memory: no further record is read */
 };
 
 /* A string member, unescaped into the arena, or NULL. */
@@ -328,6 +329,23 @@ static void s_parse_kinesis(struct s_parser *ps, struct fanout_raw_record *r,
     r->data_len = (size_t)m;
 }
 
+/* The images the scan keeps no nodes below (fanout_jscan_each_skip): the
+ * key comes from Keys' nodes, a NewImage is converted from its text. */
+static const char *const s_ddb_skipped[] = {"NewImage", "OldImage", NULL};
+
+/* fanout_ddb_readable of a NewImage: one the scan kept no nodes below is
+ * scanned again only when it holds what may be unreadable (a number, an
+ * escaped member name); with neither, an object is readable. */
+static int s_image_readable(struct s_parser *ps, const struct fanout_jnode *img)
+{
+    if (img->child || !img->inside)
+        return fanout_ddb_readable(img);
+    char err[8];
+    const struct fanout_jnode *full =
+        fanout_jscan_valid(img->text, img->len, &ps->scratch, err, sizeof err);
+    return full && fanout_ddb_readable(full);
+}
+
 static void s_parse_dynamodb(struct s_parser *ps, struct fanout_raw_record *r)
 {
     r->kind = FANOUT_SRC_DYNAMODB;
@@ -356,22 +374,21 @@ static void s_parse_dynamodb(struct s_parser *ps, struct fanout_raw_record *r)
         return;
     }
     const struct fanout_jnode *keys = fanout_jget(d, "Keys");
-    if ((keys && !fanout_ddb_readable(keys)) || (img && !fanout_ddb_readable(img))) {
+    if ((keys && !fanout_ddb_readable(keys)) || (img && !s_image_readable(ps, img))) {
         s_fail(ps, r, "field \"dynamodb\": cannot be read (out of memory?)");
         return;
     }
     r->image = img ? img->text : NULL;
     r->image_len = img ? img->len : 0;
-    struct fanout_sbuf kb = {0};
+    struct fanout_sbuf *kb = &ps->key;
     char err[256];
-    if (fanout_ddb_key_write(keys, &kb, err, sizeof err) != 0) {
+    fanout_sbuf_reset(kb);
+    if (fanout_ddb_key_write(keys, kb, err, sizeof err) != 0) {
         s_fail(ps, r, "field \"dynamodb.Keys\": %s", err);
-        fanout_sbuf_free(&kb);
         return;
     }
-    r->key = fanout_arena_memdup(ps->arena, kb.bytes ? kb.bytes : (uint8_t *)"", kb.len);
-    r->key_len = kb.len;
-    fanout_sbuf_free(&kb);
+    r->key = fanout_arena_memdup(ps->arena, kb->bytes ? kb->bytes : (uint8_t *)"", kb->len);
+    r->key_len = kb->len;
 }
 
 static void s_parse_records(struct s_parser *ps, const struct fanout_jnode *records,
@@ -603,9 +620,11 @@ int fanout_event_parse(const char *json, size_t len, struct fanout_arena *arena,
      * (s_each_record) as the scan meets it, so the nodes of one record at
      * a time are in memory, not those of all 10,000. The records read
      * before an error in the event are dropped with it. */
-    const struct fanout_jnode *root = fanout_jscan_each(
-        json, len, "Records", arena, &ps.scratch, s_each_record, &ps, why, sizeof why);
+    const struct fanout_jnode *root =
+        fanout_jscan_each_skip(json, len, "Records", "dynamodb", s_ddb_skipped, arena,
+                               &ps.scratch, s_each_record, &ps, why, sizeof why);
     fanout_arena_free(&ps.scratch);
+    fanout_sbuf_free(&ps.key);
     if (!root) {
         fanout_event_clean_up(ev);
         snprintf(err, err_len, "event is not valid JSON: %s", why);

@@ -179,6 +179,39 @@ static size_t s_depth(const uint8_t *p, size_t n)
     return max;
 }
 
+/* fanout_jscan_each_skip's callback: each element's full nodes against
+ * those of a scan with nodes everywhere: the same repeated name at the same
+ * path (fanout_jdup scans the skipped values again when in doubt), and a
+ * skipped value proved distinct holds no repeated name. */
+static void s_skip_each(void *ctx, const struct fanout_jnode *kept,
+                        const struct fanout_jnode *full)
+{
+    (void)ctx;
+    char err[64], p1[160], p2[160];
+    if (kept->type != FANOUT_J_OBJECT && kept->type != FANOUT_J_ARRAY)
+        return; /* a string's text is inside its quotes */
+    const struct fanout_jnode *all =
+        fanout_jscan_valid(kept->text, kept->len, &s_arena, err, sizeof err);
+    FUZZ_CHECK(all != NULL, "fanout_jscan_valid refused an element: %s", err);
+    int r1 = fanout_jdup(full, &s_arena, p1, sizeof p1);
+    int r2 = fanout_jdup(all, &s_arena, p2, sizeof p2);
+    FUZZ_CHECK(r1 == r2 && (r1 != 1 || strcmp(p1, p2) == 0),
+               "skip mode: repeated name %d \"%s\", with nodes %d \"%s\"", r1, p1, r2, p2);
+    const struct fanout_jnode *d = fanout_jget(full, "dynamodb");
+    for (const struct fanout_jnode *m = d && d->type == FANOUT_J_OBJECT ? d->child : NULL;
+         m; m = m->next) {
+        if (m->child || !m->count)
+            continue;
+        const struct fanout_jnode *again =
+            fanout_jscan_valid(m->text, m->len, &s_arena, err, sizeof err);
+        FUZZ_CHECK(again && again->count == m->count,
+                   "skipped value scanned again differs");
+        if (m->distinct)
+            FUZZ_CHECK(fanout_jdup(again, &s_arena, p1, sizeof p1) == 0,
+                       "skipped value proved distinct repeats \"%s\"", p1);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_quiet_logs();
@@ -206,6 +239,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         else
             FUZZ_CHECK(strcmp(err, err2) == 0, "the shallow scan's error differs: %s / %s",
                        err, err2);
+    }
+    /* the skip mode of fanout_jscan_each: the same inputs accepted, the same
+     * errors */
+    {
+        static const char *const images[] = {"NewImage", "OldImage", NULL};
+        static struct fanout_arena scratch;
+        char err3[256];
+        const struct fanout_jnode *skipped = fanout_jscan_each_skip(
+            (const char *)data, size, "Records", "dynamodb", images, &s_arena, &scratch,
+            s_skip_each, NULL, err3, sizeof err3);
+        FUZZ_CHECK((skipped != NULL) == (root != NULL),
+                   "the skip scan %s what the full scan %s",
+                   skipped ? "accepts" : "refuses", root ? "accepts" : "refuses");
+        if (!root)
+            FUZZ_CHECK(strcmp(err, err3) == 0, "the skip scan's error differs: %s / %s",
+                       err, err3);
+        fanout_arena_reset(&scratch);
     }
     /* jansson stops reading at a NUL byte ("null\0x" is null to it): no
      * comparison then */

@@ -748,6 +748,170 @@ START_TEST(jscan_each_hands_over_the_records)
 }
 END_TEST
 
+/* fanout_jscan_each_skip's callback: the full node of the first element. */
+static void s_each_keep_first(void *ctx, const struct fanout_jnode *kept,
+                              const struct fanout_jnode *full)
+{
+    (void)kept;
+    const struct fanout_jnode **first = ctx;
+    if (!*first)
+        *first = full;
+}
+
+static const char *const s_images[] = {"NewImage", "OldImage", NULL};
+
+START_TEST(jscan_each_skip_validates_without_nodes)
+{
+    char err[256], want[256];
+    struct fanout_arena scratch = {0};
+    const struct fanout_jnode *full = NULL;
+    const char *text =
+        "{\"Records\":[{\"NewImage\":{\"x\":{\"S\":\"1\"}},\"dynamodb\":{\"Keys\":{\"k\":"
+        "{\"S\":\"a\"}},\"NewImage\":{\"a\":{\"S\":\"x\"}, \"b\" : {\"L\":[{\"N\":\"1\"},"
+        "{\"NULL\":true}]}},\"OldImage\":{\"c\":7},\"New\\u0049mage\":{\"d\":{}}}}]}";
+    ck_assert_ptr_nonnull(fanout_jscan_each_skip(
+        text, strlen(text), "Records", "dynamodb", s_images, &s_arena, &scratch,
+        s_each_keep_first, &full, err, sizeof err));
+    ck_assert_ptr_nonnull(full);
+    const struct fanout_jnode *d = fanout_jget(full, "dynamodb");
+    const struct fanout_jnode *img = fanout_jget(d, "NewImage");
+    /* skipped: its own node, nothing below */
+    ck_assert_ptr_null(img->child);
+    ck_assert_uint_eq(img->count, 2);
+    ck_assert_int_eq(img->distinct, 1);
+    ck_assert_int_eq(img->inside, 0);
+    ck_assert_str_eq(
+        fanout_arena_memdup(&s_arena, img->text, img->len),
+        "{\"a\":{\"S\":\"x\"}, \"b\" : {\"L\":[{\"N\":\"1\"},{\"NULL\":true}]}}");
+    const struct fanout_jnode *old = fanout_jget(d, "OldImage");
+    ck_assert_ptr_null(old->child);
+    ck_assert_int_eq(old->inside, FANOUT_J_HAS_NUMBER);
+    /* the rest has its nodes: Keys, another member's NewImage, a name
+     * with an escape */
+    ck_assert_ptr_nonnull(fanout_jget(d, "Keys")->child);
+    ck_assert_ptr_nonnull(fanout_jget(full, "NewImage")->child);
+    ck_assert_ptr_nonnull(fanout_jget(d, "NewImage")->next->next->child);
+
+    /* repeated names: found by fanout_jdup at the same path as in the
+     * full scan, whatever proves them (an escape, names alike) */
+    static const char *const dups[] = {
+        "{\"NewImage\":{\"a\":{\"S\":\"x\"},\"\\u0061\":{\"S\":\"y\"}}}",
+        "{\"NewImage\":{\"a\":{\"M\":{\"p\":{\"S\":\"1\"},\"q\":{\"S\":\"2\"},\"p\":{}}}}}",
+        "{\"OldImage\":{\"ab\":1,\"ab\":2}}",
+        "{\"OldImage\":[{\"ab\":1,\"cb\":2,\"ab\":3}]}",
+    };
+    for (size_t i = 0; i < sizeof dups / sizeof dups[0]; i++) {
+        char ev[512], path[160], path_full[160];
+        snprintf(ev, sizeof ev, "{\"Records\":[{\"dynamodb\":%s}]}", dups[i]);
+        full = NULL;
+        ck_assert_ptr_nonnull(fanout_jscan_each_skip(
+            ev, strlen(ev), "Records", "dynamodb", s_images, &s_arena, &scratch,
+            s_each_keep_first, &full, err, sizeof err));
+        const struct fanout_jnode *whole =
+            fanout_jscan_valid(full->text, full->len, &s_arena, err, sizeof err);
+        ck_assert_int_eq(fanout_jdup(whole, &s_arena, path_full, sizeof path_full), 1);
+        ck_assert_int_eq(fanout_jdup(full, &s_arena, path, sizeof path), 1);
+        ck_assert_str_eq(path, path_full);
+    }
+    /* many distinct names (beyond what the scan proves): none found */
+    char many[4096] = "{\"Records\":[{\"dynamodb\":{\"NewImage\":{";
+    for (int i = 0; i < 60; i++)
+        snprintf(many + strlen(many), sizeof many - strlen(many), "%s\"n%d\":{\"S\":\"v\"}",
+                 i ? "," : "", i);
+    strcat(many, "}}}]}");
+    full = NULL;
+    ck_assert_ptr_nonnull(fanout_jscan_each_skip(
+        many, strlen(many), "Records", "dynamodb", s_images, &s_arena, &scratch,
+        s_each_keep_first, &full, err, sizeof err));
+    char path[160];
+    ck_assert_int_eq(fanout_jdup(full, &s_arena, path, sizeof path), 0);
+
+    /* errors inside a skipped value: those of the scan with nodes, at the
+     * same line and column */
+    static const char *const bad[] = {
+        "{\"a\":{\"S\":\"\x01\"}}",
+        "{\"a\":{\"S\":\"\\x\"}}",
+        "{\"a\" {\"S\":\"x\"}}",
+        "{\"a\":{\"S\":\"x\"} \"b\":1}",
+        "{\"a\":{\"S\":\"x\"},}",
+        "{\"a\":[1,]}",
+        "{\"a\":tru}",
+        "{\"a\":01}",
+        "{\"a\":-}",
+        "{\"a\":\"\xc3\"}",
+        "{a:1}",
+        "{\"a\":[1 2]}",
+        "{\"a\":{\"S\":\"x\"}",
+        "{\"a\":\n[",
+        "{\"a\":\"\\ud800\"}",
+        "{\"a\":1.}",
+        "{\"a\":[}",
+        "{\"a\":\"x\"]",
+        "[1,2}",
+        "{\"a\":nul}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char ev[512];
+        snprintf(ev, sizeof ev, "{\"Records\":[{\"dynamodb\":{\"NewImage\":%s}}]}", bad[i]);
+        ck_assert_ptr_null(
+            fanout_jscan_shallow(ev, strlen(ev), 2, &s_arena, want, sizeof want));
+        ck_assert_ptr_null(fanout_jscan_each_skip(
+            ev, strlen(ev), "Records", "dynamodb", s_images, &s_arena, &scratch,
+            s_each_keep_first, &full, err, sizeof err));
+        ck_assert_str_eq(err, want);
+    }
+    /* nested too deeply */
+    char deep[1400] = "{\"Records\":[{\"dynamodb\":{\"OldImage\":";
+    for (int i = 0; i < 600; i++)
+        strcat(deep, "[");
+    ck_assert_ptr_null(
+        fanout_jscan_shallow(deep, strlen(deep), 2, &s_arena, want, sizeof want));
+    ck_assert_ptr_null(fanout_jscan_each_skip(deep, strlen(deep), "Records", "dynamodb",
+                                              s_images, &s_arena, &scratch,
+                                              s_each_keep_first, &full, err, sizeof err));
+    ck_assert_str_eq(err, want);
+    ck_assert_ptr_nonnull(strstr(err, "nested too deeply"));
+    fanout_arena_free(&scratch);
+}
+END_TEST
+
+/* A NewImage jansson could not read (as the images were read before) fails
+ * its record; one with an ordinary number is read. */
+START_TEST(dynamodb_image_unreadable)
+{
+    static const struct {
+        const char *image;
+        int readable;
+    } cases[] = {
+        {"{\"a\":{\"N\":\"1\"},\"b\":5}", 1},
+        {"{\"a\":{\"S\":\"x\"},\"b\":1e999}", 0},
+        {"{\"a\":{\"L\":[99999999999999999999]}}", 0},
+        {"{\"a\\u0000\":{\"S\":\"x\"}}", 0},
+        {"{\"a\\u0062\":{\"S\":\"x\"}}", 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[1024], err[256];
+        snprintf(text, sizeof text,
+                 "{\"Records\":[{\"eventSource\":\"aws:dynamodb\",\"eventName\":\"INSERT\","
+                 "\"eventSourceARN\":\"arn:aws:dynamodb:eu-west-1:1:table/t/stream/s\","
+                 "\"dynamodb\":{\"SequenceNumber\":\"7\",\"Keys\":{\"k\":{\"S\":\"a\"}},"
+                 "\"NewImage\":%s}}]}",
+                 cases[i].image);
+        struct fanout_event ev;
+        ck_assert_int_eq(
+            fanout_event_parse(text, strlen(text), &s_arena, &ev, err, sizeof err), 0);
+        ck_assert_uint_eq(ev.count, 1);
+        if (cases[i].readable)
+            ck_assert_msg(!ev.records[0].error, "%s: %s", cases[i].image,
+                          ev.records[0].error);
+        else
+            ck_assert_str_eq(ev.records[0].error,
+                             "record 0 (sequence number 7): field \"dynamodb\": cannot be "
+                             "read (out of memory?)");
+    }
+}
+END_TEST
+
 START_TEST(jscan_values_and_escapes)
 {
     char err[256];
@@ -1008,6 +1172,8 @@ int main(void)
     tcase_add_test(tc, duplicate_key_in_dynamodb_and_sns);
     tcase_add_test(tc, arrival_times);
     tcase_add_test(tc, arrival_times_match_strtod);
+    tcase_add_test(tc, jscan_each_skip_validates_without_nodes);
+    tcase_add_test(tc, dynamodb_image_unreadable);
     tcase_add_test(tc, whole_record_insert_modify_remove);
     tcase_add_test(tc, whole_record_bad_old_image);
     suite_add_tcase(s, tc);
