@@ -61,6 +61,8 @@
  * flows after 350 s. */
 #define HTTP_KEEPIDLE_S  60L
 #define HTTP_KEEPINTVL_S 30L
+/* CURLOPT_UPLOAD_BUFFERSIZE: libcurl's least (its default is 64 KiB) */
+#define HTTP_UPLOAD_BUFFER (16L * 1024)
 
 struct s_insecure_host {
     char host[HTTP_HOST_LEN];
@@ -784,6 +786,12 @@ static int s_prepare(struct s_xfer *x)
     S_SET(CURLOPT_TCP_KEEPALIVE, 1L);
     S_SET(CURLOPT_TCP_KEEPIDLE, HTTP_KEEPIDLE_S);
     S_SET(CURLOPT_TCP_KEEPINTVL, HTTP_KEEPINTVL_S);
+    /* a body over 64 KB goes out in slices copied into libcurl's upload
+     * buffer (every body over TLS): 16 KiB slices, not 64, cost a few more
+     * send calls where 16 parallel PutRecords kept 1 MB of copies (e2e peak
+     * RSS -0.9 MB). The receive buffer stays at its 16 KiB: 4 KiB saved
+     * nothing measurable. */
+    S_SET(CURLOPT_UPLOAD_BUFFERSIZE, HTTP_UPLOAD_BUFFER);
     /* proxies: CURLOPT_PROXY left unset, so libcurl reads http_proxy,
      * HTTPS_PROXY, ALL_PROXY and NO_PROXY itself */
     S_SET(CURLOPT_SSL_VERIFYPEER, insecure ? 0L : 1L);

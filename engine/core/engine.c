@@ -2,12 +2,14 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "aws/client.h"
 #include "aws/retry.h"
@@ -939,10 +941,32 @@ static void *s_pool_main(void *arg)
     return NULL;
 }
 
+/* One malloc arena per CPU, not glibc's eight: each pool thread would get
+ * an arena of its own, and memory freed in one (a request body, libcurl's
+ * buffers) is not reused by another, so 16 threads kept 16 arenas' free
+ * space resident (e2e to Kinesis, SQS and Redis: peak RSS -1.5 to -2.3 MB,
+ * 400 fewer page faults, CPU unchanged: the threads mostly wait for answers, so
+ * no more than one per CPU allocates at a time). MALLOC_ARENA_MAX or a
+ * glibc.malloc tunable in the environment is left to rule. */
+static pthread_once_t s_arenas_once = PTHREAD_ONCE_INIT;
+
+static void s_limit_arenas(void)
+{
+#if defined(__GLIBC__) && defined(M_ARENA_MAX)
+    const char *tunables = getenv("GLIBC_TUNABLES");
+    if (getenv("MALLOC_ARENA_MAX") ||
+        (tunables && strstr(tunables, "glibc.malloc.arena_max")))
+        return;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    (void)mallopt(M_ARENA_MAX, cpus < 1 ? 1 : cpus > 64 ? 64 : (int)cpus);
+#endif
+}
+
 /* At least `want` threads in the pool when they can be made (lock held):
  * how many there are. */
 static size_t s_pool_grow(struct s_pool *p, size_t want)
 {
+    pthread_once(&s_arenas_once, s_limit_arenas);
     if (want > p->count) {
         pthread_t *t = realloc(p->threads, want * sizeof *t);
         if (!t)
