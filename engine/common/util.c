@@ -549,3 +549,39 @@ int fanout_valid_type_name(const char *s)
     }
     return n > 0;
 }
+
+static const char *s_own_env[4];
+
+void fanout_env_set_own(const char *name, const char *value)
+{
+    size_t n = 0;
+    while (n < sizeof s_own_env / sizeof *s_own_env && s_own_env[n])
+        n++;
+    if (n == sizeof s_own_env / sizeof *s_own_env || getenv(name))
+        return;
+    if (setenv(name, value, 0) == 0)
+        s_own_env[n] = name;
+}
+
+char **fanout_child_env(void)
+{
+    extern char **environ;
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **env = malloc((n + 1) * sizeof *env);
+    if (!env)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        int own = 0;
+        for (size_t j = 0; j < sizeof s_own_env / sizeof *s_own_env && s_own_env[j]; j++) {
+            size_t len = strlen(s_own_env[j]);
+            own |= !strncmp(environ[i], s_own_env[j], len) && environ[i][len] == '=';
+        }
+        if (!own)
+            env[k++] = environ[i];
+    }
+    env[k] = NULL;
+    return env;
+}

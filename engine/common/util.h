@@ -65,4 +65,15 @@ const char *fanout_quote(char buf[FANOUT_QUOTE_SIZE], const char *s);
 /* Type names are [a-z0-9_-]{1,64}: never a path. */
 int fanout_valid_type_name(const char *s);
 
+/* Sets name=value in this process's environment unless name is already
+ * set, for fanout's own libraries only: the processes fanout starts get
+ * fanout_child_env(), without it. Call before any thread starts (setenv
+ * races with getenv). At most four names. */
+void fanout_env_set_own(const char *name, const char *value);
+
+/* The environment without the variables fanout_env_set_own added: a
+ * NULL-terminated copy of `environ`'s pointers to free() (not the strings),
+ * NULL when out of memory. */
+char **fanout_child_env(void);
+
 #endif

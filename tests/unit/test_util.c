@@ -395,6 +395,39 @@ START_TEST(log_request_id)
 }
 END_TEST
 
+/* What fanout sets for its own libraries stays out of the processes it
+ * starts; a variable the user set is neither changed nor hidden. */
+static int s_in_env(char **env, const char *entry)
+{
+    for (; *env; env++)
+        if (!strcmp(*env, entry))
+            return 1;
+    return 0;
+}
+
+START_TEST(own_env_hidden_from_children)
+{
+    ck_assert_int_eq(setenv("FANOUT_TEST_USER_SET", "mine", 1), 0);
+    unsetenv("FANOUT_TEST_OWN");
+    fanout_env_set_own("FANOUT_TEST_OWN", "1");
+    fanout_env_set_own("FANOUT_TEST_USER_SET", "theirs");
+    ck_assert_str_eq(getenv("FANOUT_TEST_OWN"), "1");
+    ck_assert_str_eq(getenv("FANOUT_TEST_USER_SET"), "mine");
+    char **env = fanout_child_env();
+    ck_assert_ptr_nonnull(env);
+    ck_assert(!s_in_env(env, "FANOUT_TEST_OWN=1"));
+    ck_assert(s_in_env(env, "FANOUT_TEST_USER_SET=mine"));
+    size_t n = 0, m = 0;
+    while (env[n])
+        n++;
+    extern char **environ;
+    while (environ[m])
+        m++;
+    ck_assert_uint_eq(n + 1, m); /* only that one left out */
+    free(env);
+}
+END_TEST
+
 START_TEST(type_names)
 {
     ck_assert(fanout_valid_type_name("sqs"));
@@ -427,6 +460,7 @@ int main(void)
     tcase_add_test(tc, json_string_escaping);
     tcase_add_test(tc, buf_and_arena);
     tcase_add_test(tc, type_names);
+    tcase_add_test(tc, own_env_hidden_from_children);
     tcase_add_test(tc, quote_caps_and_marks);
     tcase_add_test(tc, log_escapes_and_caps);
     tcase_add_test(tc, log_levels_and_formats);
