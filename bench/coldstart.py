@@ -36,12 +36,13 @@ def run_once(argv, env, check=True):
     return (ru.ru_utime + ru.ru_stime) * 1000, wall * 1000
 
 
-def run_runtime(fanout, env, tmp):
-    """The bootstrap against the emulator: one empty event, then the API
-    goes away and the loop exits (non-zero: the API is unreachable)."""
+def run_runtime(fanout, env, tmp, event=None):
+    """The bootstrap against the emulator: one event (empty by default), then
+    the API goes away and the loop exits (non-zero: the API is
+    unreachable)."""
     events = os.path.join(tmp, "events.json")
     with open(events, "w") as f:
-        json.dump([{"event": {"Records": []}}], f)
+        json.dump([{"event": event if event is not None else {"Records": []}}], f)
     emu = subprocess.Popen([
         "/usr/bin/python3", os.path.join(SOURCE, "tests", "servers", "runtime_emulator.py"),
         "--events", events, "--output", os.path.join(tmp, "api.jsonl"),
@@ -99,9 +100,12 @@ def main():
             cpu, wall, rss = measure(argv, env, args.runs)
             print("| %s | %.1f | %.1f | %.1f |" % (name, cpu, wall, rss))
         env_rt = dict(env, FANOUT_CONFIG=cfg)
-        rows = [run_runtime(fanout, env_rt, tmp) for _ in range(args.runs)]
-        print("| Runtime API loop, empty event | %.1f | %.1f | - |" % tuple(
-            statistics.median(r[i] for r in rows) for i in range(2)))
+        for name, body in events:
+            event = json.loads(body)
+            rows = [run_runtime(fanout, env_rt, tmp, event) for _ in range(args.runs)]
+            print("| Runtime API loop, %s%s | %.1f | %.1f | - |" % (
+                name, " event" if name == "empty" else "", *(
+                    statistics.median(r[i] for r in rows) for i in range(2))))
 
 
 if __name__ == "__main__":
