@@ -554,6 +554,62 @@ static inline const char *s_skip_string(struct s_p *s, const char *p, int *escap
     return text + len;
 }
 
+/* The closing quote of a string of printable ASCII without escapes whose
+ * text starts at `q`, or NULL for any other string (or one near the end
+ * of the text): a fast path that s_string then reads in full. */
+static inline const char *s_plain_end(const char *q, const char *end)
+{
+#ifdef __SSE2__
+    while (end - q >= 16) {
+        const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
+        const __m128i stop =
+            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                      _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                         _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+        unsigned mask = (unsigned)_mm_movemask_epi8(stop);
+        if (mask) {
+            q += __builtin_ctz(mask);
+            return *q == '"' ? q : NULL;
+        }
+        q += 16;
+    }
+#else
+    (void)q;
+    (void)end;
+#endif
+    return NULL;
+}
+
+/* An object of one member whose name is a plain string and whose value a
+ * plain string or a literal, as DynamoDB writes an attribute value
+ * ({"S": "text"}, {"BOOL": true}), at its '{' `p`: the end of the
+ * object, or NULL for any other text (which s_skip_container then reads).
+ * Nothing to count: one name, no number. */
+static inline const char *s_skip_pair(const char *p, const char *end)
+{
+    if (end - p < 2 || p[1] != '"')
+        return NULL;
+    const char *q = s_plain_end(p + 2, end);
+    if (!q || end - q < 8 || q[1] != ':')
+        return NULL;
+    q += 2;
+    if (*q == ' ')
+        q++;
+    if (*q == '"') {
+        q = s_plain_end(q + 1, end);
+        if (!q || end - q < 2)
+            return NULL;
+        q++;
+    } else if (memcmp(q, "true", 4) == 0 || memcmp(q, "null", 4) == 0) {
+        q += 4;
+    } else if (memcmp(q, "false", 5) == 0) {
+        q += 5;
+    } else {
+        return NULL;
+    }
+    return q < end && *q == '}' ? q + 1 : NULL;
+}
+
 /* s_container without nodes: validated and checked for repeated names as
  * s_value does (the same errors at the same places), the members counted
  * into *count. The value of a member is read here, but for a container:
@@ -645,11 +701,17 @@ static int s_skip_container(struct s_p *s, int depth, int object, size_t *count)
                 break;
             p = q + 1;
         } else if (c == '{' || c == '[') {
-            size_t inner;
-            s->p = p;
-            if (s_skip_container(s, depth + 1, c == '{', &inner) != 0)
-                break;
-            p = s->p;
+            const char *pair =
+                c == '{' && depth + 2 <= MAX_DEPTH ? s_skip_pair(p, end) : NULL;
+            if (pair) {
+                p = pair;
+            } else {
+                size_t inner;
+                s->p = p;
+                if (s_skip_container(s, depth + 1, c == '{', &inner) != 0)
+                    break;
+                p = s->p;
+            }
         } else if (c == 't' || c == 'f' || c == 'n') {
             const char *lit = c == 't' ? "true" : c == 'f' ? "false" : "null";
             size_t lit_len = c == 'f' ? 5 : 4;
