@@ -523,37 +523,6 @@ static int s_skip_among(const struct s_p *s, size_t from, const char *key, size_
     return 0;
 }
 
-/* A string at its opening quote `p`: the end of its text (at the closing
- * quote) and whether it has escapes, or NULL after s_fail. A string of
- * printable ASCII without escapes closing within 16 bytes is read here;
- * any other through s_string, from its start (the same errors). */
-static inline const char *s_skip_string(struct s_p *s, const char *p, int *escaped)
-{
-#ifdef __SSE2__
-    if (s->end - p > 16) {
-        const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 1));
-        const __m128i stop =
-            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
-                                      _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
-                         _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
-        unsigned mask = (unsigned)_mm_movemask_epi8(stop);
-        if (mask) {
-            const char *q = p + 1 + __builtin_ctz(mask);
-            if (*q == '"') {
-                *escaped = 0;
-                return q;
-            }
-        }
-    }
-#endif
-    const char *text;
-    size_t len;
-    s->p = p;
-    if (s_string_short(s, &text, &len, escaped) != 0)
-        return NULL;
-    return text + len;
-}
-
 /* The closing quote of a string of printable ASCII without escapes whose
  * text starts at `q`, or NULL for any other string (or one near the end
  * of the text): a fast path that s_string then reads in full. */
@@ -578,6 +547,25 @@ static inline const char *s_plain_end(const char *q, const char *end)
     (void)end;
 #endif
     return NULL;
+}
+
+/* A string at its opening quote `p`: the end of its text (at the closing
+ * quote) and whether it has escapes, or NULL after s_fail. A string of
+ * printable ASCII without escapes is read here; any other through
+ * s_string, from its start (the same errors). */
+static inline const char *s_skip_string(struct s_p *s, const char *p, int *escaped)
+{
+    const char *q = s_plain_end(p + 1, s->end);
+    if (q) {
+        *escaped = 0;
+        return q;
+    }
+    const char *text;
+    size_t len;
+    s->p = p;
+    if (s_string_short(s, &text, &len, escaped) != 0)
+        return NULL;
+    return text + len;
 }
 
 /* An object of one member whose name is a plain string and whose value a
