@@ -481,8 +481,6 @@ struct s_name {
     size_t len;
 };
 
-static int s_skip_value(struct s_p *s, int depth);
-
 /* Whether the member `key` of the object at `depth` is to be skipped (at
  * depth 2, an element's member: notes whether it is skip_in). Names with
  * escapes never match: their values get nodes, as before. */
@@ -503,16 +501,17 @@ static int s_skip_here(struct s_p *s, int depth, const char *key, size_t key_len
     return 0;
 }
 
-/* s_ws, a single space first */
-static inline void s_skip_ws(struct s_p *s)
+/* s_ws on a local pointer: the skip functions keep theirs in a register
+ * and store it in s->p only for a call out and at an error */
+static inline const char *s_skip_ws_at(const char *p, const char *end)
 {
-    if (s->p < s->end && (unsigned char)*s->p > ' ')
-        return;
-    if (s->end - s->p >= 2 && s->p[0] == ' ' && (unsigned char)s->p[1] > ' ') {
-        s->p++;
-        return;
-    }
-    s_ws(s);
+    if (p < end && (unsigned char)*p > ' ')
+        return p;
+    if (end - p >= 2 && *p == ' ' && (unsigned char)p[1] > ' ')
+        return p + 1;
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+        p++;
+    return p;
 }
 
 /* A name among the names from `from` on the stack. */
@@ -524,115 +523,222 @@ static int s_skip_among(const struct s_p *s, size_t from, const char *key, size_
     return 0;
 }
 
-/* s_container without nodes: the members counted into *count. */
+/* The closing quote of a string of printable ASCII without escapes whose
+ * text starts at `q`, or NULL for any other string (or one near the end
+ * of the text): a fast path that s_string then reads in full. */
+static inline const char *s_plain_end(const char *q, const char *end)
+{
+#ifdef __SSE2__
+    while (end - q >= 16) {
+        const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
+        const __m128i stop =
+            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                      _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                         _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+        unsigned mask = (unsigned)_mm_movemask_epi8(stop);
+        if (mask) {
+            q += __builtin_ctz(mask);
+            return *q == '"' ? q : NULL;
+        }
+        q += 16;
+    }
+#else
+    (void)q;
+    (void)end;
+#endif
+    return NULL;
+}
+
+/* A string at its opening quote `p`: the end of its text (at the closing
+ * quote) and whether it has escapes, or NULL after s_fail. A string of
+ * printable ASCII without escapes is read here; any other through
+ * s_string, from its start (the same errors). */
+static inline const char *s_skip_string(struct s_p *s, const char *p, int *escaped)
+{
+    const char *q = s_plain_end(p + 1, s->end);
+    if (q) {
+        *escaped = 0;
+        return q;
+    }
+    const char *text;
+    size_t len;
+    s->p = p;
+    if (s_string_short(s, &text, &len, escaped) != 0)
+        return NULL;
+    return text + len;
+}
+
+/* An object of one member whose name is a plain string and whose value a
+ * plain string or a literal, as DynamoDB writes an attribute value
+ * ({"S": "text"}, {"BOOL": true}), at its '{' `p`: the end of the
+ * object, or NULL for any other text (which s_skip_container then reads).
+ * Nothing to count: one name, no number. */
+static inline const char *s_skip_pair(const char *p, const char *end)
+{
+    if (end - p < 2 || p[1] != '"')
+        return NULL;
+    const char *q = s_plain_end(p + 2, end);
+    if (!q || end - q < 8 || q[1] != ':')
+        return NULL;
+    q += 2;
+    if (*q == ' ')
+        q++;
+    if (*q == '"') {
+        q = s_plain_end(q + 1, end);
+        if (!q || end - q < 2)
+            return NULL;
+        q++;
+    } else if (memcmp(q, "true", 4) == 0 || memcmp(q, "null", 4) == 0) {
+        q += 4;
+    } else if (memcmp(q, "false", 5) == 0) {
+        q += 5;
+    } else {
+        return NULL;
+    }
+    return q < end && *q == '}' ? q + 1 : NULL;
+}
+
+/* s_container without nodes: validated and checked for repeated names as
+ * s_value does (the same errors at the same places), the members counted
+ * into *count. The value of a member is read here, but for a container:
+ * one call per container, not per token. */
 static int s_skip_container(struct s_p *s, int depth, int object, size_t *count)
 {
-    char close = object ? '}' : ']';
-    s->p++;
-    s_skip_ws(s);
-    *count = 0;
-    if (s->p < s->end && *s->p == close) {
-        s->p++;
+    const char *p = s->p + 1, *end = s->end;
+    const char close = object ? '}' : ']';
+    size_t n = 0;
+    p = s_skip_ws_at(p, end);
+    if (p < end && *p == close) {
+        s->p = p + 1;
+        *count = 0;
         return 0;
     }
     size_t base = s->names_top;
     uint64_t seen = 0;
     int in_doubt = 0, listed = 1; /* listed: every name so far is on the stack */
+    const char *first = NULL;     /* the first name: on the stack at the second */
+    size_t first_len = 0;
     int rc = -1;
     for (;;) {
         if (object) {
-            const char *key;
-            size_t key_len;
             int key_escaped;
-            s_skip_ws(s);
-            if (s->p >= s->end || *s->p != '"') {
+            p = s_skip_ws_at(p, end);
+            if (p >= end || *p != '"') {
+                s->p = p;
                 s_fail(s, "expected a member name in double quotes");
                 break;
             }
-            if (s_string_short(s, &key, &key_len, &key_escaped) != 0)
+            const char *key = p + 1, *key_end = s_skip_string(s, p, &key_escaped);
+            if (!key_end)
                 break;
-            s_skip_ws(s);
-            if (s->p >= s->end || *s->p != ':') {
-                s_fail(s, "expected ':' after a member name");
-                break;
+            size_t key_len = (size_t)(key_end - key);
+            p = key_end + 1;
+            if (p >= end || *p != ':') {
+                p = s_skip_ws_at(p, end);
+                if (p >= end || *p != ':') {
+                    s->p = p;
+                    s_fail(s, "expected ':' after a member name");
+                    break;
+                }
             }
-            s->p++;
+            p++;
             if (key_escaped)
                 s->inside |= FANOUT_J_HAS_ESCAPED_NAME;
             if (!in_doubt) {
-                uint64_t bit = s_name_bit(key, key_len);
-                in_doubt =
-                    key_escaped || *count >= S_NAMES ||
-                    ((seen & bit) && (!listed || s_skip_among(s, base, key, key_len)));
-                seen |= bit;
-                s->doubt += (size_t)in_doubt;
-                if (s->names_top < S_SKIP_NAMES)
-                    s->names[s->names_top++] = (struct s_name){key, key_len};
-                else
-                    listed = 0;
+                if (n == 1) { /* the first name, as it would have been at once */
+                    seen = s_name_bit(first, first_len);
+                    if (s->names_top < S_SKIP_NAMES)
+                        s->names[s->names_top++] = (struct s_name){first, first_len};
+                    else
+                        listed = 0;
+                }
+                if (n == 0 && !key_escaped) {
+                    first = key;
+                    first_len = key_len;
+                } else {
+                    uint64_t bit = s_name_bit(key, key_len);
+                    in_doubt =
+                        key_escaped || n >= S_NAMES ||
+                        ((seen & bit) && (!listed || s_skip_among(s, base, key, key_len)));
+                    seen |= bit;
+                    s->doubt += (size_t)in_doubt;
+                    if (s->names_top < S_SKIP_NAMES)
+                        s->names[s->names_top++] = (struct s_name){key, key_len};
+                    else
+                        listed = 0;
+                }
             }
         }
-        if (s_skip_value(s, depth + 1) != 0)
+        /* the value: s_value without nodes */
+        p = s_skip_ws_at(p, end);
+        if (p >= end) {
+            s->p = p;
+            s_fail(s, "expected a value");
             break;
-        ++*count;
-        s_skip_ws(s);
-        if (s->p < s->end && *s->p == ',') {
-            s->p++;
+        }
+        if (depth + 1 > MAX_DEPTH) {
+            s->p = p;
+            s_fail(s, "nested too deeply");
+            break;
+        }
+        char c = *p;
+        if (c == '"') {
+            int escaped;
+            const char *q = s_skip_string(s, p, &escaped);
+            if (!q)
+                break;
+            p = q + 1;
+        } else if (c == '{' || c == '[') {
+            const char *pair =
+                c == '{' && depth + 2 <= MAX_DEPTH ? s_skip_pair(p, end) : NULL;
+            if (pair) {
+                p = pair;
+            } else {
+                size_t inner;
+                s->p = p;
+                if (s_skip_container(s, depth + 1, c == '{', &inner) != 0)
+                    break;
+                p = s->p;
+            }
+        } else if (c == 't' || c == 'f' || c == 'n') {
+            const char *lit = c == 't' ? "true" : c == 'f' ? "false" : "null";
+            size_t lit_len = c == 'f' ? 5 : 4;
+            if ((size_t)(end - p) < lit_len || memcmp(p, lit, lit_len) != 0) {
+                s->p = p;
+                s_fail(s, "invalid literal (expected true, false or null)");
+                break;
+            }
+            p += lit_len;
+        } else {
+            s->p = p;
+            if ((c != '-' && (c < '0' || c > '9')) || s_number(s) != 0) {
+                s_fail(s, "expected a value (object, array, string, number, true, false "
+                          "or null)");
+                break;
+            }
+            p = s->p;
+            s->inside |= FANOUT_J_HAS_NUMBER;
+        }
+        n++;
+        /* ',' or the close at once, else after whitespace */
+        if (p >= end || (*p != ',' && *p != close))
+            p = s_skip_ws_at(p, end);
+        if (p < end && *p == ',') {
+            p++;
             continue;
         }
-        if (s->p < s->end && *s->p == close) {
-            s->p++;
+        if (p < end && *p == close) {
+            s->p = p + 1;
             rc = 0;
             break;
         }
+        s->p = p;
         s_fail(s, object ? "expected ',' or '}'" : "expected ',' or ']'");
         break;
     }
     s->names_top = base;
+    *count = n;
     return rc;
-}
-
-/* s_value without nodes. */
-static int s_skip_value(struct s_p *s, int depth)
-{
-    s_skip_ws(s);
-    if (s->p >= s->end) {
-        s_fail(s, "expected a value");
-        return -1;
-    }
-    if (depth > MAX_DEPTH) {
-        s_fail(s, "nested too deeply");
-        return -1;
-    }
-    size_t count;
-    const char *text;
-    size_t len;
-    int escaped;
-    switch (*s->p) {
-    case '{': return s_skip_container(s, depth, 1, &count);
-    case '[': return s_skip_container(s, depth, 0, &count);
-    case '"': return s_string_short(s, &text, &len, &escaped);
-    case 't':
-    case 'f':
-    case 'n': {
-        const char *lit = *s->p == 't' ? "true" : *s->p == 'f' ? "false" : "null";
-        size_t n = strlen(lit);
-        if ((size_t)(s->end - s->p) < n || memcmp(s->p, lit, n) != 0) {
-            s_fail(s, "invalid literal (expected true, false or null)");
-            return -1;
-        }
-        s->p += n;
-        return 0;
-    }
-    default:
-        if ((*s->p != '-' && (*s->p < '0' || *s->p > '9')) || s_number(s) != 0) {
-            s_fail(s, "expected a value (object, array, string, number, true, false or "
-                      "null)");
-            return -1;
-        }
-        s->inside |= FANOUT_J_HAS_NUMBER;
-        return 0;
-    }
 }
 
 /* A skipped member's value: a node of its own (count, text, distinct and
@@ -640,7 +746,7 @@ static int s_skip_value(struct s_p *s, int depth)
 __attribute__((noinline)) static struct fanout_jnode *s_skip_member(struct s_p *s,
                                                                     int depth)
 {
-    s_skip_ws(s);
+    s->p = s_skip_ws_at(s->p, s->end);
     if (s->p >= s->end || (*s->p != '{' && *s->p != '[') || depth > MAX_DEPTH)
         return s_value(s, depth);
     struct fanout_jnode *n = s_node(s, depth);

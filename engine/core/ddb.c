@@ -889,6 +889,29 @@ static int s_fast_put(struct s_fast *f, const struct s_fast_str *t)
     return s_put_string(f->c, t->raw, t->raw_len, t->escaped, t->s, t->n, 0);
 }
 
+/* An N string that is JSON as it is: [-]digits[.digits] without a leading
+ * zero (but "0" itself), at most DDB_NUMBER_MAX_DIGITS bytes (within
+ * DynamoDB's range whatever the digits). s_number_check accepts it and
+ * s_number_emit would write it unchanged, so it is copied. */
+static int s_number_plain(const char *s, size_t n)
+{
+    if (!n || n > DDB_NUMBER_MAX_DIGITS)
+        return 0;
+    size_t i = s[0] == '-', d0 = i;
+    while (i < n && s[i] >= '0' && s[i] <= '9')
+        i++;
+    if (i == d0 || (i - d0 > 1 && s[d0] == '0'))
+        return 0;
+    if (i < n && s[i] == '.') {
+        size_t f0 = ++i;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i == f0)
+            return 0;
+    }
+    return i == n;
+}
+
 /* One scalar of type S, N or B: s_emit_scalar. */
 static int s_fast_scalar(struct s_fast *f, char type)
 {
@@ -896,6 +919,8 @@ static int s_fast_scalar(struct s_fast *f, char type)
     if (s_fast_text(f, &t) != 0)
         return -1;
     if (type == 'N') {
+        if (s_number_plain(t.s, t.n))
+            return fanout_sbuf_put(f->c->out, t.s, t.n);
         struct s_num num;
         return s_number_check(f->c, NULL, "N", t.s, t.n, &num) == 0
                    ? s_number_emit(f->c, t.s, t.n, &num)
