@@ -25,11 +25,12 @@ For each event, with one `file` target writing to /dev/null:
 --e2e adds one 10,000 x 200 B event delivered to Kinesis (kinesalite), SQS
 (local-aws-sqs) and Redis (redis-server) at once on loopback: the fanout
 process's CPU, wall and peak RSS, and the requests each server received
-against the fewest the services' limits allow.
+against the fewest the services' limits allow; `--e2e-only kinesis` (or
+any comma-separated subset of kinesis,sqs,redis) delivers to those alone.
 
     bench/bench.py [--build build-release] [--runs 5] [--repeat 30]
                    [--events empty,k8000x100,...] [--e2e] [--markdown]
-                   [--perf FILE] [--keep-servers]
+                   [--e2e-only kinesis,sqs,redis] [--perf FILE] [--keep-servers]
 
 A script, not a test: nothing fails on a time.
 """
@@ -55,6 +56,7 @@ DDB_ARN = ("arn:aws:dynamodb:us-east-1:123456789012:table/bench/stream/"
 ROLE = "arn:aws:iam::123456789012:role/lambda-kinesis-role"
 ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 EVENTS = ("empty", "k8000x100", "k10000x200", "ddb", "kpl")
+TARGETS = ("kinesis", "sqs", "redis")
 
 
 def _payload(rnd, i, size):
@@ -209,11 +211,12 @@ def bench_event(fanout, env, tmp, name, runs, repeat):
     return row
 
 
-def e2e(build, fanout, tmp, runs, perf=None, keep=False):
-    """One 10,000 x 200 B event to Kinesis, SQS and Redis at once. `perf`:
-    one more run under `perf record -g -o perf` (not measured); `keep`:
-    print the command and its environment, then wait for Enter before the
-    servers stop (to run fanout by hand against them)."""
+def e2e(build, fanout, tmp, runs, perf=None, keep=False, only=TARGETS):
+    """One 10,000 x 200 B event to Kinesis, SQS and Redis at once (`only`:
+    the targets among them to deliver to). `perf`: one more run under
+    `perf record -g -o perf` (not measured); `keep`: print the command and
+    its environment, then wait for Enter before the servers stop (to run
+    fanout by hand against them)."""
     sys.path.insert(0, os.path.join(SOURCE, "tests", "integration"))
     os.environ.setdefault("FANOUT_BUILD_DIR", build)
     os.environ.setdefault("FANOUT_SOURCE_DIR", SOURCE)
@@ -245,9 +248,10 @@ def e2e(build, fanout, tmp, runs, perf=None, keep=False):
         queue = qc.create_queue(QueueName="bench-queue")["QueueUrl"]
         cfg = os.path.join(tmp, "e2e.mappings.json")
         with open(cfg, "w") as f:
-            json.dump([harness.mapping("kinesis", "kinesis", "bench-out", ARN),
-                       harness.mapping("sqs", "sqs", queue, ARN, collapse="none"),
-                       harness.mapping("redis", "redis", "127.0.0.1:%d" % rport, ARN)], f)
+            maps = {"kinesis": harness.mapping("kinesis", "kinesis", "bench-out", ARN),
+                    "sqs": harness.mapping("sqs", "sqs", queue, ARN, collapse="none"),
+                    "redis": harness.mapping("redis", "redis", "127.0.0.1:%d" % rport, ARN)}
+            json.dump([maps[t] for t in TARGETS if t in only], f)
         env = dict(os.environ)
         for k in list(env):
             if k.startswith("AWS_"):
@@ -292,7 +296,7 @@ def e2e(build, fanout, tmp, runs, perf=None, keep=False):
     mib = 1024 * 1024
     kin_min = max(math.ceil(n / 500), math.ceil((payload_bytes + n * 6) / (10 * mib)))
     sqs_min = max(math.ceil(n / 10), math.ceil(payload_bytes / mib))
-    return {"bytes": len(event), "records": n,
+    return {"bytes": len(event), "records": n, "only": only,
             "cpu": statistics.median(o[1] for o in out),
             "wall": statistics.median(o[0] for o in out),
             "rss": max(o[2] for o in out) / 1024.0,
@@ -358,9 +362,11 @@ def markdown(rows, e2e_row, build, runs, repeat):
             "%.0f (%.0f)" % (mb / w, mb / r["warm_best"]) if w else "–", r["rss"]))
     if e2e_row:
         e = e2e_row
-        print("\nEnd to end on loopback: one %.1f MB event of 10,000 × 200 B to Kinesis "
-              "(kinesalite), SQS (local-aws-sqs, `collapse` none) and Redis (redis-server) "
-              "at once:\n" % (e["bytes"] / 1e6))
+        names = {"kinesis": "Kinesis (kinesalite)", "sqs": "SQS (local-aws-sqs, `collapse` none)",
+                 "redis": "Redis (redis-server)"}
+        print("\nEnd to end on loopback: one %.1f MB event of 10,000 × 200 B to %s%s:\n" % (
+            e["bytes"] / 1e6, ", ".join(names[t] for t in e["only"]),
+            " at once" if len(e["only"]) > 1 else ""))
         print("| fanout CPU | wall | peak RSS | Kinesis PutRecords (fewest) | "
               "SQS SendMessageBatch (fewest) | Redis SET/MSET commands (records) |")
         print("|---|---|---|---|---|---|")
@@ -377,11 +383,18 @@ def main():
     ap.add_argument("--events", default=",".join(EVENTS))
     ap.add_argument("--e2e", action="store_true")
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--e2e-only", metavar="TARGETS", default=",".join(TARGETS),
+                    help="with --e2e: deliver only to these of %s (comma-separated)"
+                    % ",".join(TARGETS))
     ap.add_argument("--perf", metavar="FILE",
                     help="with --e2e: one more run under perf record -g, written to FILE")
     ap.add_argument("--keep-servers", action="store_true",
                     help="with --e2e: keep the servers up until Enter, printing the command")
     args = ap.parse_args()
+    only = tuple(t for t in args.e2e_only.split(",") if t)
+    if not only or set(only) - set(TARGETS):
+        ap.error("--e2e-only: expected a comma-separated subset of %s, got %r"
+                 % (",".join(TARGETS), args.e2e_only))
     build = os.path.abspath(args.build)
     fanout = os.path.join(build, "engine", "fanout")
     env = dict(os.environ, FANOUT_PLUGIN_PATH=os.path.join(build, "plugins", "file"))
@@ -389,14 +402,14 @@ def main():
         rows = [bench_event(fanout, env, tmp, name, args.runs, args.repeat)
                 for name in args.events.split(",") if name]
         e2e_row = e2e(build, fanout, tmp, args.runs, args.perf,
-                      args.keep_servers) if args.e2e else None
+                      args.keep_servers, only) if args.e2e else None
     if args.markdown:
         markdown(rows, e2e_row, os.path.basename(build), args.runs, args.repeat)
     else:
         text_table(rows)
         if e2e_row:
             e = e2e_row
-            print("e2e 10000x200 to kinesis+sqs+redis: CPU %.0f ms, wall %.0f ms, peak RSS "
+            print("e2e 10000x200 to " + "+".join(e["only"]) + ": CPU %.0f ms, wall %.0f ms, peak RSS "
                   "%.1f MB; requests kinesis %d (fewest %d), sqs %d (fewest %d), redis "
                   "commands %d (records %d)" % (
                       e["cpu"] * 1e3, e["wall"] * 1e3, e["rss"], e["kinesis"][0],

@@ -197,6 +197,66 @@ int fanout_sbuf_json_str(struct fanout_sbuf *b, const void *src, size_t n)
 static const char s_b64[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
+/* 12 input bytes to 16 characters, 16 bytes read (x86-64: SSSE3, chosen
+ * at run time), in the way of W. Mula and D. Lemire ("Faster Base64
+ * Encoding and Decoding Using AVX2 Instructions", 2018) as aklomp/base64
+ * writes it: a shuffle puts each 3 bytes' 24 bits in a 32-bit lane, two
+ * multiplies move its four 6-bit values to one byte each, and a table per
+ * range of values (A-Z, a-z, 0-9, '+', '/') gives what to add. Returns the
+ * input bytes encoded (a multiple of 12); the scalar loop does the rest. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+__attribute__((target("ssse3"))) static size_t s_b64_ssse3(const uint8_t *in, size_t n,
+                                                           uint8_t *out)
+{
+    const __m128i shuf = _mm_set_epi8(10, 11, 9, 10, 7, 8, 6, 7, 4, 5, 3, 4, 1, 2, 0, 1);
+    const __m128i lut =
+        _mm_setr_epi8(65, 71, -4, -4, -4, -4, -4, -4, -4, -4, -4, -4, -19, -16, 0, 0);
+    size_t i = 0;
+    for (; n - i >= 16; i += 12, out += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(in + i));
+        v = _mm_shuffle_epi8(v, shuf);
+        __m128i hi = _mm_mulhi_epu16(_mm_and_si128(v, _mm_set1_epi32(0x0FC0FC00)),
+                                     _mm_set1_epi32(0x04000040));
+        __m128i lo = _mm_mullo_epi16(_mm_and_si128(v, _mm_set1_epi32(0x003F03F0)),
+                                     _mm_set1_epi32(0x01000010));
+        __m128i idx = _mm_or_si128(hi, lo); /* each byte a 6-bit value */
+        /* 0..25 -> 0, 26..51 -> 1, 52..61 -> 2..11, 62 -> 12, 63 -> 13 */
+        __m128i range = _mm_subs_epu8(idx, _mm_set1_epi8(51));
+        range = _mm_sub_epi8(range, _mm_cmpgt_epi8(idx, _mm_set1_epi8(25)));
+        _mm_storeu_si128((__m128i *)(void *)out,
+                         _mm_add_epi8(idx, _mm_shuffle_epi8(lut, range)));
+    }
+    return i;
+}
+
+static int s_b64_has_ssse3(void)
+{
+    static int has; /* 0: not asked yet, 1: no, 2: yes */
+    int h = __atomic_load_n(&has, __ATOMIC_RELAXED);
+    if (!h) {
+        __builtin_cpu_init();
+        h = __builtin_cpu_supports("ssse3") ? 2 : 1;
+        __atomic_store_n(&has, h, __ATOMIC_RELAXED);
+    }
+    return h == 2;
+}
+
+static size_t s_b64_simd(const uint8_t *in, size_t n, uint8_t *out)
+{
+    return n >= 16 && s_b64_has_ssse3() ? s_b64_ssse3(in, n, out) : 0;
+}
+#else
+static size_t s_b64_simd(const uint8_t *in, size_t n, uint8_t *out)
+{
+    (void)in;
+    (void)n;
+    (void)out;
+    return 0;
+}
+#endif
+
 int fanout_sbuf_base64(struct fanout_sbuf *b, const void *src, size_t n)
 {
     const uint8_t *p = src;
@@ -204,7 +264,8 @@ int fanout_sbuf_base64(struct fanout_sbuf *b, const void *src, size_t n)
     if (fanout_sbuf_reserve(b, out) != 0)
         return -1;
     uint8_t *o = b->bytes + b->len;
-    size_t i = 0;
+    size_t i = s_b64_simd(p, n, o);
+    o += i / 3 * 4;
     for (; i + 3 <= n; i += 3) {
         uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
         *o++ = (uint8_t)s_b64[v >> 18];

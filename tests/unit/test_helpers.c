@@ -51,6 +51,44 @@ START_TEST(base64_vectors)
 }
 END_TEST
 
+/* base64 one bit at a time: a reference unlike the encoder's */
+static void s_b64_bits(const uint8_t *in, size_t n, char *out)
+{
+    static const char a[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t bits = n * 8, o = 0;
+    for (size_t at = 0; at < bits; at += 6) {
+        unsigned v = 0;
+        for (size_t k = at; k < at + 6; k++)
+            v = v << 1 | (k < bits ? (in[k / 8] >> (7 - k % 8)) & 1u : 0u);
+        out[o++] = a[v];
+    }
+    while (o % 4)
+        out[o++] = '=';
+    out[o] = 0;
+}
+
+/* Every length up to 300 (the SIMD part takes 12 bytes at a time, from 16
+ * left), every byte value, after text already in the buffer. */
+START_TEST(base64_lengths)
+{
+    uint8_t in[300];
+    char want[401];
+    for (size_t i = 0; i < sizeof in; i++)
+        in[i] = (uint8_t)(i * 167 + 13); /* 167 odd: all 256 values */
+    for (size_t n = 0; n <= sizeof in; n++) {
+        struct fanout_sbuf b = {0};
+        ck_assert_int_eq(fanout_sbuf_puts(&b, "x:"), 0);
+        ck_assert_int_eq(fanout_sbuf_base64(&b, in + (n % 7), n - (n % 7)), 0);
+        s_b64_bits(in + (n % 7), n - (n % 7), want);
+        ck_assert_uint_eq(b.len, 2 + strlen(want));
+        ck_assert_msg(strcmp(b.p + 2, want) == 0, "length %zu: %s, expected %s",
+                      n - (n % 7), b.p + 2, want);
+        fanout_sbuf_free(&b);
+    }
+}
+END_TEST
+
 START_TEST(utf8)
 {
     ck_assert(fanout_utf8_check((const uint8_t *)"plain \xc3\xbc", 8));
@@ -114,6 +152,7 @@ int main(void)
     tcase_add_test(tc, sbuf_grows_and_formats);
     tcase_add_test(tc, json_strings_always_valid);
     tcase_add_test(tc, base64_vectors);
+    tcase_add_test(tc, base64_lengths);
     tcase_add_test(tc, utf8);
     tcase_add_test(tc, arns);
     tcase_add_test(tc, aws_outcomes);
