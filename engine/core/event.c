@@ -9,6 +9,25 @@
 #include "common/jscan.h"
 #include "core/kpl.h"
 
+#include <stddef.h>
+
+/* a raw record's members by name are its rec.pub's */
+#define S_SAME(raw_m, pub_m)                                                               \
+    _Static_assert(offsetof(struct fanout_raw_record, raw_m) ==                            \
+                       offsetof(struct fanout_raw_record, rec.pub.pub_m),                  \
+                   "fanout_raw_record." #raw_m " is not rec.pub." #pub_m)
+S_SAME(key, key);
+S_SAME(key_len, key_len);
+S_SAME(data, data);
+S_SAME(data_len, data_len);
+S_SAME(sequence_number, sequence_number);
+S_SAME(sub_sequence_number_, sub_sequence_number);
+S_SAME(aggregated_, aggregated);
+S_SAME(explicit_hash_key_, explicit_hash_key);
+S_SAME(action, action);
+S_SAME(source_arn, source_arn);
+S_SAME(region, region);
+
 /* The last copy made of a member that most records repeat (eventSource,
  * eventSourceARN, awsRegion): the next record with the same text gets
  * the same copy, not one of its own. */
@@ -581,6 +600,7 @@ static int s_group(struct fanout_event *ev, struct fanout_arena *a)
         }
         group_of[i] = last = g;
         counts[g]++;
+        ev->records[i].rec.raw = &ev->records[i]; /* where it stays */
     }
     ev->groups = fanout_arena_calloc(a, (ng ? ng : 1) * sizeof *ev->groups);
     int rc = ev->groups ? 0 : -1;
@@ -662,40 +682,46 @@ void fanout_event_clean_up(struct fanout_event *ev)
 
 /* ---- decoding --------------------------------------------------------- */
 
+/* The record as `raw` has it, for a target that changes it: a copy. */
 static struct fanout_rec *s_rec(struct fanout_arena *a, const struct fanout_raw_record *raw)
 {
-    struct fanout_rec *r = fanout_arena_calloc(a, sizeof *r);
-    if (!r)
-        return NULL;
-    r->raw = raw;
-    r->pub.key = raw->key;
-    r->pub.key_len = raw->key_len;
-    r->pub.data = raw->data;
-    r->pub.data_len = raw->data_len;
-    r->pub.sequence_number = raw->sequence_number;
-    r->pub.action = raw->action;
-    r->pub.source_arn = raw->source_arn;
-    r->pub.region = raw->region;
+    struct fanout_rec *r = fanout_arena_alloc(a, sizeof *r);
+    if (r)
+        *r = raw->rec;
     return r;
+}
+
+/* A record that cannot be decoded for a target: the failure list is made
+ * at the first (most groups have none), for as many as the group's
+ * records. */
+static int s_failed(struct fanout_decoded *out, size_t cap, struct fanout_arena *a,
+                    const struct fanout_raw_record *raw, const char *reason)
+{
+    if (!out->failures &&
+        !(out->failures = fanout_arena_alloc(a, cap * sizeof *out->failures)))
+        return -1;
+    out->failures[out->failed_count++] = (struct fanout_failure){raw, reason};
+    return 0;
 }
 
 int fanout_decode_group(const struct fanout_source_group *g, struct fanout_decode_opts opts,
                         struct fanout_arena *a, struct fanout_decoded *out)
 {
     memset(out, 0, sizeof *out);
-    size_t cap = g->count ? g->count : 1;
+    size_t cap = g->count ? g->count : 1, group_cap = cap;
     out->records = fanout_arena_alloc(a, cap * sizeof *out->records);
-    out->failures = fanout_arena_alloc(a, cap * sizeof *out->failures);
-    if (!out->records || !out->failures)
+    if (!out->records)
         return -1;
+    /* Kinesis and SNS records as they are: the raw record's own view */
+    int as_is = !opts.append_newline && !opts.source_json;
     struct fanout_sbuf scratch = {0};
     struct fanout_arena nodes = {0}; /* of one DynamoDB image at a time */
     char err[512];
     int rc = 0;
     for (size_t i = 0; i < g->count && rc == 0; i++) {
-        const struct fanout_raw_record *raw = g->records[i];
+        struct fanout_raw_record *raw = g->records[i];
         if (raw->error) {
-            out->failures[out->failed_count++] = (struct fanout_failure){raw, raw->error};
+            rc = s_failed(out, group_cap, a, raw, raw->error);
             continue;
         }
         if (raw->kind == FANOUT_SRC_KINESIS && opts.deaggregate &&
@@ -705,10 +731,10 @@ int fanout_decode_group(const struct fanout_source_group *g, struct fanout_decod
             if (fanout_kpl_decode(raw->data, raw->data_len, a, &users, &n, err,
                                   sizeof err) != 0) {
                 char q[FANOUT_QUOTE_SIZE];
-                out->failures[out->failed_count++] = (struct fanout_failure){
-                    raw, fanout_arena_sprintf(a, "record %zu (sequence number %s): %s",
-                                              raw->index,
-                                              fanout_quote(q, raw->sequence_number), err)};
+                const char *why = fanout_arena_sprintf(
+                    a, "record %zu (sequence number %s): %s", raw->index,
+                    fanout_quote(q, raw->sequence_number), err);
+                rc = why ? s_failed(out, group_cap, a, raw, why) : -1;
                 continue;
             }
             /* room for the expansion and the records after this one: the
@@ -744,6 +770,10 @@ int fanout_decode_group(const struct fanout_source_group *g, struct fanout_decod
             }
             continue;
         }
+        if (as_is && raw->kind != FANOUT_SRC_DYNAMODB) {
+            out->records[out->count++] = &raw->rec;
+            continue;
+        }
         struct fanout_rec *r = s_rec(a, raw);
         if (!r) {
             rc = -1;
@@ -769,12 +799,11 @@ int fanout_decode_group(const struct fanout_source_group *g, struct fanout_decod
             }
             if (wrc != 0) {
                 char q[FANOUT_QUOTE_SIZE];
-                out->failures[out->failed_count++] = (struct fanout_failure){
-                    raw,
-                    fanout_arena_sprintf(
-                        a, "record %zu (sequence number %s): %s%s", raw->index,
-                        fanout_quote(q, raw->sequence_number),
-                        opts.whole_record ? "" : "field \"dynamodb.NewImage\": ", err)};
+                const char *why = fanout_arena_sprintf(
+                    a, "record %zu (sequence number %s): %s%s", raw->index,
+                    fanout_quote(q, raw->sequence_number),
+                    opts.whole_record ? "" : "field \"dynamodb.NewImage\": ", err);
+                rc = why ? s_failed(out, group_cap, a, raw, why) : -1;
                 continue;
             }
             r->pub.data = fanout_arena_memdup(
