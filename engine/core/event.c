@@ -162,7 +162,8 @@ static struct fanout_raw_record *s_new_record(struct s_parser *ps, size_t index,
     struct fanout_raw_record *r = &ev->records[ev->count++];
     memset(r, 0, sizeof *r);
     r->index = index;
-    r->node = obj;
+    r->json = obj->text;
+    r->json_len = obj->len;
     return r;
 }
 
@@ -365,12 +366,14 @@ static int s_image_readable(struct s_parser *ps, const struct fanout_jnode *img)
     return full && fanout_ddb_readable(full);
 }
 
-static void s_parse_dynamodb(struct s_parser *ps, struct fanout_raw_record *r)
+/* The record `r` is `rec` (its members scanned). */
+static void s_parse_dynamodb(struct s_parser *ps, struct fanout_raw_record *r,
+                             const struct fanout_jnode *rec)
 {
     r->kind = FANOUT_SRC_DYNAMODB;
-    const char *name = s_str(ps, r->node, "eventName", NULL);
+    const char *name = s_str(ps, rec, "eventName", NULL);
     r->action = name ? name : "UNKNOWN";
-    const struct fanout_jnode *d = fanout_jget(r->node, "dynamodb");
+    const struct fanout_jnode *d = fanout_jget(rec, "dynamodb");
     if (!d || d->type != FANOUT_J_OBJECT) {
         s_fail(ps, r, "field \"dynamodb\": missing or not an object");
         return;
@@ -439,11 +442,13 @@ static void s_fail_duplicate(struct s_parser *ps, struct fanout_raw_record *r, i
            path);
 }
 
-/* Returns 1 when the message was an event and its records were added in
- * place of the wrapper (`r` is then no longer valid). */
-static int s_parse_sns(struct s_parser *ps, struct fanout_raw_record *r, int nested)
+/* The record `r` is `rec` (its members scanned). Returns 1 when the
+ * message was an event and its records were added in place of the wrapper
+ * (`r` is then no longer valid). */
+static int s_parse_sns(struct s_parser *ps, struct fanout_raw_record *r,
+                       const struct fanout_jnode *rec, int nested)
 {
-    const struct fanout_jnode *sns = fanout_jget(r->node, "Sns");
+    const struct fanout_jnode *sns = fanout_jget(rec, "Sns");
     r->kind = FANOUT_SRC_SNS;
     r->action = "PUBLISH";
     if (!sns || sns->type != FANOUT_J_OBJECT) {
@@ -506,12 +511,11 @@ static int s_parse_record(struct s_parser *ps, const struct fanout_jnode *obj,
         s_fail(ps, r, "not an object");
         return 0;
     }
-    r->node = full; /* r->node goes back to `obj` below */
     /* checked first: an SNS wrapper with a repeated name is not
      * unwrapped */
     char path[160];
-    int dup = fanout_jdup(r->node, &ps->scratch, path, sizeof path);
-    const struct fanout_jnode *rec = r->node;
+    int dup = fanout_jdup(full, &ps->scratch, path, sizeof path);
+    const struct fanout_jnode *rec = full;
     static const struct s_want want[] = {S_WANT("eventSource"), S_WANT("eventSourceARN"),
                                          S_WANT("awsRegion"), S_WANT("kinesis")};
     const struct fanout_jnode *got[4];
@@ -528,9 +532,9 @@ static int s_parse_record(struct s_parser *ps, const struct fanout_jnode *obj,
     } else if (!strcmp(src, "aws:kinesis")) {
         s_parse_kinesis(ps, r, got[3]);
     } else if (!strcmp(src, "aws:dynamodb")) {
-        s_parse_dynamodb(ps, r);
+        s_parse_dynamodb(ps, r, rec);
     } else if (!strcmp(src, "aws:sns")) {
-        if (s_parse_sns(ps, r, nested || dup))
+        if (s_parse_sns(ps, r, rec, nested || dup))
             return 0; /* unwrapped: r is gone or was reused */
     } else {
         char q[FANOUT_QUOTE_SIZE];
@@ -543,7 +547,6 @@ static int s_parse_record(struct s_parser *ps, const struct fanout_jnode *obj,
         s_fail(ps, r, "field \"eventSourceARN\": missing or not a string");
     s_fail_duplicate(ps, r, dup, path);
     r->region = region ? region : s_arn_region(ps->arena, r->source_arn);
-    r->node = obj; /* its text stays; the scratch nodes do not */
     return 0;
 }
 
@@ -788,8 +791,8 @@ int fanout_decode_group(const struct fanout_source_group *g, struct fanout_decod
             int wrc = !opts.whole_record ? fanout_ddb_image_text(raw->image, raw->image_len,
                                                                  opts.convert_ddb, &nodes,
                                                                  &scratch, err, sizeof err)
-                      : (rec = fanout_jscan_valid(raw->node->text, raw->node->len, &nodes,
-                                                  err, sizeof err))
+                      : (rec = fanout_jscan_valid(raw->json, raw->json_len, &nodes, err,
+                                                  sizeof err))
                           ? fanout_ddb_record_write(rec, opts.convert_ddb, &scratch, err,
                                                     sizeof err)
                           : -2;
@@ -839,8 +842,8 @@ int fanout_decode_group(const struct fanout_source_group *g, struct fanout_decod
      * records of one KPL aggregate. */
     for (size_t i = 0; rc == 0 && opts.source_json && i < out->count; i++) {
         struct fanout_rec *r = out->records[i];
-        r->pub.source_json = r->raw->node->text;
-        r->pub.source_json_len = r->raw->node->len;
+        r->pub.source_json = r->raw->json;
+        r->pub.source_json_len = r->raw->json_len;
     }
     return rc;
 }

@@ -51,8 +51,11 @@ struct fanout_raw_record {
     size_t index; /* position in the event's Records (SNS-wrapped: the
                      wrapper's position) */
     enum fanout_source_kind kind;
-    const struct fanout_jnode *node; /* the record in the event's text */
-    const char *image;               /* DynamoDB: the NewImage's text, or NULL */
+    /* the record's JSON in the event's text (json_len bytes, not
+     * NUL-terminated) */
+    const char *json;
+    size_t json_len;
+    const char *image; /* DynamoDB: the NewImage's text, or NULL */
     size_t image_len;
     /* Non-NULL when the record cannot be decoded: what is wrong. Such a
      * record fails on every target it would have gone to. */

@@ -164,8 +164,8 @@ int fanout_onfailure_build(struct fanout_onfailure *of,
         doc->pub = e->rec;
         doc->pub.data = body;
         doc->pub.data_len = b.len;
-        doc->pub.source_json = e->raw->node ? e->raw->node->text : NULL;
-        doc->pub.source_json_len = e->raw->node ? e->raw->node->len : 0;
+        doc->pub.source_json = e->raw->json;
+        doc->pub.source_json_len = e->raw->json ? e->raw->json_len : 0;
         doc->raw = e->raw;
         of->doc_ptrs[i] = doc;
     }
