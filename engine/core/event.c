@@ -400,8 +400,8 @@ static void s_parse_dynamodb(struct s_parser *ps, struct fanout_raw_record *r,
         s_fail(ps, r, "field \"dynamodb\": cannot be read (out of memory?)");
         return;
     }
-    r->image = img ? img->text : NULL;
-    r->image_len = img ? img->len : 0;
+    r->data = img ? (const uint8_t *)img->text : NULL;
+    r->data_len = img ? img->len : 0;
     struct fanout_sbuf *kb = &ps->key;
     char err[256];
     fanout_sbuf_reset(kb);
@@ -788,9 +788,10 @@ int fanout_decode_group(const struct fanout_source_group *g, struct fanout_decod
             const struct fanout_jnode *rec = NULL;
             fanout_sbuf_reset(&scratch);
             fanout_arena_reset(&nodes);
-            int wrc = !opts.whole_record ? fanout_ddb_image_text(raw->image, raw->image_len,
-                                                                 opts.convert_ddb, &nodes,
-                                                                 &scratch, err, sizeof err)
+            int wrc = !opts.whole_record
+                          ? fanout_ddb_image_text((const char *)raw->data, raw->data_len,
+                                                  opts.convert_ddb, &nodes, &scratch, err,
+                                                  sizeof err)
                       : (rec = fanout_jscan_valid(raw->json, raw->json_len, &nodes, err,
                                                   sizeof err))
                           ? fanout_ddb_record_write(rec, opts.convert_ddb, &scratch, err,

@@ -35,8 +35,8 @@ struct fanout_raw_record {
             const uint8_t *key; /* key_len bytes; Kinesis: maybe in the event's
                                    text, not NUL-terminated */
             size_t key_len;
-            /* Kinesis and SNS: the payload. DynamoDB: unused (the image is
-             * encoded per target). */
+            /* Kinesis and SNS: the payload. DynamoDB: the NewImage's text
+             * (not NUL-terminated), or NULL: encoded per target. */
             const uint8_t *data;
             size_t data_len;
             const char *sequence_number;
@@ -55,8 +55,6 @@ struct fanout_raw_record {
      * NUL-terminated) */
     const char *json;
     size_t json_len;
-    const char *image; /* DynamoDB: the NewImage's text, or NULL */
-    size_t image_len;
     /* Non-NULL when the record cannot be decoded: what is wrong. Such a
      * record fails on every target it would have gone to. */
     const char *error;

@@ -94,9 +94,8 @@ int fanout_onfailure_keep(struct fanout_onfailure *of, const struct fanout_recor
         /* not decoded for this target: the record as received */
         e.rec.key = raw->key;
         e.rec.key_len = raw->key_len;
-        int ddb = raw->kind == FANOUT_SRC_DYNAMODB;
-        e.rec.data = ddb ? (const uint8_t *)raw->image : raw->data;
-        e.rec.data_len = ddb ? raw->image_len : raw->data_len;
+        e.rec.data = raw->data; /* DynamoDB: the NewImage's text */
+        e.rec.data_len = raw->data_len;
         e.rec.sequence_number = raw->sequence_number;
         e.rec.action = raw->action;
         e.rec.source_arn = raw->source_arn;
