@@ -58,6 +58,20 @@ static const char *s_str(struct s_parser *ps, const struct fanout_jnode *obj,
     return fanout_jstr(fanout_jget(obj, key), ps->arena, len);
 }
 
+/* The string `n` (NULL when not a string), NUL-terminated, in as many
+ * bytes of the arena (not rounded up: a sequence number per record). */
+static const char *s_str_bytes(struct s_parser *ps, const struct fanout_jnode *n)
+{
+    if (!n || n->type != FANOUT_J_STRING || n->escaped)
+        return fanout_jstr(n, ps->arena, NULL);
+    char *out = fanout_arena_bytes(ps->arena, n->len + 1);
+    if (out) {
+        memcpy(out, n->text, n->len);
+        out[n->len] = 0;
+    }
+    return out;
+}
+
 /* The string `n` (NULL when not a string) for a member most records
  * repeat: see struct s_intern. */
 static const char *s_str_interned(struct s_parser *ps, const struct fanout_jnode *n,
@@ -299,7 +313,7 @@ static void s_parse_kinesis(struct s_parser *ps, struct fanout_raw_record *r,
                                          S_WANT("partitionKey"), S_WANT("data")};
     const struct fanout_jnode *got[4];
     s_members(k, want, 4, got);
-    r->sequence_number = fanout_jstr(got[0], ps->arena, NULL);
+    r->sequence_number = s_str_bytes(ps, got[0]);
     r->arrival_ms = s_epoch_seconds_ms(got[1]);
     /* the key points into the event's text when it has no escape: the
      * text outlives the records, and the key is read by its length */
@@ -329,7 +343,7 @@ static void s_parse_kinesis(struct s_parser *ps, struct fanout_raw_record *r,
     size_t n = data->len, bad = 0;
     const char *text = data->escaped ? fanout_jstr(data, ps->arena, &n) : data->text;
     uint8_t *out =
-        text ? fanout_arena_alloc(ps->arena, fanout_base64_decoded_max(n) + 1) : NULL;
+        text ? fanout_arena_bytes(ps->arena, fanout_base64_decoded_max(n) + 1) : NULL;
     long m = out ? fanout_base64_decode(text, n, out, &bad) : -1;
     if (m < 0) {
         if (bad == n)
