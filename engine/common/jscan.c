@@ -414,7 +414,8 @@ static int s_is_each_key(const struct s_p *s, const char *key, size_t key_len, i
 }
 
 /* An element of fanout_jscan_each's array: scanned in full into the
- * scratch arena, handed over, and kept as a shallow node. */
+ * scratch arena and handed over with a shallow node, which the array does
+ * not keep (the dummy: it counts its elements only). */
 static struct fanout_jnode *s_each_element(struct s_p *s, int depth)
 {
     struct fanout_arena *arena = s->arena;
@@ -433,9 +434,7 @@ static struct fanout_jnode *s_each_element(struct s_p *s, int depth)
     s->keep_depth = keep_depth;
     if (!full)
         return NULL;
-    struct fanout_jnode *kept = s_node(s, depth);
-    if (!kept)
-        return NULL;
+    struct fanout_jnode *kept = &s->dummy;
     *kept = *full;
     kept->child = NULL;
     kept->next = NULL;

@@ -224,7 +224,8 @@ void *fanout_arena_alloc(struct fanout_arena *a, size_t n)
     if (n == 0)
         n = 16;
     struct fanout_arena_chunk *c = a->head;
-    if (!c || c->size - c->used < n) {
+    size_t at = c ? (c->used + 15) & ~(size_t)15 : 0; /* after fanout_arena_bytes */
+    if (!c || at > c->size || c->size - at < n) {
         struct fanout_arena_chunk *nc = NULL;
         size_t left = c ? c->size - c->used : 0;
         int big = n > (ARENA_CHUNK_BIG - sizeof *nc) / 4 && left <= ARENA_CHUNK_BIG / 4;
@@ -252,7 +253,19 @@ void *fanout_arena_alloc(struct fanout_arena *a, size_t n)
             a->head = nc;
         }
         c = nc;
+        at = 0;
     }
+    void *p = c->data + at;
+    c->used = at + n;
+    a->total += n;
+    return p;
+}
+
+void *fanout_arena_bytes(struct fanout_arena *a, size_t n)
+{
+    struct fanout_arena_chunk *c = a->head;
+    if (!c || c->size - c->used < n || n == 0)
+        return fanout_arena_alloc(a, n);
     void *p = c->data + c->used;
     c->used += n;
     a->total += n;

@@ -29,6 +29,8 @@ struct fanout_arena {
 
 void *fanout_arena_alloc(struct fanout_arena *a, size_t n); /* 16-aligned */
 void *fanout_arena_calloc(struct fanout_arena *a, size_t n);
+/* `n` bytes with no alignment (strings, byte strings): no rounding up */
+void *fanout_arena_bytes(struct fanout_arena *a, size_t n);
 char *fanout_arena_strdup(struct fanout_arena *a, const char *s);
 void *fanout_arena_memdup(struct fanout_arena *a, const void *p, size_t n);
 char *fanout_arena_sprintf(struct fanout_arena *a, const char *fmt, ...) FANOUT_FMT(2, 3);

@@ -9,6 +9,25 @@
 #include "common/jscan.h"
 #include "core/kpl.h"
 
+#include <stddef.h>
+
+/* a raw record's members by name are its rec.pub's */
+#define S_SAME(raw_m, pub_m)                                                               \
+    _Static_assert(offsetof(struct fanout_raw_record, raw_m) ==                            \
+                       offsetof(struct fanout_raw_record, rec.pub.pub_m),                  \
+                   "fanout_raw_record." #raw_m " is not rec.pub." #pub_m)
+S_SAME(key, key);
+S_SAME(key_len, key_len);
+S_SAME(data, data);
+S_SAME(data_len, data_len);
+S_SAME(sequence_number, sequence_number);
+S_SAME(sub_sequence_number_, sub_sequence_number);
+S_SAME(aggregated_, aggregated);
+S_SAME(explicit_hash_key_, explicit_hash_key);
+S_SAME(action, action);
+S_SAME(source_arn, source_arn);
+S_SAME(region, region);
+
 /* The last copy made of a member that most records repeat (eventSource,
  * eventSourceARN, awsRegion): the next record with the same text gets
  * the same copy, not one of its own. */
@@ -37,6 +56,20 @@ static const char *s_str(struct s_parser *ps, const struct fanout_jnode *obj,
                          const char *key, size_t *len)
 {
     return fanout_jstr(fanout_jget(obj, key), ps->arena, len);
+}
+
+/* The string `n` (NULL when not a string), NUL-terminated, in as many
+ * bytes of the arena (not rounded up: a sequence number per record). */
+static const char *s_str_bytes(struct s_parser *ps, const struct fanout_jnode *n)
+{
+    if (!n || n->type != FANOUT_J_STRING || n->escaped)
+        return fanout_jstr(n, ps->arena, NULL);
+    char *out = fanout_arena_bytes(ps->arena, n->len + 1);
+    if (out) {
+        memcpy(out, n->text, n->len);
+        out[n->len] = 0;
+    }
+    return out;
 }
 
 /* The string `n` (NULL when not a string) for a member most records
@@ -143,7 +176,8 @@ static struct fanout_raw_record *s_new_record(struct s_parser *ps, size_t index,
     struct fanout_raw_record *r = &ev->records[ev->count++];
     memset(r, 0, sizeof *r);
     r->index = index;
-    r->node = obj;
+    r->json = obj->text;
+    r->json_len = obj->len;
     return r;
 }
 
@@ -279,7 +313,7 @@ static void s_parse_kinesis(struct s_parser *ps, struct fanout_raw_record *r,
                                          S_WANT("partitionKey"), S_WANT("data")};
     const struct fanout_jnode *got[4];
     s_members(k, want, 4, got);
-    r->sequence_number = fanout_jstr(got[0], ps->arena, NULL);
+    r->sequence_number = s_str_bytes(ps, got[0]);
     r->arrival_ms = s_epoch_seconds_ms(got[1]);
     /* the key points into the event's text when it has no escape: the
      * text outlives the records, and the key is read by its length */
@@ -309,7 +343,7 @@ static void s_parse_kinesis(struct s_parser *ps, struct fanout_raw_record *r,
     size_t n = data->len, bad = 0;
     const char *text = data->escaped ? fanout_jstr(data, ps->arena, &n) : data->text;
     uint8_t *out =
-        text ? fanout_arena_alloc(ps->arena, fanout_base64_decoded_max(n) + 1) : NULL;
+        text ? fanout_arena_bytes(ps->arena, fanout_base64_decoded_max(n) + 1) : NULL;
     long m = out ? fanout_base64_decode(text, n, out, &bad) : -1;
     if (m < 0) {
         if (bad == n)
@@ -346,12 +380,14 @@ static int s_image_readable(struct s_parser *ps, const struct fanout_jnode *img)
     return full && fanout_ddb_readable(full);
 }
 
-static void s_parse_dynamodb(struct s_parser *ps, struct fanout_raw_record *r)
+/* The record `r` is `rec` (its members scanned). */
+static void s_parse_dynamodb(struct s_parser *ps, struct fanout_raw_record *r,
+                             const struct fanout_jnode *rec)
 {
     r->kind = FANOUT_SRC_DYNAMODB;
-    const char *name = s_str(ps, r->node, "eventName", NULL);
+    const char *name = s_str(ps, rec, "eventName", NULL);
     r->action = name ? name : "UNKNOWN";
-    const struct fanout_jnode *d = fanout_jget(r->node, "dynamodb");
+    const struct fanout_jnode *d = fanout_jget(rec, "dynamodb");
     if (!d || d->type != FANOUT_J_OBJECT) {
         s_fail(ps, r, "field \"dynamodb\": missing or not an object");
         return;
@@ -378,8 +414,8 @@ static void s_parse_dynamodb(struct s_parser *ps, struct fanout_raw_record *r)
         s_fail(ps, r, "field \"dynamodb\": cannot be read (out of memory?)");
         return;
     }
-    r->image = img ? img->text : NULL;
-    r->image_len = img ? img->len : 0;
+    r->data = img ? (const uint8_t *)img->text : NULL;
+    r->data_len = img ? img->len : 0;
     struct fanout_sbuf *kb = &ps->key;
     char err[256];
     fanout_sbuf_reset(kb);
@@ -420,11 +456,13 @@ static void s_fail_duplicate(struct s_parser *ps, struct fanout_raw_record *r, i
            path);
 }
 
-/* Returns 1 when the message was an event and its records were added in
- * place of the wrapper (`r` is then no longer valid). */
-static int s_parse_sns(struct s_parser *ps, struct fanout_raw_record *r, int nested)
+/* The record `r` is `rec` (its members scanned). Returns 1 when the
+ * message was an event and its records were added in place of the wrapper
+ * (`r` is then no longer valid). */
+static int s_parse_sns(struct s_parser *ps, struct fanout_raw_record *r,
+                       const struct fanout_jnode *rec, int nested)
 {
-    const struct fanout_jnode *sns = fanout_jget(r->node, "Sns");
+    const struct fanout_jnode *sns = fanout_jget(rec, "Sns");
     r->kind = FANOUT_SRC_SNS;
     r->action = "PUBLISH";
     if (!sns || sns->type != FANOUT_J_OBJECT) {
@@ -487,12 +525,11 @@ static int s_parse_record(struct s_parser *ps, const struct fanout_jnode *obj,
         s_fail(ps, r, "not an object");
         return 0;
     }
-    r->node = full; /* r->node goes back to `obj` below */
     /* checked first: an SNS wrapper with a repeated name is not
      * unwrapped */
     char path[160];
-    int dup = fanout_jdup(r->node, &ps->scratch, path, sizeof path);
-    const struct fanout_jnode *rec = r->node;
+    int dup = fanout_jdup(full, &ps->scratch, path, sizeof path);
+    const struct fanout_jnode *rec = full;
     static const struct s_want want[] = {S_WANT("eventSource"), S_WANT("eventSourceARN"),
                                          S_WANT("awsRegion"), S_WANT("kinesis")};
     const struct fanout_jnode *got[4];
@@ -509,9 +546,9 @@ static int s_parse_record(struct s_parser *ps, const struct fanout_jnode *obj,
     } else if (!strcmp(src, "aws:kinesis")) {
         s_parse_kinesis(ps, r, got[3]);
     } else if (!strcmp(src, "aws:dynamodb")) {
-        s_parse_dynamodb(ps, r);
+        s_parse_dynamodb(ps, r, rec);
     } else if (!strcmp(src, "aws:sns")) {
-        if (s_parse_sns(ps, r, nested || dup))
+        if (s_parse_sns(ps, r, rec, nested || dup))
             return 0; /* unwrapped: r is gone or was reused */
     } else {
         char q[FANOUT_QUOTE_SIZE];
@@ -524,7 +561,6 @@ static int s_parse_record(struct s_parser *ps, const struct fanout_jnode *obj,
         s_fail(ps, r, "field \"eventSourceARN\": missing or not a string");
     s_fail_duplicate(ps, r, dup, path);
     r->region = region ? region : s_arn_region(ps->arena, r->source_arn);
-    r->node = obj; /* its text stays; the scratch nodes do not */
     return 0;
 }
 
@@ -581,6 +617,7 @@ static int s_group(struct fanout_event *ev, struct fanout_arena *a)
         }
         group_of[i] = last = g;
         counts[g]++;
+        ev->records[i].rec.raw = &ev->records[i]; /* where it stays */
     }
     ev->groups = fanout_arena_calloc(a, (ng ? ng : 1) * sizeof *ev->groups);
     int rc = ev->groups ? 0 : -1;
@@ -662,40 +699,46 @@ void fanout_event_clean_up(struct fanout_event *ev)
 
 /* ---- decoding --------------------------------------------------------- */
 
+/* The record as `raw` has it, for a target that changes it: a copy. */
 static struct fanout_rec *s_rec(struct fanout_arena *a, const struct fanout_raw_record *raw)
 {
-    struct fanout_rec *r = fanout_arena_calloc(a, sizeof *r);
-    if (!r)
-        return NULL;
-    r->raw = raw;
-    r->pub.key = raw->key;
-    r->pub.key_len = raw->key_len;
-    r->pub.data = raw->data;
-    r->pub.data_len = raw->data_len;
-    r->pub.sequence_number = raw->sequence_number;
-    r->pub.action = raw->action;
-    r->pub.source_arn = raw->source_arn;
-    r->pub.region = raw->region;
+    struct fanout_rec *r = fanout_arena_alloc(a, sizeof *r);
+    if (r)
+        *r = raw->rec;
     return r;
+}
+
+/* A record that cannot be decoded for a target: the failure list is made
+ * at the first (most groups have none), for as many as the group's
+ * records. */
+static int s_failed(struct fanout_decoded *out, size_t cap, struct fanout_arena *a,
+                    const struct fanout_raw_record *raw, const char *reason)
+{
+    if (!out->failures &&
+        !(out->failures = fanout_arena_alloc(a, cap * sizeof *out->failures)))
+        return -1;
+    out->failures[out->failed_count++] = (struct fanout_failure){raw, reason};
+    return 0;
 }
 
 int fanout_decode_group(const struct fanout_source_group *g, struct fanout_decode_opts opts,
                         struct fanout_arena *a, struct fanout_decoded *out)
 {
     memset(out, 0, sizeof *out);
-    size_t cap = g->count ? g->count : 1;
+    size_t cap = g->count ? g->count : 1, group_cap = cap;
     out->records = fanout_arena_alloc(a, cap * sizeof *out->records);
-    out->failures = fanout_arena_alloc(a, cap * sizeof *out->failures);
-    if (!out->records || !out->failures)
+    if (!out->records)
         return -1;
+    /* Kinesis and SNS records as they are: the raw record's own view */
+    int as_is = !opts.append_newline && !opts.source_json;
     struct fanout_sbuf scratch = {0};
     struct fanout_arena nodes = {0}; /* of one DynamoDB image at a time */
     char err[512];
     int rc = 0;
     for (size_t i = 0; i < g->count && rc == 0; i++) {
-        const struct fanout_raw_record *raw = g->records[i];
+        struct fanout_raw_record *raw = g->records[i];
         if (raw->error) {
-            out->failures[out->failed_count++] = (struct fanout_failure){raw, raw->error};
+            rc = s_failed(out, group_cap, a, raw, raw->error);
             continue;
         }
         if (raw->kind == FANOUT_SRC_KINESIS && opts.deaggregate &&
@@ -705,10 +748,10 @@ int fanout_decode_group(const struct fanout_source_group *g, struct fanout_decod
             if (fanout_kpl_decode(raw->data, raw->data_len, a, &users, &n, err,
                                   sizeof err) != 0) {
                 char q[FANOUT_QUOTE_SIZE];
-                out->failures[out->failed_count++] = (struct fanout_failure){
-                    raw, fanout_arena_sprintf(a, "record %zu (sequence number %s): %s",
-                                              raw->index,
-                                              fanout_quote(q, raw->sequence_number), err)};
+                const char *why = fanout_arena_sprintf(
+                    a, "record %zu (sequence number %s): %s", raw->index,
+                    fanout_quote(q, raw->sequence_number), err);
+                rc = why ? s_failed(out, group_cap, a, raw, why) : -1;
                 continue;
             }
             /* room for the expansion and the records after this one: the
@@ -744,6 +787,10 @@ int fanout_decode_group(const struct fanout_source_group *g, struct fanout_decod
             }
             continue;
         }
+        if (as_is && raw->kind != FANOUT_SRC_DYNAMODB) {
+            out->records[out->count++] = &raw->rec;
+            continue;
+        }
         struct fanout_rec *r = s_rec(a, raw);
         if (!r) {
             rc = -1;
@@ -755,11 +802,12 @@ int fanout_decode_group(const struct fanout_source_group *g, struct fanout_decod
             const struct fanout_jnode *rec = NULL;
             fanout_sbuf_reset(&scratch);
             fanout_arena_reset(&nodes);
-            int wrc = !opts.whole_record ? fanout_ddb_image_text(raw->image, raw->image_len,
-                                                                 opts.convert_ddb, &nodes,
-                                                                 &scratch, err, sizeof err)
-                      : (rec = fanout_jscan_valid(raw->node->text, raw->node->len, &nodes,
-                                                  err, sizeof err))
+            int wrc = !opts.whole_record
+                          ? fanout_ddb_image_text((const char *)raw->data, raw->data_len,
+                                                  opts.convert_ddb, &nodes, &scratch, err,
+                                                  sizeof err)
+                      : (rec = fanout_jscan_valid(raw->json, raw->json_len, &nodes, err,
+                                                  sizeof err))
                           ? fanout_ddb_record_write(rec, opts.convert_ddb, &scratch, err,
                                                     sizeof err)
                           : -2;
@@ -769,12 +817,11 @@ int fanout_decode_group(const struct fanout_source_group *g, struct fanout_decod
             }
             if (wrc != 0) {
                 char q[FANOUT_QUOTE_SIZE];
-                out->failures[out->failed_count++] = (struct fanout_failure){
-                    raw,
-                    fanout_arena_sprintf(
-                        a, "record %zu (sequence number %s): %s%s", raw->index,
-                        fanout_quote(q, raw->sequence_number),
-                        opts.whole_record ? "" : "field \"dynamodb.NewImage\": ", err)};
+                const char *why = fanout_arena_sprintf(
+                    a, "record %zu (sequence number %s): %s%s", raw->index,
+                    fanout_quote(q, raw->sequence_number),
+                    opts.whole_record ? "" : "field \"dynamodb.NewImage\": ", err);
+                rc = why ? s_failed(out, group_cap, a, raw, why) : -1;
                 continue;
             }
             r->pub.data = fanout_arena_memdup(
@@ -810,8 +857,8 @@ int fanout_decode_group(const struct fanout_source_group *g, struct fanout_decod
      * records of one KPL aggregate. */
     for (size_t i = 0; rc == 0 && opts.source_json && i < out->count; i++) {
         struct fanout_rec *r = out->records[i];
-        r->pub.source_json = r->raw->node->text;
-        r->pub.source_json_len = r->raw->node->len;
+        r->pub.source_json = r->raw->json;
+        r->pub.source_json_len = r->raw->json_len;
     }
     return rc;
 }

@@ -14,26 +14,47 @@ enum fanout_source_kind {
     FANOUT_SRC_SNS = 3,
 };
 
+struct fanout_raw_record;
+
+/* A decoded record: the plugin-facing view first, then bookkeeping. */
+struct fanout_rec {
+    struct fanout_record pub;
+    const struct fanout_raw_record *raw;
+};
+
 /* One record as received, with what every target shares already done
  * (base64 decoding, DynamoDB key). */
 struct fanout_raw_record {
+    /* The record as a target that changes nothing in it gets it (a Kinesis
+     * or SNS record: no KPL user records, no "appendNewlines", no source
+     * JSON), shared by all such targets: rec.pub.key is `key` and so on,
+     * rec.raw this record (set when the event is parsed in full). */
+    union {
+        struct fanout_rec rec;
+        struct {                /* rec.pub's members by their names (checked in event.c) */
+            const uint8_t *key; /* key_len bytes; Kinesis: maybe in the event's
+                                   text, not NUL-terminated */
+            size_t key_len;
+            /* Kinesis and SNS: the payload. DynamoDB: the NewImage's text
+             * (not NUL-terminated), or NULL: encoded per target. */
+            const uint8_t *data;
+            size_t data_len;
+            const char *sequence_number;
+            uint64_t sub_sequence_number_;  /* 0 */
+            int aggregated_;                /* 0 */
+            const char *explicit_hash_key_; /* NULL */
+            const char *action;
+            const char *source_arn;
+            const char *region;
+        };
+    };
     size_t index; /* position in the event's Records (SNS-wrapped: the
                      wrapper's position) */
     enum fanout_source_kind kind;
-    const char *source_arn;
-    const char *region;
-    const char *sequence_number;
-    const char *action;
-    const struct fanout_jnode *node; /* the record in the event's text */
-    const char *image;               /* DynamoDB: the NewImage's text, or NULL */
-    size_t image_len;
-    const uint8_t *key; /* key_len bytes; Kinesis: maybe in the event's text,
-                           not NUL-terminated */
-    size_t key_len;
-    /* Kinesis and SNS: the payload. DynamoDB: unused (the image is encoded
-     * per target). */
-    const uint8_t *data;
-    size_t data_len;
+    /* the record's JSON in the event's text (json_len bytes, not
+     * NUL-terminated) */
+    const char *json;
+    size_t json_len;
     /* Non-NULL when the record cannot be decoded: what is wrong. Such a
      * record fails on every target it would have gone to. */
     const char *error;
@@ -78,12 +99,6 @@ struct fanout_decode_opts {
     int source_json;    /* fill fanout_record.source_json */
     int append_newline; /* "appendNewlines": a '\n' after each record's data */
     int whole_record;   /* "wholeRecord": a DynamoDB record's data is the record */
-};
-
-/* A decoded record: the plugin-facing view first, then bookkeeping. */
-struct fanout_rec {
-    struct fanout_record pub;
-    const struct fanout_raw_record *raw;
 };
 
 /* A record that could not be decoded for a target. */

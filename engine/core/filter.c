@@ -791,7 +791,7 @@ static json_t *s_kinesis_members(const struct fanout_raw_record *raw,
 {
     char err[8];
     const struct fanout_jnode *rec =
-        fanout_jscan_valid(raw->node->text, raw->node->len, a, err, sizeof err);
+        fanout_jscan_valid(raw->json, raw->json_len, a, err, sizeof err);
     const struct fanout_jnode *k = fanout_jget(rec, "kinesis");
     json_t *obj = k && k->type == FANOUT_J_OBJECT ? json_object() : NULL;
     for (const struct fanout_jnode *m = obj ? k->child : NULL; m; m = m->next) {
@@ -819,7 +819,7 @@ static int s_view_build(const struct fanout_rec *r, struct s_view *out,
     const struct fanout_raw_record *raw = r->raw;
     out->data_is_json = 1;
     if (raw->kind != FANOUT_SRC_KINESIS) {
-        out->json = json_loadb(raw->node->text, raw->node->len, S_JSON_FLAGS, NULL);
+        out->json = json_loadb(raw->json, raw->json_len, S_JSON_FLAGS, NULL);
         return out->json ? 0 : -1; /* the event parsed: only memory can fail */
     }
     fanout_arena_reset(a);

@@ -94,9 +94,8 @@ int fanout_onfailure_keep(struct fanout_onfailure *of, const struct fanout_recor
         /* not decoded for this target: the record as received */
         e.rec.key = raw->key;
         e.rec.key_len = raw->key_len;
-        int ddb = raw->kind == FANOUT_SRC_DYNAMODB;
-        e.rec.data = ddb ? (const uint8_t *)raw->image : raw->data;
-        e.rec.data_len = ddb ? raw->image_len : raw->data_len;
+        e.rec.data = raw->data; /* DynamoDB: the NewImage's text */
+        e.rec.data_len = raw->data_len;
         e.rec.sequence_number = raw->sequence_number;
         e.rec.action = raw->action;
         e.rec.source_arn = raw->source_arn;
@@ -164,8 +163,8 @@ int fanout_onfailure_build(struct fanout_onfailure *of,
         doc->pub = e->rec;
         doc->pub.data = body;
         doc->pub.data_len = b.len;
-        doc->pub.source_json = e->raw->node ? e->raw->node->text : NULL;
-        doc->pub.source_json_len = e->raw->node ? e->raw->node->len : 0;
+        doc->pub.source_json = e->raw->json;
+        doc->pub.source_json_len = e->raw->json ? e->raw->json_len : 0;
         doc->raw = e->raw;
         of->doc_ptrs[i] = doc;
     }
