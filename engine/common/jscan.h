@@ -66,8 +66,9 @@ struct fanout_jnode *fanout_jscan_shallow(const char *text, size_t len, int keep
  * it, the first one) gets its nodes in full in `scratch` (reset before
  * each) and is handed to `each` with its shallow node (child NULL, valid
  * during the call only: the array keeps its count, no node of its
- * elements) as soon as it is scanned, before the scan goes on. Validation and errors are those of fanout_jscan_shallow: when
- * it fails, elements before the error have been handed over already. */
+ * elements) as soon as it is scanned, before the scan goes on. Validation and errors are
+ * those of fanout_jscan_shallow: when it fails, elements before the error have been handed
+ * over already. */
 typedef void (*fanout_jeach_fn)(void *ctx, const struct fanout_jnode *kept,
                                 const struct fanout_jnode *full);
 struct fanout_jnode *fanout_jscan_each(const char *text, size_t len, const char *key,
