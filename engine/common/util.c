@@ -140,6 +140,20 @@ struct fanout_arena_chunk {
 #define ARENA_CHUNK     (64 * 1024)
 #define ARENA_CHUNK_BIG (2 * 1024 * 1024)
 
+void fanout_advise_huge(void *p, size_t n)
+{
+#ifdef MADV_HUGEPAGE
+    const uintptr_t page = 4096;
+    uintptr_t from = ((uintptr_t)p + page - 1) & ~(page - 1);
+    uintptr_t to = ((uintptr_t)p + n) & ~(page - 1);
+    if (to > from)
+        (void)madvise((void *)from, to - from, MADV_HUGEPAGE);
+#else
+    (void)p;
+    (void)n;
+#endif
+}
+
 /* `n` bytes (a multiple of ARENA_CHUNK_BIG) at an ARENA_CHUNK_BIG boundary,
  * huge pages asked for, or NULL. */
 static void *s_map_huge(size_t n)
@@ -153,9 +167,7 @@ static void *s_map_huge(size_t n)
     if (head)
         munmap(p, head);
     munmap(p + head + n, len - head - n);
-#ifdef MADV_HUGEPAGE
-    (void)madvise(p + head, n, MADV_HUGEPAGE); /* a hint: refused, pages stay 4 KiB */
-#endif
+    fanout_advise_huge(p + head, n);
     return p + head;
 }
 

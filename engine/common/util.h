@@ -39,6 +39,12 @@ char *fanout_arena_sprintf(struct fanout_arena *a, const char *fmt, ...) FANOUT_
 void fanout_arena_reset(struct fanout_arena *a);
 void fanout_arena_free(struct fanout_arena *a);
 
+/* Transparent huge pages asked for on the whole 4 KiB pages of [p, p + n),
+ * where the kernel has them for madvise: a large buffer then arrives in a
+ * few page faults instead of hundreds, each dear in a VM. A hint only:
+ * refused or unsupported, the pages stay 4 KiB. */
+void fanout_advise_huge(void *p, size_t n);
+
 /* base64 (RFC 4648, standard alphabet). Decoding is strict: padding must be
  * correct, no characters outside the alphabet (whitespace is refused).
  * Returns the decoded length, or -1 with `*bad_at` set to the offset of the

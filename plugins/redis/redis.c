@@ -406,14 +406,11 @@ static size_t s_bulk_size(size_t n)
     return 1 + s_digits(n) + 2 + n + 2;
 }
 
-/* <tag><v in decimal>\r\n, the digits written from the last one back. */
+/* <tag><v in decimal>\r\n */
 static uint8_t *s_put_len(uint8_t *o, char tag, size_t v)
 {
-    size_t n = s_digits(v);
     *o++ = (uint8_t)tag;
-    for (size_t k = n; k-- > 0; v /= 10)
-        o[k] = (uint8_t)('0' + v % 10);
-    o += n;
+    o += fanout_decimal((char *)o, v);
     *o++ = '\r';
     *o++ = '\n';
     return o;

@@ -80,20 +80,6 @@ static int s_entry_fields(struct fanout_sbuf *b, const struct fanout_msg_entry *
     return rc;
 }
 
-/* The decimal digits of v into out (no NUL); their count. */
-static size_t s_decimal(size_t v, char out[24])
-{
-    char tmp[24];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (size_t i = 0; i < n; i++)
-        out[i] = tmp[n - 1 - i];
-    return n;
-}
-
 int sqs_build(void *ctx, struct fanout_batch_request *r)
 {
     const struct sqs_instance *in = ctx;
@@ -116,9 +102,9 @@ int sqs_build(void *ctx, struct fanout_batch_request *r)
     } else {
         rc |= fanout_sbuf_puts(b, ",\"Entries\":[");
         for (size_t i = 0; i < r->count && rc == 0; i++) {
-            char id[24];
+            char id[FANOUT_DECIMAL_MAX];
             rc |= fanout_sbuf_puts(b, i ? ",{\"Id\":\"" : "{\"Id\":\"");
-            rc |= fanout_sbuf_put(b, id, s_decimal(r->indexes[i], id));
+            rc |= fanout_sbuf_put(b, id, fanout_decimal(id, r->indexes[i]));
             rc |= fanout_sbuf_puts(b, "\",");
             rc |= s_entry_fields(b, entries[i]);
             rc |= fanout_sbuf_puts(b, "}");
@@ -399,7 +385,7 @@ static int s_fast_batch(struct s_md5 *alg, const struct fanout_batch_request *r)
     if (r->count > SQS_MAX_ENTRIES)
         return -1;
     for (size_t i = 0; i < r->count; i++)
-        ids[i][s_decimal(r->indexes[i], ids[i])] = 0; /* snprintf: a tenth of a read */
+        ids[i][fanout_decimal(ids[i], r->indexes[i])] = 0; /* snprintf: a tenth of a read */
     p = fanout_jplain_ws(p, end);
     if (p >= end || *p != '{')
         return -1;

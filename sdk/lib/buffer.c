@@ -51,6 +51,16 @@ int fanout_sbuf_putc(struct fanout_sbuf *b, uint8_t c)
     return fanout_sbuf_put(b, &c, 1);
 }
 
+size_t fanout_decimal(char *out, uint64_t v)
+{
+    size_t n = 1;
+    for (uint64_t t = v; t >= 10; t /= 10)
+        n++;
+    for (size_t k = n; k-- > 0; v /= 10)
+        out[k] = (char)('0' + v % 10);
+    return n;
+}
+
 int fanout_sbuf_printf(struct fanout_sbuf *b, const char *fmt, ...)
 {
     va_list ap, ap2;

@@ -20,6 +20,27 @@ START_TEST(sbuf_grows_and_formats)
 }
 END_TEST
 
+/* fanout_decimal against snprintf: every power of ten and its neighbours,
+ * and the extremes. */
+START_TEST(decimal_digits)
+{
+    uint64_t v = 1;
+    for (int i = 0; i < 20; i++, v *= 10) {
+        uint64_t probes[] = {v - 1, v, v + 1, v * 9 + 9};
+        for (size_t k = 0; k < sizeof probes / sizeof *probes; k++) {
+            char got[FANOUT_DECIMAL_MAX + 1], want[32];
+            size_t n = fanout_decimal(got, probes[k]);
+            got[n] = 0;
+            snprintf(want, sizeof want, "%llu", (unsigned long long)probes[k]);
+            ck_assert_str_eq(got, want);
+        }
+    }
+    char got[FANOUT_DECIMAL_MAX + 1];
+    got[fanout_decimal(got, UINT64_MAX)] = 0;
+    ck_assert_str_eq(got, "18446744073709551615");
+}
+END_TEST
+
 START_TEST(json_strings_always_valid)
 {
     struct fanout_sbuf b = {0};
@@ -150,6 +171,7 @@ int main(void)
     Suite *s = suite_create("helpers");
     TCase *tc = tcase_create("sdk");
     tcase_add_test(tc, sbuf_grows_and_formats);
+    tcase_add_test(tc, decimal_digits);
     tcase_add_test(tc, json_strings_always_valid);
     tcase_add_test(tc, base64_vectors);
     tcase_add_test(tc, base64_lengths);

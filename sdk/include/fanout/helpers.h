@@ -46,6 +46,10 @@ int fanout_sbuf_put(struct fanout_sbuf *b, const void *src, size_t n);
 int fanout_sbuf_puts(struct fanout_sbuf *b, const char *s);
 int fanout_sbuf_putc(struct fanout_sbuf *b, uint8_t c);
 int fanout_sbuf_printf(struct fanout_sbuf *b, const char *fmt, ...) FANOUT_PRINTF(2, 3);
+/* The decimal digits of v written at out (at most FANOUT_DECIMAL_MAX, no
+ * NUL); their count. For hot paths where snprintf's cost shows. */
+#define FANOUT_DECIMAL_MAX 20
+size_t fanout_decimal(char *out, uint64_t v);
 /* Empty the buffer, keeping its storage. */
 void fanout_sbuf_reset(struct fanout_sbuf *b);
 void fanout_sbuf_free(struct fanout_sbuf *b);
