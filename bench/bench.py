@@ -26,11 +26,15 @@ For each event, with one `file` target writing to /dev/null:
 (local-aws-sqs) and Redis (redis-server) at once on loopback: the fanout
 process's CPU, wall and peak RSS, and the requests each server received
 against the fewest the services' limits allow; `--e2e-only kinesis` (or
-any comma-separated subset of kinesis,sqs,redis) delivers to those alone.
+any comma-separated subset of kinesis,sqs,redis) delivers to those alone;
+`--latency-ms 20` holds every Kinesis and SQS answer 20 ms (in a proxy, each
+connection on its own), as services across a network do: the wall time then
+shows how many calls were kept in flight.
 
     bench/bench.py [--build build-release] [--runs 5] [--repeat 30]
                    [--events empty,k8000x100,...] [--e2e] [--markdown]
-                   [--e2e-only kinesis,sqs,redis] [--perf FILE] [--keep-servers]
+                   [--e2e-only kinesis,sqs,redis] [--latency-ms MS] [--perf FILE]
+                   [--keep-servers]
 
 A script, not a test: nothing fails on a time.
 """
@@ -211,7 +215,18 @@ def bench_event(fanout, env, tmp, name, runs, repeat):
     return row
 
 
-def e2e(build, fanout, tmp, runs, perf=None, keep=False, only=TARGETS):
+def _proxy(service, upstream_port, latency_ms):
+    """A fault proxy at rate 0 in front of a service: it counts requests, and
+    holds each answer latency_ms (e2e has put tests/integration on the path)."""
+    import harness  # noqa: E402
+    return subprocess.Popen(
+        [harness.PYTHON, os.path.join(harness.SERVERS, "fault_proxy.py"), "--protocol", "http",
+         "--service", service, "--upstream", "127.0.0.1:%d" % upstream_port, "--rate", "0",
+         "--latency-ms", str(latency_ms)]
+        + harness._guard(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+
+def e2e(build, fanout, tmp, runs, perf=None, keep=False, only=TARGETS, latency_ms=0):
     """One 10,000 x 200 B event to Kinesis, SQS and Redis at once (`only`:
     the targets among them to deliver to). `perf`: one more run under
     `perf record -g -o perf` (not measured); `keep`: print the command and
@@ -230,17 +245,19 @@ def e2e(build, fanout, tmp, runs, perf=None, keep=False, only=TARGETS):
     payload_bytes = sum(len(base64.b64decode(r["kinesis"]["data"])) for r in ev["Records"])
     kin = harness.Kinesalite()
     sqs = harness.SqsServer()
-    # requests counted on the way to kinesalite (fault proxy at rate 0)
-    proxy = subprocess.Popen(
-        [harness.PYTHON, os.path.join(harness.SERVERS, "fault_proxy.py"), "--protocol", "http",
-         "--service", "kinesis", "--upstream", "127.0.0.1:%d" % kin.port, "--rate", "0"]
-        + harness._guard(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    # requests counted on the way to kinesalite (fault proxy at rate 0); SQS
+    # through one too when answers are to be held
+    proxy = _proxy("kinesis", kin.port, latency_ms)
+    sqs_proxy = _proxy("sqs", sqs.port, latency_ms) if latency_ms else None
     rport = harness.free_port()
     redis = subprocess.Popen(["/usr/bin/redis-server", "--bind", "127.0.0.1", "--port",
                               str(rport), "--save", "", "--appendonly", "no", "--dir", tmp],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         port, admin = proxy.stdout.readline().decode().split()
+        sqs_url = sqs.url
+        if sqs_proxy:
+            sqs_url = "http://127.0.0.1:%s" % sqs_proxy.stdout.readline().decode().split()[0]
         harness.wait_port(rport, proc=redis)
         kc = harness.botocore_client("kinesis", kin.url)
         kc.create_stream(StreamName="bench-out", ShardCount=4)
@@ -256,7 +273,7 @@ def e2e(build, fanout, tmp, runs, perf=None, keep=False, only=TARGETS):
         for k in list(env):
             if k.startswith("AWS_"):
                 del env[k]
-        env.update(harness.aws_env(KINESIS="http://127.0.0.1:%s" % port, SQS=sqs.url))
+        env.update(harness.aws_env(KINESIS="http://127.0.0.1:%s" % port, SQS=sqs_url))
         env.update({"AWS_EC2_METADATA_DISABLED": "true",
                     "FANOUT_PLUGIN_PATH": harness.plugin_path()})
         out = []
@@ -284,9 +301,12 @@ def e2e(build, fanout, tmp, runs, perf=None, keep=False, only=TARGETS):
                   file=sys.stderr)
             sys.stdin.readline()
     finally:
-        for p in (proxy, redis):
-            harness.stop_process(p)
+        for p in (proxy, sqs_proxy, redis):
+            if p:
+                harness.stop_process(p)
         proxy.stdout.close()
+        if sqs_proxy:
+            sqs_proxy.stdout.close()
         kin.stop()
         sqs.stop()
     # the fewest requests the limits allow: Kinesis PutRecords 500 records and
@@ -296,7 +316,7 @@ def e2e(build, fanout, tmp, runs, perf=None, keep=False, only=TARGETS):
     mib = 1024 * 1024
     kin_min = max(math.ceil(n / 500), math.ceil((payload_bytes + n * 6) / (10 * mib)))
     sqs_min = max(math.ceil(n / 10), math.ceil(payload_bytes / mib))
-    return {"bytes": len(event), "records": n, "only": only,
+    return {"bytes": len(event), "records": n, "only": only, "latency_ms": latency_ms,
             "cpu": statistics.median(o[1] for o in out),
             "wall": statistics.median(o[0] for o in out),
             "rss": max(o[2] for o in out) / 1024.0,
@@ -366,7 +386,9 @@ def markdown(rows, e2e_row, build, runs, repeat):
                  "redis": "Redis (redis-server)"}
         print("\nEnd to end on loopback: one %.1f MB event of 10,000 × 200 B to %s%s:\n" % (
             e["bytes"] / 1e6, ", ".join(names[t] for t in e["only"]),
-            " at once" if len(e["only"]) > 1 else ""))
+            (" at once" if len(e["only"]) > 1 else "") +
+            (", every Kinesis and SQS answer held %d ms" % e["latency_ms"]
+             if e["latency_ms"] else "")))
         print("| fanout CPU | wall | peak RSS | Kinesis PutRecords (fewest) | "
               "SQS SendMessageBatch (fewest) | Redis SET/MSET commands (records) |")
         print("|---|---|---|---|---|---|")
@@ -386,6 +408,8 @@ def main():
     ap.add_argument("--e2e-only", metavar="TARGETS", default=",".join(TARGETS),
                     help="with --e2e: deliver only to these of %s (comma-separated)"
                     % ",".join(TARGETS))
+    ap.add_argument("--latency-ms", type=int, default=0,
+                    help="with --e2e: hold every Kinesis and SQS answer this long")
     ap.add_argument("--perf", metavar="FILE",
                     help="with --e2e: one more run under perf record -g, written to FILE")
     ap.add_argument("--keep-servers", action="store_true",
@@ -402,14 +426,15 @@ def main():
         rows = [bench_event(fanout, env, tmp, name, args.runs, args.repeat)
                 for name in args.events.split(",") if name]
         e2e_row = e2e(build, fanout, tmp, args.runs, args.perf,
-                      args.keep_servers, only) if args.e2e else None
+                      args.keep_servers, only, args.latency_ms) if args.e2e else None
     if args.markdown:
         markdown(rows, e2e_row, os.path.basename(build), args.runs, args.repeat)
     else:
         text_table(rows)
         if e2e_row:
             e = e2e_row
-            print("e2e 10000x200 to " + "+".join(e["only"]) + ": CPU %.0f ms, wall %.0f ms, peak RSS "
+            print("e2e 10000x200 to " + "+".join(e["only"]) +
+                  (" (answers held %d ms)" % e["latency_ms"] if e["latency_ms"] else "") + ": CPU %.0f ms, wall %.0f ms, peak RSS "
                   "%.1f MB; requests kinesis %d (fewest %d), sqs %d (fewest %d), redis "
                   "commands %d (records %d)" % (
                       e["cpu"] * 1e3, e["wall"] * 1e3, e["rss"], e["kinesis"][0],

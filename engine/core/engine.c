@@ -14,6 +14,7 @@
 #include "aws/client.h"
 #include "aws/retry.h"
 #include "core/batch.h"
+#include "core/conc.h"
 #include "core/event.h"
 #include "core/filter.h"
 #include "core/onfailure.h"
@@ -590,11 +591,14 @@ struct s_target_run {
     struct fanout_onfailure *of;
     struct fanout_onfailure *round;
     struct s_target_run *of_next;
-};
-
-struct s_unit {
-    struct s_target_run *t;
-    size_t call; /* SIZE_MAX: every call of the target, in order */
+    /* the sending of its calls (s_take, s_worker; under run->lock): the
+     * next one to hand out, how many are in flight and may be (conc.h).
+     * An ordered target is one unit: all its calls, one after the other. */
+    int ordered;
+    size_t next_call;
+    unsigned in_flight, peak; /* peak: the most in flight at once */
+    size_t full_count;        /* messages in the target's largest call */
+    struct fanout_conc conc;
 };
 
 struct s_run {
@@ -602,9 +606,14 @@ struct s_run {
     struct fanout_event *ev;
     struct fanout_result *res;
     uint8_t *raw_failed; /* per ev->records entry */
-    struct s_unit *units;
-    size_t unit_count;
-    size_t next_unit;
+    /* the targets with calls to send; s_dispatch sends them */
+    struct s_target_run **sched;
+    size_t sched_count, sched_cap;
+    size_t left;    /* units not yet handed out (a call; an ordered target) */
+    size_t taken;   /* units handed out: each one's retry seed */
+    size_t waiting; /* workers waiting for a unit */
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
     unsigned seed;
     struct s_target_run *of_list;      /* the targets with an on-failure destination */
     struct fanout_filter_views *views; /* of the records, when a filter asks */
@@ -759,8 +768,11 @@ static void s_outcomes_free(struct fanout_outcome *o, size_t mapped)
 }
 
 /* Send one call with retries of the messages that failed retryably.
- * Returns 0 when all were delivered, -1 when some failed for good. */
-static int s_send_call(struct s_target_run *t, const struct fanout_call *c, unsigned *seed)
+ * Returns 0 when all were delivered, -1 when some failed for good. *pace
+ * says what the call tells of the destination's pace (conc.h): 1, all
+ * delivered at the first attempt; -1, some throttled; 0, neither. */
+static int s_send_call(struct s_target_run *t, const struct fanout_call *c, unsigned *seed,
+                       int *pace)
 {
     const struct fanout_engine_config *cfg = &t->run->e->cfg;
     const struct fanout_plugin *pd = &t->inst->plugin->desc;
@@ -771,6 +783,7 @@ static int s_send_call(struct s_target_run *t, const struct fanout_call *c, unsi
     struct fanout_outcome *out = s_outcomes_new(n, &out_mapped);
     struct fanout_outcome *last = NULL;
     int rc = 0;
+    *pace = 0;
     if (!pending || !out) {
         for (size_t i = 0; i < n; i++)
             s_fail_message(t, c->messages[i], "out of memory");
@@ -840,6 +853,10 @@ static int s_send_call(struct s_target_run *t, const struct fanout_call *c, unsi
                 rc = -1;
             }
         }
+        if (throttled)
+            *pace = -1;
+        else if (attempt == 1 && !again && rc == 0)
+            *pace = 1;
         n = again;
         if (!n)
             break;
@@ -881,18 +898,21 @@ static int s_send_call(struct s_target_run *t, const struct fanout_call *c, unsi
     return rc;
 }
 
-static void s_run_unit(struct s_run *run, struct s_unit *u, unsigned seed)
+/* One unit: call `call` of a parallel target, or every call of an ordered
+ * one (call SIZE_MAX). Returns its pace (s_send_call), 0 for an ordered
+ * target. */
+static int s_run_unit(struct s_target_run *t, size_t call, unsigned seed)
 {
-    struct s_target_run *t = u->t;
-    if (u->call != SIZE_MAX) {
-        s_send_call(t, &t->plan.calls[u->call], &seed);
-        return;
+    int pace;
+    if (call != SIZE_MAX) {
+        s_send_call(t, &t->plan.calls[call], &seed, &pace);
+        return pace;
     }
     /* Ordered target: one call at a time; after a call fails for good, the
      * later ones are not sent, so the target never sees records out of
      * order (the source retries from the first failed record). */
     for (size_t i = 0; i < t->plan.call_count; i++) {
-        if (s_send_call(t, &t->plan.calls[i], &seed) == 0)
+        if (s_send_call(t, &t->plan.calls[i], &seed, &pace) == 0)
             continue;
         for (size_t j = i + 1; j < t->plan.call_count; j++)
             for (size_t k = 0; k < t->plan.calls[j].count; k++)
@@ -902,18 +922,134 @@ static void s_run_unit(struct s_run *run, struct s_unit *u, unsigned seed)
                                "would break their order");
         break;
     }
-    (void)run;
+    return 0;
 }
 
+static size_t s_units(const struct s_target_run *t)
+{
+    return t->ordered ? 1 : t->plan.call_count;
+}
+
+/* Add a target with calls to the run's sending (-1 when out of memory). */
+static int s_sched_add(struct s_run *run, struct s_target_run *t, int ordered)
+{
+    if (!t->plan.call_count)
+        return 0;
+    if (run->sched_count == run->sched_cap) {
+        size_t n = run->sched_cap ? 2 * run->sched_cap : 16;
+        void *p = realloc(run->sched, n * sizeof *run->sched);
+        if (!p)
+            return -1;
+        run->sched = p;
+        run->sched_cap = n;
+    }
+    t->ordered = ordered;
+    t->next_call = 0;
+    t->in_flight = t->peak = 0;
+    t->full_count = 0;
+    for (size_t c = 0; c < t->plan.call_count; c++)
+        if (t->plan.calls[c].count > t->full_count)
+            t->full_count = t->plan.calls[c].count;
+    fanout_conc_init(&t->conc, run->e->cfg.max_parallel);
+    run->sched[run->sched_count++] = t;
+    run->left += s_units(t);
+    return 0;
+}
+
+/* The unit to send next (run->lock held), or NULL when none may start now.
+ * An ordered target's (all its calls, the longest) first; then of the
+ * targets under their limit, the one least far through its calls: call i
+ * of n at (2i+1)/2n of the run. So every target is served from the start,
+ * whatever the order of the mappings, and the calls in flight are a mix of
+ * the targets' (16 Kinesis calls of 256 KB bodies do not go together).
+ * A target whose calls are all handed out leaves the list. */
+static struct s_target_run *s_take(struct s_run *run, size_t *call)
+{
+    struct s_target_run *best = NULL;
+    size_t at = 0;
+    for (size_t j = 0; j < run->sched_count; j++) {
+        struct s_target_run *t = run->sched[j];
+        if (t->in_flight >= (t->ordered ? 1 : t->conc.limit))
+            continue;
+        if (t->ordered || !best ||
+            (2 * t->next_call + 1) * s_units(best) <
+                (2 * best->next_call + 1) * s_units(t)) {
+            best = t;
+            at = j;
+            if (t->ordered)
+                break;
+        }
+    }
+    if (!best)
+        return NULL;
+    *call = best->ordered ? SIZE_MAX : best->next_call;
+    if (++best->in_flight > best->peak)
+        best->peak = best->in_flight;
+    run->left--;
+    run->taken++;
+    if (++best->next_call == s_units(best))
+        run->sched[at] = run->sched[--run->sched_count];
+    return best;
+}
+
+/* Whether a unit may start now (run->lock held). */
+static int s_can_take(const struct s_run *run)
+{
+    for (size_t j = 0; j < run->sched_count; j++) {
+        const struct s_target_run *t = run->sched[j];
+        if (t->in_flight < (t->ordered ? 1 : t->conc.limit))
+            return 1;
+    }
+    return 0;
+}
+
+static int64_t s_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Send units until none is left. A worker that cannot start one (every
+ * target with calls left is at its limit) waits for a call to end. */
 static void *s_worker(void *arg)
 {
     struct s_run *run = arg;
+    pthread_mutex_lock(&run->lock);
     for (;;) {
-        size_t i = __atomic_fetch_add(&run->next_unit, 1, __ATOMIC_RELAXED);
-        if (i >= run->unit_count)
-            break;
-        s_run_unit(run, &run->units[i], run->seed + (unsigned)i * 2654435761u);
+        size_t call;
+        struct s_target_run *t = s_take(run, &call);
+        if (!t) {
+            if (!run->left)
+                break;
+            run->waiting++;
+            pthread_cond_wait(&run->wake, &run->lock);
+            run->waiting--;
+            continue;
+        }
+        unsigned seed = run->seed + (unsigned)run->taken * 2654435761u;
+        if (run->waiting && s_can_take(run))
+            pthread_cond_signal(&run->wake);
+        pthread_mutex_unlock(&run->lock);
+        int64_t t0 = s_now_us();
+        int pace = s_run_unit(t, call, seed);
+        int64_t rtt = s_now_us() - t0;
+        pthread_mutex_lock(&run->lock);
+        /* a small call (a target's last) says little of the pace */
+        if (pace > 0 && 2 * t->plan.calls[call].count >= t->full_count)
+            fanout_conc_sample(&t->conc, rtt, t->in_flight, call, t->next_call);
+        else if (pace < 0 && call != SIZE_MAX)
+            fanout_conc_throttled(&t->conc, call, t->next_call);
+        if (!--t->in_flight && t->next_call == s_units(t) && !t->ordered)
+            LOG_DEBUG(t->scope,
+                      "%zu calls to %s, up to %u in flight at once (limit %u, fastest "
+                      "answer %lld us, smoothed %lld us)",
+                      t->plan.call_count, t->dest, t->peak, t->conc.limit,
+                      (long long)t->conc.min_us, (long long)t->conc.smooth_us);
     }
+    if (run->waiting)
+        pthread_cond_broadcast(&run->wake);
+    pthread_mutex_unlock(&run->lock);
     return NULL;
 }
 
@@ -1001,18 +1137,20 @@ static void s_dispatch(struct s_run *run)
 {
     struct s_pool *p = &run->e->pool;
     size_t threads = run->e->cfg.max_parallel;
-    if (threads > run->unit_count)
-        threads = run->unit_count;
+    if (threads > run->left)
+        threads = run->left;
+    pthread_mutex_init(&run->lock, NULL);
+    pthread_cond_init(&run->wake, NULL);
     if (threads <= 1) {
         s_worker(run);
-        return;
+        goto done;
     }
     pthread_mutex_lock(&p->lock);
     size_t helpers = p->run ? 0 : s_pool_grow(p, threads);
     if (!helpers) {
         pthread_mutex_unlock(&p->lock);
         s_worker(run);
-        return;
+        goto done;
     }
     p->run = run;
     p->wanted = helpers < threads ? helpers : threads;
@@ -1022,6 +1160,10 @@ static void s_dispatch(struct s_run *run)
         pthread_cond_wait(&p->done, &p->lock);
     p->run = NULL;
     pthread_mutex_unlock(&p->lock);
+done:
+    pthread_cond_destroy(&run->wake);
+    pthread_mutex_destroy(&run->lock);
+    run->sched_count = 0;
 }
 
 static char *s_strdup_or(const char *s, const char *dflt)
@@ -1144,8 +1286,7 @@ static int s_invalid_mapping(struct s_run *run, size_t *cap,
 static int s_on_failure_round(struct s_run *run)
 {
     struct fanout_engine *e = run->e;
-    size_t cap = 0;
-    run->unit_count = run->next_unit = 0;
+    run->sched_count = run->left = 0;
     for (struct s_target_run *t = run->of_list; t; t = t->of_next) {
         struct fanout_onfailure *of = t->of;
         if (!of->count)
@@ -1179,16 +1320,8 @@ static int s_on_failure_round(struct s_run *run)
         for (size_t i = 0; i < t2->plan.rejected_count; i++)
             fanout_onfailure_refused(of, &t2->plan.rejected[i].rec->pub,
                                      t2->plan.rejected[i].reason);
-        if (run->unit_count + t2->plan.call_count > cap) {
-            size_t n = run->unit_count + t2->plan.call_count + 16;
-            void *p = realloc(run->units, n * sizeof *run->units);
-            if (!p)
-                return -1;
-            run->units = p;
-            cap = n;
-        }
-        for (size_t c = 0; c < t2->plan.call_count; c++)
-            run->units[run->unit_count++] = (struct s_unit){t2, c};
+        if (s_sched_add(run, t2, 0) != 0)
+            return -1;
     }
     s_dispatch(run);
     for (struct s_target_run *t = run->of_list; t; t = t->of_next) {
@@ -1238,7 +1371,7 @@ int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
     struct s_run run = {.e = e, .ev = &ev, .res = res};
     run.raw_failed = calloc(ev.count ? ev.count : 1, 1);
     run.seed = e->cfg.retry_seed ? e->cfg.retry_seed : (unsigned)time(NULL);
-    size_t unit_cap = 0, target_cap = 0;
+    size_t target_cap = 0;
     int rc = -1;
     if (!run.raw_failed) {
         snprintf(err, err_len, "out of memory");
@@ -1380,26 +1513,10 @@ int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
             for (size_t i = 0; i < t->plan.rejected_count; i++)
                 s_refused(t, &t->plan.rejected[i].rec->pub, t->plan.rejected[i].rec->raw,
                           t->plan.rejected[i].reason, 0);
-            size_t need = run.unit_count + (m->parallel ? t->plan.call_count : 1);
-            if (need > unit_cap) {
-                size_t cap = unit_cap ? unit_cap : 16;
-                while (cap < need)
-                    cap *= 2;
-                void *p = realloc(run.units, cap * sizeof *run.units);
-                if (!p) {
-                    snprintf(err, err_len, "out of memory");
-                    goto out;
-                }
-                run.units = p;
-                unit_cap = cap;
+            if (s_sched_add(&run, t, !m->parallel) != 0) {
+                snprintf(err, err_len, "out of memory");
+                goto out;
             }
-            if (!t->plan.call_count)
-                continue;
-            if (m->parallel)
-                for (size_t c = 0; c < t->plan.call_count; c++)
-                    run.units[run.unit_count++] = (struct s_unit){t, c};
-            else
-                run.units[run.unit_count++] = (struct s_unit){t, SIZE_MAX};
         }
     }
 
@@ -1447,7 +1564,7 @@ out:
     for (struct s_target_run *t = run.of_list; t; t = t->of_next)
         fanout_onfailure_free(t->of);
     free(run.raw_failed);
-    free(run.units);
+    free(run.sched);
     fanout_filter_views_free(run.views);
     fanout_event_clean_up(&ev);
     if (rc < 0)

@@ -14,7 +14,8 @@ struct fanout_engine_config {
     const char *config_path; /* mapping file; NULL: the DynamoDB table */
     const char *table;       /* DynamoDB mapping table when no file */
     const char *plugin_path; /* NULL: the default search path */
-    /* Targets (or parallel batches) in flight at once:
+    /* Targets (or parallel batches) in flight at once, at most (each
+     * parallel target's own limit adapts below it, core/conc.h):
      * FANOUT_MAX_PARALLEL, default 16. */
     unsigned max_parallel;
     /* Attempts per message, the first included: FANOUT_RETRY_ATTEMPTS,

@@ -379,6 +379,28 @@ class Fanout(Base):
                         env={"FANOUT_MAX_PARALLEL": "8"})
         self.assertEqual(max(c["inflight"] for c in self.lines("flaky.log")[16:]), 1)
 
+    def test_parallel_adapts_to_the_destination(self):
+        # as fast with more calls in flight (AWS's services): up to FANOUT_MAX_PARALLEL
+        log = self.path("flaky.log")
+        recs = [("k%d" % i, b"sleep:50:") for i in range(48)]  # 24 calls of 100 ms
+        r = self.invoke([mapping("f", "flaky", log)], kinesis_event(recs),
+                        env={"FANOUT_MAX_PARALLEL": "6", "FANOUT_LOG_LEVEL": "debug"})
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        peak = max(c["inflight"] for c in self.lines("flaky.log"))
+        self.assertLessEqual(peak, 6)
+        self.assertGreaterEqual(peak, 5, r.stderr.decode())
+        self.assertIn("24 calls to ", r.stderr.decode())
+        # a server that serves one message at a time answers slower with each
+        # call added: a few in flight, not 16 (the others wait here)
+        log2 = self.path("queue.log")
+        recs = [("k%d" % i, b"queue:10:") for i in range(60)]  # 30 calls
+        r = self.invoke([mapping("q", "flaky", log2)], kinesis_event(recs),
+                        env={"FANOUT_MAX_PARALLEL": "16", "FANOUT_LOG_LEVEL": "debug"})
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        calls = self.lines("queue.log")
+        self.assertEqual(len(calls), 60)
+        self.assertLessEqual(max(c["inflight"] for c in calls), 6, r.stderr.decode())
+
     def test_one_bad_target_does_not_hurt_the_others(self):
         log = self.path("flaky.log")
         recs = [("a", b"fatal:x"), ("b", b"y")]

@@ -7,6 +7,9 @@
  *   "retry:N:"      retryable failure for the first N attempts, then delivered
  *   "throttle:N:"   throttled for the first N attempts, then delivered
  *   "sleep:MS:"     delivered after sleeping MS ms (to observe concurrency)
+ *   "queue:MS:"     delivered after MS ms of a server that serves one message
+ *                   at a time: the others wait (answers slow down as calls
+ *                   are added)
  *   anything else   delivered
  * Every message of every call is logged as one JSON line:
  *   {"attempt":A,"seq":"...","records":N,"status":S,"inflight":K,"body":"..."}
@@ -34,6 +37,7 @@ struct flaky {
 };
 
 static int s_inflight;
+static pthread_mutex_t s_server = PTHREAD_MUTEX_INITIALIZER; /* "queue:" */
 
 static int s_validate(const struct fanout_target *t, char *err, size_t n)
 {
@@ -86,10 +90,15 @@ static int s_send(void *instance, const struct fanout_batch *b, struct fanout_ou
             if (b->attempt <= s_num_after(body, len, 9))
                 fanout_outcome_set(&out[i], FANOUT_THROTTLED,
                                    "ProvisionedThroughputExceededException", "slow down");
-        } else if (len >= 6 && !memcmp(body, "sleep:", 6)) {
+        } else if (len >= 6 && (!memcmp(body, "sleep:", 6) || !memcmp(body, "queue:", 6))) {
+            int queue = body[0] == 'q';
             unsigned ms = s_num_after(body, len, 6);
             struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+            if (queue)
+                pthread_mutex_lock(&s_server);
             nanosleep(&ts, NULL);
+            if (queue)
+                pthread_mutex_unlock(&s_server);
         }
         st = out[i].status;
         pthread_mutex_lock(&f->lock);

@@ -469,6 +469,8 @@ class HttpConn(threading.Thread):
                 if (hget(rheaders, "connection") or "").lower() == "close":
                     fin_close(u)
                     self.u = None
+                if STATE.args.latency_ms:  # a service across a network
+                    time.sleep(STATE.args.latency_ms / 1000.0)
                 return rfirst, rheaders, rbody
             except (OSError, HttpClosed):
                 if self.u is not None:
@@ -923,6 +925,9 @@ def main():
     p.add_argument("--extra-rate", type=float, default=0.0,
                    help="Redis: chance that an idle connection gets an extra reply")
     p.add_argument("--stall-ms", type=int, default=1500)
+    p.add_argument("--latency-ms", type=int, default=0,
+                   help="HTTP: every answer held this long (each connection on its own),"
+                        " as a service across a network (bench.py --latency-ms)")
     p.add_argument("--parent-pid", type=int, default=0)
     p.add_argument("--max-lifetime", type=float, default=0)
     args = p.parse_args()
