@@ -767,12 +767,26 @@ static void s_outcomes_free(struct fanout_outcome *o, size_t mapped)
         free(o);
 }
 
+/* What a call's first attempt tells of the destination's pace (conc.h):
+ * its answer time, whether some message was delivered (an answer to the
+ * call itself: a call refused whole, or not connected, may come back
+ * faster than any real answer), whether some was throttled. */
+struct s_pace {
+    int64_t rtt_us;
+    int delivered, throttled;
+};
+
+static int64_t s_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 /* Send one call with retries of the messages that failed retryably.
- * Returns 0 when all were delivered, -1 when some failed for good. *pace
- * says what the call tells of the destination's pace (conc.h): 1, all
- * delivered at the first attempt; -1, some throttled; 0, neither. */
+ * Returns 0 when all were delivered, -1 when some failed for good. */
 static int s_send_call(struct s_target_run *t, const struct fanout_call *c, unsigned *seed,
-                       int *pace)
+                       struct s_pace *pace)
 {
     const struct fanout_engine_config *cfg = &t->run->e->cfg;
     const struct fanout_plugin *pd = &t->inst->plugin->desc;
@@ -783,7 +797,7 @@ static int s_send_call(struct s_target_run *t, const struct fanout_call *c, unsi
     struct fanout_outcome *out = s_outcomes_new(n, &out_mapped);
     struct fanout_outcome *last = NULL;
     int rc = 0;
-    *pace = 0;
+    *pace = (struct s_pace){0};
     if (!pending || !out) {
         for (size_t i = 0; i < n; i++)
             s_fail_message(t, c->messages[i], "out of memory");
@@ -813,11 +827,14 @@ static int s_send_call(struct s_target_run *t, const struct fanout_call *c, unsi
         if (attempt > 1)
             memset(out, 0, n * sizeof *out);
         int serial = pd->flags & FANOUT_PLUGIN_SERIAL;
+        int64_t t0 = attempt == 1 ? s_now_us() : 0;
         if (serial)
             pthread_mutex_lock(&t->inst->send_lock);
         pd->send(t->inst->handle, &batch, out);
         if (serial)
             pthread_mutex_unlock(&t->inst->send_lock);
+        if (attempt == 1)
+            pace->rtt_us = s_now_us() - t0;
         __atomic_fetch_add(&s_sum(t)->calls, 1, __ATOMIC_RELAXED);
 
         size_t again = 0;
@@ -839,6 +856,7 @@ static int s_send_call(struct s_target_run *t, const struct fanout_call *c, unsi
         for (size_t i = 0; i < n; i++) {
             int st = out[i].status;
             if (st == FANOUT_OK) {
+                pace->delivered |= attempt == 1;
                 __atomic_fetch_add(&s_sum(t)->delivered, pending[i]->record_count,
                                    __ATOMIC_RELAXED);
             } else if (st == FANOUT_RETRY || st == FANOUT_THROTTLED) {
@@ -853,10 +871,7 @@ static int s_send_call(struct s_target_run *t, const struct fanout_call *c, unsi
                 rc = -1;
             }
         }
-        if (throttled)
-            *pace = -1;
-        else if (attempt == 1 && !again && rc == 0)
-            *pace = 1;
+        pace->throttled |= attempt == 1 && throttled;
         n = again;
         if (!n)
             break;
@@ -899,20 +914,19 @@ static int s_send_call(struct s_target_run *t, const struct fanout_call *c, unsi
 }
 
 /* One unit: call `call` of a parallel target, or every call of an ordered
- * one (call SIZE_MAX). Returns its pace (s_send_call), 0 for an ordered
- * target. */
-static int s_run_unit(struct s_target_run *t, size_t call, unsigned seed)
+ * one (call SIZE_MAX: its pace is not kept, it has no limit to set). */
+static void s_run_unit(struct s_target_run *t, size_t call, unsigned seed,
+                       struct s_pace *pace)
 {
-    int pace;
     if (call != SIZE_MAX) {
-        s_send_call(t, &t->plan.calls[call], &seed, &pace);
-        return pace;
+        s_send_call(t, &t->plan.calls[call], &seed, pace);
+        return;
     }
     /* Ordered target: one call at a time; after a call fails for good, the
      * later ones are not sent, so the target never sees records out of
      * order (the source retries from the first failed record). */
     for (size_t i = 0; i < t->plan.call_count; i++) {
-        if (s_send_call(t, &t->plan.calls[i], &seed, &pace) == 0)
+        if (s_send_call(t, &t->plan.calls[i], &seed, pace) == 0)
             continue;
         for (size_t j = i + 1; j < t->plan.call_count; j++)
             for (size_t k = 0; k < t->plan.calls[j].count; k++)
@@ -922,7 +936,7 @@ static int s_run_unit(struct s_target_run *t, size_t call, unsigned seed)
                                "would break their order");
         break;
     }
-    return 0;
+    *pace = (struct s_pace){0};
 }
 
 static size_t s_units(const struct s_target_run *t)
@@ -1003,13 +1017,6 @@ static int s_can_take(const struct s_run *run)
     return 0;
 }
 
-static int64_t s_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* Send units until none is left. A worker that cannot start one (every
  * target with calls left is at its limit) waits for a call to end. */
 static void *s_worker(void *arg)
@@ -1031,15 +1038,14 @@ static void *s_worker(void *arg)
         if (run->waiting && s_can_take(run))
             pthread_cond_signal(&run->wake);
         pthread_mutex_unlock(&run->lock);
-        int64_t t0 = s_now_us();
-        int pace = s_run_unit(t, call, seed);
-        int64_t rtt = s_now_us() - t0;
+        struct s_pace pace;
+        s_run_unit(t, call, seed, &pace);
         pthread_mutex_lock(&run->lock);
         /* a small call (a target's last) says little of the pace */
-        if (pace > 0 && 2 * t->plan.calls[call].count >= t->full_count)
-            fanout_conc_sample(&t->conc, rtt, t->in_flight, call, t->next_call);
-        else if (pace < 0 && call != SIZE_MAX)
+        if (pace.throttled)
             fanout_conc_throttled(&t->conc, call, t->next_call);
+        else if (pace.delivered && 2 * t->plan.calls[call].count >= t->full_count)
+            fanout_conc_sample(&t->conc, pace.rtt_us, t->in_flight, call, t->next_call);
         if (!--t->in_flight && t->next_call == s_units(t) && !t->ordered)
             LOG_DEBUG(t->scope,
                       "%zu calls to %s, up to %u in flight at once (limit %u, fastest "
