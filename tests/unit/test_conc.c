@@ -93,6 +93,23 @@ START_TEST(serial_destination_stays_low)
 }
 END_TEST
 
+/* Steps of answers, each followed by the limit it must leave. */
+struct s_step {
+    unsigned answers;
+    int64_t (*rtt_us)(unsigned);
+    int throttled;
+    unsigned limit;
+};
+
+static void s_steps(struct s_sim *s, const struct s_step *st, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        s_answers(s, st[i].answers, st[i].rtt_us, st[i].throttled);
+        ck_assert_msg(s->c.limit == st[i].limit, "step %zu: limit %u, expected %u", i,
+                      s->c.limit, st[i].limit);
+    }
+}
+
 START_TEST(cap_and_floor)
 {
     static struct s_sim s;
@@ -103,10 +120,8 @@ START_TEST(cap_and_floor)
     s_init(&s, 0); /* a cap of 0 is read as 1 */
     ck_assert_uint_eq(s.c.limit, 1);
     s_init(&s, 16);
-    s_answers(&s, 14, s_flat, 0);
-    ck_assert_uint_eq(s.c.limit, 16);
-    s_answers(&s, 500, s_slower, 0);
-    ck_assert_uint_eq(s.c.limit, 1);
+    const struct s_step steps[] = {{14, s_flat, 0, 16}, {500, s_slower, 0, 1}};
+    s_steps(&s, steps, 2);
 }
 END_TEST
 
@@ -127,19 +142,17 @@ START_TEST(throttled_halves_once_per_round)
 {
     static struct s_sim s;
     s_init(&s, 16);
-    s_answers(&s, 100, s_flat, 0);
-    ck_assert_uint_eq(s.c.limit, 16);
-    /* the 16 calls in flight come back throttled: one halving, not four */
-    s_answers(&s, 16, s_flat, 1);
-    ck_assert_uint_eq(s.c.limit, 8);
-    /* the next round, started after the cut: halved again */
-    s_answers(&s, 1, s_flat, 1);
-    ck_assert_uint_eq(s.c.limit, 4);
-    s_answers(&s, 200, s_flat, 1);
-    ck_assert_uint_eq(s.c.limit, 1);
-    /* served again, as fast as before: back up to the cap */
-    s_answers(&s, 100, s_flat, 0);
-    ck_assert_uint_eq(s.c.limit, 16);
+    const struct s_step steps[] = {
+        {100, s_flat, 0, 16},
+        /* the 16 calls in flight come back throttled: one halving, not four */
+        {16, s_flat, 1, 8},
+        /* the next round, started after the cut: halved again */
+        {1, s_flat, 1, 4},
+        {200, s_flat, 1, 1},
+        /* served again, as fast as before: back up to the cap */
+        {100, s_flat, 0, 16},
+    };
+    s_steps(&s, steps, sizeof steps / sizeof *steps);
 }
 END_TEST
 
