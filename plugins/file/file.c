@@ -66,25 +66,31 @@ static int s_json_str(struct fanout_sbuf *b, const uint8_t *s, size_t n)
     char *o = b->p + b->len;
     *o++ = '"';
     size_t i = 0;
+    /* room: from o on, always the input's rest, the quote and the NUL, so a
+     * block of the input's bytes can be stored before it is looked at */
     for (;;) {
-        size_t run = i;
         /* sixteen bytes at a time with SSE2 (x86-64's baseline), then
-         * eight, while none is '"', '\\' or below 0x20 (bytes of 0x80 and
-         * above pass: the text was checked as UTF-8); at the first such
-         * byte, straight to its escape */
+         * eight: stored as they are, then tested for '"', '\\' or a byte
+         * below 0x20 (bytes of 0x80 and above pass: the text was checked
+         * as UTF-8); at the first such byte, only the bytes before it
+         * count, and straight to its escape */
 #ifdef __SSE2__
         while (n - i >= 16) {
             __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+            _mm_storeu_si128((__m128i *)(void *)o, v);
             __m128i stop = _mm_or_si128(
                 _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
                              _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
                 _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v)); /* v <= 0x1f */
             unsigned mask = (unsigned)_mm_movemask_epi8(stop);
             if (mask) {
-                i += (size_t)__builtin_ctz(mask);
+                unsigned k = (unsigned)__builtin_ctz(mask);
+                i += k;
+                o += k;
                 goto stop;
             }
             i += 16;
+            o += 16;
         }
 #endif
         while (n - i >= 8) {
@@ -96,18 +102,17 @@ static int s_json_str(struct fanout_sbuf *b, const uint8_t *s, size_t n)
             if ((((q - ones) & ~q) | ((bs - ones) & ~bs) | ((low - ones * 0x20) & ~v)) &
                 high)
                 break;
+            memcpy(o, &v, 8);
             i += 8;
+            o += 8;
         }
         while (i < n && s[i] >= 0x20 && s[i] != '"' && s[i] != '\\')
-            i++;
+            *o++ = (char)s[i++];
+        if (i >= n)
+            break;
 #ifdef __SSE2__
     stop:
 #endif
-        if (i > run)
-            memcpy(o, s + run, i - run);
-        o += i - run;
-        if (i >= n)
-            break;
         /* the escape (6 bytes at most), the rest, the quote and the NUL */
         size_t used = (size_t)(o - b->p), rest = 6 + (n - i - 1) + 1;
         if (b->cap < used + rest + 1) {
