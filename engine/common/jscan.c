@@ -90,19 +90,7 @@ static struct fanout_jnode *s_node(struct s_p *s, int depth)
 
 static inline void s_ws(struct s_p *s)
 {
-    /* most tokens follow their separator at once or after one space (as
-     * json.dumps and many writers put ", " and ": "): both without the
-     * loop, the pointer in a register */
-    const char *p = s->p, *end = s->end;
-    if (p < end && (unsigned char)*p > ' ')
-        return;
-    if (end - p >= 2 && *p == ' ' && (unsigned char)p[1] > ' ') {
-        s->p = p + 1;
-        return;
-    }
-    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
-        p++;
-    s->p = p;
+    s->p = fanout_jws(s->p, s->end);
 }
 
 /* s_ws, then whether the next byte is `c`: one test when it follows at
@@ -500,19 +488,6 @@ static int s_skip_here(struct s_p *s, int depth, const char *key, size_t key_len
     return 0;
 }
 
-/* s_ws on a local pointer: the skip functions keep theirs in a register
- * and store it in s->p only for a call out and at an error */
-static inline const char *s_skip_ws_at(const char *p, const char *end)
-{
-    if (p < end && (unsigned char)*p > ' ')
-        return p;
-    if (end - p >= 2 && *p == ' ' && (unsigned char)p[1] > ' ')
-        return p + 1;
-    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
-        p++;
-    return p;
-}
-
 /* A name among the names from `from` on the stack. */
 static int s_skip_among(const struct s_p *s, size_t from, const char *key, size_t key_len)
 {
@@ -606,7 +581,7 @@ static int s_skip_container(struct s_p *s, int depth, int object, size_t *count)
     const char *p = s->p + 1, *end = s->end;
     const char close = object ? '}' : ']';
     size_t n = 0;
-    p = s_skip_ws_at(p, end);
+    p = fanout_jws(p, end);
     if (p < end && *p == close) {
         s->p = p + 1;
         *count = 0;
@@ -621,7 +596,7 @@ static int s_skip_container(struct s_p *s, int depth, int object, size_t *count)
     for (;;) {
         if (object) {
             int key_escaped;
-            p = s_skip_ws_at(p, end);
+            p = fanout_jws(p, end);
             if (p >= end || *p != '"') {
                 s->p = p;
                 s_fail(s, "expected a member name in double quotes");
@@ -633,7 +608,7 @@ static int s_skip_container(struct s_p *s, int depth, int object, size_t *count)
             size_t key_len = (size_t)(key_end - key);
             p = key_end + 1;
             if (p >= end || *p != ':') {
-                p = s_skip_ws_at(p, end);
+                p = fanout_jws(p, end);
                 if (p >= end || *p != ':') {
                     s->p = p;
                     s_fail(s, "expected ':' after a member name");
@@ -669,7 +644,7 @@ static int s_skip_container(struct s_p *s, int depth, int object, size_t *count)
             }
         }
         /* the value: s_value without nodes */
-        p = s_skip_ws_at(p, end);
+        p = fanout_jws(p, end);
         if (p >= end) {
             s->p = p;
             s_fail(s, "expected a value");
@@ -721,7 +696,7 @@ static int s_skip_container(struct s_p *s, int depth, int object, size_t *count)
         n++;
         /* ',' or the close at once, else after whitespace */
         if (p >= end || (*p != ',' && *p != close))
-            p = s_skip_ws_at(p, end);
+            p = fanout_jws(p, end);
         if (p < end && *p == ',') {
             p++;
             continue;
@@ -745,7 +720,7 @@ static int s_skip_container(struct s_p *s, int depth, int object, size_t *count)
 __attribute__((noinline)) static struct fanout_jnode *s_skip_member(struct s_p *s,
                                                                     int depth)
 {
-    s->p = s_skip_ws_at(s->p, s->end);
+    s->p = fanout_jws(s->p, s->end);
     if (s->p >= s->end || (*s->p != '{' && *s->p != '[') || depth > MAX_DEPTH)
         return s_value(s, depth);
     struct fanout_jnode *n = s_node(s, depth);

@@ -46,6 +46,21 @@ struct fanout_jnode {
     struct fanout_jnode *next;  /* next sibling */
 };
 
+/* The first byte at or after `p` that is not JSON whitespace, or `end`.
+ * Most tokens follow their separator at once or after one space (as
+ * json.dumps and many writers put ", " and ": "): both without the loop.
+ * Shared by the scanner and the DynamoDB converter's pass over an image. */
+static inline const char *fanout_jws(const char *p, const char *end)
+{
+    if (p < end && (unsigned char)*p > ' ')
+        return p;
+    if (end - p >= 2 && *p == ' ' && (unsigned char)p[1] > ' ')
+        return p + 1;
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+        p++;
+    return p;
+}
+
 /* Parse one JSON document (RFC 8259, whitespace around allowed). Returns the
  * root, or NULL with err giving line, column and what was expected. The
  * nodes point into `text`, which must outlive them. */

@@ -767,16 +767,7 @@ struct s_fast {
 
 static inline void s_fast_ws(struct s_fast *f)
 {
-    /* most tokens follow their separator at once or after one space */
-    if (f->p < f->end && (unsigned char)*f->p > ' ')
-        return;
-    if (f->end - f->p >= 2 && f->p[0] == ' ' && (unsigned char)f->p[1] > ' ') {
-        f->p++;
-        return;
-    }
-    while (f->p < f->end &&
-           (*f->p == ' ' || *f->p == '\n' || *f->p == '\r' || *f->p == '\t'))
-        f->p++;
+    f->p = fanout_jws(f->p, f->end);
 }
 
 /* A byte into a buffer with room for it (reserved by the caller). */
