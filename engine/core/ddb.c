@@ -1355,8 +1355,10 @@ int fanout_ddb_key_write(const struct fanout_jnode *keys, struct fanout_sbuf *ou
             goto fail;
         }
         struct s_num num;
-        /* N keys are checked but kept as sent: the key is text, not JSON. */
-        if (type[0] == 'N' && s_number_check(&c, &p, "N", s, n, &num) != 0)
+        /* N keys are checked but kept as sent: the key is text, not JSON.
+         * A plain one is valid as it is (s_number_plain). */
+        if (type[0] == 'N' && !s_number_plain(s, n) &&
+            s_number_check(&c, &p, "N", s, n, &num) != 0)
             goto fail;
         if (type[0] == 'B' && s_base64_validate(&c, &p, "B", s, n) != 0)
             goto fail;
