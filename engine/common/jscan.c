@@ -572,6 +572,124 @@ static inline const char *s_skip_pair(const char *p, const char *end)
     return q < end && *q == '}' ? q + 1 : NULL;
 }
 
+/* ---- the shape of a DynamoDB image, in one quick pass ---------------- */
+
+/* s_skip_member's fast path for a value of the shape DynamoDB images
+ * have: an object whose members are objects of one member (an
+ * AttributeValue) holding a string, a literal, such an object again (M)
+ * or an array (L, and the sets) of those or of strings; every string
+ * printable ASCII without escapes (s_plain_end), no number, at most
+ * S_NAMES names per object, none repeated, at most S_SHAPE_DEPTH levels.
+ * Each function returns the end of what it read, or NULL for anything
+ * else, valid or not: s_skip_container then reads the value from its
+ * start, with its errors, its doubts and its `inside` flags. Whatever is
+ * read here is valid JSON with distinct names and nothing to flag. */
+#define S_SHAPE_DEPTH 40
+
+static const char *s_shape_map(const char *p, const char *end, int depth, size_t *count);
+static const char *s_shape_list(const char *p, const char *end, int depth);
+
+/* An AttributeValue at its '{'. */
+static const char *s_shape_av(const char *p, const char *end, int depth)
+{
+    const char *q = s_skip_pair(p, end);
+    if (q)
+        return q;
+    if (depth >= S_SHAPE_DEPTH)
+        return NULL;
+    q = fanout_jws(p + 1, end);
+    if (q >= end || *q != '"' || !(q = s_plain_end(q + 1, end)))
+        return NULL;
+    q = fanout_jws(q + 1, end);
+    if (q >= end || *q != ':')
+        return NULL;
+    q = fanout_jws(q + 1, end);
+    size_t count;
+    if (q < end && *q == '{')
+        q = s_shape_map(q, end, depth + 1, &count);
+    else if (q < end && *q == '[')
+        q = s_shape_list(q, end, depth + 1);
+    else
+        return NULL;
+    if (!q)
+        return NULL;
+    q = fanout_jws(q, end);
+    return q < end && *q == '}' ? q + 1 : NULL;
+}
+
+/* An array of AttributeValues or strings at its '['. */
+static const char *s_shape_list(const char *p, const char *end, int depth)
+{
+    const char *q = fanout_jws(p + 1, end);
+    if (q < end && *q == ']')
+        return q + 1;
+    for (;;) {
+        if (q < end && *q == '{') {
+            q = s_shape_av(q, end, depth);
+        } else if (q < end && *q == '"') {
+            q = s_plain_end(q + 1, end);
+            q = q ? q + 1 : NULL;
+        } else {
+            return NULL;
+        }
+        if (!q)
+            return NULL;
+        if (q >= end || (*q != ',' && *q != ']'))
+            q = fanout_jws(q, end);
+        if (q < end && *q == ']')
+            return q + 1;
+        if (q >= end || *q != ',')
+            return NULL;
+        q = fanout_jws(q + 1, end);
+    }
+}
+
+/* An object of AttributeValues at its '{': its members counted. */
+static const char *s_shape_map(const char *p, const char *end, int depth, size_t *count)
+{
+    struct s_name names[S_NAMES];
+    uint64_t seen = 0;
+    size_t n = 0;
+    const char *q = fanout_jws(p + 1, end);
+    if (q < end && *q == '}') {
+        *count = 0;
+        return q + 1;
+    }
+    for (;;) {
+        if (q >= end || *q != '"' || n == S_NAMES)
+            return NULL;
+        const char *key = q + 1, *key_end = s_plain_end(key, end);
+        if (!key_end)
+            return NULL;
+        size_t key_len = (size_t)(key_end - key);
+        uint64_t bit = s_name_bit(key, key_len);
+        if (seen & bit)
+            for (size_t i = 0; i < n; i++)
+                if (names[i].len == key_len && memcmp(names[i].key, key, key_len) == 0)
+                    return NULL; /* a repeated name: reported by the full scan */
+        seen |= bit;
+        names[n++] = (struct s_name){key, key_len};
+        q = key_end + 1;
+        if (q >= end || *q != ':') {
+            q = fanout_jws(q, end);
+            if (q >= end || *q != ':')
+                return NULL;
+        }
+        q = fanout_jws(q + 1, end);
+        if (q >= end || *q != '{' || !(q = s_shape_av(q, end, depth)))
+            return NULL;
+        if (q >= end || (*q != ',' && *q != '}'))
+            q = fanout_jws(q, end);
+        if (q < end && *q == '}') {
+            *count = n;
+            return q + 1;
+        }
+        if (q >= end || *q != ',')
+            return NULL;
+        q = fanout_jws(q + 1, end);
+    }
+}
+
 /* s_container without nodes: validated and checked for repeated names as
  * s_value does (the same errors at the same places), the members counted
  * into *count. The value of a member is read here, but for a container:
@@ -729,6 +847,13 @@ __attribute__((noinline)) static struct fanout_jnode *s_skip_member(struct s_p *
     int object = *s->p == '{';
     n->type = object ? FANOUT_J_OBJECT : FANOUT_J_ARRAY;
     n->text = s->p;
+    const char *shape = object ? s_shape_map(s->p, s->end, 0, &n->count) : NULL;
+    if (shape) { /* nothing inside to flag, no name repeated */
+        s->p = shape;
+        n->len = (size_t)(s->p - n->text);
+        n->distinct = 1;
+        return n;
+    }
     size_t doubt = s->doubt;
     unsigned char inside = s->inside;
     s->inside = 0;
