@@ -549,9 +549,11 @@ static inline const char *s_skip_string(struct s_p *s, const char *p, int *escap
  * Nothing to count: one name, no number. */
 static inline const char *s_skip_pair(const char *p, const char *end)
 {
-    if (end - p < 2 || p[1] != '"')
+    if (end - p < 4 || p[1] != '"')
         return NULL;
-    const char *q = s_plain_end(p + 2, end);
+    /* a one-letter name (S, N, M, L...) ends at once */
+    const char *q =
+        p[3] == '"' && p[2] >= 'A' && p[2] <= 'Z' ? p + 3 : s_plain_end(p + 2, end);
     if (!q || end - q < 8 || q[1] != ':')
         return NULL;
     q += 2;

@@ -1097,7 +1097,11 @@ static int s_turbo_value(struct s_turbo *t, int depth)
     q = fanout_jws(q + 1, end);
     if (q >= end || *q != '"')
         return -1;
-    const char *type = q + 1, *type_end = s_turbo_str_end(type, end);
+    /* a one-letter type (S, N, M, L, B) ends at once */
+    const char *type = q + 1,
+               *type_end = end - q >= 3 && q[2] == '"' && q[1] >= 'A' && q[1] <= 'Z'
+                               ? q + 2
+                               : s_turbo_str_end(type, end);
     if (!type_end)
         return -1;
     size_t tl = (size_t)(type_end - type);
