@@ -1399,6 +1399,73 @@ int fanout_ddb_image_text(const char *text, size_t len, int convert,
     return fanout_ddb_image_write(img, convert, out, err, err_len) == 0 ? 0 : -1;
 }
 
+/* fanout_ddb_key_write from the text for Keys of the common shape: each
+ * key attribute {"S"|"N"|"B": "value"} with names and values without
+ * escapes, N plain (s_number_plain), B valid base64. -1 (the buffer's
+ * length restored by the caller) for anything else. */
+static int s_turbo_key(const char *q, const char *end, struct fanout_sbuf *out)
+{
+    q = fanout_jws(q, end);
+    if (q >= end || *q != '{')
+        return -1;
+    q = fanout_jws(q + 1, end);
+    if (q < end && *q == '}')
+        return -1; /* empty: fanout_ddb_key_write says so */
+    for (int first = 1;; first = 0) {
+        if (q >= end || *q != '"' || !(q = s_turbo_str_end(q + 1, end)))
+            return -1;
+        q = fanout_jws(q + 1, end);
+        if (q >= end || *q != ':')
+            return -1;
+        q = fanout_jws(q + 1, end);
+        if (q >= end || *q != '{')
+            return -1;
+        q = fanout_jws(q + 1, end);
+        if (end - q < 3 || q[0] != '"' || q[2] != '"' ||
+            (q[1] != 'S' && q[1] != 'N' && q[1] != 'B'))
+            return -1;
+        char type = q[1];
+        q = fanout_jws(q + 3, end);
+        if (q >= end || *q != ':')
+            return -1;
+        q = fanout_jws(q + 1, end);
+        const char *v = q + 1,
+                   *v_end = q < end && *q == '"' ? s_turbo_str_end(v, end) : NULL;
+        if (!v_end)
+            return -1;
+        size_t n = (size_t)(v_end - v), bad;
+        if ((type == 'N' && !s_number_plain(v, n)) ||
+            (type == 'B' && s_base64_check(v, n, &bad) != 0))
+            return -1;
+        if ((!first && fanout_sbuf_putc(out, '|') != 0) || fanout_sbuf_put(out, v, n) != 0)
+            return -1;
+        q = fanout_jws(v_end + 1, end);
+        if (q >= end || *q != '}')
+            return -1;
+        q = fanout_jws(q + 1, end);
+        if (q < end && *q == '}')
+            return fanout_jws(q + 1, end) == end ? 0 : -1;
+        if (q >= end || *q != ',')
+            return -1;
+        q = fanout_jws(q + 1, end);
+    }
+}
+
+int fanout_ddb_key_text(const char *text, size_t len, struct fanout_arena *nodes,
+                        struct fanout_sbuf *out, char *err, size_t err_len)
+{
+    size_t start = out->len;
+    if (err && err_len)
+        err[0] = 0;
+    if (s_turbo_key(text, text + len, out) == 0)
+        return 0;
+    s_restore(out, start);
+    const struct fanout_jnode *keys = fanout_jscan_valid(text, len, nodes, err, err_len);
+    if (!keys)
+        return -2;
+    return fanout_ddb_key_write(keys, out, err, err_len) == 0 ? 0 : -1;
+}
+
 /* A member of a whole record: an image or Keys (`image`), else a scalar
  * as it came (a number's text as it is, a string as s_dump writes it). */
 static int s_record_member(struct s_ctx *c, const struct fanout_jnode *v, int image,
