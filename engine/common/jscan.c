@@ -127,26 +127,12 @@ static int s_hex4(const char *q, unsigned *out)
  * closing quote is looked for, and whether there are escapes. */
 static int s_string_trusted(struct s_p *s, const char **text, size_t *len, int *escaped)
 {
-    const uint8_t *q = (const uint8_t *)s->p + 1, *end = (const uint8_t *)s->end;
+    const char *q = s->p + 1, *end = s->end;
     *escaped = 0;
     for (;;) {
-#ifdef __SSE2__
-        const __m128i quote16 = _mm_set1_epi8('"'), slash16 = _mm_set1_epi8('\\');
-        while (end - q >= 16) {
-            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
-            unsigned mask = (unsigned)_mm_movemask_epi8(
-                _mm_or_si128(_mm_cmpeq_epi8(v, quote16), _mm_cmpeq_epi8(v, slash16)));
-            if (mask) {
-                q += __builtin_ctz(mask);
-                break;
-            }
-            q += 16;
-        }
-#endif
-        while (q < end && *q != '"' && *q != '\\')
-            q++;
+        q = fanout_jquote(q, end);
         if (q >= end || (*q == '\\' && end - q < 2)) {
-            s->p = (const char *)q;
+            s->p = q;
             s_fail(s, "unterminated string");
             return -1;
         }
@@ -156,8 +142,8 @@ static int s_string_trusted(struct s_p *s, const char **text, size_t *len, int *
         q += 2; /* the escaped character is never the closing quote */
     }
     *text = s->p + 1;
-    *len = (size_t)((const char *)q - s->p - 1);
-    s->p = (const char *)q + 1;
+    *len = (size_t)(q - s->p - 1);
+    s->p = q + 1;
     return 0;
 }
 

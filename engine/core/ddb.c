@@ -789,45 +789,17 @@ static int s_fast_string(struct s_fast *f, const char **raw, size_t *len, int *e
         return -1;
     const char *b = ++f->p;
     *escaped = 0;
-#ifdef __SSE2__
-    /* most strings (type names, attribute names, short values) end within
-     * 16 bytes: their closing quote found at once */
-    const __m128i quote16 = _mm_set1_epi8('"'), slash16 = _mm_set1_epi8('\\');
-    while (f->end - f->p >= 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)f->p);
-        unsigned mask = (unsigned)_mm_movemask_epi8(
-            _mm_or_si128(_mm_cmpeq_epi8(v, quote16), _mm_cmpeq_epi8(v, slash16)));
-        if (mask) {
-            f->p += __builtin_ctz(mask);
-            if (*f->p == '"') {
-                *raw = b;
-                *len = (size_t)(f->p++ - b);
-                return 0;
-            }
-            break; /* an escape: as below */
-        }
-        f->p += 16;
-    }
-#endif
-    /* to the first '"' or '\\', a word at a time */
-    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
-    while (f->end - f->p >= 8) {
-        uint64_t v;
-        memcpy(&v, f->p, 8);
-        uint64_t quote = v ^ (ones * '"'), slash = v ^ (ones * '\\');
-        if ((((quote - ones) & ~quote) | ((slash - ones) & ~slash)) & high)
+    for (;;) {
+        f->p = fanout_jquote(f->p, f->end);
+        if (f->p >= f->end)
+            return -1;
+        if (*f->p == '"')
             break;
-        f->p += 8;
+        if (f->end - f->p < 2)
+            return -1;
+        *escaped = 1;
+        f->p += 2; /* the escaped character is never the closing quote */
     }
-    while (f->p < f->end && *f->p != '"') {
-        if (*f->p == '\\') {
-            *escaped = 1;
-            f->p++;
-        }
-        f->p++;
-    }
-    if (f->p >= f->end)
-        return -1;
     *raw = b;
     *len = (size_t)(f->p++ - b);
     return 0;
@@ -1037,21 +1009,7 @@ struct s_turbo {
  * backslash (an escape) comes first. */
 static inline const char *s_turbo_str_end(const char *q, const char *end)
 {
-#ifdef __SSE2__
-    const __m128i quote16 = _mm_set1_epi8('"'), slash16 = _mm_set1_epi8('\\');
-    while (end - q >= 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
-        unsigned mask = (unsigned)_mm_movemask_epi8(
-            _mm_or_si128(_mm_cmpeq_epi8(v, quote16), _mm_cmpeq_epi8(v, slash16)));
-        if (mask) {
-            q += __builtin_ctz(mask);
-            return *q == '"' ? q : NULL;
-        }
-        q += 16;
-    }
-#endif
-    while (q < end && *q != '"' && *q != '\\')
-        q++;
+    q = fanout_jquote(q, end);
     return q < end && *q == '"' ? q : NULL;
 }
 
