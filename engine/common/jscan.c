@@ -90,19 +90,7 @@ static struct fanout_jnode *s_node(struct s_p *s, int depth)
 
 static inline void s_ws(struct s_p *s)
 {
-    /* most tokens follow their separator at once or after one space (as
-     * json.dumps and many writers put ", " and ": "): both without the
-     * loop, the pointer in a register */
-    const char *p = s->p, *end = s->end;
-    if (p < end && (unsigned char)*p > ' ')
-        return;
-    if (end - p >= 2 && *p == ' ' && (unsigned char)p[1] > ' ') {
-        s->p = p + 1;
-        return;
-    }
-    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
-        p++;
-    s->p = p;
+    s->p = fanout_jws(s->p, s->end);
 }
 
 /* s_ws, then whether the next byte is `c`: one test when it follows at
@@ -139,26 +127,12 @@ static int s_hex4(const char *q, unsigned *out)
  * closing quote is looked for, and whether there are escapes. */
 static int s_string_trusted(struct s_p *s, const char **text, size_t *len, int *escaped)
 {
-    const uint8_t *q = (const uint8_t *)s->p + 1, *end = (const uint8_t *)s->end;
+    const char *q = s->p + 1, *end = s->end;
     *escaped = 0;
     for (;;) {
-#ifdef __SSE2__
-        const __m128i quote16 = _mm_set1_epi8('"'), slash16 = _mm_set1_epi8('\\');
-        while (end - q >= 16) {
-            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
-            unsigned mask = (unsigned)_mm_movemask_epi8(
-                _mm_or_si128(_mm_cmpeq_epi8(v, quote16), _mm_cmpeq_epi8(v, slash16)));
-            if (mask) {
-                q += __builtin_ctz(mask);
-                break;
-            }
-            q += 16;
-        }
-#endif
-        while (q < end && *q != '"' && *q != '\\')
-            q++;
+        q = fanout_jquote(q, end);
         if (q >= end || (*q == '\\' && end - q < 2)) {
-            s->p = (const char *)q;
+            s->p = q;
             s_fail(s, "unterminated string");
             return -1;
         }
@@ -168,8 +142,8 @@ static int s_string_trusted(struct s_p *s, const char **text, size_t *len, int *
         q += 2; /* the escaped character is never the closing quote */
     }
     *text = s->p + 1;
-    *len = (size_t)((const char *)q - s->p - 1);
-    s->p = (const char *)q + 1;
+    *len = (size_t)(q - s->p - 1);
+    s->p = q + 1;
     return 0;
 }
 
@@ -500,19 +474,6 @@ static int s_skip_here(struct s_p *s, int depth, const char *key, size_t key_len
     return 0;
 }
 
-/* s_ws on a local pointer: the skip functions keep theirs in a register
- * and store it in s->p only for a call out and at an error */
-static inline const char *s_skip_ws_at(const char *p, const char *end)
-{
-    if (p < end && (unsigned char)*p > ' ')
-        return p;
-    if (end - p >= 2 && *p == ' ' && (unsigned char)p[1] > ' ')
-        return p + 1;
-    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
-        p++;
-    return p;
-}
-
 /* A name among the names from `from` on the stack. */
 static int s_skip_among(const struct s_p *s, size_t from, const char *key, size_t key_len)
 {
@@ -574,9 +535,11 @@ static inline const char *s_skip_string(struct s_p *s, const char *p, int *escap
  * Nothing to count: one name, no number. */
 static inline const char *s_skip_pair(const char *p, const char *end)
 {
-    if (end - p < 2 || p[1] != '"')
+    if (end - p < 4 || p[1] != '"')
         return NULL;
-    const char *q = s_plain_end(p + 2, end);
+    /* a one-letter name (S, N, M, L...) ends at once */
+    const char *q =
+        p[3] == '"' && p[2] >= 'A' && p[2] <= 'Z' ? p + 3 : s_plain_end(p + 2, end);
     if (!q || end - q < 8 || q[1] != ':')
         return NULL;
     q += 2;
@@ -597,6 +560,124 @@ static inline const char *s_skip_pair(const char *p, const char *end)
     return q < end && *q == '}' ? q + 1 : NULL;
 }
 
+/* ---- the shape of a DynamoDB image, in one quick pass ---------------- */
+
+/* s_skip_member's fast path for a value of the shape DynamoDB images
+ * have: an object whose members are objects of one member (an
+ * AttributeValue) holding a string, a literal, such an object again (M)
+ * or an array (L, and the sets) of those or of strings; every string
+ * printable ASCII without escapes (s_plain_end), no number, at most
+ * S_NAMES names per object, none repeated, at most S_SHAPE_DEPTH levels.
+ * Each function returns the end of what it read, or NULL for anything
+ * else, valid or not: s_skip_container then reads the value from its
+ * start, with its errors, its doubts and its `inside` flags. Whatever is
+ * read here is valid JSON with distinct names and nothing to flag. */
+#define S_SHAPE_DEPTH 40
+
+static const char *s_shape_map(const char *p, const char *end, int depth, size_t *count);
+static const char *s_shape_list(const char *p, const char *end, int depth);
+
+/* An AttributeValue at its '{'. */
+static const char *s_shape_av(const char *p, const char *end, int depth)
+{
+    const char *q = s_skip_pair(p, end);
+    if (q)
+        return q;
+    if (depth >= S_SHAPE_DEPTH)
+        return NULL;
+    q = fanout_jws(p + 1, end);
+    if (q >= end || *q != '"' || !(q = s_plain_end(q + 1, end)))
+        return NULL;
+    q = fanout_jws(q + 1, end);
+    if (q >= end || *q != ':')
+        return NULL;
+    q = fanout_jws(q + 1, end);
+    size_t count;
+    if (q < end && *q == '{')
+        q = s_shape_map(q, end, depth + 1, &count);
+    else if (q < end && *q == '[')
+        q = s_shape_list(q, end, depth + 1);
+    else
+        return NULL;
+    if (!q)
+        return NULL;
+    q = fanout_jws(q, end);
+    return q < end && *q == '}' ? q + 1 : NULL;
+}
+
+/* An array of AttributeValues or strings at its '['. */
+static const char *s_shape_list(const char *p, const char *end, int depth)
+{
+    const char *q = fanout_jws(p + 1, end);
+    if (q < end && *q == ']')
+        return q + 1;
+    for (;;) {
+        if (q < end && *q == '{') {
+            q = s_shape_av(q, end, depth);
+        } else if (q < end && *q == '"') {
+            q = s_plain_end(q + 1, end);
+            q = q ? q + 1 : NULL;
+        } else {
+            return NULL;
+        }
+        if (!q)
+            return NULL;
+        if (q >= end || (*q != ',' && *q != ']'))
+            q = fanout_jws(q, end);
+        if (q < end && *q == ']')
+            return q + 1;
+        if (q >= end || *q != ',')
+            return NULL;
+        q = fanout_jws(q + 1, end);
+    }
+}
+
+/* An object of AttributeValues at its '{': its members counted. */
+static const char *s_shape_map(const char *p, const char *end, int depth, size_t *count)
+{
+    struct s_name names[S_NAMES];
+    uint64_t seen = 0;
+    size_t n = 0;
+    const char *q = fanout_jws(p + 1, end);
+    if (q < end && *q == '}') {
+        *count = 0;
+        return q + 1;
+    }
+    for (;;) {
+        if (q >= end || *q != '"' || n == S_NAMES)
+            return NULL;
+        const char *key = q + 1, *key_end = s_plain_end(key, end);
+        if (!key_end)
+            return NULL;
+        size_t key_len = (size_t)(key_end - key);
+        uint64_t bit = s_name_bit(key, key_len);
+        if (seen & bit)
+            for (size_t i = 0; i < n; i++)
+                if (names[i].len == key_len && memcmp(names[i].key, key, key_len) == 0)
+                    return NULL; /* a repeated name: reported by the full scan */
+        seen |= bit;
+        names[n++] = (struct s_name){key, key_len};
+        q = key_end + 1;
+        if (q >= end || *q != ':') {
+            q = fanout_jws(q, end);
+            if (q >= end || *q != ':')
+                return NULL;
+        }
+        q = fanout_jws(q + 1, end);
+        if (q >= end || *q != '{' || !(q = s_shape_av(q, end, depth)))
+            return NULL;
+        if (q >= end || (*q != ',' && *q != '}'))
+            q = fanout_jws(q, end);
+        if (q < end && *q == '}') {
+            *count = n;
+            return q + 1;
+        }
+        if (q >= end || *q != ',')
+            return NULL;
+        q = fanout_jws(q + 1, end);
+    }
+}
+
 /* s_container without nodes: validated and checked for repeated names as
  * s_value does (the same errors at the same places), the members counted
  * into *count. The value of a member is read here, but for a container:
@@ -606,7 +687,7 @@ static int s_skip_container(struct s_p *s, int depth, int object, size_t *count)
     const char *p = s->p + 1, *end = s->end;
     const char close = object ? '}' : ']';
     size_t n = 0;
-    p = s_skip_ws_at(p, end);
+    p = fanout_jws(p, end);
     if (p < end && *p == close) {
         s->p = p + 1;
         *count = 0;
@@ -621,7 +702,7 @@ static int s_skip_container(struct s_p *s, int depth, int object, size_t *count)
     for (;;) {
         if (object) {
             int key_escaped;
-            p = s_skip_ws_at(p, end);
+            p = fanout_jws(p, end);
             if (p >= end || *p != '"') {
                 s->p = p;
                 s_fail(s, "expected a member name in double quotes");
@@ -633,7 +714,7 @@ static int s_skip_container(struct s_p *s, int depth, int object, size_t *count)
             size_t key_len = (size_t)(key_end - key);
             p = key_end + 1;
             if (p >= end || *p != ':') {
-                p = s_skip_ws_at(p, end);
+                p = fanout_jws(p, end);
                 if (p >= end || *p != ':') {
                     s->p = p;
                     s_fail(s, "expected ':' after a member name");
@@ -669,7 +750,7 @@ static int s_skip_container(struct s_p *s, int depth, int object, size_t *count)
             }
         }
         /* the value: s_value without nodes */
-        p = s_skip_ws_at(p, end);
+        p = fanout_jws(p, end);
         if (p >= end) {
             s->p = p;
             s_fail(s, "expected a value");
@@ -721,7 +802,7 @@ static int s_skip_container(struct s_p *s, int depth, int object, size_t *count)
         n++;
         /* ',' or the close at once, else after whitespace */
         if (p >= end || (*p != ',' && *p != close))
-            p = s_skip_ws_at(p, end);
+            p = fanout_jws(p, end);
         if (p < end && *p == ',') {
             p++;
             continue;
@@ -745,7 +826,7 @@ static int s_skip_container(struct s_p *s, int depth, int object, size_t *count)
 __attribute__((noinline)) static struct fanout_jnode *s_skip_member(struct s_p *s,
                                                                     int depth)
 {
-    s->p = s_skip_ws_at(s->p, s->end);
+    s->p = fanout_jws(s->p, s->end);
     if (s->p >= s->end || (*s->p != '{' && *s->p != '[') || depth > MAX_DEPTH)
         return s_value(s, depth);
     struct fanout_jnode *n = s_node(s, depth);
@@ -754,6 +835,13 @@ __attribute__((noinline)) static struct fanout_jnode *s_skip_member(struct s_p *
     int object = *s->p == '{';
     n->type = object ? FANOUT_J_OBJECT : FANOUT_J_ARRAY;
     n->text = s->p;
+    const char *shape = object ? s_shape_map(s->p, s->end, 0, &n->count) : NULL;
+    if (shape) { /* nothing inside to flag, no name repeated */
+        s->p = shape;
+        n->len = (size_t)(s->p - n->text);
+        n->distinct = 1;
+        return n;
+    }
     size_t doubt = s->doubt;
     unsigned char inside = s->inside;
     s->inside = 0;

@@ -11,6 +11,10 @@
 
 #include "common/util.h"
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 enum fanout_jtype {
     FANOUT_J_OBJECT = 1,
     FANOUT_J_ARRAY,
@@ -45,6 +49,42 @@ struct fanout_jnode {
     struct fanout_jnode *child; /* first member or element */
     struct fanout_jnode *next;  /* next sibling */
 };
+
+/* The first byte at or after `p` that is not JSON whitespace, or `end`.
+ * Most tokens follow their separator at once or after one space (as
+ * json.dumps and many writers put ", " and ": "): both without the loop.
+ * Shared by the scanner and the DynamoDB converter's pass over an image. */
+static inline const char *fanout_jws(const char *p, const char *end)
+{
+    if (p < end && (unsigned char)*p > ' ')
+        return p;
+    if (end - p >= 2 && *p == ' ' && (unsigned char)p[1] > ' ')
+        return p + 1;
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+        p++;
+    return p;
+}
+
+/* The first '"' or '\\' at or after `q`, or `end`: 16 bytes at a time
+ * with SSE2. A string's end in text already validated (its escapes
+ * stepped over by the caller). */
+static inline const char *fanout_jquote(const char *q, const char *end)
+{
+#ifdef __SSE2__
+    const __m128i quote16 = _mm_set1_epi8('"'), slash16 = _mm_set1_epi8('\\');
+    while (end - q >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
+        unsigned mask = (unsigned)_mm_movemask_epi8(
+            _mm_or_si128(_mm_cmpeq_epi8(v, quote16), _mm_cmpeq_epi8(v, slash16)));
+        if (mask)
+            return q + __builtin_ctz(mask);
+        q += 16;
+    }
+#endif
+    while (q < end && *q != '"' && *q != '\\')
+        q++;
+    return q;
+}
 
 /* Parse one JSON document (RFC 8259, whitespace around allowed). Returns the
  * root, or NULL with err giving line, column and what was expected. The

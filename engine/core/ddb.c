@@ -767,16 +767,7 @@ struct s_fast {
 
 static inline void s_fast_ws(struct s_fast *f)
 {
-    /* most tokens follow their separator at once or after one space */
-    if (f->p < f->end && (unsigned char)*f->p > ' ')
-        return;
-    if (f->end - f->p >= 2 && f->p[0] == ' ' && (unsigned char)f->p[1] > ' ') {
-        f->p++;
-        return;
-    }
-    while (f->p < f->end &&
-           (*f->p == ' ' || *f->p == '\n' || *f->p == '\r' || *f->p == '\t'))
-        f->p++;
+    f->p = fanout_jws(f->p, f->end);
 }
 
 /* A byte into a buffer with room for it (reserved by the caller). */
@@ -798,45 +789,17 @@ static int s_fast_string(struct s_fast *f, const char **raw, size_t *len, int *e
         return -1;
     const char *b = ++f->p;
     *escaped = 0;
-#ifdef __SSE2__
-    /* most strings (type names, attribute names, short values) end within
-     * 16 bytes: their closing quote found at once */
-    const __m128i quote16 = _mm_set1_epi8('"'), slash16 = _mm_set1_epi8('\\');
-    while (f->end - f->p >= 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)f->p);
-        unsigned mask = (unsigned)_mm_movemask_epi8(
-            _mm_or_si128(_mm_cmpeq_epi8(v, quote16), _mm_cmpeq_epi8(v, slash16)));
-        if (mask) {
-            f->p += __builtin_ctz(mask);
-            if (*f->p == '"') {
-                *raw = b;
-                *len = (size_t)(f->p++ - b);
-                return 0;
-            }
-            break; /* an escape: as below */
-        }
-        f->p += 16;
-    }
-#endif
-    /* to the first '"' or '\\', a word at a time */
-    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
-    while (f->end - f->p >= 8) {
-        uint64_t v;
-        memcpy(&v, f->p, 8);
-        uint64_t quote = v ^ (ones * '"'), slash = v ^ (ones * '\\');
-        if ((((quote - ones) & ~quote) | ((slash - ones) & ~slash)) & high)
+    for (;;) {
+        f->p = fanout_jquote(f->p, f->end);
+        if (f->p >= f->end)
+            return -1;
+        if (*f->p == '"')
             break;
-        f->p += 8;
+        if (f->end - f->p < 2)
+            return -1;
+        *escaped = 1;
+        f->p += 2; /* the escaped character is never the closing quote */
     }
-    while (f->p < f->end && *f->p != '"') {
-        if (*f->p == '\\') {
-            *escaped = 1;
-            f->p++;
-        }
-        f->p++;
-    }
-    if (f->p >= f->end)
-        return -1;
     *raw = b;
     *len = (size_t)(f->p++ - b);
     return 0;
@@ -1018,6 +981,241 @@ static int s_fast_value(struct s_fast *f, int depth)
     return rc == 0 ? s_fast_expect(f, '}') : -1;
 }
 
+/* ---- the common shapes in one tight pass ------------------------------ */
+
+/* s_fast_map for the shapes DynamoDB Streams carry most, with the output
+ * written through a pointer and no check per byte: attribute and member
+ * names without escapes, S and N values without escapes (N as
+ * s_number_plain copies it), BOOL, NULL, M and L. Other scalars (B, an
+ * escaped S, an N to normalise) and the sets go to s_fast_scalar and
+ * s_fast_array, with the buffer's length brought up to date around the
+ * call. Anything else (an escaped name or type, a value of the wrong kind,
+ * too deep) gives up: s_fast_map then converts the image from its start,
+ * writing the same bytes or giving up the same way.
+ *
+ * Room: each piece of output is no longer than the input read for it ('{',
+ * '[', ',', ':' and names as they are, values shorter than their
+ * AttributeValue), so after `S_TURBO_SLACK` bytes more than the input left
+ * are reserved, a value's 16-byte store never passes the room. */
+#define S_TURBO_SLACK 40
+
+struct s_turbo {
+    const char *q, *end;
+    char *o;
+    struct s_fast f; /* for the scalars and sets handed over */
+};
+
+/* The closing quote of a string whose text starts at `q`, or NULL when a
+ * backslash (an escape) comes first. */
+static inline const char *s_turbo_str_end(const char *q, const char *end)
+{
+    q = fanout_jquote(q, end);
+    return q < end && *q == '"' ? q : NULL;
+}
+
+/* `n` bytes of the image's text at `src` to the output. */
+static inline void s_turbo_copy(struct s_turbo *t, const char *src, size_t n)
+{
+#ifdef __SSE2__
+    if (n <= 16 && t->end - src >= 16) {
+        _mm_storeu_si128((__m128i *)(void *)t->o,
+                         _mm_loadu_si128((const __m128i *)(const void *)src));
+        t->o += n;
+        return;
+    }
+#endif
+    memcpy(t->o, src, n);
+    t->o += n;
+}
+
+/* Hand the value at t->q to s_fast_scalar (`set` 0) or s_fast_array. */
+static int s_turbo_hand_over(struct s_turbo *t, char type, int set, int depth)
+{
+    struct fanout_sbuf *out = t->f.c->out;
+    out->len = (size_t)(t->o - out->p);
+    t->f.p = t->q;
+    if ((set ? s_fast_array(&t->f, type, depth) : s_fast_scalar(&t->f, type)) != 0)
+        return -1;
+    t->q = t->f.p;
+    if (fanout_sbuf_reserve(out, (size_t)(t->end - t->q) + S_TURBO_SLACK) != 0)
+        return -1;
+    t->o = out->p + out->len;
+    return 0;
+}
+
+static int s_turbo_map(struct s_turbo *t, int depth);
+static int s_turbo_array(struct s_turbo *t, int depth);
+
+/* An AttributeValue: s_fast_value. */
+static int s_turbo_value(struct s_turbo *t, int depth)
+{
+    const char *q = fanout_jws(t->q, t->end), *end = t->end;
+    if (q >= end || *q != '{')
+        return -1;
+    q = fanout_jws(q + 1, end);
+    if (q >= end || *q != '"')
+        return -1;
+    /* a one-letter type (S, N, M, L, B) ends at once */
+    const char *type = q + 1,
+               *type_end = end - q >= 3 && q[2] == '"' && q[1] >= 'A' && q[1] <= 'Z'
+                               ? q + 2
+                               : s_turbo_str_end(type, end);
+    if (!type_end)
+        return -1;
+    size_t tl = (size_t)(type_end - type);
+    q = type_end + 1;
+    if (q >= end || *q != ':') {
+        q = fanout_jws(q, end);
+        if (q >= end || *q != ':')
+            return -1;
+    }
+    q = fanout_jws(q + 1, end);
+    if (q >= end)
+        return -1;
+    t->q = q;
+    if (tl == 1 && (type[0] == 'S' || type[0] == 'N')) {
+        const char *v = q + 1, *v_end = *q == '"' ? s_turbo_str_end(v, end) : NULL;
+        size_t n = v_end ? (size_t)(v_end - v) : 0;
+        if (v_end && type[0] == 'S') {
+            *t->o++ = '"';
+            s_turbo_copy(t, v, n);
+            *t->o++ = '"';
+            t->q = v_end + 1;
+        } else if (v_end && s_number_plain(v, n)) {
+            s_turbo_copy(t, v, n);
+            t->q = v_end + 1;
+        } else if (s_turbo_hand_over(t, type[0], 0, depth) != 0) {
+            return -1;
+        }
+    } else if (tl == 4 && (memcmp(type, "BOOL", 4) == 0 || memcmp(type, "NULL", 4) == 0)) {
+        int is_bool = type[0] == 'B';
+        if (end - q >= 4 && memcmp(q, "true", 4) == 0) {
+            memcpy(t->o, is_bool ? "true" : "null", 4);
+            t->o += 4;
+            t->q = q + 4;
+        } else if (is_bool && end - q >= 5 && memcmp(q, "false", 5) == 0) {
+            memcpy(t->o, "false", 5);
+            t->o += 5;
+            t->q = q + 5;
+        } else {
+            return -1;
+        }
+    } else if (tl == 1 && (type[0] == 'M' || type[0] == 'L')) {
+        if (depth >= DDB_MAX_DEPTH ||
+            (type[0] == 'M' ? s_turbo_map(t, depth + 1) : s_turbo_array(t, depth + 1)) != 0)
+            return -1;
+    } else if (tl == 1 && type[0] == 'B') {
+        if (s_turbo_hand_over(t, 'B', 0, depth) != 0)
+            return -1;
+    } else if (tl == 2 && type[1] == 'S' &&
+               (type[0] == 'S' || type[0] == 'N' || type[0] == 'B')) {
+        if (s_turbo_hand_over(t, type[0], 1, depth) != 0)
+            return -1;
+    } else {
+        return -1;
+    }
+    /* exactly one type key */
+    q = t->q;
+    if (q >= end || *q != '}') {
+        q = fanout_jws(q, end);
+        if (q >= end || *q != '}')
+            return -1;
+    }
+    t->q = q + 1;
+    return 0;
+}
+
+/* After a member or element: the ',' (0) or `close` (1) copied; -1 else. */
+static inline int s_turbo_next(struct s_turbo *t, char close)
+{
+    const char *q = t->q;
+    if (q >= t->end || (*q != ',' && *q != close)) {
+        q = fanout_jws(q, t->end);
+        if (q >= t->end || (*q != ',' && *q != close))
+            return -1;
+    }
+    *t->o++ = *q;
+    t->q = q + 1;
+    return *q == close;
+}
+
+/* At a container's `open` (after whitespace): copied; 1 when `close`
+ * follows (copied too), 0 when members follow, -1 else. */
+static inline int s_turbo_open(struct s_turbo *t, char open, char close)
+{
+    const char *q = fanout_jws(t->q, t->end);
+    if (q >= t->end || *q != open)
+        return -1;
+    *t->o++ = open;
+    q = fanout_jws(q + 1, t->end);
+    t->q = q;
+    if (q < t->end && *q == close) {
+        *t->o++ = close;
+        t->q = q + 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* An M value's members, or an image's attributes: s_fast_map. */
+static int s_turbo_map(struct s_turbo *t, int depth)
+{
+    int rc = s_turbo_open(t, '{', '}');
+    while (rc == 0) {
+        const char *q = fanout_jws(t->q, t->end);
+        if (q >= t->end || *q != '"')
+            return -1;
+        const char *name = q + 1, *name_end = s_turbo_str_end(name, t->end);
+        if (!name_end)
+            return -1;
+        *t->o++ = '"';
+        s_turbo_copy(t, name, (size_t)(name_end - name));
+        *t->o++ = '"';
+        q = name_end + 1;
+        if (q >= t->end || *q != ':') {
+            q = fanout_jws(q, t->end);
+            if (q >= t->end || *q != ':')
+                return -1;
+        }
+        *t->o++ = ':';
+        t->q = q + 1;
+        if (s_turbo_value(t, depth) != 0)
+            return -1;
+        rc = s_turbo_next(t, '}');
+    }
+    return rc < 0 ? -1 : 0;
+}
+
+/* An L value's elements: s_fast_array without a set. */
+static int s_turbo_array(struct s_turbo *t, int depth)
+{
+    int rc = s_turbo_open(t, '[', ']');
+    while (rc == 0) {
+        if (s_turbo_value(t, depth) != 0)
+            return -1;
+        rc = s_turbo_next(t, ']');
+    }
+    return rc < 0 ? -1 : 0;
+}
+
+/* An image by s_turbo_map: 0, or -1 with the buffer's length as it was. */
+static int s_turbo_image(struct s_fast *f)
+{
+    struct fanout_sbuf *out = f->c->out;
+    size_t start = out->len;
+    struct s_turbo t = {f->p, f->end, NULL, *f};
+    if (fanout_sbuf_reserve(out, (size_t)(f->end - f->p) + S_TURBO_SLACK) != 0)
+        return -1;
+    t.o = out->p + out->len;
+    if (s_turbo_map(&t, 0) != 0 || fanout_jws(t.q, t.end) != t.end) {
+        s_restore(out, start);
+        return -1;
+    }
+    out->len = (size_t)(t.o - out->p);
+    out->p[out->len] = 0;
+    return 0;
+}
+
 /* Convert an image from its text; -1 (the buffer as it was) when s_emit_map
  * must do it. */
 static int s_fast_image(struct s_ctx *c, const char *text, size_t len)
@@ -1025,6 +1223,10 @@ static int s_fast_image(struct s_ctx *c, const char *text, size_t len)
     struct s_ctx quiet = {c->out, NULL, 0, c->what, {0}};
     struct s_fast f = {&quiet, text, text + len};
     size_t start = c->out->len;
+    if (s_turbo_image(&f) == 0) {
+        fanout_arena_free(&quiet.arena);
+        return 0;
+    }
     int rc = fanout_sbuf_reserve(c->out, len) == 0 ? s_fast_map(&f, 0) : -1;
     if (rc == 0) {
         s_fast_ws(&f);
@@ -1115,8 +1317,10 @@ int fanout_ddb_key_write(const struct fanout_jnode *keys, struct fanout_sbuf *ou
             goto fail;
         }
         struct s_num num;
-        /* N keys are checked but kept as sent: the key is text, not JSON. */
-        if (type[0] == 'N' && s_number_check(&c, &p, "N", s, n, &num) != 0)
+        /* N keys are checked but kept as sent: the key is text, not JSON.
+         * A plain one is valid as it is (s_number_plain). */
+        if (type[0] == 'N' && !s_number_plain(s, n) &&
+            s_number_check(&c, &p, "N", s, n, &num) != 0)
             goto fail;
         if (type[0] == 'B' && s_base64_validate(&c, &p, "B", s, n) != 0)
             goto fail;
@@ -1151,6 +1355,73 @@ int fanout_ddb_image_text(const char *text, size_t len, int convert,
     if (text && !(img = fanout_jscan_valid(text, len, nodes, err, err_len)))
         return -2;
     return fanout_ddb_image_write(img, convert, out, err, err_len) == 0 ? 0 : -1;
+}
+
+/* fanout_ddb_key_write from the text for Keys of the common shape: each
+ * key attribute {"S"|"N"|"B": "value"} with names and values without
+ * escapes, N plain (s_number_plain), B valid base64. -1 (the buffer's
+ * length restored by the caller) for anything else. */
+static int s_turbo_key(const char *q, const char *end, struct fanout_sbuf *out)
+{
+    q = fanout_jws(q, end);
+    if (q >= end || *q != '{')
+        return -1;
+    q = fanout_jws(q + 1, end);
+    if (q < end && *q == '}')
+        return -1; /* empty: fanout_ddb_key_write says so */
+    for (int first = 1;; first = 0) {
+        if (q >= end || *q != '"' || !(q = s_turbo_str_end(q + 1, end)))
+            return -1;
+        q = fanout_jws(q + 1, end);
+        if (q >= end || *q != ':')
+            return -1;
+        q = fanout_jws(q + 1, end);
+        if (q >= end || *q != '{')
+            return -1;
+        q = fanout_jws(q + 1, end);
+        if (end - q < 3 || q[0] != '"' || q[2] != '"' ||
+            (q[1] != 'S' && q[1] != 'N' && q[1] != 'B'))
+            return -1;
+        char type = q[1];
+        q = fanout_jws(q + 3, end);
+        if (q >= end || *q != ':')
+            return -1;
+        q = fanout_jws(q + 1, end);
+        const char *v = q + 1,
+                   *v_end = q < end && *q == '"' ? s_turbo_str_end(v, end) : NULL;
+        if (!v_end)
+            return -1;
+        size_t n = (size_t)(v_end - v), bad;
+        if ((type == 'N' && !s_number_plain(v, n)) ||
+            (type == 'B' && s_base64_check(v, n, &bad) != 0))
+            return -1;
+        if ((!first && fanout_sbuf_putc(out, '|') != 0) || fanout_sbuf_put(out, v, n) != 0)
+            return -1;
+        q = fanout_jws(v_end + 1, end);
+        if (q >= end || *q != '}')
+            return -1;
+        q = fanout_jws(q + 1, end);
+        if (q < end && *q == '}')
+            return fanout_jws(q + 1, end) == end ? 0 : -1;
+        if (q >= end || *q != ',')
+            return -1;
+        q = fanout_jws(q + 1, end);
+    }
+}
+
+int fanout_ddb_key_text(const char *text, size_t len, struct fanout_arena *nodes,
+                        struct fanout_sbuf *out, char *err, size_t err_len)
+{
+    size_t start = out->len;
+    if (err && err_len)
+        err[0] = 0;
+    if (s_turbo_key(text, text + len, out) == 0)
+        return 0;
+    s_restore(out, start);
+    const struct fanout_jnode *keys = fanout_jscan_valid(text, len, nodes, err, err_len);
+    if (!keys)
+        return -2;
+    return fanout_ddb_key_write(keys, out, err, err_len) == 0 ? 0 : -1;
 }
 
 /* A member of a whole record: an image or Keys (`image`), else a scalar

@@ -50,6 +50,14 @@ int fanout_ddb_record_write(const struct fanout_jnode *record, int convert,
 int fanout_ddb_key_write(const struct fanout_jnode *keys, struct fanout_sbuf *out,
                          char *err, size_t err_len);
 
+/* fanout_ddb_key_write for Keys given as its text in the event (an object
+ * the event's scan accepted): the common shape read straight from the
+ * text, anything else from its nodes, scanned into `nodes` (the errors
+ * are fanout_ddb_key_write's). Returns 0, -1 with err, -2 when out of
+ * memory. */
+int fanout_ddb_key_text(const char *text, size_t len, struct fanout_arena *nodes,
+                        struct fanout_sbuf *out, char *err, size_t err_len);
+
 /* Zero when `v` (Keys or an image, as scanned) is what jansson, which read
  * them before, refused: neither an object nor an array, or holding a member
  * name with U+0000, an integer beyond 64 bits, a number beyond a double's

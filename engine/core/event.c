@@ -363,11 +363,11 @@ static void s_parse_kinesis(struct s_parser *ps, struct fanout_raw_record *r,
     r->data_len = (size_t)m;
 }
 
-/* The images the scan keeps no nodes below (fanout_jscan_each_skip): the
- * key comes from Keys' nodes, a NewImage is converted from its text. */
-static const char *const s_ddb_skipped[] = {"NewImage", "OldImage", NULL};
+/* The members the scan keeps no nodes below (fanout_jscan_each_skip): the
+ * key comes from Keys' text, a NewImage is converted from its text. */
+static const char *const s_ddb_skipped[] = {"NewImage", "OldImage", "Keys", NULL};
 
-/* fanout_ddb_readable of a NewImage: one the scan kept no nodes below is
+/* fanout_ddb_readable of a NewImage or Keys: one the scan kept no nodes below is
  * scanned again only when it holds what may be unreadable (a number, an
  * escaped member name); with neither, an object is readable. */
 static int s_image_readable(struct s_parser *ps, const struct fanout_jnode *img)
@@ -410,7 +410,7 @@ static void s_parse_dynamodb(struct s_parser *ps, struct fanout_raw_record *r,
         return;
     }
     const struct fanout_jnode *keys = fanout_jget(d, "Keys");
-    if ((keys && !fanout_ddb_readable(keys)) || (img && !s_image_readable(ps, img))) {
+    if ((keys && !s_image_readable(ps, keys)) || (img && !s_image_readable(ps, img))) {
         s_fail(ps, r, "field \"dynamodb\": cannot be read (out of memory?)");
         return;
     }
@@ -419,7 +419,16 @@ static void s_parse_dynamodb(struct s_parser *ps, struct fanout_raw_record *r,
     struct fanout_sbuf *kb = &ps->key;
     char err[256];
     fanout_sbuf_reset(kb);
-    if (fanout_ddb_key_write(keys, kb, err, sizeof err) != 0) {
+    /* Keys the scan kept no nodes below: from its text */
+    int krc =
+        keys && keys->type == FANOUT_J_OBJECT && keys->count && !keys->child
+            ? fanout_ddb_key_text(keys->text, keys->len, &ps->scratch, kb, err, sizeof err)
+            : fanout_ddb_key_write(keys, kb, err, sizeof err);
+    if (krc == -2) {
+        s_fail(ps, r, "field \"dynamodb\": cannot be read (out of memory?)");
+        return;
+    }
+    if (krc != 0) {
         s_fail(ps, r, "field \"dynamodb.Keys\": %s", err);
         return;
     }

@@ -56,37 +56,81 @@ struct file_instance {
  * record's other strings are not re-checked here (an explicit hash key
  * comes from a KPL aggregate's protobuf), and the lines stay byte for byte.
  */
+#ifdef __SSE2__
+/* The bytes of `v` that need an escape in a JSON string: '"', '\\' and
+ * those below 0x20, as bits. */
+static inline unsigned s_stop16(__m128i v)
+{
+    __m128i stop =
+        _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                  _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                     _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v)); /* <= 0x1f */
+    return (unsigned)_mm_movemask_epi8(stop);
+}
+#endif
+
 static int s_json_str(struct fanout_sbuf *b, const uint8_t *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
+    /* the byte after the backslash for the short escapes; 0: \u00XX */
+    static const char named[0x60] = {
+        ['"'] = '"', ['\\'] = '\\', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't'};
     /* written in place: room for the quotes and the bytes as they are,
-     * and more only when an escape needs it */
-    if (fanout_sbuf_reserve(b, n + 2) != 0)
+     * S_ESC_SLACK bytes more (a block is stored before it is looked at),
+     * and more only when an escape needs it. From `o` on there is always
+     * room for the input's rest, the quote, the NUL and the slack. */
+    enum { S_ESC_SLACK = 16 };
+    if (fanout_sbuf_reserve(b, n + 2 + S_ESC_SLACK) != 0)
         return -1;
     char *o = b->p + b->len;
     *o++ = '"';
     size_t i = 0;
     for (;;) {
-        size_t run = i;
-        /* sixteen bytes at a time with SSE2 (x86-64's baseline), then
-         * eight, while none is '"', '\\' or below 0x20 (bytes of 0x80 and
-         * above pass: the text was checked as UTF-8); at the first such
-         * byte, straight to its escape */
+        /* sixteen bytes at a time with SSE2 (x86-64's baseline), the last
+         * ones too (padded with bytes the mask then drops); else eight,
+         * then one: stored as they are, then tested for '"', '\\' or a
+         * byte below 0x20 (bytes of 0x80 and above pass: the text was
+         * checked as UTF-8); at the first such byte, only the bytes
+         * before it count, and straight to its escape */
 #ifdef __SSE2__
+        unsigned mask;
         while (n - i >= 16) {
             __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
-            __m128i stop = _mm_or_si128(
-                _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
-                             _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
-                _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v)); /* v <= 0x1f */
-            unsigned mask = (unsigned)_mm_movemask_epi8(stop);
-            if (mask) {
-                i += (size_t)__builtin_ctz(mask);
+            _mm_storeu_si128((__m128i *)(void *)o, v);
+            mask = s_stop16(v);
+            if (mask)
                 goto stop;
-            }
             i += 16;
+            o += 16;
         }
-#endif
+        {
+            /* the rest, followed by zeros (which the mask drops): from
+             * the last 16 bytes when the string has them, else byte by
+             * byte */
+            size_t avail = n - i;
+            if (!avail)
+                break;
+            uint8_t pad[32] = {0};
+            if (n >= 16) {
+                _mm_storeu_si128(
+                    (__m128i *)(void *)pad,
+                    _mm_loadu_si128((const __m128i *)(const void *)(s + n - 16)));
+            } else {
+                for (size_t k = 0; k < avail; k++)
+                    pad[16 - avail + k] = s[i + k];
+            }
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(pad + 16 - avail));
+            _mm_storeu_si128((__m128i *)(void *)o, v);
+            mask = s_stop16(v) & ((1u << avail) - 1);
+            if (!mask) {
+                o += avail;
+                break;
+            }
+        }
+    stop:
+        i += (unsigned)__builtin_ctz(mask);
+        o += (unsigned)__builtin_ctz(mask);
+#else
         while (n - i >= 8) {
             uint64_t v;
             memcpy(&v, s + i, 8);
@@ -96,20 +140,18 @@ static int s_json_str(struct fanout_sbuf *b, const uint8_t *s, size_t n)
             if ((((q - ones) & ~q) | ((bs - ones) & ~bs) | ((low - ones * 0x20) & ~v)) &
                 high)
                 break;
+            memcpy(o, &v, 8);
             i += 8;
+            o += 8;
         }
         while (i < n && s[i] >= 0x20 && s[i] != '"' && s[i] != '\\')
-            i++;
-#ifdef __SSE2__
-    stop:
-#endif
-        if (i > run)
-            memcpy(o, s + run, i - run);
-        o += i - run;
+            *o++ = (char)s[i++];
         if (i >= n)
             break;
-        /* the escape (6 bytes at most), the rest, the quote and the NUL */
-        size_t used = (size_t)(o - b->p), rest = 6 + (n - i - 1) + 1;
+#endif
+        /* the escape (6 bytes at most), the rest, the quote, the NUL and
+         * the slack */
+        size_t used = (size_t)(o - b->p), rest = 6 + (n - i - 1) + 1 + S_ESC_SLACK;
         if (b->cap < used + rest + 1) {
             b->len = used;
             if (fanout_sbuf_reserve(b, rest) != 0)
@@ -118,13 +160,9 @@ static int s_json_str(struct fanout_sbuf *b, const uint8_t *s, size_t n)
         }
         uint8_t c = s[i++];
         *o++ = '\\';
-        switch (c) {
-        case '"': *o++ = '"'; break;
-        case '\\': *o++ = '\\'; break;
-        case '\n': *o++ = 'n'; break;
-        case '\r': *o++ = 'r'; break;
-        case '\t': *o++ = 't'; break;
-        default:
+        if (c < sizeof named && named[c]) {
+            *o++ = named[c];
+        } else {
             memcpy(o, "u00", 3);
             o[3] = hex[c >> 4];
             o[4] = hex[c & 15];

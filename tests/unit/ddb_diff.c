@@ -78,6 +78,14 @@ static int s_compare(const json_t *j, const struct fanout_jnode *root, char *why
             ra = fanout_ddb_ref_key(j, &a, ea, sizeof ea);
             rb = fanout_ddb_key_write(root, &b, eb, sizeof eb);
             rc = fanout_ddb_key(j, &c, ec, sizeof ec);
+            /* as the event reader writes the key: from the text of Keys */
+            if (root->type == FANOUT_J_OBJECT && root->count) {
+                struct fanout_arena nodes = {0};
+                rd = fanout_ddb_key_text(root->text, root->len, &nodes, &d, ed, sizeof ed);
+                fanout_arena_free(&nodes);
+            } else {
+                rd = fanout_ddb_key_write(root, &d, ed, sizeof ed);
+            }
         }
         char what[64];
         snprintf(what, sizeof what, "%s from nodes", names[k]);
@@ -86,7 +94,7 @@ static int s_compare(const json_t *j, const struct fanout_jnode *root, char *why
         if (same == 0)
             same = s_same(what, ra, &a, ea, rc, &c, ec, why, why_len);
         snprintf(what, sizeof what, "%s from the text", names[k]);
-        if (same == 0 && k < 2)
+        if (same == 0)
             same = s_same(what, ra, &a, ea, rd, &d, ed, why, why_len);
         fanout_sbuf_free(&a);
         fanout_sbuf_free(&b);

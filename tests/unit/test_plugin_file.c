@@ -5,6 +5,9 @@
  * across calls; destinations and an open that fails.
  */
 #include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "check_main.h"
@@ -88,6 +91,110 @@ START_TEST(lines_in_order)
 }
 END_TEST
 
+/* "data" as the plain escaper would write it: '"', '\\', \n, \r, \t
+ * by name, other bytes below 0x20 as \u00XX, the rest as they are. */
+static size_t s_escaped(const uint8_t *d, size_t n, char *out)
+{
+    size_t o = 0;
+    out[o++] = '"';
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = d[i];
+        if (c == '"' || c == '\\')
+            o += (size_t)sprintf(out + o, "\\%c", c);
+        else if (c == '\n')
+            o += (size_t)sprintf(out + o, "\\n");
+        else if (c == '\r')
+            o += (size_t)sprintf(out + o, "\\r");
+        else if (c == '\t')
+            o += (size_t)sprintf(out + o, "\\t");
+        else if (c < 0x20)
+            o += (size_t)sprintf(out + o, "\\u%04x", c);
+        else
+            out[o++] = (char)c;
+    }
+    out[o++] = '"';
+    out[o] = 0;
+    return o;
+}
+
+/* Every byte that needs an escape, alone or in runs, at every offset of
+ * bodies of 0 to 70 bytes (the escaper reads 16 and 8 bytes at a time,
+ * storing them before it looks), with UTF-8 and DEL around: the line
+ * holds exactly the reference escaping. */
+START_TEST(escapes_at_every_offset)
+{
+    snprintf(s_path, sizeof s_path, "/tmp/fanout-test-file-esc-%d.jsonl", (int)getpid());
+    unlink(s_path);
+    void *state = NULL;
+    struct fanout_error err = {0};
+    void *inst = s_open(s_path, &state, &err);
+    ck_assert_msg(inst != NULL, "%s", err.message);
+    static const uint8_t special[] = {'"', '\\', '\n', '\r', '\t', 0x01, 0x1f, 0x7f};
+    static const char filler[] = "abc\xc3\xa9"
+                                 "defghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMN"
+                                 "OPQRSTUVWXYZ!#$%&'()*+,-./:;<=>?@[]^_`{|}~";
+    uint8_t body[80];
+    char want[80 * 6 + 8];
+    char *line = NULL;
+    size_t line_cap = 0, cases = 0;
+    FILE *f = NULL;
+    for (size_t len = 0; len <= 70; len++) {
+        for (size_t at = 0; at <= len; at++) {
+            for (size_t k = 0; k < sizeof special; k++) {
+                memcpy(body, filler, len);
+                if (at < len) {
+                    body[at] = special[k];
+                    /* a run of two at some offsets, and the last byte too */
+                    if (k % 2 && at + 1 < len)
+                        body[at + 1] = special[(k + 1) % sizeof special];
+                    if (k == 3)
+                        body[len - 1] = '"';
+                }
+                struct reply_batch b;
+                reply_batch_init(&b, 1);
+                b.msgs[0].body = body;
+                b.msgs[0].body_len = len;
+                ck_assert_int_eq(p->send(inst, &b.batch, b.out), 0);
+                if (!f) {
+                    f = fopen(s_path, "r");
+                    ck_assert_ptr_nonnull(f);
+                }
+                ck_assert_msg(getline(&line, &line_cap, f) > 0, "no line for %zu/%zu", len,
+                              at);
+                /* the filler's one two-byte character cut or overwritten:
+                 * not UTF-8, so base64 */
+                int utf8 = 1;
+                for (size_t i = 0; i < len; i++)
+                    if ((body[i] == 0xc3) != (i + 1 < len && body[i + 1] == 0xa9) ||
+                        (body[i] == 0xa9 && (i == 0 || body[i - 1] != 0xc3)))
+                        utf8 = 0;
+                if (!utf8) {
+                    ck_assert_ptr_nonnull(strstr(line, "\"dataBase64\":"));
+                    continue;
+                }
+                s_escaped(body, len, want);
+                const char *data = strstr(line, ",\"data\":");
+                ck_assert_ptr_nonnull(data);
+                data += strlen(",\"data\":");
+                ck_assert_msg(strncmp(data, want, strlen(want)) == 0 &&
+                                  strcmp(data + strlen(want), "}\n") == 0,
+                              "len %zu, at %zu, byte 0x%02x: %s, expected %s", len, at,
+                              special[k], data, want);
+                cases++;
+                if (at == len)
+                    break;
+            }
+        }
+    }
+    ck_assert_uint_gt(cases, 15000);
+    free(line);
+    fclose(f);
+    p->close(inst);
+    p->fini(state);
+    unlink(s_path);
+}
+END_TEST
+
 START_TEST(open_fails)
 {
     void *state = NULL;
@@ -124,6 +231,7 @@ int main(void)
     Suite *s = suite_create("plugin_file");
     TCase *tc = tcase_create("lines");
     tcase_add_test(tc, lines_in_order);
+    tcase_add_test(tc, escapes_at_every_offset);
     tcase_add_test(tc, open_fails);
     tcase_add_test(tc, destinations);
     suite_add_tcase(s, tc);
