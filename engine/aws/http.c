@@ -46,7 +46,9 @@
 
 /* Refuse response bodies over this size (no AWS API we call answers more
  * than a few MiB; a runaway answer must not take the function's memory). */
-#define HTTP_MAX_BODY_BYTES     ((size_t)FANOUT_HTTP_MAX_BODY_BYTES)
+#define HTTP_MAX_BODY_BYTES ((size_t)FANOUT_HTTP_MAX_BODY_BYTES)
+/* The most a response body's buffer takes at once from its Content-Length */
+#define HTTP_BODY_PRESIZE       ((size_t)1 << 20)
 #define HTTP_CONNECT_TIMEOUT_MS 3000L
 /* Idle connections one multi handle keeps. libcurl's default is 4 per easy
  * handle added, which shrinks the cache after a wide call. A Lambda process
@@ -424,11 +426,8 @@ static void s_give_easy(CURL *e, int post)
 
 static void s_free_headers(struct fanout_http_response *r)
 {
-    for (size_t i = 0; i < r->header_count; i++) {
-        free(r->headers[i].name);
-        free(r->headers[i].value);
-    }
     free(r->headers);
+    fanout_sbuf_free(&r->header_text);
     r->headers = NULL;
     r->header_count = 0;
 }
@@ -471,14 +470,34 @@ static int s_is_ws(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-static char *s_strndup(const char *s, size_t n)
+/* Append n bytes and a NUL to the response's header text, where every
+ * header name and value lives (one block, not two allocations a header);
+ * moving it moves the pointers into it. The copy, or NULL. */
+static char *s_text_put(struct fanout_http_response *r, const char *p, size_t n)
 {
-    char *p = malloc(n + 1);
-    if (p) {
-        memcpy(p, s, n);
-        p[n] = 0;
+    struct fanout_sbuf *t = &r->header_text;
+    if (n + 1 > t->cap - t->len) {
+        size_t cap = t->cap ? t->cap : 1024;
+        while (cap - t->len < n + 1)
+            cap *= 2;
+        char *old = t->p, *nb = malloc(cap);
+        if (!nb)
+            return NULL;
+        if (t->len)
+            memcpy(nb, old, t->len);
+        for (size_t i = 0; i < r->header_count; i++) {
+            r->headers[i].name = nb + (r->headers[i].name - old);
+            r->headers[i].value = nb + (r->headers[i].value - old);
+        }
+        free(old);
+        t->p = nb;
+        t->cap = cap;
     }
-    return p;
+    char *o = t->p + t->len;
+    memcpy(o, p, n);
+    o[n] = 0;
+    t->len += n + 1;
+    return o;
 }
 
 static size_t s_on_header(char *p, size_t size, size_t nmemb, void *ud)
@@ -489,8 +508,8 @@ static size_t s_on_header(char *p, size_t size, size_t nmemb, void *ud)
     /* a status line starts a response: keep only the last one's headers
      * (1xx interim answers come before) */
     if (n >= 5 && memcmp(p, "HTTP/", 5) == 0) {
-        s_free_headers(r);
-        x->header_cap = 0;
+        r->header_count = 0; /* the buffers stay */
+        r->header_text.len = 0;
         return n;
     }
     size_t len = n;
@@ -499,23 +518,25 @@ static size_t s_on_header(char *p, size_t size, size_t nmemb, void *ud)
     if (!len)
         return n;
     if (p[0] == ' ' || p[0] == '\t') {
-        /* obsolete line folding: continues the previous value */
+        /* obsolete line folding: continues the previous value, the last
+         * text of the block: its NUL becomes the space */
         if (!r->header_count)
             return n;
         size_t start = 0;
         while (start < len && s_is_ws(p[start]))
             start++;
-        char **v = &r->headers[r->header_count - 1].value;
-        size_t old = strlen(*v);
-        char *nv = realloc(*v, old + 1 + (len - start) + 1);
-        if (!nv) {
+        r->header_text.len--;
+        if (!s_text_put(r, " ", 1)) {
+            r->header_text.len++;
             x->no_mem = 1;
             return 0;
         }
-        nv[old] = ' ';
-        memcpy(nv + old + 1, p + start, len - start);
-        nv[old + 1 + len - start] = 0;
-        *v = nv;
+        r->header_text.len--;
+        if (!s_text_put(r, p + start, len - start)) {
+            r->header_text.len++;
+            x->no_mem = 1;
+            return 0;
+        }
         return n;
     }
     const char *colon = memchr(p, ':', len);
@@ -532,7 +553,9 @@ static size_t s_on_header(char *p, size_t size, size_t nmemb, void *ud)
         value++, value_len--;
 
     if (!x->is_head && name_len == 14 && strncasecmp(p, "Content-Length", 14) == 0) {
-        /* refuse an announced oversized body before reading it */
+        /* refuse an announced oversized body before reading it; room for
+         * an announced body at once (up to HTTP_BODY_PRESIZE: a server
+         * that announces more than it sends takes no more than that) */
         char num[32];
         if (value_len < sizeof num) {
             memcpy(num, value, value_len);
@@ -541,6 +564,12 @@ static size_t s_on_header(char *p, size_t size, size_t nmemb, void *ud)
             unsigned long long cl = strtoull(num, NULL, 10);
             if (errno == 0 && cl > HTTP_MAX_BODY_BYTES) {
                 x->too_big = 1;
+                return 0;
+            }
+            if (errno == 0 && cl && !r->body.len &&
+                fanout_sbuf_reserve(&r->body,
+                                    cl < HTTP_BODY_PRESIZE ? cl : HTTP_BODY_PRESIZE)) {
+                x->no_mem = 1;
                 return 0;
             }
         }
@@ -555,15 +584,13 @@ static size_t s_on_header(char *p, size_t size, size_t nmemb, void *ud)
         r->headers = h;
         x->header_cap = cap;
     }
-    char *nm = s_strndup(p, name_len);
-    char *vl = s_strndup(value, value_len);
-    if (!nm || !vl) {
-        free(nm);
-        free(vl);
+    size_t at = r->header_text.len; /* the value may move the name */
+    char *vl = s_text_put(r, p, name_len) ? s_text_put(r, value, value_len) : NULL;
+    if (!vl) {
         x->no_mem = 1;
         return 0;
     }
-    r->headers[r->header_count++] = (struct fanout_http_header){nm, vl};
+    r->headers[r->header_count++] = (struct fanout_http_header){r->header_text.p + at, vl};
     return n;
 }
 
@@ -606,60 +633,71 @@ static int s_is_header_value(const char *s)
     return 1;
 }
 
-static int s_add_line(struct s_xfer *x, const char *line)
-{
-    struct curl_slist *l = curl_slist_append(x->headers, line);
-    if (!l)
-        return -1;
-    x->headers = l;
-    return 0;
-}
-
 /* The request's header lines, plus what turns libcurl's own additions
- * off. Returns -1 with the reason in `why`. */
+ * off, as a curl_slist in one allocation (libcurl only reads the list it
+ * is given; curl_slist_append costs two allocations a line). Returns -1
+ * with the reason in `why`. */
 static int s_build_headers(struct s_xfer *x, int has_body, const char **why)
 {
     const struct fanout_http_request *q = x->req;
     int has_type = 0, has_expect = 0;
-    struct fanout_sbuf line = {0};
-    int rc = 0;
-    for (size_t i = 0; i < q->header_count && rc == 0; i++) {
+    size_t text = 0;
+    for (size_t i = 0; i < q->header_count; i++) {
         const struct fanout_http_header *h = &q->headers[i];
         if (!s_is_token(h->name) || !h->value || !s_is_header_value(h->value)) {
             *why = "invalid request header";
-            rc = -1;
-            break;
+            return -1;
         }
         has_type |= strcasecmp(h->name, "Content-Type") == 0;
         has_expect |= strcasecmp(h->name, "Expect") == 0;
-        fanout_sbuf_reset(&line);
+        text += strlen(h->name) + 2 + strlen(h->value) + 1;
+    }
+    /* no 100-continue round trip before the body; with a body and no
+     * type, libcurl would say form-urlencoded */
+    const char *extra[2] = {has_expect ? NULL : "Expect:",
+                            has_body && !has_type ? "Content-Type:" : NULL};
+    size_t lines = q->header_count + (extra[0] != NULL) + (extra[1] != NULL);
+    text += sizeof "Expect:" + sizeof "Content-Type:";
+    if (!lines)
+        return 0;
+    struct curl_slist *l = malloc(lines * sizeof *l + text);
+    if (!l) {
+        *why = "out of memory";
+        return -1;
+    }
+    char *o = (char *)(l + lines);
+    size_t k = 0;
+    for (size_t i = 0; i < q->header_count + 2; i++) {
+        const char *fixed = i < q->header_count ? NULL : extra[i - q->header_count];
+        if (i >= q->header_count && !fixed)
+            continue;
+        l[k].data = o;
+        l[k].next = k + 1 < lines ? &l[k + 1] : NULL;
+        k++;
+        if (fixed) {
+            size_t n = strlen(fixed) + 1;
+            memcpy(o, fixed, n);
+            o += n;
+            continue;
+        }
+        const struct fanout_http_header *h = &q->headers[i];
+        size_t nl = strlen(h->name), vl = strlen(h->value);
+        memcpy(o, h->name, nl);
+        o += nl;
         /* "Name:" (or blanks only) would remove the header; "Name;" sends
          * it empty */
-        int empty = h->value[strspn(h->value, " \t")] == 0;
-        int put = fanout_sbuf_puts(&line, h->name);
-        if (!empty) {
-            put |= fanout_sbuf_put(&line, ": ", 2);
-            put |= fanout_sbuf_puts(&line, h->value);
+        if (h->value[strspn(h->value, " \t")] == 0) {
+            *o++ = ';';
         } else {
-            put |= fanout_sbuf_putc(&line, ';');
+            *o++ = ':';
+            *o++ = ' ';
+            memcpy(o, h->value, vl);
+            o += vl;
         }
-        if (put != 0 || s_add_line(x, (const char *)line.bytes) != 0) {
-            *why = "out of memory";
-            rc = -1;
-        }
+        *o++ = 0;
     }
-    fanout_sbuf_free(&line);
-    if (rc != 0)
-        return rc;
-    /* no 100-continue round trip before the body */
-    if (!has_expect && s_add_line(x, "Expect:") != 0)
-        rc = -1;
-    /* with a body and no type, libcurl would say form-urlencoded */
-    if (rc == 0 && has_body && !has_type && s_add_line(x, "Content-Type:") != 0)
-        rc = -1;
-    if (rc != 0)
-        *why = "out of memory";
-    return rc;
+    x->headers = l;
+    return 0;
 }
 
 /* Parse the URL once, for libcurl (CURLOPT_CURLU) and for our checks and
@@ -913,7 +951,7 @@ static void s_release(struct s_xfer *x, CURLM *m)
         curl_multi_remove_handle(m, x->easy);
     if (x->easy)
         s_give_easy(x->easy, x->post);
-    curl_slist_free_all(x->headers);
+    free(x->headers); /* one block (s_build_headers) */
     curl_url_cleanup(x->url);
 }
 

@@ -921,6 +921,44 @@ START_TEST(test_response_headers)
 }
 END_TEST
 
+/* The header names and values live in one block that moves as it grows:
+ * 40 headers of 100 bytes (4 KiB) and an obsolete folded line continuing
+ * a value (the continuation appends to the block's last text). */
+START_TEST(test_response_headers_many)
+{
+    char path[8192] = "/status/200?header=X-Folded:first%0D%0A%20second%09part";
+    size_t n = strlen(path);
+    for (int i = 0; i < 40; i++) {
+        n += (size_t)snprintf(path + n, sizeof path - n, "&header=X-H%02d:", i);
+        for (int k = 0; k < 100; k++)
+            path[n++] = (char)('a' + (i + k) % 26);
+        path[n] = 0;
+    }
+    struct fanout_http_response r = {0};
+    char url[sizeof path + 64];
+    struct fanout_http_request q = {
+        .method = "GET",
+        .url = s_url(url, sizeof url, &s_t.plain, 0, "127.0.0.1", path),
+        .timeout_ms = 5000,
+    };
+    s_perform1(&q, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(fanout_http_response_header(&r, "x-folded"), "first second\tpart");
+    for (int i = 0; i < 40; i++) {
+        char name[8], want[101];
+        snprintf(name, sizeof name, "X-H%02d", i);
+        for (int k = 0; k < 100; k++)
+            want[k] = (char)('a' + (i + k) % 26);
+        want[100] = 0;
+        const char *got = fanout_http_response_header(&r, name);
+        ck_assert_msg(got && strcmp(got, want) == 0, "%s: %s", name, got ? got : "(none)");
+    }
+    fanout_http_response_clean_up(&r);
+    ck_assert_ptr_null(r.headers);
+    ck_assert_ptr_null(r.header_text.p);
+}
+END_TEST
+
 START_TEST(test_body_cap)
 {
     char path[64];
@@ -1261,6 +1299,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_resets);
     tcase_add_test(tc, test_statuses);
     tcase_add_test(tc, test_response_headers);
+    tcase_add_test(tc, test_response_headers_many);
     tcase_add_test(tc, test_body_cap);
     tcase_add_test(tc, test_invalid_requests);
     tcase_add_test(tc, test_tls_verified_by_default);
