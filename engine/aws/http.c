@@ -71,6 +71,18 @@ struct s_insecure_host {
     long port; /* 0: any */
 };
 
+/* A URL parsed for libcurl (CURLOPT_CURLU, which libcurl only reads) and
+ * for our checks. It stays with the easy handle that sent it, and the next
+ * request to the same URL on that handle uses it as it is: every request
+ * of a target goes to one URL, and parsing it cost 15 K instructions. */
+struct s_url {
+    char *text; /* the URL parsed; NULL: none */
+    CURLU *u;
+    char host[HTTP_HOST_LEN];
+    long port;
+    int https;
+};
+
 /* s_lock guards the reference count and the pools; the rest is written
  * under it at the first init and read-only until the last clean-up. */
 static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -87,6 +99,7 @@ static CURL *s_idle_easies[HTTP_IDLE_EASIES];
  * options every such request shares are set; the request's own are
  * cleared), so the next such request sets only its own (see s_prepare) */
 static int s_idle_posts[HTTP_IDLE_EASIES];
+static struct s_url s_idle_urls[HTTP_IDLE_EASIES];
 static size_t s_idle_easy_count;
 static char *s_ca_bundle;
 static struct s_insecure_host s_insecure[HTTP_MAX_INSECURE];
@@ -97,7 +110,7 @@ struct s_xfer {
     const struct fanout_http_request *req;
     struct fanout_http_response *resp;
     CURL *easy;
-    CURLU *url;
+    struct s_url url; /* taken from and given back with `easy` */
     struct curl_slist *headers;
     size_t header_cap;
     int is_head; /* no body comes, whatever Content-Length says */
@@ -106,10 +119,15 @@ struct s_xfer {
     int done;    /* resp filled */
     int too_big; /* refused: body over HTTP_MAX_BODY_BYTES */
     int no_mem;
-    char host[HTTP_HOST_LEN];
-    long port;
     char errbuf[CURL_ERROR_SIZE];
 };
+
+static void s_url_free(struct s_url *u)
+{
+    curl_url_cleanup(u->u);
+    free(u->text);
+    memset(u, 0, sizeof *u);
+}
 
 /* ---- share locks ------------------------------------------------------- */
 
@@ -287,8 +305,10 @@ void fanout_http_global_cleanup(void)
         return;
     }
     /* easy handles first: the share refuses to go while one uses it */
-    for (size_t i = 0; i < s_idle_easy_count; i++)
+    for (size_t i = 0; i < s_idle_easy_count; i++) {
         curl_easy_cleanup(s_idle_easies[i]);
+        s_url_free(&s_idle_urls[i]);
+    }
     s_idle_easy_count = 0;
     for (size_t i = 0; i < s_idle_multi_count; i++)
         curl_multi_cleanup(s_idle_multis[i]);
@@ -380,8 +400,8 @@ static void s_give_multi(CURLM *m)
 }
 
 /* An idle easy handle, or a new one; *post says whether it is set up for
- * a verified POST (s_idle_posts). */
-static CURL *s_take_easy(int *post)
+ * a verified POST (s_idle_posts); *url gets the URL it sent last, if any. */
+static CURL *s_take_easy(int *post, struct s_url *url)
 {
     CURL *e = NULL;
     *post = 0;
@@ -389,6 +409,8 @@ static CURL *s_take_easy(int *post)
     if (s_idle_easy_count) {
         e = s_idle_easies[--s_idle_easy_count];
         *post = s_idle_posts[s_idle_easy_count];
+        *url = s_idle_urls[s_idle_easy_count];
+        memset(&s_idle_urls[s_idle_easy_count], 0, sizeof *url);
     }
     pthread_mutex_unlock(&s_lock);
     return e ? e : curl_easy_init();
@@ -398,7 +420,7 @@ static CURL *s_take_easy(int *post)
  * requests share and forgets this one's pointers. Otherwise every option
  * is forgotten (curl_easy_reset: a fifth of libcurl's instructions per
  * request, which the POSTs of record sends skip). */
-static void s_give_easy(CURL *e, int post)
+static void s_give_easy(CURL *e, int post, struct s_url *url)
 {
     if (post) {
         curl_easy_setopt(e, CURLOPT_CURLU, (CURLU *)NULL);
@@ -414,12 +436,16 @@ static void s_give_easy(CURL *e, int post)
     pthread_mutex_lock(&s_lock);
     if (s_refs > 0 && s_idle_easy_count < HTTP_IDLE_EASIES) {
         s_idle_posts[s_idle_easy_count] = post;
+        s_idle_urls[s_idle_easy_count] = *url;
         s_idle_easies[s_idle_easy_count++] = e;
         e = NULL;
     }
     pthread_mutex_unlock(&s_lock);
-    if (e)
+    if (e) {
         curl_easy_cleanup(e);
+        s_url_free(url);
+    }
+    memset(url, 0, sizeof *url);
 }
 
 /* ---- responses ------------------------------------------------------------ */
@@ -701,32 +727,40 @@ static int s_build_headers(struct s_xfer *x, int has_body, const char **why)
 }
 
 /* Parse the URL once, for libcurl (CURLOPT_CURLU) and for our checks and
- * log lines, so both see the same host and port. */
-static int s_parse_url(struct s_xfer *x, int *https)
+ * log lines, so both see the same host and port; the easy handle's last
+ * URL when it is the same text. */
+static int s_parse_url(struct s_xfer *x)
 {
-    x->url = curl_url();
-    if (!x->url || curl_url_set(x->url, CURLUPART_URL, x->req->url, 0) != CURLUE_OK)
+    struct s_url *p = &x->url;
+    if (p->text && strcmp(p->text, x->req->url) == 0)
+        return 0;
+    s_url_free(p);
+    p->u = curl_url();
+    if (!p->u || curl_url_set(p->u, CURLUPART_URL, x->req->url, 0) != CURLUE_OK)
         return -1;
     char *scheme = NULL, *host = NULL, *port = NULL;
     int rc = -1;
-    if (curl_url_get(x->url, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
-        curl_url_get(x->url, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
-        curl_url_get(x->url, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
+    if (curl_url_get(p->u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+        curl_url_get(p->u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+        curl_url_get(p->u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
         const char *h = host;
         size_t n = strlen(h);
         if (n >= 2 && h[0] == '[' && h[n - 1] == ']')
             h++, n -= 2; /* an IPv6 literal */
-        if (n && n < sizeof x->host) {
-            memcpy(x->host, h, n);
-            x->host[n] = 0;
-            x->port = strtol(port, NULL, 10);
-            *https = strcasecmp(scheme, "https") == 0;
+        if (n && n < sizeof p->host) {
+            memcpy(p->host, h, n);
+            p->host[n] = 0;
+            p->port = strtol(port, NULL, 10);
+            p->https = strcasecmp(scheme, "https") == 0;
             rc = 0;
         }
     }
     curl_free(scheme);
     curl_free(host);
     curl_free(port);
+    /* kept for the next request only when whole (no text: not reused) */
+    if (rc == 0)
+        p->text = strdup(x->req->url);
     return rc;
 }
 
@@ -742,7 +776,6 @@ static int s_prepare(struct s_xfer *x)
 {
     const struct fanout_http_request *q = x->req;
     const char *why = "out of memory";
-    int https = 0;
     if (!q || !q->url) {
         s_fail(x->resp, FANOUT_HTTP_OTHER, "no URL");
         x->done = 1;
@@ -761,28 +794,29 @@ static int s_prepare(struct s_xfer *x)
         why = "request body length without a body";
         goto fail;
     }
-    if (s_parse_url(x, &https) != 0) {
+    int was_post = 0;
+    x->easy = s_take_easy(&was_post, &x->url);
+    if (!x->easy)
+        goto fail;
+    if (s_parse_url(x) != 0) {
         why = "malformed URL";
         goto fail;
     }
+    int https = x->url.https;
     if (s_build_headers(x, has_body, &why) != 0)
         goto fail;
     why = "out of memory";
-    int was_post = 0;
-    x->easy = s_take_easy(&was_post);
-    if (!x->easy)
-        goto fail;
 
     CURL *e = x->easy;
     CURLcode cc = CURLE_OK;
     x->errbuf[0] = 0;
-    int insecure = https && (q->tls_no_verify || s_is_insecure(x->host, x->port));
+    int insecure = https && (q->tls_no_verify || s_is_insecure(x->url.host, x->url.port));
     x->post = has_body && !insecure && strcmp(method, "POST") == 0;
     if (x->post && was_post) {
         /* set up by an earlier verified POST (s_give_easy): this
          * request's own options only, each one s_give_easy cleared or
          * that differs between requests */
-        S_SET(CURLOPT_CURLU, x->url);
+        S_SET(CURLOPT_CURLU, x->url.u);
         S_SET(CURLOPT_PRIVATE, x);
         S_SET(CURLOPT_ERRORBUFFER, x->errbuf);
         S_SET(CURLOPT_HTTPHEADER, x->headers);
@@ -803,7 +837,7 @@ static int s_prepare(struct s_xfer *x)
     if (was_post)
         curl_easy_reset(e);
     S_SET(CURLOPT_SHARE, s_share);
-    S_SET(CURLOPT_CURLU, x->url);
+    S_SET(CURLOPT_CURLU, x->url.u);
     S_SET(CURLOPT_PROTOCOLS_STR, "http,https");
     S_SET(CURLOPT_NOSIGNAL, 1L);
     S_SET(CURLOPT_PRIVATE, x);
@@ -931,15 +965,15 @@ static void s_finish(struct s_xfer *x, CURLcode cc)
         curl_easy_getinfo(x->easy, CURLINFO_TOTAL_TIME_T, &us);
         curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &conns);
         /* the path only: a query may hold a presigned signature */
-        curl_url_get(x->url, CURLUPART_PATH, &path, 0);
+        curl_url_get(x->url.u, CURLUPART_PATH, &path, 0);
         const char *m = x->req->method && *x->req->method ? x->req->method : "GET";
         if (r->error == FANOUT_HTTP_OK)
             LOG_DEBUG(HTTP_SCOPE, "%s %s:%ld%s -> %ld in %.1f ms (%s connection)", m,
-                      x->host, x->port, path ? path : "", r->status, (double)us / 1000.0,
-                      conns ? "new" : "reused");
+                      x->url.host, x->url.port, path ? path : "", r->status,
+                      (double)us / 1000.0, conns ? "new" : "reused");
         else
-            LOG_DEBUG(HTTP_SCOPE, "%s %s:%ld%s failed after %.1f ms: %s (%s)", m, x->host,
-                      x->port, path ? path : "", (double)us / 1000.0,
+            LOG_DEBUG(HTTP_SCOPE, "%s %s:%ld%s failed after %.1f ms: %s (%s)", m,
+                      x->url.host, x->url.port, path ? path : "", (double)us / 1000.0,
                       s_error_name(r->error), r->error_text);
         curl_free(path);
     }
@@ -950,9 +984,9 @@ static void s_release(struct s_xfer *x, CURLM *m)
     if (x->added)
         curl_multi_remove_handle(m, x->easy);
     if (x->easy)
-        s_give_easy(x->easy, x->post);
-    free(x->headers); /* one block (s_build_headers) */
-    curl_url_cleanup(x->url);
+        s_give_easy(x->easy, x->post, &x->url);
+    s_url_free(&x->url); /* when no handle took it back */
+    free(x->headers);    /* one block (s_build_headers) */
 }
 
 /* ---- the call -------------------------------------------------------------- */
