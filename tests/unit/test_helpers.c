@@ -4,6 +4,7 @@
 #include "check_main.h"
 
 #include <fanout/helpers.h>
+#include <fanout/jplain.h>
 #include <jansson.h>
 
 START_TEST(sbuf_grows_and_formats)
@@ -104,6 +105,45 @@ START_TEST(json_strings_every_offset)
                 json_decref(j);
                 fanout_sbuf_free(&b);
             }
+        }
+    }
+}
+END_TEST
+
+/* The plain-string reader's 8-byte path: a byte that is not plain at any
+ * offset of strings of 1..40 bytes makes the string not plain; a quote
+ * ends it there. */
+START_TEST(jplain_strings_every_offset)
+{
+    static const unsigned char bad[] = {0x00, 0x01, 0x1f, '\\', 0x7f, 0x80, 0xc3, 0xff};
+    static const unsigned char good[] = {' ', '!', '#', '[', ']', '~'};
+    for (size_t len = 1; len <= 40; len++) {
+        for (size_t at = 0; at < len; at++) {
+            char text[48];
+            const char *s = NULL;
+            size_t n = 0;
+            memset(text, 'a', sizeof text);
+            text[0] = '"';
+            text[1 + len] = '"';
+            const char *end = text + len + 2;
+            ck_assert_ptr_eq(fanout_jplain_string(text, end, &s, &n), end);
+            ck_assert_uint_eq(n, len);
+            for (size_t k = 0; k < sizeof bad; k++) {
+                text[1 + at] = (char)bad[k];
+                ck_assert_msg(fanout_jplain_string(text, end, &s, &n) == NULL,
+                              "byte 0x%02x at %zu of %zu read as plain", bad[k], at, len);
+            }
+            for (size_t k = 0; k < sizeof good; k++) {
+                text[1 + at] = (char)good[k];
+                ck_assert_ptr_eq(fanout_jplain_string(text, end, &s, &n), end);
+                ck_assert_uint_eq(n, len);
+            }
+            text[1 + at] = '"';
+            ck_assert_ptr_eq(fanout_jplain_string(text, end, &s, &n), text + at + 2);
+            ck_assert_uint_eq(n, at);
+            text[1 + at] = 'a';
+            /* no closing quote: not a string */
+            ck_assert_ptr_null(fanout_jplain_string(text, end - 1, &s, &n));
         }
     }
 }
@@ -225,6 +265,7 @@ int main(void)
     tcase_add_test(tc, decimal_digits);
     tcase_add_test(tc, json_strings_always_valid);
     tcase_add_test(tc, json_strings_every_offset);
+    tcase_add_test(tc, jplain_strings_every_offset);
     tcase_add_test(tc, base64_vectors);
     tcase_add_test(tc, base64_lengths);
     tcase_add_test(tc, utf8);
