@@ -111,7 +111,9 @@ struct s_call {
     struct fanout_http_response hresp;
     struct fanout_http_header *headers;
     size_t header_count;
-    char *url;
+    struct fanout_sbuf htext; /* the values the signer adds, one block */
+    struct fanout_sbuf urlbuf;
+    const char *url;
 };
 
 static int s_endpoint_key(const struct fanout_aws_request *r, struct s_endpoint *k)
@@ -198,33 +200,14 @@ static void s_finish(struct s_call *c, enum fanout_aws_result result, const char
 
 static void s_free_round(struct s_call *c)
 {
-    for (size_t i = 0; i < c->header_count; i++) {
-        free(c->headers[i].name);
-        free(c->headers[i].value);
-    }
-    free(c->headers);
+    free(c->headers); /* the names and values point into the request and htext */
     c->headers = NULL;
     c->header_count = 0;
-    free(c->url);
+    if (c->htext.p) /* X-Amz-Security-Token and Authorization */
+        explicit_bzero(c->htext.p, c->htext.cap);
+    fanout_sbuf_free(&c->htext);
+    fanout_sbuf_free(&c->urlbuf);
     c->url = NULL;
-}
-
-static int s_add_header(struct s_call *c, const char *name, const char *value)
-{
-    struct fanout_http_header *h =
-        realloc(c->headers, (c->header_count + 1) * sizeof *c->headers);
-    if (!h)
-        return -1;
-    c->headers = h;
-    h[c->header_count].name = strdup(name);
-    h[c->header_count].value = strdup(value);
-    if (!h[c->header_count].name || !h[c->header_count].value) {
-        free(h[c->header_count].name);
-        free(h[c->header_count].value);
-        return -1;
-    }
-    c->header_count++;
-    return 0;
 }
 
 /* Resolve what does not change between attempts. */
@@ -301,27 +284,36 @@ static int s_build(struct s_call *c, int force_refresh)
     }
     char path[4096];
     snprintf(path, sizeof path, "%s%s", c->base_path, r->path);
-    struct fanout_sbuf url = {0};
+    struct fanout_sbuf *url = &c->urlbuf;
     const char *sep = strstr(c->base, "://");
     size_t scheme_len = sep ? (size_t)(sep - c->base) + 3 : 0;
-    fanout_sbuf_put(&url, c->base, scheme_len);
-    fanout_sbuf_puts(&url, c->host);
-    fanout_sbuf_puts(&url, path);
+    int rc = fanout_sbuf_reserve(url, scheme_len + strlen(c->host) + strlen(path) + 1 +
+                                          (r->query ? strlen(r->query) : 0));
+    rc |= fanout_sbuf_put(url, c->base, scheme_len);
+    rc |= fanout_sbuf_puts(url, c->host);
+    rc |= fanout_sbuf_puts(url, path);
     if (r->query && *r->query) {
-        fanout_sbuf_putc(&url, '?');
-        fanout_sbuf_puts(&url, r->query);
+        rc |= fanout_sbuf_putc(url, '?');
+        rc |= fanout_sbuf_puts(url, r->query);
     }
-    c->url = (char *)url.bytes;
+    c->url = url->p;
 
     /* headers to sign: Host + the plugin's */
     size_t nh = r->header_count + 1;
-    struct fanout_sigv4_header *sh = calloc(nh, sizeof *sh);
-    int rc = sh && c->url ? 0 : -1;
-    if (rc == 0) {
+    struct fanout_sigv4_header few[8];
+    struct fanout_sigv4_header *sh = nh <= 8 ? few : calloc(nh, sizeof *sh);
+    /* the plugin's headers as they are (they outlive the call), then
+     * X-Amz-Date, X-Amz-Security-Token and Authorization */
+    c->headers = calloc(nh + 2, sizeof *c->headers);
+    if (rc == 0 && sh && c->headers) {
         sh[0] = (struct fanout_sigv4_header){"Host", c->host};
-        for (size_t i = 0; i < r->header_count; i++)
+        for (size_t i = 0; i < r->header_count; i++) {
             sh[i + 1] =
                 (struct fanout_sigv4_header){r->headers[i].name, r->headers[i].value};
+            c->headers[i] =
+                (struct fanout_http_header){r->headers[i].name, r->headers[i].value};
+        }
+        c->header_count = r->header_count;
         struct fanout_sigv4_request sreq = {r->method, path,    r->query,   sh,
                                             nh,        r->body, r->body_len};
         struct fanout_sigv4_params p = {c->region, c->signing_name, time(NULL), 1, 0};
@@ -331,18 +323,36 @@ static int s_build(struct s_call *c, int force_refresh)
         struct fanout_sigv4_result sig;
         int sign = !c->opts->unsigned_request;
         rc = sign ? fanout_sigv4_sign(&sreq, &p, &sc, &sig) : 0;
-        for (size_t i = 1; rc == 0 && i < nh; i++)
-            rc = s_add_header(c, sh[i].name, sh[i].value);
-        if (rc == 0 && sign)
-            rc = s_add_header(c, "X-Amz-Date", sig.amz_date);
-        if (rc == 0 && sign && sc.session_token)
-            rc = s_add_header(c, "X-Amz-Security-Token", sc.session_token);
-        if (rc == 0 && sign)
-            rc = s_add_header(c, "Authorization", sig.authorization);
+        if (rc == 0 && sign) {
+            /* the values in one block reserved at once: nothing moves */
+            size_t dl = strlen(sig.amz_date), al = strlen(sig.authorization);
+            size_t tl = sc.session_token ? strlen(sc.session_token) : 0;
+            struct fanout_sbuf *t = &c->htext;
+            rc = fanout_sbuf_reserve(t, dl + tl + al + 3);
+            rc |= fanout_sbuf_put(t, sig.amz_date, dl + 1);
+            rc |= sc.session_token ? fanout_sbuf_put(t, sc.session_token, tl + 1) : 0;
+            rc |= fanout_sbuf_put(t, sig.authorization, al + 1);
+            if (rc == 0) {
+                const char *v = t->p;
+                c->headers[c->header_count++] =
+                    (struct fanout_http_header){"X-Amz-Date", v};
+                v += dl + 1;
+                if (sc.session_token) {
+                    c->headers[c->header_count++] =
+                        (struct fanout_http_header){"X-Amz-Security-Token", v};
+                    v += tl + 1;
+                }
+                c->headers[c->header_count++] =
+                    (struct fanout_http_header){"Authorization", v};
+            }
+        }
         /* libcurl adds Host itself from the URL, the same value */
         memset(&sig, 0, sizeof sig);
+    } else {
+        rc = -1;
     }
-    free(sh);
+    if (sh != few)
+        free(sh);
     memset(cr, 0, sizeof *cr);
     free(cr);
     if (rc != 0) {

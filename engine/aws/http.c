@@ -34,6 +34,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,7 +47,9 @@
 
 /* Refuse response bodies over this size (no AWS API we call answers more
  * than a few MiB; a runaway answer must not take the function's memory). */
-#define HTTP_MAX_BODY_BYTES     ((size_t)FANOUT_HTTP_MAX_BODY_BYTES)
+#define HTTP_MAX_BODY_BYTES ((size_t)FANOUT_HTTP_MAX_BODY_BYTES)
+/* The most a response body's buffer takes at once from its Content-Length */
+#define HTTP_BODY_PRESIZE       ((size_t)1 << 20)
 #define HTTP_CONNECT_TIMEOUT_MS 3000L
 /* Idle connections one multi handle keeps. libcurl's default is 4 per easy
  * handle added, which shrinks the cache after a wide call. A Lambda process
@@ -69,6 +72,18 @@ struct s_insecure_host {
     long port; /* 0: any */
 };
 
+/* A URL parsed for libcurl (CURLOPT_CURLU, which libcurl only reads) and
+ * for our checks. It stays with the easy handle that sent it, and the next
+ * request to the same URL on that handle uses it as it is: every request
+ * of a target goes to one URL, and parsing it cost 15 K instructions. */
+struct s_url {
+    char *text; /* the URL parsed; NULL: none */
+    CURLU *u;
+    char host[HTTP_HOST_LEN];
+    long port;
+    int https;
+};
+
 /* s_lock guards the reference count and the pools; the rest is written
  * under it at the first init and read-only until the last clean-up. */
 static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -85,6 +100,7 @@ static CURL *s_idle_easies[HTTP_IDLE_EASIES];
  * options every such request shares are set; the request's own are
  * cleared), so the next such request sets only its own (see s_prepare) */
 static int s_idle_posts[HTTP_IDLE_EASIES];
+static struct s_url s_idle_urls[HTTP_IDLE_EASIES];
 static size_t s_idle_easy_count;
 static char *s_ca_bundle;
 static struct s_insecure_host s_insecure[HTTP_MAX_INSECURE];
@@ -95,7 +111,7 @@ struct s_xfer {
     const struct fanout_http_request *req;
     struct fanout_http_response *resp;
     CURL *easy;
-    CURLU *url;
+    struct s_url url; /* taken from and given back with `easy` */
     struct curl_slist *headers;
     size_t header_cap;
     int is_head; /* no body comes, whatever Content-Length says */
@@ -104,10 +120,15 @@ struct s_xfer {
     int done;    /* resp filled */
     int too_big; /* refused: body over HTTP_MAX_BODY_BYTES */
     int no_mem;
-    char host[HTTP_HOST_LEN];
-    long port;
     char errbuf[CURL_ERROR_SIZE];
 };
+
+static void s_url_free(struct s_url *u)
+{
+    curl_url_cleanup(u->u);
+    free(u->text);
+    memset(u, 0, sizeof *u);
+}
 
 /* ---- share locks ------------------------------------------------------- */
 
@@ -285,8 +306,10 @@ void fanout_http_global_cleanup(void)
         return;
     }
     /* easy handles first: the share refuses to go while one uses it */
-    for (size_t i = 0; i < s_idle_easy_count; i++)
+    for (size_t i = 0; i < s_idle_easy_count; i++) {
         curl_easy_cleanup(s_idle_easies[i]);
+        s_url_free(&s_idle_urls[i]);
+    }
     s_idle_easy_count = 0;
     for (size_t i = 0; i < s_idle_multi_count; i++)
         curl_multi_cleanup(s_idle_multis[i]);
@@ -378,8 +401,8 @@ static void s_give_multi(CURLM *m)
 }
 
 /* An idle easy handle, or a new one; *post says whether it is set up for
- * a verified POST (s_idle_posts). */
-static CURL *s_take_easy(int *post)
+ * a verified POST (s_idle_posts); *url gets the URL it sent last, if any. */
+static CURL *s_take_easy(int *post, struct s_url *url)
 {
     CURL *e = NULL;
     *post = 0;
@@ -387,6 +410,8 @@ static CURL *s_take_easy(int *post)
     if (s_idle_easy_count) {
         e = s_idle_easies[--s_idle_easy_count];
         *post = s_idle_posts[s_idle_easy_count];
+        *url = s_idle_urls[s_idle_easy_count];
+        memset(&s_idle_urls[s_idle_easy_count], 0, sizeof *url);
     }
     pthread_mutex_unlock(&s_lock);
     return e ? e : curl_easy_init();
@@ -396,7 +421,7 @@ static CURL *s_take_easy(int *post)
  * requests share and forgets this one's pointers. Otherwise every option
  * is forgotten (curl_easy_reset: a fifth of libcurl's instructions per
  * request, which the POSTs of record sends skip). */
-static void s_give_easy(CURL *e, int post)
+static void s_give_easy(CURL *e, int post, struct s_url *url)
 {
     if (post) {
         curl_easy_setopt(e, CURLOPT_CURLU, (CURLU *)NULL);
@@ -412,23 +437,24 @@ static void s_give_easy(CURL *e, int post)
     pthread_mutex_lock(&s_lock);
     if (s_refs > 0 && s_idle_easy_count < HTTP_IDLE_EASIES) {
         s_idle_posts[s_idle_easy_count] = post;
+        s_idle_urls[s_idle_easy_count] = *url;
         s_idle_easies[s_idle_easy_count++] = e;
         e = NULL;
     }
     pthread_mutex_unlock(&s_lock);
-    if (e)
+    if (e) {
         curl_easy_cleanup(e);
+        s_url_free(url);
+    }
+    memset(url, 0, sizeof *url);
 }
 
 /* ---- responses ------------------------------------------------------------ */
 
 static void s_free_headers(struct fanout_http_response *r)
 {
-    for (size_t i = 0; i < r->header_count; i++) {
-        free(r->headers[i].name);
-        free(r->headers[i].value);
-    }
     free(r->headers);
+    fanout_sbuf_free(&r->header_text);
     r->headers = NULL;
     r->header_count = 0;
 }
@@ -471,14 +497,34 @@ static int s_is_ws(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-static char *s_strndup(const char *s, size_t n)
+/* Append n bytes and a NUL to the response's header text, where every
+ * header name and value lives (one block, not two allocations a header);
+ * moving it moves the pointers into it. The copy, or NULL. */
+static char *s_text_put(struct fanout_http_response *r, const char *p, size_t n)
 {
-    char *p = malloc(n + 1);
-    if (p) {
-        memcpy(p, s, n);
-        p[n] = 0;
+    struct fanout_sbuf *t = &r->header_text;
+    if (n + 1 > t->cap - t->len) {
+        size_t cap = t->cap ? t->cap : 1024;
+        while (cap - t->len < n + 1)
+            cap *= 2;
+        char *old = t->p, *nb = malloc(cap);
+        if (!nb)
+            return NULL;
+        if (t->len)
+            memcpy(nb, old, t->len);
+        for (size_t i = 0; i < r->header_count; i++) {
+            r->headers[i].name = nb + (r->headers[i].name - old);
+            r->headers[i].value = nb + (r->headers[i].value - old);
+        }
+        free(old);
+        t->p = nb;
+        t->cap = cap;
     }
-    return p;
+    char *o = t->p + t->len;
+    memcpy(o, p, n);
+    o[n] = 0;
+    t->len += n + 1;
+    return o;
 }
 
 static size_t s_on_header(char *p, size_t size, size_t nmemb, void *ud)
@@ -489,8 +535,8 @@ static size_t s_on_header(char *p, size_t size, size_t nmemb, void *ud)
     /* a status line starts a response: keep only the last one's headers
      * (1xx interim answers come before) */
     if (n >= 5 && memcmp(p, "HTTP/", 5) == 0) {
-        s_free_headers(r);
-        x->header_cap = 0;
+        r->header_count = 0; /* the buffers stay */
+        r->header_text.len = 0;
         return n;
     }
     size_t len = n;
@@ -499,23 +545,25 @@ static size_t s_on_header(char *p, size_t size, size_t nmemb, void *ud)
     if (!len)
         return n;
     if (p[0] == ' ' || p[0] == '\t') {
-        /* obsolete line folding: continues the previous value */
+        /* obsolete line folding: continues the previous value, the last
+         * text of the block: its NUL becomes the space */
         if (!r->header_count)
             return n;
         size_t start = 0;
         while (start < len && s_is_ws(p[start]))
             start++;
-        char **v = &r->headers[r->header_count - 1].value;
-        size_t old = strlen(*v);
-        char *nv = realloc(*v, old + 1 + (len - start) + 1);
-        if (!nv) {
+        r->header_text.len--;
+        if (!s_text_put(r, " ", 1)) {
+            r->header_text.len++;
             x->no_mem = 1;
             return 0;
         }
-        nv[old] = ' ';
-        memcpy(nv + old + 1, p + start, len - start);
-        nv[old + 1 + len - start] = 0;
-        *v = nv;
+        r->header_text.len--;
+        if (!s_text_put(r, p + start, len - start)) {
+            r->header_text.len++;
+            x->no_mem = 1;
+            return 0;
+        }
         return n;
     }
     const char *colon = memchr(p, ':', len);
@@ -532,7 +580,9 @@ static size_t s_on_header(char *p, size_t size, size_t nmemb, void *ud)
         value++, value_len--;
 
     if (!x->is_head && name_len == 14 && strncasecmp(p, "Content-Length", 14) == 0) {
-        /* refuse an announced oversized body before reading it */
+        /* refuse an announced oversized body before reading it; room for
+         * an announced body at once (up to HTTP_BODY_PRESIZE: a server
+         * that announces more than it sends takes no more than that) */
         char num[32];
         if (value_len < sizeof num) {
             memcpy(num, value, value_len);
@@ -541,6 +591,12 @@ static size_t s_on_header(char *p, size_t size, size_t nmemb, void *ud)
             unsigned long long cl = strtoull(num, NULL, 10);
             if (errno == 0 && cl > HTTP_MAX_BODY_BYTES) {
                 x->too_big = 1;
+                return 0;
+            }
+            if (errno == 0 && cl && !r->body.len &&
+                fanout_sbuf_reserve(&r->body,
+                                    cl < HTTP_BODY_PRESIZE ? cl : HTTP_BODY_PRESIZE)) {
+                x->no_mem = 1;
                 return 0;
             }
         }
@@ -555,15 +611,13 @@ static size_t s_on_header(char *p, size_t size, size_t nmemb, void *ud)
         r->headers = h;
         x->header_cap = cap;
     }
-    char *nm = s_strndup(p, name_len);
-    char *vl = s_strndup(value, value_len);
-    if (!nm || !vl) {
-        free(nm);
-        free(vl);
+    size_t at = r->header_text.len; /* the value may move the name */
+    char *vl = s_text_put(r, p, name_len) ? s_text_put(r, value, value_len) : NULL;
+    if (!vl) {
         x->no_mem = 1;
         return 0;
     }
-    r->headers[r->header_count++] = (struct fanout_http_header){nm, vl};
+    r->headers[r->header_count++] = (struct fanout_http_header){r->header_text.p + at, vl};
     return n;
 }
 
@@ -585,14 +639,17 @@ static size_t s_on_body(char *p, size_t size, size_t nmemb, void *ud)
 
 /* ---- one request ------------------------------------------------------- */
 
-/* An RFC 9110 token: methods and header names. */
+/* An RFC 9110 token: methods and header names. A tchar is 0x21..0x7E
+ * but DQUOTE and (),/:;<=>?@[\]{}: one bit per character below 128 in
+ * tchar (a strchr per character before). */
 static int s_is_token(const char *s)
 {
+    static const uint64_t tchar[2] = {0x03ff6cfa00000000u, 0x57ffffffc7fffffeu};
     if (!s || !*s)
         return 0;
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
-        if (c <= 32 || c >= 127 || strchr("\"(),/:;<=>?@[\\]{}", c))
+        if (c >= 128 || !(tchar[c >> 6] >> (c & 63) & 1))
             return 0;
     }
     return 1;
@@ -600,95 +657,111 @@ static int s_is_token(const char *s)
 
 static int s_is_header_value(const char *s)
 {
-    for (; *s; s++)
-        if (*s == '\r' || *s == '\n')
-            return 0;
-    return 1;
-}
-
-static int s_add_line(struct s_xfer *x, const char *line)
-{
-    struct curl_slist *l = curl_slist_append(x->headers, line);
-    if (!l)
-        return -1;
-    x->headers = l;
-    return 0;
+    return s[strcspn(s, "\r\n")] == 0;
 }
 
 /* The request's header lines, plus what turns libcurl's own additions
- * off. Returns -1 with the reason in `why`. */
+ * off, as a curl_slist in one allocation (libcurl only reads the list it
+ * is given; curl_slist_append costs two allocations a line). Returns -1
+ * with the reason in `why`. */
 static int s_build_headers(struct s_xfer *x, int has_body, const char **why)
 {
     const struct fanout_http_request *q = x->req;
     int has_type = 0, has_expect = 0;
-    struct fanout_sbuf line = {0};
-    int rc = 0;
-    for (size_t i = 0; i < q->header_count && rc == 0; i++) {
+    size_t text = 0;
+    for (size_t i = 0; i < q->header_count; i++) {
         const struct fanout_http_header *h = &q->headers[i];
         if (!s_is_token(h->name) || !h->value || !s_is_header_value(h->value)) {
             *why = "invalid request header";
-            rc = -1;
-            break;
+            return -1;
         }
         has_type |= strcasecmp(h->name, "Content-Type") == 0;
         has_expect |= strcasecmp(h->name, "Expect") == 0;
-        fanout_sbuf_reset(&line);
+        text += strlen(h->name) + 2 + strlen(h->value) + 1;
+    }
+    /* no 100-continue round trip before the body; with a body and no
+     * type, libcurl would say form-urlencoded */
+    const char *extra[2] = {has_expect ? NULL : "Expect:",
+                            has_body && !has_type ? "Content-Type:" : NULL};
+    size_t lines = q->header_count + (extra[0] != NULL) + (extra[1] != NULL);
+    text += sizeof "Expect:" + sizeof "Content-Type:";
+    if (!lines)
+        return 0;
+    struct curl_slist *l = malloc(lines * sizeof *l + text);
+    if (!l) {
+        *why = "out of memory";
+        return -1;
+    }
+    char *o = (char *)(l + lines);
+    size_t k = 0;
+    for (size_t i = 0; i < q->header_count + 2; i++) {
+        const char *fixed = i < q->header_count ? NULL : extra[i - q->header_count];
+        if (i >= q->header_count && !fixed)
+            continue;
+        l[k].data = o;
+        l[k].next = k + 1 < lines ? &l[k + 1] : NULL;
+        k++;
+        if (fixed) {
+            size_t n = strlen(fixed) + 1;
+            memcpy(o, fixed, n);
+            o += n;
+            continue;
+        }
+        const struct fanout_http_header *h = &q->headers[i];
+        size_t nl = strlen(h->name), vl = strlen(h->value);
+        memcpy(o, h->name, nl);
+        o += nl;
         /* "Name:" (or blanks only) would remove the header; "Name;" sends
          * it empty */
-        int empty = h->value[strspn(h->value, " \t")] == 0;
-        int put = fanout_sbuf_puts(&line, h->name);
-        if (!empty) {
-            put |= fanout_sbuf_put(&line, ": ", 2);
-            put |= fanout_sbuf_puts(&line, h->value);
+        if (h->value[strspn(h->value, " \t")] == 0) {
+            *o++ = ';';
         } else {
-            put |= fanout_sbuf_putc(&line, ';');
+            *o++ = ':';
+            *o++ = ' ';
+            memcpy(o, h->value, vl);
+            o += vl;
         }
-        if (put != 0 || s_add_line(x, (const char *)line.bytes) != 0) {
-            *why = "out of memory";
-            rc = -1;
-        }
+        *o++ = 0;
     }
-    fanout_sbuf_free(&line);
-    if (rc != 0)
-        return rc;
-    /* no 100-continue round trip before the body */
-    if (!has_expect && s_add_line(x, "Expect:") != 0)
-        rc = -1;
-    /* with a body and no type, libcurl would say form-urlencoded */
-    if (rc == 0 && has_body && !has_type && s_add_line(x, "Content-Type:") != 0)
-        rc = -1;
-    if (rc != 0)
-        *why = "out of memory";
-    return rc;
+    x->headers = l;
+    return 0;
 }
 
 /* Parse the URL once, for libcurl (CURLOPT_CURLU) and for our checks and
- * log lines, so both see the same host and port. */
-static int s_parse_url(struct s_xfer *x, int *https)
+ * log lines, so both see the same host and port; the easy handle's last
+ * URL when it is the same text. */
+static int s_parse_url(struct s_xfer *x)
 {
-    x->url = curl_url();
-    if (!x->url || curl_url_set(x->url, CURLUPART_URL, x->req->url, 0) != CURLUE_OK)
+    struct s_url *p = &x->url;
+    if (p->text && strcmp(p->text, x->req->url) == 0)
+        return 0;
+    s_url_free(p);
+    p->u = curl_url();
+    if (!p->u || curl_url_set(p->u, CURLUPART_URL, x->req->url, 0) != CURLUE_OK)
         return -1;
     char *scheme = NULL, *host = NULL, *port = NULL;
     int rc = -1;
-    if (curl_url_get(x->url, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
-        curl_url_get(x->url, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
-        curl_url_get(x->url, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
+    if (curl_url_get(p->u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+        curl_url_get(p->u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+        curl_url_get(p->u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
         const char *h = host;
         size_t n = strlen(h);
         if (n >= 2 && h[0] == '[' && h[n - 1] == ']')
             h++, n -= 2; /* an IPv6 literal */
-        if (n && n < sizeof x->host) {
-            memcpy(x->host, h, n);
-            x->host[n] = 0;
-            x->port = strtol(port, NULL, 10);
-            *https = strcasecmp(scheme, "https") == 0;
+        if (n && n < sizeof p->host) {
+            memcpy(p->host, h, n);
+            p->host[n] = 0;
+            p->port = strtol(port, NULL, 10);
+            p->https = strcasecmp(scheme, "https") == 0;
             rc = 0;
         }
     }
     curl_free(scheme);
     curl_free(host);
     curl_free(port);
+    /* kept for the next request only when whole (no text: not reused) */
+    if (rc == 0)
+        p->text = strdup(x->req->url);
     return rc;
 }
 
@@ -704,7 +777,6 @@ static int s_prepare(struct s_xfer *x)
 {
     const struct fanout_http_request *q = x->req;
     const char *why = "out of memory";
-    int https = 0;
     if (!q || !q->url) {
         s_fail(x->resp, FANOUT_HTTP_OTHER, "no URL");
         x->done = 1;
@@ -723,28 +795,29 @@ static int s_prepare(struct s_xfer *x)
         why = "request body length without a body";
         goto fail;
     }
-    if (s_parse_url(x, &https) != 0) {
+    int was_post = 0;
+    x->easy = s_take_easy(&was_post, &x->url);
+    if (!x->easy)
+        goto fail;
+    if (s_parse_url(x) != 0) {
         why = "malformed URL";
         goto fail;
     }
+    int https = x->url.https;
     if (s_build_headers(x, has_body, &why) != 0)
         goto fail;
     why = "out of memory";
-    int was_post = 0;
-    x->easy = s_take_easy(&was_post);
-    if (!x->easy)
-        goto fail;
 
     CURL *e = x->easy;
     CURLcode cc = CURLE_OK;
     x->errbuf[0] = 0;
-    int insecure = https && (q->tls_no_verify || s_is_insecure(x->host, x->port));
+    int insecure = https && (q->tls_no_verify || s_is_insecure(x->url.host, x->url.port));
     x->post = has_body && !insecure && strcmp(method, "POST") == 0;
     if (x->post && was_post) {
         /* set up by an earlier verified POST (s_give_easy): this
          * request's own options only, each one s_give_easy cleared or
          * that differs between requests */
-        S_SET(CURLOPT_CURLU, x->url);
+        S_SET(CURLOPT_CURLU, x->url.u);
         S_SET(CURLOPT_PRIVATE, x);
         S_SET(CURLOPT_ERRORBUFFER, x->errbuf);
         S_SET(CURLOPT_HTTPHEADER, x->headers);
@@ -765,7 +838,7 @@ static int s_prepare(struct s_xfer *x)
     if (was_post)
         curl_easy_reset(e);
     S_SET(CURLOPT_SHARE, s_share);
-    S_SET(CURLOPT_CURLU, x->url);
+    S_SET(CURLOPT_CURLU, x->url.u);
     S_SET(CURLOPT_PROTOCOLS_STR, "http,https");
     S_SET(CURLOPT_NOSIGNAL, 1L);
     S_SET(CURLOPT_PRIVATE, x);
@@ -893,15 +966,15 @@ static void s_finish(struct s_xfer *x, CURLcode cc)
         curl_easy_getinfo(x->easy, CURLINFO_TOTAL_TIME_T, &us);
         curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &conns);
         /* the path only: a query may hold a presigned signature */
-        curl_url_get(x->url, CURLUPART_PATH, &path, 0);
+        curl_url_get(x->url.u, CURLUPART_PATH, &path, 0);
         const char *m = x->req->method && *x->req->method ? x->req->method : "GET";
         if (r->error == FANOUT_HTTP_OK)
             LOG_DEBUG(HTTP_SCOPE, "%s %s:%ld%s -> %ld in %.1f ms (%s connection)", m,
-                      x->host, x->port, path ? path : "", r->status, (double)us / 1000.0,
-                      conns ? "new" : "reused");
+                      x->url.host, x->url.port, path ? path : "", r->status,
+                      (double)us / 1000.0, conns ? "new" : "reused");
         else
-            LOG_DEBUG(HTTP_SCOPE, "%s %s:%ld%s failed after %.1f ms: %s (%s)", m, x->host,
-                      x->port, path ? path : "", (double)us / 1000.0,
+            LOG_DEBUG(HTTP_SCOPE, "%s %s:%ld%s failed after %.1f ms: %s (%s)", m,
+                      x->url.host, x->url.port, path ? path : "", (double)us / 1000.0,
                       s_error_name(r->error), r->error_text);
         curl_free(path);
     }
@@ -912,9 +985,9 @@ static void s_release(struct s_xfer *x, CURLM *m)
     if (x->added)
         curl_multi_remove_handle(m, x->easy);
     if (x->easy)
-        s_give_easy(x->easy, x->post);
-    curl_slist_free_all(x->headers);
-    curl_url_cleanup(x->url);
+        s_give_easy(x->easy, x->post, &x->url);
+    s_url_free(&x->url); /* when no handle took it back */
+    free(x->headers);    /* one block (s_build_headers) */
 }
 
 /* ---- the call -------------------------------------------------------------- */

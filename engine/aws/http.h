@@ -9,8 +9,8 @@
 #include "common/util.h"
 
 struct fanout_http_header {
-    char *name;
-    char *value;
+    const char *name;
+    const char *value;
 };
 
 struct fanout_http_request {
@@ -44,6 +44,8 @@ struct fanout_http_response {
     struct fanout_sbuf body;
     size_t header_count;
     struct fanout_http_header *headers; /* names as received */
+    /* where the headers' names and values live (one block) */
+    struct fanout_sbuf header_text;
 };
 
 /* Process-wide set-up (call once before threads start) and tear-down

@@ -147,6 +147,20 @@ int fanout_utf8_check(const uint8_t *s, size_t n)
     return 1;
 }
 
+/* The bytes of v (8 read from memory) that are not copied as they are
+ * into a JSON string, each marked by its high bit: below 0x20, '"', '\\',
+ * 0x80 and above. The classic "has a zero byte" bit tricks: a borrow can
+ * mark a byte above a marked one, never below, so the lowest mark is
+ * exact. */
+static uint64_t s_word_escapes(uint64_t v)
+{
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    uint64_t q = v ^ (ones * '"'), bs = v ^ (ones * '\\');
+    uint64_t low = (v - ones * 0x20) & ~v;
+    uint64_t zq = (q - ones) & ~q, zb = (bs - ones) & ~bs;
+    return (v | low | zq | zb) & highs;
+}
+
 int fanout_sbuf_json_str(struct fanout_sbuf *b, const void *src, size_t n)
 {
     const uint8_t *s = src;
@@ -158,6 +172,27 @@ int fanout_sbuf_json_str(struct fanout_sbuf *b, const void *src, size_t n)
     *o++ = '"';
     size_t i = 0;
     while (i < n) {
+        /* 8 bytes at a time up to the first that needs a look (SQS
+         * message bodies went through the byte loop below at 15
+         * instructions a byte) */
+        while (n - i >= 8) {
+            uint64_t v;
+            memcpy(&v, s + i, 8);
+            uint64_t marks = s_word_escapes(v);
+            memcpy(o, &v, 8); /* room: 6 bytes reserved per byte */
+            if (marks) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                size_t k = (size_t)__builtin_ctzll(marks) / 8;
+                o += k;
+                i += k;
+#endif
+                break;
+            }
+            o += 8;
+            i += 8;
+        }
+        if (i == n)
+            break;
         uint8_t c = s[i];
         if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
             *o++ = c;

@@ -4,6 +4,7 @@
 #include "check_main.h"
 
 #include <fanout/helpers.h>
+#include <fanout/jplain.h>
 #include <jansson.h>
 
 START_TEST(sbuf_grows_and_formats)
@@ -55,6 +56,96 @@ START_TEST(json_strings_always_valid)
         "\xef\xbf\xbd end");
     json_decref(j);
     fanout_sbuf_free(&b);
+}
+END_TEST
+
+/* The 8-byte fast path hands every byte that needs a look to the byte
+ * loop: each such byte at each offset of a longer string, and each byte
+ * that needs none, comes back out of a JSON parser as it went in (an
+ * invalid UTF-8 byte as U+FFFD), with the escapes of the byte loop. */
+START_TEST(json_strings_every_offset)
+{
+    static const struct {
+        const char *in, *out, *text; /* a byte or a sequence; decoded; as written */
+    } probes[] = {
+        {"\x01", "\x01", "\\u0001"},
+        {"\x1f", "\x1f", "\\u001f"},
+        {"\n", "\n", "\\n"},
+        {"\"", "\"", "\\\""},
+        {"\\", "\\", "\\\\"},
+        {" ", " ", " "},
+        {"\x7f", "\x7f", "\x7f"},
+        {"\x80", "\xef\xbf\xbd", "\xef\xbf\xbd"},
+        {"\xff", "\xef\xbf\xbd", "\xef\xbf\xbd"},
+        {"\xc3\xbc", "\xc3\xbc", "\xc3\xbc"},
+        {"!", "!", "!"},
+        {"#", "#", "#"},
+        {"[", "[", "["},
+        {"]", "]", "]"},
+        {"~", "~", "~"},
+    };
+    for (size_t k = 0; k < sizeof probes / sizeof *probes; k++) {
+        for (size_t len = 1; len <= 40; len++) {
+            for (size_t at = 0; at + strlen(probes[k].in) <= len; at++) {
+                char in[64], want[64], text[80];
+                memset(in, 'a', sizeof in);
+                memcpy(in + at, probes[k].in, strlen(probes[k].in));
+                size_t tail = len - at - strlen(probes[k].in);
+                snprintf(want, sizeof want, "%.*s%s%.*s", (int)at, in, probes[k].out,
+                         (int)tail, in + len - tail);
+                snprintf(text, sizeof text, "\"%.*s%s%.*s\"", (int)at, in, probes[k].text,
+                         (int)tail, in + len - tail);
+                struct fanout_sbuf b = {0};
+                ck_assert_int_eq(fanout_sbuf_json_str(&b, in, len), 0);
+                ck_assert_str_eq(b.p, text);
+                json_error_t je;
+                json_t *j = json_loadb(b.p, b.len, JSON_DECODE_ANY, &je);
+                ck_assert_msg(j != NULL, "%s: %s", b.p, je.text);
+                ck_assert_str_eq(json_string_value(j), want);
+                json_decref(j);
+                fanout_sbuf_free(&b);
+            }
+        }
+    }
+}
+END_TEST
+
+/* The plain-string reader's 8-byte path: a byte that is not plain at any
+ * offset of strings of 1..40 bytes makes the string not plain; a quote
+ * ends it there. */
+START_TEST(jplain_strings_every_offset)
+{
+    static const unsigned char bad[] = {0x00, 0x01, 0x1f, '\\', 0x7f, 0x80, 0xc3, 0xff};
+    static const unsigned char good[] = {' ', '!', '#', '[', ']', '~'};
+    for (size_t len = 1; len <= 40; len++) {
+        for (size_t at = 0; at < len; at++) {
+            char text[48];
+            const char *s = NULL;
+            size_t n = 0;
+            memset(text, 'a', sizeof text);
+            text[0] = '"';
+            text[1 + len] = '"';
+            const char *end = text + len + 2;
+            ck_assert_ptr_eq(fanout_jplain_string(text, end, &s, &n), end);
+            ck_assert_uint_eq(n, len);
+            for (size_t k = 0; k < sizeof bad; k++) {
+                text[1 + at] = (char)bad[k];
+                ck_assert_msg(fanout_jplain_string(text, end, &s, &n) == NULL,
+                              "byte 0x%02x at %zu of %zu read as plain", bad[k], at, len);
+            }
+            for (size_t k = 0; k < sizeof good; k++) {
+                text[1 + at] = (char)good[k];
+                ck_assert_ptr_eq(fanout_jplain_string(text, end, &s, &n), end);
+                ck_assert_uint_eq(n, len);
+            }
+            text[1 + at] = '"';
+            ck_assert_ptr_eq(fanout_jplain_string(text, end, &s, &n), text + at + 2);
+            ck_assert_uint_eq(n, at);
+            text[1 + at] = 'a';
+            /* no closing quote: not a string */
+            ck_assert_ptr_null(fanout_jplain_string(text, end - 1, &s, &n));
+        }
+    }
 }
 END_TEST
 
@@ -173,6 +264,8 @@ int main(void)
     tcase_add_test(tc, sbuf_grows_and_formats);
     tcase_add_test(tc, decimal_digits);
     tcase_add_test(tc, json_strings_always_valid);
+    tcase_add_test(tc, json_strings_every_offset);
+    tcase_add_test(tc, jplain_strings_every_offset);
     tcase_add_test(tc, base64_vectors);
     tcase_add_test(tc, base64_lengths);
     tcase_add_test(tc, utf8);

@@ -9,6 +9,7 @@
  * time proves concurrency. Counters are read with a separate libcurl handle
  * of the test's own, on a connection the server does not count. */
 #include <check.h>
+#include <ctype.h>
 
 #include "check_main.h"
 #include "test_server.h"
@@ -921,6 +922,44 @@ START_TEST(test_response_headers)
 }
 END_TEST
 
+/* The header names and values live in one block that moves as it grows:
+ * 40 headers of 100 bytes (4 KiB) and an obsolete folded line continuing
+ * a value (the continuation appends to the block's last text). */
+START_TEST(test_response_headers_many)
+{
+    char path[8192] = "/status/200?header=X-Folded:first%0D%0A%20second%09part";
+    size_t n = strlen(path);
+    for (int i = 0; i < 40; i++) {
+        n += (size_t)snprintf(path + n, sizeof path - n, "&header=X-H%02d:", i);
+        for (int k = 0; k < 100; k++)
+            path[n++] = (char)('a' + (i + k) % 26);
+        path[n] = 0;
+    }
+    struct fanout_http_response r = {0};
+    char url[sizeof path + 64];
+    struct fanout_http_request q = {
+        .method = "GET",
+        .url = s_url(url, sizeof url, &s_t.plain, 0, "127.0.0.1", path),
+        .timeout_ms = 5000,
+    };
+    s_perform1(&q, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(fanout_http_response_header(&r, "x-folded"), "first second\tpart");
+    for (int i = 0; i < 40; i++) {
+        char name[8], want[101];
+        snprintf(name, sizeof name, "X-H%02d", i);
+        for (int k = 0; k < 100; k++)
+            want[k] = (char)('a' + (i + k) % 26);
+        want[100] = 0;
+        const char *got = fanout_http_response_header(&r, name);
+        ck_assert_msg(got && strcmp(got, want) == 0, "%s: %s", name, got ? got : "(none)");
+    }
+    fanout_http_response_clean_up(&r);
+    ck_assert_ptr_null(r.headers);
+    ck_assert_ptr_null(r.header_text.p);
+}
+END_TEST
+
 START_TEST(test_body_cap)
 {
     char path[64];
@@ -955,6 +994,54 @@ START_TEST(test_body_cap)
     ck_assert_msg(r.error == FANOUT_HTTP_OK, "%s", r.error_text);
     ck_assert_int_eq(r.status, 200);
     fanout_http_response_clean_up(&r);
+}
+END_TEST
+
+/* Header names: every byte that is not an RFC 9110 tchar refuses the
+ * request before it is sent; a name made of every tchar goes out. */
+START_TEST(test_header_name_bytes)
+{
+    static const char tchars[] = "!#$%&'*+-.^_`|~0123456789"
+                                 "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    char good[PATH_LEN];
+    s_url(good, sizeof good, &s_t.plain, 0, "127.0.0.1", "/echo");
+    static char names[256][4];
+    static struct fanout_http_header hs[256];
+    static struct fanout_http_request q[256];
+    static struct fanout_http_response r[256];
+    const struct fanout_http_request *qs[256];
+    struct fanout_http_response *rs[256];
+    size_t n = 0;
+    for (int c = 1; c < 256; c++) {
+        if (strchr(tchars, c))
+            continue;
+        snprintf(names[n], sizeof names[n], "X%cY", c);
+        hs[n] = (struct fanout_http_header){names[n], "v"};
+        q[n] = (struct fanout_http_request){
+            .method = "GET", .url = good, .headers = &hs[n], .header_count = 1};
+        n++;
+    }
+    struct fanout_http_header all = {tchars, "v"};
+    q[n] = (struct fanout_http_request){
+        .method = "GET", .url = good, .headers = &all, .header_count = 1};
+    for (size_t i = 0; i <= n; i++) {
+        qs[i] = &q[i];
+        rs[i] = &r[i];
+    }
+    fanout_http_perform(qs, rs, n + 1);
+    for (size_t i = 0; i < n; i++) {
+        s_expect_error(&r[i], FANOUT_HTTP_OTHER, names[i]);
+        ck_assert_str_eq(r[i].error_text, "invalid request header");
+    }
+    ck_assert_int_eq(r[n].status, 200);
+    json_t *d = s_body_json(&r[n]);
+    char lower[sizeof tchars];
+    for (size_t i = 0; i < sizeof tchars; i++)
+        lower[i] = (char)tolower((unsigned char)tchars[i]);
+    ck_assert_str_eq(s_jheader(d, lower), "v");
+    json_decref(d);
+    for (size_t i = 0; i <= n; i++)
+        fanout_http_response_clean_up(&r[i]);
 }
 END_TEST
 
@@ -1261,8 +1348,10 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_resets);
     tcase_add_test(tc, test_statuses);
     tcase_add_test(tc, test_response_headers);
+    tcase_add_test(tc, test_response_headers_many);
     tcase_add_test(tc, test_body_cap);
     tcase_add_test(tc, test_invalid_requests);
+    tcase_add_test(tc, test_header_name_bytes);
     tcase_add_test(tc, test_tls_verified_by_default);
     tcase_add_test(tc, test_tls_ca_bundle);
     tcase_add_test(tc, test_tls_insecure_hosts);
