@@ -1405,6 +1405,7 @@ int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
         }
     }
 
+    fanout_arena_trim(&e->arena); /* nothing more of it before the sends end */
     s_dispatch(&run);
     if (run.of_list && s_on_failure_round(&run) != 0) {
         snprintf(err, err_len, "out of memory");
