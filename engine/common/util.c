@@ -126,6 +126,7 @@ struct fanout_arena_chunk {
     size_t used;
     size_t map_len; /* mmap'd (map_len bytes in all) when not 0, else malloc'd */
     int one_off;    /* made for one large allocation: released by reset */
+    int trimmed;    /* its unused tail given back once (fanout_arena_trim) */
     _Alignas(16) unsigned char data[];
 };
 
@@ -185,6 +186,7 @@ static struct fanout_arena_chunk *s_chunk_new(size_t bytes, int one_off)
     c->size = bytes - sizeof *c;
     c->map_len = map_len;
     c->one_off = one_off;
+    c->trimmed = 0;
     return c;
 }
 
@@ -227,6 +229,7 @@ static struct fanout_arena_chunk *s_chunk_big(size_t n)
     c->size = len - sizeof *c;
     c->map_len = len;
     c->one_off = 0;
+    c->trimmed = 0;
     return c;
 }
 
@@ -344,6 +347,27 @@ void fanout_arena_reset(struct fanout_arena *a)
     }
     a->head = NULL;
     a->total = 0;
+}
+
+/* The unused tail of a chunk given back when at least this large. */
+#define ARENA_TRIM_MIN (64 * 1024)
+
+void fanout_arena_trim(struct fanout_arena *a)
+{
+#ifdef MADV_DONTNEED
+    for (struct fanout_arena_chunk *c = a->head; c; c = c->next) {
+        /* once: a warm invocation that fills the tail again keeps it */
+        if (!c->map_len || c->trimmed)
+            continue;
+        c->trimmed = 1;
+        uintptr_t from = ((uintptr_t)(c->data + c->used) + 4095) & ~(uintptr_t)4095;
+        uintptr_t to = (uintptr_t)c + c->map_len;
+        if (to > from && to - from >= ARENA_TRIM_MIN)
+            (void)madvise((void *)from, to - from, MADV_DONTNEED);
+    }
+#else
+    (void)a;
+#endif
 }
 
 static void s_chunks_free(struct fanout_arena_chunk *c)

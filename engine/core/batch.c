@@ -254,9 +254,29 @@ static int s_calls(struct s_builder *b)
     return 0;
 }
 
+/* Whether every record fits the target's limit as a message of its own
+ * (collapse none): then the messages of another target can serve. */
+static int s_all_fit(const struct s_builder *b, struct fanout_rec *const *recs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct fanout_record *r = &recs[i]->pub;
+        if (r->data_len + (b->lim->key_counts ? r->key_len : 0) > b->limit)
+            return 0;
+    }
+    return 1;
+}
+
 int fanout_plan_build(struct fanout_rec *const *recs, size_t n, enum fanout_collapse mode,
                       const struct fanout_limits *lim, struct fanout_arena *arena,
                       struct fanout_plan *out)
+{
+    return fanout_plan_build_shared(recs, n, mode, lim, arena, NULL, out);
+}
+
+int fanout_plan_build_shared(struct fanout_rec *const *recs, size_t n,
+                             enum fanout_collapse mode, const struct fanout_limits *lim,
+                             struct fanout_arena *arena, struct fanout_plan_share *share,
+                             struct fanout_plan *out)
 {
     memset(out, 0, sizeof *out);
     size_t cap = n ? n : 1;
@@ -267,9 +287,19 @@ int fanout_plan_build(struct fanout_rec *const *recs, size_t n, enum fanout_coll
         .limit = s_message_limit(lim),
         .plan = out,
         .cap = cap,
-        .msgs = fanout_arena_alloc(arena, cap * sizeof(struct fanout_message *)),
-        .slots = fanout_arena_alloc(arena, cap * sizeof(struct fanout_record *)),
     };
+    if (mode != FANOUT_COLLAPSE_NONE)
+        share = NULL;
+    if (share && share->messages && share->recs == recs && share->count == n &&
+        s_all_fit(&b, recs, n)) {
+        /* the messages an earlier target made of these records, as they are:
+         * only the calls differ */
+        b.msgs = share->messages;
+        out->message_count = n;
+        return s_calls(&b);
+    }
+    b.msgs = fanout_arena_alloc(arena, cap * sizeof(struct fanout_message *));
+    b.slots = fanout_arena_alloc(arena, cap * sizeof(struct fanout_record *));
     if (!b.msgs || !b.slots)
         return -1;
     int rc = 0;
@@ -282,5 +312,10 @@ int fanout_plan_build(struct fanout_rec *const *recs, size_t n, enum fanout_coll
         rc = s_calls(&b);
     fanout_sbuf_free(&b.body);
     fanout_sbuf_free(&b.item);
+    if (rc == 0 && share && !share->messages && out->message_count == n) {
+        share->recs = recs;
+        share->count = n;
+        share->messages = b.msgs;
+    }
     return rc;
 }

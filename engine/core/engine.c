@@ -1439,6 +1439,7 @@ int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
         }
         struct fanout_decoded variants[32];
         int have[32] = {0};
+        struct fanout_plan_share shares[32] = {0}; /* a variant's messages, collapse none */
         for (size_t mi = 0; mi < nmaps; mi++) {
             const struct fanout_mapping *m = maps[mi];
             int invalid;
@@ -1510,8 +1511,9 @@ int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
                     s_refused(t, &recs[i]->pub, recs[i]->raw, why, 0);
                 continue;
             }
-            if (fanout_plan_build(recs, nrecs, t->collapse, &t->inst->limits, &e->arena,
-                                  &t->plan) != 0) {
+            if (fanout_plan_build_shared(recs, nrecs, t->collapse, &t->inst->limits,
+                                         &e->arena, m->filter ? NULL : &shares[vi],
+                                         &t->plan) != 0) {
                 snprintf(err, err_len, "out of memory");
                 goto out;
             }
@@ -1526,6 +1528,7 @@ int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
         }
     }
 
+    fanout_arena_trim(&e->arena); /* nothing more of it before the sends end */
     s_dispatch(&run);
     if (run.of_list && s_on_failure_round(&run) != 0) {
         snprintf(err, err_len, "out of memory");

@@ -300,6 +300,63 @@ START_TEST(random_sizes_keep_every_record_in_order)
 }
 END_TEST
 
+/* Targets of collapse none that take the same records share the messages:
+ * only their calls differ; a target under whose limit a record does not fit
+ * makes its own (with the rejection), and so does one of other records. */
+START_TEST(none_messages_shared_by_targets)
+{
+    s_fill(30, 100);
+    s_recs[7].pub.data_len = 300;
+    struct fanout_limits big = {.max_messages_per_call = 500, .key_counts = 1};
+    struct fanout_limits ten = {.max_messages_per_call = 10};
+    struct fanout_limits small = {.max_messages_per_call = 4, .max_message_bytes = 200};
+    struct fanout_plan_share share = {0};
+    struct fanout_plan a, b, c, d;
+    ck_assert_int_eq(fanout_plan_build_shared(s_ptrs, 30, FANOUT_COLLAPSE_NONE, &small,
+                                              &s_arena, &share, &c),
+                     0);
+    ck_assert_uint_eq(c.rejected_count, 1);
+    ck_assert_ptr_null(share.messages); /* a plan with a rejection is not shared */
+    ck_assert_int_eq(fanout_plan_build_shared(s_ptrs, 30, FANOUT_COLLAPSE_NONE, &big,
+                                              &s_arena, &share, &a),
+                     0);
+    ck_assert_ptr_eq(share.messages, a.calls[0].messages);
+    ck_assert_int_eq(fanout_plan_build_shared(s_ptrs, 30, FANOUT_COLLAPSE_NONE, &ten,
+                                              &s_arena, &share, &b),
+                     0);
+    s_check_complete(&a, 30);
+    s_check_complete(&b, 30);
+    ck_assert_uint_eq(a.call_count, 1);
+    ck_assert_uint_eq(b.call_count, 3);
+    ck_assert_uint_eq(b.message_count, 30);
+    for (size_t k = 0; k < 3; k++) {
+        ck_assert_uint_eq(b.calls[k].count, 10);
+        ck_assert_ptr_eq(b.calls[k].messages, share.messages + 10 * k);
+    }
+    ck_assert_ptr_eq(b.calls[0].messages[7]->body, s_recs[7].pub.data);
+    ck_assert_uint_eq(b.calls[0].messages[7]->body_len, 300);
+    /* the small target again: its own messages and its rejection */
+    ck_assert_int_eq(fanout_plan_build_shared(s_ptrs, 30, FANOUT_COLLAPSE_NONE, &small,
+                                              &s_arena, &share, &c),
+                     0);
+    ck_assert_uint_eq(c.rejected_count, 1);
+    ck_assert_ptr_eq(c.rejected[0].rec, s_ptrs[7]);
+    ck_assert_ptr_ne(c.calls[0].messages, share.messages);
+    s_check_complete(&c, 30);
+    /* other records (the first 20 of them), or another collapse mode */
+    ck_assert_int_eq(fanout_plan_build_shared(s_ptrs, 20, FANOUT_COLLAPSE_NONE, &ten,
+                                              &s_arena, &share, &d),
+                     0);
+    ck_assert_ptr_ne(d.calls[0].messages, share.messages);
+    s_check_complete(&d, 20);
+    ck_assert_int_eq(fanout_plan_build_shared(s_ptrs, 30, FANOUT_COLLAPSE_CONCAT, &big,
+                                              &s_arena, &share, &d),
+                     0);
+    ck_assert_uint_eq(d.message_count, 1);
+    ck_assert_ptr_ne(d.calls[0].messages, share.messages);
+}
+END_TEST
+
 START_TEST(empty_input)
 {
     struct fanout_limits lim = {0};
@@ -326,6 +383,7 @@ int main(void)
     tcase_add_test(tc, concat_and_b64);
     tcase_add_test(tc, collapsed_messages_grouped_into_calls);
     tcase_add_test(tc, random_sizes_keep_every_record_in_order);
+    tcase_add_test(tc, none_messages_shared_by_targets);
     tcase_add_test(tc, empty_input);
     suite_add_tcase(s, tc);
     return fanout_check_run(s);

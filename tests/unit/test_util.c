@@ -9,6 +9,7 @@
 #include "common/util.h"
 
 #include <stdio.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 static char *s_b64(const char *in, size_t n)
@@ -275,6 +276,59 @@ START_TEST(buf_and_arena)
 }
 END_TEST
 
+/* Whether the 4 KiB page at p is resident. */
+static int s_resident(const void *p)
+{
+    unsigned char v = 0;
+    void *page = (void *)((uintptr_t)p & ~(uintptr_t)4095);
+    ck_assert_int_eq(mincore(page, 4096, &v), 0);
+    return v & 1;
+}
+
+/* trim gives back the pages of a chunk past what the arena handed out,
+ * and keeps what it handed out (and the arena usable after). */
+START_TEST(arena_trim_gives_back_the_unused_tail)
+{
+    struct fanout_arena a = {0};
+    enum { BLOCK = 4000, SMALL = 16, BIG = 400 };
+    /* the first (small) chunk, then 1.6 MB of a mapped 2 MiB chunk, touched */
+    uint8_t *last = NULL;
+    for (int i = 0; i < SMALL + BIG; i++) {
+        last = fanout_arena_alloc(&a, BLOCK);
+        ck_assert_ptr_nonnull(last);
+        memset(last, 0x5a, BLOCK);
+    }
+    fanout_arena_reset(&a);
+    /* again: the small chunk, then one block at the start of the big one */
+    uint8_t *p = NULL;
+    for (int i = 0; i <= SMALL; i++) {
+        p = fanout_arena_alloc(&a, BLOCK);
+        memset(p, i, BLOCK);
+    }
+    uintptr_t base = (uintptr_t)p & ~(uintptr_t)(2 * 1024 * 1024 - 1);
+    ck_assert_uint_lt((uintptr_t)p - base, 64 * 1024); /* a mapped chunk's start */
+    ck_assert(s_resident(last));                       /* touched before the reset */
+    fanout_arena_trim(&a);
+    for (uintptr_t q = ((uintptr_t)p + BLOCK + 4095) & ~(uintptr_t)4095;
+         q < (uintptr_t)last + BLOCK; q += 4096)
+        ck_assert_msg(!s_resident((void *)q), "page at +%zu still resident",
+                      (size_t)(q - base));
+    for (int k = 0; k < BLOCK; k++)
+        ck_assert_uint_eq(p[k], SMALL);
+    uint8_t *after = fanout_arena_alloc(&a, BLOCK);
+    ck_assert_ptr_eq(after, p + BLOCK);
+    /* past the page the kept block ends in: given back, so zero again */
+    uint8_t *from = (uint8_t *)(((uintptr_t)after + 4095) & ~(uintptr_t)4095);
+    for (uint8_t *q = from; q < after + BLOCK; q++)
+        ck_assert_uint_eq(*q, 0);
+    /* once a chunk: filled again (a warm invocation), its tail stays */
+    memset(after, 1, BLOCK);
+    fanout_arena_trim(&a);
+    ck_assert(s_resident(after + BLOCK - 1));
+    fanout_arena_free(&a);
+}
+END_TEST
+
 START_TEST(quote_caps_and_marks)
 {
     char buf[FANOUT_QUOTE_SIZE];
@@ -459,6 +513,7 @@ int main(void)
     tcase_add_test(tc, json_validation);
     tcase_add_test(tc, json_string_escaping);
     tcase_add_test(tc, buf_and_arena);
+    tcase_add_test(tc, arena_trim_gives_back_the_unused_tail);
     tcase_add_test(tc, type_names);
     tcase_add_test(tc, own_env_hidden_from_children);
     tcase_add_test(tc, quote_caps_and_marks);
