@@ -874,8 +874,12 @@ static int s_prepare(struct s_xfer *x)
     S_SET(CURLOPT_SSL_VERIFYHOST, insecure ? 0L : 2L);
     if (cc == CURLE_OK && !insecure &&
         fanout_tls_store_apply(e, https, x->errbuf, sizeof x->errbuf) != 0) {
-        why = x->errbuf; /* the CA bundle's path and what is wrong with it */
-        goto fail;
+        /* the CA bundle's path and what is wrong with it: no retry helps,
+         * as when libcurl failed to load it */
+        x->post = 0;
+        s_fail(x->resp, FANOUT_HTTP_TLS, x->errbuf);
+        x->done = 1;
+        return -1;
     }
     if (insecure && s_ca_bundle)
         S_SET(CURLOPT_CAINFO, s_ca_bundle);
