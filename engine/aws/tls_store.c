@@ -37,8 +37,8 @@
 enum s_state { S_NOT_LOADED = 0, S_LOADED = 1, S_FAILED = -1 };
 
 /* Written by fanout_tls_store_setup, read-only until the clean-up. */
-static void (*s_set1_cert_store)(void *ssl_ctx, X509_STORE *store); /* NULL: not used */
-static char *s_ca_bundle; /* FANOUT_CA_BUNDLE, a copy */
+static void (*s_set1_cert_store)(SSL_CTX *, X509_STORE *); /* NULL: not used */
+static char *s_ca_bundle;                                  /* FANOUT_CA_BUNDLE, a copy */
 static const char *s_file, *s_path, *s_source;
 
 /* s_lock serialises the load; s_state is read without it (acquire) once
@@ -78,7 +78,7 @@ void fanout_tls_store_setup(const char *ca_bundle)
     s_ca_bundle = ca_bundle ? strdup(ca_bundle) : NULL;
     if (ca_bundle && !s_ca_bundle) { /* verified requests fail, never unverified */
         fanout_strlcpy(s_error, "out of memory copying FANOUT_CA_BUNDLE", sizeof s_error);
-        s_state = S_FAILED;
+        __atomic_store_n(&s_state, S_FAILED, __ATOMIC_RELEASE);
         return;
     }
     const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
@@ -191,7 +191,7 @@ static CURLcode s_on_ssl_ctx(CURL *e, void *ssl_ctx, void *ud)
     X509_STORE *st = s_get();
     if (!st)
         return CURLE_SSL_CACERT_BADFILE; /* logged by s_load */
-    s_set1_cert_store(ssl_ctx, st);
+    s_set1_cert_store((SSL_CTX *)ssl_ctx, st);
     return CURLE_OK;
 }
 
