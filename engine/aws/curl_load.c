@@ -47,7 +47,8 @@ FANOUT_DLOPEN_NOTE(s_dlopen_note, "aws-http", "HTTP for AWS calls", FANOUT_CURL_
     X(url, CURLU *, (void))                                                                \
     X(url_cleanup, void, (CURLU *))                                                        \
     X(url_get, CURLUcode, (CURLU *, CURLUPart, char **, unsigned))                         \
-    X(url_set, CURLUcode, (CURLU *, CURLUPart, const char *, unsigned))
+    X(url_set, CURLUcode, (CURLU *, CURLUPart, const char *, unsigned))                    \
+    X(version_info, curl_version_info_data *, (CURLversion))
 
 static struct {
 #define S_FIELD(name, ret, params) ret(*name) params;
@@ -247,6 +248,11 @@ CURLSHcode(curl_share_cleanup)(CURLSH *sh)
 const char *(curl_share_strerror)(CURLSHcode c)
 {
     return s_ready() ? s_fn.share_strerror(c) : s_error;
+}
+
+curl_version_info_data *(curl_version_info)(CURLversion v)
+{
+    return s_ready() ? s_fn.version_info(v) : NULL;
 }
 
 struct curl_slist *(curl_slist_append)(struct curl_slist *list, const char *s)

@@ -41,6 +41,7 @@
 #include <strings.h>
 
 #include "aws/curl_load.h"
+#include "aws/tls_store.h"
 #include "common/log.h"
 
 #define HTTP_SCOPE "http"
@@ -287,6 +288,7 @@ static int s_curl_start(char *err, size_t err_len)
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
         pthread_mutex_init(&s_share_locks[i], NULL);
     s_share = sh;
+    fanout_tls_store_setup(s_ca_bundle);
     s_curl_up = 1;
     return 0;
 }
@@ -314,6 +316,7 @@ void fanout_http_global_cleanup(void)
     for (size_t i = 0; i < s_idle_multi_count; i++)
         curl_multi_cleanup(s_idle_multis[i]);
     s_idle_multi_count = 0;
+    fanout_tls_store_cleanup();
     if (curl_share_cleanup(s_share) != CURLSHE_OK)
         LOG_ERROR(HTTP_SCOPE, "curl share still in use at clean-up");
     s_share = NULL;
@@ -869,7 +872,16 @@ static int s_prepare(struct s_xfer *x)
      * HTTPS_PROXY, ALL_PROXY and NO_PROXY itself */
     S_SET(CURLOPT_SSL_VERIFYPEER, insecure ? 0L : 1L);
     S_SET(CURLOPT_SSL_VERIFYHOST, insecure ? 0L : 2L);
-    if (s_ca_bundle)
+    if (cc == CURLE_OK && !insecure &&
+        fanout_tls_store_apply(e, https, x->errbuf, sizeof x->errbuf) != 0) {
+        /* the CA bundle's path and what is wrong with it: no retry helps,
+         * as when libcurl failed to load it */
+        x->post = 0;
+        s_fail(x->resp, FANOUT_HTTP_TLS, x->errbuf);
+        x->done = 1;
+        return -1;
+    }
+    if (insecure && s_ca_bundle)
         S_SET(CURLOPT_CAINFO, s_ca_bundle);
     if (is_head) {
         S_SET(CURLOPT_NOBODY, 1L);

@@ -1,7 +1,8 @@
 /* libcrypto on first use, as libcurl (aws/curl_load.h): the fanout binary
- * calls thirteen libcrypto functions (SigV4's SHA-256 on a digest fetched
+ * calls a few libcrypto functions (SigV4's SHA-256 on a digest fetched
  * once and its context calls, KPL's MD5, the SSO cache's SHA-1, cleansing
- * and constant-time compares), defined here
+ * and constant-time compares) and the few that build the one CA store
+ * every TLS connection shares (aws/tls_store.c), defined here
  * with OpenSSL's prototypes as forwards to the library, dlopen'ed once
  * (pthread_once) by the first of them. Loading and relocating libcrypto at
  * start costs more CPU than an empty event; a `file` or `redis` target
@@ -15,8 +16,10 @@
  * (NULL, 0), cleansing and compares fall back to local code. */
 #include <dlfcn.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/x509_vfy.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -44,6 +47,18 @@ static struct {
     int (*init_ex)(EVP_MD_CTX *, const EVP_MD *, ENGINE *);
     int (*update)(EVP_MD_CTX *, const void *, size_t);
     int (*final_ex)(EVP_MD_CTX *, unsigned char *, unsigned int *);
+    unsigned long (*version_num)(void);
+    X509_STORE *(*store_new)(void);
+    void (*store_free)(X509_STORE *);
+    int (*store_load_file)(X509_STORE *, const char *);
+    int (*store_load_path)(X509_STORE *, const char *);
+    int (*store_default_paths)(X509_STORE *);
+    int (*store_set_flags)(X509_STORE *, unsigned long);
+    STACK_OF(X509_OBJECT) * (*store_objects)(const X509_STORE *);
+    int (*sk_num)(const OPENSSL_STACK *);
+    unsigned long (*err_peek)(void);
+    void (*err_string)(unsigned long, char *, size_t);
+    void (*err_clear)(void);
 } s_fn;
 
 static pthread_once_t s_once = PTHREAD_ONCE_INIT;
@@ -66,13 +81,44 @@ static void s_load(void)
                                             "EVP_MD_CTX_free",
                                             "EVP_DigestInit_ex",
                                             "EVP_DigestUpdate",
-                                            "EVP_DigestFinal_ex"};
-        void **slots[] = {
-            (void **)&s_fn.md5,      (void **)&s_fn.sha1,     (void **)&s_fn.sha256,
-            (void **)&s_fn.digest,   (void **)&s_fn.hmac,     (void **)&s_fn.memcmp,
-            (void **)&s_fn.cleanse,  (void **)&s_fn.md_fetch, (void **)&s_fn.ctx_new,
-            (void **)&s_fn.ctx_free, (void **)&s_fn.init_ex,  (void **)&s_fn.update,
-            (void **)&s_fn.final_ex};
+                                            "EVP_DigestFinal_ex",
+                                            "OpenSSL_version_num",
+                                            "X509_STORE_new",
+                                            "X509_STORE_free",
+                                            "X509_STORE_load_file",
+                                            "X509_STORE_load_path",
+                                            "X509_STORE_set_default_paths",
+                                            "X509_STORE_set_flags",
+                                            "X509_STORE_get0_objects",
+                                            "OPENSSL_sk_num",
+                                            "ERR_peek_error",
+                                            "ERR_error_string_n",
+                                            "ERR_clear_error"};
+        void **slots[] = {(void **)&s_fn.md5,
+                          (void **)&s_fn.sha1,
+                          (void **)&s_fn.sha256,
+                          (void **)&s_fn.digest,
+                          (void **)&s_fn.hmac,
+                          (void **)&s_fn.memcmp,
+                          (void **)&s_fn.cleanse,
+                          (void **)&s_fn.md_fetch,
+                          (void **)&s_fn.ctx_new,
+                          (void **)&s_fn.ctx_free,
+                          (void **)&s_fn.init_ex,
+                          (void **)&s_fn.update,
+                          (void **)&s_fn.final_ex,
+                          (void **)&s_fn.version_num,
+                          (void **)&s_fn.store_new,
+                          (void **)&s_fn.store_free,
+                          (void **)&s_fn.store_load_file,
+                          (void **)&s_fn.store_load_path,
+                          (void **)&s_fn.store_default_paths,
+                          (void **)&s_fn.store_set_flags,
+                          (void **)&s_fn.store_objects,
+                          (void **)&s_fn.sk_num,
+                          (void **)&s_fn.err_peek,
+                          (void **)&s_fn.err_string,
+                          (void **)&s_fn.err_clear};
         for (size_t i = 0; i < sizeof names / sizeof names[0] && !missing; i++)
             if (!(*slots[i] = dlsym(lib, names[i])))
                 missing = names[i];
@@ -173,4 +219,71 @@ int(EVP_DigestUpdate)(EVP_MD_CTX *ctx, const void *d, size_t cnt)
 int(EVP_DigestFinal_ex)(EVP_MD_CTX *ctx, unsigned char *md, unsigned int *s)
 {
     return s_ready() && ctx ? s_fn.final_ex(ctx, md, s) : 0;
+}
+
+/* ---- the CA store (aws/tls_store.c) -------------------------------------- */
+
+unsigned long(OpenSSL_version_num)(void)
+{
+    return s_ready() ? s_fn.version_num() : 0;
+}
+
+X509_STORE *(X509_STORE_new)(void)
+{
+    return s_ready() ? s_fn.store_new() : NULL;
+}
+
+void(X509_STORE_free)(X509_STORE *v)
+{
+    if (v && s_ready())
+        s_fn.store_free(v);
+}
+
+int(X509_STORE_load_file)(X509_STORE *ctx, const char *file)
+{
+    return s_ready() && ctx ? s_fn.store_load_file(ctx, file) : 0;
+}
+
+int(X509_STORE_load_path)(X509_STORE *ctx, const char *path)
+{
+    return s_ready() && ctx ? s_fn.store_load_path(ctx, path) : 0;
+}
+
+int(X509_STORE_set_default_paths)(X509_STORE *ctx)
+{
+    return s_ready() && ctx ? s_fn.store_default_paths(ctx) : 0;
+}
+
+int(X509_STORE_set_flags)(X509_STORE *ctx, unsigned long flags)
+{
+    return s_ready() && ctx ? s_fn.store_set_flags(ctx, flags) : 0;
+}
+
+STACK_OF(X509_OBJECT) * (X509_STORE_get0_objects)(const X509_STORE *v)
+{
+    return s_ready() && v ? s_fn.store_objects(v) : NULL;
+}
+
+int(OPENSSL_sk_num)(const OPENSSL_STACK *st)
+{
+    return s_ready() ? s_fn.sk_num(st) : -1;
+}
+
+unsigned long(ERR_peek_error)(void)
+{
+    return s_ready() ? s_fn.err_peek() : 0;
+}
+
+void(ERR_error_string_n)(unsigned long e, char *buf, size_t len)
+{
+    if (s_ready())
+        s_fn.err_string(e, buf, len);
+    else if (len)
+        buf[0] = 0;
+}
+
+void(ERR_clear_error)(void)
+{
+    if (s_ready())
+        s_fn.err_clear();
 }

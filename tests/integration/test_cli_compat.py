@@ -470,6 +470,16 @@ class CompatTest(unittest.TestCase):
             self.assertIn("warning: --no-verify-ssl", r.stderr.decode())
             self.assertEqual(self.lookups("lambda"), {"GetFunction": 1})
             self.assertEqual(self.item("tls")["destination"], {"S": "targetFunction"})
+            # trusted through FANOUT_CA_BUNDLE, loaded once into the store
+            # every connection shares (aws/tls_store.c)
+            env.update(FANOUT_CA_BUNDLE=cert, FANOUT_LOG_LEVEL="debug")
+            r = self.ok("register", "lambda", "--function", self.function, "--source-arn",
+                        self.input_arn, "--id", "tls2", "--destination", "targetFunction",
+                        env=env)
+            self.assertEqual(r.stderr.decode().count(
+                "CA store loaded once for all connections: 1 certificates from " + cert), 1,
+                r.stderr.decode())
+            self.assertEqual(self.lookups("lambda"), {"GetFunction": 2})
         finally:
             srv.shutdown()
             srv.server_close()

@@ -1,0 +1,74 @@
+/* The first HTTPS request of N threads at once, as a cold process with
+ * FANOUT_MAX_PARALLEL targets makes them: each thread one call through
+ * fanout_http_perform (so each on its own multi handle and connection).
+ * Prints the process's CPU time and peak RSS (getrusage) and the requests
+ * that failed; exit status 1 when any failed.
+ *
+ *   tls_first URL [THREADS]    (THREADS: 16 by default, at most 64)
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+
+#include "aws/http.h"
+#include "common/log.h"
+
+#define S_MAX_THREADS 64
+
+static const char *s_url;
+static pthread_barrier_t s_start;
+
+static void *s_worker(void *arg)
+{
+    struct fanout_http_response *r = arg;
+    const struct fanout_http_request q = {
+        .method = "GET", .url = s_url, .timeout_ms = 60000, .connect_timeout_ms = 60000};
+    const struct fanout_http_request *qs[1] = {&q};
+    struct fanout_http_response *rs[1] = {r};
+    pthread_barrier_wait(&s_start);
+    fanout_http_perform(qs, rs, 1);
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || argc > 3) {
+        fprintf(stderr, "usage: %s URL [THREADS]\n", argv[0]);
+        return 2;
+    }
+    s_url = argv[1];
+    int n = argc == 3 ? atoi(argv[2]) : 16;
+    if (n < 1 || n > S_MAX_THREADS) {
+        fprintf(stderr, "THREADS: expected 1 to %d, got %s\n", S_MAX_THREADS, argv[2]);
+        return 2;
+    }
+    fanout_log_set(FANOUT_LOG_WARN, 0);
+    fanout_http_global_init();
+    pthread_t th[S_MAX_THREADS];
+    struct fanout_http_response rs[S_MAX_THREADS] = {0};
+    pthread_barrier_init(&s_start, NULL, (unsigned)n);
+    for (int i = 0; i < n; i++)
+        pthread_create(&th[i], NULL, s_worker, &rs[i]);
+    int failed = 0;
+    for (int i = 0; i < n; i++) {
+        pthread_join(th[i], NULL);
+        if (rs[i].error != FANOUT_HTTP_OK || rs[i].status != 200) {
+            fprintf(stderr, "request %d: HTTP %ld, %s\n", i, rs[i].status,
+                    rs[i].error_text);
+            failed++;
+        }
+        fanout_http_response_clean_up(&rs[i]);
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("threads %d failed %d cpu_ms %.1f (user %.1f sys %.1f) maxrss_kb %ld\n", n,
+           failed,
+           (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+               (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3,
+           ru.ru_utime.tv_sec * 1e3 + ru.ru_utime.tv_usec / 1e3,
+           ru.ru_stime.tv_sec * 1e3 + ru.ru_stime.tv_usec / 1e3, ru.ru_maxrss);
+    fanout_http_global_cleanup();
+    pthread_barrier_destroy(&s_start);
+    return failed ? 1 : 0;
+}
