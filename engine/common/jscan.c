@@ -40,7 +40,11 @@ struct s_p {
     const char *skip_in;
     size_t skip_in_len;
     const char *const *skip_names;
-    int skip_open;        /* the depth-3 object is skip_in's value */
+    int skip_open;  /* the depth-3 object is skip_in's value */
+    int skip_which; /* the index in skip_names of the member skipped */
+    /* fanout_jscan_each_skip_shape: offered skip_names[0]'s object first */
+    fanout_jshape_fn shape;
+    void *shape_ctx;
     unsigned char inside; /* FANOUT_J_HAS_* met by the s_skip_* functions */
     struct s_name *names; /* their objects' member names, a stack */
     size_t names_top;
@@ -469,8 +473,10 @@ static int s_skip_here(struct s_p *s, int depth, const char *key, size_t key_len
         return 0;
     for (const char *const *n = s->skip_names; *n; n++)
         if (key_len && key[0] == (*n)[0] && strlen(*n) == key_len &&
-            memcmp(key, *n, key_len) == 0)
+            memcmp(key, *n, key_len) == 0) {
+            s->skip_which = (int)(n - s->skip_names);
             return 1;
+        }
     return 0;
 }
 
@@ -483,30 +489,10 @@ static int s_skip_among(const struct s_p *s, size_t from, const char *key, size_
     return 0;
 }
 
-/* The closing quote of a string of printable ASCII without escapes whose
- * text starts at `q`, or NULL for any other string (or one near the end
- * of the text): a fast path that s_string then reads in full. */
+/* A string of printable ASCII without escapes: fanout_jplain_end. */
 static inline const char *s_plain_end(const char *q, const char *end)
 {
-#ifdef __SSE2__
-    while (end - q >= 16) {
-        const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
-        const __m128i stop =
-            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
-                                      _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
-                         _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
-        unsigned mask = (unsigned)_mm_movemask_epi8(stop);
-        if (mask) {
-            q += __builtin_ctz(mask);
-            return *q == '"' ? q : NULL;
-        }
-        q += 16;
-    }
-#else
-    (void)q;
-    (void)end;
-#endif
-    return NULL;
+    return fanout_jplain_end(q, end);
 }
 
 /* A string at its opening quote `p`: the end of its text (at the closing
@@ -835,7 +821,12 @@ __attribute__((noinline)) static struct fanout_jnode *s_skip_member(struct s_p *
     int object = *s->p == '{';
     n->type = object ? FANOUT_J_OBJECT : FANOUT_J_ARRAY;
     n->text = s->p;
-    const char *shape = object ? s_shape_map(s->p, s->end, 0, &n->count) : NULL;
+    const char *shape = !object ? NULL
+                        : s->shape && s->skip_which == 0
+                            ? s->shape(s->shape_ctx, s->p, s->end, &n->count)
+                            : NULL;
+    if (object && !shape)
+        shape = s_shape_map(s->p, s->end, 0, &n->count);
     if (shape) { /* nothing inside to flag, no name repeated */
         s->p = shape;
         n->len = (size_t)(s->p - n->text);
@@ -1051,6 +1042,17 @@ fanout_jscan_each_skip(const char *text, size_t len, const char *key, const char
                        struct fanout_arena *scratch, fanout_jeach_fn each, void *ctx,
                        char *err, size_t err_len)
 {
+    return fanout_jscan_each_skip_shape(text, len, key, skip_in, skip_names, NULL, NULL,
+                                        arena, scratch, each, ctx, err, err_len);
+}
+
+struct fanout_jnode *
+fanout_jscan_each_skip_shape(const char *text, size_t len, const char *key,
+                             const char *skip_in, const char *const *skip_names,
+                             fanout_jshape_fn shape, void *shape_ctx,
+                             struct fanout_arena *arena, struct fanout_arena *scratch,
+                             fanout_jeach_fn each, void *ctx, char *err, size_t err_len)
+{
     struct s_name names[S_SKIP_NAMES]; /* s_skip_container's stack: not zeroed */
     struct s_p s = {.keep_depth = 2,
                     .each_key = key,
@@ -1060,6 +1062,8 @@ fanout_jscan_each_skip(const char *text, size_t len, const char *key, const char
                     .skip_in = skip_in,
                     .skip_in_len = skip_in ? strlen(skip_in) : 0,
                     .skip_names = skip_in ? skip_names : NULL,
+                    .shape = shape,
+                    .shape_ctx = shape_ctx,
                     .names = names};
     return s_scan(&s, text, len, arena, err, err_len);
 }

@@ -86,6 +86,34 @@ static inline const char *fanout_jquote(const char *q, const char *end)
     return q;
 }
 
+/* The closing quote of a string of printable ASCII without escapes whose
+ * text starts at `q`, or NULL for any other string (or one near the end
+ * of the text, or without SSE2): a fast path for text not validated yet,
+ * which the full scan then reads. Shared by the scanner's quick pass over
+ * a DynamoDB image and the converter's (fanout_ddb_image_shape). */
+static inline const char *fanout_jplain_end(const char *q, const char *end)
+{
+#ifdef __SSE2__
+    while (end - q >= 16) {
+        const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
+        const __m128i stop =
+            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                      _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                         _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+        unsigned mask = (unsigned)_mm_movemask_epi8(stop);
+        if (mask) {
+            q += __builtin_ctz(mask);
+            return *q == '"' ? q : NULL;
+        }
+        q += 16;
+    }
+#else
+    (void)q;
+    (void)end;
+#endif
+    return NULL;
+}
+
 /* Parse one JSON document (RFC 8259, whitespace around allowed). Returns the
  * root, or NULL with err giving line, column and what was expected. The
  * nodes point into `text`, which must outlive them. */
@@ -128,6 +156,22 @@ fanout_jscan_each_skip(const char *text, size_t len, const char *key, const char
                        const char *const *skip_names, struct fanout_arena *arena,
                        struct fanout_arena *scratch, fanout_jeach_fn each, void *ctx,
                        char *err, size_t err_len);
+
+/* fanout_jscan_each_skip, but an object that is the value of
+ * skip_names[0] is offered to `shape` first, at its '{' (`end`: the end of
+ * the text): `shape` returns the end of the object with its member count
+ * in *count when it accepts it, or NULL to have it scanned as usual. It
+ * must accept only what the scan's own quick pass over a DynamoDB image
+ * accepts (valid JSON, no number, no escape, no repeated name: the node
+ * then says so), so that the scan's answer and its errors stay the same. */
+typedef const char *(*fanout_jshape_fn)(void *ctx, const char *p, const char *end,
+                                        size_t *count);
+struct fanout_jnode *
+fanout_jscan_each_skip_shape(const char *text, size_t len, const char *key,
+                             const char *skip_in, const char *const *skip_names,
+                             fanout_jshape_fn shape, void *shape_ctx,
+                             struct fanout_arena *arena, struct fanout_arena *scratch,
+                             fanout_jeach_fn each, void *ctx, char *err, size_t err_len);
 
 /* fanout_jscan of a part of a document fanout_jscan or fanout_jscan_shallow
  * accepted (a value's text span): its strings are not checked again (UTF-8,

@@ -1003,6 +1003,10 @@ struct s_turbo {
     const char *q, *end;
     char *o;
     struct s_fast f; /* for the scalars and sets handed over */
+    /* fanout_ddb_image_shape: the text is not validated yet, so strings
+     * must be printable ASCII without escapes (fanout_jplain_end), names
+     * distinct, nothing handed over */
+    int strict;
 };
 
 /* The closing quote of a string whose text starts at `q`, or NULL when a
@@ -1011,6 +1015,13 @@ static inline const char *s_turbo_str_end(const char *q, const char *end)
 {
     q = fanout_jquote(q, end);
     return q < end && *q == '"' ? q : NULL;
+}
+
+/* A string's closing quote as s_turbo_str_end, or, `strict`, as
+ * fanout_jplain_end finds it. */
+static inline const char *s_turbo_end(const struct s_turbo *t, const char *q)
+{
+    return t->strict ? fanout_jplain_end(q, t->end) : s_turbo_str_end(q, t->end);
 }
 
 /* `n` bytes of the image's text at `src` to the output. */
@@ -1032,6 +1043,8 @@ static inline void s_turbo_copy(struct s_turbo *t, const char *src, size_t n)
 static int s_turbo_hand_over(struct s_turbo *t, char type, int set, int depth)
 {
     struct fanout_sbuf *out = t->f.c->out;
+    if (t->strict)
+        return -1;
     out->len = (size_t)(t->o - out->p);
     t->f.p = t->q;
     if ((set ? s_fast_array(&t->f, type, depth) : s_fast_scalar(&t->f, type)) != 0)
@@ -1043,7 +1056,7 @@ static int s_turbo_hand_over(struct s_turbo *t, char type, int set, int depth)
     return 0;
 }
 
-static int s_turbo_map(struct s_turbo *t, int depth);
+static int s_turbo_map(struct s_turbo *t, int depth, size_t *count);
 static int s_turbo_array(struct s_turbo *t, int depth);
 
 /* An AttributeValue: s_fast_value. */
@@ -1059,7 +1072,7 @@ static int s_turbo_value(struct s_turbo *t, int depth)
     const char *type = q + 1,
                *type_end = end - q >= 3 && q[2] == '"' && q[1] >= 'A' && q[1] <= 'Z'
                                ? q + 2
-                               : s_turbo_str_end(type, end);
+                               : s_turbo_end(t, type);
     if (!type_end)
         return -1;
     size_t tl = (size_t)(type_end - type);
@@ -1074,7 +1087,7 @@ static int s_turbo_value(struct s_turbo *t, int depth)
         return -1;
     t->q = q;
     if (tl == 1 && (type[0] == 'S' || type[0] == 'N')) {
-        const char *v = q + 1, *v_end = *q == '"' ? s_turbo_str_end(v, end) : NULL;
+        const char *v = q + 1, *v_end = *q == '"' ? s_turbo_end(t, v) : NULL;
         size_t n = v_end ? (size_t)(v_end - v) : 0;
         if (v_end && type[0] == 'S') {
             *t->o++ = '"';
@@ -1101,8 +1114,9 @@ static int s_turbo_value(struct s_turbo *t, int depth)
             return -1;
         }
     } else if (tl == 1 && (type[0] == 'M' || type[0] == 'L')) {
-        if (depth >= DDB_MAX_DEPTH ||
-            (type[0] == 'M' ? s_turbo_map(t, depth + 1) : s_turbo_array(t, depth + 1)) != 0)
+        size_t count;
+        if (depth >= DDB_MAX_DEPTH || (type[0] == 'M' ? s_turbo_map(t, depth + 1, &count)
+                                                      : s_turbo_array(t, depth + 1)) != 0)
             return -1;
     } else if (tl == 1 && type[0] == 'B') {
         if (s_turbo_hand_over(t, 'B', 0, depth) != 0)
@@ -1157,17 +1171,49 @@ static inline int s_turbo_open(struct s_turbo *t, char open, char close)
     return 0;
 }
 
-/* An M value's members, or an image's attributes: s_fast_map. */
-static int s_turbo_map(struct s_turbo *t, int depth)
+/* A bit for a member name (its length, first and last byte). */
+static inline uint64_t s_turbo_name_bit(const char *name, size_t n)
 {
+    uint64_t g =
+        n ? (uint64_t)n << 16 | (uint64_t)(uint8_t)name[0] << 8 | (uint8_t)name[n - 1] : 0;
+    return 1ULL << ((g * 0x9E3779B97F4A7C15ULL) >> 58);
+}
+
+/* Names an object may have in s_turbo_map's `strict` mode (as many as the
+ * scan's quick pass compares). */
+#define S_TURBO_NAMES 32
+
+/* An M value's members, or an image's attributes: s_fast_map. `strict`:
+ * a repeated name, or more than S_TURBO_NAMES, gives up; *count set. */
+static int s_turbo_map(struct s_turbo *t, int depth, size_t *count)
+{
+    struct {
+        const char *s;
+        size_t n;
+    } names[S_TURBO_NAMES];
+    uint64_t seen = 0;
+    size_t n = 0;
     int rc = s_turbo_open(t, '{', '}');
     while (rc == 0) {
         const char *q = fanout_jws(t->q, t->end);
         if (q >= t->end || *q != '"')
             return -1;
-        const char *name = q + 1, *name_end = s_turbo_str_end(name, t->end);
+        const char *name = q + 1, *name_end = s_turbo_end(t, name);
         if (!name_end)
             return -1;
+        if (t->strict) {
+            size_t len = (size_t)(name_end - name);
+            uint64_t bit = s_turbo_name_bit(name, len);
+            if (n == S_TURBO_NAMES)
+                return -1;
+            if (seen & bit)
+                for (size_t i = 0; i < n; i++)
+                    if (names[i].n == len && memcmp(names[i].s, name, len) == 0)
+                        return -1;
+            seen |= bit;
+            names[n].s = name;
+            names[n++].n = len;
+        }
         *t->o++ = '"';
         s_turbo_copy(t, name, (size_t)(name_end - name));
         *t->o++ = '"';
@@ -1183,6 +1229,7 @@ static int s_turbo_map(struct s_turbo *t, int depth)
             return -1;
         rc = s_turbo_next(t, '}');
     }
+    *count = n;
     return rc < 0 ? -1 : 0;
 }
 
@@ -1203,11 +1250,12 @@ static int s_turbo_image(struct s_fast *f)
 {
     struct fanout_sbuf *out = f->c->out;
     size_t start = out->len;
-    struct s_turbo t = {f->p, f->end, NULL, *f};
+    struct s_turbo t = {f->p, f->end, NULL, *f, 0};
+    size_t count;
     if (fanout_sbuf_reserve(out, (size_t)(f->end - f->p) + S_TURBO_SLACK) != 0)
         return -1;
     t.o = out->p + out->len;
-    if (s_turbo_map(&t, 0) != 0 || fanout_jws(t.q, t.end) != t.end) {
+    if (s_turbo_map(&t, 0, &count) != 0 || fanout_jws(t.q, t.end) != t.end) {
         s_restore(out, start);
         return -1;
     }
@@ -1355,6 +1403,23 @@ int fanout_ddb_image_text(const char *text, size_t len, int convert,
     if (text && !(img = fanout_jscan_valid(text, len, nodes, err, err_len)))
         return -2;
     return fanout_ddb_image_write(img, convert, out, err, err_len) == 0 ? 0 : -1;
+}
+
+const char *fanout_ddb_image_shape(const char *p, const char *end, size_t *count,
+                                   struct fanout_sbuf *out)
+{
+    struct s_ctx quiet = {out, NULL, 0, "attribute", {0}};
+    struct s_turbo t = {p, end, NULL, {&quiet, p, end}, 1};
+    fanout_sbuf_reset(out);
+    if (p >= end || *p != '{' ||
+        fanout_sbuf_reserve(out, (size_t)(end - p) + S_TURBO_SLACK) != 0)
+        return NULL;
+    t.o = out->p;
+    if (s_turbo_map(&t, 0, count) != 0)
+        return NULL;
+    out->len = (size_t)(t.o - out->p);
+    out->p[out->len] = 0;
+    return t.q;
 }
 
 /* fanout_ddb_key_write from the text for Keys of the common shape: each

@@ -32,6 +32,20 @@ int fanout_ddb_image_text(const char *text, size_t len, int convert,
                           struct fanout_arena *nodes, struct fanout_sbuf *out, char *err,
                           size_t err_len);
 
+/* An image in an event's text that is not validated yet, at its '{'
+ * (`end`: the end of the text), converted to plain JSON in one pass that
+ * checks what the event's scan would: written into `out` (reset first),
+ * the same bytes as fanout_ddb_image_text with `convert`, when the image
+ * has DynamoDB's common shape read strictly (S, plain N, BOOL, NULL, M and
+ * L values only; every string printable ASCII without escapes; at most 32
+ * names per object, none repeated). Returns the end of the image's text,
+ * with its attribute count in *count; NULL for anything else, valid or not
+ * (out's contents then undefined): the scan then reads the image as
+ * before. What it accepts, the scan's quick pass over an image accepts too
+ * (fanout_jscan_each_skip_shape). */
+const char *fanout_ddb_image_shape(const char *p, const char *end, size_t *count,
+                                   struct fanout_sbuf *out);
+
 /* Append a DynamoDB Streams record as one object ("wholeRecord"): its
  * members eventName, eventID, dynamodb.Keys, .OldImage, .NewImage,
  * .SequenceNumber, .ApproximateCreationDateTime in that order, those

@@ -63,6 +63,9 @@ struct fanout_engine {
     struct s_instance *instances;
     struct fanout_arena arena;
     int64_t idle_ms; /* close instances unused this long (mapping gone) */
+    /* the last DynamoDB records' targets converted no image: the next
+     * event's images are not converted as it is scanned (event.h) */
+    int no_image_converts;
 };
 
 /* ---- configuration ------------------------------------------------------ */
@@ -1370,8 +1373,10 @@ int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
     res->started_ms = e->host->now_ms();
     fanout_arena_reset(&e->arena);
     struct fanout_event ev;
-    if (fanout_event_parse(event, len, &e->arena, &ev, err, err_len) != 0)
+    if (fanout_event_parse_opts(event, len, !e->no_image_converts, &e->arena, &ev, err,
+                                err_len) != 0)
         return -1;
+    int ddb_seen = 0, image_converts = 0;
     res->oldest_arrival_ms = ev.oldest_arrival_ms;
 
     struct s_run run = {.e = e, .ev = &ev, .res = res};
@@ -1440,8 +1445,10 @@ int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
         struct fanout_decoded variants[32];
         int have[32] = {0};
         struct fanout_plan_share shares[32] = {0}; /* a variant's messages, collapse none */
+        ddb_seen |= g->count && g->records[0]->kind == FANOUT_SRC_DYNAMODB;
         for (size_t mi = 0; mi < nmaps; mi++) {
             const struct fanout_mapping *m = maps[mi];
+            image_converts |= m->convert_ddb && !m->whole_record;
             int invalid;
             struct s_instance *inst = s_instance_get(e, m, &invalid, why, sizeof why);
             if (!inst && invalid) {
@@ -1528,6 +1535,8 @@ int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
         }
     }
 
+    if (ddb_seen)
+        e->no_image_converts = !image_converts;
     fanout_arena_trim(&e->arena); /* nothing more of it before the sends end */
     s_dispatch(&run);
     if (run.of_list && s_on_failure_round(&run) != 0) {

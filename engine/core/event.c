@@ -49,6 +49,10 @@ struct s_parser {
     size_t next_index;      /* of the next record of the event's Records */
     struct fanout_sbuf key; /* a DynamoDB record's key, reset for each */
     int stopped;            /* out of memory: no further record is read */
+    /* the last NewImage converted as the scan met it (s_shape_image): its
+     * text in the event, and its plain JSON */
+    const char *conv_text;
+    struct fanout_sbuf conv;
 };
 
 /* A string member, unescaped into the arena, or NULL. */
@@ -434,6 +438,12 @@ static void s_parse_dynamodb(struct s_parser *ps, struct fanout_raw_record *r,
     }
     r->key = fanout_arena_memdup(ps->arena, kb->bytes ? kb->bytes : (uint8_t *)"", kb->len);
     r->key_len = kb->len;
+    /* a NewImage converted as the scan met it (the first one, as fanout_jget
+     * finds it; NULL when out of memory: converted per target) */
+    if (img && img->text == ps->conv_text) {
+        r->converted = fanout_arena_memdup(ps->arena, ps->conv.bytes, ps->conv.len);
+        r->converted_len = ps->conv.len;
+    }
 }
 
 static void s_parse_records(struct s_parser *ps, const struct fanout_jnode *records,
@@ -655,8 +665,24 @@ static int s_group(struct fanout_event *ev, struct fanout_arena *a)
     return rc;
 }
 
+/* fanout_jscan_each_skip_shape's hook for a NewImage: converted now. */
+static const char *s_shape_image(void *ctx, const char *p, const char *end, size_t *count)
+{
+    struct s_parser *ps = ctx;
+    const char *q = fanout_ddb_image_shape(p, end, count, &ps->conv);
+    ps->conv_text = q ? p : NULL;
+    return q;
+}
+
 int fanout_event_parse(const char *json, size_t len, struct fanout_arena *arena,
                        struct fanout_event *ev, char *err, size_t err_len)
+{
+    return fanout_event_parse_opts(json, len, 0, arena, ev, err, err_len);
+}
+
+int fanout_event_parse_opts(const char *json, size_t len, int convert_images,
+                            struct fanout_arena *arena, struct fanout_event *ev, char *err,
+                            size_t err_len)
 {
     memset(ev, 0, sizeof *ev);
     char why[256];
@@ -667,10 +693,12 @@ int fanout_event_parse(const char *json, size_t len, struct fanout_arena *arena,
      * a time are in memory, not those of all 10,000. The records read
      * before an error in the event are dropped with it. */
     const struct fanout_jnode *root =
-        fanout_jscan_each_skip(json, len, "Records", "dynamodb", s_ddb_skipped, arena,
-                               &ps.scratch, s_each_record, &ps, why, sizeof why);
+        fanout_jscan_each_skip_shape(json, len, "Records", "dynamodb", s_ddb_skipped,
+                                     convert_images ? s_shape_image : NULL, &ps, arena,
+                                     &ps.scratch, s_each_record, &ps, why, sizeof why);
     fanout_arena_free(&ps.scratch);
     fanout_sbuf_free(&ps.key);
+    fanout_sbuf_free(&ps.conv);
     if (!root) {
         fanout_event_clean_up(ev);
         snprintf(err, err_len, "event is not valid JSON: %s", why);
@@ -809,6 +837,12 @@ int fanout_decode_group(const struct fanout_source_group *g, struct fanout_decod
             /* the NewImage (or NULL) from its text; the whole record from
              * its nodes, scanned again (the record's scan reset them) */
             const struct fanout_jnode *rec = NULL;
+            if (raw->converted && opts.convert_ddb && !opts.whole_record) {
+                r->pub.data = (const uint8_t *)raw->converted;
+                r->pub.data_len = raw->converted_len;
+                out->records[out->count++] = r;
+                continue;
+            }
             fanout_sbuf_reset(&scratch);
             fanout_arena_reset(&nodes);
             int wrc = !opts.whole_record

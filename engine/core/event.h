@@ -62,6 +62,11 @@ struct fanout_raw_record {
      * approximateArrivalTimestamp, DynamoDB's ApproximateCreationDateTime
      * (both seconds, maybe with a fraction). */
     int64_t arrival_ms;
+    /* DynamoDB: the NewImage as plain JSON ("convertDDB"), converted while
+     * the event was scanned (fanout_event_parse_opts), NUL-terminated; NULL
+     * when not (converted per target then) */
+    const char *converted;
+    size_t converted_len;
 };
 
 struct fanout_source_group {
@@ -89,6 +94,13 @@ struct fanout_event {
  * source JSON, DynamoDB images). */
 int fanout_event_parse(const char *json, size_t len, struct fanout_arena *arena,
                        struct fanout_event *ev, char *err, size_t err_len);
+/* fanout_event_parse; with `convert_images` (some target converts DynamoDB
+ * images), a NewImage of DynamoDB's common shape is converted to plain JSON
+ * in the pass that validates it (raw->converted), not validated then
+ * converted per target. The event's records and errors are the same. */
+int fanout_event_parse_opts(const char *json, size_t len, int convert_images,
+                            struct fanout_arena *arena, struct fanout_event *ev, char *err,
+                            size_t err_len);
 void fanout_event_clean_up(struct fanout_event *ev);
 
 /* ---- per-target decoding ---- */

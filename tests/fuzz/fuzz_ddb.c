@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "../unit/ddb_diff.h"
+#include "common/jscan.h"
 #include "core/ddb.h"
 #include "fuzz.h"
 #include "common/util.h"
@@ -40,11 +41,42 @@ static int s_convert(const json_t *image, int convert, struct fanout_sbuf *out)
     return rc;
 }
 
+/* fanout_ddb_image_shape on text not validated: what it accepts is JSON
+ * the scanner accepts, converted as fanout_ddb_image_text converts it. */
+static void s_shape(const char *data, size_t size)
+{
+    static struct fanout_arena nodes;
+    struct fanout_sbuf text = {0}, got = {0}, want = {0};
+    /* the image followed by the rest of an event (its quick string scan
+     * reads 16 bytes at a time) */
+    FUZZ_CHECK(fanout_sbuf_put(&text, data, size) == 0 &&
+                   fanout_sbuf_puts(&text, "}}]}                ") == 0,
+               "out of memory");
+    size_t count;
+    const char *end = fanout_ddb_image_shape(text.p, text.p + text.len, &count, &got);
+    if (end) {
+        size_t n = (size_t)(end - text.p);
+        char err[512];
+        const struct fanout_jnode *img = fanout_jscan(text.p, n, &nodes, err, sizeof err);
+        FUZZ_CHECK(img && img->type == FANOUT_J_OBJECT && img->count == count,
+                   "accepted what the scanner refuses: %s", img ? "count" : err);
+        FUZZ_CHECK(fanout_ddb_image_text(text.p, n, 1, &nodes, &want, err, sizeof err) == 0,
+                   "accepted what the converter refuses: %s", err);
+        FUZZ_CHECK(got.len == want.len && memcmp(got.p, want.p, got.len) == 0,
+                   "converted otherwise: %s / %s", got.p, want.p);
+    }
+    fanout_arena_reset(&nodes);
+    fanout_sbuf_free(&text);
+    fanout_sbuf_free(&got);
+    fanout_sbuf_free(&want);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_quiet_logs();
     char why[1024];
     FUZZ_CHECK(ddb_diff((const char *)data, size, why, sizeof why) >= 0, "%s", why);
+    s_shape((const char *)data, size);
     json_t *root =
         json_loadb((const char *)data, size, JSON_ALLOW_NUL | JSON_DECODE_ANY, NULL);
     if (!root)

@@ -65,6 +65,46 @@ static void s_check_decoded(const struct fanout_source_group *g,
     free(failed);
 }
 
+/* The event parsed again with its NewImages converted as scanned
+ * (fanout_event_parse_opts): the same records, errors and decoded data. */
+static void s_converted_alike(const char *data, size_t size, const struct fanout_event *ev)
+{
+    struct fanout_event cv;
+    char err[512];
+    FUZZ_CHECK(fanout_event_parse_opts(data, size, 1, &s_arena, &cv, err, sizeof err) == 0,
+               "refused when converting: %s", err);
+    FUZZ_CHECK(cv.count == ev->count && cv.group_count == ev->group_count,
+               "other records when converting");
+    for (size_t i = 0; i < ev->count; i++) {
+        const struct fanout_raw_record *a = &ev->records[i], *b = &cv.records[i];
+        FUZZ_CHECK(strcmp(a->error ? a->error : "", b->error ? b->error : "") == 0,
+                   "record %zu: other error when converting", i);
+        FUZZ_CHECK(a->key_len == b->key_len &&
+                       (!a->key_len || !memcmp(a->key, b->key, a->key_len)),
+                   "record %zu: other key when converting", i);
+    }
+    static const struct fanout_decode_opts s_cv_opts[] = {{0, 1, 0, 0, 0}, {0, 1, 0, 1, 0}};
+    for (size_t g = 0; g < ev->group_count; g++)
+        for (size_t o = 0; o < sizeof s_cv_opts / sizeof s_cv_opts[0]; o++) {
+            struct fanout_decoded d[2];
+            FUZZ_CHECK(
+                fanout_decode_group(&ev->groups[g], s_cv_opts[o], &s_arena, &d[0]) == 0 &&
+                    fanout_decode_group(&cv.groups[g], s_cv_opts[o], &s_arena, &d[1]) == 0,
+                "decoding failed as a whole");
+            FUZZ_CHECK(d[0].count == d[1].count && d[0].failed_count == d[1].failed_count,
+                       "other decoded records when converting");
+            for (size_t i = 0; i < d[0].failed_count; i++)
+                FUZZ_CHECK(!strcmp(d[0].failures[i].reason, d[1].failures[i].reason),
+                           "other failure when converting");
+            for (size_t i = 0; i < d[0].count; i++)
+                FUZZ_CHECK(d[0].records[i]->pub.data_len == d[1].records[i]->pub.data_len &&
+                               !memcmp(d[0].records[i]->pub.data, d[1].records[i]->pub.data,
+                                       d[0].records[i]->pub.data_len),
+                           "other data when converting");
+        }
+    fanout_event_clean_up(&cv);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_quiet_logs();
@@ -72,6 +112,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char err[512];
     if (fanout_event_parse((const char *)data, size, &s_arena, &ev, err, sizeof err) != 0) {
         FUZZ_CHECK(err[0], "event refused without a reason");
+        char err1[512];
+        FUZZ_CHECK(fanout_event_parse_opts((const char *)data, size, 1, &s_arena, &ev, err1,
+                                           sizeof err1) != 0 &&
+                       strcmp(err, err1) == 0,
+                   "converting the images: another answer than \"%s\"", err);
         fanout_arena_reset(&s_arena);
         return 0;
     }
@@ -98,6 +143,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                        "decoding failed as a whole");
             s_check_decoded(&ev.groups[g], &d, s_opts[o]);
         }
+    s_converted_alike((const char *)data, size, &ev);
     fanout_event_clean_up(&ev);
     fanout_arena_reset(&s_arena);
     return 0;

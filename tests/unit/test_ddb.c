@@ -847,6 +847,104 @@ START_TEST(test_unconverted_passes_through)
 }
 END_TEST
 
+/* ---- conversion while the event is scanned ------------------------------ */
+
+/* fanout_ddb_image_shape of an image (single-quote JSON) followed by the
+ * rest of an event: the image's end and fanout_ddb_image_text's bytes when
+ * `accepted`, else NULL. */
+static void s_shape(const char *image_sq, int accepted, size_t count)
+{
+    char *image = s_dq(image_sq);
+    size_t n = strlen(image);
+    const char *tail = "}}, {\"eventName\": \"INSERT\"}]}";
+    char *text = malloc(n + strlen(tail) + 1);
+    ck_assert_ptr_nonnull(text);
+    memcpy(text, image, n);
+    strcpy(text + n, tail);
+    struct fanout_sbuf got = {0}, want = {0};
+    struct fanout_arena nodes = {0};
+    char err[256];
+    size_t c = 12345;
+    const char *end = fanout_ddb_image_shape(text, text + strlen(text), &c, &got);
+    if (!accepted) {
+        ck_assert_msg(end == NULL, "accepted: %s", image);
+    } else {
+        ck_assert_msg(end == text + n, "not accepted, or wrong end: %s", image);
+        ck_assert_uint_eq(c, count);
+        ck_assert_int_eq(fanout_ddb_image_text(image, n, 1, &nodes, &want, err, sizeof err),
+                         0);
+        ck_assert_str_eq(got.p, want.p);
+        ck_assert_uint_eq(got.len, want.len);
+    }
+    fanout_sbuf_free(&got);
+    fanout_sbuf_free(&want);
+    fanout_arena_free(&nodes);
+    free(text);
+    free(image);
+}
+
+START_TEST(test_shape_accepted)
+{
+    s_shape("{}", 1, 0);
+    s_shape("{ }", 1, 0);
+    s_shape("{'a':{'S':'x'}}", 1, 1);
+    s_shape("{'pk': {'S': 'user#1'}, 'n': {'N': '-12.5'}, 'b': {'BOOL': false},"
+            " 'z': {'NULL': true}, 'm': {'M': {'in': {'L': [{'S': 'a'}, {'N': '1'},"
+            " {'M': {}}, {'L': []}]}}}}",
+            1, 5);
+    s_shape("{\n\t'a' : { 'S' : '' } ,'b':{'M':{'a':{'S':'same name, other map'}}}}", 1, 2);
+}
+END_TEST
+
+START_TEST(test_shape_refused)
+{
+    /* what the scan must read itself, valid or not */
+    s_shape("{'a':{'S':'x'},'a':{'S':'y'}}", 0, 0);             /* repeated name */
+    s_shape("{'m':{'M':{'a':{'N':'1'},'a':{'N':'2'}}}}", 0, 0); /* repeated, inside */
+    s_shape("{'a':{'S':'x\\\\y'}}", 0, 0);                      /* an escape */
+    s_shape("{'a\\u0041':{'S':'x'}}", 0, 0);                    /* an escaped name */
+    s_shape("{'a':{'S':'caf\xc3\xa9'}}", 0, 0);                 /* not ASCII */
+    s_shape("{'a':{'S':'tab\there'}}", 0, 0);                   /* a control character */
+    s_shape("{'a':{'S':'bad\xff'}}", 0, 0);                     /* not UTF-8 */
+    s_shape("{'a':{'N':5}}", 0, 0);                             /* a JSON number */
+    s_shape("{'a':{'N':'1e3'}}", 0, 0);                         /* N not plain */
+    s_shape("{'a':{'B':'AAAA'}}", 0, 0);                        /* B: handed over */
+    s_shape("{'a':{'SS':['x']}}", 0, 0);                        /* sets: handed over */
+    s_shape("{'a':{'X':'1'}}", 0, 0);                           /* unknown type */
+    s_shape("{'a':{'S':'x','N':'1'}}", 0, 0);                   /* two types */
+    s_shape("{'a':{'BOOL':nul}}", 0, 0);                        /* a bad literal */
+    s_shape("{'a':{'S':'x'},}", 0, 0);                          /* a trailing comma */
+    s_shape("{'a':{'S':'x'};", 0, 0);                           /* not closed */
+    s_shape("{'a' {'S':'x'}}", 0, 0);                           /* no ':' */
+    s_shape("[{'S':'x'}]", 0, 0);                               /* not an object */
+    /* more names in one object than the quick pass compares */
+    struct fanout_sbuf many = {0};
+    fanout_sbuf_putc(&many, '{');
+    for (int i = 0; i < 33; i++)
+        fanout_sbuf_printf(&many, "%s'a%d':{'S':'x'}", i ? "," : "", i);
+    fanout_sbuf_putc(&many, '}');
+    s_shape(many.p, 0, 0);
+    /* deeper than DynamoDB allows */
+    struct fanout_sbuf deep = {0};
+    fanout_sbuf_puts(&deep, "{'a':");
+    for (int i = 0; i < DDB_MAX_DEPTH + 1; i++)
+        fanout_sbuf_puts(&deep, "{'L':[");
+    fanout_sbuf_puts(&deep, "{'S':'x'}");
+    for (int i = 0; i < DDB_MAX_DEPTH + 1; i++)
+        fanout_sbuf_puts(&deep, "]}");
+    fanout_sbuf_putc(&deep, '}');
+    s_shape(deep.p, 0, 0);
+    fanout_sbuf_free(&many);
+    fanout_sbuf_free(&deep);
+    /* an image at the very end of the text: read by the scan */
+    struct fanout_sbuf got = {0};
+    size_t c;
+    const char *img = "{\"a\":{\"S\":\"x\"}}";
+    ck_assert_ptr_null(fanout_ddb_image_shape(img, img + strlen(img), &c, &got));
+    fanout_sbuf_free(&got);
+}
+END_TEST
+
 /* ---- keys --------------------------------------------------------------- */
 
 START_TEST(test_key)
@@ -957,6 +1055,11 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_error_image);
     tcase_add_test(tc, test_error_restores_buffer);
     tcase_add_test(tc, test_error_text_bounds);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("shape");
+    tcase_add_test(tc, test_shape_accepted);
+    tcase_add_test(tc, test_shape_refused);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("keys");

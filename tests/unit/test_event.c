@@ -515,6 +515,96 @@ START_TEST(dynamodb_bad_image_fails_one_record)
 }
 END_TEST
 
+/* fanout_event_parse_opts with convert_images: NewImages of the common
+ * shape converted as the event is scanned, the others as before; the same
+ * records, errors and decoded data either way. */
+#define S_CV_REC(seq, dynamodb)                                                            \
+    "{\"eventSource\":\"aws:dynamodb\",\"eventName\":\"MODIFY\",\"eventSourceARN\":"       \
+    "\"arn:aws:dynamodb:us-east-1:1:table/t/stream/x\",\"dynamodb\":{\"SequenceNumber\":"  \
+    "\"" seq "\"," dynamodb "}}"
+static const char
+    s_converted_event[] = "{\"Records\":[" S_CV_REC("1", "\"Keys\":{\"id\":{\"S\":\"a\"}},"
+                                                         "\"NewImage\":{\"id\":{"
+                                                         "\"S\":\"a\"},\"n\":{\"N\":\"-1."
+                                                         "5\"},\"m\":{\"M\":{\"l\":{"
+                                                         "\"L\":[{\"BOOL\":true},{\"NULL\":"
+                                                         "true}]}}}}") "," S_CV_REC("2", "\"Keys\":{\"id\":{\"S\":\"b\"}},\"NewImage\":{\"id\":{\"S\":\"caf\xc3\xa9\"},"
+                                                                                         "\"b\":{\"B\":\"AAD/\"},\"e\":{\"S\":\"x\\\"y\"}}") "," S_CV_REC("3",
+                                                                                                                                                          "\"Keys\":{\"id\":{\"S\":\"c\"}},\"NewImage\":{\"v\":{\"X\":\"?\"}}") "," S_CV_REC("4", "\"Keys\":{\"id\":{\"S\":\"d\"}},\"NewImage\":{\"v\":{\"S\":\"1\"},"
+                                                                                                                                                                                                                                                  "\"v\":{\"S\":\"2\"}}") "," S_CV_REC("5", "\"Keys\":{\"id\":{\"BOOL\":true}},\"NewImage\":{\"v\":{\"S\":\"1\"}}") "," S_CV_REC("6", "\"Keys\":{\"id\":{\"S\":\"f\"}},\"NewImage\":{\"v\":{\"N\":\"01\"}},"
+                                                                                                                                                                                                                                                                                                                                                                                      "\"OldImage\":{\"v\":{\"S\":\"old\"}}") "," S_CV_REC("7", "\"Keys\":{\"id\":{\"S\":\"g\"}},\"NewImage\":{\"v\":{\"S\":\"1\"}},"
+                                                                                                                                                                                                                                                                                                                                                                                                                                                "\"NewImage\":{\"v\":{\"S\":\"2\"}}") "," S_CV_REC("8", "\"Keys\":{\"id\":{\"S\":\"h\"}},\"NewImage\":{}") "," S_CV_REC("9",
+                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                        "\"Keys\":{\"id\":{\"S\":\"i\"}}") "]}";
+
+START_TEST(dynamodb_converted_while_scanned)
+{
+    struct fanout_event ev[2];
+    char err[512];
+    for (int c = 0; c < 2; c++)
+        ck_assert_msg(fanout_event_parse_opts(s_converted_event, strlen(s_converted_event),
+                                              c, &s_arena, &ev[c], err, sizeof err) == 0,
+                      "%s", err);
+    ck_assert_uint_eq(ev[0].count, 9);
+    ck_assert_uint_eq(ev[1].count, 9);
+    for (size_t i = 0; i < ev[0].count; i++) {
+        const struct fanout_raw_record *a = &ev[0].records[i], *b = &ev[1].records[i];
+        ck_assert_ptr_null(a->converted);
+        if (a->error || b->error)
+            ck_assert_str_eq(a->error ? a->error : "(none)",
+                             b->error ? b->error : "(none)");
+        ck_assert_uint_eq(a->key_len, b->key_len);
+        if (a->key_len)
+            ck_assert_mem_eq(a->key, b->key, a->key_len);
+    }
+    /* converted as scanned: the common shape, in a record read without error */
+    static const int scanned[9] = {1, 0, 0, 0, 0, 0, 0, 1, 0};
+    for (size_t i = 0; i < 9; i++)
+        ck_assert_msg((ev[1].records[i].converted != NULL) == scanned[i], "record %zu", i);
+    ck_assert_str_eq(ev[1].records[0].converted,
+                     "{\"id\":\"a\",\"n\":-1.5,\"m\":{\"l\":[true,null]}}");
+    ck_assert_msg(ev[1].records[3].error && strstr(ev[1].records[3].error, "duplicate key"),
+                  "%s", ev[1].records[3].error ? ev[1].records[3].error : "(none)");
+    ck_assert_ptr_nonnull(ev[1].records[6].error); /* NewImage twice */
+    /* decoded: the same whatever the scan did, with each target's options */
+    static const struct fanout_decode_opts opts[] = {{0, 1, 0, 0, 0},
+                                                     {0, 0, 0, 0, 0},
+                                                     {0, 1, 0, 1, 0},
+                                                     {0, 1, 0, 0, 1},
+                                                     {0, 0, 0, 0, 1}};
+    for (size_t o = 0; o < sizeof opts / sizeof *opts; o++) {
+        struct fanout_decoded d[2];
+        for (int c = 0; c < 2; c++)
+            ck_assert_int_eq(
+                fanout_decode_group(&ev[c].groups[0], opts[o], &s_arena, &d[c]), 0);
+        ck_assert_uint_eq(d[0].count, d[1].count);
+        ck_assert_uint_eq(d[0].failed_count, d[1].failed_count);
+        for (size_t i = 0; i < d[0].failed_count; i++)
+            ck_assert_str_eq(d[0].failures[i].reason, d[1].failures[i].reason);
+        for (size_t i = 0; i < d[0].count; i++) {
+            ck_assert_uint_eq(d[0].records[i]->pub.data_len, d[1].records[i]->pub.data_len);
+            ck_assert_mem_eq(d[0].records[i]->pub.data, d[1].records[i]->pub.data,
+                             d[0].records[i]->pub.data_len);
+        }
+        if (o == 0) /* records 0 (converted), 1 (B, escapes), 5 (N normalised), 7 ({}), 8 */
+            ck_assert_uint_eq(d[1].count, 5);
+    }
+    fanout_event_clean_up(&ev[0]);
+    fanout_event_clean_up(&ev[1]);
+
+    /* a NewImage that is not valid JSON: the same event error either way */
+    static const char bad[] = "{\"Records\":[" S_CV_REC(
+        "1", "\"Keys\":{\"id\":{\"S\":\"a\"}},\"NewImage\":{\"id\":{\"S\":\"a\tb\"}}") "]}";
+    char err1[512];
+    ck_assert_int_eq(
+        fanout_event_parse_opts(bad, strlen(bad), 0, &s_arena, &ev[0], err, sizeof err),
+        -1);
+    ck_assert_int_eq(
+        fanout_event_parse_opts(bad, strlen(bad), 1, &s_arena, &ev[1], err1, sizeof err1),
+        -1);
+    ck_assert_str_eq(err, err1);
+}
+END_TEST
+
 /* "wholeRecord": the data is the stream record's members that are there,
  * in a fixed order; Keys and images plain JSON with convertDDB, else the
  * DynamoDB JSON as a NewImage is passed through (compact, escapes
@@ -1162,6 +1252,7 @@ int main(void)
     tcase_add_test(tc, groups_in_first_seen_order);
     tcase_add_test(tc, sns_wrapped_and_plain);
     tcase_add_test(tc, dynamodb_bad_image_fails_one_record);
+    tcase_add_test(tc, dynamodb_converted_while_scanned);
     tcase_add_test(tc, jscan_values_and_escapes);
     tcase_add_test(tc, jscan_shallow_then_valid);
     tcase_add_test(tc, jscan_each_hands_over_the_records);
