@@ -732,8 +732,19 @@ static int s_string_to_sign(EVP_MD_CTX *ctx, const char *canonical_request, size
     char hex[65];
     if (s_sha256_hex_on(ctx, canonical_request, len, hex) != 0)
         return -1;
-    return fanout_sbuf_printf(out, S_ALGORITHM "\n%s\n%.8s/%s/%s/" S_TERMINATOR "\n%s",
-                              amz_date, amz_date, p->region, p->service, hex);
+    /* "AWS4-HMAC-SHA256\n<amz date>\n<date>/<region>/<service>/aws4_request\n<hex>",
+     * put piece by piece: a printf costs as much as the HMAC after it */
+    int rc = fanout_sbuf_puts(out, S_ALGORITHM "\n");
+    rc |= fanout_sbuf_put(out, amz_date, 16);
+    rc |= fanout_sbuf_putc(out, '\n');
+    rc |= fanout_sbuf_put(out, amz_date, 8);
+    rc |= fanout_sbuf_putc(out, '/');
+    rc |= fanout_sbuf_puts(out, p->region);
+    rc |= fanout_sbuf_putc(out, '/');
+    rc |= fanout_sbuf_puts(out, p->service);
+    rc |= fanout_sbuf_puts(out, "/" S_TERMINATOR "\n");
+    rc |= fanout_sbuf_put(out, hex, 64);
+    return rc ? -1 : 0;
 }
 
 int fanout_sigv4_string_to_sign(const char *canonical_request, size_t len,
@@ -986,6 +997,18 @@ void fanout_sigv4_test_cache_clear(void)
 
 /* ---- all stages --------------------------------------------------------- */
 
+/* Append s[0..n) at *at in dst[cap], kept NUL-terminated: 1, or 0 when it
+ * does not fit. */
+static int s_cat(char *dst, size_t cap, size_t *at, const char *s, size_t n)
+{
+    if (n >= cap - *at)
+        return 0;
+    memcpy(dst + *at, s, n);
+    *at += n;
+    dst[*at] = 0;
+    return 1;
+}
+
 int fanout_sigv4_sign(const struct fanout_sigv4_request *req,
                       const struct fanout_sigv4_params *p,
                       const struct fanout_sigv4_credentials *c,
@@ -1014,12 +1037,29 @@ int fanout_sigv4_sign(const struct fanout_sigv4_request *req,
     if (s_signature(&s, (const char *)sts.bytes, sts.len, p, amz_date, c->access_key_id,
                     c->secret_access_key, signature) != 0)
         goto done;
-    int n = snprintf(out->authorization, sizeof out->authorization,
-                     S_ALGORITHM " Credential=%s/%.8s/%s/%s/" S_TERMINATOR
-                                 ", SignedHeaders=%s, Signature=%s",
-                     c->access_key_id, amz_date, p->region, p->service,
-                     (const char *)signed_headers.bytes, signature);
-    if (n < 0 || (size_t)n >= sizeof out->authorization) {
+    /* S_ALGORITHM " Credential=<key id>/<date>/<region>/<service>/"
+     * S_TERMINATOR ", SignedHeaders=<names>, Signature=<hex>" */
+    char date8[9];
+    memcpy(date8, amz_date, 8);
+    date8[8] = 0;
+    const char *const parts[] = {S_ALGORITHM " Credential=",
+                                 c->access_key_id,
+                                 "/",
+                                 date8,
+                                 "/",
+                                 p->region,
+                                 "/",
+                                 p->service,
+                                 "/" S_TERMINATOR ", SignedHeaders=",
+                                 (const char *)signed_headers.bytes,
+                                 ", Signature=",
+                                 signature};
+    size_t at = 0;
+    int fits = 1;
+    for (size_t i = 0; i < sizeof parts / sizeof *parts && fits; i++)
+        fits = s_cat(out->authorization, sizeof out->authorization, &at, parts[i],
+                     strlen(parts[i]));
+    if (!fits) {
         LOG_DEBUG("sigv4", "Authorization header longer than %zu bytes",
                   sizeof out->authorization - 1);
         goto done;
