@@ -28,6 +28,9 @@
 #define S_MAX_SCOPE   64
 #define S_CACHE_SLOTS 8
 #define S_MAX_HEADERS 4096
+/* Path segments and headers up to this many are indexed on the stack, not
+ * in two callocs each per request. */
+#define S_STACK_ITEMS 16
 
 static const char s_hex[] = "0123456789abcdef";
 static const char s_hex_upper[] = "0123456789ABCDEF";
@@ -308,10 +311,11 @@ static int s_normalize_path(const char *path, size_t len, struct fanout_sbuf *ou
     size_t max_segs = 1;
     for (size_t i = 0; i < len; i++)
         max_segs += path[i] == '/';
-    size_t *start = calloc(max_segs, sizeof *start);
-    size_t *slen = calloc(max_segs, sizeof *slen);
+    size_t stack[2 * S_STACK_ITEMS];
+    size_t *start = max_segs <= S_STACK_ITEMS ? stack : calloc(max_segs, 2 * sizeof *start);
+    size_t *slen = start ? start + max_segs : NULL;
     int rc = -1;
-    if (!start || !slen)
+    if (!start)
         goto done;
 
     size_t n = 0;
@@ -346,8 +350,8 @@ static int s_normalize_path(const char *path, size_t len, struct fanout_sbuf *ou
         goto done;
     rc = 0;
 done:
-    free(start);
-    free(slen);
+    if (start != stack)
+        free(start);
     return rc;
 }
 
@@ -582,8 +586,11 @@ static int s_canonical_headers(const struct fanout_sigv4_request *req,
     if (req->header_count > S_MAX_HEADERS || (req->header_count && !req->headers))
         return -1;
     size_t max = req->header_count + 3;
-    struct s_header *h = calloc(max, sizeof *h);
-    size_t *offs = calloc(max, 2 * sizeof *offs);
+    struct s_header h_stack[S_STACK_ITEMS];
+    size_t offs_stack[2 * S_STACK_ITEMS];
+    int on_stack = max <= S_STACK_ITEMS;
+    struct s_header *h = on_stack ? h_stack : calloc(max, sizeof *h);
+    size_t *offs = on_stack ? offs_stack : calloc(max, 2 * sizeof *offs);
     struct fanout_sbuf scratch = {0};
     int rc = -1;
     int have_host = 0;
@@ -655,8 +662,10 @@ static int s_canonical_headers(const struct fanout_sigv4_request *req,
     }
     rc = 0;
 done:
-    free(h);
-    free(offs);
+    if (!on_stack) {
+        free(h);
+        free(offs);
+    }
     s_buf_wipe(&scratch); /* may hold the session token */
     return rc;
 }

@@ -708,6 +708,15 @@ START_TEST(canonical_uri)
     s_check_uri("/a/b/..", 1, "/a");
     s_check_uri("/a/b/../", 1, "/a/");
     s_check_uri("/index/_bulk", 1, "/index/_bulk");
+    /* 15, 16 and 40 slashes: up to 16 segments go on the stack, more not */
+    s_check_uri("/a/b/c/d/e/f/g/h/i/j/k/l/../n/", 1, "/a/b/c/d/e/f/g/h/i/j/k/n/");
+    s_check_uri("/a/b/c/d/e/f/g/h/i/j/k/l/m/../n/o", 1, "/a/b/c/d/e/f/g/h/i/j/k/l/n/o");
+    s_check_uri(
+        "/1/2/3/4/5/6/7/8/9/10/11/12/13/14/15/16/17/18/19/20/./21/22/23/24/25/26/27/"
+        "28/29/30/31/32/33/34/35/36/37/../38/39",
+        1,
+        "/1/2/3/4/5/6/7/8/9/10/11/12/13/14/15/16/17/18/19/20/21/22/23/24/25/26/27/28/"
+        "29/30/31/32/33/34/35/36/38/39");
     /* already encoded: encoded once more (botocore, aws-c-auth) */
     s_check_uri("/2015-03-31/functions/my%3Afunc/invocations", 1,
                 "/2015-03-31/functions/my%253Afunc/invocations");
