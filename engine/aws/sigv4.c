@@ -28,6 +28,9 @@
 #define S_MAX_SCOPE   64
 #define S_CACHE_SLOTS 8
 #define S_MAX_HEADERS 4096
+/* Path segments and headers up to this many are indexed on the stack, not
+ * in two callocs each per request. */
+#define S_STACK_ITEMS 16
 
 static const char s_hex[] = "0123456789abcdef";
 static const char s_hex_upper[] = "0123456789ABCDEF";
@@ -45,7 +48,7 @@ static void s_to_hex(const uint8_t *in, size_t n, char *out)
 
 /* SHA-256 fetched once: EVP_sha256() makes OpenSSL 3 look the algorithm
  * up again at every digest, and HMAC() fetches a MAC and builds its
- * context at every call; a request is signed with five of them. */
+ * context at every call. */
 static pthread_once_t s_md_once = PTHREAD_ONCE_INIT;
 static EVP_MD *s_md_fetched;
 
@@ -60,60 +63,114 @@ static const EVP_MD *s_md(void)
     return s_md_fetched ? s_md_fetched : EVP_sha256();
 }
 
-/* SHA-256 of the concatenation of two parts (the second may be empty). */
-static int s_sha256_2(const void *a, size_t a_len, const void *b, size_t b_len,
-                      uint8_t out[32])
+/* The two SHA-256 contexts of one signing, kept for all its digests: a
+ * context builds its provider state at its first init and only resets it
+ * at the next, where a context per digest allocates and frees one each
+ * (five per request). Two, because an HMAC runs an inner and an outer
+ * digest. Freeing a context cleanses its state. */
+struct s_sha {
+    EVP_MD_CTX *in;
+    EVP_MD_CTX *out;
+};
+
+static int s_sha_open(struct s_sha *s)
+{
+    s->in = EVP_MD_CTX_new();
+    s->out = EVP_MD_CTX_new();
+    return s->in && s->out ? 0 : -1;
+}
+
+static void s_sha_close(struct s_sha *s)
+{
+    EVP_MD_CTX_free(s->in);
+    EVP_MD_CTX_free(s->out);
+    s->in = s->out = NULL;
+}
+
+/* SHA-256 of the concatenation of two parts (the second may be empty), on
+ * a kept context. */
+static int s_sha256_on(EVP_MD_CTX *ctx, const void *a, size_t a_len, const void *b,
+                       size_t b_len, uint8_t out[32])
 {
     unsigned int n = 0;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     int ok = ctx && EVP_DigestInit_ex(ctx, s_md(), NULL) == 1 &&
              EVP_DigestUpdate(ctx, a, a_len) == 1 &&
              (!b_len || EVP_DigestUpdate(ctx, b, b_len) == 1) &&
              EVP_DigestFinal_ex(ctx, out, &n) == 1 && n == 32;
-    EVP_MD_CTX_free(ctx);
     return ok ? 0 : -1;
 }
 
-static int s_sha256(const void *data, size_t len, uint8_t out[32])
+static int s_sha256_hex_on(EVP_MD_CTX *ctx, const void *data, size_t len, char out[65])
 {
-    return s_sha256_2(data, len, NULL, 0, out);
+    uint8_t md[32];
+    if (s_sha256_on(ctx, len ? data : "", len, NULL, 0, md) != 0) {
+        out[0] = 0;
+        return -1;
+    }
+    s_to_hex(md, sizeof md, out);
+    return 0;
 }
 
-/* HMAC-SHA256 (RFC 2104) on the fetched digest; the same bytes as HMAC(). */
+/* HMAC-SHA256 (RFC 2104) on the fetched digest, the same bytes as HMAC(),
+ * in two halves. The pads leave `inner` having absorbed key ^ ipad and
+ * `outer` key ^ opad: a cached signing key keeps these two states, so a
+ * request's HMAC starts from copies of them instead of from the key. */
 #define S_SHA256_BLOCK 64
-static int s_hmac(const void *key, size_t key_len, const void *msg, size_t msg_len,
-                  uint8_t out[32])
+static int s_hmac_pads(const void *key, size_t key_len, EVP_MD_CTX *inner,
+                       EVP_MD_CTX *outer)
 {
-    uint8_t k[S_SHA256_BLOCK] = {0}, pad[S_SHA256_BLOCK], inner[32];
+    uint8_t k[S_SHA256_BLOCK] = {0}, pad[S_SHA256_BLOCK];
     int rc = -1;
     if (key_len > S_SHA256_BLOCK) {
-        if (s_sha256(key, key_len, k) != 0)
+        if (s_sha256_on(inner, key, key_len, NULL, 0, k) != 0)
             goto done;
     } else if (key_len) {
         memcpy(k, key, key_len);
     }
     for (size_t i = 0; i < sizeof pad; i++)
         pad[i] = k[i] ^ 0x36;
-    if (s_sha256_2(pad, sizeof pad, msg, msg_len, inner) != 0)
+    if (EVP_DigestInit_ex(inner, s_md(), NULL) != 1 ||
+        EVP_DigestUpdate(inner, pad, sizeof pad) != 1)
         goto done;
     for (size_t i = 0; i < sizeof pad; i++)
         pad[i] = k[i] ^ 0x5c;
-    rc = s_sha256_2(pad, sizeof pad, inner, sizeof inner, out);
+    if (EVP_DigestInit_ex(outer, s_md(), NULL) != 1 ||
+        EVP_DigestUpdate(outer, pad, sizeof pad) != 1)
+        goto done;
+    rc = 0;
 done:
     OPENSSL_cleanse(k, sizeof k);
     OPENSSL_cleanse(pad, sizeof pad);
-    OPENSSL_cleanse(inner, sizeof inner);
     return rc;
+}
+
+/* The HMAC of msg from the states s_hmac_pads left (both are used up). */
+static int s_hmac_finish(EVP_MD_CTX *inner, EVP_MD_CTX *outer, const void *msg,
+                         size_t msg_len, uint8_t out[32])
+{
+    uint8_t mid[32];
+    unsigned int n = 0, m = 0;
+    int ok = (!msg_len || EVP_DigestUpdate(inner, msg, msg_len) == 1) &&
+             EVP_DigestFinal_ex(inner, mid, &n) == 1 && n == 32 &&
+             EVP_DigestUpdate(outer, mid, sizeof mid) == 1 &&
+             EVP_DigestFinal_ex(outer, out, &m) == 1 && m == 32;
+    OPENSSL_cleanse(mid, sizeof mid);
+    return ok ? 0 : -1;
+}
+
+static int s_hmac(struct s_sha *s, const void *key, size_t key_len, const void *msg,
+                  size_t msg_len, uint8_t out[32])
+{
+    if (s_hmac_pads(key, key_len, s->in, s->out) != 0)
+        return -1;
+    return s_hmac_finish(s->in, s->out, msg, msg_len, out);
 }
 
 void fanout_sha256_hex(const uint8_t *data, size_t len, char out[65])
 {
-    uint8_t md[32];
-    if (s_sha256(len ? (const void *)data : (const void *)"", len, md) != 0) {
-        out[0] = 0;
-        return;
-    }
-    s_to_hex(md, sizeof md, out);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    s_sha256_hex_on(ctx, data, len, out);
+    EVP_MD_CTX_free(ctx);
 }
 
 static void s_buf_wipe(struct fanout_sbuf *b)
@@ -254,10 +311,11 @@ static int s_normalize_path(const char *path, size_t len, struct fanout_sbuf *ou
     size_t max_segs = 1;
     for (size_t i = 0; i < len; i++)
         max_segs += path[i] == '/';
-    size_t *start = calloc(max_segs, sizeof *start);
-    size_t *slen = calloc(max_segs, sizeof *slen);
+    size_t stack[2 * S_STACK_ITEMS];
+    size_t *start = max_segs <= S_STACK_ITEMS ? stack : calloc(max_segs, 2 * sizeof *start);
+    size_t *slen = start ? start + max_segs : NULL;
     int rc = -1;
-    if (!start || !slen)
+    if (!start)
         goto done;
 
     size_t n = 0;
@@ -292,8 +350,8 @@ static int s_normalize_path(const char *path, size_t len, struct fanout_sbuf *ou
         goto done;
     rc = 0;
 done:
-    free(start);
-    free(slen);
+    if (start != stack)
+        free(start);
     return rc;
 }
 
@@ -528,8 +586,11 @@ static int s_canonical_headers(const struct fanout_sigv4_request *req,
     if (req->header_count > S_MAX_HEADERS || (req->header_count && !req->headers))
         return -1;
     size_t max = req->header_count + 3;
-    struct s_header *h = calloc(max, sizeof *h);
-    size_t *offs = calloc(max, 2 * sizeof *offs);
+    struct s_header h_stack[S_STACK_ITEMS];
+    size_t offs_stack[2 * S_STACK_ITEMS];
+    int on_stack = max <= S_STACK_ITEMS;
+    struct s_header *h = on_stack ? h_stack : calloc(max, sizeof *h);
+    size_t *offs = on_stack ? offs_stack : calloc(max, 2 * sizeof *offs);
     struct fanout_sbuf scratch = {0};
     int rc = -1;
     int have_host = 0;
@@ -601,8 +662,10 @@ static int s_canonical_headers(const struct fanout_sigv4_request *req,
     }
     rc = 0;
 done:
-    free(h);
-    free(offs);
+    if (!on_stack) {
+        free(h);
+        free(offs);
+    }
     s_buf_wipe(&scratch); /* may hold the session token */
     return rc;
 }
@@ -669,35 +732,54 @@ int fanout_sigv4_canonical_request(const struct fanout_sigv4_request *req,
                                signed_headers);
 }
 
+static int s_string_to_sign(EVP_MD_CTX *ctx, const char *canonical_request, size_t len,
+                            const struct fanout_sigv4_params *p, const char *amz_date,
+                            struct fanout_sbuf *out)
+{
+    if (!canonical_request || !out || !s_valid_params(p, amz_date))
+        return -1;
+    char hex[65];
+    if (s_sha256_hex_on(ctx, canonical_request, len, hex) != 0)
+        return -1;
+    /* "AWS4-HMAC-SHA256\n<amz date>\n<date>/<region>/<service>/aws4_request\n<hex>",
+     * put piece by piece: a printf costs as much as the HMAC after it */
+    int rc = fanout_sbuf_puts(out, S_ALGORITHM "\n");
+    rc |= fanout_sbuf_put(out, amz_date, 16);
+    rc |= fanout_sbuf_putc(out, '\n');
+    rc |= fanout_sbuf_put(out, amz_date, 8);
+    rc |= fanout_sbuf_putc(out, '/');
+    rc |= fanout_sbuf_puts(out, p->region);
+    rc |= fanout_sbuf_putc(out, '/');
+    rc |= fanout_sbuf_puts(out, p->service);
+    rc |= fanout_sbuf_puts(out, "/" S_TERMINATOR "\n");
+    rc |= fanout_sbuf_put(out, hex, 64);
+    return rc ? -1 : 0;
+}
+
 int fanout_sigv4_string_to_sign(const char *canonical_request, size_t len,
                                 const struct fanout_sigv4_params *p, const char *amz_date,
                                 struct fanout_sbuf *out)
 {
-    if (!canonical_request || !out || !s_valid_params(p, amz_date))
-        return -1;
-    uint8_t md[32];
-    char hex[65];
-    if (s_sha256(len ? canonical_request : "", len, md) != 0)
-        return -1;
-    s_to_hex(md, sizeof md, hex);
-    return fanout_sbuf_printf(out, S_ALGORITHM "\n%s\n%.8s/%s/%s/" S_TERMINATOR "\n%s",
-                              amz_date, amz_date, p->region, p->service, hex);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int rc = s_string_to_sign(ctx, canonical_request, len, p, amz_date, out);
+    EVP_MD_CTX_free(ctx);
+    return rc;
 }
 
 /* ---- signing key and its cache ------------------------------------------ */
 
-static int s_derive_key(const char *secret, const char *date8, const char *region,
-                        const char *service, uint8_t key[S_KEY_LEN])
+static int s_derive_key(struct s_sha *s, const char *secret, const char *date8,
+                        const char *region, const char *service, uint8_t key[S_KEY_LEN])
 {
     struct fanout_sbuf k0 = {0};
     uint8_t a[S_KEY_LEN], b[S_KEY_LEN];
     int rc = -1;
     if (fanout_sbuf_puts(&k0, "AWS4") != 0 || fanout_sbuf_puts(&k0, secret) != 0)
         goto done;
-    if (s_hmac(k0.bytes, k0.len, date8, 8, a) != 0 ||
-        s_hmac(a, sizeof a, region, strlen(region), b) != 0 ||
-        s_hmac(b, sizeof b, service, strlen(service), a) != 0 ||
-        s_hmac(a, sizeof a, S_TERMINATOR, strlen(S_TERMINATOR), key) != 0)
+    if (s_hmac(s, k0.bytes, k0.len, date8, 8, a) != 0 ||
+        s_hmac(s, a, sizeof a, region, strlen(region), b) != 0 ||
+        s_hmac(s, b, sizeof b, service, strlen(service), a) != 0 ||
+        s_hmac(s, a, sizeof a, S_TERMINATOR, strlen(S_TERMINATOR), key) != 0)
         goto done;
     rc = 0;
 done:
@@ -707,100 +789,147 @@ done:
     return rc;
 }
 
-/* Derived keys live for a day per (key id, region, service). The slot also
- * holds a hash of the secret, never the secret, so a rotated secret under
- * the same key id misses instead of signing with a stale key. */
+/* Derived keys live for a day per (key id, secret, region, service). A slot
+ * holds the secret it was derived from, compared in constant time, so a
+ * rotated secret under the same key id misses instead of signing with a
+ * stale key (hashing the secret instead cost a digest per request); and
+ * the key's HMAC states, from which every request's signature starts. A
+ * slot is cleansed, its states freed (which cleanses them), when it is
+ * replaced or the cache emptied. Secrets of S_MAX_SECRET bytes or more
+ * (AWS's have 40) are not cached. */
+#define S_MAX_SECRET 256
 struct s_cache_slot {
     int used;
     uint64_t last_use;
     char key_id[S_MAX_KEY_ID];
-    uint8_t secret_hash[32];
+    char secret[S_MAX_SECRET];
+    size_t secret_len;
     char date[9];
     char region[S_MAX_SCOPE];
     char service[S_MAX_SCOPE];
     uint8_t key[S_KEY_LEN];
+    EVP_MD_CTX *inner; /* s_hmac_pads of key */
+    EVP_MD_CTX *outer;
 };
 
 static pthread_mutex_t s_cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct s_cache_slot s_cache[S_CACHE_SLOTS];
 static uint64_t s_cache_clock;
 
-static int s_slot_matches(const struct s_cache_slot *s, const char *key_id,
-                          const uint8_t secret_hash[32], const char *date8,
-                          const char *region, const char *service)
+static void s_slot_clear(struct s_cache_slot *s)
 {
-    return s->used && strcmp(s->key_id, key_id) == 0 && memcmp(s->date, date8, 8) == 0 &&
-           strcmp(s->region, region) == 0 && strcmp(s->service, service) == 0 &&
-           CRYPTO_memcmp(s->secret_hash, secret_hash, 32) == 0;
+    EVP_MD_CTX_free(s->inner);
+    EVP_MD_CTX_free(s->outer);
+    OPENSSL_cleanse(s, sizeof *s);
 }
 
-/* The signing key for the scope; from the cache when `key_id` is given.
- * `*from_cache` (optional) says whether it was a hit. */
-static int s_signing_key(const char *key_id, const char *secret, const char *date8,
-                         const char *region, const char *service, uint8_t key[S_KEY_LEN],
-                         int *from_cache)
+static int s_same_scope(const struct s_cache_slot *s, const char *key_id, const char *date8,
+                        const char *region, const char *service)
 {
-    if (from_cache)
-        *from_cache = 0;
-    if (!key_id)
-        return s_derive_key(secret, date8, region, service, key);
+    return s->used && strcmp(s->key_id, key_id) == 0 && memcmp(s->date, date8, 8) == 0 &&
+           strcmp(s->region, region) == 0 && strcmp(s->service, service) == 0;
+}
 
-    uint8_t secret_hash[32];
-    if (s_sha256(secret, strlen(secret), secret_hash) != 0)
-        return -1;
-    int rc = 0;
-    pthread_mutex_lock(&s_cache_lock);
+static int s_same_secret(const struct s_cache_slot *s, const char *secret, size_t len)
+{
+    return s->secret_len == len && CRYPTO_memcmp(s->secret, secret, len) == 0;
+}
+
+/* Called with s_cache_lock held: the slot of the scope, derived into the
+ * least recently used slot on a miss (or into the slot of the same scope
+ * whose secret was rotated, so the old secret goes at once). NULL when the
+ * derivation failed. `s` is the caller's scratch. */
+static struct s_cache_slot *s_slot_locked(struct s_sha *s, const char *key_id,
+                                          const char *secret, size_t secret_len,
+                                          const char *date8, const char *region,
+                                          const char *service, int *from_cache)
+{
     struct s_cache_slot *victim = &s_cache[0];
     for (size_t i = 0; i < S_CACHE_SLOTS; i++) {
-        struct s_cache_slot *s = &s_cache[i];
-        if (s_slot_matches(s, key_id, secret_hash, date8, region, service)) {
-            memcpy(key, s->key, S_KEY_LEN);
-            s->last_use = ++s_cache_clock;
-            if (from_cache)
+        struct s_cache_slot *c = &s_cache[i];
+        if (s_same_scope(c, key_id, date8, region, service)) {
+            if (s_same_secret(c, secret, secret_len)) {
+                c->last_use = ++s_cache_clock;
                 *from_cache = 1;
-            goto unlock;
+                return c;
+            }
+            victim = c;
+            break;
         }
-        if (!s->used || (victim->used && s->last_use < victim->last_use))
-            victim = s;
+        if (!c->used || (victim->used && c->last_use < victim->last_use))
+            victim = c;
     }
     /* Derive under the lock: five HMACs, once a day per scope. */
-    rc = s_derive_key(secret, date8, region, service, key);
-    if (rc == 0) {
-        OPENSSL_cleanse(victim, sizeof *victim);
-        fanout_strlcpy(victim->key_id, key_id, sizeof victim->key_id);
-        memcpy(victim->secret_hash, secret_hash, 32);
-        memcpy(victim->date, date8, 8);
-        victim->date[8] = 0;
-        fanout_strlcpy(victim->region, region, sizeof victim->region);
-        fanout_strlcpy(victim->service, service, sizeof victim->service);
-        memcpy(victim->key, key, S_KEY_LEN);
-        victim->last_use = ++s_cache_clock;
-        victim->used = 1;
+    uint8_t key[S_KEY_LEN];
+    EVP_MD_CTX *inner = EVP_MD_CTX_new(), *outer = EVP_MD_CTX_new();
+    int rc = inner && outer ? s_derive_key(s, secret, date8, region, service, key) : -1;
+    if (rc == 0)
+        rc = s_hmac_pads(key, sizeof key, inner, outer);
+    if (rc != 0) {
+        EVP_MD_CTX_free(inner);
+        EVP_MD_CTX_free(outer);
+        OPENSSL_cleanse(key, sizeof key);
+        return NULL;
     }
-unlock:
-    pthread_mutex_unlock(&s_cache_lock);
-    OPENSSL_cleanse(secret_hash, sizeof secret_hash);
+    s_slot_clear(victim);
+    fanout_strlcpy(victim->key_id, key_id, sizeof victim->key_id);
+    memcpy(victim->secret, secret, secret_len);
+    victim->secret_len = secret_len;
+    memcpy(victim->date, date8, 8);
+    victim->date[8] = 0;
+    fanout_strlcpy(victim->region, region, sizeof victim->region);
+    fanout_strlcpy(victim->service, service, sizeof victim->service);
+    memcpy(victim->key, key, S_KEY_LEN);
+    victim->inner = inner;
+    victim->outer = outer;
+    victim->last_use = ++s_cache_clock;
+    victim->used = 1;
+    OPENSSL_cleanse(key, sizeof key);
+    return victim;
+}
+
+static int s_cacheable(const char *key_id, size_t secret_len)
+{
+    return key_id && secret_len < S_MAX_SECRET;
+}
+
+/* Leave s->in and s->out as s_hmac_pads leaves them for the scope's signing
+ * key: copies of the cached states, or derived now. */
+static int s_sign_pads(struct s_sha *s, const char *key_id, const char *secret,
+                       const char *date8, const char *region, const char *service)
+{
+    size_t secret_len = strlen(secret);
+    if (s_cacheable(key_id, secret_len)) {
+        int hit = 0;
+        pthread_mutex_lock(&s_cache_lock);
+        struct s_cache_slot *slot =
+            s_slot_locked(s, key_id, secret, secret_len, date8, region, service, &hit);
+        int ok = slot && EVP_MD_CTX_copy_ex(s->in, slot->inner) == 1 &&
+                 EVP_MD_CTX_copy_ex(s->out, slot->outer) == 1;
+        pthread_mutex_unlock(&s_cache_lock);
+        return ok ? 0 : -1;
+    }
+    uint8_t key[S_KEY_LEN];
+    int rc = s_derive_key(s, secret, date8, region, service, key);
+    if (rc == 0)
+        rc = s_hmac_pads(key, sizeof key, s->in, s->out);
+    OPENSSL_cleanse(key, sizeof key);
     return rc;
 }
 
-static int s_signature(const char *string_to_sign, size_t len,
+static int s_signature(struct s_sha *s, const char *string_to_sign, size_t len,
                        const struct fanout_sigv4_params *p, const char *amz_date,
                        const char *key_id, const char *secret, char hex_out[65])
 {
     hex_out[0] = 0;
     if (!string_to_sign || !secret || !s_valid_params(p, amz_date))
         return -1;
-    uint8_t key[S_KEY_LEN], sig[32];
-    int rc = -1;
-    if (s_signing_key(key_id, secret, amz_date, p->region, p->service, key, NULL) != 0)
-        goto done;
-    if (s_hmac(key, sizeof key, string_to_sign, len, sig) != 0)
-        goto done;
+    uint8_t sig[32];
+    if (s_sign_pads(s, key_id, secret, amz_date, p->region, p->service) != 0 ||
+        s_hmac_finish(s->in, s->out, string_to_sign, len, sig) != 0)
+        return -1;
     s_to_hex(sig, sizeof sig, hex_out);
-    rc = 0;
-done:
-    OPENSSL_cleanse(key, sizeof key);
-    return rc;
+    return 0;
 }
 
 int fanout_sigv4_signature(const char *string_to_sign, size_t len,
@@ -809,7 +938,12 @@ int fanout_sigv4_signature(const char *string_to_sign, size_t len,
 {
     if (!hex_out)
         return -1;
-    return s_signature(string_to_sign, len, p, amz_date, NULL, secret_access_key, hex_out);
+    struct s_sha s;
+    int rc = s_sha_open(&s) == 0 ? s_signature(&s, string_to_sign, len, p, amz_date, NULL,
+                                               secret_access_key, hex_out)
+                                 : -1;
+    s_sha_close(&s);
+    return rc;
 }
 
 #ifdef FANOUT_TESTING
@@ -820,22 +954,69 @@ int fanout_sigv4_test_signing_key(const char *key_id, const char *secret, const 
                                   int *from_cache);
 void fanout_sigv4_test_cache_clear(void);
 
+/* The signing key for the scope; from the cache when `key_id` is given.
+ * `*from_cache` says whether it was a hit. (Signing goes through
+ * s_sign_pads, which needs only the key's HMAC states.) */
+static int s_signing_key(const char *key_id, const char *secret, const char *date8,
+                         const char *region, const char *service, uint8_t key[S_KEY_LEN],
+                         int *from_cache)
+{
+    struct s_sha s;
+    size_t secret_len = strlen(secret);
+    int rc = -1;
+    *from_cache = 0;
+    if (s_sha_open(&s) != 0)
+        goto done;
+    if (!s_cacheable(key_id, secret_len)) {
+        rc = s_derive_key(&s, secret, date8, region, service, key);
+        goto done;
+    }
+    pthread_mutex_lock(&s_cache_lock);
+    struct s_cache_slot *slot =
+        s_slot_locked(&s, key_id, secret, secret_len, date8, region, service, from_cache);
+    if (slot) {
+        memcpy(key, slot->key, S_KEY_LEN);
+        rc = 0;
+    }
+    pthread_mutex_unlock(&s_cache_lock);
+done:
+    s_sha_close(&s);
+    return rc;
+}
+
 int fanout_sigv4_test_signing_key(const char *key_id, const char *secret, const char *date8,
                                   const char *region, const char *service, uint8_t key[32],
                                   int *from_cache)
 {
-    return s_signing_key(key_id, secret, date8, region, service, key, from_cache);
+    int hit = 0;
+    int rc = s_signing_key(key_id, secret, date8, region, service, key, &hit);
+    if (from_cache)
+        *from_cache = hit;
+    return rc;
 }
 
 void fanout_sigv4_test_cache_clear(void)
 {
     pthread_mutex_lock(&s_cache_lock);
-    OPENSSL_cleanse(s_cache, sizeof s_cache);
+    for (size_t i = 0; i < S_CACHE_SLOTS; i++)
+        s_slot_clear(&s_cache[i]);
     pthread_mutex_unlock(&s_cache_lock);
 }
 #endif
 
 /* ---- all stages --------------------------------------------------------- */
+
+/* Append s[0..n) at *at in dst[cap], kept NUL-terminated: 1, or 0 when it
+ * does not fit. */
+static int s_cat(char *dst, size_t cap, size_t *at, const char *s, size_t n)
+{
+    if (n >= cap - *at)
+        return 0;
+    memcpy(dst + *at, s, n);
+    *at += n;
+    dst[*at] = 0;
+    return 1;
+}
 
 int fanout_sigv4_sign(const struct fanout_sigv4_request *req,
                       const struct fanout_sigv4_params *p,
@@ -850,27 +1031,44 @@ int fanout_sigv4_sign(const struct fanout_sigv4_request *req,
         return -1;
 
     struct fanout_sbuf creq = {0}, signed_headers = {0}, sts = {0};
+    struct s_sha s;
     char amz_date[17], payload_hash[65], signature[65];
     int rc = -1;
-    if (s_format_amz_date(p->now, amz_date) != 0)
+    if (s_sha_open(&s) != 0 || s_format_amz_date(p->now, amz_date) != 0)
         goto done;
-    fanout_sha256_hex(req->body, req->body_len, payload_hash);
-    if (!payload_hash[0])
+    if (s_sha256_hex_on(s.in, req->body, req->body_len, payload_hash) != 0)
         goto done;
     if (s_canonical_request(req, p, amz_date, c->session_token, payload_hash, &creq,
                             &signed_headers) != 0)
         goto done;
-    if (fanout_sigv4_string_to_sign((const char *)creq.bytes, creq.len, p, amz_date, &sts))
+    if (s_string_to_sign(s.in, (const char *)creq.bytes, creq.len, p, amz_date, &sts))
         goto done;
-    if (s_signature((const char *)sts.bytes, sts.len, p, amz_date, c->access_key_id,
+    if (s_signature(&s, (const char *)sts.bytes, sts.len, p, amz_date, c->access_key_id,
                     c->secret_access_key, signature) != 0)
         goto done;
-    int n = snprintf(out->authorization, sizeof out->authorization,
-                     S_ALGORITHM " Credential=%s/%.8s/%s/%s/" S_TERMINATOR
-                                 ", SignedHeaders=%s, Signature=%s",
-                     c->access_key_id, amz_date, p->region, p->service,
-                     (const char *)signed_headers.bytes, signature);
-    if (n < 0 || (size_t)n >= sizeof out->authorization) {
+    /* S_ALGORITHM " Credential=<key id>/<date>/<region>/<service>/"
+     * S_TERMINATOR ", SignedHeaders=<names>, Signature=<hex>" */
+    char date8[9];
+    memcpy(date8, amz_date, 8);
+    date8[8] = 0;
+    const char *const parts[] = {S_ALGORITHM " Credential=",
+                                 c->access_key_id,
+                                 "/",
+                                 date8,
+                                 "/",
+                                 p->region,
+                                 "/",
+                                 p->service,
+                                 "/" S_TERMINATOR ", SignedHeaders=",
+                                 (const char *)signed_headers.bytes,
+                                 ", Signature=",
+                                 signature};
+    size_t at = 0;
+    int fits = 1;
+    for (size_t i = 0; i < sizeof parts / sizeof *parts && fits; i++)
+        fits = s_cat(out->authorization, sizeof out->authorization, &at, parts[i],
+                     strlen(parts[i]));
+    if (!fits) {
         LOG_DEBUG("sigv4", "Authorization header longer than %zu bytes",
                   sizeof out->authorization - 1);
         goto done;
@@ -882,6 +1080,7 @@ int fanout_sigv4_sign(const struct fanout_sigv4_request *req,
 done:
     if (rc != 0)
         memset(out, 0, sizeof *out);
+    s_sha_close(&s);
     s_buf_wipe(&creq); /* holds the session token */
     fanout_sbuf_free(&signed_headers);
     fanout_sbuf_free(&sts);

@@ -68,7 +68,8 @@ int fanout_sigv4_signature(const char *string_to_sign, size_t len,
                            const char *secret_access_key, char hex_out[65]);
 
 /* All stages: fill `out`. Returns 0, or -1 (out of memory, bad input). The
- * derived signing key is cached per (key id, date, region, service). */
+ * derived signing key (and its HMAC states) is cached per (key id, secret,
+ * date, region, service). */
 int fanout_sigv4_sign(const struct fanout_sigv4_request *req,
                       const struct fanout_sigv4_params *p,
                       const struct fanout_sigv4_credentials *c,

@@ -1,10 +1,10 @@
 /* libcrypto on first use, as libcurl (aws/curl_load.h): the fanout binary
  * calls a few libcrypto functions (SigV4's SHA-256 on a digest fetched
- * once and its context calls, KPL's MD5, the SSO cache's SHA-1, cleansing
- * and constant-time compares) and the few that build the one CA store
- * every TLS connection shares (aws/tls_store.c), defined here
- * with OpenSSL's prototypes as forwards to the library, dlopen'ed once
- * (pthread_once) by the first of them. Loading and relocating libcrypto at
+ * once, its context calls and copies of its HMAC states, KPL's MD5, the
+ * SSO cache's SHA-1, cleansing and constant-time compares) and the few
+ * that build the one CA store every TLS connection shares
+ * (aws/tls_store.c), defined here with OpenSSL's prototypes as forwards to the library,
+ * dlopen'ed once (pthread_once) by the first of them. Loading and relocating libcrypto at
  * start costs more CPU than an empty event; a `file` or `redis` target
  * never needs it. The link keeps libcrypto for the unit tests and plugins,
  * and --as-needed drops it from the binary as long as every libcrypto
@@ -47,6 +47,7 @@ static struct {
     int (*init_ex)(EVP_MD_CTX *, const EVP_MD *, ENGINE *);
     int (*update)(EVP_MD_CTX *, const void *, size_t);
     int (*final_ex)(EVP_MD_CTX *, unsigned char *, unsigned int *);
+    int (*ctx_copy_ex)(EVP_MD_CTX *, const EVP_MD_CTX *);
     unsigned long (*version_num)(void);
     X509_STORE *(*store_new)(void);
     void (*store_free)(X509_STORE *);
@@ -82,6 +83,7 @@ static void s_load(void)
                                             "EVP_DigestInit_ex",
                                             "EVP_DigestUpdate",
                                             "EVP_DigestFinal_ex",
+                                            "EVP_MD_CTX_copy_ex",
                                             "OpenSSL_version_num",
                                             "X509_STORE_new",
                                             "X509_STORE_free",
@@ -107,6 +109,7 @@ static void s_load(void)
                           (void **)&s_fn.init_ex,
                           (void **)&s_fn.update,
                           (void **)&s_fn.final_ex,
+                          (void **)&s_fn.ctx_copy_ex,
                           (void **)&s_fn.version_num,
                           (void **)&s_fn.store_new,
                           (void **)&s_fn.store_free,
@@ -219,6 +222,11 @@ int(EVP_DigestUpdate)(EVP_MD_CTX *ctx, const void *d, size_t cnt)
 int(EVP_DigestFinal_ex)(EVP_MD_CTX *ctx, unsigned char *md, unsigned int *s)
 {
     return s_ready() && ctx ? s_fn.final_ex(ctx, md, s) : 0;
+}
+
+int(EVP_MD_CTX_copy_ex)(EVP_MD_CTX *out, const EVP_MD_CTX *in)
+{
+    return s_ready() && out && in ? s_fn.ctx_copy_ex(out, in) : 0;
 }
 
 /* ---- the CA store (aws/tls_store.c) -------------------------------------- */

@@ -463,44 +463,57 @@ START_TEST(signing_key_as_openssl_hmac)
 }
 END_TEST
 
+/* A scope of the cache: what the signing key is cached under. */
+struct t_scope {
+    const char *key_id, *secret, *date, *region, *service;
+};
+
+static uint8_t *t_key(const struct t_scope *s, uint8_t key[32], int *hit)
+{
+    *hit = -1;
+    ck_assert_int_eq(fanout_sigv4_test_signing_key(s->key_id, s->secret, s->date, s->region,
+                                                   s->service, key, hit),
+                     0);
+    return key;
+}
+
+/* The cache gives a key back only for the same key id, secret, date,
+ * region and service: changing any one of them misses and derives that
+ * scope's own key, which then hits; the first scope stays cached, except
+ * when the secret of its key id was rotated: that replaces it. */
 START_TEST(key_cache)
 {
-    fanout_sigv4_test_cache_clear();
-    uint8_t k1[32], k2[32], k3[32], k4[32], k5[32];
-    int hit = -1;
-    ck_assert_int_eq(fanout_sigv4_test_signing_key(T_AKID, T_SECRET, "20120215",
-                                                   "us-east-1", "iam", k1, &hit),
-                     0);
-    ck_assert_int_eq(hit, 0);
-    ck_assert_int_eq(fanout_sigv4_test_signing_key(T_AKID, T_SECRET, "20120215",
-                                                   "us-east-1", "iam", k2, &hit),
-                     0);
-    ck_assert_int_eq(hit, 1);
-    ck_assert(memcmp(k1, k2, 32) == 0);
-    /* another day: a miss, and another key */
-    ck_assert_int_eq(fanout_sigv4_test_signing_key(T_AKID, T_SECRET, "20120216",
-                                                   "us-east-1", "iam", k3, &hit),
-                     0);
-    ck_assert_int_eq(hit, 0);
-    ck_assert(memcmp(k1, k3, 32) != 0);
-    /* a rotated secret under the same key id never gets the old key */
-    ck_assert_int_eq(fanout_sigv4_test_signing_key(T_AKID, "another-secret", "20120215",
-                                                   "us-east-1", "iam", k4, &hit),
-                     0);
-    ck_assert_int_eq(hit, 0);
-    ck_assert(memcmp(k1, k4, 32) != 0);
-    /* another region or service is another scope */
-    ck_assert_int_eq(fanout_sigv4_test_signing_key(T_AKID, T_SECRET, "20120215",
-                                                   "eu-west-1", "iam", k5, &hit),
-                     0);
-    ck_assert_int_eq(hit, 0);
-    ck_assert(memcmp(k1, k5, 32) != 0);
-    /* the first one is still cached and still right */
-    ck_assert_int_eq(fanout_sigv4_test_signing_key(T_AKID, T_SECRET, "20120215",
-                                                   "us-east-1", "iam", k2, &hit),
-                     0);
-    ck_assert_int_eq(hit, 1);
-    ck_assert(memcmp(k1, k2, 32) == 0);
+    const struct t_scope base = {T_AKID, T_SECRET, "20120215", "us-east-1", "iam"};
+    struct t_scope other[5];
+    for (int i = 0; i < 5; i++)
+        other[i] = base;
+    other[0].key_id = "AKIDEXAMPLEOTHER";
+    other[1].secret = "another-secret";
+    other[2].date = "20120216";
+    other[3].region = "eu-west-1";
+    other[4].service = "sts";
+    uint8_t k1[32], k2[32], ref[32];
+    int hit;
+    t_ref_key(base.secret, base.date, base.region, base.service, ref);
+    for (int i = 0; i < 5; i++) {
+        const struct t_scope *o = &other[i];
+        fanout_sigv4_test_cache_clear();
+        t_key(&base, k1, &hit);
+        ck_assert_int_eq(hit, 0);
+        ck_assert(memcmp(t_key(&base, k2, &hit), ref, 32) == 0);
+        ck_assert_int_eq(hit, 1);
+
+        uint8_t want[32];
+        t_ref_key(o->secret, o->date, o->region, o->service, want);
+        ck_assert(memcmp(t_key(o, k2, &hit), want, 32) == 0);
+        ck_assert_msg(hit == 0, "scope %d took the first scope's key", i);
+        ck_assert(i == 0 || memcmp(want, ref, 32) != 0); /* the key id is no input */
+        ck_assert(memcmp(t_key(o, k2, &hit), want, 32) == 0);
+        ck_assert_int_eq(hit, 1);
+
+        ck_assert(memcmp(t_key(&base, k2, &hit), ref, 32) == 0);
+        ck_assert_int_eq(hit, i == 1 ? 0 : 1);
+    }
 }
 END_TEST
 
@@ -695,6 +708,15 @@ START_TEST(canonical_uri)
     s_check_uri("/a/b/..", 1, "/a");
     s_check_uri("/a/b/../", 1, "/a/");
     s_check_uri("/index/_bulk", 1, "/index/_bulk");
+    /* 15, 16 and 40 slashes: up to 16 segments go on the stack, more not */
+    s_check_uri("/a/b/c/d/e/f/g/h/i/j/k/l/../n/", 1, "/a/b/c/d/e/f/g/h/i/j/k/n/");
+    s_check_uri("/a/b/c/d/e/f/g/h/i/j/k/l/m/../n/o", 1, "/a/b/c/d/e/f/g/h/i/j/k/l/n/o");
+    s_check_uri(
+        "/1/2/3/4/5/6/7/8/9/10/11/12/13/14/15/16/17/18/19/20/./21/22/23/24/25/26/27/"
+        "28/29/30/31/32/33/34/35/36/37/../38/39",
+        1,
+        "/1/2/3/4/5/6/7/8/9/10/11/12/13/14/15/16/17/18/19/20/21/22/23/24/25/26/27/28/"
+        "29/30/31/32/33/34/35/36/38/39");
     /* already encoded: encoded once more (botocore, aws-c-auth) */
     s_check_uri("/2015-03-31/functions/my%3Afunc/invocations", 1,
                 "/2015-03-31/functions/my%253Afunc/invocations");
