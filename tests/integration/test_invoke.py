@@ -401,6 +401,34 @@ class Fanout(Base):
         self.assertEqual(len(calls), 60)
         self.assertLessEqual(max(c["inflight"] for c in calls), 6, r.stderr.decode())
 
+    def test_pool_sizes_and_runs(self):
+        # The pool recruits a thread per unit that may start: 1, 2 and 16
+        # threads at most; runs of 1 unit, of calls that end before a recruit
+        # could start (the file plugin's), of a slow and an ordered target
+        # together; warm runs reusing the threads (--repeat), and the engine
+        # destroyed with them idle at exit. A lost wakeup hangs (timeout), a
+        # lost unit loses records.
+        fast = [("k%d" % i, b"r%d" % i) for i in range(40)]
+        slow = [("k%d" % i, b"sleep:2:%d" % i) for i in range(12)]
+        for par in ("1", "2", "16"):
+            for recs in (fast[:1], fast[:3], fast, slow):
+                with self.subTest(max_parallel=par, records=len(recs)):
+                    for name in ("a.log", "b.log", "c.jsonl"):
+                        if os.path.exists(self.path(name)):
+                            os.unlink(self.path(name))
+                    maps = [mapping("a", "flaky", self.path("a.log")),
+                            mapping("b", "flaky", self.path("b.log"), parallel=False),
+                            mapping("c", "file", "c.jsonl")]
+                    r = self.invoke(maps, kinesis_event(recs), extra=["--repeat", "3"],
+                                    env={"FANOUT_MAX_PARALLEL": par})
+                    self.assertEqual(r.returncode, 0, r.stderr.decode())
+                    want = sorted([b.decode() for _, b in recs] * 3)
+                    for name in ("a.log", "b.log"):
+                        self.assertEqual(sorted(c["body"] for c in self.lines(name)), want)
+                        self.assertLessEqual(max(c["inflight"] for c in self.lines(name)),
+                                             int(par))
+                    self.assertEqual(sorted(x["data"] for x in self.lines("c.jsonl")), want)
+
     def test_fast_failures_do_not_set_the_pace(self):
         # A flat 100 ms destination that refuses some calls whole at once
         # (an error for every message, first): those answers say nothing of
