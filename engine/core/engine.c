@@ -599,8 +599,10 @@ struct s_target_run {
      * An ordered target is one unit: all its calls, one after the other. */
     int ordered;
     size_t next_call;
-    unsigned in_flight, peak; /* peak: the most in flight at once */
-    size_t full_count;        /* messages in the target's largest call */
+    unsigned in_flight; /* handed out, so under the limit */
+    unsigned sending;   /* of those, started by their thread */
+    unsigned peak;      /* the most sending at once */
+    size_t full_count;  /* messages in the target's largest call */
     struct fanout_conc conc;
 };
 
@@ -964,7 +966,7 @@ static int s_sched_add(struct s_run *run, struct s_target_run *t, int ordered)
     }
     t->ordered = ordered;
     t->next_call = 0;
-    t->in_flight = t->peak = 0;
+    t->in_flight = t->sending = t->peak = 0;
     t->full_count = 0;
     for (size_t c = 0; c < t->plan.call_count; c++)
         if (t->plan.calls[c].count > t->full_count)
@@ -1011,8 +1013,7 @@ static int s_take(struct s_run *run, struct s_unit *u)
         return 0;
     u->t = best;
     u->call = best->ordered ? SIZE_MAX : best->next_call;
-    if (++best->in_flight > best->peak)
-        best->peak = best->in_flight;
+    best->in_flight++;
     run->left--;
     run->taken++;
     u->seed = run->seed + (unsigned)run->taken * 2654435761u;
@@ -1120,16 +1121,22 @@ static void s_work(struct s_run *run, struct s_unit u)
 {
     while (u.t || s_take(run, &u)) {
         s_recruit(run);
+        if (++u.t->sending > u.t->peak)
+            u.t->peak = u.t->sending;
         pthread_mutex_unlock(run->lock);
         struct s_pace pace;
         s_run_unit(u.t, u.call, u.seed, &pace);
         pthread_mutex_lock(run->lock);
         struct s_target_run *t = u.t;
-        /* a small call (a target's last) says little of the pace */
+        /* a small call (a target's last) says little of the pace; the
+         * calls in flight with it are those sent, not those handed to a
+         * recruit not yet started (a loaded CPU delays it, and the answers
+         * meanwhile would seem as fast with more in flight) */
         if (pace.throttled)
             fanout_conc_throttled(&t->conc, u.call, t->next_call);
         else if (pace.delivered && 2 * t->plan.calls[u.call].count >= t->full_count)
-            fanout_conc_sample(&t->conc, pace.rtt_us, t->in_flight, u.call, t->next_call);
+            fanout_conc_sample(&t->conc, pace.rtt_us, t->sending, u.call, t->next_call);
+        t->sending--;
         if (!--t->in_flight && t->next_call == s_units(t) && !t->ordered)
             LOG_DEBUG(t->scope,
                       "%zu calls to %s, up to %u in flight at once (limit %u, fastest "
