@@ -1068,11 +1068,12 @@ static void s_limit_arenas(void)
 }
 
 /* An idle thread of the pool (p->lock held), the last used first (its
- * stack and caches are warm); else a new one, which waits for p->lock;
- * NULL when none can be made. */
-static struct s_pool_thread *s_pool_get(struct s_pool *p)
+ * stack and caches are warm); else a new one (*fresh set), which waits for
+ * p->lock, not for a signal; NULL when none can be made. */
+static struct s_pool_thread *s_pool_get(struct s_pool *p, int *fresh)
 {
     struct s_pool_thread *th = p->idle;
+    *fresh = 0;
     if (th) {
         p->idle = th->next;
         return th;
@@ -1092,23 +1093,51 @@ static struct s_pool_thread *s_pool_get(struct s_pool *p)
         return NULL;
     }
     all[p->count++] = th;
+    *fresh = 1;
     return th;
 }
 
+/* Idle recruits to wake once the lock is released: a thread woken while it
+ * is held would wake only to wait for it (the first S_WAKE_LATER; any more
+ * are woken at once). */
+#define S_WAKE_LATER 4
+struct s_wake {
+    struct s_pool_thread *th[S_WAKE_LATER];
+    size_t n;
+};
+
 /* With a pool, hand each unit that may start now to a thread of its own,
  * while fewer than max_parallel are in the run (run->lock, the pool's,
- * held). */
-static void s_recruit(struct s_run *run)
+ * held); s_wake after the lock is released. */
+static void s_recruit(struct s_run *run, struct s_wake *w)
 {
+    w->n = 0;
     while (run->pool && run->active < run->e->cfg.max_parallel && s_can_take(run)) {
-        struct s_pool_thread *th = s_pool_get(run->pool);
+        int fresh;
+        struct s_pool_thread *th = s_pool_get(run->pool, &fresh);
         if (!th)
             return; /* the run's threads take the unit when their calls end */
         s_take(run, &th->unit);
         th->run = run;
         run->active++;
-        pthread_cond_signal(&th->wake);
+        if (fresh)
+            continue; /* it sees its run before it would wait */
+        if (w->n < S_WAKE_LATER)
+            w->th[w->n++] = th;
+        else
+            pthread_cond_signal(&th->wake);
     }
+}
+
+/* The idle recruits of s_recruit (lock released). Each was waiting for
+ * this signal, unless it woke spuriously: then it may have sent its unit
+ * and be idle again, or recruited again, by now; it wakes, sees no run and
+ * sleeps, or sees its new one. A thread is freed only at
+ * fanout_engine_destroy, after the run. */
+static void s_wake(const struct s_wake *w)
+{
+    for (size_t i = 0; i < w->n; i++)
+        pthread_cond_signal(&w->th[i]->wake);
 }
 
 /* Send units until none may start now (run->lock held on entry and on
@@ -1120,10 +1149,12 @@ static void s_recruit(struct s_run *run)
 static void s_work(struct s_run *run, struct s_unit u)
 {
     while (u.t || s_take(run, &u)) {
-        s_recruit(run);
+        struct s_wake w;
+        s_recruit(run, &w);
         if (++u.t->sending > u.t->peak)
             u.t->peak = u.t->sending;
         pthread_mutex_unlock(run->lock);
+        s_wake(&w);
         struct s_pace pace;
         s_run_unit(u.t, u.call, u.seed, &pace);
         pthread_mutex_lock(run->lock);
@@ -1195,9 +1226,10 @@ static void s_pool_stop(struct s_pool *p)
  * Why no wakeup is lost, and no thread wakes for nothing:
  * - An idle thread waits on its own condition, for `th->run` (or quit),
  *   under p->lock. A recruiter takes it off the idle list and sets its
- *   run and unit under that lock before the signal: the one thread that
- *   can wait there is the one wanted, and if it is not waiting yet it sees
- *   its run before it would wait. (One condition for all, as before, let a
+ *   run and unit under that lock before the signal (given once the lock
+ *   is released, s_wake; a new thread gets none): the one thread that can
+ *   wait there is the one wanted, and if it is not waiting yet it sees its
+ *   run before it would wait. (One condition for all, as before, let a
  *   signal wake a thread that had taken part and went back to sleep.)
  * - A thread is on the idle list exactly while its run is NULL: it puts
  *   itself back in the critical section where it leaves its run, so no
@@ -1222,16 +1254,20 @@ static void s_pool_stop(struct s_pool *p)
 static void s_dispatch(struct s_run *run)
 {
     struct s_pool *p = &run->e->pool;
+    struct s_wake w = {.n = 0};
     run->pool = NULL;
     run->active = 0;
     pthread_mutex_lock(&p->lock);
     if (run->e->cfg.max_parallel > 1 && run->left > 1 && !p->run) {
         run->pool = p;
         run->lock = &p->lock;
-        s_recruit(run);
+        s_recruit(run, &w);
     }
     if (run->active) {
         p->run = run;
+        pthread_mutex_unlock(&p->lock);
+        s_wake(&w);
+        pthread_mutex_lock(&p->lock);
         while (run->active)
             pthread_cond_wait(&p->done, &p->lock);
         p->run = NULL;
