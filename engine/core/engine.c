@@ -38,19 +38,20 @@ struct s_instance {
     struct fanout_limits limits; /* the plugin's, adjusted for this target */
 };
 
-/* The threads that send a run's units, kept
- * across invocations (a warm invocation starts none) and joined at
- * fanout_engine_destroy. A run is posted by bumping `gen`; each thread
- * takes part in a run at most once, the first `wanted` to wake do. */
+/* The threads that send a run's units, kept across invocations (a warm
+ * invocation starts none) and joined at fanout_engine_destroy. One run at
+ * a time is on the pool (`run`); the pool's lock is also that run's lock.
+ * A thread joins a run only when it is handed a unit to send (s_recruit),
+ * so no thread wakes to find nothing; s_dispatch explains why no wakeup is
+ * lost. */
+struct s_pool_thread;
 struct s_pool {
     pthread_mutex_t lock;
-    pthread_cond_t post, done;
-    pthread_t *threads;
+    pthread_cond_t done; /* the run's last thread left it */
+    struct s_pool_thread **threads;
     size_t count;
-    struct s_run *run; /* the run in progress, or NULL */
-    unsigned long gen;
-    size_t wanted;  /* threads still to join the run */
-    size_t pending; /* threads that joined and have not finished */
+    struct s_pool_thread *idle; /* waiting for a unit, the last used first */
+    struct s_run *run;          /* the run in progress, or NULL */
     int quit;
 };
 
@@ -126,7 +127,6 @@ struct fanout_engine *fanout_engine_new(const struct fanout_engine_config *cfg,
         return NULL;
     }
     pthread_mutex_init(&e->pool.lock, NULL);
-    pthread_cond_init(&e->pool.post, NULL);
     pthread_cond_init(&e->pool.done, NULL);
     e->cfg = *cfg;
     e->idle_ms = (int64_t)cfg->instance_idle_s * 1000;
@@ -594,13 +594,15 @@ struct s_target_run {
     struct fanout_onfailure *of;
     struct fanout_onfailure *round;
     struct s_target_run *of_next;
-    /* the sending of its calls (s_take, s_worker; under run->lock): the
+    /* the sending of its calls (s_take, s_work; under run->lock): the
      * next one to hand out, how many are in flight and may be (conc.h).
      * An ordered target is one unit: all its calls, one after the other. */
     int ordered;
     size_t next_call;
-    unsigned in_flight, peak; /* peak: the most in flight at once */
-    size_t full_count;        /* messages in the target's largest call */
+    unsigned in_flight; /* handed out, so under the limit */
+    unsigned sending;   /* of those, started by their thread */
+    unsigned peak;      /* the most sending at once */
+    size_t full_count;  /* messages in the target's largest call */
     struct fanout_conc conc;
 };
 
@@ -612,11 +614,13 @@ struct s_run {
     /* the targets with calls to send; s_dispatch sends them */
     struct s_target_run **sched;
     size_t sched_count, sched_cap;
-    size_t left;    /* units not yet handed out (a call; an ordered target) */
-    size_t taken;   /* units handed out: each one's retry seed */
-    size_t waiting; /* workers waiting for a unit */
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
+    size_t left;  /* units not yet handed out (a call; an ordered target) */
+    size_t taken; /* units handed out: each one's retry seed */
+    /* the sending's lock: the pool's, or own_lock when the dispatching
+     * thread sends every unit itself (pool NULL) */
+    pthread_mutex_t *lock, own_lock;
+    struct s_pool *pool;
+    size_t active; /* pool threads in the run: each was handed a unit */
     unsigned seed;
     struct s_target_run *of_list;      /* the targets with an on-failure destination */
     struct fanout_filter_views *views; /* of the records, when a filter asks */
@@ -962,7 +966,7 @@ static int s_sched_add(struct s_run *run, struct s_target_run *t, int ordered)
     }
     t->ordered = ordered;
     t->next_call = 0;
-    t->in_flight = t->peak = 0;
+    t->in_flight = t->sending = t->peak = 0;
     t->full_count = 0;
     for (size_t c = 0; c < t->plan.call_count; c++)
         if (t->plan.calls[c].count > t->full_count)
@@ -973,14 +977,22 @@ static int s_sched_add(struct s_run *run, struct s_target_run *t, int ordered)
     return 0;
 }
 
-/* The unit to send next (run->lock held), or NULL when none may start now.
+/* A unit handed out: call `call` of t, or every call of an ordered target
+ * (SIZE_MAX), and the seed of its retries' backoff. */
+struct s_unit {
+    struct s_target_run *t;
+    size_t call;
+    unsigned seed;
+};
+
+/* The unit to send next into *u (run->lock held); 0 when none may start now.
  * An ordered target's (all its calls, the longest) first; then of the
  * targets under their limit, the one least far through its calls: call i
  * of n at (2i+1)/2n of the run. So every target is served from the start,
  * whatever the order of the mappings, and the calls in flight are a mix of
  * the targets' (16 Kinesis calls of 256 KB bodies do not go together).
  * A target whose calls are all handed out leaves the list. */
-static struct s_target_run *s_take(struct s_run *run, size_t *call)
+static int s_take(struct s_run *run, struct s_unit *u)
 {
     struct s_target_run *best = NULL;
     size_t at = 0;
@@ -998,15 +1010,16 @@ static struct s_target_run *s_take(struct s_run *run, size_t *call)
         }
     }
     if (!best)
-        return NULL;
-    *call = best->ordered ? SIZE_MAX : best->next_call;
-    if (++best->in_flight > best->peak)
-        best->peak = best->in_flight;
+        return 0;
+    u->t = best;
+    u->call = best->ordered ? SIZE_MAX : best->next_call;
+    best->in_flight++;
     run->left--;
     run->taken++;
+    u->seed = run->seed + (unsigned)run->taken * 2654435761u;
     if (++best->next_call == s_units(best))
         run->sched[at] = run->sched[--run->sched_count];
-    return best;
+    return 1;
 }
 
 /* Whether a unit may start now (run->lock held). */
@@ -1020,71 +1033,18 @@ static int s_can_take(const struct s_run *run)
     return 0;
 }
 
-/* Send units until none is left. A worker that cannot start one (every
- * target with calls left is at its limit) waits for a call to end. */
-static void *s_worker(void *arg)
-{
-    struct s_run *run = arg;
-    pthread_mutex_lock(&run->lock);
-    for (;;) {
-        size_t call;
-        struct s_target_run *t = s_take(run, &call);
-        if (!t) {
-            if (!run->left)
-                break;
-            run->waiting++;
-            pthread_cond_wait(&run->wake, &run->lock);
-            run->waiting--;
-            continue;
-        }
-        unsigned seed = run->seed + (unsigned)run->taken * 2654435761u;
-        if (run->waiting && s_can_take(run))
-            pthread_cond_signal(&run->wake);
-        pthread_mutex_unlock(&run->lock);
-        struct s_pace pace;
-        s_run_unit(t, call, seed, &pace);
-        pthread_mutex_lock(&run->lock);
-        /* a small call (a target's last) says little of the pace */
-        if (pace.throttled)
-            fanout_conc_throttled(&t->conc, call, t->next_call);
-        else if (pace.delivered && 2 * t->plan.calls[call].count >= t->full_count)
-            fanout_conc_sample(&t->conc, pace.rtt_us, t->in_flight, call, t->next_call);
-        if (!--t->in_flight && t->next_call == s_units(t) && !t->ordered)
-            LOG_DEBUG(t->scope,
-                      "%zu calls to %s, up to %u in flight at once (limit %u, fastest "
-                      "answer %lld us, smoothed %lld us)",
-                      t->plan.call_count, t->dest, t->peak, t->conc.limit,
-                      (long long)t->conc.min_us, (long long)t->conc.smooth_us);
-    }
-    if (run->waiting)
-        pthread_cond_broadcast(&run->wake);
-    pthread_mutex_unlock(&run->lock);
-    return NULL;
-}
+/* A thread of the pool. Idle, it sleeps on its own condition until it is
+ * handed a unit (`run` set) or the pool quits. */
+struct s_pool_thread {
+    pthread_t id;
+    pthread_cond_t wake;
+    struct s_pool *pool;
+    struct s_run *run; /* NULL: idle */
+    struct s_unit unit;
+    struct s_pool_thread *next; /* on the pool's idle list */
+};
 
-static void *s_pool_main(void *arg)
-{
-    struct s_pool *p = arg;
-    pthread_mutex_lock(&p->lock);
-    unsigned long seen = 0; /* runs are numbered from 1 */
-    for (;;) {
-        while (!p->quit && (p->gen == seen || !p->wanted))
-            pthread_cond_wait(&p->post, &p->lock);
-        if (p->quit)
-            break;
-        seen = p->gen;
-        struct s_run *run = p->run;
-        p->wanted--;
-        p->pending++;
-        pthread_mutex_unlock(&p->lock);
-        s_worker(run);
-        pthread_mutex_lock(&p->lock);
-        if (--p->pending == 0 && !p->wanted)
-            pthread_cond_signal(&p->done);
-    }
-    pthread_mutex_unlock(&p->lock);
-    return NULL;
-}
+static void *s_pool_main(void *arg);
 
 /* One malloc arena per CPU, not glibc's eight: each pool thread would get
  * an arena of its own, and memory freed in one (a request body, libcurl's
@@ -1107,71 +1067,221 @@ static void s_limit_arenas(void)
 #endif
 }
 
-/* At least `want` threads in the pool when they can be made (lock held):
- * how many there are. */
-static size_t s_pool_grow(struct s_pool *p, size_t want)
+/* An idle thread of the pool (p->lock held), the last used first (its
+ * stack and caches are warm); else a new one (*fresh set), which waits for
+ * p->lock, not for a signal; NULL when none can be made. */
+static struct s_pool_thread *s_pool_get(struct s_pool *p, int *fresh)
 {
-    pthread_once(&s_arenas_once, s_limit_arenas);
-    if (want > p->count) {
-        pthread_t *t = realloc(p->threads, want * sizeof *t);
-        if (!t)
-            return p->count;
-        p->threads = t;
-        while (p->count < want && pthread_create(&t[p->count], NULL, s_pool_main, p) == 0)
-            p->count++;
+    struct s_pool_thread *th = p->idle;
+    *fresh = 0;
+    if (th) {
+        p->idle = th->next;
+        return th;
     }
-    return p->count;
+    pthread_once(&s_arenas_once, s_limit_arenas);
+    struct s_pool_thread **all = realloc(p->threads, (p->count + 1) * sizeof *all);
+    if (!all)
+        return NULL;
+    p->threads = all;
+    if (!(th = calloc(1, sizeof *th)))
+        return NULL;
+    th->pool = p;
+    pthread_cond_init(&th->wake, NULL);
+    if (pthread_create(&th->id, NULL, s_pool_main, th) != 0) {
+        pthread_cond_destroy(&th->wake);
+        free(th);
+        return NULL;
+    }
+    all[p->count++] = th;
+    *fresh = 1;
+    return th;
+}
+
+/* Idle recruits to wake once the lock is released: a thread woken while it
+ * is held would wake only to wait for it (the first S_WAKE_LATER; any more
+ * are woken at once). */
+#define S_WAKE_LATER 4
+struct s_wake {
+    struct s_pool_thread *th[S_WAKE_LATER];
+    size_t n;
+};
+
+/* With a pool, hand each unit that may start now to a thread of its own,
+ * while fewer than max_parallel are in the run (run->lock, the pool's,
+ * held); s_wake after the lock is released. */
+static void s_recruit(struct s_run *run, struct s_wake *w)
+{
+    w->n = 0;
+    while (run->pool && run->active < run->e->cfg.max_parallel && s_can_take(run)) {
+        int fresh;
+        struct s_pool_thread *th = s_pool_get(run->pool, &fresh);
+        if (!th)
+            return; /* the run's threads take the unit when their calls end */
+        s_take(run, &th->unit);
+        th->run = run;
+        run->active++;
+        if (fresh)
+            continue; /* it sees its run before it would wait */
+        if (w->n < S_WAKE_LATER)
+            w->th[w->n++] = th;
+        else
+            pthread_cond_signal(&th->wake);
+    }
+}
+
+/* The idle recruits of s_recruit (lock released). Each was waiting for
+ * this signal, unless it woke spuriously: then it may have sent its unit
+ * and be idle again, or recruited again, by now; it wakes, sees no run and
+ * sleeps, or sees its new one. A thread is freed only at
+ * fanout_engine_destroy, after the run. */
+static void s_wake(const struct s_wake *w)
+{
+    for (size_t i = 0; i < w->n; i++)
+        pthread_cond_signal(&w->th[i]->wake);
+}
+
+/* Send units until none may start now (run->lock held on entry and on
+ * return): `u` first when set (the unit this thread was handed), then the
+ * ones it takes; each further unit that may start meanwhile goes to a pool
+ * thread (s_recruit). A thread that finds none leaves: when a unit may
+ * start again, it is because a call ended, and the thread that sent it
+ * takes that unit. */
+static void s_work(struct s_run *run, struct s_unit u)
+{
+    while (u.t || s_take(run, &u)) {
+        struct s_wake w;
+        s_recruit(run, &w);
+        if (++u.t->sending > u.t->peak)
+            u.t->peak = u.t->sending;
+        pthread_mutex_unlock(run->lock);
+        s_wake(&w);
+        struct s_pace pace;
+        s_run_unit(u.t, u.call, u.seed, &pace);
+        pthread_mutex_lock(run->lock);
+        struct s_target_run *t = u.t;
+        /* a small call (a target's last) says little of the pace; the
+         * calls in flight with it are those sent, not those handed to a
+         * recruit not yet started (a loaded CPU delays it, and the answers
+         * meanwhile would seem as fast with more in flight) */
+        if (pace.throttled)
+            fanout_conc_throttled(&t->conc, u.call, t->next_call);
+        else if (pace.delivered && 2 * t->plan.calls[u.call].count >= t->full_count)
+            fanout_conc_sample(&t->conc, pace.rtt_us, t->sending, u.call, t->next_call);
+        t->sending--;
+        if (!--t->in_flight && t->next_call == s_units(t) && !t->ordered)
+            LOG_DEBUG(t->scope,
+                      "%zu calls to %s, up to %u in flight at once (limit %u, fastest "
+                      "answer %lld us, smoothed %lld us)",
+                      t->plan.call_count, t->dest, t->peak, t->conc.limit,
+                      (long long)t->conc.min_us, (long long)t->conc.smooth_us);
+        u.t = NULL;
+    }
+}
+
+static void *s_pool_main(void *arg)
+{
+    struct s_pool_thread *th = arg;
+    struct s_pool *p = th->pool;
+    pthread_mutex_lock(&p->lock);
+    for (;;) {
+        while (!th->run && !p->quit)
+            pthread_cond_wait(&th->wake, &p->lock);
+        if (!th->run)
+            break;
+        struct s_run *run = th->run;
+        s_work(run, th->unit);
+        th->run = NULL;
+        th->next = p->idle;
+        p->idle = th;
+        if (!--run->active)
+            pthread_cond_signal(&p->done);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
 }
 
 static void s_pool_stop(struct s_pool *p)
 {
     pthread_mutex_lock(&p->lock);
     p->quit = 1;
-    pthread_cond_broadcast(&p->post);
-    pthread_mutex_unlock(&p->lock);
     for (size_t i = 0; i < p->count; i++)
-        pthread_join(p->threads[i], NULL);
+        pthread_cond_signal(&p->threads[i]->wake);
+    pthread_mutex_unlock(&p->lock);
+    for (size_t i = 0; i < p->count; i++) {
+        pthread_join(p->threads[i]->id, NULL);
+        pthread_cond_destroy(&p->threads[i]->wake);
+        free(p->threads[i]);
+    }
     free(p->threads);
-    pthread_cond_destroy(&p->post);
     pthread_cond_destroy(&p->done);
     pthread_mutex_destroy(&p->lock);
 }
 
-/* The run's units on up to max_parallel threads of the pool; this thread
- * waits (it sends nothing itself: its memory, the event's, is then not
- * grown and given back by the sends' buffers). With no thread to be had
- * (or a run already in progress on the pool), this thread does all the
- * work. */
+/* The run's units on up to max_parallel threads of the pool, each recruited
+ * with a unit to send; this thread waits (it sends nothing itself: its
+ * memory, the event's, is then not grown and given back by the sends'
+ * buffers). With one unit, max_parallel 1, no thread to be had, or a run
+ * already in progress on the pool, this thread sends every unit itself.
+ *
+ * Why no wakeup is lost, and no thread wakes for nothing:
+ * - An idle thread waits on its own condition, for `th->run` (or quit),
+ *   under p->lock. A recruiter takes it off the idle list and sets its
+ *   run and unit under that lock before the signal (given once the lock
+ *   is released, s_wake; a new thread gets none): the one thread that can
+ *   wait there is the one wanted, and if it is not waiting yet it sees its
+ *   run before it would wait. (One condition for all, as before, let a
+ *   signal wake a thread that had taken part and went back to sleep.)
+ * - A thread is on the idle list exactly while its run is NULL: it puts
+ *   itself back in the critical section where it leaves its run, so no
+ *   unit is handed to a thread that is still sending.
+ * - A recruit is handed its unit (taken for it, counted in flight), so it
+ *   never finds the units gone when it wakes, and it is counted in
+ *   `active` from then on: the run does not end, nor its memory go, before
+ *   the recruit has left it.
+ * - No thread waits inside a run. A unit may start only (1) here, at the
+ *   start, where every one that may is recruited for, or (2) when a call
+ *   ends (fewer in flight, or a higher limit): the thread that sent it
+ *   takes one itself and recruits for the rest. A thread that finds none
+ *   leaves. When max_parallel threads are in the run, each takes the next
+ *   unit when its call ends; when no thread can be made, so does every
+ *   thread in the run (there is one: the recruiter).
+ * - So the run ends (active 0, signalled on p->done, where only this
+ *   thread waits) with every unit sent: the last thread to leave found no
+ *   unit that may start with nothing in flight, and a target with units
+ *   left and none in flight may always start one (its limit is >= 1).
+ * - fanout_engine_destroy sets quit and signals every thread's condition
+ *   under p->lock; a thread in a run sees quit when it leaves it. */
 static void s_dispatch(struct s_run *run)
 {
     struct s_pool *p = &run->e->pool;
-    size_t threads = run->e->cfg.max_parallel;
-    if (threads > run->left)
-        threads = run->left;
-    pthread_mutex_init(&run->lock, NULL);
-    pthread_cond_init(&run->wake, NULL);
-    if (threads <= 1) {
-        s_worker(run);
-        goto done;
-    }
+    struct s_wake w = {.n = 0};
+    run->pool = NULL;
+    run->active = 0;
     pthread_mutex_lock(&p->lock);
-    size_t helpers = p->run ? 0 : s_pool_grow(p, threads);
-    if (!helpers) {
-        pthread_mutex_unlock(&p->lock);
-        s_worker(run);
-        goto done;
+    if (run->e->cfg.max_parallel > 1 && run->left > 1 && !p->run) {
+        run->pool = p;
+        run->lock = &p->lock;
+        s_recruit(run, &w);
     }
-    p->run = run;
-    p->wanted = helpers < threads ? helpers : threads;
-    p->gen++;
-    pthread_cond_broadcast(&p->post);
-    while (p->wanted || p->pending)
-        pthread_cond_wait(&p->done, &p->lock);
-    p->run = NULL;
-    pthread_mutex_unlock(&p->lock);
-done:
-    pthread_cond_destroy(&run->wake);
-    pthread_mutex_destroy(&run->lock);
+    if (run->active) {
+        p->run = run;
+        pthread_mutex_unlock(&p->lock);
+        s_wake(&w);
+        pthread_mutex_lock(&p->lock);
+        while (run->active)
+            pthread_cond_wait(&p->done, &p->lock);
+        p->run = NULL;
+        pthread_mutex_unlock(&p->lock);
+    } else {
+        pthread_mutex_unlock(&p->lock);
+        run->pool = NULL;
+        run->lock = &run->own_lock;
+        pthread_mutex_init(run->lock, NULL);
+        pthread_mutex_lock(run->lock);
+        s_work(run, (struct s_unit){0});
+        pthread_mutex_unlock(run->lock);
+        pthread_mutex_destroy(run->lock);
+    }
     run->sched_count = 0;
 }
 

@@ -401,6 +401,63 @@ class Fanout(Base):
         self.assertEqual(len(calls), 60)
         self.assertLessEqual(max(c["inflight"] for c in calls), 6, r.stderr.decode())
 
+    def test_pool_sizes_and_runs(self):
+        # The pool recruits a thread per unit that may start: 1, 2 and 16
+        # threads at most; runs of 1 unit, of calls that end before a recruit
+        # could start (the file plugin's), of a slow and an ordered target
+        # together; warm runs reusing the threads (--repeat), and the engine
+        # destroyed with them idle at exit. A lost wakeup hangs (timeout), a
+        # lost unit loses records.
+        fast = [("k%d" % i, b"r%d" % i) for i in range(40)]
+        slow = [("k%d" % i, b"sleep:2:%d" % i) for i in range(12)]
+        for par in ("1", "2", "16"):
+            for recs in (fast[:1], fast[:3], fast, slow):
+                with self.subTest(max_parallel=par, records=len(recs)):
+                    for name in ("a.log", "b.log", "c.jsonl"):
+                        if os.path.exists(self.path(name)):
+                            os.unlink(self.path(name))
+                    maps = [mapping("a", "flaky", self.path("a.log")),
+                            mapping("b", "flaky", self.path("b.log"), parallel=False),
+                            mapping("c", "file", "c.jsonl")]
+                    r = self.invoke(maps, kinesis_event(recs), extra=["--repeat", "3"],
+                                    env={"FANOUT_MAX_PARALLEL": par})
+                    self.assertEqual(r.returncode, 0, r.stderr.decode())
+                    want = sorted([b.decode() for _, b in recs] * 3)
+                    for name in ("a.log", "b.log"):
+                        self.assertEqual(sorted(c["body"] for c in self.lines(name)), want)
+                        self.assertLessEqual(max(c["inflight"] for c in self.lines(name)),
+                                             int(par))
+                    self.assertEqual(sorted(x["data"] for x in self.lines("c.jsonl")), want)
+
+    def test_fast_failures_do_not_set_the_pace(self):
+        # A flat 100 ms destination that refuses some calls whole at once
+        # (an error for every message, first): those answers say nothing of
+        # its pace, so the fastest answer is a delivered call's and the
+        # limit still rises to FANOUT_MAX_PARALLEL. Counted, their few
+        # microseconds would be the fastest answer, every 100 ms call would
+        # look queued, and the limit would fall to 1.
+        log = self.path("flaky.log")
+        recs = []
+        for call in range(30):  # 2 messages a call
+            body = (b"fatal:x" if call < 2 else b"retry:1:x" if call % 4 == 0
+                    else b"sleep:50:")
+            recs += [("k%d" % len(recs), body), ("k%d" % (len(recs) + 1), body)]
+        r = self.invoke([mapping("f", "flaky", log)], kinesis_event(recs),
+                        env={"FANOUT_MAX_PARALLEL": "6", "FANOUT_LOG_LEVEL": "debug"})
+        err = r.stderr.decode()
+        self.assertEqual(r.returncode, 1, err)
+        calls = self.lines("flaky.log")
+        self.assertEqual(sum(1 for c in calls if c["body"] == "fatal:x"), 4)
+        self.assertEqual(sorted(c["attempt"] for c in calls if c["body"] == "retry:1:x"),
+                         [1] * 14 + [2] * 14)
+        m = re.search(r"30 calls to \S+, up to (\d+) in flight at once \(limit (\d+), "
+                      r"fastest answer (\d+) us", err)
+        self.assertIsNotNone(m, err)
+        self.assertGreaterEqual(int(m.group(3)), 90000, err)
+        self.assertGreater(int(m.group(2)), 1, err)
+        self.assertGreaterEqual(int(m.group(1)), 5, err)
+        self.assertGreaterEqual(max(c["inflight"] for c in calls), 5, err)
+
     def test_one_bad_target_does_not_hurt_the_others(self):
         log = self.path("flaky.log")
         recs = [("a", b"fatal:x"), ("b", b"y")]
