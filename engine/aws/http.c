@@ -117,6 +117,9 @@ static int s_proxy_env;
 static struct s_insecure_host s_insecure[HTTP_MAX_INSECURE];
 static size_t s_insecure_count;
 
+/* Requests of one call kept on the caller's stack (more: allocated) */
+#define S_LOCAL_XFERS 4
+
 /* One request of a call in flight. */
 struct s_xfer {
     const struct fanout_http_request *req;
@@ -392,10 +395,12 @@ void fanout_http_global_cleanup(void)
 
 /* The sockets one call waits on, with the events libcurl wants (its
  * CURLMOPT_SOCKETFUNCTION); its timer is read with curl_multi_timeout. */
+#define S_LOOP_FDS 8 /* sockets tracked without an allocation */
 struct s_loop {
-    struct pollfd *fds;
+    struct pollfd *fds; /* `local`, or allocated when more are needed */
     size_t count, cap;
     int no_mem;
+    struct pollfd local[S_LOOP_FDS];
 };
 
 static int s_on_socket(CURL *e, curl_socket_t fd, int what, void *ud, void *sockp)
@@ -415,12 +420,15 @@ static int s_on_socket(CURL *e, curl_socket_t fd, int what, void *ud, void *sock
     }
     if (i == l->count) {
         if (l->count == l->cap) {
-            size_t cap = l->cap ? l->cap * 2 : 8;
-            struct pollfd *f = realloc(l->fds, cap * sizeof *f);
+            size_t cap = l->cap * 2;
+            struct pollfd *f = malloc(cap * sizeof *f);
             if (!f) {
                 l->no_mem = 1;
                 return -1;
             }
+            memcpy(f, l->fds, l->count * sizeof *f);
+            if (l->fds != l->local)
+                free(l->fds);
             l->fds = f;
             l->cap = cap;
         }
@@ -1178,16 +1186,25 @@ void fanout_http_perform(const struct fanout_http_request *const *reqs,
             s_fail(resps[i], FANOUT_HTTP_OTHER, why);
         return;
     }
-    struct s_xfer *xs = calloc(n, sizeof *xs);
+    /* a call of a few requests keeps them on the stack */
+    struct s_xfer local[S_LOCAL_XFERS];
+    struct s_xfer *xs = n <= S_LOCAL_XFERS ? local : calloc(n, sizeof *xs);
+    if (xs == local)
+        memset(local, 0, n * sizeof *xs);
     CURLM *m = xs ? s_take_multi() : NULL;
     if (!m) {
         for (size_t i = 0; i < n; i++)
             s_fail(resps[i], FANOUT_HTTP_OTHER, "out of memory");
-        free(xs);
+        if (xs != local)
+            free(xs);
         return;
     }
 
-    struct s_loop loop = {0};
+    struct s_loop loop;
+    loop.fds = loop.local;
+    loop.count = 0;
+    loop.cap = S_LOOP_FDS;
+    loop.no_mem = 0;
     curl_multi_setopt(m, CURLMOPT_SOCKETDATA, &loop);
     size_t active = 0;
     for (size_t i = 0; i < n; i++) {
@@ -1208,7 +1225,8 @@ void fanout_http_perform(const struct fanout_http_request *const *reqs,
     /* libcurl enforces each request's timeouts through its timer */
     int broken = s_run(m, &loop, &active) != 0;
     curl_multi_setopt(m, CURLMOPT_SOCKETDATA, NULL);
-    free(loop.fds);
+    if (loop.fds != loop.local)
+        free(loop.fds);
 
     for (size_t i = 0; i < n; i++) {
         if (!xs[i].done)
@@ -1219,5 +1237,6 @@ void fanout_http_perform(const struct fanout_http_request *const *reqs,
         curl_multi_cleanup(m);
     else
         s_give_multi(m);
-    free(xs);
+    if (xs != local)
+        free(xs);
 }
