@@ -1417,26 +1417,54 @@ static void s_expect_tunnel(struct fanout_http_response *r, const char *what)
 #define S_HTTP_URL  "http://fanout-proxy-test.invalid/via-proxy?x=1"
 #define S_HTTPS_URL "https://fanout-proxy-test.invalid/via-proxy"
 
-START_TEST(test_proxy_from_environment)
+/* Proxy variables set one at a time, each followed (when `url` is set)
+ * by a request after a fresh init and where it went. */
+enum s_route { S_PROXIED, S_DIRECT, S_TUNNEL };
+struct s_proxy_step {
+    const char *name;
+    const char *value; /* "@": the chaos server; "!": S_DEAD_PROXY; NULL: unset */
+    const char *method, *url;
+    enum s_route route;
+    const char *what;
+};
+
+static void s_proxy_steps(const struct s_proxy_step *steps, size_t n)
 {
     char proxy[64];
     s_proxy_url(proxy, sizeof proxy);
-    struct fanout_http_response r = {0};
-    setenv("http_proxy", proxy, 1);
-    s_env_request("GET", S_HTTP_URL, &r);
-    s_expect_proxied(&r, S_HTTP_URL, "http_proxy");
+    for (size_t i = 0; i < n; i++) {
+        const struct s_proxy_step *st = &steps[i];
+        if (!st->value)
+            unsetenv(st->name);
+        else
+            setenv(st->name,
+                   strcmp(st->value, "@") == 0   ? proxy
+                   : strcmp(st->value, "!") == 0 ? S_DEAD_PROXY
+                                                 : st->value,
+                   1);
+        if (!st->url)
+            continue;
+        struct fanout_http_response r = {0};
+        s_env_request(st->method, st->url, &r);
+        if (st->route == S_PROXIED)
+            s_expect_proxied(&r, st->url, st->what);
+        else if (st->route == S_DIRECT)
+            s_expect_direct(&r, st->what);
+        else
+            s_expect_tunnel(&r, st->what);
+    }
+}
 
-    /* NO_PROXY: straight to a host that does not resolve */
-    setenv("NO_PROXY", ".invalid", 1);
-    s_env_request("GET", S_HTTP_URL, &r);
-    s_expect_direct(&r, "NO_PROXY");
-    /* no_proxy first */
-    setenv("no_proxy", "other.example", 1);
-    s_env_request("GET", S_HTTP_URL, &r);
-    s_expect_proxied(&r, S_HTTP_URL, "no_proxy before NO_PROXY");
-    setenv("no_proxy", "*", 1);
-    s_env_request("GET", S_HTTP_URL, &r);
-    s_expect_direct(&r, "no_proxy *");
+START_TEST(test_proxy_from_environment)
+{
+    static const struct s_proxy_step steps[] = {
+        {"http_proxy", "@", "GET", S_HTTP_URL, S_PROXIED, "http_proxy"},
+        /* NO_PROXY: straight to a host that does not resolve */
+        {"NO_PROXY", ".invalid", "GET", S_HTTP_URL, S_DIRECT, "NO_PROXY"},
+        {"no_proxy", "other.example", "GET", S_HTTP_URL, S_PROXIED, "no_proxy first"},
+        {"no_proxy", "*", "GET", S_HTTP_URL, S_DIRECT, "no_proxy *"},
+    };
+    s_proxy_steps(steps, sizeof steps / sizeof steps[0]);
 }
 END_TEST
 
@@ -1444,29 +1472,19 @@ END_TEST
  * ALL_PROXY; an empty variable counts as unset. */
 START_TEST(test_proxy_env_order_http)
 {
-    char proxy[64];
-    s_proxy_url(proxy, sizeof proxy);
-    struct fanout_http_response r = {0};
-    setenv("HTTP_PROXY", proxy, 1);
-    setenv("https_proxy", proxy, 1);
-    s_env_request("GET", S_HTTP_URL, &r);
-    s_expect_direct(&r, "HTTP_PROXY or https_proxy for http");
-
-    setenv("ALL_PROXY", proxy, 1);
-    s_env_request("GET", S_HTTP_URL, &r);
-    s_expect_proxied(&r, S_HTTP_URL, "ALL_PROXY");
-    setenv("ALL_PROXY", S_DEAD_PROXY, 1);
-    setenv("all_proxy", proxy, 1);
-    s_env_request("GET", S_HTTP_URL, &r);
-    s_expect_proxied(&r, S_HTTP_URL, "all_proxy before ALL_PROXY");
-    setenv("all_proxy", S_DEAD_PROXY, 1);
-    setenv("http_proxy", proxy, 1);
-    s_env_request("POST", S_HTTP_URL, &r);
-    s_expect_proxied(&r, S_HTTP_URL, "http_proxy before all_proxy");
-    setenv("http_proxy", "", 1);
-    setenv("all_proxy", proxy, 1);
-    s_env_request("GET", S_HTTP_URL, &r);
-    s_expect_proxied(&r, S_HTTP_URL, "empty http_proxy");
+    static const struct s_proxy_step steps[] = {
+        {"HTTP_PROXY", "@", NULL, NULL, S_DIRECT, NULL},
+        {"https_proxy", "@", "GET", S_HTTP_URL, S_DIRECT,
+         "HTTP_PROXY, https_proxy for http"},
+        {"ALL_PROXY", "@", "GET", S_HTTP_URL, S_PROXIED, "ALL_PROXY"},
+        {"ALL_PROXY", "!", NULL, NULL, S_DIRECT, NULL},
+        {"all_proxy", "@", "GET", S_HTTP_URL, S_PROXIED, "all_proxy before ALL_PROXY"},
+        {"all_proxy", "!", NULL, NULL, S_DIRECT, NULL},
+        {"http_proxy", "@", "POST", S_HTTP_URL, S_PROXIED, "http_proxy before all_proxy"},
+        {"all_proxy", "@", NULL, NULL, S_DIRECT, NULL},
+        {"http_proxy", "", "GET", S_HTTP_URL, S_PROXIED, "empty http_proxy"},
+    };
+    s_proxy_steps(steps, sizeof steps / sizeof steps[0]);
 }
 END_TEST
 
@@ -1474,28 +1492,19 @@ END_TEST
  * asked for a tunnel. */
 START_TEST(test_proxy_env_order_https)
 {
-    char proxy[64];
-    s_proxy_url(proxy, sizeof proxy);
-    struct fanout_http_response r = {0};
-    setenv("http_proxy", proxy, 1);
-    s_env_request("GET", S_HTTPS_URL, &r);
-    s_expect_direct(&r, "http_proxy for https");
-
-    setenv("HTTPS_PROXY", proxy, 1);
-    s_env_request("GET", S_HTTPS_URL, &r);
-    s_expect_tunnel(&r, "HTTPS_PROXY");
-    setenv("HTTPS_PROXY", S_DEAD_PROXY, 1);
-    setenv("https_proxy", proxy, 1);
-    s_env_request("POST", S_HTTPS_URL, &r);
-    s_expect_tunnel(&r, "https_proxy before HTTPS_PROXY");
-    unsetenv("https_proxy");
-    unsetenv("HTTPS_PROXY");
-    setenv("ALL_PROXY", proxy, 1);
-    s_env_request("GET", S_HTTPS_URL, &r);
-    s_expect_tunnel(&r, "ALL_PROXY for https");
-    setenv("NO_PROXY", "fanout-proxy-test.invalid", 1);
-    s_env_request("GET", S_HTTPS_URL, &r);
-    s_expect_direct(&r, "NO_PROXY for https");
+    static const struct s_proxy_step steps[] = {
+        {"http_proxy", "@", "GET", S_HTTPS_URL, S_DIRECT, "http_proxy for https"},
+        {"HTTPS_PROXY", "@", "GET", S_HTTPS_URL, S_TUNNEL, "HTTPS_PROXY"},
+        {"HTTPS_PROXY", "!", NULL, NULL, S_DIRECT, NULL},
+        {"https_proxy", "@", "POST", S_HTTPS_URL, S_TUNNEL,
+         "https_proxy before HTTPS_PROXY"},
+        {"https_proxy", NULL, NULL, NULL, S_DIRECT, NULL},
+        {"HTTPS_PROXY", NULL, NULL, NULL, S_DIRECT, NULL},
+        {"ALL_PROXY", "@", "GET", S_HTTPS_URL, S_TUNNEL, "ALL_PROXY for https"},
+        {"NO_PROXY", "fanout-proxy-test.invalid", "GET", S_HTTPS_URL, S_DIRECT,
+         "NO_PROXY for https"},
+    };
+    s_proxy_steps(steps, sizeof steps / sizeof steps[0]);
 }
 END_TEST
 
