@@ -97,15 +97,28 @@ static pthread_mutex_t s_share_locks[CURL_LOCK_DATA_LAST];
 static CURLM *s_idle_multis[HTTP_IDLE_MULTIS];
 static size_t s_idle_multi_count;
 static CURL *s_idle_easies[HTTP_IDLE_EASIES];
-/* 1: that idle handle is set up for a verified POST with a body (the
- * options every such request shares are set; the request's own are
- * cleared), so the next such request sets only its own (see s_prepare) */
+/* Non-zero: that idle handle is set up for a verified POST with a body
+ * to a URL of that scheme (S_POST_HTTP or S_POST_HTTPS: the options every
+ * such request shares are set; the request's own are cleared), so the next
+ * such request sets only its own (see s_prepare) */
 static int s_idle_posts[HTTP_IDLE_EASIES];
 static struct s_url s_idle_urls[HTTP_IDLE_EASIES];
 static size_t s_idle_easy_count;
 static char *s_ca_bundle;
+/* The proxy each scheme ([0] http, [1] https) takes and the hosts that go
+ * straight, read from the environment at init as libcurl 7.88 would per
+ * transfer (detect_proxy and create_conn_helper_init_proxy in its url.c)
+ * and set on each handle: libcurl then reads no variable (six getenv
+ * calls and their copies a request). NULL: none. s_proxy_env: the
+ * variables could not be copied; libcurl reads them itself. */
+static char *s_proxy[2];
+static char *s_no_proxy;
+static int s_proxy_env;
 static struct s_insecure_host s_insecure[HTTP_MAX_INSECURE];
 static size_t s_insecure_count;
+
+/* Requests of one call kept on the caller's stack (more: allocated) */
+#define S_LOCAL_XFERS 4
 
 /* One request of a call in flight. */
 struct s_xfer {
@@ -116,13 +129,16 @@ struct s_xfer {
     struct curl_slist *headers;
     size_t header_cap;
     int is_head; /* no body comes, whatever Content-Length says */
-    int post;    /* a verified POST with a body: the handle goes back set up */
+    int post;    /* a verified POST with a body: the handle goes back set up
+                  * (S_POST_HTTP or S_POST_HTTPS), else 0 */
     int added;   /* in the multi handle */
     int done;    /* resp filled */
     int too_big; /* refused: body over HTTP_MAX_BODY_BYTES */
     int no_mem;
     char errbuf[CURL_ERROR_SIZE];
 };
+
+enum { S_POST_HTTP = 1, S_POST_HTTPS = 2 };
 
 static void s_url_free(struct s_url *u)
 {
@@ -202,11 +218,58 @@ static int s_parse_insecure(const char *s, size_t n, struct s_insecure_host *out
     return 0;
 }
 
+/* The first of the variables `names` (NULL-terminated) set to a non-empty
+ * value, copied, as libcurl's curl_getenv reads one (an empty value counts
+ * as unset); *no_mem is set when the copy failed. */
+static char *s_env_first(const char *const *names, int *no_mem)
+{
+    for (; *names; names++) {
+        const char *v = getenv(*names);
+        if (v && *v) {
+            char *c = strdup(v);
+            if (!c)
+                *no_mem = 1;
+            return c;
+        }
+    }
+    return NULL;
+}
+
+static void s_free_proxy(void)
+{
+    free(s_proxy[0]);
+    free(s_proxy[1]);
+    free(s_no_proxy);
+    s_proxy[0] = s_proxy[1] = s_no_proxy = NULL;
+    s_proxy_env = 0;
+}
+
+/* libcurl 7.88's order: <scheme>_proxy in lowercase, its uppercase form
+ * but for http (HTTP_PROXY can be set by a CGI request's Proxy: header),
+ * then all_proxy, ALL_PROXY; no_proxy, then NO_PROXY. */
+static void s_read_proxy(void)
+{
+    static const char *const http[] = {"http_proxy", "all_proxy", "ALL_PROXY", NULL};
+    static const char *const https[] = {"https_proxy", "HTTPS_PROXY", "all_proxy",
+                                        "ALL_PROXY", NULL};
+    static const char *const none[] = {"no_proxy", "NO_PROXY", NULL};
+    int no_mem = 0;
+    s_free_proxy();
+    s_proxy[0] = s_env_first(http, &no_mem);
+    s_proxy[1] = s_env_first(https, &no_mem);
+    s_no_proxy = s_env_first(none, &no_mem);
+    if (no_mem) {
+        s_free_proxy();
+        s_proxy_env = 1;
+    }
+}
+
 static void s_read_env(void)
 {
     const char *ca = getenv("FANOUT_CA_BUNDLE");
     free(s_ca_bundle);
     s_ca_bundle = ca && *ca ? strdup(ca) : NULL;
+    s_read_proxy();
 
     s_insecure_count = 0;
     const char *list = getenv("FANOUT_TLS_INSECURE_HOSTS");
@@ -302,6 +365,7 @@ void fanout_http_global_cleanup(void)
     }
     free(s_ca_bundle);
     s_ca_bundle = NULL;
+    s_free_proxy();
     s_insecure_count = 0;
     if (!s_curl_up) {
         pthread_mutex_unlock(&s_lock);
@@ -331,10 +395,12 @@ void fanout_http_global_cleanup(void)
 
 /* The sockets one call waits on, with the events libcurl wants (its
  * CURLMOPT_SOCKETFUNCTION); its timer is read with curl_multi_timeout. */
+#define S_LOOP_FDS 8 /* sockets tracked without an allocation */
 struct s_loop {
-    struct pollfd *fds;
+    struct pollfd *fds; /* `local`, or allocated when more are needed */
     size_t count, cap;
     int no_mem;
+    struct pollfd local[S_LOOP_FDS];
 };
 
 static int s_on_socket(CURL *e, curl_socket_t fd, int what, void *ud, void *sockp)
@@ -354,12 +420,15 @@ static int s_on_socket(CURL *e, curl_socket_t fd, int what, void *ud, void *sock
     }
     if (i == l->count) {
         if (l->count == l->cap) {
-            size_t cap = l->cap ? l->cap * 2 : 8;
-            struct pollfd *f = realloc(l->fds, cap * sizeof *f);
+            size_t cap = l->cap * 2;
+            struct pollfd *f = malloc(cap * sizeof *f);
             if (!f) {
                 l->no_mem = 1;
                 return -1;
             }
+            memcpy(f, l->fds, l->count * sizeof *f);
+            if (l->fds != l->local)
+                free(l->fds);
             l->fds = f;
             l->cap = cap;
         }
@@ -815,8 +884,10 @@ static int s_prepare(struct s_xfer *x)
     CURLcode cc = CURLE_OK;
     x->errbuf[0] = 0;
     int insecure = https && (q->tls_no_verify || s_is_insecure(x->url.host, x->url.port));
-    x->post = has_body && !insecure && strcmp(method, "POST") == 0;
-    if (x->post && was_post) {
+    x->post = has_body && !insecure && strcmp(method, "POST") == 0
+                  ? (https ? S_POST_HTTPS : S_POST_HTTP)
+                  : 0;
+    if (x->post && was_post == x->post) {
         /* set up by an earlier verified POST (s_give_easy): this
          * request's own options only, each one s_give_easy cleared or
          * that differs between requests */
@@ -868,8 +939,12 @@ static int s_prepare(struct s_xfer *x)
      * RSS -0.9 MB). The receive buffer stays at its 16 KiB: 4 KiB saved
      * nothing measurable. */
     S_SET(CURLOPT_UPLOAD_BUFFERSIZE, HTTP_UPLOAD_BUFFER);
-    /* proxies: CURLOPT_PROXY left unset, so libcurl reads http_proxy,
-     * HTTPS_PROXY, ALL_PROXY and NO_PROXY itself */
+    /* proxies: as read at init (s_read_proxy); "" is none, where libcurl
+     * reads no variable */
+    if (!s_proxy_env) {
+        S_SET(CURLOPT_PROXY, s_proxy[https] ? s_proxy[https] : "");
+        S_SET(CURLOPT_NOPROXY, s_no_proxy ? s_no_proxy : "");
+    }
     S_SET(CURLOPT_SSL_VERIFYPEER, insecure ? 0L : 1L);
     S_SET(CURLOPT_SSL_VERIFYHOST, insecure ? 0L : 2L);
     if (cc == CURLE_OK && !insecure &&
@@ -1111,16 +1186,25 @@ void fanout_http_perform(const struct fanout_http_request *const *reqs,
             s_fail(resps[i], FANOUT_HTTP_OTHER, why);
         return;
     }
-    struct s_xfer *xs = calloc(n, sizeof *xs);
+    /* a call of a few requests keeps them on the stack */
+    struct s_xfer local[S_LOCAL_XFERS];
+    struct s_xfer *xs = n <= S_LOCAL_XFERS ? local : calloc(n, sizeof *xs);
+    if (xs == local)
+        memset(local, 0, n * sizeof *xs);
     CURLM *m = xs ? s_take_multi() : NULL;
     if (!m) {
         for (size_t i = 0; i < n; i++)
             s_fail(resps[i], FANOUT_HTTP_OTHER, "out of memory");
-        free(xs);
+        if (xs != local)
+            free(xs);
         return;
     }
 
-    struct s_loop loop = {0};
+    struct s_loop loop;
+    loop.fds = loop.local;
+    loop.count = 0;
+    loop.cap = S_LOOP_FDS;
+    loop.no_mem = 0;
     curl_multi_setopt(m, CURLMOPT_SOCKETDATA, &loop);
     size_t active = 0;
     for (size_t i = 0; i < n; i++) {
@@ -1141,7 +1225,8 @@ void fanout_http_perform(const struct fanout_http_request *const *reqs,
     /* libcurl enforces each request's timeouts through its timer */
     int broken = s_run(m, &loop, &active) != 0;
     curl_multi_setopt(m, CURLMOPT_SOCKETDATA, NULL);
-    free(loop.fds);
+    if (loop.fds != loop.local)
+        free(loop.fds);
 
     for (size_t i = 0; i < n; i++) {
         if (!xs[i].done)
@@ -1152,5 +1237,6 @@ void fanout_http_perform(const struct fanout_http_request *const *reqs,
         curl_multi_cleanup(m);
     else
         s_give_multi(m);
-    free(xs);
+    if (xs != local)
+        free(xs);
 }

@@ -62,8 +62,10 @@ void fanout_http_global_cleanup(void);
  * Connections are reused across calls and threads. TLS verification is on;
  * hosts listed in FANOUT_TLS_INSECURE_HOSTS (comma-separated host[:port])
  * skip it (test servers only); FANOUT_CA_BUNDLE names a CA file to trust
- * instead of the system's. Proxies follow the standard variables
- * (HTTPS_PROXY, NO_PROXY...). */
+ * instead of the system's. Proxies follow the standard variables as
+ * libcurl reads them (http_proxy; https_proxy or HTTPS_PROXY; all_proxy or
+ * ALL_PROXY; no_proxy or NO_PROXY), read like the others by the first
+ * fanout_http_global_init. */
 void fanout_http_perform(const struct fanout_http_request *const *reqs,
                          struct fanout_http_response *const *resps, size_t n);
 

@@ -24,6 +24,8 @@ Paths (any method; the request body is always read first):
   /big/<bytes>     a body of that many bytes, byte i being i % 251
                    (?chunked=1: chunked, without a Content-Length)
   /echo-body       the request body, as sent
+  CONNECT          (as a proxy asked to tunnel) refused with 403 and
+                   counted in connects, the target kept in lastConnect
   /stats           the counters, as JSON (not counted)
   /control/reset-counters
                    zero the counters (not counted)
@@ -38,7 +40,8 @@ connections accepted), connections (connections whose first counted request
 came: a connection reused after a reset is not counted again, so 0 says no
 new connection carried a request), requests (counted requests),
 inflight, maxInflight (most counted requests in progress at once), keys
-(throttle and fail counts per key).
+(throttle and fail counts per key), connects (CONNECT requests) and
+lastConnect (the last one's host:port).
 
 Options: --tls CERT KEY, --parent-pid PID (exit when that process is gone),
 --max-lifetime S (exit after S seconds whatever happens: a backstop so a
@@ -78,6 +81,8 @@ class Counters:
         self.inflight = 0
         self.max_inflight = 0
         self.keys = {}
+        self.connects = 0
+        self.last_connect = ""
 
     def as_dict(self):
         return {
@@ -87,6 +92,8 @@ class Counters:
             "inflight": self.inflight,
             "maxInflight": self.max_inflight,
             "keys": dict(self.keys),
+            "connects": self.connects,
+            "lastConnect": self.last_connect,
         }
 
 
@@ -120,6 +127,14 @@ class Handler(BaseHTTPRequestHandler):
         self._dispatch()
 
     do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET
+
+    def do_CONNECT(self):
+        c = self.server.counters
+        with c.lock:
+            c.connects += 1
+            c.last_connect = self.path
+        self.close_connection = True
+        self._send(403, b"{}")
 
     def _dispatch(self):
         body = serve.read_body(self)

@@ -1346,31 +1346,197 @@ END_TEST
 
 /* ---- environment, logging, lifecycle ------------------------------------------ */
 
-START_TEST(test_proxy_from_environment)
+/* A proxy that does not resolve: a request sent to it fails. */
+#define S_DEAD_PROXY "http://fanout-dead-proxy.invalid:8080"
+
+/* The chaos server's URL, as a proxy. */
+static const char *s_proxy_url(char *buf, size_t len)
 {
-    /* the chaos server as an HTTP proxy: it sees the absolute URL */
-    char proxy[64];
-    snprintf(proxy, sizeof proxy, "http://127.0.0.1:%d", s_t.plain.port);
-    setenv("http_proxy", proxy, 1);
+    snprintf(buf, len, "http://127.0.0.1:%d", s_t.plain.port);
+    return buf;
+}
+
+/* `method` `url` after a fresh init (the environment is read there), the
+ * chaos server's counters zeroed first. */
+static void s_env_request(const char *method, const char *url,
+                          struct fanout_http_response *r)
+{
+    s_reinit();
+    s_reset_counters(&s_t.plain, 0);
     struct fanout_http_request q = {
-        .method = "GET",
-        .url = "http://fanout-proxy-test.invalid/via-proxy?x=1",
+        .method = method,
+        .url = url,
+        .body = (const uint8_t *)"{}",
+        .body_len = strcmp(method, "POST") == 0 ? 2 : 0,
         .timeout_ms = S_OK_WAIT_MS,
     };
-    struct fanout_http_response r = {0};
-    s_perform1(&q, &r);
-    ck_assert_msg(r.error == FANOUT_HTTP_OK, "%s", r.error_text);
-    ck_assert_int_eq(r.status, 200);
-    json_t *d = s_body_json(&r);
-    ck_assert_str_eq(s_jstr(d, "target"), "http://fanout-proxy-test.invalid/via-proxy?x=1");
+    if (!q.body_len)
+        q.body = NULL;
+    s_perform1(&q, r);
+}
+
+/* The request went through the chaos server as a proxy (an HTTP URL):
+ * the answer is its echo of the absolute URL. */
+static void s_expect_proxied(struct fanout_http_response *r, const char *url,
+                             const char *what)
+{
+    ck_assert_msg(r->error == FANOUT_HTTP_OK, "%s: %s", what, r->error_text);
+    ck_assert_int_eq(r->status, 200);
+    json_t *d = s_body_json(r);
+    ck_assert_msg(strcmp(s_jstr(d, "target"), url) == 0, "%s: target %s", what,
+                  s_jstr(d, "target"));
     ck_assert_str_eq(s_jheader(d, "host"), "fanout-proxy-test.invalid");
     json_decref(d);
+    fanout_http_response_clean_up(r);
+}
 
-    /* NO_PROXY: straight to a host that does not resolve */
-    setenv("NO_PROXY", ".invalid", 1);
+/* The request went straight to its host, which does not resolve: the
+ * chaos server saw neither a request nor a CONNECT. */
+static void s_expect_direct(struct fanout_http_response *r, const char *what)
+{
+    s_expect_error(r, FANOUT_HTTP_CONNECT, what);
+    ck_assert_msg(strstr(r->error_text, "fanout-proxy-test.invalid") != NULL, "%s: %s",
+                  what, r->error_text);
+    ck_assert_int_eq(s_stat(&s_t.plain, 0, "requests"), 0);
+    ck_assert_int_eq(s_stat(&s_t.plain, 0, "connects"), 0);
+    fanout_http_response_clean_up(r);
+}
+
+/* An HTTPS request asked the chaos server for a tunnel (refused). */
+static void s_expect_tunnel(struct fanout_http_response *r, const char *what)
+{
+    ck_assert_msg(r->error != FANOUT_HTTP_OK && r->status == 0, "%s: status %ld", what,
+                  r->status);
+    ck_assert_int_eq(s_stat(&s_t.plain, 0, "connects"), 1);
+    json_t *doc = s_control(&s_t.plain, 0, "/stats");
+    ck_assert_str_eq(s_jstr(doc, "lastConnect"), "fanout-proxy-test.invalid:443");
+    json_decref(doc);
+    fanout_http_response_clean_up(r);
+}
+
+#define S_HTTP_URL  "http://fanout-proxy-test.invalid/via-proxy?x=1"
+#define S_HTTPS_URL "https://fanout-proxy-test.invalid/via-proxy"
+
+/* Proxy variables set one at a time, each followed (when `url` is set)
+ * by a request after a fresh init and where it went. */
+enum s_route { S_PROXIED, S_DIRECT, S_TUNNEL };
+struct s_proxy_step {
+    const char *name;
+    const char *value; /* "@": the chaos server; "!": S_DEAD_PROXY; NULL: unset */
+    const char *method, *url;
+    enum s_route route;
+    const char *what;
+};
+
+static void s_proxy_steps(const struct s_proxy_step *steps, size_t n)
+{
+    char proxy[64];
+    s_proxy_url(proxy, sizeof proxy);
+    for (size_t i = 0; i < n; i++) {
+        const struct s_proxy_step *st = &steps[i];
+        if (!st->value)
+            unsetenv(st->name);
+        else
+            setenv(st->name,
+                   strcmp(st->value, "@") == 0   ? proxy
+                   : strcmp(st->value, "!") == 0 ? S_DEAD_PROXY
+                                                 : st->value,
+                   1);
+        if (!st->url)
+            continue;
+        struct fanout_http_response r = {0};
+        s_env_request(st->method, st->url, &r);
+        if (st->route == S_PROXIED)
+            s_expect_proxied(&r, st->url, st->what);
+        else if (st->route == S_DIRECT)
+            s_expect_direct(&r, st->what);
+        else
+            s_expect_tunnel(&r, st->what);
+    }
+}
+
+START_TEST(test_proxy_from_environment)
+{
+    static const struct s_proxy_step steps[] = {
+        {"http_proxy", "@", "GET", S_HTTP_URL, S_PROXIED, "http_proxy"},
+        /* NO_PROXY: straight to a host that does not resolve */
+        {"NO_PROXY", ".invalid", "GET", S_HTTP_URL, S_DIRECT, "NO_PROXY"},
+        {"no_proxy", "other.example", "GET", S_HTTP_URL, S_PROXIED, "no_proxy first"},
+        {"no_proxy", "*", "GET", S_HTTP_URL, S_DIRECT, "no_proxy *"},
+    };
+    s_proxy_steps(steps, sizeof steps / sizeof steps[0]);
+}
+END_TEST
+
+/* libcurl's order for http: http_proxy (never HTTP_PROXY), all_proxy,
+ * ALL_PROXY; an empty variable counts as unset. */
+START_TEST(test_proxy_env_order_http)
+{
+    static const struct s_proxy_step steps[] = {
+        {"HTTP_PROXY", "@", NULL, NULL, S_DIRECT, NULL},
+        {"https_proxy", "@", "GET", S_HTTP_URL, S_DIRECT,
+         "HTTP_PROXY, https_proxy for http"},
+        {"ALL_PROXY", "@", "GET", S_HTTP_URL, S_PROXIED, "ALL_PROXY"},
+        {"ALL_PROXY", "!", NULL, NULL, S_DIRECT, NULL},
+        {"all_proxy", "@", "GET", S_HTTP_URL, S_PROXIED, "all_proxy before ALL_PROXY"},
+        {"all_proxy", "!", NULL, NULL, S_DIRECT, NULL},
+        {"http_proxy", "@", "POST", S_HTTP_URL, S_PROXIED, "http_proxy before all_proxy"},
+        {"all_proxy", "@", NULL, NULL, S_DIRECT, NULL},
+        {"http_proxy", "", "GET", S_HTTP_URL, S_PROXIED, "empty http_proxy"},
+    };
+    s_proxy_steps(steps, sizeof steps / sizeof steps[0]);
+}
+END_TEST
+
+/* https: https_proxy, HTTPS_PROXY, then all_proxy, ALL_PROXY; the proxy is
+ * asked for a tunnel. */
+START_TEST(test_proxy_env_order_https)
+{
+    static const struct s_proxy_step steps[] = {
+        {"http_proxy", "@", "GET", S_HTTPS_URL, S_DIRECT, "http_proxy for https"},
+        {"HTTPS_PROXY", "@", "GET", S_HTTPS_URL, S_TUNNEL, "HTTPS_PROXY"},
+        {"HTTPS_PROXY", "!", NULL, NULL, S_DIRECT, NULL},
+        {"https_proxy", "@", "POST", S_HTTPS_URL, S_TUNNEL,
+         "https_proxy before HTTPS_PROXY"},
+        {"https_proxy", NULL, NULL, NULL, S_DIRECT, NULL},
+        {"HTTPS_PROXY", NULL, NULL, NULL, S_DIRECT, NULL},
+        {"ALL_PROXY", "@", "GET", S_HTTPS_URL, S_TUNNEL, "ALL_PROXY for https"},
+        {"NO_PROXY", "fanout-proxy-test.invalid", "GET", S_HTTPS_URL, S_DIRECT,
+         "NO_PROXY for https"},
+    };
+    s_proxy_steps(steps, sizeof steps / sizeof steps[0]);
+}
+END_TEST
+
+/* A handle set up for POSTs to one scheme takes the other scheme's proxy
+ * when it next posts to the other. */
+START_TEST(test_proxy_per_scheme_on_reuse)
+{
+    char proxy[64];
+    s_proxy_url(proxy, sizeof proxy);
+    struct fanout_http_response r = {0};
+    setenv("http_proxy", proxy, 1);
+    s_env_request("POST", S_HTTP_URL, &r);
+    s_expect_proxied(&r, S_HTTP_URL, "http first");
+    struct fanout_http_request q = {.method = "POST",
+                                    .url = S_HTTPS_URL,
+                                    .body = (const uint8_t *)"{}",
+                                    .body_len = 2,
+                                    .timeout_ms = S_OK_WAIT_MS};
+    s_reset_counters(&s_t.plain, 0);
     s_perform1(&q, &r);
-    s_expect_error(&r, FANOUT_HTTP_CONNECT, "no proxy");
-    fanout_http_response_clean_up(&r);
+    s_expect_direct(&r, "https after http");
+    q.url = S_HTTP_URL;
+    s_perform1(&q, &r);
+    s_expect_proxied(&r, S_HTTP_URL, "http after https");
+
+    unsetenv("http_proxy");
+    setenv("https_proxy", proxy, 1);
+    s_env_request("POST", S_HTTPS_URL, &r);
+    s_expect_tunnel(&r, "https first");
+    s_reset_counters(&s_t.plain, 0);
+    s_perform1(&q, &r);
+    s_expect_direct(&r, "http after https");
 }
 END_TEST
 
@@ -1523,6 +1689,9 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_tls_store_other_ca_refused);
     tcase_add_test(tc, test_tls_store_bad_bundle);
     tcase_add_test(tc, test_proxy_from_environment);
+    tcase_add_test(tc, test_proxy_env_order_http);
+    tcase_add_test(tc, test_proxy_env_order_https);
+    tcase_add_test(tc, test_proxy_per_scheme_on_reuse);
     tcase_add_test(tc, test_no_secrets_logged);
     tcase_add_test(tc, test_init_reference_counted);
     tcase_add_test(tc, test_response_reused);
