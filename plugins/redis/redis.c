@@ -448,12 +448,12 @@ static void s_close_run(struct s_cmds *c, size_t from)
  * commands: one piece holds a value's CRLF and the next command's head. */
 static int s_append(struct s_cmds *c, int argc, const char **argv, const size_t *lens)
 {
-    size_t small = 1 + s_digits((size_t)argc) + 2, segs = 0, n = small;
+    size_t n = 1 + s_digits((size_t)argc) + 2, sent_as_is = 0;
     for (int i = 0; i < argc; i++) {
-        s_measure_arg(lens[i], &small, &segs);
         n += s_bulk_size(lens[i]);
+        sent_as_is += lens[i] > REDIS_INLINE_ARG ? lens[i] : 0;
     }
-    if (c->small.cap - c->small.len <= small)
+    if (c->small.cap - c->small.len <= n - sent_as_is)
         return -1; /* s_build's reservation was short: never moved */
     size_t run = c->small.len;
     if (c->nsegs > 0) { /* the last piece, when it is framing up to here, runs on */
