@@ -321,6 +321,28 @@ static int s_wait(int fd, short events, int64_t until_ms)
 
 enum { IO_CLOSED = -1, IO_FAILED = -2 };
 
+/* Plain TCP: send `wmsg`, or (NULL) receive up to n bytes into rbuf. As
+ * s_io returns. */
+static ssize_t s_plain_io(struct redis_conn *c, const struct msghdr *wmsg, char *rbuf,
+                          size_t n, short *ev, char *why, size_t why_len)
+{
+    for (;;) {
+        ssize_t r = wmsg ? sendmsg(c->fd, wmsg, MSG_NOSIGNAL) : recv(c->fd, rbuf, n, 0);
+        if (r > 0)
+            return r;
+        if (r == 0)
+            return wmsg ? 0 : IO_CLOSED;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            *ev = wmsg ? POLLOUT : POLLIN;
+            return 0;
+        }
+        snprintf(why, why_len, "%s", strerror(errno));
+        return IO_FAILED;
+    }
+}
+
 /*
  * Move bytes: > 0 moved, 0 would block (*ev says what to wait for),
  * IO_CLOSED the peer closed the connection, IO_FAILED with why.
@@ -333,22 +355,9 @@ static ssize_t s_io(struct redis_conn *c, int writing, const char *wbuf, char *r
     if (n > INT_MAX)
         n = INT_MAX;
     if (!c->ssl) {
-        for (;;) {
-            ssize_t r =
-                writing ? send(c->fd, wbuf, n, MSG_NOSIGNAL) : recv(c->fd, rbuf, n, 0);
-            if (r > 0)
-                return r;
-            if (r == 0)
-                return writing ? 0 : IO_CLOSED;
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                *ev = writing ? POLLOUT : POLLIN;
-                return 0;
-            }
-            snprintf(why, why_len, "%s", strerror(errno));
-            return IO_FAILED;
-        }
+        struct iovec v = {.iov_base = (void *)wbuf, .iov_len = n};
+        struct msghdr mh = {.msg_iov = &v, .msg_iovlen = 1};
+        return s_plain_io(c, writing ? &mh : NULL, rbuf, n, ev, why, why_len);
     }
     ERR_clear_error();
     errno = 0;
@@ -617,23 +626,10 @@ static ssize_t s_write_pieces(struct redis_conn *c, struct s_cursor *w, short *e
             v[n++] = (struct iovec){(char *)p.iov_base + at, p.iov_len - at};
     }
     struct msghdr mh = {.msg_iov = v, .msg_iovlen = n};
-    for (;;) {
-        ssize_t r = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
-        if (r > 0) {
-            s_advance(w, (size_t)r);
-            return r;
-        }
-        if (r == 0)
-            return 0;
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            *ev = POLLOUT;
-            return 0;
-        }
-        snprintf(why, why_len, "%s", strerror(errno));
-        return IO_FAILED;
-    }
+    ssize_t r = s_plain_io(c, &mh, NULL, 0, ev, why, why_len);
+    if (r > 0)
+        s_advance(w, (size_t)r);
+    return r;
 }
 
 int redis_conn_exchange(struct redis_conn *c, const struct iovec *segs, size_t nsegs,
