@@ -381,10 +381,20 @@ static void s_give(struct redis_instance *in, struct redis_conn *c)
 
 /* ---- send ----------------------------------------------------------------- */
 
-/* The formatted commands of one call, back to back. */
+/* Arguments up to this many bytes are copied next to their framing; longer
+ * ones (the records' values) are sent from where they are: a call's
+ * pipeline is then framing and pointers, not a copy of every value. */
+#define REDIS_INLINE_ARG 32
+
+/* The formatted commands of one call: `nsegs` pieces back to back, `len`
+ * bytes. The pieces point into `small` (the RESP framing, short arguments)
+ * and into the messages (longer arguments). */
 struct s_cmds {
-    struct fanout_sbuf out;
-    size_t *off;           /* where command i starts */
+    struct fanout_sbuf small; /* reserved once: pieces point into it */
+    struct iovec *segs;
+    size_t nsegs;
+    size_t len;
+    size_t *off;           /* where command i starts, in bytes */
     unsigned char *expect; /* enum redis_expect of command i (deleteOnRemove), or NULL */
     size_t count;
 };
@@ -406,6 +416,13 @@ static size_t s_bulk_size(size_t n)
     return 1 + s_digits(n) + 2 + n + 2;
 }
 
+/* What one argument of n bytes adds to `small` and to the pieces. */
+static void s_measure_arg(size_t n, size_t *small, size_t *segs)
+{
+    *small += s_bulk_size(n) - (n > REDIS_INLINE_ARG ? n : 0);
+    *segs += n > REDIS_INLINE_ARG ? 2 : 0;
+}
+
 /* <tag><v in decimal>\r\n */
 static uint8_t *s_put_len(uint8_t *o, char tag, size_t v)
 {
@@ -416,29 +433,59 @@ static uint8_t *s_put_len(uint8_t *o, char tag, size_t v)
     return o;
 }
 
-/* One command in RESP, as hiredis's redisFormatCommandArgv writes it, but
- * straight into the call's buffer (sized beforehand by s_build): no
- * allocation and copy per command. */
+/* The piece of `small` from `from` to its end, unless empty. */
+static void s_close_run(struct s_cmds *c, size_t from)
+{
+    if (c->small.len > from)
+        c->segs[c->nsegs++] = (struct iovec){.iov_base = c->small.bytes + from,
+                                             .iov_len = c->small.len - from};
+}
+
+/* One command in RESP, as hiredis's redisFormatCommandArgv writes it: its
+ * framing and short arguments into `small`, which s_build reserved for all
+ * of them (a piece already made points into it: it must not move), and a
+ * piece of their own for longer arguments. Framing runs on across
+ * commands: one piece holds a value's CRLF and the next command's head. */
 static int s_append(struct s_cmds *c, int argc, const char **argv, const size_t *lens)
 {
-    size_t n = 1 + s_digits((size_t)argc) + 2;
-    for (int i = 0; i < argc; i++)
+    size_t n = 1 + s_digits((size_t)argc) + 2, sent_as_is = 0;
+    for (int i = 0; i < argc; i++) {
         n += s_bulk_size(lens[i]);
-    if (fanout_sbuf_reserve(&c->out, n) != 0)
-        return -1;
-    size_t at = c->out.len;
-    uint8_t *o = s_put_len(c->out.bytes + at, '*', (size_t)argc);
+        sent_as_is += lens[i] > REDIS_INLINE_ARG ? lens[i] : 0;
+    }
+    if (c->small.cap - c->small.len <= n - sent_as_is)
+        return -1; /* s_build's reservation was short: never moved */
+    size_t run = c->small.len;
+    if (c->nsegs > 0) { /* the last piece, when it is framing up to here, runs on */
+        const struct iovec *last = &c->segs[c->nsegs - 1];
+        uintptr_t p = (uintptr_t)last->iov_base, lo = (uintptr_t)c->small.bytes;
+        if (p >= lo && p < lo + c->small.cap && p + last->iov_len == lo + c->small.len) {
+            run = (size_t)(p - lo);
+            c->nsegs--;
+        }
+    }
+    c->off[c->count++] = c->len;
+    uint8_t *o = s_put_len(c->small.bytes + c->small.len, '*', (size_t)argc);
     for (int i = 0; i < argc; i++) {
         o = s_put_len(o, '$', lens[i]);
-        if (lens[i])
-            memcpy(o, argv[i], lens[i]);
-        o += lens[i];
+        if (lens[i] <= REDIS_INLINE_ARG) {
+            if (lens[i])
+                memcpy(o, argv[i], lens[i]);
+            o += lens[i];
+        } else {
+            c->small.len = (size_t)(o - c->small.bytes);
+            s_close_run(c, run);
+            c->segs[c->nsegs++] =
+                (struct iovec){.iov_base = (void *)argv[i], .iov_len = lens[i]};
+            run = c->small.len;
+        }
         *o++ = '\r';
         *o++ = '\n';
     }
-    c->out.len = at + n;
-    c->out.bytes[c->out.len] = 0;
-    c->off[c->count++] = at;
+    c->small.len = (size_t)(o - c->small.bytes);
+    c->small.bytes[c->small.len] = 0;
+    s_close_run(c, run);
+    c->len += n;
     return 0;
 }
 
@@ -455,6 +502,28 @@ static int s_is_remove(const struct fanout_message *m)
     return action && strcmp(action, "REMOVE") == 0;
 }
 
+/* Message m's command (SET, or DEL with deleteOnRemove): its argc. */
+static int s_command(const struct redis_instance *in, const struct fanout_message *m,
+                     const char *argv[5], size_t lens[5])
+{
+    argv[1] = s_bytes(m->key);
+    lens[1] = m->key_len;
+    if (in->del_on_remove && s_is_remove(m)) {
+        argv[0] = "DEL";
+        lens[0] = 3;
+        return 2;
+    }
+    argv[0] = "SET";
+    lens[0] = 3;
+    argv[2] = s_bytes(m->body);
+    lens[2] = m->body_len;
+    argv[3] = "EX";
+    lens[3] = 2;
+    argv[4] = in->ttl;
+    lens[4] = strlen(in->ttl);
+    return in->ttl[0] ? 5 : 3;
+}
+
 static int s_build(const struct redis_instance *in, const struct fanout_batch *b,
                    struct s_cmds *c)
 {
@@ -464,18 +533,29 @@ static int s_build(const struct redis_instance *in, const struct fanout_batch *b
         return -1;
     if (in->del_on_remove && !(c->expect = malloc(b->count)))
         return -1;
-    /* the whole buffer at once, from the commands' sizes (a SET's, or a DEL's
-     * shorter one): 10,000 commands grew it by doubling to 4 MB for 2.6 */
-    size_t ttl_len = strlen(in->ttl);
-    size_t total = in->mset ? 1 + s_digits(1 + 2 * b->count) + 2 + s_bulk_size(4) : 0;
+    /* framing and pieces, sized beforehand: pieces point into `small` */
+    size_t small = 0, segs = 0;
+    if (in->mset) {
+        small = 1 + s_digits(1 + 2 * b->count) + 2 + s_bulk_size(4);
+        segs = 1;
+    }
     for (size_t i = 0; i < b->count; i++) {
         const struct fanout_message *m = b->messages[i];
-        total += s_bulk_size(m->key_len) + s_bulk_size(m->body_len);
-        if (!in->mset)
-            total +=
-                4 + s_bulk_size(3) + (ttl_len ? s_bulk_size(2) + s_bulk_size(ttl_len) : 0);
+        if (in->mset) {
+            s_measure_arg(m->key_len, &small, &segs);
+            s_measure_arg(m->body_len, &small, &segs);
+            continue;
+        }
+        const char *argv[5];
+        size_t lens[5];
+        int argc = s_command(in, m, argv, lens);
+        small += 1 + s_digits((size_t)argc) + 2;
+        segs++;
+        for (int k = 0; k < argc; k++)
+            s_measure_arg(lens[k], &small, &segs);
     }
-    if (fanout_sbuf_reserve(&c->out, total) != 0)
+    if (fanout_sbuf_reserve(&c->small, small) != 0 ||
+        !(c->segs = malloc((segs ? segs : 1) * sizeof *c->segs)))
         return -1;
     if (in->mset) {
         size_t argc = 1 + 2 * b->count;
@@ -499,28 +579,31 @@ static int s_build(const struct redis_instance *in, const struct fanout_batch *b
         return rc;
     }
     for (size_t i = 0; i < b->count; i++) {
-        const struct fanout_message *m = b->messages[i];
-        if (c->expect && s_is_remove(m)) {
-            const char *argv[2] = {"DEL", s_bytes(m->key)};
-            size_t lens[2] = {3, m->key_len};
-            c->expect[c->count] = REDIS_EXPECT_DEL;
-            if (s_append(c, 2, argv, lens) != 0)
-                return -1;
-            continue;
-        }
-        const char *argv[5] = {"SET", s_bytes(m->key), s_bytes(m->body), "EX", in->ttl};
-        size_t lens[5] = {3, m->key_len, m->body_len, 2, strlen(in->ttl)};
+        const char *argv[5];
+        size_t lens[5];
+        int argc = s_command(in, b->messages[i], argv, lens);
         if (c->expect)
-            c->expect[c->count] = REDIS_EXPECT_OK;
-        if (s_append(c, in->ttl[0] ? 5 : 3, argv, lens) != 0)
+            c->expect[c->count] = argc == 2 ? REDIS_EXPECT_DEL : REDIS_EXPECT_OK;
+        if (s_append(c, argc, argv, lens) != 0)
             return -1;
     }
     return 0;
 }
 
+/* The pieces from command `first` on: *k and how far into it. */
+static void s_seek(const struct s_cmds *c, size_t first, size_t *k, size_t *skip)
+{
+    size_t at = 0, want = c->off[first];
+    *k = 0;
+    while (*k < c->nsegs && at + c->segs[*k].iov_len <= want)
+        at += c->segs[(*k)++].iov_len;
+    *skip = want - at;
+}
+
 static void s_cmds_free(struct s_cmds *c)
 {
-    fanout_sbuf_free(&c->out);
+    fanout_sbuf_free(&c->small);
+    free(c->segs);
     free(c->off);
     free(c->expect);
 }
@@ -724,11 +807,18 @@ static int s_send(void *instance, const struct fanout_batch *b, struct fanout_ou
         /* where each command of this exchange ends, from its first byte */
         for (size_t i = first; i < cmds.count; i++)
             ends[i - first] =
-                (i + 1 < cmds.count ? cmds.off[i + 1] : cmds.out.len) - cmds.off[first];
-        if (redis_conn_exchange(
-                conn, cmds.out.p + cmds.off[first], cmds.out.len - cmds.off[first], ends,
-                cmds.expect ? cmds.expect + first : NULL, cmds.count - first, s_on_reply,
-                &call, in->cfg.timeout_ms, deadline, &got, &f) == 0)
+                (i + 1 < cmds.count ? cmds.off[i + 1] : cmds.len) - cmds.off[first];
+        size_t k, skip;
+        s_seek(&cmds, first, &k, &skip);
+        struct iovec *from = &cmds.segs[k];
+        if (skip) { /* commands before `first` are not sent again */
+            from->iov_base = (char *)from->iov_base + skip;
+            from->iov_len -= skip;
+        }
+        if (redis_conn_exchange(conn, from, cmds.nsegs - k, ends,
+                                cmds.expect ? cmds.expect + first : NULL,
+                                cmds.count - first, s_on_reply, &call, in->cfg.timeout_ms,
+                                deadline, &got, &f) == 0)
             break;
         /* The exchange did not end with its marker's reply in place, so no
          * reply of it is proven to answer its command: the connection broke

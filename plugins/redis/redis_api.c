@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,7 +36,17 @@ struct redis_conn {
     const char *scope;
     uint64_t replies; /* replies read on this connection so far */
     int marker;       /* close each exchange with PING (0: the user may not) */
+    /* TLS: the commands' pieces gathered into one record's worth (a piece
+     * each would be a record each); [stage_off, stage_len) not yet taken
+     * by SSL_write */
+    char *stage;
+    size_t stage_off, stage_len;
 };
+
+/* Bytes gathered per SSL_write: one TLS record's payload. */
+#define REDIS_TLS_STAGE 16384
+/* Pieces per sendmsg (Linux's UIO_MAXIOV). */
+#define REDIS_IOV_MAX 1024
 
 /* The marker that closes every exchange: its +PONG must be the reply right
  * after the last command's, which proves no reply was added or lost. */
@@ -310,6 +321,28 @@ static int s_wait(int fd, short events, int64_t until_ms)
 
 enum { IO_CLOSED = -1, IO_FAILED = -2 };
 
+/* Plain TCP: send `wmsg`, or (NULL) receive up to n bytes into rbuf. As
+ * s_io returns. */
+static ssize_t s_plain_io(struct redis_conn *c, const struct msghdr *wmsg, char *rbuf,
+                          size_t n, short *ev, char *why, size_t why_len)
+{
+    for (;;) {
+        ssize_t r = wmsg ? sendmsg(c->fd, wmsg, MSG_NOSIGNAL) : recv(c->fd, rbuf, n, 0);
+        if (r > 0)
+            return r;
+        if (r == 0)
+            return wmsg ? 0 : IO_CLOSED;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            *ev = wmsg ? POLLOUT : POLLIN;
+            return 0;
+        }
+        snprintf(why, why_len, "%s", strerror(errno));
+        return IO_FAILED;
+    }
+}
+
 /*
  * Move bytes: > 0 moved, 0 would block (*ev says what to wait for),
  * IO_CLOSED the peer closed the connection, IO_FAILED with why.
@@ -322,22 +355,9 @@ static ssize_t s_io(struct redis_conn *c, int writing, const char *wbuf, char *r
     if (n > INT_MAX)
         n = INT_MAX;
     if (!c->ssl) {
-        for (;;) {
-            ssize_t r =
-                writing ? send(c->fd, wbuf, n, MSG_NOSIGNAL) : recv(c->fd, rbuf, n, 0);
-            if (r > 0)
-                return r;
-            if (r == 0)
-                return writing ? 0 : IO_CLOSED;
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                *ev = writing ? POLLOUT : POLLIN;
-                return 0;
-            }
-            snprintf(why, why_len, "%s", strerror(errno));
-            return IO_FAILED;
-        }
+        struct iovec v = {.iov_base = (void *)wbuf, .iov_len = n};
+        struct msghdr mh = {.msg_iov = &v, .msg_iovlen = 1};
+        return s_plain_io(c, writing ? &mh : NULL, rbuf, n, ev, why, why_len);
     }
     ERR_clear_error();
     errno = 0;
@@ -541,16 +561,78 @@ void redis_match_end(struct redis_match *m, size_t extra)
                  m->where, extra);
 }
 
-/* Write a, then b: bytes moved (> 0), 0, or an IO_ error. */
-static ssize_t s_write_two(struct redis_conn *c, const char *a, size_t alen, const char *b,
-                           size_t blen, size_t off, short *ev, char *why, size_t why_len)
+/* Where the writer is: piece k of the exchange (the caller's pieces, then
+ * the marker's PING when `marker`), `at` bytes into it. */
+struct s_cursor {
+    const struct iovec *segs;
+    size_t nsegs;
+    int marker;
+    size_t k, at;
+};
+
+static struct iovec s_piece(const struct s_cursor *w, size_t k)
 {
-    if (off < alen)
-        return s_io(c, 1, a + off, NULL, alen - off, ev, why, why_len);
-    return s_io(c, 1, b + (off - alen), NULL, blen - (off - alen), ev, why, why_len);
+    if (k < w->nsegs)
+        return w->segs[k];
+    return (struct iovec){.iov_base = (void *)s_ping, .iov_len = sizeof s_ping - 1};
 }
 
-int redis_conn_exchange(struct redis_conn *c, const char *buf, size_t len,
+static void s_advance(struct s_cursor *w, size_t n)
+{
+    size_t total = w->nsegs + (w->marker ? 1 : 0);
+    while (w->k < total) {
+        size_t left = s_piece(w, w->k).iov_len - w->at;
+        if (n < left) {
+            w->at += n;
+            return;
+        }
+        n -= left;
+        w->k++;
+        w->at = 0;
+    }
+}
+
+/* Write from the cursor: plain TCP hands the kernel the pieces where they
+ * are (the records' bytes are never copied); TLS gathers them into the
+ * connection's stage first. Bytes moved (> 0), 0, or an IO_ error. */
+static ssize_t s_write_pieces(struct redis_conn *c, struct s_cursor *w, short *ev,
+                              char *why, size_t why_len)
+{
+    size_t total = w->nsegs + (w->marker ? 1 : 0);
+    if (c->ssl) {
+        if (c->stage_off == c->stage_len) {
+            c->stage_off = c->stage_len = 0;
+            while (w->k < total && c->stage_len < REDIS_TLS_STAGE) {
+                struct iovec p = s_piece(w, w->k);
+                size_t n = p.iov_len - w->at;
+                if (n > REDIS_TLS_STAGE - c->stage_len)
+                    n = REDIS_TLS_STAGE - c->stage_len;
+                memcpy(c->stage + c->stage_len, (const char *)p.iov_base + w->at, n);
+                c->stage_len += n;
+                s_advance(w, n);
+            }
+        }
+        ssize_t r = s_io(c, 1, c->stage + c->stage_off, NULL, c->stage_len - c->stage_off,
+                         ev, why, why_len);
+        if (r > 0)
+            c->stage_off += (size_t)r;
+        return r;
+    }
+    struct iovec v[REDIS_IOV_MAX];
+    size_t n = 0;
+    for (size_t k = w->k, at = w->at; k < total && n < REDIS_IOV_MAX; k++, at = 0) {
+        struct iovec p = s_piece(w, k);
+        if (p.iov_len > at)
+            v[n++] = (struct iovec){(char *)p.iov_base + at, p.iov_len - at};
+    }
+    struct msghdr mh = {.msg_iov = v, .msg_iovlen = n};
+    ssize_t r = s_plain_io(c, &mh, NULL, 0, ev, why, why_len);
+    if (r > 0)
+        s_advance(w, (size_t)r);
+    return r;
+}
+
+int redis_conn_exchange(struct redis_conn *c, const struct iovec *segs, size_t nsegs,
                         const size_t *ends, const unsigned char *expect, size_t want,
                         redis_reply_fn fn, void *ud, int timeout_ms, int64_t deadline_ms,
                         size_t *got, struct redis_failure *f)
@@ -560,8 +642,17 @@ int redis_conn_exchange(struct redis_conn *c, const char *buf, size_t len,
     size_t in_len = 0;
     char why[160] = "";
     size_t off = 0;
-    size_t mlen = c->marker ? sizeof s_ping - 1 : 0;
-    size_t out_len = len + mlen;
+    size_t len = 0;
+    for (size_t k = 0; k < nsegs; k++)
+        len += segs[k].iov_len;
+    struct s_cursor w = {.segs = segs, .nsegs = nsegs, .marker = c->marker};
+    size_t out_len = len + (c->marker ? sizeof s_ping - 1 : 0);
+    if (c->ssl && !c->stage && !(c->stage = malloc(REDIS_TLS_STAGE))) {
+        s_fail(f, FANOUT_RETRY, "OutOfMemory", "out of memory");
+        *got = 0;
+        return -1;
+    }
+    c->stage_off = c->stage_len = 0;
     int64_t last = redis_now_ms();
     int64_t total = last + timeout_ms + (int64_t)(len / REDIS_BYTES_PER_MS);
     int by_invocation = deadline_ms <= total;
@@ -587,14 +678,14 @@ int redis_conn_exchange(struct redis_conn *c, const char *buf, size_t len,
         int progress = 0;
         if (off < out_len) {
             short wev = 0;
-            ssize_t w = s_write_two(c, buf, len, s_ping, mlen, off, &wev, why, sizeof why);
-            if (w < 0) {
+            ssize_t wr = s_write_pieces(c, &w, &wev, why, sizeof why);
+            if (wr < 0) {
                 *got = m->got > want ? want : m->got;
-                rc = s_lost(c, f, w, why);
+                rc = s_lost(c, f, wr, why);
                 goto out;
             }
-            if (w > 0) {
-                off += (size_t)w;
+            if (wr > 0) {
+                off += (size_t)wr;
                 progress = 1;
             }
             ev |= wev;
@@ -916,8 +1007,9 @@ static int s_login(struct redis_conn *c, const struct redis_conn_config *cfg, in
         goto out;
     }
     size_t ends[2] = {(size_t)(alen > 0 ? alen : alen + slen), (size_t)(alen + slen)};
-    if (redis_conn_exchange(c, buf, (size_t)(alen + slen), ends, NULL, want, s_login_reply,
-                            &l, cfg->timeout_ms, until, &got, f) != 0) {
+    struct iovec seg = {.iov_base = buf, .iov_len = (size_t)(alen + slen)};
+    if (redis_conn_exchange(c, &seg, 1, ends, NULL, want, s_login_reply, &l,
+                            cfg->timeout_ms, until, &got, f) != 0) {
         /* `until` is the connect limit, not necessarily the deadline. */
         if (strcmp(f->code, "Timeout") == 0)
             s_msgf(f,
@@ -999,5 +1091,8 @@ void redis_conn_close(struct redis_conn *c)
     }
     if (c->fd >= 0)
         close(c->fd);
+    if (c->stage) /* AUTH's password may have passed through it */
+        explicit_bzero(c->stage, REDIS_TLS_STAGE);
+    free(c->stage);
     free(c);
 }

@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include <hiredis/hiredis.h>
 #include <openssl/ssl.h>
@@ -159,19 +160,22 @@ size_t redis_match_feed(struct redis_match *m, const char *buf, size_t len);
 void redis_match_end(struct redis_match *m, size_t extra);
 
 /*
- * Write `len` bytes of formatted commands (then the PING marker, unless the
- * connection's user may not run it) and read their `want` replies, calling
- * fn for each in order (expect: as in struct redis_match). Command i ends at buf + ends[i]:
- * its reply may not come before it is written entirely (a reply that does was not caused by
- * it, and puts the exchange out of step). Writing and reading are interleaved, so a long
- * pipeline cannot deadlock on full socket buffers. Waits at most
- * timeout_ms without progress, at most timeout_ms + len / REDIS_BYTES_PER_MS
- * in all, and never past deadline_ms (the invocation's). Returns 0 when every reply came in
- * step; -1 when the connection failed (f filled; *got replies were delivered to fn and
- * stand) or the replies were out of step (f->code "ProtocolError", *got = 0: no reply
- * delivered to fn is to be trusted). Either way the connection must be closed.
+ * Write the formatted commands, `nsegs` pieces back to back (plain TCP
+ * sends them from where they are; TLS gathers them into records), then the
+ * PING marker (unless the connection's user may not run it), and read their
+ * `want` replies, calling fn for each in order (expect: as in struct
+ * redis_match). Command i ends ends[i] bytes into the pieces: its reply may
+ * not come before it is written entirely (a reply that does was not caused
+ * by it, and puts the exchange out of step). Writing and reading are
+ * interleaved, so a long pipeline cannot deadlock on full socket buffers.
+ * Waits at most timeout_ms without progress, at most timeout_ms + bytes /
+ * REDIS_BYTES_PER_MS in all, and never past deadline_ms (the invocation's).
+ * Returns 0 when every reply came in step; -1 when the connection failed (f
+ * filled; *got replies were delivered to fn and stand) or the replies were
+ * out of step (f->code "ProtocolError", *got = 0: no reply delivered to fn
+ * is to be trusted). Either way the connection must be closed.
  */
-int redis_conn_exchange(struct redis_conn *c, const char *buf, size_t len,
+int redis_conn_exchange(struct redis_conn *c, const struct iovec *segs, size_t nsegs,
                         const size_t *ends, const unsigned char *expect, size_t want,
                         redis_reply_fn fn, void *ud, int timeout_ms, int64_t deadline_ms,
                         size_t *got, struct redis_failure *f);

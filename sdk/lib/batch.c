@@ -113,13 +113,57 @@ static size_t s_split(const struct fanout_batch_api *api, struct s_call *c)
     return nreq;
 }
 
-static void s_free(const struct fanout_batch_api *api, void *ctx, struct s_call *c,
-                   size_t n)
+int fanout_batch_spares_init(struct fanout_batch_spares *s)
+{
+    memset(s, 0, sizeof *s);
+    return pthread_mutex_init(&s->lock, NULL) == 0 ? 0 : -1;
+}
+
+void fanout_batch_spares_free(struct fanout_batch_spares *s)
+{
+    for (size_t k = 0; k < s->count; k++)
+        fanout_sbuf_free(&s->bufs[k]);
+    s->count = 0;
+    pthread_mutex_destroy(&s->lock);
+}
+
+/* A kept body for `b` (empty), if any. */
+static void s_spare_take(struct fanout_batch_spares *s, struct fanout_sbuf *b)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->lock);
+    if (s->count > 0)
+        *b = s->bufs[--s->count];
+    pthread_mutex_unlock(&s->lock);
+    fanout_sbuf_reset(b);
+}
+
+/* Keep `b` for a later call when there is room and it is not too large,
+ * else free it. */
+static void s_spare_give(struct fanout_batch_spares *s, struct fanout_sbuf *b)
+{
+    if (s && b->bytes && b->cap <= FANOUT_BATCH_SPARE_MAX) {
+        pthread_mutex_lock(&s->lock);
+        int kept = s->count < FANOUT_BATCH_SPARES;
+        if (kept)
+            s->bufs[s->count++] = *b;
+        pthread_mutex_unlock(&s->lock);
+        if (kept) {
+            *b = (struct fanout_sbuf){0};
+            return;
+        }
+    }
+    fanout_sbuf_free(b);
+}
+
+static void s_free(const struct fanout_batch_api *api, struct fanout_batch_spares *spares,
+                   void *ctx, struct s_call *c, size_t n)
 {
     /* every request's body, built or half-built (reqs is zeroed); each
      * answer was cleaned up right after it was read */
     for (size_t k = 0; c->reqs && k < c->nalloc; k++)
-        fanout_sbuf_free(&c->reqs[k].body);
+        s_spare_give(spares, &c->reqs[k].body);
     if (api->release && c->entries)
         for (size_t i = 0; i < n; i++)
             api->release(ctx, c->entries + i * api->entry_size);
@@ -136,6 +180,15 @@ int fanout_batch_send(const struct fanout_batch_api *api,
                       const struct fanout_batch_target *t, void *ctx,
                       const struct fanout_batch *batch, struct fanout_outcome *outcomes)
 {
+    return fanout_batch_send_kept(api, t, NULL, ctx, batch, outcomes);
+}
+
+int fanout_batch_send_kept(const struct fanout_batch_api *api,
+                           const struct fanout_batch_target *t,
+                           struct fanout_batch_spares *spares, void *ctx,
+                           const struct fanout_batch *batch,
+                           struct fanout_outcome *outcomes)
+{
     size_t n = batch->count, alloc = n ? n : 1;
     /* the requests are allocated once their number is known: a request is
      * large (its answer's error text), one per message would be megabytes */
@@ -149,7 +202,7 @@ int fanout_batch_send(const struct fanout_batch_api *api,
     if (!c.entries || !c.ready || !c.indexes || !c.sizes) {
         for (size_t i = 0; i < n; i++)
             fanout_outcome_set(&outcomes[i], FANOUT_RETRY, "OutOfMemory", "out of memory");
-        s_free(api, ctx, &c, 0);
+        s_free(api, spares, ctx, &c, 0);
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
@@ -169,7 +222,7 @@ int fanout_batch_send(const struct fanout_batch_api *api,
         for (size_t k = 0; k < c.nready; k++)
             fanout_outcome_set(&outcomes[c.indexes[k]], FANOUT_RETRY, "OutOfMemory",
                                "out of memory");
-        s_free(api, ctx, &c, n);
+        s_free(api, spares, ctx, &c, n);
         return -1;
     }
     c.nalloc = ralloc;
@@ -179,6 +232,7 @@ int fanout_batch_send(const struct fanout_batch_api *api,
         r->req.struct_size = sizeof r->req;
         r->resp.struct_size = sizeof r->resp;
         r->operation = "request";
+        s_spare_take(spares, &r->body);
         if (api->build(ctx, r) != 0) {
             s_mark(c.reqs, k, c.nreq, outcomes, FANOUT_RETRY, "OutOfMemory",
                    "out of memory building the request");
@@ -215,6 +269,6 @@ int fanout_batch_send(const struct fanout_batch_api *api,
             break;
         }
     }
-    s_free(api, ctx, &c, n);
+    s_free(api, spares, ctx, &c, n);
     return rc;
 }

@@ -127,6 +127,7 @@ void fanout_stream_close(void *instance)
     free(s->region);
     free(s->role);
     free(s->external_id);
+    fanout_batch_spares_free(&s->spares);
     free(s);
 }
 
@@ -150,6 +151,10 @@ void *fanout_stream_open(const struct fanout_stream_kind *kind, void *state,
     const char *region = t->region ? t->region : d.region;
     size_t region_len = t->region ? strlen(t->region) : d.region_len;
     struct fanout_stream *s = calloc(1, size < sizeof *s ? sizeof *s : size);
+    if (s && fanout_batch_spares_init(&s->spares) != 0) {
+        free(s);
+        s = NULL;
+    }
     int rc = s ? 0 : -1;
     if (s) {
         s->kind = kind;
@@ -173,10 +178,11 @@ void *fanout_stream_open(const struct fanout_stream_kind *kind, void *state,
 int fanout_stream_send(void *instance, const struct fanout_batch *batch,
                        struct fanout_outcome *outcomes)
 {
-    const struct fanout_stream *s = instance;
+    struct fanout_stream *s = instance;
     const struct fanout_batch_target t = {
         .host = s->host, .target_id = s->id, .destination = s->name, .ordered = s->ordered};
-    return fanout_batch_send(&s->kind->batch, &t, instance, batch, outcomes);
+    return fanout_batch_send_kept(&s->kind->batch, &t, &s->spares, instance, batch,
+                                  outcomes);
 }
 
 int fanout_stream_build_begin(const struct fanout_stream *s, struct fanout_batch_request *r,

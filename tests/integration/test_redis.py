@@ -563,6 +563,36 @@ class RedisPlugin(unittest.TestCase):
         self.assertEqual(r.returncode, 1, err)
         self.assertIn('set "tls": true', err)
 
+    def test_values_of_every_size_arrive_intact(self):
+        """Short arguments are copied next to their framing, longer ones
+        are sent from the records where they are (plain: several pieces
+        per sendmsg; TLS: gathered into 16 KiB records): values on both
+        sides of the cut, and ones larger than a record or a socket buffer,
+        arrive byte for byte, with SET and MSET, TTL or not, plain and TLS."""
+        cert, key, ca = self.certs
+        sizes = [0, 1, 31, 32, 33, 34, 200, 16383, 16384, 16385, 70001, 3 << 20]
+        recs = [("k%d-%s" % (n, "x" * (n % 40)), bytes((i * 7 + n) % 256 for i in range(n))
+                 if n < 70000 else os.urandom(n)) for n in sizes]
+        recs += [("long-key-" + "y" * 100, b"z" * 100)]
+        ev = harness.kinesis_event(recs)
+        plain = self.server()
+        tls = self.server(tls=(cert, key, ca))
+        env = {"FANOUT_CA_BUNDLE": ca}
+        for srv, opts in ((plain, {}), (plain, {"command": "MSET"}),
+                          (plain, {"ttlSeconds": 600}), (tls, {"tls": True}),
+                          (tls, {"tls": True, "command": "MSET"})):
+            r, failed = self.invoke([redis_map("localhost:%d" % srv.port, **opts)], ev,
+                                    env=env)
+            self.assertDelivered(r, failed)
+            self.assertNotIn("reconnecting", r.stderr.decode())  # no exchange broke
+            c = self.client(srv, tls_ca=ca) if srv is tls else self.client(srv)
+            for k, v in recs:
+                self.assertEqual(c.get(k), v, (opts, k[:20], len(v)))
+            if "ttlSeconds" in opts:
+                self.assertGreater(c.cmd("TTL", recs[-1][0]), 0)
+            c.cmd("FLUSHALL")
+            c.close()
+
     def test_tls_to_a_plain_port(self):
         """Redis waits for the end of an inline command that never comes: a
         timeout, with the question to ask."""
@@ -1064,6 +1094,26 @@ class MisbehavingServer(RedisChaosCase):
         srv = self.chaos("early", bad=1)
         rc, log, failed = self.run_one(srv)
         self.assertAllDelivered(rc, log, failed, srv)
+
+    def test_writes_cut_anywhere_resume_in_place(self):
+        """A server that reads slowly through a small buffer: once the
+        socket's buffer is full (a few MB on loopback), the plugin's writes
+        stop part-way through its pieces (framing, copied short arguments,
+        values sent from the records) and must resume where they stopped.
+        Every value arrives byte for byte, on one connection."""
+        recs = [("s%d-%s" % (n, "k" * (n % 37)), bytes((i * 13 + n) % 256 for i in range(n)))
+                for n in (0, 5, 32, 33, 200, 4095, 4097, 50000, 120001)]
+        recs += [("big%d" % i, os.urandom(5 << 19)) for i in range(2)]  # 2.5 MiB
+        recs += [("r%d" % i, bytes([65 + i % 26]) * (30 + i % 7)) for i in range(300)]
+        srv = self.chaos("slowread")
+        rc, log, failed, _, _ = invoke_measured(
+            harness, self.dir, [redis_map(srv.address, timeoutMs=20000)],
+            harness.kinesis_event(recs), env=FAST)
+        self.assertEqual(rc, 0, log)
+        self.assertEqual(failed, [], log)
+        self.assertEqual(srv.connections, 1, log)
+        for k, v in recs:
+            self.assertEqual(srv.stored.get(k.encode()), v, (k[:20], len(v)))
 
     def test_replies_before_the_command_was_sent(self):
         """A 16 MiB value takes several writes; the server answers +OK and

@@ -29,6 +29,9 @@ delete), which a behaviour replaces:
   ahead         at the first bytes of a command, the replies of a whole
                 one-command exchange (+OK +PONG / STORED VERSION), before the
                 command could be complete; then it reads slowly and is mute
+  slowread      honest, but reads through a 4 KiB receive buffer, 4 KiB
+                at a time (16 KiB) with a 1 ms pause: the client's writes stop
+                part-way, anywhere in its buffers
   confighuge    (memcached) `config get cluster` answered by a CONFIG header
                 and then 'x' without end, 4 KiB every 10 ms
   configjunk    (memcached) `config get cluster` answered by a CONFIG block
@@ -73,6 +76,8 @@ class ChaosServer:
         self.data_commands = 0
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if behaviour == "slowread":  # accepted sockets inherit it
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(64)
         self.port = self.sock.getsockname()[1]
@@ -146,7 +151,9 @@ class ChaosServer:
                 pass
 
     def _recv(self, st):
-        d = st["c"].recv(65536)
+        if self.behaviour == "slowread":
+            time.sleep(0.001)
+        d = st["c"].recv(16384 if self.behaviour == "slowread" else 65536)
         if not d:
             return False
         st["buf"] += d
@@ -265,7 +272,7 @@ class ChaosServer:
         c = st["c"]
         b = self.behaviour
         redis = self.protocol == "redis"
-        if b in ("ok", "early", "leftover") or b.startswith("oomat:"):
+        if b in ("ok", "early", "leftover", "slowread") or b.startswith("oomat:"):
             c.sendall(honest)
         elif b == "stale":
             out = self._ok_reply() * st["held"] + honest

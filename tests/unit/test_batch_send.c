@@ -199,6 +199,7 @@ struct t_entry {
 static struct {
     uint64_t sizes[T_MAX]; /* 0: 10 bytes; UINT64_MAX: refused */
     size_t fail_build_at;  /* build request k fails (0: never; k is 1-based) */
+    size_t pad;            /* bytes of padding after each body's entries */
     size_t builds, releases, reads;
 } P;
 
@@ -230,6 +231,9 @@ static int p_build(void *ctx, struct fanout_batch_request *r)
         if (fanout_sbuf_printf(&r->body, "%s%zu", j ? "," : "", e->index) != 0)
             return -1;
     }
+    for (size_t k = 0; k < P.pad; k++)
+        if (fanout_sbuf_putc(&r->body, ' ') != 0)
+            return -1;
     r->operation = "PutThings";
     r->headers[0] = (struct fanout_aws_header){"X-Test", "put"};
     r->req.headers = r->headers;
@@ -484,6 +488,61 @@ START_TEST(empty_batch)
     ck_assert_int_eq(p_send(b, 1), 0);
     ck_assert_uint_eq(H.calls, 0);
     free(b);
+}
+END_TEST
+
+/* Is b one of the kept bodies? */
+static int t_kept(const struct fanout_batch_spares *s, const char *b)
+{
+    for (size_t k = 0; k < s->count; k++)
+        if (s->bufs[k].p == b)
+            return 1;
+    return 0;
+}
+
+START_TEST(spares_reuse_bodies_and_give_back_giants)
+{
+    p_reset();
+    t_script(&t_ok, 1);
+    struct fanout_batch_spares sp;
+    ck_assert_int_eq(fanout_batch_spares_init(&sp), 0);
+    const struct fanout_batch_target t = {
+        .host = &t_host, .target_id = "m", .destination = "dest"};
+    struct t_batch *b = t_batch(25);
+    ck_assert_int_eq(fanout_batch_send_kept(&p_api, &t, &sp, NULL, &b->batch, b->out), 0);
+    ck_assert_uint_eq(sp.count, 3); /* the three requests' bodies */
+    const char *kept[3] = {sp.bufs[0].p, sp.bufs[1].p, sp.bufs[2].p};
+    /* the next call writes into them: same bodies as without spares */
+    ck_assert_int_eq(fanout_batch_send_kept(&p_api, &t, &sp, NULL, &b->batch, b->out), 0);
+    ck_assert_str_eq(H.body[3], "0,1,2,3,4,5,6,7,8,9");
+    ck_assert_str_eq(H.body[5], "20,21,22,23,24");
+    ck_assert_uint_eq(sp.count, 3);
+    for (size_t k = 0; k < 3; k++)
+        ck_assert(t_kept(&sp, kept[k]));
+    ck_assert_str_eq(t_letters(b->out, 25), "OOOOOOOOOOOOOOOOOOOOOOOOO");
+    free(b);
+    /* twenty requests (two 500-byte entries each): four kept at most */
+    b = t_batch(40);
+    for (size_t i = 0; i < 40; i++)
+        P.sizes[i] = 500;
+    t_script(&t_ok, 1);
+    ck_assert_int_eq(fanout_batch_send_kept(&p_api, &t, &sp, NULL, &b->batch, b->out), 0);
+    ck_assert_uint_eq(sp.count, FANOUT_BATCH_SPARES);
+    /* bodies grown past FANOUT_BATCH_SPARE_MAX are given back */
+    P.pad = FANOUT_BATCH_SPARE_MAX;
+    t_script(&t_ok, 1);
+    ck_assert_int_eq(fanout_batch_send_kept(&p_api, &t, &sp, NULL, &b->batch, b->out), 0);
+    ck_assert_uint_eq(sp.count, 0);
+    P.pad = 0;
+    t_script(&t_ok, 1);
+    ck_assert_int_eq(fanout_batch_send_kept(&p_api, &t, &sp, NULL, &b->batch, b->out), 0);
+    ck_assert_uint_eq(sp.count, FANOUT_BATCH_SPARES);
+    ck_assert_str_eq(H.body[H.nreq - 1], "38,39");
+    for (size_t k = 0; k < sp.count; k++)
+        ck_assert_uint_le(sp.bufs[k].cap, FANOUT_BATCH_SPARE_MAX);
+    free(b);
+    fanout_batch_spares_free(&sp);
+    ck_assert_uint_eq(sp.count, 0);
 }
 END_TEST
 
@@ -768,6 +827,7 @@ static Suite *t_suite(void)
     tcase_add_test(tc, ordered_stops_after_a_failed_request);
     tcase_add_test(tc, build_failure);
     tcase_add_test(tc, empty_batch);
+    tcase_add_test(tc, spares_reuse_bodies_and_give_back_giants);
     tcase_add_test(tc, text_check_as_byte_by_byte);
     suite_add_tcase(s, tc);
     TCase *tp = tcase_create("plugins");

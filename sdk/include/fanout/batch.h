@@ -33,6 +33,7 @@
 #ifndef FANOUT_BATCH_H
 #define FANOUT_BATCH_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,7 +49,8 @@ extern "C" {
 
 /* One request of a batch: `entries`, `indexes` and `count` are set by the
  * helper; `build` fills `req` (struct_size is preset), may use `headers` and
- * `body` as storage (the helper frees `body`), and names the `operation`
+ * `body` as storage (the helper frees `body`; `body` may come empty but with
+ * room, from fanout_batch_send_kept's spares), and names the `operation`
  * (a static string, for logs and messages). `resp` holds the answer when
  * `read` is called. */
 struct fanout_batch_request {
@@ -89,6 +91,24 @@ struct fanout_batch_api {
     int (*failed_status)(void *ctx, const struct fanout_aws_response *resp, int status);
 };
 
+/* Request bodies kept between calls of one instance, whatever its thread:
+ * a body is written into memory already touched instead of fresh pages (a
+ * page fault each 4 KiB). At most FANOUT_BATCH_SPARES are kept, each of at
+ * most FANOUT_BATCH_SPARE_MAX bytes: a one-off giant body is given back. */
+#define FANOUT_BATCH_SPARES    4
+#define FANOUT_BATCH_SPARE_MAX (1u << 20)
+
+struct fanout_batch_spares {
+    pthread_mutex_t lock;
+    size_t count;
+    struct fanout_sbuf bufs[FANOUT_BATCH_SPARES];
+};
+
+/* Returns 0, or -1 when the lock cannot be made. */
+int fanout_batch_spares_init(struct fanout_batch_spares *s);
+/* Frees the kept bodies (the instance's close). */
+void fanout_batch_spares_free(struct fanout_batch_spares *s);
+
 struct fanout_batch_target {
     const struct fanout_host *host;
     const char *target_id;   /* the log lines' scope */
@@ -103,6 +123,14 @@ struct fanout_batch_target {
 int fanout_batch_send(const struct fanout_batch_api *api,
                       const struct fanout_batch_target *t, void *ctx,
                       const struct fanout_batch *batch, struct fanout_outcome *outcomes);
+
+/* fanout_batch_send writing the request bodies into `spares`' kept ones
+ * (NULL: each fresh), and keeping them there afterwards. */
+int fanout_batch_send_kept(const struct fanout_batch_api *api,
+                           const struct fanout_batch_target *t,
+                           struct fanout_batch_spares *spares, void *ctx,
+                           const struct fanout_batch *batch,
+                           struct fanout_outcome *outcomes);
 
 /* ---- messages of queue and topic APIs (SQS, SNS) ---------------------- */
 

@@ -83,6 +83,7 @@ struct fanout_stream {
     char *role;        /* or NULL */
     char *external_id; /* or NULL */
     int ordered;       /* set by the plugin: fanout_batch_target.ordered */
+    struct fanout_batch_spares spares; /* request bodies kept between calls */
 };
 
 /* `init` of such a plugin: checks that the engine has the AWS services
