@@ -13,6 +13,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,6 +209,20 @@ static int s_is_space(uint8_t c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
+/* Whether the 8 bytes at p are all "plain": none below 0x21 (no control
+ * character, no whitespace) and none 0x7f. Such bytes are accepted and
+ * copied as they are, 8 at a time: a session token (about 1 KB, in every
+ * Lambda request) cost 16 instructions a byte one byte at a time. Exact:
+ * a byte-wise borrow can only flag bytes above a flagged one. */
+static int s_plain8(const char *p)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t w;
+    memcpy(&w, p, sizeof w);
+    uint64_t del = w ^ (ones * 0x7f);
+    return !(((w - ones * 0x21) & ~w & highs) | ((del - ones) & ~del & highs));
+}
+
 /* RFC 9110 token characters: header names and methods. */
 static int s_is_tchar(uint8_t c)
 {
@@ -266,7 +281,10 @@ static int s_valid_header_value(const char *s)
 {
     if (!s)
         return 0;
-    for (const uint8_t *p = (const uint8_t *)s; *p; p++)
+    size_t n = strlen(s), i = 0;
+    while (i + 8 <= n && s_plain8(s + i))
+        i += 8;
+    for (const uint8_t *p = (const uint8_t *)s + i; *p; p++)
         if ((*p < 0x20 && !s_is_space(*p)) || *p == 0x7f)
             return 0;
     return 1;
@@ -563,6 +581,15 @@ static int s_add_header(struct fanout_sbuf *scratch, const char *name, const cha
     *value_off = scratch->len;
     int pending_space = 0;
     for (size_t i = 0; i < vlen; i++) {
+        if (i + 8 <= vlen && s_plain8(value + i)) {
+            if (pending_space)
+                scratch->bytes[scratch->len++] = ' ';
+            pending_space = 0;
+            memcpy(scratch->bytes + scratch->len, value + i, 8);
+            scratch->len += 8;
+            i += 7;
+            continue;
+        }
         uint8_t c = (uint8_t)value[i];
         if (s_is_space(c)) {
             pending_space = scratch->len > *value_off;

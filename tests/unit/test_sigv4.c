@@ -796,6 +796,69 @@ START_TEST(canonical_headers)
 }
 END_TEST
 
+/* A header value canonicalised byte by byte (trimmed, runs of whitespace
+ * made one space): the reference the signer's 8-bytes-at-a-time copy must
+ * match. */
+static void s_trim_ref(const char *v, char *out)
+{
+    size_t n = 0;
+    int pending = 0;
+    for (const char *c = v; *c; c++) {
+        if (strchr(" \t\n\r\v\f", *c)) {
+            pending = n > 0;
+            continue;
+        }
+        if (pending)
+            out[n++] = ' ';
+        pending = 0;
+        out[n++] = *c;
+    }
+    out[n] = 0;
+}
+
+START_TEST(header_values_at_every_offset)
+{
+    /* one special byte at every offset of values 1 to 40 bytes long, some
+     * with a second one 1 to 9 bytes further, around the 8-byte blocks */
+    static const char specials[] = {' ',  '\t', '\r', '\n', '\v',       '\f',      0x01,
+                                    0x1f, 0x7f, '!',  '~',  (char)0x80, (char)0xff};
+    struct fanout_sigv4_params p = s_params();
+    for (size_t len = 1; len <= 40; len++)
+        for (size_t at = 0; at < len; at++)
+            for (size_t gap = 0; gap < 10; gap++)
+                for (size_t k = 0; k < sizeof specials; k++) {
+                    char v[48], want[64], got[128];
+                    for (size_t i = 0; i < len; i++)
+                        v[i] = (char)('a' + (i * 7 + at) % 26);
+                    v[len] = 0;
+                    v[at] = specials[k];
+                    if (gap && at + gap < len)
+                        v[at + gap] = specials[(k + gap) % sizeof specials];
+                    int bad = 0;
+                    for (size_t i = 0; i < len; i++) {
+                        unsigned char c = (unsigned char)v[i];
+                        bad |= (c < 0x20 && !strchr(" \t\n\r\v\f", c)) || c == 0x7f;
+                    }
+                    const struct fanout_sigv4_header h[] = {{"Host", "h.example"},
+                                                            {"X-V", v}};
+                    struct fanout_sigv4_request req = {
+                        .method = "GET", .path = "/", .headers = h, .header_count = 2};
+                    struct fanout_sbuf out = {0}, sh = {0};
+                    int rc = fanout_sigv4_canonical_request(&req, &p, "20150830T123600Z",
+                                                            NULL, &out, &sh);
+                    ck_assert_msg(rc == (bad ? -1 : 0), "len %zu at %zu gap %zu byte %02x",
+                                  len, at, gap, (unsigned char)specials[k]);
+                    if (!bad) {
+                        s_trim_ref(v, want);
+                        ck_assert_str_eq(
+                            s_line((const char *)out.bytes, 5, got, sizeof got) + 4, want);
+                    }
+                    fanout_sbuf_free(&out);
+                    fanout_sbuf_free(&sh);
+                }
+}
+END_TEST
+
 START_TEST(session_token)
 {
     struct fanout_sigv4_request req = s_kinesis_request("{}");
@@ -1029,6 +1092,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, canonical_query);
     tcase_add_test(tc, canonical_headers);
     tcase_add_test(tc, session_token);
+    tcase_add_test(tc, header_values_at_every_offset);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("robustness");
