@@ -29,12 +29,15 @@ against the fewest the services' limits allow; `--e2e-only kinesis` (or
 any comma-separated subset of kinesis,sqs,redis) delivers to those alone;
 `--latency-ms 20` holds every Kinesis and SQS answer 20 ms (in a proxy, each
 connection on its own), as services across a network do: the wall time then
-shows how many calls were kept in flight.
+shows how many calls were kept in flight. `--session-token 1000` signs every
+request with a session token of that many characters, as under Lambda (whose
+role credentials always carry one, about 1 KB): each request then signs and
+sends it (the emulators do not check it).
 
     bench/bench.py [--build build-release] [--runs 5] [--repeat 30]
                    [--events empty,k8000x100,...] [--e2e] [--markdown]
                    [--e2e-only kinesis,sqs,redis] [--latency-ms MS] [--perf FILE]
-                   [--keep-servers]
+                   [--session-token CHARS] [--keep-servers]
 
 A script, not a test: nothing fails on a time.
 """
@@ -226,7 +229,8 @@ def _proxy(service, upstream_port, latency_ms):
         + harness._guard(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
 
 
-def e2e(build, fanout, tmp, runs, perf=None, keep=False, only=TARGETS, latency_ms=0):
+def e2e(build, fanout, tmp, runs, perf=None, keep=False, only=TARGETS, latency_ms=0,
+        token_chars=0):
     """One 10,000 x 200 B event to Kinesis, SQS and Redis at once (`only`:
     the targets among them to deliver to). `perf`: one more run under
     `perf record -g -o perf` (not measured); `keep`: print the command and
@@ -276,6 +280,11 @@ def e2e(build, fanout, tmp, runs, perf=None, keep=False, only=TARGETS, latency_m
         env.update(harness.aws_env(KINESIS="http://127.0.0.1:%s" % port, SQS=sqs_url))
         env.update({"AWS_EC2_METADATA_DISABLED": "true",
                     "FANOUT_PLUGIN_PATH": harness.plugin_path()})
+        if token_chars:
+            # base64-like, seeded: the shape of an STS session token
+            rnd = random.Random(7)
+            env["AWS_SESSION_TOKEN"] = base64.b64encode(
+                bytes(rnd.randrange(256) for _ in range(token_chars)))[:token_chars].decode()
         out = []
         for _ in range(runs):
             before_k = _json("http://127.0.0.1:%s/stats" % admin)["units"]
@@ -317,6 +326,7 @@ def e2e(build, fanout, tmp, runs, perf=None, keep=False, only=TARGETS, latency_m
     kin_min = max(math.ceil(n / 500), math.ceil((payload_bytes + n * 6) / (10 * mib)))
     sqs_min = max(math.ceil(n / 10), math.ceil(payload_bytes / mib))
     return {"bytes": len(event), "records": n, "only": only, "latency_ms": latency_ms,
+            "token_chars": token_chars,
             "cpu": statistics.median(o[1] for o in out),
             "wall": statistics.median(o[0] for o in out),
             "rss": max(o[2] for o in out) / 1024.0,
@@ -388,7 +398,9 @@ def markdown(rows, e2e_row, build, runs, repeat):
             e["bytes"] / 1e6, ", ".join(names[t] for t in e["only"]),
             (" at once" if len(e["only"]) > 1 else "") +
             (", every Kinesis and SQS answer held %d ms" % e["latency_ms"]
-             if e["latency_ms"] else "")))
+             if e["latency_ms"] else "") +
+            (", signed with a %d-character session token" % e["token_chars"]
+             if e["token_chars"] else "")))
         print("| fanout CPU | wall | peak RSS | Kinesis PutRecords (fewest) | "
               "SQS SendMessageBatch (fewest) | Redis SET/MSET commands (records) |")
         print("|---|---|---|---|---|---|")
@@ -410,6 +422,8 @@ def main():
                     % ",".join(TARGETS))
     ap.add_argument("--latency-ms", type=int, default=0,
                     help="with --e2e: hold every Kinesis and SQS answer this long")
+    ap.add_argument("--session-token", metavar="CHARS", type=int, default=0,
+                    help="with --e2e: sign every request with a session token this long")
     ap.add_argument("--perf", metavar="FILE",
                     help="with --e2e: one more run under perf record -g, written to FILE")
     ap.add_argument("--keep-servers", action="store_true",
@@ -426,7 +440,8 @@ def main():
         rows = [bench_event(fanout, env, tmp, name, args.runs, args.repeat)
                 for name in args.events.split(",") if name]
         e2e_row = e2e(build, fanout, tmp, args.runs, args.perf,
-                      args.keep_servers, only, args.latency_ms) if args.e2e else None
+                      args.keep_servers, only, args.latency_ms,
+                      args.session_token) if args.e2e else None
     if args.markdown:
         markdown(rows, e2e_row, os.path.basename(build), args.runs, args.repeat)
     else:
@@ -434,7 +449,9 @@ def main():
         if e2e_row:
             e = e2e_row
             print("e2e 10000x200 to " + "+".join(e["only"]) +
-                  (" (answers held %d ms)" % e["latency_ms"] if e["latency_ms"] else "") + ": CPU %.0f ms, wall %.0f ms, peak RSS "
+                  (" (answers held %d ms)" % e["latency_ms"] if e["latency_ms"] else "") +
+                  (" (session token %d chars)" % e["token_chars"] if e["token_chars"] else "") +
+                  ": CPU %.0f ms, wall %.0f ms, peak RSS "
                   "%.1f MB; requests kinesis %d (fewest %d), sqs %d (fewest %d), redis "
                   "commands %d (records %d)" % (
                       e["cpu"] * 1e3, e["wall"] * 1e3, e["rss"], e["kinesis"][0],
