@@ -314,8 +314,20 @@ static int s_format_amz_date(time_t now, char out[17])
         return -1;
     if (tm.tm_year + 1900 < 0 || tm.tm_year + 1900 > 9999)
         return -1;
-    if (strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm) != 16)
-        return -1;
+    /* YYYYMMDDTHHMMSSZ by hand: strftime goes through the locale machinery
+     * at every request */
+    const int fields[] = {tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                          tm.tm_hour,        tm.tm_min,     tm.tm_sec};
+    char *o = out;
+    for (int f = 0; f < 6; f++) {
+        if (f == 3)
+            *o++ = 'T';
+        for (int d = f ? 1 : 3, v = fields[f]; d >= 0; d--, v /= 10)
+            o[d] = (char)('0' + v % 10);
+        o += f ? 2 : 4;
+    }
+    *o++ = 'Z';
+    *o = 0;
     return 0;
 }
 

@@ -579,6 +579,31 @@ START_TEST(sign_twice_same_result)
 }
 END_TEST
 
+START_TEST(amz_date_against_strftime)
+{
+    /* the date written by hand equals strftime's, over 1970 to 2100 (every
+     * 11 days, 7 hours, 13 minutes, 17 seconds: all months, hours, minutes,
+     * seconds, leap days) and at year ends */
+    struct fanout_sigv4_request req = s_kinesis_request("{}");
+    struct fanout_sigv4_params p = s_params();
+    struct fanout_sigv4_credentials c = {T_AKID, T_SECRET, NULL};
+    const time_t step = 11 * 86400 + 7 * 3600 + 13 * 60 + 17;
+    for (time_t t = 0; t < (time_t)4102444800; t += step) {
+        time_t at[] = {t, (t / 86400) * 86400 + 86399};
+        for (int i = 0; i < 2; i++) {
+            struct tm tm;
+            char want[32];
+            ck_assert_ptr_nonnull(gmtime_r(&at[i], &tm));
+            ck_assert_uint_eq(strftime(want, sizeof want, "%Y%m%dT%H%M%SZ", &tm), 16);
+            struct fanout_sigv4_result r;
+            p.now = at[i];
+            ck_assert_int_eq(fanout_sigv4_sign(&req, &p, &c, &r), 0);
+            ck_assert_str_eq(r.amz_date, want);
+        }
+    }
+}
+END_TEST
+
 struct thread_arg {
     const struct fanout_sigv4_result *want; /* [3] */
     int failures;
@@ -1093,6 +1118,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, canonical_headers);
     tcase_add_test(tc, session_token);
     tcase_add_test(tc, header_values_at_every_offset);
+    tcase_add_test(tc, amz_date_against_strftime);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("robustness");
