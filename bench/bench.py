@@ -32,12 +32,15 @@ connection on its own), as services across a network do: the wall time then
 shows how many calls were kept in flight. `--session-token 1000` signs every
 request with a session token of that many characters, as under Lambda (whose
 role credentials always carry one, about 1 KB): each request then signs and
-sends it (the emulators do not check it).
+sends it (the emulators do not check it). `--instructions` adds one run
+under callgrind and reports the fanout process's instructions: unlike CPU
+time, a count this machine's noise does not move (valgrind has no SHA-NI,
+so hashing weighs more in it than on the CPU).
 
     bench/bench.py [--build build-release] [--runs 5] [--repeat 30]
                    [--events empty,k8000x100,...] [--e2e] [--markdown]
                    [--e2e-only kinesis,sqs,redis] [--latency-ms MS] [--perf FILE]
-                   [--session-token CHARS] [--keep-servers]
+                   [--session-token CHARS] [--instructions] [--keep-servers]
 
 A script, not a test: nothing fails on a time.
 """
@@ -230,7 +233,7 @@ def _proxy(service, upstream_port, latency_ms):
 
 
 def e2e(build, fanout, tmp, runs, perf=None, keep=False, only=TARGETS, latency_ms=0,
-        token_chars=0):
+        token_chars=0, instructions=False):
     """One 10,000 x 200 B event to Kinesis, SQS and Redis at once (`only`:
     the targets among them to deliver to). `perf`: one more run under
     `perf record -g -o perf` (not measured); `keep`: print the command and
@@ -297,6 +300,16 @@ def e2e(build, fanout, tmp, runs, perf=None, keep=False, only=TARGETS, latency_m
                         len(sqs.calls("AmazonSQS.SendMessageBatch")) - before_q,
                         _redis_calls(rport) - before_r))
         argv = [fanout, "invoke", "--quiet", "--config", cfg, "--event", path]
+        instr = None
+        if instructions:
+            p = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                                "--"] + argv, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, check=True)
+            for line in p.stderr.decode().splitlines():
+                if "Collected :" in line:
+                    instr = int(line.split(":")[-1].strip())
+            if instr is None:
+                raise SystemExit("callgrind printed no count: " + p.stderr.decode()[-500:])
         if perf:
             subprocess.run(["perf", "record", "-F", "5000", "--call-graph", "dwarf,16384", "-o", perf, "--"] + argv, env=env,
                            check=True, stdout=subprocess.DEVNULL)
@@ -326,7 +339,7 @@ def e2e(build, fanout, tmp, runs, perf=None, keep=False, only=TARGETS, latency_m
     kin_min = max(math.ceil(n / 500), math.ceil((payload_bytes + n * 6) / (10 * mib)))
     sqs_min = max(math.ceil(n / 10), math.ceil(payload_bytes / mib))
     return {"bytes": len(event), "records": n, "only": only, "latency_ms": latency_ms,
-            "token_chars": token_chars,
+            "token_chars": token_chars, "instructions": instr,
             "cpu": statistics.median(o[1] for o in out),
             "wall": statistics.median(o[0] for o in out),
             "rss": max(o[2] for o in out) / 1024.0,
@@ -407,6 +420,9 @@ def markdown(rows, e2e_row, build, runs, repeat):
         print("| %.0f ms | %.0f ms | %.1f MB | %d (%d) | %d (%d) | %d (%d) |" % (
             e["cpu"] * 1e3, e["wall"] * 1e3, e["rss"], e["kinesis"][0], e["kinesis"][1],
             e["sqs"][0], e["sqs"][1], e["redis"][0], e["redis"][1]))
+        if e["instructions"]:
+            print("\nInstructions of the fanout process (callgrind, one run): %.1f M" %
+                  (e["instructions"] / 1e6))
 
 
 def main():
@@ -424,6 +440,8 @@ def main():
                     help="with --e2e: hold every Kinesis and SQS answer this long")
     ap.add_argument("--session-token", metavar="CHARS", type=int, default=0,
                     help="with --e2e: sign every request with a session token this long")
+    ap.add_argument("--instructions", action="store_true",
+                    help="with --e2e: one more run under callgrind, its instruction count")
     ap.add_argument("--perf", metavar="FILE",
                     help="with --e2e: one more run under perf record -g, written to FILE")
     ap.add_argument("--keep-servers", action="store_true",
@@ -441,7 +459,7 @@ def main():
                 for name in args.events.split(",") if name]
         e2e_row = e2e(build, fanout, tmp, args.runs, args.perf,
                       args.keep_servers, only, args.latency_ms,
-                      args.session_token) if args.e2e else None
+                      args.session_token, args.instructions) if args.e2e else None
     if args.markdown:
         markdown(rows, e2e_row, os.path.basename(build), args.runs, args.repeat)
     else:
@@ -456,7 +474,9 @@ def main():
                   "commands %d (records %d)" % (
                       e["cpu"] * 1e3, e["wall"] * 1e3, e["rss"], e["kinesis"][0],
                       e["kinesis"][1], e["sqs"][0], e["sqs"][1], e["redis"][0],
-                      e["redis"][1]))
+                      e["redis"][1]) +
+                  ("; %.1f M instructions (callgrind)" % (e["instructions"] / 1e6)
+                   if e["instructions"] else ""))
 
 
 if __name__ == "__main__":
