@@ -136,6 +136,7 @@ START_TEST(kinesis_answers)
         struct kinesis_target t = {
             .s = {&kinesis_kind, &reply_host, .id = "m", .name = "s"}};
         fanout_stream_send(&t, &b.batch, b.out);
+        fanout_batch_spares_free(&t.s.spares); /* the bodies it kept */
         s_check(&cases[k], b.out, 3, k);
     }
 }
@@ -185,6 +186,7 @@ START_TEST(kinesis_answers_both_readers)
             struct kinesis_target t = {
                 .s = {&kinesis_kind, &reply_host, .id = "m", .name = "s"}};
             fanout_stream_send(&t, &b.batch, b.out);
+            fanout_batch_spares_free(&t.s.spares); /* the bodies it kept */
             memcpy(got[v], b.out, sizeof got[v]);
             memcpy(log[v], s_reply.last_log, sizeof log[v]);
         }
@@ -247,6 +249,7 @@ START_TEST(firehose_answers)
         struct firehose_target t = {
             .s = {&firehose_kind, &reply_host, .id = "m", .name = "s"}};
         fanout_stream_send(&t, &b.batch, b.out);
+        fanout_batch_spares_free(&t.s.spares); /* the bodies it kept */
         s_check(&cases[k], b.out, 3, k);
     }
 }
