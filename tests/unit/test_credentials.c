@@ -913,7 +913,13 @@ END_TEST
  * while: keep them and warn; once they are (nearly) expired: the error. */
 START_TEST(test_refresh_failure_keeps_current)
 {
-    s_server_start("--lifetime-seconds", "6", NULL);
+    /* 12 s credentials: a 3 s refresh margin (a quarter of the lifetime);
+     * kept after a failed refresh while more than 750 ms are left (a
+     * quarter of the margin), asked again no sooner than a quarter of what
+     * is left. The steps below leave over a second of slack each way, for
+     * a loaded machine (6 s credentials left 0.5 s, which a CI run under
+     * load once overran). */
+    s_server_start("--lifetime-seconds", "12", NULL);
     s_set_base_env(1);
     const char *arn = s_role("flaky");
     struct fanout_credentials a, b;
@@ -921,8 +927,8 @@ START_TEST(test_refresh_failure_keeps_current)
     ck_assert_get_ok(arn, NULL, 0, &a);
     s_control(arn, "deny", 100);
 
-    /* Due (under the 1.5 s margin) but still good for ~1 s. */
-    s_sleep_ms(a.expires_ms - s_wall_ms() - 950);
+    /* Due (under the 3 s margin) but still good for ~2 s. */
+    s_sleep_ms(a.expires_ms - s_wall_ms() - 1900);
     ck_assert_get_ok(arn, NULL, 0, &b);
     ck_assert_str_eq(b.access_key_id, a.access_key_id);
     ck_assert_int_eq(s_role_stat(arn, "requests"), 2);
@@ -934,7 +940,7 @@ START_TEST(test_refresh_failure_keeps_current)
     ck_assert_int_eq(s_role_stat(arn, "requests"), 2);
 
     /* Nearly expired: the error, not the old credentials. */
-    s_sleep_ms(a.expires_ms - s_wall_ms() - 150);
+    s_sleep_ms(a.expires_ms - s_wall_ms() - 300);
     ck_assert_int_eq(s_get(arn, NULL, 0, &b, err, sizeof err), -1);
     ck_assert_msg(strstr(err, "AccessDenied"), "%s", err);
     ck_assert_str_eq(b.access_key_id, "");
