@@ -18,6 +18,7 @@ static void s_send(const struct fanout_batch *batch, struct fanout_outcome *out,
     struct kinesis_target t = {
         .s = {&kinesis_kind, &reply_host, .id = "fuzz", .name = "s", .ordered = flag}};
     fanout_stream_send(&t, batch, out);
+    fanout_batch_spares_free(&t.s.spares); /* the bodies it kept */
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
