@@ -51,8 +51,9 @@ if [ -n "$insecure" ]; then
         "tests clear it)"
     export FANOUT_ALLOW_INSECURE_PLUGINS=1
 fi
-count() { # count <build dir>: add up meson's test log
-    local log="$1/meson-logs/testlog.json"
+count() { # count <build dir> [<log>]: add up meson's test log (a setup's
+          # run writes its own: testlog-<setup>.json)
+    local log="$1/meson-logs/${2:-testlog.json}"
     [ -f "$log" ] || return 0
     local p f
     p=$(grep -c '"result": "OK"' "$log" || true)
@@ -70,7 +71,7 @@ run "tests (debugoptimized build)" meson test -C build --print-errorlogs
 count build
 
 run "unit tests under valgrind" meson test -C build --setup=valgrind --suite unit --print-errorlogs
-count build
+count build testlog-valgrind.json
 
 if [ ! -d build-san ]; then
     meson setup build-san -Db_sanitize=address,undefined -Db_lundef=false \
