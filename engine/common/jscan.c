@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "fanout/swar.h"
+
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
@@ -197,11 +199,8 @@ static int s_string(struct s_p *s, const char **text, size_t *len, int *escaped)
         while (end - q >= 8) {
             uint64_t v;
             memcpy(&v, q, 8);
-            const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
-            uint64_t quote = v ^ (ones * '"'), slash = v ^ (ones * '\\');
-            uint64_t stop = ((quote - ones) & ~quote) | ((slash - ones) & ~slash) |
-                            ((v - ones * 0x20) & ~v) | v;
-            if (stop & high)
+            if (fanout_swar_eq(v, '"') | fanout_swar_eq(v, '\\') |
+                fanout_swar_below(v, 0x20) | fanout_swar_high(v))
                 break;
             q += 8;
         }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "fanout/helpers.h"
+#include "fanout/swar.h"
 
 /* ---- buffers ------------------------------------------------------------ */
 
@@ -154,11 +155,8 @@ int fanout_utf8_check(const uint8_t *s, size_t n)
  * exact. */
 static uint64_t s_word_escapes(uint64_t v)
 {
-    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
-    uint64_t q = v ^ (ones * '"'), bs = v ^ (ones * '\\');
-    uint64_t low = (v - ones * 0x20) & ~v;
-    uint64_t zq = (q - ones) & ~q, zb = (bs - ones) & ~bs;
-    return (v | low | zq | zb) & highs;
+    return fanout_swar_high(v) | fanout_swar_below(v, 0x20) | fanout_swar_eq(v, '"') |
+           fanout_swar_eq(v, '\\');
 }
 
 int fanout_sbuf_json_str(struct fanout_sbuf *b, const void *src, size_t n)

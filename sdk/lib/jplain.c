@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "fanout/jplain.h"
+#include "fanout/swar.h"
 
 const char *fanout_jplain_ws(const char *p, const char *end)
 {
@@ -19,16 +20,11 @@ const char *fanout_jplain_string(const char *p, const char *end, const char **s,
     /* 8 bytes at a time while all are plain (0x20..0x7e, not '"' or
      * '\\'): the bit tricks of fanout_sbuf_json_str, DEL added; the
      * byte loop reads from the first that is not */
-    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
     while (end - q >= 8) {
-        uint64_t v, x, y, z;
+        uint64_t v;
         memcpy(&v, q, 8);
-        x = v ^ (ones * '"');
-        y = v ^ (ones * '\\');
-        z = v ^ (ones * 0x7f);
-        if ((v | ((v - ones * 0x20) & ~v) | ((x - ones) & ~x) | ((y - ones) & ~y) |
-             ((z - ones) & ~z)) &
-            highs)
+        if (fanout_swar_high(v) | fanout_swar_below(v, 0x20) | fanout_swar_eq(v, '"') |
+            fanout_swar_eq(v, '\\') | fanout_swar_eq(v, 0x7f))
             break;
         q += 8;
     }

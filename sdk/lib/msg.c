@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 
 #include "fanout/batch.h"
+#include "fanout/swar.h"
 
 /* What `accept` said of each ASCII character, per thread and function (it
  * is a property of the character): a body is mostly ASCII, and asking per
@@ -14,9 +15,6 @@
 static __thread int (*s_asked_fn)(uint32_t cp);
 static __thread uint8_t s_asked[128]; /* 0: not asked, 1: accepted, 2: refused */
 static __thread int s_printable_ok;   /* 0: not known, 1: all of 0x20..0x7E, 2: not */
-
-#define S_ONES  0x0101010101010101ull
-#define S_HIGHS 0x8080808080808080ull
 
 static int s_ascii_ok(int (*accept)(uint32_t cp), unsigned c)
 {
@@ -46,9 +44,8 @@ size_t fanout_text_check(const uint8_t *s, size_t n, int (*accept)(uint32_t cp),
             while (i + 8 <= n) {
                 uint64_t x;
                 memcpy(&x, s + i, 8);
-                uint64_t below = (x - S_ONES * 0x20) & ~x;
-                uint64_t above = (x + S_ONES * (127 - 0x7E)) | x;
-                if ((below | above) & S_HIGHS)
+                if (fanout_swar_below(x, 0x20) | fanout_swar_eq(x, 0x7f) |
+                    fanout_swar_high(x))
                     break;
                 i += 8;
             }
