@@ -590,16 +590,6 @@ static int s_build(const struct redis_instance *in, const struct fanout_batch *b
     return 0;
 }
 
-/* The pieces from command `first` on: *k and how far into it. */
-static void s_seek(const struct s_cmds *c, size_t first, size_t *k, size_t *skip)
-{
-    size_t at = 0, want = c->off[first];
-    *k = 0;
-    while (*k < c->nsegs && at + c->segs[*k].iov_len <= want)
-        at += c->segs[(*k)++].iov_len;
-    *skip = want - at;
-}
-
 static void s_cmds_free(struct s_cmds *c)
 {
     fanout_sbuf_free(&c->small);
@@ -612,8 +602,7 @@ struct s_call {
     const struct redis_instance *in;
     const struct fanout_batch *batch;
     struct fanout_outcome *out;
-    size_t base; /* the command that reply 0 of this exchange answers */
-    int drop;    /* do not reuse the connection */
+    int drop; /* do not reuse the connection */
 };
 
 static void s_set_outcome(struct fanout_outcome *o, const struct redis_failure *f)
@@ -621,7 +610,7 @@ static void s_set_outcome(struct fanout_outcome *o, const struct redis_failure *
     fanout_outcome_set(o, f->status, f->code, "%s", f->message);
 }
 
-/* The reply to command base + i: +OK, or :0 / :1 for a DEL (the exchange
+/* The reply to command i: +OK, or :0 / :1 for a DEL (the exchange
  * checked that it is exactly what its command can get), or an error. Every
  * reply writes its outcome, so a resend after an exchange out of step
  * replaces what the untrusted one wrote. */
@@ -629,13 +618,12 @@ static void s_on_reply(void *ud, size_t i, int is_error, const char *text, size_
 {
     struct s_call *c = ud;
     struct redis_failure f;
-    size_t cmd = c->base + i;
     if (!is_error) {
         /* Outcomes arrive zeroed (FANOUT_OK); only a failure written by an
          * exchange that was then sent again needs clearing. Writing the
          * others would turn the engine's untouched zero pages into page
          * faults: 3 MB for a batch of 10,000. */
-        size_t from = c->in->mset ? 0 : cmd, to = c->in->mset ? c->batch->count : cmd + 1;
+        size_t from = c->in->mset ? 0 : i, to = c->in->mset ? c->batch->count : i + 1;
         for (size_t k = from; k < to; k++)
             if (c->out[k].status != FANOUT_OK)
                 memset(&c->out[k], 0, sizeof c->out[k]);
@@ -648,23 +636,16 @@ static void s_on_reply(void *ud, size_t i, int is_error, const char *text, size_
         for (size_t k = 0; k < c->batch->count; k++)
             s_set_outcome(&c->out[k], &f);
     } else {
-        s_set_outcome(&c->out[cmd], &f);
+        s_set_outcome(&c->out[i], &f);
     }
 }
 
-/* Commands [first, count) got no reply: mark their messages. */
-static void s_fail_rest(const struct redis_instance *in, const struct fanout_batch *b,
-                        struct fanout_outcome *out, size_t first, size_t count,
-                        const struct redis_failure *f)
+/* No reply proves any command: every message gets the failure. */
+static void s_fail_all(const struct fanout_batch *b, struct fanout_outcome *out,
+                       const struct redis_failure *f)
 {
-    for (size_t i = first; i < count; i++) {
-        if (in->mset) {
-            for (size_t k = 0; k < b->count; k++)
-                s_set_outcome(&out[k], f);
-        } else {
-            s_set_outcome(&out[i], f);
-        }
-    }
+    for (size_t i = 0; i < b->count; i++)
+        s_set_outcome(&out[i], f);
 }
 
 /*
@@ -769,7 +750,7 @@ static int s_send(void *instance, const struct fanout_batch *b, struct fanout_ou
         snprintf(f.code, sizeof f.code, "Timeout");
         snprintf(f.message, sizeof f.message,
                  "no time left before the invocation's deadline");
-        s_fail_rest(in, b, out, 0, b->count, &f);
+        s_fail_all(b, out, &f);
         return -1;
     }
     int64_t now = redis_now_ms();
@@ -790,35 +771,25 @@ static int s_send(void *instance, const struct fanout_batch *b, struct fanout_ou
                                "out of memory formatting the commands");
         return -1;
     }
+    /* where each command ends, from the first byte sent: every exchange
+     * sends all the commands, from the first */
+    for (size_t i = 0; i < cmds.count; i++)
+        ends[i] = i + 1 < cmds.count ? cmds.off[i + 1] : cmds.len;
     struct s_call call = {.in = in, .batch = b, .out = out};
     struct redis_conn *conn = s_take(in);
     int reconnects = 1;
-    size_t first = 0;
     for (;;) {
         if (!conn) {
             conn = redis_conn_open(&in->cfg, deadline, &f);
             if (!conn) {
-                s_fail_rest(in, b, out, first, cmds.count, &f);
+                s_fail_all(b, out, &f);
                 break;
             }
         }
         size_t got = 0;
-        call.base = first;
-        /* where each command of this exchange ends, from its first byte */
-        for (size_t i = first; i < cmds.count; i++)
-            ends[i - first] =
-                (i + 1 < cmds.count ? cmds.off[i + 1] : cmds.len) - cmds.off[first];
-        size_t k, skip;
-        s_seek(&cmds, first, &k, &skip);
-        struct iovec *from = &cmds.segs[k];
-        if (skip) { /* commands before `first` are not sent again */
-            from->iov_base = (char *)from->iov_base + skip;
-            from->iov_len -= skip;
-        }
-        if (redis_conn_exchange(conn, from, cmds.nsegs - k, ends,
-                                cmds.expect ? cmds.expect + first : NULL,
-                                cmds.count - first, s_on_reply, &call, in->cfg.timeout_ms,
-                                deadline, &got, &f) == 0)
+        if (redis_conn_exchange(conn, cmds.segs, cmds.nsegs, ends, cmds.expect, cmds.count,
+                                s_on_reply, &call, in->cfg.timeout_ms, deadline, &got,
+                                &f) == 0)
             break;
         /* The exchange did not end with its marker's reply in place, so no
          * reply of it is proven to answer its command: the connection broke
@@ -832,7 +803,7 @@ static int s_send(void *instance, const struct fanout_batch *b, struct fanout_ou
         conn = NULL;
         call.drop = 0;
         if (!reconnects-- || redis_now_ms() >= deadline) {
-            s_fail_rest(in, b, out, first, cmds.count, &f);
+            s_fail_all(b, out, &f);
             break;
         }
         in->cfg.host->log(
@@ -840,7 +811,7 @@ static int s_send(void *instance, const struct fanout_batch *b, struct fanout_ou
             "%s: %s; reconnecting and sending again the %zu command%s of that "
             "exchange (%zu of them had a reply, but an exchange whose marker "
             "reply did not come in place proves none)",
-            f.code, f.message, cmds.count - first, cmds.count - first == 1 ? "" : "s", got);
+            f.code, f.message, cmds.count, cmds.count == 1 ? "" : "s", got);
     }
     if (conn && call.drop)
         redis_conn_close(conn);
