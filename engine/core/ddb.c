@@ -1139,6 +1139,52 @@ static int s_turbo_value(struct s_turbo *t, int depth)
     return 0;
 }
 
+/* s_turbo_value's commonest case, inlined where members and elements are
+ * read: {"S": "text"} or {"N": "number"} with a value s_turbo_value copies
+ * as it is (no escape; N as s_number_plain takes it). Written, 1; anything
+ * else 0, with nothing read or written: s_turbo_value then reads it, so
+ * the output is the same either way. */
+static inline int s_turbo_plain(struct s_turbo *t)
+{
+    const char *q = fanout_jws(t->q, t->end), *end = t->end;
+    if (q >= end || *q != '{')
+        return 0;
+    q = fanout_jws(q + 1, end);
+    if (end - q < 3 || q[0] != '"' || q[2] != '"' || (q[1] != 'S' && q[1] != 'N'))
+        return 0;
+    char type = q[1];
+    q += 3;
+    if (q >= end || *q != ':') {
+        q = fanout_jws(q, end);
+        if (q >= end || *q != ':')
+            return 0;
+    }
+    q = fanout_jws(q + 1, end);
+    if (q >= end || *q != '"')
+        return 0;
+    const char *v = q + 1, *v_end = s_turbo_end(t, v);
+    if (!v_end)
+        return 0;
+    size_t n = (size_t)(v_end - v);
+    q = v_end + 1;
+    if (q >= end || *q != '}') {
+        q = fanout_jws(q, end);
+        if (q >= end || *q != '}')
+            return 0;
+    }
+    if (type == 'S') {
+        *t->o++ = '"';
+        s_turbo_copy(t, v, n);
+        *t->o++ = '"';
+    } else if (s_number_plain(v, n)) {
+        s_turbo_copy(t, v, n);
+    } else {
+        return 0;
+    }
+    t->q = q + 1;
+    return 1;
+}
+
 /* After a member or element: the ',' (0) or `close` (1) copied; -1 else. */
 static inline int s_turbo_next(struct s_turbo *t, char close)
 {
@@ -1225,7 +1271,7 @@ static int s_turbo_map(struct s_turbo *t, int depth, size_t *count)
         }
         *t->o++ = ':';
         t->q = q + 1;
-        if (s_turbo_value(t, depth) != 0)
+        if (!s_turbo_plain(t) && s_turbo_value(t, depth) != 0)
             return -1;
         rc = s_turbo_next(t, '}');
     }
@@ -1238,7 +1284,7 @@ static int s_turbo_array(struct s_turbo *t, int depth)
 {
     int rc = s_turbo_open(t, '[', ']');
     while (rc == 0) {
-        if (s_turbo_value(t, depth) != 0)
+        if (!s_turbo_plain(t) && s_turbo_value(t, depth) != 0)
             return -1;
         rc = s_turbo_next(t, ']');
     }
