@@ -849,18 +849,27 @@ END_TEST
 
 /* ---- conversion while the event is scanned ------------------------------ */
 
+/* `part` (single-quote JSON, in *part_dq as JSON) followed by `tail`, as
+ * in an event's text. */
+static char *s_in_event(const char *part_sq, const char *tail, char **part_dq, size_t *n)
+{
+    *part_dq = s_dq(part_sq);
+    *n = strlen(*part_dq);
+    char *text = malloc(*n + strlen(tail) + 1);
+    ck_assert_ptr_nonnull(text);
+    memcpy(text, *part_dq, *n);
+    strcpy(text + *n, tail);
+    return text;
+}
+
 /* fanout_ddb_image_shape of an image (single-quote JSON) followed by the
  * rest of an event: the image's end and fanout_ddb_image_text's bytes when
  * `accepted`, else NULL. */
 static void s_shape(const char *image_sq, int accepted, size_t count)
 {
-    char *image = s_dq(image_sq);
-    size_t n = strlen(image);
-    const char *tail = "}}, {\"eventName\": \"INSERT\"}]}";
-    char *text = malloc(n + strlen(tail) + 1);
-    ck_assert_ptr_nonnull(text);
-    memcpy(text, image, n);
-    strcpy(text + n, tail);
+    char *image;
+    size_t n;
+    char *text = s_in_event(image_sq, "}}, {\"eventName\": \"INSERT\"}]}", &image, &n);
     struct fanout_sbuf got = {0}, want = {0};
     struct fanout_arena nodes = {0};
     char err[256];
@@ -950,13 +959,10 @@ END_TEST
  * else NULL and nothing written. */
 static void s_keys_shape(const char *keys_sq, int accepted, size_t count)
 {
-    char *keys = s_dq(keys_sq);
-    size_t n = strlen(keys);
-    const char *tail = ", \"NewImage\": {}}, \"eventName\": \"INSERT\"}]}";
-    char *text = malloc(n + strlen(tail) + 1);
-    ck_assert_ptr_nonnull(text);
-    memcpy(text, keys, n);
-    strcpy(text + n, tail);
+    char *keys;
+    size_t n;
+    char *text =
+        s_in_event(keys_sq, ", \"NewImage\": {}}, \"eventName\": \"INSERT\"}]}", &keys, &n);
     struct fanout_sbuf got = {0}, want = {0};
     struct fanout_arena nodes = {0};
     char err[256];

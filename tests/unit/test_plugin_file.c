@@ -117,6 +117,37 @@ static size_t s_escaped(const uint8_t *d, size_t n, char *out)
     return o;
 }
 
+/* `body` sent as one message; the line it made, read from *f (opened at
+ * the first call) into *line. */
+static const char *s_send_line(void *inst, FILE **f, const uint8_t *body, size_t len,
+                               char **line, size_t *line_cap)
+{
+    struct reply_batch b;
+    reply_batch_init(&b, 1);
+    b.msgs[0].body = body;
+    b.msgs[0].body_len = len;
+    ck_assert_int_eq(p->send(inst, &b.batch, b.out), 0);
+    if (!*f) {
+        *f = fopen(s_path, "r");
+        ck_assert_ptr_nonnull(*f);
+    }
+    ck_assert_msg(getline(line, line_cap, *f) > 0, "no line for %zu bytes", len);
+    return *line;
+}
+
+/* The line's "data", from its value on, when it is the reference escaping
+ * of `body` (written into `want`) closing the line; NULL else. */
+static const char *s_data_matches(const char *line, const uint8_t *body, size_t len,
+                                  char *want)
+{
+    s_escaped(body, len, want);
+    const char *data = strstr(line, ",\"data\":");
+    ck_assert_ptr_nonnull(data);
+    data += strlen(",\"data\":");
+    size_t n = strlen(want);
+    return strncmp(data, want, n) == 0 && strcmp(data + n, "}\n") == 0 ? NULL : data;
+}
+
 /* Every byte that needs an escape, alone or in runs, at every offset of
  * bodies of 0 to 70 bytes (the escaper reads 16 and 8 bytes at a time,
  * storing them before it looks), with UTF-8 and DEL around: the line
@@ -150,17 +181,7 @@ START_TEST(escapes_at_every_offset)
                     if (k == 3)
                         body[len - 1] = '"';
                 }
-                struct reply_batch b;
-                reply_batch_init(&b, 1);
-                b.msgs[0].body = body;
-                b.msgs[0].body_len = len;
-                ck_assert_int_eq(p->send(inst, &b.batch, b.out), 0);
-                if (!f) {
-                    f = fopen(s_path, "r");
-                    ck_assert_ptr_nonnull(f);
-                }
-                ck_assert_msg(getline(&line, &line_cap, f) > 0, "no line for %zu/%zu", len,
-                              at);
+                s_send_line(inst, &f, body, len, &line, &line_cap);
                 /* the filler's one two-byte character cut or overwritten:
                  * not UTF-8, so base64 */
                 int utf8 = 1;
@@ -172,14 +193,9 @@ START_TEST(escapes_at_every_offset)
                     ck_assert_ptr_nonnull(strstr(line, "\"dataBase64\":"));
                     continue;
                 }
-                s_escaped(body, len, want);
-                const char *data = strstr(line, ",\"data\":");
-                ck_assert_ptr_nonnull(data);
-                data += strlen(",\"data\":");
-                ck_assert_msg(strncmp(data, want, strlen(want)) == 0 &&
-                                  strcmp(data + strlen(want), "}\n") == 0,
-                              "len %zu, at %zu, byte 0x%02x: %s, expected %s", len, at,
-                              special[k], data, want);
+                const char *bad = s_data_matches(line, body, len, want);
+                ck_assert_msg(!bad, "len %zu, at %zu, byte 0x%02x: %s, expected %s", len,
+                              at, special[k], bad, want);
                 cases++;
                 if (at == len)
                     break;
@@ -231,24 +247,10 @@ START_TEST(dense_escapes)
                 body[i] = r % every[d] == 0 ? special[(r / every[d]) % sizeof special]
                                             : (uint8_t)('a' + r % 26);
             }
-            struct reply_batch b;
-            reply_batch_init(&b, 1);
-            b.msgs[0].body = body;
-            b.msgs[0].body_len = len;
-            ck_assert_int_eq(p->send(inst, &b.batch, b.out), 0);
-            if (!f) {
-                f = fopen(s_path, "r");
-                ck_assert_ptr_nonnull(f);
-            }
-            ck_assert_msg(getline(&line, &line_cap, f) > 0, "no line for %zu", len);
-            s_escaped(body, len, want);
-            const char *data = strstr(line, ",\"data\":");
-            ck_assert_ptr_nonnull(data);
-            data += strlen(",\"data\":");
-            ck_assert_msg(strncmp(data, want, strlen(want)) == 0 &&
-                              strcmp(data + strlen(want), "}\n") == 0,
-                          "len %zu, one in %u escaped: %.200s, expected %.200s", len,
-                          every[d], data, want);
+            s_send_line(inst, &f, body, len, &line, &line_cap);
+            const char *bad = s_data_matches(line, body, len, want);
+            ck_assert_msg(!bad, "len %zu, one in %u escaped: %.200s, expected %.200s", len,
+                          every[d], bad, want);
             cases++;
         }
     }
