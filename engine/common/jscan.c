@@ -44,7 +44,7 @@ struct s_p {
     const char *const *skip_names;
     int skip_open;  /* the depth-3 object is skip_in's value */
     int skip_which; /* the index in skip_names of the member skipped */
-    /* fanout_jscan_each_skip_shape: offered skip_names[0]'s object first */
+    /* fanout_jscan_each_skip_shape: offered a skipped member's object first */
     fanout_jshape_fn shape;
     void *shape_ctx;
     unsigned char inside; /* FANOUT_J_HAS_* met by the s_skip_* functions */
@@ -820,9 +820,8 @@ __attribute__((noinline)) static struct fanout_jnode *s_skip_member(struct s_p *
     int object = *s->p == '{';
     n->type = object ? FANOUT_J_OBJECT : FANOUT_J_ARRAY;
     n->text = s->p;
-    const char *shape = !object ? NULL
-                        : s->shape && s->skip_which == 0
-                            ? s->shape(s->shape_ctx, s->p, s->end, &n->count)
+    const char *shape = object && s->shape
+                            ? s->shape(s->shape_ctx, s->skip_which, s->p, s->end, &n->count)
                             : NULL;
     if (object && !shape)
         shape = s_shape_map(s->p, s->end, 0, &n->count);

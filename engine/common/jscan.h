@@ -157,15 +157,15 @@ fanout_jscan_each_skip(const char *text, size_t len, const char *key, const char
                        struct fanout_arena *scratch, fanout_jeach_fn each, void *ctx,
                        char *err, size_t err_len);
 
-/* fanout_jscan_each_skip, but an object that is the value of
- * skip_names[0] is offered to `shape` first, at its '{' (`end`: the end of
- * the text): `shape` returns the end of the object with its member count
- * in *count when it accepts it, or NULL to have it scanned as usual. It
- * must accept only what the scan's own quick pass over a DynamoDB image
+/* fanout_jscan_each_skip, but an object that is the value of one of
+ * skip_names is offered to `shape` first, with that name's index in
+ * skip_names (`which`), at its '{' (`end`: the end of the text): `shape` returns the end of
+ * the object with its member count in *count when it accepts it, or NULL to have it scanned
+ * as usual. It must accept only what the scan's own quick pass over a DynamoDB image
  * accepts (valid JSON, no number, no escape, no repeated name: the node
  * then says so), so that the scan's answer and its errors stay the same. */
-typedef const char *(*fanout_jshape_fn)(void *ctx, const char *p, const char *end,
-                                        size_t *count);
+typedef const char *(*fanout_jshape_fn)(void *ctx, int which, const char *p,
+                                        const char *end, size_t *count);
 struct fanout_jnode *
 fanout_jscan_each_skip_shape(const char *text, size_t len, const char *key,
                              const char *skip_in, const char *const *skip_names,

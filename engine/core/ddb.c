@@ -1139,6 +1139,52 @@ static int s_turbo_value(struct s_turbo *t, int depth)
     return 0;
 }
 
+/* s_turbo_value's commonest case, inlined where members and elements are
+ * read: {"S": "text"} or {"N": "number"} with a value s_turbo_value copies
+ * as it is (no escape; N as s_number_plain takes it). Written, 1; anything
+ * else 0, with nothing read or written: s_turbo_value then reads it, so
+ * the output is the same either way. */
+static inline int s_turbo_plain(struct s_turbo *t)
+{
+    const char *q = fanout_jws(t->q, t->end), *end = t->end;
+    if (q >= end || *q != '{')
+        return 0;
+    q = fanout_jws(q + 1, end);
+    if (end - q < 3 || q[0] != '"' || q[2] != '"' || (q[1] != 'S' && q[1] != 'N'))
+        return 0;
+    char type = q[1];
+    q += 3;
+    if (q >= end || *q != ':') {
+        q = fanout_jws(q, end);
+        if (q >= end || *q != ':')
+            return 0;
+    }
+    q = fanout_jws(q + 1, end);
+    if (q >= end || *q != '"')
+        return 0;
+    const char *v = q + 1, *v_end = s_turbo_end(t, v);
+    if (!v_end)
+        return 0;
+    size_t n = (size_t)(v_end - v);
+    q = v_end + 1;
+    if (q >= end || *q != '}') {
+        q = fanout_jws(q, end);
+        if (q >= end || *q != '}')
+            return 0;
+    }
+    if (type == 'S') {
+        *t->o++ = '"';
+        s_turbo_copy(t, v, n);
+        *t->o++ = '"';
+    } else if (s_number_plain(v, n)) {
+        s_turbo_copy(t, v, n);
+    } else {
+        return 0;
+    }
+    t->q = q + 1;
+    return 1;
+}
+
 /* After a member or element: the ',' (0) or `close` (1) copied; -1 else. */
 static inline int s_turbo_next(struct s_turbo *t, char close)
 {
@@ -1225,7 +1271,7 @@ static int s_turbo_map(struct s_turbo *t, int depth, size_t *count)
         }
         *t->o++ = ':';
         t->q = q + 1;
-        if (s_turbo_value(t, depth) != 0)
+        if (!s_turbo_plain(t) && s_turbo_value(t, depth) != 0)
             return -1;
         rc = s_turbo_next(t, '}');
     }
@@ -1238,7 +1284,7 @@ static int s_turbo_array(struct s_turbo *t, int depth)
 {
     int rc = s_turbo_open(t, '[', ']');
     while (rc == 0) {
-        if (s_turbo_value(t, depth) != 0)
+        if (!s_turbo_plain(t) && s_turbo_value(t, depth) != 0)
             return -1;
         rc = s_turbo_next(t, ']');
     }
@@ -1424,54 +1470,90 @@ const char *fanout_ddb_image_shape(const char *p, const char *end, size_t *count
 
 /* fanout_ddb_key_write from the text for Keys of the common shape: each
  * key attribute {"S"|"N"|"B": "value"} with names and values without
- * escapes, N plain (s_number_plain), B valid base64. -1 (the buffer's
- * length restored by the caller) for anything else. */
-static int s_turbo_key(const char *q, const char *end, struct fanout_sbuf *out)
+ * escapes, N plain (s_number_plain), B valid base64. The end of the object
+ * (after its '}'), its member count in *count; NULL (the buffer's length
+ * restored by the caller) for anything else. `strict`, for text not
+ * validated yet (fanout_ddb_keys_shape): strings as fanout_jplain_end
+ * finds them, names distinct. */
+static const char *s_turbo_keys(const char *q, const char *end, int strict, size_t *count,
+                                struct fanout_sbuf *out)
 {
+    struct {
+        const char *s;
+        size_t n;
+    } names[S_TURBO_NAMES];
+    size_t n_names = 0;
     q = fanout_jws(q, end);
     if (q >= end || *q != '{')
-        return -1;
+        return NULL;
     q = fanout_jws(q + 1, end);
     if (q < end && *q == '}')
-        return -1; /* empty: fanout_ddb_key_write says so */
+        return NULL; /* empty: fanout_ddb_key_write says so */
     for (int first = 1;; first = 0) {
-        if (q >= end || *q != '"' || !(q = s_turbo_str_end(q + 1, end)))
-            return -1;
-        q = fanout_jws(q + 1, end);
+        const char *name = q + 1, *name_end = NULL;
+        if (q < end && *q == '"')
+            name_end = strict ? fanout_jplain_end(name, end) : s_turbo_str_end(name, end);
+        if (!name_end)
+            return NULL;
+        if (strict) {
+            size_t len = (size_t)(name_end - name);
+            if (n_names == S_TURBO_NAMES)
+                return NULL;
+            for (size_t i = 0; i < n_names; i++)
+                if (names[i].n == len && memcmp(names[i].s, name, len) == 0)
+                    return NULL;
+            names[n_names].s = name;
+            names[n_names].n = len;
+        }
+        n_names++;
+        q = fanout_jws(name_end + 1, end);
         if (q >= end || *q != ':')
-            return -1;
+            return NULL;
         q = fanout_jws(q + 1, end);
         if (q >= end || *q != '{')
-            return -1;
+            return NULL;
         q = fanout_jws(q + 1, end);
         if (end - q < 3 || q[0] != '"' || q[2] != '"' ||
             (q[1] != 'S' && q[1] != 'N' && q[1] != 'B'))
-            return -1;
+            return NULL;
         char type = q[1];
         q = fanout_jws(q + 3, end);
         if (q >= end || *q != ':')
-            return -1;
+            return NULL;
         q = fanout_jws(q + 1, end);
-        const char *v = q + 1,
-                   *v_end = q < end && *q == '"' ? s_turbo_str_end(v, end) : NULL;
+        const char *v = q + 1, *v_end = NULL;
+        if (q < end && *q == '"')
+            v_end = strict ? fanout_jplain_end(v, end) : s_turbo_str_end(v, end);
         if (!v_end)
-            return -1;
+            return NULL;
         size_t n = (size_t)(v_end - v), bad;
         if ((type == 'N' && !s_number_plain(v, n)) ||
             (type == 'B' && s_base64_check(v, n, &bad) != 0))
-            return -1;
+            return NULL;
         if ((!first && fanout_sbuf_putc(out, '|') != 0) || fanout_sbuf_put(out, v, n) != 0)
-            return -1;
+            return NULL;
         q = fanout_jws(v_end + 1, end);
         if (q >= end || *q != '}')
-            return -1;
+            return NULL;
         q = fanout_jws(q + 1, end);
-        if (q < end && *q == '}')
-            return fanout_jws(q + 1, end) == end ? 0 : -1;
+        if (q < end && *q == '}') {
+            *count = n_names;
+            return q + 1;
+        }
         if (q >= end || *q != ',')
-            return -1;
+            return NULL;
         q = fanout_jws(q + 1, end);
     }
+}
+
+const char *fanout_ddb_keys_shape(const char *p, const char *end, size_t *count,
+                                  struct fanout_sbuf *out)
+{
+    fanout_sbuf_reset(out);
+    const char *q = p < end && *p == '{' ? s_turbo_keys(p, end, 1, count, out) : NULL;
+    if (!q)
+        fanout_sbuf_reset(out);
+    return q;
 }
 
 int fanout_ddb_key_text(const char *text, size_t len, struct fanout_arena *nodes,
@@ -1480,7 +1562,9 @@ int fanout_ddb_key_text(const char *text, size_t len, struct fanout_arena *nodes
     size_t start = out->len;
     if (err && err_len)
         err[0] = 0;
-    if (s_turbo_key(text, text + len, out) == 0)
+    size_t count;
+    const char *q = s_turbo_keys(text, text + len, 0, &count, out);
+    if (q && fanout_jws(q, text + len) == text + len)
         return 0;
     s_restore(out, start);
     const struct fanout_jnode *keys = fanout_jscan_valid(text, len, nodes, err, err_len);

@@ -46,6 +46,18 @@ int fanout_ddb_image_text(const char *text, size_t len, int convert,
 const char *fanout_ddb_image_shape(const char *p, const char *end, size_t *count,
                                    struct fanout_sbuf *out);
 
+/* Keys in an event's text that are not validated yet, at its '{' (`end`:
+ * the end of the text), read in one pass that checks what the event's scan
+ * would: their key string written into `out` (reset first), the same bytes
+ * as fanout_ddb_key_text writes, when each key attribute is an S, plain N
+ * or valid B string of printable ASCII without escapes (at most 32 names,
+ * none repeated). Returns the end of the object with its member count in
+ * *count; NULL for anything else (out then empty): the scan reads Keys as
+ * before and fanout_ddb_key_text makes the key. What it accepts, the scan's
+ * quick pass accepts too (fanout_jscan_each_skip_shape). */
+const char *fanout_ddb_keys_shape(const char *p, const char *end, size_t *count,
+                                  struct fanout_sbuf *out);
+
 /* Append a DynamoDB Streams record as one object ("wholeRecord"): its
  * members eventName, eventID, dynamodb.Keys, .OldImage, .NewImage,
  * .SequenceNumber, .ApproximateCreationDateTime in that order, those

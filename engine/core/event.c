@@ -53,6 +53,10 @@ struct s_parser {
      * text in the event, and its plain JSON */
     const char *conv_text;
     struct fanout_sbuf conv;
+    int convert_images;
+    /* the last Keys read as the scan met them: their text, their key in
+     * `key` */
+    const char *key_text;
 };
 
 /* A string member, unescaped into the arena, or NULL. */
@@ -422,12 +426,16 @@ static void s_parse_dynamodb(struct s_parser *ps, struct fanout_raw_record *r,
     r->data_len = img ? img->len : 0;
     struct fanout_sbuf *kb = &ps->key;
     char err[256];
-    fanout_sbuf_reset(kb);
-    /* Keys the scan kept no nodes below: from its text */
-    int krc =
-        keys && keys->type == FANOUT_J_OBJECT && keys->count && !keys->child
-            ? fanout_ddb_key_text(keys->text, keys->len, &ps->scratch, kb, err, sizeof err)
-            : fanout_ddb_key_write(keys, kb, err, sizeof err);
+    /* Keys read as the scan met them (s_shape_member) are in kb already;
+     * other Keys the scan kept no nodes below: from their text */
+    int krc = 0;
+    if (!keys || keys->text != ps->key_text) {
+        fanout_sbuf_reset(kb);
+        krc = keys && keys->type == FANOUT_J_OBJECT && keys->count && !keys->child
+                  ? fanout_ddb_key_text(keys->text, keys->len, &ps->scratch, kb, err,
+                                        sizeof err)
+                  : fanout_ddb_key_write(keys, kb, err, sizeof err);
+    }
     if (krc == -2) {
         s_fail(ps, r, "field \"dynamodb\": cannot be read (out of memory?)");
         return;
@@ -665,12 +673,20 @@ static int s_group(struct fanout_event *ev, struct fanout_arena *a)
     return rc;
 }
 
-/* fanout_jscan_each_skip_shape's hook for a NewImage: converted now. */
-static const char *s_shape_image(void *ctx, const char *p, const char *end, size_t *count)
+/* fanout_jscan_each_skip_shape's hook (s_ddb_skipped): a NewImage
+ * converted now when images are converted, Keys made into the key now. */
+static const char *s_shape_member(void *ctx, int which, const char *p, const char *end,
+                                  size_t *count)
 {
     struct s_parser *ps = ctx;
-    const char *q = fanout_ddb_image_shape(p, end, count, &ps->conv);
-    ps->conv_text = q ? p : NULL;
+    const char *q = NULL;
+    if (which == 0 && ps->convert_images) {
+        q = fanout_ddb_image_shape(p, end, count, &ps->conv);
+        ps->conv_text = q ? p : NULL;
+    } else if (which == 2) {
+        q = fanout_ddb_keys_shape(p, end, count, &ps->key);
+        ps->key_text = q ? p : NULL;
+    }
     return q;
 }
 
@@ -686,16 +702,19 @@ int fanout_event_parse_opts(const char *json, size_t len, int convert_images,
 {
     memset(ev, 0, sizeof *ev);
     char why[256];
-    struct s_parser ps = {.ev = ev, .arena = arena, .start = json, .end = json + len};
+    struct s_parser ps = {.ev = ev,
+                          .arena = arena,
+                          .start = json,
+                          .end = json + len,
+                          .convert_images = convert_images};
     /* one pass: nodes down to the records (level 2) stay; each record's
      * members are scanned into the scratch arena and the record read
      * (s_each_record) as the scan meets it, so the nodes of one record at
      * a time are in memory, not those of all 10,000. The records read
      * before an error in the event are dropped with it. */
-    const struct fanout_jnode *root =
-        fanout_jscan_each_skip_shape(json, len, "Records", "dynamodb", s_ddb_skipped,
-                                     convert_images ? s_shape_image : NULL, &ps, arena,
-                                     &ps.scratch, s_each_record, &ps, why, sizeof why);
+    const struct fanout_jnode *root = fanout_jscan_each_skip_shape(
+        json, len, "Records", "dynamodb", s_ddb_skipped, s_shape_member, &ps, arena,
+        &ps.scratch, s_each_record, &ps, why, sizeof why);
     fanout_arena_free(&ps.scratch);
     fanout_sbuf_free(&ps.key);
     fanout_sbuf_free(&ps.conv);

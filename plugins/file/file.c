@@ -69,12 +69,87 @@ static inline unsigned s_stop16(__m128i v)
 }
 #endif
 
-static int s_json_str(struct fanout_sbuf *b, const uint8_t *s, size_t n)
+/* The escape of byte `c` (one that needs one) at `o`: its end. Out of line:
+ * a control character is rare in text, a quote is not (s_escape_block). */
+__attribute__((noinline)) static char *s_escape(char *o, uint8_t c)
 {
     static const char hex[] = "0123456789abcdef";
     /* the byte after the backslash for the short escapes; 0: \u00XX */
     static const char named[0x60] = {
         ['"'] = '"', ['\\'] = '\\', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't'};
+    *o++ = '\\';
+    if (c < sizeof named && named[c]) {
+        *o++ = named[c];
+        return o;
+    }
+    memcpy(o, "u00", 3);
+    o[3] = hex[c >> 4];
+    o[4] = hex[c & 15];
+    return o + 5;
+}
+
+/* s_room's slow part: the buffer grown to `need` bytes past `o`. */
+__attribute__((noinline)) static char *s_grow(struct fanout_sbuf *b, char *o, size_t need)
+{
+    size_t used = (size_t)(o - b->p);
+    b->len = used;
+    if (fanout_sbuf_reserve(b, need) != 0)
+        return NULL;
+    return b->p + used;
+}
+
+/* Room for the escaping to go on: the escape of every one of the next
+ * `block` bytes (6 bytes each at most), a 16-byte store past them, the
+ * `rest` of the input after them, the quote, the NUL and `slack`. The
+ * (possibly moved) write position, or NULL when out of memory. */
+static inline char *s_room(struct fanout_sbuf *b, char *o, size_t block, size_t rest,
+                           size_t slack)
+{
+    size_t need = block * 6 + 16 + rest + 1 + slack;
+    return b->cap - (size_t)(o - b->p) > need ? o : s_grow(b, o, need);
+}
+
+#ifdef __SSE2__
+/* The `len` bytes of `v` (16 at most; `mask`, not 0, flags those that need
+ * an escape) at `o`, escaped; `rest` bytes of input follow them. Converted
+ * DynamoDB images have a quote every few bytes: leaving the block at each
+ * escape to load the input again cost twice what this does. Each flagged
+ * byte costs one 16-byte copy of the bytes before it, from a copy of the
+ * block, and its backslash: a '"' or '\\' itself is the first byte of the
+ * next copy. The write position after the block, or NULL when out of
+ * memory. */
+static inline char *s_escape_block(struct fanout_sbuf *b, char *o, __m128i v, unsigned mask,
+                                   size_t len, size_t rest, size_t slack)
+{
+    if (!(o = s_room(b, o, len, rest, slack)))
+        return NULL;
+    uint8_t blk[32];
+    _mm_storeu_si128((__m128i *)(void *)blk, v);
+    _mm_storeu_si128((__m128i *)(void *)(blk + 16), _mm_setzero_si128());
+    unsigned pos = 0;
+    do {
+        unsigned k = (unsigned)__builtin_ctz(mask);
+        _mm_storeu_si128((__m128i *)(void *)o,
+                         _mm_loadu_si128((const __m128i *)(const void *)(blk + pos)));
+        o += k - pos;
+        uint8_t c = blk[k];
+        if (c >= 0x20) {
+            *o++ = '\\';
+            pos = k;
+        } else {
+            o = s_escape(o, c);
+            pos = k + 1;
+        }
+        mask &= mask - 1;
+    } while (mask);
+    _mm_storeu_si128((__m128i *)(void *)o,
+                     _mm_loadu_si128((const __m128i *)(const void *)(blk + pos)));
+    return o + (len - pos);
+}
+#endif
+
+static int s_json_str(struct fanout_sbuf *b, const uint8_t *s, size_t n)
+{
     /* written in place: room for the quotes and the bytes as they are,
      * S_ESC_SLACK bytes more (a block is stored before it is looked at),
      * and more only when an escape needs it. From `o` on there is always
@@ -85,52 +160,45 @@ static int s_json_str(struct fanout_sbuf *b, const uint8_t *s, size_t n)
     char *o = b->p + b->len;
     *o++ = '"';
     size_t i = 0;
-    for (;;) {
-        /* sixteen bytes at a time with SSE2 (x86-64's baseline), the last
-         * ones too (padded with bytes the mask then drops); else eight,
-         * then one: stored as they are, then tested for '"', '\\' or a
-         * byte below 0x20 (bytes of 0x80 and above pass: the text was
-         * checked as UTF-8); at the first such byte, only the bytes
-         * before it count, and straight to its escape */
 #ifdef __SSE2__
-        unsigned mask;
-        while (n - i >= 16) {
-            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
-            _mm_storeu_si128((__m128i *)(void *)o, v);
-            mask = s_stop16(v);
-            if (mask)
-                goto stop;
-            i += 16;
+    /* sixteen bytes at a time with SSE2 (x86-64's baseline), the last ones
+     * too (padded with bytes the mask then drops): stored as they are,
+     * then tested for '"', '\\' or a byte below 0x20 (bytes of 0x80 and
+     * above pass: the text was checked as UTF-8); a block with such bytes
+     * is written again with their escapes (s_escape_block) */
+    for (; n - i >= 16; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+        _mm_storeu_si128((__m128i *)(void *)o, v);
+        unsigned mask = s_stop16(v);
+        if (!mask)
             o += 16;
+        else if (!(o = s_escape_block(b, o, v, mask, 16, n - i - 16, S_ESC_SLACK)))
+            return -1;
+    }
+    size_t avail = n - i;
+    if (avail) {
+        /* the rest, followed by zeros (which the mask drops): from the
+         * last 16 bytes when the string has them, else byte by byte */
+        uint8_t pad[32] = {0};
+        if (n >= 16) {
+            _mm_storeu_si128((__m128i *)(void *)pad,
+                             _mm_loadu_si128((const __m128i *)(const void *)(s + n - 16)));
+        } else {
+            for (size_t k = 0; k < avail; k++)
+                pad[16 - avail + k] = s[i + k];
         }
-        {
-            /* the rest, followed by zeros (which the mask drops): from
-             * the last 16 bytes when the string has them, else byte by
-             * byte */
-            size_t avail = n - i;
-            if (!avail)
-                break;
-            uint8_t pad[32] = {0};
-            if (n >= 16) {
-                _mm_storeu_si128(
-                    (__m128i *)(void *)pad,
-                    _mm_loadu_si128((const __m128i *)(const void *)(s + n - 16)));
-            } else {
-                for (size_t k = 0; k < avail; k++)
-                    pad[16 - avail + k] = s[i + k];
-            }
-            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(pad + 16 - avail));
-            _mm_storeu_si128((__m128i *)(void *)o, v);
-            mask = s_stop16(v) & ((1u << avail) - 1);
-            if (!mask) {
-                o += avail;
-                break;
-            }
-        }
-    stop:
-        i += (unsigned)__builtin_ctz(mask);
-        o += (unsigned)__builtin_ctz(mask);
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(pad + 16 - avail));
+        _mm_storeu_si128((__m128i *)(void *)o, v);
+        unsigned mask = s_stop16(v) & ((1u << avail) - 1);
+        if (!mask)
+            o += avail;
+        else if (!(o = s_escape_block(b, o, v, mask, avail, 0, S_ESC_SLACK)))
+            return -1;
+    }
 #else
+    for (;;) {
+        /* eight bytes at a time, then one; at the first byte that needs an
+         * escape, straight to its escape */
         while (n - i >= 8) {
             uint64_t v;
             memcpy(&v, s + i, 8);
@@ -148,27 +216,11 @@ static int s_json_str(struct fanout_sbuf *b, const uint8_t *s, size_t n)
             *o++ = (char)s[i++];
         if (i >= n)
             break;
-#endif
-        /* the escape (6 bytes at most), the rest, the quote, the NUL and
-         * the slack */
-        size_t used = (size_t)(o - b->p), rest = 6 + (n - i - 1) + 1 + S_ESC_SLACK;
-        if (b->cap < used + rest + 1) {
-            b->len = used;
-            if (fanout_sbuf_reserve(b, rest) != 0)
-                return -1;
-            o = b->p + used;
-        }
-        uint8_t c = s[i++];
-        *o++ = '\\';
-        if (c < sizeof named && named[c]) {
-            *o++ = named[c];
-        } else {
-            memcpy(o, "u00", 3);
-            o[3] = hex[c >> 4];
-            o[4] = hex[c & 15];
-            o += 5;
-        }
+        if (!(o = s_room(b, o, 1, n - i - 1, S_ESC_SLACK)))
+            return -1;
+        o = s_escape(o, s[i++]);
     }
+#endif
     *o++ = '"';
     b->len = (size_t)(o - b->p);
     b->p[b->len] = 0;

@@ -849,18 +849,27 @@ END_TEST
 
 /* ---- conversion while the event is scanned ------------------------------ */
 
+/* `part` (single-quote JSON, in *part_dq as JSON) followed by `tail`, as
+ * in an event's text. */
+static char *s_in_event(const char *part_sq, const char *tail, char **part_dq, size_t *n)
+{
+    *part_dq = s_dq(part_sq);
+    *n = strlen(*part_dq);
+    char *text = malloc(*n + strlen(tail) + 1);
+    ck_assert_ptr_nonnull(text);
+    memcpy(text, *part_dq, *n);
+    strcpy(text + *n, tail);
+    return text;
+}
+
 /* fanout_ddb_image_shape of an image (single-quote JSON) followed by the
  * rest of an event: the image's end and fanout_ddb_image_text's bytes when
  * `accepted`, else NULL. */
 static void s_shape(const char *image_sq, int accepted, size_t count)
 {
-    char *image = s_dq(image_sq);
-    size_t n = strlen(image);
-    const char *tail = "}}, {\"eventName\": \"INSERT\"}]}";
-    char *text = malloc(n + strlen(tail) + 1);
-    ck_assert_ptr_nonnull(text);
-    memcpy(text, image, n);
-    strcpy(text + n, tail);
+    char *image;
+    size_t n;
+    char *text = s_in_event(image_sq, "}}, {\"eventName\": \"INSERT\"}]}", &image, &n);
     struct fanout_sbuf got = {0}, want = {0};
     struct fanout_arena nodes = {0};
     char err[256];
@@ -941,6 +950,78 @@ START_TEST(test_shape_refused)
     size_t c;
     const char *img = "{\"a\":{\"S\":\"x\"}}";
     ck_assert_ptr_null(fanout_ddb_image_shape(img, img + strlen(img), &c, &got));
+    fanout_sbuf_free(&got);
+}
+END_TEST
+
+/* fanout_ddb_keys_shape of Keys (single-quote JSON) followed by the rest
+ * of an event: their end and fanout_ddb_key_text's key when `accepted`,
+ * else NULL and nothing written. */
+static void s_keys_shape(const char *keys_sq, int accepted, size_t count)
+{
+    char *keys;
+    size_t n;
+    char *text =
+        s_in_event(keys_sq, ", \"NewImage\": {}}, \"eventName\": \"INSERT\"}]}", &keys, &n);
+    struct fanout_sbuf got = {0}, want = {0};
+    struct fanout_arena nodes = {0};
+    char err[256];
+    size_t c = 12345;
+    fanout_sbuf_puts(&got, "left over");
+    const char *end = fanout_ddb_keys_shape(text, text + strlen(text), &c, &got);
+    if (!accepted) {
+        ck_assert_msg(end == NULL, "accepted: %s", keys);
+        ck_assert_uint_eq(got.len, 0);
+    } else {
+        ck_assert_msg(end == text + n, "not accepted, or wrong end: %s", keys);
+        ck_assert_uint_eq(c, count);
+        ck_assert_int_eq(fanout_ddb_key_text(keys, n, &nodes, &want, err, sizeof err), 0);
+        ck_assert_uint_eq(got.len, want.len);
+        ck_assert_mem_eq(got.p, want.p, want.len);
+    }
+    fanout_sbuf_free(&got);
+    fanout_sbuf_free(&want);
+    fanout_arena_free(&nodes);
+    free(text);
+    free(keys);
+}
+
+START_TEST(test_keys_shape)
+{
+    s_keys_shape("{'pk':{'S':'user#1'}}", 1, 1);
+    s_keys_shape("{'pk': {'S': 'user#1'}, 'sk': {'N': '-12.50'}}", 1, 2);
+    s_keys_shape("{ 'b' : { 'B' : 'AAD/' } ,\n\t'r':{'S':''}}", 1, 2);
+    s_keys_shape("{'range':{'N':'5'},'hash':{'S':'x|y'}}", 1, 2);
+    /* what the scan and fanout_ddb_key_text must read themselves */
+    s_keys_shape("{}", 0, 0);                            /* empty: an error */
+    s_keys_shape("{'a':{'S':'x'},'a':{'S':'y'}}", 0, 0); /* repeated name */
+    s_keys_shape("{'a':{'S':'x\\\\y'}}", 0, 0);          /* an escape */
+    s_keys_shape("{'a\\u0041':{'S':'x'}}", 0, 0);        /* an escaped name */
+    s_keys_shape("{'a':{'S':'caf\xc3\xa9'}}", 0, 0);     /* not ASCII */
+    s_keys_shape("{'a':{'S':'tab\there'}}", 0, 0);       /* a control character */
+    s_keys_shape("{'a':{'N':5}}", 0, 0);                 /* a JSON number */
+    s_keys_shape("{'a':{'N':'1e3'}}", 0, 0);             /* N not plain */
+    s_keys_shape("{'a':{'B':'AA='}}", 0, 0);             /* B not base64 */
+    s_keys_shape("{'a':{'BOOL':true}}", 0, 0);           /* not a key type */
+    s_keys_shape("{'a':{'M':{}}}", 0, 0);                /* not a key type */
+    s_keys_shape("{'a':{'S':'x','N':'1'}}", 0, 0);       /* two types */
+    s_keys_shape("{'a':{'S':'x'},}", 0, 0);              /* a trailing comma */
+    s_keys_shape("{'a':{'S':'x'};", 0, 0);               /* not closed */
+    s_keys_shape("{'a' {'S':'x'}}", 0, 0);               /* no ':' */
+    s_keys_shape("[{'S':'x'}]", 0, 0);                   /* not an object */
+    /* more names than the quick pass compares */
+    struct fanout_sbuf many = {0};
+    fanout_sbuf_putc(&many, '{');
+    for (int i = 0; i < 33; i++)
+        fanout_sbuf_printf(&many, "%s'a%d':{'S':'x'}", i ? "," : "", i);
+    fanout_sbuf_putc(&many, '}');
+    s_keys_shape(many.p, 0, 0);
+    fanout_sbuf_free(&many);
+    /* Keys at the very end of the text: read by the scan */
+    struct fanout_sbuf got = {0};
+    size_t c;
+    const char *keys = "{\"a\":{\"S\":\"x\"}}";
+    ck_assert_ptr_null(fanout_ddb_keys_shape(keys, keys + strlen(keys), &c, &got));
     fanout_sbuf_free(&got);
 }
 END_TEST
@@ -1060,6 +1141,7 @@ static Suite *s_suite(void)
     tc = tcase_create("shape");
     tcase_add_test(tc, test_shape_accepted);
     tcase_add_test(tc, test_shape_refused);
+    tcase_add_test(tc, test_keys_shape);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("keys");

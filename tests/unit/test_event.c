@@ -515,6 +515,64 @@ START_TEST(dynamodb_bad_image_fails_one_record)
 }
 END_TEST
 
+/* Keys made into the key as the scan meets them (plain ones) or from their
+ * text afterwards (the others), record after record: each record gets its
+ * own key, a repeated name or a second Keys still refuses the record. */
+#define S_KS_REC(seq, keys)                                                                \
+    "{\"eventSource\":\"aws:dynamodb\",\"eventName\":\"INSERT\","                          \
+    "\"eventSourceARN\":\"arn:aws:dynamodb:us-east-1:1:table/t/stream/x\","                \
+    "\"dynamodb\":{" keys ",\"SequenceNumber\":\"" seq "\"}}"
+START_TEST(dynamodb_keys_as_scanned)
+{
+    static const char text[] =
+        "{\"Records\":[" S_KS_REC("1", "\"Keys\":{\"id\":{\"S\":\"a\"},\"n\":{\"N\":\"7\"}"
+                                       "}") "," S_KS_REC("2", "\"Keys\":{\"id\":{\"S\":"
+                                                              "\"caf\\u00e9\"}}") "," S_KS_REC(
+            "3", "\"Keys\":{\"id\":{\"S\":\"c\"},\"id\":{\"S\":\"d\"}}") "," S_KS_REC("4",
+                                                                                      "\"Ke"
+                                                                                      "ys\""
+                                                                                      ":{"
+                                                                                      "\"id"
+                                                                                      "\":{"
+                                                                                      "\"S"
+                                                                                      "\":"
+                                                                                      "\"e"
+                                                                                      "\"}}"
+                                                                                      ",\"K"
+                                                                                      "eys"
+                                                                                      "\":{"
+                                                                                      "\"id"
+                                                                                      "\":{"
+                                                                                      "\"S"
+                                                                                      "\":"
+                                                                                      "\"f"
+                                                                                      "\"}"
+                                                                                      "}") "," S_KS_REC("5",
+                                                                                                        "\"Keys\":{\"id\":{\"B\":\"AAD/\"}}") "," S_KS_REC("6",
+                                                                                                                                                           "\"Keys\":{\"id\":{\"N\":\"+7\"}}") "]}";
+    for (int convert = 0; convert <= 1; convert++) {
+        struct fanout_event ev;
+        char err[512];
+        ck_assert_msg(fanout_event_parse_opts(text, strlen(text), convert, &s_arena, &ev,
+                                              err, sizeof err) == 0,
+                      "%s", err);
+        ck_assert_uint_eq(ev.count, 6);
+        ck_assert_str_eq((const char *)ev.records[0].key, "a|7");
+        ck_assert_str_eq((const char *)ev.records[1].key, "caf\xc3\xa9");
+        for (int i = 2; i <= 3; i++)
+            ck_assert_msg(
+                ev.records[i].error && strstr(ev.records[i].error, "duplicate key"),
+                "record %d: %s", i, ev.records[i].error ? ev.records[i].error : "(none)");
+        ck_assert_str_eq((const char *)ev.records[4].key, "AAD/");
+        ck_assert_str_eq((const char *)ev.records[5].key, "+7");
+        for (int i = 0; i < 6; i++)
+            if (i != 2 && i != 3)
+                ck_assert_ptr_null(ev.records[i].error);
+        fanout_event_clean_up(&ev);
+    }
+}
+END_TEST
+
 /* fanout_event_parse_opts with convert_images: NewImages of the common
  * shape converted as the event is scanned, the others as before; the same
  * records, errors and decoded data either way. */
@@ -1252,6 +1310,7 @@ int main(void)
     tcase_add_test(tc, groups_in_first_seen_order);
     tcase_add_test(tc, sns_wrapped_and_plain);
     tcase_add_test(tc, dynamodb_bad_image_fails_one_record);
+    tcase_add_test(tc, dynamodb_keys_as_scanned);
     tcase_add_test(tc, dynamodb_converted_while_scanned);
     tcase_add_test(tc, jscan_values_and_escapes);
     tcase_add_test(tc, jscan_shallow_then_valid);

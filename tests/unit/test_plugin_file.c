@@ -117,6 +117,37 @@ static size_t s_escaped(const uint8_t *d, size_t n, char *out)
     return o;
 }
 
+/* `body` sent as one message; the line it made, read from *f (opened at
+ * the first call) into *line. */
+static const char *s_send_line(void *inst, FILE **f, const uint8_t *body, size_t len,
+                               char **line, size_t *line_cap)
+{
+    struct reply_batch b;
+    reply_batch_init(&b, 1);
+    b.msgs[0].body = body;
+    b.msgs[0].body_len = len;
+    ck_assert_int_eq(p->send(inst, &b.batch, b.out), 0);
+    if (!*f) {
+        *f = fopen(s_path, "r");
+        ck_assert_ptr_nonnull(*f);
+    }
+    ck_assert_msg(getline(line, line_cap, *f) > 0, "no line for %zu bytes", len);
+    return *line;
+}
+
+/* The line's "data", from its value on, when it is the reference escaping
+ * of `body` (written into `want`) closing the line; NULL else. */
+static const char *s_data_matches(const char *line, const uint8_t *body, size_t len,
+                                  char *want)
+{
+    s_escaped(body, len, want);
+    const char *data = strstr(line, ",\"data\":");
+    ck_assert_ptr_nonnull(data);
+    data += strlen(",\"data\":");
+    size_t n = strlen(want);
+    return strncmp(data, want, n) == 0 && strcmp(data + n, "}\n") == 0 ? NULL : data;
+}
+
 /* Every byte that needs an escape, alone or in runs, at every offset of
  * bodies of 0 to 70 bytes (the escaper reads 16 and 8 bytes at a time,
  * storing them before it looks), with UTF-8 and DEL around: the line
@@ -150,17 +181,7 @@ START_TEST(escapes_at_every_offset)
                     if (k == 3)
                         body[len - 1] = '"';
                 }
-                struct reply_batch b;
-                reply_batch_init(&b, 1);
-                b.msgs[0].body = body;
-                b.msgs[0].body_len = len;
-                ck_assert_int_eq(p->send(inst, &b.batch, b.out), 0);
-                if (!f) {
-                    f = fopen(s_path, "r");
-                    ck_assert_ptr_nonnull(f);
-                }
-                ck_assert_msg(getline(&line, &line_cap, f) > 0, "no line for %zu/%zu", len,
-                              at);
+                s_send_line(inst, &f, body, len, &line, &line_cap);
                 /* the filler's one two-byte character cut or overwritten:
                  * not UTF-8, so base64 */
                 int utf8 = 1;
@@ -172,14 +193,9 @@ START_TEST(escapes_at_every_offset)
                     ck_assert_ptr_nonnull(strstr(line, "\"dataBase64\":"));
                     continue;
                 }
-                s_escaped(body, len, want);
-                const char *data = strstr(line, ",\"data\":");
-                ck_assert_ptr_nonnull(data);
-                data += strlen(",\"data\":");
-                ck_assert_msg(strncmp(data, want, strlen(want)) == 0 &&
-                                  strcmp(data + strlen(want), "}\n") == 0,
-                              "len %zu, at %zu, byte 0x%02x: %s, expected %s", len, at,
-                              special[k], data, want);
+                const char *bad = s_data_matches(line, body, len, want);
+                ck_assert_msg(!bad, "len %zu, at %zu, byte 0x%02x: %s, expected %s", len,
+                              at, special[k], bad, want);
                 cases++;
                 if (at == len)
                     break;
@@ -188,6 +204,60 @@ START_TEST(escapes_at_every_offset)
     }
     ck_assert_uint_gt(cases, 15000);
     free(line);
+    fclose(f);
+    p->close(inst);
+    p->fini(state);
+    unlink(s_path);
+}
+END_TEST
+
+/* Bodies dense with escapes, as converted DynamoDB images are (a quote
+ * every few bytes) and worse: several in one 16-byte block, whole blocks
+ * of them, every byte one (the line six times the body, past the buffer's
+ * first size), at lengths around the block size and far beyond. Each line
+ * holds exactly the reference escaping. */
+START_TEST(dense_escapes)
+{
+    snprintf(s_path, sizeof s_path, "/tmp/fanout-test-file-dense-%d.jsonl", (int)getpid());
+    unlink(s_path);
+    void *state = NULL;
+    struct fanout_error err = {0};
+    void *inst = s_open(s_path, &state, &err);
+    ck_assert_msg(inst != NULL, "%s", err.message);
+    static const uint8_t special[] = {'"', '\\', '\n', '\r', '\t', 0x01, 0x1f, 0x00};
+    static const size_t lens[] = {0,  1,  2,  15, 16,  17,  31,  32,  33,   47,   48,
+                                  49, 63, 64, 65, 100, 255, 256, 257, 1000, 4097, 20000};
+    enum { S_MAX = 20000 };
+    uint8_t *body = malloc(S_MAX);
+    char *want = malloc(S_MAX * 6 + 8);
+    ck_assert_ptr_nonnull(body);
+    ck_assert_ptr_nonnull(want);
+    char *line = NULL;
+    size_t line_cap = 0, cases = 0;
+    FILE *f = NULL;
+    uint32_t seed = 12345;
+    /* density: one byte in `every` needs an escape (1: all of them) */
+    static const unsigned every[] = {1, 2, 3, 5, 8};
+    for (size_t d = 0; d < sizeof every / sizeof every[0]; d++) {
+        for (size_t l = 0; l < sizeof lens / sizeof lens[0]; l++) {
+            size_t len = lens[l];
+            for (size_t i = 0; i < len; i++) {
+                seed = seed * 1103515245u + 12345u;
+                unsigned r = seed >> 16;
+                body[i] = r % every[d] == 0 ? special[(r / every[d]) % sizeof special]
+                                            : (uint8_t)('a' + r % 26);
+            }
+            s_send_line(inst, &f, body, len, &line, &line_cap);
+            const char *bad = s_data_matches(line, body, len, want);
+            ck_assert_msg(!bad, "len %zu, one in %u escaped: %.200s, expected %.200s", len,
+                          every[d], bad, want);
+            cases++;
+        }
+    }
+    ck_assert_uint_eq(cases, 5 * sizeof lens / sizeof lens[0]);
+    free(line);
+    free(body);
+    free(want);
     fclose(f);
     p->close(inst);
     p->fini(state);
@@ -232,6 +302,7 @@ int main(void)
     TCase *tc = tcase_create("lines");
     tcase_add_test(tc, lines_in_order);
     tcase_add_test(tc, escapes_at_every_offset);
+    tcase_add_test(tc, dense_escapes);
     tcase_add_test(tc, open_fails);
     tcase_add_test(tc, destinations);
     suite_add_tcase(s, tc);
