@@ -522,34 +522,19 @@ END_TEST
     "{\"eventSource\":\"aws:dynamodb\",\"eventName\":\"INSERT\","                          \
     "\"eventSourceARN\":\"arn:aws:dynamodb:us-east-1:1:table/t/stream/x\","                \
     "\"dynamodb\":{" keys ",\"SequenceNumber\":\"" seq "\"}}"
+/* a plain Keys; an escaped value; a repeated name; a second Keys; B and an
+ * N of another shape, which the scan leaves to the text */
+#define S_KS_1 S_KS_REC("1", "\"Keys\":{\"id\":{\"S\":\"a\"},\"n\":{\"N\":\"7\"}}")
+#define S_KS_2 S_KS_REC("2", "\"Keys\":{\"id\":{\"S\":\"caf\\u00e9\"}}")
+#define S_KS_3 S_KS_REC("3", "\"Keys\":{\"id\":{\"S\":\"c\"},\"id\":{\"S\":\"d\"}}")
+#define S_KS_4                                                                             \
+    S_KS_REC("4", "\"Keys\":{\"id\":{\"S\":\"e\"}},\"Keys\":{\"id\":{\"S\":\"f\"}}")
+#define S_KS_5 S_KS_REC("5", "\"Keys\":{\"id\":{\"B\":\"AAD/\"}}")
+#define S_KS_6 S_KS_REC("6", "\"Keys\":{\"id\":{\"N\":\"+7\"}}")
 START_TEST(dynamodb_keys_as_scanned)
 {
     static const char text[] =
-        "{\"Records\":[" S_KS_REC("1", "\"Keys\":{\"id\":{\"S\":\"a\"},\"n\":{\"N\":\"7\"}"
-                                       "}") "," S_KS_REC("2", "\"Keys\":{\"id\":{\"S\":"
-                                                              "\"caf\\u00e9\"}}") "," S_KS_REC(
-            "3", "\"Keys\":{\"id\":{\"S\":\"c\"},\"id\":{\"S\":\"d\"}}") "," S_KS_REC("4",
-                                                                                      "\"Ke"
-                                                                                      "ys\""
-                                                                                      ":{"
-                                                                                      "\"id"
-                                                                                      "\":{"
-                                                                                      "\"S"
-                                                                                      "\":"
-                                                                                      "\"e"
-                                                                                      "\"}}"
-                                                                                      ",\"K"
-                                                                                      "eys"
-                                                                                      "\":{"
-                                                                                      "\"id"
-                                                                                      "\":{"
-                                                                                      "\"S"
-                                                                                      "\":"
-                                                                                      "\"f"
-                                                                                      "\"}"
-                                                                                      "}") "," S_KS_REC("5",
-                                                                                                        "\"Keys\":{\"id\":{\"B\":\"AAD/\"}}") "," S_KS_REC("6",
-                                                                                                                                                           "\"Keys\":{\"id\":{\"N\":\"+7\"}}") "]}";
+        "{\"Records\":[" S_KS_1 "," S_KS_2 "," S_KS_3 "," S_KS_4 "," S_KS_5 "," S_KS_6 "]}";
     for (int convert = 0; convert <= 1; convert++) {
         struct fanout_event ev;
         char err[512];
