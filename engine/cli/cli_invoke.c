@@ -89,15 +89,64 @@ int cli_engine(const char *config, const char *plugin_path, struct fanout_engine
 
 /* The event of `fanout invoke`: a regular file mapped read-only (its pages
  * are the page cache's, mapped in one go by MAP_POPULATE: no copy, no page
- * fault per page), anything else (standard input, a pipe) read into `buf`.
- * The text is followed by a NUL either way. */
+ * fault per page) or, to be changed, read into memory of its own in huge
+ * pages; anything else (standard input, a pipe) read into `buf`. The text
+ * is followed by a NUL either way. */
 struct s_event {
     const char *text;
+    char *writable; /* `text` when it may be changed (decoded in place) */
     size_t len;
     void *map; /* the mapping, map_len bytes, or NULL */
     size_t map_len;
     struct fanout_sbuf buf;
 };
+
+#define S_HUGE (2u << 20)
+
+/* Reads `fd` (a regular file of `size` > 0 bytes) into an anonymous mapping
+ * at a 2 MiB boundary, in huge pages: a few page faults, where a private
+ * writable map of the file takes one per 4 KiB page written (an 8 MB event
+ * decoded in place is written all over: 2,100 faults and 13 ms on this
+ * project's VM, against 84 faults and 1 ms read so). The byte after the
+ * text is 0. 0, or -1 with errno set. */
+static int s_load_event(int fd, size_t size, struct s_event *ev)
+{
+    if (size > SIZE_MAX - 2 * S_HUGE) {
+        errno = EFBIG;
+        return -1;
+    }
+    size_t whole = size / S_HUGE * S_HUGE, up = whole + S_HUGE; /* the text and its NUL */
+    size_t map_len = up + S_HUGE; /* and room to start at a boundary */
+    char *base =
+        mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED)
+        return -1;
+    char *text = (char *)(((uintptr_t)base + S_HUGE - 1) & ~(uintptr_t)(S_HUGE - 1));
+    /* the last huge page too when the text fills half of it or more (at
+     * most 1 MiB resident for nothing, against 256 faults or more) */
+    fanout_advise_huge(text, size - whole >= S_HUGE / 2 ? up : whole);
+    size_t got = 0;
+    while (got < size) {
+        ssize_t n = read(fd, text + got, size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = errno;
+            munmap(base, map_len);
+            errno = e;
+            return -1;
+        }
+        if (n == 0) /* shorter than it was: what it holds */
+            break;
+        got += (size_t)n;
+    }
+    ev->map = base;
+    ev->map_len = map_len;
+    ev->text = text;
+    ev->writable = text;
+    ev->len = got;
+    return 0;
+}
 
 /* Maps `fd` (a regular file of `size` > 0 bytes) read-only at the start of
  * an anonymous reservation one byte longer, rounded to pages: the byte
@@ -128,7 +177,9 @@ static int s_map_event(int fd, size_t size, struct s_event *ev)
     return 0;
 }
 
-static int s_read_event(const char *path, struct s_event *ev)
+/* The event at `path` ("-": standard input); `writable`: the text may be
+ * changed (s_event.writable). */
+static int s_read_event(const char *path, int writable, struct s_event *ev)
 {
     memset(ev, 0, sizeof *ev);
     ev->text = "";
@@ -138,7 +189,8 @@ static int s_read_event(const char *path, struct s_event *ev)
     struct stat st;
     if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
         (uintmax_t)st.st_size < SIZE_MAX) {
-        int rc = s_map_event(fileno(f), (size_t)st.st_size, ev);
+        int rc = writable ? s_load_event(fileno(f), (size_t)st.st_size, ev)
+                          : s_map_event(fileno(f), (size_t)st.st_size, ev);
         int e = errno;
         if (f != stdin)
             fclose(f);
@@ -160,6 +212,7 @@ static int s_read_event(const char *path, struct s_event *ev)
         fclose(f);
     if (ev->buf.bytes) {
         ev->text = (const char *)ev->buf.bytes;
+        ev->writable = writable ? (char *)ev->buf.bytes : NULL;
         ev->len = ev->buf.len;
     }
     return rc;
@@ -250,7 +303,8 @@ int cli_invoke(const struct cli_command *cmd, int argc, char **argv)
             timeout_ms = 1;
     }
     struct s_event ev;
-    if (s_read_event(event, &ev) != 0) {
+    /* decoded in place when it is run once (--repeat runs it again) */
+    if (s_read_event(event, repeat == 1, &ev) != 0) {
         fprintf(stderr, "fanout invoke: cannot read the event from %s: %s\n",
                 strcmp(event, "-") ? event : "standard input", strerror(errno));
         s_event_clean_up(&ev);
@@ -281,7 +335,9 @@ int cli_invoke(const struct cli_command *cmd, int argc, char **argv)
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     atomic_store(&s_invoke_deadline_ms, s_epoch_ms() + timeout_ms);
-    rc = fanout_engine_invoke(e, ev.text, ev.len, &res, err, sizeof err);
+    rc = ev.writable
+             ? fanout_engine_invoke_in_place(e, ev.writable, ev.len, &res, err, sizeof err)
+             : fanout_engine_invoke(e, ev.text, ev.len, &res, err, sizeof err);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (repeat > 1)
         fprintf(stderr, "run %u: %.3f ms\n", repeat,
@@ -333,7 +389,11 @@ static int s_lambda_handler(void *ctx, const struct fanout_invocation *inv,
     struct s_lambda *l = ctx;
     struct fanout_result res;
     char err[1024];
-    int rc = fanout_engine_invoke(l->e, inv->event, inv->event_len, &res, err, sizeof err);
+    int rc =
+        inv->event_writable
+            ? fanout_engine_invoke_in_place(l->e, inv->event_writable, inv->event_len, &res,
+                                            err, sizeof err)
+            : fanout_engine_invoke(l->e, inv->event, inv->event_len, &res, err, sizeof err);
     if (rc < 0) {
         LOG_ERROR("event", "request %s: %s", inv->request_id, err);
         snprintf(error_type, error_type_len, "Fanout.InvalidEvent");

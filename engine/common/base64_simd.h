@@ -13,8 +13,9 @@
  * and up to 8 bytes past them, never at or past out + n / 4 * 3 + 5: the
  * caller passes n at most its text's length minus 4 (the last quad, which
  * may have padding, stays the scalar loop's), so this stays within
- * fanout_base64_decoded_max of the whole text. The best instruction set
- * the CPU has is chosen at the first call. */
+ * fanout_base64_decoded_max of the whole text. Each block's bytes are stored
+ * after it is read, below its end: `out` may be `in` (decoding in place). The best
+ * instruction set the CPU has is chosen at the first call. */
 size_t fanout_base64_decode_simd(const uint8_t *in, size_t n, uint8_t *out);
 
 /* The same with a given instruction set (for tests: each against the

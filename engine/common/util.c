@@ -118,6 +118,46 @@ long fanout_base64_decode(const char *in, size_t n, uint8_t *out, size_t *bad_at
     return (long)o;
 }
 
+void fanout_base64_encode_back(char *text, size_t m)
+{
+    uint8_t *s = (uint8_t *)text;
+    size_t groups = m / 3, tail = m % 3;
+    /* the last group first, which may be short: "=" padded */
+    if (tail) {
+        uint32_t v = (uint32_t)s[groups * 3] << 16 |
+                     (tail > 1 ? (uint32_t)s[groups * 3 + 1] << 8 : 0);
+        char *o = text + groups * 4;
+        o[0] = s_b64[v >> 18];
+        o[1] = s_b64[v >> 12 & 63];
+        o[2] = tail > 1 ? s_b64[v >> 6 & 63] : '=';
+        o[3] = '=';
+    }
+    /* group k's 4 characters land at 4k, over bytes of groups k + 1 and
+     * up (read already: backwards) and its own */
+    for (size_t k = groups; k-- > 0;) {
+        uint32_t v = (uint32_t)s[k * 3] << 16 | (uint32_t)s[k * 3 + 1] << 8 | s[k * 3 + 2];
+        char *o = text + k * 4;
+        o[0] = s_b64[v >> 18];
+        o[1] = s_b64[v >> 12 & 63];
+        o[2] = s_b64[v >> 6 & 63];
+        o[3] = s_b64[v & 63];
+    }
+}
+
+long fanout_base64_decode_in_place(char *text, size_t n, size_t *bad_at)
+{
+    size_t bad = n;
+    long m = fanout_base64_decode(text, n, (uint8_t *)text, &bad);
+    if (m < 0 && bad < n) {
+        /* the quads before the bad one were decoded (and the SIMD part's
+         * stores past them stay below that quad): encoded back */
+        fanout_base64_encode_back(text, bad / 4 * 3);
+    }
+    if (bad_at)
+        *bad_at = bad;
+    return m;
+}
+
 /* ---- arena -------------------------------------------------------------- */
 
 struct fanout_arena_chunk {

@@ -60,6 +60,15 @@ void fanout_advise_huge(void *p, size_t n);
 size_t fanout_base64_encoded_len(size_t n);
 size_t fanout_base64_decoded_max(size_t n);
 long fanout_base64_decode(const char *in, size_t n, uint8_t *out, size_t *bad_at);
+/* fanout_base64_decode with `out` == `text` (the decoded bytes are fewer:
+ * each quad's are written after it is read, SIMD stores included). On
+ * failure the text is as it was (the quads decoded before the bad one are
+ * encoded back). */
+long fanout_base64_decode_in_place(char *text, size_t n, size_t *bad_at);
+/* The base64 of text[0..m) (bytes) written over it, in place, from its end:
+ * fanout_base64_encoded_len(m) characters from `text`, padded, with no NUL.
+ * `text` must hold as many. */
+void fanout_base64_encode_back(char *text, size_t m);
 
 /* Non-zero when s[0..n) is exactly one JSON value (RFC 8259), optionally
  * surrounded by whitespace. Does not allocate. */

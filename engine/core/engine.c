@@ -1473,8 +1473,24 @@ static int s_on_failure_round(struct s_run *run)
     return 0;
 }
 
+static int s_invoke(struct fanout_engine *e, const char *event, char *writable, size_t len,
+                    struct fanout_result *res, char *err, size_t err_len);
+
 int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
                          struct fanout_result *res, char *err, size_t err_len)
+{
+    return s_invoke(e, event, NULL, len, res, err, err_len);
+}
+
+int fanout_engine_invoke_in_place(struct fanout_engine *e, char *event, size_t len,
+                                  struct fanout_result *res, char *err, size_t err_len)
+{
+    return s_invoke(e, event, event, len, res, err, err_len);
+}
+
+/* `writable`: `event` again when its text may be changed, else NULL */
+static int s_invoke(struct fanout_engine *e, const char *event, char *writable, size_t len,
+                    struct fanout_result *res, char *err, size_t err_len)
 {
     memset(res, 0, sizeof *res);
     fanout_aws_begin_invocation(); /* endpoints resolved once per invocation */
@@ -1483,8 +1499,10 @@ int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
     res->started_ms = e->host->now_ms();
     fanout_arena_reset(&e->arena);
     struct fanout_event ev;
-    if (fanout_event_parse_opts(event, len, !e->no_image_converts, &e->arena, &ev, err,
-                                err_len) != 0)
+    if ((writable ? fanout_event_parse_in_place(writable, len, !e->no_image_converts,
+                                                &e->arena, &ev, err, err_len)
+                  : fanout_event_parse_opts(event, len, !e->no_image_converts, &e->arena,
+                                            &ev, err, err_len)) != 0)
         return -1;
     int ddb_seen = 0, image_converts = 0;
     res->oldest_arrival_ms = ev.oldest_arrival_ms;

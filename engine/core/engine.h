@@ -94,6 +94,11 @@ void fanout_engine_destroy(struct fanout_engine *e);
  * says why; nothing was sent). */
 int fanout_engine_invoke(struct fanout_engine *e, const char *event, size_t len,
                          struct fanout_result *res, char *err, size_t err_len);
+/* fanout_engine_invoke on an event whose text it may change (its Kinesis
+ * records' data are decoded where they are: fanout_event_parse_in_place);
+ * the text is not the event's any more after it. */
+int fanout_engine_invoke_in_place(struct fanout_engine *e, char *event, size_t len,
+                                  struct fanout_result *res, char *err, size_t err_len);
 void fanout_result_clean_up(struct fanout_result *res);
 
 /* {"batchItemFailures":[{"itemIdentifier":"<seq>"},...]} */

@@ -41,6 +41,7 @@ struct s_parser {
     struct fanout_event *ev;
     struct fanout_arena *arena;
     const char *start, *end; /* the event's text: sizes the record array */
+    int writable;            /* the text may be changed: data decoded in place */
     size_t cap;
     struct s_intern source, arn, region;
     /* the nodes of one record at a time (the event is scanned with nodes
@@ -306,9 +307,22 @@ static int64_t s_epoch_seconds_ms(const struct fanout_jnode *n)
     return (int64_t)(secs * 1000.0 + 0.5);
 }
 
-/* The record's member "kinesis" is `k` (NULL when it has none). */
+/* The string `n` (NULL when not a string) NUL-terminated where it is, over
+ * its closing quote, in a text that may be changed (fanout_raw_json puts
+ * the quote back); else s_str_bytes. */
+static const char *s_str_in_place(struct s_parser *ps, const struct fanout_jnode *n)
+{
+    if (!ps->writable || !n || n->type != FANOUT_J_STRING || n->escaped)
+        return s_str_bytes(ps, n);
+    char *t = (char *)n->text;
+    t[n->len] = 0;
+    return t;
+}
+
+/* The record's member "kinesis" is `k` (NULL when it has none); `dup`: the
+ * record repeats a name (its sequence number maybe not kept). */
 static void s_parse_kinesis(struct s_parser *ps, struct fanout_raw_record *r,
-                            const struct fanout_jnode *k)
+                            const struct fanout_jnode *k, int dup)
 {
     r->kind = FANOUT_SRC_KINESIS;
     r->action = "PUT";
@@ -321,7 +335,7 @@ static void s_parse_kinesis(struct s_parser *ps, struct fanout_raw_record *r,
                                          S_WANT("partitionKey"), S_WANT("data")};
     const struct fanout_jnode *got[4];
     s_members(k, want, 4, got);
-    r->sequence_number = s_str_bytes(ps, got[0]);
+    r->sequence_number = dup ? s_str_bytes(ps, got[0]) : s_str_in_place(ps, got[0]);
     r->arrival_ms = s_epoch_seconds_ms(got[1]);
     /* the key points into the event's text when it has no escape: the
      * text outlives the records, and the key is read by its length */
@@ -347,12 +361,25 @@ static void s_parse_kinesis(struct s_parser *ps, struct fanout_raw_record *r,
     r->key = (const uint8_t *)pk;
     r->key_len = pk_len;
     /* base64 has no character JSON must escape, but a writer may escape
-     * '/' as "\/": decode from the text when it has no escape */
+     * '/' as "\/": decode from the text when it has no escape. Decoded
+     * where it is (fewer bytes than characters) in a text that may be
+     * changed, or in the unescaped copy; else into the arena. */
     size_t n = data->len, bad = 0;
-    const char *text = data->escaped ? fanout_jstr(data, ps->arena, &n) : data->text;
-    uint8_t *out =
-        text ? fanout_arena_bytes(ps->arena, fanout_base64_decoded_max(n) + 1) : NULL;
-    long m = out ? fanout_base64_decode(text, n, out, &bad) : -1;
+    char *own = data->escaped  ? (char *)fanout_jstr(data, ps->arena, &n)
+                : ps->writable ? (char *)data->text
+                               : NULL;
+    uint8_t *out = NULL;
+    long m = -1;
+    if (own && n) {
+        out = (uint8_t *)own;
+        m = fanout_base64_decode_in_place(own, n, &bad);
+    } else if (own) {
+        out = (uint8_t *)"";
+        m = 0;
+    } else if (!data->escaped) {
+        out = fanout_arena_bytes(ps->arena, fanout_base64_decoded_max(n) + 1);
+        m = out ? fanout_base64_decode(data->text, n, out, &bad) : -1;
+    }
     if (m < 0) {
         if (bad == n)
             s_fail(ps, r,
@@ -366,7 +393,8 @@ static void s_parse_kinesis(struct s_parser *ps, struct fanout_raw_record *r,
                    bad);
         return;
     }
-    out[m] = 0;
+    if (m || !own)
+        out[m] = 0; /* in place: m < n (n is 4 or more) */
     r->data = out;
     r->data_len = (size_t)m;
 }
@@ -571,7 +599,7 @@ static int s_parse_record(struct s_parser *ps, const struct fanout_jnode *obj,
                "field \"eventSource\": missing (expected aws:kinesis, "
                "aws:dynamodb or aws:sns)");
     } else if (!strcmp(src, "aws:kinesis")) {
-        s_parse_kinesis(ps, r, got[3]);
+        s_parse_kinesis(ps, r, got[3], dup);
     } else if (!strcmp(src, "aws:dynamodb")) {
         s_parse_dynamodb(ps, r, rec);
     } else if (!strcmp(src, "aws:sns")) {
@@ -696,9 +724,9 @@ int fanout_event_parse(const char *json, size_t len, struct fanout_arena *arena,
     return fanout_event_parse_opts(json, len, 0, arena, ev, err, err_len);
 }
 
-int fanout_event_parse_opts(const char *json, size_t len, int convert_images,
-                            struct fanout_arena *arena, struct fanout_event *ev, char *err,
-                            size_t err_len)
+static int s_parse_event(const char *json, size_t len, int convert_images, int writable,
+                         struct fanout_arena *arena, struct fanout_event *ev, char *err,
+                         size_t err_len)
 {
     memset(ev, 0, sizeof *ev);
     char why[256];
@@ -706,7 +734,8 @@ int fanout_event_parse_opts(const char *json, size_t len, int convert_images,
                           .arena = arena,
                           .start = json,
                           .end = json + len,
-                          .convert_images = convert_images};
+                          .convert_images = convert_images,
+                          .writable = writable};
     /* one pass: nodes down to the records (level 2) stay; each record's
      * members are scanned into the scratch arena and the record read
      * (s_each_record) as the scan meets it, so the nodes of one record at
@@ -745,6 +774,20 @@ int fanout_event_parse_opts(const char *json, size_t len, int convert_images,
         return -1;
     }
     return 0;
+}
+
+int fanout_event_parse_opts(const char *json, size_t len, int convert_images,
+                            struct fanout_arena *arena, struct fanout_event *ev, char *err,
+                            size_t err_len)
+{
+    return s_parse_event(json, len, convert_images, 0, arena, ev, err, err_len);
+}
+
+int fanout_event_parse_in_place(char *json, size_t len, int convert_images,
+                                struct fanout_arena *arena, struct fanout_event *ev,
+                                char *err, size_t err_len)
+{
+    return s_parse_event(json, len, convert_images, 1, arena, ev, err, err_len);
 }
 
 void fanout_event_clean_up(struct fanout_event *ev)
@@ -915,12 +958,15 @@ int fanout_decode_group(const struct fanout_source_group *g, struct fanout_decod
         r->pub.data = d;
         r->pub.data_len++;
     }
-    /* The source record's JSON: its text in the event, shared by the user
-     * records of one KPL aggregate. */
+    /* The source record's JSON: its text in the event (as it was, when its
+     * data was decoded there), shared by the user records of one KPL
+     * aggregate. */
     for (size_t i = 0; rc == 0 && opts.source_json && i < out->count; i++) {
         struct fanout_rec *r = out->records[i];
-        r->pub.source_json = r->raw->json;
+        r->pub.source_json = fanout_raw_json_keep(r->raw, a);
         r->pub.source_json_len = r->raw->json_len;
+        if (!r->pub.source_json)
+            rc = -1;
     }
     return rc;
 }

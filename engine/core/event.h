@@ -52,7 +52,8 @@ struct fanout_raw_record {
                      wrapper's position) */
     enum fanout_source_kind kind;
     /* the record's JSON in the event's text (json_len bytes, not
-     * NUL-terminated) */
+     * NUL-terminated); a Kinesis record's data decoded there
+     * (fanout_event_parse_in_place) changed it: read by fanout_raw_json */
     const char *json;
     size_t json_len;
     /* Non-NULL when the record cannot be decoded: what is wrong. Such a
@@ -101,7 +102,28 @@ int fanout_event_parse(const char *json, size_t len, struct fanout_arena *arena,
 int fanout_event_parse_opts(const char *json, size_t len, int convert_images,
                             struct fanout_arena *arena, struct fanout_event *ev, char *err,
                             size_t err_len);
+/* fanout_event_parse_opts on a text it may change: a Kinesis record's data
+ * is decoded where its base64 was (the bytes are fewer), and its sequence
+ * number NUL-terminated over its closing quote, not copied. Its JSON as it
+ * was is then fanout_raw_json's. A record whose base64 is bad keeps its
+ * base64 as it was. */
+int fanout_event_parse_in_place(char *json, size_t len, int convert_images,
+                                struct fanout_arena *arena, struct fanout_event *ev,
+                                char *err, size_t err_len);
 void fanout_event_clean_up(struct fanout_event *ev);
+
+/* The record's JSON as the event had it (`*len` bytes, json_len): `raw->json`,
+ * or, when its data or sequence number were made in place, that text with
+ * the base64 encoded back and the quote put back, in `a` (NUL-terminated).
+ * NULL when out of memory. */
+const char *fanout_raw_json(const struct fanout_raw_record *raw, struct fanout_arena *a,
+                            size_t *len);
+/* fanout_raw_json, kept: `raw->json` is the text from then on, so every
+ * reader gets the same pointer (the user records of one KPL aggregate) and
+ * it is made once. Changes the record: only where the engine's records are
+ * read by one thread (decoding, filters, the on-failure round). */
+const char *fanout_raw_json_keep(const struct fanout_raw_record *raw,
+                                 struct fanout_arena *a);
 
 /* ---- per-target decoding ---- */
 

@@ -790,8 +790,10 @@ static json_t *s_kinesis_members(const struct fanout_raw_record *raw,
                                  struct fanout_arena *a)
 {
     char err[8];
+    size_t len;
+    const char *json = fanout_raw_json(raw, a, &len); /* data decoded in place */
     const struct fanout_jnode *rec =
-        fanout_jscan_valid(raw->json, raw->json_len, a, err, sizeof err);
+        json ? fanout_jscan_valid(json, len, a, err, sizeof err) : NULL;
     const struct fanout_jnode *k = fanout_jget(rec, "kinesis");
     json_t *obj = k && k->type == FANOUT_J_OBJECT ? json_object() : NULL;
     for (const struct fanout_jnode *m = obj ? k->child : NULL; m; m = m->next) {

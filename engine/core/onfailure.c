@@ -163,8 +163,13 @@ int fanout_onfailure_build(struct fanout_onfailure *of,
         doc->pub = e->rec;
         doc->pub.data = body;
         doc->pub.data_len = b.len;
-        doc->pub.source_json = e->raw->json;
-        doc->pub.source_json_len = e->raw->json ? e->raw->json_len : 0;
+        /* the text as the event had it (its data maybe decoded in place) */
+        doc->pub.source_json = e->raw->json ? fanout_raw_json_keep(e->raw, arena) : NULL;
+        doc->pub.source_json_len = doc->pub.source_json ? e->raw->json_len : 0;
+        if (e->raw->json && !doc->pub.source_json) {
+            fanout_sbuf_free(&b);
+            return -1;
+        }
         doc->raw = e->raw;
         of->doc_ptrs[i] = doc;
     }

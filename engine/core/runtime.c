@@ -554,6 +554,7 @@ static int s_invoke_once(struct rt_loop *l)
         .deadline_ms = deadline < 0 ? 0 : deadline,
         .event = next->body.bytes ? (const char *)next->body.bytes : "",
         .event_len = next->body.len,
+        .event_writable = next->body.bytes ? (char *)next->body.bytes : NULL,
     };
     char error_type[RT_ERROR_TYPE_LEN] = {0};
     char error_message[RT_ERROR_MESSAGE_LEN] = {0};

@@ -15,6 +15,9 @@ struct fanout_invocation {
     int64_t deadline_ms;  /* Unix epoch ms, from Lambda-Runtime-Deadline-Ms */
     const char *event;    /* the event body, NUL-terminated */
     size_t event_len;
+    /* `event` when the handler may change its text (the runtime's own
+     * buffer, read again for the next invocation), else NULL */
+    char *event_writable;
 };
 
 /* Handle one invocation. Return 0 and fill `response` (JSON) on success;

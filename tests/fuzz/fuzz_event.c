@@ -4,7 +4,8 @@
  * ASan and UBSan, that every record is accounted for: each record is in
  * exactly one source group; after decoding, each is either failed once
  * (with a reason) or delivered (an aggregate as its user records), never
- * both and never dropped; converted DynamoDB images are valid JSON. */
+ * both and never dropped; converted DynamoDB images are valid JSON; parsed
+ * in place, the same records, and their JSON as it was. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -105,6 +106,45 @@ static void s_converted_alike(const char *data, size_t size, const struct fanout
     fanout_event_clean_up(&cv);
 }
 
+/* The event parsed again from a copy it may change
+ * (fanout_event_parse_in_place): the same records, errors, keys, data and
+ * sequence numbers, and each record's JSON as the event had it
+ * (fanout_raw_json). */
+static void s_in_place_alike(const char *data, size_t size, const struct fanout_event *ev)
+{
+    char *copy = malloc(size + 1);
+    FUZZ_CHECK(copy, "out of memory");
+    memcpy(copy, data, size);
+    copy[size] = 0;
+    struct fanout_event ip;
+    char err[512];
+    FUZZ_CHECK(fanout_event_parse_in_place(copy, size, 0, &s_arena, &ip, err, sizeof err) ==
+                   0,
+               "refused in place: %s", err);
+    FUZZ_CHECK(ip.count == ev->count && ip.group_count == ev->group_count,
+               "other records in place");
+    for (size_t i = 0; i < ev->count; i++) {
+        const struct fanout_raw_record *a = &ev->records[i], *b = &ip.records[i];
+        FUZZ_CHECK(strcmp(a->error ? a->error : "", b->error ? b->error : "") == 0,
+                   "record %zu: other error in place", i);
+        FUZZ_CHECK(a->key_len == b->key_len &&
+                       (!a->key_len || !memcmp(a->key, b->key, a->key_len)),
+                   "record %zu: other key in place", i);
+        FUZZ_CHECK(a->data_len == b->data_len &&
+                       (!a->data_len || !memcmp(a->data, b->data, a->data_len)),
+                   "record %zu: other data in place", i);
+        FUZZ_CHECK(strcmp(a->sequence_number ? a->sequence_number : "",
+                          b->sequence_number ? b->sequence_number : "") == 0,
+                   "record %zu: other sequence number in place", i);
+        size_t len;
+        const char *json = fanout_raw_json(b, &s_arena, &len);
+        FUZZ_CHECK(json && len == a->json_len && !memcmp(json, a->json, len),
+                   "record %zu: its JSON not as it was", i);
+    }
+    fanout_event_clean_up(&ip);
+    free(copy);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_quiet_logs();
@@ -144,6 +184,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             s_check_decoded(&ev.groups[g], &d, s_opts[o]);
         }
     s_converted_alike((const char *)data, size, &ev);
+    s_in_place_alike((const char *)data, size, &ev);
     fanout_event_clean_up(&ev);
     fanout_arena_reset(&s_arena);
     return 0;

@@ -1115,6 +1115,171 @@ START_TEST(escaped_base64_data)
     fanout_event_clean_up(&ev);
 }
 
+/* ---- decoding in place (fanout_event_parse_in_place) ---- */
+
+static int s_same_str(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static int s_same_bytes(const void *a, size_t alen, const void *b, size_t blen)
+{
+    return alen == blen && (!alen || memcmp(a, b, alen) == 0);
+}
+
+/* `text` parsed from a copy as it is and from one decoded in place: the same
+ * records, the same decoding for every option, each record's JSON as the
+ * event had it (fanout_raw_json, source_json), and a record with an error
+ * left as it was in the changed text. Returns how many Kinesis records'
+ * data were decoded in the event's text. */
+static size_t s_twin(const char *text, size_t len)
+{
+    char *keep = fanout_arena_memdup(&s_arena, text, len);
+    char *mut = malloc(len + 1);
+    ck_assert_ptr_nonnull(mut);
+    memcpy(mut, text, len + 1);
+    struct fanout_event a, b;
+    char err[512];
+    ck_assert_msg(fanout_event_parse(keep, len, &s_arena, &a, err, sizeof err) == 0, "%s",
+                  err);
+    ck_assert_msg(fanout_event_parse_in_place(mut, len, 0, &s_arena, &b, err, sizeof err) ==
+                      0,
+                  "%s", err);
+    ck_assert_uint_eq(a.count, b.count);
+    ck_assert_uint_eq(a.group_count, b.group_count);
+    size_t in_place = 0;
+    for (size_t i = 0; i < a.count; i++) {
+        const struct fanout_raw_record *x = &a.records[i], *y = &b.records[i];
+        ck_assert_msg(s_same_str(x->error, y->error), "record %zu: %s / %s", i, x->error,
+                      y->error);
+        ck_assert_int_eq(x->kind, y->kind);
+        ck_assert_uint_eq(x->index, y->index);
+        ck_assert(s_same_bytes(x->key, x->key_len, y->key, y->key_len));
+        ck_assert_msg(s_same_bytes(x->data, x->data_len, y->data, y->data_len),
+                      "record %zu", i);
+        if (y->data && !y->error && y->kind != FANOUT_SRC_DYNAMODB)
+            ck_assert_uint_eq(y->data[y->data_len], 0); /* NUL-terminated, as before */
+        ck_assert(s_same_str(x->sequence_number, y->sequence_number));
+        ck_assert(s_same_str(x->source_arn, y->source_arn));
+        ck_assert(s_same_str(x->region, y->region));
+        ck_assert(s_same_str(x->action, y->action));
+        ck_assert_int_eq(x->arrival_ms, y->arrival_ms);
+        size_t jl;
+        const char *j = fanout_raw_json(y, &s_arena, &jl);
+        ck_assert_msg(s_same_bytes(x->json, x->json_len, j, jl), "record %zu: %.*s", i,
+                      (int)jl, j);
+        /* decoded in the event's text */
+        in_place += y->kind == FANOUT_SRC_KINESIS && y->data_len &&
+                    (const char *)y->data >= mut && (const char *)y->data < mut + len;
+        /* a record with an error: its text as it was, but for the NUL over
+         * its sequence number's closing quote */
+        for (size_t c = 0;
+             y->error && y->json >= mut && y->json < mut + len && c < y->json_len; c++) {
+            const char *seq = y->sequence_number;
+            int nul = seq && seq >= y->json && seq < y->json + y->json_len &&
+                      c == (size_t)(seq - y->json) + strlen(seq);
+            ck_assert_msg(y->json[c] == (nul ? 0 : x->json[c]), "record %zu at %zu", i, c);
+        }
+    }
+    for (int o = 0; o < 8; o++) {
+        struct fanout_decode_opts opts = {.deaggregate = o & 1,
+                                          .source_json = (o >> 1) & 1,
+                                          .append_newline = (o >> 2) & 1};
+        for (size_t g = 0; g < a.group_count; g++) {
+            struct fanout_decoded da, db;
+            ck_assert_int_eq(fanout_decode_group(&a.groups[g], opts, &s_arena, &da), 0);
+            ck_assert_int_eq(fanout_decode_group(&b.groups[g], opts, &s_arena, &db), 0);
+            ck_assert_uint_eq(da.count, db.count);
+            ck_assert_uint_eq(da.failed_count, db.failed_count);
+            for (size_t i = 0; i < da.failed_count; i++)
+                ck_assert_str_eq(da.failures[i].reason, db.failures[i].reason);
+            for (size_t i = 0; i < da.count; i++) {
+                const struct fanout_record *x = &da.records[i]->pub,
+                                           *y = &db.records[i]->pub;
+                ck_assert(s_same_bytes(x->key, x->key_len, y->key, y->key_len));
+                ck_assert(s_same_bytes(x->data, x->data_len, y->data, y->data_len));
+                ck_assert(s_same_bytes(x->source_json, x->source_json_len, y->source_json,
+                                       y->source_json_len));
+                ck_assert_int_eq(x->aggregated, y->aggregated);
+                ck_assert_uint_eq(x->sub_sequence_number, y->sub_sequence_number);
+                /* one text per source record: a KPL aggregate's user records share it */
+                if (i && db.records[i]->raw == db.records[i - 1]->raw)
+                    ck_assert_ptr_eq(y->source_json, db.records[i - 1]->pub.source_json);
+            }
+        }
+    }
+    /* the records handed over (no error): their JSON made once and kept */
+    for (size_t i = 0; i < b.count; i++) {
+        if (b.records[i].error)
+            continue;
+        size_t jl;
+        ck_assert_ptr_eq(fanout_raw_json(&b.records[i], &s_arena, &jl), b.records[i].json);
+    }
+    fanout_event_clean_up(&a);
+    fanout_event_clean_up(&b);
+    free(mut);
+    return in_place;
+}
+
+static size_t s_twin_file(const char *name)
+{
+    size_t len;
+    char *text = s_slurp(name, &len);
+    size_t n = s_twin(text, len);
+    free(text);
+    return n;
+}
+
+START_TEST(in_place_same_as_copied)
+{
+    ck_assert_uint_gt(s_twin_file("kinesis.json"), 0);
+    ck_assert_uint_gt(s_twin_file("kpl-aggregated.json"), 0);
+    ck_assert_uint_eq(s_twin_file("dynamodb.json"), 0); /* no base64 */
+    /* data of 0 to 80 bytes (every padding, SIMD blocks and the quads after
+     * them), between records whose base64 is bad at several places */
+    struct fanout_sbuf ev = {0};
+    fanout_sbuf_puts(&ev, "{\"Records\":[");
+    uint8_t bytes[80];
+    for (size_t i = 0; i < sizeof bytes; i++)
+        bytes[i] = (uint8_t)(i * 59 + 11);
+    static const char *const bad[] = {
+        "aGVsbG8",
+        "aGV$bG8=",
+        "aGVsbG8=aGVs",
+        "aR==",
+        "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo!",
+        "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVowMTIzNDU2Nzg5K-8="};
+    for (size_t n = 0; n <= sizeof bytes; n++) {
+        char rec[600];
+        struct fanout_sbuf b64 = {0};
+        fanout_sbuf_base64(&b64, bytes, n);
+        snprintf(rec, sizeof rec, "%s" KREC("k%zu", "%zu", "%s"), n ? "," : "", n, n,
+                 b64.bytes ? (char *)b64.bytes : "");
+        fanout_sbuf_puts(&ev, rec);
+        fanout_sbuf_free(&b64);
+        if (n % 13 == 0) {
+            snprintf(rec, sizeof rec, "," KREC("bad", "9%zu", "%s"), n,
+                     bad[n / 13 % (sizeof bad / sizeof *bad)]);
+            fanout_sbuf_puts(&ev, rec);
+        }
+    }
+    /* an escaped '/' (decoded in its unescaped copy), and an SNS message
+     * holding a Kinesis event (decoded in the arena's copy) */
+    fanout_sbuf_puts(&ev, "," KREC("esc", "100", "AAD\\/") ",");
+    fanout_sbuf_puts(
+        &ev, "{\"EventSource\":\"aws:sns\",\"Sns\":{\"MessageId\":\"m1\","
+             "\"TopicArn\":\"arn:aws:sns:us-east-1:1:t\",\"Message\":\"{\\\"Records\\\":["
+             "{\\\"eventSource\\\":\\\"aws:kinesis\\\",\\\"eventSourceARN\\\":"
+             "\\\"arn:aws:kinesis:us-east-1:1:stream/s\\\",\\\"kinesis\\\":"
+             "{\\\"partitionKey\\\":\\\"p\\\",\\\"sequenceNumber\\\":\\\"5\\\","
+             "\\\"data\\\":\\\"eHl6dw==\\\"}}]}\"}}]}");
+    /* the 81 good records but the empty one (not the escaped one: in its
+     * own copy; nor the one in the SNS message: in the message's copy) */
+    ck_assert_uint_eq(s_twin((const char *)ev.bytes, ev.len), 81 - 1);
+    fanout_sbuf_free(&ev);
+}
+END_TEST
+
 /* ---- duplicate member names (issue 9) ---- */
 
 static int s_dup(const char *json, char *path, size_t path_len)
@@ -1302,6 +1467,7 @@ int main(void)
     tcase_add_test(tc, jscan_each_hands_over_the_records);
     tcase_add_test(tc, jscan_errors_located);
     tcase_add_test(tc, escaped_base64_data);
+    tcase_add_test(tc, in_place_same_as_copied);
     tcase_add_test(tc, jdup_finds_repeated_names);
     tcase_add_test(tc, scan_marks_distinct_values);
     tcase_add_test(tc, duplicate_key_fails_that_record_only);
