@@ -543,26 +543,6 @@ static void s_free_headers(struct fanout_http_response *r)
     r->header_count = 0;
 }
 
-void fanout_http_response_clean_up(struct fanout_http_response *r)
-{
-    if (!r)
-        return;
-    s_free_headers(r);
-    fanout_sbuf_free(&r->body);
-    memset(r, 0, sizeof *r);
-}
-
-const char *fanout_http_response_header(const struct fanout_http_response *r,
-                                        const char *name)
-{
-    if (!r || !name)
-        return NULL;
-    for (size_t i = 0; i < r->header_count; i++)
-        if (strcasecmp(r->headers[i].name, name) == 0)
-            return r->headers[i].value;
-    return NULL;
-}
-
 /* A failed request: no status, no body, no headers; the reason. */
 static void s_fail(struct fanout_http_response *r, enum fanout_http_error e,
                    const char *text)

@@ -212,6 +212,29 @@ int fanout_http1_store_header(struct fanout_http_response *r, size_t *cap, const
     return 0;
 }
 
+/* ---- responses (http.h) ---------------------------------------------------- */
+
+void fanout_http_response_clean_up(struct fanout_http_response *r)
+{
+    if (!r)
+        return;
+    free(r->headers);
+    fanout_sbuf_free(&r->header_text);
+    fanout_sbuf_free(&r->body);
+    memset(r, 0, sizeof *r);
+}
+
+const char *fanout_http_response_header(const struct fanout_http_response *r,
+                                        const char *name)
+{
+    if (!r || !name)
+        return NULL;
+    for (size_t i = 0; i < r->header_count; i++)
+        if (strcasecmp(r->headers[i].name, name) == 0)
+            return r->headers[i].value;
+    return NULL;
+}
+
 /* ---- the response parser --------------------------------------------------- */
 
 void fanout_http1_parser_init(struct fanout_http1_parser *p, struct fanout_http_response *r,
@@ -360,8 +383,8 @@ static int s_header_line(struct fanout_http1_parser *p, const char *l, size_t n)
         s_headers_end(p);
         return 0;
     }
-    if (memchr(l, 0, n)) {
-        s_failed(p, FANOUT_HTTP_OTHER, "NUL byte in a response header");
+    if (memchr(l, 0, n) || memchr(l, '\r', n)) {
+        s_failed(p, FANOUT_HTTP_OTHER, "NUL or bare CR in a response header");
         return -1;
     }
     struct fanout_http_response *r = p->resp;
