@@ -173,11 +173,14 @@ int fanout_http1_store_header(struct fanout_http_response *r, size_t *cap, const
         while (start < len && s_is_ws(p[start]))
             start++;
         r->header_text.len--;
-        if (!s_text_put(r, " ", 1)) {
-            r->header_text.len++;
-            return -1;
+        /* a space between, unless the value was empty */
+        if (*r->headers[r->header_count - 1].value) {
+            if (!s_text_put(r, " ", 1)) {
+                r->header_text.len++;
+                return -1;
+            }
+            r->header_text.len--;
         }
-        r->header_text.len--;
         if (!s_text_put(r, p + start, len - start)) {
             r->header_text.len++;
             return -1;
