@@ -1110,9 +1110,7 @@ struct s_conn {
     int https, insecure;
     int reused; /* came from the pool: it had carried a request */
     /* while connecting: the sockets libcurl waits on and its timer */
-    struct pollfd socks[4];
-    size_t nsocks;
-    int no_mem;
+    struct s_loop loop;
     int64_t timer_at; /* ms on s_now_ms's clock; -1: none */
     char errbuf[CURL_ERROR_SIZE];
 };
@@ -1134,35 +1132,9 @@ static void s_conn_close(struct s_conn *c)
         curl_easy_cleanup(c->easy);
     if (c->multi)
         curl_multi_cleanup(c->multi); /* closes the connection */
+    if (c->loop.fds != c->loop.local)
+        free(c->loop.fds);
     free(c);
-}
-
-/* The sockets libcurl wants watched while it connects */
-static int s_conn_on_socket(CURL *e, curl_socket_t fd, int what, void *ud, void *sockp)
-{
-    (void)e;
-    (void)sockp;
-    struct s_conn *c = ud;
-    size_t i = 0;
-    while (i < c->nsocks && c->socks[i].fd != fd)
-        i++;
-    if (what == CURL_POLL_REMOVE) {
-        if (i < c->nsocks)
-            c->socks[i] = c->socks[--c->nsocks];
-        return 0;
-    }
-    if (i == c->nsocks) {
-        if (c->nsocks == sizeof c->socks / sizeof c->socks[0]) {
-            c->no_mem = 1;
-            return -1;
-        }
-        c->nsocks++;
-    }
-    c->socks[i].fd = fd;
-    c->socks[i].events = (short)(((what & CURL_POLL_IN) ? POLLIN : 0) |
-                                 ((what & CURL_POLL_OUT) ? POLLOUT : 0));
-    c->socks[i].revents = 0;
-    return 0;
 }
 
 /* The most recent idle connection to that place, checked: one
@@ -1384,6 +1356,8 @@ static int s_raw_connect(struct s_raw *x)
     x->fresh = 1;
     c->fd = CURL_SOCKET_BAD;
     c->timer_at = -1;
+    c->loop.fds = c->loop.local;
+    c->loop.cap = S_LOOP_FDS;
     fanout_strlcpy(c->host, x->t.host, sizeof c->host);
     c->port = x->t.port;
     c->https = x->t.https;
@@ -1437,8 +1411,8 @@ static int s_raw_connect(struct s_raw *x)
         s_raw_end(x, FANOUT_HTTP_OTHER, curl_easy_strerror(cc), 0);
         return -1;
     }
-    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, s_conn_on_socket);
-    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, s_on_socket);
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, &c->loop);
     if (curl_multi_add_handle(c->multi, e) != CURLM_OK) {
         s_raw_end(x, FANOUT_HTTP_OTHER, "curl_multi_add_handle failed", 0);
         return -1;
@@ -1454,7 +1428,7 @@ static void s_raw_act(struct s_raw *x, curl_socket_t fd, int bits)
     struct s_conn *c = x->c;
     int running = 0;
     CURLMcode mc = curl_multi_socket_action(c->multi, fd, bits, &running);
-    if (mc != CURLM_OK || c->no_mem) {
+    if (mc != CURLM_OK || c->loop.no_mem) {
         s_raw_end(x, FANOUT_HTTP_OTHER,
                   mc != CURLM_OK ? curl_multi_strerror(mc) : "out of memory", 0);
         return;
@@ -1477,7 +1451,7 @@ static void s_raw_act(struct s_raw *x, curl_socket_t fd, int bits)
             return;
         }
         c->fd = s;
-        c->nsocks = 0;
+        c->loop.count = 0;
         x->phase = S_SENDING;
         return;
     }
@@ -1665,7 +1639,7 @@ static void s_raw_run(struct s_raw *xs, size_t n)
                     continue;
             }
             live++;
-            size_t want = x->phase == S_CONNECTING ? x->c->nsocks : 1;
+            size_t want = x->phase == S_CONNECTING ? x->c->loop.count : 1;
             if (nf + want > cap) {
                 size_t ncap = (nf + want) * 2 + 16;
                 struct pollfd *f = realloc(fds, ncap * sizeof *f);
@@ -1681,8 +1655,8 @@ static void s_raw_run(struct s_raw *xs, size_t n)
                 cap = ncap;
             }
             if (x->phase == S_CONNECTING) {
-                for (size_t k = 0; k < x->c->nsocks; k++) {
-                    fds[nf] = x->c->socks[k];
+                for (size_t k = 0; k < x->c->loop.count; k++) {
+                    fds[nf] = x->c->loop.fds[k];
                     fds[nf].revents = 0;
                     owner[nf++] = i;
                 }
