@@ -1550,8 +1550,11 @@ static void s_raw_start(struct s_raw *x, int fresh_only)
         s_raw_send(x);
         return;
     }
-    if (s_raw_connect(x) == 0)
-        s_raw_act(x, CURL_SOCKET_TIMEOUT, 0);
+    if (s_raw_connect(x) != 0)
+        return;
+    s_raw_act(x, CURL_SOCKET_TIMEOUT, 0);
+    if (x->phase == S_SENDING) /* connected at once */
+        s_raw_send(x);
 }
 
 static void s_raw_retry(struct s_raw *x)
