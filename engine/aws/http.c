@@ -1,4 +1,11 @@
-/* HTTP for the AWS layer on libcurl's multi interface, driven through
+/* HTTP for the AWS layer. Where no proxy applies and the URL is plain,
+ * requests go on raw connections: libcurl connects (DNS, TCP, TLS with
+ * verification, timeouts) and our own HTTP/1.1 framing (http1.c) moves
+ * the request and the response through curl_easy_send/recv (see "raw
+ * connections" below). The rest (proxies, URLs libcurl must parse or
+ * refuse) goes as before on libcurl transfers:
+ *
+ * libcurl's multi interface, driven through
  * curl_multi_socket_action with our own poll(2): told which socket is
  * ready, libcurl reads it without polling it again (curl_multi_perform
  * polls every transfer's socket on every pass), one system call less per
