@@ -28,6 +28,8 @@ FANOUT_DLOPEN_NOTE(s_dlopen_note, "aws-http", "HTTP for AWS calls", FANOUT_CURL_
     X(easy_setopt, CURLcode, (CURL *, CURLoption, ...))                                    \
     X(easy_getinfo, CURLcode, (CURL *, CURLINFO, ...))                                     \
     X(easy_strerror, const char *, (CURLcode))                                             \
+    X(easy_send, CURLcode, (CURL *, const void *, size_t, size_t *))                       \
+    X(easy_recv, CURLcode, (CURL *, void *, size_t, size_t *))                             \
     X(free, void, (void *))                                                                \
     X(multi_init, CURLM *, (void))                                                         \
     X(multi_cleanup, CURLMcode, (CURLM *))                                                 \
@@ -186,6 +188,16 @@ void(curl_easy_reset)(CURL *h)
 const char *(curl_easy_strerror)(CURLcode c)
 {
     return s_ready() ? s_fn.easy_strerror(c) : s_error;
+}
+
+CURLcode(curl_easy_send)(CURL *h, const void *buf, size_t len, size_t *n)
+{
+    return s_ready() ? s_fn.easy_send(h, buf, len, n) : CURLE_FAILED_INIT;
+}
+
+CURLcode(curl_easy_recv)(CURL *h, void *buf, size_t len, size_t *n)
+{
+    return s_ready() ? s_fn.easy_recv(h, buf, len, n) : CURLE_FAILED_INIT;
 }
 
 void(curl_free)(void *p)

@@ -1,4 +1,11 @@
-/* HTTP for the AWS layer on libcurl's multi interface, driven through
+/* HTTP for the AWS layer. Where no proxy applies and the URL is plain,
+ * requests go on raw connections: libcurl connects (DNS, TCP, TLS with
+ * verification, timeouts) and our own HTTP/1.1 framing (http1.c) moves
+ * the request and the response through curl_easy_send/recv (see "raw
+ * connections" below). The rest (proxies, URLs libcurl must parse or
+ * refuse) goes as before on libcurl transfers:
+ *
+ * libcurl's multi interface, driven through
  * curl_multi_socket_action with our own poll(2): told which socket is
  * ready, libcurl reads it without polling it again (curl_multi_perform
  * polls every transfer's socket on every pass), one system call less per
@@ -39,8 +46,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "aws/curl_load.h"
+#include "aws/http1.h"
 #include "aws/tls_store.h"
 #include "common/log.h"
 
@@ -104,6 +113,13 @@ static CURL *s_idle_easies[HTTP_IDLE_EASIES];
 static int s_idle_posts[HTTP_IDLE_EASIES];
 static struct s_url s_idle_urls[HTTP_IDLE_EASIES];
 static size_t s_idle_easy_count;
+/* Idle raw connections (see "raw connections"), all hosts together, the
+ * most recent last; when full, the oldest goes. */
+#define HTTP_IDLE_CONNS 256
+struct s_conn;
+static struct s_conn *s_idle_conns[HTTP_IDLE_CONNS];
+static size_t s_idle_conn_count;
+static void s_conn_close(struct s_conn *c);
 static char *s_ca_bundle;
 /* The proxy each scheme ([0] http, [1] https) takes and the hosts that go
  * straight, read from the environment at init as libcurl 7.88 would per
@@ -372,6 +388,9 @@ void fanout_http_global_cleanup(void)
         return;
     }
     /* easy handles first: the share refuses to go while one uses it */
+    for (size_t i = 0; i < s_idle_conn_count; i++)
+        s_conn_close(s_idle_conns[i]);
+    s_idle_conn_count = 0;
     for (size_t i = 0; i < s_idle_easy_count; i++) {
         curl_easy_cleanup(s_idle_easies[i]);
         s_url_free(&s_idle_urls[i]);
@@ -531,26 +550,6 @@ static void s_free_headers(struct fanout_http_response *r)
     r->header_count = 0;
 }
 
-void fanout_http_response_clean_up(struct fanout_http_response *r)
-{
-    if (!r)
-        return;
-    s_free_headers(r);
-    fanout_sbuf_free(&r->body);
-    memset(r, 0, sizeof *r);
-}
-
-const char *fanout_http_response_header(const struct fanout_http_response *r,
-                                        const char *name)
-{
-    if (!r || !name)
-        return NULL;
-    for (size_t i = 0; i < r->header_count; i++)
-        if (strcasecmp(r->headers[i].name, name) == 0)
-            return r->headers[i].value;
-    return NULL;
-}
-
 /* A failed request: no status, no body, no headers; the reason. */
 static void s_fail(struct fanout_http_response *r, enum fanout_http_error e,
                    const char *text)
@@ -569,36 +568,6 @@ static int s_is_ws(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-/* Append n bytes and a NUL to the response's header text, where every
- * header name and value lives (one block, not two allocations a header);
- * moving it moves the pointers into it. The copy, or NULL. */
-static char *s_text_put(struct fanout_http_response *r, const char *p, size_t n)
-{
-    struct fanout_sbuf *t = &r->header_text;
-    if (n + 1 > t->cap - t->len) {
-        size_t cap = t->cap ? t->cap : 1024;
-        while (cap - t->len < n + 1)
-            cap *= 2;
-        char *old = t->p, *nb = malloc(cap);
-        if (!nb)
-            return NULL;
-        if (t->len)
-            memcpy(nb, old, t->len);
-        for (size_t i = 0; i < r->header_count; i++) {
-            r->headers[i].name = nb + (r->headers[i].name - old);
-            r->headers[i].value = nb + (r->headers[i].value - old);
-        }
-        free(old);
-        t->p = nb;
-        t->cap = cap;
-    }
-    char *o = t->p + t->len;
-    memcpy(o, p, n);
-    o[n] = 0;
-    t->len += n + 1;
-    return o;
-}
-
 static size_t s_on_header(char *p, size_t size, size_t nmemb, void *ud)
 {
     struct s_xfer *x = ud;
@@ -611,45 +580,16 @@ static size_t s_on_header(char *p, size_t size, size_t nmemb, void *ud)
         r->header_text.len = 0;
         return n;
     }
-    size_t len = n;
-    while (len && s_is_ws(p[len - 1]))
-        len--;
-    if (!len)
-        return n;
-    if (p[0] == ' ' || p[0] == '\t') {
-        /* obsolete line folding: continues the previous value, the last
-         * text of the block: its NUL becomes the space */
-        if (!r->header_count)
-            return n;
-        size_t start = 0;
-        while (start < len && s_is_ws(p[start]))
-            start++;
-        r->header_text.len--;
-        if (!s_text_put(r, " ", 1)) {
-            r->header_text.len++;
-            x->no_mem = 1;
-            return 0;
-        }
-        r->header_text.len--;
-        if (!s_text_put(r, p + start, len - start)) {
-            r->header_text.len++;
-            x->no_mem = 1;
-            return 0;
-        }
-        return n;
-    }
-    const char *colon = memchr(p, ':', len);
-    if (!colon)
-        return n;
-    size_t name_len = (size_t)(colon - p);
+    const char *colon = memchr(p, ':', n);
+    size_t name_len = colon ? (size_t)(colon - p) : 0;
     while (name_len && s_is_ws(p[name_len - 1]))
         name_len--;
-    if (!name_len)
-        return n;
-    const char *value = colon + 1;
-    size_t value_len = len - (size_t)(value - p);
+    const char *value = colon ? colon + 1 : p;
+    size_t value_len = n - (size_t)(value - p);
     while (value_len && s_is_ws(*value))
         value++, value_len--;
+    while (value_len && s_is_ws(value[value_len - 1]))
+        value_len--;
 
     if (!x->is_head && name_len == 14 && strncasecmp(p, "Content-Length", 14) == 0) {
         /* refuse an announced oversized body before reading it; room for
@@ -673,23 +613,10 @@ static size_t s_on_header(char *p, size_t size, size_t nmemb, void *ud)
             }
         }
     }
-    if (r->header_count == x->header_cap) {
-        size_t cap = x->header_cap ? x->header_cap * 2 : 16;
-        struct fanout_http_header *h = realloc(r->headers, cap * sizeof *h);
-        if (!h) {
-            x->no_mem = 1;
-            return 0;
-        }
-        r->headers = h;
-        x->header_cap = cap;
-    }
-    size_t at = r->header_text.len; /* the value may move the name */
-    char *vl = s_text_put(r, p, name_len) ? s_text_put(r, value, value_len) : NULL;
-    if (!vl) {
+    if (fanout_http1_store_header(r, &x->header_cap, p, n) != 0) {
         x->no_mem = 1;
         return 0;
     }
-    r->headers[r->header_count++] = (struct fanout_http_header){r->header_text.p + at, vl};
     return n;
 }
 
@@ -711,22 +638,6 @@ static size_t s_on_body(char *p, size_t size, size_t nmemb, void *ud)
 
 /* ---- one request ------------------------------------------------------- */
 
-/* An RFC 9110 token: methods and header names. A tchar is 0x21..0x7E
- * but DQUOTE and (),/:;<=>?@[\]{}: one bit per character below 128 in
- * tchar (a strchr per character before). */
-static int s_is_token(const char *s)
-{
-    static const uint64_t tchar[2] = {0x03ff6cfa00000000u, 0x57ffffffc7fffffeu};
-    if (!s || !*s)
-        return 0;
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c >= 128 || !(tchar[c >> 6] >> (c & 63) & 1))
-            return 0;
-    }
-    return 1;
-}
-
 static int s_is_header_value(const char *s)
 {
     return s[strcspn(s, "\r\n")] == 0;
@@ -743,7 +654,7 @@ static int s_build_headers(struct s_xfer *x, int has_body, const char **why)
     size_t text = 0;
     for (size_t i = 0; i < q->header_count; i++) {
         const struct fanout_http_header *h = &q->headers[i];
-        if (!s_is_token(h->name) || !h->value || !s_is_header_value(h->value)) {
+        if (!fanout_http1_is_token(h->name) || !h->value || !s_is_header_value(h->value)) {
             *why = "invalid request header";
             return -1;
         }
@@ -859,7 +770,7 @@ static int s_prepare(struct s_xfer *x)
     x->is_head = is_head;
     int has_body = !is_head && (q->body_len > 0 || q->body || strcmp(method, "POST") == 0 ||
                                 strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0);
-    if (!s_is_token(method)) {
+    if (!fanout_http1_is_token(method)) {
         why = "invalid method";
         goto fail;
     }
@@ -1172,20 +1083,647 @@ static int s_run(CURLM *m, struct s_loop *l, size_t *active)
     return 0;
 }
 
-void fanout_http_perform(const struct fanout_http_request *const *reqs,
-                         struct fanout_http_response *const *resps, size_t n)
+/* ---- raw connections ------------------------------------------------------ */
+
+/* libcurl opens the connection (DNS, connect, TLS with verification, its
+ * timeouts) with CURLOPT_CONNECT_ONLY and stops there; the request goes out
+ * and the response comes in through curl_easy_send and curl_easy_recv
+ * (libcurl's TLS layer), framed by http1.c, every connection of a call
+ * waited on by one poll(2). libcurl's own transfer costs ~85 K
+ * instructions a request (its header writer formats one byte at a time)
+ * and two zero-timeout polls (a liveness check before reusing a
+ * connection, a check after sending); here a request is one send, one
+ * poll and one receive, plus one receive to check an idle connection
+ * before its reuse.
+ *
+ * libcurl 7.88 finds the connection of curl_easy_send/recv through
+ * Curl_getconnectinfo, which works for a handle still in its multi handle
+ * after a CONNECT_ONLY transfer completed (lib/connect.c). Each connection
+ * has a multi handle of its own: a multi prunes and checks the idle
+ * connections of its cache when another transfer starts on it, which
+ * could close one with an answer pending. Used only when no proxy applies
+ * (with a proxy, the libcurl transfers above). */
+
+/* A body up to this size goes out with the head, in one send */
+#define HTTP_INLINE_BODY ((size_t)16 * 1024)
+#define HTTP_RECV_BUFFER ((size_t)16 * 1024)
+
+struct s_conn {
+    CURLM *multi;
+    CURL *easy;
+    curl_socket_t fd; /* once connected */
+    char host[HTTP_HOST_LEN];
+    long port;
+    int https, insecure;
+    int reused; /* came from the pool: it had carried a request */
+    /* while connecting: the sockets libcurl waits on and its timer */
+    struct s_loop loop;
+    int64_t timer_at; /* ms on s_now_ms's clock; -1: none */
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+static int64_t s_now_ms(void)
 {
-    for (size_t i = 0; i < n; i++)
-        fanout_http_response_clean_up(resps[i]);
-    if (!n)
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void s_conn_close(struct s_conn *c)
+{
+    if (!c)
         return;
-    char why[sizeof resps[0]->error_text];
-    if (s_ready(why, sizeof why) != 0) {
-        LOG_ERROR(HTTP_SCOPE, "%s", why);
-        for (size_t i = 0; i < n; i++)
-            s_fail(resps[i], FANOUT_HTTP_OTHER, why);
+    if (c->multi && c->easy)
+        curl_multi_remove_handle(c->multi, c->easy);
+    if (c->easy)
+        curl_easy_cleanup(c->easy);
+    if (c->multi)
+        curl_multi_cleanup(c->multi); /* closes the connection */
+    if (c->loop.fds != c->loop.local)
+        free(c->loop.fds);
+    free(c);
+}
+
+/* The most recent idle connection to that place, checked: one
+ * non-blocking receive must find nothing to read (anything read is an
+ * answer nobody asked for, or the server's close). NULL: none. */
+static struct s_conn *s_conn_take(const char *host, long port, int https, int insecure)
+{
+    for (;;) {
+        struct s_conn *c = NULL;
+        pthread_mutex_lock(&s_lock);
+        for (size_t i = s_idle_conn_count; i-- > 0;) {
+            struct s_conn *k = s_idle_conns[i];
+            if (k->port == port && k->https == https && k->insecure == insecure &&
+                strcasecmp(k->host, host) == 0) {
+                c = k;
+                memmove(&s_idle_conns[i], &s_idle_conns[i + 1],
+                        (s_idle_conn_count - i - 1) * sizeof c);
+                s_idle_conn_count--;
+                break;
+            }
+        }
+        pthread_mutex_unlock(&s_lock);
+        if (!c)
+            return NULL;
+        char b;
+        size_t got = 0;
+        if (curl_easy_recv(c->easy, &b, 1, &got) == CURLE_AGAIN) {
+            c->reused = 1;
+            return c;
+        }
+        LOG_DEBUG(HTTP_SCOPE, "idle connection to %s:%ld %s: not reused", host, port,
+                  got ? "had unasked data" : "closed");
+        s_conn_close(c);
+    }
+}
+
+static void s_conn_give(struct s_conn *c)
+{
+    struct s_conn *drop = NULL;
+    pthread_mutex_lock(&s_lock);
+    if (s_refs == 0 || !s_curl_up) {
+        drop = c;
+    } else {
+        if (s_idle_conn_count == HTTP_IDLE_CONNS) {
+            drop = s_idle_conns[0];
+            memmove(&s_idle_conns[0], &s_idle_conns[1], (HTTP_IDLE_CONNS - 1) * sizeof c);
+            s_idle_conn_count--;
+        }
+        s_idle_conns[s_idle_conn_count++] = c;
+    }
+    pthread_mutex_unlock(&s_lock);
+    s_conn_close(drop);
+}
+
+/* Where a URL goes, when it is plain enough for the raw path: http or
+ * https, a host name or address without user info, a port, and a path
+ * and query of visible ASCII without dot segments (libcurl would change
+ * those). Anything else takes the libcurl path, which refuses or
+ * normalises it as before. */
+struct s_target {
+    int https;
+    char host[HTTP_HOST_LEN];
+    long port;
+    char host_header[HTTP_HOST_LEN + 16];
+    size_t host_header_len;
+    const char *path; /* path and query, up to any fragment */
+    size_t path_len;
+    size_t log_len; /* the path without its query */
+};
+
+static int s_split_target(const char *url, struct s_target *t)
+{
+    const char *p;
+    if (strncmp(url, "http://", 7) == 0) {
+        t->https = 0;
+        p = url + 7;
+    } else if (strncmp(url, "https://", 8) == 0) {
+        t->https = 1;
+        p = url + 8;
+    } else {
+        return -1;
+    }
+    const char *auth = p;
+    size_t an = strcspn(p, "/?#");
+    const char *host = auth, *colon = NULL;
+    size_t hn;
+    if (an && *auth == '[') {
+        const char *close = memchr(auth, ']', an);
+        if (!close)
+            return -1;
+        host = auth + 1;
+        hn = (size_t)(close - host);
+        for (size_t i = 0; i < hn; i++)
+            if (!strchr("0123456789abcdefABCDEF:.", host[i]))
+                return -1;
+        if (close + 1 < auth + an) {
+            if (close[1] != ':')
+                return -1;
+            colon = close + 1;
+        }
+    } else {
+        colon = memchr(auth, ':', an);
+        hn = colon ? (size_t)(colon - auth) : an;
+        for (size_t i = 0; i < hn; i++) {
+            char c = host[i];
+            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                  (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_'))
+                return -1;
+        }
+    }
+    if (!hn || hn >= sizeof t->host)
+        return -1;
+    memcpy(t->host, host, hn);
+    t->host[hn] = 0;
+    long port = t->https ? 443 : 80;
+    if (colon) {
+        const char *d = colon + 1, *end = auth + an;
+        if (d == end || *d == '0' || end - d > 5)
+            return -1;
+        port = 0;
+        for (; d < end; d++) {
+            if (*d < '0' || *d > '9')
+                return -1;
+            port = port * 10 + (*d - '0');
+        }
+        if (port > 65535)
+            return -1;
+    }
+    t->port = port;
+    /* Host as libcurl writes it: the port only when not the scheme's */
+    size_t hostpart = colon ? (size_t)(colon - auth) : an;
+    if (port == (t->https ? 443 : 80))
+        t->host_header_len = (size_t)snprintf(t->host_header, sizeof t->host_header, "%.*s",
+                                              (int)hostpart, auth);
+    else
+        t->host_header_len = (size_t)snprintf(t->host_header, sizeof t->host_header,
+                                              "%.*s:%ld", (int)hostpart, auth, port);
+    p = auth + an;
+    if (*p != '/')
+        return -1; /* "" or "?q": libcurl adds the "/" */
+    size_t pn = strcspn(p, "#");
+    size_t qn = strcspn(p, "?#");
+    for (size_t i = 0; i < pn; i++)
+        if ((unsigned char)p[i] <= 0x20 || (unsigned char)p[i] >= 0x7f)
+            return -1;
+    for (size_t i = 0; i + 1 < qn; i++)
+        if (p[i] == '/' && p[i + 1] == '.')
+            return -1;
+    t->path = p;
+    t->path_len = pn;
+    t->log_len = qn;
+    return 0;
+}
+
+enum s_phase { S_CONNECTING, S_SENDING, S_RECEIVING, S_FINISHED };
+
+/* One request of a call on a raw connection */
+struct s_raw {
+    const struct fanout_http_request *req;
+    struct fanout_http_response *resp;
+    struct s_target t;
+    const char *method;
+    int is_head, insecure;
+    struct s_conn *c;
+    enum s_phase phase;
+    struct fanout_sbuf out;  /* the head, and a small body */
+    const uint8_t *body;     /* a big body, sent after `out` */
+    size_t body_len, sent;   /* of out, then of body */
+    int retried;             /* once, on a fresh connection */
+    int fresh;               /* the connection was opened for this request */
+    int64_t start, deadline; /* ms; deadline 0: none */
+    struct fanout_http1_parser parser;
+};
+
+static void s_raw_log(struct s_raw *x)
+{
+    if (!fanout_log_enabled(FANOUT_LOG_DEBUG))
+        return;
+    struct fanout_http_response *r = x->resp;
+    double ms = (double)(s_now_ms() - x->start);
+    if (r->error == FANOUT_HTTP_OK)
+        LOG_DEBUG(HTTP_SCOPE, "%s %s:%ld%.*s -> %ld in %.1f ms (%s connection)", x->method,
+                  x->t.host, x->t.port, (int)x->t.log_len, x->t.path, r->status, ms,
+                  x->fresh ? "new" : "reused");
+    else
+        LOG_DEBUG(HTTP_SCOPE, "%s %s:%ld%.*s failed after %.1f ms: %s (%s)", x->method,
+                  x->t.host, x->t.port, (int)x->t.log_len, x->t.path, ms,
+                  s_error_name(r->error), r->error_text);
+}
+
+/* The request is over: its connection back to the pool when it may carry
+ * another request, else closed. */
+static void s_raw_end(struct s_raw *x, enum fanout_http_error e, const char *why, int keep)
+{
+    if (e != FANOUT_HTTP_OK) {
+        s_fail(x->resp, e, why);
+        keep = 0;
+    }
+    if (x->c) {
+        if (keep)
+            s_conn_give(x->c);
+        else
+            s_conn_close(x->c);
+        x->c = NULL;
+    }
+    x->phase = S_FINISHED;
+    s_raw_log(x);
+}
+
+/* A new connection for x, connecting: its multi handle started. */
+static int s_raw_connect(struct s_raw *x)
+{
+    struct s_conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        s_raw_end(x, FANOUT_HTTP_OTHER, "out of memory", 0);
+        return -1;
+    }
+    x->c = c;
+    x->fresh = 1;
+    c->fd = CURL_SOCKET_BAD;
+    c->timer_at = -1;
+    c->loop.fds = c->loop.local;
+    c->loop.cap = S_LOOP_FDS;
+    fanout_strlcpy(c->host, x->t.host, sizeof c->host);
+    c->port = x->t.port;
+    c->https = x->t.https;
+    c->insecure = x->insecure;
+    c->multi = curl_multi_init();
+    c->easy = curl_easy_init();
+    if (!c->multi || !c->easy) {
+        s_raw_end(x, FANOUT_HTTP_OTHER, "out of memory", 0);
+        return -1;
+    }
+    /* the scheme and authority only: nothing of the path reaches libcurl */
+    char url[HTTP_HOST_LEN + 32];
+    int v6 = strchr(c->host, ':') != NULL;
+    snprintf(url, sizeof url, "%s://%s%s%s:%ld/", c->https ? "https" : "http",
+             v6 ? "[" : "", c->host, v6 ? "]" : "", c->port);
+    const struct fanout_http_request *q = x->req;
+    CURL *e = c->easy;
+    CURLcode cc = CURLE_OK;
+#define S_SET(opt, val)                                                                    \
+    do {                                                                                   \
+        if (cc == CURLE_OK)                                                                \
+            cc = curl_easy_setopt(e, opt, val);                                            \
+    } while (0)
+    S_SET(CURLOPT_SHARE, s_share);
+    S_SET(CURLOPT_URL, url);
+    S_SET(CURLOPT_PROTOCOLS_STR, "http,https");
+    S_SET(CURLOPT_CONNECT_ONLY, 1L);
+    S_SET(CURLOPT_NOSIGNAL, 1L);
+    S_SET(CURLOPT_ERRORBUFFER, c->errbuf);
+    S_SET(CURLOPT_PROXY, "");
+    S_SET(CURLOPT_CONNECTTIMEOUT_MS, q->connect_timeout_ms > 0 ? (long)q->connect_timeout_ms
+                                                               : HTTP_CONNECT_TIMEOUT_MS);
+    if (x->deadline) {
+        long left = (long)(x->deadline - s_now_ms());
+        S_SET(CURLOPT_TIMEOUT_MS, left > 1 ? left : 1L);
+    }
+    S_SET(CURLOPT_TCP_KEEPALIVE, 1L);
+    S_SET(CURLOPT_TCP_KEEPIDLE, HTTP_KEEPIDLE_S);
+    S_SET(CURLOPT_TCP_KEEPINTVL, HTTP_KEEPINTVL_S);
+    S_SET(CURLOPT_SSL_VERIFYPEER, x->insecure ? 0L : 1L);
+    S_SET(CURLOPT_SSL_VERIFYHOST, x->insecure ? 0L : 2L);
+    if (cc == CURLE_OK && !x->insecure &&
+        fanout_tls_store_apply(e, c->https, c->errbuf, sizeof c->errbuf) != 0) {
+        s_raw_end(x, FANOUT_HTTP_TLS, c->errbuf, 0);
+        return -1;
+    }
+    if (x->insecure && s_ca_bundle)
+        S_SET(CURLOPT_CAINFO, s_ca_bundle);
+#undef S_SET
+    if (cc != CURLE_OK) {
+        s_raw_end(x, FANOUT_HTTP_OTHER, curl_easy_strerror(cc), 0);
+        return -1;
+    }
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, s_on_socket);
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, &c->loop);
+    if (curl_multi_add_handle(c->multi, e) != CURLM_OK) {
+        s_raw_end(x, FANOUT_HTTP_OTHER, "curl_multi_add_handle failed", 0);
+        return -1;
+    }
+    x->phase = S_CONNECTING;
+    return 0;
+}
+
+/* Drive x's connect: act on a socket (or the timer, CURL_SOCKET_TIMEOUT),
+ * then see whether it completed. */
+static void s_raw_act(struct s_raw *x, curl_socket_t fd, int bits)
+{
+    struct s_conn *c = x->c;
+    int running = 0;
+    CURLMcode mc = curl_multi_socket_action(c->multi, fd, bits, &running);
+    if (mc != CURLM_OK || c->loop.no_mem) {
+        s_raw_end(x, FANOUT_HTTP_OTHER,
+                  mc != CURLM_OK ? curl_multi_strerror(mc) : "out of memory", 0);
         return;
     }
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(c->multi, &left)) != NULL) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        CURLcode rc = msg->data.result;
+        if (rc != CURLE_OK) {
+            s_raw_end(x, s_map_error(rc), c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc),
+                      0);
+            return;
+        }
+        curl_socket_t s = CURL_SOCKET_BAD;
+        if (curl_easy_getinfo(c->easy, CURLINFO_ACTIVESOCKET, &s) != CURLE_OK ||
+            s == CURL_SOCKET_BAD) {
+            s_raw_end(x, FANOUT_HTTP_OTHER, "connected, but libcurl gave no socket", 0);
+            return;
+        }
+        c->fd = s;
+        c->loop.count = 0;
+        x->phase = S_SENDING;
+        return;
+    }
+    long wait = -1;
+    if (curl_multi_timeout(c->multi, &wait) != CURLM_OK || wait < 0)
+        wait = 1000; /* none: look again in a while */
+    c->timer_at = s_now_ms() + wait;
+}
+
+static void s_raw_retry(struct s_raw *x);
+
+/* Send what is left; on CURLE_AGAIN the poll says when to go on. */
+static void s_raw_send(struct s_raw *x)
+{
+    for (;;) {
+        const uint8_t *p;
+        size_t left;
+        if (x->sent < x->out.len) {
+            p = x->out.bytes + x->sent;
+            left = x->out.len - x->sent;
+        } else if (x->sent - x->out.len < x->body_len) {
+            p = x->body + (x->sent - x->out.len);
+            left = x->body_len - (x->sent - x->out.len);
+        } else {
+            x->phase = S_RECEIVING;
+            return;
+        }
+        size_t n = 0;
+        x->c->errbuf[0] = 0;
+        CURLcode rc = curl_easy_send(x->c->easy, p, left, &n);
+        if (rc == CURLE_AGAIN)
+            return;
+        if (rc != CURLE_OK) {
+            if (x->c->reused && !x->retried) {
+                s_raw_retry(x);
+                return;
+            }
+            s_raw_end(x, s_map_error(rc),
+                      x->c->errbuf[0] ? x->c->errbuf : curl_easy_strerror(rc), 0);
+            return;
+        }
+        x->sent += n;
+    }
+}
+
+/* Read what came and frame it; stops at CURLE_AGAIN or the end. */
+static void s_raw_recv(struct s_raw *x)
+{
+    uint8_t buf[HTTP_RECV_BUFFER];
+    struct fanout_http1_parser *p = &x->parser;
+    for (;;) {
+        size_t n = 0;
+        x->c->errbuf[0] = 0;
+        CURLcode rc = curl_easy_recv(x->c->easy, buf, sizeof buf, &n);
+        if (rc == CURLE_AGAIN)
+            return;
+        if (rc != CURLE_OK || n == 0) {
+            if (x->c->reused && !p->got_bytes && !x->retried) {
+                s_raw_retry(x); /* closed while idle: once more, fresh */
+                return;
+            }
+            if (rc != CURLE_OK) {
+                s_raw_end(x,
+                          s_map_error(rc) == FANOUT_HTTP_OTHER ? FANOUT_HTTP_RESET
+                                                               : s_map_error(rc),
+                          x->c->errbuf[0] ? x->c->errbuf : curl_easy_strerror(rc), 0);
+                return;
+            }
+            fanout_http1_eof(p);
+        } else {
+            size_t used = fanout_http1_feed(p, buf, n);
+            if (p->state == FANOUT_HTTP1_DONE && used < n)
+                p->keep_alive = 0; /* more than the answer: never reused */
+        }
+        if (p->state == FANOUT_HTTP1_FAILED) {
+            s_raw_end(x, p->error, p->why, 0);
+            return;
+        }
+        if (p->state == FANOUT_HTTP1_DONE) {
+            s_raw_end(x, FANOUT_HTTP_OK, NULL, p->keep_alive);
+            return;
+        }
+    }
+}
+
+/* Start (or start again) on a connection: a checked idle one, else new. */
+static void s_raw_start(struct s_raw *x, int fresh_only)
+{
+    fanout_http1_parser_free(&x->parser);
+    fanout_http1_parser_init(&x->parser, x->resp, x->is_head);
+    x->sent = 0;
+    x->fresh = 0;
+    x->c = fresh_only ? NULL : s_conn_take(x->t.host, x->t.port, x->t.https, x->insecure);
+    if (x->c) {
+        x->phase = S_SENDING;
+        s_raw_send(x);
+        return;
+    }
+    if (s_raw_connect(x) != 0)
+        return;
+    s_raw_act(x, CURL_SOCKET_TIMEOUT, 0);
+    if (x->phase == S_SENDING) /* connected at once */
+        s_raw_send(x);
+}
+
+static void s_raw_retry(struct s_raw *x)
+{
+    LOG_DEBUG(HTTP_SCOPE, "%s %s:%ld%.*s: the reused connection was closed, retrying",
+              x->method, x->t.host, x->t.port, (int)x->t.log_len, x->t.path);
+    s_conn_close(x->c);
+    x->c = NULL;
+    x->retried = 1;
+    s_raw_start(x, 1);
+}
+
+/* Check and write x's request; 0 when it may go, else the response says why. */
+static int s_raw_prepare(struct s_raw *x)
+{
+    const struct fanout_http_request *q = x->req;
+    const char *method = q->method && *q->method ? q->method : "GET";
+    const char *why = NULL;
+    x->method = method;
+    x->start = s_now_ms();
+    x->deadline = q->timeout_ms > 0 ? x->start + q->timeout_ms : 0;
+    x->is_head = strcmp(method, "HEAD") == 0;
+    int has_body =
+        !x->is_head && (q->body_len > 0 || q->body || strcmp(method, "POST") == 0 ||
+                        strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0);
+    if (!fanout_http1_is_token(method))
+        why = "invalid method";
+    else if (q->body_len > 0 && !q->body)
+        why = "request body length without a body";
+    else if (fanout_http1_write_head(&x->out, method, x->t.path, x->t.path_len,
+                                     x->t.host_header, x->t.host_header_len, q->headers,
+                                     q->header_count, has_body, q->body_len, &why) == 0) {
+        if (!has_body || !q->body_len)
+            return 0;
+        if (q->body_len > HTTP_INLINE_BODY) {
+            x->body = q->body;
+            x->body_len = q->body_len;
+            return 0;
+        }
+        if (fanout_sbuf_put(&x->out, q->body, q->body_len) == 0)
+            return 0;
+        why = "out of memory";
+    }
+    fanout_http_response_clean_up(x->resp);
+    s_raw_end(x, FANOUT_HTTP_OTHER, why, 0);
+    return -1;
+}
+
+/* The timeout's words, as libcurl's */
+static void s_raw_timeout(struct s_raw *x)
+{
+    char text[128];
+    snprintf(text, sizeof text,
+             "Operation timed out after %lld milliseconds with %zu bytes received",
+             (long long)(s_now_ms() - x->start), x->resp->body.len);
+    s_raw_end(x, FANOUT_HTTP_TIMEOUT, text, 0);
+}
+
+/* Run the raw requests xs[0..n) to the end. */
+static void s_raw_run(struct s_raw *xs, size_t n)
+{
+    size_t cap = 0;
+    struct pollfd *fds = NULL;
+    size_t *owner = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (s_raw_prepare(&xs[i]) == 0)
+            s_raw_start(&xs[i], 0);
+    for (;;) {
+        int64_t now = s_now_ms();
+        int64_t wake = -1;
+        size_t nf = 0, live = 0;
+        for (size_t i = 0; i < n; i++) {
+            struct s_raw *x = &xs[i];
+            if (x->phase == S_FINISHED)
+                continue;
+            if (x->deadline && now >= x->deadline) {
+                s_raw_timeout(x);
+                continue;
+            }
+            if (x->phase == S_CONNECTING && x->c->timer_at >= 0 && now >= x->c->timer_at) {
+                s_raw_act(x, CURL_SOCKET_TIMEOUT, 0);
+                if (x->phase == S_SENDING)
+                    s_raw_send(x);
+                if (x->phase == S_FINISHED)
+                    continue;
+            }
+            live++;
+            size_t want = x->phase == S_CONNECTING ? x->c->loop.count : 1;
+            if (nf + want > cap) {
+                size_t ncap = (nf + want) * 2 + 16;
+                struct pollfd *f = realloc(fds, ncap * sizeof *f);
+                size_t *o = f ? realloc(owner, ncap * sizeof *o) : NULL;
+                if (f)
+                    fds = f;
+                if (!o) {
+                    s_raw_end(x, FANOUT_HTTP_OTHER, "out of memory", 0);
+                    live--;
+                    continue;
+                }
+                owner = o;
+                cap = ncap;
+            }
+            if (x->phase == S_CONNECTING) {
+                for (size_t k = 0; k < x->c->loop.count; k++) {
+                    fds[nf] = x->c->loop.fds[k];
+                    fds[nf].revents = 0;
+                    owner[nf++] = i;
+                }
+                if (x->c->timer_at >= 0 && (wake < 0 || x->c->timer_at < wake))
+                    wake = x->c->timer_at;
+            } else {
+                fds[nf].fd = x->c->fd;
+                fds[nf].events = x->phase == S_SENDING ? POLLOUT : POLLIN;
+                fds[nf].revents = 0;
+                owner[nf++] = i;
+            }
+            if (x->deadline && (wake < 0 || x->deadline < wake))
+                wake = x->deadline;
+        }
+        if (!live)
+            break;
+        int64_t wait = wake < 0 ? 1000 : wake - now;
+        if (wait > 1000)
+            wait = 1000;
+        if (wait < 0)
+            wait = 0;
+        int ready = poll(fds, (nfds_t)nf, (int)wait);
+        if (ready < 0 && errno != EINTR) {
+            char text[96];
+            snprintf(text, sizeof text, "poll: %s", strerror(errno));
+            for (size_t i = 0; i < n; i++)
+                if (xs[i].phase != S_FINISHED)
+                    s_raw_end(&xs[i], FANOUT_HTTP_OTHER, text, 0);
+            break;
+        }
+        for (size_t k = 0; ready > 0 && k < nf; k++) {
+            short r = fds[k].revents;
+            if (!r)
+                continue;
+            struct s_raw *x = &xs[owner[k]];
+            if (x->phase == S_CONNECTING) {
+                int bits = ((r & POLLIN) ? CURL_CSELECT_IN : 0) |
+                           ((r & POLLOUT) ? CURL_CSELECT_OUT : 0) |
+                           ((r & (POLLERR | POLLHUP | POLLNVAL)) ? CURL_CSELECT_ERR : 0);
+                s_raw_act(x, fds[k].fd, bits);
+                if (x->phase == S_SENDING)
+                    s_raw_send(x);
+            } else if (x->phase == S_SENDING) {
+                s_raw_send(x);
+            } else if (x->phase == S_RECEIVING) {
+                s_raw_recv(x);
+            }
+        }
+    }
+    free(fds);
+    free(owner);
+}
+
+/* The requests on libcurl transfers, all on one multi handle of the pool */
+static void s_curl_perform(const struct fanout_http_request *const *reqs,
+                           struct fanout_http_response *const *resps, size_t n)
+{
     /* a call of a few requests keeps them on the stack */
     struct s_xfer local[S_LOCAL_XFERS];
     struct s_xfer *xs = n <= S_LOCAL_XFERS ? local : calloc(n, sizeof *xs);
@@ -1239,4 +1777,72 @@ void fanout_http_perform(const struct fanout_http_request *const *reqs,
         s_give_multi(m);
     if (xs != local)
         free(xs);
+}
+
+void fanout_http_perform(const struct fanout_http_request *const *reqs,
+                         struct fanout_http_response *const *resps, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        fanout_http_response_clean_up(resps[i]);
+    if (!n)
+        return;
+    char why[sizeof resps[0]->error_text];
+    if (s_ready(why, sizeof why) != 0) {
+        LOG_ERROR(HTTP_SCOPE, "%s", why);
+        for (size_t i = 0; i < n; i++)
+            s_fail(resps[i], FANOUT_HTTP_OTHER, why);
+        return;
+    }
+    /* raw connections where no proxy applies and the URL is plain; the
+     * rest (proxies, URLs libcurl must parse or refuse) on libcurl */
+    struct s_raw local[S_LOCAL_XFERS];
+    const struct fanout_http_request *local_q[S_LOCAL_XFERS];
+    struct fanout_http_response *local_r[S_LOCAL_XFERS];
+    struct s_raw *raw = local;
+    const struct fanout_http_request **cq = local_q;
+    struct fanout_http_response **cr = local_r;
+    if (n > S_LOCAL_XFERS) {
+        raw = malloc(n * sizeof *raw);
+        cq = malloc(n * sizeof *cq);
+        cr = malloc(n * sizeof *cr);
+        if (!raw || !cq || !cr) {
+            for (size_t i = 0; i < n; i++)
+                s_fail(resps[i], FANOUT_HTTP_OTHER, "out of memory");
+            free(raw);
+            free(cq);
+            free(cr);
+            return;
+        }
+    }
+    size_t nraw = 0, ncurl = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct fanout_http_request *q = reqs[i];
+        struct s_raw *x = &raw[nraw];
+        memset(x, 0, sizeof *x);
+        if (q && q->url && !s_proxy_env && s_split_target(q->url, &x->t) == 0 &&
+            !s_proxy[x->t.https]) {
+            x->req = q;
+            x->resp = resps[i];
+            x->insecure =
+                x->t.https && (q->tls_no_verify || s_is_insecure(x->t.host, x->t.port));
+            nraw++;
+        } else {
+            cq[ncurl] = q;
+            cr[ncurl++] = resps[i];
+        }
+    }
+    if (nraw) {
+        s_raw_run(raw, nraw);
+        for (size_t i = 0; i < nraw; i++) {
+            fanout_sbuf_free(&raw[i].out);
+            fanout_http1_parser_free(&raw[i].parser);
+        }
+    }
+    if (ncurl)
+        s_curl_perform(cq, cr, ncurl);
+    if (raw != local) {
+        free(raw);
+        free(cq);
+        free(cr);
+    }
 }

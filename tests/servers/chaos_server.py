@@ -24,6 +24,10 @@ Paths (any method; the request body is always read first):
   /big/<bytes>     a body of that many bytes, byte i being i % 251
                    (?chunked=1: chunked, without a Content-Length)
   /echo-body       the request body, as sent
+  /raw/<name>      exact bytes (RAW_ANSWERS below: framing a client must
+                   get right), written at once or as the entry says;
+                   /raw/drop-next answers, then drops the next request
+                   that comes on that connection without a word (a FIN)
   CONNECT          (as a proxy asked to tunnel) refused with 403 and
                    counted in connects, the target kept in lastConnect
   /stats           the counters, as JSON (not counted)
@@ -66,6 +70,58 @@ import serve  # noqa: E402
 # A pattern block whose length is a multiple of 251, so slices of it
 # continue the i % 251 sequence.
 PATTERN = bytes(range(251)) * 4177
+
+
+def _chunks(sizes):
+    out = b""
+    at = 0
+    for n in sizes:
+        out += b"%X\r\n" % n + PATTERN[at:at + n] + b"\r\n"
+        at += n
+    return out + b"0\r\n\r\n"
+
+
+_OK2 = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+# name: (bytes, how): how is "keep" (the connection stays open for more
+# requests), "close" (closed after the bytes: a FIN), "bytes" (one byte a
+# write, then kept) or "later" (the bytes, then 50 ms on, an extra answer
+# nobody asked for, then kept).
+RAW_ANSWERS = {
+    "chunked-ext": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n"
+                    b"5;name=value\r\nhello\r\n1\r\n,\r\n6 ; ext=\"q\"\r\n world\r\n"
+                    b"0\r\nX-Trailer: t\r\n\r\n", "keep"),
+    "chunk-sizes": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    + _chunks(range(1, 41)), "keep"),
+    "bytewise": (b"HTTP/1.1 200 OK\r\nX-Slow: yes\r\nContent-Length: 5\r\n\r\nslow!",
+                 "bytes"),
+    "conn-close": (b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
+                   "keep"),
+    "http10": (b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nbody to close",
+               "close"),
+    "continue": (b"HTTP/1.1 100 Continue\r\nX-Interim: 1\r\n\r\n"
+                 b"HTTP/1.1 200 OK\r\nX-Final: 1\r\nContent-Length: 2\r\n\r\nok", "keep"),
+    "switching": (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n", "keep"),
+    "extra-same": (_OK2 + b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nextra", "keep"),
+    "extra-later": (_OK2, "later"),
+    "short": (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this", "close"),
+    "cl-same": (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok",
+                "keep"),
+    "cl-conflict": (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n"
+                    b"okk", "keep"),
+    "cl-sign": (b"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nok", "keep"),
+    "garbage": (b"HTPT/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", "keep"),
+    "status-4": (b"HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nok", "keep"),
+    "header-flood": (b"HTTP/1.1 200 OK\r\n" + b"".join(
+        b"X-Flood-%03d: %s\r\n" % (i, b"f" * 1000) for i in range(70))
+        + b"Content-Length: 2\r\n\r\nok", "keep"),
+    "chunk-overflow": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                       b"FFFFFFFFFFFFFFFFFFFF\r\nx\r\n0\r\n\r\n", "keep"),
+    "chunk-bad-end": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      b"2\r\nokXX\r\n0\r\n\r\n", "keep"),
+    "drop-next": (_OK2, "keep"),
+    "idle-close": (_OK2, "close"),
+}
 
 
 class Counters:
@@ -116,6 +172,7 @@ class Handler(BaseHTTPRequestHandler):
             self.conn_id = c.next_conn_id
         self.conn_requests = 0
         self.conn_counted = False
+        self.drop_next = False
         if self.server.tls:
             self.request.settimeout(10)
             self.request.do_handshake()
@@ -138,6 +195,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self):
         body = serve.read_body(self)
+        if self.drop_next:
+            self.close_connection = True  # a FIN, no answer
+            return
         url = urlsplit(self.path)
         path = url.path
         query = parse_qs(url.query, keep_blank_values=True)
@@ -205,6 +265,8 @@ class Handler(BaseHTTPRequestHandler):
             self._write_raw(data[1000:])
         elif head == "big" and arg.isdigit():
             self._big(int(arg), query.get("chunked", ["0"])[0] == "1")
+        elif head == "raw" and arg in RAW_ANSWERS:
+            self._raw(arg)
         elif head == "echo-body":
             self._send(200, body, content_type="application/octet-stream",
                        headers=[("X-Body-Sha256", hashlib.sha256(body).hexdigest())])
@@ -279,6 +341,21 @@ class Handler(BaseHTTPRequestHandler):
         if chunked:
             self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
+
+    def _raw(self, name):
+        data, how = RAW_ANSWERS[name]
+        if how == "bytes":
+            for i in range(len(data)):
+                self._write_raw(data[i:i + 1])
+                time.sleep(0.001)
+        else:
+            self._write_raw(data)
+        if how == "close":
+            self.close_connection = True
+        elif how == "later":
+            time.sleep(0.05)
+            self._write_raw(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nextra")
+        self.drop_next = name == "drop-next"
 
     def _drop(self, query):
         """Close the connection without (finishing) an answer."""

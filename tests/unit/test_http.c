@@ -1659,6 +1659,154 @@ START_TEST(test_response_reused)
 }
 END_TEST
 
+/* ---- HTTP/1.1 framing on raw connections (chaos server /raw/<name>) ------------- */
+
+struct s_raw_case {
+    const char *name;
+    enum fanout_http_error error; /* FANOUT_HTTP_OK: a 200 with `body` */
+    const char *body;
+    const char *header, *value; /* a header the answer has (or NULL) */
+    const char *absent;         /* a header it must not have (or NULL) */
+};
+
+START_TEST(test_raw_framing)
+{
+    static const struct s_raw_case cases[] = {
+        {"chunked-ext", FANOUT_HTTP_OK, "hello, world", "X-A", "1", "X-Trailer"},
+        {"bytewise", FANOUT_HTTP_OK, "slow!", "X-Slow", "yes", NULL},
+        {"continue", FANOUT_HTTP_OK, "ok", "X-Final", "1", "X-Interim"},
+        {"cl-same", FANOUT_HTTP_OK, "ok", NULL, NULL, NULL},
+        {"http10", FANOUT_HTTP_OK, "body to close", "Content-Type", "text/plain", NULL},
+        {"switching", FANOUT_HTTP_OTHER, NULL, NULL, NULL, NULL},
+        {"short", FANOUT_HTTP_RESET, NULL, NULL, NULL, NULL},
+        {"cl-conflict", FANOUT_HTTP_OTHER, NULL, NULL, NULL, NULL},
+        {"cl-sign", FANOUT_HTTP_OTHER, NULL, NULL, NULL, NULL},
+        {"garbage", FANOUT_HTTP_OTHER, NULL, NULL, NULL, NULL},
+        {"status-4", FANOUT_HTTP_OTHER, NULL, NULL, NULL, NULL},
+        {"header-flood", FANOUT_HTTP_OTHER, NULL, NULL, NULL, NULL},
+        {"chunk-overflow", FANOUT_HTTP_OTHER, NULL, NULL, NULL, NULL},
+        {"chunk-bad-end", FANOUT_HTTP_RESET, NULL, NULL, NULL, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const struct s_raw_case *c = &cases[i];
+        char path[64];
+        snprintf(path, sizeof path, "/raw/%s", c->name);
+        struct fanout_http_response r = {0};
+        s_get(path, 5000, &r);
+        if (c->error != FANOUT_HTTP_OK) {
+            s_expect_error(&r, c->error, c->name);
+        } else {
+            ck_assert_msg(r.error == FANOUT_HTTP_OK && r.status == 200, "%s: %ld %s",
+                          c->name, r.status, r.error_text);
+            ck_assert_msg(r.body.len == strlen(c->body) &&
+                              memcmp(r.body.bytes, c->body, r.body.len) == 0,
+                          "%s: body %.*s", c->name, (int)r.body.len,
+                          r.body.bytes ? (const char *)r.body.bytes : "");
+            if (c->header)
+                ck_assert_str_eq(fanout_http_response_header(&r, c->header), c->value);
+            if (c->absent)
+                ck_assert_ptr_null(fanout_http_response_header(&r, c->absent));
+        }
+        if (strcmp(c->name, "chunk-overflow") == 0)
+            ck_assert_ptr_nonnull(strstr(r.error_text, "over"));
+        fanout_http_response_clean_up(&r);
+    }
+    /* chunks of 1 to 40 bytes (upper-case hex) */
+    struct fanout_http_response r = {0};
+    s_get("/raw/chunk-sizes", 5000, &r);
+    ck_assert_msg(r.error == FANOUT_HTTP_OK, "%s", r.error_text);
+    ck_assert_uint_eq(r.body.len, 820);
+    for (size_t i = 0; i < r.body.len; i++)
+        ck_assert_uint_eq(r.body.bytes[i], i % 251);
+    /* and the connection still carries an echo */
+    s_get("/echo", 5000, &r);
+    s_conn_id(&r);
+    fanout_http_response_clean_up(&r);
+}
+END_TEST
+
+/* An answer after which the connection must not carry another request
+ * (or cannot): the next request is answered, by its own echo, on another
+ * connection. */
+START_TEST(test_raw_not_reused)
+{
+    static const char *const names[] = {"conn-close", "extra-same", "extra-later",
+                                        "http10",     "idle-close", "drop-next"};
+    struct fanout_http_response r = {0};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        s_get("/echo", 5000, &r);
+        json_int_t before = s_conn_id(&r);
+        char path[64];
+        snprintf(path, sizeof path, "/raw/%s", names[i]);
+        s_get(path, 5000, &r);
+        ck_assert_msg(r.error == FANOUT_HTTP_OK && r.status == 200, "%s: %s", names[i],
+                      r.error_text);
+        usleep(150 * 1000); /* the late extra answer, the close, have come */
+        s_get("/echo", 5000, &r);
+        json_int_t after = s_conn_id(&r); /* the echo, not an answer left over */
+        ck_assert_msg(after != before, "%s: the connection was reused", names[i]);
+    }
+    fanout_http_response_clean_up(&r);
+}
+END_TEST
+
+/* The request head: the request line, Host, the headers as given, and
+ * Content-Length when there is a body; nothing added unasked. */
+START_TEST(test_raw_request_head)
+{
+    char url[PATH_LEN], host[64];
+    snprintf(host, sizeof host, "127.0.0.1:%d", s_t.plain.port);
+    struct fanout_http_header hs[] = {{"X-A", "1"}, {"x-empty", ""}};
+    struct fanout_http_header post_hs[] = {{"Content-Type", "application/x-amz-json-1.0"}};
+    struct fanout_http_header host_hs[] = {{"X-B", "2"}, {"Host", "signed.example:8443"}};
+    struct fanout_http_request q[3] = {
+        {.method = "GET",
+         .url = s_url(url, sizeof url, &s_t.plain, 0, "127.0.0.1", "/echo?a=1"),
+         .headers = hs,
+         .header_count = 2,
+         .timeout_ms = 5000},
+        {.method = "POST",
+         .url = url,
+         .headers = post_hs,
+         .header_count = 1,
+         .body = (const uint8_t *)"abc",
+         .body_len = 3,
+         .timeout_ms = 5000},
+        {.method = "GET",
+         .url = url,
+         .headers = host_hs,
+         .header_count = 2,
+         .timeout_ms = 5000},
+    };
+    const char *want[3][4][2] = {
+        {{"Host", host}, {"X-A", "1"}, {"x-empty", ""}},
+        {{"Host", host},
+         {"Content-Type", "application/x-amz-json-1.0"},
+         {"Content-Length", "3"}},
+        {{"Host", "signed.example:8443"}, {"X-B", "2"}},
+    };
+    for (int k = 0; k < 3; k++) {
+        struct fanout_http_response r = {0};
+        s_perform1(&q[k], &r);
+        ck_assert_msg(r.error == FANOUT_HTTP_OK, "%s", r.error_text);
+        json_t *d = s_body_json(&r);
+        json_t *list = json_object_get(d, "headerList");
+        size_t n = 0;
+        while (n < 4 && want[k][n][0])
+            n++;
+        ck_assert_msg(json_array_size(list) == n, "request %d: %zu headers sent", k,
+                      json_array_size(list));
+        for (size_t i = 0; i < n; i++) {
+            json_t *h = json_array_get(list, i);
+            ck_assert_str_eq(json_string_value(json_array_get(h, 0)), want[k][i][0]);
+            ck_assert_str_eq(json_string_value(json_array_get(h, 1)), want[k][i][1]);
+        }
+        json_decref(d);
+        fanout_http_response_clean_up(&r);
+    }
+}
+END_TEST
+
 static Suite *s_suite(void)
 {
     Suite *s = suite_create("http");
@@ -1695,6 +1843,9 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_no_secrets_logged);
     tcase_add_test(tc, test_init_reference_counted);
     tcase_add_test(tc, test_response_reused);
+    tcase_add_test(tc, test_raw_framing);
+    tcase_add_test(tc, test_raw_not_reused);
+    tcase_add_test(tc, test_raw_request_head);
     suite_add_tcase(s, tc);
     return s;
 }
