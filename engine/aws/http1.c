@@ -332,24 +332,6 @@ static int s_parse_length(const char *v, size_t n, uint64_t *out)
     return 0;
 }
 
-static int s_token_in_list(const char *v, size_t n, const char *tok)
-{
-    size_t tl = strlen(tok), i = 0;
-    while (i < n) {
-        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
-            i++;
-        size_t s = i;
-        while (i < n && v[i] != ',')
-            i++;
-        size_t e = i;
-        while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
-            e--;
-        if (e - s == tl && strncasecmp(v + s, tok, tl) == 0)
-            return 1;
-    }
-    return 0;
-}
-
 /* The end of a header block: of an interim answer (wait for the next), of
  * the final answer (the body's framing) or of the trailers. */
 static void s_headers_end(struct fanout_http1_parser *p)
@@ -462,7 +444,7 @@ static int s_header_line(struct fanout_http1_parser *p, const char *l, size_t n)
                 }
                 p->chunked = 1;
             } else if (nl == 10 && strncasecmp(l, "Connection", 10) == 0) {
-                p->conn_close |= s_token_in_list(v, vn, "close");
+                p->conn_close |= fanout_list_has_token(v, vn, "close");
             }
         }
         if (r->header_count >= FANOUT_HTTP1_MAX_HEADERS) {
@@ -482,11 +464,7 @@ static void s_chunk_size(struct fanout_http1_parser *p, const char *l, size_t n)
     size_t i = 0;
     uint64_t size = 0;
     while (i < n) {
-        char c = l[i];
-        int d = c >= '0' && c <= '9'   ? c - '0'
-                : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                       : -1;
+        int d = fanout_hex_digit(l[i]);
         if (d < 0)
             break;
         if (size > S_MAX_BODY) {

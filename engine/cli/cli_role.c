@@ -87,11 +87,7 @@ static int d_unescape(char *s)
         }
         unsigned v = 0;
         for (int k = 1; k <= 2; k++) {
-            char c = p[k];
-            int d = c >= '0' && c <= '9'   ? c - '0'
-                    : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                    : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                           : -1;
+            int d = fanout_hex_digit(p[k]);
             if (d < 0)
                 return -1;
             v = v * 16 + (unsigned)d;

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 
 #include "common/base64_simd.h"
@@ -595,6 +596,25 @@ int fanout_json_valid(const uint8_t *s, size_t n)
 }
 
 /* ---- strings ------------------------------------------------------------ */
+
+int fanout_list_has_token(const char *v, size_t n, const char *token)
+{
+    size_t t = strlen(token), i = 0;
+    while (i < n) {
+        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        size_t j = i;
+        while (j < n && v[j] != ',')
+            j++;
+        size_t e = j;
+        while (e > i && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+            e--;
+        if (e - i == t && strncasecmp(v + i, token, t) == 0)
+            return 1;
+        i = j;
+    }
+    return 0;
+}
 
 char *fanout_strlcpy(char *dst, const char *src, size_t dst_len)
 {

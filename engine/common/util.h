@@ -74,6 +74,19 @@ void fanout_base64_encode_back(char *text, size_t m);
  * surrounded by whitespace. Does not allocate. */
 int fanout_json_valid(const uint8_t *s, size_t n);
 
+/* The value of a hexadecimal digit of either case, or -1. */
+static inline int fanout_hex_digit(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* Non-zero when the comma-separated list v[0..n) (an HTTP header value such
+ * as Connection's) holds `token`, in any case, blanks around it ignored. */
+int fanout_list_has_token(const char *v, size_t n, const char *token);
+
 /* Copy at most dst_len-1 bytes and NUL-terminate; returns dst. */
 char *fanout_strlcpy(char *dst, const char *src, size_t dst_len);
 

@@ -286,27 +286,6 @@ static int s_is_tchar(char ch)
            (ch >= '0' && ch <= '9') || (ch && strchr("!#$%&'*+-.^_`|~", ch));
 }
 
-/* Does the comma-separated list hold the token (any case)? */
-static int s_has_token(const char *v, size_t n, const char *token)
-{
-    size_t t = strlen(token);
-    size_t i = 0;
-    while (i < n) {
-        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
-            i++;
-        size_t j = i;
-        while (j < n && v[j] != ',')
-            j++;
-        size_t e = j;
-        while (e > i && (v[e - 1] == ' ' || v[e - 1] == '\t'))
-            e--;
-        if (e - i == t && strncasecmp(v + i, token, t) == 0)
-            return 1;
-        i = j;
-    }
-    return 0;
-}
-
 /* The reply's framing, from its headers. */
 struct s_frame {
     int minor; /* HTTP/1.minor */
@@ -388,8 +367,8 @@ static int s_header(const char *l, size_t n, struct s_frame *f,
         }
         f->chunked = 1;
     } else if (name_len == 10 && strncasecmp(l, "Connection", 10) == 0) {
-        f->close |= s_has_token(v, vn, "close");
-        f->keep_alive |= s_has_token(v, vn, "keep-alive");
+        f->close |= fanout_list_has_token(v, vn, "close");
+        f->keep_alive |= fanout_list_has_token(v, vn, "keep-alive");
     }
     if (sink && sink->on_header && sink->on_header(sink->ud, l, name_len, v, vn) != 0) {
         snprintf(err, err_len, "the reply was refused at its %.*s header", (int)name_len,
