@@ -47,6 +47,10 @@ inflight, maxInflight (most counted requests in progress at once), keys
 (throttle and fail counts per key), connects (CONNECT requests) and
 lastConnect (the last one's host:port).
 
+With --tls the server offers ALPN h2 and http/1.1, as AWS endpoints do; a
+client that picks h2 gets its connection closed unread (counted in
+h2Connections): it would have sent HTTP/1.1 text to an HTTP/2 server.
+
 Options: --tls CERT KEY, --parent-pid PID (exit when that process is gone),
 --max-lifetime S (exit after S seconds whatever happens: a backstop so a
 broken test never leaves us running).
@@ -139,6 +143,7 @@ class Counters:
         self.keys = {}
         self.connects = 0
         self.last_connect = ""
+        self.h2_connections = 0
 
     def as_dict(self):
         return {
@@ -149,6 +154,7 @@ class Counters:
             "maxInflight": self.max_inflight,
             "keys": dict(self.keys),
             "connects": self.connects,
+            "h2Connections": self.h2_connections,
             "lastConnect": self.last_connect,
         }
 
@@ -177,7 +183,17 @@ class Handler(BaseHTTPRequestHandler):
             self.request.settimeout(10)
             self.request.do_handshake()
             self.request.settimeout(None)
+            if self.request.selected_alpn_protocol() == "h2":
+                # an HTTP/2 server (AWS endpoints offer h2) takes no
+                # HTTP/1.1 text: counted, then closed as a GOAWAY would
+                with c.lock:
+                    c.h2_connections += 1
+                self.h2 = True
         super().setup()
+
+    def handle(self):
+        if not getattr(self, "h2", False):
+            super().handle()
 
     # every method goes the same way
     def do_GET(self):
@@ -400,6 +416,7 @@ def main():
     if args.tls:
         tls_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         tls_ctx.load_cert_chain(args.tls[0], args.tls[1])
+        tls_ctx.set_alpn_protocols(["h2", "http/1.1"])  # as AWS endpoints
     server = Server(("127.0.0.1", args.port), tls_ctx)
     serve.run(server, args, "chaos_server")
 

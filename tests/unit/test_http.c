@@ -170,6 +170,8 @@ static json_t *s_control(const struct server *sv, int tls, const char *path)
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
     curl_easy_setopt(e, CURLOPT_PROXY, "");
+    /* the server offers h2 (ALPN) and speaks HTTP/1.1 only */
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     char *text = NULL;
     size_t text_len = 0;
     FILE *mem = open_memstream(&text, &text_len);
@@ -1150,6 +1152,8 @@ START_TEST(test_tls_ca_bundle)
     /* one connection per host name, the second 127.0.0.1 call reused its */
     ck_assert_int_eq(s_stat(&s_t.tls, 1, "connections"), 2);
     ck_assert_int_eq(s_stat(&s_t.tls, 1, "requests"), 3);
+    /* the server offered h2 first: HTTP/1.1 was chosen */
+    ck_assert_int_eq(s_stat(&s_t.tls, 1, "h2Connections"), 0);
 }
 END_TEST
 
