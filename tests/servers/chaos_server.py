@@ -7,7 +7,14 @@ are kept alive. With --tls CERT KEY it speaks HTTPS; the handshake happens in
 the connection's own thread, so a client that refuses the certificate only
 breaks its own connection.
 
-Paths (any method; the request body is always read first):
+Paths (any method; the request body is always read first, but for /early):
+
+  /early/<code>    answer <code> with {"early": true} at once, without
+                   reading the request body, then read nothing more and
+                   close after 20 s (?close=1: close at once, the unread
+                   body making it an RST), as a front end refusing a body
+                   too large does; ?drain=1: wait a second, read the body
+                   and go on with the connection; counted in requests
 
   /status/<code>   answer <code> with the body given by ?body= (default
                    "{}"), ?content_type= (default application/json) and
@@ -210,6 +217,11 @@ class Handler(BaseHTTPRequestHandler):
         self._send(403, b"{}")
 
     def _dispatch(self):
+        url = urlsplit(self.path)
+        parts = url.path.strip("/").split("/")
+        if len(parts) == 2 and parts[0] == "early" and parts[1].isdigit():
+            self._early(int(parts[1]), parse_qs(url.query))
+            return
         body = serve.read_body(self)
         if self.drop_next:
             self.close_connection = True  # a FIN, no answer
@@ -317,6 +329,19 @@ class Handler(BaseHTTPRequestHandler):
         self._send(code, body,
                    content_type=query.get("content_type", ["application/json"])[0],
                    headers=headers)
+
+    def _early(self, code, query):
+        c = self.server.counters
+        with c.lock:
+            c.requests += 1
+        self._send(code, b'{"early": true}')
+        if query.get("drain", [""])[0] == "1":
+            time.sleep(1)
+            serve.read_body(self)
+            return
+        self.close_connection = True
+        if query.get("close", [""])[0] != "1":
+            time.sleep(20)
 
     def _send(self, status, data, content_type="application/json", headers=()):
         self.send_response(status)
