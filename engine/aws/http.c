@@ -1392,6 +1392,9 @@ static int s_raw_connect(struct s_raw *x)
     S_SET(CURLOPT_URL, url);
     S_SET(CURLOPT_PROTOCOLS_STR, "http,https");
     S_SET(CURLOPT_CONNECT_ONLY, 1L);
+    /* ALPN offers http/1.1 alone: by default libcurl offers h2 first, and a
+     * server that takes it (AWS endpoints do) reads no HTTP/1.1 text */
+    S_SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     S_SET(CURLOPT_NOSIGNAL, 1L);
     S_SET(CURLOPT_ERRORBUFFER, c->errbuf);
     S_SET(CURLOPT_PROXY, "");
@@ -1469,6 +1472,7 @@ static void s_raw_act(struct s_raw *x, curl_socket_t fd, int bits)
 }
 
 static void s_raw_retry(struct s_raw *x);
+static void s_raw_recv(struct s_raw *x);
 
 /* Send what is left; on CURLE_AGAIN the poll says when to go on. */
 static void s_raw_send(struct s_raw *x)
@@ -1492,19 +1496,27 @@ static void s_raw_send(struct s_raw *x)
         if (rc == CURLE_AGAIN)
             return;
         if (rc != CURLE_OK) {
-            if (x->c->reused && !x->retried) {
+            if (x->c->reused && !x->retried && !x->parser.got_bytes) {
                 s_raw_retry(x);
                 return;
             }
-            s_raw_end(x, s_map_error(rc),
-                      x->c->errbuf[0] ? x->c->errbuf : curl_easy_strerror(rc), 0);
+            /* a server may answer, then close, before reading all of the
+             * request (a 413 to a big body): its whole answer is the
+             * request's, as libcurl reads it */
+            char why[CURL_ERROR_SIZE];
+            fanout_strlcpy(why, x->c->errbuf[0] ? x->c->errbuf : curl_easy_strerror(rc),
+                           sizeof why);
+            s_raw_recv(x);
+            if (x->phase != S_FINISHED)
+                s_raw_end(x, s_map_error(rc), why, 0);
             return;
         }
         x->sent += n;
     }
 }
 
-/* Read what came and frame it; stops at CURLE_AGAIN or the end. */
+/* Read what came and frame it; stops at CURLE_AGAIN or the end. Also
+ * while sending: a server may answer early (and stop reading). */
 static void s_raw_recv(struct s_raw *x)
 {
     uint8_t buf[HTTP_RECV_BUFFER];
@@ -1538,7 +1550,9 @@ static void s_raw_recv(struct s_raw *x)
             return;
         }
         if (p->state == FANOUT_HTTP1_DONE) {
-            s_raw_end(x, FANOUT_HTTP_OK, NULL, p->keep_alive);
+            /* answered while sending: the rest of the request would be
+             * read as the next one's start */
+            s_raw_end(x, FANOUT_HTTP_OK, NULL, p->keep_alive && x->phase == S_RECEIVING);
             return;
         }
     }
@@ -1674,7 +1688,7 @@ static void s_raw_run(struct s_raw *xs, size_t n)
                     wake = x->c->timer_at;
             } else {
                 fds[nf].fd = x->c->fd;
-                fds[nf].events = x->phase == S_SENDING ? POLLOUT : POLLIN;
+                fds[nf].events = x->phase == S_SENDING ? POLLOUT | POLLIN : POLLIN;
                 fds[nf].revents = 0;
                 owner[nf++] = i;
             }
@@ -1710,7 +1724,10 @@ static void s_raw_run(struct s_raw *xs, size_t n)
                 if (x->phase == S_SENDING)
                     s_raw_send(x);
             } else if (x->phase == S_SENDING) {
-                s_raw_send(x);
+                if (r & POLLIN)
+                    s_raw_recv(x); /* an early answer */
+                if (x->phase == S_SENDING)
+                    s_raw_send(x);
             } else if (x->phase == S_RECEIVING) {
                 s_raw_recv(x);
             }

@@ -7,7 +7,14 @@ are kept alive. With --tls CERT KEY it speaks HTTPS; the handshake happens in
 the connection's own thread, so a client that refuses the certificate only
 breaks its own connection.
 
-Paths (any method; the request body is always read first):
+Paths (any method; the request body is always read first, but for /early):
+
+  /early/<code>    answer <code> with {"early": true} at once, without
+                   reading the request body, then read nothing more and
+                   close after 20 s (?close=1: close at once, the unread
+                   body making it an RST), as a front end refusing a body
+                   too large does; ?drain=1: wait a second, read the body
+                   and go on with the connection; counted in requests
 
   /status/<code>   answer <code> with the body given by ?body= (default
                    "{}"), ?content_type= (default application/json) and
@@ -46,6 +53,10 @@ new connection carried a request), requests (counted requests),
 inflight, maxInflight (most counted requests in progress at once), keys
 (throttle and fail counts per key), connects (CONNECT requests) and
 lastConnect (the last one's host:port).
+
+With --tls the server offers ALPN h2 and http/1.1, as AWS endpoints do; a
+client that picks h2 gets its connection closed unread (counted in
+h2Connections): it would have sent HTTP/1.1 text to an HTTP/2 server.
 
 Options: --tls CERT KEY, --parent-pid PID (exit when that process is gone),
 --max-lifetime S (exit after S seconds whatever happens: a backstop so a
@@ -139,6 +150,7 @@ class Counters:
         self.keys = {}
         self.connects = 0
         self.last_connect = ""
+        self.h2_connections = 0
 
     def as_dict(self):
         return {
@@ -149,6 +161,7 @@ class Counters:
             "maxInflight": self.max_inflight,
             "keys": dict(self.keys),
             "connects": self.connects,
+            "h2Connections": self.h2_connections,
             "lastConnect": self.last_connect,
         }
 
@@ -177,7 +190,17 @@ class Handler(BaseHTTPRequestHandler):
             self.request.settimeout(10)
             self.request.do_handshake()
             self.request.settimeout(None)
+            if self.request.selected_alpn_protocol() == "h2":
+                # an HTTP/2 server (AWS endpoints offer h2) takes no
+                # HTTP/1.1 text: counted, then closed as a GOAWAY would
+                with c.lock:
+                    c.h2_connections += 1
+                self.h2 = True
         super().setup()
+
+    def handle(self):
+        if not getattr(self, "h2", False):
+            super().handle()
 
     # every method goes the same way
     def do_GET(self):
@@ -194,6 +217,11 @@ class Handler(BaseHTTPRequestHandler):
         self._send(403, b"{}")
 
     def _dispatch(self):
+        url = urlsplit(self.path)
+        parts = url.path.strip("/").split("/")
+        if len(parts) == 2 and parts[0] == "early" and parts[1].isdigit():
+            self._early(int(parts[1]), parse_qs(url.query))
+            return
         body = serve.read_body(self)
         if self.drop_next:
             self.close_connection = True  # a FIN, no answer
@@ -302,6 +330,19 @@ class Handler(BaseHTTPRequestHandler):
                    content_type=query.get("content_type", ["application/json"])[0],
                    headers=headers)
 
+    def _early(self, code, query):
+        c = self.server.counters
+        with c.lock:
+            c.requests += 1
+        self._send(code, b'{"early": true}')
+        if query.get("drain", [""])[0] == "1":
+            time.sleep(1)
+            serve.read_body(self)
+            return
+        self.close_connection = True
+        if query.get("close", [""])[0] != "1":
+            time.sleep(20)
+
     def _send(self, status, data, content_type="application/json", headers=()):
         self.send_response(status)
         for name, value in headers:
@@ -400,6 +441,7 @@ def main():
     if args.tls:
         tls_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         tls_ctx.load_cert_chain(args.tls[0], args.tls[1])
+        tls_ctx.set_alpn_protocols(["h2", "http/1.1"])  # as AWS endpoints
     server = Server(("127.0.0.1", args.port), tls_ctx)
     serve.run(server, args, "chaos_server")
 

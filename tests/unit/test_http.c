@@ -170,6 +170,8 @@ static json_t *s_control(const struct server *sv, int tls, const char *path)
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
     curl_easy_setopt(e, CURLOPT_PROXY, "");
+    /* the server offers h2 (ALPN) and speaks HTTP/1.1 only */
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     char *text = NULL;
     size_t text_len = 0;
     FILE *mem = open_memstream(&text, &text_len);
@@ -1101,6 +1103,48 @@ START_TEST(test_invalid_requests)
 }
 END_TEST
 
+/* A server may answer before it has read the request's body, and stop
+ * reading (a front end refusing a body too large): the answer is the
+ * request's, not a send failure or a timeout; the connection, with the
+ * body half sent, is not reused even when the server drains the body. */
+START_TEST(test_early_answer_to_big_body)
+{
+    /* more than the loopback connection's buffers take */
+    const size_t big = (size_t)32 << 20;
+    uint8_t *body = calloc(1, big);
+    ck_assert_ptr_nonnull(body);
+    static const char *const paths[] = {"/early/413", "/early/413?close=1",
+                                        "/early/413?drain=1"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        char url[PATH_LEN];
+        struct fanout_http_request q = {
+            .method = "POST",
+            .url = s_url(url, sizeof url, &s_t.plain, 0, "127.0.0.1", paths[i]),
+            .body = body,
+            .body_len = big,
+            .timeout_ms = S_OK_WAIT_MS,
+        };
+        struct fanout_http_response r = {0};
+        s_perform1(&q, &r);
+        ck_assert_msg(r.error == FANOUT_HTTP_OK, "%s: %s", paths[i], r.error_text);
+        ck_assert_int_eq(r.status, 413);
+        json_t *d = s_body_json(&r);
+        ck_assert(json_is_true(json_object_get(d, "early")));
+        json_decref(d);
+        fanout_http_response_clean_up(&r);
+        /* the next request: on a new connection, answered */
+        s_get("/echo", S_OK_WAIT_MS, &r);
+        ck_assert_msg(r.error == FANOUT_HTTP_OK, "%s, then /echo: %s", paths[i],
+                      r.error_text);
+        d = s_body_json(&r);
+        ck_assert_int_eq(s_jint(d, "connectionRequest"), 1);
+        json_decref(d);
+        fanout_http_response_clean_up(&r);
+    }
+    free(body);
+}
+END_TEST
+
 /* ---- TLS ---------------------------------------------------------------------- */
 
 START_TEST(test_tls_verified_by_default)
@@ -1150,6 +1194,8 @@ START_TEST(test_tls_ca_bundle)
     /* one connection per host name, the second 127.0.0.1 call reused its */
     ck_assert_int_eq(s_stat(&s_t.tls, 1, "connections"), 2);
     ck_assert_int_eq(s_stat(&s_t.tls, 1, "requests"), 3);
+    /* the server offered h2 first: HTTP/1.1 was chosen */
+    ck_assert_int_eq(s_stat(&s_t.tls, 1, "h2Connections"), 0);
 }
 END_TEST
 
@@ -1830,6 +1876,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_body_cap);
     tcase_add_test(tc, test_invalid_requests);
     tcase_add_test(tc, test_header_name_bytes);
+    tcase_add_test(tc, test_early_answer_to_big_body);
     tcase_add_test(tc, test_tls_verified_by_default);
     tcase_add_test(tc, test_tls_ca_bundle);
     tcase_add_test(tc, test_tls_insecure_hosts);
