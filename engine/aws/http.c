@@ -41,11 +41,13 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "aws/curl_load.h"
@@ -119,6 +121,17 @@ static size_t s_idle_easy_count;
 struct s_conn;
 static struct s_conn *s_idle_conns[HTTP_IDLE_CONNS];
 static size_t s_idle_conn_count;
+/* A raw connection holds three descriptors (its socket and its multi
+ * handle's wake-up pair) where a libcurl transfer's holds one. So the raw
+ * connections open at once, idle or not, are kept within a budget of an
+ * eighth of the descriptor limit (128 of Lambda's 1,024; at most
+ * HTTP_IDLE_CONNS), read at init: requests that would go over it take
+ * libcurl transfers, and an idle connection is closed before a new one
+ * opens over it. s_raw_busy (under s_lock): requests on the raw path now;
+ * s_raw_open: raw connections alive. */
+static size_t s_raw_budget = 16;
+static size_t s_raw_busy;
+static atomic_size_t s_raw_open;
 static void s_conn_close(struct s_conn *c);
 static char *s_ca_bundle;
 /* The proxy each scheme ([0] http, [1] https) takes and the hosts that go
@@ -280,8 +293,20 @@ static void s_read_proxy(void)
     }
 }
 
+/* s_raw_budget from the descriptor limit (see s_raw_open) */
+static void s_read_fd_limit(void)
+{
+    struct rlimit rl;
+    rlim_t fds = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+    rlim_t budget = fds == RLIM_INFINITY ? HTTP_IDLE_CONNS : fds / 8;
+    s_raw_budget = budget < 4                 ? 4
+                   : budget > HTTP_IDLE_CONNS ? HTTP_IDLE_CONNS
+                                              : (size_t)budget;
+}
+
 static void s_read_env(void)
 {
+    s_read_fd_limit();
     const char *ca = getenv("FANOUT_CA_BUNDLE");
     free(s_ca_bundle);
     s_ca_bundle = ca && *ca ? strdup(ca) : NULL;
@@ -1142,6 +1167,7 @@ static void s_conn_close(struct s_conn *c)
     if (c->loop.fds != c->loop.local)
         free(c->loop.fds);
     free(c);
+    atomic_fetch_sub(&s_raw_open, 1);
 }
 
 /* The most recent idle connection to that place, checked: one
@@ -1185,9 +1211,9 @@ static void s_conn_give(struct s_conn *c)
     if (s_refs == 0 || !s_curl_up) {
         drop = c;
     } else {
-        if (s_idle_conn_count == HTTP_IDLE_CONNS) {
+        if (s_idle_conn_count >= s_raw_budget) {
             drop = s_idle_conns[0];
-            memmove(&s_idle_conns[0], &s_idle_conns[1], (HTTP_IDLE_CONNS - 1) * sizeof c);
+            memmove(&s_idle_conns[0], &s_idle_conns[1], (s_idle_conn_count - 1) * sizeof c);
             s_idle_conn_count--;
         }
         s_idle_conns[s_idle_conn_count++] = c;
@@ -1354,11 +1380,22 @@ static void s_raw_end(struct s_raw *x, enum fanout_http_error e, const char *why
 /* A new connection for x, connecting: its multi handle started. */
 static int s_raw_connect(struct s_raw *x)
 {
+    /* over the budget: the least recently used idle connection goes */
+    struct s_conn *old = NULL;
+    pthread_mutex_lock(&s_lock);
+    if (atomic_load(&s_raw_open) >= s_raw_budget && s_idle_conn_count) {
+        old = s_idle_conns[0];
+        memmove(&s_idle_conns[0], &s_idle_conns[1], (s_idle_conn_count - 1) * sizeof old);
+        s_idle_conn_count--;
+    }
+    pthread_mutex_unlock(&s_lock);
+    s_conn_close(old);
     struct s_conn *c = calloc(1, sizeof *c);
     if (!c) {
         s_raw_end(x, FANOUT_HTTP_OTHER, "out of memory", 0);
         return -1;
     }
+    atomic_fetch_add(&s_raw_open, 1);
     x->c = c;
     x->fresh = 1;
     c->fd = CURL_SOCKET_BAD;
@@ -1832,12 +1869,14 @@ void fanout_http_perform(const struct fanout_http_request *const *reqs,
         }
     }
     size_t nraw = 0, ncurl = 0;
+    pthread_mutex_lock(&s_lock);
     for (size_t i = 0; i < n; i++) {
         const struct fanout_http_request *q = reqs[i];
         struct s_raw *x = &raw[nraw];
         memset(x, 0, sizeof *x);
-        if (q && q->url && !s_proxy_env && s_split_target(q->url, &x->t) == 0 &&
-            !s_proxy[x->t.https]) {
+        if (s_raw_busy < s_raw_budget && q && q->url && !s_proxy_env &&
+            s_split_target(q->url, &x->t) == 0 && !s_proxy[x->t.https]) {
+            s_raw_busy++;
             x->req = q;
             x->resp = resps[i];
             x->insecure =
@@ -1848,12 +1887,16 @@ void fanout_http_perform(const struct fanout_http_request *const *reqs,
             cr[ncurl++] = resps[i];
         }
     }
+    pthread_mutex_unlock(&s_lock);
     if (nraw) {
         s_raw_run(raw, nraw);
         for (size_t i = 0; i < nraw; i++) {
             fanout_sbuf_free(&raw[i].out);
             fanout_http1_parser_free(&raw[i].parser);
         }
+        pthread_mutex_lock(&s_lock);
+        s_raw_busy -= nraw;
+        pthread_mutex_unlock(&s_lock);
     }
     if (ncurl)
         s_curl_perform(cq, cr, ncurl);

@@ -26,6 +26,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -616,6 +618,73 @@ START_TEST(test_concurrent_requests)
     json_int_t most = s_stat(&s_t.plain, 0, "maxInflight");
     ck_assert_msg(most >= 10, "at most %lld requests at once", (long long)most);
     ck_assert_int_eq(s_stat(&s_t.plain, 0, "requests"), N);
+}
+END_TEST
+
+/* Descriptors open in this process */
+static int s_open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n - 3; /* ".", ".." and the directory's own */
+}
+
+/* A raw connection holds three descriptors (its socket, its multi handle's
+ * wake-up pair): with a descriptor limit of 256 the raw path takes at most
+ * 32 requests at once (an eighth), the rest go on libcurl transfers (one
+ * descriptor each), so 120 requests at once all succeed. Without the
+ * budget, 120 raw connections need 360 descriptors and some fail to
+ * connect. The libcurl transfers are told by the Accept header libcurl
+ * adds and the raw path does not. */
+START_TEST(test_raw_descriptor_budget)
+{
+    enum { N = 120, LIMIT = 256 };
+    struct rlimit saved;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &saved), 0);
+    ck_assert_msg(saved.rlim_max >= LIMIT, "hard descriptor limit %llu",
+                  (unsigned long long)saved.rlim_max);
+    fanout_http_global_cleanup();
+    struct rlimit low = {.rlim_cur = LIMIT, .rlim_max = saved.rlim_max};
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    ck_assert_int_eq(fanout_http_global_init(), 0); /* reads the limit */
+    static char urls[N][PATH_LEN];
+    static struct fanout_http_request q[N];
+    static struct fanout_http_response r[N];
+    const struct fanout_http_request *qs[N];
+    struct fanout_http_response *rs[N];
+    for (int i = 0; i < N; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "/stall/300?i=%d", i);
+        q[i] = (struct fanout_http_request){
+            .method = "GET",
+            .url = s_url(urls[i], PATH_LEN, &s_t.plain, 0, "127.0.0.1", path),
+            .timeout_ms = S_OK_WAIT_MS,
+        };
+        memset(&r[i], 0, sizeof r[i]);
+        qs[i] = &q[i];
+        rs[i] = &r[i];
+    }
+    fanout_http_perform(qs, rs, N);
+    int raw = 0;
+    for (int i = 0; i < N; i++) {
+        ck_assert_msg(r[i].error == FANOUT_HTTP_OK, "%d: %s", i, r[i].error_text);
+        ck_assert_int_eq(r[i].status, 200);
+        json_t *d = s_body_json(&r[i]);
+        char want[32];
+        snprintf(want, sizeof want, "i=%d", i);
+        ck_assert_str_eq(s_jstr(d, "query"), want);
+        raw += json_object_get(json_object_get(d, "headers"), "accept") == NULL;
+        json_decref(d);
+        fanout_http_response_clean_up(&r[i]);
+    }
+    ck_assert_msg(raw >= 1 && raw <= LIMIT / 8, "%d requests on raw connections", raw);
+    /* the idle raw connections kept are within the budget too */
+    ck_assert_msg(s_open_fds() < LIMIT, "%d descriptors open", s_open_fds());
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
 }
 END_TEST
 
@@ -1864,6 +1933,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_handles_reused_between_requests);
     tcase_add_test(tc, test_big_response);
     tcase_add_test(tc, test_concurrent_requests);
+    tcase_add_test(tc, test_raw_descriptor_budget);
     tcase_add_test(tc, test_reuse_across_calls);
     tcase_add_test(tc, test_reuse_across_threads);
     tcase_add_test(tc, test_timeout);
