@@ -580,39 +580,56 @@ END_TEST
 
 /* ---- concurrency and reuse ---------------------------------------------------- */
 
-START_TEST(test_concurrent_requests)
+/* n GETs of /stall/300?i=<i> at once, on the plain server, each checked to
+ * get its own answer. Returns how many came on raw connections (their
+ * requests lack the Accept header libcurl adds) and the time taken. */
+static int s_stalled_gets(int n, int64_t timeout_ms, int64_t *took)
 {
-    enum { N = 50 };
-    static char urls[N][PATH_LEN];
-    struct fanout_http_request q[N];
-    struct fanout_http_response r[N];
-    const struct fanout_http_request *qs[N];
-    struct fanout_http_response *rs[N];
-    for (int i = 0; i < N; i++) {
+    char(*urls)[PATH_LEN] = calloc((size_t)n, sizeof *urls);
+    struct fanout_http_request *q = calloc((size_t)n, sizeof *q);
+    struct fanout_http_response *r = calloc((size_t)n, sizeof *r);
+    const struct fanout_http_request **qs = calloc((size_t)n, sizeof *qs);
+    struct fanout_http_response **rs = calloc((size_t)n, sizeof *rs);
+    ck_assert(urls && q && r && qs && rs);
+    for (int i = 0; i < n; i++) {
         char path[64];
         snprintf(path, sizeof path, "/stall/300?i=%d", i);
         q[i] = (struct fanout_http_request){
             .method = "GET",
             .url = s_url(urls[i], PATH_LEN, &s_t.plain, 0, "127.0.0.1", path),
-            .timeout_ms = 20000,
+            .timeout_ms = timeout_ms,
         };
-        memset(&r[i], 0, sizeof r[i]);
         qs[i] = &q[i];
         rs[i] = &r[i];
     }
     int64_t t0 = s_mono_ms();
-    fanout_http_perform(qs, rs, N);
-    int64_t took = s_mono_ms() - t0;
-    for (int i = 0; i < N; i++) {
+    fanout_http_perform(qs, rs, (size_t)n);
+    *took = s_mono_ms() - t0;
+    int raw = 0;
+    for (int i = 0; i < n; i++) {
         ck_assert_msg(r[i].error == FANOUT_HTTP_OK, "%d: %s", i, r[i].error_text);
         ck_assert_int_eq(r[i].status, 200);
         json_t *d = s_body_json(&r[i]);
         char want[32];
         snprintf(want, sizeof want, "i=%d", i);
         ck_assert_str_eq(s_jstr(d, "query"), want); /* each answer to its request */
+        raw += json_object_get(json_object_get(d, "headers"), "accept") == NULL;
         json_decref(d);
         fanout_http_response_clean_up(&r[i]);
     }
+    free(urls);
+    free(q);
+    free(r);
+    free(qs);
+    free(rs);
+    return raw;
+}
+
+START_TEST(test_concurrent_requests)
+{
+    enum { N = 50 };
+    int64_t took;
+    s_stalled_gets(N, 20000, &took);
     /* one after the other: 15 s */
     ck_assert_msg(took < 5000, "50 requests of 300 ms took %lld ms", (long long)took);
     json_int_t most = s_stat(&s_t.plain, 0, "maxInflight");
@@ -651,36 +668,8 @@ START_TEST(test_raw_descriptor_budget)
     struct rlimit low = {.rlim_cur = LIMIT, .rlim_max = saved.rlim_max};
     ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
     ck_assert_int_eq(fanout_http_global_init(), 0); /* reads the limit */
-    static char urls[N][PATH_LEN];
-    static struct fanout_http_request q[N];
-    static struct fanout_http_response r[N];
-    const struct fanout_http_request *qs[N];
-    struct fanout_http_response *rs[N];
-    for (int i = 0; i < N; i++) {
-        char path[64];
-        snprintf(path, sizeof path, "/stall/300?i=%d", i);
-        q[i] = (struct fanout_http_request){
-            .method = "GET",
-            .url = s_url(urls[i], PATH_LEN, &s_t.plain, 0, "127.0.0.1", path),
-            .timeout_ms = S_OK_WAIT_MS,
-        };
-        memset(&r[i], 0, sizeof r[i]);
-        qs[i] = &q[i];
-        rs[i] = &r[i];
-    }
-    fanout_http_perform(qs, rs, N);
-    int raw = 0;
-    for (int i = 0; i < N; i++) {
-        ck_assert_msg(r[i].error == FANOUT_HTTP_OK, "%d: %s", i, r[i].error_text);
-        ck_assert_int_eq(r[i].status, 200);
-        json_t *d = s_body_json(&r[i]);
-        char want[32];
-        snprintf(want, sizeof want, "i=%d", i);
-        ck_assert_str_eq(s_jstr(d, "query"), want);
-        raw += json_object_get(json_object_get(d, "headers"), "accept") == NULL;
-        json_decref(d);
-        fanout_http_response_clean_up(&r[i]);
-    }
+    int64_t took;
+    int raw = s_stalled_gets(N, S_OK_WAIT_MS, &took);
     ck_assert_msg(raw >= 1 && raw <= LIMIT / 8, "%d requests on raw connections", raw);
     /* the idle raw connections kept are within the budget too */
     ck_assert_msg(s_open_fds() < LIMIT, "%d descriptors open", s_open_fds());
