@@ -1170,38 +1170,67 @@ static void s_conn_close(struct s_conn *c)
     atomic_fetch_sub(&s_raw_open, 1);
 }
 
-/* The most recent idle connection to that place, checked: one
- * non-blocking receive must find nothing to read (anything read is an
- * answer nobody asked for, or the server's close). NULL: none. */
+/* The most recent idle connection to that place, out of the pool and not
+ * checked yet (s_conn_quiet). NULL: none. */
+static struct s_conn *s_conn_pick(const char *host, long port, int https, int insecure)
+{
+    struct s_conn *c = NULL;
+    pthread_mutex_lock(&s_lock);
+    for (size_t i = s_idle_conn_count; i-- > 0;) {
+        struct s_conn *k = s_idle_conns[i];
+        if (k->port == port && k->https == https && k->insecure == insecure &&
+            strcasecmp(k->host, host) == 0) {
+            c = k;
+            memmove(&s_idle_conns[i], &s_idle_conns[i + 1],
+                    (s_idle_conn_count - i - 1) * sizeof c);
+            s_idle_conn_count--;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s_lock);
+    return c;
+}
+
+/* An idle connection may carry a request when one non-blocking receive
+ * finds nothing to read: anything read is an answer nobody asked for, or
+ * the server's close. Else it is closed (0). */
+static int s_conn_quiet(struct s_conn *c)
+{
+    char b;
+    size_t got = 0;
+    if (curl_easy_recv(c->easy, &b, 1, &got) == CURLE_AGAIN) {
+        c->reused = 1;
+        return 1;
+    }
+    LOG_DEBUG(HTTP_SCOPE, "idle connection to %s:%ld %s: not reused", c->host, c->port,
+              got ? "had unasked data" : "closed");
+    s_conn_close(c);
+    return 0;
+}
+
+/* Whether the TLS layer of an idle connection may hold bytes its socket no
+ * longer shows (read from it, not handed out): then a quiet socket proves
+ * nothing. 0 only when OpenSSL says it holds none. */
+static int s_conn_tls_holds(struct s_conn *c)
+{
+    if (!c->https)
+        return 0;
+    struct curl_tlssessioninfo *info = NULL;
+    if (curl_easy_getinfo(c->easy, CURLINFO_TLS_SSL_PTR, &info) != CURLE_OK || !info ||
+        info->backend != CURLSSLBACKEND_OPENSSL)
+        return 1;
+    return fanout_curl_tls_pending(info->internals) != 0;
+}
+
+/* The most recent idle connection to that place, checked (s_conn_quiet).
+ * NULL: none. */
 static struct s_conn *s_conn_take(const char *host, long port, int https, int insecure)
 {
-    for (;;) {
-        struct s_conn *c = NULL;
-        pthread_mutex_lock(&s_lock);
-        for (size_t i = s_idle_conn_count; i-- > 0;) {
-            struct s_conn *k = s_idle_conns[i];
-            if (k->port == port && k->https == https && k->insecure == insecure &&
-                strcasecmp(k->host, host) == 0) {
-                c = k;
-                memmove(&s_idle_conns[i], &s_idle_conns[i + 1],
-                        (s_idle_conn_count - i - 1) * sizeof c);
-                s_idle_conn_count--;
-                break;
-            }
-        }
-        pthread_mutex_unlock(&s_lock);
-        if (!c)
-            return NULL;
-        char b;
-        size_t got = 0;
-        if (curl_easy_recv(c->easy, &b, 1, &got) == CURLE_AGAIN) {
-            c->reused = 1;
+    struct s_conn *c;
+    while ((c = s_conn_pick(host, port, https, insecure)) != NULL)
+        if (s_conn_quiet(c))
             return c;
-        }
-        LOG_DEBUG(HTTP_SCOPE, "idle connection to %s:%ld %s: not reused", host, port,
-                  got ? "had unasked data" : "closed");
-        s_conn_close(c);
-    }
+    return NULL;
 }
 
 static void s_conn_give(struct s_conn *c)
@@ -1595,13 +1624,18 @@ static void s_raw_recv(struct s_raw *x)
     }
 }
 
-/* Start (or start again) on a connection: a checked idle one, else new. */
-static void s_raw_start(struct s_raw *x, int fresh_only)
+static void s_raw_reset(struct s_raw *x)
 {
     fanout_http1_parser_free(&x->parser);
     fanout_http1_parser_init(&x->parser, x->resp, x->is_head);
     x->sent = 0;
     x->fresh = 0;
+}
+
+/* Start (or start again) on a connection: a checked idle one, else new. */
+static void s_raw_start(struct s_raw *x, int fresh_only)
+{
+    s_raw_reset(x);
     x->c = fresh_only ? NULL : s_conn_take(x->t.host, x->t.port, x->t.https, x->insecure);
     if (x->c) {
         x->phase = S_SENDING;
@@ -1671,15 +1705,74 @@ static void s_raw_timeout(struct s_raw *x)
     s_raw_end(x, FANOUT_HTTP_TIMEOUT, text, 0);
 }
 
+/* Start the requests xs[0..n). Idle connections for them are checked
+ * together: one poll(2) with no wait over their sockets finds those with
+ * anything to read (an unasked answer, the server's close, a TLS record),
+ * and only those, and those whose TLS layer may hold bytes, take
+ * s_conn_quiet's receive: as strong a check as one receive each, in one
+ * system call instead of one per request. */
+static void s_raw_start_all(struct s_raw *xs, size_t n)
+{
+    struct pollfd local_fds[S_LOCAL_XFERS];
+    size_t local_owner[S_LOCAL_XFERS];
+    struct pollfd *fds = local_fds;
+    size_t *owner = local_owner;
+    if (n > S_LOCAL_XFERS) {
+        fds = malloc(n * sizeof *fds);
+        owner = malloc(n * sizeof *owner);
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct s_raw *x = &xs[i];
+        if (s_raw_prepare(x) != 0)
+            continue;
+        s_raw_reset(x);
+        if (n > 1 && fds && owner) {
+            x->c = s_conn_pick(x->t.host, x->t.port, x->t.https, x->insecure);
+            if (x->c) {
+                fds[k] = (struct pollfd){.fd = x->c->fd, .events = POLLIN};
+                owner[k++] = i;
+            }
+        }
+    }
+    if (k > 0) {
+        int ready = poll(fds, (nfds_t)k, 0);
+        for (size_t j = 0; j < k; j++) {
+            struct s_raw *x = &xs[owner[j]];
+            if (ready == 0 || (ready > 0 && !fds[j].revents)) {
+                if (!s_conn_tls_holds(x->c)) {
+                    x->c->reused = 1;
+                    continue;
+                }
+            }
+            if (!s_conn_quiet(x->c))
+                x->c = NULL;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct s_raw *x = &xs[i];
+        if (x->phase == S_FINISHED)
+            continue;
+        if (x->c) {
+            x->phase = S_SENDING;
+            s_raw_send(x);
+        } else {
+            s_raw_start(x, 0);
+        }
+    }
+    if (fds != local_fds)
+        free(fds);
+    if (owner != local_owner)
+        free(owner);
+}
+
 /* Run the raw requests xs[0..n) to the end. */
 static void s_raw_run(struct s_raw *xs, size_t n)
 {
     size_t cap = 0;
     struct pollfd *fds = NULL;
     size_t *owner = NULL;
-    for (size_t i = 0; i < n; i++)
-        if (s_raw_prepare(&xs[i]) == 0)
-            s_raw_start(&xs[i], 0);
+    s_raw_start_all(xs, n);
     for (;;) {
         int64_t now = s_now_ms();
         int64_t wake = -1;

@@ -1854,6 +1854,71 @@ START_TEST(test_raw_not_reused)
 }
 END_TEST
 
+/* A call of several requests checks its idle connections together (one
+ * poll): one holding an answer nobody asked for, one the server closed and
+ * one it said it would close are still not reused, and each request of
+ * the next call gets its own answer. On the plain and the TLS server. */
+static void s_not_reused_together(const struct server *sv, int tls)
+{
+    static const char *const first[] = {"/raw/extra-later", "/echo",
+                                        "/raw/idle-close",  "/echo",
+                                        "/raw/conn-close",  "/echo"};
+    enum { N = sizeof first / sizeof first[0] };
+    static char urls[N][PATH_LEN];
+    struct fanout_http_request q[N];
+    struct fanout_http_response r[N];
+    const struct fanout_http_request *qs[N];
+    struct fanout_http_response *rs[N];
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < N; i++) {
+            char path[64];
+            snprintf(path, sizeof path, "%s?n=%d", round ? "/echo" : first[i], i);
+            q[i] = (struct fanout_http_request){
+                .method = "GET",
+                .url = s_url(urls[i], PATH_LEN, sv, tls, "127.0.0.1", path),
+                .timeout_ms = S_OK_WAIT_MS,
+                .connect_timeout_ms = S_OK_WAIT_MS,
+            };
+            memset(&r[i], 0, sizeof r[i]);
+            qs[i] = &q[i];
+            rs[i] = &r[i];
+        }
+        fanout_http_perform(qs, rs, N);
+        for (int i = 0; i < N; i++) {
+            ck_assert_msg(r[i].error == FANOUT_HTTP_OK && r[i].status == 200,
+                          "round %d, request %d: %ld %s", round, i, r[i].status,
+                          r[i].error_text);
+            if (round == 1) {
+                /* its own echo, not an answer left on a connection */
+                json_t *d = s_body_json(&r[i]);
+                char want[16];
+                snprintf(want, sizeof want, "n=%d", i);
+                const char *got = json_string_value(json_object_get(d, "query"));
+                ck_assert_msg(got && strcmp(got, want) == 0, "request %d: query %s", i,
+                              got ? got : "(none)");
+                json_decref(d);
+            }
+            fanout_http_response_clean_up(&r[i]);
+        }
+        if (round == 0) {
+            usleep(150 * 1000); /* the late extra answer, the close, have come */
+            s_reset_counters(sv, tls);
+        }
+    }
+    /* the three good connections reused, three new for the bad ones */
+    ck_assert_int_eq(s_stat(sv, tls, "connections"), 3);
+}
+
+START_TEST(test_raw_not_reused_together)
+{
+    s_not_reused_together(&s_t.plain, 0);
+    s_tls_start();
+    setenv("FANOUT_CA_BUNDLE", s_t.cert, 1);
+    s_reinit();
+    s_not_reused_together(&s_t.tls, 1);
+}
+END_TEST
+
 /* The request head: the request line, Host, the headers as given, and
  * Content-Length when there is a body; nothing added unasked. */
 START_TEST(test_raw_request_head)
@@ -1951,6 +2016,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_response_reused);
     tcase_add_test(tc, test_raw_framing);
     tcase_add_test(tc, test_raw_not_reused);
+    tcase_add_test(tc, test_raw_not_reused_together);
     tcase_add_test(tc, test_raw_request_head);
     suite_add_tcase(s, tc);
     return s;
