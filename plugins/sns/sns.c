@@ -262,7 +262,8 @@ static const struct fanout_option s_options[] = {
 FANOUT_PLUGIN_DEFINE(.name = "sns", .version = "1.0.0",
                      .description = "Amazon SNS topics (PublishBatch, FIFO included)",
                      .destination_example = "arn:aws:sns:us-east-1:123456789012:my-topic",
-                     .limits = {.max_messages_per_call = SNS_MAX_ENTRIES,
+                     .limits = {.max_messages_per_call = SNS_MAX_ENTRIES *
+                                                         FANOUT_MSG_REQUESTS_PER_CALL,
                                 .max_message_bytes = SNS_MAX_MESSAGE_BYTES,
                                 .max_call_bytes = SNS_MAX_MESSAGE_BYTES},
                      .collapse_modes = FANOUT_COLLAPSE_ALL,

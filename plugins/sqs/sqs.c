@@ -461,7 +461,7 @@ FANOUT_PLUGIN_DEFINE(
         .description = "Amazon SQS queues (SendMessageBatch, FIFO included)",
         .destination_example = "https://sqs.us-east-1.amazonaws.com/123456789012/my-queue "
                                "or arn:aws:sqs:us-east-1:123456789012:my-queue",
-        .limits = {.max_messages_per_call = SQS_MAX_ENTRIES,
+        .limits = {.max_messages_per_call = SQS_MAX_ENTRIES * FANOUT_MSG_REQUESTS_PER_CALL,
                    .max_message_bytes = SQS_MAX_MESSAGE_BYTES,
                    .max_call_bytes = SQS_MAX_MESSAGE_BYTES},
         .collapse_modes = FANOUT_COLLAPSE_ALL, .default_collapse = FANOUT_COLLAPSE_JSON,

@@ -209,6 +209,17 @@ struct fanout_msg_target {
     uint64_t max_message_bytes;
 };
 
+/* Requests a message service's call may carry: its plugin's
+ * max_messages_per_call is max_entries times this, its max_call_bytes one
+ * request's limit. Small messages then travel four requests to a call,
+ * sent together: one thread, one wait on their answers and one check of
+ * their reused connections serve four requests instead of one (SQS end to
+ * end: system calls 6,410 -> 4,968 for 1,000 requests). Large ones still
+ * fill a call's bytes with one request, so a call holds no more memory
+ * than before. Ten to a call saved no more system calls and opened more
+ * connections (peak RSS +1.6 MiB). */
+#define FANOUT_MSG_REQUESTS_PER_CALL 4
+
 /* A message service (SQS, SNS): how it refuses a message, and the protocol
  * (build one request, read one answer: fanout_batch_api's callbacks, whose
  * ctx is the plugin's instance). Entries are struct fanout_msg_entry. */
