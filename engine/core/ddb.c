@@ -1139,9 +1139,49 @@ static int s_turbo_value(struct s_turbo *t, int depth)
     return 0;
 }
 
+/* s_turbo_plain's {"BOOL": true}, {"BOOL": false} and {"NULL": true}, at
+ * the type's opening quote `q`: written as s_turbo_value writes them, 1;
+ * anything else 0, with nothing read or written. */
+static inline int s_turbo_literal(struct s_turbo *t, const char *q)
+{
+    const char *end = t->end;
+    int is_bool = memcmp(q + 1, "BOOL", 4) == 0;
+    if (!is_bool && memcmp(q + 1, "NULL", 4) != 0)
+        return 0;
+    q += 6;
+    if (q >= end || *q != ':') {
+        q = fanout_jws(q, end);
+        if (q >= end || *q != ':')
+            return 0;
+    }
+    q = fanout_jws(q + 1, end);
+    const char *lit;
+    size_t n;
+    if (end - q >= 4 && memcmp(q, "true", 4) == 0) {
+        lit = is_bool ? "true" : "null";
+        n = 4;
+    } else if (is_bool && end - q >= 5 && memcmp(q, "false", 5) == 0) {
+        lit = "false";
+        n = 5;
+    } else {
+        return 0;
+    }
+    q += n;
+    if (q >= end || *q != '}') {
+        q = fanout_jws(q, end);
+        if (q >= end || *q != '}')
+            return 0;
+    }
+    memcpy(t->o, lit, n);
+    t->o += n;
+    t->q = q + 1;
+    return 1;
+}
+
 /* s_turbo_value's commonest case, inlined where members and elements are
  * read: {"S": "text"} or {"N": "number"} with a value s_turbo_value copies
- * as it is (no escape; N as s_number_plain takes it). Written, 1; anything
+ * as it is (no escape; N as s_number_plain takes it), or a BOOL or NULL
+ * (s_turbo_literal). Written, 1; anything
  * else 0, with nothing read or written: s_turbo_value then reads it, so
  * the output is the same either way. */
 static inline int s_turbo_plain(struct s_turbo *t)
@@ -1150,6 +1190,8 @@ static inline int s_turbo_plain(struct s_turbo *t)
     if (q >= end || *q != '{')
         return 0;
     q = fanout_jws(q + 1, end);
+    if (end - q >= 6 && q[0] == '"' && q[2] != '"' && q[5] == '"')
+        return s_turbo_literal(t, q);
     if (end - q < 3 || q[0] != '"' || q[2] != '"' || (q[1] != 'S' && q[1] != 'N'))
         return 0;
     char type = q[1];
