@@ -1167,6 +1167,38 @@ static int s_turbo_value(struct s_turbo *t, int depth)
     return 0;
 }
 
+/* The head of an S or N AttributeValue as writers put it, {"S":" or
+ * {"S": " (or N), at `q`, read 8 bytes at once: the value's first byte,
+ * and its type in *type; NULL for any other text (s_turbo_plain then
+ * reads it a token at a time, to the same end). */
+static inline const char *s_turbo_av_head(const char *q, const char *end, char *type)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (end - q < 8)
+        return NULL;
+    uint64_t w;
+    memcpy(&w, q, 8);
+    /* {"?": " and {"?":" little-endian, the type's byte and those after
+     * the head left out */
+    const uint64_t spaced = 0x0022203A2200227BULL, compact = 0x0000223A2200227BULL,
+                   spaced_mask = 0x00FFFFFFFF00FFFFULL,
+                   compact_mask = 0x0000FFFFFF00FFFFULL;
+    char c = (char)(w >> 16);
+    if (c != 'S' && c != 'N')
+        return NULL;
+    *type = c;
+    if ((w & spaced_mask) == spaced)
+        return q + 7;
+    if ((w & compact_mask) == compact)
+        return q + 6;
+#else
+    (void)q;
+    (void)end;
+    (void)type;
+#endif
+    return NULL;
+}
+
 /* s_turbo_plain's {"BOOL": true}, {"BOOL": false} and {"NULL": true}, at
  * the type's opening quote `q`: written as s_turbo_value writes them, 1;
  * anything else 0, with nothing read or written. */
@@ -1212,27 +1244,32 @@ static inline int s_turbo_literal(struct s_turbo *t, const char *q)
  * (s_turbo_literal). Written, 1; anything
  * else 0, with nothing read or written: s_turbo_value then reads it, so
  * the output is the same either way. */
-static inline int s_turbo_plain(struct s_turbo *t)
+__attribute__((always_inline)) static inline int s_turbo_plain(struct s_turbo *t)
 {
     const char *q = fanout_jws(t->q, t->end), *end = t->end;
-    if (q >= end || *q != '{')
-        return 0;
-    q = fanout_jws(q + 1, end);
-    if (end - q >= 6 && q[0] == '"' && q[2] != '"' && q[5] == '"')
-        return s_turbo_literal(t, q);
-    if (end - q < 3 || q[0] != '"' || q[2] != '"' || (q[1] != 'S' && q[1] != 'N'))
-        return 0;
-    char type = q[1];
-    q += 3;
-    if (q >= end || *q != ':') {
-        q = fanout_jws(q, end);
-        if (q >= end || *q != ':')
+    char type;
+    const char *v = s_turbo_av_head(q, end, &type);
+    if (!v) {
+        if (q >= end || *q != '{')
             return 0;
+        q = fanout_jws(q + 1, end);
+        if (end - q >= 6 && q[0] == '"' && q[2] != '"' && q[5] == '"')
+            return s_turbo_literal(t, q);
+        if (end - q < 3 || q[0] != '"' || q[2] != '"' || (q[1] != 'S' && q[1] != 'N'))
+            return 0;
+        type = q[1];
+        q += 3;
+        if (q >= end || *q != ':') {
+            q = fanout_jws(q, end);
+            if (q >= end || *q != ':')
+                return 0;
+        }
+        q = fanout_jws(q + 1, end);
+        if (q >= end || *q != '"')
+            return 0;
+        v = q + 1;
     }
-    q = fanout_jws(q + 1, end);
-    if (q >= end || *q != '"')
-        return 0;
-    const char *v = q + 1, *v_end = s_turbo_end(t, v);
+    const char *v_end = s_turbo_end(t, v);
     if (!v_end)
         return 0;
     size_t n = (size_t)(v_end - v);
@@ -1580,20 +1617,25 @@ static const char *s_turbo_keys(const char *q, const char *end, int strict, size
         if (q >= end || *q != ':')
             return NULL;
         q = fanout_jws(q + 1, end);
-        if (q >= end || *q != '{')
-            return NULL;
-        q = fanout_jws(q + 1, end);
-        if (end - q < 3 || q[0] != '"' || q[2] != '"' ||
-            (q[1] != 'S' && q[1] != 'N' && q[1] != 'B'))
-            return NULL;
-        char type = q[1];
-        q = fanout_jws(q + 3, end);
-        if (q >= end || *q != ':')
-            return NULL;
-        q = fanout_jws(q + 1, end);
-        const char *v = q + 1, *v_end = NULL;
-        if (q < end && *q == '"')
-            v_end = strict ? fanout_jplain_end(v, end) : s_turbo_str_end(v, end);
+        char type;
+        const char *v = s_turbo_av_head(q, end, &type);
+        if (!v) {
+            if (q >= end || *q != '{')
+                return NULL;
+            q = fanout_jws(q + 1, end);
+            if (end - q < 3 || q[0] != '"' || q[2] != '"' ||
+                (q[1] != 'S' && q[1] != 'N' && q[1] != 'B'))
+                return NULL;
+            type = q[1];
+            q = fanout_jws(q + 3, end);
+            if (q >= end || *q != ':')
+                return NULL;
+            q = fanout_jws(q + 1, end);
+            if (q >= end || *q != '"')
+                return NULL;
+            v = q + 1;
+        }
+        const char *v_end = strict ? fanout_jplain_end(v, end) : s_turbo_str_end(v, end);
         if (!v_end)
             return NULL;
         size_t n = (size_t)(v_end - v), bad;
