@@ -1199,6 +1199,17 @@ static inline const char *s_turbo_av_head(const char *q, const char *end, char *
     return NULL;
 }
 
+/* `c` at `q` or after whitespace: where it is, or NULL. */
+static inline const char *s_turbo_at(const char *q, const char *end, char c)
+{
+    if (q >= end || *q != c) {
+        q = fanout_jws(q, end);
+        if (q >= end || *q != c)
+            return NULL;
+    }
+    return q;
+}
+
 /* s_turbo_plain's {"BOOL": true}, {"BOOL": false} and {"NULL": true}, at
  * the type's opening quote `q`: written as s_turbo_value writes them, 1;
  * anything else 0, with nothing read or written. */
@@ -1208,12 +1219,8 @@ static inline int s_turbo_literal(struct s_turbo *t, const char *q)
     int is_bool = memcmp(q + 1, "BOOL", 4) == 0;
     if (!is_bool && memcmp(q + 1, "NULL", 4) != 0)
         return 0;
-    q += 6;
-    if (q >= end || *q != ':') {
-        q = fanout_jws(q, end);
-        if (q >= end || *q != ':')
-            return 0;
-    }
+    if (!(q = s_turbo_at(q + 6, end, ':')))
+        return 0;
     q = fanout_jws(q + 1, end);
     const char *lit;
     size_t n;
@@ -1226,12 +1233,8 @@ static inline int s_turbo_literal(struct s_turbo *t, const char *q)
     } else {
         return 0;
     }
-    q += n;
-    if (q >= end || *q != '}') {
-        q = fanout_jws(q, end);
-        if (q >= end || *q != '}')
-            return 0;
-    }
+    if (!(q = s_turbo_at(q + n, end, '}')))
+        return 0;
     memcpy(t->o, lit, n);
     t->o += n;
     t->q = q + 1;
@@ -1241,9 +1244,9 @@ static inline int s_turbo_literal(struct s_turbo *t, const char *q)
 /* s_turbo_value's commonest case, inlined where members and elements are
  * read: {"S": "text"} or {"N": "number"} with a value s_turbo_value copies
  * as it is (no escape; N as s_number_plain takes it), or a BOOL or NULL
- * (s_turbo_literal). Written, 1; anything
- * else 0, with nothing read or written: s_turbo_value then reads it, so
- * the output is the same either way. */
+ * (s_turbo_literal). Written, 1; anything else 0, with nothing read or
+ * written: s_turbo_value then reads it, so the output is the same either
+ * way. */
 __attribute__((always_inline)) static inline int s_turbo_plain(struct s_turbo *t)
 {
     const char *q = fanout_jws(t->q, t->end), *end = t->end;
@@ -1258,12 +1261,8 @@ __attribute__((always_inline)) static inline int s_turbo_plain(struct s_turbo *t
         if (end - q < 3 || q[0] != '"' || q[2] != '"' || (q[1] != 'S' && q[1] != 'N'))
             return 0;
         type = q[1];
-        q += 3;
-        if (q >= end || *q != ':') {
-            q = fanout_jws(q, end);
-            if (q >= end || *q != ':')
-                return 0;
-        }
+        if (!(q = s_turbo_at(q + 3, end, ':')))
+            return 0;
         q = fanout_jws(q + 1, end);
         if (q >= end || *q != '"')
             return 0;
@@ -1273,12 +1272,8 @@ __attribute__((always_inline)) static inline int s_turbo_plain(struct s_turbo *t
     if (!v_end)
         return 0;
     size_t n = (size_t)(v_end - v);
-    q = v_end + 1;
-    if (q >= end || *q != '}') {
-        q = fanout_jws(q, end);
-        if (q >= end || *q != '}')
-            return 0;
-    }
+    if (!(q = s_turbo_at(v_end + 1, end, '}')))
+        return 0;
     if (type == 'S') {
         *t->o++ = '"';
         s_turbo_copy(t, v, n);
