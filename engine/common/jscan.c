@@ -42,6 +42,9 @@ struct s_p {
     const char *skip_in;
     size_t skip_in_len;
     const char *const *skip_names;
+    /* their first bytes (a bit per byte mod 64) and lengths (a bit per
+     * length below 64): a name with neither is not among them */
+    uint64_t skip_firsts, skip_lens;
     int skip_open;  /* the depth-3 object is skip_in's value */
     int skip_which; /* the index in skip_names of the member skipped */
     /* fanout_jscan_each_skip_shape: offered a skipped member's object first */
@@ -468,7 +471,9 @@ static int s_skip_here(struct s_p *s, int depth, const char *key, size_t key_len
                        key[0] == s->skip_in[0] && memcmp(key, s->skip_in, key_len) == 0;
         return 0;
     }
-    if (!s->skip_open || escaped)
+    if (!s->skip_open || escaped || !key_len ||
+        !(s->skip_firsts >> ((uint8_t)key[0] & 63) & 1) ||
+        (key_len < 64 && !(s->skip_lens >> key_len & 1)))
         return 0;
     for (const char *const *n = s->skip_names; *n; n++)
         if (key_len && key[0] == (*n)[0] && strlen(*n) == key_len &&
@@ -1063,6 +1068,11 @@ fanout_jscan_each_skip_shape(const char *text, size_t len, const char *key,
                     .shape = shape,
                     .shape_ctx = shape_ctx,
                     .names = names};
+    for (const char *const *n = s.skip_names; n && *n; n++) {
+        size_t n_len = strlen(*n);
+        s.skip_firsts |= n_len ? 1ULL << ((uint8_t)(*n)[0] & 63) : 0;
+        s.skip_lens |= n_len < 64 ? 1ULL << n_len : 0;
+    }
     return s_scan(&s, text, len, arena, err, err_len);
 }
 

@@ -875,6 +875,34 @@ static int s_number_plain(const char *s, size_t n)
     return i == n;
 }
 
+/* s_number_plain for a string with 16 bytes readable from `s` on (before
+ * `end`, the end of the text it is in): one of at most 16 bytes is read
+ * in one SSE2 pass, its digits and dots as bit masks; any other by
+ * s_number_plain. The same answer either way. */
+static inline int s_number_plain_in(const char *s, size_t n, const char *end)
+{
+#ifdef __SSE2__
+    if (n && n <= 16 && end - s >= 16) {
+        const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
+        const unsigned all = (1u << n) - 1, d0 = s[0] == '-';
+        const unsigned digit = (unsigned)_mm_movemask_epi8(_mm_and_si128(
+                                   _mm_cmpgt_epi8(v, _mm_set1_epi8('0' - 1)),
+                                   _mm_cmplt_epi8(v, _mm_set1_epi8('9' + 1)))) &
+                               all;
+        const unsigned dot =
+            (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('.'))) & all;
+        /* after the sign, digits and at most one dot */
+        if ((digit | dot | d0) != all || (dot & (dot - 1)))
+            return 0;
+        /* the integer part: at least one digit, no leading zero; a dot
+         * has a digit after it */
+        const unsigned int_end = dot ? (unsigned)__builtin_ctz(dot) : (unsigned)n;
+        return int_end > d0 && (int_end - d0 == 1 || s[d0] != '0') && int_end + 1 != n;
+    }
+#endif
+    return s_number_plain(s, n);
+}
+
 /* One scalar of type S, N or B: s_emit_scalar. */
 static int s_fast_scalar(struct s_fast *f, char type)
 {
@@ -1094,7 +1122,7 @@ static int s_turbo_value(struct s_turbo *t, int depth)
             s_turbo_copy(t, v, n);
             *t->o++ = '"';
             t->q = v_end + 1;
-        } else if (v_end && s_number_plain(v, n)) {
+        } else if (v_end && s_number_plain_in(v, n, end)) {
             s_turbo_copy(t, v, n);
             t->q = v_end + 1;
         } else if (s_turbo_hand_over(t, type[0], 0, depth) != 0) {
@@ -1139,44 +1167,118 @@ static int s_turbo_value(struct s_turbo *t, int depth)
     return 0;
 }
 
+/* The head of an S or N AttributeValue as writers put it, {"S":" or
+ * {"S": " (or N), at `q`, read 8 bytes at once: the value's first byte,
+ * and its type in *type; NULL for any other text (s_turbo_plain then
+ * reads it a token at a time, to the same end). */
+static inline const char *s_turbo_av_head(const char *q, const char *end, char *type)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (end - q < 8)
+        return NULL;
+    uint64_t w;
+    memcpy(&w, q, 8);
+    /* {"?": " and {"?":" little-endian, the type's byte and those after
+     * the head left out */
+    const uint64_t spaced = 0x0022203A2200227BULL, compact = 0x0000223A2200227BULL,
+                   spaced_mask = 0x00FFFFFFFF00FFFFULL,
+                   compact_mask = 0x0000FFFFFF00FFFFULL;
+    char c = (char)(w >> 16);
+    if (c != 'S' && c != 'N')
+        return NULL;
+    *type = c;
+    if ((w & spaced_mask) == spaced)
+        return q + 7;
+    if ((w & compact_mask) == compact)
+        return q + 6;
+#else
+    (void)q;
+    (void)end;
+    (void)type;
+#endif
+    return NULL;
+}
+
+/* `c` at `q` or after whitespace: where it is, or NULL. */
+static inline const char *s_turbo_at(const char *q, const char *end, char c)
+{
+    if (q >= end || *q != c) {
+        q = fanout_jws(q, end);
+        if (q >= end || *q != c)
+            return NULL;
+    }
+    return q;
+}
+
+/* s_turbo_plain's {"BOOL": true}, {"BOOL": false} and {"NULL": true}, at
+ * the type's opening quote `q`: written as s_turbo_value writes them, 1;
+ * anything else 0, with nothing read or written. */
+static inline int s_turbo_literal(struct s_turbo *t, const char *q)
+{
+    const char *end = t->end;
+    int is_bool = memcmp(q + 1, "BOOL", 4) == 0;
+    if (!is_bool && memcmp(q + 1, "NULL", 4) != 0)
+        return 0;
+    if (!(q = s_turbo_at(q + 6, end, ':')))
+        return 0;
+    q = fanout_jws(q + 1, end);
+    const char *lit;
+    size_t n;
+    if (end - q >= 4 && memcmp(q, "true", 4) == 0) {
+        lit = is_bool ? "true" : "null";
+        n = 4;
+    } else if (is_bool && end - q >= 5 && memcmp(q, "false", 5) == 0) {
+        lit = "false";
+        n = 5;
+    } else {
+        return 0;
+    }
+    if (!(q = s_turbo_at(q + n, end, '}')))
+        return 0;
+    memcpy(t->o, lit, n);
+    t->o += n;
+    t->q = q + 1;
+    return 1;
+}
+
 /* s_turbo_value's commonest case, inlined where members and elements are
  * read: {"S": "text"} or {"N": "number"} with a value s_turbo_value copies
- * as it is (no escape; N as s_number_plain takes it). Written, 1; anything
- * else 0, with nothing read or written: s_turbo_value then reads it, so
- * the output is the same either way. */
-static inline int s_turbo_plain(struct s_turbo *t)
+ * as it is (no escape; N as s_number_plain takes it), or a BOOL or NULL
+ * (s_turbo_literal). Written, 1; anything else 0, with nothing read or
+ * written: s_turbo_value then reads it, so the output is the same either
+ * way. */
+__attribute__((always_inline)) static inline int s_turbo_plain(struct s_turbo *t)
 {
     const char *q = fanout_jws(t->q, t->end), *end = t->end;
-    if (q >= end || *q != '{')
-        return 0;
-    q = fanout_jws(q + 1, end);
-    if (end - q < 3 || q[0] != '"' || q[2] != '"' || (q[1] != 'S' && q[1] != 'N'))
-        return 0;
-    char type = q[1];
-    q += 3;
-    if (q >= end || *q != ':') {
-        q = fanout_jws(q, end);
-        if (q >= end || *q != ':')
+    char type;
+    const char *v = s_turbo_av_head(q, end, &type);
+    if (!v) {
+        if (q >= end || *q != '{')
             return 0;
+        q = fanout_jws(q + 1, end);
+        if (end - q >= 6 && q[0] == '"' && q[2] != '"' && q[5] == '"')
+            return s_turbo_literal(t, q);
+        if (end - q < 3 || q[0] != '"' || q[2] != '"' || (q[1] != 'S' && q[1] != 'N'))
+            return 0;
+        type = q[1];
+        if (!(q = s_turbo_at(q + 3, end, ':')))
+            return 0;
+        q = fanout_jws(q + 1, end);
+        if (q >= end || *q != '"')
+            return 0;
+        v = q + 1;
     }
-    q = fanout_jws(q + 1, end);
-    if (q >= end || *q != '"')
-        return 0;
-    const char *v = q + 1, *v_end = s_turbo_end(t, v);
+    const char *v_end = s_turbo_end(t, v);
     if (!v_end)
         return 0;
     size_t n = (size_t)(v_end - v);
-    q = v_end + 1;
-    if (q >= end || *q != '}') {
-        q = fanout_jws(q, end);
-        if (q >= end || *q != '}')
-            return 0;
-    }
+    if (!(q = s_turbo_at(v_end + 1, end, '}')))
+        return 0;
     if (type == 'S') {
         *t->o++ = '"';
         s_turbo_copy(t, v, n);
         *t->o++ = '"';
-    } else if (s_number_plain(v, n)) {
+    } else if (s_number_plain_in(v, n, end)) {
         s_turbo_copy(t, v, n);
     } else {
         return 0;
@@ -1510,24 +1612,29 @@ static const char *s_turbo_keys(const char *q, const char *end, int strict, size
         if (q >= end || *q != ':')
             return NULL;
         q = fanout_jws(q + 1, end);
-        if (q >= end || *q != '{')
-            return NULL;
-        q = fanout_jws(q + 1, end);
-        if (end - q < 3 || q[0] != '"' || q[2] != '"' ||
-            (q[1] != 'S' && q[1] != 'N' && q[1] != 'B'))
-            return NULL;
-        char type = q[1];
-        q = fanout_jws(q + 3, end);
-        if (q >= end || *q != ':')
-            return NULL;
-        q = fanout_jws(q + 1, end);
-        const char *v = q + 1, *v_end = NULL;
-        if (q < end && *q == '"')
-            v_end = strict ? fanout_jplain_end(v, end) : s_turbo_str_end(v, end);
+        char type;
+        const char *v = s_turbo_av_head(q, end, &type);
+        if (!v) {
+            if (q >= end || *q != '{')
+                return NULL;
+            q = fanout_jws(q + 1, end);
+            if (end - q < 3 || q[0] != '"' || q[2] != '"' ||
+                (q[1] != 'S' && q[1] != 'N' && q[1] != 'B'))
+                return NULL;
+            type = q[1];
+            q = fanout_jws(q + 3, end);
+            if (q >= end || *q != ':')
+                return NULL;
+            q = fanout_jws(q + 1, end);
+            if (q >= end || *q != '"')
+                return NULL;
+            v = q + 1;
+        }
+        const char *v_end = strict ? fanout_jplain_end(v, end) : s_turbo_str_end(v, end);
         if (!v_end)
             return NULL;
         size_t n = (size_t)(v_end - v), bad;
-        if ((type == 'N' && !s_number_plain(v, n)) ||
+        if ((type == 'N' && !s_number_plain_in(v, n, end)) ||
             (type == 'B' && s_base64_check(v, n, &bad) != 0))
             return NULL;
         if ((!first && fanout_sbuf_putc(out, '|') != 0) || fanout_sbuf_put(out, v, n) != 0)

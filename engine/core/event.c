@@ -428,8 +428,14 @@ static void s_parse_dynamodb(struct s_parser *ps, struct fanout_raw_record *r,
         s_fail(ps, r, "field \"dynamodb\": missing or not an object");
         return;
     }
-    r->sequence_number = s_str(ps, d, "SequenceNumber", NULL);
-    r->arrival_ms = s_epoch_seconds_ms(fanout_jget(d, "ApproximateCreationDateTime"));
+    /* its members in one walk (as fanout_jget finds them) */
+    static const struct s_want want[] = {S_WANT("SequenceNumber"),
+                                         S_WANT("ApproximateCreationDateTime"),
+                                         S_WANT("NewImage"), S_WANT("Keys")};
+    const struct fanout_jnode *got[4];
+    s_members(d, want, 4, got);
+    r->sequence_number = fanout_jstr(got[0], ps->arena, NULL);
+    r->arrival_ms = s_epoch_seconds_ms(got[1]);
     if (!r->sequence_number) {
         s_fail(ps, r, "field \"dynamodb.SequenceNumber\": missing or not a string");
         return;
@@ -440,12 +446,12 @@ static void s_parse_dynamodb(struct s_parser *ps, struct fanout_raw_record *r,
     }
     /* the key now, from this record's nodes; the new image's text is kept
      * and converted per target (fanout_decode_group) */
-    const struct fanout_jnode *img = fanout_jget(d, "NewImage");
+    const struct fanout_jnode *img = got[2];
     if (img && img->type != FANOUT_J_OBJECT) {
         s_fail(ps, r, "field \"dynamodb.NewImage\": not an object");
         return;
     }
-    const struct fanout_jnode *keys = fanout_jget(d, "Keys");
+    const struct fanout_jnode *keys = got[3];
     if ((keys && !s_image_readable(ps, keys)) || (img && !s_image_readable(ps, img))) {
         s_fail(ps, r, "field \"dynamodb\": cannot be read (out of memory?)");
         return;

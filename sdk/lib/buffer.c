@@ -8,6 +8,10 @@
 #include "fanout/helpers.h"
 #include "fanout/swar.h"
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 /* ---- buffers ------------------------------------------------------------ */
 
 int fanout_sbuf_reserve(struct fanout_sbuf *b, size_t extra)
@@ -130,14 +134,24 @@ int fanout_utf8_check(const uint8_t *s, size_t n)
 {
     size_t i = 0;
     while (i < n) {
-        /* fast path over ASCII, 8 bytes at a time */
-        while (i + 8 <= n) {
+        /* fast path over ASCII, 16 bytes at a time with SSE2, then 8, then
+         * byte by byte up to a sequence (not a call per byte of the tail) */
+#ifdef __SSE2__
+        while (n - i >= 16) {
+            if (_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)(const void *)(s + i))))
+                break;
+            i += 16;
+        }
+#endif
+        while (n - i >= 8) {
             uint64_t w;
             memcpy(&w, s + i, 8);
             if (w & 0x8080808080808080ULL)
                 break;
             i += 8;
         }
+        while (i < n && s[i] < 0x80)
+            i++;
         if (i >= n)
             break;
         size_t k = fanout_utf8_seq(s + i, n - i);

@@ -51,6 +51,30 @@ static int s_same(const char *what, int rc_old, const struct fanout_sbuf *old,
     return 0;
 }
 
+/* The scan's strict conversion (fanout_jscan_each_skip_shape's hook in the
+ * event reader): when it takes the image, the same bytes as the reference
+ * after its "p:" prefix, to the image's end, with its attribute count. */
+static int s_same_shape(int ra, const struct fanout_sbuf *a,
+                        const struct fanout_jnode *root, char *why, size_t why_len)
+{
+    struct fanout_sbuf e = {0};
+    size_t count = 0;
+    const char *end = root->text + root->len;
+    const char *q = fanout_ddb_image_shape(root->text, end, &count, &e);
+    int rc = 0;
+    if (q && (ra != 0 || q != end || count != root->count || e.len + 2 != a->len ||
+              memcmp(e.bytes, a->bytes + 2, e.len) != 0))
+        rc =
+            s_differ(why, why_len,
+                     "image (strict shape): \"%.*s\" (end %s, count %zu of %zu), "
+                     "reference rc %d \"%.*s\"",
+                     (int)(e.len > 300 ? 300 : e.len), e.bytes ? (const char *)e.bytes : "",
+                     q == end ? "right" : "wrong", count, root->count, ra,
+                     (int)(a->len > 300 ? 300 : a->len), (const char *)a->bytes);
+    fanout_sbuf_free(&e);
+    return rc;
+}
+
 static int s_compare(const json_t *j, const struct fanout_jnode *root, char *why,
                      size_t why_len)
 {
@@ -96,6 +120,8 @@ static int s_compare(const json_t *j, const struct fanout_jnode *root, char *why
         snprintf(what, sizeof what, "%s from the text", names[k]);
         if (same == 0)
             same = s_same(what, ra, &a, ea, rd, &d, ed, why, why_len);
+        if (same == 0 && k == 1)
+            same = s_same_shape(ra, &a, root, why, why_len);
         fanout_sbuf_free(&a);
         fanout_sbuf_free(&b);
         fanout_sbuf_free(&c);

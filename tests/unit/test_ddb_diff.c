@@ -145,6 +145,55 @@ START_TEST(test_edge_cases)
 }
 END_TEST
 
+/* N strings near the rules of a plain number (s_number_plain_in reads
+ * those with 16 bytes after them at once): each followed by more than 16
+ * bytes, and at the end of the text. */
+START_TEST(test_plain_numbers)
+{
+    static const char *const nums[] = {"0",
+                                       "-0",
+                                       "01",
+                                       "-01",
+                                       "1.",
+                                       "-",
+                                       "-.5",
+                                       ".5",
+                                       "5",
+                                       "1.2.3",
+                                       "1..2",
+                                       "0.0",
+                                       "00.5",
+                                       "10",
+                                       "-10.25",
+                                       "1.5e3",
+                                       "12a",
+                                       "1/",
+                                       "9:",
+                                       "-9.0",
+                                       "0.",
+                                       "--1",
+                                       "1-",
+                                       "-0.000",
+                                       "1234567890123456",
+                                       "12345678901234567",
+                                       "123456789012345.",
+                                       "-123456789012345",
+                                       "1.23456789012345",
+                                       "0123456789012345"};
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++)
+        for (int tail = 0; tail < 2; tail++) {
+            struct fanout_sbuf b = {0};
+            fanout_sbuf_puts(&b, "{\"n\":{\"N\":\"");
+            fanout_sbuf_puts(&b, nums[i]);
+            fanout_sbuf_puts(
+                &b, tail ? "\"},\"pad\":{\"S\":\"more than sixteen bytes after it\"}}"
+                         : "\"}}");
+            s_agree((const char *)b.bytes, b.len, 1);
+            fanout_sbuf_free(&b);
+        }
+}
+END_TEST
+
 /* Nesting around DynamoDB's limit of 32 M and L levels, and far beyond. */
 START_TEST(test_deep)
 {
@@ -466,6 +515,7 @@ static Suite *s_suite(void)
     TCase *tc = tcase_create("differential");
     tcase_add_test(tc, test_event_files);
     tcase_add_test(tc, test_edge_cases);
+    tcase_add_test(tc, test_plain_numbers);
     tcase_add_test(tc, test_deep);
     tcase_add_test(tc, test_generated);
     suite_add_tcase(s, tc);

@@ -211,6 +211,33 @@ START_TEST(utf8)
 }
 END_TEST
 
+/* A sequence after every run of ASCII the fast paths read (16, 8 and one
+ * byte at a time), and ASCII after it: valid, invalid and cut short. */
+START_TEST(utf8_at_every_offset)
+{
+    static const struct {
+        const char *seq;
+        int valid;
+    } seqs[] = {{"\xc3\xbc", 1}, {"\xe2\x82\xac", 1}, {"\xf0\x9f\x98\x80", 1},
+                {"\xc0\xaf", 0}, {"\xed\xa0\x80", 0}, {"\x80", 0},
+                {"\xff", 0}};
+    uint8_t buf[96];
+    for (size_t q = 0; q < sizeof seqs / sizeof seqs[0]; q++)
+        for (size_t before = 0; before <= 40; before++)
+            for (size_t after = 0; after <= 20; after++) {
+                size_t sl = strlen(seqs[q].seq), n = before + sl + after;
+                memset(buf, 'a', sizeof buf);
+                memcpy(buf + before, seqs[q].seq, sl);
+                ck_assert_msg(fanout_utf8_check(buf, n) == seqs[q].valid,
+                              "sequence %zu after %zu bytes, %zu after it", q, before,
+                              after);
+                ck_assert_msg(fanout_utf8_check(buf, before + sl - 1) == (sl == 1),
+                              "sequence %zu cut short after %zu bytes", q, before);
+                ck_assert(fanout_utf8_check(buf, before));
+            }
+}
+END_TEST
+
 START_TEST(arns)
 {
     struct fanout_arn a;
@@ -263,6 +290,7 @@ int main(void)
     TCase *tc = tcase_create("sdk");
     tcase_add_test(tc, sbuf_grows_and_formats);
     tcase_add_test(tc, decimal_digits);
+    tcase_add_test(tc, utf8_at_every_offset);
     tcase_add_test(tc, json_strings_always_valid);
     tcase_add_test(tc, json_strings_every_offset);
     tcase_add_test(tc, jplain_strings_every_offset);
