@@ -43,7 +43,8 @@ void fanout_arena_free(struct fanout_arena *a);
  * it the arena used (the last of a 10,000-record event's: 0.9 MB). For when
  * the arena stops growing for a while (the engine's sends); what is
  * allocated there later arrives in 4 KiB pages, zeroed, and stays (a warm
- * invocation that fills the tail again keeps it). */
+ * invocation that fills the tail again keeps it). The tail is kept out of
+ * huge pages, or khugepaged would fill it back in whole. */
 void fanout_arena_trim(struct fanout_arena *a);
 
 /* Transparent huge pages asked for on the whole 4 KiB pages of [p, p + n),

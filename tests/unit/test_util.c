@@ -366,6 +366,30 @@ static int s_resident(const void *p)
     return v & 1;
 }
 
+/* The VmFlags of the mapping holding `p` (/proc/self/smaps) name `flag`;
+ * -1 when there is no smaps to read. */
+static int s_vm_flag(const void *p, const char *flag)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f)
+        return -1;
+    char line[512];
+    int in = 0, found = 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long from, to;
+        if (sscanf(line, "%lx-%lx ", &from, &to) == 2 &&
+            strchr(line, '-') < strchr(line, ' ')) {
+            in = (uintptr_t)p >= from && (uintptr_t)p < to;
+        } else if (in && strncmp(line, "VmFlags:", 8) == 0) {
+            for (char *t = strtok(line + 8, " \n"); t; t = strtok(NULL, " \n"))
+                found |= strcmp(t, flag) == 0;
+            break;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
 /* trim gives back the pages of a chunk past what the arena handed out,
  * and keeps what it handed out (and the arena usable after). */
 START_TEST(arena_trim_gives_back_the_unused_tail)
@@ -394,6 +418,11 @@ START_TEST(arena_trim_gives_back_the_unused_tail)
          q < (uintptr_t)last + BLOCK; q += 4096)
         ck_assert_msg(!s_resident((void *)q), "page at +%zu still resident",
                       (size_t)(q - base));
+    /* and the tail out of huge pages: khugepaged would collapse the chunk
+     * (up to 511 of 512 pages empty) and make it resident again */
+    int nh = s_vm_flag(last, "nh");
+    if (nh >= 0)
+        ck_assert_msg(nh, "the trimmed tail may still be collapsed into a huge page");
     for (int k = 0; k < BLOCK; k++)
         ck_assert_uint_eq(p[k], SMALL);
     uint8_t *after = fanout_arena_alloc(&a, BLOCK);
