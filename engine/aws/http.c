@@ -1458,9 +1458,6 @@ static int s_raw_connect(struct s_raw *x)
     S_SET(CURLOPT_URL, url);
     S_SET(CURLOPT_PROTOCOLS_STR, "http,https");
     S_SET(CURLOPT_CONNECT_ONLY, 1L);
-    /* the smallest download buffer libcurl takes (16 KiB by default, one
-     * per handle): curl_easy_recv reads into s_raw_recv's own */
-    S_SET(CURLOPT_BUFFERSIZE, 1024L);
     /* ALPN offers http/1.1 alone: by default libcurl offers h2 first, and a
      * server that takes it (AWS endpoints do) reads no HTTP/1.1 text */
     S_SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
