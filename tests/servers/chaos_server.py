@@ -115,6 +115,10 @@ RAW_ANSWERS = {
     "switching": (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n", "keep"),
     "extra-same": (_OK2 + b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nextra", "keep"),
     "extra-later": (_OK2, "later"),
+    # an answer of exactly 1 KiB, then another nobody asked for, written
+    # together: one TLS record, its tail left in the client's TLS layer
+    "extra-1k": (b"HTTP/1.1 200 OK\r\nContent-Length: 984\r\n\r\n" + b"k" * 984
+                 + b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nextra", "keep"),
     "short": (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this", "close"),
     "cl-same": (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok",
                 "keep"),
