@@ -895,7 +895,10 @@ static struct fanout_jnode *s_fast_object(struct s_p *s, int depth, int levels)
             return NULL;
         struct fanout_jnode *c;
         char ch = *p;
-        if (skip_check && s_skip_here(s, depth, key, key_len, 0)) {
+        /* s_skip_here, its names' first bytes and lengths looked at here */
+        if (skip_check && key_len && (s->skip_firsts >> ((uint8_t)key[0] & 63) & 1) &&
+            (key_len >= 64 || (s->skip_lens >> key_len & 1)) &&
+            s_skip_here(s, depth, key, key_len, 0)) {
             s->p = p;
             if (!(c = s_skip_member(s, depth + 1)))
                 return NULL;
