@@ -1065,7 +1065,8 @@ START_TEST(jscan_each_fast_path_same_nodes)
         /* read by the fast path */
         "{\"a\":\"x\",\"b\":{\"c\":1.5e3,\"d\":true,\"e\":false,\"f\":null,\"g\":{}},"
         "\"h\":-0,\"i\":\"\"}",
-        "{ \"a\" : \"x\" ,\n\t\"b\" :{ } , \"\":2}",
+        "{ \"a\" : \"x\" ,\n\t\"b\" :{ } , \"\":2,  \"c\": \n1 , "
+        "\r\"d\":\t{\"e\"\n:\"\"}\n}",
         "{\"abc\":\"1\",\"axc\":\"2\",\"kinesis\":{\"data\":\"eA==\"}}",
         "{\"dynamodb\":{\"Keys\":{\"k\":{\"S\":\"a\"}},\"NewImage\":{\"a\":{\"N\":\"1\"}},"
         "\"X\":{\"NewImage\":{\"b\":1}}},\"NewImage\":{\"c\":{\"S\":\"x\"}}}",
