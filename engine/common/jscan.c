@@ -393,34 +393,7 @@ static int s_is_each_key(const struct s_p *s, const char *key, size_t key_len, i
            memcmp(buf, s->each_key, kl) == 0;
 }
 
-/* An element of fanout_jscan_each's array: scanned in full into the
- * scratch arena and handed over with a shallow node, which the array does
- * not keep (the dummy: it counts its elements only). */
-static struct fanout_jnode *s_each_element(struct s_p *s, int depth)
-{
-    struct fanout_arena *arena = s->arena;
-    struct fanout_jnode *block = s->block;
-    size_t block_left = s->block_left;
-    int keep_depth = s->keep_depth;
-    fanout_arena_reset(s->scratch);
-    s->skip_open = 0;
-    s->arena = s->scratch;
-    s->block_left = 0;
-    s->keep_depth = INT_MAX;
-    struct fanout_jnode *full = s_value(s, depth);
-    s->arena = arena;
-    s->block = block;
-    s->block_left = block_left;
-    s->keep_depth = keep_depth;
-    if (!full)
-        return NULL;
-    struct fanout_jnode *kept = &s->dummy;
-    *kept = *full;
-    kept->child = NULL;
-    kept->next = NULL;
-    s->each(s->each_ctx, kept, full);
-    return kept;
-}
+static struct fanout_jnode *s_each_element(struct s_p *s, int depth);
 
 /* Member names: s_container proves an object's names distinct as it
  * reads them, with a bit per name (a hash of its length, first and last
@@ -846,6 +819,200 @@ __attribute__((noinline)) static struct fanout_jnode *s_skip_member(struct s_p *
     n->inside = s->inside;
     s->inside |= inside;
     return n;
+}
+
+/* ---- an element's fast path ------------------------------------------ */
+
+/* Levels of objects below an element that s_fast_object reads. */
+#define S_FAST_LEVELS 8
+
+/* A node of the arena's block, not zeroed (the caller writes it whole), or
+ * NULL when out of memory, without s_fail: the full scan then says so. */
+static inline struct fanout_jnode *s_fast_node(struct s_p *s)
+{
+    if (!s->block_left) {
+        s->block = fanout_arena_alloc(s->arena, S_BLOCK * sizeof *s->block);
+        if (!s->block)
+            return NULL;
+        s->block_left = S_BLOCK;
+    }
+    s->block_left--;
+    return s->block++;
+}
+
+/* fanout_jws after a ':' or ',' of the fast path: the one space most
+ * writers put there stepped over without a test of its own. */
+static inline const char *s_fast_ws(const char *p, const char *end)
+{
+    if (end - p >= 2) {
+        p += *p == ' ';
+        if ((unsigned char)*p > ' ')
+            return p;
+    }
+    return fanout_jws(p, end);
+}
+
+/* s_container for an object at its '{' (`depth` below the root, `levels`
+ * below the element), as the records of an event have them: member names
+ * of printable ASCII without escapes (fanout_jplain_end), none repeated,
+ * at most S_NAMES; values strings alike, numbers, literals or such objects
+ * again; the members of fanout_jscan_each_skip read by s_skip_member as
+ * s_container does. Its nodes are those s_container makes. NULL for
+ * anything else, valid or not (an array, an escape, a repeated name, an
+ * error): the element is then scanned again by s_value, with its errors
+ * and doubts; or NULL with s->failed when s_skip_member failed (as it
+ * would in that scan, at the same place). */
+static struct fanout_jnode *s_fast_object(struct s_p *s, int depth, int levels)
+{
+    const char *p = s->p, *open = p, *end = s->end;
+    struct fanout_jnode *n = s_fast_node(s);
+    if (!n)
+        return NULL;
+    *n = (struct fanout_jnode){.type = FANOUT_J_OBJECT, .text = open};
+    p = s_fast_ws(p + 1, end);
+    if (p < end && *p == '}') {
+        s->p = p + 1;
+        n->len = (size_t)(s->p - open);
+        n->distinct = 1;
+        return n;
+    }
+    size_t doubt = s->doubt;
+    uint64_t seen = 0;
+    /* fanout_jscan_each_skip: skip_in's value, whose members s_skip_here
+     * looks at (at depth 2, it notes whether an object is skip_in's) */
+    int skip_check = s->skip_names && depth == 3 && s->skip_open;
+    struct fanout_jnode **link = &n->child;
+    for (;;) {
+        if (p >= end || *p != '"' || n->count >= S_NAMES)
+            return NULL;
+        const char *key = p + 1, *key_end = fanout_jplain_end(key, end);
+        if (!key_end)
+            return NULL;
+        size_t key_len = (size_t)(key_end - key);
+        /* a bit per name (its length, first and last byte: the quote
+         * when empty); a bit seen before has the names before compared */
+        uint64_t bit =
+            1ULL << (((uint8_t)key[0] ^ (uint8_t)key_end[-1] << 1 ^ key_len << 3) & 63);
+        if ((seen & bit) && s_name_among(n->child, key, key_len))
+            return NULL;
+        seen |= bit;
+        p = key_end + 1;
+        if (p >= end || *p != ':') {
+            p = fanout_jws(p, end);
+            if (p >= end || *p != ':')
+                return NULL;
+        }
+        p = s_fast_ws(p + 1, end);
+        if (p >= end)
+            return NULL;
+        struct fanout_jnode *c;
+        char ch = *p;
+        /* s_skip_here, its names' first bytes and lengths looked at here */
+        if (skip_check && key_len && (s->skip_firsts >> ((uint8_t)key[0] & 63) & 1) &&
+            (key_len >= 64 || (s->skip_lens >> key_len & 1)) &&
+            s_skip_here(s, depth, key, key_len, 0)) {
+            s->p = p;
+            if (!(c = s_skip_member(s, depth + 1)))
+                return NULL;
+            p = s->p;
+        } else if (ch == '"') {
+            const char *q = fanout_jplain_end(p + 1, end);
+            if (!q || !(c = s_fast_node(s)))
+                return NULL;
+            *c = (struct fanout_jnode){
+                .type = FANOUT_J_STRING, .text = p + 1, .len = (size_t)(q - p - 1)};
+            p = q + 1;
+        } else if (ch == '{') {
+            if (depth == 2 && s->skip_names)
+                s_skip_here(s, depth, key, key_len, 0);
+            s->p = p;
+            if (levels >= S_FAST_LEVELS || !(c = s_fast_object(s, depth + 1, levels + 1)))
+                return NULL;
+            p = s->p;
+        } else if (ch == '-' || (ch >= '0' && ch <= '9')) {
+            s->p = p;
+            if (s_number(s) != 0 || !(c = s_fast_node(s)))
+                return NULL;
+            *c = (struct fanout_jnode){
+                .type = FANOUT_J_NUMBER, .text = p, .len = (size_t)(s->p - p)};
+            p = s->p;
+        } else {
+            enum fanout_jtype t = ch == 't'   ? FANOUT_J_TRUE
+                                  : ch == 'f' ? FANOUT_J_FALSE
+                                              : FANOUT_J_NULL;
+            const char *lit = ch == 't' ? "true" : ch == 'f' ? "false" : "null";
+            size_t lit_len = ch == 'f' ? 5 : 4;
+            if ((ch != 't' && ch != 'f' && ch != 'n') || (size_t)(end - p) < lit_len ||
+                memcmp(p, lit, lit_len) != 0 || !(c = s_fast_node(s)))
+                return NULL;
+            *c = (struct fanout_jnode){.type = t, .text = p, .len = lit_len};
+            p += lit_len;
+        }
+        c->key = key;
+        c->key_len = key_len;
+        *link = c;
+        link = &c->next;
+        n->count++;
+        if (p >= end || (*p != ',' && *p != '}'))
+            p = fanout_jws(p, end);
+        if (p < end && *p == ',') {
+            p = s_fast_ws(p + 1, end);
+            continue;
+        }
+        if (p >= end || *p != '}')
+            return NULL;
+        s->p = p + 1;
+        n->len = (size_t)(s->p - open);
+        n->distinct = s->doubt == doubt;
+        return n;
+    }
+}
+
+/* An element of fanout_jscan_each's array: scanned in full into the
+ * scratch arena (s_fast_object, else s_value from its start) and handed
+ * over with a shallow node, which the array does not keep (the dummy: it
+ * counts its elements only). */
+static struct fanout_jnode *s_each_element(struct s_p *s, int depth)
+{
+    struct fanout_arena *arena = s->arena;
+    struct fanout_jnode *block = s->block;
+    size_t block_left = s->block_left;
+    int keep_depth = s->keep_depth;
+    fanout_arena_reset(s->scratch);
+    s->skip_open = 0;
+    s->arena = s->scratch;
+    s->block_left = 0;
+    s->keep_depth = INT_MAX;
+    s_ws(s);
+    struct fanout_jnode *full = NULL;
+    if (s->p < s->end && *s->p == '{') {
+        const char *start = s->p;
+        size_t doubt = s->doubt;
+        unsigned char inside = s->inside;
+        full = s_fast_object(s, depth, 0);
+        if (!full && !s->failed) { /* from its start, as if not tried */
+            fanout_arena_reset(s->scratch);
+            s->block_left = 0;
+            s->p = start;
+            s->doubt = doubt;
+            s->inside = inside;
+            s->skip_open = 0;
+        }
+    }
+    if (!full && !s->failed)
+        full = s_value(s, depth);
+    s->arena = arena;
+    s->block = block;
+    s->block_left = block_left;
+    s->keep_depth = keep_depth;
+    if (!full)
+        return NULL;
+    struct fanout_jnode *kept = &s->dummy;
+    *kept = *full;
+    kept->child = NULL;
+    kept->next = NULL;
+    s->each(s->each_ctx, kept, full);
+    return kept;
 }
 
 static struct fanout_jnode *s_container(struct s_p *s, int depth, int object)

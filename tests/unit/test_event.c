@@ -1009,6 +1009,153 @@ START_TEST(jscan_each_skip_validates_without_nodes)
 }
 END_TEST
 
+/* fanout_jscan_each's fast path for an element (s_fast_object) and the
+ * scan it falls back on make the same nodes: each element handed over is
+ * compared with the node fanout_jscan made of it (the same text). */
+struct s_same {
+    const struct fanout_jnode *want; /* fanout_jscan's node of the next element */
+    size_t skipped;                  /* members handed over without nodes below */
+};
+
+static void s_same_tree(struct s_same *same, const struct fanout_jnode *a,
+                        const struct fanout_jnode *b)
+{
+    ck_assert_msg(a->type == b->type && a->text == b->text && a->len == b->len &&
+                      a->count == b->count && a->key == b->key &&
+                      a->key_len == b->key_len && a->key_escaped == b->key_escaped &&
+                      a->escaped == b->escaped,
+                  "node differs: %.*s", (int)a->len, a->text);
+    if (a->child && !b->child) { /* skipped by fanout_jscan_each_skip */
+        same->skipped++;
+        return;
+    }
+    ck_assert_msg(a->distinct == b->distinct && a->inside == b->inside,
+                  "distinct/inside differ: %.*s", (int)a->len, a->text);
+    const struct fanout_jnode *x = a->child, *y = b->child;
+    for (; x && y; x = x->next, y = y->next)
+        s_same_tree(same, x, y);
+    ck_assert_msg(!x && !y, "children differ: %.*s", (int)a->len, a->text);
+}
+
+static void s_each_same(void *ctx, const struct fanout_jnode *kept,
+                        const struct fanout_jnode *full)
+{
+    struct s_same *same = ctx;
+    ck_assert_ptr_nonnull(same->want);
+    ck_assert_ptr_eq(kept->text, full->text);
+    s_same_tree(same, same->want, full);
+    same->want = same->want->next;
+}
+
+START_TEST(jscan_each_fast_path_same_nodes)
+{
+    char err[256], want[256];
+    struct fanout_arena scratch = {0};
+    char many[2048] = "{", deep[512] = "{\"a\":";
+    for (int i = 0; i < 40; i++) /* beyond the names the scan proves distinct */
+        snprintf(many + strlen(many), sizeof many - strlen(many), "%s\"n%d\":\"v\"",
+                 i ? "," : "", i);
+    strcat(many, "}");
+    for (int i = 0; i < 12; i++) /* beyond the levels of the fast path */
+        strcat(deep, "{\"b\":");
+    strcat(deep, "1");
+    for (int i = 0; i < 13; i++)
+        strcat(deep, "}");
+    const char *elements[] = {
+        /* read by the fast path */
+        "{\"a\":\"x\",\"b\":{\"c\":1.5e3,\"d\":true,\"e\":false,\"f\":null,\"g\":{}},"
+        "\"h\":-0,\"i\":\"\"}",
+        "{ \"a\" : \"x\" ,\n\t\"b\" :{ } , \"\":2,  \"c\": \n1 , "
+        "\r\"d\":\t{\"e\"\n:\"\"}\n}",
+        "{\"abc\":\"1\",\"axc\":\"2\",\"kinesis\":{\"data\":\"eA==\"}}",
+        "{\"dynamodb\":{\"Keys\":{\"k\":{\"S\":\"a\"}},\"NewImage\":{\"a\":{\"N\":\"1\"}},"
+        "\"X\":{\"NewImage\":{\"b\":1}}},\"NewImage\":{\"c\":{\"S\":\"x\"}}}",
+        "{\"dynamodb\":{\"NewImage\":7,\"Keys\":{\"k\":{\"S\":\"a\",\"S\":\"b\"}}}}",
+        /* valid, but read again by the full scan */
+        "{\"a\":\"x\",\"a\":\"y\"}",
+        "{\"b\":{\"c\":1,\"c\":2},\"d\":\"x\"}",
+        "{\"\\u0061\":\"x\",\"a\":\"y\"}",
+        "{\"a\":\"\\u00e9\",\"b\":\"y\"}",
+        "{\"a\":\"\xc3\xa9\"}",
+        "{\"a\":[1,{\"b\":2}],\"c\":\"x\"}",
+        many,
+        deep,
+        "7",
+        "\"s\"",
+        "[{\"a\":1}]",
+        "{}",
+    };
+    static const char *const skip[] = {"NewImage", "Keys", NULL};
+    for (size_t i = 0; i < sizeof elements / sizeof elements[0]; i++) {
+        for (int pad = 0; pad < 2; pad++) { /* near the end of the text, or not */
+            for (int skipping = 0; skipping < 2; skipping++) {
+                char ev[4096];
+                snprintf(ev, sizeof ev, "{\"Records\":[%s, %s]%s}", elements[i],
+                         elements[i],
+                         pad ? ",\"pad\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"" : "");
+                const struct fanout_jnode *root =
+                    fanout_jscan(ev, strlen(ev), &s_arena, err, sizeof err);
+                ck_assert_msg(root != NULL, "%s: %s", ev, err);
+                struct s_same same = {fanout_jget(root, "Records")->child, 0};
+                const struct fanout_jnode *got =
+                    skipping
+                        ? fanout_jscan_each_skip(ev, strlen(ev), "Records", "dynamodb",
+                                                 skip, &s_arena, &scratch, s_each_same,
+                                                 &same, err, sizeof err)
+                        : fanout_jscan_each(ev, strlen(ev), "Records", &s_arena, &scratch,
+                                            s_each_same, &same, err, sizeof err);
+                ck_assert_msg(got != NULL, "%s: %s", ev, err);
+                ck_assert_ptr_null(same.want);
+                /* skipped: dynamodb's Keys and NewImage objects, not the others */
+                ck_assert_uint_eq(same.skipped, skipping && i == 3   ? 4
+                                                : skipping && i == 4 ? 2
+                                                                     : 0);
+            }
+        }
+    }
+
+    /* errors after what the fast path read: the full scan's, at the same place */
+    static const char *const bad[] = {
+        "{\"a\":\"x\" \"b\":1}",
+        "{\"a\":\"x\",}",
+        "{\"a\":01}",
+        "{\"a\":tru}",
+        "{\"a\":{\"b\":1,}}",
+        "{\"a\":\"\x01\"}",
+        "{\"a\":{\"b\":\"x\"}",
+        "{\"a\":-}",
+        "{\"a\":1.}",
+        "{\"a\" 1}",
+        "{a:1}",
+        "{\"a\":\"x\",\"a\":}",
+        "{\"a\":nul}",
+        "{\"a\":{\"b\":[}}",
+        "{\"a\":\"x\"]",
+        "{\"dynamodb\":{\"NewImage\":{\"a\":{\"S\":\"\x02\"}}}}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char ev[512];
+        snprintf(
+            ev, sizeof ev,
+            "{\"Records\":[{\"ok\":\"y\"},%s],\"pad\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxx\"}",
+            bad[i]);
+        ck_assert_ptr_null(
+            fanout_jscan_shallow(ev, strlen(ev), 2, &s_arena, want, sizeof want));
+        for (int skipping = 0; skipping < 2; skipping++) {
+            const struct fanout_jnode *full = NULL;
+            ck_assert_ptr_null(
+                skipping ? fanout_jscan_each_skip(ev, strlen(ev), "Records", "dynamodb",
+                                                  skip, &s_arena, &scratch,
+                                                  s_each_keep_first, &full, err, sizeof err)
+                         : fanout_jscan_each(ev, strlen(ev), "Records", &s_arena, &scratch,
+                                             s_each_keep_first, &full, err, sizeof err));
+            ck_assert_msg(strcmp(err, want) == 0, "%s: %s, not %s", ev, err, want);
+        }
+    }
+    fanout_arena_free(&scratch);
+}
+END_TEST
+
 /* A NewImage jansson could not read (as the images were read before) fails
  * its record; one with an ordinary number is read. */
 START_TEST(dynamodb_image_unreadable)
@@ -1475,6 +1622,7 @@ int main(void)
     tcase_add_test(tc, arrival_times);
     tcase_add_test(tc, arrival_times_match_strtod);
     tcase_add_test(tc, jscan_each_skip_validates_without_nodes);
+    tcase_add_test(tc, jscan_each_fast_path_same_nodes);
     tcase_add_test(tc, dynamodb_image_unreadable);
     tcase_add_test(tc, whole_record_insert_modify_remove);
     tcase_add_test(tc, whole_record_bad_old_image);
