@@ -404,14 +404,15 @@ void fanout_arena_trim(struct fanout_arena *a)
         uintptr_t from = ((uintptr_t)(c->data + c->used) + 4095) & ~(uintptr_t)4095;
         uintptr_t to = (uintptr_t)c + c->map_len;
         if (to > from && to - from >= ARENA_TRIM_MIN) {
-            (void)madvise((void *)from, to - from, MADV_DONTNEED);
 #ifdef MADV_NOHUGEPAGE
-            /* and kept small: khugepaged collapses a huge-page range with
+            /* kept small first: khugepaged collapses a huge-page range with
              * up to 511 of its 512 pages empty (max_ptes_none), which would
              * make the tail resident again, zeroed, in the middle of the
-             * sends (e2e: +1.5 MB peak in about 1 run of 3) */
+             * sends (e2e: +1.5 MB peak in about 1 run of 3); marked after
+             * the pages went, it could do so in between */
             (void)madvise((void *)from, to - from, MADV_NOHUGEPAGE);
 #endif
+            (void)madvise((void *)from, to - from, MADV_DONTNEED);
         }
     }
 #else
