@@ -899,6 +899,8 @@ static inline int s_number_plain_in(const char *s, size_t n, const char *end)
         const unsigned int_end = dot ? (unsigned)__builtin_ctz(dot) : (unsigned)n;
         return int_end > d0 && (int_end - d0 == 1 || s[d0] != '0') && int_end + 1 != n;
     }
+#else
+    (void)end; /* without SSE2 (arm64): the scalar check alone */
 #endif
     return s_number_plain(s, n);
 }
