@@ -21,11 +21,4 @@
  * loader's message), the same on every later call. Thread-safe. */
 int fanout_curl_load(char *err, size_t err_len);
 
-/* Whether an OpenSSL connection (`ssl`, the SSL * of CURLINFO_TLS_SSL_PTR
- * when its backend is CURLSSLBACKEND_OPENSSL) holds bytes read from its
- * socket and not yet handed out (OpenSSL's SSL_has_pending: decrypted data
- * or raw records): 1 yes, 0 no, -1 cannot tell (libcurl not loaded, or
- * its libssl has no such function). */
-int fanout_curl_tls_pending(const void *ssl);
-
 #endif
