@@ -2,7 +2,10 @@
  *
  * The fanout binary does not link libcurl: loading it and its dependency
  * tree (TLS, LDAP, Kerberos, SSH...) costs a cold start more than the rest
- * of an event with non-AWS targets. curl_load.c defines the libcurl
+ * of an event with non-AWS targets, and 4 MB resident. Requests where no
+ * proxy applies take fanout's own connections (net.h) and never load it:
+ * only a libcurl transfer (a proxy, a URL the raw path does not take, a
+ * request over its descriptor budget) does. curl_load.c defines the libcurl
  * functions fanout calls (same names and prototypes as <curl/curl.h>) as
  * forwards to the library, dlopen'ed once (pthread_once) the first time
  * fanout_curl_load() is called. Call it, and check it, before any curl_*

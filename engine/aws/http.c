@@ -1,9 +1,10 @@
 /* HTTP for the AWS layer. Where no proxy applies and the URL is plain,
- * requests go on raw connections: libcurl connects (DNS, TCP, TLS with
- * verification, timeouts) and our own HTTP/1.1 framing (http1.c) moves
- * the request and the response through curl_easy_send/recv (see "raw
- * connections" below). The rest (proxies, URLs libcurl must parse or
- * refuse) goes as before on libcurl transfers:
+ * requests go on raw connections that fanout opens itself (net.h: DNS,
+ * TCP, TLS on libssl with verification, the connect timeout) and frames
+ * with its own HTTP/1.1 (http1.c; see "raw connections" below): libcurl is
+ * not loaded for them. The rest (proxies, URLs libcurl must parse or
+ * refuse, requests over the raw connections' descriptor budget) goes on
+ * libcurl transfers:
  *
  * libcurl's multi interface, driven through
  * curl_multi_socket_action with our own poll(2): told which socket is
@@ -27,10 +28,11 @@
  * calls ever ran at once. Easy handles are pooled too.
  *
  * libcurl is not linked: fanout_http_global_init only counts and reads the
- * environment, and the first request loads libcurl (curl_load.h) and sets
- * up its globals and the share, so a process that makes no AWS call never
- * maps it. A libcurl that cannot be loaded fails each request with the
- * library's name and the loader's reason.
+ * environment, and the first request that takes a libcurl transfer loads
+ * libcurl (curl_load.h) and sets up its globals and the share, so a
+ * process whose requests all take raw connections never maps it. A libcurl
+ * that cannot be loaded fails each such request with the library's name
+ * and the loader's reason.
  *
  * Nothing but method, host, path, status and timing is logged, at debug
  * level: header values carry signatures and tokens, query strings may carry

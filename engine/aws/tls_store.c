@@ -89,10 +89,10 @@ void fanout_tls_store_setup(const char *ca_bundle)
     }
     /* what libcurl would load: FANOUT_CA_BUNDLE or its built-in bundle,
      * and its built-in directory either way (recorded at build time from
-     * the libcurl built against: FANOUT_CURL_CAINFO, FANOUT_CURL_CAPATH) */
-    const char *cainfo = FANOUT_CURL_CAINFO[0] ? FANOUT_CURL_CAINFO : NULL;
+     * the libcurl built against: FANOUT_CURL_CAINFO, FANOUT_CURL_CAPATH;
+     * whether they exist here is seen at the load, s_defaults) */
     s_path = FANOUT_CURL_CAPATH[0] ? FANOUT_CURL_CAPATH : NULL;
-    s_file = s_ca_bundle ? s_ca_bundle : cainfo;
+    s_file = s_ca_bundle ? s_ca_bundle : FANOUT_CURL_CAINFO[0] ? FANOUT_CURL_CAINFO : NULL;
     s_source = ca_bundle ? "FANOUT_CA_BUNDLE" : "libcurl's default";
 }
 
@@ -129,9 +129,25 @@ static void s_reason(const char *file, char *out, size_t out_len)
         fanout_strlcpy(out, "no certificate loaded", out_len);
 }
 
+/* Without FANOUT_CA_BUNDLE: libcurl's built-in bundle is the build
+ * machine's. Where it is not on this machine (a binary built on Debian
+ * runs on Lambda's Amazon Linux, whose libcurl has another), OpenSSL's
+ * default paths are this machine's OpenSSL's, the system store libcurl
+ * would read here too. */
+static void s_defaults(void)
+{
+    if (s_ca_bundle || !s_file || access(s_file, R_OK) == 0)
+        return;
+    LOG_DEBUG(TLS_SCOPE,
+              "no %s here (libcurl's default at build time): OpenSSL's default paths",
+              s_file);
+    s_file = s_path = NULL;
+}
+
 /* Fill a new store; called once, with s_lock held. */
 static void s_load(void)
 {
+    s_defaults();
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     char why[160];
