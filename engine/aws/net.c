@@ -299,6 +299,20 @@ static int s_tls_start(struct fanout_net_conn *c, struct fanout_net_error *err)
     return 0;
 }
 
+/* OpenSSL's reason for the last failure (SSL_get_error's `e`), else the
+ * system's, else `fallback`; the error queue emptied. */
+static void s_tls_why(const struct fanout_ssl_fns *f, int e, const char *fallback,
+                      char *why, size_t len)
+{
+    unsigned long q = f->err_get();
+    if (q)
+        f->err_string(q, why, len);
+    else
+        fanout_strlcpy(why, e == SSL_ERROR_SYSCALL && errno ? strerror(errno) : fallback,
+                       len);
+    f->err_clear();
+}
+
 /* The handshake's failure in words: the verification result when the
  * peer was refused, else OpenSSL's reason. */
 static void s_tls_failed(struct fanout_net_conn *c, int rc, struct fanout_net_error *err)
@@ -306,29 +320,14 @@ static void s_tls_failed(struct fanout_net_conn *c, int rc, struct fanout_net_er
     const struct fanout_ssl_fns *f = c->f;
     int e = f->get_error(c->ssl, rc);
     long v = c->insecure ? X509_V_OK : f->get_verify_result(c->ssl);
-    if (v != X509_V_OK) {
+    char why[160];
+    s_tls_why(f, e, "the server closed the connection", why, sizeof why);
+    if (v != X509_V_OK)
         s_err(err, FANOUT_HTTP_TLS, "TLS certificate of %s:%ld not accepted: %s", c->host,
               c->port, f->verify_string(v));
-    } else if (e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN) {
-        unsigned long q = f->err_get();
-        char why[160];
-        if (q)
-            f->err_string(q, why, sizeof why);
-        else
-            fanout_strlcpy(
-                why, errno && rc < 0 ? strerror(errno) : "the server closed the connection",
-                sizeof why);
+    else
         s_err(err, FANOUT_HTTP_TLS, "TLS handshake with %s:%ld failed: %s", c->host,
               c->port, why);
-    } else {
-        unsigned long q = f->err_get();
-        char why[160] = "unknown error";
-        if (q)
-            f->err_string(q, why, sizeof why);
-        s_err(err, FANOUT_HTTP_TLS, "TLS handshake with %s:%ld failed: %s", c->host,
-              c->port, why);
-    }
-    f->err_clear();
 }
 
 static int s_tls_step(struct fanout_net_conn *c, struct fanout_net_error *err)
@@ -528,72 +527,52 @@ static int s_tls_io_result(struct fanout_net_conn *c, int rc, int writing,
     }
     if (e == SSL_ERROR_ZERO_RETURN && !writing)
         return FANOUT_NET_OK; /* *got 0: closed */
-    unsigned long q = f->err_get();
     char why[160];
-    if (q)
-        f->err_string(q, why, sizeof why);
-    else
-        fanout_strlcpy(
-            why, e == SSL_ERROR_SYSCALL && errno ? strerror(errno) : "connection lost",
-            sizeof why);
-    f->err_clear();
+    s_tls_why(f, e, "connection lost", why, sizeof why);
     s_err(err, FANOUT_HTTP_RESET, "TLS %s %s:%ld failed: %s",
           writing ? "send to" : "receive from", c->host, c->port, why);
+    return FANOUT_NET_FAILED;
+}
+
+/* One send (`out`) or receive (`in`) of up to n bytes: *done bytes moved
+ * (a receive's 0: the peer closed), or again, or failed. */
+static int s_io(struct fanout_net_conn *c, const void *out, void *in, size_t n,
+                size_t *done, struct fanout_net_error *err)
+{
+    *done = 0;
+    if (n > (size_t)1 << 30)
+        n = (size_t)1 << 30;
+    if (c->ssl) {
+        errno = 0;
+        int rc = out ? c->f->write(c->ssl, out, (int)n) : c->f->read(c->ssl, in, (int)n);
+        if (rc <= 0)
+            return s_tls_io_result(c, rc, out != NULL, err);
+        *done = (size_t)rc;
+        c->events = POLLIN;
+        return FANOUT_NET_OK;
+    }
+    ssize_t r = out ? send(c->fd, out, n, MSG_NOSIGNAL) : recv(c->fd, in, n, 0);
+    if (r >= 0) {
+        *done = (size_t)r;
+        return FANOUT_NET_OK;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        return FANOUT_NET_AGAIN;
+    s_err(err, FANOUT_HTTP_RESET, "%s failure with %s:%ld: %s", out ? "Send" : "Recv",
+          c->host, c->port, strerror(errno));
     return FANOUT_NET_FAILED;
 }
 
 int fanout_net_send(struct fanout_net_conn *c, const void *p, size_t n, size_t *sent,
                     struct fanout_net_error *err)
 {
-    *sent = 0;
-    if (n > (size_t)1 << 30)
-        n = (size_t)1 << 30;
-    if (c->ssl) {
-        errno = 0;
-        int rc = c->f->write(c->ssl, p, (int)n);
-        if (rc > 0) {
-            *sent = (size_t)rc;
-            c->events = POLLIN;
-            return FANOUT_NET_OK;
-        }
-        return s_tls_io_result(c, rc, 1, err);
-    }
-    ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
-    if (w >= 0) {
-        *sent = (size_t)w;
-        return FANOUT_NET_OK;
-    }
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-        return FANOUT_NET_AGAIN;
-    s_err(err, FANOUT_HTTP_RESET, "Send failure: %s", strerror(errno));
-    return FANOUT_NET_FAILED;
+    return s_io(c, p, NULL, n, sent, err);
 }
 
 int fanout_net_recv(struct fanout_net_conn *c, void *p, size_t n, size_t *got,
                     struct fanout_net_error *err)
 {
-    *got = 0;
-    if (n > (size_t)1 << 30)
-        n = (size_t)1 << 30;
-    if (c->ssl) {
-        errno = 0;
-        int rc = c->f->read(c->ssl, p, (int)n);
-        if (rc > 0) {
-            *got = (size_t)rc;
-            c->events = POLLIN;
-            return FANOUT_NET_OK;
-        }
-        return s_tls_io_result(c, rc, 0, err);
-    }
-    ssize_t r = recv(c->fd, p, n, 0);
-    if (r >= 0) {
-        *got = (size_t)r;
-        return FANOUT_NET_OK;
-    }
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-        return FANOUT_NET_AGAIN;
-    s_err(err, FANOUT_HTTP_RESET, "Recv failure: %s", strerror(errno));
-    return FANOUT_NET_FAILED;
+    return s_io(c, NULL, p, n, got, err);
 }
 
 int fanout_net_pending(const struct fanout_net_conn *c)

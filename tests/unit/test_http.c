@@ -124,9 +124,13 @@ static int s_run(const char *const *argv)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-/* A self-signed certificate for 127.0.0.1 and localhost. */
-static void s_make_cert(const char *key, const char *cert)
+/* A self-signed certificate for `cn`, valid for the subjectAltName `san`. */
+static void s_make_cert_for(const char *key, const char *cert, const char *cn,
+                            const char *san)
 {
+    char subj[128], ext[128];
+    snprintf(subj, sizeof subj, "/CN=%s", cn);
+    snprintf(ext, sizeof ext, "subjectAltName=%s", san);
     const char *argv[] = {"openssl",
                           "req",
                           "-x509",
@@ -142,11 +146,17 @@ static void s_make_cert(const char *key, const char *cert)
                           "-days",
                           "2",
                           "-subj",
-                          "/CN=127.0.0.1",
+                          subj,
                           "-addext",
-                          "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                          ext,
                           NULL};
     ck_assert_int_eq(s_run(argv), 0);
+}
+
+/* A self-signed certificate for 127.0.0.1 and localhost. */
+static void s_make_cert(const char *key, const char *cert)
+{
+    s_make_cert_for(key, cert, "127.0.0.1", "IP:127.0.0.1,DNS:localhost");
 }
 
 /* The server's certificate, then the TLS server. */
@@ -1468,28 +1478,7 @@ static void s_tls_restart(void (*make)(const char *key, const char *cert, const 
 /* A self-signed certificate for the subjectAltName `san` only. */
 static void s_make_cert_san(const char *key, const char *cert, const char *san)
 {
-    char ext[128];
-    snprintf(ext, sizeof ext, "subjectAltName=%s", san);
-    const char *argv[] = {"openssl",
-                          "req",
-                          "-x509",
-                          "-newkey",
-                          "ec",
-                          "-pkeyopt",
-                          "ec_paramgen_curve:prime256v1",
-                          "-nodes",
-                          "-keyout",
-                          key,
-                          "-out",
-                          cert,
-                          "-days",
-                          "2",
-                          "-subj",
-                          "/CN=fanout-other.test",
-                          "-addext",
-                          ext,
-                          NULL};
-    ck_assert_int_eq(s_run(argv), 0);
+    s_make_cert_for(key, cert, "fanout-other.test", san);
 }
 
 /* A certificate for 127.0.0.1 and localhost that expired yesterday (openssl
