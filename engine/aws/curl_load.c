@@ -58,10 +58,6 @@ static struct {
 #undef S_FIELD
 } s_fn;
 
-/* OpenSSL's SSL_has_pending, when libcurl's TLS is OpenSSL's: found among
- * libcurl's own dependencies, optional (NULL: another TLS library). */
-static int (*s_ssl_has_pending)(const void *ssl);
-
 static pthread_once_t s_once = PTHREAD_ONCE_INIT;
 static int s_loaded; /* written once under s_once */
 static char s_error[512];
@@ -90,9 +86,6 @@ static void s_load(void)
     *(void **)&s_fn.name = sym;
     S_CURL_FUNCTIONS(S_RESOLVE)
 #undef S_RESOLVE
-    /* a handle's lookup covers the object's dependencies: libssl when
-     * libcurl links it */
-    *(void **)&s_ssl_has_pending = dlsym(lib, "SSL_has_pending");
     s_loaded = 1;
 }
 
@@ -110,13 +103,6 @@ static int s_ready(void)
 {
     pthread_once(&s_once, s_load);
     return s_loaded;
-}
-
-int fanout_curl_tls_pending(const void *ssl)
-{
-    if (!ssl || !s_ready() || !s_ssl_has_pending)
-        return -1;
-    return s_ssl_has_pending(ssl) ? 1 : 0;
 }
 
 /* ---- the forwards --------------------------------------------------------- */

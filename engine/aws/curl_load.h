@@ -2,7 +2,10 @@
  *
  * The fanout binary does not link libcurl: loading it and its dependency
  * tree (TLS, LDAP, Kerberos, SSH...) costs a cold start more than the rest
- * of an event with non-AWS targets. curl_load.c defines the libcurl
+ * of an event with non-AWS targets, and 4 MB resident. Requests where no
+ * proxy applies take fanout's own connections (net.h) and never load it:
+ * only a libcurl transfer (a proxy, a URL the raw path does not take, a
+ * request over its descriptor budget) does. curl_load.c defines the libcurl
  * functions fanout calls (same names and prototypes as <curl/curl.h>) as
  * forwards to the library, dlopen'ed once (pthread_once) the first time
  * fanout_curl_load() is called. Call it, and check it, before any curl_*
@@ -20,12 +23,5 @@
  * 0 when usable; -1 with the reason in `err` (the library's name and the
  * loader's message), the same on every later call. Thread-safe. */
 int fanout_curl_load(char *err, size_t err_len);
-
-/* Whether an OpenSSL connection (`ssl`, the SSL * of CURLINFO_TLS_SSL_PTR
- * when its backend is CURLSSLBACKEND_OPENSSL) holds bytes read from its
- * socket and not yet handed out (OpenSSL's SSL_has_pending: decrypted data
- * or raw records): 1 yes, 0 no, -1 cannot tell (libcurl not loaded, or
- * its libssl has no such function). */
-int fanout_curl_tls_pending(const void *ssl);
 
 #endif

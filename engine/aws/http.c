@@ -1,9 +1,10 @@
 /* HTTP for the AWS layer. Where no proxy applies and the URL is plain,
- * requests go on raw connections: libcurl connects (DNS, TCP, TLS with
- * verification, timeouts) and our own HTTP/1.1 framing (http1.c) moves
- * the request and the response through curl_easy_send/recv (see "raw
- * connections" below). The rest (proxies, URLs libcurl must parse or
- * refuse) goes as before on libcurl transfers:
+ * requests go on raw connections that fanout opens itself (net.h: DNS,
+ * TCP, TLS on libssl with verification, the connect timeout) and frames
+ * with its own HTTP/1.1 (http1.c; see "raw connections" below): libcurl is
+ * not loaded for them. The rest (proxies, URLs libcurl must parse or
+ * refuse, requests over the raw connections' descriptor budget) goes on
+ * libcurl transfers:
  *
  * libcurl's multi interface, driven through
  * curl_multi_socket_action with our own poll(2): told which socket is
@@ -27,10 +28,11 @@
  * calls ever ran at once. Easy handles are pooled too.
  *
  * libcurl is not linked: fanout_http_global_init only counts and reads the
- * environment, and the first request loads libcurl (curl_load.h) and sets
- * up its globals and the share, so a process that makes no AWS call never
- * maps it. A libcurl that cannot be loaded fails each request with the
- * library's name and the loader's reason.
+ * environment, and the first request that takes a libcurl transfer loads
+ * libcurl (curl_load.h) and sets up its globals and the share, so a
+ * process whose requests all take raw connections never maps it. A libcurl
+ * that cannot be loaded fails each such request with the library's name
+ * and the loader's reason.
  *
  * Nothing but method, host, path, status and timing is logged, at debug
  * level: header values carry signatures and tokens, query strings may carry
@@ -52,6 +54,7 @@
 
 #include "aws/curl_load.h"
 #include "aws/http1.h"
+#include "aws/net.h"
 #include "aws/tls_store.h"
 #include "common/log.h"
 
@@ -121,14 +124,13 @@ static size_t s_idle_easy_count;
 struct s_conn;
 static struct s_conn *s_idle_conns[HTTP_IDLE_CONNS];
 static size_t s_idle_conn_count;
-/* A raw connection holds three descriptors (its socket and its multi
- * handle's wake-up pair) where a libcurl transfer's holds one. So the raw
- * connections open at once, idle or not, are kept within a budget of an
- * eighth of the descriptor limit (128 of Lambda's 1,024; at most
- * HTTP_IDLE_CONNS), read at init: requests that would go over it take
+/* The raw connections open at once, idle or not, are kept within a
+ * budget of an eighth of the descriptor limit (128 of Lambda's 1,024; at
+ * most HTTP_IDLE_CONNS), read at init: requests that would go over it take
  * libcurl transfers, and an idle connection is closed before a new one
- * opens over it. s_raw_busy (under s_lock): requests on the raw path now;
- * s_raw_open: raw connections alive. */
+ * opens over it. (A raw connection now holds one descriptor, its socket;
+ * the budget was set when it also held a libcurl multi handle's two.) s_raw_busy (under
+ * s_lock): requests on the raw path now; s_raw_open: raw connections alive. */
 static size_t s_raw_budget = 16;
 static size_t s_raw_busy;
 static atomic_size_t s_raw_open;
@@ -311,6 +313,7 @@ static void s_read_env(void)
     free(s_ca_bundle);
     s_ca_bundle = ca && *ca ? strdup(ca) : NULL;
     s_read_proxy();
+    fanout_tls_store_setup(s_ca_bundle);
 
     s_insecure_count = 0;
     const char *list = getenv("FANOUT_TLS_INSECURE_HOSTS");
@@ -392,7 +395,7 @@ static int s_curl_start(char *err, size_t err_len)
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
         pthread_mutex_init(&s_share_locks[i], NULL);
     s_share = sh;
-    fanout_tls_store_setup(s_ca_bundle);
+    fanout_tls_store_curl_setup();
     s_curl_up = 1;
     return 0;
 }
@@ -408,14 +411,16 @@ void fanout_http_global_cleanup(void)
     s_ca_bundle = NULL;
     s_free_proxy();
     s_insecure_count = 0;
+    for (size_t i = 0; i < s_idle_conn_count; i++)
+        s_conn_close(s_idle_conns[i]);
+    s_idle_conn_count = 0;
+    fanout_net_cleanup();
     if (!s_curl_up) {
+        fanout_tls_store_cleanup();
         pthread_mutex_unlock(&s_lock);
         return;
     }
     /* easy handles first: the share refuses to go while one uses it */
-    for (size_t i = 0; i < s_idle_conn_count; i++)
-        s_conn_close(s_idle_conns[i]);
-    s_idle_conn_count = 0;
     for (size_t i = 0; i < s_idle_easy_count; i++) {
         curl_easy_cleanup(s_idle_easies[i]);
         s_url_free(&s_idle_urls[i]);
@@ -1015,9 +1020,9 @@ static void s_release(struct s_xfer *x, CURLM *m)
 
 /* ---- the call -------------------------------------------------------------- */
 
-/* Ready for requests: initialised, libcurl loaded and set up. Else -1 with
- * the reason in `err`. */
-static int s_ready(char *err, size_t err_len)
+/* Ready for libcurl transfers: initialised, libcurl loaded and set up.
+ * Else -1 with the reason in `err`. */
+static int s_curl_ready(char *err, size_t err_len)
 {
     pthread_mutex_lock(&s_lock);
     int rc = -1;
@@ -1110,41 +1115,30 @@ static int s_run(CURLM *m, struct s_loop *l, size_t *active)
 
 /* ---- raw connections ------------------------------------------------------ */
 
-/* libcurl opens the connection (DNS, connect, TLS with verification, its
- * timeouts) with CURLOPT_CONNECT_ONLY and stops there; the request goes out
- * and the response comes in through curl_easy_send and curl_easy_recv
- * (libcurl's TLS layer), framed by http1.c, every connection of a call
- * waited on by one poll(2). libcurl's own transfer costs ~85 K
- * instructions a request (its header writer formats one byte at a time)
- * and two zero-timeout polls (a liveness check before reusing a
- * connection, a check after sending); here a request is one send, one
+/* fanout opens the connection itself (net.h: DNS with a cache, a
+ * non-blocking connect to each address in turn, TLS on libssl with
+ * verification, the connect timeout over all of it), the request goes out
+ * and the response comes in framed by http1.c, every connection of a call
+ * waited on by one poll(2), connecting or not. libcurl is not loaded for
+ * them (its dependency tree was 4 MB resident). libcurl's own transfer
+ * cost ~85 K instructions a request (its header writer formats one byte
+ * at a time) and two zero-timeout polls (a liveness check before reusing
+ * a connection, a check after sending); here a request is one send, one
  * poll and one receive, plus one receive to check an idle connection
- * before its reuse.
- *
- * libcurl 7.88 finds the connection of curl_easy_send/recv through
- * Curl_getconnectinfo, which works for a handle still in its multi handle
- * after a CONNECT_ONLY transfer completed (lib/connect.c). Each connection
- * has a multi handle of its own: a multi prunes and checks the idle
- * connections of its cache when another transfer starts on it, which
- * could close one with an answer pending. Used only when no proxy applies
- * (with a proxy, the libcurl transfers above). */
+ * before its reuse. Used only when no proxy applies (with a proxy, the
+ * libcurl transfers above). */
 
 /* A body up to this size goes out with the head, in one send */
 #define HTTP_INLINE_BODY ((size_t)16 * 1024)
 #define HTTP_RECV_BUFFER ((size_t)16 * 1024)
 
 struct s_conn {
-    CURLM *multi;
-    CURL *easy;
-    curl_socket_t fd; /* once connected */
+    struct fanout_net_conn *net;
+    int fd; /* once connected */
     char host[HTTP_HOST_LEN];
     long port;
     int https, insecure;
     int reused; /* came from the pool: it had carried a request */
-    /* while connecting: the sockets libcurl waits on and its timer */
-    struct s_loop loop;
-    int64_t timer_at; /* ms on s_now_ms's clock; -1: none */
-    char errbuf[CURL_ERROR_SIZE];
 };
 
 static int64_t s_now_ms(void)
@@ -1158,14 +1152,7 @@ static void s_conn_close(struct s_conn *c)
 {
     if (!c)
         return;
-    if (c->multi && c->easy)
-        curl_multi_remove_handle(c->multi, c->easy);
-    if (c->easy)
-        curl_easy_cleanup(c->easy);
-    if (c->multi)
-        curl_multi_cleanup(c->multi); /* closes the connection */
-    if (c->loop.fds != c->loop.local)
-        free(c->loop.fds);
+    fanout_net_close(c->net);
     free(c);
     atomic_fetch_sub(&s_raw_open, 1);
 }
@@ -1198,7 +1185,8 @@ static int s_conn_quiet(struct s_conn *c)
 {
     char b;
     size_t got = 0;
-    if (curl_easy_recv(c->easy, &b, 1, &got) == CURLE_AGAIN) {
+    struct fanout_net_error err;
+    if (fanout_net_recv(c->net, &b, 1, &got, &err) == FANOUT_NET_AGAIN) {
         c->reused = 1;
         return 1;
     }
@@ -1213,13 +1201,7 @@ static int s_conn_quiet(struct s_conn *c)
  * nothing. 0 only when OpenSSL says it holds none. */
 static int s_conn_tls_holds(struct s_conn *c)
 {
-    if (!c->https)
-        return 0;
-    struct curl_tlssessioninfo *info = NULL;
-    if (curl_easy_getinfo(c->easy, CURLINFO_TLS_SSL_PTR, &info) != CURLE_OK || !info ||
-        info->backend != CURLSSLBACKEND_OPENSSL)
-        return 1;
-    return fanout_curl_tls_pending(info->internals) != 0;
+    return fanout_net_pending(c->net);
 }
 
 /* The most recent idle connection to that place, checked (s_conn_quiet).
@@ -1237,7 +1219,7 @@ static void s_conn_give(struct s_conn *c)
 {
     struct s_conn *drop = NULL;
     pthread_mutex_lock(&s_lock);
-    if (s_refs == 0 || !s_curl_up) {
+    if (s_refs == 0) {
         drop = c;
     } else {
         if (s_idle_conn_count >= s_raw_budget) {
@@ -1406,7 +1388,7 @@ static void s_raw_end(struct s_raw *x, enum fanout_http_error e, const char *why
     s_raw_log(x);
 }
 
-/* A new connection for x, connecting: its multi handle started. */
+/* A new connection for x, connecting (fanout_net_open). */
 static int s_raw_connect(struct s_raw *x)
 {
     /* over the budget: the least recently used idle connection goes */
@@ -1427,114 +1409,36 @@ static int s_raw_connect(struct s_raw *x)
     atomic_fetch_add(&s_raw_open, 1);
     x->c = c;
     x->fresh = 1;
-    c->fd = CURL_SOCKET_BAD;
-    c->timer_at = -1;
-    c->loop.fds = c->loop.local;
-    c->loop.cap = S_LOOP_FDS;
+    c->fd = -1;
     fanout_strlcpy(c->host, x->t.host, sizeof c->host);
     c->port = x->t.port;
     c->https = x->t.https;
     c->insecure = x->insecure;
-    c->multi = curl_multi_init();
-    c->easy = curl_easy_init();
-    if (!c->multi || !c->easy) {
-        s_raw_end(x, FANOUT_HTTP_OTHER, "out of memory", 0);
-        return -1;
-    }
-    /* the scheme and authority only: nothing of the path reaches libcurl */
-    char url[HTTP_HOST_LEN + 32];
-    int v6 = strchr(c->host, ':') != NULL;
-    snprintf(url, sizeof url, "%s://%s%s%s:%ld/", c->https ? "https" : "http",
-             v6 ? "[" : "", c->host, v6 ? "]" : "", c->port);
     const struct fanout_http_request *q = x->req;
-    CURL *e = c->easy;
-    CURLcode cc = CURLE_OK;
-#define S_SET(opt, val)                                                                    \
-    do {                                                                                   \
-        if (cc == CURLE_OK)                                                                \
-            cc = curl_easy_setopt(e, opt, val);                                            \
-    } while (0)
-    S_SET(CURLOPT_SHARE, s_share);
-    S_SET(CURLOPT_URL, url);
-    S_SET(CURLOPT_PROTOCOLS_STR, "http,https");
-    S_SET(CURLOPT_CONNECT_ONLY, 1L);
-    /* ALPN offers http/1.1 alone: by default libcurl offers h2 first, and a
-     * server that takes it (AWS endpoints do) reads no HTTP/1.1 text */
-    S_SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    S_SET(CURLOPT_NOSIGNAL, 1L);
-    S_SET(CURLOPT_ERRORBUFFER, c->errbuf);
-    S_SET(CURLOPT_PROXY, "");
-    S_SET(CURLOPT_CONNECTTIMEOUT_MS, q->connect_timeout_ms > 0 ? (long)q->connect_timeout_ms
-                                                               : HTTP_CONNECT_TIMEOUT_MS);
-    if (x->deadline) {
-        long left = (long)(x->deadline - s_now_ms());
-        S_SET(CURLOPT_TIMEOUT_MS, left > 1 ? left : 1L);
-    }
-    S_SET(CURLOPT_TCP_KEEPALIVE, 1L);
-    S_SET(CURLOPT_TCP_KEEPIDLE, HTTP_KEEPIDLE_S);
-    S_SET(CURLOPT_TCP_KEEPINTVL, HTTP_KEEPINTVL_S);
-    S_SET(CURLOPT_SSL_VERIFYPEER, x->insecure ? 0L : 1L);
-    S_SET(CURLOPT_SSL_VERIFYHOST, x->insecure ? 0L : 2L);
-    if (cc == CURLE_OK && !x->insecure &&
-        fanout_tls_store_apply(e, c->https, c->errbuf, sizeof c->errbuf) != 0) {
-        s_raw_end(x, FANOUT_HTTP_TLS, c->errbuf, 0);
-        return -1;
-    }
-    if (x->insecure && s_ca_bundle)
-        S_SET(CURLOPT_CAINFO, s_ca_bundle);
-#undef S_SET
-    if (cc != CURLE_OK) {
-        s_raw_end(x, FANOUT_HTTP_OTHER, curl_easy_strerror(cc), 0);
-        return -1;
-    }
-    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, s_on_socket);
-    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, &c->loop);
-    if (curl_multi_add_handle(c->multi, e) != CURLM_OK) {
-        s_raw_end(x, FANOUT_HTTP_OTHER, "curl_multi_add_handle failed", 0);
+    struct fanout_net_error err;
+    c->net = fanout_net_open(
+        c->host, c->port, c->https, c->insecure,
+        q->connect_timeout_ms > 0 ? q->connect_timeout_ms : HTTP_CONNECT_TIMEOUT_MS, &err);
+    if (!c->net) {
+        s_raw_end(x, err.kind, err.text, 0);
         return -1;
     }
     x->phase = S_CONNECTING;
     return 0;
 }
 
-/* Drive x's connect: act on a socket (or the timer, CURL_SOCKET_TIMEOUT),
- * then see whether it completed. */
-static void s_raw_act(struct s_raw *x, curl_socket_t fd, int bits)
+/* Drive x's connect on the poll's events (0: the timer, or a first try). */
+static void s_raw_act(struct s_raw *x, short revents)
 {
     struct s_conn *c = x->c;
-    int running = 0;
-    CURLMcode mc = curl_multi_socket_action(c->multi, fd, bits, &running);
-    if (mc != CURLM_OK || c->loop.no_mem) {
-        s_raw_end(x, FANOUT_HTTP_OTHER,
-                  mc != CURLM_OK ? curl_multi_strerror(mc) : "out of memory", 0);
-        return;
-    }
-    CURLMsg *msg;
-    int left;
-    while ((msg = curl_multi_info_read(c->multi, &left)) != NULL) {
-        if (msg->msg != CURLMSG_DONE)
-            continue;
-        CURLcode rc = msg->data.result;
-        if (rc != CURLE_OK) {
-            s_raw_end(x, s_map_error(rc), c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc),
-                      0);
-            return;
-        }
-        curl_socket_t s = CURL_SOCKET_BAD;
-        if (curl_easy_getinfo(c->easy, CURLINFO_ACTIVESOCKET, &s) != CURLE_OK ||
-            s == CURL_SOCKET_BAD) {
-            s_raw_end(x, FANOUT_HTTP_OTHER, "connected, but libcurl gave no socket", 0);
-            return;
-        }
-        c->fd = s;
-        c->loop.count = 0;
+    struct fanout_net_error err;
+    int rc = fanout_net_step(c->net, revents, &err);
+    if (rc == FANOUT_NET_FAILED) {
+        s_raw_end(x, err.kind, err.text, 0);
+    } else if (rc == FANOUT_NET_OK) {
+        c->fd = fanout_net_fd(c->net);
         x->phase = S_SENDING;
-        return;
     }
-    long wait = -1;
-    if (curl_multi_timeout(c->multi, &wait) != CURLM_OK || wait < 0)
-        wait = 1000; /* none: look again in a while */
-    c->timer_at = s_now_ms() + wait;
 }
 
 static void s_raw_retry(struct s_raw *x);
@@ -1557,11 +1461,11 @@ static void s_raw_send(struct s_raw *x)
             return;
         }
         size_t n = 0;
-        x->c->errbuf[0] = 0;
-        CURLcode rc = curl_easy_send(x->c->easy, p, left, &n);
-        if (rc == CURLE_AGAIN)
+        struct fanout_net_error err;
+        int rc = fanout_net_send(x->c->net, p, left, &n, &err);
+        if (rc == FANOUT_NET_AGAIN)
             return;
-        if (rc != CURLE_OK) {
+        if (rc != FANOUT_NET_OK) {
             if (x->c->reused && !x->retried && !x->parser.got_bytes) {
                 s_raw_retry(x);
                 return;
@@ -1569,12 +1473,9 @@ static void s_raw_send(struct s_raw *x)
             /* a server may answer, then close, before reading all of the
              * request (a 413 to a big body): its whole answer is the
              * request's, as libcurl reads it */
-            char why[CURL_ERROR_SIZE];
-            fanout_strlcpy(why, x->c->errbuf[0] ? x->c->errbuf : curl_easy_strerror(rc),
-                           sizeof why);
             s_raw_recv(x);
             if (x->phase != S_FINISHED)
-                s_raw_end(x, s_map_error(rc), why, 0);
+                s_raw_end(x, err.kind, err.text, 0);
             return;
         }
         x->sent += n;
@@ -1589,20 +1490,17 @@ static void s_raw_recv(struct s_raw *x)
     struct fanout_http1_parser *p = &x->parser;
     for (;;) {
         size_t n = 0;
-        x->c->errbuf[0] = 0;
-        CURLcode rc = curl_easy_recv(x->c->easy, buf, sizeof buf, &n);
-        if (rc == CURLE_AGAIN)
+        struct fanout_net_error err;
+        int rc = fanout_net_recv(x->c->net, buf, sizeof buf, &n, &err);
+        if (rc == FANOUT_NET_AGAIN)
             return;
-        if (rc != CURLE_OK || n == 0) {
+        if (rc != FANOUT_NET_OK || n == 0) {
             if (x->c->reused && !p->got_bytes && !x->retried) {
                 s_raw_retry(x); /* closed while idle: once more, fresh */
                 return;
             }
-            if (rc != CURLE_OK) {
-                s_raw_end(x,
-                          s_map_error(rc) == FANOUT_HTTP_OTHER ? FANOUT_HTTP_RESET
-                                                               : s_map_error(rc),
-                          x->c->errbuf[0] ? x->c->errbuf : curl_easy_strerror(rc), 0);
+            if (rc != FANOUT_NET_OK) {
+                s_raw_end(x, err.kind, err.text, 0);
                 return;
             }
             fanout_http1_eof(p);
@@ -1644,7 +1542,7 @@ static void s_raw_start(struct s_raw *x, int fresh_only)
     }
     if (s_raw_connect(x) != 0)
         return;
-    s_raw_act(x, CURL_SOCKET_TIMEOUT, 0);
+    s_raw_act(x, 0);
     if (x->phase == S_SENDING) /* connected at once */
         s_raw_send(x);
 }
@@ -1785,15 +1683,15 @@ static void s_raw_run(struct s_raw *xs, size_t n)
                 s_raw_timeout(x);
                 continue;
             }
-            if (x->phase == S_CONNECTING && x->c->timer_at >= 0 && now >= x->c->timer_at) {
-                s_raw_act(x, CURL_SOCKET_TIMEOUT, 0);
+            if (x->phase == S_CONNECTING && now >= fanout_net_timer_ms(x->c->net)) {
+                s_raw_act(x, 0);
                 if (x->phase == S_SENDING)
                     s_raw_send(x);
                 if (x->phase == S_FINISHED)
                     continue;
             }
             live++;
-            size_t want = x->phase == S_CONNECTING ? x->c->loop.count : 1;
+            size_t want = 1;
             if (nf + want > cap) {
                 size_t ncap = (nf + want) * 2 + 16;
                 struct pollfd *f = realloc(fds, ncap * sizeof *f);
@@ -1808,19 +1706,19 @@ static void s_raw_run(struct s_raw *xs, size_t n)
                 owner = o;
                 cap = ncap;
             }
+            /* TLS may need the socket writable to read, and the other
+             * way round: the connection's own wish joins the phase's */
+            short ev = fanout_net_events(x->c->net);
+            fds[nf].fd = fanout_net_fd(x->c->net);
+            fds[nf].events = x->phase == S_CONNECTING ? ev
+                             : x->phase == S_SENDING  ? (short)(POLLOUT | POLLIN | ev)
+                                                      : (short)(POLLIN | ev);
+            fds[nf].revents = 0;
+            owner[nf++] = i;
             if (x->phase == S_CONNECTING) {
-                for (size_t k = 0; k < x->c->loop.count; k++) {
-                    fds[nf] = x->c->loop.fds[k];
-                    fds[nf].revents = 0;
-                    owner[nf++] = i;
-                }
-                if (x->c->timer_at >= 0 && (wake < 0 || x->c->timer_at < wake))
-                    wake = x->c->timer_at;
-            } else {
-                fds[nf].fd = x->c->fd;
-                fds[nf].events = x->phase == S_SENDING ? POLLOUT | POLLIN : POLLIN;
-                fds[nf].revents = 0;
-                owner[nf++] = i;
+                int64_t t = fanout_net_timer_ms(x->c->net);
+                if (wake < 0 || t < wake)
+                    wake = t;
             }
             if (x->deadline && (wake < 0 || x->deadline < wake))
                 wake = x->deadline;
@@ -1847,10 +1745,7 @@ static void s_raw_run(struct s_raw *xs, size_t n)
                 continue;
             struct s_raw *x = &xs[owner[k]];
             if (x->phase == S_CONNECTING) {
-                int bits = ((r & POLLIN) ? CURL_CSELECT_IN : 0) |
-                           ((r & POLLOUT) ? CURL_CSELECT_OUT : 0) |
-                           ((r & (POLLERR | POLLHUP | POLLNVAL)) ? CURL_CSELECT_ERR : 0);
-                s_raw_act(x, fds[k].fd, bits);
+                s_raw_act(x, r);
                 if (x->phase == S_SENDING)
                     s_raw_send(x);
             } else if (x->phase == S_SENDING) {
@@ -1871,6 +1766,13 @@ static void s_raw_run(struct s_raw *xs, size_t n)
 static void s_curl_perform(const struct fanout_http_request *const *reqs,
                            struct fanout_http_response *const *resps, size_t n)
 {
+    char why[sizeof resps[0]->error_text];
+    if (s_curl_ready(why, sizeof why) != 0) {
+        LOG_ERROR(HTTP_SCOPE, "%s", why);
+        for (size_t i = 0; i < n; i++)
+            s_fail(resps[i], FANOUT_HTTP_OTHER, why);
+        return;
+    }
     /* a call of a few requests keeps them on the stack */
     struct s_xfer local[S_LOCAL_XFERS];
     struct s_xfer *xs = n <= S_LOCAL_XFERS ? local : calloc(n, sizeof *xs);
@@ -1933,11 +1835,13 @@ void fanout_http_perform(const struct fanout_http_request *const *reqs,
         fanout_http_response_clean_up(resps[i]);
     if (!n)
         return;
-    char why[sizeof resps[0]->error_text];
-    if (s_ready(why, sizeof why) != 0) {
-        LOG_ERROR(HTTP_SCOPE, "%s", why);
+    pthread_mutex_lock(&s_lock);
+    int up = s_refs > 0;
+    pthread_mutex_unlock(&s_lock);
+    if (!up) {
+        LOG_ERROR(HTTP_SCOPE, "fanout_http_global_init was not called");
         for (size_t i = 0; i < n; i++)
-            s_fail(resps[i], FANOUT_HTTP_OTHER, why);
+            s_fail(resps[i], FANOUT_HTTP_OTHER, "fanout_http_global_init was not called");
         return;
     }
     /* raw connections where no proxy applies and the URL is plain; the

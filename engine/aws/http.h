@@ -1,5 +1,7 @@
-/* HTTP for the AWS layer on libcurl: kept-alive connections shared across
- * threads and invocations, many requests of one call in flight at once. */
+/* HTTP for the AWS layer: kept-alive connections shared across threads and
+ * invocations, many requests of one call in flight at once; fanout's own
+ * connections (TCP, TLS on libssl) where no proxy applies, libcurl
+ * transfers where one does. */
 #ifndef FANOUT_HTTP_H
 #define FANOUT_HTTP_H
 
@@ -40,7 +42,7 @@ enum fanout_http_error {
 struct fanout_http_response {
     long status; /* 0 when no response */
     enum fanout_http_error error;
-    char error_text[256]; /* libcurl's words, no secrets */
+    char error_text[256]; /* the transport's words (or libcurl's), no secrets */
     struct fanout_sbuf body;
     size_t header_count;
     struct fanout_http_header *headers; /* names as received */

@@ -1,19 +1,24 @@
 /* One CA store for every TLS connection: tls_store.h.
  *
- * How libcurl 7.88 (lib/vtls/openssl.c) sets up a connection: a new SSL_CTX,
- * then its X509_STORE filled from CURLOPT_CAINFO / CURLOPT_CAPATH (or taken
- * from the multi handle's CA cache), the verification flags set, and only
- * then the application's CURLOPT_SSL_CTX_FUNCTION. With both locations
- * NULL libcurl loads nothing (its store stays empty, and cheap to cache);
- * the callback then swaps in the shared store with SSL_CTX_set1_cert_store,
- * which takes a reference, so a connection outlives a clean-up here.
- * OpenSSL locks an X509_STORE itself: many connections on many threads use
- * one store at once, as libcurl's own cache does.
+ * The raw path's connections (http.c, on libssl loaded by ssl_load.c) take
+ * the store with SSL_CTX_set1_cert_store on their SSL_CTX. libcurl's
+ * transfers (proxies) take it too when libcurl's TLS is the same OpenSSL:
+ * how libcurl 7.88 (lib/vtls/openssl.c) sets up a connection: a new
+ * SSL_CTX, then its X509_STORE filled from CURLOPT_CAINFO / CURLOPT_CAPATH
+ * (or taken from the multi handle's CA cache), the verification flags set,
+ * and only then the application's CURLOPT_SSL_CTX_FUNCTION. With both
+ * locations NULL libcurl loads nothing (its store stays empty, and cheap
+ * to cache); the callback then swaps in the shared store with
+ * SSL_CTX_set1_cert_store, which takes a reference, so a connection
+ * outlives a clean-up here. OpenSSL locks an X509_STORE itself: many
+ * connections on many threads use one store at once, as libcurl's own
+ * cache does.
  *
  * The libcrypto functions come from common/crypto_load.c (the binary does
- * not link libcrypto); SSL_CTX_set1_cert_store is looked up in libcurl's
- * own dependency tree (dlsym on libcurl's handle), so it is the libssl
- * libcurl uses, never another one a plugin may have loaded. */
+ * not link libcrypto); for libcurl's connections SSL_CTX_set1_cert_store
+ * is looked up in libcurl's own dependency tree (dlsym on libcurl's
+ * handle), so it is the libssl libcurl uses, never another one a plugin
+ * may have loaded (the raw path's libssl.so.3 is the same object). */
 #include "aws/tls_store.h"
 
 #include <dlfcn.h>
@@ -36,7 +41,8 @@
 
 enum s_state { S_NOT_LOADED = 0, S_LOADED = 1, S_FAILED = -1 };
 
-/* Written by fanout_tls_store_setup, read-only until the clean-up. */
+/* Written by fanout_tls_store_setup (and s_set1_cert_store by
+ * fanout_tls_store_curl_setup), read-only until the clean-up. */
 static void (*s_set1_cert_store)(SSL_CTX *, X509_STORE *); /* NULL: not used */
 static char *s_ca_bundle;                                  /* FANOUT_CA_BUNDLE, a copy */
 static const char *s_file, *s_path, *s_source;
@@ -81,6 +87,18 @@ void fanout_tls_store_setup(const char *ca_bundle)
         __atomic_store_n(&s_state, S_FAILED, __ATOMIC_RELEASE);
         return;
     }
+    /* what libcurl would load: FANOUT_CA_BUNDLE or its built-in bundle,
+     * and its built-in directory either way (recorded at build time from
+     * the libcurl built against: FANOUT_CURL_CAINFO, FANOUT_CURL_CAPATH;
+     * whether they exist here is seen at the load, s_defaults) */
+    s_path = FANOUT_CURL_CAPATH[0] ? FANOUT_CURL_CAPATH : NULL;
+    s_file = s_ca_bundle ? s_ca_bundle : FANOUT_CURL_CAINFO[0] ? FANOUT_CURL_CAINFO : NULL;
+    s_source = ca_bundle ? "FANOUT_CA_BUNDLE" : "libcurl's default";
+}
+
+void fanout_tls_store_curl_setup(void)
+{
+    s_set1_cert_store = NULL;
     const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
     if (!s_same_openssl(v))
         return;
@@ -95,12 +113,6 @@ void fanout_tls_store_setup(const char *ca_bundle)
         return;
     }
     *(void **)&s_set1_cert_store = sym;
-    /* what libcurl would load: CURLOPT_CAINFO set or its built-in bundle,
-     * and its built-in directory either way */
-    const char *cainfo = v->age >= CURLVERSION_NINTH ? v->cainfo : NULL;
-    s_path = v->age >= CURLVERSION_NINTH ? v->capath : NULL;
-    s_file = s_ca_bundle ? s_ca_bundle : cainfo;
-    s_source = ca_bundle ? "FANOUT_CA_BUNDLE" : "libcurl's default";
 }
 
 /* The reason of the last libcrypto failure, or the file's own. */
@@ -117,9 +129,25 @@ static void s_reason(const char *file, char *out, size_t out_len)
         fanout_strlcpy(out, "no certificate loaded", out_len);
 }
 
+/* Without FANOUT_CA_BUNDLE: libcurl's built-in bundle is the build
+ * machine's. Where it is not on this machine (a binary built on Debian
+ * runs on Lambda's Amazon Linux, whose libcurl has another), OpenSSL's
+ * default paths are this machine's OpenSSL's, the system store libcurl
+ * would read here too. */
+static void s_defaults(void)
+{
+    if (s_ca_bundle || !s_file || access(s_file, R_OK) == 0)
+        return;
+    LOG_DEBUG(TLS_SCOPE,
+              "no %s here (libcurl's default at build time): OpenSSL's default paths",
+              s_file);
+    s_file = s_path = NULL;
+}
+
 /* Fill a new store; called once, with s_lock held. */
 static void s_load(void)
 {
+    s_defaults();
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     char why[160];
@@ -223,6 +251,14 @@ done:
         return -1;
     }
     return 0;
+}
+
+X509_STORE *fanout_tls_store_get(char *err, size_t err_len)
+{
+    X509_STORE *st = s_get();
+    if (!st)
+        fanout_strlcpy(err, s_error, err_len);
+    return st;
 }
 
 void fanout_tls_store_cleanup(void)

@@ -3,9 +3,10 @@
  * once, its context calls and copies of its HMAC states, KPL's MD5, the
  * SSO cache's SHA-1, cleansing and constant-time compares) and the few
  * that build the one CA store every TLS connection shares
- * (aws/tls_store.c), defined here with OpenSSL's prototypes as forwards to the library,
- * dlopen'ed once (pthread_once) by the first of them. Loading and relocating libcrypto at
- * start costs more CPU than an empty event; a `file` or `redis` target
+ * (aws/tls_store.c; libssl itself is loaded by aws/ssl_load.c), defined
+ * here with OpenSSL's prototypes as forwards to the library, dlopen'ed
+ * once (pthread_once) by the first of them. Loading and relocating
+ * libcrypto at start costs more CPU than an empty event; a `file` or `redis` target
  * never needs it. The link keeps libcrypto for the unit tests and plugins,
  * and --as-needed drops it from the binary as long as every libcrypto
  * function it calls is forwarded here (tests/package/elf_check.py and

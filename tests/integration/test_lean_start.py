@@ -1,9 +1,11 @@
 """Load only what the event needs (issue 14, cold start): the fanout binary
-does not link libcurl or libcrypto (DT_NEEDED) but names them in its
-.note.dlopen note, and neither `fanout invoke` nor the Lambda Runtime API
-loop loads them for an event whose targets make no AWS call; an AWS target
-loads them and works (SigV4 checked by the test server). The dynamic
-loader's own trace (LD_DEBUG=files) says what was loaded. No timing here:
+does not link libcurl, libssl or libcrypto (DT_NEEDED) but names them in
+its .note.dlopen note, and neither `fanout invoke` nor the Lambda Runtime
+API loop loads them for an event whose targets make no AWS call; an AWS
+target loads libcrypto (SigV4, checked by the test server) and works, on
+connections of fanout's own: libcurl is loaded only when a proxy applies
+(and libssl only for HTTPS, tests/unit/test_http.c). The dynamic loader's
+own trace (LD_DEBUG=files) says what was loaded. No timing here:
 bench/coldstart.py measures. Run by meson with /usr/bin/python3."""
 
 import base64
@@ -19,7 +21,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (BUILD, FANOUT, AwsService, aws_env, invoke, kinesis_event,  # noqa: E402
                      mapping, run_bootstrap)
 
-HEAVY = ("libcurl.so.4", "libcrypto.so.3")
+HEAVY = ("libcurl.so.4", "libcrypto.so.3", "libssl.so.3")
+PROXY_VARS = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy",
+              "ALL_PROXY", "no_proxy", "NO_PROXY")
 ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/s"
 
 
@@ -94,21 +98,40 @@ class LeanStart(unittest.TestCase):
 
 
 class AwsTargetLoadsThem(unittest.TestCase):
-    def test_sns_target(self):
+    def _sns(self, extra_env):
         topic = "arn:aws:sns:us-east-1:123456789012:lean"
-        with tempfile.TemporaryDirectory() as tmp:
-            with AwsService(tmp, resources={"sns": [topic]}) as svc:
-                env = aws_env(sns=svc.url)
-                env["LD_DEBUG"] = "files"
-                r, failed = invoke(tmp, [mapping("n", "sns", topic, collapse="none")],
-                                   kinesis_event([("k", b"a"), ("k", b"b")]), env=env)
-                self.assertEqual(r.returncode, 0, r.stderr.decode()[-2000:])
-                self.assertEqual(failed, [])
-                got = svc.received("sns", topic, 2)
-                self.assertEqual(sorted(e["message"] for e in got), ["a", "b"])
-                libs = loaded(r.stderr)
-                for lib in HEAVY:
-                    self.assertIn(lib, libs)
+        saved = {k: os.environ.pop(k) for k in PROXY_VARS if k in os.environ}
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                with AwsService(tmp, resources={"sns": [topic]}) as svc:
+                    env = aws_env(sns=svc.url)
+                    env["LD_DEBUG"] = "files"
+                    env.update(extra_env)
+                    r, failed = invoke(tmp, [mapping("n", "sns", topic, collapse="none")],
+                                       kinesis_event([("k", b"a"), ("k", b"b")]), env=env)
+                    self.assertEqual(r.returncode, 0, r.stderr.decode()[-2000:])
+                    self.assertEqual(failed, [])
+                    got = svc.received("sns", topic, 2)
+                    self.assertEqual(sorted(e["message"] for e in got), ["a", "b"])
+                    return loaded(r.stderr)
+        finally:
+            os.environ.update(saved)
+
+    def test_sns_target(self):
+        # no proxy: fanout's own connections, libcurl never loaded (and no
+        # libssl for an http endpoint)
+        libs = self._sns({})
+        self.assertIn("libcrypto.so.3", libs)
+        self.assertNotIn("libcurl.so.4", libs)
+        self.assertNotIn("libssl.so.3", libs)
+
+    def test_sns_target_through_proxy_settings(self):
+        # a proxy set (loopback excepted by no_proxy, so the request still
+        # goes straight): the request takes libcurl, which is loaded then
+        libs = self._sns({"http_proxy": "http://fanout-dead-proxy.invalid:8080",
+                          "no_proxy": "127.0.0.1"})
+        self.assertIn("libcrypto.so.3", libs)
+        self.assertIn("libcurl.so.4", libs)
 
 
 if __name__ == "__main__":

@@ -686,7 +686,9 @@ START_TEST(test_container_hosts)
         fanout_credentials_reset();
         setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", allowed[i], 1);
         ck_assert_int_eq(s_get(NULL, NULL, 0, &c, err, sizeof err), -1);
-        ck_assert_msg(strstr(err, "refused") == NULL && strstr(err, "no response"),
+        /* not the host check's refusal (which names the variable); the
+         * connection's own "Connection refused" is fine */
+        ck_assert_msg(strstr(err, "FULL_URI") == NULL && strstr(err, "no response"),
                       "%s: %s", allowed[i], err);
     }
 

@@ -124,9 +124,13 @@ static int s_run(const char *const *argv)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-/* A self-signed certificate for 127.0.0.1 and localhost. */
-static void s_make_cert(const char *key, const char *cert)
+/* A self-signed certificate for `cn`, valid for the subjectAltName `san`. */
+static void s_make_cert_for(const char *key, const char *cert, const char *cn,
+                            const char *san)
 {
+    char subj[128], ext[128];
+    snprintf(subj, sizeof subj, "/CN=%s", cn);
+    snprintf(ext, sizeof ext, "subjectAltName=%s", san);
     const char *argv[] = {"openssl",
                           "req",
                           "-x509",
@@ -142,11 +146,17 @@ static void s_make_cert(const char *key, const char *cert)
                           "-days",
                           "2",
                           "-subj",
-                          "/CN=127.0.0.1",
+                          subj,
                           "-addext",
-                          "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                          ext,
                           NULL};
     ck_assert_int_eq(s_run(argv), 0);
+}
+
+/* A self-signed certificate for 127.0.0.1 and localhost. */
+static void s_make_cert(const char *key, const char *cert)
+{
+    s_make_cert_for(key, cert, "127.0.0.1", "IP:127.0.0.1,DNS:localhost");
 }
 
 /* The server's certificate, then the TLS server. */
@@ -869,6 +879,8 @@ START_TEST(test_connect_errors)
     struct fanout_http_response r = {0};
     s_perform1(&q, &r);
     s_expect_error(&r, FANOUT_HTTP_CONNECT, "refused");
+    ck_assert_msg(strstr(r.error_text, "127.0.0.1") && strstr(r.error_text, "refused"),
+                  "%s", r.error_text);
 
     /* a name that cannot resolve (a label over 63 characters fails in the
      * resolver itself, with no DNS traffic) */
@@ -876,6 +888,10 @@ START_TEST(test_connect_errors)
              "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
     s_perform1(&q, &r);
     s_expect_error(&r, FANOUT_HTTP_CONNECT, "unresolvable");
+    /* the resolver's reason and the name */
+    ck_assert_msg(strstr(r.error_text, "Could not resolve host: aaaa") &&
+                      strstr(r.error_text, ".invalid ("),
+                  "%s", r.error_text);
     fanout_http_response_clean_up(&r);
 }
 END_TEST
@@ -1448,6 +1464,232 @@ START_TEST(test_tls_store_bad_bundle)
 }
 END_TEST
 
+/* ---- the raw path's own TLS and connect (aws/net.c) -------------------------- */
+
+/* The TLS server again, on a certificate made by `make` for it. */
+static void s_tls_restart(void (*make)(const char *key, const char *cert, const char *arg),
+                          const char *arg)
+{
+    s_server_stop(&s_t.tls);
+    make(s_t.key, s_t.cert, arg);
+    s_server_start(&s_t.tls, 1);
+}
+
+/* A self-signed certificate for the subjectAltName `san` only. */
+static void s_make_cert_san(const char *key, const char *cert, const char *san)
+{
+    s_make_cert_for(key, cert, "fanout-other.test", san);
+}
+
+/* A certificate for 127.0.0.1 and localhost that expired yesterday (openssl
+ * req cannot date one in the past: python3-cryptography, as the chaos
+ * server's own dependencies). */
+static void s_make_cert_expired(const char *key, const char *cert, const char *unused)
+{
+    (void)unused;
+    const char *script =
+        "import datetime, ipaddress, sys\n"
+        "from cryptography import x509\n"
+        "from cryptography.x509.oid import NameOID\n"
+        "from cryptography.hazmat.primitives import hashes, serialization\n"
+        "from cryptography.hazmat.primitives.asymmetric import ec\n"
+        "k = ec.generate_private_key(ec.SECP256R1())\n"
+        "n = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, '127.0.0.1')])\n"
+        "now = datetime.datetime.now(datetime.timezone.utc)\n"
+        "c = (x509.CertificateBuilder().subject_name(n).issuer_name(n)\n"
+        "     .public_key(k.public_key()).serial_number(x509.random_serial_number())\n"
+        "     .not_valid_before(now - datetime.timedelta(days=3))\n"
+        "     .not_valid_after(now - datetime.timedelta(days=1))\n"
+        "     .add_extension(x509.SubjectAlternativeName([\n"
+        "         x509.IPAddress(ipaddress.ip_address('127.0.0.1')),\n"
+        "         x509.DNSName('localhost')]), critical=False)\n"
+        "     .sign(k, hashes.SHA256()))\n"
+        "open(sys.argv[1], 'wb').write(k.private_bytes(serialization.Encoding.PEM,\n"
+        "    serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))\n"
+        "open(sys.argv[2], 'wb').write(c.public_bytes(serialization.Encoding.PEM))\n";
+    const char *argv[] = {"/usr/bin/python3", "-c", script, key, cert, NULL};
+    ck_assert_int_eq(s_run(argv), 0);
+}
+
+/* One request to `host` on the TLS server, with verification off for it
+ * alone when `no_verify`; returns the error class, its words in `text`. */
+static enum fanout_http_error s_tls_get2(const char *host, int no_verify, char *text,
+                                         size_t text_len)
+{
+    char url[PATH_LEN];
+    struct fanout_http_request q = {
+        .method = "GET",
+        .url = s_url(url, sizeof url, &s_t.tls, 1, host, "/echo"),
+        .timeout_ms = S_OK_WAIT_MS,
+        .connect_timeout_ms = S_OK_WAIT_MS,
+        .tls_no_verify = no_verify,
+    };
+    struct fanout_http_response r = {0};
+    s_perform1(&q, &r);
+    enum fanout_http_error e = r.error;
+    if (e == FANOUT_HTTP_OK)
+        ck_assert_int_eq(r.status, 200);
+    else
+        ck_assert_int_eq(r.status, 0);
+    fanout_strlcpy(text, r.error_text, text_len);
+    fanout_http_response_clean_up(&r);
+    return e;
+}
+
+#define S_EXPECT_TLS(host, no_verify, words)                                               \
+    do {                                                                                   \
+        char t_[256];                                                                      \
+        ck_assert_msg(s_tls_get2(host, no_verify, t_, sizeof t_) == FANOUT_HTTP_TLS,       \
+                      "%s: %s", host, t_);                                                 \
+        ck_assert_msg(strstr(t_, words) != NULL && strstr(t_, host) != NULL,               \
+                      "%s: wanted \"%s\": %s", host, words, t_);                           \
+    } while (0)
+
+#define S_EXPECT_OK(host, no_verify)                                                       \
+    do {                                                                                   \
+        char t_[256];                                                                      \
+        ck_assert_msg(s_tls_get2(host, no_verify, t_, sizeof t_) == FANOUT_HTTP_OK,        \
+                      "%s: %s", host, t_);                                                 \
+    } while (0)
+
+START_TEST(test_tls_refusals_named)
+{
+    /* not trusted: the verification result's words and the host */
+    s_tls_start();
+    S_EXPECT_TLS("127.0.0.1", 0, "self-signed certificate");
+    S_EXPECT_TLS("localhost", 0, "self-signed certificate");
+
+    /* trusted, but for another name: the name and the address checked */
+    s_tls_restart(s_make_cert_san, "DNS:fanout-other.test");
+    setenv("FANOUT_CA_BUNDLE", s_t.cert, 1);
+    s_reinit();
+    S_EXPECT_TLS("localhost", 0, "hostname mismatch");
+    S_EXPECT_TLS("127.0.0.1", 0, "IP address mismatch");
+    /* the request's own opt-out (--no-verify-ssl) and the listed host's */
+    S_EXPECT_OK("localhost", 1);
+    S_EXPECT_OK("127.0.0.1", 1);
+    char list[64];
+    snprintf(list, sizeof list, "localhost:%d", s_t.tls.port);
+    setenv("FANOUT_TLS_INSECURE_HOSTS", list, 1);
+    s_reinit();
+    S_EXPECT_OK("localhost", 0);
+    S_EXPECT_TLS("127.0.0.1", 0, "IP address mismatch");
+    unsetenv("FANOUT_TLS_INSECURE_HOSTS");
+
+    /* a certificate for the address only: an IP literal verifies */
+    s_tls_restart(s_make_cert_san, "IP:127.0.0.1");
+    s_reinit();
+    S_EXPECT_OK("127.0.0.1", 0);
+    S_EXPECT_TLS("localhost", 0, "hostname mismatch");
+
+    /* expired */
+    s_tls_restart(s_make_cert_expired, NULL);
+    s_reinit();
+    S_EXPECT_TLS("127.0.0.1", 0, "certificate has expired");
+    S_EXPECT_OK("127.0.0.1", 1);
+    /* the server saw only the requests that were verified or let through */
+    ck_assert_int_eq(s_stat(&s_t.tls, 1, "requests"), 1);
+}
+END_TEST
+
+/* A server of one connection: it reads the client's first bytes, then
+ * closes (S_CLOSE), or answers in plain text (S_GARBAGE), or says nothing
+ * until the client goes (S_MUTE). */
+enum s_oneshot_mode { S_CLOSE, S_GARBAGE, S_MUTE };
+struct s_oneshot {
+    int ls;
+    enum s_oneshot_mode mode;
+    pthread_t th;
+};
+
+static void *s_oneshot_main(void *arg)
+{
+    struct s_oneshot *o = arg;
+    int fd = accept(o->ls, NULL, NULL);
+    if (fd < 0)
+        return NULL;
+    char buf[4096];
+    if (o->mode == S_MUTE) {
+        while (recv(fd, buf, sizeof buf, 0) > 0)
+            ;
+    } else {
+        (void)recv(fd, buf, sizeof buf, 0); /* the ClientHello */
+        if (o->mode == S_GARBAGE) {
+            static const char junk[] = "HTTP/1.1 400 Bad Request\r\n\r\nnot TLS at all";
+            (void)send(fd, junk, sizeof junk - 1, MSG_NOSIGNAL);
+        }
+    }
+    close(fd);
+    return NULL;
+}
+
+static int s_oneshot_start(struct s_oneshot *o, enum s_oneshot_mode mode)
+{
+    o->mode = mode;
+    o->ls = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(o->ls, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(bind(o->ls, (struct sockaddr *)&sa, sizeof sa), 0);
+    socklen_t sl = sizeof sa;
+    ck_assert_int_eq(getsockname(o->ls, (struct sockaddr *)&sa, &sl), 0);
+    ck_assert_int_eq(listen(o->ls, 4), 0);
+    ck_assert_int_eq(pthread_create(&o->th, NULL, s_oneshot_main, o), 0);
+    return ntohs(sa.sin_port);
+}
+
+static void s_oneshot_stop(struct s_oneshot *o)
+{
+    pthread_join(o->th, NULL);
+    close(o->ls);
+}
+
+static void s_oneshot_get(int port, int64_t connect_timeout_ms,
+                          struct fanout_http_response *r)
+{
+    char url[PATH_LEN];
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/echo", port);
+    struct fanout_http_request q = {.method = "GET",
+                                    .url = url,
+                                    .timeout_ms = S_OK_WAIT_MS,
+                                    .connect_timeout_ms = connect_timeout_ms};
+    s_perform1(&q, r);
+}
+
+START_TEST(test_tls_handshake_failures)
+{
+    struct fanout_http_response r = {0};
+    /* closed mid-handshake */
+    struct s_oneshot o;
+    int port = s_oneshot_start(&o, S_CLOSE);
+    s_oneshot_get(port, S_OK_WAIT_MS, &r);
+    s_oneshot_stop(&o);
+    s_expect_error(&r, FANOUT_HTTP_TLS, "closed mid-handshake");
+    ck_assert_msg(strstr(r.error_text, "TLS handshake with 127.0.0.1") != NULL, "%s",
+                  r.error_text);
+
+    /* plain text where TLS was expected */
+    port = s_oneshot_start(&o, S_GARBAGE);
+    s_oneshot_get(port, S_OK_WAIT_MS, &r);
+    s_oneshot_stop(&o);
+    s_expect_error(&r, FANOUT_HTTP_TLS, "garbage");
+    ck_assert_msg(strstr(r.error_text, "TLS handshake with 127.0.0.1") != NULL &&
+                      strstr(r.error_text, "wrong version number") != NULL,
+                  "%s", r.error_text);
+
+    /* no answer to the ClientHello: the connect timeout covers the handshake */
+    port = s_oneshot_start(&o, S_MUTE);
+    int64_t t0 = s_mono_ms();
+    s_oneshot_get(port, 300, &r);
+    int64_t took = s_mono_ms() - t0;
+    s_oneshot_stop(&o);
+    s_expect_error(&r, FANOUT_HTTP_TIMEOUT, "silent handshake");
+    ck_assert_msg(strstr(r.error_text, "TLS handshake") != NULL, "%s", r.error_text);
+    ck_assert_msg(took >= 250 && took < 5000, "took %lld ms", (long long)took);
+    fanout_http_response_clean_up(&r);
+}
+END_TEST
+
 /* ---- environment, logging, lifecycle ------------------------------------------ */
 
 /* A proxy that does not resolve: a request sent to it fails. */
@@ -2009,6 +2251,8 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_tls_store_loaded_once);
     tcase_add_test(tc, test_tls_store_other_ca_refused);
     tcase_add_test(tc, test_tls_store_bad_bundle);
+    tcase_add_test(tc, test_tls_refusals_named);
+    tcase_add_test(tc, test_tls_handshake_failures);
     tcase_add_test(tc, test_proxy_from_environment);
     tcase_add_test(tc, test_proxy_env_order_http);
     tcase_add_test(tc, test_proxy_env_order_https);

@@ -1,0 +1,603 @@
+/* The raw path's transport: net.h. */
+#include "aws/net.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "aws/ssl_load.h"
+#include "aws/tls_store.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#define NET_SCOPE "http"
+/* TCP keep-alive (seconds), as on libcurl's transfers: NAT gateways drop
+ * idle flows after 350 s. */
+#define NET_KEEPIDLE_S  60
+#define NET_KEEPINTVL_S 30
+#define NET_HOST_LEN    256
+
+struct s_addrs {
+    size_t n;
+    struct sockaddr_storage sa[FANOUT_NET_MAX_ADDRS];
+    socklen_t len[FANOUT_NET_MAX_ADDRS];
+};
+
+struct s_dns_entry {
+    char host[NET_HOST_LEN]; /* "": free */
+    long port;
+    int64_t expires_ms;
+    struct s_addrs addrs;
+};
+
+enum s_state { S_TCP, S_TLS, S_UP };
+
+struct fanout_net_conn {
+    int fd;
+    enum s_state state;
+    short events;
+    int https, insecure, ip_literal;
+    long port;
+    char host[NET_HOST_LEN];
+    int64_t started_ms, deadline_ms, attempt_ms; /* attempt: this address's end */
+    size_t next;                                 /* the next address to try */
+    struct s_addrs addrs;
+    int last_errno; /* of the last failed attempt */
+    SSL *ssl;
+    const struct fanout_ssl_fns *f;
+};
+
+static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct s_dns_entry s_dns[FANOUT_NET_DNS_ENTRIES];
+static SSL_CTX *s_ctx[2]; /* [0] verified, [1] not: freed by fanout_net_cleanup */
+static BIO_METHOD *s_bio; /* once per process: BIOs of old connections use it */
+
+static int64_t s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void s_err(struct fanout_net_error *e, enum fanout_http_error kind, const char *fmt,
+                  ...) __attribute__((format(printf, 3, 4)));
+static void s_err(struct fanout_net_error *e, enum fanout_http_error kind, const char *fmt,
+                  ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->text, sizeof e->text, fmt, ap);
+    va_end(ap);
+    e->kind = kind;
+}
+
+/* ---- resolving ---------------------------------------------------------- */
+
+/* A numeric host: its one address, no resolver. */
+static int s_numeric(const char *host, long port, struct s_addrs *out)
+{
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&out->sa[0];
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&out->sa[0];
+    memset(&out->sa[0], 0, sizeof out->sa[0]);
+    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        out->len[0] = sizeof *v4;
+    } else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        out->len[0] = sizeof *v6;
+    } else {
+        return -1;
+    }
+    out->n = 1;
+    return 0;
+}
+
+static int s_resolve(const char *host, long port, struct s_addrs *out,
+                     struct fanout_net_error *err)
+{
+    int64_t now = s_now_ms();
+    pthread_mutex_lock(&s_lock);
+    for (size_t i = 0; i < FANOUT_NET_DNS_ENTRIES; i++) {
+        struct s_dns_entry *d = &s_dns[i];
+        if (d->host[0] && d->port == port && now < d->expires_ms &&
+            strcasecmp(d->host, host) == 0) {
+            *out = d->addrs;
+            pthread_mutex_unlock(&s_lock);
+            return 0;
+        }
+    }
+    pthread_mutex_unlock(&s_lock);
+
+    char service[16];
+    snprintf(service, sizeof service, "%ld", port);
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(host, service, &hints, &res);
+    if (rc != 0) {
+        s_err(err, FANOUT_HTTP_CONNECT, "Could not resolve host: %s (%s)", host,
+              rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+        return -1;
+    }
+    out->n = 0;
+    for (struct addrinfo *a = res; a && out->n < FANOUT_NET_MAX_ADDRS; a = a->ai_next) {
+        if ((a->ai_family != AF_INET && a->ai_family != AF_INET6) ||
+            a->ai_addrlen > sizeof out->sa[0])
+            continue;
+        memcpy(&out->sa[out->n], a->ai_addr, a->ai_addrlen);
+        out->len[out->n++] = a->ai_addrlen;
+    }
+    freeaddrinfo(res);
+    if (!out->n) {
+        s_err(err, FANOUT_HTTP_CONNECT,
+              "Could not resolve host: %s (no IPv4 or IPv6 address)", host);
+        return -1;
+    }
+    /* cached: a free or expired entry, else the one that expires first */
+    pthread_mutex_lock(&s_lock);
+    struct s_dns_entry *slot = &s_dns[0];
+    for (size_t i = 0; i < FANOUT_NET_DNS_ENTRIES; i++) {
+        struct s_dns_entry *d = &s_dns[i];
+        if (!d->host[0] || d->expires_ms <= now) {
+            slot = d;
+            break;
+        }
+        if (d->expires_ms < slot->expires_ms)
+            slot = d;
+    }
+    fanout_strlcpy(slot->host, host, sizeof slot->host);
+    slot->port = port;
+    slot->expires_ms = now + FANOUT_NET_DNS_TTL_MS;
+    slot->addrs = *out;
+    pthread_mutex_unlock(&s_lock);
+    return 0;
+}
+
+/* ---- TLS ------------------------------------------------------------------ */
+
+/* The BIO: the socket, written with MSG_NOSIGNAL (a peer's close must not
+ * raise SIGPIPE in a process that did not ignore it). */
+static int s_bio_write(BIO *b, const char *p, int n)
+{
+    const struct fanout_ssl_fns *f = fanout_ssl_load(NULL, 0);
+    int fd = (int)(intptr_t)f->bio_get_data(b);
+    f->bio_clear_flags(b, BIO_FLAGS_RWS | BIO_FLAGS_SHOULD_RETRY);
+    ssize_t w = send(fd, p, (size_t)n, MSG_NOSIGNAL);
+    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        f->bio_set_flags(b, BIO_FLAGS_WRITE | BIO_FLAGS_SHOULD_RETRY);
+    return (int)w;
+}
+
+static int s_bio_read(BIO *b, char *p, int n)
+{
+    const struct fanout_ssl_fns *f = fanout_ssl_load(NULL, 0);
+    int fd = (int)(intptr_t)f->bio_get_data(b);
+    f->bio_clear_flags(b, BIO_FLAGS_RWS | BIO_FLAGS_SHOULD_RETRY);
+    ssize_t r = recv(fd, p, (size_t)n, 0);
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        f->bio_set_flags(b, BIO_FLAGS_READ | BIO_FLAGS_SHOULD_RETRY);
+    return (int)r;
+}
+
+static long s_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)b;
+    (void)num;
+    (void)ptr;
+    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+/* The SSL_CTX of that verification setting, made on first use; NULL with
+ * *err (the CA store or libssl could not be had). */
+static SSL_CTX *s_get_ctx(const struct fanout_ssl_fns *f, int insecure,
+                          struct fanout_net_error *err)
+{
+    pthread_mutex_lock(&s_lock);
+    SSL_CTX *ctx = s_ctx[insecure];
+    if (ctx) {
+        pthread_mutex_unlock(&s_lock);
+        return ctx;
+    }
+    X509_STORE *store = NULL;
+    if (!insecure) {
+        char why[sizeof err->text];
+        store = fanout_tls_store_get(why, sizeof why);
+        if (!store) {
+            pthread_mutex_unlock(&s_lock);
+            s_err(err, FANOUT_HTTP_TLS, "%s", why);
+            return NULL;
+        }
+    }
+    if (!s_bio) {
+        BIO_METHOD *m =
+            f->bio_meth_new(f->bio_new_index() | BIO_TYPE_SOURCE_SINK, "fanout socket");
+        if (m && f->bio_meth_set_write(m, s_bio_write) &&
+            f->bio_meth_set_read(m, s_bio_read) && f->bio_meth_set_ctrl(m, s_bio_ctrl))
+            s_bio = m;
+    }
+    ctx = s_bio ? f->ctx_new(f->client_method()) : NULL;
+    if (!ctx) {
+        pthread_mutex_unlock(&s_lock);
+        s_err(err, FANOUT_HTTP_TLS, "cannot create a TLS context: out of memory");
+        return NULL;
+    }
+    static const unsigned char alpn[] = "\x08http/1.1";
+    f->ctx_ctrl(ctx, SSL_CTRL_SET_MIN_PROTO_VERSION, TLS1_2_VERSION, NULL);
+    f->ctx_ctrl(ctx, SSL_CTRL_MODE,
+                SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER, NULL);
+    /* an EOF without close_notify reads as an EOF: the HTTP framing says
+     * whether the answer was whole */
+    f->ctx_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    /* ALPN offers http/1.1 alone: a server that is offered h2 (AWS
+     * endpoints) may take it, and would read no HTTP/1.1 text */
+    if (f->ctx_set_alpn_protos(ctx, alpn, sizeof alpn - 1) != 0) {
+        f->ctx_free(ctx);
+        pthread_mutex_unlock(&s_lock);
+        s_err(err, FANOUT_HTTP_TLS, "cannot set up ALPN: out of memory");
+        return NULL;
+    }
+    if (insecure) {
+        f->ctx_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    } else {
+        f->ctx_set1_cert_store(ctx, store);
+        f->ctx_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    }
+    s_ctx[insecure] = ctx;
+    pthread_mutex_unlock(&s_lock);
+    return ctx;
+}
+
+static int s_tls_start(struct fanout_net_conn *c, struct fanout_net_error *err)
+{
+    char why[sizeof err->text];
+    const struct fanout_ssl_fns *f = fanout_ssl_load(why, sizeof why);
+    if (!f) {
+        s_err(err, FANOUT_HTTP_TLS, "%s", why);
+        return -1;
+    }
+    c->f = f;
+    SSL_CTX *ctx = s_get_ctx(f, c->insecure, err);
+    if (!ctx)
+        return -1;
+    f->err_clear();
+    c->ssl = f->ssl_new(ctx);
+    BIO *bio = c->ssl ? f->bio_new(s_bio) : NULL;
+    if (!bio) {
+        s_err(err, FANOUT_HTTP_TLS, "cannot start TLS with %s: out of memory", c->host);
+        return -1;
+    }
+    f->bio_set_data(bio, (void *)(intptr_t)c->fd);
+    f->bio_set_init(bio, 1);
+    f->set_bio(c->ssl, bio, bio); /* the SSL owns it */
+    int ok = 1;
+    if (!c->ip_literal) /* SNI: names only (RFC 6066) */
+        ok = f->ctrl(c->ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+                     c->host) == 1;
+    if (ok && !c->insecure)
+        ok = c->ip_literal ? f->param_set1_ip_asc(f->get0_param(c->ssl), c->host) == 1
+                           : f->set1_host(c->ssl, c->host) == 1;
+    if (!ok) {
+        s_err(err, FANOUT_HTTP_TLS, "cannot set up TLS for %s: out of memory", c->host);
+        return -1;
+    }
+    c->state = S_TLS;
+    return 0;
+}
+
+/* OpenSSL's reason for the last failure (SSL_get_error's `e`), else the
+ * system's, else `fallback`; the error queue emptied. */
+static void s_tls_why(const struct fanout_ssl_fns *f, int e, const char *fallback,
+                      char *why, size_t len)
+{
+    unsigned long q = f->err_get();
+    if (q)
+        f->err_string(q, why, len);
+    else
+        fanout_strlcpy(why, e == SSL_ERROR_SYSCALL && errno ? strerror(errno) : fallback,
+                       len);
+    f->err_clear();
+}
+
+/* The handshake's failure in words: the verification result when the
+ * peer was refused, else OpenSSL's reason. */
+static void s_tls_failed(struct fanout_net_conn *c, int rc, struct fanout_net_error *err)
+{
+    const struct fanout_ssl_fns *f = c->f;
+    int e = f->get_error(c->ssl, rc);
+    long v = c->insecure ? X509_V_OK : f->get_verify_result(c->ssl);
+    char why[160];
+    s_tls_why(f, e, "the server closed the connection", why, sizeof why);
+    if (v != X509_V_OK)
+        s_err(err, FANOUT_HTTP_TLS, "TLS certificate of %s:%ld not accepted: %s", c->host,
+              c->port, f->verify_string(v));
+    else
+        s_err(err, FANOUT_HTTP_TLS, "TLS handshake with %s:%ld failed: %s", c->host,
+              c->port, why);
+}
+
+static int s_tls_step(struct fanout_net_conn *c, struct fanout_net_error *err)
+{
+    const struct fanout_ssl_fns *f = c->f;
+    errno = 0;
+    int rc = f->connect(c->ssl);
+    if (rc == 1) {
+        c->state = S_UP;
+        c->events = POLLIN;
+        return FANOUT_NET_OK;
+    }
+    int e = f->get_error(c->ssl, rc);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        c->events = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+        return FANOUT_NET_AGAIN;
+    }
+    s_tls_failed(c, rc, err);
+    return FANOUT_NET_FAILED;
+}
+
+/* ---- connecting ----------------------------------------------------------- */
+
+static void s_sock_close(struct fanout_net_conn *c)
+{
+    if (c->ssl) {
+        c->f->ssl_free(c->ssl); /* frees its BIO */
+        c->ssl = NULL;
+    }
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+}
+
+/* Start connecting to the next address; FANOUT_NET_AGAIN while in
+ * progress, FANOUT_NET_OK connected, FANOUT_NET_FAILED: none left. */
+static int s_try_next(struct fanout_net_conn *c, int64_t now)
+{
+    while (c->next < c->addrs.n) {
+        size_t i = c->next++;
+        const struct sockaddr *sa = (const struct sockaddr *)&c->addrs.sa[i];
+        c->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (c->fd < 0) {
+            c->last_errno = errno;
+            continue;
+        }
+        int one = 1, idle = NET_KEEPIDLE_S, intvl = NET_KEEPINTVL_S;
+        (void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        (void)setsockopt(c->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+        (void)setsockopt(c->fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+        (void)setsockopt(c->fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+        int64_t left = c->deadline_ms - now;
+        c->attempt_ms = c->next < c->addrs.n ? now + left / 2 : c->deadline_ms;
+        if (connect(c->fd, sa, c->addrs.len[i]) == 0)
+            return FANOUT_NET_OK;
+        if (errno == EINPROGRESS) {
+            c->events = POLLOUT;
+            return FANOUT_NET_AGAIN;
+        }
+        c->last_errno = errno;
+        s_sock_close(c);
+    }
+    return FANOUT_NET_FAILED;
+}
+
+/* The words of a connect that found no address to take it */
+static void s_connect_failed(struct fanout_net_conn *c, int64_t now,
+                             struct fanout_net_error *err)
+{
+    int timed_out = c->last_errno == ETIMEDOUT && now >= c->deadline_ms;
+    s_err(err, timed_out ? FANOUT_HTTP_TIMEOUT : FANOUT_HTTP_CONNECT,
+          "Failed to connect to %s port %ld after %lld ms: %s", c->host, c->port,
+          (long long)(now - c->started_ms),
+          timed_out ? "Connection timed out"
+                    : strerror(c->last_errno ? c->last_errno : EIO));
+}
+
+/* TCP is up: TLS starts, or the connection is ready. */
+static int s_connected(struct fanout_net_conn *c, struct fanout_net_error *err)
+{
+    if (!c->https) {
+        c->state = S_UP;
+        c->events = POLLIN;
+        return FANOUT_NET_OK;
+    }
+    if (s_tls_start(c, err) != 0)
+        return FANOUT_NET_FAILED;
+    return s_tls_step(c, err);
+}
+
+struct fanout_net_conn *fanout_net_open(const char *host, long port, int https,
+                                        int insecure, int64_t connect_timeout_ms,
+                                        struct fanout_net_error *err)
+{
+    struct fanout_net_conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        s_err(err, FANOUT_HTTP_OTHER, "out of memory");
+        return NULL;
+    }
+    c->fd = -1;
+    c->https = https;
+    c->insecure = insecure;
+    c->port = port;
+    c->started_ms = s_now_ms();
+    c->deadline_ms = c->started_ms + connect_timeout_ms;
+    fanout_strlcpy(c->host, host, sizeof c->host);
+    c->ip_literal = s_numeric(host, port, &c->addrs) == 0;
+    if (!c->ip_literal && s_resolve(host, port, &c->addrs, err) != 0) {
+        free(c);
+        return NULL;
+    }
+    c->state = S_TCP;
+    c->attempt_ms = c->deadline_ms;
+    return c;
+}
+
+int fanout_net_step(struct fanout_net_conn *c, short revents, struct fanout_net_error *err)
+{
+    int64_t now = s_now_ms();
+    if (c->state == S_TLS) {
+        if (now >= c->deadline_ms) {
+            s_err(err, FANOUT_HTTP_TIMEOUT,
+                  "TLS handshake with %s:%ld timed out after %lld ms", c->host, c->port,
+                  (long long)(now - c->started_ms));
+            return FANOUT_NET_FAILED;
+        }
+        return s_tls_step(c, err);
+    }
+    if (c->state == S_UP)
+        return FANOUT_NET_OK;
+    for (;;) {
+        if (c->fd < 0) {
+            if (now >= c->deadline_ms && c->next > 0) {
+                c->last_errno = ETIMEDOUT;
+                s_connect_failed(c, now, err);
+                return FANOUT_NET_FAILED;
+            }
+            int rc = s_try_next(c, now);
+            if (rc == FANOUT_NET_OK)
+                return s_connected(c, err);
+            if (rc == FANOUT_NET_FAILED) {
+                s_connect_failed(c, now, err);
+                return FANOUT_NET_FAILED;
+            }
+            return FANOUT_NET_AGAIN;
+        }
+        if (revents & (POLLOUT | POLLERR | POLLHUP)) {
+            int so = 0;
+            socklen_t sl = sizeof so;
+            if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &so, &sl) != 0)
+                so = errno;
+            if (so == 0)
+                return s_connected(c, err);
+            c->last_errno = so;
+        } else if (now >= c->attempt_ms) {
+            c->last_errno = ETIMEDOUT;
+        } else {
+            return FANOUT_NET_AGAIN;
+        }
+        /* this address failed: the next one, if time is left */
+        s_sock_close(c);
+        revents = 0;
+        if (now >= c->deadline_ms) {
+            s_connect_failed(c, now, err);
+            return FANOUT_NET_FAILED;
+        }
+    }
+}
+
+int fanout_net_fd(const struct fanout_net_conn *c)
+{
+    return c->fd;
+}
+
+short fanout_net_events(const struct fanout_net_conn *c)
+{
+    return c->events;
+}
+
+int64_t fanout_net_timer_ms(const struct fanout_net_conn *c)
+{
+    return c->state == S_TCP ? c->attempt_ms : c->deadline_ms;
+}
+
+/* A TLS read or write that did not complete: again (and what to wait
+ * for), the peer's close, or a failure. */
+static int s_tls_io_result(struct fanout_net_conn *c, int rc, int writing,
+                           struct fanout_net_error *err)
+{
+    const struct fanout_ssl_fns *f = c->f;
+    int e = f->get_error(c->ssl, rc);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        /* what the layer needs, and what the caller waits for anyway */
+        c->events = (short)((e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT) |
+                            (writing ? POLLOUT : POLLIN));
+        return FANOUT_NET_AGAIN;
+    }
+    if (e == SSL_ERROR_ZERO_RETURN && !writing)
+        return FANOUT_NET_OK; /* *got 0: closed */
+    char why[160];
+    s_tls_why(f, e, "connection lost", why, sizeof why);
+    s_err(err, FANOUT_HTTP_RESET, "TLS %s %s:%ld failed: %s",
+          writing ? "send to" : "receive from", c->host, c->port, why);
+    return FANOUT_NET_FAILED;
+}
+
+/* One send (`out`) or receive (`in`) of up to n bytes: *done bytes moved
+ * (a receive's 0: the peer closed), or again, or failed. */
+static int s_io(struct fanout_net_conn *c, const void *out, void *in, size_t n,
+                size_t *done, struct fanout_net_error *err)
+{
+    *done = 0;
+    if (n > (size_t)1 << 30)
+        n = (size_t)1 << 30;
+    if (c->ssl) {
+        errno = 0;
+        int rc = out ? c->f->write(c->ssl, out, (int)n) : c->f->read(c->ssl, in, (int)n);
+        if (rc <= 0)
+            return s_tls_io_result(c, rc, out != NULL, err);
+        *done = (size_t)rc;
+        c->events = POLLIN;
+        return FANOUT_NET_OK;
+    }
+    ssize_t r = out ? send(c->fd, out, n, MSG_NOSIGNAL) : recv(c->fd, in, n, 0);
+    if (r >= 0) {
+        *done = (size_t)r;
+        return FANOUT_NET_OK;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        return FANOUT_NET_AGAIN;
+    s_err(err, FANOUT_HTTP_RESET, "%s failure with %s:%ld: %s", out ? "Send" : "Recv",
+          c->host, c->port, strerror(errno));
+    return FANOUT_NET_FAILED;
+}
+
+int fanout_net_send(struct fanout_net_conn *c, const void *p, size_t n, size_t *sent,
+                    struct fanout_net_error *err)
+{
+    return s_io(c, p, NULL, n, sent, err);
+}
+
+int fanout_net_recv(struct fanout_net_conn *c, void *p, size_t n, size_t *got,
+                    struct fanout_net_error *err)
+{
+    return s_io(c, NULL, p, n, got, err);
+}
+
+int fanout_net_pending(const struct fanout_net_conn *c)
+{
+    return c->ssl && c->f->has_pending(c->ssl) ? 1 : 0;
+}
+
+void fanout_net_close(struct fanout_net_conn *c)
+{
+    if (!c)
+        return;
+    s_sock_close(c);
+    free(c);
+}
+
+void fanout_net_cleanup(void)
+{
+    pthread_mutex_lock(&s_lock);
+    const struct fanout_ssl_fns *f = s_ctx[0] || s_ctx[1] ? fanout_ssl_load(NULL, 0) : NULL;
+    for (int i = 0; i < 2; i++) {
+        if (s_ctx[i])
+            f->ctx_free(s_ctx[i]); /* connections hold their own reference */
+        s_ctx[i] = NULL;
+    }
+    for (size_t i = 0; i < FANOUT_NET_DNS_ENTRIES; i++)
+        s_dns[i].host[0] = 0;
+    pthread_mutex_unlock(&s_lock);
+}

@@ -1,0 +1,91 @@
+/* The raw path's transport: a connection opened and driven by fanout
+ * itself, without libcurl (http.c frames HTTP/1.1 on it).
+ *
+ * - Names resolve with getaddrinfo, cached per host and port for
+ *   FANOUT_NET_DNS_TTL_MS (libcurl's default: 60 s) in a table of
+ *   FANOUT_NET_DNS_ENTRIES (the least recently resolved goes); numeric
+ *   hosts need no resolver. getaddrinfo blocks: a cold name costs the
+ *   calling thread the resolver's time, once a minute.
+ * - Each address (IPv6 and IPv4, in the resolver's order) is tried until
+ *   one connects: a non-blocking connect, TCP_NODELAY and the keep-alive
+ *   probes libcurl's transfers get; an attempt with more addresses after
+ *   it takes at most half of the time left.
+ * - https: OpenSSL 3's libssl, loaded on the first HTTPS connection
+ *   (ssl_load.h), one SSL_CTX per verification setting, the shared CA
+ *   store (tls_store.h), TLS 1.2 or later, ALPN http/1.1 alone, SNI for
+ *   names (not for IP literals), the peer's certificate checked against
+ *   the name (SSL_set1_host) or the address (X509_VERIFY_PARAM_set1_ip_asc)
+ *   unless verification is off for that endpoint. The socket is reached
+ *   through a BIO of ours that sends with MSG_NOSIGNAL: no SIGPIPE.
+ * - The connect timeout covers resolving, connecting and the handshake,
+ *   as libcurl's CURLOPT_CONNECTTIMEOUT_MS does.
+ *
+ * A connection is used by one thread at a time; the cache and the SSL_CTXs
+ * are shared (their own lock). */
+#ifndef FANOUT_AWS_NET_H
+#define FANOUT_AWS_NET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aws/http.h"
+
+#define FANOUT_NET_DNS_TTL_MS  60000
+#define FANOUT_NET_DNS_ENTRIES 32
+#define FANOUT_NET_MAX_ADDRS   8
+
+struct fanout_net_conn;
+
+/* What went wrong: the class (FANOUT_HTTP_CONNECT, _TIMEOUT, _TLS, _RESET,
+ * _OTHER) and the words, naming the host, never a secret. */
+struct fanout_net_error {
+    enum fanout_http_error kind;
+    char text[256];
+};
+
+enum { FANOUT_NET_OK = 0, FANOUT_NET_AGAIN = 1, FANOUT_NET_FAILED = -1 };
+
+/* Start a connection to host:port (`host` without brackets), TLS when
+ * `https`, the peer verified unless `insecure`, within connect_timeout_ms
+ * of now. NULL with *err filled when it cannot start (resolver, store,
+ * libssl, descriptors); else connecting: call fanout_net_step. */
+struct fanout_net_conn *fanout_net_open(const char *host, long port, int https,
+                                        int insecure, int64_t connect_timeout_ms,
+                                        struct fanout_net_error *err);
+
+/* Drive the connect (and handshake) on `revents` from poll (0: the timer
+ * or a first try): FANOUT_NET_OK connected, FANOUT_NET_AGAIN poll
+ * fanout_net_fd for fanout_net_events until fanout_net_timer_ms, or
+ * FANOUT_NET_FAILED with *err. */
+int fanout_net_step(struct fanout_net_conn *c, short revents, struct fanout_net_error *err);
+
+int fanout_net_fd(const struct fanout_net_conn *c);
+/* POLLIN / POLLOUT: what the connection waits for (a TLS read may need
+ * the socket writable and the other way round). */
+short fanout_net_events(const struct fanout_net_conn *c);
+/* While connecting: when fanout_net_step must run even without events
+ * (CLOCK_MONOTONIC ms). */
+int64_t fanout_net_timer_ms(const struct fanout_net_conn *c);
+
+/* Send up to n bytes, non-blocking: FANOUT_NET_OK with *sent (> 0),
+ * FANOUT_NET_AGAIN, or FANOUT_NET_FAILED with *err. */
+int fanout_net_send(struct fanout_net_conn *c, const void *p, size_t n, size_t *sent,
+                    struct fanout_net_error *err);
+
+/* Receive up to n bytes, non-blocking: FANOUT_NET_OK with *got (0: the
+ * peer closed), FANOUT_NET_AGAIN, or FANOUT_NET_FAILED with *err. */
+int fanout_net_recv(struct fanout_net_conn *c, void *p, size_t n, size_t *got,
+                    struct fanout_net_error *err);
+
+/* Whether the TLS layer holds bytes read from the socket and not handed
+ * out (then a quiet socket proves nothing): 1 or 0; 0 for plain TCP. */
+int fanout_net_pending(const struct fanout_net_conn *c);
+
+/* Close (no TLS close_notify: the socket goes). NULL is ignored. */
+void fanout_net_close(struct fanout_net_conn *c);
+
+/* Drop the SSL_CTXs and the resolver cache (connections keep their
+ * references); for the HTTP layer's last clean-up. */
+void fanout_net_cleanup(void);
+
+#endif
