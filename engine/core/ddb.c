@@ -1639,8 +1639,15 @@ static const char *s_turbo_keys(const char *q, const char *end, int strict, size
         if ((type == 'N' && !s_number_plain_in(v, n, end)) ||
             (type == 'B' && s_base64_check(v, n, &bad) != 0))
             return NULL;
-        if ((!first && fanout_sbuf_putc(out, '|') != 0) || fanout_sbuf_put(out, v, n) != 0)
+        /* '|' and the value, written in place */
+        if (out->cap - out->len <= n + 1 && fanout_sbuf_reserve(out, n + 1) != 0)
             return NULL;
+        char *o = out->p + out->len;
+        if (!first)
+            *o++ = '|';
+        memcpy(o, v, n);
+        o[n] = 0;
+        out->len = (size_t)(o + n - out->p);
         q = fanout_jws(v_end + 1, end);
         if (q >= end || *q != '}')
             return NULL;

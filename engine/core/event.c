@@ -110,8 +110,10 @@ struct s_want {
         lit, sizeof(lit) - 1                                                               \
     }
 
-static void s_members(const struct fanout_jnode *obj, const struct s_want *want, size_t n,
-                      const struct fanout_jnode **got)
+__attribute__((always_inline)) static inline void s_members(const struct fanout_jnode *obj,
+                                                            const struct s_want *want,
+                                                            size_t n,
+                                                            const struct fanout_jnode **got)
 {
     for (size_t k = 0; k < n; k++)
         got[k] = NULL;
@@ -416,14 +418,29 @@ static int s_image_readable(struct s_parser *ps, const struct fanout_jnode *img)
     return full && fanout_ddb_readable(full);
 }
 
+/* A DynamoDB record's eventName (NULL when not a string): one of the
+ * three DynamoDB Streams sends, as a constant; any other, a copy. */
+static const char *s_action(struct s_parser *ps, const struct fanout_jnode *n)
+{
+    static const char *const known[] = {"INSERT", "MODIFY", "REMOVE"};
+    if (n && n->type == FANOUT_J_STRING && !n->escaped && n->len == 6)
+        for (size_t i = 0; i < 3; i++)
+            if (memcmp(n->text, known[i], 6) == 0)
+                return known[i];
+    return fanout_jstr(n, ps->arena, NULL);
+}
+
 /* The record `r` is `rec` (its members scanned). */
 static void s_parse_dynamodb(struct s_parser *ps, struct fanout_raw_record *r,
                              const struct fanout_jnode *rec)
 {
     r->kind = FANOUT_SRC_DYNAMODB;
-    const char *name = s_str(ps, rec, "eventName", NULL);
+    static const struct s_want top[] = {S_WANT("eventName"), S_WANT("dynamodb")};
+    const struct fanout_jnode *got_top[2];
+    s_members(rec, top, 2, got_top);
+    const char *name = s_action(ps, got_top[0]);
     r->action = name ? name : "UNKNOWN";
-    const struct fanout_jnode *d = fanout_jget(rec, "dynamodb");
+    const struct fanout_jnode *d = got_top[1];
     if (!d || d->type != FANOUT_J_OBJECT) {
         s_fail(ps, r, "field \"dynamodb\": missing or not an object");
         return;
