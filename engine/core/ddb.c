@@ -1054,19 +1054,27 @@ static inline const char *s_turbo_end(const struct s_turbo *t, const char *q)
     return t->strict ? fanout_jplain_end(q, t->end) : s_turbo_str_end(q, t->end);
 }
 
-/* `n` bytes of the image's text at `src` to the output. */
-static inline void s_turbo_copy(struct s_turbo *t, const char *src, size_t n)
+/* `n` bytes of the image's text at `src` (in text ending at `end`) to the
+ * output at `o`, quoted (`quote`) or not: the write position after them.
+ * The position is a local of the caller's, not t->o: a byte stored
+ * through t->o could be t->o itself (a char may alias anything), so each
+ * store would reload it. */
+static inline char *s_turbo_put(char *o, const char *src, size_t n, const char *end,
+                                int quote)
 {
+    if (quote)
+        *o++ = '"';
 #ifdef __SSE2__
-    if (n <= 16 && t->end - src >= 16) {
-        _mm_storeu_si128((__m128i *)(void *)t->o,
+    if (n <= 16 && end - src >= 16)
+        _mm_storeu_si128((__m128i *)(void *)o,
                          _mm_loadu_si128((const __m128i *)(const void *)src));
-        t->o += n;
-        return;
-    }
+    else
 #endif
-    memcpy(t->o, src, n);
-    t->o += n;
+        memcpy(o, src, n);
+    o += n;
+    if (quote)
+        *o++ = '"';
+    return o;
 }
 
 /* Hand the value at t->q to s_fast_scalar (`set` 0) or s_fast_array. */
@@ -1120,12 +1128,10 @@ static int s_turbo_value(struct s_turbo *t, int depth)
         const char *v = q + 1, *v_end = *q == '"' ? s_turbo_end(t, v) : NULL;
         size_t n = v_end ? (size_t)(v_end - v) : 0;
         if (v_end && type[0] == 'S') {
-            *t->o++ = '"';
-            s_turbo_copy(t, v, n);
-            *t->o++ = '"';
+            t->o = s_turbo_put(t->o, v, n, end, 1);
             t->q = v_end + 1;
         } else if (v_end && s_number_plain_in(v, n, end)) {
-            s_turbo_copy(t, v, n);
+            t->o = s_turbo_put(t->o, v, n, end, 0);
             t->q = v_end + 1;
         } else if (s_turbo_hand_over(t, type[0], 0, depth) != 0) {
             return -1;
@@ -1276,15 +1282,12 @@ __attribute__((always_inline)) static inline int s_turbo_plain(struct s_turbo *t
     size_t n = (size_t)(v_end - v);
     if (!(q = s_turbo_at(v_end + 1, end, '}')))
         return 0;
-    if (type == 'S') {
-        *t->o++ = '"';
-        s_turbo_copy(t, v, n);
-        *t->o++ = '"';
-    } else if (s_number_plain_in(v, n, end)) {
-        s_turbo_copy(t, v, n);
-    } else {
+    if (type == 'S')
+        t->o = s_turbo_put(t->o, v, n, end, 1);
+    else if (s_number_plain_in(v, n, end))
+        t->o = s_turbo_put(t->o, v, n, end, 0);
+    else
         return 0;
-    }
     t->q = q + 1;
     return 1;
 }
@@ -1364,16 +1367,15 @@ static int s_turbo_map(struct s_turbo *t, int depth, size_t *count)
             names[n].s = name;
             names[n++].n = len;
         }
-        *t->o++ = '"';
-        s_turbo_copy(t, name, (size_t)(name_end - name));
-        *t->o++ = '"';
+        char *o = s_turbo_put(t->o, name, (size_t)(name_end - name), t->end, 1);
         q = name_end + 1;
         if (q >= t->end || *q != ':') {
             q = fanout_jws(q, t->end);
             if (q >= t->end || *q != ':')
                 return -1;
         }
-        *t->o++ = ':';
+        *o = ':';
+        t->o = o + 1;
         t->q = q + 1;
         if (!s_turbo_plain(t) && s_turbo_value(t, depth) != 0)
             return -1;
