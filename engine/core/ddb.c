@@ -1037,7 +1037,33 @@ struct s_turbo {
      * must be printable ASCII without escapes (fanout_jplain_end), names
      * distinct, nothing handed over */
     int strict;
+    /* fanout_ddb_image_seen: where the S and N values went, or NULL */
+    struct s_seen_note *note;
 };
+
+/* The S and N values of an image converted by s_turbo_map (strict): each
+ * value's text in the image and its offset in the output. */
+#define S_SEEN_VALUES 64
+struct s_seen_note {
+    const char *base; /* the output's start */
+    size_t n;         /* values noted; more than S_SEEN_VALUES: too many */
+    const char *in[S_SEEN_VALUES];
+    size_t len[S_SEEN_VALUES], out[S_SEEN_VALUES];
+    char type[S_SEEN_VALUES];
+};
+
+/* Note the value `v` (`n` bytes, type S or N) about to be written at `o`. */
+static inline void s_seen_add(struct s_seen_note *note, const char *v, size_t n,
+                              const char *o, char type)
+{
+    size_t i = note->n++;
+    if (i >= S_SEEN_VALUES)
+        return;
+    note->in[i] = v;
+    note->len[i] = n;
+    note->out[i] = (size_t)(o - note->base);
+    note->type[i] = type;
+}
 
 /* The closing quote of a string whose text starts at `q`, or NULL when a
  * backslash (an escape) comes first. */
@@ -1128,9 +1154,13 @@ static int s_turbo_value(struct s_turbo *t, int depth)
         const char *v = q + 1, *v_end = *q == '"' ? s_turbo_end(t, v) : NULL;
         size_t n = v_end ? (size_t)(v_end - v) : 0;
         if (v_end && type[0] == 'S') {
+            if (t->note)
+                s_seen_add(t->note, v, n, t->o + 1, 'S');
             t->o = s_turbo_put(t->o, v, n, end, 1);
             t->q = v_end + 1;
         } else if (v_end && s_number_plain_in(v, n, end)) {
+            if (t->note)
+                s_seen_add(t->note, v, n, t->o, 'N');
             t->o = s_turbo_put(t->o, v, n, end, 0);
             t->q = v_end + 1;
         } else if (s_turbo_hand_over(t, type[0], 0, depth) != 0) {
@@ -1282,12 +1312,12 @@ __attribute__((always_inline)) static inline int s_turbo_plain(struct s_turbo *t
     size_t n = (size_t)(v_end - v);
     if (!(q = s_turbo_at(v_end + 1, end, '}')))
         return 0;
-    if (type == 'S')
-        t->o = s_turbo_put(t->o, v, n, end, 1);
-    else if (s_number_plain_in(v, n, end))
-        t->o = s_turbo_put(t->o, v, n, end, 0);
-    else
+    int quote = type == 'S';
+    if (!quote && !s_number_plain_in(v, n, end))
         return 0;
+    if (t->note)
+        s_seen_add(t->note, v, n, t->o + quote, type);
+    t->o = s_turbo_put(t->o, v, n, end, quote);
     t->q = q + 1;
     return 1;
 }
@@ -1569,6 +1599,192 @@ const char *fanout_ddb_image_shape(const char *p, const char *end, size_t *count
     t.o = out->p;
     if (s_turbo_map(&t, 0, count) != 0)
         return NULL;
+    out->len = (size_t)(t.o - out->p);
+    out->p[out->len] = 0;
+    return t.q;
+}
+
+/* ---- images of a shape met before ---------------------------------- */
+
+/* An image fanout_ddb_image_shape took, as pieces of text between its S
+ * and N values: in[0] v0 in[1] v1 ... in[n], written out[0] v0 out[1] ...
+ * out[n] (each value as it is; an S value's quotes are in the pieces).
+ * Another image made of the same pieces, with values that pass the same
+ * checks (a string's end as fanout_jplain_end finds it, an N as
+ * s_number_plain_in takes it), is read by s_turbo_map the same way, step
+ * for step: it takes it, and writes the same pieces and values. */
+#define S_SEEN_BYTES 2048 /* of the pieces of one image, each way */
+#define S_SEEN_PAD   16   /* read past the last piece by 16-byte loads */
+
+struct s_seen_shape {
+    size_t n; /* values; 0 with `count` 0: an empty slot */
+    size_t count;
+    uint16_t in_at[S_SEEN_VALUES + 2], out_at[S_SEEN_VALUES + 2];
+    char type[S_SEEN_VALUES];
+    char in[S_SEEN_BYTES + S_SEEN_PAD], out[S_SEEN_BYTES + S_SEEN_PAD];
+    int used;
+};
+
+struct fanout_ddb_seen {
+    struct s_seen_shape shape[2];
+    unsigned last; /* the shape that matched last */
+};
+
+struct fanout_ddb_seen *fanout_ddb_seen_new(void)
+{
+    return calloc(1, sizeof(struct fanout_ddb_seen));
+}
+
+void fanout_ddb_seen_free(struct fanout_ddb_seen *seen)
+{
+    free(seen);
+}
+
+/* `len` bytes at `q` (text ending at `end`) equal the piece at `piece`
+ * (readable 16 bytes at a time: S_SEEN_PAD). */
+static inline int s_seen_same(const char *q, const char *end, const char *piece, size_t len)
+{
+    if ((size_t)(end - q) < len)
+        return 0;
+#ifdef __SSE2__
+    if ((size_t)(end - q) >= ((len + 15) & ~(size_t)15)) {
+        for (size_t i = 0; i < len; i += 16) {
+            unsigned eq = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(
+                _mm_loadu_si128((const __m128i *)(const void *)(q + i)),
+                _mm_loadu_si128((const __m128i *)(const void *)(piece + i))));
+            unsigned want = len - i >= 16 ? 0xFFFFu : (1u << (len - i)) - 1;
+            if ((eq & want) != want)
+                return 0;
+        }
+        return 1;
+    }
+#endif
+    return memcmp(q, piece, len) == 0;
+}
+
+/* A piece (readable 16 bytes at a time) to `o`, which has room for 16
+ * bytes more: the write position after it. */
+static inline char *s_seen_put(char *o, const char *piece, size_t len)
+{
+#ifdef __SSE2__
+    for (size_t i = 0; i < len; i += 16)
+        _mm_storeu_si128((__m128i *)(void *)(o + i),
+                         _mm_loadu_si128((const __m128i *)(const void *)(piece + i)));
+#else
+    memcpy(o, piece, len);
+#endif
+    return o + len;
+}
+
+/* The image at `p` made of the pieces of `k`: its end, written at `o`
+ * (NULL: not written; *o_end the write position after it); NULL when it
+ * is not. */
+static const char *s_seen_match(const struct s_seen_shape *k, const char *p,
+                                const char *end, char *o, char **o_end)
+{
+    const char *q = p;
+    for (size_t i = 0;; i++) {
+        size_t len = (size_t)(k->in_at[i + 1] - k->in_at[i]);
+        if (!s_seen_same(q, end, k->in + k->in_at[i], len))
+            return NULL;
+        q += len;
+        if (o)
+            o = s_seen_put(o, k->out + k->out_at[i],
+                           (size_t)(k->out_at[i + 1] - k->out_at[i]));
+        if (i == k->n)
+            break;
+        const char *v_end = fanout_jplain_end(q, end);
+        if (!v_end)
+            return NULL;
+        size_t n = (size_t)(v_end - q);
+        if (k->type[i] == 'N' && !s_number_plain_in(q, n, end))
+            return NULL;
+        if (o)
+            o = s_turbo_put(o, q, n, end, 0);
+        q = v_end;
+    }
+    /* s_turbo_map finds no string's end within 16 bytes of the text's end
+     * (fanout_jplain_end): 16 bytes after the image, and it would have
+     * found each of this one's */
+    if (end - q < 16)
+        return NULL;
+    if (o_end)
+        *o_end = o;
+    return q;
+}
+
+/* Keep the image [p, q) written as [base, o), whose values `note` has,
+ * in `k`; nothing when it has too many values or bytes of pieces. */
+static void s_seen_learn(struct s_seen_shape *k, const struct s_seen_note *note,
+                         const char *p, const char *q, const char *o, size_t count)
+{
+    size_t n = note->n, in_len = 0, out_len = 0;
+    if (n > S_SEEN_VALUES)
+        return;
+    const char *in_from = p;
+    size_t out_from = 0;
+    k->used = 0;
+    for (size_t i = 0; i <= n; i++) {
+        /* the piece before value i, or after the last */
+        const char *in_to = i < n ? note->in[i] : q;
+        size_t out_to = i < n ? note->out[i] : (size_t)(o - note->base);
+        size_t a = (size_t)(in_to - in_from), b = out_to - out_from;
+        if (in_len + a > S_SEEN_BYTES || out_len + b > S_SEEN_BYTES)
+            return;
+        k->in_at[i] = (uint16_t)in_len;
+        k->out_at[i] = (uint16_t)out_len;
+        memcpy(k->in + in_len, in_from, a);
+        memcpy(k->out + out_len, note->base + out_from, b);
+        in_len += a;
+        out_len += b;
+        if (i < n) {
+            k->type[i] = note->type[i];
+            in_from = note->in[i] + note->len[i];
+            out_from = note->out[i] + note->len[i];
+        }
+    }
+    k->in_at[n + 1] = (uint16_t)in_len;
+    k->out_at[n + 1] = (uint16_t)out_len;
+    k->n = n;
+    k->count = count;
+    k->used = 1;
+}
+
+const char *fanout_ddb_image_seen(struct fanout_ddb_seen *seen, const char *p,
+                                  const char *end, size_t *count, struct fanout_sbuf *out)
+{
+    if (out) {
+        fanout_sbuf_reset(out);
+        if (p >= end || *p != '{' ||
+            fanout_sbuf_reserve(out, (size_t)(end - p) + S_TURBO_SLACK) != 0)
+            return NULL;
+    }
+    for (unsigned t = 0; t < 2; t++) {
+        unsigned i = seen->last ^ t;
+        const struct s_seen_shape *k = &seen->shape[i];
+        char *o_end;
+        const char *q;
+        if (!k->used || !(q = s_seen_match(k, p, end, out ? out->p : NULL, &o_end)))
+            continue;
+        seen->last = i;
+        *count = k->count;
+        if (out) {
+            out->len = (size_t)(o_end - out->p);
+            out->p[out->len] = 0;
+        }
+        return q;
+    }
+    if (!out)
+        return NULL;
+    /* converted as fanout_ddb_image_shape does, and kept in place of the
+     * shape that did not match last (the two last shapes are kept) */
+    struct s_ctx quiet = {out, NULL, 0, "attribute", {0}};
+    struct s_seen_note note = {.base = out->p};
+    struct s_turbo t = {p, end, out->p, {&quiet, p, end}, 1, &note};
+    if (s_turbo_map(&t, 0, count) != 0)
+        return NULL;
+    seen->last ^= 1;
+    s_seen_learn(&seen->shape[seen->last], &note, p, t.q, t.o, *count);
     out->len = (size_t)(t.o - out->p);
     out->p[out->len] = 0;
     return t.q;

@@ -58,6 +58,8 @@ struct s_parser {
     /* the last Keys read as the scan met them: their text, their key in
      * `key` */
     const char *key_text;
+    /* the shapes of the images converted last (NULL: none kept) */
+    struct fanout_ddb_seen *seen;
 };
 
 /* A string member, unescaped into the arena, or NULL. */
@@ -590,6 +592,16 @@ static int s_parse_sns(struct s_parser *ps, struct fanout_raw_record *r,
     return 0;
 }
 
+/* The eventSource `src` is `lit` (`len` bytes): strcmp, its length known
+ * when it is the copy most records share (struct s_intern), and then the
+ * bytes compared in place rather than by a call. */
+static inline int s_src_is(const struct s_parser *ps, const char *src, const char *lit,
+                           size_t len)
+{
+    size_t src_len = src == ps->source.copy ? ps->source.len : strlen(src);
+    return src_len == len && memcmp(src, lit, len) == 0;
+}
+
 /* One record: `obj` as the event keeps it, `full` the same with its
  * members (when `obj` was scanned shallow; else `obj` itself). Returns -1
  * when out of memory (no further record is read). */
@@ -621,11 +633,11 @@ static int s_parse_record(struct s_parser *ps, const struct fanout_jnode *obj,
         s_fail(ps, r,
                "field \"eventSource\": missing (expected aws:kinesis, "
                "aws:dynamodb or aws:sns)");
-    } else if (!strcmp(src, "aws:kinesis")) {
+    } else if (s_src_is(ps, src, "aws:kinesis", 11)) {
         s_parse_kinesis(ps, r, got[3], dup);
-    } else if (!strcmp(src, "aws:dynamodb")) {
+    } else if (s_src_is(ps, src, "aws:dynamodb", 12)) {
         s_parse_dynamodb(ps, r, rec);
-    } else if (!strcmp(src, "aws:sns")) {
+    } else if (s_src_is(ps, src, "aws:sns", 7)) {
         if (s_parse_sns(ps, r, rec, nested || dup))
             return 0; /* unwrapped: r is gone or was reused */
     } else {
@@ -732,8 +744,12 @@ static const char *s_shape_member(void *ctx, int which, const char *p, const cha
     struct s_parser *ps = ctx;
     const char *q = NULL;
     if (which == 0 && ps->convert_images) {
-        q = fanout_ddb_image_shape(p, end, count, &ps->conv);
+        q = ps->seen ? fanout_ddb_image_seen(ps->seen, p, end, count, &ps->conv)
+                     : fanout_ddb_image_shape(p, end, count, &ps->conv);
         ps->conv_text = q ? p : NULL;
+    } else if (which == 1 && ps->seen) {
+        /* an OldImage of a shape a NewImage had: only read */
+        q = fanout_ddb_image_seen(ps->seen, p, end, count, NULL);
     } else if (which == 2) {
         q = fanout_ddb_keys_shape(p, end, count, &ps->key);
         ps->key_text = q ? p : NULL;
@@ -758,7 +774,8 @@ static int s_parse_event(const char *json, size_t len, int convert_images, int w
                           .start = json,
                           .end = json + len,
                           .convert_images = convert_images,
-                          .writable = writable};
+                          .writable = writable,
+                          .seen = convert_images ? fanout_ddb_seen_new() : NULL};
     /* one pass: nodes down to the records (level 2) stay; each record's
      * members are scanned into the scratch arena and the record read
      * (s_each_record) as the scan meets it, so the nodes of one record at
@@ -770,6 +787,7 @@ static int s_parse_event(const char *json, size_t len, int convert_images, int w
     fanout_arena_free(&ps.scratch);
     fanout_sbuf_free(&ps.key);
     fanout_sbuf_free(&ps.conv);
+    fanout_ddb_seen_free(ps.seen);
     if (!root) {
         fanout_event_clean_up(ev);
         snprintf(err, err_len, "event is not valid JSON: %s", why);
