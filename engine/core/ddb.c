@@ -1041,8 +1041,9 @@ struct s_turbo {
     struct s_seen_note *note;
 };
 
-/* The S and N values of an image converted by s_turbo_map (strict): each
- * value's text in the image and its offset in the output. */
+/* The S, N and BOOL values of an image converted by s_turbo_map (strict):
+ * each value's text in the image and its offset in the output (type 'S',
+ * 'N', or 'T' for a BOOL's true or false). */
 #define S_SEEN_VALUES 64
 struct s_seen_note {
     const char *base; /* the output's start */
@@ -1168,11 +1169,16 @@ static int s_turbo_value(struct s_turbo *t, int depth)
         }
     } else if (tl == 4 && (memcmp(type, "BOOL", 4) == 0 || memcmp(type, "NULL", 4) == 0)) {
         int is_bool = type[0] == 'B';
-        if (end - q >= 4 && memcmp(q, "true", 4) == 0) {
+        size_t lit_len = end - q >= 4 && memcmp(q, "true", 4) == 0               ? 4
+                         : is_bool && end - q >= 5 && memcmp(q, "false", 5) == 0 ? 5
+                                                                                 : 0;
+        if (t->note && is_bool && lit_len)
+            s_seen_add(t->note, q, lit_len, t->o, 'T');
+        if (lit_len == 4) {
             memcpy(t->o, is_bool ? "true" : "null", 4);
             t->o += 4;
             t->q = q + 4;
-        } else if (is_bool && end - q >= 5 && memcmp(q, "false", 5) == 0) {
+        } else if (lit_len == 5) {
             memcpy(t->o, "false", 5);
             t->o += 5;
             t->q = q + 5;
@@ -1260,7 +1266,7 @@ static inline int s_turbo_literal(struct s_turbo *t, const char *q)
     if (!(q = s_turbo_at(q + 6, end, ':')))
         return 0;
     q = fanout_jws(q + 1, end);
-    const char *lit;
+    const char *lit, *at = q;
     size_t n;
     if (end - q >= 4 && memcmp(q, "true", 4) == 0) {
         lit = is_bool ? "true" : "null";
@@ -1273,6 +1279,8 @@ static inline int s_turbo_literal(struct s_turbo *t, const char *q)
     }
     if (!(q = s_turbo_at(q + n, end, '}')))
         return 0;
+    if (t->note && is_bool)
+        s_seen_add(t->note, at, n, t->o, 'T');
     memcpy(t->o, lit, n);
     t->o += n;
     t->q = q + 1;
@@ -1606,13 +1614,14 @@ const char *fanout_ddb_image_shape(const char *p, const char *end, size_t *count
 
 /* ---- images of a shape met before ---------------------------------- */
 
-/* An image fanout_ddb_image_shape took, as pieces of text between its S
- * and N values: in[0] v0 in[1] v1 ... in[n], written out[0] v0 out[1] ...
- * out[n] (each value as it is; an S value's quotes are in the pieces).
- * Another image made of the same pieces, with values that pass the same
- * checks (a string's end as fanout_jplain_end finds it, an N as
- * s_number_plain_in takes it), is read by s_turbo_map the same way, step
- * for step: it takes it, and writes the same pieces and values. */
+/* An image fanout_ddb_image_shape took, as pieces of text between its S,
+ * N and BOOL values: in[0] v0 in[1] v1 ... in[n], written out[0] v0 out[1]
+ * ... out[n] (each value as it is; an S value's quotes are in the
+ * pieces). Another image made of the same pieces, with values that pass
+ * the same checks (a string's end as fanout_jplain_end finds it, an N as
+ * s_number_plain_in takes it, a BOOL true or false), is read by
+ * s_turbo_map the same way, step for step: it takes it, and writes the
+ * same pieces and values. */
 #define S_SEEN_BYTES 2048 /* of the pieces of one image, each way */
 #define S_SEEN_PAD   16   /* read past the last piece by 16-byte loads */
 
@@ -1647,16 +1656,19 @@ static inline int s_seen_same(const char *q, const char *end, const char *piece,
     if ((size_t)(end - q) < len)
         return 0;
 #ifdef __SSE2__
-    if ((size_t)(end - q) >= ((len + 15) & ~(size_t)15)) {
-        for (size_t i = 0; i < len; i += 16) {
+    if (len && (size_t)(end - q) >= ((len + 15) & ~(size_t)15)) {
+        /* 16 bytes at a time, the last 1 to 16 of them under a mask */
+        for (size_t i = 0;; i += 16) {
             unsigned eq = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(
                 _mm_loadu_si128((const __m128i *)(const void *)(q + i)),
                 _mm_loadu_si128((const __m128i *)(const void *)(piece + i))));
-            unsigned want = len - i >= 16 ? 0xFFFFu : (1u << (len - i)) - 1;
-            if ((eq & want) != want)
+            if (len - i <= 16) {
+                unsigned want = 0xFFFFu >> (16 - (len - i));
+                return (eq & want) == want;
+            }
+            if (eq != 0xFFFFu)
                 return 0;
         }
-        return 1;
     }
 #endif
     return memcmp(q, piece, len) == 0;
@@ -1693,7 +1705,13 @@ static const char *s_seen_match(const struct s_seen_shape *k, const char *p,
                            (size_t)(k->out_at[i + 1] - k->out_at[i]));
         if (i == k->n)
             break;
-        const char *v_end = fanout_jplain_end(q, end);
+        const char *v_end;
+        if (k->type[i] == 'T') /* a BOOL's value */
+            v_end = end - q >= 4 && memcmp(q, "true", 4) == 0    ? q + 4
+                    : end - q >= 5 && memcmp(q, "false", 5) == 0 ? q + 5
+                                                                 : NULL;
+        else
+            v_end = fanout_jplain_end(q, end);
         if (!v_end)
             return NULL;
         size_t n = (size_t)(v_end - q);

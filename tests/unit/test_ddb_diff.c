@@ -254,8 +254,9 @@ static void s_seen_agree(struct fanout_ddb_seen *seen, const char *text, const c
 }
 
 /* Images of one shape with other values, good and bad: each template's
- * "%" is a value, replaced by each of `values` (and the template's first
- * value kept first). */
+ * "%" is a value, replaced by each of `values`, and "@" a BOOL's, by each
+ * of `bools` (after a first round of "1" and "true", whose shape is
+ * kept). */
 START_TEST(test_seen_values)
 {
     static const char *const templates[] = {
@@ -264,7 +265,13 @@ START_TEST(test_seen_values)
         "{\"a\":{\"S\":\"%\"},\"m\":{\"M\":{\"x\":{\"L\":[{\"N\":\"%\"},{\"S\":\"%\"},"
         "{\"NULL\":true}]}}},\"e\":{\"L\":[]}}",
         "{ \"a\" : { \"S\" : \"%\" } ,\n \"b\" : { \"N\" : \"%\" } }",
+        "{\"b\":{\"BOOL\":@},\"s\":{\"S\":\"%\"},\"l\":{\"L\":[{\"BOOL\": @ "
+        "},{\"NULL\":true}]}}",
+        "{\"n\": {\"NULL\": true}, \"b\": {\"BOOL\": @}}",
     };
+    /* for "@": a BOOL's value */
+    static const char *const bools[] = {"false", "true", "truex",    "fals", "null",
+                                        "True",  "1",    "\"true\"", "tru"};
     static const char *const values[] = {
         "1",
         "user#000001",
@@ -297,10 +304,14 @@ START_TEST(test_seen_values)
             for (int tail = 0; tail < 2; tail++) {
                 /* the first round: "1" everywhere, a shape kept */
                 const char *value = v ? values[v - 1] : "1";
+                const char *bool_value =
+                    v ? bools[(v - 1) % (sizeof bools / sizeof bools[0])] : "true";
                 fanout_sbuf_reset(&b);
                 for (const char *c = templates[t]; *c; c++)
                     if (*c == '%')
                         fanout_sbuf_puts(&b, value);
+                    else if (*c == '@')
+                        fanout_sbuf_puts(&b, bool_value);
                     else
                         fanout_sbuf_putc(&b, (uint8_t)*c);
                 size_t len = b.len;
