@@ -1634,14 +1634,26 @@ struct s_seen_shape {
     int used;
 };
 
+/* A stream whose images seldom repeat a shape would pay for the tries
+ * and for keeping shapes: a match earns a credit (up to S_SEEN_CREDIT), a
+ * miss costs two; at none, images are converted as before, and only one
+ * in S_SEEN_PROBE is tried (a match then gives half the credit back). */
+#define S_SEEN_CREDIT 16
+#define S_SEEN_PROBE  32
+
 struct fanout_ddb_seen {
     struct s_seen_shape shape[2];
     unsigned last; /* the shape that matched last */
+    int credit;
+    unsigned skipped; /* images not tried since the credit ran out */
 };
 
 struct fanout_ddb_seen *fanout_ddb_seen_new(void)
 {
-    return calloc(1, sizeof(struct fanout_ddb_seen));
+    struct fanout_ddb_seen *seen = calloc(1, sizeof *seen);
+    if (seen)
+        seen->credit = S_SEEN_CREDIT / 2;
+    return seen;
 }
 
 void fanout_ddb_seen_free(struct fanout_ddb_seen *seen)
@@ -1777,7 +1789,8 @@ const char *fanout_ddb_image_seen(struct fanout_ddb_seen *seen, const char *p,
             fanout_sbuf_reserve(out, (size_t)(end - p) + S_TURBO_SLACK) != 0)
             return NULL;
     }
-    for (unsigned t = 0; t < 2; t++) {
+    int try = seen->credit > 0 || ++seen->skipped % S_SEEN_PROBE == 0;
+    for (unsigned t = 0; try && t < 2; t++) {
         unsigned i = seen->last ^ t;
         const struct s_seen_shape *k = &seen->shape[i];
         char *o_end;
@@ -1785,6 +1798,8 @@ const char *fanout_ddb_image_seen(struct fanout_ddb_seen *seen, const char *p,
         if (!k->used || !(q = s_seen_match(k, p, end, out ? out->p : NULL, &o_end)))
             continue;
         seen->last = i;
+        seen->credit = seen->credit > 0 ? seen->credit + (seen->credit < S_SEEN_CREDIT)
+                                        : S_SEEN_CREDIT / 2;
         *count = k->count;
         if (out) {
             out->len = (size_t)(o_end - out->p);
@@ -1792,17 +1807,22 @@ const char *fanout_ddb_image_seen(struct fanout_ddb_seen *seen, const char *p,
         }
         return q;
     }
+    if (try && seen->credit > 0)
+        seen->credit -= 2;
     if (!out)
         return NULL;
-    /* converted as fanout_ddb_image_shape does, and kept in place of the
-     * shape that did not match last (the two last shapes are kept) */
+    /* converted as fanout_ddb_image_shape does, and, when tried, kept in
+     * place of the shape that did not match last (the two last shapes are
+     * kept) */
     struct s_ctx quiet = {out, NULL, 0, "attribute", {0}};
     struct s_seen_note note = {.base = out->p};
-    struct s_turbo t = {p, end, out->p, {&quiet, p, end}, 1, &note};
+    struct s_turbo t = {p, end, out->p, {&quiet, p, end}, 1, try ? &note : NULL};
     if (s_turbo_map(&t, 0, count) != 0)
         return NULL;
-    seen->last ^= 1;
-    s_seen_learn(&seen->shape[seen->last], &note, p, t.q, t.o, *count);
+    if (try) {
+        seen->last ^= 1;
+        s_seen_learn(&seen->shape[seen->last], &note, p, t.q, t.o, *count);
+    }
     out->len = (size_t)(t.o - out->p);
     out->p[out->len] = 0;
     return t.q;

@@ -253,10 +253,29 @@ static void s_seen_agree(struct fanout_ddb_seen *seen, const char *text, const c
     fanout_sbuf_free(&e1);
 }
 
+/* `tmpl` with its "%" `value` and its "@" `bool_value`, and, `tail`,
+ * text after it: the length of the image. */
+static size_t s_seen_template(struct fanout_sbuf *b, const char *tmpl, const char *value,
+                              const char *bool_value, int tail)
+{
+    fanout_sbuf_reset(b);
+    for (const char *c = tmpl; *c; c++)
+        if (*c == '%')
+            fanout_sbuf_puts(b, value);
+        else if (*c == '@')
+            fanout_sbuf_puts(b, bool_value);
+        else
+            fanout_sbuf_putc(b, (uint8_t)*c);
+    size_t len = b->len;
+    if (tail)
+        fanout_sbuf_puts(b, ", \"more\": \"text after the image\"}");
+    return len;
+}
+
 /* Images of one shape with other values, good and bad: each template's
- * "%" is a value, replaced by each of `values`, and "@" a BOOL's, by each
- * of `bools` (after a first round of "1" and "true", whose shape is
- * kept). */
+ * "%" is a value, replaced by each of `values`, and "@" a BOOL's, by one
+ * of `bools`, each read with the shape of the template's image of "1" and
+ * "true" kept. */
 START_TEST(test_seen_values)
 {
     static const char *const templates[] = {
@@ -296,32 +315,33 @@ START_TEST(test_seen_values)
         "\"",
         "x\"}, \"y\": {\"S\": \"z",
     };
-    struct fanout_ddb_seen *seen = fanout_ddb_seen_new();
-    ck_assert_ptr_nonnull(seen);
-    struct fanout_sbuf b = {0};
-    for (size_t t = 0; t < sizeof templates / sizeof templates[0]; t++)
-        for (size_t v = 0; v <= sizeof values / sizeof values[0]; v++)
+    struct fanout_sbuf b = {0}, w = {0};
+    for (size_t t = 0; t < sizeof templates / sizeof templates[0]; t++) {
+        /* "1" and "true" everywhere, text after it: its shape is kept */
+        s_seen_template(&w, templates[t], "1", "true", 1);
+        for (size_t v = 0; v < sizeof values / sizeof values[0]; v++)
             for (int tail = 0; tail < 2; tail++) {
-                /* the first round: "1" everywhere, a shape kept */
-                const char *value = v ? values[v - 1] : "1";
-                const char *bool_value =
-                    v ? bools[(v - 1) % (sizeof bools / sizeof bools[0])] : "true";
-                fanout_sbuf_reset(&b);
-                for (const char *c = templates[t]; *c; c++)
-                    if (*c == '%')
-                        fanout_sbuf_puts(&b, value);
-                    else if (*c == '@')
-                        fanout_sbuf_puts(&b, bool_value);
-                    else
-                        fanout_sbuf_putc(&b, (uint8_t)*c);
-                size_t len = b.len;
-                if (tail)
-                    fanout_sbuf_puts(&b, ", \"more\": \"text after the image\"}");
+                struct fanout_ddb_seen *seen = fanout_ddb_seen_new();
+                ck_assert_ptr_nonnull(seen);
+                struct fanout_sbuf e = {0};
+                size_t count;
+                const char *wend = (const char *)w.bytes + w.len;
+                ck_assert_ptr_nonnull(
+                    fanout_ddb_image_seen(seen, (const char *)w.bytes, wend, &count, &e));
+                /* kept: read again from its shape */
+                ck_assert_ptr_nonnull(
+                    fanout_ddb_image_seen(seen, (const char *)w.bytes, wend, &count, NULL));
+                size_t len =
+                    s_seen_template(&b, templates[t], values[v],
+                                    bools[v % (sizeof bools / sizeof bools[0])], tail);
                 s_seen_agree(seen, (const char *)b.bytes,
                              (const char *)b.bytes + (tail ? b.len : len));
+                fanout_sbuf_free(&e);
+                fanout_ddb_seen_free(seen);
             }
+    }
     fanout_sbuf_free(&b);
-    fanout_ddb_seen_free(seen);
+    fanout_sbuf_free(&w);
 }
 END_TEST
 
