@@ -1096,8 +1096,11 @@ static inline char *s_turbo_put(char *o, const char *src, size_t n, const char *
         _mm_storeu_si128((__m128i *)(void *)o,
                          _mm_loadu_si128((const __m128i *)(const void *)src));
     else
-#endif
         memcpy(o, src, n);
+#else
+    (void)end; /* without SSE2 (arm64): memcpy alone */
+    memcpy(o, src, n);
+#endif
     o += n;
     if (quote)
         *o++ = '"';
@@ -1440,7 +1443,7 @@ static int s_turbo_image(struct s_fast *f)
 {
     struct fanout_sbuf *out = f->c->out;
     size_t start = out->len;
-    struct s_turbo t = {f->p, f->end, NULL, *f, 0};
+    struct s_turbo t = {f->p, f->end, NULL, *f, 0, NULL};
     size_t count;
     if (fanout_sbuf_reserve(out, (size_t)(f->end - f->p) + S_TURBO_SLACK) != 0)
         return -1;
@@ -1599,7 +1602,7 @@ const char *fanout_ddb_image_shape(const char *p, const char *end, size_t *count
                                    struct fanout_sbuf *out)
 {
     struct s_ctx quiet = {out, NULL, 0, "attribute", {0}};
-    struct s_turbo t = {p, end, NULL, {&quiet, p, end}, 1};
+    struct s_turbo t = {p, end, NULL, {&quiet, p, end}, 1, NULL};
     fanout_sbuf_reset(out);
     if (p >= end || *p != '{' ||
         fanout_sbuf_reserve(out, (size_t)(end - p) + S_TURBO_SLACK) != 0)
