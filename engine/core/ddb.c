@@ -1671,6 +1671,15 @@ static inline int s_seen_same(const char *q, const char *end, const char *piece,
     if ((size_t)(end - q) < len)
         return 0;
 #ifdef __SSE2__
+    if (len - 16 <= 16) {
+        /* 16 to 32 bytes: the first 16 and the last 16 */
+        __m128i a = _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)q),
+                                   _mm_loadu_si128((const __m128i *)(const void *)piece));
+        __m128i b = _mm_cmpeq_epi8(
+            _mm_loadu_si128((const __m128i *)(const void *)(q + len - 16)),
+            _mm_loadu_si128((const __m128i *)(const void *)(piece + len - 16)));
+        return _mm_movemask_epi8(_mm_and_si128(a, b)) == 0xFFFF;
+    }
     if (len && (size_t)(end - q) >= ((len + 15) & ~(size_t)15)) {
         /* 16 bytes at a time, the last 1 to 16 of them under a mask */
         for (size_t i = 0;; i += 16) {
@@ -1706,8 +1715,9 @@ static inline char *s_seen_put(char *o, const char *piece, size_t len)
 /* The image at `p` made of the pieces of `k`: its end, written at `o`
  * (NULL: not written; *o_end the write position after it); NULL when it
  * is not. */
-static const char *s_seen_match(const struct s_seen_shape *k, const char *p,
-                                const char *end, char *o, char **o_end)
+__attribute__((always_inline)) static inline const char *
+s_seen_match(const struct s_seen_shape *k, const char *p, const char *end, char *o,
+             char **o_end)
 {
     const char *q = p;
     for (size_t i = 0;; i++) {
@@ -1796,9 +1806,11 @@ const char *fanout_ddb_image_seen(struct fanout_ddb_seen *seen, const char *p,
     for (unsigned t = 0; try && t < 2; t++) {
         unsigned i = seen->last ^ t;
         const struct s_seen_shape *k = &seen->shape[i];
-        char *o_end;
+        char *o_end = NULL;
         const char *q;
-        if (!k->used || !(q = s_seen_match(k, p, end, out ? out->p : NULL, &o_end)))
+        /* apart, so that each has its `o` known: written, or not */
+        if (!k->used || !(q = out ? s_seen_match(k, p, end, out->p, &o_end)
+                                  : s_seen_match(k, p, end, NULL, NULL)))
             continue;
         seen->last = i;
         seen->credit = seen->credit > 0 ? seen->credit + (seen->credit < S_SEEN_CREDIT)
