@@ -1053,16 +1053,17 @@ struct s_seen_note {
     char type[S_SEEN_VALUES];
 };
 
-/* Note the value `v` (`n` bytes, type S or N) about to be written at `o`. */
-static inline void s_seen_add(struct s_seen_note *note, const char *v, size_t n,
-                              const char *o, char type)
+/* Note the value `v` (`n` bytes, type S, N, T or, in Keys, B) about to be
+ * written `at` bytes into the output. */
+static inline void s_seen_add(struct s_seen_note *note, const char *v, size_t n, size_t at,
+                              char type)
 {
     size_t i = note->n++;
     if (i >= S_SEEN_VALUES)
         return;
     note->in[i] = v;
     note->len[i] = n;
-    note->out[i] = (size_t)(o - note->base);
+    note->out[i] = at;
     note->type[i] = type;
 }
 
@@ -1159,12 +1160,12 @@ static int s_turbo_value(struct s_turbo *t, int depth)
         size_t n = v_end ? (size_t)(v_end - v) : 0;
         if (v_end && type[0] == 'S') {
             if (t->note)
-                s_seen_add(t->note, v, n, t->o + 1, 'S');
+                s_seen_add(t->note, v, n, (size_t)(t->o + 1 - t->note->base), 'S');
             t->o = s_turbo_put(t->o, v, n, end, 1);
             t->q = v_end + 1;
         } else if (v_end && s_number_plain_in(v, n, end)) {
             if (t->note)
-                s_seen_add(t->note, v, n, t->o, 'N');
+                s_seen_add(t->note, v, n, (size_t)(t->o - t->note->base), 'N');
             t->o = s_turbo_put(t->o, v, n, end, 0);
             t->q = v_end + 1;
         } else if (s_turbo_hand_over(t, type[0], 0, depth) != 0) {
@@ -1176,7 +1177,7 @@ static int s_turbo_value(struct s_turbo *t, int depth)
                          : is_bool && end - q >= 5 && memcmp(q, "false", 5) == 0 ? 5
                                                                                  : 0;
         if (t->note && is_bool && lit_len)
-            s_seen_add(t->note, q, lit_len, t->o, 'T');
+            s_seen_add(t->note, q, lit_len, (size_t)(t->o - t->note->base), 'T');
         if (lit_len == 4) {
             memcpy(t->o, is_bool ? "true" : "null", 4);
             t->o += 4;
@@ -1283,7 +1284,7 @@ static inline int s_turbo_literal(struct s_turbo *t, const char *q)
     if (!(q = s_turbo_at(q + n, end, '}')))
         return 0;
     if (t->note && is_bool)
-        s_seen_add(t->note, at, n, t->o, 'T');
+        s_seen_add(t->note, at, n, (size_t)(t->o - t->note->base), 'T');
     memcpy(t->o, lit, n);
     t->o += n;
     t->q = q + 1;
@@ -1327,7 +1328,7 @@ __attribute__((always_inline)) static inline int s_turbo_plain(struct s_turbo *t
     if (!quote && !s_number_plain_in(v, n, end))
         return 0;
     if (t->note)
-        s_seen_add(t->note, v, n, t->o + quote, type);
+        s_seen_add(t->note, v, n, (size_t)(t->o + quote - t->note->base), type);
     t->o = s_turbo_put(t->o, v, n, end, quote);
     t->q = q + 1;
     return 1;
@@ -1644,19 +1645,41 @@ struct s_seen_shape {
 #define S_SEEN_CREDIT 16
 #define S_SEEN_PROBE  32
 
+struct s_seen_credit {
+    int credit;
+    unsigned skipped; /* texts not tried since the credit ran out */
+};
+
 struct fanout_ddb_seen {
     struct s_seen_shape shape[2];
     unsigned last; /* the shape that matched last */
-    int credit;
-    unsigned skipped; /* images not tried since the credit ran out */
+    struct s_seen_credit images;
+    struct s_seen_shape keys; /* of the Keys read last */
+    struct s_seen_credit keys_credit;
 };
 
 struct fanout_ddb_seen *fanout_ddb_seen_new(void)
 {
     struct fanout_ddb_seen *seen = calloc(1, sizeof *seen);
     if (seen)
-        seen->credit = S_SEEN_CREDIT / 2;
+        seen->images.credit = seen->keys_credit.credit = S_SEEN_CREDIT / 2;
     return seen;
+}
+
+/* Whether to try the shapes kept for the next text. */
+static inline int s_seen_try(struct s_seen_credit *c)
+{
+    return c->credit > 0 || ++c->skipped % S_SEEN_PROBE == 0;
+}
+
+/* A text tried: it matched a shape (`hit`) or not. */
+static inline void s_seen_tried(struct s_seen_credit *c, int hit)
+{
+    if (hit)
+        c->credit =
+            c->credit > 0 ? c->credit + (c->credit < S_SEEN_CREDIT) : S_SEEN_CREDIT / 2;
+    else if (c->credit > 0)
+        c->credit -= 2;
 }
 
 void fanout_ddb_seen_free(struct fanout_ddb_seen *seen)
@@ -1739,8 +1762,9 @@ s_seen_match(const struct s_seen_shape *k, const char *p, const char *end, char 
             v_end = fanout_jplain_end(q, end);
         if (!v_end)
             return NULL;
-        size_t n = (size_t)(v_end - q);
-        if (k->type[i] == 'N' && !s_number_plain_in(q, n, end))
+        size_t n = (size_t)(v_end - q), bad;
+        if ((k->type[i] == 'N' && !s_number_plain_in(q, n, end)) ||
+            (k->type[i] == 'B' && s_base64_check(q, n, &bad) != 0))
             return NULL;
         if (o)
             o = s_turbo_put(o, q, n, end, 0);
@@ -1802,7 +1826,7 @@ const char *fanout_ddb_image_seen(struct fanout_ddb_seen *seen, const char *p,
             fanout_sbuf_reserve(out, (size_t)(end - p) + S_TURBO_SLACK) != 0)
             return NULL;
     }
-    int try = seen->credit > 0 || ++seen->skipped % S_SEEN_PROBE == 0;
+    int try = s_seen_try(&seen->images);
     for (unsigned t = 0; try && t < 2; t++) {
         unsigned i = seen->last ^ t;
         const struct s_seen_shape *k = &seen->shape[i];
@@ -1813,8 +1837,7 @@ const char *fanout_ddb_image_seen(struct fanout_ddb_seen *seen, const char *p,
                                   : s_seen_match(k, p, end, NULL, NULL)))
             continue;
         seen->last = i;
-        seen->credit = seen->credit > 0 ? seen->credit + (seen->credit < S_SEEN_CREDIT)
-                                        : S_SEEN_CREDIT / 2;
+        s_seen_tried(&seen->images, 1);
         *count = k->count;
         if (out) {
             out->len = (size_t)(o_end - out->p);
@@ -1822,8 +1845,8 @@ const char *fanout_ddb_image_seen(struct fanout_ddb_seen *seen, const char *p,
         }
         return q;
     }
-    if (try && seen->credit > 0)
-        seen->credit -= 2;
+    if (try)
+        s_seen_tried(&seen->images, 0);
     if (!out)
         return NULL;
     /* converted as fanout_ddb_image_shape does, and, when tried, kept in
@@ -1851,7 +1874,7 @@ const char *fanout_ddb_image_seen(struct fanout_ddb_seen *seen, const char *p,
  * validated yet (fanout_ddb_keys_shape): strings as fanout_jplain_end
  * finds them, names distinct. */
 static const char *s_turbo_keys(const char *q, const char *end, int strict, size_t *count,
-                                struct fanout_sbuf *out)
+                                struct fanout_sbuf *out, struct s_seen_note *note)
 {
     struct {
         const char *s;
@@ -1910,6 +1933,8 @@ static const char *s_turbo_keys(const char *q, const char *end, int strict, size
         if ((type == 'N' && !s_number_plain_in(v, n, end)) ||
             (type == 'B' && s_base64_check(v, n, &bad) != 0))
             return NULL;
+        if (note) /* its offset in the output: the values and '|' before it */
+            s_seen_add(note, v, n, out->len + !first, type);
         /* '|' and the value, written in place */
         if (out->cap - out->len <= n + 1 && fanout_sbuf_reserve(out, n + 1) != 0)
             return NULL;
@@ -1937,9 +1962,43 @@ const char *fanout_ddb_keys_shape(const char *p, const char *end, size_t *count,
                                   struct fanout_sbuf *out)
 {
     fanout_sbuf_reset(out);
-    const char *q = p < end && *p == '{' ? s_turbo_keys(p, end, 1, count, out) : NULL;
+    const char *q = p < end && *p == '{' ? s_turbo_keys(p, end, 1, count, out, NULL) : NULL;
     if (!q)
         fanout_sbuf_reset(out);
+    return q;
+}
+
+const char *fanout_ddb_keys_seen(struct fanout_ddb_seen *seen, const char *p,
+                                 const char *end, size_t *count, struct fanout_sbuf *out)
+{
+    fanout_sbuf_reset(out);
+    if (p >= end || *p != '{' ||
+        fanout_sbuf_reserve(out, (size_t)(end - p) + S_TURBO_SLACK) != 0)
+        return NULL;
+    int try = s_seen_try(&seen->keys_credit);
+    char *o_end = NULL;
+    const char *q =
+        try && seen->keys.used ? s_seen_match(&seen->keys, p, end, out->p, &o_end) : NULL;
+    if (try)
+        s_seen_tried(&seen->keys_credit, q != NULL);
+    if (q) {
+        *count = seen->keys.count;
+        out->len = (size_t)(o_end - out->p);
+        out->p[out->len] = 0;
+        return q;
+    }
+    /* read as fanout_ddb_keys_shape reads them, and, when tried, kept:
+     * their pieces written as "", "|" ... "" around the values */
+    struct s_seen_note note = {0};
+    q = s_turbo_keys(p, end, 1, count, out, try ? &note : NULL);
+    if (!q) {
+        fanout_sbuf_reset(out);
+        return NULL;
+    }
+    if (try) {
+        note.base = out->p;
+        s_seen_learn(&seen->keys, &note, p, q, out->p + out->len, *count);
+    }
     return q;
 }
 
@@ -1950,7 +2009,7 @@ int fanout_ddb_key_text(const char *text, size_t len, struct fanout_arena *nodes
     if (err && err_len)
         err[0] = 0;
     size_t count;
-    const char *q = s_turbo_keys(text, text + len, 0, &count, out);
+    const char *q = s_turbo_keys(text, text + len, 0, &count, out, NULL);
     if (q && fanout_jws(q, text + len) == text + len)
         return 0;
     s_restore(out, start);

@@ -74,6 +74,12 @@ const char *fanout_ddb_image_seen(struct fanout_ddb_seen *seen, const char *p,
 const char *fanout_ddb_keys_shape(const char *p, const char *end, size_t *count,
                                   struct fanout_sbuf *out);
 
+/* fanout_ddb_keys_shape, the same answer, but Keys of the shape of those
+ * read last (the same text between their values) are read piece by
+ * piece, as fanout_ddb_image_seen reads images. */
+const char *fanout_ddb_keys_seen(struct fanout_ddb_seen *seen, const char *p,
+                                 const char *end, size_t *count, struct fanout_sbuf *out);
+
 /* Append a DynamoDB Streams record as one object ("wholeRecord"): its
  * members eventName, eventID, dynamodb.Keys, .OldImage, .NewImage,
  * .SequenceNumber, .ApproximateCreationDateTime in that order, those

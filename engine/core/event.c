@@ -58,8 +58,10 @@ struct s_parser {
     /* the last Keys read as the scan met them: their text, their key in
      * `key` */
     const char *key_text;
-    /* the shapes of the images converted last (NULL: none kept) */
+    /* the shapes of the images converted and Keys read last (NULL: none
+     * kept); seen_tried: made (or tried to be) at the first hook call */
     struct fanout_ddb_seen *seen;
+    int seen_tried;
 };
 
 /* A string member, unescaped into the arena, or NULL. */
@@ -743,15 +745,22 @@ static const char *s_shape_member(void *ctx, int which, const char *p, const cha
 {
     struct s_parser *ps = ctx;
     const char *q = NULL;
+    /* made at the first DynamoDB record (NULL when out of memory: each
+     * text then read on its own) */
+    if (!ps->seen && !ps->seen_tried) {
+        ps->seen_tried = 1;
+        ps->seen = fanout_ddb_seen_new();
+    }
     if (which == 0 && ps->convert_images) {
         q = ps->seen ? fanout_ddb_image_seen(ps->seen, p, end, count, &ps->conv)
                      : fanout_ddb_image_shape(p, end, count, &ps->conv);
         ps->conv_text = q ? p : NULL;
-    } else if (which == 1 && ps->seen) {
+    } else if (which == 1 && ps->convert_images && ps->seen) {
         /* an OldImage of a shape a NewImage had: only read */
         q = fanout_ddb_image_seen(ps->seen, p, end, count, NULL);
     } else if (which == 2) {
-        q = fanout_ddb_keys_shape(p, end, count, &ps->key);
+        q = ps->seen ? fanout_ddb_keys_seen(ps->seen, p, end, count, &ps->key)
+                     : fanout_ddb_keys_shape(p, end, count, &ps->key);
         ps->key_text = q ? p : NULL;
     }
     return q;
@@ -774,8 +783,7 @@ static int s_parse_event(const char *json, size_t len, int convert_images, int w
                           .start = json,
                           .end = json + len,
                           .convert_images = convert_images,
-                          .writable = writable,
-                          .seen = convert_images ? fanout_ddb_seen_new() : NULL};
+                          .writable = writable};
     /* one pass: nodes down to the records (level 2) stay; each record's
      * members are scanned into the scratch arena and the record read
      * (s_each_record) as the scan meets it, so the nodes of one record at

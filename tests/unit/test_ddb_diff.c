@@ -272,6 +272,21 @@ static size_t s_seen_template(struct fanout_sbuf *b, const char *tmpl, const cha
     return len;
 }
 
+/* A fanout_ddb_seen with the shape of the image (or `keys`, the Keys) `w`
+ * kept. */
+static struct fanout_ddb_seen *s_seen_fresh(const struct fanout_sbuf *w, int keys)
+{
+    struct fanout_ddb_seen *seen = fanout_ddb_seen_new();
+    ck_assert_ptr_nonnull(seen);
+    struct fanout_sbuf e = {0};
+    size_t count;
+    const char *text = (const char *)w->bytes, *end = text + w->len;
+    ck_assert_ptr_nonnull(keys ? fanout_ddb_keys_seen(seen, text, end, &count, &e)
+                               : fanout_ddb_image_seen(seen, text, end, &count, &e));
+    fanout_sbuf_free(&e);
+    return seen;
+}
+
 /* Images of one shape with other values, good and bad: each template's
  * "%" is a value, replaced by each of `values`, and "@" a BOOL's, by one
  * of `bools`, each read with the shape of the template's image of "1" and
@@ -321,13 +336,9 @@ START_TEST(test_seen_values)
         s_seen_template(&w, templates[t], "1", "true", 1);
         for (size_t v = 0; v < sizeof values / sizeof values[0]; v++)
             for (int tail = 0; tail < 2; tail++) {
-                struct fanout_ddb_seen *seen = fanout_ddb_seen_new();
-                ck_assert_ptr_nonnull(seen);
-                struct fanout_sbuf e = {0};
+                struct fanout_ddb_seen *seen = s_seen_fresh(&w, 0);
                 size_t count;
                 const char *wend = (const char *)w.bytes + w.len;
-                ck_assert_ptr_nonnull(
-                    fanout_ddb_image_seen(seen, (const char *)w.bytes, wend, &count, &e));
                 /* kept: read again from its shape */
                 ck_assert_ptr_nonnull(
                     fanout_ddb_image_seen(seen, (const char *)w.bytes, wend, &count, NULL));
@@ -336,12 +347,62 @@ START_TEST(test_seen_values)
                                     bools[v % (sizeof bools / sizeof bools[0])], tail);
                 s_seen_agree(seen, (const char *)b.bytes,
                              (const char *)b.bytes + (tail ? b.len : len));
-                fanout_sbuf_free(&e);
                 fanout_ddb_seen_free(seen);
             }
     }
     fanout_sbuf_free(&b);
     fanout_sbuf_free(&w);
+}
+END_TEST
+
+/* Keys of one shape with other values, good and bad (fanout_ddb_keys_seen
+ * against fanout_ddb_keys_shape), the shape of the template's Keys of
+ * "1234" kept. */
+START_TEST(test_seen_keys)
+{
+    static const char *const templates[] = {
+        "{\"pk\": {\"S\": \"%\"}, \"sk\": {\"N\": \"%\"}}",
+        "{\"id\":{\"B\":\"%\"}}",
+        "{\"a\":{\"S\":\"%\"},\"b\":{\"B\":\"%\"},\"c\":{\"N\":\"%\"}}",
+    };
+    static const char *const values[] = {
+        "QUJD",        "1",         "",
+        "-0",          "1e5",       "007",
+        "AAEC",        "AA==",      "A===",
+        "abc",         "ab=c",      "with \\\" quote",
+        "caf\xc3\xa9", "tab\there", "a long value of more than sixteen bytes",
+    };
+    struct fanout_sbuf b = {0}, w = {0}, e = {0}, f = {0};
+    for (size_t t = 0; t < sizeof templates / sizeof templates[0]; t++) {
+        s_seen_template(&w, templates[t], "1234", "", 1);
+        for (size_t v = 0; v < sizeof values / sizeof values[0]; v++)
+            for (int tail = 0; tail < 2; tail++) {
+                struct fanout_ddb_seen *seen = s_seen_fresh(&w, 1);
+                size_t c0 = 0, c1 = 0;
+                size_t len = s_seen_template(&b, templates[t], values[v], "", tail);
+                const char *text = (const char *)b.bytes,
+                           *end = text + (tail ? b.len : len);
+                const char *q = fanout_ddb_keys_shape(text, end, &c0, &e);
+                for (int round = 0; round < 2; round++) {
+                    const char *r = fanout_ddb_keys_seen(seen, text, end, &c1, &f);
+                    ck_assert_msg(r == q, "round %d: end %td, not %td: %s", round,
+                                  r ? r - text : -1, q ? q - text : -1, text);
+                    if (q) {
+                        ck_assert_uint_eq(c1, c0);
+                        ck_assert_msg(
+                            f.len == e.len && memcmp(f.bytes, e.bytes, e.len) == 0,
+                            "round %d: \"%s\", not \"%s\"", round, f.bytes, e.bytes);
+                    } else {
+                        ck_assert_uint_eq(f.len, 0);
+                    }
+                }
+                fanout_ddb_seen_free(seen);
+            }
+    }
+    fanout_sbuf_free(&b);
+    fanout_sbuf_free(&w);
+    fanout_sbuf_free(&e);
+    fanout_sbuf_free(&f);
 }
 END_TEST
 
@@ -648,6 +709,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_plain_numbers);
     tcase_add_test(tc, test_deep);
     tcase_add_test(tc, test_seen_values);
+    tcase_add_test(tc, test_seen_keys);
     tcase_add_test(tc, test_generated);
     suite_add_tcase(s, tc);
     return s;
