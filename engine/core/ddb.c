@@ -1037,7 +1037,35 @@ struct s_turbo {
      * must be printable ASCII without escapes (fanout_jplain_end), names
      * distinct, nothing handed over */
     int strict;
+    /* fanout_ddb_image_seen: where the S and N values went, or NULL */
+    struct s_seen_note *note;
 };
+
+/* The S, N and BOOL values of an image converted by s_turbo_map (strict):
+ * each value's text in the image and its offset in the output (type 'S',
+ * 'N', or 'T' for a BOOL's true or false). */
+#define S_SEEN_VALUES 64
+struct s_seen_note {
+    const char *base; /* the output's start */
+    size_t n;         /* values noted; more than S_SEEN_VALUES: too many */
+    const char *in[S_SEEN_VALUES];
+    size_t len[S_SEEN_VALUES], out[S_SEEN_VALUES];
+    char type[S_SEEN_VALUES];
+};
+
+/* Note the value `v` (`n` bytes, type S, N, T or, in Keys, B) about to be
+ * written `at` bytes into the output. */
+static inline void s_seen_add(struct s_seen_note *note, const char *v, size_t n, size_t at,
+                              char type)
+{
+    size_t i = note->n++;
+    if (i >= S_SEEN_VALUES)
+        return;
+    note->in[i] = v;
+    note->len[i] = n;
+    note->out[i] = at;
+    note->type[i] = type;
+}
 
 /* The closing quote of a string whose text starts at `q`, or NULL when a
  * backslash (an escape) comes first. */
@@ -1054,19 +1082,30 @@ static inline const char *s_turbo_end(const struct s_turbo *t, const char *q)
     return t->strict ? fanout_jplain_end(q, t->end) : s_turbo_str_end(q, t->end);
 }
 
-/* `n` bytes of the image's text at `src` to the output. */
-static inline void s_turbo_copy(struct s_turbo *t, const char *src, size_t n)
+/* `n` bytes of the image's text at `src` (in text ending at `end`) to the
+ * output at `o`, quoted (`quote`) or not: the write position after them.
+ * The position is a local of the caller's, not t->o: a byte stored
+ * through t->o could be t->o itself (a char may alias anything), so each
+ * store would reload it. */
+static inline char *s_turbo_put(char *o, const char *src, size_t n, const char *end,
+                                int quote)
 {
+    if (quote)
+        *o++ = '"';
 #ifdef __SSE2__
-    if (n <= 16 && t->end - src >= 16) {
-        _mm_storeu_si128((__m128i *)(void *)t->o,
+    if (n <= 16 && end - src >= 16)
+        _mm_storeu_si128((__m128i *)(void *)o,
                          _mm_loadu_si128((const __m128i *)(const void *)src));
-        t->o += n;
-        return;
-    }
+    else
+        memcpy(o, src, n);
+#else
+    (void)end; /* without SSE2 (arm64): memcpy alone */
+    memcpy(o, src, n);
 #endif
-    memcpy(t->o, src, n);
-    t->o += n;
+    o += n;
+    if (quote)
+        *o++ = '"';
+    return o;
 }
 
 /* Hand the value at t->q to s_fast_scalar (`set` 0) or s_fast_array. */
@@ -1120,23 +1159,30 @@ static int s_turbo_value(struct s_turbo *t, int depth)
         const char *v = q + 1, *v_end = *q == '"' ? s_turbo_end(t, v) : NULL;
         size_t n = v_end ? (size_t)(v_end - v) : 0;
         if (v_end && type[0] == 'S') {
-            *t->o++ = '"';
-            s_turbo_copy(t, v, n);
-            *t->o++ = '"';
+            if (t->note)
+                s_seen_add(t->note, v, n, (size_t)(t->o + 1 - t->note->base), 'S');
+            t->o = s_turbo_put(t->o, v, n, end, 1);
             t->q = v_end + 1;
         } else if (v_end && s_number_plain_in(v, n, end)) {
-            s_turbo_copy(t, v, n);
+            if (t->note)
+                s_seen_add(t->note, v, n, (size_t)(t->o - t->note->base), 'N');
+            t->o = s_turbo_put(t->o, v, n, end, 0);
             t->q = v_end + 1;
         } else if (s_turbo_hand_over(t, type[0], 0, depth) != 0) {
             return -1;
         }
     } else if (tl == 4 && (memcmp(type, "BOOL", 4) == 0 || memcmp(type, "NULL", 4) == 0)) {
         int is_bool = type[0] == 'B';
-        if (end - q >= 4 && memcmp(q, "true", 4) == 0) {
+        size_t lit_len = end - q >= 4 && memcmp(q, "true", 4) == 0               ? 4
+                         : is_bool && end - q >= 5 && memcmp(q, "false", 5) == 0 ? 5
+                                                                                 : 0;
+        if (t->note && is_bool && lit_len)
+            s_seen_add(t->note, q, lit_len, (size_t)(t->o - t->note->base), 'T');
+        if (lit_len == 4) {
             memcpy(t->o, is_bool ? "true" : "null", 4);
             t->o += 4;
             t->q = q + 4;
-        } else if (is_bool && end - q >= 5 && memcmp(q, "false", 5) == 0) {
+        } else if (lit_len == 5) {
             memcpy(t->o, "false", 5);
             t->o += 5;
             t->q = q + 5;
@@ -1224,7 +1270,7 @@ static inline int s_turbo_literal(struct s_turbo *t, const char *q)
     if (!(q = s_turbo_at(q + 6, end, ':')))
         return 0;
     q = fanout_jws(q + 1, end);
-    const char *lit;
+    const char *lit, *at = q;
     size_t n;
     if (end - q >= 4 && memcmp(q, "true", 4) == 0) {
         lit = is_bool ? "true" : "null";
@@ -1237,6 +1283,8 @@ static inline int s_turbo_literal(struct s_turbo *t, const char *q)
     }
     if (!(q = s_turbo_at(q + n, end, '}')))
         return 0;
+    if (t->note && is_bool)
+        s_seen_add(t->note, at, n, (size_t)(t->o - t->note->base), 'T');
     memcpy(t->o, lit, n);
     t->o += n;
     t->q = q + 1;
@@ -1276,15 +1324,12 @@ __attribute__((always_inline)) static inline int s_turbo_plain(struct s_turbo *t
     size_t n = (size_t)(v_end - v);
     if (!(q = s_turbo_at(v_end + 1, end, '}')))
         return 0;
-    if (type == 'S') {
-        *t->o++ = '"';
-        s_turbo_copy(t, v, n);
-        *t->o++ = '"';
-    } else if (s_number_plain_in(v, n, end)) {
-        s_turbo_copy(t, v, n);
-    } else {
+    int quote = type == 'S';
+    if (!quote && !s_number_plain_in(v, n, end))
         return 0;
-    }
+    if (t->note)
+        s_seen_add(t->note, v, n, (size_t)(t->o + quote - t->note->base), type);
+    t->o = s_turbo_put(t->o, v, n, end, quote);
     t->q = q + 1;
     return 1;
 }
@@ -1364,16 +1409,15 @@ static int s_turbo_map(struct s_turbo *t, int depth, size_t *count)
             names[n].s = name;
             names[n++].n = len;
         }
-        *t->o++ = '"';
-        s_turbo_copy(t, name, (size_t)(name_end - name));
-        *t->o++ = '"';
+        char *o = s_turbo_put(t->o, name, (size_t)(name_end - name), t->end, 1);
         q = name_end + 1;
         if (q >= t->end || *q != ':') {
             q = fanout_jws(q, t->end);
             if (q >= t->end || *q != ':')
                 return -1;
         }
-        *t->o++ = ':';
+        *o = ':';
+        t->o = o + 1;
         t->q = q + 1;
         if (!s_turbo_plain(t) && s_turbo_value(t, depth) != 0)
             return -1;
@@ -1400,7 +1444,7 @@ static int s_turbo_image(struct s_fast *f)
 {
     struct fanout_sbuf *out = f->c->out;
     size_t start = out->len;
-    struct s_turbo t = {f->p, f->end, NULL, *f, 0};
+    struct s_turbo t = {f->p, f->end, NULL, *f, 0, NULL};
     size_t count;
     if (fanout_sbuf_reserve(out, (size_t)(f->end - f->p) + S_TURBO_SLACK) != 0)
         return -1;
@@ -1559,7 +1603,7 @@ const char *fanout_ddb_image_shape(const char *p, const char *end, size_t *count
                                    struct fanout_sbuf *out)
 {
     struct s_ctx quiet = {out, NULL, 0, "attribute", {0}};
-    struct s_turbo t = {p, end, NULL, {&quiet, p, end}, 1};
+    struct s_turbo t = {p, end, NULL, {&quiet, p, end}, 1, NULL};
     fanout_sbuf_reset(out);
     if (p >= end || *p != '{' ||
         fanout_sbuf_reserve(out, (size_t)(end - p) + S_TURBO_SLACK) != 0)
@@ -1567,6 +1611,256 @@ const char *fanout_ddb_image_shape(const char *p, const char *end, size_t *count
     t.o = out->p;
     if (s_turbo_map(&t, 0, count) != 0)
         return NULL;
+    out->len = (size_t)(t.o - out->p);
+    out->p[out->len] = 0;
+    return t.q;
+}
+
+/* ---- images of a shape met before ---------------------------------- */
+
+/* An image fanout_ddb_image_shape took, as pieces of text between its S,
+ * N and BOOL values: in[0] v0 in[1] v1 ... in[n], written out[0] v0 out[1]
+ * ... out[n] (each value as it is; an S value's quotes are in the
+ * pieces). Another image made of the same pieces, with values that pass
+ * the same checks (a string's end as fanout_jplain_end finds it, an N as
+ * s_number_plain_in takes it, a BOOL true or false), is read by
+ * s_turbo_map the same way, step for step: it takes it, and writes the
+ * same pieces and values. */
+#define S_SEEN_BYTES 2048 /* of the pieces of one image, each way */
+#define S_SEEN_PAD   16   /* read past the last piece by 16-byte loads */
+
+struct s_seen_shape {
+    size_t n; /* values; 0 with `count` 0: an empty slot */
+    size_t count;
+    uint16_t in_at[S_SEEN_VALUES + 2], out_at[S_SEEN_VALUES + 2];
+    char type[S_SEEN_VALUES];
+    char in[S_SEEN_BYTES + S_SEEN_PAD], out[S_SEEN_BYTES + S_SEEN_PAD];
+    int used;
+};
+
+/* A stream whose images seldom repeat a shape would pay for the tries
+ * and for keeping shapes: a match earns a credit (up to S_SEEN_CREDIT), a
+ * miss costs two; at none, images are converted as before, and only one
+ * in S_SEEN_PROBE is tried (a match then gives half the credit back). */
+#define S_SEEN_CREDIT 16
+#define S_SEEN_PROBE  32
+
+struct s_seen_credit {
+    int credit;
+    unsigned skipped; /* texts not tried since the credit ran out */
+};
+
+struct fanout_ddb_seen {
+    struct s_seen_shape shape[2];
+    unsigned last; /* the shape that matched last */
+    struct s_seen_credit images;
+    struct s_seen_shape keys; /* of the Keys read last */
+    struct s_seen_credit keys_credit;
+};
+
+struct fanout_ddb_seen *fanout_ddb_seen_new(void)
+{
+    struct fanout_ddb_seen *seen = calloc(1, sizeof *seen);
+    if (seen)
+        seen->images.credit = seen->keys_credit.credit = S_SEEN_CREDIT / 2;
+    return seen;
+}
+
+/* Whether to try the shapes kept for the next text. */
+static inline int s_seen_try(struct s_seen_credit *c)
+{
+    return c->credit > 0 || ++c->skipped % S_SEEN_PROBE == 0;
+}
+
+/* A text tried: it matched a shape (`hit`) or not. */
+static inline void s_seen_tried(struct s_seen_credit *c, int hit)
+{
+    if (hit)
+        c->credit =
+            c->credit > 0 ? c->credit + (c->credit < S_SEEN_CREDIT) : S_SEEN_CREDIT / 2;
+    else if (c->credit > 0)
+        c->credit -= 2;
+}
+
+void fanout_ddb_seen_free(struct fanout_ddb_seen *seen)
+{
+    free(seen);
+}
+
+/* `len` bytes at `q` (text ending at `end`) equal the piece at `piece`
+ * (readable 16 bytes at a time: S_SEEN_PAD). */
+static inline int s_seen_same(const char *q, const char *end, const char *piece, size_t len)
+{
+    if ((size_t)(end - q) < len)
+        return 0;
+#ifdef __SSE2__
+    if (len - 16 <= 16) {
+        /* 16 to 32 bytes: the first 16 and the last 16 */
+        __m128i a = _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)q),
+                                   _mm_loadu_si128((const __m128i *)(const void *)piece));
+        __m128i b = _mm_cmpeq_epi8(
+            _mm_loadu_si128((const __m128i *)(const void *)(q + len - 16)),
+            _mm_loadu_si128((const __m128i *)(const void *)(piece + len - 16)));
+        return _mm_movemask_epi8(_mm_and_si128(a, b)) == 0xFFFF;
+    }
+    if (len && (size_t)(end - q) >= ((len + 15) & ~(size_t)15)) {
+        /* 16 bytes at a time, the last 1 to 16 of them under a mask */
+        for (size_t i = 0;; i += 16) {
+            unsigned eq = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(
+                _mm_loadu_si128((const __m128i *)(const void *)(q + i)),
+                _mm_loadu_si128((const __m128i *)(const void *)(piece + i))));
+            if (len - i <= 16) {
+                unsigned want = 0xFFFFu >> (16 - (len - i));
+                return (eq & want) == want;
+            }
+            if (eq != 0xFFFFu)
+                return 0;
+        }
+    }
+#endif
+    return memcmp(q, piece, len) == 0;
+}
+
+/* A piece (readable 16 bytes at a time) to `o`, which has room for 16
+ * bytes more: the write position after it. */
+static inline char *s_seen_put(char *o, const char *piece, size_t len)
+{
+#ifdef __SSE2__
+    for (size_t i = 0; i < len; i += 16)
+        _mm_storeu_si128((__m128i *)(void *)(o + i),
+                         _mm_loadu_si128((const __m128i *)(const void *)(piece + i)));
+#else
+    memcpy(o, piece, len);
+#endif
+    return o + len;
+}
+
+/* The image at `p` made of the pieces of `k`: its end, written at `o`
+ * (NULL: not written; *o_end the write position after it); NULL when it
+ * is not. */
+__attribute__((always_inline)) static inline const char *
+s_seen_match(const struct s_seen_shape *k, const char *p, const char *end, char *o,
+             char **o_end)
+{
+    const char *q = p;
+    for (size_t i = 0;; i++) {
+        size_t len = (size_t)(k->in_at[i + 1] - k->in_at[i]);
+        if (!s_seen_same(q, end, k->in + k->in_at[i], len))
+            return NULL;
+        q += len;
+        if (o)
+            o = s_seen_put(o, k->out + k->out_at[i],
+                           (size_t)(k->out_at[i + 1] - k->out_at[i]));
+        if (i == k->n)
+            break;
+        const char *v_end;
+        if (k->type[i] == 'T') /* a BOOL's value */
+            v_end = end - q >= 4 && memcmp(q, "true", 4) == 0    ? q + 4
+                    : end - q >= 5 && memcmp(q, "false", 5) == 0 ? q + 5
+                                                                 : NULL;
+        else
+            v_end = fanout_jplain_end(q, end);
+        if (!v_end)
+            return NULL;
+        size_t n = (size_t)(v_end - q), bad;
+        if ((k->type[i] == 'N' && !s_number_plain_in(q, n, end)) ||
+            (k->type[i] == 'B' && s_base64_check(q, n, &bad) != 0))
+            return NULL;
+        if (o)
+            o = s_turbo_put(o, q, n, end, 0);
+        q = v_end;
+    }
+    /* s_turbo_map finds no string's end within 16 bytes of the text's end
+     * (fanout_jplain_end): 16 bytes after the image, and it would have
+     * found each of this one's */
+    if (end - q < 16)
+        return NULL;
+    if (o_end)
+        *o_end = o;
+    return q;
+}
+
+/* Keep the image [p, q) written as [base, o), whose values `note` has,
+ * in `k`; nothing when it has too many values or bytes of pieces. */
+static void s_seen_learn(struct s_seen_shape *k, const struct s_seen_note *note,
+                         const char *p, const char *q, const char *o, size_t count)
+{
+    size_t n = note->n, in_len = 0, out_len = 0;
+    if (n > S_SEEN_VALUES)
+        return;
+    const char *in_from = p;
+    size_t out_from = 0;
+    k->used = 0;
+    for (size_t i = 0; i <= n; i++) {
+        /* the piece before value i, or after the last */
+        const char *in_to = i < n ? note->in[i] : q;
+        size_t out_to = i < n ? note->out[i] : (size_t)(o - note->base);
+        size_t a = (size_t)(in_to - in_from), b = out_to - out_from;
+        if (in_len + a > S_SEEN_BYTES || out_len + b > S_SEEN_BYTES)
+            return;
+        k->in_at[i] = (uint16_t)in_len;
+        k->out_at[i] = (uint16_t)out_len;
+        memcpy(k->in + in_len, in_from, a);
+        memcpy(k->out + out_len, note->base + out_from, b);
+        in_len += a;
+        out_len += b;
+        if (i < n) {
+            k->type[i] = note->type[i];
+            in_from = note->in[i] + note->len[i];
+            out_from = note->out[i] + note->len[i];
+        }
+    }
+    k->in_at[n + 1] = (uint16_t)in_len;
+    k->out_at[n + 1] = (uint16_t)out_len;
+    k->n = n;
+    k->count = count;
+    k->used = 1;
+}
+
+const char *fanout_ddb_image_seen(struct fanout_ddb_seen *seen, const char *p,
+                                  const char *end, size_t *count, struct fanout_sbuf *out)
+{
+    if (out) {
+        fanout_sbuf_reset(out);
+        if (p >= end || *p != '{' ||
+            fanout_sbuf_reserve(out, (size_t)(end - p) + S_TURBO_SLACK) != 0)
+            return NULL;
+    }
+    int try = s_seen_try(&seen->images);
+    for (unsigned t = 0; try && t < 2; t++) {
+        unsigned i = seen->last ^ t;
+        const struct s_seen_shape *k = &seen->shape[i];
+        char *o_end = NULL;
+        const char *q;
+        /* apart, so that each has its `o` known: written, or not */
+        if (!k->used || !(q = out ? s_seen_match(k, p, end, out->p, &o_end)
+                                  : s_seen_match(k, p, end, NULL, NULL)))
+            continue;
+        seen->last = i;
+        s_seen_tried(&seen->images, 1);
+        *count = k->count;
+        if (out) {
+            out->len = (size_t)(o_end - out->p);
+            out->p[out->len] = 0;
+        }
+        return q;
+    }
+    if (try)
+        s_seen_tried(&seen->images, 0);
+    if (!out)
+        return NULL;
+    /* converted as fanout_ddb_image_shape does, and, when tried, kept in
+     * place of the shape that did not match last (the two last shapes are
+     * kept) */
+    struct s_ctx quiet = {out, NULL, 0, "attribute", {0}};
+    struct s_seen_note note = {.base = out->p};
+    struct s_turbo t = {p, end, out->p, {&quiet, p, end}, 1, try ? &note : NULL};
+    if (s_turbo_map(&t, 0, count) != 0)
+        return NULL;
+    if (try) {
+        seen->last ^= 1;
+        s_seen_learn(&seen->shape[seen->last], &note, p, t.q, t.o, *count);
+    }
     out->len = (size_t)(t.o - out->p);
     out->p[out->len] = 0;
     return t.q;
@@ -1580,7 +1874,7 @@ const char *fanout_ddb_image_shape(const char *p, const char *end, size_t *count
  * validated yet (fanout_ddb_keys_shape): strings as fanout_jplain_end
  * finds them, names distinct. */
 static const char *s_turbo_keys(const char *q, const char *end, int strict, size_t *count,
-                                struct fanout_sbuf *out)
+                                struct fanout_sbuf *out, struct s_seen_note *note)
 {
     struct {
         const char *s;
@@ -1639,8 +1933,17 @@ static const char *s_turbo_keys(const char *q, const char *end, int strict, size
         if ((type == 'N' && !s_number_plain_in(v, n, end)) ||
             (type == 'B' && s_base64_check(v, n, &bad) != 0))
             return NULL;
-        if ((!first && fanout_sbuf_putc(out, '|') != 0) || fanout_sbuf_put(out, v, n) != 0)
+        if (note) /* its offset in the output: the values and '|' before it */
+            s_seen_add(note, v, n, out->len + !first, type);
+        /* '|' and the value, written in place */
+        if (out->cap - out->len <= n + 1 && fanout_sbuf_reserve(out, n + 1) != 0)
             return NULL;
+        char *o = out->p + out->len;
+        if (!first)
+            *o++ = '|';
+        memcpy(o, v, n);
+        o[n] = 0;
+        out->len = (size_t)(o + n - out->p);
         q = fanout_jws(v_end + 1, end);
         if (q >= end || *q != '}')
             return NULL;
@@ -1659,9 +1962,43 @@ const char *fanout_ddb_keys_shape(const char *p, const char *end, size_t *count,
                                   struct fanout_sbuf *out)
 {
     fanout_sbuf_reset(out);
-    const char *q = p < end && *p == '{' ? s_turbo_keys(p, end, 1, count, out) : NULL;
+    const char *q = p < end && *p == '{' ? s_turbo_keys(p, end, 1, count, out, NULL) : NULL;
     if (!q)
         fanout_sbuf_reset(out);
+    return q;
+}
+
+const char *fanout_ddb_keys_seen(struct fanout_ddb_seen *seen, const char *p,
+                                 const char *end, size_t *count, struct fanout_sbuf *out)
+{
+    fanout_sbuf_reset(out);
+    if (p >= end || *p != '{' ||
+        fanout_sbuf_reserve(out, (size_t)(end - p) + S_TURBO_SLACK) != 0)
+        return NULL;
+    int try = s_seen_try(&seen->keys_credit);
+    char *o_end = NULL;
+    const char *q =
+        try && seen->keys.used ? s_seen_match(&seen->keys, p, end, out->p, &o_end) : NULL;
+    if (try)
+        s_seen_tried(&seen->keys_credit, q != NULL);
+    if (q) {
+        *count = seen->keys.count;
+        out->len = (size_t)(o_end - out->p);
+        out->p[out->len] = 0;
+        return q;
+    }
+    /* read as fanout_ddb_keys_shape reads them, and, when tried, kept:
+     * their pieces written as "", "|" ... "" around the values */
+    struct s_seen_note note = {0};
+    q = s_turbo_keys(p, end, 1, count, out, try ? &note : NULL);
+    if (!q) {
+        fanout_sbuf_reset(out);
+        return NULL;
+    }
+    if (try) {
+        note.base = out->p;
+        s_seen_learn(&seen->keys, &note, p, q, out->p + out->len, *count);
+    }
     return q;
 }
 
@@ -1672,7 +2009,7 @@ int fanout_ddb_key_text(const char *text, size_t len, struct fanout_arena *nodes
     if (err && err_len)
         err[0] = 0;
     size_t count;
-    const char *q = s_turbo_keys(text, text + len, 0, &count, out);
+    const char *q = s_turbo_keys(text, text + len, 0, &count, out, NULL);
     if (q && fanout_jws(q, text + len) == text + len)
         return 0;
     s_restore(out, start);

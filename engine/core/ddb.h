@@ -46,6 +46,22 @@ int fanout_ddb_image_text(const char *text, size_t len, int convert,
 const char *fanout_ddb_image_shape(const char *p, const char *end, size_t *count,
                                    struct fanout_sbuf *out);
 
+/* Images of the shapes met last (the same attributes in the same order,
+ * the same BOOL and NULL values, lists as long), for
+ * fanout_ddb_image_seen: one per event read. NULL when out of memory. */
+struct fanout_ddb_seen;
+struct fanout_ddb_seen *fanout_ddb_seen_new(void);
+void fanout_ddb_seen_free(struct fanout_ddb_seen *seen);
+
+/* fanout_ddb_image_shape, the same answer, but an image of a shape `seen`
+ * has (the text between its S and N values the same as that of an image
+ * taken before) is read piece by piece: the pieces compared, the values
+ * checked as fanout_ddb_image_shape checks them. An image it takes in
+ * full is kept in `seen`. `out` NULL: the image only read (taken only
+ * when of a shape kept), as the scan reads an OldImage. */
+const char *fanout_ddb_image_seen(struct fanout_ddb_seen *seen, const char *p,
+                                  const char *end, size_t *count, struct fanout_sbuf *out);
+
 /* Keys in an event's text that are not validated yet, at its '{' (`end`:
  * the end of the text), read in one pass that checks what the event's scan
  * would: their key string written into `out` (reset first), the same bytes
@@ -57,6 +73,12 @@ const char *fanout_ddb_image_shape(const char *p, const char *end, size_t *count
  * quick pass accepts too (fanout_jscan_each_skip_shape). */
 const char *fanout_ddb_keys_shape(const char *p, const char *end, size_t *count,
                                   struct fanout_sbuf *out);
+
+/* fanout_ddb_keys_shape, the same answer, but Keys of the shape of those
+ * read last (the same text between their values) are read piece by
+ * piece, as fanout_ddb_image_seen reads images. */
+const char *fanout_ddb_keys_seen(struct fanout_ddb_seen *seen, const char *p,
+                                 const char *end, size_t *count, struct fanout_sbuf *out);
 
 /* Append a DynamoDB Streams record as one object ("wholeRecord"): its
  * members eventName, eventID, dynamodb.Keys, .OldImage, .NewImage,

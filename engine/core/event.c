@@ -58,6 +58,10 @@ struct s_parser {
     /* the last Keys read as the scan met them: their text, their key in
      * `key` */
     const char *key_text;
+    /* the shapes of the images converted and Keys read last (NULL: none
+     * kept); seen_tried: made (or tried to be) at the first hook call */
+    struct fanout_ddb_seen *seen;
+    int seen_tried;
 };
 
 /* A string member, unescaped into the arena, or NULL. */
@@ -110,8 +114,10 @@ struct s_want {
         lit, sizeof(lit) - 1                                                               \
     }
 
-static void s_members(const struct fanout_jnode *obj, const struct s_want *want, size_t n,
-                      const struct fanout_jnode **got)
+__attribute__((always_inline)) static inline void s_members(const struct fanout_jnode *obj,
+                                                            const struct s_want *want,
+                                                            size_t n,
+                                                            const struct fanout_jnode **got)
 {
     for (size_t k = 0; k < n; k++)
         got[k] = NULL;
@@ -416,14 +422,29 @@ static int s_image_readable(struct s_parser *ps, const struct fanout_jnode *img)
     return full && fanout_ddb_readable(full);
 }
 
+/* A DynamoDB record's eventName (NULL when not a string): one of the
+ * three DynamoDB Streams sends, as a constant; any other, a copy. */
+static const char *s_action(struct s_parser *ps, const struct fanout_jnode *n)
+{
+    static const char *const known[] = {"INSERT", "MODIFY", "REMOVE"};
+    if (n && n->type == FANOUT_J_STRING && !n->escaped && n->len == 6)
+        for (size_t i = 0; i < 3; i++)
+            if (memcmp(n->text, known[i], 6) == 0)
+                return known[i];
+    return fanout_jstr(n, ps->arena, NULL);
+}
+
 /* The record `r` is `rec` (its members scanned). */
 static void s_parse_dynamodb(struct s_parser *ps, struct fanout_raw_record *r,
                              const struct fanout_jnode *rec)
 {
     r->kind = FANOUT_SRC_DYNAMODB;
-    const char *name = s_str(ps, rec, "eventName", NULL);
+    static const struct s_want top[] = {S_WANT("eventName"), S_WANT("dynamodb")};
+    const struct fanout_jnode *got_top[2];
+    s_members(rec, top, 2, got_top);
+    const char *name = s_action(ps, got_top[0]);
     r->action = name ? name : "UNKNOWN";
-    const struct fanout_jnode *d = fanout_jget(rec, "dynamodb");
+    const struct fanout_jnode *d = got_top[1];
     if (!d || d->type != FANOUT_J_OBJECT) {
         s_fail(ps, r, "field \"dynamodb\": missing or not an object");
         return;
@@ -573,6 +594,16 @@ static int s_parse_sns(struct s_parser *ps, struct fanout_raw_record *r,
     return 0;
 }
 
+/* The eventSource `src` is `lit` (`len` bytes): strcmp, its length known
+ * when it is the copy most records share (struct s_intern), and then the
+ * bytes compared in place rather than by a call. */
+static inline int s_src_is(const struct s_parser *ps, const char *src, const char *lit,
+                           size_t len)
+{
+    size_t src_len = src == ps->source.copy ? ps->source.len : strlen(src);
+    return src_len == len && memcmp(src, lit, len) == 0;
+}
+
 /* One record: `obj` as the event keeps it, `full` the same with its
  * members (when `obj` was scanned shallow; else `obj` itself). Returns -1
  * when out of memory (no further record is read). */
@@ -604,11 +635,11 @@ static int s_parse_record(struct s_parser *ps, const struct fanout_jnode *obj,
         s_fail(ps, r,
                "field \"eventSource\": missing (expected aws:kinesis, "
                "aws:dynamodb or aws:sns)");
-    } else if (!strcmp(src, "aws:kinesis")) {
+    } else if (s_src_is(ps, src, "aws:kinesis", 11)) {
         s_parse_kinesis(ps, r, got[3], dup);
-    } else if (!strcmp(src, "aws:dynamodb")) {
+    } else if (s_src_is(ps, src, "aws:dynamodb", 12)) {
         s_parse_dynamodb(ps, r, rec);
-    } else if (!strcmp(src, "aws:sns")) {
+    } else if (s_src_is(ps, src, "aws:sns", 7)) {
         if (s_parse_sns(ps, r, rec, nested || dup))
             return 0; /* unwrapped: r is gone or was reused */
     } else {
@@ -714,11 +745,22 @@ static const char *s_shape_member(void *ctx, int which, const char *p, const cha
 {
     struct s_parser *ps = ctx;
     const char *q = NULL;
+    /* made at the first DynamoDB record (NULL when out of memory: each
+     * text then read on its own) */
+    if (!ps->seen && !ps->seen_tried) {
+        ps->seen_tried = 1;
+        ps->seen = fanout_ddb_seen_new();
+    }
     if (which == 0 && ps->convert_images) {
-        q = fanout_ddb_image_shape(p, end, count, &ps->conv);
+        q = ps->seen ? fanout_ddb_image_seen(ps->seen, p, end, count, &ps->conv)
+                     : fanout_ddb_image_shape(p, end, count, &ps->conv);
         ps->conv_text = q ? p : NULL;
+    } else if (which == 1 && ps->convert_images && ps->seen) {
+        /* an OldImage of a shape a NewImage had: only read */
+        q = fanout_ddb_image_seen(ps->seen, p, end, count, NULL);
     } else if (which == 2) {
-        q = fanout_ddb_keys_shape(p, end, count, &ps->key);
+        q = ps->seen ? fanout_ddb_keys_seen(ps->seen, p, end, count, &ps->key)
+                     : fanout_ddb_keys_shape(p, end, count, &ps->key);
         ps->key_text = q ? p : NULL;
     }
     return q;
@@ -753,6 +795,7 @@ static int s_parse_event(const char *json, size_t len, int convert_images, int w
     fanout_arena_free(&ps.scratch);
     fanout_sbuf_free(&ps.key);
     fanout_sbuf_free(&ps.conv);
+    fanout_ddb_seen_free(ps.seen);
     if (!root) {
         fanout_event_clean_up(ev);
         snprintf(err, err_len, "event is not valid JSON: %s", why);

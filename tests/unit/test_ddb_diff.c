@@ -13,6 +13,7 @@
 
 #include "common/jscan.h"
 #include "common/util.h"
+#include "core/ddb.h"
 #include "ddb_diff.h"
 
 static void s_agree(const char *text, size_t len, int expect_scanned)
@@ -217,6 +218,191 @@ START_TEST(test_deep)
             s_agree((const char *)b.bytes, b.len, 1);
             fanout_sbuf_free(&b);
         }
+}
+END_TEST
+
+/* ---- images of a shape met before (fanout_ddb_image_seen) --------------- */
+
+/* fanout_ddb_image_seen against fanout_ddb_image_shape on `text` (the
+ * text's end `len` bytes on, or further: `end`), with `seen` as the tests
+ * before left it: the same end, count and bytes, reading only or
+ * converting, before and after the text's own shape is kept. */
+static void s_seen_agree(struct fanout_ddb_seen *seen, const char *text, const char *end)
+{
+    struct fanout_sbuf e0 = {0}, e1 = {0};
+    size_t c0 = 0, c1 = 0;
+    const char *r0 = fanout_ddb_image_shape(text, end, &c0, &e0);
+    for (int round = 0; round < 2; round++) {
+        /* reading only: the same answer, or none */
+        const char *rv = fanout_ddb_image_seen(seen, text, end, &c1, NULL);
+        ck_assert_msg(!rv || (rv == r0 && c1 == c0),
+                      "read only: end %td (%zu), not %td (%zu): %.*s", rv ? rv - text : -1,
+                      c1, r0 ? r0 - text : -1, c0,
+                      (int)(end - text > 600 ? 600 : end - text), text);
+        const char *r1 = fanout_ddb_image_seen(seen, text, end, &c1, &e1);
+        ck_assert_msg(r1 == r0, "round %d: end %td, not %td: %.*s", round,
+                      r1 ? r1 - text : -1, r0 ? r0 - text : -1,
+                      (int)(end - text > 600 ? 600 : end - text), text);
+        if (r0) {
+            ck_assert_uint_eq(c1, c0);
+            ck_assert_msg(e1.len == e0.len && memcmp(e1.bytes, e0.bytes, e0.len) == 0,
+                          "round %d: \"%s\", not \"%s\"", round, e1.bytes, e0.bytes);
+        }
+    }
+    fanout_sbuf_free(&e0);
+    fanout_sbuf_free(&e1);
+}
+
+/* `tmpl` with its "%" `value` and its "@" `bool_value`, and, `tail`,
+ * text after it: the length of the image. */
+static size_t s_seen_template(struct fanout_sbuf *b, const char *tmpl, const char *value,
+                              const char *bool_value, int tail)
+{
+    fanout_sbuf_reset(b);
+    for (const char *c = tmpl; *c; c++)
+        if (*c == '%')
+            fanout_sbuf_puts(b, value);
+        else if (*c == '@')
+            fanout_sbuf_puts(b, bool_value);
+        else
+            fanout_sbuf_putc(b, (uint8_t)*c);
+    size_t len = b->len;
+    if (tail)
+        fanout_sbuf_puts(b, ", \"more\": \"text after the image\"}");
+    return len;
+}
+
+/* A fanout_ddb_seen with the shape of the image (or `keys`, the Keys) `w`
+ * kept. */
+static struct fanout_ddb_seen *s_seen_fresh(const struct fanout_sbuf *w, int keys)
+{
+    struct fanout_ddb_seen *seen = fanout_ddb_seen_new();
+    ck_assert_ptr_nonnull(seen);
+    struct fanout_sbuf e = {0};
+    size_t count;
+    const char *text = (const char *)w->bytes, *end = text + w->len;
+    ck_assert_ptr_nonnull(keys ? fanout_ddb_keys_seen(seen, text, end, &count, &e)
+                               : fanout_ddb_image_seen(seen, text, end, &count, &e));
+    fanout_sbuf_free(&e);
+    return seen;
+}
+
+/* Images of one shape with other values, good and bad: each template's
+ * "%" is a value, replaced by each of `values`, and "@" a BOOL's, by one
+ * of `bools`, each read with the shape of the template's image of "1" and
+ * "true" kept. */
+START_TEST(test_seen_values)
+{
+    static const char *const templates[] = {
+        "{\"pk\": {\"S\": \"%\"}, \"sk\": {\"N\": \"%\"}, \"ok\": {\"BOOL\": true}}",
+        "{\"a\":{\"N\":\"%\"}}",
+        "{\"a\":{\"S\":\"%\"},\"m\":{\"M\":{\"x\":{\"L\":[{\"N\":\"%\"},{\"S\":\"%\"},"
+        "{\"NULL\":true}]}}},\"e\":{\"L\":[]}}",
+        "{ \"a\" : { \"S\" : \"%\" } ,\n \"b\" : { \"N\" : \"%\" } }",
+        "{\"b\":{\"BOOL\":@},\"s\":{\"S\":\"%\"},\"l\":{\"L\":[{\"BOOL\": @ "
+        "},{\"NULL\":true}]}}",
+        "{\"n\": {\"NULL\": true}, \"b\": {\"BOOL\": @}}",
+    };
+    /* for "@": a BOOL's value */
+    static const char *const bools[] = {"false", "true", "truex",    "fals", "null",
+                                        "True",  "1",    "\"true\"", "tru"};
+    static const char *const values[] = {
+        "1",
+        "user#000001",
+        "",
+        "0",
+        "-0",
+        "12.5",
+        "007",
+        "1e5",
+        ".5",
+        "1.",
+        "-",
+        "abc",
+        "12345678901234567890123456789012345678",
+        "123456789012345678901234567890123456789",
+        "with \\\" quote",
+        "back\\\\slash",
+        "\\u0041",
+        "tab\there",
+        "caf\xc3\xa9",
+        "a long value of more than sixteen bytes, and then some more",
+        "\"",
+        "x\"}, \"y\": {\"S\": \"z",
+    };
+    struct fanout_sbuf b = {0}, w = {0};
+    for (size_t t = 0; t < sizeof templates / sizeof templates[0]; t++) {
+        /* "1" and "true" everywhere, text after it: its shape is kept */
+        s_seen_template(&w, templates[t], "1", "true", 1);
+        for (size_t v = 0; v < sizeof values / sizeof values[0]; v++)
+            for (int tail = 0; tail < 2; tail++) {
+                struct fanout_ddb_seen *seen = s_seen_fresh(&w, 0);
+                size_t count;
+                const char *wend = (const char *)w.bytes + w.len;
+                /* kept: read again from its shape */
+                ck_assert_ptr_nonnull(
+                    fanout_ddb_image_seen(seen, (const char *)w.bytes, wend, &count, NULL));
+                size_t len =
+                    s_seen_template(&b, templates[t], values[v],
+                                    bools[v % (sizeof bools / sizeof bools[0])], tail);
+                s_seen_agree(seen, (const char *)b.bytes,
+                             (const char *)b.bytes + (tail ? b.len : len));
+                fanout_ddb_seen_free(seen);
+            }
+    }
+    fanout_sbuf_free(&b);
+    fanout_sbuf_free(&w);
+}
+END_TEST
+
+/* Keys of one shape with other values, good and bad (fanout_ddb_keys_seen
+ * against fanout_ddb_keys_shape), the shape of the template's Keys of
+ * "1234" kept. */
+START_TEST(test_seen_keys)
+{
+    static const char *const templates[] = {
+        "{\"pk\": {\"S\": \"%\"}, \"sk\": {\"N\": \"%\"}}",
+        "{\"id\":{\"B\":\"%\"}}",
+        "{\"a\":{\"S\":\"%\"},\"b\":{\"B\":\"%\"},\"c\":{\"N\":\"%\"}}",
+    };
+    static const char *const values[] = {
+        "QUJD",        "1",         "",
+        "-0",          "1e5",       "007",
+        "AAEC",        "AA==",      "A===",
+        "abc",         "ab=c",      "with \\\" quote",
+        "caf\xc3\xa9", "tab\there", "a long value of more than sixteen bytes",
+    };
+    struct fanout_sbuf b = {0}, w = {0}, e = {0}, f = {0};
+    for (size_t t = 0; t < sizeof templates / sizeof templates[0]; t++) {
+        s_seen_template(&w, templates[t], "1234", "", 1);
+        for (size_t v = 0; v < sizeof values / sizeof values[0]; v++)
+            for (int tail = 0; tail < 2; tail++) {
+                struct fanout_ddb_seen *seen = s_seen_fresh(&w, 1);
+                size_t c0 = 0, c1 = 0;
+                size_t len = s_seen_template(&b, templates[t], values[v], "", tail);
+                const char *text = (const char *)b.bytes,
+                           *end = text + (tail ? b.len : len);
+                const char *q = fanout_ddb_keys_shape(text, end, &c0, &e);
+                for (int round = 0; round < 2; round++) {
+                    const char *r = fanout_ddb_keys_seen(seen, text, end, &c1, &f);
+                    ck_assert_msg(r == q, "round %d: end %td, not %td: %s", round,
+                                  r ? r - text : -1, q ? q - text : -1, text);
+                    if (q) {
+                        ck_assert_uint_eq(c1, c0);
+                        ck_assert_msg(
+                            f.len == e.len && memcmp(f.bytes, e.bytes, e.len) == 0,
+                            "round %d: \"%s\", not \"%s\"", round, f.bytes, e.bytes);
+                    } else {
+                        ck_assert_uint_eq(f.len, 0);
+                    }
+                }
+                fanout_ddb_seen_free(seen);
+            }
+    }
+    fanout_sbuf_free(&b);
+    fanout_sbuf_free(&w);
+    fanout_sbuf_free(&e);
+    fanout_sbuf_free(&f);
 }
 END_TEST
 
@@ -490,6 +676,9 @@ START_TEST(test_generated)
 {
     size_t agreed = 0, total = 20000;
     struct fanout_sbuf b = {0};
+    /* one for all: shapes kept from texts before */
+    struct fanout_ddb_seen *seen = fanout_ddb_seen_new();
+    ck_assert_ptr_nonnull(seen);
     for (size_t i = 0; i < total; i++) {
         fanout_sbuf_reset(&b);
         unsigned budget = 40 + s_rand(200);
@@ -499,11 +688,13 @@ START_TEST(test_generated)
             s_gen_members(&b, 0, &budget, 1);
         char why[1024];
         int rc = ddb_diff((const char *)b.bytes, b.len, why, sizeof why);
+        s_seen_agree(seen, (const char *)b.bytes, (const char *)b.bytes + b.len);
         ck_assert_msg(rc >= 0, "case %zu: %s\ninput: %.*s", i, why,
                       (int)(b.len > 2000 ? 2000 : b.len), (const char *)b.bytes);
         agreed += rc == 1;
     }
     fanout_sbuf_free(&b);
+    fanout_ddb_seen_free(seen);
     /* most texts are valid JSON (some carry invalid UTF-8 on purpose) */
     ck_assert_uint_gt(agreed, total / 2);
 }
@@ -517,6 +708,8 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_edge_cases);
     tcase_add_test(tc, test_plain_numbers);
     tcase_add_test(tc, test_deep);
+    tcase_add_test(tc, test_seen_values);
+    tcase_add_test(tc, test_seen_keys);
     tcase_add_test(tc, test_generated);
     suite_add_tcase(s, tc);
     return s;
