@@ -39,6 +39,7 @@
  * presigned signatures, bodies carry records. */
 #include "aws/http.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <poll.h>
@@ -1293,6 +1294,15 @@ static int s_split_target(const char *url, struct s_target *t)
         return -1;
     memcpy(t->host, host, hn);
     t->host[hn] = 0;
+    /* "[...]" holds an IPv6 address, nothing else; a host of digits and
+     * dots alone is an IPv4 address in its one plain form ("127.1",
+     * "010.0.0.1" and "1.2.3.4." are libcurl's to read, or refuse): the
+     * certificate is checked against the address, not against a name */
+    unsigned char a6[16];
+    if (host != auth
+            ? inet_pton(AF_INET6, t->host, a6) != 1
+            : strspn(t->host, "0123456789.") == hn && inet_pton(AF_INET, t->host, a6) != 1)
+        return -1;
     long port = t->https ? 443 : 80;
     if (colon) {
         const char *d = colon + 1, *end = auth + an;

@@ -2,6 +2,7 @@
 #include "aws/net.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -17,6 +18,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/x509v3.h>
 
 #include "aws/ssl_load.h"
 #include "aws/tls_store.h"
@@ -51,7 +54,8 @@ struct fanout_net_conn {
     short events;
     int https, insecure, ip_literal;
     long port;
-    char host[NET_HOST_LEN];
+    char host[NET_HOST_LEN]; /* as given: resolved, and named in errors */
+    char name[NET_HOST_LEN]; /* TLS's: SNI and the name or address verified */
     int64_t started_ms, deadline_ms, attempt_ms; /* attempt: this address's end */
     size_t next;                                 /* the next address to try */
     struct s_addrs addrs;
@@ -107,6 +111,29 @@ static int s_numeric(const char *host, long port, struct s_addrs *out)
     return 0;
 }
 
+/* Cache host:port's addresses: in a free or expired entry, else in the
+ * one that expires first. */
+static void s_dns_put(const char *host, long port, const struct s_addrs *addrs)
+{
+    int64_t now = s_now_ms();
+    pthread_mutex_lock(&s_lock);
+    struct s_dns_entry *slot = &s_dns[0];
+    for (size_t i = 0; i < FANOUT_NET_DNS_ENTRIES; i++) {
+        struct s_dns_entry *d = &s_dns[i];
+        if (!d->host[0] || d->expires_ms <= now) {
+            slot = d;
+            break;
+        }
+        if (d->expires_ms < slot->expires_ms)
+            slot = d;
+    }
+    fanout_strlcpy(slot->host, host, sizeof slot->host);
+    slot->port = port;
+    slot->expires_ms = now + FANOUT_NET_DNS_TTL_MS;
+    slot->addrs = *addrs;
+    pthread_mutex_unlock(&s_lock);
+}
+
 static int s_resolve(const char *host, long port, struct s_addrs *out,
                      struct fanout_net_error *err)
 {
@@ -148,25 +175,26 @@ static int s_resolve(const char *host, long port, struct s_addrs *out,
               "Could not resolve host: %s (no IPv4 or IPv6 address)", host);
         return -1;
     }
-    /* cached: a free or expired entry, else the one that expires first */
-    pthread_mutex_lock(&s_lock);
-    struct s_dns_entry *slot = &s_dns[0];
-    for (size_t i = 0; i < FANOUT_NET_DNS_ENTRIES; i++) {
-        struct s_dns_entry *d = &s_dns[i];
-        if (!d->host[0] || d->expires_ms <= now) {
-            slot = d;
-            break;
-        }
-        if (d->expires_ms < slot->expires_ms)
-            slot = d;
-    }
-    fanout_strlcpy(slot->host, host, sizeof slot->host);
-    slot->port = port;
-    slot->expires_ms = now + FANOUT_NET_DNS_TTL_MS;
-    slot->addrs = *out;
-    pthread_mutex_unlock(&s_lock);
+    s_dns_put(host, port, out);
     return 0;
 }
+
+#ifdef FANOUT_TESTING
+int fanout_net_test_resolved(const char *host, long port, const char *const *addrs,
+                             size_t n)
+{
+    struct s_addrs a = {0};
+    for (size_t i = 0; i < n && i < FANOUT_NET_MAX_ADDRS; i++) {
+        struct s_addrs one;
+        if (s_numeric(addrs[i], port, &one) != 0)
+            return -1;
+        a.sa[a.n] = one.sa[0];
+        a.len[a.n++] = one.len[0];
+    }
+    s_dns_put(host, port, &a);
+    return 0;
+}
+#endif
 
 /* ---- TLS ------------------------------------------------------------------ */
 
@@ -287,10 +315,15 @@ static int s_tls_start(struct fanout_net_conn *c, struct fanout_net_error *err)
     int ok = 1;
     if (!c->ip_literal) /* SNI: names only (RFC 6066) */
         ok = f->ctrl(c->ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
-                     c->host) == 1;
-    if (ok && !c->insecure)
-        ok = c->ip_literal ? f->param_set1_ip_asc(f->get0_param(c->ssl), c->host) == 1
-                           : f->set1_host(c->ssl, c->host) == 1;
+                     c->name) == 1;
+    if (ok && !c->insecure && c->ip_literal) {
+        ok = f->param_set1_ip_asc(f->get0_param(c->ssl), c->name) == 1;
+    } else if (ok && !c->insecure) {
+        /* a wildcard only as a whole left-most label ("*.example.com",
+         * not "f*.example.com"), as libcurl's own host check */
+        f->set_hostflags(c->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        ok = f->set1_host(c->ssl, c->name) == 1;
+    }
     if (!ok) {
         s_err(err, FANOUT_HTTP_TLS, "cannot set up TLS for %s: out of memory", c->host);
         return -1;
@@ -418,6 +451,25 @@ static int s_connected(struct fanout_net_conn *c, struct fanout_net_error *err)
     return s_tls_step(c, err);
 }
 
+/* The name TLS sends (SNI) and verifies: `host` in lower case, without
+ * the trailing dot of an absolute name ("example.com."), which RFC 6066
+ * keeps out of SNI and certificates do not carry (libcurl strips it
+ * too); the resolver still gets the name as written. An address written
+ * so ("127.0.0.1.") is then an address. -1: no name left ("", ".",
+ * "a..") or too long. */
+static int s_tls_name(const char *host, char *out, size_t len)
+{
+    size_t n = strlen(host);
+    if (n && host[n - 1] == '.')
+        n--;
+    if (!n || n >= len || host[n - 1] == '.')
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        out[i] = (char)tolower((unsigned char)host[i]);
+    out[n] = 0;
+    return 0;
+}
+
 struct fanout_net_conn *fanout_net_open(const char *host, long port, int https,
                                         int insecure, int64_t connect_timeout_ms,
                                         struct fanout_net_error *err)
@@ -434,7 +486,13 @@ struct fanout_net_conn *fanout_net_open(const char *host, long port, int https,
     c->started_ms = s_now_ms();
     c->deadline_ms = c->started_ms + connect_timeout_ms;
     fanout_strlcpy(c->host, host, sizeof c->host);
-    c->ip_literal = s_numeric(host, port, &c->addrs) == 0;
+    if (s_tls_name(host, c->name, sizeof c->name) != 0) {
+        s_err(err, FANOUT_HTTP_CONNECT, "Could not resolve host: %s (not a host name)",
+              host);
+        free(c);
+        return NULL;
+    }
+    c->ip_literal = s_numeric(c->name, port, &c->addrs) == 0;
     if (!c->ip_literal && s_resolve(host, port, &c->addrs, err) != 0) {
         free(c);
         return NULL;

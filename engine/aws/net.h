@@ -14,8 +14,11 @@
  *   (ssl_load.h), one SSL_CTX per verification setting, the shared CA
  *   store (tls_store.h), TLS 1.2 or later, ALPN http/1.1 alone, SNI for
  *   names (not for IP literals), the peer's certificate checked against
- *   the name (SSL_set1_host) or the address (X509_VERIFY_PARAM_set1_ip_asc)
- *   unless verification is off for that endpoint. The socket is reached
+ *   the name (SSL_set1_host; wildcards only as a whole left-most label)
+ *   or the address (X509_VERIFY_PARAM_set1_ip_asc) unless verification is
+ *   off for that endpoint. SNI and the check take the name in lower case
+ *   without an absolute name's trailing dot ("example.com." is resolved
+ *   as written, verified as "example.com"). The socket is reached
  *   through a BIO of ours that sends with MSG_NOSIGNAL: no SIGPIPE.
  * - The connect timeout covers resolving, connecting and the handshake,
  *   as libcurl's CURLOPT_CONNECTTIMEOUT_MS does.
@@ -87,5 +90,13 @@ void fanout_net_close(struct fanout_net_conn *c);
 /* Drop the SSL_CTXs and the resolver cache (connections keep their
  * references); for the HTTP layer's last clean-up. */
 void fanout_net_cleanup(void);
+
+#ifdef FANOUT_TESTING
+/* Test hook: host:port resolves to the numeric addresses addrs[0..n), as
+ * if the resolver had said so, until the cache entry expires or is
+ * dropped (fanout_net_cleanup). -1: an address is not numeric. */
+int fanout_net_test_resolved(const char *host, long port, const char *const *addrs,
+                             size_t n);
+#endif
 
 #endif

@@ -31,6 +31,7 @@ struct fanout_ssl_fns {
     int (*set_fd)(SSL *, int);
     long (*ctrl)(SSL *, int, long, void *);
     int (*set1_host)(SSL *, const char *);
+    void (*set_hostflags)(SSL *, unsigned int);
     X509_VERIFY_PARAM *(*get0_param)(SSL *);
     int (*param_set1_ip_asc)(X509_VERIFY_PARAM *, const char *);
     int (*connect)(SSL *);

@@ -36,6 +36,7 @@
 #include <curl/curl.h>
 
 #include "aws/http.h"
+#include "aws/net.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -1592,6 +1593,80 @@ START_TEST(test_tls_refusals_named)
 }
 END_TEST
 
+/* GET /echo from the TLS server at `host` (the URL's form), verified;
+ * the echo's JSON, NULL with the words in `text` when it failed. */
+static json_t *s_tls_echo(const char *host, char *text, size_t text_len)
+{
+    char url[PATH_LEN];
+    struct fanout_http_request q = {
+        .method = "GET",
+        .url = s_url(url, sizeof url, &s_t.tls, 1, host, "/echo"),
+        .timeout_ms = S_OK_WAIT_MS,
+        .connect_timeout_ms = S_OK_WAIT_MS,
+    };
+    struct fanout_http_response r = {0};
+    s_perform1(&q, &r);
+    fanout_strlcpy(text, r.error_text, text_len);
+    json_t *doc = r.error == FANOUT_HTTP_OK && r.status == 200 ? s_body_json(&r) : NULL;
+    fanout_http_response_clean_up(&r);
+    return doc;
+}
+
+/* `name` resolves to 127.0.0.1 for the TLS server's port (the test hook:
+ * the machine's resolver knows none of these names). */
+static void s_resolves_to_loopback(const char *name)
+{
+    const char *lo[] = {"127.0.0.1"};
+    ck_assert_int_eq(fanout_net_test_resolved(name, s_t.tls.port, lo, 1), 0);
+}
+
+START_TEST(test_tls_host_forms)
+{
+    /* a certificate for localhost and 127.0.0.1, trusted */
+    s_tls_start();
+    setenv("FANOUT_CA_BUNDLE", s_t.cert, 1);
+    s_reinit();
+    char text[256];
+    /* an absolute name: resolved as written, verified and sent (SNI)
+     * without its dot */
+    s_resolves_to_loopback("localhost.");
+    json_t *doc = s_tls_echo("localhost.", text, sizeof text);
+    ck_assert_msg(doc != NULL, "localhost.: %s", text);
+    ck_assert_str_eq(s_jstr(doc, "sni"), "localhost");
+    ck_assert_msg(strncmp(s_jheader(doc, "host"), "localhost.:", 11) == 0, "Host: %s",
+                  s_jheader(doc, "host"));
+    json_decref(doc);
+    /* upper case: verified, the name sent in lower case */
+    doc = s_tls_echo("LocalHost", text, sizeof text);
+    ck_assert_msg(doc != NULL, "LocalHost: %s", text);
+    ck_assert_str_eq(s_jstr(doc, "sni"), "localhost");
+    json_decref(doc);
+    /* an address: no SNI, the address verified */
+    doc = s_tls_echo("127.0.0.1", text, sizeof text);
+    ck_assert_msg(doc != NULL, "127.0.0.1: %s", text);
+    ck_assert_ptr_null(s_jstr(doc, "sni"));
+    json_decref(doc);
+    /* brackets hold an IPv6 address, not an IPv4 one (nor a name) */
+    ck_assert_ptr_null(s_tls_echo("[127.0.0.1]", text, sizeof text));
+    ck_assert_ptr_null(s_tls_echo("[localhost]", text, sizeof text));
+    /* nothing but a dot */
+    s_resolves_to_loopback(".");
+    ck_assert_ptr_null(s_tls_echo(".", text, sizeof text));
+
+    /* a wildcard matches a whole left-most label, not part of one */
+    s_tls_restart(s_make_cert_san, "DNS:h*.fanout.test");
+    s_reinit();
+    s_resolves_to_loopback("host.fanout.test");
+    S_EXPECT_TLS("host.fanout.test", 0, "hostname mismatch");
+    s_tls_restart(s_make_cert_san, "DNS:*.fanout.test");
+    s_reinit();
+    s_resolves_to_loopback("host.fanout.test");
+    S_EXPECT_OK("host.fanout.test", 0);
+    /* the server saw only the requests that were verified */
+    ck_assert_int_eq(s_stat(&s_t.tls, 1, "requests"), 1);
+}
+END_TEST
+
 /* A server of one connection: it reads the client's first bytes, then
  * closes (S_CLOSE), or answers in plain text (S_GARBAGE), or says nothing
  * until the client goes (S_MUTE). */
@@ -2253,6 +2328,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_tls_store_bad_bundle);
     tcase_add_test(tc, test_tls_refusals_named);
     tcase_add_test(tc, test_tls_handshake_failures);
+    tcase_add_test(tc, test_tls_host_forms);
     tcase_add_test(tc, test_proxy_from_environment);
     tcase_add_test(tc, test_proxy_env_order_http);
     tcase_add_test(tc, test_proxy_env_order_https);
