@@ -60,12 +60,27 @@ struct fanout_net_conn {
     size_t next;                                 /* the next address to try */
     struct s_addrs addrs;
     int last_errno; /* of the last failed attempt */
+    int broken;     /* a send or receive failed: no close_notify */
     SSL *ssl;
     const struct fanout_ssl_fns *f;
 };
 
+/* A TLS session to resume: per name (c->name), port and verification
+ * setting, so a session is only offered where its peer was checked as
+ * this connection would check it (a resumed handshake checks no
+ * certificate). */
+struct s_session {
+    char name[NET_HOST_LEN]; /* "": free */
+    long port;
+    int insecure;
+    uint64_t stored; /* s_session_clock when stored: the oldest goes */
+    SSL_SESSION *sess;
+};
+
 static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct s_dns_entry s_dns[FANOUT_NET_DNS_ENTRIES];
+static struct s_session s_sessions[FANOUT_NET_TLS_SESSIONS];
+static uint64_t s_session_clock;
 static SSL_CTX *s_ctx[2]; /* [0] verified, [1] not: freed by fanout_net_cleanup */
 static BIO_METHOD *s_bio; /* once per process: BIOs of old connections use it */
 
@@ -230,6 +245,62 @@ static long s_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
     return cmd == BIO_CTRL_FLUSH ? 1 : 0;
 }
 
+/* OpenSSL's new-session callback (a TLS 1.2 handshake's end, each TLS
+ * 1.3 ticket): the session kept for the connection's place, replacing
+ * the one there or the oldest. 1: the reference is ours. */
+static int s_session_new(SSL *ssl, SSL_SESSION *sess)
+{
+    const struct fanout_ssl_fns *f = fanout_ssl_load(NULL, 0);
+    const struct fanout_net_conn *c = f->get_ex_data(ssl, 0);
+    if (!c || !f->session_is_resumable(sess))
+        return 0;
+    SSL_SESSION *old;
+    pthread_mutex_lock(&s_lock);
+    struct s_session *slot = NULL;
+    for (size_t i = 0; i < FANOUT_NET_TLS_SESSIONS; i++) {
+        struct s_session *k = &s_sessions[i];
+        if (k->name[0] && k->port == c->port && k->insecure == c->insecure &&
+            strcmp(k->name, c->name) == 0) {
+            slot = k;
+            break;
+        }
+        if (!slot || (slot->name[0] && (!k->name[0] || k->stored < slot->stored)))
+            slot = k;
+    }
+    old = slot->sess;
+    fanout_strlcpy(slot->name, c->name, sizeof slot->name);
+    slot->port = c->port;
+    slot->insecure = c->insecure;
+    slot->stored = ++s_session_clock;
+    slot->sess = sess;
+    pthread_mutex_unlock(&s_lock);
+    if (old)
+        f->session_free(old);
+    return 1;
+}
+
+/* Offer the session kept for c's place, if any (SSL_set_session takes
+ * its own reference, under the lock: a new session may replace and free
+ * it at any time). As libcurl's share, a session (a TLS 1.3 ticket too)
+ * is offered by every new connection to its place until a newer one
+ * replaces it: the connections a call opens at once all resume. RFC
+ * 8446 (C.4) would have a ticket used once, so that observers cannot
+ * link connections; a fan-out to AWS endpoints has no such secret, and
+ * servers take a ticket again (they keep no state for it). */
+static void s_session_offer(struct fanout_net_conn *c)
+{
+    pthread_mutex_lock(&s_lock);
+    for (size_t i = 0; i < FANOUT_NET_TLS_SESSIONS; i++) {
+        struct s_session *k = &s_sessions[i];
+        if (k->name[0] && k->port == c->port && k->insecure == c->insecure &&
+            strcmp(k->name, c->name) == 0) {
+            (void)c->f->set_session(c->ssl, k->sess);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s_lock);
+}
+
 /* The SSL_CTX of that verification setting, made on first use; NULL with
  * *err (the CA store or libssl could not be had). */
 static SSL_CTX *s_get_ctx(const struct fanout_ssl_fns *f, int insecure,
@@ -279,6 +350,10 @@ static SSL_CTX *s_get_ctx(const struct fanout_ssl_fns *f, int insecure,
         s_err(err, FANOUT_HTTP_TLS, "cannot set up ALPN: out of memory");
         return NULL;
     }
+    /* sessions kept by us (s_session_new), not in OpenSSL's cache */
+    f->ctx_ctrl(ctx, SSL_CTRL_SET_SESS_CACHE_MODE,
+                SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE, NULL);
+    f->ctx_sess_set_new_cb(ctx, s_session_new);
     if (insecure) {
         f->ctx_set_verify(ctx, SSL_VERIFY_NONE, NULL);
     } else {
@@ -324,10 +399,13 @@ static int s_tls_start(struct fanout_net_conn *c, struct fanout_net_error *err)
         f->set_hostflags(c->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
         ok = f->set1_host(c->ssl, c->name) == 1;
     }
+    if (ok)
+        ok = f->set_ex_data(c->ssl, 0, c) == 1; /* for s_session_new */
     if (!ok) {
         s_err(err, FANOUT_HTTP_TLS, "cannot set up TLS for %s: out of memory", c->host);
         return -1;
     }
+    s_session_offer(c);
     c->state = S_TLS;
     return 0;
 }
@@ -603,8 +681,11 @@ static int s_io(struct fanout_net_conn *c, const void *out, void *in, size_t n,
     if (c->ssl) {
         errno = 0;
         int rc = out ? c->f->write(c->ssl, out, (int)n) : c->f->read(c->ssl, in, (int)n);
-        if (rc <= 0)
-            return s_tls_io_result(c, rc, out != NULL, err);
+        if (rc <= 0) {
+            rc = s_tls_io_result(c, rc, out != NULL, err);
+            c->broken |= rc == FANOUT_NET_FAILED;
+            return rc;
+        }
         *done = (size_t)rc;
         c->events = POLLIN;
         return FANOUT_NET_OK;
@@ -633,6 +714,11 @@ int fanout_net_recv(struct fanout_net_conn *c, void *p, size_t n, size_t *got,
     return s_io(c, NULL, p, n, got, err);
 }
 
+int fanout_net_resumed(const struct fanout_net_conn *c)
+{
+    return c->ssl && c->state == S_UP && c->f->session_reused(c->ssl) ? 1 : 0;
+}
+
 int fanout_net_pending(const struct fanout_net_conn *c)
 {
     return c->ssl && c->f->has_pending(c->ssl) ? 1 : 0;
@@ -642,6 +728,11 @@ void fanout_net_close(struct fanout_net_conn *c)
 {
     if (!c)
         return;
+    /* close_notify (one send, not waited on) from a sound connection:
+     * OpenSSL takes a session whose connection is freed without it for
+     * a broken one and marks it not resumable (ssl_clear_bad_session) */
+    if (c->ssl && c->state == S_UP && !c->broken)
+        (void)c->f->shutdown(c->ssl);
     s_sock_close(c);
     free(c);
 }
@@ -657,5 +748,12 @@ void fanout_net_cleanup(void)
     }
     for (size_t i = 0; i < FANOUT_NET_DNS_ENTRIES; i++)
         s_dns[i].host[0] = 0;
+    for (size_t i = 0; i < FANOUT_NET_TLS_SESSIONS; i++) {
+        struct s_session *k = &s_sessions[i];
+        if (k->sess)
+            fanout_ssl_load(NULL, 0)->session_free(k->sess);
+        k->sess = NULL;
+        k->name[0] = 0;
+    }
     pthread_mutex_unlock(&s_lock);
 }

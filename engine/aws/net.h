@@ -20,6 +20,13 @@
  *   without an absolute name's trailing dot ("example.com." is resolved
  *   as written, verified as "example.com"). The socket is reached
  *   through a BIO of ours that sends with MSG_NOSIGNAL: no SIGPIPE.
+ * - TLS sessions are resumed, as libcurl's share did: the sessions (TLS
+ *   1.2) and tickets (TLS 1.3) servers give are kept per name, port and
+ *   verification setting, the last FANOUT_NET_TLS_SESSIONS places, and
+ *   offered by every new connection to the same place until a newer one
+ *   replaces it. A resumed handshake skips the certificate exchange and its
+ *   check: a session is only ever offered where it was made with the
+ *   same name checked the same way.
  * - The connect timeout covers resolving, connecting and the handshake,
  *   as libcurl's CURLOPT_CONNECTTIMEOUT_MS does.
  *
@@ -33,9 +40,10 @@
 
 #include "aws/http.h"
 
-#define FANOUT_NET_DNS_TTL_MS  60000
-#define FANOUT_NET_DNS_ENTRIES 32
-#define FANOUT_NET_MAX_ADDRS   8
+#define FANOUT_NET_DNS_TTL_MS   60000
+#define FANOUT_NET_DNS_ENTRIES  32
+#define FANOUT_NET_MAX_ADDRS    8
+#define FANOUT_NET_TLS_SESSIONS 16
 
 struct fanout_net_conn;
 
@@ -84,10 +92,15 @@ int fanout_net_recv(struct fanout_net_conn *c, void *p, size_t n, size_t *got,
  * out (then a quiet socket proves nothing): 1 or 0; 0 for plain TCP. */
 int fanout_net_pending(const struct fanout_net_conn *c);
 
-/* Close (no TLS close_notify: the socket goes). NULL is ignored. */
+/* Whether the connection's TLS handshake resumed a session: 1 or 0. */
+int fanout_net_resumed(const struct fanout_net_conn *c);
+
+/* Close: TLS says close_notify first (one send, not waited on) unless a
+ * send or receive failed, so the connection's session stays resumable.
+ * NULL is ignored. */
 void fanout_net_close(struct fanout_net_conn *c);
 
-/* Drop the SSL_CTXs and the resolver cache (connections keep their
+/* Drop the SSL_CTXs, the TLS sessions and the resolver cache (connections keep their
  * references); for the HTTP layer's last clean-up. */
 void fanout_net_cleanup(void);
 

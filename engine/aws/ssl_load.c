@@ -43,6 +43,7 @@ static void s_load(void)
                                         "SSL_get0_param",
                                         "X509_VERIFY_PARAM_set1_ip_asc",
                                         "SSL_connect",
+                                        "SSL_shutdown",
                                         "SSL_get_error",
                                         "SSL_read",
                                         "SSL_write",
@@ -63,7 +64,14 @@ static void s_load(void)
                                         "BIO_set_init",
                                         "BIO_set_flags",
                                         "BIO_clear_flags",
-                                        "SSL_set_bio"};
+                                        "SSL_set_bio",
+                                        "SSL_CTX_sess_set_new_cb",
+                                        "SSL_set_ex_data",
+                                        "SSL_get_ex_data",
+                                        "SSL_set_session",
+                                        "SSL_session_reused",
+                                        "SSL_SESSION_is_resumable",
+                                        "SSL_SESSION_free"};
     void **slots[] = {(void **)&s_fn.client_method,
                       (void **)&s_fn.ctx_new,
                       (void **)&s_fn.ctx_free,
@@ -81,6 +89,7 @@ static void s_load(void)
                       (void **)&s_fn.get0_param,
                       (void **)&s_fn.param_set1_ip_asc,
                       (void **)&s_fn.connect,
+                      (void **)&s_fn.shutdown,
                       (void **)&s_fn.get_error,
                       (void **)&s_fn.read,
                       (void **)&s_fn.write,
@@ -101,7 +110,14 @@ static void s_load(void)
                       (void **)&s_fn.bio_set_init,
                       (void **)&s_fn.bio_set_flags,
                       (void **)&s_fn.bio_clear_flags,
-                      (void **)&s_fn.set_bio};
+                      (void **)&s_fn.set_bio,
+                      (void **)&s_fn.ctx_sess_set_new_cb,
+                      (void **)&s_fn.set_ex_data,
+                      (void **)&s_fn.get_ex_data,
+                      (void **)&s_fn.set_session,
+                      (void **)&s_fn.session_reused,
+                      (void **)&s_fn.session_is_resumable,
+                      (void **)&s_fn.session_free};
     _Static_assert(sizeof names / sizeof names[0] == sizeof slots / sizeof slots[0],
                    "one slot per name");
     _Static_assert(sizeof slots / sizeof slots[0] == sizeof s_fn / sizeof(void (*)(void)),

@@ -46,7 +46,8 @@ Paths (any method; the request body is always read first, but for /early):
                    bodyLength, bodySha256, connectionId, connectionRequest
                    (1 for the first request on the connection), tls,
                    sni (the TLS server name the client sent, or null) and
-                   tlsResumed (whether the handshake resumed a session)
+                   tlsResumed (whether the handshake resumed a session);
+                   ?close=1: with Connection: close, and closed
 
 Counters (/stats), since the start or the last reset: accepted (TCP
 connections accepted), connections (connections whose first counted request
@@ -324,7 +325,10 @@ class Handler(BaseHTTPRequestHandler):
             "sni": getattr(self.request, "fanout_sni", None),
             "tlsResumed": bool(self.server.tls and self.request.session_reused),
         }
-        self._send(200, json.dumps(doc).encode())
+        # ?close=1: answered with Connection: close, then closed
+        close = parse_qs(url.query).get("close", [""])[0] == "1"
+        self._send(200, json.dumps(doc).encode(),
+                   headers=[("Connection", "close")] if close else ())
 
     def _status(self, code, query):
         body = query.get("body", ["{}"])[0].encode()

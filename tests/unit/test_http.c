@@ -1667,6 +1667,69 @@ START_TEST(test_tls_host_forms)
 }
 END_TEST
 
+/* GET `path` from the TLS server at `host`, verified unless `no_verify`:
+ * the echo's tlsResumed (-1: the request failed, its words in `text`). */
+static int s_tls_resumed(const char *host, const char *path, int no_verify, char *text,
+                         size_t text_len)
+{
+    char url[PATH_LEN];
+    struct fanout_http_request q = {
+        .method = "GET",
+        .url = s_url(url, sizeof url, &s_t.tls, 1, host, path),
+        .timeout_ms = S_OK_WAIT_MS,
+        .connect_timeout_ms = S_OK_WAIT_MS,
+        .tls_no_verify = no_verify,
+    };
+    struct fanout_http_response r = {0};
+    s_perform1(&q, &r);
+    fanout_strlcpy(text, r.error_text, text_len);
+    int resumed = -1;
+    if (r.error == FANOUT_HTTP_OK && r.status == 200) {
+        json_t *doc = s_body_json(&r);
+        resumed = json_is_true(json_object_get(doc, "tlsResumed"));
+        json_decref(doc);
+    }
+    fanout_http_response_clean_up(&r);
+    return resumed;
+}
+
+START_TEST(test_tls_session_resumed)
+{
+    s_tls_start();
+    setenv("FANOUT_CA_BUNDLE", s_t.cert, 1);
+    s_reinit();
+    fanout_log_set(FANOUT_LOG_DEBUG, 0);
+    char text[256];
+    /* the first connection: a full handshake; the server closes it
+     * (Connection: close), so the next request connects again, resuming
+     * the session the first one was given */
+    ck_assert_int_eq(s_tls_resumed("localhost", "/echo?close=1", 0, text, sizeof text), 0);
+    ck_assert_int_eq(s_tls_resumed("localhost", "/echo?close=1", 0, text, sizeof text), 1);
+    /* and again (a ticket is offered again, or a newer one) */
+    ck_assert_int_eq(s_tls_resumed("localhost", "/echo?close=1", 0, text, sizeof text), 1);
+    /* another name for the same server: its own session */
+    ck_assert_int_eq(s_tls_resumed("127.0.0.1", "/echo?close=1", 0, text, sizeof text), 0);
+    ck_assert_int_eq(s_tls_resumed("127.0.0.1", "/echo?close=1", 0, text, sizeof text), 1);
+    char *log = s_read_log();
+    ck_assert_msg(strstr(log, "(new, TLS session resumed connection)") != NULL, "%s", log);
+    free(log);
+    fanout_log_set(FANOUT_LOG_INFO, 0);
+
+    /* a session made without verification is never offered where the
+     * peer is verified (a resumed handshake checks no certificate): the
+     * CA store no longer trusts the server */
+    unsetenv("FANOUT_CA_BUNDLE");
+    s_reinit();
+    ck_assert_int_eq(s_tls_resumed("localhost", "/echo?close=1", 1, text, sizeof text), 0);
+    ck_assert_int_eq(s_tls_resumed("localhost", "/echo?close=1", 1, text, sizeof text), 1);
+    ck_assert_int_eq(s_tls_resumed("localhost", "/echo?close=1", 0, text, sizeof text), -1);
+    ck_assert_msg(strstr(text, "self-signed certificate") != NULL, "%s", text);
+    /* a clean-up drops the sessions */
+    s_reinit();
+    ck_assert_int_eq(s_tls_resumed("localhost", "/echo?close=1", 1, text, sizeof text), 0);
+}
+END_TEST
+
 /* A server of one connection: it reads the client's first bytes, then
  * closes (S_CLOSE), or answers in plain text (S_GARBAGE), or says nothing
  * until the client goes (S_MUTE). */
@@ -2329,6 +2392,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_tls_refusals_named);
     tcase_add_test(tc, test_tls_handshake_failures);
     tcase_add_test(tc, test_tls_host_forms);
+    tcase_add_test(tc, test_tls_session_resumed);
     tcase_add_test(tc, test_proxy_from_environment);
     tcase_add_test(tc, test_proxy_env_order_http);
     tcase_add_test(tc, test_proxy_env_order_https);
