@@ -32,6 +32,11 @@
 #define NET_KEEPIDLE_S  60
 #define NET_KEEPINTVL_S 30
 #define NET_HOST_LEN    256
+/* How long the first address of a family waits before the other family's
+ * first address is tried (libcurl's happy eyeballs timeout, RFC 8305's
+ * Connection Attempt Delay): an IPv6 route that drops packets costs 200
+ * ms, not half of the connect timeout. */
+#define NET_FAMILY_FALLBACK_MS 200
 
 struct s_addrs {
     size_t n;
@@ -149,6 +154,29 @@ static void s_dns_put(const char *host, long port, const struct s_addrs *addrs)
     pthread_mutex_unlock(&s_lock);
 }
 
+/* The addresses in the resolver's order, the families alternating (RFC
+ * 8305, 4: the first family first), so that one family's addresses
+ * cannot all come before the other's is tried. */
+static void s_interleave(struct s_addrs *a)
+{
+    struct s_addrs in = *a;
+    int used[FANOUT_NET_MAX_ADDRS] = {0};
+    sa_family_t want = in.n ? in.sa[0].ss_family : AF_UNSPEC;
+    for (a->n = 0; a->n < in.n;) {
+        size_t pick = in.n;
+        for (size_t i = 0; i < in.n && pick == in.n; i++)
+            if (!used[i] && in.sa[i].ss_family == want)
+                pick = i;
+        for (size_t i = 0; i < in.n && pick == in.n; i++)
+            if (!used[i]) /* none of that family left */
+                pick = i;
+        used[pick] = 1;
+        a->sa[a->n] = in.sa[pick];
+        a->len[a->n++] = in.len[pick];
+        want = in.sa[pick].ss_family == AF_INET6 ? AF_INET : AF_INET6;
+    }
+}
+
 static int s_resolve(const char *host, long port, struct s_addrs *out,
                      struct fanout_net_error *err)
 {
@@ -167,8 +195,11 @@ static int s_resolve(const char *host, long port, struct s_addrs *out,
 
     char service[16];
     snprintf(service, sizeof service, "%ld", port);
-    struct addrinfo hints = {
-        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+    /* AI_ADDRCONFIG: no IPv6 address for a host with no IPv6 address of
+     * its own (loopback aside), none to try and time out on */
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG};
     struct addrinfo *res = NULL;
     int rc = getaddrinfo(host, service, &hints, &res);
     if (rc != 0) {
@@ -190,6 +221,7 @@ static int s_resolve(const char *host, long port, struct s_addrs *out,
               "Could not resolve host: %s (no IPv4 or IPv6 address)", host);
         return -1;
     }
+    s_interleave(out);
     s_dns_put(host, port, out);
     return 0;
 }
@@ -206,6 +238,7 @@ int fanout_net_test_resolved(const char *host, long port, const char *const *add
         a.sa[a.n] = one.sa[0];
         a.len[a.n++] = one.len[0];
     }
+    s_interleave(&a);
     s_dns_put(host, port, &a);
     return 0;
 }
@@ -490,8 +523,20 @@ static int s_try_next(struct fanout_net_conn *c, int64_t now)
         (void)setsockopt(c->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
         (void)setsockopt(c->fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
         (void)setsockopt(c->fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+        /* an address with more after it: half of the time left, and
+         * NET_FAMILY_FALLBACK_MS when the next is the first of the other
+         * family (the attempt is then given up, not run beside the next
+         * one: a family that answers in more than 200 ms loses to one
+         * that answers at all) */
         int64_t left = c->deadline_ms - now;
-        c->attempt_ms = c->next < c->addrs.n ? now + left / 2 : c->deadline_ms;
+        c->attempt_ms = c->deadline_ms;
+        if (c->next < c->addrs.n) {
+            int64_t slice = left / 2;
+            if (c->next == 1 && c->addrs.sa[1].ss_family != c->addrs.sa[0].ss_family &&
+                slice > NET_FAMILY_FALLBACK_MS)
+                slice = NET_FAMILY_FALLBACK_MS;
+            c->attempt_ms = now + slice;
+        }
         if (connect(c->fd, sa, c->addrs.len[i]) == 0)
             return FANOUT_NET_OK;
         if (errno == EINPROGRESS) {

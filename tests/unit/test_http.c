@@ -933,6 +933,59 @@ START_TEST(test_connect_timeout)
 }
 END_TEST
 
+/* A dual-stack name whose IPv6 address drops the connection attempt (a
+ * listener on [::1] whose queue is full: the kernel drops further SYNs,
+ * as a route that blackholes IPv6 does), its IPv4 address the server:
+ * the IPv4 address is tried after 200 ms, not after half of the connect
+ * timeout; with the resolver's order of all IPv6 addresses first, too. */
+START_TEST(test_connect_family_fallback)
+{
+    int ls = socket(AF_INET6, SOCK_STREAM, 0), one = 1;
+    ck_assert_int_ge(ls, 0);
+    ck_assert_int_eq(setsockopt(ls, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one), 0);
+    struct sockaddr_in6 sa = {.sin6_family = AF_INET6,
+                              .sin6_addr = IN6ADDR_LOOPBACK_INIT,
+                              .sin6_port = htons((uint16_t)s_t.plain.port)};
+    if (bind(ls, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        /* no IPv6 loopback here: nothing to test against */
+        ck_assert_int_eq(errno, EADDRNOTAVAIL);
+        close(ls);
+        return;
+    }
+    ck_assert_int_eq(listen(ls, 0), 0);
+    int filler = socket(AF_INET6, SOCK_STREAM, 0);
+    ck_assert_int_eq(connect(filler, (struct sockaddr *)&sa, sizeof sa), 0);
+
+    static const char *const orders[][3] = {{"::1", "127.0.0.1", NULL},
+                                            {"::1", "::1", "127.0.0.1"}};
+    for (size_t k = 0; k < 2; k++) {
+        const char *const *addrs = orders[k];
+        ck_assert_int_eq(fanout_net_test_resolved("dual.fanout.test", s_t.plain.port, addrs,
+                                                  addrs[2] ? 3 : 2),
+                         0);
+        char url[PATH_LEN];
+        struct fanout_http_request q = {
+            .method = "GET",
+            .url =
+                s_url(url, sizeof url, &s_t.plain, 0, "dual.fanout.test", "/echo?close=1"),
+            .timeout_ms = 20000,
+            .connect_timeout_ms = 10000,
+        };
+        struct fanout_http_response r = {0};
+        int64_t t0 = s_mono_ms();
+        s_perform1(&q, &r);
+        int64_t took = s_mono_ms() - t0;
+        ck_assert_msg(r.error == FANOUT_HTTP_OK && r.status == 200, "order %zu: %s", k,
+                      r.error_text);
+        ck_assert_msg(took >= 190 && took < 2500, "order %zu: took %lld ms", k,
+                      (long long)took);
+        fanout_http_response_clean_up(&r);
+    }
+    close(filler);
+    close(ls);
+}
+END_TEST
+
 START_TEST(test_resets)
 {
     static const char *const paths[] = {"/reset", "/reset?mode=fin", "/reset-mid",
@@ -2375,6 +2428,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_timeout);
     tcase_add_test(tc, test_connect_errors);
     tcase_add_test(tc, test_connect_timeout);
+    tcase_add_test(tc, test_connect_family_fallback);
     tcase_add_test(tc, test_resets);
     tcase_add_test(tc, test_statuses);
     tcase_add_test(tc, test_response_headers);
