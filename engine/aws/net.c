@@ -278,27 +278,42 @@ static long s_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
     return cmd == BIO_CTRL_FLUSH ? 1 : 0;
 }
 
+/* The session kept for c's place (the caller holds s_lock), NULL: none */
+static struct s_session *s_session_at(const struct fanout_net_conn *c)
+{
+    for (size_t i = 0; i < FANOUT_NET_TLS_SESSIONS; i++) {
+        struct s_session *k = &s_sessions[i];
+        if (k->name[0] && k->port == c->port && k->insecure == c->insecure &&
+            strcmp(k->name, c->name) == 0)
+            return k;
+    }
+    return NULL;
+}
+
 /* OpenSSL's new-session callback (a TLS 1.2 handshake's end, each TLS
- * 1.3 ticket): the session kept for the connection's place, replacing
- * the one there or the oldest. 1: the reference is ours. */
+ * 1.3 ticket): a copy of the session kept for the connection's place,
+ * replacing the one there or the oldest. A copy: OpenSSL marks the
+ * connection's own session not resumable when it is freed without
+ * close_notify sent (ssl_clear_bad_session), as an idle connection the
+ * server closed or reset is; here a session goes only when its place's
+ * connection fails in TLS itself (s_session_forget). 0: OpenSSL keeps
+ * its reference. */
 static int s_session_new(SSL *ssl, SSL_SESSION *sess)
 {
     const struct fanout_ssl_fns *f = fanout_ssl_load(NULL, 0);
     const struct fanout_net_conn *c = f->get_ex_data(ssl, 0);
-    if (!c || !f->session_is_resumable(sess))
+    if (!c || !f->session_is_resumable(sess) || !(sess = f->session_dup(sess)))
         return 0;
     SSL_SESSION *old;
     pthread_mutex_lock(&s_lock);
-    struct s_session *slot = NULL;
-    for (size_t i = 0; i < FANOUT_NET_TLS_SESSIONS; i++) {
-        struct s_session *k = &s_sessions[i];
-        if (k->name[0] && k->port == c->port && k->insecure == c->insecure &&
-            strcmp(k->name, c->name) == 0) {
-            slot = k;
-            break;
+    struct s_session *slot = s_session_at(c);
+    if (!slot) { /* a free one, else the oldest */
+        slot = &s_sessions[0];
+        for (size_t i = 0; i < FANOUT_NET_TLS_SESSIONS && slot->name[0]; i++) {
+            struct s_session *k = &s_sessions[i];
+            if (!k->name[0] || k->stored < slot->stored)
+                slot = k;
         }
-        if (!slot || (slot->name[0] && (!k->name[0] || k->stored < slot->stored)))
-            slot = k;
     }
     old = slot->sess;
     fanout_strlcpy(slot->name, c->name, sizeof slot->name);
@@ -309,7 +324,24 @@ static int s_session_new(SSL *ssl, SSL_SESSION *sess)
     pthread_mutex_unlock(&s_lock);
     if (old)
         f->session_free(old);
-    return 1;
+    return 0;
+}
+
+/* A TLS failure on c (an alert, a record that does not decrypt, a
+ * refused certificate): its place's session is not offered again. */
+static void s_session_forget(const struct fanout_net_conn *c)
+{
+    SSL_SESSION *drop = NULL;
+    pthread_mutex_lock(&s_lock);
+    struct s_session *k = s_session_at(c);
+    if (k) {
+        drop = k->sess;
+        k->sess = NULL;
+        k->name[0] = 0;
+    }
+    pthread_mutex_unlock(&s_lock);
+    if (drop)
+        c->f->session_free(drop);
 }
 
 /* Offer the session kept for c's place, if any (SSL_set_session takes
@@ -323,14 +355,9 @@ static int s_session_new(SSL *ssl, SSL_SESSION *sess)
 static void s_session_offer(struct fanout_net_conn *c)
 {
     pthread_mutex_lock(&s_lock);
-    for (size_t i = 0; i < FANOUT_NET_TLS_SESSIONS; i++) {
-        struct s_session *k = &s_sessions[i];
-        if (k->name[0] && k->port == c->port && k->insecure == c->insecure &&
-            strcmp(k->name, c->name) == 0) {
-            (void)c->f->set_session(c->ssl, k->sess);
-            break;
-        }
-    }
+    const struct s_session *k = s_session_at(c);
+    if (k)
+        (void)c->f->set_session(c->ssl, k->sess);
     pthread_mutex_unlock(&s_lock);
 }
 
@@ -464,6 +491,8 @@ static void s_tls_failed(struct fanout_net_conn *c, int rc, struct fanout_net_er
     const struct fanout_ssl_fns *f = c->f;
     int e = f->get_error(c->ssl, rc);
     long v = c->insecure ? X509_V_OK : f->get_verify_result(c->ssl);
+    if (e == SSL_ERROR_SSL)
+        s_session_forget(c);
     char why[160];
     s_tls_why(f, e, "the server closed the connection", why, sizeof why);
     if (v != X509_V_OK)
@@ -708,6 +737,8 @@ static int s_tls_io_result(struct fanout_net_conn *c, int rc, int writing,
     }
     if (e == SSL_ERROR_ZERO_RETURN && !writing)
         return FANOUT_NET_OK; /* *got 0: closed */
+    if (e == SSL_ERROR_SSL)
+        s_session_forget(c);
     char why[160];
     s_tls_why(f, e, "connection lost", why, sizeof why);
     s_err(err, FANOUT_HTTP_RESET, "TLS %s %s:%ld failed: %s",
@@ -773,9 +804,9 @@ void fanout_net_close(struct fanout_net_conn *c)
 {
     if (!c)
         return;
-    /* close_notify (one send, not waited on) from a sound connection:
-     * OpenSSL takes a session whose connection is freed without it for
-     * a broken one and marks it not resumable (ssl_clear_bad_session) */
+    /* close_notify (one send, not waited on) from a sound connection, as
+     * libcurl says it: the server reads our close as a close, not as a
+     * truncation */
     if (c->ssl && c->state == S_UP && !c->broken)
         (void)c->f->shutdown(c->ssl);
     s_sock_close(c);

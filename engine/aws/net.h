@@ -30,7 +30,8 @@
  *   offered by every new connection to the same place until a newer one
  *   replaces it. A resumed handshake skips the certificate exchange and its
  *   check: a session is only ever offered where it was made with the
- *   same name checked the same way.
+ *   same name checked the same way, and is dropped when a connection to
+ *   its place fails in TLS (an alert, a bad record, a refused peer).
  * - The connect timeout covers resolving, connecting and the handshake,
  *   as libcurl's CURLOPT_CONNECTTIMEOUT_MS does.
  *
@@ -100,8 +101,7 @@ int fanout_net_pending(const struct fanout_net_conn *c);
 int fanout_net_resumed(const struct fanout_net_conn *c);
 
 /* Close: TLS says close_notify first (one send, not waited on) unless a
- * send or receive failed, so the connection's session stays resumable.
- * NULL is ignored. */
+ * send or receive failed. NULL is ignored. */
 void fanout_net_close(struct fanout_net_conn *c);
 
 /* Drop the SSL_CTXs, the TLS sessions and the resolver cache (connections keep their

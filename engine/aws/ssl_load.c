@@ -71,6 +71,7 @@ static void s_load(void)
                                         "SSL_set_session",
                                         "SSL_session_reused",
                                         "SSL_SESSION_is_resumable",
+                                        "SSL_SESSION_dup",
                                         "SSL_SESSION_free"};
     void **slots[] = {(void **)&s_fn.client_method,
                       (void **)&s_fn.ctx_new,
@@ -117,6 +118,7 @@ static void s_load(void)
                       (void **)&s_fn.set_session,
                       (void **)&s_fn.session_reused,
                       (void **)&s_fn.session_is_resumable,
+                      (void **)&s_fn.session_dup,
                       (void **)&s_fn.session_free};
     _Static_assert(sizeof names / sizeof names[0] == sizeof slots / sizeof slots[0],
                    "one slot per name");

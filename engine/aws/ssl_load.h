@@ -65,6 +65,7 @@ struct fanout_ssl_fns {
     int (*set_session)(SSL *, SSL_SESSION *);
     int (*session_reused)(const SSL *);
     int (*session_is_resumable)(const SSL_SESSION *);
+    SSL_SESSION *(*session_dup)(const SSL_SESSION *);
     void (*session_free)(SSL_SESSION *);
 };
 

@@ -1721,14 +1721,21 @@ START_TEST(test_tls_host_forms)
 END_TEST
 
 /* GET `path` from the TLS server at `host`, verified unless `no_verify`:
- * the echo's tlsResumed (-1: the request failed, its words in `text`). */
+ * the echo's tlsResumed (-1: the request failed, its words in `text`).
+ * The path "ask-close" asks with Connection: close: the server closes
+ * after its answer, which does not say so (the connection goes back to
+ * the pool, and is found closed when the next request checks it). */
 static int s_tls_resumed(const char *host, const char *path, int no_verify, char *text,
                          size_t text_len)
 {
     char url[PATH_LEN];
+    static const struct fanout_http_header ask_close = {"Connection", "close"};
+    int ask = strcmp(path, "ask-close") == 0;
     struct fanout_http_request q = {
         .method = "GET",
-        .url = s_url(url, sizeof url, &s_t.tls, 1, host, path),
+        .url = s_url(url, sizeof url, &s_t.tls, 1, host, ask ? "/echo" : path),
+        .headers = &ask_close,
+        .header_count = ask ? 1 : 0,
         .timeout_ms = S_OK_WAIT_MS,
         .connect_timeout_ms = S_OK_WAIT_MS,
         .tls_no_verify = no_verify,
@@ -1760,6 +1767,11 @@ START_TEST(test_tls_session_resumed)
     ck_assert_int_eq(s_tls_resumed("localhost", "/echo?close=1", 0, text, sizeof text), 1);
     /* and again (a ticket is offered again, or a newer one) */
     ck_assert_int_eq(s_tls_resumed("localhost", "/echo?close=1", 0, text, sizeof text), 1);
+    /* a connection the server closed while idle (no close_notify either
+     * way) leaves its session resumable */
+    ck_assert_int_eq(s_tls_resumed("localhost", "ask-close", 0, text, sizeof text), 1);
+    ck_assert_int_eq(s_tls_resumed("localhost", "ask-close", 0, text, sizeof text), 1);
+    ck_assert_int_eq(s_tls_resumed("localhost", "ask-close", 0, text, sizeof text), 1);
     /* another name for the same server: its own session */
     ck_assert_int_eq(s_tls_resumed("127.0.0.1", "/echo?close=1", 0, text, sizeof text), 0);
     ck_assert_int_eq(s_tls_resumed("127.0.0.1", "/echo?close=1", 0, text, sizeof text), 1);
