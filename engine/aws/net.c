@@ -10,6 +10,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,7 +52,7 @@ struct s_dns_entry {
     struct s_addrs addrs;
 };
 
-enum s_state { S_TCP, S_TLS, S_UP };
+enum s_state { S_DNS, S_TCP, S_TLS, S_UP };
 
 struct fanout_net_conn {
     int fd;
@@ -68,6 +69,7 @@ struct fanout_net_conn {
     int broken;     /* a send or receive failed: no close_notify */
     SSL *ssl;
     const struct fanout_ssl_fns *f;
+    struct s_lookup *lookup; /* S_DNS: the name being resolved */
 };
 
 /* A TLS session to resume: per name (c->name), port and verification
@@ -177,22 +179,51 @@ static void s_interleave(struct s_addrs *a)
     }
 }
 
-static int s_resolve(const char *host, long port, struct s_addrs *out,
-                     struct fanout_net_error *err)
+/* host:port's addresses from the cache: 1, else 0. */
+static int s_dns_get(const char *host, long port, struct s_addrs *out)
 {
     int64_t now = s_now_ms();
+    int found = 0;
     pthread_mutex_lock(&s_lock);
-    for (size_t i = 0; i < FANOUT_NET_DNS_ENTRIES; i++) {
+    for (size_t i = 0; i < FANOUT_NET_DNS_ENTRIES && !found; i++) {
         struct s_dns_entry *d = &s_dns[i];
         if (d->host[0] && d->port == port && now < d->expires_ms &&
             strcasecmp(d->host, host) == 0) {
             *out = d->addrs;
-            pthread_mutex_unlock(&s_lock);
-            return 0;
+            found = 1;
         }
     }
     pthread_mutex_unlock(&s_lock);
+    return found;
+}
 
+#ifdef FANOUT_TESTING
+static atomic_int s_test_lookup_delay_ms;
+#endif
+
+/* A name resolved on a thread of its own (getaddrinfo blocks, with no
+ * timeout of its own: the resolver's retries can take tens of seconds),
+ * so the connect timeout bounds it and the other requests of the call go
+ * on meanwhile. The connection polls its end of a socket pair; the
+ * thread writes a byte on the other end when done (a send: no SIGPIPE
+ * once the connection has gone). Shared by both until the last lets go. */
+struct s_lookup {
+    int refs;      /* under s_lock */
+    int done;      /* under s_lock; then rc, sys_errno and addrs are set */
+    int rc;        /* getaddrinfo's, -1: no IPv4 or IPv6 address */
+    int sys_errno; /* for EAI_SYSTEM */
+    int wfd;       /* the thread's end */
+    long port;
+    struct s_addrs addrs;
+    char host[NET_HOST_LEN];
+};
+
+static int s_lookups; /* in flight, under s_lock (for the tests) */
+
+/* getaddrinfo, its addresses cached: 0, else getaddrinfo's code (or -1:
+ * none of IPv4 or IPv6) and errno for EAI_SYSTEM in *sys_errno. */
+static int s_getaddrinfo(const char *host, long port, struct s_addrs *out, int *sys_errno)
+{
     char service[16];
     snprintf(service, sizeof service, "%ld", port);
     /* AI_ADDRCONFIG: no IPv6 address for a host with no IPv6 address of
@@ -202,11 +233,9 @@ static int s_resolve(const char *host, long port, struct s_addrs *out,
                              .ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG};
     struct addrinfo *res = NULL;
     int rc = getaddrinfo(host, service, &hints, &res);
-    if (rc != 0) {
-        s_err(err, FANOUT_HTTP_CONNECT, "Could not resolve host: %s (%s)", host,
-              rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
-        return -1;
-    }
+    *sys_errno = errno;
+    if (rc != 0)
+        return rc;
     out->n = 0;
     for (struct addrinfo *a = res; a && out->n < FANOUT_NET_MAX_ADDRS; a = a->ai_next) {
         if ((a->ai_family != AF_INET && a->ai_family != AF_INET6) ||
@@ -216,17 +245,137 @@ static int s_resolve(const char *host, long port, struct s_addrs *out,
         out->len[out->n++] = a->ai_addrlen;
     }
     freeaddrinfo(res);
-    if (!out->n) {
-        s_err(err, FANOUT_HTTP_CONNECT,
-              "Could not resolve host: %s (no IPv4 or IPv6 address)", host);
+    if (!out->n)
         return -1;
-    }
     s_interleave(out);
     s_dns_put(host, port, out);
     return 0;
 }
 
+static void s_resolve_failed(struct fanout_net_error *err, const char *host, int rc,
+                             int sys_errno)
+{
+    s_err(err, FANOUT_HTTP_CONNECT, "Could not resolve host: %s (%s)", host,
+          rc == -1           ? "no IPv4 or IPv6 address"
+          : rc == EAI_SYSTEM ? strerror(sys_errno)
+                             : gai_strerror(rc));
+}
+
+static void s_lookup_unref(struct s_lookup *l)
+{
+    pthread_mutex_lock(&s_lock);
+    int last = --l->refs == 0;
+    pthread_mutex_unlock(&s_lock);
+    if (last) {
+        close(l->wfd);
+        free(l);
+    }
+}
+
+static void *s_lookup_main(void *arg)
+{
+    struct s_lookup *l = arg;
 #ifdef FANOUT_TESTING
+    int delay_ms = atomic_load(&s_test_lookup_delay_ms);
+    if (delay_ms > 0)
+        nanosleep(&(struct timespec){delay_ms / 1000, (long)(delay_ms % 1000) * 1000000},
+                  NULL);
+#endif
+    int rc = s_getaddrinfo(l->host, l->port, &l->addrs, &l->sys_errno);
+    pthread_mutex_lock(&s_lock);
+    l->rc = rc;
+    l->done = 1;
+    s_lookups--;
+    pthread_mutex_unlock(&s_lock);
+    (void)send(l->wfd, "", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    s_lookup_unref(l);
+    return NULL;
+}
+
+/* c's addresses: from the cache (S_TCP), else a lookup started (S_DNS,
+ * c->fd its socket), else, when no thread can be had, getaddrinfo on
+ * this thread. -1 with *err: none. */
+static int s_resolve(struct fanout_net_conn *c, struct fanout_net_error *err)
+{
+    c->state = S_TCP;
+    if (s_dns_get(c->host, c->port, &c->addrs))
+        return 0;
+    int sv[2] = {-1, -1};
+    struct s_lookup *l = calloc(1, sizeof *l);
+    if (l && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) == 0) {
+        fanout_strlcpy(l->host, c->host, sizeof l->host);
+        l->port = c->port;
+        l->wfd = sv[1];
+        l->refs = 2;
+        pthread_mutex_lock(&s_lock);
+        s_lookups++;
+        pthread_mutex_unlock(&s_lock);
+        pthread_attr_t attr;
+        pthread_t th;
+        int ok = pthread_attr_init(&attr) == 0;
+        if (ok) {
+            (void)pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+            ok = pthread_create(&th, &attr, s_lookup_main, l) == 0;
+            pthread_attr_destroy(&attr);
+        }
+        if (ok) {
+            c->lookup = l;
+            c->fd = sv[0];
+            c->events = POLLIN;
+            c->state = S_DNS;
+            return 0;
+        }
+        pthread_mutex_lock(&s_lock);
+        s_lookups--;
+        pthread_mutex_unlock(&s_lock);
+        close(sv[0]);
+        close(sv[1]);
+    }
+    free(l);
+    int sys_errno = 0;
+    int rc = s_getaddrinfo(c->host, c->port, &c->addrs, &sys_errno);
+    if (rc != 0)
+        s_resolve_failed(err, c->host, rc, sys_errno);
+    return rc != 0 ? -1 : 0;
+}
+
+/* The lookup's end: its addresses taken (S_TCP), or the resolver's
+ * words (-1), or 1: not done yet. */
+static int s_lookup_take(struct fanout_net_conn *c, struct fanout_net_error *err)
+{
+    struct s_lookup *l = c->lookup;
+    pthread_mutex_lock(&s_lock);
+    int done = l->done;
+    pthread_mutex_unlock(&s_lock);
+    if (!done)
+        return 1;
+    int rc = l->rc;
+    if (rc == 0)
+        c->addrs = l->addrs;
+    else
+        s_resolve_failed(err, c->host, rc, l->sys_errno);
+    close(c->fd);
+    c->fd = -1;
+    c->lookup = NULL;
+    s_lookup_unref(l);
+    c->state = S_TCP;
+    return rc == 0 ? 0 : -1;
+}
+
+#ifdef FANOUT_TESTING
+void fanout_net_test_lookup_delay(int delay_ms)
+{
+    atomic_store(&s_test_lookup_delay_ms, delay_ms);
+}
+
+int fanout_net_test_lookups(void)
+{
+    pthread_mutex_lock(&s_lock);
+    int n = s_lookups;
+    pthread_mutex_unlock(&s_lock);
+    return n;
+}
+
 int fanout_net_test_resolved(const char *host, long port, const char *const *addrs,
                              size_t n)
 {
@@ -645,11 +794,11 @@ struct fanout_net_conn *fanout_net_open(const char *host, long port, int https,
         return NULL;
     }
     c->ip_literal = s_numeric(c->name, port, &c->addrs) == 0;
-    if (!c->ip_literal && s_resolve(host, port, &c->addrs, err) != 0) {
+    c->state = S_TCP;
+    if (!c->ip_literal && s_resolve(c, err) != 0) {
         free(c);
         return NULL;
     }
-    c->state = S_TCP;
     c->attempt_ms = c->deadline_ms;
     return c;
 }
@@ -668,6 +817,20 @@ int fanout_net_step(struct fanout_net_conn *c, short revents, struct fanout_net_
     }
     if (c->state == S_UP)
         return FANOUT_NET_OK;
+    if (c->state == S_DNS) {
+        int rc = s_lookup_take(c, err);
+        if (rc < 0)
+            return FANOUT_NET_FAILED;
+        if (rc > 0 && now >= c->deadline_ms) {
+            s_err(err, FANOUT_HTTP_TIMEOUT,
+                  "Resolving %s timed out after %lld milliseconds", c->host,
+                  (long long)(now - c->started_ms));
+            return FANOUT_NET_FAILED;
+        }
+        if (rc > 0)
+            return FANOUT_NET_AGAIN;
+        revents = 0; /* those were the lookup's */
+    }
     for (;;) {
         if (c->fd < 0) {
             if (now >= c->deadline_ms && c->next > 0) {
@@ -810,6 +973,8 @@ void fanout_net_close(struct fanout_net_conn *c)
     if (c->ssl && c->state == S_UP && !c->broken)
         (void)c->f->shutdown(c->ssl);
     s_sock_close(c);
+    if (c->lookup)
+        s_lookup_unref(c->lookup); /* the thread frees it when it ends */
     free(c);
 }
 

@@ -4,8 +4,13 @@
  * - Names resolve with getaddrinfo, cached per host and port for
  *   FANOUT_NET_DNS_TTL_MS (libcurl's default: 60 s) in a table of
  *   FANOUT_NET_DNS_ENTRIES (the least recently resolved goes); numeric
- *   hosts need no resolver. getaddrinfo blocks: a cold name costs the
- *   calling thread the resolver's time, once a minute.
+ *   hosts need no resolver. getaddrinfo blocks with no timeout of its
+ *   own: a name not cached is resolved on a thread of its own (detached;
+ *   the connection polls a socket pair for its end), so the connect
+ *   timeout bounds the wait ("Resolving ... timed out") and the other
+ *   requests of a call go on meanwhile; a lookup given up on ends on its
+ *   own and caches what it found. (getaddrinfo_a would do the same with
+ *   glibc's threads, but cannot be cancelled once running either.)
  * - The resolver is asked with AI_ADDRCONFIG (no IPv6 addresses on a host
  *   without IPv6). Each address (the resolver's order, IPv6 and IPv4
  *   alternating) is tried until one connects: a non-blocking connect,
@@ -114,6 +119,10 @@ void fanout_net_cleanup(void);
  * dropped (fanout_net_cleanup). -1: an address is not numeric. */
 int fanout_net_test_resolved(const char *host, long port, const char *const *addrs,
                              size_t n);
+/* Test hooks: each lookup thread sleeps delay_ms before it resolves (a
+ * slow resolver); the lookups still running. */
+void fanout_net_test_lookup_delay(int delay_ms);
+int fanout_net_test_lookups(void);
 #endif
 
 #endif

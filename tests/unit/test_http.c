@@ -986,6 +986,60 @@ START_TEST(test_connect_family_fallback)
 }
 END_TEST
 
+/* A resolver that takes longer than the connect timeout: the request
+ * fails when the timeout is up, in the resolver's words, while a request
+ * of the same call to an address goes through; the lookup ends on its
+ * own later (and its answer is cached). */
+START_TEST(test_resolve_timeout)
+{
+    fanout_net_test_lookup_delay(1500);
+    char url[2][PATH_LEN];
+    struct fanout_http_request q[2] = {
+        {.method = "GET",
+         .url = s_url(url[0], sizeof url[0], &s_t.plain, 0, "localhost", "/echo"),
+         .timeout_ms = 20000,
+         .connect_timeout_ms = 300},
+        {.method = "GET",
+         .url = s_url(url[1], sizeof url[1], &s_t.plain, 0, "127.0.0.1", "/stall/100"),
+         .timeout_ms = 20000,
+         .connect_timeout_ms = 300},
+    };
+    struct fanout_http_response r[2] = {{0}};
+    const struct fanout_http_request *qs[2] = {&q[0], &q[1]};
+    struct fanout_http_response *rs[2] = {&r[0], &r[1]};
+    int64_t t0 = s_mono_ms();
+    fanout_http_perform(qs, rs, 2);
+    int64_t took = s_mono_ms() - t0;
+    ck_assert_int_eq(r[0].error, FANOUT_HTTP_TIMEOUT);
+    ck_assert_msg(strstr(r[0].error_text, "Resolving localhost timed out after") != NULL,
+                  "%s", r[0].error_text);
+    ck_assert_msg(r[1].error == FANOUT_HTTP_OK && r[1].status == 200, "%s",
+                  r[1].error_text);
+    ck_assert_msg(took >= 290 && took < 1400, "took %lld ms", (long long)took);
+    ck_assert_int_eq(fanout_net_test_lookups(), 1);
+    fanout_net_test_lookup_delay(0);
+    for (int i = 0; i < 500 && fanout_net_test_lookups() > 0; i++)
+        usleep(10000);
+    ck_assert_int_eq(fanout_net_test_lookups(), 0);
+    /* its answer was cached: no lookup now */
+    s_perform1(&q[0], &r[0]);
+    ck_assert_msg(r[0].error == FANOUT_HTTP_OK && r[0].status == 200, "%s",
+                  r[0].error_text);
+    ck_assert_int_eq(fanout_net_test_lookups(), 0);
+    /* a name that does not resolve, on the lookup's thread */
+    snprintf(url[0], sizeof url[0], "http://fanout-no-such-host.invalid:%d/",
+             s_t.plain.port);
+    q[0].connect_timeout_ms = S_OK_WAIT_MS;
+    s_perform1(&q[0], &r[0]);
+    ck_assert_int_eq(r[0].error, FANOUT_HTTP_CONNECT);
+    ck_assert_msg(strstr(r[0].error_text,
+                         "Could not resolve host: fanout-no-such-host.invalid") != NULL,
+                  "%s", r[0].error_text);
+    fanout_http_response_clean_up(&r[0]);
+    fanout_http_response_clean_up(&r[1]);
+}
+END_TEST
+
 START_TEST(test_resets)
 {
     static const char *const paths[] = {"/reset", "/reset?mode=fin", "/reset-mid",
@@ -2441,6 +2495,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_connect_errors);
     tcase_add_test(tc, test_connect_timeout);
     tcase_add_test(tc, test_connect_family_fallback);
+    tcase_add_test(tc, test_resolve_timeout);
     tcase_add_test(tc, test_resets);
     tcase_add_test(tc, test_statuses);
     tcase_add_test(tc, test_response_headers);
