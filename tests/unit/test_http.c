@@ -1619,21 +1619,33 @@ static void s_make_cert_expired(const char *key, const char *cert, const char *u
     ck_assert_int_eq(s_run(argv), 0);
 }
 
+/* GET `path` from the TLS server at `host` (the URL's form), with
+ * verification off for it alone when `no_verify`, and the headers h[0..n):
+ * the response in *r. */
+static void s_tls_request(const char *host, const char *path, int no_verify,
+                          const struct fanout_http_header *h, size_t n,
+                          struct fanout_http_response *r)
+{
+    char url[PATH_LEN];
+    struct fanout_http_request q = {
+        .method = "GET",
+        .url = s_url(url, sizeof url, &s_t.tls, 1, host, path),
+        .headers = h,
+        .header_count = n,
+        .timeout_ms = S_OK_WAIT_MS,
+        .connect_timeout_ms = S_OK_WAIT_MS,
+        .tls_no_verify = no_verify,
+    };
+    s_perform1(&q, r);
+}
+
 /* One request to `host` on the TLS server, with verification off for it
  * alone when `no_verify`; returns the error class, its words in `text`. */
 static enum fanout_http_error s_tls_get2(const char *host, int no_verify, char *text,
                                          size_t text_len)
 {
-    char url[PATH_LEN];
-    struct fanout_http_request q = {
-        .method = "GET",
-        .url = s_url(url, sizeof url, &s_t.tls, 1, host, "/echo"),
-        .timeout_ms = S_OK_WAIT_MS,
-        .connect_timeout_ms = S_OK_WAIT_MS,
-        .tls_no_verify = no_verify,
-    };
     struct fanout_http_response r = {0};
-    s_perform1(&q, &r);
+    s_tls_request(host, "/echo", no_verify, NULL, 0, &r);
     enum fanout_http_error e = r.error;
     if (e == FANOUT_HTTP_OK)
         ck_assert_int_eq(r.status, 200);
@@ -1704,15 +1716,8 @@ END_TEST
  * the echo's JSON, NULL with the words in `text` when it failed. */
 static json_t *s_tls_echo(const char *host, char *text, size_t text_len)
 {
-    char url[PATH_LEN];
-    struct fanout_http_request q = {
-        .method = "GET",
-        .url = s_url(url, sizeof url, &s_t.tls, 1, host, "/echo"),
-        .timeout_ms = S_OK_WAIT_MS,
-        .connect_timeout_ms = S_OK_WAIT_MS,
-    };
     struct fanout_http_response r = {0};
-    s_perform1(&q, &r);
+    s_tls_request(host, "/echo", 0, NULL, 0, &r);
     fanout_strlcpy(text, r.error_text, text_len);
     json_t *doc = r.error == FANOUT_HTTP_OK && r.status == 200 ? s_body_json(&r) : NULL;
     fanout_http_response_clean_up(&r);
@@ -1782,20 +1787,10 @@ END_TEST
 static int s_tls_resumed(const char *host, const char *path, int no_verify, char *text,
                          size_t text_len)
 {
-    char url[PATH_LEN];
     static const struct fanout_http_header ask_close = {"Connection", "close"};
     int ask = strcmp(path, "ask-close") == 0;
-    struct fanout_http_request q = {
-        .method = "GET",
-        .url = s_url(url, sizeof url, &s_t.tls, 1, host, ask ? "/echo" : path),
-        .headers = &ask_close,
-        .header_count = ask ? 1 : 0,
-        .timeout_ms = S_OK_WAIT_MS,
-        .connect_timeout_ms = S_OK_WAIT_MS,
-        .tls_no_verify = no_verify,
-    };
     struct fanout_http_response r = {0};
-    s_perform1(&q, &r);
+    s_tls_request(host, ask ? "/echo" : path, no_verify, &ask_close, ask ? 1 : 0, &r);
     fanout_strlcpy(text, r.error_text, text_len);
     int resumed = -1;
     if (r.error == FANOUT_HTTP_OK && r.status == 200) {
