@@ -39,6 +39,7 @@
  * presigned signatures, bodies carry records. */
 #include "aws/http.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <poll.h>
@@ -1293,6 +1294,15 @@ static int s_split_target(const char *url, struct s_target *t)
         return -1;
     memcpy(t->host, host, hn);
     t->host[hn] = 0;
+    /* "[...]" holds an IPv6 address, nothing else; a host of digits and
+     * dots alone is an IPv4 address in its one plain form ("127.1",
+     * "010.0.0.1" and "1.2.3.4." are libcurl's to read, or refuse): the
+     * certificate is checked against the address, not against a name */
+    unsigned char a6[16];
+    if (host != auth
+            ? inet_pton(AF_INET6, t->host, a6) != 1
+            : strspn(t->host, "0123456789.") == hn && inet_pton(AF_INET, t->host, a6) != 1)
+        return -1;
     long port = t->https ? 443 : 80;
     if (colon) {
         const char *d = colon + 1, *end = auth + an;
@@ -1349,6 +1359,7 @@ struct s_raw {
     size_t body_len, sent;   /* of out, then of body */
     int retried;             /* once, on a fresh connection */
     int fresh;               /* the connection was opened for this request */
+    int resumed;             /* ... with a TLS session resumed */
     int64_t start, deadline; /* ms; deadline 0: none */
     struct fanout_http1_parser parser;
 };
@@ -1362,7 +1373,9 @@ static void s_raw_log(struct s_raw *x)
     if (r->error == FANOUT_HTTP_OK)
         LOG_DEBUG(HTTP_SCOPE, "%s %s:%ld%.*s -> %ld in %.1f ms (%s connection)", x->method,
                   x->t.host, x->t.port, (int)x->t.log_len, x->t.path, r->status, ms,
-                  x->fresh ? "new" : "reused");
+                  !x->fresh    ? "reused"
+                  : x->resumed ? "new, TLS session resumed"
+                               : "new");
     else
         LOG_DEBUG(HTTP_SCOPE, "%s %s:%ld%.*s failed after %.1f ms: %s (%s)", x->method,
                   x->t.host, x->t.port, (int)x->t.log_len, x->t.path, ms,
@@ -1437,6 +1450,7 @@ static void s_raw_act(struct s_raw *x, short revents)
         s_raw_end(x, err.kind, err.text, 0);
     } else if (rc == FANOUT_NET_OK) {
         c->fd = fanout_net_fd(c->net);
+        x->resumed = fanout_net_resumed(c->net);
         x->phase = S_SENDING;
     }
 }
@@ -1528,6 +1542,7 @@ static void s_raw_reset(struct s_raw *x)
     fanout_http1_parser_init(&x->parser, x->resp, x->is_head);
     x->sent = 0;
     x->fresh = 0;
+    x->resumed = 0;
 }
 
 /* Start (or start again) on a connection: a checked idle one, else new. */

@@ -2,6 +2,7 @@
 #include "aws/net.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -9,6 +10,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +19,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/x509v3.h>
 
 #include "aws/ssl_load.h"
 #include "aws/tls_store.h"
@@ -29,6 +33,11 @@
 #define NET_KEEPIDLE_S  60
 #define NET_KEEPINTVL_S 30
 #define NET_HOST_LEN    256
+/* How long the first address of a family waits before the other family's
+ * first address is tried (libcurl's happy eyeballs timeout, RFC 8305's
+ * Connection Attempt Delay): an IPv6 route that drops packets costs 200
+ * ms, not half of the connect timeout. */
+#define NET_FAMILY_FALLBACK_MS 200
 
 struct s_addrs {
     size_t n;
@@ -43,7 +52,7 @@ struct s_dns_entry {
     struct s_addrs addrs;
 };
 
-enum s_state { S_TCP, S_TLS, S_UP };
+enum s_state { S_DNS, S_TCP, S_TLS, S_UP };
 
 struct fanout_net_conn {
     int fd;
@@ -51,17 +60,34 @@ struct fanout_net_conn {
     short events;
     int https, insecure, ip_literal;
     long port;
-    char host[NET_HOST_LEN];
+    char host[NET_HOST_LEN]; /* as given: resolved, and named in errors */
+    char name[NET_HOST_LEN]; /* TLS's: SNI and the name or address verified */
     int64_t started_ms, deadline_ms, attempt_ms; /* attempt: this address's end */
     size_t next;                                 /* the next address to try */
     struct s_addrs addrs;
     int last_errno; /* of the last failed attempt */
+    int broken;     /* a send or receive failed: no close_notify */
     SSL *ssl;
     const struct fanout_ssl_fns *f;
+    struct s_lookup *lookup; /* S_DNS: the name being resolved */
+};
+
+/* A TLS session to resume: per name (c->name), port and verification
+ * setting, so a session is only offered where its peer was checked as
+ * this connection would check it (a resumed handshake checks no
+ * certificate). */
+struct s_session {
+    char name[NET_HOST_LEN]; /* "": free */
+    long port;
+    int insecure;
+    uint64_t stored; /* s_session_clock when stored: the oldest goes */
+    SSL_SESSION *sess;
 };
 
 static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct s_dns_entry s_dns[FANOUT_NET_DNS_ENTRIES];
+static struct s_session s_sessions[FANOUT_NET_TLS_SESSIONS];
+static uint64_t s_session_clock;
 static SSL_CTX *s_ctx[2]; /* [0] verified, [1] not: freed by fanout_net_cleanup */
 static BIO_METHOD *s_bio; /* once per process: BIOs of old connections use it */
 
@@ -107,48 +133,11 @@ static int s_numeric(const char *host, long port, struct s_addrs *out)
     return 0;
 }
 
-static int s_resolve(const char *host, long port, struct s_addrs *out,
-                     struct fanout_net_error *err)
+/* Cache host:port's addresses: in a free or expired entry, else in the
+ * one that expires first. */
+static void s_dns_put(const char *host, long port, const struct s_addrs *addrs)
 {
     int64_t now = s_now_ms();
-    pthread_mutex_lock(&s_lock);
-    for (size_t i = 0; i < FANOUT_NET_DNS_ENTRIES; i++) {
-        struct s_dns_entry *d = &s_dns[i];
-        if (d->host[0] && d->port == port && now < d->expires_ms &&
-            strcasecmp(d->host, host) == 0) {
-            *out = d->addrs;
-            pthread_mutex_unlock(&s_lock);
-            return 0;
-        }
-    }
-    pthread_mutex_unlock(&s_lock);
-
-    char service[16];
-    snprintf(service, sizeof service, "%ld", port);
-    struct addrinfo hints = {
-        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
-    struct addrinfo *res = NULL;
-    int rc = getaddrinfo(host, service, &hints, &res);
-    if (rc != 0) {
-        s_err(err, FANOUT_HTTP_CONNECT, "Could not resolve host: %s (%s)", host,
-              rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
-        return -1;
-    }
-    out->n = 0;
-    for (struct addrinfo *a = res; a && out->n < FANOUT_NET_MAX_ADDRS; a = a->ai_next) {
-        if ((a->ai_family != AF_INET && a->ai_family != AF_INET6) ||
-            a->ai_addrlen > sizeof out->sa[0])
-            continue;
-        memcpy(&out->sa[out->n], a->ai_addr, a->ai_addrlen);
-        out->len[out->n++] = a->ai_addrlen;
-    }
-    freeaddrinfo(res);
-    if (!out->n) {
-        s_err(err, FANOUT_HTTP_CONNECT,
-              "Could not resolve host: %s (no IPv4 or IPv6 address)", host);
-        return -1;
-    }
-    /* cached: a free or expired entry, else the one that expires first */
     pthread_mutex_lock(&s_lock);
     struct s_dns_entry *slot = &s_dns[0];
     for (size_t i = 0; i < FANOUT_NET_DNS_ENTRIES; i++) {
@@ -163,10 +152,246 @@ static int s_resolve(const char *host, long port, struct s_addrs *out,
     fanout_strlcpy(slot->host, host, sizeof slot->host);
     slot->port = port;
     slot->expires_ms = now + FANOUT_NET_DNS_TTL_MS;
-    slot->addrs = *out;
+    slot->addrs = *addrs;
     pthread_mutex_unlock(&s_lock);
+}
+
+/* The addresses in the resolver's order, the families alternating (RFC
+ * 8305, 4: the first family first), so that one family's addresses
+ * cannot all come before the other's is tried. */
+static void s_interleave(struct s_addrs *a)
+{
+    struct s_addrs in = *a;
+    int used[FANOUT_NET_MAX_ADDRS] = {0};
+    sa_family_t want = in.n ? in.sa[0].ss_family : AF_UNSPEC;
+    for (a->n = 0; a->n < in.n;) {
+        size_t pick = in.n;
+        for (size_t i = 0; i < in.n && pick == in.n; i++)
+            if (!used[i] && in.sa[i].ss_family == want)
+                pick = i;
+        for (size_t i = 0; i < in.n && pick == in.n; i++)
+            if (!used[i]) /* none of that family left */
+                pick = i;
+        used[pick] = 1;
+        a->sa[a->n] = in.sa[pick];
+        a->len[a->n++] = in.len[pick];
+        want = in.sa[pick].ss_family == AF_INET6 ? AF_INET : AF_INET6;
+    }
+}
+
+/* host:port's addresses from the cache: 1, else 0. */
+static int s_dns_get(const char *host, long port, struct s_addrs *out)
+{
+    int64_t now = s_now_ms();
+    int found = 0;
+    pthread_mutex_lock(&s_lock);
+    for (size_t i = 0; i < FANOUT_NET_DNS_ENTRIES && !found; i++) {
+        struct s_dns_entry *d = &s_dns[i];
+        if (d->host[0] && d->port == port && now < d->expires_ms &&
+            strcasecmp(d->host, host) == 0) {
+            *out = d->addrs;
+            found = 1;
+        }
+    }
+    pthread_mutex_unlock(&s_lock);
+    return found;
+}
+
+#ifdef FANOUT_TESTING
+static atomic_int s_test_lookup_delay_ms;
+#endif
+
+/* A name resolved on a thread of its own (getaddrinfo blocks, with no
+ * timeout of its own: the resolver's retries can take tens of seconds),
+ * so the connect timeout bounds it and the other requests of the call go
+ * on meanwhile. The connection polls its end of a socket pair; the
+ * thread writes a byte on the other end when done (a send: no SIGPIPE
+ * once the connection has gone). Shared by both until the last lets go. */
+struct s_lookup {
+    int refs;      /* under s_lock */
+    int done;      /* under s_lock; then rc, sys_errno and addrs are set */
+    int rc;        /* getaddrinfo's, -1: no IPv4 or IPv6 address */
+    int sys_errno; /* for EAI_SYSTEM */
+    int wfd;       /* the thread's end */
+    long port;
+    struct s_addrs addrs;
+    char host[NET_HOST_LEN];
+};
+
+static int s_lookups; /* in flight, under s_lock (for the tests) */
+
+/* getaddrinfo, its addresses cached: 0, else getaddrinfo's code (or -1:
+ * none of IPv4 or IPv6) and errno for EAI_SYSTEM in *sys_errno. */
+static int s_getaddrinfo(const char *host, long port, struct s_addrs *out, int *sys_errno)
+{
+    char service[16];
+    snprintf(service, sizeof service, "%ld", port);
+    /* AI_ADDRCONFIG: no IPv6 address for a host with no IPv6 address of
+     * its own (loopback aside), none to try and time out on */
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG};
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(host, service, &hints, &res);
+    *sys_errno = errno;
+    if (rc != 0)
+        return rc;
+    out->n = 0;
+    for (struct addrinfo *a = res; a && out->n < FANOUT_NET_MAX_ADDRS; a = a->ai_next) {
+        if ((a->ai_family != AF_INET && a->ai_family != AF_INET6) ||
+            a->ai_addrlen > sizeof out->sa[0])
+            continue;
+        memcpy(&out->sa[out->n], a->ai_addr, a->ai_addrlen);
+        out->len[out->n++] = a->ai_addrlen;
+    }
+    freeaddrinfo(res);
+    if (!out->n)
+        return -1;
+    s_interleave(out);
+    s_dns_put(host, port, out);
     return 0;
 }
+
+static void s_resolve_failed(struct fanout_net_error *err, const char *host, int rc,
+                             int sys_errno)
+{
+    s_err(err, FANOUT_HTTP_CONNECT, "Could not resolve host: %s (%s)", host,
+          rc == -1           ? "no IPv4 or IPv6 address"
+          : rc == EAI_SYSTEM ? strerror(sys_errno)
+                             : gai_strerror(rc));
+}
+
+static void s_lookup_unref(struct s_lookup *l)
+{
+    pthread_mutex_lock(&s_lock);
+    int last = --l->refs == 0;
+    pthread_mutex_unlock(&s_lock);
+    if (last) {
+        close(l->wfd);
+        free(l);
+    }
+}
+
+static void *s_lookup_main(void *arg)
+{
+    struct s_lookup *l = arg;
+#ifdef FANOUT_TESTING
+    int delay_ms = atomic_load(&s_test_lookup_delay_ms);
+    if (delay_ms > 0)
+        nanosleep(&(struct timespec){delay_ms / 1000, (long)(delay_ms % 1000) * 1000000},
+                  NULL);
+#endif
+    int rc = s_getaddrinfo(l->host, l->port, &l->addrs, &l->sys_errno);
+    pthread_mutex_lock(&s_lock);
+    l->rc = rc;
+    l->done = 1;
+    s_lookups--;
+    pthread_mutex_unlock(&s_lock);
+    (void)send(l->wfd, "", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    s_lookup_unref(l);
+    return NULL;
+}
+
+/* c's addresses: from the cache (S_TCP), else a lookup started (S_DNS,
+ * c->fd its socket), else, when no thread can be had, getaddrinfo on
+ * this thread. -1 with *err: none. */
+static int s_resolve(struct fanout_net_conn *c, struct fanout_net_error *err)
+{
+    c->state = S_TCP;
+    if (s_dns_get(c->host, c->port, &c->addrs))
+        return 0;
+    int sv[2] = {-1, -1};
+    struct s_lookup *l = calloc(1, sizeof *l);
+    if (l && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) == 0) {
+        fanout_strlcpy(l->host, c->host, sizeof l->host);
+        l->port = c->port;
+        l->wfd = sv[1];
+        l->refs = 2;
+        pthread_mutex_lock(&s_lock);
+        s_lookups++;
+        pthread_mutex_unlock(&s_lock);
+        pthread_attr_t attr;
+        pthread_t th;
+        int ok = pthread_attr_init(&attr) == 0;
+        if (ok) {
+            (void)pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+            ok = pthread_create(&th, &attr, s_lookup_main, l) == 0;
+            pthread_attr_destroy(&attr);
+        }
+        if (ok) {
+            c->lookup = l;
+            c->fd = sv[0];
+            c->events = POLLIN;
+            c->state = S_DNS;
+            return 0;
+        }
+        pthread_mutex_lock(&s_lock);
+        s_lookups--;
+        pthread_mutex_unlock(&s_lock);
+        close(sv[0]);
+        close(sv[1]);
+    }
+    free(l);
+    int sys_errno = 0;
+    int rc = s_getaddrinfo(c->host, c->port, &c->addrs, &sys_errno);
+    if (rc != 0)
+        s_resolve_failed(err, c->host, rc, sys_errno);
+    return rc != 0 ? -1 : 0;
+}
+
+/* The lookup's end: its addresses taken (S_TCP), or the resolver's
+ * words (-1), or 1: not done yet. */
+static int s_lookup_take(struct fanout_net_conn *c, struct fanout_net_error *err)
+{
+    struct s_lookup *l = c->lookup;
+    pthread_mutex_lock(&s_lock);
+    int done = l->done;
+    pthread_mutex_unlock(&s_lock);
+    if (!done)
+        return 1;
+    int rc = l->rc;
+    if (rc == 0)
+        c->addrs = l->addrs;
+    else
+        s_resolve_failed(err, c->host, rc, l->sys_errno);
+    close(c->fd);
+    c->fd = -1;
+    c->lookup = NULL;
+    s_lookup_unref(l);
+    c->state = S_TCP;
+    return rc == 0 ? 0 : -1;
+}
+
+#ifdef FANOUT_TESTING
+void fanout_net_test_lookup_delay(int delay_ms)
+{
+    atomic_store(&s_test_lookup_delay_ms, delay_ms);
+}
+
+int fanout_net_test_lookups(void)
+{
+    pthread_mutex_lock(&s_lock);
+    int n = s_lookups;
+    pthread_mutex_unlock(&s_lock);
+    return n;
+}
+
+int fanout_net_test_resolved(const char *host, long port, const char *const *addrs,
+                             size_t n)
+{
+    struct s_addrs a = {0};
+    for (size_t i = 0; i < n && i < FANOUT_NET_MAX_ADDRS; i++) {
+        struct s_addrs one;
+        if (s_numeric(addrs[i], port, &one) != 0)
+            return -1;
+        a.sa[a.n] = one.sa[0];
+        a.len[a.n++] = one.len[0];
+    }
+    s_interleave(&a);
+    s_dns_put(host, port, &a);
+    return 0;
+}
+#endif
 
 /* ---- TLS ------------------------------------------------------------------ */
 
@@ -200,6 +425,89 @@ static long s_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
     (void)num;
     (void)ptr;
     return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+/* The session kept for c's place (the caller holds s_lock), NULL: none */
+static struct s_session *s_session_at(const struct fanout_net_conn *c)
+{
+    for (size_t i = 0; i < FANOUT_NET_TLS_SESSIONS; i++) {
+        struct s_session *k = &s_sessions[i];
+        if (k->name[0] && k->port == c->port && k->insecure == c->insecure &&
+            strcmp(k->name, c->name) == 0)
+            return k;
+    }
+    return NULL;
+}
+
+/* OpenSSL's new-session callback (a TLS 1.2 handshake's end, each TLS
+ * 1.3 ticket): a copy of the session kept for the connection's place,
+ * replacing the one there or the oldest. A copy: OpenSSL marks the
+ * connection's own session not resumable when it is freed without
+ * close_notify sent (ssl_clear_bad_session), as an idle connection the
+ * server closed or reset is; here a session goes only when its place's
+ * connection fails in TLS itself (s_session_forget). 0: OpenSSL keeps
+ * its reference. */
+static int s_session_new(SSL *ssl, SSL_SESSION *sess)
+{
+    const struct fanout_ssl_fns *f = fanout_ssl_load(NULL, 0);
+    const struct fanout_net_conn *c = f->get_ex_data(ssl, 0);
+    if (!c || !f->session_is_resumable(sess) || !(sess = f->session_dup(sess)))
+        return 0;
+    SSL_SESSION *old;
+    pthread_mutex_lock(&s_lock);
+    struct s_session *slot = s_session_at(c);
+    if (!slot) { /* a free one, else the oldest */
+        slot = &s_sessions[0];
+        for (size_t i = 0; i < FANOUT_NET_TLS_SESSIONS && slot->name[0]; i++) {
+            struct s_session *k = &s_sessions[i];
+            if (!k->name[0] || k->stored < slot->stored)
+                slot = k;
+        }
+    }
+    old = slot->sess;
+    fanout_strlcpy(slot->name, c->name, sizeof slot->name);
+    slot->port = c->port;
+    slot->insecure = c->insecure;
+    slot->stored = ++s_session_clock;
+    slot->sess = sess;
+    pthread_mutex_unlock(&s_lock);
+    if (old)
+        f->session_free(old);
+    return 0;
+}
+
+/* A TLS failure on c (an alert, a record that does not decrypt, a
+ * refused certificate): its place's session is not offered again. */
+static void s_session_forget(const struct fanout_net_conn *c)
+{
+    SSL_SESSION *drop = NULL;
+    pthread_mutex_lock(&s_lock);
+    struct s_session *k = s_session_at(c);
+    if (k) {
+        drop = k->sess;
+        k->sess = NULL;
+        k->name[0] = 0;
+    }
+    pthread_mutex_unlock(&s_lock);
+    if (drop)
+        c->f->session_free(drop);
+}
+
+/* Offer the session kept for c's place, if any (SSL_set_session takes
+ * its own reference, under the lock: a new session may replace and free
+ * it at any time). As libcurl's share, a session (a TLS 1.3 ticket too)
+ * is offered by every new connection to its place until a newer one
+ * replaces it: the connections a call opens at once all resume. RFC
+ * 8446 (C.4) would have a ticket used once, so that observers cannot
+ * link connections; a fan-out to AWS endpoints has no such secret, and
+ * servers take a ticket again (they keep no state for it). */
+static void s_session_offer(struct fanout_net_conn *c)
+{
+    pthread_mutex_lock(&s_lock);
+    const struct s_session *k = s_session_at(c);
+    if (k)
+        (void)c->f->set_session(c->ssl, k->sess);
+    pthread_mutex_unlock(&s_lock);
 }
 
 /* The SSL_CTX of that verification setting, made on first use; NULL with
@@ -251,6 +559,10 @@ static SSL_CTX *s_get_ctx(const struct fanout_ssl_fns *f, int insecure,
         s_err(err, FANOUT_HTTP_TLS, "cannot set up ALPN: out of memory");
         return NULL;
     }
+    /* sessions kept by us (s_session_new), not in OpenSSL's cache */
+    f->ctx_ctrl(ctx, SSL_CTRL_SET_SESS_CACHE_MODE,
+                SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE, NULL);
+    f->ctx_sess_set_new_cb(ctx, s_session_new);
     if (insecure) {
         f->ctx_set_verify(ctx, SSL_VERIFY_NONE, NULL);
     } else {
@@ -287,14 +599,22 @@ static int s_tls_start(struct fanout_net_conn *c, struct fanout_net_error *err)
     int ok = 1;
     if (!c->ip_literal) /* SNI: names only (RFC 6066) */
         ok = f->ctrl(c->ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
-                     c->host) == 1;
-    if (ok && !c->insecure)
-        ok = c->ip_literal ? f->param_set1_ip_asc(f->get0_param(c->ssl), c->host) == 1
-                           : f->set1_host(c->ssl, c->host) == 1;
+                     c->name) == 1;
+    if (ok && !c->insecure && c->ip_literal) {
+        ok = f->param_set1_ip_asc(f->get0_param(c->ssl), c->name) == 1;
+    } else if (ok && !c->insecure) {
+        /* a wildcard only as a whole left-most label ("*.example.com",
+         * not "f*.example.com"), as libcurl's own host check */
+        f->set_hostflags(c->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        ok = f->set1_host(c->ssl, c->name) == 1;
+    }
+    if (ok)
+        ok = f->set_ex_data(c->ssl, 0, c) == 1; /* for s_session_new */
     if (!ok) {
         s_err(err, FANOUT_HTTP_TLS, "cannot set up TLS for %s: out of memory", c->host);
         return -1;
     }
+    s_session_offer(c);
     c->state = S_TLS;
     return 0;
 }
@@ -320,6 +640,8 @@ static void s_tls_failed(struct fanout_net_conn *c, int rc, struct fanout_net_er
     const struct fanout_ssl_fns *f = c->f;
     int e = f->get_error(c->ssl, rc);
     long v = c->insecure ? X509_V_OK : f->get_verify_result(c->ssl);
+    if (e == SSL_ERROR_SSL)
+        s_session_forget(c);
     char why[160];
     s_tls_why(f, e, "the server closed the connection", why, sizeof why);
     if (v != X509_V_OK)
@@ -379,8 +701,20 @@ static int s_try_next(struct fanout_net_conn *c, int64_t now)
         (void)setsockopt(c->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
         (void)setsockopt(c->fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
         (void)setsockopt(c->fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+        /* an address with more after it: half of the time left, and
+         * NET_FAMILY_FALLBACK_MS when the next is the first of the other
+         * family (the attempt is then given up, not run beside the next
+         * one: a family that answers in more than 200 ms loses to one
+         * that answers at all) */
         int64_t left = c->deadline_ms - now;
-        c->attempt_ms = c->next < c->addrs.n ? now + left / 2 : c->deadline_ms;
+        c->attempt_ms = c->deadline_ms;
+        if (c->next < c->addrs.n) {
+            int64_t slice = left / 2;
+            if (c->next == 1 && c->addrs.sa[1].ss_family != c->addrs.sa[0].ss_family &&
+                slice > NET_FAMILY_FALLBACK_MS)
+                slice = NET_FAMILY_FALLBACK_MS;
+            c->attempt_ms = now + slice;
+        }
         if (connect(c->fd, sa, c->addrs.len[i]) == 0)
             return FANOUT_NET_OK;
         if (errno == EINPROGRESS) {
@@ -418,6 +752,25 @@ static int s_connected(struct fanout_net_conn *c, struct fanout_net_error *err)
     return s_tls_step(c, err);
 }
 
+/* The name TLS sends (SNI) and verifies: `host` in lower case, without
+ * the trailing dot of an absolute name ("example.com."), which RFC 6066
+ * keeps out of SNI and certificates do not carry (libcurl strips it
+ * too); the resolver still gets the name as written. An address written
+ * so ("127.0.0.1.") is then an address. -1: no name left ("", ".",
+ * "a..") or too long. */
+static int s_tls_name(const char *host, char *out, size_t len)
+{
+    size_t n = strlen(host);
+    if (n && host[n - 1] == '.')
+        n--;
+    if (!n || n >= len || host[n - 1] == '.')
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        out[i] = (char)tolower((unsigned char)host[i]);
+    out[n] = 0;
+    return 0;
+}
+
 struct fanout_net_conn *fanout_net_open(const char *host, long port, int https,
                                         int insecure, int64_t connect_timeout_ms,
                                         struct fanout_net_error *err)
@@ -434,12 +787,18 @@ struct fanout_net_conn *fanout_net_open(const char *host, long port, int https,
     c->started_ms = s_now_ms();
     c->deadline_ms = c->started_ms + connect_timeout_ms;
     fanout_strlcpy(c->host, host, sizeof c->host);
-    c->ip_literal = s_numeric(host, port, &c->addrs) == 0;
-    if (!c->ip_literal && s_resolve(host, port, &c->addrs, err) != 0) {
+    if (s_tls_name(host, c->name, sizeof c->name) != 0) {
+        s_err(err, FANOUT_HTTP_CONNECT, "Could not resolve host: %s (not a host name)",
+              host);
         free(c);
         return NULL;
     }
+    c->ip_literal = s_numeric(c->name, port, &c->addrs) == 0;
     c->state = S_TCP;
+    if (!c->ip_literal && s_resolve(c, err) != 0) {
+        free(c);
+        return NULL;
+    }
     c->attempt_ms = c->deadline_ms;
     return c;
 }
@@ -458,6 +817,20 @@ int fanout_net_step(struct fanout_net_conn *c, short revents, struct fanout_net_
     }
     if (c->state == S_UP)
         return FANOUT_NET_OK;
+    if (c->state == S_DNS) {
+        int rc = s_lookup_take(c, err);
+        if (rc < 0)
+            return FANOUT_NET_FAILED;
+        if (rc > 0 && now >= c->deadline_ms) {
+            s_err(err, FANOUT_HTTP_TIMEOUT,
+                  "Resolving %s timed out after %lld milliseconds", c->host,
+                  (long long)(now - c->started_ms));
+            return FANOUT_NET_FAILED;
+        }
+        if (rc > 0)
+            return FANOUT_NET_AGAIN;
+        revents = 0; /* those were the lookup's */
+    }
     for (;;) {
         if (c->fd < 0) {
             if (now >= c->deadline_ms && c->next > 0) {
@@ -527,6 +900,8 @@ static int s_tls_io_result(struct fanout_net_conn *c, int rc, int writing,
     }
     if (e == SSL_ERROR_ZERO_RETURN && !writing)
         return FANOUT_NET_OK; /* *got 0: closed */
+    if (e == SSL_ERROR_SSL)
+        s_session_forget(c);
     char why[160];
     s_tls_why(f, e, "connection lost", why, sizeof why);
     s_err(err, FANOUT_HTTP_RESET, "TLS %s %s:%ld failed: %s",
@@ -545,8 +920,11 @@ static int s_io(struct fanout_net_conn *c, const void *out, void *in, size_t n,
     if (c->ssl) {
         errno = 0;
         int rc = out ? c->f->write(c->ssl, out, (int)n) : c->f->read(c->ssl, in, (int)n);
-        if (rc <= 0)
-            return s_tls_io_result(c, rc, out != NULL, err);
+        if (rc <= 0) {
+            rc = s_tls_io_result(c, rc, out != NULL, err);
+            c->broken |= rc == FANOUT_NET_FAILED;
+            return rc;
+        }
         *done = (size_t)rc;
         c->events = POLLIN;
         return FANOUT_NET_OK;
@@ -575,6 +953,11 @@ int fanout_net_recv(struct fanout_net_conn *c, void *p, size_t n, size_t *got,
     return s_io(c, NULL, p, n, got, err);
 }
 
+int fanout_net_resumed(const struct fanout_net_conn *c)
+{
+    return c->ssl && c->state == S_UP && c->f->session_reused(c->ssl) ? 1 : 0;
+}
+
 int fanout_net_pending(const struct fanout_net_conn *c)
 {
     return c->ssl && c->f->has_pending(c->ssl) ? 1 : 0;
@@ -584,7 +967,14 @@ void fanout_net_close(struct fanout_net_conn *c)
 {
     if (!c)
         return;
+    /* close_notify (one send, not waited on) from a sound connection, as
+     * libcurl says it: the server reads our close as a close, not as a
+     * truncation */
+    if (c->ssl && c->state == S_UP && !c->broken)
+        (void)c->f->shutdown(c->ssl);
     s_sock_close(c);
+    if (c->lookup)
+        s_lookup_unref(c->lookup); /* the thread frees it when it ends */
     free(c);
 }
 
@@ -599,5 +989,12 @@ void fanout_net_cleanup(void)
     }
     for (size_t i = 0; i < FANOUT_NET_DNS_ENTRIES; i++)
         s_dns[i].host[0] = 0;
+    for (size_t i = 0; i < FANOUT_NET_TLS_SESSIONS; i++) {
+        struct s_session *k = &s_sessions[i];
+        if (k->sess)
+            fanout_ssl_load(NULL, 0)->session_free(k->sess);
+        k->sess = NULL;
+        k->name[0] = 0;
+    }
     pthread_mutex_unlock(&s_lock);
 }

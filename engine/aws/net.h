@@ -4,19 +4,39 @@
  * - Names resolve with getaddrinfo, cached per host and port for
  *   FANOUT_NET_DNS_TTL_MS (libcurl's default: 60 s) in a table of
  *   FANOUT_NET_DNS_ENTRIES (the least recently resolved goes); numeric
- *   hosts need no resolver. getaddrinfo blocks: a cold name costs the
- *   calling thread the resolver's time, once a minute.
- * - Each address (IPv6 and IPv4, in the resolver's order) is tried until
- *   one connects: a non-blocking connect, TCP_NODELAY and the keep-alive
- *   probes libcurl's transfers get; an attempt with more addresses after
- *   it takes at most half of the time left.
+ *   hosts need no resolver. getaddrinfo blocks with no timeout of its
+ *   own: a name not cached is resolved on a thread of its own (detached;
+ *   the connection polls a socket pair for its end), so the connect
+ *   timeout bounds the wait ("Resolving ... timed out") and the other
+ *   requests of a call go on meanwhile; a lookup given up on ends on its
+ *   own and caches what it found. (getaddrinfo_a would do the same with
+ *   glibc's threads, but cannot be cancelled once running either.)
+ * - The resolver is asked with AI_ADDRCONFIG (no IPv6 addresses on a host
+ *   without IPv6). Each address (the resolver's order, IPv6 and IPv4
+ *   alternating) is tried until one connects: a non-blocking connect,
+ *   TCP_NODELAY and the keep-alive probes libcurl's transfers get; an
+ *   attempt with more addresses after it takes at most half of the time
+ *   left, the first one 200 ms when the second is of the other family
+ *   (an IPv6 route that drops packets costs 200 ms, as libcurl's happy
+ *   eyeballs; attempts run one after the other, not side by side).
  * - https: OpenSSL 3's libssl, loaded on the first HTTPS connection
  *   (ssl_load.h), one SSL_CTX per verification setting, the shared CA
  *   store (tls_store.h), TLS 1.2 or later, ALPN http/1.1 alone, SNI for
  *   names (not for IP literals), the peer's certificate checked against
- *   the name (SSL_set1_host) or the address (X509_VERIFY_PARAM_set1_ip_asc)
- *   unless verification is off for that endpoint. The socket is reached
+ *   the name (SSL_set1_host; wildcards only as a whole left-most label)
+ *   or the address (X509_VERIFY_PARAM_set1_ip_asc) unless verification is
+ *   off for that endpoint. SNI and the check take the name in lower case
+ *   without an absolute name's trailing dot ("example.com." is resolved
+ *   as written, verified as "example.com"). The socket is reached
  *   through a BIO of ours that sends with MSG_NOSIGNAL: no SIGPIPE.
+ * - TLS sessions are resumed, as libcurl's share did: the sessions (TLS
+ *   1.2) and tickets (TLS 1.3) servers give are kept per name, port and
+ *   verification setting, the last FANOUT_NET_TLS_SESSIONS places, and
+ *   offered by every new connection to the same place until a newer one
+ *   replaces it. A resumed handshake skips the certificate exchange and its
+ *   check: a session is only ever offered where it was made with the
+ *   same name checked the same way, and is dropped when a connection to
+ *   its place fails in TLS (an alert, a bad record, a refused peer).
  * - The connect timeout covers resolving, connecting and the handshake,
  *   as libcurl's CURLOPT_CONNECTTIMEOUT_MS does.
  *
@@ -30,9 +50,10 @@
 
 #include "aws/http.h"
 
-#define FANOUT_NET_DNS_TTL_MS  60000
-#define FANOUT_NET_DNS_ENTRIES 32
-#define FANOUT_NET_MAX_ADDRS   8
+#define FANOUT_NET_DNS_TTL_MS   60000
+#define FANOUT_NET_DNS_ENTRIES  32
+#define FANOUT_NET_MAX_ADDRS    8
+#define FANOUT_NET_TLS_SESSIONS 16
 
 struct fanout_net_conn;
 
@@ -81,11 +102,27 @@ int fanout_net_recv(struct fanout_net_conn *c, void *p, size_t n, size_t *got,
  * out (then a quiet socket proves nothing): 1 or 0; 0 for plain TCP. */
 int fanout_net_pending(const struct fanout_net_conn *c);
 
-/* Close (no TLS close_notify: the socket goes). NULL is ignored. */
+/* Whether the connection's TLS handshake resumed a session: 1 or 0. */
+int fanout_net_resumed(const struct fanout_net_conn *c);
+
+/* Close: TLS says close_notify first (one send, not waited on) unless a
+ * send or receive failed. NULL is ignored. */
 void fanout_net_close(struct fanout_net_conn *c);
 
-/* Drop the SSL_CTXs and the resolver cache (connections keep their
+/* Drop the SSL_CTXs, the TLS sessions and the resolver cache (connections keep their
  * references); for the HTTP layer's last clean-up. */
 void fanout_net_cleanup(void);
+
+#ifdef FANOUT_TESTING
+/* Test hook: host:port resolves to the numeric addresses addrs[0..n), as
+ * if the resolver had said so, until the cache entry expires or is
+ * dropped (fanout_net_cleanup). -1: an address is not numeric. */
+int fanout_net_test_resolved(const char *host, long port, const char *const *addrs,
+                             size_t n);
+/* Test hooks: each lookup thread sleeps delay_ms before it resolves (a
+ * slow resolver); the lookups still running. */
+void fanout_net_test_lookup_delay(int delay_ms);
+int fanout_net_test_lookups(void);
+#endif
 
 #endif

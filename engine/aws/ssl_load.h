@@ -31,9 +31,11 @@ struct fanout_ssl_fns {
     int (*set_fd)(SSL *, int);
     long (*ctrl)(SSL *, int, long, void *);
     int (*set1_host)(SSL *, const char *);
+    void (*set_hostflags)(SSL *, unsigned int);
     X509_VERIFY_PARAM *(*get0_param)(SSL *);
     int (*param_set1_ip_asc)(X509_VERIFY_PARAM *, const char *);
     int (*connect)(SSL *);
+    int (*shutdown)(SSL *);
     int (*get_error)(const SSL *, int);
     int (*read)(SSL *, void *, int);
     int (*write)(SSL *, const void *, int);
@@ -56,6 +58,15 @@ struct fanout_ssl_fns {
     void (*bio_set_flags)(BIO *, int);
     void (*bio_clear_flags)(BIO *, int);
     void (*set_bio)(SSL *, BIO *, BIO *);
+    /* TLS session resumption (net.c's session cache) */
+    void (*ctx_sess_set_new_cb)(SSL_CTX *, int (*)(SSL *, SSL_SESSION *));
+    int (*set_ex_data)(SSL *, int, void *);
+    void *(*get_ex_data)(const SSL *, int);
+    int (*set_session)(SSL *, SSL_SESSION *);
+    int (*session_reused)(const SSL *);
+    int (*session_is_resumable)(const SSL_SESSION *);
+    SSL_SESSION *(*session_dup)(const SSL_SESSION *);
+    void (*session_free)(SSL_SESSION *);
 };
 
 /* Load libssl and resolve the functions, once per process. The table when

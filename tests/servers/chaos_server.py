@@ -44,7 +44,10 @@ Paths (any method; the request body is always read first, but for /early):
                    request line's, absolute under a proxy), headers (lower-
                    case name: value), headerList ([name, value] as sent),
                    bodyLength, bodySha256, connectionId, connectionRequest
-                   (1 for the first request on the connection), tls
+                   (1 for the first request on the connection), tls,
+                   sni (the TLS server name the client sent, or null) and
+                   tlsResumed (whether the handshake resumed a session);
+                   ?close=1: with Connection: close, and closed
 
 Counters (/stats), since the start or the last reset: accepted (TCP
 connections accepted), connections (connections whose first counted request
@@ -319,8 +322,13 @@ class Handler(BaseHTTPRequestHandler):
             "connectionId": self.conn_id,
             "connectionRequest": self.conn_requests,
             "tls": self.server.tls,
+            "sni": getattr(self.request, "fanout_sni", None),
+            "tlsResumed": bool(self.server.tls and self.request.session_reused),
         }
-        self._send(200, json.dumps(doc).encode())
+        # ?close=1: answered with Connection: close, then closed
+        close = parse_qs(url.query).get("close", [""])[0] == "1"
+        self._send(200, json.dumps(doc).encode(),
+                   headers=[("Connection", "close")] if close else ())
 
     def _status(self, code, query):
         body = query.get("body", ["{}"])[0].encode()
@@ -446,6 +454,11 @@ def main():
         tls_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         tls_ctx.load_cert_chain(args.tls[0], args.tls[1])
         tls_ctx.set_alpn_protocols(["h2", "http/1.1"])  # as AWS endpoints
+
+        def keep_sni(sock, name, ctx):
+            sock.fanout_sni = name  # for the echo
+
+        tls_ctx.sni_callback = keep_sni
     server = Server(("127.0.0.1", args.port), tls_ctx)
     serve.run(server, args, "chaos_server")
 

@@ -36,6 +36,7 @@
 #include <curl/curl.h>
 
 #include "aws/http.h"
+#include "aws/net.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -932,6 +933,113 @@ START_TEST(test_connect_timeout)
 }
 END_TEST
 
+/* A dual-stack name whose IPv6 address drops the connection attempt (a
+ * listener on [::1] whose queue is full: the kernel drops further SYNs,
+ * as a route that blackholes IPv6 does), its IPv4 address the server:
+ * the IPv4 address is tried after 200 ms, not after half of the connect
+ * timeout; with the resolver's order of all IPv6 addresses first, too. */
+START_TEST(test_connect_family_fallback)
+{
+    int ls = socket(AF_INET6, SOCK_STREAM, 0), one = 1;
+    ck_assert_int_ge(ls, 0);
+    ck_assert_int_eq(setsockopt(ls, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one), 0);
+    struct sockaddr_in6 sa = {.sin6_family = AF_INET6,
+                              .sin6_addr = IN6ADDR_LOOPBACK_INIT,
+                              .sin6_port = htons((uint16_t)s_t.plain.port)};
+    if (bind(ls, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        /* no IPv6 loopback here: nothing to test against */
+        ck_assert_int_eq(errno, EADDRNOTAVAIL);
+        close(ls);
+        return;
+    }
+    ck_assert_int_eq(listen(ls, 0), 0);
+    int filler = socket(AF_INET6, SOCK_STREAM, 0);
+    ck_assert_int_eq(connect(filler, (struct sockaddr *)&sa, sizeof sa), 0);
+
+    static const char *const orders[][3] = {{"::1", "127.0.0.1", NULL},
+                                            {"::1", "::1", "127.0.0.1"}};
+    for (size_t k = 0; k < 2; k++) {
+        const char *const *addrs = orders[k];
+        ck_assert_int_eq(fanout_net_test_resolved("dual.fanout.test", s_t.plain.port, addrs,
+                                                  addrs[2] ? 3 : 2),
+                         0);
+        char url[PATH_LEN];
+        struct fanout_http_request q = {
+            .method = "GET",
+            .url =
+                s_url(url, sizeof url, &s_t.plain, 0, "dual.fanout.test", "/echo?close=1"),
+            .timeout_ms = 20000,
+            .connect_timeout_ms = 10000,
+        };
+        struct fanout_http_response r = {0};
+        int64_t t0 = s_mono_ms();
+        s_perform1(&q, &r);
+        int64_t took = s_mono_ms() - t0;
+        ck_assert_msg(r.error == FANOUT_HTTP_OK && r.status == 200, "order %zu: %s", k,
+                      r.error_text);
+        ck_assert_msg(took >= 190 && took < 2500, "order %zu: took %lld ms", k,
+                      (long long)took);
+        fanout_http_response_clean_up(&r);
+    }
+    close(filler);
+    close(ls);
+}
+END_TEST
+
+/* A resolver that takes longer than the connect timeout: the request
+ * fails when the timeout is up, in the resolver's words, while a request
+ * of the same call to an address goes through; the lookup ends on its
+ * own later (and its answer is cached). */
+START_TEST(test_resolve_timeout)
+{
+    fanout_net_test_lookup_delay(3000);
+    char url[2][PATH_LEN];
+    struct fanout_http_request q[2] = {
+        {.method = "GET",
+         .url = s_url(url[0], sizeof url[0], &s_t.plain, 0, "localhost", "/echo"),
+         .timeout_ms = 20000,
+         .connect_timeout_ms = 300},
+        {.method = "GET",
+         .url = s_url(url[1], sizeof url[1], &s_t.plain, 0, "127.0.0.1", "/stall/100"),
+         .timeout_ms = 20000,
+         .connect_timeout_ms = 300},
+    };
+    struct fanout_http_response r[2] = {{0}};
+    const struct fanout_http_request *qs[2] = {&q[0], &q[1]};
+    struct fanout_http_response *rs[2] = {&r[0], &r[1]};
+    int64_t t0 = s_mono_ms();
+    fanout_http_perform(qs, rs, 2);
+    int64_t took = s_mono_ms() - t0;
+    ck_assert_int_eq(r[0].error, FANOUT_HTTP_TIMEOUT);
+    ck_assert_msg(strstr(r[0].error_text, "Resolving localhost timed out after") != NULL,
+                  "%s", r[0].error_text);
+    ck_assert_msg(r[1].error == FANOUT_HTTP_OK && r[1].status == 200, "%s",
+                  r[1].error_text);
+    ck_assert_msg(took >= 290 && took < 2800, "took %lld ms", (long long)took);
+    ck_assert_int_eq(fanout_net_test_lookups(), 1);
+    fanout_net_test_lookup_delay(0);
+    for (int i = 0; i < 1000 && fanout_net_test_lookups() > 0; i++)
+        usleep(10000);
+    ck_assert_int_eq(fanout_net_test_lookups(), 0);
+    /* its answer was cached: no lookup now */
+    s_perform1(&q[0], &r[0]);
+    ck_assert_msg(r[0].error == FANOUT_HTTP_OK && r[0].status == 200, "%s",
+                  r[0].error_text);
+    ck_assert_int_eq(fanout_net_test_lookups(), 0);
+    /* a name that does not resolve, on the lookup's thread */
+    snprintf(url[0], sizeof url[0], "http://fanout-no-such-host.invalid:%d/",
+             s_t.plain.port);
+    q[0].connect_timeout_ms = S_OK_WAIT_MS;
+    s_perform1(&q[0], &r[0]);
+    ck_assert_int_eq(r[0].error, FANOUT_HTTP_CONNECT);
+    ck_assert_msg(strstr(r[0].error_text,
+                         "Could not resolve host: fanout-no-such-host.invalid") != NULL,
+                  "%s", r[0].error_text);
+    fanout_http_response_clean_up(&r[0]);
+    fanout_http_response_clean_up(&r[1]);
+}
+END_TEST
+
 START_TEST(test_resets)
 {
     static const char *const paths[] = {"/reset", "/reset?mode=fin", "/reset-mid",
@@ -1511,21 +1619,33 @@ static void s_make_cert_expired(const char *key, const char *cert, const char *u
     ck_assert_int_eq(s_run(argv), 0);
 }
 
+/* GET `path` from the TLS server at `host` (the URL's form), with
+ * verification off for it alone when `no_verify`, and the headers h[0..n):
+ * the response in *r. */
+static void s_tls_request(const char *host, const char *path, int no_verify,
+                          const struct fanout_http_header *h, size_t n,
+                          struct fanout_http_response *r)
+{
+    char url[PATH_LEN];
+    struct fanout_http_request q = {
+        .method = "GET",
+        .url = s_url(url, sizeof url, &s_t.tls, 1, host, path),
+        .headers = h,
+        .header_count = n,
+        .timeout_ms = S_OK_WAIT_MS,
+        .connect_timeout_ms = S_OK_WAIT_MS,
+        .tls_no_verify = no_verify,
+    };
+    s_perform1(&q, r);
+}
+
 /* One request to `host` on the TLS server, with verification off for it
  * alone when `no_verify`; returns the error class, its words in `text`. */
 static enum fanout_http_error s_tls_get2(const char *host, int no_verify, char *text,
                                          size_t text_len)
 {
-    char url[PATH_LEN];
-    struct fanout_http_request q = {
-        .method = "GET",
-        .url = s_url(url, sizeof url, &s_t.tls, 1, host, "/echo"),
-        .timeout_ms = S_OK_WAIT_MS,
-        .connect_timeout_ms = S_OK_WAIT_MS,
-        .tls_no_verify = no_verify,
-    };
     struct fanout_http_response r = {0};
-    s_perform1(&q, &r);
+    s_tls_request(host, "/echo", no_verify, NULL, 0, &r);
     enum fanout_http_error e = r.error;
     if (e == FANOUT_HTTP_OK)
         ck_assert_int_eq(r.status, 200);
@@ -1589,6 +1709,138 @@ START_TEST(test_tls_refusals_named)
     S_EXPECT_OK("127.0.0.1", 1);
     /* the server saw only the requests that were verified or let through */
     ck_assert_int_eq(s_stat(&s_t.tls, 1, "requests"), 1);
+}
+END_TEST
+
+/* GET /echo from the TLS server at `host` (the URL's form), verified;
+ * the echo's JSON, NULL with the words in `text` when it failed. */
+static json_t *s_tls_echo(const char *host, char *text, size_t text_len)
+{
+    struct fanout_http_response r = {0};
+    s_tls_request(host, "/echo", 0, NULL, 0, &r);
+    fanout_strlcpy(text, r.error_text, text_len);
+    json_t *doc = r.error == FANOUT_HTTP_OK && r.status == 200 ? s_body_json(&r) : NULL;
+    fanout_http_response_clean_up(&r);
+    return doc;
+}
+
+/* `name` resolves to 127.0.0.1 for the TLS server's port (the test hook:
+ * the machine's resolver knows none of these names). */
+static void s_resolves_to_loopback(const char *name)
+{
+    const char *lo[] = {"127.0.0.1"};
+    ck_assert_int_eq(fanout_net_test_resolved(name, s_t.tls.port, lo, 1), 0);
+}
+
+START_TEST(test_tls_host_forms)
+{
+    /* a certificate for localhost and 127.0.0.1, trusted */
+    s_tls_start();
+    setenv("FANOUT_CA_BUNDLE", s_t.cert, 1);
+    s_reinit();
+    char text[256];
+    /* an absolute name: resolved as written, verified and sent (SNI)
+     * without its dot */
+    s_resolves_to_loopback("localhost.");
+    json_t *doc = s_tls_echo("localhost.", text, sizeof text);
+    ck_assert_msg(doc != NULL, "localhost.: %s", text);
+    ck_assert_str_eq(s_jstr(doc, "sni"), "localhost");
+    ck_assert_msg(strncmp(s_jheader(doc, "host"), "localhost.:", 11) == 0, "Host: %s",
+                  s_jheader(doc, "host"));
+    json_decref(doc);
+    /* upper case: verified, the name sent in lower case */
+    doc = s_tls_echo("LocalHost", text, sizeof text);
+    ck_assert_msg(doc != NULL, "LocalHost: %s", text);
+    ck_assert_str_eq(s_jstr(doc, "sni"), "localhost");
+    json_decref(doc);
+    /* an address: no SNI, the address verified */
+    doc = s_tls_echo("127.0.0.1", text, sizeof text);
+    ck_assert_msg(doc != NULL, "127.0.0.1: %s", text);
+    ck_assert_ptr_null(s_jstr(doc, "sni"));
+    json_decref(doc);
+    /* brackets hold an IPv6 address, not an IPv4 one (nor a name) */
+    ck_assert_ptr_null(s_tls_echo("[127.0.0.1]", text, sizeof text));
+    ck_assert_ptr_null(s_tls_echo("[localhost]", text, sizeof text));
+    /* nothing but a dot */
+    s_resolves_to_loopback(".");
+    ck_assert_ptr_null(s_tls_echo(".", text, sizeof text));
+
+    /* a wildcard matches a whole left-most label, not part of one */
+    s_tls_restart(s_make_cert_san, "DNS:h*.fanout.test");
+    s_reinit();
+    s_resolves_to_loopback("host.fanout.test");
+    S_EXPECT_TLS("host.fanout.test", 0, "hostname mismatch");
+    s_tls_restart(s_make_cert_san, "DNS:*.fanout.test");
+    s_reinit();
+    s_resolves_to_loopback("host.fanout.test");
+    S_EXPECT_OK("host.fanout.test", 0);
+    /* the server saw only the requests that were verified */
+    ck_assert_int_eq(s_stat(&s_t.tls, 1, "requests"), 1);
+}
+END_TEST
+
+/* GET `path` from the TLS server at `host`, verified unless `no_verify`:
+ * the echo's tlsResumed (-1: the request failed, its words in `text`).
+ * The path "ask-close" asks with Connection: close: the server closes
+ * after its answer, which does not say so (the connection goes back to
+ * the pool, and is found closed when the next request checks it). */
+static int s_tls_resumed(const char *host, const char *path, int no_verify, char *text,
+                         size_t text_len)
+{
+    static const struct fanout_http_header ask_close = {"Connection", "close"};
+    int ask = strcmp(path, "ask-close") == 0;
+    struct fanout_http_response r = {0};
+    s_tls_request(host, ask ? "/echo" : path, no_verify, &ask_close, ask ? 1 : 0, &r);
+    fanout_strlcpy(text, r.error_text, text_len);
+    int resumed = -1;
+    if (r.error == FANOUT_HTTP_OK && r.status == 200) {
+        json_t *doc = s_body_json(&r);
+        resumed = json_is_true(json_object_get(doc, "tlsResumed"));
+        json_decref(doc);
+    }
+    fanout_http_response_clean_up(&r);
+    return resumed;
+}
+
+START_TEST(test_tls_session_resumed)
+{
+    s_tls_start();
+    setenv("FANOUT_CA_BUNDLE", s_t.cert, 1);
+    s_reinit();
+    fanout_log_set(FANOUT_LOG_DEBUG, 0);
+    char text[256];
+    /* the first connection: a full handshake; the server closes it
+     * (Connection: close), so the next request connects again, resuming
+     * the session the first one was given */
+    ck_assert_int_eq(s_tls_resumed("localhost", "/echo?close=1", 0, text, sizeof text), 0);
+    ck_assert_int_eq(s_tls_resumed("localhost", "/echo?close=1", 0, text, sizeof text), 1);
+    /* and again (a ticket is offered again, or a newer one) */
+    ck_assert_int_eq(s_tls_resumed("localhost", "/echo?close=1", 0, text, sizeof text), 1);
+    /* a connection the server closed while idle (no close_notify either
+     * way) leaves its session resumable */
+    ck_assert_int_eq(s_tls_resumed("localhost", "ask-close", 0, text, sizeof text), 1);
+    ck_assert_int_eq(s_tls_resumed("localhost", "ask-close", 0, text, sizeof text), 1);
+    ck_assert_int_eq(s_tls_resumed("localhost", "ask-close", 0, text, sizeof text), 1);
+    /* another name for the same server: its own session */
+    ck_assert_int_eq(s_tls_resumed("127.0.0.1", "/echo?close=1", 0, text, sizeof text), 0);
+    ck_assert_int_eq(s_tls_resumed("127.0.0.1", "/echo?close=1", 0, text, sizeof text), 1);
+    char *log = s_read_log();
+    ck_assert_msg(strstr(log, "(new, TLS session resumed connection)") != NULL, "%s", log);
+    free(log);
+    fanout_log_set(FANOUT_LOG_INFO, 0);
+
+    /* a session made without verification is never offered where the
+     * peer is verified (a resumed handshake checks no certificate): the
+     * CA store no longer trusts the server */
+    unsetenv("FANOUT_CA_BUNDLE");
+    s_reinit();
+    ck_assert_int_eq(s_tls_resumed("localhost", "/echo?close=1", 1, text, sizeof text), 0);
+    ck_assert_int_eq(s_tls_resumed("localhost", "/echo?close=1", 1, text, sizeof text), 1);
+    ck_assert_int_eq(s_tls_resumed("localhost", "/echo?close=1", 0, text, sizeof text), -1);
+    ck_assert_msg(strstr(text, "self-signed certificate") != NULL, "%s", text);
+    /* a clean-up drops the sessions */
+    s_reinit();
+    ck_assert_int_eq(s_tls_resumed("localhost", "/echo?close=1", 1, text, sizeof text), 0);
 }
 END_TEST
 
@@ -2237,6 +2489,8 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_timeout);
     tcase_add_test(tc, test_connect_errors);
     tcase_add_test(tc, test_connect_timeout);
+    tcase_add_test(tc, test_connect_family_fallback);
+    tcase_add_test(tc, test_resolve_timeout);
     tcase_add_test(tc, test_resets);
     tcase_add_test(tc, test_statuses);
     tcase_add_test(tc, test_response_headers);
@@ -2253,6 +2507,8 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_tls_store_bad_bundle);
     tcase_add_test(tc, test_tls_refusals_named);
     tcase_add_test(tc, test_tls_handshake_failures);
+    tcase_add_test(tc, test_tls_host_forms);
+    tcase_add_test(tc, test_tls_session_resumed);
     tcase_add_test(tc, test_proxy_from_environment);
     tcase_add_test(tc, test_proxy_env_order_http);
     tcase_add_test(tc, test_proxy_env_order_https);
