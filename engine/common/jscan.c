@@ -6,7 +6,7 @@
 
 #include "fanout/swar.h"
 
-#ifdef __SSE2__
+#if FANOUT_HAVE_SSE2
 #include <emmintrin.h>
 #endif
 
@@ -170,7 +170,7 @@ static int s_string(struct s_p *s, const char **text, size_t *len, int *escaped)
          * time with SSE2 (x86-64's baseline), else 8 (a word has a byte
          * that needs a look when it is '"', '\\', below 0x20 or
          * non-ASCII); at the first such byte, straight to its case */
-#ifdef __SSE2__
+#if FANOUT_HAVE_SSE2
         const __m128i quote16 = _mm_set1_epi8('"'), slash16 = _mm_set1_epi8('\\'),
                       space16 = _mm_set1_epi8(0x20);
 /* signed: below 0x20, and 0x80 and above, compare less */
@@ -209,7 +209,7 @@ static int s_string(struct s_p *s, const char **text, size_t *len, int *escaped)
         }
         while (q < end && *q >= 0x20 && *q < 0x80 && *q != '"' && *q != '\\')
             q++;
-#ifdef __SSE2__
+#if FANOUT_HAVE_SSE2
     stop:
 #endif
         if (q >= end) {
@@ -295,7 +295,7 @@ static int s_string(struct s_p *s, const char **text, size_t *len, int *escaped)
 static inline int s_string_short(struct s_p *s, const char **text, size_t *len,
                                  int *escaped)
 {
-#ifdef __SSE2__
+#if FANOUT_HAVE_SSE2
     const char *open = s->p, *q = open + 1, *end = s->end;
     const __m128i quote16 = _mm_set1_epi8('"'), slash16 = _mm_set1_epi8('\\'),
                   space16 = _mm_set1_epi8(0x20);

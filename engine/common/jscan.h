@@ -10,8 +10,9 @@
 #include <string.h>
 
 #include "common/util.h"
+#include "fanout/swar.h"
 
-#ifdef __SSE2__
+#if FANOUT_HAVE_SSE2
 #include <emmintrin.h>
 #endif
 
@@ -70,7 +71,7 @@ static inline const char *fanout_jws(const char *p, const char *end)
  * stepped over by the caller). */
 static inline const char *fanout_jquote(const char *q, const char *end)
 {
-#ifdef __SSE2__
+#if FANOUT_HAVE_SSE2
     const __m128i quote16 = _mm_set1_epi8('"'), slash16 = _mm_set1_epi8('\\');
     while (end - q >= 16) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
@@ -93,7 +94,7 @@ static inline const char *fanout_jquote(const char *q, const char *end)
  * a DynamoDB image and the converter's (fanout_ddb_image_shape). */
 static inline const char *fanout_jplain_end(const char *q, const char *end)
 {
-#ifdef __SSE2__
+#if FANOUT_HAVE_SSE2
     while (end - q >= 16) {
         const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
         const __m128i stop =

@@ -19,7 +19,7 @@
 
 #include "common/jscan.h"
 
-#ifdef __SSE2__
+#if FANOUT_HAVE_SSE2
 #include <emmintrin.h>
 #endif
 
@@ -832,7 +832,7 @@ static int s_fast_text(struct s_fast *f, struct s_fast_str *t)
 
 static int s_fast_put(struct s_fast *f, const struct s_fast_str *t)
 {
-#ifdef __SSE2__
+#if FANOUT_HAVE_SSE2
     /* a short string without escapes, with room after it: copied 16 bytes
      * at once (the bytes past its closing quote, inside the image's text,
      * are overwritten by what follows or lie past the end) */
@@ -881,7 +881,7 @@ static int s_number_plain(const char *s, size_t n)
  * s_number_plain. The same answer either way. */
 static inline int s_number_plain_in(const char *s, size_t n, const char *end)
 {
-#ifdef __SSE2__
+#if FANOUT_HAVE_SSE2
     if (n && n <= 16 && end - s >= 16) {
         const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
         const unsigned all = (1u << n) - 1, d0 = s[0] == '-';
@@ -1092,7 +1092,7 @@ static inline char *s_turbo_put(char *o, const char *src, size_t n, const char *
 {
     if (quote)
         *o++ = '"';
-#ifdef __SSE2__
+#if FANOUT_HAVE_SSE2
     if (n <= 16 && end - src >= 16)
         _mm_storeu_si128((__m128i *)(void *)o,
                          _mm_loadu_si128((const __m128i *)(const void *)src));
@@ -1693,7 +1693,7 @@ static inline int s_seen_same(const char *q, const char *end, const char *piece,
 {
     if ((size_t)(end - q) < len)
         return 0;
-#ifdef __SSE2__
+#if FANOUT_HAVE_SSE2
     if (len - 16 <= 16) {
         /* 16 to 32 bytes: the first 16 and the last 16 */
         __m128i a = _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)q),
@@ -1725,7 +1725,7 @@ static inline int s_seen_same(const char *q, const char *end, const char *piece,
  * bytes more: the write position after it. */
 static inline char *s_seen_put(char *o, const char *piece, size_t len)
 {
-#ifdef __SSE2__
+#if FANOUT_HAVE_SSE2
     for (size_t i = 0; i < len; i += 16)
         _mm_storeu_si128((__m128i *)(void *)(o + i),
                          _mm_loadu_si128((const __m128i *)(const void *)(piece + i)));

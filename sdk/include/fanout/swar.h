@@ -12,6 +12,22 @@
 
 #include <stdint.h>
 
+/* FANOUT_HAVE_SSE2 (0 or 1): the SSE2 paths are built (x86-64's
+ * baseline). FANOUT_HAVE_X86_SIMD: the SSSE3 and AVX2 paths chosen at run
+ * time are built. Both 0 with FANOUT_PORTABLE defined (meson -Dsimd=false):
+ * the portable paths, those arm64 takes, then run on x86 too, so that its
+ * tests exercise them. */
+#if defined(__SSE2__) && !defined(FANOUT_PORTABLE)
+#define FANOUT_HAVE_SSE2 1
+#else
+#define FANOUT_HAVE_SSE2 0
+#endif
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(FANOUT_PORTABLE)
+#define FANOUT_HAVE_X86_SIMD 1
+#else
+#define FANOUT_HAVE_X86_SIMD 0
+#endif
+
 #define FANOUT_SWAR_ONES  0x0101010101010101ULL
 #define FANOUT_SWAR_HIGHS 0x8080808080808080ULL
 
