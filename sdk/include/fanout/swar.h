@@ -30,6 +30,7 @@
 
 #define FANOUT_SWAR_ONES  0x0101010101010101ULL
 #define FANOUT_SWAR_HIGHS 0x8080808080808080ULL
+#define FANOUT_SWAR_LOWS  0x7F7F7F7F7F7F7F7FULL
 
 /* The bytes below `n` (n at most 0x80). */
 static inline uint64_t fanout_swar_below(uint64_t v, unsigned n)
@@ -47,6 +48,42 @@ static inline uint64_t fanout_swar_eq(uint64_t v, unsigned char c)
 static inline uint64_t fanout_swar_high(uint64_t v)
 {
     return v & FANOUT_SWAR_HIGHS;
+}
+
+/* The bytes that end a run of plain JSON string text: '"', '\\', below
+ * 0x20, 0x80 and above. Exact: each byte is tested in its own 7 low bits,
+ * so no carry crosses into the next one, and any mark may be the first. */
+static inline uint64_t fanout_swar_jstop(uint64_t v)
+{
+    const uint64_t low = v & FANOUT_SWAR_LOWS;
+    /* each high bit set for a byte that is not below 0x20, not '"', not
+     * '\\' (in its 7 low bits) */
+    const uint64_t plain = (low + FANOUT_SWAR_ONES * 0x60) &
+                           ((low ^ FANOUT_SWAR_ONES * '"') + FANOUT_SWAR_LOWS) &
+                           ((low ^ FANOUT_SWAR_ONES * '\\') + FANOUT_SWAR_LOWS);
+    return (v | ~plain) & FANOUT_SWAR_HIGHS;
+}
+
+/* The bytes that are '"' or '\\', exact as fanout_swar_jstop. */
+static inline uint64_t fanout_swar_quote(uint64_t v)
+{
+    const uint64_t low = v & FANOUT_SWAR_LOWS;
+    const uint64_t other = ((low ^ FANOUT_SWAR_ONES * '"') + FANOUT_SWAR_LOWS) &
+                           ((low ^ FANOUT_SWAR_ONES * '\\') + FANOUT_SWAR_LOWS);
+    return ~(other | v) & FANOUT_SWAR_HIGHS;
+}
+
+/* Where the first byte in memory that `marks` (not 0) flags is, 0 to 7,
+ * on either byte order: for exact marks (fanout_swar_jstop,
+ * fanout_swar_quote); those of the tests above only on a little-endian
+ * machine, where their lowest mark is exact. */
+static inline unsigned fanout_swar_first(uint64_t marks)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    return (unsigned)__builtin_clzll(marks) / 8;
+#else
+    return (unsigned)__builtin_ctzll(marks) / 8;
+#endif
 }
 
 #endif
