@@ -198,18 +198,20 @@ static int s_json_str(struct fanout_sbuf *b, const uint8_t *s, size_t n)
     }
 #else
     for (;;) {
-        /* eight bytes at a time, then one; at the first byte that needs an
-         * escape, straight to its escape */
+        /* eight bytes at a time, stored as they are, up to the first byte
+         * that needs an escape (exact marks: fanout_swar_jesc); the rest
+         * one at a time */
         while (n - i >= 8) {
             uint64_t v;
             memcpy(&v, s + i, 8);
-            const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
-            uint64_t q = v ^ (ones * '"'), bs = v ^ (ones * '\\');
-            uint64_t low = v & ~high; /* the test below is exact for bytes < 0x80 */
-            if ((((q - ones) & ~q) | ((bs - ones) & ~bs) | ((low - ones * 0x20) & ~v)) &
-                high)
+            memcpy(o, &v, 8); /* room: the input's rest from `o` on */
+            const uint64_t marks = fanout_swar_jesc(v);
+            if (marks) {
+                const size_t k = fanout_swar_first(marks);
+                i += k;
+                o += k;
                 break;
-            memcpy(o, &v, 8);
+            }
             i += 8;
             o += 8;
         }
@@ -219,7 +221,14 @@ static int s_json_str(struct fanout_sbuf *b, const uint8_t *s, size_t n)
             break;
         if (!(o = s_room(b, o, 1, n - i - 1, S_ESC_SLACK)))
             return -1;
-        o = s_escape(o, s[i++]);
+        const uint8_t c = s[i++];
+        if (c == '"' || c == '\\') { /* the common escapes, without the call */
+            o[0] = '\\';
+            o[1] = (char)c;
+            o += 2;
+        } else {
+            o = s_escape(o, c);
+        }
     }
 #endif
     *o++ = '"';

@@ -1200,7 +1200,7 @@ static int s_is_stop(unsigned c)
     return c < 0x20 || c >= 0x80 || c == '"' || c == '\\';
 }
 
-/* fanout_swar_jstop and fanout_swar_quote mark exactly the bytes they
+/* fanout_swar_jstop, fanout_swar_jesc and fanout_swar_quote mark exactly the bytes they
  * name, at every place in a word, and fanout_swar_first finds the first
  * in memory, whatever the bytes around it: every byte value at every
  * place among plain bytes, then words of random bytes. */
@@ -1216,6 +1216,10 @@ START_TEST(swar_marks_exact)
             uint64_t stop = fanout_swar_jstop(v), quote = fanout_swar_quote(v);
             ck_assert_msg(!!stop == s_is_stop(c), "byte 0x%02x at %u", c, at);
             ck_assert_msg(!!quote == (c == '"' || c == '\\'), "byte 0x%02x at %u", c, at);
+            uint64_t esc = fanout_swar_jesc(v);
+            ck_assert_msg(!!esc == (s_is_stop(c) && c < 0x80), "byte 0x%02x at %u", c, at);
+            if (esc)
+                ck_assert_uint_eq(fanout_swar_first(esc), at);
             if (stop)
                 ck_assert_uint_eq(fanout_swar_first(stop), at);
             if (quote)
@@ -1242,13 +1246,17 @@ START_TEST(swar_marks_exact)
             if (w[k] == '"' || w[k] == '\\')
                 first_quote = k;
         }
-        uint64_t stop = fanout_swar_jstop(v), quote = fanout_swar_quote(v);
+        uint64_t stop = fanout_swar_jstop(v), quote = fanout_swar_quote(v),
+                 esc = fanout_swar_jesc(v);
         ck_assert_int_eq(stop ? (int)fanout_swar_first(stop) : -1, first_stop);
         ck_assert_int_eq(quote ? (int)fanout_swar_first(quote) : -1, first_quote);
         for (int k = 0; k < 8; k++) { /* each mark, not only the first */
             unsigned char m[8];
             memcpy(m, &stop, 8);
             ck_assert_msg(!!(m[k] & 0x80) == s_is_stop(w[k]), "word %d byte %d", i, k);
+            memcpy(m, &esc, 8);
+            ck_assert_msg(!!(m[k] & 0x80) == (s_is_stop(w[k]) && w[k] < 0x80),
+                          "word %d byte %d", i, k);
             memcpy(m, &quote, 8);
             ck_assert_msg(!!(m[k] & 0x80) == (w[k] == '"' || w[k] == '\\'),
                           "word %d byte %d", i, k);

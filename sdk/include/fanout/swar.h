@@ -50,18 +50,29 @@ static inline uint64_t fanout_swar_high(uint64_t v)
     return v & FANOUT_SWAR_HIGHS;
 }
 
-/* The bytes that end a run of plain JSON string text: '"', '\\', below
- * 0x20, 0x80 and above. Exact: each byte is tested in its own 7 low bits,
- * so no carry crosses into the next one, and any mark may be the first. */
-static inline uint64_t fanout_swar_jstop(uint64_t v)
+/* Each byte's high bit set when its 7 low bits are not below 0x20, not
+ * '"' and not '\\': no carry crosses into the next byte. */
+static inline uint64_t fanout_swar_plain7(uint64_t v)
 {
     const uint64_t low = v & FANOUT_SWAR_LOWS;
-    /* each high bit set for a byte that is not below 0x20, not '"', not
-     * '\\' (in its 7 low bits) */
-    const uint64_t plain = (low + FANOUT_SWAR_ONES * 0x60) &
-                           ((low ^ FANOUT_SWAR_ONES * '"') + FANOUT_SWAR_LOWS) &
-                           ((low ^ FANOUT_SWAR_ONES * '\\') + FANOUT_SWAR_LOWS);
-    return (v | ~plain) & FANOUT_SWAR_HIGHS;
+    return (low + FANOUT_SWAR_ONES * 0x60) &
+           ((low ^ FANOUT_SWAR_ONES * '"') + FANOUT_SWAR_LOWS) &
+           ((low ^ FANOUT_SWAR_ONES * '\\') + FANOUT_SWAR_LOWS);
+}
+
+/* The bytes that end a run of plain JSON string text: '"', '\\', below
+ * 0x20, 0x80 and above. Exact (fanout_swar_plain7): any mark may be the
+ * first. */
+static inline uint64_t fanout_swar_jstop(uint64_t v)
+{
+    return (v | ~fanout_swar_plain7(v)) & FANOUT_SWAR_HIGHS;
+}
+
+/* The bytes a JSON string must escape: '"', '\\', below 0x20 (not those
+ * of 0x80 and above). Exact as fanout_swar_jstop. */
+static inline uint64_t fanout_swar_jesc(uint64_t v)
+{
+    return ~(v | fanout_swar_plain7(v)) & FANOUT_SWAR_HIGHS;
 }
 
 /* The bytes that are '"' or '\\', exact as fanout_swar_jstop. */
@@ -75,7 +86,7 @@ static inline uint64_t fanout_swar_quote(uint64_t v)
 
 /* Where the first byte in memory that `marks` (not 0) flags is, 0 to 7,
  * on either byte order: for exact marks (fanout_swar_jstop,
- * fanout_swar_quote); those of the tests above only on a little-endian
+ * fanout_swar_jesc, fanout_swar_quote); those of the tests above only on a little-endian
  * machine, where their lowest mark is exact. */
 static inline unsigned fanout_swar_first(uint64_t marks)
 {
