@@ -20,6 +20,9 @@
 #   FANOUT_FUZZ_JOBS     targets run at once (default 2)
 #   FANOUT_FUZZ_TIMEOUT  seconds one input may take (default 10)
 #   FANOUT_FUZZ_RSS_MB   memory limit of a target, in MB (default 2048)
+#   FANOUT_FUZZ_OPTIONS  more meson options for a new build directory, e.g.
+#                        -Dsimd=false (with its own FANOUT_FUZZ_BUILD): the
+#                        portable paths arm64 takes
 #
 # The build (meson, in its own directory): CC=clang, -Dfuzz=true,
 # -Dtests=false, -Db_sanitize=address,undefined, -Db_lundef=false,
@@ -44,6 +47,7 @@ cc=${FANOUT_FUZZ_CC:-clang}
 jobs=${FANOUT_FUZZ_JOBS:-2}
 timeout=${FANOUT_FUZZ_TIMEOUT:-10}
 rss=${FANOUT_FUZZ_RSS_MB:-2048}
+read -r -a options <<<"${FANOUT_FUZZ_OPTIONS:-}"
 
 if [ $# -gt 0 ]; then
     names=("$@")
@@ -75,7 +79,7 @@ mkdir -p "$build"
 if [ ! -f "$build/build.ninja" ]; then
     if ! CC=$cc meson setup "$build" -Dfuzz=true -Dtests=false \
         -Db_sanitize=address,undefined -Db_lundef=false \
-        -Dbuildtype=debugoptimized >"$build/fuzz-setup.log" 2>&1; then
+        -Dbuildtype=debugoptimized "${options[@]}" >"$build/fuzz-setup.log" 2>&1; then
         tail -20 "$build/fuzz-setup.log"
         echo "fuzz: meson setup failed"
         all_failed

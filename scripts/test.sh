@@ -3,6 +3,8 @@
 #   1. the default build's Check suites, integration tests and node tests;
 #   2. the unit suites under valgrind (no leaks, no errors);
 #   3. the unit suites in an AddressSanitizer + UndefinedBehaviorSanitizer build;
+#      the unit suites and event tests in a -Dsimd=false build (the portable
+#      paths arm64 takes, run on x86 too);
 #   4. the C formatting check (clang-format);
 #   5. every libFuzzer target for a short time (scripts/fuzz.sh, clang with
 #      ASan + UBSan; FANOUT_FUZZ_SECONDS per target, default 10);
@@ -104,6 +106,28 @@ for bt in release plain; do
         failed=$((failed + 1))
     fi
 done
+
+# The portable paths (arm64's: no SSE2, SSSE3 or AVX2) run here too: a
+# -Dsimd=false build (debugoptimized, warnings as errors), its unit suites
+# and the integration tests that read events (invoke, and filter: its unit
+# and integration tests share the name).
+echo "== portable build (-Dsimd=false): unit suites, invoke, filter"
+if [ ! -d build-portable ]; then
+    meson setup build-portable -Dsimd=false -Dwerror=true >/dev/null
+fi
+meson configure build-portable -Dsimd=false -Dwerror=true
+if ninja -C build-portable >/tmp/fanout-portable.log 2>&1; then
+    # test names: those of the unit suite, and the integration tests by name
+    portable_tests=$(meson test -C build-portable --list --suite unit 2>/dev/null |
+        sed -n 's|^fanout:unit / ||p')
+    # shellcheck disable=SC2086 # one word per test name
+    run "tests (portable build)" meson test -C build-portable --print-errorlogs \
+        $portable_tests invoke
+    count build-portable
+else
+    grep -E "error|warning" /tmp/fanout-portable.log | head -20
+    failed=$((failed + 1))
+fi
 
 echo "== formatting (clang-format)"
 if clang-format --dry-run --Werror $(git ls-files '*.c' '*.h' | grep -v '^tests/fixtures/abi-1.0/') 2>/tmp/fanout-format.log; then

@@ -9,7 +9,9 @@
  * results and errors are those of the scalar decoder alone. */
 #include "common/base64_simd.h"
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#include "fanout/swar.h"
+
+#if FANOUT_HAVE_X86_SIMD
 #include <immintrin.h>
 
 #define S_TARGET(t) __attribute__((target(t)))

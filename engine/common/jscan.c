@@ -6,7 +6,7 @@
 
 #include "fanout/swar.h"
 
-#ifdef __SSE2__
+#if FANOUT_HAVE_SSE2
 #include <emmintrin.h>
 #endif
 
@@ -170,7 +170,7 @@ static int s_string(struct s_p *s, const char **text, size_t *len, int *escaped)
          * time with SSE2 (x86-64's baseline), else 8 (a word has a byte
          * that needs a look when it is '"', '\\', below 0x20 or
          * non-ASCII); at the first such byte, straight to its case */
-#ifdef __SSE2__
+#if FANOUT_HAVE_SSE2
         const __m128i quote16 = _mm_set1_epi8('"'), slash16 = _mm_set1_epi8('\\'),
                       space16 = _mm_set1_epi8(0x20);
 /* signed: below 0x20, and 0x80 and above, compare less */
@@ -202,14 +202,16 @@ static int s_string(struct s_p *s, const char **text, size_t *len, int *escaped)
         while (end - q >= 8) {
             uint64_t v;
             memcpy(&v, q, 8);
-            if (fanout_swar_eq(v, '"') | fanout_swar_eq(v, '\\') |
-                fanout_swar_below(v, 0x20) | fanout_swar_high(v))
+            const uint64_t stop = fanout_swar_jstop(v);
+            if (stop) {
+                q += fanout_swar_first(stop);
                 break;
+            }
             q += 8;
         }
         while (q < end && *q >= 0x20 && *q < 0x80 && *q != '"' && *q != '\\')
             q++;
-#ifdef __SSE2__
+#if FANOUT_HAVE_SSE2
     stop:
 #endif
         if (q >= end) {
@@ -289,37 +291,20 @@ static int s_string(struct s_p *s, const char **text, size_t *len, int *escaped)
 
 /* s_string for a string of printable ASCII without escapes (member names,
  * identifiers, base64: nearly every string of an event), 16 bytes at a
- * time with SSE2: done here, without the call. At the first byte that
- * needs a look other than the closing quote, s_string reads the string
- * again from its start. The same result in both modes. */
+ * time (fanout_jplain_end): done here, without the call. At the first
+ * byte that needs a look other than the closing quote, s_string reads the
+ * string again from its start. The same result in both modes. */
 static inline int s_string_short(struct s_p *s, const char **text, size_t *len,
                                  int *escaped)
 {
-#ifdef __SSE2__
-    const char *open = s->p, *q = open + 1, *end = s->end;
-    const __m128i quote16 = _mm_set1_epi8('"'), slash16 = _mm_set1_epi8('\\'),
-                  space16 = _mm_set1_epi8(0x20);
-    while (end - q >= 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
-        __m128i stop = _mm_or_si128(
-            _mm_or_si128(_mm_cmpeq_epi8(v, quote16), _mm_cmpeq_epi8(v, slash16)),
-            _mm_cmplt_epi8(v, space16));
-        unsigned mask = (unsigned)_mm_movemask_epi8(stop);
-        if (!mask) {
-            q += 16;
-            continue;
-        }
-        q += __builtin_ctz(mask);
-        if (*q != '"')
-            break;
-        *text = open + 1;
-        *len = (size_t)(q - open - 1);
-        *escaped = 0;
-        s->p = q + 1;
-        return 0;
-    }
-#endif
-    return s_string(s, text, len, escaped);
+    const char *open = s->p, *q = fanout_jplain_end(open + 1, s->end);
+    if (!q)
+        return s_string(s, text, len, escaped);
+    *text = open + 1;
+    *len = (size_t)(q - open - 1);
+    *escaped = 0;
+    s->p = q + 1;
+    return 0;
 }
 
 static int s_digits(struct s_p *s)

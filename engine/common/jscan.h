@@ -10,8 +10,9 @@
 #include <string.h>
 
 #include "common/util.h"
+#include "fanout/swar.h"
 
-#ifdef __SSE2__
+#if FANOUT_HAVE_SSE2
 #include <emmintrin.h>
 #endif
 
@@ -66,11 +67,11 @@ static inline const char *fanout_jws(const char *p, const char *end)
 }
 
 /* The first '"' or '\\' at or after `q`, or `end`: 16 bytes at a time
- * with SSE2. A string's end in text already validated (its escapes
- * stepped over by the caller). */
+ * with SSE2, else 8 (fanout_swar_quote). A string's end in text already
+ * validated (its escapes stepped over by the caller). */
 static inline const char *fanout_jquote(const char *q, const char *end)
 {
-#ifdef __SSE2__
+#if FANOUT_HAVE_SSE2
     const __m128i quote16 = _mm_set1_epi8('"'), slash16 = _mm_set1_epi8('\\');
     while (end - q >= 16) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
@@ -80,6 +81,15 @@ static inline const char *fanout_jquote(const char *q, const char *end)
             return q + __builtin_ctz(mask);
         q += 16;
     }
+#else
+    while (end - q >= 8) {
+        uint64_t v;
+        memcpy(&v, q, 8);
+        uint64_t marks = fanout_swar_quote(v);
+        if (marks)
+            return q + fanout_swar_first(marks);
+        q += 8;
+    }
 #endif
     while (q < end && *q != '"' && *q != '\\')
         q++;
@@ -87,13 +97,15 @@ static inline const char *fanout_jquote(const char *q, const char *end)
 }
 
 /* The closing quote of a string of printable ASCII without escapes whose
- * text starts at `q`, or NULL for any other string (or one near the end
- * of the text, or without SSE2): a fast path for text not validated yet,
- * which the full scan then reads. Shared by the scanner's quick pass over
- * a DynamoDB image and the converter's (fanout_ddb_image_shape). */
+ * text starts at `q`, or NULL for any other string (or one whose closing
+ * quote is not in a whole block of 16 bytes before `end`: the same answer
+ * in both modes): a fast path for text not validated yet, which the full
+ * scan then reads. Shared by the scanner's quick pass over a DynamoDB image
+ * and the converter's (fanout_ddb_image_shape). 16 bytes at a time with
+ * SSE2, else as two words (fanout_swar_jstop), as arm64 builds it. */
 static inline const char *fanout_jplain_end(const char *q, const char *end)
 {
-#ifdef __SSE2__
+#if FANOUT_HAVE_SSE2
     while (end - q >= 16) {
         const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
         const __m128i stop =
@@ -108,8 +120,17 @@ static inline const char *fanout_jplain_end(const char *q, const char *end)
         q += 16;
     }
 #else
-    (void)q;
-    (void)end;
+    while (end - q >= 16) {
+        uint64_t a, b;
+        memcpy(&a, q, 8);
+        memcpy(&b, q + 8, 8);
+        const uint64_t stop_a = fanout_swar_jstop(a), stop_b = fanout_swar_jstop(b);
+        if (stop_a | stop_b) {
+            q += stop_a ? fanout_swar_first(stop_a) : 8 + fanout_swar_first(stop_b);
+            return *q == '"' ? q : NULL;
+        }
+        q += 16;
+    }
 #endif
     return NULL;
 }

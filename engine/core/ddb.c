@@ -19,7 +19,7 @@
 
 #include "common/jscan.h"
 
-#ifdef __SSE2__
+#if FANOUT_HAVE_SSE2
 #include <emmintrin.h>
 #endif
 
@@ -832,23 +832,21 @@ static int s_fast_text(struct s_fast *f, struct s_fast_str *t)
 
 static int s_fast_put(struct s_fast *f, const struct s_fast_str *t)
 {
-#ifdef __SSE2__
     /* a short string without escapes, with room after it: copied 16 bytes
-     * at once (the bytes past its closing quote, inside the image's text,
+     * at once (a fixed-size memcpy: one load and store on x86-64 and
+     * arm64; the bytes past its closing quote, inside the image's text,
      * are overwritten by what follows or lie past the end) */
     struct fanout_sbuf *out = f->c->out;
     if (!t->escaped && t->raw_len <= 14 && f->end - t->raw >= 16 &&
         out->cap - out->len >= 19) {
         uint8_t *o = out->bytes + out->len;
         o[0] = '"';
-        _mm_storeu_si128((__m128i *)(void *)(o + 1),
-                         _mm_loadu_si128((const __m128i *)(const void *)t->raw));
+        memcpy(o + 1, t->raw, 16);
         o[t->raw_len + 1] = '"';
         out->len += t->raw_len + 2;
         out->bytes[out->len] = 0;
         return 0;
     }
-#endif
     return s_put_string(f->c, t->raw, t->raw_len, t->escaped, t->s, t->n, 0);
 }
 
@@ -881,7 +879,7 @@ static int s_number_plain(const char *s, size_t n)
  * s_number_plain. The same answer either way. */
 static inline int s_number_plain_in(const char *s, size_t n, const char *end)
 {
-#ifdef __SSE2__
+#if FANOUT_HAVE_SSE2
     if (n && n <= 16 && end - s >= 16) {
         const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
         const unsigned all = (1u << n) - 1, d0 = s[0] == '-';
@@ -1092,16 +1090,10 @@ static inline char *s_turbo_put(char *o, const char *src, size_t n, const char *
 {
     if (quote)
         *o++ = '"';
-#ifdef __SSE2__
     if (n <= 16 && end - src >= 16)
-        _mm_storeu_si128((__m128i *)(void *)o,
-                         _mm_loadu_si128((const __m128i *)(const void *)src));
+        memcpy(o, src, 16); /* one load and store, not a call */
     else
         memcpy(o, src, n);
-#else
-    (void)end; /* without SSE2 (arm64): memcpy alone */
-    memcpy(o, src, n);
-#endif
     o += n;
     if (quote)
         *o++ = '"';
@@ -1687,13 +1679,24 @@ void fanout_ddb_seen_free(struct fanout_ddb_seen *seen)
     free(seen);
 }
 
+#if !FANOUT_HAVE_SSE2
+/* The bits that differ between the 8 bytes at `a` and those at `b`. */
+static inline uint64_t s_word_diff(const char *a, const char *b)
+{
+    uint64_t x, y;
+    memcpy(&x, a, 8);
+    memcpy(&y, b, 8);
+    return x ^ y;
+}
+#endif
+
 /* `len` bytes at `q` (text ending at `end`) equal the piece at `piece`
  * (readable 16 bytes at a time: S_SEEN_PAD). */
 static inline int s_seen_same(const char *q, const char *end, const char *piece, size_t len)
 {
     if ((size_t)(end - q) < len)
         return 0;
-#ifdef __SSE2__
+#if FANOUT_HAVE_SSE2
     if (len - 16 <= 16) {
         /* 16 to 32 bytes: the first 16 and the last 16 */
         __m128i a = _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)q),
@@ -1717,6 +1720,16 @@ static inline int s_seen_same(const char *q, const char *end, const char *piece,
                 return 0;
         }
     }
+#else
+    if (len - 8 <= 24) {
+        /* 8 to 32 bytes as words: the first 8 and the last 8, and the 8
+         * after the first and before the last from 16 bytes on */
+        uint64_t diff = s_word_diff(q, piece) | s_word_diff(q + len - 8, piece + len - 8);
+        if (len >= 16)
+            diff |=
+                s_word_diff(q + 8, piece + 8) | s_word_diff(q + len - 16, piece + len - 16);
+        return diff == 0;
+    }
 #endif
     return memcmp(q, piece, len) == 0;
 }
@@ -1725,13 +1738,8 @@ static inline int s_seen_same(const char *q, const char *end, const char *piece,
  * bytes more: the write position after it. */
 static inline char *s_seen_put(char *o, const char *piece, size_t len)
 {
-#ifdef __SSE2__
     for (size_t i = 0; i < len; i += 16)
-        _mm_storeu_si128((__m128i *)(void *)(o + i),
-                         _mm_loadu_si128((const __m128i *)(const void *)(piece + i)));
-#else
-    memcpy(o, piece, len);
-#endif
+        memcpy(o + i, piece + i, 16);
     return o + len;
 }
 

@@ -17,13 +17,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
-
 #include <fanout/helpers.h>
 #include <fanout/plugin.h>
 #include <fanout/plugin_state.h>
+#include <fanout/swar.h>
+
+#if FANOUT_HAVE_SSE2
+#include <emmintrin.h>
+#endif
 
 struct file_options {
     int fsync;
@@ -56,7 +57,7 @@ struct file_instance {
  * record's other strings are not re-checked here (an explicit hash key
  * comes from a KPL aggregate's protobuf), and the lines stay byte for byte.
  */
-#ifdef __SSE2__
+#if FANOUT_HAVE_SSE2
 /* The bytes of `v` that need an escape in a JSON string: '"', '\\' and
  * those below 0x20, as bits. */
 static inline unsigned s_stop16(__m128i v)
@@ -109,7 +110,7 @@ static inline char *s_room(struct fanout_sbuf *b, char *o, size_t block, size_t 
     return b->cap - (size_t)(o - b->p) > need ? o : s_grow(b, o, need);
 }
 
-#ifdef __SSE2__
+#if FANOUT_HAVE_SSE2
 /* The `len` bytes of `v` (16 at most; `mask`, not 0, flags those that need
  * an escape) at `o`, escaped; `rest` bytes of input follow them. Converted
  * DynamoDB images have a quote every few bytes: leaving the block at each
@@ -160,7 +161,7 @@ static int s_json_str(struct fanout_sbuf *b, const uint8_t *s, size_t n)
     char *o = b->p + b->len;
     *o++ = '"';
     size_t i = 0;
-#ifdef __SSE2__
+#if FANOUT_HAVE_SSE2
     /* sixteen bytes at a time with SSE2 (x86-64's baseline), the last ones
      * too (padded with bytes the mask then drops): stored as they are,
      * then tested for '"', '\\' or a byte below 0x20 (bytes of 0x80 and
@@ -197,18 +198,20 @@ static int s_json_str(struct fanout_sbuf *b, const uint8_t *s, size_t n)
     }
 #else
     for (;;) {
-        /* eight bytes at a time, then one; at the first byte that needs an
-         * escape, straight to its escape */
+        /* eight bytes at a time, stored as they are, up to the first byte
+         * that needs an escape (exact marks: fanout_swar_jesc); the rest
+         * one at a time */
         while (n - i >= 8) {
             uint64_t v;
             memcpy(&v, s + i, 8);
-            const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
-            uint64_t q = v ^ (ones * '"'), bs = v ^ (ones * '\\');
-            uint64_t low = v & ~high; /* the test below is exact for bytes < 0x80 */
-            if ((((q - ones) & ~q) | ((bs - ones) & ~bs) | ((low - ones * 0x20) & ~v)) &
-                high)
+            memcpy(o, &v, 8); /* room: the input's rest from `o` on */
+            const uint64_t marks = fanout_swar_jesc(v);
+            if (marks) {
+                const size_t k = fanout_swar_first(marks);
+                i += k;
+                o += k;
                 break;
-            memcpy(o, &v, 8);
+            }
             i += 8;
             o += 8;
         }
@@ -218,7 +221,14 @@ static int s_json_str(struct fanout_sbuf *b, const uint8_t *s, size_t n)
             break;
         if (!(o = s_room(b, o, 1, n - i - 1, S_ESC_SLACK)))
             return -1;
-        o = s_escape(o, s[i++]);
+        const uint8_t c = s[i++];
+        if (c == '"' || c == '\\') { /* the common escapes, without the call */
+            o[0] = '\\';
+            o[1] = (char)c;
+            o += 2;
+        } else {
+            o = s_escape(o, c);
+        }
     }
 #endif
     *o++ = '"';

@@ -8,7 +8,7 @@
 #include "fanout/helpers.h"
 #include "fanout/swar.h"
 
-#ifdef __SSE2__
+#if FANOUT_HAVE_SSE2
 #include <emmintrin.h>
 #endif
 
@@ -136,7 +136,7 @@ int fanout_utf8_check(const uint8_t *s, size_t n)
     while (i < n) {
         /* fast path over ASCII, 16 bytes at a time with SSE2, then 8, then
          * byte by byte up to a sequence (not a call per byte of the tail) */
-#ifdef __SSE2__
+#if FANOUT_HAVE_SSE2
         while (n - i >= 16) {
             if (_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)(const void *)(s + i))))
                 break;
@@ -261,7 +261,7 @@ static const char s_b64[] =
  * multiplies move its four 6-bit values to one byte each, and a table per
  * range of values (A-Z, a-z, 0-9, '+', '/') gives what to add. Returns the
  * input bytes encoded (a multiple of 12); the scalar loop does the rest. */
-#if defined(__x86_64__) && defined(__GNUC__)
+#if FANOUT_HAVE_X86_SIMD
 #include <immintrin.h>
 
 __attribute__((target("ssse3"))) static size_t s_b64_ssse3(const uint8_t *in, size_t n,

@@ -8,6 +8,7 @@
 #include "core/event.h"
 #include "common/jscan.h"
 #include "common/log.h"
+#include "fanout/swar.h"
 
 static struct fanout_arena s_arena;
 
@@ -1193,6 +1194,120 @@ START_TEST(dynamodb_image_unreadable)
 }
 END_TEST
 
+/* A byte that ends a run of plain JSON string text. */
+static int s_is_stop(unsigned c)
+{
+    return c < 0x20 || c >= 0x80 || c == '"' || c == '\\';
+}
+
+/* fanout_swar_jstop, fanout_swar_jesc and fanout_swar_quote mark exactly the bytes they
+ * name, at every place in a word, and fanout_swar_first finds the first
+ * in memory, whatever the bytes around it: every byte value at every
+ * place among plain bytes, then words of random bytes. */
+START_TEST(swar_marks_exact)
+{
+    for (unsigned c = 0; c < 256; c++) {
+        for (unsigned at = 0; at < 8; at++) {
+            unsigned char w[8];
+            memset(w, 'a', sizeof w);
+            w[at] = (unsigned char)c;
+            uint64_t v;
+            memcpy(&v, w, 8);
+            uint64_t stop = fanout_swar_jstop(v), quote = fanout_swar_quote(v);
+            ck_assert_msg(!!stop == s_is_stop(c), "byte 0x%02x at %u", c, at);
+            ck_assert_msg(!!quote == (c == '"' || c == '\\'), "byte 0x%02x at %u", c, at);
+            uint64_t esc = fanout_swar_jesc(v);
+            ck_assert_msg(!!esc == (s_is_stop(c) && c < 0x80), "byte 0x%02x at %u", c, at);
+            if (esc)
+                ck_assert_uint_eq(fanout_swar_first(esc), at);
+            if (stop)
+                ck_assert_uint_eq(fanout_swar_first(stop), at);
+            if (quote)
+                ck_assert_uint_eq(fanout_swar_first(quote), at);
+        }
+    }
+    uint64_t x = 0x9E3779B97F4A7C15ULL;
+    for (int i = 0; i < 200000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        unsigned char w[8];
+        memcpy(w, &x, 8);
+        /* a few plain bytes, so that the first stop moves about */
+        for (int k = 0; k < 8; k++)
+            if ((x >> (k * 3 + 40)) & 1)
+                w[k] = 'A' + (unsigned char)k;
+        uint64_t v;
+        memcpy(&v, w, 8);
+        int first_stop = -1, first_quote = -1;
+        for (int k = 7; k >= 0; k--) {
+            if (s_is_stop(w[k]))
+                first_stop = k;
+            if (w[k] == '"' || w[k] == '\\')
+                first_quote = k;
+        }
+        uint64_t stop = fanout_swar_jstop(v), quote = fanout_swar_quote(v),
+                 esc = fanout_swar_jesc(v);
+        ck_assert_int_eq(stop ? (int)fanout_swar_first(stop) : -1, first_stop);
+        ck_assert_int_eq(quote ? (int)fanout_swar_first(quote) : -1, first_quote);
+        for (int k = 0; k < 8; k++) { /* each mark, not only the first */
+            unsigned char m[8];
+            memcpy(m, &stop, 8);
+            ck_assert_msg(!!(m[k] & 0x80) == s_is_stop(w[k]), "word %d byte %d", i, k);
+            memcpy(m, &esc, 8);
+            ck_assert_msg(!!(m[k] & 0x80) == (s_is_stop(w[k]) && w[k] < 0x80),
+                          "word %d byte %d", i, k);
+            memcpy(m, &quote, 8);
+            ck_assert_msg(!!(m[k] & 0x80) == (w[k] == '"' || w[k] == '\\'),
+                          "word %d byte %d", i, k);
+        }
+    }
+}
+END_TEST
+
+/* fanout_jplain_end finds the closing quote of a plain string when it is
+ * in a whole block of 16 bytes before the end, at every place in the
+ * block, in both modes (SSE2, and the words arm64 reads: a -Dsimd=false
+ * build runs this too); NULL after any other stop byte, or near the end.
+ * fanout_jquote finds the first '"' or '\\' wherever it is. */
+START_TEST(jscan_plain_end_every_place)
+{
+    char text[80];
+    for (int at = 0; at < 48; at++) {
+        for (unsigned c = 0; c < 256; c++) {
+            memset(text, 'x', sizeof text);
+            text[at] = (char)c;
+            const char *end = text + sizeof text;
+            const char *r = fanout_jplain_end(text, end);
+            if (c == '"')
+                ck_assert_ptr_eq(r, text + at);
+            else if (s_is_stop(c))
+                ck_assert_msg(r == NULL, "byte 0x%02x at %d", c, at);
+            else
+                ck_assert_ptr_null(r); /* no quote before the last 16 bytes */
+            const char *q = fanout_jquote(text, end);
+            ck_assert_ptr_eq(q, c == '"' || c == '\\' ? text + at : end);
+            /* the quote after the stop byte: the stop decides */
+            text[at + 1] = '"';
+            r = fanout_jplain_end(text, end);
+            ck_assert_ptr_eq(r, c == '"' ? text + at : s_is_stop(c) ? NULL : text + at + 1);
+        }
+    }
+    /* near the end: a closing quote in the last 15 bytes, or in a block
+     * that does not fit, is not looked for */
+    memset(text, 'x', sizeof text);
+    for (int n = 1; n < 16; n++) {
+        text[n - 1] = '"';
+        ck_assert_ptr_null(fanout_jplain_end(text, text + n));
+        ck_assert_ptr_eq(fanout_jquote(text, text + n), text + n - 1);
+        text[n - 1] = 'x';
+    }
+    text[20] = '"';
+    ck_assert_ptr_null(fanout_jplain_end(text, text + 24)); /* bytes 16..23: no block */
+    ck_assert_ptr_eq(fanout_jplain_end(text, text + 32), text + 20);
+}
+END_TEST
+
 START_TEST(jscan_values_and_escapes)
 {
     char err[256];
@@ -1610,6 +1725,8 @@ int main(void)
     tcase_add_test(tc, dynamodb_keys_as_scanned);
     tcase_add_test(tc, dynamodb_converted_while_scanned);
     tcase_add_test(tc, jscan_values_and_escapes);
+    tcase_add_test(tc, swar_marks_exact);
+    tcase_add_test(tc, jscan_plain_end_every_place);
     tcase_add_test(tc, jscan_shallow_then_valid);
     tcase_add_test(tc, jscan_each_hands_over_the_records);
     tcase_add_test(tc, jscan_errors_located);
