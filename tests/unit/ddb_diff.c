@@ -99,6 +99,19 @@ static void s_variant(const struct fanout_jnode *root, int keys, struct fanout_s
     fanout_sbuf_puts(out, S_TAIL);
 }
 
+/* A piece-by-piece reading (`round` 0, 1: with the shapes of the texts
+ * before kept, 2, 3: with the variant's) that wrote `f`, not `e`. */
+static int s_seen_differ(char *why, size_t why_len, const char *what, int round,
+                         const struct fanout_sbuf *f, const struct fanout_sbuf *e,
+                         int end_right)
+{
+    return s_differ(
+        why, why_len, "%s (a shape seen before%s): \"%.*s\" (end %s), not \"%.*s\"", what,
+        round < 2 ? "" : ", its variant's", (int)(f->len > 300 ? 300 : f->len),
+        f->bytes ? (const char *)f->bytes : "", end_right ? "right" : "wrong",
+        (int)(e->len > 300 ? 300 : e->len), e->bytes ? (const char *)e->bytes : "");
+}
+
 /* The scan's strict conversion (fanout_jscan_each_skip_shape's hook in the
  * event reader): when it takes the image, the same bytes as the reference
  * after its "p:" prefix, to the image's end, with its attribute count.
@@ -147,12 +160,7 @@ static int s_same_shape_at(int ra, const struct fanout_sbuf *a,
         r = fanout_ddb_image_seen(seen, text, end, &c1, &f);
         if (rc == 0 && (r != q || (q && (c1 != count || f.len != e.len ||
                                          memcmp(f.bytes, e.bytes, e.len) != 0))))
-            rc = s_differ(
-                why, why_len,
-                "image (a shape seen before%s): \"%.*s\" (end %s), not \"%.*s\"",
-                round < 2 ? "" : ", its variant's", (int)(f.len > 300 ? 300 : f.len),
-                f.bytes ? (const char *)f.bytes : "", r == q ? "right" : "wrong",
-                (int)(e.len > 300 ? 300 : e.len), e.bytes ? (const char *)e.bytes : "");
+            rc = s_seen_differ(why, why_len, "image", round, &f, &e, r == q);
     }
     fanout_ddb_seen_free(fresh);
     fanout_sbuf_free(&f);
@@ -193,12 +201,7 @@ static int s_same_keys_at(int ra, const struct fanout_sbuf *a,
         const char *r = fanout_ddb_keys_seen(round < 2 ? kept : fresh, text, end, &c1, &f);
         if (r != q ||
             (q && (c1 != c0 || f.len != e.len || memcmp(f.bytes, e.bytes, e.len))))
-            rc = s_differ(
-                why, why_len,
-                "keys (a shape seen before%s): \"%.*s\" (end %s), not \"%.*s\"",
-                round < 2 ? "" : ", its variant's", (int)(f.len > 300 ? 300 : f.len),
-                f.bytes ? (const char *)f.bytes : "", r == q ? "right" : "wrong",
-                (int)(e.len > 300 ? 300 : e.len), e.bytes ? (const char *)e.bytes : "");
+            rc = s_seen_differ(why, why_len, "keys", round, &f, &e, r == q);
         else if (!q && f.len)
             rc = s_differ(why, why_len,
                           "keys (a shape seen before): refused, %zu bytes left", f.len);
