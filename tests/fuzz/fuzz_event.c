@@ -5,10 +5,15 @@
  * exactly one source group; after decoding, each is either failed once
  * (with a reason) or delivered (an aggregate as its user records), never
  * both and never dropped; converted DynamoDB images are valid JSON; parsed
- * in place, the same records, and their JSON as it was. */
+ * in place, the same records, and their JSON as it was; a DynamoDB
+ * record's key (made as the scan met its Keys, maybe piece by piece with
+ * the shape of Keys before) is what fanout_ddb_key_write makes of its
+ * Keys scanned again. */
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/jscan.h"
+#include "core/ddb.h"
 #include "core/event.h"
 #include "fuzz.h"
 #include "core/kpl.h"
@@ -66,6 +71,33 @@ static void s_check_decoded(const struct fanout_source_group *g,
     free(failed);
 }
 
+/* Each DynamoDB record read without error: its key as fanout_ddb_key_write
+ * writes it from its Keys, the record's JSON scanned again. */
+static void s_keys_alike(const struct fanout_event *ev)
+{
+    static struct fanout_arena nodes;
+    struct fanout_sbuf key = {0};
+    for (size_t i = 0; i < ev->count; i++) {
+        const struct fanout_raw_record *r = &ev->records[i];
+        if (r->kind != FANOUT_SRC_DYNAMODB || r->error)
+            continue;
+        char err[512];
+        const struct fanout_jnode *rec =
+            fanout_jscan(r->json, r->json_len, &nodes, err, sizeof err);
+        FUZZ_CHECK(rec, "record %zu: its JSON not valid: %s", i, err);
+        const struct fanout_jnode *keys = fanout_jget(fanout_jget(rec, "dynamodb"), "Keys");
+        fanout_sbuf_reset(&key);
+        FUZZ_CHECK(fanout_ddb_key_write(keys, &key, err, sizeof err) == 0,
+                   "record %zu: a key made of Keys fanout_ddb_key_write refuses: %s", i,
+                   err);
+        FUZZ_CHECK(key.len == r->key_len && (!key.len || !memcmp(key.p, r->key, key.len)),
+                   "record %zu: key \"%.*s\", not \"%s\"", i, (int)r->key_len,
+                   (const char *)r->key, (const char *)key.p);
+        fanout_arena_reset(&nodes);
+    }
+    fanout_sbuf_free(&key);
+}
+
 /* The event parsed again with its NewImages converted as scanned
  * (fanout_event_parse_opts): the same records, errors and decoded data. */
 static void s_converted_alike(const char *data, size_t size, const struct fanout_event *ev)
@@ -76,6 +108,8 @@ static void s_converted_alike(const char *data, size_t size, const struct fanout
                "refused when converting: %s", err);
     FUZZ_CHECK(cv.count == ev->count && cv.group_count == ev->group_count,
                "other records when converting");
+    s_keys_alike(ev);
+    s_keys_alike(&cv);
     for (size_t i = 0; i < ev->count; i++) {
         const struct fanout_raw_record *a = &ev->records[i], *b = &cv.records[i];
         FUZZ_CHECK(strcmp(a->error ? a->error : "", b->error ? b->error : "") == 0,

@@ -93,6 +93,34 @@ write("ddb", "all-types", compact({
     "ss": {"SS": ["a", "b"]}, "ns": {"NS": ["1", "2.50"]}, "bs": {"BS": ["AA==", "AQ=="]},
     "big": {"N": "99999999999999999999999999999999999999"}}))
 write("ddb", "bad-type", compact({"x": {"X": "1"}, "n": {"N": "1e999"}}))
+# ddb_diff reads each image and Keys with the shape of a variant of it kept
+# (its values plain, its BOOLs swapped): values near what that reading
+# refuses, strings ending around 16-byte boundaries
+write("ddb", "seen-values", compact({
+    "pk": {"S": "0123456789abcde"}, "sk": {"N": "1234567890123456"}, "t": {"BOOL": False},
+    "e": {"S": ""}, "q": {"S": "x\"},\"b\":{\"S\":\""}, "z": {"N": "007"},
+    "l": {"L": [{"S": "0123456789abcdef"}, {"BOOL": True}, {"NULL": True}, {"N": "-0.5"}]},
+    "m": {"M": {"a": {"S": "\u00e9"}, "b": {"N": "1e5"}}}}))
+write("ddb", "seen-keys", compact({"pk": {"S": "user#0001"}, "sk": {"N": "-12.5"},
+                                   "b": {"B": "AAD/AA=="}}))
+
+# ---- events whose DynamoDB records share a shape (read piece by piece) ------
+def shaped(seq, arn, src, name, key, val, num, flag):
+    img = {"pk": {"S": val}, "n": {"N": num}, "b": {"BOOL": flag}}
+    return {"eventSource": src, "eventName": name, "eventSourceARN": arn,
+            "dynamodb": {"Keys": {"pk": {"S": key}}, "NewImage": img,
+                         "OldImage": copy.deepcopy(img), "SequenceNumber": str(seq)}}
+
+t1 = "arn:aws:dynamodb:us-east-1:1:table/t1/stream/x"
+t2 = "arn:aws:dynamodb:eu-west-1:2:table/t2/stream/y"
+write("event", "dynamodb-shapes", compact(event([
+    shaped(1, t1, "aws:dynamodb", "MODIFY", "a", "a", "12", True),
+    shaped(2, t2, "aws:dynamodb", "INSERT", "b", "0123456789abcdef", "-0.5", False),
+    shaped(3, t1, "aws:dynamodb", "REMOVE", "c\"}", "x\"},\"n\"", "007", True),
+    shaped(4, t1, "aws:dynamodb", "MODIFY", "\u00e9", "caf\u00e9", "1e5", False),
+    shaped(5, t2, "aws:kinesis", "MODIFY", "e", "e", "12", True),
+    shaped(6, t1, "aws:dynamodbx", "insert", "f", "f", "12", True),
+    shaped(7, t1, "aws:dynamodb", "MODIFY", "g", "g", "12", True)])))
 
 # ---- mapping files -----------------------------------------------------------
 with open(os.path.join(ROOT, "examples", "mappings.json"), "rb") as f:

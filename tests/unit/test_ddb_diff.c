@@ -406,6 +406,277 @@ START_TEST(test_seen_keys)
 }
 END_TEST
 
+/* ---- attacks on the shapes seen before ---------------------------------- */
+
+/* `n` bytes of `text` then `tail` bytes of text as an event may have after
+ * an image (quotes, braces, spaces), in a block of exactly that size, so
+ * that ASan sees a read past it. */
+static char *s_exact(const char *text, size_t n, size_t tail)
+{
+    static const char after[] = "\"}, \"x\": {\"S\": \"y\"}}]}\\\"";
+    char *b = malloc(n + tail + 1); /* + 1: malloc(0) */
+    ck_assert_ptr_nonnull(b);
+    memcpy(b, text, n);
+    for (size_t i = 0; i < tail; i++)
+        b[n + i] = after[i % (sizeof after - 1)];
+    return b;
+}
+
+/* The image (or `keys`, Keys) `text`, with the shape of `teacher` kept:
+ * what fanout_ddb_image_seen (fanout_ddb_keys_seen) answers is what
+ * fanout_ddb_image_shape (fanout_ddb_keys_shape) answers, and what they
+ * take is valid JSON that the full converter (fanout_ddb_image_text,
+ * fanout_ddb_key_text) writes to the same bytes; with 0 to 40 bytes of
+ * text after it. Returns how many times the kept shape took it. */
+static size_t s_attack(int keys, const char *teacher, const char *text)
+{
+    size_t taken = 0, n = strlen(text);
+    /* and as ddb_diff takes it: the reference, and its own variant's shape */
+    char why[1024];
+    ck_assert_msg(ddb_diff(text, n, why, sizeof why) >= 0, "%s\ninput: %s", why, text);
+    for (size_t tail = 0; tail <= 40; tail++) {
+        struct fanout_ddb_seen *seen = fanout_ddb_seen_new();
+        ck_assert_ptr_nonnull(seen);
+        struct fanout_sbuf e = {0}, f = {0}, full = {0};
+        size_t c0 = 0, c1 = 0, tn = strlen(teacher);
+        char *t = s_exact(teacher, tn, 20), *b = s_exact(text, n, tail);
+        const char *end = b + n + tail;
+        const char *taught = keys ? fanout_ddb_keys_seen(seen, t, t + tn + 20, &c1, &f)
+                                  : fanout_ddb_image_seen(seen, t, t + tn + 20, &c1, &f);
+        ck_assert_msg(taught != NULL, "not taken: %s", teacher);
+        const char *q = keys ? fanout_ddb_keys_shape(b, end, &c0, &e)
+                             : fanout_ddb_image_shape(b, end, &c0, &e);
+        const char *r = keys ? NULL : fanout_ddb_image_seen(seen, b, end, &c1, NULL);
+        ck_assert_msg(!r || (r == q && c1 == c0), "read only: end %td, not %td: %s|%zu",
+                      r ? r - b : -1, q ? q - b : -1, text, tail);
+        taken += r != NULL;
+        r = keys ? fanout_ddb_keys_seen(seen, b, end, &c1, &f)
+                 : fanout_ddb_image_seen(seen, b, end, &c1, &f);
+        ck_assert_msg(r == q, "end %td, not %td: %s|%zu", r ? r - b : -1, q ? q - b : -1,
+                      text, tail);
+        if (q) {
+            ck_assert_uint_eq(c1, c0);
+            ck_assert_msg(f.len == e.len && memcmp(f.bytes, e.bytes, e.len) == 0,
+                          "\"%s\", not \"%s\": %s|%zu", f.bytes, e.bytes, text, tail);
+            /* the full converter on the text taken (validated first) */
+            struct fanout_arena nodes = {0};
+            char err[512];
+            const struct fanout_jnode *v =
+                fanout_jscan(b, (size_t)(q - b), &nodes, err, sizeof err);
+            ck_assert_msg(v && v->count == c0, "took what the scanner refuses: %s: %s",
+                          v ? "count" : err, text);
+            ck_assert_int_eq(keys ? fanout_ddb_key_text(b, (size_t)(q - b), &nodes, &full,
+                                                        err, sizeof err)
+                                  : fanout_ddb_image_text(b, (size_t)(q - b), 1, &nodes,
+                                                          &full, err, sizeof err),
+                             0);
+            ck_assert_msg(full.len == e.len && memcmp(full.bytes, e.bytes, e.len) == 0,
+                          "\"%s\", the full converter \"%s\": %s", e.bytes, full.bytes,
+                          text);
+            fanout_arena_free(&nodes);
+        }
+        free(t);
+        free(b);
+        fanout_sbuf_free(&e);
+        fanout_sbuf_free(&f);
+        fanout_sbuf_free(&full);
+        fanout_ddb_seen_free(seen);
+    }
+    return taken;
+}
+
+/* Values that read like the pieces around them, escapes, numbers valid in
+ * JSON but not plain N (and the reverse), BOOLs spelled otherwise, bytes
+ * that are not printable ASCII, values ending at 16-byte boundaries, each
+ * in images and Keys whose shape (with "1" and true) is kept, followed by
+ * 0 to 40 bytes of text. */
+START_TEST(test_seen_attacks)
+{
+    static const char *const images[] = {
+        "{\"pk\":{\"S\":\"%\"},\"sk\":{\"N\":\"%\"},\"ok\":{\"BOOL\":@}}",
+        "{\"a\":{\"S\":\"%\"},\"b\":{\"S\":\"%\"}}",
+        "{\"l\":{\"L\":[{\"S\":\"%\"},{\"N\":\"%\"},{\"BOOL\":@},{\"NULL\":true}]}}",
+        "{\"m\":{\"M\":{\"a\":{\"S\":\"%\"},\"n\":{\"M\":{\"b\":{\"BOOL\":@}}}}}}",
+        "{ \"a\" : { \"S\" : \"%\" } , \"b\" : { \"BOOL\" : @ } }",
+        "{\"n\":{\"N\":\"%\"}}",
+    };
+    static const char *const keys[] = {
+        "{\"pk\":{\"S\":\"%\"},\"sk\":{\"N\":\"%\"}}",
+        "{\"id\":{\"B\":\"%\"},\"s\":{\"S\":\"%\"}}",
+    };
+    static const char *const values[] = {
+        /* the next piece's text, or a part of it */
+        "x\\\"},\\\"b\\\":{\\\"S\\\":\\\"y",
+        "\"},\"b\":{\"S\":\"",
+        "\"}",
+        "}",
+        "\\\"}",
+        /* escapes */
+        "\\\"",
+        "\\\\",
+        "a\\\\",
+        "\\u0000",
+        "\\ud800",
+        "\\udc00",
+        "\\ud800\\u0041",
+        "\\u0041",
+        "\\/",
+        /* N: exponents, signs, leading zeros, digits */
+        "1e5",
+        "1E+5",
+        "-0",
+        "+1",
+        ".5",
+        "1.",
+        "00",
+        "007",
+        "0.0",
+        "-",
+        "1.2.3",
+        "1e126",
+        "12345678901234567890123456789012345678",
+        "123456789012345678901234567890123456789",
+        "0000000000000000000000000000000000000001",
+        "1234567890123456",
+        "12345678901234567",
+        /* B */
+        "QQ==",
+        "QQ=",
+        "A===",
+        "QUJD",
+        /* other bytes */
+        "",
+        "caf\xc3\xa9",
+        "\xff",
+        "\xed\xa0\x80",
+        "tab\there",
+        "\x7f",
+        "\x01",
+    };
+    /* a BOOL's value, each with the values above in turn */
+    static const char *const bools[] = {"false", "true", "truex",    "fals", "null",
+                                        "TRUE",  "1",    "\"true\"", "true "};
+    struct fanout_sbuf w = {0}, b = {0};
+    size_t taken = 0;
+    for (int k = 0; k < 2; k++) {
+        const char *const *tmpl = k ? keys : images;
+        size_t nt = k ? sizeof keys / sizeof *keys : sizeof images / sizeof *images;
+        for (size_t t = 0; t < nt; t++) {
+            s_seen_template(&w, tmpl[t], k ? "1234" : "1", "true", 0);
+            for (size_t v = 0; v < sizeof values / sizeof *values; v++) {
+                s_seen_template(&b, tmpl[t], values[v],
+                                bools[v % (sizeof bools / sizeof *bools)], 0);
+                taken += s_attack(k, (const char *)w.bytes, (const char *)b.bytes);
+            }
+            /* S values of 0 to 40 bytes: ends on and around 16-byte
+             * boundaries, of the value and of the text */
+            for (size_t len = 0; len <= 40; len++) {
+                char v[48];
+                memset(v, k ? 'A' : 'x', len);
+                v[len] = 0;
+                s_seen_template(&b, tmpl[t], v, len % 2 ? "false" : "true", 0);
+                taken += s_attack(k, (const char *)w.bytes, (const char *)b.bytes);
+            }
+        }
+    }
+    /* the kept shapes did read most of those they could */
+    ck_assert_uint_gt(taken, 1000);
+    fanout_sbuf_free(&w);
+    fanout_sbuf_free(&b);
+}
+END_TEST
+
+/* Images and Keys kept apart: Keys and an image of one text read with the
+ * other's shape kept; an image whose text is one kept but for a name
+ * repeated, a space, a name's byte; more values (64, 65) and bytes of
+ * pieces (2,048 and more) than a shape keeps; M 32 and 33 levels deep. */
+START_TEST(test_seen_mixups)
+{
+    static const char one[] = "{\"id\":{\"S\":\"1\"},\"n\":{\"N\":\"2\"}}";
+    static const char two[] = "{\"id\":{\"S\":\"3\"},\"n\":{\"N\":\"4\"}}";
+    /* the Keys' shape kept, the image read (and the reverse) */
+    for (int k = 0; k < 2; k++) {
+        struct fanout_ddb_seen *seen = fanout_ddb_seen_new();
+        struct fanout_sbuf f = {0};
+        size_t c;
+        char *t = s_exact(one, strlen(one), 20), *b = s_exact(two, strlen(two), 20);
+        const char *end = b + strlen(two) + 20;
+        ck_assert_ptr_nonnull(
+            k ? fanout_ddb_image_seen(seen, t, t + strlen(one) + 20, &c, &f)
+              : fanout_ddb_keys_seen(seen, t, t + strlen(one) + 20, &c, &f));
+        if (k) {
+            ck_assert_ptr_nonnull(fanout_ddb_keys_seen(seen, b, end, &c, &f));
+            ck_assert_str_eq(f.p, "3|4");
+        } else {
+            ck_assert_ptr_null(fanout_ddb_image_seen(seen, b, end, &c, NULL));
+            ck_assert_ptr_nonnull(fanout_ddb_image_seen(seen, b, end, &c, &f));
+            ck_assert_str_eq(f.p, "{\"id\":\"3\",\"n\":4}");
+        }
+        free(t);
+        free(b);
+        fanout_sbuf_free(&f);
+        fanout_ddb_seen_free(seen);
+    }
+    static const char *const near[] = {
+        "{\"id\":{\"S\":\"1\"},\"id\":{\"N\":\"2\"}}",
+        "{\"id\":{\"S\":\"1\"}, \"n\":{\"N\":\"2\"}}",
+        "{\"id\":{\"S\":\"1\"},\"m\":{\"N\":\"2\"}}",
+        "{\"id\":{\"S\":\"1\"},\"n\":{\"S\":\"2\"}}",
+        "{\"id\":{\"S\":\"1\"},\"n\":{\"N\":2}}",
+        "{\"id\":{\"S\":\"1\"},\"n\":{\"N\":\"2\"}",
+        "{\"id\":{\"S\":\"1\"},\"n\":{\"N\":\"2\"}},",
+    };
+    for (size_t i = 0; i < sizeof near / sizeof *near; i++) {
+        s_attack(0, one, near[i]);
+        s_attack(1, one, near[i]);
+    }
+    /* 63 to 65 values (in a list); 30 to 32 names of 70 bytes (about
+     * 2,048 bytes of pieces) */
+    struct fanout_sbuf w = {0}, b = {0};
+    for (size_t n = 63; n <= 65; n++)
+        for (int names = 0; names < 2; names++) {
+            for (int pass = 0; pass < 2; pass++) {
+                struct fanout_sbuf *o = pass ? &b : &w;
+                fanout_sbuf_reset(o);
+                fanout_sbuf_puts(o, names ? "{" : "{\"l\":{\"L\":[");
+                for (size_t a = 0; a < (names ? n - 33 : n); a++) {
+                    char item[128];
+                    const char *v = pass ? "value" : "1";
+                    if (names)
+                        snprintf(
+                            item, sizeof item,
+                            "%s\"a%03zu-a-name-long-enough-to-fill-the-pieces-of-a-shape-"
+                            "to-its-end\":{\"S\":\"%s\"}",
+                            a ? "," : "", a, v);
+                    else
+                        snprintf(item, sizeof item, "%s{\"S\":\"%s\"}", a ? "," : "", v);
+                    fanout_sbuf_puts(o, item);
+                }
+                fanout_sbuf_puts(o, names ? "}" : "]}}");
+            }
+            s_attack(0, (const char *)w.bytes, (const char *)b.bytes);
+        }
+    /* M 32 levels deep (DynamoDB's most) and 33, the shape of 32 kept */
+    for (int depth = 31; depth <= 33; depth++)
+        for (int pass = 0; pass < 2; pass++) {
+            struct fanout_sbuf *o = pass ? &b : &w;
+            int levels = pass || depth < 32 ? depth : 32;
+            fanout_sbuf_reset(o);
+            fanout_sbuf_puts(o, "{\"d\":");
+            for (int i = 0; i < levels; i++)
+                fanout_sbuf_puts(o, "{\"M\":{\"d\":");
+            fanout_sbuf_puts(o, pass ? "{\"S\":\"deep\"}" : "{\"S\":\"1\"}");
+            for (int i = 0; i < levels; i++)
+                fanout_sbuf_puts(o, "}}");
+            fanout_sbuf_putc(o, '}');
+            if (pass)
+                s_attack(0, (const char *)w.bytes, (const char *)b.bytes);
+        }
+    fanout_sbuf_free(&w);
+    fanout_sbuf_free(&b);
+}
+END_TEST
+
 /* ---- generated ---------------------------------------------------------- */
 
 static uint64_t s_rng = 0x9E3779B97F4A7C15ULL;
@@ -710,6 +981,8 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_deep);
     tcase_add_test(tc, test_seen_values);
     tcase_add_test(tc, test_seen_keys);
+    tcase_add_test(tc, test_seen_attacks);
+    tcase_add_test(tc, test_seen_mixups);
     tcase_add_test(tc, test_generated);
     suite_add_tcase(s, tc);
     return s;

@@ -649,6 +649,213 @@ START_TEST(dynamodb_converted_while_scanned)
 }
 END_TEST
 
+/* ---- DynamoDB records of shapes seen before ---------------------------- */
+
+/* Record `i` of `ev` as a target with `o` gets it: "data:...", "fail:..." */
+static void s_decoded_as(const struct fanout_event *ev, const struct fanout_raw_record *r,
+                         struct fanout_decode_opts o, struct fanout_sbuf *out)
+{
+    fanout_sbuf_reset(out);
+    for (size_t g = 0; g < ev->group_count; g++) {
+        struct fanout_decoded d;
+        ck_assert_int_eq(fanout_decode_group(&ev->groups[g], o, &s_arena, &d), 0);
+        for (size_t i = 0; i < d.count; i++)
+            if (d.records[i]->raw == r) {
+                fanout_sbuf_puts(out, "data:");
+                fanout_sbuf_put(out, d.records[i]->pub.data, d.records[i]->pub.data_len);
+                fanout_sbuf_puts(out, " key:");
+                fanout_sbuf_put(out, d.records[i]->pub.key, d.records[i]->pub.key_len);
+            }
+        for (size_t i = 0; i < d.failed_count; i++)
+            if (d.failures[i].raw == r) {
+                fanout_sbuf_puts(out, "fail:");
+                fanout_sbuf_puts(out, d.failures[i].reason);
+            }
+    }
+}
+
+/* The records of `records` (`n` texts) in one event, each against itself
+ * alone (after as many records of no source, so its index and the errors
+ * naming it are the same), where no shape was kept before it: the same
+ * error, key, action and conversion, and the same data for targets that
+ * convert images, whole records or neither. Returns the event's result. */
+static int s_records_alike(const char *const *records, size_t n)
+{
+    struct fanout_sbuf text = {0}, alone = {0}, a = {0}, b = {0};
+    fanout_sbuf_puts(&text, "{\"Records\":[");
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            fanout_sbuf_putc(&text, ',');
+        fanout_sbuf_puts(&text, records[i]);
+    }
+    fanout_sbuf_puts(&text, "]}");
+    struct fanout_event ev[2];
+    char err[2][512];
+    int rc[2];
+    for (int c = 0; c < 2; c++)
+        rc[c] = fanout_event_parse_opts(text.p, text.len, c, &s_arena, &ev[c], err[c],
+                                        sizeof err[c]);
+    ck_assert_int_eq(rc[0], rc[1]);
+    if (rc[0] != 0) {
+        ck_assert_str_eq(err[0], err[1]);
+        fanout_sbuf_free(&text);
+        return rc[0];
+    }
+    ck_assert_uint_eq(ev[1].count, n);
+    static const struct fanout_decode_opts opts[] = {
+        {0, 1, 0, 0, 0}, {0, 0, 0, 0, 0}, {0, 1, 0, 0, 1}, {0, 0, 0, 0, 1}};
+    for (size_t i = 0; i < n; i++) {
+        fanout_sbuf_reset(&alone);
+        fanout_sbuf_puts(&alone, "{\"Records\":[");
+        for (size_t k = 0; k < i; k++)
+            fanout_sbuf_puts(&alone, "{},");
+        fanout_sbuf_puts(&alone, records[i]);
+        fanout_sbuf_puts(&alone, "]}");
+        struct fanout_event one;
+        char err1[512];
+        ck_assert_msg(fanout_event_parse_opts(alone.p, alone.len, 1, &s_arena, &one, err1,
+                                              sizeof err1) == 0,
+                      "%s", err1);
+        const struct fanout_raw_record *x = &ev[1].records[i], *y = &one.records[i];
+        ck_assert_msg(!strcmp(x->error ? x->error : "", y->error ? y->error : ""),
+                      "record %zu: \"%s\", alone \"%s\"", i, x->error ? x->error : "",
+                      y->error ? y->error : "");
+        ck_assert_uint_eq(x->key_len, y->key_len);
+        if (x->key_len)
+            ck_assert_mem_eq(x->key, y->key, x->key_len);
+        ck_assert_str_eq(x->action ? x->action : "", y->action ? y->action : "");
+        ck_assert_int_eq(!x->converted, !y->converted);
+        if (x->converted)
+            ck_assert_str_eq(x->converted, y->converted);
+        for (size_t o = 0; o < sizeof opts / sizeof *opts; o++) {
+            s_decoded_as(&ev[1], x, opts[o], &a);
+            s_decoded_as(&one, y, opts[o], &b);
+            ck_assert_msg(a.len == b.len && memcmp(a.p, b.p, a.len) == 0,
+                          "record %zu, options %zu: %s\nalone: %s", i, o, a.p, b.p);
+            s_decoded_as(&ev[0], &ev[0].records[i], opts[o], &b);
+            ck_assert_msg(a.len == b.len && memcmp(a.p, b.p, a.len) == 0,
+                          "record %zu, options %zu: %s\nnot converted as scanned: %s", i, o,
+                          a.p, b.p);
+        }
+        fanout_event_clean_up(&one);
+    }
+    fanout_event_clean_up(&ev[0]);
+    fanout_event_clean_up(&ev[1]);
+    fanout_sbuf_free(&text);
+    fanout_sbuf_free(&alone);
+    fanout_sbuf_free(&a);
+    fanout_sbuf_free(&b);
+    return 0;
+}
+
+#define S_SH_T1 "\"eventSourceARN\":\"arn:aws:dynamodb:us-east-1:1:table/t1/stream/x\""
+#define S_SH_T2 "\"eventSourceARN\":\"arn:aws:dynamodb:eu-west-1:2:table/t2/stream/y\""
+#define S_SH_REC(src, name, arn, keys, img)                                                \
+    "{\"eventSource\":" src "," name arn ",\"dynamodb\":{\"Keys\":{\"pk\":{\"S\":\"" keys  \
+    "\"}},\"NewImage\":{\"pk\":{\"S\":\"" img "\"},\"n\":{\"N\":\"12\"},\"b\":{\"BOOL\":"  \
+    "true}},\"OldImage\":{\"pk\":{\"S\":\"" img                                            \
+    "\"},\"n\":{\"N\":\"12\"},\"b\":{\"BOOL\":"                                            \
+    "true}},\"SequenceNumber\":\"7\"}}"
+#define S_SH(keys, img)                                                                    \
+    S_SH_REC("\"aws:dynamodb\"", "\"eventName\":\"MODIFY\",", S_SH_T1, keys, img)
+
+/* One shape of Keys, NewImage and OldImage in records of two tables, with
+ * values the piece-by-piece reading must refuse or read otherwise
+ * (escapes, bytes not ASCII, text like the next piece), other eventSource
+ * and eventName values, Kinesis records with a "dynamodb" member: each
+ * record as it is alone. */
+START_TEST(dynamodb_shapes_across_records)
+{
+    static const char *const records[] = {
+        S_SH("a", "a"),
+        S_SH_REC("\"aws:dynamodb\"", "\"eventName\":\"INSERT\",", S_SH_T2, "b", "b"),
+        S_SH("x\\\"y", "x\\\"y"),
+        S_SH("\\u0041", "\\ud83d\\ude00"),
+        S_SH("caf\xc3\xa9", "caf\xc3\xa9"),
+        S_SH("\\\\", "a\\\\"),
+        S_SH("x\\\"}},\\\"NewImage\\\":{\\\"pk\\\":{\\\"S\\\":\\\"y", "0123456789abcdef"),
+        S_SH("0123456789abcde", "0123456789abcdefg"),
+        S_SH_REC("\"aws:dynamo\\u0064b\"", "\"eventName\":\"INS\\u0045RT\",", S_SH_T2, "c",
+                 "c"),
+        S_SH_REC("\"aws:dynamodb\"", "\"eventName\":\"insert\",", S_SH_T1, "d", "d"),
+        S_SH_REC("\"aws:dynamodb\"", "\"eventName\":5,", S_SH_T1, "e", "e"),
+        S_SH_REC("\"aws:dynamodb\"", "", S_SH_T2, "f", "f"),
+        S_SH_REC("\"aws:kinesis\"", "\"eventName\":\"MODIFY\",", S_SH_T1, "g", "g"),
+        S_SH_REC("\"aws:dynamodbx\"", "\"eventName\":\"MODIFY\",", S_SH_T1, "h", "h"),
+        S_SH_REC("\"aws:dynamodb\"", "\"eventName\":\"REMOVE\",", S_SH_T2, "i", "i"),
+        /* the same text between the values, numbers and BOOLs otherwise */
+        "{\"eventSource\":\"aws:dynamodb\",\"eventName\":\"MODIFY\"," S_SH_T1
+        ",\"dynamodb\":{\"Keys\":{\"pk\":{\"S\":\"j\"}},\"NewImage\":{\"pk\":{\"S\":\"j\"},"
+        "\"n\":{\"N\":\"007\"},\"b\":{\"BOOL\":false}},\"OldImage\":{\"pk\":{\"S\":\"j\"},"
+        "\"n\":{\"N\":\"1e5\"},\"b\":{\"BOOL\":false}},\"SequenceNumber\":\"8\"}}",
+        "{\"eventSource\":\"aws:dynamodb\",\"eventName\":\"MODIFY\"," S_SH_T1
+        ",\"dynamodb\":{\"Keys\":{\"pk\":{\"S\":\"k\"}},\"NewImage\":{\"pk\":{\"S\":\"k\"},"
+        "\"n\":{\"N\":\"-0.5\"},\"b\":{\"BOOL\":true}},\"OldImage\":{\"pk\":{\"S\":\"k\"},"
+        "\"n\":{\"N\":\"x\"},\"b\":{\"BOOL\":true}},\"SequenceNumber\":\"9\"}}",
+        S_SH("l", "l"),
+    };
+    ck_assert_int_eq(s_records_alike(records, sizeof records / sizeof *records), 0);
+    /* what event.c made of the sources and names */
+    struct fanout_event ev;
+    struct fanout_sbuf text = {0};
+    fanout_sbuf_puts(&text, "{\"Records\":[");
+    for (size_t i = 0; i < sizeof records / sizeof *records; i++) {
+        if (i)
+            fanout_sbuf_putc(&text, ',');
+        fanout_sbuf_puts(&text, records[i]);
+    }
+    fanout_sbuf_puts(&text, "]}");
+    char err[512];
+    ck_assert_int_eq(
+        fanout_event_parse_opts(text.p, text.len, 1, &s_arena, &ev, err, sizeof err), 0);
+    ck_assert_str_eq(ev.records[8].action, "INSERT");
+    ck_assert_ptr_null(ev.records[8].error);
+    ck_assert_str_eq(ev.records[9].action, "insert");
+    ck_assert_ptr_null(ev.records[9].error);
+    ck_assert_str_eq(ev.records[0].action, "MODIFY");
+    ck_assert_str_eq(ev.records[14].action, "REMOVE");
+    for (int i = 10; i <= 13; i++)
+        ck_assert_msg(ev.records[i].error != NULL, "record %d", i);
+    ck_assert_ptr_nonnull(strstr(ev.records[10].error, "eventName"));
+    ck_assert_ptr_nonnull(strstr(ev.records[11].error, "eventName"));
+    ck_assert_ptr_nonnull(strstr(ev.records[13].error, "unknown source \"aws:dynamodbx\""));
+    /* read piece by piece: the plain ones converted as scanned, with the
+     * full converter's bytes */
+    ck_assert_str_eq(ev.records[1].converted, "{\"pk\":\"b\",\"n\":12,\"b\":true}");
+    ck_assert_str_eq(ev.records[17].converted, "{\"pk\":\"l\",\"n\":12,\"b\":true}");
+    ck_assert_str_eq(ev.records[16].converted, "{\"pk\":\"k\",\"n\":-0.5,\"b\":true}");
+    ck_assert_str_eq((const char *)ev.records[7].key, "0123456789abcde");
+    fanout_event_clean_up(&ev);
+    fanout_sbuf_free(&text);
+}
+END_TEST
+
+/* An OldImage read with the shape of a NewImage before it, its text not
+ * valid JSON where a value is (a control byte, a bad escape, a byte that
+ * is not UTF-8, a number for a string): the event refused as it is without
+ * the shapes (not converting), with the same error. */
+START_TEST(dynamodb_old_image_of_a_shape_invalid)
+{
+    static const char *const bad[] = {"a\tb", "a\\qb", "a\xff", "a\\ud800", "\xc3"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        struct fanout_sbuf old = {0};
+        fanout_sbuf_puts(&old, S_SH("a", "a") ",");
+        fanout_sbuf_puts(
+            &old, "{\"eventSource\":\"aws:dynamodb\",\"eventName\":\"MODIFY\"," S_SH_T1
+                  ",\"dynamodb\":{\"Keys\":{\"pk\":{\"S\":\"b\"}},\"NewImage\":{"
+                  "\"pk\":{\"S\":\"b\"},\"n\":{\"N\":\"12\"},\"b\":{\"BOOL\":true}},"
+                  "\"OldImage\":{\"pk\":{\"S\":\"");
+        fanout_sbuf_puts(&old, bad[i]);
+        fanout_sbuf_puts(&old, "\"},\"n\":{\"N\":\"12\"},\"b\":{\"BOOL\":true}},"
+                               "\"SequenceNumber\":\"8\"}}");
+        const char *records[] = {old.p};
+        /* the same error converting or not (s_records_alike) */
+        ck_assert_int_eq(s_records_alike(records, 1), -1);
+        fanout_sbuf_free(&old);
+    }
+}
+END_TEST
+
 /* "wholeRecord": the data is the stream record's members that are there,
  * in a fixed order; Keys and images plain JSON with convertDDB, else the
  * DynamoDB JSON as a NewImage is passed through (compact, escapes
@@ -1743,6 +1950,8 @@ int main(void)
     tcase_add_test(tc, dynamodb_image_unreadable);
     tcase_add_test(tc, whole_record_insert_modify_remove);
     tcase_add_test(tc, whole_record_bad_old_image);
+    tcase_add_test(tc, dynamodb_shapes_across_records);
+    tcase_add_test(tc, dynamodb_old_image_of_a_shape_invalid);
     suite_add_tcase(s, tc);
     return fanout_check_run(s);
 }
