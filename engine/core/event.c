@@ -325,6 +325,20 @@ static const char *s_str_in_place(struct s_parser *ps, const struct fanout_jnode
     return t;
 }
 
+/* Whether the string `n` holds a NUL (\u0000). The members read as text
+ * (eventSource, eventSourceARN, awsRegion, eventName, the sequence
+ * numbers) would read as their part before it: "REMOVE\u0000x" as REMOVE,
+ * an ARN as another stream's. No AWS writer puts one there; such a record
+ * fails, named. Only an escaped string can hold one. */
+static int s_has_nul(struct s_parser *ps, const struct fanout_jnode *n)
+{
+    if (!n || n->type != FANOUT_J_STRING || !n->escaped)
+        return 0;
+    size_t len = 0;
+    const char *t = fanout_jstr(n, &ps->scratch, &len);
+    return t && strlen(t) != len;
+}
+
 /* The record's member "kinesis" is `k` (NULL when it has none); `dup`: the
  * record repeats a name (its sequence number maybe not kept). */
 static void s_parse_kinesis(struct s_parser *ps, struct fanout_raw_record *r,
@@ -341,6 +355,10 @@ static void s_parse_kinesis(struct s_parser *ps, struct fanout_raw_record *r,
                                          S_WANT("partitionKey"), S_WANT("data")};
     const struct fanout_jnode *got[4];
     s_members(k, want, 4, got);
+    if (s_has_nul(ps, got[0])) {
+        s_fail(ps, r, "field \"kinesis.sequenceNumber\": holds a NUL character (\\u0000)");
+        return;
+    }
     r->sequence_number = dup ? s_str_bytes(ps, got[0]) : s_str_in_place(ps, got[0]);
     r->arrival_ms = s_epoch_seconds_ms(got[1]);
     /* the key points into the event's text when it has no escape: the
@@ -442,6 +460,12 @@ static void s_parse_dynamodb(struct s_parser *ps, struct fanout_raw_record *r,
     static const struct s_want top[] = {S_WANT("eventName"), S_WANT("dynamodb")};
     const struct fanout_jnode *got_top[2];
     s_members(rec, top, 2, got_top);
+    if (s_has_nul(ps, got_top[0])) {
+        s_fail(ps, r,
+               "field \"eventName\": holds a NUL character (\\u0000) (expected INSERT, "
+               "MODIFY or REMOVE)");
+        return;
+    }
     const char *name = s_action(ps, got_top[0]);
     r->action = name ? name : "UNKNOWN";
     const struct fanout_jnode *d = got_top[1];
@@ -455,6 +479,10 @@ static void s_parse_dynamodb(struct s_parser *ps, struct fanout_raw_record *r,
                                          S_WANT("NewImage"), S_WANT("Keys")};
     const struct fanout_jnode *got[4];
     s_members(d, want, 4, got);
+    if (s_has_nul(ps, got[0])) {
+        s_fail(ps, r, "field \"dynamodb.SequenceNumber\": holds a NUL character (\\u0000)");
+        return;
+    }
     r->sequence_number = fanout_jstr(got[0], ps->arena, NULL);
     r->arrival_ms = s_epoch_seconds_ms(got[1]);
     if (!r->sequence_number) {
@@ -626,12 +654,18 @@ static int s_parse_record(struct s_parser *ps, const struct fanout_jnode *obj,
                                          S_WANT("awsRegion"), S_WANT("kinesis")};
     const struct fanout_jnode *got[4];
     s_members(rec, want, 4, got);
+    int nul = -1;
+    for (int k = 0; k < 3 && nul < 0; k++)
+        if (s_has_nul(ps, got[k]))
+            nul = k;
     const char *src = s_str_interned(ps, got[0], &ps->source);
     if (!src)
         src = s_str(ps, rec, "EventSource", NULL); /* SNS spells it so */
-    r->source_arn = s_str_interned(ps, got[1], &ps->arn);
-    const char *region = s_str_interned(ps, got[2], &ps->region);
-    if (!src) {
+    r->source_arn = nul == 1 ? NULL : s_str_interned(ps, got[1], &ps->arn);
+    const char *region = nul == 2 ? NULL : s_str_interned(ps, got[2], &ps->region);
+    if (nul >= 0) {
+        s_fail(ps, r, "field \"%s\": holds a NUL character (\\u0000)", want[nul].name);
+    } else if (!src) {
         s_fail(ps, r,
                "field \"eventSource\": missing (expected aws:kinesis, "
                "aws:dynamodb or aws:sns)");

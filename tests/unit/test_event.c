@@ -378,6 +378,73 @@ END_TEST
     "stream/s\",\"kinesis\":{\"partitionKey\":\"" pk "\",\"sequenceNumber\":\"" seq        \
     "\",\"data\":\"" data "\"}}"
 
+/* A member read as text that holds a NUL (\u0000) fails its record, named:
+ * read up to the NUL, "REMOVE\u0000x" would be REMOVE and an ARN another
+ * stream's. Escapes without a NUL read as before. */
+#define DREC(name, seq)                                                                    \
+    "{\"eventSource\":\"aws:dynamodb\",\"eventSourceARN\":\"arn:aws:dynamodb:eu-west-1:1:" \
+    "table/t/stream/x\",\"eventName\":\"" name "\",\"dynamodb\":{\"Keys\":{\"k\":{\"S\":"  \
+    "\"a\"}},\"SequenceNumber\":\"" seq "\"}}"
+START_TEST(text_members_with_nul_fail)
+{
+    struct fanout_event ev;
+    s_parse_text(
+        "{\"Records\":["
+        "{\"eventSource\":\"aws:kinesis\",\"eventSourceARN\":\"arn:aws:kinesis:eu-west-1:1:"
+        "stream/s\\u0000x\",\"kinesis\":{\"partitionKey\":\"a\",\"sequenceNumber\":\"1\","
+        "\"data\":\"\"}},"
+        "{\"eventSource\":\"aws:kinesis\\u0000\",\"eventSourceARN\":\"arn:aws:kinesis:eu-"
+        "west-1:1:stream/s\",\"kinesis\":{\"partitionKey\":\"a\",\"sequenceNumber\":\"2\","
+        "\"data\":\"\"}},"
+        "{\"eventSource\":\"aws:kinesis\",\"awsRegion\":\"eu-west-1\\u0000\","
+        "\"eventSourceARN\":\"arn:aws:kinesis:eu-west-1:1:stream/s\",\"kinesis\":{"
+        "\"partitionKey\":\"a\",\"sequenceNumber\":\"3\",\"data\":\"\"}}," KREC(
+            "a", "4\\u00005",
+            "") "," DREC("REMOVE\\u0000x",
+                         "6") "," DREC("INSERT",
+                                       "7\\u0000") "," KREC("a", "8",
+                                                            "aGVsbG8=") ","
+                                                                        "{\"eventSource\":"
+                                                                        "\"aws:kinesis\","
+                                                                        "\"eventSourceARN\""
+                                                                        ":\"arn:aws:"
+                                                                        "kinesis:eu-west-1:"
+                                                                        "1:"
+                                                                        "stream\\/"
+                                                                        "s\",\"kinesis\":{"
+                                                                        "\"partitionKey\":"
+                                                                        "\"a\\u0000b\","
+                                                                        "\"sequenceNumber\""
+                                                                        ":\"9\","
+                                                                        "\"data\":\"\"}}"
+                                                                        "," DREC(
+                                                                            "REM\\u004fVE",
+                                                                            "10") "]}",
+        &ev);
+    ck_assert_uint_eq(ev.count, 9);
+    static const char *const want[] = {
+        "\"eventSourceARN\": holds a NUL character (\\u0000)",
+        "\"eventSource\": holds a NUL character (\\u0000)",
+        "\"awsRegion\": holds a NUL character (\\u0000)",
+        "\"kinesis.sequenceNumber\": holds a NUL character (\\u0000)",
+        "\"eventName\": holds a NUL character (\\u0000) (expected INSERT, MODIFY or "
+        "REMOVE)",
+        "\"dynamodb.SequenceNumber\": holds a NUL character (\\u0000)",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+        ck_assert_msg(ev.records[i].error && strstr(ev.records[i].error, want[i]),
+                      "record %zu: %s", i, ev.records[i].error);
+    ck_assert_ptr_null(ev.records[0].source_arn); /* never grouped as stream/s */
+    /* escapes without a NUL, and a partition key (read by its length) */
+    for (size_t i = 6; i < 9; i++)
+        ck_assert_msg(!ev.records[i].error, "record %zu: %s", i, ev.records[i].error);
+    ck_assert_str_eq(ev.records[7].source_arn, "arn:aws:kinesis:eu-west-1:1:stream/s");
+    ck_assert_uint_eq(ev.records[7].key_len, 3);
+    ck_assert_int_eq(memcmp(ev.records[7].key, "a\0b", 3), 0);
+    ck_assert_str_eq(ev.records[8].action, "REMOVE");
+}
+END_TEST
+
 START_TEST(bad_records_named_rest_go_on)
 {
     struct fanout_event ev;
@@ -1951,6 +2018,7 @@ int main(void)
     tcase_add_test(tc, whole_record_insert_modify_remove);
     tcase_add_test(tc, whole_record_bad_old_image);
     tcase_add_test(tc, dynamodb_shapes_across_records);
+    tcase_add_test(tc, text_members_with_nul_fail);
     tcase_add_test(tc, dynamodb_old_image_of_a_shape_invalid);
     suite_add_tcase(s, tc);
     return fanout_check_run(s);
