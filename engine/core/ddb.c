@@ -1771,9 +1771,14 @@ static inline int s_seen_piece(const char *q, const char *end, const char *piece
  * s_turbo_map reads it: a string's closing quote as fanout_jplain_end
  * finds it, an N as s_number_plain_in takes it, B valid base64, a BOOL
  * true or false; NULL for any other. With SSE2 a string's first 16 bytes
- * are loaded once, for its end and an N's digits. */
-static inline const char *s_seen_value(const char *q, const char *end, char type)
+ * are loaded once, for its end and an N's digits. `read_only`: an N's
+ * text is a string like any other, as the scan's quick pass over an image
+ * reads it (an OldImage is not converted: its numbers are not checked). */
+static inline const char *s_seen_value(const char *q, const char *end, char type,
+                                       int read_only)
 {
+    if (read_only && type == 'N')
+        type = 'S';
     /* fanout_jplain_end's answer; a BOOL has a piece and 16 bytes after it */
     if (end - q < 16)
         return NULL;
@@ -1832,7 +1837,7 @@ s_seen_match(const struct s_seen_shape *k, const char *p, const char *end, char 
             o = s_seen_put(o, k->out + s->out_at, s->out_len);
         if (s == last)
             break;
-        const char *v_end = s_seen_value(q, end, s->type);
+        const char *v_end = s_seen_value(q, end, s->type, !o);
         if (!v_end)
             return NULL;
         if (o)
