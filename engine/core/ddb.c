@@ -1893,15 +1893,29 @@ static void s_seen_learn(struct s_seen_shape *k, const struct s_seen_note *note,
     k->used = 1;
 }
 
+/* `out` reset and with room for the text from `p` on (to `end`) and
+ * S_TURBO_SLACK bytes, when `p` is at a '{': 0, else -1. The calls only
+ * when the buffer is short (once per event, the text not growing). */
+static inline int s_seen_out(struct fanout_sbuf *out, const char *p, const char *end)
+{
+    out->len = 0;
+    if (p < end && *p == '{') {
+        size_t need = (size_t)(end - p) + S_TURBO_SLACK;
+        if (need < out->cap || fanout_sbuf_reserve(out, need) == 0) {
+            out->p[0] = 0;
+            return 0;
+        }
+    }
+    if (out->p) /* empty, as fanout_sbuf_reset leaves it */
+        out->p[0] = 0;
+    return -1;
+}
+
 const char *fanout_ddb_image_seen(struct fanout_ddb_seen *seen, const char *p,
                                   const char *end, size_t *count, struct fanout_sbuf *out)
 {
-    if (out) {
-        fanout_sbuf_reset(out);
-        if (p >= end || *p != '{' ||
-            fanout_sbuf_reserve(out, (size_t)(end - p) + S_TURBO_SLACK) != 0)
-            return NULL;
-    }
+    if (out && s_seen_out(out, p, end) != 0)
+        return NULL;
     int try = s_seen_try(&seen->images);
     for (unsigned t = 0; try && t < 2; t++) {
         unsigned i = seen->last ^ t;
@@ -2047,9 +2061,7 @@ const char *fanout_ddb_keys_shape(const char *p, const char *end, size_t *count,
 const char *fanout_ddb_keys_seen(struct fanout_ddb_seen *seen, const char *p,
                                  const char *end, size_t *count, struct fanout_sbuf *out)
 {
-    fanout_sbuf_reset(out);
-    if (p >= end || *p != '{' ||
-        fanout_sbuf_reserve(out, (size_t)(end - p) + S_TURBO_SLACK) != 0)
+    if (s_seen_out(out, p, end) != 0)
         return NULL;
     int try = s_seen_try(&seen->keys_credit);
     char *o_end = NULL;
