@@ -14,6 +14,9 @@
 #define S_BLOCK   32
 #define S_NAMES   32 /* member names an object's scan compares */
 
+/* Skipped member names whose lengths fanout_jscan_each_skip_shape notes. */
+#define S_SKIP_LENS 8
+
 struct s_p {
     const char *p, *end, *start;
     struct fanout_arena *arena;
@@ -45,6 +48,9 @@ struct s_p {
     /* their first bytes (a bit per byte mod 64) and lengths (a bit per
      * length below 64): a name with neither is not among them */
     uint64_t skip_firsts, skip_lens;
+    /* the lengths of the first S_SKIP_LENS names (a name after them:
+     * strlen) */
+    size_t skip_len[S_SKIP_LENS];
     int skip_open;  /* the depth-3 object is skip_in's value */
     int skip_which; /* the index in skip_names of the member skipped */
     /* fanout_jscan_each_skip_shape: offered a skipped member's object first */
@@ -433,12 +439,14 @@ static int s_skip_here(struct s_p *s, int depth, const char *key, size_t key_len
         !(s->skip_firsts >> ((uint8_t)key[0] & 63) & 1) ||
         (key_len < 64 && !(s->skip_lens >> key_len & 1)))
         return 0;
-    for (const char *const *n = s->skip_names; *n; n++)
-        if (key_len && key[0] == (*n)[0] && strlen(*n) == key_len &&
-            memcmp(key, *n, key_len) == 0) {
-            s->skip_which = (int)(n - s->skip_names);
+    for (size_t i = 0; s->skip_names[i]; i++) {
+        const char *n = s->skip_names[i];
+        if (key[0] == n[0] && (i < S_SKIP_LENS ? s->skip_len[i] : strlen(n)) == key_len &&
+            memcmp(key, n, key_len) == 0) {
+            s->skip_which = (int)i;
             return 1;
         }
+    }
     return 0;
 }
 
@@ -1222,6 +1230,8 @@ fanout_jscan_each_skip_shape(const char *text, size_t len, const char *key,
                     .names = names};
     for (const char *const *n = s.skip_names; n && *n; n++) {
         size_t n_len = strlen(*n);
+        if (n - s.skip_names < S_SKIP_LENS)
+            s.skip_len[n - s.skip_names] = n_len;
         s.skip_firsts |= n_len ? 1ULL << ((uint8_t)(*n)[0] & 63) : 0;
         s.skip_lens |= n_len < 64 ? 1ULL << n_len : 0;
     }

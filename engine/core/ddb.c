@@ -873,30 +873,37 @@ static int s_number_plain(const char *s, size_t n)
     return i == n;
 }
 
+#if FANOUT_HAVE_SSE2
+/* s_number_plain of the `n` bytes (1 to 16) at `s`, whose first 16 bytes
+ * are `v`: its digits and dots as bit masks. */
+static inline int s_number_plain_v(__m128i v, const char *s, size_t n)
+{
+    const unsigned all = (1u << n) - 1, d0 = s[0] == '-';
+    const unsigned digit = (unsigned)_mm_movemask_epi8(
+                               _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('0' - 1)),
+                                             _mm_cmplt_epi8(v, _mm_set1_epi8('9' + 1)))) &
+                           all;
+    const unsigned dot =
+        (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('.'))) & all;
+    /* after the sign, digits and at most one dot */
+    if ((digit | dot | d0) != all || (dot & (dot - 1)))
+        return 0;
+    /* the integer part: at least one digit, no leading zero; a dot has a
+     * digit after it */
+    const unsigned int_end = dot ? (unsigned)__builtin_ctz(dot) : (unsigned)n;
+    return int_end > d0 && (int_end - d0 == 1 || s[d0] != '0') && int_end + 1 != n;
+}
+#endif
+
 /* s_number_plain for a string with 16 bytes readable from `s` on (before
  * `end`, the end of the text it is in): one of at most 16 bytes is read
- * in one SSE2 pass, its digits and dots as bit masks; any other by
- * s_number_plain. The same answer either way. */
+ * in one SSE2 pass (s_number_plain_v); any other by s_number_plain. The
+ * same answer either way. */
 static inline int s_number_plain_in(const char *s, size_t n, const char *end)
 {
 #if FANOUT_HAVE_SSE2
-    if (n && n <= 16 && end - s >= 16) {
-        const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
-        const unsigned all = (1u << n) - 1, d0 = s[0] == '-';
-        const unsigned digit = (unsigned)_mm_movemask_epi8(_mm_and_si128(
-                                   _mm_cmpgt_epi8(v, _mm_set1_epi8('0' - 1)),
-                                   _mm_cmplt_epi8(v, _mm_set1_epi8('9' + 1)))) &
-                               all;
-        const unsigned dot =
-            (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('.'))) & all;
-        /* after the sign, digits and at most one dot */
-        if ((digit | dot | d0) != all || (dot & (dot - 1)))
-            return 0;
-        /* the integer part: at least one digit, no leading zero; a dot
-         * has a digit after it */
-        const unsigned int_end = dot ? (unsigned)__builtin_ctz(dot) : (unsigned)n;
-        return int_end > d0 && (int_end - d0 == 1 || s[d0] != '0') && int_end + 1 != n;
-    }
+    if (n && n <= 16 && end - s >= 16)
+        return s_number_plain_v(_mm_loadu_si128((const __m128i *)(const void *)s), s, n);
 #else
     (void)end; /* without SSE2 (arm64): the scalar check alone */
 #endif
@@ -1619,13 +1626,20 @@ const char *fanout_ddb_image_shape(const char *p, const char *end, size_t *count
  * s_turbo_map the same way, step for step: it takes it, and writes the
  * same pieces and values. */
 #define S_SEEN_BYTES 2048 /* of the pieces of one image, each way */
-#define S_SEEN_PAD   16   /* read past the last piece by 16-byte loads */
+#define S_SEEN_PAD   32   /* read past the last piece by 16-byte loads */
+
+/* A piece (at `in_at` in the shape's `in`, `out_at` in its `out`) and
+ * the value after it (none after the last piece). */
+struct s_seen_step {
+    uint16_t in_at, in_len, out_at, out_len;
+    uint16_t want; /* the piece's bytes in its last block of 16 (a bit each) */
+    char type;     /* the value's: 'S', 'N', 'T' (BOOL) or, in Keys, 'B' */
+};
 
 struct s_seen_shape {
     size_t n; /* values; 0 with `count` 0: an empty slot */
     size_t count;
-    uint16_t in_at[S_SEEN_VALUES + 2], out_at[S_SEEN_VALUES + 2];
-    char type[S_SEEN_VALUES];
+    struct s_seen_step step[S_SEEN_VALUES + 1];
     char in[S_SEEN_BYTES + S_SEEN_PAD], out[S_SEEN_BYTES + S_SEEN_PAD];
     int used;
 };
@@ -1688,39 +1702,13 @@ static inline uint64_t s_word_diff(const char *a, const char *b)
     memcpy(&y, b, 8);
     return x ^ y;
 }
-#endif
 
 /* `len` bytes at `q` (text ending at `end`) equal the piece at `piece`
- * (readable 16 bytes at a time: S_SEEN_PAD). */
+ * (readable 16 bytes at a time: S_SEEN_PAD), without SSE2. */
 static inline int s_seen_same(const char *q, const char *end, const char *piece, size_t len)
 {
     if ((size_t)(end - q) < len)
         return 0;
-#if FANOUT_HAVE_SSE2
-    if (len - 16 <= 16) {
-        /* 16 to 32 bytes: the first 16 and the last 16 */
-        __m128i a = _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)q),
-                                   _mm_loadu_si128((const __m128i *)(const void *)piece));
-        __m128i b = _mm_cmpeq_epi8(
-            _mm_loadu_si128((const __m128i *)(const void *)(q + len - 16)),
-            _mm_loadu_si128((const __m128i *)(const void *)(piece + len - 16)));
-        return _mm_movemask_epi8(_mm_and_si128(a, b)) == 0xFFFF;
-    }
-    if (len && (size_t)(end - q) >= ((len + 15) & ~(size_t)15)) {
-        /* 16 bytes at a time, the last 1 to 16 of them under a mask */
-        for (size_t i = 0;; i += 16) {
-            unsigned eq = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(
-                _mm_loadu_si128((const __m128i *)(const void *)(q + i)),
-                _mm_loadu_si128((const __m128i *)(const void *)(piece + i))));
-            if (len - i <= 16) {
-                unsigned want = 0xFFFFu >> (16 - (len - i));
-                return (eq & want) == want;
-            }
-            if (eq != 0xFFFFu)
-                return 0;
-        }
-    }
-#else
     if (len - 8 <= 24) {
         /* 8 to 32 bytes as words: the first 8 and the last 8, and the 8
          * after the first and before the last from 16 bytes on */
@@ -1730,17 +1718,106 @@ static inline int s_seen_same(const char *q, const char *end, const char *piece,
                 s_word_diff(q + 8, piece + 8) | s_word_diff(q + len - 16, piece + len - 16);
         return diff == 0;
     }
-#endif
     return memcmp(q, piece, len) == 0;
 }
+#endif
 
-/* A piece (readable 16 bytes at a time) to `o`, which has room for 16
- * bytes more: the write position after it. */
+/* A piece (readable 32 bytes at a time: S_SEEN_PAD) to `o`, which has
+ * room for 32 bytes more: the write position after it. */
 static inline char *s_seen_put(char *o, const char *piece, size_t len)
 {
-    for (size_t i = 0; i < len; i += 16)
+    /* up to 32 bytes in two loads and stores, without a test */
+    memcpy(o, piece, 16);
+    memcpy(o + 16, piece + 16, 16);
+    for (size_t i = 32; i < len; i += 16)
         memcpy(o + i, piece + i, 16);
     return o + len;
+}
+
+#if FANOUT_HAVE_SSE2
+/* The bytes alike among the 16 at `a` and the 16 at `b`, a bit each. */
+static inline unsigned s_eq16(const char *a, const char *b)
+{
+    return (unsigned)_mm_movemask_epi8(
+        _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)a),
+                       _mm_loadu_si128((const __m128i *)(const void *)b)));
+}
+#endif
+
+/* The piece of `len` bytes at `piece` (its last block's bytes `want`)
+ * at `q`: s_seen_same, 16 bytes at a time with SSE2 when the text has 16
+ * bytes more than the piece from `q` on (a text without them holds no
+ * image that matches: a value or 16 bytes follow each piece). */
+static inline int s_seen_piece(const char *q, const char *end, const char *piece,
+                               size_t len, unsigned want)
+{
+#if FANOUT_HAVE_SSE2
+    if ((size_t)(end - q) < len + 16)
+        return 0;
+    if (len - 17 < 16) /* 17 to 32 bytes: the first 16 and the last 16 */
+        return (s_eq16(q, piece) & s_eq16(q + len - 16, piece + len - 16)) == 0xFFFF;
+    size_t b = 0;
+    for (; len - b > 16; b += 16)
+        if (s_eq16(q + b, piece + b) != 0xFFFF)
+            return 0;
+    return (s_eq16(q + b, piece + b) & want) == want;
+#else
+    (void)want;
+    return s_seen_same(q, end, piece, len);
+#endif
+}
+
+/* The end of the value of type `type` ('S', 'N', 'T' or 'B') at `q`, as
+ * s_turbo_map reads it: a string's closing quote as fanout_jplain_end
+ * finds it, an N as s_number_plain_in takes it, B valid base64, a BOOL
+ * true or false; NULL for any other. With SSE2 a string's first 16 bytes
+ * are loaded once, for its end and an N's digits. `read_only`: an N's
+ * text is a string like any other, as the scan's quick pass over an image
+ * reads it (an OldImage is not converted: its numbers are not checked). */
+static inline const char *s_seen_value(const char *q, const char *end, char type,
+                                       int read_only)
+{
+    if (read_only && type == 'N')
+        type = 'S';
+    /* fanout_jplain_end's answer; a BOOL has a piece and 16 bytes after it */
+    if (end - q < 16)
+        return NULL;
+    if (type == 'T')
+        return memcmp(q, "true", 4) == 0    ? q + 4
+               : memcmp(q, "false", 5) == 0 ? q + 5
+                                            : NULL;
+    const char *v_end;
+    size_t n, bad;
+#if FANOUT_HAVE_SSE2
+    const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
+    const unsigned stop = (unsigned)_mm_movemask_epi8(
+        _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                  _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                     _mm_cmplt_epi8(v, _mm_set1_epi8(0x20))));
+    if (stop) {
+        n = (unsigned)__builtin_ctz(stop);
+        if (q[n] != '"')
+            return NULL;
+        if (type == 'N')
+            return n && s_number_plain_v(v, q, n) ? q + n : NULL;
+        v_end = q + n;
+    } else {
+        /* the first 16 bytes whole, without a stop: the same answer */
+        v_end = fanout_jplain_end(q + 16, end);
+        if (!v_end)
+            return NULL;
+        n = (size_t)(v_end - q);
+    }
+#else
+    v_end = fanout_jplain_end(q, end);
+    if (!v_end)
+        return NULL;
+    n = (size_t)(v_end - q);
+#endif
+    if ((type == 'N' && !s_number_plain_in(q, n, end)) ||
+        (type == 'B' && s_base64_check(q, n, &bad) != 0))
+        return NULL;
+    return v_end;
 }
 
 /* The image at `p` made of the pieces of `k`: its end, written at `o`
@@ -1751,31 +1828,20 @@ s_seen_match(const struct s_seen_shape *k, const char *p, const char *end, char 
              char **o_end)
 {
     const char *q = p;
-    for (size_t i = 0;; i++) {
-        size_t len = (size_t)(k->in_at[i + 1] - k->in_at[i]);
-        if (!s_seen_same(q, end, k->in + k->in_at[i], len))
+    const struct s_seen_step *s = k->step, *last = k->step + k->n;
+    for (;; s++) {
+        if (!s_seen_piece(q, end, k->in + s->in_at, s->in_len, s->want))
             return NULL;
-        q += len;
+        q += s->in_len;
         if (o)
-            o = s_seen_put(o, k->out + k->out_at[i],
-                           (size_t)(k->out_at[i + 1] - k->out_at[i]));
-        if (i == k->n)
+            o = s_seen_put(o, k->out + s->out_at, s->out_len);
+        if (s == last)
             break;
-        const char *v_end;
-        if (k->type[i] == 'T') /* a BOOL's value */
-            v_end = end - q >= 4 && memcmp(q, "true", 4) == 0    ? q + 4
-                    : end - q >= 5 && memcmp(q, "false", 5) == 0 ? q + 5
-                                                                 : NULL;
-        else
-            v_end = fanout_jplain_end(q, end);
+        const char *v_end = s_seen_value(q, end, s->type, !o);
         if (!v_end)
             return NULL;
-        size_t n = (size_t)(v_end - q), bad;
-        if ((k->type[i] == 'N' && !s_number_plain_in(q, n, end)) ||
-            (k->type[i] == 'B' && s_base64_check(q, n, &bad) != 0))
-            return NULL;
         if (o)
-            o = s_turbo_put(o, q, n, end, 0);
+            o = s_turbo_put(o, q, (size_t)(v_end - q), end, 0);
         q = v_end;
     }
     /* s_turbo_map finds no string's end within 16 bytes of the text's end
@@ -1806,34 +1872,50 @@ static void s_seen_learn(struct s_seen_shape *k, const struct s_seen_note *note,
         size_t a = (size_t)(in_to - in_from), b = out_to - out_from;
         if (in_len + a > S_SEEN_BYTES || out_len + b > S_SEEN_BYTES)
             return;
-        k->in_at[i] = (uint16_t)in_len;
-        k->out_at[i] = (uint16_t)out_len;
+        struct s_seen_step *st = &k->step[i];
+        st->in_at = (uint16_t)in_len;
+        st->in_len = (uint16_t)a;
+        st->out_at = (uint16_t)out_len;
+        st->out_len = (uint16_t)b;
+        st->want = a ? (uint16_t)(0xFFFFu >> (16 - (a - (a - 1) / 16 * 16))) : 0;
+        st->type = i < n ? note->type[i] : 0;
         memcpy(k->in + in_len, in_from, a);
         memcpy(k->out + out_len, note->base + out_from, b);
         in_len += a;
         out_len += b;
         if (i < n) {
-            k->type[i] = note->type[i];
             in_from = note->in[i] + note->len[i];
             out_from = note->out[i] + note->len[i];
         }
     }
-    k->in_at[n + 1] = (uint16_t)in_len;
-    k->out_at[n + 1] = (uint16_t)out_len;
     k->n = n;
     k->count = count;
     k->used = 1;
 }
 
+/* `out` reset and with room for the text from `p` on (to `end`) and
+ * S_TURBO_SLACK bytes, when `p` is at a '{': 0, else -1. The calls only
+ * when the buffer is short (once per event, the text not growing). */
+static inline int s_seen_out(struct fanout_sbuf *out, const char *p, const char *end)
+{
+    out->len = 0;
+    if (p < end && *p == '{') {
+        size_t need = (size_t)(end - p) + S_TURBO_SLACK;
+        if (need < out->cap || fanout_sbuf_reserve(out, need) == 0) {
+            out->p[0] = 0;
+            return 0;
+        }
+    }
+    if (out->p) /* empty, as fanout_sbuf_reset leaves it */
+        out->p[0] = 0;
+    return -1;
+}
+
 const char *fanout_ddb_image_seen(struct fanout_ddb_seen *seen, const char *p,
                                   const char *end, size_t *count, struct fanout_sbuf *out)
 {
-    if (out) {
-        fanout_sbuf_reset(out);
-        if (p >= end || *p != '{' ||
-            fanout_sbuf_reserve(out, (size_t)(end - p) + S_TURBO_SLACK) != 0)
-            return NULL;
-    }
+    if (out && s_seen_out(out, p, end) != 0)
+        return NULL;
     int try = s_seen_try(&seen->images);
     for (unsigned t = 0; try && t < 2; t++) {
         unsigned i = seen->last ^ t;
@@ -1979,9 +2061,7 @@ const char *fanout_ddb_keys_shape(const char *p, const char *end, size_t *count,
 const char *fanout_ddb_keys_seen(struct fanout_ddb_seen *seen, const char *p,
                                  const char *end, size_t *count, struct fanout_sbuf *out)
 {
-    fanout_sbuf_reset(out);
-    if (p >= end || *p != '{' ||
-        fanout_sbuf_reserve(out, (size_t)(end - p) + S_TURBO_SLACK) != 0)
+    if (s_seen_out(out, p, end) != 0)
         return NULL;
     int try = s_seen_try(&seen->keys_credit);
     char *o_end = NULL;

@@ -58,7 +58,10 @@ void fanout_ddb_seen_free(struct fanout_ddb_seen *seen);
  * taken before) is read piece by piece: the pieces compared, the values
  * checked as fanout_ddb_image_shape checks them. An image it takes in
  * full is kept in `seen`. `out` NULL: the image only read (taken only
- * when of a shape kept), as the scan reads an OldImage. */
+ * when of a shape kept), as the scan reads an OldImage: checked as the
+ * scan's quick pass over an image checks it (fanout_jscan_each_skip_shape:
+ * an N's text a string like any other), so that an image taken so the
+ * quick pass takes too, with the same end and count. */
 const char *fanout_ddb_image_seen(struct fanout_ddb_seen *seen, const char *p,
                                   const char *end, size_t *count, struct fanout_sbuf *out);
 

@@ -729,7 +729,8 @@ static int s_group(struct fanout_event *ev, struct fanout_arena *a)
     for (size_t i = 0; i < ev->count; i++) {
         const char *arn = ev->records[i].source_arn ? ev->records[i].source_arn : "";
         size_t g = ng;
-        if (ng && strcmp(arns[last], arn) == 0)
+        /* most records share their ARN's copy (s_str_interned) */
+        if (ng && (arns[last] == arn || strcmp(arns[last], arn) == 0))
             g = last;
         else
             for (size_t j = 0; j < ng; j++)

@@ -19,6 +19,14 @@
 #include "common/util.h"
 #include "ddb_ref.h"
 
+int ddb_diff_object(const char *text, const char *end, size_t count)
+{
+    json_t *j = json_loadb(text, (size_t)(end - text), JSON_REJECT_DUPLICATES, NULL);
+    int ok = json_is_object(j) && json_object_size(j) == count;
+    json_decref(j);
+    return ok;
+}
+
 static int s_differ(char *why, size_t why_len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -154,7 +162,9 @@ static int s_same_shape_at(int ra, const struct fanout_sbuf *a,
         struct fanout_ddb_seen *seen = round < 2 ? kept : fresh;
         size_t c1 = 0;
         const char *r = fanout_ddb_image_seen(seen, text, end, &c1, NULL);
-        if (r && (r != q || c1 != count))
+        /* reading only, an image whose numbers fanout_ddb_image_shape
+         * refuses may be taken: then as the scan takes it */
+        if (r && (q ? r != q || c1 != count : !ddb_diff_object(text, r, c1)))
             rc = s_differ(why, why_len, "image (a shape seen before, read only): end %s",
                           r == q ? "right, count wrong" : "wrong");
         r = fanout_ddb_image_seen(seen, text, end, &c1, &f);

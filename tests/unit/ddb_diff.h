@@ -9,4 +9,11 @@
  * gets that far), -1 with `why` when they differ. */
 int ddb_diff(const char *text, size_t len, char *why, size_t why_len);
 
+/* Whether [text, end) is one JSON object of `count` members, no name
+ * repeated: what the event scan's quick pass takes of an image, and so
+ * all fanout_ddb_image_seen may take reading only (its numbers' texts
+ * strings like any other, not checked as fanout_ddb_image_shape checks
+ * them). */
+int ddb_diff_object(const char *text, const char *end, size_t count);
+
 #endif
