@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
 #include <openssl/x509v3.h>
 
 #include "aws/ssl_load.h"
@@ -67,6 +68,8 @@ struct fanout_net_conn {
     struct s_addrs addrs;
     int last_errno; /* of the last failed attempt */
     int broken;     /* a send or receive failed: no close_notify */
+    int notified;   /* TLS: the peer's close_notify came */
+    int tcp_eof;    /* TLS: the BIO read the socket's end (BIO_eof) */
     SSL *ssl;
     const struct fanout_ssl_fns *f;
     struct s_lookup *lookup; /* S_DNS: the name being resolved */
@@ -395,14 +398,17 @@ int fanout_net_test_resolved(const char *host, long port, const char *const *add
 
 /* ---- TLS ------------------------------------------------------------------ */
 
-/* The BIO: the socket, written with MSG_NOSIGNAL (a peer's close must not
- * raise SIGPIPE in a process that did not ignore it). */
+/* The BIO: the connection's socket (its data: the connection), written
+ * with MSG_NOSIGNAL (a peer's close must not raise SIGPIPE in a process
+ * that did not ignore it); it says when the socket's end was read
+ * (BIO_CTRL_EOF), so that OpenSSL tells a TCP close without close_notify
+ * (SSL_R_UNEXPECTED_EOF_WHILE_READING) from a failed read. */
 static int s_bio_write(BIO *b, const char *p, int n)
 {
     const struct fanout_ssl_fns *f = fanout_ssl_load(NULL, 0);
-    int fd = (int)(intptr_t)f->bio_get_data(b);
+    const struct fanout_net_conn *c = f->bio_get_data(b);
     f->bio_clear_flags(b, BIO_FLAGS_RWS | BIO_FLAGS_SHOULD_RETRY);
-    ssize_t w = send(fd, p, (size_t)n, MSG_NOSIGNAL);
+    ssize_t w = send(c->fd, p, (size_t)n, MSG_NOSIGNAL);
     if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         f->bio_set_flags(b, BIO_FLAGS_WRITE | BIO_FLAGS_SHOULD_RETRY);
     return (int)w;
@@ -411,19 +417,24 @@ static int s_bio_write(BIO *b, const char *p, int n)
 static int s_bio_read(BIO *b, char *p, int n)
 {
     const struct fanout_ssl_fns *f = fanout_ssl_load(NULL, 0);
-    int fd = (int)(intptr_t)f->bio_get_data(b);
+    struct fanout_net_conn *c = f->bio_get_data(b);
     f->bio_clear_flags(b, BIO_FLAGS_RWS | BIO_FLAGS_SHOULD_RETRY);
-    ssize_t r = recv(fd, p, (size_t)n, 0);
+    ssize_t r = recv(c->fd, p, (size_t)n, 0);
     if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         f->bio_set_flags(b, BIO_FLAGS_READ | BIO_FLAGS_SHOULD_RETRY);
+    if (r == 0 && n > 0)
+        c->tcp_eof = 1;
     return (int)r;
 }
 
 static long s_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
 {
-    (void)b;
     (void)num;
     (void)ptr;
+    if (cmd == BIO_CTRL_EOF) {
+        const struct fanout_net_conn *c = fanout_ssl_load(NULL, 0)->bio_get_data(b);
+        return c->tcp_eof;
+    }
     return cmd == BIO_CTRL_FLUSH ? 1 : 0;
 }
 
@@ -548,9 +559,9 @@ static SSL_CTX *s_get_ctx(const struct fanout_ssl_fns *f, int insecure,
     f->ctx_ctrl(ctx, SSL_CTRL_SET_MIN_PROTO_VERSION, TLS1_2_VERSION, NULL);
     f->ctx_ctrl(ctx, SSL_CTRL_MODE,
                 SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER, NULL);
-    /* an EOF without close_notify reads as an EOF: the HTTP framing says
-     * whether the answer was whole */
-    f->ctx_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    /* no SSL_OP_IGNORE_UNEXPECTED_EOF: a TCP close without close_notify
+     * must not read as close_notify (s_tls_io_result tells them apart), or
+     * a FIN injected mid-body would end a body read to the close */
     /* ALPN offers http/1.1 alone: a server that is offered h2 (AWS
      * endpoints) may take it, and would read no HTTP/1.1 text */
     if (f->ctx_set_alpn_protos(ctx, alpn, sizeof alpn - 1) != 0) {
@@ -593,7 +604,7 @@ static int s_tls_start(struct fanout_net_conn *c, struct fanout_net_error *err)
         s_err(err, FANOUT_HTTP_TLS, "cannot start TLS with %s: out of memory", c->host);
         return -1;
     }
-    f->bio_set_data(bio, (void *)(intptr_t)c->fd);
+    f->bio_set_data(bio, c); /* c outlives its SSL (s_sock_close) */
     f->bio_set_init(bio, 1);
     f->set_bio(c->ssl, bio, bio); /* the SSL owns it */
     int ok = 1;
@@ -619,13 +630,21 @@ static int s_tls_start(struct fanout_net_conn *c, struct fanout_net_error *err)
     return 0;
 }
 
-/* OpenSSL's reason for the last failure (SSL_get_error's `e`), else the
- * system's, else `fallback`; the error queue emptied. */
-static void s_tls_why(const struct fanout_ssl_fns *f, int e, const char *fallback,
-                      char *why, size_t len)
+/* Whether an error queue entry says the peer closed the TCP connection
+ * without close_notify (OpenSSL 3 without SSL_OP_IGNORE_UNEXPECTED_EOF) */
+static int s_unexpected_eof(unsigned long q)
 {
-    unsigned long q = f->err_get();
-    if (q)
+    return ERR_GET_LIB(q) == ERR_LIB_SSL &&
+           ERR_GET_REASON(q) == SSL_R_UNEXPECTED_EOF_WHILE_READING;
+}
+
+/* OpenSSL's reason for the last failure (`q`, the error queue's first
+ * entry, and SSL_get_error's `e`), else the system's, else `fallback`;
+ * the error queue emptied. */
+static void s_tls_why(const struct fanout_ssl_fns *f, unsigned long q, int e,
+                      const char *fallback, char *why, size_t len)
+{
+    if (q && !s_unexpected_eof(q))
         f->err_string(q, why, len);
     else
         fanout_strlcpy(why, e == SSL_ERROR_SYSCALL && errno ? strerror(errno) : fallback,
@@ -640,10 +659,12 @@ static void s_tls_failed(struct fanout_net_conn *c, int rc, struct fanout_net_er
     const struct fanout_ssl_fns *f = c->f;
     int e = f->get_error(c->ssl, rc);
     long v = c->insecure ? X509_V_OK : f->get_verify_result(c->ssl);
-    if (e == SSL_ERROR_SSL)
+    unsigned long q = f->err_get();
+    /* a close is no fault of the session's */
+    if (e == SSL_ERROR_SSL && !s_unexpected_eof(q))
         s_session_forget(c);
     char why[160];
-    s_tls_why(f, e, "the server closed the connection", why, sizeof why);
+    s_tls_why(f, q, e, "the server closed the connection", why, sizeof why);
     if (v != X509_V_OK)
         s_err(err, FANOUT_HTTP_TLS, "TLS certificate of %s:%ld not accepted: %s", c->host,
               c->port, f->verify_string(v));
@@ -898,12 +919,27 @@ static int s_tls_io_result(struct fanout_net_conn *c, int rc, int writing,
                             (writing ? POLLOUT : POLLIN));
         return FANOUT_NET_AGAIN;
     }
-    if (e == SSL_ERROR_ZERO_RETURN && !writing)
-        return FANOUT_NET_OK; /* *got 0: closed */
+    if (e == SSL_ERROR_ZERO_RETURN && !writing) {
+        c->notified = 1;
+        return FANOUT_NET_OK; /* *got 0: closed, close_notify first */
+    }
+    unsigned long q = f->err_get();
+    /* the socket's end, without close_notify: OpenSSL 3 says so with
+     * SSL_R_UNEXPECTED_EOF_WHILE_READING (a library that says nothing,
+     * SSL_ERROR_SYSCALL, is read the same way) */
+    if (!writing && c->tcp_eof && (e == SSL_ERROR_SSL || e == SSL_ERROR_SYSCALL) &&
+        (!q || s_unexpected_eof(q))) {
+        /* *got 0: closed, without close_notify (fanout_net_close_trusted
+         * says so); the session stays: a server that closes an idle
+         * connection so did nothing wrong in TLS */
+        f->err_clear();
+        c->broken = 1; /* the SSL is in error: no close_notify of ours */
+        return FANOUT_NET_OK;
+    }
     if (e == SSL_ERROR_SSL)
         s_session_forget(c);
     char why[160];
-    s_tls_why(f, e, "connection lost", why, sizeof why);
+    s_tls_why(f, q, e, "connection lost", why, sizeof why);
     s_err(err, FANOUT_HTTP_RESET, "TLS %s %s:%ld failed: %s",
           writing ? "send to" : "receive from", c->host, c->port, why);
     return FANOUT_NET_FAILED;
@@ -956,6 +992,11 @@ int fanout_net_recv(struct fanout_net_conn *c, void *p, size_t n, size_t *got,
 int fanout_net_resumed(const struct fanout_net_conn *c)
 {
     return c->ssl && c->state == S_UP && c->f->session_reused(c->ssl) ? 1 : 0;
+}
+
+int fanout_net_close_trusted(const struct fanout_net_conn *c)
+{
+    return !c->https || c->notified;
 }
 
 int fanout_net_pending(const struct fanout_net_conn *c)

@@ -29,6 +29,8 @@
  *   without an absolute name's trailing dot ("example.com." is resolved
  *   as written, verified as "example.com"). The socket is reached
  *   through a BIO of ours that sends with MSG_NOSIGNAL: no SIGPIPE.
+ * - A TCP close without TLS's close_notify reads as a close (a receive's
+ *   0) but is not trusted to end an answer (fanout_net_close_trusted).
  * - TLS sessions are resumed, as libcurl's share did: the sessions (TLS
  *   1.2) and tickets (TLS 1.3) servers give are kept per name, port and
  *   verification setting, the last FANOUT_NET_TLS_SESSIONS places, and
@@ -97,6 +99,12 @@ int fanout_net_send(struct fanout_net_conn *c, const void *p, size_t n, size_t *
  * peer closed), FANOUT_NET_AGAIN, or FANOUT_NET_FAILED with *err. */
 int fanout_net_recv(struct fanout_net_conn *c, void *p, size_t n, size_t *got,
                     struct fanout_net_error *err);
+
+/* After a receive's 0: whether the close is the peer's own word, so that
+ * it may end an answer read to the close. TLS: only when close_notify
+ * came first (a TCP FIN or reset alone is anyone's: one injected mid-body
+ * would cut it unseen); plain TCP: 1 (a FIN is all it has). */
+int fanout_net_close_trusted(const struct fanout_net_conn *c);
 
 /* Whether the TLS layer holds bytes read from the socket and not handed
  * out (then a quiet socket proves nothing): 1 or 0; 0 for plain TCP. */

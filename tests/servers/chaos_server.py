@@ -98,9 +98,11 @@ def _chunks(sizes):
 _OK2 = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 # name: (bytes, how): how is "keep" (the connection stays open for more
-# requests), "close" (closed after the bytes: a FIN), "bytes" (one byte a
-# write, then kept) or "later" (the bytes, then 50 ms on, an extra answer
-# nobody asked for, then kept).
+# requests), "close" (closed after the bytes: a FIN, over TLS without
+# close_notify, as a close injected by someone else would be), "notify" (as
+# "close", but over TLS close_notify first), "bytes" (one byte a write,
+# then kept) or "later" (the bytes, then 50 ms on, an extra answer nobody
+# asked for, then kept).
 RAW_ANSWERS = {
     "chunked-ext": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n"
                     b"5;name=value\r\nhello\r\n1\r\n,\r\n6 ; ext=\"q\"\r\n world\r\n"
@@ -113,6 +115,8 @@ RAW_ANSWERS = {
                    "keep"),
     "http10": (b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nbody to close",
                "close"),
+    "http10-notify": (b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n"
+                      b"body to close", "notify"),
     "continue": (b"HTTP/1.1 100 Continue\r\nX-Interim: 1\r\n\r\n"
                  b"HTTP/1.1 200 OK\r\nX-Final: 1\r\nContent-Length: 2\r\n\r\nok", "keep"),
     "switching": (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n", "keep"),
@@ -123,6 +127,8 @@ RAW_ANSWERS = {
     "extra-1k": (b"HTTP/1.1 200 OK\r\nContent-Length: 984\r\n\r\n" + b"k" * 984
                  + b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nextra", "keep"),
     "short": (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this", "close"),
+    "chunk-short": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\nonly",
+                    "close"),
     "cl-same": (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok",
                 "keep"),
     "cl-conflict": (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n"
@@ -403,8 +409,12 @@ class Handler(BaseHTTPRequestHandler):
                 time.sleep(0.001)
         else:
             self._write_raw(data)
-        if how == "close":
+        if how in ("close", "notify"):
             self.close_connection = True
+        if how == "notify" and self.server.tls:
+            # close_notify (Python's close sends none), then the client's
+            # own awaited
+            self.request.unwrap()
         elif how == "later":
             time.sleep(0.05)
             self._write_raw(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nextra")

@@ -1844,6 +1844,78 @@ START_TEST(test_tls_session_resumed)
 }
 END_TEST
 
+/* A close ends a body read to the close only when it is the server's own
+ * word: over TLS close_notify first; a TCP close alone (a FIN anyone on the
+ * path could send mid-body) fails the answer, naming the server, and so
+ * does any close before a Content-Length or chunked body is whole. The TLS
+ * session survives such a close. Plain HTTP keeps taking bodies read to
+ * the close. */
+struct s_cut_case {
+    const char *path;
+    const char *words; /* NULL: a 200 with "body to close" */
+};
+
+static void s_cut_cases(const struct server *sv, int tls, const struct s_cut_case *cases,
+                        size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct s_cut_case *k = &cases[i];
+        char url[PATH_LEN], want[128];
+        struct fanout_http_request q = {
+            .method = "GET",
+            .url = s_url(url, sizeof url, sv, tls, "127.0.0.1", k->path),
+            .timeout_ms = S_OK_WAIT_MS,
+            .connect_timeout_ms = S_OK_WAIT_MS};
+        struct fanout_http_response r = {0};
+        s_perform1(&q, &r);
+        if (!k->words) {
+            ck_assert_msg(r.error == FANOUT_HTTP_OK && r.status == 200, "%s %s: %s",
+                          tls ? "https" : "http", k->path, r.error_text);
+            ck_assert_uint_eq(r.body.len, 13);
+            ck_assert_int_eq(memcmp(r.body.bytes, "body to close", 13), 0);
+        } else {
+            s_expect_error(&r, FANOUT_HTTP_RESET, k->path);
+            snprintf(want, sizeof want,
+                     "answer from 127.0.0.1:%d: connection closed before the answer was "
+                     "complete (",
+                     sv->port);
+            ck_assert_msg(strstr(r.error_text, want) && strstr(r.error_text, k->words),
+                          "%s %s: %s", tls ? "https" : "http", k->path, r.error_text);
+        }
+        fanout_http_response_clean_up(&r);
+    }
+}
+
+START_TEST(test_tls_truncation)
+{
+    static const struct s_cut_case tls_cases[] = {
+        {"/raw/http10-notify", NULL},
+        {"/raw/http10",
+         "a body read to the close, 13 bytes, ended without TLS close_notify"},
+        {"/raw/short", "91 of 100 body bytes missing"},
+        {"/raw/chunk-short", "in its chunked body, 4 bytes read"},
+        {"/reset-mid?mode=fin", "99000 of 100000 body bytes missing"},
+        {"/raw/http10-notify", NULL},
+    };
+    static const struct s_cut_case plain_cases[] = {
+        {"/raw/http10", NULL},
+        {"/raw/http10-notify", NULL},
+        {"/raw/short", "91 of 100 body bytes missing"},
+        {"/raw/chunk-short", "in its chunked body, 4 bytes read"},
+    };
+    s_cut_cases(&s_t.plain, 0, plain_cases, sizeof plain_cases / sizeof plain_cases[0]);
+    s_tls_start();
+    setenv("FANOUT_CA_BUNDLE", s_t.cert, 1);
+    s_reinit();
+    s_cut_cases(&s_t.tls, 1, tls_cases, sizeof tls_cases / sizeof tls_cases[0]);
+    /* a close without close_notify is no TLS failure: the session of the
+     * place is still offered */
+    char text[256];
+    ck_assert_int_eq(s_tls_resumed("127.0.0.1", "/raw/http10", 0, text, sizeof text), -1);
+    ck_assert_int_eq(s_tls_resumed("127.0.0.1", "/echo?close=1", 0, text, sizeof text), 1);
+}
+END_TEST
+
 /* A server of one connection: it reads the client's first bytes, then
  * closes (S_CLOSE), or answers in plain text (S_GARBAGE), or says nothing
  * until the client goes (S_MUTE). */
@@ -2509,6 +2581,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_tls_handshake_failures);
     tcase_add_test(tc, test_tls_host_forms);
     tcase_add_test(tc, test_tls_session_resumed);
+    tcase_add_test(tc, test_tls_truncation);
     tcase_add_test(tc, test_proxy_from_environment);
     tcase_add_test(tc, test_proxy_env_order_http);
     tcase_add_test(tc, test_proxy_env_order_https);
