@@ -182,12 +182,12 @@ static void s_interleave(struct s_addrs *a)
     }
 }
 
-/* host:port's addresses from the cache: 1, else 0. */
-static int s_dns_get(const char *host, long port, struct s_addrs *out)
+/* host:port's addresses from the cache (the caller holds s_lock): 1,
+ * else 0. */
+static int s_dns_get_locked(const char *host, long port, struct s_addrs *out)
 {
     int64_t now = s_now_ms();
     int found = 0;
-    pthread_mutex_lock(&s_lock);
     for (size_t i = 0; i < FANOUT_NET_DNS_ENTRIES && !found; i++) {
         struct s_dns_entry *d = &s_dns[i];
         if (d->host[0] && d->port == port && now < d->expires_ms &&
@@ -196,32 +196,42 @@ static int s_dns_get(const char *host, long port, struct s_addrs *out)
             found = 1;
         }
     }
-    pthread_mutex_unlock(&s_lock);
     return found;
 }
 
 #ifdef FANOUT_TESTING
 static atomic_int s_test_lookup_delay_ms;
+static atomic_int s_test_no_threads;
 #endif
 
 /* A name resolved on a thread of its own (getaddrinfo blocks, with no
  * timeout of its own: the resolver's retries can take tens of seconds),
  * so the connect timeout bounds it and the other requests of the call go
- * on meanwhile. The connection polls its end of a socket pair; the
- * thread writes a byte on the other end when done (a send: no SIGPIPE
- * once the connection has gone). Shared by both until the last lets go. */
+ * on meanwhile. One lookup per host and port at a time: the connections
+ * that want the name while it is being resolved (a cold start opens many
+ * at once) wait for the same lookup, each until its own connect timeout,
+ * and all get its answer or its failure. Each polls the read end of the
+ * lookup's socket pair; the thread writes one byte on the other end when
+ * done and nobody reads it, so the end stays readable for every waiter.
+ * Shared by the thread and the waiters until the last lets go (closing
+ * both ends). */
 struct s_lookup {
     int refs;      /* under s_lock */
     int done;      /* under s_lock; then rc, sys_errno and addrs are set */
     int rc;        /* getaddrinfo's, -1: no IPv4 or IPv6 address */
     int sys_errno; /* for EAI_SYSTEM */
-    int wfd;       /* the thread's end */
+    int rfd, wfd;  /* the waiters' end, the thread's */
     long port;
     struct s_addrs addrs;
     char host[NET_HOST_LEN];
+    struct s_lookup *next; /* in s_pending while not done */
 };
 
-static int s_lookups; /* in flight, under s_lock (for the tests) */
+static struct s_lookup *s_pending; /* the lookups running, under s_lock */
+static int s_lookups;              /* how many (for the tests), under s_lock */
+#ifdef FANOUT_TESTING
+static atomic_int s_resolver_calls;
+#endif
 
 /* getaddrinfo, its addresses cached: 0, else getaddrinfo's code (or -1:
  * none of IPv4 or IPv6) and errno for EAI_SYSTEM in *sys_errno. */
@@ -235,6 +245,9 @@ static int s_getaddrinfo(const char *host, long port, struct s_addrs *out, int *
                              .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG};
     struct addrinfo *res = NULL;
+#ifdef FANOUT_TESTING
+    atomic_fetch_add(&s_resolver_calls, 1);
+#endif
     int rc = getaddrinfo(host, service, &hints, &res);
     *sys_errno = errno;
     if (rc != 0)
@@ -270,9 +283,19 @@ static void s_lookup_unref(struct s_lookup *l)
     int last = --l->refs == 0;
     pthread_mutex_unlock(&s_lock);
     if (last) {
+        close(l->rfd);
         close(l->wfd);
         free(l);
     }
+}
+
+/* The lookup running for host:port (the caller holds s_lock), or NULL */
+static struct s_lookup *s_pending_find(const char *host, long port)
+{
+    for (struct s_lookup *l = s_pending; l; l = l->next)
+        if (l->port == port && strcasecmp(l->host, host) == 0)
+            return l;
+    return NULL;
 }
 
 static void *s_lookup_main(void *arg)
@@ -288,6 +311,13 @@ static void *s_lookup_main(void *arg)
     pthread_mutex_lock(&s_lock);
     l->rc = rc;
     l->done = 1;
+    /* out of s_pending: a connection from now on finds the cache (the
+     * addresses went there first) or, after a failure, asks again */
+    for (struct s_lookup **pp = &s_pending; *pp; pp = &(*pp)->next)
+        if (*pp == l) {
+            *pp = l->next;
+            break;
+        }
     s_lookups--;
     pthread_mutex_unlock(&s_lock);
     (void)send(l->wfd, "", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -295,51 +325,100 @@ static void *s_lookup_main(void *arg)
     return NULL;
 }
 
-/* c's addresses: from the cache (S_TCP), else a lookup started (S_DNS,
- * c->fd its socket), else, when no thread can be had, getaddrinfo on
- * this thread. -1 with *err: none. */
+/* c waits for l (the caller holds s_lock and took a reference for c) */
+static void s_lookup_wait(struct fanout_net_conn *c, struct s_lookup *l)
+{
+    c->lookup = l;
+    c->fd = l->rfd;
+    c->events = POLLIN;
+    c->state = S_DNS;
+}
+
+/* host:port from the cache (1), or c waits for the lookup running for it
+ * (2), else 0; the caller holds s_lock. */
+static int s_resolve_locked(struct fanout_net_conn *c)
+{
+    if (s_dns_get_locked(c->host, c->port, &c->addrs))
+        return 1;
+    struct s_lookup *l = s_pending_find(c->host, c->port);
+    if (!l)
+        return 0;
+    l->refs++;
+    s_lookup_wait(c, l);
+    return 2;
+}
+
+/* A lookup of c's name, waited for by c, in s_pending (the caller holds
+ * s_lock: the other connections that want the name meanwhile wait those
+ * few microseconds, then join it), its thread not started; NULL when no
+ * socket pair can be had. */
+static struct s_lookup *s_lookup_new_locked(struct fanout_net_conn *c)
+{
+    int sv[2] = {-1, -1};
+    struct s_lookup *l = calloc(1, sizeof *l);
+    if (!l || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) != 0) {
+        free(l);
+        return NULL;
+    }
+    fanout_strlcpy(l->host, c->host, sizeof l->host);
+    l->port = c->port;
+    l->rfd = sv[0];
+    l->wfd = sv[1];
+    l->refs = 2; /* the thread's, c's */
+    l->next = s_pending;
+    s_pending = l;
+    s_lookups++;
+    s_lookup_wait(c, l);
+    return l;
+}
+
+/* c's addresses: from the cache (S_TCP), else from a lookup, the one
+ * running for the name or one started (S_DNS, c->fd its socket), else,
+ * when no socket pair can be had, from getaddrinfo on this thread. -1
+ * with *err: none. */
 static int s_resolve(struct fanout_net_conn *c, struct fanout_net_error *err)
 {
     c->state = S_TCP;
-    if (s_dns_get(c->host, c->port, &c->addrs))
+    struct s_lookup *l = NULL;
+    pthread_mutex_lock(&s_lock);
+    int found = s_resolve_locked(c);
+    if (!found)
+        l = s_lookup_new_locked(c);
+    pthread_mutex_unlock(&s_lock);
+    if (found)
         return 0;
-    int sv[2] = {-1, -1};
-    struct s_lookup *l = calloc(1, sizeof *l);
-    if (l && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) == 0) {
-        fanout_strlcpy(l->host, c->host, sizeof l->host);
-        l->port = c->port;
-        l->wfd = sv[1];
-        l->refs = 2;
-        pthread_mutex_lock(&s_lock);
-        s_lookups++;
-        pthread_mutex_unlock(&s_lock);
+    if (l) {
         pthread_attr_t attr;
         pthread_t th;
         int ok = pthread_attr_init(&attr) == 0;
+#ifdef FANOUT_TESTING
+        if (atomic_load(&s_test_no_threads) && ok) {
+            pthread_attr_destroy(&attr);
+            ok = 0;
+        }
+#endif
         if (ok) {
             (void)pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
             ok = pthread_create(&th, &attr, s_lookup_main, l) == 0;
             pthread_attr_destroy(&attr);
         }
-        if (ok) {
-            c->lookup = l;
-            c->fd = sv[0];
-            c->events = POLLIN;
-            c->state = S_DNS;
-            return 0;
-        }
-        pthread_mutex_lock(&s_lock);
-        s_lookups--;
-        pthread_mutex_unlock(&s_lock);
-        close(sv[0]);
-        close(sv[1]);
+        if (!ok) /* no thread: resolved here, for the waiters too */
+            (void)s_lookup_main(l);
+        return 0;
     }
-    free(l);
     int sys_errno = 0;
     int rc = s_getaddrinfo(c->host, c->port, &c->addrs, &sys_errno);
     if (rc != 0)
         s_resolve_failed(err, c->host, rc, sys_errno);
     return rc != 0 ? -1 : 0;
+}
+
+/* c waits no more: the lookup's socket is not c's to close */
+static void s_lookup_leave(struct fanout_net_conn *c)
+{
+    c->fd = -1;
+    s_lookup_unref(c->lookup); /* the last one (the thread) frees it */
+    c->lookup = NULL;
 }
 
 /* The lookup's end: its addresses taken (S_TCP), or the resolver's
@@ -357,10 +436,7 @@ static int s_lookup_take(struct fanout_net_conn *c, struct fanout_net_error *err
         c->addrs = l->addrs;
     else
         s_resolve_failed(err, c->host, rc, l->sys_errno);
-    close(c->fd);
-    c->fd = -1;
-    c->lookup = NULL;
-    s_lookup_unref(l);
+    s_lookup_leave(c);
     c->state = S_TCP;
     return rc == 0 ? 0 : -1;
 }
@@ -369,6 +445,16 @@ static int s_lookup_take(struct fanout_net_conn *c, struct fanout_net_error *err
 void fanout_net_test_lookup_delay(int delay_ms)
 {
     atomic_store(&s_test_lookup_delay_ms, delay_ms);
+}
+
+void fanout_net_test_no_threads(int on)
+{
+    atomic_store(&s_test_no_threads, on);
+}
+
+int fanout_net_test_resolver_calls(void)
+{
+    return atomic_load(&s_resolver_calls);
 }
 
 int fanout_net_test_lookups(void)
@@ -1013,9 +1099,9 @@ void fanout_net_close(struct fanout_net_conn *c)
      * truncation */
     if (c->ssl && c->state == S_UP && !c->broken)
         (void)c->f->shutdown(c->ssl);
-    s_sock_close(c);
     if (c->lookup)
-        s_lookup_unref(c->lookup); /* the thread frees it when it ends */
+        s_lookup_leave(c);
+    s_sock_close(c);
     free(c);
 }
 

@@ -9,7 +9,10 @@
  *   the connection polls a socket pair for its end), so the connect
  *   timeout bounds the wait ("Resolving ... timed out") and the other
  *   requests of a call go on meanwhile; a lookup given up on ends on its
- *   own and caches what it found. (getaddrinfo_a would do the same with
+ *   own and caches what it found. The connections that want a name while
+ *   it is being resolved (a cold start's many) wait for that one lookup,
+ *   each within its own connect timeout, and all get its answer or its
+ *   failure: one thread, one resolver call. (getaddrinfo_a would do the same with
  *   glibc's threads, but cannot be cancelled once running either.)
  * - The resolver is asked with AI_ADDRCONFIG (no IPv6 addresses on a host
  *   without IPv6). Each address (the resolver's order, IPv6 and IPv4
@@ -128,9 +131,14 @@ void fanout_net_cleanup(void);
 int fanout_net_test_resolved(const char *host, long port, const char *const *addrs,
                              size_t n);
 /* Test hooks: each lookup thread sleeps delay_ms before it resolves (a
- * slow resolver); the lookups still running. */
+ * slow resolver); the lookups still running; the resolver calls made
+ * (getaddrinfo) since the process started. */
 void fanout_net_test_lookup_delay(int delay_ms);
 int fanout_net_test_lookups(void);
+int fanout_net_test_resolver_calls(void);
+/* Test hook: lookups cannot start a thread (as when pthread_create
+ * fails): the connection that starts one resolves on its own thread. */
+void fanout_net_test_no_threads(int on);
 #endif
 
 #endif

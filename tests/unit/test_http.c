@@ -1040,6 +1040,115 @@ START_TEST(test_resolve_timeout)
 }
 END_TEST
 
+/* n GETs of `url` in one call, each with its connect timeout; the time
+ * the call took. */
+static int64_t s_perform_same(const char *url, const int64_t *connect_timeout_ms, int n,
+                              struct fanout_http_response *r)
+{
+    struct fanout_http_request q[16];
+    const struct fanout_http_request *qs[16];
+    struct fanout_http_response *rs[16];
+    ck_assert_int_le(n, 16);
+    for (int i = 0; i < n; i++) {
+        q[i] = (struct fanout_http_request){.method = "GET",
+                                            .url = url,
+                                            .timeout_ms = S_OK_WAIT_MS,
+                                            .connect_timeout_ms = connect_timeout_ms[i]};
+        memset(&r[i], 0, sizeof r[i]);
+        qs[i] = &q[i];
+        rs[i] = &r[i];
+    }
+    int64_t t0 = s_mono_ms();
+    fanout_http_perform(qs, rs, (size_t)n);
+    return s_mono_ms() - t0;
+}
+
+/* The lookups of a name: when one runs, every connection that wants the
+ * name waits for it (one resolver call, one thread, its answer cached
+ * once); each waiter's own connect timeout still holds, whoever started
+ * the lookup; a failure reaches them all (and is not cached). */
+START_TEST(test_resolve_shared)
+{
+    char url[PATH_LEN];
+    s_url(url, sizeof url, &s_t.plain, 0, "localhost", "/echo");
+    struct fanout_http_response r[16];
+    int64_t tmo[16];
+    for (int i = 0; i < 16; i++)
+        tmo[i] = S_OK_WAIT_MS;
+    /* 16 connections at a cold start: one lookup */
+    fanout_net_test_lookup_delay(300);
+    int calls = fanout_net_test_resolver_calls();
+    s_perform_same(url, tmo, 16, r);
+    for (int i = 0; i < 16; i++) {
+        ck_assert_msg(r[i].error == FANOUT_HTTP_OK && r[i].status == 200, "%d: %s", i,
+                      r[i].error_text);
+        fanout_http_response_clean_up(&r[i]);
+    }
+    ck_assert_int_eq(fanout_net_test_resolver_calls() - calls, 1);
+    ck_assert_int_eq(fanout_net_test_lookups(), 0);
+
+    /* a waiter's timeout fires on time, whether it started the lookup
+     * (which goes on for the other) or joined it */
+    fanout_net_test_lookup_delay(1000);
+    for (int first = 0; first < 2; first++) {
+        fanout_http_global_cleanup(); /* the cache emptied */
+        ck_assert_int_eq(fanout_http_global_init(), 0);
+        calls = fanout_net_test_resolver_calls();
+        int64_t two[2] = {first ? 200 : S_OK_WAIT_MS, first ? S_OK_WAIT_MS : 200};
+        int64_t took = s_perform_same(url, two, 2, r);
+        struct fanout_http_response *quick = &r[first ? 0 : 1], *slow = &r[first ? 1 : 0];
+        ck_assert_int_eq(quick->error, FANOUT_HTTP_TIMEOUT);
+        long ms = -1;
+        ck_assert_msg(sscanf(quick->error_text, "Resolving localhost timed out after %ld",
+                             &ms) == 1 &&
+                          ms >= 190 && ms < 900,
+                      "%s", quick->error_text);
+        ck_assert_msg(slow->error == FANOUT_HTTP_OK && slow->status == 200, "%s",
+                      slow->error_text);
+        ck_assert_msg(took >= 950, "took %lld ms", (long long)took);
+        ck_assert_int_eq(fanout_net_test_resolver_calls() - calls, 1);
+        fanout_http_response_clean_up(&r[0]);
+        fanout_http_response_clean_up(&r[1]);
+    }
+
+    /* a failure reaches every waiter; the next connection asks again */
+    fanout_net_test_lookup_delay(200);
+    snprintf(url, sizeof url, "http://fanout-no-such-host.invalid:%d/", s_t.plain.port);
+    calls = fanout_net_test_resolver_calls();
+    s_perform_same(url, tmo, 4, r);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(r[i].error, FANOUT_HTTP_CONNECT);
+        ck_assert_msg(strstr(r[i].error_text,
+                             "Could not resolve host: fanout-no-such-host.invalid") != NULL,
+                      "%d: %s", i, r[i].error_text);
+        fanout_http_response_clean_up(&r[i]);
+    }
+    ck_assert_int_eq(fanout_net_test_resolver_calls() - calls, 1);
+    s_perform_same(url, tmo, 1, r);
+    ck_assert_int_eq(r[0].error, FANOUT_HTTP_CONNECT);
+    fanout_http_response_clean_up(&r[0]);
+    ck_assert_int_eq(fanout_net_test_resolver_calls() - calls, 2);
+
+    /* no thread to be had: the first connection resolves on its own
+     * thread (its lookup done at once), the others find the answer
+     * cached */
+    fanout_net_test_no_threads(1);
+    fanout_net_test_lookup_delay(0);
+    s_url(url, sizeof url, &s_t.plain, 0, "localhost", "/echo");
+    fanout_http_global_cleanup();
+    ck_assert_int_eq(fanout_http_global_init(), 0);
+    calls = fanout_net_test_resolver_calls();
+    s_perform_same(url, tmo, 3, r);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_msg(r[i].error == FANOUT_HTTP_OK && r[i].status == 200, "%d: %s", i,
+                      r[i].error_text);
+        fanout_http_response_clean_up(&r[i]);
+    }
+    ck_assert_int_eq(fanout_net_test_resolver_calls() - calls, 1);
+    fanout_net_test_no_threads(0);
+}
+END_TEST
+
 START_TEST(test_resets)
 {
     static const char *const paths[] = {"/reset", "/reset?mode=fin", "/reset-mid",
@@ -2563,6 +2672,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_connect_timeout);
     tcase_add_test(tc, test_connect_family_fallback);
     tcase_add_test(tc, test_resolve_timeout);
+    tcase_add_test(tc, test_resolve_shared);
     tcase_add_test(tc, test_resets);
     tcase_add_test(tc, test_statuses);
     tcase_add_test(tc, test_response_headers);
