@@ -45,8 +45,9 @@ Paths (any method; the request body is always read first, but for /early):
                    case name: value), headerList ([name, value] as sent),
                    bodyLength, bodySha256, connectionId, connectionRequest
                    (1 for the first request on the connection), tls,
-                   sni (the TLS server name the client sent, or null) and
-                   tlsResumed (whether the handshake resumed a session);
+                   sni (the TLS server name the client sent, or null),
+                   tlsResumed (whether the handshake resumed a session) and
+                   tlsVersion ("TLSv1.3", "TLSv1.2"; null without TLS);
                    ?close=1: with Connection: close, and closed
 
 Counters (/stats), since the start or the last reset: accepted (TCP
@@ -61,7 +62,8 @@ With --tls the server offers ALPN h2 and http/1.1, as AWS endpoints do; a
 client that picks h2 gets its connection closed unread (counted in
 h2Connections): it would have sent HTTP/1.1 text to an HTTP/2 server.
 
-Options: --tls CERT KEY, --parent-pid PID (exit when that process is gone),
+Options: --tls CERT KEY, --tls12 (with --tls: TLS 1.2 at most, its
+sessions resumed by session ID or ticket), --parent-pid PID (exit when that process is gone),
 --max-lifetime S (exit after S seconds whatever happens: a backstop so a
 broken test never leaves us running).
 """
@@ -330,6 +332,7 @@ class Handler(BaseHTTPRequestHandler):
             "tls": self.server.tls,
             "sni": getattr(self.request, "fanout_sni", None),
             "tlsResumed": bool(self.server.tls and self.request.session_reused),
+            "tlsVersion": self.request.version() if self.server.tls else None,
         }
         # ?close=1: answered with Connection: close, then closed
         close = parse_qs(url.query).get("close", [""])[0] == "1"
@@ -457,12 +460,15 @@ class Server(serve.Server):
 def main():
     ap = serve.arguments(__doc__)
     ap.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
+    ap.add_argument("--tls12", action="store_true")
     args = ap.parse_args()
 
     tls_ctx = None
     if args.tls:
         tls_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         tls_ctx.load_cert_chain(args.tls[0], args.tls[1])
+        if args.tls12:
+            tls_ctx.maximum_version = ssl.TLSVersion.TLSv1_2
         tls_ctx.set_alpn_protocols(["h2", "http/1.1"])  # as AWS endpoints
 
         def keep_sni(sock, name, ctx):

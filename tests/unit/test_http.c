@@ -82,6 +82,7 @@ static int64_t s_mono_ms(void)
 
 /* ---- the server ------------------------------------------------------------ */
 
+/* tls: 0 plain, 1 TLS (1.3), 2 TLS 1.2 at most */
 static void s_server_start(struct server *sv, int tls)
 {
     const char *dir = getenv("FANOUT_TESTS_DIR");
@@ -96,6 +97,8 @@ static void s_server_start(struct server *sv, int tls)
         argv[argc++] = "--tls";
         argv[argc++] = s_t.cert;
         argv[argc++] = s_t.key;
+        if (tls == 2)
+            argv[argc++] = "--tls12";
     }
     argv[argc] = NULL;
 
@@ -1953,6 +1956,64 @@ START_TEST(test_tls_session_resumed)
 }
 END_TEST
 
+/* GET /echo?close=1 from the TLS server at `host`, verified unless
+ * `no_verify`: whether the handshake resumed (-1: failed) and its TLS
+ * version, as the server saw them. */
+static int s_tls_resumed_v(const char *host, int no_verify, char *version, size_t len)
+{
+    struct fanout_http_response r = {0};
+    s_tls_request(host, "/echo?close=1", no_verify, NULL, 0, &r);
+    int resumed = -1;
+    version[0] = 0;
+    if (r.error == FANOUT_HTTP_OK && r.status == 200) {
+        json_t *doc = s_body_json(&r);
+        resumed = json_is_true(json_object_get(doc, "tlsResumed"));
+        const char *v = json_string_value(json_object_get(doc, "tlsVersion"));
+        fanout_strlcpy(version, v ? v : "", len);
+        json_decref(doc);
+    }
+    ck_assert_msg(resumed >= 0, "%s: %s", host, r.error_text);
+    fanout_http_response_clean_up(&r);
+    return resumed;
+}
+
+/* A server limited to TLS 1.2 (a session ID or ticket given at the
+ * handshake's end, not TLS 1.3's tickets after it): the second connection
+ * resumes; a session is never offered across verification settings (a
+ * resumed handshake checks no certificate), nor to another name. */
+START_TEST(test_tls12_session_resumed)
+{
+    s_make_cert(s_t.key, s_t.cert);
+    s_server_start(&s_t.tls, 2);
+    setenv("FANOUT_CA_BUNDLE", s_t.cert, 1);
+    s_reinit();
+    char v[32];
+    ck_assert_int_eq(s_tls_resumed_v("localhost", 0, v, sizeof v), 0);
+    ck_assert_str_eq(v, "TLSv1.2");
+    ck_assert_int_eq(s_tls_resumed_v("localhost", 0, v, sizeof v), 1);
+    ck_assert_str_eq(v, "TLSv1.2");
+    ck_assert_int_eq(s_tls_resumed_v("localhost", 0, v, sizeof v), 1);
+    /* verification off for the same place: its own full handshake */
+    ck_assert_int_eq(s_tls_resumed_v("localhost", 1, v, sizeof v), 0);
+    ck_assert_int_eq(s_tls_resumed_v("localhost", 1, v, sizeof v), 1);
+    /* and the verified place kept its own */
+    ck_assert_int_eq(s_tls_resumed_v("localhost", 0, v, sizeof v), 1);
+    /* another name for the same server */
+    ck_assert_int_eq(s_tls_resumed_v("127.0.0.1", 0, v, sizeof v), 0);
+    ck_assert_int_eq(s_tls_resumed_v("127.0.0.1", 0, v, sizeof v), 1);
+
+    /* a session made without verification is not offered once the peer
+     * is verified and no longer trusted: the handshake checks and refuses */
+    unsetenv("FANOUT_CA_BUNDLE");
+    s_reinit();
+    ck_assert_int_eq(s_tls_resumed_v("localhost", 1, v, sizeof v), 0);
+    ck_assert_int_eq(s_tls_resumed_v("localhost", 1, v, sizeof v), 1);
+    char text[256];
+    ck_assert_int_eq(s_tls_resumed("localhost", "/echo?close=1", 0, text, sizeof text), -1);
+    ck_assert_msg(strstr(text, "self-signed certificate") != NULL, "%s", text);
+}
+END_TEST
+
 /* A close ends a body read to the close only when it is the server's own
  * word: over TLS close_notify first; a TCP close alone (a FIN anyone on the
  * path could send mid-body) fails the answer, naming the server, and so
@@ -2692,6 +2753,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_tls_host_forms);
     tcase_add_test(tc, test_tls_session_resumed);
     tcase_add_test(tc, test_tls_truncation);
+    tcase_add_test(tc, test_tls12_session_resumed);
     tcase_add_test(tc, test_proxy_from_environment);
     tcase_add_test(tc, test_proxy_env_order_http);
     tcase_add_test(tc, test_proxy_env_order_https);
