@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -63,9 +64,12 @@ struct fanout_net_conn {
     long port;
     char host[NET_HOST_LEN]; /* as given: resolved, and named in errors */
     char name[NET_HOST_LEN]; /* TLS's: SNI and the name or address verified */
-    int64_t started_ms, deadline_ms, attempt_ms; /* attempt: this address's end */
+    int64_t started_ms, deadline_ms, attempt_ms; /* attempt: the next address's start */
     size_t next;                                 /* the next address to try */
     struct s_addrs addrs;
+    int att[FANOUT_NET_MAX_ADDRS]; /* S_TCP: the connects in progress */
+    size_t natt;
+    int ep;         /* S_TCP, more than one connect started: an epoll set of them */
     int last_errno; /* of the last failed attempt */
     int broken;     /* a send or receive failed: no close_notify */
     int notified;   /* TLS: the peer's close_notify came */
@@ -791,28 +795,73 @@ static void s_sock_close(struct fanout_net_conn *c)
     c->fd = -1;
 }
 
-/* Start connecting to the next address; FANOUT_NET_AGAIN while in
- * progress, FANOUT_NET_OK connected, FANOUT_NET_FAILED: none left. */
+/* Close the connects in progress and their epoll set */
+static void s_attempts_close(struct fanout_net_conn *c)
+{
+    for (size_t i = 0; i < c->natt; i++)
+        close(c->att[i]);
+    c->natt = 0;
+    if (c->ep >= 0)
+        close(c->ep);
+    c->ep = -1;
+}
+
+/* A connect in progress beside others: all of them in one epoll set, the
+ * descriptor the caller polls (its POLLIN: one of them is done). 0, or
+ * -1 when no set can be had. */
+static int s_attempt_watch(struct fanout_net_conn *c, int fd)
+{
+    if (c->ep < 0) {
+        c->ep = epoll_create1(EPOLL_CLOEXEC);
+        if (c->ep < 0)
+            return -1;
+        for (size_t i = 0; i < c->natt; i++)
+            if (epoll_ctl(c->ep, EPOLL_CTL_ADD, c->att[i],
+                          &(struct epoll_event){.events = EPOLLOUT}) != 0)
+                return -1;
+    }
+    return epoll_ctl(c->ep, EPOLL_CTL_ADD, fd, &(struct epoll_event){.events = EPOLLOUT});
+}
+
+/* Start connecting to the next address, beside the connects in progress
+ * (RFC 8305: an earlier attempt is not given up when the next starts; the
+ * first to connect wins): FANOUT_NET_AGAIN started (c->attempt_ms: when
+ * the one after may start), FANOUT_NET_OK connected at once (c->fd), or
+ * FANOUT_NET_FAILED: no address left to start. */
 static int s_try_next(struct fanout_net_conn *c, int64_t now)
 {
     while (c->next < c->addrs.n) {
         size_t i = c->next++;
         const struct sockaddr *sa = (const struct sockaddr *)&c->addrs.sa[i];
-        c->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (c->fd < 0) {
+        int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
             c->last_errno = errno;
             continue;
         }
         int one = 1, idle = NET_KEEPIDLE_S, intvl = NET_KEEPINTVL_S;
-        (void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        (void)setsockopt(c->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-        (void)setsockopt(c->fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
-        (void)setsockopt(c->fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
-        /* an address with more after it: half of the time left, and
-         * NET_FAMILY_FALLBACK_MS when the next is the first of the other
-         * family (the attempt is then given up, not run beside the next
-         * one: a family that answers in more than 200 ms loses to one
-         * that answers at all) */
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+        if (connect(fd, sa, c->addrs.len[i]) == 0) {
+            c->fd = fd;
+            return FANOUT_NET_OK;
+        }
+        if (errno != EINPROGRESS) {
+            c->last_errno = errno;
+            close(fd);
+            continue;
+        }
+        if (c->natt && s_attempt_watch(c, fd) != 0) {
+            /* no epoll set: the earlier attempts are given up, as before
+             * RFC 8305 */
+            s_attempts_close(c);
+        }
+        c->att[c->natt++] = fd;
+        /* the next address starts after half of the time left, or after
+         * NET_FAMILY_FALLBACK_MS when this is the first address and the
+         * next the first of the other family (an IPv6 route that drops
+         * packets costs 200 ms), or sooner when every attempt fails */
         int64_t left = c->deadline_ms - now;
         c->attempt_ms = c->deadline_ms;
         if (c->next < c->addrs.n) {
@@ -822,16 +871,46 @@ static int s_try_next(struct fanout_net_conn *c, int64_t now)
                 slice = NET_FAMILY_FALLBACK_MS;
             c->attempt_ms = now + slice;
         }
-        if (connect(c->fd, sa, c->addrs.len[i]) == 0)
-            return FANOUT_NET_OK;
-        if (errno == EINPROGRESS) {
-            c->events = POLLOUT;
-            return FANOUT_NET_AGAIN;
-        }
-        c->last_errno = errno;
-        s_sock_close(c);
+        return FANOUT_NET_AGAIN;
     }
     return FANOUT_NET_FAILED;
+}
+
+/* The connects in progress that ended (`revents`: the poll's, for the one
+ * socket polled alone): 1 when one connected (c->fd; the others closed);
+ * those that failed closed (c->last_errno); else 0. */
+static int s_attempts_check(struct fanout_net_conn *c, short revents)
+{
+    struct pollfd p[FANOUT_NET_MAX_ADDRS];
+    for (size_t i = 0; i < c->natt; i++)
+        p[i] = (struct pollfd){.fd = c->att[i], .events = POLLOUT, .revents = revents};
+    if (!c->natt || (c->ep >= 0 && poll(p, (nfds_t)c->natt, 0) <= 0))
+        return 0;
+    size_t kept = 0;
+    int won = -1;
+    for (size_t i = 0; i < c->natt; i++) {
+        int fd = c->att[i];
+        if (won < 0 && (p[i].revents & (POLLOUT | POLLERR | POLLHUP))) {
+            int so = 0;
+            socklen_t sl = sizeof so;
+            if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &so, &sl) != 0)
+                so = errno;
+            if (so == 0) {
+                won = fd;
+                continue;
+            }
+            c->last_errno = so;
+            close(fd); /* out of the epoll set too */
+            continue;
+        }
+        c->att[kept++] = fd;
+    }
+    c->natt = kept;
+    if (won < 0)
+        return 0;
+    s_attempts_close(c);
+    c->fd = won;
+    return 1;
 }
 
 /* The words of a connect that found no address to take it */
@@ -888,6 +967,7 @@ struct fanout_net_conn *fanout_net_open(const char *host, long port, int https,
         return NULL;
     }
     c->fd = -1;
+    c->ep = -1;
     c->https = https;
     c->insecure = insecure;
     c->port = port;
@@ -938,47 +1018,39 @@ int fanout_net_step(struct fanout_net_conn *c, short revents, struct fanout_net_
             return FANOUT_NET_AGAIN;
         revents = 0; /* those were the lookup's */
     }
+    if (s_attempts_check(c, revents))
+        return s_connected(c, err);
     for (;;) {
-        if (c->fd < 0) {
-            if (now >= c->deadline_ms && c->next > 0) {
-                c->last_errno = ETIMEDOUT;
-                s_connect_failed(c, now, err);
-                return FANOUT_NET_FAILED;
-            }
-            int rc = s_try_next(c, now);
-            if (rc == FANOUT_NET_OK)
-                return s_connected(c, err);
-            if (rc == FANOUT_NET_FAILED) {
-                s_connect_failed(c, now, err);
-                return FANOUT_NET_FAILED;
-            }
-            return FANOUT_NET_AGAIN;
-        }
-        if (revents & (POLLOUT | POLLERR | POLLHUP)) {
-            int so = 0;
-            socklen_t sl = sizeof so;
-            if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &so, &sl) != 0)
-                so = errno;
-            if (so == 0)
-                return s_connected(c, err);
-            c->last_errno = so;
-        } else if (now >= c->attempt_ms) {
+        if (now >= c->deadline_ms && (c->natt || c->next > 0)) {
             c->last_errno = ETIMEDOUT;
-        } else {
-            return FANOUT_NET_AGAIN;
+            s_attempts_close(c);
+            s_connect_failed(c, now, err);
+            return FANOUT_NET_FAILED;
         }
-        /* this address failed: the next one, if time is left */
-        s_sock_close(c);
-        revents = 0;
-        if (now >= c->deadline_ms) {
+        if (c->natt && now < c->attempt_ms)
+            break; /* the next address starts later, if none connects */
+        int rc = s_try_next(c, now);
+        if (rc == FANOUT_NET_OK) {
+            s_attempts_close(c);
+            return s_connected(c, err);
+        }
+        if (rc == FANOUT_NET_FAILED) {
+            if (c->natt) { /* none left to start: those running have until the end */
+                c->attempt_ms = c->deadline_ms;
+                break;
+            }
             s_connect_failed(c, now, err);
             return FANOUT_NET_FAILED;
         }
     }
+    c->events = c->ep >= 0 ? POLLIN : POLLOUT;
+    return FANOUT_NET_AGAIN;
 }
 
 int fanout_net_fd(const struct fanout_net_conn *c)
 {
+    if (c->state == S_TCP) /* the connects: one, or their epoll set */
+        return c->ep >= 0 ? c->ep : c->natt ? c->att[0] : -1;
     return c->fd;
 }
 
@@ -1101,6 +1173,7 @@ void fanout_net_close(struct fanout_net_conn *c)
         (void)c->f->shutdown(c->ssl);
     if (c->lookup)
         s_lookup_leave(c);
+    s_attempts_close(c);
     s_sock_close(c);
     free(c);
 }

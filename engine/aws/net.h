@@ -17,11 +17,14 @@
  * - The resolver is asked with AI_ADDRCONFIG (no IPv6 addresses on a host
  *   without IPv6). Each address (the resolver's order, IPv6 and IPv4
  *   alternating) is tried until one connects: a non-blocking connect,
- *   TCP_NODELAY and the keep-alive probes libcurl's transfers get; an
- *   attempt with more addresses after it takes at most half of the time
- *   left, the first one 200 ms when the second is of the other family
- *   (an IPv6 route that drops packets costs 200 ms, as libcurl's happy
- *   eyeballs; attempts run one after the other, not side by side).
+ *   TCP_NODELAY and the keep-alive probes libcurl's transfers get. The
+ *   next address starts after half of the time left, the second after
+ *   200 ms when it is of the other family (an IPv6 route that drops
+ *   packets costs 200 ms, as libcurl's happy eyeballs), or at once when
+ *   every attempt running failed; an attempt is not given up when the
+ *   next starts: they run side by side (one epoll set polled as one
+ *   descriptor) until the first connects or the connect timeout (RFC
+ *   8305).
  * - https: OpenSSL 3's libssl, loaded on the first HTTPS connection
  *   (ssl_load.h), one SSL_CTX per verification setting, the shared CA
  *   store (tls_store.h), TLS 1.2 or later, ALPN http/1.1 alone, SNI for

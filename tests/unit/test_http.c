@@ -989,6 +989,125 @@ START_TEST(test_connect_family_fallback)
 }
 END_TEST
 
+/* A listener that drops connection attempts until, 300 ms on, it makes
+ * room (accepts the filler that filled its queue); then it answers one
+ * request, or gives up after 8 s. */
+struct s_late {
+    int ls;
+    pthread_t th;
+    int served;
+};
+
+static void *s_late_main(void *arg)
+{
+    struct s_late *o = arg;
+    usleep(300 * 1000);
+    int filler = accept(o->ls, NULL, NULL);
+    if (filler >= 0)
+        close(filler);
+    struct pollfd p = {.fd = o->ls, .events = POLLIN};
+    if (poll(&p, 1, 8000) != 1)
+        return NULL;
+    int fd = accept(o->ls, NULL, NULL);
+    if (fd < 0)
+        return NULL;
+    char buf[4096];
+    size_t got = 0;
+    p = (struct pollfd){.fd = fd, .events = POLLIN};
+    while (got < sizeof buf - 1 && poll(&p, 1, 8000) == 1) {
+        ssize_t n = recv(fd, buf + got, sizeof buf - 1 - got, 0);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+        buf[got] = 0;
+        if (strstr(buf, "\r\n\r\n")) {
+            static const char ok[] =
+                "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+            o->served = send(fd, ok, sizeof ok - 1, MSG_NOSIGNAL) == sizeof ok - 1;
+            break;
+        }
+    }
+    close(fd);
+    return NULL;
+}
+
+/* A queue filled by one connection nobody accepts: the kernel drops
+ * further SYNs (a route that drops packets). 0, or -1: cannot bind. */
+static int s_full_listener(int family, int port, int *ls, int *filler)
+{
+    struct sockaddr_storage ss = {0};
+    socklen_t len;
+    if (family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        a->sin6_family = AF_INET6;
+        a->sin6_addr = in6addr_loopback;
+        a->sin6_port = htons((uint16_t)port);
+        len = sizeof *a;
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        a->sin_family = AF_INET;
+        a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        a->sin_port = htons((uint16_t)port);
+        len = sizeof *a;
+    }
+    int one = 1;
+    *ls = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(*ls, 0);
+    if (family == AF_INET6)
+        ck_assert_int_eq(setsockopt(*ls, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one), 0);
+    if (bind(*ls, (struct sockaddr *)&ss, len) != 0) {
+        close(*ls);
+        return -1;
+    }
+    ck_assert_int_eq(getsockname(*ls, (struct sockaddr *)&ss, &len), 0);
+    ck_assert_int_eq(listen(*ls, 0), 0);
+    *filler = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_eq(connect(*filler, (struct sockaddr *)&ss, len), 0);
+    return ntohs(family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                    : ((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* Happy eyeballs side by side (RFC 8305): the first address (IPv6) does
+ * not answer within 200 ms, so the IPv4 address starts, and never
+ * answers; the IPv6 attempt goes on and connects (its SYN sent again
+ * after 1 s finds room): the request is served there. An attempt given
+ * up when the next starts would leave the IPv4 one alone until the
+ * connect timeout. */
+START_TEST(test_connect_side_by_side)
+{
+    int ls4, filler4, ls6, filler6;
+    int port = s_full_listener(AF_INET, 0, &ls4, &filler4);
+    if (s_full_listener(AF_INET6, port, &ls6, &filler6) < 0) {
+        /* no IPv6 loopback here (or the port taken): nothing to test */
+        close(filler4);
+        close(ls4);
+        return;
+    }
+    struct s_late late = {.ls = ls6};
+    ck_assert_int_eq(pthread_create(&late.th, NULL, s_late_main, &late), 0);
+    static const char *const addrs[] = {"::1", "127.0.0.1"};
+    ck_assert_int_eq(fanout_net_test_resolved("eyeballs.fanout.test", port, addrs, 2), 0);
+    char url[PATH_LEN];
+    snprintf(url, sizeof url, "http://eyeballs.fanout.test:%d/", port);
+    struct fanout_http_request q = {
+        .method = "GET", .url = url, .timeout_ms = 20000, .connect_timeout_ms = 6000};
+    struct fanout_http_response r = {0};
+    int64_t t0 = s_mono_ms();
+    s_perform1(&q, &r);
+    int64_t took = s_mono_ms() - t0;
+    pthread_join(late.th, NULL);
+    ck_assert_msg(r.error == FANOUT_HTTP_OK && r.status == 200, "took %lld ms: %s",
+                  (long long)took, r.error_text);
+    ck_assert_int_eq(late.served, 1);
+    ck_assert_msg(took >= 250 && took < 4500, "took %lld ms", (long long)took);
+    fanout_http_response_clean_up(&r);
+    close(filler4);
+    close(ls4);
+    close(filler6);
+    close(ls6);
+}
+END_TEST
+
 /* A resolver that takes longer than the connect timeout: the request
  * fails when the timeout is up, in the resolver's words, while a request
  * of the same call to an address goes through; the lookup ends on its
@@ -2732,6 +2851,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_connect_errors);
     tcase_add_test(tc, test_connect_timeout);
     tcase_add_test(tc, test_connect_family_fallback);
+    tcase_add_test(tc, test_connect_side_by_side);
     tcase_add_test(tc, test_resolve_timeout);
     tcase_add_test(tc, test_resolve_shared);
     tcase_add_test(tc, test_resets);
