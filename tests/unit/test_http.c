@@ -1185,6 +1185,16 @@ static int64_t s_perform_same(const char *url, const int64_t *connect_timeout_ms
     return s_mono_ms() - t0;
 }
 
+/* r[0..n) all 200s; cleaned up */
+static void s_expect_ok_all(struct fanout_http_response *r, int n)
+{
+    for (int i = 0; i < n; i++) {
+        ck_assert_msg(r[i].error == FANOUT_HTTP_OK && r[i].status == 200, "%d: %s", i,
+                      r[i].error_text);
+        fanout_http_response_clean_up(&r[i]);
+    }
+}
+
 /* The lookups of a name: when one runs, every connection that wants the
  * name waits for it (one resolver call, one thread, its answer cached
  * once); each waiter's own connect timeout still holds, whoever started
@@ -1201,11 +1211,7 @@ START_TEST(test_resolve_shared)
     fanout_net_test_lookup_delay(300);
     int calls = fanout_net_test_resolver_calls();
     s_perform_same(url, tmo, 16, r);
-    for (int i = 0; i < 16; i++) {
-        ck_assert_msg(r[i].error == FANOUT_HTTP_OK && r[i].status == 200, "%d: %s", i,
-                      r[i].error_text);
-        fanout_http_response_clean_up(&r[i]);
-    }
+    s_expect_ok_all(r, 16);
     ck_assert_int_eq(fanout_net_test_resolver_calls() - calls, 1);
     ck_assert_int_eq(fanout_net_test_lookups(), 0);
 
@@ -1261,11 +1267,7 @@ START_TEST(test_resolve_shared)
     ck_assert_int_eq(fanout_http_global_init(), 0);
     calls = fanout_net_test_resolver_calls();
     s_perform_same(url, tmo, 3, r);
-    for (int i = 0; i < 3; i++) {
-        ck_assert_msg(r[i].error == FANOUT_HTTP_OK && r[i].status == 200, "%d: %s", i,
-                      r[i].error_text);
-        fanout_http_response_clean_up(&r[i]);
-    }
+    s_expect_ok_all(r, 3);
     ck_assert_int_eq(fanout_net_test_resolver_calls() - calls, 1);
     fanout_net_test_no_threads(0);
 }
