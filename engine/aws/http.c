@@ -1517,7 +1517,15 @@ static void s_raw_recv(struct s_raw *x)
                 s_raw_end(x, err.kind, err.text, 0);
                 return;
             }
-            fanout_http1_eof(p);
+            fanout_http1_eof(p, fanout_net_close_trusted(x->c->net));
+            if (p->state == FANOUT_HTTP1_FAILED) {
+                /* named: which server's answer was cut */
+                char text[HTTP_HOST_LEN + sizeof p->why + 48]; /* s_fail cuts it */
+                snprintf(text, sizeof text, "answer from %s:%ld: %s", x->c->host,
+                         x->c->port, p->why);
+                s_raw_end(x, p->error, text, 0);
+                return;
+            }
         } else {
             size_t used = fanout_http1_feed(p, buf, n);
             if (p->state == FANOUT_HTTP1_DONE && used < n)

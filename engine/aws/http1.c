@@ -598,25 +598,45 @@ size_t fanout_http1_feed(struct fanout_http1_parser *p, const uint8_t *data, siz
     return i;
 }
 
-void fanout_http1_eof(struct fanout_http1_parser *p)
+void fanout_http1_eof(struct fanout_http1_parser *p, int close_trusted)
 {
+    char text[sizeof p->why];
     switch (p->state) {
     case FANOUT_HTTP1_DONE:
     case FANOUT_HTTP1_FAILED: return;
     case FANOUT_HTTP1_BODY_CLOSE:
-        p->keep_alive = 0;
-        p->state = FANOUT_HTTP1_DONE;
-        return;
-    case FANOUT_HTTP1_BODY_LENGTH: {
-        char text[96];
-        snprintf(text, sizeof text, "transfer closed with %llu bytes remaining to read",
-                 (unsigned long long)p->left);
-        s_failed(p, FANOUT_HTTP_RESET, text);
-        return;
-    }
+        if (close_trusted) {
+            p->keep_alive = 0;
+            p->state = FANOUT_HTTP1_DONE;
+            return;
+        }
+        /* a TCP close without TLS's close_notify may be anyone's (an
+         * injected FIN or reset), mid-body: nothing proves the end */
+        snprintf(text, sizeof text,
+                 "connection closed before the answer was complete (a body read to the "
+                 "close, %zu bytes, ended without TLS close_notify)",
+                 p->resp->body.len);
+        break;
+    case FANOUT_HTTP1_BODY_LENGTH:
+        snprintf(text, sizeof text,
+                 "connection closed before the answer was complete (%llu of %llu body "
+                 "bytes missing)",
+                 (unsigned long long)p->left, (unsigned long long)p->length);
+        break;
+    case FANOUT_HTTP1_CHUNK_SIZE:
+    case FANOUT_HTTP1_CHUNK_DATA:
+    case FANOUT_HTTP1_CHUNK_END:
+    case FANOUT_HTTP1_TRAILERS:
+        snprintf(text, sizeof text,
+                 "connection closed before the answer was complete (in its chunked body, "
+                 "%zu bytes read)",
+                 p->resp->body.len);
+        break;
     default:
-        s_failed(p, FANOUT_HTTP_RESET,
-                 p->got_bytes ? "connection closed before the response was complete"
+        snprintf(text, sizeof text, "%s",
+                 p->got_bytes ? "connection closed before the answer was complete (in its "
+                                "head)"
                               : "Empty reply from server");
     }
+    s_failed(p, FANOUT_HTTP_RESET, text);
 }

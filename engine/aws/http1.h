@@ -9,7 +9,8 @@
  * LF (CR LF or a bare LF), no NUL, the whole header block bounded; a
  * Content-Length of digits only, duplicates agreeing, never over the body
  * cap; chunked transfer coding with hex sizes, extensions and trailers;
- * without either, the body runs to the close. Interim 1xx answers are
+ * without either, the body runs to the close (over TLS, a close with
+ * close_notify: fanout_http1_eof). Interim 1xx answers are
  * skipped (101 is an error: nothing here switches protocols). */
 #ifndef FANOUT_AWS_HTTP1_H
 #define FANOUT_AWS_HTTP1_H
@@ -98,8 +99,12 @@ void fanout_http1_parser_free(struct fanout_http1_parser *p);
  * part of it) or failed (state FAILED: error and why say how). */
 size_t fanout_http1_feed(struct fanout_http1_parser *p, const uint8_t *data, size_t n);
 
-/* The connection closed (EOF). Completes a body read to the close; any
- * other unfinished response fails (FANOUT_HTTP_RESET). */
-void fanout_http1_eof(struct fanout_http1_parser *p);
+/* The connection closed (EOF). Completes a body read to the close when
+ * `close_trusted` (the close is the server's own word: TLS's close_notify
+ * came first, or plain TCP, where a FIN is all there is); else, and for
+ * any other unfinished response (a Content-Length or chunked body cut
+ * short, a head), the response fails (FANOUT_HTTP_RESET, "connection
+ * closed before the answer was complete" and what was missing). */
+void fanout_http1_eof(struct fanout_http1_parser *p, int close_trusted);
 
 #endif

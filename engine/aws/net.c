@@ -16,10 +16,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
 #include <openssl/x509v3.h>
 
 #include "aws/ssl_load.h"
@@ -62,11 +64,16 @@ struct fanout_net_conn {
     long port;
     char host[NET_HOST_LEN]; /* as given: resolved, and named in errors */
     char name[NET_HOST_LEN]; /* TLS's: SNI and the name or address verified */
-    int64_t started_ms, deadline_ms, attempt_ms; /* attempt: this address's end */
+    int64_t started_ms, deadline_ms, attempt_ms; /* attempt: the next address's start */
     size_t next;                                 /* the next address to try */
     struct s_addrs addrs;
+    int att[FANOUT_NET_MAX_ADDRS]; /* S_TCP: the connects in progress */
+    size_t natt;
+    int ep;         /* S_TCP, more than one connect started: an epoll set of them */
     int last_errno; /* of the last failed attempt */
     int broken;     /* a send or receive failed: no close_notify */
+    int notified;   /* TLS: the peer's close_notify came */
+    int tcp_eof;    /* TLS: the BIO read the socket's end (BIO_eof) */
     SSL *ssl;
     const struct fanout_ssl_fns *f;
     struct s_lookup *lookup; /* S_DNS: the name being resolved */
@@ -179,12 +186,12 @@ static void s_interleave(struct s_addrs *a)
     }
 }
 
-/* host:port's addresses from the cache: 1, else 0. */
-static int s_dns_get(const char *host, long port, struct s_addrs *out)
+/* host:port's addresses from the cache (the caller holds s_lock): 1,
+ * else 0. */
+static int s_dns_get_locked(const char *host, long port, struct s_addrs *out)
 {
     int64_t now = s_now_ms();
     int found = 0;
-    pthread_mutex_lock(&s_lock);
     for (size_t i = 0; i < FANOUT_NET_DNS_ENTRIES && !found; i++) {
         struct s_dns_entry *d = &s_dns[i];
         if (d->host[0] && d->port == port && now < d->expires_ms &&
@@ -193,32 +200,42 @@ static int s_dns_get(const char *host, long port, struct s_addrs *out)
             found = 1;
         }
     }
-    pthread_mutex_unlock(&s_lock);
     return found;
 }
 
 #ifdef FANOUT_TESTING
 static atomic_int s_test_lookup_delay_ms;
+static atomic_int s_test_no_threads;
 #endif
 
 /* A name resolved on a thread of its own (getaddrinfo blocks, with no
  * timeout of its own: the resolver's retries can take tens of seconds),
  * so the connect timeout bounds it and the other requests of the call go
- * on meanwhile. The connection polls its end of a socket pair; the
- * thread writes a byte on the other end when done (a send: no SIGPIPE
- * once the connection has gone). Shared by both until the last lets go. */
+ * on meanwhile. One lookup per host and port at a time: the connections
+ * that want the name while it is being resolved (a cold start opens many
+ * at once) wait for the same lookup, each until its own connect timeout,
+ * and all get its answer or its failure. Each polls the read end of the
+ * lookup's socket pair; the thread writes one byte on the other end when
+ * done and nobody reads it, so the end stays readable for every waiter.
+ * Shared by the thread and the waiters until the last lets go (closing
+ * both ends). */
 struct s_lookup {
     int refs;      /* under s_lock */
     int done;      /* under s_lock; then rc, sys_errno and addrs are set */
     int rc;        /* getaddrinfo's, -1: no IPv4 or IPv6 address */
     int sys_errno; /* for EAI_SYSTEM */
-    int wfd;       /* the thread's end */
+    int rfd, wfd;  /* the waiters' end, the thread's */
     long port;
     struct s_addrs addrs;
     char host[NET_HOST_LEN];
+    struct s_lookup *next; /* in s_pending while not done */
 };
 
-static int s_lookups; /* in flight, under s_lock (for the tests) */
+static struct s_lookup *s_pending; /* the lookups running, under s_lock */
+static int s_lookups;              /* how many (for the tests), under s_lock */
+#ifdef FANOUT_TESTING
+static atomic_int s_resolver_calls;
+#endif
 
 /* getaddrinfo, its addresses cached: 0, else getaddrinfo's code (or -1:
  * none of IPv4 or IPv6) and errno for EAI_SYSTEM in *sys_errno. */
@@ -232,6 +249,9 @@ static int s_getaddrinfo(const char *host, long port, struct s_addrs *out, int *
                              .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG};
     struct addrinfo *res = NULL;
+#ifdef FANOUT_TESTING
+    atomic_fetch_add(&s_resolver_calls, 1);
+#endif
     int rc = getaddrinfo(host, service, &hints, &res);
     *sys_errno = errno;
     if (rc != 0)
@@ -267,9 +287,19 @@ static void s_lookup_unref(struct s_lookup *l)
     int last = --l->refs == 0;
     pthread_mutex_unlock(&s_lock);
     if (last) {
+        close(l->rfd);
         close(l->wfd);
         free(l);
     }
+}
+
+/* The lookup running for host:port (the caller holds s_lock), or NULL */
+static struct s_lookup *s_pending_find(const char *host, long port)
+{
+    for (struct s_lookup *l = s_pending; l; l = l->next)
+        if (l->port == port && strcasecmp(l->host, host) == 0)
+            return l;
+    return NULL;
 }
 
 static void *s_lookup_main(void *arg)
@@ -285,6 +315,13 @@ static void *s_lookup_main(void *arg)
     pthread_mutex_lock(&s_lock);
     l->rc = rc;
     l->done = 1;
+    /* out of s_pending: a connection from now on finds the cache (the
+     * addresses went there first) or, after a failure, asks again */
+    for (struct s_lookup **pp = &s_pending; *pp; pp = &(*pp)->next)
+        if (*pp == l) {
+            *pp = l->next;
+            break;
+        }
     s_lookups--;
     pthread_mutex_unlock(&s_lock);
     (void)send(l->wfd, "", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -292,51 +329,100 @@ static void *s_lookup_main(void *arg)
     return NULL;
 }
 
-/* c's addresses: from the cache (S_TCP), else a lookup started (S_DNS,
- * c->fd its socket), else, when no thread can be had, getaddrinfo on
- * this thread. -1 with *err: none. */
+/* c waits for l (the caller holds s_lock and took a reference for c) */
+static void s_lookup_wait(struct fanout_net_conn *c, struct s_lookup *l)
+{
+    c->lookup = l;
+    c->fd = l->rfd;
+    c->events = POLLIN;
+    c->state = S_DNS;
+}
+
+/* host:port from the cache (1), or c waits for the lookup running for it
+ * (2), else 0; the caller holds s_lock. */
+static int s_resolve_locked(struct fanout_net_conn *c)
+{
+    if (s_dns_get_locked(c->host, c->port, &c->addrs))
+        return 1;
+    struct s_lookup *l = s_pending_find(c->host, c->port);
+    if (!l)
+        return 0;
+    l->refs++;
+    s_lookup_wait(c, l);
+    return 2;
+}
+
+/* A lookup of c's name, waited for by c, in s_pending (the caller holds
+ * s_lock: the other connections that want the name meanwhile wait those
+ * few microseconds, then join it), its thread not started; NULL when no
+ * socket pair can be had. */
+static struct s_lookup *s_lookup_new_locked(struct fanout_net_conn *c)
+{
+    int sv[2] = {-1, -1};
+    struct s_lookup *l = calloc(1, sizeof *l);
+    if (!l || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) != 0) {
+        free(l);
+        return NULL;
+    }
+    fanout_strlcpy(l->host, c->host, sizeof l->host);
+    l->port = c->port;
+    l->rfd = sv[0];
+    l->wfd = sv[1];
+    l->refs = 2; /* the thread's, c's */
+    l->next = s_pending;
+    s_pending = l;
+    s_lookups++;
+    s_lookup_wait(c, l);
+    return l;
+}
+
+/* c's addresses: from the cache (S_TCP), else from a lookup, the one
+ * running for the name or one started (S_DNS, c->fd its socket), else,
+ * when no socket pair can be had, from getaddrinfo on this thread. -1
+ * with *err: none. */
 static int s_resolve(struct fanout_net_conn *c, struct fanout_net_error *err)
 {
     c->state = S_TCP;
-    if (s_dns_get(c->host, c->port, &c->addrs))
+    struct s_lookup *l = NULL;
+    pthread_mutex_lock(&s_lock);
+    int found = s_resolve_locked(c);
+    if (!found)
+        l = s_lookup_new_locked(c);
+    pthread_mutex_unlock(&s_lock);
+    if (found)
         return 0;
-    int sv[2] = {-1, -1};
-    struct s_lookup *l = calloc(1, sizeof *l);
-    if (l && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) == 0) {
-        fanout_strlcpy(l->host, c->host, sizeof l->host);
-        l->port = c->port;
-        l->wfd = sv[1];
-        l->refs = 2;
-        pthread_mutex_lock(&s_lock);
-        s_lookups++;
-        pthread_mutex_unlock(&s_lock);
+    if (l) {
         pthread_attr_t attr;
         pthread_t th;
         int ok = pthread_attr_init(&attr) == 0;
+#ifdef FANOUT_TESTING
+        if (atomic_load(&s_test_no_threads) && ok) {
+            pthread_attr_destroy(&attr);
+            ok = 0;
+        }
+#endif
         if (ok) {
             (void)pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
             ok = pthread_create(&th, &attr, s_lookup_main, l) == 0;
             pthread_attr_destroy(&attr);
         }
-        if (ok) {
-            c->lookup = l;
-            c->fd = sv[0];
-            c->events = POLLIN;
-            c->state = S_DNS;
-            return 0;
-        }
-        pthread_mutex_lock(&s_lock);
-        s_lookups--;
-        pthread_mutex_unlock(&s_lock);
-        close(sv[0]);
-        close(sv[1]);
+        if (!ok) /* no thread: resolved here, for the waiters too */
+            (void)s_lookup_main(l);
+        return 0;
     }
-    free(l);
     int sys_errno = 0;
     int rc = s_getaddrinfo(c->host, c->port, &c->addrs, &sys_errno);
     if (rc != 0)
         s_resolve_failed(err, c->host, rc, sys_errno);
     return rc != 0 ? -1 : 0;
+}
+
+/* c waits no more: the lookup's socket is not c's to close */
+static void s_lookup_leave(struct fanout_net_conn *c)
+{
+    c->fd = -1;
+    s_lookup_unref(c->lookup); /* the last one (the thread) frees it */
+    c->lookup = NULL;
 }
 
 /* The lookup's end: its addresses taken (S_TCP), or the resolver's
@@ -354,10 +440,7 @@ static int s_lookup_take(struct fanout_net_conn *c, struct fanout_net_error *err
         c->addrs = l->addrs;
     else
         s_resolve_failed(err, c->host, rc, l->sys_errno);
-    close(c->fd);
-    c->fd = -1;
-    c->lookup = NULL;
-    s_lookup_unref(l);
+    s_lookup_leave(c);
     c->state = S_TCP;
     return rc == 0 ? 0 : -1;
 }
@@ -366,6 +449,16 @@ static int s_lookup_take(struct fanout_net_conn *c, struct fanout_net_error *err
 void fanout_net_test_lookup_delay(int delay_ms)
 {
     atomic_store(&s_test_lookup_delay_ms, delay_ms);
+}
+
+void fanout_net_test_no_threads(int on)
+{
+    atomic_store(&s_test_no_threads, on);
+}
+
+int fanout_net_test_resolver_calls(void)
+{
+    return atomic_load(&s_resolver_calls);
 }
 
 int fanout_net_test_lookups(void)
@@ -395,14 +488,17 @@ int fanout_net_test_resolved(const char *host, long port, const char *const *add
 
 /* ---- TLS ------------------------------------------------------------------ */
 
-/* The BIO: the socket, written with MSG_NOSIGNAL (a peer's close must not
- * raise SIGPIPE in a process that did not ignore it). */
+/* The BIO: the connection's socket (its data: the connection), written
+ * with MSG_NOSIGNAL (a peer's close must not raise SIGPIPE in a process
+ * that did not ignore it); it says when the socket's end was read
+ * (BIO_CTRL_EOF), so that OpenSSL tells a TCP close without close_notify
+ * (SSL_R_UNEXPECTED_EOF_WHILE_READING) from a failed read. */
 static int s_bio_write(BIO *b, const char *p, int n)
 {
     const struct fanout_ssl_fns *f = fanout_ssl_load(NULL, 0);
-    int fd = (int)(intptr_t)f->bio_get_data(b);
+    const struct fanout_net_conn *c = f->bio_get_data(b);
     f->bio_clear_flags(b, BIO_FLAGS_RWS | BIO_FLAGS_SHOULD_RETRY);
-    ssize_t w = send(fd, p, (size_t)n, MSG_NOSIGNAL);
+    ssize_t w = send(c->fd, p, (size_t)n, MSG_NOSIGNAL);
     if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         f->bio_set_flags(b, BIO_FLAGS_WRITE | BIO_FLAGS_SHOULD_RETRY);
     return (int)w;
@@ -411,19 +507,24 @@ static int s_bio_write(BIO *b, const char *p, int n)
 static int s_bio_read(BIO *b, char *p, int n)
 {
     const struct fanout_ssl_fns *f = fanout_ssl_load(NULL, 0);
-    int fd = (int)(intptr_t)f->bio_get_data(b);
+    struct fanout_net_conn *c = f->bio_get_data(b);
     f->bio_clear_flags(b, BIO_FLAGS_RWS | BIO_FLAGS_SHOULD_RETRY);
-    ssize_t r = recv(fd, p, (size_t)n, 0);
+    ssize_t r = recv(c->fd, p, (size_t)n, 0);
     if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         f->bio_set_flags(b, BIO_FLAGS_READ | BIO_FLAGS_SHOULD_RETRY);
+    if (r == 0 && n > 0)
+        c->tcp_eof = 1;
     return (int)r;
 }
 
 static long s_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
 {
-    (void)b;
     (void)num;
     (void)ptr;
+    if (cmd == BIO_CTRL_EOF) {
+        const struct fanout_net_conn *c = fanout_ssl_load(NULL, 0)->bio_get_data(b);
+        return c->tcp_eof;
+    }
     return cmd == BIO_CTRL_FLUSH ? 1 : 0;
 }
 
@@ -548,9 +649,9 @@ static SSL_CTX *s_get_ctx(const struct fanout_ssl_fns *f, int insecure,
     f->ctx_ctrl(ctx, SSL_CTRL_SET_MIN_PROTO_VERSION, TLS1_2_VERSION, NULL);
     f->ctx_ctrl(ctx, SSL_CTRL_MODE,
                 SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER, NULL);
-    /* an EOF without close_notify reads as an EOF: the HTTP framing says
-     * whether the answer was whole */
-    f->ctx_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    /* no SSL_OP_IGNORE_UNEXPECTED_EOF: a TCP close without close_notify
+     * must not read as close_notify (s_tls_io_result tells them apart), or
+     * a FIN injected mid-body would end a body read to the close */
     /* ALPN offers http/1.1 alone: a server that is offered h2 (AWS
      * endpoints) may take it, and would read no HTTP/1.1 text */
     if (f->ctx_set_alpn_protos(ctx, alpn, sizeof alpn - 1) != 0) {
@@ -593,7 +694,7 @@ static int s_tls_start(struct fanout_net_conn *c, struct fanout_net_error *err)
         s_err(err, FANOUT_HTTP_TLS, "cannot start TLS with %s: out of memory", c->host);
         return -1;
     }
-    f->bio_set_data(bio, (void *)(intptr_t)c->fd);
+    f->bio_set_data(bio, c); /* c outlives its SSL (s_sock_close) */
     f->bio_set_init(bio, 1);
     f->set_bio(c->ssl, bio, bio); /* the SSL owns it */
     int ok = 1;
@@ -619,13 +720,21 @@ static int s_tls_start(struct fanout_net_conn *c, struct fanout_net_error *err)
     return 0;
 }
 
-/* OpenSSL's reason for the last failure (SSL_get_error's `e`), else the
- * system's, else `fallback`; the error queue emptied. */
-static void s_tls_why(const struct fanout_ssl_fns *f, int e, const char *fallback,
-                      char *why, size_t len)
+/* Whether an error queue entry says the peer closed the TCP connection
+ * without close_notify (OpenSSL 3 without SSL_OP_IGNORE_UNEXPECTED_EOF) */
+static int s_unexpected_eof(unsigned long q)
 {
-    unsigned long q = f->err_get();
-    if (q)
+    return ERR_GET_LIB(q) == ERR_LIB_SSL &&
+           ERR_GET_REASON(q) == SSL_R_UNEXPECTED_EOF_WHILE_READING;
+}
+
+/* OpenSSL's reason for the last failure (`q`, the error queue's first
+ * entry, and SSL_get_error's `e`), else the system's, else `fallback`;
+ * the error queue emptied. */
+static void s_tls_why(const struct fanout_ssl_fns *f, unsigned long q, int e,
+                      const char *fallback, char *why, size_t len)
+{
+    if (q && !s_unexpected_eof(q))
         f->err_string(q, why, len);
     else
         fanout_strlcpy(why, e == SSL_ERROR_SYSCALL && errno ? strerror(errno) : fallback,
@@ -640,10 +749,12 @@ static void s_tls_failed(struct fanout_net_conn *c, int rc, struct fanout_net_er
     const struct fanout_ssl_fns *f = c->f;
     int e = f->get_error(c->ssl, rc);
     long v = c->insecure ? X509_V_OK : f->get_verify_result(c->ssl);
-    if (e == SSL_ERROR_SSL)
+    unsigned long q = f->err_get();
+    /* a close is no fault of the session's */
+    if (e == SSL_ERROR_SSL && !s_unexpected_eof(q))
         s_session_forget(c);
     char why[160];
-    s_tls_why(f, e, "the server closed the connection", why, sizeof why);
+    s_tls_why(f, q, e, "the server closed the connection", why, sizeof why);
     if (v != X509_V_OK)
         s_err(err, FANOUT_HTTP_TLS, "TLS certificate of %s:%ld not accepted: %s", c->host,
               c->port, f->verify_string(v));
@@ -684,28 +795,73 @@ static void s_sock_close(struct fanout_net_conn *c)
     c->fd = -1;
 }
 
-/* Start connecting to the next address; FANOUT_NET_AGAIN while in
- * progress, FANOUT_NET_OK connected, FANOUT_NET_FAILED: none left. */
+/* Close the connects in progress and their epoll set */
+static void s_attempts_close(struct fanout_net_conn *c)
+{
+    for (size_t i = 0; i < c->natt; i++)
+        close(c->att[i]);
+    c->natt = 0;
+    if (c->ep >= 0)
+        close(c->ep);
+    c->ep = -1;
+}
+
+/* A connect in progress beside others: all of them in one epoll set, the
+ * descriptor the caller polls (its POLLIN: one of them is done). 0, or
+ * -1 when no set can be had. */
+static int s_attempt_watch(struct fanout_net_conn *c, int fd)
+{
+    if (c->ep < 0) {
+        c->ep = epoll_create1(EPOLL_CLOEXEC);
+        if (c->ep < 0)
+            return -1;
+        for (size_t i = 0; i < c->natt; i++)
+            if (epoll_ctl(c->ep, EPOLL_CTL_ADD, c->att[i],
+                          &(struct epoll_event){.events = EPOLLOUT}) != 0)
+                return -1;
+    }
+    return epoll_ctl(c->ep, EPOLL_CTL_ADD, fd, &(struct epoll_event){.events = EPOLLOUT});
+}
+
+/* Start connecting to the next address, beside the connects in progress
+ * (RFC 8305: an earlier attempt is not given up when the next starts; the
+ * first to connect wins): FANOUT_NET_AGAIN started (c->attempt_ms: when
+ * the one after may start), FANOUT_NET_OK connected at once (c->fd), or
+ * FANOUT_NET_FAILED: no address left to start. */
 static int s_try_next(struct fanout_net_conn *c, int64_t now)
 {
     while (c->next < c->addrs.n) {
         size_t i = c->next++;
         const struct sockaddr *sa = (const struct sockaddr *)&c->addrs.sa[i];
-        c->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (c->fd < 0) {
+        int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
             c->last_errno = errno;
             continue;
         }
         int one = 1, idle = NET_KEEPIDLE_S, intvl = NET_KEEPINTVL_S;
-        (void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        (void)setsockopt(c->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-        (void)setsockopt(c->fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
-        (void)setsockopt(c->fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
-        /* an address with more after it: half of the time left, and
-         * NET_FAMILY_FALLBACK_MS when the next is the first of the other
-         * family (the attempt is then given up, not run beside the next
-         * one: a family that answers in more than 200 ms loses to one
-         * that answers at all) */
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+        if (connect(fd, sa, c->addrs.len[i]) == 0) {
+            c->fd = fd;
+            return FANOUT_NET_OK;
+        }
+        if (errno != EINPROGRESS) {
+            c->last_errno = errno;
+            close(fd);
+            continue;
+        }
+        if (c->natt && s_attempt_watch(c, fd) != 0) {
+            /* no epoll set: the earlier attempts are given up, as before
+             * RFC 8305 */
+            s_attempts_close(c);
+        }
+        c->att[c->natt++] = fd;
+        /* the next address starts after half of the time left, or after
+         * NET_FAMILY_FALLBACK_MS when this is the first address and the
+         * next the first of the other family (an IPv6 route that drops
+         * packets costs 200 ms), or sooner when every attempt fails */
         int64_t left = c->deadline_ms - now;
         c->attempt_ms = c->deadline_ms;
         if (c->next < c->addrs.n) {
@@ -715,16 +871,46 @@ static int s_try_next(struct fanout_net_conn *c, int64_t now)
                 slice = NET_FAMILY_FALLBACK_MS;
             c->attempt_ms = now + slice;
         }
-        if (connect(c->fd, sa, c->addrs.len[i]) == 0)
-            return FANOUT_NET_OK;
-        if (errno == EINPROGRESS) {
-            c->events = POLLOUT;
-            return FANOUT_NET_AGAIN;
-        }
-        c->last_errno = errno;
-        s_sock_close(c);
+        return FANOUT_NET_AGAIN;
     }
     return FANOUT_NET_FAILED;
+}
+
+/* The connects in progress that ended (`revents`: the poll's, for the one
+ * socket polled alone): 1 when one connected (c->fd; the others closed);
+ * those that failed closed (c->last_errno); else 0. */
+static int s_attempts_check(struct fanout_net_conn *c, short revents)
+{
+    struct pollfd p[FANOUT_NET_MAX_ADDRS];
+    for (size_t i = 0; i < c->natt; i++)
+        p[i] = (struct pollfd){.fd = c->att[i], .events = POLLOUT, .revents = revents};
+    if (!c->natt || (c->ep >= 0 && poll(p, (nfds_t)c->natt, 0) <= 0))
+        return 0;
+    size_t kept = 0;
+    int won = -1;
+    for (size_t i = 0; i < c->natt; i++) {
+        int fd = c->att[i];
+        if (won < 0 && (p[i].revents & (POLLOUT | POLLERR | POLLHUP))) {
+            int so = 0;
+            socklen_t sl = sizeof so;
+            if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &so, &sl) != 0)
+                so = errno;
+            if (so == 0) {
+                won = fd;
+                continue;
+            }
+            c->last_errno = so;
+            close(fd); /* out of the epoll set too */
+            continue;
+        }
+        c->att[kept++] = fd;
+    }
+    c->natt = kept;
+    if (won < 0)
+        return 0;
+    s_attempts_close(c);
+    c->fd = won;
+    return 1;
 }
 
 /* The words of a connect that found no address to take it */
@@ -781,6 +967,7 @@ struct fanout_net_conn *fanout_net_open(const char *host, long port, int https,
         return NULL;
     }
     c->fd = -1;
+    c->ep = -1;
     c->https = https;
     c->insecure = insecure;
     c->port = port;
@@ -831,47 +1018,39 @@ int fanout_net_step(struct fanout_net_conn *c, short revents, struct fanout_net_
             return FANOUT_NET_AGAIN;
         revents = 0; /* those were the lookup's */
     }
+    if (s_attempts_check(c, revents))
+        return s_connected(c, err);
     for (;;) {
-        if (c->fd < 0) {
-            if (now >= c->deadline_ms && c->next > 0) {
-                c->last_errno = ETIMEDOUT;
-                s_connect_failed(c, now, err);
-                return FANOUT_NET_FAILED;
-            }
-            int rc = s_try_next(c, now);
-            if (rc == FANOUT_NET_OK)
-                return s_connected(c, err);
-            if (rc == FANOUT_NET_FAILED) {
-                s_connect_failed(c, now, err);
-                return FANOUT_NET_FAILED;
-            }
-            return FANOUT_NET_AGAIN;
-        }
-        if (revents & (POLLOUT | POLLERR | POLLHUP)) {
-            int so = 0;
-            socklen_t sl = sizeof so;
-            if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &so, &sl) != 0)
-                so = errno;
-            if (so == 0)
-                return s_connected(c, err);
-            c->last_errno = so;
-        } else if (now >= c->attempt_ms) {
+        if (now >= c->deadline_ms && (c->natt || c->next > 0)) {
             c->last_errno = ETIMEDOUT;
-        } else {
-            return FANOUT_NET_AGAIN;
+            s_attempts_close(c);
+            s_connect_failed(c, now, err);
+            return FANOUT_NET_FAILED;
         }
-        /* this address failed: the next one, if time is left */
-        s_sock_close(c);
-        revents = 0;
-        if (now >= c->deadline_ms) {
+        if (c->natt && now < c->attempt_ms)
+            break; /* the next address starts later, if none connects */
+        int rc = s_try_next(c, now);
+        if (rc == FANOUT_NET_OK) {
+            s_attempts_close(c);
+            return s_connected(c, err);
+        }
+        if (rc == FANOUT_NET_FAILED) {
+            if (c->natt) { /* none left to start: those running have until the end */
+                c->attempt_ms = c->deadline_ms;
+                break;
+            }
             s_connect_failed(c, now, err);
             return FANOUT_NET_FAILED;
         }
     }
+    c->events = c->ep >= 0 ? POLLIN : POLLOUT;
+    return FANOUT_NET_AGAIN;
 }
 
 int fanout_net_fd(const struct fanout_net_conn *c)
 {
+    if (c->state == S_TCP) /* the connects: one, or their epoll set */
+        return c->ep >= 0 ? c->ep : c->natt ? c->att[0] : -1;
     return c->fd;
 }
 
@@ -898,12 +1077,27 @@ static int s_tls_io_result(struct fanout_net_conn *c, int rc, int writing,
                             (writing ? POLLOUT : POLLIN));
         return FANOUT_NET_AGAIN;
     }
-    if (e == SSL_ERROR_ZERO_RETURN && !writing)
-        return FANOUT_NET_OK; /* *got 0: closed */
+    if (e == SSL_ERROR_ZERO_RETURN && !writing) {
+        c->notified = 1;
+        return FANOUT_NET_OK; /* *got 0: closed, close_notify first */
+    }
+    unsigned long q = f->err_get();
+    /* the socket's end, without close_notify: OpenSSL 3 says so with
+     * SSL_R_UNEXPECTED_EOF_WHILE_READING (a library that says nothing,
+     * SSL_ERROR_SYSCALL, is read the same way) */
+    if (!writing && c->tcp_eof && (e == SSL_ERROR_SSL || e == SSL_ERROR_SYSCALL) &&
+        (!q || s_unexpected_eof(q))) {
+        /* *got 0: closed, without close_notify (fanout_net_close_trusted
+         * says so); the session stays: a server that closes an idle
+         * connection so did nothing wrong in TLS */
+        f->err_clear();
+        c->broken = 1; /* the SSL is in error: no close_notify of ours */
+        return FANOUT_NET_OK;
+    }
     if (e == SSL_ERROR_SSL)
         s_session_forget(c);
     char why[160];
-    s_tls_why(f, e, "connection lost", why, sizeof why);
+    s_tls_why(f, q, e, "connection lost", why, sizeof why);
     s_err(err, FANOUT_HTTP_RESET, "TLS %s %s:%ld failed: %s",
           writing ? "send to" : "receive from", c->host, c->port, why);
     return FANOUT_NET_FAILED;
@@ -958,6 +1152,11 @@ int fanout_net_resumed(const struct fanout_net_conn *c)
     return c->ssl && c->state == S_UP && c->f->session_reused(c->ssl) ? 1 : 0;
 }
 
+int fanout_net_close_trusted(const struct fanout_net_conn *c)
+{
+    return !c->https || c->notified;
+}
+
 int fanout_net_pending(const struct fanout_net_conn *c)
 {
     return c->ssl && c->f->has_pending(c->ssl) ? 1 : 0;
@@ -972,9 +1171,10 @@ void fanout_net_close(struct fanout_net_conn *c)
      * truncation */
     if (c->ssl && c->state == S_UP && !c->broken)
         (void)c->f->shutdown(c->ssl);
-    s_sock_close(c);
     if (c->lookup)
-        s_lookup_unref(c->lookup); /* the thread frees it when it ends */
+        s_lookup_leave(c);
+    s_attempts_close(c);
+    s_sock_close(c);
     free(c);
 }
 

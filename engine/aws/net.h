@@ -9,16 +9,22 @@
  *   the connection polls a socket pair for its end), so the connect
  *   timeout bounds the wait ("Resolving ... timed out") and the other
  *   requests of a call go on meanwhile; a lookup given up on ends on its
- *   own and caches what it found. (getaddrinfo_a would do the same with
+ *   own and caches what it found. The connections that want a name while
+ *   it is being resolved (a cold start's many) wait for that one lookup,
+ *   each within its own connect timeout, and all get its answer or its
+ *   failure: one thread, one resolver call. (getaddrinfo_a would do the same with
  *   glibc's threads, but cannot be cancelled once running either.)
  * - The resolver is asked with AI_ADDRCONFIG (no IPv6 addresses on a host
  *   without IPv6). Each address (the resolver's order, IPv6 and IPv4
  *   alternating) is tried until one connects: a non-blocking connect,
- *   TCP_NODELAY and the keep-alive probes libcurl's transfers get; an
- *   attempt with more addresses after it takes at most half of the time
- *   left, the first one 200 ms when the second is of the other family
- *   (an IPv6 route that drops packets costs 200 ms, as libcurl's happy
- *   eyeballs; attempts run one after the other, not side by side).
+ *   TCP_NODELAY and the keep-alive probes libcurl's transfers get. The
+ *   next address starts after half of the time left, the second after
+ *   200 ms when it is of the other family (an IPv6 route that drops
+ *   packets costs 200 ms, as libcurl's happy eyeballs), or at once when
+ *   every attempt running failed; an attempt is not given up when the
+ *   next starts: they run side by side (one epoll set polled as one
+ *   descriptor) until the first connects or the connect timeout (RFC
+ *   8305).
  * - https: OpenSSL 3's libssl, loaded on the first HTTPS connection
  *   (ssl_load.h), one SSL_CTX per verification setting, the shared CA
  *   store (tls_store.h), TLS 1.2 or later, ALPN http/1.1 alone, SNI for
@@ -29,6 +35,8 @@
  *   without an absolute name's trailing dot ("example.com." is resolved
  *   as written, verified as "example.com"). The socket is reached
  *   through a BIO of ours that sends with MSG_NOSIGNAL: no SIGPIPE.
+ * - A TCP close without TLS's close_notify reads as a close (a receive's
+ *   0) but is not trusted to end an answer (fanout_net_close_trusted).
  * - TLS sessions are resumed, as libcurl's share did: the sessions (TLS
  *   1.2) and tickets (TLS 1.3) servers give are kept per name, port and
  *   verification setting, the last FANOUT_NET_TLS_SESSIONS places, and
@@ -98,6 +106,12 @@ int fanout_net_send(struct fanout_net_conn *c, const void *p, size_t n, size_t *
 int fanout_net_recv(struct fanout_net_conn *c, void *p, size_t n, size_t *got,
                     struct fanout_net_error *err);
 
+/* After a receive's 0: whether the close is the peer's own word, so that
+ * it may end an answer read to the close. TLS: only when close_notify
+ * came first (a TCP FIN or reset alone is anyone's: one injected mid-body
+ * would cut it unseen); plain TCP: 1 (a FIN is all it has). */
+int fanout_net_close_trusted(const struct fanout_net_conn *c);
+
 /* Whether the TLS layer holds bytes read from the socket and not handed
  * out (then a quiet socket proves nothing): 1 or 0; 0 for plain TCP. */
 int fanout_net_pending(const struct fanout_net_conn *c);
@@ -120,9 +134,14 @@ void fanout_net_cleanup(void);
 int fanout_net_test_resolved(const char *host, long port, const char *const *addrs,
                              size_t n);
 /* Test hooks: each lookup thread sleeps delay_ms before it resolves (a
- * slow resolver); the lookups still running. */
+ * slow resolver); the lookups still running; the resolver calls made
+ * (getaddrinfo) since the process started. */
 void fanout_net_test_lookup_delay(int delay_ms);
 int fanout_net_test_lookups(void);
+int fanout_net_test_resolver_calls(void);
+/* Test hook: lookups cannot start a thread (as when pthread_create
+ * fails): the connection that starts one resolves on its own thread. */
+void fanout_net_test_no_threads(int on);
 #endif
 
 #endif

@@ -2,7 +2,8 @@
  * anywhere.
  *
  * Input: byte 0: bit 0 makes it the answer to a HEAD request, bit 1 says
- * the connection closes after the bytes; byte 1 seeds where the bytes are
+ * the connection closes after the bytes, bit 2 that the close is not
+ * trusted (TLS without close_notify); byte 1 seeds where the bytes are
  * split; the rest is what the server sent.
  *
  * The bytes are parsed twice: in one piece, and in pieces of 1 to 64
@@ -10,8 +11,9 @@
  * kind, status, headers, body, reuse, bytes taken): where reads split a
  * response never changes what it says; a completed answer is final
  * (200..599), has no body when it may not (HEAD, 204, 304) and none over
- * the cap, keeps headers with a name free of ':' and white space at its
- * ends and no CR or LF anywhere; a failure has a kind and words. */
+ * the cap, is not one read to an untrusted close, keeps headers with a
+ * name free of ':' and white space at its ends and no CR or LF anywhere;
+ * a failure has a kind and words. */
 #include <string.h>
 
 #include "aws/http1.h"
@@ -21,10 +23,11 @@ struct parse {
     struct fanout_http_response r;
     struct fanout_http1_parser p;
     size_t taken;
+    int done_before_eof;
 };
 
 static void s_parse(struct parse *x, const uint8_t *d, size_t n, int is_head, int eof,
-                    uint32_t seed)
+                    int trusted, uint32_t seed)
 {
     memset(&x->r, 0, sizeof x->r);
     fanout_http1_parser_init(&x->p, &x->r, is_head);
@@ -51,8 +54,9 @@ static void s_parse(struct parse *x, const uint8_t *d, size_t n, int is_head, in
         x->taken += used;
         at += k;
     }
+    x->done_before_eof = x->p.state == FANOUT_HTTP1_DONE;
     if (eof)
-        fanout_http1_eof(&x->p);
+        fanout_http1_eof(&x->p, trusted);
 }
 
 static int s_ws(char c)
@@ -60,7 +64,7 @@ static int s_ws(char c)
     return c == ' ' || c == '\t';
 }
 
-static void s_check_one(const struct parse *x, int is_head)
+static void s_check_one(const struct parse *x, int is_head, int eof, int trusted)
 {
     const struct fanout_http_response *r = &x->r;
     const struct fanout_http1_parser *p = &x->p;
@@ -77,6 +81,8 @@ static void s_check_one(const struct parse *x, int is_head)
             FUZZ_CHECK(r->body.len == 0, "a body where none may be");
         if (p->keep_alive)
             FUZZ_CHECK(p->minor >= 1 && !p->conn_close, "reusable after HTTP/1.0 or close");
+        if (eof && !trusted)
+            FUZZ_CHECK(x->done_before_eof, "completed by an untrusted close");
     }
     FUZZ_CHECK(r->header_count <= FANOUT_HTTP1_MAX_HEADERS, "%zu headers", r->header_count);
     for (size_t i = 0; i < r->header_count; i++) {
@@ -96,16 +102,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_quiet_logs();
     if (size < 2)
         return 0;
-    int is_head = data[0] & 1, eof = (data[0] >> 1) & 1;
+    int is_head = data[0] & 1, eof = (data[0] >> 1) & 1, trusted = !((data[0] >> 2) & 1);
     uint32_t seed = data[1] | 0x100u; /* never 0: 0 means one piece */
     const uint8_t *d = data + 2;
     size_t n = size - 2;
     struct parse *a = calloc(2, sizeof *a), *b = a + 1;
     FUZZ_CHECK(a != NULL, "out of memory");
-    s_parse(a, d, n, is_head, eof, 0);
-    s_parse(b, d, n, is_head, eof, seed);
-    s_check_one(a, is_head);
-    s_check_one(b, is_head);
+    s_parse(a, d, n, is_head, eof, trusted, 0);
+    s_parse(b, d, n, is_head, eof, trusted, seed);
+    s_check_one(a, is_head, eof, trusted);
+    s_check_one(b, is_head, eof, trusted);
     FUZZ_CHECK(a->p.state == b->p.state, "state %d vs %d split", a->p.state, b->p.state);
     FUZZ_CHECK(a->p.error == b->p.error, "error %d vs %d split", a->p.error, b->p.error);
     FUZZ_CHECK(a->p.keep_alive == b->p.keep_alive, "reuse differs when split");

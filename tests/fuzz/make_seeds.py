@@ -264,7 +264,8 @@ write("http", "folded", b'\x00HTTP/1.1 503 Slow Down\r\nRetry-After: 1\r\nX-Long
 write("http", "head-big", b'\x01HTTP/1.1 200 OK\r\nContent-Length: 999999999999\r\n\r\n')
 write("http", "too-big", b'\x00HTTP/1.1 200 OK\r\ncontent-length:   67108865\r\n\r\nxx')
 write("http", "odd-lines", b'\x00HTTP/2 200\r\n: empty name\r\nno colon here\r\nName   :   spaced value   \r\nA:\r\n\r\n')
-# http1: flags (bit 0 HEAD, bit 1 EOF after), a split seed, then the bytes
+# http1: flags (bit 0 HEAD, bit 1 EOF after, bit 2 the close untrusted: TLS
+# without close_notify), a split seed, then the bytes
 write("http1", "sqs-ok", b'\x00\x07HTTP/1.1 200 OK\r\nx-amzn-RequestId: f0f1\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: 27\r\n\r\n{"Successful":[],"Failed":[]}')
 write("http1", "chunked-trailers", b'\x00\x31HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;a=b\r\nhello\r\nA\r\n0123456789\r\n0\r\nX-T: 1\r\n\r\n')
 write("http1", "continue-then-400", b'\x00\x02HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}')
@@ -272,6 +273,8 @@ write("http1", "http10-to-close", b'\x02\x09HTTP/1.0 200 OK\r\nX-A: 1\r\n folded
 write("http1", "head-204-304", b'\x01\x44HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n')
 write("http1", "extra-reply", b'\x00\x05HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx')
 write("http1", "short-body", b'\x02\x00HTTP/1.1 200 OK\r\nContent-Length: 10\r\nContent-Length: 10\r\n\r\nabc')
+write("http1", "tls-cut-to-close", b'\x06\x0bHTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nbody cut by a FIN')
+write("http1", "tls-cut-chunked", b'\x06\x03HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\nonly')
 
 # ---- plugin helpers: any bytes (record data) -----------------------------------
 write("helpers", "arn", "arn:aws:kinesis:us-east-1:123456789012:stream/s")

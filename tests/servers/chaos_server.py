@@ -45,8 +45,9 @@ Paths (any method; the request body is always read first, but for /early):
                    case name: value), headerList ([name, value] as sent),
                    bodyLength, bodySha256, connectionId, connectionRequest
                    (1 for the first request on the connection), tls,
-                   sni (the TLS server name the client sent, or null) and
-                   tlsResumed (whether the handshake resumed a session);
+                   sni (the TLS server name the client sent, or null),
+                   tlsResumed (whether the handshake resumed a session) and
+                   tlsVersion ("TLSv1.3", "TLSv1.2"; null without TLS);
                    ?close=1: with Connection: close, and closed
 
 Counters (/stats), since the start or the last reset: accepted (TCP
@@ -61,7 +62,8 @@ With --tls the server offers ALPN h2 and http/1.1, as AWS endpoints do; a
 client that picks h2 gets its connection closed unread (counted in
 h2Connections): it would have sent HTTP/1.1 text to an HTTP/2 server.
 
-Options: --tls CERT KEY, --parent-pid PID (exit when that process is gone),
+Options: --tls CERT KEY, --tls12 (with --tls: TLS 1.2 at most, its
+sessions resumed by session ID or ticket), --parent-pid PID (exit when that process is gone),
 --max-lifetime S (exit after S seconds whatever happens: a backstop so a
 broken test never leaves us running).
 """
@@ -98,9 +100,11 @@ def _chunks(sizes):
 _OK2 = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 # name: (bytes, how): how is "keep" (the connection stays open for more
-# requests), "close" (closed after the bytes: a FIN), "bytes" (one byte a
-# write, then kept) or "later" (the bytes, then 50 ms on, an extra answer
-# nobody asked for, then kept).
+# requests), "close" (closed after the bytes: a FIN, over TLS without
+# close_notify, as a close injected by someone else would be), "notify" (as
+# "close", but over TLS close_notify first), "bytes" (one byte a write,
+# then kept) or "later" (the bytes, then 50 ms on, an extra answer nobody
+# asked for, then kept).
 RAW_ANSWERS = {
     "chunked-ext": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n"
                     b"5;name=value\r\nhello\r\n1\r\n,\r\n6 ; ext=\"q\"\r\n world\r\n"
@@ -113,6 +117,8 @@ RAW_ANSWERS = {
                    "keep"),
     "http10": (b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nbody to close",
                "close"),
+    "http10-notify": (b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n"
+                      b"body to close", "notify"),
     "continue": (b"HTTP/1.1 100 Continue\r\nX-Interim: 1\r\n\r\n"
                  b"HTTP/1.1 200 OK\r\nX-Final: 1\r\nContent-Length: 2\r\n\r\nok", "keep"),
     "switching": (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n", "keep"),
@@ -123,6 +129,8 @@ RAW_ANSWERS = {
     "extra-1k": (b"HTTP/1.1 200 OK\r\nContent-Length: 984\r\n\r\n" + b"k" * 984
                  + b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nextra", "keep"),
     "short": (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this", "close"),
+    "chunk-short": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\nonly",
+                    "close"),
     "cl-same": (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok",
                 "keep"),
     "cl-conflict": (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n"
@@ -324,6 +332,7 @@ class Handler(BaseHTTPRequestHandler):
             "tls": self.server.tls,
             "sni": getattr(self.request, "fanout_sni", None),
             "tlsResumed": bool(self.server.tls and self.request.session_reused),
+            "tlsVersion": self.request.version() if self.server.tls else None,
         }
         # ?close=1: answered with Connection: close, then closed
         close = parse_qs(url.query).get("close", [""])[0] == "1"
@@ -403,8 +412,12 @@ class Handler(BaseHTTPRequestHandler):
                 time.sleep(0.001)
         else:
             self._write_raw(data)
-        if how == "close":
+        if how in ("close", "notify"):
             self.close_connection = True
+        if how == "notify" and self.server.tls:
+            # close_notify (Python's close sends none), then the client's
+            # own awaited
+            self.request.unwrap()
         elif how == "later":
             time.sleep(0.05)
             self._write_raw(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nextra")
@@ -447,12 +460,15 @@ class Server(serve.Server):
 def main():
     ap = serve.arguments(__doc__)
     ap.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
+    ap.add_argument("--tls12", action="store_true")
     args = ap.parse_args()
 
     tls_ctx = None
     if args.tls:
         tls_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         tls_ctx.load_cert_chain(args.tls[0], args.tls[1])
+        if args.tls12:
+            tls_ctx.maximum_version = ssl.TLSVersion.TLSv1_2
         tls_ctx.set_alpn_protocols(["h2", "http/1.1"])  # as AWS endpoints
 
         def keep_sni(sock, name, ctx):

@@ -82,6 +82,7 @@ static int64_t s_mono_ms(void)
 
 /* ---- the server ------------------------------------------------------------ */
 
+/* tls: 0 plain, 1 TLS (1.3), 2 TLS 1.2 at most */
 static void s_server_start(struct server *sv, int tls)
 {
     const char *dir = getenv("FANOUT_TESTS_DIR");
@@ -96,6 +97,8 @@ static void s_server_start(struct server *sv, int tls)
         argv[argc++] = "--tls";
         argv[argc++] = s_t.cert;
         argv[argc++] = s_t.key;
+        if (tls == 2)
+            argv[argc++] = "--tls12";
     }
     argv[argc] = NULL;
 
@@ -986,6 +989,125 @@ START_TEST(test_connect_family_fallback)
 }
 END_TEST
 
+/* A listener that drops connection attempts until, 300 ms on, it makes
+ * room (accepts the filler that filled its queue); then it answers one
+ * request, or gives up after 8 s. */
+struct s_late {
+    int ls;
+    pthread_t th;
+    int served;
+};
+
+static void *s_late_main(void *arg)
+{
+    struct s_late *o = arg;
+    usleep(300 * 1000);
+    int filler = accept(o->ls, NULL, NULL);
+    if (filler >= 0)
+        close(filler);
+    struct pollfd p = {.fd = o->ls, .events = POLLIN};
+    if (poll(&p, 1, 8000) != 1)
+        return NULL;
+    int fd = accept(o->ls, NULL, NULL);
+    if (fd < 0)
+        return NULL;
+    char buf[4096];
+    size_t got = 0;
+    p = (struct pollfd){.fd = fd, .events = POLLIN};
+    while (got < sizeof buf - 1 && poll(&p, 1, 8000) == 1) {
+        ssize_t n = recv(fd, buf + got, sizeof buf - 1 - got, 0);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+        buf[got] = 0;
+        if (strstr(buf, "\r\n\r\n")) {
+            static const char ok[] =
+                "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+            o->served = send(fd, ok, sizeof ok - 1, MSG_NOSIGNAL) == sizeof ok - 1;
+            break;
+        }
+    }
+    close(fd);
+    return NULL;
+}
+
+/* A queue filled by one connection nobody accepts: the kernel drops
+ * further SYNs (a route that drops packets). 0, or -1: cannot bind. */
+static int s_full_listener(int family, int port, int *ls, int *filler)
+{
+    struct sockaddr_storage ss = {0};
+    socklen_t len;
+    if (family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        a->sin6_family = AF_INET6;
+        a->sin6_addr = in6addr_loopback;
+        a->sin6_port = htons((uint16_t)port);
+        len = sizeof *a;
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        a->sin_family = AF_INET;
+        a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        a->sin_port = htons((uint16_t)port);
+        len = sizeof *a;
+    }
+    int one = 1;
+    *ls = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(*ls, 0);
+    if (family == AF_INET6)
+        ck_assert_int_eq(setsockopt(*ls, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one), 0);
+    if (bind(*ls, (struct sockaddr *)&ss, len) != 0) {
+        close(*ls);
+        return -1;
+    }
+    ck_assert_int_eq(getsockname(*ls, (struct sockaddr *)&ss, &len), 0);
+    ck_assert_int_eq(listen(*ls, 0), 0);
+    *filler = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_eq(connect(*filler, (struct sockaddr *)&ss, len), 0);
+    return ntohs(family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                    : ((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* Happy eyeballs side by side (RFC 8305): the first address (IPv6) does
+ * not answer within 200 ms, so the IPv4 address starts, and never
+ * answers; the IPv6 attempt goes on and connects (its SYN sent again
+ * after 1 s finds room): the request is served there. An attempt given
+ * up when the next starts would leave the IPv4 one alone until the
+ * connect timeout. */
+START_TEST(test_connect_side_by_side)
+{
+    int ls4, filler4, ls6, filler6;
+    int port = s_full_listener(AF_INET, 0, &ls4, &filler4);
+    if (s_full_listener(AF_INET6, port, &ls6, &filler6) < 0) {
+        /* no IPv6 loopback here (or the port taken): nothing to test */
+        close(filler4);
+        close(ls4);
+        return;
+    }
+    struct s_late late = {.ls = ls6};
+    ck_assert_int_eq(pthread_create(&late.th, NULL, s_late_main, &late), 0);
+    static const char *const addrs[] = {"::1", "127.0.0.1"};
+    ck_assert_int_eq(fanout_net_test_resolved("eyeballs.fanout.test", port, addrs, 2), 0);
+    char url[PATH_LEN];
+    snprintf(url, sizeof url, "http://eyeballs.fanout.test:%d/", port);
+    struct fanout_http_request q = {
+        .method = "GET", .url = url, .timeout_ms = 20000, .connect_timeout_ms = 6000};
+    struct fanout_http_response r = {0};
+    int64_t t0 = s_mono_ms();
+    s_perform1(&q, &r);
+    int64_t took = s_mono_ms() - t0;
+    pthread_join(late.th, NULL);
+    ck_assert_msg(r.error == FANOUT_HTTP_OK && r.status == 200, "took %lld ms: %s",
+                  (long long)took, r.error_text);
+    ck_assert_int_eq(late.served, 1);
+    ck_assert_msg(took >= 250 && took < 4500, "took %lld ms", (long long)took);
+    fanout_http_response_clean_up(&r);
+    close(filler4);
+    close(ls4);
+    close(filler6);
+    close(ls6);
+}
+END_TEST
+
 /* A resolver that takes longer than the connect timeout: the request
  * fails when the timeout is up, in the resolver's words, while a request
  * of the same call to an address goes through; the lookup ends on its
@@ -1037,6 +1159,117 @@ START_TEST(test_resolve_timeout)
                   "%s", r[0].error_text);
     fanout_http_response_clean_up(&r[0]);
     fanout_http_response_clean_up(&r[1]);
+}
+END_TEST
+
+/* n GETs of `url` in one call, each with its connect timeout; the time
+ * the call took. */
+static int64_t s_perform_same(const char *url, const int64_t *connect_timeout_ms, int n,
+                              struct fanout_http_response *r)
+{
+    struct fanout_http_request q[16];
+    const struct fanout_http_request *qs[16];
+    struct fanout_http_response *rs[16];
+    ck_assert_int_le(n, 16);
+    for (int i = 0; i < n; i++) {
+        q[i] = (struct fanout_http_request){.method = "GET",
+                                            .url = url,
+                                            .timeout_ms = S_OK_WAIT_MS,
+                                            .connect_timeout_ms = connect_timeout_ms[i]};
+        memset(&r[i], 0, sizeof r[i]);
+        qs[i] = &q[i];
+        rs[i] = &r[i];
+    }
+    int64_t t0 = s_mono_ms();
+    fanout_http_perform(qs, rs, (size_t)n);
+    return s_mono_ms() - t0;
+}
+
+/* r[0..n) all 200s; cleaned up */
+static void s_expect_ok_all(struct fanout_http_response *r, int n)
+{
+    for (int i = 0; i < n; i++) {
+        ck_assert_msg(r[i].error == FANOUT_HTTP_OK && r[i].status == 200, "%d: %s", i,
+                      r[i].error_text);
+        fanout_http_response_clean_up(&r[i]);
+    }
+}
+
+/* The lookups of a name: when one runs, every connection that wants the
+ * name waits for it (one resolver call, one thread, its answer cached
+ * once); each waiter's own connect timeout still holds, whoever started
+ * the lookup; a failure reaches them all (and is not cached). */
+START_TEST(test_resolve_shared)
+{
+    char url[PATH_LEN];
+    s_url(url, sizeof url, &s_t.plain, 0, "localhost", "/echo");
+    struct fanout_http_response r[16];
+    int64_t tmo[16];
+    for (int i = 0; i < 16; i++)
+        tmo[i] = S_OK_WAIT_MS;
+    /* 16 connections at a cold start: one lookup */
+    fanout_net_test_lookup_delay(300);
+    int calls = fanout_net_test_resolver_calls();
+    s_perform_same(url, tmo, 16, r);
+    s_expect_ok_all(r, 16);
+    ck_assert_int_eq(fanout_net_test_resolver_calls() - calls, 1);
+    ck_assert_int_eq(fanout_net_test_lookups(), 0);
+
+    /* a waiter's timeout fires on time, whether it started the lookup
+     * (which goes on for the other) or joined it */
+    fanout_net_test_lookup_delay(1000);
+    for (int first = 0; first < 2; first++) {
+        fanout_http_global_cleanup(); /* the cache emptied */
+        ck_assert_int_eq(fanout_http_global_init(), 0);
+        calls = fanout_net_test_resolver_calls();
+        int64_t two[2] = {first ? 200 : S_OK_WAIT_MS, first ? S_OK_WAIT_MS : 200};
+        int64_t took = s_perform_same(url, two, 2, r);
+        struct fanout_http_response *quick = &r[first ? 0 : 1], *slow = &r[first ? 1 : 0];
+        ck_assert_int_eq(quick->error, FANOUT_HTTP_TIMEOUT);
+        long ms = -1;
+        ck_assert_msg(sscanf(quick->error_text, "Resolving localhost timed out after %ld",
+                             &ms) == 1 &&
+                          ms >= 190 && ms < 900,
+                      "%s", quick->error_text);
+        ck_assert_msg(slow->error == FANOUT_HTTP_OK && slow->status == 200, "%s",
+                      slow->error_text);
+        ck_assert_msg(took >= 950, "took %lld ms", (long long)took);
+        ck_assert_int_eq(fanout_net_test_resolver_calls() - calls, 1);
+        fanout_http_response_clean_up(&r[0]);
+        fanout_http_response_clean_up(&r[1]);
+    }
+
+    /* a failure reaches every waiter; the next connection asks again */
+    fanout_net_test_lookup_delay(200);
+    snprintf(url, sizeof url, "http://fanout-no-such-host.invalid:%d/", s_t.plain.port);
+    calls = fanout_net_test_resolver_calls();
+    s_perform_same(url, tmo, 4, r);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(r[i].error, FANOUT_HTTP_CONNECT);
+        ck_assert_msg(strstr(r[i].error_text,
+                             "Could not resolve host: fanout-no-such-host.invalid") != NULL,
+                      "%d: %s", i, r[i].error_text);
+        fanout_http_response_clean_up(&r[i]);
+    }
+    ck_assert_int_eq(fanout_net_test_resolver_calls() - calls, 1);
+    s_perform_same(url, tmo, 1, r);
+    ck_assert_int_eq(r[0].error, FANOUT_HTTP_CONNECT);
+    fanout_http_response_clean_up(&r[0]);
+    ck_assert_int_eq(fanout_net_test_resolver_calls() - calls, 2);
+
+    /* no thread to be had: the first connection resolves on its own
+     * thread (its lookup done at once), the others find the answer
+     * cached */
+    fanout_net_test_no_threads(1);
+    fanout_net_test_lookup_delay(0);
+    s_url(url, sizeof url, &s_t.plain, 0, "localhost", "/echo");
+    fanout_http_global_cleanup();
+    ck_assert_int_eq(fanout_http_global_init(), 0);
+    calls = fanout_net_test_resolver_calls();
+    s_perform_same(url, tmo, 3, r);
+    s_expect_ok_all(r, 3);
+    ck_assert_int_eq(fanout_net_test_resolver_calls() - calls, 1);
+    fanout_net_test_no_threads(0);
 }
 END_TEST
 
@@ -1844,6 +2077,136 @@ START_TEST(test_tls_session_resumed)
 }
 END_TEST
 
+/* GET /echo?close=1 from the TLS server at `host`, verified unless
+ * `no_verify`: whether the handshake resumed (-1: failed) and its TLS
+ * version, as the server saw them. */
+static int s_tls_resumed_v(const char *host, int no_verify, char *version, size_t len)
+{
+    struct fanout_http_response r = {0};
+    s_tls_request(host, "/echo?close=1", no_verify, NULL, 0, &r);
+    int resumed = -1;
+    version[0] = 0;
+    if (r.error == FANOUT_HTTP_OK && r.status == 200) {
+        json_t *doc = s_body_json(&r);
+        resumed = json_is_true(json_object_get(doc, "tlsResumed"));
+        const char *v = json_string_value(json_object_get(doc, "tlsVersion"));
+        fanout_strlcpy(version, v ? v : "", len);
+        json_decref(doc);
+    }
+    ck_assert_msg(resumed >= 0, "%s: %s", host, r.error_text);
+    fanout_http_response_clean_up(&r);
+    return resumed;
+}
+
+/* A server limited to TLS 1.2 (a session ID or ticket given at the
+ * handshake's end, not TLS 1.3's tickets after it): the second connection
+ * resumes; a session is never offered across verification settings (a
+ * resumed handshake checks no certificate), nor to another name. */
+START_TEST(test_tls12_session_resumed)
+{
+    s_make_cert(s_t.key, s_t.cert);
+    s_server_start(&s_t.tls, 2);
+    setenv("FANOUT_CA_BUNDLE", s_t.cert, 1);
+    s_reinit();
+    char v[32];
+    ck_assert_int_eq(s_tls_resumed_v("localhost", 0, v, sizeof v), 0);
+    ck_assert_str_eq(v, "TLSv1.2");
+    ck_assert_int_eq(s_tls_resumed_v("localhost", 0, v, sizeof v), 1);
+    ck_assert_str_eq(v, "TLSv1.2");
+    ck_assert_int_eq(s_tls_resumed_v("localhost", 0, v, sizeof v), 1);
+    /* verification off for the same place: its own full handshake */
+    ck_assert_int_eq(s_tls_resumed_v("localhost", 1, v, sizeof v), 0);
+    ck_assert_int_eq(s_tls_resumed_v("localhost", 1, v, sizeof v), 1);
+    /* and the verified place kept its own */
+    ck_assert_int_eq(s_tls_resumed_v("localhost", 0, v, sizeof v), 1);
+    /* another name for the same server */
+    ck_assert_int_eq(s_tls_resumed_v("127.0.0.1", 0, v, sizeof v), 0);
+    ck_assert_int_eq(s_tls_resumed_v("127.0.0.1", 0, v, sizeof v), 1);
+
+    /* a session made without verification is not offered once the peer
+     * is verified and no longer trusted: the handshake checks and refuses */
+    unsetenv("FANOUT_CA_BUNDLE");
+    s_reinit();
+    ck_assert_int_eq(s_tls_resumed_v("localhost", 1, v, sizeof v), 0);
+    ck_assert_int_eq(s_tls_resumed_v("localhost", 1, v, sizeof v), 1);
+    char text[256];
+    ck_assert_int_eq(s_tls_resumed("localhost", "/echo?close=1", 0, text, sizeof text), -1);
+    ck_assert_msg(strstr(text, "self-signed certificate") != NULL, "%s", text);
+}
+END_TEST
+
+/* A close ends a body read to the close only when it is the server's own
+ * word: over TLS close_notify first; a TCP close alone (a FIN anyone on the
+ * path could send mid-body) fails the answer, naming the server, and so
+ * does any close before a Content-Length or chunked body is whole. The TLS
+ * session survives such a close. Plain HTTP keeps taking bodies read to
+ * the close. */
+struct s_cut_case {
+    const char *path;
+    const char *words; /* NULL: a 200 with "body to close" */
+};
+
+static void s_cut_cases(const struct server *sv, int tls, const struct s_cut_case *cases,
+                        size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct s_cut_case *k = &cases[i];
+        char url[PATH_LEN], want[128];
+        struct fanout_http_request q = {
+            .method = "GET",
+            .url = s_url(url, sizeof url, sv, tls, "127.0.0.1", k->path),
+            .timeout_ms = S_OK_WAIT_MS,
+            .connect_timeout_ms = S_OK_WAIT_MS};
+        struct fanout_http_response r = {0};
+        s_perform1(&q, &r);
+        if (!k->words) {
+            ck_assert_msg(r.error == FANOUT_HTTP_OK && r.status == 200, "%s %s: %s",
+                          tls ? "https" : "http", k->path, r.error_text);
+            ck_assert_uint_eq(r.body.len, 13);
+            ck_assert_int_eq(memcmp(r.body.bytes, "body to close", 13), 0);
+        } else {
+            s_expect_error(&r, FANOUT_HTTP_RESET, k->path);
+            snprintf(want, sizeof want,
+                     "answer from 127.0.0.1:%d: connection closed before the answer was "
+                     "complete (",
+                     sv->port);
+            ck_assert_msg(strstr(r.error_text, want) && strstr(r.error_text, k->words),
+                          "%s %s: %s", tls ? "https" : "http", k->path, r.error_text);
+        }
+        fanout_http_response_clean_up(&r);
+    }
+}
+
+START_TEST(test_tls_truncation)
+{
+    static const struct s_cut_case tls_cases[] = {
+        {"/raw/http10-notify", NULL},
+        {"/raw/http10",
+         "a body read to the close, 13 bytes, ended without TLS close_notify"},
+        {"/raw/short", "91 of 100 body bytes missing"},
+        {"/raw/chunk-short", "in its chunked body, 4 bytes read"},
+        {"/reset-mid?mode=fin", "99000 of 100000 body bytes missing"},
+        {"/raw/http10-notify", NULL},
+    };
+    static const struct s_cut_case plain_cases[] = {
+        {"/raw/http10", NULL},
+        {"/raw/http10-notify", NULL},
+        {"/raw/short", "91 of 100 body bytes missing"},
+        {"/raw/chunk-short", "in its chunked body, 4 bytes read"},
+    };
+    s_cut_cases(&s_t.plain, 0, plain_cases, sizeof plain_cases / sizeof plain_cases[0]);
+    s_tls_start();
+    setenv("FANOUT_CA_BUNDLE", s_t.cert, 1);
+    s_reinit();
+    s_cut_cases(&s_t.tls, 1, tls_cases, sizeof tls_cases / sizeof tls_cases[0]);
+    /* a close without close_notify is no TLS failure: the session of the
+     * place is still offered */
+    char text[256];
+    ck_assert_int_eq(s_tls_resumed("127.0.0.1", "/raw/http10", 0, text, sizeof text), -1);
+    ck_assert_int_eq(s_tls_resumed("127.0.0.1", "/echo?close=1", 0, text, sizeof text), 1);
+}
+END_TEST
+
 /* A server of one connection: it reads the client's first bytes, then
  * closes (S_CLOSE), or answers in plain text (S_GARBAGE), or says nothing
  * until the client goes (S_MUTE). */
@@ -2490,7 +2853,9 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_connect_errors);
     tcase_add_test(tc, test_connect_timeout);
     tcase_add_test(tc, test_connect_family_fallback);
+    tcase_add_test(tc, test_connect_side_by_side);
     tcase_add_test(tc, test_resolve_timeout);
+    tcase_add_test(tc, test_resolve_shared);
     tcase_add_test(tc, test_resets);
     tcase_add_test(tc, test_statuses);
     tcase_add_test(tc, test_response_headers);
@@ -2509,6 +2874,8 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_tls_handshake_failures);
     tcase_add_test(tc, test_tls_host_forms);
     tcase_add_test(tc, test_tls_session_resumed);
+    tcase_add_test(tc, test_tls_truncation);
+    tcase_add_test(tc, test_tls12_session_resumed);
     tcase_add_test(tc, test_proxy_from_environment);
     tcase_add_test(tc, test_proxy_env_order_http);
     tcase_add_test(tc, test_proxy_env_order_https);
