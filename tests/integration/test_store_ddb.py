@@ -364,5 +364,27 @@ class DynamoDBAnswers(unittest.TestCase):
         self.assertIn('DynamoDB Query: the answer holds the item of sourceArn "%s", id '
                       '"a" twice (a table holds one item per key)' % SOURCE, log)
 
+    def test_query_pages_in_a_cycle(self):
+        """LastEvaluatedKey b, then c, then b again: the pages would go
+        round until the deadline (without one, `fanout list`, for ever),
+        each adding items. Seen before: the read fails, named."""
+        def answer(body):
+            start = body.get("ExclusiveStartKey", {}).get("id", {}).get("S")
+            nxt = "c" if start == "b" else "b"
+            n = len(reqs_seen)
+            reqs_seen.append(start)
+            return {"Items": [item(SOURCE, "x%d" % n, self.path("x.jsonl"))], "Count": 1,
+                    "LastEvaluatedKey": {"sourceArn": {"S": SOURCE}, "id": {"S": nxt}}}
+        reqs_seen = []
+        t0 = time.monotonic()
+        r, log, reqs = self.invoke(answer)
+        self.assertLess(time.monotonic() - t0, 10, log)
+        self.assertEqual(len(reqs), 3, log)
+        self.assertEqual(self.written("x.jsonl"), 0, log)
+        self.assertEqual(r.returncode, 1, log)
+        self.assertIn('DynamoDB Query: it returned the '
+                      'LastEvaluatedKey {"id":{"S":"b"},"sourceArn":{"S":"%s"}} a second '
+                      'time (its pages go round in a cycle)' % SOURCE, log)
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
