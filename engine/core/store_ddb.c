@@ -419,7 +419,13 @@ struct s_entry {
     int have;        /* read successfully at least once */
     int64_t read_ms; /* end of the last good read */
     int64_t next_ms; /* read again from then on */
+    uint64_t used;   /* the store's lookup count at its last lookup */
 };
+
+/* Sources cached at most: events name any sources they like (an SNS message
+ * unwrapped names its own), and each would stay for the process's life; the
+ * least recently looked up goes first. */
+#define S_ENTRIES_MAX 1024
 
 struct s_ddb_store {
     struct fanout_store base;
@@ -431,6 +437,7 @@ struct s_ddb_store {
     struct s_entry *entries;
     size_t entry_count;
     size_t entry_cap;
+    uint64_t lookups;
     struct fanout_mapping_set all; /* the last Scan, for `all` */
 };
 
@@ -660,18 +667,37 @@ static void s_entry_clean_up(struct s_entry *e)
 
 static struct s_entry *s_entry_get(struct s_ddb_store *st, const char *source)
 {
+    st->lookups++;
     for (size_t i = 0; i < st->entry_count; i++)
-        if (strcmp(st->entries[i].source, source) == 0)
+        if (strcmp(st->entries[i].source, source) == 0) {
+            st->entries[i].used = st->lookups;
             return &st->entries[i];
-    void *p = s_grow(st->entries, &st->entry_cap, st->entry_count, sizeof *st->entries);
-    if (!p)
+        }
+    char *copy = strdup(source);
+    if (!copy)
         return NULL;
-    st->entries = p;
-    struct s_entry *e = &st->entries[st->entry_count];
+    struct s_entry *e;
+    if (st->entry_count == S_ENTRIES_MAX) {
+        /* the one least recently looked up makes room (what an earlier
+         * lookup lent out is valid until this one only) */
+        e = &st->entries[0];
+        for (size_t i = 1; i < st->entry_count; i++)
+            if (st->entries[i].used < e->used)
+                e = &st->entries[i];
+        s_entry_clean_up(e);
+        free(e->source);
+    } else {
+        void *p = s_grow(st->entries, &st->entry_cap, st->entry_count, sizeof *st->entries);
+        if (!p) {
+            free(copy);
+            return NULL;
+        }
+        st->entries = p;
+        e = &st->entries[st->entry_count++];
+    }
     memset(e, 0, sizeof *e);
-    if (!(e->source = strdup(source)))
-        return NULL;
-    st->entry_count++;
+    e->source = copy;
+    e->used = st->lookups;
     return e;
 }
 
