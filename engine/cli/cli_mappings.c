@@ -502,6 +502,30 @@ static void s_print_missing(const struct s_prepared *p, const char *id)
             p->ctx.cmd->name, id, p->source_arn, p->table);
 }
 
+/* The "S" text of attribute `name` of `item`, or NULL. */
+static const char *s_item_text(const json_t *item, const char *name)
+{
+    const json_t *v = json_object_get(item, name);
+    return json_object_size(v) == 1 ? json_string_value(json_object_get(v, "S")) : NULL;
+}
+
+/* Whether GetItem's `item` is another key's (an answer to another request:
+ * changed and put back, it would overwrite that item); says so. */
+static int s_other_item(const json_t *item, const struct s_prepared *p, const char *id)
+{
+    const char *src = s_item_text(item, "sourceArn"), *iid = s_item_text(item, "id");
+    if (src && iid && !strcmp(src, p->source_arn) && !strcmp(iid, id))
+        return 0;
+    char qs[FANOUT_QUOTE_SIZE], qi[FANOUT_QUOTE_SIZE];
+    fprintf(stderr,
+            "fanout update: DynamoDB GetItem of mapping \"%s\" for %s in table \"%s\" "
+            "answered with the item of sourceArn \"%s\", id \"%s\": not the one asked for, "
+            "so nothing is written\n",
+            id, p->source_arn, p->table, src ? fanout_quote(qs, src) : "(none)",
+            iid ? fanout_quote(qi, iid) : "(none)");
+    return 1;
+}
+
 int cli_update(const struct cli_command *cmd, const struct cli_args *a)
 {
     if (!cli_count_fields(a))
@@ -523,6 +547,8 @@ int cli_update(const struct cli_command *cmd, const struct cli_args *a)
         s_print_missing(&p, a->id);
         rc = CLI_FAILED;
     }
+    if (rc == CLI_OK && s_other_item(item, &p, a->id))
+        rc = CLI_FAILED;
     json_t *obj = NULL;
     if (rc == CLI_OK) {
         char err[512];

@@ -189,8 +189,11 @@ int fanout_ddb_read_pages(const char *region, const char *op, json_t *body, long
     if (limit && json_object_set_new(body, "Limit", json_integer(limit)) != 0)
         return fanout_ddb_call(region, op, NULL, r); /* out of memory */
     json_t *start = NULL;
-    int rc = 0;
-    for (;;) {
+    /* every LastEvaluatedKey met, by its sorted compact text: a key met
+     * again sends the pages round a cycle, each adding its items */
+    json_t *seen = json_object();
+    int rc = seen ? 0 : fanout_ddb_call(region, op, NULL, r);
+    while (rc == 0) {
         if (start && json_object_set(body, "ExclusiveStartKey", start) != 0) {
             rc = fanout_ddb_call(region, op, NULL, r);
             break;
@@ -219,9 +222,19 @@ int fanout_ddb_read_pages(const char *region, const char *op, json_t *body, long
             json_decref(reply);
             break;
         }
-        if (start && json_equal(start, next)) {
+        char *text = json_dumps(next, JSON_COMPACT | JSON_SORT_KEYS);
+        if (text && json_object_get(seen, text)) {
+            char q[FANOUT_QUOTE_SIZE];
+            rc = s_invalid(r,
+                           "it returned the LastEvaluatedKey %s a second time (its pages "
+                           "go round in a cycle)",
+                           fanout_quote(q, text));
+        } else if (!text || json_object_set_new(seen, text, json_true()) != 0) {
+            rc = fanout_ddb_call(region, op, NULL, r); /* out of memory */
+        }
+        free(text);
+        if (rc != 0) {
             json_decref(reply);
-            rc = s_invalid(r, "it returned the same %s twice", "LastEvaluatedKey");
             break;
         }
         json_decref(start);
@@ -229,5 +242,6 @@ int fanout_ddb_read_pages(const char *region, const char *op, json_t *body, long
         json_decref(reply);
     }
     json_decref(start);
+    json_decref(seen);
     return rc;
 }

@@ -71,8 +71,8 @@ typedef int(fanout_ddb_item_fn)(void *ctx, const json_t *item);
  * table and the conditions; Limit `limit` (0: DynamoDB's own pages) and
  * ExclusiveStartKey are set here. Only the absence of LastEvaluatedKey ends
  * the read (pages can be empty and not be the last). Returns 0; -1 with r
- * (a failed request, an answer without "Items", the same LastEvaluatedKey
- * twice); or -2 when `fn` stopped it. */
+ * (a failed request, an answer without "Items", a LastEvaluatedKey met
+ * before in this read: a cycle); or -2 when `fn` stopped it. */
 int fanout_ddb_read_pages(const char *region, const char *op, json_t *body, long limit,
                           fanout_ddb_item_fn *fn, void *ctx, struct fanout_json_reply *r);
 

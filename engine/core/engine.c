@@ -20,6 +20,7 @@
 #include "core/onfailure.h"
 #include "common/log.h"
 #include "core/store_ddb.h"
+#include "fanout/helpers.h"
 
 /* A plugin instance for one target configuration, kept across invocations
  * so its connections stay warm. Owns copies of everything the plugin may
@@ -1373,6 +1374,27 @@ static struct s_target_run *s_target_add(struct s_run *run, size_t *cap,
 
 /* An invalid mapping of this source: its records fail on it (the other
  * targets still get them), unless FANOUT_SKIP_INVALID_MAPPINGS. */
+/* The stream of a Kinesis enhanced fan-out consumer ARN,
+ * arn:P:kinesis:R:A:stream/NAME/consumer/C:T, into `out`: 1, or 0 when
+ * `arn` is not one (or does not fit). */
+static int s_consumer_stream(const char *arn, char *out, size_t len)
+{
+    struct fanout_arn a;
+    if (fanout_arn_split(arn, &a) != 0 || a.service_len != 7 ||
+        memcmp(a.service, "kinesis", 7) != 0 || a.resource_len < 8 ||
+        memcmp(a.resource, "stream/", 7) != 0)
+        return 0;
+    const char *name = a.resource + 7, *slash = strchr(name, '/');
+    if (!slash || slash == name || strncmp(slash, "/consumer/", 10) != 0 || !slash[10])
+        return 0;
+    size_t n = (size_t)(slash - arn);
+    if (n >= len)
+        return 0;
+    memcpy(out, arn, n);
+    out[n] = 0;
+    return 1;
+}
+
 static int s_invalid_mapping(struct s_run *run, size_t *cap,
                              const struct fanout_source_group *g, const char *id,
                              const char *type, const char *destination, const char *why)
@@ -1539,8 +1561,22 @@ static int s_invoke(struct fanout_engine *e, const char *event, char *writable, 
         char why[1024], qsrc[FANOUT_QUOTE_SIZE];
         if (!*g->source_arn)
             continue; /* records without a source: failed above */
-        if (fanout_store_lookup_checked(e->store, g->source_arn, &maps, &nmaps, &bad, &nbad,
-                                        &bad_set, why, sizeof why) != 0) {
+        int found = fanout_store_lookup_checked(e->store, g->source_arn, &maps, &nmaps,
+                                                &bad, &nbad, &bad_set, why, sizeof why);
+        char stream[2048];
+        if (found == 0 && !nmaps && !nbad &&
+            s_consumer_stream(g->source_arn, stream, sizeof stream)) {
+            /* an enhanced fan-out consumer with no targets of its own: its
+             * records are the stream's */
+            char qs[FANOUT_QUOTE_SIZE];
+            LOG_INFO("mappings",
+                     "the records of the stream consumer %s go to the targets of its "
+                     "stream %s",
+                     fanout_quote(qsrc, g->source_arn), fanout_quote(qs, stream));
+            found = fanout_store_lookup_checked(e->store, stream, &maps, &nmaps, &bad,
+                                                &nbad, &bad_set, why, sizeof why);
+        }
+        if (found != 0) {
             LOG_ERROR("mappings",
                       "cannot look up the targets of %s: %s; its %zu records "
                       "are not delivered",

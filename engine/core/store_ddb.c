@@ -419,7 +419,13 @@ struct s_entry {
     int have;        /* read successfully at least once */
     int64_t read_ms; /* end of the last good read */
     int64_t next_ms; /* read again from then on */
+    uint64_t used;   /* the store's lookup count at its last lookup */
 };
+
+/* Sources cached at most: events name any sources they like (an SNS message
+ * unwrapped names its own), and each would stay for the process's life; the
+ * least recently looked up goes first. */
+#define S_ENTRIES_MAX 1024
 
 struct s_ddb_store {
     struct fanout_store base;
@@ -431,6 +437,7 @@ struct s_ddb_store {
     struct s_entry *entries;
     size_t entry_count;
     size_t entry_cap;
+    uint64_t lookups;
     struct fanout_mapping_set all; /* the last Scan, for `all` */
 };
 
@@ -527,12 +534,33 @@ struct s_reader {
     struct s_collect c;
     const char *source;
     size_t index;
+    char answer_wrong[768]; /* why the answer cannot be this read's, or "" */
 };
+
+/* The "S" text of an item's attribute `name`, or NULL. */
+static const char *s_key_text(const json_t *item, const char *name)
+{
+    const json_t *v;
+    const char *t = s_attr_type(json_object_get(item, name), &v);
+    return t && !strcmp(t, "S") && json_is_string(v) ? json_string_value(v) : NULL;
+}
 
 static int s_read_item(void *ctx, const json_t *item)
 {
     struct s_reader *rd = ctx;
     char msg[768], full[1024];
+    const char *item_source = s_key_text(item, "sourceArn");
+    if (rd->source && item_source && strcmp(item_source, rd->source) != 0) {
+        /* an answer to another request (a proxy's, an emulator's): its
+         * items are some other source's targets */
+        char qs[FANOUT_QUOTE_SIZE], qi[FANOUT_QUOTE_SIZE];
+        snprintf(rd->answer_wrong, sizeof rd->answer_wrong,
+                 "the answer holds an item of sourceArn \"%s\" (id \"%s\"), not of the "
+                 "sourceArn asked for: not an answer to this Query, so none of its items "
+                 "is used",
+                 fanout_quote(qs, item_source), fanout_quote(qi, s_key_text(item, "id")));
+        return -1;
+    }
     struct fanout_mapping *m = fanout_mapping_from_item(item, rd->index++, msg, sizeof msg);
     if (m)
         return s_add_item(&rd->c, m);
@@ -548,13 +576,61 @@ static int s_read_item(void *ctx, const json_t *item)
     return s_add_problem(&rd->c, full, item);
 }
 
+/* A (sourceArn, id) pair of a read, for s_key_twice. */
+struct s_key {
+    const char *source;
+    const char *id;
+};
+
+static int s_key_cmp(const void *a, const void *b)
+{
+    const struct s_key *x = a, *y = b;
+    int c = strcmp(x->source, y->source);
+    return c ? c : strcmp(x->id, y->id);
+}
+
+/* A table holds one item per key: a key twice in one read is a page served
+ * twice or an answer spliced from others, and would make two targets of
+ * one item. Non-zero (why in `why`) when a key of `set`'s mappings or of
+ * its problems (those whose key could be read) comes twice; -1 with `why`
+ * empty: out of memory. */
+static int s_key_twice(const struct fanout_mapping_set *set, char *why, size_t why_len)
+{
+    size_t n = 0, total = set->count + set->problem_count;
+    if (total < 2)
+        return 0;
+    struct s_key *keys = malloc(total * sizeof *keys);
+    if (!keys)
+        return -1;
+    for (size_t i = 0; i < set->count; i++)
+        keys[n++] = (struct s_key){set->items[i]->source_arn, set->items[i]->id};
+    for (size_t i = 0; i < set->problem_count; i++)
+        if (set->details[i].source_arn && set->details[i].id)
+            keys[n++] = (struct s_key){set->details[i].source_arn, set->details[i].id};
+    qsort(keys, n, sizeof *keys, s_key_cmp);
+    int rc = 0;
+    for (size_t i = 1; i < n && !rc; i++) {
+        if (s_key_cmp(&keys[i - 1], &keys[i]) == 0) {
+            char qs[FANOUT_QUOTE_SIZE], qi[FANOUT_QUOTE_SIZE];
+            snprintf(why, why_len,
+                     "the answer holds the item of sourceArn \"%s\", id \"%s\" twice (a "
+                     "table holds one item per key): a page served twice, so none of its "
+                     "items is used",
+                     fanout_quote(qs, keys[i].source), fanout_quote(qi, keys[i].id));
+            rc = 1;
+        }
+    }
+    free(keys);
+    return rc;
+}
+
 /* Read every item of `source` (Query) or of the table (source NULL: Scan),
  * page after page: valid mappings and problems into `set`. */
 static int s_read(struct s_ddb_store *st, const char *source,
                   struct fanout_mapping_set *set, char *err, size_t err_len)
 {
     const char *op = source ? "Query" : "Scan";
-    struct s_reader rd = {{set, 0, 0}, source, 0};
+    struct s_reader rd = {{set, 0, 0}, source, 0, ""};
     memset(set, 0, sizeof *set);
     json_t *body = source ? json_pack("{s:s, s:s, s:{s:{s:s}}}", "TableName", st->table,
                                       "KeyConditionExpression", "sourceArn = :s",
@@ -565,8 +641,12 @@ static int s_read(struct s_ddb_store *st, const char *source,
                                           &rd, &r)
                   : -2;
     json_decref(body);
+    if (rc == 0 && s_key_twice(set, rd.answer_wrong, sizeof rd.answer_wrong) != 0)
+        rc = -2;
     if (rc == -1)
         s_read_failed(st, op, &r, err, err_len);
+    else if (rc != 0 && rd.answer_wrong[0])
+        snprintf(err, err_len, "table %s: DynamoDB %s: %s", st->table, op, rd.answer_wrong);
     else if (rc != 0)
         snprintf(err, err_len, "out of memory");
     if (rc != 0)
@@ -587,18 +667,37 @@ static void s_entry_clean_up(struct s_entry *e)
 
 static struct s_entry *s_entry_get(struct s_ddb_store *st, const char *source)
 {
+    st->lookups++;
     for (size_t i = 0; i < st->entry_count; i++)
-        if (strcmp(st->entries[i].source, source) == 0)
+        if (strcmp(st->entries[i].source, source) == 0) {
+            st->entries[i].used = st->lookups;
             return &st->entries[i];
-    void *p = s_grow(st->entries, &st->entry_cap, st->entry_count, sizeof *st->entries);
-    if (!p)
+        }
+    char *copy = strdup(source);
+    if (!copy)
         return NULL;
-    st->entries = p;
-    struct s_entry *e = &st->entries[st->entry_count];
+    struct s_entry *e;
+    if (st->entry_count == S_ENTRIES_MAX) {
+        /* the one least recently looked up makes room (what an earlier
+         * lookup lent out is valid until this one only) */
+        e = &st->entries[0];
+        for (size_t i = 1; i < st->entry_count; i++)
+            if (st->entries[i].used < e->used)
+                e = &st->entries[i];
+        s_entry_clean_up(e);
+        free(e->source);
+    } else {
+        void *p = s_grow(st->entries, &st->entry_cap, st->entry_count, sizeof *st->entries);
+        if (!p) {
+            free(copy);
+            return NULL;
+        }
+        st->entries = p;
+        e = &st->entries[st->entry_count++];
+    }
     memset(e, 0, sizeof *e);
-    if (!(e->source = strdup(source)))
-        return NULL;
-    st->entry_count++;
+    e->source = copy;
+    e->used = st->lookups;
     return e;
 }
 

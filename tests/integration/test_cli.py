@@ -46,6 +46,7 @@ class DynamoShim(harness.InProcessServer):
         self.streams = {}
         self.disabled = set()
         self.requests = []
+        self.rewrite = {}  # op -> f(answer JSON) -> the answer sent instead
         shim = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -96,6 +97,9 @@ class DynamoShim(harness.InProcessServer):
                 answer["Table"]["LatestStreamLabel"] = arn.rsplit("/", 1)[1]
                 data = json.dumps(answer).encode()
                 out = [(k, v) for k, v in out if k.lower() != "x-amz-crc32"]
+        if op in self.rewrite and resp.status == 200:
+            data = json.dumps(self.rewrite[op](json.loads(data))).encode()
+            out = [(k, v) for k, v in out if k.lower() != "x-amz-crc32"]
         return resp.status, out, data
 
     def ops(self, op=None):
@@ -105,6 +109,7 @@ class DynamoShim(harness.InProcessServer):
     def reset(self):
         with self.lock:
             self.requests = []
+            self.rewrite = {}
 
 
 class CliTest(unittest.TestCase):
@@ -483,6 +488,24 @@ class CliTest(unittest.TestCase):
         self.assertIn('there is no mapping "ghost" for %s in table "%s"' % (K_ARN, self.table),
                       err)
         self.assertEqual(self.items(), [])
+
+    def test_update_refuses_an_answer_for_another_item(self):
+        """GetItem answered with another key's item (an answer to another
+        request): update would have changed that item and written it back
+        (attribute_exists(id) holds for it). Nothing is written."""
+        self.register("u", "/tmp/u")
+        self.register("w", "/tmp/w", K_ARN2)
+        other = self.item("w", K_ARN2)
+        puts = len(self.shim.ops("PutItem"))
+        self.shim.rewrite["GetItem"] = lambda answer: {"Item": other}
+        err = self.fails(1, "update", "--source-arn", K_ARN, "--id", "u", "--destination",
+                         "/tmp/changed")
+        self.assertIn('fanout update: DynamoDB GetItem of mapping "u" for %s in table "%s" '
+                      'answered with the item of sourceArn "%s", id "w": not the one asked '
+                      'for, so nothing is written' % (K_ARN, self.table, K_ARN2), err)
+        self.assertEqual(len(self.shim.ops("PutItem")), puts)
+        self.assertEqual(self.item("w", K_ARN2), other)
+        self.assertEqual(self.item("u")["destination"], {"S": "/tmp/u"})
 
     def test_update_invalid_result(self):
         self.register("v", "/tmp/v")

@@ -198,6 +198,36 @@ class Fanout(Base):
         self.assertIn("record 1 (sequence number 1001)", err)
         self.assertIn("kinesis.data", err)
 
+    def test_consumer_arn_reaches_the_streams_targets(self):
+        """An event whose eventSourceARN is an enhanced fan-out consumer of
+        the stream (arn:...:stream/NAME/consumer/C:TS, as some tools and
+        emulators write it) goes to the stream's targets when the consumer
+        ARN has none of its own; before, its records were acknowledged
+        without reaching any target ("no active target")."""
+        consumer = KINESIS_ARN + "/consumer/efo-1:1600000000"
+        ev = kinesis_event([("a", b"one"), ("b", b"two")], arn=consumer)
+        r = self.invoke([mapping("t", "file", "out.jsonl")], ev)
+        err = r.stderr.decode()
+        self.assertEqual(r.returncode, 0, err)
+        self.assertEqual([x["data"] for x in self.lines("out.jsonl")], ["one", "two"])
+        self.assertEqual(self.lines("out.jsonl")[0]["source"], consumer)
+        self.assertIn("records of the stream consumer %s go to the targets of its stream %s"
+                      % (consumer, KINESIS_ARN), err)
+        # a consumer ARN with targets of its own keeps them (and only them)
+        r = self.invoke([mapping("t", "file", "out2.jsonl"),
+                         mapping("c", "file", "own.jsonl", source=consumer)], ev)
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        self.assertEqual(len(self.lines("own.jsonl")), 2)
+        self.assertFalse(os.path.exists(self.path("out2.jsonl")))
+        # not a consumer ARN: nothing changes
+        for arn in (KINESIS_ARN + "/consumer/", KINESIS_ARN + "/other/c:1",
+                    KINESIS_ARN.replace(":kinesis:", ":dynamodb:") + "/consumer/c:1"):
+            r = self.invoke([mapping("t", "file", "out3.jsonl")], kinesis_event(
+                [("a", b"one")], arn=arn))
+            self.assertEqual(r.returncode, 0, r.stderr.decode())
+            self.assertIn("no active target for %s" % arn, r.stderr.decode())
+            self.assertFalse(os.path.exists(self.path("out3.jsonl")))
+
     def test_invalid_mapping_others_keep_working(self):
         maps = [mapping("good", "file", "good.jsonl"),
                 mapping("bad", "file", "bad.jsonl", active="true"),

@@ -260,5 +260,131 @@ class DynamoDBStore(unittest.TestCase):
         self.assertNotIn("cannot refresh", log)
 
 
+
+class ScriptedDynamoDB:
+    """A DynamoDB endpoint that answers every Query or Scan with
+    `answer(body)` (the request's JSON -> the reply's), as a server that
+    misbehaves may: for what dynalite never does."""
+
+    def __init__(self, answer):
+        import http.server
+        import threading
+        outer = self
+        self.requests = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.requests.append(body)
+                out = json.dumps(answer(body)).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-amz-json-1.0")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class DynamoDBAnswers(unittest.TestCase):
+    """Query answers that look like success but cannot be this query's:
+    none of their items may become a target of the source asked for."""
+
+    def setUp(self):
+        self.tmp = harness.TempDir()
+        self.dir = self.tmp.path
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def invoke(self, answer):
+        ddb = ScriptedDynamoDB(answer)
+        try:
+            env = harness.aws_env(DYNAMODB=ddb.url)
+            env["FANOUT_TABLE"] = "fanout-mappings"
+            event = harness.kinesis_event([("k1", b"first")])
+            r = harness.run_fanout(["invoke", "--event", "-", "--timeout", "20"], env=env,
+                                   stdin=json.dumps(event).encode())
+        finally:
+            ddb.stop()
+        return r, r.stderr.decode(), ddb.requests
+
+    def written(self, name):
+        p = self.path(name)
+        return open(p, encoding="utf-8").read().count("\n") if os.path.exists(p) else 0
+
+    def test_query_answer_holding_another_sources_item(self):
+        """The answer to the Query for SOURCE holds an item of OTHER (an
+        answer to another request, a broken proxy or emulator): its target
+        must not get SOURCE's records, and the read is not trusted."""
+        r, log, reqs = self.invoke(lambda body: {
+            "Count": 2, "ScannedCount": 2,
+            "Items": [item(SOURCE, "mine", self.path("mine.jsonl")),
+                      item(OTHER, "theirs", self.path("theirs.jsonl"))]})
+        self.assertEqual(reqs[0]["ExpressionAttributeValues"], {":s": {"S": SOURCE}})
+        self.assertEqual(self.written("theirs.jsonl"), 0, log)
+        self.assertEqual(r.returncode, 1, log)
+        self.assertIn("cannot read the mappings of %s" % SOURCE, log)
+        self.assertIn('DynamoDB Query: the answer holds an item of sourceArn "%s" (id '
+                      '"theirs"), not of the sourceArn asked for' % OTHER, log)
+        self.assertIn("1 records failed", log)
+
+    def test_query_answer_holding_one_item_twice(self):
+        """A table holds one item per key: the same key twice in one read
+        (a page served twice) would deliver every record twice."""
+        pages = {None: [item(SOURCE, "a", self.path("a.jsonl")),
+                        item(SOURCE, "b", self.path("b.jsonl"))],
+                 "b": [item(SOURCE, "a", self.path("a.jsonl"))]}
+
+        def answer(body):
+            start = body.get("ExclusiveStartKey", {}).get("id", {}).get("S")
+            out = {"Items": pages[start], "Count": len(pages[start])}
+            if start is None:
+                out["LastEvaluatedKey"] = {"sourceArn": {"S": SOURCE}, "id": {"S": "b"}}
+            return out
+        r, log, reqs = self.invoke(answer)
+        self.assertEqual(len(reqs), 2, log)
+        self.assertLessEqual(self.written("a.jsonl"), 1, log)
+        self.assertEqual(r.returncode, 1, log)
+        self.assertIn('DynamoDB Query: the answer holds the item of sourceArn "%s", id '
+                      '"a" twice (a table holds one item per key)' % SOURCE, log)
+
+    def test_query_pages_in_a_cycle(self):
+        """LastEvaluatedKey b, then c, then b again: the pages would go
+        round until the deadline (without one, `fanout list`, for ever),
+        each adding items. Seen before: the read fails, named."""
+        def answer(body):
+            start = body.get("ExclusiveStartKey", {}).get("id", {}).get("S")
+            nxt = "c" if start == "b" else "b"
+            n = len(reqs_seen)
+            reqs_seen.append(start)
+            return {"Items": [item(SOURCE, "x%d" % n, self.path("x.jsonl"))], "Count": 1,
+                    "LastEvaluatedKey": {"sourceArn": {"S": SOURCE}, "id": {"S": nxt}}}
+        reqs_seen = []
+        t0 = time.monotonic()
+        r, log, reqs = self.invoke(answer)
+        self.assertLess(time.monotonic() - t0, 10, log)
+        self.assertEqual(len(reqs), 3, log)
+        self.assertEqual(self.written("x.jsonl"), 0, log)
+        self.assertEqual(r.returncode, 1, log)
+        self.assertIn('DynamoDB Query: it returned the '
+                      'LastEvaluatedKey {"id":{"S":"b"},"sourceArn":{"S":"%s"}} a second '
+                      'time (its pages go round in a cycle)' % SOURCE, log)
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

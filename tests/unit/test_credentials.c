@@ -29,6 +29,7 @@
 #include <openssl/evp.h>
 
 #include "aws/credentials.h"
+#include "aws/credentials/provider.h"
 #include "aws/http.h"
 #include "common/log.h"
 #include "aws/sigv4.h"
@@ -1070,6 +1071,56 @@ START_TEST(test_sts_errors)
 }
 END_TEST
 
+/* An STS answer whose AssumedRoleUser is another role's (an answer to
+ * another request, a caching proxy): its credentials would write as that
+ * role. Refused, named; the role's path is not in the assumed-role ARN, and
+ * an answer without AssumedRoleUser (AssumeRoleWithWebIdentity of some
+ * servers) cannot be checked. */
+#define STS_ANSWER(user)                                                                   \
+    "<AssumeRoleResponse><AssumeRoleResult>" user "<Credentials><AccessKeyId>ASIAX</"      \
+    "AccessKeyId><SecretAccessKey>s</SecretAccessKey><SessionToken>t</SessionToken>"       \
+    "<Expiration>2030-01-01T00:00:00Z</Expiration></Credentials></AssumeRoleResult></"     \
+    "AssumeRoleResponse>"
+#define STS_USER(arn) "<AssumedRoleUser><Arn>" arn "</Arn></AssumedRoleUser>"
+START_TEST(test_sts_answer_for_another_role)
+{
+    static const struct {
+        const char *role, *xml;
+        int ok;
+    } cases[] = {
+        {"arn:aws:iam::123456789012:role/writer",
+         STS_ANSWER(STS_USER("arn:aws:sts::123456789012:assumed-role/writer/fanout-1")), 1},
+        {"arn:aws:iam::123456789012:role/a/b/writer",
+         STS_ANSWER(STS_USER("arn:aws:sts::123456789012:assumed-role/writer/fanout-1")), 1},
+        {"arn:aws:iam::123456789012:role/writer", STS_ANSWER(""), 1},
+        {"arn:aws:iam::123456789012:role/writer",
+         STS_ANSWER(STS_USER("arn:aws:sts::123456789012:assumed-role/reader/fanout-1")), 0},
+        {"arn:aws:iam::123456789012:role/writer",
+         STS_ANSWER(STS_USER("arn:aws:sts::123456789012:assumed-role/writer2/fanout-1")),
+         0},
+        {"arn:aws:iam::123456789012:role/writer",
+         STS_ANSWER(STS_USER("arn:aws:iam::123456789012:user/writer")), 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        struct fanout_credentials c;
+        char err[512] = "";
+        int rc = cred_sts_parse(cases[i].xml, strlen(cases[i].xml), "AssumeRole",
+                                cases[i].role, &c, err, sizeof err);
+        ck_assert_msg(rc == (cases[i].ok ? 0 : -1), "case %zu: %d %s", i, rc, err);
+        if (cases[i].ok) {
+            ck_assert_str_eq(c.access_key_id, "ASIAX");
+            continue;
+        }
+        char want[256];
+        snprintf(want, sizeof want, "AssumeRole %s: the reply's AssumedRoleUser.Arn \"",
+                 cases[i].role);
+        ck_assert_msg(strstr(err, want) && strstr(err, "is not a session of that role"),
+                      "case %zu: %s", i, err);
+        ck_assert_str_eq(c.access_key_id, "");
+    }
+}
+END_TEST
+
 START_TEST(test_throttling_retried)
 {
     s_server_start(NULL);
@@ -1792,6 +1843,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_refresh_failure_keeps_current);
     tcase_add_test(tc, test_concurrent_single_fetch);
     tcase_add_test(tc, test_sts_errors);
+    tcase_add_test(tc, test_sts_answer_for_another_role);
     tcase_add_test(tc, test_throttling_retried);
     tcase_add_test(tc, test_deadline_bounds_retries);
     tcase_add_test(tc, test_failure_held_not_multiplied);

@@ -804,6 +804,38 @@ START_TEST(missing_table_named)
 }
 END_TEST
 
+/* The cache holds at most 1,024 sources, the least recently looked up
+ * going first: events can name any number of sources (an SNS message
+ * unwrapped names its own), and each one looked up used to stay for the
+ * process's life. Seen through a change: SRC, cached, is read again once
+ * 1,024 other sources pushed it out (before, its cached mappings were
+ * served until the refresh interval, here an hour). */
+START_TEST(cache_of_sources_bounded)
+{
+    setenv("FANOUT_MAPPING_REFRESH_SECONDS", "3600", 1);
+    s_put(MAP(SRC, "a", "true"));
+    struct fanout_store *st = s_store();
+    ASSERT_IDS(st, SRC, "a");
+    s_put(MAP(SRC, "b", "true"));
+    ASSERT_IDS(st, SRC, "a"); /* cached */
+    for (int i = 0; i < 1024; i++) {
+        char src[128];
+        snprintf(src, sizeof src, "arn:aws:kinesis:us-east-1:123456789012:stream/n%d", i);
+        ASSERT_IDS(st, src, "");
+        if (i == 511)
+            ASSERT_IDS(st, SRC, "a"); /* looked up again: the most recent */
+    }
+    ASSERT_IDS(st, SRC, "a"); /* 1,023 sources since: still cached */
+    for (int i = 1024; i < 2048; i++) {
+        char src[128];
+        snprintf(src, sizeof src, "arn:aws:kinesis:us-east-1:123456789012:stream/n%d", i);
+        ASSERT_IDS(st, src, "");
+    }
+    ASSERT_IDS(st, SRC, "a,b"); /* pushed out, read again */
+    fanout_store_destroy(st);
+}
+END_TEST
+
 /* The item shapes of the seed design, written as raw DynamoDB items. */
 START_TEST(seed_design_items)
 {
@@ -1133,6 +1165,7 @@ int main(void)
     tcase_add_test(ddb, nothing_read_yet_fails);
     tcase_add_test(ddb, missing_table_named);
     tcase_add_test(ddb, seed_design_items);
+    tcase_add_test(ddb, cache_of_sources_bounded);
     suite_add_tcase(s, ddb);
 
     TCase *codec = tcase_create("dynamodb-items");

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 #include <fanout/xml.h>
@@ -87,6 +88,33 @@ int cred_sts_parse(const char *xml, size_t n, const char *action, const char *ro
         cred_set_err(err, err_len, "%s %s: Expiration \"%.40s\" is not ISO 8601", action,
                      role_arn, exp);
         return -1;
+    }
+    /* the session the answer names (arn:...:assumed-role/NAME/SESSION,
+     * NAME without the role's path) must be of the role asked for: else the
+     * answer is another request's, and its credentials another role's */
+    char user[512] = "";
+    long ul = -1;
+    struct fanout_xml_elem au;
+    if (fanout_xml_find(result, result_len, "AssumedRoleUser", FANOUT_XML_ANY_PREFIX,
+                        &au) &&
+        au.closed)
+        ul = fanout_xml_field(au.content, au.content_len, "Arn", FANOUT_XML_ANY_PREFIX,
+                              FANOUT_XML_TRIM, user, sizeof user);
+    if (ul >= 0) {
+        const char *name = strrchr(role_arn, '/');
+        name = name ? name + 1 : role_arn;
+        const char *at = (size_t)ul < sizeof user ? strstr(user, ":assumed-role/") : NULL;
+        size_t nl = strlen(name);
+        if (!at || strncasecmp(at + 14, name, nl) != 0 || at[14 + nl] != '/') {
+            cred_wipe(out, sizeof *out);
+            cred_set_err(
+                err, err_len,
+                "%s %s: the reply's AssumedRoleUser.Arn \"%.200s\" is not a session "
+                "of that role (arn:...:assumed-role/%s/...): an answer to another "
+                "request, so its credentials are not used",
+                action, role_arn, user, name);
+            return -1;
+        }
     }
     return 0;
 }
