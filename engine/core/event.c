@@ -579,6 +579,14 @@ static int s_parse_sns(struct s_parser *ps, struct fanout_raw_record *r,
         s_fail(ps, r, "field \"Sns\": missing or not an object");
         return 0;
     }
+    /* read as text: up to a NUL, "topic\u0000x" would be the topic's ARN
+     * (s_has_nul) */
+    static const char *const text[] = {"MessageId", "TopicArn"};
+    for (size_t i = 0; i < sizeof text / sizeof *text; i++)
+        if (s_has_nul(ps, fanout_jget(sns, text[i]))) {
+            s_fail(ps, r, "field \"Sns.%s\": holds a NUL character (\\u0000)", text[i]);
+            return 0;
+        }
     const char *id = s_str(ps, sns, "MessageId", NULL);
     const char *topic = s_str(ps, sns, "TopicArn", NULL);
     size_t msg_len;
@@ -659,12 +667,17 @@ static int s_parse_record(struct s_parser *ps, const struct fanout_jnode *obj,
         if (s_has_nul(ps, got[k]))
             nul = k;
     const char *src = s_str_interned(ps, got[0], &ps->source);
-    if (!src)
-        src = s_str(ps, rec, "EventSource", NULL); /* SNS spells it so */
+    const char *nul_name = nul >= 0 ? want[nul].name : NULL;
+    if (!src && !nul_name) { /* SNS spells it so */
+        if (s_has_nul(ps, fanout_jget(rec, "EventSource")))
+            nul_name = "EventSource";
+        else
+            src = s_str(ps, rec, "EventSource", NULL);
+    }
     r->source_arn = nul == 1 ? NULL : s_str_interned(ps, got[1], &ps->arn);
     const char *region = nul == 2 ? NULL : s_str_interned(ps, got[2], &ps->region);
-    if (nul >= 0) {
-        s_fail(ps, r, "field \"%s\": holds a NUL character (\\u0000)", want[nul].name);
+    if (nul_name) {
+        s_fail(ps, r, "field \"%s\": holds a NUL character (\\u0000)", nul_name);
     } else if (!src) {
         s_fail(ps, r,
                "field \"eventSource\": missing (expected aws:kinesis, "

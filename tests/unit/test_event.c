@@ -378,6 +378,37 @@ END_TEST
     "stream/s\",\"kinesis\":{\"partitionKey\":\"" pk "\",\"sequenceNumber\":\"" seq        \
     "\",\"data\":\"" data "\"}}"
 
+/* SNS records: the members read as text (EventSource, Sns.TopicArn, the
+ * source; Sns.MessageId, the sequence number and key) that hold a NUL fail
+ * their record, as the Kinesis and DynamoDB ones do: read up to the NUL,
+ * "topic\u0000x" is the topic's ARN (its targets get the message). */
+#define SREC(src, topic, id)                                                               \
+    "{\"EventSource\":\"" src "\",\"Sns\":{\"MessageId\":\"" id "\",\"TopicArn\":\"" topic \
+    "\",\"Message\":\"m\"}}"
+START_TEST(sns_text_members_with_nul_fail)
+{
+    struct fanout_event ev;
+    s_parse_text(
+        "{\"Records\":[" SREC("aws:sns", "arn:aws:sns:eu-west-1:1:t\\u0000x", "1") "," SREC(
+            "aws:sns\\u0000x", "arn:aws:sns:eu-west-1:1:t",
+            "2") "," SREC("aws:sns", "arn:aws:sns:eu-west-1:1:t",
+                          "3\\u0000y") "," SREC("aws:sns", "arn:aws:sns:eu-west-1:1:t",
+                                                "4") "]}",
+        &ev);
+    ck_assert_uint_eq(ev.count, 4);
+    static const char *const want[] = {
+        "\"Sns.TopicArn\": holds a NUL character (\\u0000)",
+        "\"EventSource\": holds a NUL character (\\u0000)",
+        "\"Sns.MessageId\": holds a NUL character (\\u0000)",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+        ck_assert_msg(ev.records[i].error && strstr(ev.records[i].error, want[i]),
+                      "record %zu: %s", i, ev.records[i].error);
+    ck_assert_msg(!ev.records[3].error, "record 3: %s", ev.records[3].error);
+    ck_assert_str_eq(ev.records[3].source_arn, "arn:aws:sns:eu-west-1:1:t");
+}
+END_TEST
+
 /* A member read as text that holds a NUL (\u0000) fails its record, named:
  * read up to the NUL, "REMOVE\u0000x" would be REMOVE and an ARN another
  * stream's. Escapes without a NUL read as before. */
@@ -2019,6 +2050,7 @@ int main(void)
     tcase_add_test(tc, whole_record_bad_old_image);
     tcase_add_test(tc, dynamodb_shapes_across_records);
     tcase_add_test(tc, text_members_with_nul_fail);
+    tcase_add_test(tc, sns_text_members_with_nul_fail);
     tcase_add_test(tc, dynamodb_old_image_of_a_shape_invalid);
     suite_add_tcase(s, tc);
     return fanout_check_run(s);
