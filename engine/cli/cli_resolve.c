@@ -209,6 +209,24 @@ static const struct r_lookup r_lookups[] = {
      "endpointType=iot%3AData-ATS", "endpointAddress", NULL, R_STORE_TOPIC, r_none},
 };
 
+/* Whether `url` is a queue URL (http or https, a host, no query or
+ * fragment) whose path ends in "/<name>": a GetQueueUrl answer naming
+ * another queue (an answer to another request) would have the target send
+ * there. */
+static int r_queue_url_of(const char *url, const char *name)
+{
+    const char *host = !strncmp(url, "https://", 8)  ? url + 8
+                       : !strncmp(url, "http://", 7) ? url + 7
+                                                     : NULL;
+    if (!host || *host == '/')
+        return 0;
+    for (const char *c = url; *c; c++)
+        if ((unsigned char)*c <= ' ' || *c == '?' || *c == '#')
+            return 0;
+    const char *path = strchr(host, '/');
+    return path && strcmp(strrchr(path, '/') + 1, name) == 0;
+}
+
 static int r_lookup(const struct fanout_cli_dest *d, const struct r_lookup *l, char **out)
 {
     struct cli_aws_reply r;
@@ -236,6 +254,13 @@ static int r_lookup(const struct fanout_cli_dest *d, const struct r_lookup *l, c
         fanout_strlcpy(r.code, "InvalidResponse", sizeof r.code);
         snprintf(r.message, sizeof r.message, "the answer has no %s%s%s", l->a,
                  l->b ? "." : "", l->b ? l->b : "");
+        rc = r_lookup_failed(d, l->op, &r, l->missing);
+    } else if (!strcmp(l->type, "sqs") && !r_queue_url_of(v, d->destination)) {
+        char q[FANOUT_QUOTE_SIZE];
+        fanout_strlcpy(r.code, "InvalidResponse", sizeof r.code);
+        snprintf(r.message, sizeof r.message,
+                 "the answer's QueueUrl \"%s\" is not the URL of queue \"%s\"",
+                 fanout_quote(q, v), d->destination);
         rc = r_lookup_failed(d, l->op, &r, l->missing);
     } else if (l->store == R_STORE_VALUE) {
         rc = r_done(d, l->op, out, "%s", v);

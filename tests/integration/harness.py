@@ -219,6 +219,14 @@ class SqsServer(Server):
         return [c for c in out if (target is None or c["target"] == target) and
                 (queue_url is None or c["queueUrl"] == queue_url)]
 
+    def answer_queue_url(self, url):
+        """Every GetQueueUrl answers `url` from now on (None: the
+        emulator's own answer again, and the calls forgotten)."""
+        path, body = ("/__queue_url", url.encode()) if url is not None else ("/__reset", b"")
+        req = urllib.request.Request(self.url + path, data=body, method="POST")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            r.read()
+
 
 def runtime_emulator(events_file, output, max_lifetime=60):
     """tests/servers/runtime_emulator.py serving the events of events_file

@@ -170,6 +170,24 @@ class CompatTest(unittest.TestCase):
         self.register("sqs", "targetQueue", "q")
         self.expect("q", "sqs", self.queue_url)
 
+    def test_sqs_queue_url_of_another_queue_refused(self):
+        """A GetQueueUrl answer naming another queue (an answer to another
+        request, a caching proxy) is not stored: the target would send to
+        that queue."""
+        other = self.queue_url.rsplit("/", 1)[0] + "/otherQueue"
+        for url in (other, other + "/targetQueue?x", self.queue_url + "x",
+                    "targetQueue", self.queue_url.split("://")[1]):
+            self.sqs.answer_queue_url(url)
+            try:
+                err = self.fails(1, "register", "sqs", "--function", self.function,
+                                 "--source-arn", self.input_arn, "--id", "q",
+                                 "--destination", "targetQueue")
+            finally:
+                self.sqs.answer_queue_url(None)
+            self.assertIn("SQS GetQueueUrl", err)
+            self.assertIn("not the URL of queue \"targetQueue\"", err)
+            self.assertEqual(self.items(), [], url)
+
     def test_sns_topic_name_to_arn_over_pages(self):
         self.register("sns", "alerts", "t")
         self.expect("t", "sns", TOPIC)

@@ -8,7 +8,10 @@
 //   GET  /__calls   [{"target", "contentType", "accessKeyId", "region",
 //                     "service", "securityToken", "queueUrl", "entries",
 //                     "bytes"}] in arrival order
-//   POST /__reset   forget the calls
+//   POST /__reset   forget the calls (and the QueueUrl below)
+//   POST /__queue_url  the body (a URL) is the QueueUrl every GetQueueUrl
+//                   answers from now on, whatever queue was asked for: an
+//                   answer for another queue
 // Options: --port N (0: any), --parent-pid PID (exit when it is gone),
 // --max-lifetime S.
 "use strict";
@@ -36,6 +39,7 @@ const { service, requestHandler } = createRequestHandler({
 });
 
 let calls = [];
+let queueUrl = null;
 
 function credentialScope(auth) {
   // AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/sqs/aws4_request, ...
@@ -45,15 +49,31 @@ function credentialScope(auth) {
 
 const server = http.createServer((req, res) => {
   if (req.url.startsWith("/__")) {
-    let out = null;
-    if (req.method === "GET" && req.url === "/__calls") out = calls;
-    else if (req.method === "POST" && req.url === "/__reset") {
-      calls = [];
-      out = {};
-    }
+    const body = [];
+    req.on("data", (c) => body.push(c));
+    req.on("end", () => {
+      let out = null;
+      if (req.method === "GET" && req.url === "/__calls") out = calls;
+      else if (req.method === "POST" && req.url === "/__reset") {
+        calls = [];
+        queueUrl = null;
+        out = {};
+      } else if (req.method === "POST" && req.url === "/__queue_url") {
+        queueUrl = Buffer.concat(body).toString("utf8");
+        out = {};
+      }
+      res.writeHead(out ? 200 : 404, { "Content-Type": "application/json" });
+      res.end(JSON.stringify(out || { message: "unknown control path" }));
+    });
+    return;
+  }
+  if (queueUrl !== null && req.headers["x-amz-target"] === "AmazonSQS.GetQueueUrl") {
     req.resume();
-    res.writeHead(out ? 200 : 404, { "Content-Type": "application/json" });
-    res.end(JSON.stringify(out || { message: "unknown control path" }));
+    req.on("end", () => {
+      calls.push({ target: "AmazonSQS.GetQueueUrl", queueUrl: queueUrl });
+      res.writeHead(200, { "Content-Type": "application/x-amz-json-1.0" });
+      res.end(JSON.stringify({ QueueUrl: queueUrl }));
+    });
     return;
   }
   const call = Object.assign({
