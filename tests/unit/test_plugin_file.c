@@ -336,7 +336,8 @@ static size_t s_ref(const uint8_t *d, size_t n, char *out)
  * both paths, each appended to 3 bytes already in a buffer of exactly the
  * size the escaper reserves first (a write past it is ASan's; an escape
  * grows it): "" when both match the reference, else what went wrong. */
-static const char *s_esc_check(const uint8_t *s, size_t n, char *want, char *msg, size_t cap)
+static const char *s_esc_check(const uint8_t *s, size_t n, char *want, char *msg,
+                               size_t cap)
 {
     size_t wn = s_ref(s, n, want);
     for (int ssse3 = 0; ssse3 <= 1; ssse3++) {
@@ -345,10 +346,10 @@ static const char *s_esc_check(const uint8_t *s, size_t n, char *want, char *msg
         ck_assert_ptr_nonnull(b.p);
         memcpy(b.p, "ab,", 3);
         ck_assert_int_eq(fanout_file_json_str(&b, s, n, ssse3), 0);
-        if (b.len != 3 + wn || memcmp(b.p, "ab,", 3) != 0 || memcmp(b.p + 3, want, wn) != 0 ||
-            b.p[b.len] != 0) {
-            snprintf(msg, cap, "ssse3 %d, %zu bytes: got %.*s (%zu bytes), expected %.*s", ssse3,
-                     n, (int)(b.len < 400 ? b.len : 400), b.p, b.len,
+        if (b.len != 3 + wn || memcmp(b.p, "ab,", 3) != 0 ||
+            memcmp(b.p + 3, want, wn) != 0 || b.p[b.len] != 0) {
+            snprintf(msg, cap, "ssse3 %d, %zu bytes: got %.*s (%zu bytes), expected %.*s",
+                     ssse3, n, (int)(b.len < 400 ? b.len : 400), b.p, b.len,
                      (int)(wn < 400 ? wn : 400), want);
             free(b.p);
             return msg;
@@ -434,7 +435,9 @@ START_TEST(escaper_grows)
                 seed = seed * 1103515245u + 12345u;
                 unsigned r = seed >> 16;
                 s[i] = r % every[d] ? (uint8_t)(' ' + r % 95)
-                                    : (uint8_t)(r & 64 ? '"' : r & 32 ? '\\' : r % 32);
+                                    : (uint8_t)(r & 64   ? '"'
+                                                : r & 32 ? '\\'
+                                                         : r % 32);
             }
             const char *bad = s_esc_check(s, len, want, msg, sizeof msg);
             ck_assert_msg(!*bad, "one in %u escaped: %s", every[d], bad);
