@@ -223,10 +223,9 @@ __attribute__((noinline)) static char *s_escape_ctl(struct fanout_sbuf *b, char 
     return s_escape_block(b, o, v, mask, len, rest, S_ESC_SLACK);
 }
 
-/* The bytes of a 16-byte block `v` whose escapes, flagged in `mask`, are
- * all '"' or '\\', escaped at `o`: the end. 32 bytes at most are stored,
- * as many as the end is past `o`, and more than that only when fewer than
- * 16 bytes of `v` count (their length: `len`; zeros after them). */
+/* The first `len` bytes of a 16-byte block `v` (the others zeros), whose
+ * escapes, flagged in `mask`, are all '"' or '\\', escaped at `o`: the
+ * end, 2 * len bytes past `o` at most. 32 bytes are stored from `o` on. */
 __attribute__((target("ssse3"))) static inline char *s_expand16(char *o, __m128i v,
                                                                 unsigned mask, size_t len)
 {
