@@ -25,6 +25,9 @@
 #if FANOUT_HAVE_SSE2
 #include <emmintrin.h>
 #endif
+#if FANOUT_HAVE_X86_SIMD
+#include <tmmintrin.h>
+#endif
 
 struct file_options {
     int fsync;
@@ -57,15 +60,30 @@ struct file_instance {
  * record's other strings are not re-checked here (an explicit hash key
  * comes from a KPL aggregate's protobuf), and the lines stay byte for byte.
  */
+/* Past the escaped bytes, room is kept for a 16-byte store (a block is
+ * stored before it is looked at). */
+#define S_ESC_SLACK 16
+
+/* The escaper, for the tests: `ssse3` 0 keeps to the SSE2 path (x86-64's
+ * baseline), 1 takes the SSSE3 one when the CPU has it (as the plugin
+ * does); without x86 SIMD (-Dsimd=false, arm64) both are the portable
+ * path. */
+int fanout_file_json_str(struct fanout_sbuf *b, const uint8_t *s, size_t n, int ssse3);
+
 #if FANOUT_HAVE_SSE2
-/* The bytes of `v` that need an escape in a JSON string: '"', '\\' and
- * those below 0x20, as bits. */
-static inline unsigned s_stop16(__m128i v)
+/* The bytes of `v` below 0x20, as 0xff bytes. */
+static inline __m128i s_ctl16(__m128i v)
 {
-    __m128i stop =
-        _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
-                                  _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
-                     _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v)); /* <= 0x1f */
+    return _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v); /* <= 0x1f */
+}
+
+/* The bytes of `v` that need an escape in a JSON string: '"', '\\' and
+ * those below 0x20 (`ctl`, s_ctl16's), as bits. */
+static inline unsigned s_stop16(__m128i v, __m128i ctl)
+{
+    __m128i stop = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                             _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                                ctl);
     return (unsigned)_mm_movemask_epi8(stop);
 }
 #endif
@@ -149,13 +167,143 @@ static inline char *s_escape_block(struct fanout_sbuf *b, char *o, __m128i v, un
 }
 #endif
 
-static int s_json_str(struct fanout_sbuf *b, const uint8_t *s, size_t n)
+#if FANOUT_HAVE_X86_SIMD
+/*
+ * SSSE3 (chosen at run time): a block whose escapes are all '"' or '\\'
+ * (a control character is rare: s_escape_block) written 8 bytes at a
+ * time through a shuffle: the 8 bytes and 8 backslashes in one register,
+ * s_exp[mask] (the 8 bytes' escape mask) picks a backslash before each
+ * flagged byte, s_exp_len[mask] (8 and one per flagged byte) is the
+ * length. A converted DynamoDB image has a quote every few bytes: about
+ * 3 escapes a block, which cost s_escape_block a copy and a branch each.
+ */
+static uint8_t s_exp[256][16] __attribute__((aligned(16)));
+static uint8_t s_exp_len[256];
+static pthread_once_t s_exp_once = PTHREAD_ONCE_INIT;
+static int s_exp_ssse3; /* 0: not known yet, 1: no SSSE3, 2: SSSE3 */
+
+static void s_exp_init(void)
+{
+    for (unsigned m = 0; m < 256; m++) {
+        unsigned k = 0;
+        for (unsigned j = 0; j < 8; j++) {
+            if (m >> j & 1)
+                s_exp[m][k++] = 8; /* a backslash */
+            s_exp[m][k++] = (uint8_t)j;
+        }
+        s_exp_len[m] = (uint8_t)k;
+        for (; k < 16; k++)
+            s_exp[m][k] = 0x80; /* zero: past the length */
+    }
+    __builtin_cpu_init();
+    __atomic_store_n(&s_exp_ssse3, __builtin_cpu_supports("ssse3") ? 2 : 1,
+                     __ATOMIC_RELEASE);
+}
+
+/* s_exp_ssse3 known (2: the CPU has SSSE3), the tables built. */
+__attribute__((noinline)) static int s_exp_pick(void)
+{
+    pthread_once(&s_exp_once, s_exp_init);
+    return __atomic_load_n(&s_exp_ssse3, __ATOMIC_ACQUIRE);
+}
+
+/* The SSSE3 path is taken (the tables built). */
+static inline int s_use_ssse3(void)
+{
+    int have = __atomic_load_n(&s_exp_ssse3, __ATOMIC_ACQUIRE);
+    return (have ? have : s_exp_pick()) == 2;
+}
+
+/* s_escape_block out of line, for the SSSE3 path's rare blocks with a
+ * control character. */
+__attribute__((noinline)) static char *s_escape_ctl(struct fanout_sbuf *b, char *o,
+                                                    __m128i v, unsigned mask, size_t len,
+                                                    size_t rest)
+{
+    return s_escape_block(b, o, v, mask, len, rest, S_ESC_SLACK);
+}
+
+/* The first `len` bytes of a 16-byte block `v` (the others zeros), whose
+ * escapes, flagged in `mask`, are all '"' or '\\', escaped at `o`: the
+ * end, 2 * len bytes past `o` at most. 32 bytes are stored from `o` on. */
+__attribute__((target("ssse3"))) static inline char *s_expand16(char *o, __m128i v,
+                                                                unsigned mask, size_t len)
+{
+    const __m128i bs = _mm_set1_epi8('\\');
+    const __m128i *t = (const __m128i *)(const void *)s_exp;
+    unsigned lo = mask & 255, hi = mask >> 8;
+    _mm_storeu_si128((__m128i *)(void *)o,
+                     _mm_shuffle_epi8(_mm_unpacklo_epi64(v, bs), t[lo]));
+    _mm_storeu_si128((__m128i *)(void *)(o + s_exp_len[lo]),
+                     _mm_shuffle_epi8(_mm_unpackhi_epi64(v, bs), t[hi]));
+    return o + len + s_exp_len[lo] + s_exp_len[hi] - 16;
+}
+
+/* Input bytes the SSSE3 path makes room for at a time: twice as many in
+ * the output (every byte a '"'), so that a block of quotes needs no check. */
+#define S_CHUNK 1024
+
+/* The `n` bytes of `p` (16 at least, the first block with an escape) with
+ * SSSE3, written at `o` (room for n bytes, the quote, the NUL and the
+ * slack): the end, NULL when out of memory. Whole 16-byte blocks, then
+ * the last bytes, moved to the front of a register with zeros after them
+ * (which the mask drops). */
+__attribute__((target("ssse3"))) static char *s_body_ssse3(struct fanout_sbuf *b, char *o,
+                                                           const uint8_t *p, size_t n)
+{
+    /* lane j of a register shifted down by k bytes: s_shift[k + j] */
+    static const uint8_t s_shift[32] = {0,    1,    2,    3,    4,    5,    6,    7,
+                                        8,    9,    10,   11,   12,   13,   14,   15,
+                                        0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+                                        0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80};
+    const uint8_t *end = p + n;
+    while (end - p >= 16) {
+        /* from `o` on, room for the chunk's rest twice, the input's rest
+         * after it, a 16-byte store, the quote, the NUL and the slack */
+        size_t left = (size_t)(end - p);
+        const uint8_t *stop = p + ((left < S_CHUNK ? left : S_CHUNK) & ~(size_t)15);
+        if (!(o = s_room(b, o, 0, (size_t)(stop - p) + left, S_ESC_SLACK)))
+            return NULL;
+        for (; p < stop; p += 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+            _mm_storeu_si128((__m128i *)(void *)o, v);
+            __m128i ctl = s_ctl16(v);
+            unsigned mask = s_stop16(v, ctl);
+            if (!mask)
+                o += 16;
+            else if (!_mm_movemask_epi8(ctl))
+                o = s_expand16(o, v, mask, 16);
+            else if (!(o = s_escape_ctl(b, o, v, mask, 16,
+                                        (size_t)(end - p) - 16 + (size_t)(stop - p) - 16)))
+                return NULL;
+        }
+    }
+    size_t avail = (size_t)(end - p);
+    if (!avail)
+        return o;
+    __m128i v = _mm_shuffle_epi8(
+        _mm_loadu_si128((const __m128i *)(const void *)(end - 16)),
+        _mm_loadu_si128((const __m128i *)(const void *)(s_shift + 16 - avail)));
+    _mm_storeu_si128((__m128i *)(void *)o, v);
+    __m128i ctl = s_ctl16(v);
+    unsigned mask = s_stop16(v, ctl) & ((1u << avail) - 1);
+    if (!mask)
+        return o + avail;
+    if (_mm_movemask_epi8(ctl) & (int)mask)
+        return s_escape_ctl(b, o, v, mask, avail, 0);
+    return (o = s_room(b, o, avail, 0, S_ESC_SLACK)) ? s_expand16(o, v, mask, avail) : NULL;
+}
+#endif
+
+/* The escaper: fanout_file_json_str's. */
+static inline int s_json_str_isa(struct fanout_sbuf *b, const uint8_t *s, size_t n,
+                                 int ssse3)
 {
     /* written in place: room for the quotes and the bytes as they are,
      * S_ESC_SLACK bytes more (a block is stored before it is looked at),
      * and more only when an escape needs it. From `o` on there is always
      * room for the input's rest, the quote, the NUL and the slack. */
-    enum { S_ESC_SLACK = 16 };
+    (void)ssse3; /* without x86 SIMD */
     if (fanout_sbuf_reserve(b, n + 2 + S_ESC_SLACK) != 0)
         return -1;
     char *o = b->p + b->len;
@@ -166,14 +314,25 @@ static int s_json_str(struct fanout_sbuf *b, const uint8_t *s, size_t n)
      * too (padded with bytes the mask then drops): stored as they are,
      * then tested for '"', '\\' or a byte below 0x20 (bytes of 0x80 and
      * above pass: the text was checked as UTF-8); a block with such bytes
-     * is written again with their escapes (s_escape_block) */
+     * is written again with their escapes (s_escape_block), or with the
+     * CPU's SSSE3 from the first such block on (s_body_ssse3) */
     for (; n - i >= 16; i += 16) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
         _mm_storeu_si128((__m128i *)(void *)o, v);
-        unsigned mask = s_stop16(v);
-        if (!mask)
+        unsigned mask = s_stop16(v, s_ctl16(v));
+        if (!mask) {
             o += 16;
-        else if (!(o = s_escape_block(b, o, v, mask, 16, n - i - 16, S_ESC_SLACK)))
+            continue;
+        }
+#if FANOUT_HAVE_X86_SIMD
+        if (ssse3 && s_use_ssse3()) {
+            if (!(o = s_body_ssse3(b, o, s + i, n - i)))
+                return -1;
+            i = n;
+            break;
+        }
+#endif
+        if (!(o = s_escape_block(b, o, v, mask, 16, n - i - 16, S_ESC_SLACK)))
             return -1;
     }
     size_t avail = n - i;
@@ -190,7 +349,7 @@ static int s_json_str(struct fanout_sbuf *b, const uint8_t *s, size_t n)
         }
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(pad + 16 - avail));
         _mm_storeu_si128((__m128i *)(void *)o, v);
-        unsigned mask = s_stop16(v) & ((1u << avail) - 1);
+        unsigned mask = s_stop16(v, s_ctl16(v)) & ((1u << avail) - 1);
         if (!mask)
             o += avail;
         else if (!(o = s_escape_block(b, o, v, mask, avail, 0, S_ESC_SLACK)))
@@ -235,6 +394,16 @@ static int s_json_str(struct fanout_sbuf *b, const uint8_t *s, size_t n)
     b->len = (size_t)(o - b->p);
     b->p[b->len] = 0;
     return 0;
+}
+
+int fanout_file_json_str(struct fanout_sbuf *b, const uint8_t *s, size_t n, int ssse3)
+{
+    return s_json_str_isa(b, s, n, ssse3);
+}
+
+static int s_json_str(struct fanout_sbuf *b, const uint8_t *s, size_t n)
+{
+    return s_json_str_isa(b, s, n, 1);
 }
 
 static int s_str(struct fanout_sbuf *b, const char *s)

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <fanout/helpers.h>
+
 #include "check_main.h"
 #include "reply_host.h"
 
@@ -296,6 +298,156 @@ START_TEST(destinations)
 }
 END_TEST
 
+/* ---- the escaper alone, against a plain byte-by-byte reference ---- */
+
+int fanout_file_json_str(struct fanout_sbuf *b, const uint8_t *s, size_t n, int ssse3);
+
+/* The reference escaping of `d` (quotes included) at `out`: its length. */
+static size_t s_ref(const uint8_t *d, size_t n, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    out[o++] = '"';
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = d[i];
+        const char *named = c == '"'    ? "\""
+                            : c == '\\' ? "\\"
+                            : c == '\n' ? "n"
+                            : c == '\r' ? "r"
+                            : c == '\t' ? "t"
+                                        : NULL;
+        if (named) {
+            out[o++] = '\\';
+            out[o++] = named[0];
+        } else if (c < 0x20) {
+            memcpy(out + o, "\\u00", 4);
+            out[o + 4] = hex[c >> 4];
+            out[o + 5] = hex[c & 15];
+            o += 6;
+        } else {
+            out[o++] = (char)c;
+        }
+    }
+    out[o++] = '"';
+    return o;
+}
+
+/* `s` (n bytes, the end of its allocation: a read past it is ASan's) by
+ * both paths, each appended to 3 bytes already in a buffer of exactly the
+ * size the escaper reserves first (a write past it is ASan's; an escape
+ * grows it): "" when both match the reference, else what went wrong. */
+static const char *s_esc_check(const uint8_t *s, size_t n, char *want, char *msg,
+                               size_t cap)
+{
+    size_t wn = s_ref(s, n, want);
+    for (int ssse3 = 0; ssse3 <= 1; ssse3++) {
+        struct fanout_sbuf b = {.len = 3, .cap = 3 + n + 2 + 16 + 1};
+        b.p = malloc(b.cap);
+        ck_assert_ptr_nonnull(b.p);
+        memcpy(b.p, "ab,", 3);
+        ck_assert_int_eq(fanout_file_json_str(&b, s, n, ssse3), 0);
+        if (b.len != 3 + wn || memcmp(b.p, "ab,", 3) != 0 ||
+            memcmp(b.p + 3, want, wn) != 0 || b.p[b.len] != 0) {
+            snprintf(msg, cap, "ssse3 %d, %zu bytes: got %.*s (%zu bytes), expected %.*s",
+                     ssse3, n, (int)(b.len < 400 ? b.len : 400), b.p, b.len,
+                     (int)(wn < 400 ? wn : 400), want);
+            free(b.p);
+            return msg;
+        }
+        free(b.p);
+    }
+    return "";
+}
+
+/* Every byte value (all 256) at every position of strings of 0 to 70
+ * bytes, alone and as a run of three. */
+START_TEST(escaper_every_byte_everywhere)
+{
+    char want[80 * 6 + 8], msg[1200];
+    size_t cases = 0;
+    for (size_t len = 0; len <= 70; len++) {
+        uint8_t *s = malloc(len ? len : 1);
+        ck_assert_ptr_nonnull(s);
+        for (size_t at = 0; at < len; at++) {
+            for (unsigned c = 0; c < 256; c++) {
+                for (size_t i = 0; i < len; i++)
+                    s[i] = (uint8_t)('a' + (i * 7) % 26);
+                for (size_t k = at; k < len && k < at + (c & 1 ? 3 : 1); k++)
+                    s[k] = (uint8_t)c;
+                const char *bad = s_esc_check(s, len, want, msg, sizeof msg);
+                ck_assert_msg(!*bad, "byte 0x%02x at %zu: %s", c, at, bad);
+                cases++;
+            }
+        }
+        if (!len)
+            ck_assert_msg(!*s_esc_check(s, 0, want, msg, sizeof msg), "%s", msg);
+        free(s);
+    }
+    ck_assert_uint_eq(cases, 256u * (70 * 71 / 2));
+}
+END_TEST
+
+/* Every escape pattern of a 16-byte block (2^16), the flagged bytes '"'
+ * and '\\' (the shuffle's), or cycling through all the kinds of escapes
+ * (the control characters' path), at block offsets 0 and 16 of strings
+ * of 16 + 16 + 5 bytes (a whole block after, and a tail). */
+START_TEST(escaper_every_mask)
+{
+    static const uint8_t quotes[] = {'"', '\\'};
+    static const uint8_t all[] = {'"', '\\', '\n', 0x00, '"', '\t', 0x1f, '\r', '"'};
+    enum { S_LEN = 37 };
+    char want[S_LEN * 6 + 8], msg[1200];
+    uint8_t *s = malloc(S_LEN);
+    ck_assert_ptr_nonnull(s);
+    for (unsigned kind = 0; kind < 2; kind++) {
+        const uint8_t *sp = kind ? all : quotes;
+        size_t nsp = kind ? sizeof all : sizeof quotes;
+        for (unsigned at = 0; at <= 16; at += 16) {
+            for (unsigned m = 0; m < 65536; m++) {
+                for (size_t i = 0; i < S_LEN; i++)
+                    s[i] = (uint8_t)("x{}:,0\xc3\xa9"[i % 8]);
+                for (unsigned j = 0, k = m; j < 16; j++)
+                    if (m >> j & 1)
+                        s[at + j] = sp[k++ % nsp];
+                const char *bad = s_esc_check(s, S_LEN, want, msg, sizeof msg);
+                ck_assert_msg(!*bad, "mask 0x%04x at %u, kind %u: %s", m, at, kind, bad);
+            }
+        }
+    }
+    free(s);
+}
+END_TEST
+
+/* Long strings at many densities of quotes: the buffer grows mid-string
+ * (from the size reserved first), the bytes before the string kept. */
+START_TEST(escaper_grows)
+{
+    enum { S_MAX = 5000 };
+    char *want = malloc(S_MAX * 6 + 8), msg[1200];
+    ck_assert_ptr_nonnull(want);
+    uint32_t seed = 777;
+    static const unsigned every[] = {1, 2, 3, 4, 5, 9, 17, 100};
+    for (size_t d = 0; d < sizeof every / sizeof every[0]; d++) {
+        for (size_t len = 1000; len <= S_MAX; len += 999) {
+            uint8_t *s = malloc(len);
+            ck_assert_ptr_nonnull(s);
+            for (size_t i = 0; i < len; i++) {
+                seed = seed * 1103515245u + 12345u;
+                unsigned r = seed >> 16;
+                s[i] = r % every[d] ? (uint8_t)(' ' + r % 95)
+                                    : (uint8_t)(r & 64   ? '"'
+                                                : r & 32 ? '\\'
+                                                         : r % 32);
+            }
+            const char *bad = s_esc_check(s, len, want, msg, sizeof msg);
+            ck_assert_msg(!*bad, "one in %u escaped: %s", every[d], bad);
+            free(s);
+        }
+    }
+    free(want);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("plugin_file");
@@ -306,5 +458,11 @@ int main(void)
     tcase_add_test(tc, open_fails);
     tcase_add_test(tc, destinations);
     suite_add_tcase(s, tc);
+    TCase *esc = tcase_create("escaper");
+    tcase_set_timeout(esc, 120);
+    tcase_add_test(esc, escaper_every_byte_everywhere);
+    tcase_add_test(esc, escaper_every_mask);
+    tcase_add_test(esc, escaper_grows);
+    suite_add_tcase(s, esc);
     return fanout_check_run(s);
 }
