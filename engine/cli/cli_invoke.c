@@ -402,14 +402,19 @@ static int s_lambda_handler(void *ctx, const struct fanout_invocation *inv,
     }
     fanout_metrics_emit(&l->metrics, &res, inv->request_id, 1);
     int ret = 0;
-    if (rc == 0 || l->partial) {
+    if (rc == 0 || (l->partial && !res.no_partial_response)) {
         fanout_result_response(&res, response);
     } else {
         snprintf(error_type, error_type_len, "Fanout.DeliveryFailed");
         snprintf(error_message, error_message_len,
                  "%zu of %zu records were not delivered to every target (see the log "
-                 "for each record and reason); the batch will be retried",
-                 res.failed_records, res.records);
+                 "for each record and reason); the batch will be retried%s",
+                 res.failed_records, res.records,
+                 l->partial && res.no_partial_response
+                     ? " (an SNS event: SNS reads any answer as success, so failed "
+                       "records fail the invocation even with "
+                       "FANOUT_REPORT_BATCH_ITEM_FAILURES=true)"
+                     : "");
         ret = -1;
     }
     fanout_result_clean_up(&res);

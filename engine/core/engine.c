@@ -1528,6 +1528,7 @@ static int s_invoke(struct fanout_engine *e, const char *event, char *writable, 
         return -1;
     int ddb_seen = 0, image_converts = 0;
     res->oldest_arrival_ms = ev.oldest_arrival_ms;
+    res->no_partial_response = ev.from_sns;
 
     struct s_run run = {.e = e, .ev = &ev, .res = res};
     run.raw_failed = calloc(ev.count ? ev.count : 1, 1);

@@ -76,6 +76,10 @@ struct fanout_result {
     /* The oldest stream arrival time of the event's records (Unix epoch
      * ms), 0 when the event does not say (SNS). */
     int64_t oldest_arrival_ms;
+    /* The event came from SNS, which invokes asynchronously and reads any
+     * answer as success: failed records can only fail the invocation
+     * (batchItemFailures are for Kinesis and DynamoDB Streams). */
+    int no_partial_response;
     size_t target_count;
     struct fanout_target_summary *targets;
     size_t failed_seq_count;

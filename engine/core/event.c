@@ -575,6 +575,7 @@ static int s_parse_sns(struct s_parser *ps, struct fanout_raw_record *r,
     const struct fanout_jnode *sns = fanout_jget(rec, "Sns");
     r->kind = FANOUT_SRC_SNS;
     r->action = "PUBLISH";
+    ps->ev->from_sns = 1;
     if (!sns || sns->type != FANOUT_J_OBJECT) {
         s_fail(ps, r, "field \"Sns\": missing or not an object");
         return 0;

@@ -85,6 +85,9 @@ struct fanout_event {
     size_t group_count;
     struct fanout_source_group *groups;
     int64_t oldest_arrival_ms; /* of every record; 0 when none is known */
+    /* Some record is an SNS message (or was unwrapped from one): SNS
+     * invokes asynchronously, so no answer can name failed records. */
+    int from_sns;
 };
 
 /* Parse a Lambda event. Returns 0, or -1 with err when the event as a whole

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -762,8 +763,24 @@ void fanout_filter_views_free(struct fanout_filter_views *v)
  * compared as numbers anyway. */
 #define S_JSON_FLAGS (JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL)
 
-/* A member of the event as a jansson value: scalars from the scanner's
- * node, the rest parsed from its text. NULL when out of memory. */
+/* A member's name, unescaped when it has escapes (into `a`). NULL when out
+ * of memory. */
+static const char *s_member_name(const struct fanout_jnode *m, struct fanout_arena *a,
+                                 size_t *len)
+{
+    *len = m->key_len;
+    if (!m->key_escaped)
+        return m->key;
+    struct fanout_jnode k = {
+        .type = FANOUT_J_STRING, .escaped = 1, .text = m->key, .len = m->key_len};
+    return fanout_jstr(&k, a, len);
+}
+
+/* A scanned JSON value as a jansson value, as jansson would read it but for
+ * numbers beyond a double (1e400 is JSON, RFC 8259 sets no range; jansson
+ * refuses it): they become the largest double of their sign, which every
+ * numeric bound (at most 5e9) orders as the number itself. NULL when out of
+ * memory (or a string jansson cannot hold). */
 static json_t *s_node_json(const struct fanout_jnode *n, struct fanout_arena *a)
 {
     size_t len;
@@ -774,13 +791,55 @@ static json_t *s_node_json(const struct fanout_jnode *n, struct fanout_arena *a)
         return str ? json_stringn(str, len) : NULL;
     case FANOUT_J_NUMBER: {
         char *num = fanout_arena_memdup(a, n->text, n->len); /* NUL-terminated */
-        return num ? json_real(strtod(num, NULL)) : NULL;
+        if (!num)
+            return NULL;
+        double d = strtod(num, NULL);
+        if (isinf(d))
+            d = d > 0 ? DBL_MAX : -DBL_MAX;
+        return json_real(d);
     }
     case FANOUT_J_TRUE: return json_true();
     case FANOUT_J_FALSE: return json_false();
     case FANOUT_J_NULL: return json_null();
-    default: return json_loadb(n->text, n->len, S_JSON_FLAGS, NULL);
+    case FANOUT_J_ARRAY: {
+        json_t *arr = json_array();
+        for (const struct fanout_jnode *m = arr ? n->child : NULL; m; m = m->next)
+            if (json_array_append_new(arr, s_node_json(m, a)) != 0) {
+                json_decref(arr);
+                return NULL;
+            }
+        return arr;
     }
+    case FANOUT_J_OBJECT: {
+        json_t *obj = json_object();
+        for (const struct fanout_jnode *m = obj ? n->child : NULL; m; m = m->next) {
+            size_t key_len;
+            const char *key = s_member_name(m, a, &key_len);
+            if (!key || json_object_setn_new(obj, key, key_len, s_node_json(m, a)) != 0) {
+                json_decref(obj);
+                return NULL;
+            }
+        }
+        return obj;
+    }
+    }
+    return NULL;
+}
+
+/* A text as JSON: jansson, or when it refuses the text for a number beyond
+ * a double, the scanner. NULL when the text is not JSON (or out of memory:
+ * *oom set). */
+static json_t *s_text_json(const char *text, size_t len, struct fanout_arena *a, int *oom)
+{
+    json_error_t jerr;
+    json_t *v = json_loadb(text, len, S_JSON_FLAGS, &jerr);
+    if (v || json_error_code(&jerr) != json_error_numeric_overflow)
+        return v;
+    char err[8];
+    const struct fanout_jnode *n = fanout_jscan(text, len, a, err, sizeof err);
+    if (n && !(v = s_node_json(n, a)))
+        *oom = 1;
+    return v;
 }
 
 /* The members of a Kinesis record's "kinesis" object but "data", from the
@@ -797,16 +856,12 @@ static json_t *s_kinesis_members(const struct fanout_raw_record *raw,
     const struct fanout_jnode *k = fanout_jget(rec, "kinesis");
     json_t *obj = k && k->type == FANOUT_J_OBJECT ? json_object() : NULL;
     for (const struct fanout_jnode *m = obj ? k->child : NULL; m; m = m->next) {
-        if (m->key_escaped) { /* rare: let jansson read the names */
-            json_decref(obj);
-            json_t *whole = json_loadb(k->text, k->len, S_JSON_FLAGS, NULL);
-            json_object_del(whole, "data");
-            return whole;
-        }
-        if (m->key_len == 4 && !memcmp(m->key, "data", 4))
+        size_t key_len;
+        const char *key = s_member_name(m, a, &key_len);
+        if (key && key_len == 4 && !memcmp(key, "data", 4))
             continue;
-        json_t *v = s_node_json(m, a);
-        if (!v || json_object_setn_new(obj, m->key, m->key_len, v) != 0) {
+        json_t *v = key ? s_node_json(m, a) : NULL;
+        if (!v || json_object_setn_new(obj, key, key_len, v) != 0) {
             json_decref(obj);
             return NULL;
         }
@@ -820,11 +875,12 @@ static int s_view_build(const struct fanout_rec *r, struct s_view *out,
 {
     const struct fanout_raw_record *raw = r->raw;
     out->data_is_json = 1;
+    fanout_arena_reset(a);
+    int oom = 0;
     if (raw->kind != FANOUT_SRC_KINESIS) {
-        out->json = json_loadb(raw->json, raw->json_len, S_JSON_FLAGS, NULL);
+        out->json = s_text_json(raw->json, raw->json_len, a, &oom);
         return out->json ? 0 : -1; /* the event parsed: only memory can fail */
     }
-    fanout_arena_reset(a);
     json_t *k = s_kinesis_members(raw, a);
     if (!k)
         return -1;
@@ -834,8 +890,11 @@ static int s_view_build(const struct fanout_rec *r, struct s_view *out,
         json_decref(k);
         return -1;
     }
-    json_t *data =
-        json_loadb((const char *)r->pub.data, r->pub.data_len, S_JSON_FLAGS, NULL);
+    json_t *data = s_text_json((const char *)r->pub.data, r->pub.data_len, a, &oom);
+    if (oom) {
+        json_decref(k);
+        return -1;
+    }
     out->data_is_json = data != NULL;
     if (data && json_object_set_new(k, "data", data) != 0) {
         json_decref(k);

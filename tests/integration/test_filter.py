@@ -120,6 +120,53 @@ class Filters(ti.Base):
         self.assertIn("3 records, 2 messages, 1 calls, 1 delivered, 0 failed, "
                       "1 on failure, 1 filtered", log)
 
+    def test_numbers_beyond_a_double_are_still_json(self):
+        # 1e400 is JSON (RFC 8259 sets no range) though no double holds
+        # it: a record whose data or members hold such a number was
+        # dropped as "not JSON" by a pattern naming data, and made the whole
+        # invocation fail as "out of memory" (a batch retried for ever)
+        # when the pattern named another member.
+        event = ti.kinesis_event([("a", b'{"type":"order","n":1e400}'),
+                                  ("b", b'{"type":"order","n":-1e400}'),
+                                  ("c", b'{"type":"order","n":1e-400}'),
+                                  ("d", b'{"type":"refund","n":1e400}')])
+        text = json.dumps(event).replace('"partitionKey": "a"',
+                                         '"extra": 1e400, "partitionKey": "a"')
+        maps = [ti.mapping("orders", "file", "orders.jsonl",
+                           filter={"data": {"type": ["order"]}}),
+                ti.mapping("big", "file", "big.jsonl",
+                           filter={"data": {"n": [{"numeric": [">", 5e9]}]}}),
+                ti.mapping("small", "file", "small.jsonl",
+                           filter={"data": {"n": [{"numeric": ["<", 1]}]}}),
+                ti.mapping("pk", "file", "pk.jsonl",
+                           filter={"partitionKey": ["a", "c"]})]
+        r = self.invoke(maps, None, stdin_text=text)
+        log = r.stderr.decode()
+        self.assertEqual(r.returncode, 0, log)
+        self.assertEqual(self.response(), [])
+        keys = {n: [x["key"] for x in self.lines(n + ".jsonl")]
+                for n in ("orders", "big", "small", "pk")}
+        self.assertEqual(keys, {"orders": ["a", "b", "c"], "big": ["a", "d"],
+                                "small": ["b", "c"], "pk": ["a", "c"]}, log)
+
+    def test_dynamodb_record_with_a_number_beyond_a_double(self):
+        # the record's own JSON is the view: it made the invocation fail as
+        # "out of memory"
+        ddb = ti.DDB_ARN
+        src = ti.event_records("dynamodb.json")[0]
+        text = json.dumps({"Records": [dict(src, eventSourceARN=ddb)]}).replace(
+            '"SizeBytes": ', '"Odd": [1e400], "SizeBytes": ', 1)
+        self.assertIn("1e400", text)
+        r = self.invoke([ti.mapping("ev", "file", "ev.jsonl", source=ddb,
+                                    filter={"eventName": [src["eventName"]]}),
+                         ti.mapping("odd", "file", "odd.jsonl", source=ddb,
+                                    filter={"dynamodb": {"Odd": [{"numeric": [">", 0]}]}})],
+                        None, stdin_text=text)
+        log = r.stderr.decode()
+        self.assertEqual(r.returncode, 0, log)
+        self.assertEqual(len(self.lines("ev.jsonl")), 1, log)
+        self.assertEqual(len(self.lines("odd.jsonl")), 1, log)
+
     def test_bad_pattern_named_by_validate_and_invoke(self):
         bad = ti.mapping("bad", "file", "bad.jsonl",
                          filter={"data": {"temperature": [{"numeric": [">", "5"]}]}})

@@ -95,6 +95,38 @@ class Lambda(unittest.TestCase):
         self.assertEqual(json.loads(posts[0]["body"]),
                          {"batchItemFailures": [{"itemIdentifier": "101"}]})
 
+    def test_partial_batch_response_not_for_sns(self):
+        # SNS invokes the function asynchronously: any answer is success
+        # there, so a failed SNS message (or a record of an event unwrapped
+        # from one) must fail the invocation even with
+        # FANOUT_REPORT_BATCH_ITEM_FAILURES=true, else it is lost.
+        topic = "arn:aws:sns:us-east-1:123456789012:t"
+        cfg = os.path.join(self.dir, "sns.json")
+        with open(cfg, "w") as f:
+            json.dump([{"sourceArn": src, "id": "flaky", "type": "flaky",
+                        "destination": os.path.join(self.dir, "flaky.log"),
+                        "active": True} for src in (topic, ARN)], f)
+
+        def sns(message):
+            return {"Records": [{
+                "EventSource": "aws:sns", "EventVersion": "1.0",
+                "EventSubscriptionArn": topic + ":0b1c", "Sns": {
+                    "Type": "Notification", "MessageId": "m-1", "TopicArn": topic,
+                    "Message": message}}]}
+        r, posts = self.run_runtime([{"event": sns("fatal:x")},
+                                     {"event": sns(json.dumps(event(b"fatal:y")))},
+                                     {"event": event(b"fatal:z")}],
+                                    env={"FANOUT_REPORT_BATCH_ITEM_FAILURES": "true",
+                                         "FANOUT_CONFIG": cfg})
+        log = r.stderr.decode()
+        self.assertEqual([p["kind"] for p in posts], ["error", "error", "response"], log)
+        for p in posts[:2]:
+            self.assertEqual(p["headers"]["lambda-runtime-function-error-type"],
+                             "Fanout.DeliveryFailed", log)
+            self.assertIn("SNS", json.loads(p["body"])["errorMessage"], log)
+        self.assertEqual(json.loads(posts[2]["body"]),
+                         {"batchItemFailures": [{"itemIdentifier": "100"}]})
+
     def test_init_error_without_config(self):
         r, posts = self.run_runtime([{"event": event(b"a")}], config=False)
         self.assertEqual(r.returncode, 2)
