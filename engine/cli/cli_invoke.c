@@ -22,6 +22,12 @@
 #include "core/runtime.h"
 #include "core/store_ddb.h"
 
+/* Why an SNS event's failed records fail the invocation rather than being
+ * named in batchItemFailures. */
+#define S_SNS_NO_PARTIAL                                                                   \
+    "an SNS event: SNS reads any answer as success, so failed records fail the "           \
+    "invocation even with FANOUT_REPORT_BATCH_ITEM_FAILURES=true"
+
 /* fanout invoke --timeout: default as Lambda's longest timeout, at most a
  * day. */
 #define S_INVOKE_TIMEOUT_DEFAULT_S 900
@@ -356,7 +362,16 @@ int cli_invoke(const struct cli_command *cmd, int argc, char **argv)
         if (response) {
             struct fanout_sbuf out = {0};
             FILE *f = fopen(response, "w");
-            if (!f || fanout_result_response(&res, &out) != 0 ||
+            /* an SNS event has no partial batch response (SNS reads any
+             * answer as success): what Lambda would post, its error */
+            int no_partial = rc != 0 && res.no_partial_response;
+            if (no_partial) {
+                fanout_sbuf_puts(&out, "{\"errorType\":\"Fanout.DeliveryFailed\","
+                                       "\"errorMessage\":");
+                fanout_sbuf_json_str(&out, S_SNS_NO_PARTIAL, strlen(S_SNS_NO_PARTIAL));
+                fanout_sbuf_puts(&out, "}");
+            }
+            if (!f || (no_partial ? !out.bytes : fanout_result_response(&res, &out) != 0) ||
                 fwrite(out.bytes, 1, out.len, f) != out.len) {
                 fprintf(stderr, "fanout invoke: cannot write %s: %s\n", response,
                         strerror(errno));
@@ -408,13 +423,11 @@ static int s_lambda_handler(void *ctx, const struct fanout_invocation *inv,
         snprintf(error_type, error_type_len, "Fanout.DeliveryFailed");
         snprintf(error_message, error_message_len,
                  "%zu of %zu records were not delivered to every target (see the log "
-                 "for each record and reason); the batch will be retried%s",
+                 "for each record and reason); the batch will be retried%s%s%s",
                  res.failed_records, res.records,
-                 l->partial && res.no_partial_response
-                     ? " (an SNS event: SNS reads any answer as success, so failed "
-                       "records fail the invocation even with "
-                       "FANOUT_REPORT_BATCH_ITEM_FAILURES=true)"
-                     : "");
+                 l->partial && res.no_partial_response ? " (" : "",
+                 l->partial && res.no_partial_response ? S_SNS_NO_PARTIAL : "",
+                 l->partial && res.no_partial_response ? ")" : "");
         ret = -1;
     }
     fanout_result_clean_up(&res);

@@ -133,6 +133,29 @@ class Fanout(Base):
         self.assertIs(image["ok"], True)
         self.assertIsNone(image["nothing"])
 
+    def test_sns_event_response_is_an_error_not_a_partial_batch(self):
+        """An SNS event with a failed record: --response holds the error
+        Lambda would get (SNS reads any answer as success, so naming the
+        record in batchItemFailures would drop it), not batchItemFailures."""
+        topic = "arn:aws:sns:us-east-1:123456789012:t"
+        def rec(i, topic_arn):
+            return {"EventSource": "aws:sns", "Sns": {"MessageId": "m%d" % i,
+                                                      "TopicArn": topic_arn, "Message": "x"}}
+        event = {"Records": [rec(1, topic), rec(2, topic + "\u0000x")]}
+        r = self.invoke([mapping("s", "file", "out.jsonl", source=topic)], event)
+        self.assertEqual(r.returncode, 1, r.stderr.decode())
+        self.assertEqual([x["sequenceNumber"] for x in self.lines("out.jsonl")], ["m1"])
+        with open(self.path("response.json"), encoding="utf-8") as f:
+            doc = json.load(f)
+        self.assertNotIn("batchItemFailures", doc)
+        self.assertEqual(doc["errorType"], "Fanout.DeliveryFailed")
+        self.assertIn("an SNS event", doc["errorMessage"])
+        # a Kinesis event still gets its partial batch response
+        r = self.invoke([mapping("k", "file", "k.jsonl")],
+                        kinesis_event([("pk", b"ok"), ("pk", "not base64!")]))
+        self.assertEqual(r.returncode, 1, r.stderr.decode())
+        self.assertEqual(len(self.response()), 1)
+
     def test_kpl_deaggregated_and_corrupt_reported(self):
         expected = []
         corrupt = None
