@@ -673,13 +673,14 @@ START_TEST(test_container_parse_expiration)
                  "\"Token\": \"t\", \"Expiration\": %s}",
                  bad[i]);
         err[0] = 0;
+        memset(&c, 0, sizeof c);
         ck_assert_msg(cred_container_parse((const uint8_t *)body, strlen(body),
                                            "http://127.0.0.1", &c, err, sizeof err) == -1,
                       "Expiration %s taken", bad[i]);
         ck_assert_msg(strstr(err, "Expiration") && strstr(err, "http://127.0.0.1") &&
                           strstr(err, "not a string"),
                       "%s: %s", bad[i], err);
-        ck_assert_str_eq(c.access_key_id, ""); /* wiped */
+        ck_assert_str_eq(c.access_key_id, ""); /* not filled */
     }
     static const char *const good[] = {
         "{\"AccessKeyId\": \"AKIDC\", \"SecretAccessKey\": \"s\"}",

@@ -175,7 +175,7 @@ int cred_container_parse(const uint8_t *body, size_t len, const char *shown,
         cred_set_err(err, err_len,
                      "container credentials from %s: Expiration is %s, not a string (an "
                      "ISO 8601 time)",
-                     shown, cred_json_type_name(jexp));
+                     shown, fanout_json_type_name(jexp));
     } else if (cred_fill(out, "container", id, secret, token, err, err_len) == 0) {
         if (exp && cred_parse_iso8601(exp, &out->expires_ms)) {
             cred_wipe(out, sizeof *out);

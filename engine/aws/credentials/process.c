@@ -287,7 +287,7 @@ static int s_fetch(const struct cred_scope *scope, struct fanout_credentials *ou
                     err, err_len,
                     "credential_process %.200s (profile \"%s\"): Expiration is %s, "
                     "not a string (an ISO 8601 time)",
-                    argv[0], profile, cred_json_type_name(jexp));
+                    argv[0], profile, fanout_json_type_name(jexp));
             } else if (cred_fill(out, "process", id, secret, token && *token ? token : NULL,
                                  err, err_len) == 0) {
                 if (exp && cred_parse_iso8601(exp, &out->expires_ms)) {

@@ -118,8 +118,6 @@ int cred_parse_iso8601(const char *s, int64_t *out_ms);
  * null means keys that do not expire; a number or an object is no time. */
 struct json_t;
 int cred_expiration_not_string(const struct json_t *exp);
-/* "a number", "an object"...: a JSON value's type for messages */
-const char *cred_json_type_name(const struct json_t *v);
 void cred_format_time(int64_t ms, char out[32]);
 /* Words from a server, made safe for a message of ours: no control
  * characters, bounded, and none of the request's secrets. */

@@ -170,20 +170,6 @@ int cred_expiration_not_string(const json_t *exp)
     return exp && !json_is_null(exp) && !json_is_string(exp);
 }
 
-const char *cred_json_type_name(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER:
-    case JSON_REAL: return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    default: return "null";
-    }
-}
-
 void cred_format_time(int64_t ms, char out[32])
 {
     time_t t = (time_t)(ms / 1000);
