@@ -6,6 +6,8 @@
 #include <strings.h>
 #include <sys/mman.h>
 
+#include <jansson.h>
+
 #include "common/base64_simd.h"
 
 /* Buffers, UTF-8 checks, JSON string escaping and the base64 encoder are the
@@ -702,4 +704,18 @@ char **fanout_child_env(void)
     }
     env[k] = NULL;
     return env;
+}
+
+const char *fanout_json_type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL: return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    default: return "null";
+    }
 }

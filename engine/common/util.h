@@ -100,6 +100,10 @@ char *fanout_strlcpy(char *dst, const char *src, size_t dst_len);
 #define FANOUT_QUOTE_SIZE (FANOUT_QUOTE_MAX + 40)
 const char *fanout_quote(char buf[FANOUT_QUOTE_SIZE], const char *s);
 
+/* What a JSON value is, for messages: "an object", "a string", "null"... */
+struct json_t;
+const char *fanout_json_type_name(const struct json_t *v);
+
 /* Type names are [a-z0-9_-]{1,64}: never a path. */
 int fanout_valid_type_name(const char *s);
 

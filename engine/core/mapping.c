@@ -34,20 +34,6 @@ const char *fanout_collapse_name(int mode)
     return mode >= 0 && mode < 4 ? s_collapse_names[mode] : "default";
 }
 
-const char *fanout_json_type_name(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER:
-    case JSON_REAL: return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    default: return "null";
-    }
-}
-
 static const char *s_json_type(const json_t *v)
 {
     return fanout_json_type_name(v);

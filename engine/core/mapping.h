@@ -42,9 +42,6 @@ struct fanout_mapping {
     json_t *extra; /* the fields beyond the schema: plugin options */
 };
 
-/* What a JSON value is, for messages: "an object", "a string", "null"... */
-const char *fanout_json_type_name(const json_t *v);
-
 /* The schema's field names, in the order of the README's table. */
 extern const char *const fanout_mapping_fields[];
 

@@ -368,8 +368,9 @@ static void s_judge(const struct lambda_target *t, const struct fanout_aws_respo
         if (ra) {
             char *end;
             unsigned long s = strtoul(ra, &end, 10);
+            /* compared in seconds: a huge value's milliseconds would wrap */
             if (end != ra && *end == 0)
-                o->retry_after_ms = s * 1000 > S_RETRY_AFTER_CAP_MS ? S_RETRY_AFTER_CAP_MS
+                o->retry_after_ms = s > S_RETRY_AFTER_CAP_MS / 1000 ? S_RETRY_AFTER_CAP_MS
                                                                     : (uint32_t)s * 1000;
         }
     }

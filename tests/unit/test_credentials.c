@@ -657,6 +657,46 @@ START_TEST(test_container_token_file)
 }
 END_TEST
 
+/* An Expiration that is there but not a time string (a number of seconds,
+ * an object) is not "no expiry": such credentials would be kept past their
+ * end. Only an absent or null Expiration means long-term keys. */
+START_TEST(test_container_parse_expiration)
+{
+    struct fanout_credentials c;
+    char err[512];
+    static const char *const bad[] = {"1733600000", "1733600000.5", "true", "{}",
+                                      "[\"2099-01-02T03:04:05Z\"]"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char body[256];
+        snprintf(body, sizeof body,
+                 "{\"AccessKeyId\": \"AKIDC\", \"SecretAccessKey\": \"s\", "
+                 "\"Token\": \"t\", \"Expiration\": %s}",
+                 bad[i]);
+        err[0] = 0;
+        memset(&c, 0, sizeof c);
+        ck_assert_msg(cred_container_parse((const uint8_t *)body, strlen(body),
+                                           "http://127.0.0.1", &c, err, sizeof err) == -1,
+                      "Expiration %s taken", bad[i]);
+        ck_assert_msg(strstr(err, "Expiration") && strstr(err, "http://127.0.0.1") &&
+                          strstr(err, "not a string"),
+                      "%s: %s", bad[i], err);
+        ck_assert_str_eq(c.access_key_id, ""); /* not filled */
+    }
+    static const char *const good[] = {
+        "{\"AccessKeyId\": \"AKIDC\", \"SecretAccessKey\": \"s\"}",
+        "{\"AccessKeyId\": \"AKIDC\", \"SecretAccessKey\": \"s\", \"Expiration\": null}",
+        "{\"AccessKeyId\": \"AKIDC\", \"SecretAccessKey\": \"s\", \"Expiration\": "
+        "\"2099-01-02T03:04:05Z\"}"};
+    static const int64_t good_exp[] = {0, 0, 4071006245000LL};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        ck_assert_msg(cred_container_parse((const uint8_t *)good[i], strlen(good[i]),
+                                           "http://127.0.0.1", &c, err, sizeof err) == 0,
+                      "%s: %s", good[i], err);
+        ck_assert_int_eq(c.expires_ms, good_exp[i]);
+    }
+}
+END_TEST
+
 START_TEST(test_container_hosts)
 {
     s_server_start(NULL);
@@ -1717,6 +1757,8 @@ START_TEST(test_credential_process)
              "v2) echo '{\"Version\": 2, \"AccessKeyId\": \"A\", \"SecretAccessKey\": "
              "\"S\"}' ;;\n"
              "nokey) echo '{\"Version\": 1, \"AccessKeyId\": \"A\"}' ;;\n"
+             "numexp) echo '{\"Version\": 1, \"AccessKeyId\": \"A\", \"SecretAccessKey\": "
+             "\"S\", \"SessionToken\": \"T\", \"Expiration\": 1733600000}' ;;\n"
              "fail) echo oops >&2; exit 3 ;;\n"
              "slow) sleep 30 ;;\n"
              "big) head -c 200000 /dev/zero | tr '\\\\0' x ;;\n"
@@ -1746,6 +1788,9 @@ START_TEST(test_credential_process)
     ck_assert_fails_with(&c, "Version", "\"p\"");
     setenv("MODE", "nokey", 1);
     ck_assert_fails_with(&c, "lacks SecretAccessKey");
+    /* an Expiration that is not a time string: not "never expires" */
+    setenv("MODE", "numexp", 1);
+    ck_assert_fails_with(&c, "Expiration", "not a string", "\"p\"");
     setenv("MODE", "fail", 1);
     ck_assert_fails_with(&c, "exited with status 3");
     setenv("MODE", "big", 1);
@@ -1834,6 +1879,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_container_retried);
     tcase_add_test(tc, test_container_token_file);
     tcase_add_test(tc, test_container_hosts);
+    tcase_add_test(tc, test_container_parse_expiration);
     tcase_add_test(tc, test_assume_role);
     tcase_add_test(tc, test_assume_role_external_id);
     tcase_add_test(tc, test_session_name_and_duration);

@@ -143,6 +143,13 @@ START_TEST(invoke_answers)
          "TooManyRequestsException",
          5000,
          "Rate exceeded"},
+        /* seconds whose milliseconds overflow 64 bits (to 384): the cap */
+        {{429, FANOUT_AWS_THROTTLED, "TooManyRequestsException", "Rate exceeded",
+          "Retry-After", "18446744073709552", NULL},
+         'T',
+         "TooManyRequestsException",
+         5000,
+         "Rate exceeded"},
         {{502, FANOUT_AWS_THROTTLED, "EC2ThrottledException", "x", "Retry-After", "soon",
           NULL},
          'T',

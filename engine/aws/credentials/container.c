@@ -161,13 +161,21 @@ int cred_container_parse(const uint8_t *body, size_t len, const char *shown,
     const char *id = json_string_value(json_object_get(root, "AccessKeyId"));
     const char *secret = json_string_value(json_object_get(root, "SecretAccessKey"));
     const char *token = json_string_value(json_object_get(root, "Token"));
-    const char *exp = json_string_value(json_object_get(root, "Expiration"));
+    json_t *jexp = json_object_get(root, "Expiration");
+    const char *exp = json_string_value(jexp);
     int rc = -1;
     if (!id || !*id || !secret || !*secret) {
         cred_set_err(err, err_len,
                      "container credentials from %s: the reply lacks AccessKeyId or "
                      "SecretAccessKey",
                      shown);
+    } else if (cred_expiration_not_string(jexp)) {
+        /* a number or an object is no "never expires": such credentials
+         * would be used past their end */
+        cred_set_err(err, err_len,
+                     "container credentials from %s: Expiration is %s, not a string (an "
+                     "ISO 8601 time)",
+                     shown, fanout_json_type_name(jexp));
     } else if (cred_fill(out, "container", id, secret, token, err, err_len) == 0) {
         if (exp && cred_parse_iso8601(exp, &out->expires_ms)) {
             cred_wipe(out, sizeof *out);

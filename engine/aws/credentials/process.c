@@ -263,7 +263,8 @@ static int s_fetch(const struct cred_scope *scope, struct fanout_credentials *ou
             const char *id = json_string_value(json_object_get(j, "AccessKeyId"));
             const char *secret = json_string_value(json_object_get(j, "SecretAccessKey"));
             const char *token = json_string_value(json_object_get(j, "SessionToken"));
-            const char *exp = json_string_value(json_object_get(j, "Expiration"));
+            json_t *jexp = json_object_get(j, "Expiration");
+            const char *exp = json_string_value(jexp);
             if (!json_is_object(j)) {
                 cred_set_err(
                     err, err_len,
@@ -281,6 +282,12 @@ static int s_fetch(const struct cred_scope *scope, struct fanout_credentials *ou
                     err, err_len,
                     "credential_process %.200s (profile \"%s\"): the output lacks %s",
                     argv[0], profile, !id || !*id ? "AccessKeyId" : "SecretAccessKey");
+            } else if (cred_expiration_not_string(jexp)) {
+                cred_set_err(
+                    err, err_len,
+                    "credential_process %.200s (profile \"%s\"): Expiration is %s, "
+                    "not a string (an ISO 8601 time)",
+                    argv[0], profile, fanout_json_type_name(jexp));
             } else if (cred_fill(out, "process", id, secret, token && *token ? token : NULL,
                                  err, err_len) == 0) {
                 if (exp && cred_parse_iso8601(exp, &out->expires_ms)) {

@@ -114,6 +114,10 @@ int cred_env_int(const char *name, long def, long min, long max, long *out, char
                  size_t err_len);
 /* ISO 8601 as AWS writes it: YYYY-MM-DDTHH:MM:SS[.fff][Z|+HH:MM|-HH:MM]. */
 int cred_parse_iso8601(const char *s, int64_t *out_ms);
+/* Whether a JSON answer's Expiration is there but not a string: absent or
+ * null means keys that do not expire; a number or an object is no time. */
+struct json_t;
+int cred_expiration_not_string(const struct json_t *exp);
 void cred_format_time(int64_t ms, char out[32]);
 /* Words from a server, made safe for a message of ours: no control
  * characters, bounded, and none of the request's secrets. */

@@ -165,6 +165,11 @@ int cred_parse_iso8601(const char *s, int64_t *out_ms)
     return 0;
 }
 
+int cred_expiration_not_string(const json_t *exp)
+{
+    return exp && !json_is_null(exp) && !json_is_string(exp);
+}
+
 void cred_format_time(int64_t ms, char out[32])
 {
     time_t t = (time_t)(ms / 1000);
