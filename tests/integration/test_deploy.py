@@ -491,6 +491,68 @@ class Deploy(unittest.TestCase):
         self.assertIn("listing the event source mappings of fanout", err)
         self.aws._json("DELETE", "/__faults")
 
+    def other_function_mapping(self, source):
+        """Function "other" (not fanout's) with a mapping of `source`: the
+        mapping as ListEventSourceMappings lists it."""
+        c = harness.botocore_client("lambda", self.aws.url)
+        try:
+            with open(os.path.join(self.pkg, "fanout-function-x86_64.zip"), "rb") as f:
+                c.create_function(FunctionName="other", Runtime="provided.al2023",
+                                  Handler="bootstrap", Role=ROLE_ARN, Code={"ZipFile": f.read()})
+            c.create_event_source_mapping(FunctionName="other", EventSourceArn=source,
+                                          StartingPosition="LATEST")
+            esm, = c.list_event_source_mappings(FunctionName="other")["EventSourceMappings"]
+        finally:
+            c.close()
+        return {k: esm[k] for k in ("UUID", "FunctionArn", "EventSourceArn", "State")}
+
+    def other_mapping_left(self, uuid):
+        c = harness.botocore_client("lambda", self.aws.url)
+        try:
+            return c.get_event_source_mapping(UUID=uuid)["UUID"] == uuid
+        finally:
+            c.close()
+
+    def test_a_mapping_of_another_function_is_not_touched(self):
+        # ListEventSourceMappings?FunctionName=fanout answers another
+        # function's mapping of the same stream (an answer to another
+        # request, a proxy that drops the filter): unhook and destroy
+        # must not delete it, and say whose it is
+        self.ok("deploy", "--function", "fanout")
+        self.ok("hook", "--function", "fanout", "--source-arn", STREAM)
+        other = self.other_function_mapping(STREAM)
+        self.aws.faults({"service": "lambda_ctl", "kind": "mangle", "count": -1,
+                         "operation": "ListEventSourceMappings",
+                         "ops": [{"op": "set", "path": "EventSourceMappings",
+                                  "value": [other]}]})
+        expected = ("event source mapping %s of function %s, expected one of function fanout"
+                    % (other["UUID"], other["FunctionArn"]))
+        for args in (("unhook", "--function", "fanout", "--source-arn", STREAM),
+                     ("pause", "--function", "fanout", "--source-arn", STREAM),
+                     ("destroy", "--function", "fanout", "--yes")):
+            rc, out, err = self.fanout(*args)
+            self.assertEqual(rc, 1, out + err)
+            self.assertIn(expected, err)
+            self.assertTrue(self.other_mapping_left(other["UUID"]), args)
+        self.assertEqual([o for o in self.ops("lambda_ctl") if o.startswith(("Delete", "Update"))
+                          and o != "UpdateFunctionConfiguration"], [])
+        self.assertEqual(self.config()["State"], "Active")
+        # fanout's mapping of another source, in a listing asked for STREAM's
+        self.aws._json("DELETE", "/__faults")
+        stray = {"UUID": "0f0f0f0f-0000-4000-8000-000000000000", "FunctionArn": FUNCTION_ARN,
+                 "EventSourceArn": STREAM2, "State": "Enabled"}
+        self.aws.faults({"service": "lambda_ctl", "kind": "mangle", "count": -1,
+                         "operation": "ListEventSourceMappings",
+                         "ops": [{"op": "set", "path": "EventSourceMappings",
+                                  "value": [stray]}]})
+        rc, out, err = self.fanout("unhook", "--function", "fanout", "--source-arn", STREAM)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("event source mapping %s of source %s, expected one of source %s"
+                      % (stray["UUID"], STREAM2, STREAM), err)
+        self.aws._json("DELETE", "/__faults")
+        out, err = self.ok("destroy", "--function", "fanout", "--yes")
+        self.assertTrue(self.other_mapping_left(other["UUID"]))
+
     def destroy_stops_at_a_repeat(self, operation, listing):
         """destroy with repeatMarker on: it fails at the second page of
         `operation`, naming the listing. The operations it sent."""
