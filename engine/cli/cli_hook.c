@@ -474,8 +474,9 @@ static int s_env_after_unhook(struct s_ctx *c)
 
 static int s_unhook(struct s_ctx *c, json_t **esm)
 {
-    const char *uuid = s_str(*esm, "UUID");
     int rc = strcmp(s_str(*esm, "State"), "Deleting") ? s_settle(c, esm) : CLI_OK;
+    /* read after s_settle, which replaces *esm (and frees the listing's) */
+    const char *uuid = s_str(*esm, "UUID");
     char path[256];
     snprintf(path, sizeof path, S_ESM_PATH "%s", uuid);
     struct cli_aws_reply r = {0};

@@ -553,6 +553,25 @@ class Deploy(unittest.TestCase):
         out, err = self.ok("destroy", "--function", "fanout", "--yes")
         self.assertTrue(self.other_mapping_left(other["UUID"]))
 
+    def test_unhook_a_mapping_still_changing(self):
+        # a mapping still changing (paused by another tool a moment ago):
+        # unhook waits for it to settle, then deletes that mapping, by its UUID
+        self.ok("deploy", "--function", "fanout")
+        self.ok("hook", "--function", "fanout", "--source-arn", STREAM)
+        uuid, = [m["UUID"] for m in self.mappings()]
+        self.lambda_options(esmPolls=3)
+        c = harness.botocore_client("lambda", self.aws.url)
+        try:
+            self.assertEqual(c.update_event_source_mapping(UUID=uuid, Enabled=False)["State"],
+                             "Disabling")
+        finally:
+            c.close()
+        out, err = self.ok("unhook", "--function", "fanout", "--source-arn", STREAM)
+        self.assertIn("deleted event source mapping %s for %s" % (uuid, STREAM), out)
+        self.assertEqual([e["params"]["UUID"] for e in
+                          self.calls("lambda_ctl", "DeleteEventSourceMapping")], [uuid])
+        self.assertEqual(self.mappings(), [])
+
     def destroy_stops_at_a_repeat(self, operation, listing):
         """destroy with repeatMarker on: it fails at the second page of
         `operation`, naming the listing. The operations it sent."""
