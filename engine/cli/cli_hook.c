@@ -250,6 +250,17 @@ static int s_probe(void *ctx, char *progress, size_t progress_len)
         cli_aws_reply_free(&r);
         return rc;
     }
+    if (strcmp(s_str(r.json, "UUID"), uuid) != 0) {
+        /* an answer to another request: what is done next (a delete, an
+         * update) would act on that other mapping */
+        fprintf(
+            stderr,
+            "fanout %s: reading event source mapping %s: the answer is for event source "
+            "mapping \"%s\", expected %s; stopped\n",
+            w->c->cmd, uuid, s_str(r.json, "UUID"), uuid);
+        cli_aws_reply_free(&r);
+        return -1;
+    }
     json_decref(w->last);
     w->last = json_incref(r.json);
     const char *state = s_str(r.json, "State");

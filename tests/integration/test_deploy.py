@@ -572,6 +572,32 @@ class Deploy(unittest.TestCase):
                           self.calls("lambda_ctl", "DeleteEventSourceMapping")], [uuid])
         self.assertEqual(self.mappings(), [])
 
+    def test_a_mapping_read_answered_for_another_mapping(self):
+        # unhook waits for fanout's changing mapping; GetEventSourceMapping
+        # answers another function's mapping: unhook stops, named, and
+        # deletes neither (before, it deleted the one the answer named)
+        self.ok("deploy", "--function", "fanout")
+        self.ok("hook", "--function", "fanout", "--source-arn", STREAM)
+        uuid, = [m["UUID"] for m in self.mappings()]
+        other = self.other_function_mapping(STREAM)
+        self.lambda_options(esmPolls=3)
+        c = harness.botocore_client("lambda", self.aws.url)
+        try:
+            c.update_event_source_mapping(UUID=uuid, Enabled=False)
+        finally:
+            c.close()
+        self.aws.faults({"service": "lambda_ctl", "kind": "mangle", "count": -1,
+                         "operation": "GetEventSourceMapping",
+                         "ops": [{"op": "set", "path": "UUID", "value": other["UUID"]}]})
+        rc, out, err = self.fanout("unhook", "--function", "fanout", "--source-arn", STREAM)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("reading event source mapping %s: the answer is for event source mapping "
+                      "\"%s\", expected %s" % (uuid, other["UUID"], uuid), err)
+        self.assertEqual(self.calls("lambda_ctl", "DeleteEventSourceMapping"), [])
+        self.aws._json("DELETE", "/__faults")
+        self.assertTrue(self.other_mapping_left(other["UUID"]))
+        self.assertEqual([m["UUID"] for m in self.mappings()], [uuid])
+
     def destroy_stops_at_a_repeat(self, operation, listing):
         """destroy with repeatMarker on: it fails at the second page of
         `operation`, naming the listing. The operations it sent."""
