@@ -199,14 +199,54 @@ int cli_function_path(const char *function, const char *suffix, char *out, size_
 /* ---- event source mappings ------------------------------------------------------ */
 
 struct d_esm_keep {
-    const char *cmd;
+    const char *cmd, *what, *function, *source_arn;
     json_t *out;
 };
 
-/* One mapping of the listing, kept. */
+/* Is `arn` (a mapping's FunctionArn) the function's: its ARN when the
+ * function is named by ARN, else one whose name part is the function's
+ * name; either may go on with ":QUALIFIER" (a version's or an alias's
+ * mapping). */
+static int d_esm_function_is(const char *arn, const char *function)
+{
+    size_t n;
+    if (!strncmp(function, "arn:", 4)) {
+        n = strlen(function);
+        return !strncmp(arn, function, n) && (!arn[n] || arn[n] == ':');
+    }
+    const char *at = strstr(arn, ":function:");
+    if (!at || strncmp(arn, "arn:", 4) != 0)
+        return 0;
+    at += strlen(":function:");
+    n = strlen(function);
+    return !strncmp(at, function, n) && (!at[n] || at[n] == ':');
+}
+
+/* One mapping of the listing, kept when it is the function's (and the
+ * source's, when the listing asked for one): a mapping of another function
+ * in the answer (an answer to another request, a filter dropped) fails the
+ * listing, so that nothing of another function is updated or deleted. */
 static int d_esm_keep(void *ctx, json_t *esm)
 {
     const struct d_esm_keep *k = ctx;
+    const char *uuid = d_str(esm, "UUID", NULL), *fn = d_str(esm, "FunctionArn", NULL),
+               *src = d_str(esm, "EventSourceArn", NULL);
+    if (!fn || !d_esm_function_is(fn, k->function)) {
+        fprintf(stderr,
+                "fanout %s: %s: the answer holds event source mapping %s of function %s, "
+                "expected one of function %s; stopped, nothing of it changed\n",
+                k->cmd, k->what, uuid ? uuid : "(no UUID)", fn ? fn : "(no FunctionArn)",
+                k->function);
+        return -1;
+    }
+    if (k->source_arn && (!src || strcmp(src, k->source_arn) != 0)) {
+        fprintf(stderr,
+                "fanout %s: %s: the answer holds event source mapping %s of source %s, "
+                "expected one of source %s; stopped, nothing of it changed\n",
+                k->cmd, k->what, uuid ? uuid : "(no UUID)",
+                src ? src : "(no EventSourceArn)", k->source_arn);
+        return -1;
+    }
     return json_array_append(k->out, esm) == 0 ? 0 : (d_oom(k->cmd), -1);
 }
 
@@ -215,7 +255,7 @@ int cli_esm_list(const char *cmd, const char *function, const char *source_arn, 
     char what[160];
     snprintf(what, sizeof what, "listing the event source mappings of %s", function);
     const char *pairs[] = {"EventSourceArn", source_arn, "FunctionName", function, NULL};
-    struct d_esm_keep keep = {cmd, out};
+    struct d_esm_keep keep = {cmd, what, function, source_arn, out};
     const struct d_listing l = {
         .cmd = cmd,
         .what = what,

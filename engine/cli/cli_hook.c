@@ -250,6 +250,17 @@ static int s_probe(void *ctx, char *progress, size_t progress_len)
         cli_aws_reply_free(&r);
         return rc;
     }
+    if (strcmp(s_str(r.json, "UUID"), uuid) != 0) {
+        /* an answer to another request: what is done next (a delete, an
+         * update) would act on that other mapping */
+        fprintf(
+            stderr,
+            "fanout %s: reading event source mapping %s: the answer is for event source "
+            "mapping \"%s\", expected %s; stopped\n",
+            w->c->cmd, uuid, s_str(r.json, "UUID"), uuid);
+        cli_aws_reply_free(&r);
+        return -1;
+    }
     json_decref(w->last);
     w->last = json_incref(r.json);
     const char *state = s_str(r.json, "State");
@@ -474,8 +485,9 @@ static int s_env_after_unhook(struct s_ctx *c)
 
 static int s_unhook(struct s_ctx *c, json_t **esm)
 {
-    const char *uuid = s_str(*esm, "UUID");
     int rc = strcmp(s_str(*esm, "State"), "Deleting") ? s_settle(c, esm) : CLI_OK;
+    /* read after s_settle, which replaces *esm (and frees the listing's) */
+    const char *uuid = s_str(*esm, "UUID");
     char path[256];
     snprintf(path, sizeof path, S_ESM_PATH "%s", uuid);
     struct cli_aws_reply r = {0};

@@ -491,6 +491,113 @@ class Deploy(unittest.TestCase):
         self.assertIn("listing the event source mappings of fanout", err)
         self.aws._json("DELETE", "/__faults")
 
+    def other_function_mapping(self, source):
+        """Function "other" (not fanout's) with a mapping of `source`: the
+        mapping as ListEventSourceMappings lists it."""
+        c = harness.botocore_client("lambda", self.aws.url)
+        try:
+            with open(os.path.join(self.pkg, "fanout-function-x86_64.zip"), "rb") as f:
+                c.create_function(FunctionName="other", Runtime="provided.al2023",
+                                  Handler="bootstrap", Role=ROLE_ARN, Code={"ZipFile": f.read()})
+            c.create_event_source_mapping(FunctionName="other", EventSourceArn=source,
+                                          StartingPosition="LATEST")
+            esm, = c.list_event_source_mappings(FunctionName="other")["EventSourceMappings"]
+        finally:
+            c.close()
+        return {k: esm[k] for k in ("UUID", "FunctionArn", "EventSourceArn", "State")}
+
+    def other_mapping_left(self, uuid):
+        c = harness.botocore_client("lambda", self.aws.url)
+        try:
+            return c.get_event_source_mapping(UUID=uuid)["UUID"] == uuid
+        finally:
+            c.close()
+
+    def test_a_mapping_of_another_function_is_not_touched(self):
+        # ListEventSourceMappings?FunctionName=fanout answers another
+        # function's mapping of the same stream (an answer to another
+        # request, a proxy that drops the filter): unhook and destroy
+        # must not delete it, and say whose it is
+        self.ok("deploy", "--function", "fanout")
+        self.ok("hook", "--function", "fanout", "--source-arn", STREAM)
+        other = self.other_function_mapping(STREAM)
+        self.aws.faults({"service": "lambda_ctl", "kind": "mangle", "count": -1,
+                         "operation": "ListEventSourceMappings",
+                         "ops": [{"op": "set", "path": "EventSourceMappings",
+                                  "value": [other]}]})
+        expected = ("event source mapping %s of function %s, expected one of function fanout"
+                    % (other["UUID"], other["FunctionArn"]))
+        for args in (("unhook", "--function", "fanout", "--source-arn", STREAM),
+                     ("pause", "--function", "fanout", "--source-arn", STREAM),
+                     ("destroy", "--function", "fanout", "--yes")):
+            rc, out, err = self.fanout(*args)
+            self.assertEqual(rc, 1, out + err)
+            self.assertIn(expected, err)
+            self.assertTrue(self.other_mapping_left(other["UUID"]), args)
+        self.assertEqual([o for o in self.ops("lambda_ctl") if o.startswith(("Delete", "Update"))
+                          and o != "UpdateFunctionConfiguration"], [])
+        self.assertEqual(self.config()["State"], "Active")
+        # fanout's mapping of another source, in a listing asked for STREAM's
+        self.aws._json("DELETE", "/__faults")
+        stray = {"UUID": "0f0f0f0f-0000-4000-8000-000000000000", "FunctionArn": FUNCTION_ARN,
+                 "EventSourceArn": STREAM2, "State": "Enabled"}
+        self.aws.faults({"service": "lambda_ctl", "kind": "mangle", "count": -1,
+                         "operation": "ListEventSourceMappings",
+                         "ops": [{"op": "set", "path": "EventSourceMappings",
+                                  "value": [stray]}]})
+        rc, out, err = self.fanout("unhook", "--function", "fanout", "--source-arn", STREAM)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("event source mapping %s of source %s, expected one of source %s"
+                      % (stray["UUID"], STREAM2, STREAM), err)
+        self.aws._json("DELETE", "/__faults")
+        out, err = self.ok("destroy", "--function", "fanout", "--yes")
+        self.assertTrue(self.other_mapping_left(other["UUID"]))
+
+    def test_unhook_a_mapping_still_changing(self):
+        # a mapping still changing (paused by another tool a moment ago):
+        # unhook waits for it to settle, then deletes that mapping, by its UUID
+        self.ok("deploy", "--function", "fanout")
+        self.ok("hook", "--function", "fanout", "--source-arn", STREAM)
+        uuid, = [m["UUID"] for m in self.mappings()]
+        self.lambda_options(esmPolls=3)
+        c = harness.botocore_client("lambda", self.aws.url)
+        try:
+            self.assertEqual(c.update_event_source_mapping(UUID=uuid, Enabled=False)["State"],
+                             "Disabling")
+        finally:
+            c.close()
+        out, err = self.ok("unhook", "--function", "fanout", "--source-arn", STREAM)
+        self.assertIn("deleted event source mapping %s for %s" % (uuid, STREAM), out)
+        self.assertEqual([e["params"]["UUID"] for e in
+                          self.calls("lambda_ctl", "DeleteEventSourceMapping")], [uuid])
+        self.assertEqual(self.mappings(), [])
+
+    def test_a_mapping_read_answered_for_another_mapping(self):
+        # unhook waits for fanout's changing mapping; GetEventSourceMapping
+        # answers another function's mapping: unhook stops, named, and
+        # deletes neither (before, it deleted the one the answer named)
+        self.ok("deploy", "--function", "fanout")
+        self.ok("hook", "--function", "fanout", "--source-arn", STREAM)
+        uuid, = [m["UUID"] for m in self.mappings()]
+        other = self.other_function_mapping(STREAM)
+        self.lambda_options(esmPolls=3)
+        c = harness.botocore_client("lambda", self.aws.url)
+        try:
+            c.update_event_source_mapping(UUID=uuid, Enabled=False)
+        finally:
+            c.close()
+        self.aws.faults({"service": "lambda_ctl", "kind": "mangle", "count": -1,
+                         "operation": "GetEventSourceMapping",
+                         "ops": [{"op": "set", "path": "UUID", "value": other["UUID"]}]})
+        rc, out, err = self.fanout("unhook", "--function", "fanout", "--source-arn", STREAM)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("reading event source mapping %s: the answer is for event source mapping "
+                      "\"%s\", expected %s" % (uuid, other["UUID"], uuid), err)
+        self.assertEqual(self.calls("lambda_ctl", "DeleteEventSourceMapping"), [])
+        self.aws._json("DELETE", "/__faults")
+        self.assertTrue(self.other_mapping_left(other["UUID"]))
+        self.assertEqual([m["UUID"] for m in self.mappings()], [uuid])
+
     def destroy_stops_at_a_repeat(self, operation, listing):
         """destroy with repeatMarker on: it fails at the second page of
         `operation`, naming the listing. The operations it sent."""
