@@ -502,18 +502,12 @@ static void s_print_missing(const struct s_prepared *p, const char *id)
             p->ctx.cmd->name, id, p->source_arn, p->table);
 }
 
-/* The "S" text of attribute `name` of `item`, or NULL. */
-static const char *s_item_text(const json_t *item, const char *name)
-{
-    const json_t *v = json_object_get(item, name);
-    return json_object_size(v) == 1 ? json_string_value(json_object_get(v, "S")) : NULL;
-}
-
 /* Whether GetItem's `item` is another key's (an answer to another request:
  * changed and put back, it would overwrite that item); says so. */
 static int s_other_item(const json_t *item, const struct s_prepared *p, const char *id)
 {
-    const char *src = s_item_text(item, "sourceArn"), *iid = s_item_text(item, "id");
+    const char *src = fanout_ddb_item_text(item, "sourceArn"),
+               *iid = fanout_ddb_item_text(item, "id");
     if (src && iid && !strcmp(src, p->source_arn) && !strcmp(iid, id))
         return 0;
     char qs[FANOUT_QUOTE_SIZE], qi[FANOUT_QUOTE_SIZE];

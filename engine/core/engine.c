@@ -1372,8 +1372,6 @@ static struct s_target_run *s_target_add(struct s_run *run, size_t *cap,
     return t;
 }
 
-/* An invalid mapping of this source: its records fail on it (the other
- * targets still get them), unless FANOUT_SKIP_INVALID_MAPPINGS. */
 /* The stream of a Kinesis enhanced fan-out consumer ARN,
  * arn:P:kinesis:R:A:stream/NAME/consumer/C:T, into `out`: 1, or 0 when
  * `arn` is not one (or does not fit). */
@@ -1395,6 +1393,8 @@ static int s_consumer_stream(const char *arn, char *out, size_t len)
     return 1;
 }
 
+/* An invalid mapping of this source: its records fail on it (the other
+ * targets still get them), unless FANOUT_SKIP_INVALID_MAPPINGS. */
 static int s_invalid_mapping(struct s_run *run, size_t *cap,
                              const struct fanout_source_group *g, const char *id,
                              const char *type, const char *destination, const char *why)

@@ -54,6 +54,13 @@ static const char *s_attr_type(const json_t *v, const json_t **val)
     return json_object_iter_key(it);
 }
 
+const char *fanout_ddb_item_text(const json_t *item, const char *name)
+{
+    const json_t *v;
+    const char *t = s_attr_type(json_object_get(item, name), &v);
+    return t && !strcmp(t, "S") && json_is_string(v) ? json_string_value(v) : NULL;
+}
+
 /* What was found, for messages: S "true", N 1, BOOL false, NULL, M... */
 static void s_describe(const json_t *attr, char *out, size_t len)
 {
@@ -497,14 +504,10 @@ static int s_add_problem(struct s_collect *c, const char *msg, const json_t *ite
         c->set->details = d;
         c->problem_cap = cap;
     }
+    const char *src = fanout_ddb_item_text(item, "sourceArn");
+    const char *id = fanout_ddb_item_text(item, "id");
     const json_t *v;
-    const char *t = s_attr_type(json_object_get(item, "sourceArn"), &v);
-    const char *src =
-        t && !strcmp(t, "S") && json_is_string(v) ? json_string_value(v) : NULL;
-    t = s_attr_type(json_object_get(item, "id"), &v);
-    const char *id =
-        t && !strcmp(t, "S") && json_is_string(v) ? json_string_value(v) : NULL;
-    t = s_attr_type(json_object_get(item, "active"), &v);
+    const char *t = s_attr_type(json_object_get(item, "active"), &v);
     int active = t && !strcmp(t, "BOOL") && json_is_boolean(v) ? json_is_true(v) : -1;
     return fanout_mapping_set_add_problem(c->set, msg, src, id, active);
 }
@@ -537,19 +540,11 @@ struct s_reader {
     char answer_wrong[768]; /* why the answer cannot be this read's, or "" */
 };
 
-/* The "S" text of an item's attribute `name`, or NULL. */
-static const char *s_key_text(const json_t *item, const char *name)
-{
-    const json_t *v;
-    const char *t = s_attr_type(json_object_get(item, name), &v);
-    return t && !strcmp(t, "S") && json_is_string(v) ? json_string_value(v) : NULL;
-}
-
 static int s_read_item(void *ctx, const json_t *item)
 {
     struct s_reader *rd = ctx;
     char msg[768], full[1024];
-    const char *item_source = s_key_text(item, "sourceArn");
+    const char *item_source = fanout_ddb_item_text(item, "sourceArn");
     if (rd->source && item_source && strcmp(item_source, rd->source) != 0) {
         /* an answer to another request (a proxy's, an emulator's): its
          * items are some other source's targets */
@@ -558,19 +553,17 @@ static int s_read_item(void *ctx, const json_t *item)
                  "the answer holds an item of sourceArn \"%s\" (id \"%s\"), not of the "
                  "sourceArn asked for: not an answer to this Query, so none of its items "
                  "is used",
-                 fanout_quote(qs, item_source), fanout_quote(qi, s_key_text(item, "id")));
+                 fanout_quote(qs, item_source),
+                 fanout_quote(qi, fanout_ddb_item_text(item, "id")));
         return -1;
     }
     struct fanout_mapping *m = fanout_mapping_from_item(item, rd->index++, msg, sizeof msg);
     if (m)
         return s_add_item(&rd->c, m);
     /* in a Scan, ids repeat across sources: name the source */
-    const json_t *sv;
-    const char *t = s_attr_type(json_object_get(item, "sourceArn"), &sv);
-    if (!rd->source && t && !strcmp(t, "S") && json_is_string(sv)) {
+    if (!rd->source && item_source) {
         char q[FANOUT_QUOTE_SIZE];
-        snprintf(full, sizeof full, "sourceArn %s: %s",
-                 fanout_quote(q, json_string_value(sv)), msg);
+        snprintf(full, sizeof full, "sourceArn %s: %s", fanout_quote(q, item_source), msg);
     } else
         snprintf(full, sizeof full, "%s", msg);
     return s_add_problem(&rd->c, full, item);

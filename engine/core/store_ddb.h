@@ -16,6 +16,10 @@
 struct fanout_mapping *fanout_mapping_from_item(const json_t *item, size_t index, char *err,
                                                 size_t err_len);
 
+/* The text of an item's string attribute `name` ({"S": "..."}), or NULL
+ * when it has none or it is of another type. */
+const char *fanout_ddb_item_text(const json_t *item, const char *name);
+
 /* The DynamoDB item for a mapping (strings as S, booleans as BOOL, plugin
  * option fields as their JSON types: string S, integer N, boolean BOOL).
  * New reference, or NULL when out of memory. */

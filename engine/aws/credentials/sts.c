@@ -103,9 +103,12 @@ int cred_sts_parse(const char *xml, size_t n, const char *action, const char *ro
     if (ul >= 0) {
         const char *name = strrchr(role_arn, '/');
         name = name ? name + 1 : role_arn;
-        const char *at = (size_t)ul < sizeof user ? strstr(user, ":assumed-role/") : NULL;
+        static const char mark[] = ":assumed-role/";
+        const char *at = (size_t)ul < sizeof user ? strstr(user, mark) : NULL;
         size_t nl = strlen(name);
-        if (!at || strncasecmp(at + 14, name, nl) != 0 || at[14 + nl] != '/') {
+        if (at)
+            at += sizeof mark - 1;
+        if (!at || strncasecmp(at, name, nl) != 0 || at[nl] != '/') {
             cred_wipe(out, sizeof *out);
             cred_set_err(
                 err, err_len,
